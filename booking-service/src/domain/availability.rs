@@ -1,0 +1,129 @@
+//! Free slots of a day, and the nearest free slots to a time that was taken.
+
+use super::{Minutes, Slot, WeeklyHours, Zone, BOOKING_HORIZON_DAYS};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+
+/// The slots of `length` starting every `step` minutes within the openings of the local `date`,
+/// that lie in the bookable future and overlap none of `busy`.
+pub fn free_slots(
+    zone: &Zone,
+    hours: &WeeklyHours,
+    date: NaiveDate,
+    length: Minutes,
+    step: Minutes,
+    busy: &[Slot],
+    now: DateTime<Utc>,
+) -> Vec<Slot> {
+    let horizon = now + Duration::days(BOOKING_HORIZON_DAYS);
+    let mut slots = Vec::new();
+    for (open, close) in hours.openings_on(date) {
+        let mut minute = open;
+        while i64::from(minute) + length.get() <= i64::from(close) {
+            let wall = NaiveTime::from_num_seconds_from_midnight_opt(minute * 60, 0);
+            if let Some(start) = wall.and_then(|t| zone.instant(date.and_time(t))) {
+                let slot = Slot::new(start, length);
+                let free = start > now
+                    && start <= horizon
+                    && hours.permits(zone, &slot)
+                    && !busy.iter().any(|b| b.overlaps(&slot));
+                if free && slots.last() != Some(&slot) {
+                    slots.push(slot);
+                }
+            }
+            minute += step.get() as u32;
+        }
+    }
+    slots
+}
+
+/// How many days either side of a taken time are searched for alternatives.
+pub const ALTERNATIVE_WINDOW_DAYS: i64 = 7;
+
+/// Up to `max` free slots of `length` nearest to `wanted`, searching its local day and the
+/// `ALTERNATIVE_WINDOW_DAYS` either side. `busy` must cover that window.
+#[allow(clippy::too_many_arguments)]
+pub fn alternatives(
+    zone: &Zone,
+    hours: &WeeklyHours,
+    wanted: &Slot,
+    length: Minutes,
+    step: Minutes,
+    busy: &[Slot],
+    now: DateTime<Utc>,
+    max: usize,
+) -> Vec<Slot> {
+    let day = zone.local(wanted.start()).date();
+    let mut candidates: Vec<Slot> = (-ALTERNATIVE_WINDOW_DAYS..=ALTERNATIVE_WINDOW_DAYS)
+        .filter_map(|offset| day.checked_add_signed(Duration::days(offset)))
+        .flat_map(|date| free_slots(zone, hours, date, length, step, busy, now))
+        .filter(|slot| slot != wanted)
+        .collect();
+    candidates.sort_by_key(|slot| ((slot.start() - wanted.start()).num_seconds().abs(), slot.start()));
+    candidates.truncate(max);
+    candidates.sort();
+    candidates
+}
+
+/// The instant range whose appointments can affect the alternatives of `wanted`.
+pub fn alternatives_window(wanted: &Slot) -> (DateTime<Utc>, DateTime<Utc>) {
+    let margin = Duration::days(ALTERNATIVE_WINDOW_DAYS + 2);
+    (wanted.start() - margin, wanted.end() + margin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::api::{Weekday, WorkingHours};
+
+    fn setup() -> (Zone, WeeklyHours, NaiveDate, Minutes) {
+        let zone = Zone::parse("tz", "America/New_York").expect("zone");
+        let hours = WeeklyHours::parse(&[WorkingHours {
+            weekday: Weekday::Fri,
+            start: "09:00".into(),
+            end: "12:00".into(),
+        }])
+        .expect("hours");
+        let friday = NaiveDate::from_ymd_opt(2027, 1, 15).expect("date");
+        (zone, hours, friday, Minutes::parse("m", 30).expect("m"))
+    }
+
+    fn at(zone: &Zone, date: NaiveDate, hm: &str) -> DateTime<Utc> {
+        zone.resolve(date, super::super::parse_time("t", hm).expect("t")).expect("instant")
+    }
+
+    #[test]
+    fn a_day_is_cut_into_free_slots_around_booked_ones() {
+        let (zone, hours, friday, half) = setup();
+        let now = at(&zone, friday, "00:00") - Duration::days(1);
+        let busy = [Slot::new(at(&zone, friday, "10:00"), half)];
+        let starts: Vec<_> = free_slots(&zone, &hours, friday, half, half, &busy, now)
+            .iter()
+            .map(|s| zone.local(s.start()).format("%H:%M").to_string())
+            .collect();
+        assert_eq!(starts, ["09:00", "09:30", "10:30", "11:00", "11:30"]);
+    }
+
+    #[test]
+    fn alternatives_are_the_nearest_free_times() {
+        let (zone, hours, friday, half) = setup();
+        let now = at(&zone, friday, "00:00") - Duration::days(1);
+        let wanted = Slot::new(at(&zone, friday, "10:00"), half);
+        let busy = [wanted, Slot::new(at(&zone, friday, "10:30"), half)];
+        let alts = alternatives(&zone, &hours, &wanted, half, half, &busy, now, 3);
+        let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
+        assert_eq!(starts, ["09:00", "09:30", "11:00"]);
+    }
+
+    #[test]
+    fn the_spring_gap_yields_no_slot() {
+        let zone = Zone::parse("tz", "America/New_York").expect("zone");
+        let day = NaiveDate::from_ymd_opt(2027, 3, 14).expect("date");
+        let hour = Minutes::parse("m", 60).expect("m");
+        let now = Utc::now() - Duration::days(400);
+        let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
+        assert_eq!(slots.len(), 0, "the whole day lies past the horizon from a year ago");
+        let now = zone.resolve(day, NaiveTime::MIN).expect("midnight") - Duration::days(1);
+        let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
+        assert_eq!(slots.len(), 23, "02:00 does not exist that day");
+    }
+}

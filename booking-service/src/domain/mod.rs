@@ -1,0 +1,35 @@
+//! Types that cannot hold invalid values. Handlers turn request bodies into these first; everything
+//! past the HTTP layer works with them only.
+
+mod availability;
+mod code;
+mod hours;
+mod ids;
+mod patient;
+mod time;
+
+pub use availability::{alternatives, free_slots};
+pub use code::ConfirmationCode;
+pub use hours::WeeklyHours;
+pub use ids::{AppointmentId, OrgId, ProviderId};
+pub use patient::{Email, Notes, PatientName, PhoneNumber};
+pub use time::{parse_date, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS};
+
+/// A value from outside that breaks a rule; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// The time is valid but the provider does not work then.
+    #[error("the provider does not work at that time")]
+    OutsideWorkingHours,
+}
+
+impl DomainError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! What a booking says about the patient, checked once at the edge.
+
+use super::DomainError;
+
+fn check_text(field: &'static str, s: &str, max_chars: usize, allow_newlines: bool) -> Result<String, DomainError> {
+    let s = s.trim();
+    if s.chars().count() > max_chars {
+        return Err(DomainError::invalid(field, format!("must be at most {max_chars} characters")));
+    }
+    if s.chars().any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t'))) {
+        return Err(DomainError::invalid(field, "must not contain control characters"));
+    }
+    Ok(s.to_owned())
+}
+
+/// A phone number in E.164 (`+` and 8 to 15 digits); spaces, dots, dashes and brackets that
+/// people write are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, DomainError> {
+        let compact: String = s
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let digits = compact.strip_prefix('+').unwrap_or_default();
+        let ok = (8..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if ok {
+            Ok(Self(compact))
+        } else {
+            Err(DomainError::invalid(field, format!("'{s}' is not a phone number in E.164 form such as +15551234567")))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address of a plain, deliverable shape: no spaces or line breaks (so it can never
+/// smuggle a header), one `@`, a dotted domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &'static str, s: &str) -> Result<Self, DomainError> {
+        let s = s.trim();
+        let invalid = || DomainError::invalid(field, format!("'{s}' is not an email address"));
+        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')) {
+            return Err(invalid());
+        }
+        let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
+        let domain_ok = domain.contains('.')
+            && !domain.contains('@')
+            && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+        if local.is_empty() || local.len() > 64 || !domain_ok {
+            return Err(invalid());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A patient's name: one line, at most 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientName(String);
+
+impl PatientName {
+    pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
+        let name = check_text(field, s, 200, false)?;
+        Ok((!name.is_empty()).then_some(Self(name)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free-text notes: at most 2,000 characters, line breaks allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notes(String);
+
+impl Notes {
+    pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
+        let notes = check_text(field, s, 2000, true)?;
+        Ok((!notes.is_empty()).then_some(Self(notes)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_normalised_to_e164() {
+        assert_eq!(PhoneNumber::parse("p", "+1 (555) 123-4567").map(|p| p.0), Ok("+15551234567".into()));
+        for bad in ["5551234567", "+1555abc4567", "+0123456789", "+1234", ""] {
+            assert!(PhoneNumber::parse("p", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails_that_could_inject_headers_are_refused() {
+        assert!(Email::parse("e", "ada@example.com").is_ok());
+        for bad in ["ada@example.com\r\nBcc: x@evil.com", "ada", "@example.com", "ada@localhost", "a b@example.com", "a@b@c.com"] {
+            assert!(Email::parse("e", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_single_lines() {
+        assert!(PatientName::parse("n", "Ada\nBcc: x").is_err());
+        assert_eq!(PatientName::parse("n", "  ").map(|n| n.is_none()), Ok(true));
+        assert!(Notes::parse("notes", "first line\nsecond line").is_ok());
+    }
+}

@@ -1,0 +1,218 @@
+//! Local dates and times read in an IANA zone, turned into instants on purpose: a time that does
+//! not exist (a DST gap) is refused, an ambiguous one (a DST overlap) takes the earlier instant.
+
+use super::DomainError;
+use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// How far ahead a booking may be made.
+pub const BOOKING_HORIZON_DAYS: i64 = 365;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zone(Tz);
+
+impl Zone {
+    pub fn parse(field: &'static str, name: &str) -> Result<Self, DomainError> {
+        name.trim()
+            .parse::<Tz>()
+            .map(Self)
+            .map_err(|_| DomainError::invalid(field, format!("'{name}' is not an IANA time zone name such as America/New_York")))
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The instant of a local wall-clock time: `None` in a DST gap, the earlier instant when the
+    /// time occurs twice.
+    pub fn instant(&self, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+        match self.0.from_local_datetime(&local) {
+            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => Some(a.min(b).with_timezone(&Utc)),
+            LocalResult::None => None,
+        }
+    }
+
+    /// Like [`Zone::instant`], refusing a DST gap with a message naming the field.
+    pub fn resolve(&self, date: NaiveDate, time: NaiveTime) -> Result<DateTime<Utc>, DomainError> {
+        self.instant(date.and_time(time)).ok_or_else(|| {
+            DomainError::invalid(
+                "appointment_time",
+                format!(
+                    "{date} {} does not exist in {} (the clocks change then)",
+                    time.format("%H:%M"),
+                    self.name()
+                ),
+            )
+        })
+    }
+
+    /// The instant as the zone's wall clock with its offset, as the API shows it.
+    pub fn localize(&self, t: DateTime<Utc>) -> DateTime<FixedOffset> {
+        t.with_timezone(&self.0).fixed_offset()
+    }
+
+    pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        t.with_timezone(&self.0).naive_local()
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.local(Utc::now()).date()
+    }
+}
+
+/// `YYYY-MM-DD`.
+pub fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate, DomainError> {
+    let s = s.trim();
+    (s.len() == 10)
+        .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| DomainError::invalid(field, format!("'{s}' is not a date in the form YYYY-MM-DD")))
+}
+
+/// `HH:MM`, 24-hour.
+pub fn parse_time(field: &'static str, s: &str) -> Result<NaiveTime, DomainError> {
+    let s = s.trim();
+    let well_formed = s.len() == 5 && s.as_bytes()[2] == b':';
+    well_formed
+        .then(|| NaiveTime::parse_from_str(s, "%H:%M").ok())
+        .flatten()
+        .ok_or_else(|| DomainError::invalid(field, format!("'{s}' is not a time in the form HH:MM (00:00 to 23:59)")))
+}
+
+/// An appointment length: 5 to 480 minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Minutes(i64);
+
+impl Minutes {
+    pub const MIN: i64 = 5;
+    pub const MAX: i64 = 480;
+
+    pub fn parse(field: &'static str, minutes: i64) -> Result<Self, DomainError> {
+        if (Self::MIN..=Self::MAX).contains(&minutes) {
+            Ok(Self(minutes))
+        } else {
+            Err(DomainError::invalid(
+                field,
+                format!("must be between {} and {} minutes, got {minutes}", Self::MIN, Self::MAX),
+            ))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    pub fn duration(self) -> Duration {
+        Duration::minutes(self.0)
+    }
+}
+
+/// A half-open time range `[start, end)` with `start < end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Slot {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl Slot {
+    pub fn new(start: DateTime<Utc>, length: Minutes) -> Self {
+        Self {
+            start,
+            end: start + length.duration(),
+        }
+    }
+
+    /// A range read back from storage, where `start < end` is a table constraint.
+    pub fn from_bounds(start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Self> {
+        (start < end).then_some(Self { start, end })
+    }
+
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    pub fn end(&self) -> DateTime<Utc> {
+        self.end
+    }
+
+    pub fn overlaps(&self, other: &Slot) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+
+    /// Refuses a start in the past or beyond the booking horizon.
+    pub fn check_bookable(&self, now: DateTime<Utc>) -> Result<(), DomainError> {
+        if self.start <= now {
+            return Err(DomainError::invalid("appointment_date", "the appointment must be in the future"));
+        }
+        if self.start > now + Duration::days(BOOKING_HORIZON_DAYS) {
+            return Err(DomainError::invalid(
+                "appointment_date",
+                format!("bookings can be made at most {BOOKING_HORIZON_DAYS} days ahead"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ny() -> Zone {
+        Zone::parse("timezone", "America/New_York").expect("zone")
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        parse_date("d", s).expect("date")
+    }
+
+    fn time(s: &str) -> NaiveTime {
+        parse_time("t", s).expect("time")
+    }
+
+    #[test]
+    fn a_local_time_in_the_spring_gap_is_refused() {
+        let err = ny().resolve(date("2027-03-14"), time("02:30")).expect_err("gap");
+        assert!(matches!(err, DomainError::Invalid { field: "appointment_time", .. }));
+    }
+
+    #[test]
+    fn an_ambiguous_autumn_time_takes_the_earlier_instant() {
+        let t = ny().resolve(date("2027-11-07"), time("01:30")).expect("ambiguous");
+        assert_eq!(t.to_rfc3339(), "2027-11-07T05:30:00+00:00", "EDT (-04:00) comes first");
+    }
+
+    #[test]
+    fn local_times_keep_their_offset_on_the_wire() {
+        let t = ny().resolve(date("2027-01-15"), time("14:00")).expect("valid");
+        assert_eq!(ny().localize(t).to_rfc3339(), "2027-01-15T14:00:00-05:00");
+    }
+
+    #[test]
+    fn malformed_times_and_dates_are_refused() {
+        for bad in ["25:99", "24:00", "2pm", "9:00", "14:00:00", ""] {
+            assert!(parse_time("t", bad).is_err(), "{bad}");
+        }
+        for bad in ["2027-02-30", "15/01/2027", "2027-1-5"] {
+            assert!(parse_date("d", bad).is_err(), "{bad}");
+        }
+        assert!(Zone::parse("timezone", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn durations_outside_five_to_480_minutes_are_refused() {
+        assert!(Minutes::parse("m", 4).is_err());
+        assert!(Minutes::parse("m", 481).is_err());
+        assert!(Minutes::parse("m", 5).is_ok() && Minutes::parse("m", 480).is_ok());
+    }
+
+    #[test]
+    fn back_to_back_slots_do_not_overlap() {
+        let start = Utc::now();
+        let a = Slot::new(start, Minutes(30));
+        let b = Slot::new(a.end(), Minutes(30));
+        assert!(!a.overlaps(&b) && !b.overlaps(&a));
+        assert!(a.overlaps(&Slot::new(start + Duration::minutes(29), Minutes(5))));
+    }
+}

@@ -1,0 +1,265 @@
+//! Request and response bodies of SPEC §3–§4, exactly as they travel as JSON.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+/// Every error answer: `{"success": false, "error": {"code", "message"}}`, plus the free
+/// alternatives when a slot is unavailable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ErrorBody {
+    pub success: bool,
+    pub error: ErrorDetail,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<Vec<Slot>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ErrorDetail {
+    /// One of SPEC §3's codes, e.g. `slot_unavailable`.
+    pub code: String,
+    pub message: String,
+}
+
+/// A time range in RFC 3339 with the provider's local offset; `ends_at` is exclusive.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Slot {
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateOrganization {
+    pub name: String,
+    /// IANA time zone name, e.g. `America/New_York`.
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Organization {
+    pub id: Uuid,
+    pub name: String,
+    pub timezone: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// One opening of a provider on a weekday, local wall-clock `HH:MM` (end may be `24:00`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct WorkingHours {
+    pub weekday: Weekday,
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateProvider {
+    pub name: String,
+    /// IANA zone; the organization's zone when absent.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub appointment_minutes: Option<i64>,
+    /// Absent or empty: bookable at any time.
+    #[serde(default)]
+    pub working_hours: Option<Vec<WorkingHours>>,
+}
+
+/// Fields to change; absent fields stay as they are. `timezone: null` falls back to the
+/// organization's zone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateProvider {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_hours: Option<Vec<WorkingHours>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().and_then(|inner| inner.as_ref()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Provider {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    /// The zone its local times are read in (its own, else the organization's).
+    pub timezone: String,
+    pub appointment_minutes: i64,
+    pub working_hours: Vec<WorkingHours>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+pub struct AvailabilityQuery {
+    /// Local date `YYYY-MM-DD` in the provider's zone.
+    pub date: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Availability {
+    pub provider_id: Uuid,
+    pub date: NaiveDate,
+    pub timezone: String,
+    pub slots: Vec<Slot>,
+}
+
+/// The seed's booking call: `POST /api/vapi/booking`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BookingRequest {
+    pub tool_name: String,
+    pub tool_input: BookingInput,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct BookingInput {
+    #[serde(default)]
+    pub provider_id: Option<Uuid>,
+    /// Local date `YYYY-MM-DD`.
+    #[serde(default)]
+    pub appointment_date: Option<String>,
+    /// Local time `HH:MM` (24-hour).
+    #[serde(default)]
+    pub appointment_time: Option<String>,
+    #[serde(default)]
+    pub duration_minutes: Option<i64>,
+    #[serde(default)]
+    pub patient_name: Option<String>,
+    /// E.164, e.g. `+15551234567`.
+    #[serde(default)]
+    pub patient_phone: Option<String>,
+    #[serde(default)]
+    pub patient_email: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct BookingResponse {
+    pub success: bool,
+    pub appointment_id: Uuid,
+    pub status: AppointmentStatus,
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    pub confirmation_code: String,
+    /// Time the service spent on this request, in milliseconds.
+    pub latency_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppointmentStatus {
+    Pending,
+    Confirmed,
+    Cancelled,
+}
+
+impl AppointmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "confirmed" => Some(Self::Confirmed),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Pending and confirmed appointments hold their time; cancelled ones free it.
+    pub fn is_active(self) -> bool {
+        !matches!(self, Self::Cancelled)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Patient {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Appointment {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub provider_id: Uuid,
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    pub status: AppointmentStatus,
+    pub confirmation_code: String,
+    pub patient: Patient,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+pub struct AppointmentQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<Uuid>,
+    /// RFC 3339 instant; appointments ending after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// RFC 3339 instant; appointments starting before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// `pending`, `confirmed` or `cancelled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CancelRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RescheduleRequest {
+    #[serde(default)]
+    pub appointment_date: Option<String>,
+    #[serde(default)]
+    pub appointment_time: Option<String>,
+    #[serde(default)]
+    pub duration_minutes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

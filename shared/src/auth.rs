@@ -1,0 +1,71 @@
+//! The bearer token's claims (SPEC §2) and a helper that mints HS256 tokens for tools and tests.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The operator: creates and deletes organizations.
+    Platform,
+    /// Manages the providers of its organization, and everything staff may.
+    Admin,
+    /// Manages the appointments of its organization.
+    Staff,
+    /// A voice agent of its organization.
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Platform => "platform",
+            Self::Admin => "admin",
+            Self::Staff => "staff",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<Uuid>,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+impl Claims {
+    /// Claims valid from now for `ttl_secs` seconds.
+    pub fn new(sub: impl Into<String>, role: Role, org_id: Option<Uuid>, ttl_secs: i64) -> Self {
+        let now = chrono::Utc::now().timestamp();
+        Self {
+            sub: sub.into(),
+            role,
+            org_id,
+            exp: now + ttl_secs,
+            iat: Some(now),
+            nbf: None,
+            iss: None,
+            aud: None,
+        }
+    }
+
+    /// Signs the claims with an HS256 secret.
+    pub fn mint_hs256(&self, secret: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            self,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+    }
+}

@@ -1,0 +1,220 @@
+//! A typed client for the booking service: one method per route, SPEC errors as values.
+
+use crate::api::*;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request did not get an HTTP answer (connection refused, timeout, reset).
+    #[error("transport error: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The service answered with an error status and SPEC's error body.
+    #[error("{status}: {} ({})", body.error.message, body.error.code)]
+    Api { status: StatusCode, body: Box<ErrorBody> },
+    /// The answer was not the JSON this client expects.
+    #[error("unexpected answer {status}: {message}")]
+    Decode { status: StatusCode, message: String },
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Transport(e) => e.status(),
+            Self::Api { status, .. } | Self::Decode { status, .. } => Some(*status),
+        }
+    }
+
+    /// SPEC's error code, when the service answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { body, .. } => Some(&body.error.code),
+            _ => None,
+        }
+    }
+
+    pub fn alternatives(&self) -> &[Slot] {
+        match self {
+            Self::Api { body, .. } => body.alternatives.as_deref().unwrap_or_default(),
+            _ => &[],
+        }
+    }
+}
+
+pub type ClientResult<T> = Result<T, ClientError>;
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self::with_http(http, base_url)
+    }
+
+    /// Shares one connection pool (and its settings) between several clients.
+    pub fn with_http(http: reqwest::Client, base_url: impl Into<String>) -> Self {
+        Self {
+            http,
+            base: base_url.into().trim_end_matches('/').to_owned(),
+            token: None,
+        }
+    }
+
+    /// The same client acting with another bearer token.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A request to `path` carrying this client's token, for calls the typed methods do not cover.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn healthz(&self) -> ClientResult<Health> {
+        self.send(self.request(Method::GET, "/healthz")).await
+    }
+
+    pub async fn readyz(&self) -> ClientResult<Health> {
+        self.send(self.request(Method::GET, "/readyz")).await
+    }
+
+    pub async fn create_organization(&self, body: &CreateOrganization) -> ClientResult<Organization> {
+        self.send(self.request(Method::POST, "/api/orgs").json(body)).await
+    }
+
+    pub async fn delete_organization(&self, id: Uuid) -> ClientResult<()> {
+        self.send_empty(self.request(Method::DELETE, &format!("/api/orgs/{id}"))).await
+    }
+
+    pub async fn create_provider(&self, body: &CreateProvider) -> ClientResult<Provider> {
+        self.send(self.request(Method::POST, "/api/providers").json(body)).await
+    }
+
+    pub async fn providers(&self) -> ClientResult<Vec<Provider>> {
+        self.send(self.request(Method::GET, "/api/providers")).await
+    }
+
+    pub async fn provider(&self, id: Uuid) -> ClientResult<Provider> {
+        self.send(self.request(Method::GET, &format!("/api/providers/{id}"))).await
+    }
+
+    pub async fn update_provider(&self, id: Uuid, body: &UpdateProvider) -> ClientResult<Provider> {
+        self.send(self.request(Method::PATCH, &format!("/api/providers/{id}")).json(body)).await
+    }
+
+    pub async fn deactivate_provider(&self, id: Uuid) -> ClientResult<()> {
+        self.send_empty(self.request(Method::DELETE, &format!("/api/providers/{id}"))).await
+    }
+
+    pub async fn availability(&self, provider: Uuid, date: &str) -> ClientResult<Availability> {
+        let query = AvailabilityQuery { date: date.to_owned() };
+        let path = format!("/api/providers/{provider}/availability");
+        self.send(self.request(Method::GET, &path).query(&query)).await
+    }
+
+    pub async fn book(&self, input: &BookingInput) -> ClientResult<BookingResponse> {
+        self.send(self.book_request(input, None)).await
+    }
+
+    /// A booking that a retry with the same key answers with the first result.
+    pub async fn book_idempotent(&self, input: &BookingInput, key: &str) -> ClientResult<BookingResponse> {
+        self.send(self.book_request(input, Some(key))).await
+    }
+
+    /// The booking request itself, for callers that time or send it their own way.
+    pub fn book_request(&self, input: &BookingInput, idempotency_key: Option<&str>) -> RequestBuilder {
+        let body = BookingRequest {
+            tool_name: "book_appointment".into(),
+            tool_input: input.clone(),
+        };
+        let builder = self.request(Method::POST, "/api/vapi/booking").json(&body);
+        match idempotency_key {
+            Some(key) => builder.header("Idempotency-Key", key),
+            None => builder,
+        }
+    }
+
+    pub async fn appointments(&self, query: &AppointmentQuery) -> ClientResult<Vec<Appointment>> {
+        self.send(self.request(Method::GET, "/api/appointments").query(query)).await
+    }
+
+    pub async fn appointment(&self, id: Uuid) -> ClientResult<Appointment> {
+        self.send(self.request(Method::GET, &format!("/api/appointments/{id}"))).await
+    }
+
+    pub async fn cancel(&self, id: Uuid, reason: Option<&str>) -> ClientResult<Appointment> {
+        let body = CancelRequest {
+            reason: reason.map(str::to_owned),
+        };
+        let path = format!("/api/appointments/{id}/cancel");
+        self.send(self.request(Method::POST, &path).json(&body)).await
+    }
+
+    pub async fn reschedule(&self, id: Uuid, body: &RescheduleRequest) -> ClientResult<Appointment> {
+        let path = format!("/api/appointments/{id}/reschedule");
+        self.send(self.request(Method::POST, &path).json(body)).await
+    }
+
+    /// Sends a request and decodes a success body as `T`, or SPEC's error body.
+    pub async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> ClientResult<T> {
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        decode(status, &bytes)
+    }
+
+    async fn send_empty(&self, request: RequestBuilder) -> ClientResult<()> {
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        decode::<serde_json::Value>(status, &bytes).map(|_| ())
+    }
+}
+
+/// Turns a status and body into `T` on success, else into the matching [`ClientError`].
+pub fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> ClientResult<T> {
+    if status.is_success() {
+        return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
+            status,
+            message: e.to_string(),
+        });
+    }
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(body) => Err(ClientError::Api {
+            status,
+            body: Box::new(body),
+        }),
+        Err(_) => Err(ClientError::Decode {
+            status,
+            message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
+        }),
+    }
+}
