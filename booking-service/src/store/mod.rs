@@ -1,0 +1,270 @@
+//! Persistence behind one trait, with a PostgreSQL and a SQLite implementation that keep the same
+//! rules (SPEC §5). Dialect differences live only inside `postgres.rs` and `sqlite.rs`.
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::domain::{
+    AppointmentId, DomainError, Email, Minutes, Notes, OrgId, PatientName, PhoneNumber, ProviderId, Slot, WeeklyHours, Zone,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use shared::api::AppointmentStatus;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyConflict,
+    #[error(transparent)]
+    Invalid(#[from] DomainError),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                Self::Unavailable(e.to_string())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Who acts, and in which organization: every tenant query is scoped by it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub org: OrgId,
+    pub sub: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+    pub zone: Zone,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub id: ProviderId,
+    pub org_id: OrgId,
+    pub name: String,
+    /// Its own zone, if it has one.
+    pub own_zone: Option<Zone>,
+    /// The organization's zone, used when it has none.
+    pub org_zone: Zone,
+    pub appointment_minutes: Minutes,
+    pub hours: WeeklyHours,
+    pub active: bool,
+}
+
+impl Provider {
+    /// The zone its local times are read in.
+    pub fn zone(&self) -> Zone {
+        self.own_zone.unwrap_or(self.org_zone)
+    }
+
+    pub fn permits(&self, slot: &Slot) -> bool {
+        self.hours.permits(&self.zone(), slot)
+    }
+
+    pub fn apply(&mut self, c: &ProviderChanges) {
+        if let Some(name) = &c.name {
+            self.name = name.clone();
+        }
+        if let Some(zone) = c.own_zone {
+            self.own_zone = zone;
+        }
+        if let Some(minutes) = c.appointment_minutes {
+            self.appointment_minutes = minutes;
+        }
+        if let Some(hours) = &c.hours {
+            self.hours = hours.clone();
+        }
+        if let Some(active) = c.active {
+            self.active = active;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Patient {
+    pub name: Option<PatientName>,
+    pub phone: Option<PhoneNumber>,
+    pub email: Option<Email>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Appointment {
+    pub id: AppointmentId,
+    pub org_id: OrgId,
+    pub provider_id: ProviderId,
+    /// The provider's zone, in which the API shows its times.
+    pub zone: Zone,
+    pub slot: Slot,
+    pub status: AppointmentStatus,
+    pub confirmation_code: String,
+    pub patient_name: Option<String>,
+    pub patient_phone: Option<String>,
+    pub patient_email: Option<String>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub provider: Option<ProviderId>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub status: Option<AppointmentStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub action: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A retry-safe request: the key (scoped by organization) and the fingerprint of its body.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// Computes the slot of a booking from the provider as the transaction sees it.
+pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Slot, DomainError> + Send + Sync);
+/// Computes the new slot of an appointment being moved.
+pub type PlanMove<'a> = &'a (dyn Fn(&Provider, &Appointment) -> Result<Slot, DomainError> + Send + Sync);
+/// The answer to remember for an idempotent booking.
+pub type Render<'a> = &'a (dyn Fn(&Appointment) -> serde_json::Value + Send + Sync);
+
+pub struct NewBooking<'a> {
+    pub provider: ProviderId,
+    pub plan: PlanSlot<'a>,
+    pub patient: Patient,
+    pub notes: Option<Notes>,
+    pub idempotency: Option<IdempotencyKey>,
+    pub render: Render<'a>,
+}
+
+#[derive(Debug)]
+pub enum BookOutcome {
+    Booked(Appointment),
+    /// The same idempotency key and body were seen before: their first answer.
+    Replayed(serde_json::Value),
+    /// The time is taken or outside the provider's hours.
+    Unavailable { provider: Provider, wanted: Slot },
+}
+
+#[derive(Debug)]
+pub enum MoveOutcome {
+    Moved(Appointment),
+    Unavailable { provider: Provider, wanted: Slot },
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderChanges {
+    pub name: Option<String>,
+    pub own_zone: Option<Option<Zone>>,
+    pub appointment_minutes: Option<Minutes>,
+    pub hours: Option<WeeklyHours>,
+    pub active: Option<bool>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
+    async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>>;
+    /// Removes the organization and everything of it; false when there was none.
+    async fn delete_organization(&self, id: OrgId) -> StoreResult<bool>;
+
+    async fn create_provider(&self, provider: &Provider) -> StoreResult<()>;
+    async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>>;
+    async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>>;
+    async fn update_provider(&self, org: OrgId, id: ProviderId, changes: &ProviderChanges) -> StoreResult<Option<Provider>>;
+
+    /// The active appointments of a provider overlapping `[from, to)`.
+    async fn busy(&self, org: OrgId, provider: ProviderId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Slot>>;
+
+    /// Books atomically: the slot is free and inside the provider's hours when the transaction
+    /// commits, with its audit row and outbox message, or nothing is written.
+    async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome>;
+
+    async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>>;
+    async fn appointments(&self, org: OrgId, filter: &AppointmentFilter) -> StoreResult<Vec<Appointment>>;
+    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment>;
+    /// Moves an active appointment, re-checking overlap and hours atomically.
+    async fn reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> StoreResult<MoveOutcome>;
+
+    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Connects to the database a URL names and applies its migrations.
+pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DynStore> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(database_url, pool_size).await?))
+    } else if database_url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(database_url, pool_size).await?))
+    } else {
+        anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:// (got {})", redact(database_url))
+    }
+}
+
+/// A URL safe to print: the password, if any, is masked.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A zone read back from storage, where only valid names are ever written.
+fn stored_zone(name: &str) -> StoreResult<Zone> {
+    Zone::parse("timezone", name).map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
+}
+
+/// The current instant at the precision both databases keep (microseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// How many times a transaction that lost a serialization or deadlock race is tried in all.
+pub const ATTEMPTS: usize = 5;
+
+/// What an action writes to the audit log.
+pub mod action {
+    pub const BOOKED: &str = "booked";
+    pub const CANCELLED: &str = "cancelled";
+    pub const RESCHEDULED: &str = "rescheduled";
+}
+
+/// The outbox message kinds.
+pub mod message {
+    pub const BOOKING_CONFIRMATION: &str = "booking_confirmation";
+}

@@ -1,0 +1,615 @@
+//! The PostgreSQL store. Each tenant transaction first switches to the `booking_app` role and sets
+//! `app.org_id`, both transaction-locally, so row-level security filters every statement that
+//! follows. The exclusion constraint `appointments_no_overlap` decides booking conflicts.
+
+use super::*;
+use crate::domain::ConfirmationCode;
+use shared::api::WorkingHours;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The role request transactions run as.
+pub const REQUEST_ROLE: &str = "booking_app";
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Why one attempt of a transaction ended without an answer.
+enum Fault {
+    /// Lost a race the database resolves by aborting: try the whole transaction again.
+    Retry,
+    Fail(StoreError),
+}
+
+impl From<sqlx::Error> for Fault {
+    fn from(e: sqlx::Error) -> Self {
+        match sqlstate(&e).as_deref() {
+            Some("40001" | "40P01") => Fault::Retry,
+            _ => Fault::Fail(e.into()),
+        }
+    }
+}
+
+impl From<StoreError> for Fault {
+    fn from(e: StoreError) -> Self {
+        Fault::Fail(e)
+    }
+}
+
+impl From<DomainError> for Fault {
+    fn from(e: DomainError) -> Self {
+        Fault::Fail(e.into())
+    }
+}
+
+fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+}
+
+/// Runs `attempt` until it answers, retrying serialization and deadlock aborts a bounded number
+/// of times.
+macro_rules! retrying {
+    ($attempt:expr) => {{
+        let mut outcome = Err(StoreError::Internal("transaction kept losing serialization races".into()));
+        for _ in 0..ATTEMPTS {
+            match $attempt.await {
+                Ok(v) => {
+                    outcome = Ok(v);
+                    break;
+                }
+                Err(Fault::Fail(e)) => {
+                    outcome = Err(e);
+                    break;
+                }
+                Err(Fault::Retry) => continue,
+            }
+        }
+        outcome
+    }};
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)?.application_name("booking-service");
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size)
+            .min_connections(1.min(pool_size))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let store = Self { pool };
+        store.check_request_role().await?;
+        Ok(store)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Refuses to run if the request role could bypass row-level security.
+    async fn check_request_role(&self) -> anyhow::Result<()> {
+        let (superuser, bypass, owns): (bool, bool, bool) = sqlx::query_as(
+            "SELECT r.rolsuper, r.rolbypassrls,
+                    EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() AND t.tableowner = r.rolname)
+             FROM pg_roles r WHERE r.rolname = $1",
+        )
+        .bind(REQUEST_ROLE)
+        .fetch_one(&self.pool)
+        .await?;
+        anyhow::ensure!(
+            !superuser && !bypass && !owns,
+            "the role {REQUEST_ROLE} must not be superuser, BYPASSRLS or a table owner"
+        );
+        Ok(())
+    }
+
+    /// A transaction scoped to one organization, running as the request role.
+    async fn begin(&self, org: OrgId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
+            .bind(REQUEST_ROLE)
+            .bind(org.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn try_book(&self, actor: &Actor, b: &NewBooking<'_>) -> Result<BookOutcome, Fault> {
+        let mut tx = self.begin(actor.org).await?;
+        if let Some(idem) = &b.idempotency {
+            if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                return Ok(replayed);
+            }
+        }
+        let provider = load_provider(&mut tx, actor.org, b.provider)
+            .await?
+            .filter(|p| p.active)
+            .ok_or(StoreError::NotFound)?;
+        let wanted = (b.plan)(&provider)?;
+        if !provider.permits(&wanted) {
+            return Ok(BookOutcome::Unavailable { provider, wanted });
+        }
+        let now = now();
+        let appointment = Appointment {
+            id: AppointmentId::new(),
+            org_id: actor.org,
+            provider_id: provider.id,
+            zone: provider.zone(),
+            slot: wanted,
+            status: AppointmentStatus::Pending,
+            confirmation_code: ConfirmationCode::generate().into_string(),
+            patient_name: b.patient.name.as_ref().map(|n| n.as_str().to_owned()),
+            patient_phone: b.patient.phone.as_ref().map(|p| p.as_str().to_owned()),
+            patient_email: b.patient.email.as_ref().map(|e| e.as_str().to_owned()),
+            notes: b.notes.as_ref().map(|n| n.as_str().to_owned()),
+            created_at: now,
+            updated_at: now,
+        };
+        let response = b.idempotency.as_ref().map(|_| Json((b.render)(&appointment)));
+        let inserted = sqlx::query(
+            "WITH appt AS (
+                INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
+                                          patient_name, patient_phone, patient_email, notes, created_at, updated_at)
+                VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9::text, $10, $11, $11)
+                RETURNING id, org_id
+            ), audit AS (
+                INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at)
+                SELECT org_id, id, 'booked', $12, jsonb_build_object('starts_at', $4, 'ends_at', $5), $11 FROM appt
+            ), outbox AS (
+                INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+                SELECT $13, org_id, id, $14, jsonb_build_object('to', $9::text), $11, $11 FROM appt WHERE $9::text IS NOT NULL
+            )
+            INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
+            SELECT org_id, $15::text, $16, $17, $11 FROM appt WHERE $15::text IS NOT NULL",
+        )
+        .bind(appointment.id.0)
+        .bind(actor.org.0)
+        .bind(provider.id.0)
+        .bind(wanted.start())
+        .bind(wanted.end())
+        .bind(&appointment.confirmation_code)
+        .bind(&appointment.patient_name)
+        .bind(&appointment.patient_phone)
+        .bind(&appointment.patient_email)
+        .bind(&appointment.notes)
+        .bind(now)
+        .bind(&actor.sub)
+        .bind(Uuid::now_v7())
+        .bind(message::BOOKING_CONFIRMATION)
+        .bind(b.idempotency.as_ref().map(|i| &i.key))
+        .bind(b.idempotency.as_ref().map(|i| &i.request_hash))
+        .bind(response)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(BookOutcome::Booked(appointment))
+            }
+            Err(e) if sqlstate(&e).as_deref() == Some("23P01") => {
+                drop(tx);
+                // A concurrent request with the same key may be the one that took the slot.
+                if let Some(idem) = &b.idempotency {
+                    let mut tx = self.begin(actor.org).await?;
+                    if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                        return Ok(replayed);
+                    }
+                }
+                Ok(BookOutcome::Unavailable { provider, wanted })
+            }
+            // A confirmation code collision, or a concurrent request with the same idempotency
+            // key committed first: the next attempt draws a new code or replays that request.
+            Err(e) if sqlstate(&e).as_deref() == Some("23505") => Err(Fault::Retry),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn try_cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> Result<Appointment, Fault> {
+        let mut tx = self.begin(actor.org).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            return Err(StoreError::InvalidState("the appointment is already cancelled".into()).into());
+        }
+        let now = now();
+        sqlx::query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+            .bind(actor.org.0)
+            .bind(id.0)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        audit(&mut tx, actor, id, action::CANCELLED, serde_json::json!({ "reason": reason }), now).await?;
+        tx.commit().await?;
+        appointment.status = AppointmentStatus::Cancelled;
+        appointment.updated_at = now;
+        Ok(appointment)
+    }
+
+    async fn try_reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> Result<MoveOutcome, Fault> {
+        let mut tx = self.begin(actor.org).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()).into());
+        }
+        let provider = load_provider(&mut tx, actor.org, appointment.provider_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let wanted = plan(&provider, &appointment)?;
+        if !provider.permits(&wanted) || !provider.active {
+            return Ok(MoveOutcome::Unavailable { provider, wanted });
+        }
+        let now = now();
+        let moved = sqlx::query(
+            "UPDATE appointments SET starts_at = $3, ends_at = $4, status = 'pending', updated_at = $5
+             WHERE org_id = $1 AND id = $2",
+        )
+        .bind(actor.org.0)
+        .bind(id.0)
+        .bind(wanted.start())
+        .bind(wanted.end())
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match moved {
+            Ok(_) => {}
+            Err(e) if sqlstate(&e).as_deref() == Some("23P01") => return Ok(MoveOutcome::Unavailable { provider, wanted }),
+            Err(e) => return Err(e.into()),
+        }
+        let details = serde_json::json!({
+            "from": { "starts_at": appointment.slot.start(), "ends_at": appointment.slot.end() },
+            "to": { "starts_at": wanted.start(), "ends_at": wanted.end() },
+        });
+        audit(&mut tx, actor, id, action::RESCHEDULED, details, now).await?;
+        tx.commit().await?;
+        appointment.slot = wanted;
+        appointment.status = AppointmentStatus::Pending;
+        appointment.updated_at = now;
+        Ok(MoveOutcome::Moved(appointment))
+    }
+}
+
+async fn replay(tx: &mut Transaction<'static, Postgres>, org: OrgId, idem: &IdempotencyKey) -> Result<Option<BookOutcome>, Fault> {
+    let saved: Option<(String, Json<serde_json::Value>)> =
+        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2")
+            .bind(org.0)
+            .bind(&idem.key)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match saved {
+        None => Ok(None),
+        Some((hash, _)) if hash != idem.request_hash => Err(StoreError::IdempotencyConflict.into()),
+        Some((_, Json(response))) => Ok(Some(BookOutcome::Replayed(response))),
+    }
+}
+
+async fn audit(
+    tx: &mut Transaction<'static, Postgres>,
+    actor: &Actor,
+    id: AppointmentId,
+    action: &str,
+    details: serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(actor.org.0)
+        .bind(id.0)
+        .bind(action)
+        .bind(&actor.sub)
+        .bind(Json(details))
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct OrgRow {
+    id: Uuid,
+    name: String,
+    timezone: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<OrgRow> for Organization {
+    type Error = StoreError;
+    fn try_from(r: OrgRow) -> StoreResult<Self> {
+        Ok(Organization {
+            id: r.id.into(),
+            name: r.name,
+            zone: stored_zone(&r.timezone)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ProviderRow {
+    id: Uuid,
+    org_id: Uuid,
+    name: String,
+    timezone: Option<String>,
+    org_timezone: String,
+    appointment_minutes: i32,
+    working_hours: Json<Vec<WorkingHours>>,
+    active: bool,
+}
+
+const PROVIDER_COLUMNS: &str = "p.id, p.org_id, p.name, p.timezone, o.timezone AS org_timezone, p.appointment_minutes, p.working_hours, p.active
+     FROM providers p JOIN organizations o ON o.id = p.org_id";
+
+impl TryFrom<ProviderRow> for Provider {
+    type Error = StoreError;
+    fn try_from(r: ProviderRow) -> StoreResult<Self> {
+        Ok(Provider {
+            id: r.id.into(),
+            org_id: r.org_id.into(),
+            name: r.name,
+            own_zone: r.timezone.as_deref().map(stored_zone).transpose()?,
+            org_zone: stored_zone(&r.org_timezone)?,
+            appointment_minutes: Minutes::parse("appointment_minutes", i64::from(r.appointment_minutes))?,
+            hours: WeeklyHours::parse(&r.working_hours.0)?,
+            active: r.active,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AppointmentRow {
+    id: Uuid,
+    org_id: Uuid,
+    provider_id: Uuid,
+    timezone: String,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    status: String,
+    confirmation_code: String,
+    patient_name: Option<String>,
+    patient_phone: Option<String>,
+    patient_email: Option<String>,
+    notes: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+const APPOINTMENT_COLUMNS: &str = "a.id, a.org_id, a.provider_id, coalesce(p.timezone, o.timezone) AS timezone, a.starts_at, a.ends_at,
+            a.status, a.confirmation_code, a.patient_name, a.patient_phone, a.patient_email, a.notes, a.created_at, a.updated_at
+     FROM appointments a
+     JOIN providers p ON p.org_id = a.org_id AND p.id = a.provider_id
+     JOIN organizations o ON o.id = a.org_id";
+
+impl TryFrom<AppointmentRow> for Appointment {
+    type Error = StoreError;
+    fn try_from(r: AppointmentRow) -> StoreResult<Self> {
+        Ok(Appointment {
+            id: r.id.into(),
+            org_id: r.org_id.into(),
+            provider_id: r.provider_id.into(),
+            zone: stored_zone(&r.timezone)?,
+            slot: Slot::from_bounds(r.starts_at, r.ends_at).ok_or_else(|| StoreError::Internal("empty appointment range".into()))?,
+            status: AppointmentStatus::parse(&r.status).ok_or_else(|| StoreError::Internal(format!("unknown status {}", r.status)))?,
+            confirmation_code: r.confirmation_code,
+            patient_name: r.patient_name,
+            patient_phone: r.patient_phone,
+            patient_email: r.patient_email,
+            notes: r.notes,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+async fn load_provider(tx: &mut Transaction<'static, Postgres>, org: OrgId, id: ProviderId) -> Result<Option<Provider>, Fault> {
+    let row: Option<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2"))
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(Provider::try_from).transpose()?)
+}
+
+async fn lock_appointment(tx: &mut Transaction<'static, Postgres>, org: OrgId, id: AppointmentId) -> Result<Option<Appointment>, Fault> {
+    let row: Option<AppointmentRow> =
+        sqlx::query_as(&format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2 FOR UPDATE OF a"))
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.map(Appointment::try_from).transpose()?)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
+        let mut tx = self.begin(org.id).await?;
+        sqlx::query("INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(org.id.0)
+            .bind(&org.name)
+            .bind(org.zone.name())
+            .bind(org.created_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
+        let mut tx = self.begin(id).await?;
+        let row: Option<OrgRow> = sqlx::query_as("SELECT id, name, timezone, created_at FROM organizations WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(Organization::try_from).transpose()
+    }
+
+    async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {
+        let mut tx = self.begin(id).await?;
+        let deleted = sqlx::query("DELETE FROM organizations WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn create_provider(&self, p: &Provider) -> StoreResult<()> {
+        let mut tx = self.begin(p.org_id).await?;
+        let now = now();
+        sqlx::query(
+            "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(p.id.0)
+        .bind(p.org_id.0)
+        .bind(&p.name)
+        .bind(p.own_zone.map(|z| z.name()))
+        .bind(p.appointment_minutes.get() as i32)
+        .bind(Json(p.hours.to_wire()))
+        .bind(p.active)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
+        let mut tx = self.begin(org).await?;
+        let rows: Vec<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 ORDER BY p.name, p.id"))
+            .bind(org.0)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.into_iter().map(Provider::try_from).collect()
+    }
+
+    async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
+        let mut tx = self.begin(org).await?;
+        let provider = load_provider(&mut tx, org, id).await.map_err(fail)?;
+        tx.commit().await?;
+        Ok(provider)
+    }
+
+    async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
+        let mut tx = self.begin(org).await?;
+        let row: Option<ProviderRow> =
+            sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2 FOR UPDATE OF p"))
+                .bind(org.0)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(mut p) = row.map(Provider::try_from).transpose()? else {
+            return Ok(None);
+        };
+        p.apply(c);
+        sqlx::query(
+            "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7, updated_at = $8
+             WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org.0)
+        .bind(id.0)
+        .bind(&p.name)
+        .bind(p.own_zone.map(|z| z.name()))
+        .bind(p.appointment_minutes.get() as i32)
+        .bind(Json(p.hours.to_wire()))
+        .bind(p.active)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(p))
+    }
+
+    async fn busy(&self, org: OrgId, provider: ProviderId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Slot>> {
+        let mut tx = self.begin(org).await?;
+        let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT starts_at, ends_at FROM appointments
+             WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed')
+               AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3, $4, '[)')
+             ORDER BY starts_at",
+        )
+        .bind(org.0)
+        .bind(provider.0)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().filter_map(|(s, e)| Slot::from_bounds(s, e)).collect())
+    }
+
+    async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome> {
+        retrying!(self.try_book(actor, &booking))
+    }
+
+    async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
+        let mut tx = self.begin(org).await?;
+        let row: Option<AppointmentRow> = sqlx::query_as(&format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2"))
+            .bind(org.0)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(Appointment::try_from).transpose()
+    }
+
+    async fn appointments(&self, org: OrgId, f: &AppointmentFilter) -> StoreResult<Vec<Appointment>> {
+        let mut tx = self.begin(org).await?;
+        let rows: Vec<AppointmentRow> = sqlx::query_as(&format!(
+            "SELECT {APPOINTMENT_COLUMNS}
+             WHERE a.org_id = $1
+               AND ($2::uuid IS NULL OR a.provider_id = $2)
+               AND ($3::timestamptz IS NULL OR a.ends_at > $3)
+               AND ($4::timestamptz IS NULL OR a.starts_at < $4)
+               AND ($5::text IS NULL OR a.status = $5)
+             ORDER BY a.starts_at, a.id
+             LIMIT 1000"
+        ))
+        .bind(org.0)
+        .bind(f.provider.map(|p| p.0))
+        .bind(f.from)
+        .bind(f.to)
+        .bind(f.status.map(|s| s.as_str()))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter().map(Appointment::try_from).collect()
+    }
+
+    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment> {
+        retrying!(self.try_cancel(actor, id, reason))
+    }
+
+    async fn reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> StoreResult<MoveOutcome> {
+        retrying!(self.try_reschedule(actor, id, plan))
+    }
+
+    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>> {
+        let mut tx = self.begin(org).await?;
+        let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id",
+        )
+        .bind(org.0)
+        .bind(appointment.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|(action, actor, at)| AuditEntry { action, actor, at }).collect())
+    }
+}
+
+fn fail(f: Fault) -> StoreError {
+    match f {
+        Fault::Fail(e) => e,
+        Fault::Retry => StoreError::Internal("serialization failure".into()),
+    }
+}

@@ -1,0 +1,527 @@
+//! The SQLite store, the embedded default. Writes go through one connection and start with
+//! `BEGIN IMMEDIATE`, which takes the database's write lock up front: the overlap check and the
+//! insert that follows it cannot interleave with another writer, in this process or any other.
+//! Instants are stored as integer microseconds (UTC).
+
+use super::*;
+use crate::domain::ConfirmationCode;
+use shared::api::WorkingHours;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
+use sqlx::{Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Many readers (WAL lets them run beside the writer).
+    reader: SqlitePool,
+    /// One writer: SQLite admits a single writer anyway, and queueing here is fairer than
+    /// spinning on `SQLITE_BUSY`.
+    writer: SqlitePool,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn instant(us: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Internal(format!("stored instant {us} out of range")))
+}
+
+fn uuid(s: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(s).map_err(|_| StoreError::Internal(format!("stored id {s} is not a UUID")))
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { reader, writer })
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+async fn load_provider(conn: &mut sqlx::SqliteConnection, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
+    let row: Option<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = ?1 AND p.id = ?2"))
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.map(Provider::try_from).transpose()
+}
+
+async fn load_appointment(conn: &mut sqlx::SqliteConnection, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
+    let row: Option<AppointmentRow> = sqlx::query_as(&format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = ?1 AND a.id = ?2"))
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.map(Appointment::try_from).transpose()
+}
+
+/// Whether an active appointment of the provider other than `except` overlaps the slot.
+async fn overlaps(conn: &mut sqlx::SqliteConnection, org: OrgId, provider: ProviderId, slot: &Slot, except: Option<AppointmentId>) -> StoreResult<bool> {
+    let taken: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM appointments
+         WHERE org_id = ?1 AND provider_id = ?2 AND status IN ('pending', 'confirmed')
+           AND starts_at < ?4 AND ends_at > ?3 AND id IS NOT ?5
+         LIMIT 1",
+    )
+    .bind(org.to_string())
+    .bind(provider.to_string())
+    .bind(micros(slot.start()))
+    .bind(micros(slot.end()))
+    .bind(except.map(|id| id.to_string()))
+    .fetch_optional(conn)
+    .await?;
+    Ok(taken.is_some())
+}
+
+async fn replay(conn: &mut sqlx::SqliteConnection, org: OrgId, idem: &IdempotencyKey) -> StoreResult<Option<BookOutcome>> {
+    let saved: Option<(String, Json<serde_json::Value>)> =
+        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE org_id = ?1 AND key = ?2")
+            .bind(org.to_string())
+            .bind(&idem.key)
+            .fetch_optional(conn)
+            .await?;
+    match saved {
+        None => Ok(None),
+        Some((hash, _)) if hash != idem.request_hash => Err(StoreError::IdempotencyConflict),
+        Some((_, Json(response))) => Ok(Some(BookOutcome::Replayed(response))),
+    }
+}
+
+async fn audit(
+    conn: &mut sqlx::SqliteConnection,
+    actor: &Actor,
+    id: AppointmentId,
+    action: &str,
+    details: serde_json::Value,
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+        .bind(actor.org.to_string())
+        .bind(id.to_string())
+        .bind(action)
+        .bind(&actor.sub)
+        .bind(Json(details))
+        .bind(micros(at))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct OrgRow {
+    id: String,
+    name: String,
+    timezone: String,
+    created_at: i64,
+}
+
+impl TryFrom<OrgRow> for Organization {
+    type Error = StoreError;
+    fn try_from(r: OrgRow) -> StoreResult<Self> {
+        Ok(Organization {
+            id: uuid(&r.id)?.into(),
+            name: r.name,
+            zone: stored_zone(&r.timezone)?,
+            created_at: instant(r.created_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ProviderRow {
+    id: String,
+    org_id: String,
+    name: String,
+    timezone: Option<String>,
+    org_timezone: String,
+    appointment_minutes: i64,
+    working_hours: Json<Vec<WorkingHours>>,
+    active: bool,
+}
+
+const PROVIDER_COLUMNS: &str = "p.id, p.org_id, p.name, p.timezone, o.timezone AS org_timezone, p.appointment_minutes, p.working_hours, p.active
+     FROM providers p JOIN organizations o ON o.id = p.org_id";
+
+impl TryFrom<ProviderRow> for Provider {
+    type Error = StoreError;
+    fn try_from(r: ProviderRow) -> StoreResult<Self> {
+        Ok(Provider {
+            id: uuid(&r.id)?.into(),
+            org_id: uuid(&r.org_id)?.into(),
+            name: r.name,
+            own_zone: r.timezone.as_deref().map(stored_zone).transpose()?,
+            org_zone: stored_zone(&r.org_timezone)?,
+            appointment_minutes: Minutes::parse("appointment_minutes", r.appointment_minutes)?,
+            hours: WeeklyHours::parse(&r.working_hours.0)?,
+            active: r.active,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AppointmentRow {
+    id: String,
+    org_id: String,
+    provider_id: String,
+    timezone: String,
+    starts_at: i64,
+    ends_at: i64,
+    status: String,
+    confirmation_code: String,
+    patient_name: Option<String>,
+    patient_phone: Option<String>,
+    patient_email: Option<String>,
+    notes: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+const APPOINTMENT_COLUMNS: &str = "a.id, a.org_id, a.provider_id, coalesce(p.timezone, o.timezone) AS timezone, a.starts_at, a.ends_at,
+            a.status, a.confirmation_code, a.patient_name, a.patient_phone, a.patient_email, a.notes, a.created_at, a.updated_at
+     FROM appointments a
+     JOIN providers p ON p.org_id = a.org_id AND p.id = a.provider_id
+     JOIN organizations o ON o.id = a.org_id";
+
+impl TryFrom<AppointmentRow> for Appointment {
+    type Error = StoreError;
+    fn try_from(r: AppointmentRow) -> StoreResult<Self> {
+        Ok(Appointment {
+            id: uuid(&r.id)?.into(),
+            org_id: uuid(&r.org_id)?.into(),
+            provider_id: uuid(&r.provider_id)?.into(),
+            zone: stored_zone(&r.timezone)?,
+            slot: Slot::from_bounds(instant(r.starts_at)?, instant(r.ends_at)?)
+                .ok_or_else(|| StoreError::Internal("empty appointment range".into()))?,
+            status: AppointmentStatus::parse(&r.status).ok_or_else(|| StoreError::Internal(format!("unknown status {}", r.status)))?,
+            confirmation_code: r.confirmation_code,
+            patient_name: r.patient_name,
+            patient_phone: r.patient_phone,
+            patient_email: r.patient_email,
+            notes: r.notes,
+            created_at: instant(r.created_at)?,
+            updated_at: instant(r.updated_at)?,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
+        sqlx::query("INSERT INTO organizations (id, name, timezone, created_at) VALUES (?1, ?2, ?3, ?4)")
+            .bind(org.id.to_string())
+            .bind(&org.name)
+            .bind(org.zone.name())
+            .bind(micros(org.created_at))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
+        let row: Option<OrgRow> = sqlx::query_as("SELECT id, name, timezone, created_at FROM organizations WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(Organization::try_from).transpose()
+    }
+
+    async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {
+        let deleted = sqlx::query("DELETE FROM organizations WHERE id = ?1")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
+    async fn create_provider(&self, p: &Provider) -> StoreResult<()> {
+        let now = micros(now());
+        sqlx::query(
+            "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+        )
+        .bind(p.id.to_string())
+        .bind(p.org_id.to_string())
+        .bind(&p.name)
+        .bind(p.own_zone.map(|z| z.name()))
+        .bind(p.appointment_minutes.get())
+        .bind(Json(p.hours.to_wire()))
+        .bind(p.active)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
+        let rows: Vec<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = ?1 ORDER BY p.name, p.id"))
+            .bind(org.to_string())
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(Provider::try_from).collect()
+    }
+
+    async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
+        let mut conn = self.reader.acquire().await?;
+        load_provider(&mut conn, org, id).await
+    }
+
+    async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
+        let mut tx = self.write().await?;
+        let Some(mut p) = load_provider(&mut tx, org, id).await? else {
+            return Ok(None);
+        };
+        p.apply(c);
+        sqlx::query(
+            "UPDATE providers SET name = ?3, timezone = ?4, appointment_minutes = ?5, working_hours = ?6, active = ?7, updated_at = ?8
+             WHERE org_id = ?1 AND id = ?2",
+        )
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .bind(&p.name)
+        .bind(p.own_zone.map(|z| z.name()))
+        .bind(p.appointment_minutes.get())
+        .bind(Json(p.hours.to_wire()))
+        .bind(p.active)
+        .bind(micros(now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(p))
+    }
+
+    async fn busy(&self, org: OrgId, provider: ProviderId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Slot>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT starts_at, ends_at FROM appointments
+             WHERE org_id = ?1 AND provider_id = ?2 AND status IN ('pending', 'confirmed') AND starts_at < ?4 AND ends_at > ?3
+             ORDER BY starts_at",
+        )
+        .bind(org.to_string())
+        .bind(provider.to_string())
+        .bind(micros(from))
+        .bind(micros(to))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut slots = Vec::with_capacity(rows.len());
+        for (s, e) in rows {
+            slots.extend(Slot::from_bounds(instant(s)?, instant(e)?));
+        }
+        Ok(slots)
+    }
+
+    async fn book(&self, actor: &Actor, b: NewBooking<'_>) -> StoreResult<BookOutcome> {
+        for _ in 0..ATTEMPTS {
+            let mut tx = self.write().await?;
+            if let Some(idem) = &b.idempotency {
+                if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                    return Ok(replayed);
+                }
+            }
+            let provider = load_provider(&mut tx, actor.org, b.provider)
+                .await?
+                .filter(|p| p.active)
+                .ok_or(StoreError::NotFound)?;
+            let wanted = (b.plan)(&provider)?;
+            if !provider.permits(&wanted) || overlaps(&mut tx, actor.org, provider.id, &wanted, None).await? {
+                return Ok(BookOutcome::Unavailable { provider, wanted });
+            }
+            let now = now();
+            let appointment = Appointment {
+                id: AppointmentId::new(),
+                org_id: actor.org,
+                provider_id: provider.id,
+                zone: provider.zone(),
+                slot: wanted,
+                status: AppointmentStatus::Pending,
+                confirmation_code: ConfirmationCode::generate().into_string(),
+                patient_name: b.patient.name.as_ref().map(|n| n.as_str().to_owned()),
+                patient_phone: b.patient.phone.as_ref().map(|p| p.as_str().to_owned()),
+                patient_email: b.patient.email.as_ref().map(|e| e.as_str().to_owned()),
+                notes: b.notes.as_ref().map(|n| n.as_str().to_owned()),
+                created_at: now,
+                updated_at: now,
+            };
+            let inserted = sqlx::query(
+                "INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
+                                           patient_name, patient_phone, patient_email, notes, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+            )
+            .bind(appointment.id.to_string())
+            .bind(actor.org.to_string())
+            .bind(provider.id.to_string())
+            .bind(micros(wanted.start()))
+            .bind(micros(wanted.end()))
+            .bind(&appointment.confirmation_code)
+            .bind(&appointment.patient_name)
+            .bind(&appointment.patient_phone)
+            .bind(&appointment.patient_email)
+            .bind(&appointment.notes)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // A confirmation code collision: draw another.
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let details = serde_json::json!({ "starts_at": wanted.start(), "ends_at": wanted.end() });
+            audit(&mut tx, actor, appointment.id, action::BOOKED, details, now).await?;
+            if let Some(email) = &appointment.patient_email {
+                sqlx::query(
+                    "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )
+                .bind(Uuid::now_v7().to_string())
+                .bind(actor.org.to_string())
+                .bind(appointment.id.to_string())
+                .bind(message::BOOKING_CONFIRMATION)
+                .bind(Json(serde_json::json!({ "to": email })))
+                .bind(micros(now))
+                .execute(&mut *tx)
+                .await?;
+            }
+            if let Some(idem) = &b.idempotency {
+                sqlx::query("INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .bind(actor.org.to_string())
+                    .bind(&idem.key)
+                    .bind(&idem.request_hash)
+                    .bind(Json((b.render)(&appointment)))
+                    .bind(micros(now))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            return Ok(BookOutcome::Booked(appointment));
+        }
+        Err(StoreError::Internal("could not draw a unique confirmation code".into()))
+    }
+
+    async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
+        let mut conn = self.reader.acquire().await?;
+        load_appointment(&mut conn, org, id).await
+    }
+
+    async fn appointments(&self, org: OrgId, f: &AppointmentFilter) -> StoreResult<Vec<Appointment>> {
+        let rows: Vec<AppointmentRow> = sqlx::query_as(&format!(
+            "SELECT {APPOINTMENT_COLUMNS}
+             WHERE a.org_id = ?1
+               AND (?2 IS NULL OR a.provider_id = ?2)
+               AND (?3 IS NULL OR a.ends_at > ?3)
+               AND (?4 IS NULL OR a.starts_at < ?4)
+               AND (?5 IS NULL OR a.status = ?5)
+             ORDER BY a.starts_at, a.id
+             LIMIT 1000"
+        ))
+        .bind(org.to_string())
+        .bind(f.provider.map(|p| p.to_string()))
+        .bind(f.from.map(micros))
+        .bind(f.to.map(micros))
+        .bind(f.status.map(|s| s.as_str()))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Appointment::try_from).collect()
+    }
+
+    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment> {
+        let mut tx = self.write().await?;
+        let mut appointment = load_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            return Err(StoreError::InvalidState("the appointment is already cancelled".into()));
+        }
+        let now = now();
+        sqlx::query("UPDATE appointments SET status = 'cancelled', cancel_reason = ?3, updated_at = ?4 WHERE org_id = ?1 AND id = ?2")
+            .bind(actor.org.to_string())
+            .bind(id.to_string())
+            .bind(reason)
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await?;
+        audit(&mut tx, actor, id, action::CANCELLED, serde_json::json!({ "reason": reason }), now).await?;
+        tx.commit().await?;
+        appointment.status = AppointmentStatus::Cancelled;
+        appointment.updated_at = now;
+        Ok(appointment)
+    }
+
+    async fn reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> StoreResult<MoveOutcome> {
+        let mut tx = self.write().await?;
+        let mut appointment = load_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()));
+        }
+        let provider = load_provider(&mut tx, actor.org, appointment.provider_id).await?.ok_or(StoreError::NotFound)?;
+        let wanted = plan(&provider, &appointment)?;
+        if !provider.active || !provider.permits(&wanted) || overlaps(&mut tx, actor.org, provider.id, &wanted, Some(id)).await? {
+            return Ok(MoveOutcome::Unavailable { provider, wanted });
+        }
+        let now = now();
+        sqlx::query("UPDATE appointments SET starts_at = ?3, ends_at = ?4, status = 'pending', updated_at = ?5 WHERE org_id = ?1 AND id = ?2")
+            .bind(actor.org.to_string())
+            .bind(id.to_string())
+            .bind(micros(wanted.start()))
+            .bind(micros(wanted.end()))
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await?;
+        let details = serde_json::json!({
+            "from": { "starts_at": appointment.slot.start(), "ends_at": appointment.slot.end() },
+            "to": { "starts_at": wanted.start(), "ends_at": wanted.end() },
+        });
+        audit(&mut tx, actor, id, action::RESCHEDULED, details, now).await?;
+        tx.commit().await?;
+        appointment.slot = wanted;
+        appointment.status = AppointmentStatus::Pending;
+        appointment.updated_at = now;
+        Ok(MoveOutcome::Moved(appointment))
+    }
+
+    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT action, actor, at FROM audit_log WHERE org_id = ?1 AND appointment_id = ?2 ORDER BY id")
+                .bind(org.to_string())
+                .bind(appointment.to_string())
+                .fetch_all(&self.reader)
+                .await?;
+        rows.into_iter()
+            .map(|(action, actor, at)| Ok(AuditEntry { action, actor, at: instant(at)? }))
+            .collect()
+    }
+}
