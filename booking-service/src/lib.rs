@@ -1,2 +1,10 @@
+//! The booking service as a library: `main.rs` only parses the configuration and calls
+//! [`startup::Application`], so tests and the test tools start the very same service in-process.
+
+pub mod booking;
+pub mod config;
 pub mod domain;
+pub mod http;
+pub mod startup;
 pub mod store;
+pub mod telemetry;

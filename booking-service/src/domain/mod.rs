@@ -8,7 +8,7 @@ mod ids;
 mod patient;
 mod time;
 
-pub use availability::{alternatives, free_slots};
+pub use availability::{alternatives, alternatives_window, free_slots};
 pub use code::ConfirmationCode;
 pub use hours::WeeklyHours;
 pub use ids::{AppointmentId, OrgId, ProviderId};
@@ -20,9 +20,6 @@ pub use time::{parse_date, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS
 pub enum DomainError {
     #[error("{field}: {message}")]
     Invalid { field: &'static str, message: String },
-    /// The time is valid but the provider does not work then.
-    #[error("the provider does not work at that time")]
-    OutsideWorkingHours,
 }
 
 impl DomainError {

@@ -1,0 +1,163 @@
+//! The booking use cases shared by the REST routes and the voice-agent tools: turn a request into
+//! domain values, book or move atomically through the store, and find alternatives when the time
+//! is not free.
+
+use crate::domain::{
+    self, parse_date, parse_time, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber, ProviderId, Slot,
+};
+use crate::store::{self, Actor, Appointment, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking, Patient, Provider, StoreError};
+use chrono::{NaiveDate, NaiveTime};
+use shared::api;
+
+/// How many alternatives a refusal offers.
+pub const ALTERNATIVES: usize = 3;
+
+/// A booking request whose every field has been checked.
+#[derive(Debug, Clone)]
+pub struct BookingRequest {
+    pub provider: ProviderId,
+    pub when: LocalStart,
+    pub patient: Patient,
+    pub notes: Option<Notes>,
+}
+
+/// A local date and time, with an optional length (else the provider's default).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalStart {
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+    pub length: Option<Minutes>,
+}
+
+impl LocalStart {
+    pub fn parse(date: Option<&str>, time: Option<&str>, minutes: Option<i64>) -> Result<Self, DomainError> {
+        let date = date.ok_or_else(|| DomainError::invalid("appointment_date", "is required (YYYY-MM-DD)"))?;
+        let time = time.ok_or_else(|| DomainError::invalid("appointment_time", "is required (HH:MM)"))?;
+        Ok(Self {
+            date: parse_date("appointment_date", date)?,
+            time: parse_time("appointment_time", time)?,
+            length: minutes.map(|m| Minutes::parse("duration_minutes", m)).transpose()?,
+        })
+    }
+
+    /// The slot this start means for a provider: read in its zone, its default length unless one
+    /// was given, in the bookable future.
+    pub fn slot(&self, provider: &Provider, default_length: Minutes) -> Result<Slot, DomainError> {
+        let start = provider.zone().resolve(self.date, self.time)?;
+        let slot = Slot::new(start, self.length.unwrap_or(default_length));
+        slot.check_bookable(store::now())?;
+        Ok(slot)
+    }
+}
+
+impl TryFrom<&api::BookingInput> for BookingRequest {
+    type Error = DomainError;
+
+    fn try_from(input: &api::BookingInput) -> Result<Self, DomainError> {
+        let provider = input
+            .provider_id
+            .ok_or_else(|| DomainError::invalid("provider_id", "is required"))?;
+        Ok(Self {
+            provider: provider.into(),
+            when: LocalStart::parse(
+                input.appointment_date.as_deref(),
+                input.appointment_time.as_deref(),
+                input.duration_minutes,
+            )?,
+            patient: Patient {
+                name: input.patient_name.as_deref().map(|n| PatientName::parse("patient_name", n)).transpose()?.flatten(),
+                phone: input.patient_phone.as_deref().map(|p| PhoneNumber::parse("patient_phone", p)).transpose()?,
+                email: input.patient_email.as_deref().map(|e| Email::parse("patient_email", e)).transpose()?,
+            },
+            notes: input.notes.as_deref().map(|n| Notes::parse("notes", n)).transpose()?.flatten(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The time is taken or outside the provider's hours; here are the nearest free ones.
+    #[error("that time is not available")]
+    Unavailable { provider: Box<Provider>, wanted: Slot, alternatives: Vec<Slot> },
+}
+
+impl From<DomainError> for BookingError {
+    fn from(e: DomainError) -> Self {
+        Self::Store(e.into())
+    }
+}
+
+#[derive(Debug)]
+pub enum Booked {
+    New(Appointment),
+    Replayed(serde_json::Value),
+}
+
+pub async fn book(
+    store: &DynStore,
+    actor: &Actor,
+    request: BookingRequest,
+    idempotency: Option<IdempotencyKey>,
+    render: store::Render<'_>,
+) -> Result<Booked, BookingError> {
+    let when = request.when;
+    let plan = move |p: &Provider| when.slot(p, p.appointment_minutes);
+    let outcome = store
+        .book(
+            actor,
+            NewBooking {
+                provider: request.provider,
+                plan: &plan,
+                patient: request.patient,
+                notes: request.notes,
+                idempotency,
+                render,
+            },
+        )
+        .await?;
+    match outcome {
+        BookOutcome::Booked(a) => Ok(Booked::New(a)),
+        BookOutcome::Replayed(v) => Ok(Booked::Replayed(v)),
+        BookOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted).await?),
+    }
+}
+
+/// Moves an appointment to a new local start; without a length it keeps its own.
+pub async fn reschedule(store: &DynStore, actor: &Actor, id: domain::AppointmentId, when: LocalStart) -> Result<Appointment, BookingError> {
+    let plan = move |p: &Provider, a: &Appointment| {
+        let own = Minutes::parse("duration_minutes", (a.slot.end() - a.slot.start()).num_minutes())?;
+        when.slot(p, own)
+    };
+    match store.reschedule(actor, id, &plan).await? {
+        MoveOutcome::Moved(a) => Ok(a),
+        MoveOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted).await?),
+    }
+}
+
+async fn unavailable(store: &DynStore, actor: &Actor, provider: Provider, wanted: Slot) -> Result<BookingError, StoreError> {
+    let alternatives = alternatives(store, actor, &provider, &wanted).await?;
+    Ok(BookingError::Unavailable {
+        provider: Box::new(provider),
+        wanted,
+        alternatives,
+    })
+}
+
+/// The free slots of the same length nearest to `wanted`.
+pub async fn alternatives(store: &DynStore, actor: &Actor, provider: &Provider, wanted: &Slot) -> Result<Vec<Slot>, StoreError> {
+    let length = Minutes::parse("duration_minutes", (wanted.end() - wanted.start()).num_minutes())?;
+    let (from, to) = domain::alternatives_window(wanted);
+    let busy = store.busy(actor.org, provider.id, from, to).await?;
+    Ok(domain::alternatives(
+        &provider.zone(),
+        &provider.hours,
+        wanted,
+        length,
+        provider.appointment_minutes,
+        &busy,
+        store::now(),
+        ALTERNATIVES,
+    ))
+}

@@ -1,0 +1,121 @@
+//! Settings from flags or environment variables (SPEC §1). Secrets never print.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/booking.db";
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAIL_DIR: &str = "data/mail";
+pub const DEFAULT_MAIL_FROM: &str = "bookings@localhost";
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
+
+#[derive(Clone, Parser)]
+#[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]
+pub struct Config {
+    /// `postgres://…` for PostgreSQL, `sqlite://PATH` for the embedded SQLite file.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Listen address; port 0 picks a free port.
+    #[arg(long, env = "BIND_ADDR", default_value = DEFAULT_BIND_ADDR)]
+    pub bind_addr: String,
+
+    /// HS256 key, at least 32 bytes. When set, it is the only key accepted.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM public key for RS256, ES256 or EdDSA tokens (instead of JWT_SECRET).
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// Pins the algorithm of JWT_PUBLIC_KEY_FILE (RS256, RS384, RS512, PS256, ES256, ES384, EdDSA);
+    /// by default the key's type decides.
+    #[arg(long, env = "JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+
+    /// When set, tokens must carry this `iss`.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// When set, tokens must carry this `aud`.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Base of links put in emails; `http://` + the bound address by default.
+    #[arg(long, env = "PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+
+    /// `smtp://host:port` or `smtps://user:pass@host:port`; without it mail goes to MAIL_DIR.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Folder for mail written as `.eml` files when no SMTP server is set.
+    #[arg(long, env = "MAIL_DIR", default_value = DEFAULT_MAIL_DIR)]
+    pub mail_dir: PathBuf,
+
+    /// Sender address of outgoing mail.
+    #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
+    pub mail_from: String,
+
+    /// Database connections of this process.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE)]
+    pub pool_size: u32,
+
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
+    pub request_timeout_secs: u64,
+
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// The defaults with another database, listening on a free port: what tests and the test
+    /// tools start from. Unlike `Config::parse`, it reads no environment variable.
+    pub fn with_database(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            bind_addr: "127.0.0.1:0".into(),
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_algorithm: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            public_base_url: None,
+            smtp_url: None,
+            mail_dir: DEFAULT_MAIL_DIR.into(),
+            mail_from: DEFAULT_MAIL_FROM.into(),
+            pool_size: DEFAULT_POOL_SIZE,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            log_json: false,
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs.max(1))
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &crate::store::redact(&self.database_url))
+            .field("bind_addr", &self.bind_addr)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
+            .field("jwt_public_key_file", &self.jwt_public_key_file)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("jwt_audience", &self.jwt_audience)
+            .field("public_base_url", &self.public_base_url)
+            .field("smtp_url", &self.smtp_url.as_deref().map(crate::store::redact))
+            .field("mail_dir", &self.mail_dir)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}

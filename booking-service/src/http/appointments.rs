@@ -1,0 +1,105 @@
+//! Appointments (`staff`, `admin`): list, read, cancel, reschedule.
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, OptionalJson, Path, Query};
+use super::{wire, AppState};
+use crate::booking::{self, LocalStart};
+use crate::domain::AppointmentId;
+use crate::store::AppointmentFilter;
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use shared::api::{self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, RescheduleRequest};
+use shared::Role;
+use uuid::Uuid;
+
+const MANAGERS: &[Role] = &[Role::Staff, Role::Admin];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/appointments", get(list))
+        .route("/api/appointments/{id}", get(show))
+        .route("/api/appointments/{id}/cancel", post(cancel))
+        .route("/api/appointments/{id}/reschedule", post(reschedule))
+}
+
+fn instant(field: &'static str, s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    s.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| ApiError::Validation(format!("{field}: '{s}' is not an RFC 3339 instant")))
+    })
+    .transpose()
+}
+
+#[utoipa::path(get, path = "/api/appointments", tag = "appointments", security(("bearer" = [])), params(AppointmentQuery),
+    responses((status = 200, body = Vec<api::Appointment>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<AppointmentQuery>,
+) -> ApiResult<axum::Json<Vec<api::Appointment>>> {
+    let actor = caller.actor(MANAGERS)?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| AppointmentStatus::parse(s).ok_or_else(|| ApiError::Validation(format!("status: '{s}' is not pending, confirmed or cancelled"))))
+        .transpose()?;
+    let filter = AppointmentFilter {
+        provider: query.provider_id.map(Into::into),
+        from: instant("from", query.from.as_deref())?,
+        to: instant("to", query.to.as_deref())?,
+        status,
+    };
+    let appointments = state.store.appointments(actor.org, &filter).await?;
+    Ok(axum::Json(appointments.iter().map(wire::appointment).collect()))
+}
+
+#[utoipa::path(get, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<axum::Json<api::Appointment>> {
+    let actor = caller.actor(MANAGERS)?;
+    let appointment = state.store.appointment(actor.org, AppointmentId(id)).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(wire::appointment(&appointment)))
+}
+
+#[utoipa::path(post, path = "/api/appointments/{id}/cancel", tag = "appointments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = CancelRequest,
+    responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<CancelRequest>,
+) -> ApiResult<axum::Json<api::Appointment>> {
+    let actor = caller.actor(MANAGERS)?;
+    let reason = body.and_then(|b| b.reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
+        return Err(ApiError::Validation("reason: must be at most 500 characters".into()));
+    }
+    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_deref()).await?;
+    Ok(axum::Json(wire::appointment(&appointment)))
+}
+
+/// Moves the appointment to a new local date and time; it is pending again until confirmed.
+#[utoipa::path(post, path = "/api/appointments/{id}/reschedule", tag = "appointments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = RescheduleRequest,
+    responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "slot_unavailable or invalid_state", body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn reschedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<RescheduleRequest>,
+) -> ApiResult<axum::Json<api::Appointment>> {
+    let actor = caller.actor(MANAGERS)?;
+    let when = LocalStart::parse(body.appointment_date.as_deref(), body.appointment_time.as_deref(), body.duration_minutes)?;
+    let appointment = booking::reschedule(&state.store, &actor, AppointmentId(id), when).await?;
+    Ok(axum::Json(wire::appointment(&appointment)))
+}

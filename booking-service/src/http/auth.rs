@@ -1,0 +1,166 @@
+//! Bearer-token authentication (SPEC §2): the algorithm is pinned by configuration, never taken
+//! from the token; `exp` is required, `nbf` and `iat` honoured, with at most 60 s of leeway.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::OrgId;
+use crate::store::Actor;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use shared::Role;
+use uuid::Uuid;
+
+const LEEWAY_SECS: u64 = 60;
+
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+    }
+}
+
+/// The claims as they must arrive; anything else is a 401.
+#[derive(Deserialize)]
+struct TokenClaims {
+    sub: String,
+    role: Role,
+    #[serde(default)]
+    org_id: Option<String>,
+    #[serde(default)]
+    iat: Option<i64>,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub sub: String,
+    pub role: Role,
+    pub org: Option<OrgId>,
+}
+
+impl Caller {
+    /// Refuses roles not in `allowed` with 403.
+    pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+
+    /// The caller acting inside its organization, if its role is one of `allowed`.
+    pub fn actor(&self, allowed: &[Role]) -> Result<Actor, ApiError> {
+        self.require(allowed)?;
+        let org = self.org.ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
+        Ok(Actor {
+            org,
+            sub: self.sub.clone(),
+        })
+    }
+}
+
+impl Authenticator {
+    pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Self {
+        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256, issuer, audience)
+    }
+
+    /// A verifier for tokens signed with the private half of a PEM public key. The algorithm is
+    /// `algorithm` if given, else the one the key's type implies (RS256, ES256 or EdDSA).
+    pub fn public_key(pem: &[u8], algorithm: Option<Algorithm>, issuer: Option<&str>, audience: Option<&str>) -> anyhow::Result<Self> {
+        let candidates = [
+            (Algorithm::RS256, DecodingKey::from_rsa_pem(pem)),
+            (Algorithm::ES256, DecodingKey::from_ec_pem(pem)),
+            (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem)),
+        ];
+        for (default_alg, key) in candidates {
+            if let Ok(key) = key {
+                return Ok(Self::new(key, algorithm.unwrap_or(default_alg), issuer, audience));
+            }
+        }
+        anyhow::bail!("JWT_PUBLIC_KEY_FILE holds no RSA, EC or Ed25519 public key in PEM form")
+    }
+
+    fn new(key: DecodingKey, algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.validate_exp = true;
+        let mut required = vec!["exp", "sub"];
+        match issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        Self { key, validation }
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let unauthorized = |why: &str| ApiError::Unauthorized(format!("invalid token: {why}"));
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => unauthorized("expired"),
+                ErrorKind::ImmatureSignature => unauthorized("not valid yet (nbf)"),
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => unauthorized("algorithm not accepted"),
+                ErrorKind::InvalidSignature => unauthorized("bad signature"),
+                ErrorKind::MissingRequiredClaim(c) => unauthorized(&format!("missing claim {c}")),
+                _ => unauthorized("malformed"),
+            }
+        })?;
+        let claims = data.claims;
+        let now = chrono::Utc::now().timestamp();
+        if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS as i64) {
+            return Err(unauthorized("issued in the future (iat)"));
+        }
+        if claims.sub.trim().is_empty() {
+            return Err(unauthorized("empty sub"));
+        }
+        let org = match claims.org_id.as_deref().map(Uuid::parse_str) {
+            Some(Ok(id)) => Some(OrgId(id)),
+            Some(Err(_)) => return Err(unauthorized("org_id is not a UUID")),
+            None if claims.role == Role::Platform => None,
+            None => return Err(unauthorized("missing claim org_id")),
+        };
+        Ok(Caller {
+            sub: claims.sub,
+            role: claims.role,
+            org,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
+        state.auth.verify(token)
+    }
+}

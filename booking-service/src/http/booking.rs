@@ -1,0 +1,87 @@
+//! The seed's booking call, `POST /api/vapi/booking`, with optional `Idempotency-Key`.
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::Json;
+use super::{wire, AppState};
+use crate::booking::{self, Booked};
+use crate::store::{Appointment, IdempotencyKey};
+use crate::telemetry;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use sha2::{Digest, Sha256};
+use shared::api::{BookingRequest, BookingResponse, ErrorBody};
+use shared::Role;
+use std::time::Instant;
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/vapi/booking", post(book))
+}
+
+/// The key of a retry-safe request and the fingerprint of its body. Keys are 1 to 255 visible
+/// ASCII characters; a quoted key (RFC 8941 string) is taken without its quotes.
+fn idempotency_key(headers: &HeaderMap, body: &BookingRequest) -> ApiResult<Option<IdempotencyKey>> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(|k| k.trim().trim_matches('"'))
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::Validation("Idempotency-Key: must be 1 to 255 visible ASCII characters".into()))?;
+    let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Some(IdempotencyKey {
+        key: key.to_owned(),
+        request_hash: hex::encode(Sha256::digest(canonical)),
+    }))
+}
+
+/// Books a slot. Local date and time are read in the provider's zone.
+#[utoipa::path(post, path = "/api/vapi/booking", tag = "booking", request_body = BookingRequest, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes a retry return the first answer")),
+    responses((status = 201, body = BookingResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "slot_unavailable, with alternatives", body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
+pub async fn book(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(body): Json<BookingRequest>,
+) -> ApiResult<(StatusCode, axum::Json<BookingResponse>)> {
+    let started = Instant::now();
+    let actor = caller.actor(&[Role::Agent, Role::Staff, Role::Admin])?;
+    let result = async {
+        if body.tool_name != "book_appointment" {
+            return Err(ApiError::Validation("tool_name: must be book_appointment".into()));
+        }
+        let idempotency = idempotency_key(&headers, &body)?;
+        let request = booking::BookingRequest::try_from(&body.tool_input)?;
+        let render = |a: &Appointment| serde_json::to_value(wire::booking(a)).unwrap_or_default();
+        match booking::book(&state.store, &actor, request, idempotency, &render).await {
+            Ok(Booked::New(a)) => Ok(("booked", wire::booking(&a))),
+            Ok(Booked::Replayed(saved)) => serde_json::from_value(saved)
+                .map(|r| ("replayed", r))
+                .map_err(|e| ApiError::Internal(format!("stored idempotent answer unreadable: {e}"))),
+            Err(e) => Err(ApiError::from(e)),
+        }
+    }
+    .await;
+    match result {
+        Ok((outcome, mut response)) => {
+            telemetry::record_booking(outcome);
+            response.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            Ok((StatusCode::CREATED, axum::Json(response)))
+        }
+        Err(e) => {
+            telemetry::record_booking(e.code());
+            Err(e)
+        }
+    }
+}

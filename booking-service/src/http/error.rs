@@ -1,0 +1,152 @@
+//! The one error type of the HTTP layer, mapped once to SPEC §3's JSON body.
+
+use crate::booking::BookingError;
+use crate::domain::DomainError;
+use crate::store::StoreError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use shared::api::{ErrorBody, ErrorDetail, Slot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("this role may not do that")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    SlotUnavailable { message: String, alternatives: Vec<Slot> },
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("the request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyConflict,
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure: logged in full, shown as a generic message.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::SlotUnavailable { .. } | Self::InvalidState(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) | Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::SlotUnavailable { .. } => "slot_unavailable",
+            Self::InvalidState(_) => "invalid_state",
+            Self::Gone(_) => "gone",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Validation(_) => "validation_failed",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            Self::Internal(detail) => {
+                // The request id is on the enclosing span, so the log line can be matched.
+                tracing::error!(error = %detail, "internal error");
+                "an internal error occurred; it has been logged".to_owned()
+            }
+            Self::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                "the service cannot reach its database; try again shortly".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let alternatives = match &self {
+            Self::SlotUnavailable { alternatives, .. } => Some(alternatives.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            success: false,
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+            },
+            alternatives,
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        Self::Validation(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            StoreError::InvalidState(m) => Self::InvalidState(m),
+            StoreError::IdempotencyConflict => Self::IdempotencyConflict,
+            StoreError::Invalid(d) => d.into(),
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<BookingError> for ApiError {
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::Store(s) => s.into(),
+            BookingError::Unavailable {
+                provider,
+                wanted,
+                alternatives,
+            } => {
+                let zone = provider.zone();
+                let outside_hours = !provider.permits(&wanted);
+                let message = if outside_hours {
+                    format!("{} does not work at that time", provider.name)
+                } else {
+                    format!("{} is already booked at that time", provider.name)
+                };
+                Self::SlotUnavailable {
+                    message,
+                    alternatives: alternatives.iter().map(|s| super::wire::slot(&zone, s)).collect(),
+                }
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

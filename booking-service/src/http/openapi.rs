@@ -1,0 +1,38 @@
+//! The OpenAPI 3 document of every route, generated from the handlers' annotations.
+
+use super::{appointments, booking, ops, orgs, providers};
+use shared::api;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Booking service", description = "Appointment booking for clinics' voice agents."),
+    paths(
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        orgs::create, orgs::remove,
+        providers::create, providers::list, providers::show, providers::update, providers::deactivate, providers::availability,
+        booking::book,
+        appointments::list, appointments::show, appointments::cancel, appointments::reschedule,
+    ),
+    components(schemas(
+        api::ErrorBody, api::ErrorDetail, api::Slot, api::CreateOrganization, api::Organization, api::Weekday,
+        api::WorkingHours, api::CreateProvider, api::UpdateProvider, api::Provider, api::Availability,
+        api::BookingRequest, api::BookingInput, api::BookingResponse, api::AppointmentStatus, api::Patient,
+        api::Appointment, api::CancelRequest, api::RescheduleRequest, api::Health,
+    )),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}

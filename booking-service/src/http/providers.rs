@@ -1,0 +1,148 @@
+//! Providers (`admin` manages; `staff` and `agent` read) and their availability.
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Path, Query};
+use super::orgs::check_name;
+use super::{wire, AppState};
+use crate::domain::{self, parse_date, Minutes, ProviderId, WeeklyHours, Zone};
+use crate::store::{self, Provider, ProviderChanges};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::Duration;
+use shared::api::{self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, UpdateProvider};
+use shared::Role;
+use uuid::Uuid;
+
+const READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Agent];
+const DEFAULT_MINUTES: i64 = 30;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/providers", post(create).get(list))
+        .route("/api/providers/{id}", get(show).patch(update).delete(deactivate))
+        .route("/api/providers/{id}/availability", get(availability))
+}
+
+fn zone_of(field: &'static str, tz: Option<&str>) -> ApiResult<Option<Zone>> {
+    Ok(tz.map(|name| Zone::parse(field, name)).transpose()?)
+}
+
+#[utoipa::path(post, path = "/api/providers", tag = "providers", request_body = CreateProvider, security(("bearer" = [])),
+    responses((status = 201, body = api::Provider), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateProvider>,
+) -> ApiResult<(StatusCode, axum::Json<api::Provider>)> {
+    let actor = caller.actor(&[Role::Admin])?;
+    let name = check_name("name", &body.name)?;
+    let own_zone = zone_of("timezone", body.timezone.as_deref())?;
+    let appointment_minutes = Minutes::parse("appointment_minutes", body.appointment_minutes.unwrap_or(DEFAULT_MINUTES))?;
+    let hours = WeeklyHours::parse(body.working_hours.as_deref().unwrap_or_default())?;
+    let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
+    let provider = Provider {
+        id: ProviderId::new(),
+        org_id: actor.org,
+        name,
+        own_zone,
+        org_zone: org.zone,
+        appointment_minutes,
+        hours,
+        active: true,
+    };
+    state.store.create_provider(&provider).await?;
+    Ok((StatusCode::CREATED, axum::Json(wire::provider(&provider))))
+}
+
+#[utoipa::path(get, path = "/api/providers", tag = "providers", security(("bearer" = [])),
+    responses((status = 200, body = Vec<api::Provider>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<api::Provider>>> {
+    let actor = caller.actor(READERS)?;
+    let providers = state.store.providers(actor.org).await?;
+    Ok(axum::Json(providers.iter().map(wire::provider).collect()))
+}
+
+#[utoipa::path(get, path = "/api/providers/{id}", tag = "providers", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = api::Provider), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<axum::Json<api::Provider>> {
+    let actor = caller.actor(READERS)?;
+    let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(wire::provider(&provider)))
+}
+
+#[utoipa::path(patch, path = "/api/providers/{id}", tag = "providers", request_body = UpdateProvider, security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = api::Provider), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateProvider>,
+) -> ApiResult<axum::Json<api::Provider>> {
+    let actor = caller.actor(&[Role::Admin])?;
+    let changes = ProviderChanges {
+        name: body.name.as_deref().map(|n| check_name("name", n)).transpose()?,
+        own_zone: body.timezone.as_ref().map(|tz| zone_of("timezone", tz.as_deref())).transpose()?,
+        appointment_minutes: body.appointment_minutes.map(|m| Minutes::parse("appointment_minutes", m)).transpose()?,
+        hours: body.working_hours.as_deref().map(WeeklyHours::parse).transpose()?,
+        active: body.active,
+    };
+    let provider = state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(wire::provider(&provider)))
+}
+
+/// Deactivates the provider: its appointments stay, new bookings are refused.
+#[utoipa::path(delete, path = "/api/providers/{id}", tag = "providers", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+    let actor = caller.actor(&[Role::Admin])?;
+    let changes = ProviderChanges {
+        name: None,
+        own_zone: None,
+        appointment_minutes: None,
+        hours: None,
+        active: Some(false),
+    };
+    state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The free slots of one local day, of the provider's appointment length.
+#[utoipa::path(get, path = "/api/providers/{id}/availability", tag = "providers", security(("bearer" = [])),
+    params(("id" = Uuid, Path), AvailabilityQuery),
+    responses((status = 200, body = Availability), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn availability(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(query): Query<AvailabilityQuery>,
+) -> ApiResult<axum::Json<Availability>> {
+    let actor = caller.actor(READERS)?;
+    let date = parse_date("date", &query.date)?;
+    let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
+    let zone = provider.zone();
+    let slots = if provider.active {
+        let midnight = zone.instant(date.and_time(chrono::NaiveTime::MIN)).unwrap_or_else(store::now);
+        let busy = state
+            .store
+            .busy(actor.org, provider.id, midnight - Duration::days(1), midnight + Duration::days(2))
+            .await?;
+        let length = provider.appointment_minutes;
+        domain::free_slots(&zone, &provider.hours, date, length, length, &busy, store::now())
+    } else {
+        Vec::new()
+    };
+    Ok(axum::Json(Availability {
+        provider_id: provider.id.0,
+        date,
+        timezone: zone.name().to_owned(),
+        slots: slots.iter().map(|s| wire::slot(&zone, s)).collect(),
+    }))
+}

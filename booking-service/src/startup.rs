@@ -1,0 +1,233 @@
+//! From configuration to a listening service: database pool and migrations, authentication
+//! (or the announced dev mode), the router, and graceful shutdown.
+
+use crate::config::Config;
+use crate::domain::{OrgId, Zone};
+use crate::http::{self, auth::Authenticator, AppState};
+use crate::store::{self, DynStore, Organization};
+use crate::telemetry;
+use anyhow::Context;
+use rand::RngCore;
+use shared::{Claims, Role};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// How long the tokens printed in dev mode stay valid.
+const DEV_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+const MIN_SECRET_BYTES: usize = 32;
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+    dev: Option<DevMode>,
+}
+
+/// What dev mode set up: a generated key kept on disk, a demo organization, and tokens for it.
+#[derive(Debug, Clone)]
+pub struct DevMode {
+    pub secret_file: PathBuf,
+    pub org_id: OrgId,
+    pub tokens: Vec<(Role, String)>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        telemetry::init_metrics();
+        let store = store::connect(&config.database_url, config.pool_size)
+            .await
+            .with_context(|| format!("cannot open the database {}", store::redact(&config.database_url)))?;
+        let (auth, dev) = authentication(&config, &store).await?;
+        let listener = TcpListener::bind(&config.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
+        let address = listener.local_addr()?;
+        let state = AppState {
+            store,
+            auth: Arc::new(auth),
+            request_timeout: config.request_timeout(),
+        };
+        Ok(Self {
+            listener,
+            address,
+            state,
+            dev,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn store(&self) -> DynStore {
+        self.state.store.clone()
+    }
+
+    pub fn dev_mode(&self) -> Option<&DevMode> {
+        self.dev.as_ref()
+    }
+
+    /// What to print at start: where it listens and, in dev mode, how to call it.
+    pub fn banner(&self) -> String {
+        let base = self.base_url();
+        let mut out = format!("booking-service listening on {base}\n");
+        if let Some(dev) = &self.dev {
+            out.push_str(&format!(
+                "\nDEV MODE: no JWT_SECRET or JWT_PUBLIC_KEY_FILE is set, so a key was generated and kept in {}.\n\
+                 Do not use dev mode in production. Demo organization: {} (America/New_York).\n\
+                 Tokens, valid for 30 days (paste these lines into your shell):\n",
+                dev.secret_file.display(),
+                dev.org_id
+            ));
+            for (role, token) in &dev.tokens {
+                out.push_str(&format!("  export {}_TOKEN={token}\n", role.as_str().to_uppercase()));
+            }
+            out.push_str(&format!(
+                "\nThen try:\n  \
+                 curl -s -X POST {base}/api/providers -H \"Authorization: Bearer $ADMIN_TOKEN\" -H 'Content-Type: application/json' \\\n    \
+                 -d '{{\"name\": \"Dr. Smith\", \"working_hours\": [{{\"weekday\": \"fri\", \"start\": \"09:00\", \"end\": \"17:00\"}}]}}'\n  \
+                 curl -s {base}/openapi.json   # every route\n"
+            ));
+        }
+        out
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = http::router(self.state);
+        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        Ok(())
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn authentication(config: &Config, store: &DynStore) -> anyhow::Result<(Authenticator, Option<DevMode>)> {
+    let issuer = config.jwt_issuer.as_deref();
+    let audience = config.jwt_audience.as_deref();
+    match (&config.jwt_secret, &config.jwt_public_key_file) {
+        (Some(_), Some(_)) => anyhow::bail!("set JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both"),
+        (Some(secret), None) => {
+            anyhow::ensure!(
+                secret.len() >= MIN_SECRET_BYTES,
+                "JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (it is {})",
+                secret.len()
+            );
+            Ok((Authenticator::hs256(secret.as_bytes(), issuer, audience), None))
+        }
+        (None, Some(path)) => {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read JWT_PUBLIC_KEY_FILE {}", path.display()))?;
+            let algorithm = config
+                .jwt_algorithm
+                .as_deref()
+                .map(|a| a.parse::<jsonwebtoken::Algorithm>().map_err(|_| anyhow::anyhow!("JWT_ALGORITHM {a} is not known")))
+                .transpose()?;
+            if algorithm.is_some_and(|a| matches!(a, jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512)) {
+                anyhow::bail!("JWT_ALGORITHM must be an asymmetric algorithm with JWT_PUBLIC_KEY_FILE");
+            }
+            Ok((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None))
+        }
+        (None, None) if config.is_sqlite() => {
+            let (secret, dev) = dev_mode(config, store).await?;
+            Ok((Authenticator::hs256(secret.as_bytes(), issuer, audience), Some(dev)))
+        }
+        (None, None) => anyhow::bail!(
+            "no signing key: set JWT_SECRET (HS256, at least {MIN_SECRET_BYTES} bytes) or JWT_PUBLIC_KEY_FILE. \
+             Dev mode, which generates one, is only for the embedded SQLite database."
+        ),
+    }
+}
+
+/// The folder of the SQLite file, where dev mode keeps its key.
+fn data_dir(database_url: &str) -> PathBuf {
+    let path = database_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    match Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && path != ":memory:" => dir.to_path_buf(),
+        _ => PathBuf::from("data"),
+    }
+}
+
+fn read_or_create(path: &Path, create: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(existing.trim().to_owned());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let value = create();
+    std::fs::write(path, &value).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(value)
+}
+
+/// Returns the generated (or kept) secret and what was set up with it.
+async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, DevMode)> {
+    let dir = data_dir(&config.database_url);
+    let secret_file = dir.join("dev-jwt-secret");
+    let secret = read_or_create(&secret_file, || {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    })?;
+    let org_id = read_or_create(&dir.join("dev-org-id"), || OrgId::new().to_string())?;
+    let org_id = OrgId(org_id.parse().context("data/dev-org-id does not hold a UUID")?);
+    if store.organization(org_id).await?.is_none() {
+        store
+            .create_organization(&Organization {
+                id: org_id,
+                name: "Dev Clinic".into(),
+                zone: Zone::parse("timezone", "America/New_York")?,
+                created_at: store::now(),
+            })
+            .await?;
+    }
+    let mut tokens = Vec::new();
+    for role in [Role::Platform, Role::Admin, Role::Staff, Role::Agent] {
+        let org = (role != Role::Platform).then_some(org_id.0);
+        let claims = Claims::new(format!("dev-{}", role.as_str()), role, org, DEV_TOKEN_TTL_SECS);
+        tokens.push((role, claims.mint_hs256(secret.as_bytes())?));
+    }
+    Ok((secret, DevMode { secret_file, org_id, tokens }))
+}
