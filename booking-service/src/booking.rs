@@ -3,9 +3,13 @@
 //! is not free.
 
 use crate::domain::{
-    self, parse_date, parse_time, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber, ProviderId, Slot,
+    self, parse_date, parse_time, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber,
+    ProviderId, Slot,
 };
-use crate::store::{self, Actor, Appointment, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking, Patient, Provider, StoreError};
+use crate::store::{
+    self, Actor, Appointment, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking,
+    Patient, Provider, StoreError,
+};
 use chrono::{NaiveDate, NaiveTime};
 use shared::api;
 
@@ -30,13 +34,21 @@ pub struct LocalStart {
 }
 
 impl LocalStart {
-    pub fn parse(date: Option<&str>, time: Option<&str>, minutes: Option<i64>) -> Result<Self, DomainError> {
-        let date = date.ok_or_else(|| DomainError::invalid("appointment_date", "is required (YYYY-MM-DD)"))?;
-        let time = time.ok_or_else(|| DomainError::invalid("appointment_time", "is required (HH:MM)"))?;
+    pub fn parse(
+        date: Option<&str>,
+        time: Option<&str>,
+        minutes: Option<i64>,
+    ) -> Result<Self, DomainError> {
+        let date = date
+            .ok_or_else(|| DomainError::invalid("appointment_date", "is required (YYYY-MM-DD)"))?;
+        let time =
+            time.ok_or_else(|| DomainError::invalid("appointment_time", "is required (HH:MM)"))?;
         Ok(Self {
             date: parse_date("appointment_date", date)?,
             time: parse_time("appointment_time", time)?,
-            length: minutes.map(|m| Minutes::parse("duration_minutes", m)).transpose()?,
+            length: minutes
+                .map(|m| Minutes::parse("duration_minutes", m))
+                .transpose()?,
         })
     }
 
@@ -65,11 +77,29 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
                 input.duration_minutes,
             )?,
             patient: Patient {
-                name: input.patient_name.as_deref().map(|n| PatientName::parse("patient_name", n)).transpose()?.flatten(),
-                phone: input.patient_phone.as_deref().map(|p| PhoneNumber::parse("patient_phone", p)).transpose()?,
-                email: input.patient_email.as_deref().map(|e| Email::parse("patient_email", e)).transpose()?,
+                name: input
+                    .patient_name
+                    .as_deref()
+                    .map(|n| PatientName::parse("patient_name", n))
+                    .transpose()?
+                    .flatten(),
+                phone: input
+                    .patient_phone
+                    .as_deref()
+                    .map(|p| PhoneNumber::parse("patient_phone", p))
+                    .transpose()?,
+                email: input
+                    .patient_email
+                    .as_deref()
+                    .map(|e| Email::parse("patient_email", e))
+                    .transpose()?,
             },
-            notes: input.notes.as_deref().map(|n| Notes::parse("notes", n)).transpose()?.flatten(),
+            notes: input
+                .notes
+                .as_deref()
+                .map(|n| Notes::parse("notes", n))
+                .transpose()?
+                .flatten(),
         })
     }
 }
@@ -80,7 +110,11 @@ pub enum BookingError {
     Store(#[from] StoreError),
     /// The time is taken or outside the provider's hours; here are the nearest free ones.
     #[error("that time is not available")]
-    Unavailable { provider: Box<Provider>, wanted: Slot, alternatives: Vec<Slot> },
+    Unavailable {
+        provider: Box<Provider>,
+        wanted: Slot,
+        alternatives: Vec<Slot>,
+    },
 }
 
 impl From<DomainError> for BookingError {
@@ -120,23 +154,40 @@ pub async fn book(
     match outcome {
         BookOutcome::Booked(a) => Ok(Booked::New(a)),
         BookOutcome::Replayed(v) => Ok(Booked::Replayed(v)),
-        BookOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted).await?),
+        BookOutcome::Unavailable { provider, wanted } => {
+            Err(unavailable(store, actor, provider, wanted).await?)
+        }
     }
 }
 
 /// Moves an appointment to a new local start; without a length it keeps its own.
-pub async fn reschedule(store: &DynStore, actor: &Actor, id: domain::AppointmentId, when: LocalStart) -> Result<Appointment, BookingError> {
+pub async fn reschedule(
+    store: &DynStore,
+    actor: &Actor,
+    id: domain::AppointmentId,
+    when: LocalStart,
+) -> Result<Appointment, BookingError> {
     let plan = move |p: &Provider, a: &Appointment| {
-        let own = Minutes::parse("duration_minutes", (a.slot.end() - a.slot.start()).num_minutes())?;
+        let own = Minutes::parse(
+            "duration_minutes",
+            (a.slot.end() - a.slot.start()).num_minutes(),
+        )?;
         when.slot(p, own)
     };
     match store.reschedule(actor, id, &plan).await? {
         MoveOutcome::Moved(a) => Ok(a),
-        MoveOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted).await?),
+        MoveOutcome::Unavailable { provider, wanted } => {
+            Err(unavailable(store, actor, provider, wanted).await?)
+        }
     }
 }
 
-async fn unavailable(store: &DynStore, actor: &Actor, provider: Provider, wanted: Slot) -> Result<BookingError, StoreError> {
+async fn unavailable(
+    store: &DynStore,
+    actor: &Actor,
+    provider: Provider,
+    wanted: Slot,
+) -> Result<BookingError, StoreError> {
     let alternatives = alternatives(store, actor, &provider, &wanted).await?;
     Ok(BookingError::Unavailable {
         provider: Box::new(provider),
@@ -146,8 +197,16 @@ async fn unavailable(store: &DynStore, actor: &Actor, provider: Provider, wanted
 }
 
 /// The free slots of the same length nearest to `wanted`.
-pub async fn alternatives(store: &DynStore, actor: &Actor, provider: &Provider, wanted: &Slot) -> Result<Vec<Slot>, StoreError> {
-    let length = Minutes::parse("duration_minutes", (wanted.end() - wanted.start()).num_minutes())?;
+pub async fn alternatives(
+    store: &DynStore,
+    actor: &Actor,
+    provider: &Provider,
+    wanted: &Slot,
+) -> Result<Vec<Slot>, StoreError> {
+    let length = Minutes::parse(
+        "duration_minutes",
+        (wanted.end() - wanted.start()).num_minutes(),
+    )?;
     let (from, to) = domain::alternatives_window(wanted);
     let busy = store.busy(actor.org, provider.id, from, to).await?;
     Ok(domain::alternatives(

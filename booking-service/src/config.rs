@@ -12,7 +12,11 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 
 #[derive(Clone, Parser)]
-#[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]
+#[command(
+    name = "booking-service",
+    version,
+    about = "Appointment booking API for clinics' voice agents"
+)]
 pub struct Config {
     /// `postgres://…` for PostgreSQL, `sqlite://PATH` for the embedded SQLite file.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
@@ -113,7 +117,10 @@ impl std::fmt::Debug for Config {
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("public_base_url", &self.public_base_url)
-            .field("smtp_url", &self.smtp_url.as_deref().map(crate::store::redact))
+            .field(
+                "smtp_url",
+                &self.smtp_url.as_deref().map(crate::store::redact),
+            )
             .field("mail_dir", &self.mail_dir)
             .field("pool_size", &self.pool_size)
             .finish_non_exhaustive()

@@ -39,7 +39,12 @@ impl Application {
         telemetry::init_metrics();
         let store = store::connect(&config.database_url, config.pool_size)
             .await
-            .with_context(|| format!("cannot open the database {}", store::redact(&config.database_url)))?;
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    store::redact(&config.database_url)
+                )
+            })?;
         let (auth, dev) = authentication(&config, &store).await?;
         let listener = TcpListener::bind(&config.bind_addr)
             .await
@@ -87,7 +92,10 @@ impl Application {
                 dev.org_id
             ));
             for (role, token) in &dev.tokens {
-                out.push_str(&format!("  export {}_TOKEN={token}\n", role.as_str().to_uppercase()));
+                out.push_str(&format!(
+                    "  export {}_TOKEN={token}\n",
+                    role.as_str().to_uppercase()
+                ));
             }
             out.push_str(&format!(
                 "\nThen try:\n  \
@@ -100,9 +108,14 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = http::router(self.state);
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         Ok(())
     }
 
@@ -135,7 +148,10 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
-async fn authentication(config: &Config, store: &DynStore) -> anyhow::Result<(Authenticator, Option<DevMode>)> {
+async fn authentication(
+    config: &Config,
+    store: &DynStore,
+) -> anyhow::Result<(Authenticator, Option<DevMode>)> {
     let issuer = config.jwt_issuer.as_deref();
     let audience = config.jwt_audience.as_deref();
     match (&config.jwt_secret, &config.jwt_public_key_file) {
@@ -212,7 +228,11 @@ async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, 
         hex::encode(bytes)
     })?;
     let org_id = read_or_create(&dir.join("dev-org-id"), || OrgId::new().to_string())?;
-    let org_id = OrgId(org_id.parse().context("data/dev-org-id does not hold a UUID")?);
+    let org_id = OrgId(
+        org_id
+            .parse()
+            .context("data/dev-org-id does not hold a UUID")?,
+    );
     if store.organization(org_id).await?.is_none() {
         store
             .create_organization(&Organization {
@@ -226,8 +246,20 @@ async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, 
     let mut tokens = Vec::new();
     for role in [Role::Platform, Role::Admin, Role::Staff, Role::Agent] {
         let org = (role != Role::Platform).then_some(org_id.0);
-        let claims = Claims::new(format!("dev-{}", role.as_str()), role, org, DEV_TOKEN_TTL_SECS);
+        let claims = Claims::new(
+            format!("dev-{}", role.as_str()),
+            role,
+            org,
+            DEV_TOKEN_TTL_SECS,
+        );
         tokens.push((role, claims.mint_hs256(secret.as_bytes())?));
     }
-    Ok((secret, DevMode { secret_file, org_id, tokens }))
+    Ok((
+        secret,
+        DevMode {
+            secret_file,
+            org_id,
+            tokens,
+        },
+    ))
 }

@@ -58,7 +58,12 @@ pub fn alternatives(
         .flat_map(|date| free_slots(zone, hours, date, length, step, busy, now))
         .filter(|slot| slot != wanted)
         .collect();
-    candidates.sort_by_key(|slot| ((slot.start() - wanted.start()).num_seconds().abs(), slot.start()));
+    candidates.sort_by_key(|slot| {
+        (
+            (slot.start() - wanted.start()).num_seconds().abs(),
+            slot.start(),
+        )
+    });
     candidates.truncate(max);
     candidates.sort();
     candidates
@@ -88,7 +93,8 @@ mod tests {
     }
 
     fn at(zone: &Zone, date: NaiveDate, hm: &str) -> DateTime<Utc> {
-        zone.resolve(date, super::super::parse_time("t", hm).expect("t")).expect("instant")
+        zone.resolve(date, super::super::parse_time("t", hm).expect("t"))
+            .expect("instant")
     }
 
     #[test]
@@ -110,7 +116,10 @@ mod tests {
         let wanted = Slot::new(at(&zone, friday, "10:00"), half);
         let busy = [wanted, Slot::new(at(&zone, friday, "10:30"), half)];
         let alts = alternatives(&zone, &hours, &wanted, half, half, &busy, now, 3);
-        let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
+        let starts: Vec<_> = alts
+            .iter()
+            .map(|s| zone.local(s.start()).format("%H:%M").to_string())
+            .collect();
         assert_eq!(starts, ["09:00", "09:30", "11:00"]);
     }
 
@@ -121,7 +130,11 @@ mod tests {
         let hour = Minutes::parse("m", 60).expect("m");
         let now = Utc::now() - Duration::days(400);
         let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
-        assert_eq!(slots.len(), 0, "the whole day lies past the horizon from a year ago");
+        assert_eq!(
+            slots.len(),
+            0,
+            "the whole day lies past the horizon from a year ago"
+        );
         let now = zone.resolve(day, NaiveTime::MIN).expect("midnight") - Duration::days(1);
         let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
         assert_eq!(slots.len(), 23, "02:00 does not exist that day");

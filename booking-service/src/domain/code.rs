@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn spoken_forms_are_normalised() {
-        assert_eq!(ConfirmationCode::parse("ab3-x7k").map(|c| c.into_string()), Some("AB3X7K".into()));
+        assert_eq!(
+            ConfirmationCode::parse("ab3-x7k").map(|c| c.into_string()),
+            Some("AB3X7K".into())
+        );
         assert_eq!(ConfirmationCode::parse("AB0X7K"), None);
         assert_eq!(ConfirmationCode::parse("ABC"), None);
     }

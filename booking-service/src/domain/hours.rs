@@ -26,7 +26,10 @@ impl WeeklyHours {
             if start >= end {
                 return Err(DomainError::invalid(
                     "working_hours",
-                    format!("{} to {} is not a range: start must come before end", h.start, h.end),
+                    format!(
+                        "{} to {} is not a range: start must come before end",
+                        h.start, h.end
+                    ),
                 ));
             }
             openings.push(Opening {
@@ -136,16 +139,22 @@ mod tests {
     #[test]
     fn a_slot_must_fit_inside_one_opening_of_its_local_day() {
         let zone = Zone::parse("tz", "Europe/Berlin").expect("zone");
-        let week = WeeklyHours::parse(&[hours(api::Weekday::Fri, "09:00", "17:00")]).expect("hours");
+        let week =
+            WeeklyHours::parse(&[hours(api::Weekday::Fri, "09:00", "17:00")]).expect("hours");
         let friday = NaiveDate::from_ymd_opt(2027, 1, 15).expect("date");
-        let at = |h, m| zone.resolve(friday, NaiveTime::from_hms_opt(h, m, 0).expect("t")).expect("i");
+        let at = |h, m| {
+            zone.resolve(friday, NaiveTime::from_hms_opt(h, m, 0).expect("t"))
+                .expect("i")
+        };
         let half_hour = Minutes::parse("m", 30).expect("m");
         assert!(week.permits(&zone, &Slot::new(at(9, 0), half_hour)));
         assert!(week.permits(&zone, &Slot::new(at(16, 30), half_hour)));
         assert!(!week.permits(&zone, &Slot::new(at(16, 45), half_hour)));
         assert!(!week.permits(&zone, &Slot::new(at(8, 45), half_hour)));
         let saturday = friday.succ_opt().expect("date");
-        let sat = zone.resolve(saturday, NaiveTime::from_hms_opt(10, 0, 0).expect("t")).expect("i");
+        let sat = zone
+            .resolve(saturday, NaiveTime::from_hms_opt(10, 0, 0).expect("t"))
+            .expect("i");
         assert!(!week.permits(&zone, &Slot::new(sat, half_hour)));
     }
 

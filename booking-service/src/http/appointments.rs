@@ -11,7 +11,9 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use shared::api::{self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, RescheduleRequest};
+use shared::api::{
+    self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, RescheduleRequest,
+};
 use shared::Role;
 use uuid::Uuid;
 
@@ -46,7 +48,13 @@ pub async fn list(
     let status = query
         .status
         .as_deref()
-        .map(|s| AppointmentStatus::parse(s).ok_or_else(|| ApiError::Validation(format!("status: '{s}' is not pending, confirmed or cancelled"))))
+        .map(|s| {
+            AppointmentStatus::parse(s).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "status: '{s}' is not pending, confirmed or cancelled"
+                ))
+            })
+        })
         .transpose()?;
     let filter = AppointmentFilter {
         provider: query.provider_id.map(Into::into),
@@ -55,15 +63,25 @@ pub async fn list(
         status,
     };
     let appointments = state.store.appointments(actor.org, &filter).await?;
-    Ok(axum::Json(appointments.iter().map(wire::appointment).collect()))
+    Ok(axum::Json(
+        appointments.iter().map(wire::appointment).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<axum::Json<api::Appointment>> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let appointment = state.store.appointment(actor.org, AppointmentId(id)).await?.ok_or(ApiError::NotFound)?;
+    let appointment = state
+        .store
+        .appointment(actor.org, AppointmentId(id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }
 
@@ -78,11 +96,19 @@ pub async fn cancel(
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let reason = body.and_then(|b| b.reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let reason = body
+        .and_then(|b| b.reason)
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::Validation("reason: must be at most 500 characters".into()));
+        return Err(ApiError::Validation(
+            "reason: must be at most 500 characters".into(),
+        ));
     }
-    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_deref()).await?;
+    let appointment = state
+        .store
+        .cancel(&actor, AppointmentId(id), reason.as_deref())
+        .await?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }
 
@@ -99,7 +125,11 @@ pub async fn reschedule(
     Json(body): Json<RescheduleRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let when = LocalStart::parse(body.appointment_date.as_deref(), body.appointment_time.as_deref(), body.duration_minutes)?;
+    let when = LocalStart::parse(
+        body.appointment_date.as_deref(),
+        body.appointment_time.as_deref(),
+        body.duration_minutes,
+    )?;
     let appointment = booking::reschedule(&state.store, &actor, AppointmentId(id), when).await?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }

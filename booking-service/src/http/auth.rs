@@ -22,7 +22,9 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,7 +60,9 @@ impl Caller {
     /// The caller acting inside its organization, if its role is one of `allowed`.
     pub fn actor(&self, allowed: &[Role]) -> Result<Actor, ApiError> {
         self.require(allowed)?;
-        let org = self.org.ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
+        let org = self
+            .org
+            .ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
         Ok(Actor {
             org,
             sub: self.sub.clone(),
@@ -68,12 +72,22 @@ impl Caller {
 
 impl Authenticator {
     pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Self {
-        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256, issuer, audience)
+        Self::new(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+            issuer,
+            audience,
+        )
     }
 
     /// A verifier for tokens signed with the private half of a PEM public key. The algorithm is
     /// `algorithm` if given, else the one the key's type implies (RS256, ES256 or EdDSA).
-    pub fn public_key(pem: &[u8], algorithm: Option<Algorithm>, issuer: Option<&str>, audience: Option<&str>) -> anyhow::Result<Self> {
+    pub fn public_key(
+        pem: &[u8],
+        algorithm: Option<Algorithm>,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let candidates = [
             (Algorithm::RS256, DecodingKey::from_rsa_pem(pem)),
             (Algorithm::ES256, DecodingKey::from_ec_pem(pem)),
@@ -81,13 +95,23 @@ impl Authenticator {
         ];
         for (default_alg, key) in candidates {
             if let Ok(key) = key {
-                return Ok(Self::new(key, algorithm.unwrap_or(default_alg), issuer, audience));
+                return Ok(Self::new(
+                    key,
+                    algorithm.unwrap_or(default_alg),
+                    issuer,
+                    audience,
+                ));
             }
         }
         anyhow::bail!("JWT_PUBLIC_KEY_FILE holds no RSA, EC or Ed25519 public key in PEM form")
     }
 
-    fn new(key: DecodingKey, algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Self {
+    fn new(
+        key: DecodingKey,
+        algorithm: Algorithm,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> Self {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -113,17 +137,22 @@ impl Authenticator {
 
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let unauthorized = |why: &str| ApiError::Unauthorized(format!("invalid token: {why}"));
-        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => unauthorized("expired"),
-                ErrorKind::ImmatureSignature => unauthorized("not valid yet (nbf)"),
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => unauthorized("algorithm not accepted"),
-                ErrorKind::InvalidSignature => unauthorized("bad signature"),
-                ErrorKind::MissingRequiredClaim(c) => unauthorized(&format!("missing claim {c}")),
-                _ => unauthorized("malformed"),
-            }
-        })?;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => unauthorized("expired"),
+                    ErrorKind::ImmatureSignature => unauthorized("not valid yet (nbf)"),
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        unauthorized("algorithm not accepted")
+                    }
+                    ErrorKind::InvalidSignature => unauthorized("bad signature"),
+                    ErrorKind::MissingRequiredClaim(c) => {
+                        unauthorized(&format!("missing claim {c}"))
+                    }
+                    _ => unauthorized("malformed"),
+                }
+            })?;
         let claims = data.claims;
         let now = chrono::Utc::now().timestamp();
         if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS as i64) {
@@ -149,7 +178,10 @@ impl Authenticator {
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -157,10 +189,15 @@ impl FromRequestParts<AppState> for Caller {
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
+            })?;
         state.auth.verify(token)
     }
 }

@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
 
 /// The key of a retry-safe request and the fingerprint of its body. Keys are 1 to 255 visible
 /// ASCII characters; a quoted key (RFC 8941 string) is taken without its quotes.
-fn idempotency_key(headers: &HeaderMap, body: &BookingRequest) -> ApiResult<Option<IdempotencyKey>> {
+fn idempotency_key(
+    headers: &HeaderMap,
+    body: &BookingRequest,
+) -> ApiResult<Option<IdempotencyKey>> {
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
@@ -33,7 +36,11 @@ fn idempotency_key(headers: &HeaderMap, body: &BookingRequest) -> ApiResult<Opti
         .ok()
         .map(|k| k.trim().trim_matches('"'))
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| ApiError::Validation("Idempotency-Key: must be 1 to 255 visible ASCII characters".into()))?;
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "Idempotency-Key: must be 1 to 255 visible ASCII characters".into(),
+            )
+        })?;
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Some(IdempotencyKey {
         key: key.to_owned(),
@@ -59,7 +66,9 @@ pub async fn book(
     let actor = caller.actor(&[Role::Agent, Role::Staff, Role::Admin])?;
     let result = async {
         if body.tool_name != "book_appointment" {
-            return Err(ApiError::Validation("tool_name: must be book_appointment".into()));
+            return Err(ApiError::Validation(
+                "tool_name: must be book_appointment".into(),
+            ));
         }
         let idempotency = idempotency_key(&headers, &body)?;
         let request = booking::BookingRequest::try_from(&body.tool_input)?;
@@ -68,7 +77,9 @@ pub async fn book(
             Ok(Booked::New(a)) => Ok(("booked", wire::booking(&a))),
             Ok(Booked::Replayed(saved)) => serde_json::from_value(saved)
                 .map(|r| ("replayed", r))
-                .map_err(|e| ApiError::Internal(format!("stored idempotent answer unreadable: {e}"))),
+                .map_err(|e| {
+                    ApiError::Internal(format!("stored idempotent answer unreadable: {e}"))
+                }),
             Err(e) => Err(ApiError::from(e)),
         }
     }

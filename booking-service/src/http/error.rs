@@ -19,7 +19,10 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     #[error("{message}")]
-    SlotUnavailable { message: String, alternatives: Vec<Slot> },
+    SlotUnavailable {
+        message: String,
+        alternatives: Vec<Slot>,
+    },
     #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]
@@ -142,7 +145,10 @@ impl From<BookingError> for ApiError {
                 };
                 Self::SlotUnavailable {
                     message,
-                    alternatives: alternatives.iter().map(|s| super::wire::slot(&zone, s)).collect(),
+                    alternatives: alternatives
+                        .iter()
+                        .map(|s| super::wire::slot(&zone, s))
+                        .collect(),
                 }
             }
         }

@@ -29,11 +29,16 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::Validation(e.body_text().replace("Failed to deserialize the JSON body into the target type: ", "")),
-        JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("the request body is not valid JSON".into()),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMediaType("expected a body with Content-Type: application/json".into())
+        JsonRejection::JsonDataError(e) => ApiError::Validation(e.body_text().replace(
+            "Failed to deserialize the JSON body into the target type: ",
+            "",
+        )),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::BadRequest("the request body is not valid JSON".into())
         }
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "expected a body with Content-Type: application/json".into(),
+        ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest(other.body_text()),
     }
@@ -74,7 +79,12 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Self(v))
-            .map_err(|e: QueryRejection| ApiError::Validation(e.body_text().replace("Failed to deserialize query string: ", "query: ")))
+            .map_err(|e: QueryRejection| {
+                ApiError::Validation(
+                    e.body_text()
+                        .replace("Failed to deserialize query string: ", "query: "),
+                )
+            })
     }
 }
 
@@ -97,12 +107,20 @@ where
             .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
-            .map_err(|e| if e.status() == StatusCode::PAYLOAD_TOO_LARGE { ApiError::PayloadTooLarge } else { ApiError::BadRequest(e.body_text()) })?;
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(e.body_text())
+                }
+            })?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType("expected a body with Content-Type: application/json".into()));
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a body with Content-Type: application/json".into(),
+            ));
         }
         axum::Json::<T>::from_bytes(&bytes)
             .map(|axum::Json(v)| Self(Some(v)))

@@ -81,6 +81,11 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(req).await;
-    telemetry::record_request(method.as_str(), &route, response.status().as_u16(), start.elapsed());
+    telemetry::record_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        start.elapsed(),
+    );
     response
 }

@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Duration;
-use shared::api::{self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, UpdateProvider};
+use shared::api::{
+    self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, UpdateProvider,
+};
 use shared::Role;
 use uuid::Uuid;
 
@@ -22,7 +24,10 @@ const DEFAULT_MINUTES: i64 = 30;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/providers", post(create).get(list))
-        .route("/api/providers/{id}", get(show).patch(update).delete(deactivate))
+        .route(
+            "/api/providers/{id}",
+            get(show).patch(update).delete(deactivate),
+        )
         .route("/api/providers/{id}/availability", get(availability))
 }
 
@@ -41,9 +46,16 @@ pub async fn create(
     let actor = caller.actor(&[Role::Admin])?;
     let name = check_name("name", &body.name)?;
     let own_zone = zone_of("timezone", body.timezone.as_deref())?;
-    let appointment_minutes = Minutes::parse("appointment_minutes", body.appointment_minutes.unwrap_or(DEFAULT_MINUTES))?;
+    let appointment_minutes = Minutes::parse(
+        "appointment_minutes",
+        body.appointment_minutes.unwrap_or(DEFAULT_MINUTES),
+    )?;
     let hours = WeeklyHours::parse(body.working_hours.as_deref().unwrap_or_default())?;
-    let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
+    let org = state
+        .store
+        .organization(actor.org)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let provider = Provider {
         id: ProviderId::new(),
         org_id: actor.org,
@@ -60,7 +72,10 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/providers", tag = "providers", security(("bearer" = [])),
     responses((status = 200, body = Vec<api::Provider>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<api::Provider>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<api::Provider>>> {
     let actor = caller.actor(READERS)?;
     let providers = state.store.providers(actor.org).await?;
     Ok(axum::Json(providers.iter().map(wire::provider).collect()))
@@ -69,9 +84,17 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<ax
 #[utoipa::path(get, path = "/api/providers/{id}", tag = "providers", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = api::Provider), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
-pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<axum::Json<api::Provider>> {
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<api::Provider>> {
     let actor = caller.actor(READERS)?;
-    let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
+    let provider = state
+        .store
+        .provider(actor.org, id.into())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::provider(&provider)))
 }
 
@@ -87,20 +110,43 @@ pub async fn update(
 ) -> ApiResult<axum::Json<api::Provider>> {
     let actor = caller.actor(&[Role::Admin])?;
     let changes = ProviderChanges {
-        name: body.name.as_deref().map(|n| check_name("name", n)).transpose()?,
-        own_zone: body.timezone.as_ref().map(|tz| zone_of("timezone", tz.as_deref())).transpose()?,
-        appointment_minutes: body.appointment_minutes.map(|m| Minutes::parse("appointment_minutes", m)).transpose()?,
-        hours: body.working_hours.as_deref().map(WeeklyHours::parse).transpose()?,
+        name: body
+            .name
+            .as_deref()
+            .map(|n| check_name("name", n))
+            .transpose()?,
+        own_zone: body
+            .timezone
+            .as_ref()
+            .map(|tz| zone_of("timezone", tz.as_deref()))
+            .transpose()?,
+        appointment_minutes: body
+            .appointment_minutes
+            .map(|m| Minutes::parse("appointment_minutes", m))
+            .transpose()?,
+        hours: body
+            .working_hours
+            .as_deref()
+            .map(WeeklyHours::parse)
+            .transpose()?,
         active: body.active,
     };
-    let provider = state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    let provider = state
+        .store
+        .update_provider(actor.org, id.into(), &changes)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::provider(&provider)))
 }
 
 /// Deactivates the provider: its appointments stay, new bookings are refused.
 #[utoipa::path(delete, path = "/api/providers/{id}", tag = "providers", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+pub async fn deactivate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
     let actor = caller.actor(&[Role::Admin])?;
     let changes = ProviderChanges {
         name: None,
@@ -109,7 +155,11 @@ pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id):
         hours: None,
         active: Some(false),
     };
-    state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    state
+        .store
+        .update_provider(actor.org, id.into(), &changes)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,16 +176,35 @@ pub async fn availability(
 ) -> ApiResult<axum::Json<Availability>> {
     let actor = caller.actor(READERS)?;
     let date = parse_date("date", &query.date)?;
-    let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
+    let provider = state
+        .store
+        .provider(actor.org, id.into())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let zone = provider.zone();
     let slots = if provider.active {
-        let midnight = zone.instant(date.and_time(chrono::NaiveTime::MIN)).unwrap_or_else(store::now);
+        let midnight = zone
+            .instant(date.and_time(chrono::NaiveTime::MIN))
+            .unwrap_or_else(store::now);
         let busy = state
             .store
-            .busy(actor.org, provider.id, midnight - Duration::days(1), midnight + Duration::days(2))
+            .busy(
+                actor.org,
+                provider.id,
+                midnight - Duration::days(1),
+                midnight + Duration::days(2),
+            )
             .await?;
         let length = provider.appointment_minutes;
-        domain::free_slots(&zone, &provider.hours, date, length, length, &busy, store::now())
+        domain::free_slots(
+            &zone,
+            &provider.hours,
+            date,
+            length,
+            length,
+            &busy,
+            store::now(),
+        )
     } else {
         Vec::new()
     };

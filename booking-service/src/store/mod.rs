@@ -8,7 +8,8 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
-    AppointmentId, DomainError, Email, Minutes, Notes, OrgId, PatientName, PhoneNumber, ProviderId, Slot, WeeklyHours, Zone,
+    AppointmentId, DomainError, Email, Minutes, Notes, OrgId, PatientName, PhoneNumber, ProviderId,
+    Slot, WeeklyHours, Zone,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -34,9 +35,10 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                Self::Unavailable(e.to_string())
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_) => Self::Unavailable(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -152,7 +154,8 @@ pub struct IdempotencyKey {
 /// Computes the slot of a booking from the provider as the transaction sees it.
 pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Slot, DomainError> + Send + Sync);
 /// Computes the new slot of an appointment being moved.
-pub type PlanMove<'a> = &'a (dyn Fn(&Provider, &Appointment) -> Result<Slot, DomainError> + Send + Sync);
+pub type PlanMove<'a> =
+    &'a (dyn Fn(&Provider, &Appointment) -> Result<Slot, DomainError> + Send + Sync);
 /// The answer to remember for an idempotent booking.
 pub type Render<'a> = &'a (dyn Fn(&Appointment) -> serde_json::Value + Send + Sync);
 
@@ -171,7 +174,10 @@ pub enum BookOutcome {
     /// The same idempotency key and body were seen before: their first answer.
     Replayed(serde_json::Value),
     /// The time is taken or outside the provider's hours.
-    Unavailable { provider: Provider, wanted: Slot },
+    Unavailable {
+        provider: Provider,
+        wanted: Slot,
+    },
 }
 
 #[derive(Debug)]
@@ -202,22 +208,51 @@ pub trait Store: Send + Sync {
     async fn create_provider(&self, provider: &Provider) -> StoreResult<()>;
     async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>>;
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>>;
-    async fn update_provider(&self, org: OrgId, id: ProviderId, changes: &ProviderChanges) -> StoreResult<Option<Provider>>;
+    async fn update_provider(
+        &self,
+        org: OrgId,
+        id: ProviderId,
+        changes: &ProviderChanges,
+    ) -> StoreResult<Option<Provider>>;
 
     /// The active appointments of a provider overlapping `[from, to)`.
-    async fn busy(&self, org: OrgId, provider: ProviderId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Slot>>;
+    async fn busy(
+        &self,
+        org: OrgId,
+        provider: ProviderId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Slot>>;
 
     /// Books atomically: the slot is free and inside the provider's hours when the transaction
     /// commits, with its audit row and outbox message, or nothing is written.
     async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome>;
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>>;
-    async fn appointments(&self, org: OrgId, filter: &AppointmentFilter) -> StoreResult<Vec<Appointment>>;
-    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment>;
+    async fn appointments(
+        &self,
+        org: OrgId,
+        filter: &AppointmentFilter,
+    ) -> StoreResult<Vec<Appointment>>;
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+    ) -> StoreResult<Appointment>;
     /// Moves an active appointment, re-checking overlap and hours atomically.
-    async fn reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> StoreResult<MoveOutcome>;
+    async fn reschedule(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        plan: PlanMove<'_>,
+    ) -> StoreResult<MoveOutcome>;
 
-    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>>;
+    async fn audit_trail(
+        &self,
+        org: OrgId,
+        appointment: AppointmentId,
+    ) -> StoreResult<Vec<AuditEntry>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -227,9 +262,14 @@ pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DynSt
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(database_url, pool_size).await?))
     } else if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(database_url, pool_size).await?))
+        Ok(Arc::new(
+            SqliteStore::connect(database_url, pool_size).await?,
+        ))
     } else {
-        anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite:// (got {})", redact(database_url))
+        anyhow::bail!(
+            "DATABASE_URL must start with postgres:// or sqlite:// (got {})",
+            redact(database_url)
+        )
     }
 }
 
@@ -246,7 +286,8 @@ pub fn redact(url: &str) -> String {
 
 /// A zone read back from storage, where only valid names are ever written.
 fn stored_zone(name: &str) -> StoreResult<Zone> {
-    Zone::parse("timezone", name).map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
+    Zone::parse("timezone", name)
+        .map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
 }
 
 /// The current instant at the precision both databases keep (microseconds).

@@ -49,14 +49,18 @@ impl From<DomainError> for Fault {
 }
 
 fn sqlstate(e: &sqlx::Error) -> Option<String> {
-    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
 }
 
 /// Runs `attempt` until it answers, retrying serialization and deadlock aborts a bounded number
 /// of times.
 macro_rules! retrying {
     ($attempt:expr) => {{
-        let mut outcome = Err(StoreError::Internal("transaction kept losing serialization races".into()));
+        let mut outcome = Err(StoreError::Internal(
+            "transaction kept losing serialization races".into(),
+        ));
         for _ in 0..ATTEMPTS {
             match $attempt.await {
                 Ok(v) => {
@@ -152,7 +156,10 @@ impl PgStore {
             created_at: now,
             updated_at: now,
         };
-        let response = b.idempotency.as_ref().map(|_| Json((b.render)(&appointment)));
+        let response = b
+            .idempotency
+            .as_ref()
+            .map(|_| Json((b.render)(&appointment)));
         let inserted = sqlx::query(
             "WITH appt AS (
                 INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
@@ -211,11 +218,20 @@ impl PgStore {
         }
     }
 
-    async fn try_cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> Result<Appointment, Fault> {
+    async fn try_cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+    ) -> Result<Appointment, Fault> {
         let mut tx = self.begin(actor.org).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("the appointment is already cancelled".into()).into());
+            return Err(
+                StoreError::InvalidState("the appointment is already cancelled".into()).into(),
+            );
         }
         let now = now();
         sqlx::query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
@@ -225,18 +241,36 @@ impl PgStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        audit(&mut tx, actor, id, action::CANCELLED, serde_json::json!({ "reason": reason }), now).await?;
+        audit(
+            &mut tx,
+            actor,
+            id,
+            action::CANCELLED,
+            serde_json::json!({ "reason": reason }),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         appointment.status = AppointmentStatus::Cancelled;
         appointment.updated_at = now;
         Ok(appointment)
     }
 
-    async fn try_reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> Result<MoveOutcome, Fault> {
+    async fn try_reschedule(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        plan: PlanMove<'_>,
+    ) -> Result<MoveOutcome, Fault> {
         let mut tx = self.begin(actor.org).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()).into());
+            return Err(StoreError::InvalidState(
+                "a cancelled appointment cannot be rescheduled".into(),
+            )
+            .into());
         }
         let provider = load_provider(&mut tx, actor.org, appointment.provider_id)
             .await?
@@ -259,7 +293,9 @@ impl PgStore {
         .await;
         match moved {
             Ok(_) => {}
-            Err(e) if sqlstate(&e).as_deref() == Some("23P01") => return Ok(MoveOutcome::Unavailable { provider, wanted }),
+            Err(e) if sqlstate(&e).as_deref() == Some("23P01") => {
+                return Ok(MoveOutcome::Unavailable { provider, wanted })
+            }
             Err(e) => return Err(e.into()),
         }
         let details = serde_json::json!({
@@ -275,13 +311,18 @@ impl PgStore {
     }
 }
 
-async fn replay(tx: &mut Transaction<'static, Postgres>, org: OrgId, idem: &IdempotencyKey) -> Result<Option<BookOutcome>, Fault> {
-    let saved: Option<(String, Json<serde_json::Value>)> =
-        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2")
-            .bind(org.0)
-            .bind(&idem.key)
-            .fetch_optional(&mut **tx)
-            .await?;
+async fn replay(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    idem: &IdempotencyKey,
+) -> Result<Option<BookOutcome>, Fault> {
+    let saved: Option<(String, Json<serde_json::Value>)> = sqlx::query_as(
+        "SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2",
+    )
+    .bind(org.0)
+    .bind(&idem.key)
+    .fetch_optional(&mut **tx)
+    .await?;
     match saved {
         None => Ok(None),
         Some((hash, _)) if hash != idem.request_hash => Err(StoreError::IdempotencyConflict.into()),
@@ -353,7 +394,10 @@ impl TryFrom<ProviderRow> for Provider {
             name: r.name,
             own_zone: r.timezone.as_deref().map(stored_zone).transpose()?,
             org_zone: stored_zone(&r.org_timezone)?,
-            appointment_minutes: Minutes::parse("appointment_minutes", i64::from(r.appointment_minutes))?,
+            appointment_minutes: Minutes::parse(
+                "appointment_minutes",
+                i64::from(r.appointment_minutes),
+            )?,
             hours: WeeklyHours::parse(&r.working_hours.0)?,
             active: r.active,
         })
@@ -392,8 +436,10 @@ impl TryFrom<AppointmentRow> for Appointment {
             org_id: r.org_id.into(),
             provider_id: r.provider_id.into(),
             zone: stored_zone(&r.timezone)?,
-            slot: Slot::from_bounds(r.starts_at, r.ends_at).ok_or_else(|| StoreError::Internal("empty appointment range".into()))?,
-            status: AppointmentStatus::parse(&r.status).ok_or_else(|| StoreError::Internal(format!("unknown status {}", r.status)))?,
+            slot: Slot::from_bounds(r.starts_at, r.ends_at)
+                .ok_or_else(|| StoreError::Internal("empty appointment range".into()))?,
+            status: AppointmentStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Internal(format!("unknown status {}", r.status)))?,
             confirmation_code: r.confirmation_code,
             patient_name: r.patient_name,
             patient_phone: r.patient_phone,
@@ -405,22 +451,33 @@ impl TryFrom<AppointmentRow> for Appointment {
     }
 }
 
-async fn load_provider(tx: &mut Transaction<'static, Postgres>, org: OrgId, id: ProviderId) -> Result<Option<Provider>, Fault> {
-    let row: Option<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2"))
-        .bind(org.0)
-        .bind(id.0)
-        .fetch_optional(&mut **tx)
-        .await?;
+async fn load_provider(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    id: ProviderId,
+) -> Result<Option<Provider>, Fault> {
+    let row: Option<ProviderRow> = sqlx::query_as(&format!(
+        "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2"
+    ))
+    .bind(org.0)
+    .bind(id.0)
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(row.map(Provider::try_from).transpose()?)
 }
 
-async fn lock_appointment(tx: &mut Transaction<'static, Postgres>, org: OrgId, id: AppointmentId) -> Result<Option<Appointment>, Fault> {
-    let row: Option<AppointmentRow> =
-        sqlx::query_as(&format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2 FOR UPDATE OF a"))
-            .bind(org.0)
-            .bind(id.0)
-            .fetch_optional(&mut **tx)
-            .await?;
+async fn lock_appointment(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    id: AppointmentId,
+) -> Result<Option<Appointment>, Fault> {
+    let row: Option<AppointmentRow> = sqlx::query_as(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2 FOR UPDATE OF a"
+    ))
+    .bind(org.0)
+    .bind(id.0)
+    .fetch_optional(&mut **tx)
+    .await?;
     Ok(row.map(Appointment::try_from).transpose()?)
 }
 
@@ -433,30 +490,37 @@ impl Store for PgStore {
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
         let mut tx = self.begin(org.id).await?;
-        sqlx::query("INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(org.id.0)
-            .bind(&org.name)
-            .bind(org.zone.name())
-            .bind(org.created_at)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.id.0)
+        .bind(&org.name)
+        .bind(org.zone.name())
+        .bind(org.created_at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
         let mut tx = self.begin(id).await?;
-        let row: Option<OrgRow> = sqlx::query_as("SELECT id, name, timezone, created_at FROM organizations WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<OrgRow> = sqlx::query_as(
+            "SELECT id, name, timezone, created_at FROM organizations WHERE id = $1",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         row.map(Organization::try_from).transpose()
     }
 
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {
         let mut tx = self.begin(id).await?;
-        let deleted = sqlx::query("DELETE FROM organizations WHERE id = $1").bind(id.0).execute(&mut *tx).await?;
+        let deleted = sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(deleted.rows_affected() > 0)
     }
@@ -484,10 +548,12 @@ impl Store for PgStore {
 
     async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
         let mut tx = self.begin(org).await?;
-        let rows: Vec<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 ORDER BY p.name, p.id"))
-            .bind(org.0)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows: Vec<ProviderRow> = sqlx::query_as(&format!(
+            "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 ORDER BY p.name, p.id"
+        ))
+        .bind(org.0)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         rows.into_iter().map(Provider::try_from).collect()
     }
@@ -499,14 +565,20 @@ impl Store for PgStore {
         Ok(provider)
     }
 
-    async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
+    async fn update_provider(
+        &self,
+        org: OrgId,
+        id: ProviderId,
+        c: &ProviderChanges,
+    ) -> StoreResult<Option<Provider>> {
         let mut tx = self.begin(org).await?;
-        let row: Option<ProviderRow> =
-            sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2 FOR UPDATE OF p"))
-                .bind(org.0)
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<ProviderRow> = sqlx::query_as(&format!(
+            "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2 FOR UPDATE OF p"
+        ))
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(mut p) = row.map(Provider::try_from).transpose()? else {
             return Ok(None);
         };
@@ -529,7 +601,13 @@ impl Store for PgStore {
         Ok(Some(p))
     }
 
-    async fn busy(&self, org: OrgId, provider: ProviderId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Slot>> {
+    async fn busy(
+        &self,
+        org: OrgId,
+        provider: ProviderId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Slot>> {
         let mut tx = self.begin(org).await?;
         let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
             "SELECT starts_at, ends_at FROM appointments
@@ -544,7 +622,10 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(rows.into_iter().filter_map(|(s, e)| Slot::from_bounds(s, e)).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(s, e)| Slot::from_bounds(s, e))
+            .collect())
     }
 
     async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome> {
@@ -553,16 +634,22 @@ impl Store for PgStore {
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
         let mut tx = self.begin(org).await?;
-        let row: Option<AppointmentRow> = sqlx::query_as(&format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2"))
-            .bind(org.0)
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row: Option<AppointmentRow> = sqlx::query_as(&format!(
+            "SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2"
+        ))
+        .bind(org.0)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
         tx.commit().await?;
         row.map(Appointment::try_from).transpose()
     }
 
-    async fn appointments(&self, org: OrgId, f: &AppointmentFilter) -> StoreResult<Vec<Appointment>> {
+    async fn appointments(
+        &self,
+        org: OrgId,
+        f: &AppointmentFilter,
+    ) -> StoreResult<Vec<Appointment>> {
         let mut tx = self.begin(org).await?;
         let rows: Vec<AppointmentRow> = sqlx::query_as(&format!(
             "SELECT {APPOINTMENT_COLUMNS}
@@ -585,15 +672,29 @@ impl Store for PgStore {
         rows.into_iter().map(Appointment::try_from).collect()
     }
 
-    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment> {
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+    ) -> StoreResult<Appointment> {
         retrying!(self.try_cancel(actor, id, reason))
     }
 
-    async fn reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> StoreResult<MoveOutcome> {
+    async fn reschedule(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        plan: PlanMove<'_>,
+    ) -> StoreResult<MoveOutcome> {
         retrying!(self.try_reschedule(actor, id, plan))
     }
 
-    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>> {
+    async fn audit_trail(
+        &self,
+        org: OrgId,
+        appointment: AppointmentId,
+    ) -> StoreResult<Vec<AuditEntry>> {
         let mut tx = self.begin(org).await?;
         let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
             "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id",
@@ -603,7 +704,10 @@ impl Store for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(rows.into_iter().map(|(action, actor, at)| AuditEntry { action, actor, at }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(action, actor, at)| AuditEntry { action, actor, at })
+            .collect())
     }
 }
 

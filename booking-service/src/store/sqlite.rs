@@ -6,7 +6,9 @@
 use super::*;
 use crate::domain::ConfirmationCode;
 use shared::api::WorkingHours;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::types::Json;
 use sqlx::{Sqlite, Transaction};
 use std::str::FromStr;
@@ -27,7 +29,8 @@ fn micros(t: DateTime<Utc>) -> i64 {
 }
 
 fn instant(us: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Internal(format!("stored instant {us} out of range")))
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Internal(format!("stored instant {us} out of range")))
 }
 
 fn uuid(s: &str) -> StoreResult<Uuid> {
@@ -35,7 +38,8 @@ fn uuid(s: &str) -> StoreResult<Uuid> {
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 impl SqliteStore {
@@ -70,26 +74,44 @@ impl SqliteStore {
     }
 }
 
-async fn load_provider(conn: &mut sqlx::SqliteConnection, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
-    let row: Option<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = ?1 AND p.id = ?2"))
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?;
+async fn load_provider(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrgId,
+    id: ProviderId,
+) -> StoreResult<Option<Provider>> {
+    let row: Option<ProviderRow> = sqlx::query_as(&format!(
+        "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = ?1 AND p.id = ?2"
+    ))
+    .bind(org.to_string())
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await?;
     row.map(Provider::try_from).transpose()
 }
 
-async fn load_appointment(conn: &mut sqlx::SqliteConnection, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
-    let row: Option<AppointmentRow> = sqlx::query_as(&format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = ?1 AND a.id = ?2"))
-        .bind(org.to_string())
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?;
+async fn load_appointment(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrgId,
+    id: AppointmentId,
+) -> StoreResult<Option<Appointment>> {
+    let row: Option<AppointmentRow> = sqlx::query_as(&format!(
+        "SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = ?1 AND a.id = ?2"
+    ))
+    .bind(org.to_string())
+    .bind(id.to_string())
+    .fetch_optional(conn)
+    .await?;
     row.map(Appointment::try_from).transpose()
 }
 
 /// Whether an active appointment of the provider other than `except` overlaps the slot.
-async fn overlaps(conn: &mut sqlx::SqliteConnection, org: OrgId, provider: ProviderId, slot: &Slot, except: Option<AppointmentId>) -> StoreResult<bool> {
+async fn overlaps(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrgId,
+    provider: ProviderId,
+    slot: &Slot,
+    except: Option<AppointmentId>,
+) -> StoreResult<bool> {
     let taken: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM appointments
          WHERE org_id = ?1 AND provider_id = ?2 AND status IN ('pending', 'confirmed')
@@ -106,13 +128,18 @@ async fn overlaps(conn: &mut sqlx::SqliteConnection, org: OrgId, provider: Provi
     Ok(taken.is_some())
 }
 
-async fn replay(conn: &mut sqlx::SqliteConnection, org: OrgId, idem: &IdempotencyKey) -> StoreResult<Option<BookOutcome>> {
-    let saved: Option<(String, Json<serde_json::Value>)> =
-        sqlx::query_as("SELECT request_hash, response FROM idempotency_keys WHERE org_id = ?1 AND key = ?2")
-            .bind(org.to_string())
-            .bind(&idem.key)
-            .fetch_optional(conn)
-            .await?;
+async fn replay(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrgId,
+    idem: &IdempotencyKey,
+) -> StoreResult<Option<BookOutcome>> {
+    let saved: Option<(String, Json<serde_json::Value>)> = sqlx::query_as(
+        "SELECT request_hash, response FROM idempotency_keys WHERE org_id = ?1 AND key = ?2",
+    )
+    .bind(org.to_string())
+    .bind(&idem.key)
+    .fetch_optional(conn)
+    .await?;
     match saved {
         None => Ok(None),
         Some((hash, _)) if hash != idem.request_hash => Err(StoreError::IdempotencyConflict),
@@ -225,7 +252,8 @@ impl TryFrom<AppointmentRow> for Appointment {
             zone: stored_zone(&r.timezone)?,
             slot: Slot::from_bounds(instant(r.starts_at)?, instant(r.ends_at)?)
                 .ok_or_else(|| StoreError::Internal("empty appointment range".into()))?,
-            status: AppointmentStatus::parse(&r.status).ok_or_else(|| StoreError::Internal(format!("unknown status {}", r.status)))?,
+            status: AppointmentStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Internal(format!("unknown status {}", r.status)))?,
             confirmation_code: r.confirmation_code,
             patient_name: r.patient_name,
             patient_phone: r.patient_phone,
@@ -245,21 +273,25 @@ impl Store for SqliteStore {
     }
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
-        sqlx::query("INSERT INTO organizations (id, name, timezone, created_at) VALUES (?1, ?2, ?3, ?4)")
-            .bind(org.id.to_string())
-            .bind(&org.name)
-            .bind(org.zone.name())
-            .bind(micros(org.created_at))
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name, timezone, created_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(org.id.to_string())
+        .bind(&org.name)
+        .bind(org.zone.name())
+        .bind(micros(org.created_at))
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
-        let row: Option<OrgRow> = sqlx::query_as("SELECT id, name, timezone, created_at FROM organizations WHERE id = ?1")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?;
+        let row: Option<OrgRow> = sqlx::query_as(
+            "SELECT id, name, timezone, created_at FROM organizations WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.reader)
+        .await?;
         row.map(Organization::try_from).transpose()
     }
 
@@ -291,10 +323,12 @@ impl Store for SqliteStore {
     }
 
     async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
-        let rows: Vec<ProviderRow> = sqlx::query_as(&format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = ?1 ORDER BY p.name, p.id"))
-            .bind(org.to_string())
-            .fetch_all(&self.reader)
-            .await?;
+        let rows: Vec<ProviderRow> = sqlx::query_as(&format!(
+            "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = ?1 ORDER BY p.name, p.id"
+        ))
+        .bind(org.to_string())
+        .fetch_all(&self.reader)
+        .await?;
         rows.into_iter().map(Provider::try_from).collect()
     }
 
@@ -303,7 +337,12 @@ impl Store for SqliteStore {
         load_provider(&mut conn, org, id).await
     }
 
-    async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
+    async fn update_provider(
+        &self,
+        org: OrgId,
+        id: ProviderId,
+        c: &ProviderChanges,
+    ) -> StoreResult<Option<Provider>> {
         let mut tx = self.write().await?;
         let Some(mut p) = load_provider(&mut tx, org, id).await? else {
             return Ok(None);
@@ -327,7 +366,13 @@ impl Store for SqliteStore {
         Ok(Some(p))
     }
 
-    async fn busy(&self, org: OrgId, provider: ProviderId, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<Vec<Slot>> {
+    async fn busy(
+        &self,
+        org: OrgId,
+        provider: ProviderId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Slot>> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT starts_at, ends_at FROM appointments
              WHERE org_id = ?1 AND provider_id = ?2 AND status IN ('pending', 'confirmed') AND starts_at < ?4 AND ends_at > ?3
@@ -359,7 +404,9 @@ impl Store for SqliteStore {
                 .filter(|p| p.active)
                 .ok_or(StoreError::NotFound)?;
             let wanted = (b.plan)(&provider)?;
-            if !provider.permits(&wanted) || overlaps(&mut tx, actor.org, provider.id, &wanted, None).await? {
+            if !provider.permits(&wanted)
+                || overlaps(&mut tx, actor.org, provider.id, &wanted, None).await?
+            {
                 return Ok(BookOutcome::Unavailable { provider, wanted });
             }
             let now = now();
@@ -402,7 +449,8 @@ impl Store for SqliteStore {
                 Err(e) if is_unique_violation(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let details = serde_json::json!({ "starts_at": wanted.start(), "ends_at": wanted.end() });
+            let details =
+                serde_json::json!({ "starts_at": wanted.start(), "ends_at": wanted.end() });
             audit(&mut tx, actor, appointment.id, action::BOOKED, details, now).await?;
             if let Some(email) = &appointment.patient_email {
                 sqlx::query(
@@ -431,7 +479,9 @@ impl Store for SqliteStore {
             tx.commit().await?;
             return Ok(BookOutcome::Booked(appointment));
         }
-        Err(StoreError::Internal("could not draw a unique confirmation code".into()))
+        Err(StoreError::Internal(
+            "could not draw a unique confirmation code".into(),
+        ))
     }
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
@@ -439,7 +489,11 @@ impl Store for SqliteStore {
         load_appointment(&mut conn, org, id).await
     }
 
-    async fn appointments(&self, org: OrgId, f: &AppointmentFilter) -> StoreResult<Vec<Appointment>> {
+    async fn appointments(
+        &self,
+        org: OrgId,
+        f: &AppointmentFilter,
+    ) -> StoreResult<Vec<Appointment>> {
         let rows: Vec<AppointmentRow> = sqlx::query_as(&format!(
             "SELECT {APPOINTMENT_COLUMNS}
              WHERE a.org_id = ?1
@@ -460,11 +514,20 @@ impl Store for SqliteStore {
         rows.into_iter().map(Appointment::try_from).collect()
     }
 
-    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment> {
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+    ) -> StoreResult<Appointment> {
         let mut tx = self.write().await?;
-        let mut appointment = load_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        let mut appointment = load_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("the appointment is already cancelled".into()));
+            return Err(StoreError::InvalidState(
+                "the appointment is already cancelled".into(),
+            ));
         }
         let now = now();
         sqlx::query("UPDATE appointments SET status = 'cancelled', cancel_reason = ?3, updated_at = ?4 WHERE org_id = ?1 AND id = ?2")
@@ -474,22 +537,44 @@ impl Store for SqliteStore {
             .bind(micros(now))
             .execute(&mut *tx)
             .await?;
-        audit(&mut tx, actor, id, action::CANCELLED, serde_json::json!({ "reason": reason }), now).await?;
+        audit(
+            &mut tx,
+            actor,
+            id,
+            action::CANCELLED,
+            serde_json::json!({ "reason": reason }),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         appointment.status = AppointmentStatus::Cancelled;
         appointment.updated_at = now;
         Ok(appointment)
     }
 
-    async fn reschedule(&self, actor: &Actor, id: AppointmentId, plan: PlanMove<'_>) -> StoreResult<MoveOutcome> {
+    async fn reschedule(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        plan: PlanMove<'_>,
+    ) -> StoreResult<MoveOutcome> {
         let mut tx = self.write().await?;
-        let mut appointment = load_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        let mut appointment = load_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()));
+            return Err(StoreError::InvalidState(
+                "a cancelled appointment cannot be rescheduled".into(),
+            ));
         }
-        let provider = load_provider(&mut tx, actor.org, appointment.provider_id).await?.ok_or(StoreError::NotFound)?;
+        let provider = load_provider(&mut tx, actor.org, appointment.provider_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let wanted = plan(&provider, &appointment)?;
-        if !provider.active || !provider.permits(&wanted) || overlaps(&mut tx, actor.org, provider.id, &wanted, Some(id)).await? {
+        if !provider.active
+            || !provider.permits(&wanted)
+            || overlaps(&mut tx, actor.org, provider.id, &wanted, Some(id)).await?
+        {
             return Ok(MoveOutcome::Unavailable { provider, wanted });
         }
         let now = now();
@@ -513,7 +598,11 @@ impl Store for SqliteStore {
         Ok(MoveOutcome::Moved(appointment))
     }
 
-    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>> {
+    async fn audit_trail(
+        &self,
+        org: OrgId,
+        appointment: AppointmentId,
+    ) -> StoreResult<Vec<AuditEntry>> {
         let rows: Vec<(String, String, i64)> =
             sqlx::query_as("SELECT action, actor, at FROM audit_log WHERE org_id = ?1 AND appointment_id = ?2 ORDER BY id")
                 .bind(org.to_string())
@@ -521,7 +610,13 @@ impl Store for SqliteStore {
                 .fetch_all(&self.reader)
                 .await?;
         rows.into_iter()
-            .map(|(action, actor, at)| Ok(AuditEntry { action, actor, at: instant(at)? }))
+            .map(|(action, actor, at)| {
+                Ok(AuditEntry {
+                    action,
+                    actor,
+                    at: instant(at)?,
+                })
+            })
             .collect()
     }
 }

@@ -1,0 +1,199 @@
+use crate::helpers::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::json;
+use shared::Role;
+
+fn sign(claims: &serde_json::Value, alg: Algorithm, key: &[u8]) -> String {
+    encode(&Header::new(alg), claims, &EncodingKey::from_secret(key)).expect("sign")
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+async fn bad_tokens_are_refused_with_401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let valid = json!({"sub": "u", "role": "admin", "org_id": org.id, "exp": now() + 600});
+    let with = |patch: serde_json::Value| {
+        let mut claims = valid.clone();
+        for (k, v) in patch.as_object().expect("object") {
+            if v.is_null() {
+                claims.as_object_mut().expect("object").remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    };
+    let none_token = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(valid.to_string())
+    );
+    let cases: Vec<(&str, String)> = vec![
+        ("alg none", none_token),
+        (
+            "wrong key",
+            sign(
+                &valid,
+                Algorithm::HS256,
+                b"another-secret-that-is-32-bytes-long!!",
+            ),
+        ),
+        (
+            "wrong algorithm",
+            sign(&valid, Algorithm::HS384, SECRET.as_bytes()),
+        ),
+        (
+            "expired",
+            sign(
+                &with(json!({"exp": now() - 120})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "future nbf",
+            sign(
+                &with(json!({"nbf": now() + 600})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "future iat",
+            sign(
+                &with(json!({"iat": now() + 600})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "missing exp",
+            sign(
+                &with(json!({"exp": null})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "malformed exp",
+            sign(
+                &with(json!({"exp": "tomorrow"})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "missing org_id",
+            sign(
+                &with(json!({"org_id": null})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "non-UUID org_id",
+            sign(
+                &with(json!({"org_id": "clinic-1"})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "missing sub",
+            sign(
+                &with(json!({"sub": null})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "unknown role",
+            sign(
+                &with(json!({"role": "root"})),
+                Algorithm::HS256,
+                SECRET.as_bytes(),
+            ),
+        ),
+        ("garbage", "not-a-jwt".into()),
+    ];
+    for (case, token) in cases {
+        let result = app.client(token).providers().await;
+        let err = result.expect_err(case);
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(401), "{case}: {err}");
+        assert_eq!(err.code(), Some("unauthorized"), "{case}");
+    }
+    assert_error(app.anon.providers().await, 401, "unauthorized");
+    // Within the 60 s leeway an expired token still passes; the valid one does.
+    let lenient = sign(
+        &with(json!({"exp": now() - 30})),
+        Algorithm::HS256,
+        SECRET.as_bytes(),
+    );
+    app.client(lenient)
+        .providers()
+        .await
+        .expect("within leeway");
+}
+
+async fn roles_outside_a_route_get_403(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let platform_in_org = app.client(token(Role::Platform, Some(org.id)));
+    assert_error(
+        org.admin
+            .create_organization(&shared::api::CreateOrganization {
+                name: "x".into(),
+                timezone: "UTC".into(),
+            })
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        org.staff
+            .create_provider(&shared::api::CreateProvider {
+                name: "x".into(),
+                ..Default::default()
+            })
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        org.agent.appointments(&Default::default()).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        platform_in_org
+            .book(&booking(provider.id, days_ahead(2), "10:00"))
+            .await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        org.agent.deactivate_provider(provider.id).await,
+        403,
+        "forbidden",
+    );
+    // Reads are open to staff and agents.
+    org.staff
+        .provider(provider.id)
+        .await
+        .expect("staff reads providers");
+    org.agent
+        .availability(provider.id, &date_str(days_ahead(2)))
+        .await
+        .expect("agent reads availability");
+}
+
+on_both_backends!(
+    bad_tokens_are_refused_with_401,
+    roles_outside_a_route_get_403
+);

@@ -1,0 +1,138 @@
+use crate::helpers::*;
+use futures::future::join_all;
+use shared::api::{AppointmentQuery, BookingInput};
+use shared::ApiClient;
+use std::sync::Arc;
+use tokio::sync::Barrier;
+
+/// Fires `inputs` at once (each task waits at a barrier) through the given clients in turn, and
+/// returns the status codes.
+async fn race(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<u16> {
+    let barrier = Arc::new(Barrier::new(inputs.len()));
+    let tasks = inputs.into_iter().enumerate().map(|(i, input)| {
+        let client = clients[i % clients.len()].clone();
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            barrier.wait().await;
+            match client.book(&input).await {
+                Ok(_) => 201,
+                Err(e) => {
+                    if e.status().map(|s| s.as_u16()) == Some(409) {
+                        assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
+                    }
+                    e.status().map_or(0, |s| s.as_u16())
+                }
+            }
+        })
+    });
+    join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|&&s| s == status).count()
+}
+
+async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let input = booking(provider.id, days_ahead(7), "10:00");
+    let statuses = race(std::slice::from_ref(&org.agent), vec![input; 50]).await;
+    assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
+    assert_eq!(count(&statuses, 409), 49, "{statuses:?}");
+    let active = org
+        .staff
+        .appointments(&AppointmentQuery {
+            provider_id: Some(provider.id),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(active.len(), 1);
+}
+
+async fn staggered_overlapping_bookings_never_overlap(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let date = days_ahead(8);
+    // 30 requests of 15 to 90 minutes starting every 5 minutes from 09:00: many overlap each other.
+    let inputs: Vec<BookingInput> = (0..30)
+        .map(|i| {
+            let minute = 9 * 60 + i * 5;
+            BookingInput {
+                duration_minutes: Some(15 + (i * 7) % 76),
+                ..booking(
+                    provider.id,
+                    date,
+                    &format!("{:02}:{:02}", minute / 60, minute % 60),
+                )
+            }
+        })
+        .collect();
+    let statuses = race(std::slice::from_ref(&org.agent), inputs).await;
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(count(&statuses, 201) >= 1);
+    let mut booked = org
+        .staff
+        .appointments(&AppointmentQuery {
+            provider_id: Some(provider.id),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(booked.len(), count(&statuses, 201));
+    booked.sort_by_key(|a| a.starts_at);
+    for pair in booked.windows(2) {
+        assert!(
+            pair[0].ends_at <= pair[1].starts_at,
+            "{:?} overlaps {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+async fn many_slots_contested_at_once_each_get_one_winner(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let date = days_ahead(9);
+    let inputs: Vec<BookingInput> = (0..40)
+        .map(|i| booking(provider.id, date, &format!("{:02}:00", 8 + i % 4)))
+        .collect();
+    let statuses = race(std::slice::from_ref(&org.agent), inputs).await;
+    assert_eq!(count(&statuses, 201), 4, "{statuses:?}");
+    assert_eq!(count(&statuses, 409), 36, "{statuses:?}");
+}
+
+on_both_backends!(
+    fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment,
+    staggered_overlapping_bookings_never_overlap,
+    many_slots_contested_at_once_each_get_one_winner,
+);
+
+/// Two service processes on one database: the database, not a process-local lock, decides.
+async fn two_service_instances_race_for_one_slot(backend: Backend) {
+    let first = spawn_app(backend).await;
+    let second = first.another_instance().await;
+    let org = first.org("UTC").await;
+    let provider = org.provider().await;
+    let agent_on_second = second.client(token(shared::Role::Agent, Some(org.id)));
+    let input = booking(provider.id, days_ahead(7), "15:00");
+    let statuses = race(&[org.agent.clone(), agent_on_second], vec![input; 50]).await;
+    assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
+    assert_eq!(count(&statuses, 409), 49, "{statuses:?}");
+}
+
+mod across_instances {
+    use super::*;
+    on_both_backends!(two_service_instances_race_for_one_slot);
+}

@@ -1,0 +1,15 @@
+//! One test binary: the real service, started in-process on port 0, against a fresh database per
+//! test. Every story runs on the SQLite default and on PostgreSQL.
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod booking;
+mod concurrency;
+mod idempotency;
+mod ops;
+mod providers;
+mod startup;
+mod tenancy;
+mod validation;

@@ -1,0 +1,106 @@
+use crate::helpers::*;
+use reqwest::Method;
+
+async fn health_and_readiness_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(app.anon.healthz().await.expect("healthz").status, "ok");
+    assert_eq!(app.anon.readyz().await.expect("readyz").status, "ready");
+}
+
+async fn metrics_count_requests_by_route_and_bookings_by_outcome(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    org.agent
+        .book(&booking(provider.id, days_ahead(3), "10:00"))
+        .await
+        .expect("booked");
+    let _ = org
+        .agent
+        .book(&booking(provider.id, days_ahead(3), "10:00"))
+        .await;
+    let text = app
+        .anon
+        .request(Method::GET, "/metrics")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains(
+            r#"http_requests_total{method="POST",route="/api/vapi/booking",status="201"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"http_request_duration_seconds_bucket{method="POST",route="/api/vapi/booking",status="409""#), "{text}");
+    assert!(
+        text.contains(r#"bookings_total{outcome="booked"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bookings_total{outcome="slot_unavailable"}"#),
+        "{text}"
+    );
+}
+
+async fn the_openapi_document_covers_every_route(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let doc: serde_json::Value = app
+        .anon
+        .send(app.anon.request(Method::GET, "/openapi.json"))
+        .await
+        .expect("openapi");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    let expected = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+        ("/api/orgs", "post"),
+        ("/api/orgs/{id}", "delete"),
+        ("/api/providers", "post"),
+        ("/api/providers", "get"),
+        ("/api/providers/{id}", "get"),
+        ("/api/providers/{id}", "patch"),
+        ("/api/providers/{id}", "delete"),
+        ("/api/providers/{id}/availability", "get"),
+        ("/api/vapi/booking", "post"),
+        ("/api/appointments", "get"),
+        ("/api/appointments/{id}", "get"),
+        ("/api/appointments/{id}/cancel", "post"),
+        ("/api/appointments/{id}/reschedule", "post"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is missing from /openapi.json"
+        );
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|p| p.as_object().map_or(0, |m| m.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        expected.len(),
+        "a route is documented that this test does not know"
+    );
+}
+
+async fn unknown_routes_answer_with_the_json_error_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let result: Result<serde_json::Value, _> =
+        app.anon.send(app.anon.request(Method::GET, "/nope")).await;
+    assert_error(result, 404, "not_found");
+}
+
+on_both_backends!(
+    health_and_readiness_answer,
+    metrics_count_requests_by_route_and_bookings_by_outcome,
+    the_openapi_document_covers_every_route,
+    unknown_routes_answer_with_the_json_error_body,
+);
