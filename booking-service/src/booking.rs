@@ -196,6 +196,38 @@ async fn unavailable(
     })
 }
 
+/// The free slots of a provider's local day, of its appointment length; none when inactive.
+pub async fn free_slots_on(
+    store: &DynStore,
+    org: domain::OrgId,
+    provider: &Provider,
+    date: NaiveDate,
+) -> Result<Vec<Slot>, StoreError> {
+    if !provider.active {
+        return Ok(Vec::new());
+    }
+    // Any zone's local day lies within a day either side of the same date in UTC.
+    let utc_midnight = date.and_time(NaiveTime::MIN).and_utc();
+    let busy = store
+        .busy(
+            org,
+            provider.id,
+            utc_midnight - chrono::Duration::days(1),
+            utc_midnight + chrono::Duration::days(2),
+        )
+        .await?;
+    let length = provider.appointment_minutes;
+    Ok(domain::free_slots(
+        &provider.zone(),
+        &provider.hours,
+        date,
+        length,
+        length,
+        &busy,
+        store::now(),
+    ))
+}
+
 /// The free slots of the same length nearest to `wanted`.
 pub async fn alternatives(
     store: &DynStore,

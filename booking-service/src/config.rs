@@ -10,6 +10,10 @@ pub const DEFAULT_MAIL_DIR: &str = "data/mail";
 pub const DEFAULT_MAIL_FROM: &str = "bookings@localhost";
 pub const DEFAULT_POOL_SIZE: u32 = 16;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
+pub const DEFAULT_VAPI_SIGNATURE_HEADER: &str = "x-signature";
+pub const DEFAULT_VAPI_TIMESTAMP_HEADER: &str = "x-timestamp";
+pub const DEFAULT_VAPI_HMAC_TOLERANCE_SECS: i64 = 300;
+pub const DEFAULT_VAPI_DEADLINE_MS: u64 = 8000;
 
 #[derive(Clone, Parser)]
 #[command(
@@ -71,6 +75,26 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
 
+    /// When set, `POST /api/vapi/tools` also requires Vapi's HMAC signature made with this secret.
+    #[arg(long, env = "VAPI_HMAC_SECRET", hide_env_values = true)]
+    pub vapi_hmac_secret: Option<String>,
+
+    /// Header carrying Vapi's HMAC signature.
+    #[arg(long, env = "VAPI_SIGNATURE_HEADER", default_value = DEFAULT_VAPI_SIGNATURE_HEADER)]
+    pub vapi_signature_header: String,
+
+    /// Header carrying the signature's timestamp.
+    #[arg(long, env = "VAPI_TIMESTAMP_HEADER", default_value = DEFAULT_VAPI_TIMESTAMP_HEADER)]
+    pub vapi_timestamp_header: String,
+
+    /// Largest accepted difference, in seconds, between the signature's timestamp and now.
+    #[arg(long, env = "VAPI_HMAC_TOLERANCE_SECS", default_value_t = DEFAULT_VAPI_HMAC_TOLERANCE_SECS)]
+    pub vapi_hmac_tolerance_secs: i64,
+
+    /// Milliseconds within which every tool call is answered (below Vapi's own timeout).
+    #[arg(long, env = "VAPI_DEADLINE_MS", default_value_t = DEFAULT_VAPI_DEADLINE_MS)]
+    pub vapi_deadline_ms: u64,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -94,6 +118,11 @@ impl Config {
             mail_from: DEFAULT_MAIL_FROM.into(),
             pool_size: DEFAULT_POOL_SIZE,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            vapi_hmac_secret: None,
+            vapi_signature_header: DEFAULT_VAPI_SIGNATURE_HEADER.into(),
+            vapi_timestamp_header: DEFAULT_VAPI_TIMESTAMP_HEADER.into(),
+            vapi_hmac_tolerance_secs: DEFAULT_VAPI_HMAC_TOLERANCE_SECS,
+            vapi_deadline_ms: DEFAULT_VAPI_DEADLINE_MS,
             log_json: false,
         }
     }
@@ -123,6 +152,10 @@ impl std::fmt::Debug for Config {
             )
             .field("mail_dir", &self.mail_dir)
             .field("pool_size", &self.pool_size)
+            .field(
+                "vapi_hmac_secret",
+                &self.vapi_hmac_secret.as_ref().map(|_| "***"),
+            )
             .finish_non_exhaustive()
     }
 }

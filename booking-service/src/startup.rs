@@ -3,9 +3,10 @@
 
 use crate::config::Config;
 use crate::domain::{OrgId, Zone};
-use crate::http::{self, auth::Authenticator, AppState};
+use crate::http::{self, auth::Authenticator, AppState, VapiSettings};
 use crate::store::{self, DynStore, Organization};
 use crate::telemetry;
+use crate::vapi::SignatureCheck;
 use anyhow::Context;
 use rand::RngCore;
 use shared::{Claims, Role};
@@ -54,6 +55,7 @@ impl Application {
             store,
             auth: Arc::new(auth),
             request_timeout: config.request_timeout(),
+            vapi: Arc::new(vapi_settings(&config)?),
         };
         Ok(Self {
             listener,
@@ -123,6 +125,27 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+fn vapi_settings(config: &Config) -> anyhow::Result<VapiSettings> {
+    let signature = config
+        .vapi_hmac_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|secret| {
+            SignatureCheck::new(
+                secret.as_bytes(),
+                &config.vapi_signature_header,
+                &config.vapi_timestamp_header,
+                config.vapi_hmac_tolerance_secs,
+            )
+        })
+        .transpose()
+        .context("VAPI_SIGNATURE_HEADER and VAPI_TIMESTAMP_HEADER must be header names")?;
+    Ok(VapiSettings {
+        signature,
+        deadline: std::time::Duration::from_millis(config.vapi_deadline_ms.max(100)),
+    })
 }
 
 /// Completes on Ctrl-C or SIGTERM.

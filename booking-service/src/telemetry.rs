@@ -60,3 +60,10 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
 pub fn record_booking(outcome: &str) {
     metrics::counter!("bookings_total", "outcome" => outcome.to_owned()).increment(1);
 }
+
+/// One voice-agent tool call, answered with a result or an error.
+pub fn record_tool_call(tool: &str, succeeded: bool) {
+    let outcome = if succeeded { "result" } else { "error" };
+    metrics::counter!("vapi_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome)
+        .increment(1);
+}

@@ -61,6 +61,7 @@ pub async fn list(
         from: instant("from", query.from.as_deref())?,
         to: instant("to", query.to.as_deref())?,
         status,
+        ..Default::default()
     };
     let appointments = state.store.appointments(actor.org, &filter).await?;
     Ok(axum::Json(

@@ -127,3 +127,27 @@ where
             .map_err(json_rejection)
     }
 }
+
+/// The body as bytes (for signature checks), with SPEC's 413 over the limit.
+#[derive(Debug, Clone, Default)]
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::BadRequest(e.body_text())
+                }
+            })
+    }
+}

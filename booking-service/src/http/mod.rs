@@ -10,9 +10,11 @@ mod openapi;
 mod ops;
 mod orgs;
 mod providers;
-mod wire;
+mod vapi;
+pub(crate) mod wire;
 
 pub use openapi::ApiDoc;
+pub use vapi::VapiSettings;
 
 use crate::store::DynStore;
 use crate::telemetry;
@@ -35,6 +37,7 @@ pub struct AppState {
     pub store: DynStore,
     pub auth: Arc<Authenticator>,
     pub request_timeout: Duration,
+    pub vapi: Arc<VapiSettings>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -45,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(providers::router())
         .merge(booking::router())
         .merge(appointments::router())
+        .merge(vapi::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest("this method is not allowed on this route".into())

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' annotations.
 
-use super::{appointments, booking, ops, orgs, providers};
+use super::{appointments, booking, ops, orgs, providers, vapi};
 use shared::api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
         orgs::create, orgs::remove,
         providers::create, providers::list, providers::show, providers::update, providers::deactivate, providers::availability,
-        booking::book,
+        booking::book, vapi::tools, vapi::definitions,
         appointments::list, appointments::show, appointments::cancel, appointments::reschedule,
     ),
     components(schemas(

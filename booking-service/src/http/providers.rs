@@ -5,13 +5,13 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
 use super::{wire, AppState};
-use crate::domain::{self, parse_date, Minutes, ProviderId, WeeklyHours, Zone};
-use crate::store::{self, Provider, ProviderChanges};
+use crate::booking;
+use crate::domain::{parse_date, Minutes, ProviderId, WeeklyHours, Zone};
+use crate::store::{Provider, ProviderChanges};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::Duration;
 use shared::api::{
     self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, UpdateProvider,
 };
@@ -182,32 +182,7 @@ pub async fn availability(
         .await?
         .ok_or(ApiError::NotFound)?;
     let zone = provider.zone();
-    let slots = if provider.active {
-        let midnight = zone
-            .instant(date.and_time(chrono::NaiveTime::MIN))
-            .unwrap_or_else(store::now);
-        let busy = state
-            .store
-            .busy(
-                actor.org,
-                provider.id,
-                midnight - Duration::days(1),
-                midnight + Duration::days(2),
-            )
-            .await?;
-        let length = provider.appointment_minutes;
-        domain::free_slots(
-            &zone,
-            &provider.hours,
-            date,
-            length,
-            length,
-            &busy,
-            store::now(),
-        )
-    } else {
-        Vec::new()
-    };
+    let slots = booking::free_slots_on(&state.store, actor.org, &provider, date).await?;
     Ok(axum::Json(Availability {
         provider_id: provider.id.0,
         date,

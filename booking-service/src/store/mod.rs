@@ -135,6 +135,9 @@ pub struct AppointmentFilter {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub status: Option<AppointmentStatus>,
+    /// Only appointments booked from this number (E.164).
+    pub patient_phone: Option<String>,
+    pub confirmation_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +250,22 @@ pub trait Store: Send + Sync {
         id: AppointmentId,
         plan: PlanMove<'_>,
     ) -> StoreResult<MoveOutcome>;
+
+    /// The answer first given to a voice-agent tool call, if any.
+    async fn tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+    ) -> StoreResult<Option<serde_json::Value>>;
+    /// Keeps `outcome` as the answer to the tool call unless another was kept first, and returns
+    /// the answer that stands.
+    async fn save_tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+        tool_name: &str,
+        outcome: &serde_json::Value,
+    ) -> StoreResult<serde_json::Value>;
 
     async fn audit_trail(
         &self,

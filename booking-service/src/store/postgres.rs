@@ -658,6 +658,8 @@ impl Store for PgStore {
                AND ($3::timestamptz IS NULL OR a.ends_at > $3)
                AND ($4::timestamptz IS NULL OR a.starts_at < $4)
                AND ($5::text IS NULL OR a.status = $5)
+               AND ($6::text IS NULL OR a.patient_phone = $6)
+               AND ($7::text IS NULL OR a.confirmation_code = $7)
              ORDER BY a.starts_at, a.id
              LIMIT 1000"
         ))
@@ -666,6 +668,8 @@ impl Store for PgStore {
         .bind(f.from)
         .bind(f.to)
         .bind(f.status.map(|s| s.as_str()))
+        .bind(&f.patient_phone)
+        .bind(&f.confirmation_code)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -688,6 +692,52 @@ impl Store for PgStore {
         plan: PlanMove<'_>,
     ) -> StoreResult<MoveOutcome> {
         retrying!(self.try_reschedule(actor, id, plan))
+    }
+
+    async fn tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        let mut tx = self.begin(org).await?;
+        let saved: Option<Json<serde_json::Value>> = sqlx::query_scalar(
+            "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2",
+        )
+        .bind(org.0)
+        .bind(tool_call_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(saved.map(|Json(v)| v))
+    }
+
+    async fn save_tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+        tool_name: &str,
+        outcome: &serde_json::Value,
+    ) -> StoreResult<serde_json::Value> {
+        let mut tx = self.begin(org).await?;
+        sqlx::query(
+            "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (org_id, tool_call_id) DO NOTHING",
+        )
+        .bind(org.0)
+        .bind(tool_call_id)
+        .bind(tool_name)
+        .bind(Json(outcome))
+        .execute(&mut *tx)
+        .await?;
+        let Json(standing): Json<serde_json::Value> = sqlx::query_scalar(
+            "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2",
+        )
+        .bind(org.0)
+        .bind(tool_call_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(standing)
     }
 
     async fn audit_trail(

@@ -501,6 +501,8 @@ impl Store for SqliteStore {
                AND (?3 IS NULL OR a.ends_at > ?3)
                AND (?4 IS NULL OR a.starts_at < ?4)
                AND (?5 IS NULL OR a.status = ?5)
+               AND (?6 IS NULL OR a.patient_phone = ?6)
+               AND (?7 IS NULL OR a.confirmation_code = ?7)
              ORDER BY a.starts_at, a.id
              LIMIT 1000"
         ))
@@ -509,6 +511,8 @@ impl Store for SqliteStore {
         .bind(f.from.map(micros))
         .bind(f.to.map(micros))
         .bind(f.status.map(|s| s.as_str()))
+        .bind(&f.patient_phone)
+        .bind(&f.confirmation_code)
         .fetch_all(&self.reader)
         .await?;
         rows.into_iter().map(Appointment::try_from).collect()
@@ -596,6 +600,51 @@ impl Store for SqliteStore {
         appointment.status = AppointmentStatus::Pending;
         appointment.updated_at = now;
         Ok(MoveOutcome::Moved(appointment))
+    }
+
+    async fn tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        let saved: Option<Json<serde_json::Value>> = sqlx::query_scalar(
+            "SELECT outcome FROM vapi_tool_results WHERE org_id = ?1 AND tool_call_id = ?2",
+        )
+        .bind(org.to_string())
+        .bind(tool_call_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(saved.map(|Json(v)| v))
+    }
+
+    async fn save_tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+        tool_name: &str,
+        outcome: &serde_json::Value,
+    ) -> StoreResult<serde_json::Value> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (org_id, tool_call_id) DO NOTHING",
+        )
+        .bind(org.to_string())
+        .bind(tool_call_id)
+        .bind(tool_name)
+        .bind(Json(outcome))
+        .bind(micros(now()))
+        .execute(&mut *tx)
+        .await?;
+        let Json(standing): Json<serde_json::Value> = sqlx::query_scalar(
+            "SELECT outcome FROM vapi_tool_results WHERE org_id = ?1 AND tool_call_id = ?2",
+        )
+        .bind(org.to_string())
+        .bind(tool_call_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(standing)
     }
 
     async fn audit_trail(

@@ -13,3 +13,4 @@ mod providers;
 mod startup;
 mod tenancy;
 mod validation;
+mod vapi;

@@ -67,6 +67,8 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/api/providers/{id}", "delete"),
         ("/api/providers/{id}/availability", "get"),
         ("/api/vapi/booking", "post"),
+        ("/api/vapi/tools", "post"),
+        ("/api/vapi/tool-definitions", "get"),
         ("/api/appointments", "get"),
         ("/api/appointments/{id}", "get"),
         ("/api/appointments/{id}/cancel", "post"),
