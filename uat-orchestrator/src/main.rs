@@ -1,4 +1,8 @@
-fn main() {
-    eprintln!("uat-orchestrator: not built yet. See the open issue for it; the booking service itself runs with `cargo run -p booking-service`.");
-    std::process::exit(2);
+use clap::Parser;
+use uat_orchestrator::cli::Cli;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    std::process::ExitCode::from(uat_orchestrator::run(cli).await.code())
 }

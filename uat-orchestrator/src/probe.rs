@@ -1,0 +1,140 @@
+//! Every request of the run goes through here, so its latency, its status and any transport error
+//! count toward the verdict.
+
+use hdrhistogram::Histogram;
+use reqwest::{Method, RequestBuilder};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Latencies above this force NO-GO.
+pub const SLOW: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub latency: Duration,
+}
+
+impl Reply {
+    /// SPEC's error code, if the body is an error.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+pub struct Tally {
+    /// Microseconds, three significant figures.
+    pub latencies: Histogram<u64>,
+    pub server_errors: Vec<String>,
+    pub transport_errors: Vec<String>,
+    pub slow: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Probe {
+    http: reqwest::Client,
+    base: String,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl Probe {
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            tally: Arc::new(Mutex::new(Tally {
+                latencies: Histogram::new_with_bounds(1, 120_000_000, 3)
+                    .expect("static histogram bounds are valid"),
+                server_errors: Vec::new(),
+                transport_errors: Vec::new(),
+                slow: Vec::new(),
+            })),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    /// Sends and records. `Err` is a transport error (already counted).
+    pub async fn send(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
+        self.send_inner(label, request, true).await
+    }
+
+    /// Sends while the database is deliberately unreachable: 503s there are expected, so they do
+    /// not count as server errors (nor their latency).
+    pub async fn send_during_outage(
+        &self,
+        label: &str,
+        request: RequestBuilder,
+    ) -> Result<Reply, String> {
+        self.send_inner(label, request, false).await
+    }
+
+    async fn send_inner(
+        &self,
+        label: &str,
+        request: RequestBuilder,
+        counts: bool,
+    ) -> Result<Reply, String> {
+        let started = Instant::now();
+        let outcome = async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, bytes))
+        }
+        .await;
+        let latency = started.elapsed();
+        let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok((status, bytes)) => {
+                if counts {
+                    let _ = tally.latencies.record((latency.as_micros() as u64).max(1));
+                    if status >= 500 {
+                        tally.server_errors.push(format!("{label}: HTTP {status}"));
+                    }
+                    if latency > SLOW {
+                        tally
+                            .slow
+                            .push(format!("{label}: {} ms", latency.as_millis()));
+                    }
+                }
+                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                Ok(Reply {
+                    status,
+                    body,
+                    latency,
+                })
+            }
+            Err(e) => {
+                let why = format!("{label}: {e}");
+                if counts {
+                    tally.transport_errors.push(why.clone());
+                }
+                Err(why)
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> Tally {
+        let tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        Tally {
+            latencies: tally.latencies.clone(),
+            server_errors: tally.server_errors.clone(),
+            transport_errors: tally.transport_errors.clone(),
+            slow: tally.slow.clone(),
+        }
+    }
+}

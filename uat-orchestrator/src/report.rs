@@ -1,0 +1,289 @@
+//! The reports: JSON (everything), JUnit XML (one test case per scenario), a Markdown summary for
+//! `$GITHUB_STEP_SUMMARY`, and an HTML page with the verdict, the criteria and a latency chart.
+
+use crate::probe::Tally;
+use crate::scenarios::{Findings, ScenarioReport};
+use crate::verdict::{Decision, Verdict};
+use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub min_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Counts per bucket, for the chart: `[upper bound in ms, count]`.
+    pub histogram: Vec<(f64, u64)>,
+}
+
+impl Latency {
+    pub fn from(tally: &Tally) -> Self {
+        let h = &tally.latencies;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let bounds = [
+            1.0,
+            2.0,
+            5.0,
+            10.0,
+            20.0,
+            50.0,
+            100.0,
+            200.0,
+            500.0,
+            1000.0,
+            2000.0,
+            5000.0,
+            f64::INFINITY,
+        ];
+        let mut histogram = Vec::new();
+        let mut below = 0;
+        for upper in bounds {
+            let upto = if upper.is_finite() {
+                h.count_between(0, (upper * 1000.0) as u64)
+            } else {
+                h.len()
+            };
+            histogram.push((upper, upto.saturating_sub(below)));
+            below = upto;
+        }
+        let q = |p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                ms(h.value_at_quantile(p))
+            }
+        };
+        Self {
+            count: h.len(),
+            min_ms: if h.is_empty() { 0.0 } else { ms(h.min()) },
+            p50_ms: q(0.50),
+            p90_ms: q(0.90),
+            p95_ms: q(0.95),
+            p99_ms: q(0.99),
+            max_ms: if h.is_empty() { 0.0 } else { ms(h.max()) },
+            histogram,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub tool: &'static str,
+    pub target: &'a str,
+    pub started_at: String,
+    pub duration_ms: u128,
+    pub verdict: &'a Verdict,
+    pub scenarios: &'a [ScenarioReport],
+    pub findings: &'a Findings,
+    pub latency: Latency,
+    pub server_errors: &'a [String],
+    pub transport_errors: &'a [String],
+    pub slow_requests: &'a [String],
+}
+
+/// Writes `uat-report-<unix_ms>.json` and `.html` into `dir`; returns their paths.
+pub fn write(dir: &Path, report: &Report<'_>) -> std::io::Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)?;
+    let stamp = chrono::Utc::now().timestamp_millis();
+    let json = dir.join(format!("uat-report-{stamp}.json"));
+    std::fs::write(
+        &json,
+        serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?,
+    )?;
+    let html = dir.join(format!("uat-report-{stamp}.html"));
+    std::fs::write(&html, html_page(report))?;
+    Ok((json, html))
+}
+
+pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
+    let mut suite = TestSuite::new("uat-orchestrator");
+    for s in scenarios {
+        let failed: Vec<_> = s.steps.iter().filter(|st| !st.passed).collect();
+        let status = if failed.is_empty() {
+            TestCaseStatus::success()
+        } else {
+            // A step that could not run is an error; a check that did not hold is a failure.
+            let kind = if failed.iter().any(|st| st.error) {
+                NonSuccessKind::Error
+            } else {
+                NonSuccessKind::Failure
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_message(
+                failed
+                    .iter()
+                    .map(|st| format!("[{}] {}: {}", st.index, st.title, st.measured))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            status
+        };
+        let mut case = TestCase::new(s.name, status);
+        case.set_classname("uat")
+            .set_time(Duration::from_millis(s.duration_ms as u64));
+        let out: Vec<String> = s
+            .steps
+            .iter()
+            .map(|st| {
+                format!(
+                    "[{}] {} {} {}",
+                    st.index,
+                    st.title,
+                    if st.passed { "ok" } else { "FAILED" },
+                    st.measured
+                )
+            })
+            .collect();
+        case.set_system_out(out.join("\n"));
+        suite.add_test_case(case);
+    }
+    let mut report = JunitReport::new("uat");
+    report.add_test_suite(suite);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, report.to_string().map_err(std::io::Error::other)?)
+}
+
+pub fn markdown(report: &Report<'_>) -> String {
+    let verdict = match report.verdict.decision {
+        Decision::Go => "✅ **GO**",
+        Decision::NoGo => "❌ **NO-GO**",
+    };
+    let mut md = format!("## UAT: {verdict}\n\nTarget `{}`\n\n| criterion | threshold | measured | passed |\n|---|---|---|---|\n", report.target);
+    for c in &report.verdict.criteria {
+        let passed = match c.passed {
+            Some(true) => "✅",
+            Some(false) => "❌",
+            None => "pending",
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {passed} |\n",
+            c.name, c.threshold, c.measured
+        ));
+    }
+    for r in &report.verdict.reasons {
+        md.push_str(&format!("\n- {r}"));
+    }
+    md.push_str("\n\n<details><summary>Scenarios</summary>\n\n");
+    for s in report.scenarios {
+        md.push_str(&format!(
+            "**{}** {}\n\n",
+            s.name,
+            if s.passed { "✅" } else { "❌" }
+        ));
+        for st in &s.steps {
+            md.push_str(&format!(
+                "- [{}] {} {} {}\n",
+                st.index,
+                st.title,
+                if st.passed { "✓" } else { "✗" },
+                st.measured
+            ));
+        }
+        md.push('\n');
+    }
+    md.push_str("</details>\n");
+    md
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn html_page(report: &Report<'_>) -> String {
+    let (verdict, colour) = match report.verdict.decision {
+        Decision::Go => ("GO", "#1a7f37"),
+        Decision::NoGo => ("NO-GO", "#cf222e"),
+    };
+    let mut rows = String::new();
+    for c in &report.verdict.criteria {
+        let passed = match c.passed {
+            Some(true) => "<td class=ok>passed</td>",
+            Some(false) => "<td class=bad>failed</td>",
+            None => "<td class=pending>pending</td>",
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td>{passed}</tr>",
+            escape(&c.name),
+            escape(&c.threshold),
+            escape(&c.measured)
+        ));
+    }
+    let reasons: String = report
+        .verdict
+        .reasons
+        .iter()
+        .map(|r| format!("<li>{}</li>", escape(r)))
+        .collect();
+    let mut scenarios = String::new();
+    for s in report.scenarios {
+        scenarios.push_str(&format!(
+            "<h3>{} {}</h3><ol>",
+            escape(s.name),
+            if s.passed { "✓" } else { "✗" }
+        ));
+        for st in &s.steps {
+            let class = if st.passed { "ok" } else { "bad" };
+            scenarios.push_str(&format!(
+                "<li class={class}>{} — {}</li>",
+                escape(&st.title),
+                escape(&st.measured)
+            ));
+        }
+        scenarios.push_str("</ol>");
+    }
+    // The latency histogram as an inline SVG bar chart.
+    let hist = &report.latency.histogram;
+    let most = hist.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1);
+    let width = 48;
+    let mut bars = String::new();
+    for (i, (upper, count)) in hist.iter().enumerate() {
+        let h = (*count as f64 / most as f64 * 160.0).round();
+        let x = 40 + i * width;
+        let label = if upper.is_finite() {
+            format!("≤{upper}")
+        } else {
+            "more".into()
+        };
+        bars.push_str(&format!(
+            "<rect x={x} y={} width={} height={h} fill='#0969da'><title>{count} requests</title></rect>\
+             <text x={} y=196 font-size=10 text-anchor=middle>{label}</text><text x={} y={} font-size=10 text-anchor=middle>{count}</text>",
+            180.0 - h,
+            width - 6,
+            x + (width - 6) / 2,
+            x + (width - 6) / 2,
+            175.0 - h
+        ));
+    }
+    let l = &report.latency;
+    format!(
+        "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'>\
+<title>UAT report: {verdict}</title><style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2328}}\
+.verdict{{font-size:2.5rem;font-weight:700;color:{colour}}}table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #d0d7de;padding:.4rem;text-align:left}}\
+.ok{{color:#1a7f37}}.bad{{color:#cf222e}}.pending{{color:#9a6700}}</style></head><body>\
+<h1>Booking service UAT</h1><p class=verdict>{verdict}</p><p>Target <code>{target}</code>, started {started}, {duration} ms.</p>\
+<ul>{reasons}</ul><h2>Go/no-go criteria</h2><table><tr><th>criterion</th><th>threshold</th><th>measured</th><th>result</th></tr>{rows}</table>\
+<h2>Latency</h2><p>{count} requests: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms.</p>\
+<svg role=img aria-label='latency histogram' width={svg_width} height=210 xmlns='http://www.w3.org/2000/svg'>{bars}\
+<text x=0 y=205 font-size=10>ms</text></svg><h2>Scenarios</h2>{scenarios}</body></html>",
+        target = escape(report.target),
+        started = escape(&report.started_at),
+        duration = report.duration_ms,
+        count = l.count,
+        p50 = l.p50_ms,
+        p95 = l.p95_ms,
+        p99 = l.p99_ms,
+        max = l.max_ms,
+        svg_width = 60 + hist.len() * width,
+    )
+}

@@ -1,0 +1,141 @@
+//! A caller books through the voice agent, hears a speakable answer, and the appointment exists
+//! at the right local time; a past date, an impossible time and a taken slot are answered politely.
+
+use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
+use serde_json::json;
+
+pub async fn run(run: &mut Run<'_>) -> Steps {
+    let mut steps = Steps::new(6);
+    let clinic = match Clinic::create(run, "basic").await {
+        Ok(c) => c,
+        Err(e) => {
+            steps.error("set up a clinic with a provider", e);
+            return steps;
+        }
+    };
+    if let Err(e) = scenario(run, &clinic, &mut steps).await {
+        steps.error("could not continue", e);
+    }
+    clinic.remove(run).await;
+    steps
+}
+
+async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps) -> Result<(), String> {
+    let date = date_in(9);
+    let phone = caller(1);
+    let args = |time: &str, date: &str| json!({"provider_name": "Dr. Smith", "appointment_date": date, "appointment_time": time, "patient_name": "Ada Lovelace"});
+    run.findings.bookings_expected += 1;
+    let booked = vapi(
+        run,
+        "vapi book",
+        &clinic.agent,
+        &vapi_message(
+            "uat-basic-1",
+            &phone,
+            &[("b1", "book_appointment", args("14:00", &date))],
+        ),
+    )
+    .await?;
+    let answer = booked
+        .first()
+        .cloned()
+        .unwrap_or_else(|| Err("no result".into()));
+    let ok = steps.check(
+        "a Vapi tool-calls message books a slot",
+        answer.is_ok(),
+        format!("{answer:?}"),
+    );
+    if ok {
+        run.findings.bookings_succeeded += 1;
+    }
+    let text = answer.unwrap_or_else(|e| e);
+    let speakable = !text.contains('\n')
+        && text.contains("Dr. Smith")
+        && text.contains("2:00 PM")
+        && text.contains("confirmation code");
+    steps.check(
+        "the answer is one speakable line with provider, time and code",
+        speakable,
+        text,
+    );
+
+    let appointments = clinic.appointments(run).await?;
+    let local = appointments
+        .first()
+        .and_then(|a| a["starts_at"].as_str())
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+    let right_time = appointments.len() == 1
+        && local.is_some_and(|t| t.format("%Y-%m-%d %H:%M").to_string() == format!("{date} 14:00"))
+        && appointments[0]["patient"]["phone"] == phone.as_str();
+    if appointments.len() != 1 {
+        run.findings.lost_or_duplicate.push(format!(
+            "basic: {} appointments after one booking",
+            appointments.len()
+        ));
+    }
+    steps.check(
+        "the appointment exists at the right local time for the caller",
+        right_time,
+        local.map_or("missing".into(), |t| t.to_rfc3339()),
+    );
+
+    let past = vapi(
+        run,
+        "vapi past date",
+        &clinic.agent,
+        &vapi_message(
+            "uat-basic-1",
+            &phone,
+            &[("b2", "book_appointment", args("10:00", &date_in(-2)))],
+        ),
+    )
+    .await?;
+    let polite = |r: &[Result<String, String>]| matches!(r.first(), Some(Err(e)) if !e.is_empty() && !e.contains('\n'));
+    steps.check(
+        "a past date gets a polite error",
+        polite(&past),
+        format!("{past:?}"),
+    );
+    let invalid = vapi(
+        run,
+        "vapi invalid time",
+        &clinic.agent,
+        &vapi_message(
+            "uat-basic-1",
+            &phone,
+            &[("b3", "book_appointment", args("25:99", &date))],
+        ),
+    )
+    .await?;
+    steps.check(
+        "an impossible time (25:99) gets a polite error",
+        polite(&invalid),
+        format!("{invalid:?}"),
+    );
+
+    let other = caller(2);
+    let taken = vapi(
+        run,
+        "vapi taken slot",
+        &clinic.agent,
+        &vapi_message(
+            "uat-basic-2",
+            &other,
+            &[("b4", "book_appointment", args("14:00", &date))],
+        ),
+    )
+    .await?;
+    let offers = matches!(taken.first(), Some(Err(e)) if e.contains("nearest free times"));
+    steps.check(
+        "a taken slot is answered with alternatives",
+        offers,
+        format!("{taken:?}"),
+    );
+    let still_one = clinic.appointments(run).await?.len();
+    if still_one != 1 {
+        run.findings.lost_or_duplicate.push(format!(
+            "basic: {still_one} appointments after a refused booking"
+        ));
+    }
+    Ok(())
+}

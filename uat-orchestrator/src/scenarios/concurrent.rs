@@ -1,0 +1,113 @@
+//! N callers ask the voice agent for the same slot at the same instant: exactly one gets it, the
+//! rest are offered alternatives, one appointment exists, all within the latency budget.
+
+use super::{caller, date_in, vapi_message, vapi_results, Clinic, Run, Steps};
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::Barrier;
+
+pub async fn run(run: &mut Run<'_>) -> Steps {
+    let mut steps = Steps::new(4);
+    let clinic = match Clinic::create(run, "concurrent").await {
+        Ok(c) => c,
+        Err(e) => {
+            steps.error("set up a clinic with a provider", e);
+            return steps;
+        }
+    };
+    if let Err(e) = scenario(run, &clinic, &mut steps).await {
+        steps.error("could not continue", e);
+    }
+    clinic.remove(run).await;
+    steps
+}
+
+async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps) -> Result<(), String> {
+    let n = run.concurrency.max(2);
+    let date = date_in(10);
+    let barrier = Arc::new(Barrier::new(n));
+    let requests = (0..n).map(|i| {
+        let probe = run.probe.clone();
+        let barrier = barrier.clone();
+        let message = vapi_message(
+            &format!("uat-race-{i}"),
+            &caller(100 + i),
+            &[(
+                &format!("race-{i}"),
+                "book_appointment",
+                json!({"provider_id": clinic.provider_id(), "appointment_date": date, "appointment_time": "11:00", "patient_name": format!("Caller {i}")}),
+            )],
+        );
+        let request = probe.request(Method::POST, "/api/vapi/tools", Some(&clinic.agent)).json(&message);
+        async move {
+            barrier.wait().await;
+            probe.send("vapi race", request).await
+        }
+    });
+    let replies = join_all(requests).await;
+    let mut winners = 0;
+    let mut offered = 0;
+    let mut other = Vec::new();
+    let mut slowest = std::time::Duration::ZERO;
+    for reply in &replies {
+        match reply {
+            Ok(r) => {
+                slowest = slowest.max(r.latency);
+                match vapi_results(r)?.into_iter().next() {
+                    Some(Ok(_)) => winners += 1,
+                    Some(Err(e))
+                        if e.contains("already booked") && e.contains("nearest free times") =>
+                    {
+                        offered += 1
+                    }
+                    outcome => other.push(format!("{outcome:?}")),
+                }
+            }
+            Err(e) => other.push(e.clone()),
+        }
+    }
+    run.findings.bookings_expected += 1;
+    if winners >= 1 {
+        run.findings.bookings_succeeded += 1;
+    }
+    steps.check(
+        "exactly one caller gets the slot",
+        winners == 1,
+        format!("{winners} of {n} succeeded"),
+    );
+    steps.check(
+        "every other caller is told it is taken and offered alternatives",
+        offered == n - 1 && other.is_empty(),
+        format!(
+            "{offered} offered alternatives, {} other answers {:?}",
+            other.len(),
+            other
+        ),
+    );
+    let appointments = clinic.appointments(run).await?;
+    let atomic = appointments.len() == 1;
+    run.findings.atomicity = Some(atomic && winners == 1);
+    if !atomic || winners > 1 {
+        run.findings.lost_or_duplicate.push(format!(
+            "concurrent: {winners} successes and {} appointments for one slot",
+            appointments.len()
+        ));
+    }
+    steps.check(
+        "exactly one appointment exists for the slot",
+        atomic,
+        format!("{} appointments", appointments.len()),
+    );
+    steps.check(
+        "every answer came within the latency budget",
+        slowest <= run.budget,
+        format!(
+            "slowest {} ms (budget {} ms)",
+            slowest.as_millis(),
+            run.budget.as_millis()
+        ),
+    );
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! Two clinics: the second sees, books, cancels and moves nothing of the first, by any route, by
+//! id or by code; forged, expired and unsigned tokens are refused.
+
+use super::{caller, date_in, expect, vapi, vapi_message, Clinic, Run, Steps};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::Method;
+use serde_json::json;
+use shared::Role;
+
+pub async fn run(run: &mut Run<'_>) -> Steps {
+    let mut steps = Steps::new(7);
+    let (a, b) = match (
+        Clinic::create(run, "isolation A").await,
+        Clinic::create(run, "isolation B").await,
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            steps.error(
+                "set up two clinics",
+                format!("{:?} / {:?}", a.err(), b.err()),
+            );
+            return steps;
+        }
+    };
+    if let Err(e) = scenario(run, &a, &b, &mut steps).await {
+        steps.error("could not continue", e);
+    }
+    a.remove(run).await;
+    b.remove(run).await;
+    steps
+}
+
+/// Records one isolation check; a failure is a leak.
+fn judge(run: &mut Run<'_>, what: &str, held: bool, failures: &mut Vec<String>) {
+    run.findings.isolation_checks += 1;
+    if held {
+        run.findings.isolation_passed += 1;
+    } else {
+        run.findings.leaks.push(format!("isolation: {what}"));
+        failures.push(what.to_owned());
+    }
+}
+
+async fn status(
+    run: &Run<'_>,
+    label: &str,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> Result<u16, String> {
+    let mut request = run.probe.request(method, path, Some(token));
+    if let Some(b) = body {
+        request = request.json(&b);
+    }
+    Ok(run.probe.send(label, request).await?.status)
+}
+
+async fn scenario(
+    run: &mut Run<'_>,
+    a: &Clinic,
+    b: &Clinic,
+    steps: &mut Steps,
+) -> Result<(), String> {
+    let date = date_in(11);
+    let phone = caller(7);
+    let booked = expect(
+        run.probe
+            .send(
+                "book for clinic A",
+                run.probe.request(Method::POST, "/api/vapi/booking", Some(&a.agent)).json(&json!({
+                    "tool_name": "book_appointment",
+                    "tool_input": {"provider_id": a.provider_id(), "appointment_date": date, "appointment_time": "10:00",
+                                   "patient_name": "Ada", "patient_phone": phone}
+                })),
+            )
+            .await?,
+        201,
+        "book for clinic A",
+    )?;
+    let id = booked.body["appointment_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let code = booked.body["confirmation_code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let provider = a.provider_id().to_owned();
+
+    let mut failures = Vec::new();
+    let got = status(
+        run,
+        "B reads A's appointment",
+        Method::GET,
+        &format!("/api/appointments/{id}"),
+        &b.staff,
+        None,
+    )
+    .await?;
+    judge(
+        run,
+        "B read A's appointment by id",
+        got == 404,
+        &mut failures,
+    );
+    let listed = run
+        .probe
+        .send(
+            "B lists",
+            run.probe
+                .request(Method::GET, "/api/appointments", Some(&b.staff)),
+        )
+        .await?;
+    judge(
+        run,
+        "B's list shows A's appointment",
+        !listed.body.to_string().contains(&id),
+        &mut failures,
+    );
+    steps.check(
+        "the second clinic cannot read the first's appointments",
+        failures.is_empty(),
+        format!("{failures:?}"),
+    );
+
+    let mut failures = Vec::new();
+    let got = status(
+        run,
+        "B reads A's provider",
+        Method::GET,
+        &format!("/api/providers/{provider}"),
+        &b.admin,
+        None,
+    )
+    .await?;
+    judge(run, "B read A's provider", got == 404, &mut failures);
+    let got = status(
+        run,
+        "B reads A's availability",
+        Method::GET,
+        &format!("/api/providers/{provider}/availability?date={date}"),
+        &b.agent,
+        None,
+    )
+    .await?;
+    judge(run, "B read A's availability", got == 404, &mut failures);
+    let got = status(
+        run,
+        "B renames A's provider",
+        Method::PATCH,
+        &format!("/api/providers/{provider}"),
+        &b.admin,
+        Some(json!({"name": "Taken over"})),
+    )
+    .await?;
+    judge(run, "B changed A's provider", got == 404, &mut failures);
+    steps.check(
+        "the second clinic cannot see or change the first's providers",
+        failures.is_empty(),
+        format!("{failures:?}"),
+    );
+
+    let mut failures = Vec::new();
+    let body = json!({"tool_name": "book_appointment", "tool_input": {"provider_id": provider, "appointment_date": date, "appointment_time": "12:00"}});
+    let got = status(
+        run,
+        "B books A's provider",
+        Method::POST,
+        "/api/vapi/booking",
+        &b.agent,
+        Some(body),
+    )
+    .await?;
+    judge(run, "B booked A's provider", got == 404, &mut failures);
+    let via_vapi = vapi(run, "B books A's provider by voice", &b.agent, &vapi_message("uat-iso-b", &phone, &[("i1", "book_appointment", json!({"provider_id": provider, "appointment_date": date, "appointment_time": "13:00", "patient_name": "Eve"}))])).await?;
+    judge(
+        run,
+        "B booked A's provider by voice",
+        matches!(via_vapi.first(), Some(Err(_))),
+        &mut failures,
+    );
+    steps.check(
+        "the second clinic cannot book the first's providers",
+        failures.is_empty(),
+        format!("{failures:?}"),
+    );
+
+    let mut failures = Vec::new();
+    let got = status(
+        run,
+        "B cancels A's appointment",
+        Method::POST,
+        &format!("/api/appointments/{id}/cancel"),
+        &b.staff,
+        Some(json!({})),
+    )
+    .await?;
+    judge(
+        run,
+        "B cancelled A's appointment by id",
+        got == 404,
+        &mut failures,
+    );
+    let got = status(
+        run,
+        "B moves A's appointment",
+        Method::POST,
+        &format!("/api/appointments/{id}/reschedule"),
+        &b.staff,
+        Some(json!({"appointment_date": date, "appointment_time": "15:00"})),
+    )
+    .await?;
+    judge(
+        run,
+        "B moved A's appointment by id",
+        got == 404,
+        &mut failures,
+    );
+    let by_code = vapi(
+        run,
+        "B cancels by code",
+        &b.agent,
+        &vapi_message(
+            "uat-iso-b2",
+            &phone,
+            &[
+                (
+                    "i2",
+                    "cancel_appointment",
+                    json!({"confirmation_code": code}),
+                ),
+                ("i3", "find_appointments", json!({})),
+            ],
+        ),
+    )
+    .await?;
+    judge(
+        run,
+        "B cancelled A's appointment by code",
+        matches!(by_code.first(), Some(Err(_))),
+        &mut failures,
+    );
+    judge(
+        run,
+        "B found A's appointment by the caller's number",
+        matches!(by_code.get(1), Some(Ok(t)) if t.contains("no upcoming")),
+        &mut failures,
+    );
+    steps.check(
+        "the second clinic cannot cancel, move or find the first's appointments",
+        failures.is_empty(),
+        format!("{failures:?}"),
+    );
+
+    let mut bypass = Vec::new();
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(json!({"sub": "x", "role": "staff", "org_id": a.id, "exp": chrono::Utc::now().timestamp() + 600}).to_string())
+    );
+    for (kind, token) in [
+        ("forged", run.target.forged_token(Role::Staff, Some(a.id))),
+        ("expired", run.target.expired_token(Role::Staff, Some(a.id))),
+        ("alg none", unsigned),
+    ] {
+        let got = status(
+            run,
+            &format!("{kind} token"),
+            Method::GET,
+            &format!("/api/appointments/{id}"),
+            &token,
+            None,
+        )
+        .await?;
+        if got != 401 {
+            bypass.push(format!("{kind} token answered {got}"));
+        }
+    }
+    run.findings
+        .token_bypass
+        .extend(bypass.iter().map(|b| format!("isolation: {b}")));
+    steps.check(
+        "forged, expired and unsigned tokens are refused with 401",
+        bypass.is_empty(),
+        format!("{bypass:?}"),
+    );
+
+    let role_check = status(
+        run,
+        "agent lists appointments",
+        Method::GET,
+        "/api/appointments",
+        &a.agent,
+        None,
+    )
+    .await?;
+    steps.check(
+        "a role outside a route is refused with 403",
+        role_check == 403,
+        format!("HTTP {role_check}"),
+    );
+
+    let still = run
+        .probe
+        .send(
+            "A reads its appointment",
+            run.probe.request(
+                Method::GET,
+                &format!("/api/appointments/{id}"),
+                Some(&a.staff),
+            ),
+        )
+        .await?;
+    let intact = still.status == 200
+        && still.body["status"] == "pending"
+        && still.body["starts_at"]
+            .as_str()
+            .is_some_and(|s| s.contains("T10:00:00"));
+    if !intact {
+        run.findings.lost_or_duplicate.push(format!(
+            "isolation: clinic A's appointment changed: {}",
+            still.body
+        ));
+    }
+    steps.check(
+        "the first clinic's appointment is untouched",
+        intact,
+        format!("{} {}", still.status, still.body["status"]),
+    );
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The five scenarios. Each is a list of numbered steps that check something real and print
+//! `[i/n] … ✓/✗ measured`; what they find feeds the go/no-go criteria.
+
+mod basic;
+mod concurrent;
+mod email;
+mod errors;
+mod isolation;
+
+use crate::output;
+use crate::probe::{Probe, Reply};
+use crate::target::Target;
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{json, Value};
+use shared::Role;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Clinics created and not yet removed, so an interrupted run can still clean up.
+static LEFTOVERS: Mutex<Vec<Uuid>> = Mutex::new(Vec::new());
+
+/// Removes the clinics an interrupted run left behind.
+pub async fn remove_leftovers(target: &Target, probe: &Probe) {
+    let ids: Vec<Uuid> = LEFTOVERS
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
+    let platform = target.token(Role::Platform, None);
+    for id in ids {
+        let _ = probe
+            .send_during_outage(
+                "remove clinic",
+                probe.request(Method::DELETE, &format!("/api/orgs/{id}"), Some(&platform)),
+            )
+            .await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    Basic,
+    Concurrent,
+    Isolation,
+    ErrorHandling,
+    Email,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Self::Basic,
+        Self::Concurrent,
+        Self::Isolation,
+        Self::ErrorHandling,
+        Self::Email,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Basic => "basic",
+            Self::Concurrent => "concurrent",
+            Self::Isolation => "isolation",
+            Self::ErrorHandling => "error-handling",
+            Self::Email => "email",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Basic => "A caller books through the voice agent",
+            Self::Concurrent => "Simultaneous callers race for one slot",
+            Self::Isolation => "Clinics cannot see or touch each other",
+            Self::ErrorHandling => "Bad input and a lost database are handled",
+            Self::Email => "The patient confirms by email",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub index: usize,
+    pub title: String,
+    pub passed: bool,
+    /// What was measured, e.g. "1 × 201, 4 × 409" or "143 ms".
+    pub measured: String,
+    /// A step that could not run (a transport or set-up problem) rather than a failed check.
+    pub error: bool,
+    pub skipped: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioReport {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub passed: bool,
+    pub duration_ms: u128,
+    pub steps: Vec<Step>,
+}
+
+/// What the scenarios found that the criteria judge.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Findings {
+    pub bookings_expected: u32,
+    pub bookings_succeeded: u32,
+    pub isolation_checks: u32,
+    pub isolation_passed: u32,
+    /// `Some(true)` once the race was run and produced exactly one booking.
+    pub atomicity: Option<bool>,
+    pub emails_expected: u32,
+    pub emails_in_time: u32,
+    pub email_latency_ms: Vec<u128>,
+    pub lost_or_duplicate: Vec<String>,
+    pub leaks: Vec<String>,
+    pub token_bypass: Vec<String>,
+}
+
+/// What a scenario works with.
+pub struct Run<'a> {
+    pub target: &'a Target,
+    pub probe: &'a Probe,
+    pub findings: &'a mut Findings,
+    pub concurrency: usize,
+    pub budget: Duration,
+    pub email_timeout: Duration,
+    pub mail: Option<&'a crate::mail::Mailbox>,
+}
+
+/// Collects and prints the steps of one scenario.
+pub struct Steps {
+    total: usize,
+    steps: Vec<Step>,
+}
+
+impl Steps {
+    pub fn new(total: usize) -> Self {
+        Self {
+            total,
+            steps: Vec::new(),
+        }
+    }
+
+    pub fn check(&mut self, title: &str, passed: bool, measured: impl Into<String>) -> bool {
+        self.push(title, passed, measured.into(), false, false);
+        passed
+    }
+
+    pub fn error(&mut self, title: &str, why: impl Into<String>) {
+        self.push(title, false, why.into(), true, false);
+    }
+
+    pub fn skip(&mut self, title: &str, why: impl Into<String>) {
+        self.push(title, true, why.into(), false, true);
+    }
+
+    fn push(&mut self, title: &str, passed: bool, measured: String, error: bool, skipped: bool) {
+        let step = Step {
+            index: self.steps.len() + 1,
+            title: title.to_owned(),
+            passed,
+            measured,
+            error,
+            skipped,
+        };
+        output::step(&step, self.total);
+        self.steps.push(step);
+    }
+}
+
+/// A test clinic, made through the API and removed afterwards.
+pub struct Clinic {
+    pub id: Uuid,
+    pub admin: String,
+    pub staff: String,
+    pub agent: String,
+    pub provider: Value,
+}
+
+impl Clinic {
+    pub async fn create(run: &Run<'_>, label: &str) -> Result<Self, String> {
+        let platform = run.target.token(Role::Platform, None);
+        let org = expect(
+            run.probe
+                .send(
+                    "create clinic",
+                    run.probe
+                        .request(Method::POST, "/api/orgs", Some(&platform))
+                        .json(&json!({
+                            "name": format!("UAT {label} {}", Uuid::new_v4().simple()),
+                            "timezone": "America/New_York"
+                        })),
+                )
+                .await?,
+            201,
+            "create clinic",
+        )?;
+        let id: Uuid = org.body["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or("the clinic has no id")?;
+        if let Ok(mut l) = LEFTOVERS.lock() {
+            l.push(id);
+        }
+        let admin = run.target.token(Role::Admin, Some(id));
+        let days: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+            .iter()
+            .map(|d| json!({"weekday": d, "start": "09:00", "end": "17:00"}))
+            .collect();
+        let provider = expect(
+            run.probe
+                .send(
+                    "create provider",
+                    run.probe
+                        .request(Method::POST, "/api/providers", Some(&admin))
+                        .json(&json!({"name": "Dr. Smith", "appointment_minutes": 30, "working_hours": days})),
+                )
+                .await?,
+            201,
+            "create provider",
+        )?;
+        Ok(Self {
+            id,
+            staff: run.target.token(Role::Staff, Some(id)),
+            agent: run.target.token(Role::Agent, Some(id)),
+            admin,
+            provider: provider.body,
+        })
+    }
+
+    pub fn provider_id(&self) -> &str {
+        self.provider["id"].as_str().unwrap_or_default()
+    }
+
+    pub async fn remove(self, run: &Run<'_>) {
+        if let Ok(mut l) = LEFTOVERS.lock() {
+            l.retain(|id| *id != self.id);
+        }
+        let platform = run.target.token(Role::Platform, None);
+        let _ = run
+            .probe
+            .send(
+                "remove clinic",
+                run.probe.request(
+                    Method::DELETE,
+                    &format!("/api/orgs/{}", self.id),
+                    Some(&platform),
+                ),
+            )
+            .await;
+    }
+
+    /// The clinic's active appointments, as staff see them.
+    pub async fn appointments(&self, run: &Run<'_>) -> Result<Vec<Value>, String> {
+        let reply = expect(
+            run.probe
+                .send(
+                    "list appointments",
+                    run.probe
+                        .request(Method::GET, "/api/appointments", Some(&self.staff)),
+                )
+                .await?,
+            200,
+            "list appointments",
+        )?;
+        Ok(reply
+            .body
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["status"] != "cancelled")
+            .collect())
+    }
+}
+
+pub fn expect(reply: Reply, status: u16, what: &str) -> Result<Reply, String> {
+    if reply.status == status {
+        Ok(reply)
+    } else {
+        Err(format!(
+            "{what}: expected {status}, got {} {}",
+            reply.status, reply.body
+        ))
+    }
+}
+
+/// A `tool-calls` message as Vapi sends it.
+pub fn vapi_message(call_id: &str, caller: &str, calls: &[(&str, &str, Value)]) -> Value {
+    let list: Vec<Value> = calls
+        .iter()
+        .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}))
+        .collect();
+    json!({"message": {
+        "type": "tool-calls",
+        "timestamp": chrono::Utc::now().timestamp_millis(),
+        "toolCallList": list,
+        "toolCalls": list,
+        "call": {"id": call_id, "type": "inboundPhoneCall", "customer": {"number": caller}},
+        "customer": {"number": caller}
+    }})
+}
+
+/// Posts a message and returns the `result` (Ok) or `error` (Err) of each call, in order.
+pub async fn vapi(
+    run: &Run<'_>,
+    label: &str,
+    agent: &str,
+    message: &Value,
+) -> Result<Vec<Result<String, String>>, String> {
+    let reply = run
+        .probe
+        .send(
+            label,
+            run.probe
+                .request(Method::POST, "/api/vapi/tools", Some(agent))
+                .json(message),
+        )
+        .await?;
+    vapi_results(&reply)
+}
+
+pub fn vapi_results(reply: &Reply) -> Result<Vec<Result<String, String>>, String> {
+    if reply.status != 200 {
+        return Err(format!(
+            "the Vapi route answered {} {}",
+            reply.status, reply.body
+        ));
+    }
+    reply.body["results"]
+        .as_array()
+        .ok_or_else(|| format!("no results array in {}", reply.body))?
+        .iter()
+        .map(|r| match (r["result"].as_str(), r["error"].as_str()) {
+            (Some(text), _) => Ok(Ok(text.to_owned())),
+            (None, Some(text)) => Ok(Err(text.to_owned())),
+            _ => Err(format!("a result without result or error: {r}")),
+        })
+        .collect()
+}
+
+/// A local date `days` from now, `YYYY-MM-DD`.
+pub fn date_in(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A random caller number.
+pub fn caller(i: usize) -> String {
+    format!(
+        "+1555{:03}{:04}",
+        (Uuid::new_v4().as_u128() % 900 + 100) as u32,
+        i % 10_000
+    )
+}
+
+pub async fn run_scenario(scenario: Scenario, run: &mut Run<'_>) -> ScenarioReport {
+    output::scenario_header(scenario);
+    let started = Instant::now();
+    let steps = match scenario {
+        Scenario::Basic => basic::run(run).await,
+        Scenario::Concurrent => concurrent::run(run).await,
+        Scenario::Isolation => isolation::run(run).await,
+        Scenario::ErrorHandling => errors::run(run).await,
+        Scenario::Email => email::run(run).await,
+    };
+    let passed = steps.steps.iter().all(|s| s.passed);
+    ScenarioReport {
+        name: scenario.name(),
+        title: scenario.title(),
+        passed,
+        duration_ms: started.elapsed().as_millis(),
+        steps: steps.steps,
+    }
+}

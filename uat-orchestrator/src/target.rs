@@ -1,0 +1,227 @@
+//! The service under test: a deployed one (`--target`), or one started in-process on a temporary
+//! SQLite database (or `--database-url`) whose database the run can make unreachable for real.
+
+use crate::cli::Cli;
+use booking_service::config::Config;
+use booking_service::startup::Application;
+use shared::{Claims, Role};
+use sqlx::Connection;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+pub struct Target {
+    pub base: String,
+    secret: String,
+    in_process: Option<InProcess>,
+}
+
+struct InProcess {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    database: Database,
+    _dir: Option<tempfile::TempDir>,
+}
+
+enum Database {
+    /// The SQLite file: an outage is another connection holding its write lock.
+    Sqlite(String),
+    /// PostgreSQL reached through a proxy of ours: an outage cuts every connection.
+    Postgres(TcpProxy),
+}
+
+/// A database made unreachable until [`Outage::restore`] (or drop).
+pub enum Outage {
+    Sqlite(Option<sqlx::SqliteConnection>),
+    Postgres(TcpProxy),
+}
+
+impl Outage {
+    pub async fn restore(mut self) {
+        match &mut self {
+            Outage::Sqlite(conn) => {
+                if let Some(mut c) = conn.take() {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut c).await;
+                    let _ = c.close().await;
+                }
+            }
+            Outage::Postgres(proxy) => proxy.restore(),
+        }
+    }
+}
+
+impl Target {
+    /// Connects to `--target`, or starts the service in-process. `Err` is a reason the run cannot
+    /// judge anything.
+    pub async fn start(cli: &Cli) -> Result<Self, String> {
+        if let Some(url) = &cli.target {
+            let secret = cli
+                .jwt_secret
+                .clone()
+                .ok_or("--target needs --jwt-secret (the target's HS256 key) to mint the tokens of the test clinics")?;
+            url::Url::parse(url).map_err(|e| format!("--target {url} is not a URL: {e}"))?;
+            return Ok(Self {
+                base: url.trim_end_matches('/').to_owned(),
+                secret,
+                in_process: None,
+            });
+        }
+        let secret = format!(
+            "uat-{}-{}",
+            Uuid::new_v4().simple(),
+            Uuid::new_v4().simple()
+        );
+        let (url, database, dir) = match &cli.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let mut parsed = url::Url::parse(url).map_err(|e| format!("--database-url is not a URL: {e}"))?;
+                let upstream = format!("{}:{}", parsed.host_str().unwrap_or("127.0.0.1"), parsed.port().unwrap_or(5432));
+                let proxy = TcpProxy::start(upstream).await.map_err(|e| format!("cannot start the database proxy: {e}"))?;
+                parsed.set_ip_host(proxy.addr.ip()).map_err(|_| "cannot point the service at the proxy")?;
+                parsed.set_port(Some(proxy.addr.port())).map_err(|_| "cannot point the service at the proxy")?;
+                (parsed.to_string(), Database::Postgres(proxy), None)
+            }
+            Some(other) => return Err(format!("--database-url must be a postgres:// URL (got {other}); without it a temporary SQLite database is used")),
+            None => {
+                let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+                let url = format!("sqlite://{}", dir.path().join("uat.db").display());
+                (url.clone(), Database::Sqlite(url), Some(dir))
+            }
+        };
+        let mut config = Config::with_database(url);
+        config.jwt_secret = Some(secret.clone());
+        // Short deadlines, so the outage step answers in seconds.
+        config.request_timeout_secs = 3;
+        config.vapi_deadline_ms = 2000;
+        let app = Application::build(config)
+            .await
+            .map_err(|e| format!("could not start the booking service in-process: {e:#}"))?;
+        let base = app.base_url();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            base,
+            secret,
+            in_process: Some(InProcess {
+                shutdown: Some(tx),
+                server,
+                database,
+                _dir: dir,
+            }),
+        })
+    }
+
+    pub fn is_in_process(&self) -> bool {
+        self.in_process.is_some()
+    }
+
+    pub fn token(&self, role: Role, org: Option<Uuid>) -> String {
+        Claims::new(format!("uat-{}", role.as_str()), role, org, 3600)
+            .mint_hs256(self.secret.as_bytes())
+            .unwrap_or_default()
+    }
+
+    /// A token signed with another key.
+    pub fn forged_token(&self, role: Role, org: Option<Uuid>) -> String {
+        Claims::new("uat-forger", role, org, 3600)
+            .mint_hs256(b"not-the-service-key-but-32-bytes-long!")
+            .unwrap_or_default()
+    }
+
+    pub fn expired_token(&self, role: Role, org: Option<Uuid>) -> String {
+        Claims::new("uat-expired", role, org, -3600)
+            .mint_hs256(self.secret.as_bytes())
+            .unwrap_or_default()
+    }
+
+    /// Makes the in-process service's database unreachable; `None` for a remote target.
+    pub async fn cut_database(&self) -> Option<Result<Outage, String>> {
+        let in_process = self.in_process.as_ref()?;
+        Some(match &in_process.database {
+            Database::Sqlite(url) => {
+                async {
+                    let mut conn = sqlx::SqliteConnection::connect(url)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    sqlx::query("BEGIN IMMEDIATE")
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(Outage::Sqlite(Some(conn)))
+                }
+                .await
+            }
+            Database::Postgres(proxy) => {
+                proxy.cut();
+                Ok(Outage::Postgres(proxy.clone()))
+            }
+        })
+    }
+
+    /// Stops an in-process service, letting it finish its requests.
+    pub async fn stop(mut self) {
+        if let Some(mut p) = self.in_process.take() {
+            if let Some(tx) = p.shutdown.take() {
+                let _ = tx.send(());
+            }
+            let _ = p.server.await;
+        }
+    }
+}
+
+/// A TCP proxy whose connections can be cut and whose door can be closed, to take a database
+/// away from the service for real.
+#[derive(Clone)]
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    down: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: String) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let proxy = Self {
+            addr: listener.local_addr()?,
+            down: Arc::new(AtomicBool::new(false)),
+            connections: Arc::new(Mutex::new(Vec::new())),
+        };
+        let state = proxy.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if state.down.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                if let Ok(mut conns) = state.connections.lock() {
+                    conns.retain(|c| !c.is_finished());
+                    conns.push(task.abort_handle());
+                }
+            }
+        });
+        Ok(proxy)
+    }
+
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        if let Ok(mut conns) = self.connections.lock() {
+            for c in conns.drain(..) {
+                c.abort();
+            }
+        }
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
