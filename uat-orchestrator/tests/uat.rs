@@ -19,7 +19,11 @@ use uat_orchestrator::Outcome;
 const SECRET: &str = "uat-test-secret-that-is-long-enough-1234";
 
 fn cli(args: &[&str], reports: &Path) -> Cli {
-    let mut all = vec!["uat-orchestrator", "--report-dir", reports.to_str().expect("utf-8 path")];
+    let mut all = vec![
+        "uat-orchestrator",
+        "--report-dir",
+        reports.to_str().expect("utf-8 path"),
+    ];
     all.extend_from_slice(args);
     Cli::parse_from(all)
 }
@@ -42,11 +46,20 @@ fn reasons(report: &Value) -> String {
 async fn passes_in_process(backend: Backend) {
     let db = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(TestDatabase::create(Backend::Postgres).await.expect("database")),
+        Backend::Postgres => Some(
+            TestDatabase::create(Backend::Postgres)
+                .await
+                .expect("database"),
+        ),
     };
     let reports = tempfile::tempdir().expect("dir");
     let junit = reports.path().join("junit.xml");
-    let mut args = vec!["--scenario", "all", "--junit", junit.to_str().expect("path")];
+    let mut args = vec![
+        "--scenario",
+        "all",
+        "--junit",
+        junit.to_str().expect("path"),
+    ];
     if let Some(db) = &db {
         args.extend(["--database-url", db.url.as_str()]);
     }
@@ -54,20 +67,43 @@ async fn passes_in_process(backend: Backend) {
     let report = json_report(reports.path());
     assert_eq!(outcome, Outcome::Go, "{}", reasons(&report));
     assert_eq!(report["verdict"]["decision"], "GO");
-    let scenarios: Vec<&str> = report["scenarios"].as_array().expect("scenarios").iter().map(|s| s["name"].as_str().expect("name")).collect();
-    assert_eq!(scenarios, ["basic", "concurrent", "isolation", "error-handling", "email"]);
+    let scenarios: Vec<&str> = report["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        scenarios,
+        [
+            "basic",
+            "concurrent",
+            "isolation",
+            "error-handling",
+            "email"
+        ]
+    );
     for criterion in report["verdict"]["criteria"].as_array().expect("criteria") {
-        assert!(criterion["name"].is_string() && criterion["threshold"].is_string() && criterion["measured"].is_string());
+        assert!(
+            criterion["name"].is_string()
+                && criterion["threshold"].is_string()
+                && criterion["measured"].is_string()
+        );
         if criterion["name"] == "user satisfaction" {
             assert!(criterion["passed"].is_null(), "pending without --feedback");
         } else {
             assert_eq!(criterion["passed"], true, "{criterion}");
         }
     }
-    assert!(report["latency"]["p95_ms"].as_f64().is_some_and(|p| p > 0.0));
+    assert!(report["latency"]["p95_ms"]
+        .as_f64()
+        .is_some_and(|p| p > 0.0));
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert_eq!(xml.matches("<testcase ").count(), 5, "{xml}");
-    assert!(!xml.contains("<failure") && !xml.contains("<error"), "{xml}");
+    assert!(
+        !xml.contains("<failure") && !xml.contains("<error"),
+        "{xml}"
+    );
     let html = std::fs::read_dir(reports.path())
         .expect("dir")
         .filter_map(Result::ok)
@@ -92,9 +128,24 @@ async fn every_scenario_passes_against_the_service_on_postgres() {
 #[tokio::test]
 async fn a_target_that_is_down_cannot_be_judged() {
     let reports = tempfile::tempdir().expect("dir");
-    let outcome = uat_orchestrator::run(cli(&["--target", "http://127.0.0.1:9", "--jwt-secret", SECRET, "--scenario", "basic"], reports.path())).await;
+    let outcome = uat_orchestrator::run(cli(
+        &[
+            "--target",
+            "http://127.0.0.1:9",
+            "--jwt-secret",
+            SECRET,
+            "--scenario",
+            "basic",
+        ],
+        reports.path(),
+    ))
+    .await;
     assert_eq!(outcome, Outcome::CouldNotJudge);
-    let no_secret = uat_orchestrator::run(cli(&["--target", "http://127.0.0.1:9", "--scenario", "basic"], reports.path())).await;
+    let no_secret = uat_orchestrator::run(cli(
+        &["--target", "http://127.0.0.1:9", "--scenario", "basic"],
+        reports.path(),
+    ))
+    .await;
     assert_eq!(no_secret, Outcome::CouldNotJudge);
 }
 
@@ -104,18 +155,45 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
     let reports = tempfile::tempdir().expect("dir");
     let low = ratings.path().join("low.json");
     std::fs::write(&low, "[3, 4, 3.5]").expect("write");
-    let outcome = uat_orchestrator::run(cli(&["--scenario", "basic", "--feedback", low.to_str().expect("path")], reports.path())).await;
+    let outcome = uat_orchestrator::run(cli(
+        &[
+            "--scenario",
+            "basic",
+            "--feedback",
+            low.to_str().expect("path"),
+        ],
+        reports.path(),
+    ))
+    .await;
     assert_eq!(outcome, Outcome::NoGo);
     assert!(reasons(&json_report(reports.path())).contains("user satisfaction"));
 
     let reports = tempfile::tempdir().expect("dir");
     let high = ratings.path().join("high.json");
     std::fs::write(&high, "[5, 4, 4.5]").expect("write");
-    let outcome = uat_orchestrator::run(cli(&["--scenario", "basic", "--feedback", high.to_str().expect("path")], reports.path())).await;
+    let outcome = uat_orchestrator::run(cli(
+        &[
+            "--scenario",
+            "basic",
+            "--feedback",
+            high.to_str().expect("path"),
+        ],
+        reports.path(),
+    ))
+    .await;
     assert_eq!(outcome, Outcome::Go);
     let bad = ratings.path().join("bad.json");
     std::fs::write(&bad, "[9]").expect("write");
-    let outcome = uat_orchestrator::run(cli(&["--scenario", "basic", "--feedback", bad.to_str().expect("path")], reports.path())).await;
+    let outcome = uat_orchestrator::run(cli(
+        &[
+            "--scenario",
+            "basic",
+            "--feedback",
+            bad.to_str().expect("path"),
+        ],
+        reports.path(),
+    ))
+    .await;
     assert_eq!(outcome, Outcome::CouldNotJudge);
 }
 
@@ -141,9 +219,16 @@ struct Proxy {
 async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, 1 << 20).await.unwrap_or_default();
-    let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
     let send = |auth: Option<String>| {
-        let mut req = proxy.http.request(parts.method.clone(), format!("{}{path}", proxy.upstream)).body(bytes.clone());
+        let mut req = proxy
+            .http
+            .request(parts.method.clone(), format!("{}{path}", proxy.upstream))
+            .body(bytes.clone());
         for (name, value) in &parts.headers {
             if name != "host" && name != "authorization" && name != "content-length" {
                 req = req.header(name, value);
@@ -154,14 +239,23 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         }
         req.send()
     };
-    let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let auth = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     if matches!(proxy.breakage, Breakage::AnswersSlowly) && path.starts_with("/api/vapi/") {
         tokio::time::sleep(Duration::from_millis(1200)).await;
     }
     let Ok(mut response) = send(auth.clone()).await else {
-        return Response::builder().status(502).body(Body::empty()).expect("response");
+        return Response::builder()
+            .status(502)
+            .body(Body::empty())
+            .expect("response");
     };
-    if matches!(proxy.breakage, Breakage::LeaksAcrossClinics) && path.starts_with("/api/appointments/") {
+    if matches!(proxy.breakage, Breakage::LeaksAcrossClinics)
+        && path.starts_with("/api/appointments/")
+    {
         if response.status() == 200 {
             *proxy.seen_token.lock().expect("lock") = auth;
         } else if response.status() == 404 {
@@ -176,8 +270,13 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     if matches!(proxy.breakage, Breakage::DoubleBooks) && path == "/api/vapi/tools" {
         if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
             for r in v["results"].as_array_mut().into_iter().flatten() {
-                if r["error"].as_str().is_some_and(|e| e.contains("already booked")) {
-                    r["result"] = "You're booked with Dr. Smith. Your confirmation code is A-A-A-A-A-A.".into();
+                if r["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("already booked"))
+                {
+                    r["result"] =
+                        "You're booked with Dr. Smith. Your confirmation code is A-A-A-A-A-A."
+                            .into();
                     r.as_object_mut().expect("object").remove("error");
                 }
             }
@@ -193,7 +292,9 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
 
 /// The real service, and a broken variant of it in front.
 async fn broken_service(breakage: Breakage) -> (String, TestDatabase) {
-    let db = TestDatabase::create(Backend::Sqlite).await.expect("database");
+    let db = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("database");
     let mut config = Config::with_database(db.url.clone());
     config.jwt_secret = Some(SECRET.into());
     let app = Application::build(config).await.expect("service");
@@ -206,7 +307,9 @@ async fn broken_service(breakage: Breakage) -> (String, TestDatabase) {
         seen_token: Arc::new(Mutex::new(None)),
     };
     let router = axum::Router::new().fallback(forward).with_state(proxy);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     (format!("http://{address}"), db)
@@ -215,23 +318,48 @@ async fn broken_service(breakage: Breakage) -> (String, TestDatabase) {
 async fn judged_no_go(breakage: Breakage, scenario: &str, reason: &str) {
     let (url, _db) = broken_service(breakage).await;
     let reports = tempfile::tempdir().expect("dir");
-    let outcome = uat_orchestrator::run(cli(&["--target", &url, "--jwt-secret", SECRET, "--scenario", scenario], reports.path())).await;
+    let outcome = uat_orchestrator::run(cli(
+        &[
+            "--target",
+            &url,
+            "--jwt-secret",
+            SECRET,
+            "--scenario",
+            scenario,
+        ],
+        reports.path(),
+    ))
+    .await;
     let report = json_report(reports.path());
     assert_eq!(outcome, Outcome::NoGo, "{}", reasons(&report));
     assert_eq!(report["verdict"]["decision"], "NO-GO");
-    assert!(reasons(&report).contains(reason), "the reason names {reason:?}: {}", reasons(&report));
+    assert!(
+        reasons(&report).contains(reason),
+        "the reason names {reason:?}: {}",
+        reasons(&report)
+    );
     let failed = report["scenarios"][0]["passed"].as_bool();
     assert_eq!(failed, Some(false), "the {scenario} scenario itself fails");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_double_books_is_no_go() {
-    judged_no_go(Breakage::DoubleBooks, "concurrent", "lost or duplicate booking").await;
+    judged_no_go(
+        Breakage::DoubleBooks,
+        "concurrent",
+        "lost or duplicate booking",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_leaks_across_clinics_is_no_go() {
-    judged_no_go(Breakage::LeaksAcrossClinics, "isolation", "cross-clinic leak").await;
+    judged_no_go(
+        Breakage::LeaksAcrossClinics,
+        "isolation",
+        "cross-clinic leak",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,8 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
-    AppointmentId, DomainError, Email, Minutes, Notes, OrgId, PatientName, PhoneNumber, ProviderId,
-    Slot, WeeklyHours, Zone,
+    AppointmentId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId, PatientName,
+    PhoneNumber, ProviderId, Slot, WeeklyHours, Zone,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -127,6 +127,41 @@ pub struct Appointment {
     pub notes: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl Appointment {
+    /// The pending appointment a booking creates, with a fresh id and confirmation code.
+    pub fn pending(
+        actor: &Actor,
+        provider: &Provider,
+        slot: Slot,
+        booking: &NewBooking<'_>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: AppointmentId::new(),
+            org_id: actor.org,
+            provider_id: provider.id,
+            zone: provider.zone(),
+            slot,
+            status: AppointmentStatus::Pending,
+            confirmation_code: ConfirmationCode::generate().into_string(),
+            patient_name: booking.patient.name.as_ref().map(|n| n.as_str().to_owned()),
+            patient_phone: booking
+                .patient
+                .phone
+                .as_ref()
+                .map(|p| p.as_str().to_owned()),
+            patient_email: booking
+                .patient
+                .email
+                .as_ref()
+                .map(|e| e.as_str().to_owned()),
+            notes: booking.notes.as_ref().map(|n| n.as_str().to_owned()),
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -3,7 +3,6 @@
 //! follows. The exclusion constraint `appointments_no_overlap` decides booking conflicts.
 
 use super::*;
-use crate::domain::ConfirmationCode;
 use shared::api::WorkingHours;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
@@ -141,21 +140,7 @@ impl PgStore {
             return Ok(BookOutcome::Unavailable { provider, wanted });
         }
         let now = now();
-        let appointment = Appointment {
-            id: AppointmentId::new(),
-            org_id: actor.org,
-            provider_id: provider.id,
-            zone: provider.zone(),
-            slot: wanted,
-            status: AppointmentStatus::Pending,
-            confirmation_code: ConfirmationCode::generate().into_string(),
-            patient_name: b.patient.name.as_ref().map(|n| n.as_str().to_owned()),
-            patient_phone: b.patient.phone.as_ref().map(|p| p.as_str().to_owned()),
-            patient_email: b.patient.email.as_ref().map(|e| e.as_str().to_owned()),
-            notes: b.notes.as_ref().map(|n| n.as_str().to_owned()),
-            created_at: now,
-            updated_at: now,
-        };
+        let appointment = Appointment::pending(actor, &provider, wanted, b, now);
         let response = b
             .idempotency
             .as_ref()

@@ -4,7 +4,6 @@
 //! Instants are stored as integer microseconds (UTC).
 
 use super::*;
-use crate::domain::ConfirmationCode;
 use shared::api::WorkingHours;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -410,21 +409,7 @@ impl Store for SqliteStore {
                 return Ok(BookOutcome::Unavailable { provider, wanted });
             }
             let now = now();
-            let appointment = Appointment {
-                id: AppointmentId::new(),
-                org_id: actor.org,
-                provider_id: provider.id,
-                zone: provider.zone(),
-                slot: wanted,
-                status: AppointmentStatus::Pending,
-                confirmation_code: ConfirmationCode::generate().into_string(),
-                patient_name: b.patient.name.as_ref().map(|n| n.as_str().to_owned()),
-                patient_phone: b.patient.phone.as_ref().map(|p| p.as_str().to_owned()),
-                patient_email: b.patient.email.as_ref().map(|e| e.as_str().to_owned()),
-                notes: b.notes.as_ref().map(|n| n.as_str().to_owned()),
-                created_at: now,
-                updated_at: now,
-            };
+            let appointment = Appointment::pending(actor, &provider, wanted, &b, now);
             let inserted = sqlx::query(
                 "INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
                                            patient_name, patient_phone, patient_email, notes, created_at, updated_at)

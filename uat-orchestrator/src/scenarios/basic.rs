@@ -6,12 +6,8 @@ use serde_json::json;
 
 pub async fn run(run: &mut Run<'_>) -> Steps {
     let mut steps = Steps::new(6);
-    let clinic = match Clinic::create(run, "basic").await {
-        Ok(c) => c,
-        Err(e) => {
-            steps.error("set up a clinic with a provider", e);
-            return steps;
-        }
+    let Some(clinic) = Clinic::setup(run, "basic", &mut steps).await else {
+        return steps;
     };
     if let Err(e) = scenario(run, &clinic, &mut steps).await {
         steps.error("could not continue", e);

@@ -10,12 +10,8 @@ use tokio::sync::Barrier;
 
 pub async fn run(run: &mut Run<'_>) -> Steps {
     let mut steps = Steps::new(4);
-    let clinic = match Clinic::create(run, "concurrent").await {
-        Ok(c) => c,
-        Err(e) => {
-            steps.error("set up a clinic with a provider", e);
-            return steps;
-        }
+    let Some(clinic) = Clinic::setup(run, "concurrent", &mut steps).await else {
+        return steps;
     };
     if let Err(e) = scenario(run, &clinic, &mut steps).await {
         steps.error("could not continue", e);

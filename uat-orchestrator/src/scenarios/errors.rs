@@ -8,12 +8,8 @@ use std::time::{Duration, Instant};
 
 pub async fn run(run: &mut Run<'_>) -> Steps {
     let mut steps = Steps::new(7);
-    let clinic = match Clinic::create(run, "errors").await {
-        Ok(c) => c,
-        Err(e) => {
-            steps.error("set up a clinic with a provider", e);
-            return steps;
-        }
+    let Some(clinic) = Clinic::setup(run, "errors", &mut steps).await else {
+        return steps;
     };
     if let Err(e) = scenario(run, &clinic, &mut steps).await {
         steps.error("could not continue", e);

@@ -228,6 +228,17 @@ impl Clinic {
         })
     }
 
+    /// Creates the clinic, or records why it could not be.
+    pub async fn setup(run: &Run<'_>, label: &str, steps: &mut Steps) -> Option<Self> {
+        match Self::create(run, label).await {
+            Ok(clinic) => Some(clinic),
+            Err(e) => {
+                steps.error("set up a clinic with a provider", e);
+                None
+            }
+        }
+    }
+
     pub fn provider_id(&self) -> &str {
         self.provider["id"].as_str().unwrap_or_default()
     }
