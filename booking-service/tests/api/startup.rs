@@ -123,3 +123,77 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
 }
 
 on_both_backends!(shutdown_finishes_requests_in_flight);
+
+/// A key pair made for this test only.
+const ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHNnKVqYRVb77lcB3RnL3N50x1jFAviEUYLqOzocLMLU\n-----END PRIVATE KEY-----\n";
+const ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAf7rewTjknPcFMJK7wzGLmN/5MEqMfwW9HMudgWms640=\n-----END PUBLIC KEY-----\n";
+
+#[tokio::test]
+async fn a_public_key_pins_its_algorithm_and_issuer_and_audience_are_enforced() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("jwt.pub");
+    std::fs::write(&key_file, ED25519_PUBLIC).expect("write key");
+    let mut config = Config::with_database(db.url.clone());
+    config.jwt_public_key_file = Some(key_file);
+    config.jwt_issuer = Some("https://auth.clinic.example".into());
+    config.jwt_audience = Some("booking".into());
+    let app = Application::build(config)
+        .await
+        .expect("starts with a public key");
+    assert!(app.dev_mode().is_none());
+    let base = app.base_url();
+    tokio::spawn(app.run_until(std::future::pending()));
+
+    let signing = EncodingKey::from_ed_pem(ED25519_PRIVATE.as_bytes()).expect("private key");
+    let claims = |iss: &str, aud: &str| serde_json::json!({"sub": "ops", "role": "platform", "exp": chrono::Utc::now().timestamp() + 600, "iss": iss, "aud": aud});
+    let good = encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims("https://auth.clinic.example", "booking"),
+        &signing,
+    )
+    .expect("sign");
+    let client = ApiClient::new(base.clone());
+    let org = client
+        .with_token(good)
+        .create_organization(&shared::api::CreateOrganization {
+            name: "Keyed Clinic".into(),
+            timezone: "UTC".into(),
+        })
+        .await
+        .expect("an EdDSA token with the right issuer and audience works");
+    assert_eq!(org.name, "Keyed Clinic");
+    for (case, token) in [
+        (
+            "foreign issuer",
+            encode(
+                &Header::new(Algorithm::EdDSA),
+                &claims("https://evil.example", "booking"),
+                &signing,
+            )
+            .expect("sign"),
+        ),
+        (
+            "foreign audience",
+            encode(
+                &Header::new(Algorithm::EdDSA),
+                &claims("https://auth.clinic.example", "other"),
+                &signing,
+            )
+            .expect("sign"),
+        ),
+        (
+            "HS256 signed with the public key as secret",
+            encode(
+                &Header::new(Algorithm::HS256),
+                &claims("https://auth.clinic.example", "booking"),
+                &EncodingKey::from_secret(ED25519_PUBLIC.as_bytes()),
+            )
+            .expect("sign"),
+        ),
+    ] {
+        let err = client.with_token(token).providers().await.expect_err(case);
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(401), "{case}");
+    }
+}
