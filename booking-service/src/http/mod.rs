@@ -4,6 +4,7 @@
 mod appointments;
 pub mod auth;
 mod booking;
+mod confirm;
 pub mod error;
 mod extract;
 mod openapi;
@@ -14,6 +15,7 @@ mod wire;
 
 pub use openapi::ApiDoc;
 
+use crate::links::Links;
 use crate::store::DynStore;
 use crate::telemetry;
 use auth::Authenticator;
@@ -35,6 +37,7 @@ pub struct AppState {
     pub store: DynStore,
     pub auth: Arc<Authenticator>,
     pub request_timeout: Duration,
+    pub links: Arc<Links>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -45,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .merge(providers::router())
         .merge(booking::router())
         .merge(appointments::router())
+        .merge(confirm::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest("this method is not allowed on this route".into())
