@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod booking;
 mod concurrency;
+mod email;
 mod idempotency;
 mod ops;
 mod providers;
