@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod booking;
+mod browser;
 mod concurrency;
 mod email;
 mod idempotency;
