@@ -136,17 +136,8 @@ impl Dispatcher {
         }
     }
 
-    /// `retry_base · 2^(attempt-1)`, capped at `retry_max`, with "equal jitter": half of it fixed,
-    /// half random, so retries of many messages spread out.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
-        let capped = self
-            .settings
-            .retry_base
-            .saturating_mul(factor)
-            .min(self.settings.retry_max);
-        let half = capped.as_millis() as u64 / 2;
-        Duration::from_millis(half + rand::thread_rng().gen_range(0..=half))
+        backoff(self.settings.retry_base, self.settings.retry_max, attempt)
     }
 
     async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, MailError> {
@@ -200,5 +191,32 @@ impl Dispatcher {
         self.transport.send(job.id, &mail).await?;
         tracing::info!(job = %job.id, kind = %job.kind, "message delivered");
         Ok(Delivery::Sent)
+    }
+}
+
+/// `base · 2^(attempt-1)`, capped at `max`, with "equal jitter": half of it fixed, half random, so
+/// the retries of many messages spread out.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+    let capped = base.saturating_mul(factor).min(max);
+    let half = capped.as_millis() as u64 / 2;
+    Duration::from_millis(half + rand::thread_rng().gen_range(0..=half))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_its_cap() {
+        let base = Duration::from_secs(30);
+        let max = Duration::from_secs(3600);
+        for (attempt, full) in [(1, 30), (2, 60), (3, 120), (8, 3600), (40, 3600)] {
+            let full = Duration::from_secs(full);
+            for _ in 0..50 {
+                let d = backoff(base, max, attempt);
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+            }
+        }
     }
 }

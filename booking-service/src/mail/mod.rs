@@ -101,3 +101,45 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(url: &str) -> anyhow::Result<Transport> {
+        Transport::new(Some(url), PathBuf::from("unused"), Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn smtp_urls_choose_plain_starttls_or_tls_with_optional_credentials() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.example:587?tls=required",
+            "smtp://user:pass@mail.example:587?tls=opportunistic",
+            "smtps://user:pass@mail.example:465",
+            "smtps://mail.example",
+        ] {
+            assert!(
+                matches!(transport(url), Ok(Transport::Smtp(_))),
+                "{url} is refused"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_smtp_url_is_refused_without_showing_its_password() {
+        let err = transport("ftp://user:hunter2secret@mail.example")
+            .expect_err("refused")
+            .to_string();
+        assert!(!err.contains("hunter2secret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_smtp_mail_goes_to_files_in_a_folder_it_creates() {
+        let dir = tempfile::tempdir().expect("dir");
+        let folder = dir.path().join("mail/nested");
+        let t = Transport::new(None, folder.clone(), Duration::from_secs(1)).expect("files");
+        assert!(matches!(t, Transport::Files(_)));
+        assert!(folder.is_dir());
+    }
+}

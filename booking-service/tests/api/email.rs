@@ -729,3 +729,163 @@ on_both_backends!(
     shutdown_stops_the_dispatcher,
     the_openapi_path_of_the_confirm_page_is_public,
 );
+
+/// A dispatcher that claimed messages and died: they come back to another once the lease ends,
+/// and are delivered then, once.
+async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    // The live dispatcher looks every 1.5 s (it looked once at start), so the "crashed" one below
+    // claims the message first.
+    let app = spawn_app_with(backend, |c| {
+        c.smtp_url = Some(sink.url());
+        c.mail_poll_ms = 1_500;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 4, "10:00"))
+        .await
+        .expect("booked");
+    // The "crashed" dispatcher: claims with a 2 s lease and never reports back.
+    let now = booking_service::store::now();
+    let claimed = app
+        .store
+        .claim_mail(now, now + chrono::Duration::seconds(2), 10)
+        .await
+        .expect("claim");
+    let claimed_at = tokio::time::Instant::now();
+    assert_eq!(
+        claimed.iter().map(|j| j.appointment).collect::<Vec<_>>(),
+        [AppointmentId(booked.appointment_id)],
+        "the crashed dispatcher holds the message"
+    );
+    let mails = sink.wait_for(1, WAIT).await.expect("the mail comes back");
+    assert!(
+        claimed_at.elapsed() >= Duration::from_millis(1_900),
+        "not before the lease ended"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "{mails:?}");
+    let jobs = outbox(&app, org.id, booked.appointment_id).await;
+    assert!(
+        jobs[0].sent_at.is_some() && jobs[0].attempts == 0,
+        "{jobs:?}"
+    );
+}
+
+/// On PostgreSQL the dispatcher and the link lookup work across organizations, each under a role
+/// that reaches exactly what it needs and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
+    if booking_service::testing::postgres_admin_url().is_none() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    for _ in 0..2 {
+        let org = app.org("UTC").await;
+        let provider = org.provider().await;
+        org.agent
+            .book(&with_email(provider.id, 4, "10:00"))
+            .await
+            .expect("booked");
+    }
+    let mut conn = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .expect("connect");
+    async fn run(conn: &mut sqlx::PgConnection, role: &str, sql: &str) -> Result<i64, String> {
+        let mut tx = conn.begin().await.expect("begin");
+        sqlx::query(&format!("SET LOCAL ROLE {role}"))
+            .execute(&mut *tx)
+            .await
+            .expect("role");
+        let result = if sql.starts_with("SELECT") {
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *tx).await
+        } else {
+            sqlx::query(sql)
+                .execute(&mut *tx)
+                .await
+                .map(|r| r.rows_affected() as i64)
+        };
+        tx.rollback().await.ok();
+        result.map_err(|e| e.to_string())
+    }
+    // The dispatcher: every organization's outbox, its delivery columns only, nothing else.
+    assert_eq!(
+        run(&mut conn, "booking_worker", "SELECT count(*) FROM outbox").await,
+        Ok(2)
+    );
+    assert_eq!(
+        run(
+            &mut conn,
+            "booking_worker",
+            "UPDATE outbox SET last_error = 'x'"
+        )
+        .await,
+        Ok(2)
+    );
+    for denied in [
+        "UPDATE outbox SET payload = '{}'",
+        "UPDATE outbox SET org_id = gen_random_uuid()",
+        "DELETE FROM outbox",
+        "SELECT count(*) FROM appointments",
+        "SELECT count(*) FROM providers",
+        "SELECT count(*) FROM organizations",
+        "SELECT count(*) FROM audit_log",
+        "SELECT count(*) FROM idempotency_keys",
+        "SELECT count(*) FROM confirmation_tokens",
+    ] {
+        assert!(
+            run(&mut conn, "booking_worker", denied).await.is_err(),
+            "booking_worker may not: {denied}"
+        );
+    }
+    // The link lookup: token hashes of every organization, read-only, nothing else.
+    assert_eq!(
+        run(
+            &mut conn,
+            "booking_link",
+            "SELECT count(*) FROM confirmation_tokens"
+        )
+        .await,
+        Ok(2)
+    );
+    for denied in [
+        "DELETE FROM confirmation_tokens",
+        "UPDATE confirmation_tokens SET expires_at = now() + interval '1 year'",
+        "SELECT count(*) FROM outbox",
+        "SELECT count(*) FROM appointments",
+        "SELECT count(*) FROM organizations",
+    ] {
+        assert!(
+            run(&mut conn, "booking_link", denied).await.is_err(),
+            "booking_link may not: {denied}"
+        );
+    }
+    // The request role still sees no organization's tokens or messages without its own set.
+    for table in ["confirmation_tokens", "outbox"] {
+        assert_eq!(
+            run(
+                &mut conn,
+                "booking_app",
+                &format!("SELECT count(*) FROM {table}")
+            )
+            .await,
+            Ok(0),
+            "{table}"
+        );
+    }
+    let attributes: Vec<(bool, bool)> = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname IN ('booking_worker', 'booking_link')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("roles");
+    assert_eq!(attributes, [(false, false), (false, false)]);
+}
+
+mod lease {
+    use super::*;
+    on_both_backends!(a_crashed_dispatchers_messages_come_back_when_its_lease_ends);
+}
