@@ -172,11 +172,15 @@ impl Dispatcher {
             let nonce = job.payload["nonce"]
                 .as_str()
                 .ok_or_else(|| MailError::Render("the message has no link nonce".into()))?;
-            Some(format!(
-                "{}/confirm/{}",
-                self.base_url,
-                self.links.key.token(nonce).as_str()
-            ))
+            let token = self.links.key.token(nonce);
+            // A reschedule replaced this link before it went out: the newer message carries the
+            // working one, so this one would only confuse.
+            if self.store.link_target(&token.hash()).await?.is_none() {
+                return Ok(Delivery::Dead {
+                    error: "not sent: superseded by a newer confirmation link".into(),
+                });
+            }
+            Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
         } else {
             None
         };

@@ -724,11 +724,57 @@ on_both_backends!(
     the_raw_token_appears_nowhere_in_the_database,
     an_expired_link_is_gone_and_an_unknown_one_is_not_found,
     rescheduling_sends_a_fresh_link_and_the_old_one_stops_working,
+    a_confirmation_superseded_before_delivery_is_not_sent,
     cancelling_queues_a_notice_and_withdraws_the_link,
     a_refused_booking_queues_no_message_and_no_link,
     shutdown_stops_the_dispatcher,
     the_openapi_path_of_the_confirm_page_is_public,
 );
+
+async fn a_confirmation_superseded_before_delivery_is_not_sent(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    sink.refuse_with(451);
+    let app = spawn_app_with(backend, |c| c.smtp_url = Some(sink.url())).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 5, "10:00"))
+        .await
+        .expect("booked");
+    wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j.first().is_some_and(|j| j.attempts >= 1)
+    })
+    .await;
+    org.staff
+        .reschedule(
+            booked.appointment_id,
+            &RescheduleRequest {
+                appointment_date: Some(date_str(days_ahead(6))),
+                appointment_time: Some("11:00".into()),
+                duration_minutes: None,
+            },
+        )
+        .await
+        .expect("rescheduled");
+    sink.accept();
+    let mails = sink.wait_for(1, WAIT).await.expect("the notice arrives");
+    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j.len() == 2 && j[0].dead_at.is_some() && j[1].sent_at.is_some()
+    })
+    .await;
+    assert!(
+        jobs[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("superseded")),
+        "{jobs:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "only the notice: {mails:?}");
+    let link = link_in(&mails[0].searchable(), &app.base);
+    assert_eq!(post_confirm(&link, true).await.status(), StatusCode::OK);
+}
 
 /// A dispatcher that claimed messages and died: they come back to another once the lease ends,
 /// and are delivered then, once.
