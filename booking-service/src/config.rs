@@ -76,7 +76,7 @@ pub struct Config {
 
     /// Secret (at least 32 bytes) that confirmation links are derived from; every instance on one
     /// database needs the same. Default: derived from JWT_SECRET (or the dev-mode key); with
-    /// JWT_PUBLIC_KEY_FILE, generated once and kept beside the SQLite file or in `data/`.
+    /// JWT_PUBLIC_KEY_FILE: required on PostgreSQL, generated once beside the SQLite file.
     #[arg(long, env = "CONFIRM_LINK_SECRET", hide_env_values = true)]
     pub confirm_link_secret: Option<String>,
 

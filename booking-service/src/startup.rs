@@ -200,7 +200,8 @@ pub async fn shutdown_signal() {
 }
 
 /// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret
-/// (given or generated in dev mode), else a secret generated once and kept in the data folder.
+/// (given or generated in dev mode), else, on SQLite only, a secret generated once and kept beside
+/// the database file.
 fn link_key(config: &Config, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey> {
     if let Some(secret) = &config.confirm_link_secret {
         anyhow::ensure!(
@@ -213,6 +214,13 @@ fn link_key(config: &Config, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey
     if let Some(secret) = jwt_secret {
         return Ok(LinkKey::derive(secret.as_bytes()));
     }
+    // Every instance on a shared database must derive the same links; a key generated per host
+    // would silently break the links another instance issued.
+    anyhow::ensure!(
+        config.is_sqlite(),
+        "set CONFIRM_LINK_SECRET (at least {MIN_SECRET_BYTES} bytes, the same on every instance): \
+         with JWT_PUBLIC_KEY_FILE there is no shared secret to derive confirmation links from"
+    );
     let file = data_dir(&config.database_url).join("confirm-link-secret");
     tracing::warn!(
         file = %file.display(),

@@ -61,12 +61,9 @@ impl Transport {
                     .build();
                 Ok(Self::Smtp(transport))
             }
-            None => {
-                std::fs::create_dir_all(&mail_dir).map_err(|e| {
-                    anyhow::anyhow!("cannot create MAIL_DIR {}: {e}", mail_dir.display())
-                })?;
-                Ok(Self::Files(mail_dir))
-            }
+            // The folder is created with the first message, so a service that sends none leaves
+            // nothing behind.
+            None => Ok(Self::Files(mail_dir)),
         }
     }
 
@@ -89,6 +86,9 @@ impl Transport {
                 .map(|_| ())
                 .map_err(|e| MailError::Smtp(e.to_string())),
             Self::Files(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| MailError::File(format!("{}: {e}", dir.display())))?;
                 let path = dir.join(format!("{job}.eml"));
                 let partial = dir.join(format!(".{job}.eml.partial"));
                 tokio::fs::write(&partial, message.formatted())
@@ -135,11 +135,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_smtp_mail_goes_to_files_in_a_folder_it_creates() {
+    async fn without_smtp_each_message_is_a_file_named_after_its_job() {
         let dir = tempfile::tempdir().expect("dir");
         let folder = dir.path().join("mail/nested");
         let t = Transport::new(None, folder.clone(), Duration::from_secs(1)).expect("files");
-        assert!(matches!(t, Transport::Files(_)));
-        assert!(folder.is_dir());
+        assert!(!folder.exists(), "nothing is created before there is mail");
+        let message = lettre::Message::builder()
+            .from("a@x.test".parse().expect("address"))
+            .to("b@y.test".parse().expect("address"))
+            .subject("hi")
+            .body("hello".to_owned())
+            .expect("message");
+        let job = uuid::Uuid::now_v7();
+        t.send(job, &message).await.expect("written");
+        t.send(job, &message).await.expect("a retry overwrites");
+        let files: Vec<_> = std::fs::read_dir(&folder)
+            .expect("created")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, [format!("{job}.eml")]);
     }
 }

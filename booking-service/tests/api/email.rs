@@ -935,3 +935,65 @@ mod lease {
     use super::*;
     on_both_backends!(a_crashed_dispatchers_messages_come_back_when_its_lease_ends);
 }
+
+/// An Ed25519 public key: start-up only needs a valid one.
+const ED25519_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAUo+UwzrEUlKXZXRRW01I1pJ6n74Yu/ZBHY584AhGars=
+-----END PUBLIC KEY-----
+";
+
+fn public_key_config(
+    db: &TestDatabase,
+    dir: &tempfile::TempDir,
+) -> booking_service::config::Config {
+    let key = dir.path().join("jwt.pem");
+    std::fs::write(&key, ED25519_PUBLIC_KEY).expect("key file");
+    let mut config = booking_service::config::Config::with_database(db.url.clone());
+    config.jwt_public_key_file = Some(key);
+    config.mail_dir = dir.path().join("mail");
+    config
+}
+
+/// With a public JWT key there is no shared secret to derive links from: on PostgreSQL, where
+/// several instances share the database, a per-host key would break the links another instance
+/// issued, so the service asks for CONFIRM_LINK_SECRET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_public_key_on_postgres_a_shared_link_secret_is_required() {
+    if booking_service::testing::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres)
+        .await
+        .expect("postgres");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = public_key_config(&db, &dir);
+    let err = booking_service::startup::Application::build(config.clone())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{err:#}").contains("CONFIRM_LINK_SECRET"),
+        "{err:#}"
+    );
+    config.confirm_link_secret = Some("a-shared-link-secret-of-at-least-32-bytes".into());
+    assert!(booking_service::startup::Application::build(config)
+        .await
+        .is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_public_key_on_sqlite_the_link_secret_is_kept_beside_the_database() {
+    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let dir = tempfile::tempdir().expect("dir");
+    let app = booking_service::startup::Application::build(public_key_config(&db, &dir))
+        .await
+        .map_err(|e| format!("{e:#}"))
+        .expect("starts");
+    let database = db.url.trim_start_matches("sqlite://");
+    let beside = std::path::Path::new(database)
+        .parent()
+        .expect("a folder")
+        .join("confirm-link-secret");
+    assert!(beside.is_file(), "{}", beside.display());
+    drop(app);
+}
