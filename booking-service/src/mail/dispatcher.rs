@@ -67,7 +67,7 @@ impl Dispatcher {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         tracing::info!("mail dispatcher started");
         loop {
-            let handled = match self.run_once().await {
+            let handled = match self.run_batch(Some(&stopped)).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "mail dispatcher could not claim messages");
@@ -91,6 +91,12 @@ impl Dispatcher {
 
     /// Claims one batch of due messages and delivers them; returns how many it handled.
     pub async fn run_once(&self) -> Result<usize, MailError> {
+        self.run_batch(None).await
+    }
+
+    /// One batch; when `stopped` turns true it finishes the message in hand and leaves the rest
+    /// of the batch to come back when their lease ends (to this or another instance).
+    async fn run_batch(&self, stopped: Option<&watch::Receiver<bool>>) -> Result<usize, MailError> {
         let now = store::now();
         let lease_until = now
             + chrono::Duration::from_std(self.settings.lease)
@@ -100,6 +106,9 @@ impl Dispatcher {
             .claim_mail(now, lease_until, self.settings.batch)
             .await?;
         for job in &jobs {
+            if stopped.is_some_and(|s| *s.borrow()) {
+                break;
+            }
             let delivery = match self.deliver(job).await {
                 Ok(delivery) => delivery,
                 Err(e) => self.failed(job, e),
