@@ -6,6 +6,7 @@ use crate::domain::{
     self, parse_date, parse_time, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber,
     ProviderId, Slot,
 };
+use crate::links::Links;
 use crate::store::{
     self, Actor, Appointment, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking,
     Patient, Provider, StoreError,
@@ -131,6 +132,7 @@ pub enum Booked {
 
 pub async fn book(
     store: &DynStore,
+    links: &Links,
     actor: &Actor,
     request: BookingRequest,
     idempotency: Option<IdempotencyKey>,
@@ -148,6 +150,7 @@ pub async fn book(
                 notes: request.notes,
                 idempotency,
                 render,
+                link: links.issue(),
             },
         )
         .await?;
@@ -160,9 +163,11 @@ pub async fn book(
     }
 }
 
-/// Moves an appointment to a new local start; without a length it keeps its own.
+/// Moves an appointment to a new local start; without a length it keeps its own. A patient with
+/// an email address gets a notice with a fresh confirmation link; the old link stops working.
 pub async fn reschedule(
     store: &DynStore,
+    links: &Links,
     actor: &Actor,
     id: domain::AppointmentId,
     when: LocalStart,
@@ -174,7 +179,7 @@ pub async fn reschedule(
         )?;
         when.slot(p, own)
     };
-    match store.reschedule(actor, id, &plan).await? {
+    match store.reschedule(actor, id, &plan, &links.issue()).await? {
         MoveOutcome::Moved(a) => Ok(a),
         MoveOutcome::Unavailable { provider, wanted } => {
             Err(unavailable(store, actor, provider, wanted).await?)

@@ -14,6 +14,13 @@ pub const DEFAULT_VAPI_SIGNATURE_HEADER: &str = "x-signature";
 pub const DEFAULT_VAPI_TIMESTAMP_HEADER: &str = "x-timestamp";
 pub const DEFAULT_VAPI_HMAC_TOLERANCE_SECS: i64 = 300;
 pub const DEFAULT_VAPI_DEADLINE_MS: u64 = 8000;
+pub const DEFAULT_CONFIRM_TOKEN_TTL_HOURS: u32 = 72;
+pub const DEFAULT_MAIL_POLL_MS: u64 = 1_000;
+pub const DEFAULT_MAIL_MAX_ATTEMPTS: u32 = 10;
+pub const DEFAULT_MAIL_RETRY_BASE_MS: u64 = 30_000;
+pub const DEFAULT_MAIL_RETRY_MAX_MS: u64 = 3_600_000;
+pub const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
+pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Clone, Parser)]
 #[command(
@@ -67,6 +74,40 @@ pub struct Config {
     #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
     pub mail_from: String,
 
+    /// Hours a confirmation link stays valid.
+    #[arg(long, env = "CONFIRM_TOKEN_TTL_HOURS", default_value_t = DEFAULT_CONFIRM_TOKEN_TTL_HOURS)]
+    pub confirm_token_ttl_hours: u32,
+
+    /// Secret (at least 32 bytes) that confirmation links are derived from; every instance on one
+    /// database needs the same. Default: derived from JWT_SECRET (or the dev-mode key); with
+    /// JWT_PUBLIC_KEY_FILE: required on PostgreSQL, generated once beside the SQLite file.
+    #[arg(long, env = "CONFIRM_LINK_SECRET", hide_env_values = true)]
+    pub confirm_link_secret: Option<String>,
+
+    /// How often the mail dispatcher looks for due messages, in milliseconds.
+    #[arg(long, env = "MAIL_POLL_MS", default_value_t = DEFAULT_MAIL_POLL_MS)]
+    pub mail_poll_ms: u64,
+
+    /// Delivery attempts of one message before it is marked dead.
+    #[arg(long, env = "MAIL_MAX_ATTEMPTS", default_value_t = DEFAULT_MAIL_MAX_ATTEMPTS)]
+    pub mail_max_attempts: u32,
+
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    #[arg(long, env = "MAIL_RETRY_BASE_MS", default_value_t = DEFAULT_MAIL_RETRY_BASE_MS)]
+    pub mail_retry_base_ms: u64,
+
+    /// Longest retry delay in milliseconds.
+    #[arg(long, env = "MAIL_RETRY_MAX_MS", default_value_t = DEFAULT_MAIL_RETRY_MAX_MS)]
+    pub mail_retry_max_ms: u64,
+
+    /// Seconds a claimed message is reserved for its dispatcher; after a crash it comes back then.
+    #[arg(long, env = "MAIL_LEASE_SECS", default_value_t = DEFAULT_MAIL_LEASE_SECS)]
+    pub mail_lease_secs: u64,
+
+    /// Seconds one SMTP delivery may take.
+    #[arg(long, env = "SMTP_TIMEOUT_SECS", default_value_t = DEFAULT_SMTP_TIMEOUT_SECS)]
+    pub smtp_timeout_secs: u64,
+
     /// Database connections of this process.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE)]
     pub pool_size: u32,
@@ -116,6 +157,14 @@ impl Config {
             smtp_url: None,
             mail_dir: DEFAULT_MAIL_DIR.into(),
             mail_from: DEFAULT_MAIL_FROM.into(),
+            confirm_token_ttl_hours: DEFAULT_CONFIRM_TOKEN_TTL_HOURS,
+            confirm_link_secret: None,
+            mail_poll_ms: DEFAULT_MAIL_POLL_MS,
+            mail_max_attempts: DEFAULT_MAIL_MAX_ATTEMPTS,
+            mail_retry_base_ms: DEFAULT_MAIL_RETRY_BASE_MS,
+            mail_retry_max_ms: DEFAULT_MAIL_RETRY_MAX_MS,
+            mail_lease_secs: DEFAULT_MAIL_LEASE_SECS,
+            smtp_timeout_secs: DEFAULT_SMTP_TIMEOUT_SECS,
             pool_size: DEFAULT_POOL_SIZE,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             vapi_hmac_secret: None,
@@ -151,6 +200,12 @@ impl std::fmt::Debug for Config {
                 &self.smtp_url.as_deref().map(crate::store::redact),
             )
             .field("mail_dir", &self.mail_dir)
+            .field("mail_from", &self.mail_from)
+            .field(
+                "confirm_link_secret",
+                &self.confirm_link_secret.as_ref().map(|_| "***"),
+            )
+            .field("confirm_token_ttl_hours", &self.confirm_token_ttl_hours)
             .field("pool_size", &self.pool_size)
             .field(
                 "vapi_hmac_secret",

@@ -5,6 +5,8 @@ pub mod booking;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod links;
+pub mod mail;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -4,6 +4,8 @@
 use crate::config::Config;
 use crate::domain::{OrgId, Zone};
 use crate::http::{self, auth::Authenticator, AppState, VapiSettings};
+use crate::links::{LinkKey, Links};
+use crate::mail::{Dispatcher, DispatcherSettings, Transport};
 use crate::store::{self, DynStore, Organization};
 use crate::telemetry;
 use crate::vapi::SignatureCheck;
@@ -14,6 +16,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// How long the tokens printed in dev mode stay valid.
@@ -25,6 +28,8 @@ pub struct Application {
     address: SocketAddr,
     state: AppState,
     dev: Option<DevMode>,
+    dispatcher: Dispatcher,
+    mail_target: String,
 }
 
 /// What dev mode set up: a generated key kept on disk, a demo organization, and tokens for it.
@@ -46,22 +51,61 @@ impl Application {
                     store::redact(&config.database_url)
                 )
             })?;
-        let (auth, dev) = authentication(&config, &store).await?;
+        let (auth, dev, jwt_secret) = authentication(&config, &store).await?;
         let listener = TcpListener::bind(&config.bind_addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
         let address = listener.local_addr()?;
+        let links = Arc::new(Links {
+            key: link_key(&config, jwt_secret.as_deref())?,
+            ttl: chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1))),
+        });
+        let transport = Transport::new(
+            config.smtp_url.as_deref(),
+            config.mail_dir.clone(),
+            Duration::from_secs(config.smtp_timeout_secs.max(1)),
+        )?;
+        let mail_target = transport.describe(config.smtp_url.as_deref());
+        let from: lettre::message::Mailbox = config.mail_from.parse().map_err(|e| {
+            anyhow::anyhow!("MAIL_FROM {} is not an address: {e}", config.mail_from)
+        })?;
+        let base_url = config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"))
+            .trim_end_matches('/')
+            .to_owned();
+        url::Url::parse(&base_url)
+            .with_context(|| format!("PUBLIC_BASE_URL {base_url} is not a URL"))?;
+        let dispatcher = Dispatcher {
+            store: store.clone(),
+            transport,
+            from,
+            base_url,
+            links: links.clone(),
+            settings: DispatcherSettings {
+                poll: Duration::from_millis(config.mail_poll_ms.max(10)),
+                max_attempts: config.mail_max_attempts.max(1),
+                retry_base: Duration::from_millis(config.mail_retry_base_ms),
+                retry_max: Duration::from_millis(config.mail_retry_max_ms),
+                lease: Duration::from_secs(config.mail_lease_secs.max(1)),
+                batch: 10,
+            },
+        };
         let state = AppState {
             store,
             auth: Arc::new(auth),
             request_timeout: config.request_timeout(),
             vapi: Arc::new(vapi_settings(&config)?),
+            links,
         };
         Ok(Self {
             listener,
             address,
             state,
             dev,
+            dispatcher,
+            mail_target,
         })
     }
 
@@ -84,7 +128,10 @@ impl Application {
     /// What to print at start: where it listens and, in dev mode, how to call it.
     pub fn banner(&self) -> String {
         let base = self.base_url();
-        let mut out = format!("booking-service listening on {base}\n");
+        let mut out = format!(
+            "booking-service listening on {base}\nconfirmation mail: {} (links to {}/confirm/…)\n",
+            self.mail_target, self.dispatcher.base_url
+        );
         if let Some(dev) = &self.dev {
             out.push_str(&format!(
                 "\nDEV MODE: no JWT_SECRET or JWT_PUBLIC_KEY_FILE is set, so a key was generated and kept in {}.\n\
@@ -109,15 +156,19 @@ impl Application {
         out
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves and delivers mail until `shutdown` completes, then finishes the requests in flight
+    /// and stops the mail dispatcher after the batch in hand.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let dispatcher = self.dispatcher.spawn();
         let router = http::router(self.state);
-        axum::serve(self.listener, router)
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        dispatcher.stop().await;
+        served?;
         Ok(())
     }
 
@@ -171,10 +222,46 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: finishing requests in flight");
 }
 
+/// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret
+/// (given or generated in dev mode), else, on SQLite only, a secret generated once and kept beside
+/// the database file.
+fn link_key(config: &Config, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey> {
+    if let Some(secret) = &config.confirm_link_secret {
+        anyhow::ensure!(
+            secret.len() >= MIN_SECRET_BYTES,
+            "CONFIRM_LINK_SECRET must be at least {MIN_SECRET_BYTES} bytes (it is {})",
+            secret.len()
+        );
+        return Ok(LinkKey::derive(secret.as_bytes()));
+    }
+    if let Some(secret) = jwt_secret {
+        return Ok(LinkKey::derive(secret.as_bytes()));
+    }
+    // Every instance on a shared database must derive the same links; a key generated per host
+    // would silently break the links another instance issued.
+    anyhow::ensure!(
+        config.is_sqlite(),
+        "set CONFIRM_LINK_SECRET (at least {MIN_SECRET_BYTES} bytes, the same on every instance): \
+         with JWT_PUBLIC_KEY_FILE there is no shared secret to derive confirmation links from"
+    );
+    let file = data_dir(&config.database_url).join("confirm-link-secret");
+    tracing::warn!(
+        file = %file.display(),
+        "no CONFIRM_LINK_SECRET: using a generated one; every instance on this database needs the same"
+    );
+    let secret = read_or_create(&file, || {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    })?;
+    Ok(LinkKey::derive(secret.as_bytes()))
+}
+
+/// The authenticator, dev mode if it is on, and the HS256 secret if there is one.
 async fn authentication(
     config: &Config,
     store: &DynStore,
-) -> anyhow::Result<(Authenticator, Option<DevMode>)> {
+) -> anyhow::Result<(Authenticator, Option<DevMode>, Option<String>)> {
     let issuer = config.jwt_issuer.as_deref();
     let audience = config.jwt_audience.as_deref();
     match (&config.jwt_secret, &config.jwt_public_key_file) {
@@ -185,7 +272,11 @@ async fn authentication(
                 "JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (it is {})",
                 secret.len()
             );
-            Ok((Authenticator::hs256(secret.as_bytes(), issuer, audience), None))
+            Ok((
+                Authenticator::hs256(secret.as_bytes(), issuer, audience),
+                None,
+                Some(secret.clone()),
+            ))
         }
         (None, Some(path)) => {
             let pem = std::fs::read(path).with_context(|| format!("cannot read JWT_PUBLIC_KEY_FILE {}", path.display()))?;
@@ -197,11 +288,12 @@ async fn authentication(
             if algorithm.is_some_and(|a| matches!(a, jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512)) {
                 anyhow::bail!("JWT_ALGORITHM must be an asymmetric algorithm with JWT_PUBLIC_KEY_FILE");
             }
-            Ok((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None))
+            Ok((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None, None))
         }
         (None, None) if config.is_sqlite() => {
             let (secret, dev) = dev_mode(config, store).await?;
-            Ok((Authenticator::hs256(secret.as_bytes(), issuer, audience), Some(dev)))
+            let auth = Authenticator::hs256(secret.as_bytes(), issuer, audience);
+            Ok((auth, Some(dev), Some(secret)))
         }
         (None, None) => anyhow::bail!(
             "no signing key: set JWT_SECRET (HS256, at least {MIN_SECRET_BYTES} bytes) or JWT_PUBLIC_KEY_FILE. \

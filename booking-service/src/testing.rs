@@ -6,6 +6,8 @@
 //! database of its own, dropped when it ends. Without a server the PostgreSQL tests say so loudly
 //! and skip, except under `CI=true`, where they fail.
 
+pub mod smtp;
+
 use sqlx::Connection;
 use std::sync::OnceLock;
 use std::time::Duration;

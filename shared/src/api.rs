@@ -44,6 +44,14 @@ pub struct Organization {
     pub created_at: DateTime<Utc>,
 }
 
+/// The JSON answer of `POST /confirm/{token}` (with `Accept: application/json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct ConfirmationResponse {
+    pub success: bool,
+    pub appointment_id: Uuid,
+    pub status: AppointmentStatus,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Weekday {

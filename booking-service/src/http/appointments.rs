@@ -131,6 +131,7 @@ pub async fn reschedule(
         body.appointment_time.as_deref(),
         body.duration_minutes,
     )?;
-    let appointment = booking::reschedule(&state.store, &actor, AppointmentId(id), when).await?;
+    let appointment =
+        booking::reschedule(&state.store, &state.links, &actor, AppointmentId(id), when).await?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }

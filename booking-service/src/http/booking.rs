@@ -73,7 +73,16 @@ pub async fn book(
         let idempotency = idempotency_key(&headers, &body)?;
         let request = booking::BookingRequest::try_from(&body.tool_input)?;
         let render = |a: &Appointment| serde_json::to_value(wire::booking(a)).unwrap_or_default();
-        match booking::book(&state.store, &actor, request, idempotency, &render).await {
+        match booking::book(
+            &state.store,
+            &state.links,
+            &actor,
+            request,
+            idempotency,
+            &render,
+        )
+        .await
+        {
             Ok(Booked::New(a)) => Ok(("booked", wire::booking(&a))),
             Ok(Booked::Replayed(saved)) => serde_json::from_value(saved)
                 .map(|r| ("replayed", r))

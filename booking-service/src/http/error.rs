@@ -120,6 +120,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::NotFound,
             StoreError::InvalidState(m) => Self::InvalidState(m),
             StoreError::IdempotencyConflict => Self::IdempotencyConflict,
+            StoreError::Expired => Self::Gone("this confirmation link has expired".into()),
             StoreError::Invalid(d) => d.into(),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Internal(m) => Self::Internal(m),

@@ -4,6 +4,7 @@
 mod appointments;
 pub mod auth;
 mod booking;
+mod confirm;
 pub mod error;
 mod extract;
 mod openapi;
@@ -16,6 +17,7 @@ pub(crate) mod wire;
 pub use openapi::ApiDoc;
 pub use vapi::VapiSettings;
 
+use crate::links::Links;
 use crate::store::DynStore;
 use crate::telemetry;
 use auth::Authenticator;
@@ -38,6 +40,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub request_timeout: Duration,
     pub vapi: Arc<VapiSettings>,
+    pub links: Arc<Links>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(booking::router())
         .merge(appointments::router())
         .merge(vapi::router())
+        .merge(confirm::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest("this method is not allowed on this route".into())

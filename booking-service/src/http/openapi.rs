@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' annotations.
 
-use super::{appointments, booking, ops, orgs, providers, vapi};
+use super::{appointments, booking, confirm, ops, orgs, providers, vapi};
 use shared::api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -14,12 +14,13 @@ use utoipa::{Modify, OpenApi};
         providers::create, providers::list, providers::show, providers::update, providers::deactivate, providers::availability,
         booking::book, vapi::tools, vapi::definitions,
         appointments::list, appointments::show, appointments::cancel, appointments::reschedule,
+        confirm::show, confirm::confirm,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::Slot, api::CreateOrganization, api::Organization, api::Weekday,
         api::WorkingHours, api::CreateProvider, api::UpdateProvider, api::Provider, api::Availability,
         api::BookingRequest, api::BookingInput, api::BookingResponse, api::AppointmentStatus, api::Patient,
-        api::Appointment, api::CancelRequest, api::RescheduleRequest, api::Health,
+        api::Appointment, api::CancelRequest, api::RescheduleRequest, api::Health, api::ConfirmationResponse,
     )),
     modifiers(&BearerAuth),
 )]

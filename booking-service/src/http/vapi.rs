@@ -55,7 +55,14 @@ pub async fn tools(
     match vapi::parse(&value).map_err(ApiError::Validation)? {
         Inbound::Other(_) => Ok(Json(json!({}))),
         Inbound::ToolCalls(message) => {
-            let results = vapi::answer(&state.store, &actor, message, state.vapi.deadline).await;
+            let results = vapi::answer(
+                &state.store,
+                &state.links,
+                &actor,
+                message,
+                state.vapi.deadline,
+            )
+            .await;
             Ok(Json(json!({ "results": results })))
         }
     }

@@ -7,6 +7,8 @@ mod sqlite;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+pub use crate::links::IssuedLink;
+
 use crate::domain::{
     AppointmentId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId, PatientName,
     PhoneNumber, ProviderId, Slot, WeeklyHours, Zone,
@@ -24,6 +26,9 @@ pub enum StoreError {
     InvalidState(String),
     #[error("the idempotency key was used with a different request")]
     IdempotencyConflict,
+    /// A confirmation link past its expiry.
+    #[error("this confirmation link has expired")]
+    Expired,
     #[error(transparent)]
     Invalid(#[from] DomainError),
     #[error("database unavailable: {0}")]
@@ -204,6 +209,55 @@ pub struct NewBooking<'a> {
     pub notes: Option<Notes>,
     pub idempotency: Option<IdempotencyKey>,
     pub render: Render<'a>,
+    /// The confirmation link to issue when the patient has an email address.
+    pub link: IssuedLink,
+}
+
+/// Where a confirmation link's token hash leads.
+#[derive(Debug, Clone)]
+pub struct LinkTarget {
+    pub org: OrgId,
+    pub appointment: AppointmentId,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug)]
+pub enum Confirmed {
+    /// Pending until now.
+    Now(Appointment),
+    /// Confirmed before: nothing changed.
+    Already(Appointment),
+}
+
+/// One message of the outbox.
+#[derive(Debug, Clone)]
+pub struct OutboxJob {
+    pub id: uuid::Uuid,
+    pub org: OrgId,
+    pub appointment: AppointmentId,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Failed deliveries so far.
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub dead_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Sent,
+    /// Try again at this instant.
+    Retry {
+        error: String,
+        at: DateTime<Utc>,
+    },
+    /// Give up: too many attempts, or a failure no retry can fix.
+    Dead {
+        error: String,
+    },
 }
 
 #[derive(Debug)]
@@ -272,18 +326,21 @@ pub trait Store: Send + Sync {
         org: OrgId,
         filter: &AppointmentFilter,
     ) -> StoreResult<Vec<Appointment>>;
+    /// Cancels, withdraws its confirmation link and queues the notice, in one transaction.
     async fn cancel(
         &self,
         actor: &Actor,
         id: AppointmentId,
         reason: Option<&str>,
     ) -> StoreResult<Appointment>;
-    /// Moves an active appointment, re-checking overlap and hours atomically.
+    /// Moves an active appointment, re-checking overlap and hours atomically; replaces its
+    /// confirmation link with `link` and queues the notice in the same transaction.
     async fn reschedule(
         &self,
         actor: &Actor,
         id: AppointmentId,
         plan: PlanMove<'_>,
+        link: &IssuedLink,
     ) -> StoreResult<MoveOutcome>;
 
     /// The answer first given to a voice-agent tool call, if any.
@@ -301,6 +358,30 @@ pub trait Store: Send + Sync {
         tool_name: &str,
         outcome: &serde_json::Value,
     ) -> StoreResult<serde_json::Value>;
+    /// Which organization and appointment a token hash belongs to (any organization: the token is
+    /// the credential).
+    async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>>;
+    /// Confirms a pending appointment through its link, with its audit row; `NotFound` when the
+    /// link is no longer the appointment's, `Expired` past its expiry.
+    async fn confirm(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        token_hash: &str,
+    ) -> StoreResult<Confirmed>;
+
+    /// Claims up to `limit` due messages of every organization until `lease_until`: no other
+    /// dispatcher takes them before then, and they come back if this one dies.
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxJob>>;
+    /// Records how a claimed message's delivery went.
+    async fn record_delivery(&self, job: uuid::Uuid, delivery: &Delivery) -> StoreResult<()>;
+    /// The messages queued for an appointment, oldest first.
+    async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 
     async fn audit_trail(
         &self,
@@ -357,9 +438,21 @@ pub mod action {
     pub const BOOKED: &str = "booked";
     pub const CANCELLED: &str = "cancelled";
     pub const RESCHEDULED: &str = "rescheduled";
+    pub const CONFIRMED: &str = "confirmed";
 }
 
 /// The outbox message kinds.
 pub mod message {
     pub const BOOKING_CONFIRMATION: &str = "booking_confirmation";
+    pub const RESCHEDULE_NOTICE: &str = "reschedule_notice";
+    pub const CANCELLATION_NOTICE: &str = "cancellation_notice";
+
+    /// The payload of a message carrying a confirmation link: the recipient and the link's nonce.
+    pub fn with_link(to: &str, link: &super::IssuedLink) -> serde_json::Value {
+        serde_json::json!({ "to": to, "nonce": link.nonce })
+    }
+
+    pub fn plain(to: &str) -> serde_json::Value {
+        serde_json::json!({ "to": to })
+    }
 }

@@ -13,6 +13,10 @@ use uuid::Uuid;
 
 /// The role request transactions run as.
 pub const REQUEST_ROLE: &str = "booking_app";
+/// The role of the mail dispatcher, across organizations, on the outbox only.
+pub const WORKER_ROLE: &str = "booking_worker";
+/// The role that finds the organization of a confirmation link, on the token table only.
+pub const LINK_ROLE: &str = "booking_link";
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -96,21 +100,34 @@ impl PgStore {
         &self.pool
     }
 
-    /// Refuses to run if the request role could bypass row-level security.
+    /// Refuses to run if a role the service switches to could bypass row-level security.
     async fn check_request_role(&self) -> anyhow::Result<()> {
-        let (superuser, bypass, owns): (bool, bool, bool) = sqlx::query_as(
-            "SELECT r.rolsuper, r.rolbypassrls,
-                    EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() AND t.tableowner = r.rolname)
-             FROM pg_roles r WHERE r.rolname = $1",
-        )
-        .bind(REQUEST_ROLE)
-        .fetch_one(&self.pool)
-        .await?;
-        anyhow::ensure!(
-            !superuser && !bypass && !owns,
-            "the role {REQUEST_ROLE} must not be superuser, BYPASSRLS or a table owner"
-        );
+        for role in [REQUEST_ROLE, WORKER_ROLE, LINK_ROLE] {
+            let (superuser, bypass, owns): (bool, bool, bool) = sqlx::query_as(
+                "SELECT r.rolsuper, r.rolbypassrls,
+                        EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() AND t.tableowner = r.rolname)
+                 FROM pg_roles r WHERE r.rolname = $1",
+            )
+            .bind(role)
+            .fetch_one(&self.pool)
+            .await?;
+            anyhow::ensure!(
+                !superuser && !bypass && !owns,
+                "the role {role} must not be superuser, BYPASSRLS or a table owner"
+            );
+        }
         Ok(())
+    }
+
+    /// A transaction across organizations, running as one of the narrow roles (`WORKER_ROLE`,
+    /// `LINK_ROLE`) whose policies and grants say exactly what it may touch.
+    async fn begin_as(&self, role: &str) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('role', $1, true)")
+            .bind(role)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 
     /// A transaction scoped to one organization, running as the request role.
@@ -156,7 +173,10 @@ impl PgStore {
                 SELECT org_id, id, 'booked', $12, jsonb_build_object('starts_at', $4, 'ends_at', $5), $11 FROM appt
             ), outbox AS (
                 INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
-                SELECT $13, org_id, id, $14, jsonb_build_object('to', $9::text), $11, $11 FROM appt WHERE $9::text IS NOT NULL
+                SELECT $13, org_id, id, $14, jsonb_build_object('to', $9::text, 'nonce', $18::text), $11, $11 FROM appt WHERE $9::text IS NOT NULL
+            ), token AS (
+                INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
+                SELECT $19, org_id, id, $20, $11 FROM appt WHERE $9::text IS NOT NULL
             )
             INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
             SELECT org_id, $15::text, $16, $17, $11 FROM appt WHERE $15::text IS NOT NULL",
@@ -178,6 +198,9 @@ impl PgStore {
         .bind(b.idempotency.as_ref().map(|i| &i.key))
         .bind(b.idempotency.as_ref().map(|i| &i.request_hash))
         .bind(response)
+        .bind(&b.link.nonce)
+        .bind(&b.link.token_hash)
+        .bind(b.link.expires_at)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -235,6 +258,18 @@ impl PgStore {
             now,
         )
         .await?;
+        withdraw_link(&mut tx, actor.org, id).await?;
+        if let Some(to) = &appointment.patient_email {
+            enqueue(
+                &mut tx,
+                actor.org,
+                id,
+                message::CANCELLATION_NOTICE,
+                message::plain(to),
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
         appointment.status = AppointmentStatus::Cancelled;
         appointment.updated_at = now;
@@ -246,6 +281,7 @@ impl PgStore {
         actor: &Actor,
         id: AppointmentId,
         plan: PlanMove<'_>,
+        link: &IssuedLink,
     ) -> Result<MoveOutcome, Fault> {
         let mut tx = self.begin(actor.org).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id)
@@ -288,11 +324,159 @@ impl PgStore {
             "to": { "starts_at": wanted.start(), "ends_at": wanted.end() },
         });
         audit(&mut tx, actor, id, action::RESCHEDULED, details, now).await?;
+        withdraw_link(&mut tx, actor.org, id).await?;
+        if let Some(to) = &appointment.patient_email {
+            sqlx::query(
+                "INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&link.token_hash)
+            .bind(actor.org.0)
+            .bind(id.0)
+            .bind(link.expires_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            enqueue(
+                &mut tx,
+                actor.org,
+                id,
+                message::RESCHEDULE_NOTICE,
+                message::with_link(to, link),
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
         appointment.slot = wanted;
         appointment.status = AppointmentStatus::Pending;
         appointment.updated_at = now;
         Ok(MoveOutcome::Moved(appointment))
+    }
+}
+
+/// Makes the appointment's confirmation link, if any, stop working.
+async fn withdraw_link(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    id: AppointmentId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2")
+        .bind(org.0)
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn enqueue(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    id: AppointmentId,
+    kind: &str,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(org.0)
+    .bind(id.0)
+    .bind(kind)
+    .bind(Json(payload))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: Uuid,
+    org_id: Uuid,
+    appointment_id: Uuid,
+    kind: String,
+    payload: Json<serde_json::Value>,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    last_error: Option<String>,
+    sent_at: Option<DateTime<Utc>>,
+    dead_at: Option<DateTime<Utc>>,
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, org_id, appointment_id, kind, payload, attempts, next_attempt_at, last_error, sent_at, dead_at";
+
+impl From<OutboxRow> for OutboxJob {
+    fn from(r: OutboxRow) -> Self {
+        OutboxJob {
+            id: r.id,
+            org: r.org_id.into(),
+            appointment: r.appointment_id.into(),
+            kind: r.kind,
+            payload: r.payload.0,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            sent_at: r.sent_at,
+            dead_at: r.dead_at,
+        }
+    }
+}
+
+impl PgStore {
+    async fn try_confirm(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        token_hash: &str,
+    ) -> Result<Confirmed, Fault> {
+        let mut tx = self.begin(actor.org).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let expires_at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3",
+        )
+        .bind(actor.org.0)
+        .bind(id.0)
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now = now();
+        match expires_at {
+            None => return Err(StoreError::NotFound.into()),
+            Some(at) if at <= now => return Err(StoreError::Expired.into()),
+            Some(_) => {}
+        }
+        match appointment.status {
+            AppointmentStatus::Confirmed => return Ok(Confirmed::Already(appointment)),
+            AppointmentStatus::Cancelled => {
+                return Err(StoreError::InvalidState("the appointment was cancelled".into()).into())
+            }
+            AppointmentStatus::Pending => {}
+        }
+        sqlx::query("UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2")
+            .bind(actor.org.0)
+            .bind(id.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            actor,
+            id,
+            action::CONFIRMED,
+            serde_json::json!({ "via": "link" }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        appointment.status = AppointmentStatus::Confirmed;
+        appointment.updated_at = now;
+        Ok(Confirmed::Now(appointment))
     }
 }
 
@@ -675,8 +859,104 @@ impl Store for PgStore {
         actor: &Actor,
         id: AppointmentId,
         plan: PlanMove<'_>,
+        link: &IssuedLink,
     ) -> StoreResult<MoveOutcome> {
-        retrying!(self.try_reschedule(actor, id, plan))
+        retrying!(self.try_reschedule(actor, id, plan, link))
+    }
+
+    async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>> {
+        let mut tx = self.begin_as(LINK_ROLE).await?;
+        let row: Option<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT org_id, appointment_id, expires_at FROM confirmation_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map(|(org, appointment, expires_at)| LinkTarget {
+            org: org.into(),
+            appointment: appointment.into(),
+            expires_at,
+        }))
+    }
+
+    async fn confirm(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        token_hash: &str,
+    ) -> StoreResult<Confirmed> {
+        retrying!(self.try_confirm(actor, id, token_hash))
+    }
+
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxJob>> {
+        let mut tx = self.begin_as(WORKER_ROLE).await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+            "UPDATE outbox SET claimed_until = $2
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until <= $1)
+                 ORDER BY next_attempt_at
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED
+             )
+             RETURNING {OUTBOX_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(OutboxJob::from).collect())
+    }
+
+    async fn record_delivery(&self, job: Uuid, delivery: &Delivery) -> StoreResult<()> {
+        let mut tx = self.begin_as(WORKER_ROLE).await?;
+        let now = now();
+        let query = match delivery {
+            Delivery::Sent => {
+                sqlx::query("UPDATE outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1")
+                    .bind(job)
+                    .bind(now)
+            }
+            Delivery::Retry { error, at } => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = NULL
+                 WHERE id = $1",
+            )
+            .bind(job)
+            .bind(error)
+            .bind(*at),
+            Delivery::Dead { error } => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL
+                 WHERE id = $1",
+            )
+            .bind(job)
+            .bind(error)
+            .bind(now),
+        };
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>> {
+        let mut tx = self.begin(org).await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = $1 AND appointment_id = $2 ORDER BY created_at, id"
+        ))
+        .bind(org.0)
+        .bind(appointment.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(OutboxJob::from).collect())
     }
 
     async fn tool_result(

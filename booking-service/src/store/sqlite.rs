@@ -166,6 +166,100 @@ async fn audit(
     Ok(())
 }
 
+async fn issue_link(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrgId,
+    id: AppointmentId,
+    link: &IssuedLink,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .bind(&link.token_hash)
+    .bind(org.to_string())
+    .bind(id.to_string())
+    .bind(micros(link.expires_at))
+    .bind(micros(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Makes the appointment's confirmation link, if any, stop working.
+async fn withdraw_link(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrgId,
+    id: AppointmentId,
+) -> StoreResult<()> {
+    sqlx::query("DELETE FROM confirmation_tokens WHERE org_id = ?1 AND appointment_id = ?2")
+        .bind(org.to_string())
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn enqueue(
+    conn: &mut sqlx::SqliteConnection,
+    org: OrgId,
+    id: AppointmentId,
+    kind: &str,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(org.to_string())
+    .bind(id.to_string())
+    .bind(kind)
+    .bind(Json(payload))
+    .bind(micros(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: String,
+    org_id: String,
+    appointment_id: String,
+    kind: String,
+    payload: Json<serde_json::Value>,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    sent_at: Option<i64>,
+    dead_at: Option<i64>,
+}
+
+const OUTBOX_COLUMNS: &str =
+    "id, org_id, appointment_id, kind, payload, attempts, next_attempt_at, last_error, sent_at, dead_at";
+
+impl TryFrom<OutboxRow> for OutboxJob {
+    type Error = StoreError;
+    fn try_from(r: OutboxRow) -> StoreResult<Self> {
+        Ok(OutboxJob {
+            id: uuid(&r.id)?,
+            org: uuid(&r.org_id)?.into(),
+            appointment: uuid(&r.appointment_id)?.into(),
+            kind: r.kind,
+            payload: r.payload.0,
+            attempts: i32::try_from(r.attempts)
+                .map_err(|_| StoreError::Internal("attempts out of range".into()))?,
+            next_attempt_at: instant(r.next_attempt_at)?,
+            last_error: r.last_error,
+            sent_at: r.sent_at.map(instant).transpose()?,
+            dead_at: r.dead_at.map(instant).transpose()?,
+        })
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct OrgRow {
     id: String,
@@ -438,17 +532,15 @@ impl Store for SqliteStore {
                 serde_json::json!({ "starts_at": wanted.start(), "ends_at": wanted.end() });
             audit(&mut tx, actor, appointment.id, action::BOOKED, details, now).await?;
             if let Some(email) = &appointment.patient_email {
-                sqlx::query(
-                    "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                issue_link(&mut tx, actor.org, appointment.id, &b.link, now).await?;
+                enqueue(
+                    &mut tx,
+                    actor.org,
+                    appointment.id,
+                    message::BOOKING_CONFIRMATION,
+                    message::with_link(email, &b.link),
+                    now,
                 )
-                .bind(Uuid::now_v7().to_string())
-                .bind(actor.org.to_string())
-                .bind(appointment.id.to_string())
-                .bind(message::BOOKING_CONFIRMATION)
-                .bind(Json(serde_json::json!({ "to": email })))
-                .bind(micros(now))
-                .execute(&mut *tx)
                 .await?;
             }
             if let Some(idem) = &b.idempotency {
@@ -535,6 +627,18 @@ impl Store for SqliteStore {
             now,
         )
         .await?;
+        withdraw_link(&mut tx, actor.org, id).await?;
+        if let Some(to) = &appointment.patient_email {
+            enqueue(
+                &mut tx,
+                actor.org,
+                id,
+                message::CANCELLATION_NOTICE,
+                message::plain(to),
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
         appointment.status = AppointmentStatus::Cancelled;
         appointment.updated_at = now;
@@ -546,6 +650,7 @@ impl Store for SqliteStore {
         actor: &Actor,
         id: AppointmentId,
         plan: PlanMove<'_>,
+        link: &IssuedLink,
     ) -> StoreResult<MoveOutcome> {
         let mut tx = self.write().await?;
         let mut appointment = load_appointment(&mut tx, actor.org, id)
@@ -580,6 +685,19 @@ impl Store for SqliteStore {
             "to": { "starts_at": wanted.start(), "ends_at": wanted.end() },
         });
         audit(&mut tx, actor, id, action::RESCHEDULED, details, now).await?;
+        withdraw_link(&mut tx, actor.org, id).await?;
+        if let Some(to) = &appointment.patient_email {
+            issue_link(&mut tx, actor.org, id, link, now).await?;
+            enqueue(
+                &mut tx,
+                actor.org,
+                id,
+                message::RESCHEDULE_NOTICE,
+                message::with_link(to, link),
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
         appointment.slot = wanted;
         appointment.status = AppointmentStatus::Pending;
@@ -630,6 +748,143 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(standing)
+    }
+
+    async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT org_id, appointment_id, expires_at FROM confirmation_tokens WHERE token_hash = ?1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|(org, appointment, expires_at)| {
+            Ok(LinkTarget {
+                org: uuid(&org)?.into(),
+                appointment: uuid(&appointment)?.into(),
+                expires_at: instant(expires_at)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn confirm(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        token_hash: &str,
+    ) -> StoreResult<Confirmed> {
+        let mut tx = self.write().await?;
+        let mut appointment = load_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let expires_at: Option<i64> = sqlx::query_scalar(
+            "SELECT expires_at FROM confirmation_tokens WHERE org_id = ?1 AND appointment_id = ?2 AND token_hash = ?3",
+        )
+        .bind(actor.org.to_string())
+        .bind(id.to_string())
+        .bind(token_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now = now();
+        match expires_at {
+            None => return Err(StoreError::NotFound),
+            Some(at) if at <= micros(now) => return Err(StoreError::Expired),
+            Some(_) => {}
+        }
+        match appointment.status {
+            AppointmentStatus::Confirmed => return Ok(Confirmed::Already(appointment)),
+            AppointmentStatus::Cancelled => {
+                return Err(StoreError::InvalidState(
+                    "the appointment was cancelled".into(),
+                ))
+            }
+            AppointmentStatus::Pending => {}
+        }
+        sqlx::query("UPDATE appointments SET status = 'confirmed', updated_at = ?3 WHERE org_id = ?1 AND id = ?2")
+            .bind(actor.org.to_string())
+            .bind(id.to_string())
+            .bind(micros(now))
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            actor,
+            id,
+            action::CONFIRMED,
+            serde_json::json!({ "via": "link" }),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        appointment.status = AppointmentStatus::Confirmed;
+        appointment.updated_at = now;
+        Ok(Confirmed::Now(appointment))
+    }
+
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxJob>> {
+        // One writer at a time (BEGIN IMMEDIATE): no two dispatchers can claim the same message.
+        let mut tx = self.write().await?;
+        let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+            "UPDATE outbox SET claimed_until = ?2
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?1
+                   AND (claimed_until IS NULL OR claimed_until <= ?1)
+                 ORDER BY next_attempt_at
+                 LIMIT ?3
+             )
+             RETURNING {OUTBOX_COLUMNS}"
+        ))
+        .bind(micros(now))
+        .bind(micros(lease_until))
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.into_iter().map(OutboxJob::try_from).collect()
+    }
+
+    async fn record_delivery(&self, job: Uuid, delivery: &Delivery) -> StoreResult<()> {
+        let now = micros(now());
+        let query = match delivery {
+            Delivery::Sent => {
+                sqlx::query("UPDATE outbox SET sent_at = ?2, claimed_until = NULL WHERE id = ?1")
+                    .bind(job.to_string())
+                    .bind(now)
+            }
+            Delivery::Retry { error, at } => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, claimed_until = NULL
+                 WHERE id = ?1",
+            )
+            .bind(job.to_string())
+            .bind(error)
+            .bind(micros(*at)),
+            Delivery::Dead { error } => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_at = ?3, claimed_until = NULL
+                 WHERE id = ?1",
+            )
+            .bind(job.to_string())
+            .bind(error)
+            .bind(now),
+        };
+        query.execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>> {
+        let rows: Vec<OutboxRow> = sqlx::query_as(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = ?1 AND appointment_id = ?2 ORDER BY created_at, id"
+        ))
+        .bind(org.to_string())
+        .bind(appointment.to_string())
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(OutboxJob::try_from).collect()
     }
 
     async fn audit_trail(

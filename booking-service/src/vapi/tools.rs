@@ -6,6 +6,7 @@ use super::message::{ToolCall, ToolCalls};
 use super::speech;
 use crate::booking::{self, Booked, BookingError, BookingRequest, LocalStart};
 use crate::domain::{parse_date, ConfirmationCode, Email, PatientName, PhoneNumber, Slot};
+use crate::links::Links;
 use crate::store::{
     Actor, Appointment, AppointmentFilter, DynStore, IdempotencyKey, Patient, Provider, StoreError,
 };
@@ -55,6 +56,7 @@ impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Refusal::Spoken("I couldn't find that.".into()),
+            StoreError::Expired => Refusal::Spoken("That link or code has expired.".into()),
             StoreError::InvalidState(m) => Refusal::Spoken(format!("I couldn't do that: {m}.")),
             StoreError::IdempotencyConflict => {
                 Refusal::Spoken("That conflicts with an earlier request in this call.".into())
@@ -85,6 +87,7 @@ type Answer = Result<String, Refusal>;
 
 struct Context<'a> {
     store: &'a DynStore,
+    links: &'a Links,
     actor: &'a Actor,
     caller: Option<PhoneNumber>,
     call_id: Option<String>,
@@ -93,12 +96,14 @@ struct Context<'a> {
 /// Answers every call of the message, concurrently, in the calls' order, each within `deadline`.
 pub async fn answer(
     store: &DynStore,
+    links: &Links,
     actor: &Actor,
     message: ToolCalls,
     deadline: Duration,
 ) -> Vec<ToolAnswer> {
     let ctx = Context {
         store,
+        links,
         actor,
         caller: message.caller,
         call_id: message.call_id,
@@ -470,15 +475,23 @@ async fn book_appointment(ctx: &Context<'_>, args: &Args<'_>) -> Answer {
         notes,
     };
     let zone = provider.zone();
-    let (start, code) =
-        match booking::book(ctx.store, ctx.actor, request, idempotency, &render).await? {
-            Booked::New(a) => (a.slot.start(), a.confirmation_code),
-            Booked::Replayed(saved) => {
-                let r: BookingResponse = serde_json::from_value(saved)
-                    .map_err(|e| StoreError::Internal(e.to_string()))?;
-                (r.starts_at.to_utc(), r.confirmation_code)
-            }
-        };
+    let (start, code) = match booking::book(
+        ctx.store,
+        ctx.links,
+        ctx.actor,
+        request,
+        idempotency,
+        &render,
+    )
+    .await?
+    {
+        Booked::New(a) => (a.slot.start(), a.confirmation_code),
+        Booked::Replayed(saved) => {
+            let r: BookingResponse =
+                serde_json::from_value(saved).map_err(|e| StoreError::Internal(e.to_string()))?;
+            (r.starts_at.to_utc(), r.confirmation_code)
+        }
+    };
     Ok(format!(
         "You're booked with {} on {}. Your confirmation code is {}.",
         provider.name,
@@ -604,7 +617,7 @@ async fn reschedule_appointment(ctx: &Context<'_>, args: &Args<'_>) -> Answer {
         normalize_time(&args.required("appointment_time", "What time would you like instead?")?);
     let when = LocalStart::parse(Some(&date), Some(&time), None)
         .map_err(|e| Refusal::Spoken(speech::invalid(&e)))?;
-    let moved = booking::reschedule(ctx.store, ctx.actor, appointment.id, when).await?;
+    let moved = booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when).await?;
     Ok(format!(
         "Done: your appointment with {} is now on {}. Your confirmation code stays {}.",
         provider.name,

@@ -36,6 +36,10 @@ macro_rules! on_both_backends {
 pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 
 pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Where mail goes when no SMTP server is configured (a folder of this test's own).
+    pub mail_dir: Arc<tempfile::TempDir>,
     pub anon: ApiClient,
     pub platform: ApiClient,
     pub store: DynStore,
@@ -59,17 +63,29 @@ pub fn token(role: Role, org: Option<Uuid>) -> String {
 
 /// Starts the service on a fresh database of `backend`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the service on a fresh database of `backend`, configured by `adjust`.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDatabase::create(backend)
         .await
         .expect("a test database");
-    spawn_on(Arc::new(db), |_| {}).await
+    spawn_on(Arc::new(db), adjust).await
 }
 
 /// Starts the service on `db` with the configuration changed by `adjust`.
 pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let mail_dir = Arc::new(tempfile::tempdir().expect("a mail folder"));
     let mut config = Config::with_database(db.url.clone());
     config.jwt_secret = Some(SECRET.into());
     config.pool_size = 8;
+    config.mail_dir = mail_dir.path().to_path_buf();
+    // Quick polling and retries, so mail stories take a second, not minutes.
+    config.mail_poll_ms = 50;
+    config.mail_retry_base_ms = 100;
+    config.mail_retry_max_ms = 400;
+    config.smtp_timeout_secs = 5;
     adjust(&mut config);
     let app = Application::build(config)
         .await
@@ -81,7 +97,10 @@ pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -
         let _ = rx.await;
     }));
     let anon = ApiClient::new(base.clone());
+    let base = base.trim_end_matches('/').to_owned();
     TestApp {
+        base,
+        mail_dir,
         platform: anon.with_token(token(Role::Platform, None)),
         anon,
         store,
@@ -95,6 +114,11 @@ impl TestApp {
     /// A second service process on the same database.
     pub async fn another_instance(&self) -> TestApp {
         spawn_on(self.db.clone(), |_| {}).await
+    }
+
+    /// A second service process on the same database, configured by `adjust`.
+    pub async fn another_instance_with(&self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        spawn_on(self.db.clone(), adjust).await
     }
 
     /// Asks the service to stop and waits until it has finished its requests.

@@ -6,7 +6,9 @@ mod helpers;
 
 mod auth;
 mod booking;
+mod browser;
 mod concurrency;
+mod email;
 mod idempotency;
 mod ops;
 mod providers;

@@ -73,6 +73,8 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/api/appointments/{id}", "get"),
         ("/api/appointments/{id}/cancel", "post"),
         ("/api/appointments/{id}/reschedule", "post"),
+        ("/confirm/{token}", "get"),
+        ("/confirm/{token}", "post"),
     ];
     for (path, method) in expected {
         assert!(

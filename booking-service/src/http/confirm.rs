@@ -1,0 +1,238 @@
+//! The public confirmation pages; the token in the path is the credential.
+//!
+//! `GET /confirm/{token}` only shows the appointment and a Confirm button (mail scanners open
+//! links; a GET must change nothing). `POST /confirm/{token}` confirms. Pages are HTML; a request
+//! that asks `Accept: application/json` gets JSON, errors in SPEC's body. Every answer carries
+//! `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::links::LinkToken;
+use crate::mail::message::{html_escape, local_time};
+use crate::store::{self, Actor, Appointment, Confirmed, LinkTarget};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use shared::api::{AppointmentStatus, ConfirmationResponse, ErrorBody};
+
+/// Who the audit log names for a confirmation through the emailed link.
+pub const PATIENT: &str = "patient";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/confirm/{token}", get(show).post(confirm))
+}
+
+/// Shows the appointment a confirmation link belongs to, with a Confirm button. Changes nothing.
+#[utoipa::path(get, path = "/confirm/{token}", tag = "confirmation",
+    params(("token" = String, Path, description = "the token of the emailed link")),
+    responses((status = 200, description = "the appointment and a Confirm button", content_type = "text/html"),
+              (status = 404, description = "unknown link", content_type = "text/html"),
+              (status = 410, description = "expired link", content_type = "text/html")))]
+pub async fn show(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let json = wants_json(&headers);
+    match show_page(&state, &token).await {
+        Ok(body) => page(StatusCode::OK, body),
+        Err(e) => error(e, json),
+    }
+}
+
+/// Confirms the appointment (`pending` → `confirmed`); confirming again is harmless.
+#[utoipa::path(post, path = "/confirm/{token}", tag = "confirmation",
+    params(("token" = String, Path, description = "the token of the emailed link")),
+    responses((status = 200, description = "confirmed: an HTML page, or JSON with `Accept: application/json`", body = ConfirmationResponse),
+              (status = 404, body = ErrorBody), (status = 409, description = "the appointment was cancelled", body = ErrorBody),
+              (status = 410, description = "expired link", body = ErrorBody)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let json = wants_json(&headers);
+    let confirmed = async {
+        let (token, target) = resolve(&state, &token).await?;
+        let actor = Actor {
+            org: target.org,
+            sub: PATIENT.to_owned(),
+        };
+        Ok::<_, ApiError>(
+            state
+                .store
+                .confirm(&actor, target.appointment, &token.hash())
+                .await?,
+        )
+    }
+    .await;
+    let appointment = match confirmed {
+        Ok(Confirmed::Now(a) | Confirmed::Already(a)) => a,
+        Err(e) => return error(e, json),
+    };
+    if json {
+        let body = ConfirmationResponse {
+            success: true,
+            appointment_id: appointment.id.0,
+            status: appointment.status,
+        };
+        return secured((StatusCode::OK, axum::Json(body)).into_response());
+    }
+    match details(&state, &appointment).await {
+        Ok(details) => page(
+            StatusCode::OK,
+            document(
+                "Appointment confirmed",
+                &format!("{details}<p role=\"status\"><strong>Thank you: your appointment is confirmed.</strong></p>"),
+            ),
+        ),
+        Err(e) => error(e, json),
+    }
+}
+
+/// The link's target, if the token is well formed, known and unexpired.
+async fn resolve(state: &AppState, token: &str) -> Result<(LinkToken, LinkTarget), ApiError> {
+    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
+    let target = state
+        .store
+        .link_target(&token.hash())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if target.expires_at <= store::now() {
+        return Err(store::StoreError::Expired.into());
+    }
+    Ok((token, target))
+}
+
+async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
+    let (_, target) = resolve(state, token).await?;
+    let appointment = state
+        .store
+        .appointment(target.org, target.appointment)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let details = details(state, &appointment).await?;
+    Ok(match appointment.status {
+        AppointmentStatus::Pending => document(
+            "Confirm your appointment",
+            &format!(
+                "{details}<form method=\"post\"><button type=\"submit\">Confirm</button></form>"
+            ),
+        ),
+        AppointmentStatus::Confirmed => document(
+            "Appointment confirmed",
+            &format!("{details}<p role=\"status\">This appointment is already confirmed.</p>"),
+        ),
+        AppointmentStatus::Cancelled => document(
+            "Appointment cancelled",
+            &format!("{details}<p role=\"status\">This appointment was cancelled.</p>"),
+        ),
+    })
+}
+
+/// Clinic, provider, local time and code, escaped.
+async fn details(state: &AppState, a: &Appointment) -> Result<String, ApiError> {
+    let clinic = state
+        .store
+        .organization(a.org_id)
+        .await?
+        .map(|o| o.name)
+        .unwrap_or_default();
+    let provider = state
+        .store
+        .provider(a.org_id, a.provider_id)
+        .await?
+        .map(|p| p.name)
+        .unwrap_or_default();
+    Ok(format!(
+        "<dl><dt>Clinic</dt><dd>{}</dd><dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
+         <dt>Confirmation code</dt><dd><strong>{}</strong></dd></dl>",
+        html_escape(&clinic),
+        html_escape(&provider),
+        html_escape(&local_time(&a.zone, &a.slot)),
+        html_escape(&a.confirmation_code),
+    ))
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+/// A small, accessible, mobile-friendly page; `title` and `body` are already escaped.
+fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title><style>\
+         body{{font-family:system-ui,sans-serif;line-height:1.5;max-width:32rem;margin:0 auto;padding:1rem;color:#111}}\
+         h1{{font-size:1.5rem}}dt{{font-weight:600}}dd{{margin:0 0 .75rem}}\
+         button{{font-size:1.1rem;padding:.75rem 1.5rem;border:0;border-radius:.4rem;background:#1d4ed8;color:#fff;cursor:pointer}}\
+         button:focus{{outline:3px solid #f59e0b;outline-offset:2px}}\
+         </style></head><body><main><h1>{title}</h1>{body}</main></body></html>"
+    )
+}
+
+fn page(status: StatusCode, body: String) -> Response {
+    secured(
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+/// The error as SPEC's JSON body, or as a page.
+fn error(e: ApiError, json: bool) -> Response {
+    if json {
+        return secured(e.into_response());
+    }
+    let status = e.status();
+    let (title, text) = match status {
+        StatusCode::NOT_FOUND => (
+            "Link not found",
+            "This confirmation link is not valid. It may have been replaced by a newer one: \
+             please use the link in your most recent email.",
+        ),
+        StatusCode::GONE => (
+            "Link expired",
+            "This confirmation link has expired. Please contact the clinic to confirm your appointment.",
+        ),
+        StatusCode::CONFLICT => (
+            "Appointment cancelled",
+            "This appointment was cancelled, so it cannot be confirmed.",
+        ),
+        _ => {
+            // Logs internal detail (never shown) the same way as the API does.
+            let _ = e.into_response();
+            (
+                "Something went wrong",
+                "We could not process this link just now. Please try again in a moment.",
+            )
+        }
+    };
+    page(status, document(title, &format!("<p>{text}</p>")))
+}
+
+fn secured(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}

@@ -1,0 +1,235 @@
+//! The background task that delivers the outbox. It claims due messages with a lease (on
+//! PostgreSQL `FOR UPDATE SKIP LOCKED`, so any number of instances share the work and a crashed
+//! one's messages come back when the lease ends), commits the claim, then sends. A failure is
+//! retried with capped exponential backoff and jitter, and after a bounded number of attempts the
+//! message is marked dead with its last error. Delivery is at least once; the Message-ID comes
+//! from the job, so a duplicate can be recognised.
+
+use super::message::{self, Kind, MailContext};
+use super::{MailError, Transport};
+use crate::links::Links;
+use crate::store::{self, Delivery, DynStore, OutboxJob};
+use lettre::message::Mailbox;
+use rand::Rng;
+use shared::api::AppointmentStatus;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct DispatcherSettings {
+    /// How often to look for due messages when there is nothing to do.
+    pub poll: Duration,
+    /// Delivery attempts before a message is dead.
+    pub max_attempts: u32,
+    /// The first retry delay; it doubles per attempt up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long a claim keeps other dispatchers away.
+    pub lease: Duration,
+    /// Messages claimed at once.
+    pub batch: i64,
+}
+
+pub struct Dispatcher {
+    pub store: DynStore,
+    pub transport: Transport,
+    pub from: Mailbox,
+    /// `PUBLIC_BASE_URL` without a trailing slash.
+    pub base_url: String,
+    pub links: Arc<Links>,
+    pub settings: DispatcherSettings,
+}
+
+/// A running dispatcher; `stop` ends it after the batch in hand.
+pub struct DispatcherHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the mail dispatcher ended abnormally");
+        }
+    }
+}
+
+impl Dispatcher {
+    pub fn spawn(self) -> DispatcherHandle {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(self.run(stopped));
+        DispatcherHandle { stop, task }
+    }
+
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        tracing::info!("mail dispatcher started");
+        loop {
+            let handled = match self.run_batch(Some(&stopped)).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mail dispatcher could not claim messages");
+                    0
+                }
+            };
+            if *stopped.borrow() {
+                break;
+            }
+            // A full batch means more may be due: go on at once.
+            if handled as i64 >= self.settings.batch {
+                continue;
+            }
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+        tracing::info!("mail dispatcher stopped");
+    }
+
+    /// Claims one batch of due messages and delivers them; returns how many it handled.
+    pub async fn run_once(&self) -> Result<usize, MailError> {
+        self.run_batch(None).await
+    }
+
+    /// One batch; when `stopped` turns true it finishes the message in hand and leaves the rest
+    /// of the batch to come back when their lease ends (to this or another instance).
+    async fn run_batch(&self, stopped: Option<&watch::Receiver<bool>>) -> Result<usize, MailError> {
+        let now = store::now();
+        let lease_until = now
+            + chrono::Duration::from_std(self.settings.lease)
+                .unwrap_or_else(|_| chrono::Duration::minutes(2));
+        let jobs = self
+            .store
+            .claim_mail(now, lease_until, self.settings.batch)
+            .await?;
+        for job in &jobs {
+            if stopped.is_some_and(|s| *s.borrow()) {
+                break;
+            }
+            let delivery = match self.deliver(job).await {
+                Ok(delivery) => delivery,
+                Err(e) => self.failed(job, e),
+            };
+            let outcome = match &delivery {
+                Delivery::Sent => "sent",
+                Delivery::Retry { .. } => "retry",
+                Delivery::Dead { .. } => "dead",
+            };
+            metrics::counter!("emails_total", "outcome" => outcome).increment(1);
+            if let Err(e) = self.store.record_delivery(job.id, &delivery).await {
+                // The lease runs out and the message is tried again: at least once.
+                tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
+            }
+        }
+        Ok(jobs.len())
+    }
+
+    fn failed(&self, job: &OutboxJob, error: MailError) -> Delivery {
+        let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
+        let error = error.to_string();
+        if attempts >= self.settings.max_attempts {
+            tracing::error!(job = %job.id, kind = %job.kind, attempts, error = %error, "giving up on a message");
+            Delivery::Dead { error }
+        } else {
+            let delay = self.backoff(attempts);
+            tracing::warn!(job = %job.id, kind = %job.kind, attempts, retry_in_ms = delay.as_millis() as u64, error = %error, "delivery failed");
+            Delivery::Retry {
+                error,
+                at: store::now()
+                    + chrono::Duration::from_std(delay)
+                        .unwrap_or_else(|_| chrono::Duration::hours(1)),
+            }
+        }
+    }
+
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        backoff(self.settings.retry_base, self.settings.retry_max, attempt)
+    }
+
+    async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, MailError> {
+        let kind = Kind::parse(&job.kind)
+            .ok_or_else(|| MailError::Render(format!("unknown message kind {}", job.kind)))?;
+        let to = job.payload["to"]
+            .as_str()
+            .ok_or_else(|| MailError::Render("the message has no recipient".into()))?;
+        let Some(appointment) = self.store.appointment(job.org, job.appointment).await? else {
+            return Ok(Delivery::Dead {
+                error: "not sent: the appointment no longer exists".into(),
+            });
+        };
+        if kind != Kind::Cancelled && appointment.status == AppointmentStatus::Cancelled {
+            return Ok(Delivery::Dead {
+                error: "not sent: the appointment was cancelled before delivery".into(),
+            });
+        }
+        let provider = self
+            .store
+            .provider(job.org, appointment.provider_id)
+            .await?
+            .map(|p| p.name)
+            .unwrap_or_else(|| "your provider".into());
+        let clinic = self
+            .store
+            .organization(job.org)
+            .await?
+            .map(|o| o.name)
+            .unwrap_or_else(|| "your clinic".into());
+        let link = if kind.has_link() {
+            let nonce = job.payload["nonce"]
+                .as_str()
+                .ok_or_else(|| MailError::Render("the message has no link nonce".into()))?;
+            let token = self.links.key.token(nonce);
+            // A reschedule replaced this link before it went out: the newer message carries the
+            // working one, so this one would only confuse.
+            if self.store.link_target(&token.hash()).await?.is_none() {
+                return Ok(Delivery::Dead {
+                    error: "not sent: superseded by a newer confirmation link".into(),
+                });
+            }
+            Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
+        } else {
+            None
+        };
+        let ctx = MailContext {
+            kind,
+            clinic: &clinic,
+            provider: &provider,
+            appointment: &appointment,
+            link: link.as_deref(),
+        };
+        let mail = message::build(&ctx, job.id, &self.from, to)?;
+        self.transport.send(job.id, &mail).await?;
+        tracing::info!(job = %job.id, kind = %job.kind, "message delivered");
+        Ok(Delivery::Sent)
+    }
+}
+
+/// `base · 2^(attempt-1)`, capped at `max`, with "equal jitter": half of it fixed, half random, so
+/// the retries of many messages spread out.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+    let capped = base.saturating_mul(factor).min(max);
+    let half = capped.as_millis() as u64 / 2;
+    Duration::from_millis(half + rand::thread_rng().gen_range(0..=half))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_its_cap() {
+        let base = Duration::from_secs(30);
+        let max = Duration::from_secs(3600);
+        for (attempt, full) in [(1, 30), (2, 60), (3, 120), (8, 3600), (40, 3600)] {
+            let full = Duration::from_secs(full);
+            for _ in 0..50 {
+                let d = backoff(base, max, attempt);
+                assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+            }
+        }
+    }
+}

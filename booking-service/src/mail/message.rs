@@ -1,0 +1,311 @@
+//! The messages a patient receives: multipart text and HTML with an `.ics` invitation. Every value
+//! that comes from a person (clinic, provider and patient names) goes through lettre's header
+//! builders, HTML escaping or iCalendar escaping, so none of it can add a header, a tag or a
+//! calendar property.
+
+use super::MailError;
+use crate::domain::{Slot, Zone};
+use crate::store::{message, Appointment};
+use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::Message;
+
+/// What a message announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A new booking: please confirm.
+    Booked,
+    /// Moved: please confirm the new time (a fresh link).
+    Rescheduled,
+    Cancelled,
+}
+
+impl Kind {
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            message::BOOKING_CONFIRMATION => Some(Self::Booked),
+            message::RESCHEDULE_NOTICE => Some(Self::Rescheduled),
+            message::CANCELLATION_NOTICE => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Whether it carries a confirmation link.
+    pub fn has_link(self) -> bool {
+        !matches!(self, Self::Cancelled)
+    }
+}
+
+/// Everything a message shows.
+#[derive(Debug)]
+pub struct MailContext<'a> {
+    pub kind: Kind,
+    pub clinic: &'a str,
+    pub provider: &'a str,
+    pub appointment: &'a Appointment,
+    /// `PUBLIC_BASE_URL/confirm/{token}`, for the kinds that carry one.
+    pub link: Option<&'a str>,
+}
+
+/// A local date and time with its zone, as people read it:
+/// "Friday 15 January 2027, 14:00 to 14:30 (America/New_York, UTC-05:00)".
+pub fn local_time(zone: &Zone, slot: &Slot) -> String {
+    let start = zone.localize(slot.start());
+    let end = zone.localize(slot.end());
+    format!(
+        "{}, {} to {} ({}, UTC{})",
+        start.format("%A %-d %B %Y"),
+        start.format("%H:%M"),
+        end.format("%H:%M"),
+        zone.name(),
+        start.format("%:z")
+    )
+}
+
+/// Text safe inside HTML elements and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One line of text: control characters (line breaks included) become spaces.
+pub fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// The whole message, addressed to `to`, with a Message-ID derived from its outbox job so a
+/// duplicate delivery can be recognised.
+pub fn build(
+    ctx: &MailContext<'_>,
+    job: uuid::Uuid,
+    from: &Mailbox,
+    to: &str,
+) -> Result<Message, MailError> {
+    let address = to
+        .parse()
+        .map_err(|e| MailError::Render(format!("recipient address: {e}")))?;
+    let recipient = Mailbox::new(
+        ctx.appointment.patient_name.as_deref().map(one_line),
+        address,
+    );
+    let when = local_time(&ctx.appointment.zone, &ctx.appointment.slot);
+    let provider = one_line(ctx.provider);
+    let subject = match ctx.kind {
+        Kind::Booked => format!("Please confirm your appointment with {provider}"),
+        Kind::Rescheduled => format!("Your appointment with {provider} was moved: please confirm"),
+        Kind::Cancelled => format!("Your appointment with {provider} was cancelled"),
+    };
+    let calendar = ics(ctx, from, to, Utc::now());
+    let method = if ctx.kind == Kind::Cancelled {
+        "CANCEL"
+    } else {
+        "REQUEST"
+    };
+    let calendar_type =
+        ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
+            .map_err(|e| MailError::Render(e.to_string()))?;
+    Message::builder()
+        .from(from.clone())
+        .to(recipient)
+        .subject(one_line(&subject))
+        .message_id(Some(format!("<{job}@{}>", from.email.domain())))
+        .date_now()
+        .multipart(
+            MultiPart::mixed()
+                .multipart(MultiPart::alternative_plain_html(
+                    text(ctx, &when),
+                    html(ctx, &when),
+                ))
+                .singlepart(
+                    Attachment::new("appointment.ics".into()).body(calendar, calendar_type),
+                ),
+        )
+        .map_err(|e| MailError::Render(e.to_string()))
+}
+
+fn greeting(ctx: &MailContext<'_>) -> String {
+    match &ctx.appointment.patient_name {
+        Some(name) => format!("Hello {},", one_line(name)),
+        None => "Hello,".to_owned(),
+    }
+}
+
+fn text(ctx: &MailContext<'_>, when: &str) -> String {
+    let mut out = format!("{}\n\n", greeting(ctx));
+    let clinic = one_line(ctx.clinic);
+    let provider = one_line(ctx.provider);
+    match ctx.kind {
+        Kind::Booked => out.push_str(&format!(
+            "Your appointment at {clinic} with {provider} is booked:\n\n  {when}\n\n"
+        )),
+        Kind::Rescheduled => out.push_str(&format!(
+            "Your appointment at {clinic} with {provider} was moved to:\n\n  {when}\n\n"
+        )),
+        Kind::Cancelled => out.push_str(&format!(
+            "Your appointment at {clinic} with {provider} was cancelled:\n\n  {when}\n\n"
+        )),
+    }
+    out.push_str(&format!(
+        "Confirmation code: {}\n\n",
+        ctx.appointment.confirmation_code
+    ));
+    if let Some(link) = ctx.link {
+        out.push_str(&format!(
+            "Please confirm it by opening this link and pressing Confirm:\n\n{link}\n\n\
+             The link works for a limited time. If you did not book this, ignore this message.\n"
+        ));
+    }
+    out
+}
+
+fn html(ctx: &MailContext<'_>, when: &str) -> String {
+    let clinic = html_escape(ctx.clinic);
+    let provider = html_escape(ctx.provider);
+    let headline = match ctx.kind {
+        Kind::Booked => "Please confirm your appointment",
+        Kind::Rescheduled => "Your appointment was moved",
+        Kind::Cancelled => "Your appointment was cancelled",
+    };
+    let action = match ctx.link {
+        Some(link) => format!(
+            "<p><a href=\"{href}\" style=\"display:inline-block;padding:12px 20px;background:#1d4ed8;color:#fff;\
+             text-decoration:none;border-radius:6px\">Confirm my appointment</a></p>\
+             <p style=\"font-size:14px\">Or open this link: {href}</p>",
+            href = html_escape(link)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{headline}</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;line-height:1.5;max-width:36rem;margin:auto;padding:1rem\">\
+         <h1 style=\"font-size:1.4rem\">{headline}</h1><p>{greeting}</p>\
+         <dl><dt>Clinic</dt><dd>{clinic}</dd><dt>With</dt><dd>{provider}</dd>\
+         <dt>When</dt><dd>{when}</dd><dt>Confirmation code</dt><dd><strong>{code}</strong></dd></dl>\
+         {action}</body></html>",
+        greeting = html_escape(&greeting(ctx)),
+        when = html_escape(when),
+        code = html_escape(&ctx.appointment.confirmation_code),
+    )
+}
+
+fn ics_time(t: DateTime<Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// TEXT value escaping (RFC 5545 §3.3.11).
+fn ics_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Folds a content line at 75 octets without splitting a character (RFC 5545 §3.1).
+fn fold(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut width = 0;
+    for c in line.chars() {
+        if width + c.len_utf8() > 75 {
+            out.push_str("\r\n ");
+            width = 1;
+        }
+        out.push(c);
+        width += c.len_utf8();
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// The invitation: one event whose UID is the appointment's, so calendars update it in place
+/// when it moves or is cancelled.
+fn ics(ctx: &MailContext<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -> String {
+    let a = ctx.appointment;
+    let (method, status) = match ctx.kind {
+        Kind::Cancelled => ("CANCEL", "CANCELLED"),
+        _ => ("REQUEST", "CONFIRMED"),
+    };
+    let mut description = format!("Confirmation code {}.", a.confirmation_code);
+    if let Some(link) = ctx.link {
+        description.push_str(&format!(" Confirm: {link}"));
+    }
+    let lines = [
+        "BEGIN:VCALENDAR".to_owned(),
+        "VERSION:2.0".to_owned(),
+        "PRODID:-//booking-service//confirmation//EN".to_owned(),
+        "CALSCALE:GREGORIAN".to_owned(),
+        format!("METHOD:{method}"),
+        "BEGIN:VEVENT".to_owned(),
+        format!("UID:{}@booking-service", a.id),
+        format!("SEQUENCE:{}", a.updated_at.timestamp()),
+        format!("DTSTAMP:{}", ics_time(now)),
+        format!("DTSTART:{}", ics_time(a.slot.start())),
+        format!("DTEND:{}", ics_time(a.slot.end())),
+        format!(
+            "SUMMARY:{}",
+            ics_text(&format!("Appointment with {}", ctx.provider))
+        ),
+        format!("LOCATION:{}", ics_text(ctx.clinic)),
+        format!("DESCRIPTION:{}", ics_text(&description)),
+        format!("ORGANIZER:mailto:{}", from.email),
+        format!("ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{to}"),
+        format!("STATUS:{status}"),
+        "END:VEVENT".to_owned(),
+        "END:VCALENDAR".to_owned(),
+    ];
+    lines.iter().map(|l| fold(l)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_text_cannot_add_properties() {
+        assert_eq!(
+            ics_text("a;b,c\\d\nEND:VEVENT"),
+            "a\\;b\\,c\\\\d\\nEND:VEVENT"
+        );
+    }
+
+    #[test]
+    fn long_lines_fold_at_75_octets_on_character_boundaries() {
+        let folded = fold(&format!("SUMMARY:{}", "é".repeat(60)));
+        for line in folded.split("\r\n") {
+            assert!(line.len() <= 75, "{line}");
+        }
+        assert_eq!(
+            folded.replace("\r\n ", "").trim_end(),
+            format!("SUMMARY:{}", "é".repeat(60))
+        );
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            html_escape("<script>\"x\" & 'y'"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;"
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Outgoing mail: the messages (text, HTML and an `.ics` invitation), the transport (SMTP through
+//! lettre, or `.eml` files), and the dispatcher that delivers the outbox.
+
+pub mod dispatcher;
+pub mod message;
+
+pub use dispatcher::{Dispatcher, DispatcherSettings};
+
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a message could not be rendered or delivered; the dispatcher keeps the text as the job's
+/// `last_error` and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("cannot render the message: {0}")]
+    Render(String),
+    #[error("SMTP delivery failed: {0}")]
+    Smtp(String),
+    #[error("cannot write the message file: {0}")]
+    File(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Where messages go.
+#[derive(Clone)]
+pub enum Transport {
+    /// A real SMTP server (`SMTP_URL`).
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// One `.eml` file per message under this folder (`MAIL_DIR`), named after its job, so a
+    /// retried delivery overwrites the same file.
+    Files(PathBuf),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Smtp(_) => f.write_str("Transport::Smtp"),
+            Self::Files(dir) => f.debug_tuple("Transport::Files").field(dir).finish(),
+        }
+    }
+}
+
+impl Transport {
+    /// SMTP when a URL is given (`smtp://` plain, `smtp://…?tls=required` STARTTLS, `smtps://`
+    /// TLS; `user:pass@` for credentials), else files under `mail_dir`.
+    pub fn new(
+        smtp_url: Option<&str>,
+        mail_dir: PathBuf,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        match smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| {
+                        anyhow::anyhow!("SMTP_URL {} is not usable: {e}", crate::store::redact(url))
+                    })?
+                    .timeout(Some(timeout))
+                    .build();
+                Ok(Self::Smtp(transport))
+            }
+            // The folder is created with the first message, so a service that sends none leaves
+            // nothing behind.
+            None => Ok(Self::Files(mail_dir)),
+        }
+    }
+
+    /// Where mail goes, for the start-up banner (credentials masked).
+    pub fn describe(&self, smtp_url: Option<&str>) -> String {
+        match self {
+            Self::Smtp(_) => format!(
+                "SMTP {}",
+                smtp_url.map(crate::store::redact).unwrap_or_default()
+            ),
+            Self::Files(dir) => format!(".eml files in {}", dir.display()),
+        }
+    }
+
+    pub async fn send(&self, job: uuid::Uuid, message: &lettre::Message) -> Result<(), MailError> {
+        match self {
+            Self::Smtp(smtp) => smtp
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Smtp(e.to_string())),
+            Self::Files(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| MailError::File(format!("{}: {e}", dir.display())))?;
+                let path = dir.join(format!("{job}.eml"));
+                let partial = dir.join(format!(".{job}.eml.partial"));
+                tokio::fs::write(&partial, message.formatted())
+                    .await
+                    .map_err(|e| MailError::File(e.to_string()))?;
+                tokio::fs::rename(&partial, &path)
+                    .await
+                    .map_err(|e| MailError::File(e.to_string()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transport(url: &str) -> anyhow::Result<Transport> {
+        Transport::new(Some(url), PathBuf::from("unused"), Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn smtp_urls_choose_plain_starttls_or_tls_with_optional_credentials() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.example:587?tls=required",
+            "smtp://user:pass@mail.example:587?tls=opportunistic",
+            "smtps://user:pass@mail.example:465",
+            "smtps://mail.example",
+        ] {
+            assert!(
+                matches!(transport(url), Ok(Transport::Smtp(_))),
+                "{url} is refused"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_smtp_url_is_refused_without_showing_its_password() {
+        let err = transport("ftp://user:hunter2secret@mail.example")
+            .expect_err("refused")
+            .to_string();
+        assert!(!err.contains("hunter2secret"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_smtp_each_message_is_a_file_named_after_its_job() {
+        let dir = tempfile::tempdir().expect("dir");
+        let folder = dir.path().join("mail/nested");
+        let t = Transport::new(None, folder.clone(), Duration::from_secs(1)).expect("files");
+        assert!(!folder.exists(), "nothing is created before there is mail");
+        let message = lettre::Message::builder()
+            .from("a@x.test".parse().expect("address"))
+            .to("b@y.test".parse().expect("address"))
+            .subject("hi")
+            .body("hello".to_owned())
+            .expect("message");
+        let job = uuid::Uuid::now_v7();
+        t.send(job, &message).await.expect("written");
+        t.send(job, &message).await.expect("a retry overwrites");
+        let files: Vec<_> = std::fs::read_dir(&folder)
+            .expect("created")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, [format!("{job}.eml")]);
+    }
+}

@@ -1,0 +1,999 @@
+//! The confirmation email: outbox, delivery over a real SMTP conversation (the in-process sink of
+//! `booking_service::testing::smtp`, never a mocked transport), retries, links and their pages.
+
+use crate::helpers::*;
+use booking_service::domain::{AppointmentId, OrgId};
+use booking_service::store::OutboxJob;
+use booking_service::testing::smtp::{ReceivedMail, SmtpSink};
+use reqwest::header::ACCEPT;
+use reqwest::{Method, StatusCode};
+use shared::api::{AppointmentStatus, BookingInput, RescheduleRequest};
+use sqlx::Connection;
+use std::time::Duration;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn with_email(provider: Uuid, days: i64, time: &str) -> BookingInput {
+    BookingInput {
+        patient_email: Some("ada@example.com".into()),
+        ..booking(provider, days_ahead(days), time)
+    }
+}
+
+/// The confirm link in a message (whatever transfer encoding it used).
+fn link_in(text: &str, base: &str) -> String {
+    let start = text
+        .find(&format!("{base}/confirm/"))
+        .unwrap_or_else(|| panic!("no confirm link in:\n{text}"));
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "-_:/.".contains(c)))
+        .unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+fn token_of(link: &str) -> String {
+    link.rsplit('/').next().expect("a token").to_owned()
+}
+
+async fn outbox(app: &TestApp, org: Uuid, appointment: Uuid) -> Vec<OutboxJob> {
+    app.store
+        .outbox(OrgId(org), AppointmentId(appointment))
+        .await
+        .expect("outbox")
+}
+
+/// Polls the outbox until `done` holds for the appointment's messages.
+async fn wait_outbox(
+    app: &TestApp,
+    org: Uuid,
+    appointment: Uuid,
+    done: impl Fn(&[OutboxJob]) -> bool,
+) -> Vec<OutboxJob> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let jobs = outbox(app, org, appointment).await;
+        if done(&jobs) {
+            return jobs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "outbox never got there: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `.eml` files written so far, oldest first.
+fn eml_files(app: &TestApp) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(app.mail_dir.path())
+        .expect("mail folder")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    // Named after their UUIDv7 jobs: name order is creation order.
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("readable .eml"))
+        .collect()
+}
+
+async fn wait_eml(app: &TestApp, count: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let files = eml_files(app);
+        if files.len() >= count {
+            return files;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} .eml files",
+            files.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn searchable(eml: &str) -> String {
+    ReceivedMail {
+        from: String::new(),
+        to: Vec::new(),
+        data: eml.replace("\r\n", "\n").replace('\n', "\r\n"),
+    }
+    .searchable()
+}
+
+async fn get_page(link: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(link)
+        .send()
+        .await
+        .expect("GET page")
+}
+
+async fn post_confirm(link: &str, json: bool) -> reqwest::Response {
+    let mut request = reqwest::Client::new().post(link);
+    if json {
+        request = request.header(ACCEPT, "application/json");
+    }
+    request.send().await.expect("POST confirm")
+}
+
+async fn status_of(org: &TestOrg, id: Uuid) -> AppointmentStatus {
+    org.staff.appointment(id).await.expect("appointment").status
+}
+
+fn assert_private(response: &reqwest::Response) {
+    let h = response.headers();
+    assert_eq!(
+        h.get("referrer-policy").and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+    assert_eq!(
+        h.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+}
+
+async fn a_booking_email_arrives_over_smtp_and_its_link_confirms(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    let app = spawn_app_with(backend, |c| c.smtp_url = Some(sink.url())).await;
+    let org = app.org("America/New_York").await;
+    let provider = org
+        .provider_with(shared::api::CreateProvider {
+            name: "Dr. \"Bob\" <script>alert(1)</script> Zoë".into(),
+            ..Default::default()
+        })
+        .await;
+    let mut input = with_email(provider.id, 9, "14:00");
+    input.patient_name = Some("Ada Bcc: evil@example.com".into());
+    input.notes = Some("line one\nBcc: evil@example.com\n.\n".into());
+    let booked = org.agent.book(&input).await.expect("booked");
+
+    let mails = sink.wait_for(1, WAIT).await.expect("the mail arrives");
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.to, vec!["ada@example.com".to_owned()]);
+    assert_eq!(mail.from, "bookings@localhost");
+    assert!(
+        mail.header("bcc").is_none(),
+        "no header can be injected:\n{}",
+        mail.data
+    );
+    let jobs = outbox(&app, org.id, booked.appointment_id).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].kind, "booking_confirmation");
+    assert_eq!(
+        mail.header("message-id"),
+        Some(format!("<{}@localhost>", jobs[0].id)),
+        "a stable Message-ID from the job"
+    );
+    let text = mail.searchable();
+    for part in [
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ] {
+        assert!(text.contains(part), "{part} missing:\n{text}");
+    }
+    let html_part = &text[text.find("Content-Type: text/html").expect("an HTML part")..];
+    let html_part = &html_part[..html_part.find("\r\n--").unwrap_or(html_part.len())];
+    assert!(
+        !html_part.contains("<script>") && html_part.contains("&lt;script&gt;"),
+        "names are escaped in HTML:\n{html_part}"
+    );
+    let link = link_in(&text, &app.base);
+    assert_eq!(token_of(&link).len(), 43, "256 bits in base64url");
+
+    // The page shows the appointment and changes nothing.
+    let page = get_page(&link).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_private(&page);
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&booked.confirmation_code), "{html}");
+    assert!(html.contains("Test Clinic"), "{html}");
+    assert!(html.contains("America/New_York"), "{html}");
+    assert!(html.contains("&lt;script&gt;"), "{html}");
+    assert!(html.contains("<form method=\"post\">"), "{html}");
+    assert_eq!(
+        status_of(&org, booked.appointment_id).await,
+        AppointmentStatus::Pending
+    );
+
+    // POST confirms, once; twice is harmless.
+    let confirmed = post_confirm(&link, true).await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    assert_private(&confirmed);
+    let body: serde_json::Value = confirmed.json().await.expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({"success": true, "appointment_id": booked.appointment_id, "status": "confirmed"})
+    );
+    let again = post_confirm(&link, false).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert!(again.text().await.expect("html").contains("confirmed"));
+    assert_eq!(
+        status_of(&org, booked.appointment_id).await,
+        AppointmentStatus::Confirmed
+    );
+    let trail = app
+        .store
+        .audit_trail(OrgId(org.id), AppointmentId(booked.appointment_id))
+        .await
+        .expect("audit");
+    let actions: Vec<_> = trail
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("booked", "test-agent"), ("confirmed", "patient")]
+    );
+    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j[0].sent_at.is_some()
+    })
+    .await;
+    assert_eq!(jobs[0].attempts, 0);
+}
+
+async fn the_message_carries_the_clinic_the_local_time_the_code_and_an_invitation(
+    backend: Backend,
+) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    let app = spawn_app_with(backend, |c| {
+        c.smtp_url = Some(sink.url());
+        c.public_base_url = Some("https://clinic.example/".into());
+        c.mail_from = "Bookings <bookings@clinic.example>".into();
+    })
+    .await;
+    let org = app.org("America/New_York").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 12, "09:30"))
+        .await
+        .expect("booked");
+    let mails = sink.wait_for(1, WAIT).await.expect("the mail arrives");
+    let text = mails[0].searchable();
+    let link = link_in(&text, "https://clinic.example");
+    assert_eq!(token_of(&link).len(), 43);
+    assert_eq!(mails[0].from, "bookings@clinic.example");
+    assert!(mails[0]
+        .header("message-id")
+        .is_some_and(|m| m.ends_with("@clinic.example>")));
+    let local = booked.starts_at.format("%H:%M").to_string();
+    assert_eq!(local, "09:30");
+    for expected in [
+        "Test Clinic",
+        "Dr. Smith",
+        "09:30",
+        "America/New_York",
+        booked.confirmation_code.as_str(),
+        "BEGIN:VCALENDAR",
+        "METHOD:REQUEST",
+        &format!("UID:{}@booking-service", booked.appointment_id),
+        &format!(
+            "DTSTART:{}",
+            booked
+                .starts_at
+                .with_timezone(&chrono::Utc)
+                .format("%Y%m%dT%H%M%SZ")
+        ),
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+}
+
+async fn smtp_down_at_booking_time_still_books_and_the_mail_arrives_once_it_is_back(
+    backend: Backend,
+) {
+    // A port nothing listens on yet.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let app = spawn_app_with(backend, |c| c.smtp_url = Some(format!("smtp://{address}"))).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 4, "10:00"))
+        .await
+        .expect("the booking does not wait for mail");
+    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j.first().is_some_and(|j| j.attempts >= 1)
+    })
+    .await;
+    assert!(jobs[0].last_error.is_some(), "{jobs:?}");
+    assert!(jobs[0].sent_at.is_none() && jobs[0].dead_at.is_none());
+
+    let sink = SmtpSink::start_on(address).await.expect("SMTP is back");
+    let mails = sink.wait_for(1, WAIT).await.expect("the mail arrives");
+    assert!(mails[0].searchable().contains(&booked.confirmation_code));
+    wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j[0].sent_at.is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "sent once");
+}
+
+async fn a_message_that_keeps_failing_ends_dead_with_its_error(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    sink.refuse_with(451);
+    let app = spawn_app_with(backend, |c| {
+        c.smtp_url = Some(sink.url());
+        c.mail_max_attempts = 3;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 4, "11:00"))
+        .await
+        .expect("booked");
+    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j.first().is_some_and(|j| j.dead_at.is_some())
+    })
+    .await;
+    assert_eq!(jobs[0].attempts, 3, "{jobs:?}");
+    assert!(
+        jobs[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("451")),
+        "{jobs:?}"
+    );
+    assert!(jobs[0].sent_at.is_none());
+    // Dead means no more attempts.
+    sink.accept();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sink.messages().is_empty());
+    assert_eq!(
+        outbox(&app, org.id, booked.appointment_id).await[0].attempts,
+        3
+    );
+}
+
+async fn two_instances_on_one_database_send_each_message_once(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    let url = sink.url();
+    let first = spawn_app_with(backend, |c| c.smtp_url = Some(url.clone())).await;
+    let second = first
+        .another_instance_with(|c| {
+            c.smtp_url = Some(url.clone());
+            c.mail_poll_ms = 50;
+            c.mail_retry_base_ms = 100;
+            c.mail_retry_max_ms = 400;
+        })
+        .await;
+    let org = first.org("UTC").await;
+    let provider = org.provider().await;
+    let count = 12;
+    for i in 0..count {
+        let hour = format!("{:02}:00", 8 + i);
+        org.agent
+            .book(&with_email(provider.id, 6, &hour))
+            .await
+            .expect("booked");
+    }
+    sink.wait_for(count, WAIT).await.expect("all mail arrives");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = sink.messages();
+    assert_eq!(mails.len(), count, "each message once");
+    let mut ids: Vec<_> = mails
+        .iter()
+        .filter_map(|m| m.header("message-id"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count);
+    drop(second);
+}
+
+/// Every text-like column of every table, on either database, searched for `needle`: the number
+/// of cells containing it.
+async fn cells_containing(app: &TestApp, backend: Backend, needle: &str) -> i64 {
+    let mut found = 0;
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
+                .await
+                .expect("sqlite");
+            let columns: Vec<(String, String)> = sqlx::query_as(
+                "SELECT m.name, c.name FROM sqlite_master m JOIN pragma_table_info(m.name) c WHERE m.type = 'table'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("columns");
+            assert!(columns.len() > 20, "{columns:?}");
+            for (table, column) in columns {
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM \"{table}\" WHERE instr(CAST(\"{column}\" AS TEXT), ?1) > 0"
+                ))
+                .bind(needle)
+                .fetch_one(&mut conn)
+                .await
+                .expect("scan");
+                found += n;
+            }
+        }
+        Backend::Postgres => {
+            // The owner connection: a superuser, so row-level security hides nothing here.
+            let mut conn = sqlx::PgConnection::connect(&app.db.url)
+                .await
+                .expect("postgres");
+            let columns: Vec<(String, String)> = sqlx::query_as(
+                "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = 'public'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("columns");
+            assert!(columns.len() > 20, "{columns:?}");
+            for (table, column) in columns {
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT count(*) FROM \"{table}\" WHERE strpos(\"{column}\"::text, $1) > 0"
+                ))
+                .bind(needle)
+                .fetch_one(&mut conn)
+                .await
+                .expect("scan");
+                found += n;
+            }
+        }
+    }
+    found
+}
+
+async fn the_raw_token_appears_nowhere_in_the_database(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 5, "10:00"))
+        .await
+        .expect("booked");
+    let files = wait_eml(&app, 1).await;
+    let link = link_in(&searchable(&files[0]), &app.base);
+    let token = token_of(&link);
+    assert_eq!(cells_containing(&app, backend, &token).await, 0);
+    // The scan does see what is stored: the token's hash and the appointment.
+    let hash = booking_service::links::LinkToken::parse(&token)
+        .expect("a token")
+        .hash();
+    assert_eq!(cells_containing(&app, backend, &hash).await, 1);
+    assert!(cells_containing(&app, backend, &booked.appointment_id.to_string()).await >= 3);
+    // And the link works, so it is the real token.
+    assert_eq!(post_confirm(&link, true).await.status(), StatusCode::OK);
+}
+
+async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 5, "15:00"))
+        .await
+        .expect("booked");
+    let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
+                .await
+                .expect("sqlite");
+            sqlx::query("UPDATE confirmation_tokens SET expires_at = 0")
+                .execute(&mut conn)
+                .await
+                .expect("expire");
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url)
+                .await
+                .expect("postgres");
+            sqlx::query("UPDATE confirmation_tokens SET expires_at = now() - interval '1 minute'")
+                .execute(&mut conn)
+                .await
+                .expect("expire");
+        }
+    }
+    let page = get_page(&link).await;
+    assert_eq!(page.status(), StatusCode::GONE);
+    assert_private(&page);
+    assert!(page.text().await.expect("html").contains("expired"));
+    let json = post_confirm(&link, true).await;
+    assert_eq!(json.status(), StatusCode::GONE);
+    let body: serde_json::Value = json.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "gone");
+    assert_eq!(
+        status_of(&org, booked.appointment_id).await,
+        AppointmentStatus::Pending
+    );
+
+    let unknown = format!("{}/confirm/{}", app.base, "A".repeat(43));
+    let page = get_page(&unknown).await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(page
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html")));
+    let json = post_confirm(&unknown, true).await;
+    assert_eq!(json.status(), StatusCode::NOT_FOUND);
+    let body: serde_json::Value = json.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_found");
+    let malformed = format!("{}/confirm/not-a-token", app.base);
+    assert_eq!(
+        post_confirm(&malformed, false).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 5, "10:00"))
+        .await
+        .expect("booked");
+    let old = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
+    org.staff
+        .reschedule(
+            booked.appointment_id,
+            &RescheduleRequest {
+                appointment_date: Some(date_str(days_ahead(6))),
+                appointment_time: Some("11:00".into()),
+                duration_minutes: None,
+            },
+        )
+        .await
+        .expect("rescheduled");
+    let files = wait_eml(&app, 2).await;
+    let notice = searchable(&files[1]);
+    assert!(notice.contains("moved"), "{notice}");
+    let fresh = link_in(&notice, &app.base);
+    assert_ne!(old, fresh);
+    let kinds: Vec<_> = outbox(&app, org.id, booked.appointment_id)
+        .await
+        .into_iter()
+        .map(|j| j.kind)
+        .collect();
+    assert_eq!(kinds, ["booking_confirmation", "reschedule_notice"]);
+
+    assert_eq!(get_page(&old).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        post_confirm(&old, true).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status_of(&org, booked.appointment_id).await,
+        AppointmentStatus::Pending
+    );
+    assert_eq!(post_confirm(&fresh, true).await.status(), StatusCode::OK);
+    assert_eq!(
+        status_of(&org, booked.appointment_id).await,
+        AppointmentStatus::Confirmed
+    );
+}
+
+async fn cancelling_queues_a_notice_and_withdraws_the_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 5, "10:00"))
+        .await
+        .expect("booked");
+    let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
+    org.staff
+        .cancel(booked.appointment_id, Some("patient called"))
+        .await
+        .expect("cancelled");
+    let files = wait_eml(&app, 2).await;
+    let notice = searchable(&files[1]);
+    assert!(notice.contains("cancelled"), "{notice}");
+    assert!(notice.contains("METHOD:CANCEL"), "{notice}");
+    assert!(!notice.contains("/confirm/"), "{notice}");
+    let kinds: Vec<_> = outbox(&app, org.id, booked.appointment_id)
+        .await
+        .into_iter()
+        .map(|j| j.kind)
+        .collect();
+    assert_eq!(kinds, ["booking_confirmation", "cancellation_notice"]);
+    assert_eq!(
+        post_confirm(&link, true).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn outbox_rows(app: &TestApp, backend: Backend) -> i64 {
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
+                .await
+                .expect("sqlite");
+            sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url)
+                .await
+                .expect("postgres");
+            sqlx::query_scalar("SELECT count(*) FROM outbox")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+    }
+}
+
+async fn a_refused_booking_queues_no_message_and_no_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    org.agent
+        .book(&with_email(provider.id, 5, "10:00"))
+        .await
+        .expect("booked");
+    assert_error(
+        org.agent.book(&with_email(provider.id, 5, "10:00")).await,
+        409,
+        "slot_unavailable",
+    );
+    assert_error(
+        org.agent.book(&with_email(provider.id, -2, "10:00")).await,
+        422,
+        "validation_failed",
+    );
+    // Without an email address there is nothing to send.
+    org.agent
+        .book(&booking(provider.id, days_ahead(5), "12:00"))
+        .await
+        .expect("booked");
+    assert_eq!(outbox_rows(&app, backend).await, 1);
+    let tokens = match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
+                .await
+                .expect("sqlite");
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM confirmation_tokens")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url)
+                .await
+                .expect("postgres");
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM confirmation_tokens")
+                .fetch_one(&mut conn)
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(tokens, 1);
+}
+
+async fn shutdown_stops_the_dispatcher(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    org.agent
+        .book(&with_email(provider.id, 5, "10:00"))
+        .await
+        .expect("booked");
+    wait_eml(&app, 1).await;
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the service and its dispatcher stop cleanly"
+    );
+}
+
+async fn the_openapi_path_of_the_confirm_page_is_public(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let doc: serde_json::Value = app
+        .anon
+        .send(app.anon.request(Method::GET, "/openapi.json"))
+        .await
+        .expect("openapi");
+    let post = &doc["paths"]["/confirm/{token}"]["post"];
+    assert!(post.is_object());
+    assert!(
+        post.get("security").is_none(),
+        "the token is the credential"
+    );
+}
+
+on_both_backends!(
+    a_booking_email_arrives_over_smtp_and_its_link_confirms,
+    the_message_carries_the_clinic_the_local_time_the_code_and_an_invitation,
+    smtp_down_at_booking_time_still_books_and_the_mail_arrives_once_it_is_back,
+    a_message_that_keeps_failing_ends_dead_with_its_error,
+    two_instances_on_one_database_send_each_message_once,
+    the_raw_token_appears_nowhere_in_the_database,
+    an_expired_link_is_gone_and_an_unknown_one_is_not_found,
+    rescheduling_sends_a_fresh_link_and_the_old_one_stops_working,
+    a_confirmation_superseded_before_delivery_is_not_sent,
+    cancelling_queues_a_notice_and_withdraws_the_link,
+    a_refused_booking_queues_no_message_and_no_link,
+    shutdown_stops_the_dispatcher,
+    the_openapi_path_of_the_confirm_page_is_public,
+);
+
+async fn a_confirmation_superseded_before_delivery_is_not_sent(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    sink.refuse_with(451);
+    let app = spawn_app_with(backend, |c| c.smtp_url = Some(sink.url())).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 5, "10:00"))
+        .await
+        .expect("booked");
+    wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j.first().is_some_and(|j| j.attempts >= 1)
+    })
+    .await;
+    org.staff
+        .reschedule(
+            booked.appointment_id,
+            &RescheduleRequest {
+                appointment_date: Some(date_str(days_ahead(6))),
+                appointment_time: Some("11:00".into()),
+                duration_minutes: None,
+            },
+        )
+        .await
+        .expect("rescheduled");
+    sink.accept();
+    let mails = sink.wait_for(1, WAIT).await.expect("the notice arrives");
+    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
+        j.len() == 2 && j[0].dead_at.is_some() && j[1].sent_at.is_some()
+    })
+    .await;
+    assert!(
+        jobs[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("superseded")),
+        "{jobs:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "only the notice: {mails:?}");
+    let link = link_in(&mails[0].searchable(), &app.base);
+    assert_eq!(post_confirm(&link, true).await.status(), StatusCode::OK);
+}
+
+/// A dispatcher that claimed messages and died: they come back to another once the lease ends,
+/// and are delivered then, once.
+async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    // The live dispatcher looks every 1.5 s (it looked once at start), so the "crashed" one below
+    // claims the message first.
+    let app = spawn_app_with(backend, |c| {
+        c.smtp_url = Some(sink.url());
+        c.mail_poll_ms = 1_500;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org
+        .agent
+        .book(&with_email(provider.id, 4, "10:00"))
+        .await
+        .expect("booked");
+    // The "crashed" dispatcher: claims with a 2 s lease and never reports back.
+    let now = booking_service::store::now();
+    let claimed = app
+        .store
+        .claim_mail(now, now + chrono::Duration::seconds(2), 10)
+        .await
+        .expect("claim");
+    let claimed_at = tokio::time::Instant::now();
+    assert_eq!(
+        claimed.iter().map(|j| j.appointment).collect::<Vec<_>>(),
+        [AppointmentId(booked.appointment_id)],
+        "the crashed dispatcher holds the message"
+    );
+    let mails = sink.wait_for(1, WAIT).await.expect("the mail comes back");
+    assert!(
+        claimed_at.elapsed() >= Duration::from_millis(1_900),
+        "not before the lease ended"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "{mails:?}");
+    let jobs = outbox(&app, org.id, booked.appointment_id).await;
+    assert!(
+        jobs[0].sent_at.is_some() && jobs[0].attempts == 0,
+        "{jobs:?}"
+    );
+}
+
+/// On PostgreSQL the dispatcher and the link lookup work across organizations, each under a role
+/// that reaches exactly what it needs and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
+    if booking_service::testing::postgres_admin_url().is_none() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    for _ in 0..2 {
+        let org = app.org("UTC").await;
+        let provider = org.provider().await;
+        org.agent
+            .book(&with_email(provider.id, 4, "10:00"))
+            .await
+            .expect("booked");
+    }
+    let mut conn = sqlx::PgConnection::connect(&app.db.url)
+        .await
+        .expect("connect");
+    async fn run(conn: &mut sqlx::PgConnection, role: &str, sql: &str) -> Result<i64, String> {
+        let mut tx = conn.begin().await.expect("begin");
+        sqlx::query(&format!("SET LOCAL ROLE {role}"))
+            .execute(&mut *tx)
+            .await
+            .expect("role");
+        let result = if sql.starts_with("SELECT") {
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *tx).await
+        } else {
+            sqlx::query(sql)
+                .execute(&mut *tx)
+                .await
+                .map(|r| r.rows_affected() as i64)
+        };
+        tx.rollback().await.ok();
+        result.map_err(|e| e.to_string())
+    }
+    // The dispatcher: every organization's outbox, its delivery columns only, nothing else.
+    assert_eq!(
+        run(&mut conn, "booking_worker", "SELECT count(*) FROM outbox").await,
+        Ok(2)
+    );
+    assert_eq!(
+        run(
+            &mut conn,
+            "booking_worker",
+            "UPDATE outbox SET last_error = 'x'"
+        )
+        .await,
+        Ok(2)
+    );
+    for denied in [
+        "UPDATE outbox SET payload = '{}'",
+        "UPDATE outbox SET org_id = gen_random_uuid()",
+        "DELETE FROM outbox",
+        "SELECT count(*) FROM appointments",
+        "SELECT count(*) FROM providers",
+        "SELECT count(*) FROM organizations",
+        "SELECT count(*) FROM audit_log",
+        "SELECT count(*) FROM idempotency_keys",
+        "SELECT count(*) FROM confirmation_tokens",
+    ] {
+        assert!(
+            run(&mut conn, "booking_worker", denied).await.is_err(),
+            "booking_worker may not: {denied}"
+        );
+    }
+    // The link lookup: token hashes of every organization, read-only, nothing else.
+    assert_eq!(
+        run(
+            &mut conn,
+            "booking_link",
+            "SELECT count(*) FROM confirmation_tokens"
+        )
+        .await,
+        Ok(2)
+    );
+    for denied in [
+        "DELETE FROM confirmation_tokens",
+        "UPDATE confirmation_tokens SET expires_at = now() + interval '1 year'",
+        "SELECT count(*) FROM outbox",
+        "SELECT count(*) FROM appointments",
+        "SELECT count(*) FROM organizations",
+    ] {
+        assert!(
+            run(&mut conn, "booking_link", denied).await.is_err(),
+            "booking_link may not: {denied}"
+        );
+    }
+    // The request role still sees no organization's tokens or messages without its own set.
+    for table in ["confirmation_tokens", "outbox"] {
+        assert_eq!(
+            run(
+                &mut conn,
+                "booking_app",
+                &format!("SELECT count(*) FROM {table}")
+            )
+            .await,
+            Ok(0),
+            "{table}"
+        );
+    }
+    let attributes: Vec<(bool, bool)> = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname IN ('booking_worker', 'booking_link')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("roles");
+    assert_eq!(attributes, [(false, false), (false, false)]);
+}
+
+mod lease {
+    use super::*;
+    on_both_backends!(a_crashed_dispatchers_messages_come_back_when_its_lease_ends);
+}
+
+/// An Ed25519 public key: start-up only needs a valid one.
+const ED25519_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAUo+UwzrEUlKXZXRRW01I1pJ6n74Yu/ZBHY584AhGars=
+-----END PUBLIC KEY-----
+";
+
+fn public_key_config(
+    db: &TestDatabase,
+    dir: &tempfile::TempDir,
+) -> booking_service::config::Config {
+    let key = dir.path().join("jwt.pem");
+    std::fs::write(&key, ED25519_PUBLIC_KEY).expect("key file");
+    let mut config = booking_service::config::Config::with_database(db.url.clone());
+    config.jwt_public_key_file = Some(key);
+    config.mail_dir = dir.path().join("mail");
+    config
+}
+
+/// With a public JWT key there is no shared secret to derive links from: on PostgreSQL, where
+/// several instances share the database, a per-host key would break the links another instance
+/// issued, so the service asks for CONFIRM_LINK_SECRET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_public_key_on_postgres_a_shared_link_secret_is_required() {
+    if booking_service::testing::postgres_admin_url().is_none() {
+        return;
+    }
+    let db = TestDatabase::create(Backend::Postgres)
+        .await
+        .expect("postgres");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = public_key_config(&db, &dir);
+    let err = booking_service::startup::Application::build(config.clone())
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        format!("{err:#}").contains("CONFIRM_LINK_SECRET"),
+        "{err:#}"
+    );
+    config.confirm_link_secret = Some("a-shared-link-secret-of-at-least-32-bytes".into());
+    assert!(booking_service::startup::Application::build(config)
+        .await
+        .is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_public_key_on_sqlite_the_link_secret_is_kept_beside_the_database() {
+    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let dir = tempfile::tempdir().expect("dir");
+    let app = booking_service::startup::Application::build(public_key_config(&db, &dir))
+        .await
+        .map_err(|e| format!("{e:#}"))
+        .expect("starts");
+    let database = db.url.trim_start_matches("sqlite://");
+    let beside = std::path::Path::new(database)
+        .parent()
+        .expect("a folder")
+        .join("confirm-link-secret");
+    assert!(beside.is_file(), "{}", beside.display());
+    drop(app);
+}
