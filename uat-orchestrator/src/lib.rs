@@ -2,7 +2,6 @@
 //! through five scenarios, and decides go or no-go from what it measured.
 
 pub mod cli;
-pub mod mail;
 mod output;
 pub mod probe;
 pub mod report;
@@ -97,15 +96,6 @@ pub async fn run(cli: Cli) -> Outcome {
             return Outcome::CouldNotJudge;
         }
     }
-    let mail = match mail::Mailbox::for_run(&cli, &target).await {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("could not judge: {e}");
-            target.stop().await;
-            return Outcome::CouldNotJudge;
-        }
-    };
-
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
     let mut findings = Findings::default();
@@ -120,7 +110,7 @@ pub async fn run(cli: Cli) -> Outcome {
                 concurrency: cli.concurrency,
                 budget: Duration::from_millis(cli.budget_ms),
                 email_timeout: Duration::from_secs(cli.email_timeout_secs),
-                mail: mail.as_ref(),
+                mail: target.mail(),
             };
             reports.push(run_scenario(scenario, &mut run).await);
         }

@@ -67,6 +67,11 @@ impl Probe {
         }
     }
 
+    /// A request to an absolute URL (such as a link from an email).
+    pub fn request_url(&self, method: Method, url: &str) -> RequestBuilder {
+        self.http.request(method, url)
+    }
+
     /// Sends and records. `Err` is a transport error (already counted).
     pub async fn send(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
         self.send_inner(label, request, true).await

@@ -4,6 +4,7 @@
 use crate::cli::Cli;
 use booking_service::config::Config;
 use booking_service::startup::Application;
+use booking_service::testing::smtp::SmtpSink;
 use shared::{Claims, Role};
 use sqlx::Connection;
 use std::net::SocketAddr;
@@ -17,6 +18,8 @@ pub struct Target {
     pub base: String,
     secret: String,
     in_process: Option<InProcess>,
+    /// Where the service's mail arrives: the in-process service's own sink, or `--smtp-listen`.
+    mail: Option<SmtpSink>,
 }
 
 struct InProcess {
@@ -63,10 +66,24 @@ impl Target {
                 .clone()
                 .ok_or("--target needs --jwt-secret (the target's HS256 key) to mint the tokens of the test clinics")?;
             url::Url::parse(url).map_err(|e| format!("--target {url} is not a URL: {e}"))?;
+            let mail = match &cli.smtp_listen {
+                Some(address) => {
+                    let address = address
+                        .parse()
+                        .map_err(|e| format!("--smtp-listen {address} is not an address: {e}"))?;
+                    Some(
+                        SmtpSink::start_on(address)
+                            .await
+                            .map_err(|e| format!("cannot listen for mail on {address}: {e}"))?,
+                    )
+                }
+                None => None,
+            };
             return Ok(Self {
                 base: url.trim_end_matches('/').to_owned(),
                 secret,
                 in_process: None,
+                mail,
             });
         }
         let secret = format!(
@@ -90,8 +107,13 @@ impl Target {
                 (url.clone(), Database::Sqlite(url), Some(dir))
             }
         };
+        let sink = SmtpSink::start()
+            .await
+            .map_err(|e| format!("cannot start the mail sink: {e}"))?;
         let mut config = Config::with_database(url);
         config.jwt_secret = Some(secret.clone());
+        config.smtp_url = Some(sink.url());
+        config.mail_poll_ms = 200;
         // Short deadlines, so the outage step answers in seconds.
         config.request_timeout_secs = 3;
         config.vapi_deadline_ms = 2000;
@@ -112,7 +134,12 @@ impl Target {
                 database,
                 _dir: dir,
             }),
+            mail: Some(sink),
         })
+    }
+
+    pub fn mail(&self) -> Option<&SmtpSink> {
+        self.mail.as_ref()
     }
 
     pub fn is_in_process(&self) -> bool {

@@ -366,3 +366,42 @@ async fn a_service_that_leaks_across_clinics_is_no_go() {
 async fn a_service_that_answers_slowly_is_no_go() {
     judged_no_go(Breakage::AnswersSlowly, "concurrent", "latency over 1 s").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_never_sends_mail_is_no_go() {
+    // The real service, its mail pointed at a port where nothing listens.
+    let db = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("database");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address");
+    let mut config = Config::with_database(db.url.clone());
+    config.jwt_secret = Some(SECRET.into());
+    config.smtp_url = Some(format!("smtp://{dead}"));
+    let app = Application::build(config).await.expect("service");
+    let url = app.base_url();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let reports = tempfile::tempdir().expect("dir");
+    let args = [
+        "--target",
+        &url,
+        "--jwt-secret",
+        SECRET,
+        "--scenario",
+        "email",
+        "--smtp-listen",
+        "127.0.0.1:0",
+        "--email-timeout-secs",
+        "3",
+    ];
+    let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
+    let report = json_report(reports.path());
+    assert_eq!(outcome, Outcome::NoGo, "{}", reasons(&report));
+    assert!(
+        reasons(&report).contains("email delivered"),
+        "{}",
+        reasons(&report)
+    );
+}

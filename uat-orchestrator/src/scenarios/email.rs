@@ -1,10 +1,177 @@
-use super::{Run, Steps};
+//! A booking with an email reaches the mail sink within the time allowed, naming the provider, the
+//! local date and time and carrying the confirm link; opening the link changes nothing (mail
+//! scanners open links); confirming makes the appointment confirmed.
 
-pub async fn run(_run: &mut Run<'_>) -> Steps {
-    let mut steps = Steps::new(1);
-    steps.error(
-        "deliver the confirmation email",
-        "confirmation email is not built yet",
-    );
+use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
+use reqwest::Method;
+use serde_json::json;
+use std::time::Instant;
+use uuid::Uuid;
+
+pub async fn run(run: &mut Run<'_>) -> Steps {
+    let mut steps = Steps::new(5);
+    let Some(mail) = run.mail else {
+        steps.error(
+            "a mail sink to receive the confirmation",
+            "no mail sink: against a remote target pass --smtp-listen and point the target's SMTP_URL at it",
+        );
+        run.findings.emails_expected += 1;
+        return steps;
+    };
+    let Some(clinic) = Clinic::setup(run, "email", &mut steps).await else {
+        return steps;
+    };
+    if let Err(e) = scenario(run, mail, &clinic, &mut steps).await {
+        steps.error("could not continue", e);
+    }
+    clinic.remove(run).await;
     steps
+}
+
+/// The confirm link in a message's text.
+fn link_in(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || "\"'<>()".contains(c))
+        .find(|word| word.starts_with("http") && word.contains("/confirm/"))
+        .map(|word| word.trim_end_matches(['.', ',']).to_owned())
+}
+
+async fn scenario(
+    run: &mut Run<'_>,
+    mail: &booking_service::testing::smtp::SmtpSink,
+    clinic: &Clinic,
+    steps: &mut Steps,
+) -> Result<(), String> {
+    let address = format!("uat-{}@example.com", Uuid::new_v4().simple());
+    let date = date_in(13);
+    let args = json!({"provider_name": "Dr. Smith", "appointment_date": date, "appointment_time": "14:00",
+                      "patient_name": "Ada Lovelace", "patient_email": address});
+    run.findings.bookings_expected += 1;
+    run.findings.emails_expected += 1;
+    let sent_at = Instant::now();
+    let booked = vapi(
+        run,
+        "vapi book with email",
+        &clinic.agent,
+        &vapi_message("uat-email", &caller(3), &[("m1", "book_appointment", args)]),
+    )
+    .await?;
+    let ok = matches!(booked.first(), Some(Ok(_)));
+    if ok {
+        run.findings.bookings_succeeded += 1;
+    }
+    steps.check(
+        "a booking with an email address is accepted",
+        ok,
+        format!("{booked:?}"),
+    );
+
+    let mut arrived = None;
+    while sent_at.elapsed() < run.email_timeout {
+        if let Some(m) = mail
+            .messages()
+            .into_iter()
+            .find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&address)))
+        {
+            arrived = Some((m, sent_at.elapsed()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let Some((message, took)) = arrived else {
+        steps.check(
+            "the confirmation email arrives in time",
+            false,
+            format!(
+                "nothing for {address} within {} s",
+                run.email_timeout.as_secs()
+            ),
+        );
+        return Ok(());
+    };
+    run.findings.emails_in_time += 1;
+    run.findings.email_latency_ms.push(took.as_millis());
+    steps.check(
+        "the confirmation email arrives in time",
+        true,
+        format!("{} ms", took.as_millis()),
+    );
+
+    let text = message.searchable();
+    let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| e.to_string())?;
+    let link = link_in(&text);
+    let complete = text.contains("Dr. Smith")
+        && text.contains(&day.format("%B").to_string())
+        && text.contains(&day.format("%Y").to_string())
+        && text.contains("14:00")
+        && link.is_some();
+    steps.check(
+        "it names the provider, the local date and time, and carries the confirm link",
+        complete,
+        link.clone().unwrap_or_else(|| "no link found".into()),
+    );
+    let Some(link) = link else {
+        return Ok(());
+    };
+
+    let appointments = clinic.appointments(run).await?;
+    let id = appointments
+        .first()
+        .and_then(|a| a["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let opened = run
+        .probe
+        .send("open the link", run.probe.request_url(Method::GET, &link))
+        .await?;
+    let after = super::expect(
+        run.probe
+            .send(
+                "read the appointment",
+                run.probe.request(
+                    Method::GET,
+                    &format!("/api/appointments/{id}"),
+                    Some(&clinic.staff),
+                ),
+            )
+            .await?,
+        200,
+        "read the appointment",
+    )?;
+    steps.check(
+        "opening the link shows the appointment and changes nothing",
+        opened.status == 200 && after.body["status"] == "pending",
+        format!("GET {} → status {}", opened.status, after.body["status"]),
+    );
+
+    let confirmed = run
+        .probe
+        .send(
+            "confirm",
+            run.probe
+                .request_url(Method::POST, &link)
+                .header("accept", "application/json"),
+        )
+        .await?;
+    let now = run
+        .probe
+        .send(
+            "read the appointment",
+            run.probe.request(
+                Method::GET,
+                &format!("/api/appointments/{id}"),
+                Some(&clinic.staff),
+            ),
+        )
+        .await?;
+    steps.check(
+        "confirming moves the appointment to confirmed",
+        confirmed.status == 200
+            && confirmed.body["status"] == "confirmed"
+            && now.body["status"] == "confirmed",
+        format!(
+            "POST {} {} → appointment {}",
+            confirmed.status, confirmed.body["status"], now.body["status"]
+        ),
+    );
+    Ok(())
 }

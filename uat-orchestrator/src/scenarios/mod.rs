@@ -10,6 +10,7 @@ mod isolation;
 use crate::output;
 use crate::probe::{Probe, Reply};
 use crate::target::Target;
+use booking_service::testing::smtp::SmtpSink;
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -124,7 +125,7 @@ pub struct Run<'a> {
     pub concurrency: usize,
     pub budget: Duration,
     pub email_timeout: Duration,
-    pub mail: Option<&'a crate::mail::Mailbox>,
+    pub mail: Option<&'a SmtpSink>,
 }
 
 /// Collects and prints the steps of one scenario.
