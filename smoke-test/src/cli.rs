@@ -70,6 +70,11 @@ pub struct Args {
     #[arg(long, default_value_t = 256)]
     pub max_in_flight: usize,
 
+    /// Load mode: a send this many milliseconds behind its intended time counts as late; more than
+    /// 1% late sends fail the run (the offered rate was not really offered).
+    #[arg(long, default_value_t = 10)]
+    pub late_ms: u64,
+
     /// Load mode: providers the bookings are spread over.
     #[arg(long, default_value_t = 16)]
     pub providers: u32,

@@ -81,6 +81,7 @@ fn settings(args: &Args) -> serde_json::Value {
         "duration_s": args.duration.map(|d| d.as_secs_f64()),
         "max_in_flight": args.max_in_flight,
         "providers": args.providers,
+        "late_ms": args.late_ms,
         "timeout_secs": args.timeout_secs,
     })
 }
@@ -213,6 +214,7 @@ async fn exercise(
                 max_in_flight: args.max_in_flight,
                 timeout,
                 budget_ms: args.budget_ms,
+                late_after: Duration::from_millis(args.late_ms),
                 progress: tty && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let slots = setup::plan_slots(&fixture.providers, settings.planned())
