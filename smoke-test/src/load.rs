@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use shared::ApiClient;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -105,10 +106,16 @@ pub async fn run(
     let interval = 1.0 / settings.rate;
     let start = std::time::Instant::now() + Duration::from_millis(20);
     let runtime = tokio::runtime::Handle::current();
+    // Dropping this run (Ctrl-C) stops the schedule too.
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let stopped = stop.0.clone();
     let scheduler = std::thread::Builder::new()
         .name("smoke-test-schedule".into())
         .spawn(move || {
             for (i, request) in requests.into_iter().enumerate() {
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
                 let intended = start + Duration::from_secs_f64(i as f64 * interval);
                 if let Some(wait) = intended.checked_duration_since(std::time::Instant::now()) {
                     std::thread::sleep(wait);
@@ -183,6 +190,7 @@ pub async fn run(
         .await?
         .map_err(|_| anyhow::anyhow!("the schedule thread panicked"))?;
     bar.finish_and_clear();
+    drop(stop);
 
     let from_intended = Summary::of(&corrected);
     let round = |x: f64| (x * 10.0).round() / 10.0;
@@ -255,6 +263,14 @@ pub async fn run(
         wall,
         checks,
     })
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn class_of(e: &reqwest::Error) -> String {
