@@ -422,3 +422,65 @@ async fn load_mode_runs_briefly_and_reports_on_sqlite() {
 async fn load_mode_runs_briefly_and_reports_on_postgres() {
     load_mode_runs_briefly_and_reports(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates_its_provider() {
+    use shared::api::CreateOrganization;
+    use shared::{ApiClient, Claims, Role};
+    let db = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("a database");
+    let mut config = booking_service::config::Config::with_database(db.url.clone());
+    config.jwt_secret = Some(SECRET.into());
+    let app = booking_service::startup::Application::build(config)
+        .await
+        .expect("the service starts");
+    let base = app.base_url();
+    let server = tokio::spawn(app.run_until(std::future::pending()));
+    let mint = |role, org| {
+        Claims::new("ops", role, org, 600)
+            .mint_hs256(SECRET.as_bytes())
+            .expect("a token")
+    };
+    let org = ApiClient::new(base.clone())
+        .with_token(mint(Role::Platform, None))
+        .create_organization(&CreateOrganization {
+            name: "Staging Clinic".into(),
+            timezone: "America/New_York".into(),
+        })
+        .await
+        .expect("an organization");
+    let (admin, agent) = (
+        mint(Role::Admin, Some(org.id)),
+        mint(Role::Agent, Some(org.id)),
+    );
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = smoke_test::run(args(
+        &dir,
+        &[
+            "--target",
+            &base,
+            "--admin-token",
+            &admin,
+            "--agent-token",
+            &agent,
+            "--budget-ms",
+            "30000",
+        ],
+    ))
+    .await;
+    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
+    assert!(
+        run.report.cleanup.contains("1 provider(s) deactivated"),
+        "{}",
+        run.report.cleanup
+    );
+    let providers = ApiClient::new(base)
+        .with_token(admin)
+        .providers()
+        .await
+        .expect("the providers");
+    assert_eq!(providers.len(), 1);
+    assert!(!providers[0].active);
+    server.abort();
+}
