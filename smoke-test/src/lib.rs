@@ -5,6 +5,14 @@
 //!
 //! `main.rs` only parses the arguments and calls [`run`], so the tests drive the same code.
 
+/// Writes a line to `$out`, ignoring a closed pipe (`smoke-test | head` must not panic half-way
+/// and skip the cleanup).
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        $out.line(format_args!($($arg)*));
+    }};
+}
+
 pub mod cli;
 pub mod load;
 pub mod output;
@@ -20,8 +28,38 @@ use crate::setup::Fixture;
 use crate::target::{Credentials, Target};
 use serde_json::json;
 use shared::ApiClient;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Where the human-readable lines go: stdout for the command, anything else for tests.
+#[derive(Clone)]
+pub struct Out(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Out")
+    }
+}
+
+impl Out {
+    pub fn stdout() -> Self {
+        Self::to(std::io::stdout())
+    }
+
+    pub fn to(writer: impl Write + Send + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Box::new(writer))))
+    }
+
+    /// Writes one line; a closed pipe or full disk is not the run's failure.
+    pub fn line(&self, line: std::fmt::Arguments<'_>) {
+        if let Ok(mut w) = self.0.lock() {
+            let _ = writeln!(w, "{line}");
+            let _ = w.flush();
+        }
+    }
+}
 
 /// The outcome of a run: the report, and where it was written.
 #[derive(Debug)]
@@ -38,10 +76,15 @@ impl Run {
 
 /// Runs the smoke test (or the load test) as the command line says, prints it, writes the report.
 pub async fn run(args: Args) -> Run {
+    run_with_output(args, Out::stdout()).await
+}
+
+/// [`run`], printing to `out`.
+pub async fn run_with_output(args: Args, out: Out) -> Run {
     let tty = output::init_color();
     let mode = if args.is_load() { "load" } else { "race" };
     let settings = settings(&args);
-    let mut report = match prepare_target(&args).await {
+    let mut report = match prepare_target(&args, &out).await {
         Err(reason) => Report::could_not_judge(
             mode,
             args.target.as_deref().unwrap_or("in-process"),
@@ -49,7 +92,7 @@ pub async fn run(args: Args) -> Run {
             reason,
         ),
         Ok(target) => {
-            let report = judge(&args, &target, settings, tty).await;
+            let report = judge(&args, &target, settings, tty, &out).await;
             target.stop().await;
             report
         }
@@ -65,7 +108,11 @@ pub async fn run(args: Args) -> Run {
             None
         }
     };
-    print!("{}", output::summary(&report, report_path.as_deref()));
+    say!(
+        out,
+        "{}",
+        output::summary(&report, report_path.as_deref()).trim_end()
+    );
     Run {
         report,
         report_path,
@@ -87,7 +134,7 @@ fn settings(args: &Args) -> serde_json::Value {
 }
 
 /// Starts the in-process service or checks the remote one's settings. `Err` is "could not judge".
-async fn prepare_target(args: &Args) -> Result<Target, String> {
+async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
     if let Some(rate) = args.rate {
         if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
             return Err(format!(
@@ -101,7 +148,11 @@ async fn prepare_target(args: &Args) -> Result<Target, String> {
     match &args.target {
         None => {
             if let Some(url) = &args.database_url {
-                println!("starting the booking service in-process on {}", redact(url));
+                say!(
+                    out,
+                    "starting the booking service in-process on {}",
+                    redact(url)
+                );
             }
             Target::in_process(args.database_url.as_deref(), args.jwt_secret.clone())
                 .await
@@ -138,14 +189,20 @@ fn redact(url: &str) -> String {
 }
 
 /// Sets up, runs and checks, and cleans up whatever happens, Ctrl-C included.
-async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: bool) -> Report {
+async fn judge(
+    args: &Args,
+    target: &Target,
+    settings: serde_json::Value,
+    tty: bool,
+    out: &Out,
+) -> Report {
     let mode = if args.is_load() { "load" } else { "race" };
     let mut report = Report::could_not_judge(mode, &target.base_url, settings, String::new());
     report.target_kind = target.description.clone();
     let base = ApiClient::new(target.base_url.clone());
     let mut fixture = Fixture::default();
     let outcome = tokio::select! {
-        outcome = exercise(args, target, &base, &mut fixture, &mut report, tty) => outcome,
+        outcome = exercise(args, target, &base, &mut fixture, &mut report, tty, out) => outcome,
         _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C)".to_owned()),
     };
     match outcome {
@@ -182,6 +239,7 @@ async fn exercise(
     fixture: &mut Fixture,
     report: &mut Report,
     tty: bool,
+    out: &Out,
 ) -> Result<(), String> {
     let probe = ApiClient::with_http(
         reqwest::Client::builder()
@@ -219,7 +277,8 @@ async fn exercise(
             };
             let slots = setup::plan_slots(&fixture.providers, settings.planned())
                 .map_err(|e| format!("{e:#}"))?;
-            println!(
+            say!(
+                out,
                 "smoke-test load: {} distinct-slot bookings at {rate}/s for {:.1}s over {} provider(s) against {} ({})",
                 slots.len(),
                 duration.as_secs_f64(),
@@ -248,7 +307,8 @@ async fn exercise(
         _ => {
             let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots))
                 .map_err(|e| format!("{e:#}"))?;
-            println!(
+            say!(
+                out,
                 "smoke-test: {} concurrent identical bookings of each of {} slot(s) ({} requests) against {} ({})",
                 args.concurrency,
                 slots.len(),
@@ -267,7 +327,7 @@ async fn exercise(
             .map_err(|e| format!("{e:#}"))?;
             if !args.quiet {
                 for s in &result.samples {
-                    println!("{}", output::booking_line(s));
+                    say!(out, "{}", output::booking_line(s));
                 }
             }
             let figures = race::figures(&result);

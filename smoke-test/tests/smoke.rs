@@ -28,6 +28,30 @@ fn args(dir: &TempDir, extra: &[&str]) -> Args {
     Args::parse_from(argv)
 }
 
+/// Runs the tool's logic, its printed lines discarded.
+async fn run(args: Args) -> smoke_test::Run {
+    smoke_test::run_with_output(args, smoke_test::Out::to(std::io::sink())).await
+}
+
+/// Runs the tool's logic and returns what it printed.
+async fn run_capturing(args: Args) -> (smoke_test::Run, String) {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let run = smoke_test::run_with_output(args, smoke_test::Out::to(captured.clone())).await;
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    (run, text)
+}
+
 fn read_report(dir: &TempDir) -> Value {
     let text = std::fs::read_to_string(dir.path().join("report.json")).expect("the report exists");
     serde_json::from_str(&text).expect("the report is valid JSON")
@@ -60,7 +84,7 @@ async fn passes_against_the_real_service(backend: Backend, extra: &[&str]) {
     // alone with the default budget.
     let mut argv = vec!["--database-url", db.url.as_str(), "--budget-ms", "30000"];
     argv.extend_from_slice(extra);
-    let run = smoke_test::run(args(&dir, &argv)).await;
+    let run = run(args(&dir, &argv)).await;
     let report = read_report(&dir);
     assert_eq!(
         run.exit_code(),
@@ -102,7 +126,7 @@ async fn a_thousand_racers_for_one_slot_yield_exactly_one_winner_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_argument_it_starts_the_service_on_a_temporary_sqlite_and_passes() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(&dir, &["--budget-ms", "30000"])).await;
+    let run = run(args(&dir, &["--budget-ms", "30000"])).await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
     assert_eq!(run.report.target_kind, "in-process (sqlite, temporary)");
     assert_eq!(run.report.requests, 5);
@@ -113,7 +137,7 @@ async fn with_no_argument_it_starts_the_service_on_a_temporary_sqlite_and_passes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_is_valid_json_with_the_documented_fields() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(
+    let run = run(args(
         &dir,
         &["--concurrency", "8", "--slots", "2", "--budget-ms", "30000"],
     ))
@@ -186,7 +210,7 @@ async fn the_report_is_valid_json_with_the_documented_fields() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_budget_nobody_can_meet_fails_with_exit_1() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(&dir, &["--budget-ms", "0"])).await;
+    let run = run(args(&dir, &["--budget-ms", "0"])).await;
     assert_eq!(run.exit_code(), 1);
     assert_eq!(failed_checks(&read_report(&dir)), ["p95_within_budget_ms"]);
 }
@@ -200,7 +224,7 @@ async fn an_unreachable_target_gives_exit_2() {
         .port();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let target = format!("http://127.0.0.1:{port}");
-    let run = smoke_test::run(args(&dir, &["--target", &target, "--jwt-secret", SECRET])).await;
+    let run = run(args(&dir, &["--target", &target, "--jwt-secret", SECRET])).await;
     assert_eq!(run.exit_code(), 2);
     let report = read_report(&dir);
     assert_eq!(report["verdict"], json!("could_not_judge"));
@@ -211,7 +235,7 @@ async fn an_unreachable_target_gives_exit_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_target_without_credentials_gives_exit_2() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(&dir, &["--target", "http://127.0.0.1:9"])).await;
+    let run = run(args(&dir, &["--target", "http://127.0.0.1:9"])).await;
     assert_eq!(run.exit_code(), 2);
     assert!(run
         .report
@@ -233,7 +257,7 @@ async fn a_remote_target_with_its_secret_passes() {
     let base = app.base_url();
     let server = tokio::spawn(app.run_until(std::future::pending()));
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(
+    let run = run(args(
         &dir,
         &[
             "--target",
@@ -349,8 +373,13 @@ async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode,
 async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
     let base = spawn_fake(Broken::DoubleBooks).await;
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
+    let (run, printed) =
+        run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
     assert_eq!(run.exit_code(), 1);
+    assert_eq!(printed.matches("SUCCESS in").count(), 5, "{printed}");
+    assert!(printed.contains("FAIL one_201_per_slot"), "{printed}");
+    assert!(printed.contains("DOUBLE BOOKING"), "{printed}");
+    assert!(printed.contains("FAIL (exit 1)"), "{printed}");
     let report = read_report(&dir);
     assert_eq!(report["verdict"], json!("fail"));
     assert_eq!(
@@ -370,8 +399,14 @@ async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
 async fn a_service_answering_500_fails_with_exit_1_and_says_why() {
     let base = spawn_fake(Broken::Answers500).await;
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
+    let (run, printed) =
+        run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
     assert_eq!(run.exit_code(), 1);
+    assert_eq!(
+        printed.matches("FAILED 500 internal").count(),
+        5,
+        "{printed}"
+    );
     let report = read_report(&dir);
     assert!(failed_checks(&report).contains(&"no_other_status".to_owned()));
     let reason = report["reason"].as_str().unwrap_or_default();
@@ -383,7 +418,7 @@ async fn load_mode_runs_briefly_and_reports(backend: Backend) {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(
+    let run = run(args(
         &dir,
         &[
             "--database-url",
@@ -455,7 +490,7 @@ async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates
         mint(Role::Agent, Some(org.id)),
     );
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = smoke_test::run(args(
+    let run = run(args(
         &dir,
         &[
             "--target",
