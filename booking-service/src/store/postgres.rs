@@ -11,6 +11,9 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// A pooled connection idle this long is checked before use.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
 /// The role request transactions run as.
 pub const REQUEST_ROLE: &str = "booking_app";
 /// The role of the mail dispatcher, across organizations, on the outbox only.
@@ -88,6 +91,17 @@ impl PgStore {
             .max_connections(pool_size)
             .min_connections(1.min(pool_size))
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every connection it hands out by default: one more round trip on every
+            // transaction. Only a connection idle long enough to have gone stale is pinged.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;

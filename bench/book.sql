@@ -1,0 +1,33 @@
+-- One booking, as the service's PostgreSQL store does it (booking-service/src/store/postgres.rs,
+-- try_book), statement for statement, with prepared statements (pgbench -M prepared):
+--   begin; switch to the request role and organization; read the provider (joined with its
+--   organization for the zone); one statement inserting the appointment (exclusion constraint in
+--   play), its audit row and its outbox row; commit.
+-- No Idempotency-Key is sent by the load test, so no idempotency row (the service's statement
+-- inserts none then either).
+-- Slots are distinct per transaction: client_id and a per-client counter (pgbench keeps variables
+-- across a client's transactions) give each booking its own 30-minute slot, spread over 16 providers.
+\set k :k + 1
+\set p 1 + (:k % 16)
+\set slot :client_id * 10000000 + :k
+\set code :client_id * 100000000 + :k
+BEGIN;
+SELECT set_config('role', 'booking_app', true), set_config('app.org_id', :org, true);
+SELECT p.id, p.org_id, p.name, p.timezone, o.timezone AS org_timezone, p.appointment_minutes, p.working_hours, p.active
+  FROM providers p JOIN organizations o ON o.id = p.org_id
+ WHERE p.org_id = :org::uuid AND p.id = ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid;
+WITH appt AS (
+    INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
+                              patient_name, patient_phone, patient_email, notes, created_at, updated_at)
+    VALUES (gen_random_uuid(), :org::uuid, ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid,
+            timestamptz '2030-01-01 00:00:00+00' + :slot * interval '30 minutes',
+            timestamptz '2030-01-01 00:30:00+00' + :slot * interval '30 minutes',
+            'pending', 'B' || :code::text, 'Bench Patient', '+15551234567', 'bench@example.com', 'bench', now(), now())
+    RETURNING id, org_id, starts_at, ends_at
+), audit AS (
+    INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at)
+    SELECT org_id, id, 'booked', 'bench-agent', jsonb_build_object('starts_at', starts_at, 'ends_at', ends_at), now() FROM appt
+)
+INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+SELECT gen_random_uuid(), org_id, id, 'booking_confirmation', jsonb_build_object('to', 'bench@example.com'), now(), now() FROM appt;
+COMMIT;

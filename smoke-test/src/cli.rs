@@ -1,0 +1,149 @@
+//! The command line: every flag also reads an environment variable, so CI can configure it either way.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "smoke-test",
+    version,
+    about = "Races conflicting bookings against the booking service and proves exactly one wins per slot.",
+    long_about = "Races conflicting bookings against the booking service and proves exactly one wins per slot.\n\n\
+        Without --target it starts the service in-process on a temporary SQLite database (or on \
+        --database-url). With --rate and --duration it runs the open-loop load mode instead.\n\n\
+        Exit codes: 0 pass, 1 fail (a check failed), 2 could not judge (bad configuration, target down)."
+)]
+pub struct Args {
+    /// Base URL of a running service to test (e.g. http://127.0.0.1:8080). Without it the service
+    /// is started in-process.
+    #[arg(long, env = "SMOKE_TARGET")]
+    pub target: Option<String>,
+
+    /// Database of the in-process service: `postgres://…` or `sqlite://PATH`. Default: a temporary
+    /// SQLite file, deleted afterwards.
+    #[arg(long, env = "SMOKE_DATABASE_URL", conflicts_with = "target")]
+    pub database_url: Option<String>,
+
+    /// HS256 secret of the target; the tool mints the platform, admin and agent tokens it needs.
+    #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Platform token (creates and deletes the test organization). With --admin-token and
+    /// --agent-token instead of --jwt-secret.
+    #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true)]
+    pub platform_token: Option<String>,
+
+    /// Admin token of an existing organization (used when no platform token is given).
+    #[arg(long, env = "SMOKE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Agent token of the same organization as --admin-token.
+    #[arg(long, env = "SMOKE_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: Option<String>,
+
+    /// Concurrent identical bookings per slot.
+    #[arg(long, short = 'c', default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+
+    /// Distinct slots contested at once (slots × concurrency requests in all).
+    #[arg(long, short = 's', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub slots: u32,
+
+    /// Latency budget for p95, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub budget_ms: u64,
+
+    /// Where to write the JSON report. Default: reports/smoke-<unix_ms>.json.
+    #[arg(long, env = "SMOKE_REPORT")]
+    pub report: Option<PathBuf>,
+
+    /// Load mode: bookings per second at a constant arrival rate (open loop).
+    #[arg(long, requires = "duration")]
+    pub rate: Option<f64>,
+
+    /// Load mode: how long to send, e.g. `30s`, `500ms`, `2m` (a bare number is seconds).
+    #[arg(long, requires = "rate", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Load mode: most requests in flight (and connections) at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_in_flight: usize,
+
+    /// Load mode: a send this many milliseconds behind its intended time counts as late; more than
+    /// 1% late sends fail the run (the offered rate was not really offered).
+    #[arg(long, default_value_t = 10)]
+    pub late_ms: u64,
+
+    /// Load mode: providers the bookings are spread over.
+    #[arg(long, default_value_t = 16)]
+    pub providers: u32,
+
+    /// Seconds before a single request is given up as a transport error.
+    #[arg(long, default_value_t = 30)]
+    pub timeout_secs: u64,
+
+    /// Print no line per booking (the verification block and verdict still print).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Leave the test organization in place (for inspection).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl Args {
+    /// The defaults, as `smoke-test` with no argument would run.
+    pub fn defaults() -> Self {
+        Self::parse_from(["smoke-test"])
+    }
+
+    pub fn is_load(&self) -> bool {
+        self.rate.is_some()
+    }
+}
+
+/// `30s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 30s, 500ms or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("`{s}`: use the unit ms, s or m")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+        return Err(format!("`{s}` must be between 1ms and 1h"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_their_units() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("3h").is_err());
+    }
+
+    #[test]
+    fn no_argument_means_five_bookings_of_one_slot() {
+        let args = Args::defaults();
+        assert_eq!((args.concurrency, args.slots, args.budget_ms), (5, 1, 500));
+        assert!(!args.is_load());
+    }
+}

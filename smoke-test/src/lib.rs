@@ -1,0 +1,364 @@
+//! `smoke-test`: the release gate of the booking service. It races conflicting bookings against
+//! the service (started in-process, or running at a URL), proves through the answers and the API
+//! that exactly one wins each slot, measures latency from the common release instant, and writes a
+//! JSON report. `--rate`/`--duration` run an open-loop load test instead.
+//!
+//! `main.rs` only parses the arguments and calls [`run`], so the tests drive the same code.
+
+/// Writes a line to `$out`, ignoring a closed pipe (`smoke-test | head` must not panic half-way
+/// and skip the cleanup).
+macro_rules! say {
+    ($out:expr, $($arg:tt)*) => {{
+        $out.line(format_args!($($arg)*));
+    }};
+}
+
+pub mod cli;
+pub mod load;
+pub mod output;
+pub mod race;
+pub mod report;
+pub mod setup;
+pub mod stats;
+pub mod target;
+
+use crate::cli::Args;
+use crate::report::{Report, Verdict};
+use crate::setup::Fixture;
+use crate::target::{Credentials, Target};
+use serde_json::json;
+use shared::ApiClient;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where the human-readable lines go: stdout for the command, anything else for tests.
+#[derive(Clone)]
+pub struct Out(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Out")
+    }
+}
+
+impl Out {
+    pub fn stdout() -> Self {
+        Self::to(std::io::stdout())
+    }
+
+    pub fn to(writer: impl Write + Send + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Box::new(writer))))
+    }
+
+    /// Writes one line; a closed pipe or full disk is not the run's failure.
+    pub fn line(&self, line: std::fmt::Arguments<'_>) {
+        if let Ok(mut w) = self.0.lock() {
+            let _ = writeln!(w, "{line}");
+            let _ = w.flush();
+        }
+    }
+}
+
+/// The outcome of a run: the report, and where it was written.
+#[derive(Debug)]
+pub struct Run {
+    pub report: Report,
+    pub report_path: Option<PathBuf>,
+}
+
+impl Run {
+    pub fn exit_code(&self) -> i32 {
+        self.report.exit_code
+    }
+}
+
+/// Runs the smoke test (or the load test) as the command line says, prints it, writes the report.
+pub async fn run(args: Args) -> Run {
+    run_with_output(args, Out::stdout()).await
+}
+
+/// [`run`], printing to `out`.
+pub async fn run_with_output(args: Args, out: Out) -> Run {
+    let tty = output::init_color();
+    let mode = if args.is_load() { "load" } else { "race" };
+    let settings = settings(&args);
+    let mut report = match prepare_target(&args, &out).await {
+        Err(reason) => Report::could_not_judge(
+            mode,
+            args.target.as_deref().unwrap_or("in-process"),
+            settings,
+            reason,
+        ),
+        Ok(target) => {
+            let report = judge(&args, &target, settings, tty, &out).await;
+            target.stop().await;
+            report
+        }
+    };
+    if report.verdict == Verdict::CouldNotJudge {
+        report.exit_code = Verdict::CouldNotJudge.exit_code();
+    }
+    let path = args.report.clone().unwrap_or_else(report::default_path);
+    let report_path = match report.write(&path) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            eprintln!("smoke-test: {e:#}");
+            None
+        }
+    };
+    say!(
+        out,
+        "{}",
+        output::summary(&report, report_path.as_deref()).trim_end()
+    );
+    Run {
+        report,
+        report_path,
+    }
+}
+
+fn settings(args: &Args) -> serde_json::Value {
+    json!({
+        "concurrency": args.concurrency,
+        "slots": args.slots,
+        "budget_ms": args.budget_ms,
+        "rate": args.rate,
+        "duration_s": args.duration.map(|d| d.as_secs_f64()),
+        "max_in_flight": args.max_in_flight,
+        "providers": args.providers,
+        "late_ms": args.late_ms,
+        "timeout_secs": args.timeout_secs,
+    })
+}
+
+/// Starts the in-process service or checks the remote one's settings. `Err` is "could not judge".
+async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
+            return Err(format!(
+                "--rate {rate} must be between 0 and 100000 per second"
+            ));
+        }
+    }
+    if args.max_in_flight == 0 {
+        return Err("--max-in-flight must be at least 1".into());
+    }
+    match &args.target {
+        None => {
+            if let Some(url) = &args.database_url {
+                say!(
+                    out,
+                    "starting the booking service in-process on {}",
+                    redact(url)
+                );
+            }
+            Target::in_process(args.database_url.as_deref(), args.jwt_secret.clone())
+                .await
+                .map_err(|e| format!("{e:#}"))
+        }
+        Some(url) => {
+            let credentials = match (&args.jwt_secret, &args.admin_token, &args.agent_token) {
+                (Some(secret), _, _) => Credentials::Secret(secret.clone()),
+                (None, Some(admin), Some(agent)) => Credentials::Tokens {
+                    platform: args.platform_token.clone(),
+                    admin: admin.clone(),
+                    agent: agent.clone(),
+                },
+                _ => {
+                    return Err(
+                        "--target needs --jwt-secret, or --admin-token and --agent-token of one organization"
+                            .into(),
+                    )
+                }
+            };
+            Target::remote(url, credentials).map_err(|e| format!("{e:#}"))
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Sets up, runs and checks, and cleans up whatever happens, Ctrl-C included.
+async fn judge(
+    args: &Args,
+    target: &Target,
+    settings: serde_json::Value,
+    tty: bool,
+    out: &Out,
+) -> Report {
+    let mode = if args.is_load() { "load" } else { "race" };
+    let mut report = Report::could_not_judge(mode, &target.base_url, settings, String::new());
+    report.target_kind = target.description.clone();
+    let base = ApiClient::new(target.base_url.clone());
+    let mut fixture = Fixture::default();
+    let outcome = tokio::select! {
+        outcome = exercise(args, target, &base, &mut fixture, &mut report, tty, out) => outcome,
+        _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C)".to_owned()),
+    };
+    match outcome {
+        Ok(()) => report.conclude(),
+        Err(reason) => {
+            report.verdict = Verdict::CouldNotJudge;
+            report.exit_code = Verdict::CouldNotJudge.exit_code();
+            report.reason = Some(reason);
+        }
+    }
+    report.cleanup = if args.keep {
+        format!(
+            "kept (--keep): organization {:?}, providers {:?}",
+            fixture.created_org, fixture.providers
+        )
+    } else if fixture.created_org.is_none() && fixture.providers.is_empty() {
+        "nothing to remove".into()
+    } else {
+        match fixture.cleanup(&base).await {
+            Ok(()) => match fixture.created_org {
+                Some(org) => format!("done: organization {org} deleted"),
+                None => format!("done: {} provider(s) deactivated", fixture.providers.len()),
+            },
+            Err(e) => e,
+        }
+    };
+    report
+}
+
+async fn exercise(
+    args: &Args,
+    target: &Target,
+    base: &ApiClient,
+    fixture: &mut Fixture,
+    report: &mut Report,
+    tty: bool,
+    out: &Out,
+) -> Result<(), String> {
+    let probe = ApiClient::with_http(
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?,
+        target.base_url.clone(),
+    );
+    probe
+        .healthz()
+        .await
+        .map_err(|e| format!("target down: GET {}/healthz failed: {e}", target.base_url))?;
+    let providers = if args.is_load() {
+        args.providers.max(1)
+    } else {
+        1
+    };
+    fixture
+        .setup(base, &target.credentials, providers)
+        .await
+        .map_err(|e| format!("setup failed: {e:#}"))?;
+    let agent_token = fixture.agent_token.clone().unwrap_or_default();
+    let staff = base.with_token(fixture.admin_token.clone().unwrap_or_default());
+    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    match (args.rate, args.duration) {
+        (Some(rate), Some(duration)) => {
+            let settings = load::LoadSettings {
+                rate,
+                duration,
+                max_in_flight: args.max_in_flight,
+                timeout,
+                budget_ms: args.budget_ms,
+                late_after: Duration::from_millis(args.late_ms),
+                progress: tty && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let slots = setup::plan_slots(&fixture.providers, settings.planned())
+                .map_err(|e| format!("{e:#}"))?;
+            say!(
+                out,
+                "smoke-test load: {} distinct-slot bookings at {rate}/s for {:.1}s over {} provider(s) against {} ({})",
+                slots.len(),
+                duration.as_secs_f64(),
+                fixture.providers.len(),
+                target.base_url,
+                target.description
+            );
+            let result = load::run(&target.base_url, &agent_token, &slots, &settings, providers)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            report.requests = result.figures.completed;
+            report.outcomes = result.outcomes;
+            report
+                .latency
+                .insert("from_intended".into(), result.from_intended);
+            report
+                .latency
+                .insert("per_request".into(), result.per_request);
+            report.latency.insert("service".into(), result.service);
+            report.wall_ms = round1(result.wall.as_secs_f64() * 1000.0);
+            report.throughput_rps =
+                round1(result.figures.completed as f64 / result.wall.as_secs_f64().max(1e-9));
+            report.load = Some(result.figures);
+            report.checks = result.checks;
+        }
+        _ => {
+            let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots))
+                .map_err(|e| format!("{e:#}"))?;
+            say!(
+                out,
+                "smoke-test: {} concurrent identical bookings of each of {} slot(s) ({} requests) against {} ({})",
+                args.concurrency,
+                slots.len(),
+                slots.len() as u64 * u64::from(args.concurrency),
+                target.base_url,
+                target.description
+            );
+            let result = race::run(
+                &target.base_url,
+                &agent_token,
+                &slots,
+                args.concurrency,
+                timeout,
+            )
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+            if !args.quiet {
+                for s in &result.samples {
+                    say!(out, "{}", output::booking_line(s));
+                }
+            }
+            let figures = race::figures(&result);
+            report.checks = race::verify(
+                &result,
+                &slots,
+                args.concurrency,
+                &staff,
+                &figures,
+                args.budget_ms,
+            )
+            .await;
+            report.requests = result.samples.len() as u64;
+            for s in &result.samples {
+                *report.outcomes.entry(s.answer.kind().into()).or_default() += 1;
+            }
+            report
+                .latency
+                .insert("from_release".into(), figures.from_release);
+            report
+                .latency
+                .insert("per_request".into(), figures.per_request);
+            report.latency.insert("service".into(), figures.service);
+            report.throughput_rps = figures.throughput_rps;
+            report.wall_ms = round1(result.wall.as_secs_f64() * 1000.0);
+            report.request_log = race::records(&result);
+        }
+    }
+    Ok(())
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}

@@ -1,0 +1,194 @@
+//! The test's own data, created through the API and removed again: an organization (when the
+//! credentials allow creating one) and its providers, plus the clients acting for it.
+
+use crate::target::Credentials;
+use anyhow::Context;
+use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
+use rand::Rng;
+use shared::api::{BookingInput, CreateOrganization, CreateProvider};
+use shared::{ApiClient, Role};
+use uuid::Uuid;
+
+/// The zone of the test's providers: UTC has no DST gap, so every planned local time exists.
+pub const ZONE: &str = "UTC";
+pub const SLOT_MINUTES: i64 = 30;
+const SLOTS_PER_DAY: u32 = (24 * 60 / SLOT_MINUTES) as u32;
+
+/// What setup created and the tokens to act for it. Filled in step by step, so cleanup removes
+/// whatever exists even when setup stopped half-way.
+#[derive(Debug, Default)]
+pub struct Fixture {
+    /// The organization the tool created (and deletes), `None` when it works in a given one.
+    pub created_org: Option<Uuid>,
+    pub providers: Vec<Uuid>,
+    pub platform_token: Option<String>,
+    pub admin_token: Option<String>,
+    pub agent_token: Option<String>,
+}
+
+impl Fixture {
+    /// Creates the organization (when possible) and `providers` providers, bookable at any time.
+    pub async fn setup(
+        &mut self,
+        base: &ApiClient,
+        credentials: &Credentials,
+        providers: u32,
+    ) -> anyhow::Result<()> {
+        let label = format!(
+            "smoke-test {}",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")
+        );
+        match credentials {
+            Credentials::Secret(secret) => {
+                let platform = Credentials::mint(secret, Role::Platform, None)?;
+                self.platform_token = Some(platform.clone());
+                let org = base
+                    .with_token(platform)
+                    .create_organization(&CreateOrganization {
+                        name: label.clone(),
+                        timezone: ZONE.into(),
+                    })
+                    .await
+                    .context("creating the test organization failed")?;
+                self.created_org = Some(org.id);
+                self.admin_token = Some(Credentials::mint(secret, Role::Admin, Some(org.id))?);
+                self.agent_token = Some(Credentials::mint(secret, Role::Agent, Some(org.id))?);
+            }
+            Credentials::Tokens {
+                platform,
+                admin,
+                agent,
+            } => {
+                self.platform_token = platform.clone();
+                self.admin_token = Some(admin.clone());
+                self.agent_token = Some(agent.clone());
+            }
+        }
+        let admin = base.with_token(self.admin_token.clone().context("no admin token")?);
+        for i in 0..providers {
+            let provider = admin
+                .create_provider(&CreateProvider {
+                    name: format!("{label} provider {}", i + 1),
+                    timezone: Some(ZONE.into()),
+                    appointment_minutes: Some(SLOT_MINUTES),
+                    working_hours: None,
+                })
+                .await
+                .context("creating a test provider failed")?;
+            self.providers.push(provider.id);
+        }
+        Ok(())
+    }
+
+    /// Removes what setup created: the organization (everything in it goes with it), else
+    /// deactivates the providers. Returns what could not be removed.
+    pub async fn cleanup(&self, base: &ApiClient) -> Result<(), String> {
+        if let Some(org) = self.created_org {
+            let token = self
+                .platform_token
+                .clone()
+                .ok_or_else(|| format!("organization {org} left behind: no platform token"))?;
+            return base
+                .with_token(token)
+                .delete_organization(org)
+                .await
+                .map_err(|e| format!("organization {org} left behind: {e}"));
+        }
+        let Some(admin) = &self.admin_token else {
+            return Ok(());
+        };
+        let admin = base.with_token(admin.clone());
+        let mut left = Vec::new();
+        for provider in &self.providers {
+            if let Err(e) = admin.deactivate_provider(*provider).await {
+                left.push(format!("provider {provider}: {e}"));
+            }
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("left behind: {}", left.join(", ")))
+        }
+    }
+}
+
+/// One bookable slot: a provider, a local date and time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSlot {
+    pub provider: Uuid,
+    pub date: NaiveDate,
+    pub time: NaiveTime,
+}
+
+impl PlannedSlot {
+    pub fn input(&self, patient: u64) -> BookingInput {
+        BookingInput {
+            provider_id: Some(self.provider),
+            appointment_date: Some(self.date.format("%Y-%m-%d").to_string()),
+            appointment_time: Some(self.time.format("%H:%M").to_string()),
+            duration_minutes: Some(SLOT_MINUTES),
+            patient_name: Some(format!("Smoke Test {patient}")),
+            patient_phone: Some(format!("+1555{:07}", patient % 10_000_000)),
+            patient_email: Some(format!("smoke-{patient}@example.com")),
+            notes: Some("smoke-test".into()),
+        }
+    }
+
+    /// The instant the slot starts (the providers' zone is UTC).
+    pub fn starts_at(&self) -> chrono::DateTime<Utc> {
+        self.date.and_time(self.time).and_utc()
+    }
+}
+
+/// Plans `count` distinct slots spread round-robin over `providers`, 30 minutes each, from a
+/// random day 20 to 120 days ahead, so reruns and runs against the same organization do not
+/// collide. Fails when they would reach beyond the service's 365-day horizon.
+pub fn plan_slots(providers: &[Uuid], count: u64) -> anyhow::Result<Vec<PlannedSlot>> {
+    anyhow::ensure!(!providers.is_empty(), "no provider to book");
+    let first_day = Utc::now().date_naive() + Days::days(rand::thread_rng().gen_range(20..120));
+    let per_provider = count.div_ceil(providers.len() as u64);
+    let days = per_provider.div_ceil(u64::from(SLOTS_PER_DAY));
+    anyhow::ensure!(
+        days <= 230,
+        "{count} distinct slots over {} providers would reach beyond the 365-day booking horizon: use more --providers",
+        providers.len()
+    );
+    Ok((0..count)
+        .map(|i| {
+            let provider = providers[(i % providers.len() as u64) as usize];
+            let j = i / providers.len() as u64;
+            let day = first_day + Days::days((j / u64::from(SLOTS_PER_DAY)) as i64);
+            let minutes = (j % u64::from(SLOTS_PER_DAY)) as u32 * SLOT_MINUTES as u32;
+            PlannedSlot {
+                provider,
+                date: day,
+                time: NaiveTime::from_hms_opt(minutes / 60, minutes % 60, 0).unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_slots_are_distinct_and_spread_over_providers() {
+        let providers: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let slots = plan_slots(&providers, 500).expect("a plan");
+        let mut seen = std::collections::HashSet::new();
+        for s in &slots {
+            assert!(seen.insert((s.provider, s.starts_at())), "{s:?} twice");
+        }
+        assert!(slots.iter().all(|s| s.starts_at() > Utc::now()));
+        assert_eq!(
+            slots.iter().filter(|s| s.provider == providers[0]).count(),
+            167
+        );
+    }
+
+    #[test]
+    fn a_plan_beyond_the_booking_horizon_is_refused() {
+        assert!(plan_slots(&[Uuid::new_v4()], 48 * 300).is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! What is tested: the service started in-process (on a temporary SQLite file or a given
+//! database), or a running service at a URL, and the credentials to call it with.
+
+use anyhow::Context;
+use booking_service::config::Config;
+use booking_service::startup::Application;
+use rand::RngCore;
+use shared::{Claims, Role};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// How long minted tokens stay valid: longer than any run.
+const TOKEN_TTL_SECS: i64 = 3600;
+
+/// How the tool gets its tokens.
+#[derive(Clone)]
+pub enum Credentials {
+    /// The target's HS256 secret: any role can be minted, so the tool creates its own organization.
+    Secret(String),
+    /// Given tokens. With a platform token the tool still creates (and deletes) an organization,
+    /// but needs an admin and agent token of it, so given tokens work on an existing organization:
+    /// `admin` and `agent` of that organization, `platform` optional.
+    Tokens {
+        platform: Option<String>,
+        admin: String,
+        agent: String,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(***)"),
+            Self::Tokens { .. } => f.write_str("Tokens(***)"),
+        }
+    }
+}
+
+impl Credentials {
+    pub fn mint(secret: &str, role: Role, org: Option<Uuid>) -> anyhow::Result<String> {
+        Claims::new(
+            format!("smoke-test-{}", role.as_str()),
+            role,
+            org,
+            TOKEN_TTL_SECS,
+        )
+        .mint_hs256(secret.as_bytes())
+        .context("cannot sign a token with the given secret")
+    }
+}
+
+/// The service under test.
+pub struct Target {
+    pub base_url: String,
+    /// `in-process (sqlite temporary)`, `in-process (postgres)` or `remote`.
+    pub description: String,
+    pub credentials: Credentials,
+    server: Option<InProcess>,
+}
+
+struct InProcess {
+    shutdown: oneshot::Sender<()>,
+    handle: JoinHandle<anyhow::Result<()>>,
+    _dir: Option<TempDir>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("base_url", &self.base_url)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh random HS256 secret (256 bits, hex).
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Target {
+    /// Starts the booking service in this process on port 0: on `database_url`, else on a
+    /// temporary SQLite file; with a generated secret unless one is given.
+    pub async fn in_process(
+        database_url: Option<&str>,
+        secret: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let (url, dir, kind) = match database_url {
+            Some(url) => {
+                let kind = if url.starts_with("postgres") {
+                    "postgres"
+                } else {
+                    "sqlite"
+                };
+                (url.to_owned(), None, kind.to_owned())
+            }
+            None => {
+                let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+                let url = format!("sqlite://{}", dir.path().join("smoke.db").display());
+                (url, Some(dir), "sqlite, temporary".to_owned())
+            }
+        };
+        let secret = secret.unwrap_or_else(generate_secret);
+        let mut config = Config::with_database(url);
+        config.jwt_secret = Some(secret.clone());
+        if let Some(dir) = &dir {
+            config.mail_dir = dir.path().join("mail");
+        } else {
+            config.mail_dir = std::env::temp_dir().join("smoke-test-mail");
+        }
+        let app = Application::build(config)
+            .await
+            .context("the in-process booking service did not start")?;
+        let base_url = app.base_url();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            base_url,
+            description: format!("in-process ({kind})"),
+            credentials: Credentials::Secret(secret),
+            server: Some(InProcess {
+                shutdown: tx,
+                handle,
+                _dir: dir,
+            }),
+        })
+    }
+
+    /// A running service at `base_url`.
+    pub fn remote(base_url: &str, credentials: Credentials) -> anyhow::Result<Self> {
+        let parsed = reqwest::Url::parse(base_url)
+            .with_context(|| format!("--target `{base_url}` is not a URL"))?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "http" | "https"),
+            "--target must be an http:// or https:// URL"
+        );
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            description: "remote".into(),
+            credentials,
+            server: None,
+        })
+    }
+
+    /// Stops the in-process service (after its requests in flight) and removes its temporary files.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = server.shutdown.send(());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server.handle).await;
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The smoke test's logic against the real service in-process (SQLite and PostgreSQL), against
+//! fake services that break the rules, and against nothing at all.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use booking_service::testing::{postgres_admin_url, Backend, TestDatabase};
+use clap::Parser;
+use serde_json::{json, Value};
+use smoke_test::cli::Args;
+use smoke_test::report::Verdict;
+use std::sync::{Arc, Mutex};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes";
+
+/// Arguments as on the command line, with the report in a temporary folder.
+fn args(dir: &TempDir, extra: &[&str]) -> Args {
+    let report = dir.path().join("report.json");
+    let mut argv = vec![
+        "smoke-test",
+        "--report",
+        report.to_str().expect("utf-8 path"),
+    ];
+    argv.extend_from_slice(extra);
+    Args::parse_from(argv)
+}
+
+/// Runs the tool's logic, its printed lines discarded.
+async fn run(args: Args) -> smoke_test::Run {
+    smoke_test::run_with_output(args, smoke_test::Out::to(std::io::sink())).await
+}
+
+/// Runs the tool's logic and returns what it printed.
+async fn run_capturing(args: Args) -> (smoke_test::Run, String) {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let run = smoke_test::run_with_output(args, smoke_test::Out::to(captured.clone())).await;
+    let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    (run, text)
+}
+
+fn read_report(dir: &TempDir) -> Value {
+    let text = std::fs::read_to_string(dir.path().join("report.json")).expect("the report exists");
+    serde_json::from_str(&text).expect("the report is valid JSON")
+}
+
+fn failed_checks(report: &Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["passed"] == json!(false))
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn database(backend: Backend) -> Option<TestDatabase> {
+    if backend == Backend::Postgres && postgres_admin_url().is_none() {
+        return None;
+    }
+    TestDatabase::create(backend).await
+}
+
+async fn passes_against_the_real_service(backend: Backend, extra: &[&str]) {
+    let Some(db) = database(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    // The tests share two cores and a debug build, so the pass cases judge correctness with a
+    // generous latency budget; the budget check itself has a test of its own, and CI's gate runs
+    // alone with the default budget.
+    let mut argv = vec!["--database-url", db.url.as_str(), "--budget-ms", "30000"];
+    argv.extend_from_slice(extra);
+    let run = run(args(&dir, &argv)).await;
+    let report = read_report(&dir);
+    assert_eq!(
+        run.exit_code(),
+        0,
+        "failed: {:?}, reason {:?}",
+        failed_checks(&report),
+        report["reason"]
+    );
+    assert_eq!(report["verdict"], json!("pass"));
+    assert!(failed_checks(&report).is_empty());
+    assert!(report["checks"].as_array().expect("checks").len() >= 7);
+    assert_eq!(
+        report["cleanup"].as_str().map(|c| c.starts_with("done")),
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_racers_on_sqlite_pass_with_exit_0() {
+    passes_against_the_real_service(Backend::Sqlite, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_racers_on_postgres_pass_with_exit_0() {
+    passes_against_the_real_service(Backend::Postgres, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_racers_on_five_slots_pass_on_postgres() {
+    passes_against_the_real_service(Backend::Postgres, &["--concurrency", "50", "--slots", "5"])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_racers_for_one_slot_yield_exactly_one_winner_on_sqlite() {
+    passes_against_the_real_service(Backend::Sqlite, &["--concurrency", "1000", "--quiet"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_argument_it_starts_the_service_on_a_temporary_sqlite_and_passes() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(&dir, &["--budget-ms", "30000"])).await;
+    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
+    assert_eq!(run.report.target_kind, "in-process (sqlite, temporary)");
+    assert_eq!(run.report.requests, 5);
+    assert_eq!(run.report.outcomes.get("created"), Some(&1));
+    assert_eq!(run.report.outcomes.get("conflict"), Some(&4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_is_valid_json_with_the_documented_fields() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(
+        &dir,
+        &["--concurrency", "8", "--slots", "2", "--budget-ms", "30000"],
+    ))
+    .await;
+    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
+    let report = read_report(&dir);
+    for field in [
+        "tool",
+        "version",
+        "mode",
+        "started_at",
+        "target",
+        "target_kind",
+        "verdict",
+        "exit_code",
+        "reason",
+        "settings",
+        "requests",
+        "outcomes",
+        "latency",
+        "throughput_rps",
+        "wall_ms",
+        "checks",
+        "cleanup",
+        "request_log",
+    ] {
+        assert!(report.get(field).is_some(), "no `{field}` in {report:#}");
+    }
+    assert_eq!(report["mode"], json!("race"));
+    assert_eq!(report["exit_code"], json!(0));
+    assert_eq!(report["requests"], json!(16));
+    for histogram in ["from_release", "per_request", "service"] {
+        let h = &report["latency"][histogram];
+        for figure in [
+            "unit", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max",
+        ] {
+            assert!(h.get(figure).is_some(), "no latency.{histogram}.{figure}");
+        }
+        assert!(h["min"].as_u64() <= h["p50"].as_u64() && h["p50"].as_u64() <= h["max"].as_u64());
+    }
+    assert_eq!(report["latency"]["from_release"]["count"], json!(16));
+    assert_eq!(report["latency"]["service"]["count"], json!(2));
+    for check in report["checks"].as_array().expect("checks") {
+        for key in ["name", "threshold", "measured", "passed", "detail"] {
+            assert!(check.get(key).is_some(), "no `{key}` in {check}");
+        }
+        assert_eq!(check["passed"], json!(true), "{check}");
+    }
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "one_201_per_slot",
+            "others_409_slot_unavailable",
+            "no_other_status",
+            "no_transport_error",
+            "one_active_appointment_per_slot",
+            "winners_codes_unique",
+            "p95_within_budget_ms"
+        ]
+    );
+    assert_eq!(report["request_log"].as_array().map(Vec::len), Some(16));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_budget_nobody_can_meet_fails_with_exit_1() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(&dir, &["--budget-ms", "0"])).await;
+    assert_eq!(run.exit_code(), 1);
+    assert_eq!(failed_checks(&read_report(&dir)), ["p95_within_budget_ms"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_target_gives_exit_2() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let target = format!("http://127.0.0.1:{port}");
+    let run = run(args(&dir, &["--target", &target, "--jwt-secret", SECRET])).await;
+    assert_eq!(run.exit_code(), 2);
+    let report = read_report(&dir);
+    assert_eq!(report["verdict"], json!("could_not_judge"));
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("target down"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_target_without_credentials_gives_exit_2() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(&dir, &["--target", "http://127.0.0.1:9"])).await;
+    assert_eq!(run.exit_code(), 2);
+    assert!(run
+        .report
+        .reason
+        .unwrap_or_default()
+        .contains("--jwt-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_target_with_its_secret_passes() {
+    let db = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("a database");
+    let mut config = booking_service::config::Config::with_database(db.url.clone());
+    config.jwt_secret = Some(SECRET.into());
+    let app = booking_service::startup::Application::build(config)
+        .await
+        .expect("the service starts");
+    let base = app.base_url();
+    let server = tokio::spawn(app.run_until(std::future::pending()));
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(
+        &dir,
+        &[
+            "--target",
+            &base,
+            "--jwt-secret",
+            SECRET,
+            "--budget-ms",
+            "30000",
+        ],
+    ))
+    .await;
+    server.abort();
+    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
+    assert_eq!(run.report.target_kind, "remote");
+}
+
+/// How a fake service misbehaves on `POST /api/vapi/booking`.
+#[derive(Clone, Copy)]
+enum Broken {
+    /// 201 to every booking: the double-booking bug the smoke test exists to catch.
+    DoubleBooks,
+    /// 500 to every booking.
+    Answers500,
+}
+
+#[derive(Clone)]
+struct Fake {
+    broken: Broken,
+    booked: Arc<Mutex<Vec<Value>>>,
+}
+
+/// Just the routes the smoke test calls, with SPEC's bodies.
+async fn spawn_fake(broken: Broken) -> String {
+    let fake = Fake {
+        broken,
+        booked: Arc::default(),
+    };
+    let app = Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route(
+            "/api/orgs",
+            post(|Json(body): Json<Value>| async move {
+                (
+                    StatusCode::CREATED,
+                    Json(json!({"id": Uuid::new_v4(), "name": body["name"], "timezone": body["timezone"],
+                                "created_at": "2026-01-01T00:00:00Z"})),
+                )
+            }),
+        )
+        .route("/api/orgs/{id}", delete(|Path(_id): Path<Uuid>| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/api/providers",
+            post(|Json(body): Json<Value>| async move {
+                (
+                    StatusCode::CREATED,
+                    Json(json!({"id": Uuid::new_v4(), "org_id": Uuid::new_v4(), "name": body["name"],
+                                "timezone": "UTC", "appointment_minutes": 30, "working_hours": [], "active": true})),
+                )
+            }),
+        )
+        .route("/api/vapi/booking", post(book))
+        .route(
+            "/api/appointments",
+            get(|State(fake): State<Fake>| async move {
+                Json(Value::Array(fake.booked.lock().expect("lock").clone()))
+            }),
+        )
+        .with_state(fake);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("an address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+    match fake.broken {
+        Broken::Answers500 => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"success": false, "error": {"code": "internal", "message": "boom"}})),
+        ),
+        Broken::DoubleBooks => {
+            let input = &body["tool_input"];
+            let starts = format!(
+                "{}T{}:00Z",
+                input["appointment_date"].as_str().unwrap_or_default(),
+                input["appointment_time"].as_str().unwrap_or_default()
+            );
+            let starts_at = chrono::DateTime::parse_from_rfc3339(&starts).expect("a time");
+            let ends_at = starts_at + chrono::Duration::minutes(30);
+            let id = Uuid::new_v4();
+            let code = format!("C{}", &id.simple().to_string()[..6]);
+            fake.booked.lock().expect("lock").push(json!({
+                "id": id, "org_id": Uuid::new_v4(), "provider_id": input["provider_id"],
+                "starts_at": starts_at, "ends_at": ends_at, "status": "pending",
+                "confirmation_code": code, "patient": {"name": null, "phone": null, "email": null},
+                "notes": null, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
+            }));
+            (
+                StatusCode::CREATED,
+                Json(
+                    json!({"success": true, "appointment_id": id, "status": "pending",
+                            "starts_at": starts_at, "ends_at": ends_at, "confirmation_code": code,
+                            "latency_ms": 0.3}),
+                ),
+            )
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
+    let base = spawn_fake(Broken::DoubleBooks).await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (run, printed) =
+        run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
+    assert_eq!(run.exit_code(), 1);
+    assert_eq!(printed.matches("SUCCESS in").count(), 5, "{printed}");
+    assert!(printed.contains("FAIL one_201_per_slot"), "{printed}");
+    assert!(printed.contains("DOUBLE BOOKING"), "{printed}");
+    assert!(printed.contains("FAIL (exit 1)"), "{printed}");
+    let report = read_report(&dir);
+    assert_eq!(report["verdict"], json!("fail"));
+    assert_eq!(
+        failed_checks(&report),
+        [
+            "one_201_per_slot",
+            "others_409_slot_unavailable",
+            "one_active_appointment_per_slot"
+        ]
+    );
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("DOUBLE BOOKING"), "{reason}");
+    assert_eq!(report["checks"][0]["measured"]["max"], json!(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_answering_500_fails_with_exit_1_and_says_why() {
+    let base = spawn_fake(Broken::Answers500).await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let (run, printed) =
+        run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
+    assert_eq!(run.exit_code(), 1);
+    assert_eq!(
+        printed.matches("FAILED 500 internal").count(),
+        5,
+        "{printed}"
+    );
+    let report = read_report(&dir);
+    assert!(failed_checks(&report).contains(&"no_other_status".to_owned()));
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("5 × 500 internal"), "{reason}");
+}
+
+async fn load_mode_runs_briefly_and_reports(backend: Backend) {
+    let Some(db) = database(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(
+        &dir,
+        &[
+            "--database-url",
+            &db.url,
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--providers",
+            "3",
+        ],
+    ))
+    .await;
+    let report = read_report(&dir);
+    assert_eq!(run.exit_code(), 0, "{:?}", report["reason"]);
+    assert_eq!(report["mode"], json!("load"));
+    let load = &report["load"];
+    assert_eq!(load["planned"], json!(40));
+    assert_eq!(load["created"], json!(40));
+    assert_eq!(load["errors_by_class"], json!({}));
+    for key in ["late", "send_rate", "success_rate", "max_send_delay_us"] {
+        assert!(load.get(key).is_some(), "no load.{key}");
+    }
+    assert_eq!(report["latency"]["from_intended"]["count"], json!(40));
+    let rate = report["throughput_rps"].as_f64().unwrap_or_default();
+    assert!((10.0..=25.0).contains(&rate), "throughput {rate}/s at 20/s");
+    assert_eq!(run.report.verdict, Verdict::Pass);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_mode_runs_briefly_and_reports_on_sqlite() {
+    load_mode_runs_briefly_and_reports(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_mode_runs_briefly_and_reports_on_postgres() {
+    load_mode_runs_briefly_and_reports(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates_its_provider() {
+    use shared::api::CreateOrganization;
+    use shared::{ApiClient, Claims, Role};
+    let db = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("a database");
+    let mut config = booking_service::config::Config::with_database(db.url.clone());
+    config.jwt_secret = Some(SECRET.into());
+    let app = booking_service::startup::Application::build(config)
+        .await
+        .expect("the service starts");
+    let base = app.base_url();
+    let server = tokio::spawn(app.run_until(std::future::pending()));
+    let mint = |role, org| {
+        Claims::new("ops", role, org, 600)
+            .mint_hs256(SECRET.as_bytes())
+            .expect("a token")
+    };
+    let org = ApiClient::new(base.clone())
+        .with_token(mint(Role::Platform, None))
+        .create_organization(&CreateOrganization {
+            name: "Staging Clinic".into(),
+            timezone: "America/New_York".into(),
+        })
+        .await
+        .expect("an organization");
+    let (admin, agent) = (
+        mint(Role::Admin, Some(org.id)),
+        mint(Role::Agent, Some(org.id)),
+    );
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(
+        &dir,
+        &[
+            "--target",
+            &base,
+            "--admin-token",
+            &admin,
+            "--agent-token",
+            &agent,
+            "--budget-ms",
+            "30000",
+        ],
+    ))
+    .await;
+    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
+    assert!(
+        run.report.cleanup.contains("1 provider(s) deactivated"),
+        "{}",
+        run.report.cleanup
+    );
+    let providers = ApiClient::new(base)
+        .with_token(admin)
+        .providers()
+        .await
+        .expect("the providers");
+    assert_eq!(providers.len(), 1);
+    assert!(!providers[0].active);
+    server.abort();
+}
