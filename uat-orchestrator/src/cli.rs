@@ -23,6 +23,23 @@ pub struct Cli {
     #[arg(long, env = "UAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// Without --jwt-secret: the admin, staff and agent tokens of an existing clinic the run may
+    /// use (it adds a provider there and deactivates it afterwards).
+    #[arg(long, env = "UAT_ADMIN_TOKEN", hide_env_values = true, requires_all = ["staff_token", "agent_token"])]
+    pub admin_token: Option<String>,
+    #[arg(long, env = "UAT_STAFF_TOKEN", hide_env_values = true)]
+    pub staff_token: Option<String>,
+    #[arg(long, env = "UAT_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: Option<String>,
+
+    /// The same for a second clinic, which the isolation scenario needs.
+    #[arg(long, env = "UAT_OTHER_ADMIN_TOKEN", hide_env_values = true, requires_all = ["other_staff_token", "other_agent_token"])]
+    pub other_admin_token: Option<String>,
+    #[arg(long, env = "UAT_OTHER_STAFF_TOKEN", hide_env_values = true)]
+    pub other_staff_token: Option<String>,
+    #[arg(long, env = "UAT_OTHER_AGENT_TOKEN", hide_env_values = true)]
+    pub other_agent_token: Option<String>,
+
     /// In-process only: the database to run on (`postgres://…`); a temporary SQLite file otherwise.
     #[arg(long)]
     pub database_url: Option<String>,

@@ -14,9 +14,57 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
 use uuid::Uuid;
 
+/// The tokens of an existing clinic, given instead of the target's key.
+#[derive(Debug, Clone)]
+pub struct ClinicTokens {
+    pub org: Uuid,
+    pub admin: String,
+    pub staff: String,
+    pub agent: String,
+}
+
+impl ClinicTokens {
+    fn from_flags(admin: &str, staff: &str, agent: &str, which: &str) -> Result<Self, String> {
+        let org =
+            org_of(admin).ok_or_else(|| format!("the {which} admin token carries no org_id"))?;
+        for (role, token) in [("staff", staff), ("agent", agent)] {
+            if org_of(token) != Some(org) {
+                return Err(format!(
+                    "the {which} {role} token is not of the admin token's organization"
+                ));
+            }
+        }
+        Ok(Self {
+            org,
+            admin: admin.to_owned(),
+            staff: staff.to_owned(),
+            agent: agent.to_owned(),
+        })
+    }
+}
+
+/// The `org_id` claim of a token, read without verifying it (the target does that).
+fn org_of(token: &str) -> Option<Uuid> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["org_id"].as_str()?.parse().ok()
+}
+
+/// How the run gets its tokens.
+enum Credentials {
+    /// The target's HS256 key: the run creates its own clinics and mints their tokens.
+    Key(String),
+    /// Tokens of existing clinics.
+    Given(Vec<ClinicTokens>),
+}
+
 pub struct Target {
     pub base: String,
-    secret: String,
+    credentials: Credentials,
     in_process: Option<InProcess>,
     /// Where the service's mail arrives: the in-process service's own sink, or `--smtp-listen`.
     mail: Option<SmtpSink>,
@@ -61,10 +109,31 @@ impl Target {
     /// judge anything.
     pub async fn start(cli: &Cli) -> Result<Self, String> {
         if let Some(url) = &cli.target {
-            let secret = cli
-                .jwt_secret
-                .clone()
-                .ok_or("--target needs --jwt-secret (the target's HS256 key) to mint the tokens of the test clinics")?;
+            let credentials = match (&cli.jwt_secret, &cli.admin_token) {
+                (Some(secret), _) => Credentials::Key(secret.clone()),
+                (None, Some(admin)) => {
+                    let mut clinics = vec![ClinicTokens::from_flags(
+                        admin,
+                        cli.staff_token.as_deref().unwrap_or_default(),
+                        cli.agent_token.as_deref().unwrap_or_default(),
+                        "first clinic's",
+                    )?];
+                    if let Some(other) = &cli.other_admin_token {
+                        clinics.push(ClinicTokens::from_flags(
+                            other,
+                            cli.other_staff_token.as_deref().unwrap_or_default(),
+                            cli.other_agent_token.as_deref().unwrap_or_default(),
+                            "second clinic's",
+                        )?);
+                    }
+                    Credentials::Given(clinics)
+                }
+                (None, None) => {
+                    return Err("--target needs --jwt-secret (the target's HS256 key), or the tokens of an existing clinic \
+                                (--admin-token, --staff-token, --agent-token)"
+                        .into())
+                }
+            };
             url::Url::parse(url).map_err(|e| format!("--target {url} is not a URL: {e}"))?;
             let mail = match &cli.smtp_listen {
                 Some(address) => {
@@ -81,7 +150,7 @@ impl Target {
             };
             return Ok(Self {
                 base: url.trim_end_matches('/').to_owned(),
-                secret,
+                credentials,
                 in_process: None,
                 mail,
             });
@@ -127,7 +196,7 @@ impl Target {
         }));
         Ok(Self {
             base,
-            secret,
+            credentials: Credentials::Key(secret),
             in_process: Some(InProcess {
                 shutdown: Some(tx),
                 server,
@@ -146,10 +215,24 @@ impl Target {
         self.in_process.is_some()
     }
 
-    pub fn token(&self, role: Role, org: Option<Uuid>) -> String {
+    /// A token minted with the target's key; `None` when the run was given tokens instead.
+    pub fn token(&self, role: Role, org: Option<Uuid>) -> Option<String> {
+        let Credentials::Key(secret) = &self.credentials else {
+            return None;
+        };
         Claims::new(format!("uat-{}", role.as_str()), role, org, 3600)
-            .mint_hs256(self.secret.as_bytes())
-            .unwrap_or_default()
+            .mint_hs256(secret.as_bytes())
+            .ok()
+    }
+
+    /// The tokens of the `index`-th given clinic, when the run was given tokens.
+    pub fn given_clinic(&self, index: usize) -> Result<Option<&ClinicTokens>, String> {
+        match &self.credentials {
+            Credentials::Key(_) => Ok(None),
+            Credentials::Given(clinics) => clinics.get(index).map(Some).ok_or_else(|| {
+                "this scenario needs a second clinic: pass --other-admin-token, --other-staff-token and --other-agent-token".into()
+            }),
+        }
     }
 
     /// A token signed with another key.
@@ -159,10 +242,14 @@ impl Target {
             .unwrap_or_default()
     }
 
-    pub fn expired_token(&self, role: Role, org: Option<Uuid>) -> String {
+    /// A correctly signed token that expired an hour ago; `None` without the target's key.
+    pub fn expired_token(&self, role: Role, org: Option<Uuid>) -> Option<String> {
+        let Credentials::Key(secret) = &self.credentials else {
+            return None;
+        };
         Claims::new("uat-expired", role, org, -3600)
-            .mint_hs256(self.secret.as_bytes())
-            .unwrap_or_default()
+            .mint_hs256(secret.as_bytes())
+            .ok()
     }
 
     /// Makes the in-process service's database unreachable; `None` for a remote target.

@@ -405,3 +405,99 @@ async fn a_service_that_never_sends_mail_is_no_go() {
         reasons(&report)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_tidies_up() {
+    use shared::{ApiClient, Claims, Role};
+    let mint = |role: Role, org: Option<uuid::Uuid>| {
+        Claims::new("ops", role, org, 3600)
+            .mint_hs256(SECRET.as_bytes())
+            .expect("mint")
+    };
+    // The mail of the service goes to the port the run's sink will listen on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let db = TestDatabase::create(Backend::Sqlite)
+        .await
+        .expect("database");
+    let mut config = Config::with_database(db.url.clone());
+    config.jwt_secret = Some(SECRET.into());
+    config.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+    config.mail_poll_ms = 200;
+    let app = Application::build(config).await.expect("service");
+    let url = app.base_url();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let platform = ApiClient::new(url.clone()).with_token(mint(Role::Platform, None));
+    let mut orgs = Vec::new();
+    for name in ["Clinic One", "Clinic Two"] {
+        let org = platform
+            .create_organization(&shared::api::CreateOrganization {
+                name: name.into(),
+                timezone: "Europe/Paris".into(),
+            })
+            .await
+            .expect("org");
+        orgs.push(org.id);
+    }
+    let tokens: Vec<[String; 3]> = orgs
+        .iter()
+        .map(|o| {
+            [
+                mint(Role::Admin, Some(*o)),
+                mint(Role::Staff, Some(*o)),
+                mint(Role::Agent, Some(*o)),
+            ]
+        })
+        .collect();
+    let reports = tempfile::tempdir().expect("dir");
+    let smtp = format!("127.0.0.1:{port}");
+    let args = [
+        "--target",
+        &url,
+        "--scenario",
+        "all",
+        "--smtp-listen",
+        &smtp,
+        "--admin-token",
+        &tokens[0][0],
+        "--staff-token",
+        &tokens[0][1],
+        "--agent-token",
+        &tokens[0][2],
+        "--other-admin-token",
+        &tokens[1][0],
+        "--other-staff-token",
+        &tokens[1][1],
+        "--other-agent-token",
+        &tokens[1][2],
+    ];
+    let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
+    let report = json_report(reports.path());
+    assert_eq!(outcome, Outcome::Go, "{}", reasons(&report));
+    // What the run added is gone from the clinics' working set: providers inactive, bookings cancelled.
+    for (org, [admin, staff, _]) in orgs.iter().zip(&tokens) {
+        let client = ApiClient::new(url.clone());
+        let providers = client
+            .with_token(admin.clone())
+            .providers()
+            .await
+            .expect("providers");
+        assert!(
+            !providers.is_empty() && providers.iter().all(|p| !p.active),
+            "{org}: {providers:?}"
+        );
+        let left = client
+            .with_token(staff.clone())
+            .appointments(&Default::default())
+            .await
+            .expect("appointments");
+        assert!(
+            left.iter()
+                .all(|a| a.status == shared::api::AppointmentStatus::Cancelled),
+            "{org}: {left:?}"
+        );
+    }
+}

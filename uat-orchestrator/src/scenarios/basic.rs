@@ -19,7 +19,7 @@ pub async fn run(run: &mut Run<'_>) -> Steps {
 async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps) -> Result<(), String> {
     let date = date_in(9);
     let phone = caller(1);
-    let args = |time: &str, date: &str| json!({"provider_name": "Dr. Smith", "appointment_date": date, "appointment_time": time, "patient_name": "Ada Lovelace"});
+    let args = |time: &str, date: &str| json!({"provider_name": clinic.provider_name(), "appointment_date": date, "appointment_time": time, "patient_name": "Ada Lovelace"});
     run.findings.bookings_expected += 1;
     let booked = vapi(
         run,
@@ -46,7 +46,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps) -> Resu
     }
     let text = answer.unwrap_or_else(|e| e);
     let speakable = !text.contains('\n')
-        && text.contains("Dr. Smith")
+        && text.contains(clinic.provider_name())
         && text.contains("2:00 PM")
         && text.contains("confirmation code");
     steps.check(

@@ -43,7 +43,7 @@ async fn scenario(
 ) -> Result<(), String> {
     let address = format!("uat-{}@example.com", Uuid::new_v4().simple());
     let date = date_in(13);
-    let args = json!({"provider_name": "Dr. Smith", "appointment_date": date, "appointment_time": "14:00",
+    let args = json!({"provider_name": clinic.provider_name(), "appointment_date": date, "appointment_time": "14:00",
                       "patient_name": "Ada Lovelace", "patient_email": address});
     run.findings.bookings_expected += 1;
     run.findings.emails_expected += 1;
@@ -99,7 +99,7 @@ async fn scenario(
     let text = message.searchable();
     let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| e.to_string())?;
     let link = link_in(&text);
-    let complete = text.contains("Dr. Smith")
+    let complete = text.contains(clinic.provider_name())
         && text.contains(&day.format("%B").to_string())
         && text.contains(&day.format("%Y").to_string())
         && text.contains("14:00")

@@ -28,7 +28,9 @@ pub async fn remove_leftovers(target: &Target, probe: &Probe) {
         .lock()
         .map(|mut l| std::mem::take(&mut *l))
         .unwrap_or_default();
-    let platform = target.token(Role::Platform, None);
+    let Some(platform) = target.token(Role::Platform, None) else {
+        return;
+    };
     for id in ids {
         let _ = probe
             .send_during_outage(
@@ -176,34 +178,65 @@ pub struct Clinic {
     pub staff: String,
     pub agent: String,
     pub provider: Value,
+    /// Created by the run (and deleted after it), rather than given.
+    owned: bool,
 }
 
 impl Clinic {
-    pub async fn create(run: &Run<'_>, label: &str) -> Result<Self, String> {
-        let platform = run.target.token(Role::Platform, None);
-        let org = expect(
-            run.probe
-                .send(
-                    "create clinic",
+    /// The `index`-th clinic of a scenario: a new one (with the target's key), or a given one.
+    /// Either way it gets a fresh provider working every day from 9 to 5.
+    pub async fn create(run: &Run<'_>, label: &str, index: usize) -> Result<Self, String> {
+        let (id, admin, staff, agent, owned) = match run.target.given_clinic(index)? {
+            Some(given) => (
+                given.org,
+                given.admin.clone(),
+                given.staff.clone(),
+                given.agent.clone(),
+                false,
+            ),
+            None => {
+                let platform = run
+                    .target
+                    .token(Role::Platform, None)
+                    .ok_or("no platform token")?;
+                let org = expect(
                     run.probe
-                        .request(Method::POST, "/api/orgs", Some(&platform))
-                        .json(&json!({
-                            "name": format!("UAT {label} {}", Uuid::new_v4().simple()),
-                            "timezone": "America/New_York"
-                        })),
+                        .send(
+                            "create clinic",
+                            run.probe
+                                .request(Method::POST, "/api/orgs", Some(&platform))
+                                .json(&json!({
+                                    "name": format!("UAT {label} {}", Uuid::new_v4().simple()),
+                                    "timezone": "America/New_York"
+                                })),
+                        )
+                        .await?,
+                    201,
+                    "create clinic",
+                )?;
+                let id: Uuid = org.body["id"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("the clinic has no id")?;
+                if let Ok(mut l) = LEFTOVERS.lock() {
+                    l.push(id);
+                }
+                let mint = |role| run.target.token(role, Some(id)).unwrap_or_default();
+                (
+                    id,
+                    mint(Role::Admin),
+                    mint(Role::Staff),
+                    mint(Role::Agent),
+                    true,
                 )
-                .await?,
-            201,
-            "create clinic",
-        )?;
-        let id: Uuid = org.body["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or("the clinic has no id")?;
-        if let Ok(mut l) = LEFTOVERS.lock() {
-            l.push(id);
-        }
-        let admin = run.target.token(Role::Admin, Some(id));
+            }
+        };
+        // In a given clinic the name must not collide with its real providers.
+        let name = if owned {
+            "Dr. Smith".to_owned()
+        } else {
+            format!("Dr. Smith Uat{}", &Uuid::new_v4().simple().to_string()[..6])
+        };
         let days: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
             .iter()
             .map(|d| json!({"weekday": d, "start": "09:00", "end": "17:00"}))
@@ -214,7 +247,7 @@ impl Clinic {
                     "create provider",
                     run.probe
                         .request(Method::POST, "/api/providers", Some(&admin))
-                        .json(&json!({"name": "Dr. Smith", "appointment_minutes": 30, "working_hours": days})),
+                        .json(&json!({"name": name, "appointment_minutes": 30, "working_hours": days})),
                 )
                 .await?,
             201,
@@ -222,16 +255,17 @@ impl Clinic {
         )?;
         Ok(Self {
             id,
-            staff: run.target.token(Role::Staff, Some(id)),
-            agent: run.target.token(Role::Agent, Some(id)),
             admin,
+            staff,
+            agent,
             provider: provider.body,
+            owned,
         })
     }
 
     /// Creates the clinic, or records why it could not be.
     pub async fn setup(run: &Run<'_>, label: &str, steps: &mut Steps) -> Option<Self> {
-        match Self::create(run, label).await {
+        match Self::create(run, label, 0).await {
             Ok(clinic) => Some(clinic),
             Err(e) => {
                 steps.error("set up a clinic with a provider", e);
@@ -244,20 +278,67 @@ impl Clinic {
         self.provider["id"].as_str().unwrap_or_default()
     }
 
+    pub fn provider_name(&self) -> &str {
+        self.provider["name"].as_str().unwrap_or_default()
+    }
+
+    /// Deletes a clinic the run created; in a given clinic, cancels what the run booked and
+    /// deactivates its provider.
     pub async fn remove(self, run: &Run<'_>) {
-        if let Ok(mut l) = LEFTOVERS.lock() {
-            l.retain(|id| *id != self.id);
+        if self.owned {
+            if let Ok(mut l) = LEFTOVERS.lock() {
+                l.retain(|id| *id != self.id);
+            }
+            if let Some(platform) = run.target.token(Role::Platform, None) {
+                let path = format!("/api/orgs/{}", self.id);
+                let _ = run
+                    .probe
+                    .send(
+                        "remove clinic",
+                        run.probe.request(Method::DELETE, &path, Some(&platform)),
+                    )
+                    .await;
+            }
+            return;
         }
-        let platform = run.target.token(Role::Platform, None);
+        let path = format!("/api/appointments?provider_id={}", self.provider_id());
+        if let Ok(reply) = run
+            .probe
+            .send(
+                "list what the run booked",
+                run.probe.request(Method::GET, &path, Some(&self.staff)),
+            )
+            .await
+        {
+            for a in reply
+                .body
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["status"] != "cancelled")
+            {
+                let cancel = format!(
+                    "/api/appointments/{}/cancel",
+                    a["id"].as_str().unwrap_or_default()
+                );
+                let _ = run
+                    .probe
+                    .send(
+                        "cancel what the run booked",
+                        run.probe
+                            .request(Method::POST, &cancel, Some(&self.staff))
+                            .json(&json!({"reason": "UAT clean-up"})),
+                    )
+                    .await;
+            }
+        }
+        let provider = format!("/api/providers/{}", self.provider_id());
         let _ = run
             .probe
             .send(
-                "remove clinic",
-                run.probe.request(
-                    Method::DELETE,
-                    &format!("/api/orgs/{}", self.id),
-                    Some(&platform),
-                ),
+                "deactivate the provider",
+                run.probe
+                    .request(Method::DELETE, &provider, Some(&self.admin)),
             )
             .await;
     }
