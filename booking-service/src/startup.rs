@@ -176,6 +176,55 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+
+    /// Serves on a task of the current runtime (as tests and the test tools do) until the
+    /// returned handle is stopped or dropped.
+    pub fn spawn(self) -> Running {
+        let base_url = self.base_url();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(self.run_until(async {
+            let _ = rx.await;
+        }));
+        Running {
+            base_url,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// A service serving on a task; dropping it asks it to stop.
+#[derive(Debug)]
+pub struct Running {
+    base_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Stops accepting requests, finishes those in flight and the mail in hand, and returns how
+    /// serving ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 fn vapi_settings(config: &Config) -> anyhow::Result<VapiSettings> {

@@ -3,12 +3,10 @@
 
 use anyhow::Context;
 use booking_service::config::Config;
-use booking_service::startup::Application;
+use booking_service::startup::{Application, Running};
 use rand::RngCore;
 use shared::{Claims, Role};
 use tempfile::TempDir;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// How long minted tokens stay valid: longer than any run.
@@ -61,8 +59,7 @@ pub struct Target {
 }
 
 struct InProcess {
-    shutdown: oneshot::Sender<()>,
-    handle: JoinHandle<anyhow::Result<()>>,
+    running: Running,
     _dir: Option<TempDir>,
 }
 
@@ -115,20 +112,12 @@ impl Target {
         let app = Application::build(config)
             .await
             .context("the in-process booking service did not start")?;
-        let base_url = app.base_url();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(app.run_until(async {
-            let _ = rx.await;
-        }));
+        let running = app.spawn();
         Ok(Self {
-            base_url,
+            base_url: running.base_url().to_owned(),
             description: format!("in-process ({kind})"),
             credentials: Credentials::Secret(secret),
-            server: Some(InProcess {
-                shutdown: tx,
-                handle,
-                _dir: dir,
-            }),
+            server: Some(InProcess { running, _dir: dir }),
         })
     }
 
@@ -151,8 +140,8 @@ impl Target {
     /// Stops the in-process service (after its requests in flight) and removes its temporary files.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
-            let _ = server.shutdown.send(());
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server.handle).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server.running.stop())
+                .await;
         }
     }
 }

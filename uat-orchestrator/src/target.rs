@@ -3,7 +3,7 @@
 
 use crate::cli::Cli;
 use booking_service::config::Config;
-use booking_service::startup::Application;
+use booking_service::startup::{Application, Running};
 use booking_service::testing::smtp::SmtpSink;
 use shared::{Claims, Role};
 use sqlx::Connection;
@@ -71,8 +71,7 @@ pub struct Target {
 }
 
 struct InProcess {
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    running: Running,
     database: Database,
     _dir: Option<tempfile::TempDir>,
 }
@@ -189,17 +188,12 @@ impl Target {
         let app = Application::build(config)
             .await
             .map_err(|e| format!("could not start the booking service in-process: {e:#}"))?;
-        let base = app.base_url();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(app.run_until(async {
-            let _ = rx.await;
-        }));
+        let running = app.spawn();
         Ok(Self {
-            base,
+            base: running.base_url().to_owned(),
             credentials: Credentials::Key(secret),
             in_process: Some(InProcess {
-                shutdown: Some(tx),
-                server,
+                running,
                 database,
                 _dir: dir,
             }),
@@ -278,11 +272,8 @@ impl Target {
 
     /// Stops an in-process service, letting it finish its requests.
     pub async fn stop(mut self) {
-        if let Some(mut p) = self.in_process.take() {
-            if let Some(tx) = p.shutdown.take() {
-                let _ = tx.send(());
-            }
-            let _ = p.server.await;
+        if let Some(p) = self.in_process.take() {
+            let _ = p.running.stop().await;
         }
     }
 }

@@ -1,5 +1,5 @@
 use booking_service::config::Config;
-use booking_service::startup::Application;
+use booking_service::startup::{Application, Running};
 use booking_service::store::DynStore;
 pub use booking_service::testing::{Backend, TestDatabase};
 use chrono::{Duration, NaiveDate, Utc};
@@ -44,8 +44,7 @@ pub struct TestApp {
     pub platform: ApiClient,
     pub store: DynStore,
     pub db: Arc<TestDatabase>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    running: Running,
 }
 
 pub struct TestOrg {
@@ -90,14 +89,10 @@ pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -
     let app = Application::build(config)
         .await
         .expect("the service starts");
-    let base = app.base_url();
     let store = app.store();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
+    let running = app.spawn();
+    let base = running.base_url().to_owned();
     let anon = ApiClient::new(base.clone());
-    let base = base.trim_end_matches('/').to_owned();
     TestApp {
         base,
         mail_dir,
@@ -105,8 +100,7 @@ pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -
         anon,
         store,
         db,
-        shutdown: Some(tx),
-        server: Some(server),
+        running,
     }
 }
 
@@ -122,14 +116,8 @@ impl TestApp {
     }
 
     /// Asks the service to stop and waits until it has finished its requests.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.server.take() {
-            Some(server) => server.await.expect("the server task ends"),
-            None => Ok(()),
-        }
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.running.stop().await
     }
 
     pub fn client(&self, token: String) -> ApiClient {
@@ -169,14 +157,6 @@ impl TestOrg {
             .create_provider(&body)
             .await
             .expect("create a provider")
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 
