@@ -157,9 +157,11 @@ pub async fn book(
     match outcome {
         BookOutcome::Booked(a) => Ok(Booked::New(a)),
         BookOutcome::Replayed(v) => Ok(Booked::Replayed(v)),
-        BookOutcome::Unavailable { provider, wanted } => {
-            Err(unavailable(store, actor, provider, wanted).await?)
-        }
+        BookOutcome::Unavailable {
+            provider,
+            wanted,
+            busy,
+        } => Err(unavailable(store, actor, provider, wanted, busy).await?),
     }
 }
 
@@ -182,7 +184,7 @@ pub async fn reschedule(
     match store.reschedule(actor, id, &plan, &links.issue()).await? {
         MoveOutcome::Moved(a) => Ok(a),
         MoveOutcome::Unavailable { provider, wanted } => {
-            Err(unavailable(store, actor, provider, wanted).await?)
+            Err(unavailable(store, actor, provider, wanted, None).await?)
         }
     }
 }
@@ -192,8 +194,9 @@ async fn unavailable(
     actor: &Actor,
     provider: Provider,
     wanted: Slot,
+    busy: Option<Vec<Slot>>,
 ) -> Result<BookingError, StoreError> {
-    let alternatives = alternatives(store, actor, &provider, &wanted).await?;
+    let alternatives = alternatives(store, actor, &provider, &wanted, busy).await?;
     Ok(BookingError::Unavailable {
         provider: Box::new(provider),
         wanted,
@@ -233,19 +236,26 @@ pub async fn free_slots_on(
     ))
 }
 
-/// The free slots of the same length nearest to `wanted`.
+/// The free slots of the same length nearest to `wanted`, from `busy` when the store already read
+/// the provider's appointments around it.
 pub async fn alternatives(
     store: &DynStore,
     actor: &Actor,
     provider: &Provider,
     wanted: &Slot,
+    busy: Option<Vec<Slot>>,
 ) -> Result<Vec<Slot>, StoreError> {
     let length = Minutes::parse(
         "duration_minutes",
         (wanted.end() - wanted.start()).num_minutes(),
     )?;
-    let (from, to) = domain::alternatives_window(wanted);
-    let busy = store.busy(actor.org, provider.id, from, to).await?;
+    let busy = match busy {
+        Some(busy) => busy,
+        None => {
+            let (from, to) = domain::alternatives_window(wanted);
+            store.busy(actor.org, provider.id, from, to).await?
+        }
+    };
     Ok(domain::alternatives(
         &provider.zone(),
         &provider.hours,

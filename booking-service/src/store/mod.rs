@@ -265,10 +265,12 @@ pub enum BookOutcome {
     Booked(Appointment),
     /// The same idempotency key and body were seen before: their first answer.
     Replayed(serde_json::Value),
-    /// The time is taken or outside the provider's hours.
+    /// The time is taken or outside the provider's hours. `busy`, when the store already read
+    /// it, holds the provider's appointments over `domain::alternatives_window(wanted)`.
     Unavailable {
         provider: Provider,
         wanted: Slot,
+        busy: Option<Vec<Slot>>,
     },
 }
 

@@ -168,7 +168,11 @@ impl PgStore {
             .ok_or(StoreError::NotFound)?;
         let wanted = (b.plan)(&provider)?;
         if !provider.permits(&wanted) {
-            return Ok(BookOutcome::Unavailable { provider, wanted });
+            return Ok(BookOutcome::Unavailable {
+                provider,
+                wanted,
+                busy: None,
+            });
         }
         let now = now();
         let appointment = Appointment::pending(actor, &provider, wanted, b, now);
@@ -176,11 +180,12 @@ impl PgStore {
             .idempotency
             .as_ref()
             .map(|_| Json((b.render)(&appointment)));
-        let inserted = sqlx::query(
+        let inserted: Result<i64, sqlx::Error> = sqlx::query_scalar(
             "WITH appt AS (
                 INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
                                           patient_name, patient_phone, patient_email, notes, created_at, updated_at)
                 VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9::text, $10, $11, $11)
+                ON CONFLICT DO NOTHING
                 RETURNING id, org_id
             ), audit AS (
                 INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at)
@@ -191,9 +196,11 @@ impl PgStore {
             ), token AS (
                 INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
                 SELECT $19, org_id, id, $20, $11 FROM appt WHERE $9::text IS NOT NULL
+            ), idem AS (
+                INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
+                SELECT org_id, $15::text, $16, $17, $11 FROM appt WHERE $15::text IS NOT NULL
             )
-            INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
-            SELECT org_id, $15::text, $16, $17, $11 FROM appt WHERE $15::text IS NOT NULL",
+            SELECT count(*) FROM appt",
         )
         .bind(appointment.id.0)
         .bind(actor.org.0)
@@ -215,12 +222,33 @@ impl PgStore {
         .bind(&b.link.nonce)
         .bind(&b.link.token_hash)
         .bind(b.link.expires_at)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => {
+            Ok(1) => {
                 tx.commit().await?;
                 Ok(BookOutcome::Booked(appointment))
+            }
+            // The exclusion constraint (or, rarely, the confirmation code) turned the insert into
+            // nothing, and the transaction is still usable: answer from within it.
+            Ok(_) => {
+                if let Some(idem) = &b.idempotency {
+                    if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                        return Ok(replayed);
+                    }
+                }
+                let (from, to) = crate::domain::alternatives_window(&wanted);
+                let busy = busy_in(&mut tx, actor.org, provider.id, from, to).await?;
+                if !busy.iter().any(|s| s.overlaps(&wanted)) {
+                    // A confirmation code collision, or the conflicting booking was just cancelled.
+                    return Err(Fault::Retry);
+                }
+                tx.commit().await?;
+                Ok(BookOutcome::Unavailable {
+                    provider,
+                    wanted,
+                    busy: Some(busy),
+                })
             }
             Err(e) if sqlstate(&e).as_deref() == Some("23P01") => {
                 drop(tx);
@@ -231,7 +259,11 @@ impl PgStore {
                         return Ok(replayed);
                     }
                 }
-                Ok(BookOutcome::Unavailable { provider, wanted })
+                Ok(BookOutcome::Unavailable {
+                    provider,
+                    wanted,
+                    busy: None,
+                })
             }
             // A confirmation code collision, or a concurrent request with the same idempotency
             // key committed first: the next attempt draws a new code or replays that request.
@@ -634,6 +666,32 @@ impl TryFrom<AppointmentRow> for Appointment {
     }
 }
 
+/// The active appointments of a provider overlapping `[from, to)`.
+async fn busy_in(
+    tx: &mut Transaction<'static, Postgres>,
+    org: OrgId,
+    provider: ProviderId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Slot>, sqlx::Error> {
+    let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT starts_at, ends_at FROM appointments
+         WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed')
+           AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3, $4, '[)')
+         ORDER BY starts_at",
+    )
+    .bind(org.0)
+    .bind(provider.0)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(s, e)| Slot::from_bounds(s, e))
+        .collect())
+}
+
 async fn load_provider(
     tx: &mut Transaction<'static, Postgres>,
     org: OrgId,
@@ -792,23 +850,9 @@ impl Store for PgStore {
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<Slot>> {
         let mut tx = self.begin(org).await?;
-        let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT starts_at, ends_at FROM appointments
-             WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed')
-               AND tstzrange(starts_at, ends_at, '[)') && tstzrange($3, $4, '[)')
-             ORDER BY starts_at",
-        )
-        .bind(org.0)
-        .bind(provider.0)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *tx)
-        .await?;
+        let busy = busy_in(&mut tx, org, provider, from, to).await?;
         tx.commit().await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(s, e)| Slot::from_bounds(s, e))
-            .collect())
+        Ok(busy)
     }
 
     async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome> {

@@ -500,7 +500,11 @@ impl Store for SqliteStore {
             if !provider.permits(&wanted)
                 || overlaps(&mut tx, actor.org, provider.id, &wanted, None).await?
             {
-                return Ok(BookOutcome::Unavailable { provider, wanted });
+                return Ok(BookOutcome::Unavailable {
+                    provider,
+                    wanted,
+                    busy: None,
+                });
             }
             let now = now();
             let appointment = Appointment::pending(actor, &provider, wanted, &b, now);
