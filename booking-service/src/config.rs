@@ -8,7 +8,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/booking.db";
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAIL_DIR: &str = "data/mail";
 pub const DEFAULT_MAIL_FROM: &str = "bookings@localhost";
-pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// About four per core of a small machine: more connections only queue inside PostgreSQL (see the
+/// README's performance section).
+pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_VAPI_SIGNATURE_HEADER: &str = "x-signature";
 pub const DEFAULT_VAPI_TIMESTAMP_HEADER: &str = "x-timestamp";
