@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use sha2::{Digest, Sha256};
 use shared::api::{BookingRequest, BookingResponse, ErrorBody};
 use shared::Role;
 use std::time::Instant;
@@ -42,10 +41,7 @@ fn idempotency_key(
             )
         })?;
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Some(IdempotencyKey {
-        key: key.to_owned(),
-        request_hash: hex::encode(Sha256::digest(canonical)),
-    }))
+    Ok(Some(IdempotencyKey::for_request(key, &canonical)))
 }
 
 /// Books a slot. Local date and time are read in the provider's zone.

@@ -194,6 +194,18 @@ pub struct IdempotencyKey {
     pub request_hash: String,
 }
 
+impl IdempotencyKey {
+    /// The key of a request whose identity is `request` (its canonical bytes): the fingerprint is
+    /// their SHA-256, so a reuse with other bytes is told apart.
+    pub fn for_request(key: impl Into<String>, request: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        Self {
+            key: key.into(),
+            request_hash: hex::encode(Sha256::digest(request)),
+        }
+    }
+}
+
 /// Computes the slot of a booking from the provider as the transaction sees it.
 pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Slot, DomainError> + Send + Sync);
 /// Computes the new slot of an appointment being moved.

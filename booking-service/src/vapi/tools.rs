@@ -14,7 +14,6 @@ use crate::{store, telemetry};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use shared::api::BookingResponse;
 use std::time::Duration;
 use uuid::Uuid;
@@ -461,10 +460,7 @@ async fn book_appointment(ctx: &Context<'_>, args: &Args<'_>) -> Answer {
             provider.id,
             ctx.caller.as_ref().map(|c| c.as_str()).unwrap_or("-")
         );
-        IdempotencyKey {
-            request_hash: hex::encode(Sha256::digest(key.as_bytes())),
-            key,
-        }
+        IdempotencyKey::for_request(key.clone(), key.as_bytes())
     });
     let render =
         |a: &Appointment| serde_json::to_value(crate::http::wire::booking(a)).unwrap_or_default();
