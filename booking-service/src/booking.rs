@@ -211,29 +211,47 @@ pub async fn free_slots_on(
     provider: &Provider,
     date: NaiveDate,
 ) -> Result<Vec<Slot>, StoreError> {
-    if !provider.active {
+    free_slots_over(store, org, provider, date, 1).await
+}
+
+/// The free slots of `days` local days from `first`, in order, read with one query.
+pub async fn free_slots_over(
+    store: &DynStore,
+    org: domain::OrgId,
+    provider: &Provider,
+    first: NaiveDate,
+    days: u32,
+) -> Result<Vec<Slot>, StoreError> {
+    if !provider.active || days == 0 {
         return Ok(Vec::new());
     }
     // Any zone's local day lies within a day either side of the same date in UTC.
-    let utc_midnight = date.and_time(NaiveTime::MIN).and_utc();
+    let utc_midnight = first.and_time(NaiveTime::MIN).and_utc();
     let busy = store
         .busy(
             org,
             provider.id,
             utc_midnight - chrono::Duration::days(1),
-            utc_midnight + chrono::Duration::days(2),
+            utc_midnight + chrono::Duration::days(i64::from(days) + 1),
         )
         .await?;
     let length = provider.appointment_minutes;
-    Ok(domain::free_slots(
-        &provider.zone(),
-        &provider.hours,
-        date,
-        length,
-        length,
-        &busy,
-        store::now(),
-    ))
+    let now = store::now();
+    Ok(first
+        .iter_days()
+        .take(days as usize)
+        .flat_map(|date| {
+            domain::free_slots(
+                &provider.zone(),
+                &provider.hours,
+                date,
+                length,
+                length,
+                &busy,
+                now,
+            )
+        })
+        .collect())
 }
 
 /// The free slots of the same length nearest to `wanted`, from `busy` when the store already read

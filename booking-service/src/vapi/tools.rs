@@ -380,21 +380,19 @@ async fn check_availability(ctx: &Context<'_>, args: &Args<'_>) -> Answer {
     }
     let slots = booking::free_slots_on(ctx.store, ctx.actor.org, &provider, date).await?;
     if slots.is_empty() {
-        for offset in 1..=14 {
-            let Some(next) = date.checked_add_days(chrono::Days::new(offset)) else {
-                break;
-            };
-            if let Some(first) = booking::free_slots_on(ctx.store, ctx.actor.org, &provider, next)
-                .await?
-                .first()
-            {
-                return Ok(format!(
-                    "{} has no free times on {}. The next opening is {}.",
-                    provider.name,
-                    speech::day(date),
-                    speech::moment(&zone, first.start())
-                ));
+        let next = match date.succ_opt() {
+            Some(next) => {
+                booking::free_slots_over(ctx.store, ctx.actor.org, &provider, next, 14).await?
             }
+            None => Vec::new(),
+        };
+        if let Some(first) = next.first() {
+            return Ok(format!(
+                "{} has no free times on {}. The next opening is {}.",
+                provider.name,
+                speech::day(date),
+                speech::moment(&zone, first.start())
+            ));
         }
         return Ok(format!(
             "{} has no free times on {} or in the two weeks after.",

@@ -778,7 +778,47 @@ async fn with_a_secret_set_the_vapi_signature_is_required(backend: Backend) {
     );
 }
 
+async fn a_day_without_openings_is_answered_with_the_next_one(backend: Backend) {
+    use chrono::Datelike;
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let mondays = org
+        .provider_with(CreateProvider {
+            name: "Dr. Monday".into(),
+            appointment_minutes: Some(60),
+            working_hours: Some(nine_to_five(&[shared::api::Weekday::Mon])),
+            ..Default::default()
+        })
+        .await;
+    let mut tuesday = days_ahead(3);
+    while tuesday.weekday() != chrono::Weekday::Tue {
+        tuesday = tuesday.succ_opt().expect("date");
+    }
+    let monday = tuesday + chrono::Duration::days(6);
+    // The next Monday's first hour is taken, so the next opening is 10:00.
+    org.agent
+        .book(&booking(mondays.id, monday, "09:00"))
+        .await
+        .expect("booked");
+    let check = call(
+        "n1",
+        "check_availability",
+        json!({"provider_id": mondays.id, "date": date_str(tuesday)}),
+    );
+    let answer = only(&post(&org.agent, &message(vec![check], Some(CALLER), "call-n")).await)
+        .expect("answered");
+    let expected = format!(
+        "The next opening is {} at 10:00 AM.",
+        monday.format("%A, %B %-d")
+    );
+    assert!(
+        answer.starts_with("Dr. Monday has no free times on") && answer.ends_with(&expected),
+        "{answer}"
+    );
+}
+
 on_both_backends!(
+    a_day_without_openings_is_answered_with_the_next_one,
     a_caller_lists_checks_books_finds_moves_and_cancels,
     every_list_form_is_read_and_parallel_calls_answer_in_order,
     a_repeated_tool_call_id_gets_its_first_answer_on_any_instance,
