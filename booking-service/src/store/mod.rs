@@ -449,10 +449,23 @@ pub const ATTEMPTS: usize = 5;
 
 /// What an action writes to the audit log.
 pub mod action {
+    use crate::domain::Slot;
+    use serde_json::{json, Value};
+
     pub const BOOKED: &str = "booked";
     pub const CANCELLED: &str = "cancelled";
     pub const RESCHEDULED: &str = "rescheduled";
     pub const CONFIRMED: &str = "confirmed";
+
+    /// The details of a `booked` row (PostgreSQL builds the same object inside its booking statement).
+    pub fn booked(slot: &Slot) -> Value {
+        json!({ "starts_at": slot.start(), "ends_at": slot.end() })
+    }
+
+    /// The details of a `rescheduled` row.
+    pub fn moved(from: &Slot, to: &Slot) -> Value {
+        json!({ "from": booked(from), "to": booked(to) })
+    }
 }
 
 /// The outbox message kinds.

@@ -365,10 +365,7 @@ impl PgStore {
             }
             Err(e) => return Err(e.into()),
         }
-        let details = serde_json::json!({
-            "from": { "starts_at": appointment.slot.start(), "ends_at": appointment.slot.end() },
-            "to": { "starts_at": wanted.start(), "ends_at": wanted.end() },
-        });
+        let details = action::moved(&appointment.slot, &wanted);
         audit(&mut tx, actor, id, action::RESCHEDULED, details, now).await?;
         withdraw_link(&mut tx, actor.org, id).await?;
         if let Some(to) = &appointment.patient_email {

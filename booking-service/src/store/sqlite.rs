@@ -532,8 +532,7 @@ impl Store for SqliteStore {
                 Err(e) if is_unique_violation(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
-            let details =
-                serde_json::json!({ "starts_at": wanted.start(), "ends_at": wanted.end() });
+            let details = action::booked(&wanted);
             audit(&mut tx, actor, appointment.id, action::BOOKED, details, now).await?;
             if let Some(email) = &appointment.patient_email {
                 issue_link(&mut tx, actor.org, appointment.id, &b.link, now).await?;
@@ -684,10 +683,7 @@ impl Store for SqliteStore {
             .bind(micros(now))
             .execute(&mut *tx)
             .await?;
-        let details = serde_json::json!({
-            "from": { "starts_at": appointment.slot.start(), "ends_at": appointment.slot.end() },
-            "to": { "starts_at": wanted.start(), "ends_at": wanted.end() },
-        });
+        let details = action::moved(&appointment.slot, &wanted);
         audit(&mut tx, actor, id, action::RESCHEDULED, details, now).await?;
         withdraw_link(&mut tx, actor.org, id).await?;
         if let Some(to) = &appointment.patient_email {
