@@ -248,6 +248,14 @@ fn vapi_settings(config: &Config) -> anyhow::Result<VapiSettings> {
     })
 }
 
+/// A fresh 256-bit key from the operating system's random source, hex-encoded: what dev mode,
+/// the link key and the test tools' in-process services use when none is configured.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -298,11 +306,7 @@ fn link_key(config: &Config, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey
         file = %file.display(),
         "no CONFIRM_LINK_SECRET: using a generated one; every instance on this database needs the same"
     );
-    let secret = read_or_create(&file, || {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        hex::encode(bytes)
-    })?;
+    let secret = read_or_create(&file, random_secret)?;
     Ok(LinkKey::derive(secret.as_bytes()))
 }
 
@@ -386,11 +390,7 @@ fn read_or_create(path: &Path, create: impl FnOnce() -> String) -> anyhow::Resul
 async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, DevMode)> {
     let dir = data_dir(&config.database_url);
     let secret_file = dir.join("dev-jwt-secret");
-    let secret = read_or_create(&secret_file, || {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        hex::encode(bytes)
-    })?;
+    let secret = read_or_create(&secret_file, random_secret)?;
     let org_id = read_or_create(&dir.join("dev-org-id"), || OrgId::new().to_string())?;
     let org_id = OrgId(
         org_id

@@ -4,7 +4,6 @@
 use anyhow::Context;
 use booking_service::config::Config;
 use booking_service::startup::{Application, Running};
-use rand::RngCore;
 use shared::{Claims, Role};
 use tempfile::TempDir;
 use uuid::Uuid;
@@ -72,13 +71,6 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// A fresh random HS256 secret (256 bits, hex).
-pub fn generate_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Target {
     /// Starts the booking service in this process on port 0: on `database_url`, else on a
     /// temporary SQLite file; with a generated secret unless one is given.
@@ -101,7 +93,7 @@ impl Target {
                 (url, Some(dir), "sqlite, temporary".to_owned())
             }
         };
-        let secret = secret.unwrap_or_else(generate_secret);
+        let secret = secret.unwrap_or_else(booking_service::startup::random_secret);
         let mut config = Config::with_database(url);
         config.jwt_secret = Some(secret.clone());
         if let Some(dir) = &dir {
