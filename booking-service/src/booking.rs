@@ -14,6 +14,13 @@ use crate::store::{
 use chrono::{NaiveDate, NaiveTime};
 use shared::api;
 
+mod lanes;
+pub use lanes::Lanes;
+
+/// Identical bookings without an idempotency key queue in one lane per organization, provider and
+/// requested local start, so a burst for one slot asks the database about twice, not once each.
+pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, LocalStart), BookingError>;
+
 /// How many alternatives a refusal offers.
 pub const ALTERNATIVES: usize = 3;
 
@@ -27,7 +34,7 @@ pub struct BookingRequest {
 }
 
 /// A local date and time, with an optional length (else the provider's default).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LocalStart {
     pub date: NaiveDate,
     pub time: NaiveTime,
@@ -105,7 +112,7 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BookingError {
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -130,7 +137,27 @@ pub enum Booked {
     Replayed(serde_json::Value),
 }
 
+/// Books through the request's lane, unless it carries an idempotency key: a retry must find its
+/// own first answer, never a refusal shared by others.
 pub async fn book(
+    store: &DynStore,
+    links: &Links,
+    lanes: &BookingLanes,
+    actor: &Actor,
+    request: BookingRequest,
+    idempotency: Option<IdempotencyKey>,
+    render: store::Render<'_>,
+) -> Result<Booked, BookingError> {
+    if idempotency.is_some() {
+        return attempt(store, links, actor, request, idempotency, render).await;
+    }
+    let lane = (actor.org, request.provider, request.when);
+    lanes
+        .run(lane, attempt(store, links, actor, request, None, render))
+        .await
+}
+
+async fn attempt(
     store: &DynStore,
     links: &Links,
     actor: &Actor,

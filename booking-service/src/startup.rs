@@ -98,6 +98,7 @@ impl Application {
             request_timeout: config.request_timeout(),
             vapi: Arc::new(vapi_settings(&config)?),
             links,
+            lanes: Arc::default(),
         };
         Ok(Self {
             listener,

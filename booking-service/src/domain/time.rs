@@ -93,7 +93,7 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<NaiveTime, DomainError
 }
 
 /// An appointment length: 5 to 480 minutes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Minutes(i64);
 
 impl Minutes {

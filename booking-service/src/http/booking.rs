@@ -72,6 +72,7 @@ pub async fn book(
         match booking::book(
             &state.store,
             &state.links,
+            &state.lanes,
             &actor,
             request,
             idempotency,

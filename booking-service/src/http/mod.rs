@@ -17,6 +17,7 @@ pub(crate) mod wire;
 pub use openapi::ApiDoc;
 pub use vapi::VapiSettings;
 
+use crate::booking::BookingLanes;
 use crate::links::Links;
 use crate::store::DynStore;
 use crate::telemetry;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub request_timeout: Duration,
     pub vapi: Arc<VapiSettings>,
     pub links: Arc<Links>,
+    pub lanes: Arc<BookingLanes>,
 }
 
 pub fn router(state: AppState) -> Router {

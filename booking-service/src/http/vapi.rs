@@ -58,6 +58,7 @@ pub async fn tools(
             let results = vapi::answer(
                 &state.store,
                 &state.links,
+                &state.lanes,
                 &actor,
                 message,
                 state.vapi.deadline,

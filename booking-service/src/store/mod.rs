@@ -18,7 +18,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use shared::api::AppointmentStatus;
 use std::sync::Arc;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,

@@ -4,7 +4,7 @@
 
 use super::message::{ToolCall, ToolCalls};
 use super::speech;
-use crate::booking::{self, Booked, BookingError, BookingRequest, LocalStart};
+use crate::booking::{self, Booked, BookingError, BookingLanes, BookingRequest, LocalStart};
 use crate::domain::{parse_date, ConfirmationCode, Email, PatientName, PhoneNumber, Slot};
 use crate::links::Links;
 use crate::store::{
@@ -87,6 +87,7 @@ type Answer = Result<String, Refusal>;
 struct Context<'a> {
     store: &'a DynStore,
     links: &'a Links,
+    lanes: &'a BookingLanes,
     actor: &'a Actor,
     caller: Option<PhoneNumber>,
     call_id: Option<String>,
@@ -96,6 +97,7 @@ struct Context<'a> {
 pub async fn answer(
     store: &DynStore,
     links: &Links,
+    lanes: &BookingLanes,
     actor: &Actor,
     message: ToolCalls,
     deadline: Duration,
@@ -103,6 +105,7 @@ pub async fn answer(
     let ctx = Context {
         store,
         links,
+        lanes,
         actor,
         caller: message.caller,
         call_id: message.call_id,
@@ -472,6 +475,7 @@ async fn book_appointment(ctx: &Context<'_>, args: &Args<'_>) -> Answer {
     let (start, code) = match booking::book(
         ctx.store,
         ctx.links,
+        ctx.lanes,
         ctx.actor,
         request,
         idempotency,

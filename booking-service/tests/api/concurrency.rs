@@ -5,9 +5,20 @@ use shared::ApiClient;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
+/// What one racer got: 201, or the error's status and the alternatives offered with it.
+type Answer = (u16, Vec<shared::api::Slot>);
+
 /// Fires `inputs` at once (each task waits at a barrier) through the given clients in turn, and
 /// returns the status codes.
 async fn race(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<u16> {
+    race_answers(clients, inputs)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect()
+}
+
+async fn race_answers(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<Answer> {
     let barrier = Arc::new(Barrier::new(inputs.len()));
     let tasks = inputs.into_iter().enumerate().map(|(i, input)| {
         let client = clients[i % clients.len()].clone();
@@ -15,12 +26,15 @@ async fn race(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<u16> {
         tokio::spawn(async move {
             barrier.wait().await;
             match client.book(&input).await {
-                Ok(_) => 201,
+                Ok(_) => (201, Vec::new()),
                 Err(e) => {
                     if e.status().map(|s| s.as_u16()) == Some(409) {
                         assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
                     }
-                    e.status().map_or(0, |s| s.as_u16())
+                    (
+                        e.status().map_or(0, |s| s.as_u16()),
+                        e.alternatives().to_vec(),
+                    )
                 }
             }
         })
@@ -41,9 +55,12 @@ async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(back
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let input = booking(provider.id, days_ahead(7), "10:00");
-    let statuses = race(std::slice::from_ref(&org.agent), vec![input; 50]).await;
+    let answers = race_answers(std::slice::from_ref(&org.agent), vec![input; 50]).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 49, "{statuses:?}");
+    // Every refusal is a whole answer, also when the service asked the database once for many.
+    let offered: Vec<_> = answers.iter().filter(|(s, _)| *s == 409).collect();
     let active = org
         .staff
         .appointments(&AppointmentQuery {
@@ -53,6 +70,16 @@ async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(back
         .await
         .expect("list");
     assert_eq!(active.len(), 1);
+    let taken = &active[0];
+    for (_, alternatives) in offered {
+        assert_eq!(alternatives.len(), 3, "{alternatives:?}");
+        assert!(
+            alternatives
+                .iter()
+                .all(|a| a.ends_at <= taken.starts_at || a.starts_at >= taken.ends_at),
+            "an alternative overlaps the taken slot: {alternatives:?}"
+        );
+    }
 }
 
 async fn staggered_overlapping_bookings_never_overlap(backend: Backend) {
