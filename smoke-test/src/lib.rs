@@ -14,6 +14,7 @@ macro_rules! say {
 }
 
 pub mod cli;
+pub mod limits;
 pub mod load;
 pub mod output;
 pub mod race;
@@ -241,6 +242,12 @@ async fn exercise(
     tty: bool,
     out: &Out,
 ) -> Result<(), String> {
+    let connections = if args.is_load() {
+        args.max_in_flight as u64
+    } else {
+        u64::from(args.concurrency) * u64::from(args.slots)
+    };
+    limits::ensure_room_for(connections, if target.runs_here() { 2 } else { 1 })?;
     let probe = ApiClient::with_http(
         reqwest::Client::builder()
             .timeout(Duration::from_secs(5))

@@ -72,6 +72,11 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
+    /// Whether the service runs in this process (and holds the far end of every connection).
+    pub fn runs_here(&self) -> bool {
+        self.server.is_some()
+    }
+
     /// Starts the booking service in this process on port 0: on `database_url`, else on a
     /// temporary SQLite file; with a generated secret unless one is given.
     pub async fn in_process(
