@@ -148,13 +148,14 @@ pub async fn book(
     idempotency: Option<IdempotencyKey>,
     render: store::Render<'_>,
 ) -> Result<Booked, BookingError> {
-    if idempotency.is_some() {
-        return attempt(store, links, actor, request, idempotency, render).await;
+    let lane = idempotency
+        .is_none()
+        .then_some((actor.org, request.provider, request.when));
+    let attempt = attempt(store, links, actor, request, idempotency, render);
+    match lane {
+        Some(lane) => lanes.run(lane, attempt).await,
+        None => attempt.await,
     }
-    let lane = (actor.org, request.provider, request.when);
-    lanes
-        .run(lane, attempt(store, links, actor, request, None, render))
-        .await
 }
 
 async fn attempt(

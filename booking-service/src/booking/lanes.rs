@@ -168,8 +168,43 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
 
     type TestLanes = Lanes<u32, String>;
+    type Answer = Result<&'static str, String>;
+
+    /// Lanes that count the attempts made in them.
+    #[derive(Clone, Default)]
+    struct Counted {
+        lanes: Arc<TestLanes>,
+        attempts: Arc<AtomicUsize>,
+    }
+
+    impl Counted {
+        /// A request in lane `key` whose attempt waits for `hold` (if any), then answers `answer`.
+        fn request(
+            &self,
+            key: u32,
+            hold: Option<oneshot::Receiver<()>>,
+            answer: Answer,
+        ) -> JoinHandle<Answer> {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let attempt = async {
+                    this.attempts.fetch_add(1, Ordering::SeqCst);
+                    if let Some(hold) = hold {
+                        hold.await.ok();
+                    }
+                    answer
+                };
+                this.lanes.run(key, attempt).await
+            })
+        }
+
+        fn attempts(&self) -> usize {
+            self.attempts.load(Ordering::SeqCst)
+        }
+    }
 
     /// Lets the spawned tasks reach their await points.
     async fn settle() {
@@ -180,122 +215,82 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_of_identical_requests_asks_twice_and_shares_the_refusal() {
-        let lanes = Arc::new(TestLanes::default());
-        let attempts = Arc::new(AtomicUsize::new(0));
-        let (release, gate) = oneshot::channel::<()>();
+        let lanes = Counted::default();
+        let (release, hold) = oneshot::channel();
         // The first request holds the slot until released; it wins.
-        let first = {
-            let (lanes, attempts) = (lanes.clone(), attempts.clone());
-            tokio::spawn(async move {
-                lanes
-                    .run(7, async {
-                        attempts.fetch_add(1, Ordering::SeqCst);
-                        gate.await.ok();
-                        Ok::<_, String>("booked")
-                    })
-                    .await
-            })
-        };
+        let first = lanes.request(7, Some(hold), Ok("booked"));
         settle().await;
         let losers: Vec<_> = (0..50)
-            .map(|_| {
-                let (lanes, attempts) = (lanes.clone(), attempts.clone());
-                tokio::spawn(async move {
-                    lanes
-                        .run(7, async {
-                            attempts.fetch_add(1, Ordering::SeqCst);
-                            Err::<&str, _>("taken".to_string())
-                        })
-                        .await
-                })
-            })
+            .map(|_| lanes.request(7, None, Err("taken".into())))
             .collect();
         settle().await;
-        assert_eq!(attempts.load(Ordering::SeqCst), 1, "the others wait");
+        assert_eq!(lanes.attempts(), 1, "the others wait");
         release.send(()).ok();
         assert_eq!(first.await.ok(), Some(Ok("booked")));
         for loser in losers {
-            assert_eq!(loser.await.ok(), Some(Err("taken".to_string())));
+            assert_eq!(loser.await.ok(), Some(Err("taken".into())));
         }
         assert_eq!(
-            attempts.load(Ordering::SeqCst),
+            lanes.attempts(),
             2,
             "one attempt won, one found the slot taken for all the others"
         );
-        assert_eq!(lanes.open_lanes(), 0);
+        assert_eq!(lanes.lanes.open_lanes(), 0);
     }
 
     #[tokio::test]
     async fn a_failure_read_before_a_request_arrived_is_not_given_to_it() {
-        let lanes = Arc::new(TestLanes::default());
-        let attempts = Arc::new(AtomicUsize::new(0));
-        let (release, gate) = oneshot::channel::<()>();
-        let first = {
-            let (lanes, attempts) = (lanes.clone(), attempts.clone());
-            tokio::spawn(async move {
-                lanes
-                    .run(1, async {
-                        attempts.fetch_add(1, Ordering::SeqCst);
-                        gate.await.ok();
-                        Err::<(), _>("down".to_string())
-                    })
-                    .await
-            })
-        };
+        let lanes = Counted::default();
+        let (release, hold) = oneshot::channel();
+        let first = lanes.request(1, Some(hold), Err("down".into()));
         settle().await;
         // Arrives after the first attempt started: it must ask again itself.
-        let second = {
-            let (lanes, attempts) = (lanes.clone(), attempts.clone());
-            tokio::spawn(async move {
-                lanes
-                    .run(1, async {
-                        attempts.fetch_add(1, Ordering::SeqCst);
-                        Ok::<_, String>(())
-                    })
-                    .await
-            })
-        };
+        let second = lanes.request(1, None, Ok("booked"));
         settle().await;
         release.send(()).ok();
-        assert_eq!(first.await.ok(), Some(Err("down".to_string())));
-        assert_eq!(second.await.ok(), Some(Ok(())));
-        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        assert_eq!(first.await.ok(), Some(Err("down".into())));
+        assert_eq!(second.await.ok(), Some(Ok("booked")));
+        assert_eq!(lanes.attempts(), 2);
     }
 
     #[tokio::test]
     async fn a_success_is_never_shared_and_other_keys_do_not_wait() {
-        let lanes = TestLanes::default();
-        let attempts = AtomicUsize::new(0);
-        let attempt = || async {
-            attempts.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, String>(())
-        };
-        let (a, b, c) = tokio::join!(
-            lanes.run(1, attempt()),
-            lanes.run(1, attempt()),
-            lanes.run(2, attempt())
+        let lanes = Counted::default();
+        let (release, hold) = oneshot::channel();
+        let first = lanes.request(1, Some(hold), Ok("a"));
+        settle().await;
+        let second = lanes.request(1, None, Ok("b"));
+        let other = lanes.request(2, None, Ok("c"));
+        assert_eq!(
+            other.await.ok(),
+            Some(Ok("c")),
+            "another lane does not wait"
         );
-        assert!(a.is_ok() && b.is_ok() && c.is_ok());
-        assert_eq!(attempts.load(Ordering::SeqCst), 3);
-        assert_eq!(lanes.open_lanes(), 0);
+        assert_eq!(
+            lanes.attempts(),
+            2,
+            "the second request waits for the first"
+        );
+        release.send(()).ok();
+        assert_eq!(first.await.ok(), Some(Ok("a")));
+        assert_eq!(second.await.ok(), Some(Ok("b")), "it made its own attempt");
+        assert_eq!(lanes.attempts(), 3);
+        assert_eq!(lanes.lanes.open_lanes(), 0);
     }
 
     #[tokio::test]
     async fn a_request_dropped_in_the_lane_leaves_it_usable_and_closes_it() {
-        let lanes = Arc::new(TestLanes::default());
-        let stuck = {
-            let lanes = lanes.clone();
-            tokio::spawn(async move {
-                lanes
-                    .run(3, std::future::pending::<Result<(), String>>())
-                    .await
-            })
-        };
+        let lanes = Counted::default();
+        let (_never, hold) = oneshot::channel();
+        let stuck = lanes.request(3, Some(hold), Ok("never"));
         settle().await;
-        assert_eq!(lanes.open_lanes(), 1);
+        assert_eq!(lanes.lanes.open_lanes(), 1);
         stuck.abort();
         assert!(stuck.await.is_err_and(|e| e.is_cancelled()));
-        assert_eq!(lanes.open_lanes(), 0);
-        assert_eq!(lanes.run(3, async { Ok::<_, String>(5) }).await, Ok(5));
+        assert_eq!(lanes.lanes.open_lanes(), 0);
+        assert_eq!(
+            lanes.request(3, None, Ok("booked")).await.ok(),
+            Some(Ok("booked"))
+        );
     }
 }
