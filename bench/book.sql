@@ -1,6 +1,7 @@
 -- One booking, as the service's PostgreSQL store does it (booking-service/src/store/postgres.rs,
 -- try_book), statement for statement, with prepared statements (pgbench -M prepared):
---   begin; switch to the request role and organization; read the provider (joined with its
+--   begin and switch to the request role and organization (one round trip: the service sends both
+--   in one simple query, pgbench in one pipeline); read the provider (joined with its
 --   organization for the zone); one statement inserting the appointment (exclusion constraint in
 --   play), its audit row and its outbox row; commit.
 -- No Idempotency-Key is sent by the load test, so no idempotency row (the service's statement
@@ -11,8 +12,10 @@
 \set p 1 + (:k % 16)
 \set slot :client_id * 10000000 + :k
 \set code :client_id * 100000000 + :k
+\startpipeline
 BEGIN;
 SELECT set_config('role', 'booking_app', true), set_config('app.org_id', :org, true);
+\endpipeline
 SELECT p.id, p.org_id, p.name, p.timezone, o.timezone AS org_timezone, p.appointment_minutes, p.working_hours, p.active
   FROM providers p JOIN organizations o ON o.id = p.org_id
  WHERE p.org_id = :org::uuid AND p.id = ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid;

@@ -135,24 +135,23 @@ impl PgStore {
 
     /// A transaction across organizations, running as one of the narrow roles (`WORKER_ROLE`,
     /// `LINK_ROLE`) whose policies and grants say exactly what it may touch.
-    async fn begin_as(&self, role: &str) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', $1, true)")
-            .bind(role)
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+    async fn begin_as(
+        &self,
+        role: &'static str,
+    ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool
+            .begin_with(format!("BEGIN; SET LOCAL ROLE {role}"))
+            .await
     }
 
-    /// A transaction scoped to one organization, running as the request role.
+    /// A transaction scoped to one organization, running as the request role. The switch travels
+    /// with the BEGIN in one round trip (a simple query: its values are a constant and a UUID).
     async fn begin(&self, org: OrgId) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', $1, true), set_config('app.org_id', $2, true)")
-            .bind(REQUEST_ROLE)
-            .bind(org.to_string())
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+        self.pool
+            .begin_with(format!(
+                "BEGIN; SET LOCAL ROLE {REQUEST_ROLE}; SET LOCAL app.org_id = '{org}'"
+            ))
+            .await
     }
 
     async fn try_book(&self, actor: &Actor, b: &NewBooking<'_>) -> Result<BookOutcome, Fault> {
@@ -1085,5 +1084,46 @@ fn fail(f: Fault) -> StoreError {
     match f {
         Fault::Fail(e) => e,
         Fault::Retry => StoreError::Internal("serialization failure".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Backend, TestDatabase};
+
+    async fn role_and_org(tx: &mut Transaction<'static, Postgres>) -> (String, Option<String>) {
+        sqlx::query_as("SELECT current_user::text, nullif(current_setting('app.org_id', true), '')")
+            .fetch_one(&mut **tx)
+            .await
+            .expect("read the session")
+    }
+
+    /// The switch that travels with BEGIN takes effect, and ends with the transaction.
+    #[tokio::test]
+    async fn transactions_run_as_the_role_and_organization_they_name() {
+        let Some(db) = TestDatabase::create(Backend::Postgres).await else {
+            return;
+        };
+        let store = PgStore::connect(&db.url, 1).await.expect("connect");
+        let org = OrgId::new();
+        let mut tx = store.begin(org).await.expect("begin");
+        assert_eq!(
+            role_and_org(&mut tx).await,
+            (REQUEST_ROLE.to_owned(), Some(org.to_string()))
+        );
+        tx.commit().await.expect("commit");
+        for role in [WORKER_ROLE, LINK_ROLE] {
+            let mut tx = store.begin_as(role).await.expect("begin");
+            assert_eq!(role_and_org(&mut tx).await, (role.to_owned(), None));
+            tx.rollback().await.expect("rollback");
+        }
+        // The pool's one connection is back to its login role, with no organization.
+        let mut tx = store.pool.begin().await.expect("begin");
+        let (login, org) = role_and_org(&mut tx).await;
+        assert!(
+            ![REQUEST_ROLE, WORKER_ROLE, LINK_ROLE].contains(&login.as_str()) && org.is_none(),
+            "{login} {org:?}"
+        );
     }
 }
