@@ -3,8 +3,8 @@ use booking_service::startup::Application;
 use booking_service::telemetry;
 use clap::Parser;
 
-/// mimalloc: under a burst of thousands of requests glibc's malloc spends more time growing and
-/// locking its arenas than the service spends answering.
+/// mimalloc: under a burst of thousands of requests glibc's malloc grows and locks its arenas page
+/// by page; mimalloc halved the 2,000-request burst's p95 (README, Performance).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -7,7 +7,7 @@ const HEADROOM: u64 = 256;
 /// Raises the soft limit (up to the hard one) so that `connections` connections fit, each counted
 /// `ends` times; says what to change when they cannot.
 pub fn ensure_room_for(connections: u64, ends: u64) -> Result<(), String> {
-    let needed = connections * ends + HEADROOM;
+    let needed = connections.saturating_mul(ends).saturating_add(HEADROOM);
     match rlimit::increase_nofile_limit(needed) {
         Ok(limit) if limit >= needed => Ok(()),
         Ok(limit) => Err(format!(
