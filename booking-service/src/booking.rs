@@ -151,45 +151,36 @@ pub async fn book(
     let lane = idempotency
         .is_none()
         .then_some((actor.org, request.provider, request.when));
-    let attempt = attempt(store, links, actor, request, idempotency, render);
+    let attempt = async move {
+        let when = request.when;
+        let plan = move |p: &Provider| when.slot(p, p.appointment_minutes);
+        let outcome = store
+            .book(
+                actor,
+                NewBooking {
+                    provider: request.provider,
+                    plan: &plan,
+                    patient: request.patient,
+                    notes: request.notes,
+                    idempotency,
+                    render,
+                    link: links.issue(),
+                },
+            )
+            .await?;
+        match outcome {
+            BookOutcome::Booked(a) => Ok(Booked::New(a)),
+            BookOutcome::Replayed(v) => Ok(Booked::Replayed(v)),
+            BookOutcome::Unavailable {
+                provider,
+                wanted,
+                busy,
+            } => Err(unavailable(store, actor, provider, wanted, busy).await?),
+        }
+    };
     match lane {
         Some(lane) => lanes.run(lane, attempt).await,
         None => attempt.await,
-    }
-}
-
-async fn attempt(
-    store: &DynStore,
-    links: &Links,
-    actor: &Actor,
-    request: BookingRequest,
-    idempotency: Option<IdempotencyKey>,
-    render: store::Render<'_>,
-) -> Result<Booked, BookingError> {
-    let when = request.when;
-    let plan = move |p: &Provider| when.slot(p, p.appointment_minutes);
-    let outcome = store
-        .book(
-            actor,
-            NewBooking {
-                provider: request.provider,
-                plan: &plan,
-                patient: request.patient,
-                notes: request.notes,
-                idempotency,
-                render,
-                link: links.issue(),
-            },
-        )
-        .await?;
-    match outcome {
-        BookOutcome::Booked(a) => Ok(Booked::New(a)),
-        BookOutcome::Replayed(v) => Ok(Booked::Replayed(v)),
-        BookOutcome::Unavailable {
-            provider,
-            wanted,
-            busy,
-        } => Err(unavailable(store, actor, provider, wanted, busy).await?),
     }
 }
 
