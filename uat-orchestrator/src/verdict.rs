@@ -50,6 +50,18 @@ fn percent(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| f64::from(part) * 100.0 / f64::from(whole))
 }
 
+/// Every check of one scenario passed: not judged when the scenario did not run, failed when it ran
+/// and checked nothing.
+fn all_passed(name: &str, passed: u32, total: u32, ran: bool) -> Criterion {
+    let share = percent(passed, total);
+    criterion(
+        name,
+        "100%",
+        share.map_or("not run".into(), |r| format!("{r:.0}% ({passed}/{total})")),
+        ran.then(|| share.is_some_and(|r| r >= 100.0)),
+    )
+}
+
 /// Staff ratings from `--feedback`: a JSON array of numbers from 1 to 5.
 pub fn read_feedback(path: &Path) -> Result<Vec<f64>, String> {
     let text = std::fs::read_to_string(path)
@@ -106,21 +118,11 @@ pub fn judge(
         tally.transport_errors.len().to_string(),
         Some(tally.transport_errors.is_empty()),
     ));
-    let isolation = percent(findings.isolation_passed, findings.isolation_checks);
-    criteria.push(criterion(
+    criteria.push(all_passed(
         "isolation",
-        "100%",
-        isolation.map_or("not run".into(), |r| {
-            format!(
-                "{r:.0}% ({}/{})",
-                findings.isolation_passed, findings.isolation_checks
-            )
-        }),
-        if ran("isolation") {
-            isolation.map(|r| r >= 100.0).or(Some(false))
-        } else {
-            None
-        },
+        findings.isolation_passed,
+        findings.isolation_checks,
+        ran("isolation"),
     ));
     criteria.push(criterion(
         "atomicity",
@@ -136,21 +138,11 @@ pub fn judge(
             None
         },
     ));
-    let email = percent(findings.emails_in_time, findings.emails_expected);
-    criteria.push(criterion(
+    criteria.push(all_passed(
         "email delivered within 30 s",
-        "100%",
-        email.map_or("not run".into(), |r| {
-            format!(
-                "{r:.0}% ({}/{})",
-                findings.emails_in_time, findings.emails_expected
-            )
-        }),
-        if ran("email") {
-            email.map(|r| r >= 100.0).or(Some(false))
-        } else {
-            None
-        },
+        findings.emails_in_time,
+        findings.emails_expected,
+        ran("email"),
     ));
     let satisfaction = feedback.map(|r| r.iter().sum::<f64>() / r.len() as f64);
     criteria.push(criterion(
