@@ -6,13 +6,7 @@ use serde_json::json;
 
 pub async fn run(run: &mut Run<'_>) -> Steps {
     let mut steps = Steps::new(6);
-    let Some(clinic) = Clinic::setup(run, "basic", &mut steps).await else {
-        return steps;
-    };
-    if let Err(e) = scenario(run, &clinic, &mut steps).await {
-        steps.error("could not continue", e);
-    }
-    clinic.remove(run).await;
+    Clinic::around(run, "basic", &mut steps, scenario).await;
     steps
 }
 

@@ -10,13 +10,7 @@ use tokio::sync::Barrier;
 
 pub async fn run(run: &mut Run<'_>) -> Steps {
     let mut steps = Steps::new(4);
-    let Some(clinic) = Clinic::setup(run, "concurrent", &mut steps).await else {
-        return steps;
-    };
-    if let Err(e) = scenario(run, &clinic, &mut steps).await {
-        steps.error("could not continue", e);
-    }
-    clinic.remove(run).await;
+    Clinic::around(run, "concurrent", &mut steps, scenario).await;
     steps
 }
 

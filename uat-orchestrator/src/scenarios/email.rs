@@ -18,13 +18,10 @@ pub async fn run(run: &mut Run<'_>) -> Steps {
         run.findings.emails_expected += 1;
         return steps;
     };
-    let Some(clinic) = Clinic::setup(run, "email", &mut steps).await else {
-        return steps;
-    };
-    if let Err(e) = scenario(run, mail, &clinic, &mut steps).await {
-        steps.error("could not continue", e);
-    }
-    clinic.remove(run).await;
+    Clinic::around(run, "email", &mut steps, async |run, clinic, steps| {
+        scenario(run, mail, clinic, steps).await
+    })
+    .await;
     steps
 }
 
@@ -124,16 +121,7 @@ async fn scenario(
         .send("open the link", run.probe.request_url(Method::GET, &link))
         .await?;
     let after = super::expect(
-        run.probe
-            .send(
-                "read the appointment",
-                run.probe.request(
-                    Method::GET,
-                    &format!("/api/appointments/{id}"),
-                    Some(&clinic.staff),
-                ),
-            )
-            .await?,
+        clinic.appointment(run, &id).await?,
         200,
         "read the appointment",
     )?;
@@ -152,17 +140,7 @@ async fn scenario(
                 .header("accept", "application/json"),
         )
         .await?;
-    let now = run
-        .probe
-        .send(
-            "read the appointment",
-            run.probe.request(
-                Method::GET,
-                &format!("/api/appointments/{id}"),
-                Some(&clinic.staff),
-            ),
-        )
-        .await?;
+    let now = clinic.appointment(run, &id).await?;
     steps.check(
         "confirming moves the appointment to confirmed",
         confirmed.status == 200

@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 
 pub async fn run(run: &mut Run<'_>) -> Steps {
     let mut steps = Steps::new(7);
-    let Some(clinic) = Clinic::setup(run, "errors", &mut steps).await else {
-        return steps;
-    };
-    if let Err(e) = scenario(run, &clinic, &mut steps).await {
-        steps.error("could not continue", e);
-    }
-    clinic.remove(run).await;
+    Clinic::around(run, "errors", &mut steps, scenario).await;
     steps
 }
 

@@ -263,15 +263,22 @@ impl Clinic {
         })
     }
 
-    /// Creates the clinic, or records why it could not be.
-    pub async fn setup(run: &Run<'_>, label: &str, steps: &mut Steps) -> Option<Self> {
-        match Self::create(run, label, 0).await {
-            Ok(clinic) => Some(clinic),
-            Err(e) => {
-                steps.error("set up a clinic with a provider", e);
-                None
-            }
+    /// Runs `scenario` in a new clinic with a provider and removes the clinic afterwards; records
+    /// why the clinic could not be set up, or why the scenario could not go on.
+    pub async fn around<'r>(
+        run: &mut Run<'r>,
+        label: &str,
+        steps: &mut Steps,
+        scenario: impl AsyncFnOnce(&mut Run<'r>, &Clinic, &mut Steps) -> Result<(), String>,
+    ) {
+        let clinic = match Self::create(run, label, 0).await {
+            Ok(clinic) => clinic,
+            Err(e) => return steps.error("set up a clinic with a provider", e),
+        };
+        if let Err(e) = scenario(run, &clinic, steps).await {
+            steps.error("could not continue", e);
         }
+        clinic.remove(run).await;
     }
 
     pub fn provider_id(&self) -> &str {
@@ -364,6 +371,20 @@ impl Clinic {
             .into_iter()
             .filter(|a| a["status"] != "cancelled")
             .collect())
+    }
+
+    /// One appointment, as staff read it.
+    pub async fn appointment(&self, run: &Run<'_>, id: &str) -> Result<Reply, String> {
+        run.probe
+            .send(
+                "read the appointment",
+                run.probe.request(
+                    Method::GET,
+                    &format!("/api/appointments/{id}"),
+                    Some(&self.staff),
+                ),
+            )
+            .await
     }
 }
 
