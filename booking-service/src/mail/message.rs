@@ -5,7 +5,7 @@
 
 use super::MailError;
 use crate::domain::{Slot, Zone};
-use crate::store::{message, Appointment};
+use crate::store::{outbox_kind, Appointment};
 use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
@@ -24,9 +24,9 @@ pub enum Kind {
 impl Kind {
     pub fn parse(kind: &str) -> Option<Self> {
         match kind {
-            message::BOOKING_CONFIRMATION => Some(Self::Booked),
-            message::RESCHEDULE_NOTICE => Some(Self::Rescheduled),
-            message::CANCELLATION_NOTICE => Some(Self::Cancelled),
+            outbox_kind::BOOKING_CONFIRMATION => Some(Self::Booked),
+            outbox_kind::RESCHEDULE_NOTICE => Some(Self::Rescheduled),
+            outbox_kind::CANCELLATION_NOTICE => Some(Self::Cancelled),
             _ => None,
         }
     }

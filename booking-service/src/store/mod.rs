@@ -1,11 +1,12 @@
-//! Persistence behind one trait, with a PostgreSQL and a SQLite implementation that keep the same
-//! rules (SPEC §5). Dialect differences live only inside `postgres.rs` and `sqlite.rs`.
+//! Persistence behind one trait, [`Store`], kept by one implementation, [`SqlStore`], on
+//! PostgreSQL or SQLite: the rules are written once (`rules.rs`) over a transaction on either
+//! database (`sql.rs`), and only what truly differs lives in `postgres.rs` and `sqlite.rs`.
 
 mod postgres;
+mod rows;
+mod rules;
+mod sql;
 mod sqlite;
-
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
 
 pub use crate::links::IssuedLink;
 
@@ -406,20 +407,63 @@ pub trait Store: Send + Sync {
 
 pub type DynStore = Arc<dyn Store>;
 
+/// The store on either database.
+pub struct SqlStore {
+    backend: Backend,
+}
+
+enum Backend {
+    Postgres(postgres::Pg),
+    Sqlite(sqlite::Lite),
+}
+
+impl SqlStore {
+    /// Connects to the database a URL names and applies its migrations.
+    pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
+        let backend = if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Backend::Postgres(postgres::Pg::connect(database_url, pool_size).await?)
+        } else if database_url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::Lite::connect(database_url, pool_size).await?)
+        } else {
+            anyhow::bail!(
+                "DATABASE_URL must start with postgres:// or sqlite:// (got {})",
+                redact(database_url)
+            )
+        };
+        Ok(Self { backend })
+    }
+
+    async fn ping_database(&self) -> Result<(), sqlx::Error> {
+        match &self.backend {
+            Backend::Postgres(db) => db.ping().await,
+            Backend::Sqlite(db) => db.ping().await,
+        }
+    }
+
+    async fn begin(&self, scope: rules::Scope) -> Result<sql::Tx, sqlx::Error> {
+        match &self.backend {
+            Backend::Postgres(db) => db.begin(scope).await,
+            Backend::Sqlite(db) => db.begin(scope).await,
+        }
+    }
+
+    async fn insert_booking(
+        &self,
+        tx: &mut sql::Tx,
+        writes: &rules::BookingWrites<'_>,
+    ) -> Result<rules::Inserted, sqlx::Error> {
+        match &self.backend {
+            Backend::Postgres(_) => postgres::insert_booking(tx, writes).await,
+            Backend::Sqlite(_) => sqlite::insert_booking(tx, writes).await,
+        }
+    }
+}
+
 /// Connects to the database a URL names and applies its migrations.
 pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DynStore> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(database_url, pool_size).await?))
-    } else if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            SqliteStore::connect(database_url, pool_size).await?,
-        ))
-    } else {
-        anyhow::bail!(
-            "DATABASE_URL must start with postgres:// or sqlite:// (got {})",
-            redact(database_url)
-        )
-    }
+    Ok(Arc::new(SqlStore::connect(database_url, pool_size).await?))
 }
 
 /// A URL safe to print: the password, if any, is masked.
@@ -431,12 +475,6 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// A zone read back from storage, where only valid names are ever written.
-fn stored_zone(name: &str) -> StoreResult<Zone> {
-    Zone::parse("timezone", name)
-        .map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
 }
 
 /// The current instant at the precision both databases keep (microseconds).
@@ -457,7 +495,7 @@ pub mod action {
     pub const RESCHEDULED: &str = "rescheduled";
     pub const CONFIRMED: &str = "confirmed";
 
-    /// The details of a `booked` row (PostgreSQL builds the same object inside its booking statement).
+    /// The details of a `booked` row.
     pub fn booked(slot: &Slot) -> Value {
         json!({ "starts_at": slot.start(), "ends_at": slot.end() })
     }
@@ -468,8 +506,8 @@ pub mod action {
     }
 }
 
-/// The outbox message kinds.
-pub mod message {
+/// The kinds of outbox message, and their payloads.
+pub mod outbox_kind {
     pub const BOOKING_CONFIRMATION: &str = "booking_confirmation";
     pub const RESCHEDULE_NOTICE: &str = "reschedule_notice";
     pub const CANCELLATION_NOTICE: &str = "cancellation_notice";

@@ -1,0 +1,856 @@
+//! Every rule of the store, written once for both databases over [`Tx`]: each method opens the
+//! transaction its [`Scope`] calls for, and only the primitives in `postgres.rs` and `sqlite.rs`
+//! (how a transaction begins, the booking insert) differ per database.
+
+use super::rows::{
+    AppointmentRow, OrgRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, ORG_COLUMNS,
+    OUTBOX_COLUMNS, PROVIDER_COLUMNS,
+};
+use super::sql::{sqlstate, Key, Timestamp, Tx};
+use super::*;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+/// Why one attempt of a transaction ended without an answer.
+pub(super) enum Fault {
+    /// Lost a race the database resolves by aborting, or drew a confirmation code already taken:
+    /// try the whole transaction again.
+    Retry,
+    Fail(StoreError),
+}
+
+impl From<sqlx::Error> for Fault {
+    fn from(e: sqlx::Error) -> Self {
+        match sqlstate(&e).as_deref() {
+            // Serialization failure, deadlock (PostgreSQL; SQLite's single writer has neither).
+            Some("40001" | "40P01") => Fault::Retry,
+            _ => Fault::Fail(e.into()),
+        }
+    }
+}
+
+impl From<StoreError> for Fault {
+    fn from(e: StoreError) -> Self {
+        Fault::Fail(e)
+    }
+}
+
+impl From<DomainError> for Fault {
+    fn from(e: DomainError) -> Self {
+        Fault::Fail(e.into())
+    }
+}
+
+/// Runs `attempt` until it answers, trying a transaction that lost a race again a bounded number
+/// of times.
+async fn retrying<T, F, Fut>(mut attempt: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Fault>>,
+{
+    for _ in 0..ATTEMPTS {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(Fault::Fail(e)) => return Err(e),
+            Err(Fault::Retry) => continue,
+        }
+    }
+    Err(StoreError::Internal(
+        "the transaction kept losing races".into(),
+    ))
+}
+
+/// Which transaction a method needs: the database decides what each may touch (on PostgreSQL, a
+/// role and row-level security; on SQLite, the read pool or the single writer).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scope {
+    Read(OrgId),
+    Write(OrgId),
+    /// The outbox dispatcher, across organizations, on the outbox's delivery columns only.
+    Dispatch,
+    /// Finding which organization a confirmation link belongs to, and nothing else.
+    Links,
+}
+
+/// The values of one booking's writes: the appointment, its audit row, and, as the booking calls
+/// for them, its confirmation link, its outbox message and its idempotency record.
+pub(super) struct BookingWrites<'a> {
+    pub actor: &'a Actor,
+    pub appointment: &'a Appointment,
+    pub audit: serde_json::Value,
+    pub link: Option<&'a IssuedLink>,
+    pub message: Option<serde_json::Value>,
+    pub idempotency: Option<(&'a IdempotencyKey, serde_json::Value)>,
+}
+
+/// What became of the booking insert.
+pub(super) enum Inserted {
+    Booked,
+    /// An active appointment overlaps it; the transaction is still usable.
+    Taken,
+    /// The exclusion constraint refused it and aborted the transaction (PostgreSQL).
+    Refused,
+}
+
+impl SqlStore {
+    async fn try_book(&self, actor: &Actor, b: &NewBooking<'_>) -> Result<BookOutcome, Fault> {
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        if let Some(idem) = &b.idempotency {
+            if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                return Ok(replayed);
+            }
+        }
+        let provider = load_provider(&mut tx, actor.org, b.provider)
+            .await?
+            .filter(|p| p.active)
+            .ok_or(StoreError::NotFound)?;
+        let wanted = (b.plan)(&provider)?;
+        if !provider.permits(&wanted) {
+            return Ok(BookOutcome::Unavailable {
+                provider,
+                wanted,
+                busy: None,
+            });
+        }
+        let now = now();
+        let appointment = Appointment::pending(actor, &provider, wanted, b, now);
+        let email = appointment.patient_email.as_deref();
+        let writes = BookingWrites {
+            actor,
+            appointment: &appointment,
+            audit: action::booked(&wanted),
+            link: email.map(|_| &b.link),
+            message: email.map(|to| outbox_kind::with_link(to, &b.link)),
+            idempotency: b
+                .idempotency
+                .as_ref()
+                .map(|idem| (idem, (b.render)(&appointment))),
+        };
+        let inserted = self.insert_booking(&mut tx, &writes).await;
+        match inserted {
+            Ok(Inserted::Booked) => {
+                tx.commit().await?;
+                Ok(BookOutcome::Booked(appointment))
+            }
+            Ok(Inserted::Taken) => {
+                // A concurrent request with the same key may be the one that took the slot.
+                if let Some(idem) = &b.idempotency {
+                    if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                        return Ok(replayed);
+                    }
+                }
+                let (from, to) = crate::domain::alternatives_window(&wanted);
+                let busy = busy_in(&mut tx, actor.org, provider.id, from, to).await?;
+                if !busy.iter().any(|s| s.overlaps(&wanted)) {
+                    // A confirmation code collision, or the conflicting booking was just cancelled.
+                    return Err(Fault::Retry);
+                }
+                tx.commit().await?;
+                Ok(BookOutcome::Unavailable {
+                    provider,
+                    wanted,
+                    busy: Some(busy),
+                })
+            }
+            Ok(Inserted::Refused) => {
+                drop(tx);
+                if let Some(idem) = &b.idempotency {
+                    let mut tx = self.begin(Scope::Read(actor.org)).await?;
+                    if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                        return Ok(replayed);
+                    }
+                }
+                Ok(BookOutcome::Unavailable {
+                    provider,
+                    wanted,
+                    busy: None,
+                })
+            }
+            // A confirmation code collision, or a concurrent request with the same idempotency
+            // key committed first: the next attempt draws a new code or replays that request.
+            Err(e) if is_unique_violation(&e) => Err(Fault::Retry),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn try_cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+    ) -> Result<Appointment, Fault> {
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            return Err(
+                StoreError::InvalidState("the appointment is already cancelled".into()).into(),
+            );
+        }
+        let now = now();
+        tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
+            .bind(actor.org)
+            .bind(id)
+            .bind(reason)
+            .bind(Timestamp(now))
+            .execute()
+            .await?;
+        let details = serde_json::json!({ "reason": reason });
+        audit(&mut tx, actor, id, action::CANCELLED, &details, now).await?;
+        withdraw_link(&mut tx, actor.org, id).await?;
+        if let Some(to) = &appointment.patient_email {
+            let payload = outbox_kind::plain(to);
+            enqueue(
+                &mut tx,
+                actor.org,
+                id,
+                outbox_kind::CANCELLATION_NOTICE,
+                &payload,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        appointment.status = AppointmentStatus::Cancelled;
+        appointment.updated_at = now;
+        Ok(appointment)
+    }
+
+    async fn try_reschedule(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        plan: PlanMove<'_>,
+        link: &IssuedLink,
+    ) -> Result<MoveOutcome, Fault> {
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            return Err(StoreError::InvalidState(
+                "a cancelled appointment cannot be rescheduled".into(),
+            )
+            .into());
+        }
+        let provider = load_provider(&mut tx, actor.org, appointment.provider_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let wanted = plan(&provider, &appointment)?;
+        let taken = tx.dialect().checks_overlaps()
+            && overlapping(&mut tx, actor.org, provider.id, &wanted, Some(id)).await?;
+        if !provider.active || !provider.permits(&wanted) || taken {
+            return Ok(MoveOutcome::Unavailable { provider, wanted });
+        }
+        let now = now();
+        let moved = tx
+            .query("UPDATE appointments SET starts_at = $3, ends_at = $4, status = 'pending', updated_at = $5 WHERE org_id = $1 AND id = $2")
+            .bind(actor.org)
+            .bind(id)
+            .bind(Timestamp(wanted.start()))
+            .bind(Timestamp(wanted.end()))
+            .bind(Timestamp(now))
+            .execute()
+            .await;
+        match moved {
+            Ok(_) => {}
+            // PostgreSQL's exclusion constraint: a booking committed since the check above.
+            Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => {
+                return Ok(MoveOutcome::Unavailable { provider, wanted })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let details = action::moved(&appointment.slot, &wanted);
+        audit(&mut tx, actor, id, action::RESCHEDULED, &details, now).await?;
+        withdraw_link(&mut tx, actor.org, id).await?;
+        if let Some(to) = &appointment.patient_email {
+            issue_link(&mut tx, actor.org, id, link, now).await?;
+            let payload = outbox_kind::with_link(to, link);
+            enqueue(
+                &mut tx,
+                actor.org,
+                id,
+                outbox_kind::RESCHEDULE_NOTICE,
+                &payload,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        appointment.slot = wanted;
+        appointment.status = AppointmentStatus::Pending;
+        appointment.updated_at = now;
+        Ok(MoveOutcome::Moved(appointment))
+    }
+
+    async fn try_confirm(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        token_hash: &str,
+    ) -> Result<Confirmed, Fault> {
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let expires_at: Option<(Timestamp,)> = tx
+            .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3")
+            .bind(actor.org)
+            .bind(id)
+            .bind(token_hash)
+            .fetch_optional()
+            .await?;
+        let now = now();
+        match expires_at {
+            None => return Err(StoreError::NotFound.into()),
+            Some((at,)) if at.0 <= now => return Err(StoreError::Expired.into()),
+            Some(_) => {}
+        }
+        match appointment.status {
+            AppointmentStatus::Confirmed => return Ok(Confirmed::Already(appointment)),
+            AppointmentStatus::Cancelled => {
+                return Err(StoreError::InvalidState("the appointment was cancelled".into()).into())
+            }
+            AppointmentStatus::Pending => {}
+        }
+        tx.query("UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2")
+            .bind(actor.org)
+            .bind(id)
+            .bind(Timestamp(now))
+            .execute()
+            .await?;
+        let details = serde_json::json!({ "via": "link" });
+        audit(&mut tx, actor, id, action::CONFIRMED, &details, now).await?;
+        tx.commit().await?;
+        appointment.status = AppointmentStatus::Confirmed;
+        appointment.updated_at = now;
+        Ok(Confirmed::Now(appointment))
+    }
+}
+
+/// PostgreSQL's SQLSTATE for an exclusion constraint violation (`appointments_no_overlap`).
+pub(super) const EXCLUSION_VIOLATION: &str = "23P01";
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+async fn load_provider(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
+    let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
+    let row: Option<ProviderRow> = tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
+    row.map(Provider::try_from).transpose()
+}
+
+/// The appointment, locked until the transaction ends.
+async fn lock_appointment(
+    tx: &mut Tx,
+    org: OrgId,
+    id: AppointmentId,
+) -> Result<Option<Appointment>, Fault> {
+    let lock = tx.dialect().lock("a");
+    let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2{lock}");
+    let row: Option<AppointmentRow> = tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
+    Ok(row.map(Appointment::try_from).transpose()?)
+}
+
+/// The active appointments of a provider overlapping `[from, to)`.
+async fn busy_in(
+    tx: &mut Tx,
+    org: OrgId,
+    provider: ProviderId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Slot>, sqlx::Error> {
+    let overlap = tx.dialect().overlaps_3_4();
+    let sql = format!(
+        "SELECT starts_at, ends_at FROM appointments
+         WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {overlap}
+         ORDER BY starts_at"
+    );
+    let rows: Vec<SlotRow> = tx
+        .query(&sql)
+        .bind(org)
+        .bind(provider)
+        .bind(Timestamp(from))
+        .bind(Timestamp(to))
+        .fetch_all()
+        .await?;
+    Ok(rows.into_iter().filter_map(SlotRow::slot).collect())
+}
+
+/// Whether an active appointment of the provider, other than `except`, overlaps the slot.
+pub(super) async fn overlapping(
+    tx: &mut Tx,
+    org: OrgId,
+    provider: ProviderId,
+    slot: &Slot,
+    except: Option<AppointmentId>,
+) -> Result<bool, sqlx::Error> {
+    let overlap = tx.dialect().overlaps_3_4();
+    let sql = format!(
+        "SELECT 1 FROM appointments
+         WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {overlap}
+           AND ($5 IS NULL OR id <> $5)
+         LIMIT 1"
+    );
+    let found: Option<(i32,)> = tx
+        .query(&sql)
+        .bind(org)
+        .bind(provider)
+        .bind(Timestamp(slot.start()))
+        .bind(Timestamp(slot.end()))
+        .bind(except)
+        .fetch_optional()
+        .await?;
+    Ok(found.is_some())
+}
+
+async fn replay(
+    tx: &mut Tx,
+    org: OrgId,
+    idem: &IdempotencyKey,
+) -> Result<Option<BookOutcome>, Fault> {
+    let saved: Option<(String, Json<serde_json::Value>)> = tx
+        .query("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2")
+        .bind(org)
+        .bind(&idem.key)
+        .fetch_optional()
+        .await?;
+    match saved {
+        None => Ok(None),
+        Some((hash, _)) if hash != idem.request_hash => Err(StoreError::IdempotencyConflict.into()),
+        Some((_, Json(response))) => Ok(Some(BookOutcome::Replayed(response))),
+    }
+}
+
+pub(super) async fn audit(
+    tx: &mut Tx,
+    actor: &Actor,
+    id: AppointmentId,
+    action: &str,
+    details: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    tx.query("INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(actor.org)
+        .bind(id)
+        .bind(action)
+        .bind(&actor.sub)
+        .bind(Json(details))
+        .bind(Timestamp(at))
+        .execute()
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn issue_link(
+    tx: &mut Tx,
+    org: OrgId,
+    id: AppointmentId,
+    link: &IssuedLink,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    tx.query("INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&link.token_hash)
+        .bind(org)
+        .bind(id)
+        .bind(Timestamp(link.expires_at))
+        .bind(Timestamp(now))
+        .execute()
+        .await?;
+    Ok(())
+}
+
+/// Makes the appointment's confirmation link, if any, stop working.
+async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(), sqlx::Error> {
+    tx.query("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2")
+        .bind(org)
+        .bind(id)
+        .execute()
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn enqueue(
+    tx: &mut Tx,
+    org: OrgId,
+    appointment: AppointmentId,
+    kind: &str,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    tx.query("INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
+        .bind(Key(Uuid::now_v7()))
+        .bind(org)
+        .bind(appointment)
+        .bind(kind)
+        .bind(Json(payload))
+        .bind(Timestamp(now))
+        .execute()
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn remember(
+    tx: &mut Tx,
+    org: OrgId,
+    idem: &IdempotencyKey,
+    response: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    tx.query("INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(org)
+        .bind(&idem.key)
+        .bind(&idem.request_hash)
+        .bind(Json(response))
+        .bind(Timestamp(now))
+        .execute()
+        .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(self.ping_database().await?)
+    }
+
+    async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
+        let mut tx = self.begin(Scope::Write(org.id)).await?;
+        tx.query(
+            "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.id)
+        .bind(&org.name)
+        .bind(org.zone.name())
+        .bind(Timestamp(org.created_at))
+        .execute()
+        .await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
+        let mut tx = self.begin(Scope::Read(id)).await?;
+        let sql = format!("SELECT {ORG_COLUMNS} WHERE id = $1");
+        let row: Option<OrgRow> = tx.query(&sql).bind(id).fetch_optional().await?;
+        tx.commit().await?;
+        row.map(Organization::try_from).transpose()
+    }
+
+    async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {
+        let mut tx = self.begin(Scope::Write(id)).await?;
+        let deleted = tx
+            .query("DELETE FROM organizations WHERE id = $1")
+            .bind(id)
+            .execute()
+            .await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn create_provider(&self, p: &Provider) -> StoreResult<()> {
+        let mut tx = self.begin(Scope::Write(p.org_id)).await?;
+        tx.query(
+            "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(p.id)
+        .bind(p.org_id)
+        .bind(&p.name)
+        .bind(p.own_zone.map(|z| z.name()))
+        .bind(p.appointment_minutes.get() as i32)
+        .bind(Json(p.hours.to_wire()))
+        .bind(p.active)
+        .bind(Timestamp(now()))
+        .execute()
+        .await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 ORDER BY p.name, p.id");
+        let rows: Vec<ProviderRow> = tx.query(&sql).bind(org).fetch_all().await?;
+        tx.commit().await?;
+        rows.into_iter().map(Provider::try_from).collect()
+    }
+
+    async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let provider = load_provider(&mut tx, org, id).await?;
+        tx.commit().await?;
+        Ok(provider)
+    }
+
+    async fn update_provider(
+        &self,
+        org: OrgId,
+        id: ProviderId,
+        c: &ProviderChanges,
+    ) -> StoreResult<Option<Provider>> {
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        let lock = tx.dialect().lock("p");
+        let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
+        let row: Option<ProviderRow> = tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
+        let Some(mut p) = row.map(Provider::try_from).transpose()? else {
+            return Ok(None);
+        };
+        p.apply(c);
+        tx.query(
+            "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7, updated_at = $8
+             WHERE org_id = $1 AND id = $2",
+        )
+        .bind(org)
+        .bind(id)
+        .bind(&p.name)
+        .bind(p.own_zone.map(|z| z.name()))
+        .bind(p.appointment_minutes.get() as i32)
+        .bind(Json(p.hours.to_wire()))
+        .bind(p.active)
+        .bind(Timestamp(now()))
+        .execute()
+        .await?;
+        tx.commit().await?;
+        Ok(Some(p))
+    }
+
+    async fn busy(
+        &self,
+        org: OrgId,
+        provider: ProviderId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<Slot>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let busy = busy_in(&mut tx, org, provider, from, to).await?;
+        tx.commit().await?;
+        Ok(busy)
+    }
+
+    async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome> {
+        retrying(|| self.try_book(actor, &booking)).await
+    }
+
+    async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2");
+        let row: Option<AppointmentRow> =
+            tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
+        tx.commit().await?;
+        row.map(Appointment::try_from).transpose()
+    }
+
+    async fn appointments(
+        &self,
+        org: OrgId,
+        f: &AppointmentFilter,
+    ) -> StoreResult<Vec<Appointment>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let sql = format!(
+            "SELECT {APPOINTMENT_COLUMNS}
+             WHERE a.org_id = $1
+               AND ($2 IS NULL OR a.provider_id = $2)
+               AND ($3 IS NULL OR a.ends_at > $3)
+               AND ($4 IS NULL OR a.starts_at < $4)
+               AND ($5 IS NULL OR a.status = $5)
+               AND ($6 IS NULL OR a.patient_phone = $6)
+               AND ($7 IS NULL OR a.confirmation_code = $7)
+             ORDER BY a.starts_at, a.id
+             LIMIT 1000"
+        );
+        let rows: Vec<AppointmentRow> = tx
+            .query(&sql)
+            .bind(org)
+            .bind(f.provider)
+            .bind(f.from.map(Timestamp))
+            .bind(f.to.map(Timestamp))
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(&f.patient_phone)
+            .bind(&f.confirmation_code)
+            .fetch_all()
+            .await?;
+        tx.commit().await?;
+        rows.into_iter().map(Appointment::try_from).collect()
+    }
+
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+    ) -> StoreResult<Appointment> {
+        retrying(|| self.try_cancel(actor, id, reason)).await
+    }
+
+    async fn reschedule(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        plan: PlanMove<'_>,
+        link: &IssuedLink,
+    ) -> StoreResult<MoveOutcome> {
+        retrying(|| self.try_reschedule(actor, id, plan, link)).await
+    }
+
+    async fn tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+    ) -> StoreResult<Option<serde_json::Value>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let saved: Option<(Json<serde_json::Value>,)> = tx
+            .query("SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2")
+            .bind(org)
+            .bind(tool_call_id)
+            .fetch_optional()
+            .await?;
+        tx.commit().await?;
+        Ok(saved.map(|(Json(v),)| v))
+    }
+
+    async fn save_tool_result(
+        &self,
+        org: OrgId,
+        tool_call_id: &str,
+        tool_name: &str,
+        outcome: &serde_json::Value,
+    ) -> StoreResult<serde_json::Value> {
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        tx.query(
+            "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (org_id, tool_call_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(tool_call_id)
+        .bind(tool_name)
+        .bind(Json(outcome))
+        .bind(Timestamp(now()))
+        .execute()
+        .await?;
+        let (Json(standing),): (Json<serde_json::Value>,) = tx
+            .query("SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2")
+            .bind(org)
+            .bind(tool_call_id)
+            .fetch_one()
+            .await?;
+        tx.commit().await?;
+        Ok(standing)
+    }
+
+    async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>> {
+        let mut tx = self.begin(Scope::Links).await?;
+        let row: Option<(OrgId, AppointmentId, Timestamp)> = tx
+            .query("SELECT org_id, appointment_id, expires_at FROM confirmation_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional()
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|(org, appointment, expires_at)| LinkTarget {
+            org,
+            appointment,
+            expires_at: expires_at.0,
+        }))
+    }
+
+    async fn confirm(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        token_hash: &str,
+    ) -> StoreResult<Confirmed> {
+        retrying(|| self.try_confirm(actor, id, token_hash)).await
+    }
+
+    async fn claim_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<OutboxJob>> {
+        // On SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do, and
+        // SKIP LOCKED lets several dispatchers claim side by side.
+        let mut tx = self.begin(Scope::Dispatch).await?;
+        let skip_locked = tx.dialect().skip_locked();
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = $2
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until <= $1)
+                 ORDER BY next_attempt_at
+                 LIMIT $3{skip_locked}
+             )
+             RETURNING {OUTBOX_COLUMNS}"
+        );
+        let rows: Vec<OutboxRow> = tx
+            .query(&sql)
+            .bind(Timestamp(now))
+            .bind(Timestamp(lease_until))
+            .bind(limit)
+            .fetch_all()
+            .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(OutboxJob::from).collect())
+    }
+
+    async fn record_delivery(&self, job: Uuid, delivery: &Delivery) -> StoreResult<()> {
+        let mut tx = self.begin(Scope::Dispatch).await?;
+        let now = Timestamp(now());
+        let query = match delivery {
+            Delivery::Sent => tx
+                .query("UPDATE outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1")
+                .bind(Key(job))
+                .bind(now),
+            Delivery::Retry { error, at } => tx
+                .query("UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = NULL WHERE id = $1")
+                .bind(Key(job))
+                .bind(error)
+                .bind(Timestamp(*at)),
+            Delivery::Dead { error } => tx
+                .query("UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL WHERE id = $1")
+                .bind(Key(job))
+                .bind(error)
+                .bind(now),
+        };
+        query.execute().await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = $1 AND appointment_id = $2 ORDER BY created_at, id");
+        let rows: Vec<OutboxRow> = tx
+            .query(&sql)
+            .bind(org)
+            .bind(appointment)
+            .fetch_all()
+            .await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(OutboxJob::from).collect())
+    }
+
+    async fn audit_trail(
+        &self,
+        org: OrgId,
+        appointment: AppointmentId,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let rows: Vec<(String, String, Timestamp)> = tx
+            .query("SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id")
+            .bind(org)
+            .bind(appointment)
+            .fetch_all()
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(action, actor, at)| AuditEntry {
+                action,
+                actor,
+                at: at.0,
+            })
+            .collect())
+    }
+}

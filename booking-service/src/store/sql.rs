@@ -1,0 +1,298 @@
+//! One way to run a statement on either database, so each rule is written once.
+//!
+//! A [`Tx`] is a transaction on PostgreSQL or on SQLite; [`Tx::query`] starts a statement of the
+//! same dialect, whose values are bound once for both (every bound type encodes on both
+//! databases), and whose rows are read into one row type (every column type decodes on both).
+//! The ids and instants are the only values stored differently (`uuid`/`timestamptz` on
+//! PostgreSQL, text UUIDs and integer microseconds on SQLite), so they are the only types with a
+//! codec of their own here. SQLite reads `$N` placeholders like PostgreSQL, so the SQL text is
+//! shared wherever the dialects agree.
+
+use crate::domain::{AppointmentId, OrgId, ProviderId};
+use chrono::{DateTime, Utc};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Arguments, Database, Decode, Encode, FromRow, Postgres, Sqlite, Transaction, Type};
+use uuid::Uuid;
+
+/// Which database a transaction runs on, for the few fragments of SQL that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// Locks the rows of `alias` a SELECT returns until the transaction ends. SQLite needs no row
+    /// lock: its write transactions (`BEGIN IMMEDIATE`) hold the database's only write lock.
+    pub fn lock(self, alias: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(" FOR UPDATE OF {alias}"),
+            Dialect::Sqlite => String::new(),
+        }
+    }
+
+    /// Whether a write must look for overlapping appointments itself: PostgreSQL's exclusion
+    /// constraint refuses them, SQLite has none and checks inside its single write transaction.
+    pub fn checks_overlaps(self) -> bool {
+        self == Dialect::Sqlite
+    }
+
+    /// Lets concurrent dispatchers pass over each other's claims instead of waiting.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// `[starts_at, ends_at)` overlaps `[$3, $4)`: on PostgreSQL as ranges, which the exclusion
+    /// constraint's GiST index serves.
+    pub fn overlaps_3_4(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "tstzrange(starts_at, ends_at, '[)') && tstzrange($3, $4, '[)')",
+            Dialect::Sqlite => "starts_at < $4 AND ends_at > $3",
+        }
+    }
+}
+
+/// A transaction on either database.
+pub enum Tx {
+    Pg(Transaction<'static, Postgres>),
+    Lite(Transaction<'static, Sqlite>),
+}
+
+impl Tx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Pg(_) => Dialect::Postgres,
+            Tx::Lite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// A statement to run in this transaction.
+    pub fn query<'t, 'q>(&'t mut self, sql: &'q str) -> Query<'t, 'q> {
+        let args = match self {
+            Tx::Pg(_) => Args::Pg(PgArguments::default()),
+            Tx::Lite(_) => Args::Lite(SqliteArguments::default()),
+        };
+        Query {
+            tx: self,
+            sql,
+            args: Ok(args),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(tx) => tx.commit().await,
+            Tx::Lite(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// A value that can be bound on both databases.
+pub trait Bind<'q>:
+    'q + Send + Encode<'q, Postgres> + Type<Postgres> + Encode<'q, Sqlite> + Type<Sqlite>
+{
+}
+impl<'q, T> Bind<'q> for T where
+    T: 'q + Send + Encode<'q, Postgres> + Type<Postgres> + Encode<'q, Sqlite> + Type<Sqlite>
+{
+}
+
+/// A row type both databases can fill.
+pub trait Record:
+    Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>
+{
+}
+impl<T> Record for T where
+    T: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>
+{
+}
+
+enum Args<'q> {
+    Pg(PgArguments),
+    Lite(SqliteArguments<'q>),
+}
+
+/// A statement with its values, bound in the dialect of its transaction.
+pub struct Query<'t, 'q> {
+    tx: &'t mut Tx,
+    sql: &'q str,
+    /// The first value that failed to encode, reported when the statement runs (as sqlx does).
+    args: Result<Args<'q>, BoxDynError>,
+}
+
+/// Runs `$body` with the statement's arguments, its connection and its SQL, in whichever dialect
+/// it was built (the two arms differ only in their types).
+macro_rules! on_either {
+    ($query:expr, |$args:ident, $conn:ident, $sql:ident| $body:expr) => {{
+        let Query {
+            tx,
+            sql: $sql,
+            args,
+        } = $query;
+        match (tx, args.map_err(sqlx::Error::Encode)?) {
+            (Tx::Pg(t), Args::Pg($args)) => {
+                let $conn = &mut **t;
+                $body
+            }
+            (Tx::Lite(t), Args::Lite($args)) => {
+                let $conn = &mut **t;
+                $body
+            }
+            _ => unreachable!("a statement is built in the dialect of its transaction"),
+        }
+    }};
+}
+
+impl<'t, 'q> Query<'t, 'q> {
+    pub fn bind<T: Bind<'q>>(mut self, value: T) -> Self {
+        if let Ok(args) = &mut self.args {
+            let added = match args {
+                Args::Pg(a) => a.add(value),
+                Args::Lite(a) => a.add(value),
+            };
+            if let Err(e) = added {
+                self.args = Err(e);
+            }
+        }
+        self
+    }
+
+    /// Runs it; the number of rows it changed.
+    pub async fn execute(self) -> Result<u64, sqlx::Error> {
+        on_either!(self, |a, conn, sql| Ok(sqlx::query_with(sql, a)
+            .execute(conn)
+            .await?
+            .rows_affected()))
+    }
+
+    pub async fn fetch_optional<R: Record>(self) -> Result<Option<R>, sqlx::Error> {
+        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a)
+            .fetch_optional(conn)
+            .await)
+    }
+
+    pub async fn fetch_one<R: Record>(self) -> Result<R, sqlx::Error> {
+        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a)
+            .fetch_one(conn)
+            .await)
+    }
+
+    pub async fn fetch_all<R: Record>(self) -> Result<Vec<R>, sqlx::Error> {
+        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a)
+            .fetch_all(conn)
+            .await)
+    }
+}
+
+/// An instant: `timestamptz` on PostgreSQL, integer microseconds (UTC) on SQLite, where integers
+/// compare exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl From<Timestamp> for DateTime<Utc> {
+    fn from(t: Timestamp) -> Self {
+        t.0
+    }
+}
+
+/// A UUID with no more specific type (an outbox message's id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key(pub Uuid);
+
+/// The codec of a type stored as `$pg` on PostgreSQL and `$lite` on SQLite, converted by `$to`
+/// (into the stored form) and `$from` (back, which may fail).
+macro_rules! codec {
+    ($t:ty, $pg:ty, $lite:ty, $to_pg:expr, $to_lite:expr, $from_pg:expr, $from_lite:expr) => {
+        impl Type<Postgres> for $t {
+            fn type_info() -> <Postgres as Database>::TypeInfo {
+                <$pg as Type<Postgres>>::type_info()
+            }
+            fn compatible(ty: &<Postgres as Database>::TypeInfo) -> bool {
+                <$pg as Type<Postgres>>::compatible(ty)
+            }
+        }
+        impl Type<Sqlite> for $t {
+            fn type_info() -> <Sqlite as Database>::TypeInfo {
+                <$lite as Type<Sqlite>>::type_info()
+            }
+            fn compatible(ty: &<Sqlite as Database>::TypeInfo) -> bool {
+                <$lite as Type<Sqlite>>::compatible(ty)
+            }
+        }
+        impl<'q> Encode<'q, Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <Postgres as Database>::ArgumentBuffer<'q>,
+            ) -> Result<IsNull, BoxDynError> {
+                let stored: $pg = ($to_pg)(self);
+                <$pg as Encode<'q, Postgres>>::encode(stored, buf)
+            }
+        }
+        impl<'q> Encode<'q, Sqlite> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <Sqlite as Database>::ArgumentBuffer<'q>,
+            ) -> Result<IsNull, BoxDynError> {
+                let stored: $lite = ($to_lite)(self);
+                <$lite as Encode<'q, Sqlite>>::encode(stored, buf)
+            }
+        }
+        impl<'r> Decode<'r, Postgres> for $t {
+            fn decode(value: <Postgres as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                ($from_pg)(<$pg as Decode<'r, Postgres>>::decode(value)?)
+            }
+        }
+        impl<'r> Decode<'r, Sqlite> for $t {
+            fn decode(value: <Sqlite as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                ($from_lite)(<$lite as Decode<'r, Sqlite>>::decode(value)?)
+            }
+        }
+    };
+}
+
+codec!(
+    Timestamp,
+    DateTime<Utc>,
+    i64,
+    |t: &Timestamp| t.0,
+    |t: &Timestamp| t.0.timestamp_micros(),
+    |t| Ok(Timestamp(t)),
+    |us: i64| DateTime::from_timestamp_micros(us)
+        .map(Timestamp)
+        .ok_or_else(|| format!("stored instant {us} is out of range").into())
+);
+
+macro_rules! uuid_codec {
+    ($($t:ty),*) => {$(
+        codec!(
+            $t,
+            Uuid,
+            uuid::fmt::Hyphenated,
+            |id: &$t| id.0,
+            |id: &$t| id.0.hyphenated(),
+            |id: Uuid| Ok(<$t>::from(id)),
+            |id: uuid::fmt::Hyphenated| Ok(<$t>::from(id.into_uuid()))
+        );
+    )*};
+}
+
+impl From<Uuid> for Key {
+    fn from(id: Uuid) -> Self {
+        Key(id)
+    }
+}
+
+uuid_codec!(OrgId, ProviderId, AppointmentId, Key);
+
+/// The SQLSTATE of a database error, if it is one.
+pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
