@@ -1,9 +1,10 @@
 -- One booking, as the service's PostgreSQL store does it (booking-service/src/store/postgres.rs,
--- try_book), statement for statement, with prepared statements (pgbench -M prepared):
+-- insert_booking), statement for statement, with prepared statements (pgbench -M prepared):
 --   begin and switch to the request role and organization (one round trip: the service sends both
---   in one simple query, pgbench in one pipeline); read the provider (joined with its
---   organization for the zone); one statement inserting the appointment (exclusion constraint in
---   play), its audit row and its outbox row; commit.
+--   in one simple query, pgbench in one pipeline); one statement that checks the provider is still
+--   the version the booking was planned from (the service keeps providers it has read in memory)
+--   and inserts the appointment (exclusion constraint in play), its audit row and its outbox row;
+--   commit. Three round trips.
 -- No Idempotency-Key is sent by the load test, so no idempotency row (the service's statement
 -- inserts none then either).
 -- Slots are distinct per transaction: client_id and a per-client counter (pgbench keeps variables
@@ -16,21 +17,25 @@
 BEGIN;
 SELECT set_config('role', 'booking_app', true), set_config('app.org_id', :org, true);
 \endpipeline
-SELECT p.id, p.org_id, p.name, p.timezone, o.timezone AS org_timezone, p.appointment_minutes, p.working_hours, p.active
-  FROM providers p JOIN organizations o ON o.id = p.org_id
- WHERE p.org_id = :org::uuid AND p.id = ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid;
-WITH appt AS (
+WITH provider AS (
+    SELECT FROM providers
+     WHERE org_id = :org::uuid AND id = ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid AND version = 1 AND active
+), appt AS (
     INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
                               patient_name, patient_phone, patient_email, notes, created_at, updated_at)
-    VALUES (gen_random_uuid(), :org::uuid, ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid,
-            timestamptz '2030-01-01 00:00:00+00' + :slot * interval '30 minutes',
-            timestamptz '2030-01-01 00:30:00+00' + :slot * interval '30 minutes',
-            'pending', 'B' || :code::text, 'Bench Patient', '+15551234567', 'bench@example.com', 'bench', now(), now())
+    SELECT gen_random_uuid(), :org::uuid, ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid,
+           timestamptz '2030-01-01 00:00:00+00' + :slot * interval '30 minutes',
+           timestamptz '2030-01-01 00:30:00+00' + :slot * interval '30 minutes',
+           'pending', 'B' || :code::text, 'Bench Patient', '+15551234567', 'bench@example.com', 'bench', now(), now()
+      FROM provider
+    ON CONFLICT DO NOTHING
     RETURNING id, org_id, starts_at, ends_at
 ), audit AS (
     INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at)
     SELECT org_id, id, 'booked', 'bench-agent', jsonb_build_object('starts_at', starts_at, 'ends_at', ends_at), now() FROM appt
+), outbox AS (
+    INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+    SELECT gen_random_uuid(), org_id, id, 'booking_confirmation', jsonb_build_object('to', 'bench@example.com'), now(), now() FROM appt
 )
-INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
-SELECT gen_random_uuid(), org_id, id, 'booking_confirmation', jsonb_build_object('to', 'bench@example.com'), now(), now() FROM appt;
+SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider);
 COMMIT;

@@ -2,6 +2,7 @@
 //! PostgreSQL or SQLite: the rules are written once (`rules.rs`) over a transaction on either
 //! database (`sql.rs`), and only what truly differs lives in `postgres.rs` and `sqlite.rs`.
 
+mod known;
 mod postgres;
 mod rows;
 mod rules;
@@ -410,6 +411,7 @@ pub type DynStore = Arc<dyn Store>;
 /// The store on either database.
 pub struct SqlStore {
     backend: Backend,
+    known: known::KnownProviders,
 }
 
 enum Backend {
@@ -432,7 +434,10 @@ impl SqlStore {
                 redact(database_url)
             )
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            known: Default::default(),
+        })
     }
 
     async fn ping_database(&self) -> Result<(), sqlx::Error> {

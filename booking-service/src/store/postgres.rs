@@ -92,16 +92,19 @@ impl Pg {
     }
 }
 
-/// The booking in one statement: the appointment, and with it its audit row, outbox message,
-/// confirmation link and idempotency record, each written only if the appointment was.
+/// The booking in one statement: the appointment, only while its provider is the version it was
+/// planned from, and with it its audit row, outbox message, confirmation link and idempotency
+/// record, each written only if the appointment was.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
-    let inserted: Result<(i64,), sqlx::Error> = tx
+    let inserted: Result<(i64, i64), sqlx::Error> = tx
         .query(
-            "WITH appt AS (
+            "WITH provider AS (
+                SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $23 AND active
+            ), appt AS (
                 INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
                                           patient_name, patient_phone, patient_email, notes, created_at, updated_at)
-                VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11)
+                SELECT $1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11 FROM provider
                 ON CONFLICT DO NOTHING
                 RETURNING id, org_id
             ), audit AS (
@@ -117,7 +120,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                 INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
                 SELECT org_id, $20, $21, $22, $11 FROM appt WHERE $20 IS NOT NULL
             )
-            SELECT count(*) FROM appt",
+            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider)",
         )
         .bind(a.id)
         .bind(a.org_id)
@@ -141,10 +144,12 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         .bind(w.idempotency.as_ref().map(|(i, _)| &i.key))
         .bind(w.idempotency.as_ref().map(|(i, _)| &i.request_hash))
         .bind(w.idempotency.as_ref().map(|(_, response)| Json(response)))
+        .bind(w.provider_version)
         .fetch_one()
         .await;
     match inserted {
-        Ok((1,)) => Ok(Inserted::Booked),
+        Ok((1, _)) => Ok(Inserted::Booked),
+        Ok((_, 0)) => Ok(Inserted::Stale),
         // The exclusion constraint (or, rarely, the confirmation code) turned the insert into
         // nothing, and the transaction is still usable.
         Ok(_) => Ok(Inserted::Taken),

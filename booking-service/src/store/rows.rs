@@ -1,5 +1,6 @@
 //! The rows as both databases return them, and their conversion into the store's types.
 
+use super::known::Known;
 use super::sql::{Key, Timestamp};
 use super::{Appointment, Organization, OutboxJob, Provider, StoreError, StoreResult};
 use crate::domain::{AppointmentId, Minutes, OrgId, ProviderId, Slot, WeeklyHours, Zone};
@@ -44,15 +45,23 @@ pub struct ProviderRow {
     appointment_minutes: i32,
     working_hours: Json<Vec<WorkingHours>>,
     active: bool,
+    version: i64,
 }
 
-pub const PROVIDER_COLUMNS: &str = "p.id, p.org_id, p.name, p.timezone, o.timezone AS org_timezone, p.appointment_minutes, p.working_hours, p.active
+pub const PROVIDER_COLUMNS: &str = "p.id, p.org_id, p.name, p.timezone, o.timezone AS org_timezone, p.appointment_minutes, p.working_hours, p.active, p.version
      FROM providers p JOIN organizations o ON o.id = p.org_id";
 
 impl TryFrom<ProviderRow> for Provider {
     type Error = StoreError;
     fn try_from(r: ProviderRow) -> StoreResult<Self> {
-        Ok(Provider {
+        Known::try_from(r).map(|k| k.provider)
+    }
+}
+
+impl TryFrom<ProviderRow> for Known {
+    type Error = StoreError;
+    fn try_from(r: ProviderRow) -> StoreResult<Self> {
+        let provider = Provider {
             id: r.id,
             org_id: r.org_id,
             name: r.name,
@@ -64,6 +73,10 @@ impl TryFrom<ProviderRow> for Provider {
             )?,
             hours: WeeklyHours::parse(&r.working_hours.0)?,
             active: r.active,
+        };
+        Ok(Known {
+            provider,
+            version: r.version,
         })
     }
 }

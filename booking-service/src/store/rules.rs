@@ -2,6 +2,7 @@
 //! transaction its [`Scope`] calls for, and only the primitives in `postgres.rs` and `sqlite.rs`
 //! (how a transaction begins, the booking insert) differ per database.
 
+use super::known::Known;
 use super::rows::{
     AppointmentRow, OrgRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, ORG_COLUMNS,
     OUTBOX_COLUMNS, PROVIDER_COLUMNS,
@@ -77,6 +78,8 @@ pub(super) enum Scope {
 pub(super) struct BookingWrites<'a> {
     pub actor: &'a Actor,
     pub appointment: &'a Appointment,
+    /// The version of the provider the booking was planned from: it must still be stored.
+    pub provider_version: i64,
     pub audit: serde_json::Value,
     pub link: Option<&'a IssuedLink>,
     pub message: Option<serde_json::Value>,
@@ -86,6 +89,8 @@ pub(super) struct BookingWrites<'a> {
 /// What became of the booking insert.
 pub(super) enum Inserted {
     Booked,
+    /// The provider is no longer the version the booking was planned from, or inactive, or gone.
+    Stale,
     /// An active appointment overlaps it; the transaction is still usable.
     Taken,
     /// The exclusion constraint refused it and aborted the transaction (PostgreSQL).
@@ -100,24 +105,18 @@ impl SqlStore {
                 return Ok(replayed);
             }
         }
-        let provider = load_provider(&mut tx, actor.org, b.provider)
-            .await?
-            .filter(|p| p.active)
-            .ok_or(StoreError::NotFound)?;
-        let wanted = (b.plan)(&provider)?;
-        if !provider.permits(&wanted) {
-            return Ok(BookOutcome::Unavailable {
-                provider,
-                wanted,
-                busy: None,
-            });
-        }
+        let (known, wanted) = match self.plan_booking(&mut tx, actor.org, b).await? {
+            Ok(planned) => planned,
+            Err(refusal) => return Ok(refusal),
+        };
+        let provider = &known.provider;
         let now = now();
-        let appointment = Appointment::pending(actor, &provider, wanted, b, now);
+        let appointment = Appointment::pending(actor, provider, wanted, b, now);
         let email = appointment.patient_email.as_deref();
         let writes = BookingWrites {
             actor,
             appointment: &appointment,
+            provider_version: known.version,
             audit: action::booked(&wanted),
             link: email.map(|_| &b.link),
             message: email.map(|to| outbox_kind::with_link(to, &b.link)),
@@ -131,6 +130,12 @@ impl SqlStore {
             Ok(Inserted::Booked) => {
                 tx.commit().await?;
                 Ok(BookOutcome::Booked(appointment))
+            }
+            Ok(Inserted::Stale) => {
+                // Planned from a copy of the provider older than the stored one: plan again
+                // from a fresh read.
+                self.known.forget(actor.org, b.provider);
+                Err(Fault::Retry)
             }
             Ok(Inserted::Taken) => {
                 // A concurrent request with the same key may be the one that took the slot.
@@ -147,7 +152,7 @@ impl SqlStore {
                 }
                 tx.commit().await?;
                 Ok(BookOutcome::Unavailable {
-                    provider,
+                    provider: provider.clone(),
                     wanted,
                     busy: Some(busy),
                 })
@@ -161,7 +166,7 @@ impl SqlStore {
                     }
                 }
                 Ok(BookOutcome::Unavailable {
-                    provider,
+                    provider: provider.clone(),
                     wanted,
                     busy: None,
                 })
@@ -171,6 +176,40 @@ impl SqlStore {
             Err(e) if is_unique_violation(&e) => Err(Fault::Retry),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The provider and slot to insert, or the refusal. A booking is planned from the copy of its
+    /// provider in `known` when it has one, saving a round trip: the insert itself checks that
+    /// the copy is current. Every refusal rests on the provider as stored now.
+    async fn plan_booking(
+        &self,
+        tx: &mut Tx,
+        org: OrgId,
+        b: &NewBooking<'_>,
+    ) -> Result<Result<(Arc<Known>, Slot), BookOutcome>, Fault> {
+        if let Some(known) = self.known.get(org, b.provider) {
+            if let Ok(wanted) = (b.plan)(&known.provider) {
+                if known.provider.permits(&wanted) {
+                    return Ok(Ok((known, wanted)));
+                }
+            }
+        }
+        let known = Arc::new(
+            load_known(tx, org, b.provider)
+                .await?
+                .filter(|k| k.provider.active)
+                .ok_or(StoreError::NotFound)?,
+        );
+        self.known.put(known.clone());
+        let wanted = (b.plan)(&known.provider)?;
+        if !known.provider.permits(&wanted) {
+            return Ok(Err(BookOutcome::Unavailable {
+                provider: known.provider.clone(),
+                wanted,
+                busy: None,
+            }));
+        }
+        Ok(Ok((known, wanted)))
     }
 
     async fn try_cancel(
@@ -337,10 +376,14 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
-async fn load_provider(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
+async fn load_known(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Known>> {
     let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
     let row: Option<ProviderRow> = tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
-    row.map(Provider::try_from).transpose()
+    row.map(Known::try_from).transpose()
+}
+
+async fn load_provider(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
+    Ok(load_known(tx, org, id).await?.map(|k| k.provider))
 }
 
 /// The appointment, locked until the transaction ends.
@@ -599,7 +642,8 @@ impl Store for SqlStore {
         };
         p.apply(c);
         tx.query(
-            "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7, updated_at = $8
+            "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7, updated_at = $8,
+                                  version = version + 1
              WHERE org_id = $1 AND id = $2",
         )
         .bind(org)
@@ -613,6 +657,7 @@ impl Store for SqlStore {
         .execute()
         .await?;
         tx.commit().await?;
+        self.known.forget(org, id);
         Ok(Some(p))
     }
 

@@ -70,6 +70,16 @@ impl Lite {
 /// the overlap check and the insert.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let (a, org) = (w.appointment, w.actor.org);
+    let current: Option<(i32,)> = tx
+        .query("SELECT 1 FROM providers WHERE org_id = $1 AND id = $2 AND version = $3 AND active")
+        .bind(org)
+        .bind(a.provider_id)
+        .bind(w.provider_version)
+        .fetch_optional()
+        .await?;
+    if current.is_none() {
+        return Ok(Inserted::Stale);
+    }
     if overlapping(tx, org, a.provider_id, &a.slot, None).await? {
         return Ok(Inserted::Taken);
     }

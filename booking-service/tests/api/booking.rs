@@ -1,7 +1,7 @@
 use crate::helpers::*;
 use booking_service::domain::AppointmentId;
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
-use shared::api::{AppointmentStatus, CreateProvider, RescheduleRequest, Weekday};
+use shared::api::{AppointmentStatus, CreateProvider, RescheduleRequest, UpdateProvider, Weekday};
 
 async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -422,8 +422,63 @@ async fn the_appointment_list_filters_by_provider_time_and_status(backend: Backe
     );
 }
 
+/// An instance plans bookings from the copy of a provider it read for an earlier booking; a change
+/// made through another instance must still hold for its very next booking.
+async fn a_provider_changed_through_another_instance_is_never_booked_past(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("America/New_York").await;
+    let provider = org.provider().await;
+    let mut monday = days_ahead(10);
+    while monday.weekday() != chrono::Weekday::Mon {
+        monday += Duration::days(1);
+    }
+    org.agent
+        .book(&booking(provider.id, monday, "09:00"))
+        .await
+        .expect("booked at any time: this instance now knows the provider");
+
+    let other = app.another_instance().await;
+    let admin_there = other.client(token(shared::Role::Admin, Some(org.id)));
+    let change = |minutes: i64, days: &[Weekday]| UpdateProvider {
+        appointment_minutes: Some(minutes),
+        working_hours: Some(nine_to_five(days)),
+        ..Default::default()
+    };
+    admin_there
+        .update_provider(provider.id, &change(30, &[Weekday::Tue]))
+        .await
+        .expect("Tuesdays only");
+    assert_error(
+        org.agent.book(&booking(provider.id, monday, "11:00")).await,
+        409,
+        "slot_unavailable",
+    );
+
+    admin_there
+        .update_provider(provider.id, &change(60, &[Weekday::Mon]))
+        .await
+        .expect("Mondays, an hour each");
+    let longer = org
+        .agent
+        .book(&booking(provider.id, monday, "13:00"))
+        .await
+        .expect("booked");
+    assert_eq!(longer.ends_at - longer.starts_at, Duration::minutes(60));
+
+    admin_there
+        .deactivate_provider(provider.id)
+        .await
+        .expect("deactivated");
+    assert_error(
+        org.agent.book(&booking(provider.id, monday, "15:00")).await,
+        404,
+        "not_found",
+    );
+}
+
 on_both_backends!(
     a_booking_is_pending_with_a_code_and_local_times,
+    a_provider_changed_through_another_instance_is_never_booked_past,
     a_taken_slot_is_refused_with_the_nearest_free_times,
     back_to_back_slots_both_succeed,
     working_hours_are_kept_and_answered_with_alternatives,
