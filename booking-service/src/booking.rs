@@ -131,10 +131,31 @@ impl From<DomainError> for BookingError {
     }
 }
 
+/// A booking's answer, the same whether it was just made or is the first answer given again to a
+/// retry, so the REST route and the voice-agent tools read one shape.
 #[derive(Debug)]
-pub enum Booked {
-    New(Appointment),
-    Replayed(serde_json::Value),
+pub struct Booked {
+    pub answer: api::BookingResponse,
+    /// Given again for a repeated idempotency key; nothing was written.
+    pub replayed: bool,
+}
+
+/// The booking answer of an appointment; `latency_ms` is filled in when it is sent.
+pub fn answer(a: &Appointment) -> api::BookingResponse {
+    api::BookingResponse {
+        success: true,
+        appointment_id: a.id.0,
+        status: a.status,
+        starts_at: a.zone.localize(a.slot.start()),
+        ends_at: a.zone.localize(a.slot.end()),
+        confirmation_code: a.confirmation_code.clone(),
+        latency_ms: 0.0,
+    }
+}
+
+/// The answer kept with an idempotency key, so a retry gets the first answer.
+fn remembered(a: &Appointment) -> serde_json::Value {
+    serde_json::to_value(answer(a)).unwrap_or_default()
 }
 
 /// Books through the request's lane, unless it carries an idempotency key: a retry must find its
@@ -146,7 +167,6 @@ pub async fn book(
     actor: &Actor,
     request: BookingRequest,
     idempotency: Option<IdempotencyKey>,
-    render: store::Render<'_>,
 ) -> Result<Booked, BookingError> {
     let lane = idempotency
         .is_none()
@@ -163,14 +183,22 @@ pub async fn book(
                     patient: request.patient,
                     notes: request.notes,
                     idempotency,
-                    render,
+                    render: &remembered,
                     link: links.issue(),
                 },
             )
             .await?;
         match outcome {
-            BookOutcome::Booked(a) => Ok(Booked::New(a)),
-            BookOutcome::Replayed(v) => Ok(Booked::Replayed(v)),
+            BookOutcome::Booked(a) => Ok(Booked {
+                answer: answer(&a),
+                replayed: false,
+            }),
+            BookOutcome::Replayed(saved) => Ok(Booked {
+                answer: serde_json::from_value(saved).map_err(|e| {
+                    StoreError::Internal(format!("stored idempotent answer unreadable: {e}"))
+                })?,
+                replayed: true,
+            }),
             BookOutcome::Unavailable {
                 provider,
                 wanted,

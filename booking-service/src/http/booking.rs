@@ -3,10 +3,11 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::Json;
-use super::{wire, AppState};
-use crate::booking::{self, Booked};
-use crate::store::{Appointment, IdempotencyKey};
+use super::AppState;
+use crate::booking;
+use crate::store::IdempotencyKey;
 use crate::telemetry;
+use crate::vapi::Tool;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -61,33 +62,27 @@ pub async fn book(
     let started = Instant::now();
     let actor = caller.actor(&[Role::Agent, Role::Staff, Role::Admin])?;
     let result = async {
-        if body.tool_name != "book_appointment" {
-            return Err(ApiError::Validation(
-                "tool_name: must be book_appointment".into(),
-            ));
+        let tool = Tool::BookAppointment.name();
+        if body.tool_name != tool {
+            return Err(ApiError::Validation(format!("tool_name: must be {tool}")));
         }
         let idempotency = idempotency_key(&headers, &body)?;
         let request = booking::BookingRequest::try_from(&body.tool_input)?;
-        let render = |a: &Appointment| serde_json::to_value(wire::booking(a)).unwrap_or_default();
-        match booking::book(
+        let booked = booking::book(
             &state.store,
             &state.links,
             &state.lanes,
             &actor,
             request,
             idempotency,
-            &render,
         )
-        .await
-        {
-            Ok(Booked::New(a)) => Ok(("booked", wire::booking(&a))),
-            Ok(Booked::Replayed(saved)) => serde_json::from_value(saved)
-                .map(|r| ("replayed", r))
-                .map_err(|e| {
-                    ApiError::Internal(format!("stored idempotent answer unreadable: {e}"))
-                }),
-            Err(e) => Err(ApiError::from(e)),
-        }
+        .await?;
+        let outcome = if booked.replayed {
+            "replayed"
+        } else {
+            "booked"
+        };
+        Ok((outcome, booked.answer))
     }
     .await;
     match result {

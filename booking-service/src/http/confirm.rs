@@ -8,7 +8,7 @@
 use super::error::ApiError;
 use super::AppState;
 use crate::links::LinkToken;
-use crate::mail::message::{html_escape, local_time};
+use crate::mail::email::{html_escape, local_time};
 use crate::store::{self, Actor, Appointment, Confirmed, LinkTarget};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

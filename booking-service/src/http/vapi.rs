@@ -6,7 +6,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::RawBody;
 use super::AppState;
-use crate::vapi::{self, Inbound, SignatureCheck};
+use crate::vapi::{self, SignatureCheck, VapiMessage};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -52,9 +52,9 @@ pub async fn tools(
     }
     let value: Value = serde_json::from_slice(&body)
         .map_err(|_| ApiError::BadRequest("the request body is not valid JSON".into()))?;
-    match vapi::parse(&value).map_err(ApiError::Validation)? {
-        Inbound::Other(_) => Ok(Json(json!({}))),
-        Inbound::ToolCalls(message) => {
+    match VapiMessage::parse(&value).map_err(ApiError::Validation)? {
+        VapiMessage::Other(_) => Ok(Json(json!({}))),
+        VapiMessage::ToolCalls(message) => {
             let results = vapi::answer(
                 &state.store,
                 &state.links,

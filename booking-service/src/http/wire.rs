@@ -51,16 +51,3 @@ pub fn appointment(a: &store::Appointment) -> api::Appointment {
         updated_at: a.updated_at,
     }
 }
-
-/// The booking answer; `latency_ms` is filled in when it is sent.
-pub fn booking(a: &store::Appointment) -> api::BookingResponse {
-    api::BookingResponse {
-        success: true,
-        appointment_id: a.id.0,
-        status: a.status,
-        starts_at: a.zone.localize(a.slot.start()),
-        ends_at: a.zone.localize(a.slot.end()),
-        confirmation_code: a.confirmation_code.clone(),
-        latency_ms: 0.0,
-    }
-}

@@ -5,7 +5,7 @@
 //! message is marked dead with its last error. Delivery is at least once; the Message-ID comes
 //! from the job, so a duplicate can be recognised.
 
-use super::message::{self, Kind, MailContext};
+use super::email::{EmailMessage, Kind};
 use super::{MailError, Transport};
 use crate::links::Links;
 use crate::store::{self, Delivery, DynStore, OutboxJob};
@@ -193,14 +193,14 @@ impl Dispatcher {
         } else {
             None
         };
-        let ctx = MailContext {
+        let mail = EmailMessage {
             kind,
             clinic: &clinic,
             provider: &provider,
             appointment: &appointment,
             link: link.as_deref(),
-        };
-        let mail = message::build(&ctx, job.id, &self.from, to)?;
+        }
+        .build(job.id, &self.from, to)?;
         self.transport.send(job.id, &mail).await?;
         tracing::info!(job = %job.id, kind = %job.kind, "message delivered");
         Ok(Delivery::Sent)

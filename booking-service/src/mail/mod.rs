@@ -1,8 +1,8 @@
-//! Outgoing mail: the messages (text, HTML and an `.ics` invitation), the transport (SMTP through
+//! Outgoing mail: the emails (text, HTML and an `.ics` invitation), the transport (SMTP through
 //! lettre, or `.eml` files), and the dispatcher that delivers the outbox.
 
 pub mod dispatcher;
-pub mod message;
+pub mod email;
 
 pub use dispatcher::{Dispatcher, DispatcherSettings};
 

@@ -1,9 +1,85 @@
-//! The six tools in Vapi's function-tool format, ready to paste into an assistant.
+//! The six tools in Vapi's function-tool format, ready to paste into an assistant. Each tool's
+//! entry is chosen by an exhaustive match on [`Tool`], so a new tool cannot be left undescribed.
 
+use super::Tool;
 use serde_json::{json, Value};
 
-fn tool(
-    name: &str,
+pub fn tool_definitions() -> Value {
+    Value::Array(Tool::ALL.into_iter().map(definition).collect())
+}
+
+fn definition(tool: Tool) -> Value {
+    let provider = json!({
+        "provider_id": { "type": "string", "description": format!("The provider's id from {}, if known.", Tool::ListProviders.name()) },
+        "provider_name": { "type": "string", "description": "The provider's name as the caller said it, e.g. \"Dr. Smith\"." }
+    });
+    let date = json!({ "type": "string", "description": "Local date in the clinic's time zone, YYYY-MM-DD." });
+    let time = json!({ "type": "string", "description": "Local time, 24-hour HH:MM, e.g. 14:00 for 2 PM." });
+    let code = json!({ "type": "string", "description": "The six-character confirmation code the caller reads out." });
+    match tool {
+        Tool::ListProviders => function(
+            tool,
+            "Lists the providers (doctors) the caller can book with.",
+            json!({}),
+            &[],
+            "Let me see who is available.",
+        ),
+        Tool::CheckAvailability => {
+            let mut properties = provider;
+            properties["date"] = date;
+            function(
+                tool,
+                "Finds a provider's free appointment times on one day.",
+                properties,
+                &["date"],
+                "Let me check the schedule.",
+            )
+        }
+        Tool::BookAppointment => {
+            let mut properties = provider;
+            properties["appointment_date"] = date;
+            properties["appointment_time"] = time;
+            properties["duration_minutes"] = json!({ "type": "integer", "description": "Length in minutes (5 to 480); the provider's usual length if omitted." });
+            properties["patient_name"] =
+                json!({ "type": "string", "description": "The patient's full name." });
+            properties["patient_email"] = json!({ "type": "string", "description": "Email address for the confirmation link, if the caller gives one." });
+            properties["notes"] = json!({ "type": "string", "description": "Reason for the visit or anything the clinic should know." });
+            function(
+                tool,
+                "Books an appointment for the caller. The caller's phone number is taken from the call.",
+                properties,
+                &["appointment_date", "appointment_time", "patient_name"],
+                "One moment while I book that.",
+            )
+        }
+        Tool::FindAppointments => function(
+            tool,
+            "Lists the caller's upcoming appointments, found by the number they are calling from.",
+            json!({}),
+            &[],
+            "Let me look up your appointments.",
+        ),
+        Tool::CancelAppointment => function(
+            tool,
+            "Cancels one of the caller's appointments by its confirmation code.",
+            json!({ "confirmation_code": code }),
+            &["confirmation_code"],
+            "One moment while I cancel that.",
+        ),
+        Tool::RescheduleAppointment => function(
+            tool,
+            "Moves one of the caller's appointments to a new date and time.",
+            json!({ "confirmation_code": code, "appointment_date": date, "appointment_time": time }),
+            &["confirmation_code", "appointment_date", "appointment_time"],
+            "One moment while I move that.",
+        ),
+    }
+}
+
+/// `async: false`: Vapi must wait for the answer, or the assistant could confirm a booking
+/// before it is written.
+fn function(
+    tool: Tool,
     description: &str,
     properties: Value,
     required: &[&str],
@@ -13,7 +89,7 @@ fn tool(
         "type": "function",
         "async": false,
         "function": {
-            "name": name,
+            "name": tool.name(),
             "description": description,
             "parameters": { "type": "object", "properties": properties, "required": required }
         },
@@ -22,62 +98,4 @@ fn tool(
             { "type": "request-response-delayed", "content": "Sorry, this is taking a few more seconds.", "timingMilliseconds": 3000 }
         ]
     })
-}
-
-pub fn tool_definitions() -> Value {
-    let provider = json!({
-        "provider_id": { "type": "string", "description": "The provider's id from list_providers, if known." },
-        "provider_name": { "type": "string", "description": "The provider's name as the caller said it, e.g. \"Dr. Smith\"." }
-    });
-    let date = json!({ "type": "string", "description": "Local date in the clinic's time zone, YYYY-MM-DD." });
-    let time = json!({ "type": "string", "description": "Local time, 24-hour HH:MM, e.g. 14:00 for 2 PM." });
-    let code = json!({ "type": "string", "description": "The six-character confirmation code the caller reads out." });
-    let mut availability = provider.clone();
-    availability["date"] = date.clone();
-    let mut booking = provider;
-    booking["appointment_date"] = date.clone();
-    booking["appointment_time"] = time.clone();
-    booking["duration_minutes"] = json!({ "type": "integer", "description": "Length in minutes (5 to 480); the provider's usual length if omitted." });
-    booking["patient_name"] =
-        json!({ "type": "string", "description": "The patient's full name." });
-    booking["patient_email"] = json!({ "type": "string", "description": "Email address for the confirmation link, if the caller gives one." });
-    booking["notes"] = json!({ "type": "string", "description": "Reason for the visit or anything the clinic should know." });
-    json!([
-        tool("list_providers", "Lists the providers (doctors) the caller can book with.", json!({}), &[], "Let me see who is available."),
-        tool(
-            "check_availability",
-            "Finds a provider's free appointment times on one day.",
-            availability,
-            &["date"],
-            "Let me check the schedule."
-        ),
-        tool(
-            "book_appointment",
-            "Books an appointment for the caller. The caller's phone number is taken from the call.",
-            booking,
-            &["appointment_date", "appointment_time", "patient_name"],
-            "One moment while I book that."
-        ),
-        tool(
-            "find_appointments",
-            "Lists the caller's upcoming appointments, found by the number they are calling from.",
-            json!({}),
-            &[],
-            "Let me look up your appointments."
-        ),
-        tool(
-            "cancel_appointment",
-            "Cancels one of the caller's appointments by its confirmation code.",
-            json!({ "confirmation_code": code.clone() }),
-            &["confirmation_code"],
-            "One moment while I cancel that."
-        ),
-        tool(
-            "reschedule_appointment",
-            "Moves one of the caller's appointments to a new date and time.",
-            json!({ "confirmation_code": code, "appointment_date": date, "appointment_time": time }),
-            &["confirmation_code", "appointment_date", "appointment_time"],
-            "One moment while I move that."
-        ),
-    ])
 }

@@ -2,12 +2,12 @@
 //! tools run against the booking use cases, and every answer a single line an agent can speak.
 
 mod definitions;
-mod message;
+mod server_message;
 mod signature;
 mod speech;
 mod tools;
 
 pub use definitions::tool_definitions;
-pub use message::{parse, Inbound, ToolCall, ToolCalls};
+pub use server_message::{ToolCall, ToolCalls, VapiMessage};
 pub use signature::{SignatureCheck, SignatureError};
-pub use tools::{answer, Outcome, ToolAnswer};
+pub use tools::{answer, Tool, ToolAnswer, ToolOutcome};

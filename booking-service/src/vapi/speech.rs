@@ -4,6 +4,9 @@
 use crate::domain::{DomainError, Slot, Zone};
 use chrono::{DateTime, NaiveDate, Utc};
 
+/// How many items of a list (free times, appointments) are read out: more is hard to follow by ear.
+pub const MAX_READ_OUT: usize = 5;
+
 /// "Friday, January 15"
 pub fn day(date: NaiveDate) -> String {
     date.format("%A, %B %-d").to_string()

@@ -1,7 +1,7 @@
-//! The messages a patient receives: multipart text and HTML with an `.ics` invitation. Every value
-//! that comes from a person (clinic, provider and patient names) goes through lettre's header
-//! builders, HTML escaping or iCalendar escaping, so none of it can add a header, a tag or a
-//! calendar property.
+//! The emails a patient receives, built from an outbox message: multipart text and HTML with an
+//! `.ics` invitation. Every value that comes from a person (clinic, provider and patient names)
+//! goes through lettre's header builders, HTML escaping or iCalendar escaping, so none of it can
+//! add a header, a tag or a calendar property.
 
 use super::MailError;
 use crate::domain::{Slot, Zone};
@@ -37,9 +37,9 @@ impl Kind {
     }
 }
 
-/// Everything a message shows.
+/// One email to a patient: everything it shows.
 #[derive(Debug)]
-pub struct MailContext<'a> {
+pub struct EmailMessage<'a> {
     pub kind: Kind,
     pub clinic: &'a str,
     pub provider: &'a str,
@@ -86,68 +86,67 @@ pub fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// The whole message, addressed to `to`, with a Message-ID derived from its outbox job so a
-/// duplicate delivery can be recognised.
-pub fn build(
-    ctx: &MailContext<'_>,
-    job: uuid::Uuid,
-    from: &Mailbox,
-    to: &str,
-) -> Result<Message, MailError> {
-    let address = to
-        .parse()
-        .map_err(|e| MailError::Render(format!("recipient address: {e}")))?;
-    let recipient = Mailbox::new(
-        ctx.appointment.patient_name.as_deref().map(one_line),
-        address,
-    );
-    let when = local_time(&ctx.appointment.zone, &ctx.appointment.slot);
-    let provider = one_line(ctx.provider);
-    let subject = match ctx.kind {
-        Kind::Booked => format!("Please confirm your appointment with {provider}"),
-        Kind::Rescheduled => format!("Your appointment with {provider} was moved: please confirm"),
-        Kind::Cancelled => format!("Your appointment with {provider} was cancelled"),
-    };
-    let calendar = ics(ctx, from, to, Utc::now());
-    let method = if ctx.kind == Kind::Cancelled {
-        "CANCEL"
-    } else {
-        "REQUEST"
-    };
-    let calendar_type =
-        ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
-            .map_err(|e| MailError::Render(e.to_string()))?;
-    Message::builder()
-        .from(from.clone())
-        .to(recipient)
-        .subject(one_line(&subject))
-        .message_id(Some(format!("<{job}@{}>", from.email.domain())))
-        .date_now()
-        .multipart(
-            MultiPart::mixed()
-                .multipart(MultiPart::alternative_plain_html(
-                    text(ctx, &when),
-                    html(ctx, &when),
-                ))
-                .singlepart(
-                    Attachment::new("appointment.ics".into()).body(calendar, calendar_type),
-                ),
-        )
-        .map_err(|e| MailError::Render(e.to_string()))
+impl EmailMessage<'_> {
+    /// The whole message, addressed to `to`, with a Message-ID derived from its outbox job so a
+    /// duplicate delivery can be recognised.
+    pub fn build(&self, job: uuid::Uuid, from: &Mailbox, to: &str) -> Result<Message, MailError> {
+        let address = to
+            .parse()
+            .map_err(|e| MailError::Render(format!("recipient address: {e}")))?;
+        let recipient = Mailbox::new(
+            self.appointment.patient_name.as_deref().map(one_line),
+            address,
+        );
+        let when = local_time(&self.appointment.zone, &self.appointment.slot);
+        let provider = one_line(self.provider);
+        let subject = match self.kind {
+            Kind::Booked => format!("Please confirm your appointment with {provider}"),
+            Kind::Rescheduled => {
+                format!("Your appointment with {provider} was moved: please confirm")
+            }
+            Kind::Cancelled => format!("Your appointment with {provider} was cancelled"),
+        };
+        let calendar = ics(self, from, to, Utc::now());
+        let method = if self.kind == Kind::Cancelled {
+            "CANCEL"
+        } else {
+            "REQUEST"
+        };
+        let calendar_type =
+            ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
+                .map_err(|e| MailError::Render(e.to_string()))?;
+        Message::builder()
+            .from(from.clone())
+            .to(recipient)
+            .subject(one_line(&subject))
+            .message_id(Some(format!("<{job}@{}>", from.email.domain())))
+            .date_now()
+            .multipart(
+                MultiPart::mixed()
+                    .multipart(MultiPart::alternative_plain_html(
+                        text(self, &when),
+                        html(self, &when),
+                    ))
+                    .singlepart(
+                        Attachment::new("appointment.ics".into()).body(calendar, calendar_type),
+                    ),
+            )
+            .map_err(|e| MailError::Render(e.to_string()))
+    }
 }
 
-fn greeting(ctx: &MailContext<'_>) -> String {
-    match &ctx.appointment.patient_name {
+fn greeting(email: &EmailMessage<'_>) -> String {
+    match &email.appointment.patient_name {
         Some(name) => format!("Hello {},", one_line(name)),
         None => "Hello,".to_owned(),
     }
 }
 
-fn text(ctx: &MailContext<'_>, when: &str) -> String {
-    let mut out = format!("{}\n\n", greeting(ctx));
-    let clinic = one_line(ctx.clinic);
-    let provider = one_line(ctx.provider);
-    match ctx.kind {
+fn text(email: &EmailMessage<'_>, when: &str) -> String {
+    let mut out = format!("{}\n\n", greeting(email));
+    let clinic = one_line(email.clinic);
+    let provider = one_line(email.provider);
+    match email.kind {
         Kind::Booked => out.push_str(&format!(
             "Your appointment at {clinic} with {provider} is booked:\n\n  {when}\n\n"
         )),
@@ -160,9 +159,9 @@ fn text(ctx: &MailContext<'_>, when: &str) -> String {
     }
     out.push_str(&format!(
         "Confirmation code: {}\n\n",
-        ctx.appointment.confirmation_code
+        email.appointment.confirmation_code
     ));
-    if let Some(link) = ctx.link {
+    if let Some(link) = email.link {
         out.push_str(&format!(
             "Please confirm it by opening this link and pressing Confirm:\n\n{link}\n\n\
              The link works for a limited time. If you did not book this, ignore this message.\n"
@@ -171,15 +170,15 @@ fn text(ctx: &MailContext<'_>, when: &str) -> String {
     out
 }
 
-fn html(ctx: &MailContext<'_>, when: &str) -> String {
-    let clinic = html_escape(ctx.clinic);
-    let provider = html_escape(ctx.provider);
-    let headline = match ctx.kind {
+fn html(email: &EmailMessage<'_>, when: &str) -> String {
+    let clinic = html_escape(email.clinic);
+    let provider = html_escape(email.provider);
+    let headline = match email.kind {
         Kind::Booked => "Please confirm your appointment",
         Kind::Rescheduled => "Your appointment was moved",
         Kind::Cancelled => "Your appointment was cancelled",
     };
-    let action = match ctx.link {
+    let action = match email.link {
         Some(link) => format!(
             "<p><a href=\"{href}\" style=\"display:inline-block;padding:12px 20px;background:#1d4ed8;color:#fff;\
              text-decoration:none;border-radius:6px\">Confirm my appointment</a></p>\
@@ -196,9 +195,9 @@ fn html(ctx: &MailContext<'_>, when: &str) -> String {
          <dl><dt>Clinic</dt><dd>{clinic}</dd><dt>With</dt><dd>{provider}</dd>\
          <dt>When</dt><dd>{when}</dd><dt>Confirmation code</dt><dd><strong>{code}</strong></dd></dl>\
          {action}</body></html>",
-        greeting = html_escape(&greeting(ctx)),
+        greeting = html_escape(&greeting(email)),
         when = html_escape(when),
-        code = html_escape(&ctx.appointment.confirmation_code),
+        code = html_escape(&email.appointment.confirmation_code),
     )
 }
 
@@ -240,14 +239,14 @@ fn fold(line: &str) -> String {
 
 /// The invitation: one event whose UID is the appointment's, so calendars update it in place
 /// when it moves or is cancelled.
-fn ics(ctx: &MailContext<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -> String {
-    let a = ctx.appointment;
-    let (method, status) = match ctx.kind {
+fn ics(email: &EmailMessage<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -> String {
+    let a = email.appointment;
+    let (method, status) = match email.kind {
         Kind::Cancelled => ("CANCEL", "CANCELLED"),
         _ => ("REQUEST", "CONFIRMED"),
     };
     let mut description = format!("Confirmation code {}.", a.confirmation_code);
-    if let Some(link) = ctx.link {
+    if let Some(link) = email.link {
         description.push_str(&format!(" Confirm: {link}"));
     }
     let lines = [
@@ -264,9 +263,9 @@ fn ics(ctx: &MailContext<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -> S
         format!("DTEND:{}", ics_time(a.slot.end())),
         format!(
             "SUMMARY:{}",
-            ics_text(&format!("Appointment with {}", ctx.provider))
+            ics_text(&format!("Appointment with {}", email.provider))
         ),
-        format!("LOCATION:{}", ics_text(ctx.clinic)),
+        format!("LOCATION:{}", ics_text(email.clinic)),
         format!("DESCRIPTION:{}", ics_text(&description)),
         format!("ORGANIZER:mailto:{}", from.email),
         format!("ATTENDEE;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{to}"),

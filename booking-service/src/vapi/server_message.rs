@@ -1,4 +1,4 @@
-//! Parsing Vapi server messages leniently: everything under `message`; tool calls from
+//! Vapi's server messages, read leniently: everything under `message`; tool calls from
 //! `toolCallList`, else `toolCalls`, else `toolWithToolCallList[].toolCall`, de-duplicated by id;
 //! the name from `function.name` or `name`; arguments from `function.arguments`, `arguments` or
 //! `parameters`, each an object or a JSON string. Unknown fields are ignored.
@@ -6,8 +6,9 @@
 use crate::domain::PhoneNumber;
 use serde_json::{Map, Value};
 
+/// One message Vapi posts to the server URL.
 #[derive(Debug)]
-pub enum Inbound {
+pub enum VapiMessage {
     ToolCalls(ToolCalls),
     /// Any other message type (`status-update`, `end-of-call-report`, …): nothing to answer.
     Other(String),
@@ -30,35 +31,37 @@ pub struct ToolCall {
     pub arguments: Result<Map<String, Value>, String>,
 }
 
-/// Reads a server message; `Err` names what is missing when the body is not one.
-pub fn parse(body: &Value) -> Result<Inbound, String> {
-    let message = body
-        .get("message")
-        .filter(|m| m.is_object())
-        .ok_or("message: a Vapi server message is an object under \"message\"")?;
-    let kind = message
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if kind != "tool-calls" {
-        return Ok(Inbound::Other(kind.to_owned()));
+impl VapiMessage {
+    /// Reads a server message; `Err` names what is missing when the body is not one.
+    pub fn parse(body: &Value) -> Result<Self, String> {
+        let message = body
+            .get("message")
+            .filter(|m| m.is_object())
+            .ok_or("message: a Vapi server message is an object under \"message\"")?;
+        let kind = message
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if kind != "tool-calls" {
+            return Ok(Self::Other(kind.to_owned()));
+        }
+        let caller = [
+            &message["call"]["customer"]["number"],
+            &message["customer"]["number"],
+        ]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .find_map(|n| PhoneNumber::parse("caller", n).ok());
+        let call_id = message["call"]["id"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        Ok(Self::ToolCalls(ToolCalls {
+            calls: tool_calls(message),
+            caller,
+            call_id,
+        }))
     }
-    let caller = [
-        &message["call"]["customer"]["number"],
-        &message["customer"]["number"],
-    ]
-    .into_iter()
-    .filter_map(Value::as_str)
-    .find_map(|n| PhoneNumber::parse("caller", n).ok());
-    let call_id = message["call"]["id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    Ok(Inbound::ToolCalls(ToolCalls {
-        calls: tool_calls(message),
-        caller,
-        call_id,
-    }))
 }
 
 fn tool_calls(message: &Value) -> Vec<ToolCall> {
@@ -125,9 +128,9 @@ mod tests {
     use serde_json::json;
 
     fn calls_of(body: Value) -> Vec<ToolCall> {
-        match parse(&body).expect("a message") {
-            Inbound::ToolCalls(t) => t.calls,
-            Inbound::Other(kind) => panic!("not tool calls: {kind}"),
+        match VapiMessage::parse(&body).expect("a message") {
+            VapiMessage::ToolCalls(t) => t.calls,
+            VapiMessage::Other(kind) => panic!("not tool calls: {kind}"),
         }
     }
 
@@ -166,7 +169,7 @@ mod tests {
     #[test]
     fn the_caller_comes_from_the_call_or_the_customer() {
         let body = json!({"message": {"type": "tool-calls", "toolCallList": [], "call": {"id": "call-1", "customer": {"number": "+15551234567"}}}});
-        let Ok(Inbound::ToolCalls(t)) = parse(&body) else {
+        let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else {
             panic!("tool calls")
         };
         assert_eq!(
@@ -176,7 +179,7 @@ mod tests {
         assert_eq!(t.call_id.as_deref(), Some("call-1"));
         let body =
             json!({"message": {"type": "tool-calls", "customer": {"number": "+447700900123"}}});
-        let Ok(Inbound::ToolCalls(t)) = parse(&body) else {
+        let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else {
             panic!("tool calls")
         };
         assert!(t.caller.is_some());
@@ -185,8 +188,8 @@ mod tests {
     #[test]
     fn other_message_types_are_recognised_and_non_messages_refused() {
         assert!(
-            matches!(parse(&json!({"message": {"type": "status-update"}})), Ok(Inbound::Other(k)) if k == "status-update")
+            matches!(VapiMessage::parse(&json!({"message": {"type": "status-update"}})), Ok(VapiMessage::Other(k)) if k == "status-update")
         );
-        assert!(parse(&json!({"type": "tool-calls"})).is_err());
+        assert!(VapiMessage::parse(&json!({"type": "tool-calls"})).is_err());
     }
 }

@@ -1,0 +1,56 @@
+//! `find_appointments`: the caller's upcoming appointments, found by the number they call from.
+
+use super::refusal::Answer;
+use super::{caller, speech, Context};
+use crate::store::{self, Appointment, AppointmentFilter};
+use serde::Deserialize;
+
+/// No arguments: the number is the only key, so a model cannot ask about someone else.
+#[derive(Debug, Deserialize)]
+pub struct FindAppointments {}
+
+impl FindAppointments {
+    pub async fn run(self, ctx: &Context<'_>) -> Answer {
+        let caller = caller::number(ctx)?;
+        let filter = AppointmentFilter {
+            patient_phone: Some(caller.as_str().to_owned()),
+            from: Some(store::now()),
+            ..Default::default()
+        };
+        let upcoming: Vec<Appointment> = ctx
+            .store
+            .appointments(ctx.actor.org, &filter)
+            .await?
+            .into_iter()
+            .filter(|a| a.status.is_active())
+            .collect();
+        if upcoming.is_empty() {
+            return Ok("You have no upcoming appointments.".into());
+        }
+        let providers = ctx.store.providers(ctx.actor.org).await?;
+        let described: Vec<String> = upcoming
+            .iter()
+            .take(speech::MAX_READ_OUT)
+            .map(|a| {
+                let name = providers
+                    .iter()
+                    .find(|p| p.id == a.provider_id)
+                    .map_or("your provider", |p| p.name.as_str());
+                format!(
+                    "with {name} on {} (code {}, {})",
+                    speech::moment(&a.zone, a.slot.start()),
+                    speech::code(&a.confirmation_code),
+                    a.status.as_str()
+                )
+            })
+            .collect();
+        let count = match upcoming.len() {
+            1 => "one upcoming appointment".to_owned(),
+            n => format!("{n} upcoming appointments"),
+        };
+        Ok(format!(
+            "You have {count}: {}.",
+            speech::join(&described, "and")
+        ))
+    }
+}

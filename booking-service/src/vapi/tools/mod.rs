@@ -1,0 +1,182 @@
+//! The six tools, one file each, in the manner of mini-redis's commands: [`Tool`] names them once
+//! (dispatch, the definitions and the metrics all read it), each tool reads its own typed
+//! arguments, and each answers with one sentence: a `result` on success, an `error` (so the
+//! assistant's failure message fires) otherwise. The concerns around them live in their own
+//! modules: refusals, remembered answers, argument reading, provider matching, spoken times.
+
+mod arguments;
+mod book_appointment;
+mod caller;
+mod cancel_appointment;
+mod check_availability;
+mod find_appointments;
+mod list_providers;
+mod providers;
+mod refusal;
+mod remembered;
+mod reschedule_appointment;
+mod spoken_time;
+
+use self::arguments::read;
+use self::book_appointment::BookAppointment;
+use self::cancel_appointment::CancelAppointment;
+use self::check_availability::CheckAvailability;
+use self::find_appointments::FindAppointments;
+use self::list_providers::ListProviders;
+use self::refusal::{Answer, Refusal};
+use self::reschedule_appointment::RescheduleAppointment;
+use super::server_message::{ToolCall, ToolCalls};
+use super::speech;
+use crate::booking::BookingLanes;
+use crate::domain::PhoneNumber;
+use crate::links::Links;
+use crate::store::{Actor, DynStore};
+use crate::telemetry;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The tools an assistant can call, in the order the definitions list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    ListProviders,
+    CheckAvailability,
+    BookAppointment,
+    FindAppointments,
+    CancelAppointment,
+    RescheduleAppointment,
+}
+
+impl Tool {
+    pub const ALL: [Tool; 6] = [
+        Tool::ListProviders,
+        Tool::CheckAvailability,
+        Tool::BookAppointment,
+        Tool::FindAppointments,
+        Tool::CancelAppointment,
+        Tool::RescheduleAppointment,
+    ];
+
+    /// The name on the wire: in the definitions, in Vapi's calls and in the metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::ListProviders => "list_providers",
+            Tool::CheckAvailability => "check_availability",
+            Tool::BookAppointment => "book_appointment",
+            Tool::FindAppointments => "find_appointments",
+            Tool::CancelAppointment => "cancel_appointment",
+            Tool::RescheduleAppointment => "reschedule_appointment",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolOutcome {
+    Result(String),
+    Error(String),
+}
+
+/// One entry of Vapi's `results`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolAnswer {
+    pub name: String,
+    #[serde(rename = "toolCallId")]
+    pub tool_call_id: String,
+    #[serde(flatten)]
+    pub outcome: ToolOutcome,
+}
+
+/// What every tool may use: the clinic's store and the call's facts.
+struct Context<'a> {
+    store: &'a DynStore,
+    links: &'a Links,
+    lanes: &'a BookingLanes,
+    actor: &'a Actor,
+    /// The number the patient calls from; never taken from the model's arguments.
+    caller: Option<PhoneNumber>,
+    call_id: Option<String>,
+}
+
+/// Answers every call of the message, concurrently, in the calls' order, each within `deadline`.
+pub async fn answer(
+    store: &DynStore,
+    links: &Links,
+    lanes: &BookingLanes,
+    actor: &Actor,
+    message: ToolCalls,
+    deadline: Duration,
+) -> Vec<ToolAnswer> {
+    let ctx = Context {
+        store,
+        links,
+        lanes,
+        actor,
+        caller: message.caller,
+        call_id: message.call_id,
+    };
+    join_all(message.calls.iter().map(|call| async {
+        let tool = Tool::from_name(&call.name);
+        let fresh = run(&ctx, tool, call);
+        let outcome = tokio::time::timeout(deadline, remembered::remembered(&ctx, call, fresh))
+            .await
+            .unwrap_or_else(|_| ToolOutcome::Error(refusal::TOO_SLOW.into()));
+        let outcome = match outcome {
+            ToolOutcome::Result(s) => ToolOutcome::Result(speech::one_line(&s)),
+            ToolOutcome::Error(s) => ToolOutcome::Error(speech::one_line(&s)),
+        };
+        // Names outside the enum share one label, so a model inventing names cannot grow the
+        // metric without bound.
+        telemetry::record_tool_call(
+            tool.map_or("unknown", Tool::name),
+            matches!(outcome, ToolOutcome::Result(_)),
+        );
+        ToolAnswer {
+            name: call.name.clone(),
+            tool_call_id: call.id.clone(),
+            outcome,
+        }
+    }))
+    .await
+}
+
+/// Runs one call. Unreadable arguments are refused before the name is looked at, whatever tool
+/// was asked for.
+async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
+    let args = call
+        .arguments
+        .as_ref()
+        .map_err(|why| arguments::unreadable(why))?;
+    let Some(tool) = tool else {
+        return Err(match call.name.as_str() {
+            "" => Refusal::spoken("I couldn't tell which action was asked for."),
+            other => Refusal::spoken(format!("I can't do that: there is no tool called {other}.")),
+        });
+    };
+    match tool {
+        Tool::ListProviders => read::<ListProviders>(args)?.run(ctx).await,
+        Tool::CheckAvailability => read::<CheckAvailability>(args)?.run(ctx).await,
+        Tool::BookAppointment => read::<BookAppointment>(args)?.run(ctx).await,
+        Tool::FindAppointments => read::<FindAppointments>(args)?.run(ctx).await,
+        Tool::CancelAppointment => read::<CancelAppointment>(args)?.run(ctx).await,
+        Tool::RescheduleAppointment => read::<RescheduleAppointment>(args)?.run(ctx).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_is_found_by_its_own_name_only() {
+        for tool in Tool::ALL {
+            assert_eq!(Tool::from_name(tool.name()), Some(tool));
+        }
+        assert_eq!(Tool::from_name("List_Providers"), None);
+        assert_eq!(Tool::from_name(""), None);
+    }
+}

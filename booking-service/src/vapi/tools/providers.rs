@@ -1,0 +1,107 @@
+//! Which provider the caller means: by id when the model has one from `list_providers`, else by a
+//! forgiving match of the name as spoken ("smith", "Dr Smith"; "J" only when one name fits).
+//! Titles are ignored because callers and models add or drop them at will.
+
+use super::arguments::text;
+use super::refusal::Refusal;
+use super::{speech, Context};
+use crate::store::Provider;
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// The provider arguments shared by the tools that need one.
+#[derive(Debug, Default, Deserialize)]
+pub struct WhichProvider {
+    #[serde(default, deserialize_with = "text")]
+    provider_id: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    provider_name: Option<String>,
+}
+
+impl WhichProvider {
+    /// The active provider meant, or a question naming the ones there are.
+    pub async fn find(&self, ctx: &Context<'_>) -> Result<Provider, Refusal> {
+        let providers = active(ctx).await?;
+        if providers.is_empty() {
+            return Err(Refusal::spoken("There are no providers to book with yet."));
+        }
+        let Some(wanted) = self.provider_id.as_ref().or(self.provider_name.as_ref()) else {
+            return Err(which(&providers));
+        };
+        if let Ok(id) = Uuid::parse_str(wanted) {
+            return providers
+                .into_iter()
+                .find(|p| p.id.0 == id)
+                .ok_or_else(|| Refusal::spoken("I couldn't find that provider."));
+        }
+        match_name(providers, wanted)
+    }
+}
+
+/// The providers one can book with now.
+pub async fn active(ctx: &Context<'_>) -> Result<Vec<Provider>, Refusal> {
+    Ok(ctx
+        .store
+        .providers(ctx.actor.org)
+        .await?
+        .into_iter()
+        .filter(|p| p.active)
+        .collect())
+}
+
+/// "Dr. A, Dr. B and Dr. C" (with `and` or `or`).
+pub fn names<'a>(providers: impl IntoIterator<Item = &'a Provider>, word: &str) -> String {
+    let names: Vec<String> = providers.into_iter().map(|p| p.name.clone()).collect();
+    speech::join(&names, word)
+}
+
+fn which(providers: &[Provider]) -> Refusal {
+    Refusal::spoken(format!(
+        "Which provider would you like? We have {}.",
+        names(providers, "and")
+    ))
+}
+
+fn name_tokens(name: &str) -> Vec<String> {
+    const TITLES: [&str; 8] = ["dr", "doctor", "doc", "prof", "mr", "mrs", "ms", "miss"];
+    name.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty() && !TITLES.contains(t))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The one provider whose name is exactly the words said, else the one each word begins a part of.
+fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusal> {
+    let query = name_tokens(wanted);
+    if query.is_empty() {
+        return Err(which(&providers));
+    }
+    let exact: Vec<&Provider> = providers
+        .iter()
+        .filter(|p| name_tokens(&p.name) == query)
+        .collect();
+    if let [one] = exact.as_slice() {
+        return Ok((*one).clone());
+    }
+    let partial: Vec<&Provider> = providers
+        .iter()
+        .filter(|p| {
+            let tokens = name_tokens(&p.name);
+            query
+                .iter()
+                .all(|q| tokens.iter().any(|t| t.starts_with(q.as_str())))
+        })
+        .collect();
+    match partial.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Refusal::spoken(format!(
+            "I couldn't find a provider called {wanted}. We have {}.",
+            names(&providers, "and")
+        ))),
+        many => Err(Refusal::spoken(format!(
+            "Did you mean {}?",
+            names(many.iter().copied(), "or")
+        ))),
+    }
+}

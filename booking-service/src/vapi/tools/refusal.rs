@@ -1,0 +1,87 @@
+//! Why a tool gave no result. A refusal about the request is a sentence the caller hears, and it
+//! is kept for a repeated call id; a service that could not work (database down) is not kept, so
+//! a retry can succeed. The `From` conversions let every tool refuse with `?`.
+
+use super::speech;
+use crate::booking::BookingError;
+use crate::domain::{DomainError, Slot};
+use crate::store::{Provider, StoreError};
+
+/// Said when the service could not work; nothing about the request was decided.
+pub const SORRY: &str =
+    "I'm sorry, I can't reach the booking system right now. Please try again in a moment.";
+/// Said when a call runs past our deadline, which ends before Vapi's own timeout would.
+pub const TOO_SLOW: &str =
+    "I'm sorry, the booking system is taking too long to answer. Please try again in a moment.";
+
+pub enum Refusal {
+    /// A final answer about the request: kept for repeated ids.
+    Spoken(String),
+    /// The service could not work: not kept.
+    Transient,
+}
+
+impl Refusal {
+    pub fn spoken(sentence: impl Into<String>) -> Self {
+        Self::Spoken(sentence.into())
+    }
+}
+
+/// A tool's sentence, or why there is none.
+pub type Answer = Result<String, Refusal>;
+
+impl From<DomainError> for Refusal {
+    fn from(e: DomainError) -> Self {
+        Self::Spoken(speech::invalid(&e))
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::spoken("I couldn't find that."),
+            StoreError::Expired => Self::spoken("That link or code has expired."),
+            StoreError::InvalidState(m) => Self::spoken(format!("I couldn't do that: {m}.")),
+            StoreError::IdempotencyConflict => {
+                Self::spoken("That conflicts with an earlier request in this call.")
+            }
+            StoreError::Invalid(d) => d.into(),
+            StoreError::Unavailable(m) | StoreError::Internal(m) => {
+                tracing::warn!(error = %m, "a voice-agent tool could not run");
+                Self::Transient
+            }
+        }
+    }
+}
+
+impl From<BookingError> for Refusal {
+    fn from(e: BookingError) -> Self {
+        match e {
+            BookingError::Store(s) => s.into(),
+            BookingError::Unavailable {
+                provider,
+                wanted,
+                alternatives,
+            } => Self::Spoken(unavailable(&provider, &wanted, &alternatives)),
+        }
+    }
+}
+
+/// Taken or outside the provider's hours, with the nearest free times to choose from.
+fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> String {
+    let zone = provider.zone();
+    let when = speech::moment(&zone, wanted.start());
+    let first = if provider.permits(wanted) {
+        format!("{} is already booked on {when}.", provider.name)
+    } else {
+        format!("{} isn't available on {when}.", provider.name)
+    };
+    if alternatives.is_empty() {
+        format!("{first} I couldn't find a free time near then. Could you try another day?")
+    } else {
+        format!(
+            "{first} The nearest free times are {}. Would one of those work?",
+            speech::slots(&zone, alternatives, "or")
+        )
+    }
+}

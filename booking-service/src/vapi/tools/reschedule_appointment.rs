@@ -1,0 +1,36 @@
+//! `reschedule_appointment`: moves one of the caller's own appointments, keeping its length and
+//! its code.
+
+use super::arguments::text;
+use super::refusal::Answer;
+use super::spoken_time::SpokenStart;
+use super::{caller, speech, Context};
+use crate::booking::{self, LocalStart};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct RescheduleAppointment {
+    #[serde(default, deserialize_with = "text")]
+    confirmation_code: Option<String>,
+    #[serde(flatten)]
+    start: SpokenStart,
+}
+
+impl RescheduleAppointment {
+    pub async fn run(self, ctx: &Context<'_>) -> Answer {
+        let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
+        let (date, time) = self.start.read(
+            "Which day would you like to move it to?",
+            "What time would you like instead?",
+        )?;
+        let when = LocalStart::parse(Some(&date), Some(&time), None)?;
+        let moved =
+            booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when).await?;
+        Ok(format!(
+            "Done: your appointment with {} is now on {}. Your confirmation code stays {}.",
+            provider.name,
+            speech::moment(&moved.zone, moved.slot.start()),
+            speech::code(&moved.confirmation_code)
+        ))
+    }
+}

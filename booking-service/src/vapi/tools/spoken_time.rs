@@ -1,0 +1,86 @@
+//! Times as people and models say them. The definitions ask for `HH:MM`, but models pass on what
+//! the caller said often enough that refusing "2 PM" would fail real calls.
+
+use super::arguments::{required, text};
+use super::refusal::Refusal;
+use serde::Deserialize;
+
+/// The local day and time a booking or a move is for, as the model sent them.
+#[derive(Debug, Deserialize)]
+pub struct SpokenStart {
+    #[serde(default, deserialize_with = "text")]
+    appointment_date: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    appointment_time: Option<String>,
+}
+
+impl SpokenStart {
+    /// The day as sent and the time as `HH:MM` where it can be read so, or the question for the
+    /// first one missing.
+    pub fn read(self, ask_day: &str, ask_time: &str) -> Result<(String, String), Refusal> {
+        let date = required(self.appointment_date, ask_day)?;
+        let time = required(self.appointment_time, ask_time)?;
+        Ok((date, normalize_time(&time)))
+    }
+}
+
+/// Reads the times people and models say ("2 PM", "2:30pm", "14:00", "9:00") as `HH:MM`; anything
+/// else is passed on unchanged for the domain to refuse.
+pub fn normalize_time(s: &str) -> String {
+    let lower = s.trim().to_lowercase().replace('.', "");
+    let (clock, meridiem) = if let Some(c) = lower.strip_suffix("am") {
+        (c.trim(), Some(false))
+    } else if let Some(c) = lower.strip_suffix("pm") {
+        (c.trim(), Some(true))
+    } else {
+        (lower.as_str(), None)
+    };
+    let mut parts = clock.split(':');
+    let (Some(h), m, s_part, None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return s.to_owned();
+    };
+    let (Ok(mut hour), Ok(minute)) = (
+        h.trim().parse::<u32>(),
+        m.map_or(Ok(0), |m| m.trim().parse::<u32>()),
+    ) else {
+        return s.to_owned();
+    };
+    if s_part.is_some_and(|sec| sec.trim() != "00") || m.is_some_and(|m| m.trim().len() != 2) {
+        return s.to_owned();
+    }
+    match meridiem {
+        Some(pm) if (1..=12).contains(&hour) => hour = hour % 12 + if pm { 12 } else { 0 },
+        Some(_) => return s.to_owned(),
+        None if m.is_none() => return s.to_owned(),
+        None => {}
+    }
+    format!("{hour:02}:{minute:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spoken_times_become_24_hour_clock_times() {
+        for (said, meant) in [
+            ("2 PM", "14:00"),
+            ("2:30pm", "14:30"),
+            ("12 am", "00:00"),
+            ("12:15 PM", "12:15"),
+            ("9:00", "09:00"),
+            ("14:00", "14:00"),
+            ("14:00:00", "14:00"),
+            ("9 a.m.", "09:00"),
+        ] {
+            assert_eq!(normalize_time(said), meant, "{said}");
+        }
+        for unusable in ["25:99", "13 pm", "noon", "2", "14:5"] {
+            assert!(
+                crate::domain::parse_time("t", &normalize_time(unusable)).is_err(),
+                "{unusable}"
+            );
+        }
+    }
+}
