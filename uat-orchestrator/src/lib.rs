@@ -2,30 +2,34 @@
 //! through five scenarios, and decides go or no-go from what it measured.
 
 pub mod cli;
+pub mod criteria;
 mod output;
 pub mod probe;
+pub mod record;
 pub mod report;
+pub mod reporter;
 pub mod scenarios;
 pub mod target;
-pub mod verdict;
 
 use cli::{Cli, ScenarioChoice};
+use output::Terminal;
 use probe::Probe;
+use record::{Decision, Findings, Scenario};
+use reporter::Reporter;
 use reqwest::Method;
-use scenarios::{run_scenario, Findings, Run, Scenario};
+use scenarios::{run_scenario, Run};
 use std::time::{Duration, Instant};
 use target::Target;
-use verdict::Decision;
 
-/// How the run ended: the process exit code.
+/// How the run ended, as the process exit code says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Exit {
     Go,
     NoGo,
     CouldNotJudge,
 }
 
-impl Outcome {
+impl Exit {
     pub fn code(self) -> u8 {
         match self {
             Self::Go => 0,
@@ -64,36 +68,41 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     Err(format!("the target is not ready: {last}"))
 }
 
-pub async fn run(cli: Cli) -> Outcome {
-    output::init();
+/// Runs the selected scenarios, printing to the terminal.
+pub async fn run(cli: Cli) -> Exit {
+    run_with(cli, &Terminal::new()).await
+}
+
+/// Runs the selected scenarios, telling `reporter` what happens; the reports are written either way.
+pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     let feedback = match cli
         .feedback
         .as_deref()
-        .map(verdict::read_feedback)
+        .map(criteria::read_feedback)
         .transpose()
     {
         Ok(f) => f,
         Err(e) => {
             eprintln!("could not judge: {e}");
-            return Outcome::CouldNotJudge;
+            return Exit::CouldNotJudge;
         }
     };
     let target = match Target::start(&cli).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("could not judge: {e}");
-            return Outcome::CouldNotJudge;
+            return Exit::CouldNotJudge;
         }
     };
-    output::banner(&target.base, target.is_in_process());
+    reporter.banner(&target.base, target.is_in_process());
     let probe = Probe::new(&target.base);
     match environment_check(&probe, Duration::from_secs(10)).await {
-        Ok(detail) => output::environment(true, &detail),
+        Ok(detail) => reporter.environment(true, &detail),
         Err(why) => {
-            output::environment(false, &why);
+            reporter.environment(false, &why);
             eprintln!("could not judge: {why}");
             target.stop().await;
-            return Outcome::CouldNotJudge;
+            return Exit::CouldNotJudge;
         }
     }
     let started = Instant::now();
@@ -111,6 +120,7 @@ pub async fn run(cli: Cli) -> Outcome {
                 budget: Duration::from_millis(cli.budget_ms),
                 email_timeout: Duration::from_secs(cli.email_timeout_secs),
                 mail: target.mail(),
+                reporter,
             };
             reports.push(run_scenario(scenario, &mut run).await);
         }
@@ -123,24 +133,24 @@ pub async fn run(cli: Cli) -> Outcome {
         eprintln!("\ninterrupted: cleaning up the test clinics");
         scenarios::remove_leftovers(&target, &probe).await;
         target.stop().await;
-        return Outcome::CouldNotJudge;
+        return Exit::CouldNotJudge;
     }
 
     let tally = probe.snapshot();
-    let verdict = verdict::judge(
+    let judgement = criteria::judge(
         &reports,
         &findings,
         &tally,
         cli.budget_ms,
         feedback.as_deref(),
     );
-    output::summary(&reports, &verdict);
+    reporter.summary(&reports, &judgement);
     let report = report::Report {
         tool: "uat-orchestrator",
         target: &target.base,
         started_at,
         duration_ms: started.elapsed().as_millis(),
-        verdict: &verdict,
+        verdict: &judgement,
         scenarios: &reports,
         findings: &findings,
         latency: report::Latency::from(&tally),
@@ -150,7 +160,7 @@ pub async fn run(cli: Cli) -> Outcome {
     };
     let mut wrote_all = true;
     match report::write(&cli.report_dir, &report) {
-        Ok((json, html)) => println!("Reports: {} and {}", json.display(), html.display()),
+        Ok((json, html)) => reporter.reports_written(&json, &html),
         Err(e) => {
             eprintln!(
                 "could not write the reports to {}: {e}",
@@ -177,9 +187,9 @@ pub async fn run(cli: Cli) -> Outcome {
         }
     }
     target.stop().await;
-    match (verdict.decision, wrote_all) {
-        (Decision::NoGo, _) => Outcome::NoGo,
-        (Decision::Go, true) => Outcome::Go,
-        (Decision::Go, false) => Outcome::CouldNotJudge,
+    match (judgement.decision, wrote_all) {
+        (Decision::NoGo, _) => Exit::NoGo,
+        (Decision::Go, true) => Exit::Go,
+        (Decision::Go, false) => Exit::CouldNotJudge,
     }
 }

@@ -4,6 +4,7 @@
 use hdrhistogram::Histogram;
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
+use shared::ApiClient;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,22 +34,18 @@ pub struct Tally {
     pub slow: Vec<String>,
 }
 
+/// Builds requests with the shared client (without a token: each request carries its own) and
+/// sends them itself, because it keeps every answer, not only what the typed methods decode.
 #[derive(Clone)]
 pub struct Probe {
-    http: reqwest::Client,
-    base: String,
+    api: ApiClient,
     tally: Arc<Mutex<Tally>>,
 }
 
 impl Probe {
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
         Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
+            api: ApiClient::new(base),
             tally: Arc::new(Mutex::new(Tally {
                 latencies: Histogram::new_with_bounds(1, 120_000_000, 3)
                     .expect("static histogram bounds are valid"),
@@ -60,7 +57,7 @@ impl Probe {
     }
 
     pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let builder = self.http.request(method, format!("{}{}", self.base, path));
+        let builder = self.api.request(method, path);
         match token {
             Some(t) => builder.bearer_auth(t),
             None => builder,
@@ -69,7 +66,7 @@ impl Probe {
 
     /// A request to an absolute URL (such as a link from an email).
     pub fn request_url(&self, method: Method, url: &str) -> RequestBuilder {
-        self.http.request(method, url)
+        self.api.http().request(method, url)
     }
 
     /// Sends and records. `Err` is a transport error (already counted).

@@ -2,8 +2,7 @@
 //! `$GITHUB_STEP_SUMMARY`, and an HTML page with the verdict, the criteria and a latency chart.
 
 use crate::probe::Tally;
-use crate::scenarios::{Findings, ScenarioReport};
-use crate::verdict::{Decision, Verdict};
+use crate::record::{Decision, Findings, Judgement, ScenarioReport};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -78,7 +77,7 @@ pub struct Report<'a> {
     pub target: &'a str,
     pub started_at: String,
     pub duration_ms: u128,
-    pub verdict: &'a Verdict,
+    pub verdict: &'a Judgement,
     pub scenarios: &'a [ScenarioReport],
     pub findings: &'a Findings,
     pub latency: Latency,

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uat_orchestrator::cli::Cli;
-use uat_orchestrator::Outcome;
+use uat_orchestrator::reporter::Silent;
+use uat_orchestrator::Exit;
 
 const SECRET: &str = "uat-test-secret-that-is-long-enough-1234";
 
@@ -65,7 +66,7 @@ async fn passes_in_process(backend: Backend) {
     }
     let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     let report = json_report(reports.path());
-    assert_eq!(outcome, Outcome::Go, "{}", reasons(&report));
+    assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
     assert_eq!(report["verdict"]["decision"], "GO");
     let scenarios: Vec<&str> = report["scenarios"]
         .as_array()
@@ -140,13 +141,13 @@ async fn a_target_that_is_down_cannot_be_judged() {
         reports.path(),
     ))
     .await;
-    assert_eq!(outcome, Outcome::CouldNotJudge);
+    assert_eq!(outcome, Exit::CouldNotJudge);
     let no_secret = uat_orchestrator::run(cli(
         &["--target", "http://127.0.0.1:9", "--scenario", "basic"],
         reports.path(),
     ))
     .await;
-    assert_eq!(no_secret, Outcome::CouldNotJudge);
+    assert_eq!(no_secret, Exit::CouldNotJudge);
 }
 
 #[tokio::test]
@@ -155,17 +156,21 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
     let reports = tempfile::tempdir().expect("dir");
     let low = ratings.path().join("low.json");
     std::fs::write(&low, "[3, 4, 3.5]").expect("write");
-    let outcome = uat_orchestrator::run(cli(
-        &[
-            "--scenario",
-            "basic",
-            "--feedback",
-            low.to_str().expect("path"),
-        ],
-        reports.path(),
-    ))
+    // Silent: the verdict and the reports do not depend on what the run prints.
+    let outcome = uat_orchestrator::run_with(
+        cli(
+            &[
+                "--scenario",
+                "basic",
+                "--feedback",
+                low.to_str().expect("path"),
+            ],
+            reports.path(),
+        ),
+        &Silent,
+    )
     .await;
-    assert_eq!(outcome, Outcome::NoGo);
+    assert_eq!(outcome, Exit::NoGo);
     assert!(reasons(&json_report(reports.path())).contains("user satisfaction"));
 
     let reports = tempfile::tempdir().expect("dir");
@@ -181,7 +186,7 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
         reports.path(),
     ))
     .await;
-    assert_eq!(outcome, Outcome::Go);
+    assert_eq!(outcome, Exit::Go);
     let bad = ratings.path().join("bad.json");
     std::fs::write(&bad, "[9]").expect("write");
     let outcome = uat_orchestrator::run(cli(
@@ -194,7 +199,7 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
         reports.path(),
     ))
     .await;
-    assert_eq!(outcome, Outcome::CouldNotJudge);
+    assert_eq!(outcome, Exit::CouldNotJudge);
 }
 
 /// How a broken variant breaks the service behind it.
@@ -331,7 +336,7 @@ async fn judged_no_go(breakage: Breakage, scenario: &str, reason: &str) {
     ))
     .await;
     let report = json_report(reports.path());
-    assert_eq!(outcome, Outcome::NoGo, "{}", reasons(&report));
+    assert_eq!(outcome, Exit::NoGo, "{}", reasons(&report));
     assert_eq!(report["verdict"]["decision"], "NO-GO");
     assert!(
         reasons(&report).contains(reason),
@@ -398,7 +403,7 @@ async fn a_service_that_never_sends_mail_is_no_go() {
     ];
     let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     let report = json_report(reports.path());
-    assert_eq!(outcome, Outcome::NoGo, "{}", reasons(&report));
+    assert_eq!(outcome, Exit::NoGo, "{}", reasons(&report));
     assert!(
         reasons(&report).contains("email delivered"),
         "{}",
@@ -476,7 +481,7 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     ];
     let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     let report = json_report(reports.path());
-    assert_eq!(outcome, Outcome::Go, "{}", reasons(&report));
+    assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
     // What the run added is gone from the clinics' working set: providers inactive, bookings cancelled.
     for (org, [admin, staff, _]) in orgs.iter().zip(&tokens) {
         let client = ApiClient::new(url.clone());

@@ -4,13 +4,13 @@
 use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
 use serde_json::json;
 
-pub async fn run(run: &mut Run<'_>) -> Steps {
-    let mut steps = Steps::new(6);
+pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
+    let mut steps = Steps::new(run, 6);
     Clinic::around(run, "basic", &mut steps, scenario).await;
     steps
 }
 
-async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps) -> Result<(), String> {
+async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
     let date = date_in(9);
     let phone = caller(1);
     let args = |time: &str, date: &str| json!({"provider_name": clinic.provider_name(), "appointment_date": date, "appointment_time": time, "patient_name": "Ada Lovelace"});

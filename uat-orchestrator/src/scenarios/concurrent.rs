@@ -8,13 +8,13 @@ use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
-pub async fn run(run: &mut Run<'_>) -> Steps {
-    let mut steps = Steps::new(4);
+pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
+    let mut steps = Steps::new(run, 4);
     Clinic::around(run, "concurrent", &mut steps, scenario).await;
     steps
 }
 
-async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps) -> Result<(), String> {
+async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
     let n = run.concurrency.max(2);
     let date = date_in(10);
     let barrier = Arc::new(Barrier::new(n));

@@ -8,8 +8,8 @@ use serde_json::json;
 use std::time::Instant;
 use uuid::Uuid;
 
-pub async fn run(run: &mut Run<'_>) -> Steps {
-    let mut steps = Steps::new(5);
+pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
+    let mut steps = Steps::new(run, 5);
     let Some(mail) = run.mail else {
         steps.error(
             "a mail sink to receive the confirmation",
@@ -36,7 +36,7 @@ async fn scenario(
     run: &mut Run<'_>,
     mail: &booking_service::testing::smtp::SmtpSink,
     clinic: &Clinic,
-    steps: &mut Steps,
+    steps: &mut Steps<'_>,
 ) -> Result<(), String> {
     let address = format!("uat-{}@example.com", Uuid::new_v4().simple());
     let date = date_in(13);

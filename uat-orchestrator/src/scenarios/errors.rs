@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-pub async fn run(run: &mut Run<'_>) -> Steps {
-    let mut steps = Steps::new(7);
+pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
+    let mut steps = Steps::new(run, 7);
     Clinic::around(run, "errors", &mut steps, scenario).await;
     steps
 }
@@ -16,7 +16,7 @@ fn booking(provider: &str, date: &str, time: &str) -> Value {
     json!({"tool_name": "book_appointment", "tool_input": {"provider_id": provider, "appointment_date": date, "appointment_time": time}})
 }
 
-async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps) -> Result<(), String> {
+async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
     let provider = clinic.provider_id().to_owned();
     let date = date_in(12);
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![

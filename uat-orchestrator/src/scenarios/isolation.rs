@@ -8,8 +8,8 @@ use reqwest::Method;
 use serde_json::json;
 use shared::Role;
 
-pub async fn run(run: &mut Run<'_>) -> Steps {
-    let mut steps = Steps::new(7);
+pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
+    let mut steps = Steps::new(run, 7);
     let a = match Clinic::create(run, "isolation A", 0).await {
         Ok(a) => a,
         Err(e) => {
@@ -63,7 +63,7 @@ async fn scenario(
     run: &mut Run<'_>,
     a: &Clinic,
     b: &Clinic,
-    steps: &mut Steps,
+    steps: &mut Steps<'_>,
 ) -> Result<(), String> {
     let date = date_in(11);
     let phone = caller(7);

@@ -1,5 +1,5 @@
-//! The five scenarios. Each is a list of numbered steps that check something real and print
-//! `[i/n] … ✓/✗ measured`; what they find feeds the go/no-go criteria.
+//! The five scenarios. Each is a list of numbered steps that check something real, told to the
+//! reporter as they are recorded; what they find feeds the go/no-go criteria.
 
 mod basic;
 mod concurrent;
@@ -7,12 +7,12 @@ mod email;
 mod errors;
 mod isolation;
 
-use crate::output;
 use crate::probe::{Probe, Reply};
+use crate::record::{Findings, Scenario, ScenarioReport, Step};
+use crate::reporter::Reporter;
 use crate::target::Target;
 use booking_service::testing::smtp::SmtpSink;
 use reqwest::Method;
-use serde::Serialize;
 use serde_json::{json, Value};
 use shared::Role;
 use std::sync::Mutex;
@@ -41,84 +41,6 @@ pub async fn remove_leftovers(target: &Target, probe: &Probe) {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Scenario {
-    Basic,
-    Concurrent,
-    Isolation,
-    ErrorHandling,
-    Email,
-}
-
-impl Scenario {
-    pub const ALL: [Scenario; 5] = [
-        Self::Basic,
-        Self::Concurrent,
-        Self::Isolation,
-        Self::ErrorHandling,
-        Self::Email,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Basic => "basic",
-            Self::Concurrent => "concurrent",
-            Self::Isolation => "isolation",
-            Self::ErrorHandling => "error-handling",
-            Self::Email => "email",
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Basic => "A caller books through the voice agent",
-            Self::Concurrent => "Simultaneous callers race for one slot",
-            Self::Isolation => "Clinics cannot see or touch each other",
-            Self::ErrorHandling => "Bad input and a lost database are handled",
-            Self::Email => "The patient confirms by email",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    pub index: usize,
-    pub title: String,
-    pub passed: bool,
-    /// What was measured, e.g. "1 × 201, 4 × 409" or "143 ms".
-    pub measured: String,
-    /// A step that could not run (a transport or set-up problem) rather than a failed check.
-    pub error: bool,
-    pub skipped: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioReport {
-    pub name: &'static str,
-    pub title: &'static str,
-    pub passed: bool,
-    pub duration_ms: u128,
-    pub steps: Vec<Step>,
-}
-
-/// What the scenarios found that the criteria judge.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Findings {
-    pub bookings_expected: u32,
-    pub bookings_succeeded: u32,
-    pub isolation_checks: u32,
-    pub isolation_passed: u32,
-    /// `Some(true)` once the race was run and produced exactly one booking.
-    pub atomicity: Option<bool>,
-    pub emails_expected: u32,
-    pub emails_in_time: u32,
-    pub email_latency_ms: Vec<u128>,
-    pub lost_or_duplicate: Vec<String>,
-    pub leaks: Vec<String>,
-    pub token_bypass: Vec<String>,
-}
-
 /// What a scenario works with.
 pub struct Run<'a> {
     pub target: &'a Target,
@@ -128,19 +50,23 @@ pub struct Run<'a> {
     pub budget: Duration,
     pub email_timeout: Duration,
     pub mail: Option<&'a SmtpSink>,
+    pub reporter: &'a dyn Reporter,
 }
 
-/// Collects and prints the steps of one scenario.
-pub struct Steps {
+/// Records the steps of one scenario and tells the reporter each as it is recorded.
+pub struct Steps<'a> {
     total: usize,
     steps: Vec<Step>,
+    reporter: &'a dyn Reporter,
 }
 
-impl Steps {
-    pub fn new(total: usize) -> Self {
+impl<'a> Steps<'a> {
+    /// `total`: how many steps the scenario plans.
+    pub fn new(run: &Run<'a>, total: usize) -> Self {
         Self {
             total,
             steps: Vec::new(),
+            reporter: run.reporter,
         }
     }
 
@@ -166,7 +92,7 @@ impl Steps {
             error,
             skipped,
         };
-        output::step(&step, self.total);
+        self.reporter.step(&step, self.total);
         self.steps.push(step);
     }
 }
@@ -268,8 +194,8 @@ impl Clinic {
     pub async fn around<'r>(
         run: &mut Run<'r>,
         label: &str,
-        steps: &mut Steps,
-        scenario: impl AsyncFnOnce(&mut Run<'r>, &Clinic, &mut Steps) -> Result<(), String>,
+        steps: &mut Steps<'_>,
+        scenario: impl AsyncFnOnce(&mut Run<'r>, &Clinic, &mut Steps<'_>) -> Result<(), String>,
     ) {
         let clinic = match Self::create(run, label, 0).await {
             Ok(clinic) => clinic,
@@ -470,7 +396,7 @@ pub fn caller(i: usize) -> String {
 }
 
 pub async fn run_scenario(scenario: Scenario, run: &mut Run<'_>) -> ScenarioReport {
-    output::scenario_header(scenario);
+    run.reporter.scenario(scenario);
     let started = Instant::now();
     let steps = match scenario {
         Scenario::Basic => basic::run(run).await,

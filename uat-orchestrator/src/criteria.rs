@@ -2,35 +2,8 @@
 //! the triggers that force NO-GO whatever else passed.
 
 use crate::probe::Tally;
-use crate::scenarios::{Findings, ScenarioReport};
-use serde::Serialize;
+use crate::record::{Criterion, Decision, Findings, Judgement, ScenarioReport};
 use std::path::Path;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Criterion {
-    pub name: String,
-    pub threshold: String,
-    pub measured: String,
-    /// `None`: not assessed (pending).
-    pub passed: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
-pub enum Decision {
-    Go,
-    NoGo,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    pub decision: Decision,
-    pub criteria: Vec<Criterion>,
-    /// Why it is NO-GO, each named.
-    pub reasons: Vec<String>,
-    /// Criteria not assessed.
-    pub pending: Vec<String>,
-}
 
 fn criterion(
     name: &str,
@@ -80,7 +53,7 @@ pub fn judge(
     tally: &Tally,
     budget_ms: u64,
     feedback: Option<&[f64]>,
-) -> Verdict {
+) -> Judgement {
     let ran = |name: &str| scenarios.iter().any(|s| s.name == name);
     let mut criteria = Vec::new();
 
@@ -189,7 +162,7 @@ pub fn judge(
         .filter(|c| c.passed.is_none())
         .map(|c| c.name.clone())
         .collect();
-    Verdict {
+    Judgement {
         decision: if reasons.is_empty() {
             Decision::Go
         } else {
