@@ -1,4 +1,4 @@
-//! Settings from flags or environment variables (SPEC §1). Secrets never print.
+//! Settings from flags or environment variables (docs/API.md §1). Secrets never print.
 
 use clap::Parser;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Request and response bodies of SPEC §3–§4, exactly as they travel as JSON.
+//! Request and response bodies of docs/API.md §3–§4, exactly as they travel as JSON.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ErrorDetail {
-    /// One of SPEC §3's codes, e.g. `slot_unavailable`.
+    /// One of the codes of docs/API.md §3, e.g. `slot_unavailable`.
     pub code: String,
     pub message: String,
 }

@@ -1,4 +1,5 @@
-//! The bearer token's claims (SPEC §2) and a helper that mints HS256 tokens for tools and tests.
+//! The bearer token's claims (docs/API.md §2) and a helper that mints HS256 tokens for tools and
+//! tests.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! A typed client for the booking service: one method per route, SPEC errors as values.
+//! A typed client for the booking service: one method per route, the API's errors as values.
 
 use crate::api::*;
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -11,7 +11,7 @@ pub enum ClientError {
     /// The request did not get an HTTP answer (connection refused, timeout, reset).
     #[error("transport error: {0}")]
     Transport(#[from] reqwest::Error),
-    /// The service answered with an error status and SPEC's error body.
+    /// The service answered with an error status and the API's error body.
     #[error("{status}: {} ({})", body.error.message, body.error.code)]
     Api {
         status: StatusCode,
@@ -30,7 +30,7 @@ impl ClientError {
         }
     }
 
-    /// SPEC's error code, when the service answered with one.
+    /// The API's error code, when the service answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {
             Self::Api { body, .. } => Some(&body.error.code),
@@ -214,7 +214,7 @@ impl ApiClient {
             .await
     }
 
-    /// Sends a request and decodes a success body as `T`, or SPEC's error body.
+    /// Sends a request and decodes a success body as `T`, or the API's error body.
     pub async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> ClientResult<T> {
         let response = request.send().await?;
         let status = response.status();

@@ -289,7 +289,7 @@ struct Fake {
     booked: Arc<Mutex<Vec<Value>>>,
 }
 
-/// Just the routes the smoke test calls, with SPEC's bodies.
+/// Just the routes the smoke test calls, with the API's bodies.
 async fn spawn_fake(broken: Broken) -> String {
     let fake = Fake {
         broken,

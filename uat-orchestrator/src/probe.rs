@@ -19,7 +19,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// SPEC's error code, if the body is an error.
+    /// The API's error code, if the body is an error.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or_default()
     }

@@ -1,5 +1,5 @@
-//! Bearer-token authentication (SPEC §2): the algorithm is pinned by configuration, never taken
-//! from the token; `exp` is required, `nbf` and `iat` honoured, with at most 60 s of leeway.
+//! Bearer-token authentication (docs/API.md §2): the algorithm is pinned by configuration, never
+//! taken from the token; `exp` is required, `nbf` and `iat` honoured, with at most 60 s of leeway.
 
 use super::error::ApiError;
 use super::AppState;

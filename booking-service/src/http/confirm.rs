@@ -2,8 +2,8 @@
 //!
 //! `GET /confirm/{token}` only shows the appointment and a Confirm button (mail scanners open
 //! links; a GET must change nothing). `POST /confirm/{token}` confirms. Pages are HTML; a request
-//! that asks `Accept: application/json` gets JSON, errors in SPEC's body. Every answer carries
-//! `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
+//! that asks `Accept: application/json` gets JSON, errors in the API's error body. Every answer
+//! carries `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
 
 use super::error::ApiError;
 use super::AppState;
@@ -188,7 +188,7 @@ fn page(status: StatusCode, body: String) -> Response {
     )
 }
 
-/// The error as SPEC's JSON body, or as a page.
+/// The error as the API's JSON error body, or as a page.
 fn error(e: ApiError, json: bool) -> Response {
     if json {
         return secured(e.into_response());

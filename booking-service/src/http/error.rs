@@ -1,4 +1,4 @@
-//! The one error type of the HTTP layer, mapped once to SPEC §3's JSON body.
+//! The one error type of the HTTP layer, mapped once to the JSON error body of docs/API.md §3.
 
 use crate::booking::BookingError;
 use crate::domain::DomainError;

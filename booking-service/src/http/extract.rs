@@ -1,4 +1,4 @@
-//! Extractors whose rejections are SPEC's errors rather than axum's plain-text ones.
+//! Extractors whose rejections are the API's errors rather than axum's plain-text ones.
 
 use super::error::ApiError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -128,7 +128,7 @@ where
     }
 }
 
-/// The body as bytes (for signature checks), with SPEC's 413 over the limit.
+/// The body as bytes (for signature checks), with the API's 413 over the limit.
 #[derive(Debug, Clone, Default)]
 pub struct RawBody(pub axum::body::Bytes);
 

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-/// Bodies larger than this are refused with 413 (SPEC §3).
+/// Bodies larger than this are refused with 413 (docs/API.md §3).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]
@@ -73,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Answers with SPEC's 503 body instead of hanging when a request outlives its deadline; the
+/// Answers with the API's 503 body instead of hanging when a request outlives its deadline; the
 /// handler's future is dropped, which rolls back any open transaction.
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(state.request_timeout, next.run(req)).await {

@@ -1,4 +1,4 @@
-//! Domain records shown as SPEC's JSON, times in the provider's local offset.
+//! Domain records shown as the API's JSON, times in the provider's local offset.
 
 use crate::domain::{Slot as DomainSlot, Zone};
 use crate::store;

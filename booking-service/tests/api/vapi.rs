@@ -631,7 +631,7 @@ async fn bad_requests_get_speakable_errors_never_a_5xx(backend: Backend) {
         "nothing was booked"
     );
 
-    // Not a Vapi message at all: SPEC errors, not 5xx.
+    // Not a Vapi message at all: API errors, not 5xx.
     let not_json = org
         .agent
         .request(Method::POST, "/api/vapi/tools")
