@@ -1090,7 +1090,7 @@ fn fail(f: Fault) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{Backend, TestDatabase};
+    use test_kit::{Backend, TestDatabase};
 
     async fn role_and_org(tx: &mut Transaction<'static, Postgres>) -> (String, Option<String>) {
         sqlx::query_as("SELECT current_user::text, nullif(current_setting('app.org_id', true), '')")
