@@ -10,5 +10,4 @@ pub mod mail;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
-pub mod testing;
 pub mod vapi;

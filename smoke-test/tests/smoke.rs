@@ -5,16 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use booking_service::testing::{postgres_admin_url, Backend, TestDatabase};
 use clap::Parser;
 use serde_json::{json, Value};
 use smoke_test::cli::Args;
 use smoke_test::report::Verdict;
 use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
+use test_kit::{spawn_app, token, Backend, TestDatabase, SECRET};
 use uuid::Uuid;
-
-const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes";
 
 /// Arguments as on the command line, with the report in a temporary folder.
 fn args(dir: &TempDir, extra: &[&str]) -> Args {
@@ -67,15 +65,8 @@ fn failed_checks(report: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn database(backend: Backend) -> Option<TestDatabase> {
-    if backend == Backend::Postgres && postgres_admin_url().is_none() {
-        return None;
-    }
-    TestDatabase::create(backend).await
-}
-
 async fn passes_against_the_real_service(backend: Backend, extra: &[&str]) {
-    let Some(db) = database(backend).await else {
+    let Some(db) = TestDatabase::create(backend).await else {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -246,22 +237,13 @@ async fn a_remote_target_without_credentials_gives_exit_2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_target_with_its_secret_passes() {
-    let db = TestDatabase::create(Backend::Sqlite)
-        .await
-        .expect("a database");
-    let mut config = booking_service::config::Config::with_database(db.url.clone());
-    config.jwt_secret = Some(SECRET.into());
-    let app = booking_service::startup::Application::build(config)
-        .await
-        .expect("the service starts");
-    let base = app.base_url();
-    let server = tokio::spawn(app.run_until(std::future::pending()));
+    let app = spawn_app(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("a temporary folder");
     let run = run(args(
         &dir,
         &[
             "--target",
-            &base,
+            &app.base,
             "--jwt-secret",
             SECRET,
             "--budget-ms",
@@ -269,7 +251,6 @@ async fn a_remote_target_with_its_secret_passes() {
         ],
     ))
     .await;
-    server.abort();
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
     assert_eq!(run.report.target_kind, "remote");
 }
@@ -414,7 +395,7 @@ async fn a_service_answering_500_fails_with_exit_1_and_says_why() {
 }
 
 async fn load_mode_runs_briefly_and_reports(backend: Backend) {
-    let Some(db) = database(backend).await else {
+    let Some(db) = TestDatabase::create(backend).await else {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -460,41 +441,19 @@ async fn load_mode_runs_briefly_and_reports_on_postgres() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates_its_provider() {
-    use shared::api::CreateOrganization;
-    use shared::{ApiClient, Claims, Role};
-    let db = TestDatabase::create(Backend::Sqlite)
-        .await
-        .expect("a database");
-    let mut config = booking_service::config::Config::with_database(db.url.clone());
-    config.jwt_secret = Some(SECRET.into());
-    let app = booking_service::startup::Application::build(config)
-        .await
-        .expect("the service starts");
-    let base = app.base_url();
-    let server = tokio::spawn(app.run_until(std::future::pending()));
-    let mint = |role, org| {
-        Claims::new("ops", role, org, 600)
-            .mint_hs256(SECRET.as_bytes())
-            .expect("a token")
-    };
-    let org = ApiClient::new(base.clone())
-        .with_token(mint(Role::Platform, None))
-        .create_organization(&CreateOrganization {
-            name: "Staging Clinic".into(),
-            timezone: "America/New_York".into(),
-        })
-        .await
-        .expect("an organization");
+    use shared::Role;
+    let app = spawn_app(Backend::Sqlite).await;
+    let org = app.org_named("Staging Clinic", "America/New_York").await;
     let (admin, agent) = (
-        mint(Role::Admin, Some(org.id)),
-        mint(Role::Agent, Some(org.id)),
+        token(Role::Admin, Some(org.id)),
+        token(Role::Agent, Some(org.id)),
     );
     let dir = tempfile::tempdir().expect("a temporary folder");
     let run = run(args(
         &dir,
         &[
             "--target",
-            &base,
+            &app.base,
             "--admin-token",
             &admin,
             "--agent-token",
@@ -510,12 +469,7 @@ async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates
         "{}",
         run.report.cleanup
     );
-    let providers = ApiClient::new(base)
-        .with_token(admin)
-        .providers()
-        .await
-        .expect("the providers");
+    let providers = org.admin.providers().await.expect("the providers");
     assert_eq!(providers.len(), 1);
     assert!(!providers[0].active);
-    server.abort();
 }

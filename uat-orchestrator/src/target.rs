@@ -4,8 +4,8 @@
 use crate::cli::Cli;
 use booking_service::config::Config;
 use booking_service::startup::{Application, Running};
-use booking_service::testing::smtp::SmtpSink;
 use shared::{Claims, Role};
+use smtp_sink::SmtpSink;
 use sqlx::Connection;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,19 +5,17 @@
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::response::Response;
-use booking_service::config::Config;
-use booking_service::startup::Application;
-use booking_service::testing::{postgres_admin_url, Backend, TestDatabase};
 use clap::Parser;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use test_kit::{
+    postgres_admin_url, spawn_app, spawn_app_with, token, Backend, TestApp, TestDatabase, SECRET,
+};
 use uat_orchestrator::cli::Cli;
 use uat_orchestrator::reporter::Silent;
 use uat_orchestrator::Exit;
-
-const SECRET: &str = "uat-test-secret-that-is-long-enough-1234";
 
 fn cli(args: &[&str], reports: &Path) -> Cli {
     let mut all = vec![
@@ -296,17 +294,10 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
 }
 
 /// The real service, and a broken variant of it in front.
-async fn broken_service(breakage: Breakage) -> (String, TestDatabase) {
-    let db = TestDatabase::create(Backend::Sqlite)
-        .await
-        .expect("database");
-    let mut config = Config::with_database(db.url.clone());
-    config.jwt_secret = Some(SECRET.into());
-    let app = Application::build(config).await.expect("service");
-    let upstream = app.base_url();
-    tokio::spawn(app.run_until(std::future::pending()));
+async fn broken_service(breakage: Breakage) -> (String, TestApp) {
+    let app = spawn_app(Backend::Sqlite).await;
     let proxy = Proxy {
-        upstream,
+        upstream: app.base.clone(),
         breakage,
         http: reqwest::Client::new(),
         seen_token: Arc::new(Mutex::new(None)),
@@ -317,11 +308,11 @@ async fn broken_service(breakage: Breakage) -> (String, TestDatabase) {
         .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, router).await });
-    (format!("http://{address}"), db)
+    (format!("http://{address}"), app)
 }
 
 async fn judged_no_go(breakage: Breakage, scenario: &str, reason: &str) {
-    let (url, _db) = broken_service(breakage).await;
+    let (url, _app) = broken_service(breakage).await;
     let reports = tempfile::tempdir().expect("dir");
     let outcome = uat_orchestrator::run(cli(
         &[
@@ -375,23 +366,18 @@ async fn a_service_that_answers_slowly_is_no_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_never_sends_mail_is_no_go() {
     // The real service, its mail pointed at a port where nothing listens.
-    let db = TestDatabase::create(Backend::Sqlite)
-        .await
-        .expect("database");
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("address");
-    let mut config = Config::with_database(db.url.clone());
-    config.jwt_secret = Some(SECRET.into());
-    config.smtp_url = Some(format!("smtp://{dead}"));
-    let app = Application::build(config).await.expect("service");
-    let url = app.base_url();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp_url = Some(format!("smtp://{dead}"));
+    })
+    .await;
     let reports = tempfile::tempdir().expect("dir");
     let args = [
         "--target",
-        &url,
+        &app.base,
         "--jwt-secret",
         SECRET,
         "--scenario",
@@ -413,47 +399,29 @@ async fn a_service_that_never_sends_mail_is_no_go() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_tidies_up() {
-    use shared::{ApiClient, Claims, Role};
-    let mint = |role: Role, org: Option<uuid::Uuid>| {
-        Claims::new("ops", role, org, 3600)
-            .mint_hs256(SECRET.as_bytes())
-            .expect("mint")
-    };
+    use shared::Role;
     // The mail of the service goes to the port the run's sink will listen on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("address")
         .port();
-    let db = TestDatabase::create(Backend::Sqlite)
-        .await
-        .expect("database");
-    let mut config = Config::with_database(db.url.clone());
-    config.jwt_secret = Some(SECRET.into());
-    config.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
-    config.mail_poll_ms = 200;
-    let app = Application::build(config).await.expect("service");
-    let url = app.base_url();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let platform = ApiClient::new(url.clone()).with_token(mint(Role::Platform, None));
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
+        c.mail_poll_ms = 200;
+    })
+    .await;
     let mut orgs = Vec::new();
     for name in ["Clinic One", "Clinic Two"] {
-        let org = platform
-            .create_organization(&shared::api::CreateOrganization {
-                name: name.into(),
-                timezone: "Europe/Paris".into(),
-            })
-            .await
-            .expect("org");
-        orgs.push(org.id);
+        orgs.push(app.org_named(name, "Europe/Paris").await);
     }
     let tokens: Vec<[String; 3]> = orgs
         .iter()
         .map(|o| {
             [
-                mint(Role::Admin, Some(*o)),
-                mint(Role::Staff, Some(*o)),
-                mint(Role::Agent, Some(*o)),
+                token(Role::Admin, Some(o.id)),
+                token(Role::Staff, Some(o.id)),
+                token(Role::Agent, Some(o.id)),
             ]
         })
         .collect();
@@ -461,7 +429,7 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     let smtp = format!("127.0.0.1:{port}");
     let args = [
         "--target",
-        &url,
+        &app.base,
         "--scenario",
         "all",
         "--smtp-listen",
@@ -483,26 +451,23 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     let report = json_report(reports.path());
     assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
     // What the run added is gone from the clinics' working set: providers inactive, bookings cancelled.
-    for (org, [admin, staff, _]) in orgs.iter().zip(&tokens) {
-        let client = ApiClient::new(url.clone());
-        let providers = client
-            .with_token(admin.clone())
-            .providers()
-            .await
-            .expect("providers");
+    for org in &orgs {
+        let providers = org.admin.providers().await.expect("providers");
         assert!(
             !providers.is_empty() && providers.iter().all(|p| !p.active),
-            "{org}: {providers:?}"
+            "{}: {providers:?}",
+            org.id
         );
-        let left = client
-            .with_token(staff.clone())
+        let left = org
+            .staff
             .appointments(&Default::default())
             .await
             .expect("appointments");
         assert!(
             left.iter()
                 .all(|a| a.status == shared::api::AppointmentStatus::Cancelled),
-            "{org}: {left:?}"
+            "{}: {left:?}",
+            org.id
         );
     }
 }

@@ -162,7 +162,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
 mod tests {
     use super::*;
     use crate::domain::OrgId;
-    use crate::testing::{Backend, TestDatabase};
+    use test_kit::{Backend, TestDatabase};
 
     async fn role_and_org(tx: &mut Tx) -> (String, Option<String>) {
         tx.query("SELECT current_user::text, nullif(current_setting('app.org_id', true), '')")

@@ -1,15 +1,15 @@
 //! The confirmation email: outbox, delivery over a real SMTP conversation (the in-process sink of
-//! `booking_service::testing::smtp`, never a mocked transport), retries, links and their pages.
+//! the `smtp-sink` crate, never a mocked transport), retries, links and their pages.
 
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};
 use booking_service::store::OutboxJob;
-use booking_service::testing::smtp::{ReceivedMail, SmtpSink};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 use shared::api::{AppointmentStatus, BookingInput, RescheduleRequest};
 use sqlx::Connection;
 use std::time::Duration;
+use test_kit::smtp::{ReceivedMail, SmtpSink};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -825,7 +825,7 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
 /// that reaches exactly what it needs and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
-    if booking_service::testing::postgres_admin_url().is_none() {
+    if test_kit::postgres_admin_url().is_none() {
         return;
     }
     let app = spawn_app(Backend::Postgres).await;
@@ -959,7 +959,7 @@ fn public_key_config(
 /// issued, so the service asks for CONFIRM_LINK_SECRET.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_public_key_on_postgres_a_shared_link_secret_is_required() {
-    if booking_service::testing::postgres_admin_url().is_none() {
+    if test_kit::postgres_admin_url().is_none() {
         return;
     }
     let db = TestDatabase::create(Backend::Postgres)

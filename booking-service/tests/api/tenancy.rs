@@ -154,7 +154,7 @@ on_both_backends!(
 /// query that names organization B explicitly still sees nothing of it, and cannot write into it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_security_hides_other_organizations_from_the_request_role() {
-    if booking_service::testing::postgres_admin_url().is_none() {
+    if test_kit::postgres_admin_url().is_none() {
         return;
     }
     let app = spawn_app(Backend::Postgres).await;

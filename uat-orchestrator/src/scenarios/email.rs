@@ -34,7 +34,7 @@ fn link_in(text: &str) -> Option<String> {
 
 async fn scenario(
     run: &mut Run<'_>,
-    mail: &booking_service::testing::smtp::SmtpSink,
+    mail: &smtp_sink::SmtpSink,
     clinic: &Clinic,
     steps: &mut Steps<'_>,
 ) -> Result<(), String> {
