@@ -190,7 +190,7 @@ impl Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("database_url", &crate::store::redact(&self.database_url))
+            .field("database_url", &redact(&self.database_url))
             .field("bind_addr", &self.bind_addr)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "***"))
             .field("jwt_public_key_file", &self.jwt_public_key_file)
@@ -199,7 +199,7 @@ impl std::fmt::Debug for Config {
             .field("public_base_url", &self.public_base_url)
             .field(
                 "smtp_url",
-                &self.smtp_url.as_deref().map(crate::store::redact),
+                &self.smtp_url.as_deref().map(redact),
             )
             .field("mail_dir", &self.mail_dir)
             .field("mail_from", &self.mail_from)
@@ -214,5 +214,16 @@ impl std::fmt::Debug for Config {
                 &self.vapi_hmac_secret.as_ref().map(|_| "***"),
             )
             .finish_non_exhaustive()
+    }
+}
+
+/// A URL safe to print: the password, if any, is masked.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }

@@ -48,7 +48,7 @@ impl Application {
             .with_context(|| {
                 format!(
                     "cannot open the database {}",
-                    store::redact(&config.database_url)
+                    crate::config::redact(&config.database_url)
                 )
             })?;
         let (auth, dev, jwt_secret) = authentication(&config, &store).await?;

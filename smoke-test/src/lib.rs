@@ -152,7 +152,7 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
                 say!(
                     out,
                     "starting the booking service in-process on {}",
-                    redact(url)
+                    booking_service::config::redact(url)
                 );
             }
             Target::in_process(args.database_url.as_deref(), args.jwt_secret.clone())
@@ -176,16 +176,6 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
             };
             Target::remote(url, credentials).map_err(|e| format!("{e:#}"))
         }
-    }
-}
-
-fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

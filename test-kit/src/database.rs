@@ -31,7 +31,7 @@ pub fn postgres_admin_url() -> Option<String> {
         if !forced && reachable(&url) {
             return Some(url);
         }
-        let mut why = format!("none answered at {}", booking_service::store::redact(&url));
+        let mut why = format!("none answered at {}", booking_service::config::redact(&url));
         if given.is_none() || forced {
             match throwaway::start() {
                 Ok(url) if reachable(&url) => return Some(url),
@@ -84,7 +84,7 @@ pub struct TestDatabase {
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestDatabase")
-            .field("url", &booking_service::store::redact(&self.url))
+            .field("url", &booking_service::config::redact(&self.url))
             .finish()
     }
 }

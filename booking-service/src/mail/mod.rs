@@ -55,7 +55,7 @@ impl Transport {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| {
-                        anyhow::anyhow!("SMTP_URL {} is not usable: {e}", crate::store::redact(url))
+                        anyhow::anyhow!("SMTP_URL {} is not usable: {e}", crate::config::redact(url))
                     })?
                     .timeout(Some(timeout))
                     .build();
@@ -72,7 +72,7 @@ impl Transport {
         match self {
             Self::Smtp(_) => format!(
                 "SMTP {}",
-                smtp_url.map(crate::store::redact).unwrap_or_default()
+                smtp_url.map(crate::config::redact).unwrap_or_default()
             ),
             Self::Files(dir) => format!(".eml files in {}", dir.display()),
         }

@@ -145,6 +145,8 @@ impl Appointment {
         booking: &NewBooking<'_>,
         now: DateTime<Utc>,
     ) -> Self {
+        let Patient { name, phone, email } = &booking.patient;
+        let text = |s: Option<&str>| s.map(str::to_owned);
         Self {
             id: AppointmentId::new(),
             org_id: actor.org,
@@ -153,18 +155,10 @@ impl Appointment {
             slot,
             status: AppointmentStatus::Pending,
             confirmation_code: ConfirmationCode::generate().into_string(),
-            patient_name: booking.patient.name.as_ref().map(|n| n.as_str().to_owned()),
-            patient_phone: booking
-                .patient
-                .phone
-                .as_ref()
-                .map(|p| p.as_str().to_owned()),
-            patient_email: booking
-                .patient
-                .email
-                .as_ref()
-                .map(|e| e.as_str().to_owned()),
-            notes: booking.notes.as_ref().map(|n| n.as_str().to_owned()),
+            patient_name: text(name.as_ref().map(|n| n.as_str())),
+            patient_phone: text(phone.as_ref().map(|p| p.as_str())),
+            patient_email: text(email.as_ref().map(|e| e.as_str())),
+            notes: text(booking.notes.as_ref().map(|n| n.as_str())),
             created_at: now,
             updated_at: now,
         }
@@ -431,7 +425,7 @@ impl SqlStore {
         } else {
             anyhow::bail!(
                 "DATABASE_URL must start with postgres:// or sqlite:// (got {})",
-                redact(database_url)
+                crate::config::redact(database_url)
             )
         };
         Ok(Self {
@@ -444,6 +438,13 @@ impl SqlStore {
         match &self.backend {
             Backend::Postgres(db) => db.ping().await,
             Backend::Sqlite(db) => db.ping().await,
+        }
+    }
+
+    fn dialect(&self) -> sql::Dialect {
+        match &self.backend {
+            Backend::Postgres(_) => sql::Dialect::Postgres,
+            Backend::Sqlite(_) => sql::Dialect::Sqlite,
         }
     }
 
@@ -469,17 +470,6 @@ impl SqlStore {
 /// Connects to the database a URL names and applies its migrations.
 pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<DynStore> {
     Ok(Arc::new(SqlStore::connect(database_url, pool_size).await?))
-}
-
-/// A URL safe to print: the password, if any, is masked.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// The current instant at the precision both databases keep (microseconds).

@@ -98,8 +98,7 @@ impl Pg {
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
     let inserted: Result<(i64, i64), sqlx::Error> = tx
-        .query(
-            "WITH provider AS (
+        .query("WITH provider AS (
                 SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $23 AND active
             ), appt AS (
                 INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
@@ -120,31 +119,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                 INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
                 SELECT org_id, $20, $21, $22, $11 FROM appt WHERE $20 IS NOT NULL
             )
-            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider)",
-        )
-        .bind(a.id)
-        .bind(a.org_id)
-        .bind(a.provider_id)
-        .bind(Timestamp(a.slot.start()))
-        .bind(Timestamp(a.slot.end()))
-        .bind(&a.confirmation_code)
-        .bind(&a.patient_name)
-        .bind(&a.patient_phone)
-        .bind(&a.patient_email)
-        .bind(&a.notes)
-        .bind(Timestamp(a.created_at))
-        .bind(action::BOOKED)
-        .bind(&w.actor.sub)
-        .bind(Json(&w.audit))
-        .bind(Key(Uuid::now_v7()))
-        .bind(outbox_kind::BOOKING_CONFIRMATION)
-        .bind(w.message.as_ref().map(Json))
-        .bind(w.link.map(|l| &l.token_hash))
-        .bind(w.link.map(|l| Timestamp(l.expires_at)))
-        .bind(w.idempotency.as_ref().map(|(i, _)| &i.key))
-        .bind(w.idempotency.as_ref().map(|(i, _)| &i.request_hash))
-        .bind(w.idempotency.as_ref().map(|(_, response)| Json(response)))
-        .bind(w.provider_version)
+            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider)", (a.id, a.org_id, a.provider_id, Timestamp(a.slot.start()), Timestamp(a.slot.end()), &a.confirmation_code, &a.patient_name, &a.patient_phone, &a.patient_email, &a.notes, Timestamp(a.created_at), action::BOOKED, &w.actor.sub, Json(&w.audit), Key(Uuid::now_v7()), outbox_kind::BOOKING_CONFIRMATION, w.message.as_ref().map(Json), w.link.map(|l| &l.token_hash), w.link.map(|l| Timestamp(l.expires_at)), w.idempotency.as_ref().map(|(i, _)| &i.key), w.idempotency.as_ref().map(|(i, _)| &i.request_hash), w.idempotency.as_ref().map(|(_, response)| Json(response)), w.provider_version))
         .fetch_one()
         .await;
     match inserted {
@@ -165,7 +140,7 @@ mod tests {
     use test_kit::{Backend, TestDatabase};
 
     async fn role_and_org(tx: &mut Tx) -> (String, Option<String>) {
-        tx.query("SELECT current_user::text, nullif(current_setting('app.org_id', true), '')")
+        tx.query("SELECT current_user::text, nullif(current_setting('app.org_id', true), '')", ())
             .fetch_one()
             .await
             .expect("read the session")

@@ -7,7 +7,7 @@ use super::rows::{
     AppointmentRow, OrgRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, ORG_COLUMNS,
     OUTBOX_COLUMNS, PROVIDER_COLUMNS,
 };
-use super::sql::{sqlstate, Key, Timestamp, Tx};
+use super::sql::{sqlstate, Key, Record, Timestamp, Tx, Values};
 use super::*;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -98,6 +98,45 @@ pub(super) enum Inserted {
 }
 
 impl SqlStore {
+    /// One statement in a transaction of its own: the number of rows it changed.
+    async fn execute<'q>(
+        &self,
+        scope: Scope,
+        sql: &'q str,
+        values: impl Values<'q>,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.begin(scope).await?;
+        let changed = tx.query(sql, values).execute().await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// One query in a transaction of its own: its row, if any.
+    async fn fetch_optional<'q, R: Record>(
+        &self,
+        scope: Scope,
+        sql: &'q str,
+        values: impl Values<'q>,
+    ) -> Result<Option<R>, sqlx::Error> {
+        let mut tx = self.begin(scope).await?;
+        let row = tx.query(sql, values).fetch_optional().await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// One query in a transaction of its own: its rows.
+    async fn fetch_all<'q, R: Record>(
+        &self,
+        scope: Scope,
+        sql: &'q str,
+        values: impl Values<'q>,
+    ) -> Result<Vec<R>, sqlx::Error> {
+        let mut tx = self.begin(scope).await?;
+        let rows = tx.query(sql, values).fetch_all().await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     async fn try_book(&self, actor: &Actor, b: &NewBooking<'_>) -> Result<BookOutcome, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         if let Some(idem) = &b.idempotency {
@@ -228,11 +267,7 @@ impl SqlStore {
             );
         }
         let now = now();
-        tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
-            .bind(actor.org)
-            .bind(id)
-            .bind(reason)
-            .bind(Timestamp(now))
+        tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
             .execute()
             .await?;
         let details = serde_json::json!({ "reason": reason });
@@ -273,9 +308,10 @@ impl SqlStore {
             )
             .into());
         }
-        let provider = load_provider(&mut tx, actor.org, appointment.provider_id)
+        let provider = load_known(&mut tx, actor.org, appointment.provider_id)
             .await?
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::NotFound)?
+            .provider;
         let wanted = plan(&provider, &appointment)?;
         let taken = tx.dialect().checks_overlaps()
             && overlapping(&mut tx, actor.org, provider.id, &wanted, Some(id)).await?;
@@ -284,12 +320,7 @@ impl SqlStore {
         }
         let now = now();
         let moved = tx
-            .query("UPDATE appointments SET starts_at = $3, ends_at = $4, status = 'pending', updated_at = $5 WHERE org_id = $1 AND id = $2")
-            .bind(actor.org)
-            .bind(id)
-            .bind(Timestamp(wanted.start()))
-            .bind(Timestamp(wanted.end()))
-            .bind(Timestamp(now))
+            .query("UPDATE appointments SET starts_at = $3, ends_at = $4, status = 'pending', updated_at = $5 WHERE org_id = $1 AND id = $2", (actor.org, id, Timestamp(wanted.start()), Timestamp(wanted.end()), Timestamp(now)))
             .execute()
             .await;
         match moved {
@@ -334,10 +365,7 @@ impl SqlStore {
             .await?
             .ok_or(StoreError::NotFound)?;
         let expires_at: Option<(Timestamp,)> = tx
-            .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3")
-            .bind(actor.org)
-            .bind(id)
-            .bind(token_hash)
+            .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3", (actor.org, id, token_hash))
             .fetch_optional()
             .await?;
         let now = now();
@@ -353,10 +381,7 @@ impl SqlStore {
             }
             AppointmentStatus::Pending => {}
         }
-        tx.query("UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2")
-            .bind(actor.org)
-            .bind(id)
-            .bind(Timestamp(now))
+        tx.query("UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2", (actor.org, id, Timestamp(now)))
             .execute()
             .await?;
         let details = serde_json::json!({ "via": "link" });
@@ -378,12 +403,8 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 async fn load_known(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Known>> {
     let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
-    let row: Option<ProviderRow> = tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
+    let row: Option<ProviderRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
     row.map(Known::try_from).transpose()
-}
-
-async fn load_provider(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
-    Ok(load_known(tx, org, id).await?.map(|k| k.provider))
 }
 
 /// The appointment, locked until the transaction ends.
@@ -394,7 +415,7 @@ async fn lock_appointment(
 ) -> Result<Option<Appointment>, Fault> {
     let lock = tx.dialect().lock("a");
     let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2{lock}");
-    let row: Option<AppointmentRow> = tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
+    let row: Option<AppointmentRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
     Ok(row.map(Appointment::try_from).transpose()?)
 }
 
@@ -413,11 +434,7 @@ async fn busy_in(
          ORDER BY starts_at"
     );
     let rows: Vec<SlotRow> = tx
-        .query(&sql)
-        .bind(org)
-        .bind(provider)
-        .bind(Timestamp(from))
-        .bind(Timestamp(to))
+        .query(&sql, (org, provider, Timestamp(from), Timestamp(to)))
         .fetch_all()
         .await?;
     Ok(rows.into_iter().filter_map(SlotRow::slot).collect())
@@ -439,12 +456,7 @@ pub(super) async fn overlapping(
          LIMIT 1"
     );
     let found: Option<(i32,)> = tx
-        .query(&sql)
-        .bind(org)
-        .bind(provider)
-        .bind(Timestamp(slot.start()))
-        .bind(Timestamp(slot.end()))
-        .bind(except)
+        .query(&sql, (org, provider, Timestamp(slot.start()), Timestamp(slot.end()), except))
         .fetch_optional()
         .await?;
     Ok(found.is_some())
@@ -456,9 +468,7 @@ async fn replay(
     idem: &IdempotencyKey,
 ) -> Result<Option<BookOutcome>, Fault> {
     let saved: Option<(String, Json<serde_json::Value>)> = tx
-        .query("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2")
-        .bind(org)
-        .bind(&idem.key)
+        .query("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2", (org, &idem.key))
         .fetch_optional()
         .await?;
     match saved {
@@ -476,13 +486,7 @@ pub(super) async fn audit(
     details: &serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(actor.org)
-        .bind(id)
-        .bind(action)
-        .bind(&actor.sub)
-        .bind(Json(details))
-        .bind(Timestamp(at))
+    tx.query("INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6)", (actor.org, id, action, &actor.sub, Json(details), Timestamp(at)))
         .execute()
         .await?;
     Ok(())
@@ -495,12 +499,7 @@ pub(super) async fn issue_link(
     link: &IssuedLink,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&link.token_hash)
-        .bind(org)
-        .bind(id)
-        .bind(Timestamp(link.expires_at))
-        .bind(Timestamp(now))
+    tx.query("INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)", (&link.token_hash, org, id, Timestamp(link.expires_at), Timestamp(now)))
         .execute()
         .await?;
     Ok(())
@@ -508,9 +507,7 @@ pub(super) async fn issue_link(
 
 /// Makes the appointment's confirmation link, if any, stop working.
 async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(), sqlx::Error> {
-    tx.query("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2")
-        .bind(org)
-        .bind(id)
+    tx.query("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2", (org, id))
         .execute()
         .await?;
     Ok(())
@@ -524,13 +521,7 @@ pub(super) async fn enqueue(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)")
-        .bind(Key(Uuid::now_v7()))
-        .bind(org)
-        .bind(appointment)
-        .bind(kind)
-        .bind(Json(payload))
-        .bind(Timestamp(now))
+    tx.query("INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)", (Key(Uuid::now_v7()), org, appointment, kind, Json(payload), Timestamp(now)))
         .execute()
         .await?;
     Ok(())
@@ -543,12 +534,7 @@ pub(super) async fn remember(
     response: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(org)
-        .bind(&idem.key)
-        .bind(&idem.request_hash)
-        .bind(Json(response))
-        .bind(Timestamp(now))
+    tx.query("INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)", (org, &idem.key, &idem.request_hash, Json(response), Timestamp(now)))
         .execute()
         .await?;
     Ok(())
@@ -561,70 +547,42 @@ impl Store for SqlStore {
     }
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Write(org.id)).await?;
-        tx.query(
-            "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(org.id)
-        .bind(&org.name)
-        .bind(org.zone.name())
-        .bind(Timestamp(org.created_at))
-        .execute()
-        .await?;
-        Ok(tx.commit().await?)
+        let sql = "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)";
+        let values = (org.id, &org.name, org.zone.name(), Timestamp(org.created_at));
+        self.execute(Scope::Write(org.id), sql, values).await?;
+        Ok(())
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
-        let mut tx = self.begin(Scope::Read(id)).await?;
         let sql = format!("SELECT {ORG_COLUMNS} WHERE id = $1");
-        let row: Option<OrgRow> = tx.query(&sql).bind(id).fetch_optional().await?;
-        tx.commit().await?;
+        let row: Option<OrgRow> = self.fetch_optional(Scope::Read(id), &sql, (id,)).await?;
         row.map(Organization::try_from).transpose()
     }
 
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {
-        let mut tx = self.begin(Scope::Write(id)).await?;
-        let deleted = tx
-            .query("DELETE FROM organizations WHERE id = $1")
-            .bind(id)
-            .execute()
-            .await?;
-        tx.commit().await?;
-        Ok(deleted > 0)
+        let sql = "DELETE FROM organizations WHERE id = $1";
+        Ok(self.execute(Scope::Write(id), sql, (id,)).await? > 0)
     }
 
     async fn create_provider(&self, p: &Provider) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Write(p.org_id)).await?;
-        tx.query(
-            "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(p.id)
-        .bind(p.org_id)
-        .bind(&p.name)
-        .bind(p.own_zone.map(|z| z.name()))
-        .bind(p.appointment_minutes.get() as i32)
-        .bind(Json(p.hours.to_wire()))
-        .bind(p.active)
-        .bind(Timestamp(now()))
-        .execute()
-        .await?;
-        Ok(tx.commit().await?)
+        let sql = "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
+        let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
+        let values = (p.id, p.org_id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
+        self.execute(Scope::Write(p.org_id), sql, values).await?;
+        Ok(())
     }
 
     async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
-        let mut tx = self.begin(Scope::Read(org)).await?;
         let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 ORDER BY p.name, p.id");
-        let rows: Vec<ProviderRow> = tx.query(&sql).bind(org).fetch_all().await?;
-        tx.commit().await?;
+        let rows: Vec<ProviderRow> = self.fetch_all(Scope::Read(org), &sql, (org,)).await?;
         rows.into_iter().map(Provider::try_from).collect()
     }
 
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
-        let mut tx = self.begin(Scope::Read(org)).await?;
-        let provider = load_provider(&mut tx, org, id).await?;
-        tx.commit().await?;
-        Ok(provider)
+        let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
+        let row: Option<ProviderRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
+        row.map(Provider::try_from).transpose()
     }
 
     async fn update_provider(
@@ -636,26 +594,17 @@ impl Store for SqlStore {
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("p");
         let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
-        let row: Option<ProviderRow> = tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
+        let row: Option<ProviderRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
         let Some(mut p) = row.map(Provider::try_from).transpose()? else {
             return Ok(None);
         };
         p.apply(c);
-        tx.query(
-            "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7, updated_at = $8,
-                                  version = version + 1
-             WHERE org_id = $1 AND id = $2",
-        )
-        .bind(org)
-        .bind(id)
-        .bind(&p.name)
-        .bind(p.own_zone.map(|z| z.name()))
-        .bind(p.appointment_minutes.get() as i32)
-        .bind(Json(p.hours.to_wire()))
-        .bind(p.active)
-        .bind(Timestamp(now()))
-        .execute()
-        .await?;
+        let sql = "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7,
+                                     updated_at = $8, version = version + 1
+                   WHERE org_id = $1 AND id = $2";
+        let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
+        let values = (org, id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
+        tx.query(sql, values).execute().await?;
         tx.commit().await?;
         self.known.forget(org, id);
         Ok(Some(p))
@@ -679,11 +628,8 @@ impl Store for SqlStore {
     }
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
-        let mut tx = self.begin(Scope::Read(org)).await?;
         let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2");
-        let row: Option<AppointmentRow> =
-            tx.query(&sql).bind(org).bind(id).fetch_optional().await?;
-        tx.commit().await?;
+        let row: Option<AppointmentRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
         row.map(Appointment::try_from).transpose()
     }
 
@@ -692,7 +638,6 @@ impl Store for SqlStore {
         org: OrgId,
         f: &AppointmentFilter,
     ) -> StoreResult<Vec<Appointment>> {
-        let mut tx = self.begin(Scope::Read(org)).await?;
         let sql = format!(
             "SELECT {APPOINTMENT_COLUMNS}
              WHERE a.org_id = $1
@@ -705,18 +650,9 @@ impl Store for SqlStore {
              ORDER BY a.starts_at, a.id
              LIMIT 1000"
         );
-        let rows: Vec<AppointmentRow> = tx
-            .query(&sql)
-            .bind(org)
-            .bind(f.provider)
-            .bind(f.from.map(Timestamp))
-            .bind(f.to.map(Timestamp))
-            .bind(f.status.map(|s| s.as_str()))
-            .bind(&f.patient_phone)
-            .bind(&f.confirmation_code)
-            .fetch_all()
-            .await?;
-        tx.commit().await?;
+        let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
+        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code);
+        let rows: Vec<AppointmentRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
         rows.into_iter().map(Appointment::try_from).collect()
     }
 
@@ -744,14 +680,9 @@ impl Store for SqlStore {
         org: OrgId,
         tool_call_id: &str,
     ) -> StoreResult<Option<serde_json::Value>> {
-        let mut tx = self.begin(Scope::Read(org)).await?;
-        let saved: Option<(Json<serde_json::Value>,)> = tx
-            .query("SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2")
-            .bind(org)
-            .bind(tool_call_id)
-            .fetch_optional()
-            .await?;
-        tx.commit().await?;
+        let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
+        let saved: Option<(Json<serde_json::Value>,)> =
+            self.fetch_optional(Scope::Read(org), sql, (org, tool_call_id)).await?;
         Ok(saved.map(|(Json(v),)| v))
     }
 
@@ -763,35 +694,20 @@ impl Store for SqlStore {
         outcome: &serde_json::Value,
     ) -> StoreResult<serde_json::Value> {
         let mut tx = self.begin(Scope::Write(org)).await?;
-        tx.query(
-            "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome, created_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (org_id, tool_call_id) DO NOTHING",
-        )
-        .bind(org)
-        .bind(tool_call_id)
-        .bind(tool_name)
-        .bind(Json(outcome))
-        .bind(Timestamp(now()))
-        .execute()
-        .await?;
-        let (Json(standing),): (Json<serde_json::Value>,) = tx
-            .query("SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2")
-            .bind(org)
-            .bind(tool_call_id)
-            .fetch_one()
-            .await?;
+        let sql = "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome, created_at) VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (org_id, tool_call_id) DO NOTHING";
+        let values = (org, tool_call_id, tool_name, Json(outcome), Timestamp(now()));
+        tx.query(sql, values).execute().await?;
+        let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
+        let (Json(standing),) = tx.query(sql, (org, tool_call_id)).fetch_one().await?;
         tx.commit().await?;
         Ok(standing)
     }
 
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>> {
-        let mut tx = self.begin(Scope::Links).await?;
-        let row: Option<(OrgId, AppointmentId, Timestamp)> = tx
-            .query("SELECT org_id, appointment_id, expires_at FROM confirmation_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional()
-            .await?;
-        tx.commit().await?;
+        let sql = "SELECT org_id, appointment_id, expires_at FROM confirmation_tokens WHERE token_hash = $1";
+        let row: Option<(OrgId, AppointmentId, Timestamp)> =
+            self.fetch_optional(Scope::Links, sql, (token_hash,)).await?;
         Ok(row.map(|(org, appointment, expires_at)| LinkTarget {
             org,
             appointment,
@@ -816,8 +732,7 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<OutboxJob>> {
         // On SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do, and
         // SKIP LOCKED lets several dispatchers claim side by side.
-        let mut tx = self.begin(Scope::Dispatch).await?;
-        let skip_locked = tx.dialect().skip_locked();
+        let skip_locked = self.dialect().skip_locked();
         let sql = format!(
             "UPDATE outbox SET claimed_until = $2
              WHERE id IN (
@@ -829,50 +744,37 @@ impl Store for SqlStore {
              )
              RETURNING {OUTBOX_COLUMNS}"
         );
-        let rows: Vec<OutboxRow> = tx
-            .query(&sql)
-            .bind(Timestamp(now))
-            .bind(Timestamp(lease_until))
-            .bind(limit)
-            .fetch_all()
-            .await?;
-        tx.commit().await?;
+        let values = (Timestamp(now), Timestamp(lease_until), limit);
+        let rows: Vec<OutboxRow> = self.fetch_all(Scope::Dispatch, &sql, values).await?;
         Ok(rows.into_iter().map(OutboxJob::from).collect())
     }
 
     async fn record_delivery(&self, job: Uuid, delivery: &Delivery) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Dispatch).await?;
-        let now = Timestamp(now());
-        let query = match delivery {
-            Delivery::Sent => tx
-                .query("UPDATE outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1")
-                .bind(Key(job))
-                .bind(now),
-            Delivery::Retry { error, at } => tx
-                .query("UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = NULL WHERE id = $1")
-                .bind(Key(job))
-                .bind(error)
-                .bind(Timestamp(*at)),
-            Delivery::Dead { error } => tx
-                .query("UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL WHERE id = $1")
-                .bind(Key(job))
-                .bind(error)
-                .bind(now),
+        let (job, now) = (Key(job), Timestamp(now()));
+        match delivery {
+            Delivery::Sent => {
+                let sql = "UPDATE outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1";
+                self.execute(Scope::Dispatch, sql, (job, now)).await?
+            }
+            Delivery::Retry { error, at } => {
+                let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = NULL
+                           WHERE id = $1";
+                self.execute(Scope::Dispatch, sql, (job, error, Timestamp(*at))).await?
+            }
+            Delivery::Dead { error } => {
+                let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL
+                           WHERE id = $1";
+                self.execute(Scope::Dispatch, sql, (job, error, now)).await?
+            }
         };
-        query.execute().await?;
-        Ok(tx.commit().await?)
+        Ok(())
     }
 
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>> {
-        let mut tx = self.begin(Scope::Read(org)).await?;
-        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = $1 AND appointment_id = $2 ORDER BY created_at, id");
-        let rows: Vec<OutboxRow> = tx
-            .query(&sql)
-            .bind(org)
-            .bind(appointment)
-            .fetch_all()
-            .await?;
-        tx.commit().await?;
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = $1 AND appointment_id = $2 ORDER BY created_at, id"
+        );
+        let rows: Vec<OutboxRow> = self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?;
         Ok(rows.into_iter().map(OutboxJob::from).collect())
     }
 
@@ -881,21 +783,12 @@ impl Store for SqlStore {
         org: OrgId,
         appointment: AppointmentId,
     ) -> StoreResult<Vec<AuditEntry>> {
-        let mut tx = self.begin(Scope::Read(org)).await?;
-        let rows: Vec<(String, String, Timestamp)> = tx
-            .query("SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id")
-            .bind(org)
-            .bind(appointment)
-            .fetch_all()
-            .await?;
-        tx.commit().await?;
+        let sql = "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id";
+        let rows: Vec<(String, String, Timestamp)> =
+            self.fetch_all(Scope::Read(org), sql, (org, appointment)).await?;
         Ok(rows
             .into_iter()
-            .map(|(action, actor, at)| AuditEntry {
-                action,
-                actor,
-                at: at.0,
-            })
+            .map(|(action, actor, at)| AuditEntry { action, actor, at: at.0 })
             .collect())
     }
 }

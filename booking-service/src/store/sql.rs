@@ -72,17 +72,17 @@ impl Tx {
         }
     }
 
-    /// A statement to run in this transaction.
-    pub fn query<'t, 'q>(&'t mut self, sql: &'q str) -> Query<'t, 'q> {
+    /// A statement to run in this transaction, with its values in placeholder order.
+    pub fn query<'t, 'q>(&'t mut self, sql: &'q str, values: impl Values<'q>) -> Query<'t, 'q> {
         let args = match self {
             Tx::Pg(_) => Args::Pg(PgArguments::default()),
             Tx::Lite(_) => Args::Lite(SqliteArguments::default()),
         };
-        Query {
+        values.bind_into(Query {
             tx: self,
             sql,
             args: Ok(args),
-        }
+        })
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
@@ -102,6 +102,34 @@ impl<'q, T> Bind<'q> for T where
     T: 'q + Send + Encode<'q, Postgres> + Type<Postgres> + Encode<'q, Sqlite> + Type<Sqlite>
 {
 }
+
+/// The values of a statement, a tuple in placeholder order (`$1`, `$2`, …).
+pub trait Values<'q>: Send {
+    fn bind_into<'t>(self, query: Query<'t, 'q>) -> Query<'t, 'q>;
+}
+
+macro_rules! values {
+    ($($v:ident)*) => {
+        impl<'q, $($v: Bind<'q>),*> Values<'q> for ($($v,)*) {
+            #[allow(non_snake_case)]
+            fn bind_into<'t>(self, query: Query<'t, 'q>) -> Query<'t, 'q> {
+                let ($($v,)*) = self;
+                query$(.bind($v))*
+            }
+        }
+    };
+}
+
+/// `Values` for every tuple up to the longest statement's 23 values.
+macro_rules! all_values {
+    () => { values!(); };
+    ($first:ident $($rest:ident)*) => {
+        values!($first $($rest)*);
+        all_values!($($rest)*);
+    };
+}
+
+all_values!(A B C D E F G H I J K L M N O P Q R S T U V W);
 
 /// A row type both databases can fill.
 pub trait Record:
@@ -150,7 +178,7 @@ macro_rules! on_either {
 }
 
 impl<'t, 'q> Query<'t, 'q> {
-    pub fn bind<T: Bind<'q>>(mut self, value: T) -> Self {
+    fn bind<T: Bind<'q>>(mut self, value: T) -> Self {
         if let Ok(args) = &mut self.args {
             let added = match args {
                 Args::Pg(a) => a.add(value),

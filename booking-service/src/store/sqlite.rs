@@ -71,10 +71,7 @@ impl Lite {
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let (a, org) = (w.appointment, w.actor.org);
     let current: Option<(i32,)> = tx
-        .query("SELECT 1 FROM providers WHERE org_id = $1 AND id = $2 AND version = $3 AND active")
-        .bind(org)
-        .bind(a.provider_id)
-        .bind(w.provider_version)
+        .query("SELECT 1 FROM providers WHERE org_id = $1 AND id = $2 AND version = $3 AND active", (org, a.provider_id, w.provider_version))
         .fetch_optional()
         .await?;
     if current.is_none() {
@@ -83,22 +80,9 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     if overlapping(tx, org, a.provider_id, &a.slot, None).await? {
         return Ok(Inserted::Taken);
     }
-    tx.query(
-        "INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
+    tx.query("INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
                                    patient_name, patient_phone, patient_email, notes, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11)",
-    )
-    .bind(a.id)
-    .bind(org)
-    .bind(a.provider_id)
-    .bind(Timestamp(a.slot.start()))
-    .bind(Timestamp(a.slot.end()))
-    .bind(&a.confirmation_code)
-    .bind(&a.patient_name)
-    .bind(&a.patient_phone)
-    .bind(&a.patient_email)
-    .bind(&a.notes)
-    .bind(Timestamp(a.created_at))
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11)", (a.id, org, a.provider_id, Timestamp(a.slot.start()), Timestamp(a.slot.end()), &a.confirmation_code, &a.patient_name, &a.patient_phone, &a.patient_email, &a.notes, Timestamp(a.created_at)))
     .execute()
     .await?;
     audit(tx, w.actor, a.id, action::BOOKED, &w.audit, a.created_at).await?;
