@@ -197,10 +197,7 @@ impl std::fmt::Debug for Config {
             .field("jwt_issuer", &self.jwt_issuer)
             .field("jwt_audience", &self.jwt_audience)
             .field("public_base_url", &self.public_base_url)
-            .field(
-                "smtp_url",
-                &self.smtp_url.as_deref().map(redact),
-            )
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact))
             .field("mail_dir", &self.mail_dir)
             .field("mail_from", &self.mail_from)
             .field(

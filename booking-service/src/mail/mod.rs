@@ -55,7 +55,10 @@ impl Transport {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| {
-                        anyhow::anyhow!("SMTP_URL {} is not usable: {e}", crate::config::redact(url))
+                        anyhow::anyhow!(
+                            "SMTP_URL {} is not usable: {e}",
+                            crate::config::redact(url)
+                        )
                     })?
                     .timeout(Some(timeout))
                     .build();

@@ -140,10 +140,13 @@ mod tests {
     use test_kit::{Backend, TestDatabase};
 
     async fn role_and_org(tx: &mut Tx) -> (String, Option<String>) {
-        tx.query("SELECT current_user::text, nullif(current_setting('app.org_id', true), '')", ())
-            .fetch_one()
-            .await
-            .expect("read the session")
+        tx.query(
+            "SELECT current_user::text, nullif(current_setting('app.org_id', true), '')",
+            (),
+        )
+        .fetch_one()
+        .await
+        .expect("read the session")
     }
 
     /// The switch that travels with BEGIN takes effect, and ends with the transaction.

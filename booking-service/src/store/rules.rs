@@ -456,7 +456,16 @@ pub(super) async fn overlapping(
          LIMIT 1"
     );
     let found: Option<(i32,)> = tx
-        .query(&sql, (org, provider, Timestamp(slot.start()), Timestamp(slot.end()), except))
+        .query(
+            &sql,
+            (
+                org,
+                provider,
+                Timestamp(slot.start()),
+                Timestamp(slot.end()),
+                except,
+            ),
+        )
         .fetch_optional()
         .await?;
     Ok(found.is_some())
@@ -468,7 +477,10 @@ async fn replay(
     idem: &IdempotencyKey,
 ) -> Result<Option<BookOutcome>, Fault> {
     let saved: Option<(String, Json<serde_json::Value>)> = tx
-        .query("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2", (org, &idem.key))
+        .query(
+            "SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2",
+            (org, &idem.key),
+        )
         .fetch_optional()
         .await?;
     match saved {
@@ -507,9 +519,12 @@ pub(super) async fn issue_link(
 
 /// Makes the appointment's confirmation link, if any, stop working.
 async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(), sqlx::Error> {
-    tx.query("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2", (org, id))
-        .execute()
-        .await?;
+    tx.query(
+        "DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2",
+        (org, id),
+    )
+    .execute()
+    .await?;
     Ok(())
 }
 
@@ -547,8 +562,14 @@ impl Store for SqlStore {
     }
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
-        let sql = "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)";
-        let values = (org.id, &org.name, org.zone.name(), Timestamp(org.created_at));
+        let sql =
+            "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)";
+        let values = (
+            org.id,
+            &org.name,
+            org.zone.name(),
+            Timestamp(org.created_at),
+        );
         self.execute(Scope::Write(org.id), sql, values).await?;
         Ok(())
     }
@@ -568,7 +589,16 @@ impl Store for SqlStore {
         let sql = "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
         let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
-        let values = (p.id, p.org_id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
+        let values = (
+            p.id,
+            p.org_id,
+            &p.name,
+            p.own_zone.map(|z| z.name()),
+            minutes,
+            hours,
+            p.active,
+            Timestamp(now()),
+        );
         self.execute(Scope::Write(p.org_id), sql, values).await?;
         Ok(())
     }
@@ -581,7 +611,9 @@ impl Store for SqlStore {
 
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
         let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
-        let row: Option<ProviderRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
+        let row: Option<ProviderRow> = self
+            .fetch_optional(Scope::Read(org), &sql, (org, id))
+            .await?;
         row.map(Provider::try_from).transpose()
     }
 
@@ -603,7 +635,16 @@ impl Store for SqlStore {
                                      updated_at = $8, version = version + 1
                    WHERE org_id = $1 AND id = $2";
         let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
-        let values = (org, id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
+        let values = (
+            org,
+            id,
+            &p.name,
+            p.own_zone.map(|z| z.name()),
+            minutes,
+            hours,
+            p.active,
+            Timestamp(now()),
+        );
         tx.query(sql, values).execute().await?;
         tx.commit().await?;
         self.known.forget(org, id);
@@ -629,7 +670,9 @@ impl Store for SqlStore {
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
         let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2");
-        let row: Option<AppointmentRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
+        let row: Option<AppointmentRow> = self
+            .fetch_optional(Scope::Read(org), &sql, (org, id))
+            .await?;
         row.map(Appointment::try_from).transpose()
     }
 
@@ -650,8 +693,20 @@ impl Store for SqlStore {
              ORDER BY a.starts_at, a.id
              LIMIT 1000"
         );
-        let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
-        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code);
+        let (from, to, status) = (
+            f.from.map(Timestamp),
+            f.to.map(Timestamp),
+            f.status.map(|s| s.as_str()),
+        );
+        let values = (
+            org,
+            f.provider,
+            from,
+            to,
+            status,
+            &f.patient_phone,
+            &f.confirmation_code,
+        );
         let rows: Vec<AppointmentRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
         rows.into_iter().map(Appointment::try_from).collect()
     }
@@ -681,8 +736,9 @@ impl Store for SqlStore {
         tool_call_id: &str,
     ) -> StoreResult<Option<serde_json::Value>> {
         let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
-        let saved: Option<(Json<serde_json::Value>,)> =
-            self.fetch_optional(Scope::Read(org), sql, (org, tool_call_id)).await?;
+        let saved: Option<(Json<serde_json::Value>,)> = self
+            .fetch_optional(Scope::Read(org), sql, (org, tool_call_id))
+            .await?;
         Ok(saved.map(|(Json(v),)| v))
     }
 
@@ -696,7 +752,13 @@ impl Store for SqlStore {
         let mut tx = self.begin(Scope::Write(org)).await?;
         let sql = "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome, created_at) VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (org_id, tool_call_id) DO NOTHING";
-        let values = (org, tool_call_id, tool_name, Json(outcome), Timestamp(now()));
+        let values = (
+            org,
+            tool_call_id,
+            tool_name,
+            Json(outcome),
+            Timestamp(now()),
+        );
         tx.query(sql, values).execute().await?;
         let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
         let (Json(standing),) = tx.query(sql, (org, tool_call_id)).fetch_one().await?;
@@ -706,8 +768,9 @@ impl Store for SqlStore {
 
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>> {
         let sql = "SELECT org_id, appointment_id, expires_at FROM confirmation_tokens WHERE token_hash = $1";
-        let row: Option<(OrgId, AppointmentId, Timestamp)> =
-            self.fetch_optional(Scope::Links, sql, (token_hash,)).await?;
+        let row: Option<(OrgId, AppointmentId, Timestamp)> = self
+            .fetch_optional(Scope::Links, sql, (token_hash,))
+            .await?;
         Ok(row.map(|(org, appointment, expires_at)| LinkTarget {
             org,
             appointment,
@@ -759,12 +822,14 @@ impl Store for SqlStore {
             Delivery::Retry { error, at } => {
                 let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = NULL
                            WHERE id = $1";
-                self.execute(Scope::Dispatch, sql, (job, error, Timestamp(*at))).await?
+                self.execute(Scope::Dispatch, sql, (job, error, Timestamp(*at)))
+                    .await?
             }
             Delivery::Dead { error } => {
                 let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL
                            WHERE id = $1";
-                self.execute(Scope::Dispatch, sql, (job, error, now)).await?
+                self.execute(Scope::Dispatch, sql, (job, error, now))
+                    .await?
             }
         };
         Ok(())
@@ -774,7 +839,9 @@ impl Store for SqlStore {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = $1 AND appointment_id = $2 ORDER BY created_at, id"
         );
-        let rows: Vec<OutboxRow> = self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?;
+        let rows: Vec<OutboxRow> = self
+            .fetch_all(Scope::Read(org), &sql, (org, appointment))
+            .await?;
         Ok(rows.into_iter().map(OutboxJob::from).collect())
     }
 
@@ -784,11 +851,16 @@ impl Store for SqlStore {
         appointment: AppointmentId,
     ) -> StoreResult<Vec<AuditEntry>> {
         let sql = "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id";
-        let rows: Vec<(String, String, Timestamp)> =
-            self.fetch_all(Scope::Read(org), sql, (org, appointment)).await?;
+        let rows: Vec<(String, String, Timestamp)> = self
+            .fetch_all(Scope::Read(org), sql, (org, appointment))
+            .await?;
         Ok(rows
             .into_iter()
-            .map(|(action, actor, at)| AuditEntry { action, actor, at: at.0 })
+            .map(|(action, actor, at)| AuditEntry {
+                action,
+                actor,
+                at: at.0,
+            })
             .collect())
     }
 }

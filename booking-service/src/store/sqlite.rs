@@ -71,7 +71,10 @@ impl Lite {
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let (a, org) = (w.appointment, w.actor.org);
     let current: Option<(i32,)> = tx
-        .query("SELECT 1 FROM providers WHERE org_id = $1 AND id = $2 AND version = $3 AND active", (org, a.provider_id, w.provider_version))
+        .query(
+            "SELECT 1 FROM providers WHERE org_id = $1 AND id = $2 AND version = $3 AND active",
+            (org, a.provider_id, w.provider_version),
+        )
         .fetch_optional()
         .await?;
     if current.is_none() {
