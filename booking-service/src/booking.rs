@@ -3,13 +3,12 @@
 //! is not free.
 
 use crate::domain::{
-    self, parse_date, parse_time, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber,
-    ProviderId, Slot,
+    self, parse_date, parse_time, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber, ProviderId, Slot,
 };
 use crate::links::Links;
 use crate::store::{
-    self, Actor, Appointment, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking,
-    Patient, Provider, StoreError,
+    self, Actor, Appointment, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking, Patient, Provider,
+    StoreError,
 };
 use chrono::{NaiveDate, NaiveTime};
 use shared::api;
@@ -42,21 +41,13 @@ pub struct LocalStart {
 }
 
 impl LocalStart {
-    pub fn parse(
-        date: Option<&str>,
-        time: Option<&str>,
-        minutes: Option<i64>,
-    ) -> Result<Self, DomainError> {
-        let date = date
-            .ok_or_else(|| DomainError::invalid("appointment_date", "is required (YYYY-MM-DD)"))?;
-        let time =
-            time.ok_or_else(|| DomainError::invalid("appointment_time", "is required (HH:MM)"))?;
+    pub fn parse(date: Option<&str>, time: Option<&str>, minutes: Option<i64>) -> Result<Self, DomainError> {
+        let date = date.ok_or_else(|| DomainError::invalid("appointment_date", "is required (YYYY-MM-DD)"))?;
+        let time = time.ok_or_else(|| DomainError::invalid("appointment_time", "is required (HH:MM)"))?;
         Ok(Self {
             date: parse_date("appointment_date", date)?,
             time: parse_time("appointment_time", time)?,
-            length: minutes
-                .map(|m| Minutes::parse("duration_minutes", m))
-                .transpose()?,
+            length: minutes.map(|m| Minutes::parse("duration_minutes", m)).transpose()?,
         })
     }
 
@@ -74,9 +65,7 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
     type Error = DomainError;
 
     fn try_from(input: &api::BookingInput) -> Result<Self, DomainError> {
-        let provider = input
-            .provider_id
-            .ok_or_else(|| DomainError::invalid("provider_id", "is required"))?;
+        let provider = input.provider_id.ok_or_else(|| DomainError::invalid("provider_id", "is required"))?;
         Ok(Self {
             provider: provider.into(),
             when: LocalStart::parse(
@@ -91,23 +80,10 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
                     .map(|n| PatientName::parse("patient_name", n))
                     .transpose()?
                     .flatten(),
-                phone: input
-                    .patient_phone
-                    .as_deref()
-                    .map(|p| PhoneNumber::parse("patient_phone", p))
-                    .transpose()?,
-                email: input
-                    .patient_email
-                    .as_deref()
-                    .map(|e| Email::parse("patient_email", e))
-                    .transpose()?,
+                phone: input.patient_phone.as_deref().map(|p| PhoneNumber::parse("patient_phone", p)).transpose()?,
+                email: input.patient_email.as_deref().map(|e| Email::parse("patient_email", e)).transpose()?,
             },
-            notes: input
-                .notes
-                .as_deref()
-                .map(|n| Notes::parse("notes", n))
-                .transpose()?
-                .flatten(),
+            notes: input.notes.as_deref().map(|n| Notes::parse("notes", n)).transpose()?.flatten(),
         })
     }
 }
@@ -118,11 +94,7 @@ pub enum BookingError {
     Store(#[from] StoreError),
     /// The time is taken or outside the provider's hours; here are the nearest free ones.
     #[error("that time is not available")]
-    Unavailable {
-        provider: Box<Provider>,
-        wanted: Slot,
-        alternatives: Vec<Slot>,
-    },
+    Unavailable { provider: Box<Provider>, wanted: Slot, alternatives: Vec<Slot> },
 }
 
 impl From<DomainError> for BookingError {
@@ -168,9 +140,7 @@ pub async fn book(
     request: BookingRequest,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
-    let lane = idempotency
-        .is_none()
-        .then_some((actor.org, request.provider, request.when));
+    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.when));
     let attempt = async move {
         let when = request.when;
         let plan = move |p: &Provider| when.slot(p, p.appointment_minutes);
@@ -189,21 +159,15 @@ pub async fn book(
             )
             .await?;
         match outcome {
-            BookOutcome::Booked(a) => Ok(Booked {
-                answer: answer(&a),
-                replayed: false,
-            }),
+            BookOutcome::Booked(a) => Ok(Booked { answer: answer(&a), replayed: false }),
             BookOutcome::Replayed(saved) => Ok(Booked {
-                answer: serde_json::from_value(saved).map_err(|e| {
-                    StoreError::Internal(format!("stored idempotent answer unreadable: {e}"))
-                })?,
+                answer: serde_json::from_value(saved)
+                    .map_err(|e| StoreError::Internal(format!("stored idempotent answer unreadable: {e}")))?,
                 replayed: true,
             }),
-            BookOutcome::Unavailable {
-                provider,
-                wanted,
-                busy,
-            } => Err(unavailable(store, actor, provider, wanted, busy).await?),
+            BookOutcome::Unavailable { provider, wanted, busy } => {
+                Err(unavailable(store, actor, provider, wanted, busy).await?)
+            }
         }
     };
     match lane {
@@ -222,17 +186,12 @@ pub async fn reschedule(
     when: LocalStart,
 ) -> Result<Appointment, BookingError> {
     let plan = move |p: &Provider, a: &Appointment| {
-        let own = Minutes::parse(
-            "duration_minutes",
-            (a.slot.end() - a.slot.start()).num_minutes(),
-        )?;
+        let own = Minutes::parse("duration_minutes", (a.slot.end() - a.slot.start()).num_minutes())?;
         when.slot(p, own)
     };
     match store.reschedule(actor, id, &plan, &links.issue()).await? {
         MoveOutcome::Moved(a) => Ok(a),
-        MoveOutcome::Unavailable { provider, wanted } => {
-            Err(unavailable(store, actor, provider, wanted, None).await?)
-        }
+        MoveOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted, None).await?),
     }
 }
 
@@ -244,11 +203,7 @@ async fn unavailable(
     busy: Option<Vec<Slot>>,
 ) -> Result<BookingError, StoreError> {
     let alternatives = alternatives(store, actor, &provider, &wanted, busy).await?;
-    Ok(BookingError::Unavailable {
-        provider: Box::new(provider),
-        wanted,
-        alternatives,
-    })
+    Ok(BookingError::Unavailable { provider: Box::new(provider), wanted, alternatives })
 }
 
 /// The free slots of a provider's local day, of its appointment length; none when inactive.
@@ -287,17 +242,7 @@ pub async fn free_slots_over(
     Ok(first
         .iter_days()
         .take(days as usize)
-        .flat_map(|date| {
-            domain::free_slots(
-                &provider.zone(),
-                &provider.hours,
-                date,
-                length,
-                length,
-                &busy,
-                now,
-            )
-        })
+        .flat_map(|date| domain::free_slots(&provider.zone(), &provider.hours, date, length, length, &busy, now))
         .collect())
 }
 
@@ -310,10 +255,7 @@ pub async fn alternatives(
     wanted: &Slot,
     busy: Option<Vec<Slot>>,
 ) -> Result<Vec<Slot>, StoreError> {
-    let length = Minutes::parse(
-        "duration_minutes",
-        (wanted.end() - wanted.start()).num_minutes(),
-    )?;
+    let length = Minutes::parse("duration_minutes", (wanted.end() - wanted.start()).num_minutes())?;
     let busy = match busy {
         Some(busy) => busy,
         None => {

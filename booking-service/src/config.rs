@@ -25,11 +25,7 @@ pub const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
 
 #[derive(Clone, Parser)]
-#[command(
-    name = "booking-service",
-    version,
-    about = "Appointment booking API for clinics' voice agents"
-)]
+#[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]
 pub struct Config {
     /// `postgres://…` for PostgreSQL, `sqlite://PATH` for the embedded SQLite file.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
@@ -200,16 +196,10 @@ impl std::fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact))
             .field("mail_dir", &self.mail_dir)
             .field("mail_from", &self.mail_from)
-            .field(
-                "confirm_link_secret",
-                &self.confirm_link_secret.as_ref().map(|_| "***"),
-            )
+            .field("confirm_link_secret", &self.confirm_link_secret.as_ref().map(|_| "***"))
             .field("confirm_token_ttl_hours", &self.confirm_token_ttl_hours)
             .field("pool_size", &self.pool_size)
-            .field(
-                "vapi_hmac_secret",
-                &self.vapi_hmac_secret.as_ref().map(|_| "***"),
-            )
+            .field("vapi_hmac_secret", &self.vapi_hmac_secret.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }

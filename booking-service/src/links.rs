@@ -46,11 +46,7 @@ impl LinkKey {
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let nonce = hex::encode(bytes);
         let token_hash = self.token(&nonce).hash();
-        IssuedLink {
-            nonce,
-            token_hash,
-            expires_at: now + ttl,
-        }
+        IssuedLink { nonce, token_hash, expires_at: now + ttl }
     }
 
     /// The token a nonce stands for.
@@ -98,8 +94,7 @@ impl LinkToken {
     /// A token from a URL, if it has the shape of one (else it cannot be known).
     pub fn parse(s: &str) -> Option<Self> {
         let well_formed = s.len() == TOKEN_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && URL_SAFE_NO_PAD.decode(s).is_ok_and(|b| b.len() == 32);
         well_formed.then(|| Self(s.to_owned()))
     }

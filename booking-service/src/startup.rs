@@ -45,12 +45,7 @@ impl Application {
         telemetry::init_metrics();
         let store = store::connect(&config.database_url, config.pool_size)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    crate::config::redact(&config.database_url)
-                )
-            })?;
+            .with_context(|| format!("cannot open the database {}", crate::config::redact(&config.database_url)))?;
         let (auth, dev, jwt_secret) = authentication(&config, &store).await?;
         let listener = TcpListener::bind(&config.bind_addr)
             .await
@@ -66,17 +61,17 @@ impl Application {
             Duration::from_secs(config.smtp_timeout_secs.max(1)),
         )?;
         let mail_target = transport.describe(config.smtp_url.as_deref());
-        let from: lettre::message::Mailbox = config.mail_from.parse().map_err(|e| {
-            anyhow::anyhow!("MAIL_FROM {} is not an address: {e}", config.mail_from)
-        })?;
+        let from: lettre::message::Mailbox = config
+            .mail_from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("MAIL_FROM {} is not an address: {e}", config.mail_from))?;
         let base_url = config
             .public_base_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}"))
             .trim_end_matches('/')
             .to_owned();
-        url::Url::parse(&base_url)
-            .with_context(|| format!("PUBLIC_BASE_URL {base_url} is not a URL"))?;
+        url::Url::parse(&base_url).with_context(|| format!("PUBLIC_BASE_URL {base_url} is not a URL"))?;
         let dispatcher = Dispatcher {
             store: store.clone(),
             transport,
@@ -100,14 +95,7 @@ impl Application {
             links,
             lanes: Arc::default(),
         };
-        Ok(Self {
-            listener,
-            address,
-            state,
-            dev,
-            dispatcher,
-            mail_target,
-        })
+        Ok(Self { listener, address, state, dev, dispatcher, mail_target })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -142,10 +130,7 @@ impl Application {
                 dev.org_id
             ));
             for (role, token) in &dev.tokens {
-                out.push_str(&format!(
-                    "  export {}_TOKEN={token}\n",
-                    role.as_str().to_uppercase()
-                ));
+                out.push_str(&format!("  export {}_TOKEN={token}\n", role.as_str().to_uppercase()));
             }
             out.push_str(&format!(
                 "\nThen try:\n  \
@@ -159,15 +144,10 @@ impl Application {
 
     /// Serves and delivers mail until `shutdown` completes, then finishes the requests in flight
     /// and stops the mail dispatcher after the batch in hand.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let dispatcher = self.dispatcher.spawn();
         let router = http::router(self.state);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         dispatcher.stop().await;
         served?;
         Ok(())
@@ -186,11 +166,7 @@ impl Application {
         let task = tokio::spawn(self.run_until(async {
             let _ = rx.await;
         }));
-        Running {
-            base_url,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        Running { base_url, shutdown: Some(tx), task: Some(task) }
     }
 }
 
@@ -243,10 +219,7 @@ fn vapi_settings(config: &Config) -> anyhow::Result<VapiSettings> {
         })
         .transpose()
         .context("VAPI_SIGNATURE_HEADER and VAPI_TIMESTAMP_HEADER must be header names")?;
-    Ok(VapiSettings {
-        signature,
-        deadline: std::time::Duration::from_millis(config.vapi_deadline_ms.max(100)),
-    })
+    Ok(VapiSettings { signature, deadline: std::time::Duration::from_millis(config.vapi_deadline_ms.max(100)) })
 }
 
 /// A fresh 256-bit key from the operating system's random source, hex-encoded: what dev mode,
@@ -326,20 +299,24 @@ async fn authentication(
                 "JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (it is {})",
                 secret.len()
             );
-            Ok((
-                Authenticator::hs256(secret.as_bytes(), issuer, audience),
-                None,
-                Some(secret.clone()),
-            ))
+            Ok((Authenticator::hs256(secret.as_bytes(), issuer, audience), None, Some(secret.clone())))
         }
         (None, Some(path)) => {
-            let pem = std::fs::read(path).with_context(|| format!("cannot read JWT_PUBLIC_KEY_FILE {}", path.display()))?;
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read JWT_PUBLIC_KEY_FILE {}", path.display()))?;
             let algorithm = config
                 .jwt_algorithm
                 .as_deref()
-                .map(|a| a.parse::<jsonwebtoken::Algorithm>().map_err(|_| anyhow::anyhow!("JWT_ALGORITHM {a} is not known")))
+                .map(|a| {
+                    a.parse::<jsonwebtoken::Algorithm>().map_err(|_| anyhow::anyhow!("JWT_ALGORITHM {a} is not known"))
+                })
                 .transpose()?;
-            if algorithm.is_some_and(|a| matches!(a, jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512)) {
+            if algorithm.is_some_and(|a| {
+                matches!(
+                    a,
+                    jsonwebtoken::Algorithm::HS256 | jsonwebtoken::Algorithm::HS384 | jsonwebtoken::Algorithm::HS512
+                )
+            }) {
                 anyhow::bail!("JWT_ALGORITHM must be an asymmetric algorithm with JWT_PUBLIC_KEY_FILE");
             }
             Ok((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None, None))
@@ -393,11 +370,7 @@ async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, 
     let secret_file = dir.join("dev-jwt-secret");
     let secret = read_or_create(&secret_file, random_secret)?;
     let org_id = read_or_create(&dir.join("dev-org-id"), || OrgId::new().to_string())?;
-    let org_id = OrgId(
-        org_id
-            .parse()
-            .context("data/dev-org-id does not hold a UUID")?,
-    );
+    let org_id = OrgId(org_id.parse().context("data/dev-org-id does not hold a UUID")?);
     if store.organization(org_id).await?.is_none() {
         store
             .create_organization(&Organization {
@@ -411,20 +384,8 @@ async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, 
     let mut tokens = Vec::new();
     for role in [Role::Platform, Role::Admin, Role::Staff, Role::Agent] {
         let org = (role != Role::Platform).then_some(org_id.0);
-        let claims = Claims::new(
-            format!("dev-{}", role.as_str()),
-            role,
-            org,
-            DEV_TOKEN_TTL_SECS,
-        );
+        let claims = Claims::new(format!("dev-{}", role.as_str()), role, org, DEV_TOKEN_TTL_SECS);
         tokens.push((role, claims.mint_hs256(secret.as_bytes())?));
     }
-    Ok((
-        secret,
-        DevMode {
-            secret_file,
-            org_id,
-            tokens,
-        },
-    ))
+    Ok((secret, DevMode { secret_file, org_id, tokens }))
 }

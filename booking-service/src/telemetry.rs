@@ -11,11 +11,7 @@ pub fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// The process-wide recorder; several in-process services (tests, tools) share it.
@@ -25,9 +21,7 @@ fn handle() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full(REQUEST_SECONDS.into()),
-                &[
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ],
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             )
             .expect("static bucket list is not empty")
             .build_recorder();
@@ -47,11 +41,7 @@ pub fn render_metrics() -> String {
 }
 
 pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route.to_owned()),
-        ("status", status.to_string()),
-    ];
+    let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!(REQUEST_SECONDS, &labels).record(elapsed.as_secs_f64());
 }
@@ -64,6 +54,5 @@ pub fn record_booking(outcome: &str) {
 /// One voice-agent tool call, answered with a result or an error.
 pub fn record_tool_call(tool: &str, succeeded: bool) {
     let outcome = if succeeded { "result" } else { "error" };
-    metrics::counter!("vapi_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome)
-        .increment(1);
+    metrics::counter!("vapi_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome).increment(1);
 }

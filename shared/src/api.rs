@@ -91,11 +91,7 @@ pub struct CreateProvider {
 pub struct UpdateProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "double_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub timezone: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,9 +109,7 @@ mod double_option {
         v.as_ref().and_then(|inner| inner.as_ref()).serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }

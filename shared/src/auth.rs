@@ -49,16 +49,7 @@ impl Claims {
     /// Claims valid from now for `ttl_secs` seconds.
     pub fn new(sub: impl Into<String>, role: Role, org_id: Option<Uuid>, ttl_secs: i64) -> Self {
         let now = chrono::Utc::now().timestamp();
-        Self {
-            sub: sub.into(),
-            role,
-            org_id,
-            exp: now + ttl_secs,
-            iat: Some(now),
-            nbf: None,
-            iss: None,
-            aud: None,
-        }
+        Self { sub: sub.into(), role, org_id, exp: now + ttl_secs, iat: Some(now), nbf: None, iss: None, aud: None }
     }
 
     /// Signs the claims with an HS256 secret.

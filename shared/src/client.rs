@@ -13,10 +13,7 @@ pub enum ClientError {
     Transport(#[from] reqwest::Error),
     /// The service answered with an error status and the API's error body.
     #[error("{status}: {} ({})", body.error.message, body.error.code)]
-    Api {
-        status: StatusCode,
-        body: Box<ErrorBody>,
-    },
+    Api { status: StatusCode, body: Box<ErrorBody> },
     /// The answer was not the JSON this client expects.
     #[error("unexpected answer {status}: {message}")]
     Decode { status: StatusCode, message: String },
@@ -66,19 +63,12 @@ impl ApiClient {
 
     /// Shares one connection pool (and its settings) between several clients.
     pub fn with_http(http: reqwest::Client, base_url: impl Into<String>) -> Self {
-        Self {
-            http,
-            base: base_url.into().trim_end_matches('/').to_owned(),
-            token: None,
-        }
+        Self { http, base: base_url.into().trim_end_matches('/').to_owned(), token: None }
     }
 
     /// The same client acting with another bearer token.
     pub fn with_token(&self, token: impl Into<String>) -> Self {
-        Self {
-            token: Some(token.into()),
-            ..self.clone()
-        }
+        Self { token: Some(token.into()), ..self.clone() }
     }
 
     pub fn base_url(&self) -> &str {
@@ -106,22 +96,16 @@ impl ApiClient {
         self.send(self.request(Method::GET, "/readyz")).await
     }
 
-    pub async fn create_organization(
-        &self,
-        body: &CreateOrganization,
-    ) -> ClientResult<Organization> {
-        self.send(self.request(Method::POST, "/api/orgs").json(body))
-            .await
+    pub async fn create_organization(&self, body: &CreateOrganization) -> ClientResult<Organization> {
+        self.send(self.request(Method::POST, "/api/orgs").json(body)).await
     }
 
     pub async fn delete_organization(&self, id: Uuid) -> ClientResult<()> {
-        self.send_empty(self.request(Method::DELETE, &format!("/api/orgs/{id}")))
-            .await
+        self.send_empty(self.request(Method::DELETE, &format!("/api/orgs/{id}"))).await
     }
 
     pub async fn create_provider(&self, body: &CreateProvider) -> ClientResult<Provider> {
-        self.send(self.request(Method::POST, "/api/providers").json(body))
-            .await
+        self.send(self.request(Method::POST, "/api/providers").json(body)).await
     }
 
     pub async fn providers(&self) -> ClientResult<Vec<Provider>> {
@@ -129,30 +113,21 @@ impl ApiClient {
     }
 
     pub async fn provider(&self, id: Uuid) -> ClientResult<Provider> {
-        self.send(self.request(Method::GET, &format!("/api/providers/{id}")))
-            .await
+        self.send(self.request(Method::GET, &format!("/api/providers/{id}"))).await
     }
 
     pub async fn update_provider(&self, id: Uuid, body: &UpdateProvider) -> ClientResult<Provider> {
-        self.send(
-            self.request(Method::PATCH, &format!("/api/providers/{id}"))
-                .json(body),
-        )
-        .await
+        self.send(self.request(Method::PATCH, &format!("/api/providers/{id}")).json(body)).await
     }
 
     pub async fn deactivate_provider(&self, id: Uuid) -> ClientResult<()> {
-        self.send_empty(self.request(Method::DELETE, &format!("/api/providers/{id}")))
-            .await
+        self.send_empty(self.request(Method::DELETE, &format!("/api/providers/{id}"))).await
     }
 
     pub async fn availability(&self, provider: Uuid, date: &str) -> ClientResult<Availability> {
-        let query = AvailabilityQuery {
-            date: date.to_owned(),
-        };
+        let query = AvailabilityQuery { date: date.to_owned() };
         let path = format!("/api/providers/{provider}/availability");
-        self.send(self.request(Method::GET, &path).query(&query))
-            .await
+        self.send(self.request(Method::GET, &path).query(&query)).await
     }
 
     pub async fn book(&self, input: &BookingInput) -> ClientResult<BookingResponse> {
@@ -160,24 +135,13 @@ impl ApiClient {
     }
 
     /// A booking that a retry with the same key answers with the first result.
-    pub async fn book_idempotent(
-        &self,
-        input: &BookingInput,
-        key: &str,
-    ) -> ClientResult<BookingResponse> {
+    pub async fn book_idempotent(&self, input: &BookingInput, key: &str) -> ClientResult<BookingResponse> {
         self.send(self.book_request(input, Some(key))).await
     }
 
     /// The booking request itself, for callers that time or send it their own way.
-    pub fn book_request(
-        &self,
-        input: &BookingInput,
-        idempotency_key: Option<&str>,
-    ) -> RequestBuilder {
-        let body = BookingRequest {
-            tool_name: "book_appointment".into(),
-            tool_input: input.clone(),
-        };
+    pub fn book_request(&self, input: &BookingInput, idempotency_key: Option<&str>) -> RequestBuilder {
+        let body = BookingRequest { tool_name: "book_appointment".into(), tool_input: input.clone() };
         let builder = self.request(Method::POST, "/api/vapi/booking").json(&body);
         match idempotency_key {
             Some(key) => builder.header("Idempotency-Key", key),
@@ -186,32 +150,22 @@ impl ApiClient {
     }
 
     pub async fn appointments(&self, query: &AppointmentQuery) -> ClientResult<Vec<Appointment>> {
-        self.send(self.request(Method::GET, "/api/appointments").query(query))
-            .await
+        self.send(self.request(Method::GET, "/api/appointments").query(query)).await
     }
 
     pub async fn appointment(&self, id: Uuid) -> ClientResult<Appointment> {
-        self.send(self.request(Method::GET, &format!("/api/appointments/{id}")))
-            .await
+        self.send(self.request(Method::GET, &format!("/api/appointments/{id}"))).await
     }
 
     pub async fn cancel(&self, id: Uuid, reason: Option<&str>) -> ClientResult<Appointment> {
-        let body = CancelRequest {
-            reason: reason.map(str::to_owned),
-        };
+        let body = CancelRequest { reason: reason.map(str::to_owned) };
         let path = format!("/api/appointments/{id}/cancel");
-        self.send(self.request(Method::POST, &path).json(&body))
-            .await
+        self.send(self.request(Method::POST, &path).json(&body)).await
     }
 
-    pub async fn reschedule(
-        &self,
-        id: Uuid,
-        body: &RescheduleRequest,
-    ) -> ClientResult<Appointment> {
+    pub async fn reschedule(&self, id: Uuid, body: &RescheduleRequest) -> ClientResult<Appointment> {
         let path = format!("/api/appointments/{id}/reschedule");
-        self.send(self.request(Method::POST, &path).json(body))
-            .await
+        self.send(self.request(Method::POST, &path).json(body)).await
     }
 
     /// Sends a request and decodes a success body as `T`, or the API's error body.
@@ -236,19 +190,12 @@ impl ApiClient {
 /// Turns a status and body into `T` on success, else into the matching [`ClientError`].
 pub fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> ClientResult<T> {
     if status.is_success() {
-        return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
-            status,
-            message: e.to_string(),
-        });
+        return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode { status, message: e.to_string() });
     }
     match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(body) => Err(ClientError::Api {
-            status,
-            body: Box::new(body),
-        }),
-        Err(_) => Err(ClientError::Decode {
-            status,
-            message: String::from_utf8_lossy(bytes).chars().take(200).collect(),
-        }),
+        Ok(body) => Err(ClientError::Api { status, body: Box::new(body) }),
+        Err(_) => {
+            Err(ClientError::Decode { status, message: String::from_utf8_lossy(bytes).chars().take(200).collect() })
+        }
     }
 }

@@ -110,10 +110,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 30s, 500ms or 2m"))?;
+    let value: f64 = number.trim().parse().map_err(|_| format!("`{s}` is not a duration such as 30s, 500ms or 2m"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,

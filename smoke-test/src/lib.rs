@@ -86,12 +86,7 @@ pub async fn run_with_output(args: Args, out: Out) -> Run {
     let mode = if args.is_load() { "load" } else { "race" };
     let settings = settings(&args);
     let mut report = match prepare_target(&args, &out).await {
-        Err(reason) => Report::could_not_judge(
-            mode,
-            args.target.as_deref().unwrap_or("in-process"),
-            settings,
-            reason,
-        ),
+        Err(reason) => Report::could_not_judge(mode, args.target.as_deref().unwrap_or("in-process"), settings, reason),
         Ok(target) => {
             let report = judge(&args, &target, settings, tty, &out).await;
             target.stop().await;
@@ -109,15 +104,8 @@ pub async fn run_with_output(args: Args, out: Out) -> Run {
             None
         }
     };
-    say!(
-        out,
-        "{}",
-        output::summary(&report, report_path.as_deref()).trim_end()
-    );
-    Run {
-        report,
-        report_path,
-    }
+    say!(out, "{}", output::summary(&report, report_path.as_deref()).trim_end());
+    Run { report, report_path }
 }
 
 fn settings(args: &Args) -> serde_json::Value {
@@ -138,9 +126,7 @@ fn settings(args: &Args) -> serde_json::Value {
 async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
     if let Some(rate) = args.rate {
         if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
-            return Err(format!(
-                "--rate {rate} must be between 0 and 100000 per second"
-            ));
+            return Err(format!("--rate {rate} must be between 0 and 100000 per second"));
         }
     }
     if args.max_in_flight == 0 {
@@ -149,11 +135,7 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
     match &args.target {
         None => {
             if let Some(url) = &args.database_url {
-                say!(
-                    out,
-                    "starting the booking service in-process on {}",
-                    booking_service::config::redact(url)
-                );
+                say!(out, "starting the booking service in-process on {}", booking_service::config::redact(url));
             }
             Target::in_process(args.database_url.as_deref(), args.jwt_secret.clone())
                 .await
@@ -169,8 +151,7 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
                 },
                 _ => {
                     return Err(
-                        "--target needs --jwt-secret, or --admin-token and --agent-token of one organization"
-                            .into(),
+                        "--target needs --jwt-secret, or --admin-token and --agent-token of one organization".into()
                     )
                 }
             };
@@ -180,13 +161,7 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
 }
 
 /// Sets up, runs and checks, and cleans up whatever happens, Ctrl-C included.
-async fn judge(
-    args: &Args,
-    target: &Target,
-    settings: serde_json::Value,
-    tty: bool,
-    out: &Out,
-) -> Report {
+async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: bool, out: &Out) -> Report {
     let mode = if args.is_load() { "load" } else { "race" };
     let mut report = Report::could_not_judge(mode, &target.base_url, settings, String::new());
     report.target_kind = target.description.clone();
@@ -205,10 +180,7 @@ async fn judge(
         }
     }
     report.cleanup = if args.keep {
-        format!(
-            "kept (--keep): organization {:?}, providers {:?}",
-            fixture.created_org, fixture.providers
-        )
+        format!("kept (--keep): organization {:?}, providers {:?}", fixture.created_org, fixture.providers)
     } else if fixture.created_org.is_none() && fixture.providers.is_empty() {
         "nothing to remove".into()
     } else {
@@ -232,32 +204,16 @@ async fn exercise(
     tty: bool,
     out: &Out,
 ) -> Result<(), String> {
-    let connections = if args.is_load() {
-        args.max_in_flight as u64
-    } else {
-        u64::from(args.concurrency) * u64::from(args.slots)
-    };
+    let connections =
+        if args.is_load() { args.max_in_flight as u64 } else { u64::from(args.concurrency) * u64::from(args.slots) };
     limits::ensure_room_for(connections, if target.runs_here() { 2 } else { 1 })?;
     let probe = ApiClient::with_http(
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| e.to_string())?,
+        reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?,
         target.base_url.clone(),
     );
-    probe
-        .healthz()
-        .await
-        .map_err(|e| format!("target down: GET {}/healthz failed: {e}", target.base_url))?;
-    let providers = if args.is_load() {
-        args.providers.max(1)
-    } else {
-        1
-    };
-    fixture
-        .setup(base, &target.credentials, providers)
-        .await
-        .map_err(|e| format!("setup failed: {e:#}"))?;
+    probe.healthz().await.map_err(|e| format!("target down: GET {}/healthz failed: {e}", target.base_url))?;
+    let providers = if args.is_load() { args.providers.max(1) } else { 1 };
+    fixture.setup(base, &target.credentials, providers).await.map_err(|e| format!("setup failed: {e:#}"))?;
     let agent_token = fixture.agent_token.clone().unwrap_or_default();
     let staff = base.with_token(fixture.admin_token.clone().unwrap_or_default());
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
@@ -272,8 +228,7 @@ async fn exercise(
                 late_after: Duration::from_millis(args.late_ms),
                 progress: tty && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let slots = setup::plan_slots(&fixture.providers, settings.planned())
-                .map_err(|e| format!("{e:#}"))?;
+            let slots = setup::plan_slots(&fixture.providers, settings.planned()).map_err(|e| format!("{e:#}"))?;
             say!(
                 out,
                 "smoke-test load: {} distinct-slot bookings at {rate}/s for {:.1}s over {} provider(s) against {} ({})",
@@ -288,22 +243,16 @@ async fn exercise(
                 .map_err(|e| format!("{e:#}"))?;
             report.requests = result.figures.completed;
             report.outcomes = result.outcomes;
-            report
-                .latency
-                .insert("from_intended".into(), result.from_intended);
-            report
-                .latency
-                .insert("per_request".into(), result.per_request);
+            report.latency.insert("from_intended".into(), result.from_intended);
+            report.latency.insert("per_request".into(), result.per_request);
             report.latency.insert("service".into(), result.service);
             report.wall_ms = round1(result.wall.as_secs_f64() * 1000.0);
-            report.throughput_rps =
-                round1(result.figures.completed as f64 / result.wall.as_secs_f64().max(1e-9));
+            report.throughput_rps = round1(result.figures.completed as f64 / result.wall.as_secs_f64().max(1e-9));
             report.load = Some(result.figures);
             report.checks = result.checks;
         }
         _ => {
-            let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots))
-                .map_err(|e| format!("{e:#}"))?;
+            let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots)).map_err(|e| format!("{e:#}"))?;
             say!(
                 out,
                 "smoke-test: {} concurrent identical bookings of each of {} slot(s) ({} requests) against {} ({})",
@@ -313,40 +262,22 @@ async fn exercise(
                 target.base_url,
                 target.description
             );
-            let result = race::run(
-                &target.base_url,
-                &agent_token,
-                &slots,
-                args.concurrency,
-                timeout,
-            )
-            .await
-            .map_err(|e| format!("{e:#}"))?;
+            let result = race::run(&target.base_url, &agent_token, &slots, args.concurrency, timeout)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
             if !args.quiet {
                 for s in &result.samples {
                     say!(out, "{}", output::booking_line(s));
                 }
             }
             let figures = race::figures(&result);
-            report.checks = race::verify(
-                &result,
-                &slots,
-                args.concurrency,
-                &staff,
-                &figures,
-                args.budget_ms,
-            )
-            .await;
+            report.checks = race::verify(&result, &slots, args.concurrency, &staff, &figures, args.budget_ms).await;
             report.requests = result.samples.len() as u64;
             for s in &result.samples {
                 *report.outcomes.entry(s.answer.kind().into()).or_default() += 1;
             }
-            report
-                .latency
-                .insert("from_release".into(), figures.from_release);
-            report
-                .latency
-                .insert("per_request".into(), figures.per_request);
+            report.latency.insert("from_release".into(), figures.from_release);
+            report.latency.insert("per_request".into(), figures.per_request);
             report.latency.insert("service".into(), figures.service);
             report.throughput_rps = figures.throughput_rps;
             report.wall_ms = round1(result.wall.as_secs_f64() * 1000.0);

@@ -68,10 +68,7 @@ pub async fn run(
         .build()?;
     let agent = ApiClient::with_http(http.clone(), base_url).with_token(agent_token);
     // Open some connections before the clock starts, so the first second is not all handshakes.
-    let warm = settings
-        .max_in_flight
-        .min(settings.rate.ceil() as usize)
-        .clamp(1, 64);
+    let warm = settings.max_in_flight.min(settings.rate.ceil() as usize).clamp(1, 64);
     let opened = futures::future::join_all((0..warm).map(|_| agent.healthz())).await;
     if let Some(Err(e)) = opened.into_iter().find(Result::is_err) {
         anyhow::bail!("cannot open connections to {base_url}: {e}");
@@ -84,11 +81,9 @@ pub async fn run(
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} answers, {per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} answers, {per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     let bar_for_results = bar.clone();
 
@@ -109,51 +104,48 @@ pub async fn run(
     // Dropping this run (Ctrl-C) stops the schedule too.
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let stopped = stop.0.clone();
-    let scheduler = std::thread::Builder::new()
-        .name("smoke-test-schedule".into())
-        .spawn(move || {
-            for (i, request) in requests.into_iter().enumerate() {
-                if stopped.load(Ordering::Relaxed) {
-                    break;
-                }
-                let intended = start + Duration::from_secs_f64(i as f64 * interval);
-                if let Some(wait) = intended.checked_duration_since(std::time::Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                // When every connection is busy the generator waits here; the requests it then
-                // sends late are still timed from their intended instant and counted as late.
-                let Ok(permit) = runtime.block_on(in_flight.clone().acquire_owned()) else {
-                    break;
-                };
-                let intended = Instant::from_std(intended);
-                let (http, tx, bar) = (http.clone(), tx.clone(), bar.clone());
-                runtime.spawn(async move {
-                    let sent = Instant::now();
-                    let answer = match http.execute(request).await {
-                        Ok(response) => {
-                            let status = response.status();
-                            match response.bytes().await {
-                                Ok(body) => Answer::from_response(status, &body),
-                                Err(e) => Answer::Transport(class_of(&e)),
-                            }
-                        }
-                        Err(e) => Answer::Transport(class_of(&e)),
-                    };
-                    let done = Instant::now();
-                    drop(permit);
-                    bar.inc(1);
-                    let _ = tx.send(Sample {
-                        answer,
-                        from_intended: done - intended,
-                        per_request: done - sent,
-                        send_delay: sent.saturating_duration_since(intended),
-                    });
-                });
+    let scheduler = std::thread::Builder::new().name("smoke-test-schedule".into()).spawn(move || {
+        for (i, request) in requests.into_iter().enumerate() {
+            if stopped.load(Ordering::Relaxed) {
+                break;
             }
-            start.elapsed()
-        })?;
-    let (mut corrected, mut own, mut service) =
-        (stats::histogram(), stats::histogram(), stats::histogram());
+            let intended = start + Duration::from_secs_f64(i as f64 * interval);
+            if let Some(wait) = intended.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            // When every connection is busy the generator waits here; the requests it then
+            // sends late are still timed from their intended instant and counted as late.
+            let Ok(permit) = runtime.block_on(in_flight.clone().acquire_owned()) else {
+                break;
+            };
+            let intended = Instant::from_std(intended);
+            let (http, tx, bar) = (http.clone(), tx.clone(), bar.clone());
+            runtime.spawn(async move {
+                let sent = Instant::now();
+                let answer = match http.execute(request).await {
+                    Ok(response) => {
+                        let status = response.status();
+                        match response.bytes().await {
+                            Ok(body) => Answer::from_response(status, &body),
+                            Err(e) => Answer::Transport(class_of(&e)),
+                        }
+                    }
+                    Err(e) => Answer::Transport(class_of(&e)),
+                };
+                let done = Instant::now();
+                drop(permit);
+                bar.inc(1);
+                let _ = tx.send(Sample {
+                    answer,
+                    from_intended: done - intended,
+                    per_request: done - sent,
+                    send_delay: sent.saturating_duration_since(intended),
+                });
+            });
+        }
+        start.elapsed()
+    })?;
+    let (mut corrected, mut own, mut service) = (stats::histogram(), stats::histogram(), stats::histogram());
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let (mut completed, mut created, mut late) = (0u64, 0u64, 0u64);
@@ -171,18 +163,11 @@ pub async fn run(
         match &s.answer {
             Answer::Created { service_ms, .. } => {
                 created += 1;
-                stats::record(
-                    &mut service,
-                    Duration::from_secs_f64(service_ms.max(0.0) / 1000.0),
-                );
+                stats::record(&mut service, Duration::from_secs_f64(service_ms.max(0.0) / 1000.0));
             }
             Answer::Conflict => *errors.entry("409 slot_unavailable".into()).or_default() += 1,
-            Answer::Unexpected { status, error } => {
-                *errors.entry(format!("{status} {error}")).or_default() += 1
-            }
-            Answer::Transport(class) => {
-                *errors.entry(format!("transport {class}")).or_default() += 1
-            }
+            Answer::Unexpected { status, error } => *errors.entry(format!("{status} {error}")).or_default() += 1,
+            Answer::Transport(class) => *errors.entry(format!("transport {class}")).or_default() += 1,
         }
     }
     let wall = start.elapsed();

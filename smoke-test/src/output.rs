@@ -20,34 +20,20 @@ pub fn booking_line(s: &Sample) -> String {
     let at = format!("[slot {} #{}]", s.slot + 1, s.worker + 1);
     let took = ms(s.from_release.as_micros() as u64);
     match &s.answer {
-        Answer::Created {
-            confirmation_code,
-            service_ms,
-            ..
-        } => format!(
+        Answer::Created { confirmation_code, service_ms, .. } => format!(
             "{at} {} in {took} ms (service {service_ms:.1} ms) code {confirmation_code}",
             "SUCCESS".green().bold()
         ),
         Answer::Conflict => format!("{at} {} in {took} ms", "CONFLICT (expected)".yellow()),
         Answer::Unexpected { status, error } => {
-            format!(
-                "{at} {} {status} {error} in {took} ms",
-                "FAILED".red().bold()
-            )
+            format!("{at} {} {status} {error} in {took} ms", "FAILED".red().bold())
         }
-        Answer::Transport(e) => format!(
-            "{at} {} transport error in {took} ms: {e}",
-            "FAILED".red().bold()
-        ),
+        Answer::Transport(e) => format!("{at} {} transport error in {took} ms: {e}", "FAILED".red().bold()),
     }
 }
 
 pub fn check_line(c: &Check) -> String {
-    let mark = if c.passed {
-        "PASS".green().bold()
-    } else {
-        "FAIL".red().bold()
-    };
+    let mark = if c.passed { "PASS".green().bold() } else { "FAIL".red().bold() };
     format!("  {mark} {:<34} {}", c.name, c.detail)
 }
 
@@ -65,24 +51,15 @@ pub fn summary(report: &Report, report_path: Option<&std::path::Path>) -> String
         out.push_str(&format!("\n{}\n", "Latency".bold()));
         for (name, label) in [
             ("from_release", "from the common release to the last byte"),
-            (
-                "from_intended",
-                "from the intended send time to the last byte",
-            ),
-            (
-                "per_request",
-                "per request, own send to last byte (uncorrected)",
-            ),
+            ("from_intended", "from the intended send time to the last byte"),
+            ("per_request", "per request, own send to last byte (uncorrected)"),
             ("service", "the service's own latency_ms (201 answers)"),
         ] {
             if let Some(s) = report.latency.get(name) {
                 out.push_str(&format!("  {label}:\n    {}\n", s.line()));
             }
         }
-        out.push_str(&format!(
-            "  throughput: {:.1} answers/s over {:.0} ms\n",
-            report.throughput_rps, report.wall_ms
-        ));
+        out.push_str(&format!("  throughput: {:.1} answers/s over {:.0} ms\n", report.throughput_rps, report.wall_ms));
     }
     if let Some(l) = &report.load {
         out.push_str(&format!(
@@ -108,13 +85,10 @@ pub fn summary(report: &Report, report_path: Option<&std::path::Path>) -> String
     out.push_str(&format!(
         "\n{verdict} (exit {}): {}\n{passed} passed, {} failed\n",
         report.exit_code,
-        report
-            .reason
-            .as_deref()
-            .unwrap_or(match report.mode.as_str() {
-                "load" => "every booking created within budget and on schedule",
-                _ => "exactly one booking per slot, every other request rejected, within budget",
-            }),
+        report.reason.as_deref().unwrap_or(match report.mode.as_str() {
+            "load" => "every booking created within budget and on schedule",
+            _ => "exactly one booking per slot, every other request rejected, within budget",
+        }),
         report.checks.len() - passed
     ));
     out

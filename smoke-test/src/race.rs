@@ -42,10 +42,7 @@ impl Answer {
                     confirmation_code: b.confirmation_code,
                     service_ms: b.latency_ms,
                 },
-                Err(e) => Self::Unexpected {
-                    status: 201,
-                    error: format!("201 without a booking body: {e}"),
-                },
+                Err(e) => Self::Unexpected { status: 201, error: format!("201 without a booking body: {e}") },
             },
             _ => {
                 let code = serde_json::from_slice::<ErrorBody>(body)
@@ -54,10 +51,7 @@ impl Answer {
                 if status == StatusCode::CONFLICT && code == "slot_unavailable" {
                     Self::Conflict
                 } else {
-                    Self::Unexpected {
-                        status: status.as_u16(),
-                        error: code,
-                    }
+                    Self::Unexpected { status: status.as_u16(), error: code }
                 }
             }
         }
@@ -193,9 +187,7 @@ pub async fn run(
     }
     let mut failure = None;
     for r in ready {
-        let state = r
-            .await
-            .unwrap_or_else(|_| Err("a racer stopped before it was ready".to_owned()));
+        let state = r.await.unwrap_or_else(|_| Err("a racer stopped before it was ready".to_owned()));
         if let Err(e) = state {
             failure.get_or_insert(e);
         }
@@ -217,10 +209,7 @@ pub async fn run(
         anyhow::bail!(e);
     }
     samples.sort_by_key(|s| s.from_release);
-    Ok(RaceResult {
-        samples,
-        wall: last - released,
-    })
+    Ok(RaceResult { samples, wall: last - released })
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -252,16 +241,12 @@ pub struct Figures {
 }
 
 pub fn figures(result: &RaceResult) -> Figures {
-    let (mut release, mut own, mut service) =
-        (stats::histogram(), stats::histogram(), stats::histogram());
+    let (mut release, mut own, mut service) = (stats::histogram(), stats::histogram(), stats::histogram());
     for s in &result.samples {
         stats::record(&mut release, s.from_release);
         stats::record(&mut own, s.per_request);
         if let Answer::Created { service_ms, .. } = s.answer {
-            stats::record(
-                &mut service,
-                Duration::from_secs_f64(service_ms.max(0.0) / 1000.0),
-            );
+            stats::record(&mut service, Duration::from_secs_f64(service_ms.max(0.0) / 1000.0));
         }
     }
     let secs = result.wall.as_secs_f64();
@@ -269,11 +254,7 @@ pub fn figures(result: &RaceResult) -> Figures {
         from_release: Summary::of(&release),
         per_request: Summary::of(&own),
         service: Summary::of(&service),
-        throughput_rps: if secs > 0.0 {
-            (result.samples.len() as f64 / secs * 10.0).round() / 10.0
-        } else {
-            0.0
-        },
+        throughput_rps: if secs > 0.0 { (result.samples.len() as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
     }
 }
 
@@ -295,25 +276,18 @@ pub async fn verify(
     let mut codes = Vec::new();
     for s in &result.samples {
         match &s.answer {
-            Answer::Created {
-                confirmation_code, ..
-            } => {
+            Answer::Created { confirmation_code, .. } => {
                 winners[s.slot as usize] += 1;
                 codes.push(confirmation_code.clone());
             }
             Answer::Conflict => conflicts += 1,
-            Answer::Unexpected { status, error } => {
-                *unexpected.entry(format!("{status} {error}")).or_default() += 1
-            }
+            Answer::Unexpected { status, error } => *unexpected.entry(format!("{status} {error}")).or_default() += 1,
             Answer::Transport(e) => *transport.entry(e.clone()).or_default() += 1,
         }
     }
     let mut checks = Vec::new();
 
-    let (min_w, max_w) = (
-        winners.iter().copied().min().unwrap_or(0),
-        winners.iter().copied().max().unwrap_or(0),
-    );
+    let (min_w, max_w) = (winners.iter().copied().min().unwrap_or(0), winners.iter().copied().max().unwrap_or(0));
     let bad_slots = winners.iter().filter(|w| **w != 1).count();
     checks.push(Check::new(
         "one_201_per_slot",
@@ -350,11 +324,7 @@ pub async fn verify(
         } else {
             format!(
                 "unexpected answers: {}",
-                unexpected
-                    .iter()
-                    .map(|(k, v)| format!("{v} × {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                unexpected.iter().map(|(k, v)| format!("{v} × {k}")).collect::<Vec<_>>().join(", ")
             )
         },
     ));
@@ -370,11 +340,7 @@ pub async fn verify(
         } else {
             format!(
                 "transport errors: {}",
-                transport
-                    .iter()
-                    .map(|(k, v)| format!("{v} × {k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                transport.iter().map(|(k, v)| format!("{v} × {k}")).collect::<Vec<_>>().join(", ")
             )
         },
     ));
@@ -387,11 +353,7 @@ pub async fn verify(
         json!(codes.len()),
         json!(distinct.len()),
         distinct.len() == codes.len(),
-        format!(
-            "{} distinct confirmation code(s) among {} winner(s)",
-            distinct.len(),
-            codes.len()
-        ),
+        format!("{} distinct confirmation code(s) among {} winner(s)", distinct.len(), codes.len()),
     ));
 
     let p95_ms = figures.from_release.p95 as f64 / 1000.0;
@@ -415,8 +377,7 @@ async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot]) -> Check 
     let mut counts: HashMap<(uuid::Uuid, chrono::DateTime<chrono::Utc>), u64> = HashMap::new();
     for (provider, mine) in by_provider {
         let from = mine.iter().map(|s| s.starts_at()).min().unwrap_or_default();
-        let to = mine.iter().map(|s| s.starts_at()).max().unwrap_or_default()
-            + chrono::Duration::minutes(SLOT_MINUTES);
+        let to = mine.iter().map(|s| s.starts_at()).max().unwrap_or_default() + chrono::Duration::minutes(SLOT_MINUTES);
         let listed = staff
             .appointments(&AppointmentQuery {
                 provider_id: Some(provider),
@@ -438,35 +399,20 @@ async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot]) -> Check 
             }
         };
         for a in appointments.iter().filter(|a| a.status.is_active()) {
-            *counts
-                .entry((provider, a.starts_at.with_timezone(&chrono::Utc)))
-                .or_default() += 1;
+            *counts.entry((provider, a.starts_at.with_timezone(&chrono::Utc))).or_default() += 1;
         }
     }
-    let per_slot: Vec<u64> = slots
-        .iter()
-        .map(|s| {
-            counts
-                .get(&(s.provider, s.starts_at()))
-                .copied()
-                .unwrap_or(0)
-        })
-        .collect();
+    let per_slot: Vec<u64> =
+        slots.iter().map(|s| counts.get(&(s.provider, s.starts_at())).copied().unwrap_or(0)).collect();
     let bad = per_slot.iter().filter(|c| **c != 1).count();
-    let (min, max) = (
-        per_slot.iter().copied().min().unwrap_or(0),
-        per_slot.iter().copied().max().unwrap_or(0),
-    );
+    let (min, max) = (per_slot.iter().copied().min().unwrap_or(0), per_slot.iter().copied().max().unwrap_or(0));
     Check::new(
         name,
         json!({"active_per_slot": 1}),
         json!({"min": min, "max": max, "total": per_slot.iter().sum::<u64>()}),
         bad == 0,
         if bad == 0 {
-            format!(
-                "the API lists exactly one active appointment in each of the {} slot(s)",
-                slots.len()
-            )
+            format!("the API lists exactly one active appointment in each of the {} slot(s)", slots.len())
         } else {
             format!("the API lists {min} to {max} active appointments per slot in {bad} slot(s), expected exactly 1")
         },
@@ -480,15 +426,11 @@ pub fn records(result: &RaceResult) -> Vec<RequestRecord> {
         .iter()
         .map(|s| {
             let (service_ms, code, error) = match &s.answer {
-                Answer::Created {
-                    confirmation_code,
-                    service_ms,
-                    ..
-                } => (Some(*service_ms), Some(confirmation_code.clone()), None),
-                Answer::Conflict => (None, None, None),
-                Answer::Unexpected { error, .. } | Answer::Transport(error) => {
-                    (None, None, Some(error.clone()))
+                Answer::Created { confirmation_code, service_ms, .. } => {
+                    (Some(*service_ms), Some(confirmation_code.clone()), None)
                 }
+                Answer::Conflict => (None, None, None),
+                Answer::Unexpected { error, .. } | Answer::Transport(error) => (None, None, Some(error.clone())),
             };
             RequestRecord {
                 slot: s.slot + 1,

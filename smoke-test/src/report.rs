@@ -169,20 +169,15 @@ impl Report {
     pub fn conclude(&mut self) {
         self.verdict = Verdict::from_checks(&self.checks);
         self.exit_code = self.verdict.exit_code();
-        let failed: Vec<String> = self
-            .checks
-            .iter()
-            .filter(|c| !c.passed)
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
+        let failed: Vec<String> =
+            self.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
         self.reason = (!failed.is_empty()).then(|| failed.join("; "));
     }
 
     /// Writes the report as pretty JSON, creating the folder.
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let json = serde_json::to_vec_pretty(self)?;
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
@@ -191,10 +186,8 @@ impl Report {
 
 /// `reports/smoke-<unix_ms>.json`.
 pub fn default_path() -> PathBuf {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
     PathBuf::from("reports").join(format!("smoke-{ms}.json"))
 }
 

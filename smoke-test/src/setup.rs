@@ -28,37 +28,22 @@ pub struct Fixture {
 
 impl Fixture {
     /// Creates the organization (when possible) and `providers` providers, bookable at any time.
-    pub async fn setup(
-        &mut self,
-        base: &ApiClient,
-        credentials: &Credentials,
-        providers: u32,
-    ) -> anyhow::Result<()> {
-        let label = format!(
-            "smoke-test {}",
-            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")
-        );
+    pub async fn setup(&mut self, base: &ApiClient, credentials: &Credentials, providers: u32) -> anyhow::Result<()> {
+        let label = format!("smoke-test {}", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S"));
         match credentials {
             Credentials::Secret(secret) => {
                 let platform = Credentials::mint(secret, Role::Platform, None)?;
                 self.platform_token = Some(platform.clone());
                 let org = base
                     .with_token(platform)
-                    .create_organization(&CreateOrganization {
-                        name: label.clone(),
-                        timezone: ZONE.into(),
-                    })
+                    .create_organization(&CreateOrganization { name: label.clone(), timezone: ZONE.into() })
                     .await
                     .context("creating the test organization failed")?;
                 self.created_org = Some(org.id);
                 self.admin_token = Some(Credentials::mint(secret, Role::Admin, Some(org.id))?);
                 self.agent_token = Some(Credentials::mint(secret, Role::Agent, Some(org.id))?);
             }
-            Credentials::Tokens {
-                platform,
-                admin,
-                agent,
-            } => {
+            Credentials::Tokens { platform, admin, agent } => {
                 self.platform_token = platform.clone();
                 self.admin_token = Some(admin.clone());
                 self.agent_token = Some(agent.clone());
@@ -181,10 +166,7 @@ mod tests {
             assert!(seen.insert((s.provider, s.starts_at())), "{s:?} twice");
         }
         assert!(slots.iter().all(|s| s.starts_at() > Utc::now()));
-        assert_eq!(
-            slots.iter().filter(|s| s.provider == providers[0]).count(),
-            167
-        );
+        assert_eq!(slots.iter().filter(|s| s.provider == providers[0]).count(), 167);
     }
 
     #[test]

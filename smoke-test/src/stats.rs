@@ -33,10 +33,7 @@ pub struct Summary {
 impl Summary {
     pub fn of(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
-            return Self {
-                unit: "us".into(),
-                ..Self::default()
-            };
+            return Self { unit: "us".into(), ..Self::default() };
         }
         Self {
             unit: "us".into(),

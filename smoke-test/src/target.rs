@@ -19,11 +19,7 @@ pub enum Credentials {
     /// Given tokens. With a platform token the tool still creates (and deletes) an organization,
     /// but needs an admin and agent token of it, so given tokens work on an existing organization:
     /// `admin` and `agent` of that organization, `platform` optional.
-    Tokens {
-        platform: Option<String>,
-        admin: String,
-        agent: String,
-    },
+    Tokens { platform: Option<String>, admin: String, agent: String },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -37,14 +33,9 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     pub fn mint(secret: &str, role: Role, org: Option<Uuid>) -> anyhow::Result<String> {
-        Claims::new(
-            format!("smoke-test-{}", role.as_str()),
-            role,
-            org,
-            TOKEN_TTL_SECS,
-        )
-        .mint_hs256(secret.as_bytes())
-        .context("cannot sign a token with the given secret")
+        Claims::new(format!("smoke-test-{}", role.as_str()), role, org, TOKEN_TTL_SECS)
+            .mint_hs256(secret.as_bytes())
+            .context("cannot sign a token with the given secret")
     }
 }
 
@@ -79,17 +70,10 @@ impl Target {
 
     /// Starts the booking service in this process on port 0: on `database_url`, else on a
     /// temporary SQLite file; with a generated secret unless one is given.
-    pub async fn in_process(
-        database_url: Option<&str>,
-        secret: Option<String>,
-    ) -> anyhow::Result<Self> {
+    pub async fn in_process(database_url: Option<&str>, secret: Option<String>) -> anyhow::Result<Self> {
         let (url, dir, kind) = match database_url {
             Some(url) => {
-                let kind = if url.starts_with("postgres") {
-                    "postgres"
-                } else {
-                    "sqlite"
-                };
+                let kind = if url.starts_with("postgres") { "postgres" } else { "sqlite" };
                 (url.to_owned(), None, kind.to_owned())
             }
             None => {
@@ -106,9 +90,7 @@ impl Target {
         } else {
             config.mail_dir = std::env::temp_dir().join("smoke-test-mail");
         }
-        let app = Application::build(config)
-            .await
-            .context("the in-process booking service did not start")?;
+        let app = Application::build(config).await.context("the in-process booking service did not start")?;
         let running = app.spawn();
         Ok(Self {
             base_url: running.base_url().to_owned(),
@@ -120,12 +102,8 @@ impl Target {
 
     /// A running service at `base_url`.
     pub fn remote(base_url: &str, credentials: Credentials) -> anyhow::Result<Self> {
-        let parsed = reqwest::Url::parse(base_url)
-            .with_context(|| format!("--target `{base_url}` is not a URL"))?;
-        anyhow::ensure!(
-            matches!(parsed.scheme(), "http" | "https"),
-            "--target must be an http:// or https:// URL"
-        );
+        let parsed = reqwest::Url::parse(base_url).with_context(|| format!("--target `{base_url}` is not a URL"))?;
+        anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "--target must be an http:// or https:// URL");
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             description: "remote".into(),
@@ -137,8 +115,7 @@ impl Target {
     /// Stops the in-process service (after its requests in flight) and removes its temporary files.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server.running.stop())
-                .await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), server.running.stop()).await;
         }
     }
 }

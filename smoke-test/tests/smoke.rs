@@ -17,11 +17,7 @@ use uuid::Uuid;
 /// Arguments as on the command line, with the report in a temporary folder.
 fn args(dir: &TempDir, extra: &[&str]) -> Args {
     let report = dir.path().join("report.json");
-    let mut argv = vec![
-        "smoke-test",
-        "--report",
-        report.to_str().expect("utf-8 path"),
-    ];
+    let mut argv = vec!["smoke-test", "--report", report.to_str().expect("utf-8 path")];
     argv.extend_from_slice(extra);
     Args::parse_from(argv)
 }
@@ -77,20 +73,11 @@ async fn passes_against_the_real_service(backend: Backend, extra: &[&str]) {
     argv.extend_from_slice(extra);
     let run = run(args(&dir, &argv)).await;
     let report = read_report(&dir);
-    assert_eq!(
-        run.exit_code(),
-        0,
-        "failed: {:?}, reason {:?}",
-        failed_checks(&report),
-        report["reason"]
-    );
+    assert_eq!(run.exit_code(), 0, "failed: {:?}, reason {:?}", failed_checks(&report), report["reason"]);
     assert_eq!(report["verdict"], json!("pass"));
     assert!(failed_checks(&report).is_empty());
     assert!(report["checks"].as_array().expect("checks").len() >= 7);
-    assert_eq!(
-        report["cleanup"].as_str().map(|c| c.starts_with("done")),
-        Some(true)
-    );
+    assert_eq!(report["cleanup"].as_str().map(|c| c.starts_with("done")), Some(true));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,8 +92,7 @@ async fn five_racers_on_postgres_pass_with_exit_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_racers_on_five_slots_pass_on_postgres() {
-    passes_against_the_real_service(Backend::Postgres, &["--concurrency", "50", "--slots", "5"])
-        .await;
+    passes_against_the_real_service(Backend::Postgres, &["--concurrency", "50", "--slots", "5"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,11 +114,7 @@ async fn with_no_argument_it_starts_the_service_on_a_temporary_sqlite_and_passes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_is_valid_json_with_the_documented_fields() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = run(args(
-        &dir,
-        &["--concurrency", "8", "--slots", "2", "--budget-ms", "30000"],
-    ))
-    .await;
+    let run = run(args(&dir, &["--concurrency", "8", "--slots", "2", "--budget-ms", "30000"])).await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
     let report = read_report(&dir);
     for field in [
@@ -162,9 +144,7 @@ async fn the_report_is_valid_json_with_the_documented_fields() {
     assert_eq!(report["requests"], json!(16));
     for histogram in ["from_release", "per_request", "service"] {
         let h = &report["latency"][histogram];
-        for figure in [
-            "unit", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max",
-        ] {
+        for figure in ["unit", "count", "min", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"] {
             assert!(h.get(figure).is_some(), "no latency.{histogram}.{figure}");
         }
         assert!(h["min"].as_u64() <= h["p50"].as_u64() && h["p50"].as_u64() <= h["max"].as_u64());
@@ -177,12 +157,8 @@ async fn the_report_is_valid_json_with_the_documented_fields() {
         }
         assert_eq!(check["passed"], json!(true), "{check}");
     }
-    let names: Vec<&str> = report["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let names: Vec<&str> =
+        report["checks"].as_array().expect("checks").iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(
         names,
         [
@@ -209,10 +185,7 @@ async fn a_latency_budget_nobody_can_meet_fails_with_exit_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_target_gives_exit_2() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let target = format!("http://127.0.0.1:{port}");
     let run = run(args(&dir, &["--target", &target, "--jwt-secret", SECRET])).await;
@@ -228,29 +201,14 @@ async fn a_remote_target_without_credentials_gives_exit_2() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let run = run(args(&dir, &["--target", "http://127.0.0.1:9"])).await;
     assert_eq!(run.exit_code(), 2);
-    assert!(run
-        .report
-        .reason
-        .unwrap_or_default()
-        .contains("--jwt-secret"));
+    assert!(run.report.reason.unwrap_or_default().contains("--jwt-secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_target_with_its_secret_passes() {
     let app = spawn_app(Backend::Sqlite).await;
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = run(args(
-        &dir,
-        &[
-            "--target",
-            &app.base,
-            "--jwt-secret",
-            SECRET,
-            "--budget-ms",
-            "30000",
-        ],
-    ))
-    .await;
+    let run = run(args(&dir, &["--target", &app.base, "--jwt-secret", SECRET, "--budget-ms", "30000"])).await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
     assert_eq!(run.report.target_kind, "remote");
 }
@@ -272,10 +230,7 @@ struct Fake {
 
 /// Just the routes the smoke test calls, with the API's bodies.
 async fn spawn_fake(broken: Broken) -> String {
-    let fake = Fake {
-        broken,
-        booked: Arc::default(),
-    };
+    let fake = Fake { broken, booked: Arc::default() };
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
@@ -302,14 +257,12 @@ async fn spawn_fake(broken: Broken) -> String {
         .route("/api/vapi/booking", post(book))
         .route(
             "/api/appointments",
-            get(|State(fake): State<Fake>| async move {
-                Json(Value::Array(fake.booked.lock().expect("lock").clone()))
-            }),
+            get(
+                |State(fake): State<Fake>| async move { Json(Value::Array(fake.booked.lock().expect("lock").clone())) },
+            ),
         )
         .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let base = format!("http://{}", listener.local_addr().expect("an address"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
@@ -340,11 +293,9 @@ async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode,
             }));
             (
                 StatusCode::CREATED,
-                Json(
-                    json!({"success": true, "appointment_id": id, "status": "pending",
+                Json(json!({"success": true, "appointment_id": id, "status": "pending",
                             "starts_at": starts_at, "ends_at": ends_at, "confirmation_code": code,
-                            "latency_ms": 0.3}),
-                ),
+                            "latency_ms": 0.3})),
             )
         }
     }
@@ -354,8 +305,7 @@ async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode,
 async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
     let base = spawn_fake(Broken::DoubleBooks).await;
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let (run, printed) =
-        run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
+    let (run, printed) = run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
     assert_eq!(run.exit_code(), 1);
     assert_eq!(printed.matches("SUCCESS in").count(), 5, "{printed}");
     assert!(printed.contains("FAIL one_201_per_slot"), "{printed}");
@@ -365,11 +315,7 @@ async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
     assert_eq!(report["verdict"], json!("fail"));
     assert_eq!(
         failed_checks(&report),
-        [
-            "one_201_per_slot",
-            "others_409_slot_unavailable",
-            "one_active_appointment_per_slot"
-        ]
+        ["one_201_per_slot", "others_409_slot_unavailable", "one_active_appointment_per_slot"]
     );
     let reason = report["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("DOUBLE BOOKING"), "{reason}");
@@ -380,14 +326,9 @@ async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
 async fn a_service_answering_500_fails_with_exit_1_and_says_why() {
     let base = spawn_fake(Broken::Answers500).await;
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let (run, printed) =
-        run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
+    let (run, printed) = run_capturing(args(&dir, &["--target", &base, "--jwt-secret", SECRET])).await;
     assert_eq!(run.exit_code(), 1);
-    assert_eq!(
-        printed.matches("FAILED 500 internal").count(),
-        5,
-        "{printed}"
-    );
+    assert_eq!(printed.matches("FAILED 500 internal").count(), 5, "{printed}");
     let report = read_report(&dir);
     assert!(failed_checks(&report).contains(&"no_other_status".to_owned()));
     let reason = report["reason"].as_str().unwrap_or_default();
@@ -399,20 +340,8 @@ async fn load_mode_runs_briefly_and_reports(backend: Backend) {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let run = run(args(
-        &dir,
-        &[
-            "--database-url",
-            &db.url,
-            "--rate",
-            "20",
-            "--duration",
-            "2s",
-            "--providers",
-            "3",
-        ],
-    ))
-    .await;
+    let run =
+        run(args(&dir, &["--database-url", &db.url, "--rate", "20", "--duration", "2s", "--providers", "3"])).await;
     let report = read_report(&dir);
     assert_eq!(run.exit_code(), 0, "{:?}", report["reason"]);
     assert_eq!(report["mode"], json!("load"));
@@ -444,31 +373,15 @@ async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates
     use shared::Role;
     let app = spawn_app(Backend::Sqlite).await;
     let org = app.org_named("Staging Clinic", "America/New_York").await;
-    let (admin, agent) = (
-        token(Role::Admin, Some(org.id)),
-        token(Role::Agent, Some(org.id)),
-    );
+    let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
     let dir = tempfile::tempdir().expect("a temporary folder");
     let run = run(args(
         &dir,
-        &[
-            "--target",
-            &app.base,
-            "--admin-token",
-            &admin,
-            "--agent-token",
-            &agent,
-            "--budget-ms",
-            "30000",
-        ],
+        &["--target", &app.base, "--admin-token", &admin, "--agent-token", &agent, "--budget-ms", "30000"],
     ))
     .await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
-    assert!(
-        run.report.cleanup.contains("1 provider(s) deactivated"),
-        "{}",
-        run.report.cleanup
-    );
+    assert!(run.report.cleanup.contains("1 provider(s) deactivated"), "{}", run.report.cleanup);
     let providers = org.admin.providers().await.expect("the providers");
     assert_eq!(providers.len(), 1);
     assert!(!providers[0].active);

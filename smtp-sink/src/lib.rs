@@ -82,9 +82,7 @@ pub struct SmtpSink {
 
 impl std::fmt::Debug for SmtpSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSink")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
+        f.debug_struct("SmtpSink").field("address", &self.address).finish_non_exhaustive()
     }
 }
 
@@ -108,11 +106,7 @@ impl SmtpSink {
                 }
             }
         });
-        Ok(Self {
-            address,
-            shared,
-            task,
-        })
+        Ok(Self { address, shared, task })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -142,11 +136,7 @@ impl SmtpSink {
 
     /// Waits until at least `count` messages have arrived and returns them all, or returns what
     /// arrived when `timeout` passes first (`Err`).
-    pub async fn wait_for(
-        &self,
-        count: usize,
-        timeout: Duration,
-    ) -> Result<Vec<ReceivedMail>, Vec<ReceivedMail>> {
+    pub async fn wait_for(&self, count: usize, timeout: Duration) -> Result<Vec<ReceivedMail>, Vec<ReceivedMail>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let arrived = self.shared.arrived.notified();
@@ -176,11 +166,7 @@ fn path(argument: &str) -> String {
     let argument = argument.trim();
     match (argument.find('<'), argument.find('>')) {
         (Some(start), Some(end)) if start < end => argument[start + 1..end].to_owned(),
-        _ => argument
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        _ => argument.split_whitespace().next().unwrap_or_default().to_owned(),
     }
 }
 
@@ -191,9 +177,7 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) {
 async fn converse(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    write
-        .write_all(b"220 sink.test ESMTP test sink\r\n")
-        .await?;
+    write.write_all(b"220 sink.test ESMTP test sink\r\n").await?;
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
     let mut line = String::new();
@@ -208,9 +192,7 @@ async fn converse(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
             None => (command.to_ascii_uppercase(), ""),
         };
         let reply: String = match verb.as_str() {
-            "EHLO" => {
-                "250-sink.test greets you\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 OK\r\n".into()
-            }
+            "EHLO" => "250-sink.test greets you\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 OK\r\n".into(),
             "HELO" => "250 sink.test\r\n".into(),
             "MAIL" => {
                 let refusal = *lock(&shared.refusal);
@@ -243,9 +225,7 @@ async fn converse(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 if from.is_none() || to.is_empty() {
                     "503 MAIL and RCPT first\r\n".into()
                 } else {
-                    write
-                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                        .await?;
+                    write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                     let mut data = String::new();
                     loop {
                         line.clear();
@@ -286,15 +266,9 @@ async fn converse(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 }
 
 /// Reads one line, refusing absurdly long ones.
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    line: &mut String,
-) -> std::io::Result<usize> {
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R, line: &mut String) -> std::io::Result<usize> {
     let mut bytes = Vec::new();
-    let n = reader
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', &mut bytes)
-        .await?;
+    let n = reader.take(MAX_LINE as u64).read_until(b'\n', &mut bytes).await?;
     line.push_str(&String::from_utf8_lossy(&bytes));
     Ok(n)
 }
@@ -322,10 +296,7 @@ mod tests {
         assert!(replies.starts_with("220 "), "{replies}");
         assert!(replies.contains("250 OK queued"), "{replies}");
         assert!(replies.ends_with("221 bye\r\n"), "{replies}");
-        let mails = sink
-            .wait_for(1, Duration::from_secs(5))
-            .await
-            .expect("one mail");
+        let mails = sink.wait_for(1, Duration::from_secs(5)).await.expect("one mail");
         assert_eq!(mails[0].from, "a@x.test");
         assert_eq!(mails[0].to, vec!["b@y.test".to_owned()]);
         assert_eq!(mails[0].data, "Subject: hi\r\n\r\n.leading dot\r\n");

@@ -16,9 +16,7 @@ pub const SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 
 /// A token for `role` (in organization `org`), signed with [`SECRET`], valid for an hour.
 pub fn token(role: Role, org: Option<Uuid>) -> String {
-    Claims::new(format!("test-{}", role.as_str()), role, org, 3600)
-        .mint_hs256(SECRET.as_bytes())
-        .expect("mint a token")
+    Claims::new(format!("test-{}", role.as_str()), role, org, 3600).mint_hs256(SECRET.as_bytes()).expect("mint a token")
 }
 
 /// A running service; it stops when dropped.
@@ -49,9 +47,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts the service on a fresh database of `backend`, configured by `adjust`.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let db = TestDatabase::create(backend)
-        .await
-        .expect("a test database");
+    let db = TestDatabase::create(backend).await.expect("a test database");
     spawn_on(Arc::new(db), adjust).await
 }
 
@@ -68,22 +64,12 @@ pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -
     config.mail_retry_max_ms = 400;
     config.smtp_timeout_secs = 5;
     adjust(&mut config);
-    let app = Application::build(config)
-        .await
-        .expect("the service starts");
+    let app = Application::build(config).await.expect("the service starts");
     let store = app.store();
     let running = app.spawn();
     let base = running.base_url().to_owned();
     let anon = ApiClient::new(base.clone());
-    TestApp {
-        base,
-        mail_dir,
-        platform: anon.with_token(token(Role::Platform, None)),
-        anon,
-        store,
-        db,
-        running,
-    }
+    TestApp { base, mail_dir, platform: anon.with_token(token(Role::Platform, None)), anon, store, db, running }
 }
 
 impl TestApp {
@@ -114,10 +100,7 @@ impl TestApp {
     pub async fn org_named(&self, name: &str, timezone: &str) -> TestOrg {
         let org = self
             .platform
-            .create_organization(&CreateOrganization {
-                name: name.into(),
-                timezone: timezone.into(),
-            })
+            .create_organization(&CreateOrganization { name: name.into(), timezone: timezone.into() })
             .await
             .expect("create an organization");
         TestOrg {
@@ -132,17 +115,10 @@ impl TestApp {
 impl TestOrg {
     /// A provider bookable at any time.
     pub async fn provider(&self) -> api::Provider {
-        self.provider_with(CreateProvider {
-            name: "Dr. Smith".into(),
-            ..Default::default()
-        })
-        .await
+        self.provider_with(CreateProvider { name: "Dr. Smith".into(), ..Default::default() }).await
     }
 
     pub async fn provider_with(&self, body: CreateProvider) -> api::Provider {
-        self.admin
-            .create_provider(&body)
-            .await
-            .expect("create a provider")
+        self.admin.create_provider(&body).await.expect("create a provider")
     }
 }

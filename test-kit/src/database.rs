@@ -55,15 +55,9 @@ pub fn postgres_admin_url() -> Option<String> {
 fn reachable(url: &str) -> bool {
     let url = url.to_owned();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
         runtime.block_on(async {
-            tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&url))
-                .await
-                .ok()?
-                .ok()
+            tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&url)).await.ok()?.ok()
         })
     })
     .join()
@@ -83,9 +77,7 @@ pub struct TestDatabase {
 
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDatabase")
-            .field("url", &booking_service::config::redact(&self.url))
-            .finish()
+        f.debug_struct("TestDatabase").field("url", &booking_service::config::redact(&self.url)).finish()
     }
 }
 
@@ -96,29 +88,19 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
                 let url = format!("sqlite://{}", dir.path().join("booking.db").display());
-                Some(Self {
-                    url,
-                    postgres: None,
-                    _dir: Some(dir),
-                })
+                Some(Self { url, postgres: None, _dir: Some(dir) })
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url()?;
                 let name = format!("booking_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("connect to PostgreSQL");
+                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .await
                     .expect("create a test database");
                 let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
                 url.set_path(&name);
-                Some(Self {
-                    url: url.to_string(),
-                    postgres: Some((admin, name)),
-                    _dir: None,
-                })
+                Some(Self { url: url.to_string(), postgres: Some((admin, name)), _dir: None })
             }
         }
     }
@@ -131,16 +113,10 @@ impl Drop for TestDatabase {
         };
         // Drop runs inside the test's runtime, so the clean-up gets a thread and runtime of its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok()
             })
         })
         .join();

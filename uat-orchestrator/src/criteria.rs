@@ -5,18 +5,8 @@ use crate::probe::Tally;
 use crate::record::{Criterion, Decision, Findings, Judgement, ScenarioReport};
 use std::path::Path;
 
-fn criterion(
-    name: &str,
-    threshold: impl Into<String>,
-    measured: impl Into<String>,
-    passed: Option<bool>,
-) -> Criterion {
-    Criterion {
-        name: name.to_owned(),
-        threshold: threshold.into(),
-        measured: measured.into(),
-        passed,
-    }
+fn criterion(name: &str, threshold: impl Into<String>, measured: impl Into<String>, passed: Option<bool>) -> Criterion {
+    Criterion { name: name.to_owned(), threshold: threshold.into(), measured: measured.into(), passed }
 }
 
 fn percent(part: u32, whole: u32) -> Option<f64> {
@@ -37,10 +27,9 @@ fn all_passed(name: &str, passed: u32, total: u32, ran: bool) -> Criterion {
 
 /// Staff ratings from `--feedback`: a JSON array of numbers from 1 to 5.
 pub fn read_feedback(path: &Path) -> Result<Vec<f64>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read --feedback {}: {e}", path.display()))?;
-    let ratings: Vec<f64> = serde_json::from_str(&text)
-        .map_err(|e| format!("--feedback must be a JSON array of ratings: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read --feedback {}: {e}", path.display()))?;
+    let ratings: Vec<f64> =
+        serde_json::from_str(&text).map_err(|e| format!("--feedback must be a JSON array of ratings: {e}"))?;
     if ratings.is_empty() || ratings.iter().any(|r| !(1.0..=5.0).contains(r)) {
         return Err("--feedback ratings must be between 1 and 5, at least one".into());
     }
@@ -62,21 +51,15 @@ pub fn judge(
         "booking success rate",
         ">= 95%",
         rate.map_or("no bookings attempted".into(), |r| {
-            format!(
-                "{r:.1}% ({}/{})",
-                findings.bookings_succeeded, findings.bookings_expected
-            )
+            format!("{r:.1}% ({}/{})", findings.bookings_succeeded, findings.bookings_expected)
         }),
         rate.map(|r| r >= 95.0),
     ));
-    let p95_ms = (!tally.latencies.is_empty())
-        .then(|| tally.latencies.value_at_quantile(0.95) as f64 / 1000.0);
+    let p95_ms = (!tally.latencies.is_empty()).then(|| tally.latencies.value_at_quantile(0.95) as f64 / 1000.0);
     criteria.push(criterion(
         "p95 latency",
         format!("< {budget_ms} ms"),
-        p95_ms.map_or("no requests".into(), |p| {
-            format!("{p:.1} ms over {} requests", tally.latencies.len())
-        }),
+        p95_ms.map_or("no requests".into(), |p| format!("{p:.1} ms over {} requests", tally.latencies.len())),
         p95_ms.map(|p| p < budget_ms as f64),
     ));
     criteria.push(criterion(
@@ -91,12 +74,7 @@ pub fn judge(
         tally.transport_errors.len().to_string(),
         Some(tally.transport_errors.is_empty()),
     ));
-    criteria.push(all_passed(
-        "isolation",
-        findings.isolation_passed,
-        findings.isolation_checks,
-        ran("isolation"),
-    ));
+    criteria.push(all_passed("isolation", findings.isolation_passed, findings.isolation_checks, ran("isolation")));
     criteria.push(criterion(
         "atomicity",
         "exactly one booking per contested slot",
@@ -105,11 +83,7 @@ pub fn judge(
             Some(false) => "violated",
             None => "not run",
         },
-        if ran("concurrent") {
-            Some(findings.atomicity == Some(true))
-        } else {
-            None
-        },
+        if ran("concurrent") { Some(findings.atomicity == Some(true)) } else { None },
     ));
     criteria.push(all_passed(
         "email delivered within 30 s",
@@ -122,10 +96,7 @@ pub fn judge(
         "user satisfaction",
         ">= 4.0 / 5",
         satisfaction.map_or("not assessed: no --feedback given".into(), |s| {
-            format!(
-                "{s:.2} / 5 from {} ratings",
-                feedback.map_or(0, <[f64]>::len)
-            )
+            format!("{s:.2} / 5 from {} ratings", feedback.map_or(0, <[f64]>::len))
         }),
         satisfaction.map(|s| s >= 4.0),
     ));
@@ -149,27 +120,10 @@ pub fn judge(
         if let Some(first) = seen.first() {
             reasons.push(format!(
                 "no-go trigger, {name}: {first}{}",
-                if seen.len() > 1 {
-                    format!(" (and {} more)", seen.len() - 1)
-                } else {
-                    String::new()
-                }
+                if seen.len() > 1 { format!(" (and {} more)", seen.len() - 1) } else { String::new() }
             ));
         }
     }
-    let pending = criteria
-        .iter()
-        .filter(|c| c.passed.is_none())
-        .map(|c| c.name.clone())
-        .collect();
-    Judgement {
-        decision: if reasons.is_empty() {
-            Decision::Go
-        } else {
-            Decision::NoGo
-        },
-        criteria,
-        reasons,
-        pending,
-    }
+    let pending = criteria.iter().filter(|c| c.passed.is_none()).map(|c| c.name.clone()).collect();
+    Judgement { decision: if reasons.is_empty() { Decision::Go } else { Decision::NoGo }, criteria, reasons, pending }
 }

@@ -55,10 +55,7 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < patience {
-        match probe
-            .send_during_outage("readyz", probe.request(Method::GET, "/readyz", None))
-            .await
-        {
+        match probe.send_during_outage("readyz", probe.request(Method::GET, "/readyz", None)).await {
             Ok(r) if r.status == 200 => return Ok(format!("ready ({} ms)", r.latency.as_millis())),
             Ok(r) => last = format!("/readyz answered {}", r.status),
             Err(e) => last = e,
@@ -75,12 +72,7 @@ pub async fn run(cli: Cli) -> Exit {
 
 /// Runs the selected scenarios, telling `reporter` what happens; the reports are written either way.
 pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
-    let feedback = match cli
-        .feedback
-        .as_deref()
-        .map(criteria::read_feedback)
-        .transpose()
-    {
+    let feedback = match cli.feedback.as_deref().map(criteria::read_feedback).transpose() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("could not judge: {e}");
@@ -137,13 +129,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     }
 
     let tally = probe.snapshot();
-    let judgement = criteria::judge(
-        &reports,
-        &findings,
-        &tally,
-        cli.budget_ms,
-        feedback.as_deref(),
-    );
+    let judgement = criteria::judge(&reports, &findings, &tally, cli.budget_ms, feedback.as_deref());
     reporter.summary(&reports, &judgement);
     let report = report::Report {
         tool: "uat-orchestrator",
@@ -162,10 +148,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     match report::write(&cli.report_dir, &report) {
         Ok((json, html)) => reporter.reports_written(&json, &html),
         Err(e) => {
-            eprintln!(
-                "could not write the reports to {}: {e}",
-                cli.report_dir.display()
-            );
+            eprintln!("could not write the reports to {}: {e}", cli.report_dir.display());
             wrote_all = false;
         }
     }

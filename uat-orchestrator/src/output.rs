@@ -30,11 +30,7 @@ impl Default for Terminal {
 impl Reporter for Terminal {
     fn banner(&self, target: &str, in_process: bool) {
         println!("{}", "UAT orchestrator: booking service acceptance".bold());
-        let how = if in_process {
-            " (started in-process)"
-        } else {
-            ""
-        };
+        let how = if in_process { " (started in-process)" } else { "" };
         println!("Target: {target}{how}");
     }
 
@@ -44,11 +40,7 @@ impl Reporter for Terminal {
     }
 
     fn scenario(&self, s: Scenario) {
-        println!(
-            "\n{} {}",
-            format!("▶ {}", s.name()).bold().cyan(),
-            s.title()
-        );
+        println!("\n{} {}", format!("▶ {}", s.name()).bold().cyan(), s.title());
     }
 
     fn step(&self, step: &Step, total: usize) {
@@ -58,14 +50,7 @@ impl Reporter for Terminal {
             (false, false) => "✗".red(),
         };
         let total = total.max(step.index);
-        println!(
-            "  [{}/{}] {} {} {}",
-            step.index,
-            total,
-            step.title,
-            mark,
-            step.measured.dimmed()
-        );
+        println!("  [{}/{}] {} {} {}", step.index, total, step.title, mark, step.measured.dimmed());
     }
 
     fn summary(&self, scenarios: &[ScenarioReport], judgement: &Judgement) {
@@ -76,19 +61,14 @@ impl Reporter for Terminal {
                 Some(false) => "✗".red(),
                 None => "pending".yellow(),
             };
-            println!(
-                "  {mark} {:<30} {:<42} threshold {}",
-                c.name, c.measured, c.threshold
-            );
+            println!("  {mark} {:<30} {:<42} threshold {}", c.name, c.measured, c.threshold);
         }
         for reason in &judgement.reasons {
             println!("  {} {reason}", "•".red());
         }
         let verdict_line = match judgement.decision {
             Decision::Go if judgement.pending.is_empty() => "VERDICT: GO".green().bold(),
-            Decision::Go => format!("VERDICT: GO (pending: {})", judgement.pending.join(", "))
-                .green()
-                .bold(),
+            Decision::Go => format!("VERDICT: GO (pending: {})", judgement.pending.join(", ")).green().bold(),
             Decision::NoGo => "VERDICT: NO-GO".red().bold(),
         };
         println!("\n{verdict_line}");

@@ -47,8 +47,7 @@ impl Probe {
         Self {
             api: ApiClient::new(base),
             tally: Arc::new(Mutex::new(Tally {
-                latencies: Histogram::new_with_bounds(1, 120_000_000, 3)
-                    .expect("static histogram bounds are valid"),
+                latencies: Histogram::new_with_bounds(1, 120_000_000, 3).expect("static histogram bounds are valid"),
                 server_errors: Vec::new(),
                 transport_errors: Vec::new(),
                 slow: Vec::new(),
@@ -76,20 +75,11 @@ impl Probe {
 
     /// Sends while the database is deliberately unreachable: 503s there are expected, so they do
     /// not count as server errors (nor their latency).
-    pub async fn send_during_outage(
-        &self,
-        label: &str,
-        request: RequestBuilder,
-    ) -> Result<Reply, String> {
+    pub async fn send_during_outage(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
         self.send_inner(label, request, false).await
     }
 
-    async fn send_inner(
-        &self,
-        label: &str,
-        request: RequestBuilder,
-        counts: bool,
-    ) -> Result<Reply, String> {
+    async fn send_inner(&self, label: &str, request: RequestBuilder, counts: bool) -> Result<Reply, String> {
         let started = Instant::now();
         let outcome = async {
             let response = request.send().await?;
@@ -108,17 +98,11 @@ impl Probe {
                         tally.server_errors.push(format!("{label}: HTTP {status}"));
                     }
                     if latency > SLOW {
-                        tally
-                            .slow
-                            .push(format!("{label}: {} ms", latency.as_millis()));
+                        tally.slow.push(format!("{label}: {} ms", latency.as_millis()));
                     }
                 }
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                Ok(Reply {
-                    status,
-                    body,
-                    latency,
-                })
+                Ok(Reply { status, body, latency })
             }
             Err(e) => {
                 let why = format!("{label}: {e}");

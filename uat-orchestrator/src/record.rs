@@ -15,13 +15,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
-        Self::Basic,
-        Self::Concurrent,
-        Self::Isolation,
-        Self::ErrorHandling,
-        Self::Email,
-    ];
+    pub const ALL: [Scenario; 5] = [Self::Basic, Self::Concurrent, Self::Isolation, Self::ErrorHandling, Self::Email];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -25,29 +25,11 @@ impl Latency {
     pub fn from(tally: &Tally) -> Self {
         let h = &tally.latencies;
         let ms = |us: u64| us as f64 / 1000.0;
-        let bounds = [
-            1.0,
-            2.0,
-            5.0,
-            10.0,
-            20.0,
-            50.0,
-            100.0,
-            200.0,
-            500.0,
-            1000.0,
-            2000.0,
-            5000.0,
-            f64::INFINITY,
-        ];
+        let bounds = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, f64::INFINITY];
         let mut histogram = Vec::new();
         let mut below = 0;
         for upper in bounds {
-            let upto = if upper.is_finite() {
-                h.count_between(0, (upper * 1000.0) as u64)
-            } else {
-                h.len()
-            };
+            let upto = if upper.is_finite() { h.count_between(0, (upper * 1000.0) as u64) } else { h.len() };
             histogram.push((upper, upto.saturating_sub(below)));
             below = upto;
         }
@@ -91,10 +73,7 @@ pub fn write(dir: &Path, report: &Report<'_>) -> std::io::Result<(PathBuf, PathB
     std::fs::create_dir_all(dir)?;
     let stamp = chrono::Utc::now().timestamp_millis();
     let json = dir.join(format!("uat-report-{stamp}.json"));
-    std::fs::write(
-        &json,
-        serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?,
-    )?;
+    std::fs::write(&json, serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
     let html = dir.join(format!("uat-report-{stamp}.html"));
     std::fs::write(&html, html_page(report))?;
     Ok((json, html))
@@ -108,11 +87,7 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
             TestCaseStatus::success()
         } else {
             // A step that could not run is an error; a check that did not hold is a failure.
-            let kind = if failed.iter().any(|st| st.error) {
-                NonSuccessKind::Error
-            } else {
-                NonSuccessKind::Failure
-            };
+            let kind = if failed.iter().any(|st| st.error) { NonSuccessKind::Error } else { NonSuccessKind::Failure };
             let mut status = TestCaseStatus::non_success(kind);
             status.set_message(
                 failed
@@ -124,19 +99,12 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
             status
         };
         let mut case = TestCase::new(s.name, status);
-        case.set_classname("uat")
-            .set_time(Duration::from_millis(s.duration_ms as u64));
+        case.set_classname("uat").set_time(Duration::from_millis(s.duration_ms as u64));
         let out: Vec<String> = s
             .steps
             .iter()
             .map(|st| {
-                format!(
-                    "[{}] {} {} {}",
-                    st.index,
-                    st.title,
-                    if st.passed { "ok" } else { "FAILED" },
-                    st.measured
-                )
+                format!("[{}] {} {} {}", st.index, st.title, if st.passed { "ok" } else { "FAILED" }, st.measured)
             })
             .collect();
         case.set_system_out(out.join("\n"));
@@ -155,28 +123,24 @@ pub fn markdown(report: &Report<'_>) -> String {
         Decision::Go => "✅ **GO**",
         Decision::NoGo => "❌ **NO-GO**",
     };
-    let mut md = format!("## UAT: {verdict}\n\nTarget `{}`\n\n| criterion | threshold | measured | passed |\n|---|---|---|---|\n", report.target);
+    let mut md = format!(
+        "## UAT: {verdict}\n\nTarget `{}`\n\n| criterion | threshold | measured | passed |\n|---|---|---|---|\n",
+        report.target
+    );
     for c in &report.verdict.criteria {
         let passed = match c.passed {
             Some(true) => "✅",
             Some(false) => "❌",
             None => "pending",
         };
-        md.push_str(&format!(
-            "| {} | {} | {} | {passed} |\n",
-            c.name, c.threshold, c.measured
-        ));
+        md.push_str(&format!("| {} | {} | {} | {passed} |\n", c.name, c.threshold, c.measured));
     }
     for r in &report.verdict.reasons {
         md.push_str(&format!("\n- {r}"));
     }
     md.push_str("\n\n<details><summary>Scenarios</summary>\n\n");
     for s in report.scenarios {
-        md.push_str(&format!(
-            "**{}** {}\n\n",
-            s.name,
-            if s.passed { "✅" } else { "❌" }
-        ));
+        md.push_str(&format!("**{}** {}\n\n", s.name, if s.passed { "✅" } else { "❌" }));
         for st in &s.steps {
             md.push_str(&format!(
                 "- [{}] {} {} {}\n",
@@ -193,10 +157,7 @@ pub fn markdown(report: &Report<'_>) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn html_page(report: &Report<'_>) -> String {
@@ -218,26 +179,13 @@ fn html_page(report: &Report<'_>) -> String {
             escape(&c.measured)
         ));
     }
-    let reasons: String = report
-        .verdict
-        .reasons
-        .iter()
-        .map(|r| format!("<li>{}</li>", escape(r)))
-        .collect();
+    let reasons: String = report.verdict.reasons.iter().map(|r| format!("<li>{}</li>", escape(r))).collect();
     let mut scenarios = String::new();
     for s in report.scenarios {
-        scenarios.push_str(&format!(
-            "<h3>{} {}</h3><ol>",
-            escape(s.name),
-            if s.passed { "✓" } else { "✗" }
-        ));
+        scenarios.push_str(&format!("<h3>{} {}</h3><ol>", escape(s.name), if s.passed { "✓" } else { "✗" }));
         for st in &s.steps {
             let class = if st.passed { "ok" } else { "bad" };
-            scenarios.push_str(&format!(
-                "<li class={class}>{} — {}</li>",
-                escape(&st.title),
-                escape(&st.measured)
-            ));
+            scenarios.push_str(&format!("<li class={class}>{} — {}</li>", escape(&st.title), escape(&st.measured)));
         }
         scenarios.push_str("</ol>");
     }
@@ -249,11 +197,7 @@ fn html_page(report: &Report<'_>) -> String {
     for (i, (upper, count)) in hist.iter().enumerate() {
         let h = (*count as f64 / most as f64 * 160.0).round();
         let x = 40 + i * width;
-        let label = if upper.is_finite() {
-            format!("≤{upper}")
-        } else {
-            "more".into()
-        };
+        let label = if upper.is_finite() { format!("≤{upper}") } else { "more".into() };
         bars.push_str(&format!(
             "<rect x={x} y={} width={} height={h} fill='#0969da'><title>{count} requests</title></rect>\
              <text x={} y=196 font-size=10 text-anchor=middle>{label}</text><text x={} y={} font-size=10 text-anchor=middle>{count}</text>",

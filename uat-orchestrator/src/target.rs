@@ -25,21 +25,13 @@ pub struct ClinicTokens {
 
 impl ClinicTokens {
     fn from_flags(admin: &str, staff: &str, agent: &str, which: &str) -> Result<Self, String> {
-        let org =
-            org_of(admin).ok_or_else(|| format!("the {which} admin token carries no org_id"))?;
+        let org = org_of(admin).ok_or_else(|| format!("the {which} admin token carries no org_id"))?;
         for (role, token) in [("staff", staff), ("agent", agent)] {
             if org_of(token) != Some(org) {
-                return Err(format!(
-                    "the {which} {role} token is not of the admin token's organization"
-                ));
+                return Err(format!("the {which} {role} token is not of the admin token's organization"));
             }
         }
-        Ok(Self {
-            org,
-            admin: admin.to_owned(),
-            staff: staff.to_owned(),
-            agent: agent.to_owned(),
-        })
+        Ok(Self { org, admin: admin.to_owned(), staff: staff.to_owned(), agent: agent.to_owned() })
     }
 }
 
@@ -47,9 +39,7 @@ impl ClinicTokens {
 fn org_of(token: &str) -> Option<Uuid> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims["org_id"].as_str()?.parse().ok()
 }
@@ -108,37 +98,37 @@ impl Target {
     /// judge anything.
     pub async fn start(cli: &Cli) -> Result<Self, String> {
         if let Some(url) = &cli.target {
-            let credentials = match (&cli.jwt_secret, &cli.admin_token) {
-                (Some(secret), _) => Credentials::Key(secret.clone()),
-                (None, Some(admin)) => {
-                    let mut clinics = vec![ClinicTokens::from_flags(
-                        admin,
-                        cli.staff_token.as_deref().unwrap_or_default(),
-                        cli.agent_token.as_deref().unwrap_or_default(),
-                        "first clinic's",
-                    )?];
-                    if let Some(other) = &cli.other_admin_token {
-                        clinics.push(ClinicTokens::from_flags(
-                            other,
-                            cli.other_staff_token.as_deref().unwrap_or_default(),
-                            cli.other_agent_token.as_deref().unwrap_or_default(),
-                            "second clinic's",
-                        )?);
+            let credentials =
+                match (&cli.jwt_secret, &cli.admin_token) {
+                    (Some(secret), _) => Credentials::Key(secret.clone()),
+                    (None, Some(admin)) => {
+                        let mut clinics = vec![ClinicTokens::from_flags(
+                            admin,
+                            cli.staff_token.as_deref().unwrap_or_default(),
+                            cli.agent_token.as_deref().unwrap_or_default(),
+                            "first clinic's",
+                        )?];
+                        if let Some(other) = &cli.other_admin_token {
+                            clinics.push(ClinicTokens::from_flags(
+                                other,
+                                cli.other_staff_token.as_deref().unwrap_or_default(),
+                                cli.other_agent_token.as_deref().unwrap_or_default(),
+                                "second clinic's",
+                            )?);
+                        }
+                        Credentials::Given(clinics)
                     }
-                    Credentials::Given(clinics)
-                }
-                (None, None) => {
-                    return Err("--target needs --jwt-secret (the target's HS256 key), or the tokens of an existing clinic \
+                    (None, None) => return Err(
+                        "--target needs --jwt-secret (the target's HS256 key), or the tokens of an existing clinic \
                                 (--admin-token, --staff-token, --agent-token)"
-                        .into())
-                }
-            };
+                            .into(),
+                    ),
+                };
             url::Url::parse(url).map_err(|e| format!("--target {url} is not a URL: {e}"))?;
             let mail = match &cli.smtp_listen {
                 Some(address) => {
-                    let address = address
-                        .parse()
-                        .map_err(|e| format!("--smtp-listen {address} is not an address: {e}"))?;
+                    let address =
+                        address.parse().map_err(|e| format!("--smtp-listen {address} is not an address: {e}"))?;
                     Some(
                         SmtpSink::start_on(address)
                             .await
@@ -147,18 +137,9 @@ impl Target {
                 }
                 None => None,
             };
-            return Ok(Self {
-                base: url.trim_end_matches('/').to_owned(),
-                credentials,
-                in_process: None,
-                mail,
-            });
+            return Ok(Self { base: url.trim_end_matches('/').to_owned(), credentials, in_process: None, mail });
         }
-        let secret = format!(
-            "uat-{}-{}",
-            Uuid::new_v4().simple(),
-            Uuid::new_v4().simple()
-        );
+        let secret = format!("uat-{}-{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let (url, database, dir) = match &cli.database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 let mut parsed = url::Url::parse(url).map_err(|e| format!("--database-url is not a URL: {e}"))?;
@@ -175,9 +156,7 @@ impl Target {
                 (url.clone(), Database::Sqlite(url), Some(dir))
             }
         };
-        let sink = SmtpSink::start()
-            .await
-            .map_err(|e| format!("cannot start the mail sink: {e}"))?;
+        let sink = SmtpSink::start().await.map_err(|e| format!("cannot start the mail sink: {e}"))?;
         let mut config = Config::with_database(url);
         config.jwt_secret = Some(secret.clone());
         config.smtp_url = Some(sink.url());
@@ -192,11 +171,7 @@ impl Target {
         Ok(Self {
             base: running.base_url().to_owned(),
             credentials: Credentials::Key(secret),
-            in_process: Some(InProcess {
-                running,
-                database,
-                _dir: dir,
-            }),
+            in_process: Some(InProcess { running, database, _dir: dir }),
             mail: Some(sink),
         })
     }
@@ -214,9 +189,7 @@ impl Target {
         let Credentials::Key(secret) = &self.credentials else {
             return None;
         };
-        Claims::new(format!("uat-{}", role.as_str()), role, org, 3600)
-            .mint_hs256(secret.as_bytes())
-            .ok()
+        Claims::new(format!("uat-{}", role.as_str()), role, org, 3600).mint_hs256(secret.as_bytes()).ok()
     }
 
     /// The tokens of the `index`-th given clinic, when the run was given tokens.
@@ -241,9 +214,7 @@ impl Target {
         let Credentials::Key(secret) = &self.credentials else {
             return None;
         };
-        Claims::new("uat-expired", role, org, -3600)
-            .mint_hs256(secret.as_bytes())
-            .ok()
+        Claims::new("uat-expired", role, org, -3600).mint_hs256(secret.as_bytes()).ok()
     }
 
     /// Makes the in-process service's database unreachable; `None` for a remote target.
@@ -252,13 +223,8 @@ impl Target {
         Some(match &in_process.database {
             Database::Sqlite(url) => {
                 async {
-                    let mut conn = sqlx::SqliteConnection::connect(url)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    sqlx::query("BEGIN IMMEDIATE")
-                        .execute(&mut conn)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let mut conn = sqlx::SqliteConnection::connect(url).await.map_err(|e| e.to_string())?;
+                    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.map_err(|e| e.to_string())?;
                     Ok(Outage::Sqlite(Some(conn)))
                 }
                 .await

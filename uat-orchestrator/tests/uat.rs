@@ -10,19 +10,13 @@ use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use test_kit::{
-    postgres_admin_url, spawn_app, spawn_app_with, token, Backend, TestApp, TestDatabase, SECRET,
-};
+use test_kit::{postgres_admin_url, spawn_app, spawn_app_with, token, Backend, TestApp, TestDatabase, SECRET};
 use uat_orchestrator::cli::Cli;
 use uat_orchestrator::reporter::Silent;
 use uat_orchestrator::Exit;
 
 fn cli(args: &[&str], reports: &Path) -> Cli {
-    let mut all = vec![
-        "uat-orchestrator",
-        "--report-dir",
-        reports.to_str().expect("utf-8 path"),
-    ];
+    let mut all = vec!["uat-orchestrator", "--report-dir", reports.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
     Cli::parse_from(all)
 }
@@ -45,20 +39,11 @@ fn reasons(report: &Value) -> String {
 async fn passes_in_process(backend: Backend) {
     let db = match backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(
-            TestDatabase::create(Backend::Postgres)
-                .await
-                .expect("database"),
-        ),
+        Backend::Postgres => Some(TestDatabase::create(Backend::Postgres).await.expect("database")),
     };
     let reports = tempfile::tempdir().expect("dir");
     let junit = reports.path().join("junit.xml");
-    let mut args = vec![
-        "--scenario",
-        "all",
-        "--junit",
-        junit.to_str().expect("path"),
-    ];
+    let mut args = vec!["--scenario", "all", "--junit", junit.to_str().expect("path")];
     if let Some(db) = &db {
         args.extend(["--database-url", db.url.as_str()]);
     }
@@ -66,27 +51,12 @@ async fn passes_in_process(backend: Backend) {
     let report = json_report(reports.path());
     assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
     assert_eq!(report["verdict"]["decision"], "GO");
-    let scenarios: Vec<&str> = report["scenarios"]
-        .as_array()
-        .expect("scenarios")
-        .iter()
-        .map(|s| s["name"].as_str().expect("name"))
-        .collect();
-    assert_eq!(
-        scenarios,
-        [
-            "basic",
-            "concurrent",
-            "isolation",
-            "error-handling",
-            "email"
-        ]
-    );
+    let scenarios: Vec<&str> =
+        report["scenarios"].as_array().expect("scenarios").iter().map(|s| s["name"].as_str().expect("name")).collect();
+    assert_eq!(scenarios, ["basic", "concurrent", "isolation", "error-handling", "email"]);
     for criterion in report["verdict"]["criteria"].as_array().expect("criteria") {
         assert!(
-            criterion["name"].is_string()
-                && criterion["threshold"].is_string()
-                && criterion["measured"].is_string()
+            criterion["name"].is_string() && criterion["threshold"].is_string() && criterion["measured"].is_string()
         );
         if criterion["name"] == "user satisfaction" {
             assert!(criterion["passed"].is_null(), "pending without --feedback");
@@ -94,15 +64,10 @@ async fn passes_in_process(backend: Backend) {
             assert_eq!(criterion["passed"], true, "{criterion}");
         }
     }
-    assert!(report["latency"]["p95_ms"]
-        .as_f64()
-        .is_some_and(|p| p > 0.0));
+    assert!(report["latency"]["p95_ms"].as_f64().is_some_and(|p| p > 0.0));
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert_eq!(xml.matches("<testcase ").count(), 5, "{xml}");
-    assert!(
-        !xml.contains("<failure") && !xml.contains("<error"),
-        "{xml}"
-    );
+    assert!(!xml.contains("<failure") && !xml.contains("<error"), "{xml}");
     let html = std::fs::read_dir(reports.path())
         .expect("dir")
         .filter_map(Result::ok)
@@ -128,23 +93,13 @@ async fn every_scenario_passes_against_the_service_on_postgres() {
 async fn a_target_that_is_down_cannot_be_judged() {
     let reports = tempfile::tempdir().expect("dir");
     let outcome = uat_orchestrator::run(cli(
-        &[
-            "--target",
-            "http://127.0.0.1:9",
-            "--jwt-secret",
-            SECRET,
-            "--scenario",
-            "basic",
-        ],
+        &["--target", "http://127.0.0.1:9", "--jwt-secret", SECRET, "--scenario", "basic"],
         reports.path(),
     ))
     .await;
     assert_eq!(outcome, Exit::CouldNotJudge);
-    let no_secret = uat_orchestrator::run(cli(
-        &["--target", "http://127.0.0.1:9", "--scenario", "basic"],
-        reports.path(),
-    ))
-    .await;
+    let no_secret =
+        uat_orchestrator::run(cli(&["--target", "http://127.0.0.1:9", "--scenario", "basic"], reports.path())).await;
     assert_eq!(no_secret, Exit::CouldNotJudge);
 }
 
@@ -156,15 +111,7 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
     std::fs::write(&low, "[3, 4, 3.5]").expect("write");
     // Silent: the verdict and the reports do not depend on what the run prints.
     let outcome = uat_orchestrator::run_with(
-        cli(
-            &[
-                "--scenario",
-                "basic",
-                "--feedback",
-                low.to_str().expect("path"),
-            ],
-            reports.path(),
-        ),
+        cli(&["--scenario", "basic", "--feedback", low.to_str().expect("path")], reports.path()),
         &Silent,
     )
     .await;
@@ -175,28 +122,16 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
     let high = ratings.path().join("high.json");
     std::fs::write(&high, "[5, 4, 4.5]").expect("write");
     let outcome = uat_orchestrator::run(cli(
-        &[
-            "--scenario",
-            "basic",
-            "--feedback",
-            high.to_str().expect("path"),
-        ],
+        &["--scenario", "basic", "--feedback", high.to_str().expect("path")],
         reports.path(),
     ))
     .await;
     assert_eq!(outcome, Exit::Go);
     let bad = ratings.path().join("bad.json");
     std::fs::write(&bad, "[9]").expect("write");
-    let outcome = uat_orchestrator::run(cli(
-        &[
-            "--scenario",
-            "basic",
-            "--feedback",
-            bad.to_str().expect("path"),
-        ],
-        reports.path(),
-    ))
-    .await;
+    let outcome =
+        uat_orchestrator::run(cli(&["--scenario", "basic", "--feedback", bad.to_str().expect("path")], reports.path()))
+            .await;
     assert_eq!(outcome, Exit::CouldNotJudge);
 }
 
@@ -222,16 +157,9 @@ struct Proxy {
 async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, 1 << 20).await.unwrap_or_default();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_default();
+    let path = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     let send = |auth: Option<String>| {
-        let mut req = proxy
-            .http
-            .request(parts.method.clone(), format!("{}{path}", proxy.upstream))
-            .body(bytes.clone());
+        let mut req = proxy.http.request(parts.method.clone(), format!("{}{path}", proxy.upstream)).body(bytes.clone());
         for (name, value) in &parts.headers {
             if name != "host" && name != "authorization" && name != "content-length" {
                 req = req.header(name, value);
@@ -242,23 +170,14 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         }
         req.send()
     };
-    let auth = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     if matches!(proxy.breakage, Breakage::AnswersSlowly) && path.starts_with("/api/vapi/") {
         tokio::time::sleep(Duration::from_millis(1200)).await;
     }
     let Ok(mut response) = send(auth.clone()).await else {
-        return Response::builder()
-            .status(502)
-            .body(Body::empty())
-            .expect("response");
+        return Response::builder().status(502).body(Body::empty()).expect("response");
     };
-    if matches!(proxy.breakage, Breakage::LeaksAcrossClinics)
-        && path.starts_with("/api/appointments/")
-    {
+    if matches!(proxy.breakage, Breakage::LeaksAcrossClinics) && path.starts_with("/api/appointments/") {
         if response.status() == 200 {
             *proxy.seen_token.lock().expect("lock") = auth;
         } else if response.status() == 404 {
@@ -273,13 +192,8 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     if matches!(proxy.breakage, Breakage::DoubleBooks) && path == "/api/vapi/tools" {
         if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
             for r in v["results"].as_array_mut().into_iter().flatten() {
-                if r["error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("already booked"))
-                {
-                    r["result"] =
-                        "You're booked with Dr. Smith. Your confirmation code is A-A-A-A-A-A."
-                            .into();
+                if r["error"].as_str().is_some_and(|e| e.contains("already booked")) {
+                    r["result"] = "You're booked with Dr. Smith. Your confirmation code is A-A-A-A-A-A.".into();
                     r.as_object_mut().expect("object").remove("error");
                 }
             }
@@ -303,9 +217,7 @@ async fn broken_service(breakage: Breakage) -> (String, TestApp) {
         seen_token: Arc::new(Mutex::new(None)),
     };
     let router = axum::Router::new().fallback(forward).with_state(proxy);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     (format!("http://{address}"), app)
@@ -314,48 +226,25 @@ async fn broken_service(breakage: Breakage) -> (String, TestApp) {
 async fn judged_no_go(breakage: Breakage, scenario: &str, reason: &str) {
     let (url, _app) = broken_service(breakage).await;
     let reports = tempfile::tempdir().expect("dir");
-    let outcome = uat_orchestrator::run(cli(
-        &[
-            "--target",
-            &url,
-            "--jwt-secret",
-            SECRET,
-            "--scenario",
-            scenario,
-        ],
-        reports.path(),
-    ))
-    .await;
+    let outcome =
+        uat_orchestrator::run(cli(&["--target", &url, "--jwt-secret", SECRET, "--scenario", scenario], reports.path()))
+            .await;
     let report = json_report(reports.path());
     assert_eq!(outcome, Exit::NoGo, "{}", reasons(&report));
     assert_eq!(report["verdict"]["decision"], "NO-GO");
-    assert!(
-        reasons(&report).contains(reason),
-        "the reason names {reason:?}: {}",
-        reasons(&report)
-    );
+    assert!(reasons(&report).contains(reason), "the reason names {reason:?}: {}", reasons(&report));
     let failed = report["scenarios"][0]["passed"].as_bool();
     assert_eq!(failed, Some(false), "the {scenario} scenario itself fails");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_double_books_is_no_go() {
-    judged_no_go(
-        Breakage::DoubleBooks,
-        "concurrent",
-        "lost or duplicate booking",
-    )
-    .await;
+    judged_no_go(Breakage::DoubleBooks, "concurrent", "lost or duplicate booking").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_leaks_across_clinics_is_no_go() {
-    judged_no_go(
-        Breakage::LeaksAcrossClinics,
-        "isolation",
-        "cross-clinic leak",
-    )
-    .await;
+    judged_no_go(Breakage::LeaksAcrossClinics, "isolation", "cross-clinic leak").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,10 +255,7 @@ async fn a_service_that_answers_slowly_is_no_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_never_sends_mail_is_no_go() {
     // The real service, its mail pointed at a port where nothing listens.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
     let app = spawn_app_with(Backend::Sqlite, |c| {
         c.smtp_url = Some(format!("smtp://{dead}"));
     })
@@ -390,22 +276,14 @@ async fn a_service_that_never_sends_mail_is_no_go() {
     let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     let report = json_report(reports.path());
     assert_eq!(outcome, Exit::NoGo, "{}", reasons(&report));
-    assert!(
-        reasons(&report).contains("email delivered"),
-        "{}",
-        reasons(&report)
-    );
+    assert!(reasons(&report).contains("email delivered"), "{}", reasons(&report));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_tidies_up() {
     use shared::Role;
     // The mail of the service goes to the port the run's sink will listen on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
     let app = spawn_app_with(Backend::Sqlite, |c| {
         c.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
         c.mail_poll_ms = 200;
@@ -417,13 +295,7 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     }
     let tokens: Vec<[String; 3]> = orgs
         .iter()
-        .map(|o| {
-            [
-                token(Role::Admin, Some(o.id)),
-                token(Role::Staff, Some(o.id)),
-                token(Role::Agent, Some(o.id)),
-            ]
-        })
+        .map(|o| [token(Role::Admin, Some(o.id)), token(Role::Staff, Some(o.id)), token(Role::Agent, Some(o.id))])
         .collect();
     let reports = tempfile::tempdir().expect("dir");
     let smtp = format!("127.0.0.1:{port}");
@@ -453,21 +325,8 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     // What the run added is gone from the clinics' working set: providers inactive, bookings cancelled.
     for org in &orgs {
         let providers = org.admin.providers().await.expect("providers");
-        assert!(
-            !providers.is_empty() && providers.iter().all(|p| !p.active),
-            "{}: {providers:?}",
-            org.id
-        );
-        let left = org
-            .staff
-            .appointments(&Default::default())
-            .await
-            .expect("appointments");
-        assert!(
-            left.iter()
-                .all(|a| a.status == shared::api::AppointmentStatus::Cancelled),
-            "{}: {left:?}",
-            org.id
-        );
+        assert!(!providers.is_empty() && providers.iter().all(|p| !p.active), "{}: {providers:?}", org.id);
+        let left = org.staff.appointments(&Default::default()).await.expect("appointments");
+        assert!(left.iter().all(|a| a.status == shared::api::AppointmentStatus::Cancelled), "{}: {left:?}", org.id);
     }
 }

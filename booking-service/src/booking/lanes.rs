@@ -37,21 +37,14 @@ struct LaneState<E> {
 
 impl<K: Hash + Eq + Clone, E: Clone> Default for Lanes<K, E> {
     fn default() -> Self {
-        Self {
-            open: Mutex::new(HashMap::new()),
-            clock: AtomicU64::new(0),
-        }
+        Self { open: Mutex::new(HashMap::new()), clock: AtomicU64::new(0) }
     }
 }
 
 impl<K: Hash + Eq + Clone, E: Clone> Lanes<K, E> {
     /// Runs `attempt` in the lane of `key`, or answers with the failure of an attempt that started
     /// after this call did.
-    pub async fn run<T>(
-        &self,
-        key: K,
-        attempt: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
+    pub async fn run<T>(&self, key: K, attempt: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let arrived = self.tick();
         let entered = self.enter(key);
         let lane = entered.lane();
@@ -87,19 +80,12 @@ impl<K: Hash + Eq + Clone, E: Clone> Lanes<K, E> {
             .entry(key.clone())
             .or_insert_with(|| {
                 Arc::new(Lane {
-                    state: Mutex::new(LaneState {
-                        running: false,
-                        last: None,
-                    }),
+                    state: Mutex::new(LaneState { running: false, last: None }),
                     ended: watch::Sender::new(()),
                 })
             })
             .clone();
-        Entered {
-            lanes: self,
-            key,
-            lane: Some(lane),
-        }
+        Entered { lanes: self, key, lane: Some(lane) }
     }
 
     #[cfg(test)]
@@ -154,10 +140,7 @@ impl<K: Hash + Eq + Clone, E: Clone> Drop for Entered<'_, K, E> {
         // References are taken and given back only under the map's lock, so the count is exact.
         let mut open = lock(&self.lanes.open);
         drop(self.lane.take());
-        if open
-            .get(&self.key)
-            .is_some_and(|l| Arc::strong_count(l) == 1)
-        {
+        if open.get(&self.key).is_some_and(|l| Arc::strong_count(l) == 1) {
             open.remove(&self.key);
         }
     }
@@ -182,12 +165,7 @@ mod tests {
 
     impl Counted {
         /// A request in lane `key` whose attempt waits for `hold` (if any), then answers `answer`.
-        fn request(
-            &self,
-            key: u32,
-            hold: Option<oneshot::Receiver<()>>,
-            answer: Answer,
-        ) -> JoinHandle<Answer> {
+        fn request(&self, key: u32, hold: Option<oneshot::Receiver<()>>, answer: Answer) -> JoinHandle<Answer> {
             let this = self.clone();
             tokio::spawn(async move {
                 let attempt = async {
@@ -220,9 +198,7 @@ mod tests {
         // The first request holds the slot until released; it wins.
         let first = lanes.request(7, Some(hold), Ok("booked"));
         settle().await;
-        let losers: Vec<_> = (0..50)
-            .map(|_| lanes.request(7, None, Err("taken".into())))
-            .collect();
+        let losers: Vec<_> = (0..50).map(|_| lanes.request(7, None, Err("taken".into()))).collect();
         settle().await;
         assert_eq!(lanes.attempts(), 1, "the others wait");
         release.send(()).ok();
@@ -230,11 +206,7 @@ mod tests {
         for loser in losers {
             assert_eq!(loser.await.ok(), Some(Err("taken".into())));
         }
-        assert_eq!(
-            lanes.attempts(),
-            2,
-            "one attempt won, one found the slot taken for all the others"
-        );
+        assert_eq!(lanes.attempts(), 2, "one attempt won, one found the slot taken for all the others");
         assert_eq!(lanes.lanes.open_lanes(), 0);
     }
 
@@ -261,16 +233,8 @@ mod tests {
         settle().await;
         let second = lanes.request(1, None, Ok("b"));
         let other = lanes.request(2, None, Ok("c"));
-        assert_eq!(
-            other.await.ok(),
-            Some(Ok("c")),
-            "another lane does not wait"
-        );
-        assert_eq!(
-            lanes.attempts(),
-            2,
-            "the second request waits for the first"
-        );
+        assert_eq!(other.await.ok(), Some(Ok("c")), "another lane does not wait");
+        assert_eq!(lanes.attempts(), 2, "the second request waits for the first");
         release.send(()).ok();
         assert_eq!(first.await.ok(), Some(Ok("a")));
         assert_eq!(second.await.ok(), Some(Ok("b")), "it made its own attempt");
@@ -288,9 +252,6 @@ mod tests {
         stuck.abort();
         assert!(stuck.await.is_err_and(|e| e.is_cancelled()));
         assert_eq!(lanes.lanes.open_lanes(), 0);
-        assert_eq!(
-            lanes.request(3, None, Ok("booked")).await.ok(),
-            Some(Ok("booked"))
-        );
+        assert_eq!(lanes.request(3, None, Ok("booked")).await.ok(), Some(Ok("booked")));
     }
 }

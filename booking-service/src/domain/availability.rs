@@ -58,12 +58,7 @@ pub fn alternatives(
         .flat_map(|date| free_slots(zone, hours, date, length, step, busy, now))
         .filter(|slot| slot != wanted)
         .collect();
-    candidates.sort_by_key(|slot| {
-        (
-            (slot.start() - wanted.start()).num_seconds().abs(),
-            slot.start(),
-        )
-    });
+    candidates.sort_by_key(|slot| ((slot.start() - wanted.start()).num_seconds().abs(), slot.start()));
     candidates.truncate(max);
     candidates.sort();
     candidates
@@ -82,19 +77,15 @@ mod tests {
 
     fn setup() -> (Zone, WeeklyHours, NaiveDate, Minutes) {
         let zone = Zone::parse("tz", "America/New_York").expect("zone");
-        let hours = WeeklyHours::parse(&[WorkingHours {
-            weekday: Weekday::Fri,
-            start: "09:00".into(),
-            end: "12:00".into(),
-        }])
-        .expect("hours");
+        let hours =
+            WeeklyHours::parse(&[WorkingHours { weekday: Weekday::Fri, start: "09:00".into(), end: "12:00".into() }])
+                .expect("hours");
         let friday = NaiveDate::from_ymd_opt(2027, 1, 15).expect("date");
         (zone, hours, friday, Minutes::parse("m", 30).expect("m"))
     }
 
     fn at(zone: &Zone, date: NaiveDate, hm: &str) -> DateTime<Utc> {
-        zone.resolve(date, super::super::parse_time("t", hm).expect("t"))
-            .expect("instant")
+        zone.resolve(date, super::super::parse_time("t", hm).expect("t")).expect("instant")
     }
 
     #[test]
@@ -116,10 +107,7 @@ mod tests {
         let wanted = Slot::new(at(&zone, friday, "10:00"), half);
         let busy = [wanted, Slot::new(at(&zone, friday, "10:30"), half)];
         let alts = alternatives(&zone, &hours, &wanted, half, half, &busy, now, 3);
-        let starts: Vec<_> = alts
-            .iter()
-            .map(|s| zone.local(s.start()).format("%H:%M").to_string())
-            .collect();
+        let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
         assert_eq!(starts, ["09:00", "09:30", "11:00"]);
     }
 
@@ -130,11 +118,7 @@ mod tests {
         let hour = Minutes::parse("m", 60).expect("m");
         let now = Utc::now() - Duration::days(400);
         let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
-        assert_eq!(
-            slots.len(),
-            0,
-            "the whole day lies past the horizon from a year ago"
-        );
+        assert_eq!(slots.len(), 0, "the whole day lies past the horizon from a year ago");
         let now = zone.resolve(day, NaiveTime::MIN).expect("midnight") - Duration::days(1);
         let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
         assert_eq!(slots.len(), 23, "02:00 does not exist that day");

@@ -14,19 +14,14 @@ impl ConfirmationCode {
     /// database's job).
     pub fn generate() -> Self {
         let mut rng = rand::thread_rng();
-        let code = (0..LEN)
-            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-            .collect();
+        let code = (0..LEN).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
         Self(code)
     }
 
     /// Reads a code as a person might say or type it: case, spaces and dashes do not matter.
     pub fn parse(input: &str) -> Option<Self> {
-        let code: String = input
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let code: String =
+            input.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_uppercase()).collect();
         let valid = code.len() == LEN && code.bytes().all(|b| ALPHABET.contains(&b));
         valid.then_some(Self(code))
     }
@@ -55,10 +50,7 @@ mod tests {
 
     #[test]
     fn spoken_forms_are_normalised() {
-        assert_eq!(
-            ConfirmationCode::parse("ab3-x7k").map(|c| c.into_string()),
-            Some("AB3X7K".into())
-        );
+        assert_eq!(ConfirmationCode::parse("ab3-x7k").map(|c| c.into_string()), Some("AB3X7K".into()));
         assert_eq!(ConfirmationCode::parse("AB0X7K"), None);
         assert_eq!(ConfirmationCode::parse("ABC"), None);
     }

@@ -26,17 +26,10 @@ impl WeeklyHours {
             if start >= end {
                 return Err(DomainError::invalid(
                     "working_hours",
-                    format!(
-                        "{} to {} is not a range: start must come before end",
-                        h.start, h.end
-                    ),
+                    format!("{} to {} is not a range: start must come before end", h.start, h.end),
                 ));
             }
-            openings.push(Opening {
-                weekday: to_chrono(h.weekday),
-                start,
-                end,
-            });
+            openings.push(Opening { weekday: to_chrono(h.weekday), start, end });
         }
         openings.sort_by_key(|o| (o.weekday.num_days_from_monday(), o.start));
         Ok(Self(openings))
@@ -58,11 +51,7 @@ impl WeeklyHours {
         if self.0.is_empty() {
             return vec![(0, DAY_MINUTES)];
         }
-        self.0
-            .iter()
-            .filter(|o| o.weekday == date.weekday())
-            .map(|o| (o.start, o.end))
-            .collect()
+        self.0.iter().filter(|o| o.weekday == date.weekday()).map(|o| (o.start, o.end)).collect()
     }
 
     /// Whether the whole slot lies inside one opening of its local day.
@@ -81,9 +70,7 @@ impl WeeklyHours {
         } else {
             return false;
         };
-        self.openings_on(day)
-            .into_iter()
-            .any(|(open, close)| open <= start_min && end_min <= close)
+        self.openings_on(day).into_iter().any(|(open, close)| open <= start_min && end_min <= close)
     }
 }
 
@@ -129,32 +116,22 @@ mod tests {
     use crate::domain::Minutes;
 
     fn hours(day: api::Weekday, start: &str, end: &str) -> WorkingHours {
-        WorkingHours {
-            weekday: day,
-            start: start.into(),
-            end: end.into(),
-        }
+        WorkingHours { weekday: day, start: start.into(), end: end.into() }
     }
 
     #[test]
     fn a_slot_must_fit_inside_one_opening_of_its_local_day() {
         let zone = Zone::parse("tz", "Europe/Berlin").expect("zone");
-        let week =
-            WeeklyHours::parse(&[hours(api::Weekday::Fri, "09:00", "17:00")]).expect("hours");
+        let week = WeeklyHours::parse(&[hours(api::Weekday::Fri, "09:00", "17:00")]).expect("hours");
         let friday = NaiveDate::from_ymd_opt(2027, 1, 15).expect("date");
-        let at = |h, m| {
-            zone.resolve(friday, NaiveTime::from_hms_opt(h, m, 0).expect("t"))
-                .expect("i")
-        };
+        let at = |h, m| zone.resolve(friday, NaiveTime::from_hms_opt(h, m, 0).expect("t")).expect("i");
         let half_hour = Minutes::parse("m", 30).expect("m");
         assert!(week.permits(&zone, &Slot::new(at(9, 0), half_hour)));
         assert!(week.permits(&zone, &Slot::new(at(16, 30), half_hour)));
         assert!(!week.permits(&zone, &Slot::new(at(16, 45), half_hour)));
         assert!(!week.permits(&zone, &Slot::new(at(8, 45), half_hour)));
         let saturday = friday.succ_opt().expect("date");
-        let sat = zone
-            .resolve(saturday, NaiveTime::from_hms_opt(10, 0, 0).expect("t"))
-            .expect("i");
+        let sat = zone.resolve(saturday, NaiveTime::from_hms_opt(10, 0, 0).expect("t")).expect("i");
         assert!(!week.permits(&zone, &Slot::new(sat, half_hour)));
     }
 

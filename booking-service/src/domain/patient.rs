@@ -2,26 +2,13 @@
 
 use super::DomainError;
 
-fn check_text(
-    field: &'static str,
-    s: &str,
-    max_chars: usize,
-    allow_newlines: bool,
-) -> Result<String, DomainError> {
+fn check_text(field: &'static str, s: &str, max_chars: usize, allow_newlines: bool) -> Result<String, DomainError> {
     let s = s.trim();
     if s.chars().count() > max_chars {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
+        return Err(DomainError::invalid(field, format!("must be at most {max_chars} characters")));
     }
-    if s.chars()
-        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
-    {
-        return Err(DomainError::invalid(
-            field,
-            "must not contain control characters",
-        ));
+    if s.chars().any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t'))) {
+        return Err(DomainError::invalid(field, "must not contain control characters"));
     }
     Ok(s.to_owned())
 }
@@ -33,21 +20,14 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, DomainError> {
-        let compact: String = s
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
+        let compact: String = s.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
         let digits = compact.strip_prefix('+').unwrap_or_default();
-        let ok = (8..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
+        let ok =
+            (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if ok {
             Ok(Self(compact))
         } else {
-            Err(DomainError::invalid(
-                field,
-                format!("'{s}' is not a phone number in E.164 form such as +15551234567"),
-            ))
+            Err(DomainError::invalid(field, format!("'{s}' is not a phone number in E.164 form such as +15551234567")))
         }
     }
 
@@ -66,18 +46,14 @@ impl Email {
         let s = s.trim();
         let invalid = || DomainError::invalid(field, format!("'{s}' is not an email address"));
         if s.len() > 254
-            || s.chars().any(|c| {
-                c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
-            })
+            || s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'))
         {
             return Err(invalid());
         }
         let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
         let domain_ok = domain.contains('.')
             && !domain.contains('@')
-            && domain
-                .split('.')
-                .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+            && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
         if local.is_empty() || local.len() > 64 || !domain_ok {
             return Err(invalid());
         }
@@ -125,10 +101,7 @@ mod tests {
 
     #[test]
     fn phone_numbers_are_normalised_to_e164() {
-        assert_eq!(
-            PhoneNumber::parse("p", "+1 (555) 123-4567").map(|p| p.0),
-            Ok("+15551234567".into())
-        );
+        assert_eq!(PhoneNumber::parse("p", "+1 (555) 123-4567").map(|p| p.0), Ok("+15551234567".into()));
         for bad in ["5551234567", "+1555abc4567", "+0123456789", "+1234", ""] {
             assert!(PhoneNumber::parse("p", bad).is_err(), "{bad}");
         }

@@ -2,10 +2,7 @@
 //! not exist (a DST gap) is refused, an ambiguous one (a DST overlap) takes the earlier instant.
 
 use super::DomainError;
-use chrono::{
-    DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Utc,
-};
+use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// How far ahead a booking may be made.
@@ -17,10 +14,7 @@ pub struct Zone(Tz);
 impl Zone {
     pub fn parse(field: &'static str, name: &str) -> Result<Self, DomainError> {
         name.trim().parse::<Tz>().map(Self).map_err(|_| {
-            DomainError::invalid(
-                field,
-                format!("'{name}' is not an IANA time zone name such as America/New_York"),
-            )
+            DomainError::invalid(field, format!("'{name}' is not an IANA time zone name such as America/New_York"))
         })
     }
 
@@ -43,11 +37,7 @@ impl Zone {
         self.instant(date.and_time(time)).ok_or_else(|| {
             DomainError::invalid(
                 "appointment_time",
-                format!(
-                    "{date} {} does not exist in {} (the clocks change then)",
-                    time.format("%H:%M"),
-                    self.name()
-                ),
+                format!("{date} {} does not exist in {} (the clocks change then)", time.format("%H:%M"), self.name()),
             )
         })
     }
@@ -72,9 +62,7 @@ pub fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate, DomainError
     (s.len() == 10)
         .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
         .flatten()
-        .ok_or_else(|| {
-            DomainError::invalid(field, format!("'{s}' is not a date in the form YYYY-MM-DD"))
-        })
+        .ok_or_else(|| DomainError::invalid(field, format!("'{s}' is not a date in the form YYYY-MM-DD")))
 }
 
 /// `HH:MM`, 24-hour.
@@ -84,12 +72,7 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<NaiveTime, DomainError
     well_formed
         .then(|| NaiveTime::parse_from_str(s, "%H:%M").ok())
         .flatten()
-        .ok_or_else(|| {
-            DomainError::invalid(
-                field,
-                format!("'{s}' is not a time in the form HH:MM (00:00 to 23:59)"),
-            )
-        })
+        .ok_or_else(|| DomainError::invalid(field, format!("'{s}' is not a time in the form HH:MM (00:00 to 23:59)")))
 }
 
 /// An appointment length: 5 to 480 minutes.
@@ -106,11 +89,7 @@ impl Minutes {
         } else {
             Err(DomainError::invalid(
                 field,
-                format!(
-                    "must be between {} and {} minutes, got {minutes}",
-                    Self::MIN,
-                    Self::MAX
-                ),
+                format!("must be between {} and {} minutes, got {minutes}", Self::MIN, Self::MAX),
             ))
         }
     }
@@ -133,10 +112,7 @@ pub struct Slot {
 
 impl Slot {
     pub fn new(start: DateTime<Utc>, length: Minutes) -> Self {
-        Self {
-            start,
-            end: start + length.duration(),
-        }
+        Self { start, end: start + length.duration() }
     }
 
     /// A range read back from storage, where `start < end` is a table constraint.
@@ -159,10 +135,7 @@ impl Slot {
     /// Refuses a start in the past or beyond the booking horizon.
     pub fn check_bookable(&self, now: DateTime<Utc>) -> Result<(), DomainError> {
         if self.start <= now {
-            return Err(DomainError::invalid(
-                "appointment_date",
-                "the appointment must be in the future",
-            ));
+            return Err(DomainError::invalid("appointment_date", "the appointment must be in the future"));
         }
         if self.start > now + Duration::days(BOOKING_HORIZON_DAYS) {
             return Err(DomainError::invalid(
@@ -192,35 +165,19 @@ mod tests {
 
     #[test]
     fn a_local_time_in_the_spring_gap_is_refused() {
-        let err = ny()
-            .resolve(date("2027-03-14"), time("02:30"))
-            .expect_err("gap");
-        assert!(matches!(
-            err,
-            DomainError::Invalid {
-                field: "appointment_time",
-                ..
-            }
-        ));
+        let err = ny().resolve(date("2027-03-14"), time("02:30")).expect_err("gap");
+        assert!(matches!(err, DomainError::Invalid { field: "appointment_time", .. }));
     }
 
     #[test]
     fn an_ambiguous_autumn_time_takes_the_earlier_instant() {
-        let t = ny()
-            .resolve(date("2027-11-07"), time("01:30"))
-            .expect("ambiguous");
-        assert_eq!(
-            t.to_rfc3339(),
-            "2027-11-07T05:30:00+00:00",
-            "EDT (-04:00) comes first"
-        );
+        let t = ny().resolve(date("2027-11-07"), time("01:30")).expect("ambiguous");
+        assert_eq!(t.to_rfc3339(), "2027-11-07T05:30:00+00:00", "EDT (-04:00) comes first");
     }
 
     #[test]
     fn local_times_keep_their_offset_on_the_wire() {
-        let t = ny()
-            .resolve(date("2027-01-15"), time("14:00"))
-            .expect("valid");
+        let t = ny().resolve(date("2027-01-15"), time("14:00")).expect("valid");
         assert_eq!(ny().localize(t).to_rfc3339(), "2027-01-15T14:00:00-05:00");
     }
 

@@ -11,9 +11,7 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use shared::api::{
-    self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, RescheduleRequest,
-};
+use shared::api::{self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, RescheduleRequest};
 use shared::Role;
 use uuid::Uuid;
 
@@ -49,11 +47,8 @@ pub async fn list(
         .status
         .as_deref()
         .map(|s| {
-            AppointmentStatus::parse(s).ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "status: '{s}' is not pending, confirmed or cancelled"
-                ))
-            })
+            AppointmentStatus::parse(s)
+                .ok_or_else(|| ApiError::Validation(format!("status: '{s}' is not pending, confirmed or cancelled")))
         })
         .transpose()?;
     let filter = AppointmentFilter {
@@ -64,9 +59,7 @@ pub async fn list(
         ..Default::default()
     };
     let appointments = state.store.appointments(actor.org, &filter).await?;
-    Ok(axum::Json(
-        appointments.iter().map(wire::appointment).collect(),
-    ))
+    Ok(axum::Json(appointments.iter().map(wire::appointment).collect()))
 }
 
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])), params(("id" = Uuid, Path)),
@@ -78,11 +71,7 @@ pub async fn show(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let appointment = state
-        .store
-        .appointment(actor.org, AppointmentId(id))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let appointment = state.store.appointment(actor.org, AppointmentId(id)).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }
 
@@ -97,19 +86,11 @@ pub async fn cancel(
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let reason = body
-        .and_then(|b| b.reason)
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty());
+    let reason = body.and_then(|b| b.reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::Validation(
-            "reason: must be at most 500 characters".into(),
-        ));
+        return Err(ApiError::Validation("reason: must be at most 500 characters".into()));
     }
-    let appointment = state
-        .store
-        .cancel(&actor, AppointmentId(id), reason.as_deref())
-        .await?;
+    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_deref()).await?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }
 
@@ -126,12 +107,8 @@ pub async fn reschedule(
     Json(body): Json<RescheduleRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let when = LocalStart::parse(
-        body.appointment_date.as_deref(),
-        body.appointment_time.as_deref(),
-        body.duration_minutes,
-    )?;
-    let appointment =
-        booking::reschedule(&state.store, &state.links, &actor, AppointmentId(id), when).await?;
+    let when =
+        LocalStart::parse(body.appointment_date.as_deref(), body.appointment_time.as_deref(), body.duration_minutes)?;
+    let appointment = booking::reschedule(&state.store, &state.links, &actor, AppointmentId(id), when).await?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }

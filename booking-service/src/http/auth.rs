@@ -22,9 +22,7 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
+        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
     }
 }
 
@@ -60,24 +58,14 @@ impl Caller {
     /// The caller acting inside its organization, if its role is one of `allowed`.
     pub fn actor(&self, allowed: &[Role]) -> Result<Actor, ApiError> {
         self.require(allowed)?;
-        let org = self
-            .org
-            .ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
-        Ok(Actor {
-            org,
-            sub: self.sub.clone(),
-        })
+        let org = self.org.ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
+        Ok(Actor { org, sub: self.sub.clone() })
     }
 }
 
 impl Authenticator {
     pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Self {
-        Self::new(
-            DecodingKey::from_secret(secret),
-            Algorithm::HS256,
-            issuer,
-            audience,
-        )
+        Self::new(DecodingKey::from_secret(secret), Algorithm::HS256, issuer, audience)
     }
 
     /// A verifier for tokens signed with the private half of a PEM public key. The algorithm is
@@ -95,23 +83,13 @@ impl Authenticator {
         ];
         for (default_alg, key) in candidates {
             if let Ok(key) = key {
-                return Ok(Self::new(
-                    key,
-                    algorithm.unwrap_or(default_alg),
-                    issuer,
-                    audience,
-                ));
+                return Ok(Self::new(key, algorithm.unwrap_or(default_alg), issuer, audience));
             }
         }
         anyhow::bail!("JWT_PUBLIC_KEY_FILE holds no RSA, EC or Ed25519 public key in PEM form")
     }
 
-    fn new(
-        key: DecodingKey,
-        algorithm: Algorithm,
-        issuer: Option<&str>,
-        audience: Option<&str>,
-    ) -> Self {
+    fn new(key: DecodingKey, algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Self {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -137,22 +115,17 @@ impl Authenticator {
 
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let unauthorized = |why: &str| ApiError::Unauthorized(format!("invalid token: {why}"));
-        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => unauthorized("expired"),
-                    ErrorKind::ImmatureSignature => unauthorized("not valid yet (nbf)"),
-                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                        unauthorized("algorithm not accepted")
-                    }
-                    ErrorKind::InvalidSignature => unauthorized("bad signature"),
-                    ErrorKind::MissingRequiredClaim(c) => {
-                        unauthorized(&format!("missing claim {c}"))
-                    }
-                    _ => unauthorized("malformed"),
-                }
-            })?;
+        let data = jsonwebtoken::decode::<TokenClaims>(token, &self.key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => unauthorized("expired"),
+                ErrorKind::ImmatureSignature => unauthorized("not valid yet (nbf)"),
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => unauthorized("algorithm not accepted"),
+                ErrorKind::InvalidSignature => unauthorized("bad signature"),
+                ErrorKind::MissingRequiredClaim(c) => unauthorized(&format!("missing claim {c}")),
+                _ => unauthorized("malformed"),
+            }
+        })?;
         let claims = data.claims;
         let now = chrono::Utc::now().timestamp();
         if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS as i64) {
@@ -167,21 +140,14 @@ impl Authenticator {
             None if claims.role == Role::Platform => None,
             None => return Err(unauthorized("missing claim org_id")),
         };
-        Ok(Caller {
-            sub: claims.sub,
-            role: claims.role,
-            org,
-        })
+        Ok(Caller { sub: claims.sub, role: claims.role, org })
     }
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -189,15 +155,10 @@ impl FromRequestParts<AppState> for Caller {
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
-            })?;
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
         state.auth.verify(token)
     }
 }

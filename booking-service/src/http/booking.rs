@@ -24,10 +24,7 @@ pub fn router() -> Router<AppState> {
 
 /// The key of a retry-safe request and the fingerprint of its body. Keys are 1 to 255 visible
 /// ASCII characters; a quoted key (RFC 8941 string) is taken without its quotes.
-fn idempotency_key(
-    headers: &HeaderMap,
-    body: &BookingRequest,
-) -> ApiResult<Option<IdempotencyKey>> {
+fn idempotency_key(headers: &HeaderMap, body: &BookingRequest) -> ApiResult<Option<IdempotencyKey>> {
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
@@ -36,11 +33,7 @@ fn idempotency_key(
         .ok()
         .map(|k| k.trim().trim_matches('"'))
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| {
-            ApiError::Validation(
-                "Idempotency-Key: must be 1 to 255 visible ASCII characters".into(),
-            )
-        })?;
+        .ok_or_else(|| ApiError::Validation("Idempotency-Key: must be 1 to 255 visible ASCII characters".into()))?;
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Some(IdempotencyKey::for_request(key, &canonical)))
 }
@@ -68,20 +61,8 @@ pub async fn book(
         }
         let idempotency = idempotency_key(&headers, &body)?;
         let request = booking::BookingRequest::try_from(&body.tool_input)?;
-        let booked = booking::book(
-            &state.store,
-            &state.links,
-            &state.lanes,
-            &actor,
-            request,
-            idempotency,
-        )
-        .await?;
-        let outcome = if booked.replayed {
-            "replayed"
-        } else {
-            "booked"
-        };
+        let booked = booking::book(&state.store, &state.links, &state.lanes, &actor, request, idempotency).await?;
+        let outcome = if booked.replayed { "replayed" } else { "booked" };
         Ok((outcome, booked.answer))
     }
     .await;

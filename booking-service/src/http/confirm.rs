@@ -30,11 +30,7 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "the appointment and a Confirm button", content_type = "text/html"),
               (status = 404, description = "unknown link", content_type = "text/html"),
               (status = 410, description = "expired link", content_type = "text/html")))]
-pub async fn show(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let json = wants_json(&headers);
     match show_page(&state, &token).await {
         Ok(body) => page(StatusCode::OK, body),
@@ -48,24 +44,12 @@ pub async fn show(
     responses((status = 200, description = "confirmed: an HTML page, or JSON with `Accept: application/json`", body = ConfirmationResponse),
               (status = 404, body = ErrorBody), (status = 409, description = "the appointment was cancelled", body = ErrorBody),
               (status = 410, description = "expired link", body = ErrorBody)))]
-pub async fn confirm(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let json = wants_json(&headers);
     let confirmed = async {
         let (token, target) = resolve(&state, &token).await?;
-        let actor = Actor {
-            org: target.org,
-            sub: PATIENT.to_owned(),
-        };
-        Ok::<_, ApiError>(
-            state
-                .store
-                .confirm(&actor, target.appointment, &token.hash())
-                .await?,
-        )
+        let actor = Actor { org: target.org, sub: PATIENT.to_owned() };
+        Ok::<_, ApiError>(state.store.confirm(&actor, target.appointment, &token.hash()).await?)
     }
     .await;
     let appointment = match confirmed {
@@ -73,11 +57,7 @@ pub async fn confirm(
         Err(e) => return error(e, json),
     };
     if json {
-        let body = ConfirmationResponse {
-            success: true,
-            appointment_id: appointment.id.0,
-            status: appointment.status,
-        };
+        let body = ConfirmationResponse { success: true, appointment_id: appointment.id.0, status: appointment.status };
         return secured((StatusCode::OK, axum::Json(body)).into_response());
     }
     match details(&state, &appointment).await {
@@ -95,11 +75,7 @@ pub async fn confirm(
 /// The link's target, if the token is well formed, known and unexpired.
 async fn resolve(state: &AppState, token: &str) -> Result<(LinkToken, LinkTarget), ApiError> {
     let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
-    let target = state
-        .store
-        .link_target(&token.hash())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let target = state.store.link_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
     if target.expires_at <= store::now() {
         return Err(store::StoreError::Expired.into());
     }
@@ -108,18 +84,12 @@ async fn resolve(state: &AppState, token: &str) -> Result<(LinkToken, LinkTarget
 
 async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
     let (_, target) = resolve(state, token).await?;
-    let appointment = state
-        .store
-        .appointment(target.org, target.appointment)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let appointment = state.store.appointment(target.org, target.appointment).await?.ok_or(ApiError::NotFound)?;
     let details = details(state, &appointment).await?;
     Ok(match appointment.status {
         AppointmentStatus::Pending => document(
             "Confirm your appointment",
-            &format!(
-                "{details}<form method=\"post\"><button type=\"submit\">Confirm</button></form>"
-            ),
+            &format!("{details}<form method=\"post\"><button type=\"submit\">Confirm</button></form>"),
         ),
         AppointmentStatus::Confirmed => document(
             "Appointment confirmed",
@@ -134,18 +104,8 @@ async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
 
 /// Clinic, provider, local time and code, escaped.
 async fn details(state: &AppState, a: &Appointment) -> Result<String, ApiError> {
-    let clinic = state
-        .store
-        .organization(a.org_id)
-        .await?
-        .map(|o| o.name)
-        .unwrap_or_default();
-    let provider = state
-        .store
-        .provider(a.org_id, a.provider_id)
-        .await?
-        .map(|p| p.name)
-        .unwrap_or_default();
+    let clinic = state.store.organization(a.org_id).await?.map(|o| o.name).unwrap_or_default();
+    let provider = state.store.provider(a.org_id, a.provider_id).await?.map(|p| p.name).unwrap_or_default();
     Ok(format!(
         "<dl><dt>Clinic</dt><dd>{}</dd><dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
          <dt>Confirmation code</dt><dd><strong>{}</strong></dd></dl>",
@@ -157,10 +117,7 @@ async fn details(state: &AppState, a: &Appointment) -> Result<String, ApiError> 
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
 }
 
 /// A small, accessible, mobile-friendly page; `title` and `body` are already escaped.
@@ -178,14 +135,7 @@ fn document(title: &str, body: &str) -> String {
 }
 
 fn page(status: StatusCode, body: String) -> Response {
-    secured(
-        (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body,
-        )
-            .into_response(),
-    )
+    secured((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
 }
 
 /// The error as the API's JSON error body, or as a page.
@@ -204,17 +154,11 @@ fn error(e: ApiError, json: bool) -> Response {
             "Link expired",
             "This confirmation link has expired. Please contact the clinic to confirm your appointment.",
         ),
-        StatusCode::CONFLICT => (
-            "Appointment cancelled",
-            "This appointment was cancelled, so it cannot be confirmed.",
-        ),
+        StatusCode::CONFLICT => ("Appointment cancelled", "This appointment was cancelled, so it cannot be confirmed."),
         _ => {
             // Logs internal detail (never shown) the same way as the API does.
             let _ = e.into_response();
-            (
-                "Something went wrong",
-                "We could not process this link just now. Please try again in a moment.",
-            )
+            ("Something went wrong", "We could not process this link just now. Please try again in a moment.")
         }
     };
     page(status, document(title, &format!("<p>{text}</p>")))
@@ -224,10 +168,7 @@ fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static(

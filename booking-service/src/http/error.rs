@@ -19,10 +19,7 @@ pub enum ApiError {
     #[error("not found")]
     NotFound,
     #[error("{message}")]
-    SlotUnavailable {
-        message: String,
-        alternatives: Vec<Slot>,
-    },
+    SlotUnavailable { message: String, alternatives: Vec<Slot> },
     #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]
@@ -96,14 +93,8 @@ impl IntoResponse for ApiError {
             Self::SlotUnavailable { alternatives, .. } => Some(alternatives.clone()),
             _ => None,
         };
-        let body = ErrorBody {
-            success: false,
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message,
-            },
-            alternatives,
-        };
+        let body =
+            ErrorBody { success: false, error: ErrorDetail { code: self.code().to_owned(), message }, alternatives };
         (self.status(), Json(body)).into_response()
     }
 }
@@ -132,11 +123,7 @@ impl From<BookingError> for ApiError {
     fn from(e: BookingError) -> Self {
         match e {
             BookingError::Store(s) => s.into(),
-            BookingError::Unavailable {
-                provider,
-                wanted,
-                alternatives,
-            } => {
+            BookingError::Unavailable { provider, wanted, alternatives } => {
                 let zone = provider.zone();
                 let outside_hours = !provider.permits(&wanted);
                 let message = if outside_hours {
@@ -146,10 +133,7 @@ impl From<BookingError> for ApiError {
                 };
                 Self::SlotUnavailable {
                     message,
-                    alternatives: alternatives
-                        .iter()
-                        .map(|s| super::wire::slot(&zone, s))
-                        .collect(),
+                    alternatives: alternatives.iter().map(|s| super::wire::slot(&zone, s)).collect(),
                 }
             }
         }

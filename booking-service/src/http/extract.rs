@@ -29,16 +29,13 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::Validation(e.body_text().replace(
-            "Failed to deserialize the JSON body into the target type: ",
-            "",
-        )),
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::BadRequest("the request body is not valid JSON".into())
-        }
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-            "expected a body with Content-Type: application/json".into(),
+        JsonRejection::JsonDataError(e) => ApiError::Validation(
+            e.body_text().replace("Failed to deserialize the JSON body into the target type: ", ""),
         ),
+        JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("the request body is not valid JSON".into()),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("expected a body with Content-Type: application/json".into())
+        }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest(other.body_text()),
     }
@@ -80,10 +77,7 @@ where
             .await
             .map(|axum::extract::Query(v)| Self(v))
             .map_err(|e: QueryRejection| {
-                ApiError::Validation(
-                    e.body_text()
-                        .replace("Failed to deserialize query string: ", "query: "),
-                )
+                ApiError::Validation(e.body_text().replace("Failed to deserialize query string: ", "query: "))
             })
     }
 }
@@ -105,26 +99,20 @@ where
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest(e.body_text())
-                }
-            })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType(
-                "expected a body with Content-Type: application/json".into(),
-            ));
+            return Err(ApiError::UnsupportedMediaType("expected a body with Content-Type: application/json".into()));
         }
-        axum::Json::<T>::from_bytes(&bytes)
-            .map(|axum::Json(v)| Self(Some(v)))
-            .map_err(json_rejection)
+        axum::Json::<T>::from_bytes(&bytes).map(|axum::Json(v)| Self(Some(v))).map_err(json_rejection)
     }
 }
 
@@ -139,15 +127,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::body::Bytes::from_request(req, state)
-            .await
-            .map(Self)
-            .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::BadRequest(e.body_text())
-                }
-            })
+        axum::body::Bytes::from_request(req, state).await.map(Self).map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest(e.body_text())
+            }
+        })
     }
 }

@@ -22,9 +22,7 @@ pub fn router() -> Router<AppState> {
 /// 200 while the process runs; depends on nothing.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-    })
+    Json(Health { status: "ok".into() })
 }
 
 /// 200 when the database answers within a second, else 503.
@@ -32,28 +30,15 @@ pub async fn healthz() -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
-        Ok(Ok(())) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ready".into(),
-            }),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "database unavailable".into(),
-            }),
-        ),
+        Ok(Ok(())) => (StatusCode::OK, Json(Health { status: "ready".into() })),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable".into() })),
     }
 }
 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
 pub async fn metrics() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        telemetry::render_metrics(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render_metrics())
 }
 
 /// This document.

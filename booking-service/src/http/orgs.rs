@@ -15,17 +15,13 @@ use shared::Role;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/orgs", post(create))
-        .route("/api/orgs/{id}", delete(remove))
+    Router::new().route("/api/orgs", post(create)).route("/api/orgs/{id}", delete(remove))
 }
 
 pub(super) fn check_name(field: &'static str, name: &str) -> ApiResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::Validation(format!(
-            "{field}: must be 1 to 200 characters on one line"
-        )));
+        return Err(ApiError::Validation(format!("{field}: must be 1 to 200 characters on one line")));
     }
     Ok(name.to_owned())
 }
@@ -54,11 +50,7 @@ pub async fn create(
 #[utoipa::path(delete, path = "/api/orgs/{id}", tag = "organizations", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn remove(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
+pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
     caller.require(&[Role::Platform])?;
     if state.store.delete_organization(OrgId(id)).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -12,9 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use shared::api::{
-    self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, UpdateProvider,
-};
+use shared::api::{self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, UpdateProvider};
 use shared::Role;
 use uuid::Uuid;
 
@@ -24,10 +22,7 @@ const DEFAULT_MINUTES: i64 = 30;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/providers", post(create).get(list))
-        .route(
-            "/api/providers/{id}",
-            get(show).patch(update).delete(deactivate),
-        )
+        .route("/api/providers/{id}", get(show).patch(update).delete(deactivate))
         .route("/api/providers/{id}/availability", get(availability))
 }
 
@@ -46,16 +41,10 @@ pub async fn create(
     let actor = caller.actor(&[Role::Admin])?;
     let name = check_name("name", &body.name)?;
     let own_zone = zone_of("timezone", body.timezone.as_deref())?;
-    let appointment_minutes = Minutes::parse(
-        "appointment_minutes",
-        body.appointment_minutes.unwrap_or(DEFAULT_MINUTES),
-    )?;
+    let appointment_minutes =
+        Minutes::parse("appointment_minutes", body.appointment_minutes.unwrap_or(DEFAULT_MINUTES))?;
     let hours = WeeklyHours::parse(body.working_hours.as_deref().unwrap_or_default())?;
-    let org = state
-        .store
-        .organization(actor.org)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
     let provider = Provider {
         id: ProviderId::new(),
         org_id: actor.org,
@@ -72,10 +61,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/providers", tag = "providers", security(("bearer" = [])),
     responses((status = 200, body = Vec<api::Provider>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<axum::Json<Vec<api::Provider>>> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<api::Provider>>> {
     let actor = caller.actor(READERS)?;
     let providers = state.store.providers(actor.org).await?;
     Ok(axum::Json(providers.iter().map(wire::provider).collect()))
@@ -90,11 +76,7 @@ pub async fn show(
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::Provider>> {
     let actor = caller.actor(READERS)?;
-    let provider = state
-        .store
-        .provider(actor.org, id.into())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::provider(&provider)))
 }
 
@@ -110,56 +92,24 @@ pub async fn update(
 ) -> ApiResult<axum::Json<api::Provider>> {
     let actor = caller.actor(&[Role::Admin])?;
     let changes = ProviderChanges {
-        name: body
-            .name
-            .as_deref()
-            .map(|n| check_name("name", n))
-            .transpose()?,
-        own_zone: body
-            .timezone
-            .as_ref()
-            .map(|tz| zone_of("timezone", tz.as_deref()))
-            .transpose()?,
-        appointment_minutes: body
-            .appointment_minutes
-            .map(|m| Minutes::parse("appointment_minutes", m))
-            .transpose()?,
-        hours: body
-            .working_hours
-            .as_deref()
-            .map(WeeklyHours::parse)
-            .transpose()?,
+        name: body.name.as_deref().map(|n| check_name("name", n)).transpose()?,
+        own_zone: body.timezone.as_ref().map(|tz| zone_of("timezone", tz.as_deref())).transpose()?,
+        appointment_minutes: body.appointment_minutes.map(|m| Minutes::parse("appointment_minutes", m)).transpose()?,
+        hours: body.working_hours.as_deref().map(WeeklyHours::parse).transpose()?,
         active: body.active,
     };
-    let provider = state
-        .store
-        .update_provider(actor.org, id.into(), &changes)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let provider = state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::provider(&provider)))
 }
 
 /// Deactivates the provider: its appointments stay, new bookings are refused.
 #[utoipa::path(delete, path = "/api/providers/{id}", tag = "providers", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn deactivate(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<Uuid>,
-) -> ApiResult<StatusCode> {
+pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
     let actor = caller.actor(&[Role::Admin])?;
-    let changes = ProviderChanges {
-        name: None,
-        own_zone: None,
-        appointment_minutes: None,
-        hours: None,
-        active: Some(false),
-    };
-    state
-        .store
-        .update_provider(actor.org, id.into(), &changes)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let changes =
+        ProviderChanges { name: None, own_zone: None, appointment_minutes: None, hours: None, active: Some(false) };
+    state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -176,11 +126,7 @@ pub async fn availability(
 ) -> ApiResult<axum::Json<Availability>> {
     let actor = caller.actor(READERS)?;
     let date = parse_date("date", &query.date)?;
-    let provider = state
-        .store
-        .provider(actor.org, id.into())
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     let zone = provider.zone();
     let slots = booking::free_slots_on(&state.store, actor.org, &provider, date).await?;
     Ok(axum::Json(Availability {

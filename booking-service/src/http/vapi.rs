@@ -26,9 +26,7 @@ pub struct VapiSettings {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/vapi/tools", post(tools))
-        .route("/api/vapi/tool-definitions", get(definitions))
+    Router::new().route("/api/vapi/tools", post(tools)).route("/api/vapi/tool-definitions", get(definitions))
 }
 
 /// Vapi's server messages: `tool-calls` are answered with one result per call, in order; any
@@ -50,20 +48,13 @@ pub async fn tools(
             .verify(&headers, &body, chrono::Utc::now().timestamp())
             .map_err(|e| ApiError::Unauthorized(format!("invalid Vapi signature: {e}")))?;
     }
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::BadRequest("the request body is not valid JSON".into()))?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("the request body is not valid JSON".into()))?;
     match VapiMessage::parse(&value).map_err(ApiError::Validation)? {
         VapiMessage::Other(_) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
-            let results = vapi::answer(
-                &state.store,
-                &state.links,
-                &state.lanes,
-                &actor,
-                message,
-                state.vapi.deadline,
-            )
-            .await;
+            let results =
+                vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, state.vapi.deadline).await;
             Ok(Json(json!({ "results": results })))
         }
     }

@@ -5,19 +5,11 @@ use crate::store;
 use shared::api;
 
 pub fn slot(zone: &Zone, s: &DomainSlot) -> api::Slot {
-    api::Slot {
-        starts_at: zone.localize(s.start()),
-        ends_at: zone.localize(s.end()),
-    }
+    api::Slot { starts_at: zone.localize(s.start()), ends_at: zone.localize(s.end()) }
 }
 
 pub fn organization(o: &store::Organization) -> api::Organization {
-    api::Organization {
-        id: o.id.0,
-        name: o.name.clone(),
-        timezone: o.zone.name().to_owned(),
-        created_at: o.created_at,
-    }
+    api::Organization { id: o.id.0, name: o.name.clone(), timezone: o.zone.name().to_owned(), created_at: o.created_at }
 }
 
 pub fn provider(p: &store::Provider) -> api::Provider {

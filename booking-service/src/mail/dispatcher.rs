@@ -98,13 +98,9 @@ impl Dispatcher {
     /// of the batch to come back when their lease ends (to this or another instance).
     async fn run_batch(&self, stopped: Option<&watch::Receiver<bool>>) -> Result<usize, MailError> {
         let now = store::now();
-        let lease_until = now
-            + chrono::Duration::from_std(self.settings.lease)
-                .unwrap_or_else(|_| chrono::Duration::minutes(2));
-        let jobs = self
-            .store
-            .claim_mail(now, lease_until, self.settings.batch)
-            .await?;
+        let lease_until =
+            now + chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
+        let jobs = self.store.claim_mail(now, lease_until, self.settings.batch).await?;
         for job in &jobs {
             if stopped.is_some_and(|s| *s.borrow()) {
                 break;
@@ -138,9 +134,7 @@ impl Dispatcher {
             tracing::warn!(job = %job.id, kind = %job.kind, attempts, retry_in_ms = delay.as_millis() as u64, error = %error, "delivery failed");
             Delivery::Retry {
                 error,
-                at: store::now()
-                    + chrono::Duration::from_std(delay)
-                        .unwrap_or_else(|_| chrono::Duration::hours(1)),
+                at: store::now() + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::hours(1)),
             }
         }
     }
@@ -150,20 +144,14 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, MailError> {
-        let kind = Kind::parse(&job.kind)
-            .ok_or_else(|| MailError::Render(format!("unknown message kind {}", job.kind)))?;
-        let to = job.payload["to"]
-            .as_str()
-            .ok_or_else(|| MailError::Render("the message has no recipient".into()))?;
+        let kind =
+            Kind::parse(&job.kind).ok_or_else(|| MailError::Render(format!("unknown message kind {}", job.kind)))?;
+        let to = job.payload["to"].as_str().ok_or_else(|| MailError::Render("the message has no recipient".into()))?;
         let Some(appointment) = self.store.appointment(job.org, job.appointment).await? else {
-            return Ok(Delivery::Dead {
-                error: "not sent: the appointment no longer exists".into(),
-            });
+            return Ok(Delivery::Dead { error: "not sent: the appointment no longer exists".into() });
         };
         if kind != Kind::Cancelled && appointment.status == AppointmentStatus::Cancelled {
-            return Ok(Delivery::Dead {
-                error: "not sent: the appointment was cancelled before delivery".into(),
-            });
+            return Ok(Delivery::Dead { error: "not sent: the appointment was cancelled before delivery".into() });
         }
         let provider = self
             .store
@@ -171,12 +159,7 @@ impl Dispatcher {
             .await?
             .map(|p| p.name)
             .unwrap_or_else(|| "your provider".into());
-        let clinic = self
-            .store
-            .organization(job.org)
-            .await?
-            .map(|o| o.name)
-            .unwrap_or_else(|| "your clinic".into());
+        let clinic = self.store.organization(job.org).await?.map(|o| o.name).unwrap_or_else(|| "your clinic".into());
         let link = if kind.has_link() {
             let nonce = job.payload["nonce"]
                 .as_str()
@@ -185,9 +168,7 @@ impl Dispatcher {
             // A reschedule replaced this link before it went out: the newer message carries the
             // working one, so this one would only confuse.
             if self.store.link_target(&token.hash()).await?.is_none() {
-                return Ok(Delivery::Dead {
-                    error: "not sent: superseded by a newer confirmation link".into(),
-                });
+                return Ok(Delivery::Dead { error: "not sent: superseded by a newer confirmation link".into() });
             }
             Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
         } else {

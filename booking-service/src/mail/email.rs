@@ -81,22 +81,15 @@ pub fn html_escape(s: &str) -> String {
 
 /// One line of text: control characters (line breaks included) become spaces.
 pub fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 impl EmailMessage<'_> {
     /// The whole message, addressed to `to`, with a Message-ID derived from its outbox job so a
     /// duplicate delivery can be recognised.
     pub fn build(&self, job: uuid::Uuid, from: &Mailbox, to: &str) -> Result<Message, MailError> {
-        let address = to
-            .parse()
-            .map_err(|e| MailError::Render(format!("recipient address: {e}")))?;
-        let recipient = Mailbox::new(
-            self.appointment.patient_name.as_deref().map(one_line),
-            address,
-        );
+        let address = to.parse().map_err(|e| MailError::Render(format!("recipient address: {e}")))?;
+        let recipient = Mailbox::new(self.appointment.patient_name.as_deref().map(one_line), address);
         let when = local_time(&self.appointment.zone, &self.appointment.slot);
         let provider = one_line(self.provider);
         let subject = match self.kind {
@@ -107,14 +100,9 @@ impl EmailMessage<'_> {
             Kind::Cancelled => format!("Your appointment with {provider} was cancelled"),
         };
         let calendar = ics(self, from, to, Utc::now());
-        let method = if self.kind == Kind::Cancelled {
-            "CANCEL"
-        } else {
-            "REQUEST"
-        };
-        let calendar_type =
-            ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
-                .map_err(|e| MailError::Render(e.to_string()))?;
+        let method = if self.kind == Kind::Cancelled { "CANCEL" } else { "REQUEST" };
+        let calendar_type = ContentType::parse(&format!("text/calendar; charset=utf-8; method={method}"))
+            .map_err(|e| MailError::Render(e.to_string()))?;
         Message::builder()
             .from(from.clone())
             .to(recipient)
@@ -123,13 +111,8 @@ impl EmailMessage<'_> {
             .date_now()
             .multipart(
                 MultiPart::mixed()
-                    .multipart(MultiPart::alternative_plain_html(
-                        text(self, &when),
-                        html(self, &when),
-                    ))
-                    .singlepart(
-                        Attachment::new("appointment.ics".into()).body(calendar, calendar_type),
-                    ),
+                    .multipart(MultiPart::alternative_plain_html(text(self, &when), html(self, &when)))
+                    .singlepart(Attachment::new("appointment.ics".into()).body(calendar, calendar_type)),
             )
             .map_err(|e| MailError::Render(e.to_string()))
     }
@@ -147,20 +130,17 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
     let clinic = one_line(email.clinic);
     let provider = one_line(email.provider);
     match email.kind {
-        Kind::Booked => out.push_str(&format!(
-            "Your appointment at {clinic} with {provider} is booked:\n\n  {when}\n\n"
-        )),
-        Kind::Rescheduled => out.push_str(&format!(
-            "Your appointment at {clinic} with {provider} was moved to:\n\n  {when}\n\n"
-        )),
-        Kind::Cancelled => out.push_str(&format!(
-            "Your appointment at {clinic} with {provider} was cancelled:\n\n  {when}\n\n"
-        )),
+        Kind::Booked => {
+            out.push_str(&format!("Your appointment at {clinic} with {provider} is booked:\n\n  {when}\n\n"))
+        }
+        Kind::Rescheduled => {
+            out.push_str(&format!("Your appointment at {clinic} with {provider} was moved to:\n\n  {when}\n\n"))
+        }
+        Kind::Cancelled => {
+            out.push_str(&format!("Your appointment at {clinic} with {provider} was cancelled:\n\n  {when}\n\n"))
+        }
     }
-    out.push_str(&format!(
-        "Confirmation code: {}\n\n",
-        email.appointment.confirmation_code
-    ));
+    out.push_str(&format!("Confirmation code: {}\n\n", email.appointment.confirmation_code));
     if let Some(link) = email.link {
         out.push_str(&format!(
             "Please confirm it by opening this link and pressing Confirm:\n\n{link}\n\n\
@@ -261,10 +241,7 @@ fn ics(email: &EmailMessage<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -
         format!("DTSTAMP:{}", ics_time(now)),
         format!("DTSTART:{}", ics_time(a.slot.start())),
         format!("DTEND:{}", ics_time(a.slot.end())),
-        format!(
-            "SUMMARY:{}",
-            ics_text(&format!("Appointment with {}", email.provider))
-        ),
+        format!("SUMMARY:{}", ics_text(&format!("Appointment with {}", email.provider))),
         format!("LOCATION:{}", ics_text(email.clinic)),
         format!("DESCRIPTION:{}", ics_text(&description)),
         format!("ORGANIZER:mailto:{}", from.email),
@@ -282,10 +259,7 @@ mod tests {
 
     #[test]
     fn calendar_text_cannot_add_properties() {
-        assert_eq!(
-            ics_text("a;b,c\\d\nEND:VEVENT"),
-            "a\\;b\\,c\\\\d\\nEND:VEVENT"
-        );
+        assert_eq!(ics_text("a;b,c\\d\nEND:VEVENT"), "a\\;b\\,c\\\\d\\nEND:VEVENT");
     }
 
     #[test]
@@ -294,17 +268,11 @@ mod tests {
         for line in folded.split("\r\n") {
             assert!(line.len() <= 75, "{line}");
         }
-        assert_eq!(
-            folded.replace("\r\n ", "").trim_end(),
-            format!("SUMMARY:{}", "é".repeat(60))
-        );
+        assert_eq!(folded.replace("\r\n ", "").trim_end(), format!("SUMMARY:{}", "é".repeat(60)));
     }
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(
-            html_escape("<script>\"x\" & 'y'"),
-            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;"
-        );
+        assert_eq!(html_escape("<script>\"x\" & 'y'"), "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;");
     }
 }

@@ -46,20 +46,11 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// SMTP when a URL is given (`smtp://` plain, `smtp://…?tls=required` STARTTLS, `smtps://`
     /// TLS; `user:pass@` for credentials), else files under `mail_dir`.
-    pub fn new(
-        smtp_url: Option<&str>,
-        mail_dir: PathBuf,
-        timeout: Duration,
-    ) -> anyhow::Result<Self> {
+    pub fn new(smtp_url: Option<&str>, mail_dir: PathBuf, timeout: Duration) -> anyhow::Result<Self> {
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "SMTP_URL {} is not usable: {e}",
-                            crate::config::redact(url)
-                        )
-                    })?
+                    .map_err(|e| anyhow::anyhow!("SMTP_URL {} is not usable: {e}", crate::config::redact(url)))?
                     .timeout(Some(timeout))
                     .build();
                 Ok(Self::Smtp(transport))
@@ -73,33 +64,22 @@ impl Transport {
     /// Where mail goes, for the start-up banner (credentials masked).
     pub fn describe(&self, smtp_url: Option<&str>) -> String {
         match self {
-            Self::Smtp(_) => format!(
-                "SMTP {}",
-                smtp_url.map(crate::config::redact).unwrap_or_default()
-            ),
+            Self::Smtp(_) => format!("SMTP {}", smtp_url.map(crate::config::redact).unwrap_or_default()),
             Self::Files(dir) => format!(".eml files in {}", dir.display()),
         }
     }
 
     pub async fn send(&self, job: uuid::Uuid, message: &lettre::Message) -> Result<(), MailError> {
         match self {
-            Self::Smtp(smtp) => smtp
-                .send(message.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Smtp(e.to_string())),
+            Self::Smtp(smtp) => {
+                smtp.send(message.clone()).await.map(|_| ()).map_err(|e| MailError::Smtp(e.to_string()))
+            }
             Self::Files(dir) => {
-                tokio::fs::create_dir_all(dir)
-                    .await
-                    .map_err(|e| MailError::File(format!("{}: {e}", dir.display())))?;
+                tokio::fs::create_dir_all(dir).await.map_err(|e| MailError::File(format!("{}: {e}", dir.display())))?;
                 let path = dir.join(format!("{job}.eml"));
                 let partial = dir.join(format!(".{job}.eml.partial"));
-                tokio::fs::write(&partial, message.formatted())
-                    .await
-                    .map_err(|e| MailError::File(e.to_string()))?;
-                tokio::fs::rename(&partial, &path)
-                    .await
-                    .map_err(|e| MailError::File(e.to_string()))
+                tokio::fs::write(&partial, message.formatted()).await.map_err(|e| MailError::File(e.to_string()))?;
+                tokio::fs::rename(&partial, &path).await.map_err(|e| MailError::File(e.to_string()))
             }
         }
     }
@@ -122,18 +102,13 @@ mod tests {
             "smtps://user:pass@mail.example:465",
             "smtps://mail.example",
         ] {
-            assert!(
-                matches!(transport(url), Ok(Transport::Smtp(_))),
-                "{url} is refused"
-            );
+            assert!(matches!(transport(url), Ok(Transport::Smtp(_))), "{url} is refused");
         }
     }
 
     #[tokio::test]
     async fn a_bad_smtp_url_is_refused_without_showing_its_password() {
-        let err = transport("ftp://user:hunter2secret@mail.example")
-            .expect_err("refused")
-            .to_string();
+        let err = transport("ftp://user:hunter2secret@mail.example").expect_err("refused").to_string();
         assert!(!err.contains("hunter2secret"), "{err}");
     }
 

@@ -12,8 +12,8 @@ mod sqlite;
 pub use crate::links::IssuedLink;
 
 use crate::domain::{
-    AppointmentId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId, PatientName,
-    PhoneNumber, ProviderId, Slot, WeeklyHours, Zone,
+    AppointmentId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId, PatientName, PhoneNumber, ProviderId,
+    Slot, WeeklyHours, Zone,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -42,10 +42,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::Io(_)
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_) => Self::Unavailable(e.to_string()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                Self::Unavailable(e.to_string())
+            }
             other => Self::Internal(other.to_string()),
         }
     }
@@ -195,18 +194,14 @@ impl IdempotencyKey {
     /// their SHA-256, so a reuse with other bytes is told apart.
     pub fn for_request(key: impl Into<String>, request: &[u8]) -> Self {
         use sha2::{Digest, Sha256};
-        Self {
-            key: key.into(),
-            request_hash: hex::encode(Sha256::digest(request)),
-        }
+        Self { key: key.into(), request_hash: hex::encode(Sha256::digest(request)) }
     }
 }
 
 /// Computes the slot of a booking from the provider as the transaction sees it.
 pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Slot, DomainError> + Send + Sync);
 /// Computes the new slot of an appointment being moved.
-pub type PlanMove<'a> =
-    &'a (dyn Fn(&Provider, &Appointment) -> Result<Slot, DomainError> + Send + Sync);
+pub type PlanMove<'a> = &'a (dyn Fn(&Provider, &Appointment) -> Result<Slot, DomainError> + Send + Sync);
 /// The answer to remember for an idempotent booking.
 pub type Render<'a> = &'a (dyn Fn(&Appointment) -> serde_json::Value + Send + Sync);
 
@@ -331,18 +326,9 @@ pub trait Store: Send + Sync {
     async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome>;
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>>;
-    async fn appointments(
-        &self,
-        org: OrgId,
-        filter: &AppointmentFilter,
-    ) -> StoreResult<Vec<Appointment>>;
+    async fn appointments(&self, org: OrgId, filter: &AppointmentFilter) -> StoreResult<Vec<Appointment>>;
     /// Cancels, withdraws its confirmation link and queues the notice, in one transaction.
-    async fn cancel(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        reason: Option<&str>,
-    ) -> StoreResult<Appointment>;
+    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment>;
     /// Moves an active appointment, re-checking overlap and hours atomically; replaces its
     /// confirmation link with `link` and queues the notice in the same transaction.
     async fn reschedule(
@@ -354,11 +340,7 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<MoveOutcome>;
 
     /// The answer first given to a voice-agent tool call, if any.
-    async fn tool_result(
-        &self,
-        org: OrgId,
-        tool_call_id: &str,
-    ) -> StoreResult<Option<serde_json::Value>>;
+    async fn tool_result(&self, org: OrgId, tool_call_id: &str) -> StoreResult<Option<serde_json::Value>>;
     /// Keeps `outcome` as the answer to the tool call unless another was kept first, and returns
     /// the answer that stands.
     async fn save_tool_result(
@@ -373,12 +355,7 @@ pub trait Store: Send + Sync {
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>>;
     /// Confirms a pending appointment through its link, with its audit row; `NotFound` when the
     /// link is no longer the appointment's, `Expired` past its expiry.
-    async fn confirm(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        token_hash: &str,
-    ) -> StoreResult<Confirmed>;
+    async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed>;
 
     /// Claims up to `limit` due messages of every organization until `lease_until`: no other
     /// dispatcher takes them before then, and they come back if this one dies.
@@ -393,11 +370,7 @@ pub trait Store: Send + Sync {
     /// The messages queued for an appointment, oldest first.
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 
-    async fn audit_trail(
-        &self,
-        org: OrgId,
-        appointment: AppointmentId,
-    ) -> StoreResult<Vec<AuditEntry>>;
+    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -416,9 +389,7 @@ enum Backend {
 impl SqlStore {
     /// Connects to the database a URL names and applies its migrations.
     pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
-        let backend = if database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://")
-        {
+        let backend = if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
             Backend::Postgres(postgres::Pg::connect(database_url, pool_size).await?)
         } else if database_url.starts_with("sqlite:") {
             Backend::Sqlite(sqlite::Lite::connect(database_url, pool_size).await?)
@@ -428,10 +399,7 @@ impl SqlStore {
                 crate::config::redact(database_url)
             )
         };
-        Ok(Self {
-            backend,
-            known: Default::default(),
-        })
+        Ok(Self { backend, known: Default::default() })
     }
 
     async fn ping_database(&self) -> Result<(), sqlx::Error> {

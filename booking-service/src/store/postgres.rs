@@ -98,7 +98,8 @@ impl Pg {
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
     let inserted: Result<(i64, i64), sqlx::Error> = tx
-        .query("WITH provider AS (
+        .query(
+            "WITH provider AS (
                 SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $23 AND active
             ), appt AS (
                 INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
@@ -119,7 +120,33 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                 INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
                 SELECT org_id, $20, $21, $22, $11 FROM appt WHERE $20 IS NOT NULL
             )
-            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider)", (a.id, a.org_id, a.provider_id, Timestamp(a.slot.start()), Timestamp(a.slot.end()), &a.confirmation_code, &a.patient_name, &a.patient_phone, &a.patient_email, &a.notes, Timestamp(a.created_at), action::BOOKED, &w.actor.sub, Json(&w.audit), Key(Uuid::now_v7()), outbox_kind::BOOKING_CONFIRMATION, w.message.as_ref().map(Json), w.link.map(|l| &l.token_hash), w.link.map(|l| Timestamp(l.expires_at)), w.idempotency.as_ref().map(|(i, _)| &i.key), w.idempotency.as_ref().map(|(i, _)| &i.request_hash), w.idempotency.as_ref().map(|(_, response)| Json(response)), w.provider_version))
+            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider)",
+            (
+                a.id,
+                a.org_id,
+                a.provider_id,
+                Timestamp(a.slot.start()),
+                Timestamp(a.slot.end()),
+                &a.confirmation_code,
+                &a.patient_name,
+                &a.patient_phone,
+                &a.patient_email,
+                &a.notes,
+                Timestamp(a.created_at),
+                action::BOOKED,
+                &w.actor.sub,
+                Json(&w.audit),
+                Key(Uuid::now_v7()),
+                outbox_kind::BOOKING_CONFIRMATION,
+                w.message.as_ref().map(Json),
+                w.link.map(|l| &l.token_hash),
+                w.link.map(|l| Timestamp(l.expires_at)),
+                w.idempotency.as_ref().map(|(i, _)| &i.key),
+                w.idempotency.as_ref().map(|(i, _)| &i.request_hash),
+                w.idempotency.as_ref().map(|(_, response)| Json(response)),
+                w.provider_version,
+            ),
+        )
         .fetch_one()
         .await;
     match inserted {
@@ -140,13 +167,10 @@ mod tests {
     use test_kit::{Backend, TestDatabase};
 
     async fn role_and_org(tx: &mut Tx) -> (String, Option<String>) {
-        tx.query(
-            "SELECT current_user::text, nullif(current_setting('app.org_id', true), '')",
-            (),
-        )
-        .fetch_one()
-        .await
-        .expect("read the session")
+        tx.query("SELECT current_user::text, nullif(current_setting('app.org_id', true), '')", ())
+            .fetch_one()
+            .await
+            .expect("read the session")
     }
 
     /// The switch that travels with BEGIN takes effect, and ends with the transaction.
@@ -159,10 +183,7 @@ mod tests {
         let org = OrgId::new();
         for scope in [Scope::Read(org), Scope::Write(org)] {
             let mut tx = store.begin(scope).await.expect("begin");
-            assert_eq!(
-                role_and_org(&mut tx).await,
-                (REQUEST_ROLE.to_owned(), Some(org.to_string()))
-            );
+            assert_eq!(role_and_org(&mut tx).await, (REQUEST_ROLE.to_owned(), Some(org.to_string())));
             tx.commit().await.expect("commit");
         }
         for (scope, role) in [(Scope::Dispatch, WORKER_ROLE), (Scope::Links, LINK_ROLE)] {
@@ -173,9 +194,6 @@ mod tests {
         // The pool's one connection is back to its login role, with no organization.
         let mut tx = Tx::Pg(store.pool.begin().await.expect("begin"));
         let (login, org) = role_and_org(&mut tx).await;
-        assert!(
-            ![REQUEST_ROLE, WORKER_ROLE, LINK_ROLE].contains(&login.as_str()) && org.is_none(),
-            "{login} {org:?}"
-        );
+        assert!(![REQUEST_ROLE, WORKER_ROLE, LINK_ROLE].contains(&login.as_str()) && org.is_none(), "{login} {org:?}");
     }
 }

@@ -9,8 +9,7 @@ use sqlx::types::Json;
 
 /// A zone read back from storage, where only valid names are ever written.
 fn stored_zone(name: &str) -> StoreResult<Zone> {
-    Zone::parse("timezone", name)
-        .map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
+    Zone::parse("timezone", name).map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
 }
 
 #[derive(sqlx::FromRow)]
@@ -26,12 +25,7 @@ pub const ORG_COLUMNS: &str = "id, name, timezone, created_at FROM organizations
 impl TryFrom<OrgRow> for Organization {
     type Error = StoreError;
     fn try_from(r: OrgRow) -> StoreResult<Self> {
-        Ok(Organization {
-            id: r.id,
-            name: r.name,
-            zone: stored_zone(&r.timezone)?,
-            created_at: r.created_at.0,
-        })
+        Ok(Organization { id: r.id, name: r.name, zone: stored_zone(&r.timezone)?, created_at: r.created_at.0 })
     }
 }
 
@@ -67,17 +61,11 @@ impl TryFrom<ProviderRow> for Known {
             name: r.name,
             own_zone: r.timezone.as_deref().map(stored_zone).transpose()?,
             org_zone: stored_zone(&r.org_timezone)?,
-            appointment_minutes: Minutes::parse(
-                "appointment_minutes",
-                i64::from(r.appointment_minutes),
-            )?,
+            appointment_minutes: Minutes::parse("appointment_minutes", i64::from(r.appointment_minutes))?,
             hours: WeeklyHours::parse(&r.working_hours.0)?,
             active: r.active,
         };
-        Ok(Known {
-            provider,
-            version: r.version,
-        })
+        Ok(Known { provider, version: r.version })
     }
 }
 

@@ -4,8 +4,8 @@
 
 use super::known::Known;
 use super::rows::{
-    AppointmentRow, OrgRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, ORG_COLUMNS,
-    OUTBOX_COLUMNS, PROVIDER_COLUMNS,
+    AppointmentRow, OrgRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS,
+    PROVIDER_COLUMNS,
 };
 use super::sql::{sqlstate, Key, Record, Timestamp, Tx, Values};
 use super::*;
@@ -56,9 +56,7 @@ where
             Err(Fault::Retry) => continue,
         }
     }
-    Err(StoreError::Internal(
-        "the transaction kept losing races".into(),
-    ))
+    Err(StoreError::Internal("the transaction kept losing races".into()))
 }
 
 /// Which transaction a method needs: the database decides what each may touch (on PostgreSQL, a
@@ -99,12 +97,7 @@ pub(super) enum Inserted {
 
 impl SqlStore {
     /// One statement in a transaction of its own: the number of rows it changed.
-    async fn execute<'q>(
-        &self,
-        scope: Scope,
-        sql: &'q str,
-        values: impl Values<'q>,
-    ) -> Result<u64, sqlx::Error> {
+    async fn execute<'q>(&self, scope: Scope, sql: &'q str, values: impl Values<'q>) -> Result<u64, sqlx::Error> {
         let mut tx = self.begin(scope).await?;
         let changed = tx.query(sql, values).execute().await?;
         tx.commit().await?;
@@ -159,10 +152,7 @@ impl SqlStore {
             audit: action::booked(&wanted),
             link: email.map(|_| &b.link),
             message: email.map(|to| outbox_kind::with_link(to, &b.link)),
-            idempotency: b
-                .idempotency
-                .as_ref()
-                .map(|idem| (idem, (b.render)(&appointment))),
+            idempotency: b.idempotency.as_ref().map(|idem| (idem, (b.render)(&appointment))),
         };
         let inserted = self.insert_booking(&mut tx, &writes).await;
         match inserted {
@@ -190,11 +180,7 @@ impl SqlStore {
                     return Err(Fault::Retry);
                 }
                 tx.commit().await?;
-                Ok(BookOutcome::Unavailable {
-                    provider: provider.clone(),
-                    wanted,
-                    busy: Some(busy),
-                })
+                Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: Some(busy) })
             }
             Ok(Inserted::Refused) => {
                 drop(tx);
@@ -204,11 +190,7 @@ impl SqlStore {
                         return Ok(replayed);
                     }
                 }
-                Ok(BookOutcome::Unavailable {
-                    provider: provider.clone(),
-                    wanted,
-                    busy: None,
-                })
+                Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: None })
             }
             // A confirmation code collision, or a concurrent request with the same idempotency
             // key committed first: the next attempt draws a new code or replays that request.
@@ -233,38 +215,21 @@ impl SqlStore {
                 }
             }
         }
-        let known = Arc::new(
-            load_known(tx, org, b.provider)
-                .await?
-                .filter(|k| k.provider.active)
-                .ok_or(StoreError::NotFound)?,
-        );
+        let known =
+            Arc::new(load_known(tx, org, b.provider).await?.filter(|k| k.provider.active).ok_or(StoreError::NotFound)?);
         self.known.put(known.clone());
         let wanted = (b.plan)(&known.provider)?;
         if !known.provider.permits(&wanted) {
-            return Ok(Err(BookOutcome::Unavailable {
-                provider: known.provider.clone(),
-                wanted,
-                busy: None,
-            }));
+            return Ok(Err(BookOutcome::Unavailable { provider: known.provider.clone(), wanted, busy: None }));
         }
         Ok(Ok((known, wanted)))
     }
 
-    async fn try_cancel(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        reason: Option<&str>,
-    ) -> Result<Appointment, Fault> {
+    async fn try_cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> Result<Appointment, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(
-                StoreError::InvalidState("the appointment is already cancelled".into()).into(),
-            );
+            return Err(StoreError::InvalidState("the appointment is already cancelled".into()).into());
         }
         let now = now();
         tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
@@ -275,15 +240,7 @@ impl SqlStore {
         withdraw_link(&mut tx, actor.org, id).await?;
         if let Some(to) = &appointment.patient_email {
             let payload = outbox_kind::plain(to);
-            enqueue(
-                &mut tx,
-                actor.org,
-                id,
-                outbox_kind::CANCELLATION_NOTICE,
-                &payload,
-                now,
-            )
-            .await?;
+            enqueue(&mut tx, actor.org, id, outbox_kind::CANCELLATION_NOTICE, &payload, now).await?;
         }
         tx.commit().await?;
         appointment.status = AppointmentStatus::Cancelled;
@@ -299,22 +256,15 @@ impl SqlStore {
         link: &IssuedLink,
     ) -> Result<MoveOutcome, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState(
-                "a cancelled appointment cannot be rescheduled".into(),
-            )
-            .into());
+            return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()).into());
         }
-        let provider = load_known(&mut tx, actor.org, appointment.provider_id)
-            .await?
-            .ok_or(StoreError::NotFound)?
-            .provider;
+        let provider =
+            load_known(&mut tx, actor.org, appointment.provider_id).await?.ok_or(StoreError::NotFound)?.provider;
         let wanted = plan(&provider, &appointment)?;
-        let taken = tx.dialect().checks_overlaps()
-            && overlapping(&mut tx, actor.org, provider.id, &wanted, Some(id)).await?;
+        let taken =
+            tx.dialect().checks_overlaps() && overlapping(&mut tx, actor.org, provider.id, &wanted, Some(id)).await?;
         if !provider.active || !provider.permits(&wanted) || taken {
             return Ok(MoveOutcome::Unavailable { provider, wanted });
         }
@@ -337,15 +287,7 @@ impl SqlStore {
         if let Some(to) = &appointment.patient_email {
             issue_link(&mut tx, actor.org, id, link, now).await?;
             let payload = outbox_kind::with_link(to, link);
-            enqueue(
-                &mut tx,
-                actor.org,
-                id,
-                outbox_kind::RESCHEDULE_NOTICE,
-                &payload,
-                now,
-            )
-            .await?;
+            enqueue(&mut tx, actor.org, id, outbox_kind::RESCHEDULE_NOTICE, &payload, now).await?;
         }
         tx.commit().await?;
         appointment.slot = wanted;
@@ -354,16 +296,9 @@ impl SqlStore {
         Ok(MoveOutcome::Moved(appointment))
     }
 
-    async fn try_confirm(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        token_hash: &str,
-    ) -> Result<Confirmed, Fault> {
+    async fn try_confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> Result<Confirmed, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         let expires_at: Option<(Timestamp,)> = tx
             .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3", (actor.org, id, token_hash))
             .fetch_optional()
@@ -381,9 +316,12 @@ impl SqlStore {
             }
             AppointmentStatus::Pending => {}
         }
-        tx.query("UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2", (actor.org, id, Timestamp(now)))
-            .execute()
-            .await?;
+        tx.query(
+            "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2",
+            (actor.org, id, Timestamp(now)),
+        )
+        .execute()
+        .await?;
         let details = serde_json::json!({ "via": "link" });
         audit(&mut tx, actor, id, action::CONFIRMED, &details, now).await?;
         tx.commit().await?;
@@ -397,8 +335,7 @@ impl SqlStore {
 pub(super) const EXCLUSION_VIOLATION: &str = "23P01";
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
 async fn load_known(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Known>> {
@@ -408,11 +345,7 @@ async fn load_known(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Opti
 }
 
 /// The appointment, locked until the transaction ends.
-async fn lock_appointment(
-    tx: &mut Tx,
-    org: OrgId,
-    id: AppointmentId,
-) -> Result<Option<Appointment>, Fault> {
+async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<Option<Appointment>, Fault> {
     let lock = tx.dialect().lock("a");
     let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2{lock}");
     let row: Option<AppointmentRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
@@ -433,10 +366,7 @@ async fn busy_in(
          WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {overlap}
          ORDER BY starts_at"
     );
-    let rows: Vec<SlotRow> = tx
-        .query(&sql, (org, provider, Timestamp(from), Timestamp(to)))
-        .fetch_all()
-        .await?;
+    let rows: Vec<SlotRow> = tx.query(&sql, (org, provider, Timestamp(from), Timestamp(to))).fetch_all().await?;
     Ok(rows.into_iter().filter_map(SlotRow::slot).collect())
 }
 
@@ -456,31 +386,15 @@ pub(super) async fn overlapping(
          LIMIT 1"
     );
     let found: Option<(i32,)> = tx
-        .query(
-            &sql,
-            (
-                org,
-                provider,
-                Timestamp(slot.start()),
-                Timestamp(slot.end()),
-                except,
-            ),
-        )
+        .query(&sql, (org, provider, Timestamp(slot.start()), Timestamp(slot.end()), except))
         .fetch_optional()
         .await?;
     Ok(found.is_some())
 }
 
-async fn replay(
-    tx: &mut Tx,
-    org: OrgId,
-    idem: &IdempotencyKey,
-) -> Result<Option<BookOutcome>, Fault> {
+async fn replay(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey) -> Result<Option<BookOutcome>, Fault> {
     let saved: Option<(String, Json<serde_json::Value>)> = tx
-        .query(
-            "SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2",
-            (org, &idem.key),
-        )
+        .query("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2", (org, &idem.key))
         .fetch_optional()
         .await?;
     match saved {
@@ -498,9 +412,12 @@ pub(super) async fn audit(
     details: &serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6)", (actor.org, id, action, &actor.sub, Json(details), Timestamp(at)))
-        .execute()
-        .await?;
+    tx.query(
+        "INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6)",
+        (actor.org, id, action, &actor.sub, Json(details), Timestamp(at)),
+    )
+    .execute()
+    .await?;
     Ok(())
 }
 
@@ -519,12 +436,7 @@ pub(super) async fn issue_link(
 
 /// Makes the appointment's confirmation link, if any, stop working.
 async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(), sqlx::Error> {
-    tx.query(
-        "DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2",
-        (org, id),
-    )
-    .execute()
-    .await?;
+    tx.query("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2", (org, id)).execute().await?;
     Ok(())
 }
 
@@ -549,9 +461,12 @@ pub(super) async fn remember(
     response: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)", (org, &idem.key, &idem.request_hash, Json(response), Timestamp(now)))
-        .execute()
-        .await?;
+    tx.query(
+        "INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)",
+        (org, &idem.key, &idem.request_hash, Json(response), Timestamp(now)),
+    )
+    .execute()
+    .await?;
     Ok(())
 }
 
@@ -562,14 +477,8 @@ impl Store for SqlStore {
     }
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
-        let sql =
-            "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)";
-        let values = (
-            org.id,
-            &org.name,
-            org.zone.name(),
-            Timestamp(org.created_at),
-        );
+        let sql = "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)";
+        let values = (org.id, &org.name, org.zone.name(), Timestamp(org.created_at));
         self.execute(Scope::Write(org.id), sql, values).await?;
         Ok(())
     }
@@ -589,16 +498,8 @@ impl Store for SqlStore {
         let sql = "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
         let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
-        let values = (
-            p.id,
-            p.org_id,
-            &p.name,
-            p.own_zone.map(|z| z.name()),
-            minutes,
-            hours,
-            p.active,
-            Timestamp(now()),
-        );
+        let values =
+            (p.id, p.org_id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
         self.execute(Scope::Write(p.org_id), sql, values).await?;
         Ok(())
     }
@@ -611,18 +512,11 @@ impl Store for SqlStore {
 
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
         let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
-        let row: Option<ProviderRow> = self
-            .fetch_optional(Scope::Read(org), &sql, (org, id))
-            .await?;
+        let row: Option<ProviderRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
         row.map(Provider::try_from).transpose()
     }
 
-    async fn update_provider(
-        &self,
-        org: OrgId,
-        id: ProviderId,
-        c: &ProviderChanges,
-    ) -> StoreResult<Option<Provider>> {
+    async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("p");
         let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
@@ -631,20 +525,12 @@ impl Store for SqlStore {
             return Ok(None);
         };
         p.apply(c);
-        let sql = "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7,
+        let sql =
+            "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7,
                                      updated_at = $8, version = version + 1
                    WHERE org_id = $1 AND id = $2";
         let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
-        let values = (
-            org,
-            id,
-            &p.name,
-            p.own_zone.map(|z| z.name()),
-            minutes,
-            hours,
-            p.active,
-            Timestamp(now()),
-        );
+        let values = (org, id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
         tx.query(sql, values).execute().await?;
         tx.commit().await?;
         self.known.forget(org, id);
@@ -670,17 +556,11 @@ impl Store for SqlStore {
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
         let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2");
-        let row: Option<AppointmentRow> = self
-            .fetch_optional(Scope::Read(org), &sql, (org, id))
-            .await?;
+        let row: Option<AppointmentRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
         row.map(Appointment::try_from).transpose()
     }
 
-    async fn appointments(
-        &self,
-        org: OrgId,
-        f: &AppointmentFilter,
-    ) -> StoreResult<Vec<Appointment>> {
+    async fn appointments(&self, org: OrgId, f: &AppointmentFilter) -> StoreResult<Vec<Appointment>> {
         let sql = format!(
             "SELECT {APPOINTMENT_COLUMNS}
              WHERE a.org_id = $1
@@ -693,30 +573,13 @@ impl Store for SqlStore {
              ORDER BY a.starts_at, a.id
              LIMIT 1000"
         );
-        let (from, to, status) = (
-            f.from.map(Timestamp),
-            f.to.map(Timestamp),
-            f.status.map(|s| s.as_str()),
-        );
-        let values = (
-            org,
-            f.provider,
-            from,
-            to,
-            status,
-            &f.patient_phone,
-            &f.confirmation_code,
-        );
+        let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
+        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code);
         let rows: Vec<AppointmentRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
         rows.into_iter().map(Appointment::try_from).collect()
     }
 
-    async fn cancel(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        reason: Option<&str>,
-    ) -> StoreResult<Appointment> {
+    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment> {
         retrying(|| self.try_cancel(actor, id, reason)).await
     }
 
@@ -730,15 +593,10 @@ impl Store for SqlStore {
         retrying(|| self.try_reschedule(actor, id, plan, link)).await
     }
 
-    async fn tool_result(
-        &self,
-        org: OrgId,
-        tool_call_id: &str,
-    ) -> StoreResult<Option<serde_json::Value>> {
+    async fn tool_result(&self, org: OrgId, tool_call_id: &str) -> StoreResult<Option<serde_json::Value>> {
         let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
-        let saved: Option<(Json<serde_json::Value>,)> = self
-            .fetch_optional(Scope::Read(org), sql, (org, tool_call_id))
-            .await?;
+        let saved: Option<(Json<serde_json::Value>,)> =
+            self.fetch_optional(Scope::Read(org), sql, (org, tool_call_id)).await?;
         Ok(saved.map(|(Json(v),)| v))
     }
 
@@ -752,13 +610,7 @@ impl Store for SqlStore {
         let mut tx = self.begin(Scope::Write(org)).await?;
         let sql = "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome, created_at) VALUES ($1, $2, $3, $4, $5)
                    ON CONFLICT (org_id, tool_call_id) DO NOTHING";
-        let values = (
-            org,
-            tool_call_id,
-            tool_name,
-            Json(outcome),
-            Timestamp(now()),
-        );
+        let values = (org, tool_call_id, tool_name, Json(outcome), Timestamp(now()));
         tx.query(sql, values).execute().await?;
         let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
         let (Json(standing),) = tx.query(sql, (org, tool_call_id)).fetch_one().await?;
@@ -768,22 +620,12 @@ impl Store for SqlStore {
 
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>> {
         let sql = "SELECT org_id, appointment_id, expires_at FROM confirmation_tokens WHERE token_hash = $1";
-        let row: Option<(OrgId, AppointmentId, Timestamp)> = self
-            .fetch_optional(Scope::Links, sql, (token_hash,))
-            .await?;
-        Ok(row.map(|(org, appointment, expires_at)| LinkTarget {
-            org,
-            appointment,
-            expires_at: expires_at.0,
-        }))
+        let row: Option<(OrgId, AppointmentId, Timestamp)> =
+            self.fetch_optional(Scope::Links, sql, (token_hash,)).await?;
+        Ok(row.map(|(org, appointment, expires_at)| LinkTarget { org, appointment, expires_at: expires_at.0 }))
     }
 
-    async fn confirm(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        token_hash: &str,
-    ) -> StoreResult<Confirmed> {
+    async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed> {
         retrying(|| self.try_confirm(actor, id, token_hash)).await
     }
 
@@ -822,14 +664,13 @@ impl Store for SqlStore {
             Delivery::Retry { error, at } => {
                 let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = NULL
                            WHERE id = $1";
-                self.execute(Scope::Dispatch, sql, (job, error, Timestamp(*at)))
-                    .await?
+                self.execute(Scope::Dispatch, sql, (job, error, Timestamp(*at))).await?
             }
             Delivery::Dead { error } => {
-                let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL
+                let sql =
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL
                            WHERE id = $1";
-                self.execute(Scope::Dispatch, sql, (job, error, now))
-                    .await?
+                self.execute(Scope::Dispatch, sql, (job, error, now)).await?
             }
         };
         Ok(())
@@ -839,28 +680,13 @@ impl Store for SqlStore {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = $1 AND appointment_id = $2 ORDER BY created_at, id"
         );
-        let rows: Vec<OutboxRow> = self
-            .fetch_all(Scope::Read(org), &sql, (org, appointment))
-            .await?;
+        let rows: Vec<OutboxRow> = self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?;
         Ok(rows.into_iter().map(OutboxJob::from).collect())
     }
 
-    async fn audit_trail(
-        &self,
-        org: OrgId,
-        appointment: AppointmentId,
-    ) -> StoreResult<Vec<AuditEntry>> {
+    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>> {
         let sql = "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id";
-        let rows: Vec<(String, String, Timestamp)> = self
-            .fetch_all(Scope::Read(org), sql, (org, appointment))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(action, actor, at)| AuditEntry {
-                action,
-                actor,
-                at: at.0,
-            })
-            .collect())
+        let rows: Vec<(String, String, Timestamp)> = self.fetch_all(Scope::Read(org), sql, (org, appointment)).await?;
+        Ok(rows.into_iter().map(|(action, actor, at)| AuditEntry { action, actor, at: at.0 }).collect())
     }
 }

@@ -78,11 +78,7 @@ impl Tx {
             Tx::Pg(_) => Args::Pg(PgArguments::default()),
             Tx::Lite(_) => Args::Lite(SqliteArguments::default()),
         };
-        values.bind_into(Query {
-            tx: self,
-            sql,
-            args: Ok(args),
-        })
+        values.bind_into(Query { tx: self, sql, args: Ok(args) })
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
@@ -94,14 +90,9 @@ impl Tx {
 }
 
 /// A value that can be bound on both databases.
-pub trait Bind<'q>:
-    'q + Send + Encode<'q, Postgres> + Type<Postgres> + Encode<'q, Sqlite> + Type<Sqlite>
-{
-}
-impl<'q, T> Bind<'q> for T where
-    T: 'q + Send + Encode<'q, Postgres> + Type<Postgres> + Encode<'q, Sqlite> + Type<Sqlite>
-{
-}
+pub trait Bind<'q>: 'q + Send + Encode<'q, Postgres> + Type<Postgres> + Encode<'q, Sqlite> + Type<Sqlite> {}
+impl<'q, T> Bind<'q> for T where T: 'q + Send + Encode<'q, Postgres> + Type<Postgres> + Encode<'q, Sqlite> + Type<Sqlite>
+{}
 
 /// The values of a statement, a tuple in placeholder order (`$1`, `$2`, …).
 pub trait Values<'q>: Send {
@@ -132,14 +123,8 @@ macro_rules! all_values {
 all_values!(A B C D E F G H I J K L M N O P Q R S T U V W);
 
 /// A row type both databases can fill.
-pub trait Record:
-    Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>
-{
-}
-impl<T> Record for T where
-    T: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>
-{
-}
+pub trait Record: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> {}
+impl<T> Record for T where T: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> {}
 
 enum Args<'q> {
     Pg(PgArguments),
@@ -158,11 +143,7 @@ pub struct Query<'t, 'q> {
 /// it was built (the two arms differ only in their types).
 macro_rules! on_either {
     ($query:expr, |$args:ident, $conn:ident, $sql:ident| $body:expr) => {{
-        let Query {
-            tx,
-            sql: $sql,
-            args,
-        } = $query;
+        let Query { tx, sql: $sql, args } = $query;
         match (tx, args.map_err(sqlx::Error::Encode)?) {
             (Tx::Pg(t), Args::Pg($args)) => {
                 let $conn = &mut **t;
@@ -193,28 +174,19 @@ impl<'t, 'q> Query<'t, 'q> {
 
     /// Runs it; the number of rows it changed.
     pub async fn execute(self) -> Result<u64, sqlx::Error> {
-        on_either!(self, |a, conn, sql| Ok(sqlx::query_with(sql, a)
-            .execute(conn)
-            .await?
-            .rows_affected()))
+        on_either!(self, |a, conn, sql| Ok(sqlx::query_with(sql, a).execute(conn).await?.rows_affected()))
     }
 
     pub async fn fetch_optional<R: Record>(self) -> Result<Option<R>, sqlx::Error> {
-        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a)
-            .fetch_optional(conn)
-            .await)
+        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a).fetch_optional(conn).await)
     }
 
     pub async fn fetch_one<R: Record>(self) -> Result<R, sqlx::Error> {
-        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a)
-            .fetch_one(conn)
-            .await)
+        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a).fetch_one(conn).await)
     }
 
     pub async fn fetch_all<R: Record>(self) -> Result<Vec<R>, sqlx::Error> {
-        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a)
-            .fetch_all(conn)
-            .await)
+        on_either!(self, |a, conn, sql| sqlx::query_as_with(sql, a).fetch_all(conn).await)
     }
 }
 
@@ -263,10 +235,7 @@ macro_rules! codec {
             }
         }
         impl<'q> Encode<'q, Sqlite> for $t {
-            fn encode_by_ref(
-                &self,
-                buf: &mut <Sqlite as Database>::ArgumentBuffer<'q>,
-            ) -> Result<IsNull, BoxDynError> {
+            fn encode_by_ref(&self, buf: &mut <Sqlite as Database>::ArgumentBuffer<'q>) -> Result<IsNull, BoxDynError> {
                 let stored: $lite = ($to_lite)(self);
                 <$lite as Encode<'q, Sqlite>>::encode(stored, buf)
             }
@@ -320,7 +289,5 @@ uuid_codec!(OrgId, ProviderId, AppointmentId, Key);
 
 /// The SQLSTATE of a database error, if it is one.
 pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
-    e.as_database_error()
-        .and_then(|d| d.code())
-        .map(|c| c.into_owned())
+    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
 }

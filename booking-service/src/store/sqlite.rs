@@ -2,14 +2,10 @@
 //! `BEGIN IMMEDIATE`, which takes the database's write lock up front: the overlap check and the
 //! insert that follows it cannot interleave with another writer, in this process or any other.
 
-use super::rules::{
-    audit, enqueue, issue_link, overlapping, remember, BookingWrites, Inserted, Scope,
-};
+use super::rules::{audit, enqueue, issue_link, overlapping, remember, BookingWrites, Inserted, Scope};
 use super::sql::{Timestamp, Tx};
 use super::{action, outbox_kind};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -50,10 +46,7 @@ impl Lite {
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.reader)
-            .await
-            .map(drop)
+        sqlx::query("SELECT 1").execute(&self.reader).await.map(drop)
     }
 
     /// Readers take a pooled read-only connection; everything that writes queues for the writer.
@@ -83,9 +76,24 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     if overlapping(tx, org, a.provider_id, &a.slot, None).await? {
         return Ok(Inserted::Taken);
     }
-    tx.query("INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
+    tx.query(
+        "INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
                                    patient_name, patient_phone, patient_email, notes, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11)", (a.id, org, a.provider_id, Timestamp(a.slot.start()), Timestamp(a.slot.end()), &a.confirmation_code, &a.patient_name, &a.patient_phone, &a.patient_email, &a.notes, Timestamp(a.created_at)))
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11)",
+        (
+            a.id,
+            org,
+            a.provider_id,
+            Timestamp(a.slot.start()),
+            Timestamp(a.slot.end()),
+            &a.confirmation_code,
+            &a.patient_name,
+            &a.patient_phone,
+            &a.patient_email,
+            &a.notes,
+            Timestamp(a.created_at),
+        ),
+    )
     .execute()
     .await?;
     audit(tx, w.actor, a.id, action::BOOKED, &w.audit, a.created_at).await?;
@@ -93,15 +101,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         issue_link(tx, org, a.id, link, a.created_at).await?;
     }
     if let Some(payload) = &w.message {
-        enqueue(
-            tx,
-            org,
-            a.id,
-            outbox_kind::BOOKING_CONFIRMATION,
-            payload,
-            a.created_at,
-        )
-        .await?;
+        enqueue(tx, org, a.id, outbox_kind::BOOKING_CONFIRMATION, payload, a.created_at).await?;
     }
     if let Some((idem, response)) = &w.idempotency {
         remember(tx, org, idem, response, a.created_at).await?;

@@ -40,10 +40,10 @@ fn definition(tool: Tool) -> Value {
             properties["appointment_date"] = date;
             properties["appointment_time"] = time;
             properties["duration_minutes"] = json!({ "type": "integer", "description": "Length in minutes (5 to 480); the provider's usual length if omitted." });
-            properties["patient_name"] =
-                json!({ "type": "string", "description": "The patient's full name." });
+            properties["patient_name"] = json!({ "type": "string", "description": "The patient's full name." });
             properties["patient_email"] = json!({ "type": "string", "description": "Email address for the confirmation link, if the caller gives one." });
-            properties["notes"] = json!({ "type": "string", "description": "Reason for the visit or anything the clinic should know." });
+            properties["notes"] =
+                json!({ "type": "string", "description": "Reason for the visit or anything the clinic should know." });
             function(
                 tool,
                 "Books an appointment for the caller. The caller's phone number is taken from the call.",
@@ -78,13 +78,7 @@ fn definition(tool: Tool) -> Value {
 
 /// `async: false`: Vapi must wait for the answer, or the assistant could confirm a booking
 /// before it is written.
-fn function(
-    tool: Tool,
-    description: &str,
-    properties: Value,
-    required: &[&str],
-    start_message: &str,
-) -> Value {
+fn function(tool: Tool, description: &str, properties: Value, required: &[&str], start_message: &str) -> Value {
     json!({
         "type": "function",
         "async": false,

@@ -38,49 +38,30 @@ impl VapiMessage {
             .get("message")
             .filter(|m| m.is_object())
             .ok_or("message: a Vapi server message is an object under \"message\"")?;
-        let kind = message
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let kind = message.get("type").and_then(Value::as_str).unwrap_or_default();
         if kind != "tool-calls" {
             return Ok(Self::Other(kind.to_owned()));
         }
-        let caller = [
-            &message["call"]["customer"]["number"],
-            &message["customer"]["number"],
-        ]
-        .into_iter()
-        .filter_map(Value::as_str)
-        .find_map(|n| PhoneNumber::parse("caller", n).ok());
-        let call_id = message["call"]["id"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned);
-        Ok(Self::ToolCalls(ToolCalls {
-            calls: tool_calls(message),
-            caller,
-            call_id,
-        }))
+        let caller = [&message["call"]["customer"]["number"], &message["customer"]["number"]]
+            .into_iter()
+            .filter_map(Value::as_str)
+            .find_map(|n| PhoneNumber::parse("caller", n).ok());
+        let call_id = message["call"]["id"].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        Ok(Self::ToolCalls(ToolCalls { calls: tool_calls(message), caller, call_id }))
     }
 }
 
 fn tool_calls(message: &Value) -> Vec<ToolCall> {
-    let listed: Vec<&Value> =
-        if let Some(list) = message["toolCallList"].as_array().filter(|l| !l.is_empty()) {
-            list.iter().collect()
-        } else if let Some(list) = message["toolCalls"].as_array().filter(|l| !l.is_empty()) {
-            list.iter().collect()
-        } else {
-            message["toolWithToolCallList"]
-                .as_array()
-                .map(|l| {
-                    l.iter()
-                        .map(|t| &t["toolCall"])
-                        .filter(|c| c.is_object())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+    let listed: Vec<&Value> = if let Some(list) = message["toolCallList"].as_array().filter(|l| !l.is_empty()) {
+        list.iter().collect()
+    } else if let Some(list) = message["toolCalls"].as_array().filter(|l| !l.is_empty()) {
+        list.iter().collect()
+    } else {
+        message["toolWithToolCallList"]
+            .as_array()
+            .map(|l| l.iter().map(|t| &t["toolCall"]).filter(|c| c.is_object()).collect())
+            .unwrap_or_default()
+    };
     let mut calls: Vec<ToolCall> = Vec::with_capacity(listed.len());
     for raw in listed {
         let Some(id) = raw["id"].as_str().filter(|id| !id.is_empty()) else {
@@ -89,23 +70,12 @@ fn tool_calls(message: &Value) -> Vec<ToolCall> {
         if calls.iter().any(|c| c.id == id) {
             continue;
         }
-        let name = raw["function"]["name"]
-            .as_str()
-            .or_else(|| raw["name"].as_str())
-            .unwrap_or_default();
-        let arguments = [
-            &raw["function"]["arguments"],
-            &raw["arguments"],
-            &raw["parameters"],
-        ]
-        .into_iter()
-        .find(|a| !a.is_null())
-        .map_or_else(|| Ok(Map::new()), arguments);
-        calls.push(ToolCall {
-            id: id.to_owned(),
-            name: name.to_owned(),
-            arguments,
-        });
+        let name = raw["function"]["name"].as_str().or_else(|| raw["name"].as_str()).unwrap_or_default();
+        let arguments = [&raw["function"]["arguments"], &raw["arguments"], &raw["parameters"]]
+            .into_iter()
+            .find(|a| !a.is_null())
+            .map_or_else(|| Ok(Map::new()), arguments);
+        calls.push(ToolCall { id: id.to_owned(), name: name.to_owned(), arguments });
     }
     calls
 }
@@ -156,12 +126,7 @@ mod tests {
         ]}});
         let calls = calls_of(body);
         for c in &calls[..3] {
-            assert_eq!(
-                c.arguments.as_ref().expect("args")["date"],
-                "2027-01-15",
-                "{}",
-                c.id
-            );
+            assert_eq!(c.arguments.as_ref().expect("args")["date"], "2027-01-15", "{}", c.id);
         }
         assert!(calls[3].arguments.is_err());
     }
@@ -169,19 +134,11 @@ mod tests {
     #[test]
     fn the_caller_comes_from_the_call_or_the_customer() {
         let body = json!({"message": {"type": "tool-calls", "toolCallList": [], "call": {"id": "call-1", "customer": {"number": "+15551234567"}}}});
-        let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else {
-            panic!("tool calls")
-        };
-        assert_eq!(
-            t.caller.map(|p| p.as_str().to_owned()).as_deref(),
-            Some("+15551234567")
-        );
+        let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else { panic!("tool calls") };
+        assert_eq!(t.caller.map(|p| p.as_str().to_owned()).as_deref(), Some("+15551234567"));
         assert_eq!(t.call_id.as_deref(), Some("call-1"));
-        let body =
-            json!({"message": {"type": "tool-calls", "customer": {"number": "+447700900123"}}});
-        let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else {
-            panic!("tool calls")
-        };
+        let body = json!({"message": {"type": "tool-calls", "customer": {"number": "+447700900123"}}});
+        let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else { panic!("tool calls") };
         assert!(t.caller.is_some());
     }
 

@@ -57,47 +57,29 @@ impl SignatureCheck {
     }
 
     fn mac(&self, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
-            .expect("HMAC accepts keys of any length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).expect("HMAC accepts keys of any length");
         mac.update(timestamp.as_bytes());
         mac.update(b".");
         mac.update(body);
         mac
     }
 
-    pub fn verify(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now_secs: i64,
-    ) -> Result<(), SignatureError> {
-        let header = |name: &HeaderName| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8], now_secs: i64) -> Result<(), SignatureError> {
+        let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
         let signature = header(&self.signature_header)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| SignatureError::MissingSignature(self.signature_header.to_string()))?;
         let timestamp = header(&self.timestamp_header)
             .ok_or_else(|| SignatureError::BadTimestamp(self.timestamp_header.to_string()))?;
-        let sent: i64 = timestamp
-            .parse()
-            .map_err(|_| SignatureError::BadTimestamp(self.timestamp_header.to_string()))?;
-        let sent_secs = if sent > 100_000_000_000 {
-            sent / 1000
-        } else {
-            sent
-        };
+        let sent: i64 =
+            timestamp.parse().map_err(|_| SignatureError::BadTimestamp(self.timestamp_header.to_string()))?;
+        let sent_secs = if sent > 100_000_000_000 { sent / 1000 } else { sent };
         if (now_secs - sent_secs).abs() > self.tolerance_secs {
             return Err(SignatureError::Stale);
         }
         let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
         let given = hex::decode(hex_part).map_err(|_| SignatureError::Mismatch)?;
-        self.mac(timestamp, body)
-            .verify_slice(&given)
-            .map_err(|_| SignatureError::Mismatch)
+        self.mac(timestamp, body).verify_slice(&given).map_err(|_| SignatureError::Mismatch)
     }
 }
 
@@ -120,19 +102,9 @@ mod tests {
     fn a_fresh_correct_signature_passes_in_seconds_or_milliseconds() {
         let c = check();
         let body = br#"{"message":{"type":"tool-calls"}}"#;
-        assert_eq!(
-            c.verify(&headers(&c.sign("1000", body), "1000"), body, 1100),
-            Ok(())
-        );
+        assert_eq!(c.verify(&headers(&c.sign("1000", body), "1000"), body, 1100), Ok(()));
         let ms = "1000000000000";
-        assert_eq!(
-            c.verify(
-                &headers(&format!("sha256={}", c.sign(ms, body)), ms),
-                body,
-                1_000_000_100
-            ),
-            Ok(())
-        );
+        assert_eq!(c.verify(&headers(&format!("sha256={}", c.sign(ms, body)), ms), body, 1_000_000_100), Ok(()));
     }
 
     #[test]
@@ -140,21 +112,9 @@ mod tests {
         let c = check();
         let body = b"{}";
         let sig = c.sign("1000", body);
-        assert_eq!(
-            c.verify(&headers(&sig, "1000"), b"{ }", 1000),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            c.verify(&headers(&sig, "1000"), body, 1301),
-            Err(SignatureError::Stale)
-        );
-        assert_eq!(
-            c.verify(&headers("zz", "1000"), body, 1000),
-            Err(SignatureError::Mismatch)
-        );
-        assert!(matches!(
-            c.verify(&HeaderMap::new(), body, 1000),
-            Err(SignatureError::MissingSignature(_))
-        ));
+        assert_eq!(c.verify(&headers(&sig, "1000"), b"{ }", 1000), Err(SignatureError::Mismatch));
+        assert_eq!(c.verify(&headers(&sig, "1000"), body, 1301), Err(SignatureError::Stale));
+        assert_eq!(c.verify(&headers("zz", "1000"), body, 1000), Err(SignatureError::Mismatch));
+        assert!(matches!(c.verify(&HeaderMap::new(), body, 1000), Err(SignatureError::MissingSignature(_))));
     }
 }

@@ -42,10 +42,8 @@ pub fn slots(zone: &Zone, slots: &[Slot], word: &str) -> String {
             _ => by_day.push((date, vec![t])),
         }
     }
-    let phrases: Vec<String> = by_day
-        .into_iter()
-        .map(|(d, times)| format!("{} at {}", day(d), join(&times, word)))
-        .collect();
+    let phrases: Vec<String> =
+        by_day.into_iter().map(|(d, times)| format!("{} at {}", day(d), join(&times, word))).collect();
     join(&phrases, word)
 }
 
@@ -63,8 +61,12 @@ pub fn one_line(s: &str) -> String {
 pub fn invalid(e: &DomainError) -> String {
     let DomainError::Invalid { field, message } = e;
     match *field {
-        "appointment_date" if message.contains("future") => "That date and time have already passed. Which day in the future would suit you?".into(),
-        "appointment_date" if message.contains("days ahead") => "I can only book up to a year ahead. Could you pick an earlier date?".into(),
+        "appointment_date" if message.contains("future") => {
+            "That date and time have already passed. Which day in the future would suit you?".into()
+        }
+        "appointment_date" if message.contains("days ahead") => {
+            "I can only book up to a year ahead. Could you pick an earlier date?".into()
+        }
         "appointment_date" | "date" => "I didn't get a valid date. Could you tell me the day again?".into(),
         "appointment_time" if message.contains("clocks change") => {
             "That time doesn't exist on that day because the clocks change. Could you pick another time?".into()

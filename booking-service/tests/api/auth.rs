@@ -35,90 +35,17 @@ async fn bad_tokens_are_refused_with_401(backend: Backend) {
     );
     let cases: Vec<(&str, String)> = vec![
         ("alg none", none_token),
-        (
-            "wrong key",
-            sign(
-                &valid,
-                Algorithm::HS256,
-                b"another-secret-that-is-32-bytes-long!!",
-            ),
-        ),
-        (
-            "wrong algorithm",
-            sign(&valid, Algorithm::HS384, SECRET.as_bytes()),
-        ),
-        (
-            "expired",
-            sign(
-                &with(json!({"exp": now() - 120})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "future nbf",
-            sign(
-                &with(json!({"nbf": now() + 600})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "future iat",
-            sign(
-                &with(json!({"iat": now() + 600})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "missing exp",
-            sign(
-                &with(json!({"exp": null})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "malformed exp",
-            sign(
-                &with(json!({"exp": "tomorrow"})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "missing org_id",
-            sign(
-                &with(json!({"org_id": null})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "non-UUID org_id",
-            sign(
-                &with(json!({"org_id": "clinic-1"})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "missing sub",
-            sign(
-                &with(json!({"sub": null})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
-        (
-            "unknown role",
-            sign(
-                &with(json!({"role": "root"})),
-                Algorithm::HS256,
-                SECRET.as_bytes(),
-            ),
-        ),
+        ("wrong key", sign(&valid, Algorithm::HS256, b"another-secret-that-is-32-bytes-long!!")),
+        ("wrong algorithm", sign(&valid, Algorithm::HS384, SECRET.as_bytes())),
+        ("expired", sign(&with(json!({"exp": now() - 120})), Algorithm::HS256, SECRET.as_bytes())),
+        ("future nbf", sign(&with(json!({"nbf": now() + 600})), Algorithm::HS256, SECRET.as_bytes())),
+        ("future iat", sign(&with(json!({"iat": now() + 600})), Algorithm::HS256, SECRET.as_bytes())),
+        ("missing exp", sign(&with(json!({"exp": null})), Algorithm::HS256, SECRET.as_bytes())),
+        ("malformed exp", sign(&with(json!({"exp": "tomorrow"})), Algorithm::HS256, SECRET.as_bytes())),
+        ("missing org_id", sign(&with(json!({"org_id": null})), Algorithm::HS256, SECRET.as_bytes())),
+        ("non-UUID org_id", sign(&with(json!({"org_id": "clinic-1"})), Algorithm::HS256, SECRET.as_bytes())),
+        ("missing sub", sign(&with(json!({"sub": null})), Algorithm::HS256, SECRET.as_bytes())),
+        ("unknown role", sign(&with(json!({"role": "root"})), Algorithm::HS256, SECRET.as_bytes())),
         ("garbage", "not-a-jwt".into()),
     ];
     for (case, token) in cases {
@@ -129,15 +56,8 @@ async fn bad_tokens_are_refused_with_401(backend: Backend) {
     }
     assert_error(app.anon.providers().await, 401, "unauthorized");
     // Within the 60 s leeway an expired token still passes; the valid one does.
-    let lenient = sign(
-        &with(json!({"exp": now() - 30})),
-        Algorithm::HS256,
-        SECRET.as_bytes(),
-    );
-    app.client(lenient)
-        .providers()
-        .await
-        .expect("within leeway");
+    let lenient = sign(&with(json!({"exp": now() - 30})), Algorithm::HS256, SECRET.as_bytes());
+    app.client(lenient).providers().await.expect("within leeway");
 }
 
 async fn roles_outside_a_route_get_403(backend: Backend) {
@@ -147,53 +67,22 @@ async fn roles_outside_a_route_get_403(backend: Backend) {
     let platform_in_org = app.client(token(Role::Platform, Some(org.id)));
     assert_error(
         org.admin
-            .create_organization(&shared::api::CreateOrganization {
-                name: "x".into(),
-                timezone: "UTC".into(),
-            })
+            .create_organization(&shared::api::CreateOrganization { name: "x".into(), timezone: "UTC".into() })
             .await,
         403,
         "forbidden",
     );
     assert_error(
-        org.staff
-            .create_provider(&shared::api::CreateProvider {
-                name: "x".into(),
-                ..Default::default()
-            })
-            .await,
+        org.staff.create_provider(&shared::api::CreateProvider { name: "x".into(), ..Default::default() }).await,
         403,
         "forbidden",
     );
-    assert_error(
-        org.agent.appointments(&Default::default()).await,
-        403,
-        "forbidden",
-    );
-    assert_error(
-        platform_in_org
-            .book(&booking(provider.id, days_ahead(2), "10:00"))
-            .await,
-        403,
-        "forbidden",
-    );
-    assert_error(
-        org.agent.deactivate_provider(provider.id).await,
-        403,
-        "forbidden",
-    );
+    assert_error(org.agent.appointments(&Default::default()).await, 403, "forbidden");
+    assert_error(platform_in_org.book(&booking(provider.id, days_ahead(2), "10:00")).await, 403, "forbidden");
+    assert_error(org.agent.deactivate_provider(provider.id).await, 403, "forbidden");
     // Reads are open to staff and agents.
-    org.staff
-        .provider(provider.id)
-        .await
-        .expect("staff reads providers");
-    org.agent
-        .availability(provider.id, &date_str(days_ahead(2)))
-        .await
-        .expect("agent reads availability");
+    org.staff.provider(provider.id).await.expect("staff reads providers");
+    org.agent.availability(provider.id, &date_str(days_ahead(2))).await.expect("agent reads availability");
 }
 
-on_both_backends!(
-    bad_tokens_are_refused_with_401,
-    roles_outside_a_route_get_403
-);
+on_both_backends!(bad_tokens_are_refused_with_401, roles_outside_a_route_get_403);

@@ -8,24 +8,13 @@ async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
     let org = app.org("America/New_York").await;
     let provider = org.provider().await;
     let date = days_ahead(10);
-    let booked = org
-        .agent
-        .book(&booking(provider.id, date, "14:00"))
-        .await
-        .expect("booked");
+    let booked = org.agent.book(&booking(provider.id, date, "14:00")).await.expect("booked");
     assert!(booked.success);
     assert_eq!(booked.status, AppointmentStatus::Pending);
     assert_eq!(booked.confirmation_code.len(), 6);
     assert_eq!(booked.starts_at.date_naive(), date);
-    assert_eq!(
-        booked.starts_at.time(),
-        NaiveTime::from_hms_opt(14, 0, 0).expect("time")
-    );
-    assert_eq!(
-        booked.ends_at - booked.starts_at,
-        Duration::minutes(30),
-        "the provider's default length"
-    );
+    assert_eq!(booked.starts_at.time(), NaiveTime::from_hms_opt(14, 0, 0).expect("time"));
+    assert_eq!(booked.ends_at - booked.starts_at, Duration::minutes(30), "the provider's default length");
     let zone = chrono_tz::America::New_York;
     let expected_offset = zone
         .from_local_datetime(&date.and_hms_opt(14, 0, 0).expect("t"))
@@ -34,30 +23,15 @@ async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
         .fixed_offset()
         .offset()
         .to_owned();
-    assert_eq!(
-        *booked.starts_at.offset(),
-        expected_offset,
-        "RFC 3339 with the provider's offset"
-    );
+    assert_eq!(*booked.starts_at.offset(), expected_offset, "RFC 3339 with the provider's offset");
     assert!(booked.latency_ms > 0.0);
 
-    let stored = org
-        .staff
-        .appointment(booked.appointment_id)
-        .await
-        .expect("readable");
+    let stored = org.staff.appointment(booked.appointment_id).await.expect("readable");
     assert_eq!(stored.starts_at, booked.starts_at);
     assert_eq!(stored.patient.phone.as_deref(), Some("+15551234567"));
-    let trail = app
-        .store
-        .audit_trail(org.id.into(), AppointmentId(booked.appointment_id))
-        .await
-        .expect("audit");
+    let trail = app.store.audit_trail(org.id.into(), AppointmentId(booked.appointment_id)).await.expect("audit");
     assert_eq!(trail.len(), 1);
-    assert_eq!(
-        (trail[0].action.as_str(), trail[0].actor.as_str()),
-        ("booked", "test-agent")
-    );
+    assert_eq!((trail[0].action.as_str(), trail[0].actor.as_str()), ("booked", "test-agent"));
 }
 
 async fn a_taken_slot_is_refused_with_the_nearest_free_times(backend: Backend) {
@@ -65,29 +39,11 @@ async fn a_taken_slot_is_refused_with_the_nearest_free_times(backend: Backend) {
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let date = days_ahead(5);
-    org.agent
-        .book(&booking(provider.id, date, "10:00"))
-        .await
-        .expect("first");
-    let err = assert_error(
-        org.agent.book(&booking(provider.id, date, "10:00")).await,
-        409,
-        "slot_unavailable",
-    );
-    let starts: Vec<String> = err
-        .alternatives()
-        .iter()
-        .map(|s| s.starts_at.format("%H:%M").to_string())
-        .collect();
-    assert_eq!(
-        starts,
-        ["09:00", "09:30", "10:30"],
-        "the three nearest free times (ties go to the earlier), in order"
-    );
-    let overlapping = shared::api::BookingInput {
-        duration_minutes: Some(60),
-        ..booking(provider.id, date, "09:45")
-    };
+    org.agent.book(&booking(provider.id, date, "10:00")).await.expect("first");
+    let err = assert_error(org.agent.book(&booking(provider.id, date, "10:00")).await, 409, "slot_unavailable");
+    let starts: Vec<String> = err.alternatives().iter().map(|s| s.starts_at.format("%H:%M").to_string()).collect();
+    assert_eq!(starts, ["09:00", "09:30", "10:30"], "the three nearest free times (ties go to the earlier), in order");
+    let overlapping = shared::api::BookingInput { duration_minutes: Some(60), ..booking(provider.id, date, "09:45") };
     assert_error(org.agent.book(&overlapping).await, 409, "slot_unavailable");
 }
 
@@ -96,18 +52,9 @@ async fn back_to_back_slots_both_succeed(backend: Backend) {
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let date = days_ahead(5);
-    org.agent
-        .book(&booking(provider.id, date, "10:00"))
-        .await
-        .expect("10:00");
-    org.agent
-        .book(&booking(provider.id, date, "10:30"))
-        .await
-        .expect("10:30 starts when 10:00 ends");
-    org.agent
-        .book(&booking(provider.id, date, "09:30"))
-        .await
-        .expect("09:30 ends when 10:00 starts");
+    org.agent.book(&booking(provider.id, date, "10:00")).await.expect("10:00");
+    org.agent.book(&booking(provider.id, date, "10:30")).await.expect("10:30 starts when 10:00 ends");
+    org.agent.book(&booking(provider.id, date, "09:30")).await.expect("09:30 ends when 10:00 starts");
 }
 
 async fn working_hours_are_kept_and_answered_with_alternatives(backend: Backend) {
@@ -116,13 +63,7 @@ async fn working_hours_are_kept_and_answered_with_alternatives(backend: Backend)
     let provider = org
         .provider_with(CreateProvider {
             name: "Dr. Hours".into(),
-            working_hours: Some(nine_to_five(&[
-                Weekday::Mon,
-                Weekday::Tue,
-                Weekday::Wed,
-                Weekday::Thu,
-                Weekday::Fri,
-            ])),
+            working_hours: Some(nine_to_five(&[Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri])),
             ..Default::default()
         })
         .await;
@@ -130,19 +71,9 @@ async fn working_hours_are_kept_and_answered_with_alternatives(backend: Backend)
     while date.weekday().number_from_monday() > 5 {
         date = date.succ_opt().expect("date");
     }
-    org.agent
-        .book(&booking(provider.id, date, "09:00"))
-        .await
-        .expect("at opening");
-    org.agent
-        .book(&booking(provider.id, date, "16:30"))
-        .await
-        .expect("ends at closing");
-    let err = assert_error(
-        org.agent.book(&booking(provider.id, date, "16:45")).await,
-        409,
-        "slot_unavailable",
-    );
+    org.agent.book(&booking(provider.id, date, "09:00")).await.expect("at opening");
+    org.agent.book(&booking(provider.id, date, "16:30")).await.expect("ends at closing");
+    let err = assert_error(org.agent.book(&booking(provider.id, date, "16:45")).await, 409, "slot_unavailable");
     assert!(!err.alternatives().is_empty());
     for slot in err.alternatives() {
         let local = slot.starts_at.time();
@@ -151,22 +82,12 @@ async fn working_hours_are_kept_and_answered_with_alternatives(backend: Backend)
                 && slot.ends_at.time() <= NaiveTime::from_hms_opt(17, 0, 0).expect("t")
         );
     }
-    assert_error(
-        org.agent.book(&booking(provider.id, date, "07:00")).await,
-        409,
-        "slot_unavailable",
-    );
+    assert_error(org.agent.book(&booking(provider.id, date, "07:00")).await, 409, "slot_unavailable");
     let mut weekend = date;
     while weekend.weekday().number_from_monday() != 6 {
         weekend = weekend.succ_opt().expect("date");
     }
-    assert_error(
-        org.agent
-            .book(&booking(provider.id, weekend, "10:00"))
-            .await,
-        409,
-        "slot_unavailable",
-    );
+    assert_error(org.agent.book(&booking(provider.id, weekend, "10:00")).await, 409, "slot_unavailable");
 }
 
 /// The next date within the booking horizon on which 02:30 does not exist in New York.
@@ -175,13 +96,8 @@ fn next_spring_gap() -> NaiveDate {
     (2..360)
         .map(days_ahead)
         .find(|d| {
-            zone.from_local_datetime(&d.and_hms_opt(2, 30, 0).expect("t"))
-                .single()
-                .is_none()
-                && zone
-                    .from_local_datetime(&d.and_hms_opt(2, 30, 0).expect("t"))
-                    .earliest()
-                    .is_none()
+            zone.from_local_datetime(&d.and_hms_opt(2, 30, 0).expect("t")).single().is_none()
+                && zone.from_local_datetime(&d.and_hms_opt(2, 30, 0).expect("t")).earliest().is_none()
         })
         .expect("a spring-forward day within a year")
 }
@@ -191,10 +107,7 @@ fn next_autumn_overlap() -> NaiveDate {
     (2..360)
         .map(days_ahead)
         .find(|d| {
-            matches!(
-                zone.from_local_datetime(&d.and_hms_opt(1, 30, 0).expect("t")),
-                chrono::LocalResult::Ambiguous(..)
-            )
+            matches!(zone.from_local_datetime(&d.and_hms_opt(1, 30, 0).expect("t")), chrono::LocalResult::Ambiguous(..))
         })
         .expect("a fall-back day within a year")
 }
@@ -203,24 +116,11 @@ async fn daylight_saving_gaps_are_refused_and_overlaps_take_the_earlier_instant(
     let app = spawn_app(backend).await;
     let org = app.org("America/New_York").await;
     let provider = org.provider().await;
-    let err = assert_error(
-        org.agent
-            .book(&booking(provider.id, next_spring_gap(), "02:30"))
-            .await,
-        422,
-        "validation_failed",
-    );
+    let err =
+        assert_error(org.agent.book(&booking(provider.id, next_spring_gap(), "02:30")).await, 422, "validation_failed");
     assert!(err.to_string().contains("appointment_time"), "{err}");
-    let overlap = org
-        .agent
-        .book(&booking(provider.id, next_autumn_overlap(), "01:30"))
-        .await
-        .expect("ambiguous time");
-    assert_eq!(
-        overlap.starts_at.offset().local_minus_utc(),
-        -4 * 3600,
-        "the earlier (EDT) instant"
-    );
+    let overlap = org.agent.book(&booking(provider.id, next_autumn_overlap(), "01:30")).await.expect("ambiguous time");
+    assert_eq!(overlap.starts_at.offset().local_minus_utc(), -4 * 3600, "the earlier (EDT) instant");
     // 01:30 EDT + 30 minutes is the instant the clocks fall back: 01:00 EST.
     assert_eq!(overlap.ends_at.offset().local_minus_utc(), -5 * 3600);
     assert_eq!(overlap.ends_at - overlap.starts_at, Duration::minutes(30));
@@ -238,15 +138,8 @@ async fn a_providers_own_zone_overrides_the_organizations(backend: Backend) {
         })
         .await;
     assert_eq!(tokyo.timezone, "Asia/Tokyo");
-    let booked = org
-        .agent
-        .book(&booking(tokyo.id, days_ahead(20), "09:00"))
-        .await
-        .expect("booked");
-    assert_eq!(
-        booked.starts_at.to_rfc3339(),
-        format!("{}T09:00:00+09:00", date_str(days_ahead(20)))
-    );
+    let booked = org.agent.book(&booking(tokyo.id, days_ahead(20), "09:00")).await.expect("booked");
+    assert_eq!(booked.starts_at.to_rfc3339(), format!("{}T09:00:00+09:00", date_str(days_ahead(20))));
     assert_eq!(booked.ends_at - booked.starts_at, Duration::minutes(45));
     let inherits = org.provider().await;
     assert_eq!(inherits.timezone, "America/New_York");
@@ -257,100 +150,38 @@ async fn cancel_frees_the_slot_and_reschedule_moves_atomically(backend: Backend)
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let date = days_ahead(6);
-    let first = org
-        .agent
-        .book(&booking(provider.id, date, "10:00"))
-        .await
-        .expect("booked");
-    let other = org
-        .agent
-        .book(&booking(provider.id, date, "11:00"))
-        .await
-        .expect("booked");
+    let first = org.agent.book(&booking(provider.id, date, "10:00")).await.expect("booked");
+    let other = org.agent.book(&booking(provider.id, date, "11:00")).await.expect("booked");
 
-    let cancelled = org
-        .staff
-        .cancel(first.appointment_id, Some("patient called"))
-        .await
-        .expect("cancelled");
+    let cancelled = org.staff.cancel(first.appointment_id, Some("patient called")).await.expect("cancelled");
     assert_eq!(cancelled.status, AppointmentStatus::Cancelled);
-    assert_error(
-        org.staff.cancel(first.appointment_id, None).await,
-        409,
-        "invalid_state",
-    );
-    let rebooked = org
-        .agent
-        .book(&booking(provider.id, date, "10:00"))
-        .await
-        .expect("the slot is free again");
+    assert_error(org.staff.cancel(first.appointment_id, None).await, 409, "invalid_state");
+    let rebooked = org.agent.book(&booking(provider.id, date, "10:00")).await.expect("the slot is free again");
 
     let onto_other = RescheduleRequest {
         appointment_date: Some(date_str(date)),
         appointment_time: Some("11:15".into()),
         duration_minutes: None,
     };
-    assert_error(
-        org.staff
-            .reschedule(rebooked.appointment_id, &onto_other)
-            .await,
-        409,
-        "slot_unavailable",
-    );
-    let unchanged = org
-        .staff
-        .appointment(rebooked.appointment_id)
-        .await
-        .expect("read");
-    assert_eq!(
-        unchanged.starts_at, rebooked.starts_at,
-        "a refused move changes nothing"
-    );
+    assert_error(org.staff.reschedule(rebooked.appointment_id, &onto_other).await, 409, "slot_unavailable");
+    let unchanged = org.staff.appointment(rebooked.appointment_id).await.expect("read");
+    assert_eq!(unchanged.starts_at, rebooked.starts_at, "a refused move changes nothing");
 
     let later = RescheduleRequest {
         appointment_date: Some(date_str(date)),
         appointment_time: Some("10:15".into()),
         duration_minutes: None,
     };
-    let moved = org
-        .staff
-        .reschedule(rebooked.appointment_id, &later)
-        .await
-        .expect("moved onto part of its own time");
+    let moved = org.staff.reschedule(rebooked.appointment_id, &later).await.expect("moved onto part of its own time");
     assert_eq!(moved.starts_at.format("%H:%M").to_string(), "10:15");
-    assert_eq!(
-        moved.ends_at - moved.starts_at,
-        Duration::minutes(30),
-        "keeps its length"
-    );
-    assert_error(
-        org.staff.reschedule(first.appointment_id, &later).await,
-        409,
-        "invalid_state",
-    );
+    assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(30), "keeps its length");
+    assert_error(org.staff.reschedule(first.appointment_id, &later).await, 409, "invalid_state");
 
-    let trail = app
-        .store
-        .audit_trail(org.id.into(), AppointmentId(rebooked.appointment_id))
-        .await
-        .expect("audit");
-    let actions: Vec<_> = trail
-        .iter()
-        .map(|e| (e.action.as_str(), e.actor.as_str()))
-        .collect();
-    assert_eq!(
-        actions,
-        [("booked", "test-agent"), ("rescheduled", "test-staff")]
-    );
-    let trail = app
-        .store
-        .audit_trail(org.id.into(), AppointmentId(first.appointment_id))
-        .await
-        .expect("audit");
-    assert_eq!(
-        trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        ["booked", "cancelled"]
-    );
+    let trail = app.store.audit_trail(org.id.into(), AppointmentId(rebooked.appointment_id)).await.expect("audit");
+    let actions: Vec<_> = trail.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
+    assert_eq!(actions, [("booked", "test-agent"), ("rescheduled", "test-staff")]);
+    let trail = app.store.audit_trail(org.id.into(), AppointmentId(first.appointment_id)).await.expect("audit");
+    assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["booked", "cancelled"]);
     let _ = other;
 }
 
@@ -360,30 +191,13 @@ async fn the_appointment_list_filters_by_provider_time_and_status(backend: Backe
     let a = org.provider().await;
     let b = org.provider().await;
     let date = days_ahead(4);
-    let kept = org
-        .agent
-        .book(&booking(a.id, date, "10:00"))
-        .await
-        .expect("a");
-    let cancelled = org
-        .agent
-        .book(&booking(a.id, date, "12:00"))
-        .await
-        .expect("a2");
-    org.staff
-        .cancel(cancelled.appointment_id, None)
-        .await
-        .expect("cancel");
-    org.agent
-        .book(&booking(b.id, date, "10:00"))
-        .await
-        .expect("b");
+    let kept = org.agent.book(&booking(a.id, date, "10:00")).await.expect("a");
+    let cancelled = org.agent.book(&booking(a.id, date, "12:00")).await.expect("a2");
+    org.staff.cancel(cancelled.appointment_id, None).await.expect("cancel");
+    org.agent.book(&booking(b.id, date, "10:00")).await.expect("b");
     let of_a = org
         .staff
-        .appointments(&shared::api::AppointmentQuery {
-            provider_id: Some(a.id),
-            ..Default::default()
-        })
+        .appointments(&shared::api::AppointmentQuery { provider_id: Some(a.id), ..Default::default() })
         .await
         .expect("list");
     assert_eq!(of_a.len(), 2);
@@ -396,10 +210,7 @@ async fn the_appointment_list_filters_by_provider_time_and_status(backend: Backe
         })
         .await
         .expect("list");
-    assert_eq!(
-        pending_of_a.iter().map(|x| x.id).collect::<Vec<_>>(),
-        [kept.appointment_id]
-    );
+    assert_eq!(pending_of_a.iter().map(|x| x.id).collect::<Vec<_>>(), [kept.appointment_id]);
     let morning = org
         .staff
         .appointments(&shared::api::AppointmentQuery {
@@ -412,10 +223,7 @@ async fn the_appointment_list_filters_by_provider_time_and_status(backend: Backe
     assert_eq!(morning.len(), 2, "both 10:00 appointments");
     assert_error(
         org.staff
-            .appointments(&shared::api::AppointmentQuery {
-                status: Some("lost".into()),
-                ..Default::default()
-            })
+            .appointments(&shared::api::AppointmentQuery { status: Some("lost".into()), ..Default::default() })
             .await,
         422,
         "validation_failed",
@@ -444,36 +252,15 @@ async fn a_provider_changed_through_another_instance_is_never_booked_past(backen
         working_hours: Some(nine_to_five(days)),
         ..Default::default()
     };
-    admin_there
-        .update_provider(provider.id, &change(30, &[Weekday::Tue]))
-        .await
-        .expect("Tuesdays only");
-    assert_error(
-        org.agent.book(&booking(provider.id, monday, "11:00")).await,
-        409,
-        "slot_unavailable",
-    );
+    admin_there.update_provider(provider.id, &change(30, &[Weekday::Tue])).await.expect("Tuesdays only");
+    assert_error(org.agent.book(&booking(provider.id, monday, "11:00")).await, 409, "slot_unavailable");
 
-    admin_there
-        .update_provider(provider.id, &change(60, &[Weekday::Mon]))
-        .await
-        .expect("Mondays, an hour each");
-    let longer = org
-        .agent
-        .book(&booking(provider.id, monday, "13:00"))
-        .await
-        .expect("booked");
+    admin_there.update_provider(provider.id, &change(60, &[Weekday::Mon])).await.expect("Mondays, an hour each");
+    let longer = org.agent.book(&booking(provider.id, monday, "13:00")).await.expect("booked");
     assert_eq!(longer.ends_at - longer.starts_at, Duration::minutes(60));
 
-    admin_there
-        .deactivate_provider(provider.id)
-        .await
-        .expect("deactivated");
-    assert_error(
-        org.agent.book(&booking(provider.id, monday, "15:00")).await,
-        404,
-        "not_found",
-    );
+    admin_there.deactivate_provider(provider.id).await.expect("deactivated");
+    assert_error(org.agent.book(&booking(provider.id, monday, "15:00")).await, 404, "not_found");
 }
 
 on_both_backends!(

@@ -39,10 +39,7 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let driver = tokio::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -55,19 +52,13 @@ impl Browser {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let ready = match http.get(format!("{endpoint}/status")).send().await {
-                Ok(r) => r
-                    .json::<serde_json::Value>()
-                    .await
-                    .is_ok_and(|v| v["value"]["ready"] == true),
+                Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["value"]["ready"] == true),
                 Err(_) => false,
             };
             if ready {
                 break;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "chromedriver never became ready"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "chromedriver never became ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = tempfile::tempdir().expect("a browser profile folder");
@@ -94,25 +85,12 @@ impl Browser {
             .json()
             .await
             .expect("session json");
-        let session = created["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {created}"))
-            .to_owned();
-        Self {
-            driver,
-            endpoint,
-            session,
-            http,
-            _profile: profile,
-        }
+        let session =
+            created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_owned();
+        Self { driver, endpoint, session, http, _profile: profile }
     }
 
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: serde_json::Value,
-    ) -> serde_json::Value {
+    async fn call(&self, method: reqwest::Method, path: &str, body: serde_json::Value) -> serde_json::Value {
         let url = format!("{}/session/{}{path}", self.endpoint, self.session);
         let mut request = self.http.request(method, url);
         if !body.is_null() {
@@ -126,40 +104,19 @@ impl Browser {
     }
 
     async fn goto(&self, url: &str) {
-        self.call(
-            reqwest::Method::POST,
-            "/url",
-            serde_json::json!({ "url": url }),
-        )
-        .await;
+        self.call(reqwest::Method::POST, "/url", serde_json::json!({ "url": url })).await;
     }
 
     async fn title(&self) -> String {
-        self.call(reqwest::Method::GET, "/title", serde_json::Value::Null)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.call(reqwest::Method::GET, "/title", serde_json::Value::Null).await.as_str().unwrap_or_default().to_owned()
     }
 
     async fn click(&self, css: &str) {
         let element = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                serde_json::json!({ "using": "css selector", "value": css }),
-            )
+            .call(reqwest::Method::POST, "/element", serde_json::json!({ "using": "css selector", "value": css }))
             .await;
-        let id = element[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {element}"))
-            .to_owned();
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            serde_json::json!({}),
-        )
-        .await;
+        let id = element[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {element}")).to_owned();
+        self.call(reqwest::Method::POST, &format!("/element/{id}/click"), serde_json::json!({})).await;
     }
 
     async fn wait_for_title(&self, wanted: &str) {
@@ -169,20 +126,13 @@ impl Browser {
             if title == wanted {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "title stayed {title:?}, wanted {wanted:?}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "title stayed {title:?}, wanted {wanted:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     async fn quit(mut self) {
-        let _ = self
-            .http
-            .delete(format!("{}/session/{}", self.endpoint, self.session))
-            .send()
-            .await;
+        let _ = self.http.delete(format!("{}/session/{}", self.endpoint, self.session)).send().await;
         let _ = self.driver.kill().await;
     }
 }
@@ -215,27 +165,16 @@ async fn a_patient_confirms_in_a_real_browser(backend: Backend) {
         assert!(tokio::time::Instant::now() < deadline, "no .eml written");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let unfolded = eml
-        .replace("=\r\n", "")
-        .replace("=\n", "")
-        .replace("=3D", "=");
-    let start = unfolded
-        .find(&format!("{}/confirm/", app.base))
-        .expect("a confirm link");
-    let link: String = unfolded[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || "-_:/.".contains(*c))
-        .collect();
+    let unfolded = eml.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let start = unfolded.find(&format!("{}/confirm/", app.base)).expect("a confirm link");
+    let link: String =
+        unfolded[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || "-_:/.".contains(*c)).collect();
 
     let browser = Browser::start().await;
     browser.goto(&link).await;
     browser.wait_for_title("Confirm your appointment").await;
     assert_eq!(
-        org.staff
-            .appointment(booked.appointment_id)
-            .await
-            .expect("appointment")
-            .status,
+        org.staff.appointment(booked.appointment_id).await.expect("appointment").status,
         AppointmentStatus::Pending,
         "opening the page confirms nothing"
     );
@@ -243,11 +182,7 @@ async fn a_patient_confirms_in_a_real_browser(backend: Backend) {
     browser.wait_for_title("Appointment confirmed").await;
     browser.quit().await;
     assert_eq!(
-        org.staff
-            .appointment(booked.appointment_id)
-            .await
-            .expect("appointment")
-            .status,
+        org.staff.appointment(booked.appointment_id).await.expect("appointment").status,
         AppointmentStatus::Confirmed
     );
 }

@@ -11,11 +11,7 @@ type Answer = (u16, Vec<shared::api::Slot>);
 /// Fires `inputs` at once (each task waits at a barrier) through the given clients in turn, and
 /// returns the status codes.
 async fn race(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<u16> {
-    race_answers(clients, inputs)
-        .await
-        .into_iter()
-        .map(|(status, _)| status)
-        .collect()
+    race_answers(clients, inputs).await.into_iter().map(|(status, _)| status).collect()
 }
 
 async fn race_answers(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<Answer> {
@@ -31,19 +27,12 @@ async fn race_answers(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<A
                     if e.status().map(|s| s.as_u16()) == Some(409) {
                         assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
                     }
-                    (
-                        e.status().map_or(0, |s| s.as_u16()),
-                        e.alternatives().to_vec(),
-                    )
+                    (e.status().map_or(0, |s| s.as_u16()), e.alternatives().to_vec())
                 }
             }
         })
     });
-    join_all(tasks)
-        .await
-        .into_iter()
-        .map(|r| r.expect("task"))
-        .collect()
+    join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect()
 }
 
 fn count(statuses: &[u16], status: u16) -> usize {
@@ -63,10 +52,7 @@ async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(back
     let offered: Vec<_> = answers.iter().filter(|(s, _)| *s == 409).collect();
     let active = org
         .staff
-        .appointments(&AppointmentQuery {
-            provider_id: Some(provider.id),
-            ..Default::default()
-        })
+        .appointments(&AppointmentQuery { provider_id: Some(provider.id), ..Default::default() })
         .await
         .expect("list");
     assert_eq!(active.len(), 1);
@@ -74,9 +60,7 @@ async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(back
     for (_, alternatives) in offered {
         assert_eq!(alternatives.len(), 3, "{alternatives:?}");
         assert!(
-            alternatives
-                .iter()
-                .all(|a| a.ends_at <= taken.starts_at || a.starts_at >= taken.ends_at),
+            alternatives.iter().all(|a| a.ends_at <= taken.starts_at || a.starts_at >= taken.ends_at),
             "an alternative overlaps the taken slot: {alternatives:?}"
         );
     }
@@ -93,37 +77,22 @@ async fn staggered_overlapping_bookings_never_overlap(backend: Backend) {
             let minute = 9 * 60 + i * 5;
             BookingInput {
                 duration_minutes: Some(15 + (i * 7) % 76),
-                ..booking(
-                    provider.id,
-                    date,
-                    &format!("{:02}:{:02}", minute / 60, minute % 60),
-                )
+                ..booking(provider.id, date, &format!("{:02}:{:02}", minute / 60, minute % 60))
             }
         })
         .collect();
     let statuses = race(std::slice::from_ref(&org.agent), inputs).await;
-    assert!(
-        statuses.iter().all(|s| *s == 201 || *s == 409),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
     assert!(count(&statuses, 201) >= 1);
     let mut booked = org
         .staff
-        .appointments(&AppointmentQuery {
-            provider_id: Some(provider.id),
-            ..Default::default()
-        })
+        .appointments(&AppointmentQuery { provider_id: Some(provider.id), ..Default::default() })
         .await
         .expect("list");
     assert_eq!(booked.len(), count(&statuses, 201));
     booked.sort_by_key(|a| a.starts_at);
     for pair in booked.windows(2) {
-        assert!(
-            pair[0].ends_at <= pair[1].starts_at,
-            "{:?} overlaps {:?}",
-            pair[0],
-            pair[1]
-        );
+        assert!(pair[0].ends_at <= pair[1].starts_at, "{:?} overlaps {:?}", pair[0], pair[1]);
     }
 }
 
@@ -132,9 +101,8 @@ async fn many_slots_contested_at_once_each_get_one_winner(backend: Backend) {
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let date = days_ahead(9);
-    let inputs: Vec<BookingInput> = (0..40)
-        .map(|i| booking(provider.id, date, &format!("{:02}:00", 8 + i % 4)))
-        .collect();
+    let inputs: Vec<BookingInput> =
+        (0..40).map(|i| booking(provider.id, date, &format!("{:02}:00", 8 + i % 4))).collect();
     let statuses = race(std::slice::from_ref(&org.agent), inputs).await;
     assert_eq!(count(&statuses, 201), 4, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 36, "{statuses:?}");

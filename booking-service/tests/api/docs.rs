@@ -23,9 +23,7 @@ fn documented(markdown: &str) -> BTreeSet<Route> {
 
 /// The routes of an OpenAPI document: every operation of every path item.
 fn served(openapi: &serde_json::Value) -> BTreeSet<Route> {
-    const METHODS: [&str; 8] = [
-        "get", "put", "post", "delete", "options", "head", "patch", "trace",
-    ];
+    const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
     openapi["paths"]
         .as_object()
         .into_iter()
@@ -43,11 +41,8 @@ fn served(openapi: &serde_json::Value) -> BTreeSet<Route> {
 async fn every_route_of_the_openapi_document_is_in_api_md_and_no_other() {
     // The document is generated from the handlers, not read from the database: one backend does.
     let app = spawn_app(Backend::Sqlite).await;
-    let openapi: serde_json::Value = app
-        .anon
-        .send(app.anon.request(Method::GET, "/openapi.json"))
-        .await
-        .expect("the OpenAPI document");
+    let openapi: serde_json::Value =
+        app.anon.send(app.anon.request(Method::GET, "/openapi.json")).await.expect("the OpenAPI document");
 
     let served = served(&openapi);
     let documented = documented(API_MD);

@@ -15,21 +15,14 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn with_email(provider: Uuid, days: i64, time: &str) -> BookingInput {
-    BookingInput {
-        patient_email: Some("ada@example.com".into()),
-        ..booking(provider, days_ahead(days), time)
-    }
+    BookingInput { patient_email: Some("ada@example.com".into()), ..booking(provider, days_ahead(days), time) }
 }
 
 /// The confirm link in a message (whatever transfer encoding it used).
 fn link_in(text: &str, base: &str) -> String {
-    let start = text
-        .find(&format!("{base}/confirm/"))
-        .unwrap_or_else(|| panic!("no confirm link in:\n{text}"));
+    let start = text.find(&format!("{base}/confirm/")).unwrap_or_else(|| panic!("no confirm link in:\n{text}"));
     let rest = &text[start..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || "-_:/.".contains(c)))
-        .unwrap_or(rest.len());
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || "-_:/.".contains(c))).unwrap_or(rest.len());
     rest[..end].to_owned()
 }
 
@@ -38,10 +31,7 @@ fn token_of(link: &str) -> String {
 }
 
 async fn outbox(app: &TestApp, org: Uuid, appointment: Uuid) -> Vec<OutboxJob> {
-    app.store
-        .outbox(OrgId(org), AppointmentId(appointment))
-        .await
-        .expect("outbox")
+    app.store.outbox(OrgId(org), AppointmentId(appointment)).await.expect("outbox")
 }
 
 /// Polls the outbox until `done` holds for the appointment's messages.
@@ -57,10 +47,7 @@ async fn wait_outbox(
         if done(&jobs) {
             return jobs;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "outbox never got there: {jobs:?}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "outbox never got there: {jobs:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -75,10 +62,7 @@ fn eml_files(app: &TestApp) -> Vec<String> {
         .collect();
     // Named after their UUIDv7 jobs: name order is creation order.
     files.sort();
-    files
-        .iter()
-        .map(|p| std::fs::read_to_string(p).expect("readable .eml"))
-        .collect()
+    files.iter().map(|p| std::fs::read_to_string(p).expect("readable .eml")).collect()
 }
 
 async fn wait_eml(app: &TestApp, count: usize) -> Vec<String> {
@@ -88,30 +72,18 @@ async fn wait_eml(app: &TestApp, count: usize) -> Vec<String> {
         if files.len() >= count {
             return files;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} .eml files",
-            files.len()
-        );
+        assert!(tokio::time::Instant::now() < deadline, "only {} .eml files", files.len());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 fn searchable(eml: &str) -> String {
-    ReceivedMail {
-        from: String::new(),
-        to: Vec::new(),
-        data: eml.replace("\r\n", "\n").replace('\n', "\r\n"),
-    }
-    .searchable()
+    ReceivedMail { from: String::new(), to: Vec::new(), data: eml.replace("\r\n", "\n").replace('\n', "\r\n") }
+        .searchable()
 }
 
 async fn get_page(link: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(link)
-        .send()
-        .await
-        .expect("GET page")
+    reqwest::Client::new().get(link).send().await.expect("GET page")
 }
 
 async fn post_confirm(link: &str, json: bool) -> reqwest::Response {
@@ -128,14 +100,8 @@ async fn status_of(org: &TestOrg, id: Uuid) -> AppointmentStatus {
 
 fn assert_private(response: &reqwest::Response) {
     let h = response.headers();
-    assert_eq!(
-        h.get("referrer-policy").and_then(|v| v.to_str().ok()),
-        Some("no-referrer")
-    );
-    assert_eq!(
-        h.get("cache-control").and_then(|v| v.to_str().ok()),
-        Some("no-store")
-    );
+    assert_eq!(h.get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
+    assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
 }
 
 async fn a_booking_email_arrives_over_smtp_and_its_link_confirms(backend: Backend) {
@@ -158,11 +124,7 @@ async fn a_booking_email_arrives_over_smtp_and_its_link_confirms(backend: Backen
     let mail = &mails[0];
     assert_eq!(mail.to, vec!["ada@example.com".to_owned()]);
     assert_eq!(mail.from, "bookings@localhost");
-    assert!(
-        mail.header("bcc").is_none(),
-        "no header can be injected:\n{}",
-        mail.data
-    );
+    assert!(mail.header("bcc").is_none(), "no header can be injected:\n{}", mail.data);
     let jobs = outbox(&app, org.id, booked.appointment_id).await;
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].kind, "booking_confirmation");
@@ -172,12 +134,7 @@ async fn a_booking_email_arrives_over_smtp_and_its_link_confirms(backend: Backen
         "a stable Message-ID from the job"
     );
     let text = mail.searchable();
-    for part in [
-        "multipart/alternative",
-        "text/plain",
-        "text/html",
-        "text/calendar",
-    ] {
+    for part in ["multipart/alternative", "text/plain", "text/html", "text/calendar"] {
         assert!(text.contains(part), "{part} missing:\n{text}");
     }
     let html_part = &text[text.find("Content-Type: text/html").expect("an HTML part")..];
@@ -199,10 +156,7 @@ async fn a_booking_email_arrives_over_smtp_and_its_link_confirms(backend: Backen
     assert!(html.contains("America/New_York"), "{html}");
     assert!(html.contains("&lt;script&gt;"), "{html}");
     assert!(html.contains("<form method=\"post\">"), "{html}");
-    assert_eq!(
-        status_of(&org, booked.appointment_id).await,
-        AppointmentStatus::Pending
-    );
+    assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Pending);
 
     // POST confirms, once; twice is harmless.
     let confirmed = post_confirm(&link, true).await;
@@ -216,33 +170,15 @@ async fn a_booking_email_arrives_over_smtp_and_its_link_confirms(backend: Backen
     let again = post_confirm(&link, false).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert!(again.text().await.expect("html").contains("confirmed"));
-    assert_eq!(
-        status_of(&org, booked.appointment_id).await,
-        AppointmentStatus::Confirmed
-    );
-    let trail = app
-        .store
-        .audit_trail(OrgId(org.id), AppointmentId(booked.appointment_id))
-        .await
-        .expect("audit");
-    let actions: Vec<_> = trail
-        .iter()
-        .map(|e| (e.action.as_str(), e.actor.as_str()))
-        .collect();
-    assert_eq!(
-        actions,
-        [("booked", "test-agent"), ("confirmed", "patient")]
-    );
-    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
-        j[0].sent_at.is_some()
-    })
-    .await;
+    assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Confirmed);
+    let trail = app.store.audit_trail(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("audit");
+    let actions: Vec<_> = trail.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
+    assert_eq!(actions, [("booked", "test-agent"), ("confirmed", "patient")]);
+    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| j[0].sent_at.is_some()).await;
     assert_eq!(jobs[0].attempts, 0);
 }
 
-async fn the_message_carries_the_clinic_the_local_time_the_code_and_an_invitation(
-    backend: Backend,
-) {
+async fn the_message_carries_the_clinic_the_local_time_the_code_and_an_invitation(backend: Backend) {
     let sink = SmtpSink::start().await.expect("SMTP sink");
     let app = spawn_app_with(backend, |c| {
         c.smtp_url = Some(sink.url());
@@ -252,19 +188,13 @@ async fn the_message_carries_the_clinic_the_local_time_the_code_and_an_invitatio
     .await;
     let org = app.org("America/New_York").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 12, "09:30"))
-        .await
-        .expect("booked");
+    let booked = org.agent.book(&with_email(provider.id, 12, "09:30")).await.expect("booked");
     let mails = sink.wait_for(1, WAIT).await.expect("the mail arrives");
     let text = mails[0].searchable();
     let link = link_in(&text, "https://clinic.example");
     assert_eq!(token_of(&link).len(), 43);
     assert_eq!(mails[0].from, "bookings@clinic.example");
-    assert!(mails[0]
-        .header("message-id")
-        .is_some_and(|m| m.ends_with("@clinic.example>")));
+    assert!(mails[0].header("message-id").is_some_and(|m| m.ends_with("@clinic.example>")));
     let local = booked.starts_at.format("%H:%M").to_string();
     assert_eq!(local, "09:30");
     for expected in [
@@ -276,47 +206,28 @@ async fn the_message_carries_the_clinic_the_local_time_the_code_and_an_invitatio
         "BEGIN:VCALENDAR",
         "METHOD:REQUEST",
         &format!("UID:{}@booking-service", booked.appointment_id),
-        &format!(
-            "DTSTART:{}",
-            booked
-                .starts_at
-                .with_timezone(&chrono::Utc)
-                .format("%Y%m%dT%H%M%SZ")
-        ),
+        &format!("DTSTART:{}", booked.starts_at.with_timezone(&chrono::Utc).format("%Y%m%dT%H%M%SZ")),
     ] {
         assert!(text.contains(expected), "{expected} missing:\n{text}");
     }
 }
 
-async fn smtp_down_at_booking_time_still_books_and_the_mail_arrives_once_it_is_back(
-    backend: Backend,
-) {
+async fn smtp_down_at_booking_time_still_books_and_the_mail_arrives_once_it_is_back(backend: Backend) {
     // A port nothing listens on yet.
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port");
+    let address = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
     let app = spawn_app_with(backend, |c| c.smtp_url = Some(format!("smtp://{address}"))).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 4, "10:00"))
-        .await
-        .expect("the booking does not wait for mail");
-    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
-        j.first().is_some_and(|j| j.attempts >= 1)
-    })
-    .await;
+    let booked =
+        org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("the booking does not wait for mail");
+    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| j.first().is_some_and(|j| j.attempts >= 1)).await;
     assert!(jobs[0].last_error.is_some(), "{jobs:?}");
     assert!(jobs[0].sent_at.is_none() && jobs[0].dead_at.is_none());
 
     let sink = SmtpSink::start_on(address).await.expect("SMTP is back");
     let mails = sink.wait_for(1, WAIT).await.expect("the mail arrives");
     assert!(mails[0].searchable().contains(&booked.confirmation_code));
-    wait_outbox(&app, org.id, booked.appointment_id, |j| {
-        j[0].sent_at.is_some()
-    })
-    .await;
+    wait_outbox(&app, org.id, booked.appointment_id, |j| j[0].sent_at.is_some()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.messages().len(), 1, "sent once");
 }
@@ -331,32 +242,17 @@ async fn a_message_that_keeps_failing_ends_dead_with_its_error(backend: Backend)
     .await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 4, "11:00"))
-        .await
-        .expect("booked");
-    let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| {
-        j.first().is_some_and(|j| j.dead_at.is_some())
-    })
-    .await;
+    let booked = org.agent.book(&with_email(provider.id, 4, "11:00")).await.expect("booked");
+    let jobs =
+        wait_outbox(&app, org.id, booked.appointment_id, |j| j.first().is_some_and(|j| j.dead_at.is_some())).await;
     assert_eq!(jobs[0].attempts, 3, "{jobs:?}");
-    assert!(
-        jobs[0]
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("451")),
-        "{jobs:?}"
-    );
+    assert!(jobs[0].last_error.as_deref().is_some_and(|e| e.contains("451")), "{jobs:?}");
     assert!(jobs[0].sent_at.is_none());
     // Dead means no more attempts.
     sink.accept();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.messages().is_empty());
-    assert_eq!(
-        outbox(&app, org.id, booked.appointment_id).await[0].attempts,
-        3
-    );
+    assert_eq!(outbox(&app, org.id, booked.appointment_id).await[0].attempts, 3);
 }
 
 async fn two_instances_on_one_database_send_each_message_once(backend: Backend) {
@@ -376,19 +272,13 @@ async fn two_instances_on_one_database_send_each_message_once(backend: Backend) 
     let count = 12;
     for i in 0..count {
         let hour = format!("{:02}:00", 8 + i);
-        org.agent
-            .book(&with_email(provider.id, 6, &hour))
-            .await
-            .expect("booked");
+        org.agent.book(&with_email(provider.id, 6, &hour)).await.expect("booked");
     }
     sink.wait_for(count, WAIT).await.expect("all mail arrives");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mails = sink.messages();
     assert_eq!(mails.len(), count, "each message once");
-    let mut ids: Vec<_> = mails
-        .iter()
-        .filter_map(|m| m.header("message-id"))
-        .collect();
+    let mut ids: Vec<_> = mails.iter().filter_map(|m| m.header("message-id")).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), count);
@@ -401,9 +291,7 @@ async fn cells_containing(app: &TestApp, backend: Backend, needle: &str) -> i64 
     let mut found = 0;
     match backend {
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
-                .await
-                .expect("sqlite");
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
             let columns: Vec<(String, String)> = sqlx::query_as(
                 "SELECT m.name, c.name FROM sqlite_master m JOIN pragma_table_info(m.name) c WHERE m.type = 'table'",
             )
@@ -424,9 +312,7 @@ async fn cells_containing(app: &TestApp, backend: Backend, needle: &str) -> i64 
         }
         Backend::Postgres => {
             // The owner connection: a superuser, so row-level security hides nothing here.
-            let mut conn = sqlx::PgConnection::connect(&app.db.url)
-                .await
-                .expect("postgres");
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
             let columns: Vec<(String, String)> = sqlx::query_as(
                 "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = 'public'",
             )
@@ -453,19 +339,13 @@ async fn the_raw_token_appears_nowhere_in_the_database(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 5, "10:00"))
-        .await
-        .expect("booked");
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     let files = wait_eml(&app, 1).await;
     let link = link_in(&searchable(&files[0]), &app.base);
     let token = token_of(&link);
     assert_eq!(cells_containing(&app, backend, &token).await, 0);
     // The scan does see what is stored: the token's hash and the appointment.
-    let hash = booking_service::links::LinkToken::parse(&token)
-        .expect("a token")
-        .hash();
+    let hash = booking_service::links::LinkToken::parse(&token).expect("a token").hash();
     assert_eq!(cells_containing(&app, backend, &hash).await, 1);
     assert!(cells_containing(&app, backend, &booked.appointment_id.to_string()).await >= 3);
     // And the link works, so it is the real token.
@@ -476,26 +356,15 @@ async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backen
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 5, "15:00"))
-        .await
-        .expect("booked");
+    let booked = org.agent.book(&with_email(provider.id, 5, "15:00")).await.expect("booked");
     let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
     match backend {
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
-                .await
-                .expect("sqlite");
-            sqlx::query("UPDATE confirmation_tokens SET expires_at = 0")
-                .execute(&mut conn)
-                .await
-                .expect("expire");
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
+            sqlx::query("UPDATE confirmation_tokens SET expires_at = 0").execute(&mut conn).await.expect("expire");
         }
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url)
-                .await
-                .expect("postgres");
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
             sqlx::query("UPDATE confirmation_tokens SET expires_at = now() - interval '1 minute'")
                 .execute(&mut conn)
                 .await
@@ -510,10 +379,7 @@ async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backen
     assert_eq!(json.status(), StatusCode::GONE);
     let body: serde_json::Value = json.json().await.expect("json");
     assert_eq!(body["error"]["code"], "gone");
-    assert_eq!(
-        status_of(&org, booked.appointment_id).await,
-        AppointmentStatus::Pending
-    );
+    assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Pending);
 
     let unknown = format!("{}/confirm/{}", app.base, "A".repeat(43));
     let page = get_page(&unknown).await;
@@ -528,21 +394,14 @@ async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backen
     let body: serde_json::Value = json.json().await.expect("json");
     assert_eq!(body["error"]["code"], "not_found");
     let malformed = format!("{}/confirm/not-a-token", app.base);
-    assert_eq!(
-        post_confirm(&malformed, false).await.status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(post_confirm(&malformed, false).await.status(), StatusCode::NOT_FOUND);
 }
 
 async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 5, "10:00"))
-        .await
-        .expect("booked");
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     let old = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
     org.staff
         .reschedule(
@@ -560,79 +419,42 @@ async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: 
     assert!(notice.contains("moved"), "{notice}");
     let fresh = link_in(&notice, &app.base);
     assert_ne!(old, fresh);
-    let kinds: Vec<_> = outbox(&app, org.id, booked.appointment_id)
-        .await
-        .into_iter()
-        .map(|j| j.kind)
-        .collect();
+    let kinds: Vec<_> = outbox(&app, org.id, booked.appointment_id).await.into_iter().map(|j| j.kind).collect();
     assert_eq!(kinds, ["booking_confirmation", "reschedule_notice"]);
 
     assert_eq!(get_page(&old).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        post_confirm(&old, true).await.status(),
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        status_of(&org, booked.appointment_id).await,
-        AppointmentStatus::Pending
-    );
+    assert_eq!(post_confirm(&old, true).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Pending);
     assert_eq!(post_confirm(&fresh, true).await.status(), StatusCode::OK);
-    assert_eq!(
-        status_of(&org, booked.appointment_id).await,
-        AppointmentStatus::Confirmed
-    );
+    assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Confirmed);
 }
 
 async fn cancelling_queues_a_notice_and_withdraws_the_link(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 5, "10:00"))
-        .await
-        .expect("booked");
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
-    org.staff
-        .cancel(booked.appointment_id, Some("patient called"))
-        .await
-        .expect("cancelled");
+    org.staff.cancel(booked.appointment_id, Some("patient called")).await.expect("cancelled");
     let files = wait_eml(&app, 2).await;
     let notice = searchable(&files[1]);
     assert!(notice.contains("cancelled"), "{notice}");
     assert!(notice.contains("METHOD:CANCEL"), "{notice}");
     assert!(!notice.contains("/confirm/"), "{notice}");
-    let kinds: Vec<_> = outbox(&app, org.id, booked.appointment_id)
-        .await
-        .into_iter()
-        .map(|j| j.kind)
-        .collect();
+    let kinds: Vec<_> = outbox(&app, org.id, booked.appointment_id).await.into_iter().map(|j| j.kind).collect();
     assert_eq!(kinds, ["booking_confirmation", "cancellation_notice"]);
-    assert_eq!(
-        post_confirm(&link, true).await.status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(post_confirm(&link, true).await.status(), StatusCode::NOT_FOUND);
 }
 
 async fn outbox_rows(app: &TestApp, backend: Backend) -> i64 {
     match backend {
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
-                .await
-                .expect("sqlite");
-            sqlx::query_scalar("SELECT count(*) FROM outbox")
-                .fetch_one(&mut conn)
-                .await
-                .expect("count")
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
+            sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&mut conn).await.expect("count")
         }
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url)
-                .await
-                .expect("postgres");
-            sqlx::query_scalar("SELECT count(*) FROM outbox")
-                .fetch_one(&mut conn)
-                .await
-                .expect("count")
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+            sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&mut conn).await.expect("count")
         }
     }
 }
@@ -641,40 +463,22 @@ async fn a_refused_booking_queues_no_message_and_no_link(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    org.agent
-        .book(&with_email(provider.id, 5, "10:00"))
-        .await
-        .expect("booked");
-    assert_error(
-        org.agent.book(&with_email(provider.id, 5, "10:00")).await,
-        409,
-        "slot_unavailable",
-    );
-    assert_error(
-        org.agent.book(&with_email(provider.id, -2, "10:00")).await,
-        422,
-        "validation_failed",
-    );
+    org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    assert_error(org.agent.book(&with_email(provider.id, 5, "10:00")).await, 409, "slot_unavailable");
+    assert_error(org.agent.book(&with_email(provider.id, -2, "10:00")).await, 422, "validation_failed");
     // Without an email address there is nothing to send.
-    org.agent
-        .book(&booking(provider.id, days_ahead(5), "12:00"))
-        .await
-        .expect("booked");
+    org.agent.book(&booking(provider.id, days_ahead(5), "12:00")).await.expect("booked");
     assert_eq!(outbox_rows(&app, backend).await, 1);
     let tokens = match backend {
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
-                .await
-                .expect("sqlite");
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
             sqlx::query_scalar::<_, i64>("SELECT count(*) FROM confirmation_tokens")
                 .fetch_one(&mut conn)
                 .await
                 .expect("count")
         }
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url)
-                .await
-                .expect("postgres");
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
             sqlx::query_scalar::<_, i64>("SELECT count(*) FROM confirmation_tokens")
                 .fetch_one(&mut conn)
                 .await
@@ -688,31 +492,18 @@ async fn shutdown_stops_the_dispatcher(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    org.agent
-        .book(&with_email(provider.id, 5, "10:00"))
-        .await
-        .expect("booked");
+    org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     wait_eml(&app, 1).await;
     let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
-    assert!(
-        matches!(stopped, Ok(Ok(()))),
-        "the service and its dispatcher stop cleanly"
-    );
+    assert!(matches!(stopped, Ok(Ok(()))), "the service and its dispatcher stop cleanly");
 }
 
 async fn the_openapi_path_of_the_confirm_page_is_public(backend: Backend) {
     let app = spawn_app(backend).await;
-    let doc: serde_json::Value = app
-        .anon
-        .send(app.anon.request(Method::GET, "/openapi.json"))
-        .await
-        .expect("openapi");
+    let doc: serde_json::Value = app.anon.send(app.anon.request(Method::GET, "/openapi.json")).await.expect("openapi");
     let post = &doc["paths"]["/confirm/{token}"]["post"];
     assert!(post.is_object());
-    assert!(
-        post.get("security").is_none(),
-        "the token is the credential"
-    );
+    assert!(post.get("security").is_none(), "the token is the credential");
 }
 
 on_both_backends!(
@@ -737,15 +528,8 @@ async fn a_confirmation_superseded_before_delivery_is_not_sent(backend: Backend)
     let app = spawn_app_with(backend, |c| c.smtp_url = Some(sink.url())).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 5, "10:00"))
-        .await
-        .expect("booked");
-    wait_outbox(&app, org.id, booked.appointment_id, |j| {
-        j.first().is_some_and(|j| j.attempts >= 1)
-    })
-    .await;
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    wait_outbox(&app, org.id, booked.appointment_id, |j| j.first().is_some_and(|j| j.attempts >= 1)).await;
     org.staff
         .reschedule(
             booked.appointment_id,
@@ -763,13 +547,7 @@ async fn a_confirmation_superseded_before_delivery_is_not_sent(backend: Backend)
         j.len() == 2 && j[0].dead_at.is_some() && j[1].sent_at.is_some()
     })
     .await;
-    assert!(
-        jobs[0]
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("superseded")),
-        "{jobs:?}"
-    );
+    assert!(jobs[0].last_error.as_deref().is_some_and(|e| e.contains("superseded")), "{jobs:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.messages().len(), 1, "only the notice: {mails:?}");
     let link = link_in(&mails[0].searchable(), &app.base);
@@ -789,18 +567,10 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
     .await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let booked = org
-        .agent
-        .book(&with_email(provider.id, 4, "10:00"))
-        .await
-        .expect("booked");
+    let booked = org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
     // The "crashed" dispatcher: claims with a 2 s lease and never reports back.
     let now = booking_service::store::now();
-    let claimed = app
-        .store
-        .claim_mail(now, now + chrono::Duration::seconds(2), 10)
-        .await
-        .expect("claim");
+    let claimed = app.store.claim_mail(now, now + chrono::Duration::seconds(2), 10).await.expect("claim");
     let claimed_at = tokio::time::Instant::now();
     assert_eq!(
         claimed.iter().map(|j| j.appointment).collect::<Vec<_>>(),
@@ -808,17 +578,11 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
         "the crashed dispatcher holds the message"
     );
     let mails = sink.wait_for(1, WAIT).await.expect("the mail comes back");
-    assert!(
-        claimed_at.elapsed() >= Duration::from_millis(1_900),
-        "not before the lease ended"
-    );
+    assert!(claimed_at.elapsed() >= Duration::from_millis(1_900), "not before the lease ended");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.messages().len(), 1, "{mails:?}");
     let jobs = outbox(&app, org.id, booked.appointment_id).await;
-    assert!(
-        jobs[0].sent_at.is_some() && jobs[0].attempts == 0,
-        "{jobs:?}"
-    );
+    assert!(jobs[0].sent_at.is_some() && jobs[0].attempts == 0, "{jobs:?}");
 }
 
 /// On PostgreSQL the dispatcher and the link lookup work across organizations, each under a role
@@ -832,45 +596,23 @@ async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
     for _ in 0..2 {
         let org = app.org("UTC").await;
         let provider = org.provider().await;
-        org.agent
-            .book(&with_email(provider.id, 4, "10:00"))
-            .await
-            .expect("booked");
+        org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
     }
-    let mut conn = sqlx::PgConnection::connect(&app.db.url)
-        .await
-        .expect("connect");
+    let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
     async fn run(conn: &mut sqlx::PgConnection, role: &str, sql: &str) -> Result<i64, String> {
         let mut tx = conn.begin().await.expect("begin");
-        sqlx::query(&format!("SET LOCAL ROLE {role}"))
-            .execute(&mut *tx)
-            .await
-            .expect("role");
+        sqlx::query(&format!("SET LOCAL ROLE {role}")).execute(&mut *tx).await.expect("role");
         let result = if sql.starts_with("SELECT") {
             sqlx::query_scalar::<_, i64>(sql).fetch_one(&mut *tx).await
         } else {
-            sqlx::query(sql)
-                .execute(&mut *tx)
-                .await
-                .map(|r| r.rows_affected() as i64)
+            sqlx::query(sql).execute(&mut *tx).await.map(|r| r.rows_affected() as i64)
         };
         tx.rollback().await.ok();
         result.map_err(|e| e.to_string())
     }
     // The dispatcher: every organization's outbox, its delivery columns only, nothing else.
-    assert_eq!(
-        run(&mut conn, "booking_worker", "SELECT count(*) FROM outbox").await,
-        Ok(2)
-    );
-    assert_eq!(
-        run(
-            &mut conn,
-            "booking_worker",
-            "UPDATE outbox SET last_error = 'x'"
-        )
-        .await,
-        Ok(2)
-    );
+    assert_eq!(run(&mut conn, "booking_worker", "SELECT count(*) FROM outbox").await, Ok(2));
+    assert_eq!(run(&mut conn, "booking_worker", "UPDATE outbox SET last_error = 'x'").await, Ok(2));
     for denied in [
         "UPDATE outbox SET payload = '{}'",
         "UPDATE outbox SET org_id = gen_random_uuid()",
@@ -882,21 +624,10 @@ async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
         "SELECT count(*) FROM idempotency_keys",
         "SELECT count(*) FROM confirmation_tokens",
     ] {
-        assert!(
-            run(&mut conn, "booking_worker", denied).await.is_err(),
-            "booking_worker may not: {denied}"
-        );
+        assert!(run(&mut conn, "booking_worker", denied).await.is_err(), "booking_worker may not: {denied}");
     }
     // The link lookup: token hashes of every organization, read-only, nothing else.
-    assert_eq!(
-        run(
-            &mut conn,
-            "booking_link",
-            "SELECT count(*) FROM confirmation_tokens"
-        )
-        .await,
-        Ok(2)
-    );
+    assert_eq!(run(&mut conn, "booking_link", "SELECT count(*) FROM confirmation_tokens").await, Ok(2));
     for denied in [
         "DELETE FROM confirmation_tokens",
         "UPDATE confirmation_tokens SET expires_at = now() + interval '1 year'",
@@ -904,23 +635,11 @@ async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
         "SELECT count(*) FROM appointments",
         "SELECT count(*) FROM organizations",
     ] {
-        assert!(
-            run(&mut conn, "booking_link", denied).await.is_err(),
-            "booking_link may not: {denied}"
-        );
+        assert!(run(&mut conn, "booking_link", denied).await.is_err(), "booking_link may not: {denied}");
     }
     // The request role still sees no organization's tokens or messages without its own set.
     for table in ["confirmation_tokens", "outbox"] {
-        assert_eq!(
-            run(
-                &mut conn,
-                "booking_app",
-                &format!("SELECT count(*) FROM {table}")
-            )
-            .await,
-            Ok(0),
-            "{table}"
-        );
+        assert_eq!(run(&mut conn, "booking_app", &format!("SELECT count(*) FROM {table}")).await, Ok(0), "{table}");
     }
     let attributes: Vec<(bool, bool)> = sqlx::query_as(
         "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname IN ('booking_worker', 'booking_link')",
@@ -942,10 +661,7 @@ MCowBQYDK2VwAyEAUo+UwzrEUlKXZXRRW01I1pJ6n74Yu/ZBHY584AhGars=
 -----END PUBLIC KEY-----
 ";
 
-fn public_key_config(
-    db: &TestDatabase,
-    dir: &tempfile::TempDir,
-) -> booking_service::config::Config {
+fn public_key_config(db: &TestDatabase, dir: &tempfile::TempDir) -> booking_service::config::Config {
     let key = dir.path().join("jwt.pem");
     std::fs::write(&key, ED25519_PUBLIC_KEY).expect("key file");
     let mut config = booking_service::config::Config::with_database(db.url.clone());
@@ -962,23 +678,13 @@ async fn with_a_public_key_on_postgres_a_shared_link_secret_is_required() {
     if test_kit::postgres_admin_url().is_none() {
         return;
     }
-    let db = TestDatabase::create(Backend::Postgres)
-        .await
-        .expect("postgres");
+    let db = TestDatabase::create(Backend::Postgres).await.expect("postgres");
     let dir = tempfile::tempdir().expect("dir");
     let mut config = public_key_config(&db, &dir);
-    let err = booking_service::startup::Application::build(config.clone())
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        format!("{err:#}").contains("CONFIRM_LINK_SECRET"),
-        "{err:#}"
-    );
+    let err = booking_service::startup::Application::build(config.clone()).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("CONFIRM_LINK_SECRET"), "{err:#}");
     config.confirm_link_secret = Some("a-shared-link-secret-of-at-least-32-bytes".into());
-    assert!(booking_service::startup::Application::build(config)
-        .await
-        .is_ok());
+    assert!(booking_service::startup::Application::build(config).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -990,10 +696,7 @@ async fn with_a_public_key_on_sqlite_the_link_secret_is_kept_beside_the_database
         .map_err(|e| format!("{e:#}"))
         .expect("starts");
     let database = db.url.trim_start_matches("sqlite://");
-    let beside = std::path::Path::new(database)
-        .parent()
-        .expect("a folder")
-        .join("confirm-link-secret");
+    let beside = std::path::Path::new(database).parent().expect("a folder").join("confirm-link-secret");
     assert!(beside.is_file(), "{}", beside.display());
     drop(app);
 }

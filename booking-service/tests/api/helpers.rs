@@ -5,9 +5,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use shared::api::{BookingInput, Weekday, WorkingHours};
 use uuid::Uuid;
 
-pub use test_kit::{
-    spawn_app, spawn_app_with, spawn_on, token, Backend, TestApp, TestDatabase, TestOrg, SECRET,
-};
+pub use test_kit::{spawn_app, spawn_app_with, spawn_on, token, Backend, TestApp, TestDatabase, TestOrg, SECRET};
 
 /// Generates, for each story `fn name(backend: Backend)`, one test on SQLite and one on
 /// PostgreSQL.
@@ -45,13 +43,7 @@ pub fn date_str(date: NaiveDate) -> String {
 
 /// Weekly hours of 09:00 to 17:00 on every weekday given.
 pub fn nine_to_five(days: &[Weekday]) -> Vec<WorkingHours> {
-    days.iter()
-        .map(|&weekday| WorkingHours {
-            weekday,
-            start: "09:00".into(),
-            end: "17:00".into(),
-        })
-        .collect()
+    days.iter().map(|&weekday| WorkingHours { weekday, start: "09:00".into(), end: "17:00".into() }).collect()
 }
 
 pub fn booking(provider: Uuid, date: NaiveDate, time: &str) -> BookingInput {

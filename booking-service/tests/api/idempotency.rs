@@ -7,52 +7,24 @@ async fn a_retry_with_the_same_key_returns_the_first_answer(backend: Backend) {
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let input = booking(provider.id, days_ahead(4), "10:00");
-    let first = org
-        .agent
-        .book_idempotent(&input, "call-123-turn-4")
-        .await
-        .expect("first");
-    let retry = org
-        .agent
-        .book_idempotent(&input, "call-123-turn-4")
-        .await
-        .expect("a retry is answered 201 too");
+    let first = org.agent.book_idempotent(&input, "call-123-turn-4").await.expect("first");
+    let retry = org.agent.book_idempotent(&input, "call-123-turn-4").await.expect("a retry is answered 201 too");
     assert_eq!(retry.appointment_id, first.appointment_id);
     assert_eq!(retry.confirmation_code, first.confirmation_code);
     assert_eq!(retry.starts_at, first.starts_at);
-    let all = org
-        .staff
-        .appointments(&AppointmentQuery::default())
-        .await
-        .expect("list");
+    let all = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
     assert_eq!(all.len(), 1, "the retry booked nothing new");
 
     let other_body = booking(provider.id, days_ahead(4), "11:00");
-    assert_error(
-        org.agent
-            .book_idempotent(&other_body, "call-123-turn-4")
-            .await,
-        422,
-        "idempotency_conflict",
-    );
-    assert_eq!(
-        org.staff
-            .appointments(&AppointmentQuery::default())
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_error(org.agent.book_idempotent(&other_body, "call-123-turn-4").await, 422, "idempotency_conflict");
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 
     // Keys are scoped by organization: another clinic's identical key is its own.
     let other = app.org("UTC").await;
     let theirs = other.provider().await;
     other
         .agent
-        .book_idempotent(
-            &booking(theirs.id, days_ahead(4), "10:00"),
-            "call-123-turn-4",
-        )
+        .book_idempotent(&booking(theirs.id, days_ahead(4), "10:00"), "call-123-turn-4")
         .await
         .expect("independent key");
 }
@@ -75,24 +47,10 @@ async fn concurrent_retries_with_one_key_book_once(backend: Backend) {
     .await;
     let ids: Vec<_> = answers
         .into_iter()
-        .map(|a| {
-            a.expect("task")
-                .expect("every retry is answered with the booking")
-                .appointment_id
-        })
+        .map(|a| a.expect("task").expect("every retry is answered with the booking").appointment_id)
         .collect();
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
-    assert_eq!(
-        org.staff
-            .appointments(&AppointmentQuery::default())
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 }
 
-on_both_backends!(
-    a_retry_with_the_same_key_returns_the_first_answer,
-    concurrent_retries_with_one_key_book_once
-);
+on_both_backends!(a_retry_with_the_same_key_returns_the_first_answer, concurrent_retries_with_one_key_book_once);

@@ -11,47 +11,21 @@ async fn metrics_count_requests_by_route_and_bookings_by_outcome(backend: Backen
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    org.agent
-        .book(&booking(provider.id, days_ahead(3), "10:00"))
-        .await
-        .expect("booked");
-    let _ = org
-        .agent
-        .book(&booking(provider.id, days_ahead(3), "10:00"))
-        .await;
-    let text = app
-        .anon
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
+    let _ = org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await;
+    let text = app.anon.request(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
+    assert!(text.contains(r#"http_requests_total{method="POST",route="/api/vapi/booking",status="201"}"#), "{text}");
     assert!(
-        text.contains(
-            r#"http_requests_total{method="POST",route="/api/vapi/booking",status="201"}"#
-        ),
+        text.contains(r#"http_request_duration_seconds_bucket{method="POST",route="/api/vapi/booking",status="409""#),
         "{text}"
     );
-    assert!(text.contains(r#"http_request_duration_seconds_bucket{method="POST",route="/api/vapi/booking",status="409""#), "{text}");
-    assert!(
-        text.contains(r#"bookings_total{outcome="booked"}"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"bookings_total{outcome="slot_unavailable"}"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"bookings_total{outcome="booked"}"#), "{text}");
+    assert!(text.contains(r#"bookings_total{outcome="slot_unavailable"}"#), "{text}");
 }
 
 async fn the_openapi_document_covers_every_route(backend: Backend) {
     let app = spawn_app(backend).await;
-    let doc: serde_json::Value = app
-        .anon
-        .send(app.anon.request(Method::GET, "/openapi.json"))
-        .await
-        .expect("openapi");
+    let doc: serde_json::Value = app.anon.send(app.anon.request(Method::GET, "/openapi.json")).await.expect("openapi");
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
     let expected = [
         ("/healthz", "get"),
@@ -77,28 +51,16 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/confirm/{token}", "post"),
     ];
     for (path, method) in expected {
-        assert!(
-            doc["paths"][path][method].is_object(),
-            "{method} {path} is missing from /openapi.json"
-        );
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing from /openapi.json");
     }
-    let documented: usize = doc["paths"]
-        .as_object()
-        .expect("paths")
-        .values()
-        .map(|p| p.as_object().map_or(0, |m| m.len()))
-        .sum();
-    assert_eq!(
-        documented,
-        expected.len(),
-        "a route is documented that this test does not know"
-    );
+    let documented: usize =
+        doc["paths"].as_object().expect("paths").values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
+    assert_eq!(documented, expected.len(), "a route is documented that this test does not know");
 }
 
 async fn unknown_routes_answer_with_the_json_error_body(backend: Backend) {
     let app = spawn_app(backend).await;
-    let result: Result<serde_json::Value, _> =
-        app.anon.send(app.anon.request(Method::GET, "/nope")).await;
+    let result: Result<serde_json::Value, _> = app.anon.send(app.anon.request(Method::GET, "/nope")).await;
     assert_error(result, 404, "not_found");
 }
 

@@ -7,43 +7,27 @@ use sqlx::Connection;
 #[tokio::test]
 async fn dev_mode_on_the_embedded_database_prints_working_tokens() {
     let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
-    let app = Application::build(Config::with_database(db.url.clone()))
-        .await
-        .expect("starts without a key");
+    let app = Application::build(Config::with_database(db.url.clone())).await.expect("starts without a key");
     let dev = app.dev_mode().expect("dev mode is on").clone();
     let banner = app.banner();
     assert!(banner.contains("DEV MODE"), "{banner}");
     assert!(dev.secret_file.exists(), "the generated key is kept");
     let base = app.base_url();
     tokio::spawn(app.run_until(std::future::pending()));
-    let token_of = |role: Role| {
-        dev.tokens
-            .iter()
-            .find(|(r, _)| *r == role)
-            .map(|(_, t)| t.clone())
-            .expect("token")
-    };
+    let token_of = |role: Role| dev.tokens.iter().find(|(r, _)| *r == role).map(|(_, t)| t.clone()).expect("token");
     for role in [Role::Platform, Role::Admin, Role::Staff, Role::Agent] {
         assert!(banner.contains(&token_of(role)), "{role:?} token printed");
     }
     let admin = ApiClient::new(base.clone()).with_token(token_of(Role::Admin));
     let provider = admin
-        .create_provider(&shared::api::CreateProvider {
-            name: "Dr. Dev".into(),
-            ..Default::default()
-        })
+        .create_provider(&shared::api::CreateProvider { name: "Dr. Dev".into(), ..Default::default() })
         .await
         .expect("the admin token works");
     let agent = ApiClient::new(base).with_token(token_of(Role::Agent));
-    agent
-        .book(&booking(provider.id, days_ahead(2), "10:00"))
-        .await
-        .expect("the agent token books");
+    agent.book(&booking(provider.id, days_ahead(2), "10:00")).await.expect("the agent token books");
 
     // A restart keeps the key and the demo organization, so earlier tokens still work.
-    let again = Application::build(Config::with_database(db.url.clone()))
-        .await
-        .expect("restarts");
+    let again = Application::build(Config::with_database(db.url.clone())).await.expect("restarts");
     assert_eq!(again.dev_mode().expect("dev mode").org_id, dev.org_id);
 }
 
@@ -52,10 +36,7 @@ async fn postgres_without_a_key_refuses_to_start() {
     let Some(db) = TestDatabase::create(Backend::Postgres).await else {
         return;
     };
-    let err = Application::build(Config::with_database(db.url.clone()))
-        .await
-        .err()
-        .expect("refused");
+    let err = Application::build(Config::with_database(db.url.clone())).await.err().expect("refused");
     assert!(format!("{err:#}").contains("JWT_SECRET"), "{err:#}");
 }
 
@@ -78,26 +59,15 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
     let blocker = tokio::spawn(async move {
         match backend {
             Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&url)
-                    .await
-                    .expect("connect");
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut conn)
-                    .await
-                    .expect("lock");
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
                 tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-                sqlx::query("COMMIT")
-                    .execute(&mut conn)
-                    .await
-                    .expect("unlock");
+                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
             }
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
                 let mut tx = conn.begin().await.expect("begin");
-                sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE")
-                    .execute(&mut *tx)
-                    .await
-                    .expect("lock");
+                sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
                 tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
                 tx.commit().await.expect("unlock");
             }
@@ -108,17 +78,11 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
     let input = booking(provider.id, days_ahead(3), "10:00");
     let in_flight = tokio::spawn(async move { agent.book(&input).await });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(
-        !in_flight.is_finished(),
-        "the booking is waiting for the lock"
-    );
+    assert!(!in_flight.is_finished(), "the booking is waiting for the lock");
     let stopped = tokio::spawn(app.stop());
     let answer = in_flight.await.expect("task");
     answer.expect("the in-flight booking was answered, not cut off");
-    stopped
-        .await
-        .expect("task")
-        .expect("the server stopped cleanly");
+    stopped.await.expect("task").expect("the server stopped cleanly");
     blocker.await.expect("blocker");
 }
 
@@ -139,49 +103,31 @@ async fn a_public_key_pins_its_algorithm_and_issuer_and_audience_are_enforced() 
     config.jwt_public_key_file = Some(key_file);
     config.jwt_issuer = Some("https://auth.clinic.example".into());
     config.jwt_audience = Some("booking".into());
-    let app = Application::build(config)
-        .await
-        .expect("starts with a public key");
+    let app = Application::build(config).await.expect("starts with a public key");
     assert!(app.dev_mode().is_none());
     let base = app.base_url();
     tokio::spawn(app.run_until(std::future::pending()));
 
     let signing = EncodingKey::from_ed_pem(ED25519_PRIVATE.as_bytes()).expect("private key");
     let claims = |iss: &str, aud: &str| serde_json::json!({"sub": "ops", "role": "platform", "exp": chrono::Utc::now().timestamp() + 600, "iss": iss, "aud": aud});
-    let good = encode(
-        &Header::new(Algorithm::EdDSA),
-        &claims("https://auth.clinic.example", "booking"),
-        &signing,
-    )
-    .expect("sign");
+    let good = encode(&Header::new(Algorithm::EdDSA), &claims("https://auth.clinic.example", "booking"), &signing)
+        .expect("sign");
     let client = ApiClient::new(base.clone());
     let org = client
         .with_token(good)
-        .create_organization(&shared::api::CreateOrganization {
-            name: "Keyed Clinic".into(),
-            timezone: "UTC".into(),
-        })
+        .create_organization(&shared::api::CreateOrganization { name: "Keyed Clinic".into(), timezone: "UTC".into() })
         .await
         .expect("an EdDSA token with the right issuer and audience works");
     assert_eq!(org.name, "Keyed Clinic");
     for (case, token) in [
         (
             "foreign issuer",
-            encode(
-                &Header::new(Algorithm::EdDSA),
-                &claims("https://evil.example", "booking"),
-                &signing,
-            )
-            .expect("sign"),
+            encode(&Header::new(Algorithm::EdDSA), &claims("https://evil.example", "booking"), &signing).expect("sign"),
         ),
         (
             "foreign audience",
-            encode(
-                &Header::new(Algorithm::EdDSA),
-                &claims("https://auth.clinic.example", "other"),
-                &signing,
-            )
-            .expect("sign"),
+            encode(&Header::new(Algorithm::EdDSA), &claims("https://auth.clinic.example", "other"), &signing)
+                .expect("sign"),
         ),
         (
             "HS256 signed with the public key as secret",

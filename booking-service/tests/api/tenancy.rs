@@ -8,97 +8,41 @@ async fn every_route_answers_404_for_another_organizations_resources(backend: Ba
     let a = app.org("UTC").await;
     let b = app.org("UTC").await;
     let provider = a.provider().await;
-    let booked = a
-        .agent
-        .book(&booking(provider.id, days_ahead(3), "10:00"))
-        .await
-        .expect("booked");
+    let booked = a.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
     let date = date_str(days_ahead(3));
 
     assert_error(b.admin.provider(provider.id).await, 404, "not_found");
     assert_error(
-        b.admin
-            .update_provider(
-                provider.id,
-                &UpdateProvider {
-                    name: Some("Mine".into()),
-                    ..Default::default()
-                },
-            )
-            .await,
+        b.admin.update_provider(provider.id, &UpdateProvider { name: Some("Mine".into()), ..Default::default() }).await,
         404,
         "not_found",
     );
-    assert_error(
-        b.admin.deactivate_provider(provider.id).await,
-        404,
-        "not_found",
-    );
-    assert_error(
-        b.agent.availability(provider.id, &date).await,
-        404,
-        "not_found",
-    );
-    assert_error(
-        b.agent
-            .book(&booking(provider.id, days_ahead(3), "11:00"))
-            .await,
-        404,
-        "not_found",
-    );
-    assert_error(
-        b.staff.appointment(booked.appointment_id).await,
-        404,
-        "not_found",
-    );
-    assert_error(
-        b.staff.cancel(booked.appointment_id, None).await,
-        404,
-        "not_found",
-    );
+    assert_error(b.admin.deactivate_provider(provider.id).await, 404, "not_found");
+    assert_error(b.agent.availability(provider.id, &date).await, 404, "not_found");
+    assert_error(b.agent.book(&booking(provider.id, days_ahead(3), "11:00")).await, 404, "not_found");
+    assert_error(b.staff.appointment(booked.appointment_id).await, 404, "not_found");
+    assert_error(b.staff.cancel(booked.appointment_id, None).await, 404, "not_found");
     let move_it = RescheduleRequest {
         appointment_date: Some(date.clone()),
         appointment_time: Some("12:00".into()),
         duration_minutes: None,
     };
-    assert_error(
-        b.staff.reschedule(booked.appointment_id, &move_it).await,
-        404,
-        "not_found",
-    );
+    assert_error(b.staff.reschedule(booked.appointment_id, &move_it).await, 404, "not_found");
     assert!(b.admin.providers().await.expect("list").is_empty());
+    assert!(b.staff.appointments(&AppointmentQuery::default()).await.expect("list").is_empty());
     assert!(b
         .staff
-        .appointments(&AppointmentQuery::default())
-        .await
-        .expect("list")
-        .is_empty());
-    assert!(b
-        .staff
-        .appointments(&AppointmentQuery {
-            provider_id: Some(provider.id),
-            ..Default::default()
-        })
+        .appointments(&AppointmentQuery { provider_id: Some(provider.id), ..Default::default() })
         .await
         .expect("list")
         .is_empty());
 
     // Nothing of A changed, and B could book the same wall-clock time with its own provider.
-    let still = a
-        .staff
-        .appointment(booked.appointment_id)
-        .await
-        .expect("still there");
+    let still = a.staff.appointment(booked.appointment_id).await.expect("still there");
     assert_eq!(still.status, shared::api::AppointmentStatus::Pending);
-    assert_eq!(
-        a.admin.provider(provider.id).await.expect("provider").name,
-        "Dr. Smith"
-    );
+    assert_eq!(a.admin.provider(provider.id).await.expect("provider").name, "Dr. Smith");
     let own = b.provider().await;
-    b.agent
-        .book(&booking(own.id, days_ahead(3), "10:00"))
-        .await
-        .expect("B books its own provider");
+    b.agent.book(&booking(own.id, days_ahead(3), "10:00")).await.expect("B books its own provider");
 }
 
 async fn deleting_an_organization_removes_everything_of_it(backend: Backend) {
@@ -106,43 +50,14 @@ async fn deleting_an_organization_removes_everything_of_it(backend: Backend) {
     let a = app.org("UTC").await;
     let b = app.org("UTC").await;
     let provider = a.provider().await;
-    let booked = a
-        .agent
-        .book(&booking(provider.id, days_ahead(3), "10:00"))
-        .await
-        .expect("booked");
+    let booked = a.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
     let kept = b.provider().await;
-    app.platform
-        .delete_organization(a.id)
-        .await
-        .expect("deleted");
-    assert_error(
-        app.platform.delete_organization(a.id).await,
-        404,
-        "not_found",
-    );
-    assert!(app
-        .store
-        .audit_trail(a.id.into(), AppointmentId(booked.appointment_id))
-        .await
-        .expect("audit")
-        .is_empty());
-    assert!(app
-        .store
-        .appointment(a.id.into(), AppointmentId(booked.appointment_id))
-        .await
-        .expect("read")
-        .is_none());
-    assert!(app
-        .store
-        .providers(a.id.into())
-        .await
-        .expect("read")
-        .is_empty());
-    b.admin
-        .provider(kept.id)
-        .await
-        .expect("the other organization is untouched");
+    app.platform.delete_organization(a.id).await.expect("deleted");
+    assert_error(app.platform.delete_organization(a.id).await, 404, "not_found");
+    assert!(app.store.audit_trail(a.id.into(), AppointmentId(booked.appointment_id)).await.expect("audit").is_empty());
+    assert!(app.store.appointment(a.id.into(), AppointmentId(booked.appointment_id)).await.expect("read").is_none());
+    assert!(app.store.providers(a.id.into()).await.expect("read").is_empty());
+    b.admin.provider(kept.id).await.expect("the other organization is untouched");
 }
 
 on_both_backends!(
@@ -161,76 +76,42 @@ async fn row_level_security_hides_other_organizations_from_the_request_role() {
     let a = app.org("UTC").await;
     let b = app.org("UTC").await;
     let provider_b = b.provider().await;
-    b.agent
-        .book(&booking(provider_b.id, days_ahead(3), "10:00"))
-        .await
-        .expect("booked");
+    b.agent.book(&booking(provider_b.id, days_ahead(3), "10:00")).await.expect("booked");
 
-    let mut conn = sqlx::PgConnection::connect(&app.db.url)
-        .await
-        .expect("connect");
+    let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
     let mut tx = conn.begin().await.expect("begin");
-    sqlx::query(
-        "SELECT set_config('role', 'booking_app', true), set_config('app.org_id', $1, true)",
-    )
-    .bind(a.id.to_string())
-    .execute(&mut *tx)
-    .await
-    .expect("set role and organization");
-    let role: String = sqlx::query_scalar("SELECT current_user::text")
-        .fetch_one(&mut *tx)
+    sqlx::query("SELECT set_config('role', 'booking_app', true), set_config('app.org_id', $1, true)")
+        .bind(a.id.to_string())
+        .execute(&mut *tx)
         .await
-        .expect("role");
+        .expect("set role and organization");
+    let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut *tx).await.expect("role");
     assert_eq!(role, "booking_app");
-    for table in [
-        "providers",
-        "appointments",
-        "audit_log",
-        "outbox",
-        "idempotency_keys",
-    ] {
-        let seen: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE org_id = $1"))
-                .bind(b.id)
-                .fetch_one(&mut *tx)
-                .await
-                .expect("count");
+    for table in ["providers", "appointments", "audit_log", "outbox", "idempotency_keys"] {
+        let seen: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE org_id = $1"))
+            .bind(b.id)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("count");
         assert_eq!(seen, 0, "{table} leaks organization B's rows");
     }
-    let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations")
-        .fetch_one(&mut *tx)
-        .await
-        .expect("count");
+    let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations").fetch_one(&mut *tx).await.expect("count");
     assert_eq!(orgs, 1, "only its own organization is visible");
     let write = sqlx::query("INSERT INTO providers (id, org_id, name, appointment_minutes, created_at, updated_at) VALUES (gen_random_uuid(), $1, 'x', 30, now(), now())")
         .bind(b.id)
         .execute(&mut *tx)
         .await;
-    assert!(
-        write.is_err(),
-        "writing into another organization must be refused by the policy"
-    );
+    assert!(write.is_err(), "writing into another organization must be refused by the policy");
     tx.rollback().await.ok();
 
     // Without an organization set, the request role sees nothing at all.
     let mut tx = conn.begin().await.expect("begin");
-    sqlx::query("SET LOCAL ROLE booking_app")
-        .execute(&mut *tx)
-        .await
-        .expect("role");
-    let any: i64 = sqlx::query_scalar("SELECT count(*) FROM appointments")
-        .fetch_one(&mut *tx)
-        .await
-        .expect("count");
+    sqlx::query("SET LOCAL ROLE booking_app").execute(&mut *tx).await.expect("role");
+    let any: i64 = sqlx::query_scalar("SELECT count(*) FROM appointments").fetch_one(&mut *tx).await.expect("count");
     assert_eq!(any, 0);
     // And the audit log is append-only for it.
-    let update = sqlx::query("UPDATE audit_log SET actor = 'mallory'")
-        .execute(&mut *tx)
-        .await;
-    assert!(
-        update.is_err(),
-        "the request role may not rewrite the audit log"
-    );
+    let update = sqlx::query("UPDATE audit_log SET actor = 'mallory'").execute(&mut *tx).await;
+    assert!(update.is_err(), "the request role may not rewrite the audit log");
     tx.rollback().await.ok();
 
     // The role really cannot bypass RLS.
@@ -248,40 +129,22 @@ async fn the_audit_log_is_append_only(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    org.agent
-        .book(&booking(provider.id, days_ahead(3), "10:00"))
-        .await
-        .expect("booked");
+    org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
     let (update, delete) = match backend {
         Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url)
-                .await
-                .expect("connect");
-            let u = sqlx::query("UPDATE audit_log SET actor = 'mallory'")
-                .execute(&mut conn)
-                .await;
-            let d = sqlx::query("DELETE FROM audit_log")
-                .execute(&mut conn)
-                .await;
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
+            let u = sqlx::query("UPDATE audit_log SET actor = 'mallory'").execute(&mut conn).await;
+            let d = sqlx::query("DELETE FROM audit_log").execute(&mut conn).await;
             (u.is_err(), d.is_err())
         }
         Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url)
-                .await
-                .expect("connect");
-            let u = sqlx::query("UPDATE audit_log SET actor = 'mallory'")
-                .execute(&mut conn)
-                .await;
-            let d = sqlx::query("DELETE FROM audit_log")
-                .execute(&mut conn)
-                .await;
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("connect");
+            let u = sqlx::query("UPDATE audit_log SET actor = 'mallory'").execute(&mut conn).await;
+            let d = sqlx::query("DELETE FROM audit_log").execute(&mut conn).await;
             (u.is_err(), d.is_err())
         }
     };
-    assert!(
-        update && delete,
-        "update refused: {update}, delete refused: {delete}"
-    );
+    assert!(update && delete, "update refused: {update}, delete refused: {delete}");
 }
 
 mod audit {

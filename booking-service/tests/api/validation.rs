@@ -1,9 +1,7 @@
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::json;
-use shared::api::{
-    AppointmentQuery, BookingInput, CreateOrganization, CreateProvider, Weekday, WorkingHours,
-};
+use shared::api::{AppointmentQuery, BookingInput, CreateOrganization, CreateProvider, Weekday, WorkingHours};
 
 async fn every_bad_input_gets_its_code_and_writes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -16,137 +14,51 @@ async fn every_bad_input_gets_its_code_and_writes_nothing(backend: Backend) {
         input
     };
     let cases: Vec<(&str, BookingInput, &str)> = vec![
-        (
-            "missing provider_id",
-            with(&|i| i.provider_id = None),
-            "provider_id",
-        ),
-        (
-            "missing date",
-            with(&|i| i.appointment_date = None),
-            "appointment_date",
-        ),
-        (
-            "missing time",
-            with(&|i| i.appointment_time = None),
-            "appointment_time",
-        ),
-        (
-            "malformed date",
-            with(&|i| i.appointment_date = Some("15/01/2027".into())),
-            "appointment_date",
-        ),
-        (
-            "impossible date",
-            with(&|i| i.appointment_date = Some("2027-02-30".into())),
-            "appointment_date",
-        ),
-        (
-            "25:99",
-            with(&|i| i.appointment_time = Some("25:99".into())),
-            "appointment_time",
-        ),
-        (
-            "2 PM",
-            with(&|i| i.appointment_time = Some("2 PM".into())),
-            "appointment_time",
-        ),
-        (
-            "past",
-            with(&|i| i.appointment_date = Some(date_str(days_ahead(-2)))),
-            "appointment_date",
-        ),
-        (
-            "beyond 365 days",
-            with(&|i| i.appointment_date = Some(date_str(days_ahead(367)))),
-            "appointment_date",
-        ),
-        (
-            "4 minutes",
-            with(&|i| i.duration_minutes = Some(4)),
-            "duration_minutes",
-        ),
-        (
-            "481 minutes",
-            with(&|i| i.duration_minutes = Some(481)),
-            "duration_minutes",
-        ),
-        (
-            "bad phone",
-            with(&|i| i.patient_phone = Some("call me".into())),
-            "patient_phone",
-        ),
-        (
-            "bad email",
-            with(&|i| i.patient_email = Some("ada@".into())),
-            "patient_email",
-        ),
-        (
-            "header injection",
-            with(&|i| i.patient_email = Some("a@b.com\r\nBcc: x@y.com".into())),
-            "patient_email",
-        ),
-        (
-            "name on two lines",
-            with(&|i| i.patient_name = Some("Ada\r\nBcc: x@y.com".into())),
-            "patient_name",
-        ),
-        (
-            "long notes",
-            with(&|i| i.notes = Some("x".repeat(2001))),
-            "notes",
-        ),
+        ("missing provider_id", with(&|i| i.provider_id = None), "provider_id"),
+        ("missing date", with(&|i| i.appointment_date = None), "appointment_date"),
+        ("missing time", with(&|i| i.appointment_time = None), "appointment_time"),
+        ("malformed date", with(&|i| i.appointment_date = Some("15/01/2027".into())), "appointment_date"),
+        ("impossible date", with(&|i| i.appointment_date = Some("2027-02-30".into())), "appointment_date"),
+        ("25:99", with(&|i| i.appointment_time = Some("25:99".into())), "appointment_time"),
+        ("2 PM", with(&|i| i.appointment_time = Some("2 PM".into())), "appointment_time"),
+        ("past", with(&|i| i.appointment_date = Some(date_str(days_ahead(-2)))), "appointment_date"),
+        ("beyond 365 days", with(&|i| i.appointment_date = Some(date_str(days_ahead(367)))), "appointment_date"),
+        ("4 minutes", with(&|i| i.duration_minutes = Some(4)), "duration_minutes"),
+        ("481 minutes", with(&|i| i.duration_minutes = Some(481)), "duration_minutes"),
+        ("bad phone", with(&|i| i.patient_phone = Some("call me".into())), "patient_phone"),
+        ("bad email", with(&|i| i.patient_email = Some("ada@".into())), "patient_email"),
+        ("header injection", with(&|i| i.patient_email = Some("a@b.com\r\nBcc: x@y.com".into())), "patient_email"),
+        ("name on two lines", with(&|i| i.patient_name = Some("Ada\r\nBcc: x@y.com".into())), "patient_name"),
+        ("long notes", with(&|i| i.notes = Some("x".repeat(2001))), "notes"),
     ];
     for (case, input, field) in cases {
         let err = org.agent.book(&input).await.expect_err(case);
         assert_eq!(err.status().map(|s| s.as_u16()), Some(422), "{case}: {err}");
         assert_eq!(err.code(), Some("validation_failed"), "{case}");
-        assert!(
-            err.to_string().contains(field),
-            "{case}: the message names {field}: {err}"
-        );
+        assert!(err.to_string().contains(field), "{case}: the message names {field}: {err}");
     }
 
     let raw = |body: String, content_type: Option<&str>| {
-        let mut req = org
-            .agent
-            .request(Method::POST, "/api/vapi/booking")
-            .body(body);
+        let mut req = org.agent.request(Method::POST, "/api/vapi/booking").body(body);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
         async { org.agent.send::<serde_json::Value>(req).await }
     };
     let json_body = |v: serde_json::Value| v.to_string();
+    assert_error(raw("{not json".into(), Some("application/json")).await, 400, "bad_request");
     assert_error(
-        raw("{not json".into(), Some("application/json")).await,
-        400,
-        "bad_request",
-    );
-    assert_error(
-        raw(
-            json_body(json!({"tool_name": "book_appointment", "tool_input": good})),
-            None,
-        )
-        .await,
+        raw(json_body(json!({"tool_name": "book_appointment", "tool_input": good})), None).await,
         415,
         "unsupported_media_type",
     );
     assert_error(
-        raw(
-            json_body(json!({"tool_name": "book_appointment", "tool_input": good})),
-            Some("text/plain"),
-        )
-        .await,
+        raw(json_body(json!({"tool_name": "book_appointment", "tool_input": good})), Some("text/plain")).await,
         415,
         "unsupported_media_type",
     );
     let huge = json!({"tool_name": "book_appointment", "tool_input": good, "padding": "x".repeat(70 * 1024)});
-    assert_error(
-        raw(json_body(huge), Some("application/json")).await,
-        413,
-        "payload_too_large",
-    );
+    assert_error(raw(json_body(huge), Some("application/json")).await, 413, "payload_too_large");
     let err = assert_error(
         raw(json_body(json!({"tool_name": "book_appointment", "tool_input": {"provider_id": provider.id, "duration_minutes": "thirty"}})), Some("application/json")).await,
         422,
@@ -154,43 +66,17 @@ async fn every_bad_input_gets_its_code_and_writes_nothing(backend: Backend) {
     );
     assert!(err.to_string().contains("duration_minutes"), "{err}");
     assert_error(
-        raw(
-            json_body(json!({"tool_name": "cancel_everything", "tool_input": good})),
-            Some("application/json"),
-        )
-        .await,
+        raw(json_body(json!({"tool_name": "cancel_everything", "tool_input": good})), Some("application/json")).await,
         422,
         "validation_failed",
     );
-    assert_error(
-        raw(
-            json_body(json!({"tool_input": good})),
-            Some("application/json"),
-        )
-        .await,
-        422,
-        "validation_failed",
-    );
-    assert_error(
-        org.agent
-            .book(&booking(uuid::Uuid::new_v4(), days_ahead(3), "10:00"))
-            .await,
-        404,
-        "not_found",
-    );
+    assert_error(raw(json_body(json!({"tool_input": good})), Some("application/json")).await, 422, "validation_failed");
+    assert_error(org.agent.book(&booking(uuid::Uuid::new_v4(), days_ahead(3), "10:00")).await, 404, "not_found");
     let bad_key = org.agent.book_request(&good, Some("with space"));
-    assert_error(
-        org.agent.send::<serde_json::Value>(bad_key).await,
-        422,
-        "validation_failed",
-    );
+    assert_error(org.agent.send::<serde_json::Value>(bad_key).await, 422, "validation_failed");
 
     // Not one of those requests wrote anything.
-    let written = org
-        .staff
-        .appointments(&AppointmentQuery::default())
-        .await
-        .expect("list");
+    let written = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
     assert!(written.is_empty(), "{written:?}");
     assert_eq!(org.admin.providers().await.expect("providers").len(), 1);
 }
@@ -199,49 +85,24 @@ async fn bad_organization_and_provider_fields_are_named(backend: Backend) {
     let app = spawn_app(backend).await;
     let err = assert_error(
         app.platform
-            .create_organization(&CreateOrganization {
-                name: "Clinic".into(),
-                timezone: "Mars/Olympus".into(),
-            })
+            .create_organization(&CreateOrganization { name: "Clinic".into(), timezone: "Mars/Olympus".into() })
             .await,
         422,
         "validation_failed",
     );
     assert!(err.to_string().contains("timezone"));
     assert_error(
-        app.platform
-            .create_organization(&CreateOrganization {
-                name: " ".into(),
-                timezone: "UTC".into(),
-            })
-            .await,
+        app.platform.create_organization(&CreateOrganization { name: " ".into(), timezone: "UTC".into() }).await,
         422,
         "validation_failed",
     );
     let org = app.org("UTC").await;
     let bad: Vec<(&str, CreateProvider)> = vec![
-        (
-            "name",
-            CreateProvider {
-                name: "".into(),
-                ..Default::default()
-            },
-        ),
-        (
-            "timezone",
-            CreateProvider {
-                name: "A".into(),
-                timezone: Some("Nowhere".into()),
-                ..Default::default()
-            },
-        ),
+        ("name", CreateProvider { name: "".into(), ..Default::default() }),
+        ("timezone", CreateProvider { name: "A".into(), timezone: Some("Nowhere".into()), ..Default::default() }),
         (
             "appointment_minutes",
-            CreateProvider {
-                name: "A".into(),
-                appointment_minutes: Some(1000),
-                ..Default::default()
-            },
+            CreateProvider { name: "A".into(), appointment_minutes: Some(1000), ..Default::default() },
         ),
         (
             "working_hours",
@@ -257,50 +118,21 @@ async fn bad_organization_and_provider_fields_are_named(backend: Backend) {
         ),
     ];
     for (field, body) in bad {
-        let err = assert_error(
-            org.admin.create_provider(&body).await,
-            422,
-            "validation_failed",
-        );
+        let err = assert_error(org.admin.create_provider(&body).await, 422, "validation_failed");
         assert!(err.to_string().contains(field), "{field}: {err}");
     }
     let unknown_weekday = org
         .admin
         .request(Method::POST, "/api/providers")
         .json(&json!({"name": "A", "working_hours": [{"weekday": "someday", "start": "09:00", "end": "17:00"}]}));
-    assert_error(
-        org.admin.send::<serde_json::Value>(unknown_weekday).await,
-        422,
-        "validation_failed",
-    );
-    assert!(
-        org.admin.providers().await.expect("list").is_empty(),
-        "no invalid provider was written"
-    );
+    assert_error(org.admin.send::<serde_json::Value>(unknown_weekday).await, 422, "validation_failed");
+    assert!(org.admin.providers().await.expect("list").is_empty(), "no invalid provider was written");
     let provider = org.provider().await;
-    assert_error(
-        org.agent.availability(provider.id, "tomorrow").await,
-        422,
-        "validation_failed",
-    );
-    let missing_date = org.agent.request(
-        Method::GET,
-        &format!("/api/providers/{}/availability", provider.id),
-    );
-    assert_error(
-        org.agent.send::<serde_json::Value>(missing_date).await,
-        422,
-        "validation_failed",
-    );
+    assert_error(org.agent.availability(provider.id, "tomorrow").await, 422, "validation_failed");
+    let missing_date = org.agent.request(Method::GET, &format!("/api/providers/{}/availability", provider.id));
+    assert_error(org.agent.send::<serde_json::Value>(missing_date).await, 422, "validation_failed");
     let not_a_uuid = org.agent.request(Method::GET, "/api/providers/42");
-    assert_error(
-        org.agent.send::<serde_json::Value>(not_a_uuid).await,
-        404,
-        "not_found",
-    );
+    assert_error(org.agent.send::<serde_json::Value>(not_a_uuid).await, 404, "not_found");
 }
 
-on_both_backends!(
-    every_bad_input_gets_its_code_and_writes_nothing,
-    bad_organization_and_provider_fields_are_named
-);
+on_both_backends!(every_bad_input_gets_its_code_and_writes_nothing, bad_organization_and_provider_fields_are_named);

@@ -17,7 +17,9 @@ fn call(id: &str, name: &str, arguments: Value) -> Value {
 fn message(calls: Vec<Value>, caller: Option<&str>, call_id: &str) -> Value {
     let with_tools: Vec<Value> = calls
         .iter()
-        .map(|c| json!({"type": "function", "async": false, "function": {"name": c["function"]["name"]}, "toolCall": c}))
+        .map(
+            |c| json!({"type": "function", "async": false, "function": {"name": c["function"]["name"]}, "toolCall": c}),
+        )
         .collect();
     json!({"message": {
         "timestamp": 1767201234567u64,
@@ -33,12 +35,7 @@ fn message(calls: Vec<Value>, caller: Option<&str>, call_id: &str) -> Value {
 }
 
 async fn post(client: &ApiClient, body: &Value) -> Value {
-    let response = client
-        .request(Method::POST, "/api/vapi/tools")
-        .json(body)
-        .send()
-        .await
-        .expect("sent");
+    let response = client.request(Method::POST, "/api/vapi/tools").json(body).send().await.expect("sent");
     assert_eq!(response.status(), 200, "Vapi only reads 200 answers");
     response.json().await.expect("JSON")
 }
@@ -56,16 +53,9 @@ fn results(answer: &Value) -> Vec<(String, String, Result<String, String>)> {
                 .or_else(|| r["error"].as_str().map(|s| Err(s.to_owned())))
                 .expect("result or error");
             let line = text.as_ref().unwrap_or_else(|e| e);
-            assert!(
-                !line.contains('\n') && !line.contains('\r'),
-                "a result must be one line: {line:?}"
-            );
+            assert!(!line.contains('\n') && !line.contains('\r'), "a result must be one line: {line:?}");
             assert!(!line.is_empty());
-            (
-                r["name"].as_str().expect("name").to_owned(),
-                r["toolCallId"].as_str().expect("id").to_owned(),
-                text,
-            )
+            (r["name"].as_str().expect("name").to_owned(), r["toolCallId"].as_str().expect("id").to_owned(), text)
         })
         .collect()
 }
@@ -109,32 +99,16 @@ async fn a_caller_lists_checks_books_finds_moves_and_cancels(backend: Backend) {
     let (org, smith) = clinic(&app).await;
     let date = date_str(days_ahead(10));
 
-    let listed = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("c1", "list_providers", json!({}))],
-                Some(CALLER),
-                "call-1",
-            ),
-        )
-        .await,
-    )
-    .expect("listed");
-    assert!(
-        listed.contains("Dr. John Smith") && listed.contains("Dr. Jane Jones"),
-        "{listed}"
-    );
+    let listed =
+        only(&post(&org.agent, &message(vec![call("c1", "list_providers", json!({}))], Some(CALLER), "call-1")).await)
+            .expect("listed");
+    assert!(listed.contains("Dr. John Smith") && listed.contains("Dr. Jane Jones"), "{listed}");
 
     let free = only(
         &post(
             &org.agent,
             &message(
-                vec![call(
-                    "c2",
-                    "check_availability",
-                    json!({"provider_name": "smith", "date": date}),
-                )],
+                vec![call("c2", "check_availability", json!({"provider_name": "smith", "date": date}))],
                 Some(CALLER),
                 "call-1",
             ),
@@ -142,36 +116,20 @@ async fn a_caller_lists_checks_books_finds_moves_and_cancels(backend: Backend) {
         .await,
     )
     .expect("availability");
-    assert!(
-        free.starts_with("Dr. John Smith is free on") && free.contains("9:00 AM"),
-        "{free}"
-    );
+    assert!(free.starts_with("Dr. John Smith is free on") && free.contains("9:00 AM"), "{free}");
 
     // Arguments as a JSON string, a forgiving name, and a phone number in the arguments that must be ignored.
     let args = json!({"provider_name": "Dr Smith", "appointment_date": date, "appointment_time": "2:00 PM", "patient_name": "Ada Lovelace", "patient_phone": OTHER_CALLER}).to_string();
     let booked = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("c3", "book_appointment", Value::String(args))],
-                Some(CALLER),
-                "call-1",
-            ),
-        )
-        .await,
+        &post(&org.agent, &message(vec![call("c3", "book_appointment", Value::String(args))], Some(CALLER), "call-1"))
+            .await,
     )
     .expect("booked");
     assert!(
-        booked.contains("Dr. John Smith")
-            && booked.contains("at 2:00 PM")
-            && booked.contains("confirmation code"),
+        booked.contains("Dr. John Smith") && booked.contains("at 2:00 PM") && booked.contains("confirmation code"),
         "{booked}"
     );
-    let stored = org
-        .staff
-        .appointments(&AppointmentQuery::default())
-        .await
-        .expect("list");
+    let stored = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].provider_id, smith.id);
     assert_eq!(
@@ -183,57 +141,36 @@ async fn a_caller_lists_checks_books_finds_moves_and_cancels(backend: Backend) {
     let code = stored[0].confirmation_code.clone();
 
     let found = only(
+        &post(&org.agent, &message(vec![call("c4", "find_appointments", json!({}))], Some(CALLER), "call-2")).await,
+    )
+    .expect("found");
+    assert!(found.contains("one upcoming appointment") && found.contains("2:00 PM"), "{found}");
+
+    let spoken_code = code.chars().map(String::from).collect::<Vec<_>>().join(" ").to_lowercase();
+    let moved = only(
         &post(
             &org.agent,
             &message(
-                vec![call("c4", "find_appointments", json!({}))],
+                vec![call(
+                    "c5",
+                    "reschedule_appointment",
+                    json!({"confirmation_code": spoken_code, "appointment_date": date, "appointment_time": "15:30"}),
+                )],
                 Some(CALLER),
                 "call-2",
             ),
         )
         .await,
     )
-    .expect("found");
-    assert!(
-        found.contains("one upcoming appointment") && found.contains("2:00 PM"),
-        "{found}"
-    );
-
-    let spoken_code = code
-        .chars()
-        .map(String::from)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
-    let moved = only(
-        &post(
-            &org.agent,
-            &message(vec![call("c5", "reschedule_appointment", json!({"confirmation_code": spoken_code, "appointment_date": date, "appointment_time": "15:30"}))], Some(CALLER), "call-2"),
-        )
-        .await,
-    )
     .expect("moved");
     assert!(moved.contains("3:30 PM"), "{moved}");
-    assert_eq!(
-        org.staff
-            .appointment(stored[0].id)
-            .await
-            .expect("read")
-            .starts_at
-            .format("%H:%M")
-            .to_string(),
-        "15:30"
-    );
+    assert_eq!(org.staff.appointment(stored[0].id).await.expect("read").starts_at.format("%H:%M").to_string(), "15:30");
 
     let cancelled = only(
         &post(
             &org.agent,
             &message(
-                vec![call(
-                    "c6",
-                    "cancel_appointment",
-                    json!({"confirmation_code": code}),
-                )],
+                vec![call("c6", "cancel_appointment", json!({"confirmation_code": code}))],
                 Some(CALLER),
                 "call-2",
             ),
@@ -242,24 +179,9 @@ async fn a_caller_lists_checks_books_finds_moves_and_cancels(backend: Backend) {
     )
     .expect("cancelled");
     assert!(cancelled.contains("is cancelled"), "{cancelled}");
-    assert_eq!(
-        org.staff
-            .appointment(stored[0].id)
-            .await
-            .expect("read")
-            .status,
-        AppointmentStatus::Cancelled
-    );
+    assert_eq!(org.staff.appointment(stored[0].id).await.expect("read").status, AppointmentStatus::Cancelled);
     let none = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("c7", "find_appointments", json!({}))],
-                Some(CALLER),
-                "call-3",
-            ),
-        )
-        .await,
+        &post(&org.agent, &message(vec![call("c7", "find_appointments", json!({}))], Some(CALLER), "call-3")).await,
     )
     .expect("none");
     assert_eq!(none, "You have no upcoming appointments.");
@@ -270,11 +192,7 @@ async fn every_list_form_is_read_and_parallel_calls_answer_in_order(backend: Bac
     let (org, smith) = clinic(&app).await;
     let date = date_str(days_ahead(11));
     let calls = vec![
-        call(
-            "p1",
-            "check_availability",
-            json!({"provider_id": smith.id, "date": date}),
-        ),
+        call("p1", "check_availability", json!({"provider_id": smith.id, "date": date})),
         call("p2", "list_providers", json!({})),
         call(
             "p3",
@@ -287,36 +205,18 @@ async fn every_list_form_is_read_and_parallel_calls_answer_in_order(backend: Bac
         let mut body = message(calls.clone(), Some(CALLER), &format!("call-{form}"));
         for other in ["toolCallList", "toolCalls", "toolWithToolCallList"] {
             if other != form {
-                body["message"]
-                    .as_object_mut()
-                    .expect("object")
-                    .remove(other);
+                body["message"].as_object_mut().expect("object").remove(other);
             }
         }
         let answer = results(&post(&org.agent, &body).await);
         let ids: Vec<&str> = answer.iter().map(|(_, id, _)| id.as_str()).collect();
         assert_eq!(ids, ["p1", "p2", "p3", "p4"], "{form}");
         let names: Vec<&str> = answer.iter().map(|(n, _, _)| n.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "check_availability",
-                "list_providers",
-                "book_appointment",
-                "no_such_tool"
-            ]
-        );
+        assert_eq!(names, ["check_availability", "list_providers", "book_appointment", "no_such_tool"]);
         assert!(answer[3].2.is_err(), "an unknown tool is an error result");
     }
     // The three forms carried the same ids: one booking was made, by the first message.
-    assert_eq!(
-        org.staff
-            .appointments(&AppointmentQuery::default())
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 }
 
 async fn a_repeated_tool_call_id_gets_its_first_answer_on_any_instance(backend: Backend) {
@@ -338,38 +238,17 @@ async fn a_repeated_tool_call_id_gets_its_first_answer_on_any_instance(backend: 
     let other_instance = app.another_instance().await;
     let agent_there = other_instance.client(token(shared::Role::Agent, Some(org.id)));
     assert_eq!(only(&post(&agent_there, &body).await).expect("same"), first);
-    assert_eq!(
-        org.staff
-            .appointments(&AppointmentQuery::default())
-            .await
-            .expect("list")
-            .len(),
-        1,
-        "nothing changed"
-    );
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1, "nothing changed");
 
     // A cancellation repeated by id is not "already cancelled" the second time.
-    let code = org
-        .staff
-        .appointments(&AppointmentQuery::default())
-        .await
-        .expect("list")[0]
-        .confirmation_code
-        .clone();
+    let code = org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].confirmation_code.clone();
     let cancel = message(
-        vec![call(
-            "toolu_02",
-            "cancel_appointment",
-            json!({"confirmation_code": code}),
-        )],
+        vec![call("toolu_02", "cancel_appointment", json!({"confirmation_code": code}))],
         Some(CALLER),
         "call-r",
     );
     let cancelled = only(&post(&org.agent, &cancel).await).expect("cancelled");
-    assert_eq!(
-        only(&post(&org.agent, &cancel).await).expect("same"),
-        cancelled
-    );
+    assert_eq!(only(&post(&org.agent, &cancel).await).expect("same"), cancelled);
 }
 
 async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(backend: Backend) {
@@ -377,57 +256,24 @@ async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(back
     let (org, smith) = clinic(&app).await;
     let args = json!({"provider_id": smith.id, "appointment_date": date_str(days_ahead(12)), "appointment_time": "13:00", "patient_name": "Ada"});
     let first = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("a", "book_appointment", args.clone())],
-                Some(CALLER),
-                "call-x",
-            ),
-        )
-        .await,
+        &post(&org.agent, &message(vec![call("a", "book_appointment", args.clone())], Some(CALLER), "call-x")).await,
     )
     .expect("booked");
     let second = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("b", "book_appointment", args.clone())],
-                Some(CALLER),
-                "call-x",
-            ),
-        )
-        .await,
+        &post(&org.agent, &message(vec![call("b", "book_appointment", args.clone())], Some(CALLER), "call-x")).await,
     )
     .expect("the model asking again gets the same booking");
     assert_eq!(first, second);
     // Another call (or another caller) asking for that slot finds it taken, with alternatives.
     let taken = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("c", "book_appointment", args)],
-                Some(OTHER_CALLER),
-                "call-y",
-            ),
-        )
-        .await,
+        &post(&org.agent, &message(vec![call("c", "book_appointment", args)], Some(OTHER_CALLER), "call-y")).await,
     )
     .expect_err("taken");
     assert!(
-        taken.contains("already booked")
-            && taken.contains("nearest free times are")
-            && taken.contains("12:30 PM"),
+        taken.contains("already booked") && taken.contains("nearest free times are") && taken.contains("12:30 PM"),
         "{taken}"
     );
-    assert_eq!(
-        org.staff
-            .appointments(&AppointmentQuery::default())
-            .await
-            .expect("list")
-            .len(),
-        1
-    );
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 }
 
 async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Backend) {
@@ -440,24 +286,11 @@ async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Back
         json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "09:00", "patient_name": "Ada"}),
     );
     only(&post(&org.agent, &message(vec![book], Some(CALLER), "call-1")).await).expect("booked");
-    let code = org
-        .staff
-        .appointments(&AppointmentQuery::default())
-        .await
-        .expect("list")[0]
-        .confirmation_code
-        .clone();
+    let code = org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].confirmation_code.clone();
 
     let find = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("o1", "find_appointments", json!({}))],
-                Some(OTHER_CALLER),
-                "call-2",
-            ),
-        )
-        .await,
+        &post(&org.agent, &message(vec![call("o1", "find_appointments", json!({}))], Some(OTHER_CALLER), "call-2"))
+            .await,
     )
     .expect("answered");
     assert_eq!(find, "You have no upcoming appointments.");
@@ -465,50 +298,24 @@ async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Back
         &post(
             &org.agent,
             &message(
-                vec![call(
-                    "o2",
-                    "cancel_appointment",
-                    json!({"confirmation_code": code}),
-                )],
+                vec![call("o2", "cancel_appointment", json!({"confirmation_code": code}))],
                 Some(OTHER_CALLER),
                 "call-2",
             ),
         )
         .await,
     );
-    assert!(cancel
-        .expect_err("refused")
-        .contains("couldn't find an appointment"));
+    assert!(cancel.expect_err("refused").contains("couldn't find an appointment"));
     let moved = call(
         "o3",
         "reschedule_appointment",
         json!({"confirmation_code": code, "appointment_date": date, "appointment_time": "10:00"}),
     );
-    assert!(only(
-        &post(
-            &org.agent,
-            &message(vec![moved], Some(OTHER_CALLER), "call-2")
-        )
-        .await
-    )
-    .is_err());
-    let anonymous = only(
-        &post(
-            &org.agent,
-            &message(
-                vec![call("o4", "find_appointments", json!({}))],
-                None,
-                "call-3",
-            ),
-        )
-        .await,
-    );
+    assert!(only(&post(&org.agent, &message(vec![moved], Some(OTHER_CALLER), "call-2")).await).is_err());
+    let anonymous =
+        only(&post(&org.agent, &message(vec![call("o4", "find_appointments", json!({}))], None, "call-3")).await);
     assert!(anonymous.expect_err("no number").contains("phone number"));
-    let still = &org
-        .staff
-        .appointments(&AppointmentQuery::default())
-        .await
-        .expect("list")[0];
+    let still = &org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0];
     assert_eq!(
         (still.status, still.starts_at.format("%H:%M").to_string()),
         (AppointmentStatus::Pending, "09:00".into())
@@ -520,11 +327,7 @@ async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Back
         &post(
             &other_clinic.agent,
             &message(
-                vec![call(
-                    "x1",
-                    "cancel_appointment",
-                    json!({"confirmation_code": code}),
-                )],
+                vec![call("x1", "cancel_appointment", json!({"confirmation_code": code}))],
                 Some(CALLER),
                 "call-4",
             ),
@@ -533,11 +336,7 @@ async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Back
     );
     assert!(theirs.is_err());
     assert_eq!(
-        org.staff
-            .appointments(&AppointmentQuery::default())
-            .await
-            .expect("list")[0]
-            .status,
+        org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].status,
         AppointmentStatus::Pending
     );
 }
@@ -548,18 +347,8 @@ async fn bad_requests_get_speakable_errors_never_a_5xx(backend: Backend) {
     let date = date_str(days_ahead(14));
     let book = |time: &str, date: &str| json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": time, "patient_name": "Ada"});
     let cases = vec![
-        (
-            call(
-                "e1",
-                "book_appointment",
-                book("14:00", &date_str(days_ahead(-3))),
-            ),
-            "already passed",
-        ),
-        (
-            call("e2", "book_appointment", book("25:99", &date)),
-            "valid time",
-        ),
+        (call("e1", "book_appointment", book("14:00", &date_str(days_ahead(-3)))), "already passed"),
+        (call("e2", "book_appointment", book("25:99", &date)), "valid time"),
         (
             call(
                 "e3",
@@ -576,30 +365,10 @@ async fn bad_requests_get_speakable_errors_never_a_5xx(backend: Backend) {
             ),
             "Did you mean Dr. Jane Jones or Dr. John Smith?",
         ),
-        (
-            call("e5", "book_appointment", Value::String("{broken".into())),
-            "couldn't read the details",
-        ),
-        (
-            call("e6", "book_appointment", book("07:00", &date)),
-            "isn't available",
-        ),
-        (
-            call(
-                "e7",
-                "check_availability",
-                json!({"provider_id": smith.id, "date": "next friday"}),
-            ),
-            "valid date",
-        ),
-        (
-            call(
-                "e8",
-                "cancel_appointment",
-                json!({"confirmation_code": "not a code"}),
-            ),
-            "confirmation code",
-        ),
+        (call("e5", "book_appointment", Value::String("{broken".into())), "couldn't read the details"),
+        (call("e6", "book_appointment", book("07:00", &date)), "isn't available"),
+        (call("e7", "check_availability", json!({"provider_id": smith.id, "date": "next friday"})), "valid date"),
+        (call("e8", "cancel_appointment", json!({"confirmation_code": "not a code"})), "confirmation code"),
         (
             call(
                 "e9",
@@ -608,68 +377,33 @@ async fn bad_requests_get_speakable_errors_never_a_5xx(backend: Backend) {
             ),
             "name",
         ),
-        (
-            call("e10", "nonexistent", json!({})),
-            "no tool called nonexistent",
-        ),
+        (call("e10", "nonexistent", json!({})), "no tool called nonexistent"),
     ];
     let calls: Vec<Value> = cases.iter().map(|(c, _)| c.clone()).collect();
     let answer = results(&post(&org.agent, &message(calls, Some(CALLER), "call-e")).await);
     for ((_, id, outcome), (_, expected)) in answer.iter().zip(&cases) {
         let error = outcome.as_ref().expect_err(id);
-        assert!(
-            error.contains(expected),
-            "{id}: {error:?} should mention {expected:?}"
-        );
+        assert!(error.contains(expected), "{id}: {error:?} should mention {expected:?}");
     }
-    assert!(
-        org.staff
-            .appointments(&AppointmentQuery::default())
-            .await
-            .expect("list")
-            .is_empty(),
-        "nothing was booked"
-    );
+    assert!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").is_empty(), "nothing was booked");
 
     // Not a Vapi message at all: API errors, not 5xx.
-    let not_json = org
-        .agent
-        .request(Method::POST, "/api/vapi/tools")
-        .header("content-type", "application/json")
-        .body("{oops");
+    let not_json =
+        org.agent.request(Method::POST, "/api/vapi/tools").header("content-type", "application/json").body("{oops");
     assert_error(org.agent.send::<Value>(not_json).await, 400, "bad_request");
-    let no_message = org
-        .agent
-        .request(Method::POST, "/api/vapi/tools")
-        .json(&json!({"type": "tool-calls"}));
-    assert_error(
-        org.agent.send::<Value>(no_message).await,
-        422,
-        "validation_failed",
-    );
-    let staff = org
-        .staff
-        .request(Method::POST, "/api/vapi/tools")
-        .json(&message(vec![], Some(CALLER), "c"));
+    let no_message = org.agent.request(Method::POST, "/api/vapi/tools").json(&json!({"type": "tool-calls"}));
+    assert_error(org.agent.send::<Value>(no_message).await, 422, "validation_failed");
+    let staff = org.staff.request(Method::POST, "/api/vapi/tools").json(&message(vec![], Some(CALLER), "c"));
     assert_error(org.staff.send::<Value>(staff).await, 403, "forbidden");
 }
 
 async fn other_message_types_are_answered_with_an_empty_object(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
-    for kind in [
-        "status-update",
-        "end-of-call-report",
-        "conversation-update",
-        "speech-update",
-        "hang",
-        "something-new",
-    ] {
-        let answer = post(
-            &org.agent,
-            &json!({"message": {"type": kind, "status": "ended", "call": {"id": "c"}}}),
-        )
-        .await;
+    for kind in ["status-update", "end-of-call-report", "conversation-update", "speech-update", "hang", "something-new"]
+    {
+        let answer =
+            post(&org.agent, &json!({"message": {"type": kind, "status": "ended", "call": {"id": "c"}}})).await;
         assert_eq!(answer, json!({}), "{kind}");
     }
 }
@@ -677,17 +411,10 @@ async fn other_message_types_are_answered_with_an_empty_object(backend: Backend)
 async fn the_tool_definitions_describe_all_six_tools(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
-    let tools: Value = org
-        .agent
-        .send(org.agent.request(Method::GET, "/api/vapi/tool-definitions"))
-        .await
-        .expect("definitions");
-    let names: Vec<&str> = tools
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|t| t["function"]["name"].as_str().expect("name"))
-        .collect();
+    let tools: Value =
+        org.agent.send(org.agent.request(Method::GET, "/api/vapi/tool-definitions")).await.expect("definitions");
+    let names: Vec<&str> =
+        tools.as_array().expect("array").iter().map(|t| t["function"]["name"].as_str().expect("name")).collect();
     assert_eq!(
         names,
         [
@@ -701,16 +428,11 @@ async fn the_tool_definitions_describe_all_six_tools(backend: Backend) {
     );
     for t in tools.as_array().expect("array") {
         assert_eq!(t["type"], "function");
-        assert_eq!(
-            t["async"], false,
-            "a booking must not be confirmed before it is written"
-        );
+        assert_eq!(t["async"], false, "a booking must not be confirmed before it is written");
         assert_eq!(t["function"]["parameters"]["type"], "object");
     }
     assert_error(
-        app.anon
-            .send::<Value>(app.anon.request(Method::GET, "/api/vapi/tool-definitions"))
-            .await,
+        app.anon.send::<Value>(app.anon.request(Method::GET, "/api/vapi/tool-definitions")).await,
         401,
         "unauthorized",
     );
@@ -720,14 +442,8 @@ async fn with_a_secret_set_the_vapi_signature_is_required(backend: Backend) {
     let db = std::sync::Arc::new(TestDatabase::create(backend).await.expect("database"));
     let app = spawn_on(db, |c| c.vapi_hmac_secret = Some("whsec_test".into())).await;
     let org = app.org("UTC").await;
-    let check =
-        SignatureCheck::new(b"whsec_test", "x-signature", "x-timestamp", 300).expect("check");
-    let body = message(
-        vec![call("s1", "list_providers", json!({}))],
-        Some(CALLER),
-        "call-s",
-    )
-    .to_string();
+    let check = SignatureCheck::new(b"whsec_test", "x-signature", "x-timestamp", 300).expect("check");
+    let body = message(vec![call("s1", "list_providers", json!({}))], Some(CALLER), "call-s").to_string();
     let send = |signature: Option<String>, timestamp: i64| {
         let mut req = org
             .agent
@@ -735,16 +451,12 @@ async fn with_a_secret_set_the_vapi_signature_is_required(backend: Backend) {
             .header("content-type", "application/json")
             .body(body.clone());
         if let Some(sig) = signature {
-            req = req
-                .header("x-signature", sig)
-                .header("x-timestamp", timestamp.to_string());
+            req = req.header("x-signature", sig).header("x-timestamp", timestamp.to_string());
         }
         req.send()
     };
     let now = chrono::Utc::now().timestamp();
-    let good = send(Some(check.sign(&now.to_string(), body.as_bytes())), now)
-        .await
-        .expect("sent");
+    let good = send(Some(check.sign(&now.to_string(), body.as_bytes())), now).await.expect("sent");
     assert_eq!(good.status(), 200);
     let unsigned = send(None, now).await.expect("sent");
     assert_eq!(unsigned.status(), 401);
@@ -760,22 +472,11 @@ async fn with_a_secret_set_the_vapi_signature_is_required(backend: Backend) {
     .expect("sent");
     assert_eq!(forged.status(), 401);
     let old = now - 3600;
-    let stale = send(Some(check.sign(&old.to_string(), body.as_bytes())), old)
-        .await
-        .expect("sent");
+    let stale = send(Some(check.sign(&old.to_string(), body.as_bytes())), old).await.expect("sent");
     assert_eq!(stale.status(), 401);
     let millis = now * 1000;
-    let in_ms = send(
-        Some(check.sign(&millis.to_string(), body.as_bytes())),
-        millis,
-    )
-    .await
-    .expect("sent");
-    assert_eq!(
-        in_ms.status(),
-        200,
-        "timestamps in milliseconds are read too"
-    );
+    let in_ms = send(Some(check.sign(&millis.to_string(), body.as_bytes())), millis).await.expect("sent");
+    assert_eq!(in_ms.status(), 200, "timestamps in milliseconds are read too");
 }
 
 async fn a_day_without_openings_is_answered_with_the_next_one(backend: Backend) {
@@ -796,25 +497,11 @@ async fn a_day_without_openings_is_answered_with_the_next_one(backend: Backend) 
     }
     let monday = tuesday + chrono::Duration::days(6);
     // The next Monday's first hour is taken, so the next opening is 10:00.
-    org.agent
-        .book(&booking(mondays.id, monday, "09:00"))
-        .await
-        .expect("booked");
-    let check = call(
-        "n1",
-        "check_availability",
-        json!({"provider_id": mondays.id, "date": date_str(tuesday)}),
-    );
-    let answer = only(&post(&org.agent, &message(vec![check], Some(CALLER), "call-n")).await)
-        .expect("answered");
-    let expected = format!(
-        "The next opening is {} at 10:00 AM.",
-        monday.format("%A, %B %-d")
-    );
-    assert!(
-        answer.starts_with("Dr. Monday has no free times on") && answer.ends_with(&expected),
-        "{answer}"
-    );
+    org.agent.book(&booking(mondays.id, monday, "09:00")).await.expect("booked");
+    let check = call("n1", "check_availability", json!({"provider_id": mondays.id, "date": date_str(tuesday)}));
+    let answer = only(&post(&org.agent, &message(vec![check], Some(CALLER), "call-n")).await).expect("answered");
+    let expected = format!("The next opening is {} at 10:00 AM.", monday.format("%A, %B %-d"));
+    assert!(answer.starts_with("Dr. Monday has no free times on") && answer.ends_with(&expected), "{answer}");
 }
 
 on_both_backends!(

@@ -22,10 +22,7 @@ fn binaries() -> Option<PathBuf> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 /// `initdb` and `postgres` refuse to run as root: then they run as the `postgres` user.
@@ -40,9 +37,7 @@ fn as_cluster_owner(program: &Path, root: bool) -> Command {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Starts the cluster and a watchdog that stops and removes it when this process ends;
@@ -53,27 +48,14 @@ pub fn start() -> Result<String, String> {
     let dir = std::env::temp_dir().join(format!("booking-test-pg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     if root {
-        let owned = Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&dir)
-            .status();
+        let owned = Command::new("chown").args(["postgres:postgres"]).arg(&dir).status();
         if !owned.is_ok_and(|s| s.success()) {
-            return Err(
-                "running as root, and the postgres user cannot own the cluster folder".into(),
-            );
+            return Err("running as root, and the postgres user cannot own the cluster folder".into());
         }
     }
     let data = dir.join("data");
     let init = as_cluster_owner(&bin.join("initdb"), root)
-        .args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-            "-D",
-        ])
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "-D"])
         .arg(&data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -98,23 +80,12 @@ pub fn start() -> Result<String, String> {
     // this process is gone.
     let pg_ctl = bin.join("pg_ctl");
     let stop = if root {
-        format!(
-            "runuser -u postgres -- '{}' -D '{}' -m immediate stop",
-            pg_ctl.display(),
-            data.display()
-        )
+        format!("runuser -u postgres -- '{}' -D '{}' -m immediate stop", pg_ctl.display(), data.display())
     } else {
-        format!(
-            "'{}' -D '{}' -m immediate stop",
-            pg_ctl.display(),
-            data.display()
-        )
+        format!("'{}' -D '{}' -m immediate stop", pg_ctl.display(), data.display())
     };
     let program = format!("{:?}", postgres.get_program());
-    let args: Vec<String> = postgres
-        .get_args()
-        .map(|a| format!("'{}'", a.to_string_lossy()))
-        .collect();
+    let args: Vec<String> = postgres.get_args().map(|a| format!("'{}'", a.to_string_lossy())).collect();
     let script = format!(
         "{program} {} >/dev/null 2>&1 & while kill -0 {parent} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
         args.join(" "),

@@ -19,22 +19,11 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         run,
         "vapi book",
         &clinic.agent,
-        &vapi_message(
-            "uat-basic-1",
-            &phone,
-            &[("b1", "book_appointment", args("14:00", &date))],
-        ),
+        &vapi_message("uat-basic-1", &phone, &[("b1", "book_appointment", args("14:00", &date))]),
     )
     .await?;
-    let answer = booked
-        .first()
-        .cloned()
-        .unwrap_or_else(|| Err("no result".into()));
-    let ok = steps.check(
-        "a Vapi tool-calls message books a slot",
-        answer.is_ok(),
-        format!("{answer:?}"),
-    );
+    let answer = booked.first().cloned().unwrap_or_else(|| Err("no result".into()));
+    let ok = steps.check("a Vapi tool-calls message books a slot", answer.is_ok(), format!("{answer:?}"));
     if ok {
         run.findings.bookings_succeeded += 1;
     }
@@ -43,11 +32,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         && text.contains(clinic.provider_name())
         && text.contains("2:00 PM")
         && text.contains("confirmation code");
-    steps.check(
-        "the answer is one speakable line with provider, time and code",
-        speakable,
-        text,
-    );
+    steps.check("the answer is one speakable line with provider, time and code", speakable, text);
 
     let appointments = clinic.appointments(run).await?;
     let local = appointments
@@ -58,10 +43,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         && local.is_some_and(|t| t.format("%Y-%m-%d %H:%M").to_string() == format!("{date} 14:00"))
         && appointments[0]["patient"]["phone"] == phone.as_str();
     if appointments.len() != 1 {
-        run.findings.lost_or_duplicate.push(format!(
-            "basic: {} appointments after one booking",
-            appointments.len()
-        ));
+        run.findings.lost_or_duplicate.push(format!("basic: {} appointments after one booking", appointments.len()));
     }
     steps.check(
         "the appointment exists at the right local time for the caller",
@@ -73,59 +55,33 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         run,
         "vapi past date",
         &clinic.agent,
-        &vapi_message(
-            "uat-basic-1",
-            &phone,
-            &[("b2", "book_appointment", args("10:00", &date_in(-2)))],
-        ),
+        &vapi_message("uat-basic-1", &phone, &[("b2", "book_appointment", args("10:00", &date_in(-2)))]),
     )
     .await?;
     let polite = |r: &[Result<String, String>]| matches!(r.first(), Some(Err(e)) if !e.is_empty() && !e.contains('\n'));
-    steps.check(
-        "a past date gets a polite error",
-        polite(&past),
-        format!("{past:?}"),
-    );
+    steps.check("a past date gets a polite error", polite(&past), format!("{past:?}"));
     let invalid = vapi(
         run,
         "vapi invalid time",
         &clinic.agent,
-        &vapi_message(
-            "uat-basic-1",
-            &phone,
-            &[("b3", "book_appointment", args("25:99", &date))],
-        ),
+        &vapi_message("uat-basic-1", &phone, &[("b3", "book_appointment", args("25:99", &date))]),
     )
     .await?;
-    steps.check(
-        "an impossible time (25:99) gets a polite error",
-        polite(&invalid),
-        format!("{invalid:?}"),
-    );
+    steps.check("an impossible time (25:99) gets a polite error", polite(&invalid), format!("{invalid:?}"));
 
     let other = caller(2);
     let taken = vapi(
         run,
         "vapi taken slot",
         &clinic.agent,
-        &vapi_message(
-            "uat-basic-2",
-            &other,
-            &[("b4", "book_appointment", args("14:00", &date))],
-        ),
+        &vapi_message("uat-basic-2", &other, &[("b4", "book_appointment", args("14:00", &date))]),
     )
     .await?;
     let offers = matches!(taken.first(), Some(Err(e)) if e.contains("nearest free times"));
-    steps.check(
-        "a taken slot is answered with alternatives",
-        offers,
-        format!("{taken:?}"),
-    );
+    steps.check("a taken slot is answered with alternatives", offers, format!("{taken:?}"));
     let still_one = clinic.appointments(run).await?.len();
     if still_one != 1 {
-        run.findings.lost_or_duplicate.push(format!(
-            "basic: {still_one} appointments after a refused booking"
-        ));
+        run.findings.lost_or_duplicate.push(format!("basic: {still_one} appointments after a refused booking"));
     }
     Ok(())
 }

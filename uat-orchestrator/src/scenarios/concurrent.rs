@@ -47,11 +47,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
                 slowest = slowest.max(r.latency);
                 match vapi_results(r)?.into_iter().next() {
                     Some(Ok(_)) => winners += 1,
-                    Some(Err(e))
-                        if e.contains("already booked") && e.contains("nearest free times") =>
-                    {
-                        offered += 1
-                    }
+                    Some(Err(e)) if e.contains("already booked") && e.contains("nearest free times") => offered += 1,
                     outcome => other.push(format!("{outcome:?}")),
                 }
             }
@@ -62,42 +58,25 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     if winners >= 1 {
         run.findings.bookings_succeeded += 1;
     }
-    steps.check(
-        "exactly one caller gets the slot",
-        winners == 1,
-        format!("{winners} of {n} succeeded"),
-    );
+    steps.check("exactly one caller gets the slot", winners == 1, format!("{winners} of {n} succeeded"));
     steps.check(
         "every other caller is told it is taken and offered alternatives",
         offered == n - 1 && other.is_empty(),
-        format!(
-            "{offered} offered alternatives, {} other answers {:?}",
-            other.len(),
-            other
-        ),
+        format!("{offered} offered alternatives, {} other answers {:?}", other.len(), other),
     );
     let appointments = clinic.appointments(run).await?;
     let atomic = appointments.len() == 1;
     run.findings.atomicity = Some(atomic && winners == 1);
     if !atomic || winners > 1 {
-        run.findings.lost_or_duplicate.push(format!(
-            "concurrent: {winners} successes and {} appointments for one slot",
-            appointments.len()
-        ));
+        run.findings
+            .lost_or_duplicate
+            .push(format!("concurrent: {winners} successes and {} appointments for one slot", appointments.len()));
     }
-    steps.check(
-        "exactly one appointment exists for the slot",
-        atomic,
-        format!("{} appointments", appointments.len()),
-    );
+    steps.check("exactly one appointment exists for the slot", atomic, format!("{} appointments", appointments.len()));
     steps.check(
         "every answer came within the latency budget",
         slowest <= run.budget,
-        format!(
-            "slowest {} ms (budget {} ms)",
-            slowest.as_millis(),
-            run.budget.as_millis()
-        ),
+        format!("slowest {} ms (budget {} ms)", slowest.as_millis(), run.budget.as_millis()),
     );
     Ok(())
 }

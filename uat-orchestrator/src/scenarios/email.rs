@@ -18,10 +18,7 @@ pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
         run.findings.emails_expected += 1;
         return steps;
     };
-    Clinic::around(run, "email", &mut steps, async |run, clinic, steps| {
-        scenario(run, mail, clinic, steps).await
-    })
-    .await;
+    Clinic::around(run, "email", &mut steps, async |run, clinic, steps| scenario(run, mail, clinic, steps).await).await;
     steps
 }
 
@@ -56,19 +53,11 @@ async fn scenario(
     if ok {
         run.findings.bookings_succeeded += 1;
     }
-    steps.check(
-        "a booking with an email address is accepted",
-        ok,
-        format!("{booked:?}"),
-    );
+    steps.check("a booking with an email address is accepted", ok, format!("{booked:?}"));
 
     let mut arrived = None;
     while sent_at.elapsed() < run.email_timeout {
-        if let Some(m) = mail
-            .messages()
-            .into_iter()
-            .find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&address)))
-        {
+        if let Some(m) = mail.messages().into_iter().find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&address))) {
             arrived = Some((m, sent_at.elapsed()));
             break;
         }
@@ -78,20 +67,13 @@ async fn scenario(
         steps.check(
             "the confirmation email arrives in time",
             false,
-            format!(
-                "nothing for {address} within {} s",
-                run.email_timeout.as_secs()
-            ),
+            format!("nothing for {address} within {} s", run.email_timeout.as_secs()),
         );
         return Ok(());
     };
     run.findings.emails_in_time += 1;
     run.findings.email_latency_ms.push(took.as_millis());
-    steps.check(
-        "the confirmation email arrives in time",
-        true,
-        format!("{} ms", took.as_millis()),
-    );
+    steps.check("the confirmation email arrives in time", true, format!("{} ms", took.as_millis()));
 
     let text = message.searchable();
     let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| e.to_string())?;
@@ -111,20 +93,9 @@ async fn scenario(
     };
 
     let appointments = clinic.appointments(run).await?;
-    let id = appointments
-        .first()
-        .and_then(|a| a["id"].as_str())
-        .unwrap_or_default()
-        .to_owned();
-    let opened = run
-        .probe
-        .send("open the link", run.probe.request_url(Method::GET, &link))
-        .await?;
-    let after = super::expect(
-        clinic.appointment(run, &id).await?,
-        200,
-        "read the appointment",
-    )?;
+    let id = appointments.first().and_then(|a| a["id"].as_str()).unwrap_or_default().to_owned();
+    let opened = run.probe.send("open the link", run.probe.request_url(Method::GET, &link)).await?;
+    let after = super::expect(clinic.appointment(run, &id).await?, 200, "read the appointment")?;
     steps.check(
         "opening the link shows the appointment and changes nothing",
         opened.status == 200 && after.body["status"] == "pending",
@@ -133,23 +104,13 @@ async fn scenario(
 
     let confirmed = run
         .probe
-        .send(
-            "confirm",
-            run.probe
-                .request_url(Method::POST, &link)
-                .header("accept", "application/json"),
-        )
+        .send("confirm", run.probe.request_url(Method::POST, &link).header("accept", "application/json"))
         .await?;
     let now = clinic.appointment(run, &id).await?;
     steps.check(
         "confirming moves the appointment to confirmed",
-        confirmed.status == 200
-            && confirmed.body["status"] == "confirmed"
-            && now.body["status"] == "confirmed",
-        format!(
-            "POST {} {} → appointment {}",
-            confirmed.status, confirmed.body["status"], now.body["status"]
-        ),
+        confirmed.status == 200 && confirmed.body["status"] == "confirmed" && now.body["status"] == "confirmed",
+        format!("POST {} {} → appointment {}", confirmed.status, confirmed.body["status"], now.body["status"]),
     );
     Ok(())
 }

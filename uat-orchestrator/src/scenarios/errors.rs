@@ -20,17 +20,40 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     let provider = clinic.provider_id().to_owned();
     let date = date_in(12);
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
-        ("a past date", run.probe.request(Method::POST, "/api/vapi/booking", Some(&clinic.agent)).json(&booking(&provider, &date_in(-3), "10:00")), 422, "validation_failed"),
-        ("25:99", run.probe.request(Method::POST, "/api/vapi/booking", Some(&clinic.agent)).json(&booking(&provider, &date, "25:99")), 422, "validation_failed"),
+        (
+            "a past date",
+            run.probe.request(Method::POST, "/api/vapi/booking", Some(&clinic.agent)).json(&booking(
+                &provider,
+                &date_in(-3),
+                "10:00",
+            )),
+            422,
+            "validation_failed",
+        ),
+        (
+            "25:99",
+            run.probe
+                .request(Method::POST, "/api/vapi/booking", Some(&clinic.agent))
+                .json(&booking(&provider, &date, "25:99")),
+            422,
+            "validation_failed",
+        ),
         (
             "an unknown provider",
-            run.probe.request(Method::POST, "/api/vapi/booking", Some(&clinic.agent)).json(&booking(&uuid::Uuid::new_v4().to_string(), &date, "10:00")),
+            run.probe.request(Method::POST, "/api/vapi/booking", Some(&clinic.agent)).json(&booking(
+                &uuid::Uuid::new_v4().to_string(),
+                &date,
+                "10:00",
+            )),
             404,
             "not_found",
         ),
         (
             "a malformed body",
-            run.probe.request(Method::POST, "/api/vapi/booking", Some(&clinic.agent)).header("content-type", "application/json").body("{\"tool_name\": "),
+            run.probe
+                .request(Method::POST, "/api/vapi/booking", Some(&clinic.agent))
+                .header("content-type", "application/json")
+                .body("{\"tool_name\": "),
             400,
             "bad_request",
         ),
@@ -46,10 +69,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     let mut wrong = Vec::new();
     let mut measured = Vec::new();
     for (what, request, status, code) in cases {
-        let reply = run
-            .probe
-            .send(&format!("bad input: {what}"), request)
-            .await?;
+        let reply = run.probe.send(&format!("bad input: {what}"), request).await?;
         measured.push(format!("{what} → {} {}", reply.status, reply.code()));
         if reply.status != status || reply.code() != code {
             wrong.push(format!("{what}: expected {status} {code}"));
@@ -57,16 +77,12 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     }
     steps.check(
         "past date, 25:99 and an unknown provider get 422 / 422 / 404",
-        wrong.iter().all(|w| {
-            !w.starts_with("a past") && !w.starts_with("25") && !w.starts_with("an unknown")
-        }),
+        wrong.iter().all(|w| !w.starts_with("a past") && !w.starts_with("25") && !w.starts_with("an unknown")),
         measured[..3].join("; "),
     );
     steps.check(
         "malformed and oversized bodies get 400 / 413",
-        wrong
-            .iter()
-            .all(|w| !w.starts_with("a malformed") && !w.starts_with("an oversized")),
+        wrong.iter().all(|w| !w.starts_with("a malformed") && !w.starts_with("an oversized")),
         measured[3..].join("; "),
     );
     let written = clinic.appointments(run).await?;
@@ -76,11 +92,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         format!("{} appointments", written.len()),
     );
     let server_errors = run.probe.snapshot().server_errors.len();
-    steps.check(
-        "no 5xx answer so far in the run",
-        server_errors == 0,
-        format!("{server_errors} server errors"),
-    );
+    steps.check("no 5xx answer so far in the run", server_errors == 0, format!("{server_errors} server errors"));
 
     let Some(outage) = run.target.cut_database().await else {
         steps.skip(
@@ -88,10 +100,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
             "remote target: the run cannot take its database away",
         );
         steps.skip("the voice agent hears a speakable error", "remote target");
-        steps.skip(
-            "the service recovers when the database returns",
-            "remote target",
-        );
+        steps.skip("the service recovers when the database returns", "remote target");
         return Ok(());
     };
     let outage = outage.map_err(|e| format!("could not take the database away: {e}"))?;
@@ -111,11 +120,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         ),
         Err(e) => (false, e.clone()),
     };
-    steps.check(
-        "with the database unreachable, booking answers 503 unavailable",
-        ok_503,
-        seen,
-    );
+    steps.check("with the database unreachable, booking answers 503 unavailable", ok_503, seen);
     let phone = caller(9);
     let message = vapi_message(
         "uat-outage",
@@ -130,18 +135,12 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         .probe
         .send_during_outage(
             "vapi during outage",
-            run.probe
-                .request(Method::POST, "/api/vapi/tools", Some(&clinic.agent))
-                .json(&message),
+            run.probe.request(Method::POST, "/api/vapi/tools", Some(&clinic.agent)).json(&message),
         )
         .await
         .and_then(|r| vapi_results(&r));
     let speakable = matches!(spoken.as_deref(), Ok([Err(e)]) if !e.contains('\n') && e.len() > 10);
-    steps.check(
-        "the voice agent hears a speakable error, not a 5xx",
-        speakable,
-        format!("{spoken:?}"),
-    );
+    steps.check("the voice agent hears a speakable error, not a 5xx", speakable, format!("{spoken:?}"));
     outage.restore().await;
 
     let started = Instant::now();
@@ -172,10 +171,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         "the service recovers when the database returns",
         recovered.is_some(),
         recovered.map_or("no booking within 30 s".into(), |d| {
-            format!(
-                "booking accepted {} ms after the database returned",
-                d.as_millis()
-            )
+            format!("booking accepted {} ms after the database returned", d.as_millis())
         }),
     );
     Ok(())

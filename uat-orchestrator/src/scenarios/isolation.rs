@@ -59,12 +59,7 @@ async fn status(
     Ok(run.probe.send(label, request).await?.status)
 }
 
-async fn scenario(
-    run: &mut Run<'_>,
-    a: &Clinic,
-    b: &Clinic,
-    steps: &mut Steps<'_>,
-) -> Result<(), String> {
+async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
     let date = date_in(11);
     let phone = caller(7);
     let booked = expect(
@@ -81,62 +76,21 @@ async fn scenario(
         201,
         "book for clinic A",
     )?;
-    let id = booked.body["appointment_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let code = booked.body["confirmation_code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let id = booked.body["appointment_id"].as_str().unwrap_or_default().to_owned();
+    let code = booked.body["confirmation_code"].as_str().unwrap_or_default().to_owned();
     let provider = a.provider_id().to_owned();
 
     let mut failures = Vec::new();
-    let got = status(
-        run,
-        "B reads A's appointment",
-        Method::GET,
-        &format!("/api/appointments/{id}"),
-        &b.staff,
-        None,
-    )
-    .await?;
-    judge(
-        run,
-        "B read A's appointment by id",
-        got == 404,
-        &mut failures,
-    );
-    let listed = run
-        .probe
-        .send(
-            "B lists",
-            run.probe
-                .request(Method::GET, "/api/appointments", Some(&b.staff)),
-        )
-        .await?;
-    judge(
-        run,
-        "B's list shows A's appointment",
-        !listed.body.to_string().contains(&id),
-        &mut failures,
-    );
-    steps.check(
-        "the second clinic cannot read the first's appointments",
-        failures.is_empty(),
-        format!("{failures:?}"),
-    );
+    let got =
+        status(run, "B reads A's appointment", Method::GET, &format!("/api/appointments/{id}"), &b.staff, None).await?;
+    judge(run, "B read A's appointment by id", got == 404, &mut failures);
+    let listed = run.probe.send("B lists", run.probe.request(Method::GET, "/api/appointments", Some(&b.staff))).await?;
+    judge(run, "B's list shows A's appointment", !listed.body.to_string().contains(&id), &mut failures);
+    steps.check("the second clinic cannot read the first's appointments", failures.is_empty(), format!("{failures:?}"));
 
     let mut failures = Vec::new();
-    let got = status(
-        run,
-        "B reads A's provider",
-        Method::GET,
-        &format!("/api/providers/{provider}"),
-        &b.admin,
-        None,
-    )
-    .await?;
+    let got =
+        status(run, "B reads A's provider", Method::GET, &format!("/api/providers/{provider}"), &b.admin, None).await?;
     judge(run, "B read A's provider", got == 404, &mut failures);
     let got = status(
         run,
@@ -166,28 +120,11 @@ async fn scenario(
 
     let mut failures = Vec::new();
     let body = json!({"tool_name": "book_appointment", "tool_input": {"provider_id": provider, "appointment_date": date, "appointment_time": "12:00"}});
-    let got = status(
-        run,
-        "B books A's provider",
-        Method::POST,
-        "/api/vapi/booking",
-        &b.agent,
-        Some(body),
-    )
-    .await?;
+    let got = status(run, "B books A's provider", Method::POST, "/api/vapi/booking", &b.agent, Some(body)).await?;
     judge(run, "B booked A's provider", got == 404, &mut failures);
     let via_vapi = vapi(run, "B books A's provider by voice", &b.agent, &vapi_message("uat-iso-b", &phone, &[("i1", "book_appointment", json!({"provider_id": provider, "appointment_date": date, "appointment_time": "13:00", "patient_name": "Eve"}))])).await?;
-    judge(
-        run,
-        "B booked A's provider by voice",
-        matches!(via_vapi.first(), Some(Err(_))),
-        &mut failures,
-    );
-    steps.check(
-        "the second clinic cannot book the first's providers",
-        failures.is_empty(),
-        format!("{failures:?}"),
-    );
+    judge(run, "B booked A's provider by voice", matches!(via_vapi.first(), Some(Err(_))), &mut failures);
+    steps.check("the second clinic cannot book the first's providers", failures.is_empty(), format!("{failures:?}"));
 
     let mut failures = Vec::new();
     let got = status(
@@ -199,12 +136,7 @@ async fn scenario(
         Some(json!({})),
     )
     .await?;
-    judge(
-        run,
-        "B cancelled A's appointment by id",
-        got == 404,
-        &mut failures,
-    );
+    judge(run, "B cancelled A's appointment by id", got == 404, &mut failures);
     let got = status(
         run,
         "B moves A's appointment",
@@ -214,12 +146,7 @@ async fn scenario(
         Some(json!({"appointment_date": date, "appointment_time": "15:00"})),
     )
     .await?;
-    judge(
-        run,
-        "B moved A's appointment by id",
-        got == 404,
-        &mut failures,
-    );
+    judge(run, "B moved A's appointment by id", got == 404, &mut failures);
     let by_code = vapi(
         run,
         "B cancels by code",
@@ -227,23 +154,11 @@ async fn scenario(
         &vapi_message(
             "uat-iso-b2",
             &phone,
-            &[
-                (
-                    "i2",
-                    "cancel_appointment",
-                    json!({"confirmation_code": code}),
-                ),
-                ("i3", "find_appointments", json!({})),
-            ],
+            &[("i2", "cancel_appointment", json!({"confirmation_code": code})), ("i3", "find_appointments", json!({}))],
         ),
     )
     .await?;
-    judge(
-        run,
-        "B cancelled A's appointment by code",
-        matches!(by_code.first(), Some(Err(_))),
-        &mut failures,
-    );
+    judge(run, "B cancelled A's appointment by code", matches!(by_code.first(), Some(Err(_))), &mut failures);
     judge(
         run,
         "B found A's appointment by the caller's number",
@@ -260,80 +175,46 @@ async fn scenario(
     let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(json!({"sub": "x", "role": "staff", "org_id": a.id, "exp": chrono::Utc::now().timestamp() + 600}).to_string())
+        URL_SAFE_NO_PAD.encode(
+            json!({"sub": "x", "role": "staff", "org_id": a.id, "exp": chrono::Utc::now().timestamp() + 600})
+                .to_string()
+        )
     );
-    let mut kinds = vec![
-        ("forged", run.target.forged_token(Role::Staff, Some(a.id))),
-        ("alg none", unsigned),
-    ];
+    let mut kinds = vec![("forged", run.target.forged_token(Role::Staff, Some(a.id))), ("alg none", unsigned)];
     // An expired token needs the target's key to be signed correctly.
     let expired = run.target.expired_token(Role::Staff, Some(a.id));
     let expired_checked = expired.is_some();
     kinds.extend(expired.map(|t| ("expired", t)));
     for (kind, token) in kinds {
-        let got = status(
-            run,
-            &format!("{kind} token"),
-            Method::GET,
-            &format!("/api/appointments/{id}"),
-            &token,
-            None,
-        )
-        .await?;
+        let got = status(run, &format!("{kind} token"), Method::GET, &format!("/api/appointments/{id}"), &token, None)
+            .await?;
         if got != 401 {
             bypass.push(format!("{kind} token answered {got}"));
         }
     }
-    run.findings
-        .token_bypass
-        .extend(bypass.iter().map(|b| format!("isolation: {b}")));
-    let note = if expired_checked {
-        ""
-    } else {
-        " (expired not checked: needs --jwt-secret)"
-    };
+    run.findings.token_bypass.extend(bypass.iter().map(|b| format!("isolation: {b}")));
+    let note = if expired_checked { "" } else { " (expired not checked: needs --jwt-secret)" };
     steps.check(
         "forged, expired and unsigned tokens are refused with 401",
         bypass.is_empty(),
         format!("{bypass:?}{note}"),
     );
 
-    let role_check = status(
-        run,
-        "agent lists appointments",
-        Method::GET,
-        "/api/appointments",
-        &a.agent,
-        None,
-    )
-    .await?;
-    steps.check(
-        "a role outside a route is refused with 403",
-        role_check == 403,
-        format!("HTTP {role_check}"),
-    );
+    let role_check = status(run, "agent lists appointments", Method::GET, "/api/appointments", &a.agent, None).await?;
+    steps.check("a role outside a route is refused with 403", role_check == 403, format!("HTTP {role_check}"));
 
     let still = run
         .probe
         .send(
             "A reads its appointment",
-            run.probe.request(
-                Method::GET,
-                &format!("/api/appointments/{id}"),
-                Some(&a.staff),
-            ),
+            run.probe.request(Method::GET, &format!("/api/appointments/{id}"), Some(&a.staff)),
         )
         .await?;
     let intact = still.status == 200
         && still.body["status"] == "pending"
-        && still.body["starts_at"]
-            .as_str()
-            .is_some_and(|s| s.contains("T10:00:00"));
+        && still.body["starts_at"].as_str().is_some_and(|s| s.contains("T10:00:00"));
     if !intact {
-        run.findings.lost_or_duplicate.push(format!(
-            "isolation: clinic A's appointment changed: {}",
-            still.body
-        ));
+        run.findings.lost_or_duplicate.push(format!("isolation: clinic A's appointment changed: {}", still.body));
     }
     steps.check(
         "the first clinic's appointment is untouched",

@@ -24,10 +24,7 @@ static LEFTOVERS: Mutex<Vec<Uuid>> = Mutex::new(Vec::new());
 
 /// Removes the clinics an interrupted run left behind.
 pub async fn remove_leftovers(target: &Target, probe: &Probe) {
-    let ids: Vec<Uuid> = LEFTOVERS
-        .lock()
-        .map(|mut l| std::mem::take(&mut *l))
-        .unwrap_or_default();
+    let ids: Vec<Uuid> = LEFTOVERS.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
     let Some(platform) = target.token(Role::Platform, None) else {
         return;
     };
@@ -63,11 +60,7 @@ pub struct Steps<'a> {
 impl<'a> Steps<'a> {
     /// `total`: how many steps the scenario plans.
     pub fn new(run: &Run<'a>, total: usize) -> Self {
-        Self {
-            total,
-            steps: Vec::new(),
-            reporter: run.reporter,
-        }
+        Self { total, steps: Vec::new(), reporter: run.reporter }
     }
 
     pub fn check(&mut self, title: &str, passed: bool, measured: impl Into<String>) -> bool {
@@ -84,14 +77,7 @@ impl<'a> Steps<'a> {
     }
 
     fn push(&mut self, title: &str, passed: bool, measured: String, error: bool, skipped: bool) {
-        let step = Step {
-            index: self.steps.len() + 1,
-            title: title.to_owned(),
-            passed,
-            measured,
-            error,
-            skipped,
-        };
+        let step = Step { index: self.steps.len() + 1, title: title.to_owned(), passed, measured, error, skipped };
         self.reporter.step(&step, self.total);
         self.steps.push(step);
     }
@@ -113,48 +99,28 @@ impl Clinic {
     /// Either way it gets a fresh provider working every day from 9 to 5.
     pub async fn create(run: &Run<'_>, label: &str, index: usize) -> Result<Self, String> {
         let (id, admin, staff, agent, owned) = match run.target.given_clinic(index)? {
-            Some(given) => (
-                given.org,
-                given.admin.clone(),
-                given.staff.clone(),
-                given.agent.clone(),
-                false,
-            ),
+            Some(given) => (given.org, given.admin.clone(), given.staff.clone(), given.agent.clone(), false),
             None => {
-                let platform = run
-                    .target
-                    .token(Role::Platform, None)
-                    .ok_or("no platform token")?;
+                let platform = run.target.token(Role::Platform, None).ok_or("no platform token")?;
                 let org = expect(
                     run.probe
                         .send(
                             "create clinic",
-                            run.probe
-                                .request(Method::POST, "/api/orgs", Some(&platform))
-                                .json(&json!({
-                                    "name": format!("UAT {label} {}", Uuid::new_v4().simple()),
-                                    "timezone": "America/New_York"
-                                })),
+                            run.probe.request(Method::POST, "/api/orgs", Some(&platform)).json(&json!({
+                                "name": format!("UAT {label} {}", Uuid::new_v4().simple()),
+                                "timezone": "America/New_York"
+                            })),
                         )
                         .await?,
                     201,
                     "create clinic",
                 )?;
-                let id: Uuid = org.body["id"]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or("the clinic has no id")?;
+                let id: Uuid = org.body["id"].as_str().and_then(|s| s.parse().ok()).ok_or("the clinic has no id")?;
                 if let Ok(mut l) = LEFTOVERS.lock() {
                     l.push(id);
                 }
                 let mint = |role| run.target.token(role, Some(id)).unwrap_or_default();
-                (
-                    id,
-                    mint(Role::Admin),
-                    mint(Role::Staff),
-                    mint(Role::Agent),
-                    true,
-                )
+                (id, mint(Role::Admin), mint(Role::Staff), mint(Role::Agent), true)
             }
         };
         // In a given clinic the name must not collide with its real providers.
@@ -179,14 +145,7 @@ impl Clinic {
             201,
             "create provider",
         )?;
-        Ok(Self {
-            id,
-            admin,
-            staff,
-            agent,
-            provider: provider.body,
-            owned,
-        })
+        Ok(Self { id, admin, staff, agent, provider: provider.body, owned })
     }
 
     /// Runs `scenario` in a new clinic with a provider and removes the clinic afterwards; records
@@ -224,36 +183,17 @@ impl Clinic {
             }
             if let Some(platform) = run.target.token(Role::Platform, None) {
                 let path = format!("/api/orgs/{}", self.id);
-                let _ = run
-                    .probe
-                    .send(
-                        "remove clinic",
-                        run.probe.request(Method::DELETE, &path, Some(&platform)),
-                    )
-                    .await;
+                let _ =
+                    run.probe.send("remove clinic", run.probe.request(Method::DELETE, &path, Some(&platform))).await;
             }
             return;
         }
         let path = format!("/api/appointments?provider_id={}", self.provider_id());
-        if let Ok(reply) = run
-            .probe
-            .send(
-                "list what the run booked",
-                run.probe.request(Method::GET, &path, Some(&self.staff)),
-            )
-            .await
+        if let Ok(reply) =
+            run.probe.send("list what the run booked", run.probe.request(Method::GET, &path, Some(&self.staff))).await
         {
-            for a in reply
-                .body
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|a| a["status"] != "cancelled")
-            {
-                let cancel = format!(
-                    "/api/appointments/{}/cancel",
-                    a["id"].as_str().unwrap_or_default()
-                );
+            for a in reply.body.as_array().into_iter().flatten().filter(|a| a["status"] != "cancelled") {
+                let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
                 let _ = run
                     .probe
                     .send(
@@ -268,11 +208,7 @@ impl Clinic {
         let provider = format!("/api/providers/{}", self.provider_id());
         let _ = run
             .probe
-            .send(
-                "deactivate the provider",
-                run.probe
-                    .request(Method::DELETE, &provider, Some(&self.admin)),
-            )
+            .send("deactivate the provider", run.probe.request(Method::DELETE, &provider, Some(&self.admin)))
             .await;
     }
 
@@ -280,11 +216,7 @@ impl Clinic {
     pub async fn appointments(&self, run: &Run<'_>) -> Result<Vec<Value>, String> {
         let reply = expect(
             run.probe
-                .send(
-                    "list appointments",
-                    run.probe
-                        .request(Method::GET, "/api/appointments", Some(&self.staff)),
-                )
+                .send("list appointments", run.probe.request(Method::GET, "/api/appointments", Some(&self.staff)))
                 .await?,
             200,
             "list appointments",
@@ -304,11 +236,7 @@ impl Clinic {
         run.probe
             .send(
                 "read the appointment",
-                run.probe.request(
-                    Method::GET,
-                    &format!("/api/appointments/{id}"),
-                    Some(&self.staff),
-                ),
+                run.probe.request(Method::GET, &format!("/api/appointments/{id}"), Some(&self.staff)),
             )
             .await
     }
@@ -318,10 +246,7 @@ pub fn expect(reply: Reply, status: u16, what: &str) -> Result<Reply, String> {
     if reply.status == status {
         Ok(reply)
     } else {
-        Err(format!(
-            "{what}: expected {status}, got {} {}",
-            reply.status, reply.body
-        ))
+        Err(format!("{what}: expected {status}, got {} {}", reply.status, reply.body))
     }
 }
 
@@ -348,24 +273,14 @@ pub async fn vapi(
     agent: &str,
     message: &Value,
 ) -> Result<Vec<Result<String, String>>, String> {
-    let reply = run
-        .probe
-        .send(
-            label,
-            run.probe
-                .request(Method::POST, "/api/vapi/tools", Some(agent))
-                .json(message),
-        )
-        .await?;
+    let reply =
+        run.probe.send(label, run.probe.request(Method::POST, "/api/vapi/tools", Some(agent)).json(message)).await?;
     vapi_results(&reply)
 }
 
 pub fn vapi_results(reply: &Reply) -> Result<Vec<Result<String, String>>, String> {
     if reply.status != 200 {
-        return Err(format!(
-            "the Vapi route answered {} {}",
-            reply.status, reply.body
-        ));
+        return Err(format!("the Vapi route answered {} {}", reply.status, reply.body));
     }
     reply.body["results"]
         .as_array()
@@ -381,18 +296,12 @@ pub fn vapi_results(reply: &Reply) -> Result<Vec<Result<String, String>>, String
 
 /// A local date `days` from now, `YYYY-MM-DD`.
 pub fn date_in(days: i64) -> String {
-    (chrono::Utc::now() + chrono::Duration::days(days))
-        .format("%Y-%m-%d")
-        .to_string()
+    (chrono::Utc::now() + chrono::Duration::days(days)).format("%Y-%m-%d").to_string()
 }
 
 /// A random caller number.
 pub fn caller(i: usize) -> String {
-    format!(
-        "+1555{:03}{:04}",
-        (Uuid::new_v4().as_u128() % 900 + 100) as u32,
-        i % 10_000
-    )
+    format!("+1555{:03}{:04}", (Uuid::new_v4().as_u128() % 900 + 100) as u32, i % 10_000)
 }
 
 pub async fn run_scenario(scenario: Scenario, run: &mut Run<'_>) -> ScenarioReport {

@@ -15,9 +15,7 @@ pub fn read<T: DeserializeOwned>(arguments: &Map<String, Value>) -> Result<T, Re
 
 /// The refusal for arguments that are not an object at all.
 pub fn unreadable(why: &str) -> Refusal {
-    Refusal::spoken(format!(
-        "I couldn't read the details of that request: {why}."
-    ))
+    Refusal::spoken(format!("I couldn't read the details of that request: {why}."))
 }
 
 /// For `#[serde(default, deserialize_with = "text")]`: a trimmed non-blank string, or a number
@@ -59,9 +57,7 @@ impl Length {
         match length {
             None => Ok(None),
             Some(Self::Minutes(m)) => Ok(Some(m)),
-            Some(Self::Unusable) => Err(Refusal::spoken(
-                "The length must be a whole number of minutes.",
-            )),
+            Some(Self::Unusable) => Err(Refusal::spoken("The length must be a whole number of minutes.")),
         }
     }
 }
@@ -79,9 +75,7 @@ mod tests {
     }
 
     fn sample(v: Value) -> Sample {
-        let Value::Object(map) = v else {
-            panic!("an object")
-        };
+        let Value::Object(map) = v else { panic!("an object") };
         match read(&map) {
             Ok(s) => s,
             Err(_) => panic!("readable"),
@@ -90,31 +84,17 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_numbers_count_and_other_shapes_are_absent() {
-        assert_eq!(
-            sample(json!({"name": "  Ada "})).name.as_deref(),
-            Some("Ada")
-        );
+        assert_eq!(sample(json!({"name": "  Ada "})).name.as_deref(), Some("Ada"));
         assert_eq!(sample(json!({"name": 42})).name.as_deref(), Some("42"));
-        for absent in [
-            json!({}),
-            json!({"name": " "}),
-            json!({"name": null}),
-            json!({"name": [1]}),
-        ] {
+        for absent in [json!({}), json!({"name": " "}), json!({"name": null}), json!({"name": [1]})] {
             assert_eq!(sample(absent.clone()).name, None, "{absent}");
         }
     }
 
     #[test]
     fn lengths_are_whole_minutes_as_numbers_or_text() {
-        assert_eq!(
-            sample(json!({"duration": 30})).duration,
-            Some(Length::Minutes(30))
-        );
-        assert_eq!(
-            sample(json!({"duration": " 45 "})).duration,
-            Some(Length::Minutes(45))
-        );
+        assert_eq!(sample(json!({"duration": 30})).duration, Some(Length::Minutes(30)));
+        assert_eq!(sample(json!({"duration": " 45 "})).duration, Some(Length::Minutes(45)));
         assert_eq!(sample(json!({"duration": null})).duration, None);
         assert_eq!(sample(json!({})).duration, None);
         for unusable in [json!(12.5), json!("half an hour"), json!(true)] {

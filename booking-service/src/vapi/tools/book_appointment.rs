@@ -29,29 +29,17 @@ pub struct BookAppointment {
 impl BookAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let provider = self.provider.find(ctx).await?;
-        let (date, time) = self.start.read(
-            "Which day would you like the appointment?",
-            "What time would you like the appointment?",
-        )?;
+        let (date, time) = self
+            .start
+            .read("Which day would you like the appointment?", "What time would you like the appointment?")?;
         let minutes = Length::minutes(self.duration_minutes)?;
         let when = LocalStart::parse(Some(&date), Some(&time), minutes)?;
         let patient = Patient {
-            name: self
-                .patient_name
-                .map(|n| PatientName::parse("patient_name", &n))
-                .transpose()?
-                .flatten(),
+            name: self.patient_name.map(|n| PatientName::parse("patient_name", &n)).transpose()?.flatten(),
             phone: ctx.caller.clone(),
-            email: self
-                .patient_email
-                .map(|e| Email::parse("patient_email", &e))
-                .transpose()?,
+            email: self.patient_email.map(|e| Email::parse("patient_email", &e)).transpose()?,
         };
-        let notes = self
-            .notes
-            .map(|n| Notes::parse("notes", &n))
-            .transpose()?
-            .flatten();
+        let notes = self.notes.map(|n| Notes::parse("notes", &n)).transpose()?.flatten();
         // The same slot asked for again within one call (the model re-asking under a new tool
         // call id) gives back the booking already made.
         let idempotency = ctx.call_id.as_ref().map(|call| {
@@ -62,21 +50,8 @@ impl BookAppointment {
             );
             IdempotencyKey::for_request(key.clone(), key.as_bytes())
         });
-        let request = BookingRequest {
-            provider: provider.id,
-            when,
-            patient,
-            notes,
-        };
-        let booked = booking::book(
-            ctx.store,
-            ctx.links,
-            ctx.lanes,
-            ctx.actor,
-            request,
-            idempotency,
-        )
-        .await?;
+        let request = BookingRequest { provider: provider.id, when, patient, notes };
+        let booked = booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request, idempotency).await?;
         Ok(format!(
             "You're booked with {} on {}. Your confirmation code is {}.",
             provider.name,

@@ -12,9 +12,7 @@ const NO_CALLER: &str = "I can only look up appointments when you call from your
 
 /// The number the call comes from, without which no appointment is looked up.
 pub fn number<'a>(ctx: &'a Context<'_>) -> Result<&'a PhoneNumber, Refusal> {
-    ctx.caller
-        .as_ref()
-        .ok_or_else(|| Refusal::spoken(NO_CALLER))
+    ctx.caller.as_ref().ok_or_else(|| Refusal::spoken(NO_CALLER))
 }
 
 /// The caller's active appointment with the code as spoken, and its provider.
@@ -23,39 +21,24 @@ pub async fn own_appointment(
     spoken_code: Option<String>,
 ) -> Result<(Appointment, Provider), Refusal> {
     let caller = number(ctx)?;
-    let spoken = required(
-        spoken_code,
-        "What is the confirmation code of the appointment?",
-    )?;
+    let spoken = required(spoken_code, "What is the confirmation code of the appointment?")?;
     let code = ConfirmationCode::parse(&spoken).ok_or_else(|| {
-        Refusal::spoken(
-            "That doesn't sound like a confirmation code. It has six letters and digits.",
-        )
+        Refusal::spoken("That doesn't sound like a confirmation code. It has six letters and digits.")
     })?;
     let filter = AppointmentFilter {
         patient_phone: Some(caller.as_str().to_owned()),
         confirmation_code: Some(code.as_str().to_owned()),
         ..Default::default()
     };
-    let appointment = ctx
-        .store
-        .appointments(ctx.actor.org, &filter)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            Refusal::spoken(format!(
+    let appointment = ctx.store.appointments(ctx.actor.org, &filter).await?.into_iter().next().ok_or_else(|| {
+        Refusal::spoken(format!(
             "I couldn't find an appointment with the code {} for the number you're calling from.",
             speech::code(code.as_str())
         ))
-        })?;
+    })?;
     if !appointment.status.is_active() {
         return Err(Refusal::spoken("That appointment is already cancelled."));
     }
-    let provider = ctx
-        .store
-        .provider(ctx.actor.org, appointment.provider_id)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let provider = ctx.store.provider(ctx.actor.org, appointment.provider_id).await?.ok_or(StoreError::NotFound)?;
     Ok((appointment, provider))
 }

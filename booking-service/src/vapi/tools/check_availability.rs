@@ -33,18 +33,13 @@ impl CheckAvailability {
         let date = parse_date("date", &date_text)?;
         let zone = provider.zone();
         if date < zone.today() {
-            return Err(Refusal::spoken(
-                "That day has already passed. Which day would you like?",
-            ));
+            return Err(Refusal::spoken("That day has already passed. Which day would you like?"));
         }
         let org = ctx.actor.org;
         let slots = booking::free_slots_on(ctx.store, org, &provider, date).await?;
         if slots.is_empty() {
             let next = match date.succ_opt() {
-                Some(next) => {
-                    booking::free_slots_over(ctx.store, org, &provider, next, NEXT_OPENING_DAYS)
-                        .await?
-                }
+                Some(next) => booking::free_slots_over(ctx.store, org, &provider, next, NEXT_OPENING_DAYS).await?,
                 None => Vec::new(),
             };
             if let Some(first) = next.first() {
@@ -61,20 +56,12 @@ impl CheckAvailability {
                 speech::day(date)
             ));
         }
-        let spoken: Vec<String> = slots
-            .iter()
-            .take(speech::MAX_READ_OUT)
-            .map(|s| speech::time(&zone, s.start()))
-            .collect();
+        let spoken: Vec<String> =
+            slots.iter().take(speech::MAX_READ_OUT).map(|s| speech::time(&zone, s.start())).collect();
         let more = match slots.len().saturating_sub(speech::MAX_READ_OUT) {
             0 => String::new(),
             n => format!(", and {n} more later that day"),
         };
-        Ok(format!(
-            "{} is free on {} at {}{more}.",
-            provider.name,
-            speech::day(date),
-            speech::join(&spoken, "or")
-        ))
+        Ok(format!("{} is free on {} at {}{more}.", provider.name, speech::day(date), speech::join(&spoken, "or")))
     }
 }

@@ -32,10 +32,8 @@ impl FindAppointments {
             .iter()
             .take(speech::MAX_READ_OUT)
             .map(|a| {
-                let name = providers
-                    .iter()
-                    .find(|p| p.id == a.provider_id)
-                    .map_or("your provider", |p| p.name.as_str());
+                let name =
+                    providers.iter().find(|p| p.id == a.provider_id).map_or("your provider", |p| p.name.as_str());
                 format!(
                     "with {name} on {} (code {}, {})",
                     speech::moment(&a.zone, a.slot.start()),
@@ -48,9 +46,6 @@ impl FindAppointments {
             1 => "one upcoming appointment".to_owned(),
             n => format!("{n} upcoming appointments"),
         };
-        Ok(format!(
-            "You have {count}: {}.",
-            speech::join(&described, "and")
-        ))
+        Ok(format!("You have {count}: {}.", speech::join(&described, "and")))
     }
 }

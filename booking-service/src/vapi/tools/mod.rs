@@ -111,14 +111,7 @@ pub async fn answer(
     message: ToolCalls,
     deadline: Duration,
 ) -> Vec<ToolAnswer> {
-    let ctx = Context {
-        store,
-        links,
-        lanes,
-        actor,
-        caller: message.caller,
-        call_id: message.call_id,
-    };
+    let ctx = Context { store, links, lanes, actor, caller: message.caller, call_id: message.call_id };
     join_all(message.calls.iter().map(|call| async {
         let tool = Tool::from_name(&call.name);
         let fresh = run(&ctx, tool, call);
@@ -131,15 +124,8 @@ pub async fn answer(
         };
         // Names outside the enum share one label, so a model inventing names cannot grow the
         // metric without bound.
-        telemetry::record_tool_call(
-            tool.map_or("unknown", Tool::name),
-            matches!(outcome, ToolOutcome::Result(_)),
-        );
-        ToolAnswer {
-            name: call.name.clone(),
-            tool_call_id: call.id.clone(),
-            outcome,
-        }
+        telemetry::record_tool_call(tool.map_or("unknown", Tool::name), matches!(outcome, ToolOutcome::Result(_)));
+        ToolAnswer { name: call.name.clone(), tool_call_id: call.id.clone(), outcome }
     }))
     .await
 }
@@ -147,10 +133,7 @@ pub async fn answer(
 /// Runs one call. Unreadable arguments are refused before the name is looked at, whatever tool
 /// was asked for.
 async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
-    let args = call
-        .arguments
-        .as_ref()
-        .map_err(|why| arguments::unreadable(why))?;
+    let args = call.arguments.as_ref().map_err(|why| arguments::unreadable(why))?;
     let Some(tool) = tool else {
         return Err(match call.name.as_str() {
             "" => Refusal::spoken("I couldn't tell which action was asked for."),

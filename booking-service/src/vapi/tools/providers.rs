@@ -40,13 +40,7 @@ impl WhichProvider {
 
 /// The providers one can book with now.
 pub async fn active(ctx: &Context<'_>) -> Result<Vec<Provider>, Refusal> {
-    Ok(ctx
-        .store
-        .providers(ctx.actor.org)
-        .await?
-        .into_iter()
-        .filter(|p| p.active)
-        .collect())
+    Ok(ctx.store.providers(ctx.actor.org).await?.into_iter().filter(|p| p.active).collect())
 }
 
 /// "Dr. A, Dr. B and Dr. C" (with `and` or `or`).
@@ -56,10 +50,7 @@ pub fn names<'a>(providers: impl IntoIterator<Item = &'a Provider>, word: &str) 
 }
 
 fn which(providers: &[Provider]) -> Refusal {
-    Refusal::spoken(format!(
-        "Which provider would you like? We have {}.",
-        names(providers, "and")
-    ))
+    Refusal::spoken(format!("Which provider would you like? We have {}.", names(providers, "and")))
 }
 
 fn name_tokens(name: &str) -> Vec<String> {
@@ -77,10 +68,7 @@ fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusa
     if query.is_empty() {
         return Err(which(&providers));
     }
-    let exact: Vec<&Provider> = providers
-        .iter()
-        .filter(|p| name_tokens(&p.name) == query)
-        .collect();
+    let exact: Vec<&Provider> = providers.iter().filter(|p| name_tokens(&p.name) == query).collect();
     if let [one] = exact.as_slice() {
         return Ok((*one).clone());
     }
@@ -88,9 +76,7 @@ fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusa
         .iter()
         .filter(|p| {
             let tokens = name_tokens(&p.name);
-            query
-                .iter()
-                .all(|q| tokens.iter().any(|t| t.starts_with(q.as_str())))
+            query.iter().all(|q| tokens.iter().any(|t| t.starts_with(q.as_str())))
         })
         .collect();
     match partial.as_slice() {
@@ -99,9 +85,6 @@ fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusa
             "I couldn't find a provider called {wanted}. We have {}.",
             names(&providers, "and")
         ))),
-        many => Err(Refusal::spoken(format!(
-            "Did you mean {}?",
-            names(many.iter().copied(), "or")
-        ))),
+        many => Err(Refusal::spoken(format!("Did you mean {}?", names(many.iter().copied(), "or")))),
     }
 }

@@ -8,11 +8,9 @@ use crate::domain::{DomainError, Slot};
 use crate::store::{Provider, StoreError};
 
 /// Said when the service could not work; nothing about the request was decided.
-pub const SORRY: &str =
-    "I'm sorry, I can't reach the booking system right now. Please try again in a moment.";
+pub const SORRY: &str = "I'm sorry, I can't reach the booking system right now. Please try again in a moment.";
 /// Said when a call runs past our deadline, which ends before Vapi's own timeout would.
-pub const TOO_SLOW: &str =
-    "I'm sorry, the booking system is taking too long to answer. Please try again in a moment.";
+pub const TOO_SLOW: &str = "I'm sorry, the booking system is taking too long to answer. Please try again in a moment.";
 
 pub enum Refusal {
     /// A final answer about the request: kept for repeated ids.
@@ -42,9 +40,7 @@ impl From<StoreError> for Refusal {
             StoreError::NotFound => Self::spoken("I couldn't find that."),
             StoreError::Expired => Self::spoken("That link or code has expired."),
             StoreError::InvalidState(m) => Self::spoken(format!("I couldn't do that: {m}.")),
-            StoreError::IdempotencyConflict => {
-                Self::spoken("That conflicts with an earlier request in this call.")
-            }
+            StoreError::IdempotencyConflict => Self::spoken("That conflicts with an earlier request in this call."),
             StoreError::Invalid(d) => d.into(),
             StoreError::Unavailable(m) | StoreError::Internal(m) => {
                 tracing::warn!(error = %m, "a voice-agent tool could not run");
@@ -58,11 +54,9 @@ impl From<BookingError> for Refusal {
     fn from(e: BookingError) -> Self {
         match e {
             BookingError::Store(s) => s.into(),
-            BookingError::Unavailable {
-                provider,
-                wanted,
-                alternatives,
-            } => Self::Spoken(unavailable(&provider, &wanted, &alternatives)),
+            BookingError::Unavailable { provider, wanted, alternatives } => {
+                Self::Spoken(unavailable(&provider, &wanted, &alternatives))
+            }
         }
     }
 }

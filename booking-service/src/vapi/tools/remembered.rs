@@ -9,11 +9,7 @@ use crate::vapi::ToolCall;
 use std::future::Future;
 
 /// The kept answer of a repeated id, else the `fresh` one, kept unless transient.
-pub async fn remembered(
-    ctx: &Context<'_>,
-    call: &ToolCall,
-    fresh: impl Future<Output = Answer>,
-) -> ToolOutcome {
+pub async fn remembered(ctx: &Context<'_>, call: &ToolCall, fresh: impl Future<Output = Answer>) -> ToolOutcome {
     let org = ctx.actor.org;
     if let Ok(Some(saved)) = ctx.store.tool_result(org, &call.id).await {
         if let Ok(outcome) = serde_json::from_value(saved) {
@@ -30,11 +26,7 @@ pub async fn remembered(
     };
     // Two instances may answer the same id at once: the answer the store kept first wins, so
     // both give the same one.
-    match ctx
-        .store
-        .save_tool_result(org, &call.id, &call.name, &value)
-        .await
-    {
+    match ctx.store.save_tool_result(org, &call.id, &call.name, &value).await {
         Ok(standing) => serde_json::from_value(standing).unwrap_or(outcome),
         Err(e) => {
             tracing::warn!(error = %e, tool_call_id = %call.id, "could not keep a tool answer");

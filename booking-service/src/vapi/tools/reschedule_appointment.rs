@@ -19,13 +19,10 @@ pub struct RescheduleAppointment {
 impl RescheduleAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
-        let (date, time) = self.start.read(
-            "Which day would you like to move it to?",
-            "What time would you like instead?",
-        )?;
+        let (date, time) =
+            self.start.read("Which day would you like to move it to?", "What time would you like instead?")?;
         let when = LocalStart::parse(Some(&date), Some(&time), None)?;
-        let moved =
-            booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when).await?;
+        let moved = booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when).await?;
         Ok(format!(
             "Done: your appointment with {} is now on {}. Your confirmation code stays {}.",
             provider.name,

@@ -36,14 +36,10 @@ pub fn normalize_time(s: &str) -> String {
         (lower.as_str(), None)
     };
     let mut parts = clock.split(':');
-    let (Some(h), m, s_part, None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), m, s_part, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return s.to_owned();
     };
-    let (Ok(mut hour), Ok(minute)) = (
-        h.trim().parse::<u32>(),
-        m.map_or(Ok(0), |m| m.trim().parse::<u32>()),
-    ) else {
+    let (Ok(mut hour), Ok(minute)) = (h.trim().parse::<u32>(), m.map_or(Ok(0), |m| m.trim().parse::<u32>())) else {
         return s.to_owned();
     };
     if s_part.is_some_and(|sec| sec.trim() != "00") || m.is_some_and(|m| m.trim().len() != 2) {
@@ -77,10 +73,7 @@ mod tests {
             assert_eq!(normalize_time(said), meant, "{said}");
         }
         for unusable in ["25:99", "13 pm", "noon", "2", "14:5"] {
-            assert!(
-                crate::domain::parse_time("t", &normalize_time(unusable)).is_err(),
-                "{unusable}"
-            );
+            assert!(crate::domain::parse_time("t", &normalize_time(unusable)).is_err(), "{unusable}");
         }
     }
 }
