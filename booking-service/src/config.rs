@@ -23,6 +23,7 @@ pub const DEFAULT_MAIL_RETRY_BASE_MS: u64 = 30_000;
 pub const DEFAULT_MAIL_RETRY_MAX_MS: u64 = 3_600_000;
 pub const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
 
 #[derive(Clone, Parser)]
 #[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]
@@ -134,6 +135,10 @@ pub struct Config {
     #[arg(long, env = "VAPI_DEADLINE_MS", default_value_t = DEFAULT_VAPI_DEADLINE_MS)]
     pub vapi_deadline_ms: u64,
 
+    /// Requests per minute of one token subject in one organization (0: no limit); beyond it 429.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
+    pub rate_limit_per_minute: u32,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -170,6 +175,7 @@ impl Config {
             vapi_timestamp_header: DEFAULT_VAPI_TIMESTAMP_HEADER.into(),
             vapi_hmac_tolerance_secs: DEFAULT_VAPI_HMAC_TOLERANCE_SECS,
             vapi_deadline_ms: DEFAULT_VAPI_DEADLINE_MS,
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             log_json: false,
         }
     }

@@ -94,6 +94,7 @@ impl Application {
             vapi: Arc::new(vapi_settings(&config)?),
             links,
             lanes: Arc::default(),
+            rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
         };
         Ok(Self { listener, address, state, dev, dispatcher, mail_target })
     }

@@ -3,6 +3,7 @@
 use crate::api::*;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -108,8 +109,13 @@ impl ApiClient {
         self.send(self.request(Method::POST, "/api/providers").json(body)).await
     }
 
+    /// Every provider, page after page.
     pub async fn providers(&self) -> ClientResult<Vec<Provider>> {
-        self.send(self.request(Method::GET, "/api/providers")).await
+        self.every_page("/api/providers", &PageQuery::default()).await
+    }
+
+    pub async fn providers_page(&self, query: &PageQuery) -> ClientResult<Page<Provider>> {
+        self.send(self.request(Method::GET, "/api/providers").query(query)).await
     }
 
     pub async fn provider(&self, id: Uuid) -> ClientResult<Provider> {
@@ -149,7 +155,13 @@ impl ApiClient {
         }
     }
 
+    /// Every appointment matching `query` (its `limit` sets the page size), page after page.
     pub async fn appointments(&self, query: &AppointmentQuery) -> ClientResult<Vec<Appointment>> {
+        let query = AppointmentQuery { cursor: None, ..query.clone() };
+        self.every_page("/api/appointments", &query).await
+    }
+
+    pub async fn appointments_page(&self, query: &AppointmentQuery) -> ClientResult<Page<Appointment>> {
         self.send(self.request(Method::GET, "/api/appointments").query(query)).await
     }
 
@@ -169,6 +181,23 @@ impl ApiClient {
     }
 
     /// Sends a request and decodes a success body as `T`, or the API's error body.
+    /// Follows a list route's `next` cursors to the end.
+    async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {
+        let (mut all, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let mut request = self.request(Method::GET, path).query(query);
+            if let Some(cursor) = &cursor {
+                request = request.query(&[("cursor", cursor)]);
+            }
+            let page: Page<T> = self.send(request).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     pub async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> ClientResult<T> {
         let response = request.send().await?;
         let status = response.status();

@@ -383,7 +383,8 @@ async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot]) -> Check 
                 provider_id: Some(provider),
                 from: Some(from.to_rfc3339()),
                 to: Some(to.to_rfc3339()),
-                status: None,
+                limit: Some(500),
+                ..Default::default()
             })
             .await;
         let appointments = match listed {

@@ -11,4 +11,4 @@ mod database;
 
 pub use app::{spawn_app, spawn_app_with, spawn_on, token, TestApp, TestOrg, SECRET};
 pub use database::{postgres_admin_url, Backend, TestDatabase};
-pub use smtp_sink as smtp;
+pub use local_peers::{proxy, smtp};

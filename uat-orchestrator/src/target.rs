@@ -4,14 +4,10 @@
 use crate::cli::Cli;
 use booking_service::config::Config;
 use booking_service::startup::{Application, Running};
+use local_peers::proxy::TcpProxy;
+use local_peers::smtp::SmtpSink;
 use shared::{Claims, Role};
-use smtp_sink::SmtpSink;
 use sqlx::Connection;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
 use uuid::Uuid;
 
 /// The tokens of an existing clinic, given instead of the target's key.
@@ -241,58 +237,5 @@ impl Target {
         if let Some(p) = self.in_process.take() {
             let _ = p.running.stop().await;
         }
-    }
-}
-
-/// A TCP proxy whose connections can be cut and whose door can be closed, to take a database
-/// away from the service for real.
-#[derive(Clone)]
-pub struct TcpProxy {
-    pub addr: SocketAddr,
-    down: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl TcpProxy {
-    pub async fn start(upstream: String) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let proxy = Self {
-            addr: listener.local_addr()?,
-            down: Arc::new(AtomicBool::new(false)),
-            connections: Arc::new(Mutex::new(Vec::new())),
-        };
-        let state = proxy.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if state.down.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                if let Ok(mut conns) = state.connections.lock() {
-                    conns.retain(|c| !c.is_finished());
-                    conns.push(task.abort_handle());
-                }
-            }
-        });
-        Ok(proxy)
-    }
-
-    pub fn cut(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        if let Ok(mut conns) = self.connections.lock() {
-            for c in conns.drain(..) {
-                c.abort();
-            }
-        }
-    }
-
-    pub fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
     }
 }

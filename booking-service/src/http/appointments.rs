@@ -3,7 +3,7 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Path, Query};
-use super::{wire, AppState};
+use super::{paging, wire, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::AppointmentId;
 use crate::store::AppointmentFilter;
@@ -35,14 +35,15 @@ fn instant(field: &'static str, s: Option<&str>) -> ApiResult<Option<DateTime<Ut
 }
 
 #[utoipa::path(get, path = "/api/appointments", tag = "appointments", security(("bearer" = [])), params(AppointmentQuery),
-    responses((status = 200, body = Vec<api::Appointment>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    responses((status = 200, body = api::Page<api::Appointment>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<AppointmentQuery>,
-) -> ApiResult<axum::Json<Vec<api::Appointment>>> {
+) -> ApiResult<axum::Json<api::Page<api::Appointment>>> {
     let actor = caller.actor(MANAGERS)?;
+    let page = paging::request(query.limit, query.cursor.as_deref())?;
     let status = query
         .status
         .as_deref()
@@ -58,8 +59,8 @@ pub async fn list(
         status,
         ..Default::default()
     };
-    let appointments = state.store.appointments(actor.org, &filter).await?;
-    Ok(axum::Json(appointments.iter().map(wire::appointment).collect()))
+    let appointments = state.store.appointments(actor.org, &filter, &page).await?;
+    Ok(axum::Json(paging::answer(appointments, |a| (a.slot.start(), a.id.0), wire::appointment)))
 }
 
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])), params(("id" = Uuid, Path)),

@@ -159,6 +159,8 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
-        state.auth.verify(token)
+        let caller = state.auth.verify(token)?;
+        state.rate_limit.check(&caller)?;
+        Ok(caller)
     }
 }

@@ -3,7 +3,7 @@
 use crate::booking::BookingError;
 use crate::domain::DomainError;
 use crate::store::StoreError;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use shared::api::{ErrorBody, ErrorDetail, Slot};
@@ -32,6 +32,8 @@ pub enum ApiError {
     Validation(String),
     #[error("this Idempotency-Key was already used with a different request body")]
     IdempotencyConflict,
+    #[error("too many requests; try again in {} s", retry_after_secs(.0))]
+    RateLimited(std::time::Duration),
     #[error("{0}")]
     Unavailable(String),
     /// A bug or an unexpected failure: logged in full, shown as a generic message.
@@ -51,6 +53,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -69,6 +72,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::IdempotencyConflict => "idempotency_conflict",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -95,7 +99,11 @@ impl IntoResponse for ApiError {
         };
         let body =
             ErrorBody { success: false, error: ErrorDetail { code: self.code().to_owned(), message }, alternatives };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::RateLimited(wait) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs(&wait)));
+        }
+        response
     }
 }
 
@@ -141,3 +149,8 @@ impl From<BookingError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Whole seconds to wait, rounded up: at least 1.
+fn retry_after_secs(wait: &std::time::Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}

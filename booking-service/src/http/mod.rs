@@ -10,11 +10,14 @@ mod extract;
 mod openapi;
 mod ops;
 mod orgs;
+mod paging;
 mod providers;
+mod rate_limit;
 mod vapi;
 pub(crate) mod wire;
 
 pub use openapi::ApiDoc;
+pub use rate_limit::RateLimit;
 pub use vapi::VapiSettings;
 
 use crate::booking::BookingLanes;
@@ -43,6 +46,7 @@ pub struct AppState {
     pub vapi: Arc<VapiSettings>,
     pub links: Arc<Links>,
     pub lanes: Arc<BookingLanes>,
+    pub rate_limit: Arc<RateLimit>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -4,7 +4,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
-use super::{wire, AppState};
+use super::{paging, wire, AppState};
 use crate::booking;
 use crate::domain::{parse_date, Minutes, ProviderId, WeeklyHours, Zone};
 use crate::store::{Provider, ProviderChanges};
@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use shared::api::{self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, UpdateProvider};
+use shared::api::{self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, PageQuery, UpdateProvider};
 use shared::Role;
 use uuid::Uuid;
 
@@ -59,12 +59,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(wire::provider(&provider))))
 }
 
-#[utoipa::path(get, path = "/api/providers", tag = "providers", security(("bearer" = [])),
-    responses((status = 200, body = Vec<api::Provider>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Vec<api::Provider>>> {
+#[utoipa::path(get, path = "/api/providers", tag = "providers", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = api::Page<api::Provider>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<api::Page<api::Provider>>> {
     let actor = caller.actor(READERS)?;
-    let providers = state.store.providers(actor.org).await?;
-    Ok(axum::Json(providers.iter().map(wire::provider).collect()))
+    let page = paging::request(query.limit, query.cursor.as_deref())?;
+    let providers = state.store.providers(actor.org, &page).await?;
+    Ok(axum::Json(paging::answer(providers, |p| (p.name.clone(), p.id.0), wire::provider)))
 }
 
 #[utoipa::path(get, path = "/api/providers/{id}", tag = "providers", security(("bearer" = [])), params(("id" = Uuid, Path)),

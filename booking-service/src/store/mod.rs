@@ -41,12 +41,32 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
-                Self::Unavailable(e.to_string())
-            }
-            other => Self::Internal(other.to_string()),
+        if is_connection_loss(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(e.to_string())
         }
+    }
+}
+
+/// Whether the database went away rather than refused the statement: a lost or refused
+/// connection, an administrator's shutdown or termination, or too many connections. The request
+/// did not happen (or its outcome is unknown) and a later one can succeed: 503, never 500.
+fn is_connection_loss(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown,
+        // cannot connect now), 53300 (too many connections).
+        sqlx::Error::Database(d) => {
+            d.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300"))
+        }
+        // A connection closed under a statement surfaces as a protocol error.
+        sqlx::Error::Protocol(m) => m.contains("closed") || m.contains("unexpected end"),
+        _ => false,
     }
 }
 
@@ -173,6 +193,39 @@ pub struct AppointmentFilter {
     /// Only appointments booked from this number (E.164).
     pub patient_phone: Option<String>,
     pub confirmation_code: Option<String>,
+}
+
+/// The longest page a list gives.
+pub const MAX_PAGE: u32 = 500;
+
+/// Where a page of a list starts and how long it is: the rows after the one whose sort key and id
+/// are `after` (keyset paging: no offset to scan past, and stable while rows are added).
+#[derive(Debug, Clone)]
+pub struct PageRequest<K> {
+    pub limit: u32,
+    pub after: Option<(K, uuid::Uuid)>,
+}
+
+impl<K> PageRequest<K> {
+    pub fn first(limit: u32) -> Self {
+        Self { limit, after: None }
+    }
+}
+
+/// One page of a list, in its order; `more` when rows follow it.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` rows: the extra row only tells that more follow.
+    fn of(mut items: Vec<T>, limit: u32) -> Self {
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Self { items, more }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,7 +356,8 @@ pub trait Store: Send + Sync {
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool>;
 
     async fn create_provider(&self, provider: &Provider) -> StoreResult<()>;
-    async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>>;
+    /// The organization's providers by name, a page at a time.
+    async fn providers(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<Provider>>;
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>>;
     async fn update_provider(
         &self,
@@ -326,7 +380,13 @@ pub trait Store: Send + Sync {
     async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome>;
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>>;
-    async fn appointments(&self, org: OrgId, filter: &AppointmentFilter) -> StoreResult<Vec<Appointment>>;
+    /// The appointments matching `filter` by start, a page at a time.
+    async fn appointments(
+        &self,
+        org: OrgId,
+        filter: &AppointmentFilter,
+        page: &PageRequest<DateTime<Utc>>,
+    ) -> StoreResult<Page<Appointment>>;
     /// Cancels, withdraws its confirmation link and queues the notice, in one transaction.
     async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment>;
     /// Moves an active appointment, re-checking overlap and hours atomically; replaces its

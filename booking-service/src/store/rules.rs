@@ -504,10 +504,16 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
-        let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 ORDER BY p.name, p.id");
-        let rows: Vec<ProviderRow> = self.fetch_all(Scope::Read(org), &sql, (org,)).await?;
-        rows.into_iter().map(Provider::try_from).collect()
+    async fn providers(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<Provider>> {
+        let sql = format!(
+            "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND ($2 IS NULL OR (p.name, p.id) > ($2, $3))
+             ORDER BY p.name, p.id LIMIT $4"
+        );
+        let (name, id) = page.after.as_ref().map(|(name, id)| (name.as_str(), Key(*id))).unzip();
+        let values = (org, name, id, i64::from(page.limit) + 1);
+        let rows: Vec<ProviderRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
+        let providers = rows.into_iter().map(Provider::try_from).collect::<StoreResult<_>>()?;
+        Ok(Page::of(providers, page.limit))
     }
 
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
@@ -560,7 +566,12 @@ impl Store for SqlStore {
         row.map(Appointment::try_from).transpose()
     }
 
-    async fn appointments(&self, org: OrgId, f: &AppointmentFilter) -> StoreResult<Vec<Appointment>> {
+    async fn appointments(
+        &self,
+        org: OrgId,
+        f: &AppointmentFilter,
+        page: &PageRequest<DateTime<Utc>>,
+    ) -> StoreResult<Page<Appointment>> {
         let sql = format!(
             "SELECT {APPOINTMENT_COLUMNS}
              WHERE a.org_id = $1
@@ -570,13 +581,17 @@ impl Store for SqlStore {
                AND ($5 IS NULL OR a.status = $5)
                AND ($6 IS NULL OR a.patient_phone = $6)
                AND ($7 IS NULL OR a.confirmation_code = $7)
+               AND ($8 IS NULL OR (a.starts_at, a.id) > ($8, $9))
              ORDER BY a.starts_at, a.id
-             LIMIT 1000"
+             LIMIT $10"
         );
         let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
-        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code);
+        let (after, id) = page.after.as_ref().map(|(at, id)| (Timestamp(*at), Key(*id))).unzip();
+        let limit = i64::from(page.limit) + 1;
+        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code, after, id, limit);
         let rows: Vec<AppointmentRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
-        rows.into_iter().map(Appointment::try_from).collect()
+        let appointments = rows.into_iter().map(Appointment::try_from).collect::<StoreResult<_>>()?;
+        Ok(Page::of(appointments, page.limit))
     }
 
     async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment> {

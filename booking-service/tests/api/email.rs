@@ -1,5 +1,5 @@
 //! The confirmation email: outbox, delivery over a real SMTP conversation (the in-process sink of
-//! the `smtp-sink` crate, never a mocked transport), retries, links and their pages.
+//! the `local-peers` crate, never a mocked transport), retries, links and their pages.
 
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};

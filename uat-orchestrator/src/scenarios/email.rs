@@ -31,7 +31,7 @@ fn link_in(text: &str) -> Option<String> {
 
 async fn scenario(
     run: &mut Run<'_>,
-    mail: &smtp_sink::SmtpSink,
+    mail: &local_peers::smtp::SmtpSink,
     clinic: &Clinic,
     steps: &mut Steps<'_>,
 ) -> Result<(), String> {

@@ -6,7 +6,7 @@ use super::arguments::required;
 use super::refusal::Refusal;
 use super::{speech, Context};
 use crate::domain::{ConfirmationCode, PhoneNumber};
-use crate::store::{Appointment, AppointmentFilter, Provider, StoreError};
+use crate::store::{Appointment, AppointmentFilter, PageRequest, Provider, StoreError};
 
 const NO_CALLER: &str = "I can only look up appointments when you call from your own phone number.";
 
@@ -30,7 +30,8 @@ pub async fn own_appointment(
         confirmation_code: Some(code.as_str().to_owned()),
         ..Default::default()
     };
-    let appointment = ctx.store.appointments(ctx.actor.org, &filter).await?.into_iter().next().ok_or_else(|| {
+    let found = ctx.store.appointments(ctx.actor.org, &filter, &PageRequest::first(1)).await?;
+    let appointment = found.items.into_iter().next().ok_or_else(|| {
         Refusal::spoken(format!(
             "I couldn't find an appointment with the code {} for the number you're calling from.",
             speech::code(code.as_str())

@@ -2,7 +2,7 @@
 
 use super::refusal::Answer;
 use super::{caller, speech, Context};
-use crate::store::{self, Appointment, AppointmentFilter};
+use crate::store::{self, Appointment, AppointmentFilter, PageRequest};
 use serde::Deserialize;
 
 /// No arguments: the number is the only key, so a model cannot ask about someone else.
@@ -19,15 +19,16 @@ impl FindAppointments {
         };
         let upcoming: Vec<Appointment> = ctx
             .store
-            .appointments(ctx.actor.org, &filter)
+            .appointments(ctx.actor.org, &filter, &PageRequest::first(store::MAX_PAGE))
             .await?
+            .items
             .into_iter()
             .filter(|a| a.status.is_active())
             .collect();
         if upcoming.is_empty() {
             return Ok("You have no upcoming appointments.".into());
         }
-        let providers = ctx.store.providers(ctx.actor.org).await?;
+        let providers = ctx.store.providers(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?.items;
         let described: Vec<String> = upcoming
             .iter()
             .take(speech::MAX_READ_OUT)

@@ -5,7 +5,7 @@
 use super::arguments::text;
 use super::refusal::Refusal;
 use super::{speech, Context};
-use crate::store::Provider;
+use crate::store::{self, PageRequest, Provider};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -40,7 +40,8 @@ impl WhichProvider {
 
 /// The providers one can book with now.
 pub async fn active(ctx: &Context<'_>) -> Result<Vec<Provider>, Refusal> {
-    Ok(ctx.store.providers(ctx.actor.org).await?.into_iter().filter(|p| p.active).collect())
+    let page = ctx.store.providers(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?;
+    Ok(page.items.into_iter().filter(|p| p.active).collect())
 }
 
 /// "Dr. A, Dr. B and Dr. C" (with `and` or `or`).

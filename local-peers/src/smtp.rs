@@ -2,12 +2,9 @@
 //! DATA with dot-unstuffing, RSET, NOOP, QUIT). It keeps every message it accepts, and can be
 //! told to refuse mail (e.g. `451` to make a sender retry) to exercise delivery failures.
 //!
-//! A crate of its own because two kinds of user need it: the tests (through `test-kit`), and the
-//! acceptance tool, whose email scenario receives the service's mail with it at run time.
-//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use smtp_sink::SmtpSink;
+//! use local_peers::smtp::SmtpSink;
 //! let sink = SmtpSink::start().await?;
 //! let url = sink.url(); // smtp://127.0.0.1:PORT, for SMTP_URL
 //! let mails = sink.wait_for(1, std::time::Duration::from_secs(5)).await;

@@ -1,0 +1,49 @@
+//! Keyset paging of the list routes (docs/API.md): `limit` and an opaque `cursor` in,
+//! `{"items", "next"}` out. The cursor is the sort key and id of a page's last row.
+
+use super::error::{ApiError, ApiResult};
+use crate::store::{Page, PageRequest};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use shared::api;
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = crate::store::MAX_PAGE;
+/// Longer than any cursor this service gives.
+const MAX_CURSOR: usize = 512;
+
+/// The page a list request asks for.
+pub fn request<K: DeserializeOwned>(limit: Option<u32>, cursor: Option<&str>) -> ApiResult<PageRequest<K>> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::Validation(format!("limit: must be from 1 to {MAX_LIMIT}")));
+    }
+    let after = cursor.map(decode).transpose()?;
+    Ok(PageRequest { limit, after })
+}
+
+fn decode<K: DeserializeOwned>(cursor: &str) -> ApiResult<(K, Uuid)> {
+    let invalid = || ApiError::Validation("cursor: not a cursor this list gave".into());
+    if cursor.len() > MAX_CURSOR {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    serde_json::from_slice(&bytes).map_err(|_| invalid())
+}
+
+/// The page as the API answers it: its items on the wire, and the cursor of the next page when
+/// rows follow.
+pub fn answer<T, W, K: Serialize>(
+    page: Page<T>,
+    key: impl Fn(&T) -> (K, Uuid),
+    wire: impl Fn(&T) -> W,
+) -> api::Page<W> {
+    let next = page.items.last().filter(|_| page.more).map(|last| {
+        let bytes = serde_json::to_vec(&key(last)).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(bytes)
+    });
+    api::Page { items: page.items.iter().map(wire).collect(), next }
+}
