@@ -24,6 +24,7 @@ pub const DEFAULT_MAIL_RETRY_MAX_MS: u64 = 3_600_000;
 pub const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 #[derive(Clone, Parser)]
 #[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]
@@ -139,6 +140,11 @@ pub struct Config {
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit_per_minute: u32,
 
+    /// Days idempotency records, remembered tool answers and delivered outbox messages are kept
+    /// (0: kept forever).
+    #[arg(long, env = "RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
+    pub retention_days: u32,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -176,6 +182,7 @@ impl Config {
             vapi_hmac_tolerance_secs: DEFAULT_VAPI_HMAC_TOLERANCE_SECS,
             vapi_deadline_ms: DEFAULT_VAPI_DEADLINE_MS,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            retention_days: DEFAULT_RETENTION_DAYS,
             log_json: false,
         }
     }

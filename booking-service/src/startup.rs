@@ -7,8 +7,8 @@ use crate::http::{self, auth::Authenticator, AppState, VapiSettings};
 use crate::links::{LinkKey, Links};
 use crate::mail::{Dispatcher, DispatcherSettings, Transport};
 use crate::store::{self, DynStore, Organization};
-use crate::telemetry;
 use crate::vapi::SignatureCheck;
+use crate::{retention, telemetry};
 use anyhow::Context;
 use rand::RngCore;
 use shared::{Claims, Role};
@@ -30,6 +30,7 @@ pub struct Application {
     dev: Option<DevMode>,
     dispatcher: Dispatcher,
     mail_target: String,
+    retention_days: u32,
 }
 
 /// What dev mode set up: a generated key kept on disk, a demo organization, and tokens for it.
@@ -96,7 +97,8 @@ impl Application {
             lanes: Arc::default(),
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
         };
-        Ok(Self { listener, address, state, dev, dispatcher, mail_target })
+        let retention_days = config.retention_days;
+        Ok(Self { listener, address, state, dev, dispatcher, mail_target, retention_days })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -147,8 +149,14 @@ impl Application {
     /// and stops the mail dispatcher after the batch in hand.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let dispatcher = self.dispatcher.spawn();
+        let retention = (self.retention_days > 0).then(|| {
+            retention::spawn(self.state.store.clone(), chrono::Duration::days(i64::from(self.retention_days)))
+        });
         let router = http::router(self.state);
         let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        if let Some(task) = retention {
+            task.abort();
+        }
         dispatcher.stop().await;
         served?;
         Ok(())

@@ -430,6 +430,10 @@ pub trait Store: Send + Sync {
     /// The messages queued for an appointment, oldest first.
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 
+    /// Deletes, from each table, up to `batch` rows that have served their time before `before`:
+    /// idempotency records, remembered tool answers, delivered outbox messages. The number deleted.
+    async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64>;
+
     async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>>;
 }
 

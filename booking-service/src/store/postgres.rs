@@ -21,6 +21,8 @@ pub const REQUEST_ROLE: &str = "booking_app";
 pub const WORKER_ROLE: &str = "booking_worker";
 /// The role that finds the organization of a confirmation link, on the token table only.
 pub const LINK_ROLE: &str = "booking_link";
+/// The role of the retention job, on the tables it prunes only.
+pub const RETENTION_ROLE: &str = "booking_janitor";
 
 #[derive(Debug, Clone)]
 pub struct Pg {
@@ -55,7 +57,7 @@ impl Pg {
 
     /// Refuses to run if a role the service switches to could bypass row-level security.
     async fn check_roles(&self) -> anyhow::Result<()> {
-        for role in [REQUEST_ROLE, WORKER_ROLE, LINK_ROLE] {
+        for role in [REQUEST_ROLE, WORKER_ROLE, LINK_ROLE, RETENTION_ROLE] {
             let (superuser, bypass, owns): (bool, bool, bool) = sqlx::query_as(
                 "SELECT r.rolsuper, r.rolbypassrls,
                         EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = current_schema() AND t.tableowner = r.rolname)
@@ -72,8 +74,13 @@ impl Pg {
         Ok(())
     }
 
+    /// Ready when the server answers and takes writes (not a standby after a failover).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop)
+        let (standby,): (bool,) = sqlx::query_as("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await?;
+        if standby {
+            return Err(sqlx::Error::Protocol("the server is a read-only standby".into()));
+        }
+        Ok(())
     }
 
     /// A transaction under the role the scope calls for; a tenant's also names its organization.
@@ -86,6 +93,7 @@ impl Pg {
             }
             Scope::Dispatch => format!("SET LOCAL ROLE {WORKER_ROLE}"),
             Scope::Links => format!("SET LOCAL ROLE {LINK_ROLE}"),
+            Scope::Retention => format!("SET LOCAL ROLE {RETENTION_ROLE}"),
         };
         let tx = self.pool.begin_with(format!("BEGIN; {switch}")).await?;
         Ok(Tx::Pg(tx))
@@ -186,7 +194,9 @@ mod tests {
             assert_eq!(role_and_org(&mut tx).await, (REQUEST_ROLE.to_owned(), Some(org.to_string())));
             tx.commit().await.expect("commit");
         }
-        for (scope, role) in [(Scope::Dispatch, WORKER_ROLE), (Scope::Links, LINK_ROLE)] {
+        for (scope, role) in
+            [(Scope::Dispatch, WORKER_ROLE), (Scope::Links, LINK_ROLE), (Scope::Retention, RETENTION_ROLE)]
+        {
             let mut tx = store.begin(scope).await.expect("begin");
             assert_eq!(role_and_org(&mut tx).await, (role.to_owned(), None));
             tx.commit().await.expect("commit");
@@ -194,6 +204,9 @@ mod tests {
         // The pool's one connection is back to its login role, with no organization.
         let mut tx = Tx::Pg(store.pool.begin().await.expect("begin"));
         let (login, org) = role_and_org(&mut tx).await;
-        assert!(![REQUEST_ROLE, WORKER_ROLE, LINK_ROLE].contains(&login.as_str()) && org.is_none(), "{login} {org:?}");
+        assert!(
+            ![REQUEST_ROLE, WORKER_ROLE, LINK_ROLE, RETENTION_ROLE].contains(&login.as_str()) && org.is_none(),
+            "{login} {org:?}"
+        );
     }
 }

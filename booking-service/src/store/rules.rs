@@ -69,6 +69,8 @@ pub(super) enum Scope {
     Dispatch,
     /// Finding which organization a confirmation link belongs to, and nothing else.
     Links,
+    /// The retention job, across organizations, deleting only what has served its time.
+    Retention,
 }
 
 /// The values of one booking's writes: the appointment, its audit row, and, as the booking calls
@@ -697,6 +699,19 @@ impl Store for SqlStore {
         );
         let rows: Vec<OutboxRow> = self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?;
         Ok(rows.into_iter().map(OutboxJob::from).collect())
+    }
+
+    async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64> {
+        let row = self.dialect().row_id();
+        let mut deleted = 0;
+        for (table, instant) in
+            [("idempotency_keys", "created_at"), ("vapi_tool_results", "created_at"), ("outbox", "sent_at")]
+        {
+            let sql =
+                format!("DELETE FROM {table} WHERE {row} IN (SELECT {row} FROM {table} WHERE {instant} < $1 LIMIT $2)");
+            deleted += self.execute(Scope::Retention, &sql, (Timestamp(before), batch)).await?;
+        }
+        Ok(deleted)
     }
 
     async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>> {

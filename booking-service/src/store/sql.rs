@@ -48,6 +48,14 @@ impl Dialect {
         }
     }
 
+    /// The column that names a row of any table.
+    pub fn row_id(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "ctid",
+            Dialect::Sqlite => "rowid",
+        }
+    }
+
     /// `[starts_at, ends_at)` overlaps `[$3, $4)`: on PostgreSQL as ranges, which the exclusion
     /// constraint's GiST index serves.
     pub fn overlaps_3_4(self) -> &'static str {

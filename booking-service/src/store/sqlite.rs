@@ -23,7 +23,9 @@ impl Lite {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            // FULL: a commit is on disk before the booking is acknowledged (NORMAL in WAL mode may
+            // lose the last commits on power loss).
+            .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
@@ -45,15 +47,17 @@ impl Lite {
         Ok(Self { reader, writer })
     }
 
+    /// Ready when a reader answers and the writer can take the write lock.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map(drop)
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        self.writer.begin_with("BEGIN IMMEDIATE").await?.rollback().await
     }
 
     /// Readers take a pooled read-only connection; everything that writes queues for the writer.
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let tx = match scope {
             Scope::Read(_) | Scope::Links => self.reader.begin().await?,
-            Scope::Write(_) | Scope::Dispatch => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Scope::Write(_) | Scope::Dispatch | Scope::Retention => self.writer.begin_with("BEGIN IMMEDIATE").await?,
         };
         Ok(Tx::Lite(tx))
     }

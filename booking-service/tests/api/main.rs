@@ -16,6 +16,7 @@ mod ops;
 mod outage;
 mod paging;
 mod providers;
+mod retention;
 mod startup;
 mod tenancy;
 mod validation;

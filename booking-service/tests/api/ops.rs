@@ -70,3 +70,18 @@ on_both_backends!(
     the_openapi_document_covers_every_route,
     unknown_routes_answer_with_the_json_error_body,
 );
+
+/// Readiness proves the database takes writes: with SQLite's write lock held by another process,
+/// reads still work (WAL) but no booking could commit, so the instance is not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_is_not_ready_while_it_cannot_write() {
+    use sqlx::Connection;
+    let app = spawn_app(Backend::Sqlite).await;
+    assert_eq!(app.anon.readyz().await.expect("ready").status, "ready");
+    let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.expect("another connection");
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.expect("take the write lock");
+    let not_ready = app.anon.readyz().await.expect_err("not ready while it cannot write");
+    assert_eq!(not_ready.status().map(|s| s.as_u16()), Some(503), "{not_ready}");
+    sqlx::query("ROLLBACK").execute(&mut other).await.expect("release it");
+    assert_eq!(app.anon.readyz().await.expect("ready again").status, "ready");
+}

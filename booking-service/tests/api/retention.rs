@@ -1,0 +1,44 @@
+//! The retention job deletes idempotency records, remembered tool answers and delivered outbox
+//! messages once they are old, and nothing else.
+
+use crate::helpers::*;
+use booking_service::retention;
+use booking_service::store::Delivery;
+use chrono::Duration;
+use reqwest::Method;
+use serde_json::json;
+
+async fn retention_prunes_only_what_has_served_its_time(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below stay undelivered.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let mut input = booking(provider, days_ahead(3), "10:00");
+    input.patient_email = Some("ada@example.com".into());
+    let first = org.agent.book_idempotent(&input, "key-1").await.expect("booked");
+    let mut later = input.clone();
+    later.appointment_time = Some("11:00".into());
+    let second = org.agent.book(&later).await.expect("booked");
+    let call = json!({"id": "tc-1", "type": "function", "function": {"name": "list_providers", "arguments": {}}});
+    let message = json!({"message": {"type": "tool-calls", "toolCallList": [call], "call": {"id": "call-1"}}});
+    let answered = org.agent.request(Method::POST, "/api/vapi/tools").json(&message).send().await.expect("sent");
+    assert_eq!(answered.status(), 200);
+    let store = &app.store;
+    let (org_id, first_id) = (org.id.into(), first.appointment_id.into());
+    let sent = store.outbox(org_id, first_id).await.expect("outbox");
+    store.record_delivery(sent[0].id, &Delivery::Sent).await.expect("delivered");
+
+    assert_eq!(retention::prune(store, Duration::days(30)).await.expect("pruned"), 0, "nothing is old yet");
+    // With a cut-off in the future, everything of those kinds has served its time.
+    assert_eq!(retention::prune(store, Duration::days(-1)).await.expect("pruned"), 3);
+
+    // The delivered message is gone; the undelivered one, the audit trail and the bookings stay.
+    assert!(store.outbox(org_id, first_id).await.expect("outbox").is_empty());
+    assert_eq!(store.outbox(org_id, second.appointment_id.into()).await.expect("outbox").len(), 1);
+    assert!(!store.audit_trail(org_id, first_id).await.expect("audit").is_empty());
+    assert_eq!(org.staff.appointments(&Default::default()).await.expect("listed").len(), 2);
+    // The idempotency record is gone: the same key no longer replays the first answer.
+    assert_error(org.agent.book_idempotent(&input, "key-1").await, 409, "slot_unavailable");
+}
+
+on_both_backends!(retention_prunes_only_what_has_served_its_time);
