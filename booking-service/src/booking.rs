@@ -18,7 +18,8 @@ pub use lanes::Lanes;
 
 /// Identical bookings without an idempotency key queue in one lane per organization, provider and
 /// requested local start, so a burst for one slot asks the database about twice, not once each.
-pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, LocalStart), BookingError>;
+/// A capped caller's number is part of the lane, since its quota refusal is its own.
+pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, LocalStart, Option<PhoneNumber>), BookingError>;
 
 /// How many alternatives a refusal offers.
 pub const ALTERNATIVES: usize = 3;
@@ -30,6 +31,9 @@ pub struct BookingRequest {
     pub when: LocalStart,
     pub patient: Patient,
     pub notes: Option<Notes>,
+    /// Whether the patient's number is held to the clinic's `max_active_per_caller`: a voice agent
+    /// (the `agent` role) books for whoever calls.
+    pub capped: bool,
 }
 
 /// A local date and time, with an optional length (else the provider's default).
@@ -84,6 +88,7 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
                 email: input.patient_email.as_deref().map(|e| Email::parse("patient_email", e)).transpose()?,
             },
             notes: input.notes.as_deref().map(|n| Notes::parse("notes", n)).transpose()?.flatten(),
+            capped: false,
         })
     }
 }
@@ -140,7 +145,8 @@ pub async fn book(
     request: BookingRequest,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
-    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.when));
+    let capped_phone = request.patient.phone.clone().filter(|_| request.capped);
+    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.when, capped_phone));
     let attempt = async move {
         let when = request.when;
         let plan = move |p: &Provider| when.slot(p, p.appointment_minutes);
@@ -155,6 +161,7 @@ pub async fn book(
                     idempotency,
                     render: &remembered,
                     link: links.issue(),
+                    capped: request.capped,
                 },
             )
             .await?;

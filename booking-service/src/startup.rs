@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::domain::{OrgId, Zone};
 use crate::http::{self, auth::Authenticator, AppState, VapiSettings};
 use crate::links::{LinkKey, Links};
-use crate::mail::{Dispatcher, DispatcherSettings, Transport};
+use crate::mail::{self, Dispatcher, DispatcherSettings, Transport};
 use crate::store::{self, DynStore, Organization};
 use crate::vapi::SignatureCheck;
 use crate::{retention, telemetry};
@@ -85,7 +85,11 @@ impl Application {
                 retry_base: Duration::from_millis(config.mail_retry_base_ms),
                 retry_max: Duration::from_millis(config.mail_retry_max_ms),
                 lease: Duration::from_secs(config.mail_lease_secs.max(1)),
-                batch: 10,
+                batch: mail::batch_within_lease(
+                    Duration::from_secs(config.mail_lease_secs.max(1)),
+                    Duration::from_secs(config.smtp_timeout_secs.max(1)),
+                )
+                .map_err(anyhow::Error::msg)?,
             },
         };
         let state = AppState {

@@ -60,7 +60,8 @@ pub async fn book(
             return Err(ApiError::Validation(format!("tool_name: must be {tool}")));
         }
         let idempotency = idempotency_key(&headers, &body)?;
-        let request = booking::BookingRequest::try_from(&body.tool_input)?;
+        let mut request = booking::BookingRequest::try_from(&body.tool_input)?;
+        request.capped = caller.role == Role::Agent;
         let booked = booking::book(&state.store, &state.links, &state.lanes, &actor, request, idempotency).await?;
         let outcome = if booked.replayed { "replayed" } else { "booked" };
         Ok((outcome, booked.answer))

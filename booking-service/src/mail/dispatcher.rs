@@ -28,8 +28,31 @@ pub struct DispatcherSettings {
     pub retry_max: Duration,
     /// How long a claim keeps other dispatchers away.
     pub lease: Duration,
-    /// Messages claimed at once.
+    /// Messages claimed at once ([`batch_within_lease`]).
     pub batch: i64,
+}
+
+/// Time one message may need besides its SMTP conversation (reading its appointment, recording
+/// the delivery).
+const BESIDES_SENDING: Duration = Duration::from_secs(5);
+/// The most messages claimed at once.
+const MAX_BATCH: u32 = 10;
+
+/// Messages claimed at once: as many as can each take the whole SMTP timeout and still be done
+/// before the claim's lease ends, since after it another instance may claim and send them too.
+/// A lease too short for one message is refused.
+pub fn batch_within_lease(lease: Duration, send_timeout: Duration) -> Result<i64, String> {
+    let per_message = send_timeout + BESIDES_SENDING;
+    let fits = (lease.as_secs_f64() / per_message.as_secs_f64()).floor() as u32;
+    if fits == 0 {
+        return Err(format!(
+            "MAIL_LEASE_SECS ({} s) must be longer than SMTP_TIMEOUT_SECS plus {} s ({} s)",
+            lease.as_secs(),
+            BESIDES_SENDING.as_secs(),
+            per_message.as_secs()
+        ));
+    }
+    Ok(i64::from(fits.min(MAX_BATCH)))
 }
 
 pub struct Dispatcher {
@@ -212,5 +235,21 @@ mod tests {
                 assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
             }
         }
+    }
+
+    /// A claimed batch is done before its lease ends even when every message takes the whole SMTP
+    /// timeout: the defaults (120 s lease, 30 s timeout) used to claim 10 messages, up to 300 s.
+    #[test]
+    fn a_batch_fits_in_its_lease() {
+        let secs = Duration::from_secs;
+        for (lease, timeout) in [(120, 30), (120, 5), (600, 30), (36, 30), (3600, 1)] {
+            let batch = batch_within_lease(secs(lease), secs(timeout)).expect("fits");
+            assert!((1..=10).contains(&batch), "{batch}");
+            let worst = (secs(timeout) + BESIDES_SENDING) * batch as u32;
+            assert!(worst <= secs(lease), "lease {lease} s, timeout {timeout} s: {batch} messages take {worst:?}");
+        }
+        assert_eq!(batch_within_lease(secs(120), secs(30)), Ok(3));
+        let refused = batch_within_lease(secs(30), secs(30)).expect_err("no message fits");
+        assert!(refused.contains("MAIL_LEASE_SECS"), "{refused}");
     }
 }

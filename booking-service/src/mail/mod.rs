@@ -4,7 +4,7 @@
 pub mod dispatcher;
 pub mod email;
 
-pub use dispatcher::{Dispatcher, DispatcherSettings};
+pub use dispatcher::{batch_within_lease, Dispatcher, DispatcherSettings};
 
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;

@@ -267,6 +267,9 @@ pub struct NewBooking<'a> {
     pub render: Render<'a>,
     /// The confirmation link to issue when the patient has an email address.
     pub link: IssuedLink,
+    /// Whether the patient's number is held to the organization's `max_active_per_caller` (a
+    /// voice agent books for the caller).
+    pub capped: bool,
 }
 
 /// Where a confirmation link's token hash leads.

@@ -91,6 +91,9 @@ impl Pg {
             Scope::Read(org) | Scope::Write(org) => {
                 format!("SET LOCAL ROLE {REQUEST_ROLE}; SET LOCAL app.org_id = '{org}'")
             }
+            Scope::WriteLocked(org, key) => format!(
+                "SET LOCAL ROLE {REQUEST_ROLE}; SET LOCAL app.org_id = '{org}'; SELECT pg_advisory_xact_lock({key})"
+            ),
             Scope::Dispatch => format!("SET LOCAL ROLE {WORKER_ROLE}"),
             Scope::Links => format!("SET LOCAL ROLE {LINK_ROLE}"),
             Scope::Retention => format!("SET LOCAL ROLE {RETENTION_ROLE}"),
@@ -101,18 +104,27 @@ impl Pg {
 }
 
 /// The booking in one statement: the appointment, only while its provider is the version it was
-/// planned from, and with it its audit row, outbox message, confirmation link and idempotency
+/// planned from and, for a capped caller, while the caller's number holds fewer upcoming active
+/// appointments than the organization allows (counted under the caller's lock, taken in BEGIN),
+/// and with it its audit row, outbox message, confirmation link and idempotency
 /// record, each written only if the appointment was.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
-    let inserted: Result<(i64, i64), sqlx::Error> = tx
+    let inserted: Result<(i64, i64, Option<i32>), sqlx::Error> = tx
         .query(
             "WITH provider AS (
                 SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $23 AND active
+            ), quota AS (
+                SELECT o.max_active_per_caller AS most FROM organizations o
+                WHERE o.id = $2 AND $24 AND o.max_active_per_caller > 0
+                  AND (SELECT count(*) FROM appointments
+                       WHERE org_id = $2 AND patient_phone = $8 AND status IN ('pending', 'confirmed') AND ends_at > $11)
+                      >= o.max_active_per_caller
             ), appt AS (
                 INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
                                           patient_name, patient_phone, patient_email, notes, created_at, updated_at)
                 SELECT $1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11 FROM provider
+                WHERE NOT EXISTS (SELECT FROM quota)
                 ON CONFLICT DO NOTHING
                 RETURNING id, org_id
             ), audit AS (
@@ -128,7 +140,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                 INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
                 SELECT org_id, $20, $21, $22, $11 FROM appt WHERE $20 IS NOT NULL
             )
-            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider)",
+            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota)",
             (
                 a.id,
                 a.org_id,
@@ -153,13 +165,15 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                 w.idempotency.as_ref().map(|(i, _)| &i.request_hash),
                 w.idempotency.as_ref().map(|(_, response)| Json(response)),
                 w.provider_version,
+                w.capped,
             ),
         )
         .fetch_one()
         .await;
     match inserted {
-        Ok((1, _)) => Ok(Inserted::Booked),
-        Ok((_, 0)) => Ok(Inserted::Stale),
+        Ok((1, _, _)) => Ok(Inserted::Booked),
+        Ok((_, 0, _)) => Ok(Inserted::Stale),
+        Ok((_, _, Some(most))) => Ok(Inserted::OverQuota(most)),
         // The exclusion constraint (or, rarely, the confirmation code) turned the insert into
         // nothing, and the transaction is still usable.
         Ok(_) => Ok(Inserted::Taken),

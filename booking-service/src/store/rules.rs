@@ -65,6 +65,9 @@ where
 pub(super) enum Scope {
     Read(OrgId),
     Write(OrgId),
+    /// A write that first waits for the lock of this key (one caller's bookings in one
+    /// organization, so that their quota is counted one booking at a time).
+    WriteLocked(OrgId, i64),
     /// The outbox dispatcher, across organizations, on the outbox's delivery columns only.
     Dispatch,
     /// Finding which organization a confirmation link belongs to, and nothing else.
@@ -84,6 +87,8 @@ pub(super) struct BookingWrites<'a> {
     pub link: Option<&'a IssuedLink>,
     pub message: Option<serde_json::Value>,
     pub idempotency: Option<(&'a IdempotencyKey, serde_json::Value)>,
+    /// Whether the patient's number is held to the organization's `max_active_per_caller`.
+    pub capped: bool,
 }
 
 /// What became of the booking insert.
@@ -95,6 +100,8 @@ pub(super) enum Inserted {
     Taken,
     /// The exclusion constraint refused it and aborted the transaction (PostgreSQL).
     Refused,
+    /// The caller's number already holds this many upcoming active appointments, the most allowed.
+    OverQuota(i32),
 }
 
 impl SqlStore {
@@ -133,7 +140,12 @@ impl SqlStore {
     }
 
     async fn try_book(&self, actor: &Actor, b: &NewBooking<'_>) -> Result<BookOutcome, Fault> {
-        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let capped = b.capped.then_some(b.patient.phone.as_ref()).flatten();
+        let scope = match capped {
+            Some(phone) => Scope::WriteLocked(actor.org, caller_lock(actor.org, phone.as_str())),
+            None => Scope::Write(actor.org),
+        };
+        let mut tx = self.begin(scope).await?;
         if let Some(idem) = &b.idempotency {
             if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
                 return Ok(replayed);
@@ -155,6 +167,7 @@ impl SqlStore {
             link: email.map(|_| &b.link),
             message: email.map(|to| outbox_kind::with_link(to, &b.link)),
             idempotency: b.idempotency.as_ref().map(|idem| (idem, (b.render)(&appointment))),
+            capped: capped.is_some(),
         };
         let inserted = self.insert_booking(&mut tx, &writes).await;
         match inserted {
@@ -184,6 +197,10 @@ impl SqlStore {
                 tx.commit().await?;
                 Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: Some(busy) })
             }
+            Ok(Inserted::OverQuota(most)) => Err(StoreError::InvalidState(format!(
+                "the number you're calling from already has {most} upcoming appointments here, the most one caller can book"
+            ))
+            .into()),
             Ok(Inserted::Refused) => {
                 drop(tx);
                 if let Some(idem) = &b.idempotency {
@@ -331,6 +348,13 @@ impl SqlStore {
         appointment.updated_at = now;
         Ok(Confirmed::Now(appointment))
     }
+}
+
+/// The lock key of one caller's bookings in one organization: the same on every instance.
+fn caller_lock(org: OrgId, phone: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("caller:{org}:{phone}"));
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
 /// PostgreSQL's SQLSTATE for an exclusion constraint violation (`appointments_no_overlap`).

@@ -119,7 +119,7 @@ macro_rules! values {
     };
 }
 
-/// `Values` for every tuple up to the longest statement's 23 values.
+/// `Values` for every tuple up to 26 values (the booking statement has 24).
 macro_rules! all_values {
     () => { values!(); };
     ($first:ident $($rest:ident)*) => {
@@ -128,7 +128,7 @@ macro_rules! all_values {
     };
 }
 
-all_values!(A B C D E F G H I J K L M N O P Q R S T U V W);
+all_values!(A B C D E F G H I J K L M N O P Q R S T U V W X Y Z);
 
 /// A row type both databases can fill.
 pub trait Record: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> {}

@@ -57,7 +57,9 @@ impl Lite {
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let tx = match scope {
             Scope::Read(_) | Scope::Links => self.reader.begin().await?,
-            Scope::Write(_) | Scope::Dispatch | Scope::Retention => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Scope::Write(_) | Scope::WriteLocked(..) | Scope::Dispatch | Scope::Retention => {
+                self.writer.begin_with("BEGIN IMMEDIATE").await?
+            }
         };
         Ok(Tx::Lite(tx))
     }
@@ -76,6 +78,22 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         .await?;
     if current.is_none() {
         return Ok(Inserted::Stale);
+    }
+    if w.capped {
+        let most: Option<(i32,)> = tx
+            .query(
+                "SELECT o.max_active_per_caller FROM organizations o
+                 WHERE o.id = $1 AND o.max_active_per_caller > 0
+                   AND (SELECT count(*) FROM appointments
+                        WHERE org_id = $1 AND patient_phone = $2 AND status IN ('pending', 'confirmed') AND ends_at > $3)
+                       >= o.max_active_per_caller",
+                (org, &a.patient_phone, Timestamp(a.created_at)),
+            )
+            .fetch_optional()
+            .await?;
+        if let Some((most,)) = most {
+            return Ok(Inserted::OverQuota(most));
+        }
     }
     if overlapping(tx, org, a.provider_id, &a.slot, None).await? {
         return Ok(Inserted::Taken);

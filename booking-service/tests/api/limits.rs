@@ -1,4 +1,5 @@
-//! Abuse limits (docs/API.md §9): requests per token subject and organization.
+//! Abuse limits (docs/API.md §6): requests per token subject and organization, and upcoming
+//! appointments per caller.
 
 use crate::helpers::*;
 use reqwest::Method;
@@ -27,4 +28,57 @@ async fn a_token_past_its_rate_is_refused_while_others_go_on(backend: Backend) {
     other_org.agent.providers().await.expect("another clinic is not limited");
 }
 
-on_both_backends!(a_token_past_its_rate_is_refused_while_others_go_on);
+/// A booking for the same caller at another time each day.
+fn for_caller(provider: uuid::Uuid, day: i64) -> shared::api::BookingInput {
+    let mut input = booking(provider, days_ahead(3 + day), "10:00");
+    input.patient_phone = Some("+15550001111".into());
+    input
+}
+
+async fn a_voice_agent_books_at_most_three_upcoming_appointments_per_caller(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let mut booked = Vec::new();
+    for day in 0..3 {
+        booked.push(org.agent.book(&for_caller(provider, day)).await.expect("within the quota").appointment_id);
+    }
+    let refused = assert_error(org.agent.book(&for_caller(provider, 3)).await, 409, "invalid_state");
+    assert!(refused.to_string().contains("3 upcoming appointments"), "{refused}");
+    assert_eq!(org.staff.appointments(&Default::default()).await.expect("listed").len(), 3, "nothing written");
+
+    // Staff book for the clinic, not for a caller: no quota.
+    let by_staff = org.staff.book(&for_caller(provider, 4)).await.expect("staff are not capped");
+    // Another clinic counts its own.
+    let other = app.org("UTC").await;
+    let elsewhere = other.provider().await.id;
+    other.agent.book(&for_caller(elsewhere, 0)).await.expect("another clinic");
+    // Cancellations free places (four were active: three by the agent, one by staff).
+    org.staff.cancel(booked[0], None).await.expect("cancelled");
+    assert_error(org.agent.book(&for_caller(provider, 3)).await, 409, "invalid_state");
+    org.staff.cancel(by_staff.appointment_id, None).await.expect("cancelled");
+    org.agent.book(&for_caller(provider, 3)).await.expect("a place was freed");
+}
+
+/// Ten bookings from one caller at once, at ten free times: the quota holds under the race.
+async fn the_quota_holds_when_one_caller_books_many_times_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let attempts = futures::future::join_all((0..10).map(|day| {
+        let agent = org.agent.clone();
+        async move { agent.book(&for_caller(provider, day)).await }
+    }))
+    .await;
+    let won = attempts.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 3, "{attempts:?}");
+    for refused in attempts.into_iter().filter(Result::is_err) {
+        assert_error(refused, 409, "invalid_state");
+    }
+}
+
+on_both_backends!(
+    a_token_past_its_rate_is_refused_while_others_go_on,
+    a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
+    the_quota_holds_when_one_caller_books_many_times_at_once
+);

@@ -50,7 +50,7 @@ impl BookAppointment {
             );
             IdempotencyKey::for_request(key.clone(), key.as_bytes())
         });
-        let request = BookingRequest { provider: provider.id, when, patient, notes };
+        let request = BookingRequest { provider: provider.id, when, patient, notes, capped: true };
         let booked = booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request, idempotency).await?;
         Ok(format!(
             "You're booked with {} on {}. Your confirmation code is {}.",
