@@ -348,6 +348,53 @@ async fn a_reused_tool_call_id_is_replayed_only_for_the_same_arguments(backend: 
     assert_eq!(starts, ["10:00", "14:00", "15:00"]);
 }
 
+/// Bookings of `count` half hours from 09:00, one call each.
+fn half_hour_bookings(provider: uuid::Uuid, date: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let time = format!("{:02}:{:02}", 9 + i / 2, (i % 2) * 30);
+            call(
+                &format!("m{i}"),
+                "book_appointment",
+                json!({"provider_id": provider, "appointment_date": date, "appointment_time": time, "patient_name": "Ada"}),
+            )
+        })
+        .collect()
+}
+
+async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let date = date_str(days_ahead(15));
+    let seventeen = message(half_hour_bookings(smith.id, &date, 17), Some(CALLER), "call-17");
+    let answer = results(&post(&org.agent, &seventeen).await);
+    assert_eq!(answer.len(), 17, "one result per call");
+    for (i, (name, id, outcome)) in answer.iter().enumerate() {
+        assert_eq!((name.as_str(), id.as_str()), ("book_appointment", format!("m{i}").as_str()));
+        let error = outcome.as_ref().expect_err("refused");
+        assert!(error.contains("at most 16") && error.contains("none of them was done"), "{error}");
+    }
+    assert!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").is_empty(), "nothing booked");
+
+    let sixteen = message(half_hour_bookings(smith.id, &date, 16), Some(CALLER), "call-16");
+    let answer = results(&post(&org.agent, &sixteen).await);
+    let ids: Vec<String> = answer.iter().map(|(_, id, _)| id.clone()).collect();
+    assert_eq!(ids, (0..16).map(|i| format!("m{i}")).collect::<Vec<_>>(), "in the calls' order");
+    for (_, id, outcome) in &answer {
+        assert!(outcome.is_ok(), "{id}: {outcome:?}");
+    }
+    let starts: Vec<String> = org
+        .staff
+        .appointments(&AppointmentQuery::default())
+        .await
+        .expect("list")
+        .iter()
+        .map(|a| a.starts_at.format("%H:%M").to_string())
+        .collect();
+    assert_eq!(starts.len(), 16);
+    assert_eq!((starts[0].as_str(), starts[15].as_str()), ("09:00", "16:30"));
+}
+
 async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -608,6 +655,7 @@ on_both_backends!(
     a_repeated_tool_call_id_gets_its_first_answer_on_any_instance,
     a_tool_call_id_reused_by_another_call_or_caller_gets_its_own_answer,
     a_reused_tool_call_id_is_replayed_only_for_the_same_arguments,
+    a_message_of_more_than_sixteen_tool_calls_runs_none_of_them,
     rebooking_the_same_slot_within_a_call_returns_the_existing_booking,
     a_caller_cannot_see_or_touch_another_callers_appointments,
     bad_requests_get_speakable_errors_never_a_5xx,
