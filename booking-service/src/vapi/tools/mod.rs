@@ -34,6 +34,7 @@ use crate::store::{Actor, DynStore};
 use crate::telemetry;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -141,7 +142,12 @@ pub async fn answer(
     // Made up front and only run as `buffered` polls them: a closure kept inside the stream would
     // tie the route's future to a lifetime the router cannot name.
     let answers: Vec<_> = message.calls.iter().map(|call| answer_one(ctx, call, until)).collect();
-    stream::iter(answers).buffered(CALLS_AT_ONCE).collect().await
+    a_few_at_a_time(answers).await
+}
+
+/// Runs the futures at most [`CALLS_AT_ONCE`] at a time; their outputs in the futures' order.
+async fn a_few_at_a_time<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    stream::iter(futures).buffered(CALLS_AT_ONCE).collect().await
 }
 
 /// One call: its kept answer or a fresh one, by `until`, as one line.
@@ -184,6 +190,29 @@ async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_calls_of_a_message_run_a_few_at_a_time_and_answer_in_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let calls: Vec<_> = (0..MAX_CALLS_PER_MESSAGE)
+            .map(|i| {
+                let (running, most) = (&running, &most);
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Later calls finish sooner, so an answer in order is not an accident.
+                    tokio::time::sleep(Duration::from_millis(2 * (MAX_CALLS_PER_MESSAGE - i) as u64)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                }
+            })
+            .collect();
+        let answered = a_few_at_a_time(calls).await;
+        assert_eq!(answered, (0..MAX_CALLS_PER_MESSAGE).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), CALLS_AT_ONCE, "never more at once, and not one by one");
+    }
 
     #[test]
     fn every_tool_is_found_by_its_own_name_only() {
