@@ -140,7 +140,57 @@ async fn working_hours_are_at_most_28_periods_none_overlapping(backend: Backend)
     assert_eq!(org.admin.provider(full.id).await.expect("read").working_hours, full.working_hours);
 }
 
+/// Hours stored before the limits existed (written here straight into the database: 1,300 copies
+/// of one all-day period) still read, merged into the one period they amount to, and a day of them
+/// is each slot once, no more than a five-minute grid around the clock holds.
+async fn hours_stored_before_the_limits_still_read_and_yield_a_bounded_day(backend: Backend) {
+    use sqlx::Connection;
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let date = days_ahead(5);
+    let weekday = WEEK[chrono::Datelike::weekday(&date).num_days_from_monday() as usize];
+    let provider = org
+        .provider_with(CreateProvider {
+            name: "Dr. Legacy".into(),
+            appointment_minutes: Some(5),
+            working_hours: Some(vec![period(weekday, "09:00", "10:00")]),
+            ..Default::default()
+        })
+        .await;
+    let copies = serde_json::to_string(&vec![period(weekday, "00:00", "24:00"); 1300]).expect("json");
+    let id = provider.id.to_string();
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
+            sqlx::query("UPDATE providers SET working_hours = ?, version = version + 1 WHERE id = ?")
+                .bind(&copies)
+                .bind(&id)
+                .execute(&mut conn)
+                .await
+                .expect("stored");
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+            sqlx::query("UPDATE providers SET working_hours = $1::jsonb, version = version + 1 WHERE id = $2::uuid")
+                .bind(&copies)
+                .bind(&id)
+                .execute(&mut conn)
+                .await
+                .expect("stored");
+        }
+    }
+    // Another instance, so nothing the first one remembers of the provider stands in for the rows.
+    let fresh = app.another_instance().await;
+    let agent = fresh.client(token(shared::Role::Agent, Some(org.id)));
+    let read = agent.provider(provider.id).await.expect("the provider still reads");
+    assert_eq!(read.working_hours, [period(weekday, "00:00", "24:00")]);
+    let day = agent.availability(provider.id, &date_str(date)).await.expect("availability");
+    assert_eq!(day.slots.len(), 288, "one every five minutes, each once");
+    assert!(day.slots.windows(2).all(|w| w[0].starts_at < w[1].starts_at), "in order, no repeats");
+}
+
 on_both_backends!(
+    hours_stored_before_the_limits_still_read_and_yield_a_bounded_day,
     providers_are_created_read_changed_and_deactivated,
     availability_lists_the_free_slots_of_a_local_day,
     working_hours_are_at_most_28_periods_none_overlapping,
