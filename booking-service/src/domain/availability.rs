@@ -3,8 +3,13 @@
 use super::{Minutes, Slot, WeeklyHours, Zone, BOOKING_HORIZON_DAYS};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 
+/// The most slots one local day yields: one every 5 minutes (the shortest appointment) around the
+/// clock. Well-formed hours never reach it; it bounds the work and the answer whatever is stored.
+pub const MAX_SLOTS_PER_DAY: usize = (24 * 60 / Minutes::MIN) as usize;
+
 /// The slots of `length` starting every `step` minutes within the openings of the local `date`,
-/// that lie in the bookable future and overlap none of `busy`.
+/// that lie in the bookable future and overlap none of `busy`: in order, each once, at most
+/// [`MAX_SLOTS_PER_DAY`].
 pub fn free_slots(
     zone: &Zone,
     hours: &WeeklyHours,
@@ -16,7 +21,7 @@ pub fn free_slots(
 ) -> Vec<Slot> {
     let horizon = now + Duration::days(BOOKING_HORIZON_DAYS);
     let mut slots = Vec::new();
-    for (open, close) in hours.openings_on(date) {
+    'openings: for (open, close) in hours.openings_on(date) {
         let mut minute = open;
         while i64::from(minute) + length.get() <= i64::from(close) {
             let wall = NaiveTime::from_num_seconds_from_midnight_opt(minute * 60, 0);
@@ -26,13 +31,20 @@ pub fn free_slots(
                     && start <= horizon
                     && hours.permits(zone, &slot)
                     && !busy.iter().any(|b| b.overlaps(&slot));
-                if free && slots.last() != Some(&slot) {
+                if free {
                     slots.push(slot);
+                    if slots.len() == MAX_SLOTS_PER_DAY {
+                        break 'openings;
+                    }
                 }
             }
             minute += step.get() as u32;
         }
     }
+    // Each slot once, whatever openings gave it: well-formed hours never repeat one, but the slot
+    // list is an answer to the outside and must not depend on that.
+    slots.sort();
+    slots.dedup();
     slots
 }
 
@@ -109,6 +121,21 @@ mod tests {
         let alts = alternatives(&zone, &hours, &wanted, half, half, &busy, now, 3);
         let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
         assert_eq!(starts, ["09:00", "09:30", "11:00"]);
+    }
+
+    #[test]
+    fn a_day_yields_each_slot_once_and_at_most_the_daily_cap() {
+        let zone = Zone::parse("tz", "UTC").expect("zone");
+        let saturday = NaiveDate::from_ymd_opt(2027, 1, 16).expect("date");
+        let all_day = WorkingHours { weekday: Weekday::Sat, start: "00:00".into(), end: "24:00".into() };
+        let hours = WeeklyHours::stored(&vec![all_day; 1300]).expect("hours stored before the limits");
+        let five = Minutes::parse("m", Minutes::MIN).expect("m");
+        let now = zone.resolve(saturday, NaiveTime::MIN).expect("midnight") - Duration::days(1);
+        let slots = free_slots(&zone, &hours, saturday, five, five, &[], now);
+        assert_eq!(slots.len(), MAX_SLOTS_PER_DAY);
+        assert!(slots.windows(2).all(|w| w[0].start() < w[1].start()), "in order, each once");
+        let unmerged = WeeklyHours::default();
+        assert_eq!(free_slots(&zone, &unmerged, saturday, five, five, &[], now).len(), MAX_SLOTS_PER_DAY);
     }
 
     #[test]

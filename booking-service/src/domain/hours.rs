@@ -13,26 +13,48 @@ struct Opening {
     end: u32,
 }
 
-/// When a provider can be booked. Empty means at any time.
+/// The most working-hour periods a provider may have: four a day, every day of the week.
+pub const MAX_PERIODS: usize = 28;
+
+/// When a provider can be booked. Empty means at any time. The openings are sorted by weekday
+/// and start, and never overlap within a weekday (they may touch: 09:00–12:00, 12:00–17:00).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WeeklyHours(Vec<Opening>);
 
 impl WeeklyHours {
+    /// Hours from a request: at most [`MAX_PERIODS`] periods, each a range, none overlapping
+    /// another of its weekday (`[start, end)`, so back-to-back is fine).
     pub fn parse(hours: &[WorkingHours]) -> Result<Self, DomainError> {
-        let mut openings = Vec::with_capacity(hours.len());
-        for h in hours {
-            let start = minutes_of_day(&h.start, false)?;
-            let end = minutes_of_day(&h.end, true)?;
-            if start >= end {
-                return Err(DomainError::invalid(
-                    "working_hours",
-                    format!("{} to {} is not a range: start must come before end", h.start, h.end),
-                ));
-            }
-            openings.push(Opening { weekday: to_chrono(h.weekday), start, end });
+        if hours.len() > MAX_PERIODS {
+            return Err(DomainError::invalid(
+                "working_hours",
+                format!("at most {MAX_PERIODS} periods are allowed, got {}", hours.len()),
+            ));
         }
-        openings.sort_by_key(|o| (o.weekday.num_days_from_monday(), o.start));
+        let openings = read(hours)?;
+        if let Some(pair) =
+            openings.windows(2).find(|pair| pair[0].weekday == pair[1].weekday && pair[0].end > pair[1].start)
+        {
+            return Err(DomainError::invalid(
+                "working_hours",
+                format!("{} overlaps {}: periods of one day must not overlap", pair[0], pair[1]),
+            ));
+        }
         Ok(Self(openings))
+    }
+
+    /// Hours as the store keeps them, read without the request limits so that hours saved before
+    /// them still load: overlapping periods are merged into one, so hours saved as a thousand
+    /// copies of one period cost what that one period costs.
+    pub fn stored(hours: &[WorkingHours]) -> Result<Self, DomainError> {
+        let mut merged: Vec<Opening> = Vec::new();
+        for o in read(hours)? {
+            match merged.last_mut() {
+                Some(last) if last.weekday == o.weekday && last.end > o.start => last.end = last.end.max(o.end),
+                _ => merged.push(o),
+            }
+        }
+        Ok(Self(merged))
     }
 
     pub fn to_wire(&self) -> Vec<WorkingHours> {
@@ -46,12 +68,20 @@ impl WeeklyHours {
             .collect()
     }
 
-    /// The local opening ranges (minutes after midnight) of that date.
+    /// The local opening ranges (minutes after midnight) of that date, in order.
     pub fn openings_on(&self, date: NaiveDate) -> Vec<(u32, u32)> {
         if self.0.is_empty() {
             return vec![(0, DAY_MINUTES)];
         }
-        self.0.iter().filter(|o| o.weekday == date.weekday()).map(|o| (o.start, o.end)).collect()
+        self.day(date.weekday()).iter().map(|o| (o.start, o.end)).collect()
+    }
+
+    /// The openings of one weekday, found by halving rather than scanning.
+    fn day(&self, weekday: Weekday) -> &[Opening] {
+        let day = weekday.num_days_from_monday();
+        let first = self.0.partition_point(|o| o.weekday.num_days_from_monday() < day);
+        let after = self.0.partition_point(|o| o.weekday.num_days_from_monday() <= day);
+        &self.0[first..after]
     }
 
     /// Whether the whole slot lies inside one opening of its local day.
@@ -70,7 +100,35 @@ impl WeeklyHours {
         } else {
             return false;
         };
-        self.openings_on(day).into_iter().any(|(open, close)| open <= start_min && end_min <= close)
+        // Openings of a day do not overlap: only the last one starting by `start_min` can hold it.
+        let openings = self.day(day.weekday());
+        let holding = openings.partition_point(|o| o.start <= start_min);
+        holding > 0 && end_min <= openings[holding - 1].end
+    }
+}
+
+/// Each period read and checked to be a range, sorted by weekday and start.
+fn read(hours: &[WorkingHours]) -> Result<Vec<Opening>, DomainError> {
+    let mut openings = Vec::with_capacity(hours.len());
+    for h in hours {
+        let start = minutes_of_day(&h.start, false)?;
+        let end = minutes_of_day(&h.end, true)?;
+        if start >= end {
+            return Err(DomainError::invalid(
+                "working_hours",
+                format!("{} to {} is not a range: start must come before end", h.start, h.end),
+            ));
+        }
+        openings.push(Opening { weekday: to_chrono(h.weekday), start, end });
+    }
+    openings.sort_by_key(|o| (o.weekday.num_days_from_monday(), o.start, o.end));
+    Ok(openings)
+}
+
+impl std::fmt::Display for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let day = self.weekday.to_string().to_lowercase();
+        write!(f, "{day} {}-{}", format_minutes(self.start), format_minutes(self.end))
     }
 }
 
@@ -133,6 +191,120 @@ mod tests {
         let saturday = friday.succ_opt().expect("date");
         let sat = zone.resolve(saturday, NaiveTime::from_hms_opt(10, 0, 0).expect("t")).expect("i");
         assert!(!week.permits(&zone, &Slot::new(sat, half_hour)));
+    }
+
+    fn field_and_message(e: DomainError) -> (&'static str, String) {
+        let DomainError::Invalid { field, message } = e;
+        (field, message)
+    }
+
+    /// Four periods a day, every day: 28 distinct periods, none overlapping.
+    fn four_a_day() -> Vec<WorkingHours> {
+        let days = [
+            api::Weekday::Mon,
+            api::Weekday::Tue,
+            api::Weekday::Wed,
+            api::Weekday::Thu,
+            api::Weekday::Fri,
+            api::Weekday::Sat,
+            api::Weekday::Sun,
+        ];
+        days.into_iter()
+            .flat_map(|d| {
+                [("06:00", "09:00"), ("09:00", "12:00"), ("13:00", "17:00"), ("18:00", "24:00")]
+                    .map(|(start, end)| hours(d, start, end))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn at_most_twenty_eight_periods_are_taken() {
+        let mut week = four_a_day();
+        assert_eq!(week.len(), MAX_PERIODS);
+        assert_eq!(WeeklyHours::parse(&week).expect("28 distinct periods").to_wire().len(), 28);
+        week.push(hours(api::Weekday::Mon, "17:00", "18:00"));
+        let (field, message) = field_and_message(WeeklyHours::parse(&week).expect_err("29 periods"));
+        assert_eq!(field, "working_hours");
+        assert!(message.contains("at most 28") && message.contains("29"), "{message}");
+    }
+
+    #[test]
+    fn overlapping_periods_of_one_day_are_refused_and_touching_ones_taken() {
+        let refused = [
+            vec![hours(api::Weekday::Mon, "09:00", "12:00"), hours(api::Weekday::Mon, "11:00", "17:00")],
+            vec![hours(api::Weekday::Tue, "09:00", "17:00"), hours(api::Weekday::Tue, "09:00", "17:00")],
+            vec![hours(api::Weekday::Wed, "12:00", "13:00"), hours(api::Weekday::Wed, "08:00", "18:00")],
+            vec![
+                hours(api::Weekday::Thu, "00:00", "24:00"),
+                hours(api::Weekday::Fri, "09:00", "10:00"),
+                hours(api::Weekday::Thu, "23:59", "24:00"),
+            ],
+        ];
+        for week in refused {
+            let (field, message) = field_and_message(WeeklyHours::parse(&week).expect_err("overlap"));
+            assert_eq!(field, "working_hours");
+            assert!(message.contains("overlaps"), "{message}");
+        }
+        let (_, message) = field_and_message(
+            WeeklyHours::parse(&[
+                hours(api::Weekday::Mon, "11:00", "17:00"),
+                hours(api::Weekday::Mon, "09:00", "12:00"),
+            ])
+            .expect_err("overlap"),
+        );
+        assert_eq!(message, "mon 09:00-12:00 overlaps mon 11:00-17:00: periods of one day must not overlap");
+
+        let touching = [hours(api::Weekday::Mon, "12:00", "17:00"), hours(api::Weekday::Mon, "09:00", "12:00")];
+        let week = WeeklyHours::parse(&touching).expect("back-to-back periods");
+        assert_eq!(
+            week.openings_on(NaiveDate::from_ymd_opt(2027, 1, 11).expect("a monday")),
+            [(540, 720), (720, 1020)]
+        );
+        let same_times_other_days =
+            [hours(api::Weekday::Mon, "09:00", "17:00"), hours(api::Weekday::Tue, "09:00", "17:00")];
+        assert!(WeeklyHours::parse(&same_times_other_days).is_ok());
+    }
+
+    #[test]
+    fn a_slot_across_two_touching_periods_lies_in_neither() {
+        let zone = Zone::parse("tz", "UTC").expect("zone");
+        let week = WeeklyHours::parse(&[
+            hours(api::Weekday::Mon, "09:00", "12:00"),
+            hours(api::Weekday::Mon, "12:00", "17:00"),
+        ])
+        .expect("hours");
+        let monday = NaiveDate::from_ymd_opt(2027, 1, 11).expect("date");
+        let at = |h, m| zone.resolve(monday, NaiveTime::from_hms_opt(h, m, 0).expect("t")).expect("i");
+        let hour = Minutes::parse("m", 60).expect("m");
+        assert!(week.permits(&zone, &Slot::new(at(11, 0), hour)));
+        assert!(week.permits(&zone, &Slot::new(at(12, 0), hour)));
+        assert!(week.permits(&zone, &Slot::new(at(16, 0), hour)));
+        assert!(!week.permits(&zone, &Slot::new(at(11, 30), hour)), "it would span both periods");
+        assert!(!week.permits(&zone, &Slot::new(at(8, 30), hour)));
+        assert!(!week.permits(&zone, &Slot::new(at(16, 30), hour)));
+    }
+
+    #[test]
+    fn stored_hours_load_past_the_limits_with_overlaps_merged() {
+        let copies = vec![hours(api::Weekday::Sat, "00:00", "24:00"); 1300];
+        assert!(WeeklyHours::parse(&copies).is_err());
+        let stored = WeeklyHours::stored(&copies).expect("stored hours still load");
+        assert_eq!(stored.to_wire(), [hours(api::Weekday::Sat, "00:00", "24:00")]);
+        let overlapping = [
+            hours(api::Weekday::Mon, "11:00", "17:00"),
+            hours(api::Weekday::Mon, "09:00", "12:00"),
+            hours(api::Weekday::Mon, "10:00", "11:00"),
+            hours(api::Weekday::Mon, "17:00", "18:00"),
+            hours(api::Weekday::Tue, "09:00", "10:00"),
+        ];
+        let merged = WeeklyHours::stored(&overlapping).expect("stored");
+        let wire: Vec<(String, String)> = merged.to_wire().into_iter().map(|h| (h.start, h.end)).collect();
+        assert_eq!(
+            wire,
+            [("09:00".into(), "17:00".into()), ("17:00".into(), "18:00".into()), ("09:00".into(), "10:00".into())],
+            "overlaps merge, touching periods stay apart"
+        );
+        assert!(WeeklyHours::stored(&[hours(api::Weekday::Mon, "17:00", "09:00")]).is_err());
     }
 
     #[test]

@@ -348,6 +348,17 @@ pub struct ProviderChanges {
     pub active: Option<bool>,
 }
 
+/// What a remembered voice-agent answer is kept under: it is given again only to a request with
+/// all three the same.
+#[derive(Debug, Clone, Copy)]
+pub struct ToolCallKey<'a> {
+    /// Vapi's id of the phone call; empty when the message names none.
+    pub call_id: &'a str,
+    pub tool_call_id: &'a str,
+    /// The SHA-256 (hex) of the tool name, the canonical arguments and the caller's number.
+    pub fingerprint: &'a str,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Whether the database answers.
@@ -402,14 +413,15 @@ pub trait Store: Send + Sync {
         link: &IssuedLink,
     ) -> StoreResult<MoveOutcome>;
 
-    /// The answer first given to a voice-agent tool call, if any.
-    async fn tool_result(&self, org: OrgId, tool_call_id: &str) -> StoreResult<Option<serde_json::Value>>;
+    /// The answer first given to exactly this voice-agent tool call (same call, id and
+    /// fingerprint), if any.
+    async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>>;
     /// Keeps `outcome` as the answer to the tool call unless another was kept first, and returns
     /// the answer that stands.
     async fn save_tool_result(
         &self,
         org: OrgId,
-        tool_call_id: &str,
+        key: &ToolCallKey<'_>,
         tool_name: &str,
         outcome: &serde_json::Value,
     ) -> StoreResult<serde_json::Value>;

@@ -62,7 +62,7 @@ impl TryFrom<ProviderRow> for Known {
             own_zone: r.timezone.as_deref().map(stored_zone).transpose()?,
             org_zone: stored_zone(&r.org_timezone)?,
             appointment_minutes: Minutes::parse("appointment_minutes", i64::from(r.appointment_minutes))?,
-            hours: WeeklyHours::parse(&r.working_hours.0)?,
+            hours: WeeklyHours::stored(&r.working_hours.0)?,
             active: r.active,
         };
         Ok(Known { provider, version: r.version })

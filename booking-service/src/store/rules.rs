@@ -634,27 +634,32 @@ impl Store for SqlStore {
         retrying(|| self.try_reschedule(actor, id, plan, link)).await
     }
 
-    async fn tool_result(&self, org: OrgId, tool_call_id: &str) -> StoreResult<Option<serde_json::Value>> {
-        let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
-        let saved: Option<(Json<serde_json::Value>,)> =
-            self.fetch_optional(Scope::Read(org), sql, (org, tool_call_id)).await?;
+    async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>> {
+        let sql = "SELECT outcome FROM vapi_tool_results
+                   WHERE org_id = $1 AND call_id = $2 AND tool_call_id = $3 AND fingerprint = $4";
+        let values = (org, key.call_id, key.tool_call_id, key.fingerprint);
+        let saved: Option<(Json<serde_json::Value>,)> = self.fetch_optional(Scope::Read(org), sql, values).await?;
         Ok(saved.map(|(Json(v),)| v))
     }
 
     async fn save_tool_result(
         &self,
         org: OrgId,
-        tool_call_id: &str,
+        key: &ToolCallKey<'_>,
         tool_name: &str,
         outcome: &serde_json::Value,
     ) -> StoreResult<serde_json::Value> {
         let mut tx = self.begin(Scope::Write(org)).await?;
-        let sql = "INSERT INTO vapi_tool_results (org_id, tool_call_id, tool_name, outcome, created_at) VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT (org_id, tool_call_id) DO NOTHING";
-        let values = (org, tool_call_id, tool_name, Json(outcome), Timestamp(now()));
+        let sql =
+            "INSERT INTO vapi_tool_results (org_id, call_id, tool_call_id, fingerprint, tool_name, outcome, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (org_id, call_id, tool_call_id, fingerprint) DO NOTHING";
+        let values = (org, key.call_id, key.tool_call_id, key.fingerprint, tool_name, Json(outcome), Timestamp(now()));
         tx.query(sql, values).execute().await?;
-        let sql = "SELECT outcome FROM vapi_tool_results WHERE org_id = $1 AND tool_call_id = $2";
-        let (Json(standing),) = tx.query(sql, (org, tool_call_id)).fetch_one().await?;
+        let sql = "SELECT outcome FROM vapi_tool_results
+                   WHERE org_id = $1 AND call_id = $2 AND tool_call_id = $3 AND fingerprint = $4";
+        let (Json(standing),) =
+            tx.query(sql, (org, key.call_id, key.tool_call_id, key.fingerprint)).fetch_one().await?;
         tx.commit().await?;
         Ok(standing)
     }

@@ -5,6 +5,7 @@
 
 use crate::domain::PhoneNumber;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 /// One message Vapi posts to the server URL.
 #[derive(Debug)]
@@ -63,11 +64,13 @@ fn tool_calls(message: &Value) -> Vec<ToolCall> {
             .unwrap_or_default()
     };
     let mut calls: Vec<ToolCall> = Vec::with_capacity(listed.len());
+    // A set, not a scan of `calls`: a message may list thousands of calls before it is refused.
+    let mut seen = HashSet::with_capacity(listed.len());
     for raw in listed {
         let Some(id) = raw["id"].as_str().filter(|id| !id.is_empty()) else {
             continue;
         };
-        if calls.iter().any(|c| c.id == id) {
+        if !seen.insert(id) {
             continue;
         }
         let name = raw["function"]["name"].as_str().or_else(|| raw["name"].as_str()).unwrap_or_default();

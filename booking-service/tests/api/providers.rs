@@ -1,5 +1,5 @@
 use crate::helpers::*;
-use shared::api::{CreateProvider, UpdateProvider, Weekday};
+use shared::api::{CreateProvider, UpdateProvider, Weekday, WorkingHours};
 
 async fn providers_are_created_read_changed_and_deactivated(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -80,4 +80,118 @@ async fn availability_lists_the_free_slots_of_a_local_day(backend: Backend) {
     assert!(next_day.slots.is_empty(), "no hours that weekday");
 }
 
-on_both_backends!(providers_are_created_read_changed_and_deactivated, availability_lists_the_free_slots_of_a_local_day);
+const WEEK: [Weekday; 7] =
+    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+
+fn period(weekday: Weekday, start: &str, end: &str) -> WorkingHours {
+    WorkingHours { weekday, start: start.into(), end: end.into() }
+}
+
+/// Four periods a day, every day: the most a provider may have.
+fn twenty_eight_periods() -> Vec<WorkingHours> {
+    WEEK.iter()
+        .flat_map(|&d| {
+            [("07:00", "09:00"), ("09:00", "12:00"), ("12:00", "17:00"), ("18:00", "24:00")]
+                .map(|(start, end)| period(d, start, end))
+        })
+        .collect()
+}
+
+/// Issue 11's attack: 1,300 copies of one all-day period made each availability read cost
+/// seconds. A provider takes at most 28 periods, none overlapping another of its day.
+async fn working_hours_are_at_most_28_periods_none_overlapping(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let create = |name: &str, hours: Vec<WorkingHours>| CreateProvider {
+        name: name.into(),
+        working_hours: Some(hours),
+        ..Default::default()
+    };
+    let mut twenty_nine = twenty_eight_periods();
+    twenty_nine.push(period(Weekday::Mon, "17:00", "18:00"));
+    let refused = [
+        ("29 periods", twenty_nine),
+        ("1,000 copies", vec![period(Weekday::Sat, "00:00", "24:00"); 1000]),
+        ("overlapping", vec![period(Weekday::Mon, "09:00", "12:00"), period(Weekday::Mon, "11:00", "17:00")]),
+        ("the same twice", vec![period(Weekday::Tue, "09:00", "17:00"), period(Weekday::Tue, "09:00", "17:00")]),
+        ("one inside another", vec![period(Weekday::Wed, "08:00", "18:00"), period(Weekday::Wed, "12:00", "13:00")]),
+    ];
+    for (case, hours) in refused {
+        let err = assert_error(org.admin.create_provider(&create(case, hours)).await, 422, "validation_failed");
+        assert!(err.to_string().contains("working_hours"), "{case}: the message names the field: {err}");
+    }
+    assert!(org.admin.providers().await.expect("list").is_empty(), "nothing was created");
+
+    let full = org.admin.create_provider(&create("Dr. Full", twenty_eight_periods())).await.expect("28 periods");
+    assert_eq!(full.working_hours.len(), 28);
+    let split = vec![period(Weekday::Mon, "12:00", "17:00"), period(Weekday::Mon, "09:00", "12:00")];
+    let back_to_back = org.admin.create_provider(&create("Dr. Split", split)).await.expect("09-12 and 12-17");
+    assert_eq!(back_to_back.working_hours.len(), 2);
+
+    // PATCH holds the same rules, and a refused change leaves the hours as they were.
+    let overlap = vec![period(Weekday::Fri, "09:00", "13:00"), period(Weekday::Fri, "12:59", "17:00")];
+    let patch = UpdateProvider { working_hours: Some(overlap), ..Default::default() };
+    let err = assert_error(org.admin.update_provider(full.id, &patch).await, 422, "validation_failed");
+    assert!(err.to_string().contains("working_hours"), "{err}");
+    let mut too_many = twenty_eight_periods();
+    too_many.push(period(Weekday::Sun, "17:00", "18:00"));
+    let patch = UpdateProvider { working_hours: Some(too_many), ..Default::default() };
+    assert_error(org.admin.update_provider(full.id, &patch).await, 422, "validation_failed");
+    assert_eq!(org.admin.provider(full.id).await.expect("read").working_hours, full.working_hours);
+}
+
+/// Hours stored before the limits existed (written here straight into the database: 1,300 copies
+/// of one all-day period) still read, merged into the one period they amount to, and a day of them
+/// is each slot once, no more than a five-minute grid around the clock holds.
+async fn hours_stored_before_the_limits_still_read_and_yield_a_bounded_day(backend: Backend) {
+    use sqlx::Connection;
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let date = days_ahead(5);
+    let weekday = WEEK[chrono::Datelike::weekday(&date).num_days_from_monday() as usize];
+    let provider = org
+        .provider_with(CreateProvider {
+            name: "Dr. Legacy".into(),
+            appointment_minutes: Some(5),
+            working_hours: Some(vec![period(weekday, "09:00", "10:00")]),
+            ..Default::default()
+        })
+        .await;
+    let copies = serde_json::to_string(&vec![period(weekday, "00:00", "24:00"); 1300]).expect("json");
+    let id = provider.id.to_string();
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
+            sqlx::query("UPDATE providers SET working_hours = ?, version = version + 1 WHERE id = ?")
+                .bind(&copies)
+                .bind(&id)
+                .execute(&mut conn)
+                .await
+                .expect("stored");
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+            sqlx::query("UPDATE providers SET working_hours = $1::jsonb, version = version + 1 WHERE id = $2::uuid")
+                .bind(&copies)
+                .bind(&id)
+                .execute(&mut conn)
+                .await
+                .expect("stored");
+        }
+    }
+    // Another instance, so nothing the first one remembers of the provider stands in for the rows.
+    let fresh = app.another_instance().await;
+    let agent = fresh.client(token(shared::Role::Agent, Some(org.id)));
+    let read = agent.provider(provider.id).await.expect("the provider still reads");
+    assert_eq!(read.working_hours, [period(weekday, "00:00", "24:00")]);
+    let day = agent.availability(provider.id, &date_str(date)).await.expect("availability");
+    assert_eq!(day.slots.len(), 288, "one every five minutes, each once");
+    assert!(day.slots.windows(2).all(|w| w[0].starts_at < w[1].starts_at), "in order, no repeats");
+}
+
+on_both_backends!(
+    hours_stored_before_the_limits_still_read_and_yield_a_bounded_day,
+    providers_are_created_read_changed_and_deactivated,
+    availability_lists_the_free_slots_of_a_local_day,
+    working_hours_are_at_most_28_periods_none_overlapping,
+);

@@ -251,6 +251,150 @@ async fn a_repeated_tool_call_id_gets_its_first_answer_on_any_instance(backend: 
     assert_eq!(only(&post(&org.agent, &cancel).await).expect("same"), cancelled);
 }
 
+/// The code as the tools speak it, `A-B-C-1-2-3`.
+fn spoken(code: &str) -> String {
+    code.chars().map(String::from).collect::<Vec<_>>().join("-")
+}
+
+/// The attack from issue 11: a `toolCallId` the model reused across calls (or an agent token
+/// reusing one on purpose) must never hand one caller another caller's answer.
+async fn a_tool_call_id_reused_by_another_call_or_caller_gets_its_own_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let date = date_str(days_ahead(12));
+    let book_a = message(
+        vec![call(
+            "shared-1",
+            "book_appointment",
+            json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "09:30", "patient_name": "Ada"}),
+        )],
+        Some(CALLER),
+        "call-a",
+    );
+    let booked = only(&post(&org.agent, &book_a).await).expect("A booked");
+    let code = org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].confirmation_code.clone();
+    assert!(booked.contains(&spoken(&code)), "{booked}");
+
+    // Another call, another caller, the same id, another tool: B hears about B's appointments.
+    let find = vec![call("shared-1", "find_appointments", json!({}))];
+    let theirs = only(&post(&org.agent, &message(find.clone(), Some(OTHER_CALLER), "call-b")).await);
+    assert_eq!(theirs.as_deref(), Ok("You have no upcoming appointments."), "never A's answer");
+    // The same when the call id is A's too, or when the message names no call at all: the caller
+    // and the tool differ, so nothing of A's is given.
+    let same_call = only(&post(&org.agent, &message(find.clone(), Some(OTHER_CALLER), "call-a")).await);
+    assert_eq!(same_call.as_deref(), Ok("You have no upcoming appointments."));
+    let mut no_call_id = message(find, Some(OTHER_CALLER), "unused");
+    no_call_id["message"]["call"].as_object_mut().expect("call").remove("id");
+    let anonymous_call = only(&post(&org.agent, &no_call_id).await);
+    assert_eq!(anonymous_call.as_deref(), Ok("You have no upcoming appointments."));
+
+    // B booking under the same id books B's own appointment, with B's own code.
+    let book_b = message(
+        vec![call(
+            "shared-1",
+            "book_appointment",
+            json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "10:30", "patient_name": "Bo"}),
+        )],
+        Some(OTHER_CALLER),
+        "call-b",
+    );
+    let booked_b = only(&post(&org.agent, &book_b).await).expect("B booked");
+    assert!(booked_b.contains("10:30 AM") && !booked_b.contains(&spoken(&code)), "{booked_b}");
+    let all = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
+    let phones: Vec<Option<&str>> = all.iter().map(|a| a.patient.phone.as_deref()).collect();
+    assert_eq!(phones, [Some(CALLER), Some(OTHER_CALLER)]);
+
+    // A's own retry is still A's first answer, and books nothing more.
+    assert_eq!(only(&post(&org.agent, &book_a).await).expect("replayed"), booked);
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 2);
+}
+
+/// A retry (same call, id, tool, arguments and caller) gets its first answer even when a fresh
+/// run would answer otherwise; the same id with other arguments is a new question.
+async fn a_reused_tool_call_id_is_replayed_only_for_the_same_arguments(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let date = days_ahead(12);
+    let find = |arguments: Value| message(vec![call("f1", "find_appointments", arguments)], Some(CALLER), "call-f");
+    let none = only(&post(&org.agent, &find(json!({}))).await).expect("answered");
+    assert_eq!(none, "You have no upcoming appointments.");
+    org.agent.book(&booking(smith.id, date, "10:00")).await.expect("booked for the caller's number");
+    // The same arguments, sent as a JSON string this time: a retry, answered as the first time.
+    assert_eq!(only(&post(&org.agent, &find(Value::String("{}".into()))).await).expect("replayed"), none);
+    let asked_anew = only(&post(&org.agent, &find(json!({"which": "upcoming"}))).await).expect("answered");
+    assert!(asked_anew.contains("one upcoming appointment"), "{asked_anew}");
+
+    let book = |arguments: Value| message(vec![call("b1", "book_appointment", arguments)], Some(CALLER), "call-f");
+    let at_two = json!({"provider_id": smith.id, "appointment_date": date_str(date), "appointment_time": "14:00", "patient_name": "Ada"});
+    let first = only(&post(&org.agent, &book(at_two)).await).expect("booked");
+    let reordered = json!({"patient_name": "Ada", "appointment_time": "14:00", "appointment_date": date_str(date), "provider_id": smith.id});
+    assert_eq!(
+        only(&post(&org.agent, &book(reordered)).await).expect("replayed"),
+        first,
+        "key order is not a difference"
+    );
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 2, "booked once");
+    let at_three = json!({"provider_id": smith.id, "appointment_date": date_str(date), "appointment_time": "15:00", "patient_name": "Ada"});
+    let second = only(&post(&org.agent, &book(at_three)).await).expect("booked afresh");
+    assert!(second.contains("3:00 PM") && second != first, "{second}");
+    let starts: Vec<String> = org
+        .staff
+        .appointments(&AppointmentQuery::default())
+        .await
+        .expect("list")
+        .iter()
+        .map(|a| a.starts_at.format("%H:%M").to_string())
+        .collect();
+    assert_eq!(starts, ["10:00", "14:00", "15:00"]);
+}
+
+/// Bookings of `count` half hours from 09:00, one call each.
+fn half_hour_bookings(provider: uuid::Uuid, date: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            let time = format!("{:02}:{:02}", 9 + i / 2, (i % 2) * 30);
+            call(
+                &format!("m{i}"),
+                "book_appointment",
+                json!({"provider_id": provider, "appointment_date": date, "appointment_time": time, "patient_name": "Ada"}),
+            )
+        })
+        .collect()
+}
+
+async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let date = date_str(days_ahead(15));
+    let seventeen = message(half_hour_bookings(smith.id, &date, 17), Some(CALLER), "call-17");
+    let answer = results(&post(&org.agent, &seventeen).await);
+    assert_eq!(answer.len(), 17, "one result per call");
+    for (i, (name, id, outcome)) in answer.iter().enumerate() {
+        assert_eq!((name.as_str(), id.as_str()), ("book_appointment", format!("m{i}").as_str()));
+        let error = outcome.as_ref().expect_err("refused");
+        assert!(error.contains("at most 16") && error.contains("none of them was done"), "{error}");
+    }
+    assert!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").is_empty(), "nothing booked");
+
+    let sixteen = message(half_hour_bookings(smith.id, &date, 16), Some(CALLER), "call-16");
+    let answer = results(&post(&org.agent, &sixteen).await);
+    let ids: Vec<String> = answer.iter().map(|(_, id, _)| id.clone()).collect();
+    assert_eq!(ids, (0..16).map(|i| format!("m{i}")).collect::<Vec<_>>(), "in the calls' order");
+    for (_, id, outcome) in &answer {
+        assert!(outcome.is_ok(), "{id}: {outcome:?}");
+    }
+    let starts: Vec<String> = org
+        .staff
+        .appointments(&AppointmentQuery::default())
+        .await
+        .expect("list")
+        .iter()
+        .map(|a| a.starts_at.format("%H:%M").to_string())
+        .collect();
+    assert_eq!(starts.len(), 16);
+    assert_eq!((starts[0].as_str(), starts[15].as_str()), ("09:00", "16:30"));
+}
+
 async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -509,6 +653,9 @@ on_both_backends!(
     a_caller_lists_checks_books_finds_moves_and_cancels,
     every_list_form_is_read_and_parallel_calls_answer_in_order,
     a_repeated_tool_call_id_gets_its_first_answer_on_any_instance,
+    a_tool_call_id_reused_by_another_call_or_caller_gets_its_own_answer,
+    a_reused_tool_call_id_is_replayed_only_for_the_same_arguments,
+    a_message_of_more_than_sixteen_tool_calls_runs_none_of_them,
     rebooking_the_same_slot_within_a_call_returns_the_existing_booking,
     a_caller_cannot_see_or_touch_another_callers_appointments,
     bad_requests_get_speakable_errors_never_a_5xx,

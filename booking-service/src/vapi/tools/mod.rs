@@ -32,9 +32,11 @@ use crate::domain::PhoneNumber;
 use crate::links::Links;
 use crate::store::{Actor, DynStore};
 use crate::telemetry;
-use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// The tools an assistant can call, in the order the definitions list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +104,15 @@ struct Context<'a> {
     call_id: Option<String>,
 }
 
-/// Answers every call of the message, concurrently, in the calls' order, each within `deadline`.
+/// The most tool calls one message may hold (docs/API.md, limits): with more, every call is
+/// answered with an `error` and none runs, so one message cannot queue unbounded work.
+pub const MAX_CALLS_PER_MESSAGE: usize = 16;
+/// How many calls of one message run at once. A few overlap a slow database round trip; more
+/// would let one message hold many connections of a pool every clinic shares.
+const CALLS_AT_ONCE: usize = 4;
+
+/// Answers every call of the message, a few at a time, in the calls' order, all within `deadline`
+/// of the message's arrival (a call still waiting then is answered as too slow).
 pub async fn answer(
     store: &DynStore,
     links: &Links,
@@ -111,23 +121,50 @@ pub async fn answer(
     message: ToolCalls,
     deadline: Duration,
 ) -> Vec<ToolAnswer> {
+    if message.calls.len() > MAX_CALLS_PER_MESSAGE {
+        let refusal = refusal::too_many(message.calls.len(), MAX_CALLS_PER_MESSAGE);
+        return message
+            .calls
+            .iter()
+            .map(|call| {
+                telemetry::record_tool_call(Tool::from_name(&call.name).map_or("unknown", Tool::name), false);
+                ToolAnswer {
+                    name: call.name.clone(),
+                    tool_call_id: call.id.clone(),
+                    outcome: ToolOutcome::Error(refusal.clone()),
+                }
+            })
+            .collect();
+    }
+    let until = Instant::now() + deadline;
     let ctx = Context { store, links, lanes, actor, caller: message.caller, call_id: message.call_id };
-    join_all(message.calls.iter().map(|call| async {
-        let tool = Tool::from_name(&call.name);
-        let fresh = run(&ctx, tool, call);
-        let outcome = tokio::time::timeout(deadline, remembered::remembered(&ctx, call, fresh))
-            .await
-            .unwrap_or_else(|_| ToolOutcome::Error(refusal::TOO_SLOW.into()));
-        let outcome = match outcome {
-            ToolOutcome::Result(s) => ToolOutcome::Result(speech::one_line(&s)),
-            ToolOutcome::Error(s) => ToolOutcome::Error(speech::one_line(&s)),
-        };
-        // Names outside the enum share one label, so a model inventing names cannot grow the
-        // metric without bound.
-        telemetry::record_tool_call(tool.map_or("unknown", Tool::name), matches!(outcome, ToolOutcome::Result(_)));
-        ToolAnswer { name: call.name.clone(), tool_call_id: call.id.clone(), outcome }
-    }))
-    .await
+    let ctx = &ctx;
+    // Made up front and only run as `buffered` polls them: a closure kept inside the stream would
+    // tie the route's future to a lifetime the router cannot name.
+    let answers: Vec<_> = message.calls.iter().map(|call| answer_one(ctx, call, until)).collect();
+    a_few_at_a_time(answers).await
+}
+
+/// Runs the futures at most [`CALLS_AT_ONCE`] at a time; their outputs in the futures' order.
+async fn a_few_at_a_time<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    stream::iter(futures).buffered(CALLS_AT_ONCE).collect().await
+}
+
+/// One call: its kept answer or a fresh one, by `until`, as one line.
+async fn answer_one(ctx: &Context<'_>, call: &ToolCall, until: Instant) -> ToolAnswer {
+    let tool = Tool::from_name(&call.name);
+    let fresh = run(ctx, tool, call);
+    let outcome = tokio::time::timeout_at(until, remembered::remembered(ctx, call, fresh))
+        .await
+        .unwrap_or_else(|_| ToolOutcome::Error(refusal::TOO_SLOW.into()));
+    let outcome = match outcome {
+        ToolOutcome::Result(s) => ToolOutcome::Result(speech::one_line(&s)),
+        ToolOutcome::Error(s) => ToolOutcome::Error(speech::one_line(&s)),
+    };
+    // Names outside the enum share one label, so a model inventing names cannot grow the metric
+    // without bound.
+    telemetry::record_tool_call(tool.map_or("unknown", Tool::name), matches!(outcome, ToolOutcome::Result(_)));
+    ToolAnswer { name: call.name.clone(), tool_call_id: call.id.clone(), outcome }
 }
 
 /// Runs one call. Unreadable arguments are refused before the name is looked at, whatever tool
@@ -153,6 +190,29 @@ async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_calls_of_a_message_run_a_few_at_a_time_and_answer_in_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let calls: Vec<_> = (0..MAX_CALLS_PER_MESSAGE)
+            .map(|i| {
+                let (running, most) = (&running, &most);
+                async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // Later calls finish sooner, so an answer in order is not an accident.
+                    tokio::time::sleep(Duration::from_millis(2 * (MAX_CALLS_PER_MESSAGE - i) as u64)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    i
+                }
+            })
+            .collect();
+        let answered = a_few_at_a_time(calls).await;
+        assert_eq!(answered, (0..MAX_CALLS_PER_MESSAGE).collect::<Vec<_>>());
+        assert_eq!(most.load(Ordering::SeqCst), CALLS_AT_ONCE, "never more at once, and not one by one");
+    }
 
     #[test]
     fn every_tool_is_found_by_its_own_name_only() {

@@ -12,6 +12,11 @@ pub const SORRY: &str = "I'm sorry, I can't reach the booking system right now. 
 /// Said when a call runs past our deadline, which ends before Vapi's own timeout would.
 pub const TOO_SLOW: &str = "I'm sorry, the booking system is taking too long to answer. Please try again in a moment.";
 
+/// Said for every call of a message that holds more than `max` of them; none of them ran.
+pub fn too_many(calls: usize, max: usize) -> String {
+    format!("I can take at most {max} actions at once and was given {calls}, so none of them was done. Please try again with fewer.")
+}
+
 pub enum Refusal {
     /// A final answer about the request: kept for repeated ids.
     Spoken(String),
