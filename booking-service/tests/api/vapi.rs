@@ -318,7 +318,9 @@ async fn a_reused_tool_call_id_is_replayed_only_for_the_same_arguments(backend: 
     let find = |arguments: Value| message(vec![call("f1", "find_appointments", arguments)], Some(CALLER), "call-f");
     let none = only(&post(&org.agent, &find(json!({}))).await).expect("answered");
     assert_eq!(none, "You have no upcoming appointments.");
-    org.agent.book(&booking(smith.id, date, "10:00")).await.expect("booked for the caller's number");
+    let mut for_caller = booking(smith.id, date, "10:00");
+    for_caller.patient_phone = Some(CALLER.into());
+    org.agent.book(&for_caller).await.expect("booked for the caller's number");
     // The same arguments, sent as a JSON string this time: a retry, answered as the first time.
     assert_eq!(only(&post(&org.agent, &find(Value::String("{}".into()))).await).expect("replayed"), none);
     let asked_anew = only(&post(&org.agent, &find(json!({"which": "upcoming"}))).await).expect("answered");
@@ -365,6 +367,8 @@ fn half_hour_bookings(provider: uuid::Uuid, date: &str, count: usize) -> Vec<Val
 async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
+    // Sixteen bookings by one caller: lift the clinic's per-caller quota.
+    lift_caller_quota(&app, org.id).await;
     let date = date_str(days_ahead(15));
     let seventeen = message(half_hour_bookings(smith.id, &date, 17), Some(CALLER), "call-17");
     let answer = results(&post(&org.agent, &seventeen).await);
