@@ -188,11 +188,12 @@ impl Clinic {
             }
             return;
         }
-        let path = format!("/api/appointments?provider_id={}", self.provider_id());
+        // A scenario books a handful at most: one page holds them all.
+        let path = format!("/api/appointments?provider_id={}&limit=500", self.provider_id());
         if let Ok(reply) =
             run.probe.send("list what the run booked", run.probe.request(Method::GET, &path, Some(&self.staff))).await
         {
-            for a in reply.body.as_array().into_iter().flatten().filter(|a| a["status"] != "cancelled") {
+            for a in reply.body["items"].as_array().into_iter().flatten().filter(|a| a["status"] != "cancelled") {
                 let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
                 let _ = run
                     .probe
@@ -212,23 +213,23 @@ impl Clinic {
             .await;
     }
 
-    /// The clinic's active appointments, as staff see them.
+    /// The clinic's active appointments, as staff see them, page after page.
     pub async fn appointments(&self, run: &Run<'_>) -> Result<Vec<Value>, String> {
-        let reply = expect(
-            run.probe
-                .send("list appointments", run.probe.request(Method::GET, "/api/appointments", Some(&self.staff)))
-                .await?,
-            200,
-            "list appointments",
-        )?;
-        Ok(reply
-            .body
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| a["status"] != "cancelled")
-            .collect())
+        let (mut all, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let mut request =
+                run.probe.request(Method::GET, "/api/appointments", Some(&self.staff)).query(&[("limit", "500")]);
+            if let Some(cursor) = &cursor {
+                request = request.query(&[("cursor", cursor)]);
+            }
+            let reply = expect(run.probe.send("list appointments", request).await?, 200, "list appointments")?;
+            let items = reply.body["items"].as_array().ok_or("the list has no items")?;
+            all.extend(items.iter().filter(|a| a["status"] != "cancelled").cloned());
+            match reply.body["next"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(all),
+            }
+        }
     }
 
     /// One appointment, as staff read it.
