@@ -23,6 +23,18 @@ pub const DEFAULT_MAIL_RETRY_BASE_MS: u64 = 30_000;
 pub const DEFAULT_MAIL_RETRY_MAX_MS: u64 = 3_600_000;
 pub const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
+/// A client has this long to send a request's line and headers once it has begun.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Longer than the 60 s idle timeout of common load balancers, so the balancer closes a kept-alive
+/// connection first and never sends a request down one this side has just closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+/// 64 KiB in 10 s is 6.4 KB/s: only a client holding the request open on purpose is slower.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
+/// Well below the usual open-file limit of a service (65,536), so sockets never starve the
+/// database pool and the mail dispatcher of descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Kubernetes' default termination grace period: SIGKILL comes only after it.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 #[derive(Clone, Parser)]
 #[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]
@@ -114,6 +126,26 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
 
+    /// Seconds a client may take to send a request's line and headers, from its first byte.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a connection may sit with no request in flight and nothing sent before it is closed.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds a client may take to send a request's body, from its headers; then 408.
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS)]
+    pub body_read_timeout_secs: u64,
+
+    /// Open client connections at most; further clients wait in the listen queue.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Seconds from SIGTERM within which requests in flight finish; then the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
+
     /// When set, `POST /api/vapi/tools` also requires Vapi's HMAC signature made with this secret.
     #[arg(long, env = "VAPI_HMAC_SECRET", hide_env_values = true)]
     pub vapi_hmac_secret: Option<String>,
@@ -165,6 +197,11 @@ impl Config {
             smtp_timeout_secs: DEFAULT_SMTP_TIMEOUT_SECS,
             pool_size: DEFAULT_POOL_SIZE,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             vapi_hmac_secret: None,
             vapi_signature_header: DEFAULT_VAPI_SIGNATURE_HEADER.into(),
             vapi_timestamp_header: DEFAULT_VAPI_TIMESTAMP_HEADER.into(),

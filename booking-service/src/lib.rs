@@ -7,6 +7,7 @@ pub mod domain;
 pub mod http;
 pub mod links;
 pub mod mail;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,11 +1,12 @@
 //! From configuration to a listening service: database pool and migrations, authentication
-//! (or the announced dev mode), the router, and graceful shutdown.
+//! (or the announced dev mode), the router, and a shutdown bounded by its grace.
 
 use crate::config::Config;
 use crate::domain::{OrgId, Zone};
 use crate::http::{self, auth::Authenticator, AppState, VapiSettings};
 use crate::links::{LinkKey, Links};
 use crate::mail::{Dispatcher, DispatcherSettings, Transport};
+use crate::server::{self, Draining, ServerSettings};
 use crate::store::{self, DynStore, Organization};
 use crate::telemetry;
 use crate::vapi::SignatureCheck;
@@ -30,6 +31,7 @@ pub struct Application {
     dev: Option<DevMode>,
     dispatcher: Dispatcher,
     mail_target: String,
+    server: ServerSettings,
 }
 
 /// What dev mode set up: a generated key kept on disk, a demo organization, and tokens for it.
@@ -91,11 +93,19 @@ impl Application {
             store,
             auth: Arc::new(auth),
             request_timeout: config.request_timeout(),
+            body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
+            draining: Draining::default(),
             vapi: Arc::new(vapi_settings(&config)?),
             links,
             lanes: Arc::default(),
         };
-        Ok(Self { listener, address, state, dev, dispatcher, mail_target })
+        let server = ServerSettings {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+            max_connections: config.max_connections.max(1),
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        };
+        Ok(Self { listener, address, state, dev, dispatcher, mail_target, server })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -142,14 +152,18 @@ impl Application {
         out
     }
 
-    /// Serves and delivers mail until `shutdown` completes, then finishes the requests in flight
-    /// and stops the mail dispatcher after the batch in hand.
+    /// Serves and delivers mail until `shutdown` completes; then `/readyz` answers 503, the
+    /// requests in flight finish and the mail dispatcher stops after the message in hand, all
+    /// within `SHUTDOWN_GRACE_SECS`: what is still running then is cut.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let dispatcher = self.dispatcher.spawn();
+        let draining = self.state.draining.clone();
         let router = http::router(self.state);
-        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
-        dispatcher.stop().await;
-        served?;
+        let deadline = server::serve(self.listener, router, self.server, draining, shutdown).await;
+        if tokio::time::timeout_at(deadline, dispatcher.stop()).await.is_err() {
+            // Its claimed messages come back to a dispatcher when their lease ends.
+            tracing::warn!("shutdown grace over: leaving the mail in hand to be retried");
+        }
         Ok(())
     }
 
@@ -250,7 +264,7 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("stop signal received");
 }
 
 /// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret

@@ -3,6 +3,80 @@ use booking_service::config::Config;
 use booking_service::startup::Application;
 use shared::{ApiClient, Role};
 use sqlx::Connection;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The built binary, started in `dir` with only `vars` set, its output piped.
+fn service_in(dir: &Path, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_booking-service"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts the binary in dev mode in `dir` and reads its banner: the process, its base URL, the
+/// banner's text.
+async fn start_dev_mode(dir: &Path, vars: &[(&str, &str)]) -> (Child, String, String) {
+    let mut vars = vars.to_vec();
+    vars.push(("BIND_ADDR", "127.0.0.1:0"));
+    let mut child = service_in(dir, &vars).spawn().expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.contains("/openapi.json") {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), read).await.is_err() {
+        panic!("no dev-mode banner within a minute: {banner}");
+    }
+    // Keep reading what it logs, so it never blocks on (or fails writing to) a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut errors = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
+    let base =
+        banner.split_whitespace().skip_while(|w| *w != "on").nth(1).expect("the banner names the address").to_owned();
+    (child, base, banner)
+}
+
+/// SIGTERM with a client holding half a request header and one that sent nothing: the process
+/// exits within its grace instead of waiting for them.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_exits_within_the_grace_with_slow_clients_connected() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let slow = [("SHUTDOWN_GRACE_SECS", "1"), ("HEADER_READ_TIMEOUT_SECS", "120"), ("IDLE_TIMEOUT_SECS", "120")];
+    let (mut child, base, _) = start_dev_mode(dir.path(), &slow).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut half_header = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    half_header.write_all(b"GET /healthz HTTP/1.1\r\nHost: cli").await.expect("half a header");
+    let _silent = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = child.id().expect("running").to_string();
+    let started = std::time::Instant::now();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the process exited despite its slow clients")
+        .expect("status");
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(4), "exit took {:?} with a grace of 1 s", started.elapsed());
+}
 
 #[tokio::test]
 async fn dev_mode_on_the_embedded_database_prints_working_tokens() {
