@@ -45,6 +45,10 @@ pub struct DevMode {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         telemetry::init_metrics();
+        if config.jwt_secret.is_none() && config.jwt_public_key_file.is_none() {
+            // Checked before the database is opened, so a refused start leaves no file behind.
+            dev_mode_allowed(&config).await?;
+        }
         let store = store::connect(&config.database_url, config.pool_size)
             .await
             .with_context(|| format!("cannot open the database {}", crate::config::redact(&config.database_url)))?;
@@ -335,16 +339,39 @@ async fn authentication(
             }
             Ok((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None, None))
         }
-        (None, None) if config.is_sqlite() => {
+        (None, None) => {
             let (secret, dev) = dev_mode(config, store).await?;
             let auth = Authenticator::hs256(secret.as_bytes(), issuer, audience);
             Ok((auth, Some(dev), Some(secret)))
         }
-        (None, None) => anyhow::bail!(
-            "no signing key: set JWT_SECRET (HS256, at least {MIN_SECRET_BYTES} bytes) or JWT_PUBLIC_KEY_FILE. \
-             Dev mode, which generates one, is only for the embedded SQLite database."
-        ),
     }
+}
+
+/// Dev mode prints tokens that work for anyone who can reach the service, so it runs only where
+/// nobody else can: on the embedded default database and a loopback address (docs/API.md §1).
+async fn dev_mode_allowed(config: &Config) -> anyhow::Result<()> {
+    const SET_A_KEY: &str = "no signing key: set JWT_SECRET (HS256, at least 32 bytes) or JWT_PUBLIC_KEY_FILE";
+    anyhow::ensure!(
+        config.database_url == crate::config::DEFAULT_DATABASE_URL,
+        "{SET_A_KEY}. Dev mode, which generates one, runs only on the default database {} \
+         (DATABASE_URL is {})",
+        crate::config::DEFAULT_DATABASE_URL,
+        crate::config::redact(&config.database_url)
+    );
+    let loopback = match tokio::net::lookup_host(&config.bind_addr).await {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    };
+    anyhow::ensure!(
+        loopback,
+        "{SET_A_KEY}. Dev mode, which generates one, listens only on a loopback address such as \
+         127.0.0.1:8080 (BIND_ADDR is {})",
+        config.bind_addr
+    );
+    Ok(())
 }
 
 /// The folder of the SQLite file, where dev mode keeps its key.

@@ -1,7 +1,7 @@
 use crate::helpers::*;
 use booking_service::config::Config;
 use booking_service::startup::Application;
-use shared::{ApiClient, Role};
+use shared::ApiClient;
 use sqlx::Connection;
 use std::path::Path;
 use std::process::Stdio;
@@ -51,6 +51,69 @@ async fn start_dev_mode(dir: &Path, vars: &[(&str, &str)]) -> (Child, String, St
     (child, base, banner)
 }
 
+fn printed_token(banner: &str, role: &str) -> String {
+    let prefix = format!("export {role}_TOKEN=");
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {role} token in {banner}"))
+        .to_owned()
+}
+
+fn demo_organization(banner: &str) -> String {
+    banner.split("Demo organization: ").nth(1).and_then(|r| r.split_whitespace().next()).expect("demo org").to_owned()
+}
+
+#[tokio::test]
+async fn dev_mode_on_the_default_database_and_a_loopback_address_prints_working_tokens() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut child, base, banner) = start_dev_mode(dir.path(), &[]).await;
+    assert!(banner.contains("DEV MODE"), "{banner}");
+    assert!(dir.path().join("data/dev-jwt-secret").exists(), "the generated key is kept");
+    assert!(dir.path().join("data/booking.db").exists(), "on the default database");
+    for role in ["PLATFORM", "ADMIN", "STAFF", "AGENT"] {
+        printed_token(&banner, role);
+    }
+    let admin = ApiClient::new(base.clone()).with_token(printed_token(&banner, "ADMIN"));
+    let provider = admin
+        .create_provider(&shared::api::CreateProvider { name: "Dr. Dev".into(), ..Default::default() })
+        .await
+        .expect("the admin token works");
+    let agent = ApiClient::new(base).with_token(printed_token(&banner, "AGENT"));
+    agent.book(&booking(provider.id, days_ahead(2), "10:00")).await.expect("the agent token books");
+    child.kill().await.expect("stopped");
+
+    // A restart keeps the key and the demo organization, so earlier tokens still work.
+    let (mut again, base_again, banner_again) = start_dev_mode(dir.path(), &[]).await;
+    assert_eq!(demo_organization(&banner_again), demo_organization(&banner));
+    let earlier = ApiClient::new(base_again).with_token(printed_token(&banner, "ADMIN"));
+    assert_eq!(earlier.providers().await.expect("the earlier admin token still works").len(), 1);
+    again.kill().await.expect("stopped");
+}
+
+#[tokio::test]
+async fn dev_mode_is_refused_for_a_sqlite_url_other_than_the_default() {
+    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let err = Application::build(Config::with_database(db.url.clone())).await.err().expect("refused");
+    let message = format!("{err:#}");
+    assert!(message.contains("JWT_SECRET") && message.contains("default database"), "{message}");
+}
+
+#[tokio::test]
+async fn dev_mode_is_refused_on_an_address_that_is_not_loopback() {
+    let dir = tempfile::tempdir().expect("dir");
+    let child = service_in(dir.path(), &[("BIND_ADDR", "0.0.0.0:0")]).spawn().expect("the binary starts");
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("it stops by itself instead of serving")
+        .expect("output");
+    assert!(!output.status.success(), "it must refuse to start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_SECRET") && stderr.contains("BIND_ADDR is 0.0.0.0:0"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("TOKEN="), "no token is printed");
+    assert!(!dir.path().join("data").exists(), "a refused start leaves nothing behind");
+}
+
 /// SIGTERM with a client holding half a request header and one that sent nothing: the process
 /// exits within its grace instead of waiting for them.
 #[cfg(unix)]
@@ -76,33 +139,6 @@ async fn sigterm_exits_within_the_grace_with_slow_clients_connected() {
         .expect("status");
     assert!(status.success(), "{status}");
     assert!(started.elapsed() < Duration::from_secs(4), "exit took {:?} with a grace of 1 s", started.elapsed());
-}
-
-#[tokio::test]
-async fn dev_mode_on_the_embedded_database_prints_working_tokens() {
-    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
-    let app = Application::build(Config::with_database(db.url.clone())).await.expect("starts without a key");
-    let dev = app.dev_mode().expect("dev mode is on").clone();
-    let banner = app.banner();
-    assert!(banner.contains("DEV MODE"), "{banner}");
-    assert!(dev.secret_file.exists(), "the generated key is kept");
-    let base = app.base_url();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let token_of = |role: Role| dev.tokens.iter().find(|(r, _)| *r == role).map(|(_, t)| t.clone()).expect("token");
-    for role in [Role::Platform, Role::Admin, Role::Staff, Role::Agent] {
-        assert!(banner.contains(&token_of(role)), "{role:?} token printed");
-    }
-    let admin = ApiClient::new(base.clone()).with_token(token_of(Role::Admin));
-    let provider = admin
-        .create_provider(&shared::api::CreateProvider { name: "Dr. Dev".into(), ..Default::default() })
-        .await
-        .expect("the admin token works");
-    let agent = ApiClient::new(base).with_token(token_of(Role::Agent));
-    agent.book(&booking(provider.id, days_ahead(2), "10:00")).await.expect("the agent token books");
-
-    // A restart keeps the key and the demo organization, so earlier tokens still work.
-    let again = Application::build(Config::with_database(db.url.clone())).await.expect("restarts");
-    assert_eq!(again.dev_mode().expect("dev mode").org_id, dev.org_id);
 }
 
 #[tokio::test]
