@@ -241,13 +241,78 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// A URL safe to print: the password, if any, is masked.
+/// A URL safe to print: its password and the value of every query parameter whose name looks
+/// secret (`password`, `sslpassword`, `token`, `api_key`...) are masked. Text that is not a URL is
+/// not printed at all, since nothing can tell where a secret in it begins.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        let scheme = if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) { scheme } else { "" };
+        return format!("{scheme}:*** (not a valid URL)");
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(name, _)| secret_name(&name)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if secret_name(&name) { "***".to_owned() } else { value.into_owned() };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+/// Whether a query parameter of this name may carry a credential.
+fn secret_name(name: &str) -> bool {
+    const MARKS: [&str; 8] = ["pass", "pwd", "secret", "token", "key", "auth", "credential", "signature"];
+    let name = name.to_ascii_lowercase();
+    MARKS.iter().any(|mark| name.contains(mark))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn the_password_of_a_url_is_masked() {
+        assert_eq!(redact("postgres://app:hunter2@db:5432/booking"), "postgres://app:***@db:5432/booking");
+    }
+
+    #[test]
+    fn secret_query_parameters_are_masked_and_the_others_kept() {
+        let shown = redact(
+            "postgres://app@db/booking?sslmode=verify-full&password=hunter2&sslpassword=pem-pass\
+             &PASS=x1&auth_token=t0k&api_key=k3y&client_secret=s3c&application_name=booking",
+        );
+        for secret in ["hunter2", "pem-pass", "x1", "t0k", "k3y", "s3c"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
-        _ => url.to_owned(),
+        assert!(shown.contains("sslmode=verify-full"), "{shown}");
+        assert!(shown.contains("application_name=booking"), "{shown}");
+        assert!(shown.contains("password=***") || shown.contains("password=%2A%2A%2A"), "{shown}");
+    }
+
+    #[test]
+    fn a_password_in_both_places_is_masked_in_both() {
+        let shown = redact("smtps://mailer:in-userinfo@smtp.example:465?password=in-query");
+        assert!(!shown.contains("in-userinfo") && !shown.contains("in-query"), "{shown}");
+        assert!(shown.starts_with("smtps://mailer:"), "{shown}");
+    }
+
+    #[test]
+    fn text_that_is_not_a_url_is_not_printed() {
+        let shown = redact("postgres://app:hunter2@db:notaport/booking");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.starts_with("postgres:"), "{shown}");
+    }
+
+    #[test]
+    fn a_url_without_secrets_prints_as_given() {
+        assert_eq!(redact("sqlite://data/booking.db"), "sqlite://data/booking.db");
+        assert_eq!(redact("sqlite://data/booking.db?mode=rwc"), "sqlite://data/booking.db?mode=rwc");
     }
 }
