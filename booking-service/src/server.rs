@@ -73,12 +73,8 @@ pub async fn serve(
     // The watchdog times headers instead (see the module's comment).
     builder.http1().header_read_timeout(None);
     let server = Server {
-        builder: Arc::new(builder),
-        router,
         slots: Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS))),
-        settings: Arc::new(settings),
-        draining,
-        requests: Arc::default(),
+        shared: Arc::new(Shared { builder, router, settings, draining, requests: InFlight::default() }),
         close: watch::channel(false).0,
     };
     let mut connections = JoinSet::new();
@@ -92,16 +88,16 @@ pub async fn serve(
         }
     }
 
-    server.draining.begin();
-    let deadline = Instant::now() + server.settings.shutdown_grace;
+    server.shared.draining.begin();
+    let deadline = Instant::now() + server.shared.settings.shutdown_grace;
     tracing::info!(
-        in_flight = server.requests.count(),
-        grace_secs = server.settings.shutdown_grace.as_secs_f64(),
+        in_flight = server.shared.requests.count(),
+        grace_secs = server.shared.settings.shutdown_grace.as_secs_f64(),
         "shutting down: /readyz answers 503; finishing requests in flight"
     );
-    while server.requests.count() > 0 {
-        let idle = server.requests.idle.notified();
-        if server.requests.count() == 0 {
+    while server.shared.requests.count() > 0 {
+        let idle = server.shared.requests.idle.notified();
+        if server.shared.requests.count() == 0 {
             break;
         }
         tokio::select! {
@@ -118,7 +114,7 @@ pub async fn serve(
     if closed.is_err() {
         tracing::warn!(
             connections = connections.len(),
-            in_flight = server.requests.count(),
+            in_flight = server.shared.requests.count(),
             "shutdown grace over: cutting the connections still open"
         );
         connections.shutdown().await;
@@ -127,15 +123,20 @@ pub async fn serve(
 }
 
 struct Server {
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    router: Router,
-    settings: Arc<ServerSettings>,
-    draining: Draining,
-    requests: Arc<InFlight>,
+    shared: Arc<Shared>,
     /// One permit per open connection.
     slots: Arc<Semaphore>,
     /// Turns true when every connection is to finish its answer and close.
     close: watch::Sender<bool>,
+}
+
+/// What every connection's task reads.
+struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    settings: ServerSettings,
+    draining: Draining,
+    requests: InFlight,
 }
 
 impl Server {
@@ -160,39 +161,26 @@ impl Server {
             return;
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(connection(
-            stream,
-            permit,
-            self.builder.clone(),
-            self.router.clone(),
-            self.settings.clone(),
-            self.draining.clone(),
-            self.requests.clone(),
-            self.close.subscribe(),
-        ));
+        connections.spawn(connection(stream, permit, self.shared.clone(), self.close.subscribe()));
     }
 }
 
 /// Serves one connection until it ends, the watchdog cuts it, or shutdown closes it.
-#[allow(clippy::too_many_arguments)]
 async fn connection(
     stream: TcpStream,
     permit: OwnedSemaphorePermit,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    router: Router,
-    settings: Arc<ServerSettings>,
-    draining: Draining,
-    requests: Arc<InFlight>,
+    shared: Arc<Shared>,
     mut close: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
     let service = {
         let activity = activity.clone();
+        let shared = shared.clone();
         hyper::service::service_fn(move |req: Request<Incoming>| {
-            let guard = RequestGuard::enter(activity.clone(), requests.clone());
-            let close_after = req.version() <= Version::HTTP_11 && draining.is_draining();
-            let router = router.clone();
+            let guard = RequestGuard::enter(activity.clone(), shared.clone());
+            let close_after = req.version() <= Version::HTTP_11 && shared.draining.is_draining();
+            let router = shared.router.clone();
             async move {
                 let mut response = match router.oneshot(req).await {
                     Ok(response) => response,
@@ -206,13 +194,14 @@ async fn connection(
             }
         })
     };
-    let conn = builder.serve_connection(io, service);
+    let settings = &shared.settings;
+    let conn = shared.builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
         // Made before the state is read, so a change in between still wakes this loop.
         let changed = activity.changed.notified();
-        let cut_at = activity.cut_at(&settings);
+        let cut_at = activity.cut_at(settings);
         let watchdog = async {
             match cut_at {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -227,7 +216,7 @@ async fn connection(
                 break;
             }
             () = watchdog => {
-                if activity.cut_at(&settings).is_some_and(|at| at <= Instant::now()) {
+                if activity.cut_at(settings).is_some_and(|at| at <= Instant::now()) {
                     tracing::debug!("closing a connection that sent too slowly or sat idle");
                     break;
                 }
@@ -316,19 +305,19 @@ impl Activity {
 /// dropped, when the client leaves).
 struct RequestGuard {
     activity: Arc<Activity>,
-    requests: Arc<InFlight>,
+    shared: Arc<Shared>,
 }
 
 impl RequestGuard {
-    fn enter(activity: Arc<Activity>, requests: Arc<InFlight>) -> Self {
-        requests.count.fetch_add(1, Ordering::SeqCst);
+    fn enter(activity: Arc<Activity>, shared: Arc<Shared>) -> Self {
+        shared.requests.count.fetch_add(1, Ordering::SeqCst);
         {
             let mut state = activity.state();
             state.in_flight += 1;
             state.request_begun = None;
         }
         activity.changed.notify_waiters();
-        Self { activity, requests }
+        Self { activity, shared }
     }
 }
 
@@ -343,9 +332,10 @@ impl Drop for RequestGuard {
             state.request_begun = None;
         }
         self.activity.changed.notify_waiters();
-        if self.requests.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let requests = &self.shared.requests;
+        if requests.count.fetch_sub(1, Ordering::SeqCst) == 1 {
             // notify_one keeps the wake-up if the drain loop is between its check and its wait.
-            self.requests.idle.notify_one();
+            requests.idle.notify_one();
         }
     }
 }
