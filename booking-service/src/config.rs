@@ -25,6 +25,18 @@ pub const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+/// A client has this long to send a request's line and headers once it has begun.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Longer than the 60 s idle timeout of common load balancers, so the balancer closes a kept-alive
+/// connection first and never sends a request down one this side has just closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+/// 64 KiB in 10 s is 6.4 KB/s: only a client holding the request open on purpose is slower.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
+/// Well below the usual open-file limit of a service (65,536), so sockets never starve the
+/// database pool and the mail dispatcher of descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Kubernetes' default termination grace period: SIGKILL comes only after it.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 #[derive(Clone, Parser)]
 #[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]
@@ -116,6 +128,26 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
 
+    /// Seconds a client may take to send a request's line and headers, from its first byte.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a connection may sit with no request in flight and nothing sent before it is closed.
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
+
+    /// Seconds a client may take to send a request's body, from its headers; then 408.
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS)]
+    pub body_read_timeout_secs: u64,
+
+    /// Open client connections at most; further clients wait in the listen queue.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Seconds from SIGTERM within which requests in flight finish; then the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+    pub shutdown_grace_secs: u64,
+
     /// When set, `POST /api/vapi/tools` also requires Vapi's HMAC signature made with this secret.
     #[arg(long, env = "VAPI_HMAC_SECRET", hide_env_values = true)]
     pub vapi_hmac_secret: Option<String>,
@@ -176,6 +208,11 @@ impl Config {
             smtp_timeout_secs: DEFAULT_SMTP_TIMEOUT_SECS,
             pool_size: DEFAULT_POOL_SIZE,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            idle_timeout_secs: DEFAULT_IDLE_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             vapi_hmac_secret: None,
             vapi_signature_header: DEFAULT_VAPI_SIGNATURE_HEADER.into(),
             vapi_timestamp_header: DEFAULT_VAPI_TIMESTAMP_HEADER.into(),
@@ -217,13 +254,78 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// A URL safe to print: the password, if any, is masked.
+/// A URL safe to print: its password and the value of every query parameter whose name looks
+/// secret (`password`, `sslpassword`, `token`, `api_key`...) are masked. Text that is not a URL is
+/// not printed at all, since nothing can tell where a secret in it begins.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        let scheme = if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) { scheme } else { "" };
+        return format!("{scheme}:*** (not a valid URL)");
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(name, _)| secret_name(&name)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if secret_name(&name) { "***".to_owned() } else { value.into_owned() };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+/// Whether a query parameter of this name may carry a credential.
+fn secret_name(name: &str) -> bool {
+    const MARKS: [&str; 8] = ["pass", "pwd", "secret", "token", "key", "auth", "credential", "signature"];
+    let name = name.to_ascii_lowercase();
+    MARKS.iter().any(|mark| name.contains(mark))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn the_password_of_a_url_is_masked() {
+        assert_eq!(redact("postgres://app:hunter2@db:5432/booking"), "postgres://app:***@db:5432/booking");
+    }
+
+    #[test]
+    fn secret_query_parameters_are_masked_and_the_others_kept() {
+        let shown = redact(
+            "postgres://app@db/booking?sslmode=verify-full&password=hunter2&sslpassword=pem-pass\
+             &PASS=x1&auth_token=t0k&api_key=k3y&client_secret=s3c&application_name=booking",
+        );
+        for secret in ["hunter2", "pem-pass", "x1", "t0k", "k3y", "s3c"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
-        _ => url.to_owned(),
+        assert!(shown.contains("sslmode=verify-full"), "{shown}");
+        assert!(shown.contains("application_name=booking"), "{shown}");
+        assert!(shown.contains("password=***") || shown.contains("password=%2A%2A%2A"), "{shown}");
+    }
+
+    #[test]
+    fn a_password_in_both_places_is_masked_in_both() {
+        let shown = redact("smtps://mailer:in-userinfo@smtp.example:465?password=in-query");
+        assert!(!shown.contains("in-userinfo") && !shown.contains("in-query"), "{shown}");
+        assert!(shown.starts_with("smtps://mailer:"), "{shown}");
+    }
+
+    #[test]
+    fn text_that_is_not_a_url_is_not_printed() {
+        let shown = redact("postgres://app:hunter2@db:notaport/booking");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.starts_with("postgres:"), "{shown}");
+    }
+
+    #[test]
+    fn a_url_without_secrets_prints_as_given() {
+        assert_eq!(redact("sqlite://data/booking.db"), "sqlite://data/booking.db");
+        assert_eq!(redact("sqlite://data/booking.db?mode=rwc"), "sqlite://data/booking.db?mode=rwc");
     }
 }

@@ -8,6 +8,7 @@ pub mod http;
 pub mod links;
 pub mod mail;
 pub mod retention;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,11 +1,12 @@
 //! From configuration to a listening service: database pool and migrations, authentication
-//! (or the announced dev mode), the router, and graceful shutdown.
+//! (or the announced dev mode), the router, and a shutdown bounded by its grace.
 
 use crate::config::Config;
 use crate::domain::{OrgId, Zone};
 use crate::http::{self, auth::Authenticator, AppState, VapiSettings};
 use crate::links::{LinkKey, Links};
 use crate::mail::{self, Dispatcher, DispatcherSettings, Transport};
+use crate::server::{self, Draining, ServerSettings};
 use crate::store::{self, DynStore, Organization};
 use crate::vapi::SignatureCheck;
 use crate::{retention, telemetry};
@@ -31,6 +32,7 @@ pub struct Application {
     dispatcher: Dispatcher,
     mail_target: String,
     retention_days: u32,
+    server: ServerSettings,
 }
 
 /// What dev mode set up: a generated key kept on disk, a demo organization, and tokens for it.
@@ -44,6 +46,10 @@ pub struct DevMode {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         telemetry::init_metrics();
+        if config.jwt_secret.is_none() && config.jwt_public_key_file.is_none() {
+            // Checked before the database is opened, so a refused start leaves no file behind.
+            dev_mode_allowed(&config).await?;
+        }
         let store = store::connect(&config.database_url, config.pool_size)
             .await
             .with_context(|| format!("cannot open the database {}", crate::config::redact(&config.database_url)))?;
@@ -96,13 +102,21 @@ impl Application {
             store,
             auth: Arc::new(auth),
             request_timeout: config.request_timeout(),
+            body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
+            draining: Draining::default(),
             vapi: Arc::new(vapi_settings(&config)?),
             links,
             lanes: Arc::default(),
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
         };
+        let server = ServerSettings {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
+            max_connections: config.max_connections.max(1),
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        };
         let retention_days = config.retention_days;
-        Ok(Self { listener, address, state, dev, dispatcher, mail_target, retention_days })
+        Ok(Self { listener, address, state, dev, dispatcher, mail_target, retention_days, server })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -149,20 +163,24 @@ impl Application {
         out
     }
 
-    /// Serves and delivers mail until `shutdown` completes, then finishes the requests in flight
-    /// and stops the mail dispatcher after the batch in hand.
+    /// Serves and delivers mail until `shutdown` completes; then `/readyz` answers 503, the
+    /// requests in flight finish and the mail dispatcher stops after the message in hand, all
+    /// within `SHUTDOWN_GRACE_SECS`: what is still running then is cut.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let dispatcher = self.dispatcher.spawn();
         let retention = (self.retention_days > 0).then(|| {
             retention::spawn(self.state.store.clone(), chrono::Duration::days(i64::from(self.retention_days)))
         });
+        let draining = self.state.draining.clone();
         let router = http::router(self.state);
-        let served = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        let deadline = server::serve(self.listener, router, self.server, draining, shutdown).await;
         if let Some(task) = retention {
             task.abort();
         }
-        dispatcher.stop().await;
-        served?;
+        if tokio::time::timeout_at(deadline, dispatcher.stop()).await.is_err() {
+            // Its claimed messages come back to a dispatcher when their lease ends.
+            tracing::warn!("shutdown grace over: leaving the mail in hand to be retried");
+        }
         Ok(())
     }
 
@@ -263,7 +281,7 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("stop signal received");
 }
 
 /// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret
@@ -334,16 +352,39 @@ async fn authentication(
             }
             Ok((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None, None))
         }
-        (None, None) if config.is_sqlite() => {
+        (None, None) => {
             let (secret, dev) = dev_mode(config, store).await?;
             let auth = Authenticator::hs256(secret.as_bytes(), issuer, audience);
             Ok((auth, Some(dev), Some(secret)))
         }
-        (None, None) => anyhow::bail!(
-            "no signing key: set JWT_SECRET (HS256, at least {MIN_SECRET_BYTES} bytes) or JWT_PUBLIC_KEY_FILE. \
-             Dev mode, which generates one, is only for the embedded SQLite database."
-        ),
     }
+}
+
+/// Dev mode prints tokens that work for anyone who can reach the service, so it runs only where
+/// nobody else can: on the embedded default database and a loopback address (docs/API.md §1).
+async fn dev_mode_allowed(config: &Config) -> anyhow::Result<()> {
+    const SET_A_KEY: &str = "no signing key: set JWT_SECRET (HS256, at least 32 bytes) or JWT_PUBLIC_KEY_FILE";
+    anyhow::ensure!(
+        config.database_url == crate::config::DEFAULT_DATABASE_URL,
+        "{SET_A_KEY}. Dev mode, which generates one, runs only on the default database {} \
+         (DATABASE_URL is {})",
+        crate::config::DEFAULT_DATABASE_URL,
+        crate::config::redact(&config.database_url)
+    );
+    let loopback = match tokio::net::lookup_host(&config.bind_addr).await {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback())
+        }
+        Err(_) => false,
+    };
+    anyhow::ensure!(
+        loopback,
+        "{SET_A_KEY}. Dev mode, which generates one, listens only on a loopback address such as \
+         127.0.0.1:8080 (BIND_ADDR is {})",
+        config.bind_addr
+    );
+    Ok(())
 }
 
 /// The folder of the SQLite file, where dev mode keeps its key.

@@ -1,5 +1,6 @@
 //! Logs (tracing) and Prometheus metrics.
 
+use axum::http::StatusCode;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -40,8 +41,10 @@ pub fn render_metrics() -> String {
     handle().render()
 }
 
-pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+/// `method` and `route` must come from fixed sets (`http::record_metrics` folds the rest), since
+/// every distinct label value is a series kept for the life of the process.
+pub fn record_request(method: &'static str, route: &str, status: StatusCode, elapsed: Duration) {
+    let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.as_str().to_owned())];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!(REQUEST_SECONDS, &labels).record(elapsed.as_secs_f64());
 }
@@ -51,8 +54,9 @@ pub fn record_booking(outcome: &str) {
     metrics::counter!("bookings_total", "outcome" => outcome.to_owned()).increment(1);
 }
 
-/// One voice-agent tool call, answered with a result or an error.
-pub fn record_tool_call(tool: &str, succeeded: bool) {
+/// One voice-agent tool call, answered with a result or an error. `tool` is a known tool's name or
+/// `unknown`, never the name a caller sent.
+pub fn record_tool_call(tool: &'static str, succeeded: bool) {
     let outcome = if succeeded { "result" } else { "error" };
     metrics::counter!("vapi_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome).increment(1);
 }

@@ -1,7 +1,8 @@
 //! Extractors whose rejections are the API's errors rather than axum's plain-text ones.
 
+use super::deadline::timed_out;
 use super::error::ApiError;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -28,6 +29,9 @@ where
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
+    if timed_out(&rejection) {
+        return ApiError::RequestTimeout;
+    }
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::Validation(
             e.body_text().replace("Failed to deserialize the JSON body into the target type: ", ""),
@@ -99,13 +103,7 @@ where
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
@@ -127,12 +125,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::body::Bytes::from_request(req, state).await.map(Self).map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest(e.body_text())
-            }
-        })
+        axum::body::Bytes::from_request(req, state).await.map(Self).map_err(bytes_rejection)
+    }
+}
+
+/// 408 for a body that did not arrive in time, 413 for one over the limit.
+fn bytes_rejection(rejection: BytesRejection) -> ApiError {
+    if timed_out(&rejection) {
+        ApiError::RequestTimeout
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest(rejection.body_text())
     }
 }

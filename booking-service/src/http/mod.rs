@@ -1,10 +1,11 @@
 //! The HTTP surface: one router per feature, merged here under one stack of layers (request id,
-//! trace, metrics, timeout, body limit).
+//! trace, metrics, deadlines, body limit).
 
 mod appointments;
 pub mod auth;
 mod booking;
 mod confirm;
+mod deadline;
 pub mod error;
 mod extract;
 mod openapi;
@@ -22,12 +23,14 @@ pub use vapi::VapiSettings;
 
 use crate::booking::BookingLanes;
 use crate::links::Links;
+use crate::server::Draining;
 use crate::store::DynStore;
 use crate::telemetry;
 use auth::Authenticator;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use error::ApiError;
 use std::sync::Arc;
@@ -43,6 +46,10 @@ pub struct AppState {
     pub store: DynStore,
     pub auth: Arc<Authenticator>,
     pub request_timeout: Duration,
+    /// The whole body must have arrived this long after the headers, else 408.
+    pub body_read_timeout: Duration,
+    /// Set when shutdown begins; `/readyz` answers 503 from then on.
+    pub draining: Draining,
     pub vapi: Arc<VapiSettings>,
     pub links: Arc<Links>,
     pub lanes: Arc<BookingLanes>,
@@ -50,7 +57,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .merge(ops::router())
         .merge(orgs::router())
@@ -64,32 +71,82 @@ pub fn router(state: AppState) -> Router {
             ApiError::BadRequest("this method is not allowed on this route".into())
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %logged_path(req.uri().path(), req.extensions().get::<MatchedPath>()), request_id = %id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::map_request(drop_unfit_request_id))
         .with_state(state)
 }
 
-/// Answers with the API's 503 body instead of hanging when a request outlives its deadline; the
-/// handler's future is dropped, which rolls back any open transaction.
-async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Unavailable("request deadline exceeded".into()).into_response(),
+const REQUEST_ID: &str = "x-request-id";
+
+/// A client's `x-request-id` goes into every log line of its request and back in the answer, so
+/// only a short, plain one is kept; any other is dropped here and a fresh one generated.
+async fn drop_unfit_request_id(mut req: Request) -> Request {
+    let fit = req.headers().get(REQUEST_ID).is_some_and(|v| {
+        let v = v.as_bytes();
+        (1..=64).contains(&v.len()) && v.iter().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+    });
+    if !fit {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
+
+/// The request's path for the logs, with the credential of a link (`/confirm/{token}`) masked.
+fn logged_path(path: &str, route: Option<&MatchedPath>) -> String {
+    match route.map(MatchedPath::as_str) {
+        Some(template) if template.contains("{token}") => masked(path, template),
+        _ => path.to_owned(),
     }
 }
 
+fn masked(path: &str, template: &str) -> String {
+    template
+        .split('/')
+        .zip(path.split('/'))
+        .map(|(part, given)| if part == "{token}" { "***" } else { given })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Records the request under labels from fixed sets, so no request can add a series: the method
+/// if it is a standard one, the route's template (never the path), the status code.
 async fn record_metrics(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route =
         req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(req).await;
-    telemetry::record_request(method.as_str(), &route, response.status().as_u16(), start.elapsed());
+    telemetry::record_request(method, &route, response.status(), start.elapsed());
     response
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::masked;
+
+    #[test]
+    fn a_link_token_is_masked_in_the_logged_path() {
+        assert_eq!(masked("/confirm/s3cret-token", "/confirm/{token}"), "/confirm/***");
+        assert_eq!(masked("/manage/s3cret/cancel", "/manage/{token}/cancel"), "/manage/***/cancel");
+    }
 }

@@ -25,10 +25,14 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// 200 when the database answers within a second, else 503.
+/// 200 when the database answers within a second, else 503; 503 from the moment shutdown begins,
+/// so load balancers stop sending requests while those in flight finish.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.draining.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "shutting down".into() }));
+    }
     match tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, Json(Health { status: "ready".into() })),
         _ => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "database unavailable".into() })),

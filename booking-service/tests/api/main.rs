@@ -10,6 +10,7 @@ mod browser;
 mod concurrency;
 mod docs;
 mod email;
+mod hardening;
 mod idempotency;
 mod limits;
 mod ops;

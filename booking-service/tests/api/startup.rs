@@ -1,34 +1,144 @@
 use crate::helpers::*;
 use booking_service::config::Config;
 use booking_service::startup::Application;
-use shared::{ApiClient, Role};
+use shared::ApiClient;
 use sqlx::Connection;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The built binary, started in `dir` with only `vars` set, its output piped.
+fn service_in(dir: &Path, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_booking-service"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts the binary in dev mode in `dir` and reads its banner: the process, its base URL, the
+/// banner's text.
+async fn start_dev_mode(dir: &Path, vars: &[(&str, &str)]) -> (Child, String, String) {
+    let mut vars = vars.to_vec();
+    vars.push(("BIND_ADDR", "127.0.0.1:0"));
+    let mut child = service_in(dir, &vars).spawn().expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.contains("/openapi.json") {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), read).await.is_err() {
+        panic!("no dev-mode banner within a minute: {banner}");
+    }
+    // Keep reading what it logs, so it never blocks on (or fails writing to) a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let mut errors = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
+    let base =
+        banner.split_whitespace().skip_while(|w| *w != "on").nth(1).expect("the banner names the address").to_owned();
+    (child, base, banner)
+}
+
+fn printed_token(banner: &str, role: &str) -> String {
+    let prefix = format!("export {role}_TOKEN=");
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {role} token in {banner}"))
+        .to_owned()
+}
+
+fn demo_organization(banner: &str) -> String {
+    banner.split("Demo organization: ").nth(1).and_then(|r| r.split_whitespace().next()).expect("demo org").to_owned()
+}
 
 #[tokio::test]
-async fn dev_mode_on_the_embedded_database_prints_working_tokens() {
-    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
-    let app = Application::build(Config::with_database(db.url.clone())).await.expect("starts without a key");
-    let dev = app.dev_mode().expect("dev mode is on").clone();
-    let banner = app.banner();
+async fn dev_mode_on_the_default_database_and_a_loopback_address_prints_working_tokens() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut child, base, banner) = start_dev_mode(dir.path(), &[]).await;
     assert!(banner.contains("DEV MODE"), "{banner}");
-    assert!(dev.secret_file.exists(), "the generated key is kept");
-    let base = app.base_url();
-    tokio::spawn(app.run_until(std::future::pending()));
-    let token_of = |role: Role| dev.tokens.iter().find(|(r, _)| *r == role).map(|(_, t)| t.clone()).expect("token");
-    for role in [Role::Platform, Role::Admin, Role::Staff, Role::Agent] {
-        assert!(banner.contains(&token_of(role)), "{role:?} token printed");
+    assert!(dir.path().join("data/dev-jwt-secret").exists(), "the generated key is kept");
+    assert!(dir.path().join("data/booking.db").exists(), "on the default database");
+    for role in ["PLATFORM", "ADMIN", "STAFF", "AGENT"] {
+        printed_token(&banner, role);
     }
-    let admin = ApiClient::new(base.clone()).with_token(token_of(Role::Admin));
+    let admin = ApiClient::new(base.clone()).with_token(printed_token(&banner, "ADMIN"));
     let provider = admin
         .create_provider(&shared::api::CreateProvider { name: "Dr. Dev".into(), ..Default::default() })
         .await
         .expect("the admin token works");
-    let agent = ApiClient::new(base).with_token(token_of(Role::Agent));
+    let agent = ApiClient::new(base).with_token(printed_token(&banner, "AGENT"));
     agent.book(&booking(provider.id, days_ahead(2), "10:00")).await.expect("the agent token books");
+    child.kill().await.expect("stopped");
 
     // A restart keeps the key and the demo organization, so earlier tokens still work.
-    let again = Application::build(Config::with_database(db.url.clone())).await.expect("restarts");
-    assert_eq!(again.dev_mode().expect("dev mode").org_id, dev.org_id);
+    let (mut again, base_again, banner_again) = start_dev_mode(dir.path(), &[]).await;
+    assert_eq!(demo_organization(&banner_again), demo_organization(&banner));
+    let earlier = ApiClient::new(base_again).with_token(printed_token(&banner, "ADMIN"));
+    assert_eq!(earlier.providers().await.expect("the earlier admin token still works").len(), 1);
+    again.kill().await.expect("stopped");
+}
+
+#[tokio::test]
+async fn dev_mode_is_refused_for_a_sqlite_url_other_than_the_default() {
+    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let err = Application::build(Config::with_database(db.url.clone())).await.err().expect("refused");
+    let message = format!("{err:#}");
+    assert!(message.contains("JWT_SECRET") && message.contains("default database"), "{message}");
+}
+
+#[tokio::test]
+async fn dev_mode_is_refused_on_an_address_that_is_not_loopback() {
+    let dir = tempfile::tempdir().expect("dir");
+    let child = service_in(dir.path(), &[("BIND_ADDR", "0.0.0.0:0")]).spawn().expect("the binary starts");
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("it stops by itself instead of serving")
+        .expect("output");
+    assert!(!output.status.success(), "it must refuse to start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("JWT_SECRET") && stderr.contains("BIND_ADDR is 0.0.0.0:0"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("TOKEN="), "no token is printed");
+    assert!(!dir.path().join("data").exists(), "a refused start leaves nothing behind");
+}
+
+/// SIGTERM with a client holding half a request header and one that sent nothing: the process
+/// exits within its grace instead of waiting for them.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_exits_within_the_grace_with_slow_clients_connected() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let slow = [("SHUTDOWN_GRACE_SECS", "1"), ("HEADER_READ_TIMEOUT_SECS", "120"), ("IDLE_TIMEOUT_SECS", "120")];
+    let (mut child, base, _) = start_dev_mode(dir.path(), &slow).await;
+    let address = base.trim_start_matches("http://").to_owned();
+    let mut half_header = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    half_header.write_all(b"GET /healthz HTTP/1.1\r\nHost: cli").await.expect("half a header");
+    let _silent = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = child.id().expect("running").to_string();
+    let started = std::time::Instant::now();
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the process exited despite its slow clients")
+        .expect("status");
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(4), "exit took {:?} with a grace of 1 s", started.elapsed());
 }
 
 #[tokio::test]

@@ -1,0 +1,392 @@
+//! The HTTP server under the router, built for the open internet: a bounded number of connections,
+//! clients cut when they send a request's headers too slowly or sit idle, and a shutdown that ends
+//! within its grace whatever the clients do.
+//!
+//! `axum::serve` has none of this (a socket holding half a request header stays open for ever, and
+//! shutdown waits for every such socket), so connections are served with hyper directly, as in
+//! axum's `serve-with-hyper` example. hyper's own `header_read_timeout` is not used: it runs from
+//! the moment a connection waits for a request, so it would also close every idle kept-alive
+//! connection after the header timeout, and hyper-util's version detection has no timeout at all.
+//! Each connection instead keeps an [`Activity`] record that a watchdog in its task reads.
+//! Slow bodies are the router's business (`http::deadline`), answered 408.
+
+use axum::http::{header, HeaderValue, Request, Version};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+/// How connections are bounded (README, Configuration).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// From a request's first byte to the end of its headers.
+    pub header_read_timeout: Duration,
+    /// With no request in flight and no byte moving.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// From the shutdown signal to the end of serving.
+    pub shutdown_grace: Duration,
+}
+
+/// Set once shutdown begins: `/readyz` answers 503 from then on, so load balancers drain the
+/// instance, and every answer closes its connection.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn begin(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains: `/readyz` turns 503,
+/// new connections are still taken while requests are in flight (so a load balancer sees the
+/// 503), and when none is left, or the grace has passed, the listener closes, every connection
+/// is asked to finish its answer and close, and whatever is still open at the end of the grace is
+/// cut. Returns the instant the grace ends, which bounds what the caller still does.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: ServerSettings,
+    draining: Draining,
+    shutdown: impl Future<Output = ()>,
+) -> Instant {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The watchdog times headers instead (see the module's comment).
+    builder.http1().header_read_timeout(None);
+    let server = Server {
+        slots: Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS))),
+        shared: Arc::new(Shared { builder, router, settings, draining, requests: InFlight::default() }),
+        close: watch::channel(false).0,
+    };
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = server.accept(&listener) => server.spawn(&mut connections, accepted),
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+
+    server.shared.draining.begin();
+    let deadline = Instant::now() + server.shared.settings.shutdown_grace;
+    tracing::info!(
+        in_flight = server.shared.requests.count(),
+        grace_secs = server.shared.settings.shutdown_grace.as_secs_f64(),
+        "shutting down: /readyz answers 503; finishing requests in flight"
+    );
+    while server.shared.requests.count() > 0 {
+        let idle = server.shared.requests.idle.notified();
+        if server.shared.requests.count() == 0 {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => break,
+            () = idle => {}
+            accepted = server.accept(&listener) => server.spawn(&mut connections, accepted),
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+
+    drop(listener);
+    let _ = server.close.send(true);
+    let closed = tokio::time::timeout_at(deadline, async { while connections.join_next().await.is_some() {} }).await;
+    if closed.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            in_flight = server.shared.requests.count(),
+            "shutdown grace over: cutting the connections still open"
+        );
+        connections.shutdown().await;
+    }
+    deadline
+}
+
+struct Server {
+    shared: Arc<Shared>,
+    /// One permit per open connection.
+    slots: Arc<Semaphore>,
+    /// Turns true when every connection is to finish its answer and close.
+    close: watch::Sender<bool>,
+}
+
+/// What every connection's task reads.
+struct Shared {
+    builder: auto::Builder<TokioExecutor>,
+    router: Router,
+    settings: ServerSettings,
+    draining: Draining,
+    requests: InFlight,
+}
+
+impl Server {
+    /// The next connection, once there is room for it; until then clients wait in the kernel's
+    /// listen queue. `None` after an accept error (logged; the loop goes on).
+    async fn accept(&self, listener: &TcpListener) -> Option<(TcpStream, OwnedSemaphorePermit)> {
+        let permit = self.slots.clone().acquire_owned().await.ok()?;
+        match listener.accept().await {
+            Ok((stream, _)) => Some((stream, permit)),
+            Err(e) => {
+                // Out of descriptors or a connection reset before it was taken: wait a moment
+                // rather than spin, as hyper and axum do.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                None
+            }
+        }
+    }
+
+    fn spawn(&self, connections: &mut JoinSet<()>, accepted: Option<(TcpStream, OwnedSemaphorePermit)>) {
+        let Some((stream, permit)) = accepted else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(connection(stream, permit, self.shared.clone(), self.close.subscribe()));
+    }
+}
+
+/// Serves one connection until it ends, the watchdog cuts it, or shutdown closes it.
+async fn connection(
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+    mut close: watch::Receiver<bool>,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
+    let service = {
+        let activity = activity.clone();
+        let shared = shared.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let guard = RequestGuard::enter(activity.clone(), shared.clone());
+            let close_after = req.version() <= Version::HTTP_11 && shared.draining.is_draining();
+            let router = shared.router.clone();
+            async move {
+                let mut response = match router.oneshot(req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                if close_after {
+                    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
+                drop(guard);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let settings = &shared.settings;
+    let conn = shared.builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        // Made before the state is read, so a change in between still wakes this loop.
+        let changed = activity.changed.notified();
+        let cut_at = activity.cut_at(settings);
+        let watchdog = async {
+            match cut_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = conn.as_mut() => {
+                if let Err(e) = served {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            () = watchdog => {
+                if activity.cut_at(settings).is_some_and(|at| at <= Instant::now()) {
+                    tracing::debug!("closing a connection that sent too slowly or sat idle");
+                    break;
+                }
+            }
+            () = changed => {}
+            Ok(()) = close.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+    drop(permit);
+}
+
+/// Requests being answered across all connections; `idle` is notified when the count drops to 0.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+/// What the watchdog of one connection needs to know.
+struct Activity {
+    state: Mutex<ActivityState>,
+    /// Notified when a request starts or ends, and on the first byte of a request.
+    changed: Notify,
+}
+
+struct ActivityState {
+    in_flight: usize,
+    /// The last byte read or written, or the end of the last request.
+    last_io: Instant,
+    /// The first byte read since the connection last had no request in flight: a request has begun.
+    request_begun: Option<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(ActivityState { in_flight: 0, last_io: Instant::now(), request_begun: None }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ActivityState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// When the connection is to be cut if nothing changes: none while a request is in flight
+    /// (its body and deadline are the router's), the header timeout from the first byte of a
+    /// request, else the idle timeout from the last byte moved.
+    fn cut_at(&self, settings: &ServerSettings) -> Option<Instant> {
+        let state = self.state();
+        if state.in_flight > 0 {
+            return None;
+        }
+        Some(match state.request_begun {
+            Some(begun) => begun + settings.header_read_timeout,
+            None => state.last_io + settings.idle_timeout,
+        })
+    }
+
+    fn read(&self) {
+        let mut state = self.state();
+        state.last_io = Instant::now();
+        if state.in_flight == 0 && state.request_begun.is_none() {
+            state.request_begun = Some(state.last_io);
+            drop(state);
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn wrote(&self) {
+        // A later idle deadline needs no wake-up: the watchdog looks again when it fires.
+        self.state().last_io = Instant::now();
+    }
+}
+
+/// Counts a request in flight on its connection and on the server until it is answered (or
+/// dropped, when the client leaves).
+struct RequestGuard {
+    activity: Arc<Activity>,
+    shared: Arc<Shared>,
+}
+
+impl RequestGuard {
+    fn enter(activity: Arc<Activity>, shared: Arc<Shared>) -> Self {
+        shared.requests.count.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut state = activity.state();
+            state.in_flight += 1;
+            state.request_begun = None;
+        }
+        activity.changed.notify_waiters();
+        Self { activity, shared }
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        {
+            let mut state = self.activity.state();
+            state.in_flight = state.in_flight.saturating_sub(1);
+            state.last_io = Instant::now();
+            // Bytes read meanwhile were this request's body (or a pipelined request, which then
+            // waits at most the idle timeout).
+            state.request_begun = None;
+        }
+        self.activity.changed.notify_waiters();
+        let requests = &self.shared.requests;
+        if requests.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // notify_one keeps the wake-up if the drain loop is between its check and its wait.
+            requests.idle.notify_one();
+        }
+    }
+}
+
+/// The socket, telling its connection's [`Activity`] when bytes move.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.wrote();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.wrote();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,383 @@
+//! The service on the open internet, tried as an attacker would: floods of made-up label values,
+//! clients that send too slowly or not at all, a shutdown with such clients connected, request
+//! ids made to pollute the logs.
+
+use crate::helpers::*;
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::Role;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// `127.0.0.1:PORT` of a test service.
+fn host(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_owned()
+}
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(host(app)).await.expect("connect")
+}
+
+/// Whether the server closed `stream` (end of file or reset) within `within`; bytes it sends
+/// first (an answer) are read and skipped.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// One HTTP/1.1 answer read off a raw socket: its status and its body (by `Content-Length`).
+async fn read_answer(stream: &mut TcpStream, within: Duration) -> Option<(u16, String)> {
+    let read = async {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&bytes[..end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if bytes.len() >= end + 4 + length {
+                    let status = head.split(' ').nth(1)?.parse().ok()?;
+                    return Some((status, String::from_utf8_lossy(&bytes[end + 4..end + 4 + length]).to_string()));
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok().flatten()
+}
+
+/// The value of `label` in every sample line of the exposition.
+fn label_values(metrics: &str, label: &str) -> BTreeSet<String> {
+    let key = format!("{label}=\"");
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let start = l.find(&key)? + key.len();
+            let rest = &l[start..];
+            Some(rest[..rest.find('"')?].to_owned())
+        })
+        .collect()
+}
+
+/// The series of the exposition (sample lines without their value), histogram buckets left out.
+fn series(metrics: &str) -> BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.contains("le=\""))
+        .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.anon.request(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text")
+}
+
+async fn a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let before = series(&metrics(&app).await);
+
+    // 600 requests, each with a method and a path of its own, on routes that exist and not.
+    let anon = app.anon.clone();
+    let answered = futures::stream::iter(0..600)
+        .map(|i| {
+            let anon = anon.clone();
+            async move {
+                let method = Method::from_bytes(format!("FLOOD{i}").as_bytes()).expect("a method token");
+                let path = match i % 3 {
+                    0 => format!("/flood-{i}/x?y={i}"),
+                    1 => "/api/providers".to_owned(),
+                    _ => "/healthz".to_owned(),
+                };
+                anon.request(method, &path).send().await.map(|r| r.status().as_u16())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(answered.iter().all(|s| matches!(s, Ok(400 | 404 | 405))), "{:?}", &answered[..5]);
+
+    // Made-up tool names, 16 to a message (the most one message may hold).
+    for message in 0..6 {
+        let calls: Vec<Value> = (0..16)
+            .map(|i| {
+                json!({"id": format!("call-{message}-{i}"), "type": "function",
+                       "function": {"name": format!("made-up-tool-{message}-{i}"), "arguments": {}}})
+            })
+            .collect();
+        let body = json!({"message": {"type": "tool-calls", "toolCallList": calls,
+                                      "call": {"id": format!("flood-{message}"), "customer": {"number": "+15551234567"}}}});
+        let response = org.agent.request(Method::POST, "/api/vapi/tools").json(&body).send().await.expect("sent");
+        assert_eq!(response.status(), 200);
+    }
+
+    let after = metrics(&app).await;
+    for planted in ["FLOOD", "flood-", "made-up-tool"] {
+        assert!(!after.contains(planted), "a label value came from a request: {planted}");
+    }
+    // Other tests share the process's recorder, so the series this test may have added are those
+    // its flood could reach: a folded method or route, or the unknown tool.
+    let added: Vec<String> = series(&after)
+        .difference(&before)
+        .filter(|s| s.contains(r#"method="other""#) || s.contains(r#"tool="unknown""#))
+        .cloned()
+        .collect();
+    assert!(added.len() <= 24, "{} series added by the flood: {added:#?}", added.len());
+
+    let methods = label_values(&after, "method");
+    let allowed: BTreeSet<String> =
+        ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"].map(String::from).into();
+    assert!(methods.is_subset(&allowed), "methods: {methods:?}");
+
+    let doc: Value = app.anon.send(app.anon.request(Method::GET, "/openapi.json")).await.expect("openapi");
+    let mut routes: BTreeSet<String> = doc["paths"].as_object().expect("paths").keys().cloned().collect();
+    routes.insert("unmatched".into());
+    let seen = label_values(&after, "route");
+    assert!(seen.is_subset(&routes), "routes that are no route template: {:?}", seen.difference(&routes));
+
+    let definitions: Value =
+        org.agent.send(org.agent.request(Method::GET, "/api/vapi/tool-definitions")).await.expect("definitions");
+    let mut tools: BTreeSet<String> = definitions
+        .as_array()
+        .expect("tool definitions")
+        .iter()
+        .filter_map(|d| d["function"]["name"].as_str().map(String::from))
+        .collect();
+    tools.insert("unknown".into());
+    let seen = label_values(&after, "tool");
+    assert!(seen.contains("unknown"), "the unknown tools were counted: {seen:?}");
+    assert!(seen.is_subset(&tools), "tool labels that are no tool: {:?}", seen.difference(&tools));
+}
+
+async fn half_sent_headers_are_cut_after_the_header_timeout(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.header_read_timeout_secs = 1;
+        c.idle_timeout_secs = 60;
+    })
+    .await;
+    let mut sockets = Vec::new();
+    for _ in 0..50 {
+        let mut socket = connect(&app).await;
+        socket.write_all(b"GET /healthz HTTP/1.1\r\nHost: clinic\r\nX-Wait: ").await.expect("half a header");
+        sockets.push(socket);
+    }
+    // One more drips a byte every 200 ms: moving bytes must not keep a header open.
+    let mut drip = connect(&app).await;
+    drip.write_all(b"GET /healthz HTTP/1.1\r\n").await.expect("request line");
+    let dripping = tokio::spawn(async move {
+        for _ in 0..50 {
+            if drip.write_all(b"X").await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    });
+    let started = Instant::now();
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        assert!(
+            closed_within(socket, Duration::from_secs(5)).await,
+            "socket {i} still open after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(dripping.await.expect("drip task"), "a header dripping a byte at a time was never cut");
+    assert_eq!(app.anon.healthz().await.expect("the service still answers").status, "ok");
+}
+
+async fn idle_connections_are_closed_after_the_idle_timeout(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.header_read_timeout_secs = 60;
+        c.idle_timeout_secs = 1;
+    })
+    .await;
+    // A kept-alive connection after its answer, and one that never sent a byte.
+    let mut kept_alive = connect(&app).await;
+    kept_alive.write_all(b"GET /healthz HTTP/1.1\r\nHost: clinic\r\n\r\n").await.expect("request");
+    let (status, _) = read_answer(&mut kept_alive, Duration::from_secs(5)).await.expect("an answer");
+    assert_eq!(status, 200);
+    let mut silent = connect(&app).await;
+    assert!(closed_within(&mut kept_alive, Duration::from_secs(5)).await, "the idle kept-alive connection stayed open");
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await, "the silent connection stayed open");
+}
+
+async fn a_slow_body_is_answered_408_not_503(backend: Backend) {
+    for (body_timeout, request_timeout) in [(1, 30), (30, 1)] {
+        let app = spawn_app_with(backend, |c| {
+            c.body_read_timeout_secs = body_timeout;
+            c.request_timeout_secs = request_timeout;
+        })
+        .await;
+        let org = app.org("UTC").await;
+        let token = token(Role::Agent, Some(org.id));
+        let mut socket = connect(&app).await;
+        let head = format!(
+            "POST /api/vapi/booking HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{{\"tool_name\": "
+        );
+        socket.write_all(head.as_bytes()).await.expect("headers and a little body");
+        let started = Instant::now();
+        let (status, body) = read_answer(&mut socket, Duration::from_secs(8)).await.expect("an answer");
+        let case = format!("body timeout {body_timeout} s, request timeout {request_timeout} s");
+        assert_eq!(status, 408, "{case}: {body}");
+        let body: Value = serde_json::from_str(&body).expect("a JSON error body");
+        assert_eq!(body["success"], false, "{case}");
+        assert_eq!(body["error"]["code"], "request_timeout", "{case}: {body}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{case}: answered after {:?}", started.elapsed());
+    }
+}
+
+async fn connections_beyond_the_limit_wait_for_a_free_one(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.max_connections = 4;
+        c.idle_timeout_secs = 60;
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect(&app).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut fifth = connect(&app).await;
+    fifth.write_all(b"GET /healthz HTTP/1.1\r\nHost: clinic\r\n\r\n").await.expect("request");
+    assert!(
+        read_answer(&mut fifth, Duration::from_secs(1)).await.is_none(),
+        "a fifth connection was served while four were open"
+    );
+    drop(held.pop());
+    let (status, _) = read_answer(&mut fifth, Duration::from_secs(5)).await.expect("served once a slot is free");
+    assert_eq!(status, 200);
+}
+
+async fn shutdown_ends_within_its_grace_with_slow_clients_connected(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.shutdown_grace_secs = 1;
+        c.header_read_timeout_secs = 120;
+        c.idle_timeout_secs = 120;
+        c.body_read_timeout_secs = 120;
+        c.request_timeout_secs = 120;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let token = token(Role::Agent, Some(org.id));
+    let mut half_header = connect(&app).await;
+    half_header.write_all(b"GET /healthz HTTP/1.1\r\nHost: cli").await.expect("half a header");
+    let mut silent = connect(&app).await;
+    let mut slow_body = connect(&app).await;
+    let head = format!(
+        "POST /api/vapi/booking HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{{"
+    );
+    slow_body.write_all(head.as_bytes()).await.expect("a slow upload");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
+    let took = started.elapsed();
+    stopped.expect("the service stopped despite its slow clients").expect("stopped cleanly");
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?} with a grace of 1 s");
+    for (name, socket) in [("half header", &mut half_header), ("silent", &mut silent), ("slow body", &mut slow_body)] {
+        assert!(closed_within(socket, Duration::from_secs(2)).await, "the {name} client is still connected");
+    }
+}
+
+/// A booking held up by the database when shutdown begins still gets its answer, while `/readyz`
+/// already tells load balancers to go elsewhere.
+async fn readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let blocker = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_millis(2000));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let agent = org.agent.clone();
+    let input = booking(provider.id, days_ahead(3), "10:00");
+    let in_flight = tokio::spawn(async move { agent.book(&input).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!in_flight.is_finished(), "the booking is waiting for the lock");
+
+    let anon = app.anon.clone();
+    let base = app.base.clone();
+    let stopped = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = anon.request(Method::GET, "/readyz").send().await.expect("readyz answered while draining");
+    assert_eq!(ready.status(), 503, "readyz during shutdown");
+    let health: Value = ready.json().await.expect("JSON");
+    assert_eq!(health["status"], "shutting down");
+
+    in_flight.await.expect("task").expect("the in-flight booking was answered, not cut off");
+    stopped.await.expect("task").expect("the server stopped cleanly");
+    blocker.await.expect("blocker");
+    let refused = reqwest::get(format!("{base}/healthz")).await;
+    assert!(refused.is_err(), "the service still answers after stopping");
+}
+
+/// Holds the database's write lock for `hold`, so bookings have to wait.
+fn hold_the_write_lock(backend: Backend, url: String, hold: Duration) -> tokio::task::JoinHandle<()> {
+    use sqlx::Connection;
+    tokio::spawn(async move {
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
+                tokio::time::sleep(hold).await;
+                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+                let mut tx = conn.begin().await.expect("begin");
+                sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+                tokio::time::sleep(hold).await;
+                tx.commit().await.expect("unlock");
+            }
+        }
+    })
+}
+
+async fn an_unfit_request_id_is_replaced_by_a_fresh_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let echoed = |sent: String| {
+        let anon = app.anon.clone();
+        async move {
+            let response =
+                anon.request(Method::GET, "/healthz").header("x-request-id", &sent).send().await.expect("answered");
+            assert_eq!(response.status(), 200);
+            response.headers().get("x-request-id").expect("an id").to_str().expect("text").to_owned()
+        }
+    };
+    for unfit in ["x".repeat(8000), "a b key=value".to_owned(), "id\"injected".to_owned(), String::new()] {
+        let got = echoed(unfit.clone()).await;
+        assert_ne!(got, unfit, "an unfit request id was kept");
+        assert!(got.len() <= 64 && !got.is_empty(), "{got}");
+        assert!(got.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{got}");
+    }
+    let fit = "req-2027.01_15-abc";
+    assert_eq!(echoed(fit.to_owned()).await, fit, "a short plain id is kept for tracing across services");
+}
+
+on_both_backends!(
+    a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series,
+    half_sent_headers_are_cut_after_the_header_timeout,
+    idle_connections_are_closed_after_the_idle_timeout,
+    a_slow_body_is_answered_408_not_503,
+    connections_beyond_the_limit_wait_for_a_free_one,
+    shutdown_ends_within_its_grace_with_slow_clients_connected,
+    readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,
+    an_unfit_request_id_is_replaced_by_a_fresh_one,
+);
