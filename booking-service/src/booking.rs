@@ -14,12 +14,11 @@ use chrono::{NaiveDate, NaiveTime};
 use shared::api;
 
 mod lanes;
-pub use lanes::Lanes;
+pub use lanes::{Lanes, Shared};
 
 /// Identical bookings without an idempotency key queue in one lane per organization, provider and
 /// requested local start, so a burst for one slot asks the database about twice, not once each.
-/// A capped caller's number is part of the lane, since its quota refusal is its own.
-pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, LocalStart, Option<PhoneNumber>), BookingError>;
+pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, LocalStart), BookingError>;
 
 /// How many alternatives a refusal offers.
 pub const ALTERNATIVES: usize = 3;
@@ -102,6 +101,15 @@ pub enum BookingError {
     Unavailable { provider: Box<Provider>, wanted: Slot, alternatives: Vec<Slot> },
 }
 
+/// A time that is taken or outside the hours is so for every request for it, and a database that
+/// cannot be reached is so for everyone; anything else (a caller's quota above all) answers only
+/// the request that met it.
+impl Shared for BookingError {
+    fn is_shared(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Store(StoreError::Unavailable(_)))
+    }
+}
+
 impl From<DomainError> for BookingError {
     fn from(e: DomainError) -> Self {
         Self::Store(e.into())
@@ -145,8 +153,7 @@ pub async fn book(
     request: BookingRequest,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
-    let capped_phone = request.patient.phone.clone().filter(|_| request.capped);
-    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.when, capped_phone));
+    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.when));
     let attempt = async move {
         let when = request.when;
         let plan = move |p: &Provider| when.slot(p, p.appointment_minutes);

@@ -5,7 +5,8 @@
 //! The database still decides every conflict. A lane only saves asking it the same question again:
 //! a shared answer was read from the database during the lifetime of each request it is given to,
 //! so every answer stays one the request could have got on its own. A success is never shared; the
-//! next request in the lane makes its own attempt. A lane disappears with its last request.
+//! next request in the lane makes its own attempt, and so does every request after a failure that
+//! answers only the request that met it ([`Shared`]). A lane disappears with its last request.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,6 +14,12 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::watch;
+
+/// Whether a failure answers every request of its lane (a taken slot is taken for everyone), or
+/// only the one that met it (a limit of that caller's own).
+pub trait Shared {
+    fn is_shared(&self) -> bool;
+}
 
 #[derive(Debug)]
 pub struct Lanes<K, E> {
@@ -41,7 +48,7 @@ impl<K: Hash + Eq + Clone, E: Clone> Default for Lanes<K, E> {
     }
 }
 
-impl<K: Hash + Eq + Clone, E: Clone> Lanes<K, E> {
+impl<K: Hash + Eq + Clone, E: Clone + Shared> Lanes<K, E> {
     /// Runs `attempt` in the lane of `key`, or answers with the failure of an attempt that started
     /// after this call did.
     pub async fn run<T>(&self, key: K, attempt: impl Future<Output = Result<T, E>>) -> Result<T, E> {
@@ -67,7 +74,7 @@ impl<K: Hash + Eq + Clone, E: Clone> Lanes<K, E> {
         };
         let running = Running { lane, last: None };
         let result = attempt.await;
-        running.end(result.as_ref().err().map(|e| (started, e.clone())));
+        running.end(result.as_ref().err().filter(|e| e.is_shared()).map(|e| (started, e.clone())));
         result
     }
 
@@ -184,6 +191,13 @@ mod tests {
         }
     }
 
+    /// In these tests a failure is the caller's own when it says so.
+    impl Shared for String {
+        fn is_shared(&self) -> bool {
+            !self.starts_with("own:")
+        }
+    }
+
     /// Lets the spawned tasks reach their await points.
     async fn settle() {
         for _ in 0..20 {
@@ -253,5 +267,21 @@ mod tests {
         assert!(stuck.await.is_err_and(|e| e.is_cancelled()));
         assert_eq!(lanes.lanes.open_lanes(), 0);
         assert_eq!(lanes.request(3, None, Ok("booked")).await.ok(), Some(Ok("booked")));
+    }
+
+    #[tokio::test]
+    async fn a_failure_of_the_callers_own_is_not_shared() {
+        let lanes = Counted::default();
+        let (release, hold) = oneshot::channel();
+        let first = lanes.request(5, Some(hold), Err("own: over quota".into()));
+        settle().await;
+        let others: Vec<_> = (0..3).map(|_| lanes.request(5, None, Ok("booked"))).collect();
+        settle().await;
+        release.send(()).ok();
+        assert_eq!(first.await.ok(), Some(Err("own: over quota".into())));
+        for other in others {
+            assert_eq!(other.await.ok(), Some(Ok("booked")), "each asked for itself");
+        }
+        assert_eq!(lanes.attempts(), 4);
     }
 }
