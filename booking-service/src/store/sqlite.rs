@@ -130,3 +130,19 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     }
     Ok(Inserted::Booked)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_kit::{Backend, TestDatabase};
+
+    /// Every write connection syncs each commit to disk before it is acknowledged (FULL is 2):
+    /// NORMAL, in WAL mode, may lose the last commits on power loss.
+    #[tokio::test]
+    async fn a_commit_is_on_disk_before_it_is_acknowledged() {
+        let db = TestDatabase::create(Backend::Sqlite).await.expect("a database");
+        let store = Lite::connect(&db.url, 2).await.expect("connect");
+        let (synchronous,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&store.writer).await.expect("read");
+        assert_eq!(synchronous, 2);
+    }
+}
