@@ -304,8 +304,8 @@ async fn readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let blocker = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_millis(2000));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_millis(2000));
+    locked.await.expect("the lock is held");
     let agent = org.agent.clone();
     let input = booking(provider.id, days_ahead(3), "10:00");
     let in_flight = tokio::spawn(async move { agent.book(&input).await });
@@ -328,14 +328,21 @@ async fn readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish
     assert!(refused.is_err(), "the service still answers after stopping");
 }
 
-/// Holds the database's write lock for `hold`, so bookings have to wait.
-fn hold_the_write_lock(backend: Backend, url: String, hold: Duration) -> tokio::task::JoinHandle<()> {
+/// Holds the database's write lock for `hold`, so bookings have to wait; the receiver hears when
+/// the lock is taken.
+fn hold_the_write_lock(
+    backend: Backend,
+    url: String,
+    hold: Duration,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
     use sqlx::Connection;
-    tokio::spawn(async move {
+    let (taken, locked) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
         match backend {
             Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
+                let _ = taken.send(());
                 tokio::time::sleep(hold).await;
                 sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
             }
@@ -343,11 +350,13 @@ fn hold_the_write_lock(backend: Backend, url: String, hold: Duration) -> tokio::
                 let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
                 let mut tx = conn.begin().await.expect("begin");
                 sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+                let _ = taken.send(());
                 tokio::time::sleep(hold).await;
                 tx.commit().await.expect("unlock");
             }
         }
-    })
+    });
+    (task, locked)
 }
 
 async fn an_unfit_request_id_is_replaced_by_a_fresh_one(backend: Backend) {
