@@ -46,5 +46,12 @@ WITH provider AS (
     INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
     SELECT gen_random_uuid(), org_id, id, 'booking_confirmation', jsonb_build_object('to', 'bench@example.com'), now(), now() FROM appt
 )
-SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota);
+SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
+       CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
+           SELECT coalesce(json_agg(json_build_array(starts_at, ends_at) ORDER BY starts_at), '[]')
+           FROM appointments
+           WHERE org_id = :org::uuid AND provider_id = ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid
+             AND status IN ('pending', 'confirmed')
+             AND tstzrange(starts_at, ends_at, '[)') && tstzrange(now(), now() + interval '1 day', '[)'))
+       END;
 COMMIT;

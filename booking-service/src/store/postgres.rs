@@ -6,6 +6,8 @@
 use super::rules::{BookingWrites, Inserted, Scope, EXCLUSION_VIOLATION};
 use super::sql::{sqlstate, Key, Timestamp, Tx};
 use super::{action, outbox_kind};
+use crate::domain::Slot;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use std::str::FromStr;
@@ -110,7 +112,8 @@ impl Pg {
 /// record, each written only if the appointment was.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
-    let inserted: Result<(i64, i64, Option<i32>), sqlx::Error> = tx
+    let (from, to) = crate::domain::alternatives_window(&a.slot);
+    let inserted: Result<(i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<Utc>)>>>), sqlx::Error> = tx
         .query(
             "WITH provider AS (
                 SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $23 AND active
@@ -140,7 +143,13 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                 INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
                 SELECT org_id, $20, $21, $22, $11 FROM appt WHERE $20 IS NOT NULL
             )
-            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota)",
+            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
+                   CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
+                       SELECT coalesce(json_agg(json_build_array(starts_at, ends_at) ORDER BY starts_at), '[]')
+                       FROM appointments
+                       WHERE org_id = $2 AND provider_id = $3 AND status IN ('pending', 'confirmed')
+                         AND tstzrange(starts_at, ends_at, '[)') && tstzrange($25, $26, '[)'))
+                   END",
             (
                 a.id,
                 a.org_id,
@@ -166,17 +175,23 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                 w.idempotency.as_ref().map(|(_, response)| Json(response)),
                 w.provider_version,
                 w.capped,
+                Timestamp(from),
+                Timestamp(to),
             ),
         )
         .fetch_one()
         .await;
     match inserted {
-        Ok((1, _, _)) => Ok(Inserted::Booked),
-        Ok((_, 0, _)) => Ok(Inserted::Stale),
-        Ok((_, _, Some(most))) => Ok(Inserted::OverQuota(most)),
+        Ok((1, _, _, _)) => Ok(Inserted::Booked),
+        Ok((_, 0, _, _)) => Ok(Inserted::Stale),
+        Ok((_, _, Some(most), _)) => Ok(Inserted::OverQuota(most)),
         // The exclusion constraint (or, rarely, the confirmation code) turned the insert into
         // nothing, and the transaction is still usable.
-        Ok(_) => Ok(Inserted::Taken),
+        // The provider's appointments around the wanted time come back with it, for the
+        // alternatives, saving the refusal a round trip.
+        Ok((_, _, _, busy)) => Ok(Inserted::Taken(
+            busy.map(|Json(busy)| busy.into_iter().filter_map(|(from, to)| Slot::from_bounds(from, to)).collect()),
+        )),
         Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => Ok(Inserted::Refused),
         Err(e) => Err(e),
     }

@@ -96,8 +96,9 @@ pub(super) enum Inserted {
     Booked,
     /// The provider is no longer the version the booking was planned from, or inactive, or gone.
     Stale,
-    /// An active appointment overlaps it; the transaction is still usable.
-    Taken,
+    /// An active appointment overlaps it; the transaction is still usable. With the provider's
+    /// active appointments around the wanted time when the insert read them too (PostgreSQL).
+    Taken(Option<Vec<Slot>>),
     /// The exclusion constraint refused it and aborted the transaction (PostgreSQL).
     Refused,
     /// The caller's number already holds this many upcoming active appointments, the most allowed.
@@ -181,15 +182,20 @@ impl SqlStore {
                 self.known.forget(actor.org, b.provider);
                 Err(Fault::Retry)
             }
-            Ok(Inserted::Taken) => {
+            Ok(Inserted::Taken(read)) => {
                 // A concurrent request with the same key may be the one that took the slot.
                 if let Some(idem) = &b.idempotency {
                     if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
                         return Ok(replayed);
                     }
                 }
-                let (from, to) = crate::domain::alternatives_window(&wanted);
-                let busy = busy_in(&mut tx, actor.org, provider.id, from, to).await?;
+                let busy = match read {
+                    Some(busy) => busy,
+                    None => {
+                        let (from, to) = crate::domain::alternatives_window(&wanted);
+                        busy_in(&mut tx, actor.org, provider.id, from, to).await?
+                    }
+                };
                 if !busy.iter().any(|s| s.overlaps(&wanted)) {
                     // A confirmation code collision, or the conflicting booking was just cancelled.
                     return Err(Fault::Retry);

@@ -96,7 +96,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         }
     }
     if overlapping(tx, org, a.provider_id, &a.slot, None).await? {
-        return Ok(Inserted::Taken);
+        return Ok(Inserted::Taken(None));
     }
     tx.query(
         "INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
