@@ -105,6 +105,11 @@ impl Pg {
     }
 }
 
+/// What the booking statement answers: appointments inserted, providers at the planned version,
+/// the caller's quota if it is reached, and the busy times around the wanted one when nothing was
+/// inserted.
+type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<Utc>)>>>);
+
 /// The booking in one statement: the appointment, only while its provider is the version it was
 /// planned from and, for a capped caller, while the caller's number holds fewer upcoming active
 /// appointments than the organization allows (counted under the caller's lock, taken in BEGIN),
@@ -113,7 +118,7 @@ impl Pg {
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
     let (from, to) = crate::domain::alternatives_window(&a.slot);
-    let inserted: Result<(i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<Utc>)>>>), sqlx::Error> = tx
+    let inserted: Result<Answer, sqlx::Error> = tx
         .query(
             "WITH provider AS (
                 SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $23 AND active
