@@ -12,6 +12,13 @@ fn call(id: &str, name: &str, arguments: Value) -> Value {
     json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
 }
 
+/// A `book_appointment` call for `name` with `provider` at a local date and time.
+fn book_call(id: &str, provider: uuid::Uuid, date: &str, time: &str, name: &str) -> Value {
+    let arguments =
+        json!({"provider_id": provider, "appointment_date": date, "appointment_time": time, "patient_name": name});
+    call(id, "book_appointment", arguments)
+}
+
 /// A `tool-calls` message shaped like Vapi's: the calls in `toolCallList`, `toolCalls` and
 /// `toolWithToolCallList`, the caller in `call.customer`, and the fields a real call carries.
 fn message(calls: Vec<Value>, caller: Option<&str>, call_id: &str) -> Value {
@@ -194,11 +201,7 @@ async fn every_list_form_is_read_and_parallel_calls_answer_in_order(backend: Bac
     let calls = vec![
         call("p1", "check_availability", json!({"provider_id": smith.id, "date": date})),
         call("p2", "list_providers", json!({})),
-        call(
-            "p3",
-            "book_appointment",
-            json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "10:00", "patient_name": "Ada"}),
-        ),
+        book_call("p3", smith.id, &date, "10:00", "Ada"),
         call("p4", "no_such_tool", json!({})),
     ];
     for form in ["toolCallList", "toolCalls", "toolWithToolCallList"] {
@@ -223,15 +226,7 @@ async fn a_repeated_tool_call_id_gets_its_first_answer_on_any_instance(backend: 
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
     let date = date_str(days_ahead(12));
-    let body = message(
-        vec![call(
-            "toolu_01",
-            "book_appointment",
-            json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "11:00", "patient_name": "Ada"}),
-        )],
-        Some(CALLER),
-        "call-r",
-    );
+    let body = message(vec![book_call("toolu_01", smith.id, &date, "11:00", "Ada")], Some(CALLER), "call-r");
     let first = only(&post(&org.agent, &body).await).expect("booked");
     let again = only(&post(&org.agent, &body).await).expect("the same answer, not a conflict");
     assert_eq!(first, again);
@@ -262,15 +257,7 @@ async fn a_tool_call_id_reused_by_another_call_or_caller_gets_its_own_answer(bac
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
     let date = date_str(days_ahead(12));
-    let book_a = message(
-        vec![call(
-            "shared-1",
-            "book_appointment",
-            json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "09:30", "patient_name": "Ada"}),
-        )],
-        Some(CALLER),
-        "call-a",
-    );
+    let book_a = message(vec![book_call("shared-1", smith.id, &date, "09:30", "Ada")], Some(CALLER), "call-a");
     let booked = only(&post(&org.agent, &book_a).await).expect("A booked");
     let code = org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].confirmation_code.clone();
     assert!(booked.contains(&spoken(&code)), "{booked}");
@@ -289,15 +276,7 @@ async fn a_tool_call_id_reused_by_another_call_or_caller_gets_its_own_answer(bac
     assert_eq!(anonymous_call.as_deref(), Ok("You have no upcoming appointments."));
 
     // B booking under the same id books B's own appointment, with B's own code.
-    let book_b = message(
-        vec![call(
-            "shared-1",
-            "book_appointment",
-            json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "10:30", "patient_name": "Bo"}),
-        )],
-        Some(OTHER_CALLER),
-        "call-b",
-    );
+    let book_b = message(vec![book_call("shared-1", smith.id, &date, "10:30", "Bo")], Some(OTHER_CALLER), "call-b");
     let booked_b = only(&post(&org.agent, &book_b).await).expect("B booked");
     assert!(booked_b.contains("10:30 AM") && !booked_b.contains(&spoken(&code)), "{booked_b}");
     let all = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
@@ -355,11 +334,7 @@ fn half_hour_bookings(provider: uuid::Uuid, date: &str, count: usize) -> Vec<Val
     (0..count)
         .map(|i| {
             let time = format!("{:02}:{:02}", 9 + i / 2, (i % 2) * 30);
-            call(
-                &format!("m{i}"),
-                "book_appointment",
-                json!({"provider_id": provider, "appointment_date": date, "appointment_time": time, "patient_name": "Ada"}),
-            )
+            book_call(&format!("m{i}"), provider, date, &time, "Ada")
         })
         .collect()
 }
@@ -428,11 +403,7 @@ async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Back
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
     let date = date_str(days_ahead(13));
-    let book = call(
-        "b1",
-        "book_appointment",
-        json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "09:00", "patient_name": "Ada"}),
-    );
+    let book = book_call("b1", smith.id, &date, "09:00", "Ada");
     only(&post(&org.agent, &message(vec![book], Some(CALLER), "call-1")).await).expect("booked");
     let code = org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].confirmation_code.clone();
 
