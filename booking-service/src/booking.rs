@@ -3,12 +3,13 @@
 //! is not free.
 
 use crate::domain::{
-    self, parse_date, parse_time, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber, ProviderId, Slot,
+    self, parse_date, parse_time, AppointmentTypeId, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber,
+    Policy, ProviderId, Slot,
 };
 use crate::links::Links;
 use crate::store::{
-    self, Actor, Appointment, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking, Patient, Provider,
-    StoreError,
+    self, Actor, Appointment, AppointmentType, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking, Patient,
+    Planned, Provider, StoreError,
 };
 use chrono::{NaiveDate, NaiveTime};
 use shared::api;
@@ -16,9 +17,10 @@ use shared::api;
 mod lanes;
 pub use lanes::{Lanes, Shared};
 
-/// Identical bookings without an idempotency key queue in one lane per organization, provider and
-/// requested local start, so a burst for one slot asks the database about twice, not once each.
-pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, LocalStart), BookingError>;
+/// Identical bookings without an idempotency key queue in one lane per organization, provider,
+/// appointment type and requested local start, so a burst for one slot asks the database about
+/// twice, not once each.
+pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, Option<AppointmentTypeId>, LocalStart), BookingError>;
 
 /// How many alternatives a refusal offers.
 pub const ALTERNATIVES: usize = 3;
@@ -27,12 +29,13 @@ pub const ALTERNATIVES: usize = 3;
 #[derive(Debug, Clone)]
 pub struct BookingRequest {
     pub provider: ProviderId,
+    pub kind: Option<AppointmentTypeId>,
     pub when: LocalStart,
     pub patient: Patient,
     pub notes: Option<Notes>,
-    /// Whether the patient's number is held to the clinic's `max_active_per_caller`: a voice agent
-    /// (the `agent` role) books for whoever calls.
-    pub capped: bool,
+    /// Made by a voice agent (the `agent` role), for whoever calls: the caller's number is held to
+    /// the clinic's `max_active_per_caller`, and types only staff may book are refused.
+    pub by_agent: bool,
 }
 
 /// A local date and time, with an optional length (else the provider's default).
@@ -62,6 +65,43 @@ impl LocalStart {
         slot.check_bookable(store::now())?;
         Ok(slot)
     }
+
+    /// What booking this start with a provider means: with a type, its length and policy (the
+    /// provider must offer it, a length given must be its own, the start within its horizon);
+    /// without one, `own_length` unless a length was given, and only its own time blocked.
+    pub fn plan(
+        &self,
+        provider: &Provider,
+        kind: Option<&AppointmentType>,
+        own_length: Minutes,
+    ) -> Result<Planned, DomainError> {
+        let Some(kind) = kind else {
+            let slot = self.slot(provider, own_length)?;
+            let length = self.length.unwrap_or(own_length);
+            return Ok(Planned { slot, policy: Policy::plain(length, provider.appointment_minutes), kind: None });
+        };
+        if !kind.offered_by(provider.id) {
+            return Err(DomainError::invalid(
+                "appointment_type_id",
+                format!("{} does not offer {}", provider.name, kind.name),
+            ));
+        }
+        if self.length.is_some_and(|l| l != kind.duration) {
+            return Err(DomainError::invalid(
+                "duration_minutes",
+                format!("{} lasts {} minutes: leave duration_minutes out or send that", kind.name, kind.duration.get()),
+            ));
+        }
+        let slot = self.slot(provider, kind.duration)?;
+        let policy = kind.policy();
+        if slot.start() > store::now() + policy.horizon {
+            return Err(DomainError::invalid(
+                "appointment_date",
+                format!("{} can be booked at most {} days ahead", kind.name, kind.max_advance_days),
+            ));
+        }
+        Ok(Planned { slot, policy, kind: Some(kind.id) })
+    }
 }
 
 impl TryFrom<&api::BookingInput> for BookingRequest {
@@ -87,7 +127,8 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
                 email: input.patient_email.as_deref().map(|e| Email::parse("patient_email", e)).transpose()?,
             },
             notes: input.notes.as_deref().map(|n| Notes::parse("notes", n)).transpose()?.flatten(),
-            capped: false,
+            kind: input.appointment_type_id.map(AppointmentTypeId),
+            by_agent: false,
         })
     }
 }
@@ -99,6 +140,9 @@ pub enum BookingError {
     /// The time is taken or outside the provider's hours; here are the nearest free ones.
     #[error("that time is not available")]
     Unavailable { provider: Box<Provider>, wanted: Slot, alternatives: Vec<Slot> },
+    /// A voice agent asked for a type only staff may book.
+    #[error("{0} is booked by the clinic's staff")]
+    StaffOnly(String),
 }
 
 /// A time that is taken or outside the hours is so for every request for it, and a database that
@@ -143,6 +187,25 @@ fn remembered(a: &Appointment) -> serde_json::Value {
     serde_json::to_value(answer(a)).unwrap_or_default()
 }
 
+/// The active type a request names, if it is one the caller may book.
+async fn appointment_type(
+    store: &DynStore,
+    actor: &Actor,
+    id: Option<AppointmentTypeId>,
+    by_agent: bool,
+) -> Result<Option<AppointmentType>, BookingError> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let kind = store.appointment_type(actor.org, id).await?.filter(|t| t.active).ok_or_else(|| {
+        DomainError::invalid("appointment_type_id", "is not an active appointment type of this clinic")
+    })?;
+    if by_agent && !kind.bookable_by_agent {
+        return Err(BookingError::StaffOnly(kind.name));
+    }
+    Ok(Some(kind))
+}
+
 /// Books through the request's lane, unless it carries an idempotency key: a retry must find its
 /// own first answer, never a refusal shared by others.
 pub async fn book(
@@ -153,10 +216,11 @@ pub async fn book(
     request: BookingRequest,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
-    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.when));
+    let kind = appointment_type(store, actor, request.kind, request.by_agent).await?;
+    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.kind, request.when));
     let attempt = async move {
         let when = request.when;
-        let plan = move |p: &Provider| when.slot(p, p.appointment_minutes);
+        let plan = |p: &Provider| when.plan(p, kind.as_ref(), p.appointment_minutes);
         let outcome = store
             .book(
                 actor,
@@ -168,7 +232,7 @@ pub async fn book(
                     idempotency,
                     render: &remembered,
                     link: links.issue(),
-                    capped: request.capped,
+                    capped: request.by_agent,
                 },
             )
             .await?;
@@ -190,18 +254,26 @@ pub async fn book(
     }
 }
 
-/// Moves an appointment to a new local start; without a length it keeps its own. A patient with
-/// an email address gets a notice with a fresh confirmation link; the old link stops working.
+/// Moves an appointment to a new local start, as `kind` if given, else as its own type; without
+/// a type and a length it keeps its own length. A patient with an email address gets a notice
+/// with a fresh confirmation link; the old link stops working.
 pub async fn reschedule(
     store: &DynStore,
     links: &Links,
     actor: &Actor,
     id: domain::AppointmentId,
     when: LocalStart,
+    kind: Option<AppointmentTypeId>,
+    by_agent: bool,
 ) -> Result<Appointment, BookingError> {
-    let plan = move |p: &Provider, a: &Appointment| {
+    let kind = match kind {
+        Some(kind) => Some(kind),
+        None => store.appointment(actor.org, id).await?.ok_or(StoreError::NotFound)?.appointment_type,
+    };
+    let kind = appointment_type(store, actor, kind, by_agent).await?;
+    let plan = |p: &Provider, a: &Appointment| {
         let own = Minutes::parse("duration_minutes", (a.slot.end() - a.slot.start()).num_minutes())?;
-        when.slot(p, own)
+        when.plan(p, kind.as_ref(), own)
     };
     match store.reschedule(actor, id, &plan, &links.issue()).await? {
         MoveOutcome::Moved(a) => Ok(a),
@@ -213,21 +285,28 @@ async fn unavailable(
     store: &DynStore,
     actor: &Actor,
     provider: Provider,
-    wanted: Slot,
+    wanted: Planned,
     busy: Option<Vec<Slot>>,
 ) -> Result<BookingError, StoreError> {
     let alternatives = alternatives(store, actor, &provider, &wanted, busy).await?;
-    Ok(BookingError::Unavailable { provider: Box::new(provider), wanted, alternatives })
+    Ok(BookingError::Unavailable { provider: Box::new(provider), wanted: wanted.slot, alternatives })
 }
 
-/// The free slots of a provider's local day, of its appointment length; none when inactive.
+/// The policy availability is listed under: the type's, else the provider's appointment length.
+pub fn policy_for(provider: &Provider, kind: Option<&AppointmentType>) -> Policy {
+    kind.map(AppointmentType::policy)
+        .unwrap_or_else(|| Policy::plain(provider.appointment_minutes, provider.appointment_minutes))
+}
+
+/// The free slots of a provider's local day under a policy; none when inactive.
 pub async fn free_slots_on(
     store: &DynStore,
     org: domain::OrgId,
     provider: &Provider,
+    policy: &Policy,
     date: NaiveDate,
 ) -> Result<Vec<Slot>, StoreError> {
-    free_slots_over(store, org, provider, date, 1).await
+    free_slots_over(store, org, provider, policy, date, 1).await
 }
 
 /// The free slots of `days` local days from `first`, in order, read with one query.
@@ -235,6 +314,7 @@ pub async fn free_slots_over(
     store: &DynStore,
     org: domain::OrgId,
     provider: &Provider,
+    policy: &Policy,
     first: NaiveDate,
     days: u32,
 ) -> Result<Vec<Slot>, StoreError> {
@@ -251,38 +331,35 @@ pub async fn free_slots_over(
             utc_midnight + chrono::Duration::days(i64::from(days) + 1),
         )
         .await?;
-    let length = provider.appointment_minutes;
     let now = store::now();
     Ok(first
         .iter_days()
         .take(days as usize)
-        .flat_map(|date| domain::free_slots(&provider.zone(), &provider.hours, date, length, length, &busy, now))
+        .flat_map(|date| domain::free_slots(&provider.zone(), &provider.hours, date, policy, &busy, now))
         .collect())
 }
 
-/// The free slots of the same length nearest to `wanted`, from `busy` when the store already read
-/// the provider's appointments around it.
+/// The free slots under the same policy nearest to `wanted`, from `busy` when the store already
+/// read what is busy around it.
 pub async fn alternatives(
     store: &DynStore,
     actor: &Actor,
     provider: &Provider,
-    wanted: &Slot,
+    wanted: &Planned,
     busy: Option<Vec<Slot>>,
 ) -> Result<Vec<Slot>, StoreError> {
-    let length = Minutes::parse("duration_minutes", (wanted.end() - wanted.start()).num_minutes())?;
     let busy = match busy {
         Some(busy) => busy,
         None => {
-            let (from, to) = domain::alternatives_window(wanted);
+            let (from, to) = domain::alternatives_window(&wanted.slot);
             store.busy(actor.org, provider.id, from, to).await?
         }
     };
     Ok(domain::alternatives(
         &provider.zone(),
         &provider.hours,
-        wanted,
-        length,
-        provider.appointment_minutes,
+        &wanted.slot,
+        &wanted.policy,
         &busy,
         store::now(),
         ALTERNATIVES,

@@ -130,6 +130,10 @@ pub struct Provider {
 pub struct AvailabilityQuery {
     /// Local date `YYYY-MM-DD` in the provider's zone.
     pub date: String,
+    /// List this type's free starts (its length, interval, buffers and notice); without it, the
+    /// provider's appointment length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_type_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -168,6 +172,9 @@ pub struct BookingInput {
     pub patient_email: Option<String>,
     #[serde(default)]
     pub notes: Option<String>,
+    /// Books this appointment type: its length, buffers, notice and horizon apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_type_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -232,6 +239,8 @@ pub struct Appointment {
     pub confirmation_code: String,
     pub patient: Patient,
     pub notes: Option<String>,
+    /// Its appointment type; null without one.
+    pub appointment_type_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -290,6 +299,134 @@ pub struct RescheduleRequest {
     pub appointment_time: Option<String>,
     #[serde(default)]
     pub duration_minutes: Option<i64>,
+    /// Moves it as this type; without it, it keeps its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_type_id: Option<Uuid>,
+}
+
+/// `POST /api/appointment-types`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateAppointmentType {
+    pub name: String,
+    pub duration_minutes: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_before_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_after_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_notice_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_advance_days: Option<i64>,
+    /// Its duration when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_interval_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookable_by_agent: Option<bool>,
+    /// The providers offering it; absent or empty: every provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ids: Option<Vec<Uuid>>,
+}
+
+/// `PATCH /api/appointment-types/{id}`: absent fields stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct UpdateAppointmentType {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_before_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_after_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_notice_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_advance_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_interval_minutes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookable_by_agent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_ids: Option<Vec<Uuid>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct AppointmentType {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub duration_minutes: i64,
+    pub buffer_before_minutes: i64,
+    pub buffer_after_minutes: i64,
+    pub min_notice_minutes: i64,
+    pub max_advance_days: i64,
+    pub slot_interval_minutes: i64,
+    pub bookable_by_agent: bool,
+    pub provider_ids: Vec<Uuid>,
+    pub active: bool,
+}
+
+/// `POST /api/providers/{id}/time-off`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateTimeOff {
+    /// RFC 3339 instant.
+    pub starts_at: String,
+    /// RFC 3339 instant, after `starts_at`.
+    pub ends_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct TimeOff {
+    pub id: Uuid,
+    pub provider_id: Uuid,
+    pub starts_at: DateTime<FixedOffset>,
+    pub ends_at: DateTime<FixedOffset>,
+    pub reason: Option<String>,
+    /// When just created: the active appointments it overlaps (the clinic decides what to do with
+    /// them). Absent in lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<Uuid>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+pub struct TimeOffQuery {
+    /// RFC 3339 instant; time off ending after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// RFC 3339 instant; time off starting before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Items per page: 1 to 500, default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `POST /api/closures`: whole local days of the clinic's zone, `date` to `end_date` inclusive.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateClosure {
+    pub date: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Closure {
+    pub id: Uuid,
+    pub date: NaiveDate,
+    pub end_date: NaiveDate,
+    pub reason: Option<String>,
+    /// When just created: the active appointments it overlaps. Absent in lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<Uuid>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

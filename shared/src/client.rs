@@ -131,9 +131,64 @@ impl ApiClient {
     }
 
     pub async fn availability(&self, provider: Uuid, date: &str) -> ClientResult<Availability> {
-        let query = AvailabilityQuery { date: date.to_owned() };
+        self.availability_for(provider, &AvailabilityQuery { date: date.to_owned(), appointment_type_id: None }).await
+    }
+
+    pub async fn availability_for(&self, provider: Uuid, query: &AvailabilityQuery) -> ClientResult<Availability> {
         let path = format!("/api/providers/{provider}/availability");
-        self.send(self.request(Method::GET, &path).query(&query)).await
+        self.send(self.request(Method::GET, &path).query(query)).await
+    }
+
+    pub async fn create_appointment_type(&self, body: &CreateAppointmentType) -> ClientResult<AppointmentType> {
+        self.send(self.request(Method::POST, "/api/appointment-types").json(body)).await
+    }
+
+    /// Every appointment type, page after page.
+    pub async fn appointment_types(&self) -> ClientResult<Vec<AppointmentType>> {
+        self.every_page("/api/appointment-types", &PageQuery::default()).await
+    }
+
+    pub async fn appointment_type(&self, id: Uuid) -> ClientResult<AppointmentType> {
+        self.send(self.request(Method::GET, &format!("/api/appointment-types/{id}"))).await
+    }
+
+    pub async fn update_appointment_type(
+        &self,
+        id: Uuid,
+        body: &UpdateAppointmentType,
+    ) -> ClientResult<AppointmentType> {
+        self.send(self.request(Method::PATCH, &format!("/api/appointment-types/{id}")).json(body)).await
+    }
+
+    pub async fn deactivate_appointment_type(&self, id: Uuid) -> ClientResult<()> {
+        self.send_empty(self.request(Method::DELETE, &format!("/api/appointment-types/{id}"))).await
+    }
+
+    pub async fn create_time_off(&self, provider: Uuid, body: &CreateTimeOff) -> ClientResult<TimeOff> {
+        self.send(self.request(Method::POST, &format!("/api/providers/{provider}/time-off")).json(body)).await
+    }
+
+    /// Every time off of the provider matching `query`, page after page.
+    pub async fn time_off(&self, provider: Uuid, query: &TimeOffQuery) -> ClientResult<Vec<TimeOff>> {
+        let query = TimeOffQuery { cursor: None, ..query.clone() };
+        self.every_page(&format!("/api/providers/{provider}/time-off"), &query).await
+    }
+
+    pub async fn delete_time_off(&self, id: Uuid) -> ClientResult<()> {
+        self.send_empty(self.request(Method::DELETE, &format!("/api/time-off/{id}"))).await
+    }
+
+    pub async fn create_closure(&self, body: &CreateClosure) -> ClientResult<Closure> {
+        self.send(self.request(Method::POST, "/api/closures").json(body)).await
+    }
+
+    /// Every closure, page after page.
+    pub async fn closures(&self) -> ClientResult<Vec<Closure>> {
+        self.every_page("/api/closures", &PageQuery::default()).await
+    }
+
+    pub async fn delete_closure(&self, id: Uuid) -> ClientResult<()> {
+        self.send_empty(self.request(Method::DELETE, &format!("/api/closures/{id}"))).await
     }
 
     pub async fn book(&self, input: &BookingInput) -> ClientResult<BookingResponse> {
@@ -180,7 +235,6 @@ impl ApiClient {
         self.send(self.request(Method::POST, &path).json(body)).await
     }
 
-    /// Sends a request and decodes a success body as `T`, or the API's error body.
     /// Follows a list route's `next` cursors to the end.
     async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {
         let (mut all, mut cursor) = (Vec::new(), None::<String>);
@@ -198,6 +252,7 @@ impl ApiClient {
         }
     }
 
+    /// Sends a request and decodes a success body as `T`, or the API's error body.
     pub async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> ClientResult<T> {
         let response = request.send().await?;
         let status = response.status();

@@ -116,6 +116,7 @@ impl PlannedSlot {
             patient_phone: Some(format!("+1555{:07}", patient % 10_000_000)),
             patient_email: Some(format!("smoke-{patient}@example.com")),
             notes: Some("smoke-test".into()),
+            appointment_type_id: None,
         }
     }
 

@@ -1,25 +1,24 @@
 //! Free slots of a day, and the nearest free slots to a time that was taken.
 
-use super::{Minutes, Slot, WeeklyHours, Zone, BOOKING_HORIZON_DAYS};
+use super::{Minutes, Policy, Slot, WeeklyHours, Zone};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 
 /// The most slots one local day yields: one every 5 minutes (the shortest appointment) around the
 /// clock. Well-formed hours never reach it; it bounds the work and the answer whatever is stored.
 pub const MAX_SLOTS_PER_DAY: usize = (24 * 60 / Minutes::MIN) as usize;
 
-/// The slots of `length` starting every `step` minutes within the openings of the local `date`,
-/// that lie in the bookable future and overlap none of `busy`: in order, each once, at most
-/// [`MAX_SLOTS_PER_DAY`].
+/// The slots of `policy.length` starting every `policy.step` from the start of each opening of
+/// the local `date`, that the policy admits (notice, horizon) and whose blocked range meets none of
+/// `busy`: in order, each once, at most [`MAX_SLOTS_PER_DAY`].
 pub fn free_slots(
     zone: &Zone,
     hours: &WeeklyHours,
     date: NaiveDate,
-    length: Minutes,
-    step: Minutes,
+    policy: &Policy,
     busy: &[Slot],
     now: DateTime<Utc>,
 ) -> Vec<Slot> {
-    let horizon = now + Duration::days(BOOKING_HORIZON_DAYS);
+    let length = policy.length;
     let mut slots = Vec::new();
     'openings: for (open, close) in hours.openings_on(date) {
         let mut minute = open;
@@ -27,18 +26,14 @@ pub fn free_slots(
             let wall = NaiveTime::from_num_seconds_from_midnight_opt(minute * 60, 0);
             if let Some(start) = wall.and_then(|t| zone.instant(date.and_time(t))) {
                 let slot = Slot::new(start, length);
-                let free = start > now
-                    && start <= horizon
-                    && hours.permits(zone, &slot)
-                    && !busy.iter().any(|b| b.overlaps(&slot));
-                if free {
+                if hours.permits(zone, &slot) && policy.is_free(&slot, busy, now) {
                     slots.push(slot);
                     if slots.len() == MAX_SLOTS_PER_DAY {
                         break 'openings;
                     }
                 }
             }
-            minute += step.get() as u32;
+            minute += policy.step.get() as u32;
         }
     }
     // Each slot once, whatever openings gave it: well-formed hours never repeat one, but the slot
@@ -51,15 +46,13 @@ pub fn free_slots(
 /// How many days either side of a taken time are searched for alternatives.
 pub const ALTERNATIVE_WINDOW_DAYS: i64 = 7;
 
-/// Up to `max` free slots of `length` nearest to `wanted`, searching its local day and the
+/// Up to `max` free slots of the policy nearest to `wanted`, searching its local day and the
 /// `ALTERNATIVE_WINDOW_DAYS` either side. `busy` must cover that window.
-#[allow(clippy::too_many_arguments)]
 pub fn alternatives(
     zone: &Zone,
     hours: &WeeklyHours,
     wanted: &Slot,
-    length: Minutes,
-    step: Minutes,
+    policy: &Policy,
     busy: &[Slot],
     now: DateTime<Utc>,
     max: usize,
@@ -67,7 +60,7 @@ pub fn alternatives(
     let day = zone.local(wanted.start()).date();
     let mut candidates: Vec<Slot> = (-ALTERNATIVE_WINDOW_DAYS..=ALTERNATIVE_WINDOW_DAYS)
         .filter_map(|offset| day.checked_add_signed(Duration::days(offset)))
-        .flat_map(|date| free_slots(zone, hours, date, length, step, busy, now))
+        .flat_map(|date| free_slots(zone, hours, date, policy, busy, now))
         .filter(|slot| slot != wanted)
         .collect();
     candidates.sort_by_key(|slot| ((slot.start() - wanted.start()).num_seconds().abs(), slot.start()));
@@ -76,7 +69,8 @@ pub fn alternatives(
     candidates
 }
 
-/// The instant range whose appointments can affect the alternatives of `wanted`.
+/// The instant range whose appointments can affect the alternatives of `wanted` (the margin
+/// covers the largest buffers too).
 pub fn alternatives_window(wanted: &Slot) -> (DateTime<Utc>, DateTime<Utc>) {
     let margin = Duration::days(ALTERNATIVE_WINDOW_DAYS + 2);
     (wanted.start() - margin, wanted.end() + margin)
@@ -105,11 +99,25 @@ mod tests {
         let (zone, hours, friday, half) = setup();
         let now = at(&zone, friday, "00:00") - Duration::days(1);
         let busy = [Slot::new(at(&zone, friday, "10:00"), half)];
-        let starts: Vec<_> = free_slots(&zone, &hours, friday, half, half, &busy, now)
+        let starts: Vec<_> = free_slots(&zone, &hours, friday, &Policy::plain(half, half), &busy, now)
             .iter()
             .map(|s| zone.local(s.start()).format("%H:%M").to_string())
             .collect();
         assert_eq!(starts, ["09:00", "09:30", "10:30", "11:00", "11:30"]);
+    }
+
+    #[test]
+    fn a_type_steps_by_its_interval_and_keeps_its_buffer_clear_of_other_appointments() {
+        let (zone, hours, friday, half) = setup();
+        let now = at(&zone, friday, "00:00") - Duration::days(1);
+        let quarter = Minutes::parse("m", 15).expect("m");
+        let policy = Policy { buffer_after: Duration::minutes(15), ..Policy::plain(half, quarter) };
+        let busy = [Slot::new(at(&zone, friday, "10:00"), half)];
+        let starts: Vec<_> = free_slots(&zone, &hours, friday, &policy, &busy, now)
+            .iter()
+            .map(|s| zone.local(s.start()).format("%H:%M").to_string())
+            .collect();
+        assert_eq!(starts, ["09:00", "09:15", "10:30", "10:45", "11:00", "11:15", "11:30"]);
     }
 
     #[test]
@@ -118,7 +126,7 @@ mod tests {
         let now = at(&zone, friday, "00:00") - Duration::days(1);
         let wanted = Slot::new(at(&zone, friday, "10:00"), half);
         let busy = [wanted, Slot::new(at(&zone, friday, "10:30"), half)];
-        let alts = alternatives(&zone, &hours, &wanted, half, half, &busy, now, 3);
+        let alts = alternatives(&zone, &hours, &wanted, &Policy::plain(half, half), &busy, now, 3);
         let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
         assert_eq!(starts, ["09:00", "09:30", "11:00"]);
     }
@@ -131,11 +139,14 @@ mod tests {
         let hours = WeeklyHours::stored(&vec![all_day; 1300]).expect("hours stored before the limits");
         let five = Minutes::parse("m", Minutes::MIN).expect("m");
         let now = zone.resolve(saturday, NaiveTime::MIN).expect("midnight") - Duration::days(1);
-        let slots = free_slots(&zone, &hours, saturday, five, five, &[], now);
+        let slots = free_slots(&zone, &hours, saturday, &Policy::plain(five, five), &[], now);
         assert_eq!(slots.len(), MAX_SLOTS_PER_DAY);
         assert!(slots.windows(2).all(|w| w[0].start() < w[1].start()), "in order, each once");
         let unmerged = WeeklyHours::default();
-        assert_eq!(free_slots(&zone, &unmerged, saturday, five, five, &[], now).len(), MAX_SLOTS_PER_DAY);
+        assert_eq!(
+            free_slots(&zone, &unmerged, saturday, &Policy::plain(five, five), &[], now).len(),
+            MAX_SLOTS_PER_DAY
+        );
     }
 
     #[test]
@@ -144,10 +155,10 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2027, 3, 14).expect("date");
         let hour = Minutes::parse("m", 60).expect("m");
         let now = Utc::now() - Duration::days(400);
-        let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
+        let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &[], now);
         assert_eq!(slots.len(), 0, "the whole day lies past the horizon from a year ago");
         let now = zone.resolve(day, NaiveTime::MIN).expect("midnight") - Duration::days(1);
-        let slots = free_slots(&zone, &WeeklyHours::default(), day, hour, hour, &[], now);
+        let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &[], now);
         assert_eq!(slots.len(), 23, "02:00 does not exist that day");
     }
 }

@@ -49,3 +49,15 @@ id_type!(
     /// One appointment.
     AppointmentId
 );
+id_type!(
+    /// A kind of visit a clinic offers (a new-patient visit, a follow-up).
+    AppointmentTypeId
+);
+id_type!(
+    /// A provider's time off.
+    TimeOffId
+);
+id_type!(
+    /// A clinic's closed days.
+    ClosureId
+);

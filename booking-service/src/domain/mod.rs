@@ -6,14 +6,16 @@ mod code;
 mod hours;
 mod ids;
 mod patient;
+mod policy;
 mod time;
 
 pub use availability::{alternatives, alternatives_window, free_slots};
 pub use code::ConfirmationCode;
 pub use hours::WeeklyHours;
-pub use ids::{AppointmentId, OrgId, ProviderId};
+pub use ids::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId};
 pub use patient::{Email, Notes, PatientName, PhoneNumber};
-pub use time::{parse_date, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS};
+pub use policy::Policy;
+pub use time::{parse_date, parse_instant, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS};
 
 /// A value from outside that breaks a rule; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

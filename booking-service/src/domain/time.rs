@@ -51,9 +51,25 @@ impl Zone {
         t.with_timezone(&self.0).naive_local()
     }
 
+    /// The first instant of a local day: midnight, or the first minute after a DST gap that
+    /// swallows it (a few zones change their clocks at midnight).
+    pub fn start_of_day(&self, date: NaiveDate) -> DateTime<Utc> {
+        let midnight = date.and_time(NaiveTime::MIN);
+        (0..=180)
+            .find_map(|minute| self.instant(midnight + Duration::minutes(minute)))
+            .unwrap_or_else(|| midnight.and_utc())
+    }
+
     pub fn today(&self) -> NaiveDate {
         self.local(Utc::now()).date()
     }
+}
+
+/// An RFC 3339 instant with its offset, e.g. `2027-01-15T14:00:00-05:00`.
+pub fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, DomainError> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| DomainError::invalid(field, format!("'{s}' is not an RFC 3339 instant")))
 }
 
 /// `YYYY-MM-DD`.
@@ -128,6 +144,11 @@ impl Slot {
         self.end
     }
 
+    /// The range from `before` ahead of its start to `after` past its end.
+    pub fn widened(&self, before: Duration, after: Duration) -> Self {
+        Self { start: self.start - before.abs(), end: self.end + after.abs() }
+    }
+
     pub fn overlaps(&self, other: &Slot) -> bool {
         self.start < other.end && other.start < self.end
     }
@@ -197,6 +218,16 @@ mod tests {
         assert!(Minutes::parse("m", 4).is_err());
         assert!(Minutes::parse("m", 481).is_err());
         assert!(Minutes::parse("m", 5).is_ok() && Minutes::parse("m", 480).is_ok());
+    }
+
+    #[test]
+    fn a_day_starts_at_midnight_or_just_after_a_gap_that_swallows_it() {
+        let ny_day = ny().start_of_day(date("2027-03-14"));
+        assert_eq!(ny_day.to_rfc3339(), "2027-03-14T05:00:00+00:00");
+        // Santiago moves its clocks from 00:00 to 01:00 on the first Sunday of September.
+        let santiago = Zone::parse("tz", "America/Santiago").expect("zone");
+        let day = santiago.start_of_day(date("2027-09-05"));
+        assert_eq!(santiago.local(day).format("%H:%M").to_string(), "01:00");
     }
 
     #[test]

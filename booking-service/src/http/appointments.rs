@@ -5,7 +5,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, wire, AppState};
 use crate::booking::{self, LocalStart};
-use crate::domain::AppointmentId;
+use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId};
 use crate::store::AppointmentFilter;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -25,13 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/appointments/{id}/reschedule", post(reschedule))
 }
 
-fn instant(field: &'static str, s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
-    s.map(|s| {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::Validation(format!("{field}: '{s}' is not an RFC 3339 instant")))
-    })
-    .transpose()
+pub(super) fn instant(field: &'static str, s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    Ok(s.map(|s| parse_instant(field, s)).transpose()?)
 }
 
 #[utoipa::path(get, path = "/api/appointments", tag = "appointments", security(("bearer" = [])), params(AppointmentQuery),
@@ -110,6 +105,8 @@ pub async fn reschedule(
     let actor = caller.actor(MANAGERS)?;
     let when =
         LocalStart::parse(body.appointment_date.as_deref(), body.appointment_time.as_deref(), body.duration_minutes)?;
-    let appointment = booking::reschedule(&state.store, &state.links, &actor, AppointmentId(id), when).await?;
+    let kind = body.appointment_type_id.map(AppointmentTypeId);
+    let appointment =
+        booking::reschedule(&state.store, &state.links, &actor, AppointmentId(id), when, kind, false).await?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }

@@ -61,7 +61,7 @@ pub async fn book(
         }
         let idempotency = idempotency_key(&headers, &body)?;
         let mut request = booking::BookingRequest::try_from(&body.tool_input)?;
-        request.capped = caller.role == Role::Agent;
+        request.by_agent = caller.role == Role::Agent;
         let booked = booking::book(&state.store, &state.links, &state.lanes, &actor, request, idempotency).await?;
         let outcome = if booked.replayed { "replayed" } else { "booked" };
         Ok((outcome, booked.answer))

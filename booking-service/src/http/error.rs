@@ -19,6 +19,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("this role may not do that")]
     Forbidden,
+    /// Allowed to the role in general, not for this: the message says why.
+    #[error("{0}")]
+    ForbiddenHere(String),
     #[error("not found")]
     NotFound,
     #[error("{message}")]
@@ -50,7 +53,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ForbiddenHere(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::SlotUnavailable { .. } | Self::InvalidState(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
@@ -68,7 +71,7 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::RequestTimeout => "request_timeout",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::ForbiddenHere(_) => "forbidden",
             Self::NotFound => "not_found",
             Self::SlotUnavailable { .. } => "slot_unavailable",
             Self::InvalidState(_) => "invalid_state",
@@ -142,12 +145,15 @@ impl From<BookingError> for ApiError {
                 let message = if outside_hours {
                     format!("{} does not work at that time", provider.name)
                 } else {
-                    format!("{} is already booked at that time", provider.name)
+                    format!("{} is not available at that time (booked, away, closed or too soon)", provider.name)
                 };
                 Self::SlotUnavailable {
                     message,
                     alternatives: alternatives.iter().map(|s| super::wire::slot(&zone, s)).collect(),
                 }
+            }
+            BookingError::StaffOnly(name) => {
+                Self::ForbiddenHere(format!("{name} is booked by the clinic's staff, not by a voice agent"))
             }
         }
     }

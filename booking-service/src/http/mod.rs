@@ -1,6 +1,7 @@
 //! The HTTP surface: one router per feature, merged here under one stack of layers (request id,
 //! trace, metrics, deadlines, body limit).
 
+mod appointment_types;
 mod appointments;
 pub mod auth;
 mod booking;
@@ -14,6 +15,7 @@ mod orgs;
 mod paging;
 mod providers;
 mod rate_limit;
+mod time_off;
 mod vapi;
 pub(crate) mod wire;
 
@@ -62,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(orgs::router())
         .merge(providers::router())
+        .merge(appointment_types::router())
+        .merge(time_off::router())
         .merge(booking::router())
         .merge(appointments::router())
         .merge(vapi::router())

@@ -1,6 +1,6 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' annotations.
 
-use super::{appointments, booking, confirm, ops, orgs, providers, vapi};
+use super::{appointment_types, appointments, booking, confirm, ops, orgs, providers, time_off, vapi};
 use shared::api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -12,6 +12,10 @@ use utoipa::{Modify, OpenApi};
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
         orgs::create, orgs::remove,
         providers::create, providers::list, providers::show, providers::update, providers::deactivate, providers::availability,
+        appointment_types::create, appointment_types::list, appointment_types::show, appointment_types::update,
+        appointment_types::deactivate,
+        time_off::create_time_off, time_off::list_time_off, time_off::delete_time_off,
+        time_off::create_closure, time_off::list_closures, time_off::delete_closure,
         booking::book, vapi::tools, vapi::definitions,
         appointments::list, appointments::show, appointments::cancel, appointments::reschedule,
         confirm::show, confirm::confirm,
@@ -21,6 +25,8 @@ use utoipa::{Modify, OpenApi};
         api::WorkingHours, api::CreateProvider, api::UpdateProvider, api::Provider, api::Availability,
         api::BookingRequest, api::BookingInput, api::BookingResponse, api::AppointmentStatus, api::Patient,
         api::Appointment, api::CancelRequest, api::RescheduleRequest, api::Health, api::ConfirmationResponse,
+        api::CreateAppointmentType, api::UpdateAppointmentType, api::AppointmentType, api::CreateTimeOff, api::TimeOff,
+        api::CreateClosure, api::Closure,
     )),
     modifiers(&BearerAuth),
 )]

@@ -6,7 +6,7 @@ use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
 use super::{paging, wire, AppState};
 use crate::booking;
-use crate::domain::{parse_date, Minutes, ProviderId, WeeklyHours, Zone};
+use crate::domain::{parse_date, AppointmentTypeId, Minutes, ProviderId, WeeklyHours, Zone};
 use crate::store::{Provider, ProviderChanges};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -119,7 +119,8 @@ pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id):
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The free slots of one local day, of the provider's appointment length.
+/// The free starts of one local day: of the appointment type given (its length, interval, buffers,
+/// notice and horizon), else of the provider's appointment length.
 #[utoipa::path(get, path = "/api/providers/{id}/availability", tag = "providers", security(("bearer" = [])),
     params(("id" = Uuid, Path), AvailabilityQuery),
     responses((status = 200, body = Availability), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -133,8 +134,25 @@ pub async fn availability(
     let actor = caller.actor(READERS)?;
     let date = parse_date("date", &query.date)?;
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
+    let kind = match query.appointment_type_id {
+        Some(kind) => {
+            let kind = state.store.appointment_type(actor.org, AppointmentTypeId(kind)).await?.filter(|t| t.active);
+            let kind = kind.ok_or_else(|| {
+                ApiError::Validation("appointment_type_id: is not an active appointment type of this clinic".into())
+            })?;
+            if !kind.offered_by(provider.id) {
+                return Err(ApiError::Validation(format!(
+                    "appointment_type_id: {} does not offer {}",
+                    provider.name, kind.name
+                )));
+            }
+            Some(kind)
+        }
+        None => None,
+    };
     let zone = provider.zone();
-    let slots = booking::free_slots_on(&state.store, actor.org, &provider, date).await?;
+    let policy = booking::policy_for(&provider, kind.as_ref());
+    let slots = booking::free_slots_on(&state.store, actor.org, &provider, &policy, date).await?;
     Ok(axum::Json(Availability {
         provider_id: provider.id.0,
         date,

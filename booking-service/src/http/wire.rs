@@ -1,6 +1,6 @@
 //! Domain records shown as the API's JSON, times in the provider's local offset.
 
-use crate::domain::{Slot as DomainSlot, Zone};
+use crate::domain::{AppointmentId, Slot as DomainSlot, Zone};
 use crate::store;
 use shared::api;
 
@@ -39,7 +39,47 @@ pub fn appointment(a: &store::Appointment) -> api::Appointment {
             email: a.patient_email.clone(),
         },
         notes: a.notes.clone(),
+        appointment_type_id: a.appointment_type.map(|t| t.0),
         created_at: a.created_at,
         updated_at: a.updated_at,
+    }
+}
+
+pub fn appointment_type(t: &store::AppointmentType) -> api::AppointmentType {
+    api::AppointmentType {
+        id: t.id.0,
+        org_id: t.org_id.0,
+        name: t.name.clone(),
+        duration_minutes: t.duration.get(),
+        buffer_before_minutes: i64::from(t.buffer_before_minutes),
+        buffer_after_minutes: i64::from(t.buffer_after_minutes),
+        min_notice_minutes: i64::from(t.min_notice_minutes),
+        max_advance_days: i64::from(t.max_advance_days),
+        slot_interval_minutes: t.slot_interval.get(),
+        bookable_by_agent: t.bookable_by_agent,
+        provider_ids: t.provider_ids.iter().map(|p| p.0).collect(),
+        active: t.active,
+    }
+}
+
+/// Time off, in the zone of its provider; `conflicts` only when just created.
+pub fn time_off(zone: &Zone, t: &store::TimeOff, conflicts: Option<&[AppointmentId]>) -> api::TimeOff {
+    api::TimeOff {
+        id: t.id.0,
+        provider_id: t.provider_id.0,
+        starts_at: zone.localize(t.span.start()),
+        ends_at: zone.localize(t.span.end()),
+        reason: t.reason.clone(),
+        conflicts: conflicts.map(|ids| ids.iter().map(|a| a.0).collect()),
+    }
+}
+
+pub fn closure(c: &store::Closure, conflicts: Option<&[AppointmentId]>) -> api::Closure {
+    api::Closure {
+        id: c.id.0,
+        date: c.first_day,
+        end_date: c.last_day,
+        reason: c.reason.clone(),
+        conflicts: conflicts.map(|ids| ids.iter().map(|a| a.0).collect()),
     }
 }

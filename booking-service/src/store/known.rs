@@ -43,6 +43,11 @@ impl KnownProviders {
         self.lock().remove(&(org, id));
     }
 
+    /// Forgets every provider of the organization.
+    pub fn forget_organization(&self, org: OrgId) {
+        self.lock().retain(|(owner, _), _| *owner != org);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(OrgId, ProviderId), Arc<Known>>> {
         // The map holds no invariant a panicking holder could break: keep using it.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())

@@ -6,17 +6,18 @@ mod known;
 mod postgres;
 mod rows;
 mod rules;
+mod schedule;
 mod sql;
 mod sqlite;
 
 pub use crate::links::IssuedLink;
 
 use crate::domain::{
-    AppointmentId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId, PatientName, PhoneNumber, ProviderId,
-    Slot, WeeklyHours, Zone,
+    AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId,
+    PatientName, PhoneNumber, Policy, ProviderId, Slot, TimeOffId, WeeklyHours, Zone,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use shared::api::AppointmentStatus;
 use std::sync::Arc;
 
@@ -145,6 +146,10 @@ pub struct Appointment {
     /// The provider's zone, in which the API shows its times.
     pub zone: Zone,
     pub slot: Slot,
+    /// The slot widened by its type's buffers: no other active appointment of the provider
+    /// overlaps it.
+    pub blocked: Slot,
+    pub appointment_type: Option<AppointmentTypeId>,
     pub status: AppointmentStatus,
     pub confirmation_code: String,
     pub patient_name: Option<String>,
@@ -160,7 +165,7 @@ impl Appointment {
     pub fn pending(
         actor: &Actor,
         provider: &Provider,
-        slot: Slot,
+        planned: &Planned,
         booking: &NewBooking<'_>,
         now: DateTime<Utc>,
     ) -> Self {
@@ -171,7 +176,9 @@ impl Appointment {
             org_id: actor.org,
             provider_id: provider.id,
             zone: provider.zone(),
-            slot,
+            slot: planned.slot,
+            blocked: planned.blocked(),
+            appointment_type: planned.kind,
             status: AppointmentStatus::Pending,
             confirmation_code: ConfirmationCode::generate().into_string(),
             patient_name: text(name.as_ref().map(|n| n.as_str())),
@@ -251,10 +258,30 @@ impl IdempotencyKey {
     }
 }
 
+/// A slot to book, the policy it is booked under and the type that policy comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    pub slot: Slot,
+    pub policy: Policy,
+    pub kind: Option<AppointmentTypeId>,
+}
+
+impl Planned {
+    /// The range the appointment keeps from others.
+    pub fn blocked(&self) -> Slot {
+        self.policy.blocked(&self.slot)
+    }
+
+    /// Whether the provider's hours and the policy's notice and horizon allow it at `now`.
+    pub fn allowed_by(&self, provider: &Provider, now: DateTime<Utc>) -> bool {
+        provider.permits(&self.slot) && self.policy.admits(&self.slot, now)
+    }
+}
+
 /// Computes the slot of a booking from the provider as the transaction sees it.
-pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Slot, DomainError> + Send + Sync);
+pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Planned, DomainError> + Send + Sync);
 /// Computes the new slot of an appointment being moved.
-pub type PlanMove<'a> = &'a (dyn Fn(&Provider, &Appointment) -> Result<Slot, DomainError> + Send + Sync);
+pub type PlanMove<'a> = &'a (dyn Fn(&Provider, &Appointment) -> Result<Planned, DomainError> + Send + Sync);
 /// The answer to remember for an idempotent booking.
 pub type Render<'a> = &'a (dyn Fn(&Appointment) -> serde_json::Value + Send + Sync);
 
@@ -324,11 +351,12 @@ pub enum BookOutcome {
     Booked(Appointment),
     /// The same idempotency key and body were seen before: their first answer.
     Replayed(serde_json::Value),
-    /// The time is taken or outside the provider's hours. `busy`, when the store already read
-    /// it, holds the provider's appointments over `domain::alternatives_window(wanted)`.
+    /// The time is taken, outside the provider's hours, inside its notice, or meets time off or
+    /// a closed day. `busy`, when the store already read it, holds what is busy for the provider
+    /// over `domain::alternatives_window(wanted)`.
     Unavailable {
         provider: Provider,
-        wanted: Slot,
+        wanted: Planned,
         busy: Option<Vec<Slot>>,
     },
 }
@@ -336,7 +364,7 @@ pub enum BookOutcome {
 #[derive(Debug)]
 pub enum MoveOutcome {
     Moved(Appointment),
-    Unavailable { provider: Provider, wanted: Slot },
+    Unavailable { provider: Provider, wanted: Planned },
 }
 
 #[derive(Debug, Clone)]
@@ -347,6 +375,130 @@ pub struct ProviderChanges {
     pub hours: Option<WeeklyHours>,
     pub active: Option<bool>,
 }
+
+/// A kind of visit a clinic offers, and what booking it must respect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentType {
+    pub id: AppointmentTypeId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub duration: Minutes,
+    pub buffer_before_minutes: u32,
+    pub buffer_after_minutes: u32,
+    pub min_notice_minutes: u32,
+    pub max_advance_days: u32,
+    pub slot_interval: Minutes,
+    pub bookable_by_agent: bool,
+    /// The providers offering it; empty: every provider.
+    pub provider_ids: Vec<ProviderId>,
+    pub active: bool,
+}
+
+impl AppointmentType {
+    pub fn policy(&self) -> Policy {
+        let minutes = |m: u32| chrono::Duration::minutes(i64::from(m));
+        Policy {
+            length: self.duration,
+            step: self.slot_interval,
+            buffer_before: minutes(self.buffer_before_minutes),
+            buffer_after: minutes(self.buffer_after_minutes),
+            notice: minutes(self.min_notice_minutes),
+            horizon: chrono::Duration::days(i64::from(self.max_advance_days)),
+        }
+    }
+
+    pub fn offered_by(&self, provider: ProviderId) -> bool {
+        self.provider_ids.is_empty() || self.provider_ids.contains(&provider)
+    }
+}
+
+/// Fields of an appointment type to change; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentTypeChanges {
+    pub name: Option<String>,
+    pub duration: Option<Minutes>,
+    pub buffer_before_minutes: Option<u32>,
+    pub buffer_after_minutes: Option<u32>,
+    pub min_notice_minutes: Option<u32>,
+    pub max_advance_days: Option<u32>,
+    pub slot_interval: Option<Minutes>,
+    pub bookable_by_agent: Option<bool>,
+    pub provider_ids: Option<Vec<ProviderId>>,
+    pub active: Option<bool>,
+}
+
+impl AppointmentType {
+    pub fn apply(&mut self, c: &AppointmentTypeChanges) {
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if let Some(v) = &c.$field {
+                    self.$field = v.clone();
+                }
+            )*};
+        }
+        take!(
+            name,
+            duration,
+            buffer_before_minutes,
+            buffer_after_minutes,
+            min_notice_minutes,
+            max_advance_days,
+            slot_interval,
+            bookable_by_agent,
+            provider_ids,
+            active
+        );
+    }
+}
+
+/// A provider's time away: no booking's blocked range may meet it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeOff {
+    pub id: TimeOffId,
+    pub org_id: OrgId,
+    pub provider_id: ProviderId,
+    pub span: Slot,
+    pub reason: Option<String>,
+}
+
+/// Whole local days a clinic is closed, and the instants they span in its zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closure {
+    pub id: ClosureId,
+    pub org_id: OrgId,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    pub span: Slot,
+    pub reason: Option<String>,
+}
+
+/// What an audit row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Appointment(AppointmentId),
+    TimeOff(TimeOffId),
+    Closure(ClosureId),
+}
+
+impl Subject {
+    fn parts(self) -> (&'static str, uuid::Uuid) {
+        match self {
+            Subject::Appointment(id) => ("appointment", id.0),
+            Subject::TimeOff(id) => ("time_off", id.0),
+            Subject::Closure(id) => ("closure", id.0),
+        }
+    }
+}
+
+impl From<AppointmentId> for Subject {
+    fn from(id: AppointmentId) -> Self {
+        Subject::Appointment(id)
+    }
+}
+
+/// The most time off one provider, or closures one clinic, may have ahead: bounds what every
+/// booking and availability query reads.
+pub const MAX_UPCOMING_BLOCKS: i64 = 500;
 
 /// What a remembered voice-agent answer is kept under: it is given again only to a request with
 /// all three the same.
@@ -380,7 +532,40 @@ pub trait Store: Send + Sync {
         changes: &ProviderChanges,
     ) -> StoreResult<Option<Provider>>;
 
-    /// The active appointments of a provider overlapping `[from, to)`.
+    async fn create_appointment_type(&self, kind: &AppointmentType) -> StoreResult<()>;
+    /// The organization's appointment types by name, a page at a time.
+    async fn appointment_types(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<AppointmentType>>;
+    async fn appointment_type(&self, org: OrgId, id: AppointmentTypeId) -> StoreResult<Option<AppointmentType>>;
+    async fn update_appointment_type(
+        &self,
+        org: OrgId,
+        id: AppointmentTypeId,
+        changes: &AppointmentTypeChanges,
+    ) -> StoreResult<Option<AppointmentType>>;
+
+    /// Adds time off, with its audit row, once no booking of the provider is in flight: the
+    /// active appointments it overlaps, committed before it, are listed; none can follow it.
+    /// `NotFound` without such a provider.
+    async fn create_time_off(&self, actor: &Actor, time_off: &TimeOff) -> StoreResult<Vec<AppointmentId>>;
+    /// The provider's time off overlapping `[from, to)` by start, a page at a time.
+    async fn time_off(
+        &self,
+        org: OrgId,
+        provider: ProviderId,
+        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<DateTime<Utc>>,
+    ) -> StoreResult<Page<TimeOff>>;
+    /// Removes time off, with its audit row; false when there was none.
+    async fn delete_time_off(&self, actor: &Actor, id: TimeOffId) -> StoreResult<bool>;
+    /// Closes whole days, with the audit row, as `create_time_off` does for every provider of the
+    /// organization.
+    async fn create_closure(&self, actor: &Actor, closure: &Closure) -> StoreResult<Vec<AppointmentId>>;
+    /// The organization's closures by first day, a page at a time.
+    async fn closures(&self, org: OrgId, page: &PageRequest<NaiveDate>) -> StoreResult<Page<Closure>>;
+    async fn delete_closure(&self, actor: &Actor, id: ClosureId) -> StoreResult<bool>;
+
+    /// What no booking of the provider may meet over `[from, to)`: the blocked ranges of its active
+    /// appointments, its time off and the organization's closed days.
     async fn busy(
         &self,
         org: OrgId,
@@ -449,7 +634,7 @@ pub trait Store: Send + Sync {
     /// idempotency records, remembered tool answers, delivered outbox messages. The number deleted.
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64>;
 
-    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>>;
+    async fn audit_trail(&self, org: OrgId, subject: Subject) -> StoreResult<Vec<AuditEntry>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -536,6 +721,10 @@ pub mod action {
     pub const CANCELLED: &str = "cancelled";
     pub const RESCHEDULED: &str = "rescheduled";
     pub const CONFIRMED: &str = "confirmed";
+    pub const TIME_OFF_ADDED: &str = "time_off_added";
+    pub const TIME_OFF_REMOVED: &str = "time_off_removed";
+    pub const CLOSURE_ADDED: &str = "closure_added";
+    pub const CLOSURE_REMOVED: &str = "closure_removed";
 
     /// The details of a `booked` row.
     pub fn booked(slot: &Slot) -> Value {

@@ -3,8 +3,10 @@
 //! follows. The exclusion constraint `appointments_no_overlap` decides booking conflicts, and a
 //! booking is one statement.
 
-use super::rules::{BookingWrites, Inserted, Scope, EXCLUSION_VIOLATION};
-use super::sql::{sqlstate, Key, Timestamp, Tx};
+use super::rules::{
+    appointment_values, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
+};
+use super::sql::{sqlstate, Key, Then, Timestamp, Tx};
 use super::{action, outbox_kind};
 use crate::domain::Slot;
 use chrono::{DateTime, Utc};
@@ -111,89 +113,89 @@ impl Pg {
 type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<Utc>)>>>);
 
 /// The booking in one statement: the appointment, only while its provider is the version it was
-/// planned from and, for a capped caller, while the caller's number holds fewer upcoming active
-/// appointments than the organization allows (counted under the caller's lock, taken in BEGIN),
-/// and with it its audit row, outbox message, confirmation link and idempotency
-/// record, each written only if the appointment was.
+/// planned from (held in key-share mode, so that time off and closures created meanwhile wait for
+/// it, or make it plan again: `store::schedule`), while no time off or closure meets its blocked
+/// range and, for a capped caller, while the caller's number holds fewer upcoming active
+/// appointments than the organization allows (counted under the caller's lock, taken in BEGIN);
+/// and with it its audit row, outbox message, confirmation link and idempotency record, each
+/// written only if the appointment was. The exclusion constraint decides overlaps with other
+/// appointments.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
     let (from, to) = crate::domain::alternatives_window(&a.slot);
-    let inserted: Result<Answer, sqlx::Error> = tx
-        .query(
-            "WITH provider AS (
-                SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $23 AND active
-            ), quota AS (
-                SELECT o.max_active_per_caller AS most FROM organizations o
-                WHERE o.id = $2 AND $24 AND o.max_active_per_caller > 0
-                  AND (SELECT count(*) FROM appointments
-                       WHERE org_id = $2 AND patient_phone = $8 AND status IN ('pending', 'confirmed') AND ends_at > $11)
-                      >= o.max_active_per_caller
-            ), appt AS (
-                INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
-                                          patient_name, patient_phone, patient_email, notes, created_at, updated_at)
-                SELECT $1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11 FROM provider
-                WHERE NOT EXISTS (SELECT FROM quota)
-                ON CONFLICT DO NOTHING
-                RETURNING id, org_id
-            ), audit AS (
-                INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at)
-                SELECT org_id, id, $12, $13, $14, $11 FROM appt
-            ), outbox AS (
-                INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
-                SELECT $15, org_id, id, $16, $17, $11, $11 FROM appt WHERE $17 IS NOT NULL
-            ), token AS (
-                INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
-                SELECT $18, org_id, id, $19, $11 FROM appt WHERE $18 IS NOT NULL
-            ), idem AS (
-                INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
-                SELECT org_id, $20, $21, $22, $11 FROM appt WHERE $20 IS NOT NULL
-            )
-            SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
-                   CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
-                       SELECT coalesce(json_agg(json_build_array(starts_at, ends_at) ORDER BY starts_at), '[]')
-                       FROM appointments
-                       WHERE org_id = $2 AND provider_id = $3 AND status IN ('pending', 'confirmed')
-                         AND tstzrange(starts_at, ends_at, '[)') && tstzrange($25, $26, '[)'))
-                   END",
-            (
-                a.id,
-                a.org_id,
-                a.provider_id,
-                Timestamp(a.slot.start()),
-                Timestamp(a.slot.end()),
-                &a.confirmation_code,
-                &a.patient_name,
-                &a.patient_phone,
-                &a.patient_email,
-                &a.notes,
-                Timestamp(a.created_at),
-                action::BOOKED,
-                &w.actor.sub,
-                Json(&w.audit),
-                Key(Uuid::now_v7()),
-                outbox_kind::BOOKING_CONFIRMATION,
-                w.message.as_ref().map(Json),
-                w.link.map(|l| &l.token_hash),
-                w.link.map(|l| Timestamp(l.expires_at)),
-                w.idempotency.as_ref().map(|(i, _)| &i.key),
-                w.idempotency.as_ref().map(|(i, _)| &i.request_hash),
-                w.idempotency.as_ref().map(|(_, response)| Json(response)),
-                w.provider_version,
-                w.capped,
-                Timestamp(from),
-                Timestamp(to),
-            ),
+    let sql = format!(
+        "WITH provider AS (
+            SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $26 AND active FOR KEY SHARE
+        ), quota AS (
+            SELECT o.max_active_per_caller AS most FROM organizations o
+            WHERE o.id = $2 AND $27 AND o.max_active_per_caller > 0
+              AND (SELECT count(*) FROM appointments
+                   WHERE org_id = $2 AND patient_phone = $11 AND status IN ('pending', 'confirmed') AND ends_at > $14)
+                  >= o.max_active_per_caller
+        ), appt AS (
+            {INSERT_APPOINTMENT}
+            SELECT {APPOINTMENT_VALUES} FROM provider
+            WHERE NOT EXISTS (SELECT FROM quota)
+              AND NOT EXISTS (SELECT FROM time_off WHERE org_id = $2 AND provider_id = $3
+                                AND tstzrange(starts_at, ends_at, '[)') && tstzrange($6, $7, '[)'))
+              AND NOT EXISTS (SELECT FROM closures WHERE org_id = $2
+                                AND tstzrange(starts_at, ends_at, '[)') && tstzrange($6, $7, '[)'))
+            ON CONFLICT DO NOTHING
+            RETURNING id, org_id
+        ), audit AS (
+            INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at)
+            SELECT org_id, id, $15, $16, $17, $14 FROM appt
+        ), outbox AS (
+            INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+            SELECT $18, org_id, id, $19, $20, $14, $14 FROM appt WHERE $20 IS NOT NULL
+        ), token AS (
+            INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
+            SELECT $21, org_id, id, $22, $14 FROM appt WHERE $21 IS NOT NULL
+        ), idem AS (
+            INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
+            SELECT org_id, $23, $24, $25, $14 FROM appt WHERE $23 IS NOT NULL
         )
-        .fetch_one()
-        .await;
+        SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
+               CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
+                   SELECT coalesce(json_agg(json_build_array(f, u) ORDER BY f), '[]') FROM (
+                       SELECT blocked_from, blocked_until FROM appointments
+                       WHERE org_id = $2 AND provider_id = $3 AND status IN ('pending', 'confirmed')
+                         AND tstzrange(blocked_from, blocked_until, '[)') && tstzrange($28, $29, '[)')
+                       UNION ALL
+                       SELECT starts_at, ends_at FROM time_off
+                       WHERE org_id = $2 AND provider_id = $3 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($28, $29, '[)')
+                       UNION ALL
+                       SELECT starts_at, ends_at FROM closures
+                       WHERE org_id = $2 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($28, $29, '[)')
+                   ) AS busy (f, u))
+               END"
+    );
+    let rest = (
+        action::BOOKED,
+        &w.actor.sub,
+        Json(&w.audit),
+        Key(Uuid::now_v7()),
+        outbox_kind::BOOKING_CONFIRMATION,
+        w.message.as_ref().map(Json),
+        w.link.map(|l| &l.token_hash),
+        w.link.map(|l| Timestamp(l.expires_at)),
+        w.idempotency.as_ref().map(|(i, _)| &i.key),
+        w.idempotency.as_ref().map(|(i, _)| &i.request_hash),
+        w.idempotency.as_ref().map(|(_, response)| Json(response)),
+        w.provider_version,
+        w.capped,
+        Timestamp(from),
+        Timestamp(to),
+    );
+    let inserted: Result<Answer, sqlx::Error> = tx.query(&sql, Then(appointment_values(a), rest)).fetch_one().await;
     match inserted {
         Ok((1, _, _, _)) => Ok(Inserted::Booked),
         Ok((_, 0, _, _)) => Ok(Inserted::Stale),
         Ok((_, _, Some(most), _)) => Ok(Inserted::OverQuota(most)),
-        // The exclusion constraint (or, rarely, the confirmation code) turned the insert into
-        // nothing, and the transaction is still usable.
-        // The provider's appointments around the wanted time come back with it, for the
-        // alternatives, saving the refusal a round trip.
+        // The exclusion constraint, time off or a closure (or, rarely, the confirmation code)
+        // turned the insert into nothing, and the transaction is still usable. What is busy
+        // around the wanted time comes back with it, for the alternatives, saving the refusal a
+        // round trip.
         Ok((_, _, _, busy)) => Ok(Inserted::Taken(
             busy.map(|Json(busy)| busy.into_iter().filter_map(|(from, to)| Slot::from_bounds(from, to)).collect()),
         )),

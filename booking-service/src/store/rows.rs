@@ -2,14 +2,29 @@
 
 use super::known::Known;
 use super::sql::{Key, Timestamp};
-use super::{Appointment, Organization, OutboxJob, Provider, StoreError, StoreResult};
-use crate::domain::{AppointmentId, Minutes, OrgId, ProviderId, Slot, WeeklyHours, Zone};
+use super::{
+    Appointment, AppointmentType, Closure, Organization, OutboxJob, Provider, StoreError, StoreResult, TimeOff,
+};
+use crate::domain::{
+    AppointmentId, AppointmentTypeId, ClosureId, Minutes, OrgId, ProviderId, Slot, TimeOffId, WeeklyHours, Zone,
+};
+use chrono::NaiveDate;
 use shared::api::{AppointmentStatus, WorkingHours};
 use sqlx::types::Json;
 
 /// A zone read back from storage, where only valid names are ever written.
 fn stored_zone(name: &str) -> StoreResult<Zone> {
     Zone::parse("timezone", name).map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
+}
+
+/// A range read back from storage, where `start < end` is a table constraint.
+fn stored_range(start: Timestamp, end: Timestamp) -> StoreResult<Slot> {
+    Slot::from_bounds(start.0, end.0).ok_or_else(|| StoreError::Internal("empty stored time range".into()))
+}
+
+/// Minutes or days read back from storage, where table constraints keep them in range.
+fn stored_count(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or_default()
 }
 
 #[derive(sqlx::FromRow)]
@@ -77,6 +92,9 @@ pub struct AppointmentRow {
     timezone: String,
     starts_at: Timestamp,
     ends_at: Timestamp,
+    blocked_from: Timestamp,
+    blocked_until: Timestamp,
+    appointment_type_id: Option<AppointmentTypeId>,
     status: String,
     confirmation_code: String,
     patient_name: Option<String>,
@@ -88,7 +106,7 @@ pub struct AppointmentRow {
 }
 
 pub const APPOINTMENT_COLUMNS: &str = "a.id, a.org_id, a.provider_id, coalesce(p.timezone, o.timezone) AS timezone, a.starts_at, a.ends_at,
-            a.status, a.confirmation_code, a.patient_name, a.patient_phone, a.patient_email, a.notes, a.created_at, a.updated_at
+            a.blocked_from, a.blocked_until, a.appointment_type_id, a.status, a.confirmation_code, a.patient_name, a.patient_phone, a.patient_email, a.notes, a.created_at, a.updated_at
      FROM appointments a
      JOIN providers p ON p.org_id = a.org_id AND p.id = a.provider_id
      JOIN organizations o ON o.id = a.org_id";
@@ -101,8 +119,9 @@ impl TryFrom<AppointmentRow> for Appointment {
             org_id: r.org_id,
             provider_id: r.provider_id,
             zone: stored_zone(&r.timezone)?,
-            slot: Slot::from_bounds(r.starts_at.0, r.ends_at.0)
-                .ok_or_else(|| StoreError::Internal("empty appointment range".into()))?,
+            slot: stored_range(r.starts_at, r.ends_at)?,
+            blocked: stored_range(r.blocked_from, r.blocked_until)?,
+            appointment_type: r.appointment_type_id,
             status: AppointmentStatus::parse(&r.status)
                 .ok_or_else(|| StoreError::Internal(format!("unknown status {}", r.status)))?,
             confirmation_code: r.confirmation_code,
@@ -159,5 +178,98 @@ impl From<OutboxRow> for OutboxJob {
             sent_at: r.sent_at.map(Into::into),
             dead_at: r.dead_at.map(Into::into),
         }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AppointmentTypeRow {
+    id: AppointmentTypeId,
+    org_id: OrgId,
+    name: String,
+    duration_minutes: i32,
+    buffer_before_minutes: i32,
+    buffer_after_minutes: i32,
+    min_notice_minutes: i32,
+    max_advance_days: i32,
+    slot_interval_minutes: i32,
+    bookable_by_agent: bool,
+    provider_ids: Json<Vec<uuid::Uuid>>,
+    active: bool,
+}
+
+pub const APPOINTMENT_TYPE_COLUMNS: &str =
+    "id, org_id, name, duration_minutes, buffer_before_minutes, buffer_after_minutes,
+            min_notice_minutes, max_advance_days, slot_interval_minutes, bookable_by_agent, provider_ids, active
+     FROM appointment_types";
+
+impl TryFrom<AppointmentTypeRow> for AppointmentType {
+    type Error = StoreError;
+    fn try_from(r: AppointmentTypeRow) -> StoreResult<Self> {
+        Ok(AppointmentType {
+            id: r.id,
+            org_id: r.org_id,
+            name: r.name,
+            duration: Minutes::parse("duration_minutes", i64::from(r.duration_minutes))?,
+            buffer_before_minutes: stored_count(r.buffer_before_minutes),
+            buffer_after_minutes: stored_count(r.buffer_after_minutes),
+            min_notice_minutes: stored_count(r.min_notice_minutes),
+            max_advance_days: stored_count(r.max_advance_days),
+            slot_interval: Minutes::parse("slot_interval_minutes", i64::from(r.slot_interval_minutes))?,
+            bookable_by_agent: r.bookable_by_agent,
+            provider_ids: r.provider_ids.0.into_iter().map(ProviderId).collect(),
+            active: r.active,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct TimeOffRow {
+    id: TimeOffId,
+    org_id: OrgId,
+    provider_id: ProviderId,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    reason: Option<String>,
+}
+
+pub const TIME_OFF_COLUMNS: &str = "id, org_id, provider_id, starts_at, ends_at, reason FROM time_off";
+
+impl TryFrom<TimeOffRow> for TimeOff {
+    type Error = StoreError;
+    fn try_from(r: TimeOffRow) -> StoreResult<Self> {
+        Ok(TimeOff {
+            id: r.id,
+            org_id: r.org_id,
+            provider_id: r.provider_id,
+            span: stored_range(r.starts_at, r.ends_at)?,
+            reason: r.reason,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct ClosureRow {
+    id: ClosureId,
+    org_id: OrgId,
+    first_day: NaiveDate,
+    last_day: NaiveDate,
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+    reason: Option<String>,
+}
+
+pub const CLOSURE_COLUMNS: &str = "id, org_id, first_day, last_day, starts_at, ends_at, reason FROM closures";
+
+impl TryFrom<ClosureRow> for Closure {
+    type Error = StoreError;
+    fn try_from(r: ClosureRow) -> StoreResult<Self> {
+        Ok(Closure {
+            id: r.id,
+            org_id: r.org_id,
+            first_day: r.first_day,
+            last_day: r.last_day,
+            span: stored_range(r.starts_at, r.ends_at)?,
+            reason: r.reason,
+        })
     }
 }

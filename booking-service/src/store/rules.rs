@@ -44,7 +44,7 @@ impl From<DomainError> for Fault {
 
 /// Runs `attempt` until it answers, trying a transaction that lost a race again a bounded number
 /// of times.
-async fn retrying<T, F, Fut>(mut attempt: F) -> StoreResult<T>
+pub(super) async fn retrying<T, F, Fut>(mut attempt: F) -> StoreResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Fault>>,
@@ -158,13 +158,13 @@ impl SqlStore {
         };
         let provider = &known.provider;
         let now = now();
-        let appointment = Appointment::pending(actor, provider, wanted, b, now);
+        let appointment = Appointment::pending(actor, provider, &wanted, b, now);
         let email = appointment.patient_email.as_deref();
         let writes = BookingWrites {
             actor,
             appointment: &appointment,
             provider_version: known.version,
-            audit: action::booked(&wanted),
+            audit: action::booked(&wanted.slot),
             link: email.map(|_| &b.link),
             message: email.map(|to| outbox_kind::with_link(to, &b.link)),
             idempotency: b.idempotency.as_ref().map(|idem| (idem, (b.render)(&appointment))),
@@ -192,11 +192,12 @@ impl SqlStore {
                 let busy = match read {
                     Some(busy) => busy,
                     None => {
-                        let (from, to) = crate::domain::alternatives_window(&wanted);
+                        let (from, to) = crate::domain::alternatives_window(&wanted.slot);
                         busy_in(&mut tx, actor.org, provider.id, from, to).await?
                     }
                 };
-                if !busy.iter().any(|s| s.overlaps(&wanted)) {
+                let blocked = wanted.blocked();
+                if !busy.iter().any(|s| s.overlaps(&blocked)) {
                     // A confirmation code collision, or the conflicting booking was just cancelled.
                     return Err(Fault::Retry);
                 }
@@ -232,10 +233,10 @@ impl SqlStore {
         tx: &mut Tx,
         org: OrgId,
         b: &NewBooking<'_>,
-    ) -> Result<Result<(Arc<Known>, Slot), BookOutcome>, Fault> {
+    ) -> Result<Result<(Arc<Known>, Planned), BookOutcome>, Fault> {
         if let Some(known) = self.known.get(org, b.provider) {
             if let Ok(wanted) = (b.plan)(&known.provider) {
-                if known.provider.permits(&wanted) {
+                if wanted.allowed_by(&known.provider, now()) {
                     return Ok(Ok((known, wanted)));
                 }
             }
@@ -244,7 +245,7 @@ impl SqlStore {
             Arc::new(load_known(tx, org, b.provider).await?.filter(|k| k.provider.active).ok_or(StoreError::NotFound)?);
         self.known.put(known.clone());
         let wanted = (b.plan)(&known.provider)?;
-        if !known.provider.permits(&wanted) {
+        if !wanted.allowed_by(&known.provider, now()) {
             return Ok(Err(BookOutcome::Unavailable { provider: known.provider.clone(), wanted, busy: None }));
         }
         Ok(Ok((known, wanted)))
@@ -261,7 +262,7 @@ impl SqlStore {
             .execute()
             .await?;
         let details = serde_json::json!({ "reason": reason });
-        audit(&mut tx, actor, id, action::CANCELLED, &details, now).await?;
+        audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
         withdraw_link(&mut tx, actor.org, id).await?;
         if let Some(to) = &appointment.patient_email {
             let payload = outbox_kind::plain(to);
@@ -285,17 +286,38 @@ impl SqlStore {
         if !appointment.status.is_active() {
             return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()).into());
         }
+        // Locked against time off and closures being created until this transaction ends, so
+        // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
         let provider =
-            load_known(&mut tx, actor.org, appointment.provider_id).await?.ok_or(StoreError::NotFound)?.provider;
+            load_provider(&mut tx, actor.org, appointment.provider_id, true).await?.ok_or(StoreError::NotFound)?;
         let wanted = plan(&provider, &appointment)?;
-        let taken =
-            tx.dialect().checks_overlaps() && overlapping(&mut tx, actor.org, provider.id, &wanted, Some(id)).await?;
-        if !provider.active || !provider.permits(&wanted) || taken {
+        let now = now();
+        let blocked = wanted.blocked();
+        let refused = !provider.active
+            || !wanted.allowed_by(&provider, now)
+            || closed(&mut tx, actor.org, provider.id, &blocked).await?
+            || (tx.dialect().checks_overlaps()
+                && overlapping(&mut tx, actor.org, provider.id, &blocked, Some(id)).await?);
+        if refused {
             return Ok(MoveOutcome::Unavailable { provider, wanted });
         }
-        let now = now();
+        let kind = wanted.kind;
         let moved = tx
-            .query("UPDATE appointments SET starts_at = $3, ends_at = $4, status = 'pending', updated_at = $5 WHERE org_id = $1 AND id = $2", (actor.org, id, Timestamp(wanted.start()), Timestamp(wanted.end()), Timestamp(now)))
+            .query(
+                "UPDATE appointments SET starts_at = $3, ends_at = $4, blocked_from = $5, blocked_until = $6,
+                        appointment_type_id = $7, status = 'pending', updated_at = $8
+                 WHERE org_id = $1 AND id = $2",
+                (
+                    actor.org,
+                    id,
+                    Timestamp(wanted.slot.start()),
+                    Timestamp(wanted.slot.end()),
+                    Timestamp(blocked.start()),
+                    Timestamp(blocked.end()),
+                    kind,
+                    Timestamp(now),
+                ),
+            )
             .execute()
             .await;
         match moved {
@@ -306,8 +328,8 @@ impl SqlStore {
             }
             Err(e) => return Err(e.into()),
         }
-        let details = action::moved(&appointment.slot, &wanted);
-        audit(&mut tx, actor, id, action::RESCHEDULED, &details, now).await?;
+        let details = action::moved(&appointment.slot, &wanted.slot);
+        audit(&mut tx, actor, id.into(), action::RESCHEDULED, &details, now).await?;
         withdraw_link(&mut tx, actor.org, id).await?;
         if let Some(to) = &appointment.patient_email {
             issue_link(&mut tx, actor.org, id, link, now).await?;
@@ -315,7 +337,9 @@ impl SqlStore {
             enqueue(&mut tx, actor.org, id, outbox_kind::RESCHEDULE_NOTICE, &payload, now).await?;
         }
         tx.commit().await?;
-        appointment.slot = wanted;
+        appointment.slot = wanted.slot;
+        appointment.blocked = blocked;
+        appointment.appointment_type = kind;
         appointment.status = AppointmentStatus::Pending;
         appointment.updated_at = now;
         Ok(MoveOutcome::Moved(appointment))
@@ -348,7 +372,7 @@ impl SqlStore {
         .execute()
         .await?;
         let details = serde_json::json!({ "via": "link" });
-        audit(&mut tx, actor, id, action::CONFIRMED, &details, now).await?;
+        audit(&mut tx, actor, id.into(), action::CONFIRMED, &details, now).await?;
         tx.commit().await?;
         appointment.status = AppointmentStatus::Confirmed;
         appointment.updated_at = now;
@@ -361,6 +385,51 @@ fn caller_lock(org: OrgId, phone: &str) -> i64 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("caller:{org}:{phone}"));
     i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// The columns a booking writes to `appointments`, and their values as `$1` to `$14`
+/// ([`appointment_values`]): both databases' booking statements begin with them.
+pub(super) const INSERT_APPOINTMENT: &str = "INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at,
+        blocked_from, blocked_until, appointment_type_id, status, confirmation_code, patient_name, patient_phone,
+        patient_email, notes, created_at, updated_at)";
+pub(super) const APPOINTMENT_VALUES: &str =
+    "$1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $14, $14";
+
+#[allow(clippy::type_complexity)]
+pub(super) fn appointment_values(
+    a: &Appointment,
+) -> (
+    AppointmentId,
+    OrgId,
+    ProviderId,
+    Timestamp,
+    Timestamp,
+    Timestamp,
+    Timestamp,
+    Option<AppointmentTypeId>,
+    &str,
+    &Option<String>,
+    &Option<String>,
+    &Option<String>,
+    &Option<String>,
+    Timestamp,
+) {
+    (
+        a.id,
+        a.org_id,
+        a.provider_id,
+        Timestamp(a.slot.start()),
+        Timestamp(a.slot.end()),
+        Timestamp(a.blocked.start()),
+        Timestamp(a.blocked.end()),
+        a.appointment_type,
+        &a.confirmation_code,
+        &a.patient_name,
+        &a.patient_phone,
+        &a.patient_email,
+        &a.notes,
+        Timestamp(a.created_at),
+    )
 }
 
 /// PostgreSQL's SQLSTATE for an exclusion constraint violation (`appointments_no_overlap`).
@@ -376,6 +445,15 @@ async fn load_known(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Opti
     row.map(Known::try_from).transpose()
 }
 
+/// The provider, optionally key-share locked until the transaction ends: time off and closures
+/// for it cannot be created meanwhile.
+async fn load_provider(tx: &mut Tx, org: OrgId, id: ProviderId, locked: bool) -> StoreResult<Option<Provider>> {
+    let lock = if locked { tx.dialect().key_share("p") } else { String::new() };
+    let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
+    let row: Option<ProviderRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
+    row.map(Provider::try_from).transpose()
+}
+
 /// The appointment, locked until the transaction ends.
 async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<Option<Appointment>, Fault> {
     let lock = tx.dialect().lock("a");
@@ -384,33 +462,41 @@ async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<
     Ok(row.map(Appointment::try_from).transpose()?)
 }
 
-/// The active appointments of a provider overlapping `[from, to)`.
-async fn busy_in(
+/// What no booking of the provider may meet over `[from, to)`: the blocked ranges of its active
+/// appointments, its time off and its organization's closures, in order.
+pub(super) async fn busy_in(
     tx: &mut Tx,
     org: OrgId,
     provider: ProviderId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Slot>, sqlx::Error> {
-    let overlap = tx.dialect().overlaps_3_4();
+    let d = tx.dialect();
     let sql = format!(
-        "SELECT starts_at, ends_at FROM appointments
-         WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {overlap}
-         ORDER BY starts_at"
+        "SELECT blocked_from AS starts_at, blocked_until AS ends_at FROM appointments
+         WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {appointments}
+         UNION ALL
+         SELECT starts_at, ends_at FROM time_off WHERE org_id = $1 AND provider_id = $2 AND {span}
+         UNION ALL
+         SELECT starts_at, ends_at FROM closures WHERE org_id = $1 AND {span}
+         ORDER BY 1",
+        appointments = d.overlaps("blocked_from", "blocked_until", "$3", "$4"),
+        span = d.overlaps("starts_at", "ends_at", "$3", "$4"),
     );
     let rows: Vec<SlotRow> = tx.query(&sql, (org, provider, Timestamp(from), Timestamp(to))).fetch_all().await?;
     Ok(rows.into_iter().filter_map(SlotRow::slot).collect())
 }
 
-/// Whether an active appointment of the provider, other than `except`, overlaps the slot.
+/// Whether an active appointment of the provider, other than `except`, has a blocked range
+/// overlapping `blocked`.
 pub(super) async fn overlapping(
     tx: &mut Tx,
     org: OrgId,
     provider: ProviderId,
-    slot: &Slot,
+    blocked: &Slot,
     except: Option<AppointmentId>,
 ) -> Result<bool, sqlx::Error> {
-    let overlap = tx.dialect().overlaps_3_4();
+    let overlap = tx.dialect().overlaps("blocked_from", "blocked_until", "$3", "$4");
     let sql = format!(
         "SELECT 1 FROM appointments
          WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {overlap}
@@ -418,9 +504,23 @@ pub(super) async fn overlapping(
          LIMIT 1"
     );
     let found: Option<(i32,)> = tx
-        .query(&sql, (org, provider, Timestamp(slot.start()), Timestamp(slot.end()), except))
+        .query(&sql, (org, provider, Timestamp(blocked.start()), Timestamp(blocked.end()), except))
         .fetch_optional()
         .await?;
+    Ok(found.is_some())
+}
+
+/// Whether time off of the provider or a closure of its organization meets `blocked`.
+pub(super) async fn closed(tx: &mut Tx, org: OrgId, provider: ProviderId, blocked: &Slot) -> Result<bool, sqlx::Error> {
+    let span = tx.dialect().overlaps("starts_at", "ends_at", "$3", "$4");
+    let sql = format!(
+        "SELECT 1 FROM time_off WHERE org_id = $1 AND provider_id = $2 AND {span}
+         UNION ALL
+         SELECT 1 FROM closures WHERE org_id = $1 AND {span}
+         LIMIT 1"
+    );
+    let found: Option<(i32,)> =
+        tx.query(&sql, (org, provider, Timestamp(blocked.start()), Timestamp(blocked.end()))).fetch_optional().await?;
     Ok(found.is_some())
 }
 
@@ -439,14 +539,15 @@ async fn replay(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey) -> Result<Option
 pub(super) async fn audit(
     tx: &mut Tx,
     actor: &Actor,
-    id: AppointmentId,
+    subject: Subject,
     action: &str,
     details: &serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let (kind, id) = subject.parts();
     tx.query(
-        "INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        (actor.org, id, action, &actor.sub, Json(details), Timestamp(at)),
+        "INSERT INTO audit_log (org_id, subject, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at)),
     )
     .execute()
     .await?;
@@ -573,6 +674,57 @@ impl Store for SqlStore {
         tx.commit().await?;
         self.known.forget(org, id);
         Ok(Some(p))
+    }
+
+    async fn create_appointment_type(&self, kind: &AppointmentType) -> StoreResult<()> {
+        self.insert_appointment_type(kind).await
+    }
+
+    async fn appointment_types(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<AppointmentType>> {
+        self.list_appointment_types(org, page).await
+    }
+
+    async fn appointment_type(&self, org: OrgId, id: AppointmentTypeId) -> StoreResult<Option<AppointmentType>> {
+        self.load_appointment_type(org, id).await
+    }
+
+    async fn update_appointment_type(
+        &self,
+        org: OrgId,
+        id: AppointmentTypeId,
+        changes: &AppointmentTypeChanges,
+    ) -> StoreResult<Option<AppointmentType>> {
+        self.change_appointment_type(org, id, changes).await
+    }
+
+    async fn create_time_off(&self, actor: &Actor, time_off: &TimeOff) -> StoreResult<Vec<AppointmentId>> {
+        self.add_time_off(actor, time_off).await
+    }
+
+    async fn time_off(
+        &self,
+        org: OrgId,
+        provider: ProviderId,
+        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<DateTime<Utc>>,
+    ) -> StoreResult<Page<TimeOff>> {
+        self.list_time_off(org, provider, within, page).await
+    }
+
+    async fn delete_time_off(&self, actor: &Actor, id: TimeOffId) -> StoreResult<bool> {
+        self.remove_time_off(actor, id).await
+    }
+
+    async fn create_closure(&self, actor: &Actor, closure: &Closure) -> StoreResult<Vec<AppointmentId>> {
+        self.add_closure(actor, closure).await
+    }
+
+    async fn closures(&self, org: OrgId, page: &PageRequest<NaiveDate>) -> StoreResult<Page<Closure>> {
+        self.list_closures(org, page).await
+    }
+
+    async fn delete_closure(&self, actor: &Actor, id: ClosureId) -> StoreResult<bool> {
+        self.remove_closure(actor, id).await
     }
 
     async fn busy(
@@ -749,9 +901,11 @@ impl Store for SqlStore {
         Ok(deleted)
     }
 
-    async fn audit_trail(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<AuditEntry>> {
-        let sql = "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND appointment_id = $2 ORDER BY id";
-        let rows: Vec<(String, String, Timestamp)> = self.fetch_all(Scope::Read(org), sql, (org, appointment)).await?;
+    async fn audit_trail(&self, org: OrgId, subject: Subject) -> StoreResult<Vec<AuditEntry>> {
+        let (kind, id) = subject.parts();
+        let sql = "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND subject = $2 AND appointment_id = $3 ORDER BY id";
+        let rows: Vec<(String, String, Timestamp)> =
+            self.fetch_all(Scope::Read(org), sql, (org, kind, Key(id))).await?;
         Ok(rows.into_iter().map(|(action, actor, at)| AuditEntry { action, actor, at: at.0 }).collect())
     }
 }

@@ -8,7 +8,7 @@
 //! codec of their own here. SQLite reads `$N` placeholders like PostgreSQL, so the SQL text is
 //! shared wherever the dialects agree.
 
-use crate::domain::{AppointmentId, OrgId, ProviderId};
+use crate::domain::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId};
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -56,12 +56,22 @@ impl Dialect {
         }
     }
 
-    /// `[starts_at, ends_at)` overlaps `[$3, $4)`: on PostgreSQL as ranges, which the exclusion
-    /// constraint's GiST index serves.
-    pub fn overlaps_3_4(self) -> &'static str {
+    /// Also locks the rows of `alias` against a concurrent `lock` (FOR UPDATE), but not against
+    /// each other: what every booking takes on its provider row (the foreign key check takes it
+    /// anyway), so that creating time off waits for bookings in flight.
+    pub fn key_share(self, alias: &str) -> String {
         match self {
-            Dialect::Postgres => "tstzrange(starts_at, ends_at, '[)') && tstzrange($3, $4, '[)')",
-            Dialect::Sqlite => "starts_at < $4 AND ends_at > $3",
+            Dialect::Postgres => format!(" FOR KEY SHARE OF {alias}"),
+            Dialect::Sqlite => String::new(),
+        }
+    }
+
+    /// `[from, until)` overlaps `[lo, hi)` (column names or placeholders): on PostgreSQL as
+    /// ranges, which the GiST indexes serve.
+    pub fn overlaps(self, from: &str, until: &str, lo: &str, hi: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("tstzrange({from}, {until}, '[)') && tstzrange({lo}, {hi}, '[)')"),
+            Dialect::Sqlite => format!("{from} < {hi} AND {until} > {lo}"),
         }
     }
 }
@@ -119,7 +129,7 @@ macro_rules! values {
     };
 }
 
-/// `Values` for every tuple up to 26 values (the booking statement has 24).
+/// `Values` for every tuple up to 26 values.
 macro_rules! all_values {
     () => { values!(); };
     ($first:ident $($rest:ident)*) => {
@@ -129,6 +139,15 @@ macro_rules! all_values {
 }
 
 all_values!(A B C D E F G H I J K L M N O P Q R S T U V W X Y Z);
+
+/// The values of `A` then those of `B`: a statement whose first values are shared with another.
+pub struct Then<A, B>(pub A, pub B);
+
+impl<'q, A: Values<'q>, B: Values<'q>> Values<'q> for Then<A, B> {
+    fn bind_into<'t>(self, query: Query<'t, 'q>) -> Query<'t, 'q> {
+        self.1.bind_into(self.0.bind_into(query))
+    }
+}
 
 /// A row type both databases can fill.
 pub trait Record: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> {}
@@ -293,7 +312,7 @@ impl From<Uuid> for Key {
     }
 }
 
-uuid_codec!(OrgId, ProviderId, AppointmentId, Key);
+uuid_codec!(OrgId, ProviderId, AppointmentId, AppointmentTypeId, TimeOffId, ClosureId, Key);
 
 /// The SQLSTATE of a database error, if it is one.
 pub fn sqlstate(e: &sqlx::Error) -> Option<String> {

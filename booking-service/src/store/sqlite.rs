@@ -1,8 +1,12 @@
 //! What only SQLite does: the embedded default. Writes go through one connection and start with
-//! `BEGIN IMMEDIATE`, which takes the database's write lock up front: the overlap check and the
-//! insert that follows it cannot interleave with another writer, in this process or any other.
+//! `BEGIN IMMEDIATE`, which takes the database's write lock up front: the checks for overlaps,
+//! time off and closures and the insert that follows them cannot interleave with another writer,
+//! in this process or any other.
 
-use super::rules::{audit, enqueue, issue_link, overlapping, remember, BookingWrites, Inserted, Scope};
+use super::rules::{
+    appointment_values, audit, closed, enqueue, issue_link, overlapping, remember, BookingWrites, Inserted, Scope,
+    APPOINTMENT_VALUES, INSERT_APPOINTMENT,
+};
 use super::sql::{Timestamp, Tx};
 use super::{action, outbox_kind};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -95,30 +99,14 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
             return Ok(Inserted::OverQuota(most));
         }
     }
-    if overlapping(tx, org, a.provider_id, &a.slot, None).await? {
+    if overlapping(tx, org, a.provider_id, &a.blocked, None).await?
+        || closed(tx, org, a.provider_id, &a.blocked).await?
+    {
         return Ok(Inserted::Taken(None));
     }
-    tx.query(
-        "INSERT INTO appointments (id, org_id, provider_id, starts_at, ends_at, status, confirmation_code,
-                                   patient_name, patient_phone, patient_email, notes, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10, $11, $11)",
-        (
-            a.id,
-            org,
-            a.provider_id,
-            Timestamp(a.slot.start()),
-            Timestamp(a.slot.end()),
-            &a.confirmation_code,
-            &a.patient_name,
-            &a.patient_phone,
-            &a.patient_email,
-            &a.notes,
-            Timestamp(a.created_at),
-        ),
-    )
-    .execute()
-    .await?;
-    audit(tx, w.actor, a.id, action::BOOKED, &w.audit, a.created_at).await?;
+    let sql = format!("{INSERT_APPOINTMENT} VALUES ({APPOINTMENT_VALUES})");
+    tx.query(&sql, appointment_values(a)).execute().await?;
+    audit(tx, w.actor, a.id.into(), action::BOOKED, &w.audit, a.created_at).await?;
     if let Some(link) = w.link {
         issue_link(tx, org, a.id, link, a.created_at).await?;
     }

@@ -16,6 +16,7 @@ fn definition(tool: Tool) -> Value {
     let date = json!({ "type": "string", "description": "Local date in the clinic's time zone, YYYY-MM-DD." });
     let time = json!({ "type": "string", "description": "Local time, 24-hour HH:MM, e.g. 14:00 for 2 PM." });
     let code = json!({ "type": "string", "description": "The six-character confirmation code the caller reads out." });
+    let kind = json!({ "type": "string", "description": "The kind of visit as the caller names it, e.g. \"new patient visit\" or \"follow-up\" (or its id). Leave it out for a standard appointment; its length, buffers and notice then apply." });
     match tool {
         Tool::ListProviders => function(
             tool,
@@ -26,6 +27,7 @@ fn definition(tool: Tool) -> Value {
         ),
         Tool::CheckAvailability => {
             let mut properties = provider;
+            properties["appointment_type"] = kind;
             properties["date"] = date;
             function(
                 tool,
@@ -37,9 +39,10 @@ fn definition(tool: Tool) -> Value {
         }
         Tool::BookAppointment => {
             let mut properties = provider;
+            properties["appointment_type"] = kind.clone();
             properties["appointment_date"] = date;
             properties["appointment_time"] = time;
-            properties["duration_minutes"] = json!({ "type": "integer", "description": "Length in minutes (5 to 480); the provider's usual length if omitted." });
+            properties["duration_minutes"] = json!({ "type": "integer", "description": "Length in minutes (5 to 480); the provider's usual length if omitted. Ignored when appointment_type is given." });
             properties["patient_name"] = json!({ "type": "string", "description": "The patient's full name." });
             properties["patient_email"] = json!({ "type": "string", "description": "Email address for the confirmation link, if the caller gives one." });
             properties["notes"] =
@@ -69,7 +72,7 @@ fn definition(tool: Tool) -> Value {
         Tool::RescheduleAppointment => function(
             tool,
             "Moves one of the caller's appointments to a new date and time.",
-            json!({ "confirmation_code": code, "appointment_date": date, "appointment_time": time }),
+            json!({ "confirmation_code": code, "appointment_type": kind, "appointment_date": date, "appointment_time": time }),
             &["confirmation_code", "appointment_date", "appointment_time"],
             "One moment while I move that.",
         ),

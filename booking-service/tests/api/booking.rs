@@ -30,7 +30,7 @@ async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
     let stored = org.staff.appointment(booked.appointment_id).await.expect("readable");
     assert_eq!(stored.starts_at, booked.starts_at);
     assert_eq!(stored.patient.phone, input.patient_phone);
-    let trail = app.store.audit_trail(org.id.into(), AppointmentId(booked.appointment_id)).await.expect("audit");
+    let trail = app.store.audit_trail(org.id.into(), AppointmentId(booked.appointment_id).into()).await.expect("audit");
     assert_eq!(trail.len(), 1);
     assert_eq!((trail[0].action.as_str(), trail[0].actor.as_str()), ("booked", "test-agent"));
 }
@@ -163,6 +163,7 @@ async fn cancel_frees_the_slot_and_reschedule_moves_atomically(backend: Backend)
         appointment_date: Some(date_str(date)),
         appointment_time: Some("11:15".into()),
         duration_minutes: None,
+        appointment_type_id: None,
     };
     assert_error(org.staff.reschedule(rebooked.appointment_id, &onto_other).await, 409, "slot_unavailable");
     let unchanged = org.staff.appointment(rebooked.appointment_id).await.expect("read");
@@ -172,16 +173,18 @@ async fn cancel_frees_the_slot_and_reschedule_moves_atomically(backend: Backend)
         appointment_date: Some(date_str(date)),
         appointment_time: Some("10:15".into()),
         duration_minutes: None,
+        appointment_type_id: None,
     };
     let moved = org.staff.reschedule(rebooked.appointment_id, &later).await.expect("moved onto part of its own time");
     assert_eq!(moved.starts_at.format("%H:%M").to_string(), "10:15");
     assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(30), "keeps its length");
     assert_error(org.staff.reschedule(first.appointment_id, &later).await, 409, "invalid_state");
 
-    let trail = app.store.audit_trail(org.id.into(), AppointmentId(rebooked.appointment_id)).await.expect("audit");
+    let trail =
+        app.store.audit_trail(org.id.into(), AppointmentId(rebooked.appointment_id).into()).await.expect("audit");
     let actions: Vec<_> = trail.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
     assert_eq!(actions, [("booked", "test-agent"), ("rescheduled", "test-staff")]);
-    let trail = app.store.audit_trail(org.id.into(), AppointmentId(first.appointment_id)).await.expect("audit");
+    let trail = app.store.audit_trail(org.id.into(), AppointmentId(first.appointment_id).into()).await.expect("audit");
     assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["booked", "cancelled"]);
     let _ = other;
 }

@@ -10,7 +10,7 @@ type Answer = (u16, Vec<shared::api::Slot>);
 
 /// Fires `inputs` at once (each task waits at a barrier) through the given clients in turn, and
 /// returns the status codes.
-async fn race(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<u16> {
+pub(crate) async fn race(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<u16> {
     race_answers(clients, inputs).await.into_iter().map(|(status, _)| status).collect()
 }
 

@@ -171,7 +171,7 @@ async fn a_booking_email_arrives_over_smtp_and_its_link_confirms(backend: Backen
     assert_eq!(again.status(), StatusCode::OK);
     assert!(again.text().await.expect("html").contains("confirmed"));
     assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Confirmed);
-    let trail = app.store.audit_trail(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("audit");
+    let trail = app.store.audit_trail(OrgId(org.id), AppointmentId(booked.appointment_id).into()).await.expect("audit");
     let actions: Vec<_> = trail.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
     assert_eq!(actions, [("booked", "test-agent"), ("confirmed", "patient")]);
     let jobs = wait_outbox(&app, org.id, booked.appointment_id, |j| j[0].sent_at.is_some()).await;
@@ -410,6 +410,7 @@ async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: 
                 appointment_date: Some(date_str(days_ahead(6))),
                 appointment_time: Some("11:00".into()),
                 duration_minutes: None,
+                appointment_type_id: None,
             },
         )
         .await
@@ -537,6 +538,7 @@ async fn a_confirmation_superseded_before_delivery_is_not_sent(backend: Backend)
                 appointment_date: Some(date_str(days_ahead(6))),
                 appointment_time: Some("11:00".into()),
                 duration_minutes: None,
+                appointment_type_id: None,
             },
         )
         .await

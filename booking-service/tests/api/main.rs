@@ -18,6 +18,7 @@ mod outage;
 mod paging;
 mod providers;
 mod retention;
+mod schedule;
 mod startup;
 mod tenancy;
 mod validation;

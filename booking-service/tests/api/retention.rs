@@ -35,7 +35,7 @@ async fn retention_prunes_only_what_has_served_its_time(backend: Backend) {
     // The delivered message is gone; the undelivered one, the audit trail and the bookings stay.
     assert!(store.outbox(org_id, first_id).await.expect("outbox").is_empty());
     assert_eq!(store.outbox(org_id, second.appointment_id.into()).await.expect("outbox").len(), 1);
-    assert!(!store.audit_trail(org_id, first_id).await.expect("audit").is_empty());
+    assert!(!store.audit_trail(org_id, first_id.into()).await.expect("audit").is_empty());
     assert_eq!(org.staff.appointments(&Default::default()).await.expect("listed").len(), 2);
     // The idempotency record is gone: the same key no longer replays the first answer.
     assert_error(org.agent.book_idempotent(&input, "key-1").await, 409, "slot_unavailable");

@@ -27,6 +27,7 @@ async fn every_route_answers_404_for_another_organizations_resources(backend: Ba
         appointment_date: Some(date.clone()),
         appointment_time: Some("12:00".into()),
         duration_minutes: None,
+        appointment_type_id: None,
     };
     assert_error(b.staff.reschedule(booked.appointment_id, &move_it).await, 404, "not_found");
     assert!(b.admin.providers().await.expect("list").is_empty());
@@ -55,7 +56,12 @@ async fn deleting_an_organization_removes_everything_of_it(backend: Backend) {
     let kept = b.provider().await;
     app.platform.delete_organization(a.id).await.expect("deleted");
     assert_error(app.platform.delete_organization(a.id).await, 404, "not_found");
-    assert!(app.store.audit_trail(a.id.into(), AppointmentId(booked.appointment_id)).await.expect("audit").is_empty());
+    assert!(app
+        .store
+        .audit_trail(a.id.into(), AppointmentId(booked.appointment_id).into())
+        .await
+        .expect("audit")
+        .is_empty());
     assert!(app.store.appointment(a.id.into(), AppointmentId(booked.appointment_id)).await.expect("read").is_none());
     let page = app.store.providers(a.id.into(), &PageRequest::first(10)).await.expect("read");
     assert!(page.items.is_empty());

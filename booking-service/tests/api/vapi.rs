@@ -393,7 +393,7 @@ async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(back
     )
     .expect_err("taken");
     assert!(
-        taken.contains("already booked") && taken.contains("nearest free times are") && taken.contains("12:30 PM"),
+        taken.contains("isn't free") && taken.contains("nearest free times are") && taken.contains("12:30 PM"),
         "{taken}"
     );
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);

@@ -1,6 +1,7 @@
 //! `book_appointment`: books for the caller, whose number comes from the call, never from the
 //! model's arguments.
 
+use super::appointment_types::WhichType;
 use super::arguments::{text, Length};
 use super::providers::WhichProvider;
 use super::refusal::Answer;
@@ -16,6 +17,8 @@ pub struct BookAppointment {
     #[serde(flatten)]
     provider: WhichProvider,
     #[serde(flatten)]
+    kind: WhichType,
+    #[serde(flatten)]
     start: SpokenStart,
     duration_minutes: Option<Length>,
     #[serde(default, deserialize_with = "text")]
@@ -29,10 +32,12 @@ pub struct BookAppointment {
 impl BookAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let provider = self.provider.find(ctx).await?;
+        let kind = self.kind.find(ctx, &provider).await?;
         let (date, time) = self
             .start
             .read("Which day would you like the appointment?", "What time would you like the appointment?")?;
-        let minutes = Length::minutes(self.duration_minutes)?;
+        // A type decides its own length: a length the model guessed is not held against it.
+        let minutes = if kind.is_some() { None } else { Length::minutes(self.duration_minutes)? };
         let when = LocalStart::parse(Some(&date), Some(&time), minutes)?;
         let patient = Patient {
             name: self.patient_name.map(|n| PatientName::parse("patient_name", &n)).transpose()?.flatten(),
@@ -44,16 +49,25 @@ impl BookAppointment {
         // call id) gives back the booking already made.
         let idempotency = ctx.call_id.as_ref().map(|call| {
             let key = format!(
-                "vapi-call:{call}:{}:{date}:{time}:{}",
+                "vapi-call:{call}:{}:{}:{date}:{time}:{}",
                 provider.id,
+                kind.as_ref().map_or("-".to_owned(), |k| k.id.to_string()),
                 ctx.caller.as_ref().map_or("-", |c| c.as_str())
             );
             IdempotencyKey::for_request(key.clone(), key.as_bytes())
         });
-        let request = BookingRequest { provider: provider.id, when, patient, notes, capped: true };
+        let request = BookingRequest {
+            provider: provider.id,
+            kind: kind.as_ref().map(|k| k.id),
+            when,
+            patient,
+            notes,
+            by_agent: true,
+        };
         let booked = booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request, idempotency).await?;
+        let what = kind.map_or_else(String::new, |k| format!(" for a {}", k.name));
         Ok(format!(
-            "You're booked with {} on {}. Your confirmation code is {}.",
+            "You're booked{what} with {} on {}. Your confirmation code is {}.",
             provider.name,
             speech::moment(&provider.zone(), booked.answer.starts_at.to_utc()),
             speech::code(&booked.answer.confirmation_code)

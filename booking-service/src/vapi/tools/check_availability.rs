@@ -1,6 +1,7 @@
 //! `check_availability`: a provider's free times on one day, or the next opening when the day has
 //! none, so the caller is never left without something to choose.
 
+use super::appointment_types::WhichType;
 use super::arguments::text;
 use super::providers::WhichProvider;
 use super::refusal::{Answer, Refusal};
@@ -16,6 +17,8 @@ const NEXT_OPENING_DAYS: u32 = 14;
 pub struct CheckAvailability {
     #[serde(flatten)]
     provider: WhichProvider,
+    #[serde(flatten)]
+    kind: WhichType,
     #[serde(default, deserialize_with = "text")]
     date: Option<String>,
     /// Models that have just read the booking tool's schema send the day under its name.
@@ -26,6 +29,12 @@ pub struct CheckAvailability {
 impl CheckAvailability {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let provider = self.provider.find(ctx).await?;
+        let kind = self.kind.find(ctx, &provider).await?;
+        let policy = booking::policy_for(&provider, kind.as_ref());
+        let name = match &kind {
+            Some(kind) => format!("{} for a {}", provider.name, kind.name),
+            None => provider.name.clone(),
+        };
         let date_text = self
             .date
             .or(self.appointment_date)
@@ -36,25 +45,22 @@ impl CheckAvailability {
             return Err(Refusal::spoken("That day has already passed. Which day would you like?"));
         }
         let org = ctx.actor.org;
-        let slots = booking::free_slots_on(ctx.store, org, &provider, date).await?;
+        let slots = booking::free_slots_on(ctx.store, org, &provider, &policy, date).await?;
         if slots.is_empty() {
             let next = match date.succ_opt() {
-                Some(next) => booking::free_slots_over(ctx.store, org, &provider, next, NEXT_OPENING_DAYS).await?,
+                Some(next) => {
+                    booking::free_slots_over(ctx.store, org, &provider, &policy, next, NEXT_OPENING_DAYS).await?
+                }
                 None => Vec::new(),
             };
             if let Some(first) = next.first() {
                 return Ok(format!(
-                    "{} has no free times on {}. The next opening is {}.",
-                    provider.name,
+                    "{name} has no free times on {}. The next opening is {}.",
                     speech::day(date),
                     speech::moment(&zone, first.start())
                 ));
             }
-            return Ok(format!(
-                "{} has no free times on {} or in the two weeks after.",
-                provider.name,
-                speech::day(date)
-            ));
+            return Ok(format!("{name} has no free times on {} or in the two weeks after.", speech::day(date)));
         }
         let spoken: Vec<String> =
             slots.iter().take(speech::MAX_READ_OUT).map(|s| speech::time(&zone, s.start())).collect();
@@ -62,6 +68,6 @@ impl CheckAvailability {
             0 => String::new(),
             n => format!(", and {n} more later that day"),
         };
-        Ok(format!("{} is free on {} at {}{more}.", provider.name, speech::day(date), speech::join(&spoken, "or")))
+        Ok(format!("{name} is free on {} at {}{more}.", speech::day(date), speech::join(&spoken, "or")))
     }
 }

@@ -4,6 +4,7 @@
 //! assistant's failure message fires) otherwise. The concerns around them live in their own
 //! modules: refusals, remembered answers, argument reading, provider matching, spoken times.
 
+mod appointment_types;
 mod arguments;
 mod book_appointment;
 mod caller;

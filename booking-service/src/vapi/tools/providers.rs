@@ -54,38 +54,63 @@ fn which(providers: &[Provider]) -> Refusal {
     Refusal::spoken(format!("Which provider would you like? We have {}.", names(providers, "and")))
 }
 
-fn name_tokens(name: &str) -> Vec<String> {
-    const TITLES: [&str; 8] = ["dr", "doctor", "doc", "prof", "mr", "mrs", "ms", "miss"];
+/// The words of a name as matched: lower-case, without the `ignored` words callers and models add
+/// or drop at will.
+fn name_tokens(name: &str, ignored: &[&str]) -> Vec<String> {
     name.to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty() && !TITLES.contains(t))
+        .filter(|t| !t.is_empty() && !ignored.contains(t))
         .map(str::to_owned)
         .collect()
 }
 
-/// The one provider whose name is exactly the words said, else the one each word begins a part of.
-fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusal> {
-    let query = name_tokens(wanted);
+/// What a spoken name matched.
+pub enum Matched<'a, T> {
+    One(&'a T),
+    None,
+    Many(Vec<&'a T>),
+}
+
+/// The one item whose name is exactly the words said, else the one each word begins a part of.
+pub fn match_spoken<'a, T>(
+    items: &'a [T],
+    wanted: &str,
+    ignored: &[&str],
+    name: impl Fn(&T) -> &str,
+) -> Matched<'a, T> {
+    let query = name_tokens(wanted, ignored);
     if query.is_empty() {
-        return Err(which(&providers));
+        return Matched::None;
     }
-    let exact: Vec<&Provider> = providers.iter().filter(|p| name_tokens(&p.name) == query).collect();
+    let exact: Vec<&T> = items.iter().filter(|i| name_tokens(name(i), ignored) == query).collect();
     if let [one] = exact.as_slice() {
-        return Ok((*one).clone());
+        return Matched::One(one);
     }
-    let partial: Vec<&Provider> = providers
+    let partial: Vec<&T> = items
         .iter()
-        .filter(|p| {
-            let tokens = name_tokens(&p.name);
+        .filter(|i| {
+            let tokens = name_tokens(name(i), ignored);
             query.iter().all(|q| tokens.iter().any(|t| t.starts_with(q.as_str())))
         })
         .collect();
     match partial.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(Refusal::spoken(format!(
+        [one] => Matched::One(one),
+        [] => Matched::None,
+        _ => Matched::Many(partial),
+    }
+}
+
+fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusal> {
+    const TITLES: [&str; 8] = ["dr", "doctor", "doc", "prof", "mr", "mrs", "ms", "miss"];
+    if name_tokens(wanted, &TITLES).is_empty() {
+        return Err(which(&providers));
+    }
+    match match_spoken(&providers, wanted, &TITLES, |p| &p.name) {
+        Matched::One(one) => Ok(one.clone()),
+        Matched::None => Err(Refusal::spoken(format!(
             "I couldn't find a provider called {wanted}. We have {}.",
             names(&providers, "and")
         ))),
-        many => Err(Refusal::spoken(format!("Did you mean {}?", names(many.iter().copied(), "or")))),
+        Matched::Many(many) => Err(Refusal::spoken(format!("Did you mean {}?", names(many, "or")))),
     }
 }

@@ -62,6 +62,9 @@ impl From<BookingError> for Refusal {
             BookingError::Unavailable { provider, wanted, alternatives } => {
                 Self::Spoken(unavailable(&provider, &wanted, &alternatives))
             }
+            BookingError::StaffOnly(name) => Self::spoken(format!(
+                "A {name} is booked by the clinic's staff, not over this line. I can have them call you back, or you can call the front desk."
+            )),
         }
     }
 }
@@ -71,7 +74,7 @@ fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> Str
     let zone = provider.zone();
     let when = speech::moment(&zone, wanted.start());
     let first = if provider.permits(wanted) {
-        format!("{} is already booked on {when}.", provider.name)
+        format!("{} isn't free on {when}.", provider.name)
     } else {
         format!("{} isn't available on {when}.", provider.name)
     };

@@ -1,6 +1,7 @@
-//! `reschedule_appointment`: moves one of the caller's own appointments, keeping its length and
-//! its code.
+//! `reschedule_appointment`: moves one of the caller's own appointments, keeping its code and its
+//! type (or its length without one), unless a type is named.
 
+use super::appointment_types::WhichType;
 use super::arguments::text;
 use super::refusal::Answer;
 use super::spoken_time::SpokenStart;
@@ -13,6 +14,8 @@ pub struct RescheduleAppointment {
     #[serde(default, deserialize_with = "text")]
     confirmation_code: Option<String>,
     #[serde(flatten)]
+    kind: WhichType,
+    #[serde(flatten)]
     start: SpokenStart,
 }
 
@@ -22,7 +25,8 @@ impl RescheduleAppointment {
         let (date, time) =
             self.start.read("Which day would you like to move it to?", "What time would you like instead?")?;
         let when = LocalStart::parse(Some(&date), Some(&time), None)?;
-        let moved = booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when).await?;
+        let kind = self.kind.find(ctx, &provider).await?.map(|k| k.id);
+        let moved = booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when, kind, true).await?;
         Ok(format!(
             "Done: your appointment with {} is now on {}. Your confirmation code stays {}.",
             provider.name,

@@ -1,0 +1,86 @@
+//! What a booking must respect beyond its provider's working hours: how long it is and at which
+//! starts it is offered, the buffers it blocks around itself, and how soon and how far ahead it
+//! may be made. An appointment type sets each; without one a booking blocks only its own time, may
+//! start any time in the future, and is offered at the provider's appointment length.
+
+use super::{Minutes, Slot, BOOKING_HORIZON_DAYS};
+use chrono::{DateTime, Duration, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub length: Minutes,
+    /// Free starts are offered every `step` from the start of each working period.
+    pub step: Minutes,
+    pub buffer_before: Duration,
+    pub buffer_after: Duration,
+    /// The soonest a start may be after now.
+    pub notice: Duration,
+    /// The furthest a start may be after now.
+    pub horizon: Duration,
+}
+
+impl Policy {
+    /// A booking without a type: `length` long, offered every `step`, no buffers, no notice.
+    pub fn plain(length: Minutes, step: Minutes) -> Self {
+        Self {
+            length,
+            step,
+            buffer_before: Duration::zero(),
+            buffer_after: Duration::zero(),
+            notice: Duration::zero(),
+            horizon: Duration::days(BOOKING_HORIZON_DAYS),
+        }
+    }
+
+    /// The range an appointment at `slot` keeps from every other appointment of its provider.
+    pub fn blocked(&self, slot: &Slot) -> Slot {
+        slot.widened(self.buffer_before, self.buffer_after)
+    }
+
+    /// Whether a start is late enough for the notice and early enough for the horizon (and in the
+    /// future).
+    pub fn admits(&self, slot: &Slot, now: DateTime<Utc>) -> bool {
+        slot.start() > now && slot.start() >= now + self.notice && slot.start() <= now + self.horizon
+    }
+
+    /// Whether a slot is free: admitted, and its blocked range meets none of `busy` (the blocked
+    /// ranges of other appointments, time off and closed days).
+    pub fn is_free(&self, slot: &Slot, busy: &[Slot], now: DateTime<Utc>) -> bool {
+        let blocked = self.blocked(slot);
+        self.admits(slot, now) && !busy.iter().any(|b| b.overlaps(&blocked))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minutes(m: i64) -> Minutes {
+        Minutes::parse("m", m).expect("minutes")
+    }
+
+    #[test]
+    fn buffers_widen_the_blocked_range_and_notice_holds_back_early_starts() {
+        let now = Utc::now();
+        let policy = Policy {
+            buffer_before: Duration::minutes(10),
+            buffer_after: Duration::minutes(15),
+            notice: Duration::hours(24),
+            ..Policy::plain(minutes(30), minutes(30))
+        };
+        let slot = Slot::new(now + Duration::days(2), minutes(30));
+        let blocked = policy.blocked(&slot);
+        assert_eq!(
+            (blocked.start(), blocked.end()),
+            (slot.start() - Duration::minutes(10), slot.end() + Duration::minutes(15))
+        );
+        assert!(policy.admits(&slot, now));
+        assert!(!policy.admits(&Slot::new(now + Duration::hours(23), minutes(30)), now), "inside the notice");
+        // An appointment ending 5 minutes before the slot's start meets its 10-minute buffer; one
+        // ending 10 minutes before only touches it.
+        let before = Slot::new(slot.start() - Duration::minutes(35), minutes(30));
+        assert!(!policy.is_free(&slot, &[before], now));
+        let clear = Slot::new(slot.start() - Duration::minutes(40), minutes(30));
+        assert!(policy.is_free(&slot, &[clear], now));
+    }
+}

@@ -1,0 +1,58 @@
+//! Which kind of visit the caller means: by id, or by a forgiving match of its name as spoken
+//! ("new patient", "a follow-up visit"). Without one, the provider's usual appointment.
+
+use super::arguments::text;
+use super::providers::{match_spoken, Matched};
+use super::refusal::Refusal;
+use super::{speech, Context};
+use crate::store::{self, AppointmentType, PageRequest, Provider};
+use serde::Deserialize;
+use uuid::Uuid;
+
+/// Words that say nothing about which type is meant.
+const FILLER: [&str; 6] = ["a", "an", "the", "appointment", "visit", "for"];
+
+/// The appointment-type argument shared by the tools that take one.
+#[derive(Debug, Default, Deserialize)]
+pub struct WhichType {
+    #[serde(default, deserialize_with = "text")]
+    appointment_type: Option<String>,
+}
+
+impl WhichType {
+    /// The active type meant, offered by `provider`; `None` when none was asked for.
+    pub async fn find(&self, ctx: &Context<'_>, provider: &Provider) -> Result<Option<AppointmentType>, Refusal> {
+        let Some(wanted) = self.appointment_type.as_deref() else {
+            return Ok(None);
+        };
+        let page = ctx.store.appointment_types(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?;
+        let types: Vec<AppointmentType> = page.items.into_iter().filter(|t| t.active).collect();
+        let found = match Uuid::parse_str(wanted) {
+            Ok(id) => types.iter().find(|t| t.id.0 == id),
+            Err(_) => match match_spoken(&types, wanted, &FILLER, |t| &t.name) {
+                Matched::One(one) => Some(one),
+                Matched::None => None,
+                Matched::Many(many) => {
+                    return Err(Refusal::spoken(format!("Did you mean {}?", type_names(many, "or"))));
+                }
+            },
+        };
+        let Some(kind) = found else {
+            return Err(Refusal::spoken(if types.is_empty() {
+                "This clinic books only standard appointments; I'll book one of those if that's all right.".to_owned()
+            } else {
+                format!("I couldn't find that kind of visit. We offer {}.", type_names(&types, "and"))
+            }));
+        };
+        if !kind.offered_by(provider.id) {
+            return Err(Refusal::spoken(format!("{} doesn't offer a {}.", provider.name, kind.name)));
+        }
+        Ok(Some(kind.clone()))
+    }
+}
+
+/// "New patient visit (60 minutes) and Follow-up (15 minutes)".
+fn type_names<'a>(types: impl IntoIterator<Item = &'a AppointmentType>, word: &str) -> String {
+    let names: Vec<String> = types.into_iter().map(|t| format!("{} ({} minutes)", t.name, t.duration.get())).collect();
+    speech::join(&names, word)
+}

@@ -1,0 +1,496 @@
+//! A clinic's schedule (docs/API.md §7): appointment types and the range each booking blocks,
+//! notice and horizon, time off and closed days, availability honouring all of it, and the races
+//! between booking and creating time off.
+
+use crate::concurrency::race;
+use crate::helpers::*;
+use booking_service::store::Subject;
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
+use shared::api::{
+    AppointmentQuery, AppointmentStatus, AvailabilityQuery, BookingInput, CreateAppointmentType, CreateClosure,
+    CreateProvider, CreateTimeOff, Provider, RescheduleRequest, TimeOffQuery, UpdateAppointmentType, Weekday,
+};
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+const ALL_WEEK: [Weekday; 7] =
+    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+
+/// A clinic in `zone` with one provider working 9 to 5 every day, 30-minute appointments.
+async fn clinic(app: &TestApp, zone: &str) -> (TestOrg, Provider) {
+    let org = app.org(zone).await;
+    let provider = org
+        .provider_with(CreateProvider {
+            name: "Dr. Ada Smith".into(),
+            working_hours: Some(nine_to_five(&ALL_WEEK)),
+            ..Default::default()
+        })
+        .await;
+    (org, provider)
+}
+
+fn kind(name: &str, minutes: i64) -> CreateAppointmentType {
+    CreateAppointmentType { name: name.into(), duration_minutes: minutes, ..Default::default() }
+}
+
+fn typed(provider: Uuid, date: NaiveDate, time: &str, kind: Uuid) -> BookingInput {
+    BookingInput { appointment_type_id: Some(kind), ..booking(provider, date, time) }
+}
+
+/// An instant in UTC, where the clinics of these stories keep their clocks.
+fn utc(date: NaiveDate, hm: &str) -> String {
+    format!("{}T{hm}:00Z", date_str(date))
+}
+
+fn hm(t: &DateTime<FixedOffset>) -> String {
+    t.format("%H:%M").to_string()
+}
+
+fn time_off(from: String, to: String) -> CreateTimeOff {
+    CreateTimeOff { starts_at: from, ends_at: to, reason: Some("conference".into()) }
+}
+
+async fn starts(org: &TestOrg, provider: Uuid, date: NaiveDate, kind: Option<Uuid>) -> Vec<String> {
+    let query = AvailabilityQuery { date: date_str(date), appointment_type_id: kind };
+    let day = org.staff.availability_for(provider, &query).await.expect("availability");
+    day.slots.iter().map(|s| hm(&s.starts_at)).collect()
+}
+
+/// The active appointments of a provider, as (start, end) instants.
+async fn active(org: &TestOrg, provider: Uuid) -> Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> {
+    let query = AppointmentQuery { provider_id: Some(provider), ..Default::default() };
+    let all = org.staff.appointments(&query).await.expect("list");
+    all.into_iter()
+        .filter(|a| a.status != AppointmentStatus::Cancelled)
+        .map(|a| (a.id, a.starts_at.to_utc(), a.ends_at.to_utc()))
+        .collect()
+}
+
+async fn a_type_sets_the_length_and_blocks_its_buffers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let new_patient = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            buffer_before_minutes: Some(15),
+            buffer_after_minutes: Some(15),
+            ..kind("New patient visit", 60)
+        })
+        .await
+        .expect("type");
+    assert_eq!((new_patient.slot_interval_minutes, new_patient.max_advance_days), (60, 365), "the defaults");
+    assert!(new_patient.active && new_patient.bookable_by_agent && new_patient.provider_ids.is_empty());
+    let date = days_ahead(10);
+
+    let booked = org.staff.book(&typed(provider.id, date, "10:00", new_patient.id)).await.expect("typed booking");
+    assert_eq!((hm(&booked.starts_at), hm(&booked.ends_at)), ("10:00".into(), "11:00".into()), "the type's hour");
+    let shown = org.staff.appointment(booked.appointment_id).await.expect("shown");
+    assert_eq!(shown.appointment_type_id, Some(new_patient.id));
+
+    let wrong_length = BookingInput { duration_minutes: Some(30), ..typed(provider.id, date, "14:00", new_patient.id) };
+    assert_error(org.staff.book(&wrong_length).await, 422, "validation_failed");
+
+    // The buffer after (11:00 to 11:15) and before (09:45 to 10:00) are the type's to keep.
+    let in_buffer_after = org.staff.book(&booking(provider.id, date, "11:00")).await;
+    let err = assert_error(in_buffer_after, 409, "slot_unavailable");
+    for alt in err.alternatives() {
+        let (start, end) = (alt.starts_at.to_utc(), alt.ends_at.to_utc());
+        let blocked =
+            (booked.starts_at.to_utc() - Duration::minutes(15), booked.ends_at.to_utc() + Duration::minutes(15));
+        assert!(end <= blocked.0 || start >= blocked.1, "an alternative inside the buffers: {alt:?}");
+    }
+    assert_error(org.staff.book(&booking(provider.id, date, "09:30")).await, 409, "slot_unavailable");
+    org.staff.book(&booking(provider.id, date, "11:15")).await.expect("just past the buffer");
+    org.staff.book(&booking(provider.id, date, "09:15")).await.expect("ends where the buffer begins");
+
+    // A typed visit keeps its own buffer before clear too: at 11:45 it would block from 11:30, into
+    // the 11:15 booking; at 12:00 it blocks from 11:45.
+    assert_error(org.staff.book(&typed(provider.id, date, "11:45", new_patient.id)).await, 409, "slot_unavailable");
+    org.staff.book(&typed(provider.id, date, "12:00", new_patient.id)).await.expect("its buffer is clear");
+
+    // The type changes; an appointment keeps the range it blocked when booked.
+    let changed = org
+        .admin
+        .update_appointment_type(
+            new_patient.id,
+            &UpdateAppointmentType { buffer_after_minutes: Some(0), ..Default::default() },
+        )
+        .await
+        .expect("patched");
+    assert_eq!((changed.buffer_after_minutes, changed.buffer_before_minutes), (0, 15));
+    assert_error(org.staff.book(&booking(provider.id, date, "13:00")).await, 409, "slot_unavailable");
+}
+
+async fn notice_horizon_and_who_may_book_are_the_types(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let planned = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            min_notice_minutes: Some(3 * 24 * 60),
+            max_advance_days: Some(30),
+            ..kind("Procedure", 30)
+        })
+        .await
+        .expect("type");
+    let soon = org.staff.book(&typed(provider.id, days_ahead(1), "10:00", planned.id)).await;
+    let err = assert_error(soon, 409, "slot_unavailable");
+    assert!(!err.alternatives().is_empty(), "alternatives are offered");
+    let earliest = Utc::now() + Duration::days(3);
+    for alt in err.alternatives() {
+        assert!(alt.starts_at.to_utc() >= earliest, "an alternative inside the notice: {alt:?}");
+    }
+    org.staff.book(&typed(provider.id, days_ahead(5), "10:00", planned.id)).await.expect("past the notice");
+    let far = org.staff.book(&typed(provider.id, days_ahead(40), "10:00", planned.id)).await;
+    assert_error(far, 422, "validation_failed");
+    org.staff.book(&booking(provider.id, days_ahead(40), "10:00")).await.expect("untyped keeps the 365 days");
+
+    let staff_only = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            bookable_by_agent: Some(false),
+            ..kind("Surgery consult", 45)
+        })
+        .await
+        .expect("type");
+    let by_agent = org.agent.book(&typed(provider.id, days_ahead(6), "10:00", staff_only.id)).await;
+    let err = assert_error(by_agent, 403, "forbidden");
+    assert!(err.to_string().contains("Surgery consult"), "{err}");
+    org.staff.book(&typed(provider.id, days_ahead(6), "10:00", staff_only.id)).await.expect("staff books it");
+
+    // A deactivated type books nothing more; agents and staff still read the types.
+    org.admin.deactivate_appointment_type(planned.id).await.expect("deactivated");
+    let gone = org.staff.book(&typed(provider.id, days_ahead(8), "10:00", planned.id)).await;
+    assert_error(gone, 422, "validation_failed");
+    let listed = org.agent.appointment_types().await.expect("agents read types");
+    assert_eq!(listed.len(), 2);
+    assert_error(org.staff.create_appointment_type(&kind("Not mine", 30)).await, 403, "forbidden");
+}
+
+async fn a_type_is_booked_only_with_the_providers_offering_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app, "UTC").await;
+    let jones = org
+        .provider_with(CreateProvider {
+            name: "Dr. Jane Jones".into(),
+            working_hours: Some(nine_to_five(&ALL_WEEK)),
+            ..Default::default()
+        })
+        .await;
+    let only_smith = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType { provider_ids: Some(vec![smith.id]), ..kind("Botox", 20) })
+        .await
+        .expect("type");
+    let date = days_ahead(9);
+    org.staff.book(&typed(smith.id, date, "10:00", only_smith.id)).await.expect("Smith offers it");
+    assert_error(org.staff.book(&typed(jones.id, date, "10:00", only_smith.id)).await, 422, "validation_failed");
+    let query = AvailabilityQuery { date: date_str(date), appointment_type_id: Some(only_smith.id) };
+    assert_error(org.staff.availability_for(jones.id, &query).await, 422, "validation_failed");
+    let stranger = CreateAppointmentType { provider_ids: Some(vec![Uuid::new_v4()]), ..kind("Ghost", 20) };
+    assert_error(org.admin.create_appointment_type(&stranger).await, 422, "validation_failed");
+    for bad in [
+        CreateAppointmentType { buffer_before_minutes: Some(-1), ..kind("Bad", 30) },
+        CreateAppointmentType { max_advance_days: Some(0), ..kind("Bad", 30) },
+        CreateAppointmentType { slot_interval_minutes: Some(1), ..kind("Bad", 30) },
+        kind("Bad", 481),
+        kind("", 30),
+    ] {
+        assert_error(org.admin.create_appointment_type(&bad).await, 422, "validation_failed");
+    }
+}
+
+async fn availability_steps_by_the_interval_around_buffers_time_off_and_closed_days(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let quick = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            slot_interval_minutes: Some(15),
+            buffer_after_minutes: Some(15),
+            ..kind("Quick check", 30)
+        })
+        .await
+        .expect("type");
+    let date = days_ahead(12);
+    org.staff.book(&typed(provider.id, date, "10:00", quick.id)).await.expect("booked");
+    let free = starts(&org, provider.id, date, Some(quick.id)).await;
+    assert_eq!(free[..4], ["09:00", "09:15", "10:45", "11:00"], "every 15 minutes, clear of 10:00 to 10:45");
+    assert_eq!(free.last().map(String::as_str), Some("16:30"));
+    assert!(free.contains(&"12:30".to_owned()));
+
+    org.staff.create_time_off(provider.id, &time_off(utc(date, "13:00"), utc(date, "14:00"))).await.expect("time off");
+    let free = starts(&org, provider.id, date, Some(quick.id)).await;
+    for gone in ["12:30", "12:45", "13:00", "13:45"] {
+        assert!(!free.contains(&gone.to_owned()), "{gone} meets the time off: {free:?}");
+    }
+    assert!(free.contains(&"12:15".to_owned()) && free.contains(&"14:00".to_owned()), "{free:?}");
+    let plain = starts(&org, provider.id, date, None).await;
+    assert!(plain.contains(&"12:30".to_owned()) && !plain.contains(&"13:30".to_owned()), "{plain:?}");
+
+    let closed = date + Duration::days(1);
+    org.admin
+        .create_closure(&CreateClosure { date: date_str(closed), end_date: None, reason: Some("holiday".into()) })
+        .await
+        .expect("closed");
+    assert!(starts(&org, provider.id, closed, Some(quick.id)).await.is_empty());
+    assert!(starts(&org, provider.id, closed, None).await.is_empty());
+    assert!(!starts(&org, provider.id, closed + Duration::days(1), None).await.is_empty());
+}
+
+async fn time_off_lists_its_conflicts_and_refuses_what_meets_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let date = days_ahead(15);
+    let morning = org.staff.book(&booking(provider.id, date, "10:00")).await.expect("booked");
+    let afternoon = org.staff.book(&booking(provider.id, date, "15:00")).await.expect("booked");
+    let away = org
+        .staff
+        .create_time_off(provider.id, &time_off(utc(date, "09:00"), utc(date, "12:00")))
+        .await
+        .expect("time off");
+    assert_eq!(away.conflicts, Some(vec![morning.appointment_id]));
+    assert_eq!(away.reason.as_deref(), Some("conference"));
+
+    let err = assert_error(org.staff.book(&booking(provider.id, date, "11:00")).await, 409, "slot_unavailable");
+    assert!(!err.alternatives().is_empty());
+    for alt in err.alternatives() {
+        let start = alt.starts_at.to_utc();
+        let outside = alt.ends_at.to_utc() <= away.starts_at.to_utc() || start >= away.ends_at.to_utc();
+        assert!(outside, "an alternative inside the time off: {alt:?}");
+    }
+    let into = RescheduleRequest {
+        appointment_date: Some(date_str(date)),
+        appointment_time: Some("11:30".into()),
+        ..Default::default()
+    };
+    assert_error(org.staff.reschedule(afternoon.appointment_id, &into).await, 409, "slot_unavailable");
+
+    let listed = org.staff.time_off(provider.id, &TimeOffQuery::default()).await.expect("listed");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].conflicts, None, "lists do not recompute conflicts");
+    let before = TimeOffQuery { to: Some(utc(date, "08:00")), ..Default::default() };
+    assert!(org.staff.time_off(provider.id, &before).await.expect("listed").is_empty());
+
+    assert_error(
+        org.agent.create_time_off(provider.id, &time_off(utc(date, "16:00"), utc(date, "17:00"))).await,
+        403,
+        "forbidden",
+    );
+    for (from, to) in [
+        (utc(date, "12:00"), utc(date, "11:00")),
+        ("yesterday".to_owned(), utc(date, "11:00")),
+        (utc(days_ahead(-3), "09:00"), utc(days_ahead(-2), "09:00")),
+        (utc(date, "09:00"), utc(date + Duration::days(400), "09:00")),
+    ] {
+        assert_error(org.staff.create_time_off(provider.id, &time_off(from, to)).await, 422, "validation_failed");
+    }
+    assert_error(
+        org.staff.create_time_off(Uuid::new_v4(), &time_off(utc(date, "16:00"), utc(date, "17:00"))).await,
+        404,
+        "not_found",
+    );
+
+    org.staff.delete_time_off(away.id).await.expect("removed");
+    assert_error(org.staff.delete_time_off(away.id).await, 404, "not_found");
+    org.staff.book(&booking(provider.id, date, "11:00")).await.expect("free again");
+    org.staff.reschedule(afternoon.appointment_id, &into).await.expect("moved into the freed morning");
+    let trail = app.store.audit_trail(org.id.into(), Subject::TimeOff(away.id.into())).await.expect("audit");
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["time_off_added", "time_off_removed"]);
+}
+
+async fn a_closure_shuts_whole_local_days_for_every_provider(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Auckland's day starts 11 to 13 hours before UTC's: the closure follows the clinic's clock.
+    let org = app.org("Pacific/Auckland").await;
+    let provider = org.provider().await;
+    let day = days_ahead(20);
+    let on_the_day = org.staff.book(&booking(provider.id, day, "08:00")).await.expect("booked");
+    let eve = org.staff.book(&booking(provider.id, day - Duration::days(1), "23:00")).await.expect("booked");
+    let closure = org
+        .admin
+        .create_closure(&CreateClosure {
+            date: date_str(day),
+            end_date: Some(date_str(day + Duration::days(1))),
+            reason: None,
+        })
+        .await
+        .expect("closed");
+    assert_eq!(closure.conflicts, Some(vec![on_the_day.appointment_id]), "not the eve's 23:00");
+    assert_eq!((closure.date, closure.end_date), (day, day + Duration::days(1)));
+
+    for (date, time) in [(day, "00:00"), (day + Duration::days(1), "23:30")] {
+        let err = assert_error(org.staff.book(&booking(provider.id, date, time)).await, 409, "slot_unavailable");
+        for alt in err.alternatives() {
+            let local = alt.starts_at.date_naive();
+            assert!(local < day || local > day + Duration::days(1), "an alternative on a closed day: {alt:?}");
+        }
+    }
+    org.staff.book(&booking(provider.id, day + Duration::days(2), "00:00")).await.expect("open again");
+    assert_ne!(eve.appointment_id, on_the_day.appointment_id);
+
+    assert_error(
+        org.staff.create_closure(&CreateClosure { date: date_str(day), end_date: None, reason: None }).await,
+        403,
+        "forbidden",
+    );
+    let backwards =
+        CreateClosure { date: date_str(day), end_date: Some(date_str(day - Duration::days(1))), reason: None };
+    assert_error(org.admin.create_closure(&backwards).await, 422, "validation_failed");
+    let past = CreateClosure { date: date_str(days_ahead(-5)), end_date: None, reason: None };
+    assert_error(org.admin.create_closure(&past).await, 422, "validation_failed");
+
+    assert_eq!(org.admin.closures().await.expect("listed").len(), 1);
+    org.admin.delete_closure(closure.id).await.expect("removed");
+    org.staff.book(&booking(provider.id, day, "09:00")).await.expect("open after removal");
+    let trail = app.store.audit_trail(org.id.into(), Subject::Closure(closure.id.into())).await.expect("audit");
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["closure_added", "closure_removed"]);
+}
+
+async fn another_clinic_sees_and_touches_none_of_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (mine, provider) = clinic(&app, "UTC").await;
+    let (theirs, their_provider) = clinic(&app, "UTC").await;
+    let kind = mine.admin.create_appointment_type(&kind("Mine", 30)).await.expect("type");
+    let date = days_ahead(11);
+    let away = mine
+        .staff
+        .create_time_off(provider.id, &time_off(utc(date, "09:00"), utc(date, "17:00")))
+        .await
+        .expect("time off");
+    let closure = mine
+        .admin
+        .create_closure(&CreateClosure { date: date_str(date + Duration::days(1)), end_date: None, reason: None })
+        .await
+        .expect("closed");
+
+    assert_error(theirs.admin.appointment_type(kind.id).await, 404, "not_found");
+    assert!(theirs.admin.appointment_types().await.expect("list").is_empty());
+    assert_error(theirs.staff.book(&typed(their_provider.id, date, "10:00", kind.id)).await, 422, "validation_failed");
+    assert_error(theirs.staff.time_off(provider.id, &TimeOffQuery::default()).await, 404, "not_found");
+    assert_error(theirs.staff.delete_time_off(away.id).await, 404, "not_found");
+    assert_error(theirs.admin.delete_closure(closure.id).await, 404, "not_found");
+    assert!(theirs.admin.closures().await.expect("list").is_empty());
+    theirs.staff.book(&booking(their_provider.id, date, "10:00")).await.expect("their day is open");
+    theirs.staff.book(&booking(their_provider.id, date + Duration::days(1), "10:00")).await.expect("and the next");
+    assert_eq!(mine.staff.time_off(provider.id, &TimeOffQuery::default()).await.expect("still there").len(), 1);
+}
+
+/// 50 buffered bookings released together over one morning: the blocked ranges of those that
+/// succeed never overlap.
+async fn concurrent_buffered_bookings_never_overlap_their_blocked_ranges(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let buffered = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            buffer_before_minutes: Some(10),
+            buffer_after_minutes: Some(10),
+            slot_interval_minutes: Some(5),
+            ..kind("Buffered", 30)
+        })
+        .await
+        .expect("type");
+    let date = days_ahead(14);
+    let inputs: Vec<BookingInput> = (0..50)
+        .map(|i| {
+            let minute = 9 * 60 + i * 5;
+            typed(provider.id, date, &format!("{:02}:{:02}", minute / 60, minute % 60), buffered.id)
+        })
+        .collect();
+    let statuses = race(&[org.staff.clone(), org.admin.clone()], inputs).await;
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+    let booked = active(&org, provider.id).await;
+    assert_eq!(booked.len(), statuses.iter().filter(|s| **s == 201).count());
+    // Starts over four hours, each block 50 minutes: however the race falls, at least three fit
+    // (each booked block keeps starts within 50 minutes either side of its own away).
+    assert!(booked.len() >= 3, "too few booked for the race to mean anything: {}", booked.len());
+    let margin = Duration::minutes(10);
+    for (i, a) in booked.iter().enumerate() {
+        for b in &booked[i + 1..] {
+            let apart = a.2 + margin <= b.1 - margin || b.2 + margin <= a.1 - margin;
+            assert!(apart, "blocked ranges overlap: {a:?} and {b:?}");
+        }
+    }
+}
+
+/// Bookings racing the creation of time off over the same hours: once the time off has
+/// answered, every active appointment meeting it is one of its conflicts (it committed first),
+/// and no booking meeting it succeeds afterwards.
+async fn bookings_racing_time_off_are_either_its_conflicts_or_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    for round in 0..6 {
+        let date = days_ahead(30 + round);
+        let (from, to) = (utc(date, "09:00"), utc(date, "17:00"));
+        let inputs: Vec<BookingInput> =
+            (0..16).map(|i| booking(provider.id, date, &format!("{:02}:{:02}", 9 + i / 2, (i % 2) * 30))).collect();
+        let staff = org.staff.clone();
+        let racers = tokio::spawn(async move { race(&[staff], inputs).await });
+        // Released together, or a little after the bookings start.
+        tokio::time::sleep(std::time::Duration::from_millis(2 * (round % 3) as u64)).await;
+        let away = org.admin.create_time_off(provider.id, &time_off(from, to)).await.expect("time off");
+        let after = org.staff.book(&booking(provider.id, date, "12:00")).await;
+        assert_error(after, 409, "slot_unavailable");
+        let statuses = racers.await.expect("racers");
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+        let overlapping: BTreeSet<Uuid> = active(&org, provider.id)
+            .await
+            .into_iter()
+            .filter(|(_, start, _)| start.date_naive() == date)
+            .map(|(id, _, _)| id)
+            .collect();
+        let conflicts: BTreeSet<Uuid> = away.conflicts.expect("conflicts").into_iter().collect();
+        assert_eq!(overlapping, conflicts, "round {round}: statuses {statuses:?}");
+    }
+}
+
+/// A closure racing bookings of two providers: the same rule, for the whole clinic.
+async fn bookings_racing_a_closure_are_either_its_conflicts_or_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, first) = clinic(&app, "UTC").await;
+    let second = org
+        .provider_with(CreateProvider {
+            name: "Dr. Jane Jones".into(),
+            working_hours: Some(nine_to_five(&ALL_WEEK)),
+            ..Default::default()
+        })
+        .await;
+    let date = days_ahead(45);
+    let inputs: Vec<BookingInput> = (0..16)
+        .map(|i| {
+            let provider = if i % 2 == 0 { first.id } else { second.id };
+            booking(provider, date, &format!("{:02}:00", 9 + i / 2))
+        })
+        .collect();
+    let staff = org.staff.clone();
+    let racers = tokio::spawn(async move { race(&[staff], inputs).await });
+    let closure = org
+        .admin
+        .create_closure(&CreateClosure { date: date_str(date), end_date: None, reason: None })
+        .await
+        .expect("closed");
+    assert_error(org.staff.book(&booking(second.id, date, "16:30")).await, 409, "slot_unavailable");
+    racers.await.expect("racers");
+    let mut overlapping: BTreeSet<Uuid> = BTreeSet::new();
+    for provider in [first.id, second.id] {
+        overlapping.extend(active(&org, provider).await.into_iter().map(|(id, _, _)| id));
+    }
+    let conflicts: BTreeSet<Uuid> = closure.conflicts.expect("conflicts").into_iter().collect();
+    assert_eq!(overlapping, conflicts);
+}
+
+on_both_backends!(
+    a_type_sets_the_length_and_blocks_its_buffers,
+    notice_horizon_and_who_may_book_are_the_types,
+    a_type_is_booked_only_with_the_providers_offering_it,
+    availability_steps_by_the_interval_around_buffers_time_off_and_closed_days,
+    time_off_lists_its_conflicts_and_refuses_what_meets_it,
+    a_closure_shuts_whole_local_days_for_every_provider,
+    another_clinic_sees_and_touches_none_of_it,
+    concurrent_buffered_bookings_never_overlap_their_blocked_ranges,
+    bookings_racing_time_off_are_either_its_conflicts_or_refused,
+    bookings_racing_a_closure_are_either_its_conflicts_or_refused,
+);
