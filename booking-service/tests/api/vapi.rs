@@ -2,7 +2,7 @@ use crate::helpers::*;
 use booking_service::vapi::SignatureCheck;
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::api::{AppointmentQuery, AppointmentStatus, CreateProvider};
+use shared::api::{AppointmentQuery, AppointmentStatus, CreateAppointmentType, CreateProvider};
 use shared::ApiClient;
 
 const CALLER: &str = "+15551234567";
@@ -374,6 +374,74 @@ async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Ba
     assert_eq!((starts[0].as_str(), starts[15].as_str()), ("09:00", "16:30"));
 }
 
+async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let new_patient = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            name: "New patient visit".into(),
+            duration_minutes: 60,
+            buffer_after_minutes: Some(15),
+            ..Default::default()
+        })
+        .await
+        .expect("type");
+    org.admin
+        .create_appointment_type(&CreateAppointmentType {
+            name: "Surgery consult".into(),
+            duration_minutes: 45,
+            bookable_by_agent: Some(false),
+            ..Default::default()
+        })
+        .await
+        .expect("type");
+    let listed =
+        only(&post(&org.agent, &message(vec![call("l", "list_providers", json!({}))], Some(CALLER), "c1")).await)
+            .expect("listed");
+    assert!(listed.contains("New patient visit (60 minutes)") && !listed.contains("Surgery"), "{listed}");
+
+    let date = date_str(days_ahead(12));
+    let check = json!({"provider_name": "Smith", "date": date, "appointment_type": "new patient"});
+    let free =
+        only(&post(&org.agent, &message(vec![call("c", "check_availability", check)], Some(CALLER), "c1")).await)
+            .expect("free");
+    assert!(free.contains("Dr. John Smith for a New patient visit is free") && free.contains("9:00 AM"), "{free}");
+    let args = json!({"provider_name": "Dr Smith", "appointment_type": "a new patient appointment",
+                      "appointment_date": date, "appointment_time": "09:00", "patient_name": "Ada"});
+    let booked = only(&post(&org.agent, &message(vec![call("b", "book_appointment", args)], Some(CALLER), "c1")).await)
+        .expect("booked");
+    assert!(booked.contains("booked for a New patient visit with Dr. John Smith"), "{booked}");
+    let all = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
+    assert_eq!(all.len(), 1);
+    assert_eq!(
+        (all[0].appointment_type_id, all[0].ends_at.format("%H:%M").to_string()),
+        (Some(new_patient.id), "10:00".into())
+    );
+
+    // The buffer after the visit is kept from the next caller too.
+    let next =
+        json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "10:00", "patient_name": "Bo"});
+    let refused =
+        only(&post(&org.agent, &message(vec![call("n", "book_appointment", next)], Some(OTHER_CALLER), "c2")).await)
+            .expect_err("inside the buffer");
+    assert!(refused.contains("isn't free"), "{refused}");
+
+    let staff_only = json!({"provider_id": smith.id, "appointment_type": "surgery", "appointment_date": date,
+                            "appointment_time": "14:00", "patient_name": "Ada"});
+    let refused =
+        only(&post(&org.agent, &message(vec![call("s", "book_appointment", staff_only)], Some(CALLER), "c3")).await)
+            .expect_err("staff only");
+    assert!(refused.contains("booked by the clinic's staff"), "{refused}");
+    let unknown = json!({"provider_id": smith.id, "appointment_type": "massage", "appointment_date": date,
+                         "appointment_time": "14:00", "patient_name": "Ada"});
+    let refused =
+        only(&post(&org.agent, &message(vec![call("u", "book_appointment", unknown)], Some(CALLER), "c3")).await)
+            .expect_err("unknown");
+    assert!(refused.contains("We offer New patient visit (60 minutes) and Surgery consult (45 minutes)"), "{refused}");
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
+}
+
 async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -624,6 +692,7 @@ async fn a_day_without_openings_is_answered_with_the_next_one(backend: Backend) 
 }
 
 on_both_backends!(
+    a_caller_books_a_kind_of_visit_by_its_name,
     a_day_without_openings_is_answered_with_the_next_one,
     a_caller_lists_checks_books_finds_moves_and_cancels,
     every_list_form_is_read_and_parallel_calls_answer_in_order,

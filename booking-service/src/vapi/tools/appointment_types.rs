@@ -25,8 +25,7 @@ impl WhichType {
         let Some(wanted) = self.appointment_type.as_deref() else {
             return Ok(None);
         };
-        let page = ctx.store.appointment_types(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?;
-        let types: Vec<AppointmentType> = page.items.into_iter().filter(|t| t.active).collect();
+        let types = active(ctx).await?;
         let found = match Uuid::parse_str(wanted) {
             Ok(id) => types.iter().find(|t| t.id.0 == id),
             Err(_) => match match_spoken(&types, wanted, &FILLER, |t| &t.name) {
@@ -51,8 +50,19 @@ impl WhichType {
     }
 }
 
+/// The clinic's active types.
+async fn active(ctx: &Context<'_>) -> Result<Vec<AppointmentType>, Refusal> {
+    let page = ctx.store.appointment_types(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?;
+    Ok(page.items.into_iter().filter(|t| t.active).collect())
+}
+
+/// The active types a voice agent may book.
+pub async fn bookable(ctx: &Context<'_>) -> Result<Vec<AppointmentType>, Refusal> {
+    Ok(active(ctx).await?.into_iter().filter(|t| t.bookable_by_agent).collect())
+}
+
 /// "New patient visit (60 minutes) and Follow-up (15 minutes)".
-fn type_names<'a>(types: impl IntoIterator<Item = &'a AppointmentType>, word: &str) -> String {
+pub fn type_names<'a>(types: impl IntoIterator<Item = &'a AppointmentType>, word: &str) -> String {
     let names: Vec<String> = types.into_iter().map(|t| format!("{} ({} minutes)", t.name, t.duration.get())).collect();
     speech::join(&names, word)
 }
