@@ -180,9 +180,9 @@ impl ApiClient {
         self.send(self.request(Method::POST, &path).json(body)).await
     }
 
-    /// Sends a request and decodes a success body as `T`, or the API's error body.
-    /// Follows a list route's `next` cursors to the end.
-    async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {
+    /// Every item of a list route, following its `next` cursors to the end; the query's `limit`
+    /// sets the page size. `T` may be `serde_json::Value` to read items without a fixed shape.
+    pub async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {
         let (mut all, mut cursor) = (Vec::new(), None::<String>);
         loop {
             let mut request = self.request(Method::GET, path).query(query);
@@ -198,6 +198,7 @@ impl ApiClient {
         }
     }
 
+    /// Sends a request and decodes a success body as `T`, or the API's error body.
     pub async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> ClientResult<T> {
         let response = request.send().await?;
         let status = response.status();

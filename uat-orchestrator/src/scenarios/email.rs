@@ -3,6 +3,7 @@
 //! scanners open links); confirming makes the appointment confirmed.
 
 use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
+use crate::plain;
 use reqwest::Method;
 use serde_json::json;
 use std::time::Instant;
@@ -53,7 +54,7 @@ async fn scenario(
     if ok {
         run.findings.bookings_succeeded += 1;
     }
-    steps.check("a booking with an email address is accepted", ok, format!("{booked:?}"));
+    steps.check("a booking with an email address is accepted", ok, plain::answers(&booked));
 
     let mut arrived = None;
     while sent_at.elapsed() < run.email_timeout {
