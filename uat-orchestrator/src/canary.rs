@@ -310,8 +310,12 @@ fn print_summary(report: &CanaryReport) {
         };
         println!("  {mark} {:<22} {}  (threshold {})", c.name, c.measured, c.threshold);
     }
-    for r in &report.reasons {
-        println!("  {} {r}", "•".red());
+    // A roll back's reasons are the failed criteria just printed; a window that could not be
+    // judged has only its reasons.
+    if report.decision == Decision::CouldNotJudge {
+        for r in &report.reasons {
+            println!("  {} {r}", "•".yellow());
+        }
     }
     let line = format!("DECISION: {}", report.decision.words().to_uppercase());
     let line = match report.decision {
