@@ -162,6 +162,11 @@ pub struct DailyArgs {
     #[arg(long = "metrics-url")]
     pub metrics_urls: Vec<String>,
 
+    /// The JSON of an earlier daily report: the metrics are then what happened since it (restarts
+    /// in between are noticed), rather than since each instance started.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+
     /// The p95 latency budget, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub budget_ms: u64,

@@ -3,7 +3,7 @@
 //! success rate, 5xx, p95), each figure against the go/no-go thresholds.
 
 use crate::cli::DailyArgs;
-use crate::metrics::{self, Figures};
+use crate::metrics::{self, Figures, Window};
 use crate::record::Criterion;
 use crate::report;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -96,12 +96,34 @@ pub struct DailyReport {
     pub criteria: Vec<Criterion>,
     pub reasons: Vec<String>,
     pub appointments: Option<Appointments>,
-    /// The instances' counters since each started (Prometheus' `increase` over the window is the
-    /// exact figure when a Prometheus scrapes them).
     pub metrics_urls: Vec<String>,
+    /// Where the metrics figures start: the earlier report given with `--previous`, or `null`
+    /// for the counters since each instance started.
+    pub metrics_since: Option<DateTime<Utc>>,
     pub metrics: Option<Figures>,
     pub success_rate: Option<f64>,
     pub p95_ms: Option<f64>,
+    /// This run's scrape of each instance, for a later report's `--previous`.
+    pub metrics_snapshot: Snapshot,
+}
+
+/// The counters of each instance (by metrics URL) at one moment.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub scraped_at: Option<DateTime<Utc>>,
+    pub instances: BTreeMap<String, Vec<metrics::Sample>>,
+}
+
+/// The snapshot of an earlier report.
+fn previous_snapshot(path: &Path) -> Result<Snapshot, String> {
+    #[derive(Deserialize)]
+    struct Earlier {
+        metrics_snapshot: Snapshot,
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read --previous {}: {e}", path.display()))?;
+    let earlier: Earlier = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("--previous {} is not a daily report: {e}", path.display()))?;
+    Ok(earlier.metrics_snapshot)
 }
 
 fn criterion(name: &str, threshold: String, measured: String, passed: Option<bool>) -> Criterion {
@@ -157,15 +179,31 @@ pub async fn run(args: DailyArgs) -> Outcome {
     };
 
     let metrics_urls = if args.metrics_urls.is_empty() { vec![format!("{target}/metrics")] } else { args.metrics_urls };
+    let previous = match args.previous.as_deref().map(previous_snapshot).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            reasons.push(e);
+            None
+        }
+    };
     let http = reqwest::Client::new();
-    let mut samples = Vec::new();
+    let mut snapshot = Snapshot { scraped_at: Some(Utc::now()), instances: BTreeMap::new() };
+    let mut grown = Vec::new();
     for url in &metrics_urls {
         match read_metrics(&http, url).await {
-            Ok(s) => samples.extend(s),
+            Ok(samples) => {
+                let samples = metrics::relevant(samples);
+                // Since the earlier report when it scraped this instance, else since it started.
+                let mut window = Window::default();
+                window.observe(previous.as_ref().and_then(|p| p.instances.get(url)).cloned().unwrap_or_default());
+                window.observe(samples.clone());
+                grown.extend(window.increases());
+                snapshot.instances.insert(url.clone(), samples);
+            }
             Err(e) => reasons.push(format!("could not read the metrics: {e}")),
         }
     }
-    let figures = reasons.is_empty().then(|| Figures::from_samples(samples));
+    let figures = reasons.is_empty().then(|| Figures::from_samples(grown));
     let criteria = figures.as_ref().map(|f| judge(f, args.budget_ms)).unwrap_or_default();
     let outcome = if !reasons.is_empty() {
         Outcome::CouldNotJudge
@@ -190,9 +228,11 @@ pub async fn run(args: DailyArgs) -> Outcome {
         reasons,
         appointments,
         metrics_urls,
+        metrics_since: previous.and_then(|p| p.scraped_at),
         success_rate: figures.as_ref().and_then(Figures::success_rate),
         p95_ms: figures.as_ref().and_then(Figures::p95).map(|d| d.as_secs_f64() * 1000.0),
         metrics: figures,
+        metrics_snapshot: snapshot,
     };
     print!("{}", text(&report));
     let mut outcome = outcome;
@@ -215,6 +255,13 @@ async fn read_metrics(http: &reqwest::Client, url: &str) -> Result<Vec<metrics::
     }
     metrics::parse(&response.text().await.map_err(|e| format!("{url}: {e}"))?)
         .map_err(|e| format!("{url} is not Prometheus text: {e}"))
+}
+
+fn metrics_span(report: &DailyReport) -> String {
+    match report.metrics_since {
+        Some(t) => format!("since the earlier report of {}", t.format("%Y-%m-%d %H:%M UTC")),
+        None => "the counters since each instance started; pass --previous to count from an earlier report".into(),
+    }
 }
 
 fn statuses(by_status: &BTreeMap<String, u64>) -> String {
@@ -253,10 +300,13 @@ pub fn text(report: &DailyReport) -> String {
         out.push_str(&format!("  {mark} {:<22} {}  (threshold {})\n", c.name, c.measured, c.threshold));
     }
     if !report.criteria.is_empty() {
-        out.push_str("  (metrics: the counters since each instance started)\n");
+        out.push_str(&format!("  (metrics: {})\n", metrics_span(report)));
     }
-    for r in &report.reasons {
-        out.push_str(&format!("  {} {r}\n", "•".red()));
+    // A missed threshold's reason is the failed figure just printed.
+    if report.outcome == Outcome::CouldNotJudge {
+        for r in &report.reasons {
+            out.push_str(&format!("  {} {r}\n", "•".yellow()));
+        }
     }
     let verdict = match report.outcome {
         Outcome::Within => "WITHIN THE THRESHOLDS".green().bold(),
@@ -291,6 +341,7 @@ pub fn markdown(report: &DailyReport) -> String {
         ));
     }
     if !report.criteria.is_empty() {
+        md.push_str(&format!("Metrics: {}.\n\n", metrics_span(report)));
         md.push_str("| figure | threshold | measured | within |\n|---|---|---|---|\n");
         for c in &report.criteria {
             let passed = match c.passed {

@@ -6,7 +6,7 @@
 //! `http_request_duration_seconds` (labels `method`, `route`, `status`), `bookings_total`
 //! (`outcome`) and `vapi_tool_calls_total` (`tool`, `outcome`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ pub const BOOKING_ROUTE: &str = "/api/vapi/booking";
 const OPERATIONS: [&str; 4] = ["/metrics", "/healthz", "/readyz", "/openapi.json"];
 
 /// One sample line: `name{label="value",…} value [timestamp]`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub name: String,
     pub labels: BTreeMap<String, String>,
@@ -118,12 +118,7 @@ pub struct Window {
 
 impl Window {
     pub fn observe(&mut self, samples: Vec<Sample>) {
-        let now: BTreeMap<Series, f64> = samples
-            .into_iter()
-            .filter(|s| [REQUESTS, LATENCY_BUCKETS, BOOKINGS, TOOL_CALLS].contains(&s.name.as_str()))
-            .filter(|s| s.value.is_finite())
-            .map(|s| ((s.name, s.labels), s.value))
-            .collect();
+        let now: BTreeMap<Series, f64> = relevant(samples).into_iter().map(|s| ((s.name, s.labels), s.value)).collect();
         self.saw_service_metrics |= now.keys().any(|(name, _)| name == REQUESTS);
         if let Some(last) = &self.last {
             let restarted = last.iter().any(|(series, before)| now.get(series).is_none_or(|v| v < before));
@@ -146,21 +141,26 @@ impl Window {
 
     /// The figures over the window (needs two scrapes to say anything).
     pub fn figures(&self) -> Figures {
-        Figures::from_samples(self.increase.iter().map(|((name, labels), value)| Sample {
-            name: name.clone(),
-            labels: labels.clone(),
-            value: *value,
-        }))
+        Figures::from_samples(self.increases())
     }
 
-    /// The figures of the last scrape alone: everything since the process started.
-    pub fn since_start(&self) -> Figures {
-        Figures::from_samples(self.last.iter().flatten().map(|((name, labels), value)| Sample {
+    /// How much each series grew over the window.
+    pub fn increases(&self) -> impl Iterator<Item = Sample> + '_ {
+        self.increase.iter().map(|((name, labels), value)| Sample {
             name: name.clone(),
             labels: labels.clone(),
             value: *value,
-        }))
+        })
     }
+}
+
+/// The samples the figures are made of (the service's request, latency, booking and tool-call
+/// series), with finite values: what a report keeps to compare a later scrape with.
+pub fn relevant(samples: Vec<Sample>) -> Vec<Sample> {
+    samples
+        .into_iter()
+        .filter(|s| [REQUESTS, LATENCY_BUCKETS, BOOKINGS, TOOL_CALLS].contains(&s.name.as_str()) && s.value.is_finite())
+        .collect()
 }
 
 /// Traffic figures of one instance, from counter values (or their increase over a window).
