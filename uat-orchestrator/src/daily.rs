@@ -191,6 +191,9 @@ pub async fn run(args: DailyArgs) -> Outcome {
     let mut grown = Vec::new();
     for url in &metrics_urls {
         match read_metrics(&http, url).await {
+            Ok(samples) if !samples.iter().any(|s| s.name == metrics::REQUESTS) => {
+                reasons.push(format!("{url} holds no {} (not the booking service?)", metrics::REQUESTS));
+            }
             Ok(samples) => {
                 let samples = metrics::relevant(samples);
                 // Since the earlier report when it scraped this instance, else since it started.
