@@ -1,6 +1,7 @@
 //! The canary gate against real instances of the service, with traffic driven against both during
 //! the window: a healthy pair is promoted, a canary whose database is unreachable is rolled back,
-//! and a window without traffic (or an instance that is down) cannot be judged.
+//! a canary restarted in the window is judged on the whole window, and a window without traffic
+//! (or an instance that is down) cannot be judged.
 //!
 //! Each instance runs in a process of its own, as in production: the service's metrics are
 //! process-wide, so two instances in one process would report the same figures. The test binary
@@ -23,8 +24,9 @@ use test_kit::{token, Backend, TestDatabase, SECRET};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use uat_orchestrator::cli::Cli;
 
-/// Set in an instance process: the database it serves.
+/// Set in an instance process: the database it serves, and the address to listen on (else a free port).
 const INSTANCE_DATABASE: &str = "CANARY_TEST_INSTANCE_DATABASE";
+const INSTANCE_ADDRESS: &str = "CANARY_TEST_INSTANCE_ADDRESS";
 
 #[test]
 #[ignore = "the body of an instance process, started by the canary tests"]
@@ -37,6 +39,9 @@ fn instance_process() {
     runtime.block_on(async {
         let mail = tempfile::tempdir().expect("a mail folder");
         let mut config = Config::with_database(url);
+        if let Ok(address) = std::env::var(INSTANCE_ADDRESS) {
+            config.bind_addr = address;
+        }
         config.jwt_secret = Some(SECRET.into());
         config.mail_dir = mail.path().to_path_buf();
         config.rate_limit_per_minute = 0;
@@ -56,32 +61,42 @@ struct Instance {
     db: TestDatabase,
     staff: ApiClient,
     provider: uuid::Uuid,
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
+}
+
+/// Starts an instance process on `db`, listening on `address` (a free port without one); returns
+/// it and its base URL.
+async fn spawn_process(db: &TestDatabase, address: Option<&str>) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::new(std::env::current_exe().expect("the test binary"));
+    command
+        .args(["instance_process", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+        .env(INSTANCE_DATABASE, &db.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(address) = address {
+        command.env(INSTANCE_ADDRESS, address);
+    }
+    let mut process = command.spawn().expect("the instance process starts");
+    let mut lines = BufReader::new(process.stdout.take().expect("stdout")).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read the instance's output") {
+            // The harness has written "test instance_process ... " before it on the line.
+            if let Some((_, base)) = line.split_once("INSTANCE ") {
+                return base.trim().to_owned();
+            }
+        }
+        panic!("the instance process ended without serving");
+    })
+    .await
+    .expect("the instance serves within a minute");
+    (process, base)
 }
 
 impl Instance {
     async fn start() -> Self {
         let db = TestDatabase::create(Backend::Sqlite).await.expect("a database");
-        let mut process = tokio::process::Command::new(std::env::current_exe().expect("the test binary"))
-            .args(["instance_process", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
-            .env(INSTANCE_DATABASE, &db.url)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the instance process starts");
-        let mut lines = BufReader::new(process.stdout.take().expect("stdout")).lines();
-        let base = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await.expect("read the instance's output") {
-                // The harness has written "test instance_process ... " before it on the line.
-                if let Some((_, base)) = line.split_once("INSTANCE ") {
-                    return base.trim().to_owned();
-                }
-            }
-            panic!("the instance process ended without serving");
-        })
-        .await
-        .expect("the instance serves within a minute");
+        let (process, base) = spawn_process(&db, None).await;
         let platform = ApiClient::new(&base).with_token(token(Role::Platform, None));
         let org = platform
             .create_organization(&CreateOrganization { name: "Canary Clinic".into(), timezone: "UTC".into() })
@@ -94,7 +109,17 @@ impl Instance {
             .expect("a provider")
             .id;
         let staff = platform.with_token(token(Role::Staff, Some(org.id)));
-        Self { base, db, staff, provider, _process: process }
+        Self { base, db, staff, provider, process }
+    }
+
+    /// Kills the process (no graceful stop: its counters are lost with it) and starts a new one
+    /// on the same database and address.
+    async fn restart(&mut self) {
+        self.process.kill().await.expect("kill the instance");
+        let address = self.base.trim_start_matches("http://").to_owned();
+        let (process, base) = spawn_process(&self.db, Some(&address)).await;
+        assert_eq!(base, self.base, "the new process serves at the same address");
+        self.process = process;
     }
 
     /// Takes the database away: another connection holds SQLite's write lock until it is dropped.
@@ -235,6 +260,42 @@ async fn a_canary_that_lost_its_database_is_rolled_back() {
     assert!(reasons.contains("booking success rate") && reasons.contains("server errors"), "{reasons}");
     let xml = std::fs::read_to_string(reports.path().join("canary.xml")).expect("junit written");
     assert!(xml.contains("<failure"), "{xml}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_restarted_in_the_window_is_judged_on_the_whole_window() {
+    let (baseline, mut canary) = tokio::join!(Instance::start(), Instance::start());
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = [
+        drive(&baseline, 2, Duration::from_millis(25), stop.clone()),
+        drive(&canary, 2, Duration::from_millis(25), stop.clone()),
+    ];
+    let reports = tempfile::tempdir().expect("dir");
+    let gate = uat_orchestrator::main(canary_cli(&baseline.base, &canary.base, "6s", reports.path()));
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        canary.restart().await;
+    };
+    let (code, ()) = tokio::join!(gate, restart);
+    stop.store(true, Ordering::Relaxed);
+    for t in traffic {
+        t.await.expect("traffic");
+    }
+    let report = canary_report(reports.path());
+    assert_eq!(code, 0, "promote: {report:#}");
+    assert_eq!(report["canary"]["restarts"], 1, "{report:#}");
+    // The new process counts only what came after the restart; the window also kept what came before.
+    let since_restart =
+        reqwest::get(format!("{}/metrics", canary.base)).await.expect("scrape").text().await.expect("text");
+    let since_restart = uat_orchestrator::metrics::Figures::from_samples(
+        uat_orchestrator::metrics::parse(&since_restart).expect("Prometheus text"),
+    );
+    let in_window = report["canary"]["figures"]["bookings_succeeded"].as_u64().expect("a count");
+    assert!(
+        in_window > since_restart.bookings_succeeded + 20,
+        "the window holds the bookings of both processes: {in_window} in the window, {} since the restart",
+        since_restart.bookings_succeeded
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
