@@ -184,8 +184,23 @@ pub struct Figures {
     pub voice_bookings: u64,
     pub voice_booking_errors: u64,
     /// `[upper bound in seconds, cumulative count]` of the request latency histogram, summed over
-    /// the routes outside the operations ones.
+    /// the routes outside the operations ones; the last bound is `"+Inf"` in JSON.
+    #[serde(serialize_with = "bounds_as_prometheus_writes_them")]
     pub latency_buckets: Vec<(f64, u64)>,
+}
+
+/// JSON has no infinity (serde would write `null`): the last bucket's bound is written `"+Inf"`.
+fn bounds_as_prometheus_writes_them<S: serde::Serializer>(buckets: &[(f64, u64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(buckets.len()))?;
+    for &(le, count) in buckets {
+        if le.is_finite() {
+            seq.serialize_element(&(le, count))?;
+        } else {
+            seq.serialize_element(&("+Inf", count))?;
+        }
+    }
+    seq.end()
 }
 
 impl Figures {
@@ -326,6 +341,8 @@ odd{path="C:\\dir, \"quoted\"",x="a}b"} 1 1700000000000
         assert_eq!(f.booking_outcomes["slot_unavailable"], 5);
         assert_eq!(f.voice_booking_errors, 2);
         assert_eq!(f.latency_buckets, vec![(0.01, 80), (0.1, 90), (f64::INFINITY, 105)]);
+        let json = serde_json::to_value(&f).expect("serializes");
+        assert_eq!(json["latency_buckets"], serde_json::json!([[0.01, 80], [0.1, 90], ["+Inf", 105]]));
         // Rank 99.75 of 105 falls in the +Inf bucket: the highest finite bound.
         assert_eq!(f.p95(), Some(Duration::from_millis(100)));
     }

@@ -26,6 +26,14 @@ pub fn list(items: &[String], none: &str) -> String {
     }
 }
 
+/// The `status` of an appointment (or of a confirmation) in a JSON body, or what stands instead.
+pub fn status(body: &serde_json::Value) -> String {
+    match body["status"].as_str() {
+        Some(status) => status.replace('_', " "),
+        None => "of no status (no appointment in the answer)".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +48,6 @@ mod tests {
         assert_eq!(answers(&[]), "no answer");
         assert_eq!(list(&[], "every attempt refused"), "every attempt refused");
         assert_eq!(list(&["a".into(), "b".into()], "none"), "a; b");
+        assert_eq!(status(&serde_json::json!({"status": "no_show"})), "no show");
     }
 }

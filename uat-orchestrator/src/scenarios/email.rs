@@ -100,7 +100,7 @@ async fn scenario(
     steps.check(
         "opening the link shows the appointment and changes nothing",
         opened.status == 200 && after.body["status"] == "pending",
-        format!("GET {} → status {}", opened.status, after.body["status"]),
+        format!("the page answered HTTP {}; the appointment is {}", opened.status, plain::status(&after.body)),
     );
 
     let confirmed = run
@@ -111,7 +111,12 @@ async fn scenario(
     steps.check(
         "confirming moves the appointment to confirmed",
         confirmed.status == 200 && confirmed.body["status"] == "confirmed" && now.body["status"] == "confirmed",
-        format!("POST {} {} → appointment {}", confirmed.status, confirmed.body["status"], now.body["status"]),
+        format!(
+            "confirming answered HTTP {} ({}); the appointment is {}",
+            confirmed.status,
+            plain::status(&confirmed.body),
+            plain::status(&now.body)
+        ),
     );
     Ok(())
 }

@@ -229,7 +229,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     steps.check(
         "the first clinic's appointment is untouched",
         intact,
-        format!("{} {}", still.status, still.body["status"]),
+        format!("HTTP {}; the appointment is {}", still.status, plain::status(&still.body)),
     );
     Ok(())
 }
