@@ -388,3 +388,77 @@ pub fn markdown(report: &CanaryReport) -> String {
     md.push('\n');
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A side with `booked` of `attempts` bookings, `errors` 5xx of 1000 requests, and every
+    /// request taking `ms` (all in the bucket whose bound is `ms`).
+    fn side(booked: u64, attempts: u64, errors: u64, ms: f64) -> Side {
+        let figures = Figures {
+            requests: 1000,
+            server_errors: errors,
+            bookings_succeeded: booked,
+            bookings_failed: attempts - booked,
+            latency_buckets: vec![(0.0, 0), (ms / 1000.0, 1000), (f64::INFINITY, 1000)],
+            ..Figures::default()
+        };
+        Side {
+            url: "http://x".into(),
+            scrapes: 3,
+            scrapes_tried: 3,
+            restarts: 0,
+            last_error: None,
+            success_rate: figures.success_rate(),
+            server_error_rate: figures.server_error_rate(),
+            p95_ms: figures.p95().map(|d| d.as_secs_f64() * 1000.0),
+            figures,
+        }
+    }
+
+    fn passed(criteria: &[Criterion]) -> Vec<Option<bool>> {
+        criteria.iter().map(|c| c.passed).collect()
+    }
+
+    #[test]
+    fn the_canary_may_trail_the_baseline_by_one_point_and_its_p95_by_a_fifth_plus_25_ms() {
+        let baseline = side(990, 1000, 1, 100.0);
+        // 98.0% against 99.0%: one point below; p95 within 1.2 × 95 + 25; as many 5xx.
+        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500)), [Some(true); 3]);
+        // 97.9%; a p95 of 161.5 ms (interpolated), over 1.2 × 95 + 25 = 139 ms; one 5xx more.
+        assert_eq!(passed(&judge(&baseline, &side(979, 1000, 2, 170.0), 500)), [Some(false); 3]);
+    }
+
+    #[test]
+    fn the_absolute_thresholds_hold_whatever_the_baseline() {
+        // A baseline as bad as the canary does not excuse it: under 95% and over 500 ms fail.
+        let bad = side(900, 1000, 0, 900.0);
+        assert_eq!(passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500)), [Some(false), Some(false), Some(true)]);
+        // Without booking attempts the success rate is not judged.
+        let quiet = side(0, 0, 0, 10.0);
+        assert_eq!(judge(&quiet, &quiet, 500)[0].passed, None);
+    }
+
+    #[test]
+    fn the_summary_names_the_decision_and_every_criterion() {
+        let baseline = side(990, 1000, 0, 100.0);
+        let canary = side(500, 1000, 0, 100.0);
+        let criteria = judge(&baseline, &canary, 500);
+        let report = CanaryReport {
+            tool: "uat-orchestrator",
+            command: "canary",
+            started_at: String::new(),
+            window_secs: 60.0,
+            decision: Decision::Rollback,
+            criteria,
+            reasons: vec!["booking success rate: …".into()],
+            baseline,
+            canary,
+        };
+        let md = markdown(&report);
+        assert!(md.starts_with("## Canary gate: ❌ **roll back**"), "{md}");
+        assert!(md.contains("| booking success rate |") && md.contains("| p95 latency |"), "{md}");
+        assert!(md.contains("canary 50.0% (500 of 1000 booked)"), "{md}");
+    }
+}
