@@ -235,8 +235,9 @@ impl ApiClient {
         self.send(self.request(Method::POST, &path).json(body)).await
     }
 
-    /// Follows a list route's `next` cursors to the end.
-    async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {
+    /// Every item of a list route, following its `next` cursors to the end; the query's `limit`
+    /// sets the page size. `T` may be `serde_json::Value` to read items without a fixed shape.
+    pub async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {
         let (mut all, mut cursor) = (Vec::new(), None::<String>);
         loop {
             let mut request = self.request(Method::GET, path).query(query);

@@ -1,16 +1,22 @@
 //! The command line: which scenarios, against which target, where the reports go.
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "uat-orchestrator",
     version,
     about = "Runs the acceptance scenarios against the booking service and prints a go/no-go verdict",
-    after_help = "Exit codes: 0 GO, 1 NO-GO, 2 could not judge (target down, bad configuration)."
+    after_help = "Exit codes: 0 GO, 1 NO-GO, 2 could not judge (target down, bad configuration).",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// Without a command: the acceptance run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Which scenario to run.
     #[arg(long, value_enum, default_value_t = ScenarioChoice::All)]
     pub scenario: ScenarioChoice,
@@ -82,4 +88,143 @@ pub enum ScenarioChoice {
     Isolation,
     ErrorHandling,
     Email,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Compares a canary with the baseline from their /metrics over a window: promote or roll back.
+    #[command(after_help = "Exit codes: 0 promote, 1 roll back, 2 could not judge (too little traffic, \
+                            an instance unreachable, no metrics).")]
+    Canary(CanaryArgs),
+    /// The figures of the last day (or --since) against the go/no-go thresholds.
+    #[command(after_help = "Exit codes: 0 every figure within its threshold, 1 a threshold missed, 2 could \
+                            not judge (target unreachable, token refused).")]
+    Report(DailyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CanaryArgs {
+    /// Base URL of an instance of the current release.
+    #[arg(long)]
+    pub baseline: String,
+
+    /// Base URL of an instance of the new release.
+    #[arg(long)]
+    pub canary: String,
+
+    /// How long to watch both, e.g. 15m, 90s.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// How often to scrape between the first and the last scrape, so that a restart in the window
+    /// loses little.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub interval: Duration,
+
+    /// Fewer requests than this on either side in the window: could not judge.
+    #[arg(long, default_value_t = 50)]
+    pub min_requests: u64,
+
+    /// Fewer booking attempts than this on either side: could not judge. With 0, a window without
+    /// bookings leaves the success rate unjudged.
+    #[arg(long, default_value_t = 10)]
+    pub min_bookings: u64,
+
+    /// The p95 latency budget, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub budget_ms: u64,
+
+    /// Folder of the JSON report.
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+
+    /// Also writes a JUnit XML report here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DailyArgs {
+    /// Base URL of the deployed service.
+    #[arg(long)]
+    pub target: String,
+
+    /// A staff (or admin) token of the clinic to report on.
+    #[arg(long, env = "UAT_STAFF_TOKEN", hide_env_values = true)]
+    pub staff_token: String,
+
+    /// The window: bookings made, and appointments due, since this long ago (e.g. 24h, 7d).
+    #[arg(long, value_parser = parse_duration, default_value = "24h")]
+    pub since: Duration,
+
+    /// Where to read the metrics; repeat it for each instance behind a load balancer.
+    /// Default: the target's /metrics.
+    #[arg(long = "metrics-url")]
+    pub metrics_urls: Vec<String>,
+
+    /// The JSON of an earlier daily report: the metrics are then what happened since it (restarts
+    /// in between are noticed), rather than since each instance started.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+
+    /// The p95 latency budget, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    pub budget_ms: u64,
+
+    /// Folder of the JSON report.
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+}
+
+/// A duration such as `500ms`, `90s`, `15m`, `24h` or `7d` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let value: f64 = number.trim().parse().map_err(|_| format!("`{s}` is not a duration such as 90s, 15m or 24h"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86_400.0,
+        _ => return Err(format!("`{s}`: use the unit ms, s, m, h or d")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 366.0 * 86_400.0) {
+        return Err(format!("`{s}` must be more than 0 and at most a year"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err() && parse_duration("5 parsecs").is_err() && parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn the_acceptance_run_stays_the_default_and_the_commands_parse() {
+        let run = Cli::parse_from(["uat-orchestrator", "--scenario", "basic"]);
+        assert!(run.command.is_none());
+        let canary = Cli::parse_from([
+            "uat-orchestrator",
+            "canary",
+            "--baseline",
+            "http://a",
+            "--canary",
+            "http://b",
+            "--duration",
+            "10m",
+        ]);
+        assert!(matches!(canary.command, Some(Command::Canary(c)) if c.duration == Duration::from_secs(600)));
+        let report = Cli::parse_from(["uat-orchestrator", "report", "--target", "http://a", "--staff-token", "t"]);
+        assert!(matches!(report.command, Some(Command::Report(r)) if r.since == Duration::from_secs(86_400)));
+    }
 }

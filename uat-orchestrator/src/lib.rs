@@ -1,9 +1,13 @@
 //! `uat-orchestrator`: drives the booking service the way the voice agent and the patient do,
 //! through five scenarios, and decides go or no-go from what it measured.
 
+pub mod canary;
 pub mod cli;
 pub mod criteria;
+pub mod daily;
+pub mod metrics;
 mod output;
+pub mod plain;
 pub mod probe;
 pub mod record;
 pub mod report;
@@ -11,7 +15,7 @@ pub mod reporter;
 pub mod scenarios;
 pub mod target;
 
-use cli::{Cli, ScenarioChoice};
+use cli::{Cli, Command, ScenarioChoice};
 use output::Terminal;
 use probe::Probe;
 use record::{Decision, Findings, Scenario};
@@ -63,6 +67,17 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(format!("the target is not ready: {last}"))
+}
+
+/// Runs the command, or without one the selected scenarios, printing to the terminal. Returns the
+/// process exit code.
+pub async fn main(cli: Cli) -> u8 {
+    let terminal = Terminal::new();
+    match cli.command.clone() {
+        Some(Command::Canary(args)) => canary::run(args).await.code(),
+        Some(Command::Report(args)) => daily::run(args).await.code(),
+        None => run_with(cli, &terminal).await.code(),
+    }
 }
 
 /// Runs the selected scenarios, printing to the terminal.
@@ -158,17 +173,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
             wrote_all = false;
         }
     }
-    if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") {
-        use std::io::Write;
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&summary)
-            .and_then(|mut f| f.write_all(report::markdown(&report).as_bytes()));
-        if let Err(e) = appended {
-            eprintln!("could not append to $GITHUB_STEP_SUMMARY: {e}");
-        }
-    }
+    report::append_step_summary(&report::markdown(&report));
     target.stop().await;
     match (judgement.decision, wrote_all) {
         (Decision::NoGo, _) => Exit::NoGo,

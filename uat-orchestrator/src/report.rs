@@ -112,10 +112,31 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
     }
     let mut report = JunitReport::new("uat");
     report.add_test_suite(suite);
+    write_junit(path, &report)
+}
+
+/// Writes a JUnit report, creating its folder.
+pub fn write_junit(path: &Path, report: &JunitReport) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, report.to_string().map_err(std::io::Error::other)?)
+}
+
+/// Appends Markdown to `$GITHUB_STEP_SUMMARY` when it is set (in a GitHub Actions job).
+pub fn append_step_summary(markdown: &str) {
+    let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return;
+    };
+    use std::io::Write;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&summary)
+        .and_then(|mut f| f.write_all(markdown.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("could not append to $GITHUB_STEP_SUMMARY: {e}");
+    }
 }
 
 pub fn markdown(report: &Report<'_>) -> String {

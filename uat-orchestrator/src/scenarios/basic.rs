@@ -2,6 +2,7 @@
 //! at the right local time; a past date, an impossible time and a taken slot are answered politely.
 
 use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
+use crate::plain;
 use serde_json::json;
 
 pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
@@ -23,7 +24,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     )
     .await?;
     let answer = booked.first().cloned().unwrap_or_else(|| Err("no result".into()));
-    let ok = steps.check("a Vapi tool-calls message books a slot", answer.is_ok(), format!("{answer:?}"));
+    let ok = steps.check("a Vapi tool-calls message books a slot", answer.is_ok(), plain::answer(&answer));
     if ok {
         run.findings.bookings_succeeded += 1;
     }
@@ -59,7 +60,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     )
     .await?;
     let polite = |r: &[Result<String, String>]| matches!(r.first(), Some(Err(e)) if !e.is_empty() && !e.contains('\n'));
-    steps.check("a past date gets a polite error", polite(&past), format!("{past:?}"));
+    steps.check("a past date gets a polite error", polite(&past), plain::answers(&past));
     let invalid = vapi(
         run,
         "vapi invalid time",
@@ -67,7 +68,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         &vapi_message("uat-basic-1", &phone, &[("b3", "book_appointment", args("25:99", &date))]),
     )
     .await?;
-    steps.check("an impossible time (25:99) gets a polite error", polite(&invalid), format!("{invalid:?}"));
+    steps.check("an impossible time (25:99) gets a polite error", polite(&invalid), plain::answers(&invalid));
 
     let other = caller(2);
     let taken = vapi(
@@ -78,7 +79,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     )
     .await?;
     let offers = matches!(taken.first(), Some(Err(e)) if e.contains("nearest free times"));
-    steps.check("a taken slot is answered with alternatives", offers, format!("{taken:?}"));
+    steps.check("a taken slot is answered with alternatives", offers, plain::answers(&taken));
     let still_one = clinic.appointments(run).await?.len();
     if still_one != 1 {
         run.findings.lost_or_duplicate.push(format!("basic: {still_one} appointments after a refused booking"));

@@ -2,6 +2,7 @@
 //! rest are offered alternatives, one appointment exists, all within the latency budget.
 
 use super::{caller, date_in, vapi_message, vapi_results, Clinic, Run, Steps};
+use crate::plain;
 use futures::future::join_all;
 use reqwest::Method;
 use serde_json::json;
@@ -48,7 +49,8 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
                 match vapi_results(r)?.into_iter().next() {
                     Some(Ok(_)) => winners += 1,
                     Some(Err(e)) if e.contains("already booked") && e.contains("nearest free times") => offered += 1,
-                    outcome => other.push(format!("{outcome:?}")),
+                    Some(outcome) => other.push(plain::answer(&outcome)),
+                    None => other.push("no answer".into()),
                 }
             }
             Err(e) => other.push(e.clone()),
@@ -62,7 +64,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     steps.check(
         "every other caller is told it is taken and offered alternatives",
         offered == n - 1 && other.is_empty(),
-        format!("{offered} offered alternatives, {} other answers {:?}", other.len(), other),
+        format!("{offered} offered alternatives; other answers: {}", plain::list(&other, "none")),
     );
     let appointments = clinic.appointments(run).await?;
     let atomic = appointments.len() == 1;

@@ -3,6 +3,7 @@
 //! scanners open links); confirming makes the appointment confirmed.
 
 use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
+use crate::plain;
 use reqwest::Method;
 use serde_json::json;
 use std::time::Instant;
@@ -53,7 +54,7 @@ async fn scenario(
     if ok {
         run.findings.bookings_succeeded += 1;
     }
-    steps.check("a booking with an email address is accepted", ok, format!("{booked:?}"));
+    steps.check("a booking with an email address is accepted", ok, plain::answers(&booked));
 
     let mut arrived = None;
     while sent_at.elapsed() < run.email_timeout {
@@ -99,7 +100,7 @@ async fn scenario(
     steps.check(
         "opening the link shows the appointment and changes nothing",
         opened.status == 200 && after.body["status"] == "pending",
-        format!("GET {} → status {}", opened.status, after.body["status"]),
+        format!("the page answered HTTP {}; the appointment is {}", opened.status, plain::status(&after.body)),
     );
 
     let confirmed = run
@@ -110,7 +111,12 @@ async fn scenario(
     steps.check(
         "confirming moves the appointment to confirmed",
         confirmed.status == 200 && confirmed.body["status"] == "confirmed" && now.body["status"] == "confirmed",
-        format!("POST {} {} → appointment {}", confirmed.status, confirmed.body["status"], now.body["status"]),
+        format!(
+            "confirming answered HTTP {} ({}); the appointment is {}",
+            confirmed.status,
+            plain::status(&confirmed.body),
+            plain::status(&now.body)
+        ),
     );
     Ok(())
 }

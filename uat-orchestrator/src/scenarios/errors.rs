@@ -2,6 +2,7 @@
 //! unreachable the service answers 503 and a speakable Vapi error, and recovers when it returns.
 
 use super::{caller, date_in, vapi_message, vapi_results, Clinic, Run, Steps};
+use crate::plain;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -140,7 +141,14 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         .await
         .and_then(|r| vapi_results(&r));
     let speakable = matches!(spoken.as_deref(), Ok([Err(e)]) if !e.contains('\n') && e.len() > 10);
-    steps.check("the voice agent hears a speakable error, not a 5xx", speakable, format!("{spoken:?}"));
+    steps.check(
+        "the voice agent hears a speakable error, not a 5xx",
+        speakable,
+        match &spoken {
+            Ok(answers) => plain::answers(answers),
+            Err(e) => e.clone(),
+        },
+    );
     outage.restore().await;
 
     let started = Instant::now();

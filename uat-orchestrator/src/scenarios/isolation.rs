@@ -2,6 +2,7 @@
 //! id or by code; forged, expired and unsigned tokens are refused.
 
 use super::{caller, date_in, expect, vapi, vapi_message, Clinic, Run, Steps};
+use crate::plain;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::Method;
@@ -41,6 +42,15 @@ fn judge(run: &mut Run<'_>, what: &str, held: bool, failures: &mut Vec<String>) 
     } else {
         run.findings.leaks.push(format!("isolation: {what}"));
         failures.push(what.to_owned());
+    }
+}
+
+/// A step's checks in plain words: every attempt refused, or which ones got through.
+fn refused(failures: &[String]) -> String {
+    if failures.is_empty() {
+        "every attempt refused".into()
+    } else {
+        format!("got through: {}", failures.join("; "))
     }
 }
 
@@ -86,7 +96,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     judge(run, "B read A's appointment by id", got == 404, &mut failures);
     let listed = run.probe.send("B lists", run.probe.request(Method::GET, "/api/appointments", Some(&b.staff))).await?;
     judge(run, "B's list shows A's appointment", !listed.body.to_string().contains(&id), &mut failures);
-    steps.check("the second clinic cannot read the first's appointments", failures.is_empty(), format!("{failures:?}"));
+    steps.check("the second clinic cannot read the first's appointments", failures.is_empty(), refused(&failures));
 
     let mut failures = Vec::new();
     let got =
@@ -115,7 +125,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     steps.check(
         "the second clinic cannot see or change the first's providers",
         failures.is_empty(),
-        format!("{failures:?}"),
+        refused(&failures),
     );
 
     let mut failures = Vec::new();
@@ -124,7 +134,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     judge(run, "B booked A's provider", got == 404, &mut failures);
     let via_vapi = vapi(run, "B books A's provider by voice", &b.agent, &vapi_message("uat-iso-b", &phone, &[("i1", "book_appointment", json!({"provider_id": provider, "appointment_date": date, "appointment_time": "13:00", "patient_name": "Eve"}))])).await?;
     judge(run, "B booked A's provider by voice", matches!(via_vapi.first(), Some(Err(_))), &mut failures);
-    steps.check("the second clinic cannot book the first's providers", failures.is_empty(), format!("{failures:?}"));
+    steps.check("the second clinic cannot book the first's providers", failures.is_empty(), refused(&failures));
 
     let mut failures = Vec::new();
     let got = status(
@@ -168,7 +178,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     steps.check(
         "the second clinic cannot cancel, move or find the first's appointments",
         failures.is_empty(),
-        format!("{failures:?}"),
+        refused(&failures),
     );
 
     let mut bypass = Vec::new();
@@ -197,7 +207,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     steps.check(
         "forged, expired and unsigned tokens are refused with 401",
         bypass.is_empty(),
-        format!("{bypass:?}{note}"),
+        format!("{}{note}", plain::list(&bypass, "every token refused with 401")),
     );
 
     let role_check = status(run, "agent lists appointments", Method::GET, "/api/appointments", &a.agent, None).await?;
@@ -219,7 +229,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     steps.check(
         "the first clinic's appointment is untouched",
         intact,
-        format!("{} {}", still.status, still.body["status"]),
+        format!("HTTP {}; the appointment is {}", still.status, plain::status(&still.body)),
     );
     Ok(())
 }

@@ -1,0 +1,464 @@
+//! The canary gate: scrapes the baseline's and the canary's `/metrics` at the start and the end of
+//! a window (and every `--interval` between, so that a restart loses little), and compares what
+//! each served in it, by criteria that mirror the go/no-go: promote, roll back, or could not judge.
+
+use crate::cli::CanaryArgs;
+use crate::metrics::{self, Figures, Window};
+use crate::record::Criterion;
+use crate::report;
+use colored::Colorize;
+use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The success rate a canary needs, in percent, and how far below the baseline's it may be.
+pub const MIN_SUCCESS_RATE: f64 = 95.0;
+pub const SUCCESS_RATE_SLACK: f64 = 1.0;
+/// The canary's p95 may be at most this times the baseline's, plus [`P95_SLACK_MS`].
+pub const P95_FACTOR: f64 = 1.2;
+pub const P95_SLACK_MS: f64 = 25.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Promote,
+    Rollback,
+    CouldNotJudge,
+}
+
+impl Decision {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Promote => 0,
+            Self::Rollback => 1,
+            Self::CouldNotJudge => 2,
+        }
+    }
+
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Promote => "promote",
+            Self::Rollback => "roll back",
+            Self::CouldNotJudge => "could not judge",
+        }
+    }
+}
+
+/// One instance over the window.
+#[derive(Debug, Serialize)]
+pub struct Side {
+    pub url: String,
+    /// Scrapes that answered, of those tried.
+    pub scrapes: u32,
+    pub scrapes_tried: u32,
+    pub restarts: u32,
+    /// The last scrape's error, if it failed.
+    pub last_error: Option<String>,
+    pub figures: Figures,
+    pub success_rate: Option<f64>,
+    pub server_error_rate: Option<f64>,
+    pub p95_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CanaryReport {
+    pub tool: &'static str,
+    pub command: &'static str,
+    pub started_at: String,
+    pub window_secs: f64,
+    pub decision: Decision,
+    pub criteria: Vec<Criterion>,
+    /// Why it is a roll back, or why it could not be judged.
+    pub reasons: Vec<String>,
+    pub baseline: Side,
+    pub canary: Side,
+}
+
+/// Scrapes one instance's `/metrics`.
+async fn scrape(http: &reqwest::Client, base: &str, timeout: Duration) -> Result<Vec<metrics::Sample>, String> {
+    let url = format!("{}/metrics", base.trim_end_matches('/'));
+    let response = http.get(&url).timeout(timeout).send().await.map_err(|e| format!("{url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+    metrics::parse(&text).map_err(|e| format!("{url} is not Prometheus text: {e}"))
+}
+
+struct Watch {
+    url: String,
+    window: Window,
+    tried: u32,
+    last_error: Option<String>,
+}
+
+impl Watch {
+    fn new(url: &str) -> Self {
+        Self { url: url.trim_end_matches('/').to_owned(), window: Window::default(), tried: 0, last_error: None }
+    }
+
+    async fn scrape(&mut self, http: &reqwest::Client, timeout: Duration) -> bool {
+        self.tried += 1;
+        match scrape(http, &self.url, timeout).await {
+            Ok(samples) => {
+                self.window.observe(samples);
+                self.last_error = None;
+                true
+            }
+            Err(e) => {
+                self.last_error = Some(e);
+                false
+            }
+        }
+    }
+
+    fn side(self) -> Side {
+        let figures = self.window.figures();
+        Side {
+            success_rate: figures.success_rate(),
+            server_error_rate: figures.server_error_rate(),
+            p95_ms: figures.p95().map(|d| d.as_secs_f64() * 1000.0),
+            url: self.url,
+            scrapes: self.window.scrapes,
+            scrapes_tried: self.tried,
+            restarts: self.window.restarts,
+            last_error: self.last_error,
+            figures,
+        }
+    }
+}
+
+fn criterion(name: &str, threshold: String, measured: String, passed: Option<bool>) -> Criterion {
+    Criterion { name: name.to_owned(), threshold, measured, passed }
+}
+
+/// Why the window cannot be judged, if it cannot.
+fn unjudgeable(side: &Side, which: &str, args: &CanaryArgs, saw_metrics: bool) -> Vec<String> {
+    let mut why = Vec::new();
+    if let Some(e) = &side.last_error {
+        why.push(format!("the {which} did not answer its last scrape: {e}"));
+    } else if side.scrapes < 2 {
+        why.push(format!("the {which} answered {} of {} scrapes; two are needed", side.scrapes, side.scrapes_tried));
+    } else if !saw_metrics {
+        why.push(format!("the {which}'s /metrics holds no {} (not the booking service?)", metrics::REQUESTS));
+    } else if side.figures.requests < args.min_requests {
+        why.push(format!(
+            "too little traffic: the {which} served {} requests in the window (at least {} needed)",
+            side.figures.requests, args.min_requests
+        ));
+    } else if args.min_bookings > 0 && side.figures.booking_attempts() < args.min_bookings {
+        why.push(format!(
+            "too little booking traffic: the {which} had {} booking attempts in the window (at least {} needed)",
+            side.figures.booking_attempts(),
+            args.min_bookings
+        ));
+    }
+    why
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or("none".into(), |r| format!("{r:.1}%"))
+}
+
+/// The criteria, mirroring the go/no-go.
+pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64) -> Vec<Criterion> {
+    let (b, c) = (&baseline.figures, &canary.figures);
+    let mut criteria = Vec::new();
+
+    let floor = baseline.success_rate.map_or(MIN_SUCCESS_RATE, |r| MIN_SUCCESS_RATE.max(r - SUCCESS_RATE_SLACK));
+    criteria.push(criterion(
+        "booking success rate",
+        format!(
+            ">= {MIN_SUCCESS_RATE:.0}% and at most {SUCCESS_RATE_SLACK:.0} point below the baseline (here >= {floor:.1}%)"
+        ),
+        format!(
+            "canary {} ({} of {} booked), baseline {} ({} of {})",
+            percent(canary.success_rate),
+            c.bookings_succeeded,
+            c.booking_attempts(),
+            percent(baseline.success_rate),
+            b.bookings_succeeded,
+            b.booking_attempts()
+        ),
+        canary.success_rate.map(|r| r >= floor),
+    ));
+
+    let limit = baseline.p95_ms.map_or(budget_ms as f64, |p| (budget_ms as f64).min(p * P95_FACTOR + P95_SLACK_MS));
+    let ms = |p: Option<f64>| p.map_or("none".into(), |p| format!("{p:.1} ms"));
+    criteria.push(criterion(
+        "p95 latency",
+        format!("< {budget_ms} ms and <= {P95_FACTOR} × the baseline's + {P95_SLACK_MS:.0} ms (here {limit:.1} ms)"),
+        format!("canary {}, baseline {}", ms(canary.p95_ms), ms(baseline.p95_ms)),
+        canary.p95_ms.map(|p| p < budget_ms as f64 && p <= limit),
+    ));
+
+    let allowed = baseline.server_error_rate.unwrap_or(0.0);
+    criteria.push(criterion(
+        "server errors (5xx)",
+        format!("a rate no higher than the baseline's ({allowed:.2}%)"),
+        format!(
+            "canary {} of {} requests ({:.2}%), baseline {} of {} ({:.2}%)",
+            c.server_errors,
+            c.requests,
+            canary.server_error_rate.unwrap_or(0.0),
+            b.server_errors,
+            b.requests,
+            allowed
+        ),
+        Some(canary.server_error_rate.unwrap_or(0.0) <= allowed + 1e-9),
+    ));
+    criteria
+}
+
+/// Runs the gate, printing as it goes and writing the reports.
+pub async fn run(args: CanaryArgs) -> Decision {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now().to_rfc3339();
+    let http = reqwest::Client::new();
+    let (mut baseline, mut canary) = (Watch::new(&args.baseline), Watch::new(&args.canary));
+    let interval = args.interval.min(args.duration).max(Duration::from_millis(100));
+    let timeout = interval.min(Duration::from_secs(10));
+    println!("{}", "Canary gate: booking service".bold());
+    println!("Baseline {}\nCanary   {}", baseline.url, canary.url);
+    println!("Window {:.0?}, a scrape every {:.0?}", args.duration, interval);
+
+    let end = tokio::time::Instant::now() + args.duration;
+    loop {
+        let (b, c) = tokio::join!(baseline.scrape(&http, timeout), canary.scrape(&http, timeout));
+        let mark = |ok: bool| if ok { "✓".green() } else { "✗".red() };
+        println!("  [{:>6.1}s] baseline {} canary {}", started.elapsed().as_secs_f64(), mark(b), mark(c));
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            break;
+        }
+        tokio::time::sleep_until((now + interval).min(end)).await;
+    }
+
+    let (b_saw, c_saw) = (baseline.window.saw_service_metrics, canary.window.saw_service_metrics);
+    let (baseline, canary) = (baseline.side(), canary.side());
+    let mut reasons = unjudgeable(&baseline, "baseline", &args, b_saw);
+    reasons.extend(unjudgeable(&canary, "canary", &args, c_saw));
+    let criteria = judge(&baseline, &canary, args.budget_ms);
+    let decision = if !reasons.is_empty() {
+        Decision::CouldNotJudge
+    } else {
+        reasons = criteria
+            .iter()
+            .filter(|c| c.passed == Some(false))
+            .map(|c| format!("{}: {} (threshold {})", c.name, c.measured, c.threshold))
+            .collect();
+        if reasons.is_empty() {
+            Decision::Promote
+        } else {
+            Decision::Rollback
+        }
+    };
+    let report = CanaryReport {
+        tool: "uat-orchestrator",
+        command: "canary",
+        started_at,
+        window_secs: started.elapsed().as_secs_f64(),
+        decision,
+        criteria: if decision == Decision::CouldNotJudge { Vec::new() } else { criteria },
+        reasons,
+        baseline,
+        canary,
+    };
+    print_summary(&report);
+    let mut wrote = true;
+    match write(&args.report_dir, &report) {
+        Ok(path) => println!("Report: {}", path.display()),
+        Err(e) => {
+            eprintln!("could not write the report to {}: {e}", args.report_dir.display());
+            wrote = false;
+        }
+    }
+    if let Some(path) = &args.junit {
+        if let Err(e) = junit(path, &report) {
+            eprintln!("could not write the JUnit report {}: {e}", path.display());
+            wrote = false;
+        }
+    }
+    report::append_step_summary(&markdown(&report));
+    if wrote {
+        decision
+    } else {
+        Decision::CouldNotJudge
+    }
+}
+
+fn print_summary(report: &CanaryReport) {
+    for (name, side) in [("baseline", &report.baseline), ("canary", &report.canary)] {
+        let f = &side.figures;
+        println!(
+            "  {name:<8} {} requests, {} 5xx; bookings {} booked, {} refused (409), {} failed; p95 {}{}",
+            f.requests,
+            f.server_errors,
+            f.bookings_succeeded,
+            f.bookings_refused,
+            f.bookings_failed,
+            side.p95_ms.map_or("none".into(), |p| format!("{p:.1} ms")),
+            if side.restarts > 0 { format!("; restarted {} time(s)", side.restarts) } else { String::new() }
+        );
+    }
+    for c in &report.criteria {
+        let mark = match c.passed {
+            Some(true) => "✓".green(),
+            Some(false) => "✗".red(),
+            None => "not judged".yellow(),
+        };
+        println!("  {mark} {:<22} {}  (threshold {})", c.name, c.measured, c.threshold);
+    }
+    // A roll back's reasons are the failed criteria just printed; a window that could not be
+    // judged has only its reasons.
+    if report.decision == Decision::CouldNotJudge {
+        for r in &report.reasons {
+            println!("  {} {r}", "•".yellow());
+        }
+    }
+    let line = format!("DECISION: {}", report.decision.words().to_uppercase());
+    let line = match report.decision {
+        Decision::Promote => line.green().bold(),
+        Decision::Rollback => line.red().bold(),
+        Decision::CouldNotJudge => line.yellow().bold(),
+    };
+    println!("\n{line}");
+}
+
+/// Writes `canary-report-<unix_ms>.json` into `dir`.
+pub fn write(dir: &Path, report: &CanaryReport) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("canary-report-{}.json", chrono::Utc::now().timestamp_millis()));
+    std::fs::write(&path, serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    Ok(path)
+}
+
+/// One test case per criterion; a window that could not be judged is one erroring case.
+pub fn junit(path: &Path, report: &CanaryReport) -> std::io::Result<()> {
+    let mut suite = TestSuite::new("canary-gate");
+    if report.decision == Decision::CouldNotJudge {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+        status.set_message(report.reasons.join("; "));
+        suite.add_test_case(TestCase::new("the window can be judged", status));
+    }
+    for c in &report.criteria {
+        let status = match c.passed {
+            Some(false) => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("{} (threshold {})", c.measured, c.threshold));
+                s
+            }
+            Some(true) => TestCaseStatus::success(),
+            None => TestCaseStatus::skipped(),
+        };
+        let mut case = TestCase::new(c.name.clone(), status);
+        case.set_classname("canary").set_system_out(format!("{} (threshold {})", c.measured, c.threshold));
+        suite.add_test_case(case);
+    }
+    let mut junit = JunitReport::new("canary");
+    junit.add_test_suite(suite);
+    report::write_junit(path, &junit)
+}
+
+pub fn markdown(report: &CanaryReport) -> String {
+    let decision = match report.decision {
+        Decision::Promote => "✅ **promote**",
+        Decision::Rollback => "❌ **roll back**",
+        Decision::CouldNotJudge => "⚠️ **could not judge**",
+    };
+    let mut md = format!(
+        "## Canary gate: {decision}\n\nBaseline `{}`, canary `{}`, a window of {:.0} s.\n\n",
+        report.baseline.url, report.canary.url, report.window_secs
+    );
+    if !report.criteria.is_empty() {
+        md.push_str("| criterion | threshold | measured | passed |\n|---|---|---|---|\n");
+        for c in &report.criteria {
+            let passed = match c.passed {
+                Some(true) => "✅",
+                Some(false) => "❌",
+                None => "not judged",
+            };
+            md.push_str(&format!("| {} | {} | {} | {passed} |\n", c.name, c.threshold, c.measured));
+        }
+    }
+    for r in &report.reasons {
+        md.push_str(&format!("\n- {r}"));
+    }
+    md.push('\n');
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A side with `booked` of `attempts` bookings, `errors` 5xx of 1000 requests, and every
+    /// request taking `ms` (all in the bucket whose bound is `ms`).
+    fn side(booked: u64, attempts: u64, errors: u64, ms: f64) -> Side {
+        let figures = Figures {
+            requests: 1000,
+            server_errors: errors,
+            bookings_succeeded: booked,
+            bookings_failed: attempts - booked,
+            latency_buckets: vec![(0.0, 0), (ms / 1000.0, 1000), (f64::INFINITY, 1000)],
+            ..Figures::default()
+        };
+        Side {
+            url: "http://x".into(),
+            scrapes: 3,
+            scrapes_tried: 3,
+            restarts: 0,
+            last_error: None,
+            success_rate: figures.success_rate(),
+            server_error_rate: figures.server_error_rate(),
+            p95_ms: figures.p95().map(|d| d.as_secs_f64() * 1000.0),
+            figures,
+        }
+    }
+
+    fn passed(criteria: &[Criterion]) -> Vec<Option<bool>> {
+        criteria.iter().map(|c| c.passed).collect()
+    }
+
+    #[test]
+    fn the_canary_may_trail_the_baseline_by_one_point_and_its_p95_by_a_fifth_plus_25_ms() {
+        let baseline = side(990, 1000, 1, 100.0);
+        // 98.0% against 99.0%: one point below; p95 within 1.2 × 95 + 25; as many 5xx.
+        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500)), [Some(true); 3]);
+        // 97.9%; a p95 of 161.5 ms (interpolated), over 1.2 × 95 + 25 = 139 ms; one 5xx more.
+        assert_eq!(passed(&judge(&baseline, &side(979, 1000, 2, 170.0), 500)), [Some(false); 3]);
+    }
+
+    #[test]
+    fn the_absolute_thresholds_hold_whatever_the_baseline() {
+        // A baseline as bad as the canary does not excuse it: under 95% and over 500 ms fail.
+        let bad = side(900, 1000, 0, 900.0);
+        assert_eq!(passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500)), [Some(false), Some(false), Some(true)]);
+        // Without booking attempts the success rate is not judged.
+        let quiet = side(0, 0, 0, 10.0);
+        assert_eq!(judge(&quiet, &quiet, 500)[0].passed, None);
+    }
+
+    #[test]
+    fn the_summary_names_the_decision_and_every_criterion() {
+        let baseline = side(990, 1000, 0, 100.0);
+        let canary = side(500, 1000, 0, 100.0);
+        let criteria = judge(&baseline, &canary, 500);
+        let report = CanaryReport {
+            tool: "uat-orchestrator",
+            command: "canary",
+            started_at: String::new(),
+            window_secs: 60.0,
+            decision: Decision::Rollback,
+            criteria,
+            reasons: vec!["booking success rate: …".into()],
+            baseline,
+            canary,
+        };
+        let md = markdown(&report);
+        assert!(md.starts_with("## Canary gate: ❌ **roll back**"), "{md}");
+        assert!(md.contains("| booking success rate |") && md.contains("| p95 latency |"), "{md}");
+        assert!(md.contains("canary 50.0% (500 of 1000 booked)"), "{md}");
+    }
+}
