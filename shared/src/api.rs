@@ -429,6 +429,46 @@ pub struct Closure {
     pub conflicts: Option<Vec<Uuid>>,
 }
 
+/// `GET`/`PUT /api/vapi/settings`: the clinic's Vapi assistant and front-desk number.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct VapiSettings {
+    /// The Vapi assistant an `assistant-request` is answered with.
+    #[serde(default)]
+    pub assistant_id: Option<String>,
+    /// E.164; where a `transfer-destination-request` sends the call.
+    #[serde(default)]
+    pub transfer_number: Option<String>,
+}
+
+/// A call with the voice agent, from its end-of-call report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Call {
+    pub call_id: String,
+    pub customer_number: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<String>,
+    pub summary: Option<String>,
+    /// The appointments its tool calls booked, moved or cancelled.
+    pub appointment_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+pub struct CallQuery {
+    /// RFC 3339 instant; calls started at or after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// RFC 3339 instant; calls started before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Items per page: 1 to 500, default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Health {
     pub status: String,

@@ -178,6 +178,20 @@ impl ApiClient {
         self.send_empty(self.request(Method::DELETE, &format!("/api/time-off/{id}"))).await
     }
 
+    pub async fn vapi_settings(&self) -> ClientResult<VapiSettings> {
+        self.send(self.request(Method::GET, "/api/vapi/settings")).await
+    }
+
+    pub async fn set_vapi_settings(&self, body: &VapiSettings) -> ClientResult<VapiSettings> {
+        self.send(self.request(Method::PUT, "/api/vapi/settings").json(body)).await
+    }
+
+    /// Every call matching `query`, page after page.
+    pub async fn calls(&self, query: &CallQuery) -> ClientResult<Vec<Call>> {
+        let query = CallQuery { cursor: None, ..query.clone() };
+        self.every_page("/api/calls", &query).await
+    }
+
     pub async fn create_closure(&self, body: &CreateClosure) -> ClientResult<Closure> {
         self.send(self.request(Method::POST, "/api/closures").json(body)).await
     }

@@ -5,6 +5,7 @@ mod appointment_types;
 mod appointments;
 pub mod auth;
 mod booking;
+mod calls;
 mod confirm;
 mod deadline;
 pub mod error;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(booking::router())
         .merge(appointments::router())
         .merge(vapi::router())
+        .merge(calls::router())
         .merge(confirm::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {

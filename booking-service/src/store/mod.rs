@@ -2,6 +2,7 @@
 //! PostgreSQL or SQLite: the rules are written once (`rules.rs`) over a transaction on either
 //! database (`sql.rs`), and only what truly differs lives in `postgres.rs` and `sqlite.rs`.
 
+mod calls;
 mod known;
 mod postgres;
 mod rows;
@@ -78,6 +79,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Actor {
     pub org: OrgId,
     pub sub: String,
+    /// The Vapi call whose tool call acts, named on the audit rows of what it changes.
+    pub call: Option<String>,
+}
+
+impl Actor {
+    pub fn new(org: OrgId, sub: impl Into<String>) -> Self {
+        Self { org, sub: sub.into(), call: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +95,28 @@ pub struct Organization {
     pub name: String,
     pub zone: Zone,
     pub created_at: DateTime<Utc>,
+    pub vapi: VapiSettings,
+}
+
+/// A clinic's Vapi assistant and the number its calls are transferred to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VapiSettings {
+    pub assistant_id: Option<String>,
+    /// E.164.
+    pub transfer_number: Option<String>,
+}
+
+/// One phone call with the voice agent, as its end-of-call report told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub customer_number: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<String>,
+    pub summary: Option<String>,
+    /// The appointments its tool calls booked, moved or cancelled (read from the audit log).
+    pub appointment_ids: Vec<AppointmentId>,
 }
 
 #[derive(Debug, Clone)]
@@ -517,6 +548,19 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
+    /// Replaces the organization's Vapi settings; false when there is no such organization.
+    async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool>;
+    /// Keeps a call's record unless one is kept already (a repeated report changes nothing);
+    /// true when this one was kept.
+    async fn record_call(&self, org: OrgId, call: &CallRecord) -> StoreResult<bool>;
+    /// The organization's calls started within `[from, to)`, by start and call id (the sort key;
+    /// the UUID of the page request is not used), a page at a time.
+    async fn calls(
+        &self,
+        org: OrgId,
+        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<(DateTime<Utc>, String)>,
+    ) -> StoreResult<Page<CallRecord>>;
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>>;
     /// Removes the organization and everything of it; false when there was none.
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool>;

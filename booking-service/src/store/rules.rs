@@ -546,8 +546,9 @@ pub(super) async fn audit(
 ) -> Result<(), sqlx::Error> {
     let (kind, id) = subject.parts();
     tx.query(
-        "INSERT INTO audit_log (org_id, subject, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at)),
+        "INSERT INTO audit_log (org_id, subject, appointment_id, action, actor, details, at, call_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at), &actor.call),
     )
     .execute()
     .await?;
@@ -614,6 +615,23 @@ impl Store for SqlStore {
         let values = (org.id, &org.name, org.zone.name(), Timestamp(org.created_at));
         self.execute(Scope::Write(org.id), sql, values).await?;
         Ok(())
+    }
+
+    async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool> {
+        self.store_vapi_settings(org, settings).await
+    }
+
+    async fn record_call(&self, org: OrgId, call: &CallRecord) -> StoreResult<bool> {
+        self.keep_call(org, call).await
+    }
+
+    async fn calls(
+        &self,
+        org: OrgId,
+        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<(DateTime<Utc>, String)>,
+    ) -> StoreResult<Page<CallRecord>> {
+        self.list_calls(org, within, page).await
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {

@@ -8,6 +8,7 @@ mod speech;
 mod tools;
 
 pub use definitions::tool_definitions;
-pub use server_message::{ToolCall, ToolCalls, VapiMessage};
+pub use server_message::{CallReport, ToolCall, ToolCalls, VapiMessage};
 pub use signature::{SignatureCheck, SignatureError};
+pub use speech::{assistant_variables, opening_hours};
 pub use tools::{answer, Tool, ToolAnswer, ToolOutcome};
