@@ -190,34 +190,38 @@ pub struct BookingResponse {
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AppointmentStatus {
     Pending,
     Confirmed,
     Cancelled,
+    /// The patient came (marked after the start).
+    Completed,
+    /// The patient did not come (marked after the start).
+    NoShow,
 }
 
 impl AppointmentStatus {
+    pub const ALL: [AppointmentStatus; 5] =
+        [Self::Pending, Self::Confirmed, Self::Cancelled, Self::Completed, Self::NoShow];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Confirmed => "confirmed",
             Self::Cancelled => "cancelled",
+            Self::Completed => "completed",
+            Self::NoShow => "no_show",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(Self::Pending),
-            "confirmed" => Some(Self::Confirmed),
-            "cancelled" => Some(Self::Cancelled),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    /// Pending and confirmed appointments hold their time; cancelled ones free it.
+    /// Pending and confirmed appointments hold their time; the others are over.
     pub fn is_active(self) -> bool {
-        !matches!(self, Self::Cancelled)
+        matches!(self, Self::Pending | Self::Confirmed)
     }
 }
 
@@ -255,7 +259,7 @@ pub struct AppointmentQuery {
     /// RFC 3339 instant; appointments starting before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// `pending`, `confirmed` or `cancelled`.
+    /// `pending`, `confirmed`, `cancelled`, `completed` or `no_show`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Appointments per page: 1 to 500, default 100.

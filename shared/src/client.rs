@@ -249,6 +249,16 @@ impl ApiClient {
         self.send(self.request(Method::POST, &path).json(body)).await
     }
 
+    /// Marks an appointment that has started as attended.
+    pub async fn complete(&self, id: Uuid) -> ClientResult<Appointment> {
+        self.send(self.request(Method::POST, &format!("/api/appointments/{id}/complete"))).await
+    }
+
+    /// Marks an appointment that has started as missed.
+    pub async fn no_show(&self, id: Uuid) -> ClientResult<Appointment> {
+        self.send(self.request(Method::POST, &format!("/api/appointments/{id}/no-show"))).await
+    }
+
     /// Every item of a list route, following its `next` cursors to the end; the query's `limit`
     /// sets the page size. `T` may be `serde_json::Value` to read items without a fixed shape.
     pub async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {

@@ -99,6 +99,9 @@ async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
             "Appointment cancelled",
             &format!("{details}<p role=\"status\">This appointment was cancelled.</p>"),
         ),
+        AppointmentStatus::Completed | AppointmentStatus::NoShow => {
+            document("Appointment over", &format!("{details}<p role=\"status\">This appointment is over.</p>"))
+        }
     })
 }
 

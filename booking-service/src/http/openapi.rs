@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
         time_off::create_time_off, time_off::list_time_off, time_off::delete_time_off,
         time_off::create_closure, time_off::list_closures, time_off::delete_closure,
         booking::book, vapi::tools, vapi::definitions, vapi::settings, vapi::set_settings, calls::list,
-        appointments::list, appointments::show, appointments::cancel, appointments::reschedule,
+        appointments::list, appointments::show, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
         confirm::show, confirm::confirm,
     ),
     components(schemas(

@@ -338,6 +338,13 @@ pub struct LinkTarget {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Whether the patient came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attendance {
+    Completed,
+    NoShow,
+}
+
 #[derive(Debug)]
 pub enum Confirmed {
     /// Pending until now.
@@ -657,6 +664,9 @@ pub trait Store: Send + Sync {
     /// Which organization and appointment a token hash belongs to (any organization: the token is
     /// the credential).
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>>;
+    /// Marks a pending or confirmed appointment that has started as attended or not, with its
+    /// audit row (`completed` or `no_show`); `InvalidState` before its start or when it is over.
+    async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment>;
     /// Confirms a pending appointment through its link, with its audit row; `NotFound` when the
     /// link is no longer the appointment's, `Expired` past its expiry.
     async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed>;

@@ -255,7 +255,8 @@ impl SqlStore {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("the appointment is already cancelled".into()).into());
+            let status = appointment.status.as_str().replace('_', " ");
+            return Err(StoreError::InvalidState(format!("the appointment is already {status}")).into());
         }
         let now = now();
         tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
@@ -284,7 +285,8 @@ impl SqlStore {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()).into());
+            let status = appointment.status.as_str().replace('_', " ");
+            return Err(StoreError::InvalidState(format!("a {status} appointment cannot be rescheduled")).into());
         }
         // Locked against time off and closures being created until this transaction ends, so
         // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
@@ -345,6 +347,35 @@ impl SqlStore {
         Ok(MoveOutcome::Moved(appointment))
     }
 
+    async fn try_attend(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        outcome: AppointmentStatus,
+    ) -> Result<Appointment, Fault> {
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            let status = appointment.status.as_str().replace('_', " ");
+            return Err(StoreError::InvalidState(format!("the appointment is already {status}")).into());
+        }
+        let now = now();
+        if appointment.slot.start() > now {
+            return Err(StoreError::InvalidState("the appointment has not started yet".into()).into());
+        }
+        tx.query(
+            "UPDATE appointments SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
+            (actor.org, id, outcome.as_str(), Timestamp(now)),
+        )
+        .execute()
+        .await?;
+        audit(&mut tx, actor, id.into(), outcome.as_str(), &serde_json::json!({}), now).await?;
+        tx.commit().await?;
+        appointment.status = outcome;
+        appointment.updated_at = now;
+        Ok(appointment)
+    }
+
     async fn try_confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> Result<Confirmed, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
@@ -360,8 +391,9 @@ impl SqlStore {
         }
         match appointment.status {
             AppointmentStatus::Confirmed => return Ok(Confirmed::Already(appointment)),
-            AppointmentStatus::Cancelled => {
-                return Err(StoreError::InvalidState("the appointment was cancelled".into()).into())
+            AppointmentStatus::Cancelled | AppointmentStatus::Completed | AppointmentStatus::NoShow => {
+                let status = appointment.status.as_str().replace('_', " ");
+                return Err(StoreError::InvalidState(format!("the appointment is {status}")).into());
             }
             AppointmentStatus::Pending => {}
         }
@@ -845,6 +877,14 @@ impl Store for SqlStore {
         let row: Option<(OrgId, AppointmentId, Timestamp)> =
             self.fetch_optional(Scope::Links, sql, (token_hash,)).await?;
         Ok(row.map(|(org, appointment, expires_at)| LinkTarget { org, appointment, expires_at: expires_at.0 }))
+    }
+
+    async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment> {
+        let status = match outcome {
+            Attendance::Completed => AppointmentStatus::Completed,
+            Attendance::NoShow => AppointmentStatus::NoShow,
+        };
+        retrying(|| self.try_attend(actor, id, status)).await
     }
 
     async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed> {

@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod attendance;
 mod auth;
 mod booking;
 mod browser;

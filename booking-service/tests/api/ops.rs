@@ -61,6 +61,8 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/api/appointments/{id}", "get"),
         ("/api/appointments/{id}/cancel", "post"),
         ("/api/appointments/{id}/reschedule", "post"),
+        ("/api/appointments/{id}/complete", "post"),
+        ("/api/appointments/{id}/no-show", "post"),
         ("/confirm/{token}", "get"),
         ("/confirm/{token}", "post"),
     ];
