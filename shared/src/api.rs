@@ -433,6 +433,23 @@ pub struct Closure {
     pub conflicts: Option<Vec<Uuid>>,
 }
 
+/// `GET`/`PUT /api/settings`: the clinic's notification and limit settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Settings {
+    /// Minutes before an appointment's start at which reminders are due (at most 5, each 5 to
+    /// 43200).
+    pub reminder_offsets_minutes: Vec<i64>,
+    /// Until how many minutes before the start a patient may cancel or move through the manage
+    /// link (0 to 10080).
+    pub manage_cutoff_minutes: i64,
+    /// Upcoming active appointments one caller's number may hold when a voice agent books (0: no
+    /// limit; at most 100).
+    pub max_active_per_caller: i64,
+    /// The SMS sender number (E.164), else the service's `SMS_FROM`.
+    #[serde(default)]
+    pub sms_from: Option<String>,
+}
+
 /// `GET`/`PUT /api/vapi/settings`: the clinic's Vapi assistant and front-desk number.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct VapiSettings {

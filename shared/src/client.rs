@@ -178,6 +178,14 @@ impl ApiClient {
         self.send_empty(self.request(Method::DELETE, &format!("/api/time-off/{id}"))).await
     }
 
+    pub async fn settings(&self) -> ClientResult<Settings> {
+        self.send(self.request(Method::GET, "/api/settings")).await
+    }
+
+    pub async fn set_settings(&self, body: &Settings) -> ClientResult<Settings> {
+        self.send(self.request(Method::PUT, "/api/settings").json(body)).await
+    }
+
     pub async fn vapi_settings(&self) -> ClientResult<VapiSettings> {
         self.send(self.request(Method::GET, "/api/vapi/settings")).await
     }

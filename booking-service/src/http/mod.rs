@@ -16,6 +16,7 @@ mod orgs;
 mod paging;
 mod providers;
 mod rate_limit;
+mod settings;
 mod time_off;
 mod vapi;
 pub(crate) mod wire;
@@ -71,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .merge(appointments::router())
         .merge(vapi::router())
         .merge(calls::router())
+        .merge(settings::router())
         .merge(confirm::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {

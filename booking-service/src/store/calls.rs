@@ -1,5 +1,5 @@
-//! The voice agent's side of a clinic, written once for both databases: its Vapi settings and
-//! the record of each call. A call's appointments are those whose audit rows name it: every
+//! A clinic's settings and the voice agent's side of it, written once for both databases: its
+//! notification settings, its Vapi settings and the record of each call. A call's appointments are those whose audit rows name it: every
 //! change a tool call makes writes its audit row, with the call's id, in the change's own
 //! transaction, so the list can miss none.
 
@@ -7,8 +7,41 @@ use super::rows::CallRow;
 use super::rules::Scope;
 use super::sql::Timestamp;
 use super::*;
+use sqlx::types::Json;
 
 impl SqlStore {
+    pub(super) async fn load_settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>> {
+        let sql = "SELECT reminder_offsets_minutes, manage_cutoff_minutes, max_active_per_caller, sms_from
+                   FROM organizations WHERE id = $1";
+        let mut tx = self.begin(Scope::Read(org)).await?;
+        let row: Option<(Json<Vec<u32>>, i32, i32, Option<String>)> = tx.query(sql, (org,)).fetch_optional().await?;
+        tx.commit().await?;
+        Ok(row.map(|(Json(offsets), cutoff, most, sms_from)| ClinicSettings {
+            reminder_offsets_minutes: offsets,
+            manage_cutoff_minutes: u32::try_from(cutoff).unwrap_or_default(),
+            max_active_per_caller: u32::try_from(most).unwrap_or_default(),
+            sms_from,
+        }))
+    }
+
+    pub(super) async fn store_settings(&self, org: OrgId, s: &ClinicSettings) -> StoreResult<bool> {
+        let sql = "UPDATE organizations SET reminder_offsets_minutes = $2, manage_cutoff_minutes = $3,
+                          max_active_per_caller = $4, sms_from = $5
+                   WHERE id = $1";
+        let count = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+        let values = (
+            org,
+            Json(&s.reminder_offsets_minutes),
+            count(s.manage_cutoff_minutes),
+            count(s.max_active_per_caller),
+            &s.sms_from,
+        );
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        let changed = tx.query(sql, values).execute().await?;
+        tx.commit().await?;
+        Ok(changed > 0)
+    }
+
     pub(super) async fn store_vapi_settings(&self, org: OrgId, v: &VapiSettings) -> StoreResult<bool> {
         let sql = "UPDATE organizations SET vapi_assistant_id = $2, vapi_transfer_number = $3 WHERE id = $1";
         let mut tx = self.begin(Scope::Write(org)).await?;

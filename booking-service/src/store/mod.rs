@@ -98,6 +98,45 @@ pub struct Organization {
     pub vapi: VapiSettings,
 }
 
+/// A clinic's notification and limit settings, each checked by [`ClinicSettings::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClinicSettings {
+    pub reminder_offsets_minutes: Vec<u32>,
+    pub manage_cutoff_minutes: u32,
+    pub max_active_per_caller: u32,
+    /// E.164.
+    pub sms_from: Option<String>,
+}
+
+impl ClinicSettings {
+    pub const MAX_REMINDERS: usize = 5;
+    pub const REMINDER_MINUTES: std::ops::RangeInclusive<u32> = 5..=43_200;
+    pub const CUTOFF_MINUTES: std::ops::RangeInclusive<u32> = 0..=10_080;
+    pub const MAX_ACTIVE: std::ops::RangeInclusive<u32> = 0..=100;
+
+    /// The settings as given, offsets each once from the latest to the soonest, or the field
+    /// that breaks a rule.
+    pub fn check(mut self) -> Result<Self, DomainError> {
+        self.reminder_offsets_minutes.sort_unstable_by(|a, b| b.cmp(a));
+        self.reminder_offsets_minutes.dedup();
+        if self.reminder_offsets_minutes.len() > Self::MAX_REMINDERS
+            || !self.reminder_offsets_minutes.iter().all(|m| Self::REMINDER_MINUTES.contains(m))
+        {
+            return Err(DomainError::invalid(
+                "reminder_offsets_minutes",
+                format!("at most {} offsets, each from 5 to 43200 minutes", Self::MAX_REMINDERS),
+            ));
+        }
+        if !Self::CUTOFF_MINUTES.contains(&self.manage_cutoff_minutes) {
+            return Err(DomainError::invalid("manage_cutoff_minutes", "must be from 0 to 10080"));
+        }
+        if !Self::MAX_ACTIVE.contains(&self.max_active_per_caller) {
+            return Err(DomainError::invalid("max_active_per_caller", "must be from 0 to 100"));
+        }
+        Ok(self)
+    }
+}
+
 /// A clinic's Vapi assistant and the number its calls are transferred to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VapiSettings {
@@ -555,6 +594,9 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
+    async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>>;
+    /// Replaces the organization's settings; false when there is no such organization.
+    async fn set_settings(&self, org: OrgId, settings: &ClinicSettings) -> StoreResult<bool>;
     /// Replaces the organization's Vapi settings; false when there is no such organization.
     async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool>;
     /// Keeps a call's record unless one is kept already (a repeated report changes nothing);

@@ -649,6 +649,14 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>> {
+        self.load_settings(org).await
+    }
+
+    async fn set_settings(&self, org: OrgId, settings: &ClinicSettings) -> StoreResult<bool> {
+        self.store_settings(org, settings).await
+    }
+
     async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool> {
         self.store_vapi_settings(org, settings).await
     }

@@ -57,6 +57,8 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/api/vapi/settings", "get"),
         ("/api/vapi/settings", "put"),
         ("/api/calls", "get"),
+        ("/api/settings", "get"),
+        ("/api/settings", "put"),
         ("/api/appointments", "get"),
         ("/api/appointments/{id}", "get"),
         ("/api/appointments/{id}/cancel", "post"),

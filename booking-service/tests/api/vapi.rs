@@ -343,7 +343,7 @@ async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Ba
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
     // Sixteen bookings by one caller: lift the clinic's per-caller quota.
-    lift_caller_quota(&app, org.id).await;
+    lift_caller_quota(&org).await;
     let date = date_str(days_ahead(15));
     let seventeen = message(half_hour_bookings(smith.id, &date, 17), Some(CALLER), "call-17");
     let answer = results(&post(&org.agent, &seventeen).await);
