@@ -3,7 +3,7 @@
 //! change a tool call makes writes its audit row, with the call's id, in the change's own
 //! transaction, so the list can miss none.
 
-use super::rows::CallRow;
+use super::rows::{CallRow, SettingsRow};
 use super::rules::Scope;
 use super::sql::Timestamp;
 use super::*;
@@ -14,14 +14,9 @@ impl SqlStore {
         let sql = "SELECT reminder_offsets_minutes, manage_cutoff_minutes, max_active_per_caller, sms_from
                    FROM organizations WHERE id = $1";
         let mut tx = self.begin(Scope::Read(org)).await?;
-        let row: Option<(Json<Vec<u32>>, i32, i32, Option<String>)> = tx.query(sql, (org,)).fetch_optional().await?;
+        let row: Option<SettingsRow> = tx.query(sql, (org,)).fetch_optional().await?;
         tx.commit().await?;
-        Ok(row.map(|(Json(offsets), cutoff, most, sms_from)| ClinicSettings {
-            reminder_offsets_minutes: offsets,
-            manage_cutoff_minutes: u32::try_from(cutoff).unwrap_or_default(),
-            max_active_per_caller: u32::try_from(most).unwrap_or_default(),
-            sms_from,
-        }))
+        Ok(row.map(ClinicSettings::from))
     }
 
     pub(super) async fn store_settings(&self, org: OrgId, s: &ClinicSettings) -> StoreResult<bool> {

@@ -3,8 +3,8 @@
 use super::known::Known;
 use super::sql::{Key, Timestamp};
 use super::{
-    Appointment, AppointmentType, CallRecord, Closure, Organization, OutboxJob, Provider, StoreError, StoreResult,
-    TimeOff, VapiSettings,
+    Appointment, AppointmentType, CallRecord, ClinicSettings, Closure, Organization, OutboxJob, Provider, StoreError,
+    StoreResult, TimeOff, VapiSettings,
 };
 use crate::domain::{
     AppointmentId, AppointmentTypeId, ClosureId, Minutes, OrgId, ProviderId, Slot, TimeOffId, WeeklyHours, Zone,
@@ -305,6 +305,25 @@ impl From<CallRow> for CallRecord {
             ended_reason: r.ended_reason,
             summary: r.summary,
             appointment_ids: r.appointment_ids.0.into_iter().map(AppointmentId).collect(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SettingsRow {
+    reminder_offsets_minutes: Json<Vec<u32>>,
+    manage_cutoff_minutes: i32,
+    max_active_per_caller: i32,
+    sms_from: Option<String>,
+}
+
+impl From<SettingsRow> for ClinicSettings {
+    fn from(r: SettingsRow) -> Self {
+        ClinicSettings {
+            reminder_offsets_minutes: r.reminder_offsets_minutes.0,
+            manage_cutoff_minutes: stored_count(r.manage_cutoff_minutes),
+            max_active_per_caller: stored_count(r.max_active_per_caller),
+            sms_from: r.sms_from,
         }
     }
 }
