@@ -1,12 +1,14 @@
 //! What the workspace's tests share, kept out of the products: a throwaway database per test on
 //! SQLite or PostgreSQL ([`TestDatabase`]), the booking service started in-process on one
-//! ([`spawn_app`]), and a mailbox that speaks SMTP ([`smtp::SmtpSink`]).
+//! ([`spawn_app`]), a mailbox that speaks SMTP ([`smtp::SmtpSink`]) and a headless browser
+//! ([`browser::Browser`]).
 //!
 //! A dev-dependency only. `booking-service` uses it too, for a unit test that needs a PostgreSQL
 //! database: that test gets a second build of `booking-service` through this crate, which is
 //! harmless because it takes nothing from the kit but a database URL.
 
 mod app;
+pub mod browser;
 mod database;
 
 pub use app::{spawn_app, spawn_app_with, spawn_on, token, TestApp, TestOrg, SECRET};
