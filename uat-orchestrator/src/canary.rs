@@ -372,15 +372,7 @@ pub fn markdown(report: &CanaryReport) -> String {
         report.baseline.url, report.canary.url, report.window_secs
     );
     if !report.criteria.is_empty() {
-        md.push_str("| criterion | threshold | measured | passed |\n|---|---|---|---|\n");
-        for c in &report.criteria {
-            let passed = match c.passed {
-                Some(true) => "✅",
-                Some(false) => "❌",
-                None => "not judged",
-            };
-            md.push_str(&format!("| {} | {} | {} | {passed} |\n", c.name, c.threshold, c.measured));
-        }
+        md.push_str(&Criterion::markdown_table(&report.criteria, "criterion", "passed"));
     }
     for r in &report.reasons {
         md.push_str(&format!("\n- {r}"));

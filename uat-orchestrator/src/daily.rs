@@ -345,15 +345,7 @@ pub fn markdown(report: &DailyReport) -> String {
     }
     if !report.criteria.is_empty() {
         md.push_str(&format!("Metrics: {}.\n\n", metrics_span(report)));
-        md.push_str("| figure | threshold | measured | within |\n|---|---|---|---|\n");
-        for c in &report.criteria {
-            let passed = match c.passed {
-                Some(true) => "✅",
-                Some(false) => "❌",
-                None => "not judged",
-            };
-            md.push_str(&format!("| {} | {} | {} | {passed} |\n", c.name, c.threshold, c.measured));
-        }
+        md.push_str(&Criterion::markdown_table(&report.criteria, "figure", "within"));
     }
     for r in &report.reasons {
         md.push_str(&format!("\n- {r}"));

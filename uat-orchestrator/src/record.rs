@@ -85,6 +85,23 @@ pub struct Criterion {
     pub passed: Option<bool>,
 }
 
+impl Criterion {
+    /// The criteria as a Markdown table for a step summary; `first` heads the name column and
+    /// `judged` the last one.
+    pub fn markdown_table(criteria: &[Criterion], first: &str, judged: &str) -> String {
+        let mut md = format!("| {first} | threshold | measured | {judged} |\n|---|---|---|---|\n");
+        for c in criteria {
+            let passed = match c.passed {
+                Some(true) => "✅",
+                Some(false) => "❌",
+                None => "not judged",
+            };
+            md.push_str(&format!("| {} | {} | {} | {passed} |\n", c.name, c.threshold, c.measured));
+        }
+        md
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING-KEBAB-CASE")]
 pub enum Decision {
