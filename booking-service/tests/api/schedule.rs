@@ -140,6 +140,10 @@ async fn notice_horizon_and_who_may_book_are_the_types(backend: Backend) {
     for alt in err.alternatives() {
         assert!(alt.starts_at.to_utc() >= earliest, "an alternative inside the notice: {alt:?}");
     }
+    // What is offered is bookable: the first alternative, as the caller would pick it.
+    let first = &err.alternatives()[0];
+    let pick = typed(provider.id, first.starts_at.date_naive(), &hm(&first.starts_at), planned.id);
+    org.staff.book(&pick).await.expect("an alternative offered is bookable");
     org.staff.book(&typed(provider.id, days_ahead(5), "10:00", planned.id)).await.expect("past the notice");
     let far = org.staff.book(&typed(provider.id, days_ahead(40), "10:00", planned.id)).await;
     assert_error(far, 422, "validation_failed");
@@ -259,6 +263,10 @@ async fn time_off_lists_its_conflicts_and_refuses_what_meets_it(backend: Backend
         let outside = alt.ends_at.to_utc() <= away.starts_at.to_utc() || start >= away.ends_at.to_utc();
         assert!(outside, "an alternative inside the time off: {alt:?}");
     }
+    let last = err.alternatives().last().expect("an alternative");
+    let pick = booking(provider.id, last.starts_at.date_naive(), &hm(&last.starts_at));
+    let picked = org.staff.book(&pick).await.expect("an alternative offered is bookable");
+    org.staff.cancel(picked.appointment_id, None).await.expect("made room again");
     let into = RescheduleRequest {
         appointment_date: Some(date_str(date)),
         appointment_time: Some("11:30".into()),
