@@ -53,8 +53,9 @@ pub async fn tools(
     match VapiMessage::parse(&value).map_err(ApiError::Validation)? {
         VapiMessage::Other(_) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
+            let now = state.clock.now();
             let results =
-                vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, state.vapi.deadline).await;
+                vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, now, state.vapi.deadline).await;
             Ok(Json(json!({ "results": results })))
         }
     }
