@@ -23,3 +23,4 @@ mod startup;
 mod tenancy;
 mod validation;
 mod vapi;
+mod voice_time;

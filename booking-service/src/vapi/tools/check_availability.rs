@@ -202,7 +202,13 @@ impl CheckAvailability {
                 let times: Vec<String> = read_out.iter().map(|(_, s)| speech::time(&zone, s.start())).collect();
                 format!("{who} is free on {day}{during} at {}{more}.", speech::join(&times, "or"))
             }
-            None => format!("On {day}{during}, the free times{what} are {}{more}.", spoken(read_out, false)),
+            None => {
+                let times: Vec<String> = read_out
+                    .iter()
+                    .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), p.name))
+                    .collect();
+                format!("On {day}{during}, the free times{what} are {}{more}.", speech::join(&times, "or"))
+            }
         })
     }
 }
