@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 
 const DAY_MINUTES: u32 = 24 * 60;
 
+/// The hours of a day, from the earliest start to the latest end (local minutes); `None`: closed.
+type Span = Option<(u32, u32)>;
+
 /// The variable values of an `assistant-request` answer (docs/API.md §7): `clinic_name`,
 /// `timezone`, `today` (YYYY-MM-DD, local), `weekday` ("Friday"), `now` (local "HH:MM") and
 /// `opening_hours`, all read at `now` in the clinic's `zone`.
@@ -33,7 +36,7 @@ pub fn assistant_variables(
 /// earliest start to the latest end of any of them, a provider without hours being bookable all
 /// day. Hours are read as local wall-clock times.
 pub fn opening_hours(providers: &[Provider]) -> String {
-    let week: Vec<(Weekday, Option<(u32, u32)>)> = WEEK
+    let week: Vec<(Weekday, Span)> = WEEK
         .iter()
         .map(|&day| {
             // Any date of that weekday: the hours repeat every week.
@@ -54,8 +57,8 @@ const WEEK: [Weekday; 7] =
     [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
 
 /// Consecutive days with the same hours read together.
-fn describe(week: &[(Weekday, Option<(u32, u32)>)]) -> String {
-    let mut runs: Vec<(Weekday, Weekday, Option<(u32, u32)>)> = Vec::new();
+fn describe(week: &[(Weekday, Span)]) -> String {
+    let mut runs: Vec<(Weekday, Weekday, Span)> = Vec::new();
     for &(day, span) in week {
         match runs.last_mut() {
             Some((_, last, s)) if *s == span => *last = day,
@@ -163,12 +166,19 @@ mod tests {
             opening_hours(&[a.clone(), b.clone()]),
             "Monday 8:30 AM to 5 PM, Tuesday to Friday 9 AM to 5 PM, Saturday 9 AM to noon; closed Sunday"
         );
-        assert_eq!(opening_hours(&[a.clone()]), "Monday to Friday 9 AM to 5 PM; closed Saturday and Sunday");
+        assert_eq!(
+            opening_hours(std::slice::from_ref(&a)),
+            "Monday to Friday 9 AM to 5 PM; closed Saturday and Sunday"
+        );
         let split = provider(&[(Wed, "09:00", "12:00"), (Wed, "13:00", "18:30")]);
         assert_eq!(opening_hours(&[split]), "Wednesday 9 AM to 6:30 PM; closed Monday, Tuesday and Thursday to Sunday");
         let mut gone = b;
         gone.active = false;
-        assert_eq!(opening_hours(&[a.clone(), gone]), opening_hours(&[a.clone()]), "inactive providers don't count");
+        assert_eq!(
+            opening_hours(&[a.clone(), gone]),
+            opening_hours(std::slice::from_ref(&a)),
+            "inactive providers don't count"
+        );
     }
 
     #[test]
