@@ -1,8 +1,8 @@
 //! What an assistant is told about the clinic at the start of a call and by `get_clinic_info`:
 //! its name, its local date and time, and its opening hours as one line a voice can read.
 
-use crate::domain::Zone;
-use crate::store::Provider;
+use crate::domain::{OrgId, Zone};
+use crate::store::{self, DynStore, PageRequest, Provider, StoreError};
 use chrono::{DateTime, NaiveDate, Utc, Weekday};
 use serde_json::{Map, Value};
 
@@ -51,6 +51,12 @@ pub fn opening_hours(providers: &[Provider]) -> String {
         })
         .collect();
     describe(&week)
+}
+
+/// [`opening_hours`] of the organization's providers, read from the store.
+pub async fn clinic_opening_hours(store: &DynStore, org: OrgId) -> Result<String, StoreError> {
+    let page = store.providers(org, &PageRequest::first(store::MAX_PAGE)).await?;
+    Ok(opening_hours(&page.items))
 }
 
 const WEEK: [Weekday; 7] =

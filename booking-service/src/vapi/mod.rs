@@ -8,7 +8,7 @@ mod signature;
 mod speech;
 mod tools;
 
-pub use clinic::{assistant_variables, opening_hours};
+pub use clinic::{assistant_variables, clinic_opening_hours, opening_hours};
 pub use definitions::tool_definitions;
 pub use server_message::{ToolCall, ToolCalls, VapiMessage};
 pub use signature::{SignatureCheck, SignatureError};

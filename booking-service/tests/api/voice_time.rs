@@ -322,7 +322,7 @@ async fn times_are_read_in_every_accepted_form(backend: Backend) {
 async fn past_days_and_times_are_refused_saying_todays_date(backend: Backend) {
     let end = month_end_after(5);
     let first = next_day(end);
-    let (app, _clock) = app_at(backend, at(AUCKLAND, first, "08:00")).await;
+    let (app, clock) = app_at(backend, at(AUCKLAND, first, "08:00")).await;
     let org = app.org(AUCKLAND).await;
     provider(&org, "Dr. Aroha Ngata", every_day("07:00", "17:00")).await;
     let today = format!("today is {}", first.format("%A, %B %-d, %Y"));
@@ -360,6 +360,19 @@ async fn past_days_and_times_are_refused_saying_todays_date(backend: Backend) {
     let stored = booked(&org).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].starts_at.naive_local(), monday.and_hms_opt(15, 0, 0).expect("t"));
+
+    // "Upcoming" is read at the clock's now too: once it has ended, it is not.
+    let found = ask(&org, "find_appointments", json!({})).await;
+    assert!(
+        found
+            .as_ref()
+            .is_ok_and(|f| f
+                .contains(&format!("one upcoming appointment: with Dr. Aroha Ngata on {} at 3:00 PM", spoken(monday)))),
+        "{found:?}"
+    );
+    clock.set(at(AUCKLAND, monday, "15:45"));
+    let found = ask(&org, "find_appointments", json!({})).await;
+    assert_eq!(found, Ok("You have no upcoming appointments.".to_owned()));
 }
 
 async fn the_earliest_times_come_from_every_active_provider(backend: Backend) {
