@@ -433,6 +433,7 @@ async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, 
                 name: "Dev Clinic".into(),
                 zone: Zone::parse("timezone", "America/New_York")?,
                 created_at: store::now(),
+                vapi: Default::default(),
             })
             .await?;
     }

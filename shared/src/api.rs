@@ -190,34 +190,38 @@ pub struct BookingResponse {
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AppointmentStatus {
     Pending,
     Confirmed,
     Cancelled,
+    /// The patient came (marked after the start).
+    Completed,
+    /// The patient did not come (marked after the start).
+    NoShow,
 }
 
 impl AppointmentStatus {
+    pub const ALL: [AppointmentStatus; 5] =
+        [Self::Pending, Self::Confirmed, Self::Cancelled, Self::Completed, Self::NoShow];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Confirmed => "confirmed",
             Self::Cancelled => "cancelled",
+            Self::Completed => "completed",
+            Self::NoShow => "no_show",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(Self::Pending),
-            "confirmed" => Some(Self::Confirmed),
-            "cancelled" => Some(Self::Cancelled),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    /// Pending and confirmed appointments hold their time; cancelled ones free it.
+    /// Pending and confirmed appointments hold their time; the others are over.
     pub fn is_active(self) -> bool {
-        !matches!(self, Self::Cancelled)
+        matches!(self, Self::Pending | Self::Confirmed)
     }
 }
 
@@ -255,7 +259,7 @@ pub struct AppointmentQuery {
     /// RFC 3339 instant; appointments starting before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-    /// `pending`, `confirmed` or `cancelled`.
+    /// `pending`, `confirmed`, `cancelled`, `completed` or `no_show`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Appointments per page: 1 to 500, default 100.
@@ -427,6 +431,63 @@ pub struct Closure {
     /// When just created: the active appointments it overlaps. Absent in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicts: Option<Vec<Uuid>>,
+}
+
+/// `GET`/`PUT /api/settings`: the clinic's notification and limit settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Settings {
+    /// Minutes before an appointment's start at which reminders are due (at most 5, each 5 to
+    /// 43200).
+    pub reminder_offsets_minutes: Vec<i64>,
+    /// Until how many minutes before the start a patient may cancel or move through the manage
+    /// link (0 to 10080).
+    pub manage_cutoff_minutes: i64,
+    /// Upcoming active appointments one caller's number may hold when a voice agent books (0: no
+    /// limit; at most 100).
+    pub max_active_per_caller: i64,
+    /// The SMS sender number (E.164), else the service's `SMS_FROM`.
+    #[serde(default)]
+    pub sms_from: Option<String>,
+}
+
+/// `GET`/`PUT /api/vapi/settings`: the clinic's Vapi assistant and front-desk number.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct VapiSettings {
+    /// The Vapi assistant an `assistant-request` is answered with.
+    #[serde(default)]
+    pub assistant_id: Option<String>,
+    /// E.164; where a `transfer-destination-request` sends the call.
+    #[serde(default)]
+    pub transfer_number: Option<String>,
+}
+
+/// A call with the voice agent, from its end-of-call report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Call {
+    pub call_id: String,
+    pub customer_number: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<String>,
+    pub summary: Option<String>,
+    /// The appointments its tool calls booked, moved or cancelled.
+    pub appointment_ids: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+pub struct CallQuery {
+    /// RFC 3339 instant; calls started at or after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// RFC 3339 instant; calls started before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Items per page: 1 to 500, default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -178,6 +178,28 @@ impl ApiClient {
         self.send_empty(self.request(Method::DELETE, &format!("/api/time-off/{id}"))).await
     }
 
+    pub async fn settings(&self) -> ClientResult<Settings> {
+        self.send(self.request(Method::GET, "/api/settings")).await
+    }
+
+    pub async fn set_settings(&self, body: &Settings) -> ClientResult<Settings> {
+        self.send(self.request(Method::PUT, "/api/settings").json(body)).await
+    }
+
+    pub async fn vapi_settings(&self) -> ClientResult<VapiSettings> {
+        self.send(self.request(Method::GET, "/api/vapi/settings")).await
+    }
+
+    pub async fn set_vapi_settings(&self, body: &VapiSettings) -> ClientResult<VapiSettings> {
+        self.send(self.request(Method::PUT, "/api/vapi/settings").json(body)).await
+    }
+
+    /// Every call matching `query`, page after page.
+    pub async fn calls(&self, query: &CallQuery) -> ClientResult<Vec<Call>> {
+        let query = CallQuery { cursor: None, ..query.clone() };
+        self.every_page("/api/calls", &query).await
+    }
+
     pub async fn create_closure(&self, body: &CreateClosure) -> ClientResult<Closure> {
         self.send(self.request(Method::POST, "/api/closures").json(body)).await
     }
@@ -233,6 +255,16 @@ impl ApiClient {
     pub async fn reschedule(&self, id: Uuid, body: &RescheduleRequest) -> ClientResult<Appointment> {
         let path = format!("/api/appointments/{id}/reschedule");
         self.send(self.request(Method::POST, &path).json(body)).await
+    }
+
+    /// Marks an appointment that has started as attended.
+    pub async fn complete(&self, id: Uuid) -> ClientResult<Appointment> {
+        self.send(self.request(Method::POST, &format!("/api/appointments/{id}/complete"))).await
+    }
+
+    /// Marks an appointment that has started as missed.
+    pub async fn no_show(&self, id: Uuid) -> ClientResult<Appointment> {
+        self.send(self.request(Method::POST, &format!("/api/appointments/{id}/no-show"))).await
     }
 
     /// Every item of a list route, following its `next` cursors to the end; the query's `limit`

@@ -192,7 +192,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     if matches!(proxy.breakage, Breakage::DoubleBooks) && path == "/api/vapi/tools" {
         if let Ok(mut v) = serde_json::from_slice::<Value>(&body) {
             for r in v["results"].as_array_mut().into_iter().flatten() {
-                if r["error"].as_str().is_some_and(|e| e.contains("already booked")) {
+                if r["error"].as_str().is_some_and(|e| e.contains("isn't free")) {
                     r["result"] = "You're booked with Dr. Smith. Your confirmation code is A-A-A-A-A-A.".into();
                     r.as_object_mut().expect("object").remove("error");
                 }

@@ -6,7 +6,7 @@ use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, wire, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId};
-use crate::store::AppointmentFilter;
+use crate::store::{AppointmentFilter, Attendance};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -23,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/appointments/{id}", get(show))
         .route("/api/appointments/{id}/cancel", post(cancel))
         .route("/api/appointments/{id}/reschedule", post(reschedule))
+        .route("/api/appointments/{id}/complete", post(complete))
+        .route("/api/appointments/{id}/no-show", post(no_show))
 }
 
 pub(super) fn instant(field: &'static str, s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
@@ -43,8 +45,11 @@ pub async fn list(
         .status
         .as_deref()
         .map(|s| {
-            AppointmentStatus::parse(s)
-                .ok_or_else(|| ApiError::Validation(format!("status: '{s}' is not pending, confirmed or cancelled")))
+            AppointmentStatus::parse(s).ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "status: '{s}' is not pending, confirmed, cancelled, completed or no_show"
+                ))
+            })
         })
         .transpose()?;
     let filter = AppointmentFilter {
@@ -108,5 +113,37 @@ pub async fn reschedule(
     let kind = body.appointment_type_id.map(AppointmentTypeId);
     let appointment =
         booking::reschedule(&state.store, &state.links, &actor, AppointmentId(id), when, kind, false).await?;
+    Ok(axum::Json(wire::appointment(&appointment)))
+}
+
+/// Marks the appointment as attended (`completed`): only once it has started, and only from
+/// `pending` or `confirmed`.
+#[utoipa::path(post, path = "/api/appointments/{id}/complete", tag = "appointments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: not started, or over", body = ErrorBody)))]
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<api::Appointment>> {
+    let actor = caller.actor(MANAGERS)?;
+    let appointment = state.store.attend(&actor, AppointmentId(id), Attendance::Completed).await?;
+    Ok(axum::Json(wire::appointment(&appointment)))
+}
+
+/// Marks the appointment as missed (`no_show`): only once it has started, and only from
+/// `pending` or `confirmed`.
+#[utoipa::path(post, path = "/api/appointments/{id}/no-show", tag = "appointments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: not started, or over", body = ErrorBody)))]
+pub async fn no_show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<api::Appointment>> {
+    let actor = caller.actor(MANAGERS)?;
+    let appointment = state.store.attend(&actor, AppointmentId(id), Attendance::NoShow).await?;
     Ok(axum::Json(wire::appointment(&appointment)))
 }

@@ -59,7 +59,7 @@ impl Caller {
     pub fn actor(&self, allowed: &[Role]) -> Result<Actor, ApiError> {
         self.require(allowed)?;
         let org = self.org.ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
-        Ok(Actor { org, sub: self.sub.clone() })
+        Ok(Actor::new(org, self.sub.clone()))
     }
 }
 

@@ -48,7 +48,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>, h
     let json = wants_json(&headers);
     let confirmed = async {
         let (token, target) = resolve(&state, &token).await?;
-        let actor = Actor { org: target.org, sub: PATIENT.to_owned() };
+        let actor = Actor::new(target.org, PATIENT);
         Ok::<_, ApiError>(state.store.confirm(&actor, target.appointment, &token.hash()).await?)
     }
     .await;
@@ -99,6 +99,9 @@ async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
             "Appointment cancelled",
             &format!("{details}<p role=\"status\">This appointment was cancelled.</p>"),
         ),
+        AppointmentStatus::Completed | AppointmentStatus::NoShow => {
+            document("Appointment over", &format!("{details}<p role=\"status\">This appointment is over.</p>"))
+        }
     })
 }
 

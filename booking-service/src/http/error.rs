@@ -30,7 +30,7 @@ pub enum ApiError {
     InvalidState(String),
     #[error("{0}")]
     Gone(String),
-    #[error("the request body is larger than 64 KiB")]
+    #[error("the request body is larger than this route takes (64 KiB; 1 MiB for the Vapi server URL)")]
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),

@@ -5,6 +5,7 @@ mod appointment_types;
 mod appointments;
 pub mod auth;
 mod booking;
+mod calls;
 mod confirm;
 mod deadline;
 pub mod error;
@@ -15,6 +16,7 @@ mod orgs;
 mod paging;
 mod providers;
 mod rate_limit;
+mod settings;
 mod time_off;
 mod vapi;
 pub(crate) mod wire;
@@ -71,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .merge(booking::router())
         .merge(appointments::router())
         .merge(vapi::router())
+        .merge(calls::router())
+        .merge(settings::router())
         .merge(confirm::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {

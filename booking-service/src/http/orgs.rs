@@ -41,6 +41,7 @@ pub async fn create(
         name: check_name("name", &body.name)?,
         zone: Zone::parse("timezone", &body.timezone)?,
         created_at: store::now(),
+        vapi: Default::default(),
     };
     state.store.create_organization(&org).await?;
     Ok((StatusCode::CREATED, axum::Json(wire::organization(&org))))

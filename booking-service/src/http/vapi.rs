@@ -4,17 +4,23 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::RawBody;
+use super::extract::{self, RawBody};
 use super::AppState;
-use crate::vapi::{self, SignatureCheck, VapiMessage};
-use axum::extract::State;
+use crate::domain::PhoneNumber;
+use crate::store::{self, Actor, CallRecord};
+use crate::vapi::{self, CallReport, SignatureCheck, VapiMessage};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use shared::api::ErrorBody;
+use shared::api::{self, ErrorBody};
 use shared::Role;
 use std::time::Duration;
+
+/// The Vapi route's body limit: an end-of-call report carries the call's transcript and messages,
+/// which outgrow the 64 KiB of the other routes on a long call.
+pub const VAPI_BODY_LIMIT: usize = 1024 * 1024;
 
 /// How the Vapi route checks and times its calls.
 #[derive(Debug, Clone)]
@@ -26,7 +32,10 @@ pub struct VapiSettings {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/vapi/tools", post(tools)).route("/api/vapi/tool-definitions", get(definitions))
+    Router::new()
+        .route("/api/vapi/tools", post(tools).layer(DefaultBodyLimit::max(VAPI_BODY_LIMIT)))
+        .route("/api/vapi/tool-definitions", get(definitions))
+        .route("/api/vapi/settings", get(settings).put(set_settings))
 }
 
 /// Vapi's server messages: `tool-calls` are answered with one result per call, in order; any
@@ -51,14 +60,64 @@ pub async fn tools(
     let value: Value =
         serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("the request body is not valid JSON".into()))?;
     match VapiMessage::parse(&value).map_err(ApiError::Validation)? {
-        VapiMessage::Other(_) => Ok(Json(json!({}))),
+        VapiMessage::Other(_) | VapiMessage::EndOfCallReport(None) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
             let now = state.clock.now();
+            // What its tool calls change is audited under the call's id (GET /api/calls).
+            let actor = Actor { call: message.call_id.clone(), ..actor };
             let results =
                 vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, now, state.vapi.deadline).await;
             Ok(Json(json!({ "results": results })))
         }
+        VapiMessage::AssistantRequest => Ok(Json(assistant(&state, &actor).await?)),
+        VapiMessage::TransferDestinationRequest => Ok(Json(transfer(&state, &actor).await?)),
+        VapiMessage::EndOfCallReport(Some(report)) => {
+            state.store.record_call(actor.org, &record(report)).await?;
+            Ok(Json(json!({})))
+        }
     }
+}
+
+fn record(r: CallReport) -> CallRecord {
+    CallRecord {
+        call_id: r.call_id,
+        customer_number: r.customer_number.map(|n| n.as_str().to_owned()),
+        started_at: r.started_at.unwrap_or_else(store::now),
+        ended_at: r.ended_at,
+        ended_reason: r.ended_reason,
+        summary: r.summary,
+        appointment_ids: Vec::new(),
+    }
+}
+
+/// The clinic's assistant, started with the clinic's variables (its local date and time above
+/// all: Vapi's own `{{now}}` is UTC), or a sentence Vapi speaks when none is set up. Two reads,
+/// the organization and its providers.
+async fn assistant(state: &AppState, actor: &Actor) -> ApiResult<Value> {
+    let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
+    let Some(assistant_id) = org.vapi.assistant_id else {
+        return Ok(
+            json!({"error": "I'm sorry, this clinic's phone assistant isn't set up yet. Please call back later."}),
+        );
+    };
+    let providers = state.store.providers(actor.org, &store::PageRequest::first(store::MAX_PAGE)).await?;
+    let hours: Vec<&crate::domain::WeeklyHours> =
+        providers.items.iter().filter(|p| p.active).map(|p| &p.hours).collect();
+    let variables = vapi::assistant_variables(&org.name, &org.zone, state.clock.now(), &vapi::opening_hours(&hours));
+    Ok(json!({"assistantId": assistant_id, "assistantOverrides": {"variableValues": variables}}))
+}
+
+/// The clinic's front-desk number, or a sentence the assistant speaks when there is none.
+async fn transfer(state: &AppState, actor: &Actor) -> ApiResult<Value> {
+    let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
+    Ok(match org.vapi.transfer_number {
+        Some(number) => json!({"destination": {
+            "type": "number",
+            "number": number,
+            "message": "I'm transferring you to the front desk now. Please hold."
+        }}),
+        None => json!({"error": "I'm sorry, I can't transfer this call: the clinic has no front-desk number set up."}),
+    })
 }
 
 /// The six tools' function schemas in Vapi's format.
@@ -66,4 +125,51 @@ pub async fn tools(
     responses((status = 200, description = "An array of Vapi function tools"), (status = 401, body = ErrorBody)))]
 pub async fn definitions(_caller: Caller) -> Json<Value> {
     Json(vapi::tool_definitions())
+}
+
+fn wire_settings(s: &store::VapiSettings) -> api::VapiSettings {
+    api::VapiSettings { assistant_id: s.assistant_id.clone(), transfer_number: s.transfer_number.clone() }
+}
+
+/// The clinic's Vapi assistant and front-desk number.
+#[utoipa::path(get, path = "/api/vapi/settings", tag = "vapi", security(("bearer" = [])),
+    responses((status = 200, body = api::VapiSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn settings(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<api::VapiSettings>> {
+    let actor = caller.actor(&[Role::Admin])?;
+    let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(wire_settings(&org.vapi)))
+}
+
+/// Replaces the clinic's Vapi settings: absent or null fields are cleared.
+#[utoipa::path(put, path = "/api/vapi/settings", tag = "vapi", request_body = api::VapiSettings, security(("bearer" = [])),
+    responses((status = 200, body = api::VapiSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn set_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    extract::Json(body): extract::Json<api::VapiSettings>,
+) -> ApiResult<Json<api::VapiSettings>> {
+    let actor = caller.actor(&[Role::Admin])?;
+    let assistant_id = body.assistant_id.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    if assistant_id
+        .is_some_and(|a| a.len() > 100 || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(ApiError::Validation(
+            "assistant_id: must be Vapi's assistant id (letters, digits, '-', '_'; at most 100)".into(),
+        ));
+    }
+    let transfer_number = body
+        .transfer_number
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| PhoneNumber::parse("transfer_number", n))
+        .transpose()?;
+    let settings = store::VapiSettings {
+        assistant_id: assistant_id.map(str::to_owned),
+        transfer_number: transfer_number.map(|n| n.as_str().to_owned()),
+    };
+    if !state.store.set_vapi_settings(actor.org, &settings).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(Json(wire_settings(&settings)))
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL or SQLite: the rules are written once (`rules.rs`) over a transaction on either
 //! database (`sql.rs`), and only what truly differs lives in `postgres.rs` and `sqlite.rs`.
 
+mod calls;
 mod known;
 mod postgres;
 mod rows;
@@ -78,6 +79,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Actor {
     pub org: OrgId,
     pub sub: String,
+    /// The Vapi call whose tool call acts, named on the audit rows of what it changes.
+    pub call: Option<String>,
+}
+
+impl Actor {
+    pub fn new(org: OrgId, sub: impl Into<String>) -> Self {
+        Self { org, sub: sub.into(), call: None }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +95,67 @@ pub struct Organization {
     pub name: String,
     pub zone: Zone,
     pub created_at: DateTime<Utc>,
+    pub vapi: VapiSettings,
+}
+
+/// A clinic's notification and limit settings, each checked by [`ClinicSettings::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClinicSettings {
+    pub reminder_offsets_minutes: Vec<u32>,
+    pub manage_cutoff_minutes: u32,
+    pub max_active_per_caller: u32,
+    /// E.164.
+    pub sms_from: Option<String>,
+}
+
+impl ClinicSettings {
+    pub const MAX_REMINDERS: usize = 5;
+    pub const REMINDER_MINUTES: std::ops::RangeInclusive<u32> = 5..=43_200;
+    pub const CUTOFF_MINUTES: std::ops::RangeInclusive<u32> = 0..=10_080;
+    pub const MAX_ACTIVE: std::ops::RangeInclusive<u32> = 0..=100;
+
+    /// The settings as given, offsets each once from the latest to the soonest, or the field
+    /// that breaks a rule.
+    pub fn check(mut self) -> Result<Self, DomainError> {
+        self.reminder_offsets_minutes.sort_unstable_by(|a, b| b.cmp(a));
+        self.reminder_offsets_minutes.dedup();
+        if self.reminder_offsets_minutes.len() > Self::MAX_REMINDERS
+            || !self.reminder_offsets_minutes.iter().all(|m| Self::REMINDER_MINUTES.contains(m))
+        {
+            return Err(DomainError::invalid(
+                "reminder_offsets_minutes",
+                format!("at most {} offsets, each from 5 to 43200 minutes", Self::MAX_REMINDERS),
+            ));
+        }
+        if !Self::CUTOFF_MINUTES.contains(&self.manage_cutoff_minutes) {
+            return Err(DomainError::invalid("manage_cutoff_minutes", "must be from 0 to 10080"));
+        }
+        if !Self::MAX_ACTIVE.contains(&self.max_active_per_caller) {
+            return Err(DomainError::invalid("max_active_per_caller", "must be from 0 to 100"));
+        }
+        Ok(self)
+    }
+}
+
+/// A clinic's Vapi assistant and the number its calls are transferred to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VapiSettings {
+    pub assistant_id: Option<String>,
+    /// E.164.
+    pub transfer_number: Option<String>,
+}
+
+/// One phone call with the voice agent, as its end-of-call report told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub customer_number: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<String>,
+    pub summary: Option<String>,
+    /// The appointments its tool calls booked, moved or cancelled (read from the audit log).
+    pub appointment_ids: Vec<AppointmentId>,
 }
 
 #[derive(Debug, Clone)]
@@ -307,6 +377,13 @@ pub struct LinkTarget {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Whether the patient came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attendance {
+    Completed,
+    NoShow,
+}
+
 #[derive(Debug)]
 pub enum Confirmed {
     /// Pending until now.
@@ -517,6 +594,22 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
+    async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>>;
+    /// Replaces the organization's settings; false when there is no such organization.
+    async fn set_settings(&self, org: OrgId, settings: &ClinicSettings) -> StoreResult<bool>;
+    /// Replaces the organization's Vapi settings; false when there is no such organization.
+    async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool>;
+    /// Keeps a call's record unless one is kept already (a repeated report changes nothing);
+    /// true when this one was kept.
+    async fn record_call(&self, org: OrgId, call: &CallRecord) -> StoreResult<bool>;
+    /// The organization's calls started within `[from, to)`, by start and call id (the sort key;
+    /// the UUID of the page request is not used), a page at a time.
+    async fn calls(
+        &self,
+        org: OrgId,
+        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<(DateTime<Utc>, String)>,
+    ) -> StoreResult<Page<CallRecord>>;
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>>;
     /// Removes the organization and everything of it; false when there was none.
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool>;
@@ -613,6 +706,9 @@ pub trait Store: Send + Sync {
     /// Which organization and appointment a token hash belongs to (any organization: the token is
     /// the credential).
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>>;
+    /// Marks a pending or confirmed appointment that has started as attended or not, with its
+    /// audit row (`completed` or `no_show`); `InvalidState` before its start or when it is over.
+    async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment>;
     /// Confirms a pending appointment through its link, with its audit row; `NotFound` when the
     /// link is no longer the appointment's, `Expired` past its expiry.
     async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed>;

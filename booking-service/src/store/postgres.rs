@@ -143,8 +143,8 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
             ON CONFLICT DO NOTHING
             RETURNING id, org_id
         ), audit AS (
-            INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at)
-            SELECT org_id, id, $15, $16, $17, $14 FROM appt
+            INSERT INTO audit_log (org_id, appointment_id, action, actor, details, at, call_id)
+            SELECT org_id, id, $15, $16, $17, $14, $30 FROM appt
         ), outbox AS (
             INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
             SELECT $18, org_id, id, $19, $20, $14, $14 FROM appt WHERE $20 IS NOT NULL
@@ -186,6 +186,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         w.capped,
         Timestamp(from),
         Timestamp(to),
+        &w.actor.call,
     );
     let inserted: Result<Answer, sqlx::Error> = tx.query(&sql, Then(appointment_values(a), rest)).fetch_one().await;
     match inserted {

@@ -3,7 +3,8 @@
 use super::known::Known;
 use super::sql::{Key, Timestamp};
 use super::{
-    Appointment, AppointmentType, Closure, Organization, OutboxJob, Provider, StoreError, StoreResult, TimeOff,
+    Appointment, AppointmentType, CallRecord, ClinicSettings, Closure, Organization, OutboxJob, Provider, StoreError,
+    StoreResult, TimeOff, VapiSettings,
 };
 use crate::domain::{
     AppointmentId, AppointmentTypeId, ClosureId, Minutes, OrgId, ProviderId, Slot, TimeOffId, WeeklyHours, Zone,
@@ -33,14 +34,23 @@ pub struct OrgRow {
     name: String,
     timezone: String,
     created_at: Timestamp,
+    vapi_assistant_id: Option<String>,
+    vapi_transfer_number: Option<String>,
 }
 
-pub const ORG_COLUMNS: &str = "id, name, timezone, created_at FROM organizations";
+pub const ORG_COLUMNS: &str =
+    "id, name, timezone, created_at, vapi_assistant_id, vapi_transfer_number FROM organizations";
 
 impl TryFrom<OrgRow> for Organization {
     type Error = StoreError;
     fn try_from(r: OrgRow) -> StoreResult<Self> {
-        Ok(Organization { id: r.id, name: r.name, zone: stored_zone(&r.timezone)?, created_at: r.created_at.0 })
+        Ok(Organization {
+            id: r.id,
+            name: r.name,
+            zone: stored_zone(&r.timezone)?,
+            created_at: r.created_at.0,
+            vapi: VapiSettings { assistant_id: r.vapi_assistant_id, transfer_number: r.vapi_transfer_number },
+        })
     }
 }
 
@@ -271,5 +281,49 @@ impl TryFrom<ClosureRow> for Closure {
             span: stored_range(r.starts_at, r.ends_at)?,
             reason: r.reason,
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct CallRow {
+    call_id: String,
+    customer_number: Option<String>,
+    started_at: Timestamp,
+    ended_at: Option<Timestamp>,
+    ended_reason: Option<String>,
+    summary: Option<String>,
+    appointment_ids: Json<Vec<uuid::Uuid>>,
+}
+
+impl From<CallRow> for CallRecord {
+    fn from(r: CallRow) -> Self {
+        CallRecord {
+            call_id: r.call_id,
+            customer_number: r.customer_number,
+            started_at: r.started_at.0,
+            ended_at: r.ended_at.map(Into::into),
+            ended_reason: r.ended_reason,
+            summary: r.summary,
+            appointment_ids: r.appointment_ids.0.into_iter().map(AppointmentId).collect(),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct SettingsRow {
+    reminder_offsets_minutes: Json<Vec<u32>>,
+    manage_cutoff_minutes: i32,
+    max_active_per_caller: i32,
+    sms_from: Option<String>,
+}
+
+impl From<SettingsRow> for ClinicSettings {
+    fn from(r: SettingsRow) -> Self {
+        ClinicSettings {
+            reminder_offsets_minutes: r.reminder_offsets_minutes.0,
+            manage_cutoff_minutes: stored_count(r.manage_cutoff_minutes),
+            max_active_per_caller: stored_count(r.max_active_per_caller),
+            sms_from: r.sms_from,
+        }
     }
 }

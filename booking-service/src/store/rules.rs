@@ -255,7 +255,8 @@ impl SqlStore {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("the appointment is already cancelled".into()).into());
+            let status = appointment.status.as_str().replace('_', " ");
+            return Err(StoreError::InvalidState(format!("the appointment is already {status}")).into());
         }
         let now = now();
         tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
@@ -284,7 +285,8 @@ impl SqlStore {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         if !appointment.status.is_active() {
-            return Err(StoreError::InvalidState("a cancelled appointment cannot be rescheduled".into()).into());
+            let status = appointment.status.as_str().replace('_', " ");
+            return Err(StoreError::InvalidState(format!("a {status} appointment cannot be rescheduled")).into());
         }
         // Locked against time off and closures being created until this transaction ends, so
         // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
@@ -345,6 +347,35 @@ impl SqlStore {
         Ok(MoveOutcome::Moved(appointment))
     }
 
+    async fn try_attend(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        outcome: AppointmentStatus,
+    ) -> Result<Appointment, Fault> {
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        if !appointment.status.is_active() {
+            let status = appointment.status.as_str().replace('_', " ");
+            return Err(StoreError::InvalidState(format!("the appointment is already {status}")).into());
+        }
+        let now = now();
+        if appointment.slot.start() > now {
+            return Err(StoreError::InvalidState("the appointment has not started yet".into()).into());
+        }
+        tx.query(
+            "UPDATE appointments SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
+            (actor.org, id, outcome.as_str(), Timestamp(now)),
+        )
+        .execute()
+        .await?;
+        audit(&mut tx, actor, id.into(), outcome.as_str(), &serde_json::json!({}), now).await?;
+        tx.commit().await?;
+        appointment.status = outcome;
+        appointment.updated_at = now;
+        Ok(appointment)
+    }
+
     async fn try_confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> Result<Confirmed, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
@@ -360,8 +391,9 @@ impl SqlStore {
         }
         match appointment.status {
             AppointmentStatus::Confirmed => return Ok(Confirmed::Already(appointment)),
-            AppointmentStatus::Cancelled => {
-                return Err(StoreError::InvalidState("the appointment was cancelled".into()).into())
+            AppointmentStatus::Cancelled | AppointmentStatus::Completed | AppointmentStatus::NoShow => {
+                let status = appointment.status.as_str().replace('_', " ");
+                return Err(StoreError::InvalidState(format!("the appointment is {status}")).into());
             }
             AppointmentStatus::Pending => {}
         }
@@ -546,8 +578,9 @@ pub(super) async fn audit(
 ) -> Result<(), sqlx::Error> {
     let (kind, id) = subject.parts();
     tx.query(
-        "INSERT INTO audit_log (org_id, subject, appointment_id, action, actor, details, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at)),
+        "INSERT INTO audit_log (org_id, subject, appointment_id, action, actor, details, at, call_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at), &actor.call),
     )
     .execute()
     .await?;
@@ -614,6 +647,31 @@ impl Store for SqlStore {
         let values = (org.id, &org.name, org.zone.name(), Timestamp(org.created_at));
         self.execute(Scope::Write(org.id), sql, values).await?;
         Ok(())
+    }
+
+    async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>> {
+        self.load_settings(org).await
+    }
+
+    async fn set_settings(&self, org: OrgId, settings: &ClinicSettings) -> StoreResult<bool> {
+        self.store_settings(org, settings).await
+    }
+
+    async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool> {
+        self.store_vapi_settings(org, settings).await
+    }
+
+    async fn record_call(&self, org: OrgId, call: &CallRecord) -> StoreResult<bool> {
+        self.keep_call(org, call).await
+    }
+
+    async fn calls(
+        &self,
+        org: OrgId,
+        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<(DateTime<Utc>, String)>,
+    ) -> StoreResult<Page<CallRecord>> {
+        self.list_calls(org, within, page).await
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
@@ -827,6 +885,14 @@ impl Store for SqlStore {
         let row: Option<(OrgId, AppointmentId, Timestamp)> =
             self.fetch_optional(Scope::Links, sql, (token_hash,)).await?;
         Ok(row.map(|(org, appointment, expires_at)| LinkTarget { org, appointment, expires_at: expires_at.0 }))
+    }
+
+    async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment> {
+        let status = match outcome {
+            Attendance::Completed => AppointmentStatus::Completed,
+            Attendance::NoShow => AppointmentStatus::NoShow,
+        };
+        retrying(|| self.try_attend(actor, id, status)).await
     }
 
     async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed> {

@@ -48,6 +48,14 @@ impl Dialect {
         }
     }
 
+    /// A JSON array of the distinct values of `expr` over the rows aggregated (`[]` for none).
+    pub fn json_distinct(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("coalesce(json_agg(DISTINCT {expr}), '[]')"),
+            Dialect::Sqlite => format!("json_group_array(DISTINCT {expr})"),
+        }
+    }
+
     /// The column that names a row of any table.
     pub fn row_id(self) -> &'static str {
         match self {

@@ -4,6 +4,7 @@
 //! `parameters`, each an object or a JSON string. Unknown fields are ignored.
 
 use crate::domain::PhoneNumber;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
@@ -11,9 +12,31 @@ use std::collections::HashSet;
 #[derive(Debug)]
 pub enum VapiMessage {
     ToolCalls(ToolCalls),
-    /// Any other message type (`status-update`, `end-of-call-report`, …): nothing to answer.
+    /// A call is starting: which assistant takes it, with the clinic's variables.
+    AssistantRequest,
+    /// The assistant is transferring the call: to which number.
+    TransferDestinationRequest,
+    /// A call has ended; `None` when the report names no usable call id.
+    EndOfCallReport(Option<CallReport>),
+    /// Any other message type (`status-update`, …): nothing to answer.
     Other(String),
 }
+
+/// What an end-of-call report tells of the call, bounded: a report is kept as sent, never grown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReport {
+    pub call_id: String,
+    pub customer_number: Option<PhoneNumber>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<String>,
+    pub summary: Option<String>,
+}
+
+/// The longest call id kept; Vapi's are UUIDs.
+const MAX_CALL_ID: usize = 200;
+const MAX_ENDED_REASON: usize = 200;
+const MAX_SUMMARY: usize = 4000;
 
 #[derive(Debug)]
 pub struct ToolCalls {
@@ -40,16 +63,46 @@ impl VapiMessage {
             .filter(|m| m.is_object())
             .ok_or("message: a Vapi server message is an object under \"message\"")?;
         let kind = message.get("type").and_then(Value::as_str).unwrap_or_default();
-        if kind != "tool-calls" {
-            return Ok(Self::Other(kind.to_owned()));
-        }
         let caller = [&message["call"]["customer"]["number"], &message["customer"]["number"]]
             .into_iter()
             .filter_map(Value::as_str)
             .find_map(|n| PhoneNumber::parse("caller", n).ok());
         let call_id = message["call"]["id"].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
-        Ok(Self::ToolCalls(ToolCalls { calls: tool_calls(message), caller, call_id }))
+        Ok(match kind {
+            "tool-calls" => Self::ToolCalls(ToolCalls { calls: tool_calls(message), caller, call_id }),
+            "assistant-request" => Self::AssistantRequest,
+            "transfer-destination-request" => Self::TransferDestinationRequest,
+            "end-of-call-report" => {
+                Self::EndOfCallReport(call_id.filter(|id| id.len() <= MAX_CALL_ID).map(|call_id| {
+                    CallReport {
+                        call_id,
+                        customer_number: caller,
+                        started_at: instant(&message["startedAt"]),
+                        ended_at: instant(&message["endedAt"]),
+                        ended_reason: bounded(&message["endedReason"], MAX_ENDED_REASON),
+                        summary: bounded(&message["analysis"]["summary"], MAX_SUMMARY)
+                            .or_else(|| bounded(&message["summary"], MAX_SUMMARY)),
+                    }
+                }))
+            }
+            other => Self::Other(other.to_owned()),
+        })
     }
+}
+
+/// An instant as Vapi writes it: an RFC 3339 string, or milliseconds since the epoch.
+fn instant(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
+        Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
+        _ => None,
+    }
+}
+
+/// A text field, trimmed, on one line and cut to `max` characters; none when empty.
+fn bounded(value: &Value, max: usize) -> Option<String> {
+    let text: String = value.as_str()?.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!text.is_empty()).then(|| text.chars().take(max).collect())
 }
 
 fn tool_calls(message: &Value) -> Vec<ToolCall> {
@@ -103,7 +156,7 @@ mod tests {
     fn calls_of(body: Value) -> Vec<ToolCall> {
         match VapiMessage::parse(&body).expect("a message") {
             VapiMessage::ToolCalls(t) => t.calls,
-            VapiMessage::Other(kind) => panic!("not tool calls: {kind}"),
+            other => panic!("not tool calls: {other:?}"),
         }
     }
 
@@ -143,6 +196,26 @@ mod tests {
         let body = json!({"message": {"type": "tool-calls", "customer": {"number": "+447700900123"}}});
         let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else { panic!("tool calls") };
         assert!(t.caller.is_some());
+    }
+
+    #[test]
+    fn an_end_of_call_report_is_read_and_bounded() {
+        let long = "word ".repeat(2000);
+        let body = json!({"message": {"type": "end-of-call-report", "endedReason": "customer-ended-call",
+            "startedAt": "2027-01-15T14:00:00.000Z", "endedAt": 1800020000000u64,
+            "analysis": {"summary": long}, "summary": "fallback",
+            "call": {"id": "call-9", "customer": {"number": "+15551234567"}}}});
+        let Ok(VapiMessage::EndOfCallReport(Some(r))) = VapiMessage::parse(&body) else { panic!("a report") };
+        assert_eq!(r.call_id, "call-9");
+        assert_eq!(r.started_at.map(|t| t.to_rfc3339()).as_deref(), Some("2027-01-15T14:00:00+00:00"));
+        assert!(r.ended_at.is_some() && r.customer_number.is_some());
+        assert_eq!(r.summary.map(|s| s.chars().count()), Some(MAX_SUMMARY));
+        let body =
+            json!({"message": {"type": "end-of-call-report", "summary": "short", "call": {"id": "x".repeat(201)}}});
+        assert!(matches!(VapiMessage::parse(&body), Ok(VapiMessage::EndOfCallReport(None))));
+        let body = json!({"message": {"type": "end-of-call-report", "summary": "kept", "call": {"id": "c"}}});
+        let Ok(VapiMessage::EndOfCallReport(Some(r))) = VapiMessage::parse(&body) else { panic!("a report") };
+        assert_eq!(r.summary.as_deref(), Some("kept"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Sentences an agent can speak: local dates and times in the provider's zone, lists joined the
 //! way people say them, and every answer on one line.
 
-use crate::domain::{DomainError, Slot, Zone};
+use crate::domain::{DomainError, Slot, WeeklyHours, Zone};
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// How many items of a list (free times, appointments) are read out: more is hard to follow by ear.
@@ -64,6 +64,94 @@ pub fn slots_with(slots: &[(Zone, Slot, &str)], word: &str) -> String {
     join(&phrases, word)
 }
 
+/// "9 AM", "5:30 PM", "noon", "midnight": minutes after midnight as said aloud.
+fn clock(minutes: u32) -> String {
+    match minutes {
+        0 | 1440 => "midnight".into(),
+        720 => "noon".into(),
+        m => {
+            let (h, min) = (m / 60, m % 60);
+            let (h12, half) = (if h % 12 == 0 { 12 } else { h % 12 }, if h < 12 { "AM" } else { "PM" });
+            if min == 0 {
+                format!("{h12} {half}")
+            } else {
+                format!("{h12}:{min:02} {half}")
+            }
+        }
+    }
+}
+
+/// The clinic's opening hours in one line, from its providers' working hours: each weekday from
+/// the earliest start to the latest end among them (a provider without hours is open all day),
+/// runs of days with the same hours said once: "Monday to Friday 9 AM to 5 PM, Saturday 9 AM to
+/// noon; closed Sunday".
+pub fn opening_hours(providers: &[&WeeklyHours]) -> String {
+    // 2024-01-01 is a Monday: a week to read each weekday's openings from.
+    let monday = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default();
+    let days: Vec<(NaiveDate, Option<(u32, u32)>)> = monday
+        .iter_days()
+        .take(7)
+        .map(|date| {
+            let spans = providers.iter().flat_map(|h| h.openings_on(date));
+            let span = spans.fold(None, |acc: Option<(u32, u32)>, (start, end)| match acc {
+                None => Some((start, end)),
+                Some((s, e)) => Some((s.min(start), e.max(end))),
+            });
+            (date, span)
+        })
+        .collect();
+    let name = |d: NaiveDate| d.format("%A").to_string();
+    let mut open: Vec<String> = Vec::new();
+    let mut closed: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < days.len() {
+        let (first, span) = days[i];
+        let mut j = i;
+        while j + 1 < days.len() && days[j + 1].1 == span {
+            j += 1;
+        }
+        let which = match j - i {
+            0 => name(first),
+            1 => format!("{} and {}", name(first), name(days[j].0)),
+            _ => format!("{} to {}", name(first), name(days[j].0)),
+        };
+        match span {
+            Some((0, 1440)) => open.push(format!("{which} all day")),
+            Some((start, end)) => open.push(format!("{which} {} to {}", clock(start), clock(end))),
+            None => closed.push(which),
+        }
+        i = j + 1;
+    }
+    match (open.is_empty(), closed.is_empty()) {
+        (true, _) => "No opening hours are set yet".into(),
+        (false, true) => open.join(", "),
+        (false, false) => format!("{}; closed {}", open.join(", "), join(&closed, "and")),
+    }
+}
+
+/// The variables an assistant is started with (Vapi's `variableValues`): the clinic's name and
+/// zone, and its local date, weekday and time now, so the model never has to guess today.
+pub fn assistant_variables(
+    clinic_name: &str,
+    zone: &Zone,
+    now: DateTime<Utc>,
+    opening_hours: &str,
+) -> serde_json::Map<String, serde_json::Value> {
+    let local = zone.local(now);
+    let mut vars = serde_json::Map::new();
+    for (key, value) in [
+        ("clinic_name", clinic_name.to_owned()),
+        ("timezone", zone.name().to_owned()),
+        ("today", local.date().format("%Y-%m-%d").to_string()),
+        ("weekday", local.format("%A").to_string()),
+        ("now", local.format("%H:%M").to_string()),
+        ("opening_hours", opening_hours.to_owned()),
+    ] {
+        vars.insert(key.into(), value.into());
+    }
+    vars
+}
+
 /// A confirmation code spelled out so text-to-speech reads each character.
 pub fn code(code: &str) -> String {
     code.chars().map(String::from).collect::<Vec<_>>().join("-")
@@ -99,6 +187,41 @@ pub fn invalid(e: &DomainError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hours(periods: &[(shared::api::Weekday, &str, &str)]) -> WeeklyHours {
+        let wire: Vec<shared::api::WorkingHours> = periods
+            .iter()
+            .map(|&(weekday, start, end)| shared::api::WorkingHours { weekday, start: start.into(), end: end.into() })
+            .collect();
+        WeeklyHours::parse(&wire).expect("hours")
+    }
+
+    #[test]
+    fn opening_hours_merge_providers_and_runs_of_days() {
+        use shared::api::Weekday::*;
+        let weekdays: Vec<_> = [Mon, Tue, Wed, Thu, Fri].into_iter().map(|d| (d, "09:00", "17:00")).collect();
+        let smith = hours(&weekdays);
+        let jones = hours(&[(Fri, "08:30", "12:00"), (Sat, "09:00", "12:00")]);
+        assert_eq!(
+            opening_hours(&[&smith, &jones]),
+            "Monday to Thursday 9 AM to 5 PM, Friday 8:30 AM to 5 PM, Saturday 9 AM to noon; closed Sunday"
+        );
+        assert_eq!(opening_hours(&[&WeeklyHours::default()]), "Monday to Sunday all day");
+        assert_eq!(opening_hours(&[]), "No opening hours are set yet");
+    }
+
+    #[test]
+    fn the_assistant_is_told_the_clinics_own_date_and_time() {
+        let zone = Zone::parse("tz", "Pacific/Auckland").expect("zone");
+        // 20:30 UTC on Thursday the 14th is 09:30 on Friday the 15th in Auckland (NZDT, +13).
+        let now = DateTime::parse_from_rfc3339("2027-01-14T20:30:00Z").expect("instant").to_utc();
+        let vars = assistant_variables("Harbour Clinic", &zone, now, "Monday to Friday 9 AM to 5 PM");
+        assert_eq!(vars["today"], "2027-01-15");
+        assert_eq!(vars["weekday"], "Friday");
+        assert_eq!(vars["now"], "09:30");
+        assert_eq!(vars["timezone"], "Pacific/Auckland");
+        assert_eq!(vars["clinic_name"], "Harbour Clinic");
+    }
 
     #[test]
     fn lists_are_joined_as_spoken() {

@@ -62,17 +62,10 @@ pub fn booking(provider: Uuid, date: NaiveDate, time: &str) -> BookingInput {
 }
 
 /// Lets one caller hold any number of upcoming appointments in the clinic (the setting
-/// `max_active_per_caller` = 0), written straight to the database.
-pub async fn lift_caller_quota(app: &TestApp, org: Uuid) {
-    let sql = "UPDATE organizations SET max_active_per_caller = 0 WHERE id = $1";
-    let changed = if app.db.url.starts_with("sqlite:") {
-        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
-        sqlx::query(sql).bind(org.to_string()).execute(&mut conn).await.expect("update").rows_affected()
-    } else {
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
-        sqlx::query(sql).bind(org).execute(&mut conn).await.expect("update").rows_affected()
-    };
-    assert_eq!(changed, 1);
+/// `max_active_per_caller` = 0).
+pub async fn lift_caller_quota(org: &TestOrg) {
+    let settings = org.admin.settings().await.expect("settings");
+    org.admin.set_settings(&shared::api::Settings { max_active_per_caller: 0, ..settings }).await.expect("saved");
 }
 
 /// Asserts an API error's status and code.

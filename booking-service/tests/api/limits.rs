@@ -77,7 +77,55 @@ async fn the_quota_holds_when_one_caller_books_many_times_at_once(backend: Backe
     }
 }
 
+/// The clinic's settings (docs/API.md, Settings): read and replaced by its admin, checked field by
+/// field, and the per-caller limit taking effect at once.
+async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let defaults = org.admin.settings().await.expect("settings");
+    assert_eq!(
+        defaults,
+        shared::api::Settings {
+            reminder_offsets_minutes: vec![1440, 120],
+            manage_cutoff_minutes: 1440,
+            max_active_per_caller: 3,
+            sms_from: None
+        }
+    );
+    let wanted = shared::api::Settings {
+        reminder_offsets_minutes: vec![60, 2880, 60],
+        manage_cutoff_minutes: 120,
+        max_active_per_caller: 1,
+        sms_from: Some("+1 555 010 3000".into()),
+    };
+    let saved = org.admin.set_settings(&wanted).await.expect("saved");
+    assert_eq!(saved.reminder_offsets_minutes, [2880, 60], "each once, latest first");
+    assert_eq!(saved.sms_from.as_deref(), Some("+15550103000"));
+    assert_eq!(org.admin.settings().await.expect("read back"), saved);
+    for bad in [
+        shared::api::Settings { reminder_offsets_minutes: vec![10, 20, 30, 40, 50, 60], ..saved.clone() },
+        shared::api::Settings { reminder_offsets_minutes: vec![1], ..saved.clone() },
+        shared::api::Settings { reminder_offsets_minutes: vec![-5], ..saved.clone() },
+        shared::api::Settings { manage_cutoff_minutes: 20_000, ..saved.clone() },
+        shared::api::Settings { max_active_per_caller: 101, ..saved.clone() },
+        shared::api::Settings { sms_from: Some("clinic".into()), ..saved.clone() },
+    ] {
+        assert_error(org.admin.set_settings(&bad).await, 422, "validation_failed");
+    }
+    assert_error(org.staff.settings().await, 403, "forbidden");
+    assert_error(org.agent.set_settings(&saved).await, 403, "forbidden");
+    assert_eq!(app.org("UTC").await.admin.settings().await.expect("another clinic's").max_active_per_caller, 3);
+
+    org.agent.book(&for_caller(provider, 0)).await.expect("the first");
+    let refused = assert_error(org.agent.book(&for_caller(provider, 1)).await, 409, "invalid_state");
+    assert!(refused.to_string().contains("1 upcoming appointments"), "{refused}");
+    lift_caller_quota(&org).await;
+    org.agent.book(&for_caller(provider, 1)).await.expect("no limit");
+}
+
 on_both_backends!(
+    an_admin_sets_the_per_caller_limit_and_the_notification_settings,
     a_token_past_its_rate_is_refused_while_others_go_on,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
     the_quota_holds_when_one_caller_books_many_times_at_once

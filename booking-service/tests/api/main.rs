@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod attendance;
 mod auth;
 mod booking;
 mod browser;
@@ -23,4 +24,5 @@ mod startup;
 mod tenancy;
 mod validation;
 mod vapi;
+mod vapi_clinic;
 mod voice_time;

@@ -5,10 +5,10 @@ use serde_json::{json, Value};
 use shared::api::{AppointmentQuery, AppointmentStatus, CreateAppointmentType, CreateProvider};
 use shared::ApiClient;
 
-const CALLER: &str = "+15551234567";
+pub(crate) const CALLER: &str = "+15551234567";
 const OTHER_CALLER: &str = "+15559876543";
 
-fn call(id: &str, name: &str, arguments: Value) -> Value {
+pub(crate) fn call(id: &str, name: &str, arguments: Value) -> Value {
     json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
 }
 
@@ -21,7 +21,7 @@ fn book_call(id: &str, provider: uuid::Uuid, date: &str, time: &str, name: &str)
 
 /// A `tool-calls` message shaped like Vapi's: the calls in `toolCallList`, `toolCalls` and
 /// `toolWithToolCallList`, the caller in `call.customer`, and the fields a real call carries.
-fn message(calls: Vec<Value>, caller: Option<&str>, call_id: &str) -> Value {
+pub(crate) fn message(calls: Vec<Value>, caller: Option<&str>, call_id: &str) -> Value {
     let with_tools: Vec<Value> = calls
         .iter()
         .map(
@@ -41,7 +41,7 @@ fn message(calls: Vec<Value>, caller: Option<&str>, call_id: &str) -> Value {
     }})
 }
 
-async fn post(client: &ApiClient, body: &Value) -> Value {
+pub(crate) async fn post(client: &ApiClient, body: &Value) -> Value {
     let response = client.request(Method::POST, "/api/vapi/tools").json(body).send().await.expect("sent");
     assert_eq!(response.status(), 200, "Vapi only reads 200 answers");
     response.json().await.expect("JSON")
@@ -67,14 +67,14 @@ fn results(answer: &Value) -> Vec<(String, String, Result<String, String>)> {
         .collect()
 }
 
-fn only(answer: &Value) -> Result<String, String> {
+pub(crate) fn only(answer: &Value) -> Result<String, String> {
     let mut all = results(answer);
     assert_eq!(all.len(), 1, "{answer}");
     all.remove(0).2
 }
 
 /// A clinic in New York with Dr. John Smith (every day, 9 to 5) and Dr. Jane Jones.
-async fn clinic(app: &TestApp) -> (TestOrg, shared::api::Provider) {
+pub(crate) async fn clinic(app: &TestApp) -> (TestOrg, shared::api::Provider) {
     let org = app.org("America/New_York").await;
     let all_week = nine_to_five(&[
         shared::api::Weekday::Mon,
@@ -343,7 +343,7 @@ async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Ba
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
     // Sixteen bookings by one caller: lift the clinic's per-caller quota.
-    lift_caller_quota(&app, org.id).await;
+    lift_caller_quota(&org).await;
     let date = date_str(days_ahead(15));
     let seventeen = message(half_hour_bookings(smith.id, &date, 17), Some(CALLER), "call-17");
     let answer = results(&post(&org.agent, &seventeen).await);

@@ -170,7 +170,7 @@ async fn date_words_around_a_months_end_are_the_clinics_days(backend: Backend) {
     assert_eq!(now.date_naive(), end, "the local date differs from UTC's");
     let (app, clock) = app_at(backend, now).await;
     let org = app.org_named("Harbour Clinic", AUCKLAND).await;
-    lift_caller_quota(&app, org.id).await;
+    lift_caller_quota(&org).await;
     provider(&org, "Dr. Aroha Ngata", every_day("09:00", "17:00")).await;
 
     let today = ask(&org, "check_availability", json!({"provider_name": "Ngata", "date": "today"})).await;
@@ -189,7 +189,7 @@ async fn date_words_around_a_months_end_are_the_clinics_days(backend: Backend) {
     assert_eq!(now.date_naive(), first, "the local date differs from UTC's");
     clock.set(now);
     let west = app.org_named("Valley Clinic", LOS_ANGELES).await;
-    lift_caller_quota(&app, west.id).await;
+    lift_caller_quota(&west).await;
     provider(&west, "Dr. Maria Lopez", every_day("09:00", "17:00")).await;
     let today = ask(&west, "check_availability", json!({"provider_name": "Lopez", "date": "today"})).await;
     let today = today.expect("an answer about today");
@@ -249,7 +249,7 @@ async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
     let eve = change.pred_opt().expect("a day before");
     let (app, clock) = app_at(backend, at(AUCKLAND, eve, "10:00")).await;
     let org = app.org(AUCKLAND).await;
-    lift_caller_quota(&app, org.id).await;
+    lift_caller_quota(&org).await;
     provider(&org, "Dr. Aroha Ngata", every_day("09:00", "17:00")).await;
     let answer = ask(&org, "book_appointment", book("Ngata", "tomorrow", "9:30 AM")).await.expect("booked");
     assert!(answer.contains(&format!("on {} at 9:30 AM", spoken(change))), "{answer}");
@@ -288,7 +288,7 @@ async fn times_are_read_in_every_accepted_form(backend: Backend) {
     let today = days_ahead(5);
     let (app, _clock) = app_at(backend, at(AUCKLAND, today, "06:00")).await;
     let org = app.org(AUCKLAND).await;
-    lift_caller_quota(&app, org.id).await;
+    lift_caller_quota(&org).await;
     org.provider().await;
     let forms = [
         ("14:00", "14:00"),
@@ -510,7 +510,7 @@ async fn clinic_info_tells_the_local_date_and_the_opening_hours(backend: Backend
     let earliest = ask(&other, "check_availability", json!({})).await.expect("earliest");
     assert!(earliest.contains("with Dr. Maria Lopez") && !earliest.contains("Ngata") && !earliest.contains("Tane"));
     let info = ask(&other, "get_clinic_info", json!({})).await.expect("info");
-    assert!(info.ends_with("Opening hours: Every day 9 AM to 5 PM."), "{info}");
+    assert!(info.ends_with("Opening hours: Monday to Sunday 9 AM to 5 PM."), "{info}");
 }
 
 async fn the_definitions_describe_the_new_arguments(backend: Backend) {

@@ -48,7 +48,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
                 slowest = slowest.max(r.latency);
                 match vapi_results(r)?.into_iter().next() {
                     Some(Ok(_)) => winners += 1,
-                    Some(Err(e)) if e.contains("already booked") && e.contains("nearest free times") => offered += 1,
+                    Some(Err(e)) if e.contains("isn't free") && e.contains("nearest free times") => offered += 1,
                     Some(outcome) => other.push(plain::answer(&outcome)),
                     None => other.push("no answer".into()),
                 }

@@ -1,0 +1,76 @@
+//! A clinic's settings (`admin`): reminders, the manage link's cut-off, the per-caller limit of
+//! voice-agent bookings and the SMS sender.
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::Json;
+use super::AppState;
+use crate::domain::PhoneNumber;
+use crate::store::ClinicSettings;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use shared::api::{self, ErrorBody};
+use shared::Role;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/settings", get(show).put(replace))
+}
+
+fn wire(s: &ClinicSettings) -> api::Settings {
+    api::Settings {
+        reminder_offsets_minutes: s.reminder_offsets_minutes.iter().map(|&m| i64::from(m)).collect(),
+        manage_cutoff_minutes: i64::from(s.manage_cutoff_minutes),
+        max_active_per_caller: i64::from(s.max_active_per_caller),
+        sms_from: s.sms_from.clone(),
+    }
+}
+
+/// A whole number that fits, or the field named.
+fn count(field: &'static str, n: i64) -> ApiResult<u32> {
+    u32::try_from(n).map_err(|_| ApiError::Validation(format!("{field}: must be a whole number from 0")))
+}
+
+#[utoipa::path(get, path = "/api/settings", tag = "settings", security(("bearer" = [])),
+    responses((status = 200, body = api::Settings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn show(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<api::Settings>> {
+    let actor = caller.actor(&[Role::Admin])?;
+    let settings = state.store.settings(actor.org).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(wire(&settings)))
+}
+
+/// Replaces every setting (send them all; `sms_from` null uses the service's sender).
+#[utoipa::path(put, path = "/api/settings", tag = "settings", request_body = api::Settings, security(("bearer" = [])),
+    responses((status = 200, body = api::Settings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<api::Settings>,
+) -> ApiResult<axum::Json<api::Settings>> {
+    let actor = caller.actor(&[Role::Admin])?;
+    if body.reminder_offsets_minutes.len() > 100 {
+        return Err(ApiError::Validation("reminder_offsets_minutes: at most 5 offsets".into()));
+    }
+    let settings = ClinicSettings {
+        reminder_offsets_minutes: body
+            .reminder_offsets_minutes
+            .iter()
+            .map(|&m| count("reminder_offsets_minutes", m))
+            .collect::<ApiResult<_>>()?,
+        manage_cutoff_minutes: count("manage_cutoff_minutes", body.manage_cutoff_minutes)?,
+        max_active_per_caller: count("max_active_per_caller", body.max_active_per_caller)?,
+        sms_from: body
+            .sms_from
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| PhoneNumber::parse("sms_from", n))
+            .transpose()?
+            .map(|n| n.as_str().to_owned()),
+    }
+    .check()?;
+    if !state.store.set_settings(actor.org, &settings).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(axum::Json(wire(&settings)))
+}

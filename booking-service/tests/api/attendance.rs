@@ -1,0 +1,70 @@
+//! Attendance (docs/API.md, Appointments): after its start an appointment is marked `completed` or
+//! `no_show`, once, from `pending` or `confirmed` only; before its start, never.
+
+use crate::helpers::*;
+use shared::api::{AppointmentQuery, AppointmentStatus, RescheduleRequest};
+use uuid::Uuid;
+
+/// Moves an appointment two days into the past, straight in the database: the API books only in
+/// the future, and the tests do not wait for time to pass.
+async fn backdate(app: &TestApp, id: Uuid) {
+    let two_days_us: i64 = 2 * 24 * 3600 * 1_000_000;
+    let changed = if app.db.url.starts_with("sqlite:") {
+        let sql = "UPDATE appointments SET starts_at = starts_at - $2, ends_at = ends_at - $2,
+                   blocked_from = blocked_from - $2, blocked_until = blocked_until - $2 WHERE id = $1";
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
+        sqlx::query(sql)
+            .bind(id.to_string())
+            .bind(two_days_us)
+            .execute(&mut conn)
+            .await
+            .expect("update")
+            .rows_affected()
+    } else {
+        let sql =
+            "UPDATE appointments SET starts_at = starts_at - interval '2 days', ends_at = ends_at - interval '2 days',
+                   blocked_from = blocked_from - interval '2 days', blocked_until = blocked_until - interval '2 days'
+                   WHERE id = $1";
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
+        sqlx::query(sql).bind(id).execute(&mut conn).await.expect("update").rows_affected()
+    };
+    assert_eq!(changed, 1);
+}
+
+async fn attendance_is_marked_once_after_the_start(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("America/Chicago").await;
+    let provider = org.provider().await;
+    let came = org.staff.book(&booking(provider.id, days_ahead(1), "10:00")).await.expect("booked").appointment_id;
+    let missed = org.staff.book(&booking(provider.id, days_ahead(1), "11:00")).await.expect("booked").appointment_id;
+    assert_error(org.staff.complete(came).await, 409, "invalid_state");
+    assert_error(org.staff.no_show(came).await, 409, "invalid_state");
+
+    backdate(&app, came).await;
+    backdate(&app, missed).await;
+    assert_error(org.agent.complete(came).await, 403, "forbidden");
+    let done = org.staff.complete(came).await.expect("completed");
+    assert_eq!(done.status, AppointmentStatus::Completed);
+    assert_error(org.staff.no_show(came).await, 409, "invalid_state");
+    assert_error(org.staff.cancel(came, None).await, 409, "invalid_state");
+    let back = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(5))),
+        appointment_time: Some("10:00".into()),
+        ..Default::default()
+    };
+    assert_error(org.staff.reschedule(came, &back).await, 409, "invalid_state");
+    assert_eq!(org.admin.no_show(missed).await.expect("marked").status, AppointmentStatus::NoShow);
+
+    let query = AppointmentQuery { status: Some("no_show".into()), ..Default::default() };
+    let listed = org.staff.appointments(&query).await.expect("listed");
+    assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [missed]);
+    let trail = app.store.audit_trail(org.id.into(), booking_service::domain::AppointmentId(came).into()).await;
+    let actions: Vec<String> = trail.expect("audit").into_iter().map(|e| e.action).collect();
+    assert_eq!(actions, ["booked", "completed"]);
+
+    let other = app.org("UTC").await;
+    assert_error(other.staff.complete(missed).await, 404, "not_found");
+    assert_error(org.staff.complete(Uuid::new_v4()).await, 404, "not_found");
+}
+
+on_both_backends!(attendance_is_marked_once_after_the_start);
