@@ -477,7 +477,7 @@ async fn time_windows_split_a_providers_day(backend: Backend) {
     assert_eq!(answer, Ok(expected));
 }
 
-async fn clinic_info_tells_the_local_date_and_the_opening_hours(backend: Backend) {
+async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours(backend: Backend) {
     let end = month_end_after(5);
     let first = next_day(end);
     let (app, _clock) = app_at(backend, at(AUCKLAND, first, "08:05")).await;
@@ -494,6 +494,26 @@ async fn clinic_info_tells_the_local_date_and_the_opening_hours(backend: Backend
             "This is Harbour Clinic. Today is {}, and it is 8:05 AM here. Opening hours: Monday to Friday 9 AM to 5 PM, Saturday 9 AM to noon; closed Sunday.",
             first.format("%A, %B %-d, %Y")
         ))
+    );
+
+    // The assistant-request, read at the same clock: Auckland's date and time, not UTC's.
+    let settings = api::VapiSettings { assistant_id: Some("asst-harbour".into()), transfer_number: None };
+    org.admin.set_vapi_settings(&settings).await.expect("saved");
+    let request =
+        json!({"message": {"type": "assistant-request", "call": {"id": "call-start", "customer": {"number": CALLER}}}});
+    let response = org.agent.request(Method::POST, "/api/vapi/tools").json(&request).send().await.expect("sent");
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        answer["assistantOverrides"]["variableValues"],
+        json!({
+            "clinic_name": "Harbour Clinic",
+            "timezone": AUCKLAND,
+            "today": date_str(first),
+            "weekday": first.format("%A").to_string(),
+            "now": "08:05",
+            "opening_hours": "Monday to Friday 9 AM to 5 PM, Saturday 9 AM to noon; closed Sunday"
+        }),
+        "{answer}"
     );
 
     // Another clinic sees none of it: not its name, not its providers, not their hours.
@@ -545,6 +565,6 @@ on_both_backends!(
     past_days_and_times_are_refused_saying_todays_date,
     the_earliest_times_come_from_every_active_provider,
     time_windows_split_a_providers_day,
-    clinic_info_tells_the_local_date_and_the_opening_hours,
+    clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours,
     the_definitions_describe_the_new_arguments,
 );
