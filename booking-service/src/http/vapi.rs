@@ -120,7 +120,7 @@ async fn transfer(state: &AppState, actor: &Actor) -> ApiResult<Value> {
     })
 }
 
-/// The six tools' function schemas in Vapi's format.
+/// The seven tools' function schemas in Vapi's format.
 #[utoipa::path(get, path = "/api/vapi/tool-definitions", tag = "vapi", security(("bearer" = [])),
     responses((status = 200, description = "An array of Vapi function tools"), (status = 401, body = ErrorBody)))]
 pub async fn definitions(_caller: Caller) -> Json<Value> {
