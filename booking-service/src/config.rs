@@ -180,6 +180,10 @@ pub struct Config {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+
+    /// Where the voice agent's "now" comes from: the system clock unless a test sets one.
+    #[arg(skip)]
+    pub clock: Option<crate::clock::SharedClock>,
 }
 
 impl Config {
@@ -221,6 +225,7 @@ impl Config {
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             retention_days: DEFAULT_RETENTION_DAYS,
             log_json: false,
+            clock: None,
         }
     }
 

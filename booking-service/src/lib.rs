@@ -2,6 +2,7 @@
 //! [`startup::Application`], so tests and the test tools start the very same service in-process.
 
 pub mod booking;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -108,6 +108,7 @@ impl Application {
             links,
             lanes: Arc::default(),
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
+            clock: config.clock.clone().unwrap_or_else(crate::clock::system),
         };
         let server = ServerSettings {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),

@@ -58,6 +58,8 @@ pub struct AppState {
     pub links: Arc<Links>,
     pub lanes: Arc<BookingLanes>,
     pub rate_limit: Arc<RateLimit>,
+    /// The voice agent's "now" (the system clock outside tests).
+    pub clock: crate::clock::SharedClock,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -62,10 +62,11 @@ pub async fn tools(
     match VapiMessage::parse(&value).map_err(ApiError::Validation)? {
         VapiMessage::Other(_) | VapiMessage::EndOfCallReport(None) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
+            let now = state.clock.now();
             // What its tool calls change is audited under the call's id (GET /api/calls).
             let actor = Actor { call: message.call_id.clone(), ..actor };
             let results =
-                vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, state.vapi.deadline).await;
+                vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, now, state.vapi.deadline).await;
             Ok(Json(json!({ "results": results })))
         }
         VapiMessage::AssistantRequest => Ok(Json(assistant(&state, &actor).await?)),
@@ -102,7 +103,7 @@ async fn assistant(state: &AppState, actor: &Actor) -> ApiResult<Value> {
     let providers = state.store.providers(actor.org, &store::PageRequest::first(store::MAX_PAGE)).await?;
     let hours: Vec<&crate::domain::WeeklyHours> =
         providers.items.iter().filter(|p| p.active).map(|p| &p.hours).collect();
-    let variables = vapi::assistant_variables(&org.name, &org.zone, store::now(), &vapi::opening_hours(&hours));
+    let variables = vapi::assistant_variables(&org.name, &org.zone, state.clock.now(), &vapi::opening_hours(&hours));
     Ok(json!({"assistantId": assistant_id, "assistantOverrides": {"variableValues": variables}}))
 }
 
@@ -119,7 +120,7 @@ async fn transfer(state: &AppState, actor: &Actor) -> ApiResult<Value> {
     })
 }
 
-/// The six tools' function schemas in Vapi's format.
+/// The seven tools' function schemas in Vapi's format.
 #[utoipa::path(get, path = "/api/vapi/tool-definitions", tag = "vapi", security(("bearer" = [])),
     responses((status = 200, description = "An array of Vapi function tools"), (status = 401, body = ErrorBody)))]
 pub async fn definitions(_caller: Caller) -> Json<Value> {

@@ -1,8 +1,15 @@
-//! The six tools in Vapi's function-tool format, ready to paste into an assistant. Each tool's
+//! The seven tools in Vapi's function-tool format, ready to paste into an assistant. Each tool's
 //! entry is chosen by an exhaustive match on [`Tool`], so a new tool cannot be left undescribed.
 
 use super::Tool;
 use serde_json::{json, Value};
+
+/// How every date argument is described: the caller's words are sent as said, and the backend
+/// resolves them in the clinic's time zone, so the model never has to work out a date or a year.
+const DATE: &str = "The day as the caller said it, in English: \"today\", \"tomorrow\", a weekday such as \"friday\" or \"next friday\" (the nearest one after today), \"in 3 days\", or \"January 15\". Prefer the caller's own words. Only write YYYY-MM-DD when you are sure of it, counting from today's date {{today}} ({{weekday}}); never guess a year, and never send a date before today.";
+/// How every time argument is described.
+const TIME: &str =
+    "The local time as the caller said it: \"2 PM\", \"2:30 pm\", \"noon\", or 24-hour HH:MM such as 14:00.";
 
 pub fn tool_definitions() -> Value {
     Value::Array(Tool::ALL.into_iter().map(definition).collect())
@@ -13,8 +20,8 @@ fn definition(tool: Tool) -> Value {
         "provider_id": { "type": "string", "description": format!("The provider's id from {}, if known.", Tool::ListProviders.name()) },
         "provider_name": { "type": "string", "description": "The provider's name as the caller said it, e.g. \"Dr. Smith\"." }
     });
-    let date = json!({ "type": "string", "description": "Local date in the clinic's time zone, YYYY-MM-DD." });
-    let time = json!({ "type": "string", "description": "Local time, 24-hour HH:MM, e.g. 14:00 for 2 PM." });
+    let date = json!({ "type": "string", "description": DATE });
+    let time = json!({ "type": "string", "description": TIME });
     let code = json!({ "type": "string", "description": "The six-character confirmation code the caller reads out." });
     let kind = json!({ "type": "string", "description": "The kind of visit as the caller names it, e.g. \"new patient visit\" or \"follow-up\" (or its id). Leave it out for a standard appointment; its length, buffers and notice then apply." });
     match tool {
@@ -28,12 +35,17 @@ fn definition(tool: Tool) -> Value {
         Tool::CheckAvailability => {
             let mut properties = provider;
             properties["appointment_type"] = kind;
-            properties["date"] = date;
+            properties["date"] = json!({ "type": "string", "description": format!("{DATE} Leave it out to hear the earliest free times of the next two weeks.") });
+            properties["time_window"] = json!({
+                "type": "string",
+                "enum": ["morning", "afternoon", "evening"],
+                "description": "Only times in this part of the day, if the caller asked for one: morning (before noon), afternoon (noon to 5 PM) or evening (from 5 PM)."
+            });
             function(
                 tool,
-                "Finds a provider's free appointment times on one day.",
+                "Finds free appointment times: on one day, or the earliest ones when no day is given. Leave the provider out to search every provider of the clinic; each time then names its provider.",
                 properties,
-                &["date"],
+                &[],
                 "Let me check the schedule.",
             )
         }
@@ -75,6 +87,13 @@ fn definition(tool: Tool) -> Value {
             json!({ "confirmation_code": code, "appointment_type": kind, "appointment_date": date, "appointment_time": time }),
             &["confirmation_code", "appointment_date", "appointment_time"],
             "One moment while I move that.",
+        ),
+        Tool::GetClinicInfo => function(
+            tool,
+            "Tells the clinic's name, today's date and the time there, and the opening hours. Use it whenever you are unsure what day it is.",
+            json!({}),
+            &[],
+            "Let me check.",
         ),
     }
 }

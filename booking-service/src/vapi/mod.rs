@@ -1,5 +1,5 @@
 //! The Vapi server URL (docs/API.md §4): Vapi's messages read the way Vapi really sends them, the
-//! six tools run against the booking use cases, and every answer a single line an agent can speak.
+//! seven tools run against the booking use cases, and every answer a single line an agent can speak.
 
 mod definitions;
 mod server_message;

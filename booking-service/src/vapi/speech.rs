@@ -47,6 +47,23 @@ pub fn slots(zone: &Zone, slots: &[Slot], word: &str) -> String {
     join(&phrases, word)
 }
 
+/// Slots of several providers as spoken, each naming its provider, times of the same day sharing
+/// it ("Friday, January 15 at 9:00 AM with Dr. Smith or 9:30 AM with Dr. Jones").
+pub fn slots_with(slots: &[(Zone, Slot, &str)], word: &str) -> String {
+    let mut by_day: Vec<(NaiveDate, Vec<String>)> = Vec::new();
+    for (zone, s, name) in slots {
+        let date = zone.local(s.start()).date();
+        let t = format!("{} with {name}", time(zone, s.start()));
+        match by_day.last_mut() {
+            Some((d, times)) if *d == date => times.push(t),
+            _ => by_day.push((date, vec![t])),
+        }
+    }
+    let phrases: Vec<String> =
+        by_day.into_iter().map(|(d, times)| format!("{} at {}", day(d), join(&times, word))).collect();
+    join(&phrases, word)
+}
+
 /// "9 AM", "5:30 PM", "noon", "midnight": minutes after midnight as said aloud.
 fn clock(minutes: u32) -> String {
     match minutes {

@@ -25,3 +25,4 @@ mod tenancy;
 mod validation;
 mod vapi;
 mod vapi_clinic;
+mod voice_time;

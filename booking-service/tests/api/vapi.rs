@@ -554,7 +554,7 @@ async fn bad_requests_get_speakable_errors_never_a_5xx(backend: Backend) {
         ),
         (call("e5", "book_appointment", Value::String("{broken".into())), "couldn't read the details"),
         (call("e6", "book_appointment", book("07:00", &date)), "isn't available"),
-        (call("e7", "check_availability", json!({"provider_id": smith.id, "date": "next friday"})), "valid date"),
+        (call("e7", "check_availability", json!({"provider_id": smith.id, "date": "someday"})), "which day you mean"),
         (call("e8", "cancel_appointment", json!({"confirmation_code": "not a code"})), "confirmation code"),
         (
             call(
@@ -595,7 +595,7 @@ async fn other_message_types_are_answered_with_an_empty_object(backend: Backend)
     }
 }
 
-async fn the_tool_definitions_describe_all_six_tools(backend: Backend) {
+async fn the_tool_definitions_describe_all_seven_tools(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let tools: Value =
@@ -610,7 +610,8 @@ async fn the_tool_definitions_describe_all_six_tools(backend: Backend) {
             "book_appointment",
             "find_appointments",
             "cancel_appointment",
-            "reschedule_appointment"
+            "reschedule_appointment",
+            "get_clinic_info"
         ]
     );
     for t in tools.as_array().expect("array") {
@@ -704,6 +705,6 @@ on_both_backends!(
     a_caller_cannot_see_or_touch_another_callers_appointments,
     bad_requests_get_speakable_errors_never_a_5xx,
     other_message_types_are_answered_with_an_empty_object,
-    the_tool_definitions_describe_all_six_tools,
+    the_tool_definitions_describe_all_seven_tools,
     with_a_secret_set_the_vapi_signature_is_required,
 );

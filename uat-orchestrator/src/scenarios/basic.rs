@@ -1,5 +1,7 @@
-//! A caller books through the voice agent, hears a speakable answer, and the appointment exists
-//! at the right local time; a past date, an impossible time and a taken slot are answered politely.
+//! A caller books through the voice agent the way people speak ("sunday", "2 PM"), hears a
+//! speakable answer naming the day, and the appointment exists on the clinic-local day the word
+//! means at the right local time; a past date (answered with today's date), an impossible time and
+//! a taken slot are answered politely.
 
 use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
 use crate::plain;
@@ -12,7 +14,12 @@ pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
 }
 
 async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
-    let date = date_in(9);
+    // A weekday name three days ahead of the clinic's own today: the nearest such day after today.
+    let zone: chrono_tz::Tz =
+        clinic.provider["timezone"].as_str().and_then(|z| z.parse().ok()).ok_or("the provider has no time zone")?;
+    let day = chrono::Utc::now().with_timezone(&zone).date_naive() + chrono::Duration::days(3);
+    let said = day.format("%A").to_string().to_lowercase();
+    let date = day.format("%Y-%m-%d").to_string();
     let phone = caller(1);
     let args = |time: &str, date: &str| json!({"provider_name": clinic.provider_name(), "appointment_date": date, "appointment_time": time, "patient_name": "Ada Lovelace"});
     run.findings.bookings_expected += 1;
@@ -20,7 +27,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         run,
         "vapi book",
         &clinic.agent,
-        &vapi_message("uat-basic-1", &phone, &[("b1", "book_appointment", args("14:00", &date))]),
+        &vapi_message("uat-basic-1", &phone, &[("b1", "book_appointment", args("2 PM", &said))]),
     )
     .await?;
     let answer = booked.first().cloned().unwrap_or_else(|| Err("no result".into()));
@@ -31,9 +38,9 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     let text = answer.unwrap_or_else(|e| e);
     let speakable = !text.contains('\n')
         && text.contains(clinic.provider_name())
-        && text.contains("2:00 PM")
+        && text.contains(&format!("{} at 2:00 PM", day.format("%A, %B %-d")))
         && text.contains("confirmation code");
-    steps.check("the answer is one speakable line with provider, time and code", speakable, text);
+    steps.check("the answer is one speakable line with provider, weekday and month, time and code", speakable, text);
 
     let appointments = clinic.appointments(run).await?;
     let local = appointments
@@ -47,9 +54,9 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         run.findings.lost_or_duplicate.push(format!("basic: {} appointments after one booking", appointments.len()));
     }
     steps.check(
-        "the appointment exists at the right local time for the caller",
+        "the appointment exists on the clinic-local day the word means, at the right local time, for the caller",
         right_time,
-        local.map_or("missing".into(), |t| t.to_rfc3339()),
+        format!("\"{said}\" at \"2 PM\" booked {}", local.map_or("nothing".into(), |t| t.to_rfc3339())),
     );
 
     let past = vapi(
@@ -60,12 +67,13 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     )
     .await?;
     let polite = |r: &[Result<String, String>]| matches!(r.first(), Some(Err(e)) if !e.is_empty() && !e.contains('\n'));
-    steps.check("a past date gets a polite error", polite(&past), plain::answers(&past));
+    let says_today = matches!(past.first(), Some(Err(e)) if e.contains("today is"));
+    steps.check("a past date gets a polite error", polite(&past) && says_today, plain::answers(&past));
     let invalid = vapi(
         run,
         "vapi invalid time",
         &clinic.agent,
-        &vapi_message("uat-basic-1", &phone, &[("b3", "book_appointment", args("25:99", &date))]),
+        &vapi_message("uat-basic-1", &phone, &[("b3", "book_appointment", args("25:99", &said))]),
     )
     .await?;
     steps.check("an impossible time (25:99) gets a polite error", polite(&invalid), plain::answers(&invalid));
@@ -75,7 +83,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         run,
         "vapi taken slot",
         &clinic.agent,
-        &vapi_message("uat-basic-2", &other, &[("b4", "book_appointment", args("14:00", &date))]),
+        &vapi_message("uat-basic-2", &other, &[("b4", "book_appointment", args("14:00", &said))]),
     )
     .await?;
     let offers = matches!(taken.first(), Some(Err(e)) if e.contains("nearest free times"));

@@ -22,6 +22,17 @@ pub struct WhichType {
 impl WhichType {
     /// The active type meant, offered by `provider`; `None` when none was asked for.
     pub async fn find(&self, ctx: &Context<'_>, provider: &Provider) -> Result<Option<AppointmentType>, Refusal> {
+        let kind = self.any(ctx).await?;
+        if let Some(kind) = &kind {
+            if !kind.offered_by(provider.id) {
+                return Err(Refusal::spoken(format!("{} doesn't offer a {}.", provider.name, kind.name)));
+            }
+        }
+        Ok(kind)
+    }
+
+    /// The active type meant, whoever offers it; `None` when none was asked for.
+    pub async fn any(&self, ctx: &Context<'_>) -> Result<Option<AppointmentType>, Refusal> {
         let Some(wanted) = self.appointment_type.as_deref() else {
             return Ok(None);
         };
@@ -43,9 +54,6 @@ impl WhichType {
                 format!("I couldn't find that kind of visit. We offer {}.", type_names(&types, "and"))
             }));
         };
-        if !kind.offered_by(provider.id) {
-            return Err(Refusal::spoken(format!("{} doesn't offer a {}.", provider.name, kind.name)));
-        }
         Ok(Some(kind.clone()))
     }
 }

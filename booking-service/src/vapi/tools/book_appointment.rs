@@ -33,12 +33,15 @@ impl BookAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let provider = self.provider.find(ctx).await?;
         let kind = self.kind.find(ctx, &provider).await?;
-        let (date, time) = self
-            .start
-            .read("Which day would you like the appointment?", "What time would you like the appointment?")?;
+        let (date, time) = self.start.read(
+            &provider.zone(),
+            ctx.now,
+            "Which day would you like the appointment?",
+            "What time would you like the appointment?",
+        )?;
         // A type decides its own length: a length the model guessed is not held against it.
         let minutes = if kind.is_some() { None } else { Length::minutes(self.duration_minutes)? };
-        let when = LocalStart::parse(Some(&date), Some(&time), minutes)?;
+        let when = LocalStart::parse(Some(&date.to_string()), Some(&time), minutes)?;
         let patient = Patient {
             name: self.patient_name.map(|n| PatientName::parse("patient_name", &n)).transpose()?.flatten(),
             phone: ctx.caller.clone(),

@@ -1,17 +1,23 @@
-//! `check_availability`: a provider's free times on one day, or the next opening when the day has
-//! none, so the caller is never left without something to choose.
+//! `check_availability`: free times on one day, or the earliest ones when no day is named; with
+//! one provider or across every active provider of the clinic, each time naming its provider;
+//! optionally only in the morning, afternoon or evening. A day with nothing free gives the next
+//! opening, so the caller is never left without something to choose.
 
 use super::appointment_types::WhichType;
 use super::arguments::text;
-use super::providers::WhichProvider;
+use super::providers::{active, WhichProvider};
 use super::refusal::{Answer, Refusal};
-use super::{speech, Context};
+use super::{speech, spoken_date, Context};
 use crate::booking;
-use crate::domain::parse_date;
+use crate::domain::Slot;
+use crate::store::{AppointmentType, Provider};
+use chrono::{Duration, NaiveDate, NaiveTime, Timelike};
 use serde::Deserialize;
 
-/// How far ahead the next opening is looked for when the day asked about has none.
-const NEXT_OPENING_DAYS: u32 = 14;
+/// How far ahead the earliest free times, or the next opening after a full day, are looked for.
+const SEARCH_DAYS: u32 = 14;
+/// How many of the earliest free times are offered when no day is named.
+const EARLIEST: usize = 3;
 
 #[derive(Debug, Deserialize)]
 pub struct CheckAvailability {
@@ -24,50 +30,207 @@ pub struct CheckAvailability {
     /// Models that have just read the booking tool's schema send the day under its name.
     #[serde(default, deserialize_with = "text")]
     appointment_date: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    time_window: Option<String>,
+}
+
+/// A part of the day, in the provider's local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// Before 12:00.
+    Morning,
+    /// 12:00 to 17:00.
+    Afternoon,
+    /// From 17:00.
+    Evening,
+}
+
+impl Window {
+    fn read(said: Option<&str>) -> Result<Option<Self>, Refusal> {
+        let Some(said) = said else {
+            return Ok(None);
+        };
+        let said = said.to_lowercase();
+        Ok(Some(match said.trim().trim_start_matches("in the ").trim() {
+            "any" | "anytime" | "any time" | "all day" => return Ok(None),
+            "morning" | "am" => Self::Morning,
+            "afternoon" | "pm" => Self::Afternoon,
+            "evening" | "night" => Self::Evening,
+            _ => return Err(Refusal::spoken("I can look for times in the morning, the afternoon or the evening.")),
+        }))
+    }
+
+    fn holds(self, local: NaiveTime) -> bool {
+        let minute = local.hour() * 60 + local.minute();
+        match self {
+            Self::Morning => minute < 12 * 60,
+            Self::Afternoon => (12 * 60..17 * 60).contains(&minute),
+            Self::Evening => minute >= 17 * 60,
+        }
+    }
+
+    fn phrase(window: Option<Self>) -> &'static str {
+        match window {
+            None => "",
+            Some(Self::Morning) => " in the morning",
+            Some(Self::Afternoon) => " in the afternoon",
+            Some(Self::Evening) => " in the evening",
+        }
+    }
+}
+
+/// What is being looked for: whose times, of which kind, in which part of the day.
+struct Search<'a> {
+    providers: Vec<Provider>,
+    kind: Option<AppointmentType>,
+    window: Option<Window>,
+    ctx: &'a Context<'a>,
+}
+
+impl Search<'_> {
+    /// The free slots of `days` local days from `first`, of every provider searched, still ahead
+    /// of now and in the window, earliest first.
+    async fn free(&self, first: NaiveDate, days: u32) -> Result<Vec<(&Provider, Slot)>, Refusal> {
+        let mut found = Vec::new();
+        for provider in &self.providers {
+            let policy = booking::policy_for(provider, self.kind.as_ref());
+            let zone = provider.zone();
+            let slots =
+                booking::free_slots_over(self.ctx.store, self.ctx.actor.org, provider, &policy, first, days).await?;
+            found.extend(
+                slots
+                    .into_iter()
+                    .filter(|s| s.start() > self.ctx.now)
+                    .filter(|s| self.window.is_none_or(|w| w.holds(zone.local(s.start()).time())))
+                    .map(|s| (provider, s)),
+            );
+        }
+        found.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
+        Ok(found)
+    }
+}
+
+/// The slots as spoken: one provider's by time alone, several providers' each naming its provider.
+fn spoken(slots: &[(&Provider, Slot)], one_provider: bool) -> String {
+    match slots.first() {
+        Some((provider, _)) if one_provider => {
+            let only: Vec<Slot> = slots.iter().map(|(_, s)| *s).collect();
+            speech::slots(&provider.zone(), &only, "or")
+        }
+        _ => {
+            let named: Vec<_> = slots.iter().map(|(p, s)| (p.zone(), *s, p.name.as_str())).collect();
+            speech::slots_with(&named, "or")
+        }
+    }
 }
 
 impl CheckAvailability {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
-        let provider = self.provider.find(ctx).await?;
-        let kind = self.kind.find(ctx, &provider).await?;
-        let policy = booking::policy_for(&provider, kind.as_ref());
-        let name = match &kind {
-            Some(kind) => format!("{} for a {}", provider.name, kind.name),
-            None => provider.name.clone(),
+        let window = Window::read(self.time_window.as_deref())?;
+        let (providers, kind) = if self.provider.is_given() {
+            let provider = self.provider.find(ctx).await?;
+            let kind = self.kind.find(ctx, &provider).await?;
+            (vec![provider], kind)
+        } else {
+            let kind = self.kind.any(ctx).await?;
+            let all = active(ctx).await?;
+            if all.is_empty() {
+                return Err(Refusal::spoken("There are no providers to book with yet."));
+            }
+            let offering: Vec<Provider> =
+                all.into_iter().filter(|p| kind.as_ref().is_none_or(|k| k.offered_by(p.id))).collect();
+            if offering.is_empty() {
+                let name = kind.as_ref().map_or("", |k| k.name.as_str());
+                return Err(Refusal::spoken(format!("No one offers a {name} at the moment.")));
+            }
+            (offering, kind)
         };
-        let date_text = self
+        let one = match providers.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        // "Today" is the one provider's, else the clinic's (every provider carries the clinic's zone).
+        let zone = one.as_ref().map_or(providers[0].org_zone, Provider::zone);
+        let today = zone.local(ctx.now).date();
+        let date = self
             .date
             .or(self.appointment_date)
-            .ok_or_else(|| Refusal::spoken("Which day would you like me to check?"))?;
-        let date = parse_date("date", &date_text)?;
-        let zone = provider.zone();
-        if date < zone.today() {
-            return Err(Refusal::spoken("That day has already passed. Which day would you like?"));
-        }
-        let org = ctx.actor.org;
-        let slots = booking::free_slots_on(ctx.store, org, &provider, &policy, date).await?;
-        if slots.is_empty() {
-            let next = match date.succ_opt() {
-                Some(next) => {
-                    booking::free_slots_over(ctx.store, org, &provider, &policy, next, NEXT_OPENING_DAYS).await?
+            .map(|said| spoken_date::resolve(&said, today).map_err(|e| Refusal::spoken(e.spoken())))
+            .transpose()?;
+        let what = kind.as_ref().map_or_else(String::new, |k| format!(" for a {}", k.name));
+        let during = Window::phrase(window);
+        let search = Search { providers, kind, window, ctx };
+        let who = one.as_ref().map(|p| format!("{}{what}", p.name));
+
+        let Some(date) = date else {
+            let earliest = search.free(today, SEARCH_DAYS).await?;
+            let earliest = &earliest[..earliest.len().min(EARLIEST)];
+            return Ok(match (&who, earliest.is_empty()) {
+                (Some(who), true) => format!("{who} has no free times{during} in the next two weeks."),
+                (None, true) => format!("No one has free times{what}{during} in the next two weeks."),
+                (Some(who), false) => {
+                    format!("The earliest free times{during} with {who} are {}.", spoken(earliest, true))
                 }
+                (None, false) => format!("The earliest free times{what}{during} are {}.", spoken(earliest, false)),
+            });
+        };
+
+        let on_day = search.free(date, 1).await?;
+        let day = speech::day(date);
+        if on_day.is_empty() {
+            let next = match date.checked_add_signed(Duration::days(1)) {
+                Some(next) => search.free(next, SEARCH_DAYS).await?,
                 None => Vec::new(),
             };
-            if let Some(first) = next.first() {
-                return Ok(format!(
-                    "{name} has no free times on {}. The next opening is {}.",
-                    speech::day(date),
-                    speech::moment(&zone, first.start())
-                ));
-            }
-            return Ok(format!("{name} has no free times on {} or in the two weeks after.", speech::day(date)));
+            let none = match &who {
+                Some(who) => format!("{who} has no free times on {day}{during}."),
+                None => format!("No one has free times{what} on {day}{during}."),
+            };
+            return Ok(match next.first() {
+                Some(first) => format!("{none} The next opening is {}.", spoken(&[*first], who.is_some())),
+                None => format!("{none} There is nothing free in the two weeks after either."),
+            });
         }
-        let spoken: Vec<String> =
-            slots.iter().take(speech::MAX_READ_OUT).map(|s| speech::time(&zone, s.start())).collect();
-        let more = match slots.len().saturating_sub(speech::MAX_READ_OUT) {
+        let read_out = &on_day[..on_day.len().min(speech::MAX_READ_OUT)];
+        let more = match on_day.len() - read_out.len() {
             0 => String::new(),
             n => format!(", and {n} more later that day"),
         };
-        Ok(format!("{name} is free on {} at {}{more}.", speech::day(date), speech::join(&spoken, "or")))
+        Ok(match &who {
+            Some(who) => {
+                let zone = read_out[0].0.zone();
+                let times: Vec<String> = read_out.iter().map(|(_, s)| speech::time(&zone, s.start())).collect();
+                format!("{who} is free on {day}{during} at {}{more}.", speech::join(&times, "or"))
+            }
+            None => {
+                let times: Vec<String> = read_out
+                    .iter()
+                    .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), p.name))
+                    .collect();
+                format!("On {day}{during}, the free times{what} are {}{more}.", speech::join(&times, "or"))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_windows_split_the_day_at_noon_and_five() {
+        let t = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").expect("time");
+        let morning = Window::read(Some("Morning")).ok().flatten();
+        let afternoon = Window::read(Some("in the afternoon")).ok().flatten();
+        let evening = Window::read(Some("evening")).ok().flatten();
+        assert_eq!(
+            (morning, afternoon, evening),
+            (Some(Window::Morning), Some(Window::Afternoon), Some(Window::Evening))
+        );
+        assert!(Window::Morning.holds(t("11:59")) && !Window::Morning.holds(t("12:00")));
+        assert!(Window::Afternoon.holds(t("12:00")) && !Window::Afternoon.holds(t("17:00")));
+        assert!(Window::Evening.holds(t("17:00")) && !Window::Evening.holds(t("16:59")));
+        assert!(matches!(Window::read(Some("any time")), Ok(None)));
+        assert!(Window::read(Some("lunchtime")).is_err());
     }
 }

@@ -14,7 +14,7 @@ impl FindAppointments {
         let caller = caller::number(ctx)?;
         let filter = AppointmentFilter {
             patient_phone: Some(caller.as_str().to_owned()),
-            from: Some(store::now()),
+            from: Some(ctx.now),
             ..Default::default()
         };
         let upcoming: Vec<Appointment> = ctx

@@ -1,4 +1,4 @@
-//! The six tools, one file each, in the manner of mini-redis's commands: [`Tool`] names them once
+//! The seven tools, one file each, in the manner of mini-redis's commands: [`Tool`] names them once
 //! (dispatch, the definitions and the metrics all read it), each tool reads its own typed
 //! arguments, and each answers with one sentence: a `result` on success, an `error` (so the
 //! assistant's failure message fires) otherwise. The concerns around them live in their own
@@ -11,11 +11,13 @@ mod caller;
 mod cancel_appointment;
 mod check_availability;
 mod find_appointments;
+mod get_clinic_info;
 mod list_providers;
 mod providers;
 mod refusal;
 mod remembered;
 mod reschedule_appointment;
+mod spoken_date;
 mod spoken_time;
 
 use self::arguments::read;
@@ -23,6 +25,7 @@ use self::book_appointment::BookAppointment;
 use self::cancel_appointment::CancelAppointment;
 use self::check_availability::CheckAvailability;
 use self::find_appointments::FindAppointments;
+use self::get_clinic_info::GetClinicInfo;
 use self::list_providers::ListProviders;
 use self::refusal::{Answer, Refusal};
 use self::reschedule_appointment::RescheduleAppointment;
@@ -33,6 +36,7 @@ use crate::domain::PhoneNumber;
 use crate::links::Links;
 use crate::store::{Actor, DynStore};
 use crate::telemetry;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -48,16 +52,18 @@ pub enum Tool {
     FindAppointments,
     CancelAppointment,
     RescheduleAppointment,
+    GetClinicInfo,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 6] = [
+    pub const ALL: [Tool; 7] = [
         Tool::ListProviders,
         Tool::CheckAvailability,
         Tool::BookAppointment,
         Tool::FindAppointments,
         Tool::CancelAppointment,
         Tool::RescheduleAppointment,
+        Tool::GetClinicInfo,
     ];
 
     /// The name on the wire: in the definitions, in Vapi's calls and in the metrics.
@@ -69,6 +75,7 @@ impl Tool {
             Tool::FindAppointments => "find_appointments",
             Tool::CancelAppointment => "cancel_appointment",
             Tool::RescheduleAppointment => "reschedule_appointment",
+            Tool::GetClinicInfo => "get_clinic_info",
         }
     }
 
@@ -103,6 +110,9 @@ struct Context<'a> {
     /// The number the patient calls from; never taken from the model's arguments.
     caller: Option<PhoneNumber>,
     call_id: Option<String>,
+    /// When the message arrived, from the service's clock: every "today" a tool uses is this
+    /// instant read in the provider's zone (else the clinic's).
+    now: DateTime<Utc>,
 }
 
 /// The most tool calls one message may hold (docs/API.md, limits): with more, every call is
@@ -120,6 +130,7 @@ pub async fn answer(
     lanes: &BookingLanes,
     actor: &Actor,
     message: ToolCalls,
+    now: DateTime<Utc>,
     deadline: Duration,
 ) -> Vec<ToolAnswer> {
     if message.calls.len() > MAX_CALLS_PER_MESSAGE {
@@ -138,7 +149,7 @@ pub async fn answer(
             .collect();
     }
     let until = Instant::now() + deadline;
-    let ctx = Context { store, links, lanes, actor, caller: message.caller, call_id: message.call_id };
+    let ctx = Context { store, links, lanes, actor, caller: message.caller, call_id: message.call_id, now };
     let ctx = &ctx;
     // Made up front and only run as `buffered` polls them: a closure kept inside the stream would
     // tie the route's future to a lifetime the router cannot name.
@@ -185,6 +196,7 @@ async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
         Tool::FindAppointments => read::<FindAppointments>(args)?.run(ctx).await,
         Tool::CancelAppointment => read::<CancelAppointment>(args)?.run(ctx).await,
         Tool::RescheduleAppointment => read::<RescheduleAppointment>(args)?.run(ctx).await,
+        Tool::GetClinicInfo => read::<GetClinicInfo>(args)?.run(ctx).await,
     }
 }
 

@@ -19,6 +19,11 @@ pub struct WhichProvider {
 }
 
 impl WhichProvider {
+    /// Whether the caller named a provider at all.
+    pub fn is_given(&self) -> bool {
+        self.provider_id.is_some() || self.provider_name.is_some()
+    }
+
     /// The active provider meant, or a question naming the ones there are.
     pub async fn find(&self, ctx: &Context<'_>) -> Result<Provider, Refusal> {
         let providers = active(ctx).await?;

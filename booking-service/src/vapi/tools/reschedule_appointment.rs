@@ -22,9 +22,13 @@ pub struct RescheduleAppointment {
 impl RescheduleAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
-        let (date, time) =
-            self.start.read("Which day would you like to move it to?", "What time would you like instead?")?;
-        let when = LocalStart::parse(Some(&date), Some(&time), None)?;
+        let (date, time) = self.start.read(
+            &provider.zone(),
+            ctx.now,
+            "Which day would you like to move it to?",
+            "What time would you like instead?",
+        )?;
+        let when = LocalStart::parse(Some(&date.to_string()), Some(&time), None)?;
         let kind = self.kind.find(ctx, &provider).await?.map(|k| k.id);
         let moved = booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when, kind, true).await?;
         Ok(format!(

@@ -3,6 +3,9 @@
 
 use super::arguments::{required, text};
 use super::refusal::Refusal;
+use super::{speech, spoken_date};
+use crate::domain::Zone;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 
 /// The local day and time a booking or a move is for, as the model sent them.
@@ -15,19 +18,37 @@ pub struct SpokenStart {
 }
 
 impl SpokenStart {
-    /// The day as sent and the time as `HH:MM` where it can be read so, or the question for the
-    /// first one missing.
-    pub fn read(self, ask_day: &str, ask_time: &str) -> Result<(String, String), Refusal> {
-        let date = required(self.appointment_date, ask_day)?;
-        let time = required(self.appointment_time, ask_time)?;
-        Ok((date, normalize_time(&time)))
+    /// The day, resolved against today in `zone` at `now`, and the time as `HH:MM` where it can be
+    /// read so; or the question for the first one missing, or why the day or the time cannot be.
+    pub fn read(
+        self,
+        zone: &Zone,
+        now: DateTime<Utc>,
+        ask_day: &str,
+        ask_time: &str,
+    ) -> Result<(NaiveDate, String), Refusal> {
+        let said = required(self.appointment_date, ask_day)?;
+        let time = normalize_time(&required(self.appointment_time, ask_time)?);
+        let date = spoken_date::resolve(&said, zone.local(now).date()).map_err(|e| Refusal::spoken(e.spoken()))?;
+        let start = NaiveTime::parse_from_str(&time, "%H:%M").ok().and_then(|t| zone.instant(date.and_time(t)));
+        if start.is_some_and(|start| start <= now) {
+            return Err(Refusal::spoken(format!(
+                "That time has already passed: it is {} on {} here. Which later time would suit you?",
+                zone.local(now).format("%-I:%M %p"),
+                speech::day(zone.local(now).date())
+            )));
+        }
+        Ok((date, time))
     }
 }
 
-/// Reads the times people and models say ("2 PM", "2:30pm", "14:00", "9:00") as `HH:MM`; anything
-/// else is passed on unchanged for the domain to refuse.
+/// Reads the times people and models say ("2 PM", "2:30pm", "noon", "14:00", "9:00") as `HH:MM`;
+/// anything else is passed on unchanged for the domain to refuse.
 pub fn normalize_time(s: &str) -> String {
     let lower = s.trim().to_lowercase().replace('.', "");
+    if matches!(lower.as_str(), "noon" | "12 noon" | "midday" | "12 midday") {
+        return "12:00".into();
+    }
     let (clock, meridiem) = if let Some(c) = lower.strip_suffix("am") {
         (c.trim(), Some(false))
     } else if let Some(c) = lower.strip_suffix("pm") {
@@ -69,10 +90,14 @@ mod tests {
             ("14:00", "14:00"),
             ("14:00:00", "14:00"),
             ("9 a.m.", "09:00"),
+            ("Noon", "12:00"),
+            ("12 noon", "12:00"),
+            ("midday", "12:00"),
+            ("11:45 AM", "11:45"),
         ] {
             assert_eq!(normalize_time(said), meant, "{said}");
         }
-        for unusable in ["25:99", "13 pm", "noon", "2", "14:5"] {
+        for unusable in ["25:99", "13 pm", "afternoon", "2", "14:5", "0 am"] {
             assert!(crate::domain::parse_time("t", &normalize_time(unusable)).is_err(), "{unusable}");
         }
     }

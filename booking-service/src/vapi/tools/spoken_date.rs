@@ -1,0 +1,268 @@
+//! Days as callers and models say them, read against the local `today` of the provider (or the
+//! clinic): `2027-01-15`, `today`, `tomorrow`, `the day after tomorrow`, a weekday (`friday`,
+//! `this friday`, `next friday`, `on fri`: the nearest such day after today), `in 3 days`,
+//! `in two weeks`, and a month and day without a year (`January 15`, `15 Jan`, `Friday, January 15`:
+//! the next such date from today). Models left to themselves write dates of years gone by, so the
+//! words are resolved here, where the clinic's date is known, and a past date is refused saying
+//! today's.
+
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+
+/// Why a spoken day cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DateError {
+    /// No reading fits the words.
+    Unreadable,
+    /// A real day, before today.
+    Past { date: NaiveDate, today: NaiveDate },
+    /// A month and day with a weekday that is not theirs ("Friday, January 14").
+    WrongWeekday { date: NaiveDate, said: Weekday },
+}
+
+impl DateError {
+    /// What the caller hears.
+    pub fn spoken(&self) -> String {
+        match self {
+            Self::Unreadable => {
+                "I didn't get which day you mean. Could you say it like tomorrow, next Friday or January 15?".into()
+            }
+            Self::Past { today, .. } => {
+                format!("That day has already passed: today is {}. Which day would you like?", with_year(*today))
+            }
+            Self::WrongWeekday { date, said } => format!(
+                "{} is a {}, not a {}. Which day did you mean?",
+                date.format("%B %-d"),
+                date.format("%A"),
+                weekday_name(*said)
+            ),
+        }
+    }
+}
+
+/// "Friday, January 15, 2027"
+pub fn with_year(date: NaiveDate) -> String {
+    date.format("%A, %B %-d, %Y").to_string()
+}
+
+/// The day `said` means when today is `today`; never before today.
+pub fn resolve(said: &str, today: NaiveDate) -> Result<NaiveDate, DateError> {
+    let date = read(said, today).ok_or(DateError::Unreadable)?;
+    let date = date?;
+    if date < today {
+        return Err(DateError::Past { date, today });
+    }
+    Ok(date)
+}
+
+/// The date the words name, or `None` when no reading fits.
+fn read(said: &str, today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
+    let trimmed = said.trim();
+    if trimmed.len() == 10 {
+        if let Ok(date) = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d") {
+            return Some(Ok(date));
+        }
+    }
+    let lower = trimmed.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '.')
+        .filter(|w| !w.is_empty() && !["on", "the", "of"].contains(w))
+        .collect();
+    let day = |n: i64| Some(Ok(today + Duration::days(n)));
+    match words.as_slice() {
+        ["today"] | ["now"] => day(0),
+        ["tomorrow"] => day(1),
+        ["day", "after", "tomorrow"] => day(2),
+        ["in", n, unit] => {
+            let n = i64::from(number(n)?);
+            match *unit {
+                "day" | "days" => day(n),
+                "week" | "weeks" => day(7 * n),
+                _ => None,
+            }
+        }
+        ["this" | "next" | "coming", name] | [name] if weekday(name).is_some() => {
+            Some(Ok(next_weekday(today, weekday(name)?)))
+        }
+        [name, rest @ ..] if weekday(name).is_some() && !rest.is_empty() => {
+            let said = weekday(name)?;
+            let date = match month_day(rest, today)? {
+                Ok(date) => date,
+                Err(e) => return Some(Err(e)),
+            };
+            Some(if date.weekday() == said { Ok(date) } else { Err(DateError::WrongWeekday { date, said }) })
+        }
+        other => month_day(other, today),
+    }
+}
+
+/// "January 15", "15 January", "Jan 15th", with an optional year: the next such date from today
+/// when no year is said.
+fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
+    let (month, day, year) = match words {
+        [m, d] if month(m).is_some() => (month(m)?, ordinal(d)?, None),
+        [d, m] if month(m).is_some() => (month(m)?, ordinal(d)?, None),
+        [m, d, y] if month(m).is_some() => (month(m)?, ordinal(d)?, Some(y.parse::<i32>().ok()?)),
+        [d, m, y] if month(m).is_some() => (month(m)?, ordinal(d)?, Some(y.parse::<i32>().ok()?)),
+        _ => return None,
+    };
+    if let Some(year) = year {
+        return NaiveDate::from_ymd_opt(year, month, day).map(Ok);
+    }
+    // February 29 may be a few years away; any other date is this year's or next year's.
+    (today.year()..=today.year() + 8)
+        .filter_map(|y| NaiveDate::from_ymd_opt(y, month, day))
+        .find(|d| *d >= today)
+        .map(Ok)
+}
+
+/// The nearest day after `today` that falls on `weekday` (a week ahead when today is one).
+fn next_weekday(today: NaiveDate, weekday: Weekday) -> NaiveDate {
+    let ahead = (7 + weekday.num_days_from_monday() - today.weekday().num_days_from_monday()) % 7;
+    today + Duration::days(if ahead == 0 { 7 } else { i64::from(ahead) })
+}
+
+fn weekday(word: &str) -> Option<Weekday> {
+    let word = word.strip_suffix("s").filter(|w| w.ends_with("day")).unwrap_or(word);
+    Some(match word {
+        "monday" | "mon" => Weekday::Mon,
+        "tuesday" | "tue" | "tues" => Weekday::Tue,
+        "wednesday" | "wed" => Weekday::Wed,
+        "thursday" | "thu" | "thur" | "thurs" => Weekday::Thu,
+        "friday" | "fri" => Weekday::Fri,
+        "saturday" | "sat" => Weekday::Sat,
+        "sunday" | "sun" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+fn weekday_name(w: Weekday) -> &'static str {
+    match w {
+        Weekday::Mon => "Monday",
+        Weekday::Tue => "Tuesday",
+        Weekday::Wed => "Wednesday",
+        Weekday::Thu => "Thursday",
+        Weekday::Fri => "Friday",
+        Weekday::Sat => "Saturday",
+        Weekday::Sun => "Sunday",
+    }
+}
+
+fn month(word: &str) -> Option<u32> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let word = word.strip_suffix('.').unwrap_or(word);
+    if word.len() < 3 {
+        return None;
+    }
+    MONTHS.iter().position(|m| m.starts_with(word) && (word.len() == m.len() || word.len() <= 4)).map(|i| i as u32 + 1)
+}
+
+/// "15", "15th", "1st", "22nd", "3rd".
+fn ordinal(word: &str) -> Option<u32> {
+    let digits = ["st", "nd", "rd", "th"].iter().find_map(|s| word.strip_suffix(s)).unwrap_or(word);
+    digits.parse().ok().filter(|d| (1..=31).contains(d))
+}
+
+/// A count of days or weeks, in digits or words: "3", "three", "a".
+fn number(word: &str) -> Option<u32> {
+    const WORDS: [&str; 15] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen",
+    ];
+    if word == "a" || word == "an" {
+        return Some(1);
+    }
+    let n = word.parse().ok().or_else(|| WORDS.iter().position(|w| *w == word).map(|i| i as u32))?;
+    // A year ahead is as far as anything can be booked.
+    (n <= 400).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a date")
+    }
+
+    #[test]
+    fn words_for_days_count_from_today() {
+        // Sunday, January 31, 2027: a month's (and a week's) last day.
+        let today = d("2027-01-31");
+        for (said, meant) in [
+            ("2027-02-03", "2027-02-03"),
+            (" today ", "2027-01-31"),
+            ("Tomorrow", "2027-02-01"),
+            ("the day after tomorrow", "2027-02-02"),
+            ("in 3 days", "2027-02-03"),
+            ("in three days", "2027-02-03"),
+            ("in a day", "2027-02-01"),
+            ("in 2 weeks", "2027-02-14"),
+            ("friday", "2027-02-05"),
+            ("this Friday", "2027-02-05"),
+            ("next friday", "2027-02-05"),
+            ("on Fri", "2027-02-05"),
+            ("monday", "2027-02-01"),
+            ("Sunday", "2027-02-07"),
+            ("next sunday", "2027-02-07"),
+            ("February 3", "2027-02-03"),
+            ("3rd of February", "2027-02-03"),
+            ("Feb 3rd", "2027-02-03"),
+            ("Wednesday, February 3", "2027-02-03"),
+            ("January 31", "2027-01-31"),
+            ("January 30", "2028-01-30"),
+            ("February 29", "2028-02-29"),
+            ("March 1, 2027", "2027-03-01"),
+        ] {
+            assert_eq!(resolve(said, today), Ok(d(meant)), "{said}");
+        }
+    }
+
+    #[test]
+    fn a_weekday_named_on_that_weekday_means_next_weeks() {
+        let friday = d("2027-01-15");
+        assert_eq!(friday.weekday(), Weekday::Fri);
+        for said in ["friday", "this friday", "next friday", "Fridays"] {
+            assert_eq!(resolve(said, friday), Ok(d("2027-01-22")), "{said}");
+        }
+        assert_eq!(resolve("saturday", friday), Ok(d("2027-01-16")));
+        assert_eq!(resolve("thursday", friday), Ok(d("2027-01-21")));
+    }
+
+    #[test]
+    fn past_days_are_refused_saying_today() {
+        let today = d("2026-12-03");
+        let err = resolve("2024-12-05", today).expect_err("past");
+        assert_eq!(err, DateError::Past { date: d("2024-12-05"), today });
+        assert!(err.spoken().contains("today is Thursday, December 3, 2026"), "{}", err.spoken());
+        assert!(resolve("December 2, 2026", today).is_err());
+        assert_eq!(resolve("2026-12-03", today), Ok(today));
+    }
+
+    #[test]
+    fn a_weekday_that_is_not_the_dates_own_is_questioned() {
+        let err = resolve("Friday, February 4", d("2027-01-31")).expect_err("a Thursday");
+        assert!(err.spoken().starts_with("February 4 is a Thursday, not a Friday"), "{}", err.spoken());
+    }
+
+    #[test]
+    fn anything_else_is_unreadable() {
+        for said in
+            ["", "someday", "2027-13-01", "2027-1-5", "in many days", "in 3 fortnights", "next", "February 30", "frid"]
+        {
+            assert_eq!(resolve(said, d("2027-01-31")), Err(DateError::Unreadable), "{said}");
+        }
+    }
+}

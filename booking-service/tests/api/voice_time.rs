@@ -1,0 +1,570 @@
+//! The voice agent's time (docs/API.md §7): date words and spoken times read in the clinic's zone
+//! at the instant the service's clock gives, earliest slots across providers, time windows and
+//! `get_clinic_info`. The clock is set (never slept on) to instants in the real future, since the
+//! store still checks bookings against the real time; the clinics sit far from UTC (Auckland, Los
+//! Angeles), at hours when their local date is not UTC's.
+
+use crate::helpers::*;
+use booking_service::clock::{SettableClock, SharedClock};
+use booking_service::domain::Zone;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday as Day};
+use reqwest::Method;
+use serde_json::{json, Value};
+use shared::api::{self, AppointmentQuery, CreateAppointmentType, CreateProvider, Weekday, WorkingHours};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+const CALLER: &str = "+15551234567";
+const AUCKLAND: &str = "Pacific/Auckland";
+const LOS_ANGELES: &str = "America/Los_Angeles";
+const WEEK: [Weekday; 7] =
+    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+
+// ---- Messages as Vapi sends them -------------------------------------------------------------
+
+fn call(id: &str, name: &str, arguments: Value) -> Value {
+    json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+}
+
+/// A `tool-calls` message shaped like Vapi's, the caller in `call.customer`.
+fn message(calls: Vec<Value>, caller: &str, call_id: &str) -> Value {
+    let with_tools: Vec<Value> = calls
+        .iter()
+        .map(
+            |c| json!({"type": "function", "async": false, "function": {"name": c["function"]["name"]}, "toolCall": c}),
+        )
+        .collect();
+    json!({"message": {
+        "timestamp": 1767201234567u64,
+        "type": "tool-calls",
+        "toolCalls": calls,
+        "toolCallList": calls,
+        "toolWithToolCallList": with_tools,
+        "call": {"id": call_id, "type": "inboundPhoneCall", "status": "in-progress", "customer": {"number": caller}},
+        "phoneNumber": {"number": "+15557654321"},
+        "assistant": {"name": "Clinic Receptionist"}
+    }})
+}
+
+/// One tool call in a message of its own (fresh ids, so no answer is given again): its result,
+/// or its error, checked to be one line.
+async fn ask(org: &TestOrg, tool: &str, arguments: Value) -> Result<String, String> {
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    let body = message(vec![call(&format!("tc-{n}"), tool, arguments)], CALLER, &format!("call-{n}"));
+    let response = org.agent.request(Method::POST, "/api/vapi/tools").json(&body).send().await.expect("sent");
+    assert_eq!(response.status(), 200, "Vapi only reads 200 answers");
+    let answer: Value = response.json().await.expect("JSON");
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 1, "{answer}");
+    let r = &results[0];
+    let outcome = match (r["result"].as_str(), r["error"].as_str()) {
+        (Some(ok), None) => Ok(ok.to_owned()),
+        (None, Some(err)) => Err(err.to_owned()),
+        _ => panic!("a result or an error: {r}"),
+    };
+    let line = outcome.as_ref().unwrap_or_else(|e| e);
+    assert!(!line.is_empty() && !line.contains('\n'), "one line: {line:?}");
+    outcome
+}
+
+// ---- Time --------------------------------------------------------------------------------------
+
+/// The service, its clock standing at `now`.
+async fn app_at(backend: Backend, now: DateTime<Utc>) -> (TestApp, Arc<SettableClock>) {
+    let clock = SettableClock::at(now);
+    let shared: SharedClock = clock.clone();
+    let app = spawn_app_with(backend, move |c| c.clock = Some(shared)).await;
+    (app, clock)
+}
+
+fn zone(name: &str) -> Zone {
+    Zone::parse("tz", name).expect("a zone")
+}
+
+/// The instant of a local wall-clock time in `tz`.
+fn at(tz: &str, date: NaiveDate, time: &str) -> DateTime<Utc> {
+    let time = NaiveTime::parse_from_str(time, "%H:%M").expect("a time");
+    zone(tz).resolve(date, time).expect("an instant")
+}
+
+fn next_day(d: NaiveDate) -> NaiveDate {
+    d.succ_opt().expect("a next day")
+}
+
+/// "Friday, January 15", as every tool speaks a date.
+fn spoken(d: NaiveDate) -> String {
+    d.format("%A, %B %-d").to_string()
+}
+
+/// The last day of the first month that ends at least `days` days from now.
+fn month_end_after(days: i64) -> NaiveDate {
+    let mut d = days_ahead(days);
+    while next_day(d).day() != 1 {
+        d = next_day(d);
+    }
+    d
+}
+
+/// The first day at least `days` days from now falling on `weekday`.
+fn weekday_after(days: i64, weekday: Day) -> NaiveDate {
+    let mut d = days_ahead(days);
+    while d.weekday() != weekday {
+        d = next_day(d);
+    }
+    d
+}
+
+/// The UTC offset of `tz` at local noon of `date`, in seconds.
+fn noon_offset(tz: &str, date: NaiveDate) -> i32 {
+    zone(tz).localize(at(tz, date, "12:00")).offset().local_minus_utc()
+}
+
+/// The first day at least `days` days from now on which `tz`'s clocks change.
+fn clocks_change_after(tz: &str, days: i64) -> NaiveDate {
+    let mut d = days_ahead(days);
+    for _ in 0..400 {
+        if noon_offset(tz, next_day(d)) != noon_offset(tz, d) {
+            return next_day(d);
+        }
+        d = next_day(d);
+    }
+    panic!("{tz} changes its clocks within a year");
+}
+
+// ---- Clinics -----------------------------------------------------------------------------------
+
+fn every_day(start: &str, end: &str) -> Vec<WorkingHours> {
+    WEEK.iter().map(|&weekday| WorkingHours { weekday, start: start.into(), end: end.into() }).collect()
+}
+
+async fn provider(org: &TestOrg, name: &str, hours: Vec<WorkingHours>) -> api::Provider {
+    org.provider_with(CreateProvider {
+        name: name.into(),
+        appointment_minutes: Some(30),
+        working_hours: Some(hours),
+        ..Default::default()
+    })
+    .await
+}
+
+/// The clinic's appointments, earliest first.
+async fn booked(org: &TestOrg) -> Vec<api::Appointment> {
+    let mut all = org.staff.appointments(&AppointmentQuery::default()).await.expect("appointments");
+    all.sort_by_key(|a| a.starts_at);
+    all
+}
+
+/// `book_appointment`'s arguments: the provider, the day and the time as a caller says them.
+fn book(who: &str, date: &str, time: &str) -> Value {
+    json!({"provider_name": who, "appointment_date": date, "appointment_time": time, "patient_name": "Ada Lovelace"})
+}
+
+// ---- Stories -----------------------------------------------------------------------------------
+
+async fn date_words_around_a_months_end_are_the_clinics_days(backend: Backend) {
+    let end = month_end_after(5);
+    let first = next_day(end);
+    // 08:00 on the 1st in Auckland is still the month's last day in UTC.
+    let now = at(AUCKLAND, first, "08:00");
+    assert_eq!(now.date_naive(), end, "the local date differs from UTC's");
+    let (app, clock) = app_at(backend, now).await;
+    let org = app.org_named("Harbour Clinic", AUCKLAND).await;
+    lift_caller_quota(&org).await;
+    provider(&org, "Dr. Aroha Ngata", every_day("09:00", "17:00")).await;
+
+    let today = ask(&org, "check_availability", json!({"provider_name": "Ngata", "date": "today"})).await;
+    let today = today.expect("today's times");
+    assert!(today.starts_with(&format!("Dr. Aroha Ngata is free on {} at 9:00 AM, 9:30 AM", spoken(first))), "{today}");
+    let answer = ask(&org, "book_appointment", book("Ngata", "tomorrow", "2 PM")).await.expect("booked tomorrow");
+    let second = next_day(first);
+    assert!(answer.contains(&format!("with Dr. Aroha Ngata on {} at 2:00 PM", spoken(second))), "{answer}");
+    let stored = booked(&org).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].starts_at.naive_local(), second.and_hms_opt(14, 0, 0).expect("local"), "Auckland's tomorrow");
+    assert_eq!(stored[0].starts_at.offset().local_minus_utc(), noon_offset(AUCKLAND, second));
+
+    // Los Angeles at 20:00 on the month's last day: UTC is already on the 1st.
+    let now = at(LOS_ANGELES, end, "20:00");
+    assert_eq!(now.date_naive(), first, "the local date differs from UTC's");
+    clock.set(now);
+    let west = app.org_named("Valley Clinic", LOS_ANGELES).await;
+    lift_caller_quota(&west).await;
+    provider(&west, "Dr. Maria Lopez", every_day("09:00", "17:00")).await;
+    let today = ask(&west, "check_availability", json!({"provider_name": "Lopez", "date": "today"})).await;
+    let today = today.expect("an answer about today");
+    assert!(today.starts_with(&format!("Dr. Maria Lopez has no free times on {}.", spoken(end))), "{today}");
+    assert!(today.contains(&format!("The next opening is {} at 9:00 AM", spoken(first))), "{today}");
+    let answer = ask(&west, "book_appointment", book("Lopez", "tomorrow", "9:30 am")).await.expect("booked tomorrow");
+    assert!(answer.contains(&format!("on {} at 9:30 AM", spoken(first))), "{answer}");
+    let answer = ask(&west, "book_appointment", book("Lopez", "in 2 days", "noon")).await.expect("booked in two days");
+    assert!(answer.contains(&format!("on {} at 12:00 PM", spoken(next_day(first)))), "{answer}");
+    let stored = booked(&west).await;
+    let local: Vec<_> = stored.iter().map(|a| a.starts_at.naive_local()).collect();
+    assert_eq!(
+        local,
+        [first.and_hms_opt(9, 30, 0).expect("t"), next_day(first).and_hms_opt(12, 0, 0).expect("t")],
+        "Los Angeles' tomorrow and the day after"
+    );
+    assert_eq!(booked(&org).await.len(), 1, "the first clinic's book is its own");
+}
+
+async fn a_weekday_named_on_that_weekday_means_next_weeks(backend: Backend) {
+    // Friday 18:00 in Los Angeles is Saturday in UTC.
+    let friday = weekday_after(7, Day::Fri);
+    let now = at(LOS_ANGELES, friday, "18:00");
+    assert_eq!(now.date_naive().weekday(), Day::Sat);
+    let (app, clock) = app_at(backend, now).await;
+    let org = app.org(LOS_ANGELES).await;
+    provider(&org, "Dr. Maria Lopez", every_day("09:00", "17:00")).await;
+    let free_on = |date: NaiveDate| format!("Dr. Maria Lopez is free on {} at 9:00 AM", spoken(date));
+    let week_on = friday + Duration::days(7);
+    for said in ["friday", "Friday", "this friday", "next Friday", "on fri"] {
+        let answer = ask(&org, "check_availability", json!({"date": said, "provider_name": "lopez"})).await;
+        assert!(answer.as_ref().is_ok_and(|a| a.starts_with(&free_on(week_on))), "{said}: {answer:?}");
+    }
+    for (said, meant) in [("saturday", 1), ("next thursday", 6), ("in 1 day", 1), ("in a week", 7)] {
+        let answer = ask(&org, "check_availability", json!({"date": said, "provider_name": "lopez"})).await;
+        let date = friday + Duration::days(meant);
+        assert!(answer.as_ref().is_ok_and(|a| a.starts_with(&free_on(date))), "{said}: {answer:?}");
+    }
+
+    // Friday 07:00 in Auckland is Thursday in UTC: "thursday" is six days away, "friday" seven.
+    let now = at(AUCKLAND, friday, "07:00");
+    assert_eq!(now.date_naive().weekday(), Day::Thu);
+    clock.set(now);
+    let south = app.org(AUCKLAND).await;
+    provider(&south, "Dr. Aroha Ngata", every_day("09:00", "17:00")).await;
+    for (said, meant) in [("thursday", 6), ("friday", 7), ("today", 0)] {
+        let answer = ask(&south, "check_availability", json!({"date": said})).await;
+        let date = friday + Duration::days(meant);
+        // The clinic's only provider: its times, as if it had been named.
+        let expected = format!("Dr. Aroha Ngata is free on {} at 9:00 AM", spoken(date));
+        assert!(answer.as_ref().is_ok_and(|a| a.starts_with(&expected)), "{said}: {answer:?}");
+    }
+}
+
+async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
+    let change = clocks_change_after(AUCKLAND, 7);
+    let eve = change.pred_opt().expect("a day before");
+    let (app, clock) = app_at(backend, at(AUCKLAND, eve, "10:00")).await;
+    let org = app.org(AUCKLAND).await;
+    lift_caller_quota(&org).await;
+    provider(&org, "Dr. Aroha Ngata", every_day("09:00", "17:00")).await;
+    let answer = ask(&org, "book_appointment", book("Ngata", "tomorrow", "9:30 AM")).await.expect("booked");
+    assert!(answer.contains(&format!("on {} at 9:30 AM", spoken(change))), "{answer}");
+    let answer = ask(&org, "book_appointment", book("Ngata", "today", "16:30")).await.expect("booked");
+    assert!(answer.contains(&format!("on {} at 4:30 PM", spoken(eve))), "{answer}");
+    let stored = booked(&org).await;
+    assert_eq!(stored[0].starts_at.naive_local(), eve.and_hms_opt(16, 30, 0).expect("t"));
+    assert_eq!(stored[1].starts_at.naive_local(), change.and_hms_opt(9, 30, 0).expect("t"));
+    let (before, after) =
+        (stored[0].starts_at.offset().local_minus_utc(), stored[1].starts_at.offset().local_minus_utc());
+    assert_ne!(before, after, "the clocks changed between them");
+    assert_eq!((before, after), (noon_offset(AUCKLAND, eve), noon_offset(AUCKLAND, change)));
+
+    // Los Angeles on the eve of its change, late in the evening (already the next day in UTC):
+    // the night's 2:30 AM does not exist when the clocks spring forward, and is the first of two
+    // when they fall back.
+    let change = clocks_change_after(LOS_ANGELES, 7);
+    let eve = change.pred_opt().expect("a day before");
+    clock.set(at(LOS_ANGELES, eve, "21:00"));
+    let west = app.org(LOS_ANGELES).await;
+    west.provider().await;
+    let forward = noon_offset(LOS_ANGELES, change) > noon_offset(LOS_ANGELES, eve);
+    let night = ask(&west, "book_appointment", book("Smith", "tomorrow", "1:30 AM")).await;
+    let spring = ask(&west, "book_appointment", book("Smith", "tomorrow", "2:30 am")).await;
+    if forward {
+        assert!(night.is_ok(), "{night:?}");
+        assert!(spring.as_ref().is_err_and(|e| e.contains("clocks change")), "{spring:?}");
+    } else {
+        assert!(night.as_ref().is_ok_and(|a| a.contains(&format!("on {} at 1:30 AM", spoken(change)))), "{night:?}");
+        let stored = booked(&west).await;
+        assert_eq!(stored[0].starts_at.offset().local_minus_utc(), noon_offset(LOS_ANGELES, eve), "the earlier 1:30");
+    }
+}
+
+async fn times_are_read_in_every_accepted_form(backend: Backend) {
+    let today = days_ahead(5);
+    let (app, _clock) = app_at(backend, at(AUCKLAND, today, "06:00")).await;
+    let org = app.org(AUCKLAND).await;
+    lift_caller_quota(&org).await;
+    org.provider().await;
+    let forms = [
+        ("14:00", "14:00"),
+        ("2 PM", "14:00"),
+        ("2:30 pm", "14:30"),
+        ("noon", "12:00"),
+        ("12 noon", "12:00"),
+        ("9 a.m.", "09:00"),
+        ("11:45 AM", "11:45"),
+        ("12:15 PM", "12:15"),
+        ("12 am", "00:00"),
+    ];
+    for (i, (said, _)) in forms.iter().enumerate() {
+        let answer = ask(&org, "book_appointment", book("Smith", &format!("in {} days", i + 1), said)).await;
+        assert!(answer.is_ok(), "{said}: {answer:?}");
+    }
+    let stored = booked(&org).await;
+    let local: Vec<String> = stored.iter().map(|a| a.starts_at.format("%Y-%m-%d %H:%M").to_string()).collect();
+    let expected: Vec<String> = forms
+        .iter()
+        .enumerate()
+        .map(|(i, (_, meant))| format!("{} {meant}", today + Duration::days(i as i64 + 1)))
+        .collect();
+    assert_eq!(local, expected);
+    for unusable in ["25:99", "13 pm", "teatime", "2"] {
+        let answer = ask(&org, "book_appointment", book("Smith", "tomorrow", unusable)).await;
+        assert!(answer.as_ref().is_err_and(|e| e.contains("valid time")), "{unusable}: {answer:?}");
+    }
+}
+
+async fn past_days_and_times_are_refused_saying_todays_date(backend: Backend) {
+    let end = month_end_after(5);
+    let first = next_day(end);
+    let (app, clock) = app_at(backend, at(AUCKLAND, first, "08:00")).await;
+    let org = app.org(AUCKLAND).await;
+    provider(&org, "Dr. Aroha Ngata", every_day("07:00", "17:00")).await;
+    let today = format!("today is {}", first.format("%A, %B %-d, %Y"));
+    // UTC's date, the one a model reading Vapi's `{{now}}` would send, is yesterday here.
+    for (tool, arguments) in [
+        ("book_appointment", book("Ngata", "2024-12-05", "14:00")),
+        ("book_appointment", book("Ngata", &date_str(end), "14:00")),
+        ("check_availability", json!({"date": date_str(end)})),
+        ("check_availability", json!({"date": "December 5, 2024"})),
+    ] {
+        let answer = ask(&org, tool, arguments.clone()).await;
+        assert!(answer.as_ref().is_err_and(|e| e.contains(&today)), "{tool} {arguments}: {answer:?}");
+    }
+    let answer = ask(&org, "book_appointment", book("Ngata", "today", "7:30 AM")).await;
+    let passed = format!("already passed: it is 8:00 AM on {}", spoken(first));
+    assert!(answer.as_ref().is_err_and(|e| e.contains(&passed)), "{answer:?}");
+
+    ask(&org, "book_appointment", book("Ngata", "today", "9 AM")).await.expect("later today is fine");
+    let code = booked(&org).await[0].confirmation_code.clone();
+    let moved = ask(
+        &org,
+        "reschedule_appointment",
+        json!({"confirmation_code": code, "appointment_date": date_str(end), "appointment_time": "10:00"}),
+    )
+    .await;
+    assert!(moved.as_ref().is_err_and(|e| e.contains(&today)), "{moved:?}");
+    let moved = ask(
+        &org,
+        "reschedule_appointment",
+        json!({"confirmation_code": code, "appointment_date": "next monday", "appointment_time": "3 PM"}),
+    )
+    .await;
+    let monday = (1..=7).map(|n| first + Duration::days(n)).find(|d| d.weekday() == Day::Mon).expect("a Monday");
+    assert!(moved.as_ref().is_ok_and(|m| m.contains(&format!("now on {} at 3:00 PM", spoken(monday)))), "{moved:?}");
+    let stored = booked(&org).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].starts_at.naive_local(), monday.and_hms_opt(15, 0, 0).expect("t"));
+
+    // "Upcoming" is read at the clock's now too: once it has ended, it is not.
+    let found = ask(&org, "find_appointments", json!({})).await;
+    assert!(
+        found
+            .as_ref()
+            .is_ok_and(|f| f
+                .contains(&format!("one upcoming appointment: with Dr. Aroha Ngata on {} at 3:00 PM", spoken(monday)))),
+        "{found:?}"
+    );
+    clock.set(at(AUCKLAND, monday, "15:45"));
+    let found = ask(&org, "find_appointments", json!({})).await;
+    assert_eq!(found, Ok("You have no upcoming appointments.".to_owned()));
+}
+
+async fn the_earliest_times_come_from_every_active_provider(backend: Backend) {
+    let today = days_ahead(5);
+    let tomorrow = next_day(today);
+    let (app, _clock) = app_at(backend, at(LOS_ANGELES, today, "16:10")).await;
+    let org = app.org(LOS_ANGELES).await;
+    provider(&org, "Dr. Ames", every_day("09:00", "17:00")).await;
+    let baker = provider(&org, "Dr. Baker", every_day("13:00", "17:00")).await;
+    let cole = provider(&org, "Dr. Cole", every_day("00:00", "24:00")).await;
+    org.admin.deactivate_provider(cole.id).await.expect("deactivated");
+
+    // 4:00 PM has passed; Dr. Cole is no longer bookable.
+    let earliest = ask(&org, "check_availability", json!({})).await.expect("earliest");
+    assert_eq!(
+        earliest,
+        format!(
+            "The earliest free times are {} at 4:30 PM with Dr. Ames or 4:30 PM with Dr. Baker or {} at 9:00 AM with Dr. Ames.",
+            spoken(today),
+            spoken(tomorrow)
+        )
+    );
+    let one = ask(&org, "check_availability", json!({"provider_name": "Baker"})).await.expect("Dr. Baker's");
+    assert_eq!(
+        one,
+        format!(
+            "The earliest free times with Dr. Baker are {} at 4:30 PM or {} at 1:00 PM or 1:30 PM.",
+            spoken(today),
+            spoken(tomorrow)
+        )
+    );
+    let afternoon =
+        ask(&org, "check_availability", json!({"date": "tomorrow", "time_window": "afternoon"})).await.expect("day");
+    assert_eq!(
+        afternoon,
+        format!(
+            "On {} in the afternoon, the free times are 12:00 PM with Dr. Ames, 12:30 PM with Dr. Ames, 1:00 PM with Dr. Ames, 1:00 PM with Dr. Baker or 1:30 PM with Dr. Ames, and 13 more later that day.",
+            spoken(tomorrow)
+        )
+    );
+    let evening = ask(&org, "check_availability", json!({"time_window": "evening"})).await.expect("evening");
+    assert_eq!(evening, "No one has free times in the evening in the next two weeks.");
+
+    // A type only Dr. Baker offers: only Dr. Baker's times, at the type's own step and length.
+    org.admin
+        .create_appointment_type(&CreateAppointmentType {
+            name: "Follow-up".into(),
+            duration_minutes: 15,
+            provider_ids: Some(vec![baker.id]),
+            ..Default::default()
+        })
+        .await
+        .expect("a type");
+    let follow_up =
+        ask(&org, "check_availability", json!({"appointment_type": "follow up"})).await.expect("follow-ups");
+    assert_eq!(
+        follow_up,
+        format!(
+            "The earliest free times with Dr. Baker for a Follow-up are {} at 4:15 PM, 4:30 PM or 4:45 PM.",
+            spoken(today)
+        )
+    );
+}
+
+async fn time_windows_split_a_providers_day(backend: Backend) {
+    let today = days_ahead(5);
+    let tomorrow = next_day(today);
+    let (app, clock) = app_at(backend, at(AUCKLAND, today, "07:00")).await;
+    let org = app.org(AUCKLAND).await;
+    provider(&org, "Dr. Aroha Ngata", every_day("08:00", "20:00")).await;
+    let day = spoken(tomorrow);
+    for (window, expected) in [
+        ("morning", "in the morning at 8:00 AM, 8:30 AM, 9:00 AM, 9:30 AM or 10:00 AM, and 3 more later that day."),
+        (
+            "Afternoon",
+            "in the afternoon at 12:00 PM, 12:30 PM, 1:00 PM, 1:30 PM or 2:00 PM, and 5 more later that day.",
+        ),
+        (
+            "in the evening",
+            "in the evening at 5:00 PM, 5:30 PM, 6:00 PM, 6:30 PM or 7:00 PM, and 1 more later that day.",
+        ),
+    ] {
+        let answer = ask(
+            &org,
+            "check_availability",
+            json!({"provider_name": "ngata", "date": "tomorrow", "time_window": window}),
+        )
+        .await;
+        let expected = format!("Dr. Aroha Ngata is free on {day} {expected}");
+        assert_eq!(answer, Ok(expected), "{window}");
+    }
+    let answer = ask(&org, "check_availability", json!({"date": "tomorrow", "time_window": "lunchtime"})).await;
+    assert!(answer.as_ref().is_err_and(|e| e.contains("morning, the afternoon or the evening")), "{answer:?}");
+
+    // Late in the evening nothing of it is left today: the next evening opening is tomorrow's.
+    clock.set(at(AUCKLAND, today, "19:45"));
+    let answer = ask(&org, "check_availability", json!({"date": "today", "time_window": "evening"})).await;
+    let expected = format!(
+        "Dr. Aroha Ngata has no free times on {} in the evening. The next opening is {day} at 5:00 PM.",
+        spoken(today)
+    );
+    assert_eq!(answer, Ok(expected));
+}
+
+async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours(backend: Backend) {
+    let end = month_end_after(5);
+    let first = next_day(end);
+    let (app, _clock) = app_at(backend, at(AUCKLAND, first, "08:05")).await;
+    let org = app.org_named("Harbour Clinic", AUCKLAND).await;
+    let weekdays: Vec<WorkingHours> =
+        WEEK[..5].iter().map(|&weekday| WorkingHours { weekday, start: "09:00".into(), end: "17:00".into() }).collect();
+    provider(&org, "Dr. Aroha Ngata", weekdays).await;
+    let saturday = vec![WorkingHours { weekday: Weekday::Sat, start: "09:00".into(), end: "12:00".into() }];
+    provider(&org, "Dr. Ben Tane", saturday).await;
+    let info = ask(&org, "get_clinic_info", json!({})).await;
+    assert_eq!(
+        info,
+        Ok(format!(
+            "This is Harbour Clinic. Today is {}, and it is 8:05 AM here. Opening hours: Monday to Friday 9 AM to 5 PM, Saturday 9 AM to noon; closed Sunday.",
+            first.format("%A, %B %-d, %Y")
+        ))
+    );
+
+    // The assistant-request, read at the same clock: Auckland's date and time, not UTC's.
+    let settings = api::VapiSettings { assistant_id: Some("asst-harbour".into()), transfer_number: None };
+    org.admin.set_vapi_settings(&settings).await.expect("saved");
+    let request =
+        json!({"message": {"type": "assistant-request", "call": {"id": "call-start", "customer": {"number": CALLER}}}});
+    let response = org.agent.request(Method::POST, "/api/vapi/tools").json(&request).send().await.expect("sent");
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(
+        answer["assistantOverrides"]["variableValues"],
+        json!({
+            "clinic_name": "Harbour Clinic",
+            "timezone": AUCKLAND,
+            "today": date_str(first),
+            "weekday": first.format("%A").to_string(),
+            "now": "08:05",
+            "opening_hours": "Monday to Friday 9 AM to 5 PM, Saturday 9 AM to noon; closed Sunday"
+        }),
+        "{answer}"
+    );
+
+    // Another clinic sees none of it: not its name, not its providers, not their hours.
+    let other = app.org_named("Valley Clinic", LOS_ANGELES).await;
+    let info = ask(&other, "get_clinic_info", json!({})).await.expect("info");
+    assert!(info.starts_with(&format!("This is Valley Clinic. Today is {},", end.format("%A, %B %-d, %Y"))), "{info}");
+    assert!(info.contains("No opening hours are set yet"), "{info}");
+    let none = ask(&other, "check_availability", json!({})).await;
+    assert_eq!(none, Err("There are no providers to book with yet.".to_owned()));
+    provider(&other, "Dr. Maria Lopez", every_day("09:00", "17:00")).await;
+    let theirs = org.staff.providers().await.expect("providers");
+    let foreign = ask(&other, "check_availability", json!({"provider_id": theirs[0].id})).await;
+    assert_eq!(foreign, Err("I couldn't find that provider.".to_owned()));
+    let earliest = ask(&other, "check_availability", json!({})).await.expect("earliest");
+    assert!(earliest.contains("with Dr. Maria Lopez") && !earliest.contains("Ngata") && !earliest.contains("Tane"));
+    let info = ask(&other, "get_clinic_info", json!({})).await.expect("info");
+    assert!(info.ends_with("Opening hours: Monday to Sunday 9 AM to 5 PM."), "{info}");
+}
+
+async fn the_definitions_describe_the_new_arguments(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let tools: Value =
+        org.agent.send(org.agent.request(Method::GET, "/api/vapi/tool-definitions")).await.expect("definitions");
+    let tool = |name: &str| {
+        tools.as_array().expect("array").iter().find(|t| t["function"]["name"] == name).cloned().expect(name)
+    };
+    let check = tool("check_availability");
+    assert_eq!(check["function"]["parameters"]["required"], json!([]), "no day: the earliest times");
+    let date = check["function"]["parameters"]["properties"]["date"]["description"].as_str().expect("date");
+    for words in ["tomorrow", "next friday", "never guess a year", "{{today}}"] {
+        assert!(date.contains(words), "{words}: {date}");
+    }
+    assert_eq!(
+        check["function"]["parameters"]["properties"]["time_window"]["enum"],
+        json!(["morning", "afternoon", "evening"])
+    );
+    let book = tool("book_appointment");
+    let time = book["function"]["parameters"]["properties"]["appointment_time"]["description"].as_str().expect("t");
+    assert!(time.contains("2 PM") && time.contains("noon"), "{time}");
+    assert_eq!(tool("get_clinic_info")["function"]["parameters"]["properties"], json!({}));
+}
+
+on_both_backends!(
+    date_words_around_a_months_end_are_the_clinics_days,
+    a_weekday_named_on_that_weekday_means_next_weeks,
+    date_words_across_a_change_of_the_clocks,
+    times_are_read_in_every_accepted_form,
+    past_days_and_times_are_refused_saying_todays_date,
+    the_earliest_times_come_from_every_active_provider,
+    time_windows_split_a_providers_day,
+    clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours,
+    the_definitions_describe_the_new_arguments,
+);
