@@ -51,7 +51,9 @@ impl Pg {
             })
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        for migration in crate::migrate::postgres(&pool).await? {
+            tracing::info!(%migration, "migration applied");
+        }
         let store = Self { pool };
         store.check_roles().await?;
         Ok(store)
