@@ -13,6 +13,7 @@ mod email;
 mod hardening;
 mod idempotency;
 mod limits;
+mod migrate;
 mod ops;
 mod outage;
 mod paging;
