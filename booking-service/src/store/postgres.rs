@@ -94,6 +94,10 @@ impl Pg {
         Ok(())
     }
 
+    pub fn pool_usage(&self) -> Vec<super::PoolUsage> {
+        vec![super::usage("main", &self.pool)]
+    }
+
     /// A transaction under the role the scope calls for; a tenant's also names its organization.
     /// The switch travels with the BEGIN in one round trip (a simple query: its values are
     /// constants and a UUID).

@@ -53,6 +53,10 @@ impl Lite {
         self.writer.begin_with("BEGIN IMMEDIATE").await?.rollback().await
     }
 
+    pub fn pool_usage(&self) -> Vec<super::PoolUsage> {
+        vec![super::usage("main", &self.reader), super::usage("writer", &self.writer)]
+    }
+
     /// Readers take a pooled read-only connection; everything that writes queues for the writer.
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let tx = match scope {
