@@ -8,6 +8,7 @@ mod auth;
 mod booking;
 mod browser;
 mod concurrency;
+mod dashboards;
 mod docs;
 mod email;
 mod hardening;
