@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Starts (or stops) a local PgBouncer in transaction pooling mode in front of a PostgreSQL server,
-# the way .ci/run tests the service through it. For development and CI: clients are trusted
-# (auth_type = trust), so it listens on 127.0.0.1 only. docs/OPERATIONS.md shows a production setup.
+# the way .ci/run tests the service through it. For development and CI, listening on 127.0.0.1
+# only; docs/OPERATIONS.md shows a production setup. Against a server that trusts local
+# connections (no password in UPSTREAM_URL) clients are trusted too; otherwise clients log in with
+# SCRAM, and PgBouncer looks each role up in the server (auth_query) and logs in to it with the
+# client's SCRAM keys, so roles created later (a test's) work without being listed here.
 #
 #   deploy/pgbouncer/pgbouncer.sh start [UPSTREAM_URL]   # default postgres://postgres@127.0.0.1:5432/postgres
 #   deploy/pgbouncer/pgbouncer.sh stop
 #
-# `start` prints the URL to give the service (DATABASE_URL) or the tests (TEST_DATABASE_URL): the
+# `start` prints the URL to give the service (DATABASE_URL) or the tests (TEST_PGBOUNCER_URL): the
 # same role and database through PgBouncer, with sqlx's statement cache off
 # (`statement-cache-capacity=0`), which PgBouncer before 1.21 needs (see docs/OPERATIONS.md).
 # Environment: PGBOUNCER_PORT (6432), PGBOUNCER_DIR (config, log and pid; a folder under /tmp).
@@ -63,9 +66,9 @@ upstream_port=5432
 
 stop
 mkdir -p "$dir"
-# Every database by name to the upstream server. Clients are trusted; PgBouncer logs in to the
-# server as the client's role, with the password below for the administrative role and, for any
-# other role, through auth_query as that role (fine with trust on a local server).
+auth_type=trust
+[ -n "$password" ] && auth_type=scram-sha-256
+# Every database by name to the upstream server, as the client's role.
 cat >"$dir/pgbouncer.ini" <<INI
 [databases]
 * = host=$host port=$upstream_port
@@ -77,7 +80,7 @@ unix_socket_dir = $dir
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 pool_mode = transaction
-auth_type = trust
+auth_type = $auth_type
 auth_file = $dir/userlist.txt
 auth_user = $user
 admin_users = $user
