@@ -113,7 +113,7 @@ pub async fn database(database_url: &str) -> Result<Vec<Applied>, MigrateError> 
 /// Applies the pending PostgreSQL migrations on a connection of `pool`.
 pub async fn postgres(pool: &PgPool) -> Result<Vec<Applied>, MigrateError> {
     let mut conn = pool.acquire().await?;
-    postgres_on(&mut *conn).await
+    postgres_on(&mut conn).await
 }
 
 async fn postgres_on(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateError> {
@@ -131,13 +131,14 @@ async fn postgres_on(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateErr
     if exists && !readable {
         return Err(MigrateError::CannotRead(role));
     }
-    let applied = if exists { applied_postgres(&mut *tx).await? } else { HashMap::new() };
+    let applied = if exists { applied_postgres(&mut tx).await? } else { HashMap::new() };
     let migrations = postgres_migrations();
     let pending = pending(&migrations, &applied)?;
     if !pending.is_empty() {
         if let Err(e) = migrations.run_direct(&mut *tx).await {
             return Err(match e {
-                sqlx::migrate::MigrateError::Execute(source) | sqlx::migrate::MigrateError::ExecuteMigration(source, _)
+                sqlx::migrate::MigrateError::Execute(source)
+                | sqlx::migrate::MigrateError::ExecuteMigration(source, _)
                     if is_permission_denied(&source) =>
                 {
                     MigrateError::NotOwner { pending: pending.len(), role, source }
@@ -158,10 +159,11 @@ async fn postgres_on(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateErr
 /// so two processes migrating one file apply each migration once.
 pub async fn sqlite(pool: &sqlx::SqlitePool) -> Result<Vec<Applied>, MigrateError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let (exists,): (bool,) =
-        sqlx::query_as("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')")
-            .fetch_one(&mut *tx)
-            .await?;
+    let (exists,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     let applied = if exists {
         let rows: Vec<(i64, Vec<u8>, bool)> =
             sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations").fetch_all(&mut *tx).await?;
@@ -211,7 +213,9 @@ fn pending(migrator: &Migrator, applied: &HashMap<i64, (Vec<u8>, bool)>) -> Resu
                 return Err(MigrateError::Changed(migration.version))
             }
             Some(_) => {}
-            None => pending.push(Applied { version: migration.version, description: migration.description.to_string() }),
+            None => {
+                pending.push(Applied { version: migration.version, description: migration.description.to_string() })
+            }
         }
     }
     Ok(pending)

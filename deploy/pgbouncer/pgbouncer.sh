@@ -65,6 +65,10 @@ upstream_port=5432
 [[ "$hostport" == *:* ]] && upstream_port="${hostport##*:}"
 
 stop
+if pg_isready -q -h 127.0.0.1 -p "$port" 2>/dev/null || [ $? -eq 1 ]; then
+  echo "something already listens on 127.0.0.1:$port (Debian's own pgbouncer service?): stop it or set PGBOUNCER_PORT" >&2
+  exit 1
+fi
 mkdir -p "$dir"
 auth_type=trust
 [ -n "$password" ] && auth_type=scram-sha-256

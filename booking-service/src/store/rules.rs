@@ -522,8 +522,7 @@ impl Store for SqlStore {
         let row: Option<(i64, Option<Timestamp>, i64)> =
             self.fetch_optional(Scope::Dispatch, sql, (Timestamp(now),)).await?;
         let (due, oldest, dead) = row.unwrap_or((0, None, 0));
-        let oldest_due_seconds =
-            oldest.map_or(0.0, |t| (now - t.0).to_std().map_or(0.0, |age| age.as_secs_f64()));
+        let oldest_due_seconds = oldest.map_or(0.0, |t| (now - t.0).to_std().map_or(0.0, |age| age.as_secs_f64()));
         Ok(super::OutboxBacklog { due, oldest_due_seconds, dead })
     }
 

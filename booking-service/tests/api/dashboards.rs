@@ -25,12 +25,60 @@ fn exported(text: &str) -> BTreeSet<String> {
 
 /// PromQL's functions, aggregations and keywords: every other name in an expression is a metric.
 const PROMQL_WORDS: &[&str] = &[
-    "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "group", "by", "without",
-    "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset", "rate", "irate",
-    "increase", "delta", "idelta", "deriv", "predict_linear", "histogram_quantile", "avg_over_time",
-    "min_over_time", "max_over_time", "sum_over_time", "count_over_time", "quantile_over_time", "last_over_time",
-    "absent", "absent_over_time", "changes", "resets", "clamp_min", "clamp_max", "abs", "ceil", "floor", "round",
-    "vector", "scalar", "time", "label_replace", "label_join", "inf", "nan",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "count",
+    "stddev",
+    "stdvar",
+    "topk",
+    "bottomk",
+    "quantile",
+    "group",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "histogram_quantile",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "quantile_over_time",
+    "last_over_time",
+    "absent",
+    "absent_over_time",
+    "changes",
+    "resets",
+    "clamp_min",
+    "clamp_max",
+    "abs",
+    "ceil",
+    "floor",
+    "round",
+    "vector",
+    "scalar",
+    "time",
+    "label_replace",
+    "label_join",
+    "inf",
+    "nan",
 ];
 
 /// The metric names an expression reads: label matchers, ranges, strings and the label lists
@@ -164,7 +212,8 @@ fn metric_names_are_found_in_expressions() {
     let expr = r#"histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket{route!~"/a|/b", instance=~"$instance"}[$__rate_interval]))) > 0.5 and on (pool) x:y:z offset 5m or vector(0) * 1e3"#;
     let names: Vec<String> = metrics_in(expr).into_iter().collect();
     assert_eq!(names, ["http_request_duration_seconds_bucket", "x:y:z"]);
-    let (exprs, recorded) = rules("- record: a:b\n  expr: |\n    sum(rate(m1[5m]))\n      / m2\n- alert: A\n  expr: up == 0\n");
+    let (exprs, recorded) =
+        rules("- record: a:b\n  expr: |\n    sum(rate(m1[5m]))\n      / m2\n- alert: A\n  expr: up == 0\n");
     assert_eq!(exprs, ["sum(rate(m1[5m]))\n/ m2\n", "up == 0"]);
     assert_eq!(recorded.into_iter().collect::<Vec<_>>(), ["a:b"]);
 }
@@ -189,7 +238,8 @@ async fn every_metric_the_alerts_and_the_dashboard_name_is_exported() {
     let alerts = deploy_file("prometheus/alerts.yml");
     let (alert_exprs, recorded) = rules(&alerts);
     assert!(alert_exprs.len() >= 13, "found only {} expressions in alerts.yml", alert_exprs.len());
-    let dashboard: Value = serde_json::from_str(&deploy_file("grafana/booking-service.json")).expect("the dashboard is JSON");
+    let dashboard: Value =
+        serde_json::from_str(&deploy_file("grafana/booking-service.json")).expect("the dashboard is JSON");
     let dashboard_exprs = dashboard_exprs(&dashboard);
     assert!(dashboard_exprs.len() >= 20, "found only {} expressions in the dashboard", dashboard_exprs.len());
 

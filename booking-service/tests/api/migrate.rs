@@ -48,10 +48,7 @@ fn applied_by(output: &Output) -> Vec<i64> {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    stdout
-        .lines()
-        .filter_map(|line| line.strip_prefix("applied ")?.split_whitespace().next()?.parse().ok())
-        .collect()
+    stdout.lines().filter_map(|line| line.strip_prefix("applied ")?.split_whitespace().next()?.parse().ok()).collect()
 }
 
 /// What `_sqlx_migrations` records: version → (rows, all succeeded).
