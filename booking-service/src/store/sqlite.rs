@@ -38,7 +38,9 @@ impl Lite {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        for migration in crate::migrate::sqlite(&writer).await? {
+            tracing::info!(%migration, "migration applied");
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(30))
