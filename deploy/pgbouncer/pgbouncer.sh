@@ -112,7 +112,12 @@ for _ in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p "$port" -U "$user" -d "$database" 2>/dev/null && break
   sleep 0.1
 done
-pg_isready -q -h 127.0.0.1 -p "$port" -U "$user" -d "$database" || { echo "PgBouncer did not start; see $dir/pgbouncer.log" >&2; exit 1; }
+if ! pg_isready -q -h 127.0.0.1 -p "$port" -U "$user" -d "$database"; then
+  # It may still be running, retrying to listen: stop it rather than leave it behind.
+  stop
+  echo "PgBouncer did not start; see $dir/pgbouncer.log" >&2
+  exit 1
+fi
 
 userinfo="$user"
 [ -n "$password" ] && userinfo="$user:$password"
