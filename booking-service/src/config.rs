@@ -1,6 +1,6 @@
 //! Settings from flags or environment variables (docs/API.md §1). Secrets never print.
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +37,41 @@ pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Kubernetes' default termination grace period: SIGKILL comes only after it.
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// The command line: with no command the service migrates the database and serves. (No `Debug`:
+/// the database URL may hold a password.)
+#[derive(Parser)]
+#[command(
+    name = "booking-service",
+    version,
+    about = "Appointment booking API for clinics' voice agents",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Applies the pending database migrations, prints them and exits (a deploy step run as the
+    /// schema owner before new instances start; see docs/OPERATIONS.md).
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// `postgres://…` for PostgreSQL, `sqlite://PATH` for the embedded SQLite file.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
 
 #[derive(Clone, Parser)]
 #[command(name = "booking-service", version, about = "Appointment booking API for clinics' voice agents")]

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod links;
 pub mod mail;
+pub mod migrate;
 pub mod retention;
 pub mod server;
 pub mod startup;

@@ -1,6 +1,6 @@
-use booking_service::config::Config;
+use booking_service::config::{redact, Cli, Command};
 use booking_service::startup::Application;
-use booking_service::telemetry;
+use booking_service::{migrate, telemetry};
 use clap::Parser;
 
 /// mimalloc: under a burst of thousands of requests glibc's malloc grows and locks its arenas page
@@ -12,10 +12,28 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    telemetry::init_tracing(config.log_json);
-    tracing::info!(?config, "starting");
-    let app = Application::build(config).await?;
-    println!("{}", app.banner());
-    app.run().await
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Migrate(args)) => {
+            telemetry::init_tracing(args.log_json);
+            let database = redact(&args.database_url);
+            let applied = migrate::database(&args.database_url).await?;
+            for migration in &applied {
+                println!("applied {migration}");
+            }
+            match applied.len() {
+                0 => println!("{database} is up to date: nothing to apply"),
+                n => println!("{database}: {n} migration(s) applied"),
+            }
+            Ok(())
+        }
+        None => {
+            let config = cli.config;
+            telemetry::init_tracing(config.log_json);
+            tracing::info!(?config, "starting");
+            let app = Application::build(config).await?;
+            println!("{}", app.banner());
+            app.run().await
+        }
+    }
 }

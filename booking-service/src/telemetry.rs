@@ -60,3 +60,47 @@ pub fn record_tool_call(tool: &'static str, succeeded: bool) {
     let outcome = if succeeded { "result" } else { "error" };
     metrics::counter!("vapi_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome).increment(1);
 }
+
+/// How often the service samples what no request measures: readiness, the database pools and the
+/// outbox backlog (docs/OPERATIONS.md lists every metric).
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Samples readiness, the pools and the outbox into gauges every [`SAMPLE_EVERY`] until the task
+/// is aborted. `draining` says whether shutdown has begun (then the service is not ready).
+pub fn spawn_sampler(
+    store: crate::store::DynStore,
+    draining: impl Fn() -> bool + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SAMPLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            sample(&store, draining()).await;
+        }
+    })
+}
+
+/// One sample. Each database read has a second: a slow database shows as not ready, not as a
+/// sampler that stops.
+pub async fn sample(store: &crate::store::DynStore, draining: bool) {
+    for pool in store.pool_usage() {
+        let busy = pool.open.saturating_sub(pool.idle);
+        metrics::gauge!("db_pool_connections", "pool" => pool.pool, "state" => "in_use").set(f64::from(busy));
+        metrics::gauge!("db_pool_connections", "pool" => pool.pool, "state" => "idle").set(f64::from(pool.idle));
+        metrics::gauge!("db_pool_max_connections", "pool" => pool.pool).set(f64::from(pool.max));
+    }
+    let second = Duration::from_secs(1);
+    let ready = !draining && matches!(tokio::time::timeout(second, store.ping()).await, Ok(Ok(())));
+    metrics::gauge!("service_ready").set(if ready { 1.0 } else { 0.0 });
+    match tokio::time::timeout(second, store.outbox_backlog(crate::store::now())).await {
+        Ok(Ok(backlog)) => {
+            metrics::gauge!("outbox_due_messages").set(backlog.due as f64);
+            metrics::gauge!("outbox_oldest_due_seconds").set(backlog.oldest_due_seconds);
+            metrics::gauge!("outbox_dead_messages").set(backlog.dead as f64);
+        }
+        // The figures stay at their last value; `service_ready` says why.
+        Ok(Err(e)) => tracing::debug!(error = %e, "cannot sample the outbox"),
+        Err(_) => tracing::debug!("sampling the outbox took over a second"),
+    }
+}

@@ -54,7 +54,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
 /// Starts the service on `db` with the configuration changed by `adjust`.
 pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mail_dir = Arc::new(tempfile::tempdir().expect("a mail folder"));
-    let mut config = Config::with_database(db.url.clone());
+    let mut config = Config::with_database(db.service_url.clone());
     config.jwt_secret = Some(SECRET.into());
     config.pool_size = 8;
     config.mail_dir = mail_dir.path().to_path_buf();

@@ -6,6 +6,11 @@
 //! `TEST_POSTGRES_THROWAWAY=1`), stopped and removed when the test process ends. Each test gets a
 //! database of its own, dropped when it ends. When none of this works the PostgreSQL tests say so
 //! loudly and skip, except under `CI=true`, where they fail.
+//!
+//! With `TEST_PGBOUNCER_URL` set (a PgBouncer in front of that server, e.g.
+//! `postgres://postgres@127.0.0.1:6432/?statement-cache-capacity=0`; `.ci/run` starts one with
+//! `deploy/pgbouncer/pgbouncer.sh`), the services the kit starts connect through it, while the
+//! scratch databases are created, inspected and dropped directly, as an operator's tools would.
 
 use sqlx::Connection;
 use std::sync::OnceLock;
@@ -70,14 +75,20 @@ mod throwaway;
 
 /// A database that exists for one test.
 pub struct TestDatabase {
+    /// The database itself: what a test inspects or changes behind the service's back.
     pub url: String,
+    /// What the service connects to: `url`, or the same database through `TEST_PGBOUNCER_URL`.
+    pub service_url: String,
     postgres: Option<(String, String)>,
     _dir: Option<TempDir>,
 }
 
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDatabase").field("url", &booking_service::config::redact(&self.url)).finish()
+        f.debug_struct("TestDatabase")
+            .field("url", &booking_service::config::redact(&self.url))
+            .field("service_url", &booking_service::config::redact(&self.service_url))
+            .finish()
     }
 }
 
@@ -88,19 +99,27 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary folder");
                 let url = format!("sqlite://{}", dir.path().join("booking.db").display());
-                Some(Self { url, postgres: None, _dir: Some(dir) })
+                Some(Self { service_url: url.clone(), url, postgres: None, _dir: Some(dir) })
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url()?;
                 let name = format!("booking_test_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to PostgreSQL");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
+                sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .await
                     .expect("create a test database");
                 let mut url = url::Url::parse(&admin).expect("TEST_DATABASE_URL is a URL");
                 url.set_path(&name);
-                Some(Self { url: url.to_string(), postgres: Some((admin, name)), _dir: None })
+                let service_url = match std::env::var("TEST_PGBOUNCER_URL") {
+                    Ok(pooler) if !pooler.is_empty() => {
+                        let mut pooler = url::Url::parse(&pooler).expect("TEST_PGBOUNCER_URL is a URL");
+                        pooler.set_path(&name);
+                        pooler.to_string()
+                    }
+                    _ => url.to_string(),
+                };
+                Some(Self { url: url.to_string(), service_url, postgres: Some((admin, name)), _dir: None })
             }
         }
     }
@@ -116,7 +135,7 @@ impl Drop for TestDatabase {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok()
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.ok()
             })
         })
         .join();

@@ -588,10 +588,36 @@ pub struct ToolCallKey<'a> {
     pub fingerprint: &'a str,
 }
 
+/// A connection pool's use at one instant, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// `main` (every connection on PostgreSQL; SQLite's readers) or `writer` (SQLite's one writer).
+    pub pool: &'static str,
+    pub open: u32,
+    pub idle: u32,
+    /// The most connections it opens.
+    pub max: u32,
+}
+
+/// The outbox at one instant, for the metrics: messages due and not yet handed to a dispatcher,
+/// how long the oldest of them has been due, and messages given up on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutboxBacklog {
+    pub due: i64,
+    pub oldest_due_seconds: f64,
+    pub dead: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The connection pools' use (no database round trip).
+    fn pool_usage(&self) -> Vec<PoolUsage>;
+
+    /// The outbox's backlog at `now`, across organizations.
+    async fn outbox_backlog(&self, now: DateTime<Utc>) -> StoreResult<OutboxBacklog>;
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
     async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>>;
@@ -769,6 +795,13 @@ impl SqlStore {
         }
     }
 
+    fn pools(&self) -> Vec<PoolUsage> {
+        match &self.backend {
+            Backend::Postgres(db) => db.pool_usage(),
+            Backend::Sqlite(db) => db.pool_usage(),
+        }
+    }
+
     fn dialect(&self) -> sql::Dialect {
         match &self.backend {
             Backend::Postgres(_) => sql::Dialect::Postgres,
@@ -793,6 +826,13 @@ impl SqlStore {
             Backend::Sqlite(_) => sqlite::insert_booking(tx, writes).await,
         }
     }
+}
+
+/// A pool's use for the metrics (either database).
+fn usage<DB: sqlx::Database>(pool: &'static str, of: &sqlx::Pool<DB>) -> PoolUsage {
+    let open = of.size();
+    let idle = u32::try_from(of.num_idle()).unwrap_or(open).min(open);
+    PoolUsage { pool, open, idle, max: of.options().get_max_connections() }
 }
 
 /// Connects to the database a URL names and applies its migrations.

@@ -53,14 +53,19 @@ impl Pg {
             })
             .connect_with(options)
             .await?;
-        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        for migration in crate::migrate::postgres(&pool).await? {
+            tracing::info!(%migration, "migration applied");
+        }
         let store = Self { pool };
         store.check_roles().await?;
         Ok(store)
     }
 
-    /// Refuses to run if a role the service switches to could bypass row-level security.
+    /// Refuses to run if a role the service switches to could bypass row-level security. In a
+    /// transaction, like every statement of the service, so it runs through PgBouncer's
+    /// transaction pooling.
     async fn check_roles(&self) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
         for role in [REQUEST_ROLE, WORKER_ROLE, LINK_ROLE, RETENTION_ROLE] {
             let (superuser, bypass, owns): (bool, bool, bool) = sqlx::query_as(
                 "SELECT r.rolsuper, r.rolbypassrls,
@@ -68,23 +73,31 @@ impl Pg {
                  FROM pg_roles r WHERE r.rolname = $1",
             )
             .bind(role)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await?;
             anyhow::ensure!(
                 !superuser && !bypass && !owns,
                 "the role {role} must not be superuser, BYPASSRLS or a table owner"
             );
         }
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Ready when the server answers and takes writes (not a standby after a failover).
+    /// Ready when the server answers and takes writes (not a standby after a failover). A simple
+    /// query: one round trip and no prepared statement, which PgBouncer's transaction pooling
+    /// could send to another server connection than the one that prepared it.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        let (standby,): (bool,) = sqlx::query_as("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await?;
+        use sqlx::Row;
+        let standby: bool = sqlx::raw_sql("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await?.try_get(0)?;
         if standby {
             return Err(sqlx::Error::Protocol("the server is a read-only standby".into()));
         }
         Ok(())
+    }
+
+    pub fn pool_usage(&self) -> Vec<super::PoolUsage> {
+        vec![super::usage("main", &self.pool)]
     }
 
     /// A transaction under the role the scope calls for; a tenant's also names its organization.

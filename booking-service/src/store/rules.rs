@@ -642,6 +642,24 @@ impl Store for SqlStore {
         Ok(self.ping_database().await?)
     }
 
+    fn pool_usage(&self) -> Vec<super::PoolUsage> {
+        self.pools()
+    }
+
+    async fn outbox_backlog(&self, now: DateTime<Utc>) -> StoreResult<super::OutboxBacklog> {
+        // Unsent messages only: those delivered are pruned with time, the dead stay until a person
+        // looks at them.
+        let sql = "SELECT COUNT(CASE WHEN dead_at IS NULL AND next_attempt_at <= $1 THEN 1 END),
+                          MIN(CASE WHEN dead_at IS NULL AND next_attempt_at <= $1 THEN next_attempt_at END),
+                          COUNT(dead_at)
+                   FROM outbox WHERE sent_at IS NULL";
+        let row: Option<(i64, Option<Timestamp>, i64)> =
+            self.fetch_optional(Scope::Dispatch, sql, (Timestamp(now),)).await?;
+        let (due, oldest, dead) = row.unwrap_or((0, None, 0));
+        let oldest_due_seconds = oldest.map_or(0.0, |t| (now - t.0).to_std().map_or(0.0, |age| age.as_secs_f64()));
+        Ok(super::OutboxBacklog { due, oldest_due_seconds, dead })
+    }
+
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
         let sql = "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)";
         let values = (org.id, &org.name, org.zone.name(), Timestamp(org.created_at));

@@ -42,7 +42,9 @@ impl Lite {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        for migration in crate::migrate::sqlite(&writer).await? {
+            tracing::info!(%migration, "migration applied");
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(30))
@@ -55,6 +57,10 @@ impl Lite {
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         self.writer.begin_with("BEGIN IMMEDIATE").await?.rollback().await
+    }
+
+    pub fn pool_usage(&self) -> Vec<super::PoolUsage> {
+        vec![super::usage("main", &self.reader), super::usage("writer", &self.writer)]
     }
 
     /// Readers take a pooled read-only connection; everything that writes queues for the writer.
