@@ -203,6 +203,11 @@ pub struct Config {
     #[arg(long, env = "VAPI_DEADLINE_MS", default_value_t = DEFAULT_VAPI_DEADLINE_MS)]
     pub vapi_deadline_ms: u64,
 
+    /// Lets webhooks go to loopback, private and link-local addresses (a clinic's own network;
+    /// tests). Off: such URLs are refused when created and when delivered.
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+
     /// Requests per minute of one token subject in one organization (0: no limit); beyond it 429.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
     pub rate_limit_per_minute: u32,
@@ -257,6 +262,7 @@ impl Config {
             vapi_timestamp_header: DEFAULT_VAPI_TIMESTAMP_HEADER.into(),
             vapi_hmac_tolerance_secs: DEFAULT_VAPI_HMAC_TOLERANCE_SECS,
             vapi_deadline_ms: DEFAULT_VAPI_DEADLINE_MS,
+            webhook_allow_private: false,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
             retention_days: DEFAULT_RETENTION_DAYS,
             log_json: false,

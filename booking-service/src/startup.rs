@@ -79,12 +79,15 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         url::Url::parse(&base_url).with_context(|| format!("PUBLIC_BASE_URL {base_url} is not a URL"))?;
+        let webhooks =
+            crate::webhooks::Sender { allow_private: config.webhook_allow_private, timeout: crate::webhooks::TIMEOUT };
         let dispatcher = Dispatcher {
             store: store.clone(),
             transport,
             from,
             base_url,
             links: links.clone(),
+            webhooks,
             settings: DispatcherSettings {
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
                 max_attempts: config.mail_max_attempts.max(1),
@@ -109,6 +112,7 @@ impl Application {
             lanes: Arc::default(),
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),
+            webhooks,
         };
         let server = ServerSettings {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),

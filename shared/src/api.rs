@@ -433,6 +433,27 @@ pub struct Closure {
     pub conflicts: Option<Vec<Uuid>>,
 }
 
+/// `POST /api/webhooks`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateWebhook {
+    /// An http(s) URL resolving to public addresses (unless the service allows private ones).
+    pub url: String,
+    /// The events wanted, e.g. `appointment.booked`; absent or empty: every event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// The signing secret (`whsec_…`): in the answer to `POST` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
 /// `GET`/`PUT /api/settings`: the clinic's notification and limit settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Settings {

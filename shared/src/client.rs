@@ -178,6 +178,19 @@ impl ApiClient {
         self.send_empty(self.request(Method::DELETE, &format!("/api/time-off/{id}"))).await
     }
 
+    pub async fn create_webhook(&self, body: &CreateWebhook) -> ClientResult<Webhook> {
+        self.send(self.request(Method::POST, "/api/webhooks").json(body)).await
+    }
+
+    /// Every webhook, page after page.
+    pub async fn webhooks(&self) -> ClientResult<Vec<Webhook>> {
+        self.every_page("/api/webhooks", &PageQuery::default()).await
+    }
+
+    pub async fn delete_webhook(&self, id: Uuid) -> ClientResult<()> {
+        self.send_empty(self.request(Method::DELETE, &format!("/api/webhooks/{id}"))).await
+    }
+
     pub async fn settings(&self) -> ClientResult<Settings> {
         self.send(self.request(Method::GET, "/api/settings")).await
     }

@@ -61,3 +61,7 @@ id_type!(
     /// A clinic's closed days.
     ClosureId
 );
+id_type!(
+    /// A clinic's webhook endpoint.
+    WebhookId
+);

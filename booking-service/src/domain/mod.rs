@@ -12,7 +12,7 @@ mod time;
 pub use availability::{alternatives, alternatives_window, free_slots};
 pub use code::ConfirmationCode;
 pub use hours::WeeklyHours;
-pub use ids::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId};
+pub use ids::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId, WebhookId};
 pub use patient::{Email, Notes, PatientName, PhoneNumber};
 pub use policy::Policy;
 pub use time::{parse_date, parse_instant, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS};

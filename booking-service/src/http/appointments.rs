@@ -3,10 +3,10 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Path, Query};
-use super::{paging, wire, AppState};
+use super::{paging, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId};
-use crate::store::{AppointmentFilter, Attendance};
+use crate::store::{Appointment, AppointmentFilter, Attendance};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -60,7 +60,7 @@ pub async fn list(
         ..Default::default()
     };
     let appointments = state.store.appointments(actor.org, &filter, &page).await?;
-    Ok(axum::Json(paging::answer(appointments, |a| (a.slot.start(), a.id.0), wire::appointment)))
+    Ok(axum::Json(paging::answer(appointments, |a| (a.slot.start(), a.id.0), Appointment::to_api)))
 }
 
 #[utoipa::path(get, path = "/api/appointments/{id}", tag = "appointments", security(("bearer" = [])), params(("id" = Uuid, Path)),
@@ -73,7 +73,7 @@ pub async fn show(
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
     let appointment = state.store.appointment(actor.org, AppointmentId(id)).await?.ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(wire::appointment(&appointment)))
+    Ok(axum::Json(appointment.to_api()))
 }
 
 #[utoipa::path(post, path = "/api/appointments/{id}/cancel", tag = "appointments", security(("bearer" = [])),
@@ -92,7 +92,7 @@ pub async fn cancel(
         return Err(ApiError::Validation("reason: must be at most 500 characters".into()));
     }
     let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_deref()).await?;
-    Ok(axum::Json(wire::appointment(&appointment)))
+    Ok(axum::Json(appointment.to_api()))
 }
 
 /// Moves the appointment to a new local date and time; it is pending again until confirmed.
@@ -113,7 +113,7 @@ pub async fn reschedule(
     let kind = body.appointment_type_id.map(AppointmentTypeId);
     let appointment =
         booking::reschedule(&state.store, &state.links, &actor, AppointmentId(id), when, kind, false).await?;
-    Ok(axum::Json(wire::appointment(&appointment)))
+    Ok(axum::Json(appointment.to_api()))
 }
 
 /// Marks the appointment as attended (`completed`): only once it has started, and only from
@@ -129,7 +129,7 @@ pub async fn complete(
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
     let appointment = state.store.attend(&actor, AppointmentId(id), Attendance::Completed).await?;
-    Ok(axum::Json(wire::appointment(&appointment)))
+    Ok(axum::Json(appointment.to_api()))
 }
 
 /// Marks the appointment as missed (`no_show`): only once it has started, and only from
@@ -145,5 +145,5 @@ pub async fn no_show(
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
     let appointment = state.store.attend(&actor, AppointmentId(id), Attendance::NoShow).await?;
-    Ok(axum::Json(wire::appointment(&appointment)))
+    Ok(axum::Json(appointment.to_api()))
 }

@@ -19,6 +19,7 @@ mod rate_limit;
 mod settings;
 mod time_off;
 mod vapi;
+mod webhooks;
 pub(crate) mod wire;
 
 pub use openapi::ApiDoc;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub rate_limit: Arc<RateLimit>,
     /// The voice agent's "now" (the system clock outside tests).
     pub clock: crate::clock::SharedClock,
+    /// How webhook URLs are checked.
+    pub webhooks: crate::webhooks::Sender,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -75,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(vapi::router())
         .merge(calls::router())
         .merge(settings::router())
+        .merge(webhooks::router())
         .merge(confirm::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {

@@ -1,6 +1,8 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' annotations.
 
-use super::{appointment_types, appointments, booking, calls, confirm, ops, orgs, providers, settings, time_off, vapi};
+use super::{
+    appointment_types, appointments, booking, calls, confirm, ops, orgs, providers, settings, time_off, vapi, webhooks,
+};
 use shared::api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         time_off::create_time_off, time_off::list_time_off, time_off::delete_time_off,
         time_off::create_closure, time_off::list_closures, time_off::delete_closure,
         booking::book, vapi::tools, vapi::definitions, vapi::settings, vapi::set_settings, calls::list, settings::show, settings::replace,
+        webhooks::create, webhooks::list, webhooks::remove,
         appointments::list, appointments::show, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
         confirm::show, confirm::confirm,
     ),
@@ -26,7 +29,7 @@ use utoipa::{Modify, OpenApi};
         api::BookingRequest, api::BookingInput, api::BookingResponse, api::AppointmentStatus, api::Patient,
         api::Appointment, api::CancelRequest, api::RescheduleRequest, api::Health, api::ConfirmationResponse,
         api::CreateAppointmentType, api::UpdateAppointmentType, api::AppointmentType, api::CreateTimeOff, api::TimeOff,
-        api::CreateClosure, api::Closure, api::VapiSettings, api::Call, api::Settings,
+        api::CreateClosure, api::Closure, api::VapiSettings, api::Call, api::Settings, api::CreateWebhook, api::Webhook,
     )),
     modifiers(&BearerAuth),
 )]

@@ -24,27 +24,6 @@ pub fn provider(p: &store::Provider) -> api::Provider {
     }
 }
 
-pub fn appointment(a: &store::Appointment) -> api::Appointment {
-    api::Appointment {
-        id: a.id.0,
-        org_id: a.org_id.0,
-        provider_id: a.provider_id.0,
-        starts_at: a.zone.localize(a.slot.start()),
-        ends_at: a.zone.localize(a.slot.end()),
-        status: a.status,
-        confirmation_code: a.confirmation_code.clone(),
-        patient: api::Patient {
-            name: a.patient_name.clone(),
-            phone: a.patient_phone.clone(),
-            email: a.patient_email.clone(),
-        },
-        notes: a.notes.clone(),
-        appointment_type_id: a.appointment_type.map(|t| t.0),
-        created_at: a.created_at,
-        updated_at: a.updated_at,
-    }
-}
-
 pub fn appointment_type(t: &store::AppointmentType) -> api::AppointmentType {
     api::AppointmentType {
         id: t.id.0,

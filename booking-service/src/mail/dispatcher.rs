@@ -7,8 +7,9 @@
 
 use super::email::{EmailMessage, Kind};
 use super::{MailError, Transport};
+use crate::domain::WebhookId;
 use crate::links::Links;
-use crate::store::{self, Delivery, DynStore, OutboxJob};
+use crate::store::{self, outbox_kind, Delivery, DynStore, OutboxJob};
 use lettre::message::Mailbox;
 use rand::Rng;
 use shared::api::AppointmentStatus;
@@ -62,6 +63,8 @@ pub struct Dispatcher {
     /// `PUBLIC_BASE_URL` without a trailing slash.
     pub base_url: String,
     pub links: Arc<Links>,
+    /// Delivers the outbox's webhook messages.
+    pub webhooks: crate::webhooks::Sender,
     pub settings: DispatcherSettings,
 }
 
@@ -137,7 +140,11 @@ impl Dispatcher {
                 Delivery::Retry { .. } => "retry",
                 Delivery::Dead { .. } => "dead",
             };
-            metrics::counter!("emails_total", "outcome" => outcome).increment(1);
+            if job.kind == outbox_kind::WEBHOOK {
+                metrics::counter!("webhooks_total", "outcome" => outcome).increment(1);
+            } else {
+                metrics::counter!("emails_total", "outcome" => outcome).increment(1);
+            }
             if let Err(e) = self.store.record_delivery(job.id, &delivery).await {
                 // The lease runs out and the message is tried again: at least once.
                 tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
@@ -166,7 +173,29 @@ impl Dispatcher {
         backoff(self.settings.retry_base, self.settings.retry_max, attempt)
     }
 
+    /// A webhook message: to its endpoint as it is now (a removed one gets nothing), the body as
+    /// it was queued, the outbox message's id as `webhook-id`.
+    async fn deliver_webhook(&self, job: &OutboxJob) -> Result<Delivery, MailError> {
+        let id = job.payload["webhook_id"].as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
+        let id = id.ok_or_else(|| MailError::Render("the webhook message names no webhook".into()))?;
+        let Some(hook) = self.store.webhook(job.org, WebhookId(id)).await? else {
+            return Ok(Delivery::Dead { error: "not sent: the webhook was removed".into() });
+        };
+        let mut body = job.payload.clone();
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("webhook_id");
+        }
+        let body = serde_json::to_vec(&body).map_err(|e| MailError::Render(e.to_string()))?;
+        let message_id = format!("msg_{}", job.id.simple());
+        self.webhooks.deliver(&hook.url, &hook.secret, &message_id, &body).await.map_err(MailError::Webhook)?;
+        tracing::info!(job = %job.id, "webhook delivered");
+        Ok(Delivery::Sent)
+    }
+
     async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, MailError> {
+        if job.kind == outbox_kind::WEBHOOK {
+            return self.deliver_webhook(job).await;
+        }
         let kind =
             Kind::parse(&job.kind).ok_or_else(|| MailError::Render(format!("unknown message kind {}", job.kind)))?;
         let to = job.payload["to"].as_str().ok_or_else(|| MailError::Render("the message has no recipient".into()))?;

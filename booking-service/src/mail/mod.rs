@@ -20,6 +20,8 @@ pub enum MailError {
     Smtp(String),
     #[error("cannot write the message file: {0}")]
     File(String),
+    #[error("webhook delivery failed: {0}")]
+    Webhook(String),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
 }

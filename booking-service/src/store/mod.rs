@@ -10,12 +10,13 @@ mod rules;
 mod schedule;
 mod sql;
 mod sqlite;
+mod webhooks;
 
 pub use crate::links::IssuedLink;
 
 use crate::domain::{
     AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId,
-    PatientName, PhoneNumber, Policy, ProviderId, Slot, TimeOffId, WeeklyHours, Zone,
+    PatientName, PhoneNumber, Policy, ProviderId, Slot, TimeOffId, WebhookId, WeeklyHours, Zone,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
@@ -231,6 +232,28 @@ pub struct Appointment {
 }
 
 impl Appointment {
+    /// The appointment as the API shows it (and webhooks send it), times in its provider's zone.
+    pub fn to_api(&self) -> shared::api::Appointment {
+        shared::api::Appointment {
+            id: self.id.0,
+            org_id: self.org_id.0,
+            provider_id: self.provider_id.0,
+            starts_at: self.zone.localize(self.slot.start()),
+            ends_at: self.zone.localize(self.slot.end()),
+            status: self.status,
+            confirmation_code: self.confirmation_code.clone(),
+            patient: shared::api::Patient {
+                name: self.patient_name.clone(),
+                phone: self.patient_phone.clone(),
+                email: self.patient_email.clone(),
+            },
+            notes: self.notes.clone(),
+            appointment_type_id: self.appointment_type.map(|t| t.0),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// The pending appointment a booking creates, with a fresh id and confirmation code.
     pub fn pending(
         actor: &Actor,
@@ -577,6 +600,48 @@ impl From<AppointmentId> for Subject {
 /// booking and availability query reads.
 pub const MAX_UPCOMING_BLOCKS: i64 = 500;
 
+/// A clinic's webhook endpoint: the events it wants (empty: every one) and its signing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub org_id: OrgId,
+    pub url: String,
+    pub events: Vec<String>,
+    /// `whsec_` and the base64 of the key.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Webhook {
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == event)
+    }
+}
+
+/// The most webhooks one clinic may have: every change is queued once per endpoint.
+pub const MAX_WEBHOOKS: i64 = 10;
+
+/// The events webhooks announce (Standard Webhooks' `type`).
+pub mod event {
+    pub const BOOKED: &str = "appointment.booked";
+    pub const CONFIRMED: &str = "appointment.confirmed";
+    pub const CANCELLED: &str = "appointment.cancelled";
+    pub const RESCHEDULED: &str = "appointment.rescheduled";
+    pub const COMPLETED: &str = "appointment.completed";
+    pub const NO_SHOW: &str = "appointment.no_show";
+    pub const ALL: [&str; 6] = [BOOKED, CONFIRMED, CANCELLED, RESCHEDULED, COMPLETED, NO_SHOW];
+
+    /// The payload of a webhook's outbox message: which endpoint, and the body it is sent.
+    pub fn payload(
+        webhook: crate::domain::WebhookId,
+        kind: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        data: &serde_json::Value,
+    ) -> serde_json::Value {
+        serde_json::json!({ "webhook_id": webhook, "type": kind, "timestamp": at, "data": data })
+    }
+}
+
 /// What a remembered voice-agent answer is kept under: it is given again only to a request with
 /// all three the same.
 #[derive(Debug, Clone, Copy)]
@@ -752,6 +817,13 @@ pub trait Store: Send + Sync {
     /// The messages queued for an appointment, oldest first.
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 
+    /// Adds a webhook; `InvalidState` when the clinic has [`MAX_WEBHOOKS`] already.
+    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// The organization's webhooks by creation, a page at a time.
+    async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>>;
+    async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<Webhook>>;
+    async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool>;
+
     /// Deletes, from each table, up to `batch` rows that have served their time before `before`:
     /// idempotency records, remembered tool answers, delivered outbox messages. The number deleted.
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64>;
@@ -876,6 +948,8 @@ pub mod action {
 /// The kinds of outbox message, and their payloads.
 pub mod outbox_kind {
     pub const BOOKING_CONFIRMATION: &str = "booking_confirmation";
+    /// A Standard Webhooks message to one endpoint (`store::event::payload`).
+    pub const WEBHOOK: &str = "webhook";
     pub const RESCHEDULE_NOTICE: &str = "reschedule_notice";
     pub const CANCELLATION_NOTICE: &str = "cancellation_notice";
 

@@ -7,7 +7,7 @@ use super::rules::{
     appointment_values, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
 };
 use super::sql::{sqlstate, Key, Then, Timestamp, Tx};
-use super::{action, outbox_kind};
+use super::{action, event, outbox_kind};
 use crate::domain::Slot;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -130,8 +130,9 @@ type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<U
 /// it, or make it plan again: `store::schedule`), while no time off or closure meets its blocked
 /// range and, for a capped caller, while the caller's number holds fewer upcoming active
 /// appointments than the organization allows (counted under the caller's lock, taken in BEGIN);
-/// and with it its audit row, outbox message, confirmation link and idempotency record, each
-/// written only if the appointment was. The exclusion constraint decides overlaps with other
+/// and with it its audit row, outbox message, confirmation link, idempotency record and a message
+/// to each webhook wanting bookings (as `store::webhooks::fire` queues them), each written only if
+/// the appointment was. The exclusion constraint decides overlaps with other
 /// appointments.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
@@ -167,6 +168,13 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         ), idem AS (
             INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
             SELECT org_id, $23, $24, $25, $14 FROM appt WHERE $23 IS NOT NULL
+        ), hooks AS (
+            INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+            SELECT gen_random_uuid(), appt.org_id, appt.id, $31,
+                   jsonb_build_object('webhook_id', w.id, 'type', $32::text, 'timestamp', $14::timestamptz, 'data', $33::jsonb),
+                   $14, $14
+            FROM appt JOIN webhooks w ON w.org_id = appt.org_id
+            WHERE w.events = '[]'::jsonb OR w.events ? $32::text
         )
         SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
                CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
@@ -200,6 +208,9 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         Timestamp(from),
         Timestamp(to),
         &w.actor.call,
+        outbox_kind::WEBHOOK,
+        event::BOOKED,
+        Json(a.to_api()),
     );
     let inserted: Result<Answer, sqlx::Error> = tx.query(&sql, Then(appointment_values(a), rest)).fetch_one().await;
     match inserted {

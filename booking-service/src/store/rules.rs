@@ -8,6 +8,7 @@ use super::rows::{
     PROVIDER_COLUMNS,
 };
 use super::sql::{sqlstate, Key, Record, Timestamp, Tx, Values};
+use super::webhooks::fire;
 use super::*;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -269,9 +270,10 @@ impl SqlStore {
             let payload = outbox_kind::plain(to);
             enqueue(&mut tx, actor.org, id, outbox_kind::CANCELLATION_NOTICE, &payload, now).await?;
         }
-        tx.commit().await?;
         appointment.status = AppointmentStatus::Cancelled;
         appointment.updated_at = now;
+        fire(&mut tx, &appointment, event::CANCELLED, now).await?;
+        tx.commit().await?;
         Ok(appointment)
     }
 
@@ -338,12 +340,13 @@ impl SqlStore {
             let payload = outbox_kind::with_link(to, link);
             enqueue(&mut tx, actor.org, id, outbox_kind::RESCHEDULE_NOTICE, &payload, now).await?;
         }
-        tx.commit().await?;
         appointment.slot = wanted.slot;
         appointment.blocked = blocked;
         appointment.appointment_type = kind;
         appointment.status = AppointmentStatus::Pending;
         appointment.updated_at = now;
+        fire(&mut tx, &appointment, event::RESCHEDULED, now).await?;
+        tx.commit().await?;
         Ok(MoveOutcome::Moved(appointment))
     }
 
@@ -370,9 +373,11 @@ impl SqlStore {
         .execute()
         .await?;
         audit(&mut tx, actor, id.into(), outcome.as_str(), &serde_json::json!({}), now).await?;
-        tx.commit().await?;
         appointment.status = outcome;
         appointment.updated_at = now;
+        let kind = if outcome == AppointmentStatus::NoShow { event::NO_SHOW } else { event::COMPLETED };
+        fire(&mut tx, &appointment, kind, now).await?;
+        tx.commit().await?;
         Ok(appointment)
     }
 
@@ -405,9 +410,10 @@ impl SqlStore {
         .await?;
         let details = serde_json::json!({ "via": "link" });
         audit(&mut tx, actor, id.into(), action::CONFIRMED, &details, now).await?;
-        tx.commit().await?;
         appointment.status = AppointmentStatus::Confirmed;
         appointment.updated_at = now;
+        fire(&mut tx, &appointment, event::CONFIRMED, now).await?;
+        tx.commit().await?;
         Ok(Confirmed::Now(appointment))
     }
 }
@@ -970,6 +976,22 @@ impl Store for SqlStore {
         );
         let rows: Vec<OutboxRow> = self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?;
         Ok(rows.into_iter().map(OutboxJob::from).collect())
+    }
+
+    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.add_webhook(webhook).await
+    }
+
+    async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>> {
+        self.list_webhooks(org, page).await
+    }
+
+    async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<Webhook>> {
+        self.load_webhook(org, id).await
+    }
+
+    async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool> {
+        self.remove_webhook(org, id).await
     }
 
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64> {

@@ -8,7 +8,7 @@
 //! codec of their own here. SQLite reads `$N` placeholders like PostgreSQL, so the SQL text is
 //! shared wherever the dialects agree.
 
-use crate::domain::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId};
+use crate::domain::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId, WebhookId};
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -320,7 +320,7 @@ impl From<Uuid> for Key {
     }
 }
 
-uuid_codec!(OrgId, ProviderId, AppointmentId, AppointmentTypeId, TimeOffId, ClosureId, Key);
+uuid_codec!(OrgId, ProviderId, AppointmentId, AppointmentTypeId, TimeOffId, ClosureId, WebhookId, Key);
 
 /// The SQLSTATE of a database error, if it is one.
 pub fn sqlstate(e: &sqlx::Error) -> Option<String> {

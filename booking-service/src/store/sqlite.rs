@@ -8,7 +8,8 @@ use super::rules::{
     APPOINTMENT_VALUES, INSERT_APPOINTMENT,
 };
 use super::sql::{Timestamp, Tx};
-use super::{action, outbox_kind};
+use super::webhooks::fire;
+use super::{action, event, outbox_kind};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
@@ -122,6 +123,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     if let Some((idem, response)) = &w.idempotency {
         remember(tx, org, idem, response, a.created_at).await?;
     }
+    fire(tx, a, event::BOOKED, a.created_at).await?;
     Ok(Inserted::Booked)
 }
 

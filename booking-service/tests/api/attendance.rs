@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 /// Moves an appointment two days into the past, straight in the database: the API books only in
 /// the future, and the tests do not wait for time to pass.
-async fn backdate(app: &TestApp, id: Uuid) {
+pub(crate) async fn backdate(app: &TestApp, id: Uuid) {
     let two_days_us: i64 = 2 * 24 * 3600 * 1_000_000;
     let changed = if app.db.url.starts_with("sqlite:") {
         let sql = "UPDATE appointments SET starts_at = starts_at - $2, ends_at = ends_at - $2,

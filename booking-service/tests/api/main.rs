@@ -28,3 +28,4 @@ mod validation;
 mod vapi;
 mod vapi_clinic;
 mod voice_time;
+mod webhooks;

@@ -1,0 +1,90 @@
+//! A clinic's webhooks (`admin`): endpoints told of every change of an appointment, by every path
+//! that makes it (REST, the voice agent, the confirm link, attendance), signed as Standard Webhooks
+//! have it (`crate::webhooks`).
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::{Json, Path, Query};
+use super::{paging, AppState};
+use crate::domain::WebhookId;
+use crate::store::{self, event, Webhook};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::Router;
+use shared::api::{self, CreateWebhook, ErrorBody, PageQuery};
+use shared::Role;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/webhooks", post(create).get(list)).route("/api/webhooks/{id}", delete(remove))
+}
+
+fn wire(w: &Webhook, secret: bool) -> api::Webhook {
+    api::Webhook {
+        id: w.id.0,
+        url: w.url.clone(),
+        events: w.events.clone(),
+        created_at: w.created_at,
+        secret: secret.then(|| w.secret.clone()),
+    }
+}
+
+#[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhook, security(("bearer" = [])),
+    responses((status = 201, description = "with its secret, shown only here", body = api::Webhook),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, description = "the clinic has 10 webhooks", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<CreateWebhook>,
+) -> ApiResult<(StatusCode, axum::Json<api::Webhook>)> {
+    let actor = caller.actor(&[Role::Admin])?;
+    if body.url.len() > 2000 {
+        return Err(ApiError::Validation("url: at most 2000 characters".into()));
+    }
+    let (url, _) =
+        state.webhooks.check(body.url.trim()).await.map_err(|e| ApiError::Validation(format!("url: {e}")))?;
+    let mut events = body.events.unwrap_or_default();
+    if let Some(unknown) = events.iter().find(|e| !event::ALL.contains(&e.as_str())) {
+        let known = event::ALL.join(", ");
+        return Err(ApiError::Validation(format!("events: '{unknown}' is not one of {known}")));
+    }
+    events.sort();
+    events.dedup();
+    let webhook = Webhook {
+        id: WebhookId::new(),
+        org_id: actor.org,
+        url: url.to_string(),
+        events,
+        secret: crate::webhooks::new_secret(),
+        created_at: store::now(),
+    };
+    state.store.create_webhook(&webhook).await?;
+    Ok((StatusCode::CREATED, axum::Json(wire(&webhook, true))))
+}
+
+#[utoipa::path(get, path = "/api/webhooks", tag = "webhooks", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, description = "without their secrets", body = api::Page<api::Webhook>),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<api::Page<api::Webhook>>> {
+    let actor = caller.actor(&[Role::Admin])?;
+    let page = paging::request(query.limit, query.cursor.as_deref())?;
+    let hooks = state.store.webhooks(actor.org, &page).await?;
+    Ok(axum::Json(paging::answer(hooks, |w| (w.created_at, w.id.0), |w| wire(w, false))))
+}
+
+/// Removes the webhook; messages still queued for it are dropped.
+#[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
+    let actor = caller.actor(&[Role::Admin])?;
+    if !state.store.delete_webhook(actor.org, WebhookId(id)).await? {
+        return Err(ApiError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,188 @@
+//! Webhook delivery, as the Standard Webhooks specification has it: each message is POSTed as JSON
+//! with `webhook-id` (the outbox message's id, the same on every retry), `webhook-timestamp` (Unix
+//! seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed
+//! with the base64-decoded part of the endpoint's `whsec_` secret.
+//!
+//! An endpoint must resolve to public addresses only (not loopback, private, link-local, shared or
+//! otherwise special), checked when it is created and again at every delivery, and the delivery
+//! connects to the address just checked, so a DNS answer that changes in between (rebinding) cannot
+//! point it inside. `WEBHOOK_ALLOW_PRIVATE=true` lifts the rule (for a clinic's own network, and
+//! the tests). Redirects are not followed.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use url::Url;
+
+/// How long one delivery may take.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+const SECRET_PREFIX: &str = "whsec_";
+
+/// How webhooks are checked and sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender {
+    pub allow_private: bool,
+    pub timeout: Duration,
+}
+
+/// A fresh signing secret: `whsec_` and the base64 of 32 random bytes.
+pub fn new_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
+}
+
+/// The `webhook-signature` header's value for a message.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
+    let key = secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret);
+    let key = STANDARD.decode(key).map_err(|_| "the webhook secret is not base64".to_owned())?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+}
+
+/// Whether an address is one the open internet routes to.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space (carrier NAT)
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local())
+            }
+        },
+    }
+}
+
+impl Sender {
+    /// The URL, if it is one webhooks may go to: http(s), with a host, resolving (now) to public
+    /// addresses only unless private ones are allowed. The addresses it resolved to.
+    pub async fn check(&self, url: &str) -> Result<(Url, Vec<SocketAddr>), String> {
+        let url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must be an http or https URL".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials".into());
+        }
+        let host = url.host_str().ok_or("has no host")?.to_owned();
+        let port = url.port_or_known_default().ok_or("has no port")?;
+        let lookup = tokio::time::timeout(self.timeout, tokio::net::lookup_host((host.trim_matches(['[', ']']), port)));
+        let addrs: Vec<SocketAddr> = lookup
+            .await
+            .map_err(|_| format!("{host} did not resolve in time"))?
+            .map_err(|_| format!("{host} does not resolve"))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("{host} does not resolve"));
+        }
+        if !self.allow_private {
+            if let Some(inside) = addrs.iter().find(|a| !is_public(a.ip())) {
+                return Err(format!("{host} resolves to {}, a private, loopback or link-local address", inside.ip()));
+            }
+        }
+        Ok((url, addrs))
+    }
+
+    /// POSTs one message to the endpoint, checked again first and connected to the address
+    /// checked; `Ok` on a 2xx answer.
+    pub async fn deliver(&self, url: &str, secret: &str, id: &str, body: &[u8]) -> Result<(), String> {
+        let (url, addrs) = self.check(url).await?;
+        let mut client = reqwest::Client::builder().timeout(self.timeout).redirect(reqwest::redirect::Policy::none());
+        if let Some(host) = url.host_str() {
+            client = client.resolve(host, addrs[0]);
+        }
+        let client = client.build().map_err(|e| e.to_string())?;
+        let timestamp = chrono::Utc::now().timestamp();
+        let response = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", sign(secret, id, timestamp, body)?)
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| format!("could not deliver: {e}"))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("the endpoint answered {}", response.status()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the Standard Webhooks specification's reference libraries.
+    #[test]
+    fn signatures_follow_the_standard() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let signature = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).expect("signed");
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert!(new_secret().starts_with("whsec_") && STANDARD.decode(&new_secret()[6..]).expect("base64").len() >= 24);
+    }
+
+    #[test]
+    fn only_public_addresses_are_targets() {
+        for inside in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(inside.parse().expect("ip")), "{inside}");
+        }
+        for outside in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
+            assert!(is_public(outside.parse().expect("ip")), "{outside}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_url_to_the_inside_is_refused_unless_allowed() {
+        let strict = Sender { allow_private: false, timeout: TIMEOUT };
+        for url in [
+            "http://127.0.0.1:9/hook",
+            "http://localhost/hook",
+            "http://[::1]/hook",
+            "ftp://example.com/x",
+            "http://user:pw@127.0.0.1/",
+        ] {
+            assert!(strict.check(url).await.is_err(), "{url}");
+        }
+        let open = Sender { allow_private: true, timeout: TIMEOUT };
+        assert!(open.check("http://127.0.0.1:9/hook").await.is_ok());
+    }
+}

@@ -1,0 +1,215 @@
+//! Webhooks (docs/API.md, Webhooks): every change of an appointment, by REST, the voice agent and
+//! attendance, reaches a clinic's endpoint signed as Standard Webhooks have it, retried with the
+//! same id until it is taken; endpoints inside the network are refused unless allowed.
+
+use crate::attendance::backdate;
+use crate::helpers::*;
+use crate::vapi::{call, message, post, CALLER};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use booking_service::webhooks::sign;
+use serde_json::{json, Value};
+use shared::api::{CreateWebhook, RescheduleRequest};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request the receiver got, and whether it answered 2xx.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    timestamp: String,
+    signature: String,
+    /// The body as it arrived: the signature covers these bytes.
+    raw: Vec<u8>,
+    body: Value,
+    taken: bool,
+}
+
+/// A webhook endpoint on a loopback port that refuses its first `failures` requests with 500.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    failures: Arc<Mutex<u32>>,
+}
+
+impl Receiver {
+    async fn start(failures: u32) -> (Self, String) {
+        let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), ..Default::default() };
+        let app = axum::Router::new().route("/hook", axum::routing::post(take)).with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (receiver, url)
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().expect("lock").clone()
+    }
+
+    /// Waits until the messages taken are of `types` (in any order), and returns them.
+    async fn wait_for(&self, types: &[&str]) -> Vec<Received> {
+        let mut wanted: Vec<&str> = types.to_vec();
+        wanted.sort();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let taken: Vec<Received> = self.got().into_iter().filter(|r| r.taken).collect();
+            let mut seen: Vec<&str> = taken.iter().map(|r| r.body["type"].as_str().unwrap_or("")).collect();
+            seen.sort();
+            if seen == wanted {
+                return taken;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "took {seen:?}, waiting for {wanted:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn take(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut failures = r.failures.lock().expect("lock");
+    let taken = *failures == 0;
+    *failures = failures.saturating_sub(1);
+    r.got.lock().expect("lock").push(Received {
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+        raw: body.to_vec(),
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        taken,
+    });
+    if taken {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+async fn allowing_private(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |c| c.webhook_allow_private = true).await
+}
+
+async fn every_change_reaches_the_endpoint_signed_and_retried_with_one_id(backend: Backend) {
+    let app = allowing_private(backend).await;
+    let org = app.org("America/New_York").await;
+    let provider = org.provider().await;
+    let (receiver, url) = Receiver::start(2).await;
+    let hook = org.admin.create_webhook(&CreateWebhook { url: url.clone(), events: None }).await.expect("created");
+    let secret = hook.secret.clone().expect("the secret, shown once");
+    assert!(secret.starts_with("whsec_"));
+    let listed = org.admin.webhooks().await.expect("listed");
+    assert_eq!((listed.len(), listed[0].secret.clone()), (1, None), "never shown again");
+
+    let booked = org.staff.book(&booking(provider.id, days_ahead(6), "10:00")).await.expect("booked");
+    let first = receiver.wait_for(&["appointment.booked"]).await;
+    let refused: Vec<Received> = receiver.got().into_iter().filter(|r| !r.taken).collect();
+    assert_eq!(refused.len(), 2, "refused twice, then taken");
+    assert!(refused.iter().all(|r| r.id == first[0].id), "every retry carries the same webhook-id");
+    assert_eq!(first[0].body["data"]["id"], json!(booked.appointment_id));
+    assert_eq!(first[0].body["data"]["status"], "pending");
+
+    let to = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(7))),
+        appointment_time: Some("11:00".into()),
+        ..Default::default()
+    };
+    org.staff.reschedule(booked.appointment_id, &to).await.expect("moved");
+    org.staff.cancel(booked.appointment_id, None).await.expect("cancelled");
+    let by_phone = call(
+        "w1",
+        "book_appointment",
+        json!({"provider_id": provider.id, "appointment_date": date_str(days_ahead(8)), "appointment_time": "09:00", "patient_name": "Ada"}),
+    );
+    post(&org.agent, &message(vec![by_phone], Some(CALLER), "call-w")).await;
+    let kept = org.staff.book(&booking(provider.id, days_ahead(1), "10:00")).await.expect("booked");
+    backdate(&app, kept.appointment_id).await;
+    org.staff.no_show(kept.appointment_id).await.expect("marked");
+
+    let all = receiver
+        .wait_for(&[
+            "appointment.booked",
+            "appointment.rescheduled",
+            "appointment.cancelled",
+            "appointment.booked",
+            "appointment.booked",
+            "appointment.no_show",
+        ])
+        .await;
+    let mut ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all.len(), "one id per message");
+    for r in &all {
+        let timestamp: i64 = r.timestamp.parse().expect("Unix seconds");
+        assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 120);
+        let expected = sign(&secret, &r.id, timestamp, &r.raw).expect("signed");
+        assert_eq!(r.signature, expected, "the signature verifies with the secret");
+        assert!(sign("whsec_b3RoZXIgc2VjcmV0", &r.id, timestamp, &r.raw).expect("signed") != r.signature);
+    }
+    let moved = all.iter().find(|r| r.body["type"] == "appointment.rescheduled").expect("moved");
+    assert!(moved.body["data"]["starts_at"].as_str().is_some_and(|s| s.contains("T11:00:00")), "{}", moved.body);
+}
+
+async fn an_endpoint_gets_only_the_events_it_asked_for(backend: Backend) {
+    let app = allowing_private(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let (receiver, url) = Receiver::start(0).await;
+    let only = CreateWebhook { url, events: Some(vec!["appointment.cancelled".into()]) };
+    org.admin.create_webhook(&only).await.expect("created");
+    let a = org.staff.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
+    org.staff.cancel(a.appointment_id, None).await.expect("cancelled");
+    let got = receiver.wait_for(&["appointment.cancelled"]).await;
+    assert_eq!(got[0].body["data"]["status"], "cancelled");
+    // Another clinic's changes reach none of this clinic's endpoints.
+    let other = app.org("UTC").await;
+    let theirs = other.provider().await;
+    let b = other.staff.book(&booking(theirs.id, days_ahead(4), "10:00")).await.expect("booked");
+    other.staff.cancel(b.appointment_id, None).await.expect("cancelled");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.got().len(), 1);
+    assert!(other.admin.webhooks().await.expect("listed").is_empty());
+}
+
+async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let (_, loopback) = Receiver::start(0).await;
+    for url in [
+        loopback.as_str(),
+        "http://localhost/hook",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.7/x",
+        "ftp://example.com/x",
+        "not a url",
+    ] {
+        let refused = org.admin.create_webhook(&CreateWebhook { url: url.into(), events: None }).await;
+        assert_error(refused, 422, "validation_failed");
+    }
+    let open = allowing_private(backend).await;
+    let org = open.org("UTC").await;
+    let unknown = CreateWebhook { url: loopback.clone(), events: Some(vec!["appointment.exploded".into()]) };
+    assert_error(org.admin.create_webhook(&unknown).await, 422, "validation_failed");
+    assert_error(
+        org.staff.create_webhook(&CreateWebhook { url: loopback.clone(), events: None }).await,
+        403,
+        "forbidden",
+    );
+    let mut made = Vec::new();
+    for _ in 0..10 {
+        made.push(
+            org.admin.create_webhook(&CreateWebhook { url: loopback.clone(), events: None }).await.expect("made").id,
+        );
+    }
+    let eleventh = org.admin.create_webhook(&CreateWebhook { url: loopback.clone(), events: None }).await;
+    assert_error(eleventh, 409, "invalid_state");
+    let other = open.org("UTC").await;
+    assert_error(other.admin.delete_webhook(made[0]).await, 404, "not_found");
+    org.admin.delete_webhook(made[0]).await.expect("removed");
+    assert_eq!(org.admin.webhooks().await.expect("listed").len(), 9);
+}
+
+on_both_backends!(
+    every_change_reaches_the_endpoint_signed_and_retried_with_one_id,
+    an_endpoint_gets_only_the_events_it_asked_for,
+    endpoints_inside_the_network_and_bad_requests_are_refused,
+);
