@@ -19,7 +19,7 @@ fn with_email(provider: Uuid, days: i64, time: &str) -> BookingInput {
 }
 
 /// The confirm link in a message (whatever transfer encoding it used).
-fn link_in(text: &str, base: &str) -> String {
+pub(crate) fn link_in(text: &str, base: &str) -> String {
     let start = text.find(&format!("{base}/confirm/")).unwrap_or_else(|| panic!("no confirm link in:\n{text}"));
     let rest = &text[start..];
     let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || "-_:/.".contains(c))).unwrap_or(rest.len());
@@ -65,7 +65,7 @@ fn eml_files(app: &TestApp) -> Vec<String> {
     files.iter().map(|p| std::fs::read_to_string(p).expect("readable .eml")).collect()
 }
 
-async fn wait_eml(app: &TestApp, count: usize) -> Vec<String> {
+pub(crate) async fn wait_eml(app: &TestApp, count: usize) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let files = eml_files(app);
@@ -77,7 +77,7 @@ async fn wait_eml(app: &TestApp, count: usize) -> Vec<String> {
     }
 }
 
-fn searchable(eml: &str) -> String {
+pub(crate) fn searchable(eml: &str) -> String {
     ReceivedMail { from: String::new(), to: Vec::new(), data: eml.replace("\r\n", "\n").replace('\n', "\r\n") }
         .searchable()
 }
@@ -86,7 +86,7 @@ async fn get_page(link: &str) -> reqwest::Response {
     reqwest::Client::new().get(link).send().await.expect("GET page")
 }
 
-async fn post_confirm(link: &str, json: bool) -> reqwest::Response {
+pub(crate) async fn post_confirm(link: &str, json: bool) -> reqwest::Response {
     let mut request = reqwest::Client::new().post(link);
     if json {
         request = request.header(ACCEPT, "application/json");

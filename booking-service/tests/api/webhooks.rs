@@ -1,15 +1,16 @@
-//! Webhooks (docs/API.md, Webhooks): every change of an appointment, by REST, the voice agent and
-//! attendance, reaches a clinic's endpoint signed as Standard Webhooks have it, retried with the
+//! Webhooks (docs/API.md, Webhooks): every change of an appointment, by REST, the voice agent, the
+//! confirmation link and attendance, reaches a clinic's endpoint signed as Standard Webhooks have it, retried with the
 //! same id until it is taken; endpoints inside the network are refused unless allowed.
 
 use crate::attendance::backdate;
+use crate::email::{link_in, post_confirm, searchable, wait_eml};
 use crate::helpers::*;
 use crate::vapi::{call, message, post, CALLER};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use booking_service::webhooks::sign;
 use serde_json::{json, Value};
-use shared::api::{CreateWebhook, RescheduleRequest};
+use shared::api::{BookingInput, CreateWebhook, RescheduleRequest};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -170,6 +171,27 @@ async fn an_endpoint_gets_only_the_events_it_asked_for(backend: Backend) {
     assert!(other.admin.webhooks().await.expect("listed").is_empty());
 }
 
+/// The patient's confirmation link is a path that changes an appointment too.
+async fn confirming_through_the_link_is_announced(backend: Backend) {
+    let app = allowing_private(backend).await;
+    let org = app.org("Europe/Paris").await;
+    let provider = org.provider().await;
+    let (receiver, url) = Receiver::start(0).await;
+    org.admin.create_webhook(&CreateWebhook { url, events: None }).await.expect("created");
+    let input =
+        BookingInput { patient_email: Some("ada@example.com".into()), ..booking(provider.id, days_ahead(5), "10:00") };
+    let booked = org.staff.book(&input).await.expect("booked");
+    let eml = wait_eml(&app, 1).await;
+    let link = link_in(&searchable(&eml[0]), &app.base);
+    assert!(post_confirm(&link, true).await.status().is_success());
+    let got = receiver.wait_for(&["appointment.booked", "appointment.confirmed"]).await;
+    let confirmed = got.iter().find(|r| r.body["type"] == "appointment.confirmed").expect("confirmed");
+    assert_eq!(
+        (confirmed.body["data"]["id"].clone(), confirmed.body["data"]["status"].clone()),
+        (json!(booked.appointment_id), json!("confirmed"))
+    );
+}
+
 async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
@@ -211,5 +233,6 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
 on_both_backends!(
     every_change_reaches_the_endpoint_signed_and_retried_with_one_id,
     an_endpoint_gets_only_the_events_it_asked_for,
+    confirming_through_the_link_is_announced,
     endpoints_inside_the_network_and_bad_requests_are_refused,
 );
