@@ -14,11 +14,9 @@
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Connection, PgPool};
 use std::collections::HashMap;
-use std::str::FromStr;
-use std::time::Duration;
 
 /// The embedded migrations of each database, to run under the lock taken here (sqlx's own is a
 /// session lock) and accepting versions a newer release added.
@@ -90,17 +88,7 @@ pub async fn database(database_url: &str) -> Result<Vec<Applied>, MigrateError> 
         conn.close().await.ok();
         applied
     } else if database_url.starts_with("sqlite:") {
-        let options = SqliteConnectOptions::from_str(database_url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;
-            }
-        }
+        let options = crate::store::sqlite_options(database_url)?;
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
         let applied = sqlite(&pool).await;
         pool.close().await;

@@ -13,6 +13,7 @@ mod sqlite;
 mod webhooks;
 
 pub use crate::links::IssuedLink;
+pub use sqlite::options as sqlite_options;
 
 use crate::domain::{
     AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId,

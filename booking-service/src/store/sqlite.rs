@@ -23,21 +23,28 @@ pub struct Lite {
     writer: SqlitePool,
 }
 
+/// How every connection to a SQLite file is opened (the service's and `booking-service migrate`'s),
+/// the file and its folder created when missing.
+pub fn options(url: &str) -> Result<SqliteConnectOptions, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit is on disk before the booking is acknowledged (NORMAL in WAL mode may
+        // lose the last commits on power loss).
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    Ok(options)
+}
+
 impl Lite {
     pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before the booking is acknowledged (NORMAL in WAL mode may
-            // lose the last commits on power loss).
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
-        }
+        let options = options(url)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))

@@ -5,6 +5,7 @@
 //! Angeles), at hours when their local date is not UTC's.
 
 use crate::helpers::*;
+use crate::vapi::{call, message, only, post, CALLER};
 use booking_service::clock::{SettableClock, SharedClock};
 use booking_service::domain::Zone;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday as Day};
@@ -14,58 +15,18 @@ use shared::api::{self, AppointmentQuery, CreateAppointmentType, CreateProvider,
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-const CALLER: &str = "+15551234567";
 const AUCKLAND: &str = "Pacific/Auckland";
 const LOS_ANGELES: &str = "America/Los_Angeles";
 const WEEK: [Weekday; 7] =
     [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
-
-// ---- Messages as Vapi sends them -------------------------------------------------------------
-
-fn call(id: &str, name: &str, arguments: Value) -> Value {
-    json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
-}
-
-/// A `tool-calls` message shaped like Vapi's, the caller in `call.customer`.
-fn message(calls: Vec<Value>, caller: &str, call_id: &str) -> Value {
-    let with_tools: Vec<Value> = calls
-        .iter()
-        .map(
-            |c| json!({"type": "function", "async": false, "function": {"name": c["function"]["name"]}, "toolCall": c}),
-        )
-        .collect();
-    json!({"message": {
-        "timestamp": 1767201234567u64,
-        "type": "tool-calls",
-        "toolCalls": calls,
-        "toolCallList": calls,
-        "toolWithToolCallList": with_tools,
-        "call": {"id": call_id, "type": "inboundPhoneCall", "status": "in-progress", "customer": {"number": caller}},
-        "phoneNumber": {"number": "+15557654321"},
-        "assistant": {"name": "Clinic Receptionist"}
-    }})
-}
 
 /// One tool call in a message of its own (fresh ids, so no answer is given again): its result,
 /// or its error, checked to be one line.
 async fn ask(org: &TestOrg, tool: &str, arguments: Value) -> Result<String, String> {
     static CALLS: AtomicU32 = AtomicU32::new(0);
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
-    let body = message(vec![call(&format!("tc-{n}"), tool, arguments)], CALLER, &format!("call-{n}"));
-    let response = org.agent.request(Method::POST, "/api/vapi/tools").json(&body).send().await.expect("sent");
-    assert_eq!(response.status(), 200, "Vapi only reads 200 answers");
-    let answer: Value = response.json().await.expect("JSON");
-    let results = answer["results"].as_array().expect("results");
-    assert_eq!(results.len(), 1, "{answer}");
-    let r = &results[0];
-    let outcome = match (r["result"].as_str(), r["error"].as_str()) {
-        (Some(ok), None) => Ok(ok.to_owned()),
-        (None, Some(err)) => Err(err.to_owned()),
-        _ => panic!("a result or an error: {r}"),
-    };
-    let line = outcome.as_ref().unwrap_or_else(|e| e);
-    assert!(!line.is_empty() && !line.contains('\n'), "one line: {line:?}");
-    outcome
+    let body = message(vec![call(&format!("tc-{n}"), tool, arguments)], Some(CALLER), &format!("call-{n}"));
+    only(&post(&org.agent, &body).await)
 }
 
 // ---- Time --------------------------------------------------------------------------------------
@@ -501,8 +462,7 @@ async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_openi
     org.admin.set_vapi_settings(&settings).await.expect("saved");
     let request =
         json!({"message": {"type": "assistant-request", "call": {"id": "call-start", "customer": {"number": CALLER}}}});
-    let response = org.agent.request(Method::POST, "/api/vapi/tools").json(&request).send().await.expect("sent");
-    let answer: Value = response.json().await.expect("JSON");
+    let answer = post(&org.agent, &request).await;
     assert_eq!(
         answer["assistantOverrides"]["variableValues"],
         json!({
