@@ -232,6 +232,7 @@ pub async fn book(
                     idempotency,
                     render: &remembered,
                     link: links.issue(),
+                    manage: links.issue_manage(),
                     capped: request.by_agent,
                 },
             )

@@ -1,4 +1,4 @@
-//! Confirmation links: `PUBLIC_BASE_URL/confirm/{token}`.
+//! The patient's links: `PUBLIC_BASE_URL/confirm/{token}` and `PUBLIC_BASE_URL/manage/{token}`.
 //!
 //! The token must reach the patient's mail, possibly after a crash and a retried delivery, yet
 //! never be stored. So each issue draws a fresh 128-bit nonce from the operating system's CSPRNG
@@ -57,16 +57,33 @@ impl LinkKey {
     }
 }
 
-/// The key and lifetime of links: what the booking use cases need to issue one.
+/// The keys and lifetime of links: what the booking use cases need to issue them. Confirm and
+/// manage links are derived from the same secret under different labels, so neither token
+/// opens the other's page.
 #[derive(Debug, Clone)]
 pub struct Links {
     pub key: LinkKey,
+    pub manage: LinkKey,
     pub ttl: Duration,
 }
 
 impl Links {
+    pub fn new(key: LinkKey, ttl: Duration) -> Self {
+        let mut mac = HmacSha256::new_from_slice(&key.0).expect("HMAC accepts keys of any length");
+        mac.update(b"booking-service manage links v1");
+        Self { key, manage: LinkKey(mac.finalize().into_bytes().into()), ttl }
+    }
+
+    /// A confirmation link, expiring after the configured lifetime.
     pub fn issue(&self) -> IssuedLink {
         self.key.issue(crate::store::now(), self.ttl)
+    }
+
+    /// A manage link: it lives as long as its appointment (the page refuses it from the start on),
+    /// so its expiry is not used.
+    pub fn issue_manage(&self) -> IssuedLink {
+        let now = crate::store::now();
+        self.manage.issue(now, Duration::zero())
     }
 }
 
@@ -133,6 +150,14 @@ mod tests {
         let second = a.issue(Utc::now(), Duration::hours(1));
         assert_ne!(first.nonce, second.nonce);
         assert_ne!(first.token_hash, second.token_hash);
+    }
+
+    #[test]
+    fn a_manage_token_is_not_the_confirmation_token_of_the_same_nonce() {
+        let links = Links::new(LinkKey::derive(b"secret"), Duration::hours(72));
+        let manage = links.issue_manage();
+        assert_ne!(links.key.token(&manage.nonce), links.manage.token(&manage.nonce));
+        assert_eq!(links.manage.token(&manage.nonce).hash(), manage.token_hash);
     }
 
     #[test]

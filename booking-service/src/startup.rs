@@ -58,10 +58,10 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
         let address = listener.local_addr()?;
-        let links = Arc::new(Links {
-            key: link_key(&config, jwt_secret.as_deref())?,
-            ttl: chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1))),
-        });
+        let links = Arc::new(Links::new(
+            link_key(&config, jwt_secret.as_deref())?,
+            chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1))),
+        ));
         let transport = Transport::new(
             config.smtp_url.as_deref(),
             config.mail_dir.clone(),

@@ -388,6 +388,8 @@ pub struct NewBooking<'a> {
     pub render: Render<'a>,
     /// The confirmation link to issue when the patient has an email address.
     pub link: IssuedLink,
+    /// The patient's manage link (every appointment has one).
+    pub manage: IssuedLink,
     /// Whether the patient's number is held to the organization's `max_active_per_caller` (a
     /// voice agent books for the caller).
     pub capped: bool,
@@ -798,6 +800,11 @@ pub trait Store: Send + Sync {
     /// Which organization and appointment a token hash belongs to (any organization: the token is
     /// the credential).
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>>;
+    /// Which organization and appointment a manage link's token hash belongs to (any
+    /// organization: the token is the credential).
+    async fn manage_target(&self, token_hash: &str) -> StoreResult<Option<(OrgId, AppointmentId)>>;
+    /// The nonce of an appointment's manage link, from which the link key recomputes its token.
+    async fn manage_nonce(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Option<String>>;
     /// Marks a pending or confirmed appointment that has started as attended or not, with its
     /// audit row (`completed` or `no_show`); `InvalidState` before its start or when it is over.
     async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment>;
@@ -953,6 +960,18 @@ pub mod outbox_kind {
     pub const WEBHOOK: &str = "webhook";
     pub const RESCHEDULE_NOTICE: &str = "reschedule_notice";
     pub const CANCELLATION_NOTICE: &str = "cancellation_notice";
+    /// The SMS a booking sends to the patient's phone: the code and the manage link.
+    pub const BOOKING_SMS: &str = "booking_sms";
+    /// Reminders, due at `starts_at − offset` (`store::rules::queue_reminders`).
+    pub const REMINDER_EMAIL: &str = "reminder_email";
+    pub const REMINDER_SMS: &str = "reminder_sms";
+    pub const REMINDERS: [&str; 2] = [REMINDER_EMAIL, REMINDER_SMS];
+
+    /// A reminder's payload: the recipient, the offset it was queued for and the start it was
+    /// queued for (so a reminder already claimed when its appointment moved is recognised).
+    pub fn reminder(to: &str, offset_minutes: u32, starts_at: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+        serde_json::json!({ "to": to, "offset_minutes": offset_minutes, "starts_at": starts_at })
+    }
 
     /// The payload of a message carrying a confirmation link: the recipient and the link's nonce.
     pub fn with_link(to: &str, link: &super::IssuedLink) -> serde_json::Value {

@@ -168,6 +168,22 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         ), idem AS (
             INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at)
             SELECT org_id, $23, $24, $25, $14 FROM appt WHERE $23 IS NOT NULL
+        ), manage AS (
+            INSERT INTO manage_links (token_hash, org_id, appointment_id, nonce, created_at)
+            SELECT $34, org_id, id, $35, $14 FROM appt
+        ), sms AS (
+            INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+            SELECT gen_random_uuid(), org_id, id, $36, $37, $14, $14 FROM appt WHERE $37 IS NOT NULL
+        ), reminders AS (
+            INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+            SELECT gen_random_uuid(), appt.org_id, appt.id, ch.kind,
+                   jsonb_build_object('to', ch.recipient, 'offset_minutes', m.minutes, 'starts_at', $4::timestamptz),
+                   $4::timestamptz - make_interval(mins => m.minutes), $14
+            FROM appt
+            JOIN organizations o ON o.id = appt.org_id
+            CROSS JOIN LATERAL (SELECT value::int AS minutes FROM jsonb_array_elements_text(o.reminder_offsets_minutes)) m
+            CROSS JOIN (VALUES ($38::text, $12::text), ($39::text, $11::text)) AS ch (kind, recipient)
+            WHERE ch.recipient IS NOT NULL AND $4::timestamptz - make_interval(mins => m.minutes) > $14
         ), hooks AS (
             INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
             SELECT gen_random_uuid(), appt.org_id, appt.id, $31,
@@ -212,7 +228,15 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         event::BOOKED,
         Json(a.to_api()),
     );
-    let inserted: Result<Answer, sqlx::Error> = tx.query(&sql, Then(appointment_values(a), rest)).fetch_one().await;
+    let notifications = (
+        &w.manage.token_hash,
+        &w.manage.nonce,
+        outbox_kind::BOOKING_SMS,
+        w.sms.as_ref().map(Json),
+        outbox_kind::REMINDER_EMAIL,
+        outbox_kind::REMINDER_SMS,
+    );
+    let inserted: Result<Answer, sqlx::Error> = tx.query(&sql, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;
     match inserted {
         Ok((1, _, _, _)) => Ok(Inserted::Booked),
         Ok((_, 0, _, _)) => Ok(Inserted::Stale),

@@ -87,6 +87,9 @@ pub(super) struct BookingWrites<'a> {
     pub audit: serde_json::Value,
     pub link: Option<&'a IssuedLink>,
     pub message: Option<serde_json::Value>,
+    pub manage: &'a IssuedLink,
+    /// The confirmation SMS, when the patient has a phone number.
+    pub sms: Option<serde_json::Value>,
     pub idempotency: Option<(&'a IdempotencyKey, serde_json::Value)>,
     /// Whether the patient's number is held to the organization's `max_active_per_caller`.
     pub capped: bool,
@@ -168,6 +171,8 @@ impl SqlStore {
             audit: action::booked(&wanted.slot),
             link: email.map(|_| &b.link),
             message: email.map(|to| outbox_kind::with_link(to, &b.link)),
+            manage: &b.manage,
+            sms: appointment.patient_phone.as_deref().map(outbox_kind::plain),
             idempotency: b.idempotency.as_ref().map(|idem| (idem, (b.render)(&appointment))),
             capped: capped.is_some(),
         };
@@ -266,6 +271,7 @@ impl SqlStore {
         let details = serde_json::json!({ "reason": reason });
         audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
         withdraw_link(&mut tx, actor.org, id).await?;
+        withdraw_reminders(&mut tx, actor.org, id).await?;
         if let Some(to) = &appointment.patient_email {
             let payload = outbox_kind::plain(to);
             enqueue(&mut tx, actor.org, id, outbox_kind::CANCELLATION_NOTICE, &payload, now).await?;
@@ -345,6 +351,8 @@ impl SqlStore {
         appointment.appointment_type = kind;
         appointment.status = AppointmentStatus::Pending;
         appointment.updated_at = now;
+        withdraw_reminders(&mut tx, actor.org, id).await?;
+        queue_reminders(&mut tx, &appointment, now).await?;
         fire(&mut tx, &appointment, event::RESCHEDULED, now).await?;
         tx.commit().await?;
         Ok(MoveOutcome::Moved(appointment))
@@ -612,6 +620,7 @@ async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(),
     Ok(())
 }
 
+/// Queues a message due at once.
 pub(super) async fn enqueue(
     tx: &mut Tx,
     org: OrgId,
@@ -620,9 +629,80 @@ pub(super) async fn enqueue(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)", (Key(Uuid::now_v7()), org, appointment, kind, Json(payload), Timestamp(now)))
+    enqueue_due(tx, org, appointment, kind, payload, now, now).await
+}
+
+async fn enqueue_due(
+    tx: &mut Tx,
+    org: OrgId,
+    appointment: AppointmentId,
+    kind: &str,
+    payload: &serde_json::Value,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    tx.query("INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", (Key(Uuid::now_v7()), org, appointment, kind, Json(payload), Timestamp(due), Timestamp(now)))
         .execute()
         .await?;
+    Ok(())
+}
+
+/// The appointment's manage link, issued with it and kept while it lives (a reschedule keeps it).
+pub(super) async fn issue_manage_link(
+    tx: &mut Tx,
+    org: OrgId,
+    id: AppointmentId,
+    link: &IssuedLink,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    tx.query(
+        "INSERT INTO manage_links (token_hash, org_id, appointment_id, nonce, created_at) VALUES ($1, $2, $3, $4, $5)",
+        (&link.token_hash, org, id, &link.nonce, Timestamp(now)),
+    )
+    .execute()
+    .await?;
+    Ok(())
+}
+
+/// The ways a reminder can reach the patient: by email and by SMS, where the appointment has
+/// the address.
+pub(super) fn reminder_channels(a: &Appointment) -> [(&'static str, Option<&str>); 2] {
+    [(outbox_kind::REMINDER_EMAIL, a.patient_email.as_deref()), (outbox_kind::REMINDER_SMS, a.patient_phone.as_deref())]
+}
+
+/// Queues the appointment's reminders: one per offset of its organization's settings and per
+/// channel, due at `starts_at − offset`, none that would already be due. (PostgreSQL's booking
+/// statement queues the same rows in SQL, saving the settings read.)
+pub(super) async fn queue_reminders(tx: &mut Tx, a: &Appointment, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let offsets: Option<(Json<Vec<u32>>,)> = tx
+        .query("SELECT reminder_offsets_minutes FROM organizations WHERE id = $1", (a.org_id,))
+        .fetch_optional()
+        .await?;
+    let offsets = offsets.map(|(Json(o),)| o).unwrap_or_default();
+    for (kind, to) in reminder_channels(a) {
+        let Some(to) = to else { continue };
+        for &minutes in &offsets {
+            let due = a.slot.start() - chrono::Duration::minutes(i64::from(minutes));
+            if due > now {
+                let payload = outbox_kind::reminder(to, minutes, a.slot.start());
+                enqueue_due(tx, a.org_id, a.id, kind, &payload, due, now).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the appointment's reminders that have not gone out (a cancellation, or a reschedule
+/// that queues them anew).
+pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(), sqlx::Error> {
+    let [email, sms] = outbox_kind::REMINDERS;
+    tx.query(
+        "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind IN ($3, $4)
+           AND sent_at IS NULL AND dead_at IS NULL",
+        (org, id, email, sms),
+    )
+    .execute()
+    .await?;
     Ok(())
 }
 
@@ -909,6 +989,17 @@ impl Store for SqlStore {
         let row: Option<(OrgId, AppointmentId, Timestamp)> =
             self.fetch_optional(Scope::Links, sql, (token_hash,)).await?;
         Ok(row.map(|(org, appointment, expires_at)| LinkTarget { org, appointment, expires_at: expires_at.0 }))
+    }
+
+    async fn manage_target(&self, token_hash: &str) -> StoreResult<Option<(OrgId, AppointmentId)>> {
+        let sql = "SELECT org_id, appointment_id FROM manage_links WHERE token_hash = $1";
+        Ok(self.fetch_optional(Scope::Links, sql, (token_hash,)).await?)
+    }
+
+    async fn manage_nonce(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Option<String>> {
+        let sql = "SELECT nonce FROM manage_links WHERE org_id = $1 AND appointment_id = $2";
+        let row: Option<(String,)> = self.fetch_optional(Scope::Read(org), sql, (org, appointment)).await?;
+        Ok(row.map(|(nonce,)| nonce))
     }
 
     async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment> {

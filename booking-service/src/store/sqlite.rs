@@ -4,7 +4,7 @@
 //! in this process or any other.
 
 use super::rules::{
-    appointment_values, audit, closed, enqueue, issue_link, overlapping, remember, BookingWrites, Inserted, Scope,
+    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, remember, BookingWrites, Inserted, Scope,
     APPOINTMENT_VALUES, INSERT_APPOINTMENT,
 };
 use super::sql::{Timestamp, Tx};
@@ -127,6 +127,11 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     if let Some(payload) = &w.message {
         enqueue(tx, org, a.id, outbox_kind::BOOKING_CONFIRMATION, payload, a.created_at).await?;
     }
+    issue_manage_link(tx, org, a.id, w.manage, a.created_at).await?;
+    if let Some(payload) = &w.sms {
+        enqueue(tx, org, a.id, outbox_kind::BOOKING_SMS, payload, a.created_at).await?;
+    }
+    queue_reminders(tx, a, a.created_at).await?;
     if let Some((idem, response)) = &w.idempotency {
         remember(tx, org, idem, response, a.created_at).await?;
     }

@@ -30,8 +30,13 @@ fn token_of(link: &str) -> String {
     link.rsplit('/').next().expect("a token").to_owned()
 }
 
+/// The emails of the confirmation flow (bookings also queue an SMS and reminders: `notifications.rs`).
+const EMAILS: &str = "('booking_confirmation', 'reschedule_notice', 'cancellation_notice')";
+
+/// The appointment's messages of the confirmation flow, in order.
 async fn outbox(app: &TestApp, org: Uuid, appointment: Uuid) -> Vec<OutboxJob> {
-    app.store.outbox(OrgId(org), AppointmentId(appointment)).await.expect("outbox")
+    let jobs = app.store.outbox(OrgId(org), AppointmentId(appointment)).await.expect("outbox");
+    jobs.into_iter().filter(|j| EMAILS.contains(&format!("'{}'", j.kind))).collect()
 }
 
 /// Polls the outbox until `done` holds for the appointment's messages.
@@ -448,14 +453,15 @@ async fn cancelling_queues_a_notice_and_withdraws_the_link(backend: Backend) {
 }
 
 async fn outbox_rows(app: &TestApp, backend: Backend) -> i64 {
+    let sql = format!("SELECT count(*) FROM outbox WHERE kind IN {EMAILS}");
     match backend {
         Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
-            sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&mut conn).await.expect("count")
+            sqlx::query_scalar(&sql).fetch_one(&mut conn).await.expect("count")
         }
         Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
-            sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&mut conn).await.expect("count")
+            sqlx::query_scalar(&sql).fetch_one(&mut conn).await.expect("count")
         }
     }
 }
@@ -574,11 +580,8 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
     let now = booking_service::store::now();
     let claimed = app.store.claim_mail(now, now + chrono::Duration::seconds(2), 10).await.expect("claim");
     let claimed_at = tokio::time::Instant::now();
-    assert_eq!(
-        claimed.iter().map(|j| j.appointment).collect::<Vec<_>>(),
-        [AppointmentId(booked.appointment_id)],
-        "the crashed dispatcher holds the message"
-    );
+    let confirmation = |j: &OutboxJob| j.kind == "booking_confirmation" && j.appointment.0 == booked.appointment_id;
+    assert!(claimed.iter().any(confirmation), "the crashed dispatcher holds the message: {claimed:?}");
     let mails = sink.wait_for(1, WAIT).await.expect("the mail comes back");
     assert!(claimed_at.elapsed() >= Duration::from_millis(1_900), "not before the lease ended");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -613,8 +616,12 @@ async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
         result.map_err(|e| e.to_string())
     }
     // The dispatcher: every organization's outbox, its delivery columns only, nothing else.
-    assert_eq!(run(&mut conn, "booking_worker", "SELECT count(*) FROM outbox").await, Ok(2));
-    assert_eq!(run(&mut conn, "booking_worker", "UPDATE outbox SET last_error = 'x'").await, Ok(2));
+    let (count, update) = (
+        "SELECT count(*) FROM outbox WHERE kind = 'booking_confirmation'",
+        "UPDATE outbox SET last_error = 'x' WHERE kind = 'booking_confirmation'",
+    );
+    assert_eq!(run(&mut conn, "booking_worker", count).await, Ok(2));
+    assert_eq!(run(&mut conn, "booking_worker", update).await, Ok(2));
     for denied in [
         "UPDATE outbox SET payload = '{}'",
         "UPDATE outbox SET org_id = gen_random_uuid()",
@@ -625,12 +632,15 @@ async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
         "SELECT count(*) FROM audit_log",
         "SELECT count(*) FROM idempotency_keys",
         "SELECT count(*) FROM confirmation_tokens",
+        "SELECT count(*) FROM manage_links",
     ] {
         assert!(run(&mut conn, "booking_worker", denied).await.is_err(), "booking_worker may not: {denied}");
     }
     // The link lookup: token hashes of every organization, read-only, nothing else.
     assert_eq!(run(&mut conn, "booking_link", "SELECT count(*) FROM confirmation_tokens").await, Ok(2));
+    assert_eq!(run(&mut conn, "booking_link", "SELECT count(*) FROM manage_links").await, Ok(2));
     for denied in [
+        "DELETE FROM manage_links",
         "DELETE FROM confirmation_tokens",
         "UPDATE confirmation_tokens SET expires_at = now() + interval '1 year'",
         "SELECT count(*) FROM outbox",
@@ -640,7 +650,7 @@ async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
         assert!(run(&mut conn, "booking_link", denied).await.is_err(), "booking_link may not: {denied}");
     }
     // The request role still sees no organization's tokens or messages without its own set.
-    for table in ["confirmation_tokens", "outbox"] {
+    for table in ["confirmation_tokens", "manage_links", "outbox"] {
         assert_eq!(run(&mut conn, "booking_app", &format!("SELECT count(*) FROM {table}")).await, Ok(0), "{table}");
     }
     let attributes: Vec<(bool, bool)> = sqlx::query_as(
