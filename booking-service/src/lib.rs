@@ -9,6 +9,7 @@ pub mod http;
 pub mod links;
 pub mod mail;
 pub mod migrate;
+pub mod outbox;
 pub mod retention;
 pub mod server;
 pub mod startup;

@@ -5,7 +5,8 @@ use crate::config::Config;
 use crate::domain::{OrgId, Zone};
 use crate::http::{self, auth::Authenticator, AppState, VapiSettings};
 use crate::links::{LinkKey, Links};
-use crate::mail::{self, Dispatcher, DispatcherSettings, Transport};
+use crate::mail::Transport;
+use crate::outbox::{self, Channels, Dispatcher, DispatcherSettings};
 use crate::server::{self, Draining, ServerSettings};
 use crate::store::{self, DynStore, Organization};
 use crate::vapi::SignatureCheck;
@@ -82,19 +83,21 @@ impl Application {
         let webhooks =
             crate::webhooks::Sender { allow_private: config.webhook_allow_private, timeout: crate::webhooks::TIMEOUT };
         let dispatcher = Dispatcher {
-            store: store.clone(),
-            transport,
-            from,
-            base_url,
-            links: links.clone(),
-            webhooks,
+            channels: Channels {
+                store: store.clone(),
+                mail: transport,
+                from,
+                base_url,
+                links: links.clone(),
+                webhooks,
+            },
             settings: DispatcherSettings {
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
                 max_attempts: config.mail_max_attempts.max(1),
                 retry_base: Duration::from_millis(config.mail_retry_base_ms),
                 retry_max: Duration::from_millis(config.mail_retry_max_ms),
                 lease: Duration::from_secs(config.mail_lease_secs.max(1)),
-                batch: mail::batch_within_lease(
+                batch: outbox::batch_within_lease(
                     Duration::from_secs(config.mail_lease_secs.max(1)),
                     Duration::from_secs(config.smtp_timeout_secs.max(1)),
                 )
@@ -145,7 +148,7 @@ impl Application {
         let base = self.base_url();
         let mut out = format!(
             "booking-service listening on {base}\nconfirmation mail: {} (links to {}/confirm/…)\n",
-            self.mail_target, self.dispatcher.base_url
+            self.mail_target, self.dispatcher.channels.base_url
         );
         if let Some(dev) = &self.dev {
             out.push_str(&format!(

@@ -3,8 +3,8 @@
 //! goes through lettre's header builders, HTML escaping or iCalendar escaping, so none of it can
 //! add a header, a tag or a calendar property.
 
-use super::MailError;
 use crate::domain::{Slot, Zone};
+use crate::outbox::DeliveryError as MailError;
 use crate::store::{outbox_kind, Appointment};
 use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
@@ -19,6 +19,8 @@ pub enum Kind {
     /// Moved: please confirm the new time (a fresh link).
     Rescheduled,
     Cancelled,
+    /// The appointment is coming up (one of the clinic's reminder offsets).
+    Reminder,
 }
 
 impl Kind {
@@ -27,13 +29,14 @@ impl Kind {
             outbox_kind::BOOKING_CONFIRMATION => Some(Self::Booked),
             outbox_kind::RESCHEDULE_NOTICE => Some(Self::Rescheduled),
             outbox_kind::CANCELLATION_NOTICE => Some(Self::Cancelled),
+            outbox_kind::REMINDER_EMAIL => Some(Self::Reminder),
             _ => None,
         }
     }
 
     /// Whether it carries a confirmation link.
     pub fn has_link(self) -> bool {
-        !matches!(self, Self::Cancelled)
+        matches!(self, Self::Booked | Self::Rescheduled)
     }
 }
 
@@ -46,6 +49,8 @@ pub struct EmailMessage<'a> {
     pub appointment: &'a Appointment,
     /// `PUBLIC_BASE_URL/confirm/{token}`, for the kinds that carry one.
     pub link: Option<&'a str>,
+    /// `PUBLIC_BASE_URL/manage/{token}`: where the patient cancels or moves it.
+    pub manage: Option<&'a str>,
 }
 
 /// A local date and time with its zone, as people read it:
@@ -98,6 +103,7 @@ impl EmailMessage<'_> {
                 format!("Your appointment with {provider} was moved: please confirm")
             }
             Kind::Cancelled => format!("Your appointment with {provider} was cancelled"),
+            Kind::Reminder => format!("Reminder: your appointment with {provider}"),
         };
         let calendar = ics(self, from, to, Utc::now());
         let method = if self.kind == Kind::Cancelled { "CANCEL" } else { "REQUEST" };
@@ -139,13 +145,19 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
         Kind::Cancelled => {
             out.push_str(&format!("Your appointment at {clinic} with {provider} was cancelled:\n\n  {when}\n\n"))
         }
+        Kind::Reminder => {
+            out.push_str(&format!("A reminder of your appointment at {clinic} with {provider}:\n\n  {when}\n\n"))
+        }
     }
     out.push_str(&format!("Confirmation code: {}\n\n", email.appointment.confirmation_code));
     if let Some(link) = email.link {
         out.push_str(&format!(
             "Please confirm it by opening this link and pressing Confirm:\n\n{link}\n\n\
-             The link works for a limited time. If you did not book this, ignore this message.\n"
+             The link works for a limited time. If you did not book this, ignore this message.\n\n"
         ));
+    }
+    if let Some(manage) = email.manage {
+        out.push_str(&format!("To cancel it or move it to another time:\n\n{manage}\n"));
     }
     out
 }
@@ -157,6 +169,13 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
         Kind::Booked => "Please confirm your appointment",
         Kind::Rescheduled => "Your appointment was moved",
         Kind::Cancelled => "Your appointment was cancelled",
+        Kind::Reminder => "Your appointment is coming up",
+    };
+    let manage = match email.manage {
+        Some(link) => {
+            format!("<p><a href=\"{href}\">Cancel or move this appointment</a></p>", href = html_escape(link))
+        }
+        None => String::new(),
     };
     let action = match email.link {
         Some(link) => format!(
@@ -174,7 +193,7 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
          <h1 style=\"font-size:1.4rem\">{headline}</h1><p>{greeting}</p>\
          <dl><dt>Clinic</dt><dd>{clinic}</dd><dt>With</dt><dd>{provider}</dd>\
          <dt>When</dt><dd>{when}</dd><dt>Confirmation code</dt><dd><strong>{code}</strong></dd></dl>\
-         {action}</body></html>",
+         {action}{manage}</body></html>",
         greeting = html_escape(&greeting(email)),
         when = html_escape(when),
         code = html_escape(&email.appointment.confirmation_code),
@@ -228,6 +247,9 @@ fn ics(email: &EmailMessage<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -
     let mut description = format!("Confirmation code {}.", a.confirmation_code);
     if let Some(link) = email.link {
         description.push_str(&format!(" Confirm: {link}"));
+    }
+    if let Some(manage) = email.manage {
+        description.push_str(&format!(" Cancel or move: {manage}"));
     }
     let lines = [
         "BEGIN:VCALENDAR".to_owned(),

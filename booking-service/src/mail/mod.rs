@@ -1,30 +1,12 @@
-//! Outgoing mail: the emails (text, HTML and an `.ics` invitation), the transport (SMTP through
-//! lettre, or `.eml` files), and the dispatcher that delivers the outbox.
+//! Outgoing mail: the emails (text, HTML and an `.ics` invitation) and the transport (SMTP
+//! through lettre, or `.eml` files). The outbox dispatcher (`crate::outbox`) decides when.
 
-pub mod dispatcher;
 pub mod email;
 
-pub use dispatcher::{batch_within_lease, Dispatcher, DispatcherSettings};
-
+use crate::outbox::DeliveryError as MailError;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Why a message could not be rendered or delivered; the dispatcher keeps the text as the job's
-/// `last_error` and retries.
-#[derive(Debug, thiserror::Error)]
-pub enum MailError {
-    #[error("cannot render the message: {0}")]
-    Render(String),
-    #[error("SMTP delivery failed: {0}")]
-    Smtp(String),
-    #[error("cannot write the message file: {0}")]
-    File(String),
-    #[error("webhook delivery failed: {0}")]
-    Webhook(String),
-    #[error("{0}")]
-    Store(#[from] crate::store::StoreError),
-}
 
 /// Where messages go.
 #[derive(Clone)]

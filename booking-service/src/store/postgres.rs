@@ -236,7 +236,8 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         outbox_kind::REMINDER_EMAIL,
         outbox_kind::REMINDER_SMS,
     );
-    let inserted: Result<Answer, sqlx::Error> = tx.query(&sql, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;
+    let inserted: Result<Answer, sqlx::Error> =
+        tx.query(&sql, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;
     match inserted {
         Ok((1, _, _, _)) => Ok(Inserted::Booked),
         Ok((_, 0, _, _)) => Ok(Inserted::Stale),

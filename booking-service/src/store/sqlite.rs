@@ -4,8 +4,8 @@
 //! in this process or any other.
 
 use super::rules::{
-    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, remember, BookingWrites, Inserted, Scope,
-    APPOINTMENT_VALUES, INSERT_APPOINTMENT,
+    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, remember,
+    BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, INSERT_APPOINTMENT,
 };
 use super::sql::{Timestamp, Tx};
 use super::webhooks::fire;

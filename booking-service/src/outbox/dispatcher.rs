@@ -5,15 +5,9 @@
 //! message is marked dead with its last error. Delivery is at least once; the Message-ID comes
 //! from the job, so a duplicate can be recognised.
 
-use super::email::{EmailMessage, Kind};
-use super::{MailError, Transport};
-use crate::domain::WebhookId;
-use crate::links::Links;
-use crate::store::{self, outbox_kind, Delivery, DynStore, OutboxJob};
-use lettre::message::Mailbox;
+use super::{Channels, DeliveryError};
+use crate::store::{self, outbox_kind, Delivery, OutboxJob};
 use rand::Rng;
-use shared::api::AppointmentStatus;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -57,14 +51,7 @@ pub fn batch_within_lease(lease: Duration, send_timeout: Duration) -> Result<i64
 }
 
 pub struct Dispatcher {
-    pub store: DynStore,
-    pub transport: Transport,
-    pub from: Mailbox,
-    /// `PUBLIC_BASE_URL` without a trailing slash.
-    pub base_url: String,
-    pub links: Arc<Links>,
-    /// Delivers the outbox's webhook messages.
-    pub webhooks: crate::webhooks::Sender,
+    pub channels: Channels,
     pub settings: DispatcherSettings,
 }
 
@@ -78,7 +65,7 @@ impl DispatcherHandle {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "the mail dispatcher ended abnormally");
+            tracing::error!(error = %e, "the outbox dispatcher ended abnormally");
         }
     }
 }
@@ -91,12 +78,12 @@ impl Dispatcher {
     }
 
     async fn run(self, mut stopped: watch::Receiver<bool>) {
-        tracing::info!("mail dispatcher started");
+        tracing::info!("outbox dispatcher started");
         loop {
             let handled = match self.run_batch(Some(&stopped)).await {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::warn!(error = %e, "mail dispatcher could not claim messages");
+                    tracing::warn!(error = %e, "outbox dispatcher could not claim messages");
                     0
                 }
             };
@@ -112,26 +99,26 @@ impl Dispatcher {
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
-        tracing::info!("mail dispatcher stopped");
+        tracing::info!("outbox dispatcher stopped");
     }
 
     /// Claims one batch of due messages and delivers them; returns how many it handled.
-    pub async fn run_once(&self) -> Result<usize, MailError> {
+    pub async fn run_once(&self) -> Result<usize, DeliveryError> {
         self.run_batch(None).await
     }
 
     /// One batch; when `stopped` turns true it finishes the message in hand and leaves the rest
     /// of the batch to come back when their lease ends (to this or another instance).
-    async fn run_batch(&self, stopped: Option<&watch::Receiver<bool>>) -> Result<usize, MailError> {
+    async fn run_batch(&self, stopped: Option<&watch::Receiver<bool>>) -> Result<usize, DeliveryError> {
         let now = store::now();
         let lease_until =
             now + chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
-        let jobs = self.store.claim_mail(now, lease_until, self.settings.batch).await?;
+        let jobs = self.channels.store.claim_mail(now, lease_until, self.settings.batch).await?;
         for job in &jobs {
             if stopped.is_some_and(|s| *s.borrow()) {
                 break;
             }
-            let delivery = match self.deliver(job).await {
+            let delivery = match self.channels.deliver(job).await {
                 Ok(delivery) => delivery,
                 Err(e) => self.failed(job, e),
             };
@@ -140,12 +127,13 @@ impl Dispatcher {
                 Delivery::Retry { .. } => "retry",
                 Delivery::Dead { .. } => "dead",
             };
-            if job.kind == outbox_kind::WEBHOOK {
-                metrics::counter!("webhooks_total", "outcome" => outcome).increment(1);
-            } else {
-                metrics::counter!("emails_total", "outcome" => outcome).increment(1);
-            }
-            if let Err(e) = self.store.record_delivery(job.id, &delivery).await {
+            let counter = match job.kind.as_str() {
+                outbox_kind::WEBHOOK => "webhooks_total",
+                outbox_kind::BOOKING_SMS | outbox_kind::REMINDER_SMS => "sms_total",
+                _ => "emails_total",
+            };
+            metrics::counter!(counter, "outcome" => outcome).increment(1);
+            if let Err(e) = self.channels.store.record_delivery(job.id, &delivery).await {
                 // The lease runs out and the message is tried again: at least once.
                 tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
             }
@@ -153,7 +141,7 @@ impl Dispatcher {
         Ok(jobs.len())
     }
 
-    fn failed(&self, job: &OutboxJob, error: MailError) -> Delivery {
+    fn failed(&self, job: &OutboxJob, error: DeliveryError) -> Delivery {
         let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
         let error = error.to_string();
         if attempts >= self.settings.max_attempts {
@@ -171,72 +159,6 @@ impl Dispatcher {
 
     pub fn backoff(&self, attempt: u32) -> Duration {
         backoff(self.settings.retry_base, self.settings.retry_max, attempt)
-    }
-
-    /// A webhook message: to its endpoint as it is now (a removed one gets nothing), the body as
-    /// it was queued, the outbox message's id as `webhook-id`.
-    async fn deliver_webhook(&self, job: &OutboxJob) -> Result<Delivery, MailError> {
-        let id = job.payload["webhook_id"].as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
-        let id = id.ok_or_else(|| MailError::Render("the webhook message names no webhook".into()))?;
-        let Some(hook) = self.store.webhook(job.org, WebhookId(id)).await? else {
-            return Ok(Delivery::Dead { error: "not sent: the webhook was removed".into() });
-        };
-        let mut body = job.payload.clone();
-        if let Some(fields) = body.as_object_mut() {
-            fields.remove("webhook_id");
-        }
-        let body = serde_json::to_vec(&body).map_err(|e| MailError::Render(e.to_string()))?;
-        let message_id = format!("msg_{}", job.id.simple());
-        self.webhooks.deliver(&hook.url, &hook.secret, &message_id, &body).await.map_err(MailError::Webhook)?;
-        tracing::info!(job = %job.id, "webhook delivered");
-        Ok(Delivery::Sent)
-    }
-
-    async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, MailError> {
-        if job.kind == outbox_kind::WEBHOOK {
-            return self.deliver_webhook(job).await;
-        }
-        let kind =
-            Kind::parse(&job.kind).ok_or_else(|| MailError::Render(format!("unknown message kind {}", job.kind)))?;
-        let to = job.payload["to"].as_str().ok_or_else(|| MailError::Render("the message has no recipient".into()))?;
-        let Some(appointment) = self.store.appointment(job.org, job.appointment).await? else {
-            return Ok(Delivery::Dead { error: "not sent: the appointment no longer exists".into() });
-        };
-        if kind != Kind::Cancelled && appointment.status == AppointmentStatus::Cancelled {
-            return Ok(Delivery::Dead { error: "not sent: the appointment was cancelled before delivery".into() });
-        }
-        let provider = self
-            .store
-            .provider(job.org, appointment.provider_id)
-            .await?
-            .map(|p| p.name)
-            .unwrap_or_else(|| "your provider".into());
-        let clinic = self.store.organization(job.org).await?.map(|o| o.name).unwrap_or_else(|| "your clinic".into());
-        let link = if kind.has_link() {
-            let nonce = job.payload["nonce"]
-                .as_str()
-                .ok_or_else(|| MailError::Render("the message has no link nonce".into()))?;
-            let token = self.links.key.token(nonce);
-            // A reschedule replaced this link before it went out: the newer message carries the
-            // working one, so this one would only confuse.
-            if self.store.link_target(&token.hash()).await?.is_none() {
-                return Ok(Delivery::Dead { error: "not sent: superseded by a newer confirmation link".into() });
-            }
-            Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
-        } else {
-            None
-        };
-        let mail = EmailMessage {
-            kind,
-            clinic: &clinic,
-            provider: &provider,
-            appointment: &appointment,
-            link: link.as_deref(),
-        }
-        .build(job.id, &self.from, to)?;
-        self.transport.send(job.id, &mail).await?;
-        tracing::info!(job = %job.id, kind = %job.kind, "message delivered");
-        Ok(Delivery::Sent)
     }
 }
 

@@ -1,0 +1,116 @@
+//! Each outbox message to its channel: the emails of `crate::mail`, the SMS of `crate::sms`, the
+//! webhooks of `crate::webhooks`. A message about an appointment is rendered from the appointment
+//! as it is when the message goes out, after [`why_not_send`] agreed to send it.
+
+use super::{why_not_send, DeliveryError};
+use crate::domain::WebhookId;
+use crate::links::Links;
+use crate::mail::email::{EmailMessage, Kind};
+use crate::mail::Transport;
+use crate::store::{self, outbox_kind, Appointment, Delivery, DynStore, OutboxJob};
+use lettre::message::Mailbox;
+use std::sync::Arc;
+
+/// Where the outbox's messages go.
+pub struct Channels {
+    pub store: DynStore,
+    pub mail: Transport,
+    pub from: Mailbox,
+    /// `PUBLIC_BASE_URL` without a trailing slash.
+    pub base_url: String,
+    pub links: Arc<Links>,
+    pub webhooks: crate::webhooks::Sender,
+}
+
+/// What a message about an appointment shows besides the appointment itself.
+struct About {
+    appointment: Appointment,
+    clinic: String,
+    provider: String,
+    /// `PUBLIC_BASE_URL/manage/{token}`.
+    manage: Option<String>,
+}
+
+impl Channels {
+    /// Delivers one message; `Delivery::Dead` when it is no longer to be sent.
+    pub async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
+        match job.kind.as_str() {
+            outbox_kind::WEBHOOK => self.webhook(job).await,
+            kind => match Kind::parse(kind) {
+                Some(email) => self.email(job, email).await,
+                None => Err(DeliveryError::Render(format!("unknown message kind {kind}"))),
+            },
+        }
+    }
+
+    /// The appointment and what surrounds it, or why the message is not to be sent.
+    async fn about(&self, job: &OutboxJob) -> Result<Result<About, Delivery>, DeliveryError> {
+        let Some(appointment) = self.store.appointment(job.org, job.appointment).await? else {
+            return Ok(Err(Delivery::Dead { error: "not sent: the appointment no longer exists".into() }));
+        };
+        if let Some(reason) = why_not_send(&job.kind, &job.payload, &appointment, store::now()) {
+            return Ok(Err(Delivery::Dead { error: reason.into() }));
+        }
+        let provider = self.store.provider(job.org, appointment.provider_id).await?;
+        let provider = provider.map(|p| p.name).unwrap_or_else(|| "your provider".into());
+        let clinic = self.store.organization(job.org).await?.map(|o| o.name).unwrap_or_else(|| "your clinic".into());
+        let manage = self.store.manage_nonce(job.org, job.appointment).await?;
+        let manage =
+            manage.map(|nonce| format!("{}/manage/{}", self.base_url, self.links.manage.token(&nonce).as_str()));
+        Ok(Ok(About { appointment, clinic, provider, manage }))
+    }
+
+    async fn email(&self, job: &OutboxJob, kind: Kind) -> Result<Delivery, DeliveryError> {
+        let to =
+            job.payload["to"].as_str().ok_or_else(|| DeliveryError::Render("the message has no recipient".into()))?;
+        let about = match self.about(job).await? {
+            Ok(about) => about,
+            Err(dead) => return Ok(dead),
+        };
+        let link = if kind.has_link() {
+            let nonce = job.payload["nonce"]
+                .as_str()
+                .ok_or_else(|| DeliveryError::Render("the message has no link nonce".into()))?;
+            let token = self.links.key.token(nonce);
+            // A reschedule replaced this link before it went out: the newer message carries the
+            // working one, so this one would only confuse.
+            if self.store.link_target(&token.hash()).await?.is_none() {
+                return Ok(Delivery::Dead { error: "not sent: superseded by a newer confirmation link".into() });
+            }
+            Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
+        } else {
+            None
+        };
+        let mail = EmailMessage {
+            kind,
+            clinic: &about.clinic,
+            provider: &about.provider,
+            appointment: &about.appointment,
+            link: link.as_deref(),
+            manage: if kind == Kind::Cancelled { None } else { about.manage.as_deref() },
+        }
+        .build(job.id, &self.from, to)?;
+        self.mail.send(job.id, &mail).await?;
+        tracing::info!(job = %job.id, kind = %job.kind, "email delivered");
+        Ok(Delivery::Sent)
+    }
+
+    /// A webhook message: to its endpoint as it is now (a removed one gets nothing), the body as
+    /// it was queued, the outbox message's id as `webhook-id`.
+    async fn webhook(&self, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
+        let id = job.payload["webhook_id"].as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
+        let id = id.ok_or_else(|| DeliveryError::Render("the webhook message names no webhook".into()))?;
+        let Some(hook) = self.store.webhook(job.org, WebhookId(id)).await? else {
+            return Ok(Delivery::Dead { error: "not sent: the webhook was removed".into() });
+        };
+        let mut body = job.payload.clone();
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("webhook_id");
+        }
+        let body = serde_json::to_vec(&body).map_err(|e| DeliveryError::Render(e.to_string()))?;
+        let message_id = format!("msg_{}", job.id.simple());
+        self.webhooks.deliver(&hook.url, &hook.secret, &message_id, &body).await.map_err(DeliveryError::Webhook)?;
+        tracing::info!(job = %job.id, "webhook delivered");
+        Ok(Delivery::Sent)
+    }
+}

@@ -1,0 +1,97 @@
+//! Whether a message about an appointment is still worth sending when its turn comes: a message
+//! may wait (retries, a reminder's due time) while its appointment is cancelled, moved or over.
+
+use crate::store::{outbox_kind, Appointment};
+use chrono::{DateTime, Utc};
+use shared::api::AppointmentStatus;
+
+/// Why the message of `kind` and `payload` must not go out now (it is marked dead with this
+/// reason), or `None` to send it. A cancellation notice always goes; nothing else goes for a
+/// cancelled appointment or from its start on (no reminder is ever late); a reminder queued for
+/// another start time (claimed while its appointment moved) is dropped, its successor is queued.
+pub fn why_not_send(
+    kind: &str,
+    payload: &serde_json::Value,
+    appointment: &Appointment,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
+    if kind == outbox_kind::CANCELLATION_NOTICE {
+        return None;
+    }
+    if appointment.status == AppointmentStatus::Cancelled {
+        return Some("not sent: the appointment was cancelled before delivery");
+    }
+    if outbox_kind::REMINDERS.contains(&kind) {
+        let queued_for = payload["starts_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        if queued_for.map(|t| t.with_timezone(&Utc)) != Some(appointment.slot.start()) {
+            return Some("not sent: the appointment moved after this reminder was queued");
+        }
+    }
+    if now >= appointment.slot.start() {
+        return Some("not sent: the appointment has started");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AppointmentId, OrgId, ProviderId, Slot, Zone};
+    use chrono::Duration;
+
+    fn appointment(start: DateTime<Utc>, status: AppointmentStatus) -> Appointment {
+        let slot = Slot::from_bounds(start, start + Duration::minutes(30)).expect("a slot");
+        Appointment {
+            id: AppointmentId::new(),
+            org_id: OrgId::new(),
+            provider_id: ProviderId::new(),
+            zone: Zone::parse("zone", "UTC").expect("UTC"),
+            slot,
+            blocked: slot,
+            appointment_type: None,
+            status,
+            confirmation_code: "ABC123".into(),
+            patient_name: None,
+            patient_phone: Some("+15551234567".into()),
+            patient_email: None,
+            notes: None,
+            created_at: start - Duration::days(3),
+            updated_at: start - Duration::days(3),
+        }
+    }
+
+    #[test]
+    fn a_reminder_goes_only_before_the_start_it_was_queued_for() {
+        let start = Utc::now() + Duration::hours(2);
+        let a = appointment(start, AppointmentStatus::Confirmed);
+        let reminder = outbox_kind::reminder("+15551234567", 60, start);
+        let due = start - Duration::minutes(60);
+        assert_eq!(why_not_send(outbox_kind::REMINDER_SMS, &reminder, &a, due), None);
+        // Retried until the start: never late.
+        assert!(why_not_send(outbox_kind::REMINDER_SMS, &reminder, &a, start).is_some());
+        assert!(why_not_send(outbox_kind::REMINDER_EMAIL, &reminder, &a, start + Duration::minutes(1)).is_some());
+        // Queued for another start: the appointment moved while it was claimed.
+        let moved = appointment(start + Duration::days(1), AppointmentStatus::Pending);
+        let reason = why_not_send(outbox_kind::REMINDER_SMS, &reminder, &moved, due).expect("dropped");
+        assert!(reason.contains("moved"), "{reason}");
+        // PostgreSQL writes the start with an offset of its session's zone: the same instant.
+        let offset = serde_json::json!({ "to": "x", "starts_at": start.with_timezone(&chrono::FixedOffset::west_opt(5 * 3600).expect("offset")).to_rfc3339() });
+        assert_eq!(why_not_send(outbox_kind::REMINDER_SMS, &offset, &a, due), None);
+    }
+
+    #[test]
+    fn nothing_but_the_cancellation_notice_goes_for_a_cancelled_appointment() {
+        let start = Utc::now() + Duration::days(2);
+        let a = appointment(start, AppointmentStatus::Cancelled);
+        let now = Utc::now();
+        let reminder = outbox_kind::reminder("x", 60, start);
+        for (kind, payload) in [
+            (outbox_kind::BOOKING_CONFIRMATION, serde_json::json!({})),
+            (outbox_kind::BOOKING_SMS, serde_json::json!({})),
+            (outbox_kind::REMINDER_EMAIL, reminder),
+        ] {
+            assert!(why_not_send(kind, &payload, &a, now).is_some(), "{kind}");
+        }
+        assert_eq!(why_not_send(outbox_kind::CANCELLATION_NOTICE, &serde_json::json!({}), &a, now), None);
+    }
+}

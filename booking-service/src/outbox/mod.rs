@@ -1,0 +1,30 @@
+//! The transactional outbox's delivery: every message a change queued in its own transaction
+//! (emails, SMS, reminders, webhooks) is claimed by the [`Dispatcher`] and handed to its channel
+//! ([`Channels`]): email through `crate::mail`, SMS through `crate::sms`, webhooks through
+//! `crate::webhooks`.
+
+mod channels;
+mod dispatcher;
+mod freshness;
+
+pub use channels::Channels;
+pub use dispatcher::{backoff, batch_within_lease, Dispatcher, DispatcherHandle, DispatcherSettings};
+pub use freshness::why_not_send;
+
+/// Why a message could not be rendered or delivered; the dispatcher keeps the text as the job's
+/// `last_error` and retries.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("cannot render the message: {0}")]
+    Render(String),
+    #[error("SMTP delivery failed: {0}")]
+    Smtp(String),
+    #[error("cannot write the message file: {0}")]
+    File(String),
+    #[error("SMS delivery failed: {0}")]
+    Sms(String),
+    #[error("webhook delivery failed: {0}")]
+    Webhook(String),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
