@@ -16,6 +16,7 @@ mod hardening;
 mod idempotency;
 mod limits;
 mod migrate;
+mod notifications;
 mod ops;
 mod outage;
 mod paging;

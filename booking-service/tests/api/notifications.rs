@@ -1,0 +1,147 @@
+//! Reminders (docs/API.md, Notifications): one per offset of the clinic's settings and per way of
+//! reaching the patient, queued with the booking and due at its start minus the offset, moved by
+//! a reschedule, withdrawn by a cancellation, and delivered once when due.
+
+use crate::email::{searchable, wait_eml};
+use crate::helpers::*;
+use booking_service::domain::{AppointmentId, OrgId};
+use booking_service::store::OutboxJob;
+use chrono::{DateTime, Duration, Timelike, Utc};
+use shared::api::{BookingInput, RescheduleRequest, Settings};
+use uuid::Uuid;
+
+const REMINDERS: [&str; 2] = ["reminder_email", "reminder_sms"];
+
+fn with_email(b: BookingInput) -> BookingInput {
+    BookingInput { patient_email: Some("ada@example.com".into()), ..b }
+}
+
+async fn reminders(app: &TestApp, org: Uuid, appointment: Uuid) -> Vec<OutboxJob> {
+    let jobs = app.store.outbox(OrgId(org), AppointmentId(appointment)).await.expect("outbox");
+    jobs.into_iter().filter(|j| REMINDERS.contains(&j.kind.as_str())).collect()
+}
+
+/// (kind, minutes before the start it is due), sorted.
+fn schedule(jobs: &[OutboxJob], start: DateTime<Utc>) -> Vec<(String, i64)> {
+    let mut due: Vec<_> = jobs.iter().map(|j| (j.kind.clone(), (start - j.next_attempt_at).num_minutes())).collect();
+    due.sort();
+    due
+}
+
+async fn set_offsets(org: &TestOrg, offsets: &[i64]) {
+    let settings = org.admin.settings().await.expect("settings");
+    let wanted = Settings { reminder_offsets_minutes: offsets.to_vec(), ..settings };
+    org.admin.set_settings(&wanted).await.expect("saved");
+}
+
+fn start_of(b: &shared::api::BookingResponse) -> DateTime<Utc> {
+    b.starts_at.with_timezone(&Utc)
+}
+
+/// Makes the appointment's unsent reminders due now, standing for the hours a real one waits.
+async fn make_due(app: &TestApp, appointment: Uuid) {
+    let kinds = "kind IN ('reminder_email', 'reminder_sms') AND sent_at IS NULL";
+    if app.db.url.starts_with("sqlite:") {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
+        let sql = format!("UPDATE outbox SET next_attempt_at = $2 WHERE appointment_id = $1 AND {kinds}");
+        let now = Utc::now().timestamp_micros();
+        sqlx::query(&sql).bind(appointment.to_string()).bind(now).execute(&mut conn).await.expect("update");
+    } else {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
+        let sql = format!("UPDATE outbox SET next_attempt_at = now() WHERE appointment_id = $1 AND {kinds}");
+        sqlx::query(&sql).bind(appointment).execute(&mut conn).await.expect("update");
+    }
+}
+
+async fn reminders_are_queued_per_offset_and_channel_none_already_due(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    set_offsets(&org, &[1440, 120, 30]).await;
+    let far = org.agent.book(&with_email(booking(provider.id, days_ahead(3), "10:00"))).await.expect("booked");
+    let want: Vec<(String, i64)> =
+        ["reminder_email", "reminder_sms"].iter().flat_map(|k| [30, 120, 1440].map(|m| (k.to_string(), m))).collect();
+    assert_eq!(schedule(&reminders(&app, org.id, far.appointment_id).await, start_of(&far)), want);
+
+    // Ninety minutes or so ahead: the 2-hour and 1-day reminders would already be due.
+    let soon = Utc::now() + Duration::minutes(100);
+    let soon = soon.with_second(0).expect("a time").with_nanosecond(0).expect("a time");
+    let mut input = booking(provider.id, soon.date_naive(), &soon.format("%H:%M").to_string());
+    input.patient_email = None;
+    let near = org.agent.book(&input).await.expect("booked");
+    assert_eq!(
+        schedule(&reminders(&app, org.id, near.appointment_id).await, start_of(&near)),
+        [("reminder_sms".into(), 30)]
+    );
+
+    // No offsets, no reminders.
+    set_offsets(&org, &[]).await;
+    let none = org.agent.book(&with_email(booking(provider.id, days_ahead(4), "10:00"))).await.expect("booked");
+    assert!(reminders(&app, org.id, none.appointment_id).await.is_empty());
+}
+
+async fn a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    set_offsets(&org, &[1440, 60]).await;
+    let booked = org.agent.book(&with_email(booking(provider.id, days_ahead(3), "10:00"))).await.expect("booked");
+    let moved = org
+        .staff
+        .reschedule(
+            booked.appointment_id,
+            &RescheduleRequest {
+                appointment_date: Some(date_str(days_ahead(5))),
+                appointment_time: Some("15:30".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("moved");
+    let new_start = moved.starts_at.with_timezone(&Utc);
+    let jobs = reminders(&app, org.id, booked.appointment_id).await;
+    let want: Vec<(String, i64)> =
+        [("reminder_email", 60), ("reminder_email", 1440), ("reminder_sms", 60), ("reminder_sms", 1440)]
+            .iter()
+            .map(|(k, m)| (k.to_string(), *m))
+            .collect();
+    assert_eq!(schedule(&jobs, new_start), want, "only the new start's reminders remain: {jobs:?}");
+    assert!(jobs.iter().all(|j| j.payload["starts_at"].as_str().is_some()));
+
+    org.staff.cancel(booked.appointment_id, None).await.expect("cancelled");
+    assert_eq!(reminders(&app, org.id, booked.appointment_id).await.len(), 0, "withdrawn");
+}
+
+async fn a_due_reminder_arrives_once_with_the_manage_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    set_offsets(&org, &[120]).await;
+    let booked = org.agent.book(&with_email(booking(provider.id, days_ahead(2), "10:00"))).await.expect("booked");
+    make_due(&app, booked.appointment_id).await;
+    // The confirmation and the reminder.
+    let files = wait_eml(&app, 2).await;
+    let reminder = files.iter().map(|f| searchable(f)).find(|m| m.contains("Reminder: your appointment"));
+    let reminder = reminder.unwrap_or_else(|| panic!("no reminder among {files:?}"));
+    assert!(reminder.contains(&booked.confirmation_code), "{reminder}");
+    assert!(reminder.contains(&format!("{}/manage/", app.base)), "{reminder}");
+    assert!(!reminder.contains("/confirm/"), "a reminder confirms nothing: {reminder}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let jobs = reminders(&app, org.id, booked.appointment_id).await;
+        let email = jobs.iter().find(|j| j.kind == "reminder_email").expect("the email reminder");
+        if email.sent_at.is_some() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never marked sent: {jobs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    assert_eq!(wait_eml(&app, 2).await.len(), 2, "sent once");
+}
+
+on_both_backends!(
+    reminders_are_queued_per_offset_and_channel_none_already_due,
+    a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
+    a_due_reminder_arrives_once_with_the_manage_link,
+);
