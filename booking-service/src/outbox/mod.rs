@@ -6,10 +6,12 @@
 mod channels;
 mod dispatcher;
 mod freshness;
+mod sms_text;
 
 pub use channels::Channels;
 pub use dispatcher::{backoff, batch_within_lease, Dispatcher, DispatcherHandle, DispatcherSettings};
 pub use freshness::why_not_send;
+pub use sms_text::sms_body;
 
 /// Why a message could not be rendered or delivered; the dispatcher keeps the text as the job's
 /// `last_error` and retries.

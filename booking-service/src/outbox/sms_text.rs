@@ -1,0 +1,92 @@
+//! The words of the SMS a patient receives: one line each, names cut short, so that a message
+//! stays within a few segments whatever a clinic or provider is called.
+
+use crate::mail::email::one_line;
+use crate::store::{outbox_kind, Appointment};
+
+/// The most characters of a clinic's or provider's name an SMS shows.
+const NAME_CHARS: usize = 40;
+
+fn short(name: &str) -> String {
+    let name = one_line(name.trim());
+    match name.char_indices().nth(NAME_CHARS) {
+        Some((cut, _)) => format!("{}…", name[..cut].trim_end()),
+        None => name,
+    }
+}
+
+/// "Fri 15 Jan, 2:00 PM (America/New_York)": the start, local to the appointment's zone.
+fn when(a: &Appointment) -> String {
+    let start = a.zone.localize(a.slot.start());
+    format!("{} ({})", start.format("%a %-d %b, %-I:%M %p"), a.zone.name())
+}
+
+/// The body of an SMS of `kind` (`booking_sms` or `reminder_sms`), or `None` for another kind.
+pub fn sms_body(kind: &str, clinic: &str, provider: &str, a: &Appointment, manage: Option<&str>) -> Option<String> {
+    let (clinic, provider, when, code) = (short(clinic), short(provider), when(a), &a.confirmation_code);
+    let mut body = match kind {
+        outbox_kind::BOOKING_SMS => format!("{clinic}: you're booked with {provider} on {when}. Code {code}."),
+        outbox_kind::REMINDER_SMS => {
+            format!("{clinic}: a reminder of your appointment with {provider} on {when}. Code {code}.")
+        }
+        _ => return None,
+    };
+    if let Some(link) = manage {
+        body.push_str(&format!(" To cancel or change it: {link}"));
+    }
+    if kind == outbox_kind::BOOKING_SMS {
+        body.push_str(" Reply STOP to opt out.");
+    }
+    Some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AppointmentId, OrgId, ProviderId, Slot, Zone};
+    use chrono::{TimeZone, Utc};
+    use shared::api::AppointmentStatus;
+
+    fn appointment() -> Appointment {
+        let start = Utc.with_ymd_and_hms(2027, 1, 15, 19, 0, 0).single().expect("a time");
+        let slot = Slot::from_bounds(start, start + chrono::Duration::minutes(30)).expect("a slot");
+        Appointment {
+            id: AppointmentId::new(),
+            org_id: OrgId::new(),
+            provider_id: ProviderId::new(),
+            zone: Zone::parse("zone", "America/New_York").expect("a zone"),
+            slot,
+            blocked: slot,
+            appointment_type: None,
+            status: AppointmentStatus::Pending,
+            confirmation_code: "K7P2QX".into(),
+            patient_name: None,
+            patient_phone: Some("+15551234567".into()),
+            patient_email: None,
+            notes: None,
+            created_at: start,
+            updated_at: start,
+        }
+    }
+
+    #[test]
+    fn a_booking_sms_says_when_with_the_code_and_the_link_in_one_line() {
+        let a = appointment();
+        let body = sms_body(outbox_kind::BOOKING_SMS, "Smile\nClinic", "Dr. Smith", &a, Some("https://x/manage/t"))
+            .expect("a body");
+        assert_eq!(
+            body,
+            "Smile Clinic: you're booked with Dr. Smith on Fri 15 Jan, 2:00 PM (America/New_York). Code K7P2QX. \
+             To cancel or change it: https://x/manage/t Reply STOP to opt out."
+        );
+        assert!(sms_body(outbox_kind::BOOKING_CONFIRMATION, "c", "p", &a, None).is_none());
+    }
+
+    #[test]
+    fn long_names_are_cut_short() {
+        let a = appointment();
+        let body = sms_body(outbox_kind::REMINDER_SMS, &"Ø".repeat(500), "Dr. Who", &a, None).expect("a body");
+        assert!(body.chars().count() < 160, "{body}");
+        assert!(body.starts_with(&format!("{}…:", "Ø".repeat(40))), "{body}");
+    }
+}
