@@ -4,8 +4,8 @@
 //! in this process or any other.
 
 use super::rules::{
-    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, remember, BookingWrites, Inserted, Scope,
-    APPOINTMENT_VALUES, INSERT_APPOINTMENT,
+    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, remember,
+    BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, INSERT_APPOINTMENT,
 };
 use super::sql::{Timestamp, Tx};
 use super::webhooks::fire;
@@ -75,7 +75,7 @@ impl Lite {
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let tx = match scope {
             Scope::Read(_) | Scope::Links => self.reader.begin().await?,
-            Scope::Write(_) | Scope::WriteLocked(..) | Scope::Dispatch | Scope::Retention => {
+            Scope::Write(_) | Scope::WriteLocked(..) | Scope::Dispatch | Scope::Retention | Scope::OptOuts => {
                 self.writer.begin_with("BEGIN IMMEDIATE").await?
             }
         };
