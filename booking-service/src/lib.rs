@@ -11,6 +11,7 @@ pub mod mail;
 pub mod migrate;
 pub mod retention;
 pub mod server;
+pub mod sms;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
