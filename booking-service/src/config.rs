@@ -8,6 +8,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/booking.db";
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAIL_DIR: &str = "data/mail";
 pub const DEFAULT_MAIL_FROM: &str = "bookings@localhost";
+pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
+pub const DEFAULT_SMS_DIR: &str = "data/sms";
 /// About four per core of a small machine: more connections only queue inside PostgreSQL (see the
 /// README's performance section).
 pub const DEFAULT_POOL_SIZE: u32 = 8;
@@ -120,6 +122,27 @@ pub struct Config {
     /// Sender address of outgoing mail.
     #[arg(long, env = "MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
     pub mail_from: String,
+
+    /// Twilio account that sends SMS (with TWILIO_AUTH_TOKEN); without both, SMS go to SMS_DIR.
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+
+    /// Twilio auth token: the password of its API and the key of the `X-Twilio-Signature` that
+    /// `POST /sms/inbound` then requires.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// Base URL of Twilio's REST API (a test double's in tests).
+    #[arg(long, env = "TWILIO_API_BASE", default_value = DEFAULT_TWILIO_API_BASE)]
+    pub twilio_api_base: String,
+
+    /// Sender number (E.164) of SMS, for clinics without their own `sms_from` setting.
+    #[arg(long, env = "SMS_FROM")]
+    pub sms_from: Option<String>,
+
+    /// Folder for SMS written as JSON files when Twilio is not configured.
+    #[arg(long, env = "SMS_DIR", default_value = DEFAULT_SMS_DIR)]
+    pub sms_dir: PathBuf,
 
     /// Hours a confirmation link stays valid.
     #[arg(long, env = "CONFIRM_TOKEN_TTL_HOURS", default_value_t = DEFAULT_CONFIRM_TOKEN_TTL_HOURS)]
@@ -242,6 +265,11 @@ impl Config {
             smtp_url: None,
             mail_dir: DEFAULT_MAIL_DIR.into(),
             mail_from: DEFAULT_MAIL_FROM.into(),
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_api_base: DEFAULT_TWILIO_API_BASE.into(),
+            sms_from: None,
+            sms_dir: DEFAULT_SMS_DIR.into(),
             confirm_token_ttl_hours: DEFAULT_CONFIRM_TOKEN_TTL_HOURS,
             confirm_link_secret: None,
             mail_poll_ms: DEFAULT_MAIL_POLL_MS,
@@ -292,6 +320,11 @@ impl std::fmt::Debug for Config {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact))
             .field("mail_dir", &self.mail_dir)
             .field("mail_from", &self.mail_from)
+            .field("twilio_account_sid", &self.twilio_account_sid)
+            .field("twilio_auth_token", &self.twilio_auth_token.as_ref().map(|_| "***"))
+            .field("twilio_api_base", &redact(&self.twilio_api_base))
+            .field("sms_from", &self.sms_from)
+            .field("sms_dir", &self.sms_dir)
             .field("confirm_link_secret", &self.confirm_link_secret.as_ref().map(|_| "***"))
             .field("confirm_token_ttl_hours", &self.confirm_token_ttl_hours)
             .field("pool_size", &self.pool_size)

@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod outbox;
 pub mod retention;
 pub mod server;
+pub mod sms;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

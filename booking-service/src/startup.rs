@@ -69,6 +69,7 @@ impl Application {
             Duration::from_secs(config.smtp_timeout_secs.max(1)),
         )?;
         let mail_target = transport.describe(config.smtp_url.as_deref());
+        let sms = crate::sms::Sms::from_config(&config)?;
         let from: lettre::message::Mailbox = config
             .mail_from
             .parse()
@@ -90,6 +91,7 @@ impl Application {
                 base_url,
                 links: links.clone(),
                 webhooks,
+                sms: sms.clone(),
             },
             settings: DispatcherSettings {
                 poll: Duration::from_millis(config.mail_poll_ms.max(10)),
@@ -116,6 +118,8 @@ impl Application {
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),
             webhooks,
+            sms,
+            public_base_url: dispatcher.channels.base_url.as_str().into(),
         };
         let server = ServerSettings {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
@@ -139,6 +143,11 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// Where SMS go: what the dispatcher sends through.
+    pub fn sms(&self) -> &crate::sms::Sms {
+        &self.state.sms
+    }
+
     pub fn dev_mode(&self) -> Option<&DevMode> {
         self.dev.as_ref()
     }
@@ -147,8 +156,10 @@ impl Application {
     pub fn banner(&self) -> String {
         let base = self.base_url();
         let mut out = format!(
-            "booking-service listening on {base}\nconfirmation mail: {} (links to {}/confirm/…)\n",
-            self.mail_target, self.dispatcher.channels.base_url
+            "booking-service listening on {base}\nconfirmation mail: {} (links to {}/confirm/…)\nSMS: {}\n",
+            self.mail_target,
+            self.dispatcher.channels.base_url,
+            self.state.sms.describe()
         );
         if let Some(dev) = &self.dev {
             out.push_str(&format!(

@@ -1,7 +1,7 @@
 //! What the workspace's tests share, kept out of the products: a throwaway database per test on
 //! SQLite or PostgreSQL ([`TestDatabase`]), the booking service started in-process on one
-//! ([`spawn_app`]), a mailbox that speaks SMTP ([`smtp::SmtpSink`]) and a headless browser
-//! ([`browser::Browser`]).
+//! ([`spawn_app`]), a mailbox that speaks SMTP ([`smtp::SmtpSink`]), a stand-in for Twilio's
+//! Messages API ([`twilio::FakeTwilio`]) and a headless browser ([`browser::Browser`]).
 //!
 //! A dev-dependency only. `booking-service` uses it too, for a unit test that needs a PostgreSQL
 //! database: that test gets a second build of `booking-service` through this crate, which is
@@ -10,6 +10,7 @@
 mod app;
 pub mod browser;
 mod database;
+pub mod twilio;
 
 pub use app::{spawn_app, spawn_app_with, spawn_on, token, TestApp, TestOrg, SECRET};
 pub use database::{postgres_admin_url, Backend, TestDatabase};

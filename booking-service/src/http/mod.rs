@@ -17,6 +17,7 @@ mod paging;
 mod providers;
 mod rate_limit;
 mod settings;
+mod sms;
 mod time_off;
 mod vapi;
 mod webhooks;
@@ -63,6 +64,11 @@ pub struct AppState {
     pub clock: crate::clock::SharedClock,
     /// How webhook URLs are checked.
     pub webhooks: crate::webhooks::Sender,
+    /// Where SMS go and the key inbound ones are checked with (`POST /sms/inbound`); the mail
+    /// dispatcher sends through a clone.
+    pub sms: crate::sms::Sms,
+    /// `PUBLIC_BASE_URL` without a trailing slash: the URL Twilio signs starts with it.
+    pub public_base_url: Arc<str>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -80,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::router())
         .merge(webhooks::router())
         .merge(confirm::router())
+        .merge(sms::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest("this method is not allowed on this route".into())

@@ -20,6 +20,7 @@ pub struct Channels {
     pub base_url: String,
     pub links: Arc<Links>,
     pub webhooks: crate::webhooks::Sender,
+    pub sms: crate::sms::Sms,
 }
 
 /// What a message about an appointment shows besides the appointment itself.
@@ -36,6 +37,7 @@ impl Channels {
     pub async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
         match job.kind.as_str() {
             outbox_kind::WEBHOOK => self.webhook(job).await,
+            outbox_kind::BOOKING_SMS | outbox_kind::REMINDER_SMS => self.text(job).await,
             kind => match Kind::parse(kind) {
                 Some(email) => self.email(job, email).await,
                 None => Err(DeliveryError::Render(format!("unknown message kind {kind}"))),
@@ -92,6 +94,32 @@ impl Channels {
         .build(job.id, &self.from, to)?;
         self.mail.send(job.id, &mail).await?;
         tracing::info!(job = %job.id, kind = %job.kind, "email delivered");
+        Ok(Delivery::Sent)
+    }
+
+    /// An SMS: from the clinic's `sms_from`, else `SMS_FROM`; never to a phone that texted STOP
+    /// to that sender.
+    async fn text(&self, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
+        let to = job.payload["to"].as_str().ok_or_else(|| DeliveryError::Render("the SMS has no recipient".into()))?;
+        let about = match self.about(job).await? {
+            Ok(about) => about,
+            Err(dead) => return Ok(dead),
+        };
+        let clinic_from = self.store.settings(job.org).await?.and_then(|s| s.sms_from);
+        let Some(from) = clinic_from.as_deref().or(self.sms.default_from()).map(str::to_owned) else {
+            return Ok(Delivery::Dead { error: "not sent: no SMS sender (set SMS_FROM or the clinic's sms_from)".into() });
+        };
+        if self.store.sms_opted_out(&from, to).await? {
+            return Ok(Delivery::Dead { error: "not sent: the phone texted STOP to this sender".into() });
+        }
+        let body = super::sms_body(&job.kind, &about.clinic, &about.provider, &about.appointment, about.manage.as_deref())
+            .ok_or_else(|| DeliveryError::Render(format!("no SMS text for {}", job.kind)))?;
+        match self.sms.send(job.id, &from, to, &body).await {
+            Ok(()) => {}
+            Err(e) if e.is_permanent() => return Ok(Delivery::Dead { error: format!("not sent: {e}") }),
+            Err(e) => return Err(DeliveryError::Sms(e.to_string())),
+        }
+        tracing::info!(job = %job.id, kind = %job.kind, "SMS delivered");
         Ok(Delivery::Sent)
     }
 

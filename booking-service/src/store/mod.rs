@@ -8,6 +8,7 @@ mod postgres;
 mod rows;
 mod rules;
 mod schedule;
+mod sms;
 mod sql;
 mod sqlite;
 mod webhooks;
@@ -831,6 +832,14 @@ pub trait Store: Send + Sync {
     async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>>;
     async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<Webhook>>;
     async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool>;
+
+    /// Stops SMS from `sender` to `phone` (the phone texted STOP); already stopped is no change.
+    async fn sms_opt_out(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<()>;
+    /// Resumes SMS from `sender` to `phone` (the phone texted START); true when it had stopped them.
+    async fn sms_opt_in(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<bool>;
+    /// Whether `phone` stopped SMS from `sender` (both E.164, as stored): the dispatcher asks
+    /// before each SMS.
+    async fn sms_opted_out(&self, sender: &str, phone: &str) -> StoreResult<bool>;
 
     /// Deletes, from each table, up to `batch` rows that have served their time before `before`:
     /// idempotency records, remembered tool answers, delivered outbox messages. The number deleted.

@@ -23,7 +23,8 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
 pub const REQUEST_ROLE: &str = "booking_app";
 /// The role of the mail dispatcher, across organizations, on the outbox only.
 pub const WORKER_ROLE: &str = "booking_worker";
-/// The role that finds the organization of a confirmation link, on the token table only.
+/// The role that finds the organization of a confirmation link, on the token tables only, and
+/// keeps SMS opt-outs.
 pub const LINK_ROLE: &str = "booking_link";
 /// The role of the retention job, on the tables it prunes only.
 pub const RETENTION_ROLE: &str = "booking_janitor";
@@ -112,7 +113,7 @@ impl Pg {
                 "SET LOCAL ROLE {REQUEST_ROLE}; SET LOCAL app.org_id = '{org}'; SELECT pg_advisory_xact_lock({key})"
             ),
             Scope::Dispatch => format!("SET LOCAL ROLE {WORKER_ROLE}"),
-            Scope::Links => format!("SET LOCAL ROLE {LINK_ROLE}"),
+            Scope::Links | Scope::OptOuts => format!("SET LOCAL ROLE {LINK_ROLE}"),
             Scope::Retention => format!("SET LOCAL ROLE {RETENTION_ROLE}"),
         };
         let tx = self.pool.begin_with(format!("BEGIN; {switch}")).await?;
@@ -280,9 +281,12 @@ mod tests {
             assert_eq!(role_and_org(&mut tx).await, (REQUEST_ROLE.to_owned(), Some(org.to_string())));
             tx.commit().await.expect("commit");
         }
-        for (scope, role) in
-            [(Scope::Dispatch, WORKER_ROLE), (Scope::Links, LINK_ROLE), (Scope::Retention, RETENTION_ROLE)]
-        {
+        for (scope, role) in [
+            (Scope::Dispatch, WORKER_ROLE),
+            (Scope::Links, LINK_ROLE),
+            (Scope::OptOuts, LINK_ROLE),
+            (Scope::Retention, RETENTION_ROLE),
+        ] {
             let mut tx = store.begin(scope).await.expect("begin");
             assert_eq!(role_and_org(&mut tx).await, (role.to_owned(), None));
             tx.commit().await.expect("commit");

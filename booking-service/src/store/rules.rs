@@ -73,6 +73,9 @@ pub(super) enum Scope {
     Dispatch,
     /// Finding which organization a confirmation link belongs to, and nothing else.
     Links,
+    /// The inbound SMS route keeping opt-outs, and nothing else (on PostgreSQL the same role as
+    /// `Links`; on SQLite it writes).
+    OptOuts,
     /// The retention job, across organizations, deleting only what has served its time.
     Retention,
 }
@@ -1083,6 +1086,18 @@ impl Store for SqlStore {
 
     async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool> {
         self.remove_webhook(org, id).await
+    }
+
+    async fn sms_opt_out(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<()> {
+        self.keep_opt_out(sender, phone).await
+    }
+
+    async fn sms_opt_in(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<bool> {
+        self.drop_opt_out(sender, phone).await
+    }
+
+    async fn sms_opted_out(&self, sender: &str, phone: &str) -> StoreResult<bool> {
+        self.find_opt_out(sender, phone).await
     }
 
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64> {

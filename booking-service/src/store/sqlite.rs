@@ -75,7 +75,7 @@ impl Lite {
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let tx = match scope {
             Scope::Read(_) | Scope::Links => self.reader.begin().await?,
-            Scope::Write(_) | Scope::WriteLocked(..) | Scope::Dispatch | Scope::Retention => {
+            Scope::Write(_) | Scope::WriteLocked(..) | Scope::Dispatch | Scope::Retention | Scope::OptOuts => {
                 self.writer.begin_with("BEGIN IMMEDIATE").await?
             }
         };

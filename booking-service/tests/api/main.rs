@@ -23,6 +23,7 @@ mod paging;
 mod providers;
 mod retention;
 mod schedule;
+mod sms;
 mod startup;
 mod tenancy;
 mod validation;

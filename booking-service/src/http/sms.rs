@@ -1,0 +1,120 @@
+//! `POST /sms/inbound`: the messages patients text to a sender number, as Twilio forwards them
+//! (its form: `From`, `To`, `Body` and more). `STOP` and its synonyms stop every SMS from that
+//! sender number to that phone, `START` and its synonyms resume them; anything else is only
+//! acknowledged. The answer is empty TwiML: Twilio sends no reply of ours.
+//!
+//! With `TWILIO_AUTH_TOKEN` set, only a request carrying Twilio's `X-Twilio-Signature` over
+//! `PUBLIC_BASE_URL/sms/inbound` (and the request's query) and every form field is taken; else 403.
+//! Without it no SMS leaves the machine (they are files) and nothing can be checked, so to bound
+//! what anyone may write, only messages to `SMS_FROM` are taken (else 422).
+//!
+//! Public like the confirmation pages, and limited like them: no token to count requests by, a
+//! small body, the request deadline; with Twilio, the signature.
+
+use super::error::ApiError;
+use super::extract::RawBody;
+use super::AppState;
+use crate::domain::{DomainError, PhoneNumber};
+use crate::sms::{Keyword, Origin};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use shared::api::ErrorBody;
+
+/// Twilio's form is well under 2 KiB; 16 KiB leaves room for its optional fields.
+pub const SMS_BODY_LIMIT: usize = 16 * 1024;
+pub const PATH: &str = "/sms/inbound";
+const SIGNATURE_HEADER: &str = "x-twilio-signature";
+/// The answer that tells Twilio to send nothing back.
+const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(PATH, post(inbound).layer(DefaultBodyLimit::max(SMS_BODY_LIMIT)))
+}
+
+/// The fields of Twilio's inbound form this route reads; the others are only signed.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct InboundSms {
+    /// The patient's number (E.164).
+    #[serde(rename = "From")]
+    pub from: Option<String>,
+    /// The sender number of ours the patient texted (E.164).
+    #[serde(rename = "To")]
+    pub to: Option<String>,
+    /// The text: `STOP`, `STOPALL`, `UNSUBSCRIBE`, `CANCEL`, `END`, `QUIT`, or `START`, `UNSTOP`,
+    /// `YES` (any case); anything else is ignored.
+    #[serde(rename = "Body")]
+    pub body: Option<String>,
+}
+
+impl InboundSms {
+    /// The first value of each field read.
+    fn from_params(params: &[(String, String)]) -> Self {
+        let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        Self { from: field("From"), to: field("To"), body: field("Body") }
+    }
+}
+
+/// An SMS a patient sent to one of our sender numbers: opts out on `STOP`, back in on `START`.
+#[utoipa::path(post, path = "/sms/inbound", tag = "sms",
+    request_body(content = InboundSms, content_type = "application/x-www-form-urlencoded",
+                 description = "Twilio's inbound message form; every field counts in the signature"),
+    params(("X-Twilio-Signature" = Option<String>, Header,
+            description = "Twilio's signature; required when TWILIO_AUTH_TOKEN is set")),
+    responses((status = 200, description = "taken: empty TwiML", content_type = "text/xml"),
+              (status = 403, description = "missing or wrong signature", body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+              (status = 422, description = "From or To is not a phone number, or (without TWILIO_AUTH_TOKEN) To is not SMS_FROM", body = ErrorBody)))]
+pub async fn inbound(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected a body with Content-Type: application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    // Twilio signs the URL it was given, so the public one, not the one this process listens on.
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let url = format!("{}{PATH}{query}", state.public_base_url);
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let origin = state.sms.origin(&url, &params, signature);
+    if origin == Origin::Forged {
+        return Err(ApiError::ForbiddenHere("X-Twilio-Signature is missing or does not match this request".into()));
+    }
+    let form = InboundSms::from_params(&params);
+    let number = |field: &'static str, value: Option<String>| {
+        let value = value.ok_or_else(|| DomainError::invalid(field, "is required"))?;
+        PhoneNumber::parse(field, &value)
+    };
+    let phone = number("From", form.from)?;
+    let sender = number("To", form.to)?;
+    if origin == Origin::Unchecked && state.sms.default_from() != Some(sender.as_str()) {
+        return Err(DomainError::invalid(
+            "To",
+            "is not this service's sender number (SMS_FROM); without TWILIO_AUTH_TOKEN only messages to it are taken",
+        )
+        .into());
+    }
+    match Keyword::of(form.body.as_deref().unwrap_or_default()) {
+        Some(Keyword::OptOut) => {
+            state.store.sms_opt_out(&sender, &phone).await?;
+            tracing::info!("an SMS opt-out was kept");
+        }
+        Some(Keyword::OptIn) => {
+            let withdrawn = state.store.sms_opt_in(&sender, &phone).await?;
+            tracing::info!(withdrawn, "an SMS opt-in was taken");
+        }
+        None => {}
+    }
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/xml; charset=utf-8")], EMPTY_TWIML).into_response())
+}

@@ -1,0 +1,280 @@
+//! Outgoing SMS and what Twilio tells us of incoming ones (docs/API.md §8).
+//!
+//! With a Twilio account (`TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`) each message is one
+//! `POST {TWILIO_API_BASE}/2010-04-01/Accounts/{sid}/Messages.json`; without one it is a JSON file
+//! `{"to", "from", "body"}` under `SMS_DIR`, named after its outbox job so a retry overwrites it.
+//! The auth token is also the key of the signature Twilio puts on the inbound messages it
+//! forwards ([`signature`]); without it nothing can be checked, which is safe only because no SMS
+//! then leaves the machine.
+
+pub mod keyword;
+pub mod signature;
+
+pub use keyword::Keyword;
+
+use crate::config::Config;
+use crate::domain::PhoneNumber;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long one request to Twilio may take, connection to last byte.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// The most of an error answer that is read, and of its message that is kept.
+const ERROR_BODY_BYTES: usize = 4096;
+const ERROR_MESSAGE_CHARS: usize = 200;
+
+/// Why an SMS was not handed over; the dispatcher keeps the text as the job's `last_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    /// Twilio answered, but not with a 2xx.
+    #[error("Twilio answered {status}{}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
+    Rejected { status: u16, message: String },
+    #[error("Twilio could not be reached: {0}")]
+    Unreachable(String),
+    #[error("cannot write the SMS file: {0}")]
+    File(String),
+}
+
+impl SmsError {
+    /// Whether sending the same message again cannot succeed: Twilio refused the message itself
+    /// (a 4xx such as an invalid or unreachable number), not our credentials (401, 403, fixable
+    /// by the operator while the retries run), its rate (429) or its own health (5xx).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected { status, .. } if (400..500).contains(status) && !matches!(status, 401 | 403 | 408 | 429))
+    }
+}
+
+/// Where SMS go, and the key inbound ones are checked with. Cheap to clone (one HTTP client).
+#[derive(Clone)]
+pub struct Sms {
+    route: Route,
+    /// `SMS_FROM`, in E.164.
+    from: Option<String>,
+}
+
+#[derive(Clone)]
+enum Route {
+    Twilio(Arc<Twilio>),
+    /// One JSON file per message under this folder.
+    Files(PathBuf),
+}
+
+struct Twilio {
+    client: reqwest::Client,
+    /// `{base}/2010-04-01/Accounts/{sid}/Messages.json`.
+    messages: url::Url,
+    base: String,
+    account_sid: String,
+    auth_token: String,
+}
+
+impl std::fmt::Debug for Sms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sms").field("route", &self.describe()).finish()
+    }
+}
+
+/// Whether an inbound request comes from Twilio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Its `X-Twilio-Signature` is right.
+    Twilio,
+    /// No auth token is configured, so nothing can be checked (and no SMS leaves the machine).
+    Unchecked,
+    /// The signature is missing or wrong.
+    Forged,
+}
+
+impl Sms {
+    /// Twilio when both `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` are set, files under
+    /// `SMS_DIR` when neither is; one without the other is refused, as is an `SMS_FROM` that is
+    /// not a phone number.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let from = config
+            .sms_from
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| PhoneNumber::parse("SMS_FROM", s).map(|p| p.as_str().to_owned()))
+            .transpose()?;
+        let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let route = match (present(&config.twilio_account_sid), present(&config.twilio_auth_token)) {
+            (Some(account_sid), Some(auth_token)) => {
+                Route::Twilio(Arc::new(Twilio::new(&config.twilio_api_base, account_sid, auth_token)?))
+            }
+            (None, None) => Route::Files(config.sms_dir.clone()),
+            _ => anyhow::bail!(
+                "set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send SMS through Twilio, or neither"
+            ),
+        };
+        Ok(Self { route, from })
+    }
+
+    /// `SMS_FROM`: the sender of clinics without their own `sms_from`.
+    pub fn default_from(&self) -> Option<&str> {
+        self.from.as_deref()
+    }
+
+    /// Where SMS go, for the start-up banner (no credentials).
+    pub fn describe(&self) -> String {
+        let target = match &self.route {
+            Route::Twilio(t) => format!("Twilio at {}", crate::config::redact(&t.base)),
+            Route::Files(dir) => format!("JSON files in {}", dir.display()),
+        };
+        match &self.from {
+            Some(from) => format!("{target}, from {from}"),
+            None => format!("{target}, from each clinic's sms_from (no SMS_FROM)"),
+        }
+    }
+
+    /// Hands one SMS over: to Twilio, or to the file `{job}.json` (written whole, then renamed
+    /// into place, so a reader never sees half of it and a retry overwrites it).
+    pub async fn send(&self, job: uuid::Uuid, from: &str, to: &str, body: &str) -> Result<(), SmsError> {
+        match &self.route {
+            Route::Twilio(twilio) => twilio.send(from, to, body).await,
+            Route::Files(dir) => {
+                tokio::fs::create_dir_all(dir).await.map_err(|e| SmsError::File(format!("{}: {e}", dir.display())))?;
+                let json = serde_json::json!({ "to": to, "from": from, "body": body });
+                let path = dir.join(format!("{job}.json"));
+                let partial = dir.join(format!(".{job}.json.partial"));
+                tokio::fs::write(&partial, json.to_string()).await.map_err(|e| SmsError::File(e.to_string()))?;
+                tokio::fs::rename(&partial, &path).await.map_err(|e| SmsError::File(e.to_string()))
+            }
+        }
+    }
+
+    /// Whether a POST of `params` to `url` (the full public URL Twilio requested, query
+    /// included) carrying `signature` comes from Twilio.
+    pub fn origin(&self, url: &str, params: &[(String, String)], signature: Option<&str>) -> Origin {
+        let Route::Twilio(twilio) = &self.route else { return Origin::Unchecked };
+        match signature {
+            Some(signature) if signature::verify(&twilio.auth_token, url, params, signature) => Origin::Twilio,
+            _ => Origin::Forged,
+        }
+    }
+}
+
+impl Twilio {
+    fn new(api_base: &str, account_sid: String, auth_token: String) -> anyhow::Result<Self> {
+        // The SID goes into the URL's path: only the letters and digits Twilio's SIDs are made of.
+        anyhow::ensure!(
+            account_sid.len() <= 64 && account_sid.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "TWILIO_ACCOUNT_SID must be letters and digits (such as AC followed by 32 hex digits)"
+        );
+        let base = api_base.trim_end_matches('/').to_owned();
+        let messages = url::Url::parse(&format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .with_context(|| format!("TWILIO_API_BASE {} is not an http(s) URL", crate::config::redact(api_base)))?;
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("cannot set up the HTTP client for Twilio")?;
+        Ok(Self { client, messages, base, account_sid, auth_token })
+    }
+
+    async fn send(&self, from: &str, to: &str, body: &str) -> Result<(), SmsError> {
+        let response = self
+            .client
+            .post(self.messages.clone())
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(&[("To", to), ("From", from), ("Body", body)])
+            .send()
+            .await
+            // The URL names the account: kept out of the error, which is stored with the job.
+            .map_err(|e| SmsError::Unreachable(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(SmsError::Rejected { status: status.as_u16(), message: error_message(response).await })
+    }
+}
+
+/// Twilio's explanation of an error answer (`{"code", "message", ...}`), cut short; empty when
+/// the answer is not Twilio's JSON. At most [`ERROR_BODY_BYTES`] of it are read.
+async fn error_message(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return String::new() };
+    let message: String = json["message"].as_str().unwrap_or_default().chars().take(ERROR_MESSAGE_CHARS).collect();
+    match json["code"].as_i64() {
+        Some(code) => format!("{message} (Twilio error {code})"),
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(adjust: impl FnOnce(&mut Config)) -> Config {
+        let mut config = Config::with_database("sqlite://unused.db");
+        adjust(&mut config);
+        config
+    }
+
+    #[test]
+    fn half_a_twilio_account_is_refused() {
+        let sid_only = config(|c| c.twilio_account_sid = Some("AC123".into()));
+        assert!(Sms::from_config(&sid_only).is_err());
+        let token_only = config(|c| c.twilio_auth_token = Some("secret-token".into()));
+        assert!(Sms::from_config(&token_only).is_err());
+    }
+
+    #[test]
+    fn the_banner_names_the_target_but_never_the_token() {
+        let sms = Sms::from_config(&config(|c| {
+            c.twilio_account_sid = Some("AC123".into());
+            c.twilio_auth_token = Some("hunter2-token".into());
+            c.sms_from = Some("+1 555 000 1111".into());
+        }))
+        .expect("twilio");
+        let shown = format!("{} {sms:?}", sms.describe());
+        assert!(shown.contains("Twilio at https://api.twilio.com") && shown.contains("+15550001111"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(sms.default_from(), Some("+15550001111"));
+    }
+
+    #[test]
+    fn a_bad_sender_sid_or_api_base_is_refused() {
+        assert!(Sms::from_config(&config(|c| c.sms_from = Some("bookings".into()))).is_err());
+        let twilio = |c: &mut Config| {
+            c.twilio_account_sid = Some("AC123".into());
+            c.twilio_auth_token = Some("t".into());
+        };
+        assert!(Sms::from_config(&config(|c| {
+            twilio(c);
+            c.twilio_account_sid = Some("AC1/../x".into());
+        }))
+        .is_err());
+        assert!(Sms::from_config(&config(|c| {
+            twilio(c);
+            c.twilio_api_base = "ftp://api.twilio.com".into();
+        }))
+        .is_err());
+    }
+
+    #[test]
+    fn without_an_auth_token_inbound_requests_are_unchecked() {
+        let sms = Sms::from_config(&config(|_| {})).expect("files");
+        assert_eq!(sms.origin("http://x/sms/inbound", &[], None), Origin::Unchecked);
+    }
+
+    #[test]
+    fn only_twilios_own_refusals_of_a_message_are_permanent() {
+        let rejected = |status| SmsError::Rejected { status, message: String::new() };
+        assert!(rejected(400).is_permanent());
+        for status in [401, 403, 429, 500, 503] {
+            assert!(!rejected(status).is_permanent(), "{status}");
+        }
+        assert!(!SmsError::Unreachable("timeout".into()).is_permanent());
+    }
+}
