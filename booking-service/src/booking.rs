@@ -3,15 +3,15 @@
 //! is not free.
 
 use crate::domain::{
-    self, parse_date, parse_time, AppointmentTypeId, DomainError, Email, Minutes, Notes, PatientName, PhoneNumber,
-    Policy, ProviderId, Slot,
+    self, parse_date, parse_time, AppointmentTypeId, Cutoff, DomainError, Email, Minutes, Notes, PatientName,
+    PhoneNumber, Policy, ProviderId, Slot,
 };
 use crate::links::Links;
 use crate::store::{
     self, Actor, Appointment, AppointmentType, BookOutcome, DynStore, IdempotencyKey, MoveOutcome, NewBooking, Patient,
     Planned, Provider, StoreError,
 };
-use chrono::{NaiveDate, NaiveTime};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use shared::api;
 
 mod lanes;
@@ -267,19 +267,123 @@ pub async fn reschedule(
     kind: Option<AppointmentTypeId>,
     by_agent: bool,
 ) -> Result<Appointment, BookingError> {
-    let kind = match kind {
+    let to = Move { start: NewStart::Local(when), kind, by_agent, cutoff: None };
+    move_appointment(store, links, actor, id, to).await
+}
+
+/// Moves an appointment to a start its patient picked on the manage page, keeping its type and
+/// length, under the clinic's cut-off: the appointment must start later than the cut-off from now
+/// (else `Started` or `InvalidState`), and so must the new start (else unavailable, with
+/// alternatives outside the cut-off).
+pub async fn reschedule_by_patient(
+    store: &DynStore,
+    links: &Links,
+    actor: &Actor,
+    id: domain::AppointmentId,
+    start: DateTime<Utc>,
+    cutoff: Cutoff,
+) -> Result<Appointment, BookingError> {
+    let to = Move { start: NewStart::At(start), kind: None, by_agent: false, cutoff: Some(cutoff) };
+    move_appointment(store, links, actor, id, to).await
+}
+
+/// Where a move goes, as whom, under which cut-off.
+struct Move {
+    start: NewStart,
+    kind: Option<AppointmentTypeId>,
+    by_agent: bool,
+    cutoff: Option<Cutoff>,
+}
+
+/// A new start: a local date and time (staff, the voice agent), or an instant (the manage page,
+/// which offered it as one).
+#[derive(Debug, Clone, Copy)]
+enum NewStart {
+    Local(LocalStart),
+    At(DateTime<Utc>),
+}
+
+impl NewStart {
+    /// The move planned with the provider as the transaction reads it. An instant is read as the
+    /// provider's wall clock shows it, so it goes through the same checks as a local start; one
+    /// the wall clock cannot name (the later pass of an hour the clocks repeat) is refused.
+    fn plan(&self, provider: &Provider, kind: Option<&AppointmentType>, own: Minutes) -> Result<Planned, DomainError> {
+        match *self {
+            Self::Local(when) => when.plan(provider, kind, own),
+            Self::At(start) => {
+                let local = provider.zone().local(start);
+                let when = LocalStart { date: local.date(), time: local.time(), length: None };
+                let as_starts_at = |e: DomainError| match e {
+                    DomainError::Invalid { message, .. } => DomainError::invalid("starts_at", message),
+                };
+                let planned = when.plan(provider, kind, own).map_err(as_starts_at)?;
+                if planned.slot.start() != start {
+                    return Err(DomainError::invalid(
+                        "starts_at",
+                        "falls in the hour the clocks repeat; pick another time",
+                    ));
+                }
+                Ok(planned)
+            }
+        }
+    }
+}
+
+async fn move_appointment(
+    store: &DynStore,
+    links: &Links,
+    actor: &Actor,
+    id: domain::AppointmentId,
+    to: Move,
+) -> Result<Appointment, BookingError> {
+    let kind = match to.kind {
         Some(kind) => Some(kind),
         None => store.appointment(actor.org, id).await?.ok_or(StoreError::NotFound)?.appointment_type,
     };
-    let kind = appointment_type(store, actor, kind, by_agent).await?;
-    let plan = |p: &Provider, a: &Appointment| {
-        let own = Minutes::parse("duration_minutes", (a.slot.end() - a.slot.start()).num_minutes())?;
-        when.plan(p, kind.as_ref(), own)
-    };
-    match store.reschedule(actor, id, &plan, &links.issue()).await? {
+    let kind = appointment_type(store, actor, kind, to.by_agent).await?;
+    let start = to.start;
+    let plan = |p: &Provider, a: &Appointment| start.plan(p, kind.as_ref(), own_length(a)?);
+    match store.reschedule(actor, id, &plan, &links.issue(), to.cutoff).await? {
         MoveOutcome::Moved(a) => Ok(a),
         MoveOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted, None).await?),
     }
+}
+
+/// An appointment's own length.
+fn own_length(a: &Appointment) -> Result<Minutes, DomainError> {
+    Minutes::parse("duration_minutes", (a.slot.end() - a.slot.start()).num_minutes())
+}
+
+/// The free starts an appointment may move to, its patient choosing on the manage page: over the
+/// provider's next `days` local days, at most `max`, earliest first; under its type's policy
+/// (else its own length at the provider's step), none within the cut-off. None when it could not
+/// be moved anyway: its provider inactive, its type withdrawn or no longer offered by the provider.
+pub async fn move_options(
+    store: &DynStore,
+    appointment: &Appointment,
+    cutoff: Cutoff,
+    days: u32,
+    max: usize,
+) -> Result<Vec<Slot>, StoreError> {
+    let org = appointment.org_id;
+    let Some(provider) = store.provider(org, appointment.provider_id).await? else {
+        return Ok(Vec::new());
+    };
+    let policy = match appointment.appointment_type {
+        Some(id) => match store.appointment_type(org, id).await? {
+            Some(kind) if kind.active && kind.offered_by(provider.id) => kind.policy(),
+            _ => return Ok(Vec::new()),
+        },
+        None => match own_length(appointment) {
+            Ok(length) => Policy::plain(length, provider.appointment_minutes),
+            Err(_) => return Ok(Vec::new()),
+        },
+    };
+    let today = provider.zone().local(store::now()).date();
+    let mut slots = free_slots_over(store, org, &provider, &cutoff.bound(policy), today, days).await?;
+    slots.retain(|s| *s != appointment.slot);
+    slots.truncate(max);
+    Ok(slots)
 }
 
 async fn unavailable(

@@ -148,6 +148,12 @@ impl Application {
         &self.state.sms
     }
 
+    /// The keys of the patient's links, so a caller holding the stored nonce (a test, a tool)
+    /// can derive a link's token as the dispatcher does.
+    pub fn links(&self) -> Arc<Links> {
+        self.state.links.clone()
+    }
+
     pub fn dev_mode(&self) -> Option<&DevMode> {
         self.dev.as_ref()
     }

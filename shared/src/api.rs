@@ -308,6 +308,14 @@ pub struct RescheduleRequest {
     pub appointment_type_id: Option<Uuid>,
 }
 
+/// `POST /manage/{token}/reschedule`, as JSON or as the manage page's form: the new start, one of
+/// the free slots the page offered (any free start outside the clinic's cut-off is taken).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ManageRescheduleRequest {
+    /// RFC 3339 instant with its offset, e.g. `2027-01-15T14:00:00+01:00`.
+    pub starts_at: String,
+}
+
 /// `POST /api/appointment-types`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateAppointmentType {

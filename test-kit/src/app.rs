@@ -3,6 +3,8 @@
 
 use crate::database::{Backend, TestDatabase};
 use booking_service::config::Config;
+use booking_service::domain::{AppointmentId, OrgId};
+use booking_service::links::Links;
 use booking_service::startup::{Application, Running};
 use booking_service::store::DynStore;
 use shared::api::{self, CreateOrganization, CreateProvider};
@@ -29,6 +31,8 @@ pub struct TestApp {
     pub platform: ApiClient,
     pub store: DynStore,
     pub db: Arc<TestDatabase>,
+    /// The service's link keys: tests derive a manage link's token from its stored nonce.
+    pub links: Arc<Links>,
     running: Running,
 }
 
@@ -68,10 +72,11 @@ pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -
     adjust(&mut config);
     let app = Application::build(config).await.expect("the service starts");
     let store = app.store();
+    let links = app.links();
     let running = app.spawn();
     let base = running.base_url().to_owned();
     let anon = ApiClient::new(base.clone());
-    TestApp { base, mail_dir, platform: anon.with_token(token(Role::Platform, None)), anon, store, db, running }
+    TestApp { base, mail_dir, platform: anon.with_token(token(Role::Platform, None)), anon, store, db, links, running }
 }
 
 impl TestApp {
@@ -88,6 +93,18 @@ impl TestApp {
     /// Asks the service to stop and waits until it has finished its requests.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.running.stop().await
+    }
+
+    /// The patient's manage link of an appointment (`{base}/manage/{token}`), derived from its
+    /// stored nonce as the messages that carry it do.
+    pub async fn manage_link(&self, org: Uuid, appointment: Uuid) -> String {
+        let nonce = self
+            .store
+            .manage_nonce(OrgId(org), AppointmentId(appointment))
+            .await
+            .expect("read the manage link")
+            .expect("every booking has a manage link");
+        format!("{}/manage/{}", self.base, self.links.manage.token(&nonce).as_str())
     }
 
     pub fn client(&self, token: String) -> ApiClient {

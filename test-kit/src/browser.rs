@@ -132,6 +132,14 @@ impl Browser {
         text.as_str().unwrap_or_default().to_owned()
     }
 
+    /// An attribute of the first element matching `css` (empty when it has none).
+    pub async fn attribute(&self, css: &str, name: &str) -> String {
+        let id = self.element(css).await;
+        let value =
+            self.call(reqwest::Method::GET, &format!("/element/{id}/attribute/{name}"), serde_json::Value::Null).await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Waits up to 15 s for the page's title to become `wanted`.
     pub async fn wait_for_title(&self, wanted: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);

@@ -14,7 +14,7 @@ pub use code::ConfirmationCode;
 pub use hours::WeeklyHours;
 pub use ids::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId, WebhookId};
 pub use patient::{Email, Notes, PatientName, PhoneNumber};
-pub use policy::Policy;
+pub use policy::{Cutoff, Policy, Reach};
 pub use time::{parse_date, parse_instant, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS};
 
 /// A value from outside that breaks a rule; the message names the field.

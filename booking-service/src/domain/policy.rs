@@ -51,6 +51,61 @@ impl Policy {
     }
 }
 
+/// How close to its start the patient may still change an appointment through the manage link:
+/// the clinic's `manage_cutoff_minutes`. Nearer than that the clinic wants a call, not a silent
+/// change (someone may already be preparing the visit); from the start on the link changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoff(Duration);
+
+/// Whether an appointment is still within the patient's reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// It starts later than the cut-off from now: the patient may cancel or move it.
+    Open,
+    /// It starts within the cut-off: only the clinic can change it now.
+    TooSoon,
+    /// It has started (or is over).
+    Started,
+}
+
+impl Cutoff {
+    pub fn minutes(minutes: u32) -> Self {
+        Self(Duration::minutes(i64::from(minutes)))
+    }
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+
+    /// Whether an appointment starting at `start` may be changed by its patient at `now`.
+    pub fn reach(self, start: DateTime<Utc>, now: DateTime<Utc>) -> Reach {
+        if start <= now {
+            Reach::Started
+        } else if start < now + self.0 {
+            Reach::TooSoon
+        } else {
+            Reach::Open
+        }
+    }
+
+    /// The policy a patient's move is held to: no start sooner than the cut-off (nor the type's
+    /// own notice), so a move never lands where the patient could not change it again.
+    pub fn bound(self, policy: Policy) -> Policy {
+        Policy { notice: policy.notice.max(self.0), ..policy }
+    }
+
+    /// The cut-off as a person says it: "2 days", "3 hours", "90 minutes".
+    pub fn spoken(self) -> String {
+        let minutes = self.0.num_minutes();
+        let (n, unit) = match minutes {
+            m if m > 0 && m % 1440 == 0 => (m / 1440, "day"),
+            m if m > 0 && m % 60 == 0 => (m / 60, "hour"),
+            m => (m, "minute"),
+        };
+        format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +137,27 @@ mod tests {
         assert!(!policy.is_free(&slot, &[before], now));
         let clear = Slot::new(slot.start() - Duration::minutes(40), minutes(30));
         assert!(policy.is_free(&slot, &[clear], now));
+    }
+
+    #[test]
+    fn the_cutoff_closes_the_patients_reach_before_the_start_and_bounds_a_move() {
+        let now = Utc::now();
+        let day = Cutoff::minutes(1440);
+        assert_eq!(day.reach(now + Duration::hours(25), now), Reach::Open);
+        assert_eq!(day.reach(now + Duration::hours(24), now), Reach::Open, "exactly the cut-off away");
+        assert_eq!(day.reach(now + Duration::hours(23), now), Reach::TooSoon);
+        assert_eq!(day.reach(now, now), Reach::Started, "at the start");
+        assert_eq!(day.reach(now - Duration::hours(1), now), Reach::Started);
+        assert_eq!(Cutoff::minutes(0).reach(now + Duration::minutes(1), now), Reach::Open);
+
+        let plain = Policy::plain(minutes(30), minutes(30));
+        assert_eq!(day.bound(plain).notice, Duration::hours(24));
+        let noticed = Policy { notice: Duration::hours(48), ..plain };
+        assert_eq!(day.bound(noticed).notice, Duration::hours(48), "a longer notice of the type stands");
+        assert!(!day.bound(plain).admits(&Slot::new(now + Duration::hours(23), minutes(30)), now));
+
+        assert_eq!(day.spoken(), "1 day");
+        assert_eq!(Cutoff::minutes(180).spoken(), "3 hours");
+        assert_eq!(Cutoff::minutes(90).spoken(), "90 minutes");
     }
 }

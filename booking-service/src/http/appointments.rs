@@ -91,7 +91,7 @@ pub async fn cancel(
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::Validation("reason: must be at most 500 characters".into()));
     }
-    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_deref()).await?;
+    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_deref(), None).await?;
     Ok(axum::Json(appointment.to_api()))
 }
 

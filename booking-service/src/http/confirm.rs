@@ -6,18 +6,18 @@
 //! carries `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
 
 use super::error::ApiError;
+use super::pages::{details, document, page, secured, wants_json};
 use super::AppState;
 use crate::links::LinkToken;
-use crate::mail::email::{html_escape, local_time};
-use crate::store::{self, Actor, Appointment, Confirmed, LinkTarget};
+use crate::store::{self, Actor, Confirmed, LinkTarget};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use shared::api::{AppointmentStatus, ConfirmationResponse, ErrorBody};
 
-/// Who the audit log names for a confirmation through the emailed link.
+/// Who the audit log names for a change through the patient's links (confirm and manage).
 pub const PATIENT: &str = "patient";
 
 pub fn router() -> Router<AppState> {
@@ -60,7 +60,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>, h
         let body = ConfirmationResponse { success: true, appointment_id: appointment.id.0, status: appointment.status };
         return secured((StatusCode::OK, axum::Json(body)).into_response());
     }
-    match details(&state, &appointment).await {
+    match details(&state, &appointment, "").await {
         Ok(details) => page(
             StatusCode::OK,
             document(
@@ -85,7 +85,7 @@ async fn resolve(state: &AppState, token: &str) -> Result<(LinkToken, LinkTarget
 async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
     let (_, target) = resolve(state, token).await?;
     let appointment = state.store.appointment(target.org, target.appointment).await?.ok_or(ApiError::NotFound)?;
-    let details = details(state, &appointment).await?;
+    let details = details(state, &appointment, "").await?;
     Ok(match appointment.status {
         AppointmentStatus::Pending => document(
             "Confirm your appointment",
@@ -103,42 +103,6 @@ async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
             document("Appointment over", &format!("{details}<p role=\"status\">This appointment is over.</p>"))
         }
     })
-}
-
-/// Clinic, provider, local time and code, escaped.
-async fn details(state: &AppState, a: &Appointment) -> Result<String, ApiError> {
-    let clinic = state.store.organization(a.org_id).await?.map(|o| o.name).unwrap_or_default();
-    let provider = state.store.provider(a.org_id, a.provider_id).await?.map(|p| p.name).unwrap_or_default();
-    Ok(format!(
-        "<dl><dt>Clinic</dt><dd>{}</dd><dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
-         <dt>Confirmation code</dt><dd><strong>{}</strong></dd></dl>",
-        html_escape(&clinic),
-        html_escape(&provider),
-        html_escape(&local_time(&a.zone, &a.slot)),
-        html_escape(&a.confirmation_code),
-    ))
-}
-
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
-}
-
-/// A small, accessible, mobile-friendly page; `title` and `body` are already escaped.
-fn document(title: &str, body: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\"><title>{title}</title><style>\
-         body{{font-family:system-ui,sans-serif;line-height:1.5;max-width:32rem;margin:0 auto;padding:1rem;color:#111}}\
-         h1{{font-size:1.5rem}}dt{{font-weight:600}}dd{{margin:0 0 .75rem}}\
-         button{{font-size:1.1rem;padding:.75rem 1.5rem;border:0;border-radius:.4rem;background:#1d4ed8;color:#fff;cursor:pointer}}\
-         button:focus{{outline:3px solid #f59e0b;outline-offset:2px}}\
-         </style></head><body><main><h1>{title}</h1>{body}</main></body></html>"
-    )
-}
-
-fn page(status: StatusCode, body: String) -> Response {
-    secured((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
 }
 
 /// The error as the API's JSON error body, or as a page.
@@ -165,18 +129,4 @@ fn error(e: ApiError, json: bool) -> Response {
         }
     };
     page(status, document(title, &format!("<p>{text}</p>")))
-}
-
-fn secured(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    response
 }

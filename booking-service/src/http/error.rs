@@ -128,6 +128,9 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidState(m) => Self::InvalidState(m),
             StoreError::IdempotencyConflict => Self::IdempotencyConflict,
             StoreError::Expired => Self::Gone("this confirmation link has expired".into()),
+            StoreError::Started => {
+                Self::Gone("the appointment has already started: this link can no longer change it".into())
+            }
             StoreError::Invalid(d) => d.into(),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Internal(m) => Self::Internal(m),

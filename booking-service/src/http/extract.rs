@@ -2,7 +2,7 @@
 
 use super::deadline::timed_out;
 use super::error::ApiError;
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -42,6 +42,44 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// A body that is either an HTML form (`application/x-www-form-urlencoded`, as a page without
+/// JavaScript posts it) or JSON; anything else is 415. Errors as for [`Json`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FormOrJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for FormOrJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return Json::<T>::from_request(req, state).await.map(|Json(v)| Self(v)).map_err(|e| match e {
+                ApiError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(
+                    "expected a form (application/x-www-form-urlencoded) or JSON (application/json)".into(),
+                ),
+                other => other,
+            });
+        }
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(rejection) if timed_out(&rejection) => Err(ApiError::RequestTimeout),
+            Err(FormRejection::FailedToDeserializeFormBody(e)) => {
+                Err(ApiError::Validation(e.body_text().replace("Failed to deserialize form body: ", "")))
+            }
+            Err(other) if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(other) => Err(ApiError::BadRequest(other.body_text())),
+        }
     }
 }
 

@@ -10,9 +10,11 @@ mod confirm;
 mod deadline;
 pub mod error;
 mod extract;
+mod manage;
 mod openapi;
 mod ops;
 mod orgs;
+mod pages;
 mod paging;
 mod providers;
 mod rate_limit;
@@ -87,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(confirm::router())
         .merge(sms::router())
+        .merge(manage::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             ApiError::BadRequest("this method is not allowed on this route".into())

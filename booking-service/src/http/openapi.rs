@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' annotations.
 
 use super::{
-    appointment_types, appointments, booking, calls, confirm, ops, orgs, providers, settings, sms, time_off, vapi,
+    appointment_types, appointments, booking, calls, confirm, manage, ops, orgs, providers, settings, sms, time_off, vapi,
     webhooks,
 };
 use shared::api;
@@ -23,6 +23,7 @@ use utoipa::{Modify, OpenApi};
         webhooks::create, webhooks::list, webhooks::remove,
         appointments::list, appointments::show, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
         confirm::show, confirm::confirm, sms::inbound,
+        manage::show, manage::cancel, manage::reschedule,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::Slot, api::CreateOrganization, api::Organization, api::Weekday,
@@ -32,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         api::CreateAppointmentType, api::UpdateAppointmentType, api::AppointmentType, api::CreateTimeOff, api::TimeOff,
         api::CreateClosure, api::Closure, api::VapiSettings, api::Call, api::Settings, api::CreateWebhook, api::Webhook,
         sms::InboundSms,
+        api::ManageRescheduleRequest,
     )),
     modifiers(&BearerAuth),
 )]

@@ -4,12 +4,13 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::domain::OrgId;
+use crate::domain::{AppointmentId, OrgId};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::num::NonZeroU32;
 
-/// Keys kept before the idle ones are dropped (a key exists only for a signed token).
+/// Keys kept before the idle ones are dropped (a key exists only for a signed token or a known
+/// manage link).
 const MAX_KEYS: usize = 10_000;
 
 type Key = (Option<OrgId>, String);
@@ -26,12 +27,22 @@ impl RateLimit {
     }
 
     pub fn check(&self, caller: &Caller) -> Result<(), ApiError> {
+        self.check_key((caller.org, caller.sub.clone()))
+    }
+
+    /// A patient's manage link counts as a caller of its own (its token is the credential), keyed
+    /// by its appointment once the token is known, so an unknown token adds no key.
+    pub fn check_link(&self, org: OrgId, appointment: AppointmentId) -> Result<(), ApiError> {
+        self.check_key((Some(org), format!("manage-link:{}", appointment.0)))
+    }
+
+    fn check_key(&self, key: Key) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
         if limiter.len() > MAX_KEYS {
             limiter.retain_recent();
         }
         limiter
-            .check_key(&(caller.org, caller.sub.clone()))
+            .check_key(&key)
             .map_err(|not_until| ApiError::RateLimited(not_until.wait_time_from(DefaultClock::default().now())))
     }
 }

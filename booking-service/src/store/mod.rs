@@ -17,8 +17,8 @@ pub use crate::links::IssuedLink;
 pub use sqlite::options as sqlite_options;
 
 use crate::domain::{
-    AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, DomainError, Email, Minutes, Notes, OrgId,
-    PatientName, PhoneNumber, Policy, ProviderId, Slot, TimeOffId, WebhookId, WeeklyHours, Zone,
+    AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, Cutoff, DomainError, Email, Minutes, Notes, OrgId,
+    PatientName, PhoneNumber, Policy, ProviderId, Reach, Slot, TimeOffId, WebhookId, WeeklyHours, Zone,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
@@ -36,6 +36,9 @@ pub enum StoreError {
     /// A confirmation link past its expiry.
     #[error("this confirmation link has expired")]
     Expired,
+    /// The patient's manage link after the appointment's start: it changes nothing any more.
+    #[error("the appointment has already started")]
+    Started,
     #[error(transparent)]
     Invalid(#[from] DomainError),
     #[error("database unavailable: {0}")]
@@ -774,16 +777,27 @@ pub trait Store: Send + Sync {
         filter: &AppointmentFilter,
         page: &PageRequest<DateTime<Utc>>,
     ) -> StoreResult<Page<Appointment>>;
-    /// Cancels, withdraws its confirmation link and queues the notice, in one transaction.
-    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment>;
+    /// Cancels, withdraws its confirmation link and queues the notice, in one transaction. With
+    /// the patient's `cutoff` (the manage link), checked against the appointment as locked:
+    /// `Started` from its start on, `InvalidState` within the cut-off.
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+        cutoff: Option<Cutoff>,
+    ) -> StoreResult<Appointment>;
     /// Moves an active appointment, re-checking overlap and hours atomically; replaces its
-    /// confirmation link with `link` and queues the notice in the same transaction.
+    /// confirmation link with `link` and queues the notice in the same transaction. With the
+    /// patient's `cutoff`, the appointment is checked as `cancel` does and the new start must be
+    /// outside the cut-off too (else `Unavailable`, its alternatives outside it).
     async fn reschedule(
         &self,
         actor: &Actor,
         id: AppointmentId,
         plan: PlanMove<'_>,
         link: &IssuedLink,
+        cutoff: Option<Cutoff>,
     ) -> StoreResult<MoveOutcome>;
 
     /// The answer first given to exactly this voice-agent tool call (same call, id and

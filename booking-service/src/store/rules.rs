@@ -260,9 +260,16 @@ impl SqlStore {
         Ok(Ok((known, wanted)))
     }
 
-    async fn try_cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> Result<Appointment, Fault> {
+    async fn try_cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+        cutoff: Option<Cutoff>,
+    ) -> Result<Appointment, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        within_reach(&appointment, cutoff)?;
         if !appointment.status.is_active() {
             let status = appointment.status.as_str().replace('_', " ");
             return Err(StoreError::InvalidState(format!("the appointment is already {status}")).into());
@@ -292,9 +299,11 @@ impl SqlStore {
         id: AppointmentId,
         plan: PlanMove<'_>,
         link: &IssuedLink,
+        cutoff: Option<Cutoff>,
     ) -> Result<MoveOutcome, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+        within_reach(&appointment, cutoff)?;
         if !appointment.status.is_active() {
             let status = appointment.status.as_str().replace('_', " ");
             return Err(StoreError::InvalidState(format!("a {status} appointment cannot be rescheduled")).into());
@@ -303,7 +312,10 @@ impl SqlStore {
         // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
         let provider =
             load_provider(&mut tx, actor.org, appointment.provider_id, true).await?.ok_or(StoreError::NotFound)?;
-        let wanted = plan(&provider, &appointment)?;
+        let mut wanted = plan(&provider, &appointment)?;
+        if let Some(cutoff) = cutoff {
+            wanted.policy = cutoff.bound(wanted.policy);
+        }
         let now = now();
         let blocked = wanted.blocked();
         let refused = !provider.active
@@ -509,6 +521,21 @@ async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<
     let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2{lock}");
     let row: Option<AppointmentRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
     Ok(row.map(Appointment::try_from).transpose()?)
+}
+
+/// With the patient's cut-off (the manage link), whether the appointment as locked may still be
+/// changed: checked inside the change's transaction, so a move by the clinic racing the patient's
+/// request cannot slip the appointment under the cut-off unseen.
+fn within_reach(appointment: &Appointment, cutoff: Option<Cutoff>) -> StoreResult<()> {
+    let Some(cutoff) = cutoff else { return Ok(()) };
+    match cutoff.reach(appointment.slot.start(), now()) {
+        Reach::Open => Ok(()),
+        Reach::Started => Err(StoreError::Started),
+        Reach::TooSoon => Err(StoreError::InvalidState(format!(
+            "the appointment starts within {}, too soon to change it online: please call the clinic",
+            cutoff.spoken()
+        ))),
+    }
 }
 
 /// What no booking of the provider may meet over `[from, to)`: the blocked ranges of its active
@@ -943,8 +970,14 @@ impl Store for SqlStore {
         Ok(Page::of(appointments, page.limit))
     }
 
-    async fn cancel(&self, actor: &Actor, id: AppointmentId, reason: Option<&str>) -> StoreResult<Appointment> {
-        retrying(|| self.try_cancel(actor, id, reason)).await
+    async fn cancel(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+        reason: Option<&str>,
+        cutoff: Option<Cutoff>,
+    ) -> StoreResult<Appointment> {
+        retrying(|| self.try_cancel(actor, id, reason, cutoff)).await
     }
 
     async fn reschedule(
@@ -953,8 +986,9 @@ impl Store for SqlStore {
         id: AppointmentId,
         plan: PlanMove<'_>,
         link: &IssuedLink,
+        cutoff: Option<Cutoff>,
     ) -> StoreResult<MoveOutcome> {
-        retrying(|| self.try_reschedule(actor, id, plan, link)).await
+        retrying(|| self.try_reschedule(actor, id, plan, link, cutoff)).await
     }
 
     async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>> {

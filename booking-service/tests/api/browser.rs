@@ -1,8 +1,9 @@
-//! The confirm page in a real headless Chromium (test_kit::browser): a patient opens the link from
-//! the email, sees the appointment, and confirms it with the button.
+//! The patient's pages in a real headless Chromium (test_kit::browser): a patient opens the link
+//! from the email, sees the appointment, and confirms it with the button; a patient opens the
+//! manage link and moves the appointment by clicking one of the offered times.
 
 use crate::helpers::*;
-use shared::api::{AppointmentStatus, BookingInput};
+use shared::api::{AppointmentStatus, BookingInput, Weekday};
 use std::time::Duration;
 use test_kit::browser::{self, Browser};
 
@@ -56,4 +57,49 @@ async fn a_patient_confirms_in_a_real_browser(backend: Backend) {
     );
 }
 
-on_both_backends!(a_patient_confirms_in_a_real_browser);
+async fn a_patient_moves_the_appointment_in_a_real_browser(backend: Backend) {
+    if !browser::available("the manage-page test") {
+        return;
+    }
+    let app = spawn_app(backend).await;
+    let org = app.org("Europe/Paris").await;
+    let provider = org
+        .provider_with(shared::api::CreateProvider {
+            name: "Dr. Smith".into(),
+            working_hours: Some(nine_to_five(&[
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri,
+                Weekday::Sat,
+                Weekday::Sun,
+            ])),
+            ..Default::default()
+        })
+        .await;
+    let booked = org.agent.book(&booking(provider.id, days_ahead(10), "16:00")).await.expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+
+    let browser = Browser::start().await;
+    browser.goto(&link).await;
+    browser.wait_for_title("Your appointment").await;
+    let first = browser.attribute("form.move input[name=starts_at]", "value").await;
+    let first = chrono::DateTime::parse_from_rfc3339(&first).expect("an offered start");
+    assert_eq!(
+        org.staff.appointment(booked.appointment_id).await.expect("appointment").starts_at,
+        booked.starts_at,
+        "opening the page moves nothing"
+    );
+    browser.click("form.move button[type=submit]").await;
+    browser.wait_for_title("Appointment moved").await;
+    let shown = browser.text("dl").await;
+    assert!(shown.contains(&first.format("%H:%M").to_string()), "the new time on the page: {shown}");
+    assert!(shown.contains(&first.format("%-d %B %Y").to_string()), "the new day on the page: {shown}");
+    browser.quit().await;
+    let moved = org.staff.appointment(booked.appointment_id).await.expect("appointment");
+    assert_eq!(moved.starts_at, first);
+    assert_ne!(moved.starts_at, booked.starts_at);
+}
+
+on_both_backends!(a_patient_confirms_in_a_real_browser, a_patient_moves_the_appointment_in_a_real_browser);

@@ -15,6 +15,7 @@ mod email;
 mod hardening;
 mod idempotency;
 mod limits;
+mod manage;
 mod migrate;
 mod notifications;
 mod ops;

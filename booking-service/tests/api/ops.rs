@@ -70,6 +70,9 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/api/appointments/{id}/no-show", "post"),
         ("/confirm/{token}", "get"),
         ("/confirm/{token}", "post"),
+        ("/manage/{token}", "get"),
+        ("/manage/{token}/cancel", "post"),
+        ("/manage/{token}/reschedule", "post"),
     ];
     for (path, method) in expected {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing from /openapi.json");

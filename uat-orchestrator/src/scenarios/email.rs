@@ -1,6 +1,7 @@
 //! A booking with an email reaches the mail sink within the time allowed, naming the provider, the
 //! local date and time and carrying the confirm link; opening the link changes nothing (mail
-//! scanners open links); confirming makes the appointment confirmed.
+//! scanners open links); confirming makes the appointment confirmed. When the message carries the
+//! patient's manage link (`/manage/{token}`), opening it shows that appointment.
 
 use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
 use crate::plain;
@@ -10,7 +11,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
-    let mut steps = Steps::new(run, 5);
+    let mut steps = Steps::new(run, 6);
     let Some(mail) = run.mail else {
         steps.error(
             "a mail sink to receive the confirmation",
@@ -23,11 +24,16 @@ pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
     steps
 }
 
-/// The confirm link in a message's text.
-fn link_in(text: &str) -> Option<String> {
-    text.split(|c: char| c.is_whitespace() || "\"'<>()".contains(c))
-        .find(|word| word.starts_with("http") && word.contains("/confirm/"))
-        .map(|word| word.trim_end_matches(['.', ',']).to_owned())
+/// The first link in a message's text whose path holds `marker` (`/confirm/`, `/manage/`), cut
+/// after the token that follows it.
+fn link_in(text: &str, marker: &str) -> Option<String> {
+    let word = text
+        .split(|c: char| c.is_whitespace() || "\"'<>()".contains(c))
+        .find(|word| word.starts_with("http") && word.contains(marker))?;
+    let at = word.find(marker)? + marker.len();
+    let token: String =
+        word[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    (!token.is_empty()).then(|| format!("{}{token}", &word[..at]))
 }
 
 async fn scenario(
@@ -78,7 +84,7 @@ async fn scenario(
 
     let text = message.searchable();
     let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| e.to_string())?;
-    let link = link_in(&text);
+    let link = link_in(&text, "/confirm/");
     let complete = text.contains(clinic.provider_name())
         && text.contains(&day.format("%B").to_string())
         && text.contains(&day.format("%Y").to_string())
@@ -118,5 +124,46 @@ async fn scenario(
             plain::status(&now.body)
         ),
     );
+
+    // The patient's manage link, once the message carries one: its JSON view is the appointment.
+    let title = "the manage link shows the appointment and changes nothing";
+    let Some(manage) = link_in(&text, "/manage/") else {
+        steps.skip(title, "the message carries no /manage/ link");
+        return Ok(());
+    };
+    let before = clinic.appointment(run, &id).await?;
+    let opened = run
+        .probe
+        .send("open the manage link", run.probe.request_url(Method::GET, &manage).header("accept", "application/json"))
+        .await?;
+    let after = clinic.appointment(run, &id).await?;
+    steps.check(
+        title,
+        opened.status == 200
+            && opened.body["id"] == id.as_str()
+            && opened.body["status"] == before.body["status"]
+            && after.body == before.body,
+        format!(
+            "the manage link answered HTTP {} ({}); the appointment is {}",
+            opened.status,
+            plain::status(&opened.body),
+            plain::status(&after.body)
+        ),
+    );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_in;
+
+    #[test]
+    fn links_are_found_in_text_and_html_and_cut_after_their_token() {
+        let text = "Confirm: https://clinic.example/confirm/abc-DEF_123.\r\n\
+                    <a href=\"https://clinic.example/manage/xyz_789-Q/cancel\">Manage</a>";
+        assert_eq!(link_in(text, "/confirm/").as_deref(), Some("https://clinic.example/confirm/abc-DEF_123"));
+        assert_eq!(link_in(text, "/manage/").as_deref(), Some("https://clinic.example/manage/xyz_789-Q"));
+        assert_eq!(link_in("no links here", "/manage/"), None);
+        assert_eq!(link_in("https://clinic.example/manage/", "/manage/"), None);
+    }
 }

@@ -14,7 +14,7 @@ pub struct CancelAppointment {
 impl CancelAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
-        ctx.store.cancel(ctx.actor, appointment.id, Some("cancelled by the caller")).await?;
+        ctx.store.cancel(ctx.actor, appointment.id, Some("cancelled by the caller"), None).await?;
         Ok(format!(
             "Your appointment with {} on {} is cancelled.",
             provider.name,

@@ -44,6 +44,7 @@ impl From<StoreError> for Refusal {
         match e {
             StoreError::NotFound => Self::spoken("I couldn't find that."),
             StoreError::Expired => Self::spoken("That link or code has expired."),
+            StoreError::Started => Self::spoken("That appointment has already started."),
             StoreError::InvalidState(m) => Self::spoken(format!("I couldn't do that: {m}.")),
             StoreError::IdempotencyConflict => Self::spoken("That conflicts with an earlier request in this call."),
             StoreError::Invalid(d) => d.into(),

@@ -1,0 +1,299 @@
+//! The patient's manage link (`PUBLIC_BASE_URL/manage/{token}`, docs/API.md §8); the token in the
+//! path is the credential.
+//!
+//! `GET /manage/{token}` shows the appointment, a Cancel button and up to [`OFFERED`] free slots of
+//! the next [`DAYS`] days to move to, each a form posting to `/reschedule`; it changes nothing (mail
+//! scanners open links). `POST /manage/{token}/cancel` cancels; `POST /manage/{token}/reschedule`
+//! moves, keeping the appointment's length and type. Both are the booking rules of the store, run
+//! as the actor `patient` under the clinic's `manage_cutoff_minutes`, checked in the change's own
+//! transaction: within the cut-off 409 `invalid_state`, from the start on 410. Pages are plain HTML
+//! forms (no JavaScript); `Accept: application/json` gets the appointment JSON, errors in the API's
+//! error body. Every answer is private (`pages::secured`).
+
+use super::confirm::PATIENT;
+use super::error::ApiError;
+use super::extract::{FormOrJson, Path};
+use super::pages::{details, document, page, secured, wants_json};
+use super::AppState;
+use crate::booking;
+use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
+use crate::links::LinkToken;
+use crate::mail::email::html_escape;
+use crate::store::{self, Actor, Appointment, StoreError};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, FixedOffset};
+use shared::api::{self, AppointmentStatus, ErrorBody, ManageRescheduleRequest};
+
+/// How many days ahead, from the provider's today, the page looks for times to move to.
+pub const DAYS: u32 = 14;
+/// The most times the page offers.
+pub const OFFERED: usize = 10;
+/// The only body these routes take is one instant, as a form or JSON.
+const BODY_LIMIT: usize = 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/manage/{token}", get(show))
+        .route("/manage/{token}/cancel", post(cancel))
+        .route("/manage/{token}/reschedule", post(reschedule))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+/// Shows the appointment with a Cancel button and the times it can move to. Changes nothing.
+#[utoipa::path(get, path = "/manage/{token}", tag = "manage",
+    params(("token" = String, Path, description = "the token of the patient's manage link")),
+    responses((status = 200, description = "the appointment, a Cancel button and free times to move to (HTML), or the appointment JSON with `Accept: application/json`", body = api::Appointment),
+              (status = 404, description = "unknown link", body = ErrorBody),
+              (status = 410, description = "the appointment has started", body = ErrorBody)))]
+pub async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let json = wants_json(&headers);
+    let shown = async {
+        let link = resolve(&state, &token).await?;
+        let appointment = state.store.appointment(link.org, link.id).await?.ok_or(ApiError::NotFound)?;
+        let reach = link.cutoff.reach(appointment.slot.start(), store::now());
+        if reach == Reach::Started {
+            return Err(StoreError::Started.into());
+        }
+        if json {
+            return Ok(secured(axum::Json(appointment.to_api()).into_response()));
+        }
+        Ok(page(StatusCode::OK, show_page(&state, &token, &appointment, link.cutoff, reach).await?))
+    };
+    shown.await.unwrap_or_else(|e| error(&token, e, json))
+}
+
+/// Cancels the appointment (no body needed); within the clinic's cut-off 409, from its start 410.
+#[utoipa::path(post, path = "/manage/{token}/cancel", tag = "manage",
+    params(("token" = String, Path, description = "the token of the patient's manage link")),
+    responses((status = 200, description = "cancelled: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "invalid_state: already cancelled, or within the clinic's cut-off (call the clinic)", body = ErrorBody),
+              (status = 410, description = "the appointment has started", body = ErrorBody)))]
+pub async fn cancel(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let json = wants_json(&headers);
+    let cancelled = async {
+        let link = resolve(&state, &token).await?;
+        let actor = Actor::new(link.org, PATIENT);
+        let reason = Some("cancelled by the patient through the manage link");
+        Ok::<_, ApiError>(state.store.cancel(&actor, link.id, reason, Some(link.cutoff)).await?)
+    };
+    match cancelled.await {
+        Ok(a) if json => secured(axum::Json(a.to_api()).into_response()),
+        Ok(a) => changed(&state, &token, &a, "Appointment cancelled", "Your appointment is cancelled.").await,
+        Err(e) => error(&token, e, json),
+    }
+}
+
+/// Moves the appointment to `starts_at` (a form field or JSON), keeping its length and type; the
+/// new time must be free and outside the clinic's cut-off too.
+#[utoipa::path(post, path = "/manage/{token}/reschedule", tag = "manage",
+    params(("token" = String, Path, description = "the token of the patient's manage link")),
+    request_body(content = ManageRescheduleRequest, description = "as JSON, or as the page's form (`starts_at=`)"),
+    responses((status = 200, description = "moved: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "slot_unavailable (with alternatives), or invalid_state: cancelled, or within the clinic's cut-off", body = ErrorBody),
+              (status = 410, description = "the appointment has started", body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reschedule(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<FormOrJson<ManageRescheduleRequest>, ApiError>,
+) -> Response {
+    let json = wants_json(&headers);
+    let moved = async {
+        let link = resolve(&state, &token).await?;
+        let FormOrJson(body) = body?;
+        let start = parse_instant("starts_at", &body.starts_at)?;
+        let actor = Actor::new(link.org, PATIENT);
+        Ok::<_, ApiError>(
+            booking::reschedule_by_patient(&state.store, &state.links, &actor, link.id, start, link.cutoff).await?,
+        )
+    };
+    match moved.await {
+        Ok(a) if json => secured(axum::Json(a.to_api()).into_response()),
+        Ok(a) => changed(&state, &token, &a, "Appointment moved", "Your appointment is moved to the time above.").await,
+        Err(e) => error(&token, e, json),
+    }
+}
+
+/// The appointment a manage link opens, and its clinic's cut-off.
+struct Link {
+    org: OrgId,
+    id: AppointmentId,
+    cutoff: Cutoff,
+}
+
+/// The link's appointment, if the token is well formed (checked before any database work) and
+/// known; each known link is rate limited on its own.
+async fn resolve(state: &AppState, token: &str) -> Result<Link, ApiError> {
+    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
+    let (org, id) = state.store.manage_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
+    state.rate_limit.check_link(org, id)?;
+    let settings = state.store.settings(org).await?.ok_or(ApiError::NotFound)?;
+    Ok(Link { org, id, cutoff: Cutoff::minutes(settings.manage_cutoff_minutes) })
+}
+
+async fn show_page(
+    state: &AppState,
+    token: &str,
+    a: &Appointment,
+    cutoff: Cutoff,
+    reach: Reach,
+) -> Result<String, ApiError> {
+    let details = details(state, a, &status_row(a.status)).await?;
+    let title = "Your appointment";
+    let body = match a.status {
+        AppointmentStatus::Cancelled => {
+            format!("{details}<p role=\"status\">This appointment was cancelled. Please book a new one with the clinic.</p>")
+        }
+        AppointmentStatus::Completed | AppointmentStatus::NoShow => {
+            format!("{details}<p role=\"status\">This appointment is over.</p>")
+        }
+        AppointmentStatus::Pending | AppointmentStatus::Confirmed if reach != Reach::Open => format!(
+            "{details}<p role=\"status\">It starts within {}, too soon to change it online. \
+             Please call the clinic to cancel or move it.</p>",
+            html_escape(&cutoff.spoken())
+        ),
+        AppointmentStatus::Pending | AppointmentStatus::Confirmed => {
+            let options = booking::move_options(&state.store, a, cutoff, DAYS, OFFERED).await?;
+            let token = html_escape(token);
+            let times = if options.is_empty() {
+                format!("<p>There is no free time in the next {DAYS} days. Please call the clinic to move it.</p>")
+            } else {
+                let starts: Vec<_> = options.iter().map(|s| a.zone.localize(s.start())).collect();
+                format!(
+                    "<p>Times are in {}.</p>{}",
+                    html_escape(a.zone.name()),
+                    slot_forms(&format!("{token}/reschedule"), &starts)
+                )
+            };
+            format!(
+                "{details}<form method=\"post\" action=\"{token}/cancel\">\
+                 <button type=\"submit\" class=\"danger\">Cancel this appointment</button></form>\
+                 <h2>Move it to another time</h2>{times}"
+            )
+        }
+    };
+    Ok(document(title, &body))
+}
+
+fn status_row(status: AppointmentStatus) -> String {
+    let shown = match status {
+        AppointmentStatus::Pending => "Booked, not yet confirmed",
+        AppointmentStatus::Confirmed => "Confirmed",
+        AppointmentStatus::Cancelled => "Cancelled",
+        AppointmentStatus::Completed => "Completed",
+        AppointmentStatus::NoShow => "Missed",
+    };
+    format!("<dt>Status</dt><dd>{shown}</dd>")
+}
+
+/// One form per time, each posting `starts_at` to `action` (relative, so the pages work under
+/// any `PUBLIC_BASE_URL`).
+fn slot_forms(action: &str, starts: &[DateTime<FixedOffset>]) -> String {
+    let items: String = starts
+        .iter()
+        .map(|start| {
+            format!(
+                "<li><form method=\"post\" action=\"{action}\" class=\"move\">\
+                 <input type=\"hidden\" name=\"starts_at\" value=\"{}\">\
+                 <button type=\"submit\">{}</button></form></li>",
+                html_escape(&start.to_rfc3339()),
+                html_escape(&start.format("%A %-d %B, %H:%M").to_string()),
+            )
+        })
+        .collect();
+    format!("<ul class=\"slots\">{items}</ul>")
+}
+
+/// The page after a change: the appointment as it is now, what happened, the way back.
+async fn changed(state: &AppState, token: &str, a: &Appointment, title: &str, done: &str) -> Response {
+    match details(state, a, &status_row(a.status)).await {
+        Ok(details) => page(
+            StatusCode::OK,
+            document(
+                title,
+                &format!(
+                    "{details}<p role=\"status\"><strong>{done}</strong></p>\
+                     <p><a href=\"../{}\">Back to your appointment</a></p>",
+                    html_escape(token)
+                ),
+            ),
+        ),
+        Err(e) => error(token, e, false),
+    }
+}
+
+/// The error as the API's JSON error body, or as a page that says what the patient can do.
+/// The pages with a form are served under `/manage/{token}/…`, so their actions are relative to it.
+fn error(token: &str, e: ApiError, json: bool) -> Response {
+    if json {
+        return secured(e.into_response());
+    }
+    let status = e.status();
+    let retry_after = match &e {
+        ApiError::RateLimited(wait) => {
+            ApiError::RateLimited(*wait).into_response().headers().get(header::RETRY_AFTER).cloned()
+        }
+        _ => None,
+    };
+    let back = format!("<p><a href=\"../{}\">Back to your appointment</a></p>", html_escape(token));
+    let (title, body) = match &e {
+        ApiError::NotFound => (
+            "Link not found",
+            "<p>This link is not valid. Please use the link in your most recent message from the clinic.</p>"
+                .to_owned(),
+        ),
+        ApiError::Gone(_) => (
+            "Appointment started",
+            "<p>This appointment has already started, so this link can no longer change it. \
+             Please contact the clinic.</p>"
+                .to_owned(),
+        ),
+        ApiError::SlotUnavailable { alternatives, .. } => {
+            let starts: Vec<_> = alternatives.iter().map(|s| s.starts_at).collect();
+            let offer = if starts.is_empty() {
+                String::new()
+            } else {
+                format!("<p>These nearby times are free:</p>{}", slot_forms("reschedule", &starts))
+            };
+            (
+                "That time is no longer free",
+                format!("<p>Someone else just took it, or it is too soon.</p>{offer}{back}"),
+            )
+        }
+        ApiError::InvalidState(message) => {
+            ("This appointment cannot be changed here", format!("<p>{}.</p>{back}", html_escape(&sentence(message))))
+        }
+        ApiError::Validation(message) | ApiError::BadRequest(message) | ApiError::UnsupportedMediaType(message) => {
+            ("Please pick another time", format!("<p>{}.</p>{back}", html_escape(&sentence(message))))
+        }
+        ApiError::PayloadTooLarge => ("Please pick another time", back),
+        ApiError::RateLimited(_) => ("Too many requests", "<p>Please wait a minute, then try again.</p>".to_owned()),
+        _ => {
+            // Logs internal detail (never shown) the same way as the API does.
+            let _ = e.into_response();
+            (
+                "Something went wrong",
+                "<p>We could not process this link just now. Please try again in a moment.</p>".to_owned(),
+            )
+        }
+    };
+    let mut response = page(status, document(title, &body));
+    if let Some(wait) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, wait);
+    }
+    response
+}
+
+/// A message as a sentence: capitalized, without a trailing full stop (the page adds one).
+fn sentence(message: &str) -> String {
+    let message = message.trim_end_matches('.');
+    let mut chars = message.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}

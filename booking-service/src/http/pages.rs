@@ -1,0 +1,64 @@
+//! What the patient's public pages share (the confirm and manage links, whose token in the path is
+//! the credential): a small, accessible HTML document without JavaScript, private headers on every
+//! answer, and JSON for a client that asks `Accept: application/json`.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::mail::email::{html_escape, local_time};
+use crate::store::Appointment;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+pub fn wants_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
+}
+
+/// Clinic, provider, local time and code, escaped, then `rows` (already escaped `<dt>`/`<dd>`
+/// pairs).
+pub async fn details(state: &AppState, a: &Appointment, rows: &str) -> Result<String, ApiError> {
+    let clinic = state.store.organization(a.org_id).await?.map(|o| o.name).unwrap_or_default();
+    let provider = state.store.provider(a.org_id, a.provider_id).await?.map(|p| p.name).unwrap_or_default();
+    Ok(format!(
+        "<dl><dt>Clinic</dt><dd>{}</dd><dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
+         <dt>Confirmation code</dt><dd><strong>{}</strong></dd>{rows}</dl>",
+        html_escape(&clinic),
+        html_escape(&provider),
+        html_escape(&local_time(&a.zone, &a.slot)),
+        html_escape(&a.confirmation_code),
+    ))
+}
+
+/// A small, accessible, mobile-friendly page; `title` and `body` are already escaped.
+pub fn document(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title><style>\
+         body{{font-family:system-ui,sans-serif;line-height:1.5;max-width:32rem;margin:0 auto;padding:1rem;color:#111}}\
+         h1{{font-size:1.5rem}}h2{{font-size:1.2rem;margin-top:2rem}}dt{{font-weight:600}}dd{{margin:0 0 .75rem}}\
+         button{{font-size:1.1rem;padding:.75rem 1.5rem;border:0;border-radius:.4rem;background:#1d4ed8;color:#fff;cursor:pointer}}\
+         button.danger{{background:#b91c1c}}button:focus{{outline:3px solid #f59e0b;outline-offset:2px}}\
+         ul.slots{{list-style:none;padding:0}}ul.slots li{{margin:0 0 .5rem}}ul.slots button{{width:100%;text-align:left}}\
+         </style></head><body><main><h1>{title}</h1>{body}</main></body></html>"
+    )
+}
+
+pub fn page(status: StatusCode, body: String) -> Response {
+    secured((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+}
+
+/// The headers every answer of a link carries: the token must not leak to another site
+/// (`no-referrer`) nor stay in a cache (`no-store`), and the page runs no script at all.
+pub fn secured(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}

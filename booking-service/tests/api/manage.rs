@@ -1,0 +1,492 @@
+//! The patient's manage link (docs/API.md §8): the page shows the appointment and up to ten times
+//! to move to and changes nothing; cancel and reschedule through it are the booking rules, written
+//! to the audit log as `patient`, under the clinic's cut-off; the link opens exactly one appointment.
+
+use crate::attendance::backdate;
+use crate::helpers::*;
+use booking_service::domain::{AppointmentId, OrgId};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use shared::api::{self, AppointmentStatus, BookingInput, CreateAppointmentType, CreateProvider, Weekday};
+use uuid::Uuid;
+
+const EVERY_DAY: [Weekday; 7] =
+    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+
+/// A clinic in Paris whose one provider works 09:00 to 17:00 every day, in 30-minute slots.
+async fn clinic(app: &TestApp, name: &str, provider: &str) -> (TestOrg, api::Provider) {
+    let org = app.org_named(name, "Europe/Paris").await;
+    let provider = org
+        .provider_with(CreateProvider {
+            name: provider.into(),
+            working_hours: Some(nine_to_five(&EVERY_DAY)),
+            ..Default::default()
+        })
+        .await;
+    (org, provider)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn get(link: &str, json: bool) -> reqwest::Response {
+    let mut request = client().get(link);
+    if json {
+        request = request.header(ACCEPT, "application/json");
+    }
+    request.send().await.expect("GET the manage page")
+}
+
+async fn cancel(link: &str, json: bool) -> reqwest::Response {
+    let mut request = client().post(format!("{link}/cancel"));
+    if json {
+        request = request.header(ACCEPT, "application/json");
+    }
+    request.send().await.expect("POST cancel")
+}
+
+/// Posts a new start as the page's form does (HTML answer).
+async fn move_by_form(link: &str, starts_at: &str) -> reqwest::Response {
+    client().post(format!("{link}/reschedule")).form(&[("starts_at", starts_at)]).send().await.expect("POST form")
+}
+
+/// Posts a new start as JSON, asking for JSON.
+async fn move_by_json(link: &str, starts_at: &str) -> reqwest::Response {
+    client()
+        .post(format!("{link}/reschedule"))
+        .header(ACCEPT, "application/json")
+        .json(&serde_json::json!({ "starts_at": starts_at }))
+        .send()
+        .await
+        .expect("POST json")
+}
+
+/// The `starts_at` of every move form on a page, in order.
+fn offered(html: &str) -> Vec<String> {
+    html.split("name=\"starts_at\" value=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').expect("a closing quote")].to_owned())
+        .collect()
+}
+
+fn instant(s: &str) -> DateTime<FixedOffset> {
+    DateTime::parse_from_rfc3339(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+async fn error_code(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("an error body");
+    assert_eq!(body["success"], false, "{body}");
+    (status, body["error"]["code"].as_str().unwrap_or_default().to_owned())
+}
+
+fn assert_private(response: &reqwest::Response) {
+    let h = response.headers();
+    assert_eq!(h.get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
+    assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+}
+
+async fn audit(app: &TestApp, org: &TestOrg, id: Uuid) -> Vec<(String, String)> {
+    let trail = app.store.audit_trail(OrgId(org.id), AppointmentId(id).into()).await.expect("audit");
+    trail.into_iter().map(|e| (e.action, e.actor)).collect()
+}
+
+async fn outbox_kinds(app: &TestApp, org: &TestOrg, id: Uuid) -> Vec<String> {
+    let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
+    jobs.into_iter().map(|j| j.kind).collect()
+}
+
+async fn set_cutoff(org: &TestOrg, minutes: i64) {
+    let settings = org.admin.settings().await.expect("settings");
+    org.admin.set_settings(&api::Settings { manage_cutoff_minutes: minutes, ..settings }).await.expect("saved");
+}
+
+async fn the_page_shows_the_appointment_and_up_to_ten_times_and_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Clinique <b>Lumière</b>", "Dr. <script>alert(1)</script>").await;
+    let booked = org
+        .agent
+        .book(&BookingInput {
+            patient_email: Some("ada@example.com".into()),
+            ..booking(provider.id, days_ahead(5), "10:00")
+        })
+        .await
+        .expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let (audit_before, outbox_before) =
+        (audit(&app, &org, booked.appointment_id).await, outbox_kinds(&app, &org, booked.appointment_id).await);
+
+    let page = get(&link, false).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_private(&page);
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    let html = page.text().await.expect("html");
+    assert!(html.contains(&booked.confirmation_code), "{html}");
+    assert!(html.contains("Europe/Paris"), "the time is local to the provider: {html}");
+    assert!(html.contains("Clinique &lt;b&gt;Lumière&lt;/b&gt;"), "{html}");
+    assert!(html.contains("Dr. &lt;script&gt;"), "{html}");
+    assert!(!html.contains("<script>") && !html.contains("<b>"), "nothing unescaped: {html}");
+    assert!(html.contains("/cancel\""), "a Cancel form: {html}");
+    assert!(html.contains("Booked, not yet confirmed"), "the status: {html}");
+
+    // Ten times: the provider has 16 a day, so the page stops at ten, all free, outside the
+    // default cut-off (a day), within 14 days, in order, 30 minutes long starts.
+    let times = offered(&html);
+    assert_eq!(times.len(), 10, "{times:?}");
+    let now = Utc::now();
+    for (i, t) in times.iter().enumerate() {
+        let start = instant(t);
+        assert!(start >= now + Duration::hours(24), "outside the cut-off: {t}");
+        assert!(start <= now + Duration::days(15), "within 14 days: {t}");
+        assert_eq!(start.offset().local_minus_utc() % 3600, 0, "in Paris' offset: {t}");
+        if i > 0 {
+            assert!(instant(&times[i - 1]) < start, "in order: {times:?}");
+        }
+    }
+    assert!(times.iter().all(|t| instant(t) != booked.starts_at), "its own time is not offered");
+
+    // The JSON view is the appointment as staff see it.
+    let json = get(&link, true).await;
+    assert_eq!(json.status(), StatusCode::OK);
+    assert_private(&json);
+    let shown: api::Appointment = json.json().await.expect("appointment json");
+    let read = org.staff.appointment(booked.appointment_id).await.expect("read");
+    assert_eq!(serde_json::to_value(&shown).expect("json"), serde_json::to_value(&read).expect("json"));
+
+    // Opening it (twice, and as JSON) wrote nothing.
+    get(&link, false).await;
+    assert_eq!(read.status, AppointmentStatus::Pending);
+    assert_eq!(audit(&app, &org, booked.appointment_id).await, audit_before);
+    assert_eq!(outbox_kinds(&app, &org, booked.appointment_id).await, outbox_before);
+}
+
+async fn the_patient_cancels_through_the_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org
+        .agent
+        .book(&BookingInput {
+            patient_email: Some("ada@example.com".into()),
+            ..booking(provider.id, days_ahead(6), "11:00")
+        })
+        .await
+        .expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+
+    let answer = cancel(&link, true).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_private(&answer);
+    let cancelled: api::Appointment = answer.json().await.expect("appointment json");
+    assert_eq!(cancelled.id, booked.appointment_id);
+    assert_eq!(cancelled.status, AppointmentStatus::Cancelled);
+    assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").status, AppointmentStatus::Cancelled);
+    assert_eq!(
+        audit(&app, &org, booked.appointment_id).await,
+        [("booked".to_owned(), "test-agent".to_owned()), ("cancelled".to_owned(), "patient".to_owned())]
+    );
+    assert!(outbox_kinds(&app, &org, booked.appointment_id).await.contains(&"cancellation_notice".to_owned()));
+
+    // Twice is refused and changes nothing; the page says it is cancelled and offers nothing.
+    assert_eq!(error_code(cancel(&link, true).await).await, (StatusCode::CONFLICT, "invalid_state".into()));
+    let again = cancel(&link, false).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(again.text().await.expect("html").contains("already cancelled"));
+    assert_eq!(audit(&app, &org, booked.appointment_id).await.len(), 2);
+    let page = get(&link, false).await.text().await.expect("html");
+    assert!(page.contains("was cancelled"), "{page}");
+    assert!(!page.contains("<form"), "nothing to do on a cancelled appointment: {page}");
+
+    // The HTML answer of a cancellation.
+    let other = org.agent.book(&booking(provider.id, days_ahead(7), "11:00")).await.expect("booked");
+    let link = app.manage_link(org.id, other.appointment_id).await;
+    let answer = cancel(&link, false).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let html = answer.text().await.expect("html");
+    assert!(html.contains("<title>Appointment cancelled</title>") && html.contains(&other.confirmation_code), "{html}");
+}
+
+async fn the_patient_moves_to_an_offered_time_by_form_and_by_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org
+        .agent
+        .book(&BookingInput { duration_minutes: Some(45), ..booking(provider.id, days_ahead(9), "14:00") })
+        .await
+        .expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    assert_eq!(times.len(), 10);
+
+    // By the page's form: the answer is a page with the new local time.
+    let answer = move_by_form(&link, &times[3]).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_private(&answer);
+    let html = answer.text().await.expect("html");
+    assert!(html.contains("<title>Appointment moved</title>"), "{html}");
+    assert!(html.contains(&instant(&times[3]).format("%H:%M").to_string()), "the new time: {html}");
+    let moved = org.staff.appointment(booked.appointment_id).await.expect("read");
+    assert_eq!(moved.starts_at, instant(&times[3]));
+    assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(45), "its own length is kept");
+    assert_eq!(moved.status, AppointmentStatus::Pending);
+
+    // By JSON, with the same link: it is kept across moves.
+    let answer = move_by_json(&link, &times[7]).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let moved: api::Appointment = answer.json().await.expect("appointment json");
+    assert_eq!(moved.id, booked.appointment_id);
+    assert_eq!(moved.starts_at, instant(&times[7]));
+    assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(45));
+    assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").starts_at, instant(&times[7]));
+    let trail = audit(&app, &org, booked.appointment_id).await;
+    assert_eq!(
+        &trail[1..],
+        [("rescheduled".to_owned(), "patient".to_owned()), ("rescheduled".into(), "patient".into())]
+    );
+}
+
+async fn a_typed_appointment_is_offered_and_moved_as_its_type(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let kind = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            name: "Check-up".into(),
+            duration_minutes: 60,
+            buffer_after_minutes: Some(30),
+            slot_interval_minutes: Some(90),
+            ..Default::default()
+        })
+        .await
+        .expect("a type");
+    let booked = org
+        .staff
+        .book(&BookingInput { appointment_type_id: Some(kind.id), ..booking(provider.id, days_ahead(10), "09:00") })
+        .await
+        .expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    assert_eq!(times.len(), 10);
+    // Every 90 minutes from 09:00 (09:00, 10:30, 12:00, 13:30, 15:00): the type's interval, and
+    // its hour with its buffer fits before 17:00.
+    for t in &times {
+        let local = instant(t).format("%H:%M").to_string();
+        assert!(["09:00", "10:30", "12:00", "13:30", "15:00"].contains(&local.as_str()), "{t}");
+    }
+    let answer = move_by_json(&link, &times[0]).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let moved: api::Appointment = answer.json().await.expect("json");
+    assert_eq!(moved.appointment_type_id, Some(kind.id));
+    assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(60));
+}
+
+async fn a_taken_time_is_refused_with_alternatives(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org.agent.book(&booking(provider.id, days_ahead(9), "10:00")).await.expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    // Someone else books the first offered time after the page was shown.
+    let taken = instant(&times[0]);
+    org.staff
+        .book(&BookingInput {
+            appointment_date: Some(taken.format("%Y-%m-%d").to_string()),
+            appointment_time: Some(taken.format("%H:%M").to_string()),
+            ..booking(provider.id, days_ahead(1), "00:00")
+        })
+        .await
+        .expect("the other booking");
+
+    let answer = move_by_json(&link, &times[0]).await;
+    assert_eq!(answer.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "slot_unavailable");
+    let alternatives = body["alternatives"].as_array().expect("alternatives");
+    assert!(!alternatives.is_empty(), "{body}");
+    let now = Utc::now();
+    for a in alternatives {
+        let start = instant(a["starts_at"].as_str().expect("starts_at"));
+        assert!(start >= now + Duration::hours(24), "alternatives respect the cut-off: {body}");
+        assert_ne!(start, taken);
+    }
+    let page = move_by_form(&link, &times[0]).await;
+    assert_eq!(page.status(), StatusCode::CONFLICT);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("no longer free") && !offered(&html).is_empty(), "other times to pick: {html}");
+    assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").starts_at, booked.starts_at);
+    assert_eq!(audit(&app, &org, booked.appointment_id).await.len(), 1, "nothing written");
+}
+
+async fn within_the_cutoff_the_patient_is_sent_to_the_clinic(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let soon = org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
+    let later = org.agent.book(&booking(provider.id, days_ahead(12), "10:00")).await.expect("booked");
+    // A week's cut-off: the first is within it.
+    set_cutoff(&org, 7 * 24 * 60).await;
+    let link = app.manage_link(org.id, soon.appointment_id).await;
+    let page = get(&link, false).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("call the clinic") && html.contains("7 days"), "{html}");
+    assert!(!html.contains("<form"), "no buttons within the cut-off: {html}");
+    assert_eq!(error_code(cancel(&link, true).await).await, (StatusCode::CONFLICT, "invalid_state".into()));
+    let refused = cancel(&link, false).await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(refused.text().await.expect("html").contains("call the clinic"));
+    let elsewhere = (Utc::now() + Duration::days(20)).to_rfc3339();
+    assert_eq!(error_code(move_by_json(&link, &elsewhere).await).await, (StatusCode::CONFLICT, "invalid_state".into()));
+    let read = org.staff.appointment(soon.appointment_id).await.expect("read");
+    assert_eq!((read.status, read.starts_at), (AppointmentStatus::Pending, soon.starts_at));
+
+    // Two days' cut-off: the later one may move, but not to a time within two days.
+    set_cutoff(&org, 2 * 24 * 60).await;
+    let link = app.manage_link(org.id, later.appointment_id).await;
+    let tomorrow = org.staff.availability(provider.id, &date_str(days_ahead(1))).await.expect("availability");
+    let too_soon = tomorrow.slots.iter().find(|s| s.starts_at > Utc::now()).expect("a free time tomorrow");
+    let answer = move_by_json(&link, &too_soon.starts_at.to_rfc3339()).await;
+    assert_eq!(answer.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "slot_unavailable");
+    for a in body["alternatives"].as_array().expect("alternatives") {
+        let start = instant(a["starts_at"].as_str().expect("starts_at"));
+        assert!(start >= Utc::now() + Duration::hours(48), "alternatives outside the cut-off: {body}");
+    }
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    assert!(times.iter().all(|t| instant(t) >= Utc::now() + Duration::hours(48)), "{times:?}");
+    assert_eq!(org.staff.appointment(later.appointment_id).await.expect("read").starts_at, later.starts_at);
+}
+
+/// The service books only in the future and tests do not wait for a start, so the appointment is
+/// moved into the past in the database (`attendance::backdate`).
+async fn after_the_start_the_link_is_gone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org.agent.book(&booking(provider.id, days_ahead(1), "10:00")).await.expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    backdate(&app, booked.appointment_id).await;
+
+    let page = get(&link, false).await;
+    assert_eq!(page.status(), StatusCode::GONE);
+    assert_private(&page);
+    assert!(page.text().await.expect("html").contains("already started"));
+    assert_eq!(error_code(get(&link, true).await).await, (StatusCode::GONE, "gone".into()));
+    assert_eq!(error_code(cancel(&link, true).await).await, (StatusCode::GONE, "gone".into()));
+    let later = (Utc::now() + Duration::days(9)).to_rfc3339();
+    assert_eq!(error_code(move_by_json(&link, &later).await).await, (StatusCode::GONE, "gone".into()));
+    assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
+    assert_eq!(audit(&app, &org, booked.appointment_id).await.len(), 1);
+}
+
+async fn unknown_and_malformed_links_are_not_found(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org.agent.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
+    let unknown = format!("{}/manage/{}", app.base, "A".repeat(43));
+    let page = get(&unknown, false).await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert_private(&page);
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    assert_eq!(error_code(get(&unknown, true).await).await, (StatusCode::NOT_FOUND, "not_found".into()));
+    assert_eq!(error_code(cancel(&unknown, true).await).await, (StatusCode::NOT_FOUND, "not_found".into()));
+    let later = (Utc::now() + Duration::days(9)).to_rfc3339();
+    assert_eq!(error_code(move_by_json(&unknown, &later).await).await, (StatusCode::NOT_FOUND, "not_found".into()));
+    for malformed in ["not-a-token", &"A".repeat(44), &"=".repeat(43), &"A".repeat(5000)] {
+        let link = format!("{}/manage/{malformed}", app.base);
+        assert_eq!(get(&link, false).await.status(), StatusCode::NOT_FOUND, "{malformed}");
+        assert_eq!(cancel(&link, true).await.status(), StatusCode::NOT_FOUND, "{malformed}");
+    }
+    // The manage token is not a confirmation token (one purpose each).
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let token = link.rsplit('/').next().expect("token");
+    let as_confirm = client().post(format!("{}/confirm/{token}", app.base)).send().await.expect("POST");
+    assert_eq!(as_confirm.status(), StatusCode::NOT_FOUND);
+    assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
+}
+
+async fn a_link_opens_its_own_clinics_appointment_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (north, north_provider) = clinic(&app, "North Clinic", "Dr. Northway").await;
+    let (south, south_provider) = clinic(&app, "South Clinic", "Dr. Southby").await;
+    let a = north.agent.book(&booking(north_provider.id, days_ahead(5), "10:00")).await.expect("booked");
+    let b = south.agent.book(&booking(south_provider.id, days_ahead(5), "10:00")).await.expect("booked");
+    let link_a = app.manage_link(north.id, a.appointment_id).await;
+    let link_b = app.manage_link(south.id, b.appointment_id).await;
+    assert_ne!(link_a, link_b);
+
+    let html = get(&link_a, false).await.text().await.expect("html");
+    assert!(html.contains("North Clinic") && html.contains("Dr. Northway") && html.contains(&a.confirmation_code));
+    assert!(!html.contains("South") && !html.contains(&b.confirmation_code), "{html}");
+    let shown: api::Appointment = get(&link_a, true).await.json().await.expect("json");
+    assert_eq!((shown.id, shown.org_id, shown.provider_id), (a.appointment_id, north.id, north_provider.id));
+
+    // Cancelling through one link leaves the other clinic's appointment alone.
+    assert_eq!(cancel(&link_a, true).await.status(), StatusCode::OK);
+    assert_eq!(south.staff.appointment(b.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
+    let html = get(&link_b, false).await.text().await.expect("html");
+    assert!(html.contains("South Clinic") && !html.contains("North"), "{html}");
+}
+
+async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org.agent.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let url = format!("{link}/reschedule");
+    let json = |request: reqwest::RequestBuilder| request.header(ACCEPT, "application/json");
+
+    let huge = format!("starts_at={}", "9".repeat(4096));
+    let answer = json(client().post(&url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(huge));
+    assert_eq!(
+        error_code(answer.send().await.expect("POST")).await,
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
+    );
+    let answer = json(client().post(&url).header(CONTENT_TYPE, "text/plain").body("starts_at=x"));
+    assert_eq!(
+        error_code(answer.send().await.expect("POST")).await,
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into())
+    );
+    let answer = json(client().post(&url).form(&[("starts_at", "next tuesday")])).send().await.expect("POST");
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "validation_failed");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("starts_at")), "{body}");
+    let answer = json(client().post(&url).form(&[("when", "x")])).send().await.expect("POST");
+    assert_eq!(error_code(answer).await, (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()));
+    let past = (Utc::now() - Duration::days(1)).to_rfc3339();
+    let answer = move_by_json(&link, &past).await;
+    let (status, code) = error_code(answer).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"));
+    // A page for a person, not JSON, when the form is wrong.
+    let page = move_by_form(&link, "soon").await;
+    assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    assert_eq!(audit(&app, &org, booked.appointment_id).await.len(), 1, "nothing written");
+}
+
+async fn the_openapi_document_lists_the_manage_routes_as_public(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let doc: serde_json::Value = app.anon.send(app.anon.request(Method::GET, "/openapi.json")).await.expect("openapi");
+    for (path, method) in
+        [("/manage/{token}", "get"), ("/manage/{token}/cancel", "post"), ("/manage/{token}/reschedule", "post")]
+    {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{path} {method}");
+        assert!(operation.get("security").is_none(), "the token is the credential: {path}");
+    }
+}
+
+on_both_backends!(
+    the_page_shows_the_appointment_and_up_to_ten_times_and_changes_nothing,
+    the_patient_cancels_through_the_link,
+    the_patient_moves_to_an_offered_time_by_form_and_by_json,
+    a_typed_appointment_is_offered_and_moved_as_its_type,
+    a_taken_time_is_refused_with_alternatives,
+    within_the_cutoff_the_patient_is_sent_to_the_clinic,
+    after_the_start_the_link_is_gone,
+    unknown_and_malformed_links_are_not_found,
+    a_link_opens_its_own_clinics_appointment_only,
+    the_reschedule_body_is_bounded_and_checked,
+    the_openapi_document_lists_the_manage_routes_as_public,
+);
