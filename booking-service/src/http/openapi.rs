@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' annotations.
 
 use super::{
-    appointment_types, appointments, booking, calls, confirm, manage, ops, orgs, providers, settings, sms, time_off, vapi,
-    webhooks,
+    appointment_types, appointments, booking, calls, confirm, manage, ops, orgs, providers, settings, sms, time_off,
+    vapi, webhooks,
 };
 use shared::api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

@@ -73,6 +73,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/manage/{token}", "get"),
         ("/manage/{token}/cancel", "post"),
         ("/manage/{token}/reschedule", "post"),
+        ("/sms/inbound", "post"),
     ];
     for (path, method) in expected {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is missing from /openapi.json");
