@@ -140,8 +140,60 @@ async fn a_due_reminder_arrives_once_with_the_manage_link(backend: Backend) {
     assert_eq!(wait_eml(&app, 2).await.len(), 2, "sent once");
 }
 
+/// A booking's SMS goes through Twilio's Messages API (a local fake speaking it) from the clinic's
+/// sender with the code and the manage link; after the phone texts STOP, the next booking's SMS is
+/// not sent, and the outbox says why.
+async fn the_booking_sms_goes_through_twilio_and_never_after_stop(backend: Backend) {
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+    const TOKEN: &str = "twilio-test-auth-token";
+    const SENDER: &str = "+15550001000";
+    let twilio = test_kit::twilio::FakeTwilio::start(SID, TOKEN).await.expect("fake Twilio");
+    let app = spawn_app_with(backend, |c| {
+        c.twilio_account_sid = Some(SID.into());
+        c.twilio_auth_token = Some(TOKEN.into());
+        c.twilio_api_base = twilio.base_url();
+        c.sms_from = Some(SENDER.into());
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let input = booking(provider.id, days_ahead(3), "10:00");
+    let phone = input.patient_phone.clone().expect("a phone");
+    let booked = org.agent.book(&input).await.expect("booked");
+    let sent = twilio.wait_for(1, std::time::Duration::from_secs(20)).await.expect("the SMS arrives");
+    assert_eq!((sent[0].to.as_str(), sent[0].from.as_str()), (phone.as_str(), SENDER));
+    assert!(sent[0].body.contains(&booked.confirmation_code), "{}", sent[0].body);
+    assert!(sent[0].body.contains(&format!("{}/manage/", app.base)), "{}", sent[0].body);
+
+    let form = [("From", phone.as_str()), ("To", SENDER), ("Body", "STOP")];
+    let signature = test_kit::twilio::sign(TOKEN, &format!("{}/sms/inbound", app.base), &form);
+    let stopped = reqwest::Client::new()
+        .post(format!("{}/sms/inbound", app.base))
+        .header("X-Twilio-Signature", signature)
+        .form(&form)
+        .send()
+        .await
+        .expect("STOP");
+    assert_eq!(stopped.status(), 200);
+    let again =
+        org.agent.book(&BookingInput { appointment_time: Some("11:00".into()), ..input }).await.expect("booked");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let jobs = app.store.outbox(OrgId(org.id), AppointmentId(again.appointment_id)).await.expect("outbox");
+        let sms = jobs.iter().find(|j| j.kind == "booking_sms").expect("the SMS was queued");
+        if sms.dead_at.is_some() {
+            assert!(sms.last_error.as_deref().is_some_and(|e| e.contains("STOP")), "{sms:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never settled: {sms:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(twilio.messages().len(), 1, "nothing after STOP");
+}
+
 on_both_backends!(
     reminders_are_queued_per_offset_and_channel_none_already_due,
     a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
     a_due_reminder_arrives_once_with_the_manage_link,
+    the_booking_sms_goes_through_twilio_and_never_after_stop,
 );
