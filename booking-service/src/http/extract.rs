@@ -45,6 +45,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
+/// The request's `Content-Type`, when it is readable text.
+pub(crate) fn content_type(req: &Request) -> Option<&str> {
+    req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
 /// A body that is either an HTML form (`application/x-www-form-urlencoded`, as a page without
 /// JavaScript posts it) or JSON; anything else is 415. Errors as for [`Json`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,11 +63,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let form = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let form = content_type(&req).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if !form {
             return Json::<T>::from_request(req, state).await.map(|Json(v)| Self(v)).map_err(|e| match e {
                 ApiError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(
@@ -136,11 +137,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        let is_json = content_type(&req).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
         if bytes.is_empty() {
             return Ok(Self(None));
