@@ -1,5 +1,5 @@
 //! An HTTP server on 127.0.0.1 that keeps every request it gets and answers what it is told: the
-//! stand-in for a clinic's webhook endpoint or for Twilio's Messages API ([`HttpSink::twilio`]).
+//! stand-in for a clinic's webhook endpoint, and what [`crate::twilio::FakeTwilio`] is built on.
 //! It can fail its next requests with 500 to exercise retries.
 //!
 //! ```no_run
@@ -12,8 +12,8 @@
 //! ```
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use std::net::SocketAddr;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -36,6 +36,17 @@ pub struct ReceivedRequest {
 impl ReceivedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The headers as `http` keeps them, for libraries that check a request's headers.
+    pub fn header_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in &self.headers {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+                map.append(name, value);
+            }
+        }
+        map
     }
 
     /// The value of a field of an `application/x-www-form-urlencoded` body.
@@ -72,8 +83,8 @@ impl Drop for HttpSink {
     }
 }
 
-/// Answers a taken request: status, content type, body.
-type Answer = (StatusCode, &'static str, String);
+/// What a sink answers a request it does not refuse on purpose: status, content type, body.
+pub type Answer = (StatusCode, &'static str, String);
 
 impl HttpSink {
     /// A sink answering every request `204 No Content` (a webhook endpoint).
@@ -81,24 +92,26 @@ impl HttpSink {
         Self::answering(|_| (StatusCode::NO_CONTENT, "text/plain", String::new())).await
     }
 
-    /// A sink speaking Twilio's Messages API as a sender sees it: `201` with the message's `sid`.
-    /// (It checks nothing: the requests are kept for the caller to check.)
-    pub async fn twilio() -> std::io::Result<Self> {
-        Self::answering(|n| {
-            let body = format!("{{\"sid\": \"SM{n:032x}\", \"status\": \"queued\"}}");
-            (StatusCode::CREATED, "application/json", body)
-        })
-        .await
+    /// A sink on a free port of 127.0.0.1 answering each request (its `status` not yet set) with
+    /// `answer`.
+    pub async fn answering(
+        answer: impl Fn(&ReceivedRequest) -> Answer + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        Self::answering_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), answer).await
     }
 
-    /// A sink answering the `n`-th request (from 0) with `answer(n)`.
-    async fn answering(answer: fn(usize) -> Answer) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    /// The same on `address`, e.g. one a remote service can reach.
+    pub async fn answering_on(
+        address: SocketAddr,
+        answer: impl Fn(&ReceivedRequest) -> Answer + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let state = shared.clone();
+        let answer = Arc::new(answer);
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let shared = state.clone();
+            let (shared, answer) = (state.clone(), answer.clone());
             async move {
                 let refuse = {
                     let mut failures = shared.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,13 +119,7 @@ impl HttpSink {
                     *failures = failures.saturating_sub(1);
                     refuse
                 };
-                let mut got = shared.got.lock().unwrap_or_else(|e| e.into_inner());
-                let (status, content_type, text) = if refuse {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "refused on purpose".to_owned())
-                } else {
-                    answer(got.len())
-                };
-                got.push(ReceivedRequest {
+                let mut request = ReceivedRequest {
                     method: method.to_string(),
                     path: uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
                     headers: headers
@@ -120,9 +127,15 @@ impl HttpSink {
                         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                         .collect(),
                     body: body.to_vec(),
-                    status: status.as_u16(),
-                });
-                drop(got);
+                    status: 0,
+                };
+                let (status, content_type, text) = if refuse {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "refused on purpose".to_owned())
+                } else {
+                    answer(&request)
+                };
+                request.status = status.as_u16();
+                shared.got.lock().unwrap_or_else(|e| e.into_inner()).push(request);
                 shared.arrived.notify_waiters();
                 (status, [("content-type", content_type)], text)
             }
@@ -182,7 +195,9 @@ mod tests {
 
     #[tokio::test]
     async fn it_keeps_requests_and_fails_on_demand() {
-        let sink = HttpSink::twilio().await.expect("a sink");
+        let sink = HttpSink::answering(|r| (StatusCode::CREATED, "text/plain", format!("{} bytes", r.body.len())))
+            .await
+            .expect("a sink");
         sink.fail_next(1);
         let client = reqwest::Client::new();
         let post = || {
@@ -194,7 +209,7 @@ mod tests {
         assert_eq!(post().await.expect("sent").status(), 500);
         let answer = post().await.expect("sent");
         assert_eq!(answer.status(), 201);
-        assert!(answer.text().await.expect("body").contains("\"sid\""));
+        assert_eq!(answer.text().await.expect("body"), "25 bytes");
         let taken = sink.wait_for(1, Duration::from_secs(5)).await;
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].form("To").as_deref(), Some("+15551234567"));

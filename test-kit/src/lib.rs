@@ -1,7 +1,8 @@
 //! What the workspace's tests share, kept out of the products: a throwaway database per test on
 //! SQLite or PostgreSQL ([`TestDatabase`]), the booking service started in-process on one
-//! ([`spawn_app`]), a mailbox that speaks SMTP ([`smtp::SmtpSink`]), a stand-in for Twilio's
-//! Messages API ([`twilio::FakeTwilio`]) and a headless browser ([`browser::Browser`]).
+//! ([`spawn_app`]), a headless browser ([`browser::Browser`]), and from `local-peers` a mailbox that
+//! speaks SMTP ([`smtp::SmtpSink`]), an HTTP endpoint ([`http::HttpSink`]) and a stand-in for
+//! Twilio's Messages API ([`twilio::FakeTwilio`]).
 //!
 //! A dev-dependency only. `booking-service` uses it too, for a unit test that needs a PostgreSQL
 //! database: that test gets a second build of `booking-service` through this crate, which is
@@ -10,8 +11,7 @@
 mod app;
 pub mod browser;
 mod database;
-pub mod twilio;
 
 pub use app::{spawn_app, spawn_app_with, spawn_on, token, TestApp, TestOrg, SECRET};
 pub use database::{postgres_admin_url, Backend, TestDatabase};
-pub use local_peers::{proxy, smtp};
+pub use local_peers::{http, proxy, smtp, twilio};

@@ -88,6 +88,8 @@ pub enum ScenarioChoice {
     Isolation,
     ErrorHandling,
     Email,
+    /// Not part of `all`: SMS, reminders and a webhook, in-process only.
+    Notifications,
 }
 
 #[derive(Debug, Clone, Subcommand)]

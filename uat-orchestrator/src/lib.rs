@@ -51,6 +51,7 @@ fn selected(choice: ScenarioChoice) -> Vec<Scenario> {
         ScenarioChoice::Isolation => vec![Scenario::Isolation],
         ScenarioChoice::ErrorHandling => vec![Scenario::ErrorHandling],
         ScenarioChoice::Email => vec![Scenario::Email],
+        ScenarioChoice::Notifications => vec![Scenario::Notifications],
     }
 }
 

@@ -12,6 +12,9 @@ pub enum Scenario {
     Isolation,
     ErrorHandling,
     Email,
+    /// Optional, not in [`Scenario::ALL`]: it waits for a reminder (about a minute) and needs the
+    /// in-process service.
+    Notifications,
 }
 
 impl Scenario {
@@ -24,6 +27,7 @@ impl Scenario {
             Self::Isolation => "isolation",
             Self::ErrorHandling => "error-handling",
             Self::Email => "email",
+            Self::Notifications => "notifications",
         }
     }
 
@@ -34,6 +38,7 @@ impl Scenario {
             Self::Isolation => "Clinics cannot see or touch each other",
             Self::ErrorHandling => "Bad input and a lost database are handled",
             Self::Email => "The patient confirms by email",
+            Self::Notifications => "Reminders, SMS and webhooks reach the patient and the clinic",
         }
     }
 }

@@ -4,8 +4,10 @@
 use crate::cli::Cli;
 use booking_service::config::Config;
 use booking_service::startup::{Application, Running};
+use local_peers::http::HttpSink;
 use local_peers::proxy::TcpProxy;
 use local_peers::smtp::SmtpSink;
+use local_peers::twilio::FakeTwilio;
 use shared::{Claims, Role};
 use sqlx::Connection;
 use uuid::Uuid;
@@ -54,6 +56,20 @@ pub struct Target {
     in_process: Option<InProcess>,
     /// Where the service's mail arrives: the in-process service's own sink, or `--smtp-listen`.
     mail: Option<SmtpSink>,
+    /// Where the in-process service's SMS and webhooks arrive.
+    notifications: Option<Peers>,
+}
+
+/// The receivers of the in-process service's SMS and webhooks, and what it was told of them.
+pub struct Peers {
+    /// The service's Twilio: its Messages API on a port of ours.
+    pub twilio: FakeTwilio,
+    /// The auth token Twilio signs inbound messages with.
+    pub auth_token: String,
+    /// The service's SMS sender number (`SMS_FROM`).
+    pub sender: String,
+    /// A webhook endpoint (answers 204).
+    pub hooks: HttpSink,
 }
 
 struct InProcess {
@@ -86,6 +102,19 @@ impl Outage {
             }
             Outage::Postgres(proxy) => proxy.restore(),
         }
+    }
+}
+
+impl Peers {
+    const ACCOUNT_SID: &str = "ACuat0000000000000000000000000000";
+
+    async fn start() -> Result<Self, String> {
+        let auth_token = Uuid::new_v4().simple().to_string();
+        let twilio = FakeTwilio::start(Self::ACCOUNT_SID, &auth_token)
+            .await
+            .map_err(|e| format!("cannot start the Twilio stand-in: {e}"))?;
+        let hooks = HttpSink::start().await.map_err(|e| format!("cannot start the webhook endpoint: {e}"))?;
+        Ok(Self { twilio, auth_token, sender: "+15550100100".to_owned(), hooks })
     }
 }
 
@@ -133,7 +162,13 @@ impl Target {
                 }
                 None => None,
             };
-            return Ok(Self { base: url.trim_end_matches('/').to_owned(), credentials, in_process: None, mail });
+            return Ok(Self {
+                base: url.trim_end_matches('/').to_owned(),
+                credentials,
+                in_process: None,
+                mail,
+                notifications: None,
+            });
         }
         let secret = format!("uat-{}-{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let (url, database, dir) = match &cli.database_url {
@@ -153,10 +188,17 @@ impl Target {
             }
         };
         let sink = SmtpSink::start().await.map_err(|e| format!("cannot start the mail sink: {e}"))?;
+        let peers = Peers::start().await?;
         let mut config = Config::with_database(url);
         config.jwt_secret = Some(secret.clone());
         config.smtp_url = Some(sink.url());
         config.mail_poll_ms = 200;
+        config.twilio_account_sid = Some(Peers::ACCOUNT_SID.to_owned());
+        config.twilio_auth_token = Some(peers.auth_token.clone());
+        config.twilio_api_base = peers.twilio.base_url();
+        config.sms_from = Some(peers.sender.clone());
+        // The run's webhook endpoint is on this machine.
+        config.webhook_allow_private = true;
         // Short deadlines, so the outage step answers in seconds.
         config.request_timeout_secs = 3;
         config.vapi_deadline_ms = 2000;
@@ -169,11 +211,17 @@ impl Target {
             credentials: Credentials::Key(secret),
             in_process: Some(InProcess { running, database, _dir: dir }),
             mail: Some(sink),
+            notifications: Some(peers),
         })
     }
 
     pub fn mail(&self) -> Option<&SmtpSink> {
         self.mail.as_ref()
+    }
+
+    /// The receivers of SMS and webhooks; only for the in-process service.
+    pub fn notifications(&self) -> Option<&Peers> {
+        self.notifications.as_ref()
     }
 
     pub fn is_in_process(&self) -> bool {

@@ -89,6 +89,35 @@ async fn every_scenario_passes_against_the_service_on_postgres() {
     }
 }
 
+/// The optional scenario: the booking SMS and webhook, both reminders when due (about a minute
+/// of waiting), STOP and START, against the run's own Twilio stand-in and webhook endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifications_scenario_passes_in_process() {
+    let reports = tempfile::tempdir().expect("dir");
+    let outcome = uat_orchestrator::run(cli(&["--scenario", "notifications"], reports.path())).await;
+    let report = json_report(reports.path());
+    assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
+    let scenario = &report["scenarios"][0];
+    assert_eq!((scenario["name"].as_str(), scenario["passed"].as_bool()), (Some("notifications"), Some(true)));
+    let steps = scenario["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 10, "{steps:?}");
+    assert!(steps.iter().all(|s| s["passed"] == true && s["skipped"] == false), "{steps:?}");
+}
+
+/// Against a deployed service the run's receivers are not the service's: the scenario says so and
+/// fails rather than passing unchecked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notifications_scenario_needs_the_in_process_service() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let reports = tempfile::tempdir().expect("dir");
+    let args = ["--target", &app.base, "--jwt-secret", SECRET, "--scenario", "notifications"];
+    let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
+    let report = json_report(reports.path());
+    assert_eq!(outcome, Exit::NoGo, "{}", reasons(&report));
+    let step = &report["scenarios"][0]["steps"][0];
+    assert!(step["error"] == true && step["measured"].as_str().is_some_and(|m| m.contains("in-process")), "{step}");
+}
+
 #[tokio::test]
 async fn a_target_that_is_down_cannot_be_judged() {
     let reports = tempfile::tempdir().expect("dir");

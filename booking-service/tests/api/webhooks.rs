@@ -6,83 +6,44 @@ use crate::attendance::backdate;
 use crate::email::{link_in, post_confirm, searchable, wait_eml};
 use crate::helpers::*;
 use crate::vapi::{call, message, post, CALLER};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use booking_service::webhooks::sign;
 use serde_json::{json, Value};
 use shared::api::{BookingInput, CreateWebhook, RescheduleRequest};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use test_kit::http::{HttpSink, ReceivedRequest};
 
-/// One request the receiver got, and whether it answered 2xx.
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    timestamp: String,
-    signature: String,
-    /// The body as it arrived: the signature covers these bytes.
-    raw: Vec<u8>,
-    body: Value,
-    taken: bool,
+/// A webhook endpoint on a loopback port that refuses its first `failures` requests with 500, and
+/// its URL.
+async fn endpoint(failures: u32) -> (HttpSink, String) {
+    let sink = HttpSink::start().await.expect("an endpoint");
+    sink.fail_next(failures);
+    let url = format!("{}/hook", sink.url());
+    (sink, url)
 }
 
-/// A webhook endpoint on a loopback port that refuses its first `failures` requests with 500.
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Received>>>,
-    failures: Arc<Mutex<u32>>,
+/// The `type` of each message, sorted.
+fn types(messages: &[ReceivedRequest]) -> Vec<String> {
+    let mut seen: Vec<String> = messages.iter().map(|r| body(r)["type"].as_str().unwrap_or("").to_owned()).collect();
+    seen.sort();
+    seen
 }
 
-impl Receiver {
-    async fn start(failures: u32) -> (Self, String) {
-        let receiver = Receiver { failures: Arc::new(Mutex::new(failures)), ..Default::default() };
-        let app = axum::Router::new().route("/hook", axum::routing::post(take)).with_state(receiver.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (receiver, url)
-    }
-
-    fn got(&self) -> Vec<Received> {
-        self.got.lock().expect("lock").clone()
-    }
-
-    /// Waits until the messages taken are of `types` (in any order), and returns them.
-    async fn wait_for(&self, types: &[&str]) -> Vec<Received> {
-        let mut wanted: Vec<&str> = types.to_vec();
-        wanted.sort();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let taken: Vec<Received> = self.got().into_iter().filter(|r| r.taken).collect();
-            let mut seen: Vec<&str> = taken.iter().map(|r| r.body["type"].as_str().unwrap_or("")).collect();
-            seen.sort();
-            if seen == wanted {
-                return taken;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "took {seen:?}, waiting for {wanted:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+fn body(r: &ReceivedRequest) -> Value {
+    r.json().unwrap_or(Value::Null)
 }
 
-async fn take(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let mut failures = r.failures.lock().expect("lock");
-    let taken = *failures == 0;
-    *failures = failures.saturating_sub(1);
-    r.got.lock().expect("lock").push(Received {
-        id: header("webhook-id"),
-        timestamp: header("webhook-timestamp"),
-        signature: header("webhook-signature"),
-        raw: body.to_vec(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        taken,
-    });
-    if taken {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
+/// Waits until the messages taken are of `wanted` (in any order), and returns them.
+async fn wait_for(endpoint: &HttpSink, wanted: &[&str]) -> Vec<ReceivedRequest> {
+    let mut wanted: Vec<String> = wanted.iter().map(|t| t.to_string()).collect();
+    wanted.sort();
+    let taken = endpoint.wait_until(|taken| types(taken) == wanted, Duration::from_secs(20)).await;
+    assert_eq!(types(&taken), wanted, "the messages taken");
+    taken
+}
+
+/// Checks a message as a receiver does, with the Standard Webhooks authors' library (signature and
+/// timestamp), which shares no code with the service's signing.
+fn verify(secret: &str, r: &ReceivedRequest) -> Result<(), standardwebhooks::WebhookError> {
+    standardwebhooks::Webhook::new(secret)?.verify(&r.body, &r.header_map())
 }
 
 async fn allowing_private(backend: Backend) -> TestApp {
@@ -93,7 +54,7 @@ async fn every_change_reaches_the_endpoint_signed_and_retried_with_one_id(backen
     let app = allowing_private(backend).await;
     let org = app.org("America/New_York").await;
     let provider = org.provider().await;
-    let (receiver, url) = Receiver::start(2).await;
+    let (receiver, url) = endpoint(2).await;
     let hook = org.admin.create_webhook(&CreateWebhook { url: url.clone(), events: None }).await.expect("created");
     let secret = hook.secret.clone().expect("the secret, shown once");
     assert!(secret.starts_with("whsec_"));
@@ -101,12 +62,13 @@ async fn every_change_reaches_the_endpoint_signed_and_retried_with_one_id(backen
     assert_eq!((listed.len(), listed[0].secret.clone()), (1, None), "never shown again");
 
     let booked = org.staff.book(&booking(provider.id, days_ahead(6), "10:00")).await.expect("booked");
-    let first = receiver.wait_for(&["appointment.booked"]).await;
-    let refused: Vec<Received> = receiver.got().into_iter().filter(|r| !r.taken).collect();
+    let first = wait_for(&receiver, &["appointment.booked"]).await;
+    let refused: Vec<ReceivedRequest> = receiver.requests().into_iter().filter(|r| !r.taken()).collect();
     assert_eq!(refused.len(), 2, "refused twice, then taken");
-    assert!(refused.iter().all(|r| r.id == first[0].id), "every retry carries the same webhook-id");
-    assert_eq!(first[0].body["data"]["id"], json!(booked.appointment_id));
-    assert_eq!(first[0].body["data"]["status"], "pending");
+    let id = |r: &ReceivedRequest| r.header("webhook-id").unwrap_or_default().to_owned();
+    assert!(refused.iter().all(|r| id(r) == id(&first[0])), "every retry carries the same webhook-id");
+    assert_eq!(body(&first[0])["data"]["id"], json!(booked.appointment_id));
+    assert_eq!(body(&first[0])["data"]["status"], "pending");
 
     let to = RescheduleRequest {
         appointment_date: Some(date_str(days_ahead(7))),
@@ -125,49 +87,50 @@ async fn every_change_reaches_the_endpoint_signed_and_retried_with_one_id(backen
     backdate(&app, kept.appointment_id).await;
     org.staff.no_show(kept.appointment_id).await.expect("marked");
 
-    let all = receiver
-        .wait_for(&[
+    let all = wait_for(
+        &receiver,
+        &[
             "appointment.booked",
             "appointment.rescheduled",
             "appointment.cancelled",
             "appointment.booked",
             "appointment.booked",
             "appointment.no_show",
-        ])
-        .await;
-    let mut ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+        ],
+    )
+    .await;
+    let mut ids: Vec<String> = all.iter().map(id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), all.len(), "one id per message");
     for r in &all {
-        let timestamp: i64 = r.timestamp.parse().expect("Unix seconds");
+        let timestamp: i64 = r.header("webhook-timestamp").unwrap_or_default().parse().expect("Unix seconds");
         assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 120);
-        let expected = sign(&secret, &r.id, timestamp, &r.raw).expect("signed");
-        assert_eq!(r.signature, expected, "the signature verifies with the secret");
-        assert!(sign("whsec_b3RoZXIgc2VjcmV0", &r.id, timestamp, &r.raw).expect("signed") != r.signature);
+        verify(&secret, r).expect("the signature verifies with the secret");
+        assert!(verify("whsec_b3RoZXIgc2VjcmV0", r).is_err(), "and with no other");
     }
-    let moved = all.iter().find(|r| r.body["type"] == "appointment.rescheduled").expect("moved");
-    assert!(moved.body["data"]["starts_at"].as_str().is_some_and(|s| s.contains("T11:00:00")), "{}", moved.body);
+    let moved = all.iter().map(body).find(|b| b["type"] == "appointment.rescheduled").expect("moved");
+    assert!(moved["data"]["starts_at"].as_str().is_some_and(|s| s.contains("T11:00:00")), "{moved}");
 }
 
 async fn an_endpoint_gets_only_the_events_it_asked_for(backend: Backend) {
     let app = allowing_private(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let (receiver, url) = Receiver::start(0).await;
+    let (receiver, url) = endpoint(0).await;
     let only = CreateWebhook { url, events: Some(vec!["appointment.cancelled".into()]) };
     org.admin.create_webhook(&only).await.expect("created");
     let a = org.staff.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
     org.staff.cancel(a.appointment_id, None).await.expect("cancelled");
-    let got = receiver.wait_for(&["appointment.cancelled"]).await;
-    assert_eq!(got[0].body["data"]["status"], "cancelled");
+    let got = wait_for(&receiver, &["appointment.cancelled"]).await;
+    assert_eq!(body(&got[0])["data"]["status"], "cancelled");
     // Another clinic's changes reach none of this clinic's endpoints.
     let other = app.org("UTC").await;
     let theirs = other.provider().await;
     let b = other.staff.book(&booking(theirs.id, days_ahead(4), "10:00")).await.expect("booked");
     other.staff.cancel(b.appointment_id, None).await.expect("cancelled");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(receiver.got().len(), 1);
+    assert_eq!(receiver.requests().len(), 1);
     assert!(other.admin.webhooks().await.expect("listed").is_empty());
 }
 
@@ -176,7 +139,7 @@ async fn confirming_through_the_link_is_announced(backend: Backend) {
     let app = allowing_private(backend).await;
     let org = app.org("Europe/Paris").await;
     let provider = org.provider().await;
-    let (receiver, url) = Receiver::start(0).await;
+    let (receiver, url) = endpoint(0).await;
     org.admin.create_webhook(&CreateWebhook { url, events: None }).await.expect("created");
     let input =
         BookingInput { patient_email: Some("ada@example.com".into()), ..booking(provider.id, days_ahead(5), "10:00") };
@@ -184,10 +147,10 @@ async fn confirming_through_the_link_is_announced(backend: Backend) {
     let eml = wait_eml(&app, 1).await;
     let link = link_in(&searchable(&eml[0]), &app.base);
     assert!(post_confirm(&link, true).await.status().is_success());
-    let got = receiver.wait_for(&["appointment.booked", "appointment.confirmed"]).await;
-    let confirmed = got.iter().find(|r| r.body["type"] == "appointment.confirmed").expect("confirmed");
+    let got = wait_for(&receiver, &["appointment.booked", "appointment.confirmed"]).await;
+    let confirmed = got.iter().map(body).find(|b| b["type"] == "appointment.confirmed").expect("confirmed");
     assert_eq!(
-        (confirmed.body["data"]["id"].clone(), confirmed.body["data"]["status"].clone()),
+        (confirmed["data"]["id"].clone(), confirmed["data"]["status"].clone()),
         (json!(booked.appointment_id), json!("confirmed"))
     );
 }
@@ -195,7 +158,7 @@ async fn confirming_through_the_link_is_announced(backend: Backend) {
 async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
-    let (_, loopback) = Receiver::start(0).await;
+    let (_endpoint, loopback) = endpoint(0).await;
     for url in [
         loopback.as_str(),
         "http://localhost/hook",

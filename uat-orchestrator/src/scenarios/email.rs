@@ -26,7 +26,7 @@ pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
 
 /// The first link in a message's text whose path holds `marker` (`/confirm/`, `/manage/`), cut
 /// after the token that follows it.
-fn link_in(text: &str, marker: &str) -> Option<String> {
+pub(super) fn link_in(text: &str, marker: &str) -> Option<String> {
     let word = text
         .split(|c: char| c.is_whitespace() || "\"'<>()".contains(c))
         .find(|word| word.starts_with("http") && word.contains(marker))?;

@@ -1,4 +1,4 @@
-//! The five scenarios. Each is a list of numbered steps that check something real, told to the
+//! The five scenarios, and the optional `notifications`. Each is a list of numbered steps that check something real, told to the
 //! reporter as they are recorded; what they find feeds the go/no-go criteria.
 
 mod basic;
@@ -6,6 +6,7 @@ mod concurrent;
 mod email;
 mod errors;
 mod isolation;
+mod notifications;
 
 use crate::probe::{Probe, Reply};
 use crate::record::{Findings, Scenario, ScenarioReport, Step};
@@ -314,6 +315,7 @@ pub async fn run_scenario(scenario: Scenario, run: &mut Run<'_>) -> ScenarioRepo
         Scenario::Isolation => isolation::run(run).await,
         Scenario::ErrorHandling => errors::run(run).await,
         Scenario::Email => email::run(run).await,
+        Scenario::Notifications => notifications::run(run).await,
     };
     let passed = steps.steps.iter().all(|s| s.passed);
     ScenarioReport {
