@@ -8,6 +8,7 @@ use booking_service::domain::{AppointmentId, OrgId};
 use booking_service::store::OutboxJob;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use shared::api::{BookingInput, RescheduleRequest, Settings};
+use test_kit::twilio::{sign, FakeTwilio};
 use uuid::Uuid;
 
 const REMINDERS: [&str; 2] = ["reminder_email", "reminder_sms"];
@@ -112,8 +113,25 @@ async fn a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them(back
     assert_eq!(reminders(&app, org.id, booked.appointment_id).await.len(), 0, "withdrawn");
 }
 
-async fn a_due_reminder_arrives_once_with_the_manage_link(backend: Backend) {
-    let app = spawn_app(backend).await;
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "twilio-test-auth-token";
+const SENDER: &str = "+15550001000";
+
+/// The service with its SMS going to a Twilio stand-in, from `SENDER`.
+async fn with_twilio(backend: Backend) -> (TestApp, FakeTwilio) {
+    let twilio = FakeTwilio::start(SID, TOKEN).await.expect("fake Twilio");
+    let app = spawn_app_with(backend, |c| {
+        c.twilio_account_sid = Some(SID.into());
+        c.twilio_auth_token = Some(TOKEN.into());
+        c.twilio_api_base = twilio.base_url();
+        c.sms_from = Some(SENDER.into());
+    })
+    .await;
+    (app, twilio)
+}
+
+async fn a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link(backend: Backend) {
+    let (app, twilio) = with_twilio(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     set_offsets(&org, &[120]).await;
@@ -136,25 +154,21 @@ async fn a_due_reminder_arrives_once_with_the_manage_link(backend: Backend) {
         assert!(tokio::time::Instant::now() < deadline, "never marked sent: {jobs:?}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // The booking's SMS and the reminder.
+    let texts = twilio.wait_for(2, std::time::Duration::from_secs(20)).await.expect("both SMS arrive");
+    let text = texts.iter().find(|m| m.body.contains("a reminder")).unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(text.body.contains(&booked.confirmation_code), "{}", text.body);
+    assert!(text.body.contains(&format!("{}/manage/", app.base)), "{}", text.body);
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-    assert_eq!(wait_eml(&app, 2).await.len(), 2, "sent once");
+    assert_eq!(wait_eml(&app, 2).await.len(), 2, "the email sent once");
+    assert_eq!(twilio.messages().len(), 2, "the SMS sent once");
 }
 
 /// A booking's SMS goes through Twilio's Messages API (a local fake speaking it) from the clinic's
 /// sender with the code and the manage link; after the phone texts STOP, the next booking's SMS is
 /// not sent, and the outbox says why.
 async fn the_booking_sms_goes_through_twilio_and_never_after_stop(backend: Backend) {
-    const SID: &str = "AC0123456789abcdef0123456789abcdef";
-    const TOKEN: &str = "twilio-test-auth-token";
-    const SENDER: &str = "+15550001000";
-    let twilio = test_kit::twilio::FakeTwilio::start(SID, TOKEN).await.expect("fake Twilio");
-    let app = spawn_app_with(backend, |c| {
-        c.twilio_account_sid = Some(SID.into());
-        c.twilio_auth_token = Some(TOKEN.into());
-        c.twilio_api_base = twilio.base_url();
-        c.sms_from = Some(SENDER.into());
-    })
-    .await;
+    let (app, twilio) = with_twilio(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let input = booking(provider.id, days_ahead(3), "10:00");
@@ -166,7 +180,7 @@ async fn the_booking_sms_goes_through_twilio_and_never_after_stop(backend: Backe
     assert!(sent[0].body.contains(&format!("{}/manage/", app.base)), "{}", sent[0].body);
 
     let form = [("From", phone.as_str()), ("To", SENDER), ("Body", "STOP")];
-    let signature = test_kit::twilio::sign(TOKEN, &format!("{}/sms/inbound", app.base), &form);
+    let signature = sign(TOKEN, &format!("{}/sms/inbound", app.base), &form);
     let stopped = reqwest::Client::new()
         .post(format!("{}/sms/inbound", app.base))
         .header("X-Twilio-Signature", signature)
@@ -194,6 +208,6 @@ async fn the_booking_sms_goes_through_twilio_and_never_after_stop(backend: Backe
 on_both_backends!(
     reminders_are_queued_per_offset_and_channel_none_already_due,
     a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
-    a_due_reminder_arrives_once_with_the_manage_link,
+    a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link,
     the_booking_sms_goes_through_twilio_and_never_after_stop,
 );
