@@ -5,7 +5,7 @@ use super::error::ApiError;
 use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
 /// A JSON body: 415 without `application/json`, 413 over the limit, 400 when it is not JSON,
@@ -46,8 +46,15 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// The request's `Content-Type`, when it is readable text.
-pub(crate) fn content_type(req: &Request) -> Option<&str> {
-    req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+pub(crate) fn content_type(headers: &HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the body is an HTML form, `application/x-www-form-urlencoded` (a media type's case does
+/// not matter).
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    content_type(headers).and_then(|v| v.trim_start().get(..FORM.len())).is_some_and(|v| v.eq_ignore_ascii_case(FORM))
 }
 
 /// A body that is either an HTML form (`application/x-www-form-urlencoded`, as a page without
@@ -63,8 +70,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let form = content_type(&req).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        if !form {
+        if !is_form(req.headers()) {
             return Json::<T>::from_request(req, state).await.map(|Json(v)| Self(v)).map_err(|e| match e {
                 ApiError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(
                     "expected a form (application/x-www-form-urlencoded) or JSON (application/json)".into(),
@@ -137,7 +143,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = content_type(&req).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        let is_json =
+            content_type(req.headers()).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
         if bytes.is_empty() {
             return Ok(Self(None));
@@ -172,5 +179,22 @@ fn bytes_rejection(rejection: BytesRejection) -> ApiError {
         ApiError::PayloadTooLarge
     } else {
         ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_form;
+    use axum::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
+
+    #[test]
+    fn a_form_is_known_by_its_media_type_in_any_case() {
+        let with = |value: &'static str| HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static(value))]);
+        assert!(is_form(&with("application/x-www-form-urlencoded")));
+        assert!(is_form(&with("Application/X-WWW-Form-Urlencoded; charset=UTF-8")), "as Twilio may send it");
+        for other in ["application/json", "multipart/form-data", "application/x-www-form", ""] {
+            assert!(!is_form(&with(other)), "{other}");
+        }
+        assert!(!is_form(&HeaderMap::new()));
     }
 }

@@ -12,7 +12,7 @@
 //! small body, the request deadline; with Twilio, the signature.
 
 use super::error::ApiError;
-use super::extract::RawBody;
+use super::extract::{is_form, RawBody};
 use super::AppState;
 use crate::domain::{DomainError, PhoneNumber};
 use crate::sms::{Keyword, Origin};
@@ -73,11 +73,7 @@ pub async fn inbound(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !is_form(&headers) {
         return Err(ApiError::UnsupportedMediaType(
             "expected a body with Content-Type: application/x-www-form-urlencoded".into(),
         ));
