@@ -37,7 +37,7 @@ impl Channels {
     pub async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
         match job.kind.as_str() {
             outbox_kind::WEBHOOK => self.webhook(job).await,
-            outbox_kind::BOOKING_SMS | outbox_kind::REMINDER_SMS => self.text(job).await,
+            kind if outbox_kind::SMS.contains(&kind) => self.text(job).await,
             kind => match Kind::parse(kind) {
                 Some(email) => self.email(job, email).await,
                 None => Err(DeliveryError::Render(format!("unknown message kind {kind}"))),

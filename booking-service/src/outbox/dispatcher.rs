@@ -129,7 +129,7 @@ impl Dispatcher {
             };
             let counter = match job.kind.as_str() {
                 outbox_kind::WEBHOOK => "webhooks_total",
-                outbox_kind::BOOKING_SMS | outbox_kind::REMINDER_SMS => "sms_total",
+                kind if outbox_kind::SMS.contains(&kind) => "sms_total",
                 _ => "emails_total",
             };
             metrics::counter!(counter, "outcome" => outcome).increment(1);

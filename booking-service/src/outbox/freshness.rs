@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use shared::api::AppointmentStatus;
 
 /// Why the message of `kind` and `payload` must not go out now (it is marked dead with this
-/// reason), or `None` to send it. A cancellation notice always goes; nothing else goes for a
+/// reason), or `None` to send it. A cancellation notice (email or SMS) always goes; nothing else goes for a
 /// cancelled appointment or from its start on (no reminder is ever late); a reminder queued for
 /// another start time (claimed while its appointment moved) is dropped, its successor is queued.
 pub fn why_not_send(
@@ -15,7 +15,7 @@ pub fn why_not_send(
     appointment: &Appointment,
     now: DateTime<Utc>,
 ) -> Option<&'static str> {
-    if kind == outbox_kind::CANCELLATION_NOTICE {
+    if outbox_kind::CANCELLATIONS.contains(&kind) {
         return None;
     }
     if appointment.status == AppointmentStatus::Cancelled {
@@ -80,7 +80,7 @@ mod tests {
     }
 
     #[test]
-    fn nothing_but_the_cancellation_notice_goes_for_a_cancelled_appointment() {
+    fn nothing_but_the_cancellation_notices_go_for_a_cancelled_appointment() {
         let start = Utc::now() + Duration::days(2);
         let a = appointment(start, AppointmentStatus::Cancelled);
         let now = Utc::now();
@@ -89,9 +89,12 @@ mod tests {
             (outbox_kind::BOOKING_CONFIRMATION, serde_json::json!({})),
             (outbox_kind::BOOKING_SMS, serde_json::json!({})),
             (outbox_kind::REMINDER_EMAIL, reminder),
+            (outbox_kind::RESCHEDULE_SMS, serde_json::json!({})),
         ] {
             assert!(why_not_send(kind, &payload, &a, now).is_some(), "{kind}");
         }
-        assert_eq!(why_not_send(outbox_kind::CANCELLATION_NOTICE, &serde_json::json!({}), &a, now), None);
+        for kind in outbox_kind::CANCELLATIONS {
+            assert_eq!(why_not_send(kind, &serde_json::json!({}), &a, now), None, "{kind}");
+        }
     }
 }

@@ -21,13 +21,22 @@ fn when(a: &Appointment) -> String {
     format!("{} ({})", start.format("%a %-d %b, %-I:%M %p"), a.zone.name())
 }
 
-/// The body of an SMS of `kind` (`booking_sms` or `reminder_sms`), or `None` for another kind.
+/// The body of an SMS of `kind` (one of `outbox_kind::SMS`), or `None` for another kind. The
+/// manage link goes in all but the cancellation.
 pub fn sms_body(kind: &str, clinic: &str, provider: &str, a: &Appointment, manage: Option<&str>) -> Option<String> {
     let (clinic, provider, when, code) = (short(clinic), short(provider), when(a), &a.confirmation_code);
     let mut body = match kind {
         outbox_kind::BOOKING_SMS => format!("{clinic}: you're booked with {provider} on {when}. Code {code}."),
         outbox_kind::REMINDER_SMS => {
             format!("{clinic}: a reminder of your appointment with {provider} on {when}. Code {code}.")
+        }
+        outbox_kind::RESCHEDULE_SMS => {
+            format!("{clinic}: your appointment with {provider} is now on {when}. Code {code}.")
+        }
+        outbox_kind::CANCELLATION_SMS => {
+            return Some(format!(
+                "{clinic}: your appointment with {provider} on {when} (code {code}) is cancelled. Call us to book another time."
+            ))
         }
         _ => return None,
     };
@@ -80,6 +89,21 @@ mod tests {
              To cancel or change it: https://x/manage/t Reply STOP to opt out."
         );
         assert!(sms_body(outbox_kind::BOOKING_CONFIRMATION, "c", "p", &a, None).is_none());
+    }
+
+    #[test]
+    fn a_move_carries_the_link_and_a_cancellation_does_not() {
+        let a = appointment();
+        let link = Some("https://x/manage/t");
+        let moved = sms_body(outbox_kind::RESCHEDULE_SMS, "Smile", "Dr. Smith", &a, link).expect("a body");
+        assert_eq!(
+            moved,
+            "Smile: your appointment with Dr. Smith is now on Fri 15 Jan, 2:00 PM (America/New_York). Code K7P2QX. \
+             To cancel or change it: https://x/manage/t"
+        );
+        let cancelled = sms_body(outbox_kind::CANCELLATION_SMS, "Smile", "Dr. Smith", &a, link).expect("a body");
+        assert!(cancelled.contains("is cancelled") && cancelled.contains("K7P2QX"), "{cancelled}");
+        assert!(!cancelled.contains("manage"), "nothing left to manage: {cancelled}");
     }
 
     #[test]

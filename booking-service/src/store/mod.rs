@@ -989,6 +989,13 @@ pub mod outbox_kind {
     pub const REMINDER_EMAIL: &str = "reminder_email";
     pub const REMINDER_SMS: &str = "reminder_sms";
     pub const REMINDERS: [&str; 2] = [REMINDER_EMAIL, REMINDER_SMS];
+    /// The SMS a reschedule or a cancellation sends to the patient's phone.
+    pub const RESCHEDULE_SMS: &str = "reschedule_sms";
+    pub const CANCELLATION_SMS: &str = "cancellation_sms";
+    /// Every kind that goes by SMS.
+    pub const SMS: [&str; 4] = [BOOKING_SMS, REMINDER_SMS, RESCHEDULE_SMS, CANCELLATION_SMS];
+    /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
+    pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
 
     /// A reminder's payload: the recipient, the offset it was queued for and the start it was
     /// queued for (so a reminder already claimed when its appointment moved is recognised).

@@ -286,6 +286,10 @@ impl SqlStore {
             let payload = outbox_kind::plain(to);
             enqueue(&mut tx, actor.org, id, outbox_kind::CANCELLATION_NOTICE, &payload, now).await?;
         }
+        if let Some(phone) = &appointment.patient_phone {
+            let payload = outbox_kind::plain(phone);
+            enqueue(&mut tx, actor.org, id, outbox_kind::CANCELLATION_SMS, &payload, now).await?;
+        }
         appointment.status = AppointmentStatus::Cancelled;
         appointment.updated_at = now;
         fire(&mut tx, &appointment, event::CANCELLED, now).await?;
@@ -360,6 +364,10 @@ impl SqlStore {
             issue_link(&mut tx, actor.org, id, link, now).await?;
             let payload = outbox_kind::with_link(to, link);
             enqueue(&mut tx, actor.org, id, outbox_kind::RESCHEDULE_NOTICE, &payload, now).await?;
+        }
+        if let Some(phone) = &appointment.patient_phone {
+            let payload = outbox_kind::plain(phone);
+            enqueue(&mut tx, actor.org, id, outbox_kind::RESCHEDULE_SMS, &payload, now).await?;
         }
         appointment.slot = wanted.slot;
         appointment.blocked = blocked;

@@ -205,7 +205,37 @@ async fn the_booking_sms_goes_through_twilio_and_never_after_stop(backend: Backe
     assert_eq!(twilio.messages().len(), 1, "nothing after STOP");
 }
 
+/// A patient reached only by phone hears of a move (with the manage link) and of a cancellation
+/// (without it) by SMS, as an email patient does by email.
+async fn a_move_and_a_cancellation_reach_the_phone_by_sms(backend: Backend) {
+    let (app, twilio) = with_twilio(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let input = booking(provider.id, days_ahead(3), "10:00");
+    assert!(input.patient_email.is_none() && input.patient_phone.is_some());
+    let booked = org.agent.book(&input).await.expect("booked");
+    let wait = |n| twilio.wait_for(n, std::time::Duration::from_secs(20));
+    // One change at a time: a message still queued when its appointment is cancelled is not sent.
+    wait(1).await.expect("the booking SMS");
+    let to = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(3))),
+        appointment_time: Some("15:30".into()),
+        ..Default::default()
+    };
+    org.staff.reschedule(booked.appointment_id, &to).await.expect("moved");
+    wait(2).await.expect("the move's SMS");
+    org.staff.cancel(booked.appointment_id, None).await.expect("cancelled");
+    let sent = wait(3).await.expect("the cancellation's SMS");
+    let [_, moved, cancelled] = &sent[..] else { panic!("{sent:?}") };
+    assert!(moved.body.contains("is now on") && moved.body.contains("3:30 PM"), "{}", moved.body);
+    assert!(moved.body.contains(&format!("{}/manage/", app.base)), "{}", moved.body);
+    assert!(cancelled.body.contains("is cancelled") && cancelled.body.contains("3:30 PM"), "{}", cancelled.body);
+    assert!(!cancelled.body.contains("/manage/"), "{}", cancelled.body);
+    assert!(sent.iter().all(|m| Some(&m.to) == input.patient_phone.as_ref() && m.from == SENDER), "{sent:?}");
+}
+
 on_both_backends!(
+    a_move_and_a_cancellation_reach_the_phone_by_sms,
     reminders_are_queued_per_offset_and_channel_none_already_due,
     a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
     a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link,
