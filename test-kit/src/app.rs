@@ -62,6 +62,8 @@ pub async fn spawn_on(db: Arc<TestDatabase>, adjust: impl FnOnce(&mut Config)) -
     config.jwt_secret = Some(SECRET.into());
     config.pool_size = 8;
     config.mail_dir = mail_dir.path().to_path_buf();
+    // SMS files (when a test sets a sender but no Twilio) stay in the test's folder too.
+    config.sms_dir = mail_dir.path().join("sms");
     // Quick polling and retries, so mail stories take a second, not minutes.
     config.mail_poll_ms = 50;
     config.mail_retry_base_ms = 100;
