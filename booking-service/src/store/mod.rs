@@ -37,6 +37,9 @@ pub enum StoreError {
     /// The patient's manage link after the appointment's start: it changes nothing any more.
     #[error("the appointment has already started")]
     Started,
+    /// A voice agent asked for an appointment type (named) only staff may book.
+    #[error("{0} is booked by the clinic's staff")]
+    StaffOnly(String),
     #[error(transparent)]
     Invalid(#[from] DomainError),
     #[error("database unavailable: {0}")]
@@ -384,8 +387,11 @@ impl Planned {
 
 /// Computes the slot of a booking from the provider as the transaction sees it.
 pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Planned, DomainError> + Send + Sync);
-/// Computes the new slot of an appointment being moved.
-pub type PlanMove<'a> = &'a (dyn Fn(&Provider, &Appointment) -> Result<Planned, DomainError> + Send + Sync);
+/// Computes the new slot of an appointment being moved, from its provider, the appointment and the
+/// type it moves as (`None` when it has none, or no such type is the organization's), each as the
+/// move's transaction reads it.
+pub type PlanMove<'a> =
+    &'a (dyn Fn(&Provider, &Appointment, Option<&AppointmentType>) -> StoreResult<Planned> + Send + Sync);
 /// The answer to remember for an idempotent booking.
 pub type Render<'a> = &'a (dyn Fn(&Appointment) -> serde_json::Value + Send + Sync);
 
@@ -799,14 +805,16 @@ pub trait Store: Send + Sync {
         reason: Option<&str>,
         cutoff: Option<Cutoff>,
     ) -> StoreResult<Appointment>;
-    /// Moves an active appointment, re-checking overlap and hours atomically; replaces its
-    /// confirmation link with `link` and queues the notice in the same transaction. With the
-    /// patient's `cutoff`, the appointment is checked as `cancel` does and the new start must be
-    /// outside the cut-off too (else `Unavailable`, its alternatives outside it).
+    /// Moves an active appointment as the type `kind` (else as its own), re-checking overlap and
+    /// hours atomically; replaces its confirmation link with `link` and queues the notice in the
+    /// same transaction. With the patient's `cutoff`, the appointment is checked as `cancel` does
+    /// and the new start must be outside the cut-off too (else `Unavailable`, its alternatives
+    /// outside it).
     async fn reschedule(
         &self,
         actor: &Actor,
         id: AppointmentId,
+        kind: Option<AppointmentTypeId>,
         plan: PlanMove<'_>,
         link: &IssuedLink,
         cutoff: Option<Cutoff>,

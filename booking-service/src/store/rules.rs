@@ -319,6 +319,7 @@ impl SqlStore {
         &self,
         actor: &Actor,
         id: AppointmentId,
+        kind: Option<AppointmentTypeId>,
         plan: PlanMove<'_>,
         link: &IssuedLink,
         cutoff: Option<Cutoff>,
@@ -335,7 +336,11 @@ impl SqlStore {
         let key_share = tx.dialect().key_share("p");
         let provider = provider_row(&mut tx, actor.org, appointment.provider_id, &key_share).await?;
         let provider = provider.map(Provider::try_from).transpose()?.ok_or(StoreError::NotFound)?;
-        let mut wanted = plan(&provider, &appointment)?;
+        let moved_as = match kind.or(appointment.appointment_type) {
+            Some(kind) => appointment_type_in(&mut tx, actor.org, kind, "").await?,
+            None => None,
+        };
+        let mut wanted = plan(&provider, &appointment, moved_as.as_ref())?;
         if let Some(cutoff) = cutoff {
             wanted.policy = cutoff.bound(wanted.policy);
         }
@@ -1080,11 +1085,12 @@ impl Store for SqlStore {
         &self,
         actor: &Actor,
         id: AppointmentId,
+        kind: Option<AppointmentTypeId>,
         plan: PlanMove<'_>,
         link: &IssuedLink,
         cutoff: Option<Cutoff>,
     ) -> StoreResult<MoveOutcome> {
-        retrying(|| self.try_reschedule(actor, id, plan, link, cutoff)).await
+        retrying(|| self.try_reschedule(actor, id, kind, plan, link, cutoff)).await
     }
 
     async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>> {
