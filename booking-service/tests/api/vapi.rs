@@ -374,6 +374,17 @@ async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Ba
     assert_eq!((starts[0].as_str(), starts[15].as_str()), ("09:00", "16:30"));
 }
 
+/// A type of visit only the clinic's staff book: 45 minutes.
+async fn surgery_consult(org: &TestOrg) -> shared::api::AppointmentType {
+    let kind = CreateAppointmentType {
+        name: "Surgery consult".into(),
+        duration_minutes: 45,
+        bookable_by_agent: Some(false),
+        ..Default::default()
+    };
+    org.admin.create_appointment_type(&kind).await.expect("type")
+}
+
 async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -387,15 +398,7 @@ async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
         })
         .await
         .expect("type");
-    org.admin
-        .create_appointment_type(&CreateAppointmentType {
-            name: "Surgery consult".into(),
-            duration_minutes: 45,
-            bookable_by_agent: Some(false),
-            ..Default::default()
-        })
-        .await
-        .expect("type");
+    surgery_consult(&org).await;
     let listed =
         only(&post(&org.agent, &message(vec![call("l", "list_providers", json!({}))], Some(CALLER), "c1")).await)
             .expect("listed");
@@ -447,16 +450,7 @@ async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
 async fn a_caller_cannot_move_a_visit_only_staff_book(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
-    let surgery = org
-        .admin
-        .create_appointment_type(&CreateAppointmentType {
-            name: "Surgery consult".into(),
-            duration_minutes: 45,
-            bookable_by_agent: Some(false),
-            ..Default::default()
-        })
-        .await
-        .expect("type");
+    let surgery = surgery_consult(&org).await;
     let day = days_ahead(12);
     let input = shared::api::BookingInput {
         appointment_type_id: Some(surgery.id),
