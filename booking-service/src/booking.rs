@@ -140,9 +140,6 @@ pub enum BookingError {
     /// The time is taken or outside the provider's hours; here are the nearest free ones.
     #[error("that time is not available")]
     Unavailable { provider: Box<Provider>, wanted: Slot, alternatives: Vec<Slot> },
-    /// A voice agent asked for a type only staff may book.
-    #[error("{0} is booked by the clinic's staff")]
-    StaffOnly(String),
 }
 
 /// A time that is taken or outside the hours is so for every request for it, and a database that
@@ -197,13 +194,21 @@ async fn appointment_type(
     let Some(id) = id else {
         return Ok(None);
     };
-    let kind = store.appointment_type(actor.org, id).await?.filter(|t| t.active).ok_or_else(|| {
+    let kind = store.appointment_type(actor.org, id).await?;
+    usable(kind.as_ref(), by_agent)?;
+    Ok(kind)
+}
+
+/// A type a booking or move asks for, as read (`None`: not one of the clinic's): active, and
+/// bookable by a voice agent when one asks.
+fn usable(kind: Option<&AppointmentType>, by_agent: bool) -> Result<&AppointmentType, StoreError> {
+    let kind = kind.filter(|t| t.active).ok_or_else(|| {
         DomainError::invalid("appointment_type_id", "is not an active appointment type of this clinic")
     })?;
     if by_agent && !kind.bookable_by_agent {
-        return Err(BookingError::StaffOnly(kind.name));
+        return Err(StoreError::StaffOnly(kind.name.clone()));
     }
-    Ok(Some(kind))
+    Ok(kind)
 }
 
 /// Books through the request's lane, unless it carries an idempotency key: a retry must find its
@@ -336,14 +341,13 @@ async fn move_appointment(
     id: domain::AppointmentId,
     to: Move,
 ) -> Result<Appointment, BookingError> {
-    let kind = match to.kind {
-        Some(kind) => Some(kind),
-        None => store.appointment(actor.org, id).await?.ok_or(StoreError::NotFound)?.appointment_type,
+    // The type it moves as, the one asked for or else its own, is read in the move's transaction.
+    let plan = |p: &Provider, a: &Appointment, kind: Option<&AppointmentType>| {
+        let typed = to.kind.is_some() || a.appointment_type.is_some();
+        let kind = if typed { Some(usable(kind, to.by_agent)?) } else { None };
+        Ok(to.start.plan(p, kind, own_length(a)?)?)
     };
-    let kind = appointment_type(store, actor, kind, to.by_agent).await?;
-    let start = to.start;
-    let plan = |p: &Provider, a: &Appointment| start.plan(p, kind.as_ref(), own_length(a)?);
-    match store.reschedule(actor, id, &plan, &links.issue(), to.cutoff).await? {
+    match store.reschedule(actor, id, to.kind, &plan, &links.issue(), to.cutoff).await? {
         MoveOutcome::Moved(a) => Ok(a),
         MoveOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted, None).await?),
     }

@@ -131,6 +131,9 @@ impl From<StoreError> for ApiError {
             StoreError::Started => {
                 Self::Gone("the appointment has already started: this link can no longer change it".into())
             }
+            StoreError::StaffOnly(name) => {
+                Self::ForbiddenHere(format!("{name} is booked by the clinic's staff, not by a voice agent"))
+            }
             StoreError::Invalid(d) => d.into(),
             StoreError::Unavailable(m) => Self::Unavailable(m),
             StoreError::Internal(m) => Self::Internal(m),
@@ -154,9 +157,6 @@ impl From<BookingError> for ApiError {
                     message,
                     alternatives: alternatives.iter().map(|s| super::wire::slot(&zone, s)).collect(),
                 }
-            }
-            BookingError::StaffOnly(name) => {
-                Self::ForbiddenHere(format!("{name} is booked by the clinic's staff, not by a voice agent"))
             }
         }
     }

@@ -2,13 +2,11 @@
 //! PostgreSQL or SQLite: the rules are written once (`rules.rs`) over a transaction on either
 //! database (`sql.rs`), and only what truly differs lives in `postgres.rs` and `sqlite.rs`.
 
-mod calls;
 mod known;
 mod postgres;
 mod rows;
 mod rules;
 mod schedule;
-mod sms;
 mod sql;
 mod sqlite;
 mod webhooks;
@@ -39,6 +37,9 @@ pub enum StoreError {
     /// The patient's manage link after the appointment's start: it changes nothing any more.
     #[error("the appointment has already started")]
     Started,
+    /// A voice agent asked for an appointment type (named) only staff may book.
+    #[error("{0} is booked by the clinic's staff")]
+    StaffOnly(String),
     #[error(transparent)]
     Invalid(#[from] DomainError),
     #[error("database unavailable: {0}")]
@@ -95,20 +96,26 @@ impl Actor {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Organization {
     pub id: OrgId,
     pub name: String,
+    #[sqlx(rename = "timezone", try_from = "String")]
     pub zone: Zone,
+    #[sqlx(try_from = "sql::Timestamp")]
     pub created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
     pub vapi: VapiSettings,
 }
 
 /// A clinic's notification and limit settings, each checked by [`ClinicSettings::check`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClinicSettings {
+    #[sqlx(json)]
     pub reminder_offsets_minutes: Vec<u32>,
+    #[sqlx(try_from = "i32")]
     pub manage_cutoff_minutes: u32,
+    #[sqlx(try_from = "i32")]
     pub max_active_per_caller: u32,
     /// E.164.
     pub sms_from: Option<String>,
@@ -144,10 +151,12 @@ impl ClinicSettings {
 }
 
 /// A clinic's Vapi assistant and the number its calls are transferred to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct VapiSettings {
+    #[sqlx(rename = "vapi_assistant_id")]
     pub assistant_id: Option<String>,
     /// E.164.
+    #[sqlx(rename = "vapi_transfer_number")]
     pub transfer_number: Option<String>,
 }
 
@@ -162,6 +171,15 @@ pub struct CallRecord {
     pub summary: Option<String>,
     /// The appointments its tool calls booked, moved or cancelled (read from the audit log).
     pub appointment_ids: Vec<AppointmentId>,
+}
+
+/// Sets each field of `$target` that `$changes` gives (`Some`) to the value given.
+macro_rules! take {
+    ($target:expr, $changes:expr, $($field:ident),*) => {$(
+        if let Some(v) = &$changes.$field {
+            $target.$field = v.clone();
+        }
+    )*};
 }
 
 #[derive(Debug, Clone)]
@@ -189,21 +207,7 @@ impl Provider {
     }
 
     pub fn apply(&mut self, c: &ProviderChanges) {
-        if let Some(name) = &c.name {
-            self.name = name.clone();
-        }
-        if let Some(zone) = c.own_zone {
-            self.own_zone = zone;
-        }
-        if let Some(minutes) = c.appointment_minutes {
-            self.appointment_minutes = minutes;
-        }
-        if let Some(hours) = &c.hours {
-            self.hours = hours.clone();
-        }
-        if let Some(active) = c.active {
-            self.active = active;
-        }
+        take!(self, c, name, own_zone, appointment_minutes, hours, active);
     }
 }
 
@@ -331,6 +335,11 @@ impl<T> Page<T> {
         items.truncate(limit as usize);
         Self { items, more }
     }
+
+    /// The page with each item converted.
+    fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
+        Ok(Page { items: self.items.into_iter().map(f).collect::<Result<_, _>>()?, more: self.more })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,8 +387,11 @@ impl Planned {
 
 /// Computes the slot of a booking from the provider as the transaction sees it.
 pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Planned, DomainError> + Send + Sync);
-/// Computes the new slot of an appointment being moved.
-pub type PlanMove<'a> = &'a (dyn Fn(&Provider, &Appointment) -> Result<Planned, DomainError> + Send + Sync);
+/// Computes the new slot of an appointment being moved, from its provider, the appointment and the
+/// type it moves as (`None` when it has none, or no such type is the organization's), each as the
+/// move's transaction reads it.
+pub type PlanMove<'a> =
+    &'a (dyn Fn(&Provider, &Appointment, Option<&AppointmentType>) -> StoreResult<Planned> + Send + Sync);
 /// The answer to remember for an idempotent booking.
 pub type Render<'a> = &'a (dyn Fn(&Appointment) -> serde_json::Value + Send + Sync);
 
@@ -484,19 +496,26 @@ pub struct ProviderChanges {
 }
 
 /// A kind of visit a clinic offers, and what booking it must respect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AppointmentType {
     pub id: AppointmentTypeId,
     pub org_id: OrgId,
     pub name: String,
+    #[sqlx(rename = "duration_minutes", try_from = "i32")]
     pub duration: Minutes,
+    #[sqlx(try_from = "i32")]
     pub buffer_before_minutes: u32,
+    #[sqlx(try_from = "i32")]
     pub buffer_after_minutes: u32,
+    #[sqlx(try_from = "i32")]
     pub min_notice_minutes: u32,
+    #[sqlx(try_from = "i32")]
     pub max_advance_days: u32,
+    #[sqlx(rename = "slot_interval_minutes", try_from = "i32")]
     pub slot_interval: Minutes,
     pub bookable_by_agent: bool,
     /// The providers offering it; empty: every provider.
+    #[sqlx(json)]
     pub provider_ids: Vec<ProviderId>,
     pub active: bool,
 }
@@ -536,14 +555,9 @@ pub struct AppointmentTypeChanges {
 
 impl AppointmentType {
     pub fn apply(&mut self, c: &AppointmentTypeChanges) {
-        macro_rules! take {
-            ($($field:ident),*) => {$(
-                if let Some(v) = &c.$field {
-                    self.$field = v.clone();
-                }
-            )*};
-        }
         take!(
+            self,
+            c,
             name,
             duration,
             buffer_before_minutes,
@@ -559,22 +573,24 @@ impl AppointmentType {
 }
 
 /// A provider's time away: no booking's blocked range may meet it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TimeOff {
     pub id: TimeOffId,
     pub org_id: OrgId,
     pub provider_id: ProviderId,
+    #[sqlx(flatten, try_from = "rows::SlotRow")]
     pub span: Slot,
     pub reason: Option<String>,
 }
 
 /// Whole local days a clinic is closed, and the instants they span in its zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Closure {
     pub id: ClosureId,
     pub org_id: OrgId,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
+    #[sqlx(flatten, try_from = "rows::SlotRow")]
     pub span: Slot,
     pub reason: Option<String>,
 }
@@ -608,14 +624,16 @@ impl From<AppointmentId> for Subject {
 pub const MAX_UPCOMING_BLOCKS: i64 = 500;
 
 /// A clinic's webhook endpoint: the events it wants (empty: every one) and its signing secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Webhook {
     pub id: WebhookId,
     pub org_id: OrgId,
     pub url: String,
+    #[sqlx(json)]
     pub events: Vec<String>,
     /// `whsec_` and the base64 of the key.
     pub secret: String,
+    #[sqlx(try_from = "sql::Timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -787,14 +805,16 @@ pub trait Store: Send + Sync {
         reason: Option<&str>,
         cutoff: Option<Cutoff>,
     ) -> StoreResult<Appointment>;
-    /// Moves an active appointment, re-checking overlap and hours atomically; replaces its
-    /// confirmation link with `link` and queues the notice in the same transaction. With the
-    /// patient's `cutoff`, the appointment is checked as `cancel` does and the new start must be
-    /// outside the cut-off too (else `Unavailable`, its alternatives outside it).
+    /// Moves an active appointment as the type `kind` (else as its own), re-checking overlap and
+    /// hours atomically; replaces its confirmation link with `link` and queues the notice in the
+    /// same transaction. With the patient's `cutoff`, the appointment is checked as `cancel` does
+    /// and the new start must be outside the cut-off too (else `Unavailable`, its alternatives
+    /// outside it).
     async fn reschedule(
         &self,
         actor: &Actor,
         id: AppointmentId,
+        kind: Option<AppointmentTypeId>,
         plan: PlanMove<'_>,
         link: &IssuedLink,
         cutoff: Option<Cutoff>,
@@ -875,6 +895,18 @@ enum Backend {
     Sqlite(sqlite::Lite),
 }
 
+/// `$body` with `$db` the store's database, whichever it is (the two arms differ only in their
+/// types).
+macro_rules! on_backend {
+    ($store:expr, |$db:ident| $body:expr) => {
+        match &$store.backend {
+            Backend::Postgres($db) => $body,
+            Backend::Sqlite($db) => $body,
+        }
+    };
+}
+use on_backend;
+
 impl SqlStore {
     /// Connects to the database a URL names and applies its migrations.
     pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
@@ -891,20 +923,6 @@ impl SqlStore {
         Ok(Self { backend, known: Default::default() })
     }
 
-    async fn ping_database(&self) -> Result<(), sqlx::Error> {
-        match &self.backend {
-            Backend::Postgres(db) => db.ping().await,
-            Backend::Sqlite(db) => db.ping().await,
-        }
-    }
-
-    fn pools(&self) -> Vec<PoolUsage> {
-        match &self.backend {
-            Backend::Postgres(db) => db.pool_usage(),
-            Backend::Sqlite(db) => db.pool_usage(),
-        }
-    }
-
     fn dialect(&self) -> sql::Dialect {
         match &self.backend {
             Backend::Postgres(_) => sql::Dialect::Postgres,
@@ -913,21 +931,7 @@ impl SqlStore {
     }
 
     async fn begin(&self, scope: rules::Scope) -> Result<sql::Tx, sqlx::Error> {
-        match &self.backend {
-            Backend::Postgres(db) => db.begin(scope).await,
-            Backend::Sqlite(db) => db.begin(scope).await,
-        }
-    }
-
-    async fn insert_booking(
-        &self,
-        tx: &mut sql::Tx,
-        writes: &rules::BookingWrites<'_>,
-    ) -> Result<rules::Inserted, sqlx::Error> {
-        match &self.backend {
-            Backend::Postgres(_) => postgres::insert_booking(tx, writes).await,
-            Backend::Sqlite(_) => sqlite::insert_booking(tx, writes).await,
-        }
+        on_backend!(self, |db| db.begin(scope).await)
     }
 }
 

@@ -1,21 +1,31 @@
-//! The rows as both databases return them, and their conversion into the store's types.
+//! The rows as both databases return them, and their conversion into the store's types. The
+//! types whose columns map one to one derive `sqlx::FromRow` themselves (in `mod.rs`), reading
+//! their columns through the conversions here.
 
 use super::known::Known;
 use super::sql::{Key, Timestamp};
-use super::{
-    Appointment, AppointmentType, CallRecord, ClinicSettings, Closure, Organization, OutboxJob, Provider, StoreError,
-    StoreResult, TimeOff, VapiSettings,
-};
+use super::{Appointment, CallRecord, OutboxJob, Provider, StoreError, StoreResult};
 use crate::domain::{
-    AppointmentId, AppointmentTypeId, ClosureId, Minutes, OrgId, ProviderId, Slot, TimeOffId, WeeklyHours, Zone,
+    AppointmentId, AppointmentTypeId, DomainError, Minutes, OrgId, ProviderId, Slot, WeeklyHours, Zone,
 };
-use chrono::NaiveDate;
 use shared::api::{AppointmentStatus, WorkingHours};
 use sqlx::types::Json;
 
 /// A zone read back from storage, where only valid names are ever written.
-fn stored_zone(name: &str) -> StoreResult<Zone> {
-    Zone::parse("timezone", name).map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
+impl TryFrom<String> for Zone {
+    type Error = StoreError;
+    fn try_from(name: String) -> StoreResult<Self> {
+        Zone::parse("timezone", &name).map_err(|_| StoreError::Internal(format!("stored time zone {name} is unknown")))
+    }
+}
+
+/// An appointment type's length or step read back from storage, where table constraints keep it
+/// in range.
+impl TryFrom<i32> for Minutes {
+    type Error = DomainError;
+    fn try_from(n: i32) -> Result<Self, DomainError> {
+        Minutes::parse("minutes", i64::from(n))
+    }
 }
 
 /// A range read back from storage, where `start < end` is a table constraint.
@@ -23,36 +33,8 @@ fn stored_range(start: Timestamp, end: Timestamp) -> StoreResult<Slot> {
     Slot::from_bounds(start.0, end.0).ok_or_else(|| StoreError::Internal("empty stored time range".into()))
 }
 
-/// Minutes or days read back from storage, where table constraints keep them in range.
-fn stored_count(n: i32) -> u32 {
-    u32::try_from(n).unwrap_or_default()
-}
-
-#[derive(sqlx::FromRow)]
-pub struct OrgRow {
-    id: OrgId,
-    name: String,
-    timezone: String,
-    created_at: Timestamp,
-    vapi_assistant_id: Option<String>,
-    vapi_transfer_number: Option<String>,
-}
-
 pub const ORG_COLUMNS: &str =
     "id, name, timezone, created_at, vapi_assistant_id, vapi_transfer_number FROM organizations";
-
-impl TryFrom<OrgRow> for Organization {
-    type Error = StoreError;
-    fn try_from(r: OrgRow) -> StoreResult<Self> {
-        Ok(Organization {
-            id: r.id,
-            name: r.name,
-            zone: stored_zone(&r.timezone)?,
-            created_at: r.created_at.0,
-            vapi: VapiSettings { assistant_id: r.vapi_assistant_id, transfer_number: r.vapi_transfer_number },
-        })
-    }
-}
 
 #[derive(sqlx::FromRow)]
 pub struct ProviderRow {
@@ -84,8 +66,8 @@ impl TryFrom<ProviderRow> for Known {
             id: r.id,
             org_id: r.org_id,
             name: r.name,
-            own_zone: r.timezone.as_deref().map(stored_zone).transpose()?,
-            org_zone: stored_zone(&r.org_timezone)?,
+            own_zone: r.timezone.map(Zone::try_from).transpose()?,
+            org_zone: Zone::try_from(r.org_timezone)?,
             appointment_minutes: Minutes::parse("appointment_minutes", i64::from(r.appointment_minutes))?,
             hours: WeeklyHours::stored(&r.working_hours.0)?,
             active: r.active,
@@ -128,7 +110,7 @@ impl TryFrom<AppointmentRow> for Appointment {
             id: r.id,
             org_id: r.org_id,
             provider_id: r.provider_id,
-            zone: stored_zone(&r.timezone)?,
+            zone: Zone::try_from(r.timezone)?,
             slot: stored_range(r.starts_at, r.ends_at)?,
             blocked: stored_range(r.blocked_from, r.blocked_until)?,
             appointment_type: r.appointment_type_id,
@@ -145,15 +127,17 @@ impl TryFrom<AppointmentRow> for Appointment {
     }
 }
 
+/// A range as `starts_at` and `ends_at`.
 #[derive(sqlx::FromRow)]
 pub struct SlotRow {
     starts_at: Timestamp,
     ends_at: Timestamp,
 }
 
-impl SlotRow {
-    pub fn slot(self) -> Option<Slot> {
-        Slot::from_bounds(self.starts_at.0, self.ends_at.0)
+impl TryFrom<SlotRow> for Slot {
+    type Error = StoreError;
+    fn try_from(r: SlotRow) -> StoreResult<Self> {
+        stored_range(r.starts_at, r.ends_at)
     }
 }
 
@@ -191,98 +175,16 @@ impl From<OutboxRow> for OutboxJob {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub struct AppointmentTypeRow {
-    id: AppointmentTypeId,
-    org_id: OrgId,
-    name: String,
-    duration_minutes: i32,
-    buffer_before_minutes: i32,
-    buffer_after_minutes: i32,
-    min_notice_minutes: i32,
-    max_advance_days: i32,
-    slot_interval_minutes: i32,
-    bookable_by_agent: bool,
-    provider_ids: Json<Vec<uuid::Uuid>>,
-    active: bool,
-}
-
 pub const APPOINTMENT_TYPE_COLUMNS: &str =
     "id, org_id, name, duration_minutes, buffer_before_minutes, buffer_after_minutes,
             min_notice_minutes, max_advance_days, slot_interval_minutes, bookable_by_agent, provider_ids, active
      FROM appointment_types";
 
-impl TryFrom<AppointmentTypeRow> for AppointmentType {
-    type Error = StoreError;
-    fn try_from(r: AppointmentTypeRow) -> StoreResult<Self> {
-        Ok(AppointmentType {
-            id: r.id,
-            org_id: r.org_id,
-            name: r.name,
-            duration: Minutes::parse("duration_minutes", i64::from(r.duration_minutes))?,
-            buffer_before_minutes: stored_count(r.buffer_before_minutes),
-            buffer_after_minutes: stored_count(r.buffer_after_minutes),
-            min_notice_minutes: stored_count(r.min_notice_minutes),
-            max_advance_days: stored_count(r.max_advance_days),
-            slot_interval: Minutes::parse("slot_interval_minutes", i64::from(r.slot_interval_minutes))?,
-            bookable_by_agent: r.bookable_by_agent,
-            provider_ids: r.provider_ids.0.into_iter().map(ProviderId).collect(),
-            active: r.active,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct TimeOffRow {
-    id: TimeOffId,
-    org_id: OrgId,
-    provider_id: ProviderId,
-    starts_at: Timestamp,
-    ends_at: Timestamp,
-    reason: Option<String>,
-}
-
 pub const TIME_OFF_COLUMNS: &str = "id, org_id, provider_id, starts_at, ends_at, reason FROM time_off";
-
-impl TryFrom<TimeOffRow> for TimeOff {
-    type Error = StoreError;
-    fn try_from(r: TimeOffRow) -> StoreResult<Self> {
-        Ok(TimeOff {
-            id: r.id,
-            org_id: r.org_id,
-            provider_id: r.provider_id,
-            span: stored_range(r.starts_at, r.ends_at)?,
-            reason: r.reason,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct ClosureRow {
-    id: ClosureId,
-    org_id: OrgId,
-    first_day: NaiveDate,
-    last_day: NaiveDate,
-    starts_at: Timestamp,
-    ends_at: Timestamp,
-    reason: Option<String>,
-}
 
 pub const CLOSURE_COLUMNS: &str = "id, org_id, first_day, last_day, starts_at, ends_at, reason FROM closures";
 
-impl TryFrom<ClosureRow> for Closure {
-    type Error = StoreError;
-    fn try_from(r: ClosureRow) -> StoreResult<Self> {
-        Ok(Closure {
-            id: r.id,
-            org_id: r.org_id,
-            first_day: r.first_day,
-            last_day: r.last_day,
-            span: stored_range(r.starts_at, r.ends_at)?,
-            reason: r.reason,
-        })
-    }
-}
+pub const WEBHOOK_COLUMNS: &str = "id, org_id, url, events, secret, created_at FROM webhooks";
 
 #[derive(sqlx::FromRow)]
 pub struct CallRow {
@@ -305,25 +207,6 @@ impl From<CallRow> for CallRecord {
             ended_reason: r.ended_reason,
             summary: r.summary,
             appointment_ids: r.appointment_ids.0.into_iter().map(AppointmentId).collect(),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub struct SettingsRow {
-    reminder_offsets_minutes: Json<Vec<u32>>,
-    manage_cutoff_minutes: i32,
-    max_active_per_caller: i32,
-    sms_from: Option<String>,
-}
-
-impl From<SettingsRow> for ClinicSettings {
-    fn from(r: SettingsRow) -> Self {
-        ClinicSettings {
-            reminder_offsets_minutes: r.reminder_offsets_minutes.0,
-            manage_cutoff_minutes: stored_count(r.manage_cutoff_minutes),
-            max_active_per_caller: stored_count(r.max_active_per_caller),
-            sms_from: r.sms_from,
         }
     }
 }

@@ -4,10 +4,11 @@
 
 use super::known::Known;
 use super::rows::{
-    AppointmentRow, OrgRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS,
-    PROVIDER_COLUMNS,
+    AppointmentRow, CallRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, APPOINTMENT_TYPE_COLUMNS,
+    CLOSURE_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS, PROVIDER_COLUMNS, TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
 };
-use super::sql::{sqlstate, Key, Record, Timestamp, Tx, Values};
+use super::schedule::type_values;
+use super::sql::{sqlstate, Bind, Dialect, Key, Record, Then, Timestamp, Tx, Values};
 use super::webhooks::fire;
 use super::*;
 use sqlx::types::Json;
@@ -121,19 +122,6 @@ impl SqlStore {
         Ok(changed)
     }
 
-    /// One query in a transaction of its own: its row, if any.
-    async fn fetch_optional<'q, R: Record>(
-        &self,
-        scope: Scope,
-        sql: &'q str,
-        values: impl Values<'q>,
-    ) -> Result<Option<R>, sqlx::Error> {
-        let mut tx = self.begin(scope).await?;
-        let row = tx.query(sql, values).fetch_optional().await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
     /// One query in a transaction of its own: its rows.
     async fn fetch_all<'q, R: Record>(
         &self,
@@ -145,6 +133,32 @@ impl SqlStore {
         let rows = tx.query(sql, values).fetch_all().await?;
         tx.commit().await?;
         Ok(rows)
+    }
+
+    /// One query in a transaction of its own: its row, if any (every use reads one at most).
+    async fn fetch_optional<'q, R: Record>(
+        &self,
+        scope: Scope,
+        sql: &'q str,
+        values: impl Values<'q>,
+    ) -> Result<Option<R>, sqlx::Error> {
+        Ok(self.fetch_all(scope, sql, values).await?.into_iter().next())
+    }
+
+    /// One page of a list, read in a transaction of its own: `sql` takes `values`, then the sort key
+    /// (as `key` binds it) and id the page starts after, then how many rows to read (one more than
+    /// the page holds, telling whether more follow).
+    async fn page<'q, K: Sync, V: Bind<'q>, R: Record>(
+        &self,
+        org: OrgId,
+        sql: &'q str,
+        values: impl Values<'q>,
+        page: &'q PageRequest<K>,
+        key: impl FnOnce(&'q K) -> V + Send,
+    ) -> Result<Page<R>, sqlx::Error> {
+        let (after, id) = page.after.as_ref().map(|(k, id)| (key(k), Key(*id))).unzip();
+        let rows = self.fetch_all(Scope::Read(org), sql, Then(values, (after, id, i64::from(page.limit) + 1))).await?;
+        Ok(Page::of(rows, page.limit))
     }
 
     async fn try_book(&self, actor: &Actor, b: &NewBooking<'_>) -> Result<BookOutcome, Fault> {
@@ -179,7 +193,10 @@ impl SqlStore {
             idempotency: b.idempotency.as_ref().map(|idem| (idem, (b.render)(&appointment))),
             capped: capped.is_some(),
         };
-        let inserted = self.insert_booking(&mut tx, &writes).await;
+        let inserted = match tx.dialect() {
+            Dialect::Postgres => super::postgres::insert_booking(&mut tx, &writes).await,
+            Dialect::Sqlite => super::sqlite::insert_booking(&mut tx, &writes).await,
+        };
         match inserted {
             Ok(Inserted::Booked) => {
                 tx.commit().await?;
@@ -250,8 +267,9 @@ impl SqlStore {
                 }
             }
         }
+        let row = provider_row(tx, org, b.provider, "").await?;
         let known =
-            Arc::new(load_known(tx, org, b.provider).await?.filter(|k| k.provider.active).ok_or(StoreError::NotFound)?);
+            Arc::new(row.map(Known::try_from).transpose()?.filter(|k| k.provider.active).ok_or(StoreError::NotFound)?);
         self.known.put(known.clone());
         let wanted = (b.plan)(&known.provider)?;
         if !wanted.allowed_by(&known.provider, now()) {
@@ -301,6 +319,7 @@ impl SqlStore {
         &self,
         actor: &Actor,
         id: AppointmentId,
+        kind: Option<AppointmentTypeId>,
         plan: PlanMove<'_>,
         link: &IssuedLink,
         cutoff: Option<Cutoff>,
@@ -314,9 +333,14 @@ impl SqlStore {
         }
         // Locked against time off and closures being created until this transaction ends, so
         // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
-        let provider =
-            load_provider(&mut tx, actor.org, appointment.provider_id, true).await?.ok_or(StoreError::NotFound)?;
-        let mut wanted = plan(&provider, &appointment)?;
+        let key_share = tx.dialect().key_share("p");
+        let provider = provider_row(&mut tx, actor.org, appointment.provider_id, &key_share).await?;
+        let provider = provider.map(Provider::try_from).transpose()?.ok_or(StoreError::NotFound)?;
+        let moved_as = match kind.or(appointment.appointment_type) {
+            Some(kind) => appointment_type_in(&mut tx, actor.org, kind, "").await?,
+            None => None,
+        };
+        let mut wanted = plan(&provider, &appointment, moved_as.as_ref())?;
         if let Some(cutoff) = cutoff {
             wanted.policy = cutoff.bound(wanted.policy);
         }
@@ -464,25 +488,7 @@ pub(super) const INSERT_APPOINTMENT: &str = "INSERT INTO appointments (id, org_i
 pub(super) const APPOINTMENT_VALUES: &str =
     "$1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $12, $13, $14, $14";
 
-#[allow(clippy::type_complexity)]
-pub(super) fn appointment_values(
-    a: &Appointment,
-) -> (
-    AppointmentId,
-    OrgId,
-    ProviderId,
-    Timestamp,
-    Timestamp,
-    Timestamp,
-    Timestamp,
-    Option<AppointmentTypeId>,
-    &str,
-    &Option<String>,
-    &Option<String>,
-    &Option<String>,
-    &Option<String>,
-    Timestamp,
-) {
+pub(super) fn appointment_values(a: &Appointment) -> impl Values<'_> {
     (
         a.id,
         a.org_id,
@@ -508,19 +514,26 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
-async fn load_known(tx: &mut Tx, org: OrgId, id: ProviderId) -> StoreResult<Option<Known>> {
-    let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
-    let row: Option<ProviderRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
-    row.map(Known::try_from).transpose()
+/// The provider's row, read with `lock` (a locking clause of the dialect, or none).
+async fn provider_row(tx: &mut Tx, org: OrgId, id: ProviderId, lock: &str) -> Result<Option<ProviderRow>, sqlx::Error> {
+    let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
+    tx.query(&sql, (org, id)).fetch_optional().await
 }
 
-/// The provider, optionally key-share locked until the transaction ends: time off and closures
-/// for it cannot be created meanwhile.
-async fn load_provider(tx: &mut Tx, org: OrgId, id: ProviderId, locked: bool) -> StoreResult<Option<Provider>> {
-    let lock = if locked { tx.dialect().key_share("p") } else { String::new() };
-    let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
-    let row: Option<ProviderRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
-    row.map(Provider::try_from).transpose()
+/// The appointment type, read with `lock` (a locking clause of the dialect, or none).
+async fn appointment_type_in(
+    tx: &mut Tx,
+    org: OrgId,
+    id: AppointmentTypeId,
+    lock: &str,
+) -> Result<Option<AppointmentType>, sqlx::Error> {
+    let sql = format!("SELECT {APPOINTMENT_TYPE_COLUMNS} WHERE org_id = $1 AND id = $2{lock}");
+    tx.query(&sql, (org, id)).fetch_optional().await
+}
+
+/// A count kept in an `integer` column (the settings' checks keep it far below the limit).
+pub(super) fn stored_count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 /// The appointment, locked until the transaction ends.
@@ -568,7 +581,7 @@ pub(super) async fn busy_in(
         span = d.overlaps("starts_at", "ends_at", "$3", "$4"),
     );
     let rows: Vec<SlotRow> = tx.query(&sql, (org, provider, Timestamp(from), Timestamp(to))).fetch_all().await?;
-    Ok(rows.into_iter().filter_map(SlotRow::slot).collect())
+    Ok(rows.into_iter().filter_map(|r| Slot::try_from(r).ok()).collect())
 }
 
 /// Whether an active appointment of the provider, other than `except`, has a blocked range
@@ -763,11 +776,11 @@ pub(super) async fn remember(
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        Ok(self.ping_database().await?)
+        Ok(on_backend!(self, |db| db.ping().await)?)
     }
 
     fn pool_usage(&self) -> Vec<super::PoolUsage> {
-        self.pools()
+        on_backend!(self, |db| db.pool_usage())
     }
 
     async fn outbox_backlog(&self, now: DateTime<Utc>) -> StoreResult<super::OutboxBacklog> {
@@ -792,34 +805,64 @@ impl Store for SqlStore {
     }
 
     async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>> {
-        self.load_settings(org).await
+        let sql = "SELECT reminder_offsets_minutes, manage_cutoff_minutes, max_active_per_caller, sms_from
+                   FROM organizations WHERE id = $1";
+        Ok(self.fetch_optional(Scope::Read(org), sql, (org,)).await?)
     }
 
-    async fn set_settings(&self, org: OrgId, settings: &ClinicSettings) -> StoreResult<bool> {
-        self.store_settings(org, settings).await
+    async fn set_settings(&self, org: OrgId, s: &ClinicSettings) -> StoreResult<bool> {
+        let sql = "UPDATE organizations SET reminder_offsets_minutes = $2, manage_cutoff_minutes = $3,
+                          max_active_per_caller = $4, sms_from = $5
+                   WHERE id = $1";
+        let (cutoff, most) = (stored_count(s.manage_cutoff_minutes), stored_count(s.max_active_per_caller));
+        let values = (org, Json(&s.reminder_offsets_minutes), cutoff, most, &s.sms_from);
+        Ok(self.execute(Scope::Write(org), sql, values).await? > 0)
     }
 
-    async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool> {
-        self.store_vapi_settings(org, settings).await
+    async fn set_vapi_settings(&self, org: OrgId, v: &VapiSettings) -> StoreResult<bool> {
+        let sql = "UPDATE organizations SET vapi_assistant_id = $2, vapi_transfer_number = $3 WHERE id = $1";
+        Ok(self.execute(Scope::Write(org), sql, (org, &v.assistant_id, &v.transfer_number)).await? > 0)
     }
 
-    async fn record_call(&self, org: OrgId, call: &CallRecord) -> StoreResult<bool> {
-        self.keep_call(org, call).await
+    async fn record_call(&self, org: OrgId, c: &CallRecord) -> StoreResult<bool> {
+        let sql = "INSERT INTO calls (org_id, call_id, customer_number, started_at, ended_at, ended_reason, summary, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (org_id, call_id) DO NOTHING";
+        let (started, ended) = (Timestamp(c.started_at), c.ended_at.map(Timestamp));
+        let values =
+            (org, &c.call_id, &c.customer_number, started, ended, &c.ended_reason, &c.summary, Timestamp(now()));
+        Ok(self.execute(Scope::Write(org), sql, values).await? > 0)
     }
 
+    /// A call's appointments are those whose audit rows name it: every change a tool call makes
+    /// writes its audit row, with the call's id, in the change's own transaction, so the list can
+    /// miss none.
     async fn calls(
         &self,
         org: OrgId,
-        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         page: &PageRequest<(DateTime<Utc>, String)>,
     ) -> StoreResult<Page<CallRecord>> {
-        self.list_calls(org, within, page).await
+        let ids = self.dialect().json_distinct("a.appointment_id");
+        let sql = format!(
+            "SELECT c.call_id, c.customer_number, c.started_at, c.ended_at, c.ended_reason, c.summary,
+                    (SELECT {ids} FROM audit_log a
+                     WHERE a.org_id = c.org_id AND a.call_id = c.call_id AND a.subject = 'appointment') AS appointment_ids
+             FROM calls c
+             WHERE c.org_id = $1 AND ($2 IS NULL OR c.started_at >= $2) AND ($3 IS NULL OR c.started_at < $3)
+               AND ($4 IS NULL OR (c.started_at, c.call_id) > ($4, $5))
+             ORDER BY c.started_at, c.call_id LIMIT $6"
+        );
+        // Calls are named by Vapi's text ids: the sort key carries the id, the UUID part is unused.
+        let (after, id) = page.after.as_ref().map(|((at, id), _)| (Timestamp(*at), id.as_str())).unzip();
+        let values = (org, from.map(Timestamp), to.map(Timestamp), after, id, i64::from(page.limit) + 1);
+        let rows: Vec<CallRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
+        Ok(Page::of(rows.into_iter().map(CallRecord::from).collect(), page.limit))
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
         let sql = format!("SELECT {ORG_COLUMNS} WHERE id = $1");
-        let row: Option<OrgRow> = self.fetch_optional(Scope::Read(id), &sql, (id,)).await?;
-        row.map(Organization::try_from).transpose()
+        Ok(self.fetch_optional(Scope::Read(id), &sql, (id,)).await?)
     }
 
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {
@@ -842,11 +885,8 @@ impl Store for SqlStore {
             "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND ($2 IS NULL OR (p.name, p.id) > ($2, $3))
              ORDER BY p.name, p.id LIMIT $4"
         );
-        let (name, id) = page.after.as_ref().map(|(name, id)| (name.as_str(), Key(*id))).unzip();
-        let values = (org, name, id, i64::from(page.limit) + 1);
-        let rows: Vec<ProviderRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
-        let providers = rows.into_iter().map(Provider::try_from).collect::<StoreResult<_>>()?;
-        Ok(Page::of(providers, page.limit))
+        let rows: Page<ProviderRow> = self.page(org, &sql, (org,), page, |name| name.as_str()).await?;
+        rows.try_map(Provider::try_from)
     }
 
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
@@ -858,9 +898,7 @@ impl Store for SqlStore {
     async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("p");
-        let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
-        let row: Option<ProviderRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
-        let Some(mut p) = row.map(Provider::try_from).transpose()? else {
+        let Some(mut p) = provider_row(&mut tx, org, id, &lock).await?.map(Provider::try_from).transpose()? else {
             return Ok(None);
         };
         p.apply(c);
@@ -876,16 +914,26 @@ impl Store for SqlStore {
         Ok(Some(p))
     }
 
-    async fn create_appointment_type(&self, kind: &AppointmentType) -> StoreResult<()> {
-        self.insert_appointment_type(kind).await
+    async fn create_appointment_type(&self, t: &AppointmentType) -> StoreResult<()> {
+        let sql = "INSERT INTO appointment_types (id, org_id, name, duration_minutes, buffer_before_minutes,
+                        buffer_after_minutes, min_notice_minutes, max_advance_days, slot_interval_minutes,
+                        bookable_by_agent, provider_ids, active, created_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+        self.execute(Scope::Write(t.org_id), sql, type_values(t, now())).await?;
+        Ok(())
     }
 
     async fn appointment_types(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<AppointmentType>> {
-        self.list_appointment_types(org, page).await
+        let sql = format!(
+            "SELECT {APPOINTMENT_TYPE_COLUMNS} WHERE org_id = $1 AND ($2 IS NULL OR (name, id) > ($2, $3))
+             ORDER BY name, id LIMIT $4"
+        );
+        Ok(self.page(org, &sql, (org,), page, |name| name.as_str()).await?)
     }
 
     async fn appointment_type(&self, org: OrgId, id: AppointmentTypeId) -> StoreResult<Option<AppointmentType>> {
-        self.load_appointment_type(org, id).await
+        let sql = format!("SELECT {APPOINTMENT_TYPE_COLUMNS} WHERE org_id = $1 AND id = $2");
+        Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
     async fn update_appointment_type(
@@ -894,37 +942,85 @@ impl Store for SqlStore {
         id: AppointmentTypeId,
         changes: &AppointmentTypeChanges,
     ) -> StoreResult<Option<AppointmentType>> {
-        self.change_appointment_type(org, id, changes).await
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        let lock = tx.dialect().lock("appointment_types");
+        let Some(mut t) = appointment_type_in(&mut tx, org, id, &lock).await? else {
+            return Ok(None);
+        };
+        t.apply(changes);
+        let sql = "UPDATE appointment_types SET name = $3, duration_minutes = $4, buffer_before_minutes = $5,
+                        buffer_after_minutes = $6, min_notice_minutes = $7, max_advance_days = $8,
+                        slot_interval_minutes = $9, bookable_by_agent = $10, provider_ids = $11, active = $12,
+                        updated_at = $13
+                   WHERE id = $1 AND org_id = $2";
+        tx.query(sql, type_values(&t, now())).execute().await?;
+        tx.commit().await?;
+        Ok(Some(t))
     }
 
     async fn create_time_off(&self, actor: &Actor, time_off: &TimeOff) -> StoreResult<Vec<AppointmentId>> {
-        self.add_time_off(actor, time_off).await
+        let conflicts = retrying(|| self.try_add_time_off(actor, time_off)).await?;
+        self.known.forget(actor.org, time_off.provider_id);
+        Ok(conflicts)
     }
 
     async fn time_off(
         &self,
         org: OrgId,
         provider: ProviderId,
-        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
         page: &PageRequest<DateTime<Utc>>,
     ) -> StoreResult<Page<TimeOff>> {
-        self.list_time_off(org, provider, within, page).await
+        let sql = format!(
+            "SELECT {TIME_OFF_COLUMNS}
+             WHERE org_id = $1 AND provider_id = $2 AND ($3 IS NULL OR ends_at > $3) AND ($4 IS NULL OR starts_at < $4)
+               AND ($5 IS NULL OR (starts_at, id) > ($5, $6))
+             ORDER BY starts_at, id LIMIT $7"
+        );
+        let values = (org, provider, from.map(Timestamp), to.map(Timestamp));
+        Ok(self.page(org, &sql, values, page, |at| Timestamp(*at)).await?)
     }
 
     async fn delete_time_off(&self, actor: &Actor, id: TimeOffId) -> StoreResult<bool> {
-        self.remove_time_off(actor, id).await
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let sql = "DELETE FROM time_off WHERE org_id = $1 AND id = $2
+                   RETURNING id, org_id, provider_id, starts_at, ends_at, reason";
+        let Some(removed) = tx.query(sql, (actor.org, id)).fetch_optional::<TimeOff>().await? else {
+            return Ok(false);
+        };
+        let details = serde_json::json!({
+            "provider_id": removed.provider_id, "starts_at": removed.span.start(), "ends_at": removed.span.end(),
+        });
+        audit(&mut tx, actor, Subject::TimeOff(id), action::TIME_OFF_REMOVED, &details, now()).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn create_closure(&self, actor: &Actor, closure: &Closure) -> StoreResult<Vec<AppointmentId>> {
-        self.add_closure(actor, closure).await
+        let conflicts = retrying(|| self.try_add_closure(actor, closure)).await?;
+        self.known.forget_organization(actor.org);
+        Ok(conflicts)
     }
 
     async fn closures(&self, org: OrgId, page: &PageRequest<NaiveDate>) -> StoreResult<Page<Closure>> {
-        self.list_closures(org, page).await
+        let sql = format!(
+            "SELECT {CLOSURE_COLUMNS} WHERE org_id = $1 AND ($2 IS NULL OR (first_day, id) > ($2, $3))
+             ORDER BY first_day, id LIMIT $4"
+        );
+        Ok(self.page(org, &sql, (org,), page, |day| *day).await?)
     }
 
     async fn delete_closure(&self, actor: &Actor, id: ClosureId) -> StoreResult<bool> {
-        self.remove_closure(actor, id).await
+        let mut tx = self.begin(Scope::Write(actor.org)).await?;
+        let sql = "DELETE FROM closures WHERE org_id = $1 AND id = $2 RETURNING first_day, last_day";
+        let removed: Option<(NaiveDate, NaiveDate)> = tx.query(sql, (actor.org, id)).fetch_optional().await?;
+        let Some((first, last)) = removed else {
+            return Ok(false);
+        };
+        let details = serde_json::json!({ "date": first, "end_date": last });
+        audit(&mut tx, actor, Subject::Closure(id), action::CLOSURE_REMOVED, &details, now()).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn busy(
@@ -970,12 +1066,9 @@ impl Store for SqlStore {
              LIMIT $10"
         );
         let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
-        let (after, id) = page.after.as_ref().map(|(at, id)| (Timestamp(*at), Key(*id))).unzip();
-        let limit = i64::from(page.limit) + 1;
-        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code, after, id, limit);
-        let rows: Vec<AppointmentRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
-        let appointments = rows.into_iter().map(Appointment::try_from).collect::<StoreResult<_>>()?;
-        Ok(Page::of(appointments, page.limit))
+        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code);
+        let rows: Page<AppointmentRow> = self.page(org, &sql, values, page, |at| Timestamp(*at)).await?;
+        rows.try_map(Appointment::try_from)
     }
 
     async fn cancel(
@@ -992,11 +1085,12 @@ impl Store for SqlStore {
         &self,
         actor: &Actor,
         id: AppointmentId,
+        kind: Option<AppointmentTypeId>,
         plan: PlanMove<'_>,
         link: &IssuedLink,
         cutoff: Option<Cutoff>,
     ) -> StoreResult<MoveOutcome> {
-        retrying(|| self.try_reschedule(actor, id, plan, link, cutoff)).await
+        retrying(|| self.try_reschedule(actor, id, kind, plan, link, cutoff)).await
     }
 
     async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>> {
@@ -1114,32 +1208,62 @@ impl Store for SqlStore {
         Ok(rows.into_iter().map(OutboxJob::from).collect())
     }
 
-    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
-        self.add_webhook(webhook).await
+    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let mut tx = self.begin(Scope::Write(w.org_id)).await?;
+        let (count,): (i64,) =
+            tx.query("SELECT count(*) FROM webhooks WHERE org_id = $1", (w.org_id,)).fetch_one().await?;
+        if count >= MAX_WEBHOOKS {
+            return Err(StoreError::InvalidState(format!("a clinic has at most {MAX_WEBHOOKS} webhooks")));
+        }
+        tx.query(
+            "INSERT INTO webhooks (id, org_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            (w.id, w.org_id, &w.url, Json(&w.events), &w.secret, Timestamp(w.created_at)),
+        )
+        .execute()
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>> {
-        self.list_webhooks(org, page).await
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} WHERE org_id = $1 AND ($2 IS NULL OR (created_at, id) > ($2, $3))
+             ORDER BY created_at, id LIMIT $4"
+        );
+        Ok(self.page(org, &sql, (org,), page, |at| Timestamp(*at)).await?)
     }
 
     async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<Webhook>> {
-        self.load_webhook(org, id).await
+        let sql = format!("SELECT {WEBHOOK_COLUMNS} WHERE org_id = $1 AND id = $2");
+        Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
     async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool> {
-        self.remove_webhook(org, id).await
+        let sql = "DELETE FROM webhooks WHERE org_id = $1 AND id = $2";
+        Ok(self.execute(Scope::Write(org), sql, (org, id)).await? > 0)
     }
 
+    // SMS opt-outs belong to a pair of numbers, not to a clinic (a sender number may serve
+    // several), so they are kept and read outside any organization's scope: written by the inbound
+    // SMS route (`Scope::OptOuts`), read by the dispatcher (`Scope::Dispatch`), each role allowed
+    // that table only.
+
     async fn sms_opt_out(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<()> {
-        self.keep_opt_out(sender, phone).await
+        let sql = "INSERT INTO sms_opt_outs (sender, phone, created_at) VALUES ($1, $2, $3)
+                   ON CONFLICT (sender, phone) DO NOTHING";
+        self.execute(Scope::OptOuts, sql, (sender.as_str(), phone.as_str(), Timestamp(now()))).await?;
+        Ok(())
     }
 
     async fn sms_opt_in(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<bool> {
-        self.drop_opt_out(sender, phone).await
+        let sql = "DELETE FROM sms_opt_outs WHERE sender = $1 AND phone = $2";
+        Ok(self.execute(Scope::OptOuts, sql, (sender.as_str(), phone.as_str())).await? > 0)
     }
 
     async fn sms_opted_out(&self, sender: &str, phone: &str) -> StoreResult<bool> {
-        self.find_opt_out(sender, phone).await
+        let sql = "SELECT 1 FROM sms_opt_outs WHERE sender = $1 AND phone = $2";
+        let row: Option<(i32,)> = self.fetch_optional(Scope::Dispatch, sql, (sender, phone)).await?;
+        Ok(row.is_some())
     }
 
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64> {

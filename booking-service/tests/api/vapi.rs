@@ -374,6 +374,17 @@ async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Ba
     assert_eq!((starts[0].as_str(), starts[15].as_str()), ("09:00", "16:30"));
 }
 
+/// A type of visit only the clinic's staff book: 45 minutes.
+async fn surgery_consult(org: &TestOrg) -> shared::api::AppointmentType {
+    let kind = CreateAppointmentType {
+        name: "Surgery consult".into(),
+        duration_minutes: 45,
+        bookable_by_agent: Some(false),
+        ..Default::default()
+    };
+    org.admin.create_appointment_type(&kind).await.expect("type")
+}
+
 async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -387,15 +398,7 @@ async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
         })
         .await
         .expect("type");
-    org.admin
-        .create_appointment_type(&CreateAppointmentType {
-            name: "Surgery consult".into(),
-            duration_minutes: 45,
-            bookable_by_agent: Some(false),
-            ..Default::default()
-        })
-        .await
-        .expect("type");
+    surgery_consult(&org).await;
     let listed =
         only(&post(&org.agent, &message(vec![call("l", "list_providers", json!({}))], Some(CALLER), "c1")).await)
             .expect("listed");
@@ -440,6 +443,29 @@ async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
             .expect_err("unknown");
     assert!(refused.contains("We offer New patient visit (60 minutes) and Surgery consult (45 minutes)"), "{refused}");
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
+}
+
+/// A move keeps the appointment's own type, which the store reads in the move's transaction: a
+/// voice agent cannot move a visit of a type only staff book.
+async fn a_caller_cannot_move_a_visit_only_staff_book(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let surgery = surgery_consult(&org).await;
+    let day = days_ahead(12);
+    let input = shared::api::BookingInput {
+        appointment_type_id: Some(surgery.id),
+        patient_phone: Some(CALLER.into()),
+        ..booking(smith.id, day, "14:00")
+    };
+    let booked = org.staff.book(&input).await.expect("staff books it");
+    let args = json!({"confirmation_code": booked.confirmation_code, "appointment_date": date_str(day),
+                      "appointment_time": "15:00"});
+    let refused =
+        only(&post(&org.agent, &message(vec![call("m", "reschedule_appointment", args)], Some(CALLER), "c1")).await)
+            .expect_err("staff only");
+    assert!(refused.contains("booked by the clinic's staff"), "{refused}");
+    let kept = org.staff.appointment(booked.appointment_id).await.expect("read");
+    assert_eq!(kept.starts_at.format("%H:%M").to_string(), "14:00");
 }
 
 async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(backend: Backend) {
@@ -694,6 +720,7 @@ async fn a_day_without_openings_is_answered_with_the_next_one(backend: Backend) 
 
 on_both_backends!(
     a_caller_books_a_kind_of_visit_by_its_name,
+    a_caller_cannot_move_a_visit_only_staff_book,
     a_day_without_openings_is_answered_with_the_next_one,
     a_caller_lists_checks_books_finds_moves_and_cancels,
     every_list_form_is_read_and_parallel_calls_answer_in_order,

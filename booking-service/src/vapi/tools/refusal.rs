@@ -47,6 +47,9 @@ impl From<StoreError> for Refusal {
             StoreError::Started => Self::spoken("That appointment has already started."),
             StoreError::InvalidState(m) => Self::spoken(format!("I couldn't do that: {m}.")),
             StoreError::IdempotencyConflict => Self::spoken("That conflicts with an earlier request in this call."),
+            StoreError::StaffOnly(name) => Self::spoken(format!(
+                "A {name} is booked by the clinic's staff, not over this line. I can have them call you back, or you can call the front desk."
+            )),
             StoreError::Invalid(d) => d.into(),
             StoreError::Unavailable(m) | StoreError::Internal(m) => {
                 tracing::warn!(error = %m, "a voice-agent tool could not run");
@@ -63,9 +66,6 @@ impl From<BookingError> for Refusal {
             BookingError::Unavailable { provider, wanted, alternatives } => {
                 Self::Spoken(unavailable(&provider, &wanted, &alternatives))
             }
-            BookingError::StaffOnly(name) => Self::spoken(format!(
-                "A {name} is booked by the clinic's staff, not over this line. I can have them call you back, or you can call the front desk."
-            )),
         }
     }
 }
