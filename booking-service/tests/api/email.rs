@@ -39,6 +39,20 @@ async fn outbox(app: &TestApp, org: Uuid, appointment: Uuid) -> Vec<OutboxJob> {
     jobs.into_iter().filter(|j| EMAILS.contains(&format!("'{}'", j.kind))).collect()
 }
 
+/// Reads with `read` every 50 ms until `done` holds for what it read, and returns that; fails the
+/// test when it does not within `WAIT`.
+pub(crate) async fn wait_until<T: std::fmt::Debug>(read: impl AsyncFn() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = read().await;
+        if done(&got) {
+            return got;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never got there: {got:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls the outbox until `done` holds for the appointment's messages.
 async fn wait_outbox(
     app: &TestApp,
@@ -46,15 +60,7 @@ async fn wait_outbox(
     appointment: Uuid,
     done: impl Fn(&[OutboxJob]) -> bool,
 ) -> Vec<OutboxJob> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let jobs = outbox(app, org, appointment).await;
-        if done(&jobs) {
-            return jobs;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "outbox never got there: {jobs:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(async || outbox(app, org, appointment).await, |jobs| done(jobs)).await
 }
 
 /// The `.eml` files written so far, oldest first.
@@ -71,15 +77,7 @@ fn eml_files(app: &TestApp) -> Vec<String> {
 }
 
 pub(crate) async fn wait_eml(app: &TestApp, count: usize) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let files = eml_files(app);
-        if files.len() >= count {
-            return files;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "only {} .eml files", files.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(async || eml_files(app), |files| files.len() >= count).await
 }
 
 pub(crate) fn searchable(eml: &str) -> String {

@@ -2,7 +2,7 @@
 //! reaching the patient, queued with the booking and due at its start minus the offset, moved by
 //! a reschedule, withdrawn by a cancellation, and delivered once when due.
 
-use crate::email::{searchable, wait_eml};
+use crate::email::{searchable, wait_eml, wait_until};
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};
 use booking_service::store::OutboxJob;
@@ -144,16 +144,12 @@ async fn a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link(backe
     assert!(reminder.contains(&booked.confirmation_code), "{reminder}");
     assert!(reminder.contains(&format!("{}/manage/", app.base)), "{reminder}");
     assert!(!reminder.contains("/confirm/"), "a reminder confirms nothing: {reminder}");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let jobs = reminders(&app, org.id, booked.appointment_id).await;
-        let email = jobs.iter().find(|j| j.kind == "reminder_email").expect("the email reminder");
-        if email.sent_at.is_some() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never marked sent: {jobs:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // The email reminder is marked sent.
+    wait_until(
+        async || reminders(&app, org.id, booked.appointment_id).await,
+        |jobs| jobs.iter().any(|j| j.kind == "reminder_email" && j.sent_at.is_some()),
+    )
+    .await;
     // The booking's SMS and the reminder.
     let texts = twilio.wait_for(2, std::time::Duration::from_secs(20)).await.expect("both SMS arrive");
     let text = texts.iter().find(|m| m.body.contains("a reminder")).unwrap_or_else(|| panic!("{texts:?}"));
@@ -191,17 +187,14 @@ async fn the_booking_sms_goes_through_twilio_and_never_after_stop(backend: Backe
     assert_eq!(stopped.status(), 200);
     let again =
         org.agent.book(&BookingInput { appointment_time: Some("11:00".into()), ..input }).await.expect("booked");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let jobs = app.store.outbox(OrgId(org.id), AppointmentId(again.appointment_id)).await.expect("outbox");
-        let sms = jobs.iter().find(|j| j.kind == "booking_sms").expect("the SMS was queued");
-        if sms.dead_at.is_some() {
-            assert!(sms.last_error.as_deref().is_some_and(|e| e.contains("STOP")), "{sms:?}");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never settled: {sms:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // The SMS was queued, then given up for the opt-out.
+    let jobs = wait_until(
+        async || app.store.outbox(OrgId(org.id), AppointmentId(again.appointment_id)).await.expect("outbox"),
+        |jobs| jobs.iter().any(|j| j.kind == "booking_sms" && j.dead_at.is_some()),
+    )
+    .await;
+    let sms = jobs.iter().find(|j| j.kind == "booking_sms").expect("the SMS was queued");
+    assert!(sms.last_error.as_deref().is_some_and(|e| e.contains("STOP")), "{sms:?}");
     assert_eq!(twilio.messages().len(), 1, "nothing after STOP");
 }
 
