@@ -3,7 +3,7 @@
 //! scanners open links); confirming makes the appointment confirmed. When the message carries the
 //! patient's manage link (`/manage/{token}`), opening it shows that appointment.
 
-use super::{caller, date_in, vapi, vapi_message, Clinic, Run, Steps};
+use super::{caller, date_in, poll, vapi, vapi_message, Clinic, Run, Seen, Steps};
 use crate::plain;
 use reqwest::Method;
 use serde_json::json;
@@ -62,15 +62,11 @@ async fn scenario(
     }
     steps.check("a booking with an email address is accepted", ok, plain::answers(&booked));
 
-    let mut arrived = None;
-    while sent_at.elapsed() < run.email_timeout {
-        if let Some(m) = mail.messages().into_iter().find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&address))) {
-            arrived = Some((m, sent_at.elapsed()));
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let Some((message, took)) = arrived else {
+    let arrived = poll(sent_at, run.email_timeout, || {
+        mail.messages().into_iter().find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&address)))
+    })
+    .await;
+    let Some(Seen { found: message, took, .. }) = arrived else {
         steps.check(
             "the confirmation email arrives in time",
             false,

@@ -296,6 +296,24 @@ pub fn vapi_results(reply: &Reply) -> Result<Vec<Result<String, String>>, String
         .collect()
 }
 
+/// What [`poll`] found, how long after its start, and when it was first seen.
+pub struct Seen<T> {
+    pub found: T,
+    pub took: Duration,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Looks every 100 ms until `find` finds something or `timeout` from `started` passes.
+pub async fn poll<T>(started: Instant, timeout: Duration, find: impl Fn() -> Option<T>) -> Option<Seen<T>> {
+    while started.elapsed() < timeout {
+        if let Some(found) = find() {
+            return Some(Seen { found, took: started.elapsed(), at: chrono::Utc::now() });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 /// A local date `days` from now, `YYYY-MM-DD`.
 pub fn date_in(days: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::days(days)).format("%Y-%m-%d").to_string()

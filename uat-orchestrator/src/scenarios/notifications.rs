@@ -6,7 +6,7 @@
 //! Twilio signs) silences the SMS, a START brings them back.
 
 use super::email::link_in;
-use super::{caller, expect, vapi, vapi_message, Clinic, Run, Steps};
+use super::{caller, expect, poll, vapi, vapi_message, Clinic, Run, Steps};
 use crate::plain;
 use crate::target::Peers;
 use chrono::{DateTime, DurationRound, Utc};
@@ -70,7 +70,7 @@ async fn scenario(
     let Some(first) = first else { return Ok(()) };
 
     // The booking SMS.
-    let sms = poll(run.email_timeout, || {
+    let sms = poll(Instant::now(), run.email_timeout, || {
         peers.twilio.messages().into_iter().find(|m| m.to == phone && m.body.contains(&first.code))
     })
     .await;
@@ -85,7 +85,7 @@ async fn scenario(
     );
 
     // The webhook.
-    let hook = poll(run.email_timeout, || {
+    let hook = poll(Instant::now(), run.email_timeout, || {
         peers.hooks.taken().into_iter().find(|r| {
             r.json().is_some_and(|b| b["type"] == "appointment.booked" && b["data"]["id"] == first.id.as_str())
         })
@@ -110,8 +110,10 @@ async fn scenario(
     let due = start - chrono::Duration::minutes(OFFSET_MINUTES);
     let wait = (due - Utc::now()).to_std().unwrap_or_default() + run.email_timeout;
     let (texted, emailed) = tokio::join!(
-        poll(wait, || { peers.twilio.messages().into_iter().find(|m| m.to == phone && m.body.contains("reminder")) }),
-        poll(wait, || {
+        poll(Instant::now(), wait, || {
+            peers.twilio.messages().into_iter().find(|m| m.to == phone && m.body.contains("reminder"))
+        }),
+        poll(Instant::now(), wait, || {
             mail.messages()
                 .into_iter()
                 .find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&address)) && m.searchable().contains("Reminder"))
@@ -140,9 +142,10 @@ async fn scenario(
     // After STOP: the email of the next booking goes, its SMS does not.
     let later = start.with_timezone(&zone) + chrono::Duration::days(2);
     if let Some(second) = book(run, clinic, &phone, &address, later, steps).await? {
-        let email =
-            poll(run.email_timeout, || mail.messages().into_iter().find(|m| m.searchable().contains(&second.code)))
-                .await;
+        let email = poll(Instant::now(), run.email_timeout, || {
+            mail.messages().into_iter().find(|m| m.searchable().contains(&second.code))
+        })
+        .await;
         // The SMS is handled beside the email: give the outbox a few more rounds.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let texted: Vec<SentSms> =
@@ -158,7 +161,7 @@ async fn scenario(
     let started = inbound(run, peers, &phone, "START", true).await?;
     let again = later + chrono::Duration::hours(1);
     if let Some(third) = book(run, clinic, &phone, &address, again, steps).await? {
-        let sms = poll(run.email_timeout, || {
+        let sms = poll(Instant::now(), run.email_timeout, || {
             peers.twilio.messages().into_iter().find(|m| m.to == phone && m.body.contains(&third.code))
         })
         .await;
@@ -260,25 +263,4 @@ async fn inbound(
 fn verify(secret: &str, request: &ReceivedRequest) -> Result<(), String> {
     let check = standardwebhooks::Webhook::new(secret).map_err(|e| format!("the secret is refused: {e:?}"))?;
     check.verify(&request.body, &request.header_map()).map_err(|e| format!("{e:?}"))
-}
-
-/// What [`poll`] found, how long it took and when it was first seen.
-struct Seen<T> {
-    found: T,
-    took: Duration,
-    at: DateTime<Utc>,
-}
-
-/// Looks every 100 ms until `find` finds something or `timeout` passes.
-async fn poll<T>(timeout: Duration, find: impl Fn() -> Option<T>) -> Option<Seen<T>> {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = find() {
-            return Some(Seen { found, took: started.elapsed(), at: Utc::now() });
-        }
-        if started.elapsed() >= timeout {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
