@@ -342,9 +342,8 @@ async fn move_appointment(
     to: Move,
 ) -> Result<Appointment, BookingError> {
     // The type it moves as, the one asked for or else its own, is read in the move's transaction.
-    let plan = |p: &Provider, a: &Appointment, kind: Option<&AppointmentType>| {
-        let typed = to.kind.is_some() || a.appointment_type.is_some();
-        let kind = if typed { Some(usable(kind, to.by_agent)?) } else { None };
+    let plan = |p: &Provider, a: &Appointment, kind: Option<Option<&AppointmentType>>| {
+        let kind = kind.map(|kind| usable(kind, to.by_agent)).transpose()?;
         Ok(to.start.plan(p, kind, own_length(a)?)?)
     };
     match store.reschedule(actor, id, to.kind, &plan, &links.issue(), to.cutoff).await? {

@@ -225,6 +225,14 @@ impl AppointmentStatus {
     }
 }
 
+/// A status by its name, as stored and as the API spells it.
+impl TryFrom<String> for AppointmentStatus {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        Self::parse(&name).ok_or_else(|| format!("unknown appointment status {name}"))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Patient {
     pub name: Option<String>,

@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 const CAPACITY: usize = 4096;
 
 /// A provider as stored at `version`.
-#[derive(Debug)]
+#[derive(Debug, sqlx::FromRow)]
 pub struct Known {
+    #[sqlx(flatten)]
     pub provider: Provider,
     pub version: i64,
 }

@@ -100,7 +100,7 @@ impl Actor {
 pub struct Organization {
     pub id: OrgId,
     pub name: String,
-    #[sqlx(rename = "timezone", try_from = "String")]
+    #[sqlx(rename = "timezone")]
     pub zone: Zone,
     #[sqlx(try_from = "sql::Timestamp")]
     pub created_at: DateTime<Utc>,
@@ -161,15 +161,18 @@ pub struct VapiSettings {
 }
 
 /// One phone call with the voice agent, as its end-of-call report told it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CallRecord {
     pub call_id: String,
     pub customer_number: Option<String>,
+    #[sqlx(try_from = "sql::Timestamp")]
     pub started_at: DateTime<Utc>,
+    #[sqlx(try_from = "sql::MaybeTimestamp")]
     pub ended_at: Option<DateTime<Utc>>,
     pub ended_reason: Option<String>,
     pub summary: Option<String>,
     /// The appointments its tool calls booked, moved or cancelled (read from the audit log).
+    #[sqlx(json)]
     pub appointment_ids: Vec<AppointmentId>,
 }
 
@@ -182,16 +185,19 @@ macro_rules! take {
     )*};
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Provider {
     pub id: ProviderId,
     pub org_id: OrgId,
     pub name: String,
     /// Its own zone, if it has one.
+    #[sqlx(rename = "timezone")]
     pub own_zone: Option<Zone>,
     /// The organization's zone, used when it has none.
+    #[sqlx(rename = "org_timezone")]
     pub org_zone: Zone,
     pub appointment_minutes: Minutes,
+    #[sqlx(rename = "working_hours")]
     pub hours: WeeklyHours,
     pub active: bool,
 }
@@ -218,25 +224,32 @@ pub struct Patient {
     pub email: Option<Email>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Appointment {
     pub id: AppointmentId,
     pub org_id: OrgId,
     pub provider_id: ProviderId,
     /// The provider's zone, in which the API shows its times.
+    #[sqlx(rename = "timezone")]
     pub zone: Zone,
+    #[sqlx(flatten, try_from = "rows::SlotRow")]
     pub slot: Slot,
     /// The slot widened by its type's buffers: no other active appointment of the provider
     /// overlaps it.
+    #[sqlx(flatten, try_from = "rows::BlockedRow")]
     pub blocked: Slot,
+    #[sqlx(rename = "appointment_type_id")]
     pub appointment_type: Option<AppointmentTypeId>,
+    #[sqlx(try_from = "String")]
     pub status: AppointmentStatus,
     pub confirmation_code: String,
     pub patient_name: Option<String>,
     pub patient_phone: Option<String>,
     pub patient_email: Option<String>,
     pub notes: Option<String>,
+    #[sqlx(try_from = "sql::Timestamp")]
     pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "sql::Timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -335,11 +348,6 @@ impl<T> Page<T> {
         items.truncate(limit as usize);
         Self { items, more }
     }
-
-    /// The page with each item converted.
-    fn try_map<U, E>(self, f: impl FnMut(T) -> Result<U, E>) -> Result<Page<U>, E> {
-        Ok(Page { items: self.items.into_iter().map(f).collect::<Result<_, _>>()?, more: self.more })
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,10 +396,10 @@ impl Planned {
 /// Computes the slot of a booking from the provider as the transaction sees it.
 pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Planned, DomainError> + Send + Sync);
 /// Computes the new slot of an appointment being moved, from its provider, the appointment and the
-/// type it moves as (`None` when it has none, or no such type is the organization's), each as the
-/// move's transaction reads it.
+/// type it moves as, each as the move's transaction reads it: `None` when it moves as no type,
+/// `Some(None)` when the type it moves as is not the organization's.
 pub type PlanMove<'a> =
-    &'a (dyn Fn(&Provider, &Appointment, Option<&AppointmentType>) -> StoreResult<Planned> + Send + Sync);
+    &'a (dyn Fn(&Provider, &Appointment, Option<Option<&AppointmentType>>) -> StoreResult<Planned> + Send + Sync);
 /// The answer to remember for an idempotent booking.
 pub type Render<'a> = &'a (dyn Fn(&Appointment) -> serde_json::Value + Send + Sync);
 
@@ -435,18 +443,25 @@ pub enum Confirmed {
 }
 
 /// One message of the outbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxJob {
+    #[sqlx(try_from = "sql::Key")]
     pub id: uuid::Uuid,
+    #[sqlx(rename = "org_id")]
     pub org: OrgId,
+    #[sqlx(rename = "appointment_id")]
     pub appointment: AppointmentId,
     pub kind: String,
+    #[sqlx(json)]
     pub payload: serde_json::Value,
     /// Failed deliveries so far.
     pub attempts: i32,
+    #[sqlx(try_from = "sql::Timestamp")]
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    #[sqlx(try_from = "sql::MaybeTimestamp")]
     pub sent_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "sql::MaybeTimestamp")]
     pub dead_at: Option<DateTime<Utc>>,
 }
 
@@ -501,7 +516,7 @@ pub struct AppointmentType {
     pub id: AppointmentTypeId,
     pub org_id: OrgId,
     pub name: String,
-    #[sqlx(rename = "duration_minutes", try_from = "i32")]
+    #[sqlx(rename = "duration_minutes")]
     pub duration: Minutes,
     #[sqlx(try_from = "i32")]
     pub buffer_before_minutes: u32,
@@ -511,7 +526,7 @@ pub struct AppointmentType {
     pub min_notice_minutes: u32,
     #[sqlx(try_from = "i32")]
     pub max_advance_days: u32,
-    #[sqlx(rename = "slot_interval_minutes", try_from = "i32")]
+    #[sqlx(rename = "slot_interval_minutes")]
     pub slot_interval: Minutes,
     pub bookable_by_agent: bool,
     /// The providers offering it; empty: every provider.

@@ -4,8 +4,8 @@
 
 use super::known::Known;
 use super::rows::{
-    AppointmentRow, CallRow, OutboxRow, ProviderRow, SlotRow, APPOINTMENT_COLUMNS, APPOINTMENT_TYPE_COLUMNS,
-    CLOSURE_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS, PROVIDER_COLUMNS, TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
+    SlotRow, APPOINTMENT_COLUMNS, APPOINTMENT_TYPE_COLUMNS, CLOSURE_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS,
+    PROVIDER_COLUMNS, TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
 };
 use super::schedule::type_values;
 use super::sql::{sqlstate, Bind, Dialect, Key, Record, Then, Timestamp, Tx, Values};
@@ -267,9 +267,8 @@ impl SqlStore {
                 }
             }
         }
-        let row = provider_row(tx, org, b.provider, "").await?;
-        let known =
-            Arc::new(row.map(Known::try_from).transpose()?.filter(|k| k.provider.active).ok_or(StoreError::NotFound)?);
+        let known = provider_row(tx, org, b.provider, "").await?;
+        let known = Arc::new(known.filter(|k| k.provider.active).ok_or(StoreError::NotFound)?);
         self.known.put(known.clone());
         let wanted = (b.plan)(&known.provider)?;
         if !wanted.allowed_by(&known.provider, now()) {
@@ -288,10 +287,7 @@ impl SqlStore {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         within_reach(&appointment, cutoff)?;
-        if !appointment.status.is_active() {
-            let status = appointment.status.as_str().replace('_', " ");
-            return Err(StoreError::InvalidState(format!("the appointment is already {status}")).into());
-        }
+        still_active(&appointment, |status| format!("the appointment is already {status}"))?;
         let now = now();
         tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
             .execute()
@@ -300,13 +296,10 @@ impl SqlStore {
         audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
         withdraw_link(&mut tx, actor.org, id).await?;
         withdraw_reminders(&mut tx, actor.org, id).await?;
-        if let Some(to) = &appointment.patient_email {
-            let payload = outbox_kind::plain(to);
-            enqueue(&mut tx, actor.org, id, outbox_kind::CANCELLATION_NOTICE, &payload, now).await?;
-        }
-        if let Some(phone) = &appointment.patient_phone {
-            let payload = outbox_kind::plain(phone);
-            enqueue(&mut tx, actor.org, id, outbox_kind::CANCELLATION_SMS, &payload, now).await?;
+        for (kind, to) in channels(&appointment, outbox_kind::CANCELLATIONS) {
+            if let Some(to) = to {
+                enqueue(&mut tx, &appointment, kind, &outbox_kind::plain(to), now, now).await?;
+            }
         }
         appointment.status = AppointmentStatus::Cancelled;
         appointment.updated_at = now;
@@ -327,20 +320,17 @@ impl SqlStore {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
         within_reach(&appointment, cutoff)?;
-        if !appointment.status.is_active() {
-            let status = appointment.status.as_str().replace('_', " ");
-            return Err(StoreError::InvalidState(format!("a {status} appointment cannot be rescheduled")).into());
-        }
+        still_active(&appointment, |status| format!("a {status} appointment cannot be rescheduled"))?;
         // Locked against time off and closures being created until this transaction ends, so
         // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
         let key_share = tx.dialect().key_share("p");
         let provider = provider_row(&mut tx, actor.org, appointment.provider_id, &key_share).await?;
-        let provider = provider.map(Provider::try_from).transpose()?.ok_or(StoreError::NotFound)?;
+        let provider = provider.ok_or(StoreError::NotFound)?.provider;
         let moved_as = match kind.or(appointment.appointment_type) {
-            Some(kind) => appointment_type_in(&mut tx, actor.org, kind, "").await?,
+            Some(kind) => Some(appointment_type_in(&mut tx, actor.org, kind, "").await?),
             None => None,
         };
-        let mut wanted = plan(&provider, &appointment, moved_as.as_ref())?;
+        let mut wanted = plan(&provider, &appointment, moved_as.as_ref().map(Option::as_ref))?;
         if let Some(cutoff) = cutoff {
             wanted.policy = cutoff.bound(wanted.policy);
         }
@@ -387,11 +377,10 @@ impl SqlStore {
         if let Some(to) = &appointment.patient_email {
             issue_link(&mut tx, actor.org, id, link, now).await?;
             let payload = outbox_kind::with_link(to, link);
-            enqueue(&mut tx, actor.org, id, outbox_kind::RESCHEDULE_NOTICE, &payload, now).await?;
+            enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
         }
         if let Some(phone) = &appointment.patient_phone {
-            let payload = outbox_kind::plain(phone);
-            enqueue(&mut tx, actor.org, id, outbox_kind::RESCHEDULE_SMS, &payload, now).await?;
+            enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &outbox_kind::plain(phone), now, now).await?;
         }
         appointment.slot = wanted.slot;
         appointment.blocked = blocked;
@@ -413,10 +402,7 @@ impl SqlStore {
     ) -> Result<Appointment, Fault> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
-        if !appointment.status.is_active() {
-            let status = appointment.status.as_str().replace('_', " ");
-            return Err(StoreError::InvalidState(format!("the appointment is already {status}")).into());
-        }
+        still_active(&appointment, |status| format!("the appointment is already {status}"))?;
         let now = now();
         if appointment.slot.start() > now {
             return Err(StoreError::InvalidState("the appointment has not started yet".into()).into());
@@ -449,14 +435,10 @@ impl SqlStore {
             Some((at,)) if at.0 <= now => return Err(StoreError::Expired.into()),
             Some(_) => {}
         }
-        match appointment.status {
-            AppointmentStatus::Confirmed => return Ok(Confirmed::Already(appointment)),
-            AppointmentStatus::Cancelled | AppointmentStatus::Completed | AppointmentStatus::NoShow => {
-                let status = appointment.status.as_str().replace('_', " ");
-                return Err(StoreError::InvalidState(format!("the appointment is {status}")).into());
-            }
-            AppointmentStatus::Pending => {}
+        if appointment.status == AppointmentStatus::Confirmed {
+            return Ok(Confirmed::Already(appointment));
         }
+        still_active(&appointment, |status| format!("the appointment is {status}"))?;
         tx.query(
             "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2",
             (actor.org, id, Timestamp(now)),
@@ -515,7 +497,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The provider's row, read with `lock` (a locking clause of the dialect, or none).
-async fn provider_row(tx: &mut Tx, org: OrgId, id: ProviderId, lock: &str) -> Result<Option<ProviderRow>, sqlx::Error> {
+async fn provider_row(tx: &mut Tx, org: OrgId, id: ProviderId, lock: &str) -> Result<Option<Known>, sqlx::Error> {
     let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
     tx.query(&sql, (org, id)).fetch_optional().await
 }
@@ -540,8 +522,16 @@ pub(super) fn stored_count(n: u32) -> i32 {
 async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<Option<Appointment>, Fault> {
     let lock = tx.dialect().lock("a");
     let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2{lock}");
-    let row: Option<AppointmentRow> = tx.query(&sql, (org, id)).fetch_optional().await?;
-    Ok(row.map(Appointment::try_from).transpose()?)
+    Ok(tx.query(&sql, (org, id)).fetch_optional().await?)
+}
+
+/// `InvalidState` unless the appointment is pending or confirmed, saying so with `says` and its
+/// status in words.
+fn still_active(a: &Appointment, says: impl FnOnce(&str) -> String) -> StoreResult<()> {
+    match a.status.is_active() {
+        true => Ok(()),
+        false => Err(StoreError::InvalidState(says(&a.status.as_str().replace('_', " ")))),
+    }
 }
 
 /// With the patient's cut-off (the manage link), whether the appointment as locked may still be
@@ -671,31 +661,29 @@ async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(),
     Ok(())
 }
 
-/// Queues a message due at once.
+/// Queues a message about the appointment, due at `due` (`now` for one that goes at once).
 pub(super) async fn enqueue(
     tx: &mut Tx,
-    org: OrgId,
-    appointment: AppointmentId,
-    kind: &str,
-    payload: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    enqueue_due(tx, org, appointment, kind, payload, now, now).await
-}
-
-async fn enqueue_due(
-    tx: &mut Tx,
-    org: OrgId,
-    appointment: AppointmentId,
+    a: &Appointment,
     kind: &str,
     payload: &serde_json::Value,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", (Key(Uuid::now_v7()), org, appointment, kind, Json(payload), Timestamp(due), Timestamp(now)))
-        .execute()
-        .await?;
+    tx.query(
+        "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        (Key(Uuid::now_v7()), a.org_id, a.id, kind, Json(payload), Timestamp(due), Timestamp(now)),
+    )
+    .execute()
+    .await?;
     Ok(())
+}
+
+/// The ways a message of one of two kinds (by email, by SMS) can reach the patient, where the
+/// appointment has the address.
+fn channels<'a>(a: &'a Appointment, [email, sms]: [&'static str; 2]) -> [(&'static str, Option<&'a str>); 2] {
+    [(email, a.patient_email.as_deref()), (sms, a.patient_phone.as_deref())]
 }
 
 /// The appointment's manage link, issued with it and kept while it lives (a reschedule keeps it).
@@ -715,12 +703,6 @@ pub(super) async fn issue_manage_link(
     Ok(())
 }
 
-/// The ways a reminder can reach the patient: by email and by SMS, where the appointment has
-/// the address.
-pub(super) fn reminder_channels(a: &Appointment) -> [(&'static str, Option<&str>); 2] {
-    [(outbox_kind::REMINDER_EMAIL, a.patient_email.as_deref()), (outbox_kind::REMINDER_SMS, a.patient_phone.as_deref())]
-}
-
 /// Queues the appointment's reminders: one per offset of its organization's settings and per
 /// channel, due at `starts_at − offset`, none that would already be due. (PostgreSQL's booking
 /// statement queues the same rows in SQL, saving the settings read.)
@@ -730,13 +712,13 @@ pub(super) async fn queue_reminders(tx: &mut Tx, a: &Appointment, now: DateTime<
         .fetch_optional()
         .await?;
     let offsets = offsets.map(|(Json(o),)| o).unwrap_or_default();
-    for (kind, to) in reminder_channels(a) {
+    for (kind, to) in channels(a, outbox_kind::REMINDERS) {
         let Some(to) = to else { continue };
         for &minutes in &offsets {
             let due = a.slot.start() - chrono::Duration::minutes(i64::from(minutes));
             if due > now {
                 let payload = outbox_kind::reminder(to, minutes, a.slot.start());
-                enqueue_due(tx, a.org_id, a.id, kind, &payload, due, now).await?;
+                enqueue(tx, a, kind, &payload, due, now).await?;
             }
         }
     }
@@ -856,8 +838,7 @@ impl Store for SqlStore {
         // Calls are named by Vapi's text ids: the sort key carries the id, the UUID part is unused.
         let (after, id) = page.after.as_ref().map(|((at, id), _)| (Timestamp(*at), id.as_str())).unzip();
         let values = (org, from.map(Timestamp), to.map(Timestamp), after, id, i64::from(page.limit) + 1);
-        let rows: Vec<CallRow> = self.fetch_all(Scope::Read(org), &sql, values).await?;
-        Ok(Page::of(rows.into_iter().map(CallRecord::from).collect(), page.limit))
+        Ok(Page::of(self.fetch_all(Scope::Read(org), &sql, values).await?, page.limit))
     }
 
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
@@ -873,9 +854,7 @@ impl Store for SqlStore {
     async fn create_provider(&self, p: &Provider) -> StoreResult<()> {
         let sql = "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
-        let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
-        let values =
-            (p.id, p.org_id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
+        let values = (p.id, p.org_id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
         self.execute(Scope::Write(p.org_id), sql, values).await?;
         Ok(())
     }
@@ -885,20 +864,18 @@ impl Store for SqlStore {
             "SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND ($2 IS NULL OR (p.name, p.id) > ($2, $3))
              ORDER BY p.name, p.id LIMIT $4"
         );
-        let rows: Page<ProviderRow> = self.page(org, &sql, (org,), page, |name| name.as_str()).await?;
-        rows.try_map(Provider::try_from)
+        Ok(self.page(org, &sql, (org,), page, |name| name.as_str()).await?)
     }
 
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>> {
         let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2");
-        let row: Option<ProviderRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
-        row.map(Provider::try_from).transpose()
+        Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
     async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("p");
-        let Some(mut p) = provider_row(&mut tx, org, id, &lock).await?.map(Provider::try_from).transpose()? else {
+        let Some(Known { provider: mut p, .. }) = provider_row(&mut tx, org, id, &lock).await? else {
             return Ok(None);
         };
         p.apply(c);
@@ -906,8 +883,7 @@ impl Store for SqlStore {
             "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7,
                                      updated_at = $8, version = version + 1
                    WHERE org_id = $1 AND id = $2";
-        let (minutes, hours) = (p.appointment_minutes.get() as i32, Json(p.hours.to_wire()));
-        let values = (org, id, &p.name, p.own_zone.map(|z| z.name()), minutes, hours, p.active, Timestamp(now()));
+        let values = (org, id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
         tx.query(sql, values).execute().await?;
         tx.commit().await?;
         self.known.forget(org, id);
@@ -1042,8 +1018,7 @@ impl Store for SqlStore {
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
         let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2");
-        let row: Option<AppointmentRow> = self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?;
-        row.map(Appointment::try_from).transpose()
+        Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
     async fn appointments(
@@ -1067,8 +1042,7 @@ impl Store for SqlStore {
         );
         let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
         let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code);
-        let rows: Page<AppointmentRow> = self.page(org, &sql, values, page, |at| Timestamp(*at)).await?;
-        rows.try_map(Appointment::try_from)
+        Ok(self.page(org, &sql, values, page, |at| Timestamp(*at)).await?)
     }
 
     async fn cancel(
@@ -1174,8 +1148,7 @@ impl Store for SqlStore {
              RETURNING {OUTBOX_COLUMNS}"
         );
         let values = (Timestamp(now), Timestamp(lease_until), limit);
-        let rows: Vec<OutboxRow> = self.fetch_all(Scope::Dispatch, &sql, values).await?;
-        Ok(rows.into_iter().map(OutboxJob::from).collect())
+        Ok(self.fetch_all(Scope::Dispatch, &sql, values).await?)
     }
 
     async fn record_delivery(&self, job: Uuid, delivery: &Delivery) -> StoreResult<()> {
@@ -1204,8 +1177,7 @@ impl Store for SqlStore {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE org_id = $1 AND appointment_id = $2 ORDER BY created_at, id"
         );
-        let rows: Vec<OutboxRow> = self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?;
-        Ok(rows.into_iter().map(OutboxJob::from).collect())
+        Ok(self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?)
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {

@@ -4,16 +4,21 @@
 //! same dialect, whose values are bound once for both (every bound type encodes on both
 //! databases), and whose rows are read into one row type (every column type decodes on both).
 //! The ids and instants are the only values stored differently (`uuid`/`timestamptz` on
-//! PostgreSQL, text UUIDs and integer microseconds on SQLite), so they are the only types with a
-//! codec of their own here. SQLite reads `$N` placeholders like PostgreSQL, so the SQL text is
+//! PostgreSQL, text UUIDs and integer microseconds on SQLite); they, and the domain's values
+//! (zones, lengths, working hours), have a codec of their own here, so the store's types derive
+//! `FromRow` and bind their fields as they are. SQLite reads `$N` placeholders like PostgreSQL, so the SQL text is
 //! shared wherever the dialects agree.
 
-use crate::domain::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId, WebhookId};
+use crate::domain::{
+    AppointmentId, AppointmentTypeId, ClosureId, Minutes, OrgId, ProviderId, TimeOffId, WebhookId, WeeklyHours, Zone,
+};
 use chrono::{DateTime, Utc};
+use shared::api::WorkingHours;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::types::Json;
 use sqlx::{Arguments, Database, Decode, Encode, FromRow, Postgres, Sqlite, Transaction, Type};
 use uuid::Uuid;
 
@@ -236,13 +241,26 @@ impl From<Timestamp> for DateTime<Utc> {
     }
 }
 
+/// An instant that may be absent (a nullable column), stored as [`Timestamp`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaybeTimestamp(pub Option<DateTime<Utc>>);
+
+impl From<MaybeTimestamp> for Option<DateTime<Utc>> {
+    fn from(t: MaybeTimestamp) -> Self {
+        t.0
+    }
+}
+
 /// A UUID with no more specific type (an outbox message's id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key(pub Uuid);
 
 /// The codec of a type stored as `$pg` on PostgreSQL and `$lite` on SQLite, converted by `$to`
-/// (into the stored form) and `$from` (back, which may fail).
+/// (into the stored form) and `$from` (back, which may fail); or stored alike on both.
 macro_rules! codec {
+    (alike $t:ty, $stored:ty, $to:expr, $from:expr) => {
+        codec!($t, $stored, $stored, $to, $to, $from, $from);
+    };
     ($t:ty, $pg:ty, $lite:ty, $to_pg:expr, $to_lite:expr, $from_pg:expr, $from_lite:expr) => {
         impl Type<Postgres> for $t {
             fn type_info() -> <Postgres as Database>::TypeInfo {
@@ -295,10 +313,35 @@ codec!(
     |t: &Timestamp| t.0,
     |t: &Timestamp| t.0.timestamp_micros(),
     |t| Ok(Timestamp(t)),
-    |us: i64| DateTime::from_timestamp_micros(us)
-        .map(Timestamp)
-        .ok_or_else(|| format!("stored instant {us} is out of range").into())
+    Timestamp::decoded
 );
+
+impl Timestamp {
+    /// The instant SQLite stores as `us` microseconds.
+    fn decoded(us: i64) -> Result<Self, BoxDynError> {
+        DateTime::from_timestamp_micros(us)
+            .map(Timestamp)
+            .ok_or_else(|| format!("stored instant {us} is out of range").into())
+    }
+}
+
+codec!(
+    MaybeTimestamp,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+    |t: &MaybeTimestamp| t.0,
+    |t: &MaybeTimestamp| t.0.map(|t| t.timestamp_micros()),
+    |t| Ok(MaybeTimestamp(t)),
+    |us: Option<i64>| us.map(|us| Timestamp::decoded(us).map(|t| t.0)).transpose().map(MaybeTimestamp)
+);
+
+codec!(alike Zone, String, |z: &Zone| z.name().to_owned(), |name: String| Zone::parse("timezone", &name)
+    .map_err(|_| format!("stored time zone {name} is unknown").into()));
+// A length kept in an `integer` column, in range by a table constraint.
+codec!(alike Minutes, i32, |m: &Minutes| m.get() as i32, |n: i32| Ok(Minutes::parse("minutes", i64::from(n))?));
+codec!(alike WeeklyHours, Json<Vec<WorkingHours>>, |h: &WeeklyHours| Json(h.to_wire()), |Json(h): Json<Vec<WorkingHours>>| Ok(
+    WeeklyHours::stored(&h)?
+));
 
 macro_rules! uuid_codec {
     ($($t:ty),*) => {$(
@@ -317,6 +360,12 @@ macro_rules! uuid_codec {
 impl From<Uuid> for Key {
     fn from(id: Uuid) -> Self {
         Key(id)
+    }
+}
+
+impl From<Key> for Uuid {
+    fn from(id: Key) -> Self {
+        id.0
     }
 }
 

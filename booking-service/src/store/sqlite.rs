@@ -125,11 +125,11 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         issue_link(tx, org, a.id, link, a.created_at).await?;
     }
     if let Some(payload) = &w.message {
-        enqueue(tx, org, a.id, outbox_kind::BOOKING_CONFIRMATION, payload, a.created_at).await?;
+        enqueue(tx, a, outbox_kind::BOOKING_CONFIRMATION, payload, a.created_at, a.created_at).await?;
     }
     issue_manage_link(tx, org, a.id, w.manage, a.created_at).await?;
     if let Some(payload) = &w.sms {
-        enqueue(tx, org, a.id, outbox_kind::BOOKING_SMS, payload, a.created_at).await?;
+        enqueue(tx, a, outbox_kind::BOOKING_SMS, payload, a.created_at, a.created_at).await?;
     }
     queue_reminders(tx, a, a.created_at).await?;
     if let Some((idem, response)) = &w.idempotency {

@@ -3,10 +3,9 @@
 //! PostgreSQL does the same in SQL), so a change and its announcements commit together.
 
 use super::rows::WEBHOOK_COLUMNS;
-use super::sql::{Key, Timestamp, Tx};
+use super::rules::enqueue;
+use super::sql::Tx;
 use super::*;
-use sqlx::types::Json;
-use uuid::Uuid;
 
 /// Queues one message per webhook of the organization that wants `kind`, announcing `appointment`
 /// as it is now.
@@ -22,13 +21,7 @@ pub(super) async fn fire(
     let data = serde_json::to_value(appointment.to_api()).unwrap_or_default();
     for hook in hooks.into_iter().filter(|h| h.wants(kind)) {
         let payload = event::payload(hook.id, kind, now, &data);
-        tx.query(
-            "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
-            (Key(Uuid::now_v7()), org, appointment.id, outbox_kind::WEBHOOK, Json(&payload), Timestamp(now)),
-        )
-        .execute()
-        .await?;
+        enqueue(tx, appointment, outbox_kind::WEBHOOK, &payload, now, now).await?;
     }
     Ok(())
 }
