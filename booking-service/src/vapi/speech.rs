@@ -33,34 +33,29 @@ pub fn join(items: &[String], word: &str) -> String {
 
 /// Slots as spoken: times of the same day share it ("Friday, January 15 at 1:30 PM or 2:30 PM").
 pub fn slots(zone: &Zone, slots: &[Slot], word: &str) -> String {
-    let mut by_day: Vec<(NaiveDate, Vec<String>)> = Vec::new();
-    for s in slots {
-        let date = zone.local(s.start()).date();
-        let t = time(zone, s.start());
-        match by_day.last_mut() {
-            Some((d, times)) if *d == date => times.push(t),
-            _ => by_day.push((date, vec![t])),
-        }
-    }
-    let phrases: Vec<String> =
-        by_day.into_iter().map(|(d, times)| format!("{} at {}", day(d), join(&times, word))).collect();
-    join(&phrases, word)
+    by_day(slots.iter().map(|s| (zone.local(s.start()).date(), time(zone, s.start()))), word)
 }
 
 /// Slots of several providers as spoken, each naming its provider, times of the same day sharing
 /// it ("Friday, January 15 at 9:00 AM with Dr. Smith or 9:30 AM with Dr. Jones").
 pub fn slots_with(slots: &[(Zone, Slot, &str)], word: &str) -> String {
-    let mut by_day: Vec<(NaiveDate, Vec<String>)> = Vec::new();
-    for (zone, s, name) in slots {
-        let date = zone.local(s.start()).date();
-        let t = format!("{} with {name}", time(zone, s.start()));
-        match by_day.last_mut() {
-            Some((d, times)) if *d == date => times.push(t),
-            _ => by_day.push((date, vec![t])),
+    let times = slots
+        .iter()
+        .map(|(zone, s, name)| (zone.local(s.start()).date(), format!("{} with {name}", time(zone, s.start()))));
+    by_day(times, word)
+}
+
+/// Times as spoken, in order, those of one day sharing it.
+fn by_day(times: impl Iterator<Item = (NaiveDate, String)>, word: &str) -> String {
+    let mut days: Vec<(NaiveDate, Vec<String>)> = Vec::new();
+    for (date, t) in times {
+        match days.last_mut() {
+            Some((d, same_day)) if *d == date => same_day.push(t),
+            _ => days.push((date, vec![t])),
         }
     }
     let phrases: Vec<String> =
-        by_day.into_iter().map(|(d, times)| format!("{} at {}", day(d), join(&times, word))).collect();
+        days.into_iter().map(|(d, times)| format!("{} at {}", day(d), join(&times, word))).collect();
     join(&phrases, word)
 }
 
