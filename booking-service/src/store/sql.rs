@@ -375,3 +375,40 @@ uuid_codec!(OrgId, ProviderId, AppointmentId, AppointmentTypeId, TimeOffId, Clos
 pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
     e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{now, rules::Scope, SqlStore};
+    use shared::api::Weekday;
+    use test_kit::{Backend, TestDatabase};
+
+    /// Every value with a codec here comes back from either database as it was bound (an absent
+    /// instant as absent), and a stored value the domain would refuse is an error, not a default.
+    #[tokio::test]
+    async fn values_come_back_as_bound_and_bad_stored_values_are_errors() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let Some(db) = TestDatabase::create(backend).await else { continue };
+            let store = SqlStore::connect(&db.url, 1).await.expect("connect");
+            let mut tx = store.begin(Scope::Read(OrgId::new())).await.expect("begin");
+            let (id, at) = (OrgId::new(), now());
+            let zone = Zone::parse("timezone", "Pacific/Chatham").expect("a zone");
+            let minutes = Minutes::parse("minutes", 45).expect("a length");
+            let hours = WeeklyHours::stored(&[WorkingHours {
+                weekday: Weekday::Tue,
+                start: "09:30".into(),
+                end: "24:00".into(),
+            }])
+            .expect("hours");
+            type Row = (OrgId, Timestamp, MaybeTimestamp, MaybeTimestamp, Zone, Minutes, WeeklyHours);
+            let values = (id, Timestamp(at), MaybeTimestamp(Some(at)), MaybeTimestamp(None), zone, minutes, &hours);
+            let back: Row = tx.query("SELECT $1, $2, $3, $4, $5, $6, $7", values).fetch_one().await.expect("select");
+            assert_eq!(back, (id, Timestamp(at), MaybeTimestamp(Some(at)), MaybeTimestamp(None), zone, minutes, hours));
+
+            let zone: Result<(Zone,), _> = tx.query("SELECT 'Mars/Olympus_Mons'", ()).fetch_one().await;
+            assert!(zone.is_err_and(|e| e.to_string().contains("Mars/Olympus_Mons")), "{backend:?}");
+            let minutes: Result<(Minutes,), _> = tx.query("SELECT 4", ()).fetch_one().await;
+            assert!(minutes.is_err(), "{backend:?}: a length below 5 minutes");
+        }
+    }
+}
