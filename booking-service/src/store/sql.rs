@@ -6,8 +6,8 @@
 //! The ids and instants are the only values stored differently (`uuid`/`timestamptz` on
 //! PostgreSQL, text UUIDs and integer microseconds on SQLite); they, and the domain's values
 //! (zones, lengths, working hours), have a codec of their own here, so the store's types derive
-//! `FromRow` and bind their fields as they are. SQLite reads `$N` placeholders like PostgreSQL, so the SQL text is
-//! shared wherever the dialects agree.
+//! `FromRow` and bind their fields as they are. SQLite reads `$N` placeholders like PostgreSQL,
+//! so the SQL text is shared wherever the dialects agree.
 
 use crate::domain::{
     AppointmentId, AppointmentTypeId, ClosureId, Minutes, OrgId, ProviderId, TimeOffId, WebhookId, WeeklyHours, Zone,
