@@ -528,10 +528,10 @@ async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<
 /// `InvalidState` unless the appointment is pending or confirmed, saying so with `says` and its
 /// status in words.
 fn still_active(a: &Appointment, says: impl FnOnce(&str) -> String) -> StoreResult<()> {
-    match a.status.is_active() {
-        true => Ok(()),
-        false => Err(StoreError::InvalidState(says(&a.status.as_str().replace('_', " ")))),
+    if a.status.is_active() {
+        return Ok(());
     }
+    Err(StoreError::InvalidState(says(&a.status.as_str().replace('_', " "))))
 }
 
 /// With the patient's cut-off (the manage link), whether the appointment as locked may still be
