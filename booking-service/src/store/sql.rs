@@ -313,27 +313,15 @@ codec!(
     |t: &Timestamp| t.0,
     |t: &Timestamp| t.0.timestamp_micros(),
     |t| Ok(Timestamp(t)),
-    Timestamp::decoded
+    |us: i64| DateTime::from_timestamp_micros(us)
+        .map(Timestamp)
+        .ok_or_else(|| format!("stored instant {us} is out of range").into())
 );
 
-impl Timestamp {
-    /// The instant SQLite stores as `us` microseconds.
-    fn decoded(us: i64) -> Result<Self, BoxDynError> {
-        DateTime::from_timestamp_micros(us)
-            .map(Timestamp)
-            .ok_or_else(|| format!("stored instant {us} is out of range").into())
-    }
-}
-
-codec!(
-    MaybeTimestamp,
-    Option<DateTime<Utc>>,
-    Option<i64>,
-    |t: &MaybeTimestamp| t.0,
-    |t: &MaybeTimestamp| t.0.map(|t| t.timestamp_micros()),
-    |t| Ok(MaybeTimestamp(t)),
-    |us: Option<i64>| us.map(|us| Timestamp::decoded(us).map(|t| t.0)).transpose().map(MaybeTimestamp)
-);
+// A nullable instant: [`Timestamp`]'s codec, NULL as `None` (sqlx's own `Option` codec).
+codec!(alike MaybeTimestamp, Option<Timestamp>, |t: &MaybeTimestamp| t.0.map(Timestamp), |t: Option<Timestamp>| Ok(
+    MaybeTimestamp(t.map(|t| t.0))
+));
 
 codec!(alike Zone, String, |z: &Zone| z.name().to_owned(), |name: String| Zone::parse("timezone", &name)
     .map_err(|_| format!("stored time zone {name} is unknown").into()));
