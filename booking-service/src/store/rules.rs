@@ -781,7 +781,7 @@ impl Store for SqlStore {
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()> {
         let sql = "INSERT INTO organizations (id, name, timezone, created_at) VALUES ($1, $2, $3, $4)";
-        let values = (org.id, &org.name, org.zone.name(), Timestamp(org.created_at));
+        let values = (org.id, &org.name, org.zone, Timestamp(org.created_at));
         self.execute(Scope::Write(org.id), sql, values).await?;
         Ok(())
     }
