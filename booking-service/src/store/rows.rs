@@ -1,5 +1,5 @@
 //! The columns each of the store's types is read from (every type derives `sqlx::FromRow` in
-//! `mod.rs`, for both databases), and the time ranges read from a pair of columns.
+//! `records.rs`, for both databases), and the time ranges read from a pair of columns.
 
 use super::sql::Timestamp;
 use super::{StoreError, StoreResult};

@@ -1,0 +1,85 @@
+//! The names the store writes into rows (audit actions, outbox kinds, webhook events) and the JSON
+//! each carries.
+
+/// The events webhooks announce (Standard Webhooks' `type`).
+pub mod event {
+    pub const BOOKED: &str = "appointment.booked";
+    pub const CONFIRMED: &str = "appointment.confirmed";
+    pub const CANCELLED: &str = "appointment.cancelled";
+    pub const RESCHEDULED: &str = "appointment.rescheduled";
+    pub const COMPLETED: &str = "appointment.completed";
+    pub const NO_SHOW: &str = "appointment.no_show";
+    pub const ALL: [&str; 6] = [BOOKED, CONFIRMED, CANCELLED, RESCHEDULED, COMPLETED, NO_SHOW];
+
+    /// The payload of a webhook's outbox message: which endpoint, and the body it is sent.
+    pub fn payload(
+        webhook: crate::domain::WebhookId,
+        kind: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        data: &serde_json::Value,
+    ) -> serde_json::Value {
+        serde_json::json!({ "webhook_id": webhook, "type": kind, "timestamp": at, "data": data })
+    }
+}
+
+/// What an action writes to the audit log.
+pub mod action {
+    use crate::domain::Slot;
+    use serde_json::{json, Value};
+
+    pub const BOOKED: &str = "booked";
+    pub const CANCELLED: &str = "cancelled";
+    pub const RESCHEDULED: &str = "rescheduled";
+    pub const CONFIRMED: &str = "confirmed";
+    pub const TIME_OFF_ADDED: &str = "time_off_added";
+    pub const TIME_OFF_REMOVED: &str = "time_off_removed";
+    pub const CLOSURE_ADDED: &str = "closure_added";
+    pub const CLOSURE_REMOVED: &str = "closure_removed";
+
+    /// The details of a `booked` row.
+    pub fn booked(slot: &Slot) -> Value {
+        json!({ "starts_at": slot.start(), "ends_at": slot.end() })
+    }
+
+    /// The details of a `rescheduled` row.
+    pub fn moved(from: &Slot, to: &Slot) -> Value {
+        json!({ "from": booked(from), "to": booked(to) })
+    }
+}
+
+/// The kinds of outbox message, and their payloads.
+pub mod outbox_kind {
+    pub const BOOKING_CONFIRMATION: &str = "booking_confirmation";
+    /// A Standard Webhooks message to one endpoint (`store::event::payload`).
+    pub const WEBHOOK: &str = "webhook";
+    pub const RESCHEDULE_NOTICE: &str = "reschedule_notice";
+    pub const CANCELLATION_NOTICE: &str = "cancellation_notice";
+    /// The SMS a booking sends to the patient's phone: the code and the manage link.
+    pub const BOOKING_SMS: &str = "booking_sms";
+    /// Reminders, due at `starts_at − offset` (`store::rules::queue_reminders`).
+    pub const REMINDER_EMAIL: &str = "reminder_email";
+    pub const REMINDER_SMS: &str = "reminder_sms";
+    pub const REMINDERS: [&str; 2] = [REMINDER_EMAIL, REMINDER_SMS];
+    /// The SMS a reschedule or a cancellation sends to the patient's phone.
+    pub const RESCHEDULE_SMS: &str = "reschedule_sms";
+    pub const CANCELLATION_SMS: &str = "cancellation_sms";
+    /// Every kind that goes by SMS.
+    pub const SMS: [&str; 4] = [BOOKING_SMS, REMINDER_SMS, RESCHEDULE_SMS, CANCELLATION_SMS];
+    /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
+    pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
+
+    /// A reminder's payload: the recipient, the offset it was queued for and the start it was
+    /// queued for (so a reminder already claimed when its appointment moved is recognised).
+    pub fn reminder(to: &str, offset_minutes: u32, starts_at: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+        serde_json::json!({ "to": to, "offset_minutes": offset_minutes, "starts_at": starts_at })
+    }
+
+    /// The payload of a message carrying a confirmation link: the recipient and the link's nonce.
+    pub fn with_link(to: &str, link: &crate::links::IssuedLink) -> serde_json::Value {
+        serde_json::json!({ "to": to, "nonce": link.nonce })
+    }
+
+    pub fn plain(to: &str) -> serde_json::Value {
+        serde_json::json!({ "to": to })
+    }
+}

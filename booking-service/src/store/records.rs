@@ -1,0 +1,402 @@
+//! What the store keeps: a type for the rows of each table the rest of the service reads (each
+//! derives `sqlx::FromRow` for both databases, its columns listed in `rows.rs`), with the rules that
+//! belong to the record itself, and the limits on how many a clinic may have.
+
+use super::{rows, sql, Actor, NewBooking, Patient, Planned};
+use crate::domain::{
+    AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, DomainError, Minutes, OrgId, Policy, ProviderId,
+    Slot, TimeOffId, WebhookId, WeeklyHours, Zone,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use shared::api::AppointmentStatus;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Organization {
+    pub id: OrgId,
+    pub name: String,
+    #[sqlx(rename = "timezone")]
+    pub zone: Zone,
+    #[sqlx(try_from = "sql::Timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub vapi: VapiSettings,
+}
+
+/// A clinic's notification and limit settings, each checked by [`ClinicSettings::check`].
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ClinicSettings {
+    #[sqlx(json)]
+    pub reminder_offsets_minutes: Vec<u32>,
+    #[sqlx(try_from = "i32")]
+    pub manage_cutoff_minutes: u32,
+    #[sqlx(try_from = "i32")]
+    pub max_active_per_caller: u32,
+    /// E.164.
+    pub sms_from: Option<String>,
+}
+
+impl ClinicSettings {
+    pub const MAX_REMINDERS: usize = 5;
+    pub const REMINDER_MINUTES: std::ops::RangeInclusive<u32> = 5..=43_200;
+    pub const CUTOFF_MINUTES: std::ops::RangeInclusive<u32> = 0..=10_080;
+    pub const MAX_ACTIVE: std::ops::RangeInclusive<u32> = 0..=100;
+
+    /// The settings as given, offsets each once from the latest to the soonest, or the field
+    /// that breaks a rule.
+    pub fn check(mut self) -> Result<Self, DomainError> {
+        self.reminder_offsets_minutes.sort_unstable_by(|a, b| b.cmp(a));
+        self.reminder_offsets_minutes.dedup();
+        if self.reminder_offsets_minutes.len() > Self::MAX_REMINDERS
+            || !self.reminder_offsets_minutes.iter().all(|m| Self::REMINDER_MINUTES.contains(m))
+        {
+            return Err(DomainError::invalid(
+                "reminder_offsets_minutes",
+                format!("at most {} offsets, each from 5 to 43200 minutes", Self::MAX_REMINDERS),
+            ));
+        }
+        if !Self::CUTOFF_MINUTES.contains(&self.manage_cutoff_minutes) {
+            return Err(DomainError::invalid("manage_cutoff_minutes", "must be from 0 to 10080"));
+        }
+        if !Self::MAX_ACTIVE.contains(&self.max_active_per_caller) {
+            return Err(DomainError::invalid("max_active_per_caller", "must be from 0 to 100"));
+        }
+        Ok(self)
+    }
+}
+
+/// A clinic's Vapi assistant and the number its calls are transferred to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct VapiSettings {
+    #[sqlx(rename = "vapi_assistant_id")]
+    pub assistant_id: Option<String>,
+    /// E.164.
+    #[sqlx(rename = "vapi_transfer_number")]
+    pub transfer_number: Option<String>,
+}
+
+/// One phone call with the voice agent, as its end-of-call report told it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CallRecord {
+    pub call_id: String,
+    pub customer_number: Option<String>,
+    #[sqlx(try_from = "sql::Timestamp")]
+    pub started_at: DateTime<Utc>,
+    #[sqlx(try_from = "sql::MaybeTimestamp")]
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<String>,
+    pub summary: Option<String>,
+    /// The appointments its tool calls booked, moved or cancelled (read from the audit log).
+    #[sqlx(json)]
+    pub appointment_ids: Vec<AppointmentId>,
+}
+
+/// Sets each field of `$target` that `$changes` gives (`Some`) to the value given.
+macro_rules! take {
+    ($target:expr, $changes:expr, $($field:ident),*) => {$(
+        if let Some(v) = &$changes.$field {
+            $target.$field = v.clone();
+        }
+    )*};
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Provider {
+    pub id: ProviderId,
+    pub org_id: OrgId,
+    pub name: String,
+    /// Its own zone, if it has one.
+    #[sqlx(rename = "timezone")]
+    pub own_zone: Option<Zone>,
+    /// The organization's zone, used when it has none.
+    #[sqlx(rename = "org_timezone")]
+    pub org_zone: Zone,
+    pub appointment_minutes: Minutes,
+    #[sqlx(rename = "working_hours")]
+    pub hours: WeeklyHours,
+    pub active: bool,
+}
+
+impl Provider {
+    /// The zone its local times are read in.
+    pub fn zone(&self) -> Zone {
+        self.own_zone.unwrap_or(self.org_zone)
+    }
+
+    pub fn permits(&self, slot: &Slot) -> bool {
+        self.hours.permits(&self.zone(), slot)
+    }
+
+    pub fn apply(&mut self, c: &ProviderChanges) {
+        take!(self, c, name, own_zone, appointment_minutes, hours, active);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderChanges {
+    pub name: Option<String>,
+    pub own_zone: Option<Option<Zone>>,
+    pub appointment_minutes: Option<Minutes>,
+    pub hours: Option<WeeklyHours>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Appointment {
+    pub id: AppointmentId,
+    pub org_id: OrgId,
+    pub provider_id: ProviderId,
+    /// The provider's zone, in which the API shows its times.
+    #[sqlx(rename = "timezone")]
+    pub zone: Zone,
+    #[sqlx(flatten, try_from = "rows::SlotRow")]
+    pub slot: Slot,
+    /// The slot widened by its type's buffers: no other active appointment of the provider
+    /// overlaps it.
+    #[sqlx(flatten, try_from = "rows::BlockedRow")]
+    pub blocked: Slot,
+    #[sqlx(rename = "appointment_type_id")]
+    pub appointment_type: Option<AppointmentTypeId>,
+    #[sqlx(try_from = "String")]
+    pub status: AppointmentStatus,
+    pub confirmation_code: String,
+    pub patient_name: Option<String>,
+    pub patient_phone: Option<String>,
+    pub patient_email: Option<String>,
+    pub notes: Option<String>,
+    #[sqlx(try_from = "sql::Timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[sqlx(try_from = "sql::Timestamp")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Appointment {
+    /// The appointment as the API shows it (and webhooks send it), times in its provider's zone.
+    pub fn to_api(&self) -> shared::api::Appointment {
+        shared::api::Appointment {
+            id: self.id.0,
+            org_id: self.org_id.0,
+            provider_id: self.provider_id.0,
+            starts_at: self.zone.localize(self.slot.start()),
+            ends_at: self.zone.localize(self.slot.end()),
+            status: self.status,
+            confirmation_code: self.confirmation_code.clone(),
+            patient: shared::api::Patient {
+                name: self.patient_name.clone(),
+                phone: self.patient_phone.clone(),
+                email: self.patient_email.clone(),
+            },
+            notes: self.notes.clone(),
+            appointment_type_id: self.appointment_type.map(|t| t.0),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// The pending appointment a booking creates, with a fresh id and confirmation code.
+    pub fn pending(
+        actor: &Actor,
+        provider: &Provider,
+        planned: &Planned,
+        booking: &NewBooking<'_>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let Patient { name, phone, email } = &booking.patient;
+        let text = |s: Option<&str>| s.map(str::to_owned);
+        Self {
+            id: AppointmentId::new(),
+            org_id: actor.org,
+            provider_id: provider.id,
+            zone: provider.zone(),
+            slot: planned.slot,
+            blocked: planned.blocked(),
+            appointment_type: planned.kind,
+            status: AppointmentStatus::Pending,
+            confirmation_code: ConfirmationCode::generate().into_string(),
+            patient_name: text(name.as_ref().map(|n| n.as_str())),
+            patient_phone: text(phone.as_ref().map(|p| p.as_str())),
+            patient_email: text(email.as_ref().map(|e| e.as_str())),
+            notes: text(booking.notes.as_ref().map(|n| n.as_str())),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A kind of visit a clinic offers, and what booking it must respect.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AppointmentType {
+    pub id: AppointmentTypeId,
+    pub org_id: OrgId,
+    pub name: String,
+    #[sqlx(rename = "duration_minutes")]
+    pub duration: Minutes,
+    #[sqlx(try_from = "i32")]
+    pub buffer_before_minutes: u32,
+    #[sqlx(try_from = "i32")]
+    pub buffer_after_minutes: u32,
+    #[sqlx(try_from = "i32")]
+    pub min_notice_minutes: u32,
+    #[sqlx(try_from = "i32")]
+    pub max_advance_days: u32,
+    #[sqlx(rename = "slot_interval_minutes")]
+    pub slot_interval: Minutes,
+    pub bookable_by_agent: bool,
+    /// The providers offering it; empty: every provider.
+    #[sqlx(json)]
+    pub provider_ids: Vec<ProviderId>,
+    pub active: bool,
+}
+
+impl AppointmentType {
+    pub fn policy(&self) -> Policy {
+        let minutes = |m: u32| chrono::Duration::minutes(i64::from(m));
+        Policy {
+            length: self.duration,
+            step: self.slot_interval,
+            buffer_before: minutes(self.buffer_before_minutes),
+            buffer_after: minutes(self.buffer_after_minutes),
+            notice: minutes(self.min_notice_minutes),
+            horizon: chrono::Duration::days(i64::from(self.max_advance_days)),
+        }
+    }
+
+    pub fn offered_by(&self, provider: ProviderId) -> bool {
+        self.provider_ids.is_empty() || self.provider_ids.contains(&provider)
+    }
+
+    pub fn apply(&mut self, c: &AppointmentTypeChanges) {
+        take!(
+            self,
+            c,
+            name,
+            duration,
+            buffer_before_minutes,
+            buffer_after_minutes,
+            min_notice_minutes,
+            max_advance_days,
+            slot_interval,
+            bookable_by_agent,
+            provider_ids,
+            active
+        );
+    }
+}
+
+/// Fields of an appointment type to change; `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentTypeChanges {
+    pub name: Option<String>,
+    pub duration: Option<Minutes>,
+    pub buffer_before_minutes: Option<u32>,
+    pub buffer_after_minutes: Option<u32>,
+    pub min_notice_minutes: Option<u32>,
+    pub max_advance_days: Option<u32>,
+    pub slot_interval: Option<Minutes>,
+    pub bookable_by_agent: Option<bool>,
+    pub provider_ids: Option<Vec<ProviderId>>,
+    pub active: Option<bool>,
+}
+
+/// A provider's time away: no booking's blocked range may meet it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TimeOff {
+    pub id: TimeOffId,
+    pub org_id: OrgId,
+    pub provider_id: ProviderId,
+    #[sqlx(flatten, try_from = "rows::SlotRow")]
+    pub span: Slot,
+    pub reason: Option<String>,
+}
+
+/// Whole local days a clinic is closed, and the instants they span in its zone.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Closure {
+    pub id: ClosureId,
+    pub org_id: OrgId,
+    pub first_day: NaiveDate,
+    pub last_day: NaiveDate,
+    #[sqlx(flatten, try_from = "rows::SlotRow")]
+    pub span: Slot,
+    pub reason: Option<String>,
+}
+
+/// The most time off one provider, or closures one clinic, may have ahead: bounds what every
+/// booking and availability query reads.
+pub const MAX_UPCOMING_BLOCKS: i64 = 500;
+
+/// A clinic's webhook endpoint: the events it wants (empty: every one) and its signing secret.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub org_id: OrgId,
+    pub url: String,
+    #[sqlx(json)]
+    pub events: Vec<String>,
+    /// `whsec_` and the base64 of the key.
+    pub secret: String,
+    #[sqlx(try_from = "sql::Timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl Webhook {
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.is_empty() || self.events.iter().any(|e| e == event)
+    }
+}
+
+/// The most webhooks one clinic may have: every change is queued once per endpoint.
+pub const MAX_WEBHOOKS: i64 = 10;
+
+/// One message of the outbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxJob {
+    #[sqlx(try_from = "sql::Key")]
+    pub id: uuid::Uuid,
+    #[sqlx(rename = "org_id")]
+    pub org: OrgId,
+    #[sqlx(rename = "appointment_id")]
+    pub appointment: AppointmentId,
+    pub kind: String,
+    #[sqlx(json)]
+    pub payload: serde_json::Value,
+    /// Failed deliveries so far.
+    pub attempts: i32,
+    #[sqlx(try_from = "sql::Timestamp")]
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    #[sqlx(try_from = "sql::MaybeTimestamp")]
+    pub sent_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "sql::MaybeTimestamp")]
+    pub dead_at: Option<DateTime<Utc>>,
+}
+
+/// What an audit row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Appointment(AppointmentId),
+    TimeOff(TimeOffId),
+    Closure(ClosureId),
+}
+
+impl Subject {
+    pub(super) fn parts(self) -> (&'static str, uuid::Uuid) {
+        match self {
+            Subject::Appointment(id) => ("appointment", id.0),
+            Subject::TimeOff(id) => ("time_off", id.0),
+            Subject::Closure(id) => ("closure", id.0),
+        }
+    }
+}
+
+impl From<AppointmentId> for Subject {
+    fn from(id: AppointmentId) -> Self {
+        Subject::Appointment(id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub action: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
