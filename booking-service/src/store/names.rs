@@ -11,14 +11,18 @@ pub mod event {
     pub const NO_SHOW: &str = "appointment.no_show";
     pub const ALL: [&str; 6] = [BOOKED, CONFIRMED, CANCELLED, RESCHEDULED, COMPLETED, NO_SHOW];
 
-    /// The payload of a webhook's outbox message: which endpoint, and the body it is sent.
-    pub fn payload(
-        webhook: crate::domain::WebhookId,
-        kind: &str,
-        at: chrono::DateTime<chrono::Utc>,
-        data: &serde_json::Value,
-    ) -> serde_json::Value {
-        serde_json::json!({ "webhook_id": webhook, "type": kind, "timestamp": at, "data": data })
+    /// The body a webhook is sent: the event, the instant of the change and the appointment.
+    pub fn body(kind: &str, at: chrono::DateTime<chrono::Utc>, data: &serde_json::Value) -> serde_json::Value {
+        serde_json::json!({ "type": kind, "timestamp": at, "data": data })
+    }
+
+    /// The payload of a webhook's outbox message: the body, and which endpoint it goes to (under
+    /// `webhook_id`, which the PostgreSQL booking statement adds to the body as it reads the
+    /// endpoints).
+    pub fn payload(webhook: crate::domain::WebhookId, body: &serde_json::Value) -> serde_json::Value {
+        let mut payload = body.clone();
+        payload["webhook_id"] = serde_json::json!(webhook);
+        payload
     }
 }
 
@@ -68,10 +72,18 @@ pub mod outbox_kind {
     /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
     pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
 
-    /// A reminder's payload: the recipient, the offset it was queued for and the start it was
+    /// What every reminder to `to` says, whatever its offset: the recipient and the start it was
     /// queued for (so a reminder already claimed when its appointment moved is recognised).
+    pub fn reminder_to(to: &str, starts_at: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+        serde_json::json!({ "to": to, "starts_at": starts_at })
+    }
+
+    /// A reminder's payload: [`reminder_to`]'s, and the offset it was queued for (under
+    /// `offset_minutes`, which the PostgreSQL booking statement adds as it reads the clinic's offsets).
     pub fn reminder(to: &str, offset_minutes: u32, starts_at: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
-        serde_json::json!({ "to": to, "offset_minutes": offset_minutes, "starts_at": starts_at })
+        let mut payload = reminder_to(to, starts_at);
+        payload["offset_minutes"] = offset_minutes.into();
+        payload
     }
 
     /// The payload of a message carrying a confirmation link: the recipient and the link's nonce.

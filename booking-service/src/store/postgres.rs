@@ -131,10 +131,12 @@ type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<U
 /// it, or make it plan again: `store::schedule`), while no time off or closure meets its blocked
 /// range and, for a capped caller, while the caller's number holds fewer upcoming active
 /// appointments than the organization allows (counted under the caller's lock, taken in BEGIN);
-/// and with it its audit row, outbox message, confirmation link, idempotency record and a message
-/// to each webhook wanting bookings (as `store::webhooks::fire` queues them), each written only if
-/// the appointment was. The exclusion constraint decides overlaps with other
-/// appointments.
+/// and with it its audit row, outbox message, confirmation link, idempotency record, manage link,
+/// SMS, reminders and a message to each webhook wanting bookings (as the rules queue them on
+/// SQLite), each written only if the appointment was. Every JSON it writes is built in Rust
+/// (`store::names`) and bound; the statement only adds what it reads: each reminder's offset from
+/// the clinic's settings and each webhook's id. The exclusion constraint decides overlaps with
+/// other appointments.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
     let (from, to) = crate::domain::alternatives_window(&a.slot);
@@ -178,18 +180,16 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         ), reminders AS (
             INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
             SELECT gen_random_uuid(), appt.org_id, appt.id, ch.kind,
-                   jsonb_build_object('to', ch.recipient, 'offset_minutes', m.minutes, 'starts_at', $4::timestamptz),
+                   ch.payload || jsonb_build_object('offset_minutes', m.minutes),
                    $4::timestamptz - make_interval(mins => m.minutes), $14
             FROM appt
             JOIN organizations o ON o.id = appt.org_id
             CROSS JOIN LATERAL (SELECT value::int AS minutes FROM jsonb_array_elements_text(o.reminder_offsets_minutes)) m
-            CROSS JOIN (VALUES ($38::text, $12::text), ($39::text, $11::text)) AS ch (kind, recipient)
-            WHERE ch.recipient IS NOT NULL AND $4::timestamptz - make_interval(mins => m.minutes) > $14
+            CROSS JOIN (VALUES ($38::text, $40::jsonb), ($39::text, $41::jsonb)) AS ch (kind, payload)
+            WHERE ch.payload IS NOT NULL AND $4::timestamptz - make_interval(mins => m.minutes) > $14
         ), hooks AS (
             INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
-            SELECT gen_random_uuid(), appt.org_id, appt.id, $31,
-                   jsonb_build_object('webhook_id', w.id, 'type', $32::text, 'timestamp', $14::timestamptz, 'data', $33::jsonb),
-                   $14, $14
+            SELECT gen_random_uuid(), appt.org_id, appt.id, $31, $33::jsonb || jsonb_build_object('webhook_id', w.id), $14, $14
             FROM appt JOIN webhooks w ON w.org_id = appt.org_id
             WHERE w.events = '[]'::jsonb OR w.events ? $32::text
         )
@@ -227,8 +227,10 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         &w.actor.call,
         outbox_kind::WEBHOOK,
         event::BOOKED,
-        Json(a.to_api()),
+        Json(event::body(event::BOOKED, a.created_at, &serde_json::to_value(a.to_api()).unwrap_or_default())),
     );
+    // What each reminder to the patient's address says; the statement adds each offset.
+    let reminder = |to: &Option<String>| to.as_deref().map(|to| Json(outbox_kind::reminder_to(to, a.slot.start())));
     let notifications = (
         &w.manage.token_hash,
         &w.manage.nonce,
@@ -236,6 +238,8 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         w.sms.as_ref().map(Json),
         outbox_kind::REMINDER_EMAIL,
         outbox_kind::REMINDER_SMS,
+        reminder(&a.patient_email),
+        reminder(&a.patient_phone),
     );
     let inserted: Result<Answer, sqlx::Error> =
         tx.query(&sql, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;

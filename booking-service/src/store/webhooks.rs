@@ -19,9 +19,9 @@ pub(super) async fn fire(
     let sql = format!("SELECT {WEBHOOK_COLUMNS} WHERE org_id = $1");
     let hooks: Vec<Webhook> = tx.query(&sql, (org,)).fetch_all().await?;
     let data = serde_json::to_value(appointment.to_api()).unwrap_or_default();
+    let body = event::body(kind, now, &data);
     for hook in hooks.into_iter().filter(|h| h.wants(kind)) {
-        let payload = event::payload(hook.id, kind, now, &data);
-        enqueue(tx, appointment, outbox_kind::WEBHOOK, &payload, now, now).await?;
+        enqueue(tx, appointment, outbox_kind::WEBHOOK, &event::payload(hook.id, &body), now, now).await?;
     }
     Ok(())
 }

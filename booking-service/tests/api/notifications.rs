@@ -4,10 +4,11 @@
 
 use crate::email::{searchable, wait_eml, wait_until};
 use crate::helpers::*;
-use booking_service::domain::{AppointmentId, OrgId};
-use booking_service::store::OutboxJob;
+use booking_service::domain::{AppointmentId, OrgId, WebhookId};
+use booking_service::store::{event, outbox_kind, OutboxJob};
 use chrono::{DateTime, Duration, Timelike, Utc};
-use shared::api::{BookingInput, RescheduleRequest, Settings};
+use serde_json::Value;
+use shared::api::{BookingInput, CreateWebhook, RescheduleRequest, Settings};
 use test_kit::twilio::{sign, FakeTwilio};
 use uuid::Uuid;
 
@@ -227,8 +228,45 @@ async fn a_move_and_a_cancellation_reach_the_phone_by_sms(backend: Backend) {
     assert!(sent.iter().all(|m| Some(&m.to) == input.patient_phone.as_ref() && m.from == SENDER), "{sent:?}");
 }
 
+/// The reminders and webhook messages a booking queues say exactly what the store's rules build
+/// (`outbox_kind::reminder`, `event::payload`), as every later change queues them: on PostgreSQL the
+/// booking statement queues them itself, on SQLite the rules do.
+async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.webhook_allow_private = true).await;
+    let org = app.org("America/New_York").await;
+    let provider = org.provider().await;
+    set_offsets(&org, &[1440, 60]).await;
+    let hook = CreateWebhook { url: "http://127.0.0.1:9/hook".into(), events: None };
+    let hook = org.admin.create_webhook(&hook).await.expect("created");
+    let booked = org.agent.book(&with_email(booking(provider.id, days_ahead(3), "10:00"))).await.expect("booked");
+    let (org_id, id) = (OrgId(org.id), AppointmentId(booked.appointment_id));
+    let a = app.store.appointment(org_id, id).await.expect("read").expect("stored");
+
+    let start = a.slot.start();
+    let mut want: Vec<(String, Value)> = Vec::new();
+    for (kind, to) in [("reminder_email", &a.patient_email), ("reminder_sms", &a.patient_phone)] {
+        let to = to.as_deref().expect("the patient's address");
+        want.extend([1440, 60].map(|m| (kind.to_owned(), outbox_kind::reminder(to, m, start))));
+    }
+    let data = serde_json::to_value(a.to_api()).expect("the appointment as JSON");
+    let body = event::body(event::BOOKED, a.created_at, &data);
+    want.push(("webhook".into(), event::payload(WebhookId(hook.id), &body)));
+
+    let jobs = app.store.outbox(org_id, id).await.expect("outbox");
+    let mut queued: Vec<(String, Value)> = jobs
+        .into_iter()
+        .filter(|j| REMINDERS.contains(&j.kind.as_str()) || j.kind == "webhook")
+        .map(|j| (j.kind, j.payload))
+        .collect();
+    let by_text = |m: &(String, Value)| format!("{} {}", m.0, m.1);
+    want.sort_by_key(by_text);
+    queued.sort_by_key(by_text);
+    assert_eq!(queued, want);
+}
+
 on_both_backends!(
     a_move_and_a_cancellation_reach_the_phone_by_sms,
+    a_bookings_reminders_and_webhook_messages_say_what_the_rules_build,
     reminders_are_queued_per_offset_and_channel_none_already_due,
     a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
     a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link,
