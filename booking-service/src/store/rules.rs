@@ -818,7 +818,7 @@ impl Store for SqlStore {
 
     /// A call's appointments are those whose audit rows name it: every change a tool call makes
     /// writes its audit row, with the call's id, in the change's own transaction, so the list can
-    /// miss none.
+    /// miss none. They are in id order, which is the order they were booked (UUIDv7).
     async fn calls(
         &self,
         org: OrgId,

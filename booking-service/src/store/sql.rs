@@ -53,11 +53,12 @@ impl Dialect {
         }
     }
 
-    /// A JSON array of the distinct values of `expr` over the rows aggregated (`[]` for none).
+    /// A JSON array of the distinct values of `expr` over the rows aggregated, in their order
+    /// (`[]` for none).
     pub fn json_distinct(self, expr: &str) -> String {
         match self {
-            Dialect::Postgres => format!("coalesce(json_agg(DISTINCT {expr}), '[]')"),
-            Dialect::Sqlite => format!("json_group_array(DISTINCT {expr})"),
+            Dialect::Postgres => format!("coalesce(json_agg(DISTINCT {expr} ORDER BY {expr}), '[]')"),
+            Dialect::Sqlite => format!("json_group_array(DISTINCT {expr} ORDER BY {expr})"),
         }
     }
 

@@ -130,11 +130,7 @@ async fn a_call_is_recorded_once_with_the_appointments_it_changed(backend: Backe
     assert_eq!(calls[0].summary.as_deref(), Some("Booked twice."));
     assert_eq!(calls[0].ended_reason.as_deref(), Some("customer-ended-call"));
     assert_eq!(calls[0].customer_number.as_deref(), Some(CALLER));
-    let mut ids = calls[0].appointment_ids.clone();
-    ids.sort();
-    let mut expected = vec![first.id, second.id];
-    expected.sort();
-    assert_eq!(ids, expected);
+    assert_eq!(calls[0].appointment_ids, vec![first.id, second.id], "in the order they were booked");
     assert_eq!(calls[1].appointment_ids, vec![second.id], "the call that cancelled it");
     assert!(!calls.iter().any(|c| c.appointment_ids.contains(&third.id)));
 
