@@ -4,9 +4,10 @@
 //! booking is one statement.
 
 use super::rules::{
-    appointment_values, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
+    appointment_values, busy_sql, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION,
+    INSERT_APPOINTMENT,
 };
-use super::sql::{sqlstate, Key, Then, Timestamp, Tx};
+use super::sql::{sqlstate, Dialect, Key, Then, Timestamp, Tx};
 use super::{action, event, outbox_kind};
 use crate::domain::Slot;
 use chrono::{DateTime, Utc};
@@ -140,6 +141,7 @@ type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<U
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
     let (from, to) = crate::domain::alternatives_window(&a.slot);
+    let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
     let sql = format!(
         "WITH provider AS (
             SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $26 AND active FOR KEY SHARE
@@ -195,17 +197,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         )
         SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
                CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
-                   SELECT coalesce(json_agg(json_build_array(f, u) ORDER BY f), '[]') FROM (
-                       SELECT blocked_from, blocked_until FROM appointments
-                       WHERE org_id = $2 AND provider_id = $3 AND status IN ('pending', 'confirmed')
-                         AND tstzrange(blocked_from, blocked_until, '[)') && tstzrange($28, $29, '[)')
-                       UNION ALL
-                       SELECT starts_at, ends_at FROM time_off
-                       WHERE org_id = $2 AND provider_id = $3 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($28, $29, '[)')
-                       UNION ALL
-                       SELECT starts_at, ends_at FROM closures
-                       WHERE org_id = $2 AND tstzrange(starts_at, ends_at, '[)') && tstzrange($28, $29, '[)')
-                   ) AS busy (f, u))
+                   SELECT coalesce(json_agg(json_build_array(f, u) ORDER BY f), '[]') FROM ({busy}) AS busy (f, u))
                END"
     );
     let rest = (

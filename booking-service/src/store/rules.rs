@@ -558,20 +558,24 @@ pub(super) async fn busy_in(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<Slot>, sqlx::Error> {
-    let d = tx.dialect();
-    let sql = format!(
-        "SELECT blocked_from AS starts_at, blocked_until AS ends_at FROM appointments
-         WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {appointments}
-         UNION ALL
-         SELECT starts_at, ends_at FROM time_off WHERE org_id = $1 AND provider_id = $2 AND {span}
-         UNION ALL
-         SELECT starts_at, ends_at FROM closures WHERE org_id = $1 AND {span}
-         ORDER BY 1",
-        appointments = d.overlaps("blocked_from", "blocked_until", "$3", "$4"),
-        span = d.overlaps("starts_at", "ends_at", "$3", "$4"),
-    );
+    let sql = format!("{} ORDER BY 1", busy_sql(tx.dialect(), ["$1", "$2", "$3", "$4"]));
     let rows: Vec<SlotRow> = tx.query(&sql, (org, provider, Timestamp(from), Timestamp(to))).fetch_all().await?;
     Ok(rows.into_iter().filter_map(|r| Slot::try_from(r).ok()).collect())
+}
+
+/// The query of [`busy_in`], unordered, its organization, provider and bounds the placeholders
+/// given (the PostgreSQL booking statement reads it too, with its own).
+pub(super) fn busy_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> String {
+    format!(
+        "SELECT blocked_from AS starts_at, blocked_until AS ends_at FROM appointments
+         WHERE org_id = {org} AND provider_id = {provider} AND status IN ('pending', 'confirmed') AND {appointments}
+         UNION ALL
+         SELECT starts_at, ends_at FROM time_off WHERE org_id = {org} AND provider_id = {provider} AND {span}
+         UNION ALL
+         SELECT starts_at, ends_at FROM closures WHERE org_id = {org} AND {span}",
+        appointments = d.overlaps("blocked_from", "blocked_until", from, to),
+        span = d.overlaps("starts_at", "ends_at", from, to),
+    )
 }
 
 /// Whether an active appointment of the provider, other than `except`, has a blocked range
