@@ -4,8 +4,8 @@
 //! booking is one statement.
 
 use super::rules::{
-    appointment_values, busy_sql, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION,
-    INSERT_APPOINTMENT,
+    appointment_values, busy_sql, closed_sql, quota_sql, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES,
+    EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
 };
 use super::sql::{sqlstate, Dialect, Key, Then, Timestamp, Tx};
 use super::{action, event, outbox_kind};
@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -127,38 +128,21 @@ impl Pg {
 /// inserted.
 type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<Utc>)>>>);
 
-/// The booking in one statement: the appointment, only while its provider is the version it was
-/// planned from (held in key-share mode, so that time off and closures created meanwhile wait for
-/// it, or make it plan again: `store::schedule`), while no time off or closure meets its blocked
-/// range and, for a capped caller, while the caller's number holds fewer upcoming active
-/// appointments than the organization allows (counted under the caller's lock, taken in BEGIN);
-/// and with it its audit row, outbox message, confirmation link, idempotency record, manage link,
-/// SMS, reminders and a message to each webhook wanting bookings (as the rules queue them on
-/// SQLite), each written only if the appointment was. Every JSON it writes is built in Rust
-/// (`store::names`) and bound; the statement only adds what it reads: each reminder's offset from
-/// the clinic's settings and each webhook's id. The exclusion constraint decides overlaps with
-/// other appointments.
-pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
-    let a = w.appointment;
-    let (from, to) = crate::domain::alternatives_window(&a.slot);
+/// The booking statement: the same text on every booking, built once.
+static BOOKING: LazyLock<String> = LazyLock::new(|| {
+    let quota = quota_sql(["$2", "$11", "$14"]);
+    let closed = closed_sql(Dialect::Postgres, ["$2", "$3", "$6", "$7"]);
     let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
-    let sql = format!(
+    format!(
         "WITH provider AS (
             SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $26 AND active FOR KEY SHARE
         ), quota AS (
-            SELECT o.max_active_per_caller AS most FROM organizations o
-            WHERE o.id = $2 AND $27 AND o.max_active_per_caller > 0
-              AND (SELECT count(*) FROM appointments
-                   WHERE org_id = $2 AND patient_phone = $11 AND status IN ('pending', 'confirmed') AND ends_at > $14)
-                  >= o.max_active_per_caller
+            {quota} AND $27
         ), appt AS (
             {INSERT_APPOINTMENT}
             SELECT {APPOINTMENT_VALUES} FROM provider
             WHERE NOT EXISTS (SELECT FROM quota)
-              AND NOT EXISTS (SELECT FROM time_off WHERE org_id = $2 AND provider_id = $3
-                                AND tstzrange(starts_at, ends_at, '[)') && tstzrange($6, $7, '[)'))
-              AND NOT EXISTS (SELECT FROM closures WHERE org_id = $2
-                                AND tstzrange(starts_at, ends_at, '[)') && tstzrange($6, $7, '[)'))
+              AND NOT EXISTS ({closed})
             ON CONFLICT DO NOTHING
             RETURNING id, org_id
         ), audit AS (
@@ -199,7 +183,23 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
                CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
                    SELECT coalesce(json_agg(json_build_array(f, u) ORDER BY f), '[]') FROM ({busy}) AS busy (f, u))
                END"
-    );
+    )
+});
+
+/// The booking in one statement: the appointment, only while its provider is the version it was
+/// planned from (held in key-share mode, so that time off and closures created meanwhile wait for
+/// it, or make it plan again: `store::schedule`), while no time off or closure meets its blocked
+/// range and, for a capped caller, while the caller's number holds fewer upcoming active
+/// appointments than the organization allows (counted under the caller's lock, taken in BEGIN);
+/// and with it its audit row, outbox message, confirmation link, idempotency record, manage link,
+/// SMS, reminders and a message to each webhook wanting bookings (as the rules queue them on
+/// SQLite), each written only if the appointment was. Every JSON it writes is built in Rust
+/// (`store::names`) and bound; the statement only adds what it reads: each reminder's offset from
+/// the clinic's settings and each webhook's id. The exclusion constraint decides overlaps with
+/// other appointments.
+pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
+    let a = w.appointment;
+    let (from, to) = crate::domain::alternatives_window(&a.slot);
     let rest = (
         action::BOOKED,
         &w.actor.sub,
@@ -234,7 +234,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         reminder(&a.patient_phone),
     );
     let inserted: Result<Answer, sqlx::Error> =
-        tx.query(&sql, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;
+        tx.query(&BOOKING, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;
     match inserted {
         Ok((1, _, _, _)) => Ok(Inserted::Booked),
         Ok((_, 0, _, _)) => Ok(Inserted::Stale),

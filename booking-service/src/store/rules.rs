@@ -603,16 +603,34 @@ pub(super) async fn overlapping(
 
 /// Whether time off of the provider or a closure of its organization meets `blocked`.
 pub(super) async fn closed(tx: &mut Tx, org: OrgId, provider: ProviderId, blocked: &Slot) -> Result<bool, sqlx::Error> {
-    let span = tx.dialect().overlaps("starts_at", "ends_at", "$3", "$4");
-    let sql = format!(
-        "SELECT 1 FROM time_off WHERE org_id = $1 AND provider_id = $2 AND {span}
-         UNION ALL
-         SELECT 1 FROM closures WHERE org_id = $1 AND {span}
-         LIMIT 1"
-    );
+    let sql = format!("{} LIMIT 1", closed_sql(tx.dialect(), ["$1", "$2", "$3", "$4"]));
     let found: Option<(i32,)> =
         tx.query(&sql, (org, provider, Timestamp(blocked.start()), Timestamp(blocked.end()))).fetch_optional().await?;
     Ok(found.is_some())
+}
+
+/// The query of [`closed`] (a row for each time off and closure met), its organization, provider
+/// and bounds the placeholders given (the PostgreSQL booking statement asks it too, with its own).
+pub(super) fn closed_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> String {
+    let span = d.overlaps("starts_at", "ends_at", from, to);
+    format!(
+        "SELECT 1 FROM time_off WHERE org_id = {org} AND provider_id = {provider} AND {span}
+         UNION ALL
+         SELECT 1 FROM closures WHERE org_id = {org} AND {span}"
+    )
+}
+
+/// The most upcoming active appointments the organization allows one caller, when the caller's
+/// number already holds that many (no row otherwise): what both databases' booking insert asks of
+/// a capped caller, its organization, number and instant the placeholders given.
+pub(super) fn quota_sql([org, phone, now]: [&str; 3]) -> String {
+    format!(
+        "SELECT o.max_active_per_caller AS most FROM organizations o
+         WHERE o.id = {org} AND o.max_active_per_caller > 0
+           AND (SELECT count(*) FROM appointments
+                WHERE org_id = {org} AND patient_phone = {phone} AND status IN ('pending', 'confirmed') AND ends_at > {now})
+               >= o.max_active_per_caller"
+    )
 }
 
 async fn replay(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey) -> Result<Option<BookOutcome>, Fault> {

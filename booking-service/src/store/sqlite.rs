@@ -4,8 +4,8 @@
 //! in this process or any other.
 
 use super::rules::{
-    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, remember,
-    BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, INSERT_APPOINTMENT,
+    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, quota_sql,
+    remember, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, INSERT_APPOINTMENT,
 };
 use super::sql::{Timestamp, Tx};
 use super::webhooks::fire;
@@ -98,17 +98,9 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         return Ok(Inserted::Stale);
     }
     if w.capped {
-        let most: Option<(i32,)> = tx
-            .query(
-                "SELECT o.max_active_per_caller FROM organizations o
-                 WHERE o.id = $1 AND o.max_active_per_caller > 0
-                   AND (SELECT count(*) FROM appointments
-                        WHERE org_id = $1 AND patient_phone = $2 AND status IN ('pending', 'confirmed') AND ends_at > $3)
-                       >= o.max_active_per_caller",
-                (org, &a.patient_phone, Timestamp(a.created_at)),
-            )
-            .fetch_optional()
-            .await?;
+        let quota = quota_sql(["$1", "$2", "$3"]);
+        let most: Option<(i32,)> =
+            tx.query(&quota, (org, &a.patient_phone, Timestamp(a.created_at))).fetch_optional().await?;
         if let Some((most,)) = most {
             return Ok(Inserted::OverQuota(most));
         }
