@@ -45,10 +45,11 @@ WITH provider AS (
            'pending', 'B' || :code::text, 'Bench Patient', '+1' || lpad(:code::text, 14, '0'), 'bench@example.com', 'bench', now(), now()
       FROM provider, slot
      WHERE NOT EXISTS (SELECT FROM quota)
-       AND NOT EXISTS (SELECT FROM time_off WHERE org_id = :org::uuid
+       AND NOT EXISTS (SELECT 1 FROM time_off WHERE org_id = :org::uuid
                          AND provider_id = ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid
-                         AND tstzrange(starts_at, ends_at, '[)') && tstzrange(slot.starts_at, slot.ends_at, '[)'))
-       AND NOT EXISTS (SELECT FROM closures WHERE org_id = :org::uuid
+                         AND tstzrange(starts_at, ends_at, '[)') && tstzrange(slot.starts_at, slot.ends_at, '[)')
+                       UNION ALL
+                       SELECT 1 FROM closures WHERE org_id = :org::uuid
                          AND tstzrange(starts_at, ends_at, '[)') && tstzrange(slot.starts_at, slot.ends_at, '[)'))
     ON CONFLICT DO NOTHING
     RETURNING id, org_id, starts_at, ends_at, patient_email, patient_phone
@@ -71,7 +72,7 @@ WITH provider AS (
 ), reminders AS (
     INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
     SELECT gen_random_uuid(), appt.org_id, appt.id, ch.kind,
-           jsonb_build_object('to', ch.recipient, 'offset_minutes', m.minutes, 'starts_at', appt.starts_at),
+           jsonb_build_object('to', ch.recipient, 'starts_at', appt.starts_at) || jsonb_build_object('offset_minutes', m.minutes),
            appt.starts_at - make_interval(mins => m.minutes), now()
       FROM appt
       JOIN organizations o ON o.id = appt.org_id
@@ -81,7 +82,7 @@ WITH provider AS (
 ), hooks AS (
     INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
     SELECT gen_random_uuid(), appt.org_id, appt.id, 'webhook',
-           jsonb_build_object('webhook_id', w.id, 'type', 'appointment.booked', 'timestamp', now(), 'data', '{}'::jsonb), now(), now()
+           '{"type": "appointment.booked", "data": {}}'::jsonb || jsonb_build_object('webhook_id', w.id), now(), now()
       FROM appt JOIN webhooks w ON w.org_id = appt.org_id
      WHERE w.events = '[]'::jsonb OR w.events ? 'appointment.booked'
 )
