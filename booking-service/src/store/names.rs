@@ -11,9 +11,14 @@ pub mod event {
     pub const NO_SHOW: &str = "appointment.no_show";
     pub const ALL: [&str; 6] = [BOOKED, CONFIRMED, CANCELLED, RESCHEDULED, COMPLETED, NO_SHOW];
 
-    /// The body a webhook is sent: the event, the instant of the change and the appointment.
-    pub fn body(kind: &str, at: chrono::DateTime<chrono::Utc>, data: &serde_json::Value) -> serde_json::Value {
-        serde_json::json!({ "type": kind, "timestamp": at, "data": data })
+    /// The body a webhook is sent: the event, the instant of the change and the appointment as the
+    /// API shows it then.
+    pub fn body(
+        kind: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        appointment: &crate::store::Appointment,
+    ) -> serde_json::Value {
+        serde_json::json!({ "type": kind, "timestamp": at, "data": appointment.to_api() })
     }
 
     /// The payload of a webhook's outbox message: the body, and which endpoint it goes to (under

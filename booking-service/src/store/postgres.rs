@@ -219,7 +219,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         &w.actor.call,
         outbox_kind::WEBHOOK,
         event::BOOKED,
-        Json(event::body(event::BOOKED, a.created_at, &serde_json::to_value(a.to_api()).unwrap_or_default())),
+        Json(event::body(event::BOOKED, a.created_at, a)),
     );
     // What each reminder to the patient's address says; the statement adds each offset.
     let reminder = |to: &Option<String>| to.as_deref().map(|to| Json(outbox_kind::reminder_to(to, a.slot.start())));

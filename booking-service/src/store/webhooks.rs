@@ -18,8 +18,7 @@ pub(super) async fn fire(
     let org = appointment.org_id;
     let sql = format!("SELECT {WEBHOOK_COLUMNS} WHERE org_id = $1");
     let hooks: Vec<Webhook> = tx.query(&sql, (org,)).fetch_all().await?;
-    let data = serde_json::to_value(appointment.to_api()).unwrap_or_default();
-    let body = event::body(kind, now, &data);
+    let body = event::body(kind, now, appointment);
     for hook in hooks.into_iter().filter(|h| h.wants(kind)) {
         enqueue(tx, appointment, outbox_kind::WEBHOOK, &event::payload(hook.id, &body), now, now).await?;
     }

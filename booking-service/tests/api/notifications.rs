@@ -248,8 +248,7 @@ async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(back
         let to = to.as_deref().expect("the patient's address");
         want.extend([1440, 60].map(|m| (kind.to_owned(), outbox_kind::reminder(to, m, start))));
     }
-    let data = serde_json::to_value(a.to_api()).expect("the appointment as JSON");
-    let body = event::body(event::BOOKED, a.created_at, &data);
+    let body = event::body(event::BOOKED, a.created_at, &a);
     want.push(("webhook".into(), event::payload(WebhookId(hook.id), &body)));
 
     let jobs = app.store.outbox(org_id, id).await.expect("outbox");
