@@ -4,8 +4,8 @@
 //! booking is one statement.
 
 use super::rules::{
-    appointment_values, busy_sql, closed_sql, quota_sql, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES,
-    EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
+    appointment_values, busy_sql, closed_sql, planned_provider_sql, quota_sql, BookingWrites, Inserted, Scope,
+    APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
 };
 use super::sql::{sqlstate, Dialect, Key, Then, Timestamp, Tx};
 use super::{action, event, outbox_kind};
@@ -130,12 +130,13 @@ type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<U
 
 /// The booking statement: the same text on every booking, built once.
 static BOOKING: LazyLock<String> = LazyLock::new(|| {
+    let planned = planned_provider_sql(Dialect::Postgres, ["$2", "$3", "$26"]);
     let quota = quota_sql(["$2", "$11", "$14"]);
     let closed = closed_sql(Dialect::Postgres, ["$2", "$3", "$6", "$7"]);
     let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
     format!(
         "WITH provider AS (
-            SELECT FROM providers WHERE org_id = $2 AND id = $3 AND version = $26 AND active FOR KEY SHARE
+            {planned}
         ), quota AS (
             {quota} AND $27
         ), appt AS (

@@ -620,6 +620,17 @@ pub(super) fn closed_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> St
     )
 }
 
+/// A row while the provider is active and still the version a booking was planned from, held
+/// against time off and closures being created until the transaction ends (`Dialect::key_share`):
+/// what both databases' booking insert asks first, its organization, provider and version the
+/// placeholders given.
+pub(super) fn planned_provider_sql(d: Dialect, [org, id, version]: [&str; 3]) -> String {
+    let hold = d.key_share("p");
+    format!(
+        "SELECT 1 FROM providers p WHERE p.org_id = {org} AND p.id = {id} AND p.version = {version} AND p.active{hold}"
+    )
+}
+
 /// The most upcoming active appointments the organization allows one caller, when the caller's
 /// number already holds that many (no row otherwise): what both databases' booking insert asks of
 /// a capped caller, its organization, number and instant the placeholders given.

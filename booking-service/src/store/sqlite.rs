@@ -4,10 +4,10 @@
 //! in this process or any other.
 
 use super::rules::{
-    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, queue_reminders, quota_sql,
-    remember, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, INSERT_APPOINTMENT,
+    appointment_values, audit, closed, enqueue, issue_link, issue_manage_link, overlapping, planned_provider_sql,
+    queue_reminders, quota_sql, remember, BookingWrites, Inserted, Scope, APPOINTMENT_VALUES, INSERT_APPOINTMENT,
 };
-use super::sql::{Timestamp, Tx};
+use super::sql::{Dialect, Timestamp, Tx};
 use super::webhooks::fire;
 use super::{action, event, outbox_kind};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -87,13 +87,8 @@ impl Lite {
 /// the overlap check and the insert.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let (a, org) = (w.appointment, w.actor.org);
-    let current: Option<(i32,)> = tx
-        .query(
-            "SELECT 1 FROM providers WHERE org_id = $1 AND id = $2 AND version = $3 AND active",
-            (org, a.provider_id, w.provider_version),
-        )
-        .fetch_optional()
-        .await?;
+    let planned = planned_provider_sql(Dialect::Sqlite, ["$1", "$2", "$3"]);
+    let current: Option<(i32,)> = tx.query(&planned, (org, a.provider_id, w.provider_version)).fetch_optional().await?;
     if current.is_none() {
         return Ok(Inserted::Stale);
     }
