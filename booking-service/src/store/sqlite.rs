@@ -12,6 +12,7 @@ use super::webhooks::fire;
 use super::{action, event, outbox_kind};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -83,19 +84,22 @@ impl Lite {
     }
 }
 
+/// The insert's first two questions (the rules' text, with this statement's placeholders), built
+/// once like PostgreSQL's booking statement.
+static PLANNED: LazyLock<String> = LazyLock::new(|| planned_provider_sql(Dialect::Sqlite, ["$1", "$2", "$3"]));
+static QUOTA: LazyLock<String> = LazyLock::new(|| quota_sql(["$1", "$2", "$3"]));
+
 /// The booking as a few statements in the write transaction: no other writer can book between
 /// the overlap check and the insert.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let (a, org) = (w.appointment, w.actor.org);
-    let planned = planned_provider_sql(Dialect::Sqlite, ["$1", "$2", "$3"]);
-    let current: Option<(i32,)> = tx.query(&planned, (org, a.provider_id, w.provider_version)).fetch_optional().await?;
+    let current: Option<(i32,)> = tx.query(&PLANNED, (org, a.provider_id, w.provider_version)).fetch_optional().await?;
     if current.is_none() {
         return Ok(Inserted::Stale);
     }
     if w.capped {
-        let quota = quota_sql(["$1", "$2", "$3"]);
         let most: Option<(i32,)> =
-            tx.query(&quota, (org, &a.patient_phone, Timestamp(a.created_at))).fetch_optional().await?;
+            tx.query(&QUOTA, (org, &a.patient_phone, Timestamp(a.created_at))).fetch_optional().await?;
         if let Some((most,)) = most {
             return Ok(Inserted::OverQuota(most));
         }
