@@ -4,8 +4,8 @@
 //! booking is one statement.
 
 use super::rules::{
-    appointment_values, busy_sql, closed_sql, planned_provider_sql, quota_sql, BookingWrites, Inserted, Scope,
-    APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
+    appointment_values, busy_sql, channels, closed_sql, planned_provider_sql, quota_sql, BookingWrites, Inserted,
+    Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
 };
 use super::sql::{sqlstate, Dialect, Key, Then, Timestamp, Tx};
 use super::{action, event, outbox_kind};
@@ -222,17 +222,19 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         event::BOOKED,
         Json(event::body(event::BOOKED, a.created_at, a)),
     );
-    // What each reminder to the patient's address says; the statement adds each offset.
-    let reminder = |to: &Option<String>| to.as_deref().map(|to| Json(outbox_kind::reminder_to(to, a.slot.start())));
+    // Each channel's reminder kind and what its reminders say, where the patient has the address;
+    // the statement adds each offset.
+    let [(email_kind, email_reminder), (sms_kind, sms_reminder)] = channels(a, outbox_kind::REMINDERS)
+        .map(|(kind, to)| (kind, to.map(|to| Json(outbox_kind::reminder_to(to, a.slot.start())))));
     let notifications = (
         &w.manage.token_hash,
         &w.manage.nonce,
         outbox_kind::BOOKING_SMS,
         w.sms.as_ref().map(Json),
-        outbox_kind::REMINDER_EMAIL,
-        outbox_kind::REMINDER_SMS,
-        reminder(&a.patient_email),
-        reminder(&a.patient_phone),
+        email_kind,
+        sms_kind,
+        email_reminder,
+        sms_reminder,
     );
     let inserted: Result<Answer, sqlx::Error> =
         tx.query(&BOOKING, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;

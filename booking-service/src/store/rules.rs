@@ -715,7 +715,10 @@ pub(super) async fn enqueue(
 
 /// The ways a message of one of two kinds (by email, by SMS) can reach the patient, where the
 /// appointment has the address.
-fn channels<'a>(a: &'a Appointment, [email, sms]: [&'static str; 2]) -> [(&'static str, Option<&'a str>); 2] {
+pub(super) fn channels<'a>(
+    a: &'a Appointment,
+    [email, sms]: [&'static str; 2],
+) -> [(&'static str, Option<&'a str>); 2] {
     [(email, a.patient_email.as_deref()), (sms, a.patient_phone.as_deref())]
 }
 
