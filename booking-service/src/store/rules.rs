@@ -161,96 +161,6 @@ impl SqlStore {
         Ok(Page::of(rows, page.limit))
     }
 
-    async fn try_book(&self, actor: &Actor, b: &NewBooking<'_>) -> Result<BookOutcome, Fault> {
-        let capped = b.capped.then_some(b.patient.phone.as_ref()).flatten();
-        let scope = match capped {
-            Some(phone) => Scope::WriteLocked(actor.org, caller_lock(actor.org, phone.as_str())),
-            None => Scope::Write(actor.org),
-        };
-        let mut tx = self.begin(scope).await?;
-        if let Some(idem) = &b.idempotency {
-            if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
-                return Ok(replayed);
-            }
-        }
-        let (known, wanted) = match self.plan_booking(&mut tx, actor.org, b).await? {
-            Ok(planned) => planned,
-            Err(refusal) => return Ok(refusal),
-        };
-        let provider = &known.provider;
-        let now = now();
-        let appointment = Appointment::pending(actor, provider, &wanted, b, now);
-        let email = appointment.patient_email.as_deref();
-        let writes = BookingWrites {
-            actor,
-            appointment: &appointment,
-            provider_version: known.version,
-            audit: action::booked(&wanted.slot),
-            link: email.map(|_| &b.link),
-            message: email.map(|to| outbox_kind::with_link(to, &b.link)),
-            manage: &b.manage,
-            sms: appointment.patient_phone.as_deref().map(outbox_kind::plain),
-            idempotency: b.idempotency.as_ref().map(|idem| (idem, (b.render)(&appointment))),
-            capped: capped.is_some(),
-        };
-        let inserted = match tx.dialect() {
-            Dialect::Postgres => super::postgres::insert_booking(&mut tx, &writes).await,
-            Dialect::Sqlite => super::sqlite::insert_booking(&mut tx, &writes).await,
-        };
-        match inserted {
-            Ok(Inserted::Booked) => {
-                tx.commit().await?;
-                Ok(BookOutcome::Booked(appointment))
-            }
-            Ok(Inserted::Stale) => {
-                // Planned from a copy of the provider older than the stored one: plan again
-                // from a fresh read.
-                self.known.forget(actor.org, b.provider);
-                Err(Fault::Retry)
-            }
-            Ok(Inserted::Taken(read)) => {
-                // A concurrent request with the same key may be the one that took the slot.
-                if let Some(idem) = &b.idempotency {
-                    if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
-                        return Ok(replayed);
-                    }
-                }
-                let busy = match read {
-                    Some(busy) => busy,
-                    None => {
-                        let (from, to) = crate::domain::alternatives_window(&wanted.slot);
-                        busy_in(&mut tx, actor.org, provider.id, from, to).await?
-                    }
-                };
-                let blocked = wanted.blocked();
-                if !busy.iter().any(|s| s.overlaps(&blocked)) {
-                    // A confirmation code collision, or the conflicting booking was just cancelled.
-                    return Err(Fault::Retry);
-                }
-                tx.commit().await?;
-                Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: Some(busy) })
-            }
-            Ok(Inserted::OverQuota(most)) => Err(StoreError::InvalidState(format!(
-                "the number you're calling from already has {most} upcoming appointments here, the most one caller can book"
-            ))
-            .into()),
-            Ok(Inserted::Refused) => {
-                drop(tx);
-                if let Some(idem) = &b.idempotency {
-                    let mut tx = self.begin(Scope::Read(actor.org)).await?;
-                    if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
-                        return Ok(replayed);
-                    }
-                }
-                Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: None })
-            }
-            // A confirmation code collision, or a concurrent request with the same idempotency
-            // key committed first: the next attempt draws a new code or replays that request.
-            Err(e) if is_unique_violation(&e) => Err(Fault::Retry),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// The provider and slot to insert, or the refusal. A booking is planned from the copy of its
     /// provider in `known` when it has one, saving a round trip: the insert itself checks that
     /// the copy is current. Every refusal rests on the provider as stored now.
@@ -275,183 +185,6 @@ impl SqlStore {
             return Ok(Err(BookOutcome::Unavailable { provider: known.provider.clone(), wanted, busy: None }));
         }
         Ok(Ok((known, wanted)))
-    }
-
-    async fn try_cancel(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        reason: Option<&str>,
-        cutoff: Option<Cutoff>,
-    ) -> Result<Appointment, Fault> {
-        let mut tx = self.begin(Scope::Write(actor.org)).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
-        within_reach(&appointment, cutoff)?;
-        still_active(&appointment, |status| format!("the appointment is already {status}"))?;
-        let now = now();
-        tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
-            .execute()
-            .await?;
-        let details = serde_json::json!({ "reason": reason });
-        audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
-        withdraw_link(&mut tx, actor.org, id).await?;
-        withdraw_reminders(&mut tx, actor.org, id).await?;
-        for (kind, to) in channels(&appointment, outbox_kind::CANCELLATIONS) {
-            if let Some(to) = to {
-                enqueue(&mut tx, &appointment, kind, &outbox_kind::plain(to), now, now).await?;
-            }
-        }
-        appointment.status = AppointmentStatus::Cancelled;
-        appointment.updated_at = now;
-        fire(&mut tx, &appointment, event::CANCELLED, now).await?;
-        tx.commit().await?;
-        Ok(appointment)
-    }
-
-    async fn try_reschedule(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        kind: Option<AppointmentTypeId>,
-        plan: PlanMove<'_>,
-        link: &IssuedLink,
-        cutoff: Option<Cutoff>,
-    ) -> Result<MoveOutcome, Fault> {
-        let mut tx = self.begin(Scope::Write(actor.org)).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
-        within_reach(&appointment, cutoff)?;
-        still_active(&appointment, |status| format!("a {status} appointment cannot be rescheduled"))?;
-        // Locked against time off and closures being created until this transaction ends, so
-        // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
-        let key_share = tx.dialect().key_share("p");
-        let provider = provider_row(&mut tx, actor.org, appointment.provider_id, &key_share).await?;
-        let provider = provider.ok_or(StoreError::NotFound)?.provider;
-        let moved_as = match kind.or(appointment.appointment_type) {
-            Some(kind) => Some(appointment_type_in(&mut tx, actor.org, kind, "").await?),
-            None => None,
-        };
-        let mut wanted = plan(&provider, &appointment, moved_as.as_ref().map(Option::as_ref))?;
-        if let Some(cutoff) = cutoff {
-            wanted.policy = cutoff.bound(wanted.policy);
-        }
-        let now = now();
-        let blocked = wanted.blocked();
-        let refused = !provider.active
-            || !wanted.allowed_by(&provider, now)
-            || closed(&mut tx, actor.org, provider.id, &blocked).await?
-            || (tx.dialect().checks_overlaps()
-                && overlapping(&mut tx, actor.org, provider.id, &blocked, Some(id)).await?);
-        if refused {
-            return Ok(MoveOutcome::Unavailable { provider, wanted });
-        }
-        let kind = wanted.kind;
-        let moved = tx
-            .query(
-                "UPDATE appointments SET starts_at = $3, ends_at = $4, blocked_from = $5, blocked_until = $6,
-                        appointment_type_id = $7, status = 'pending', updated_at = $8
-                 WHERE org_id = $1 AND id = $2",
-                (
-                    actor.org,
-                    id,
-                    Timestamp(wanted.slot.start()),
-                    Timestamp(wanted.slot.end()),
-                    Timestamp(blocked.start()),
-                    Timestamp(blocked.end()),
-                    kind,
-                    Timestamp(now),
-                ),
-            )
-            .execute()
-            .await;
-        match moved {
-            Ok(_) => {}
-            // PostgreSQL's exclusion constraint: a booking committed since the check above.
-            Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => {
-                return Ok(MoveOutcome::Unavailable { provider, wanted })
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let details = action::moved(&appointment.slot, &wanted.slot);
-        audit(&mut tx, actor, id.into(), action::RESCHEDULED, &details, now).await?;
-        withdraw_link(&mut tx, actor.org, id).await?;
-        if let Some(to) = &appointment.patient_email {
-            issue_link(&mut tx, actor.org, id, link, now).await?;
-            let payload = outbox_kind::with_link(to, link);
-            enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
-        }
-        if let Some(phone) = &appointment.patient_phone {
-            enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &outbox_kind::plain(phone), now, now).await?;
-        }
-        appointment.slot = wanted.slot;
-        appointment.blocked = blocked;
-        appointment.appointment_type = kind;
-        appointment.status = AppointmentStatus::Pending;
-        appointment.updated_at = now;
-        withdraw_reminders(&mut tx, actor.org, id).await?;
-        queue_reminders(&mut tx, &appointment, now).await?;
-        fire(&mut tx, &appointment, event::RESCHEDULED, now).await?;
-        tx.commit().await?;
-        Ok(MoveOutcome::Moved(appointment))
-    }
-
-    async fn try_attend(
-        &self,
-        actor: &Actor,
-        id: AppointmentId,
-        outcome: AppointmentStatus,
-    ) -> Result<Appointment, Fault> {
-        let mut tx = self.begin(Scope::Write(actor.org)).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
-        still_active(&appointment, |status| format!("the appointment is already {status}"))?;
-        let now = now();
-        if appointment.slot.start() > now {
-            return Err(StoreError::InvalidState("the appointment has not started yet".into()).into());
-        }
-        tx.query(
-            "UPDATE appointments SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
-            (actor.org, id, outcome.as_str(), Timestamp(now)),
-        )
-        .execute()
-        .await?;
-        audit(&mut tx, actor, id.into(), outcome.as_str(), &serde_json::json!({}), now).await?;
-        appointment.status = outcome;
-        appointment.updated_at = now;
-        let kind = if outcome == AppointmentStatus::NoShow { event::NO_SHOW } else { event::COMPLETED };
-        fire(&mut tx, &appointment, kind, now).await?;
-        tx.commit().await?;
-        Ok(appointment)
-    }
-
-    async fn try_confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> Result<Confirmed, Fault> {
-        let mut tx = self.begin(Scope::Write(actor.org)).await?;
-        let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
-        let expires_at: Option<(Timestamp,)> = tx
-            .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3", (actor.org, id, token_hash))
-            .fetch_optional()
-            .await?;
-        let now = now();
-        match expires_at {
-            None => return Err(StoreError::NotFound.into()),
-            Some((at,)) if at.0 <= now => return Err(StoreError::Expired.into()),
-            Some(_) => {}
-        }
-        if appointment.status == AppointmentStatus::Confirmed {
-            return Ok(Confirmed::Already(appointment));
-        }
-        still_active(&appointment, |status| format!("the appointment is {status}"))?;
-        tx.query(
-            "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2",
-            (actor.org, id, Timestamp(now)),
-        )
-        .execute()
-        .await?;
-        let details = serde_json::json!({ "via": "link" });
-        audit(&mut tx, actor, id.into(), action::CONFIRMED, &details, now).await?;
-        appointment.status = AppointmentStatus::Confirmed;
-        appointment.updated_at = now;
-        fire(&mut tx, &appointment, event::CONFIRMED, now).await?;
-        tx.commit().await?;
-        Ok(Confirmed::Now(appointment))
     }
 }
 
@@ -1049,7 +782,97 @@ impl Store for SqlStore {
     }
 
     async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome> {
-        retrying(|| self.try_book(actor, &booking)).await
+        let b = &booking;
+        retrying(|| async move {
+            let capped = b.capped.then_some(b.patient.phone.as_ref()).flatten();
+            let scope = match capped {
+                Some(phone) => Scope::WriteLocked(actor.org, caller_lock(actor.org, phone.as_str())),
+                None => Scope::Write(actor.org),
+            };
+            let mut tx = self.begin(scope).await?;
+            if let Some(idem) = &b.idempotency {
+                if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                    return Ok(replayed);
+                }
+            }
+            let (known, wanted) = match self.plan_booking(&mut tx, actor.org, b).await? {
+                Ok(planned) => planned,
+                Err(refusal) => return Ok(refusal),
+            };
+            let provider = &known.provider;
+            let now = now();
+            let appointment = Appointment::pending(actor, provider, &wanted, b, now);
+            let email = appointment.patient_email.as_deref();
+            let writes = BookingWrites {
+                actor,
+                appointment: &appointment,
+                provider_version: known.version,
+                audit: action::booked(&wanted.slot),
+                link: email.map(|_| &b.link),
+                message: email.map(|to| outbox_kind::with_link(to, &b.link)),
+                manage: &b.manage,
+                sms: appointment.patient_phone.as_deref().map(outbox_kind::plain),
+                idempotency: b.idempotency.as_ref().map(|idem| (idem, (b.render)(&appointment))),
+                capped: capped.is_some(),
+            };
+            let inserted = match tx.dialect() {
+                Dialect::Postgres => super::postgres::insert_booking(&mut tx, &writes).await,
+                Dialect::Sqlite => super::sqlite::insert_booking(&mut tx, &writes).await,
+            };
+            match inserted {
+                Ok(Inserted::Booked) => {
+                    tx.commit().await?;
+                    Ok(BookOutcome::Booked(appointment))
+                }
+                Ok(Inserted::Stale) => {
+                    // Planned from a copy of the provider older than the stored one: plan again
+                    // from a fresh read.
+                    self.known.forget(actor.org, b.provider);
+                    Err(Fault::Retry)
+                }
+                Ok(Inserted::Taken(read)) => {
+                    // A concurrent request with the same key may be the one that took the slot.
+                    if let Some(idem) = &b.idempotency {
+                        if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                            return Ok(replayed);
+                        }
+                    }
+                    let busy = match read {
+                        Some(busy) => busy,
+                        None => {
+                            let (from, to) = crate::domain::alternatives_window(&wanted.slot);
+                            busy_in(&mut tx, actor.org, provider.id, from, to).await?
+                        }
+                    };
+                    let blocked = wanted.blocked();
+                    if !busy.iter().any(|s| s.overlaps(&blocked)) {
+                        // A confirmation code collision, or the conflicting booking was just cancelled.
+                        return Err(Fault::Retry);
+                    }
+                    tx.commit().await?;
+                    Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: Some(busy) })
+                }
+                Ok(Inserted::OverQuota(most)) => Err(StoreError::InvalidState(format!(
+                    "the number you're calling from already has {most} upcoming appointments here, the most one caller can book"
+                ))
+                .into()),
+                Ok(Inserted::Refused) => {
+                    drop(tx);
+                    if let Some(idem) = &b.idempotency {
+                        let mut tx = self.begin(Scope::Read(actor.org)).await?;
+                        if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                            return Ok(replayed);
+                        }
+                    }
+                    Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: None })
+                }
+                // A confirmation code collision, or a concurrent request with the same idempotency
+                // key committed first: the next attempt draws a new code or replays that request.
+                Err(e) if is_unique_violation(&e) => Err(Fault::Retry),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     async fn appointment(&self, org: OrgId, id: AppointmentId) -> StoreResult<Option<Appointment>> {
@@ -1088,7 +911,31 @@ impl Store for SqlStore {
         reason: Option<&str>,
         cutoff: Option<Cutoff>,
     ) -> StoreResult<Appointment> {
-        retrying(|| self.try_cancel(actor, id, reason, cutoff)).await
+        retrying(|| async move {
+            let mut tx = self.begin(Scope::Write(actor.org)).await?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            within_reach(&appointment, cutoff)?;
+            still_active(&appointment, |status| format!("the appointment is already {status}"))?;
+            let now = now();
+            tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
+                .execute()
+                .await?;
+            let details = serde_json::json!({ "reason": reason });
+            audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
+            withdraw_link(&mut tx, actor.org, id).await?;
+            withdraw_reminders(&mut tx, actor.org, id).await?;
+            for (kind, to) in channels(&appointment, outbox_kind::CANCELLATIONS) {
+                if let Some(to) = to {
+                    enqueue(&mut tx, &appointment, kind, &outbox_kind::plain(to), now, now).await?;
+                }
+            }
+            appointment.status = AppointmentStatus::Cancelled;
+            appointment.updated_at = now;
+            fire(&mut tx, &appointment, event::CANCELLED, now).await?;
+            tx.commit().await?;
+            Ok(appointment)
+        })
+        .await
     }
 
     async fn reschedule(
@@ -1100,7 +947,85 @@ impl Store for SqlStore {
         link: &IssuedLink,
         cutoff: Option<Cutoff>,
     ) -> StoreResult<MoveOutcome> {
-        retrying(|| self.try_reschedule(actor, id, kind, plan, link, cutoff)).await
+        retrying(|| async move {
+            let mut tx = self.begin(Scope::Write(actor.org)).await?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            within_reach(&appointment, cutoff)?;
+            still_active(&appointment, |status| format!("a {status} appointment cannot be rescheduled"))?;
+            // Locked against time off and closures being created until this transaction ends, so
+            // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
+            let key_share = tx.dialect().key_share("p");
+            let provider = provider_row(&mut tx, actor.org, appointment.provider_id, &key_share).await?;
+            let provider = provider.ok_or(StoreError::NotFound)?.provider;
+            let moved_as = match kind.or(appointment.appointment_type) {
+                Some(kind) => Some(appointment_type_in(&mut tx, actor.org, kind, "").await?),
+                None => None,
+            };
+            let mut wanted = plan(&provider, &appointment, moved_as.as_ref().map(Option::as_ref))?;
+            if let Some(cutoff) = cutoff {
+                wanted.policy = cutoff.bound(wanted.policy);
+            }
+            let now = now();
+            let blocked = wanted.blocked();
+            let refused = !provider.active
+                || !wanted.allowed_by(&provider, now)
+                || closed(&mut tx, actor.org, provider.id, &blocked).await?
+                || (tx.dialect().checks_overlaps()
+                    && overlapping(&mut tx, actor.org, provider.id, &blocked, Some(id)).await?);
+            if refused {
+                return Ok(MoveOutcome::Unavailable { provider, wanted });
+            }
+            let kind = wanted.kind;
+            let moved = tx
+                .query(
+                    "UPDATE appointments SET starts_at = $3, ends_at = $4, blocked_from = $5, blocked_until = $6,
+                            appointment_type_id = $7, status = 'pending', updated_at = $8
+                     WHERE org_id = $1 AND id = $2",
+                    (
+                        actor.org,
+                        id,
+                        Timestamp(wanted.slot.start()),
+                        Timestamp(wanted.slot.end()),
+                        Timestamp(blocked.start()),
+                        Timestamp(blocked.end()),
+                        kind,
+                        Timestamp(now),
+                    ),
+                )
+                .execute()
+                .await;
+            match moved {
+                Ok(_) => {}
+                // PostgreSQL's exclusion constraint: a booking committed since the check above.
+                Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => {
+                    return Ok(MoveOutcome::Unavailable { provider, wanted })
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let details = action::moved(&appointment.slot, &wanted.slot);
+            audit(&mut tx, actor, id.into(), action::RESCHEDULED, &details, now).await?;
+            withdraw_link(&mut tx, actor.org, id).await?;
+            if let Some(to) = &appointment.patient_email {
+                issue_link(&mut tx, actor.org, id, link, now).await?;
+                let payload = outbox_kind::with_link(to, link);
+                enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
+            }
+            if let Some(phone) = &appointment.patient_phone {
+                enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &outbox_kind::plain(phone), now, now)
+                    .await?;
+            }
+            appointment.slot = wanted.slot;
+            appointment.blocked = blocked;
+            appointment.appointment_type = kind;
+            appointment.status = AppointmentStatus::Pending;
+            appointment.updated_at = now;
+            withdraw_reminders(&mut tx, actor.org, id).await?;
+            queue_reminders(&mut tx, &appointment, now).await?;
+            fire(&mut tx, &appointment, event::RESCHEDULED, now).await?;
+            tx.commit().await?;
+            Ok(MoveOutcome::Moved(appointment))
+        })
+        .await
     }
 
     async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>> {
@@ -1152,15 +1077,67 @@ impl Store for SqlStore {
     }
 
     async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment> {
-        let status = match outcome {
-            Attendance::Completed => AppointmentStatus::Completed,
-            Attendance::NoShow => AppointmentStatus::NoShow,
+        let (marked, kind) = match outcome {
+            Attendance::Completed => (AppointmentStatus::Completed, event::COMPLETED),
+            Attendance::NoShow => (AppointmentStatus::NoShow, event::NO_SHOW),
         };
-        retrying(|| self.try_attend(actor, id, status)).await
+        retrying(|| async move {
+            let mut tx = self.begin(Scope::Write(actor.org)).await?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            still_active(&appointment, |status| format!("the appointment is already {status}"))?;
+            let now = now();
+            if appointment.slot.start() > now {
+                return Err(StoreError::InvalidState("the appointment has not started yet".into()).into());
+            }
+            tx.query(
+                "UPDATE appointments SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
+                (actor.org, id, marked.as_str(), Timestamp(now)),
+            )
+            .execute()
+            .await?;
+            audit(&mut tx, actor, id.into(), marked.as_str(), &serde_json::json!({}), now).await?;
+            appointment.status = marked;
+            appointment.updated_at = now;
+            fire(&mut tx, &appointment, kind, now).await?;
+            tx.commit().await?;
+            Ok(appointment)
+        })
+        .await
     }
 
     async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed> {
-        retrying(|| self.try_confirm(actor, id, token_hash)).await
+        retrying(|| async move {
+            let mut tx = self.begin(Scope::Write(actor.org)).await?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            let expires_at: Option<(Timestamp,)> = tx
+                .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3", (actor.org, id, token_hash))
+                .fetch_optional()
+                .await?;
+            let now = now();
+            match expires_at {
+                None => return Err(StoreError::NotFound.into()),
+                Some((at,)) if at.0 <= now => return Err(StoreError::Expired.into()),
+                Some(_) => {}
+            }
+            if appointment.status == AppointmentStatus::Confirmed {
+                return Ok(Confirmed::Already(appointment));
+            }
+            still_active(&appointment, |status| format!("the appointment is {status}"))?;
+            tx.query(
+                "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2",
+                (actor.org, id, Timestamp(now)),
+            )
+            .execute()
+            .await?;
+            let details = serde_json::json!({ "via": "link" });
+            audit(&mut tx, actor, id.into(), action::CONFIRMED, &details, now).await?;
+            appointment.status = AppointmentStatus::Confirmed;
+            appointment.updated_at = now;
+            fire(&mut tx, &appointment, event::CONFIRMED, now).await?;
+            tx.commit().await?;
+            Ok(Confirmed::Now(appointment))
+        })
+        .await
     }
 
     async fn claim_mail(
