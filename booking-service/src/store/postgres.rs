@@ -8,6 +8,7 @@ use super::rules::{
     Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
 };
 use super::sql::{sqlstate, Dialect, Key, Then, Timestamp, Tx};
+use super::webhooks::wanting;
 use super::{action, event, outbox_kind};
 use crate::domain::Slot;
 use chrono::{DateTime, Utc};
@@ -134,6 +135,7 @@ static BOOKING: LazyLock<String> = LazyLock::new(|| {
     let quota = quota_sql(["$2", "$11", "$14"]);
     let closed = closed_sql(Dialect::Postgres, ["$2", "$3", "$6", "$7"]);
     let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
+    let wanting = wanting(Dialect::Postgres, "$32::text");
     format!(
         "WITH provider AS (
             {planned}
@@ -178,7 +180,7 @@ static BOOKING: LazyLock<String> = LazyLock::new(|| {
             INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
             SELECT gen_random_uuid(), appt.org_id, appt.id, $31, $33::jsonb || jsonb_build_object('webhook_id', w.id), $14, $14
             FROM appt JOIN webhooks w ON w.org_id = appt.org_id
-            WHERE w.events = '[]'::jsonb OR w.events ? $32::text
+            WHERE {wanting}
         )
         SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
                CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (

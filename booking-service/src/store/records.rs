@@ -338,12 +338,6 @@ pub struct Webhook {
     pub created_at: DateTime<Utc>,
 }
 
-impl Webhook {
-    pub fn wants(&self, event: &str) -> bool {
-        self.events.is_empty() || self.events.iter().any(|e| e == event)
-    }
-}
-
 /// The most webhooks one clinic may have: every change is queued once per endpoint.
 pub const MAX_WEBHOOKS: i64 = 10;
 

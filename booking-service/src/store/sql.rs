@@ -62,6 +62,14 @@ impl Dialect {
         }
     }
 
+    /// The elements of the JSON array `expr` as rows of text, in a column named `value`.
+    pub fn json_elements(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("jsonb_array_elements_text({expr})"),
+            Dialect::Sqlite => format!("json_each({expr})"),
+        }
+    }
+
     /// The column that names a row of any table.
     pub fn row_id(self) -> &'static str {
         match self {

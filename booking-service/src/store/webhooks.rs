@@ -2,9 +2,8 @@
 //! of an appointment calls [`fire`] in its own transaction (the booking statement on
 //! PostgreSQL does the same in SQL), so a change and its announcements commit together.
 
-use super::rows::WEBHOOK_COLUMNS;
 use super::rules::enqueue;
-use super::sql::Tx;
+use super::sql::{Dialect, Tx};
 use super::*;
 
 /// Queues one message per webhook of the organization that wants `kind`, announcing `appointment`
@@ -15,12 +14,18 @@ pub(super) async fn fire(
     kind: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let org = appointment.org_id;
-    let sql = format!("SELECT {WEBHOOK_COLUMNS} WHERE org_id = $1");
-    let hooks: Vec<Webhook> = tx.query(&sql, (org,)).fetch_all().await?;
+    let sql = format!("SELECT w.id FROM webhooks w WHERE w.org_id = $1 AND {}", wanting(tx.dialect(), "$2"));
+    let hooks: Vec<(WebhookId,)> = tx.query(&sql, (appointment.org_id, kind)).fetch_all().await?;
     let body = event::body(kind, now, appointment);
-    for hook in hooks.into_iter().filter(|h| h.wants(kind)) {
-        enqueue(tx, appointment, outbox_kind::WEBHOOK, &event::payload(hook.id, &body), now, now).await?;
+    for (hook,) in hooks {
+        enqueue(tx, appointment, outbox_kind::WEBHOOK, &event::payload(hook, &body), now, now).await?;
     }
     Ok(())
+}
+
+/// Whether the webhook `w` wants the event the placeholder `event` names: it lists it, or lists
+/// none (every event). [`fire`] and the PostgreSQL booking statement ask it.
+pub(super) fn wanting(d: Dialect, event: &str) -> String {
+    let listed = d.json_elements("w.events");
+    format!("(NOT EXISTS (SELECT 1 FROM {listed}) OR EXISTS (SELECT 1 FROM {listed} e WHERE e.value = {event}))")
 }
