@@ -1,5 +1,7 @@
 //! The command line: which scenarios, against which target, where the reports go.
 
+use crate::record::Scenario;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +20,7 @@ pub struct Cli {
     pub command: Option<Command>,
 
     /// Which scenario to run.
-    #[arg(long, value_enum, default_value_t = ScenarioChoice::All)]
+    #[arg(long, default_value = "all", value_parser = scenario_choice())]
     pub scenario: ScenarioChoice,
 
     /// Base URL of a deployed service; without it the service is started in-process.
@@ -80,16 +82,28 @@ pub struct Cli {
     pub email_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Which scenarios a run takes: `all` (the five a release needs) or one by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScenarioChoice {
     All,
-    Basic,
-    Concurrent,
-    Isolation,
-    ErrorHandling,
-    Email,
-    /// Not part of `all`: SMS, reminders and a webhook, in-process only.
-    Notifications,
+    One(Scenario),
+}
+
+impl ScenarioChoice {
+    pub fn scenarios(self) -> Vec<Scenario> {
+        match self {
+            Self::All => Scenario::ALL.to_vec(),
+            Self::One(scenario) => vec![scenario],
+        }
+    }
+}
+
+/// Reads `--scenario`: `all` or a scenario's name, each listed in `--help`.
+fn scenario_choice() -> impl TypedValueParser<Value = ScenarioChoice> {
+    let all = PossibleValue::new("all").help("The five scenarios a release needs");
+    let one = Scenario::value_variants().iter().filter_map(ValueEnum::to_possible_value);
+    PossibleValuesParser::new(std::iter::once(all).chain(one))
+        .map(|name| Scenario::from_str(&name, false).map_or(ScenarioChoice::All, ScenarioChoice::One))
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -209,6 +223,21 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("0s").is_err() && parse_duration("5 parsecs").is_err() && parse_duration("h").is_err());
+    }
+
+    /// `all` by default and by name, each scenario by its name, anything else refused.
+    #[test]
+    fn scenarios_are_chosen_by_name_or_all() {
+        let choice = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("uat-orchestrator").chain(args.iter().copied())).map(|c| c.scenario)
+        };
+        assert_eq!(choice(&[]).expect("default"), ScenarioChoice::All);
+        assert_eq!(choice(&["--scenario", "all"]).expect("all").scenarios(), Scenario::ALL.to_vec());
+        for scenario in Scenario::value_variants() {
+            let name = scenario.name();
+            assert_eq!(choice(&["--scenario", name]).expect(name).scenarios(), vec![*scenario]);
+        }
+        assert!(choice(&["--scenario", "everything"]).is_err());
     }
 
     #[test]

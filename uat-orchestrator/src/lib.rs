@@ -15,10 +15,10 @@ pub mod reporter;
 pub mod scenarios;
 pub mod target;
 
-use cli::{Cli, Command, ScenarioChoice};
+use cli::{Cli, Command};
 use output::Terminal;
 use probe::Probe;
-use record::{Decision, Findings, Scenario};
+use record::{Decision, Findings};
 use reporter::Reporter;
 use reqwest::Method;
 use scenarios::{run_scenario, Run};
@@ -40,18 +40,6 @@ impl Exit {
             Self::NoGo => 1,
             Self::CouldNotJudge => 2,
         }
-    }
-}
-
-fn selected(choice: ScenarioChoice) -> Vec<Scenario> {
-    match choice {
-        ScenarioChoice::All => Scenario::ALL.to_vec(),
-        ScenarioChoice::Basic => vec![Scenario::Basic],
-        ScenarioChoice::Concurrent => vec![Scenario::Concurrent],
-        ScenarioChoice::Isolation => vec![Scenario::Isolation],
-        ScenarioChoice::ErrorHandling => vec![Scenario::ErrorHandling],
-        ScenarioChoice::Email => vec![Scenario::Email],
-        ScenarioChoice::Notifications => vec![Scenario::Notifications],
     }
 }
 
@@ -117,7 +105,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     let started_at = chrono::Utc::now().to_rfc3339();
     let mut findings = Findings::default();
     let mut reports = Vec::new();
-    let scenarios = selected(cli.scenario);
+    let scenarios = cli.scenario.scenarios();
     let all = async {
         for scenario in scenarios {
             let mut run = Run {

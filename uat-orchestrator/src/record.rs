@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     Basic,
@@ -12,8 +12,8 @@ pub enum Scenario {
     Isolation,
     ErrorHandling,
     Email,
-    /// Optional, not in [`Scenario::ALL`]: it waits for a reminder (about a minute) and needs the
-    /// in-process service.
+    /// Not part of `all`: SMS, reminders and a webhook; in-process only, and it waits about a
+    /// minute for a reminder.
     Notifications,
 }
 
