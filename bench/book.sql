@@ -84,7 +84,8 @@ WITH provider AS (
     SELECT gen_random_uuid(), appt.org_id, appt.id, 'webhook',
            '{"type": "appointment.booked", "data": {}}'::jsonb || jsonb_build_object('webhook_id', w.id), now(), now()
       FROM appt JOIN webhooks w ON w.org_id = appt.org_id
-     WHERE w.events = '[]'::jsonb OR w.events ? 'appointment.booked'
+     WHERE (NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(w.events))
+            OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(w.events) e WHERE e.value = 'appointment.booked'))
 )
 SELECT (SELECT count(*) FROM appt), (SELECT count(*) FROM provider), (SELECT most FROM quota),
        CASE WHEN NOT EXISTS (SELECT FROM appt) THEN (
