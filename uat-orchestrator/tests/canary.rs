@@ -8,6 +8,9 @@
 //! starts itself again as the instance (`instance_process` below, ignored in a normal run), which
 //! starts the service through its library on a SQLite database the test owns.
 
+mod common;
+use common::json_report;
+
 use booking_service::config::Config;
 use booking_service::startup::Application;
 use clap::Parser;
@@ -186,16 +189,6 @@ fn canary_cli(baseline: &str, canary: &str, duration: &str, reports: &Path) -> C
     ])
 }
 
-fn canary_report(dir: &Path) -> Value {
-    let path = std::fs::read_dir(dir)
-        .expect("report dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .expect("a JSON report");
-    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("valid JSON")
-}
-
 fn criterion<'r>(report: &'r Value, name: &str) -> &'r Value {
     report["criteria"].as_array().and_then(|c| c.iter().find(|c| c["name"] == name)).unwrap_or(&Value::Null)
 }
@@ -214,7 +207,7 @@ async fn a_healthy_canary_is_promoted() {
     for t in traffic {
         t.await.expect("traffic");
     }
-    let report = canary_report(reports.path());
+    let report = json_report(reports.path());
     assert_eq!(code, 0, "promote: {report:#}");
     assert_eq!(report["decision"], "promote");
     for name in ["booking success rate", "p95 latency", "server errors (5xx)"] {
@@ -250,7 +243,7 @@ async fn a_canary_that_lost_its_database_is_rolled_back() {
     for t in traffic {
         t.await.expect("traffic");
     }
-    let report = canary_report(reports.path());
+    let report = json_report(reports.path());
     assert_eq!(code, 1, "roll back: {report:#}");
     assert_eq!(report["decision"], "rollback");
     assert_eq!(criterion(&report, "booking success rate")["passed"], false, "{report:#}");
@@ -281,7 +274,7 @@ async fn a_canary_restarted_in_the_window_is_judged_on_the_whole_window() {
     for t in traffic {
         t.await.expect("traffic");
     }
-    let report = canary_report(reports.path());
+    let report = json_report(reports.path());
     assert_eq!(code, 0, "promote: {report:#}");
     assert_eq!(report["canary"]["restarts"], 1, "{report:#}");
     // The new process counts only what came after the restart; the window also kept what came before.
@@ -303,14 +296,14 @@ async fn without_traffic_or_with_an_instance_down_it_cannot_judge() {
     let (baseline, canary) = tokio::join!(Instance::start(), Instance::start());
     let reports = tempfile::tempdir().expect("dir");
     let code = uat_orchestrator::main(canary_cli(&baseline.base, &canary.base, "1s", reports.path())).await;
-    let report = canary_report(reports.path());
+    let report = json_report(reports.path());
     assert_eq!(code, 2, "{report:#}");
     assert_eq!(report["decision"], "could_not_judge");
     assert!(report["reasons"].to_string().contains("too little traffic"), "{report:#}");
 
     let reports = tempfile::tempdir().expect("dir");
     let code = uat_orchestrator::main(canary_cli(&baseline.base, "http://127.0.0.1:9", "1s", reports.path())).await;
-    let report = canary_report(reports.path());
+    let report = json_report(reports.path());
     assert_eq!(code, 2, "{report:#}");
     assert!(report["reasons"].to_string().contains("the canary did not answer"), "{report:#}");
 }

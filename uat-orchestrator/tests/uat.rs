@@ -2,6 +2,9 @@
 //! against deliberately broken variants (it must say NO-GO and name why). The broken variants are
 //! the real service behind a proxy that breaks one promise.
 
+mod common;
+use common::json_report;
+
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -19,17 +22,6 @@ fn cli(args: &[&str], reports: &Path) -> Cli {
     let mut all = vec!["uat-orchestrator", "--report-dir", reports.to_str().expect("utf-8 path")];
     all.extend_from_slice(args);
     Cli::parse_from(all)
-}
-
-/// The JSON report the run wrote.
-fn json_report(dir: &Path) -> Value {
-    let path = std::fs::read_dir(dir)
-        .expect("report dir")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "json"))
-        .expect("a JSON report");
-    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("valid JSON")
 }
 
 fn reasons(report: &Value) -> String {
