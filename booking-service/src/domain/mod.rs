@@ -29,3 +29,29 @@ impl DomainError {
         Self::Invalid { field, message: message.into() }
     }
 }
+
+/// `value` when it is a whole number within `range` (of minutes, of days, a count), else the rule it
+/// breaks.
+pub fn bounded(field: &'static str, value: i64, range: std::ops::RangeInclusive<u32>) -> Result<u32, DomainError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|v| range.contains(v))
+        .ok_or_else(|| DomainError::invalid(field, format!("must be from {} to {}", range.start(), range.end())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ends are allowed; below, above, negative and past `u32` name the field and the range.
+    #[test]
+    fn a_bounded_number_is_a_whole_number_within_its_range() {
+        assert_eq!(bounded("buffer", 0, 0..=240), Ok(0));
+        assert_eq!(bounded("buffer", 240, 0..=240), Ok(240));
+        for outside in [241, -1, i64::MAX] {
+            let refused = bounded("buffer", outside, 0..=240).expect_err("outside");
+            assert_eq!(refused.to_string(), "buffer: must be from 0 to 240");
+        }
+        assert!(bounded("days", 0, 1..=730).is_err());
+    }
+}

@@ -6,7 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
 use super::{paging, wire, AppState};
-use crate::domain::{AppointmentTypeId, Minutes, OrgId, ProviderId};
+use crate::domain::{bounded, AppointmentTypeId, Minutes, OrgId, ProviderId};
 use crate::store::{AppointmentType, AppointmentTypeChanges, DynStore};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,24 +26,16 @@ pub fn router() -> Router<AppState> {
         .route("/api/appointment-types/{id}", get(show).patch(update).delete(deactivate))
 }
 
-/// A whole number of minutes or days within `lo..=hi`.
-fn bounded(field: &'static str, value: i64, lo: u32, hi: u32) -> ApiResult<u32> {
-    u32::try_from(value)
-        .ok()
-        .filter(|v| (lo..=hi).contains(v))
-        .ok_or_else(|| ApiError::Validation(format!("{field}: must be from {lo} to {hi}")))
-}
-
 fn buffer(field: &'static str, value: i64) -> ApiResult<u32> {
-    bounded(field, value, 0, 240)
+    Ok(bounded(field, value, 0..=240)?)
 }
 
 fn notice(value: i64) -> ApiResult<u32> {
-    bounded("min_notice_minutes", value, 0, 525_600)
+    Ok(bounded("min_notice_minutes", value, 0..=525_600)?)
 }
 
 fn advance(value: i64) -> ApiResult<u32> {
-    bounded("max_advance_days", value, 1, crate::domain::BOOKING_HORIZON_DAYS as u32)
+    Ok(bounded("max_advance_days", value, 1..=crate::domain::BOOKING_HORIZON_DAYS as u32)?)
 }
 
 /// The providers named, each once, every one a provider of the organization.

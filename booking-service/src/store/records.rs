@@ -4,8 +4,8 @@
 
 use super::{rows, sql, Actor, NewBooking, Patient, Planned};
 use crate::domain::{
-    AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, DomainError, Minutes, OrgId, Policy, ProviderId,
-    Slot, TimeOffId, WebhookId, WeeklyHours, Zone,
+    bounded, AppointmentId, AppointmentTypeId, ClosureId, ConfirmationCode, DomainError, Minutes, OrgId, Policy,
+    ProviderId, Slot, TimeOffId, WebhookId, WeeklyHours, Zone,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use shared::api::AppointmentStatus;
@@ -49,17 +49,12 @@ impl ClinicSettings {
         if self.reminder_offsets_minutes.len() > Self::MAX_REMINDERS
             || !self.reminder_offsets_minutes.iter().all(|m| Self::REMINDER_MINUTES.contains(m))
         {
-            return Err(DomainError::invalid(
-                "reminder_offsets_minutes",
-                format!("at most {} offsets, each from 5 to 43200 minutes", Self::MAX_REMINDERS),
-            ));
+            let (least, most) = Self::REMINDER_MINUTES.into_inner();
+            let says = format!("at most {} offsets, each from {least} to {most} minutes", Self::MAX_REMINDERS);
+            return Err(DomainError::invalid("reminder_offsets_minutes", says));
         }
-        if !Self::CUTOFF_MINUTES.contains(&self.manage_cutoff_minutes) {
-            return Err(DomainError::invalid("manage_cutoff_minutes", "must be from 0 to 10080"));
-        }
-        if !Self::MAX_ACTIVE.contains(&self.max_active_per_caller) {
-            return Err(DomainError::invalid("max_active_per_caller", "must be from 0 to 100"));
-        }
+        bounded("manage_cutoff_minutes", self.manage_cutoff_minutes.into(), Self::CUTOFF_MINUTES)?;
+        bounded("max_active_per_caller", self.max_active_per_caller.into(), Self::MAX_ACTIVE)?;
         Ok(self)
     }
 }
