@@ -1,6 +1,7 @@
 //! The plain record of a run: the scenarios, their steps, what they found, the criteria and the
-//! judgement. Serde types only, importing nothing else of the crate, so that the code that runs
-//! scenarios, the reporters, the judge and the report writers can all depend on them.
+//! judgement. Plain types only (serde; clap reads a scenario's name), importing nothing else of the
+//! crate, so that the command line, the code that runs scenarios, the reporters, the judge and the
+//! report writers can all depend on them.
 
 use serde::Serialize;
 
