@@ -49,8 +49,10 @@ pub async fn replace(
     Json(body): Json<api::Settings>,
 ) -> ApiResult<axum::Json<api::Settings>> {
     let actor = caller.actor(&[Role::Admin])?;
+    // Bounds the work before the offsets are read (repeats count once, so a few more may come).
     if body.reminder_offsets_minutes.len() > 100 {
-        return Err(ApiError::Validation("reminder_offsets_minutes: at most 5 offsets".into()));
+        let most = ClinicSettings::MAX_REMINDERS;
+        return Err(ApiError::Validation(format!("reminder_offsets_minutes: at most {most} offsets")));
     }
     let settings = ClinicSettings {
         reminder_offsets_minutes: body

@@ -107,6 +107,7 @@ async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backen
         shared::api::Settings { reminder_offsets_minutes: vec![10, 20, 30, 40, 50, 60], ..saved.clone() },
         shared::api::Settings { reminder_offsets_minutes: vec![1], ..saved.clone() },
         shared::api::Settings { reminder_offsets_minutes: vec![-5], ..saved.clone() },
+        shared::api::Settings { reminder_offsets_minutes: vec![60; 10_000], ..saved.clone() },
         shared::api::Settings { manage_cutoff_minutes: 20_000, ..saved.clone() },
         shared::api::Settings { max_active_per_caller: 101, ..saved.clone() },
         shared::api::Settings { sms_from: Some("clinic".into()), ..saved.clone() },
