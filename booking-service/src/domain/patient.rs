@@ -1,4 +1,4 @@
-//! What a booking says about the patient, checked once at the edge.
+//! What people write: the patient's details and the reason for a change, checked once at the edge.
 
 use super::DomainError;
 
@@ -92,6 +92,26 @@ impl Notes {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// Why something changed (a cancellation, time off, a closure): at most 500 characters, line breaks
+/// allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
+        let reason = check_text(field, s, 500, true)?;
+        Ok((!reason.is_empty()).then_some(Self(reason)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

@@ -5,7 +5,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, AppState};
 use crate::booking::{self, LocalStart};
-use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId};
+use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId, Reason};
 use crate::store::{Appointment, AppointmentFilter, Attendance};
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -87,11 +87,8 @@ pub async fn cancel(
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let reason = body.and_then(|b| b.reason).map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
-        return Err(ApiError::Validation("reason: must be at most 500 characters".into()));
-    }
-    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_deref(), None).await?;
+    let reason = body.and_then(|b| b.reason).map(|r| Reason::parse("reason", &r)).transpose()?.flatten();
+    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_ref().map(Reason::as_str), None).await?;
     Ok(axum::Json(appointment.to_api()))
 }
 

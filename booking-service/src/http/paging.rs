@@ -31,7 +31,22 @@ fn decode<K: DeserializeOwned>(cursor: &str) -> ApiResult<(K, Uuid)> {
         return Err(invalid());
     }
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    serde_json::from_slice(&bytes).map_err(|_| invalid())
+    let key: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    if holds_control(&key) {
+        return Err(invalid());
+    }
+    serde_json::from_value(key).map_err(|_| invalid())
+}
+
+/// Whether a string in `v` holds a control character: no sort key this service gives does (names
+/// are one line, ids have none), and PostgreSQL cannot compare with a NUL.
+fn holds_control(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.chars().any(char::is_control),
+        serde_json::Value::Array(items) => items.iter().any(holds_control),
+        serde_json::Value::Object(fields) => fields.values().any(holds_control),
+        _ => false,
+    }
 }
 
 /// The page as the API answers it: its items on the wire, and the cursor of the next page when

@@ -7,7 +7,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::{paging, wire, AppState};
-use crate::domain::{parse_date, parse_instant, ClosureId, Slot, TimeOffId};
+use crate::domain::{parse_date, parse_instant, ClosureId, Reason, Slot, TimeOffId};
 use crate::store::{self, Closure, TimeOff};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -33,11 +33,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn reason(reason: Option<&str>) -> ApiResult<Option<String>> {
-    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-    if reason.is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control)) {
-        return Err(ApiError::Validation("reason: must be at most 500 characters on one line".into()));
-    }
-    Ok(reason.map(str::to_owned))
+    Ok(reason.map(|r| Reason::parse("reason", r)).transpose()?.flatten().map(Reason::into_string))
 }
 
 /// A span that ends in the future, starts within `MAX_AHEAD_DAYS` and lasts at most

@@ -67,7 +67,7 @@ impl VapiMessage {
             .into_iter()
             .filter_map(Value::as_str)
             .find_map(|n| PhoneNumber::parse("caller", n).ok());
-        let call_id = message["call"]["id"].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        let call_id = message["call"]["id"].as_str().filter(|id| an_id(id)).map(str::to_owned);
         Ok(match kind {
             "tool-calls" => Self::ToolCalls(ToolCalls { calls: tool_calls(message), caller, call_id }),
             "assistant-request" => Self::AssistantRequest,
@@ -99,10 +99,18 @@ fn instant(value: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
-/// A text field, trimmed, on one line and cut to `max` characters; none when empty.
+/// A text field, trimmed, on one line (line breaks and other control characters as spaces) and cut
+/// to `max` characters; none when empty.
 fn bounded(value: &Value, max: usize) -> Option<String> {
-    let text: String = value.as_str()?.split_whitespace().collect::<Vec<_>>().join(" ");
+    let words = value.as_str()?.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty());
+    let text = words.collect::<Vec<_>>().join(" ");
     (!text.is_empty()).then(|| text.chars().take(max).collect())
+}
+
+/// Whether `id` can be one of Vapi's ids (of a call, of a tool call): not empty, no control
+/// characters (which no id of theirs has, and PostgreSQL cannot store a NUL of).
+fn an_id(id: &str) -> bool {
+    !id.is_empty() && !id.chars().any(char::is_control)
 }
 
 fn tool_calls(message: &Value) -> Vec<ToolCall> {
@@ -120,7 +128,7 @@ fn tool_calls(message: &Value) -> Vec<ToolCall> {
     // A set, not a scan of `calls`: a message may list thousands of calls before it is refused.
     let mut seen = HashSet::with_capacity(listed.len());
     for raw in listed {
-        let Some(id) = raw["id"].as_str().filter(|id| !id.is_empty()) else {
+        let Some(id) = raw["id"].as_str().filter(|id| an_id(id)) else {
             continue;
         };
         if !seen.insert(id) {

@@ -1,6 +1,6 @@
 //! The service on the open internet, tried as an attacker would: floods of made-up label values,
 //! clients that send too slowly or not at all, a shutdown with such clients connected, request
-//! ids made to pollute the logs.
+//! ids made to pollute the logs, NUL bytes in text that PostgreSQL cannot store.
 
 use crate::helpers::*;
 use futures::StreamExt;
@@ -380,7 +380,49 @@ async fn an_unfit_request_id_is_replaced_by_a_fresh_one(backend: Backend) {
     assert_eq!(echoed(fit.to_owned()).await, fit, "a short plain id is kept for tracing across services");
 }
 
+/// A NUL byte, which PostgreSQL cannot store or compare, in text a client sends: refused as bad
+/// input (a reason, a cursor's sort key), or, where Vapi sends it, an id with one is not an id and
+/// a report's text reads it as a space. Never a 500, and alike on both databases.
+async fn a_nul_byte_in_any_text_is_refused_or_cleaned_never_a_500(backend: Backend) {
+    use crate::vapi::{call, clinic, message, only, post, CALLER};
+    use base64::Engine;
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app).await;
+    let a = org.staff.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
+    assert_error(org.staff.cancel(a.appointment_id, Some("moved\0away")).await, 422, "validation_failed");
+    let away = shared::api::CreateTimeOff {
+        starts_at: format!("{}T12:00:00Z", date_str(days_ahead(5))),
+        ends_at: format!("{}T13:00:00Z", date_str(days_ahead(5))),
+        reason: Some("lunch\0".into()),
+    };
+    assert_error(org.staff.create_time_off(provider.id, &away).await, 422, "validation_failed");
+    let key = serde_json::to_vec(&json!(["Dr.\0", uuid::Uuid::nil()])).expect("json");
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+    let page = shared::api::PageQuery { limit: None, cursor: Some(cursor) };
+    assert_error(org.staff.providers_page(&page).await, 422, "validation_failed");
+
+    let arguments = json!({"provider_id": provider.id, "appointment_date": date_str(days_ahead(4)),
+        "appointment_time": "11:00", "patient_name": "Ada"});
+    let nameless =
+        post(&org.agent, &message(vec![call("t\0", "book_appointment", arguments.clone())], Some(CALLER), "c1")).await;
+    assert_eq!(nameless["results"], json!([]), "a tool call whose id holds a NUL is not one");
+    let booked =
+        post(&org.agent, &message(vec![call("t1", "book_appointment", arguments)], Some(CALLER), "call\0one")).await;
+    assert!(only(&booked).is_ok(), "booked as a call of unknown id: {booked}");
+    let report = |id: &str| {
+        json!({"message": {"type": "end-of-call-report", "endedReason": "customer\0ended",
+        "analysis": {"summary": "Booked\0Ada."}, "call": {"id": id, "customer": {"number": CALLER}}}})
+    };
+    post(&org.agent, &report("call\0two")).await;
+    post(&org.agent, &report("c3")).await;
+    let calls = org.staff.calls(&Default::default()).await.expect("calls");
+    let kept: Vec<_> =
+        calls.iter().map(|c| (c.call_id.as_str(), c.ended_reason.as_deref(), c.summary.as_deref())).collect();
+    assert_eq!(kept, [("c3", Some("customer ended"), Some("Booked Ada."))]);
+}
+
 on_both_backends!(
+    a_nul_byte_in_any_text_is_refused_or_cleaned_never_a_500,
     a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series,
     half_sent_headers_are_cut_after_the_header_timeout,
     idle_connections_are_closed_after_the_idle_timeout,
