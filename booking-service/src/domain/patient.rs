@@ -65,54 +65,37 @@ impl Email {
     }
 }
 
-/// A patient's name: one line, at most 200 characters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PatientName(String);
+/// Free-text types, each read by `parse` (trimmed; empty is none) and kept as checked.
+macro_rules! free_text {
+    ($($(#[$doc:meta])* $name:ident, at most $max:literal characters, line breaks allowed: $breaks:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(String);
 
-impl PatientName {
-    pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
-        let name = check_text(field, s, 200, false)?;
-        Ok((!name.is_empty()).then_some(Self(name)))
-    }
+        impl $name {
+            pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
+                let text = check_text(field, s, $max, $breaks)?;
+                Ok((!text.is_empty()).then_some(Self(text)))
+            }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+    )*};
 }
 
-/// Free-text notes: at most 2,000 characters, line breaks allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notes(String);
-
-impl Notes {
-    pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
-        let notes = check_text(field, s, 2000, true)?;
-        Ok((!notes.is_empty()).then_some(Self(notes)))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Why something changed (a cancellation, time off, a closure): at most 500 characters, line breaks
-/// allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reason(String);
-
-impl Reason {
-    pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
-        let reason = check_text(field, s, 500, true)?;
-        Ok((!reason.is_empty()).then_some(Self(reason)))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
+free_text! {
+    /// A patient's name.
+    PatientName, at most 200 characters, line breaks allowed: false;
+    /// Free-text notes.
+    Notes, at most 2000 characters, line breaks allowed: true;
+    /// Why something changed: a cancellation, time off, a closure.
+    Reason, at most 500 characters, line breaks allowed: true;
 }
 
 #[cfg(test)]
