@@ -117,16 +117,11 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
                 input.duration_minutes,
             )?,
             patient: Patient {
-                name: input
-                    .patient_name
-                    .as_deref()
-                    .map(|n| PatientName::parse("patient_name", n))
-                    .transpose()?
-                    .flatten(),
+                name: PatientName::parse("patient_name", input.patient_name.as_deref())?,
                 phone: input.patient_phone.as_deref().map(|p| PhoneNumber::parse("patient_phone", p)).transpose()?,
                 email: input.patient_email.as_deref().map(|e| Email::parse("patient_email", e)).transpose()?,
             },
-            notes: input.notes.as_deref().map(|n| Notes::parse("notes", n)).transpose()?.flatten(),
+            notes: Notes::parse("notes", input.notes.as_deref())?,
             kind: input.appointment_type_id.map(AppointmentTypeId),
             by_agent: false,
         })

@@ -65,7 +65,7 @@ impl Email {
     }
 }
 
-/// Free-text types, each read by `parse` (trimmed; empty is none) and kept as checked.
+/// Free-text types, each read by `parse` (trimmed; absent or empty is none) and kept as checked.
 macro_rules! free_text {
     ($($(#[$doc:meta])* $name:ident, at most $max:literal characters, line breaks allowed: $breaks:literal;)*) => {$(
         $(#[$doc])*
@@ -73,7 +73,8 @@ macro_rules! free_text {
         pub struct $name(String);
 
         impl $name {
-            pub fn parse(field: &'static str, s: &str) -> Result<Option<Self>, DomainError> {
+            pub fn parse(field: &'static str, s: Option<&str>) -> Result<Option<Self>, DomainError> {
+                let Some(s) = s else { return Ok(None) };
                 let text = check_text(field, s, $max, $breaks)?;
                 Ok((!text.is_empty()).then_some(Self(text)))
             }
@@ -127,8 +128,8 @@ mod tests {
 
     #[test]
     fn names_are_single_lines() {
-        assert!(PatientName::parse("n", "Ada\nBcc: x").is_err());
-        assert_eq!(PatientName::parse("n", "  ").map(|n| n.is_none()), Ok(true));
-        assert!(Notes::parse("notes", "first line\nsecond line").is_ok());
+        assert!(PatientName::parse("n", Some("Ada\nBcc: x")).is_err());
+        assert_eq!(PatientName::parse("n", Some("  ")).map(|n| n.is_none()), Ok(true));
+        assert!(Notes::parse("notes", Some("first line\nsecond line")).is_ok());
     }
 }

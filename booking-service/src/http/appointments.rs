@@ -87,7 +87,7 @@ pub async fn cancel(
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor(MANAGERS)?;
-    let reason = body.and_then(|b| b.reason).map(|r| Reason::parse("reason", &r)).transpose()?.flatten();
+    let reason = Reason::parse("reason", body.and_then(|b| b.reason).as_deref())?;
     let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_ref().map(Reason::as_str), None).await?;
     Ok(axum::Json(appointment.to_api()))
 }

@@ -33,7 +33,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn reason(reason: Option<&str>) -> ApiResult<Option<String>> {
-    Ok(reason.map(|r| Reason::parse("reason", r)).transpose()?.flatten().map(Reason::into_string))
+    Ok(Reason::parse("reason", reason)?.map(Reason::into_string))
 }
 
 /// A span that ends in the future, starts within `MAX_AHEAD_DAYS` and lasts at most

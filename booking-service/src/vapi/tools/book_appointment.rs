@@ -43,11 +43,11 @@ impl BookAppointment {
         let minutes = if kind.is_some() { None } else { Length::minutes(self.duration_minutes)? };
         let when = LocalStart::parse(Some(&date.to_string()), Some(&time), minutes)?;
         let patient = Patient {
-            name: self.patient_name.map(|n| PatientName::parse("patient_name", &n)).transpose()?.flatten(),
+            name: PatientName::parse("patient_name", self.patient_name.as_deref())?,
             phone: ctx.caller.clone(),
             email: self.patient_email.map(|e| Email::parse("patient_email", &e)).transpose()?,
         };
-        let notes = self.notes.map(|n| Notes::parse("notes", &n)).transpose()?.flatten();
+        let notes = Notes::parse("notes", self.notes.as_deref())?;
         // The same slot asked for again within one call (the model re-asking under a new tool
         // call id) gives back the booking already made.
         let idempotency = ctx.call_id.as_ref().map(|call| {
