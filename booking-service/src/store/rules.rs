@@ -282,6 +282,10 @@ fn within_reach(appointment: &Appointment, cutoff: Option<Cutoff>) -> StoreResul
     }
 }
 
+/// The condition of an appointment that holds its time (`AppointmentStatus::is_active`), as the
+/// queries and the migrations' partial indexes write it.
+pub(super) const HOLDS_TIME: &str = "status IN ('pending', 'confirmed')";
+
 /// What no booking of the provider may meet over `[from, to)`: the blocked ranges of its active
 /// appointments, its time off and its organization's closures, in order.
 pub(super) async fn busy_in(
@@ -301,7 +305,7 @@ pub(super) async fn busy_in(
 pub(super) fn busy_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> String {
     format!(
         "SELECT blocked_from AS starts_at, blocked_until AS ends_at FROM appointments
-         WHERE org_id = {org} AND provider_id = {provider} AND status IN ('pending', 'confirmed') AND {appointments}
+         WHERE org_id = {org} AND provider_id = {provider} AND {HOLDS_TIME} AND {appointments}
          UNION ALL
          SELECT starts_at, ends_at FROM time_off WHERE org_id = {org} AND provider_id = {provider} AND {span}
          UNION ALL
@@ -323,7 +327,7 @@ pub(super) async fn overlapping(
     let overlap = tx.dialect().overlaps("blocked_from", "blocked_until", "$3", "$4");
     let sql = format!(
         "SELECT 1 FROM appointments
-         WHERE org_id = $1 AND provider_id = $2 AND status IN ('pending', 'confirmed') AND {overlap}
+         WHERE org_id = $1 AND provider_id = $2 AND {HOLDS_TIME} AND {overlap}
            AND ($5 IS NULL OR id <> $5)
          LIMIT 1"
     );
@@ -372,7 +376,7 @@ pub(super) fn quota_sql([org, phone, now]: [&str; 3]) -> String {
         "SELECT o.max_active_per_caller AS most FROM organizations o
          WHERE o.id = {org} AND o.max_active_per_caller > 0
            AND (SELECT count(*) FROM appointments
-                WHERE org_id = {org} AND patient_phone = {phone} AND status IN ('pending', 'confirmed') AND ends_at > {now})
+                WHERE org_id = {org} AND patient_phone = {phone} AND {HOLDS_TIME} AND ends_at > {now})
                >= o.max_active_per_caller"
     )
 }
@@ -1270,5 +1274,26 @@ impl Store for SqlStore {
         let rows: Vec<(String, String, Timestamp)> =
             self.fetch_all(Scope::Read(org), sql, (org, kind, Key(id))).await?;
         Ok(rows.into_iter().map(|(action, actor, at)| AuditEntry { action, actor, at: at.0 }).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_kit::{Backend, TestDatabase};
+
+    /// The SQL condition and `AppointmentStatus::is_active` agree on every status, on both databases.
+    #[tokio::test]
+    async fn the_sql_of_an_appointment_holding_its_time_is_the_domain_rule() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let Some(db) = TestDatabase::create(backend).await else { continue };
+            let store = SqlStore::connect(&db.url, 1).await.expect("connect");
+            let mut tx = store.begin(Scope::Read(OrgId::new())).await.expect("begin");
+            for status in AppointmentStatus::ALL {
+                let sql = format!("SELECT {HOLDS_TIME} FROM (SELECT $1 AS status) AS a");
+                let (holds,): (bool,) = tx.query(&sql, (status.as_str(),)).fetch_one().await.expect("select");
+                assert_eq!(holds, status.is_active(), "{backend:?} {status:?}");
+            }
+        }
     }
 }

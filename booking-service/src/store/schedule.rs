@@ -10,7 +10,7 @@
 //! finds its provider changed and plans again, seeing the time off. A closure does the same for
 //! every provider of the organization, locked in id order.
 
-use super::rules::{audit, stored_count, Fault, Scope};
+use super::rules::{audit, stored_count, Fault, Scope, HOLDS_TIME};
 use super::sql::{Timestamp, Tx, Values};
 use super::*;
 use sqlx::types::Json;
@@ -121,7 +121,7 @@ async fn conflicts_in(
     let overlap = tx.dialect().overlaps("blocked_from", "blocked_until", "$3", "$4");
     let sql = format!(
         "SELECT id FROM appointments
-         WHERE org_id = $1 AND ($2 IS NULL OR provider_id = $2) AND status IN ('pending', 'confirmed') AND {overlap}
+         WHERE org_id = $1 AND ($2 IS NULL OR provider_id = $2) AND {HOLDS_TIME} AND {overlap}
          ORDER BY starts_at, id"
     );
     let rows: Vec<(AppointmentId,)> =
