@@ -188,10 +188,10 @@ impl SqlStore {
     }
 }
 
-/// The lock key of one caller's bookings in one organization: the same on every instance.
-fn caller_lock(org: OrgId, phone: &str) -> i64 {
+/// The key of the lock `name` stands for (`Scope::WriteLocked`): the same on every instance.
+fn lock_key(name: &str) -> i64 {
     use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("caller:{org}:{phone}"));
+    let digest = Sha256::digest(name);
     i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
@@ -790,7 +790,7 @@ impl Store for SqlStore {
         retrying(|| async move {
             let capped = b.capped.then_some(b.patient.phone.as_ref()).flatten();
             let scope = match capped {
-                Some(phone) => Scope::WriteLocked(actor.org, caller_lock(actor.org, phone.as_str())),
+                Some(phone) => Scope::WriteLocked(actor.org, lock_key(&format!("caller:{}:{}", actor.org, phone.as_str()))),
                 None => Scope::Write(actor.org),
             };
             let mut tx = self.begin(scope).await?;
@@ -1198,7 +1198,9 @@ impl Store for SqlStore {
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let mut tx = self.begin(Scope::Write(w.org_id)).await?;
+        // Counted under the organization's webhook lock, so that two created at once cannot both
+        // find room for one.
+        let mut tx = self.begin(Scope::WriteLocked(w.org_id, lock_key(&format!("webhooks:{}", w.org_id)))).await?;
         let (count,): (i64,) =
             tx.query("SELECT count(*) FROM webhooks WHERE org_id = $1", (w.org_id,)).fetch_one().await?;
         if count >= MAX_WEBHOOKS {

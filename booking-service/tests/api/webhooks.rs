@@ -187,6 +187,13 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
     }
     let eleventh = org.admin.create_webhook(&CreateWebhook { url: loopback.clone(), events: None }).await;
     assert_error(eleventh, 409, "invalid_state");
+    // With room for one, eight created at once: one is made, never more than ten in all.
+    org.admin.delete_webhook(made.pop().expect("made")).await.expect("removed");
+    let one_more = CreateWebhook { url: loopback.clone(), events: None };
+    let racing = (0..8).map(|_| org.admin.create_webhook(&one_more));
+    let made_now = futures::future::join_all(racing).await.into_iter().filter_map(Result::ok).count();
+    assert_eq!((made_now, org.admin.webhooks().await.expect("listed").len()), (1, 10));
+    made = org.admin.webhooks().await.expect("listed").into_iter().map(|w| w.id).collect();
     let other = open.org("UTC").await;
     assert_error(other.admin.delete_webhook(made[0]).await, 404, "not_found");
     org.admin.delete_webhook(made[0]).await.expect("removed");
