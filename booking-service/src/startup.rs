@@ -83,6 +83,8 @@ impl Application {
         url::Url::parse(&base_url).with_context(|| format!("PUBLIC_BASE_URL {base_url} is not a URL"))?;
         let webhooks =
             crate::webhooks::Sender { allow_private: config.webhook_allow_private, timeout: crate::webhooks::TIMEOUT };
+        let lease = Duration::from_secs(config.mail_lease_secs.max(1));
+        let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
         let dispatcher = Dispatcher {
             channels: Channels {
                 store: store.clone(),
@@ -98,12 +100,9 @@ impl Application {
                 max_attempts: config.mail_max_attempts.max(1),
                 retry_base: Duration::from_millis(config.mail_retry_base_ms),
                 retry_max: Duration::from_millis(config.mail_retry_max_ms),
-                lease: Duration::from_secs(config.mail_lease_secs.max(1)),
-                batch: outbox::batch_within_lease(
-                    Duration::from_secs(config.mail_lease_secs.max(1)),
-                    Duration::from_secs(config.smtp_timeout_secs.max(1)),
-                )
-                .map_err(anyhow::Error::msg)?,
+                lease,
+                batch: outbox::batch_within_lease(lease, send_deadline).map_err(anyhow::Error::msg)?,
+                send_deadline,
             },
         };
         let state = AppState {

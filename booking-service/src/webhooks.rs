@@ -14,7 +14,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use url::Url;
 
@@ -46,11 +46,13 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-/// Whether an address is one the open internet routes to.
+/// Whether an address is one the open internet routes to. An IPv6 address that carries an IPv4
+/// one (mapped, NAT64's well-known prefix, 6to4) is judged by the IPv4 address it reaches; any
+/// other IPv6 address must be global unicast (2000::/3), and not Teredo or documentation.
 fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -60,19 +62,23 @@ fn is_public(ip: IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)) // shared address space (carrier NAT)
+                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+                || (a == 192 && b == 88 && c == 99) // 6to4 relays
                 || (a == 198 && (b == 18 || b == 19)) // benchmarking
                 || a >= 240)
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || v6.is_unique_local()
-                    || v6.is_unicast_link_local())
+        IpAddr::V6(v6) => {
+            let carried = |hi: u16, lo: u16| IpAddr::V4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
             }
-        },
+            match v6.segments() {
+                [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => is_public(carried(hi, lo)),
+                [0x2002, hi, lo, ..] => is_public(carried(hi, lo)),
+                [0x2001, 0, ..] | [0x2001, 0xdb8, ..] => false,
+                [first, ..] => first & 0xe000 == 0x2000,
+            }
+        }
     }
 }
 
@@ -110,7 +116,9 @@ impl Sender {
     /// checked; `Ok` on a 2xx answer.
     pub async fn deliver(&self, url: &str, secret: &str, id: &str, body: &[u8]) -> Result<(), String> {
         let (url, addrs) = self.check(url).await?;
-        let mut client = reqwest::Client::builder().timeout(self.timeout).redirect(reqwest::redirect::Policy::none());
+        // No proxy from the environment: a proxy would resolve the host again, past the check.
+        let mut client =
+            reqwest::Client::builder().timeout(self.timeout).redirect(reqwest::redirect::Policy::none()).no_proxy();
         if let Some(host) = url.host_str() {
             client = client.resolve(host, addrs[0]);
         }
@@ -162,10 +170,27 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "192.0.0.170",
+            "::10.0.0.1",
+            "64:ff9b::a00:5",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:5",
+            "2002:a00:1::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(!is_public(inside.parse().expect("ip")), "{inside}");
         }
-        for outside in ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"] {
+        for outside in [
+            "93.184.216.34",
+            "2606:2800:220:1:248:1893:25c8:1946",
+            "8.8.8.8",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+        ] {
             assert!(is_public(outside.parse().expect("ip")), "{outside}");
         }
     }

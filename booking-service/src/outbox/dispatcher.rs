@@ -1,6 +1,8 @@
 //! The background task that delivers the outbox. It claims due messages with a lease (on
 //! PostgreSQL `FOR UPDATE SKIP LOCKED`, so any number of instances share the work and a crashed
-//! one's messages come back when the lease ends), commits the claim, then sends. A failure is
+//! one's messages come back when the lease ends), commits the claim, then sends them side by side,
+//! each within a deadline, so that one slow endpoint holds up neither the rest of its batch nor
+//! other clinics' messages for longer than that deadline, and a batch ends inside its lease. A failure is
 //! retried with capped exponential backoff and jitter, and after a bounded number of attempts the
 //! message is marked dead with its last error. Delivery is at least once; the Message-ID comes
 //! from the job, so a duplicate can be recognised.
@@ -23,31 +25,40 @@ pub struct DispatcherSettings {
     pub retry_max: Duration,
     /// How long a claim keeps other dispatchers away.
     pub lease: Duration,
-    /// Messages claimed at once ([`batch_within_lease`]).
+    /// Messages claimed at once, delivered side by side ([`batch_within_lease`]).
     pub batch: i64,
+    /// The longest one delivery may take ([`send_deadline`]); past it, it is a failed attempt.
+    pub send_deadline: Duration,
 }
 
-/// Time one message may need besides its SMTP conversation (reading its appointment, recording
-/// the delivery).
+/// Time one message may need besides sending it (reading its appointment, recording the delivery).
 const BESIDES_SENDING: Duration = Duration::from_secs(5);
-/// The most messages claimed at once.
-const MAX_BATCH: u32 = 10;
+/// The most messages claimed, and sent, at once.
+const MAX_BATCH: i64 = 10;
 
-/// Messages claimed at once: as many as can each take the whole SMTP timeout and still be done
-/// before the claim's lease ends, since after it another instance may claim and send them too.
-/// A lease too short for one message is refused.
-pub fn batch_within_lease(lease: Duration, send_timeout: Duration) -> Result<i64, String> {
-    let per_message = send_timeout + BESIDES_SENDING;
-    let fits = (lease.as_secs_f64() / per_message.as_secs_f64()).floor() as u32;
-    if fits == 0 {
+/// The longest one delivery may take: the slowest channel's, of an email (`SMTP_TIMEOUT_SECS`,
+/// which lettre applies to each step of the conversation: the deadline bounds the whole), an SMS,
+/// and a webhook (its address looked up, then the POST).
+pub fn send_deadline(smtp_timeout: Duration) -> Duration {
+    smtp_timeout.max(crate::sms::TIMEOUT).max(crate::webhooks::TIMEOUT * 2)
+}
+
+/// Messages claimed at once. They are sent side by side, each within `send_deadline`, so the
+/// batch is done before the claim's lease ends (after it another instance may claim and send them
+/// too) when the lease outlasts one message; a shorter lease is refused.
+pub fn batch_within_lease(lease: Duration, deadline: Duration) -> Result<i64, String> {
+    let per_message = deadline + BESIDES_SENDING;
+    if lease < per_message {
         return Err(format!(
-            "MAIL_LEASE_SECS ({} s) must be longer than SMTP_TIMEOUT_SECS plus {} s ({} s)",
+            "MAIL_LEASE_SECS ({} s) must be at least the longest delivery (SMTP_TIMEOUT_SECS, and at \
+             least {} s for a webhook) plus {} s: {} s",
             lease.as_secs(),
+            send_deadline(Duration::ZERO).as_secs(),
             BESIDES_SENDING.as_secs(),
             per_message.as_secs()
         ));
     }
-    Ok(i64::from(fits.min(MAX_BATCH)))
+    Ok(MAX_BATCH)
 }
 
 pub struct Dispatcher {
@@ -107,38 +118,44 @@ impl Dispatcher {
         self.run_batch(None).await
     }
 
-    /// One batch; when `stopped` turns true it finishes the message in hand and leaves the rest
-    /// of the batch to come back when their lease ends (to this or another instance).
+    /// One batch, its messages sent side by side; a stop that comes meanwhile lets the messages in
+    /// hand finish (each within its deadline).
     async fn run_batch(&self, stopped: Option<&watch::Receiver<bool>>) -> Result<usize, DeliveryError> {
         let now = store::now();
         let lease_until =
             now + chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
         let jobs = self.channels.store.claim_mail(now, lease_until, self.settings.batch).await?;
-        for job in &jobs {
-            if stopped.is_some_and(|s| *s.borrow()) {
-                break;
-            }
-            let delivery = match self.channels.deliver(job).await {
-                Ok(delivery) => delivery,
-                Err(e) => self.failed(job, e),
-            };
-            let outcome = match &delivery {
-                Delivery::Sent => "sent",
-                Delivery::Retry { .. } => "retry",
-                Delivery::Dead { .. } => "dead",
-            };
-            let counter = match job.kind.as_str() {
-                outbox_kind::WEBHOOK => "webhooks_total",
-                kind if outbox_kind::SMS.contains(&kind) => "sms_total",
-                _ => "emails_total",
-            };
-            metrics::counter!(counter, "outcome" => outcome).increment(1);
-            if let Err(e) = self.channels.store.record_delivery(job.id, &delivery).await {
-                // The lease runs out and the message is tried again: at least once.
-                tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
-            }
+        if stopped.is_some_and(|s| *s.borrow()) {
+            // Claimed as the stop came: they come back when their lease ends.
+            return Ok(0);
         }
+        futures::future::join_all(jobs.iter().map(|job| self.handle(job))).await;
         Ok(jobs.len())
+    }
+
+    /// Sends one claimed message within the deadline and records how it went.
+    async fn handle(&self, job: &OutboxJob) {
+        let sent = tokio::time::timeout(self.settings.send_deadline, self.channels.deliver(job)).await;
+        let delivery = match sent {
+            Ok(Ok(delivery)) => delivery,
+            Ok(Err(e)) => self.failed(job, e),
+            Err(_) => self.failed(job, DeliveryError::TooSlow(self.settings.send_deadline)),
+        };
+        let outcome = match &delivery {
+            Delivery::Sent => "sent",
+            Delivery::Retry { .. } => "retry",
+            Delivery::Dead { .. } => "dead",
+        };
+        let counter = match job.kind.as_str() {
+            outbox_kind::WEBHOOK => "webhooks_total",
+            kind if outbox_kind::SMS.contains(&kind) => "sms_total",
+            _ => "emails_total",
+        };
+        metrics::counter!(counter, "outcome" => outcome).increment(1);
+        if let Err(e) = self.channels.store.record_delivery(job.id, &delivery).await {
+            // The lease runs out and the message is tried again: at least once.
+            tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
+        }
     }
 
     fn failed(&self, job: &OutboxJob, error: DeliveryError) -> Delivery {
@@ -188,19 +205,21 @@ mod tests {
         }
     }
 
-    /// A claimed batch is done before its lease ends even when every message takes the whole SMTP
-    /// timeout: the defaults (120 s lease, 30 s timeout) used to claim 10 messages, up to 300 s.
+    /// A claimed batch is done before its lease ends: its messages go side by side, each within the
+    /// slowest channel's deadline (a webhook's lookup and POST, 20 s, unless SMTP's is longer).
     #[test]
     fn a_batch_fits_in_its_lease() {
         let secs = Duration::from_secs;
-        for (lease, timeout) in [(120, 30), (120, 5), (600, 30), (36, 30), (3600, 1)] {
-            let batch = batch_within_lease(secs(lease), secs(timeout)).expect("fits");
-            assert!((1..=10).contains(&batch), "{batch}");
-            let worst = (secs(timeout) + BESIDES_SENDING) * batch as u32;
-            assert!(worst <= secs(lease), "lease {lease} s, timeout {timeout} s: {batch} messages take {worst:?}");
+        assert_eq!(send_deadline(secs(30)), secs(30));
+        assert_eq!(send_deadline(secs(5)), secs(20), "a webhook's lookup and POST");
+        for (lease, timeout) in [(120, 30), (120, 5), (600, 300), (25, 1)] {
+            let deadline = send_deadline(secs(timeout));
+            assert_eq!(batch_within_lease(secs(lease), deadline), Ok(10), "lease {lease} s, timeout {timeout} s");
+            assert!(deadline + BESIDES_SENDING <= secs(lease));
         }
-        assert_eq!(batch_within_lease(secs(120), secs(30)), Ok(3));
-        let refused = batch_within_lease(secs(30), secs(30)).expect_err("no message fits");
-        assert!(refused.contains("MAIL_LEASE_SECS"), "{refused}");
+        for (lease, timeout) in [(30, 30), (24, 1)] {
+            let refused = batch_within_lease(secs(lease), send_deadline(secs(timeout))).expect_err("too short");
+            assert!(refused.contains("MAIL_LEASE_SECS"), "{refused}");
+        }
     }
 }

@@ -9,7 +9,7 @@ mod freshness;
 mod sms_text;
 
 pub use channels::Channels;
-pub use dispatcher::{backoff, batch_within_lease, Dispatcher, DispatcherHandle, DispatcherSettings};
+pub use dispatcher::{backoff, batch_within_lease, send_deadline, Dispatcher, DispatcherHandle, DispatcherSettings};
 pub use freshness::why_not_send;
 pub use sms_text::sms_body;
 
@@ -27,6 +27,8 @@ pub enum DeliveryError {
     Sms(String),
     #[error("webhook delivery failed: {0}")]
     Webhook(String),
+    #[error("the delivery took longer than {0:?}")]
+    TooSlow(std::time::Duration),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
 }
