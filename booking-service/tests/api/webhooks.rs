@@ -134,6 +134,32 @@ async fn an_endpoint_gets_only_the_events_it_asked_for(backend: Backend) {
     assert!(other.admin.webhooks().await.expect("listed").is_empty());
 }
 
+/// Endpoints that take the connection and never answer hold up no other delivery: the messages of
+/// a claim go out side by side, so a working endpoint gets its message while the others still hang
+/// (one by one, each would first wait out its 10 s deadline).
+async fn endpoints_that_hang_delay_no_other_message(backend: Backend) {
+    let app = allowing_private(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let hanging_url = format!("http://{}/hook", hanging.local_addr().expect("address"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            open.push(socket);
+        }
+    });
+    for _ in 0..4 {
+        org.admin.create_webhook(&CreateWebhook { url: hanging_url.clone(), events: None }).await.expect("created");
+    }
+    let (receiver, url) = endpoint(0).await;
+    org.admin.create_webhook(&CreateWebhook { url, events: None }).await.expect("created");
+    org.staff.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
+    let got = receiver.wait_for(1, Duration::from_secs(8)).await;
+    assert_eq!(got.len(), 1, "delivered while four endpoints hang");
+    held.abort();
+}
+
 /// The patient's confirmation link is a path that changes an appointment too.
 async fn confirming_through_the_link_is_announced(backend: Backend) {
     let app = allowing_private(backend).await;
@@ -205,4 +231,5 @@ on_both_backends!(
     an_endpoint_gets_only_the_events_it_asked_for,
     confirming_through_the_link_is_announced,
     endpoints_inside_the_network_and_bad_requests_are_refused,
+    endpoints_that_hang_delay_no_other_message,
 );
