@@ -493,6 +493,30 @@ async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(back
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 }
 
+/// The same slot asked for again in the call after the booking was cancelled (or moved away) is
+/// booked anew: the earlier answer no longer holds.
+async fn a_slot_asked_for_again_after_its_booking_was_cancelled_is_booked_anew(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let args = json!({"provider_id": smith.id, "appointment_date": date_str(days_ahead(12)), "appointment_time": "13:00", "patient_name": "Ada"});
+    let book = |id: &str| message(vec![call(id, "book_appointment", args.clone())], Some(CALLER), "call-x");
+    let first = only(&post(&org.agent, &book("a")).await).expect("booked");
+    let booked = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
+    org.staff.cancel(booked[0].id, Some("changed their mind")).await.expect("cancelled");
+    let again = only(&post(&org.agent, &book("b")).await).expect("booked again");
+    assert_ne!(first, again, "a new booking, with its own code");
+    let active: Vec<_> = org
+        .staff
+        .appointments(&AppointmentQuery::default())
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|a| a.status == AppointmentStatus::Pending)
+        .collect();
+    assert_eq!(active.len(), 1);
+    assert!(again.contains(&spoken(&active[0].confirmation_code)), "{again}");
+}
+
 async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -729,6 +753,7 @@ on_both_backends!(
     a_reused_tool_call_id_is_replayed_only_for_the_same_arguments,
     a_message_of_more_than_sixteen_tool_calls_runs_none_of_them,
     rebooking_the_same_slot_within_a_call_returns_the_existing_booking,
+    a_slot_asked_for_again_after_its_booking_was_cancelled_is_booked_anew,
     a_caller_cannot_see_or_touch_another_callers_appointments,
     bad_requests_get_speakable_errors_never_a_5xx,
     other_message_types_are_answered_with_an_empty_object,

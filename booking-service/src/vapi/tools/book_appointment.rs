@@ -8,9 +8,10 @@ use super::refusal::Answer;
 use super::spoken_time::SpokenStart;
 use super::{speech, Context};
 use crate::booking::{self, BookingRequest, LocalStart};
-use crate::domain::{Email, Notes, PatientName};
-use crate::store::{IdempotencyKey, Patient};
+use crate::domain::{AppointmentId, Email, Notes, PatientName};
+use crate::store::{IdempotencyKey, Patient, StoreError};
 use serde::Deserialize;
+use shared::api::BookingResponse;
 
 #[derive(Debug, Deserialize)]
 pub struct BookAppointment {
@@ -49,12 +50,13 @@ impl BookAppointment {
         };
         let notes = Notes::parse("notes", self.notes.as_deref())?;
         // The same slot asked for again within one call (the model re-asking under a new tool
-        // call id) gives back the booking already made.
+        // call id) gives back the booking already made, while it still stands.
         let idempotency = ctx.call_id.as_ref().map(|call| {
             let key = format!(
-                "vapi-call:{call}:{}:{}:{date}:{time}:{}",
+                "vapi-call:{call}:{}:{}:{date}:{time}:{}:{}",
                 provider.id,
                 kind.as_ref().map_or("-".to_owned(), |k| k.id.to_string()),
+                minutes.map_or("-".to_owned(), |m| m.to_string()),
                 ctx.caller.as_ref().map_or("-", |c| c.as_str())
             );
             IdempotencyKey::for_request(key.clone(), key.as_bytes())
@@ -67,7 +69,12 @@ impl BookAppointment {
             notes,
             by_agent: true,
         };
-        let booked = booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request, idempotency).await?;
+        let mut booked =
+            booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request.clone(), idempotency).await?;
+        if booked.replayed && !still_stands(ctx, &booked.answer).await? {
+            // Cancelled or moved since, earlier in the call: the caller wants that time again.
+            booked = booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request, None).await?;
+        }
         let what = kind.map_or_else(String::new, |k| format!(" for a {}", k.name));
         Ok(format!(
             "You're booked{what} with {} on {}. Your confirmation code is {}.",
@@ -76,4 +83,10 @@ impl BookAppointment {
             speech::code(&booked.answer.confirmation_code)
         ))
     }
+}
+
+/// Whether the booking a replayed answer names is still active at the time the answer gives.
+async fn still_stands(ctx: &Context<'_>, answer: &BookingResponse) -> Result<bool, StoreError> {
+    let stored = ctx.store.appointment(ctx.actor.org, AppointmentId::from(answer.appointment_id)).await?;
+    Ok(stored.is_some_and(|a| a.status.is_active() && a.slot.start() == answer.starts_at))
 }
