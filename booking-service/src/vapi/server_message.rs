@@ -4,7 +4,7 @@
 //! `parameters`, each an object or a JSON string. Unknown fields are ignored.
 
 use crate::domain::PhoneNumber;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
@@ -67,36 +67,38 @@ impl VapiMessage {
             .into_iter()
             .filter_map(Value::as_str)
             .find_map(|n| PhoneNumber::parse("caller", n).ok());
-        let call_id = message["call"]["id"].as_str().filter(|id| an_id(id)).map(str::to_owned);
+        // An id longer than any of Vapi's is no id: it names the audit rows of the call's changes.
+        let call_id =
+            message["call"]["id"].as_str().filter(|id| an_id(id) && id.len() <= MAX_CALL_ID).map(str::to_owned);
         Ok(match kind {
             "tool-calls" => Self::ToolCalls(ToolCalls { calls: tool_calls(message), caller, call_id }),
             "assistant-request" => Self::AssistantRequest,
             "transfer-destination-request" => Self::TransferDestinationRequest,
-            "end-of-call-report" => {
-                Self::EndOfCallReport(call_id.filter(|id| id.len() <= MAX_CALL_ID).map(|call_id| {
-                    CallReport {
-                        call_id,
-                        customer_number: caller,
-                        started_at: instant(&message["startedAt"]),
-                        ended_at: instant(&message["endedAt"]),
-                        ended_reason: bounded(&message["endedReason"], MAX_ENDED_REASON),
-                        summary: bounded(&message["analysis"]["summary"], MAX_SUMMARY)
-                            .or_else(|| bounded(&message["summary"], MAX_SUMMARY)),
-                    }
-                }))
-            }
+            "end-of-call-report" => Self::EndOfCallReport(call_id.map(|call_id| {
+                CallReport {
+                    call_id,
+                    customer_number: caller,
+                    started_at: instant(&message["startedAt"]),
+                    ended_at: instant(&message["endedAt"]),
+                    ended_reason: bounded(&message["endedReason"], MAX_ENDED_REASON),
+                    summary: bounded(&message["analysis"]["summary"], MAX_SUMMARY)
+                        .or_else(|| bounded(&message["summary"], MAX_SUMMARY)),
+                }
+            })),
             other => Self::Other(other.to_owned()),
         })
     }
 }
 
-/// An instant as Vapi writes it: an RFC 3339 string, or milliseconds since the epoch.
+/// An instant as Vapi writes it: an RFC 3339 string, or milliseconds since the epoch; none outside
+/// the years a call can have (PostgreSQL would refuse some of them).
 fn instant(value: &Value) -> Option<DateTime<Utc>> {
-    match value {
+    let at = match value {
         Value::String(s) => DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc)),
         Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
         _ => None,
-    }
+    };
+    at.filter(|t| (1970..=9999).contains(&t.year()))
 }
 
 /// A text field, trimmed, on one line (line breaks and other control characters as spaces) and cut
@@ -204,6 +206,10 @@ mod tests {
         let body = json!({"message": {"type": "tool-calls", "customer": {"number": "+447700900123"}}});
         let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else { panic!("tool calls") };
         assert!(t.caller.is_some());
+        // An id longer than the audit log keeps is no call id.
+        let body = json!({"message": {"type": "tool-calls", "call": {"id": "x".repeat(201)}}});
+        let Ok(VapiMessage::ToolCalls(t)) = VapiMessage::parse(&body) else { panic!("tool calls") };
+        assert_eq!(t.call_id, None);
     }
 
     #[test]
@@ -221,9 +227,11 @@ mod tests {
         let body =
             json!({"message": {"type": "end-of-call-report", "summary": "short", "call": {"id": "x".repeat(201)}}});
         assert!(matches!(VapiMessage::parse(&body), Ok(VapiMessage::EndOfCallReport(None))));
-        let body = json!({"message": {"type": "end-of-call-report", "summary": "kept", "call": {"id": "c"}}});
+        let body = json!({"message": {"type": "end-of-call-report", "summary": "kept", "call": {"id": "c"},
+            "startedAt": -300_000_000_000_000i64, "endedAt": "+262142-01-01T00:00:00Z"}});
         let Ok(VapiMessage::EndOfCallReport(Some(r))) = VapiMessage::parse(&body) else { panic!("a report") };
         assert_eq!(r.summary.as_deref(), Some("kept"));
+        assert_eq!((r.started_at, r.ended_at), (None, None), "instants no call can have");
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl SignatureCheck {
         let sent: i64 =
             timestamp.parse().map_err(|_| SignatureError::BadTimestamp(self.timestamp_header.to_string()))?;
         let sent_secs = if sent > 100_000_000_000 { sent / 1000 } else { sent };
-        if (now_secs - sent_secs).abs() > self.tolerance_secs {
+        if now_secs.abs_diff(sent_secs) > self.tolerance_secs.unsigned_abs() {
             return Err(SignatureError::Stale);
         }
         let hex_part = signature.strip_prefix("sha256=").unwrap_or(signature);
@@ -114,6 +114,10 @@ mod tests {
         let sig = c.sign("1000", body);
         assert_eq!(c.verify(&headers(&sig, "1000"), b"{ }", 1000), Err(SignatureError::Mismatch));
         assert_eq!(c.verify(&headers(&sig, "1000"), body, 1301), Err(SignatureError::Stale));
+        // The farthest timestamps are stale, not an overflow.
+        for far in [i64::MIN, i64::MAX] {
+            assert_eq!(c.verify(&headers(&sig, &far.to_string()), body, 1000), Err(SignatureError::Stale));
+        }
         assert_eq!(c.verify(&headers("zz", "1000"), body, 1000), Err(SignatureError::Mismatch));
         assert!(matches!(c.verify(&HeaderMap::new(), body, 1000), Err(SignatureError::MissingSignature(_))));
     }

@@ -157,6 +157,16 @@ pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Words of the model's said back in an answer, cut to a few dozen characters: a name is never
+/// longer, and an answer (kept with the call for days) stays small whatever the model sent.
+pub fn quoted(s: &str) -> String {
+    const MOST: usize = 60;
+    match s.char_indices().nth(MOST) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
 /// A polite sentence for a value the caller gave that cannot be used.
 pub fn invalid(e: &DomainError) -> String {
     let DomainError::Invalid { field, message } = e;
@@ -237,6 +247,8 @@ mod tests {
             .expect("instant");
         assert_eq!(moment(&zone, t), "Friday, January 15 at 2:00 PM");
         assert_eq!(one_line("a\nb\r\n  c"), "a b c");
+        assert_eq!(quoted("Dr. Smith"), "Dr. Smith");
+        assert_eq!(quoted(&"é".repeat(1_000_000)), format!("{}…", "é".repeat(60)));
         assert_eq!(code("AB3X7K"), "A-B-3-X-7-K");
     }
 }

@@ -186,7 +186,7 @@ async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
     let Some(tool) = tool else {
         return Err(match call.name.as_str() {
             "" => Refusal::spoken("I couldn't tell which action was asked for."),
-            other => Refusal::spoken(format!("I can't do that: there is no tool called {other}.")),
+            other => Refusal::spoken(format!("I can't do that: there is no tool called {}.", speech::quoted(other))),
         });
     };
     match tool {

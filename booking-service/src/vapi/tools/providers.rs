@@ -113,7 +113,8 @@ fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusa
     match match_spoken(&providers, wanted, &TITLES, |p| &p.name) {
         Matched::One(one) => Ok(one.clone()),
         Matched::None => Err(Refusal::spoken(format!(
-            "I couldn't find a provider called {wanted}. We have {}.",
+            "I couldn't find a provider called {}. We have {}.",
+            speech::quoted(wanted),
             names(&providers, "and")
         ))),
         Matched::Many(many) => Err(Refusal::spoken(format!("Did you mean {}?", names(many, "or")))),

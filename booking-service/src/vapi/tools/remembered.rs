@@ -13,7 +13,7 @@
 //! the lookup itself names the fingerprint.
 
 use super::refusal::{Answer, Refusal, SORRY};
-use super::{Context, ToolOutcome};
+use super::{Context, Tool, ToolOutcome};
 use crate::domain::PhoneNumber;
 use crate::store::ToolCallKey;
 use crate::vapi::ToolCall;
@@ -55,7 +55,8 @@ pub async fn remembered(ctx: &Context<'_>, call: &ToolCall, fresh: impl Future<O
     };
     // Two instances may answer the same request at once: the answer the store kept first wins, so
     // both give the same one.
-    match ctx.store.save_tool_result(org, &key, &call.name, &value).await {
+    let tool_name = Tool::from_name(&call.name).map_or("unknown", Tool::name);
+    match ctx.store.save_tool_result(org, &key, tool_name, &value).await {
         Ok(standing) => serde_json::from_value(standing).unwrap_or(outcome),
         Err(e) => {
             tracing::warn!(error = %e, tool_call_id = %call.id, "could not keep a tool answer");

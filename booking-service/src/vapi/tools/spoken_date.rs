@@ -106,7 +106,8 @@ fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateE
         _ => return None,
     };
     if let Some(year) = year {
-        return NaiveDate::from_ymd_opt(year, month, day).map(Ok);
+        // A year of four digits, as every date the API takes has.
+        return (1000..=9999).contains(&year).then(|| NaiveDate::from_ymd_opt(year, month, day).map(Ok)).flatten();
     }
     // February 29 may be a few years away; any other date is this year's or next year's.
     (today.year()..=today.year() + 8)
@@ -259,9 +260,19 @@ mod tests {
 
     #[test]
     fn anything_else_is_unreadable() {
-        for said in
-            ["", "someday", "2027-13-01", "2027-1-5", "in many days", "in 3 fortnights", "next", "February 30", "frid"]
-        {
+        for said in [
+            "",
+            "someday",
+            "2027-13-01",
+            "2027-1-5",
+            "in many days",
+            "in 3 fortnights",
+            "next",
+            "February 30",
+            "frid",
+            "December 31 262142",
+            "Friday December 31 99999",
+        ] {
             assert_eq!(resolve(said, d("2027-01-31")), Err(DateError::Unreadable), "{said}");
         }
     }
