@@ -311,6 +311,11 @@ impl NewStart {
         match *self {
             Self::Local(when) => when.plan(provider, kind, own),
             Self::At(start) => {
+                // Every start is on a whole minute (a local start is HH:MM): seconds past it would
+                // run an appointment past closing time, or across two slots of the grid.
+                if start.timestamp_subsec_nanos() != 0 || start.timestamp().rem_euclid(60) != 0 {
+                    return Err(DomainError::invalid("starts_at", "must be on a whole minute"));
+                }
                 let local = provider.zone().local(start);
                 let when = LocalStart { date: local.date(), time: local.time(), length: None };
                 let as_starts_at = |e: DomainError| match e {
@@ -451,6 +456,10 @@ pub async fn alternatives(
     wanted: &Planned,
     busy: Option<Vec<Slot>>,
 ) -> Result<Vec<Slot>, StoreError> {
+    // An inactive provider takes no bookings: none of its times is an alternative.
+    if !provider.active {
+        return Ok(Vec::new());
+    }
     let busy = match busy {
         Some(busy) => busy,
         None => {

@@ -6,11 +6,12 @@
 //! carries `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
 
 use super::error::ApiError;
+use super::extract::Path;
 use super::pages::{details, document, page, secured, wants_json};
 use super::AppState;
 use crate::links::LinkToken;
 use crate::store::{self, Actor, Confirmed, LinkTarget};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,7 +43,7 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>, head
 #[utoipa::path(post, path = "/confirm/{token}", tag = "confirmation",
     params(("token" = String, Path, description = "the token of the emailed link")),
     responses((status = 200, description = "confirmed: an HTML page, or JSON with `Accept: application/json`", body = ConfirmationResponse),
-              (status = 404, body = ErrorBody), (status = 409, description = "the appointment was cancelled", body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "the appointment is over (completed or marked no-show)", body = ErrorBody),
               (status = 410, description = "expired link", body = ErrorBody)))]
 pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
     let json = wants_json(&headers);
@@ -121,7 +122,9 @@ fn error(e: ApiError, json: bool) -> Response {
             "Link expired",
             "This confirmation link has expired. Please contact the clinic to confirm your appointment.",
         ),
-        StatusCode::CONFLICT => ("Appointment cancelled", "This appointment was cancelled, so it cannot be confirmed."),
+        // Cancelling withdraws the link (404): what is left is an appointment marked completed or
+        // no-show.
+        StatusCode::CONFLICT => ("Appointment over", "This appointment is over, so it cannot be confirmed."),
         _ => {
             // Logs internal detail (never shown) the same way as the API does.
             let _ = e.into_response();

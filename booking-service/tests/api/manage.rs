@@ -454,6 +454,12 @@ async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("starts_at")), "{body}");
     let answer = json(client().post(&url).form(&[("when", "x")])).send().await.expect("POST");
     assert_eq!(error_code(answer).await, (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()));
+    // Seconds past a minute would run the appointment past closing time, or over two slots.
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    for off_the_minute in [Duration::seconds(59), Duration::milliseconds(1)] {
+        let answer = move_by_json(&link, &(instant(&times[0]) + off_the_minute).to_rfc3339()).await;
+        assert_eq!(error_code(answer).await, (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()));
+    }
     let past = (Utc::now() - Duration::days(1)).to_rfc3339();
     let answer = move_by_json(&link, &past).await;
     let (status, code) = error_code(answer).await;

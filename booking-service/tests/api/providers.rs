@@ -189,7 +189,26 @@ async fn hours_stored_before_the_limits_still_read_and_yield_a_bounded_day(backe
     assert!(day.slots.windows(2).all(|w| w[0].starts_at < w[1].starts_at), "in order, no repeats");
 }
 
+/// A deactivated provider's appointment cannot be moved, and the refusal offers no times of it,
+/// which could never be booked either.
+async fn an_inactive_providers_appointment_is_offered_no_other_time(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let date = days_ahead(5);
+    let booked = org.agent.book(&booking(provider.id, date, "10:00")).await.expect("booked");
+    org.admin.deactivate_provider(provider.id).await.expect("deactivated");
+    let to_eleven = shared::api::RescheduleRequest {
+        appointment_date: Some(date_str(date)),
+        appointment_time: Some("11:00".into()),
+        ..Default::default()
+    };
+    let err = assert_error(org.staff.reschedule(booked.appointment_id, &to_eleven).await, 409, "slot_unavailable");
+    assert!(err.alternatives().is_empty(), "{err}");
+}
+
 on_both_backends!(
+    an_inactive_providers_appointment_is_offered_no_other_time,
     hours_stored_before_the_limits_still_read_and_yield_a_bounded_day,
     providers_are_created_read_changed_and_deactivated,
     availability_lists_the_free_slots_of_a_local_day,
