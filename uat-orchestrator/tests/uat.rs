@@ -314,6 +314,21 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     for name in ["Clinic One", "Clinic Two"] {
         orgs.push(app.org_named(name, "Europe/Paris").await);
     }
+    // Each clinic's own work, which the run must neither count as its own nor touch.
+    let mut own = Vec::new();
+    for org in &orgs {
+        let provider =
+            org.provider_with(shared::api::CreateProvider { name: "Dr. Own".into(), ..Default::default() }).await;
+        let date = (chrono::Utc::now() + chrono::Duration::days(3)).date_naive();
+        let booking = shared::api::BookingInput {
+            provider_id: Some(provider.id),
+            appointment_date: Some(date.format("%Y-%m-%d").to_string()),
+            appointment_time: Some("10:00".into()),
+            patient_name: Some("Ada Lovelace".into()),
+            ..Default::default()
+        };
+        own.push((provider.id, org.staff.book(&booking).await.expect("the clinic's own booking").appointment_id));
+    }
     let tokens: Vec<[String; 3]> = orgs
         .iter()
         .map(|o| [token(Role::Admin, Some(o.id)), token(Role::Staff, Some(o.id)), token(Role::Agent, Some(o.id))])
@@ -343,11 +358,20 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     let report = json_report(reports.path());
     assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
-    // What the run added is gone from the clinics' working set: providers inactive, bookings cancelled.
-    for org in &orgs {
+    // What the run added is gone from the clinics' working set (providers inactive, bookings
+    // cancelled); what the clinics had stands.
+    for (org, (own_provider, own_booking)) in orgs.iter().zip(own) {
         let providers = org.admin.providers().await.expect("providers");
-        assert!(!providers.is_empty() && providers.iter().all(|p| !p.active), "{}: {providers:?}", org.id);
+        let (own_ones, run_ones): (Vec<_>, Vec<_>) = providers.into_iter().partition(|p| p.id == own_provider);
+        assert!(own_ones.iter().all(|p| p.active) && own_ones.len() == 1, "{}: {own_ones:?}", org.id);
+        assert!(!run_ones.is_empty() && run_ones.iter().all(|p| !p.active), "{}: {run_ones:?}", org.id);
         let left = org.staff.appointments(&Default::default()).await.expect("appointments");
-        assert!(left.iter().all(|a| a.status == shared::api::AppointmentStatus::Cancelled), "{}: {left:?}", org.id);
+        let (own_ones, run_ones): (Vec<_>, Vec<_>) = left.into_iter().partition(|a| a.id == own_booking);
+        assert_eq!(own_ones.iter().map(|a| a.status).collect::<Vec<_>>(), [shared::api::AppointmentStatus::Pending]);
+        assert!(
+            run_ones.iter().all(|a| a.status == shared::api::AppointmentStatus::Cancelled),
+            "{}: {run_ones:?}",
+            org.id
+        );
     }
 }

@@ -20,22 +20,68 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// Clinics created and not yet removed, so an interrupted run can still clean up.
-static LEFTOVERS: Mutex<Vec<Uuid>> = Mutex::new(Vec::new());
+/// What the run made and has not removed yet, so an interrupted run can still clean up.
+static LEFTOVERS: Mutex<Vec<Leftover>> = Mutex::new(Vec::new());
 
-/// Removes the clinics an interrupted run left behind.
+/// Something the run made: a clinic of its own, or a provider in a given clinic (with the tokens
+/// that cancel its bookings and deactivate it).
+#[derive(Debug, Clone, PartialEq)]
+enum Leftover {
+    Clinic(Uuid),
+    Provider { id: String, staff: String, admin: String },
+}
+
+impl Leftover {
+    fn keep(self) {
+        if let Ok(mut l) = LEFTOVERS.lock() {
+            l.push(self);
+        }
+    }
+
+    /// Removes it: deletes the clinic, or cancels what the run booked with the provider and
+    /// deactivates it. `counted`: whether its requests count in the run's tallies (not after an
+    /// interruption, which may have come during the deliberate outage).
+    async fn remove(self, target: &Target, probe: &Probe, counted: bool) {
+        if let Ok(mut l) = LEFTOVERS.lock() {
+            l.retain(|left| *left != self);
+        }
+        let send = async |label: &str, request| match counted {
+            true => probe.send(label, request).await,
+            false => probe.send_during_outage(label, request).await,
+        };
+        match self {
+            Leftover::Clinic(id) => {
+                if let Some(platform) = target.token(Role::Platform, None) {
+                    let path = format!("/api/orgs/{id}");
+                    let _ = send("remove clinic", probe.request(Method::DELETE, &path, Some(&platform))).await;
+                }
+            }
+            Leftover::Provider { id, staff, admin } => {
+                // A scenario books a handful at most: one page holds them all.
+                let path = format!("/api/appointments?provider_id={id}&limit=500");
+                if let Ok(reply) =
+                    send("list what the run booked", probe.request(Method::GET, &path, Some(&staff))).await
+                {
+                    for a in reply.body["items"].as_array().into_iter().flatten().filter(|a| a["status"] != "cancelled")
+                    {
+                        let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
+                        let request =
+                            probe.request(Method::POST, &cancel, Some(&staff)).json(&json!({"reason": "UAT clean-up"}));
+                        let _ = send("cancel what the run booked", request).await;
+                    }
+                }
+                let provider = format!("/api/providers/{id}");
+                let _ = send("deactivate the provider", probe.request(Method::DELETE, &provider, Some(&admin))).await;
+            }
+        }
+    }
+}
+
+/// Removes what an interrupted run left behind.
 pub async fn remove_leftovers(target: &Target, probe: &Probe) {
-    let ids: Vec<Uuid> = LEFTOVERS.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
-    let Some(platform) = target.token(Role::Platform, None) else {
-        return;
-    };
-    for id in ids {
-        let _ = probe
-            .send_during_outage(
-                "remove clinic",
-                probe.request(Method::DELETE, &format!("/api/orgs/{id}"), Some(&platform)),
-            )
-            .await;
+    let left: Vec<Leftover> = LEFTOVERS.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+    for leftover in left {
+        leftover.remove(target, probe, false).await;
     }
 }
 
@@ -117,9 +163,7 @@ impl Clinic {
                     "create clinic",
                 )?;
                 let id: Uuid = org.body["id"].as_str().and_then(|s| s.parse().ok()).ok_or("the clinic has no id")?;
-                if let Ok(mut l) = LEFTOVERS.lock() {
-                    l.push(id);
-                }
+                Leftover::Clinic(id).keep();
                 let mint = |role| run.target.token(role, Some(id)).unwrap_or_default();
                 (id, mint(Role::Admin), mint(Role::Staff), mint(Role::Agent), true)
             }
@@ -146,7 +190,23 @@ impl Clinic {
             201,
             "create provider",
         )?;
-        Ok(Self { id, admin, staff, agent, provider: provider.body, owned })
+        let clinic = Self { id, admin, staff, agent, provider: provider.body, owned };
+        if !owned {
+            clinic.leftover().keep();
+        }
+        Ok(clinic)
+    }
+
+    /// What removing it takes.
+    fn leftover(&self) -> Leftover {
+        match self.owned {
+            true => Leftover::Clinic(self.id),
+            false => Leftover::Provider {
+                id: self.provider_id().to_owned(),
+                staff: self.staff.clone(),
+                admin: self.admin.clone(),
+            },
+        }
     }
 
     /// Runs `scenario` in a new clinic with a provider and removes the clinic afterwards; records
@@ -178,48 +238,18 @@ impl Clinic {
     /// Deletes a clinic the run created; in a given clinic, cancels what the run booked and
     /// deactivates its provider.
     pub async fn remove(self, run: &Run<'_>) {
-        if self.owned {
-            if let Ok(mut l) = LEFTOVERS.lock() {
-                l.retain(|id| *id != self.id);
-            }
-            if let Some(platform) = run.target.token(Role::Platform, None) {
-                let path = format!("/api/orgs/{}", self.id);
-                let _ =
-                    run.probe.send("remove clinic", run.probe.request(Method::DELETE, &path, Some(&platform))).await;
-            }
-            return;
-        }
-        // A scenario books a handful at most: one page holds them all.
-        let path = format!("/api/appointments?provider_id={}&limit=500", self.provider_id());
-        if let Ok(reply) =
-            run.probe.send("list what the run booked", run.probe.request(Method::GET, &path, Some(&self.staff))).await
-        {
-            for a in reply.body["items"].as_array().into_iter().flatten().filter(|a| a["status"] != "cancelled") {
-                let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
-                let _ = run
-                    .probe
-                    .send(
-                        "cancel what the run booked",
-                        run.probe
-                            .request(Method::POST, &cancel, Some(&self.staff))
-                            .json(&json!({"reason": "UAT clean-up"})),
-                    )
-                    .await;
-            }
-        }
-        let provider = format!("/api/providers/{}", self.provider_id());
-        let _ = run
-            .probe
-            .send("deactivate the provider", run.probe.request(Method::DELETE, &provider, Some(&self.admin)))
-            .await;
+        self.leftover().remove(run.target, run.probe, true).await;
     }
 
-    /// The clinic's active appointments, as staff see them, page after page.
+    /// The active appointments of the run's provider, as staff see them, page after page (in a
+    /// given clinic, its own appointments are not the run's).
     pub async fn appointments(&self, run: &Run<'_>) -> Result<Vec<Value>, String> {
         let (mut all, mut cursor) = (Vec::new(), None::<String>);
         loop {
-            let mut request =
-                run.probe.request(Method::GET, "/api/appointments", Some(&self.staff)).query(&[("limit", "500")]);
+            let mut request = run
+                .probe
+                .request(Method::GET, "/api/appointments", Some(&self.staff))
+                .query(&[("limit", "500"), ("provider_id", self.provider_id())]);
             if let Some(cursor) = &cursor {
                 request = request.query(&[("cursor", cursor)]);
             }
