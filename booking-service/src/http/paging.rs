@@ -5,6 +5,7 @@ use super::error::{ApiError, ApiResult};
 use crate::store::{Page, PageRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use shared::api;
@@ -15,8 +16,39 @@ const MAX_LIMIT: u32 = crate::store::MAX_PAGE;
 /// Longer than any cursor this service gives.
 const MAX_CURSOR: usize = 512;
 
+/// A list's sort key, as a cursor carries it back.
+pub trait SortKey: DeserializeOwned {
+    /// Whether both databases can compare with it: a date of a year they store (PostgreSQL
+    /// refuses one before 4713 BC), as every key this service gives is.
+    fn comparable(&self) -> bool;
+}
+
+impl SortKey for String {
+    fn comparable(&self) -> bool {
+        true
+    }
+}
+
+impl SortKey for NaiveDate {
+    fn comparable(&self) -> bool {
+        (1..=9999).contains(&self.year())
+    }
+}
+
+impl SortKey for DateTime<Utc> {
+    fn comparable(&self) -> bool {
+        self.date_naive().comparable()
+    }
+}
+
+impl<A: SortKey, B: SortKey> SortKey for (A, B) {
+    fn comparable(&self) -> bool {
+        self.0.comparable() && self.1.comparable()
+    }
+}
+
 /// The page a list request asks for.
-pub fn request<K: DeserializeOwned>(limit: Option<u32>, cursor: Option<&str>) -> ApiResult<PageRequest<K>> {
+pub fn request<K: SortKey>(limit: Option<u32>, cursor: Option<&str>) -> ApiResult<PageRequest<K>> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::Validation(format!("limit: must be from 1 to {MAX_LIMIT}")));
@@ -25,7 +57,7 @@ pub fn request<K: DeserializeOwned>(limit: Option<u32>, cursor: Option<&str>) ->
     Ok(PageRequest { limit, after })
 }
 
-fn decode<K: DeserializeOwned>(cursor: &str) -> ApiResult<(K, Uuid)> {
+fn decode<K: SortKey>(cursor: &str) -> ApiResult<(K, Uuid)> {
     let invalid = || ApiError::Validation("cursor: not a cursor this list gave".into());
     if cursor.len() > MAX_CURSOR {
         return Err(invalid());
@@ -35,7 +67,11 @@ fn decode<K: DeserializeOwned>(cursor: &str) -> ApiResult<(K, Uuid)> {
     if holds_control(&key) {
         return Err(invalid());
     }
-    serde_json::from_value(key).map_err(|_| invalid())
+    let (key, id): (K, Uuid) = serde_json::from_value(key).map_err(|_| invalid())?;
+    if !key.comparable() {
+        return Err(invalid());
+    }
+    Ok((key, id))
 }
 
 /// Whether a string in `v` holds a control character: no sort key this service gives does (names
