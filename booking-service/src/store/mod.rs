@@ -60,6 +60,10 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if is_connection_loss(&e) {
             Self::Unavailable(e.to_string())
+        } else if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) {
+            // What the row refers to is not there (say, a signed token's organization that was
+            // deleted): nothing to act on, not a fault of the service.
+            Self::NotFound
         } else {
             Self::Internal(e.to_string())
         }

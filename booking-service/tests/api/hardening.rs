@@ -421,7 +421,44 @@ async fn a_nul_byte_in_any_text_is_refused_or_cleaned_never_a_500(backend: Backe
     assert_eq!(kept, [("c3", Some("customer ended"), Some("Booked Ada."))]);
 }
 
+/// A cursor is the client's to hold, so it can be forged: one whose date no database stores (a year
+/// before 4713 BC, which PostgreSQL refuses to compare) is not a cursor this list gave, never a 500.
+async fn a_forged_cursor_of_a_far_date_is_refused_never_a_500(backend: Backend) {
+    use base64::Engine;
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let status = |client: &shared::ApiClient, path: &str, key: serde_json::Value| {
+        let bytes = serde_json::to_vec(&json!([key, uuid::Uuid::nil()])).expect("json");
+        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let request = client.request(reqwest::Method::GET, path).query(&[("cursor", cursor)]);
+        async move { request.send().await.expect("sent").status().as_u16() }
+    };
+    for far in ["-5000-01-01T00:00:00Z", "+20000-01-01T00:00:00Z"] {
+        assert_eq!(status(&org.staff, "/api/appointments", json!(far)).await, 422, "{far}");
+        assert_eq!(status(&org.admin, "/api/webhooks", json!(far)).await, 422, "{far}");
+        assert_eq!(status(&org.staff, "/api/calls", json!([far, "call-1"])).await, 422, "{far}");
+    }
+    assert_eq!(status(&org.admin, "/api/closures", json!("-5000-01-01")).await, 422);
+    // A cursor of a date a database keeps still pages.
+    assert_eq!(status(&org.admin, "/api/closures", json!("2027-01-01")).await, 200);
+    assert_eq!(status(&org.staff, "/api/appointments", json!("2027-01-01T00:00:00Z")).await, 200);
+}
+
+/// A signed token whose organization is gone (deleted while the token lives) finds nothing to
+/// write into: 404, never a 500 from the foreign key.
+async fn a_token_of_a_deleted_clinic_writes_nothing_and_gets_404(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let platform = app.client(token(shared::Role::Platform, None));
+    platform.delete_organization(org.id).await.expect("deleted");
+    let kind =
+        shared::api::CreateAppointmentType { name: "Check-up".into(), duration_minutes: 30, ..Default::default() };
+    assert_error(org.admin.create_appointment_type(&kind).await, 404, "not_found");
+}
+
 on_both_backends!(
+    a_forged_cursor_of_a_far_date_is_refused_never_a_500,
+    a_token_of_a_deleted_clinic_writes_nothing_and_gets_404,
     a_nul_byte_in_any_text_is_refused_or_cleaned_never_a_500,
     a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series,
     half_sent_headers_are_cut_after_the_header_timeout,
