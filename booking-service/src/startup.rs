@@ -81,6 +81,14 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         url::Url::parse(&base_url).with_context(|| format!("PUBLIC_BASE_URL {base_url} is not a URL"))?;
+        if config.public_base_url.is_none() && !address.ip().is_loopback() {
+            // Links in emails and SMS would name this address, and Twilio's signature on
+            // /sms/inbound (made over the public URL) would never match it: STOP would be lost.
+            tracing::warn!(
+                %base_url,
+                "PUBLIC_BASE_URL is not set: links sent to patients use the listen address; set it to the public URL"
+            );
+        }
         let webhooks =
             crate::webhooks::Sender { allow_private: config.webhook_allow_private, timeout: crate::webhooks::TIMEOUT };
         let lease = Duration::from_secs(config.mail_lease_secs.max(1));
