@@ -145,3 +145,17 @@ impl Channels {
         Ok(Delivery::Sent)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind the dispatcher claims is one a channel delivers (else it would fail until dead).
+    #[test]
+    fn every_kind_a_dispatcher_claims_has_a_channel() {
+        for kind in outbox_kind::ALL {
+            let known = kind == outbox_kind::WEBHOOK || outbox_kind::SMS.contains(&kind) || Kind::parse(kind).is_some();
+            assert!(known, "{kind}");
+        }
+    }
+}

@@ -258,7 +258,8 @@ pub trait Store: Send + Sync {
     async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed>;
 
     /// Claims up to `limit` due messages of every organization until `lease_until`: no other
-    /// dispatcher takes them before then, and they come back if this one dies.
+    /// dispatcher takes them before then, and they come back if this one dies. Only messages of
+    /// the kinds this release delivers (`outbox_kind::ALL`).
     async fn claim_mail(
         &self,
         now: DateTime<Utc>,

@@ -74,6 +74,20 @@ pub mod outbox_kind {
     pub const CANCELLATION_SMS: &str = "cancellation_sms";
     /// Every kind that goes by SMS.
     pub const SMS: [&str; 4] = [BOOKING_SMS, REMINDER_SMS, RESCHEDULE_SMS, CANCELLATION_SMS];
+    /// Every kind this release delivers. A dispatcher claims only these: a kind a newer release
+    /// queues waits for a dispatcher of that release (during a staged rollout, or after a
+    /// rollback) instead of failing here until it is dead.
+    pub const ALL: [&str; 9] = [
+        BOOKING_CONFIRMATION,
+        WEBHOOK,
+        RESCHEDULE_NOTICE,
+        CANCELLATION_NOTICE,
+        BOOKING_SMS,
+        REMINDER_EMAIL,
+        REMINDER_SMS,
+        RESCHEDULE_SMS,
+        CANCELLATION_SMS,
+    ];
     /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
     pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
 

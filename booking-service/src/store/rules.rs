@@ -1153,18 +1153,20 @@ impl Store for SqlStore {
         // On SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do, and
         // SKIP LOCKED lets several dispatchers claim side by side.
         let skip_locked = self.dialect().skip_locked();
+        let known = self.dialect().json_elements("$4");
         let sql = format!(
             "UPDATE outbox SET claimed_until = $2
              WHERE id IN (
                  SELECT id FROM outbox
                  WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
                    AND (claimed_until IS NULL OR claimed_until <= $1)
+                   AND kind IN (SELECT value FROM {known})
                  ORDER BY next_attempt_at
                  LIMIT $3{skip_locked}
              )
              RETURNING {OUTBOX_COLUMNS}"
         );
-        let values = (Timestamp(now), Timestamp(lease_until), limit);
+        let values = (Timestamp(now), Timestamp(lease_until), limit, Json(outbox_kind::ALL));
         Ok(self.fetch_all(Scope::Dispatch, &sql, values).await?)
     }
 
