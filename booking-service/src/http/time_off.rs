@@ -37,8 +37,9 @@ fn reason(reason: Option<&str>) -> ApiResult<Option<String>> {
 }
 
 /// A span that ends in the future, starts within `MAX_AHEAD_DAYS` and lasts at most
-/// `MAX_SPAN_DAYS`.
-fn check_span(span: Slot, end_field: &'static str) -> ApiResult<Slot> {
+/// `MAX_SPAN_DAYS`, its length as `length` tells (closures count days on the calendar: a year of
+/// them can hold an hour more or less, across a change of the clocks).
+fn check_span(span: Slot, length: Duration, end_field: &'static str) -> ApiResult<Slot> {
     let now = store::now();
     if span.end() <= now {
         return Err(ApiError::Validation(format!("{end_field}: must be in the future")));
@@ -46,7 +47,7 @@ fn check_span(span: Slot, end_field: &'static str) -> ApiResult<Slot> {
     if span.start() > now + Duration::days(MAX_AHEAD_DAYS) {
         return Err(ApiError::Validation(format!("it may start at most {MAX_AHEAD_DAYS} days ahead")));
     }
-    if span.end() - span.start() > Duration::days(MAX_SPAN_DAYS) {
+    if length > Duration::days(MAX_SPAN_DAYS) {
         return Err(ApiError::Validation(format!("it may last at most {MAX_SPAN_DAYS} days")));
     }
     Ok(span)
@@ -67,7 +68,7 @@ pub async fn create_time_off(
     let (start, end) = (parse_instant("starts_at", &body.starts_at)?, parse_instant("ends_at", &body.ends_at)?);
     let span = Slot::from_bounds(start, end)
         .ok_or_else(|| ApiError::Validation("ends_at: must be after starts_at".into()))
-        .and_then(|span| check_span(span, "ends_at"))?;
+        .and_then(|span| check_span(span, span.end() - span.start(), "ends_at"))?;
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     let time_off = TimeOff {
         id: TimeOffId::new(),
@@ -132,7 +133,7 @@ pub async fn create_closure(
     let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
     let span = Slot::from_bounds(org.zone.start_of_day(first_day), org.zone.start_of_day(after_last))
         .ok_or_else(|| ApiError::Validation("end_date: must be on or after date".into()))
-        .and_then(|span| check_span(span, "end_date"))?;
+        .and_then(|span| check_span(span, Duration::days((after_last - first_day).num_days()), "end_date"))?;
     let closure = Closure {
         id: ClosureId::new(),
         org_id: actor.org,
