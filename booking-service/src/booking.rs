@@ -431,15 +431,15 @@ pub async fn free_slots_over(
     }
     // Any zone's local day lies within a day either side of the same date in UTC.
     let utc_midnight = first.and_time(NaiveTime::MIN).and_utc();
+    let now = store::now();
     let busy = store
         .busy(
             org,
             provider.id,
-            utc_midnight - chrono::Duration::days(1),
+            (utc_midnight - chrono::Duration::days(1)).max(domain::relevant_since(now)),
             utc_midnight + chrono::Duration::days(i64::from(days) + 1),
         )
         .await?;
-    let now = store::now();
     Ok(first
         .iter_days()
         .take(days as usize)
@@ -463,7 +463,7 @@ pub async fn alternatives(
     let busy = match busy {
         Some(busy) => busy,
         None => {
-            let (from, to) = domain::alternatives_window(&wanted.slot);
+            let (from, to) = domain::alternatives_window(&wanted.slot, store::now());
             store.busy(actor.org, provider.id, from, to).await?
         }
     };

@@ -69,17 +69,41 @@ pub fn alternatives(
     candidates
 }
 
-/// The instant range whose appointments can affect the alternatives of `wanted` (the margin
-/// covers the largest buffers too).
-pub fn alternatives_window(wanted: &Slot) -> (DateTime<Utc>, DateTime<Utc>) {
+/// The longest buffer an appointment type keeps before or after its appointments, in minutes.
+pub const MAX_BUFFER_MINUTES: u32 = 240;
+
+/// The earliest instant at which anything busy can still matter to a booking made at `now`: no
+/// bookable slot starts before `now`, and none blocks more than the longest buffer before its
+/// start. Reads of what is busy start no earlier, so time off that has ended (kept, and not counted
+/// against the limit of upcoming entries) cannot make them grow without bound.
+pub fn relevant_since(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - Duration::minutes(i64::from(MAX_BUFFER_MINUTES))
+}
+
+/// The instant range whose appointments can affect the alternatives of `wanted` offered at `now`
+/// (the margin covers the largest buffers too).
+pub fn alternatives_window(wanted: &Slot, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let margin = Duration::days(ALTERNATIVE_WINDOW_DAYS + 2);
-    (wanted.start() - margin, wanted.end() + margin)
+    ((wanted.start() - margin).max(relevant_since(now)), wanted.end() + margin)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use shared::api::{Weekday, WorkingHours};
+
+    /// What is busy is read from the longest buffer before now at the earliest, whatever the
+    /// wanted time: nothing that ended before can meet a bookable slot.
+    #[test]
+    fn the_alternatives_window_starts_no_earlier_than_what_can_matter() {
+        let now = Utc::now();
+        let soon = Slot::new(now + Duration::hours(1), Minutes::parse("m", 30).expect("minutes"));
+        let (from, to) = alternatives_window(&soon, now);
+        assert_eq!(from, now - Duration::minutes(i64::from(MAX_BUFFER_MINUTES)));
+        assert!(to > soon.end());
+        let later = Slot::new(now + Duration::days(30), Minutes::parse("m", 30).expect("minutes"));
+        assert_eq!(alternatives_window(&later, now).0, later.start() - Duration::days(ALTERNATIVE_WINDOW_DAYS + 2));
+    }
 
     fn setup() -> (Zone, WeeklyHours, NaiveDate, Minutes) {
         let zone = Zone::parse("tz", "America/New_York").expect("zone");

@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn buffer(field: &'static str, value: i64) -> ApiResult<u32> {
-    Ok(bounded(field, value, 0..=240)?)
+    Ok(bounded(field, value, 0..=crate::domain::MAX_BUFFER_MINUTES)?)
 }
 
 fn notice(value: i64) -> ApiResult<u32> {

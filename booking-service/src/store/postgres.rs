@@ -202,7 +202,7 @@ static BOOKING: LazyLock<String> = LazyLock::new(|| {
 /// other appointments.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let a = w.appointment;
-    let (from, to) = crate::domain::alternatives_window(&a.slot);
+    let (from, to) = crate::domain::alternatives_window(&a.slot, a.created_at);
     let rest = (
         action::BOOKED,
         &w.actor.sub,

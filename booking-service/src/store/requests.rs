@@ -131,7 +131,7 @@ pub enum BookOutcome {
     Replayed(serde_json::Value),
     /// The time is taken, outside the provider's hours, inside its notice, or meets time off or
     /// a closed day. `busy`, when the store already read it, holds what is busy for the provider
-    /// over `domain::alternatives_window(wanted)`.
+    /// over `domain::alternatives_window(wanted, now)`.
     Unavailable {
         provider: Provider,
         wanted: Planned,

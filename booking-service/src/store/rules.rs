@@ -844,7 +844,7 @@ impl Store for SqlStore {
                     let busy = match read {
                         Some(busy) => busy,
                         None => {
-                            let (from, to) = crate::domain::alternatives_window(&wanted.slot);
+                            let (from, to) = crate::domain::alternatives_window(&wanted.slot, now);
                             busy_in(&mut tx, actor.org, provider.id, from, to).await?
                         }
                     };

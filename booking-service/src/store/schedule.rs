@@ -26,7 +26,8 @@ impl SqlStore {
             return Err(StoreError::NotFound.into());
         }
         let upcoming = "SELECT count(*) FROM time_off WHERE org_id = $1 AND provider_id = $2 AND ends_at > $3";
-        let (count,): (i64,) = tx.query(upcoming, (org, t.provider_id, Timestamp(now))).fetch_one().await?;
+        let since = Timestamp(crate::domain::relevant_since(now));
+        let (count,): (i64,) = tx.query(upcoming, (org, t.provider_id, since)).fetch_one().await?;
         refuse_past_limit(count, "time off entries of this provider")?;
         tx.query("UPDATE providers SET version = version + 1 WHERE org_id = $1 AND id = $2", (org, t.provider_id))
             .execute()
@@ -55,7 +56,8 @@ impl SqlStore {
         let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 ORDER BY p.id{lock}");
         let _: Vec<(i32,)> = tx.query(&sql, (org,)).fetch_all().await?;
         let upcoming = "SELECT count(*) FROM closures WHERE org_id = $1 AND ends_at > $2";
-        let (count,): (i64,) = tx.query(upcoming, (org, Timestamp(now))).fetch_one().await?;
+        let since = Timestamp(crate::domain::relevant_since(now));
+        let (count,): (i64,) = tx.query(upcoming, (org, since)).fetch_one().await?;
         refuse_past_limit(count, "closures of this clinic")?;
         tx.query("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).execute().await?;
         tx.query(

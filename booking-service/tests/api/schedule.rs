@@ -490,7 +490,68 @@ async fn bookings_racing_a_closure_are_either_its_conflicts_or_refused(backend: 
     assert_eq!(overlapping, conflicts);
 }
 
+/// The attack from a review: time off that has just ended no longer counted against the limit of
+/// 500, yet every read of today's availability still read it, so a staff token could pile up rows
+/// a few hundred a minute. An entry counts until it can matter to no booking (4 hours, the longest
+/// buffer, after its end).
+async fn time_off_that_just_ended_still_counts_against_the_limit(backend: Backend) {
+    use sqlx::Connection;
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    // 500 entries that ended an hour ago, written as the store writes them.
+    let (org_id, provider_id) = (org.id.to_string(), provider.id.to_string());
+    match backend {
+        Backend::Sqlite => {
+            let hour = 3_600_000_000i64;
+            let now = Utc::now().timestamp_micros();
+            let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500)
+                       INSERT INTO time_off (id, org_id, provider_id, starts_at, ends_at, created_at)
+                       SELECT printf('00000000-0000-4000-8000-%012d', i), $1, $2, $3, $4, $3 FROM n";
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
+            let query = sqlx::query(sql).bind(&org_id).bind(&provider_id).bind(now - 2 * hour).bind(now - hour);
+            query.execute(&mut conn).await.expect("inserted");
+        }
+        Backend::Postgres => {
+            let sql = "INSERT INTO time_off (id, org_id, provider_id, starts_at, ends_at, created_at)
+                       SELECT gen_random_uuid(), $1::uuid, $2::uuid, now() - interval '2 hours', now() - interval '1 hour', now()
+                       FROM generate_series(1, 500)";
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+            sqlx::query(sql).bind(&org_id).bind(&provider_id).execute(&mut conn).await.expect("inserted");
+        }
+    }
+    let tomorrow = days_ahead(1);
+    let refused =
+        org.staff.create_time_off(provider.id, &time_off(utc(tomorrow, "09:00"), utc(tomorrow, "10:00"))).await;
+    assert_error(refused, 409, "invalid_state");
+}
+
+/// A closure of 366 calendar days is allowed even when the clocks fall back once more than they
+/// spring forward within it (its instants then span 366 days and an hour).
+async fn a_closure_of_366_days_is_counted_in_days_not_hours(backend: Backend) {
+    use chrono::Datelike;
+    let app = spawn_app(backend).await;
+    let (org, _) = clinic(&app, "America/New_York").await;
+    // The Saturday before New York's clocks fall back (the first Sunday of November), far enough ahead.
+    let today = days_ahead(0);
+    let start = (today.year()..=today.year() + 1)
+        .filter_map(|year| {
+            let november = NaiveDate::from_ymd_opt(year, 11, 1)?;
+            let sunday = november + Duration::days(i64::from((7 - november.weekday().num_days_from_sunday()) % 7));
+            Some(sunday - Duration::days(1))
+        })
+        .find(|saturday| *saturday > today + Duration::days(2))
+        .expect("a November ahead");
+    let end = start + Duration::days(365);
+    let closure = CreateClosure { date: date_str(start), end_date: Some(date_str(end)), reason: None };
+    org.admin.create_closure(&closure).await.expect("366 days");
+    let longer =
+        CreateClosure { date: date_str(start), end_date: Some(date_str(end + Duration::days(1))), reason: None };
+    assert_error(org.admin.create_closure(&longer).await, 422, "validation_failed");
+}
+
 on_both_backends!(
+    a_closure_of_366_days_is_counted_in_days_not_hours,
+    time_off_that_just_ended_still_counts_against_the_limit,
     a_type_sets_the_length_and_blocks_its_buffers,
     notice_horizon_and_who_may_book_are_the_types,
     a_type_is_booked_only_with_the_providers_offering_it,
