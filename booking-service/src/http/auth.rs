@@ -33,8 +33,9 @@ struct TokenClaims {
     role: Role,
     #[serde(default)]
     org_id: Option<String>,
+    /// A NumericDate, which RFC 7519 lets be fractional (as the library reads `exp` and `nbf`).
     #[serde(default)]
-    iat: Option<i64>,
+    iat: Option<f64>,
 }
 
 /// A verified caller.
@@ -128,7 +129,7 @@ impl Authenticator {
         })?;
         let claims = data.claims;
         let now = chrono::Utc::now().timestamp();
-        if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS as i64) {
+        if claims.iat.is_some_and(|iat| iat > (now + LEEWAY_SECS as i64) as f64) {
             return Err(unauthorized("issued in the future (iat)"));
         }
         if claims.sub.trim().is_empty() {

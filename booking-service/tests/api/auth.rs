@@ -58,6 +58,11 @@ async fn bad_tokens_are_refused_with_401(backend: Backend) {
     // Within the 60 s leeway an expired token still passes; the valid one does.
     let lenient = sign(&with(json!({"exp": now() - 30})), Algorithm::HS256, SECRET.as_bytes());
     app.client(lenient).providers().await.expect("within leeway");
+    // NumericDates may be fractional (RFC 7519), `iat` too.
+    let fractional = sign(&with(json!({"iat": now() as f64 - 0.5})), Algorithm::HS256, SECRET.as_bytes());
+    app.client(fractional).providers().await.expect("a fractional iat");
+    let future = sign(&with(json!({"iat": (now() + 600) as f64 + 0.5})), Algorithm::HS256, SECRET.as_bytes());
+    assert_error(app.client(future).providers().await, 401, "unauthorized");
 }
 
 async fn roles_outside_a_route_get_403(backend: Backend) {
