@@ -101,9 +101,11 @@ impl WeeklyHours {
             return false;
         };
         // Openings of a day do not overlap: only the last one starting by `start_min` can hold it.
+        // Its start must be inside it too, not only its end: when the clocks fall back, a slot can
+        // end at an earlier wall-clock time than it starts.
         let openings = self.day(day.weekday());
         let holding = openings.partition_point(|o| o.start <= start_min);
-        holding > 0 && end_min <= openings[holding - 1].end
+        holding > 0 && start_min < openings[holding - 1].end && end_min <= openings[holding - 1].end
     }
 }
 
@@ -282,6 +284,24 @@ mod tests {
         assert!(!week.permits(&zone, &Slot::new(at(11, 30), hour)), "it would span both periods");
         assert!(!week.permits(&zone, &Slot::new(at(8, 30), hour)));
         assert!(!week.permits(&zone, &Slot::new(at(16, 30), hour)));
+    }
+
+    /// When the clocks fall back, a slot may end at an earlier wall-clock time than it starts: a
+    /// start in a break before the repeated hour is still outside the hours.
+    #[test]
+    fn a_slot_starting_in_a_break_is_refused_across_the_clocks_falling_back() {
+        let zone = Zone::parse("tz", "America/New_York").expect("zone");
+        let week = WeeklyHours::parse(&[
+            hours(api::Weekday::Sun, "00:00", "01:15"),
+            hours(api::Weekday::Sun, "01:45", "05:00"),
+        ])
+        .expect("hours");
+        // Sunday, November 7, 2027: 01:30 EDT (05:30Z) plus 30 minutes is 01:00 EST.
+        let in_the_break = "2027-11-07T05:30:00Z".parse().expect("instant");
+        let half_hour = Minutes::parse("m", 30).expect("m");
+        assert!(!week.permits(&zone, &Slot::new(in_the_break, half_hour)));
+        let in_the_second_period = "2027-11-07T05:45:00Z".parse().expect("instant");
+        assert!(week.permits(&zone, &Slot::new(in_the_second_period, half_hour)));
     }
 
     #[test]
