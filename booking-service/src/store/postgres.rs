@@ -35,6 +35,9 @@ pub const RETENTION_ROLE: &str = "booking_janitor";
 #[derive(Debug, Clone)]
 pub struct Pg {
     pool: PgPool,
+    /// The readiness check's own connection (opened at its first use), so that it does not wait
+    /// behind every request queued for the pool: under load the instance stays ready.
+    pinger: PgPool,
 }
 
 impl Pg {
@@ -55,12 +58,13 @@ impl Pg {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         for migration in crate::migrate::postgres(&pool).await? {
             tracing::info!(%migration, "migration applied");
         }
-        let store = Self { pool };
+        let pinger = PgPoolOptions::new().max_connections(1).min_connections(0).connect_lazy_with(options);
+        let store = Self { pool, pinger };
         store.check_roles().await?;
         Ok(store)
     }
@@ -93,7 +97,7 @@ impl Pg {
     /// could send to another server connection than the one that prepared it.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         use sqlx::Row;
-        let standby: bool = sqlx::raw_sql("SELECT pg_is_in_recovery()").fetch_one(&self.pool).await?.try_get(0)?;
+        let standby: bool = sqlx::raw_sql("SELECT pg_is_in_recovery()").fetch_one(&self.pinger).await?.try_get(0)?;
         if standby {
             return Err(sqlx::Error::Protocol("the server is a read-only standby".into()));
         }

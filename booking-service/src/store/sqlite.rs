@@ -22,6 +22,10 @@ pub struct Lite {
     /// One writer: SQLite admits a single writer anyway, and queueing here is fairer than
     /// spinning on `SQLITE_BUSY`.
     writer: SqlitePool,
+    /// The readiness check's own connection (opened at its first use), so that it waits for the
+    /// write lock itself, held a few milliseconds per transaction, not behind every request queued
+    /// for the writer: under load the instance stays ready.
+    pinger: SqlitePool,
 }
 
 /// How every connection to a SQLite file is opened (the service's and `booking-service migrate`'s),
@@ -54,18 +58,20 @@ impl Lite {
         for migration in crate::migrate::sqlite(&writer).await? {
             tracing::info!(%migration, "migration applied");
         }
+        let pinger = SqlitePoolOptions::new().max_connections(1).connect_lazy_with(options.clone());
         let reader = SqlitePoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { reader, writer })
+        Ok(Self { reader, writer, pinger })
     }
 
-    /// Ready when a reader answers and the writer can take the write lock.
+    /// Ready when the database reads and a writer can take the write lock.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        self.writer.begin_with("BEGIN IMMEDIATE").await?.rollback().await
+        let mut tx = self.pinger.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+        tx.rollback().await
     }
 
     pub fn pool_usage(&self) -> Vec<super::PoolUsage> {

@@ -110,3 +110,30 @@ async fn sqlite_is_not_ready_while_it_cannot_write() {
     sqlx::query("ROLLBACK").execute(&mut other).await.expect("release it");
     assert_eq!(app.anon.readyz().await.expect("ready again").status, "ready");
 }
+
+/// Readiness does not queue behind requests: with every connection of the pool held by requests
+/// that wait on a lock, `/readyz` still answers at once, 200 (PostgreSQL; it waited for a pooled
+/// connection and answered 503 after a second, so a load balancer dropped busy instances).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_does_not_wait_behind_a_busy_pool() {
+    use sqlx::Connection;
+    let Some(db) = TestDatabase::create(Backend::Postgres).await else { return };
+    let app = spawn_on(std::sync::Arc::new(db), |c| c.pool_size = 2).await;
+    let org = app.org("UTC").await;
+    let mut holder = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
+    sqlx::query("LOCK TABLE providers IN ACCESS EXCLUSIVE MODE").execute(&mut holder).await.expect("lock");
+    // Two requests take the pool's two connections and wait on the lock.
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let staff = org.staff.clone();
+            tokio::spawn(async move { staff.providers().await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.anon.readyz().await.expect("ready while the pool is busy").status, "ready");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release");
+    for request in waiting {
+        request.await.expect("joined").expect("answered once the lock is gone");
+    }
+}
