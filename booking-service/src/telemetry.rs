@@ -35,6 +35,35 @@ fn handle() -> &'static PrometheusHandle {
 
 pub fn init_metrics() {
     handle();
+    // Every channel's counters from zero, so that dashboards and alerts read 0 before the first
+    // delivery of a kind, not "no data".
+    for counter in DELIVERY_COUNTERS {
+        for outcome in DELIVERY_OUTCOMES {
+            metrics::counter!(counter, "outcome" => outcome).absolute(0);
+        }
+    }
+}
+
+/// The delivery counters, one per channel, each by `outcome`.
+const DELIVERY_COUNTERS: [&str; 3] = ["emails_total", "sms_total", "webhooks_total"];
+const DELIVERY_OUTCOMES: [&str; 3] = ["sent", "retry", "dead"];
+
+/// One delivery attempt of an outbox message, counted by its channel and how it went.
+pub fn record_delivery(kind: &str, delivery: &crate::store::Delivery) {
+    use crate::store::{outbox_kind, Delivery};
+    let [emails, sms, webhooks] = DELIVERY_COUNTERS;
+    let counter = match kind {
+        outbox_kind::WEBHOOK => webhooks,
+        kind if outbox_kind::SMS.contains(&kind) => sms,
+        _ => emails,
+    };
+    let [sent, retry, dead] = DELIVERY_OUTCOMES;
+    let outcome = match delivery {
+        Delivery::Sent => sent,
+        Delivery::Retry { .. } => retry,
+        Delivery::Dead { .. } => dead,
+    };
+    metrics::counter!(counter, "outcome" => outcome).increment(1);
 }
 
 pub fn render_metrics() -> String {

@@ -8,7 +8,7 @@
 //! from the job, so a duplicate can be recognised.
 
 use super::{Channels, DeliveryError};
-use crate::store::{self, outbox_kind, Delivery, OutboxJob};
+use crate::store::{self, Delivery, OutboxJob};
 use rand::Rng;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -141,17 +141,7 @@ impl Dispatcher {
             Ok(Err(e)) => self.failed(job, e),
             Err(_) => self.failed(job, DeliveryError::TooSlow(self.settings.send_deadline)),
         };
-        let outcome = match &delivery {
-            Delivery::Sent => "sent",
-            Delivery::Retry { .. } => "retry",
-            Delivery::Dead { .. } => "dead",
-        };
-        let counter = match job.kind.as_str() {
-            outbox_kind::WEBHOOK => "webhooks_total",
-            kind if outbox_kind::SMS.contains(&kind) => "sms_total",
-            _ => "emails_total",
-        };
-        metrics::counter!(counter, "outcome" => outcome).increment(1);
+        crate::telemetry::record_delivery(&job.kind, &delivery);
         if let Err(e) = self.channels.store.record_delivery(job.id, &delivery).await {
             // The lease runs out and the message is tried again: at least once.
             tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
