@@ -245,7 +245,7 @@ pub async fn book(
                 replayed: true,
             }),
             BookOutcome::Unavailable { provider, wanted, busy } => {
-                Err(unavailable(store, actor, provider, wanted, busy).await?)
+                Err(unavailable(store, actor, provider, wanted, busy, None).await?)
             }
         }
     };
@@ -348,7 +348,9 @@ async fn move_appointment(
     };
     match store.reschedule(actor, id, to.kind, &plan, &links.issue(), to.cutoff).await? {
         MoveOutcome::Moved(a) => Ok(a),
-        MoveOutcome::Unavailable { provider, wanted } => Err(unavailable(store, actor, provider, wanted, None).await?),
+        MoveOutcome::Unavailable { provider, wanted, own } => {
+            Err(unavailable(store, actor, provider, wanted, None, Some(own)).await?)
+        }
     }
 }
 
@@ -395,8 +397,9 @@ async fn unavailable(
     provider: Provider,
     wanted: Planned,
     busy: Option<Vec<Slot>>,
+    own: Option<Slot>,
 ) -> Result<BookingError, StoreError> {
-    let alternatives = alternatives(store, actor, &provider, &wanted, busy).await?;
+    let alternatives = alternatives(store, actor, &provider, &wanted, busy, own).await?;
     Ok(BookingError::Unavailable { provider: Box::new(provider), wanted: wanted.slot, alternatives })
 }
 
@@ -448,25 +451,30 @@ pub async fn free_slots_over(
 }
 
 /// The free slots under the same policy nearest to `wanted`, from `busy` when the store already
-/// read what is busy around it.
+/// read what is busy around it; for a move, `own` is the range the appointment blocks now, free
+/// to it.
 pub async fn alternatives(
     store: &DynStore,
     actor: &Actor,
     provider: &Provider,
     wanted: &Planned,
     busy: Option<Vec<Slot>>,
+    own: Option<Slot>,
 ) -> Result<Vec<Slot>, StoreError> {
     // An inactive provider takes no bookings: none of its times is an alternative.
     if !provider.active {
         return Ok(Vec::new());
     }
-    let busy = match busy {
+    let mut busy = match busy {
         Some(busy) => busy,
         None => {
             let (from, to) = domain::alternatives_window(&wanted.slot, store::now());
             store.busy(actor.org, provider.id, from, to).await?
         }
     };
+    if let Some(at) = busy.iter().position(|range| Some(*range) == own) {
+        busy.remove(at);
+    }
     Ok(domain::alternatives(
         &provider.zone(),
         &provider.hours,

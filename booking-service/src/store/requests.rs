@@ -142,7 +142,12 @@ pub enum BookOutcome {
 #[derive(Debug)]
 pub enum MoveOutcome {
     Moved(Appointment),
-    Unavailable { provider: Provider, wanted: Planned },
+    /// With the range the appointment blocks now, which its move need not keep clear of.
+    Unavailable {
+        provider: Provider,
+        wanted: Planned,
+        own: Slot,
+    },
 }
 
 /// Where a confirmation link's token hash leads.

@@ -976,8 +976,9 @@ impl Store for SqlStore {
                 || closed(&mut tx, actor.org, provider.id, &blocked).await?
                 || (tx.dialect().checks_overlaps()
                     && overlapping(&mut tx, actor.org, provider.id, &blocked, Some(id)).await?);
+            let own = appointment.blocked;
             if refused {
-                return Ok(MoveOutcome::Unavailable { provider, wanted });
+                return Ok(MoveOutcome::Unavailable { provider, wanted, own });
             }
             let kind = wanted.kind;
             let moved = tx
@@ -1002,7 +1003,7 @@ impl Store for SqlStore {
                 Ok(_) => {}
                 // PostgreSQL's exclusion constraint: a booking committed since the check above.
                 Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => {
-                    return Ok(MoveOutcome::Unavailable { provider, wanted })
+                    return Ok(MoveOutcome::Unavailable { provider, wanted, own })
                 }
                 Err(e) => return Err(e.into()),
             }

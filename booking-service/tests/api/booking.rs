@@ -35,6 +35,26 @@ async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
     assert_eq!((trail[0].action.as_str(), trail[0].actor.as_str()), ("booked", "test-agent"));
 }
 
+/// A refused move is offered times that overlap only the appointment's own current time: the move
+/// would free it.
+async fn a_refused_move_is_offered_times_its_own_appointment_frees(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let date = days_ahead(5);
+    let hour_long = shared::api::BookingInput { duration_minutes: Some(60), ..booking(provider.id, date, "10:00") };
+    let moving = org.staff.book(&hour_long).await.expect("10:00 to 11:00");
+    org.staff.book(&booking(provider.id, date, "12:00")).await.expect("12:00 to 12:30");
+    let to = shared::api::RescheduleRequest {
+        appointment_date: Some(date_str(date)),
+        appointment_time: Some("11:30".into()),
+        ..Default::default()
+    };
+    let err = assert_error(org.staff.reschedule(moving.appointment_id, &to).await, 409, "slot_unavailable");
+    let starts: Vec<String> = err.alternatives().iter().map(|s| s.starts_at.format("%H:%M").to_string()).collect();
+    assert!(starts.contains(&"10:30".to_owned()), "10:30 to 11:30 overlaps only the appointment itself: {starts:?}");
+}
+
 async fn a_taken_slot_is_refused_with_the_nearest_free_times(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
@@ -268,6 +288,7 @@ async fn a_provider_changed_through_another_instance_is_never_booked_past(backen
 }
 
 on_both_backends!(
+    a_refused_move_is_offered_times_its_own_appointment_frees,
     a_booking_is_pending_with_a_code_and_local_times,
     a_provider_changed_through_another_instance_is_never_booked_past,
     a_taken_slot_is_refused_with_the_nearest_free_times,
