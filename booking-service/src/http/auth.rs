@@ -84,6 +84,23 @@ impl Authenticator {
         ];
         for (default_alg, key) in candidates {
             if let Ok(key) = key {
+                // A pinned algorithm of another family than the key's would refuse every token.
+                let fits = |alg: Algorithm| match default_alg {
+                    Algorithm::RS256 => matches!(
+                        alg,
+                        Algorithm::RS256
+                            | Algorithm::RS384
+                            | Algorithm::RS512
+                            | Algorithm::PS256
+                            | Algorithm::PS384
+                            | Algorithm::PS512
+                    ),
+                    Algorithm::ES256 => matches!(alg, Algorithm::ES256 | Algorithm::ES384),
+                    _ => alg == Algorithm::EdDSA,
+                };
+                if let Some(pinned) = algorithm.filter(|alg| !fits(*alg)) {
+                    anyhow::bail!("JWT_ALGORITHM {pinned:?} cannot verify with the {default_alg:?}-family key in JWT_PUBLIC_KEY_FILE");
+                }
                 return Ok(Self::new(key, algorithm.unwrap_or(default_alg), issuer, audience));
             }
         }
@@ -163,5 +180,25 @@ impl FromRequestParts<AppState> for Caller {
         let caller = state.auth.verify(token)?;
         state.rate_limit.check(&caller)?;
         Ok(caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAf7rewTjknPcFMJK7wzGLmN/5MEqMfwW9HMudgWms640=\n-----END PUBLIC KEY-----\n";
+
+    /// A pinned algorithm that cannot verify with the key stops the service at start, rather than
+    /// letting it start and refuse every token.
+    #[test]
+    fn a_pinned_algorithm_must_fit_the_key() {
+        let pem = ED25519_PUBLIC.as_bytes();
+        assert!(Authenticator::public_key(pem, None, None, None).is_ok());
+        assert!(Authenticator::public_key(pem, Some(Algorithm::EdDSA), None, None).is_ok());
+        for other in [Algorithm::RS256, Algorithm::ES256, Algorithm::PS512] {
+            let refused = Authenticator::public_key(pem, Some(other), None, None).err().map(|e| e.to_string());
+            assert!(refused.is_some_and(|e| e.contains("JWT_ALGORITHM")), "{other:?}");
+        }
     }
 }
