@@ -1,5 +1,6 @@
 //! Settings from flags or environment variables (docs/API.md §1). Secrets never print.
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,6 +62,16 @@ pub struct Cli {
 /// ones overflow the clock arithmetic, and mean nothing a deployment wants).
 const DAY_SECS: u64 = 86_400;
 const DAY_MS: u64 = DAY_SECS * 1_000;
+
+/// A number of seconds from 1 to a day.
+fn seconds() -> RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(1..=DAY_SECS)
+}
+
+/// A number of milliseconds from `least` to a day.
+fn millis(least: u64) -> RangedU64ValueParser<u64> {
+    clap::value_parser!(u64).range(least..=DAY_MS)
+}
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -150,7 +161,8 @@ pub struct Config {
     pub sms_dir: PathBuf,
 
     /// Hours a confirmation link stays valid.
-    #[arg(long, env = "CONFIRM_TOKEN_TTL_HOURS", value_parser = clap::value_parser!(u32).range(1..=8_760), default_value_t = DEFAULT_CONFIRM_TOKEN_TTL_HOURS)]
+    #[arg(long, env = "CONFIRM_TOKEN_TTL_HOURS", default_value_t = DEFAULT_CONFIRM_TOKEN_TTL_HOURS)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=8_760))]
     pub confirm_token_ttl_hours: u32,
 
     /// Secret (at least 32 bytes) that confirmation links are derived from; every instance on one
@@ -160,47 +172,51 @@ pub struct Config {
     pub confirm_link_secret: Option<String>,
 
     /// How often the mail dispatcher looks for due messages, in milliseconds.
-    #[arg(long, env = "MAIL_POLL_MS", value_parser = clap::value_parser!(u64).range(1..=DAY_MS), default_value_t = DEFAULT_MAIL_POLL_MS)]
+    #[arg(long, env = "MAIL_POLL_MS", value_parser = millis(1), default_value_t = DEFAULT_MAIL_POLL_MS)]
     pub mail_poll_ms: u64,
 
     /// Delivery attempts of one message before it is marked dead.
-    #[arg(long, env = "MAIL_MAX_ATTEMPTS", value_parser = clap::value_parser!(u32).range(1..=1_000), default_value_t = DEFAULT_MAIL_MAX_ATTEMPTS)]
+    #[arg(long, env = "MAIL_MAX_ATTEMPTS", default_value_t = DEFAULT_MAIL_MAX_ATTEMPTS)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub mail_max_attempts: u32,
 
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
-    #[arg(long, env = "MAIL_RETRY_BASE_MS", value_parser = clap::value_parser!(u64).range(0..=DAY_MS), default_value_t = DEFAULT_MAIL_RETRY_BASE_MS)]
+    #[arg(long, env = "MAIL_RETRY_BASE_MS", value_parser = millis(0), default_value_t = DEFAULT_MAIL_RETRY_BASE_MS)]
     pub mail_retry_base_ms: u64,
 
     /// Longest retry delay in milliseconds.
-    #[arg(long, env = "MAIL_RETRY_MAX_MS", value_parser = clap::value_parser!(u64).range(0..=DAY_MS), default_value_t = DEFAULT_MAIL_RETRY_MAX_MS)]
+    #[arg(long, env = "MAIL_RETRY_MAX_MS", value_parser = millis(0), default_value_t = DEFAULT_MAIL_RETRY_MAX_MS)]
     pub mail_retry_max_ms: u64,
 
     /// Seconds a claimed message is reserved for its dispatcher; after a crash it comes back then.
-    #[arg(long, env = "MAIL_LEASE_SECS", value_parser = clap::value_parser!(u64).range(1..=DAY_SECS), default_value_t = DEFAULT_MAIL_LEASE_SECS)]
+    #[arg(long, env = "MAIL_LEASE_SECS", value_parser = seconds(), default_value_t = DEFAULT_MAIL_LEASE_SECS)]
     pub mail_lease_secs: u64,
 
     /// Seconds one SMTP delivery may take.
-    #[arg(long, env = "SMTP_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=DAY_SECS), default_value_t = DEFAULT_SMTP_TIMEOUT_SECS)]
+    #[arg(long, env = "SMTP_TIMEOUT_SECS", value_parser = seconds(), default_value_t = DEFAULT_SMTP_TIMEOUT_SECS)]
     pub smtp_timeout_secs: u64,
 
     /// Database connections of this process.
-    #[arg(long, env = "DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..=1_000), default_value_t = DEFAULT_POOL_SIZE)]
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub pool_size: u32,
 
     /// Seconds a request may take before it is answered 503.
-    #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=DAY_SECS), default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", value_parser = seconds(), default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
 
     /// Seconds a client may take to send a request's line and headers, from its first byte.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=DAY_SECS), default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS)]
+    #[arg(value_parser = seconds())]
     pub header_read_timeout_secs: u64,
 
     /// Seconds a connection may sit with no request in flight and nothing sent before it is closed.
-    #[arg(long, env = "IDLE_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=DAY_SECS), default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", value_parser = seconds(), default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
     pub idle_timeout_secs: u64,
 
     /// Seconds a client may take to send a request's body, from its headers; then 408.
-    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..=DAY_SECS), default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS)]
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS)]
+    #[arg(value_parser = seconds())]
     pub body_read_timeout_secs: u64,
 
     /// Open client connections at most; further clients wait in the listen queue.
@@ -208,7 +224,7 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Seconds from SIGTERM within which requests in flight finish; then the process exits anyway.
-    #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_parser = clap::value_parser!(u64).range(1..=DAY_SECS), default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_parser = seconds(), default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 
     /// When set, `POST /api/vapi/tools` also requires Vapi's HMAC signature made with this secret.
@@ -224,11 +240,12 @@ pub struct Config {
     pub vapi_timestamp_header: String,
 
     /// Largest accepted difference, in seconds, between the signature's timestamp and now.
-    #[arg(long, env = "VAPI_HMAC_TOLERANCE_SECS", value_parser = clap::value_parser!(i64).range(0..=DAY_SECS as i64), default_value_t = DEFAULT_VAPI_HMAC_TOLERANCE_SECS)]
+    #[arg(long, env = "VAPI_HMAC_TOLERANCE_SECS", default_value_t = DEFAULT_VAPI_HMAC_TOLERANCE_SECS)]
+    #[arg(value_parser = clap::value_parser!(i64).range(0..=DAY_SECS as i64))]
     pub vapi_hmac_tolerance_secs: i64,
 
     /// Milliseconds within which every tool call is answered (below Vapi's own timeout).
-    #[arg(long, env = "VAPI_DEADLINE_MS", value_parser = clap::value_parser!(u64).range(1..=DAY_MS), default_value_t = DEFAULT_VAPI_DEADLINE_MS)]
+    #[arg(long, env = "VAPI_DEADLINE_MS", value_parser = millis(1), default_value_t = DEFAULT_VAPI_DEADLINE_MS)]
     pub vapi_deadline_ms: u64,
 
     /// Lets webhooks go to loopback, private and link-local addresses (a clinic's own network;
@@ -242,7 +259,8 @@ pub struct Config {
 
     /// Days idempotency records, remembered tool answers and delivered outbox messages are kept
     /// (0: kept forever).
-    #[arg(long, env = "RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(0..=36_500), default_value_t = DEFAULT_RETENTION_DAYS)]
+    #[arg(long, env = "RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub retention_days: u32,
 
     /// Log as JSON lines instead of human-readable text.

@@ -1,11 +1,11 @@
 //! The background task that delivers the outbox. It claims due messages with a lease (on
 //! PostgreSQL `FOR UPDATE SKIP LOCKED`, so any number of instances share the work and a crashed
 //! one's messages come back when the lease ends), commits the claim, then sends them side by side,
-//! each within a deadline, so that one slow endpoint holds up neither the rest of its batch nor
-//! other clinics' messages for longer than that deadline, and a batch ends inside its lease. A failure is
-//! retried with capped exponential backoff and jitter, and after a bounded number of attempts the
-//! message is marked dead with its last error. Delivery is at least once; the Message-ID comes
-//! from the job, so a duplicate can be recognised.
+//! each within a deadline: one slow endpoint holds up neither the rest of its batch nor other
+//! clinics' messages for longer than that, and a batch ends inside its lease. A failure is retried
+//! with capped exponential backoff and jitter, and after a bounded number of attempts the message
+//! is marked dead with its last error. Delivery is at least once; the Message-ID comes from the
+//! job, so a duplicate can be recognised.
 
 use super::{Channels, DeliveryError};
 use crate::store::{self, Delivery, OutboxJob};
