@@ -48,14 +48,16 @@ pub fn init_metrics() {
 const DELIVERY_COUNTERS: [&str; 3] = ["emails_total", "sms_total", "webhooks_total"];
 const DELIVERY_OUTCOMES: [&str; 3] = ["sent", "retry", "dead"];
 
-/// One delivery attempt of an outbox message, counted by its channel and how it went.
-pub fn record_delivery(kind: &str, delivery: &crate::store::Delivery) {
-    use crate::store::{outbox_kind, Delivery};
+/// One delivery attempt of an outbox message, counted by its channel (a kind of none, which no
+/// dispatcher claims, with the emails) and how it went.
+pub fn record_delivery(channel: Option<crate::outbox::Channel>, delivery: &crate::store::Delivery) {
+    use crate::outbox::Channel;
+    use crate::store::Delivery;
     let [emails, sms, webhooks] = DELIVERY_COUNTERS;
-    let counter = match kind {
-        outbox_kind::WEBHOOK => webhooks,
-        kind if outbox_kind::SMS.contains(&kind) => sms,
-        _ => emails,
+    let counter = match channel {
+        Some(Channel::Webhook) => webhooks,
+        Some(Channel::Sms) => sms,
+        Some(Channel::Email(_)) | None => emails,
     };
     let [sent, retry, dead] = DELIVERY_OUTCOMES;
     let outcome = match delivery {

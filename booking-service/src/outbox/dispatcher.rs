@@ -141,7 +141,7 @@ impl Dispatcher {
             Ok(Err(e)) => self.failed(job, e),
             Err(_) => self.failed(job, DeliveryError::TooSlow(self.settings.send_deadline)),
         };
-        crate::telemetry::record_delivery(&job.kind, &delivery);
+        crate::telemetry::record_delivery(super::Channel::of(&job.kind), &delivery);
         if let Err(e) = self.channels.store.record_delivery(job.id, &delivery).await {
             // The lease runs out and the message is tried again: at least once.
             tracing::warn!(job = %job.id, error = %e, "could not record a delivery");

@@ -8,7 +8,7 @@ mod dispatcher;
 mod freshness;
 mod sms_text;
 
-pub use channels::Channels;
+pub use channels::{Channel, Channels};
 pub use dispatcher::{backoff, batch_within_lease, send_deadline, Dispatcher, DispatcherHandle, DispatcherSettings};
 pub use freshness::why_not_send;
 pub use sms_text::sms_body;
