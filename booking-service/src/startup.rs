@@ -119,6 +119,7 @@ impl Application {
             request_timeout: config.request_timeout(),
             body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
             draining: Draining::default(),
+            readiness: Arc::default(),
             vapi: Arc::new(vapi_settings(&config)?),
             links,
             lanes: Arc::default(),

@@ -60,6 +60,8 @@ pub struct AppState {
     pub body_read_timeout: Duration,
     /// Set when shutdown begins; `/readyz` answers 503 from then on.
     pub draining: Draining,
+    /// The database's last answer to `/readyz`, shared by concurrent probes.
+    pub readiness: Arc<ops::Readiness>,
     pub vapi: Arc<VapiSettings>,
     pub links: Arc<Links>,
     pub lanes: Arc<BookingLanes>,

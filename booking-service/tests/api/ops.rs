@@ -105,9 +105,12 @@ async fn sqlite_is_not_ready_while_it_cannot_write() {
     assert_eq!(app.anon.readyz().await.expect("ready").status, "ready");
     let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.expect("another connection");
     sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.expect("take the write lock");
+    // An answer is kept for a second (a flood of probes asks the database once).
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let not_ready = app.anon.readyz().await.expect_err("not ready while it cannot write");
     assert_eq!(not_ready.status().map(|s| s.as_u16()), Some(503), "{not_ready}");
     sqlx::query("ROLLBACK").execute(&mut other).await.expect("release it");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert_eq!(app.anon.readyz().await.expect("ready again").status, "ready");
 }
 
