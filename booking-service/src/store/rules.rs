@@ -978,6 +978,13 @@ impl Store for SqlStore {
                     && overlapping(&mut tx, actor.org, provider.id, &blocked, Some(id)).await?);
             let own = appointment.blocked;
             if refused {
+            if (wanted.slot, blocked, wanted.kind)
+                == (appointment.slot, appointment.blocked, appointment.appointment_type)
+            {
+                // Already there: a repeated request (a double-clicked form, a retry) moves nothing
+                // and notifies no one again.
+                return Ok(MoveOutcome::Moved(appointment));
+            }
                 return Ok(MoveOutcome::Unavailable { provider, wanted, own });
             }
             let kind = wanted.kind;

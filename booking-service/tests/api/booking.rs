@@ -198,6 +198,10 @@ async fn cancel_frees_the_slot_and_reschedule_moves_atomically(backend: Backend)
     let moved = org.staff.reschedule(rebooked.appointment_id, &later).await.expect("moved onto part of its own time");
     assert_eq!(moved.starts_at.format("%H:%M").to_string(), "10:15");
     assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(30), "keeps its length");
+    // A repeat of the move (a retry, a double-clicked form) answers as the move did and writes
+    // nothing: one audit row below, the appointment untouched.
+    let again = org.staff.reschedule(rebooked.appointment_id, &later).await.expect("a repeat of the move");
+    assert_eq!((again.starts_at, again.ends_at, again.updated_at), (moved.starts_at, moved.ends_at, moved.updated_at));
     assert_error(org.staff.reschedule(first.appointment_id, &later).await, 409, "invalid_state");
 
     let trail =
