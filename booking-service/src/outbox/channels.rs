@@ -123,18 +123,16 @@ impl Channels {
             Err(dead) => return Ok(dead),
         };
         let clinic_from = self.store.settings(job.org).await?.and_then(|s| s.sms_from);
-        let Some(from) = clinic_from.as_deref().or(self.sms.default_from()).map(str::to_owned) else {
-            return Ok(Delivery::Dead {
-                error: "not sent: no SMS sender (set SMS_FROM or the clinic's sms_from)".into(),
-            });
-        };
-        if self.store.sms_opted_out(&from, to).await? {
-            return Ok(Delivery::Dead { error: "not sent: the phone texted STOP to this sender".into() });
+        let from = clinic_from.as_deref().or(self.sms.default_from());
+        if let Some(from) = from {
+            if self.store.sms_opted_out(from, to).await? {
+                return Ok(Delivery::Dead { error: "not sent: the phone texted STOP to this sender".into() });
+            }
         }
         let body =
             super::sms_body(&job.kind, &about.clinic, &about.provider, &about.appointment, about.manage.as_deref())
                 .ok_or_else(|| DeliveryError::Render(format!("no SMS text for {}", job.kind)))?;
-        match self.sms.send(job.id, &from, to, &body).await {
+        match self.sms.send(job.id, from, to, &body).await {
             Ok(()) => {}
             Err(e) if e.is_permanent() => return Ok(Delivery::Dead { error: format!("not sent: {e}") }),
             Err(e) => return Err(DeliveryError::Sms(e.to_string())),

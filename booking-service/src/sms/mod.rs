@@ -35,14 +35,22 @@ pub enum SmsError {
     Unreachable(String),
     #[error("cannot write the SMS file: {0}")]
     File(String),
+    /// Twilio needs a sender number, and neither the clinic's `sms_from` nor `SMS_FROM` is set.
+    #[error("no SMS sender (set SMS_FROM or the clinic's sms_from)")]
+    NoSender,
 }
 
 impl SmsError {
     /// Whether sending the same message again cannot succeed: Twilio refused the message itself
     /// (a 4xx such as an invalid or unreachable number), not our credentials (401, 403, fixable
     /// by the operator while the retries run), its rate (429) or its own health (5xx).
+    /// A message without a sender cannot be sent either (a sender set later serves the next ones).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Rejected { status, .. } if (400..500).contains(status) && !matches!(status, 401 | 403 | 408 | 429))
+        match self {
+            Self::Rejected { status, .. } => (400..500).contains(status) && !matches!(status, 401 | 403 | 408 | 429),
+            Self::NoSender => true,
+            Self::Unreachable(_) | Self::File(_) => false,
+        }
     }
 }
 
@@ -129,10 +137,11 @@ impl Sms {
     }
 
     /// Hands one SMS over: to Twilio, or to the file `{job}.json` (written whole, then renamed
-    /// into place, so a reader never sees half of it and a retry overwrites it).
-    pub async fn send(&self, job: uuid::Uuid, from: &str, to: &str, body: &str) -> Result<(), SmsError> {
+    /// into place, so a reader never sees half of it and a retry overwrites it; `from` is null
+    /// there when no sender is set).
+    pub async fn send(&self, job: uuid::Uuid, from: Option<&str>, to: &str, body: &str) -> Result<(), SmsError> {
         match &self.route {
-            Route::Twilio(twilio) => twilio.send(from, to, body).await,
+            Route::Twilio(twilio) => twilio.send(from.ok_or(SmsError::NoSender)?, to, body).await,
             Route::Files(dir) => {
                 tokio::fs::create_dir_all(dir).await.map_err(|e| SmsError::File(format!("{}: {e}", dir.display())))?;
                 let json = serde_json::json!({ "to": to, "from": from, "body": body });

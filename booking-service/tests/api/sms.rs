@@ -6,6 +6,7 @@ use crate::helpers::*;
 use booking_service::config::Config;
 use booking_service::sms::{Sms, SmsError};
 use reqwest::StatusCode;
+use shared::api::BookingInput;
 use test_kit::twilio::{sign, FakeTwilio, SentSms};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -28,7 +29,7 @@ async fn an_sms_goes_to_twilio_as_its_form_with_the_accounts_basic_auth() {
     let sms = Sms::from_config(&twilio_config(&twilio.base_url(), TOKEN)).expect("Twilio transport");
     // Characters a form must escape, and a text beyond ASCII.
     let body = "Booked: Mon 09:00 & code K7Q-2P. Manage: https://x.test/manage/abc?x=1+2 — café";
-    sms.send(uuid::Uuid::now_v7(), SENDER, PATIENT, body).await.expect("sent");
+    sms.send(uuid::Uuid::now_v7(), Some(SENDER), PATIENT, body).await.expect("sent");
     assert_eq!(twilio.messages(), [SentSms { to: PATIENT.into(), from: SENDER.into(), body: body.into() }]);
 }
 
@@ -39,26 +40,28 @@ async fn twilios_refusals_and_failures_are_errors_naming_the_status() {
     let job = uuid::Uuid::now_v7();
 
     twilio.fail_next(1);
-    let err = sms.send(job, SENDER, PATIENT, "hi").await.expect_err("Twilio failed");
+    let err = sms.send(job, Some(SENDER), PATIENT, "hi").await.expect_err("Twilio failed");
     assert!(matches!(err, SmsError::Rejected { status: 500, .. }), "{err:?}");
     assert!(err.to_string().contains("500") && err.to_string().contains("Internal Server Error"), "{err}");
     assert!(!err.is_permanent(), "a 5xx is retried");
-    sms.send(job, SENDER, PATIENT, "hi").await.expect("the retry goes through");
+    sms.send(job, Some(SENDER), PATIENT, "hi").await.expect("the retry goes through");
     assert_eq!(twilio.messages().len(), 1);
 
     let wrong = Sms::from_config(&twilio_config(&twilio.base_url(), "another-token")).expect("transport");
-    let err = wrong.send(job, SENDER, PATIENT, "hi").await.expect_err("refused");
+    let err = wrong.send(job, Some(SENDER), PATIENT, "hi").await.expect_err("refused");
     assert!(matches!(err, SmsError::Rejected { status: 401, .. }), "{err:?}");
     assert!(!err.to_string().contains("another-token"), "{err}");
-    let err = sms.send(job, SENDER, "", "hi").await.expect_err("no recipient");
+    let err = sms.send(job, Some(SENDER), "", "hi").await.expect_err("no recipient");
     assert!(matches!(err, SmsError::Rejected { status: 400, .. }) && err.is_permanent(), "{err:?}");
+    let err = sms.send(job, None, PATIENT, "hi").await.expect_err("Twilio needs a sender");
+    assert!(matches!(err, SmsError::NoSender) && err.is_permanent(), "{err:?}");
 
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
         listener.local_addr().expect("address")
     };
     let gone = Sms::from_config(&twilio_config(&format!("http://{closed}"), TOKEN)).expect("transport");
-    let err = gone.send(job, SENDER, PATIENT, "hi").await.expect_err("nobody listens");
+    let err = gone.send(job, Some(SENDER), PATIENT, "hi").await.expect_err("nobody listens");
     assert!(matches!(err, SmsError::Unreachable(_)), "{err:?}");
     assert!(!err.to_string().contains(SID), "the account stays out of the stored error: {err}");
     assert_eq!(twilio.messages().len(), 1, "nothing else was accepted");
@@ -71,8 +74,8 @@ async fn without_twilio_each_sms_is_a_json_file_named_after_its_job() {
     config.sms_dir = dir.path().join("sms");
     let sms = Sms::from_config(&config).expect("files");
     let job = uuid::Uuid::now_v7();
-    sms.send(job, SENDER, PATIENT, "first try").await.expect("written");
-    sms.send(job, SENDER, PATIENT, "a retry").await.expect("a retry overwrites");
+    sms.send(job, Some(SENDER), PATIENT, "first try").await.expect("written");
+    sms.send(job, Some(SENDER), PATIENT, "a retry").await.expect("a retry overwrites");
     let names: Vec<String> = std::fs::read_dir(dir.path().join("sms"))
         .expect("created")
         .filter_map(|e| e.ok())
@@ -83,6 +86,14 @@ async fn without_twilio_each_sms_is_a_json_file_named_after_its_job() {
         serde_json::from_slice(&std::fs::read(dir.path().join("sms").join(format!("{job}.json"))).expect("read"))
             .expect("JSON");
     assert_eq!(written, serde_json::json!({ "to": PATIENT, "from": SENDER, "body": "a retry" }));
+
+    // Without a sender (no SMS_FROM, no clinic sms_from) the file is still written, from null.
+    let unsent = uuid::Uuid::now_v7();
+    sms.send(unsent, None, PATIENT, "no sender").await.expect("written");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("sms").join(format!("{unsent}.json"))).expect("read"))
+            .expect("JSON");
+    assert_eq!(written, serde_json::json!({ "to": PATIENT, "from": null, "body": "no sender" }));
 }
 
 /// The service with a Twilio account (and `PUBLIC_BASE_URL` when given).
@@ -267,7 +278,27 @@ async fn without_an_auth_token_only_messages_to_sms_from_are_taken(backend: Back
     assert!(!opted_out(&bare, SENDER, PATIENT).await);
 }
 
+/// On a machine with neither Twilio nor any sender number set (the first session's), a booking's
+/// SMS is still written as a file, `from` null, not given up.
+async fn without_any_sender_the_bookings_sms_is_still_a_file(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let input = BookingInput { patient_phone: Some(PATIENT.into()), ..booking(provider.id, days_ahead(3), "10:00") };
+    let booked = org.agent.book(&input).await.expect("booked");
+    let folder = app.mail_dir.path().join("sms");
+    let read = async || -> Vec<serde_json::Value> {
+        let Ok(entries) = std::fs::read_dir(&folder) else { return Vec::new() };
+        let files = entries.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json"));
+        files.filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()).collect()
+    };
+    let texts = crate::email::wait_until(read, |texts| !texts.is_empty()).await;
+    assert_eq!((&texts[0]["to"], &texts[0]["from"]), (&serde_json::json!(PATIENT), &serde_json::Value::Null));
+    assert!(texts[0]["body"].as_str().is_some_and(|b| b.contains(&booked.confirmation_code)), "{texts:?}");
+}
+
 on_both_backends!(
+    without_any_sender_the_bookings_sms_is_still_a_file,
     stop_then_start_from_twilio_opts_the_phone_out_and_back_in,
     a_missing_or_wrong_signature_is_refused_and_nothing_kept,
     numbers_that_are_not_phone_numbers_are_refused,
