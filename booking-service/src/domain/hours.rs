@@ -1,7 +1,7 @@
 //! A provider's weekly working hours, in local wall-clock minutes.
 
 use super::{DomainError, Slot, Zone};
-use chrono::{Datelike, NaiveDate, NaiveTime, Timelike, Weekday};
+use chrono::{Datelike, NaiveDate, Timelike, Weekday};
 use shared::api::{self, WorkingHours};
 
 const DAY_MINUTES: u32 = 24 * 60;
@@ -95,7 +95,9 @@ impl WeeklyHours {
         let start_min = start.hour() * 60 + start.minute();
         let end_min = if end.date() == day {
             end.hour() * 60 + end.minute()
-        } else if Some(end.date()) == day.succ_opt() && end.time() == NaiveTime::MIN {
+        } else if day.succ_opt().is_some_and(|next| slot.end() == zone.start_of_day(next)) {
+            // Ends as the day does (at 24:00): the next day's first instant, which is not
+            // midnight where the clocks spring forward at midnight.
             DAY_MINUTES
         } else {
             return false;
@@ -174,6 +176,7 @@ fn from_chrono(d: Weekday) -> api::Weekday {
 mod tests {
     use super::*;
     use crate::domain::Minutes;
+    use chrono::NaiveTime;
 
     fn hours(day: api::Weekday, start: &str, end: &str) -> WorkingHours {
         WorkingHours { weekday: day, start: start.into(), end: end.into() }
@@ -302,6 +305,18 @@ mod tests {
         assert!(!week.permits(&zone, &Slot::new(in_the_break, half_hour)));
         let in_the_second_period = "2027-11-07T05:45:00Z".parse().expect("instant");
         assert!(week.permits(&zone, &Slot::new(in_the_second_period, half_hour)));
+    }
+
+    /// Where the clocks spring forward at midnight, a day ends at 01:00 of the next: hours until
+    /// 24:00 still hold the day's last slot.
+    #[test]
+    fn hours_until_midnight_hold_the_last_slot_when_the_next_midnight_is_skipped() {
+        let zone = Zone::parse("tz", "America/Santiago").expect("zone");
+        let week = WeeklyHours::parse(&[hours(api::Weekday::Sat, "20:00", "24:00")]).expect("hours");
+        // Saturday, September 5, 2026, 23:30 (-04:00); Sunday begins at 01:00 (-03:00).
+        let last = "2026-09-06T03:30:00Z".parse().expect("instant");
+        assert!(week.permits(&zone, &Slot::new(last, Minutes::parse("m", 30).expect("m"))));
+        assert!(!week.permits(&zone, &Slot::new(last, Minutes::parse("m", 45).expect("m"))), "past the day's end");
     }
 
     #[test]
