@@ -255,14 +255,20 @@ struct ActivityState {
     in_flight: usize,
     /// The last byte read or written, or the end of the last request.
     last_io: Instant,
-    /// The first byte read since the connection last had no request in flight: a request has begun.
+    /// The first byte read since the connection last had no request in flight (a request has
+    /// begun), or, until its first request, when the connection was accepted: a client that
+    /// connects owes its first header within the header timeout, whether it sends a byte or none.
     request_begun: Option<Instant>,
 }
 
 impl Activity {
     fn new() -> Self {
         Self {
-            state: Mutex::new(ActivityState { in_flight: 0, last_io: Instant::now(), request_begun: None }),
+            state: Mutex::new(ActivityState {
+                in_flight: 0,
+                last_io: Instant::now(),
+                request_begun: Some(Instant::now()),
+            }),
             changed: Notify::new(),
         }
     }
@@ -272,17 +278,15 @@ impl Activity {
     }
 
     /// When the connection is to be cut if nothing changes: none while a request is in flight
-    /// (its body and deadline are the router's), the header timeout from the first byte of a
-    /// request, else the idle timeout from the last byte moved.
+    /// (its body and deadline are the router's), else the idle timeout from the last byte moved,
+    /// and, once a request has begun, the header timeout from its beginning if that comes first.
     fn cut_at(&self, settings: &ServerSettings) -> Option<Instant> {
         let state = self.state();
         if state.in_flight > 0 {
             return None;
         }
-        Some(match state.request_begun {
-            Some(begun) => begun + settings.header_read_timeout,
-            None => state.last_io + settings.idle_timeout,
-        })
+        let idle = state.last_io + settings.idle_timeout;
+        Some(state.request_begun.map_or(idle, |begun| idle.min(begun + settings.header_read_timeout)))
     }
 
     fn read(&self) {

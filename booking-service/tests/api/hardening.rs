@@ -190,6 +190,8 @@ async fn half_sent_headers_are_cut_after_the_header_timeout(backend: Backend) {
         }
         false
     });
+    // And one that connects and never sends a byte: it owes its first header as much.
+    sockets.push(connect(&app).await);
     let started = Instant::now();
     for (i, socket) in sockets.iter_mut().enumerate() {
         assert!(
