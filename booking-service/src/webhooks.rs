@@ -105,8 +105,9 @@ impl Sender {
             return Err(format!("{host} does not resolve"));
         }
         if !self.allow_private {
-            if let Some(inside) = addrs.iter().find(|a| !is_public(a.ip())) {
-                return Err(format!("{host} resolves to {}, a private, loopback or link-local address", inside.ip()));
+            // Which address is not said: the answer would map the service's own network.
+            if addrs.iter().any(|a| !is_public(a.ip())) {
+                return Err(format!("{host} resolves to a private, loopback or link-local address"));
             }
         }
         Ok((url, addrs))

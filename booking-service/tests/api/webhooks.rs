@@ -194,7 +194,14 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
         "not a url",
     ] {
         let refused = org.admin.create_webhook(&CreateWebhook { url: url.into(), events: None }).await;
-        assert_error(refused, 422, "validation_failed");
+        let err = assert_error(refused, 422, "validation_failed");
+        let said = err.to_string();
+        if url.contains("localhost") {
+            assert!(
+                !said.contains("127.0.0.1") && !said.contains("::1"),
+                "the address a name resolves to is not told: {said}"
+            );
+        }
     }
     let open = allowing_private(backend).await;
     let org = open.org("UTC").await;
