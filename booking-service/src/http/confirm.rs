@@ -77,6 +77,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>, h
 async fn resolve(state: &AppState, token: &str) -> Result<(LinkToken, LinkTarget), ApiError> {
     let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
     let target = state.store.link_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
+    state.rate_limit.check_link(target.org, target.appointment)?;
     if target.expires_at <= store::now() {
         return Err(store::StoreError::Expired.into());
     }

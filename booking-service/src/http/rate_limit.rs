@@ -30,10 +30,11 @@ impl RateLimit {
         self.check_key((caller.org, caller.sub.clone()))
     }
 
-    /// A patient's manage link counts as a caller of its own (its token is the credential), keyed
-    /// by its appointment once the token is known, so an unknown token adds no key.
+    /// A patient's links (confirm and manage) count as one caller of their own (their tokens are
+    /// the credential), keyed by their appointment once a token is known, so an unknown token
+    /// adds no key.
     pub fn check_link(&self, org: OrgId, appointment: AppointmentId) -> Result<(), ApiError> {
-        self.check_key((Some(org), format!("manage-link:{}", appointment.0)))
+        self.check_key((Some(org), format!("patient-links:{}", appointment.0)))
     }
 
     fn check_key(&self, key: Key) -> Result<(), ApiError> {

@@ -28,6 +28,36 @@ async fn a_token_past_its_rate_is_refused_while_others_go_on(backend: Backend) {
     other_org.agent.providers().await.expect("another clinic is not limited");
 }
 
+/// A patient's links have no token subject: the confirmation link and the manage link of one
+/// appointment count together, so a loop on `POST /confirm/{token}` (a write transaction each) is
+/// cut like a token's, and other appointments' links go on.
+async fn a_patients_links_share_one_rate(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.rate_limit_per_minute = 4).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let with_email = |time| shared::api::BookingInput {
+        patient_email: Some("ada@example.com".into()),
+        ..booking(provider, days_ahead(3), time)
+    };
+    let booked = org.staff.book(&with_email("10:00")).await.expect("booked");
+    org.staff.book(&with_email("11:00")).await.expect("booked");
+    let emails = crate::email::wait_eml(&app, 2).await;
+    let links: Vec<String> =
+        emails.iter().map(|e| crate::email::link_in(&crate::email::searchable(e), &app.base)).collect();
+    let (mine, theirs) =
+        if emails[0].contains(&booked.confirmation_code) { (&links[0], &links[1]) } else { (&links[1], &links[0]) };
+    for _ in 0..3 {
+        assert!(crate::email::post_confirm(mine, true).await.status().is_success());
+    }
+    let manage = app.manage_link(org.id, booked.appointment_id).await;
+    assert!(reqwest::get(&manage).await.expect("GET").status().is_success(), "the fourth request");
+    let refused = crate::email::post_confirm(mine, true).await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(reqwest::get(&manage).await.expect("GET").status(), 429, "the manage link counts with it");
+    assert!(crate::email::post_confirm(theirs, true).await.status().is_success(), "another appointment's link");
+}
+
 /// A booking for the same caller at another time each day.
 fn for_caller(provider: uuid::Uuid, day: i64) -> shared::api::BookingInput {
     let mut input = booking(provider, days_ahead(3 + day), "10:00");
@@ -131,3 +161,4 @@ on_both_backends!(
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
     the_quota_holds_when_one_caller_books_many_times_at_once
 );
+    a_patients_links_share_one_rate,
