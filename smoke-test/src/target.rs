@@ -88,11 +88,12 @@ impl Target {
         // The race is thousands of requests from one agent token; the per-token rate limit is a
         // defence against one caller, not what this run measures.
         config.rate_limit_per_minute = 0;
-        if let Some(dir) = &dir {
-            config.mail_dir = dir.path().join("mail");
-        } else {
-            config.mail_dir = std::env::temp_dir().join("smoke-test-mail");
-        }
+        config.mail_dir = match &dir {
+            Some(dir) => dir.path().join("mail"),
+            None => std::env::temp_dir().join("smoke-test-mail"),
+        };
+        // The racers' confirmation SMS go beside the mail, not into the folder the tool runs in.
+        config.sms_dir = config.mail_dir.join("sms");
         let app = Application::build(config).await.context("the in-process booking service did not start")?;
         let running = app.spawn();
         Ok(Self {

@@ -47,6 +47,7 @@ fn instance_process() {
         }
         config.jwt_secret = Some(SECRET.into());
         config.mail_dir = mail.path().to_path_buf();
+        config.sms_dir = mail.path().join("sms");
         config.rate_limit_per_minute = 0;
         // A lost database answers 503 within a second.
         config.request_timeout_secs = 1;
