@@ -571,7 +571,14 @@ impl Store for SqlStore {
                    WHERE id = $1";
         let (cutoff, most) = (stored_count(s.manage_cutoff_minutes), stored_count(s.max_active_per_caller));
         let values = (org, Json(&s.reminder_offsets_minutes), cutoff, most, &s.sms_from);
-        Ok(self.execute(Scope::Write(org), sql, values).await? > 0)
+        match self.execute(Scope::Write(org), sql, values).await {
+            Ok(changed) => Ok(changed > 0),
+            // organizations_sms_from: another clinic sends from that number.
+            Err(e) if is_unique_violation(&e) => {
+                Err(DomainError::invalid("sms_from", "is the sender number of another clinic").into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn set_vapi_settings(&self, org: OrgId, v: &VapiSettings) -> StoreResult<bool> {
@@ -971,13 +978,6 @@ impl Store for SqlStore {
             }
             let now = now();
             let blocked = wanted.blocked();
-            let refused = !provider.active
-                || !wanted.allowed_by(&provider, now)
-                || closed(&mut tx, actor.org, provider.id, &blocked).await?
-                || (tx.dialect().checks_overlaps()
-                    && overlapping(&mut tx, actor.org, provider.id, &blocked, Some(id)).await?);
-            let own = appointment.blocked;
-            if refused {
             if (wanted.slot, blocked, wanted.kind)
                 == (appointment.slot, appointment.blocked, appointment.appointment_type)
             {
@@ -985,6 +985,13 @@ impl Store for SqlStore {
                 // and notifies no one again.
                 return Ok(MoveOutcome::Moved(appointment));
             }
+            let refused = !provider.active
+                || !wanted.allowed_by(&provider, now)
+                || closed(&mut tx, actor.org, provider.id, &blocked).await?
+                || (tx.dialect().checks_overlaps()
+                    && overlapping(&mut tx, actor.org, provider.id, &blocked, Some(id)).await?);
+            let own = appointment.blocked;
+            if refused {
                 return Ok(MoveOutcome::Unavailable { provider, wanted, own });
             }
             let kind = wanted.kind;

@@ -146,7 +146,16 @@ async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backen
     }
     assert_error(org.staff.settings().await, 403, "forbidden");
     assert_error(org.agent.set_settings(&saved).await, 403, "forbidden");
-    assert_eq!(app.org("UTC").await.admin.settings().await.expect("another clinic's").max_active_per_caller, 3);
+    let other = app.org("UTC").await;
+    assert_eq!(other.admin.settings().await.expect("another clinic's").max_active_per_caller, 3);
+    // A sender number is one clinic's: another cannot text in its name (nor share its STOPs).
+    let taken = shared::api::Settings { sms_from: Some("+15550103000".into()), ..defaults.clone() };
+    let refused = assert_error(other.admin.set_settings(&taken).await, 422, "validation_failed");
+    assert!(refused.to_string().contains("sms_from"), "{refused}");
+    assert_eq!(other.admin.settings().await.expect("unchanged").sms_from, None);
+    org.admin.set_settings(&saved).await.expect("its own number again");
+    let own = shared::api::Settings { sms_from: Some("+15550103001".into()), ..defaults.clone() };
+    other.admin.set_settings(&own).await.expect("a number of its own");
 
     org.agent.book(&for_caller(provider, 0)).await.expect("the first");
     let refused = assert_error(org.agent.book(&for_caller(provider, 1)).await, 409, "invalid_state");
@@ -158,7 +167,7 @@ async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backen
 on_both_backends!(
     an_admin_sets_the_per_caller_limit_and_the_notification_settings,
     a_token_past_its_rate_is_refused_while_others_go_on,
+    a_patients_links_share_one_rate,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
     the_quota_holds_when_one_caller_books_many_times_at_once
 );
-    a_patients_links_share_one_rate,
