@@ -267,7 +267,9 @@ pub async fn reschedule(
     kind: Option<AppointmentTypeId>,
     by_agent: bool,
 ) -> Result<Appointment, BookingError> {
-    let to = Move { start: NewStart::Local(when), kind, by_agent, cutoff: None };
+    // The voice agent changes nothing that has begun; staff may (to correct a record).
+    let cutoff = by_agent.then_some(Cutoff::AT_START);
+    let to = Move { start: NewStart::Local(when), kind, by_agent, cutoff };
     move_appointment(store, links, actor, id, to).await
 }
 

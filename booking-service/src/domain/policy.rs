@@ -69,6 +69,10 @@ pub enum Reach {
 }
 
 impl Cutoff {
+    /// None before the start, and no change from the start on: what the voice agent changes a
+    /// caller's appointment under.
+    pub const AT_START: Self = Self(Duration::zero());
+
     pub fn minutes(minutes: u32) -> Self {
         Self(Duration::minutes(i64::from(minutes)))
     }

@@ -864,7 +864,8 @@ impl Store for SqlStore {
                     Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: Some(busy) })
                 }
                 Ok(Inserted::OverQuota(most)) => Err(StoreError::InvalidState(format!(
-                    "the number you're calling from already has {most} upcoming appointments here, the most one caller can book"
+                    "the number you're calling from already has {most} upcoming appointment{} here, the most one caller can book",
+                    if most == 1 { "" } else { "s" }
                 ))
                 .into()),
                 Ok(Inserted::Refused) => {

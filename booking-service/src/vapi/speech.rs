@@ -147,6 +147,18 @@ pub fn assistant_variables(
     vars
 }
 
+/// A name with its indefinite article, chosen by its first letter: "an Annual physical", "a Checkup".
+pub fn a(name: &str) -> String {
+    let article = if name.starts_with(|c: char| "aeiouAEIOU".contains(c)) { "an" } else { "a" };
+    format!("{article} {name}")
+}
+
+/// The sentence with its first letter in capitals.
+pub fn sentence(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 /// A confirmation code spelled out so text-to-speech reads each character.
 pub fn code(code: &str) -> String {
     code.chars().map(String::from).collect::<Vec<_>>().join("-")
@@ -174,8 +186,9 @@ pub fn invalid(e: &DomainError) -> String {
         "appointment_date" if message.contains("future") => {
             "That date and time have already passed. Which day in the future would suit you?".into()
         }
+        // "Checkup can be booked at most 30 days ahead", or the 365 days of every booking.
         "appointment_date" if message.contains("days ahead") => {
-            "I can only book up to a year ahead. Could you pick an earlier date?".into()
+            format!("{}. Could you pick an earlier date?", sentence(message))
         }
         "appointment_date" | "date" => "I didn't get a valid date. Could you tell me the day again?".into(),
         "appointment_time" if message.contains("clocks change") => {
@@ -226,6 +239,16 @@ mod tests {
         assert_eq!(vars["now"], "09:30");
         assert_eq!(vars["timezone"], "Pacific/Auckland");
         assert_eq!(vars["clinic_name"], "Harbour Clinic");
+    }
+
+    #[test]
+    fn a_kind_of_visit_is_said_with_its_article_and_its_own_limit() {
+        assert_eq!(a("Annual physical"), "an Annual physical");
+        assert_eq!(a("Checkup"), "a Checkup");
+        assert_eq!(sentence(&a("Eye exam")), "An Eye exam");
+        // A type's own horizon is said as it is, not as the year every booking has.
+        let limited = DomainError::invalid("appointment_date", "Checkup can be booked at most 30 days ahead");
+        assert_eq!(invalid(&limited), "Checkup can be booked at most 30 days ahead. Could you pick an earlier date?");
     }
 
     #[test]

@@ -159,7 +159,7 @@ async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backen
 
     org.agent.book(&for_caller(provider, 0)).await.expect("the first");
     let refused = assert_error(org.agent.book(&for_caller(provider, 1)).await, 409, "invalid_state");
-    assert!(refused.to_string().contains("1 upcoming appointments"), "{refused}");
+    assert!(refused.to_string().contains("has 1 upcoming appointment here"), "{refused}");
     lift_caller_quota(&org).await;
     org.agent.book(&for_caller(provider, 1)).await.expect("no limit");
 }

@@ -466,6 +466,62 @@ async fn a_caller_cannot_move_a_visit_only_staff_book(backend: Backend) {
     assert!(refused.contains("booked by the clinic's staff"), "{refused}");
     let kept = org.staff.appointment(booked.appointment_id).await.expect("read");
     assert_eq!(kept.starts_at.format("%H:%M").to_string(), "14:00");
+    // Said before any times are offered, not once the caller has picked one.
+    let args = json!({"provider_id": smith.id, "date": date_str(day), "appointment_type": "surgery consult"});
+    let refused =
+        only(&post(&org.agent, &message(vec![call("q", "check_availability", args)], Some(CALLER), "c1")).await)
+            .expect_err("staff only");
+    assert!(refused.starts_with("A Surgery consult is booked by the clinic's staff"), "{refused}");
+}
+
+/// A visit that has begun (here: missed, not yet marked) is not the voice agent's to cancel or
+/// move: the caller is sent to the front desk, and nothing changes or is sent.
+async fn a_caller_cannot_cancel_or_move_a_visit_that_has_begun(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let input =
+        shared::api::BookingInput { patient_phone: Some(CALLER.into()), ..booking(smith.id, days_ahead(1), "09:00") };
+    let booked = org.staff.book(&input).await.expect("booked");
+    crate::attendance::backdate(&app, booked.appointment_id).await;
+    let code = json!({"confirmation_code": booked.confirmation_code});
+    let moved = json!({"confirmation_code": booked.confirmation_code, "appointment_date": date_str(days_ahead(5)),
+                       "appointment_time": "10:00"});
+    for (id, tool, args) in [("x1", "cancel_appointment", code), ("x2", "reschedule_appointment", moved)] {
+        let refused = only(&post(&org.agent, &message(vec![call(id, tool, args)], Some(CALLER), "call-late")).await)
+            .expect_err("begun");
+        assert!(refused.contains("already started") && refused.contains("front desk"), "{tool}: {refused}");
+    }
+    let kept = org.staff.appointment(booked.appointment_id).await.expect("read");
+    assert_eq!(kept.status, AppointmentStatus::Pending);
+    let id = booking_service::domain::AppointmentId(booked.appointment_id);
+    let trail = app.store.audit_trail(org.id.into(), id.into()).await.expect("audit");
+    assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["booked"], "nothing changed");
+}
+
+/// Seven appointments are not read out in one breath: five are, and the caller hears how many
+/// more there are; a move with a provider who has left is not sent round to "another day".
+async fn long_lists_say_what_is_left_and_a_departed_provider_is_said_so(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let mut codes = Vec::new();
+    for day in 0..7 {
+        let input = shared::api::BookingInput {
+            patient_phone: Some(CALLER.into()),
+            ..booking(smith.id, days_ahead(3 + day), "10:00")
+        };
+        codes.push(org.staff.book(&input).await.expect("booked").confirmation_code);
+    }
+    let found =
+        only(&post(&org.agent, &message(vec![call("f", "find_appointments", json!({}))], Some(CALLER), "c")).await)
+            .expect("found");
+    assert!(found.starts_with("You have 7 upcoming appointments:") && found.ends_with(", and 2 more."), "{found}");
+
+    org.admin.deactivate_provider(smith.id).await.expect("the provider leaves");
+    let args = json!({"confirmation_code": codes[0], "appointment_date": date_str(days_ahead(20)), "appointment_time": "11:00"});
+    let refused =
+        only(&post(&org.agent, &message(vec![call("m", "reschedule_appointment", args)], Some(CALLER), "c")).await)
+            .expect_err("no longer taking appointments");
+    assert!(refused.contains("is no longer taking appointments") && refused.contains("front desk"), "{refused}");
 }
 
 async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(backend: Backend) {
@@ -745,6 +801,8 @@ async fn a_day_without_openings_is_answered_with_the_next_one(backend: Backend) 
 on_both_backends!(
     a_caller_books_a_kind_of_visit_by_its_name,
     a_caller_cannot_move_a_visit_only_staff_book,
+    a_caller_cannot_cancel_or_move_a_visit_that_has_begun,
+    long_lists_say_what_is_left_and_a_departed_provider_is_said_so,
     a_day_without_openings_is_answered_with_the_next_one,
     a_caller_lists_checks_books_finds_moves_and_cancels,
     every_list_form_is_read_and_parallel_calls_answer_in_order,

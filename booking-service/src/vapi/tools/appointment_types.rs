@@ -25,7 +25,7 @@ impl WhichType {
         let kind = self.any(ctx).await?;
         if let Some(kind) = &kind {
             if !kind.offered_by(provider.id) {
-                return Err(Refusal::spoken(format!("{} doesn't offer a {}.", provider.name, kind.name)));
+                return Err(Refusal::spoken(format!("{} doesn't offer {}.", provider.name, speech::a(&kind.name))));
             }
         }
         Ok(kind)
@@ -54,6 +54,10 @@ impl WhichType {
                 format!("I couldn't find that kind of visit. We offer {}.", type_names(&types, "and"))
             }));
         };
+        if !kind.bookable_by_agent {
+            // Said before any times are offered, not after the caller picked one.
+            return Err(store::StoreError::StaffOnly(kind.name.clone()).into());
+        }
         Ok(Some(kind.clone()))
     }
 }

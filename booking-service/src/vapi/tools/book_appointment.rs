@@ -75,7 +75,7 @@ impl BookAppointment {
             // Cancelled or moved since, earlier in the call: the caller wants that time again.
             booked = booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request, None).await?;
         }
-        let what = kind.map_or_else(String::new, |k| format!(" for a {}", k.name));
+        let what = kind.map_or_else(String::new, |k| format!(" for {}", speech::a(&k.name)));
         Ok(format!(
             "You're booked{what} with {} on {}. Your confirmation code is {}.",
             provider.name,

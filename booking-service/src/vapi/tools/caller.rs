@@ -7,6 +7,7 @@ use super::refusal::Refusal;
 use super::{speech, Context};
 use crate::domain::{ConfirmationCode, PhoneNumber};
 use crate::store::{Appointment, AppointmentFilter, PageRequest, Provider, StoreError};
+use shared::api::AppointmentStatus;
 
 const NO_CALLER: &str = "I can only look up appointments when you call from your own phone number.";
 
@@ -37,8 +38,12 @@ pub async fn own_appointment(
             speech::code(code.as_str())
         ))
     })?;
-    if !appointment.status.is_active() {
-        return Err(Refusal::spoken("That appointment is already cancelled."));
+    match appointment.status {
+        AppointmentStatus::Pending | AppointmentStatus::Confirmed => {}
+        AppointmentStatus::Cancelled => return Err(Refusal::spoken("That appointment is already cancelled.")),
+        AppointmentStatus::Completed | AppointmentStatus::NoShow => {
+            return Err(Refusal::spoken("That appointment has already taken place."))
+        }
     }
     let provider = ctx.store.provider(ctx.actor.org, appointment.provider_id).await?.ok_or(StoreError::NotFound)?;
     Ok((appointment, provider))

@@ -3,6 +3,7 @@
 use super::arguments::text;
 use super::refusal::Answer;
 use super::{caller, speech, Context};
+use crate::domain::Cutoff;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -14,7 +15,7 @@ pub struct CancelAppointment {
 impl CancelAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
-        ctx.store.cancel(ctx.actor, appointment.id, Some("cancelled by the caller"), None).await?;
+        ctx.store.cancel(ctx.actor, appointment.id, Some("cancelled by the caller"), Some(Cutoff::AT_START)).await?;
         Ok(format!(
             "Your appointment with {} on {} is cancelled.",
             provider.name,

@@ -141,7 +141,7 @@ impl CheckAvailability {
                 all.into_iter().filter(|p| kind.as_ref().is_none_or(|k| k.offered_by(p.id))).collect();
             if offering.is_empty() {
                 let name = kind.as_ref().map_or("", |k| k.name.as_str());
-                return Err(Refusal::spoken(format!("No one offers a {name} at the moment.")));
+                return Err(Refusal::spoken(format!("No one offers {} at the moment.", speech::a(name))));
             }
             (offering, kind)
         };
@@ -157,7 +157,7 @@ impl CheckAvailability {
             .or(self.appointment_date)
             .map(|said| spoken_date::resolve(&said, today).map_err(|e| Refusal::spoken(e.spoken())))
             .transpose()?;
-        let what = kind.as_ref().map_or_else(String::new, |k| format!(" for a {}", k.name));
+        let what = kind.as_ref().map_or_else(String::new, |k| format!(" for {}", speech::a(&k.name)));
         let during = Window::phrase(window);
         let search = Search { providers, kind, window, ctx };
         let who = one.as_ref().map(|p| format!("{}{what}", p.name));

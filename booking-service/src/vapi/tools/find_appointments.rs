@@ -47,6 +47,8 @@ impl FindAppointments {
             1 => "one upcoming appointment".to_owned(),
             n => format!("{n} upcoming appointments"),
         };
-        Ok(format!("You have {count}: {}.", speech::join(&described, "and")))
+        let more = upcoming.len() - described.len();
+        let rest = if more > 0 { format!(", and {more} more") } else { String::new() };
+        Ok(format!("You have {count}: {}{rest}.", speech::join(&described, "and")))
     }
 }

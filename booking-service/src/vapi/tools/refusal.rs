@@ -44,11 +44,16 @@ impl From<StoreError> for Refusal {
         match e {
             StoreError::NotFound => Self::spoken("I couldn't find that."),
             StoreError::Expired => Self::spoken("That link or code has expired."),
-            StoreError::Started => Self::spoken("That appointment has already started."),
+            // The tools change a caller's appointment only before its start (`Cutoff::AT_START`):
+            // one that has begun, perhaps missed and not yet marked, is the front desk's.
+            StoreError::Started => Self::spoken(
+                "That appointment has already started, so I can't change it over the phone. The front desk can help.",
+            ),
             StoreError::InvalidState(m) => Self::spoken(format!("I couldn't do that: {m}.")),
             StoreError::IdempotencyConflict => Self::spoken("That conflicts with an earlier request in this call."),
             StoreError::StaffOnly(name) => Self::spoken(format!(
-                "A {name} is booked by the clinic's staff, not over this line. I can have them call you back, or you can call the front desk."
+                "{} is booked by the clinic's staff, not over this line. I can have them call you back, or you can call the front desk.",
+                speech::sentence(&speech::a(&name))
             )),
             StoreError::Invalid(d) => d.into(),
             StoreError::Unavailable(m) | StoreError::Internal(m) => {
@@ -74,6 +79,12 @@ impl From<BookingError> for Refusal {
 fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> String {
     let zone = provider.zone();
     let when = speech::moment(&zone, wanted.start());
+    if !provider.active {
+        return format!(
+            "{} is no longer taking appointments. The front desk can help you find another time.",
+            provider.name
+        );
+    }
     let first = if provider.permits(wanted) {
         format!("{} isn't free on {when}.", provider.name)
     } else {
