@@ -1,6 +1,6 @@
 //! The retention job: every hour, deletes the idempotency records, remembered tool answers and
-//! delivered outbox messages older than `RETENTION_DAYS`, in batches so that no transaction holds
-//! locks for long. Audit rows, appointments and undelivered messages are kept.
+//! delivered or dead outbox messages older than `RETENTION_DAYS`, in batches so that no
+//! transaction holds locks for long. Audit rows, appointments and waiting messages are kept.
 
 use crate::store::{self, DynStore};
 use std::time::Duration;

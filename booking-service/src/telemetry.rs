@@ -46,7 +46,7 @@ pub fn init_metrics() {
 
 /// The delivery counters, one per channel, each by `outcome`.
 const DELIVERY_COUNTERS: [&str; 3] = ["emails_total", "sms_total", "webhooks_total"];
-const DELIVERY_OUTCOMES: [&str; 3] = ["sent", "retry", "dead"];
+const DELIVERY_OUTCOMES: [&str; 4] = ["sent", "retry", "dead", "dropped"];
 
 /// One delivery attempt of an outbox message, counted by its channel (a kind of none, which no
 /// dispatcher claims, with the emails) and how it went.
@@ -59,11 +59,12 @@ pub fn record_delivery(channel: Option<crate::outbox::Channel>, delivery: &crate
         Some(Channel::Sms) => sms,
         Some(Channel::Email(_)) | None => emails,
     };
-    let [sent, retry, dead] = DELIVERY_OUTCOMES;
+    let [sent, retry, dead, dropped] = DELIVERY_OUTCOMES;
     let outcome = match delivery {
         Delivery::Sent => sent,
         Delivery::Retry { .. } => retry,
         Delivery::Dead { .. } => dead,
+        Delivery::Dropped { .. } => dropped,
     };
     metrics::counter!(counter, "outcome" => outcome).increment(1);
 }

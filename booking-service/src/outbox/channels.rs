@@ -52,7 +52,7 @@ struct About {
 }
 
 impl Channels {
-    /// Delivers one message; `Delivery::Dead` when it is no longer to be sent.
+    /// Delivers one message; `Delivery::Dropped` when it is no longer to be sent.
     pub async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
         match Channel::of(&job.kind) {
             Some(Channel::Webhook) => self.webhook(job).await,
@@ -65,10 +65,10 @@ impl Channels {
     /// The appointment and what surrounds it, or why the message is not to be sent.
     async fn about(&self, job: &OutboxJob) -> Result<Result<About, Delivery>, DeliveryError> {
         let Some(appointment) = self.store.appointment(job.org, job.appointment).await? else {
-            return Ok(Err(Delivery::Dead { error: "not sent: the appointment no longer exists".into() }));
+            return Ok(Err(Delivery::Dropped { reason: "the appointment no longer exists" }));
         };
         if let Some(reason) = why_not_send(&job.kind, &job.payload, &appointment, store::now()) {
-            return Ok(Err(Delivery::Dead { error: reason.into() }));
+            return Ok(Err(Delivery::Dropped { reason }));
         }
         let provider = self.store.provider(job.org, appointment.provider_id).await?;
         let provider = provider.map(|p| p.name).unwrap_or_else(|| "your provider".into());
@@ -84,7 +84,7 @@ impl Channels {
             job.payload["to"].as_str().ok_or_else(|| DeliveryError::Render("the message has no recipient".into()))?;
         let about = match self.about(job).await? {
             Ok(about) => about,
-            Err(dead) => return Ok(dead),
+            Err(dropped) => return Ok(dropped),
         };
         let link = if kind.has_link() {
             let nonce = job.payload["nonce"]
@@ -94,7 +94,7 @@ impl Channels {
             // A reschedule replaced this link before it went out: the newer message carries the
             // working one, so this one would only confuse.
             if self.store.link_target(&token.hash()).await?.is_none() {
-                return Ok(Delivery::Dead { error: "not sent: superseded by a newer confirmation link".into() });
+                return Ok(Delivery::Dropped { reason: "superseded by a newer confirmation link" });
             }
             Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
         } else {
@@ -120,13 +120,13 @@ impl Channels {
         let to = job.payload["to"].as_str().ok_or_else(|| DeliveryError::Render("the SMS has no recipient".into()))?;
         let about = match self.about(job).await? {
             Ok(about) => about,
-            Err(dead) => return Ok(dead),
+            Err(dropped) => return Ok(dropped),
         };
         let clinic_from = self.store.settings(job.org).await?.and_then(|s| s.sms_from);
         let from = clinic_from.as_deref().or(self.sms.default_from());
         if let Some(from) = from {
             if self.store.sms_opted_out(from, to).await? {
-                return Ok(Delivery::Dead { error: "not sent: the phone texted STOP to this sender".into() });
+                return Ok(Delivery::Dropped { reason: "the phone texted STOP to this sender" });
             }
         }
         let body =
@@ -147,7 +147,7 @@ impl Channels {
         let id = job.payload["webhook_id"].as_str().and_then(|id| uuid::Uuid::parse_str(id).ok());
         let id = id.ok_or_else(|| DeliveryError::Render("the webhook message names no webhook".into()))?;
         let Some(hook) = self.store.webhook(job.org, WebhookId(id)).await? else {
-            return Ok(Delivery::Dead { error: "not sent: the webhook was removed".into() });
+            return Ok(Delivery::Dropped { reason: "the webhook was removed" });
         };
         let mut body = job.payload.clone();
         if let Some(fields) = body.as_object_mut() {

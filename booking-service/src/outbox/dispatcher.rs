@@ -141,8 +141,11 @@ impl Dispatcher {
             Ok(Err(e)) => self.failed(job, e),
             Err(_) => self.failed(job, DeliveryError::TooSlow(self.settings.send_deadline)),
         };
+        if let Delivery::Dropped { reason } = &delivery {
+            tracing::info!(job = %job.id, kind = %job.kind, reason, "a message is not sent");
+        }
         crate::telemetry::record_delivery(super::Channel::of(&job.kind), &delivery);
-        if let Err(e) = self.channels.store.record_delivery(job.id, &delivery).await {
+        if let Err(e) = self.channels.store.record_delivery(job, &delivery).await {
             // The lease runs out and the message is tried again: at least once.
             tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
         }

@@ -5,8 +5,8 @@ use crate::store::{outbox_kind, Appointment};
 use chrono::{DateTime, Utc};
 use shared::api::AppointmentStatus;
 
-/// Why the message of `kind` and `payload` must not go out now (it is marked dead with this
-/// reason), or `None` to send it. A cancellation notice (email or SMS) always goes; nothing else goes for a
+/// Why the message of `kind` and `payload` must not go out now (it is dropped for this reason),
+/// or `None` to send it. A cancellation notice (email or SMS) always goes; nothing else goes for a
 /// cancelled appointment or from its start on (no reminder is ever late); a reminder queued for
 /// another start time (claimed while its appointment moved) is dropped, its successor is queued.
 pub fn why_not_send(
@@ -19,16 +19,16 @@ pub fn why_not_send(
         return None;
     }
     if appointment.status == AppointmentStatus::Cancelled {
-        return Some("not sent: the appointment was cancelled before delivery");
+        return Some("the appointment was cancelled before delivery");
     }
     if outbox_kind::REMINDERS.contains(&kind) {
         let queued_for = payload["starts_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
         if queued_for.map(|t| t.with_timezone(&Utc)) != Some(appointment.slot.start()) {
-            return Some("not sent: the appointment moved after this reminder was queued");
+            return Some("the appointment moved after this reminder was queued");
         }
     }
     if now >= appointment.slot.start() {
-        return Some("not sent: the appointment has started");
+        return Some("the appointment has started");
     }
     None
 }

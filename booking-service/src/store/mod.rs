@@ -267,7 +267,7 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<OutboxJob>>;
     /// Records how a claimed message's delivery went.
-    async fn record_delivery(&self, job: uuid::Uuid, delivery: &Delivery) -> StoreResult<()>;
+    async fn record_delivery(&self, job: &OutboxJob, delivery: &Delivery) -> StoreResult<()>;
     /// The messages queued for an appointment, oldest first.
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 

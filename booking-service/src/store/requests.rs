@@ -193,9 +193,15 @@ pub enum Delivery {
         error: String,
         at: DateTime<Utc>,
     },
-    /// Give up: too many attempts, or a failure no retry can fix.
+    /// Give up: too many attempts, or a failure no retry can fix. Kept for a person to look at.
     Dead {
         error: String,
+    },
+    /// Not to be sent, on purpose (its appointment was cancelled, moved or has started, a newer
+    /// link replaced it, the phone texted STOP, the webhook was removed): removed from the outbox,
+    /// as nothing went wrong that a person could mend.
+    Dropped {
+        reason: &'static str,
     },
 }
 

@@ -1186,8 +1186,8 @@ impl Store for SqlStore {
         Ok(self.fetch_all(Scope::Dispatch, &sql, values).await?)
     }
 
-    async fn record_delivery(&self, job: Uuid, delivery: &Delivery) -> StoreResult<()> {
-        let (job, now) = (Key(job), Timestamp(now()));
+    async fn record_delivery(&self, message: &OutboxJob, delivery: &Delivery) -> StoreResult<()> {
+        let (job, now) = (Key(message.id), Timestamp(now()));
         match delivery {
             Delivery::Sent => {
                 let sql = "UPDATE outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1";
@@ -1203,6 +1203,12 @@ impl Store for SqlStore {
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL
                            WHERE id = $1";
                 self.execute(Scope::Dispatch, sql, (job, error, now)).await?
+            }
+            // As its organization, which may withdraw its own messages (the dispatcher's role
+            // only updates the delivery columns).
+            Delivery::Dropped { .. } => {
+                let sql = "DELETE FROM outbox WHERE org_id = $1 AND id = $2";
+                self.execute(Scope::Write(message.org), sql, (message.org, job)).await?
             }
         };
         Ok(())
@@ -1278,9 +1284,12 @@ impl Store for SqlStore {
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64> {
         let row = self.dialect().row_id();
         let mut deleted = 0;
-        for (table, instant) in
-            [("idempotency_keys", "created_at"), ("vapi_tool_results", "created_at"), ("outbox", "sent_at")]
-        {
+        for (table, instant) in [
+            ("idempotency_keys", "created_at"),
+            ("vapi_tool_results", "created_at"),
+            ("outbox", "sent_at"),
+            ("outbox", "dead_at"),
+        ] {
             let sql =
                 format!("DELETE FROM {table} WHERE {row} IN (SELECT {row} FROM {table} WHERE {instant} < $1 LIMIT $2)");
             deleted += self.execute(Scope::Retention, &sql, (Timestamp(before), batch)).await?;

@@ -1,5 +1,5 @@
-//! The retention job deletes idempotency records, remembered tool answers and delivered outbox
-//! messages once they are old, and nothing else.
+//! The retention job deletes idempotency records, remembered tool answers and delivered or dead
+//! outbox messages once they are old, and nothing else.
 
 use crate::helpers::*;
 use booking_service::retention;
@@ -28,17 +28,25 @@ async fn retention_prunes_only_what_has_served_its_time(backend: Backend) {
     // Every message of the first booking is delivered (its email, SMS and reminders alike).
     let sent = store.outbox(org_id, first_id).await.expect("outbox");
     for message in &sent {
-        store.record_delivery(message.id, &Delivery::Sent).await.expect("delivered");
+        store.record_delivery(message, &Delivery::Sent).await.expect("delivered");
     }
-    let waiting = store.outbox(org_id, second.appointment_id.into()).await.expect("outbox").len();
-    assert!(waiting > 0);
+    // Of the second booking's, one is given up on (a dead letter) and one dropped on purpose,
+    // which removes it at once; the rest wait.
+    let second_messages = store.outbox(org_id, second.appointment_id.into()).await.expect("outbox");
+    assert!(second_messages.len() > 2);
+    let dead = Delivery::Dead { error: "550 no such mailbox".into() };
+    store.record_delivery(&second_messages[0], &dead).await.expect("dead");
+    let dropped = Delivery::Dropped { reason: "the phone texted STOP to this sender" };
+    store.record_delivery(&second_messages[1], &dropped).await.expect("dropped");
+    let waiting = second_messages.len() - 2;
+    assert_eq!(store.outbox(org_id, second.appointment_id.into()).await.expect("outbox").len(), waiting + 1);
 
     assert_eq!(retention::prune(store, Duration::days(30)).await.expect("pruned"), 0, "nothing is old yet");
     // With a cut-off in the future, everything of those kinds has served its time.
-    // The idempotency record, the remembered tool answer and the delivered messages.
-    assert_eq!(retention::prune(store, Duration::days(-1)).await.expect("pruned"), 2 + sent.len() as u64);
+    // The idempotency record, the remembered tool answer, the delivered messages and the dead one.
+    assert_eq!(retention::prune(store, Duration::days(-1)).await.expect("pruned"), 2 + sent.len() as u64 + 1);
 
-    // The delivered message is gone; the undelivered one, the audit trail and the bookings stay.
+    // The delivered and dead messages are gone; the waiting ones, the audit trail and the bookings stay.
     assert!(store.outbox(org_id, first_id).await.expect("outbox").is_empty());
     assert_eq!(store.outbox(org_id, second.appointment_id.into()).await.expect("outbox").len(), waiting);
     assert!(!store.audit_trail(org_id, first_id.into()).await.expect("audit").is_empty());
