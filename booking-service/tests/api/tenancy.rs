@@ -53,6 +53,16 @@ async fn deleting_an_organization_removes_everything_of_it(backend: Backend) {
     let b = app.org("UTC").await;
     let provider = a.provider().await;
     let booked = a.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
+    // An appointment of a kind of visit too: its type goes with the organization, and no foreign
+    // key from the appointment holds the deletion up.
+    let kind =
+        shared::api::CreateAppointmentType { name: "Checkup".into(), duration_minutes: 30, ..Default::default() };
+    let kind = a.admin.create_appointment_type(&kind).await.expect("type");
+    let typed = shared::api::BookingInput {
+        appointment_type_id: Some(kind.id),
+        ..booking(provider.id, days_ahead(4), "10:00")
+    };
+    a.agent.book(&typed).await.expect("booked as the type");
     let kept = b.provider().await;
     app.platform.delete_organization(a.id).await.expect("deleted");
     assert_error(app.platform.delete_organization(a.id).await, 404, "not_found");
