@@ -263,12 +263,9 @@ struct ActivityState {
 
 impl Activity {
     fn new() -> Self {
+        let accepted = Instant::now();
         Self {
-            state: Mutex::new(ActivityState {
-                in_flight: 0,
-                last_io: Instant::now(),
-                request_begun: Some(Instant::now()),
-            }),
+            state: Mutex::new(ActivityState { in_flight: 0, last_io: accepted, request_begun: Some(accepted) }),
             changed: Notify::new(),
         }
     }
