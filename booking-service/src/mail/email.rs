@@ -51,6 +51,8 @@ pub struct EmailMessage<'a> {
     pub link: Option<&'a str>,
     /// `PUBLIC_BASE_URL/manage/{token}`: where the patient cancels or moves it.
     pub manage: Option<&'a str>,
+    /// A move's notice: the start it was moved from.
+    pub moved_from: Option<DateTime<Utc>>,
 }
 
 /// A local date and time with its zone, as people read it:
@@ -124,6 +126,12 @@ impl EmailMessage<'_> {
     }
 }
 
+/// "Thursday 14 January 2027, 13:30": the start a move's notice says it was moved from.
+fn moved_from(email: &EmailMessage<'_>) -> Option<String> {
+    let from = email.appointment.zone.localize(email.moved_from?);
+    Some(from.format("%A %-d %B %Y, %H:%M").to_string())
+}
+
 fn greeting(email: &EmailMessage<'_>) -> String {
     match &email.appointment.patient_name {
         Some(name) => format!("Hello {},", one_line(name)),
@@ -140,7 +148,8 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
             out.push_str(&format!("Your appointment at {clinic} with {provider} is booked:\n\n  {when}\n\n"))
         }
         Kind::Rescheduled => {
-            out.push_str(&format!("Your appointment at {clinic} with {provider} was moved to:\n\n  {when}\n\n"))
+            let from = moved_from(email).map(|from| format!(" from {from}")).unwrap_or_default();
+            out.push_str(&format!("Your appointment at {clinic} with {provider} was moved{from} to:\n\n  {when}\n\n"))
         }
         Kind::Cancelled => {
             out.push_str(&format!("Your appointment at {clinic} with {provider} was cancelled:\n\n  {when}\n\n"))
@@ -192,9 +201,10 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
          <body style=\"font-family:system-ui,sans-serif;line-height:1.5;max-width:36rem;margin:auto;padding:1rem\">\
          <h1 style=\"font-size:1.4rem\">{headline}</h1><p>{greeting}</p>\
          <dl><dt>Clinic</dt><dd>{clinic}</dd><dt>With</dt><dd>{provider}</dd>\
-         <dt>When</dt><dd>{when}</dd><dt>Confirmation code</dt><dd><strong>{code}</strong></dd></dl>\
+         {was}<dt>When</dt><dd>{when}</dd><dt>Confirmation code</dt><dd><strong>{code}</strong></dd></dl>\
          {action}{manage}</body></html>",
         greeting = html_escape(&greeting(email)),
+        was = moved_from(email).map(|from| format!("<dt>Was</dt><dd>{}</dd>", html_escape(&from))).unwrap_or_default(),
         when = html_escape(when),
         code = html_escape(&email.appointment.confirmation_code),
     )

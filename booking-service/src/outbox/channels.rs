@@ -107,6 +107,7 @@ impl Channels {
             appointment: &about.appointment,
             link: link.as_deref(),
             manage: if kind == Kind::Cancelled { None } else { about.manage.as_deref() },
+            moved_from: outbox_kind::moved_from_of(&job.payload),
         }
         .build(job.id, &self.from, to)?;
         self.mail.send(job.id, &mail).await?;
@@ -129,9 +130,15 @@ impl Channels {
                 return Ok(Delivery::Dropped { reason: "the phone texted STOP to this sender" });
             }
         }
-        let body =
-            super::sms_body(&job.kind, &about.clinic, &about.provider, &about.appointment, about.manage.as_deref())
-                .ok_or_else(|| DeliveryError::Render(format!("no SMS text for {}", job.kind)))?;
+        let body = super::sms_body(
+            &job.kind,
+            &about.clinic,
+            &about.provider,
+            &about.appointment,
+            about.manage.as_deref(),
+            outbox_kind::moved_from_of(&job.payload),
+        )
+        .ok_or_else(|| DeliveryError::Render(format!("no SMS text for {}", job.kind)))?;
         match self.sms.send(job.id, from, to, &body).await {
             Ok(()) => {}
             Err(e) if e.is_permanent() => return Ok(Delivery::Dead { error: format!("not sent: {e}") }),

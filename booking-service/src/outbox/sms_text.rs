@@ -17,22 +17,38 @@ fn short(name: &str) -> String {
 
 /// "Fri 15 Jan, 2:00 PM (America/New_York)": the start, local to the appointment's zone.
 fn when(a: &Appointment) -> String {
-    let start = a.zone.localize(a.slot.start());
-    format!("{} ({})", start.format("%a %-d %b, %-I:%M %p"), a.zone.name())
+    format!("{} ({})", at(a, a.slot.start()), a.zone.name())
+}
+
+/// "Fri 15 Jan, 2:00 PM": an instant, local to the appointment's zone.
+fn at(a: &Appointment, t: chrono::DateTime<chrono::Utc>) -> String {
+    a.zone.localize(t).format("%a %-d %b, %-I:%M %p").to_string()
 }
 
 /// The body of an SMS of `kind` (one of `outbox_kind::SMS`), or `None` for another kind. The
 /// manage link goes in all but the cancellation.
-pub fn sms_body(kind: &str, clinic: &str, provider: &str, a: &Appointment, manage: Option<&str>) -> Option<String> {
+/// A move's SMS says the start it was moved from when its payload kept one (`moved_from`).
+pub fn sms_body(
+    kind: &str,
+    clinic: &str,
+    provider: &str,
+    a: &Appointment,
+    manage: Option<&str>,
+    moved_from: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<String> {
     let (clinic, provider, when, code) = (short(clinic), short(provider), when(a), &a.confirmation_code);
     let mut body = match kind {
         outbox_kind::BOOKING_SMS => format!("{clinic}: you're booked with {provider} on {when}. Code {code}."),
         outbox_kind::REMINDER_SMS => {
             format!("{clinic}: a reminder of your appointment with {provider} on {when}. Code {code}.")
         }
-        outbox_kind::RESCHEDULE_SMS => {
-            format!("{clinic}: your appointment with {provider} is now on {when}. Code {code}.")
-        }
+        outbox_kind::RESCHEDULE_SMS => match moved_from {
+            Some(from) => {
+                let from = at(a, from);
+                format!("{clinic}: your appointment with {provider} on {from} is now on {when}. Code {code}.")
+            }
+            None => format!("{clinic}: your appointment with {provider} is now on {when}. Code {code}."),
+        },
         outbox_kind::CANCELLATION_SMS => {
             return Some(format!(
                 "{clinic}: your appointment with {provider} on {when} (code {code}) is cancelled. Call us to book another time."
@@ -81,27 +97,29 @@ mod tests {
     #[test]
     fn a_booking_sms_says_when_with_the_code_and_the_link_in_one_line() {
         let a = appointment();
-        let body = sms_body(outbox_kind::BOOKING_SMS, "Smile\nClinic", "Dr. Smith", &a, Some("https://x/manage/t"))
-            .expect("a body");
+        let body =
+            sms_body(outbox_kind::BOOKING_SMS, "Smile\nClinic", "Dr. Smith", &a, Some("https://x/manage/t"), None)
+                .expect("a body");
         assert_eq!(
             body,
             "Smile Clinic: you're booked with Dr. Smith on Fri 15 Jan, 2:00 PM (America/New_York). Code K7P2QX. \
              To cancel or change it: https://x/manage/t Reply STOP to opt out."
         );
-        assert!(sms_body(outbox_kind::BOOKING_CONFIRMATION, "c", "p", &a, None).is_none());
+        assert!(sms_body(outbox_kind::BOOKING_CONFIRMATION, "c", "p", &a, None, None).is_none());
     }
 
     #[test]
     fn a_move_carries_the_link_and_a_cancellation_does_not() {
         let a = appointment();
         let link = Some("https://x/manage/t");
-        let moved = sms_body(outbox_kind::RESCHEDULE_SMS, "Smile", "Dr. Smith", &a, link).expect("a body");
+        let from = a.slot.start() - chrono::Duration::days(1) - chrono::Duration::minutes(30);
+        let moved = sms_body(outbox_kind::RESCHEDULE_SMS, "Smile", "Dr. Smith", &a, link, Some(from)).expect("a body");
         assert_eq!(
             moved,
-            "Smile: your appointment with Dr. Smith is now on Fri 15 Jan, 2:00 PM (America/New_York). Code K7P2QX. \
-             To cancel or change it: https://x/manage/t"
+            "Smile: your appointment with Dr. Smith on Thu 14 Jan, 1:30 PM is now on Fri 15 Jan, 2:00 PM \
+             (America/New_York). Code K7P2QX. To cancel or change it: https://x/manage/t"
         );
-        let cancelled = sms_body(outbox_kind::CANCELLATION_SMS, "Smile", "Dr. Smith", &a, link).expect("a body");
+        let cancelled = sms_body(outbox_kind::CANCELLATION_SMS, "Smile", "Dr. Smith", &a, link, None).expect("a body");
         assert!(cancelled.contains("is cancelled") && cancelled.contains("K7P2QX"), "{cancelled}");
         assert!(!cancelled.contains("manage"), "nothing left to manage: {cancelled}");
     }
@@ -109,7 +127,7 @@ mod tests {
     #[test]
     fn long_names_are_cut_short() {
         let a = appointment();
-        let body = sms_body(outbox_kind::REMINDER_SMS, &"Ø".repeat(500), "Dr. Who", &a, None).expect("a body");
+        let body = sms_body(outbox_kind::REMINDER_SMS, &"Ø".repeat(500), "Dr. Who", &a, None, None).expect("a body");
         assert!(body.chars().count() < 160, "{body}");
         assert!(body.starts_with(&format!("{}…:", "Ø".repeat(40))), "{body}");
     }

@@ -113,4 +113,17 @@ pub mod outbox_kind {
     pub fn plain(to: &str) -> serde_json::Value {
         serde_json::json!({ "to": to })
     }
+
+    /// A move's notice (email or SMS): `payload` and the start the appointment was moved from,
+    /// which the notice shows beside the new one (a patient with two visits knows which moved).
+    pub fn moved_from(mut payload: serde_json::Value, from: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+        payload["moved_from"] = serde_json::json!(from);
+        payload
+    }
+
+    /// The start a move's notice says the appointment was moved from ([`moved_from`]).
+    pub fn moved_from_of(payload: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
+        let from = payload["moved_from"].as_str()?;
+        chrono::DateTime::parse_from_rfc3339(from).ok().map(|t| t.to_utc())
+    }
 }

@@ -1034,12 +1034,12 @@ impl Store for SqlStore {
             withdraw_link(&mut tx, actor.org, id).await?;
             if let Some(to) = &appointment.patient_email {
                 issue_link(&mut tx, actor.org, id, link, now).await?;
-                let payload = outbox_kind::with_link(to, link);
+                let payload = outbox_kind::moved_from(outbox_kind::with_link(to, link), appointment.slot.start());
                 enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
             }
             if let Some(phone) = &appointment.patient_phone {
-                enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &outbox_kind::plain(phone), now, now)
-                    .await?;
+                let payload = outbox_kind::moved_from(outbox_kind::plain(phone), appointment.slot.start());
+                enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
             }
             appointment.slot = wanted.slot;
             appointment.blocked = blocked;

@@ -420,7 +420,10 @@ async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: 
         .expect("rescheduled");
     let files = wait_eml(&app, 2).await;
     let notice = searchable(&files[1]);
-    assert!(notice.contains("moved"), "{notice}");
+    // From the time it had to the new one.
+    let from = days_ahead(5).format("%A %-d %B %Y, 10:00").to_string();
+    assert!(notice.contains(&format!("was moved from {from} to")), "{notice}");
+    assert!(notice.contains(&format!("<dt>Was</dt><dd>{from}</dd>")), "{notice}");
     let fresh = link_in(&notice, &app.base);
     assert_ne!(old, fresh);
     let kinds: Vec<_> = outbox(&app, org.id, booked.appointment_id).await.into_iter().map(|j| j.kind).collect();

@@ -220,7 +220,9 @@ async fn a_move_and_a_cancellation_reach_the_phone_by_sms(backend: Backend) {
     org.staff.cancel(booked.appointment_id, None).await.expect("cancelled");
     let sent = wait(3).await.expect("the cancellation's SMS");
     let [_, moved, cancelled] = &sent[..] else { panic!("{sent:?}") };
-    assert!(moved.body.contains("is now on") && moved.body.contains("3:30 PM"), "{}", moved.body);
+    assert!(moved.body.contains("on") && moved.body.contains("3:30 PM"), "{}", moved.body);
+    // It says which appointment moved: the time it had, then the new one.
+    assert!(moved.body.contains("10:00 AM is now on"), "{}", moved.body);
     assert!(moved.body.contains(&format!("{}/manage/", app.base)), "{}", moved.body);
     assert!(cancelled.body.contains("is cancelled") && cancelled.body.contains("3:30 PM"), "{}", cancelled.body);
     assert!(!cancelled.body.contains("/manage/"), "{}", cancelled.body);
