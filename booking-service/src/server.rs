@@ -57,6 +57,39 @@ impl Draining {
     }
 }
 
+/// The last answer of the database to a readiness probe. Probes take turns, and one arriving
+/// within [`Readiness::FRESH`] of the last answer gets that answer: a flood of `/readyz` asks the
+/// database once a second instead of queueing on its one readiness connection until the load
+/// balancer's own probe times out.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
+}
+
+impl Readiness {
+    pub const FRESH: Duration = Duration::from_secs(1);
+
+    /// Whether the database answers within a second: the answer `/readyz` and the
+    /// `service_ready` gauge share.
+    pub async fn database(&self, store: &crate::store::DynStore) -> bool {
+        self.check(async { matches!(tokio::time::timeout(Duration::from_secs(1), store.ping()).await, Ok(Ok(()))) })
+            .await
+    }
+
+    /// The answer of `ping`, or of the one before it when that is fresh.
+    async fn check(&self, ping: impl Future<Output = bool>) -> bool {
+        let mut last = self.last.lock().await;
+        if let Some((at, ready)) = *last {
+            if at.elapsed() < Self::FRESH {
+                return ready;
+            }
+        }
+        let ready = ping.await;
+        *last = Some((std::time::Instant::now(), ready));
+        ready
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then drains: `/readyz` turns 503,
 /// new connections are still taken while requests are in flight (so a load balancer sees the
 /// 503), and when none is left, or the grace has passed, the listener closes, every connection
@@ -389,5 +422,30 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hundred probes at once ask the database once, and all get its answer; a probe after the
+    /// answer has aged asks again.
+    #[tokio::test]
+    async fn concurrent_probes_share_one_database_ping() {
+        let readiness = Readiness::default();
+        let pings = AtomicUsize::new(0);
+        let ping = || async {
+            pings.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            true
+        };
+        let answers = futures::future::join_all((0..100).map(|_| readiness.check(ping()))).await;
+        assert!(answers.iter().all(|ready| *ready));
+        assert_eq!(pings.load(Ordering::SeqCst), 1, "one ping for the whole flood");
+
+        tokio::time::sleep(Readiness::FRESH).await;
+        assert!(readiness.check(ping()).await);
+        assert_eq!(pings.load(Ordering::SeqCst), 2, "an aged answer is asked again");
     }
 }

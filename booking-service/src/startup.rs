@@ -205,10 +205,8 @@ impl Application {
             retention::spawn(self.state.store.clone(), chrono::Duration::days(i64::from(self.retention_days)))
         });
         let draining = self.state.draining.clone();
-        let sampler = {
-            let draining = draining.clone();
-            telemetry::spawn_sampler(self.state.store.clone(), move || draining.is_draining())
-        };
+        let sampler =
+            telemetry::spawn_sampler(self.state.store.clone(), self.state.readiness.clone(), draining.clone());
         let router = http::router(self.state);
         let deadline = server::serve(self.listener, router, self.server, draining, shutdown).await;
         sampler.abort();

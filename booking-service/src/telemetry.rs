@@ -1,8 +1,9 @@
 //! Logs (tracing) and Prometheus metrics.
 
+use crate::server::{Draining, Readiness};
 use axum::http::StatusCode;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 const REQUEST_SECONDS: &str = "http_request_duration_seconds";
@@ -98,34 +99,34 @@ pub fn record_tool_call(tool: &'static str, succeeded: bool) {
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Samples readiness, the pools and the outbox into gauges every [`SAMPLE_EVERY`] until the task
-/// is aborted. `draining` says whether shutdown has begun (then the service is not ready).
+/// is aborted: ready as `/readyz` answers, from the same [`Readiness`] and [`Draining`].
 pub fn spawn_sampler(
     store: crate::store::DynStore,
-    draining: impl Fn() -> bool + Send + 'static,
+    readiness: Arc<Readiness>,
+    draining: Draining,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SAMPLE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            sample(&store, draining()).await;
+            sample(&store, &readiness, &draining).await;
         }
     })
 }
 
 /// One sample. Each database read has a second: a slow database shows as not ready, not as a
 /// sampler that stops.
-pub async fn sample(store: &crate::store::DynStore, draining: bool) {
+async fn sample(store: &crate::store::DynStore, readiness: &Readiness, draining: &Draining) {
     for pool in store.pool_usage() {
         let busy = pool.open.saturating_sub(pool.idle);
         metrics::gauge!("db_pool_connections", "pool" => pool.pool, "state" => "in_use").set(f64::from(busy));
         metrics::gauge!("db_pool_connections", "pool" => pool.pool, "state" => "idle").set(f64::from(pool.idle));
         metrics::gauge!("db_pool_max_connections", "pool" => pool.pool).set(f64::from(pool.max));
     }
-    let second = Duration::from_secs(1);
-    let ready = !draining && matches!(tokio::time::timeout(second, store.ping()).await, Ok(Ok(())));
+    let ready = !draining.is_draining() && readiness.database(store).await;
     metrics::gauge!("service_ready").set(if ready { 1.0 } else { 0.0 });
-    match tokio::time::timeout(second, store.outbox_backlog(crate::store::now())).await {
+    match tokio::time::timeout(Duration::from_secs(1), store.outbox_backlog(crate::store::now())).await {
         Ok(Ok(backlog)) => {
             metrics::gauge!("outbox_due_messages").set(backlog.due as f64);
             metrics::gauge!("outbox_oldest_due_seconds").set(backlog.oldest_due_seconds);

@@ -39,6 +39,12 @@ pub fn bounded(field: &'static str, value: i64, range: std::ops::RangeInclusive<
         .ok_or_else(|| DomainError::invalid(field, format!("must be from {} to {}", range.start(), range.end())))
 }
 
+/// A rule's message, or any phrase, as the start of a sentence: its first letter in capitals.
+pub fn sentence(phrase: &str) -> String {
+    let mut chars = phrase.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

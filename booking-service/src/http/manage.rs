@@ -291,9 +291,7 @@ fn error(token: &str, e: ApiError, json: bool) -> Response {
     response
 }
 
-/// A message as a sentence: capitalized, without a trailing full stop (the page adds one).
+/// A message as a sentence without its full stop (the page adds one).
 fn sentence(message: &str) -> String {
-    let message = message.trim_end_matches('.');
-    let mut chars = message.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    crate::domain::sentence(message.trim_end_matches('.'))
 }

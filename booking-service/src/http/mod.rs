@@ -61,7 +61,7 @@ pub struct AppState {
     /// Set when shutdown begins; `/readyz` answers 503 from then on.
     pub draining: Draining,
     /// The database's last answer to `/readyz`, shared by concurrent probes.
-    pub readiness: Arc<ops::Readiness>,
+    pub readiness: Arc<crate::server::Readiness>,
     pub vapi: Arc<VapiSettings>,
     pub links: Arc<Links>,
     pub lanes: Arc<BookingLanes>,

@@ -52,9 +52,10 @@ struct About {
 }
 
 impl Channels {
-    /// Delivers one message; `Delivery::Dropped` when it is no longer to be sent.
-    pub async fn deliver(&self, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
-        match Channel::of(&job.kind) {
+    /// Delivers one message by its `channel` (`Channel::of` its kind); `Delivery::Dropped` when it
+    /// is no longer to be sent.
+    pub async fn deliver(&self, channel: Option<Channel>, job: &OutboxJob) -> Result<Delivery, DeliveryError> {
+        match channel {
             Some(Channel::Webhook) => self.webhook(job).await,
             Some(Channel::Sms) => self.text(job).await,
             Some(Channel::Email(email)) => self.email(job, email).await,
@@ -72,7 +73,9 @@ impl Channels {
         }
         let provider = self.store.provider(job.org, appointment.provider_id).await?;
         let provider = provider.map(|p| p.name).unwrap_or_else(|| "your provider".into());
-        let clinic = self.store.organization(job.org).await?.map(|o| o.name).unwrap_or_else(|| "your clinic".into());
+        let Some(clinic) = self.store.organization(job.org).await?.map(|o| o.name) else {
+            return Ok(Err(Delivery::Dropped { reason: "the clinic no longer exists" }));
+        };
         let manage = self.store.manage_nonce(job.org, job.appointment).await?;
         let manage =
             manage.map(|nonce| format!("{}/manage/{}", self.base_url, self.links.manage.token(&nonce).as_str()));
@@ -123,8 +126,11 @@ impl Channels {
             Ok(about) => about,
             Err(dropped) => return Ok(dropped),
         };
-        let clinic_from = self.store.settings(job.org).await?.and_then(|s| s.sms_from);
-        let from = clinic_from.as_deref().or(self.sms.default_from());
+        // A clinic deleted since `about` sends nothing, not a text from `SMS_FROM` in its name.
+        let Some(settings) = self.store.settings(job.org).await? else {
+            return Ok(Delivery::Dropped { reason: "the clinic no longer exists" });
+        };
+        let from = settings.sms_from.as_deref().or(self.sms.default_from());
         if let Some(from) = from {
             if self.store.sms_opted_out(from, to).await? {
                 return Ok(Delivery::Dropped { reason: "the phone texted STOP to this sender" });

@@ -135,7 +135,8 @@ impl Dispatcher {
 
     /// Sends one claimed message within the deadline and records how it went.
     async fn handle(&self, job: &OutboxJob) {
-        let sent = tokio::time::timeout(self.settings.send_deadline, self.channels.deliver(job)).await;
+        let channel = super::Channel::of(&job.kind);
+        let sent = tokio::time::timeout(self.settings.send_deadline, self.channels.deliver(channel, job)).await;
         let delivery = match sent {
             Ok(Ok(delivery)) => delivery,
             Ok(Err(e)) => self.failed(job, e),
@@ -144,7 +145,7 @@ impl Dispatcher {
         if let Delivery::Dropped { reason } = &delivery {
             tracing::info!(job = %job.id, kind = %job.kind, reason, "a message is not sent");
         }
-        crate::telemetry::record_delivery(super::Channel::of(&job.kind), &delivery);
+        crate::telemetry::record_delivery(channel, &delivery);
         if let Err(e) = self.channels.store.record_delivery(job, &delivery).await {
             // The lease runs out and the message is tried again: at least once.
             tracing::warn!(job = %job.id, error = %e, "could not record a delivery");

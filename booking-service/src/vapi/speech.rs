@@ -1,7 +1,7 @@
 //! Sentences an agent can speak: local dates and times in the provider's zone, lists joined the
 //! way people say them, and every answer on one line.
 
-use crate::domain::{DomainError, Slot, WeeklyHours, Zone};
+use crate::domain::{sentence, DomainError, Slot, WeeklyHours, Zone};
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// How many items of a list (free times, appointments) are read out: more is hard to follow by ear.
@@ -151,12 +151,6 @@ pub fn assistant_variables(
 pub fn a(name: &str) -> String {
     let article = if name.starts_with(|c: char| "aeiouAEIOU".contains(c)) { "an" } else { "a" };
     format!("{article} {name}")
-}
-
-/// The sentence with its first letter in capitals.
-pub fn sentence(s: &str) -> String {
-    let mut chars = s.chars();
-    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 /// A confirmation code spelled out so text-to-speech reads each character.

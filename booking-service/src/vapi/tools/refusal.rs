@@ -53,7 +53,7 @@ impl From<StoreError> for Refusal {
             StoreError::IdempotencyConflict => Self::spoken("That conflicts with an earlier request in this call."),
             StoreError::StaffOnly(name) => Self::spoken(format!(
                 "{} is booked by the clinic's staff, not over this line. I can have them call you back, or you can call the front desk.",
-                speech::sentence(&speech::a(&name))
+                crate::domain::sentence(&speech::a(&name))
             )),
             StoreError::Invalid(d) => d.into(),
             StoreError::Unavailable(m) | StoreError::Internal(m) => {
