@@ -196,9 +196,9 @@ impl Application {
         out
     }
 
-    /// Serves and delivers mail until `shutdown` completes; then `/readyz` answers 503, the
-    /// requests in flight finish and the mail dispatcher stops after the message in hand, all
-    /// within `SHUTDOWN_GRACE_SECS`: what is still running then is cut.
+    /// Serves and delivers mail until `shutdown` completes; then `/readyz` answers 503 and the
+    /// mail dispatcher claims nothing more, while the requests in flight and the messages in hand
+    /// finish, all within `SHUTDOWN_GRACE_SECS`: what is still running then is cut.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let dispatcher = self.dispatcher.spawn();
         let retention = (self.retention_days > 0).then(|| {
@@ -208,6 +208,15 @@ impl Application {
         let sampler =
             telemetry::spawn_sampler(self.state.store.clone(), self.state.readiness.clone(), draining.clone());
         let router = http::router(self.state);
+        // The dispatcher claims nothing more from the moment shutdown begins, not from the end of
+        // the drain, which may have used up the grace its batch in hand needs.
+        let shutdown = {
+            let stop_dispatcher = dispatcher.stop_signal();
+            async move {
+                shutdown.await;
+                stop_dispatcher();
+            }
+        };
         let deadline = server::serve(self.listener, router, self.server, draining, shutdown).await;
         sampler.abort();
         if let Some(task) = retention {

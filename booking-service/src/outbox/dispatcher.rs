@@ -10,6 +10,7 @@
 use super::{Channels, DeliveryError};
 use crate::store::{self, Delivery, OutboxJob};
 use rand::Rng;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -68,11 +69,20 @@ pub struct Dispatcher {
 
 /// A running dispatcher; `stop` ends it after the batch in hand.
 pub struct DispatcherHandle {
-    stop: watch::Sender<bool>,
+    stop: Arc<watch::Sender<bool>>,
     task: JoinHandle<()>,
 }
 
 impl DispatcherHandle {
+    /// Tells the dispatcher to claim nothing more, without waiting for it: for the moment
+    /// shutdown begins, so the batch in hand has the whole grace to finish.
+    pub fn stop_signal(&self) -> impl FnOnce() + Send + 'static {
+        let stop = self.stop.clone();
+        move || {
+            let _ = stop.send(true);
+        }
+    }
+
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await {
@@ -85,7 +95,7 @@ impl Dispatcher {
     pub fn spawn(self) -> DispatcherHandle {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(self.run(stopped));
-        DispatcherHandle { stop, task }
+        DispatcherHandle { stop: Arc::new(stop), task }
     }
 
     async fn run(self, mut stopped: watch::Receiver<bool>) {

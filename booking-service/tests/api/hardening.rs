@@ -3,6 +3,7 @@
 //! ids made to pollute the logs, NUL bytes in text that PostgreSQL cannot store.
 
 use crate::helpers::*;
+use booking_service::domain::{AppointmentId, OrgId};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -301,6 +302,45 @@ async fn shutdown_ends_within_its_grace_with_slow_clients_connected(backend: Bac
 }
 
 /// A booking held up by the database when shutdown begins still gets its answer, while `/readyz`
+/// The dispatcher claims nothing once shutdown begins, rather than once the last request has
+/// drained: a message queued during the drain stays in the outbox for another instance (or the
+/// next start), and the batch in hand keeps the whole grace to finish.
+async fn the_dispatcher_claims_nothing_once_shutdown_begins(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.body_read_timeout_secs = 60;
+        c.request_timeout_secs = 60;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    // A slow upload keeps the server draining after shutdown begins.
+    let mut slow_body = connect(&app).await;
+    let head = format!(
+        "POST /api/vapi/booking HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{{",
+        token(Role::Agent, Some(org.id))
+    );
+    slow_body.write_all(head.as_bytes()).await.expect("a slow upload");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (store, agent) = (app.store.clone(), org.agent.clone());
+    let stopped = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let input = shared::api::BookingInput {
+        patient_email: Some("ada@example.com".into()),
+        ..booking(provider.id, days_ahead(3), "10:00")
+    };
+    let booked = agent.book(&input).await.expect("booked while the server drains");
+    // Twenty polls of a dispatcher that went on claiming.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let queued = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
+    assert!(!queued.is_empty(), "the booking queued its messages");
+    assert!(queued.iter().all(|m| m.sent_at.is_none() && m.attempts == 0), "{queued:#?}");
+
+    drop(slow_body);
+    stopped.await.expect("task").expect("the server stopped cleanly");
+}
+
 /// already tells load balancers to go elsewhere.
 async fn readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -470,4 +510,5 @@ on_both_backends!(
     shutdown_ends_within_its_grace_with_slow_clients_connected,
     readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,
     an_unfit_request_id_is_replaced_by_a_fresh_one,
+    the_dispatcher_claims_nothing_once_shutdown_begins,
 );
