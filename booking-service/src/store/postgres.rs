@@ -119,7 +119,7 @@ impl Pg {
             Scope::WriteLocked(org, key) => format!(
                 "SET LOCAL ROLE {REQUEST_ROLE}; SET LOCAL app.org_id = '{org}'; SELECT pg_advisory_xact_lock({key})"
             ),
-            Scope::Dispatch => format!("SET LOCAL ROLE {WORKER_ROLE}"),
+            Scope::Dispatch | Scope::Backlog => format!("SET LOCAL ROLE {WORKER_ROLE}"),
             Scope::Links | Scope::OptOuts => format!("SET LOCAL ROLE {LINK_ROLE}"),
             Scope::Retention => format!("SET LOCAL ROLE {RETENTION_ROLE}"),
         };
@@ -288,6 +288,7 @@ mod tests {
         }
         for (scope, role) in [
             (Scope::Dispatch, WORKER_ROLE),
+            (Scope::Backlog, WORKER_ROLE),
             (Scope::Links, LINK_ROLE),
             (Scope::OptOuts, LINK_ROLE),
             (Scope::Retention, RETENTION_ROLE),

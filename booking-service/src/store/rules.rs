@@ -72,6 +72,9 @@ pub(super) enum Scope {
     WriteLocked(OrgId, i64),
     /// The outbox dispatcher, across organizations, on the outbox's delivery columns only.
     Dispatch,
+    /// The metrics sampler counting the outbox across organizations: the dispatcher's role, but
+    /// only reading (on SQLite it does not queue for the writer).
+    Backlog,
     /// Finding which organization a confirmation link belongs to, and nothing else.
     Links,
     /// The inbound SMS route keeping opt-outs, and nothing else (on PostgreSQL the same role as
@@ -539,14 +542,20 @@ impl Store for SqlStore {
     }
 
     async fn outbox_backlog(&self, now: DateTime<Utc>) -> StoreResult<super::OutboxBacklog> {
-        // Unsent messages only: those delivered are pruned with time, the dead stay until a person
-        // looks at them.
-        let sql = "SELECT COUNT(CASE WHEN dead_at IS NULL AND next_attempt_at <= $1 THEN 1 END),
-                          MIN(CASE WHEN dead_at IS NULL AND next_attempt_at <= $1 THEN next_attempt_at END),
-                          COUNT(dead_at)
-                   FROM outbox WHERE sent_at IS NULL";
+        // Due means what `claim_mail` would take now: not in a dispatcher's hands, and of a kind
+        // this release delivers (a newer release's messages wait for it, not for an alert). The
+        // due rows are read through the `outbox_due` index.
+        let known = self.dialect().json_elements("$2");
+        let sql = format!(
+            "SELECT COUNT(*), MIN(next_attempt_at),
+                    (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NOT NULL)
+             FROM outbox
+             WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+               AND (claimed_until IS NULL OR claimed_until <= $1)
+               AND kind IN (SELECT value FROM {known})"
+        );
         let row: Option<(i64, Option<Timestamp>, i64)> =
-            self.fetch_optional(Scope::Dispatch, sql, (Timestamp(now),)).await?;
+            self.fetch_optional(Scope::Backlog, &sql, (Timestamp(now), Json(outbox_kind::ALL))).await?;
         let (due, oldest, dead) = row.unwrap_or((0, None, 0));
         let oldest_due_seconds = oldest.map_or(0.0, |t| (now - t.0).to_std().map_or(0.0, |age| age.as_secs_f64()));
         Ok(super::OutboxBacklog { due, oldest_due_seconds, dead })

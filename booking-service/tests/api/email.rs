@@ -544,8 +544,54 @@ async fn a_message_of_a_kind_from_a_newer_release_is_left_for_it(backend: Backen
     assert_eq!((newer.attempts, newer.last_error.as_deref()), (0, None));
 }
 
+/// The backlog gauges count what a dispatcher would claim now: a message in a dispatcher's hands,
+/// or of a kind only a newer release delivers, is not due (the stuck-outbox alert would fire for
+/// it); a message given up on counts as dead. On SQLite the count is a read: it answers while a
+/// booking holds the one writer.
+async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below wait for the claims here.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    let now = booking_service::store::now();
+    let due = app.store.outbox_backlog(now).await.expect("backlog").due;
+    assert!(due >= 2, "the confirmation email and SMS are due: {due}");
+
+    let newer = "UPDATE outbox SET kind = 'from_a_newer_release' WHERE kind = 'booking_confirmation'";
+    match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
+            sqlx::query(newer).execute(&mut conn).await.expect("update");
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+            sqlx::query(newer).execute(&mut conn).await.expect("update");
+        }
+    }
+    assert_eq!(app.store.outbox_backlog(now).await.expect("backlog").due, due - 1, "a newer release's kind");
+
+    let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100).await.expect("claimed");
+    assert_eq!(claimed.len() as i64, due - 1);
+    let backlog = app.store.outbox_backlog(now).await.expect("backlog");
+    assert_eq!((backlog.due, backlog.oldest_due_seconds, backlog.dead), (0, 0.0, 0), "all in a dispatcher's hands");
+
+    let dead = booking_service::store::Delivery::Dead { error: "refused".into() };
+    app.store.record_delivery(&claimed[0], &dead).await.expect("recorded");
+    assert_eq!(app.store.outbox_backlog(now).await.expect("backlog").dead, 1);
+
+    if backend == Backend::Sqlite {
+        let mut writer = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.expect("take the writer");
+        let sampled = tokio::time::timeout(Duration::from_millis(500), app.store.outbox_backlog(now)).await;
+        assert!(matches!(sampled, Ok(Ok(_))), "the count waited for the writer: {sampled:?}");
+        sqlx::query("COMMIT").execute(&mut writer).await.expect("release the writer");
+    }
+}
+
 on_both_backends!(
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
+    the_backlog_counts_what_a_dispatcher_would_claim,
     a_booking_email_arrives_over_smtp_and_its_link_confirms,
     the_message_carries_the_clinic_the_local_time_the_code_and_an_invitation,
     smtp_down_at_booking_time_still_books_and_the_mail_arrives_once_it_is_back,
