@@ -181,11 +181,11 @@ pub struct Config {
     pub mail_max_attempts: u32,
 
     /// First retry delay in milliseconds; doubles per attempt, with jitter.
-    #[arg(long, env = "MAIL_RETRY_BASE_MS", value_parser = millis(0), default_value_t = DEFAULT_MAIL_RETRY_BASE_MS)]
+    #[arg(long, env = "MAIL_RETRY_BASE_MS", value_parser = millis(100), default_value_t = DEFAULT_MAIL_RETRY_BASE_MS)]
     pub mail_retry_base_ms: u64,
 
-    /// Longest retry delay in milliseconds.
-    #[arg(long, env = "MAIL_RETRY_MAX_MS", value_parser = millis(0), default_value_t = DEFAULT_MAIL_RETRY_MAX_MS)]
+    /// Longest retry delay in milliseconds (at least the first).
+    #[arg(long, env = "MAIL_RETRY_MAX_MS", value_parser = millis(100), default_value_t = DEFAULT_MAIL_RETRY_MAX_MS)]
     pub mail_retry_max_ms: u64,
 
     /// Seconds a claimed message is reserved for its dispatcher; after a crash it comes back then.
@@ -221,6 +221,7 @@ pub struct Config {
 
     /// Open client connections at most; further clients wait in the listen queue.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    #[arg(value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_connections: usize,
 
     /// Seconds from SIGTERM within which requests in flight finish; then the process exits anyway.
@@ -244,8 +245,9 @@ pub struct Config {
     #[arg(value_parser = clap::value_parser!(i64).range(0..=DAY_SECS as i64))]
     pub vapi_hmac_tolerance_secs: i64,
 
-    /// Milliseconds within which every tool call is answered (below Vapi's own timeout).
-    #[arg(long, env = "VAPI_DEADLINE_MS", value_parser = millis(1), default_value_t = DEFAULT_VAPI_DEADLINE_MS)]
+    /// Milliseconds within which every tool call is answered (below Vapi's own timeout and below
+    /// REQUEST_TIMEOUT_SECS).
+    #[arg(long, env = "VAPI_DEADLINE_MS", value_parser = millis(100), default_value_t = DEFAULT_VAPI_DEADLINE_MS)]
     pub vapi_deadline_ms: u64,
 
     /// Lets webhooks go to loopback, private and link-local addresses (a clinic's own network;
@@ -255,6 +257,7 @@ pub struct Config {
 
     /// Requests per minute of one token subject in one organization (0: no limit); beyond it 429.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = DEFAULT_RATE_LIMIT_PER_MINUTE)]
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_per_minute: u32,
 
     /// Days idempotency records, remembered tool answers and delivered outbox messages are kept
@@ -327,6 +330,25 @@ impl Config {
 
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+
+    /// The settings that must agree with each other, each within its own range already: a tool
+    /// call's deadline inside the request's (else every slow call ends as a bare 503 that Vapi
+    /// cannot speak), the longest retry delay no shorter than the first.
+    pub fn check(&self) -> Result<(), String> {
+        if self.vapi_deadline_ms >= self.request_timeout_secs.saturating_mul(1000) {
+            return Err(format!(
+                "VAPI_DEADLINE_MS ({}) must be below REQUEST_TIMEOUT_SECS ({} s)",
+                self.vapi_deadline_ms, self.request_timeout_secs
+            ));
+        }
+        if self.mail_retry_max_ms < self.mail_retry_base_ms {
+            return Err(format!(
+                "MAIL_RETRY_MAX_MS ({}) must be at least MAIL_RETRY_BASE_MS ({})",
+                self.mail_retry_max_ms, self.mail_retry_base_ms
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -404,6 +426,9 @@ mod tests {
             ("--mail-retry-max-ms", "9000000000000000"),
             ("--idle-timeout-secs", "18446744073709551615"),
             ("--shutdown-grace-secs", "0"),
+            ("--max-connections", "0"),
+            ("--mail-retry-base-ms", "0"),
+            ("--vapi-deadline-ms", "1"),
         ] {
             let refused = parse(&[flag, value]).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(refused.contains(flag), "{flag} {value}: {refused}");
@@ -411,6 +436,24 @@ mod tests {
         let command = <Config as clap::CommandFactory>::command();
         let url = command.get_arguments().find(|a| a.get_id() == "database_url").expect("the argument");
         assert!(url.is_hide_env_values_set(), "DATABASE_URL's value (with its password) would show in --help");
+    }
+
+    /// Settings each within its range but not with each other are refused, naming both.
+    #[test]
+    fn settings_that_contradict_each_other_are_refused_by_name() {
+        let parse = |args: &[&str]| Config::try_parse_from([&["booking-service"], args].concat()).expect("parsed");
+        assert_eq!(parse(&[]).check(), Ok(()));
+        for (args, names) in [
+            (&["--vapi-deadline-ms", "12000"][..], ["VAPI_DEADLINE_MS", "REQUEST_TIMEOUT_SECS"]),
+            (&["--request-timeout-secs", "8"][..], ["VAPI_DEADLINE_MS", "REQUEST_TIMEOUT_SECS"]),
+            (
+                &["--mail-retry-base-ms", "5000", "--mail-retry-max-ms", "1000"][..],
+                ["MAIL_RETRY_MAX_MS", "MAIL_RETRY_BASE_MS"],
+            ),
+        ] {
+            let refused = parse(args).check().expect_err("refused");
+            assert!(names.iter().all(|name| refused.contains(name)), "{args:?}: {refused}");
+        }
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub struct DevMode {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.check().map_err(anyhow::Error::msg)?;
         telemetry::init_metrics();
         if config.jwt_secret.is_none() && config.jwt_public_key_file.is_none() {
             // Checked before the database is opened, so a refused start leaves no file behind.
@@ -132,7 +133,7 @@ impl Application {
         let server = ServerSettings {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
-            max_connections: config.max_connections.max(1),
+            max_connections: config.max_connections,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
         };
         let retention_days = config.retention_days;
@@ -207,7 +208,6 @@ impl Application {
         let draining = self.state.draining.clone();
         let sampler =
             telemetry::spawn_sampler(self.state.store.clone(), self.state.readiness.clone(), draining.clone());
-        let router = http::router(self.state);
         // The dispatcher claims nothing more from the moment shutdown begins, not from the end of
         // the drain, which may have used up the grace its batch in hand needs.
         let shutdown = {
@@ -217,6 +217,7 @@ impl Application {
                 stop_dispatcher();
             }
         };
+        let router = http::router(self.state);
         let deadline = server::serve(self.listener, router, self.server, draining, shutdown).await;
         sampler.abort();
         if let Some(task) = retention {
@@ -295,7 +296,7 @@ fn vapi_settings(config: &Config) -> anyhow::Result<VapiSettings> {
         })
         .transpose()
         .context("VAPI_SIGNATURE_HEADER and VAPI_TIMESTAMP_HEADER must be header names")?;
-    Ok(VapiSettings { signature, deadline: std::time::Duration::from_millis(config.vapi_deadline_ms.max(100)) })
+    Ok(VapiSettings { signature, deadline: std::time::Duration::from_millis(config.vapi_deadline_ms) })
 }
 
 /// A fresh 256-bit key from the operating system's random source, hex-encoded: what dev mode,

@@ -51,6 +51,7 @@ fn instance_process() {
         config.rate_limit_per_minute = 0;
         // A lost database answers 503 within a second.
         config.request_timeout_secs = 1;
+        config.vapi_deadline_ms = 800;
         let running = Application::build(config).await.expect("the service starts").spawn();
         println!("INSTANCE {}", running.base_url());
         // Serves until the test closes stdin (or kills the process).

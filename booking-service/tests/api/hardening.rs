@@ -226,6 +226,7 @@ async fn a_slow_body_is_answered_408_not_503(backend: Backend) {
         let app = spawn_app_with(backend, |c| {
             c.body_read_timeout_secs = body_timeout;
             c.request_timeout_secs = request_timeout;
+            c.vapi_deadline_ms = 800;
         })
         .await;
         let org = app.org("UTC").await;
@@ -301,7 +302,6 @@ async fn shutdown_ends_within_its_grace_with_slow_clients_connected(backend: Bac
     }
 }
 
-/// A booking held up by the database when shutdown begins still gets its answer, while `/readyz`
 /// The dispatcher claims nothing once shutdown begins, rather than once the last request has
 /// drained: a message queued during the drain stays in the outbox for another instance (or the
 /// next start), and the batch in hand keeps the whole grace to finish.
@@ -341,6 +341,7 @@ async fn the_dispatcher_claims_nothing_once_shutdown_begins(backend: Backend) {
     stopped.await.expect("task").expect("the server stopped cleanly");
 }
 
+/// A booking held up by the database when shutdown begins still gets its answer, while `/readyz`
 /// already tells load balancers to go elsewhere.
 async fn readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -509,6 +510,6 @@ on_both_backends!(
     connections_beyond_the_limit_wait_for_a_free_one,
     shutdown_ends_within_its_grace_with_slow_clients_connected,
     readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,
-    an_unfit_request_id_is_replaced_by_a_fresh_one,
     the_dispatcher_claims_nothing_once_shutdown_begins,
+    an_unfit_request_id_is_replaced_by_a_fresh_one,
 );

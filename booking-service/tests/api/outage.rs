@@ -64,6 +64,7 @@ async fn a_cut_database_answers_503_then_recovers_by_itself() {
     let app = spawn_on(Arc::new(db), |c| {
         c.database_url = url.to_string();
         c.request_timeout_secs = 8;
+        c.vapi_deadline_ms = 6000;
     })
     .await;
     let org = app.org("UTC").await;
