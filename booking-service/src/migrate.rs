@@ -38,6 +38,10 @@ fn sqlite_migrations() -> Migrator {
 /// one-key locks the service takes per caller). Advisory locks are per database.
 const LOCK: (i32, i32) = (0x626b_6e67, 1); // "bkng", 1
 
+/// How long a migration waits for a table another session holds (a backup, a long query) before
+/// it gives up and changes nothing: while it waits, every booking waits behind it.
+pub const LOCK_TIMEOUT_SECS: u32 = 5;
+
 /// The role every serving login role is a member of; it may read which migrations are applied.
 const READER_ROLE: &str = "booking_app";
 
@@ -68,6 +72,11 @@ pub enum MigrateError {
          as the schema owner first ({source})"
     )]
     NotOwner { pending: usize, role: String, source: sqlx::Error },
+    #[error(
+        "a migration waited over {LOCK_TIMEOUT_SECS} s for a table another session holds (a backup, a long \
+         query) and changed nothing: run `booking-service migrate` again when it has finished ({0})"
+    )]
+    LockTimeout(sqlx::Error),
     #[error(
         "the role {0} cannot read _sqlx_migrations: run `booking-service migrate` once as the schema owner \
          (it grants {READER_ROLE} the right to read it) and make {0} a member of {READER_ROLE}"
@@ -107,6 +116,8 @@ pub async fn postgres(pool: &PgPool) -> Result<Vec<Applied>, MigrateError> {
 async fn postgres_on(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateError> {
     let mut tx = conn.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1, $2)").bind(LOCK.0).bind(LOCK.1).execute(&mut *tx).await?;
+    // After the lock above, which another instance's migration may hold for as long as it runs.
+    sqlx::query(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECS}s'")).execute(&mut *tx).await?;
     let (role, exists, readable, owned): (String, bool, bool, bool) = sqlx::query_as(
         "SELECT current_user::text,
                 to_regclass('_sqlx_migrations') IS NOT NULL,
@@ -130,6 +141,12 @@ async fn postgres_on(conn: &mut PgConnection) -> Result<Vec<Applied>, MigrateErr
                     if is_permission_denied(&source) =>
                 {
                     MigrateError::NotOwner { pending: pending.len(), role, source }
+                }
+                sqlx::migrate::MigrateError::Execute(source)
+                | sqlx::migrate::MigrateError::ExecuteMigration(source, _)
+                    if has_code(&source, "55P03") =>
+                {
+                    MigrateError::LockTimeout(source)
                 }
                 other => other.into(),
             });
@@ -210,6 +227,10 @@ fn pending(migrator: &Migrator, applied: &HashMap<i64, (Vec<u8>, bool)>) -> Resu
 }
 
 fn is_permission_denied(error: &sqlx::Error) -> bool {
-    // 42501 insufficient_privilege
-    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "42501")
+    has_code(error, "42501") // insufficient_privilege
+}
+
+/// Whether PostgreSQL refused with this SQLSTATE (`55P03`: lock_not_available).
+fn has_code(error: &sqlx::Error, sqlstate: &str) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == sqlstate)
 }

@@ -95,6 +95,35 @@ async fn concurrent_migrate_commands_and_starts_apply_each_migration_once_on_pos
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to apply"));
 }
 
+/// A migration that would wait for a table another session holds (a backup, a long query) gives
+/// up after `LOCK_TIMEOUT_SECS` and changes nothing, instead of queueing every booking behind its
+/// wait; run again once the table is free, it applies.
+#[tokio::test]
+async fn a_migration_blocked_by_another_session_gives_up_and_applies_later() {
+    use booking_service::migrate::{self, MigrateError, LOCK_TIMEOUT_SECS};
+    let Some(db) = TestDatabase::create(Backend::Postgres).await else { return };
+    migrate::database(&db.url).await.expect("migrated");
+    // Migration 14 (a unique index on organizations) as if it were pending.
+    let mut owner = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    for undo in ["DROP INDEX organizations_sms_from", "DELETE FROM _sqlx_migrations WHERE version = 14"] {
+        sqlx::query(undo).execute(&mut owner).await.expect(undo);
+    }
+    let mut other = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let mut writing = other.begin().await.expect("begin");
+    sqlx::query("UPDATE organizations SET name = name").execute(&mut *writing).await.expect("a long write");
+
+    let waited = u64::from(LOCK_TIMEOUT_SECS) + 10;
+    let blocked = tokio::time::timeout(std::time::Duration::from_secs(waited), migrate::database(&db.url)).await;
+    let refused = blocked.expect("the migration gave up instead of waiting on").expect_err("refused");
+    assert!(matches!(refused, MigrateError::LockTimeout(_)), "{refused}");
+    assert!(refused.to_string().contains("run `booking-service migrate` again"), "{refused}");
+    assert!(!recorded_postgres(&db.url).await.contains_key(&14), "nothing applied");
+
+    writing.rollback().await.expect("the write ends");
+    let applied = migrate::database(&db.url).await.expect("applied once the table is free");
+    assert_eq!(applied.iter().map(|a| a.version).collect::<Vec<_>>(), [14]);
+}
+
 #[tokio::test]
 async fn the_migrate_command_creates_a_sqlite_database_and_applies_each_migration_once() {
     let dir = tempfile::tempdir().expect("dir");
