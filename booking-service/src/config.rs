@@ -171,6 +171,11 @@ pub struct Config {
     #[arg(long, env = "CONFIRM_LINK_SECRET", hide_env_values = true)]
     pub confirm_link_secret: Option<String>,
 
+    /// The secret links were derived from before the current one (a former CONFIRM_LINK_SECRET
+    /// or JWT_SECRET): messages about appointments booked before a rotation keep working links.
+    #[arg(long, env = "CONFIRM_LINK_SECRET_PREVIOUS", hide_env_values = true)]
+    pub confirm_link_secret_previous: Option<String>,
+
     /// How often the mail dispatcher looks for due messages, in milliseconds.
     #[arg(long, env = "MAIL_POLL_MS", value_parser = millis(1), default_value_t = DEFAULT_MAIL_POLL_MS)]
     pub mail_poll_ms: u64,
@@ -298,6 +303,7 @@ impl Config {
             sms_dir: DEFAULT_SMS_DIR.into(),
             confirm_token_ttl_hours: DEFAULT_CONFIRM_TOKEN_TTL_HOURS,
             confirm_link_secret: None,
+            confirm_link_secret_previous: None,
             mail_poll_ms: DEFAULT_MAIL_POLL_MS,
             mail_max_attempts: DEFAULT_MAIL_MAX_ATTEMPTS,
             mail_retry_base_ms: DEFAULT_MAIL_RETRY_BASE_MS,
@@ -371,6 +377,7 @@ impl std::fmt::Debug for Config {
             .field("sms_from", &self.sms_from)
             .field("sms_dir", &self.sms_dir)
             .field("confirm_link_secret", &self.confirm_link_secret.as_ref().map(|_| "***"))
+            .field("confirm_link_secret_previous", &self.confirm_link_secret_previous.as_ref().map(|_| "***"))
             .field("confirm_token_ttl_hours", &self.confirm_token_ttl_hours)
             .field("pool_size", &self.pool_size)
             .field("vapi_hmac_secret", &self.vapi_hmac_secret.as_ref().map(|_| "***"))

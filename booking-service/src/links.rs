@@ -50,6 +50,13 @@ impl LinkKey {
     }
 
     /// The token a nonce stands for.
+    /// The key of manage links, derived from this one so one secret serves both.
+    fn manage(&self) -> LinkKey {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
+        mac.update(b"booking-service manage links v1");
+        LinkKey(mac.finalize().into_bytes().into())
+    }
+
     pub fn token(&self, nonce: &str) -> LinkToken {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
         mac.update(nonce.as_bytes());
@@ -65,13 +72,33 @@ pub struct Links {
     pub key: LinkKey,
     pub manage: LinkKey,
     pub ttl: Duration,
+    /// The confirmation and manage keys of `CONFIRM_LINK_SECRET_PREVIOUS`: links issued before a
+    /// rotation are still rendered with the key they were issued under.
+    previous: Option<(LinkKey, LinkKey)>,
 }
 
 impl Links {
     pub fn new(key: LinkKey, ttl: Duration) -> Self {
-        let mut mac = HmacSha256::new_from_slice(&key.0).expect("HMAC accepts keys of any length");
-        mac.update(b"booking-service manage links v1");
-        Self { key, manage: LinkKey(mac.finalize().into_bytes().into()), ttl }
+        let manage = key.manage();
+        Self { key, manage, ttl, previous: None }
+    }
+
+    /// These links, also knowing the key used before the current one.
+    pub fn with_previous(self, previous: LinkKey) -> Self {
+        let manage = previous.manage();
+        Self { previous: Some((previous, manage)), ..self }
+    }
+
+    /// The confirmation tokens `nonce` may have been issued under: the current key's first.
+    pub fn confirm_tokens(&self, nonce: &str) -> Vec<LinkToken> {
+        let previous = self.previous.as_ref().map(|(key, _)| key.token(nonce));
+        std::iter::once(self.key.token(nonce)).chain(previous).collect()
+    }
+
+    /// The manage tokens `nonce` may have been issued under: the current key's first.
+    pub fn manage_tokens(&self, nonce: &str) -> Vec<LinkToken> {
+        let previous = self.previous.as_ref().map(|(_, manage)| manage.token(nonce));
+        std::iter::once(self.manage.token(nonce)).chain(previous).collect()
     }
 
     /// A confirmation link, expiring after the configured lifetime.
@@ -158,6 +185,24 @@ mod tests {
         let manage = links.issue_manage();
         assert_ne!(links.key.token(&manage.nonce), links.manage.token(&manage.nonce));
         assert_eq!(links.manage.token(&manage.nonce).hash(), manage.token_hash);
+    }
+
+    /// After a rotation a nonce yields the new key's token first, then the one it was issued
+    /// under; without a previous key, only the current one.
+    #[test]
+    fn a_previous_key_adds_the_tokens_issued_under_it() {
+        let old = Links::new(LinkKey::derive(b"old secret"), Duration::hours(72));
+        let issued = (old.issue(), old.issue_manage());
+        let rotated = Links::new(LinkKey::derive(b"new secret"), Duration::hours(72));
+        let confirm = rotated.confirm_tokens(&issued.0.nonce);
+        assert_eq!(confirm.len(), 1);
+        assert_ne!(confirm[0].hash(), issued.0.token_hash);
+        let rotated = rotated.with_previous(LinkKey::derive(b"old secret"));
+        let confirm = rotated.confirm_tokens(&issued.0.nonce);
+        assert_eq!(confirm.iter().map(LinkToken::hash).collect::<Vec<_>>()[1], issued.0.token_hash);
+        let manage = rotated.manage_tokens(&issued.1.nonce);
+        assert_eq!(manage.iter().map(LinkToken::hash).collect::<Vec<_>>()[1], issued.1.token_hash);
+        assert_eq!(manage[0], rotated.manage.token(&issued.1.nonce));
     }
 
     #[test]

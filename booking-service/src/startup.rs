@@ -60,10 +60,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
         let address = listener.local_addr()?;
-        let links = Arc::new(Links::new(
-            link_key(&config, jwt_secret.as_deref())?,
-            chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1))),
-        ));
+        let ttl = chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1)));
+        let mut links = Links::new(link_key(&config, jwt_secret.as_deref())?, ttl);
+        if let Some(previous) = &config.confirm_link_secret_previous {
+            links = links.with_previous(secret_key("CONFIRM_LINK_SECRET_PREVIOUS", previous)?);
+        }
+        let links = Arc::new(links);
         let transport = Transport::new(
             config.smtp_url.as_deref(),
             config.mail_dir.clone(),
@@ -330,17 +332,22 @@ pub async fn shutdown_signal() {
     tracing::info!("stop signal received");
 }
 
+/// The link key of a configured secret, which must be at least [`MIN_SECRET_BYTES`] long.
+fn secret_key(name: &str, secret: &str) -> anyhow::Result<LinkKey> {
+    anyhow::ensure!(
+        secret.len() >= MIN_SECRET_BYTES,
+        "{name} must be at least {MIN_SECRET_BYTES} bytes (it is {})",
+        secret.len()
+    );
+    Ok(LinkKey::derive(secret.as_bytes()))
+}
+
 /// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret
 /// (given or generated in dev mode), else, on SQLite only, a secret generated once and kept beside
 /// the database file.
 fn link_key(config: &Config, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey> {
     if let Some(secret) = &config.confirm_link_secret {
-        anyhow::ensure!(
-            secret.len() >= MIN_SECRET_BYTES,
-            "CONFIRM_LINK_SECRET must be at least {MIN_SECRET_BYTES} bytes (it is {})",
-            secret.len()
-        );
-        return Ok(LinkKey::derive(secret.as_bytes()));
+        return secret_key("CONFIRM_LINK_SECRET", secret);
     }
     if let Some(secret) = jwt_secret {
         return Ok(LinkKey::derive(secret.as_bytes()));

@@ -4,7 +4,7 @@
 
 use super::{why_not_send, DeliveryError};
 use crate::domain::WebhookId;
-use crate::links::Links;
+use crate::links::{LinkToken, Links};
 use crate::mail::email::{EmailMessage, Kind};
 use crate::mail::Transport;
 use crate::store::{self, outbox_kind, Appointment, Delivery, DynStore, OutboxJob};
@@ -76,10 +76,27 @@ impl Channels {
         let Some(clinic) = self.store.organization(job.org).await?.map(|o| o.name) else {
             return Ok(Err(Delivery::Dropped { reason: "the clinic no longer exists" }));
         };
-        let manage = self.store.manage_nonce(job.org, job.appointment).await?;
-        let manage =
-            manage.map(|nonce| format!("{}/manage/{}", self.base_url, self.links.manage.token(&nonce).as_str()));
+        let manage = match self.store.manage_nonce(job.org, job.appointment).await? {
+            Some(nonce) => self.manage_token(&nonce).await?,
+            None => None,
+        };
+        let manage = manage.map(|token| format!("{}/manage/{}", self.base_url, token.as_str()));
         Ok(Ok(About { appointment, clinic, provider, manage }))
+    }
+
+    /// The manage link's token: under the current key, or, after a rotation, under the previous
+    /// key it was issued with (asked of the store only when there are two to choose from).
+    async fn manage_token(&self, nonce: &str) -> Result<Option<LinkToken>, DeliveryError> {
+        let tokens = self.links.manage_tokens(nonce);
+        if tokens.len() == 1 {
+            return Ok(tokens.into_iter().next());
+        }
+        for token in tokens {
+            if self.store.manage_target(&token.hash()).await?.is_some() {
+                return Ok(Some(token));
+            }
+        }
+        Ok(None)
     }
 
     async fn email(&self, job: &OutboxJob, kind: Kind) -> Result<Delivery, DeliveryError> {
@@ -93,12 +110,18 @@ impl Channels {
             let nonce = job.payload["nonce"]
                 .as_str()
                 .ok_or_else(|| DeliveryError::Render("the message has no link nonce".into()))?;
-            let token = self.links.key.token(nonce);
-            // A reschedule replaced this link before it went out: the newer message carries the
-            // working one, so this one would only confuse.
-            if self.store.link_target(&token.hash()).await?.is_none() {
-                return Ok(Delivery::Dropped { reason: "superseded by a newer confirmation link" });
+            // None stored: a reschedule replaced this link before it went out, and the newer
+            // message carries the working one, so this one would only confuse.
+            let mut stored = None;
+            for token in self.links.confirm_tokens(nonce) {
+                if self.store.link_target(&token.hash()).await?.is_some() {
+                    stored = Some(token);
+                    break;
+                }
             }
+            let Some(token) = stored else {
+                return Ok(Delivery::Dropped { reason: "superseded by a newer confirmation link" });
+            };
             Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
         } else {
             None

@@ -20,7 +20,12 @@ fn with_email(provider: Uuid, days: i64, time: &str) -> BookingInput {
 
 /// The confirm link in a message (whatever transfer encoding it used).
 pub(crate) fn link_in(text: &str, base: &str) -> String {
-    let start = text.find(&format!("{base}/confirm/")).unwrap_or_else(|| panic!("no confirm link in:\n{text}"));
+    page_link_in(text, base, "confirm")
+}
+
+/// The link to `{base}/{page}/…` in a message.
+fn page_link_in(text: &str, base: &str, page: &str) -> String {
+    let start = text.find(&format!("{base}/{page}/")).unwrap_or_else(|| panic!("no {page} link in:\n{text}"));
     let rest = &text[start..];
     let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || "-_:/.".contains(c))).unwrap_or(rest.len());
     rest[..end].to_owned()
@@ -589,8 +594,41 @@ async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
     }
 }
 
+/// A rotated link key with the old one as `CONFIRM_LINK_SECRET_PREVIOUS`: a confirmation queued
+/// before the rotation still goes out (it would be dropped as superseded), and both of its links,
+/// derived with the key they were issued under, open their pages.
+async fn links_issued_before_a_key_rotation_work_with_the_previous_key(backend: Backend) {
+    const OLD: &str = "the-link-secret-before-the-rotation-0001";
+    const NEW: &str = "the-link-secret-after-the-rotation-000002";
+    let before = spawn_app_with(backend, |c| {
+        c.confirm_link_secret = Some(OLD.into());
+        // Mail is looked for only at start: the message waits for the next instance.
+        c.mail_poll_ms = 3_600_000;
+    })
+    .await;
+    let org = before.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    let db = before.db.clone();
+    before.stop().await.expect("stopped");
+
+    let after = spawn_on(db, |c| {
+        c.confirm_link_secret = Some(NEW.into());
+        c.confirm_link_secret_previous = Some(OLD.into());
+    })
+    .await;
+    let mail = searchable(&wait_eml(&after, 1).await[0]);
+    let manage = get_page(&page_link_in(&mail, &after.base, "manage")).await;
+    assert_eq!(manage.status(), StatusCode::OK, "the manage link");
+    let confirmed = post_confirm(&link_in(&mail, &after.base), true).await;
+    assert_eq!(confirmed.status(), StatusCode::OK, "the confirm link");
+    let body: serde_json::Value = confirmed.json().await.expect("json");
+    assert_eq!(body["appointment_id"], serde_json::json!(booked.appointment_id));
+}
+
 on_both_backends!(
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
+    links_issued_before_a_key_rotation_work_with_the_previous_key,
     the_backlog_counts_what_a_dispatcher_would_claim,
     a_booking_email_arrives_over_smtp_and_its_link_confirms,
     the_message_carries_the_clinic_the_local_time_the_code_and_an_invitation,
