@@ -93,6 +93,18 @@ impl std::fmt::Debug for TestDatabase {
 }
 
 impl TestDatabase {
+    /// Runs one statement as the database's owner, past the service's roles (to set up what no
+    /// route can, such as a message of a kind from a newer release); the rows it changed.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        if self.postgres.is_some() {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&mut conn).await.expect(sql).rows_affected()
+        } else {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("connect");
+            sqlx::query(sql).execute(&mut conn).await.expect(sql).rows_affected()
+        }
+    }
+
     /// A fresh, empty database; `None` for PostgreSQL when no server is available (outside CI).
     pub async fn create(backend: Backend) -> Option<Self> {
         match backend {

@@ -519,6 +519,9 @@ async fn the_openapi_path_of_the_confirm_page_is_public(backend: Backend) {
     assert!(post.get("security").is_none(), "the token is the credential");
 }
 
+/// The booking confirmation turned into a message of a kind only a newer release delivers.
+const NEWER_KIND: &str = "UPDATE outbox SET kind = 'from_a_newer_release' WHERE kind = 'booking_confirmation'";
+
 /// A message of a kind this release does not deliver (queued by a newer one, during a staged
 /// rollout or before a rollback) is not claimed: it waits, unattempted, for a dispatcher that knows
 /// it, instead of failing here until it is dead.
@@ -528,18 +531,7 @@ async fn a_message_of_a_kind_from_a_newer_release_is_left_for_it(backend: Backen
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
-    let newer = "UPDATE outbox SET kind = 'from_a_newer_release' WHERE kind = 'booking_confirmation'";
-    let changed = match backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
-            sqlx::query(newer).execute(&mut conn).await.expect("update").rows_affected()
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
-            sqlx::query(newer).execute(&mut conn).await.expect("update").rows_affected()
-        }
-    };
-    assert_eq!(changed, 1);
+    assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     let now = booking_service::store::now();
     let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100).await.expect("claimed");
     assert!(!claimed.is_empty(), "the messages of known kinds are claimed");
@@ -563,17 +555,7 @@ async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
     let due = app.store.outbox_backlog(now).await.expect("backlog").due;
     assert!(due >= 2, "the confirmation email and SMS are due: {due}");
 
-    let newer = "UPDATE outbox SET kind = 'from_a_newer_release' WHERE kind = 'booking_confirmation'";
-    match backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
-            sqlx::query(newer).execute(&mut conn).await.expect("update");
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
-            sqlx::query(newer).execute(&mut conn).await.expect("update");
-        }
-    }
+    assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     assert_eq!(app.store.outbox_backlog(now).await.expect("backlog").due, due - 1, "a newer release's kind");
 
     let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100).await.expect("claimed");
