@@ -29,8 +29,8 @@ pub struct Args {
     #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Platform token (creates and deletes the test organization). With --admin-token and
-    /// --agent-token instead of --jwt-secret.
+    /// Platform token, accepted beside --admin-token and --agent-token (instead of --jwt-secret);
+    /// the run still works in their organization and creates none.
     #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true)]
     pub platform_token: Option<String>,
 

@@ -101,6 +101,12 @@ pub async fn run_with_output(args: Args, out: Out) -> Run {
         Ok(()) => Some(path),
         Err(e) => {
             eprintln!("smoke-test: {e:#}");
+            // A gate must not pass without its record; a failed check still says more (exit 1).
+            if report.verdict == Verdict::Pass {
+                report.verdict = Verdict::CouldNotJudge;
+                report.exit_code = Verdict::CouldNotJudge.exit_code();
+                report.reason = Some(format!("every check passed, but the report was not written: {e:#}"));
+            }
             None
         }
     };
@@ -185,10 +191,7 @@ async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: b
         "nothing to remove".into()
     } else {
         match fixture.cleanup(&base).await {
-            Ok(()) => match fixture.created_org {
-                Some(org) => format!("done: organization {org} deleted"),
-                None => format!("done: {} provider(s) deactivated", fixture.providers.len()),
-            },
+            Ok(done) => format!("done: {done}"),
             Err(e) => e,
         }
     };

@@ -180,8 +180,17 @@ impl Report {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let json = serde_json::to_vec_pretty(self)?;
-        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
+        write_whole(path, &json).with_context(|| format!("cannot write {}", path.display()))
     }
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a run killed
+/// mid-write leaves the previous file or none, never a truncated report.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(folder)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// `reports/smoke-<unix_ms>.json`.
@@ -193,4 +202,26 @@ pub fn default_path() -> PathBuf {
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report is written whole to a new file and renamed into place, never truncated and written
+    /// again: whoever holds the previous file (here, a second name of it) still reads it whole.
+    #[test]
+    fn a_report_replaces_the_previous_file_instead_of_rewriting_it() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("report.json");
+        std::fs::write(&path, "previous").expect("a previous report");
+        let held = dir.path().join("held.json");
+        std::fs::hard_link(&path, &held).expect("a second name");
+        let report = Report::could_not_judge("race", "in-process", Value::Null, "a reason".into());
+        report.write(&path).expect("written");
+        let written: Report = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("whole JSON");
+        assert_eq!(written, report);
+        assert_eq!(std::fs::read_to_string(&held).expect("read"), "previous");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("the folder").count(), 2, "no temporary file left");
+    }
 }

@@ -4,8 +4,9 @@
 use crate::target::Credentials;
 use anyhow::Context;
 use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
+use futures::StreamExt;
 use rand::Rng;
-use shared::api::{BookingInput, CreateOrganization, CreateProvider};
+use shared::api::{AppointmentQuery, BookingInput, CreateOrganization, CreateProvider};
 use shared::{ApiClient, Role};
 use uuid::Uuid;
 
@@ -62,12 +63,26 @@ impl Fixture {
                 .context("creating a test provider failed")?;
             self.providers.push(provider.id);
         }
+        // A given agent token of another organization, or an expired one, would have every booking
+        // answered 404 or 401, which the race would report as the service failing: one agent call
+        // first says it is the configuration.
+        if let Some(provider) = self.providers.first() {
+            let agent = base.with_token(self.agent_token.clone().context("no agent token")?);
+            agent.provider(*provider).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "the agent token was refused reading the run's provider {provider} ({e}): it must be a valid \
+                     agent token of the admin token's organization"
+                )
+            })?;
+        }
         Ok(())
     }
 
-    /// Removes what setup created: the organization (everything in it goes with it), else
-    /// deactivates the providers. Returns what could not be removed.
-    pub async fn cleanup(&self, base: &ApiClient) -> Result<(), String> {
+    /// Removes what setup created: the organization (everything in it goes with it), else cancels
+    /// what was booked with the run's providers and deactivates them (a deactivated provider keeps
+    /// its appointments, which would stay in a real clinic's calendar and get their reminders).
+    /// Returns what was done, or what could not be removed.
+    pub async fn cleanup(&self, base: &ApiClient) -> Result<String, String> {
         if let Some(org) = self.created_org {
             let token = self
                 .platform_token
@@ -77,23 +92,63 @@ impl Fixture {
                 .with_token(token)
                 .delete_organization(org)
                 .await
+                .map(|()| format!("organization {org} deleted"))
                 .map_err(|e| format!("organization {org} left behind: {e}"));
         }
         let Some(admin) = &self.admin_token else {
-            return Ok(());
+            return Ok("nothing to remove".into());
         };
         let admin = base.with_token(admin.clone());
-        let mut left = Vec::new();
+        let (mut cancelled, mut left) = (0, Vec::new());
         for provider in &self.providers {
+            // The providers are the run's own, so everything booked with them is the run's: listing
+            // them also finds a booking whose answer was lost (a timeout, an interruption).
+            match cancel_bookings(&admin, *provider).await {
+                Ok(n) => cancelled += n,
+                Err(e) => left.push(format!("appointments of provider {provider}: {e}")),
+            }
             if let Err(e) = admin.deactivate_provider(*provider).await {
                 left.push(format!("provider {provider}: {e}"));
             }
         }
+        let done = format!("{cancelled} appointment(s) cancelled, {} provider(s) deactivated", self.providers.len());
         if left.is_empty() {
-            Ok(())
+            Ok(done)
         } else {
-            Err(format!("left behind: {}", left.join(", ")))
+            Err(format!("left behind: {} (of {done})", left.join(", ")))
         }
+    }
+}
+
+/// Cancels the active appointments of `provider`, a few at a time; returns how many it cancelled.
+async fn cancel_bookings(admin: &ApiClient, provider: Uuid) -> Result<usize, String> {
+    let query = AppointmentQuery { provider_id: Some(provider), limit: Some(500), ..Default::default() };
+    let active: Vec<Uuid> = admin
+        .appointments(&query)
+        .await
+        .map_err(|e| format!("listing them failed: {e}"))?
+        .into_iter()
+        .filter(|a| a.status.is_active())
+        .map(|a| a.id)
+        .collect();
+    let outcomes: Vec<_> = futures::stream::iter(active)
+        .map(|id| async move { (id, admin.cancel(id, Some("smoke-test clean-up")).await) })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut cancelled = 0;
+    let mut failed = Vec::new();
+    for (id, outcome) in outcomes {
+        match outcome {
+            Ok(_) => cancelled += 1,
+            // Cancelled meanwhile (by the clinic, or the patient through the manage link).
+            Err(e) if e.code() == Some("invalid_state") => {}
+            Err(e) => failed.push(format!("{id}: {e}")),
+        }
+    }
+    match failed.first() {
+        None => Ok(cancelled),
+        Some(first) => Err(format!("{} not cancelled, e.g. {first}", failed.len())),
     }
 }
 

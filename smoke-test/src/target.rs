@@ -16,9 +16,9 @@ const TOKEN_TTL_SECS: i64 = 3600;
 pub enum Credentials {
     /// The target's HS256 secret: any role can be minted, so the tool creates its own organization.
     Secret(String),
-    /// Given tokens. With a platform token the tool still creates (and deletes) an organization,
-    /// but needs an admin and agent token of it, so given tokens work on an existing organization:
-    /// `admin` and `agent` of that organization, `platform` optional.
+    /// Given tokens of an existing organization: `admin` and `agent` of it. The tool works there
+    /// and creates no organization (it could not act in a new one without its admin and agent
+    /// tokens), so `platform`, optional, is kept but not used.
     Tokens { platform: Option<String>, admin: String, agent: String },
 }
 

@@ -254,6 +254,13 @@ async fn spawn_fake(broken: Broken) -> String {
                 )
             }),
         )
+        .route(
+            "/api/providers/{id}",
+            get(|Path(id): Path<Uuid>| async move {
+                Json(json!({"id": id, "org_id": Uuid::new_v4(), "name": "Dr. Fake", "timezone": "UTC",
+                            "appointment_minutes": 30, "working_hours": [], "active": true}))
+            }),
+        )
         .route("/api/vapi/booking", post(book))
         .route(
             "/api/appointments",
@@ -368,8 +375,15 @@ async fn load_mode_runs_briefly_and_reports_on_postgres() {
     load_mode_runs_briefly_and_reports(Backend::Postgres).await;
 }
 
+/// The organization's appointments left active: a run's leftovers would stay in a real clinic's
+/// calendar, and their patients would get reminders.
+async fn active_appointments(org: &test_kit::TestOrg) -> usize {
+    let all = org.staff.appointments(&Default::default()).await.expect("the appointments");
+    all.iter().filter(|a| a.status.is_active()).count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates_its_provider() {
+async fn given_tokens_of_an_existing_organization_it_races_there_cancels_its_booking_and_deactivates_its_provider() {
     use shared::Role;
     let app = spawn_app(Backend::Sqlite).await;
     let org = app.org_named("Staging Clinic", "America/New_York").await;
@@ -381,8 +395,71 @@ async fn given_tokens_of_an_existing_organization_it_races_there_and_deactivates
     ))
     .await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
-    assert!(run.report.cleanup.contains("1 provider(s) deactivated"), "{}", run.report.cleanup);
+    assert_eq!(run.report.cleanup, "done: 1 appointment(s) cancelled, 1 provider(s) deactivated");
+    assert_eq!(active_appointments(&org).await, 0);
     let providers = org.admin.providers().await.expect("the providers");
     assert_eq!(providers.len(), 1);
     assert!(!providers[0].active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
+    use shared::Role;
+    let app = spawn_app(Backend::Sqlite).await;
+    let org = app.org_named("Staging Clinic", "Europe/Paris").await;
+    let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let argv = [
+        "--target",
+        &app.base,
+        "--admin-token",
+        &admin,
+        "--agent-token",
+        &agent,
+        "--rate",
+        "10",
+        "--duration",
+        "1s",
+        "--providers",
+        "2",
+        "--budget-ms",
+        "30000",
+    ];
+    let run = run(args(&dir, &argv)).await;
+    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
+    assert_eq!(run.report.cleanup, "done: 10 appointment(s) cancelled, 2 provider(s) deactivated");
+    assert_eq!(active_appointments(&org).await, 0);
+}
+
+/// Another clinic's agent token has every booking refused: that is the configuration, not the
+/// service failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_token_of_another_organization_gives_exit_2_and_says_so() {
+    use shared::Role;
+    let app = spawn_app(Backend::Sqlite).await;
+    let org = app.org_named("Staging Clinic", "America/New_York").await;
+    let other = app.org_named("Another Clinic", "America/New_York").await;
+    let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(other.id)));
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(&dir, &["--target", &app.base, "--admin-token", &admin, "--agent-token", &agent])).await;
+    assert_eq!(run.exit_code(), 2, "{:?}", run.report.reason);
+    let reason = run.report.reason.unwrap_or_default();
+    assert!(reason.contains("agent token"), "{reason}");
+    assert!(run.report.cleanup.contains("1 provider(s) deactivated"), "{}", run.report.cleanup);
+    assert!(org.admin.providers().await.expect("the providers").iter().all(|p| !p.active));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_that_cannot_be_written_gives_exit_2() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    // Its folder would have to be a file.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "").expect("a file");
+    let report = blocker.join("report.json");
+    let run =
+        run(Args::parse_from(["smoke-test", "--report", report.to_str().expect("utf-8 path"), "--budget-ms", "30000"]))
+            .await;
+    assert_eq!(run.report_path, None);
+    assert_eq!(run.exit_code(), 2, "{:?}", run.report.reason);
+    assert!(run.report.reason.unwrap_or_default().contains("report was not written"));
 }
