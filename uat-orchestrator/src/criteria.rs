@@ -41,6 +41,7 @@ pub fn judge(
     findings: &Findings,
     tally: &Tally,
     budget_ms: u64,
+    email_timeout_secs: u64,
     feedback: Option<&[f64]>,
 ) -> Judgement {
     let ran = |name: &str| scenarios.iter().any(|s| s.name == name);
@@ -85,8 +86,9 @@ pub fn judge(
         },
         if ran("concurrent") { Some(findings.atomicity == Some(true)) } else { None },
     ));
+    // Named from --email-timeout-secs, the time the email scenario judged against.
     criteria.push(all_passed(
-        "email delivered within 30 s",
+        &format!("email delivered within {email_timeout_secs} s"),
         findings.emails_in_time,
         findings.emails_expected,
         ran("email"),

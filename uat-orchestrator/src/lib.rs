@@ -106,6 +106,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     let mut findings = Findings::default();
     let mut reports = Vec::new();
     let scenarios = cli.scenario.scenarios();
+    let leftovers = scenarios::Leftovers::default();
     let all = async {
         for scenario in scenarios {
             let mut run = Run {
@@ -117,6 +118,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
                 email_timeout: Duration::from_secs(cli.email_timeout_secs),
                 mail: target.mail(),
                 reporter,
+                leftovers: &leftovers,
             };
             reports.push(run_scenario(scenario, &mut run).await);
         }
@@ -125,15 +127,23 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
         _ = all => false,
         _ = tokio::signal::ctrl_c() => true,
     };
+    // A scenario that stopped after creating its clinic (its provider refused, say) leaves it
+    // listed; so does a removal that failed or was interrupted.
     if interrupted {
         eprintln!("\ninterrupted: cleaning up the test clinics");
-        scenarios::remove_leftovers(&target, &probe).await;
+    }
+    let left = scenarios::remove_leftovers(&target, &probe, &leftovers).await;
+    if !left.is_empty() {
+        eprintln!("could not remove what the run made: {}", left.join(", "));
+    }
+    if interrupted {
         target.stop().await;
         return Exit::CouldNotJudge;
     }
 
     let tally = probe.snapshot();
-    let judgement = criteria::judge(&reports, &findings, &tally, cli.budget_ms, feedback.as_deref());
+    let judgement =
+        criteria::judge(&reports, &findings, &tally, cli.budget_ms, cli.email_timeout_secs, feedback.as_deref());
     reporter.summary(&reports, &judgement);
     let report = report::Report {
         tool: "uat-orchestrator",

@@ -2,7 +2,7 @@
 //! `$GITHUB_STEP_SUMMARY`, and an HTML page with the verdict, the criteria and a latency chart.
 
 use crate::probe::Tally;
-use crate::record::{Decision, Findings, Judgement, ScenarioReport};
+use crate::record::{Decision, Findings, Judgement, ScenarioReport, Step};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -73,9 +73,9 @@ pub fn write(dir: &Path, report: &Report<'_>) -> std::io::Result<(PathBuf, PathB
     std::fs::create_dir_all(dir)?;
     let stamp = chrono::Utc::now().timestamp_millis();
     let json = dir.join(format!("uat-report-{stamp}.json"));
-    std::fs::write(&json, serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    write_whole(&json, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
     let html = dir.join(format!("uat-report-{stamp}.html"));
-    std::fs::write(&html, html_page(report))?;
+    write_whole(&html, html_page(report).as_bytes())?;
     Ok((json, html))
 }
 
@@ -83,8 +83,23 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
     let mut suite = TestSuite::new("uat-orchestrator");
     for s in scenarios {
         let failed: Vec<_> = s.steps.iter().filter(|st| !st.passed).collect();
-        let status = if failed.is_empty() {
+        let skipped: Vec<_> = s.steps.iter().filter(|st| st.skipped).collect();
+        let status = if failed.is_empty() && skipped.is_empty() {
             TestCaseStatus::success()
+        } else if failed.is_empty() {
+            // Not a success: part of the scenario was not checked (its output lists what was).
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(format!(
+                "{} of {} steps skipped: {}",
+                skipped.len(),
+                s.steps.len(),
+                skipped
+                    .iter()
+                    .map(|st| format!("[{}] {}: {}", st.index, st.title, st.measured))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            status
         } else {
             // A step that could not run is an error; a check that did not hold is a failure.
             let kind = if failed.iter().any(|st| st.error) { NonSuccessKind::Error } else { NonSuccessKind::Failure };
@@ -103,9 +118,7 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
         let out: Vec<String> = s
             .steps
             .iter()
-            .map(|st| {
-                format!("[{}] {} {} {}", st.index, st.title, if st.passed { "ok" } else { "FAILED" }, st.measured)
-            })
+            .map(|st| format!("[{}] {} {} {}", st.index, st.title, outcome(st, "ok", "FAILED", "skipped"), st.measured))
             .collect();
         case.set_system_out(out.join("\n"));
         suite.add_test_case(case);
@@ -115,12 +128,31 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
     write_junit(path, &report)
 }
 
+/// A step's outcome in a report's words: passed, failed, or skipped (which does not fail its
+/// scenario, yet was not checked).
+fn outcome<'w>(step: &Step, passed: &'w str, failed: &'w str, skipped: &'w str) -> &'w str {
+    match (step.skipped, step.passed) {
+        (true, _) => skipped,
+        (false, true) => passed,
+        (false, false) => failed,
+    }
+}
+
 /// Writes a JUnit report, creating its folder.
 pub fn write_junit(path: &Path, report: &JunitReport) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, report.to_string().map_err(std::io::Error::other)?)
+    write_whole(path, report.to_string().map_err(std::io::Error::other)?.as_bytes())
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a run killed
+/// mid-write leaves the previous file or none, never a truncated report.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(folder)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Appends Markdown to `$GITHUB_STEP_SUMMARY` when it is set (in a GitHub Actions job).
@@ -163,13 +195,7 @@ pub fn markdown(report: &Report<'_>) -> String {
     for s in report.scenarios {
         md.push_str(&format!("**{}** {}\n\n", s.name, if s.passed { "✅" } else { "❌" }));
         for st in &s.steps {
-            md.push_str(&format!(
-                "- [{}] {} {} {}\n",
-                st.index,
-                st.title,
-                if st.passed { "✓" } else { "✗" },
-                st.measured
-            ));
+            md.push_str(&format!("- [{}] {} {} {}\n", st.index, st.title, outcome(st, "✓", "✗", "–"), st.measured));
         }
         md.push('\n');
     }
@@ -205,8 +231,13 @@ fn html_page(report: &Report<'_>) -> String {
     for s in report.scenarios {
         scenarios.push_str(&format!("<h3>{} {}</h3><ol>", escape(s.name), if s.passed { "✓" } else { "✗" }));
         for st in &s.steps {
-            let class = if st.passed { "ok" } else { "bad" };
-            scenarios.push_str(&format!("<li class={class}>{} — {}</li>", escape(&st.title), escape(&st.measured)));
+            let class = outcome(st, "ok", "bad", "skipped");
+            let mark = if st.skipped { "– " } else { "" };
+            scenarios.push_str(&format!(
+                "<li class={class}>{mark}{} — {}</li>",
+                escape(&st.title),
+                escape(&st.measured)
+            ));
         }
         scenarios.push_str("</ol>");
     }
@@ -234,7 +265,7 @@ fn html_page(report: &Report<'_>) -> String {
         "<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'>\
 <title>UAT report: {verdict}</title><style>body{{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2328}}\
 .verdict{{font-size:2.5rem;font-weight:700;color:{colour}}}table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #d0d7de;padding:.4rem;text-align:left}}\
-.ok{{color:#1a7f37}}.bad{{color:#cf222e}}.pending{{color:#9a6700}}</style></head><body>\
+.ok{{color:#1a7f37}}.bad{{color:#cf222e}}.pending,.skipped{{color:#9a6700}}</style></head><body>\
 <h1>Booking service UAT</h1><p class=verdict>{verdict}</p><p>Target <code>{target}</code>, started {started}, {duration} ms.</p>\
 <ul>{reasons}</ul><h2>Go/no-go criteria</h2><table><tr><th>criterion</th><th>threshold</th><th>measured</th><th>result</th></tr>{rows}</table>\
 <h2>Latency</h2><p>{count} requests: p50 {p50:.1} ms, p95 {p95:.1} ms, p99 {p99:.1} ms, max {max:.1} ms.</p>\
@@ -250,4 +281,79 @@ fn html_page(report: &Report<'_>) -> String {
         max = l.max_ms,
         svg_width = 60 + hist.len() * width,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(index: usize, passed: bool, skipped: bool) -> Step {
+        let title = format!("step {index}");
+        Step { index, title, passed, measured: format!("measured {index}"), error: false, skipped }
+    }
+
+    /// The error-handling scenario against a remote target: its outage steps are skipped.
+    fn report_with_skipped_steps(dir: &Path) -> (PathBuf, String, String) {
+        let scenarios = [ScenarioReport {
+            name: "error-handling",
+            title: "Bad input and a lost database are handled",
+            passed: true,
+            duration_ms: 5,
+            steps: vec![step(1, true, false), step(2, true, true)],
+        }];
+        let verdict =
+            Judgement { decision: Decision::Go, criteria: Vec::new(), reasons: Vec::new(), pending: Vec::new() };
+        let latency = Latency {
+            count: 0,
+            min_ms: 0.0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p95_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            histogram: Vec::new(),
+        };
+        let report = Report {
+            tool: "uat-orchestrator",
+            target: "http://target",
+            started_at: String::new(),
+            duration_ms: 5,
+            verdict: &verdict,
+            scenarios: &scenarios,
+            findings: &Findings::default(),
+            latency,
+            server_errors: &[],
+            transport_errors: &[],
+            slow_requests: &[],
+        };
+        let junit_path = dir.join("junit.xml");
+        junit(&junit_path, &scenarios).expect("JUnit written");
+        (junit_path, markdown(&report), html_page(&report))
+    }
+
+    #[test]
+    fn skipped_steps_are_reported_as_skipped_not_passed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (junit, markdown, html) = report_with_skipped_steps(dir.path());
+        let xml = std::fs::read_to_string(junit).expect("read");
+        assert!(xml.contains("<skipped") && xml.contains("1 of 2 steps skipped: [2] step 2: measured 2"), "{xml}");
+        assert!(xml.contains("[1] step 1 ok measured 1") && xml.contains("[2] step 2 skipped measured 2"), "{xml}");
+        assert!(markdown.contains("- [1] step 1 ✓ measured 1") && markdown.contains("- [2] step 2 – measured 2"));
+        assert!(html.contains("<li class=ok>step 1") && html.contains("<li class=skipped>– step 2"), "{html}");
+    }
+
+    /// A report is written whole to a new file and renamed into place, never truncated and written
+    /// again: whoever holds the previous file (here, a second name of it) still reads it whole.
+    #[test]
+    fn a_report_replaces_the_previous_file_instead_of_rewriting_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("junit.xml");
+        std::fs::write(&path, "previous").expect("a previous report");
+        let held = dir.path().join("held.xml");
+        std::fs::hard_link(&path, &held).expect("a second name");
+        junit(&path, &[]).expect("written");
+        assert!(std::fs::read_to_string(&path).expect("read").contains("<testsuites"));
+        assert_eq!(std::fs::read_to_string(&held).expect("read"), "previous");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2, "no temporary file left");
+    }
 }

@@ -105,6 +105,17 @@ impl Outage {
     }
 }
 
+/// An outage dropped unrestored (Ctrl-C during the outage step drops the scenario) must not leave
+/// the database cut off: the clean-up that follows needs it. SQLite's connection, dropped, closes
+/// and its transaction rolls back on its own.
+impl Drop for Outage {
+    fn drop(&mut self) {
+        if let Outage::Postgres(proxy) = self {
+            proxy.restore();
+        }
+    }
+}
+
 impl Peers {
     const ACCOUNT_SID: &str = "ACuat0000000000000000000000000000";
 

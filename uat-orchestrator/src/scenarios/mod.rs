@@ -20,8 +20,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// What the run made and has not removed yet, so an interrupted run can still clean up.
-static LEFTOVERS: Mutex<Vec<Leftover>> = Mutex::new(Vec::new());
+/// What a run made and has not removed yet, so a run whose scenario stopped half-way, or that was
+/// interrupted, can still clean up. One list per run: runs in one process (the tests) must not
+/// remove each other's clinics.
+#[derive(Debug, Default)]
+pub struct Leftovers(Mutex<Vec<Leftover>>);
 
 /// Something the run made: a clinic of its own, or a provider in a given clinic (with the tokens
 /// that cancel its bookings and deactivate it).
@@ -32,57 +35,74 @@ enum Leftover {
 }
 
 impl Leftover {
-    fn keep(self) {
-        if let Ok(mut l) = LEFTOVERS.lock() {
+    fn keep(self, leftovers: &Leftovers) {
+        if let Ok(mut l) = leftovers.0.lock() {
             l.push(self);
         }
     }
 
     /// Removes it: deletes the clinic, or cancels what the run booked with the provider and
-    /// deactivates it. `counted`: whether its requests count in the run's tallies (not after an
-    /// interruption, which may have come during the deliberate outage).
-    async fn remove(self, target: &Target, probe: &Probe, counted: bool) {
-        if let Ok(mut l) = LEFTOVERS.lock() {
-            l.retain(|left| *left != self);
-        }
+    /// deactivates it. It leaves the list only once that DELETE succeeded, so what an interruption
+    /// or a failed request left is still removed at the end. `counted`: whether its requests count
+    /// in the run's tallies (not at the end, which may follow an interruption during the
+    /// deliberate outage).
+    async fn remove(self, target: &Target, probe: &Probe, leftovers: &Leftovers, counted: bool) {
         let send = async |label: &str, request| match counted {
             true => probe.send(label, request).await,
             false => probe.send_during_outage(label, request).await,
         };
-        match self {
-            Leftover::Clinic(id) => {
-                if let Some(platform) = target.token(Role::Platform, None) {
+        // 404: removed already (by an earlier attempt whose answer was lost).
+        let gone =
+            |reply: Result<Reply, String>| reply.is_ok_and(|r| (200..300).contains(&r.status) || r.status == 404);
+        let removed = match &self {
+            Leftover::Clinic(id) => match target.token(Role::Platform, None) {
+                Some(platform) => {
                     let path = format!("/api/orgs/{id}");
-                    let _ = send("remove clinic", probe.request(Method::DELETE, &path, Some(&platform))).await;
+                    gone(send("remove clinic", probe.request(Method::DELETE, &path, Some(&platform))).await)
                 }
-            }
+                None => false,
+            },
             Leftover::Provider { id, staff, admin } => {
                 // A scenario books a handful at most: one page holds them all.
                 let path = format!("/api/appointments?provider_id={id}&limit=500");
                 if let Ok(reply) =
-                    send("list what the run booked", probe.request(Method::GET, &path, Some(&staff))).await
+                    send("list what the run booked", probe.request(Method::GET, &path, Some(staff))).await
                 {
                     for a in reply.body["items"].as_array().into_iter().flatten().filter(|a| a["status"] != "cancelled")
                     {
                         let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
                         let request =
-                            probe.request(Method::POST, &cancel, Some(&staff)).json(&json!({"reason": "UAT clean-up"}));
+                            probe.request(Method::POST, &cancel, Some(staff)).json(&json!({"reason": "UAT clean-up"}));
                         let _ = send("cancel what the run booked", request).await;
                     }
                 }
                 let provider = format!("/api/providers/{id}");
-                let _ = send("deactivate the provider", probe.request(Method::DELETE, &provider, Some(&admin))).await;
+                gone(send("deactivate the provider", probe.request(Method::DELETE, &provider, Some(admin))).await)
+            }
+        };
+        if removed {
+            if let Ok(mut l) = leftovers.0.lock() {
+                l.retain(|left| *left != self);
             }
         }
     }
 }
 
-/// Removes what an interrupted run left behind.
-pub async fn remove_leftovers(target: &Target, probe: &Probe) {
-    let left: Vec<Leftover> = LEFTOVERS.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+/// Removes what the run left behind: what a scenario that stopped half-way did not remove, or
+/// what an interrupted run was using. Returns what could not be removed.
+pub async fn remove_leftovers(target: &Target, probe: &Probe, leftovers: &Leftovers) -> Vec<String> {
+    let left: Vec<Leftover> = leftovers.0.lock().map(|l| l.clone()).unwrap_or_default();
     for leftover in left {
-        leftover.remove(target, probe, false).await;
+        leftover.remove(target, probe, leftovers, false).await;
     }
+    let still = leftovers.0.lock().map(|l| l.clone()).unwrap_or_default();
+    still
+        .iter()
+        .map(|l| match l {
+            Leftover::Clinic(id) => format!("clinic {id}"),
+            Leftover::Provider { id, .. } => format!("provider {id}"),
+        })
+        .collect()
 }
 
 /// What a scenario works with.
@@ -95,6 +115,8 @@ pub struct Run<'a> {
     pub email_timeout: Duration,
     pub mail: Option<&'a SmtpSink>,
     pub reporter: &'a dyn Reporter,
+    /// What the run made and has not removed yet.
+    pub leftovers: &'a Leftovers,
 }
 
 /// Records the steps of one scenario and tells the reporter each as it is recorded.
@@ -163,7 +185,7 @@ impl Clinic {
                     "create clinic",
                 )?;
                 let id: Uuid = org.body["id"].as_str().and_then(|s| s.parse().ok()).ok_or("the clinic has no id")?;
-                Leftover::Clinic(id).keep();
+                Leftover::Clinic(id).keep(run.leftovers);
                 let mint = |role| run.target.token(role, Some(id)).unwrap_or_default();
                 (id, mint(Role::Admin), mint(Role::Staff), mint(Role::Agent), true)
             }
@@ -192,7 +214,7 @@ impl Clinic {
         )?;
         let clinic = Self { id, admin, staff, agent, provider: provider.body, owned };
         if !owned {
-            clinic.leftover().keep();
+            clinic.leftover().keep(run.leftovers);
         }
         Ok(clinic)
     }
@@ -238,7 +260,7 @@ impl Clinic {
     /// Deletes a clinic the run created; in a given clinic, cancels what the run booked and
     /// deactivates its provider.
     pub async fn remove(self, run: &Run<'_>) {
-        self.leftover().remove(run.target, run.probe, true).await;
+        self.leftover().remove(run.target, run.probe, run.leftovers, true).await;
     }
 
     /// The active appointments of the run's provider, as staff see them, page after page (in a
