@@ -49,7 +49,6 @@ impl LinkKey {
         IssuedLink { nonce, token_hash, expires_at: now + ttl }
     }
 
-    /// The token a nonce stands for.
     /// The key of manage links, derived from this one so one secret serves both.
     fn manage(&self) -> LinkKey {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
@@ -57,6 +56,7 @@ impl LinkKey {
         LinkKey(mac.finalize().into_bytes().into())
     }
 
+    /// The token a nonce stands for.
     pub fn token(&self, nonce: &str) -> LinkToken {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC accepts keys of any length");
         mac.update(nonce.as_bytes());

@@ -62,7 +62,8 @@ impl Application {
         let address = listener.local_addr()?;
         let ttl = chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1)));
         let mut links = Links::new(link_key(&config, jwt_secret.as_deref())?, ttl);
-        if let Some(previous) = &config.confirm_link_secret_previous {
+        // Empty as unset: a deployment template may set it to "" between rotations.
+        if let Some(previous) = config.confirm_link_secret_previous.as_deref().filter(|s| !s.is_empty()) {
             links = links.with_previous(secret_key("CONFIRM_LINK_SECRET_PREVIOUS", previous)?);
         }
         let links = Arc::new(links);
