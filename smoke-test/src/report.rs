@@ -188,7 +188,11 @@ impl Report {
 /// mid-write leaves the previous file or none, never a truncated report.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let folder = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(folder)?;
+    let mut builder = tempfile::Builder::new();
+    // As readable as a file created in place (0666 less the umask), not tempfile's owner-only.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut file = builder.tempfile_in(folder)?;
     std::io::Write::write_all(&mut file, bytes)?;
     file.persist(path).map(drop).map_err(|e| e.error)
 }

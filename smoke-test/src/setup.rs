@@ -101,14 +101,16 @@ impl Fixture {
         let admin = base.with_token(admin.clone());
         let (mut cancelled, mut left) = (0, Vec::new());
         for provider in &self.providers {
+            // Deactivated first, so no booking still on its way (its client gave up, the server
+            // not yet) lands after the list below was read.
+            if let Err(e) = admin.deactivate_provider(*provider).await {
+                left.push(format!("provider {provider}: {e}"));
+            }
             // The providers are the run's own, so everything booked with them is the run's: listing
             // them also finds a booking whose answer was lost (a timeout, an interruption).
             match cancel_bookings(&admin, *provider).await {
                 Ok(n) => cancelled += n,
                 Err(e) => left.push(format!("appointments of provider {provider}: {e}")),
-            }
-            if let Err(e) = admin.deactivate_provider(*provider).await {
-                left.push(format!("provider {provider}: {e}"));
             }
         }
         let done = format!("{cancelled} appointment(s) cancelled, {} provider(s) deactivated", self.providers.len());

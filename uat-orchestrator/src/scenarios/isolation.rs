@@ -87,6 +87,10 @@ async fn list_around(run: &Run<'_>, token: &str, booked: &serde_json::Value) -> 
             request = request.query(&[("cursor", cursor)]);
         }
         let page = run.probe.send("B lists", request).await?;
+        // A refused list shows nothing, and so would pass the check without checking anything.
+        if page.status != 200 {
+            return Err(format!("B's list of appointments answered {}: {}", page.status, page.body));
+        }
         seen.push_str(&page.body.to_string());
         match page.body["next"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
