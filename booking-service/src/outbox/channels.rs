@@ -91,12 +91,7 @@ impl Channels {
         if tokens.len() == 1 {
             return Ok(tokens.into_iter().next());
         }
-        for token in tokens {
-            if self.store.manage_target(&token.hash()).await?.is_some() {
-                return Ok(Some(token));
-            }
-        }
-        Ok(None)
+        first_stored(tokens, |hash| async move { Ok(self.store.manage_target(&hash).await?.is_some()) }).await
     }
 
     async fn email(&self, job: &OutboxJob, kind: Kind) -> Result<Delivery, DeliveryError> {
@@ -112,13 +107,9 @@ impl Channels {
                 .ok_or_else(|| DeliveryError::Render("the message has no link nonce".into()))?;
             // None stored: a reschedule replaced this link before it went out, and the newer
             // message carries the working one, so this one would only confuse.
-            let mut stored = None;
-            for token in self.links.confirm_tokens(nonce) {
-                if self.store.link_target(&token.hash()).await?.is_some() {
-                    stored = Some(token);
-                    break;
-                }
-            }
+            let tokens = self.links.confirm_tokens(nonce);
+            let stored =
+                first_stored(tokens, |hash| async move { Ok(self.store.link_target(&hash).await?.is_some()) }).await?;
             let Some(token) = stored else {
                 return Ok(Delivery::Dropped { reason: "superseded by a newer confirmation link" });
             };
@@ -195,6 +186,22 @@ impl Channels {
         tracing::info!(job = %job.id, "webhook delivered");
         Ok(Delivery::Sent)
     }
+}
+
+/// The first of `tokens` (the current key's, then the previous key's) whose hash the store holds.
+async fn first_stored<Fut>(
+    tokens: Vec<LinkToken>,
+    stored: impl Fn(String) -> Fut,
+) -> Result<Option<LinkToken>, DeliveryError>
+where
+    Fut: std::future::Future<Output = Result<bool, DeliveryError>>,
+{
+    for token in tokens {
+        if stored(token.hash()).await? {
+            return Ok(Some(token));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
