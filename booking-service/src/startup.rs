@@ -117,7 +117,7 @@ impl Application {
                 send_deadline,
             },
         };
-        let state = AppState {
+        let state = AppState::new(http::Services {
             store,
             auth: Arc::new(auth),
             request_timeout: config.request_timeout(),
@@ -132,7 +132,7 @@ impl Application {
             webhooks,
             sms,
             public_base_url: dispatcher.channels.base_url.as_str().into(),
-        };
+        });
         let server = ServerSettings {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
