@@ -12,9 +12,10 @@ pub enum ClientError {
     /// The request did not get an HTTP answer (connection refused, timeout, reset).
     #[error("transport error: {0}")]
     Transport(#[from] reqwest::Error),
-    /// The service answered with an error status and the API's error body.
+    /// The service answered with an error status and the API's error body (and, for 429, when
+    /// to ask again: its `Retry-After`).
     #[error("{status}: {} ({})", body.error.message, body.error.code)]
-    Api { status: StatusCode, body: Box<ErrorBody> },
+    Api { status: StatusCode, body: Box<ErrorBody>, retry_after: Option<Duration> },
     /// The answer was not the JSON this client expects.
     #[error("unexpected answer {status}: {message}")]
     Decode { status: StatusCode, message: String },
@@ -34,6 +35,21 @@ impl ClientError {
             Self::Api { body, .. } => Some(&body.error.code),
             _ => None,
         }
+    }
+
+    /// How long a refusal for too many requests (429) asks to wait before the next one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api { status: StatusCode::TOO_MANY_REQUESTS, retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn asking_to_wait(mut self, wait: Option<Duration>) -> Self {
+        if let Self::Api { retry_after, .. } = &mut self {
+            *retry_after = wait;
+        }
+        self
     }
 
     pub fn alternatives(&self) -> &[Slot] {
@@ -301,20 +317,26 @@ impl ApiClient {
     /// Sends a request and decodes a success body as `T`, or the API's error body.
     pub async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> ClientResult<T> {
         let response = request.send().await?;
-        let status = response.status();
+        let (status, retry_after) = (response.status(), retry_after(response.headers()));
         let bytes = response.bytes().await?;
-        decode(status, &bytes)
+        decode(status, &bytes).map_err(|e| e.asking_to_wait(retry_after))
     }
 
     async fn send_empty(&self, request: RequestBuilder) -> ClientResult<()> {
         let response = request.send().await?;
-        let status = response.status();
+        let (status, retry_after) = (response.status(), retry_after(response.headers()));
         let bytes = response.bytes().await?;
         if status.is_success() {
             return Ok(());
         }
-        decode::<serde_json::Value>(status, &bytes).map(|_| ())
+        decode::<serde_json::Value>(status, &bytes).map(|_| ()).map_err(|e| e.asking_to_wait(retry_after))
     }
+}
+
+/// `Retry-After` in seconds (the form the service sends).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// Turns a status and body into `T` on success, else into the matching [`ClientError`].
@@ -323,7 +345,7 @@ pub fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> ClientRe
         return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode { status, message: e.to_string() });
     }
     match serde_json::from_slice::<ErrorBody>(bytes) {
-        Ok(body) => Err(ClientError::Api { status, body: Box::new(body) }),
+        Ok(body) => Err(ClientError::Api { status, body: Box::new(body), retry_after: None }),
         Err(_) => {
             Err(ClientError::Decode { status, message: String::from_utf8_lossy(bytes).chars().take(200).collect() })
         }

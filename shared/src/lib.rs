@@ -6,4 +6,4 @@ pub mod auth;
 pub mod client;
 
 pub use auth::{Claims, Role};
-pub use client::{ApiClient, ClientError};
+pub use client::{ApiClient, ClientError, ClientResult};

@@ -7,7 +7,9 @@ use chrono::{Duration as Days, NaiveDate, NaiveTime, Utc};
 use futures::StreamExt;
 use rand::Rng;
 use shared::api::{AppointmentQuery, BookingInput, CreateOrganization, CreateProvider};
-use shared::{ApiClient, Role};
+use shared::{ApiClient, ClientResult, Role};
+use std::future::Future;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// The zone of the test's providers: UTC has no DST gap, so every planned local time exists.
@@ -103,7 +105,7 @@ impl Fixture {
         for provider in &self.providers {
             // Deactivated first, so no booking still on its way (its client gave up, the server
             // not yet) lands after the list below was read.
-            if let Err(e) = admin.deactivate_provider(*provider).await {
+            if let Err(e) = patiently(|| admin.deactivate_provider(*provider)).await {
                 left.push(format!("provider {provider}: {e}"));
             }
             // The providers are the run's own, so everything booked with them is the run's: listing
@@ -125,8 +127,7 @@ impl Fixture {
 /// Cancels the active appointments of `provider`, a few at a time; returns how many it cancelled.
 async fn cancel_bookings(admin: &ApiClient, provider: Uuid) -> Result<usize, String> {
     let query = AppointmentQuery { provider_id: Some(provider), limit: Some(500), ..Default::default() };
-    let active: Vec<Uuid> = admin
-        .appointments(&query)
+    let active: Vec<Uuid> = patiently(|| admin.appointments(&query))
         .await
         .map_err(|e| format!("listing them failed: {e}"))?
         .into_iter()
@@ -134,7 +135,7 @@ async fn cancel_bookings(admin: &ApiClient, provider: Uuid) -> Result<usize, Str
         .map(|a| a.id)
         .collect();
     let outcomes: Vec<_> = futures::stream::iter(active)
-        .map(|id| async move { (id, admin.cancel(id, Some("smoke-test clean-up")).await) })
+        .map(|id| async move { (id, patiently(|| admin.cancel(id, Some("smoke-test clean-up"))).await) })
         .buffer_unordered(8)
         .collect()
         .await;
@@ -151,6 +152,28 @@ async fn cancel_bookings(admin: &ApiClient, provider: Uuid) -> Result<usize, Str
     match failed.first() {
         None => Ok(cancelled),
         Some(first) => Err(format!("{} not cancelled, e.g. {first}", failed.len())),
+    }
+}
+
+/// The longest clean-up waits in all for one request the service refuses as too many (429).
+const PATIENCE: Duration = Duration::from_secs(300);
+
+/// Sends a clean-up request again when the service refuses it as too many (429), after the wait
+/// it asks for: a run that booked more than the admin token's rate limit still removes everything.
+async fn patiently<T, F: Future<Output = ClientResult<T>>>(send: impl Fn() -> F) -> ClientResult<T> {
+    let mut waited = Duration::ZERO;
+    loop {
+        let refused = match send().await {
+            Err(refused) => refused,
+            answered => return answered,
+        };
+        match refused.retry_after().filter(|wait| waited + *wait <= PATIENCE) {
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                waited += wait;
+            }
+            None => return Err(refused),
+        }
     }
 }
 

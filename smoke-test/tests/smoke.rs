@@ -11,7 +11,7 @@ use smoke_test::cli::Args;
 use smoke_test::report::Verdict;
 use std::sync::{Arc, Mutex};
 use tempfile::TempDir;
-use test_kit::{spawn_app, token, Backend, TestDatabase, SECRET};
+use test_kit::{spawn_app, spawn_app_with, token, Backend, TestDatabase, SECRET};
 use uuid::Uuid;
 
 /// Arguments as on the command line, with the report in a temporary folder.
@@ -428,6 +428,39 @@ async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
     let run = run(args(&dir, &argv)).await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
     assert_eq!(run.report.cleanup, "done: 10 appointment(s) cancelled, 2 provider(s) deactivated");
+    assert_eq!(active_appointments(&org).await, 0);
+}
+
+/// A run that booked more than the admin token may send in a minute still cancels every booking:
+/// the clean-up waits out the service's 429s (Retry-After) instead of leaving the rest behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_tokens_the_clean_up_waits_out_the_rate_limit() {
+    use shared::Role;
+    // 20 a minute for each token: the agent's 15 bookings pass, the admin's set-up and clean-up
+    // (two providers created and deactivated, two lists, 15 cancellations) go past it.
+    let app = spawn_app_with(Backend::Sqlite, |config| config.rate_limit_per_minute = 20).await;
+    let org = app.org_named("Staging Clinic", "Europe/Paris").await;
+    let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let argv = [
+        "--target",
+        &app.base,
+        "--admin-token",
+        &admin,
+        "--agent-token",
+        &agent,
+        "--rate",
+        "15",
+        "--duration",
+        "1s",
+        "--providers",
+        "2",
+        "--budget-ms",
+        "30000",
+    ];
+    let run = run(args(&dir, &argv)).await;
+    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
+    assert_eq!(run.report.cleanup, "done: 15 appointment(s) cancelled, 2 provider(s) deactivated");
     assert_eq!(active_appointments(&org).await, 0);
 }
 
