@@ -15,12 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Answers instead of hanging when a request outlives its deadline; the handler's future is
 /// dropped, which rolls back any open transaction. A handler still waiting for the body then is
 /// waiting for the client, so that answer is 408, not the database's 503.
-pub(super) async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(super) async fn deadline(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(Arrived(Instant::now()));
     let waiting_for_client = Arc::new(AtomicBool::new(false));
     let req = if req.body().is_end_stream() {
         req
@@ -34,6 +35,12 @@ pub(super) async fn deadline(State(state): State<AppState>, req: Request, next: 
         Err(_) => ApiError::Unavailable("request deadline exceeded".into()).into_response(),
     }
 }
+
+/// When the request's headers had arrived: the deadlines of what it asks for run from then, not
+/// from when its body had (a Vapi tool call must be answered before Vapi gives up, however long
+/// its body took).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub Instant);
 
 /// The error a body gives once its deadline has passed; the extractors answer it with 408.
 #[derive(Debug, thiserror::Error)]

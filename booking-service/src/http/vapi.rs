@@ -3,6 +3,7 @@
 //! string; only a request that is not Vapi's (bad token or signature, not JSON) gets an error status.
 
 use super::auth::Caller;
+use super::deadline::Arrived;
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, RawBody};
 use super::AppState;
@@ -12,7 +13,7 @@ use crate::vapi::{self, CallReport, SignatureCheck, VapiMessage};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use shared::api::{self, ErrorBody};
 use shared::Role;
@@ -48,6 +49,7 @@ pub fn router() -> Router<AppState> {
 pub async fn tools(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(Arrived(arrived)): Extension<Arrived>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
@@ -72,8 +74,8 @@ pub async fn tools(
             let now = state.clock.now();
             // What its tool calls change is audited under the call's id (GET /api/calls).
             let actor = Actor { call: message.call_id.clone(), ..actor };
-            let results =
-                vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, now, state.vapi.deadline).await;
+            let until = arrived + state.vapi.deadline;
+            let results = vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, now, until).await;
             Ok(Json(json!({ "results": results })))
         }
         VapiMessage::AssistantRequest => Ok(Json(assistant(&state, &actor).await?)),

@@ -371,6 +371,43 @@ async fn readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish
     assert!(refused.is_err(), "the service still answers after stopping");
 }
 
+/// A Vapi tool call whose body was slow to arrive is still answered by the tool deadline, which
+/// runs from its headers: a spoken "taking too long" (200) before the request timeout's bare 503,
+/// which Vapi cannot speak. Here the body takes 2 s, the booking waits on a held lock, the tool
+/// deadline is 2.5 s and the request timeout 4 s (counted from the body, the deadline would end
+/// at 4.5 s).
+async fn a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.request_timeout_secs = 4;
+        c.vapi_deadline_ms = 2500;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_secs(6));
+    locked.await.expect("the lock is held");
+    let calls = vec![crate::vapi::book_call("c1", provider.id, &date_str(days_ahead(3)), "10:00", "Ada")];
+    let body = crate::vapi::message(calls, Some("+15551230000"), "call-slow").to_string();
+    let token = token(Role::Agent, Some(org.id));
+    let mut socket = connect(&app).await;
+    let head = format!(
+        "POST /api/vapi/tools HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let started = Instant::now();
+    let (first, rest) = body.split_at(body.len() / 2);
+    socket.write_all(format!("{head}{first}").as_bytes()).await.expect("headers and half the body");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    socket.write_all(rest.as_bytes()).await.expect("the rest of the body");
+    let (status, answer) = read_answer(&mut socket, Duration::from_secs(8)).await.expect("an answer");
+    assert_eq!(status, 200, "answered after {:?}: {answer}", started.elapsed());
+    let answer: Value = serde_json::from_str(&answer).expect("JSON");
+    let said = crate::vapi::only(&answer).expect_err("the booking did not finish");
+    assert!(said.contains("taking too long"), "{said}");
+    blocker.await.expect("blocker");
+}
+
 /// Holds the database's write lock for `hold`, so bookings have to wait; the receiver hears when
 /// the lock is taken.
 fn hold_the_write_lock(
@@ -507,6 +544,7 @@ on_both_backends!(
     half_sent_headers_are_cut_after_the_header_timeout,
     idle_connections_are_closed_after_the_idle_timeout,
     a_slow_body_is_answered_408_not_503,
+    a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline,
     connections_beyond_the_limit_wait_for_a_free_one,
     shutdown_ends_within_its_grace_with_slow_clients_connected,
     readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,

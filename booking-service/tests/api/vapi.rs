@@ -13,7 +13,7 @@ pub(crate) fn call(id: &str, name: &str, arguments: Value) -> Value {
 }
 
 /// A `book_appointment` call for `name` with `provider` at a local date and time.
-fn book_call(id: &str, provider: uuid::Uuid, date: &str, time: &str, name: &str) -> Value {
+pub(crate) fn book_call(id: &str, provider: uuid::Uuid, date: &str, time: &str, name: &str) -> Value {
     let arguments =
         json!({"provider_id": provider, "appointment_date": date, "appointment_time": time, "patient_name": name});
     call(id, "book_appointment", arguments)

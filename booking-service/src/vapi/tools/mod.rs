@@ -40,7 +40,6 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
-use std::time::Duration;
 use tokio::time::Instant;
 
 /// The tools an assistant can call, in the order the definitions list them.
@@ -122,8 +121,8 @@ pub const MAX_CALLS_PER_MESSAGE: usize = 16;
 /// would let one message hold many connections of a pool every clinic shares.
 const CALLS_AT_ONCE: usize = 4;
 
-/// Answers every call of the message, a few at a time, in the calls' order, all within `deadline`
-/// of the message's arrival (a call still waiting then is answered as too slow).
+/// Answers every call of the message, a few at a time, in the calls' order, all by `until` (a
+/// call still waiting then is answered as too slow).
 pub async fn answer(
     store: &DynStore,
     links: &Links,
@@ -131,7 +130,7 @@ pub async fn answer(
     actor: &Actor,
     message: ToolCalls,
     now: DateTime<Utc>,
-    deadline: Duration,
+    until: Instant,
 ) -> Vec<ToolAnswer> {
     if message.calls.len() > MAX_CALLS_PER_MESSAGE {
         let refusal = refusal::too_many(message.calls.len(), MAX_CALLS_PER_MESSAGE);
@@ -148,7 +147,6 @@ pub async fn answer(
             })
             .collect();
     }
-    let until = Instant::now() + deadline;
     let ctx = Context { store, links, lanes, actor, caller: message.caller, call_id: message.call_id, now };
     let ctx = &ctx;
     // Made up front and only run as `buffered` polls them: a closure kept inside the stream would
@@ -203,6 +201,7 @@ async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn the_calls_of_a_message_run_a_few_at_a_time_and_answer_in_order() {
