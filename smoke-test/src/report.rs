@@ -5,6 +5,7 @@ use crate::stats::Summary;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use shared::report_file::write_whole;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -182,19 +183,6 @@ impl Report {
         let json = serde_json::to_vec_pretty(self)?;
         write_whole(path, &json).with_context(|| format!("cannot write {}", path.display()))
     }
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a run killed
-/// mid-write leaves the previous file or none, never a truncated report.
-pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut builder = tempfile::Builder::new();
-    // As readable as a file created in place (0666 less the umask), not tempfile's owner-only.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut file = builder.tempfile_in(folder)?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// `reports/smoke-<unix_ms>.json`.

@@ -330,7 +330,7 @@ fn print_summary(report: &CanaryReport) {
 pub fn write(dir: &Path, report: &CanaryReport) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("canary-report-{}.json", chrono::Utc::now().timestamp_millis()));
-    report::write_whole(&path, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    shared::report_file::write_whole(&path, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
     Ok(path)
 }
 

@@ -358,7 +358,7 @@ pub fn markdown(report: &DailyReport) -> String {
 pub fn write(dir: &Path, report: &DailyReport) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("daily-report-{}.json", Utc::now().timestamp_millis()));
-    report::write_whole(&path, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    shared::report_file::write_whole(&path, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
     Ok(path)
 }
 

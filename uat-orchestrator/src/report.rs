@@ -5,6 +5,7 @@ use crate::probe::Tally;
 use crate::record::{Decision, Findings, Judgement, ScenarioReport, Step};
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
+use shared::report_file::write_whole;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -144,19 +145,6 @@ pub fn write_junit(path: &Path, report: &JunitReport) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     write_whole(path, report.to_string().map_err(std::io::Error::other)?.as_bytes())
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it over `path`, so a run killed
-/// mid-write leaves the previous file or none, never a truncated report.
-pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let folder = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut builder = tempfile::Builder::new();
-    // As readable as a file created in place (0666 less the umask), not tempfile's owner-only.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut file = builder.tempfile_in(folder)?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Appends Markdown to `$GITHUB_STEP_SUMMARY` when it is set (in a GitHub Actions job).

@@ -1,0 +1,49 @@
+//! Report files written whole: a run killed mid-write leaves the previous file or none, never a
+//! truncated report that a CI step would then fail to parse.
+
+use std::path::Path;
+
+/// Writes `bytes` to a temporary file beside `path` and renames it over `path`.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    // As readable as a file created in place (0666 less the umask), not tempfile's owner-only.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut file = builder.tempfile_in(folder)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.persist(path).map(drop).map_err(|e| e.error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file is replaced, not truncated and written again: whoever holds the previous one
+    /// (here, a second name of it) still reads it whole, and no temporary file is left.
+    #[test]
+    fn a_file_is_replaced_whole_and_nothing_else_is_left() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("report.json");
+        std::fs::write(&path, "previous").expect("a previous report");
+        let held = dir.path().join("held.json");
+        std::fs::hard_link(&path, &held).expect("a second name");
+        write_whole(&path, b"next").expect("written");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "next");
+        assert_eq!(std::fs::read_to_string(&held).expect("read"), "previous");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("the folder").count(), 2);
+    }
+
+    /// Created like a file written in place: readable by others unless the umask says otherwise.
+    #[cfg(unix)]
+    #[test]
+    fn a_file_is_as_readable_as_one_written_in_place() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let (whole, in_place) = (dir.path().join("whole"), dir.path().join("in-place"));
+        write_whole(&whole, b"x").expect("written");
+        std::fs::write(&in_place, b"x").expect("written");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&whole), mode(&in_place));
+    }
+}
