@@ -402,13 +402,16 @@ async fn given_tokens_of_an_existing_organization_it_races_there_cancels_its_boo
     assert!(!providers[0].active);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
+/// A load run with given tokens, `rate` bookings a second for a second on two providers, against
+/// a service allowing each token `per_minute` requests (0: no limit): its clean-up cancels every
+/// booking it made.
+async fn given_tokens_a_load_run_cancels_every_booking(per_minute: u32, rate: u32) {
     use shared::Role;
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| config.rate_limit_per_minute = per_minute).await;
     let org = app.org_named("Staging Clinic", "Europe/Paris").await;
     let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
     let dir = tempfile::tempdir().expect("a temporary folder");
+    let rate = rate.to_string();
     let argv = [
         "--target",
         &app.base,
@@ -417,7 +420,7 @@ async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
         "--agent-token",
         &agent,
         "--rate",
-        "10",
+        &rate,
         "--duration",
         "1s",
         "--providers",
@@ -427,41 +430,22 @@ async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
     ];
     let run = run(args(&dir, &argv)).await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
-    assert_eq!(run.report.cleanup, "done: 10 appointment(s) cancelled, 2 provider(s) deactivated");
+    assert_eq!(run.report.cleanup, format!("done: {rate} appointment(s) cancelled, 2 provider(s) deactivated"));
     assert_eq!(active_appointments(&org).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
+    given_tokens_a_load_run_cancels_every_booking(0, 10).await;
 }
 
 /// A run that booked more than the admin token may send in a minute still cancels every booking:
 /// the clean-up waits out the service's 429s (Retry-After) instead of leaving the rest behind.
+/// At 20 a minute for each token, the agent's 15 bookings pass; the admin's set-up and clean-up
+/// (two providers created and deactivated, two lists, 15 cancellations) go past it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_tokens_the_clean_up_waits_out_the_rate_limit() {
-    use shared::Role;
-    // 20 a minute for each token: the agent's 15 bookings pass, the admin's set-up and clean-up
-    // (two providers created and deactivated, two lists, 15 cancellations) go past it.
-    let app = spawn_app_with(Backend::Sqlite, |config| config.rate_limit_per_minute = 20).await;
-    let org = app.org_named("Staging Clinic", "Europe/Paris").await;
-    let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let argv = [
-        "--target",
-        &app.base,
-        "--admin-token",
-        &admin,
-        "--agent-token",
-        &agent,
-        "--rate",
-        "15",
-        "--duration",
-        "1s",
-        "--providers",
-        "2",
-        "--budget-ms",
-        "30000",
-    ];
-    let run = run(args(&dir, &argv)).await;
-    assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
-    assert_eq!(run.report.cleanup, "done: 15 appointment(s) cancelled, 2 provider(s) deactivated");
-    assert_eq!(active_appointments(&org).await, 0);
+    given_tokens_a_load_run_cancels_every_booking(20, 15).await;
 }
 
 /// Another clinic's agent token has every booking refused: that is the configuration, not the
