@@ -5,7 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
-#[cfg(feature = "report-files")]
+#[cfg(any(test, feature = "report-files"))]
 pub mod report_file;
 
 pub use auth::{Claims, Role};

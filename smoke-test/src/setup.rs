@@ -167,7 +167,9 @@ async fn patiently<T, F: Future<Output = ClientResult<T>>>(send: impl Fn() -> F)
             Err(refused) => refused,
             answered => return answered,
         };
-        match refused.retry_after().filter(|wait| waited + *wait <= PATIENCE) {
+        // At least a second: a `Retry-After: 0` (from a proxy, say) must not spin.
+        let wait = refused.retry_after().map(|wait| wait.max(Duration::from_secs(1)));
+        match wait.filter(|wait| waited + *wait <= PATIENCE) {
             Some(wait) => {
                 tokio::time::sleep(wait).await;
                 waited += wait;

@@ -403,12 +403,15 @@ async fn given_tokens_of_an_existing_organization_it_races_there_cancels_its_boo
 }
 
 /// A load run with given tokens, `rate` bookings a second for a second on two providers, against
-/// a service allowing each token `per_minute` requests (0: no limit): its clean-up cancels every
-/// booking it made.
-async fn given_tokens_a_load_run_cancels_every_booking(per_minute: u32, rate: u32) {
+/// a service allowing each token `per_minute` requests (0: no limit) of which the admin token has
+/// already spent `spent`: its clean-up cancels every booking it made.
+async fn given_tokens_a_load_run_cancels_every_booking(per_minute: u32, spent: u32, rate: u32) {
     use shared::Role;
     let app = spawn_app_with(Backend::Sqlite, |config| config.rate_limit_per_minute = per_minute).await;
     let org = app.org_named("Staging Clinic", "Europe/Paris").await;
+    for _ in 0..spent {
+        org.admin.providers().await.expect("within the limit");
+    }
     let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
     let dir = tempfile::tempdir().expect("a temporary folder");
     let rate = rate.to_string();
@@ -436,16 +439,17 @@ async fn given_tokens_a_load_run_cancels_every_booking(per_minute: u32, rate: u3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
-    given_tokens_a_load_run_cancels_every_booking(0, 10).await;
+    given_tokens_a_load_run_cancels_every_booking(0, 0, 10).await;
 }
 
 /// A run that booked more than the admin token may send in a minute still cancels every booking:
 /// the clean-up waits out the service's 429s (Retry-After) instead of leaving the rest behind.
-/// At 20 a minute for each token, the agent's 15 bookings pass; the admin's set-up and clean-up
-/// (two providers created and deactivated, two lists, 15 cancellations) go past it.
+/// At 60 a minute (one more each second), with 45 already spent, the admin's set-up and clean-up
+/// (two providers created and deactivated, two lists, 15 cancellations) go past the limit by
+/// several requests, more than the seconds of a slow run give back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_tokens_the_clean_up_waits_out_the_rate_limit() {
-    given_tokens_a_load_run_cancels_every_booking(20, 15).await;
+    given_tokens_a_load_run_cancels_every_booking(60, 45, 15).await;
 }
 
 /// Another clinic's agent token has every booking refused: that is the configuration, not the

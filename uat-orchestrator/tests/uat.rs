@@ -196,11 +196,11 @@ fn refused() -> Response {
         .expect("response")
 }
 
-/// `GET /api/appointments` as a tenant-blind service answers it: the lists of every token seen
-/// (with the request's filters), merged by start and paged again.
 /// The largest page the tenant-blind list gives.
 const PAGE_AT_MOST: usize = 2;
 
+/// `GET /api/appointments` as a tenant-blind service answers it: the lists of every token seen
+/// (with the request's filters), merged by start and paged again.
 async fn list_every_clinic(proxy: &Proxy, path: &str) -> Response {
     let url = url::Url::parse(&format!("http://proxy{path}")).expect("a URL");
     let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -286,9 +286,8 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     if matches!(proxy.breakage, Breakage::ListsEveryClinic)
         && parts.method == "GET"
         && (path == "/api/appointments" || path.starts_with("/api/appointments?"))
-        // Whoever may list (the service refuses the proxy's own cursors, so its answer's status
-        // says nothing else).
-        && !matches!(response.status().as_u16(), 401 | 403)
+        // Whoever may list: the service answered the list, or refused only the proxy's own cursor.
+        && (response.status() == 200 || (response.status() == 422 && path.contains("cursor=")))
     {
         return list_every_clinic(&proxy, &path).await;
     }

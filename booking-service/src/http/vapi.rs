@@ -49,7 +49,7 @@ pub fn router() -> Router<AppState> {
 pub async fn tools(
     State(state): State<AppState>,
     caller: Caller,
-    Extension(Arrived(arrived)): Extension<Arrived>,
+    arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> ApiResult<Json<Value>> {
@@ -74,6 +74,8 @@ pub async fn tools(
             let now = state.clock.now();
             // What its tool calls change is audited under the call's id (GET /api/calls).
             let actor = Actor { call: message.call_id.clone(), ..actor };
+            // From the request's arrival (stamped by the deadline layer every route is behind).
+            let arrived = arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at);
             let until = arrived + state.vapi.deadline;
             let results = vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, now, until).await;
             Ok(Json(json!({ "results": results })))
