@@ -134,6 +134,17 @@ impl Dispatcher {
         let now = store::now();
         let lease_until =
             now + chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
+        // A message claimed as often as it may be tried, yet never settled (sent, but the outcome
+        // could not be recorded), is not sent yet again.
+        let max_claims = i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX);
+        let abandoned = self.channels.store.abandon_unsettled(now, max_claims).await?;
+        if abandoned > 0 {
+            tracing::error!(
+                abandoned,
+                max_claims,
+                "gave up on messages claimed again and again with no outcome recorded"
+            );
+        }
         let jobs = self.channels.store.claim_mail(now, lease_until, self.settings.batch).await?;
         if stopped.is_some_and(|s| *s.borrow()) {
             // Claimed as the stop came: they come back when their lease ends.

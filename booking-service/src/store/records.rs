@@ -350,6 +350,8 @@ pub struct OutboxJob {
     pub payload: serde_json::Value,
     /// Failed deliveries so far.
     pub attempts: i32,
+    /// Times claimed by a dispatcher, the claim that returned it included.
+    pub claims: i32,
     #[sqlx(try_from = "sql::Timestamp")]
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,

@@ -44,7 +44,7 @@ range_rows! {
 }
 
 pub const OUTBOX_COLUMNS: &str =
-    "id, org_id, appointment_id, kind, payload, attempts, next_attempt_at, last_error, sent_at, dead_at";
+    "id, org_id, appointment_id, kind, payload, attempts, claims, next_attempt_at, last_error, sent_at, dead_at";
 
 pub const APPOINTMENT_TYPE_COLUMNS: &str =
     "id, org_id, name, duration_minutes, buffer_before_minutes, buffer_after_minutes,

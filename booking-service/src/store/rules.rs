@@ -1187,7 +1187,7 @@ impl Store for SqlStore {
         let skip_locked = self.dialect().skip_locked();
         let known = self.dialect().json_elements("$4");
         let sql = format!(
-            "UPDATE outbox SET claimed_until = $2
+            "UPDATE outbox SET claimed_until = $2, claims = claims + 1
              WHERE id IN (
                  SELECT id FROM outbox
                  WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
@@ -1211,14 +1211,14 @@ impl Store for SqlStore {
             }
             Delivery::Retry { error, at } => {
                 let sql = "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3, claimed_until = NULL
-                           WHERE id = $1";
-                self.execute(Scope::Dispatch, sql, (job, error, Timestamp(*at))).await?
+                           WHERE id = $1 AND claims = $4";
+                self.execute(Scope::Dispatch, sql, (job, error, Timestamp(*at), message.claims)).await?
             }
             Delivery::Dead { error } => {
                 let sql =
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2, dead_at = $3, claimed_until = NULL
-                           WHERE id = $1";
-                self.execute(Scope::Dispatch, sql, (job, error, now)).await?
+                           WHERE id = $1 AND claims = $4";
+                self.execute(Scope::Dispatch, sql, (job, error, now, message.claims)).await?
             }
             // As its organization, which may withdraw its own messages (the dispatcher's role
             // only updates the delivery columns).
@@ -1228,6 +1228,14 @@ impl Store for SqlStore {
             }
         };
         Ok(())
+    }
+
+    async fn abandon_unsettled(&self, now: DateTime<Utc>, max_claims: i32) -> StoreResult<u64> {
+        let sql = "UPDATE outbox SET dead_at = $1, claimed_until = NULL,
+                          last_error = 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
+                   WHERE sent_at IS NULL AND dead_at IS NULL AND claims >= $2
+                     AND (claimed_until IS NULL OR claimed_until <= $1)";
+        Ok(self.execute(Scope::Dispatch, sql, (Timestamp(now), max_claims)).await?)
     }
 
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>> {

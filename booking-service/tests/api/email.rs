@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};
-use booking_service::store::OutboxJob;
+use booking_service::store::{Delivery, OutboxJob};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 use shared::api::{AppointmentStatus, BookingInput, RescheduleRequest};
@@ -563,7 +563,7 @@ async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
     let backlog = app.store.outbox_backlog(now).await.expect("backlog");
     assert_eq!((backlog.due, backlog.oldest_due_seconds, backlog.dead), (0, 0.0, 0), "all in a dispatcher's hands");
 
-    let dead = booking_service::store::Delivery::Dead { error: "refused".into() };
+    let dead = Delivery::Dead { error: "refused".into() };
     app.store.record_delivery(&claimed[0], &dead).await.expect("recorded");
     assert_eq!(app.store.outbox_backlog(now).await.expect("backlog").dead, 1);
 
@@ -574,6 +574,67 @@ async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
         assert!(matches!(sampled, Ok(Ok(_))), "the count waited for the writer: {sampled:?}");
         sqlx::query("COMMIT").execute(&mut writer).await.expect("release the writer");
     }
+}
+
+/// A message sent but whose outcome could never be recorded comes back at the end of each lease;
+/// once claimed as often as it may be tried it is a dead letter (it may have been sent), not sent
+/// yet again. Claims three minutes apart with two-minute leases, none of them recorded.
+async fn a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below wait for the claims here.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    let (store, max) = (&app.store, 3);
+    let start = booking_service::store::now();
+    let confirmation = |jobs: &[OutboxJob]| jobs.iter().find(|j| j.kind == "booking_confirmation").cloned();
+    for claim in 0..max {
+        let at = start + chrono::Duration::minutes(3 * i64::from(claim));
+        assert_eq!(store.abandon_unsettled(at, max).await.expect("abandon"), 0, "claim {claim}");
+        let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100).await.expect("claimed");
+        let job = confirmation(&claimed).expect("claimed again once its lease ended");
+        assert_eq!((job.claims, job.attempts), (claim + 1, 0));
+    }
+    let at = start + chrono::Duration::minutes(3 * i64::from(max));
+    assert!(store.abandon_unsettled(at, max).await.expect("abandon") >= 1);
+    let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100).await.expect("claimed");
+    assert!(confirmation(&claimed).is_none(), "sent yet again: {claimed:?}");
+    let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
+    let dead = confirmation(&outbox).expect("kept");
+    assert!(dead.dead_at.is_some() && dead.sent_at.is_none(), "{dead:?}");
+    let error = dead.last_error.unwrap_or_default();
+    assert!(error.contains("claimed 3 times with no outcome recorded"), "{error}");
+    assert!(store.outbox_backlog(at).await.expect("backlog").dead >= 1, "the dead-letter alert sees it");
+}
+
+/// A dispatcher whose lease ran out while it was sending cannot record a failure over a message
+/// another dispatcher has claimed since (it would hand it to a third while the second sends); a
+/// sending it records is kept.
+async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below wait for the claims here.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    let store = &app.store;
+    let first_at = booking_service::store::now();
+    let second_at = first_at + chrono::Duration::minutes(3);
+    let confirmation = |jobs: Vec<OutboxJob>| jobs.into_iter().find(|j| j.kind == "booking_confirmation");
+    let lease = chrono::Duration::minutes(2);
+    let first = confirmation(store.claim_mail(first_at, first_at + lease, 100).await.expect("claim")).expect("one");
+    let second = confirmation(store.claim_mail(second_at, second_at + lease, 100).await.expect("claim")).expect("two");
+    let stored = || async {
+        let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
+        confirmation(outbox).expect("kept")
+    };
+    let retry = Delivery::Retry { error: "timed out".into(), at: second_at };
+    store.record_delivery(&first, &retry).await.expect("recorded");
+    let after_first = stored().await;
+    assert_eq!((after_first.attempts, after_first.last_error), (0, None), "the ended claim's failure");
+    store.record_delivery(&second, &retry).await.expect("recorded");
+    assert_eq!(stored().await.attempts, 1, "the current claim's failure");
+    store.record_delivery(&first, &Delivery::Sent).await.expect("recorded");
+    assert!(stored().await.sent_at.is_some(), "a sending is recorded whichever claim made it");
 }
 
 /// A rotated link key with the old one as `CONFIRM_LINK_SECRET_PREVIOUS`: a confirmation queued
@@ -609,6 +670,8 @@ async fn links_issued_before_a_key_rotation_work_with_the_previous_key(backend: 
 }
 
 on_both_backends!(
+    a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead,
+    a_failure_from_an_ended_claim_is_not_recorded,
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
     links_issued_before_a_key_rotation_work_with_the_previous_key,
     the_backlog_counts_what_a_dispatcher_would_claim,
@@ -718,6 +781,8 @@ async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
     );
     assert_eq!(run(&mut conn, "booking_worker", count).await, Ok(2));
     assert_eq!(run(&mut conn, "booking_worker", update).await, Ok(2));
+    let claim = "UPDATE outbox SET claims = claims + 1 WHERE kind = 'booking_confirmation'";
+    assert_eq!(run(&mut conn, "booking_worker", claim).await, Ok(2));
     for denied in [
         "UPDATE outbox SET payload = '{}'",
         "UPDATE outbox SET org_id = gen_random_uuid()",
