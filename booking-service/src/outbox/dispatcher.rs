@@ -134,20 +134,22 @@ impl Dispatcher {
         let now = store::now();
         let lease_until =
             now + chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
-        // A message claimed as often as it may be tried, yet never settled (sent, but the outcome
-        // could not be recorded), is not sent yet again.
+        if stopped.is_some_and(|s| *s.borrow()) {
+            return Ok(0);
+        }
         let max_claims = i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX);
-        let abandoned = self.channels.store.abandon_unsettled(now, max_claims).await?;
-        if abandoned > 0 {
+        let claimed = self.channels.store.claim_mail(now, lease_until, self.settings.batch, max_claims).await?;
+        if claimed.abandoned > 0 {
+            let abandoned = claimed.abandoned;
             tracing::error!(
                 abandoned,
                 max_claims,
                 "gave up on messages claimed again and again with no outcome recorded"
             );
         }
-        let jobs = self.channels.store.claim_mail(now, lease_until, self.settings.batch).await?;
+        let jobs = claimed.jobs;
         if stopped.is_some_and(|s| *s.borrow()) {
-            // Claimed as the stop came: they come back when their lease ends.
+            // Claimed as the stop came: they come back when their lease ends (one claim spent).
             return Ok(0);
         }
         futures::future::join_all(jobs.iter().map(|job| self.handle(job))).await;
@@ -174,7 +176,7 @@ impl Dispatcher {
     }
 
     fn failed(&self, job: &OutboxJob, error: DeliveryError) -> Delivery {
-        let attempts = u32::try_from(job.attempts).unwrap_or(0) + 1;
+        let attempts = tries(job);
         let error = error.to_string();
         if attempts >= self.settings.max_attempts {
             tracing::error!(job = %job.id, kind = %job.kind, attempts, error = %error, "giving up on a message");
@@ -194,6 +196,13 @@ impl Dispatcher {
     }
 }
 
+/// Which try of `job` a failure now ends: the failures recorded and this one, or its claims if
+/// more (a claim that ended with nothing recorded, cut off by a stop or a crash, was a try too),
+/// so the claim that reaches the limit gives up with its own error.
+fn tries(job: &OutboxJob) -> u32 {
+    (u32::try_from(job.attempts).unwrap_or(0) + 1).max(u32::try_from(job.claims).unwrap_or(0))
+}
+
 /// `base · 2^(attempt-1)`, capped at `max`, with "equal jitter": half of it fixed, half random, so
 /// the retries of many messages spread out.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
@@ -206,6 +215,26 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claim_that_ended_with_nothing_recorded_counts_as_a_try() {
+        let job = |attempts, claims| OutboxJob {
+            id: uuid::Uuid::nil(),
+            org: crate::domain::OrgId(uuid::Uuid::nil()),
+            appointment: crate::domain::AppointmentId(uuid::Uuid::nil()),
+            kind: "booking_confirmation".into(),
+            payload: serde_json::Value::Null,
+            attempts,
+            claims,
+            next_attempt_at: chrono::Utc::now(),
+            last_error: None,
+            sent_at: None,
+            dead_at: None,
+        };
+        assert_eq!(tries(&job(0, 1)), 1, "the first claim's failure");
+        assert_eq!(tries(&job(1, 2)), 2, "every claim recorded");
+        assert_eq!(tries(&job(1, 3)), 3, "one claim cut off before it recorded anything");
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_its_cap() {

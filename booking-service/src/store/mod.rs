@@ -259,21 +259,21 @@ pub trait Store: Send + Sync {
 
     /// Claims up to `limit` due messages of every organization until `lease_until`: no other
     /// dispatcher takes them before then, and they come back if this one dies. Only messages of
-    /// the kinds this release delivers (`outbox_kind::ALL`).
+    /// the kinds this release delivers (`outbox_kind::ALL`), claimed fewer than `max_claims`
+    /// times. First, in the same transaction, it gives up on the due messages claimed
+    /// `max_claims` times whose last claim ended with no outcome recorded (each may have been
+    /// sent every time): they become dead letters instead of being sent again.
     async fn claim_mail(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
-    ) -> StoreResult<Vec<OutboxJob>>;
+        max_claims: i32,
+    ) -> StoreResult<ClaimedMail>;
     /// Records how a claimed message's delivery went. A failure is recorded only while the
     /// message is still in the claim that returned `job`: once another dispatcher has claimed it
     /// again, the message is that one's (a sending is always recorded).
     async fn record_delivery(&self, job: &OutboxJob, delivery: &Delivery) -> StoreResult<()>;
-    /// Gives up on the messages claimed `max_claims` times whose last claim has ended with no
-    /// outcome recorded (each may have been sent every time): they become dead letters instead
-    /// of being sent again. Returns how many.
-    async fn abandon_unsettled(&self, now: DateTime<Utc>, max_claims: i32) -> StoreResult<u64>;
     /// The messages queued for an appointment, oldest first.
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 

@@ -224,3 +224,11 @@ pub struct OutboxBacklog {
     pub oldest_due_seconds: f64,
     pub dead: i64,
 }
+
+/// What one claim took: the messages now in this dispatcher's hands, and how many it gave up on
+/// first (claimed as often as they may be tried, the last claim never settled).
+#[derive(Debug, Default)]
+pub struct ClaimedMail {
+    pub jobs: Vec<super::OutboxJob>,
+    pub abandoned: u64,
+}

@@ -1181,32 +1181,45 @@ impl Store for SqlStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: i64,
-    ) -> StoreResult<Vec<OutboxJob>> {
+        max_claims: i32,
+    ) -> StoreResult<ClaimedMail> {
+        // Both through the `outbox_due` index, in one write transaction (one turn of SQLite's
+        // writer per poll). A claim that ended unsettled is one more claim than failures recorded.
+        let abandon = "UPDATE outbox SET dead_at = $1, claimed_until = NULL,
+                              last_error = 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
+                       WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+                         AND (claimed_until IS NULL OR claimed_until <= $1)
+                         AND claims >= $2 AND claims > attempts";
         // On SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do, and
         // SKIP LOCKED lets several dispatchers claim side by side.
         let skip_locked = self.dialect().skip_locked();
         let known = self.dialect().json_elements("$4");
-        let sql = format!(
+        let claim = format!(
             "UPDATE outbox SET claimed_until = $2, claims = claims + 1
              WHERE id IN (
                  SELECT id FROM outbox
                  WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
                    AND (claimed_until IS NULL OR claimed_until <= $1)
-                   AND kind IN (SELECT value FROM {known})
+                   AND kind IN (SELECT value FROM {known}) AND claims < $5
                  ORDER BY next_attempt_at
                  LIMIT $3{skip_locked}
              )
              RETURNING {OUTBOX_COLUMNS}"
         );
-        let values = (Timestamp(now), Timestamp(lease_until), limit, Json(outbox_kind::ALL));
-        Ok(self.fetch_all(Scope::Dispatch, &sql, values).await?)
+        let mut tx = self.begin(Scope::Dispatch).await?;
+        let abandoned = tx.query(abandon, (Timestamp(now), max_claims)).execute().await?;
+        let values = (Timestamp(now), Timestamp(lease_until), limit, Json(outbox_kind::ALL), max_claims);
+        let jobs = tx.query(&claim, values).fetch_all().await?;
+        tx.commit().await?;
+        Ok(ClaimedMail { jobs, abandoned })
     }
 
     async fn record_delivery(&self, message: &OutboxJob, delivery: &Delivery) -> StoreResult<()> {
         let (job, now) = (Key(message.id), Timestamp(now()));
         match delivery {
             Delivery::Sent => {
-                let sql = "UPDATE outbox SET sent_at = $2, claimed_until = NULL WHERE id = $1";
+                // Also over a dead letter given up on meanwhile: it went out after all.
+                let sql = "UPDATE outbox SET sent_at = $2, claimed_until = NULL, dead_at = NULL WHERE id = $1";
                 self.execute(Scope::Dispatch, sql, (job, now)).await?
             }
             Delivery::Retry { error, at } => {
@@ -1228,14 +1241,6 @@ impl Store for SqlStore {
             }
         };
         Ok(())
-    }
-
-    async fn abandon_unsettled(&self, now: DateTime<Utc>, max_claims: i32) -> StoreResult<u64> {
-        let sql = "UPDATE outbox SET dead_at = $1, claimed_until = NULL,
-                          last_error = 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
-                   WHERE sent_at IS NULL AND dead_at IS NULL AND claims >= $2
-                     AND (claimed_until IS NULL OR claimed_until <= $1)";
-        Ok(self.execute(Scope::Dispatch, sql, (Timestamp(now), max_claims)).await?)
     }
 
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>> {

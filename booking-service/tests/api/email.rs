@@ -533,7 +533,7 @@ async fn a_message_of_a_kind_from_a_newer_release_is_left_for_it(backend: Backen
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     let now = booking_service::store::now();
-    let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100).await.expect("claimed");
+    let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100, 10).await.expect("claimed").jobs;
     assert!(!claimed.is_empty(), "the messages of known kinds are claimed");
     assert!(claimed.iter().all(|j| j.kind != "from_a_newer_release"), "{claimed:?}");
     let left = app.store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
@@ -558,7 +558,7 @@ async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
     assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     assert_eq!(app.store.outbox_backlog(now).await.expect("backlog").due, due - 1, "a newer release's kind");
 
-    let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100).await.expect("claimed");
+    let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100, 10).await.expect("claimed").jobs;
     assert_eq!(claimed.len() as i64, due - 1);
     let backlog = app.store.outbox_backlog(now).await.expect("backlog");
     assert_eq!((backlog.due, backlog.oldest_due_seconds, backlog.dead), (0, 0.0, 0), "all in a dispatcher's hands");
@@ -590,15 +590,15 @@ async fn a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead(ba
     let confirmation = |jobs: &[OutboxJob]| jobs.iter().find(|j| j.kind == "booking_confirmation").cloned();
     for claim in 0..max {
         let at = start + chrono::Duration::minutes(3 * i64::from(claim));
-        assert_eq!(store.abandon_unsettled(at, max).await.expect("abandon"), 0, "claim {claim}");
-        let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100).await.expect("claimed");
-        let job = confirmation(&claimed).expect("claimed again once its lease ended");
+        let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100, max).await.expect("claimed");
+        assert_eq!(claimed.abandoned, 0, "claim {claim}");
+        let job = confirmation(&claimed.jobs).expect("claimed again once its lease ended");
         assert_eq!((job.claims, job.attempts), (claim + 1, 0));
     }
     let at = start + chrono::Duration::minutes(3 * i64::from(max));
-    assert!(store.abandon_unsettled(at, max).await.expect("abandon") >= 1);
-    let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100).await.expect("claimed");
-    assert!(confirmation(&claimed).is_none(), "sent yet again: {claimed:?}");
+    let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100, max).await.expect("claimed");
+    assert!(claimed.abandoned >= 1);
+    assert!(confirmation(&claimed.jobs).is_none(), "sent yet again: {claimed:?}");
     let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
     let dead = confirmation(&outbox).expect("kept");
     assert!(dead.dead_at.is_some() && dead.sent_at.is_none(), "{dead:?}");
@@ -621,8 +621,9 @@ async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
     let second_at = first_at + chrono::Duration::minutes(3);
     let confirmation = |jobs: Vec<OutboxJob>| jobs.into_iter().find(|j| j.kind == "booking_confirmation");
     let lease = chrono::Duration::minutes(2);
-    let first = confirmation(store.claim_mail(first_at, first_at + lease, 100).await.expect("claim")).expect("one");
-    let second = confirmation(store.claim_mail(second_at, second_at + lease, 100).await.expect("claim")).expect("two");
+    let claim = |at| async move { store.claim_mail(at, at + lease, 100, 10).await.expect("claim").jobs };
+    let first = confirmation(claim(first_at).await).expect("claimed");
+    let second = confirmation(claim(second_at).await).expect("claimed again once the first lease ended");
     let stored = || async {
         let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
         confirmation(outbox).expect("kept")
@@ -737,7 +738,7 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
     let booked = org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
     // The "crashed" dispatcher: claims with a 2 s lease and never reports back.
     let now = booking_service::store::now();
-    let claimed = app.store.claim_mail(now, now + chrono::Duration::seconds(2), 10).await.expect("claim");
+    let claimed = app.store.claim_mail(now, now + chrono::Duration::seconds(2), 10, 10).await.expect("claim").jobs;
     let claimed_at = tokio::time::Instant::now();
     let confirmation = |j: &OutboxJob| j.kind == "booking_confirmation" && j.appointment.0 == booked.appointment_id;
     assert!(claimed.iter().any(confirmation), "the crashed dispatcher holds the message: {claimed:?}");
