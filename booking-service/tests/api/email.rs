@@ -638,6 +638,34 @@ async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
     assert!(stored().await.sent_at.is_some(), "a sending is recorded whichever claim made it");
 }
 
+/// The dead letters are found through their own index, not by reading the whole outbox (every
+/// message sent in the retention period): the gauge's count every 5 s and retention's pruning.
+async fn dead_letters_are_counted_and_pruned_through_an_index(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for query in [
+        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NOT NULL",
+        "SELECT id FROM outbox WHERE dead_at < '2026-01-01' LIMIT 500",
+    ] {
+        let plan: Vec<String> = match backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
+                // An empty table is read whole whatever its indexes: ask whether one can serve.
+                sqlx::query("SET enable_seqscan = off").execute(&mut conn).await.expect("set");
+                let rows: Vec<(String,)> =
+                    sqlx::query_as(&format!("EXPLAIN {query}")).fetch_all(&mut conn).await.expect("plan");
+                rows.into_iter().map(|(line,)| line).collect()
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("connect");
+                let rows: Vec<(i64, i64, i64, String)> =
+                    sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}")).fetch_all(&mut conn).await.expect("plan");
+                rows.into_iter().map(|(.., detail)| detail).collect()
+            }
+        };
+        assert!(plan.iter().any(|line| line.contains("outbox_dead")), "{query}: {plan:#?}");
+    }
+}
+
 /// A rotated link key with the old one as `CONFIRM_LINK_SECRET_PREVIOUS`: a confirmation queued
 /// before the rotation still goes out (it would be dropped as superseded), and both of its links,
 /// derived with the key they were issued under, open their pages.
@@ -671,6 +699,7 @@ async fn links_issued_before_a_key_rotation_work_with_the_previous_key(backend: 
 }
 
 on_both_backends!(
+    dead_letters_are_counted_and_pruned_through_an_index,
     a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead,
     a_failure_from_an_ended_claim_is_not_recorded,
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
