@@ -638,13 +638,14 @@ async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
     assert!(stored().await.sent_at.is_some(), "a sending is recorded whichever claim made it");
 }
 
-/// The dead letters are found through their own index, not by reading the whole outbox (every
-/// message sent in the retention period): the gauge's count every 5 s and retention's pruning.
-async fn dead_letters_are_counted_and_pruned_through_an_index(backend: Backend) {
+/// The dead letters and the messages sent are found through indexes of their own, not by reading
+/// the whole outbox: the gauge's count of dead letters every 5 s, and retention's pruning of both.
+async fn the_outbox_is_counted_and_pruned_through_indexes(backend: Backend) {
     let app = spawn_app(backend).await;
-    for query in [
-        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NOT NULL",
-        "SELECT id FROM outbox WHERE dead_at < '2026-01-01' LIMIT 500",
+    for (query, index) in [
+        ("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NOT NULL", "outbox_dead"),
+        ("SELECT id FROM outbox WHERE dead_at < '2026-01-01' LIMIT 500", "outbox_dead"),
+        ("SELECT id FROM outbox WHERE sent_at < '2026-01-01' LIMIT 500", "outbox_sent"),
     ] {
         let plan: Vec<String> = match backend {
             Backend::Postgres => {
@@ -662,7 +663,7 @@ async fn dead_letters_are_counted_and_pruned_through_an_index(backend: Backend) 
                 rows.into_iter().map(|(.., detail)| detail).collect()
             }
         };
-        assert!(plan.iter().any(|line| line.contains("outbox_dead")), "{query}: {plan:#?}");
+        assert!(plan.iter().any(|line| line.contains(index)), "{query}: {plan:#?}");
     }
 }
 
@@ -699,7 +700,7 @@ async fn links_issued_before_a_key_rotation_work_with_the_previous_key(backend: 
 }
 
 on_both_backends!(
-    dead_letters_are_counted_and_pruned_through_an_index,
+    the_outbox_is_counted_and_pruned_through_indexes,
     a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead,
     a_failure_from_an_ended_claim_is_not_recorded,
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
