@@ -27,6 +27,7 @@ pub const DEFAULT_MAIL_RETRY_MAX_MS: u64 = 3_600_000;
 pub const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 pub const DEFAULT_SMTP_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 600;
+pub const DEFAULT_LINK_GUESSES_PER_MINUTE: u32 = 30;
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 /// A client has this long to send a request's line and headers once it has begun.
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
@@ -71,6 +72,15 @@ fn seconds() -> RangedU64ValueParser<u64> {
 /// A number of milliseconds from `least` to a day.
 fn millis(least: u64) -> RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(least..=DAY_MS)
+}
+
+/// A `CLIENT_IP_SOURCE`: one of axum-client-ip's sources, by its name.
+fn client_ip_source(name: &str) -> Result<axum_client_ip::ClientIpSource, String> {
+    name.parse().map_err(|_| {
+        "one of ConnectInfo, RightmostXForwardedFor, XRealIp, CfConnectingIp, TrueClientIp, FlyClientIp, \
+         CloudFrontViewerAddress, XEnvoyExternalAddress"
+            .to_owned()
+    })
 }
 
 #[derive(Subcommand)]
@@ -265,6 +275,19 @@ pub struct Config {
     #[arg(value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_per_minute: u32,
 
+    /// Unknown patient-link tokens one client address may try a minute (0: no limit); beyond it
+    /// 429, without a lookup, for every link it opens. An IPv6 client is its /64.
+    #[arg(long, env = "LINK_GUESSES_PER_MINUTE", default_value_t = DEFAULT_LINK_GUESSES_PER_MINUTE)]
+    #[arg(value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub link_guesses_per_minute: u32,
+
+    /// Where a client's address is read: `ConnectInfo` (the connection's peer: no proxy in front),
+    /// or the header the deployment's own proxy sets (`RightmostXForwardedFor`, `XRealIp`,
+    /// `CfConnectingIp`, `TrueClientIp`, `FlyClientIp`, `CloudFrontViewerAddress`,
+    /// `XEnvoyExternalAddress`). Behind a proxy, `ConnectInfo` sees every client as the proxy.
+    #[arg(long, env = "CLIENT_IP_SOURCE", default_value = "ConnectInfo", value_parser = client_ip_source)]
+    pub client_ip_source: axum_client_ip::ClientIpSource,
+
     /// Days idempotency records, remembered tool answers and delivered outbox messages are kept
     /// (0: kept forever).
     #[arg(long, env = "RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
@@ -324,6 +347,8 @@ impl Config {
             vapi_deadline_ms: DEFAULT_VAPI_DEADLINE_MS,
             webhook_allow_private: false,
             rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            link_guesses_per_minute: DEFAULT_LINK_GUESSES_PER_MINUTE,
+            client_ip_source: axum_client_ip::ClientIpSource::ConnectInfo,
             retention_days: DEFAULT_RETENTION_DAYS,
             log_json: false,
             clock: None,

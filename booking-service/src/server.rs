@@ -206,11 +206,16 @@ async fn connection(
     mut close: watch::Receiver<bool>,
 ) {
     let activity = Arc::new(Activity::new());
+    let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched { inner: stream, activity: activity.clone() });
     let service = {
         let activity = activity.clone();
         let shared = shared.clone();
-        hyper::service::service_fn(move |req: Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            // The peer's address, for `CLIENT_IP_SOURCE=ConnectInfo` (`http::extract::ClientAddress`).
+            if let Some(peer) = peer {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            }
             let guard = RequestGuard::enter(activity.clone(), shared.clone());
             let close_after = req.version() <= Version::HTTP_11 && shared.draining.is_draining();
             let router = shared.router.clone();

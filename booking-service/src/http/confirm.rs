@@ -6,8 +6,8 @@
 //! carries `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
 
 use super::error::ApiError;
-use super::extract::Path;
-use super::pages::{details, document, page, secured, wants_json};
+use super::extract::{ClientAddress, Path};
+use super::pages::{details, document, error_page, page, secured, wants_json};
 use super::AppState;
 use crate::links::LinkToken;
 use crate::store::{self, Actor, Confirmed, LinkTarget};
@@ -30,10 +30,16 @@ pub fn router() -> Router<AppState> {
     params(("token" = String, Path, description = "the token of the emailed link")),
     responses((status = 200, description = "the appointment and a Confirm button", content_type = "text/html"),
               (status = 404, description = "unknown link", content_type = "text/html"),
+              (status = 429, description = "too many unknown links from this address, or requests on this link", content_type = "text/html"),
               (status = 410, description = "expired link", content_type = "text/html")))]
-pub async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
     let json = wants_json(&headers);
-    match show_page(&state, &token).await {
+    match show_page(&state, &token, client).await {
         Ok(body) => page(StatusCode::OK, body),
         Err(e) => error(e, json),
     }
@@ -43,12 +49,19 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>, head
 #[utoipa::path(post, path = "/confirm/{token}", tag = "confirmation",
     params(("token" = String, Path, description = "the token of the emailed link")),
     responses((status = 200, description = "confirmed: an HTML page, or JSON with `Accept: application/json`", body = ConfirmationResponse),
-              (status = 404, body = ErrorBody), (status = 409, description = "the appointment is over (completed or marked no-show)", body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 409, description = "the appointment is over (completed or marked no-show)", body = ErrorBody),
               (status = 410, description = "expired link", body = ErrorBody)))]
-pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
     let json = wants_json(&headers);
     let confirmed = async {
-        let (token, target) = resolve(&state, &token).await?;
+        let (token, target) = resolve(&state, &token, client).await?;
         let actor = Actor::new(target.org, PATIENT);
         Ok::<_, ApiError>(state.store.confirm(&actor, target.appointment, &token.hash()).await?)
     }
@@ -74,9 +87,15 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>, h
 }
 
 /// The link's target, if the token is well formed, known and unexpired.
-async fn resolve(state: &AppState, token: &str) -> Result<(LinkToken, LinkTarget), ApiError> {
-    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
-    let target = state.store.link_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
+/// A token no link has is a guess: it spends one of the client address's (`rate_limit`).
+async fn resolve(
+    state: &AppState,
+    token: &str,
+    ClientAddress(client): ClientAddress,
+) -> Result<(LinkToken, LinkTarget), ApiError> {
+    state.rate_limit.may_guess(client)?;
+    let token = LinkToken::parse(token).ok_or_else(|| state.rate_limit.missed(client))?;
+    let target = state.store.link_target(&token.hash()).await?.ok_or_else(|| state.rate_limit.missed(client))?;
     state.rate_limit.check_link(target.org, target.appointment)?;
     if target.expires_at <= store::now() {
         return Err(store::StoreError::Expired.into());
@@ -84,8 +103,8 @@ async fn resolve(state: &AppState, token: &str) -> Result<(LinkToken, LinkTarget
     Ok((token, target))
 }
 
-async fn show_page(state: &AppState, token: &str) -> Result<String, ApiError> {
-    let (_, target) = resolve(state, token).await?;
+async fn show_page(state: &AppState, token: &str, client: ClientAddress) -> Result<String, ApiError> {
+    let (_, target) = resolve(state, token, client).await?;
     let appointment = state.store.appointment(target.org, target.appointment).await?.ok_or(ApiError::NotFound)?;
     let details = details(state, &appointment, "").await?;
     Ok(match appointment.status {
@@ -112,8 +131,7 @@ fn error(e: ApiError, json: bool) -> Response {
     if json {
         return secured(e.into_response());
     }
-    let status = e.status();
-    let (title, text) = match status {
+    let (title, text) = match e.status() {
         StatusCode::NOT_FOUND => (
             "Link not found",
             "This confirmation link is not valid. It may have been replaced by a newer one: \
@@ -126,11 +144,8 @@ fn error(e: ApiError, json: bool) -> Response {
         // Cancelling withdraws the link (404): what is left is an appointment marked completed or
         // no-show.
         StatusCode::CONFLICT => ("Appointment over", "This appointment is over, so it cannot be confirmed."),
-        _ => {
-            // Logs internal detail (never shown) the same way as the API does.
-            let _ = e.into_response();
-            ("Something went wrong", "We could not process this link just now. Please try again in a moment.")
-        }
+        StatusCode::TOO_MANY_REQUESTS => ("Too many requests", "Please wait a minute, then try again."),
+        _ => ("Something went wrong", "We could not process this link just now. Please try again in a moment."),
     };
-    page(status, document(title, &format!("<p>{text}</p>")))
+    error_page(e, title, &format!("<p>{text}</p>"))
 }

@@ -107,9 +107,10 @@ impl IntoResponse for ApiError {
         };
         let body =
             ErrorBody { success: false, error: ErrorDetail { code: self.code().to_owned(), message }, alternatives };
+        let retry_after = self.retry_after();
         let mut response = (self.status(), Json(body)).into_response();
-        if let Self::RateLimited(wait) = self {
-            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs(&wait)));
+        if let Some(wait) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, wait);
         }
         response
     }
@@ -163,6 +164,14 @@ impl From<BookingError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    /// The `Retry-After` of a 429, which the API's answer and the patient pages' carry alike.
+    pub fn retry_after(&self) -> Option<header::HeaderValue> {
+        let Self::RateLimited(wait) = self else { return None };
+        Some(header::HeaderValue::from(retry_after_secs(wait)))
+    }
+}
 
 /// Whole seconds to wait, rounded up: at least 1.
 fn retry_after_secs(wait: &std::time::Duration) -> u64 {

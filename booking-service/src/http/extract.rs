@@ -110,6 +110,21 @@ where
     }
 }
 
+/// The client's address, read as `CLIENT_IP_SOURCE` says (the connection's peer, or a header
+/// the deployment's proxy sets); `None` when it cannot be read (that header missing: a request
+/// that did not come through the proxy).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let read = axum_client_ip::ClientIp::from_request_parts(parts, state).await;
+        Ok(Self(read.ok().map(|axum_client_ip::ClientIp(ip)| ip)))
+    }
+}
+
 /// Query parameters; malformed ones are a 422 naming the parameter.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

@@ -12,8 +12,8 @@
 
 use super::confirm::PATIENT;
 use super::error::ApiError;
-use super::extract::{FormOrJson, Path};
-use super::pages::{details, document, page, secured, wants_json};
+use super::extract::{ClientAddress, FormOrJson, Path};
+use super::pages::{details, document, error_page, page, secured, wants_json};
 use super::AppState;
 use crate::booking;
 use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
@@ -21,7 +21,7 @@ use crate::links::LinkToken;
 use crate::mail::email::html_escape;
 use crate::store::{self, Actor, Appointment, StoreError};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -48,11 +48,17 @@ pub fn router() -> Router<AppState> {
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "the appointment, a Cancel button and free times to move to (HTML), or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, description = "unknown link", body = ErrorBody),
+              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody)))]
-pub async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
     let json = wants_json(&headers);
     let shown = async {
-        let link = resolve(&state, &token).await?;
+        let link = resolve(&state, &token, client).await?;
         let appointment = state.store.appointment(link.org, link.id).await?.ok_or(ApiError::NotFound)?;
         let reach = link.cutoff.reach(appointment.slot.start(), store::now());
         if reach == Reach::Started {
@@ -71,12 +77,18 @@ pub async fn show(State(state): State<AppState>, Path(token): Path<String>, head
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "cancelled: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, body = ErrorBody),
+              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
               (status = 409, description = "invalid_state: already cancelled, or within the clinic's cut-off (call the clinic)", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody)))]
-pub async fn cancel(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
     let json = wants_json(&headers);
     let cancelled = async {
-        let link = resolve(&state, &token).await?;
+        let link = resolve(&state, &token, client).await?;
         let actor = Actor::new(link.org, PATIENT);
         let reason = Some("cancelled by the patient through the manage link");
         Ok::<_, ApiError>(state.store.cancel(&actor, link.id, reason, Some(link.cutoff)).await?)
@@ -95,18 +107,20 @@ pub async fn cancel(State(state): State<AppState>, Path(token): Path<String>, he
     request_body(content = ManageRescheduleRequest, description = "as JSON, or as the page's form (`starts_at=`)"),
     responses((status = 200, description = "moved: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, body = ErrorBody),
+              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
               (status = 409, description = "slot_unavailable (with alternatives), or invalid_state: cancelled, or within the clinic's cut-off", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn reschedule(
     State(state): State<AppState>,
     Path(token): Path<String>,
+    client: ClientAddress,
     headers: HeaderMap,
     body: Result<FormOrJson<ManageRescheduleRequest>, ApiError>,
 ) -> Response {
     let json = wants_json(&headers);
     let moved = async {
-        let link = resolve(&state, &token).await?;
+        let link = resolve(&state, &token, client).await?;
         let FormOrJson(body) = body?;
         let start = parse_instant("starts_at", &body.starts_at)?;
         let actor = Actor::new(link.org, PATIENT);
@@ -129,10 +143,12 @@ struct Link {
 }
 
 /// The link's appointment, if the token is well formed (checked before any database work) and
-/// known; each known link is rate limited on its own.
-async fn resolve(state: &AppState, token: &str) -> Result<Link, ApiError> {
-    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
-    let (org, id) = state.store.manage_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
+/// known; each known link is rate limited on its own, and a token no link has is a guess that
+/// spends one of the client address's (`rate_limit`).
+async fn resolve(state: &AppState, token: &str, ClientAddress(client): ClientAddress) -> Result<Link, ApiError> {
+    state.rate_limit.may_guess(client)?;
+    let token = LinkToken::parse(token).ok_or_else(|| state.rate_limit.missed(client))?;
+    let (org, id) = state.store.manage_target(&token.hash()).await?.ok_or_else(|| state.rate_limit.missed(client))?;
     state.rate_limit.check_link(org, id)?;
     let settings = state.store.settings(org).await?.ok_or(ApiError::NotFound)?;
     Ok(Link { org, id, cutoff: Cutoff::minutes(settings.manage_cutoff_minutes) })
@@ -235,13 +251,6 @@ fn error(token: &str, e: ApiError, json: bool) -> Response {
     if json {
         return secured(e.into_response());
     }
-    let status = e.status();
-    let retry_after = match &e {
-        ApiError::RateLimited(wait) => {
-            ApiError::RateLimited(*wait).into_response().headers().get(header::RETRY_AFTER).cloned()
-        }
-        _ => None,
-    };
     let back = format!("<p><a href=\"../{}\">Back to your appointment</a></p>", html_escape(token));
     let (title, body) = match &e {
         ApiError::NotFound => (
@@ -275,20 +284,12 @@ fn error(token: &str, e: ApiError, json: bool) -> Response {
         }
         ApiError::PayloadTooLarge => ("Please pick another time", back),
         ApiError::RateLimited(_) => ("Too many requests", "<p>Please wait a minute, then try again.</p>".to_owned()),
-        _ => {
-            // Logs internal detail (never shown) the same way as the API does.
-            let _ = e.into_response();
-            (
-                "Something went wrong",
-                "<p>We could not process this link just now. Please try again in a moment.</p>".to_owned(),
-            )
-        }
+        _ => (
+            "Something went wrong",
+            "<p>We could not process this link just now. Please try again in a moment.</p>".to_owned(),
+        ),
     };
-    let mut response = page(status, document(title, &body));
-    if let Some(wait) = retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, wait);
-    }
-    response
+    error_page(e, title, &body)
 }
 
 /// A message as a sentence without its full stop (the page adds one).

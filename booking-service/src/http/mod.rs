@@ -85,6 +85,8 @@ pub struct Services {
     pub links: Arc<Links>,
     pub lanes: Arc<BookingLanes>,
     pub rate_limit: Arc<RateLimit>,
+    /// Where a client's address is read (`CLIENT_IP_SOURCE`).
+    pub client_ip: axum_client_ip::ClientIpSource,
     /// The voice agent's "now" (the system clock outside tests).
     pub clock: crate::clock::SharedClock,
     /// How webhook URLs are checked.
@@ -118,6 +120,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::BadRequest("this method is not allowed on this route".into())
         })
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(state.client_ip.clone().into_extension())
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))
         .layer(CatchPanicLayer::custom(panic_as_internal_error))
         .layer(middleware::from_fn(record_metrics))

@@ -47,6 +47,18 @@ pub fn page(status: StatusCode, body: String) -> Response {
     secured((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
 }
 
+/// The page of an error `e` of a link: `page` at its status, with the `Retry-After` of a 429. An
+/// internal error's detail is logged as the API logs it, never shown.
+pub fn error_page(e: ApiError, title: &str, body: &str) -> Response {
+    let (status, retry_after) = (e.status(), e.retry_after());
+    drop(e.into_response());
+    let mut response = page(status, document(title, body));
+    if let Some(wait) = retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, wait);
+    }
+    response
+}
+
 /// The headers every answer of a link carries: the token must not leak to another site
 /// (`no-referrer`) nor stay in a cache (`no-store`), and the page runs no script at all.
 pub fn secured(mut response: Response) -> Response {

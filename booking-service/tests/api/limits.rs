@@ -1,5 +1,5 @@
-//! Abuse limits (docs/API.md §6): requests per token subject and organization, and upcoming
-//! appointments per caller.
+//! Abuse limits (docs/API.md §6): requests per token subject and organization, guesses at
+//! patients' links per client address, and upcoming appointments per caller.
 
 use crate::helpers::*;
 use reqwest::Method;
@@ -59,6 +59,63 @@ async fn a_patients_links_share_one_rate(backend: Backend) {
 }
 
 /// A booking for the same caller at another time each day.
+/// A well-formed link token no link has: the `n`th guess.
+fn guessed(n: usize) -> String {
+    format!("{n:A<43}")
+}
+
+/// GET `url` from the client at `from` (a request from behind the proxy, which names it last in
+/// X-Forwarded-For); its status.
+async fn status_from(http: &reqwest::Client, url: &str, from: &str) -> u16 {
+    let answer = http.get(url).header("x-forwarded-for", from).send().await.expect("an answer");
+    answer.status().as_u16()
+}
+
+/// Link tokens no link has are guesses, limited per client address (here read from
+/// X-Forwarded-For, as behind a proxy) across the confirmation and manage links: past them the
+/// address is refused, its real links too, before any lookup, while other addresses go on. The
+/// addresses a client puts before its proxy's entry do not change who it is.
+async fn guesses_at_links_are_limited_per_client_address(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.link_guesses_per_minute = 3;
+        c.client_ip_source = axum_client_ip::ClientIpSource::RightmostXForwardedFor;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let booked = org.staff.book(&booking(org.provider().await.id, days_ahead(3), "10:00")).await.expect("booked");
+    let manage = app.manage_link(org.id, booked.appointment_id).await;
+    let (http, guesser) = (reqwest::Client::new(), "203.0.113.7");
+    assert_eq!(status_from(&http, &manage, guesser).await, 200, "a real link spends no guess");
+    for (n, route) in ["manage", "confirm", "manage"].into_iter().enumerate() {
+        assert_eq!(status_from(&http, &format!("{}/{route}/{}", app.base, guessed(n)), guesser).await, 404);
+    }
+    let refused = http.get(format!("{}/confirm/{}", app.base, guessed(3))).header("x-forwarded-for", guesser);
+    let refused = refused.send().await.expect("an answer");
+    assert_eq!(refused.status(), 429, "the fourth guess");
+    let wait: u64 = refused.headers()["retry-after"].to_str().expect("text").parse().expect("seconds");
+    assert!((1..=20).contains(&wait), "Retry-After {wait}");
+    assert_eq!(status_from(&http, &manage, guesser).await, 429, "refused before the lookup: even a real link");
+    let spoofed = format!("198.51.100.1, {guesser}");
+    assert_eq!(status_from(&http, &manage, &spoofed).await, 429, "an address put before the proxy's is not who it is");
+    assert_eq!(status_from(&http, &manage, "203.0.113.8").await, 200, "another address goes on");
+    assert_eq!(status_from(&http, &format!("{}/manage/{}", app.base, guessed(4)), "203.0.113.8").await, 404);
+}
+
+/// With no proxy in front (the default), the client is the connection's peer: a header naming
+/// another address changes nothing, and another peer has guesses of its own.
+async fn without_a_proxy_the_peer_is_the_client(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.link_guesses_per_minute = 2).await;
+    let (here, there) = (reqwest::Client::new(), {
+        let local = std::net::IpAddr::from([127, 0, 0, 2]);
+        reqwest::Client::builder().local_address(local).build().expect("a client")
+    });
+    for (n, claimed) in ["203.0.113.1", "203.0.113.2"].into_iter().enumerate() {
+        assert_eq!(status_from(&here, &format!("{}/manage/{}", app.base, guessed(n)), claimed).await, 404);
+    }
+    assert_eq!(status_from(&here, &format!("{}/manage/{}", app.base, guessed(2)), "203.0.113.3").await, 429);
+    assert_eq!(status_from(&there, &format!("{}/manage/{}", app.base, guessed(3)), "203.0.113.3").await, 404);
+}
+
 fn for_caller(provider: uuid::Uuid, day: i64) -> shared::api::BookingInput {
     let mut input = booking(provider, days_ahead(3 + day), "10:00");
     input.patient_phone = Some("+15550001111".into());
@@ -168,6 +225,8 @@ on_both_backends!(
     an_admin_sets_the_per_caller_limit_and_the_notification_settings,
     a_token_past_its_rate_is_refused_while_others_go_on,
     a_patients_links_share_one_rate,
+    guesses_at_links_are_limited_per_client_address,
+    without_a_proxy_the_peer_is_the_client,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
     the_quota_holds_when_one_caller_books_many_times_at_once
 );
