@@ -70,6 +70,12 @@ pub fn record_delivery(channel: Option<crate::outbox::Channel>, delivery: &crate
     metrics::counter!(counter, "outcome" => outcome).increment(1);
 }
 
+/// A message given up on with no delivery of its own to record (claimed as often as it may be
+/// tried, no outcome ever recorded): counted as dead, as a delivery that gave up would be.
+pub fn record_given_up(channel: Option<crate::outbox::Channel>) {
+    record_delivery(channel, &crate::store::Delivery::Dead { error: String::new() });
+}
+
 pub fn render_metrics() -> String {
     handle().render()
 }

@@ -139,13 +139,15 @@ impl Dispatcher {
         }
         let max_claims = i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX);
         let claimed = self.channels.store.claim_mail(now, lease_until, self.settings.batch, max_claims).await?;
-        if claimed.abandoned > 0 {
-            let abandoned = claimed.abandoned;
+        if !claimed.abandoned.is_empty() {
             tracing::error!(
-                abandoned,
+                abandoned = claimed.abandoned.len(),
                 max_claims,
                 "gave up on messages claimed again and again with no outcome recorded"
             );
+        }
+        for kind in &claimed.abandoned {
+            crate::telemetry::record_given_up(super::Channel::of(kind));
         }
         let jobs = claimed.jobs;
         if stopped.is_some_and(|s| *s.borrow()) {

@@ -225,10 +225,10 @@ pub struct OutboxBacklog {
     pub dead: i64,
 }
 
-/// What one claim took: the messages now in this dispatcher's hands, and how many it gave up on
-/// first (claimed as often as they may be tried, the last claim never settled).
+/// What one claim took: the messages now in this dispatcher's hands, and the kinds of those it
+/// gave up on first (claimed as often as they may be tried, the last claim never settled).
 #[derive(Debug, Default)]
 pub struct ClaimedMail {
     pub jobs: Vec<super::OutboxJob>,
-    pub abandoned: u64,
+    pub abandoned: Vec<String>,
 }

@@ -1189,7 +1189,8 @@ impl Store for SqlStore {
                               last_error = 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
                        WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
                          AND (claimed_until IS NULL OR claimed_until <= $1)
-                         AND claims >= $2 AND claims > attempts";
+                         AND claims >= $2 AND claims > attempts
+                       RETURNING kind";
         // On SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do, and
         // SKIP LOCKED lets several dispatchers claim side by side.
         let skip_locked = self.dialect().skip_locked();
@@ -1207,11 +1208,11 @@ impl Store for SqlStore {
              RETURNING {OUTBOX_COLUMNS}"
         );
         let mut tx = self.begin(Scope::Dispatch).await?;
-        let abandoned = tx.query(abandon, (Timestamp(now), max_claims)).execute().await?;
+        let abandoned: Vec<(String,)> = tx.query(abandon, (Timestamp(now), max_claims)).fetch_all().await?;
         let values = (Timestamp(now), Timestamp(lease_until), limit, Json(outbox_kind::ALL), max_claims);
         let jobs = tx.query(&claim, values).fetch_all().await?;
         tx.commit().await?;
-        Ok(ClaimedMail { jobs, abandoned })
+        Ok(ClaimedMail { jobs, abandoned: abandoned.into_iter().map(|(kind,)| kind).collect() })
     }
 
     async fn record_delivery(&self, message: &OutboxJob, delivery: &Delivery) -> StoreResult<()> {
