@@ -171,9 +171,13 @@ impl Dispatcher {
             tracing::info!(job = %job.id, kind = %job.kind, reason, "a message is not sent");
         }
         crate::telemetry::record_delivery(channel, &delivery);
-        if let Err(e) = self.channels.store.record_delivery(job, &delivery).await {
+        match self.channels.store.record_delivery(job, &delivery).await {
+            Ok(true) => {}
+            // The claim ended before this try did: the message is another dispatcher's now (or
+            // gone), and what that one records stands.
+            Ok(false) => tracing::warn!(job = %job.id, kind = %job.kind, "a delivery came too late to be recorded"),
             // The lease runs out and the message is tried again: at least once.
-            tracing::warn!(job = %job.id, error = %e, "could not record a delivery");
+            Err(e) => tracing::warn!(job = %job.id, error = %e, "could not record a delivery"),
         }
     }
 

@@ -272,8 +272,9 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<ClaimedMail>;
     /// Records how a claimed message's delivery went. A failure is recorded only while the
     /// message is still in the claim that returned `job`: once another dispatcher has claimed it
-    /// again, the message is that one's (a sending is always recorded).
-    async fn record_delivery(&self, job: &OutboxJob, delivery: &Delivery) -> StoreResult<()>;
+    /// again, the message is that one's (a sending is always recorded). Whether it was recorded
+    /// (not either when the message is gone).
+    async fn record_delivery(&self, job: &OutboxJob, delivery: &Delivery) -> StoreResult<bool>;
     /// The messages queued for an appointment, oldest first.
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 

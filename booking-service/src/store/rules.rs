@@ -1215,9 +1215,9 @@ impl Store for SqlStore {
         Ok(ClaimedMail { jobs, abandoned: abandoned.into_iter().map(|(kind,)| kind).collect() })
     }
 
-    async fn record_delivery(&self, message: &OutboxJob, delivery: &Delivery) -> StoreResult<()> {
+    async fn record_delivery(&self, message: &OutboxJob, delivery: &Delivery) -> StoreResult<bool> {
         let (job, now) = (Key(message.id), Timestamp(now()));
-        match delivery {
+        let changed = match delivery {
             Delivery::Sent => {
                 // Also over a dead letter given up on meanwhile: it went out after all.
                 let sql = "UPDATE outbox SET sent_at = $2, claimed_until = NULL, dead_at = NULL WHERE id = $1";
@@ -1241,7 +1241,7 @@ impl Store for SqlStore {
                 self.execute(Scope::Write(message.org), sql, (message.org, job)).await?
             }
         };
-        Ok(())
+        Ok(changed > 0)
     }
 
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>> {

@@ -666,12 +666,12 @@ async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
         confirmation(outbox).expect("kept")
     };
     let retry = Delivery::Retry { error: "timed out".into(), at: second_at };
-    store.record_delivery(&first, &retry).await.expect("recorded");
+    assert!(!store.record_delivery(&first, &retry).await.expect("asked"), "said to be recorded");
     let after_first = stored().await;
     assert_eq!((after_first.attempts, after_first.last_error), (0, None), "the ended claim's failure");
-    store.record_delivery(&second, &retry).await.expect("recorded");
+    assert!(store.record_delivery(&second, &retry).await.expect("recorded"));
     assert_eq!(stored().await.attempts, 1, "the current claim's failure");
-    store.record_delivery(&first, &Delivery::Sent).await.expect("recorded");
+    assert!(store.record_delivery(&first, &Delivery::Sent).await.expect("recorded"));
     assert!(stored().await.sent_at.is_some(), "a sending is recorded whichever claim made it");
 }
 
