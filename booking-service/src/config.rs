@@ -275,8 +275,8 @@ pub struct Config {
     #[arg(value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rate_limit_per_minute: u32,
 
-    /// Unknown patient-link tokens one client address may try a minute (0: no limit); beyond it
-    /// 429, without a lookup, for every link it opens. An IPv6 client is its /64.
+    /// Unknown patient-link tokens one client address may try a minute (0: no limit); while it has
+    /// none left, every link it opens is 429, before any lookup. An IPv6 client is its /64.
     #[arg(long, env = "LINK_GUESSES_PER_MINUTE", default_value_t = DEFAULT_LINK_GUESSES_PER_MINUTE)]
     #[arg(value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub link_guesses_per_minute: u32,

@@ -127,10 +127,8 @@ impl Application {
             vapi: Arc::new(vapi_settings(&config)?),
             links,
             lanes: Arc::default(),
-            rate_limit: Arc::new(http::RateLimit::per_minute(
-                config.rate_limit_per_minute,
-                config.link_guesses_per_minute,
-            )),
+            rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
+            link_guesses: Arc::new(http::LinkGuesses::per_minute(config.link_guesses_per_minute)),
             client_ip: config.client_ip_source.clone(),
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),
             webhooks,

@@ -87,15 +87,16 @@ pub async fn confirm(
 }
 
 /// The link's target, if the token is well formed, known and unexpired.
-/// A token no link has is a guess: it spends one of the client address's (`rate_limit`).
+/// A token no link has spends one of the client's guesses (`link_guesses`).
 async fn resolve(
     state: &AppState,
     token: &str,
     ClientAddress(client): ClientAddress,
 ) -> Result<(LinkToken, LinkTarget), ApiError> {
-    state.rate_limit.may_guess(client)?;
-    let token = LinkToken::parse(token).ok_or_else(|| state.rate_limit.missed(client))?;
-    let target = state.store.link_target(&token.hash()).await?.ok_or_else(|| state.rate_limit.missed(client))?;
+    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
+    let guess = state.link_guesses.hold(client)?;
+    let target = state.store.link_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
+    guess.found();
     state.rate_limit.check_link(target.org, target.appointment)?;
     if target.expires_at <= store::now() {
         return Err(store::StoreError::Expired.into());

@@ -143,12 +143,13 @@ struct Link {
 }
 
 /// The link's appointment, if the token is well formed (checked before any database work) and
-/// known; each known link is rate limited on its own, and a token no link has is a guess that
-/// spends one of the client address's (`rate_limit`).
+/// known; each known link is rate limited on its own, and a token no link has spends one of the
+/// client's guesses (`link_guesses`).
 async fn resolve(state: &AppState, token: &str, ClientAddress(client): ClientAddress) -> Result<Link, ApiError> {
-    state.rate_limit.may_guess(client)?;
-    let token = LinkToken::parse(token).ok_or_else(|| state.rate_limit.missed(client))?;
-    let (org, id) = state.store.manage_target(&token.hash()).await?.ok_or_else(|| state.rate_limit.missed(client))?;
+    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
+    let guess = state.link_guesses.hold(client)?;
+    let (org, id) = state.store.manage_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
+    guess.found();
     state.rate_limit.check_link(org, id)?;
     let settings = state.store.settings(org).await?.ok_or(ApiError::NotFound)?;
     Ok(Link { org, id, cutoff: Cutoff::minutes(settings.manage_cutoff_minutes) })

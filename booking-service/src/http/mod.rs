@@ -10,6 +10,7 @@ mod confirm;
 mod deadline;
 pub mod error;
 mod extract;
+mod link_guesses;
 mod manage;
 mod openapi;
 mod ops;
@@ -25,6 +26,7 @@ mod vapi;
 mod webhooks;
 pub(crate) mod wire;
 
+pub use link_guesses::LinkGuesses;
 pub use openapi::ApiDoc;
 pub use rate_limit::RateLimit;
 pub use vapi::VapiSettings;
@@ -85,6 +87,8 @@ pub struct Services {
     pub links: Arc<Links>,
     pub lanes: Arc<BookingLanes>,
     pub rate_limit: Arc<RateLimit>,
+    /// Guesses at patients' links, per client address (`LINK_GUESSES_PER_MINUTE`).
+    pub link_guesses: Arc<LinkGuesses>,
     /// Where a client's address is read (`CLIENT_IP_SOURCE`).
     pub client_ip: axum_client_ip::ClientIpSource,
     /// The voice agent's "now" (the system clock outside tests).

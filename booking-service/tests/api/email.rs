@@ -616,13 +616,11 @@ async fn exported(app: &TestApp, series: &str) -> f64 {
 
 /// A message given up on as unsettled is counted with the dead deliveries the alerts and the
 /// dashboard read, as one whose delivery gave up is. A "crashed" dispatcher claims the only try
-/// (`MAIL_MAX_ATTEMPTS=1`) and never reports back; the live one gives up on it when its lease ends.
+/// (`MAIL_MAX_ATTEMPTS=1`) and never reports back; another instance's gives up on it when the
+/// lease ends. (The counter is the process's, which other tests' instances share: it must rise.)
 async fn a_message_given_up_on_as_unsettled_is_counted_dead(backend: Backend) {
-    let app = spawn_app_with(backend, |c| {
-        c.mail_max_attempts = 1;
-        c.mail_poll_ms = 1_500;
-    })
-    .await;
+    // This instance's dispatcher looks for mail only at start: the claim below is the first.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
     const DEAD_EMAILS: &str = "emails_total{outcome=\"dead\"}";
     let before = exported(&app, DEAD_EMAILS).await;
     let org = app.org("UTC").await;
@@ -631,6 +629,7 @@ async fn a_message_given_up_on_as_unsettled_is_counted_dead(backend: Backend) {
     let now = booking_service::store::now();
     let claimed = app.store.claim_mail(now, now + chrono::Duration::seconds(1), 10, 1).await.expect("claim").jobs;
     assert!(claimed.iter().any(|j| j.kind == "booking_confirmation"), "{claimed:?}");
+    let _giving_up = app.another_instance_with(|c| c.mail_max_attempts = 1).await;
     wait_outbox(&app, org.id, booked.appointment_id, |jobs| {
         jobs.iter().any(|j| j.kind == "booking_confirmation" && j.dead_at.is_some())
     })

@@ -58,7 +58,6 @@ async fn a_patients_links_share_one_rate(backend: Backend) {
     assert!(crate::email::post_confirm(theirs, true).await.status().is_success(), "another appointment's link");
 }
 
-/// A booking for the same caller at another time each day.
 /// A well-formed link token no link has: the `n`th guess.
 fn guessed(n: usize) -> String {
     format!("{n:A<43}")
@@ -116,6 +115,7 @@ async fn without_a_proxy_the_peer_is_the_client(backend: Backend) {
     assert_eq!(status_from(&there, &format!("{}/manage/{}", app.base, guessed(3)), "203.0.113.3").await, 404);
 }
 
+/// A booking for the same caller at another time each day.
 fn for_caller(provider: uuid::Uuid, day: i64) -> shared::api::BookingInput {
     let mut input = booking(provider, days_ahead(3 + day), "10:00");
     input.patient_phone = Some("+15550001111".into());
