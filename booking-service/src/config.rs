@@ -247,6 +247,11 @@ pub struct Config {
     #[arg(long, env = "VAPI_HMAC_SECRET", hide_env_values = true)]
     pub vapi_hmac_secret: Option<String>,
 
+    /// When set (at least 32 bytes), `/metrics` answers only a request bearing it
+    /// (`Authorization: Bearer …`, as Prometheus' `authorization` scrape setting sends it).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Header carrying Vapi's HMAC signature.
     #[arg(long, env = "VAPI_SIGNATURE_HEADER", default_value = DEFAULT_VAPI_SIGNATURE_HEADER)]
     pub vapi_signature_header: String,
@@ -341,6 +346,7 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             vapi_hmac_secret: None,
+            metrics_token: None,
             vapi_signature_header: DEFAULT_VAPI_SIGNATURE_HEADER.into(),
             vapi_timestamp_header: DEFAULT_VAPI_TIMESTAMP_HEADER.into(),
             vapi_hmac_tolerance_secs: DEFAULT_VAPI_HMAC_TOLERANCE_SECS,
@@ -406,6 +412,7 @@ impl std::fmt::Debug for Config {
             .field("confirm_token_ttl_hours", &self.confirm_token_ttl_hours)
             .field("pool_size", &self.pool_size)
             .field("vapi_hmac_secret", &self.vapi_hmac_secret.as_ref().map(|_| "***"))
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }

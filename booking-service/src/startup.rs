@@ -130,6 +130,10 @@ impl Application {
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
             link_guesses: Arc::new(http::LinkGuesses::per_minute(config.link_guesses_per_minute)),
             client_ip: config.client_ip_source.clone(),
+            metrics_token: match &config.metrics_token {
+                Some(token) => Some(long_enough("METRICS_TOKEN", token)?.into()),
+                None => None,
+            },
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),
             webhooks,
             sms,
@@ -335,14 +339,19 @@ pub async fn shutdown_signal() {
     tracing::info!("stop signal received");
 }
 
-/// The link key of a configured secret, which must be at least [`MIN_SECRET_BYTES`] long.
+/// The link key of a configured secret ([`long_enough`]).
 fn secret_key(name: &str, secret: &str) -> anyhow::Result<LinkKey> {
+    Ok(LinkKey::derive(long_enough(name, secret)?.as_bytes()))
+}
+
+/// A configured secret, which must be at least [`MIN_SECRET_BYTES`] long.
+fn long_enough<'s>(name: &str, secret: &'s str) -> anyhow::Result<&'s str> {
     anyhow::ensure!(
         secret.len() >= MIN_SECRET_BYTES,
         "{name} must be at least {MIN_SECRET_BYTES} bytes (it is {})",
         secret.len()
     );
-    Ok(LinkKey::derive(secret.as_bytes()))
+    Ok(secret)
 }
 
 /// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret

@@ -75,17 +75,6 @@ pub struct CanaryReport {
     pub canary: Side,
 }
 
-/// Scrapes one instance's `/metrics`.
-async fn scrape(http: &reqwest::Client, base: &str, timeout: Duration) -> Result<Vec<metrics::Sample>, String> {
-    let url = format!("{}/metrics", base.trim_end_matches('/'));
-    let response = http.get(&url).timeout(timeout).send().await.map_err(|e| format!("{url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("{url} answered {}", response.status()));
-    }
-    let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
-    metrics::parse(&text).map_err(|e| format!("{url} is not Prometheus text: {e}"))
-}
-
 struct Watch {
     url: String,
     window: Window,
@@ -98,9 +87,10 @@ impl Watch {
         Self { url: url.trim_end_matches('/').to_owned(), window: Window::default(), tried: 0, last_error: None }
     }
 
-    async fn scrape(&mut self, http: &reqwest::Client, timeout: Duration) -> bool {
+    /// Scrapes the instance's `/metrics`.
+    async fn scrape(&mut self, http: &reqwest::Client, token: Option<&str>, timeout: Duration) -> bool {
         self.tried += 1;
-        match scrape(http, &self.url, timeout).await {
+        match metrics::scrape(http, &format!("{}/metrics", self.url), token, timeout).await {
             Ok(samples) => {
                 self.window.observe(samples);
                 self.last_error = None;
@@ -225,7 +215,8 @@ pub async fn run(args: CanaryArgs) -> Decision {
 
     let end = tokio::time::Instant::now() + args.duration;
     loop {
-        let (b, c) = tokio::join!(baseline.scrape(&http, timeout), canary.scrape(&http, timeout));
+        let token = args.metrics_token.as_deref();
+        let (b, c) = tokio::join!(baseline.scrape(&http, token, timeout), canary.scrape(&http, token, timeout));
         let mark = |ok: bool| if ok { "✓".green() } else { "✗".red() };
         println!("  [{:>6.1}s] baseline {} canary {}", started.elapsed().as_secs_f64(), mark(b), mark(c));
         let now = tokio::time::Instant::now();

@@ -137,6 +137,10 @@ pub struct CanaryArgs {
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     pub interval: Duration,
 
+    /// The service's METRICS_TOKEN, when it sets one: each scrape bears it.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Fewer requests than this on either side in the window: could not judge.
     #[arg(long, default_value_t = 50)]
     pub min_requests: u64,
@@ -177,6 +181,10 @@ pub struct DailyArgs {
     /// Default: the target's /metrics.
     #[arg(long = "metrics-url")]
     pub metrics_urls: Vec<String>,
+
+    /// The service's METRICS_TOKEN, when it sets one: each scrape bears it.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 
     /// The JSON of an earlier daily report: the metrics are then what happened since it (restarts
     /// in between are noticed), rather than since each instance started.

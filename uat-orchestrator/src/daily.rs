@@ -190,7 +190,7 @@ pub async fn run(args: DailyArgs) -> Outcome {
     let mut snapshot = Snapshot { scraped_at: Some(Utc::now()), instances: BTreeMap::new() };
     let mut grown = Vec::new();
     for url in &metrics_urls {
-        match read_metrics(&http, url).await {
+        match metrics::scrape(&http, url, args.metrics_token.as_deref(), std::time::Duration::from_secs(10)).await {
             Ok(samples) if !samples.iter().any(|s| s.name == metrics::REQUESTS) => {
                 reasons.push(format!("{url} holds no {} (not the booking service?)", metrics::REQUESTS));
             }
@@ -248,16 +248,6 @@ pub async fn run(args: DailyArgs) -> Outcome {
     }
     report::append_step_summary(&markdown(&report));
     outcome
-}
-
-async fn read_metrics(http: &reqwest::Client, url: &str) -> Result<Vec<metrics::Sample>, String> {
-    let response =
-        http.get(url).timeout(std::time::Duration::from_secs(10)).send().await.map_err(|e| format!("{url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("{url} answered {}", response.status()));
-    }
-    metrics::parse(&response.text().await.map_err(|e| format!("{url}: {e}"))?)
-        .map_err(|e| format!("{url} is not Prometheus text: {e}"))
 }
 
 fn metrics_span(report: &DailyReport) -> String {

@@ -33,6 +33,27 @@ impl Sample {
     }
 }
 
+/// Scrapes the metrics at `url` within `timeout`, bearing `token` (the service's `METRICS_TOKEN`)
+/// when given.
+pub async fn scrape(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Vec<Sample>, String> {
+    let request = http.get(url).timeout(timeout);
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+    parse(&text).map_err(|e| format!("{url} is not Prometheus text: {e}"))
+}
+
 /// Parses the sample lines of a Prometheus text exposition; comments (`# HELP`, `# TYPE`) and
 /// blank lines are skipped. `Err` names the first line that is not a sample.
 pub fn parse(text: &str) -> Result<Vec<Sample>, String> {

@@ -99,4 +99,15 @@ async fn the_daily_report_counts_the_day_and_judges_it_against_the_thresholds() 
     let (code, day, _) = report(&app.base, "not-a-token", dir.path(), &[]).await;
     assert_eq!(code, 2, "{day:#}");
     assert!(day["reasons"].to_string().contains("could not list the appointments"), "{day:#}");
+
+    // An instance that keeps its metrics behind METRICS_TOKEN: not judged without the token, read
+    // with it.
+    const METRICS_TOKEN: &str = "a-metrics-token-of-at-least-32-bytes";
+    let guarded = test_kit::spawn_on(app.db.clone(), |c| c.metrics_token = Some(METRICS_TOKEN.into())).await;
+    let (code, day, _) = report(&guarded.base, &staff, dir.path(), &[]).await;
+    assert_eq!(code, 2, "{day:#}");
+    assert!(day["reasons"].to_string().contains("401"), "{day:#}");
+    let (code, day, _) = report(&guarded.base, &staff, dir.path(), &["--metrics-token", METRICS_TOKEN]).await;
+    assert_ne!(code, 2, "{day:#}");
+    assert!(day["metrics"]["bookings_succeeded"].as_u64().is_some_and(|n| n >= 6), "{day:#}");
 }

@@ -144,7 +144,7 @@ mod tests {
         let mut held = held.into_iter();
         held.next().expect("held").found();
         guesses.hold(ip("192.0.2.7")).expect("the one given back").found();
-        guesses.hold(ip("192.0.2.7")).expect("given back again");
+        let _spent = guesses.hold(ip("192.0.2.7")).expect("given back again");
         assert!(guesses.hold(ip("192.0.2.7")).is_err(), "that one was spent");
         drop(held);
         assert!(LinkGuesses::per_minute(0).hold(ip("192.0.2.7")).is_ok(), "no limit");

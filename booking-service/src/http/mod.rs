@@ -89,6 +89,8 @@ pub struct Services {
     pub rate_limit: Arc<RateLimit>,
     /// Guesses at patients' links, per client address (`LINK_GUESSES_PER_MINUTE`).
     pub link_guesses: Arc<LinkGuesses>,
+    /// The bearer token `/metrics` requires, if any (`METRICS_TOKEN`).
+    pub metrics_token: Option<Arc<str>>,
     /// Where a client's address is read (`CLIENT_IP_SOURCE`).
     pub client_ip: axum_client_ip::ClientIpSource,
     /// The voice agent's "now" (the system clock outside tests).

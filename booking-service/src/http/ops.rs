@@ -1,14 +1,16 @@
 //! Operations routes: liveness, readiness, metrics and the OpenAPI document.
 
+use super::error::ApiError;
 use super::{ApiDoc, AppState};
 use crate::telemetry;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use shared::api::Health;
+use shared::api::{ErrorBody, Health};
 use std::sync::OnceLock;
+use subtle::ConstantTimeEq;
 use utoipa::OpenApi;
 
 pub fn router() -> Router<AppState> {
@@ -41,10 +43,20 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
-pub async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render_metrics())
+/// Prometheus text exposition; with `METRICS_TOKEN` set, only for a request bearing it.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain"),
+              (status = 401, description = "`METRICS_TOKEN` is set and the request does not bear it", body = ErrorBody)))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    if let Some(wanted) = &state.metrics_token {
+        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let given = given.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+        // Compared in constant time: the answer's timing tells nothing of the token.
+        if !bool::from(given.as_bytes().ct_eq(wanted.as_bytes())) {
+            return Err(ApiError::Unauthorized("/metrics needs METRICS_TOKEN as a bearer token".into()));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render_metrics()))
 }
 
 /// This document.

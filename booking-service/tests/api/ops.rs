@@ -89,11 +89,47 @@ async fn unknown_routes_answer_with_the_json_error_body(backend: Backend) {
     assert_error(result, 404, "not_found");
 }
 
+/// With `METRICS_TOKEN` set, `/metrics` answers only a scrape bearing it; nothing else changes.
+async fn with_a_metrics_token_only_its_bearer_reads_the_metrics(backend: Backend) {
+    const TOKEN: &str = "a-metrics-token-of-at-least-32-bytes";
+    let app = spawn_app_with(backend, |c| c.metrics_token = Some(TOKEN.into())).await;
+    let scrape = async |authorization: Option<String>| {
+        let request = app.anon.request(Method::GET, "/metrics");
+        let request = match authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        };
+        request.send().await.expect("an answer")
+    };
+    for refused in [None, Some("Bearer nope".into()), Some(format!("Bearer {TOKEN}x")), Some(TOKEN.into())] {
+        let answer = scrape(refused.clone()).await;
+        assert_eq!(answer.status(), 401, "{refused:?}");
+        let body: serde_json::Value = answer.json().await.expect("the error body");
+        assert_eq!(body["error"]["code"], "unauthorized", "{refused:?}: {body}");
+    }
+    let answer = scrape(Some(format!("Bearer {TOKEN}"))).await;
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.expect("text").contains("http_requests_total"));
+    assert_eq!(app.anon.healthz().await.expect("healthz").status, "ok", "the other operations routes stay open");
+}
+
+/// A metrics token shorter than the service's other secrets stops it at start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_metrics_token_stops_the_service_at_start() {
+    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
+    let mut config = booking_service::config::Config::with_database(db.service_url.clone());
+    config.jwt_secret = Some(SECRET.into());
+    config.metrics_token = Some("too-short".into());
+    let err = booking_service::startup::Application::build(config).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("METRICS_TOKEN must be at least 32 bytes"), "{err:#}");
+}
+
 on_both_backends!(
     health_and_readiness_answer,
     metrics_count_requests_by_route_and_bookings_by_outcome,
     the_openapi_document_covers_every_route,
     unknown_routes_answer_with_the_json_error_body,
+    with_a_metrics_token_only_its_bearer_reads_the_metrics,
 );
 
 /// Readiness proves the database takes writes: with SQLite's write lock held by another process,
