@@ -131,7 +131,7 @@ impl Application {
             link_guesses: Arc::new(http::LinkGuesses::per_minute(config.link_guesses_per_minute)),
             client_ip: config.client_ip_source.clone(),
             metrics_token: match &config.metrics_token {
-                Some(token) => Some(long_enough("METRICS_TOKEN", token)?.into()),
+                Some(token) => Some(metrics_token(token)?.into()),
                 None => None,
             },
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),
@@ -342,6 +342,16 @@ pub async fn shutdown_signal() {
 /// The link key of a configured secret ([`long_enough`]).
 fn secret_key(name: &str, secret: &str) -> anyhow::Result<LinkKey> {
     Ok(LinkKey::derive(long_enough(name, secret)?.as_bytes()))
+}
+
+/// `METRICS_TOKEN`: long enough, and of the characters a header carries as they are (a token with
+/// a space or a line break in it would never match, and every scrape would fail).
+fn metrics_token(token: &str) -> anyhow::Result<&str> {
+    anyhow::ensure!(
+        token.bytes().all(|b| b.is_ascii_graphic()),
+        "METRICS_TOKEN must be printable ASCII without spaces or line breaks"
+    );
+    long_enough("METRICS_TOKEN", token)
 }
 
 /// A configured secret, which must be at least [`MIN_SECRET_BYTES`] long.

@@ -106,7 +106,7 @@ async fn the_daily_report_counts_the_day_and_judges_it_against_the_thresholds() 
     let guarded = test_kit::spawn_on(app.db.clone(), |c| c.metrics_token = Some(METRICS_TOKEN.into())).await;
     let (code, day, _) = report(&guarded.base, &staff, dir.path(), &[]).await;
     assert_eq!(code, 2, "{day:#}");
-    assert!(day["reasons"].to_string().contains("401"), "{day:#}");
+    assert!(day["reasons"].to_string().contains("answered 401"), "{day:#}");
     let (code, day, _) = report(&guarded.base, &staff, dir.path(), &["--metrics-token", METRICS_TOKEN]).await;
     assert_ne!(code, 2, "{day:#}");
     assert!(day["metrics"]["bookings_succeeded"].as_u64().is_some_and(|n| n >= 6), "{day:#}");

@@ -162,20 +162,23 @@ impl Authenticator {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 9110),
+/// if the request has one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Err(ApiError::Unauthorized("missing Authorization: Bearer token".into()));
+        }
+        let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
         let caller = state.auth.verify(token)?;
         state.rate_limit.check(&caller)?;

@@ -95,8 +95,9 @@ async fn resolve(
 ) -> Result<(LinkToken, LinkTarget), ApiError> {
     let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
     let guess = state.link_guesses.hold(client)?;
-    let target = state.store.link_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
-    guess.found();
+    let found = state.store.link_target(&token.hash()).await;
+    guess.settle(&found);
+    let target = found?.ok_or(ApiError::NotFound)?;
     state.rate_limit.check_link(target.org, target.appointment)?;
     if target.expires_at <= store::now() {
         return Err(store::StoreError::Expired.into());

@@ -16,11 +16,13 @@ use std::time::{Duration, Instant};
 
 /// How far ahead of now an address's guesses may be spent: a minute's worth at once.
 const BURST: Duration = Duration::from_secs(60);
-/// Addresses tracked at most; beyond them new addresses share one allowance (the unknown one), so
-/// a flood from many addresses takes bounded memory and still bounded lookups.
-const MAX_ADDRESSES: usize = 10_000;
+/// Addresses tracked at most (some 5 MB). Past them, while every one of them still has guesses
+/// out, a new address is not limited: memory stays bounded, and a flood from that many addresses
+/// at once is not one an allowance per address could stop anyway. Sharing one allowance instead
+/// would let such a flood refuse every new patient's link.
+const MAX_ADDRESSES: usize = 100_000;
 /// The key of a client whose address cannot be read (a header source and a request that did not
-/// come through the proxy, or a header that is not an address), and of the overflow.
+/// come through the proxy, or a header that is not an address).
 const UNKNOWN: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
 pub struct LinkGuesses {
@@ -38,18 +40,24 @@ struct Schedule {
     swept: Option<Instant>,
 }
 
-/// One guess held for a lookup: spent unless [`Held::found`] gives it back.
-#[must_use = "a held guess is spent unless the token was found"]
+/// One guess held for a lookup: spent unless [`Held::settle`] gives it back (dropped, as when the
+/// client hangs up during the lookup, it is spent).
+#[must_use = "a held guess is spent unless settled"]
 pub struct Held<'g> {
     guesses: &'g LinkGuesses,
-    key: IpAddr,
+    /// The address it is held for; `None`: not tracked (no limit, or past [`MAX_ADDRESSES`]).
+    key: Option<IpAddr>,
 }
 
 impl Held<'_> {
-    /// The token led to a link: the guess is given back.
-    pub fn found(self) {
-        let Some(interval) = self.guesses.interval else { return };
-        if let Some(until) = self.guesses.schedule().spent_until.get_mut(&self.key) {
+    /// Spends the guess only when the lookup found nothing: a token that led to a link, or a lookup
+    /// that failed (the database, not the client), gives it back.
+    pub fn settle<T, E>(self, looked_up: &Result<Option<T>, E>) {
+        let (Some(interval), Some(key)) = (self.guesses.interval, self.key) else { return };
+        if matches!(looked_up, Ok(None)) {
+            return;
+        }
+        if let Some(until) = self.guesses.schedule().spent_until.get_mut(&key) {
             *until = until.checked_sub(interval).unwrap_or(*until);
         }
     }
@@ -64,23 +72,25 @@ impl LinkGuesses {
 
     /// Holds one of the client's guesses for a lookup, or 429 when it has none left.
     pub fn hold(&self, client: Option<IpAddr>) -> Result<Held<'_>, ApiError> {
+        self.hold_at(client, Instant::now())
+    }
+
+    fn hold_at(&self, client: Option<IpAddr>, now: Instant) -> Result<Held<'_>, ApiError> {
+        let untracked = Held { guesses: self, key: None };
+        let Some(interval) = self.interval else { return Ok(untracked) };
         let key = network(client);
-        let Some(interval) = self.interval else { return Ok(Held { guesses: self, key }) };
-        let now = Instant::now();
         let mut schedule = self.schedule();
         schedule.sweep(now);
-        let key = if schedule.spent_until.len() >= MAX_ADDRESSES && !schedule.spent_until.contains_key(&key) {
-            UNKNOWN
-        } else {
-            key
-        };
+        if schedule.spent_until.len() >= MAX_ADDRESSES && !schedule.spent_until.contains_key(&key) {
+            return Ok(untracked);
+        }
         let next = schedule.spent_until.get(&key).map_or(now, |until| (*until).max(now)) + interval;
         let ahead = next - now;
         if ahead > BURST {
             return Err(ApiError::RateLimited(ahead - BURST));
         }
         schedule.spent_until.insert(key, next);
-        Ok(Held { guesses: self, key })
+        Ok(Held { guesses: self, key: Some(key) })
     }
 
     fn schedule(&self) -> MutexGuard<'_, Schedule> {
@@ -93,7 +103,8 @@ impl Schedule {
     /// Drops the addresses whose guesses are all back, once the map is full, at most once a second
     /// (a full map of active guessers is not scanned on every request).
     fn sweep(&mut self, now: Instant) {
-        if self.spent_until.len() < MAX_ADDRESSES || self.swept.is_some_and(|at| now - at < Duration::from_secs(1)) {
+        let recently = self.swept.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
+        if self.spent_until.len() < MAX_ADDRESSES || recently {
             return;
         }
         self.spent_until.retain(|_, until| *until > now);
@@ -131,36 +142,51 @@ mod tests {
         assert_eq!(network(None), UNKNOWN);
     }
 
-    /// A minute's guesses at once, then none until one comes back; a found token gives its back;
-    /// guesses held side by side count before their lookups end.
+    fn address(n: u32) -> Option<IpAddr> {
+        Some(IpAddr::from((0x0a00_0000 + n).to_be_bytes()))
+    }
+
+    /// A minute's guesses at once, then one every 20 s; guesses held side by side count before
+    /// their lookups end; a token found, or a failed lookup, gives its guess back.
     #[test]
-    fn misses_spend_guesses_and_finds_give_them_back() {
+    fn misses_spend_guesses_and_the_rest_give_them_back() {
         let guesses = LinkGuesses::per_minute(3);
-        let held: Vec<Held> = (0..3).map(|_| guesses.hold(ip("192.0.2.7")).expect("a guess")).collect();
-        let refused = guesses.hold(ip("192.0.2.7")).err().expect("the fourth, while three are out");
-        let ApiError::RateLimited(wait) = refused else { panic!("{refused:?}") };
-        assert!(wait > Duration::from_secs(19) && wait <= Duration::from_secs(20), "{wait:?}");
-        assert!(guesses.hold(ip("192.0.2.8")).is_ok(), "another address");
+        let start = Instant::now();
+        let held: Vec<Held> = (0..3).map(|_| guesses.hold_at(ip("192.0.2.7"), start).expect("a guess")).collect();
+        let refused = guesses.hold_at(ip("192.0.2.7"), start).err().expect("the fourth, while three are out");
+        assert!(matches!(refused, ApiError::RateLimited(wait) if wait == Duration::from_secs(20)), "{refused:?}");
+        assert!(guesses.hold_at(ip("192.0.2.8"), start).is_ok(), "another address");
         let mut held = held.into_iter();
-        held.next().expect("held").found();
-        guesses.hold(ip("192.0.2.7")).expect("the one given back").found();
-        let _spent = guesses.hold(ip("192.0.2.7")).expect("given back again");
-        assert!(guesses.hold(ip("192.0.2.7")).is_err(), "that one was spent");
+        held.next().expect("held").settle(&Ok::<_, ()>(Some("a link")));
+        held.next().expect("held").settle(&Err::<Option<()>, _>("the database is down"));
+        for _ in 0..2 {
+            guesses.hold_at(ip("192.0.2.7"), start).expect("one given back").settle(&Ok::<Option<()>, ()>(None));
+        }
+        assert!(guesses.hold_at(ip("192.0.2.7"), start).is_err(), "both spent on misses");
+        let later = start + Duration::from_secs(20);
+        let _spent = guesses.hold_at(ip("192.0.2.7"), later).expect("one back 20 s later");
+        assert!(guesses.hold_at(ip("192.0.2.7"), later).is_err(), "only one");
         drop(held);
         assert!(LinkGuesses::per_minute(0).hold(ip("192.0.2.7")).is_ok(), "no limit");
     }
 
-    /// Past the addresses it tracks, new ones share the unknown address's allowance.
+    /// The addresses whose guesses are all back are forgotten once the map is full; past the
+    /// addresses it tracks, a new one is not limited (and not kept).
     #[test]
-    fn beyond_the_addresses_tracked_new_ones_share_one_allowance() {
+    fn the_map_stays_bounded() {
         let guesses = LinkGuesses::per_minute(2);
+        let start = Instant::now();
         for n in 0..MAX_ADDRESSES as u32 {
-            let _ = guesses.hold(Some(IpAddr::from((0x0a00_0000 + n).to_be_bytes())));
+            let _spent = guesses.hold_at(address(n), start).expect("a guess");
         }
-        let _ = guesses.hold(ip("203.0.113.1")).expect("a guess of the shared allowance");
-        let _ = guesses.hold(ip("203.0.113.2")).expect("the other");
-        assert!(guesses.hold(ip("203.0.113.3")).is_err(), "a third new address, sharing it");
-        assert!(guesses.hold(ip("10.0.0.1")).is_ok(), "a tracked address keeps its own");
-        assert_eq!(guesses.schedule().spent_until.len(), MAX_ADDRESSES + 1);
+        for _ in 0..5 {
+            let _spent = guesses.hold_at(ip("203.0.113.1"), start).expect("not limited past the tracked");
+        }
+        assert!(guesses.hold_at(address(1), start).is_ok(), "a tracked address keeps its own");
+        assert!(guesses.hold_at(address(1), start).is_err(), "and its limit");
+        assert_eq!(guesses.schedule().spent_until.len(), MAX_ADDRESSES);
+        let later = start + Duration::from_secs(31);
+        let _spent = guesses.hold_at(ip("203.0.113.1"), later).expect("a guess");
+        assert_eq!(guesses.schedule().spent_until.len(), 2, "swept: address 1 and the new one");
     }
 }

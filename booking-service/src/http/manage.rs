@@ -148,8 +148,9 @@ struct Link {
 async fn resolve(state: &AppState, token: &str, ClientAddress(client): ClientAddress) -> Result<Link, ApiError> {
     let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
     let guess = state.link_guesses.hold(client)?;
-    let (org, id) = state.store.manage_target(&token.hash()).await?.ok_or(ApiError::NotFound)?;
-    guess.found();
+    let found = state.store.manage_target(&token.hash()).await;
+    guess.settle(&found);
+    let (org, id) = found?.ok_or(ApiError::NotFound)?;
     state.rate_limit.check_link(org, id)?;
     let settings = state.store.settings(org).await?.ok_or(ApiError::NotFound)?;
     Ok(Link { org, id, cutoff: Cutoff::minutes(settings.manage_cutoff_minutes) })

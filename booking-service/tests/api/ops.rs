@@ -101,27 +101,36 @@ async fn with_a_metrics_token_only_its_bearer_reads_the_metrics(backend: Backend
         };
         request.send().await.expect("an answer")
     };
-    for refused in [None, Some("Bearer nope".into()), Some(format!("Bearer {TOKEN}x")), Some(TOKEN.into())] {
+    let same_length = format!("Bearer {}", "x".repeat(TOKEN.len()));
+    for refused in
+        [None, Some("Bearer nope".into()), Some(format!("Bearer {TOKEN}x")), Some(TOKEN.into()), Some(same_length)]
+    {
         let answer = scrape(refused.clone()).await;
         assert_eq!(answer.status(), 401, "{refused:?}");
         let body: serde_json::Value = answer.json().await.expect("the error body");
         assert_eq!(body["error"]["code"], "unauthorized", "{refused:?}: {body}");
     }
-    let answer = scrape(Some(format!("Bearer {TOKEN}"))).await;
-    assert_eq!(answer.status(), 200);
-    assert!(answer.text().await.expect("text").contains("http_requests_total"));
+    for scheme in ["Bearer", "bearer"] {
+        let answer = scrape(Some(format!("{scheme} {TOKEN}"))).await;
+        assert_eq!(answer.status(), 200, "{scheme}");
+        assert!(answer.text().await.expect("text").contains("http_requests_total"));
+    }
     assert_eq!(app.anon.healthz().await.expect("healthz").status, "ok", "the other operations routes stay open");
 }
 
-/// A metrics token shorter than the service's other secrets stops it at start, naming it.
+/// A metrics token shorter than the service's other secrets, or one no header could carry as it is,
+/// stops the service at start, naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_metrics_token_stops_the_service_at_start() {
     let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
     let mut config = booking_service::config::Config::with_database(db.service_url.clone());
     config.jwt_secret = Some(SECRET.into());
     config.metrics_token = Some("too-short".into());
-    let err = booking_service::startup::Application::build(config).await.err().expect("refused");
+    let err = booking_service::startup::Application::build(config.clone()).await.err().expect("refused");
     assert!(format!("{err:#}").contains("METRICS_TOKEN must be at least 32 bytes"), "{err:#}");
+    config.metrics_token = Some("a-metrics-token-of-at-least-32-bytes\n".into());
+    let err = booking_service::startup::Application::build(config).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("METRICS_TOKEN must be printable ASCII"), "{err:#}");
 }
 
 on_both_backends!(
