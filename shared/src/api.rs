@@ -511,6 +511,19 @@ pub struct Call {
     pub appointment_ids: Vec<Uuid>,
 }
 
+/// One row of an appointment's audit trail: what was done, by whom (the token's `sub`, `patient`
+/// for the patient's links), when, with its details (a move's times, a cancellation's reason).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct AuditEntry {
+    pub action: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    /// The voice agent's call whose tool call made the change.
+    pub call_id: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 pub struct CallQuery {
     /// RFC 3339 instant; calls started at or after it.

@@ -1,4 +1,5 @@
-//! Appointments (`staff`, `admin`): list, read, cancel, reschedule.
+//! Appointments (`staff`, `admin`): list, read, cancel, reschedule, mark attendance, read the
+//! audit trail.
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -6,12 +7,12 @@ use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId, Reason};
-use crate::store::{Appointment, AppointmentFilter, Attendance};
+use crate::store::{Appointment, AppointmentFilter, Attendance, AuditEntry};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use shared::api::{self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, RescheduleRequest};
+use shared::api::{self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, PageQuery, RescheduleRequest};
 use shared::Role;
 use uuid::Uuid;
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/appointments", get(list))
         .route("/api/appointments/{id}", get(show))
+        .route("/api/appointments/{id}/audit", get(audit))
         .route("/api/appointments/{id}/cancel", post(cancel))
         .route("/api/appointments/{id}/reschedule", post(reschedule))
         .route("/api/appointments/{id}/complete", post(complete))
@@ -74,6 +76,35 @@ pub async fn show(
     let actor = caller.actor(MANAGERS)?;
     let appointment = state.store.appointment(actor.org, AppointmentId(id)).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(appointment.to_api()))
+}
+
+/// The appointment's audit trail, oldest first: its booking and every change since, with who made
+/// it (the audit log is append-only).
+#[utoipa::path(get, path = "/api/appointments/{id}/audit", tag = "appointments", security(("bearer" = [])),
+    params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, body = api::Page<api::AuditEntry>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<axum::Json<api::Page<api::AuditEntry>>> {
+    let actor = caller.actor(MANAGERS)?;
+    let page = paging::request(query.limit, query.cursor.as_deref())?;
+    let id = AppointmentId(id);
+    // Not the clinic's, or no such appointment: 404, not an empty trail.
+    state.store.appointment(actor.org, id).await?.ok_or(ApiError::NotFound)?;
+    let trail = state.store.audit_trail(actor.org, id.into(), &page).await?;
+    let wire = |e: &AuditEntry| api::AuditEntry {
+        action: e.action.clone(),
+        actor: e.actor.clone(),
+        at: e.at,
+        details: e.details.clone(),
+        call_id: e.call_id.clone(),
+    };
+    // Paged by each row's place in the log; the cursor's UUID is unused.
+    Ok(axum::Json(paging::answer(trail, |e| (e.id, Uuid::nil()), wire)))
 }
 
 #[utoipa::path(post, path = "/api/appointments/{id}/cancel", tag = "appointments", security(("bearer" = [])),

@@ -29,6 +29,13 @@ impl SortKey for String {
     }
 }
 
+/// A row's place in a log (the audit trail's key).
+impl SortKey for i64 {
+    fn comparable(&self) -> bool {
+        true
+    }
+}
+
 impl SortKey for NaiveDate {
     fn comparable(&self) -> bool {
         (1..=9999).contains(&self.year())

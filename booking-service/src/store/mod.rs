@@ -297,7 +297,10 @@ pub trait Store: Send + Sync {
     /// idempotency records, remembered tool answers, delivered outbox messages. The number deleted.
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64>;
 
-    async fn audit_trail(&self, org: OrgId, subject: Subject) -> StoreResult<Vec<AuditEntry>>;
+    /// The audit rows of `subject`, in the order they were written, a page at a time (the sort
+    /// key is the row's place in the log; the UUID of the page request is not used).
+    async fn audit_trail(&self, org: OrgId, subject: Subject, page: &PageRequest<i64>)
+        -> StoreResult<Page<AuditEntry>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

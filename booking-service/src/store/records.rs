@@ -385,9 +385,17 @@ impl From<AppointmentId> for Subject {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One row of the audit log: what was done, by whom, when, and with what details.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditEntry {
+    /// Its place in the log (the order of the changes), the key the trail is paged by.
+    pub id: i64,
     pub action: String,
     pub actor: String,
+    #[sqlx(try_from = "sql::Timestamp")]
     pub at: DateTime<Utc>,
+    #[sqlx(json)]
+    pub details: serde_json::Value,
+    /// The voice agent's call whose tool call made the change.
+    pub call_id: Option<String>,
 }

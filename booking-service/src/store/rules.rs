@@ -1327,12 +1327,20 @@ impl Store for SqlStore {
         Ok(deleted)
     }
 
-    async fn audit_trail(&self, org: OrgId, subject: Subject) -> StoreResult<Vec<AuditEntry>> {
+    async fn audit_trail(
+        &self,
+        org: OrgId,
+        subject: Subject,
+        page: &PageRequest<i64>,
+    ) -> StoreResult<Page<AuditEntry>> {
         let (kind, id) = subject.parts();
-        let sql = "SELECT action, actor, at FROM audit_log WHERE org_id = $1 AND subject = $2 AND appointment_id = $3 ORDER BY id";
-        let rows: Vec<(String, String, Timestamp)> =
-            self.fetch_all(Scope::Read(org), sql, (org, kind, Key(id))).await?;
-        Ok(rows.into_iter().map(|(action, actor, at)| AuditEntry { action, actor, at: at.0 }).collect())
+        let sql = "SELECT id, action, actor, at, details, call_id FROM audit_log
+                   WHERE org_id = $1 AND subject = $2 AND appointment_id = $3 AND ($4 IS NULL OR id > $4)
+                   ORDER BY id LIMIT $5";
+        // The trail is paged by its rows' place in the log: the UUID part of the cursor is unused.
+        let after = page.after.as_ref().map(|(at, _)| *at);
+        let values = (org, kind, Key(id), after, i64::from(page.limit) + 1);
+        Ok(Page::of(self.fetch_all(Scope::Read(org), sql, values).await?, page.limit))
     }
 }
 

@@ -58,7 +58,11 @@ async fn attendance_is_marked_once_after_the_start(backend: Backend) {
     let query = AppointmentQuery { status: Some("no_show".into()), ..Default::default() };
     let listed = org.staff.appointments(&query).await.expect("listed");
     assert_eq!(listed.iter().map(|a| a.id).collect::<Vec<_>>(), [missed]);
-    let trail = app.store.audit_trail(org.id.into(), booking_service::domain::AppointmentId(came).into()).await;
+    let trail = app
+        .store
+        .audit_trail(org.id.into(), booking_service::domain::AppointmentId(came).into(), &every())
+        .await
+        .map(|page| page.items);
     let actions: Vec<String> = trail.expect("audit").into_iter().map(|e| e.action).collect();
     assert_eq!(actions, ["booked", "completed"]);
 

@@ -30,7 +30,12 @@ async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
     let stored = org.staff.appointment(booked.appointment_id).await.expect("readable");
     assert_eq!(stored.starts_at, booked.starts_at);
     assert_eq!(stored.patient.phone, input.patient_phone);
-    let trail = app.store.audit_trail(org.id.into(), AppointmentId(booked.appointment_id).into()).await.expect("audit");
+    let trail = app
+        .store
+        .audit_trail(org.id.into(), AppointmentId(booked.appointment_id).into(), &every())
+        .await
+        .map(|page| page.items)
+        .expect("audit");
     assert_eq!(trail.len(), 1);
     assert_eq!((trail[0].action.as_str(), trail[0].actor.as_str()), ("booked", "test-agent"));
 }
@@ -204,11 +209,20 @@ async fn cancel_frees_the_slot_and_reschedule_moves_atomically(backend: Backend)
     assert_eq!((again.starts_at, again.ends_at, again.updated_at), (moved.starts_at, moved.ends_at, moved.updated_at));
     assert_error(org.staff.reschedule(first.appointment_id, &later).await, 409, "invalid_state");
 
-    let trail =
-        app.store.audit_trail(org.id.into(), AppointmentId(rebooked.appointment_id).into()).await.expect("audit");
+    let trail = app
+        .store
+        .audit_trail(org.id.into(), AppointmentId(rebooked.appointment_id).into(), &every())
+        .await
+        .map(|page| page.items)
+        .expect("audit");
     let actions: Vec<_> = trail.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
     assert_eq!(actions, [("booked", "test-agent"), ("rescheduled", "test-staff")]);
-    let trail = app.store.audit_trail(org.id.into(), AppointmentId(first.appointment_id).into()).await.expect("audit");
+    let trail = app
+        .store
+        .audit_trail(org.id.into(), AppointmentId(first.appointment_id).into(), &every())
+        .await
+        .map(|page| page.items)
+        .expect("audit");
     assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["booked", "cancelled"]);
     let _ = other;
 }
@@ -291,7 +305,49 @@ async fn a_provider_changed_through_another_instance_is_never_booked_past(backen
     assert_error(org.agent.book(&booking(provider.id, monday, "15:00")).await, 404, "not_found");
 }
 
+/// Staff read an appointment's audit trail, oldest first and page by page: who booked, moved and
+/// cancelled it, with what details. Another clinic's appointment is not found, the voice agent may
+/// not read it, and a cursor the list did not give is refused.
+async fn the_audit_trail_of_an_appointment_is_read_page_by_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, other) = (app.org("UTC").await, app.org("UTC").await);
+    let provider = org.provider().await;
+    let id = org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked").appointment_id;
+    let later = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(3))),
+        appointment_time: Some("11:00".into()),
+        duration_minutes: None,
+        appointment_type_id: None,
+    };
+    org.staff.reschedule(id, &later).await.expect("moved");
+    org.staff.cancel(id, Some("patient called")).await.expect("cancelled");
+
+    let read = async |by: &shared::ApiClient, query: &str| {
+        let request = by.request(reqwest::Method::GET, &format!("/api/appointments/{id}/audit{query}"));
+        by.send::<shared::api::Page<shared::api::AuditEntry>>(request).await
+    };
+    let first = read(&org.staff, "?limit=2").await.expect("the first page");
+    let rows: Vec<_> = first.items.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
+    assert_eq!(rows, [("booked", "test-agent"), ("rescheduled", "test-staff")]);
+    assert!(first.items[1].details["from"]["starts_at"].is_string(), "{:?}", first.items[1]);
+    assert!(first.items.iter().all(|e| e.call_id.is_none()), "no voice call made them");
+    let next = first.next.expect("a second page");
+    let second = read(&org.admin, &format!("?limit=2&cursor={next}")).await.expect("the second page");
+    assert_eq!(second.items.len(), 1, "{second:?}");
+    assert_eq!(
+        (second.items[0].action.as_str(), &second.items[0].details["reason"]),
+        ("cancelled", &serde_json::json!("patient called"))
+    );
+    assert!(second.next.is_none());
+    assert!(first.items[0].at <= first.items[1].at && first.items[1].at <= second.items[0].at);
+
+    assert_error(read(&other.staff, "").await, 404, "not_found");
+    assert_error(read(&org.agent, "").await, 403, "forbidden");
+    assert_error(read(&org.staff, "?cursor=bm90LWEtY3Vyc29y").await, 422, "validation_failed");
+}
+
 on_both_backends!(
+    the_audit_trail_of_an_appointment_is_read_page_by_page,
     a_refused_move_is_offered_times_its_own_appointment_frees,
     a_booking_is_pending_with_a_code_and_local_times,
     a_provider_changed_through_another_instance_is_never_booked_past,

@@ -80,3 +80,8 @@ pub fn assert_error<T: std::fmt::Debug>(
     assert_eq!(err.code(), Some(code), "{err}");
     err
 }
+
+/// The first page of the most a page holds: the whole of a short list (an appointment's trail).
+pub fn every<K>() -> booking_service::store::PageRequest<K> {
+    booking_service::store::PageRequest::first(booking_service::store::MAX_PAGE)
+}

@@ -89,7 +89,12 @@ fn assert_private(response: &reqwest::Response) {
 }
 
 async fn audit(app: &TestApp, org: &TestOrg, id: Uuid) -> Vec<(String, String)> {
-    let trail = app.store.audit_trail(OrgId(org.id), AppointmentId(id).into()).await.expect("audit");
+    let trail = app
+        .store
+        .audit_trail(OrgId(org.id), AppointmentId(id).into(), &every())
+        .await
+        .map(|page| page.items)
+        .expect("audit");
     trail.into_iter().map(|e| (e.action, e.actor)).collect()
 }
 

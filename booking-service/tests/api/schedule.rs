@@ -303,7 +303,12 @@ async fn time_off_lists_its_conflicts_and_refuses_what_meets_it(backend: Backend
     assert_error(org.staff.delete_time_off(away.id).await, 404, "not_found");
     org.staff.book(&booking(provider.id, date, "11:00")).await.expect("free again");
     org.staff.reschedule(afternoon.appointment_id, &into).await.expect("moved into the freed morning");
-    let trail = app.store.audit_trail(org.id.into(), Subject::TimeOff(away.id.into())).await.expect("audit");
+    let trail = app
+        .store
+        .audit_trail(org.id.into(), Subject::TimeOff(away.id.into()), &every())
+        .await
+        .map(|page| page.items)
+        .expect("audit");
     let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["time_off_added", "time_off_removed"]);
 }
@@ -352,7 +357,12 @@ async fn a_closure_shuts_whole_local_days_for_every_provider(backend: Backend) {
     assert_eq!(org.admin.closures().await.expect("listed").len(), 1);
     org.admin.delete_closure(closure.id).await.expect("removed");
     org.staff.book(&booking(provider.id, day, "09:00")).await.expect("open after removal");
-    let trail = app.store.audit_trail(org.id.into(), Subject::Closure(closure.id.into())).await.expect("audit");
+    let trail = app
+        .store
+        .audit_trail(org.id.into(), Subject::Closure(closure.id.into()), &every())
+        .await
+        .map(|page| page.items)
+        .expect("audit");
     let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["closure_added", "closure_removed"]);
 }
