@@ -1,5 +1,5 @@
-//! Appointments (`staff`, `admin`): list, read, cancel, reschedule, mark attendance, read the
-//! audit trail.
+//! Appointments (`staff`, `admin`): list, read, confirm, cancel, reschedule, mark attendance,
+//! read the audit trail.
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -7,7 +7,7 @@ use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId, Reason};
-use crate::store::{Appointment, AppointmentFilter, Attendance, AuditEntry};
+use crate::store::{Appointment, AppointmentFilter, Attendance, AuditEntry, Confirmed};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/appointments", get(list))
         .route("/api/appointments/{id}", get(show))
         .route("/api/appointments/{id}/audit", get(audit))
+        .route("/api/appointments/{id}/confirm", post(confirm))
         .route("/api/appointments/{id}/cancel", post(cancel))
         .route("/api/appointments/{id}/reschedule", post(reschedule))
         .route("/api/appointments/{id}/complete", post(complete))
@@ -91,7 +92,10 @@ pub async fn audit(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::AuditEntry>>> {
     let actor = caller.actor(MANAGERS)?;
-    let page = paging::request(query.limit, query.cursor.as_deref())?;
+    let page = paging::request::<i64>(query.limit, query.cursor.as_deref())?;
+    if page.after.as_ref().is_some_and(|(_, of)| *of != id) {
+        return Err(ApiError::Validation("cursor: not a cursor this list gave".into()));
+    }
     let id = AppointmentId(id);
     // Not the clinic's, or no such appointment: 404, not an empty trail.
     state.store.appointment(actor.org, id).await?.ok_or(ApiError::NotFound)?;
@@ -103,8 +107,25 @@ pub async fn audit(
         details: e.details.clone(),
         call_id: e.call_id.clone(),
     };
-    // Paged by each row's place in the log; the cursor's UUID is unused.
-    Ok(axum::Json(paging::answer(trail, |e| (e.id, Uuid::nil()), wire)))
+    // Paged by each row's place in the trail; the cursor names the appointment it belongs to.
+    Ok(axum::Json(paging::answer(trail, |e| (e.position, id.0), wire)))
+}
+
+/// Confirms a pending appointment for the patient (who confirmed on the phone, say), as the link
+/// in their email would; confirming again is harmless.
+#[utoipa::path(post, path = "/api/appointments/{id}/confirm", tag = "appointments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: cancelled, or over", body = ErrorBody)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> ApiResult<axum::Json<api::Appointment>> {
+    let actor = caller.actor(MANAGERS)?;
+    let (Confirmed::Now(appointment) | Confirmed::Already(appointment)) =
+        state.store.confirm(&actor, AppointmentId(id), None).await?;
+    Ok(axum::Json(appointment.to_api()))
 }
 
 #[utoipa::path(post, path = "/api/appointments/{id}/cancel", tag = "appointments", security(("bearer" = [])),

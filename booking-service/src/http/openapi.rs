@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
         time_off::create_closure, time_off::list_closures, time_off::delete_closure,
         booking::book, vapi::tools, vapi::definitions, vapi::settings, vapi::set_settings, calls::list, settings::show, settings::replace,
         webhooks::create, webhooks::list, webhooks::remove,
-        appointments::list, appointments::show, appointments::audit, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
+        appointments::list, appointments::show, appointments::audit, appointments::confirm, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
         confirm::show, confirm::confirm, sms::inbound,
         manage::show, manage::cancel, manage::reschedule,
     ),

@@ -29,7 +29,7 @@ impl SortKey for String {
     }
 }
 
-/// A row's place in a log (the audit trail's key).
+/// A row's place in a list that only grows (an appointment's audit trail).
 impl SortKey for i64 {
     fn comparable(&self) -> bool {
         true

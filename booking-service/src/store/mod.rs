@@ -253,9 +253,10 @@ pub trait Store: Send + Sync {
     /// Marks a pending or confirmed appointment that has started as attended or not, with its
     /// audit row (`completed` or `no_show`); `InvalidState` before its start or when it is over.
     async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment>;
-    /// Confirms a pending appointment through its link, with its audit row; `NotFound` when the
-    /// link is no longer the appointment's, `Expired` past its expiry.
-    async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed>;
+    /// Confirms a pending appointment, with its audit row: through its link (`link`, the token's
+    /// hash; `NotFound` when the link is no longer the appointment's, `Expired` past its expiry),
+    /// or by the clinic's staff (`None`). `InvalidState` when it is cancelled or over.
+    async fn confirm(&self, actor: &Actor, id: AppointmentId, link: Option<&str>) -> StoreResult<Confirmed>;
 
     /// Claims up to `limit` due messages of every organization until `lease_until`: no other
     /// dispatcher takes them before then, and they come back if this one dies. Only messages of
@@ -298,7 +299,7 @@ pub trait Store: Send + Sync {
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64>;
 
     /// The audit rows of `subject`, in the order they were written, a page at a time (the sort
-    /// key is the row's place in the log; the UUID of the page request is not used).
+    /// key is the row's place in the trail; the UUID of the page request is not used).
     async fn audit_trail(&self, org: OrgId, subject: Subject, page: &PageRequest<i64>)
         -> StoreResult<Page<AuditEntry>>;
 }

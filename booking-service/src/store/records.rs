@@ -388,8 +388,9 @@ impl From<AppointmentId> for Subject {
 /// One row of the audit log: what was done, by whom, when, and with what details.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditEntry {
-    /// Its place in the log (the order of the changes), the key the trail is paged by.
-    pub id: i64,
+    /// Its place in its subject's trail, from 1 (the order of the changes): the key the trail is
+    /// paged by, which says nothing of other subjects' rows.
+    pub position: i64,
     pub action: String,
     pub actor: String,
     #[sqlx(try_from = "sql::Timestamp")]

@@ -1141,19 +1141,21 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn confirm(&self, actor: &Actor, id: AppointmentId, token_hash: &str) -> StoreResult<Confirmed> {
+    async fn confirm(&self, actor: &Actor, id: AppointmentId, link: Option<&str>) -> StoreResult<Confirmed> {
         retrying(|| async move {
             let mut tx = self.begin(Scope::Write(actor.org)).await?;
             let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
-            let expires_at: Option<(Timestamp,)> = tx
-                .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3", (actor.org, id, token_hash))
-                .fetch_optional()
-                .await?;
             let now = now();
-            match expires_at {
-                None => return Err(StoreError::NotFound.into()),
-                Some((at,)) if at.0 <= now => return Err(StoreError::Expired.into()),
-                Some(_) => {}
+            if let Some(token_hash) = link {
+                let expires_at: Option<(Timestamp,)> = tx
+                    .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3", (actor.org, id, token_hash))
+                    .fetch_optional()
+                    .await?;
+                match expires_at {
+                    None => return Err(StoreError::NotFound.into()),
+                    Some((at,)) if at.0 <= now => return Err(StoreError::Expired.into()),
+                    Some(_) => {}
+                }
             }
             if appointment.status == AppointmentStatus::Confirmed {
                 return Ok(Confirmed::Already(appointment));
@@ -1165,7 +1167,7 @@ impl Store for SqlStore {
             )
             .execute()
             .await?;
-            let details = serde_json::json!({ "via": "link" });
+            let details = serde_json::json!({ "via": if link.is_some() { "link" } else { "staff" } });
             audit(&mut tx, actor, id.into(), action::CONFIRMED, &details, now).await?;
             appointment.status = AppointmentStatus::Confirmed;
             appointment.updated_at = now;
@@ -1334,10 +1336,13 @@ impl Store for SqlStore {
         page: &PageRequest<i64>,
     ) -> StoreResult<Page<AuditEntry>> {
         let (kind, id) = subject.parts();
-        let sql = "SELECT id, action, actor, at, details, call_id FROM audit_log
-                   WHERE org_id = $1 AND subject = $2 AND appointment_id = $3 AND ($4 IS NULL OR id > $4)
-                   ORDER BY id LIMIT $5";
-        // The trail is paged by its rows' place in the log: the UUID part of the cursor is unused.
+        let sql = "SELECT position, action, actor, at, details, call_id FROM (
+                       SELECT row_number() OVER (ORDER BY id) AS position, action, actor, at, details, call_id
+                       FROM audit_log WHERE org_id = $1 AND subject = $2 AND appointment_id = $3
+                   ) AS trail
+                   WHERE ($4 IS NULL OR position > $4)
+                   ORDER BY position LIMIT $5";
+        // Paged by each row's place in the trail (the log is append-only, so it never changes).
         let after = page.after.as_ref().map(|(at, _)| *at);
         let values = (org, kind, Key(id), after, i64::from(page.limit) + 1);
         Ok(Page::of(self.fetch_all(Scope::Read(org), sql, values).await?, page.limit))

@@ -329,7 +329,8 @@ async fn the_audit_trail_of_an_appointment_is_read_page_by_page(backend: Backend
     let first = read(&org.staff, "?limit=2").await.expect("the first page");
     let rows: Vec<_> = first.items.iter().map(|e| (e.action.as_str(), e.actor.as_str())).collect();
     assert_eq!(rows, [("booked", "test-agent"), ("rescheduled", "test-staff")]);
-    assert!(first.items[1].details["from"]["starts_at"].is_string(), "{:?}", first.items[1]);
+    assert_eq!(first.items[0].details["starts_at"], first.items[1].details["from"]["starts_at"], "{first:?}");
+    assert!(first.items[1].details["to"]["starts_at"].as_str().is_some_and(|t| t.contains("T11:00:00")), "{first:?}");
     assert!(first.items.iter().all(|e| e.call_id.is_none()), "no voice call made them");
     let next = first.next.expect("a second page");
     let second = read(&org.admin, &format!("?limit=2&cursor={next}")).await.expect("the second page");
@@ -344,10 +345,50 @@ async fn the_audit_trail_of_an_appointment_is_read_page_by_page(backend: Backend
     assert_error(read(&other.staff, "").await, 404, "not_found");
     assert_error(read(&org.agent, "").await, 403, "forbidden");
     assert_error(read(&org.staff, "?cursor=bm90LWEtY3Vyc29y").await, 422, "validation_failed");
+    // A cursor of another list, or of another appointment's trail, is not this list's.
+    let another = org.agent.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked").appointment_id;
+    org.staff.cancel(another, None).await.expect("cancelled");
+    let listed = org.staff.request(reqwest::Method::GET, "/api/appointments?limit=1");
+    let listed: shared::api::Page<shared::api::Appointment> = org.staff.send(listed).await.expect("listed");
+    let other_list = listed.next.expect("two appointments");
+    assert_error(read(&org.staff, &format!("?cursor={other_list}")).await, 422, "validation_failed");
+    let theirs = org.staff.request(reqwest::Method::GET, &format!("/api/appointments/{another}/audit?limit=1"));
+    let theirs = org.staff.send::<shared::api::Page<shared::api::AuditEntry>>(theirs).await.expect("read");
+    let theirs = theirs.next.expect("a second page");
+    assert_error(read(&org.staff, &format!("?cursor={theirs}")).await, 422, "validation_failed");
+}
+
+/// Staff confirm a pending appointment for the patient: it is confirmed and audited as by the
+/// staff member; confirming again changes nothing; a cancelled one is refused; the voice agent
+/// may not, and another clinic's is not found.
+async fn staff_confirm_an_appointment_for_the_patient(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, other) = (app.org("UTC").await, app.org("UTC").await);
+    let provider = org.provider().await;
+    let id = org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked").appointment_id;
+    let confirm = async |by: &shared::ApiClient, id: uuid::Uuid| {
+        let request = by.request(reqwest::Method::POST, &format!("/api/appointments/{id}/confirm"));
+        by.send::<shared::api::Appointment>(request).await
+    };
+    let confirmed = confirm(&org.staff, id).await.expect("confirmed");
+    assert_eq!(confirmed.status, AppointmentStatus::Confirmed);
+    let again = confirm(&org.admin, id).await.expect("confirmed again");
+    assert_eq!((again.status, again.updated_at), (AppointmentStatus::Confirmed, confirmed.updated_at));
+    let trail = app.store.audit_trail(org.id.into(), AppointmentId(id).into(), &every()).await.expect("audit").items;
+    let rows: Vec<_> = trail.iter().map(|e| (e.action.as_str(), e.actor.as_str(), &e.details["via"])).collect();
+    let via_staff = serde_json::json!("staff");
+    assert_eq!(rows, [("booked", "test-agent", &serde_json::Value::Null), ("confirmed", "test-staff", &via_staff)]);
+
+    assert_error(confirm(&org.agent, id).await, 403, "forbidden");
+    assert_error(confirm(&other.staff, id).await, 404, "not_found");
+    let cancelled = org.agent.book(&booking(provider.id, days_ahead(3), "11:00")).await.expect("booked").appointment_id;
+    org.staff.cancel(cancelled, None).await.expect("cancelled");
+    assert_error(confirm(&org.staff, cancelled).await, 409, "invalid_state");
 }
 
 on_both_backends!(
     the_audit_trail_of_an_appointment_is_read_page_by_page,
+    staff_confirm_an_appointment_for_the_patient,
     a_refused_move_is_offered_times_its_own_appointment_frees,
     a_booking_is_pending_with_a_code_and_local_times,
     a_provider_changed_through_another_instance_is_never_booked_past,

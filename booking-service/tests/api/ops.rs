@@ -65,6 +65,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/api/appointments", "get"),
         ("/api/appointments/{id}", "get"),
         ("/api/appointments/{id}/audit", "get"),
+        ("/api/appointments/{id}/confirm", "post"),
         ("/api/appointments/{id}/cancel", "post"),
         ("/api/appointments/{id}/reschedule", "post"),
         ("/api/appointments/{id}/complete", "post"),
