@@ -38,7 +38,7 @@ const BODY_LIMIT: usize = 1024;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/manage/{token}", get(show))
-        .route("/manage/{token}/cancel", post(cancel))
+        .route("/manage/{token}/cancel", get(ask_to_cancel).post(cancel))
         .route("/manage/{token}/reschedule", post(reschedule))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
@@ -56,6 +56,37 @@ pub async fn show(
     client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
+    show_asking(state, token, client, headers, false).await
+}
+
+/// Asks whether to cancel, the appointment shown above a "Yes, cancel it" button (posting to this
+/// URL) and a way back: the page's Cancel button leads here, so one tap does not cancel. Changes
+/// nothing; once it can no longer be cancelled online, the appointment's page as `GET
+/// /manage/{token}` shows it.
+#[utoipa::path(get, path = "/manage/{token}/cancel", tag = "manage",
+    params(("token" = String, Path, description = "the token of the patient's manage link")),
+    responses((status = 200, description = "the question, with a button that cancels (HTML), or the appointment JSON with `Accept: application/json`", body = api::Appointment),
+              (status = 404, description = "unknown link", body = ErrorBody),
+              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 410, description = "the appointment has started", body = ErrorBody)))]
+pub async fn ask_to_cancel(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
+    show_asking(state, token, client, headers, true).await
+}
+
+/// The appointment's page, or, `asking` and while it can be cancelled online, the question
+/// whether to cancel it.
+async fn show_asking(
+    state: AppState,
+    token: String,
+    client: ClientAddress,
+    headers: HeaderMap,
+    asking: bool,
+) -> Response {
     let json = wants_json(&headers);
     let shown = async {
         let link = resolve(&state, &token, client).await?;
@@ -67,9 +98,27 @@ pub async fn show(
         if json {
             return Ok(secured(axum::Json(appointment.to_api()).into_response()));
         }
+        if asking && appointment.status.is_active() && reach == Reach::Open {
+            return Ok(page(StatusCode::OK, ask_page(&state, &token, &appointment).await?));
+        }
         Ok(page(StatusCode::OK, show_page(&state, &token, &appointment, link.cutoff, reach).await?))
     };
     shown.await.unwrap_or_else(|e| error(&token, e, json))
+}
+
+/// The question whether to cancel, at `/manage/{token}/cancel`: its form posts there, and the way
+/// back is the appointment's page (both relative, as every link of these pages).
+async fn ask_page(state: &AppState, token: &str, a: &Appointment) -> Result<String, ApiError> {
+    let details = details(state, a, &status_row(a.status)).await?;
+    let token = html_escape(token);
+    Ok(document(
+        "Cancel this appointment?",
+        &format!(
+            "{details}<p>The time will be given to someone else.</p>\
+             <form method=\"post\" action=\"cancel\"><button type=\"submit\" class=\"danger\">Yes, cancel it</button></form>\
+             <p><a href=\"../{token}\">No, keep it</a></p>"
+        ),
+    ))
 }
 
 /// Cancels the appointment (no body needed); within the clinic's cut-off 409, from its start 410.
@@ -191,8 +240,7 @@ async fn show_page(
                 )
             };
             format!(
-                "{details}<form method=\"post\" action=\"{token}/cancel\">\
-                 <button type=\"submit\" class=\"danger\">Cancel this appointment</button></form>\
+                "{details}<p><a class=\"danger\" href=\"{token}/cancel\">Cancel this appointment</a></p>\
                  <h2>Move it to another time</h2>{times}"
             )
         }

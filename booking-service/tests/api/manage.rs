@@ -180,6 +180,21 @@ async fn the_patient_cancels_through_the_link(backend: Backend) {
         .expect("booked");
     let link = app.manage_link(org.id, booked.appointment_id).await;
 
+    // The page's Cancel button asks first: a page that changes nothing, whose form cancels and
+    // whose other link leads back (both relative to /manage/{token}/cancel).
+    let page = get(&link, false).await.text().await.expect("html");
+    let token = link.rsplit('/').next().expect("the token");
+    assert!(page.contains(&format!("href=\"{token}/cancel\"")), "the Cancel button asks first: {page}");
+    let asked = get(&format!("{link}/cancel"), false).await;
+    assert_eq!(asked.status(), StatusCode::OK);
+    assert_private(&asked);
+    let question = asked.text().await.expect("html");
+    assert!(question.contains("<title>Cancel this appointment?</title>"), "{question}");
+    assert!(question.contains(&booked.confirmation_code), "{question}");
+    assert!(question.contains("<form method=\"post\" action=\"cancel\">"), "{question}");
+    assert!(question.contains(&format!("href=\"../{token}\"")), "the way back: {question}");
+    assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
+
     let answer = cancel(&link, true).await;
     assert_eq!(answer.status(), StatusCode::OK);
     assert_private(&answer);
@@ -202,6 +217,8 @@ async fn the_patient_cancels_through_the_link(backend: Backend) {
     let page = get(&link, false).await.text().await.expect("html");
     assert!(page.contains("was cancelled"), "{page}");
     assert!(!page.contains("<form"), "nothing to do on a cancelled appointment: {page}");
+    let asked = get(&format!("{link}/cancel"), false).await.text().await.expect("html");
+    assert!(asked.contains("was cancelled") && !asked.contains("<form"), "no question once cancelled: {asked}");
 
     // The HTML answer of a cancellation.
     let other = org.agent.book(&booking(provider.id, days_ahead(7), "11:00")).await.expect("booked");
@@ -479,9 +496,12 @@ async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
 async fn the_openapi_document_lists_the_manage_routes_as_public(backend: Backend) {
     let app = spawn_app(backend).await;
     let doc: serde_json::Value = app.anon.send(app.anon.request(Method::GET, "/openapi.json")).await.expect("openapi");
-    for (path, method) in
-        [("/manage/{token}", "get"), ("/manage/{token}/cancel", "post"), ("/manage/{token}/reschedule", "post")]
-    {
+    for (path, method) in [
+        ("/manage/{token}", "get"),
+        ("/manage/{token}/cancel", "get"),
+        ("/manage/{token}/cancel", "post"),
+        ("/manage/{token}/reschedule", "post"),
+    ] {
         let operation = &doc["paths"][path][method];
         assert!(operation.is_object(), "{path} {method}");
         assert!(operation.get("security").is_none(), "the token is the credential: {path}");

@@ -73,6 +73,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/confirm/{token}", "get"),
         ("/confirm/{token}", "post"),
         ("/manage/{token}", "get"),
+        ("/manage/{token}/cancel", "get"),
         ("/manage/{token}/cancel", "post"),
         ("/manage/{token}/reschedule", "post"),
         ("/sms/inbound", "post"),
