@@ -116,7 +116,7 @@ pub async fn audit(
 #[utoipa::path(post, path = "/api/appointments/{id}/confirm", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: cancelled, or over", body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: cancelled, over, or started", body = ErrorBody)))]
 pub async fn confirm(
     State(state): State<AppState>,
     caller: Caller,

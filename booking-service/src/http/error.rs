@@ -112,6 +112,10 @@ impl IntoResponse for ApiError {
         if let Some(wait) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, wait);
         }
+        if response.status() == StatusCode::UNAUTHORIZED {
+            // Which credential is wanted (RFC 9110): a bearer token, on every route that asks one.
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }

@@ -255,7 +255,8 @@ pub trait Store: Send + Sync {
     async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment>;
     /// Confirms a pending appointment, with its audit row: through its link (`link`, the token's
     /// hash; `NotFound` when the link is no longer the appointment's, `Expired` past its expiry),
-    /// or by the clinic's staff (`None`). `InvalidState` when it is cancelled or over.
+    /// or by the clinic's staff (`None`, only before its start). `InvalidState` when it is
+    /// cancelled or over, or when staff confirm it after its start.
     async fn confirm(&self, actor: &Actor, id: AppointmentId, link: Option<&str>) -> StoreResult<Confirmed>;
 
     /// Claims up to `limit` due messages of every organization until `lease_until`: no other
@@ -299,7 +300,7 @@ pub trait Store: Send + Sync {
     async fn prune(&self, before: DateTime<Utc>, batch: i64) -> StoreResult<u64>;
 
     /// The audit rows of `subject`, in the order they were written, a page at a time (the sort
-    /// key is the row's place in the trail; the UUID of the page request is not used).
+    /// key is the row's place in the trail; the UUID of the page request is the caller's to check).
     async fn audit_trail(&self, org: OrgId, subject: Subject, page: &PageRequest<i64>)
         -> StoreResult<Page<AuditEntry>>;
 }

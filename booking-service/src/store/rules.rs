@@ -1161,6 +1161,10 @@ impl Store for SqlStore {
                 return Ok(Confirmed::Already(appointment));
             }
             still_active(&appointment, |status| format!("the appointment is {status}"))?;
+            if link.is_none() && appointment.slot.start() <= now {
+                let says = "the appointment has started: mark it completed or no-show instead";
+                return Err(StoreError::InvalidState(says.into()).into());
+            }
             tx.query(
                 "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2",
                 (actor.org, id, Timestamp(now)),

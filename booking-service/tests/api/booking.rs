@@ -359,8 +359,8 @@ async fn the_audit_trail_of_an_appointment_is_read_page_by_page(backend: Backend
 }
 
 /// Staff confirm a pending appointment for the patient: it is confirmed and audited as by the
-/// staff member; confirming again changes nothing; a cancelled one is refused; the voice agent
-/// may not, and another clinic's is not found.
+/// staff member; confirming again changes nothing; a cancelled or started one is refused; the
+/// voice agent may not, and another clinic's is not found.
 async fn staff_confirm_an_appointment_for_the_patient(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, other) = (app.org("UTC").await, app.org("UTC").await);
@@ -384,6 +384,11 @@ async fn staff_confirm_an_appointment_for_the_patient(backend: Backend) {
     let cancelled = org.agent.book(&booking(provider.id, days_ahead(3), "11:00")).await.expect("booked").appointment_id;
     org.staff.cancel(cancelled, None).await.expect("cancelled");
     assert_error(confirm(&org.staff, cancelled).await, 409, "invalid_state");
+    // After its start an appointment is marked attended or not, not confirmed.
+    let started = org.agent.book(&booking(provider.id, days_ahead(1), "12:00")).await.expect("booked").appointment_id;
+    crate::attendance::backdate(&app, started).await;
+    let refused = assert_error(confirm(&org.staff, started).await, 409, "invalid_state");
+    assert!(refused.to_string().contains("has started"), "{refused}");
 }
 
 on_both_backends!(

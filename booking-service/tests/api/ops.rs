@@ -110,6 +110,7 @@ async fn with_a_metrics_token_only_its_bearer_reads_the_metrics(backend: Backend
     {
         let answer = scrape(refused.clone()).await;
         assert_eq!(answer.status(), 401, "{refused:?}");
+        assert_eq!(answer.headers()["www-authenticate"], "Bearer", "{refused:?}");
         let body: serde_json::Value = answer.json().await.expect("the error body");
         assert_eq!(body["error"]["code"], "unauthorized", "{refused:?}: {body}");
     }
