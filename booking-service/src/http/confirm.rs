@@ -7,7 +7,7 @@
 
 use super::error::ApiError;
 use super::extract::{ClientAddress, Path};
-use super::pages::{details, document, error_page, page, secured, wants_json};
+use super::pages::{details, document, error_page, follow, page, secured, wants_json};
 use super::AppState;
 use crate::links::LinkToken;
 use crate::store::{self, Actor, Confirmed, LinkTarget};
@@ -86,18 +86,10 @@ pub async fn confirm(
     }
 }
 
-/// The link's target, if the token is well formed, known and unexpired.
-/// A token no link has spends one of the client's guesses (`link_guesses`).
-async fn resolve(
-    state: &AppState,
-    token: &str,
-    ClientAddress(client): ClientAddress,
-) -> Result<(LinkToken, LinkTarget), ApiError> {
-    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
-    let guess = state.link_guesses.hold(client)?;
-    let found = state.store.link_target(&token.hash()).await;
-    guess.settle(&found);
-    let target = found?.ok_or(ApiError::NotFound)?;
+/// The link's target, if the token is well formed, known (`pages::follow`) and unexpired.
+async fn resolve(state: &AppState, token: &str, client: ClientAddress) -> Result<(LinkToken, LinkTarget), ApiError> {
+    let (token, target) =
+        follow(state, token, client, |hash| async move { state.store.link_target(&hash).await }).await?;
     state.rate_limit.check_link(target.org, target.appointment)?;
     if target.expires_at <= store::now() {
         return Err(store::StoreError::Expired.into());

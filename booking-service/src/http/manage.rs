@@ -13,11 +13,10 @@
 use super::confirm::PATIENT;
 use super::error::ApiError;
 use super::extract::{ClientAddress, FormOrJson, Path};
-use super::pages::{details, document, error_page, page, secured, wants_json};
+use super::pages::{details, document, error_page, follow, page, secured, wants_json};
 use super::AppState;
 use crate::booking;
 use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
-use crate::links::LinkToken;
 use crate::mail::email::html_escape;
 use crate::store::{self, Actor, Appointment, StoreError};
 use axum::extract::{DefaultBodyLimit, State};
@@ -191,15 +190,11 @@ struct Link {
     cutoff: Cutoff,
 }
 
-/// The link's appointment, if the token is well formed (checked before any database work) and
-/// known; each known link is rate limited on its own, and a token no link has spends one of the
-/// client's guesses (`link_guesses`).
-async fn resolve(state: &AppState, token: &str, ClientAddress(client): ClientAddress) -> Result<Link, ApiError> {
-    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
-    let guess = state.link_guesses.hold(client)?;
-    let found = state.store.manage_target(&token.hash()).await;
-    guess.settle(&found);
-    let (org, id) = found?.ok_or(ApiError::NotFound)?;
+/// The link's appointment, if the token is well formed and known (`pages::follow`); each known
+/// link is rate limited on its own.
+async fn resolve(state: &AppState, token: &str, client: ClientAddress) -> Result<Link, ApiError> {
+    let (_, (org, id)) =
+        follow(state, token, client, |hash| async move { state.store.manage_target(&hash).await }).await?;
     state.rate_limit.check_link(org, id)?;
     let settings = state.store.settings(org).await?.ok_or(ApiError::NotFound)?;
     Ok(Link { org, id, cutoff: Cutoff::minutes(settings.manage_cutoff_minutes) })

@@ -1,13 +1,36 @@
 //! What the patient's public pages share (the confirm and manage links, whose token in the path is
-//! the credential): a small, accessible HTML document without JavaScript, private headers on every
-//! answer, and JSON for a client that asks `Accept: application/json`.
+//! the credential): following a token to its link, a small, accessible HTML document without
+//! JavaScript, private headers on every answer, and JSON for a client that asks
+//! `Accept: application/json`.
 
 use super::error::ApiError;
+use super::extract::ClientAddress;
 use super::AppState;
+use crate::links::LinkToken;
 use crate::mail::email::{html_escape, local_time};
-use crate::store::Appointment;
+use crate::store::{Appointment, StoreResult};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::future::Future;
+
+/// What a patient's link token leads to: `lookup` of the token's hash, asked only while the
+/// client has guesses left (a token no link has spends one, `link_guesses`). A malformed token is
+/// 404 before any of it.
+pub async fn follow<T, F>(
+    state: &AppState,
+    token: &str,
+    ClientAddress(client): ClientAddress,
+    lookup: impl FnOnce(String) -> F,
+) -> Result<(LinkToken, T), ApiError>
+where
+    F: Future<Output = StoreResult<Option<T>>>,
+{
+    let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
+    let guess = state.link_guesses.hold(client)?;
+    let found = lookup(token.hash()).await;
+    guess.settle(&found);
+    Ok((token, found?.ok_or(ApiError::NotFound)?))
+}
 
 pub fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
