@@ -131,7 +131,7 @@ impl Application {
             link_guesses: Arc::new(http::LinkGuesses::per_minute(config.link_guesses_per_minute)),
             client_ip: config.client_ip_source.clone(),
             metrics_token: match &config.metrics_token {
-                Some(token) => Some(metrics_token(token)?.into()),
+                Some(token) => Some(http::metrics_token_digest(metrics_token(token)?)),
                 None => None,
             },
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),

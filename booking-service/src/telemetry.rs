@@ -49,17 +49,9 @@ pub fn init_metrics() {
 const DELIVERY_COUNTERS: [&str; 3] = ["emails_total", "sms_total", "webhooks_total"];
 const DELIVERY_OUTCOMES: [&str; 4] = ["sent", "retry", "dead", "dropped"];
 
-/// One delivery attempt of an outbox message, counted by its channel (a kind of none, which no
-/// dispatcher claims, with the emails) and how it went.
+/// One delivery attempt of an outbox message, counted by its channel and how it went.
 pub fn record_delivery(channel: Option<crate::outbox::Channel>, delivery: &crate::store::Delivery) {
-    use crate::outbox::Channel;
     use crate::store::Delivery;
-    let [emails, sms, webhooks] = DELIVERY_COUNTERS;
-    let counter = match channel {
-        Some(Channel::Webhook) => webhooks,
-        Some(Channel::Sms) => sms,
-        Some(Channel::Email(_)) | None => emails,
-    };
     let [sent, retry, dead, dropped] = DELIVERY_OUTCOMES;
     let outcome = match delivery {
         Delivery::Sent => sent,
@@ -67,13 +59,27 @@ pub fn record_delivery(channel: Option<crate::outbox::Channel>, delivery: &crate
         Delivery::Dead { .. } => dead,
         Delivery::Dropped { .. } => dropped,
     };
-    metrics::counter!(counter, "outcome" => outcome).increment(1);
+    count_delivery(channel, outcome);
 }
 
 /// A message given up on with no delivery of its own to record (claimed as often as it may be
 /// tried, no outcome ever recorded): counted as dead, as a delivery that gave up would be.
 pub fn record_given_up(channel: Option<crate::outbox::Channel>) {
-    record_delivery(channel, &crate::store::Delivery::Dead { error: String::new() });
+    let [_, _, dead, _] = DELIVERY_OUTCOMES;
+    count_delivery(channel, dead);
+}
+
+/// Counts one `outcome` in its channel's counter (a kind of none, which no dispatcher claims, with
+/// the emails).
+fn count_delivery(channel: Option<crate::outbox::Channel>, outcome: &'static str) {
+    use crate::outbox::Channel;
+    let [emails, sms, webhooks] = DELIVERY_COUNTERS;
+    let counter = match channel {
+        Some(Channel::Webhook) => webhooks,
+        Some(Channel::Sms) => sms,
+        Some(Channel::Email(_)) | None => emails,
+    };
+    metrics::counter!(counter, "outcome" => outcome).increment(1);
 }
 
 pub fn render_metrics() -> String {

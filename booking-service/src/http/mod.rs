@@ -28,6 +28,7 @@ pub(crate) mod wire;
 
 pub use link_guesses::LinkGuesses;
 pub use openapi::ApiDoc;
+pub use ops::metrics_token_digest;
 pub use rate_limit::RateLimit;
 pub use vapi::VapiSettings;
 
@@ -89,8 +90,8 @@ pub struct Services {
     pub rate_limit: Arc<RateLimit>,
     /// Guesses at patients' links, per client address (`LINK_GUESSES_PER_MINUTE`).
     pub link_guesses: Arc<LinkGuesses>,
-    /// The bearer token `/metrics` requires, if any (`METRICS_TOKEN`).
-    pub metrics_token: Option<Arc<str>>,
+    /// The SHA-256 of the bearer token `/metrics` requires, if any (`METRICS_TOKEN`).
+    pub metrics_token: Option<[u8; 32]>,
     /// Where a client's address is read (`CLIENT_IP_SOURCE`).
     pub client_ip: axum_client_ip::ClientIpSource,
     /// The voice agent's "now" (the system clock outside tests).
