@@ -11,8 +11,8 @@ pub const DEFAULT_MAIL_DIR: &str = "data/mail";
 pub const DEFAULT_MAIL_FROM: &str = "bookings@localhost";
 pub const DEFAULT_TWILIO_API_BASE: &str = "https://api.twilio.com";
 pub const DEFAULT_SMS_DIR: &str = "data/sms";
-/// About four per core of a small machine: more connections only queue inside PostgreSQL (see the
-/// README's performance section).
+/// About four per core of a small machine: more connections only queue inside PostgreSQL (see
+/// bench/README.md).
 pub const DEFAULT_POOL_SIZE: u32 = 8;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_VAPI_SIGNATURE_HEADER: &str = "x-signature";
@@ -187,7 +187,7 @@ pub struct Config {
     pub confirm_link_secret_previous: Option<String>,
 
     /// How often the mail dispatcher looks for due messages, in milliseconds.
-    #[arg(long, env = "MAIL_POLL_MS", value_parser = millis(1), default_value_t = DEFAULT_MAIL_POLL_MS)]
+    #[arg(long, env = "MAIL_POLL_MS", value_parser = millis(10), default_value_t = DEFAULT_MAIL_POLL_MS)]
     pub mail_poll_ms: u64,
 
     /// Delivery attempts of one message before it is marked dead.
@@ -293,8 +293,8 @@ pub struct Config {
     #[arg(long, env = "CLIENT_IP_SOURCE", default_value = "ConnectInfo", value_parser = client_ip_source)]
     pub client_ip_source: axum_client_ip::ClientIpSource,
 
-    /// Days idempotency records, remembered tool answers and delivered outbox messages are kept
-    /// (0: kept forever).
+    /// Days idempotency records, remembered tool answers and delivered or dead outbox messages are
+    /// kept (0: kept forever).
     #[arg(long, env = "RETENTION_DAYS", default_value_t = DEFAULT_RETENTION_DAYS)]
     #[arg(value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub retention_days: u32,
@@ -468,6 +468,7 @@ mod tests {
             ("--max-connections", "0"),
             ("--mail-retry-base-ms", "0"),
             ("--vapi-deadline-ms", "1"),
+            ("--mail-poll-ms", "5"),
         ] {
             let refused = parse(&[flag, value]).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(refused.contains(flag), "{flag} {value}: {refused}");

@@ -30,7 +30,7 @@ pub enum ApiError {
     InvalidState(String),
     #[error("{0}")]
     Gone(String),
-    #[error("the request body is larger than this route takes (64 KiB; 1 MiB for the Vapi server URL, 16 KiB for inbound SMS)")]
+    #[error("the request body is larger than this route takes (64 KiB; 1 MiB for the Vapi server URL, 16 KiB for inbound SMS, 1 KiB for manage links)")]
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),

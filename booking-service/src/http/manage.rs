@@ -1,4 +1,4 @@
-//! The patient's manage link (`PUBLIC_BASE_URL/manage/{token}`, docs/API.md §8); the token in the
+//! The patient's manage link (`PUBLIC_BASE_URL/manage/{token}`, docs/API.md, "Manage link"); the token in the
 //! path is the credential.
 //!
 //! `GET /manage/{token}` shows the appointment, a Cancel button and up to [`OFFERED`] free slots of

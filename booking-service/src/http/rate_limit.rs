@@ -1,4 +1,4 @@
-//! Requests per token subject and organization (docs/API.md §9), so that one token cannot take
+//! Requests per token subject and organization (docs/API.md §6), so that one token cannot take
 //! the service, or a clinic's mail, for itself: governor's GCRA limiter keyed by both, at
 //! `RATE_LIMIT_PER_MINUTE` with a burst of as many. Beyond it: 429 with `Retry-After`.
 

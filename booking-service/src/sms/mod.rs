@@ -1,4 +1,4 @@
-//! Outgoing SMS and what Twilio tells us of incoming ones (docs/API.md §8).
+//! Outgoing SMS and what Twilio tells us of incoming ones (docs/API.md, "Reminders and SMS" and "SMS").
 //!
 //! With a Twilio account (`TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`) each message is one
 //! `POST {TWILIO_API_BASE}/2010-04-01/Accounts/{sid}/Messages.json`; without one it is a JSON file

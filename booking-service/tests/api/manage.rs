@@ -1,4 +1,4 @@
-//! The patient's manage link (docs/API.md §8): the page shows the appointment and up to ten times
+//! The patient's manage link (docs/API.md, "Manage link"): the page shows the appointment and up to ten times
 //! to move to and changes nothing; cancel and reschedule through it are the booking rules, written
 //! to the audit log as `patient`, under the clinic's cut-off; the link opens exactly one appointment.
 

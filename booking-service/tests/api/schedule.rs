@@ -1,4 +1,4 @@
-//! A clinic's schedule (docs/API.md §7): appointment types and the range each booking blocks,
+//! A clinic's schedule (docs/API.md, "Schedule"): appointment types and the range each booking blocks,
 //! notice and horizon, time off and closed days, availability honouring all of it, and the races
 //! between booking and creating time off.
 

@@ -1,4 +1,4 @@
-//! SMS (docs/API.md §8): the transport hands messages to Twilio's Messages API (a local stand-in
+//! SMS (docs/API.md, "SMS"): the transport hands messages to Twilio's Messages API (a local stand-in
 //! speaking its HTTP) or writes them as files, and `POST /sms/inbound` keeps the opt-outs patients
 //! text, only from Twilio when an auth token is set.
 

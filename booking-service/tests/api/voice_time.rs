@@ -1,4 +1,4 @@
-//! The voice agent's time (docs/API.md §7): date words and spoken times read in the clinic's zone
+//! The voice agent's time (docs/API.md, "Voice agent"): date words and spoken times read in the clinic's zone
 //! at the instant the service's clock gives, earliest slots across providers, time windows and
 //! `get_clinic_info`. The clock is set (never slept on) to instants in the real future, since the
 //! store still checks bookings against the real time; the clinics sit far from UTC (Auckland, Los
