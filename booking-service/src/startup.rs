@@ -97,6 +97,7 @@ impl Application {
             crate::webhooks::Sender { allow_private: config.webhook_allow_private, timeout: crate::webhooks::TIMEOUT };
         let lease = Duration::from_secs(config.mail_lease_secs.max(1));
         let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
+        outbox::lease_fits(lease, send_deadline).map_err(anyhow::Error::msg)?;
         let dispatcher = Dispatcher {
             channels: Channels {
                 store: store.clone(),
@@ -113,7 +114,6 @@ impl Application {
                 retry_base: Duration::from_millis(config.mail_retry_base_ms),
                 retry_max: Duration::from_millis(config.mail_retry_max_ms),
                 lease,
-                batch: outbox::batch_within_lease(lease, send_deadline).map_err(anyhow::Error::msg)?,
                 send_deadline,
             },
         };
@@ -218,7 +218,7 @@ impl Application {
         let sampler =
             telemetry::spawn_sampler(self.state.store.clone(), self.state.readiness.clone(), draining.clone());
         // The dispatcher claims nothing more from the moment shutdown begins, not from the end of
-        // the drain, which may have used up the grace its batch in hand needs.
+        // the drain, which may have used up the grace its messages in hand need.
         let shutdown = {
             let stop_dispatcher = dispatcher.stop_signal();
             async move {

@@ -1,19 +1,24 @@
 //! The background task that delivers the outbox. It claims due messages with a lease (on
 //! PostgreSQL `FOR UPDATE SKIP LOCKED`, so any number of instances share the work and a crashed
 //! one's messages come back when the lease ends), commits the claim, then sends them side by side,
-//! each within a deadline: one slow endpoint holds up neither the rest of its batch nor other
-//! clinics' messages for longer than that, and a batch ends inside its lease. A failure is retried
-//! with capped exponential backoff and jitter, and after a bounded number of attempts the message
-//! is marked dead with its last error. Delivery is at least once; the Message-ID comes from the
-//! job, so a duplicate can be recognised.
+//! each within a deadline, claiming more as each one ends. Two lanes, each with its own messages
+//! in hand: what patients are sent, and the clinics' webhooks, so an endpoint that hangs holds up
+//! no confirmation or reminder; and in each lane one clinic holds only a share of the places, so
+//! its backlog or its hanging endpoints hold up no other clinic. A failure is retried with capped
+//! exponential backoff and jitter, and after a bounded number of attempts the message is marked
+//! dead with its last error. Delivery is at least once; the Message-ID comes from the job, so a
+//! duplicate can be recognised.
 
 use super::{Channels, DeliveryError};
-use crate::store::{self, Delivery, OutboxJob};
+use crate::domain::OrgId;
+use crate::store::{self, outbox_kind, Delivery, MailClaim, OutboxJob};
 use rand::Rng;
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{self, JoinError, JoinHandle, JoinSet};
 
 #[derive(Debug, Clone)]
 pub struct DispatcherSettings {
@@ -26,16 +31,12 @@ pub struct DispatcherSettings {
     pub retry_max: Duration,
     /// How long a claim keeps other dispatchers away.
     pub lease: Duration,
-    /// Messages claimed at once, delivered side by side ([`batch_within_lease`]).
-    pub batch: i64,
     /// The longest one delivery may take ([`send_deadline`]); past it, it is a failed attempt.
     pub send_deadline: Duration,
 }
 
 /// Time one message may need besides sending it (reading its appointment, recording the delivery).
 const BESIDES_SENDING: Duration = Duration::from_secs(5);
-/// The most messages claimed, and sent, at once.
-const MAX_BATCH: i64 = 10;
 
 /// The longest one delivery may take: the slowest channel's, of an email (`SMTP_TIMEOUT_SECS`,
 /// which lettre applies to each step of the conversation: the deadline bounds the whole), an SMS,
@@ -44,10 +45,10 @@ pub fn send_deadline(smtp_timeout: Duration) -> Duration {
     smtp_timeout.max(crate::sms::TIMEOUT).max(crate::webhooks::TIMEOUT * 2)
 }
 
-/// Messages claimed at once. They are sent side by side, each within `send_deadline`, so the
-/// batch is done before the claim's lease ends (after it another instance may claim and send them
-/// too) when the lease outlasts one message; a shorter lease is refused.
-pub fn batch_within_lease(lease: Duration, deadline: Duration) -> Result<i64, String> {
+/// Whether a message is done before its claim's lease ends (after it another instance may claim
+/// and send it too): the messages in hand are sent side by side, each within `send_deadline`, so
+/// the lease must outlast one message; a shorter lease is refused.
+pub fn lease_fits(lease: Duration, deadline: Duration) -> Result<(), String> {
     let per_message = deadline + BESIDES_SENDING;
     if lease < per_message {
         return Err(format!(
@@ -59,7 +60,49 @@ pub fn batch_within_lease(lease: Duration, deadline: Duration) -> Result<i64, St
             per_message.as_secs()
         ));
     }
-    Ok(MAX_BATCH)
+    Ok(())
+}
+
+/// The dispatcher's lanes, each with its own messages in hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Emails and SMS, through the operator's own SMTP server and Twilio.
+    Patients,
+    /// The clinics' own endpoints, which may be slow or take the connection and never answer.
+    Webhooks,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 2] = [Lane::Patients, Lane::Webhooks];
+
+    pub fn kinds(self) -> &'static [&'static str] {
+        match self {
+            Lane::Patients => &outbox_kind::TO_PATIENTS,
+            Lane::Webhooks => &outbox_kind::TO_WEBHOOKS,
+        }
+    }
+
+    /// The most messages the lane holds, and sends, at once: ten conversations with the
+    /// operator's SMTP server or Twilio; more webhooks, each to its own endpoint.
+    pub fn places(self) -> usize {
+        match self {
+            Lane::Patients => 10,
+            Lane::Webhooks => 32,
+        }
+    }
+
+    /// The most messages of one clinic a claim takes; a clinic with that many in hand has none
+    /// claimed until one ends. So a clinic holds at most `2 · share − 1` of the lane's places: of
+    /// the webhooks' 32, eleven (more than the ten endpoints a clinic may have, so one that hangs
+    /// holds up none of its others, and its endpoints that hang leave 21 places to other clinics);
+    /// of the patients' ten, nine (a clinic's thousand reminders due at nine o'clock are sent
+    /// beside other clinics' confirmations, not ahead of them).
+    pub fn share(self) -> usize {
+        match self {
+            Lane::Patients => 5,
+            Lane::Webhooks => 6,
+        }
+    }
 }
 
 pub struct Dispatcher {
@@ -67,15 +110,15 @@ pub struct Dispatcher {
     pub settings: DispatcherSettings,
 }
 
-/// A running dispatcher; `stop` ends it after the batch in hand.
+/// A running dispatcher; `stop` ends it once the messages in hand are done.
 pub struct DispatcherHandle {
     stop: Arc<watch::Sender<bool>>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl DispatcherHandle {
     /// Tells the dispatcher to claim nothing more, without waiting for it: for the moment
-    /// shutdown begins, so the batch in hand has the whole grace to finish.
+    /// shutdown begins, so the messages in hand have the whole grace to finish.
     pub fn stop_signal(&self) -> impl FnOnce() + Send + 'static {
         let stop = self.stop.clone();
         move || {
@@ -85,8 +128,10 @@ impl DispatcherHandle {
 
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "the outbox dispatcher ended abnormally");
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the outbox dispatcher ended abnormally");
+            }
         }
     }
 }
@@ -94,51 +139,64 @@ impl DispatcherHandle {
 impl Dispatcher {
     pub fn spawn(self) -> DispatcherHandle {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(self.run(stopped));
-        DispatcherHandle { stop: Arc::new(stop), task }
+        let this = Arc::new(self);
+        let tasks = Lane::ALL.map(|lane| tokio::spawn(Arc::clone(&this).run(lane, stopped.clone())));
+        DispatcherHandle { stop: Arc::new(stop), tasks: tasks.into() }
     }
 
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
-        tracing::info!("outbox dispatcher started");
+    /// Claims for the room the lane has, and again as soon as a message in hand is done (else at
+    /// the next poll); once stopped, it claims nothing more and lets the messages in hand finish,
+    /// each within its deadline.
+    async fn run(self: Arc<Self>, lane: Lane, mut stopped: watch::Receiver<bool>) {
+        tracing::info!(?lane, "outbox dispatcher started");
+        let mut in_hand = InHand::default();
         loop {
-            let handled = match self.run_batch(Some(&stopped)).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox dispatcher could not claim messages");
-                    0
+            while let Some(ended) = in_hand.set.try_join_next_with_id() {
+                in_hand.ended(lane, ended);
+            }
+            let room = lane.places().saturating_sub(in_hand.set.len());
+            if room > 0 {
+                match self.claim(lane, room, &in_hand.holding(lane.share())).await {
+                    // Claimed as the stop came: they come back when their lease ends (one claim spent).
+                    Ok(_) if *stopped.borrow() => {}
+                    Ok(jobs) => {
+                        for job in jobs {
+                            in_hand.spawn(job.org, Arc::clone(&self).handle(job));
+                        }
+                    }
+                    Err(e) => tracing::warn!(?lane, error = %e, "outbox dispatcher could not claim messages"),
                 }
-            };
+            }
             if *stopped.borrow() {
                 break;
             }
-            // A full batch means more may be due: go on at once.
-            if handled as i64 >= self.settings.batch {
-                continue;
-            }
             tokio::select! {
                 _ = stopped.changed() => break,
+                Some(ended) = in_hand.set.join_next_with_id(), if !in_hand.set.is_empty() => in_hand.ended(lane, ended),
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
-        tracing::info!("outbox dispatcher stopped");
+        while in_hand.set.join_next().await.is_some() {}
+        tracing::info!(?lane, "outbox dispatcher stopped");
     }
 
-    /// Claims one batch of due messages and delivers them; returns how many it handled.
-    pub async fn run_once(&self) -> Result<usize, DeliveryError> {
-        self.run_batch(None).await
-    }
-
-    /// One batch, its messages sent side by side; a stop that comes meanwhile lets the messages in
-    /// hand finish (each within its deadline).
-    async fn run_batch(&self, stopped: Option<&watch::Receiver<bool>>) -> Result<usize, DeliveryError> {
+    /// Claims up to `room` due messages of the lane: of each clinic at most its share, and none of
+    /// the clinics in `skip` (those with their share in hand already).
+    async fn claim(&self, lane: Lane, room: usize, skip: &[OrgId]) -> Result<Vec<OutboxJob>, DeliveryError> {
+        let share = lane.share();
         let now = store::now();
-        let lease_until =
-            now + chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
-        if stopped.is_some_and(|s| *s.borrow()) {
-            return Ok(0);
-        }
+        let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
         let max_claims = i32::try_from(self.settings.max_attempts).unwrap_or(i32::MAX);
-        let claimed = self.channels.store.claim_mail(now, lease_until, self.settings.batch, max_claims).await?;
+        let claim = MailClaim {
+            now,
+            lease_until: now + lease,
+            limit: i64::try_from(room).unwrap_or(i64::MAX),
+            max_claims,
+            kinds: lane.kinds(),
+            per_org: i64::try_from(share).unwrap_or(i64::MAX),
+            skip,
+        };
+        let claimed = self.channels.store.claim_mail(&claim).await?;
         if !claimed.abandoned.is_empty() {
             tracing::error!(
                 abandoned = claimed.abandoned.len(),
@@ -149,17 +207,12 @@ impl Dispatcher {
         for kind in &claimed.abandoned {
             crate::telemetry::record_given_up(super::Channel::of(kind));
         }
-        let jobs = claimed.jobs;
-        if stopped.is_some_and(|s| *s.borrow()) {
-            // Claimed as the stop came: they come back when their lease ends (one claim spent).
-            return Ok(0);
-        }
-        futures::future::join_all(jobs.iter().map(|job| self.handle(job))).await;
-        Ok(jobs.len())
+        Ok(claimed.jobs)
     }
 
     /// Sends one claimed message within the deadline and records how it went.
-    async fn handle(&self, job: &OutboxJob) {
+    async fn handle(self: Arc<Self>, job: OutboxJob) {
+        let job = &job;
         let channel = super::Channel::of(&job.kind);
         let sent = tokio::time::timeout(self.settings.send_deadline, self.channels.deliver(channel, job)).await;
         let delivery = match sent {
@@ -199,6 +252,45 @@ impl Dispatcher {
 
     pub fn backoff(&self, attempt: u32) -> Duration {
         backoff(self.settings.retry_base, self.settings.retry_max, attempt)
+    }
+}
+
+/// A lane's messages in hand, each a task of its own (so it goes on while the lane claims: on
+/// SQLite a claim waits for the one writer, which a message may be holding), and whose each is.
+#[derive(Default)]
+struct InHand {
+    set: JoinSet<()>,
+    owners: HashMap<task::Id, OrgId>,
+    per_org: HashMap<OrgId, usize>,
+}
+
+impl InHand {
+    fn spawn(&mut self, org: OrgId, delivery: impl Future<Output = ()> + Send + 'static) {
+        let id = self.set.spawn(delivery).id();
+        self.owners.insert(id, org);
+        *self.per_org.entry(org).or_default() += 1;
+    }
+
+    fn ended(&mut self, lane: Lane, ended: Result<(task::Id, ()), JoinError>) {
+        let id = match ended {
+            Ok((id, ())) => id,
+            Err(e) => {
+                tracing::error!(?lane, error = %e, "a delivery ended abnormally");
+                e.id()
+            }
+        };
+        let Some(org) = self.owners.remove(&id) else { return };
+        if let Some(n) = self.per_org.get_mut(&org) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_org.remove(&org);
+            }
+        }
+    }
+
+    /// The clinics with at least `share` messages in hand.
+    fn holding(&self, share: usize) -> Vec<OrgId> {
+        self.per_org.iter().filter(|(_, n)| **n >= share).map(|(org, _)| *org).collect()
     }
 }
 
@@ -242,6 +334,32 @@ mod tests {
         assert_eq!(tries(&job(1, 3)), 3, "one claim cut off before it recorded anything");
     }
 
+    /// A clinic is skipped while it holds its share of the lane's places, and no longer once one
+    /// of its messages is done (or its task failed).
+    #[tokio::test]
+    async fn a_clinic_holding_its_share_is_skipped_until_a_message_ends() {
+        let (a, b) = (OrgId(uuid::Uuid::from_u128(1)), OrgId(uuid::Uuid::from_u128(2)));
+        let mut in_hand = InHand::default();
+        let (release, released) = watch::channel(false);
+        for org in [a, a, b] {
+            let mut released = released.clone();
+            in_hand.spawn(org, async move {
+                let _ = released.wait_for(|r| *r).await;
+            });
+        }
+        in_hand.spawn(a, async { panic!("a delivery that panics") });
+        assert_eq!(in_hand.holding(2), vec![a], "three of a's, one of b's");
+        let ended = in_hand.set.join_next_with_id().await.expect("one ends");
+        assert!(ended.is_err(), "the one that panicked ends first");
+        in_hand.ended(Lane::Webhooks, ended);
+        assert_eq!(in_hand.holding(2), vec![a], "two of a's still");
+        release.send(true).expect("released");
+        while let Some(ended) = in_hand.set.join_next_with_id().await {
+            in_hand.ended(Lane::Webhooks, ended);
+        }
+        assert!(in_hand.holding(1).is_empty() && in_hand.owners.is_empty(), "all done: none held");
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_up_to_its_cap() {
         let base = Duration::from_secs(30);
@@ -255,20 +373,21 @@ mod tests {
         }
     }
 
-    /// A claimed batch is done before its lease ends: its messages go side by side, each within the
-    /// slowest channel's deadline (a webhook's lookup and POST, 20 s, unless SMTP's is longer).
+    /// A claimed message is done before its lease ends: the messages in hand go side by side, each
+    /// within the slowest channel's deadline (a webhook's lookup and POST, 20 s, unless SMTP's is
+    /// longer).
     #[test]
-    fn a_batch_fits_in_its_lease() {
+    fn a_message_fits_in_its_lease() {
         let secs = Duration::from_secs;
         assert_eq!(send_deadline(secs(30)), secs(30));
         assert_eq!(send_deadline(secs(5)), secs(20), "a webhook's lookup and POST");
         for (lease, timeout) in [(120, 30), (120, 5), (600, 300), (25, 1)] {
             let deadline = send_deadline(secs(timeout));
-            assert_eq!(batch_within_lease(secs(lease), deadline), Ok(10), "lease {lease} s, timeout {timeout} s");
+            assert_eq!(lease_fits(secs(lease), deadline), Ok(()), "lease {lease} s, timeout {timeout} s");
             assert!(deadline + BESIDES_SENDING <= secs(lease));
         }
         for (lease, timeout) in [(30, 30), (24, 1)] {
-            let refused = batch_within_lease(secs(lease), send_deadline(secs(timeout))).expect_err("too short");
+            let refused = lease_fits(secs(lease), send_deadline(secs(timeout))).expect_err("too short");
             assert!(refused.contains("MAIL_LEASE_SECS"), "{refused}");
         }
     }

@@ -9,7 +9,7 @@ mod freshness;
 mod sms_text;
 
 pub use channels::{Channel, Channels};
-pub use dispatcher::{backoff, batch_within_lease, send_deadline, Dispatcher, DispatcherHandle, DispatcherSettings};
+pub use dispatcher::{backoff, lease_fits, send_deadline, Dispatcher, DispatcherHandle, DispatcherSettings, Lane};
 pub use freshness::why_not_send;
 pub use sms_text::sms_body;
 

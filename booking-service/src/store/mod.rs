@@ -259,19 +259,14 @@ pub trait Store: Send + Sync {
     /// cancelled or over, or when staff confirm it after its start.
     async fn confirm(&self, actor: &Actor, id: AppointmentId, link: Option<&str>) -> StoreResult<Confirmed>;
 
-    /// Claims up to `limit` due messages of every organization until `lease_until`: no other
-    /// dispatcher takes them before then, and they come back if this one dies. Only messages of
-    /// the kinds this release delivers (`outbox_kind::ALL`), claimed fewer than `max_claims`
-    /// times. First, in the same transaction, it gives up on the due messages claimed
-    /// `max_claims` times whose last claim ended with no outcome recorded (each may have been
-    /// sent every time): they become dead letters instead of being sent again.
-    async fn claim_mail(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-        max_claims: i32,
-    ) -> StoreResult<ClaimedMail>;
+    /// Claims due messages as `claim` asks until its `lease_until`: no other dispatcher takes
+    /// them before then, and they come back if this one dies. Oldest due first, but no more of one
+    /// organization than `per_org`, so one clinic's backlog holds up no other's. Only messages
+    /// claimed fewer than `max_claims` times. First, in the same transaction, it gives up on the
+    /// due messages of those kinds claimed `max_claims` times whose last claim ended with no
+    /// outcome recorded (each may have been sent every time): they become dead letters instead of
+    /// being sent again.
+    async fn claim_mail(&self, claim: &MailClaim<'_>) -> StoreResult<ClaimedMail>;
     /// Records how a claimed message's delivery went. A failure is recorded only while the
     /// message is still in the claim that returned `job`: once another dispatcher has claimed it
     /// again, the message is that one's (a sending is always recorded). Whether it was recorded

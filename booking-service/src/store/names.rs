@@ -88,6 +88,19 @@ pub mod outbox_kind {
         RESCHEDULE_SMS,
         CANCELLATION_SMS,
     ];
+    /// What the patients are sent (email and SMS, through the operator's own SMTP server and
+    /// Twilio), and what goes to the clinics' own endpoints: the dispatcher's two lanes.
+    pub const TO_PATIENTS: [&str; 8] = [
+        BOOKING_CONFIRMATION,
+        RESCHEDULE_NOTICE,
+        CANCELLATION_NOTICE,
+        BOOKING_SMS,
+        REMINDER_EMAIL,
+        REMINDER_SMS,
+        RESCHEDULE_SMS,
+        CANCELLATION_SMS,
+    ];
+    pub const TO_WEBHOOKS: [&str; 1] = [WEBHOOK];
     /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
     pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
 

@@ -225,6 +225,28 @@ pub struct OutboxBacklog {
     pub dead: i64,
 }
 
+/// What a dispatcher asks to claim: due messages of `kinds`, at most `limit`, and of each
+/// organization at most `per_org`, none of the organizations in `skip` (those it has enough of in
+/// hand), each held until `lease_until`; messages claimed `max_claims` times are not claimed again.
+#[derive(Debug, Clone)]
+pub struct MailClaim<'a> {
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+    pub limit: i64,
+    pub max_claims: i32,
+    pub kinds: &'a [&'a str],
+    pub per_org: i64,
+    pub skip: &'a [OrgId],
+}
+
+impl MailClaim<'static> {
+    /// Every kind this release delivers, of every organization, in due order (`per_org` no tighter
+    /// than `limit`).
+    pub fn every(now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64, max_claims: i32) -> Self {
+        Self { now, lease_until, limit, max_claims, kinds: &super::outbox_kind::ALL, per_org: limit, skip: &[] }
+    }
+}
+
 /// What one claim took: the messages now in this dispatcher's hands, and the kinds of those it
 /// gave up on first (claimed as often as they may be tried, the last claim never settled).
 #[derive(Debug, Default)]

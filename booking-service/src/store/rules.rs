@@ -1182,40 +1182,50 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn claim_mail(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: i64,
-        max_claims: i32,
-    ) -> StoreResult<ClaimedMail> {
+    async fn claim_mail(&self, c: &MailClaim<'_>) -> StoreResult<ClaimedMail> {
         // Both through the `outbox_due` index, in one write transaction (one turn of SQLite's
         // writer per poll). A claim that ended unsettled is one more claim than failures recorded.
-        let abandon = "UPDATE outbox SET dead_at = $1, claimed_until = NULL,
-                              last_error = 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
-                       WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-                         AND (claimed_until IS NULL OR claimed_until <= $1)
-                         AND claims >= $2 AND claims > attempts
-                       RETURNING kind";
-        // On SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do, and
-        // SKIP LOCKED lets several dispatchers claim side by side.
+        let kinds = self.dialect().json_elements("$3");
+        let abandon = format!(
+            "UPDATE outbox SET dead_at = $1, claimed_until = NULL,
+                    last_error = 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
+             WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+               AND (claimed_until IS NULL OR claimed_until <= $1)
+               AND claims >= $2 AND claims > attempts AND kind IN (SELECT value FROM {kinds})
+             RETURNING kind"
+        );
+        // Each organization's due messages numbered oldest first, so a claim takes the oldest of
+        // each and no more than `per_org` of any. On SQLite the one writer makes claims exclusive;
+        // on PostgreSQL the row locks do: SKIP LOCKED passes over what another dispatcher is
+        // claiming, and the due test is asked again of each row locked (it may have just been
+        // claimed).
+        let due = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until <= $1)";
+        let skip = self.dialect().json_elements("$7");
         let skip_locked = self.dialect().skip_locked();
-        let known = self.dialect().json_elements("$4");
         let claim = format!(
             "UPDATE outbox SET claimed_until = $2, claims = claims + 1
              WHERE id IN (
                  SELECT id FROM outbox
-                 WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-                   AND (claimed_until IS NULL OR claimed_until <= $1)
-                   AND kind IN (SELECT value FROM {known}) AND claims < $5
-                 ORDER BY next_attempt_at
-                 LIMIT $3{skip_locked}
+                 WHERE {due} AND id IN (
+                     SELECT id FROM (
+                         SELECT id, next_attempt_at,
+                                row_number() OVER (PARTITION BY org_id ORDER BY next_attempt_at, id) AS nth
+                         FROM outbox
+                         WHERE {due} AND kind IN (SELECT value FROM {kinds}) AND claims < $5
+                           AND CAST(org_id AS TEXT) NOT IN (SELECT value FROM {skip})
+                     ) AS fair
+                     WHERE nth <= $6
+                     ORDER BY next_attempt_at, id
+                     LIMIT $4
+                 ){skip_locked}
              )
              RETURNING {OUTBOX_COLUMNS}"
         );
+        let (now, kinds) = (Timestamp(c.now), Json(c.kinds));
         let mut tx = self.begin(Scope::Dispatch).await?;
-        let abandoned: Vec<(String,)> = tx.query(abandon, (Timestamp(now), max_claims)).fetch_all().await?;
-        let values = (Timestamp(now), Timestamp(lease_until), limit, Json(outbox_kind::ALL), max_claims);
+        let abandoned: Vec<(String,)> = tx.query(&abandon, (now, c.max_claims, kinds)).fetch_all().await?;
+        let values = (now, Timestamp(c.lease_until), kinds, c.limit, c.max_claims, c.per_org, Json(c.skip));
         let jobs = tx.query(&claim, values).fetch_all().await?;
         tx.commit().await?;
         Ok(ClaimedMail { jobs, abandoned: abandoned.into_iter().map(|(kind,)| kind).collect() })

@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};
-use booking_service::store::{Delivery, OutboxJob};
+use booking_service::store::{outbox_kind, Delivery, MailClaim, OutboxJob};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 use shared::api::{AppointmentStatus, BookingInput, RescheduleRequest};
@@ -538,12 +538,55 @@ async fn a_message_of_a_kind_from_a_newer_release_is_left_for_it(backend: Backen
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     let now = booking_service::store::now();
-    let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100, 10).await.expect("claimed").jobs;
+    let claimed = app
+        .store
+        .claim_mail(&MailClaim::every(now, now + chrono::Duration::minutes(2), 100, 10))
+        .await
+        .expect("claimed")
+        .jobs;
     assert!(!claimed.is_empty(), "the messages of known kinds are claimed");
     assert!(claimed.iter().all(|j| j.kind != "from_a_newer_release"), "{claimed:?}");
     let left = app.store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
     let newer = left.iter().find(|j| j.kind == "from_a_newer_release").expect("still queued");
     assert_eq!((newer.attempts, newer.last_error.as_deref()), (0, None));
+}
+
+/// A claim takes the oldest due messages of its lane, but of one clinic no more than its share,
+/// and none of a clinic the dispatcher has its share of in hand already: one clinic's backlog, or
+/// its endpoints that hang, hold up no other clinic's messages.
+async fn a_claim_shares_its_places_between_clinics(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below wait for the claims here.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let (busy, quiet) = (app.org("UTC").await, app.org("UTC").await);
+    let provider = busy.provider().await;
+    for time in ["09:00", "10:00", "11:00"] {
+        busy.agent.book(&with_email(provider.id, 5, time)).await.expect("booked");
+    }
+    let theirs = quiet.provider().await;
+    quiet.agent.book(&with_email(theirs.id, 5, "09:00")).await.expect("booked");
+    let now = booking_service::store::now();
+    let patients = MailClaim {
+        kinds: &outbox_kind::TO_PATIENTS,
+        ..MailClaim::every(now, now + chrono::Duration::minutes(2), 4, 10)
+    };
+    let of = |jobs: &[OutboxJob]| {
+        let count = |org: Uuid| jobs.iter().filter(|j| j.org == OrgId(org)).count();
+        (count(busy.id), count(quiet.id))
+    };
+    let first = app.store.claim_mail(&MailClaim { per_org: 2, ..patients.clone() }).await.expect("claimed").jobs;
+    assert_eq!(of(&first), (2, 2), "the oldest four are all the busy clinic's: {first:?}");
+    let skip = [OrgId(busy.id)];
+    let all = MailClaim { limit: 100, per_org: 100, ..patients.clone() };
+    let skipping = app.store.claim_mail(&MailClaim { skip: &skip, ..all.clone() }).await.expect("claimed").jobs;
+    let left = app.store.claim_mail(&all).await.expect("claimed").jobs;
+    assert_eq!((of(&skipping).0, of(&left).1), (0, 0), "{skipping:?} {left:?}");
+    assert!(of(&left).0 > 0, "what the busy clinic has left waited for a claim that does not skip it");
+    let booked = quiet.agent.book(&with_email(theirs.id, 5, "10:00")).await.expect("booked");
+    let now = MailClaim { now: booking_service::store::now(), ..all };
+    let webhooks = MailClaim { kinds: &outbox_kind::TO_WEBHOOKS, ..now.clone() };
+    assert!(app.store.claim_mail(&webhooks).await.expect("claimed").jobs.is_empty(), "the webhooks' lane");
+    let later = app.store.claim_mail(&now).await.expect("claimed").jobs;
+    assert!(later.iter().all(|j| j.appointment == AppointmentId(booked.appointment_id)) && !later.is_empty());
 }
 
 /// The backlog gauges count what a dispatcher would claim now: a message in a dispatcher's hands,
@@ -563,7 +606,12 @@ async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
     assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     assert_eq!(app.store.outbox_backlog(now).await.expect("backlog").due, due - 1, "a newer release's kind");
 
-    let claimed = app.store.claim_mail(now, now + chrono::Duration::minutes(2), 100, 10).await.expect("claimed").jobs;
+    let claimed = app
+        .store
+        .claim_mail(&MailClaim::every(now, now + chrono::Duration::minutes(2), 100, 10))
+        .await
+        .expect("claimed")
+        .jobs;
     assert_eq!(claimed.len() as i64, due - 1);
     let backlog = app.store.outbox_backlog(now).await.expect("backlog");
     assert_eq!((backlog.due, backlog.oldest_due_seconds, backlog.dead), (0, 0.0, 0), "all in a dispatcher's hands");
@@ -595,13 +643,17 @@ async fn a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead(ba
     let confirmation = |jobs: &[OutboxJob]| jobs.iter().find(|j| j.kind == "booking_confirmation").cloned();
     for claim in 0..max {
         let at = start + chrono::Duration::minutes(3 * i64::from(claim));
-        let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100, max).await.expect("claimed");
+        let claimed = store
+            .claim_mail(&MailClaim::every(at, at + chrono::Duration::minutes(2), 100, max))
+            .await
+            .expect("claimed");
         assert!(claimed.abandoned.is_empty(), "claim {claim}: {:?}", claimed.abandoned);
         let job = confirmation(&claimed.jobs).expect("claimed again once its lease ended");
         assert_eq!((job.claims, job.attempts), (claim + 1, 0));
     }
     let at = start + chrono::Duration::minutes(3 * i64::from(max));
-    let claimed = store.claim_mail(at, at + chrono::Duration::minutes(2), 100, max).await.expect("claimed");
+    let claimed =
+        store.claim_mail(&MailClaim::every(at, at + chrono::Duration::minutes(2), 100, max)).await.expect("claimed");
     assert!(claimed.abandoned.iter().any(|kind| kind == "booking_confirmation"), "{:?}", claimed.abandoned);
     assert!(confirmation(&claimed.jobs).is_none(), "sent yet again: {claimed:?}");
     let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
@@ -632,7 +684,12 @@ async fn a_message_given_up_on_as_unsettled_is_counted_dead(backend: Backend) {
     let provider = org.provider().await;
     let booked = org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
     let now = booking_service::store::now();
-    let claimed = app.store.claim_mail(now, now + chrono::Duration::seconds(1), 10, 1).await.expect("claim").jobs;
+    let claimed = app
+        .store
+        .claim_mail(&MailClaim::every(now, now + chrono::Duration::seconds(1), 10, 1))
+        .await
+        .expect("claim")
+        .jobs;
     assert!(claimed.iter().any(|j| j.kind == "booking_confirmation"), "{claimed:?}");
     let _giving_up = app.another_instance_with(|c| c.mail_max_attempts = 1).await;
     wait_outbox(&app, org.id, booked.appointment_id, |jobs| {
@@ -662,7 +719,8 @@ async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
     let second_at = first_at + chrono::Duration::minutes(3);
     let confirmation = |jobs: Vec<OutboxJob>| jobs.into_iter().find(|j| j.kind == "booking_confirmation");
     let lease = chrono::Duration::minutes(2);
-    let claim = |at| async move { store.claim_mail(at, at + lease, 100, 10).await.expect("claim").jobs };
+    let claim =
+        |at| async move { store.claim_mail(&MailClaim::every(at, at + lease, 100, 10)).await.expect("claim").jobs };
     let first = confirmation(claim(first_at).await).expect("claimed");
     let second = confirmation(claim(second_at).await).expect("claimed again once the first lease ended");
     let stored = || async {
@@ -746,6 +804,7 @@ on_both_backends!(
     a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead,
     a_failure_from_an_ended_claim_is_not_recorded,
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
+    a_claim_shares_its_places_between_clinics,
     links_issued_before_a_key_rotation_work_with_the_previous_key,
     the_backlog_counts_what_a_dispatcher_would_claim,
     a_booking_email_arrives_over_smtp_and_its_link_confirms,
@@ -810,7 +869,12 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
     let booked = org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
     // The "crashed" dispatcher: claims with a 2 s lease and never reports back.
     let now = booking_service::store::now();
-    let claimed = app.store.claim_mail(now, now + chrono::Duration::seconds(2), 10, 10).await.expect("claim").jobs;
+    let claimed = app
+        .store
+        .claim_mail(&MailClaim::every(now, now + chrono::Duration::seconds(2), 10, 10))
+        .await
+        .expect("claim")
+        .jobs;
     let claimed_at = tokio::time::Instant::now();
     let confirmation = |j: &OutboxJob| j.kind == "booking_confirmation" && j.appointment.0 == booked.appointment_id;
     assert!(claimed.iter().any(confirmation), "the crashed dispatcher holds the message: {claimed:?}");

@@ -134,21 +134,27 @@ async fn an_endpoint_gets_only_the_events_it_asked_for(backend: Backend) {
     assert!(other.admin.webhooks().await.expect("listed").is_empty());
 }
 
-/// Endpoints that take the connection and never answer hold up no other delivery: the messages of
-/// a claim go out side by side, so a working endpoint gets its message while the others still hang
-/// (one by one, each would first wait out its 10 s deadline).
-async fn endpoints_that_hang_delay_no_other_message(backend: Backend) {
-    let app = allowing_private(backend).await;
-    let org = app.org("UTC").await;
-    let provider = org.provider().await;
+/// An endpoint that takes every connection and never answers; aborting the task lets them go.
+async fn hanging_endpoint() -> (String, tokio::task::JoinHandle<()>) {
     let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let hanging_url = format!("http://{}/hook", hanging.local_addr().expect("address"));
+    let url = format!("http://{}/hook", hanging.local_addr().expect("address"));
     let held = tokio::spawn(async move {
         let mut open = Vec::new();
         while let Ok((socket, _)) = hanging.accept().await {
             open.push(socket);
         }
     });
+    (url, held)
+}
+
+/// Endpoints that take the connection and never answer hold up no other delivery: the messages in
+/// hand go out side by side, so a working endpoint gets its message while the others still hang
+/// (one by one, each would first wait out its 10 s timeout).
+async fn endpoints_that_hang_delay_no_other_message(backend: Backend) {
+    let app = allowing_private(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let (hanging_url, held) = hanging_endpoint().await;
     for _ in 0..4 {
         org.admin.create_webhook(&CreateWebhook { url: hanging_url.clone(), events: None }).await.expect("created");
     }
@@ -157,6 +163,39 @@ async fn endpoints_that_hang_delay_no_other_message(backend: Backend) {
     org.staff.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
     let got = receiver.wait_for(1, Duration::from_secs(8)).await;
     assert_eq!(got.len(), 1, "delivered while four endpoints hang");
+    held.abort();
+}
+
+/// Two clinics whose ten endpoints all hang, with forty messages each due to them before anyone
+/// else's, hold up neither another clinic's webhook nor any patient's email: webhooks have a lane
+/// of their own (in one lane, the two would take every place), and a clinic only a share of its
+/// places (without it, the first forty would take all 32); either way the other clinic's messages
+/// would wait out a 10 s timeout first.
+async fn clinics_whose_endpoints_hang_hold_up_no_other_clinic_and_no_patient(backend: Backend) {
+    let app = allowing_private(backend).await;
+    let (hanging_url, held) = hanging_endpoint().await;
+    for _ in 0..2 {
+        let greedy = app.org("UTC").await;
+        let provider = greedy.provider().await;
+        for _ in 0..10 {
+            let hook = CreateWebhook { url: hanging_url.clone(), events: None };
+            greedy.admin.create_webhook(&hook).await.expect("created");
+        }
+        for time in ["09:00", "10:00", "11:00", "12:00"] {
+            greedy.staff.book(&booking(provider.id, days_ahead(4), time)).await.expect("booked");
+        }
+    }
+    let other = app.org("UTC").await;
+    let theirs = other.provider().await;
+    let (receiver, url) = endpoint(0).await;
+    other.admin.create_webhook(&CreateWebhook { url, events: None }).await.expect("created");
+    let input =
+        BookingInput { patient_email: Some("ada@example.com".into()), ..booking(theirs.id, days_ahead(4), "10:00") };
+    other.staff.book(&input).await.expect("booked");
+    let got = receiver.wait_for(1, Duration::from_secs(8)).await;
+    assert_eq!(got.len(), 1, "the other clinic's webhook, delivered while eighty hang");
+    let email = tokio::time::timeout(Duration::from_secs(8), wait_eml(&app, 1)).await;
+    assert!(email.is_ok(), "the patient's email, sent while eighty webhooks hang");
     held.abort();
 }
 
@@ -239,4 +278,5 @@ on_both_backends!(
     confirming_through_the_link_is_announced,
     endpoints_inside_the_network_and_bad_requests_are_refused,
     endpoints_that_hang_delay_no_other_message,
+    clinics_whose_endpoints_hang_hold_up_no_other_clinic_and_no_patient,
 );
