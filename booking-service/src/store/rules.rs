@@ -371,17 +371,34 @@ pub(super) fn planned_provider_sql(d: Dialect, [org, id, version]: [&str; 3]) ->
     )
 }
 
-/// The most upcoming active appointments the organization allows one caller, when the caller's
-/// number already holds that many (no row otherwise): what both databases' booking insert asks of
-/// a capped caller, its organization, number and instant the placeholders given.
-pub(super) fn quota_sql([org, phone, now]: [&str; 3]) -> String {
+/// The most upcoming active appointments the organization allows one caller, when the caller
+/// already holds that many (no row otherwise): what both databases' booking insert asks of a
+/// capped caller, its organization, number, voice call and instant the placeholders given. The
+/// caller is its number; without one (withheld, or a web call), the voice call it books from, its
+/// bookings found through their audit rows.
+pub(super) fn quota_sql([org, phone, call, now]: [&str; 4]) -> String {
+    let booked = action::BOOKED;
     format!(
         "SELECT o.max_active_per_caller AS most FROM organizations o
          WHERE o.id = {org} AND o.max_active_per_caller > 0
            AND (SELECT count(*) FROM appointments
                 WHERE org_id = {org} AND patient_phone = {phone} AND {HOLDS_TIME} AND ends_at > {now})
+             + (SELECT count(*) FROM appointments
+                WHERE org_id = {org} AND {phone} IS NULL AND patient_phone IS NULL AND {HOLDS_TIME} AND ends_at > {now}
+                  AND id IN (SELECT appointment_id FROM audit_log
+                             WHERE org_id = {org} AND call_id = {call} AND action = '{booked}'))
                >= o.max_active_per_caller"
     )
+}
+
+/// Who a capped booking's quota counts as: the patient's number, else the voice call it comes
+/// from (nothing, and no quota, for a booking with neither).
+fn quota_caller(org: OrgId, phone: Option<&PhoneNumber>, call: Option<&str>) -> Option<String> {
+    match (phone, call) {
+        (Some(phone), _) => Some(format!("caller:{org}:{}", phone.as_str())),
+        (None, Some(call)) => Some(format!("call:{org}:{call}")),
+        (None, None) => None,
+    }
 }
 
 async fn replay(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey) -> Result<Option<BookOutcome>, Fault> {
@@ -811,9 +828,10 @@ impl Store for SqlStore {
     async fn book(&self, actor: &Actor, booking: NewBooking<'_>) -> StoreResult<BookOutcome> {
         let b = &booking;
         retrying(|| async move {
-            let capped = b.capped.then_some(b.patient.phone.as_ref()).flatten();
-            let scope = match capped {
-                Some(phone) => Scope::WriteLocked(actor.org, lock_key(&format!("caller:{}:{}", actor.org, phone.as_str()))),
+            let capped =
+                b.capped.then(|| quota_caller(actor.org, b.patient.phone.as_ref(), actor.call.as_deref())).flatten();
+            let scope = match &capped {
+                Some(caller) => Scope::WriteLocked(actor.org, lock_key(caller)),
                 None => Scope::Write(actor.org),
             };
             let mut tx = self.begin(scope).await?;
@@ -879,11 +897,15 @@ impl Store for SqlStore {
                     tx.commit().await?;
                     Ok(BookOutcome::Unavailable { provider: provider.clone(), wanted, busy: Some(busy) })
                 }
-                Ok(Inserted::OverQuota(most)) => Err(StoreError::InvalidState(format!(
-                    "the number you're calling from already has {most} upcoming appointment{} here, the most one caller can book",
-                    if most == 1 { "" } else { "s" }
-                ))
-                .into()),
+                Ok(Inserted::OverQuota(most)) => {
+                    let who = match b.patient.phone {
+                        Some(_) => "the number you're calling from already has",
+                        None => "this call has already booked",
+                    };
+                    let s = if most == 1 { "" } else { "s" };
+                    let says = format!("{who} {most} upcoming appointment{s} here, the most one caller can book");
+                    Err(StoreError::InvalidState(says).into())
+                }
                 Ok(Inserted::Refused) => {
                     drop(tx);
                     if let Some(idem) = &b.idempotency {

@@ -93,7 +93,7 @@ impl Lite {
 /// The insert's first two questions (the rules' text, with this statement's placeholders), built
 /// once like PostgreSQL's booking statement.
 static PLANNED: LazyLock<String> = LazyLock::new(|| planned_provider_sql(Dialect::Sqlite, ["$1", "$2", "$3"]));
-static QUOTA: LazyLock<String> = LazyLock::new(|| quota_sql(["$1", "$2", "$3"]));
+static QUOTA: LazyLock<String> = LazyLock::new(|| quota_sql(["$1", "$2", "$3", "$4"]));
 
 /// The booking as a few statements in the write transaction: no other writer can book between
 /// the overlap check and the insert.
@@ -105,7 +105,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     }
     if w.capped {
         let most: Option<(i32,)> =
-            tx.query(&QUOTA, (org, &a.patient_phone, Timestamp(a.created_at))).fetch_optional().await?;
+            tx.query(&QUOTA, (org, &a.patient_phone, &w.actor.call, Timestamp(a.created_at))).fetch_optional().await?;
         if let Some((most,)) = most {
             return Ok(Inserted::OverQuota(most));
         }

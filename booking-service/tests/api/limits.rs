@@ -2,6 +2,7 @@
 //! patients' links per client address, and upcoming appointments per caller.
 
 use crate::helpers::*;
+use crate::vapi::{book_call, message, only, post};
 use reqwest::Method;
 use shared::{Claims, Role};
 
@@ -147,6 +148,26 @@ async fn a_voice_agent_books_at_most_three_upcoming_appointments_per_caller(back
     org.agent.book(&for_caller(provider, 3)).await.expect("a place was freed");
 }
 
+/// A voice call without the caller's number (withheld, or a web call) is held to the same limit,
+/// counted per call: it cannot book every free time of the clinic, and another call books on.
+async fn a_call_without_a_number_books_at_most_three_upcoming_appointments(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let book = async |day: i64, call_id: &str| {
+        let date = date_str(days_ahead(3 + day));
+        let tool = book_call(&format!("b{day}"), provider, &date, "10:00", "Ada Lovelace");
+        only(&post(&org.agent, &message(vec![tool], None, call_id)).await)
+    };
+    for day in 0..3 {
+        book(day, "call-withheld").await.expect("within the quota");
+    }
+    let refused = book(3, "call-withheld").await.expect_err("over the quota");
+    assert!(refused.contains("this call has already booked 3 upcoming appointments"), "{refused}");
+    book(3, "call-another").await.expect("another call counts its own");
+    assert_eq!(org.staff.appointments(&Default::default()).await.expect("listed").len(), 4);
+}
+
 /// Ten bookings from one caller at once, at ten free times: the quota holds under the race.
 async fn the_quota_holds_when_one_caller_books_many_times_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -228,5 +249,6 @@ on_both_backends!(
     guesses_at_links_are_limited_per_client_address,
     without_a_proxy_the_peer_is_the_client,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
+    a_call_without_a_number_books_at_most_three_upcoming_appointments,
     the_quota_holds_when_one_caller_books_many_times_at_once
 );
