@@ -30,6 +30,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+/// The most requests one HTTP/2 connection carries at once (hyper's default is 200):
+/// `MAX_CONNECTIONS` bounds the connections, this what each one adds.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
 /// How connections are bounded (README, Configuration).
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -105,6 +109,7 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The watchdog times headers instead (see the module's comment).
     builder.http1().header_read_timeout(None);
+    builder.http2().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let server = Server {
         slots: Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS))),
         shared: Arc::new(Shared { builder, router, settings, draining, requests: InFlight::default() }),

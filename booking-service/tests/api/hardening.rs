@@ -248,6 +248,20 @@ async fn a_slow_body_is_answered_408_not_503(backend: Backend) {
     }
 }
 
+/// An HTTP/2 connection (h2c, with prior knowledge) carries a bounded number of requests at once:
+/// the server says so in its SETTINGS, and hyper refuses streams beyond it.
+async fn an_http2_connection_carries_a_bounded_number_of_requests_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (client, connection) = h2::client::handshake(connect(&app).await).await.expect("an HTTP/2 connection");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready for a request");
+    let health = axum::http::Request::get(format!("{}/healthz", app.base)).body(()).expect("a request");
+    let (answer, _) = client.send_request(health, true).expect("sent");
+    assert_eq!(answer.await.expect("answered").status(), 200);
+    let most = booking_service::server::MAX_STREAMS_PER_CONNECTION;
+    assert_eq!(client.current_max_send_streams(), most as usize, "hyper's default would be 200");
+}
+
 async fn connections_beyond_the_limit_wait_for_a_free_one(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.max_connections = 4;
@@ -546,6 +560,7 @@ on_both_backends!(
     a_slow_body_is_answered_408_not_503,
     a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline,
     connections_beyond_the_limit_wait_for_a_free_one,
+    an_http2_connection_carries_a_bounded_number_of_requests_at_once,
     shutdown_ends_within_its_grace_with_slow_clients_connected,
     readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,
     the_dispatcher_claims_nothing_once_shutdown_begins,
