@@ -95,20 +95,25 @@ impl Sender {
         }
         let host = url.host_str().ok_or("has no host")?.to_owned();
         let port = url.port_or_known_default().ok_or("has no port")?;
+        // Unless private addresses are allowed, a name that does not resolve (in time) and one that
+        // resolves to the service's own network are refused alike: telling them apart would let
+        // a clinic's admin find out which names the service's network knows, and which address
+        // is not said either.
+        let refused = |why: &str| match self.allow_private {
+            true => format!("{host} {why}"),
+            false => format!("{host} does not resolve to public addresses only"),
+        };
         let lookup = tokio::time::timeout(self.timeout, tokio::net::lookup_host((host.trim_matches(['[', ']']), port)));
         let addrs: Vec<SocketAddr> = lookup
             .await
-            .map_err(|_| format!("{host} did not resolve in time"))?
-            .map_err(|_| format!("{host} does not resolve"))?
+            .map_err(|_| refused("did not resolve in time"))?
+            .map_err(|_| refused("does not resolve"))?
             .collect();
         if addrs.is_empty() {
-            return Err(format!("{host} does not resolve"));
+            return Err(refused("does not resolve"));
         }
-        if !self.allow_private {
-            // Which address is not said: the answer would map the service's own network.
-            if addrs.iter().any(|a| !is_public(a.ip())) {
-                return Err(format!("{host} resolves to a private, loopback or link-local address"));
-            }
+        if !self.allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+            return Err(refused("resolves to a private address"));
         }
         Ok((url, addrs))
     }

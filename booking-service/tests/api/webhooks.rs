@@ -242,6 +242,14 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
             );
         }
     }
+    // A name of the service's own network and a name that does not resolve are refused alike, so
+    // that an admin cannot find out which names the service's network knows.
+    let refusal = async |host: &str| {
+        let url = format!("http://{host}/hook");
+        let refused = org.admin.create_webhook(&CreateWebhook { url, events: None }).await;
+        assert_error(refused, 422, "validation_failed").to_string().replace(host, "HOST")
+    };
+    assert_eq!(refusal("localhost").await, refusal("no-such-host.invalid").await);
     let open = allowing_private(backend).await;
     let org = open.org("UTC").await;
     let unknown = CreateWebhook { url: loopback.clone(), events: Some(vec!["appointment.exploded".into()]) };
