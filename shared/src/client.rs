@@ -333,10 +333,15 @@ impl ApiClient {
     }
 }
 
-/// `Retry-After` in seconds (the form the service sends).
+/// `Retry-After` in seconds (the form the service sends) or as an HTTP date (a proxy's in front of
+/// it may send that form); a date already past is no wait.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds))
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 /// Turns a status and body into `T` on success, else into the matching [`ClientError`].
@@ -349,5 +354,29 @@ pub fn decode<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> ClientRe
         Err(_) => {
             Err(ClientError::Decode { status, message: String::from_utf8_lossy(bytes).chars().take(200).collect() })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+    use std::time::SystemTime;
+
+    fn wait_of(value: &str) -> Option<Duration> {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(value).expect("a header value"));
+        retry_after(&headers)
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_or_as_an_http_date() {
+        assert_eq!(wait_of("7"), Some(Duration::from_secs(7)));
+        let in_a_minute = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(60));
+        let wait = wait_of(&in_a_minute).expect("a date");
+        assert!(wait > Duration::from_secs(55) && wait <= Duration::from_secs(60), "{wait:?}");
+        assert_eq!(wait_of("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO), "past: no wait");
+        assert_eq!(wait_of("soon"), None);
+        assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 }
