@@ -92,11 +92,11 @@ impl Lane {
     }
 
     /// The most messages of one clinic a claim takes; a clinic with that many in hand has none
-    /// claimed until one ends. So a clinic holds at most `2 · share − 1` of the lane's places: of
-    /// the webhooks' 32, eleven (more than the ten endpoints a clinic may have, so one that hangs
-    /// holds up none of its others, and its endpoints that hang leave 21 places to other clinics);
-    /// of the patients' ten, nine (a clinic's thousand reminders due at nine o'clock are sent
-    /// beside other clinics' confirmations, not ahead of them).
+    /// claimed until one ends. So a clinic holds at most `2 · share − 1` of an instance's places
+    /// in the lane: of the webhooks' 32, eleven (its endpoints that hang leave 21 places to other
+    /// clinics, and a few hanging messages leave places to its own other endpoints); of the
+    /// patients' ten, nine (a clinic's thousand reminders due at nine o'clock are sent beside
+    /// other clinics' confirmations, not ahead of them).
     pub fn share(self) -> usize {
         match self {
             Lane::Patients => 5,
@@ -144,36 +144,51 @@ impl Dispatcher {
         DispatcherHandle { stop: Arc::new(stop), tasks: tasks.into() }
     }
 
-    /// Claims for the room the lane has, and again as soon as a message in hand is done (else at
-    /// the next poll); once stopped, it claims nothing more and lets the messages in hand finish,
-    /// each within its deadline.
+    /// Claims for the room the lane has at every poll, and, while its last claim filled the room
+    /// (more may be due), again as soon as half the places are free; once stopped, it claims
+    /// nothing more and lets the messages in hand finish, each within its deadline.
     async fn run(self: Arc<Self>, lane: Lane, mut stopped: watch::Receiver<bool>) {
         tracing::info!(?lane, "outbox dispatcher started");
         let mut in_hand = InHand::default();
+        let mut poll = tokio::time::interval(self.settings.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut claim_now, mut more_due) = (false, false);
         loop {
-            while let Some(ended) = in_hand.set.try_join_next_with_id() {
-                in_hand.ended(lane, ended);
-            }
-            let room = lane.places().saturating_sub(in_hand.set.len());
-            if room > 0 {
-                match self.claim(lane, room, &in_hand.holding(lane.share())).await {
-                    // Claimed as the stop came: they come back when their lease ends (one claim spent).
-                    Ok(_) if *stopped.borrow() => {}
-                    Ok(jobs) => {
-                        for job in jobs {
-                            in_hand.spawn(job.org, Arc::clone(&self).handle(job));
-                        }
-                    }
-                    Err(e) => tracing::warn!(?lane, error = %e, "outbox dispatcher could not claim messages"),
+            tokio::select! {
+                biased;
+                _ = stopped.changed() => break,
+                Some(ended) = in_hand.set.join_next_with_id(), if !in_hand.set.is_empty() => {
+                    in_hand.ended(lane, ended);
+                    // Half the places free at least: a backlog is claimed ten or so at a time, not
+                    // one claim per message.
+                    claim_now |= more_due && in_hand.set.len() <= lane.places() / 2;
                 }
+                _ = poll.tick() => claim_now = true,
             }
             if *stopped.borrow() {
                 break;
             }
-            tokio::select! {
-                _ = stopped.changed() => break,
-                Some(ended) = in_hand.set.join_next_with_id(), if !in_hand.set.is_empty() => in_hand.ended(lane, ended),
-                _ = tokio::time::sleep(self.settings.poll) => {}
+            while let Some(ended) = in_hand.set.try_join_next_with_id() {
+                in_hand.ended(lane, ended);
+            }
+            let room = lane.places().saturating_sub(in_hand.set.len());
+            if !claim_now || room == 0 {
+                continue;
+            }
+            claim_now = false;
+            match self.claim(lane, room, &in_hand.holding(lane.share())).await {
+                // Claimed as the stop came: they come back when their lease ends (one claim spent).
+                Ok(_) if *stopped.borrow() => break,
+                Ok(jobs) => {
+                    more_due = jobs.len() == room;
+                    for job in jobs {
+                        in_hand.spawn(job.org, Arc::clone(&self).handle(job));
+                    }
+                }
+                Err(e) => {
+                    more_due = false;
+                    tracing::warn!(?lane, error = %e, "outbox dispatcher could not claim messages");
+                }
             }
         }
         while in_hand.set.join_next().await.is_some() {}
@@ -332,6 +347,17 @@ mod tests {
         assert_eq!(tries(&job(0, 1)), 1, "the first claim's failure");
         assert_eq!(tries(&job(1, 2)), 2, "every claim recorded");
         assert_eq!(tries(&job(1, 3)), 3, "one claim cut off before it recorded anything");
+    }
+
+    /// Every kind this release delivers is claimed by exactly one lane (a kind in none would be
+    /// counted due, and never sent nor given up on).
+    #[test]
+    fn every_kind_has_one_lane() {
+        let mut laned: Vec<&str> = Lane::ALL.iter().flat_map(|lane| lane.kinds().iter().copied()).collect();
+        laned.sort_unstable();
+        let mut all = outbox_kind::ALL.to_vec();
+        all.sort_unstable();
+        assert_eq!(laned, all);
     }
 
     /// A clinic is skipped while it holds its share of the lane's places, and no longer once one

@@ -249,7 +249,7 @@ async fn a_slow_body_is_answered_408_not_503(backend: Backend) {
 }
 
 /// An HTTP/2 connection (h2c, with prior knowledge) carries a bounded number of requests at once:
-/// the server says so in its SETTINGS, and hyper refuses streams beyond it.
+/// the server announces the bound in its SETTINGS (hyper then refuses a stream beyond it).
 async fn an_http2_connection_carries_a_bounded_number_of_requests_at_once(backend: Backend) {
     let app = spawn_app(backend).await;
     let (client, connection) = h2::client::handshake(connect(&app).await).await.expect("an HTTP/2 connection");

@@ -154,18 +154,37 @@ async fn a_call_without_a_number_books_at_most_three_upcoming_appointments(backe
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await.id;
-    let book = async |day: i64, call_id: &str| {
-        let date = date_str(days_ahead(3 + day));
-        let tool = book_call(&format!("b{day}"), provider, &date, "10:00", "Ada Lovelace");
-        only(&post(&org.agent, &message(vec![tool], None, call_id)).await)
-    };
+    let mut booked = Vec::new();
     for day in 0..3 {
-        book(day, "call-withheld").await.expect("within the quota");
+        booked.push(book_by_voice(&org, provider, day, "call-withheld").await.expect("within the quota"));
     }
-    let refused = book(3, "call-withheld").await.expect_err("over the quota");
+    let refused = book_by_voice(&org, provider, 3, "call-withheld").await.expect_err("over the quota");
     assert!(refused.contains("this call has already booked 3 upcoming appointments"), "{refused}");
-    book(3, "call-another").await.expect("another call counts its own");
-    assert_eq!(org.staff.appointments(&Default::default()).await.expect("listed").len(), 4);
+    book_by_voice(&org, provider, 3, "call-another").await.expect("another call counts its own");
+    // A cancellation frees a place.
+    let all = org.staff.appointments(&Default::default()).await.expect("listed");
+    assert_eq!(all.len(), 4);
+    let first = all.iter().find(|a| a.starts_at.date_naive() == days_ahead(3)).expect("the first day's");
+    org.staff.cancel(first.id, None).await.expect("cancelled");
+    book_by_voice(&org, provider, 4, "call-withheld").await.expect("a place was freed");
+}
+
+/// Ten bookings at once in one call without a number: the quota holds under the race.
+async fn the_quota_of_a_call_without_a_number_holds_when_it_books_many_times_at_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let attempts =
+        futures::future::join_all((0..10).map(|day| book_by_voice(&org, provider, day, "call-racing"))).await;
+    assert_eq!(attempts.iter().filter(|r| r.is_ok()).count(), 3, "{attempts:?}");
+}
+
+/// A `book_appointment` tool call, `day` days after the third from now at 10:00, in a voice call
+/// `call_id` without the caller's number: what the agent said.
+async fn book_by_voice(org: &TestOrg, provider: uuid::Uuid, day: i64, call_id: &str) -> Result<String, String> {
+    let date = date_str(days_ahead(3 + day));
+    let tool = book_call(&format!("b{day}"), provider, &date, "10:00", "Ada Lovelace");
+    only(&post(&org.agent, &message(vec![tool], None, call_id)).await)
 }
 
 /// Ten bookings from one caller at once, at ten free times: the quota holds under the race.
@@ -250,5 +269,6 @@ on_both_backends!(
     without_a_proxy_the_peer_is_the_client,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
     a_call_without_a_number_books_at_most_three_upcoming_appointments,
+    the_quota_of_a_call_without_a_number_holds_when_it_books_many_times_at_once,
     the_quota_holds_when_one_caller_books_many_times_at_once
 );
