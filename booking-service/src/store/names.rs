@@ -74,20 +74,6 @@ pub mod outbox_kind {
     pub const CANCELLATION_SMS: &str = "cancellation_sms";
     /// Every kind that goes by SMS.
     pub const SMS: [&str; 4] = [BOOKING_SMS, REMINDER_SMS, RESCHEDULE_SMS, CANCELLATION_SMS];
-    /// Every kind this release delivers. A dispatcher claims only these: a kind a newer release
-    /// queues waits for a dispatcher of that release (during a staged rollout, or after a
-    /// rollback) instead of failing here until it is dead.
-    pub const ALL: [&str; 9] = [
-        BOOKING_CONFIRMATION,
-        WEBHOOK,
-        RESCHEDULE_NOTICE,
-        CANCELLATION_NOTICE,
-        BOOKING_SMS,
-        REMINDER_EMAIL,
-        REMINDER_SMS,
-        RESCHEDULE_SMS,
-        CANCELLATION_SMS,
-    ];
     /// What the patients are sent (email and SMS, through the operator's own SMTP server and
     /// Twilio), and what goes to the clinics' own endpoints: the dispatcher's two lanes.
     pub const TO_PATIENTS: [&str; 8] = [
@@ -101,6 +87,18 @@ pub mod outbox_kind {
         CANCELLATION_SMS,
     ];
     pub const TO_WEBHOOKS: [&str; 1] = [WEBHOOK];
+    /// Every kind this release delivers: the two lanes'. A dispatcher claims only these: a kind a
+    /// newer release queues waits for a dispatcher of that release (during a staged rollout, or
+    /// after a rollback) instead of failing here until it is dead.
+    pub const ALL: [&str; TO_PATIENTS.len() + TO_WEBHOOKS.len()] = {
+        let mut all = [""; TO_PATIENTS.len() + TO_WEBHOOKS.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < TO_PATIENTS.len() { TO_PATIENTS[i] } else { TO_WEBHOOKS[i - TO_PATIENTS.len()] };
+            i += 1;
+        }
+        all
+    };
     /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
     pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
 

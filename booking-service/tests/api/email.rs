@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};
-use booking_service::store::{outbox_kind, Delivery, MailClaim, OutboxJob};
+use booking_service::store::{outbox_kind, ClaimedMail, Delivery, DynStore, MailClaim, OutboxJob};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
 use shared::api::{AppointmentStatus, BookingInput, RescheduleRequest};
@@ -524,6 +524,17 @@ async fn the_openapi_path_of_the_confirm_page_is_public(backend: Backend) {
     assert!(post.get("security").is_none(), "the token is the credential");
 }
 
+/// What a claim of every kind and clinic takes at `at`, its lease `lease` long.
+async fn claim_every(
+    store: &DynStore,
+    at: chrono::DateTime<chrono::Utc>,
+    lease: chrono::Duration,
+    limit: i64,
+    max_claims: i32,
+) -> ClaimedMail {
+    store.claim_mail(&MailClaim::every(at, at + lease, limit, max_claims)).await.expect("claimed")
+}
+
 /// The booking confirmation turned into a message of a kind only a newer release delivers.
 const NEWER_KIND: &str = "UPDATE outbox SET kind = 'from_a_newer_release' WHERE kind = 'booking_confirmation'";
 
@@ -538,12 +549,7 @@ async fn a_message_of_a_kind_from_a_newer_release_is_left_for_it(backend: Backen
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     let now = booking_service::store::now();
-    let claimed = app
-        .store
-        .claim_mail(&MailClaim::every(now, now + chrono::Duration::minutes(2), 100, 10))
-        .await
-        .expect("claimed")
-        .jobs;
+    let claimed = claim_every(&app.store, now, chrono::Duration::minutes(2), 100, 10).await.jobs;
     assert!(!claimed.is_empty(), "the messages of known kinds are claimed");
     assert!(claimed.iter().all(|j| j.kind != "from_a_newer_release"), "{claimed:?}");
     let left = app.store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
@@ -606,12 +612,7 @@ async fn the_backlog_counts_what_a_dispatcher_would_claim(backend: Backend) {
     assert_eq!(app.db.execute(NEWER_KIND).await, 1);
     assert_eq!(app.store.outbox_backlog(now).await.expect("backlog").due, due - 1, "a newer release's kind");
 
-    let claimed = app
-        .store
-        .claim_mail(&MailClaim::every(now, now + chrono::Duration::minutes(2), 100, 10))
-        .await
-        .expect("claimed")
-        .jobs;
+    let claimed = claim_every(&app.store, now, chrono::Duration::minutes(2), 100, 10).await.jobs;
     assert_eq!(claimed.len() as i64, due - 1);
     let backlog = app.store.outbox_backlog(now).await.expect("backlog");
     assert_eq!((backlog.due, backlog.oldest_due_seconds, backlog.dead), (0, 0.0, 0), "all in a dispatcher's hands");
@@ -643,17 +644,13 @@ async fn a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead(ba
     let confirmation = |jobs: &[OutboxJob]| jobs.iter().find(|j| j.kind == "booking_confirmation").cloned();
     for claim in 0..max {
         let at = start + chrono::Duration::minutes(3 * i64::from(claim));
-        let claimed = store
-            .claim_mail(&MailClaim::every(at, at + chrono::Duration::minutes(2), 100, max))
-            .await
-            .expect("claimed");
+        let claimed = claim_every(store, at, chrono::Duration::minutes(2), 100, max).await;
         assert!(claimed.abandoned.is_empty(), "claim {claim}: {:?}", claimed.abandoned);
         let job = confirmation(&claimed.jobs).expect("claimed again once its lease ended");
         assert_eq!((job.claims, job.attempts), (claim + 1, 0));
     }
     let at = start + chrono::Duration::minutes(3 * i64::from(max));
-    let claimed =
-        store.claim_mail(&MailClaim::every(at, at + chrono::Duration::minutes(2), 100, max)).await.expect("claimed");
+    let claimed = claim_every(store, at, chrono::Duration::minutes(2), 100, max).await;
     assert!(claimed.abandoned.iter().any(|kind| kind == "booking_confirmation"), "{:?}", claimed.abandoned);
     assert!(confirmation(&claimed.jobs).is_none(), "sent yet again: {claimed:?}");
     let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
@@ -684,12 +681,7 @@ async fn a_message_given_up_on_as_unsettled_is_counted_dead(backend: Backend) {
     let provider = org.provider().await;
     let booked = org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
     let now = booking_service::store::now();
-    let claimed = app
-        .store
-        .claim_mail(&MailClaim::every(now, now + chrono::Duration::seconds(1), 10, 1))
-        .await
-        .expect("claim")
-        .jobs;
+    let claimed = claim_every(&app.store, now, chrono::Duration::seconds(1), 10, 1).await.jobs;
     assert!(claimed.iter().any(|j| j.kind == "booking_confirmation"), "{claimed:?}");
     let _giving_up = app.another_instance_with(|c| c.mail_max_attempts = 1).await;
     wait_outbox(&app, org.id, booked.appointment_id, |jobs| {
@@ -719,8 +711,7 @@ async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
     let second_at = first_at + chrono::Duration::minutes(3);
     let confirmation = |jobs: Vec<OutboxJob>| jobs.into_iter().find(|j| j.kind == "booking_confirmation");
     let lease = chrono::Duration::minutes(2);
-    let claim =
-        |at| async move { store.claim_mail(&MailClaim::every(at, at + lease, 100, 10)).await.expect("claim").jobs };
+    let claim = |at| async move { claim_every(store, at, lease, 100, 10).await.jobs };
     let first = confirmation(claim(first_at).await).expect("claimed");
     let second = confirmation(claim(second_at).await).expect("claimed again once the first lease ended");
     let stored = || async {
@@ -869,12 +860,7 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
     let booked = org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
     // The "crashed" dispatcher: claims with a 2 s lease and never reports back.
     let now = booking_service::store::now();
-    let claimed = app
-        .store
-        .claim_mail(&MailClaim::every(now, now + chrono::Duration::seconds(2), 10, 10))
-        .await
-        .expect("claim")
-        .jobs;
+    let claimed = claim_every(&app.store, now, chrono::Duration::seconds(2), 10, 10).await.jobs;
     let claimed_at = tokio::time::Instant::now();
     let confirmation = |j: &OutboxJob| j.kind == "booking_confirmation" && j.appointment.0 == booked.appointment_id;
     assert!(claimed.iter().any(confirmation), "the crashed dispatcher holds the message: {claimed:?}");
