@@ -144,9 +144,9 @@ impl Dispatcher {
         DispatcherHandle { stop: Arc::new(stop), tasks: tasks.into() }
     }
 
-    /// Claims for the room the lane has at every poll, and, while its last claim filled the room
-    /// (more may be due), again as soon as half the places are free; once stopped, it claims
-    /// nothing more and lets the messages in hand finish, each within its deadline.
+    /// Claims for the room the lane has at every poll, and, while more may be due, again as soon
+    /// as half the places are free; once stopped, it claims nothing more and lets the messages in
+    /// hand finish, each within its deadline.
     async fn run(self: Arc<Self>, lane: Lane, mut stopped: watch::Receiver<bool>) {
         tracing::info!(?lane, "outbox dispatcher started");
         let mut in_hand = InHand::default();
@@ -176,11 +176,18 @@ impl Dispatcher {
                 continue;
             }
             claim_now = false;
-            match self.claim(lane, room, &in_hand.holding(lane.share())).await {
+            let skip = in_hand.holding(lane.share());
+            match self.claim(lane, room, &skip).await {
                 // Claimed as the stop came: they come back when their lease ends (one claim spent).
                 Ok(_) if *stopped.borrow() => break,
                 Ok(jobs) => {
-                    more_due = jobs.len() == room;
+                    // More may be due when the claim filled the room, took a clinic's whole share,
+                    // or passed over a clinic.
+                    let mut taken: HashMap<OrgId, usize> = HashMap::new();
+                    for job in &jobs {
+                        *taken.entry(job.org).or_default() += 1;
+                    }
+                    more_due = jobs.len() == room || !skip.is_empty() || taken.values().any(|&n| n >= lane.share());
                     for job in jobs {
                         in_hand.spawn(job.org, Arc::clone(&self).handle(job));
                     }

@@ -595,6 +595,23 @@ async fn a_claim_shares_its_places_between_clinics(backend: Backend) {
     assert!(later.iter().all(|j| j.appointment == AppointmentId(booked.appointment_id)) && !later.is_empty());
 }
 
+/// One clinic's backlog, several times its share of a lane, goes out without waiting for a poll:
+/// a claim that took a clinic's whole share is followed by another as soon as half the places are
+/// free (the polls here are an hour apart, and only the first comes at start).
+async fn a_clinics_backlog_goes_out_without_waiting_for_polls(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    lift_caller_quota(&org).await;
+    let provider = org.provider().await;
+    for hour in 9..17 {
+        org.agent.book(&with_email(provider.id, 5, &format!("{hour:02}:00"))).await.expect("booked");
+    }
+    // Sixteen messages (each booking's email and SMS) wait for a dispatcher that starts now.
+    let sender = app.another_instance_with(|c| c.mail_poll_ms = 3_600_000).await;
+    let sent = tokio::time::timeout(Duration::from_secs(20), wait_eml(&sender, 8)).await;
+    assert!(sent.is_ok(), "every email out, well before the next poll");
+}
+
 /// The backlog gauges count what a dispatcher would claim now: a message in a dispatcher's hands,
 /// or of a kind only a newer release delivers, is not due (the stuck-outbox alert would fire for
 /// it); a message given up on counts as dead. On SQLite the count is a read: it answers while a
@@ -796,6 +813,7 @@ on_both_backends!(
     a_failure_from_an_ended_claim_is_not_recorded,
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
     a_claim_shares_its_places_between_clinics,
+    a_clinics_backlog_goes_out_without_waiting_for_polls,
     links_issued_before_a_key_rotation_work_with_the_previous_key,
     the_backlog_counts_what_a_dispatcher_would_claim,
     a_booking_email_arrives_over_smtp_and_its_link_confirms,
