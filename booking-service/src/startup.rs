@@ -232,7 +232,7 @@ impl Application {
         if let Some(task) = retention {
             task.abort();
         }
-        if tokio::time::timeout_at(deadline, dispatcher.stop()).await.is_err() {
+        if !dispatcher.stop_by(deadline).await {
             // Its claimed messages come back to a dispatcher when their lease ends.
             tracing::warn!("shutdown grace over: leaving the mail in hand to be retried");
         }

@@ -126,13 +126,23 @@ impl DispatcherHandle {
         }
     }
 
-    pub async fn stop(self) {
+    /// Stops it and waits for the messages in hand until `deadline`; what is still being sent
+    /// then is cut (it comes back to a dispatcher when its lease ends). Whether all finished.
+    pub async fn stop_by(self, deadline: tokio::time::Instant) -> bool {
         let _ = self.stop.send(true);
-        for task in self.tasks {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "the outbox dispatcher ended abnormally");
+        let mut finished = true;
+        for mut task in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the outbox dispatcher ended abnormally"),
+                Err(_) => {
+                    // Its messages in hand, each a task of the lane's set, are cut with it.
+                    task.abort();
+                    finished = false;
+                }
             }
         }
+        finished
     }
 }
 
@@ -144,59 +154,63 @@ impl Dispatcher {
         DispatcherHandle { stop: Arc::new(stop), tasks: tasks.into() }
     }
 
-    /// Claims for the room the lane has at every poll, and, while more may be due, again as soon
-    /// as half the places are free; once stopped, it claims nothing more and lets the messages in
-    /// hand finish, each within its deadline.
+    /// Claims for the room the lane has at every poll, and between polls when more may be due:
+    /// once messages ended since the last claim number half the places (or all it took), if that
+    /// claim filled the room or took a clinic's whole share; at once when a message ends of a
+    /// clinic that claim passed over. Once stopped, it claims nothing more and lets the messages
+    /// in hand finish, each within its deadline.
     async fn run(self: Arc<Self>, lane: Lane, mut stopped: watch::Receiver<bool>) {
         tracing::info!(?lane, "outbox dispatcher started");
         let mut in_hand = InHand::default();
         let mut poll = tokio::time::interval(self.settings.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (mut claim_now, mut more_due) = (false, false);
+        let mut claim_now = false;
+        // What the last claim said of what may still be due.
+        let (mut filled, mut passed_over, mut claimed, mut ended_since) = (false, Vec::new(), 0, 0);
         loop {
+            let mut ended = Vec::new();
             tokio::select! {
                 biased;
                 _ = stopped.changed() => break,
-                Some(ended) = in_hand.set.join_next_with_id(), if !in_hand.set.is_empty() => {
-                    in_hand.ended(lane, ended);
-                    // Half the places free at least: a backlog is claimed ten or so at a time, not
-                    // one claim per message.
-                    claim_now |= more_due && in_hand.set.len() <= lane.places() / 2;
-                }
+                Some(one) = in_hand.set.join_next_with_id(), if !in_hand.set.is_empty() => ended.push(one),
                 _ = poll.tick() => claim_now = true,
             }
             if *stopped.borrow() {
                 break;
             }
-            while let Some(ended) = in_hand.set.try_join_next_with_id() {
-                in_hand.ended(lane, ended);
+            while let Some(one) = in_hand.set.try_join_next_with_id() {
+                ended.push(one);
             }
+            for one in ended {
+                ended_since += 1;
+                let org = in_hand.ended(lane, one);
+                claim_now |= org.is_some_and(|org| passed_over.contains(&org));
+            }
+            claim_now |= filled && ended_since >= (lane.places() / 2).min(claimed).max(1);
             let room = lane.places().saturating_sub(in_hand.set.len());
-            if !claim_now || room == 0 {
+            if !std::mem::take(&mut claim_now) || room == 0 {
                 continue;
             }
-            claim_now = false;
             let skip = in_hand.holding(lane.share());
             match self.claim(lane, room, &skip).await {
-                // Claimed as the stop came: they come back when their lease ends (one claim spent).
-                Ok(_) if *stopped.borrow() => break,
                 Ok(jobs) => {
-                    // More may be due when the claim filled the room, took a clinic's whole share,
-                    // or passed over a clinic.
                     let mut taken: HashMap<OrgId, usize> = HashMap::new();
                     for job in &jobs {
                         *taken.entry(job.org).or_default() += 1;
                     }
-                    more_due = jobs.len() == room || !skip.is_empty() || taken.values().any(|&n| n >= lane.share());
+                    filled = jobs.len() == room || taken.values().any(|&n| n >= lane.share());
+                    (passed_over, claimed, ended_since) = (skip, jobs.len(), 0);
+                    // Also when the stop came meanwhile: the drain below sends them.
                     for job in jobs {
                         in_hand.spawn(job.org, Arc::clone(&self).handle(job));
                     }
                 }
                 Err(e) => {
-                    more_due = false;
+                    (filled, passed_over) = (false, Vec::new());
                     tracing::warn!(?lane, error = %e, "outbox dispatcher could not claim messages");
                 }
             }
+            poll.reset();
         }
         while in_hand.set.join_next().await.is_some() {}
         tracing::info!(?lane, "outbox dispatcher stopped");
@@ -293,7 +307,8 @@ impl InHand {
         *self.per_org.entry(org).or_default() += 1;
     }
 
-    fn ended(&mut self, lane: Lane, ended: Result<(task::Id, ()), JoinError>) {
+    /// Settles a message that ended; answers its clinic.
+    fn ended(&mut self, lane: Lane, ended: Result<(task::Id, ()), JoinError>) -> Option<OrgId> {
         let id = match ended {
             Ok((id, ())) => id,
             Err(e) => {
@@ -301,13 +316,14 @@ impl InHand {
                 e.id()
             }
         };
-        let Some(org) = self.owners.remove(&id) else { return };
+        let org = self.owners.remove(&id)?;
         if let Some(n) = self.per_org.get_mut(&org) {
             *n -= 1;
             if *n == 0 {
                 self.per_org.remove(&org);
             }
         }
+        Some(org)
     }
 
     /// The clinics with at least `share` messages in hand.

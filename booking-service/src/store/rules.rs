@@ -191,10 +191,6 @@ impl SqlStore {
     }
 }
 
-/// How many of the oldest due messages a claim looks at per message it may take: enough that one
-/// clinic's oldest leave room for the others' (a clinic with its share in hand is not looked at).
-const CANDIDATES_PER_PLACE: i64 = 4;
-
 /// The key of the lock `name` stands for (`Scope::WriteLocked`): the same on every instance.
 fn lock_key(name: &str) -> i64 {
     use sha2::{Digest, Sha256};
@@ -1220,40 +1216,40 @@ impl Store for SqlStore {
                AND claims >= $2 AND claims > attempts AND kind IN (SELECT value FROM {kinds})
              RETURNING kind"
         );
-        // The oldest due messages, a few times more than wanted (on PostgreSQL locked, passing
-        // over those another dispatcher is claiming: SKIP LOCKED; on SQLite the one writer makes
-        // claims exclusive), then of those each organization's numbered oldest first, so the
-        // claim takes no more than `per_org` of any.
+        // Each organization's due messages numbered oldest first (read in that order from the
+        // `outbox_due_per_org` index) and taken in turn: every organization's oldest, then every
+        // one's second, and so on up to `per_org`, so no backlog, however long, keeps another
+        // organization's message waiting behind it. On SQLite the one writer
+        // makes claims exclusive; on PostgreSQL the row locks do: SKIP LOCKED passes over what
+        // another dispatcher is claiming, and the due test is asked again of each row locked
+        // (it may have just been claimed).
+        let due = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until <= $1)";
         let skip = self.dialect().json_elements("$7");
         let skip_locked = self.dialect().skip_locked();
         let claim = format!(
-            "WITH candidates AS (
-                 SELECT id, org_id, next_attempt_at FROM outbox
-                 WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-                   AND (claimed_until IS NULL OR claimed_until <= $1)
-                   AND kind IN (SELECT value FROM {kinds}) AND claims < $5
-                   AND CAST(org_id AS TEXT) NOT IN (SELECT value FROM {skip})
-                 ORDER BY next_attempt_at
-                 LIMIT $8{skip_locked}
-             ), fair AS (
-                 SELECT id FROM (
-                     SELECT id, next_attempt_at,
-                            row_number() OVER (PARTITION BY org_id ORDER BY next_attempt_at, id) AS nth
-                     FROM candidates
-                 ) AS numbered
-                 WHERE nth <= $6
-                 ORDER BY next_attempt_at, id
-                 LIMIT $4
+            "UPDATE outbox SET claimed_until = $2, claims = claims + 1
+             WHERE id IN (
+                 SELECT id FROM outbox
+                 WHERE {due} AND id IN (
+                     SELECT id FROM (
+                         SELECT id, next_attempt_at,
+                                row_number() OVER (PARTITION BY org_id ORDER BY next_attempt_at, id) AS nth
+                         FROM outbox
+                         WHERE {due} AND kind IN (SELECT value FROM {kinds}) AND claims < $5
+                           AND CAST(org_id AS TEXT) NOT IN (SELECT value FROM {skip})
+                     ) AS fair
+                     WHERE nth <= $6
+                     ORDER BY nth, next_attempt_at, id
+                     LIMIT $4
+                 ){skip_locked}
              )
-             UPDATE outbox SET claimed_until = $2, claims = claims + 1
-             WHERE id IN (SELECT id FROM fair)
              RETURNING {OUTBOX_COLUMNS}"
         );
         let (now, kinds) = (Timestamp(c.now), Json(c.kinds));
         let mut tx = self.begin(Scope::Dispatch).await?;
         let abandoned: Vec<(String,)> = tx.query(&abandon, (now, c.max_claims, kinds)).fetch_all().await?;
-        let candidates = c.limit.saturating_mul(CANDIDATES_PER_PLACE);
-        let values = (now, Timestamp(c.lease_until), kinds, c.limit, c.max_claims, c.per_org, Json(c.skip), candidates);
+        let values = (now, Timestamp(c.lease_until), kinds, c.limit, c.max_claims, c.per_org, Json(c.skip));
         let jobs = tx.query(&claim, values).fetch_all().await?;
         tx.commit().await?;
         Ok(ClaimedMail { jobs, abandoned: abandoned.into_iter().map(|(kind,)| kind).collect() })

@@ -557,9 +557,10 @@ async fn a_message_of_a_kind_from_a_newer_release_is_left_for_it(backend: Backen
     assert_eq!((newer.attempts, newer.last_error.as_deref()), (0, None));
 }
 
-/// A claim takes the oldest due messages of its lane, but of one clinic no more than its share,
-/// and none of a clinic the dispatcher has its share of in hand already: one clinic's backlog, or
-/// its endpoints that hang, hold up no other clinic's messages.
+/// A claim takes the due messages of its lane in turn (each clinic's oldest, then each one's
+/// second, …), of one clinic no more than its share, and none of a clinic the dispatcher has its
+/// share of in hand already: one clinic's backlog, or its endpoints that hang, hold up no other
+/// clinic's messages.
 async fn a_claim_shares_its_places_between_clinics(backend: Backend) {
     // Mail is looked for only at start, so the messages queued below wait for the claims here.
     let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
@@ -579,8 +580,10 @@ async fn a_claim_shares_its_places_between_clinics(backend: Backend) {
         let count = |org: Uuid| jobs.iter().filter(|j| j.org == OrgId(org)).count();
         (count(busy.id), count(quiet.id))
     };
-    let first = app.store.claim_mail(&MailClaim { per_org: 2, ..patients.clone() }).await.expect("claimed").jobs;
-    assert_eq!(of(&first), (2, 2), "the oldest four are all the busy clinic's: {first:?}");
+    let first = app.store.claim_mail(&MailClaim { limit: 3, per_org: 3, ..patients.clone() }).await.expect("claimed");
+    assert_eq!(of(&first.jobs), (2, 1), "in turn, though the oldest three are the busy clinic's: {first:?}");
+    let second = app.store.claim_mail(&MailClaim { per_org: 1, ..patients.clone() }).await.expect("claimed").jobs;
+    assert_eq!(of(&second), (1, 1), "one of each: {second:?}");
     let skip = [OrgId(busy.id)];
     let all = MailClaim { limit: 100, per_org: 100, ..patients.clone() };
     let skipping = app.store.claim_mail(&MailClaim { skip: &skip, ..all.clone() }).await.expect("claimed").jobs;
