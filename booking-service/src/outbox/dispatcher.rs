@@ -194,10 +194,7 @@ impl Dispatcher {
             let skip = in_hand.holding(lane.share());
             match self.claim(lane, room, &skip).await {
                 Ok(jobs) => {
-                    let mut taken: HashMap<OrgId, usize> = HashMap::new();
-                    for job in &jobs {
-                        *taken.entry(job.org).or_default() += 1;
-                    }
+                    let taken = per_org(jobs.iter().map(|job| job.org));
                     filled = jobs.len() == room || taken.values().any(|&n| n >= lane.share());
                     (passed_over, claimed, ended_since) = (skip, jobs.len(), 0);
                     // Also when the stop came meanwhile: the drain below sends them.
@@ -297,14 +294,12 @@ impl Dispatcher {
 struct InHand {
     set: JoinSet<()>,
     owners: HashMap<task::Id, OrgId>,
-    per_org: HashMap<OrgId, usize>,
 }
 
 impl InHand {
     fn spawn(&mut self, org: OrgId, delivery: impl Future<Output = ()> + Send + 'static) {
         let id = self.set.spawn(delivery).id();
         self.owners.insert(id, org);
-        *self.per_org.entry(org).or_default() += 1;
     }
 
     /// Settles a message that ended; answers its clinic.
@@ -316,20 +311,22 @@ impl InHand {
                 e.id()
             }
         };
-        let org = self.owners.remove(&id)?;
-        if let Some(n) = self.per_org.get_mut(&org) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_org.remove(&org);
-            }
-        }
-        Some(org)
+        self.owners.remove(&id)
     }
 
     /// The clinics with at least `share` messages in hand.
     fn holding(&self, share: usize) -> Vec<OrgId> {
-        self.per_org.iter().filter(|(_, n)| **n >= share).map(|(org, _)| *org).collect()
+        per_org(self.owners.values().copied()).into_iter().filter(|(_, n)| *n >= share).map(|(org, _)| org).collect()
     }
+}
+
+/// How many of `orgs` each clinic is.
+fn per_org(orgs: impl Iterator<Item = OrgId>) -> HashMap<OrgId, usize> {
+    let mut counts = HashMap::new();
+    for org in orgs {
+        *counts.entry(org).or_default() += 1;
+    }
+    counts
 }
 
 /// Which try of `job` a failure now ends: the failures recorded and this one, or its claims if

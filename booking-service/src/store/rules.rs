@@ -1205,8 +1205,8 @@ impl Store for SqlStore {
     }
 
     async fn claim_mail(&self, c: &MailClaim<'_>) -> StoreResult<ClaimedMail> {
-        // Both through the `outbox_due` index, in one write transaction (one turn of SQLite's
-        // writer per claim). A claim that ended unsettled is one more claim than failures recorded.
+        // In one write transaction (one turn of SQLite's writer per claim), giving up through the
+        // `outbox_due` index. A claim that ended unsettled is one more claim than failures recorded.
         let kinds = self.dialect().json_elements("$3");
         let abandon = format!(
             "UPDATE outbox SET dead_at = $1, claimed_until = NULL,
@@ -1219,10 +1219,10 @@ impl Store for SqlStore {
         // Each organization's due messages numbered oldest first (read in that order from the
         // `outbox_due_per_org` index) and taken in turn: every organization's oldest, then every
         // one's second, and so on up to `per_org`, so no backlog, however long, keeps another
-        // organization's message waiting behind it. On SQLite the one writer
-        // makes claims exclusive; on PostgreSQL the row locks do: SKIP LOCKED passes over what
-        // another dispatcher is claiming, and the due test is asked again of each row locked
-        // (it may have just been claimed).
+        // organization's message waiting behind it. On SQLite the one writer makes claims
+        // exclusive; on PostgreSQL the row locks do: SKIP LOCKED passes over what another
+        // dispatcher is claiming, and the due test is asked again of each row locked (it may have
+        // just been claimed).
         let due = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
                    AND (claimed_until IS NULL OR claimed_until <= $1)";
         let skip = self.dialect().json_elements("$7");
