@@ -36,11 +36,12 @@ fn handle() -> &'static PrometheusHandle {
 
 pub fn init_metrics() {
     handle();
-    // Every channel's counters from zero, so that dashboards and alerts read 0 before the first
-    // delivery of a kind, not "no data".
+    // Every channel's counters exported from the start, so that dashboards and alerts read 0
+    // before the first delivery of a kind, not "no data" (added to, not set: an instance started
+    // in the same process does not take back what another counted).
     for counter in DELIVERY_COUNTERS {
         for outcome in DELIVERY_OUTCOMES {
-            metrics::counter!(counter, "outcome" => outcome).absolute(0);
+            metrics::counter!(counter, "outcome" => outcome).increment(0);
         }
     }
 }

@@ -81,6 +81,14 @@ pub fn assert_error<T: std::fmt::Debug>(
     err
 }
 
+/// The SQLSTATE a PostgreSQL statement was refused with, or its message when it failed otherwise
+/// (a statement that succeeded fails the test).
+#[track_caller]
+pub fn sqlstate<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> String {
+    let err = result.expect_err("expected the database to refuse it");
+    err.as_database_error().and_then(|e| e.code()).map_or_else(|| err.to_string(), |code| code.into_owned())
+}
+
 /// The first page of the most a page holds: the whole of a short list (an appointment's trail).
 pub fn every<K>() -> booking_service::store::PageRequest<K> {
     booking_service::store::PageRequest::first(booking_service::store::MAX_PAGE)

@@ -95,9 +95,19 @@ async fn row_level_security_hides_other_organizations_from_the_request_role() {
     let a = app.org("UTC").await;
     let b = app.org("UTC").await;
     let provider_b = b.provider().await;
-    b.agent.book(&booking(provider_b.id, days_ahead(3), "10:00")).await.expect("booked");
+    let input = shared::api::BookingInput {
+        patient_email: Some("ada@example.com".into()),
+        ..booking(provider_b.id, days_ahead(3), "10:00")
+    };
+    b.agent.book_idempotent(&input, "tenancy-b").await.expect("booked");
+    let tables = ["providers", "appointments", "audit_log", "outbox", "idempotency_keys"];
+    let count_b = |table: &str| format!("SELECT count(*) FROM {table} WHERE org_id = $1");
 
     let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
+    for table in tables {
+        let held: i64 = sqlx::query_scalar(&count_b(table)).bind(b.id).fetch_one(&mut conn).await.expect("count");
+        assert!(held > 0, "organization B has rows in {table} for the request role not to see");
+    }
     let mut tx = conn.begin().await.expect("begin");
     sqlx::query("SELECT set_config('role', 'booking_app', true), set_config('app.org_id', $1, true)")
         .bind(a.id.to_string())
@@ -106,12 +116,8 @@ async fn row_level_security_hides_other_organizations_from_the_request_role() {
         .expect("set role and organization");
     let role: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut *tx).await.expect("role");
     assert_eq!(role, "booking_app");
-    for table in ["providers", "appointments", "audit_log", "outbox", "idempotency_keys"] {
-        let seen: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE org_id = $1"))
-            .bind(b.id)
-            .fetch_one(&mut *tx)
-            .await
-            .expect("count");
+    for table in tables {
+        let seen: i64 = sqlx::query_scalar(&count_b(table)).bind(b.id).fetch_one(&mut *tx).await.expect("count");
         assert_eq!(seen, 0, "{table} leaks organization B's rows");
     }
     let orgs: i64 = sqlx::query_scalar("SELECT count(*) FROM organizations").fetch_one(&mut *tx).await.expect("count");
@@ -120,7 +126,7 @@ async fn row_level_security_hides_other_organizations_from_the_request_role() {
         .bind(b.id)
         .execute(&mut *tx)
         .await;
-    assert!(write.is_err(), "writing into another organization must be refused by the policy");
+    assert_eq!(sqlstate(write), "42501", "writing into another organization must be refused by the policy");
     tx.rollback().await.ok();
 
     // Without an organization set, the request role sees nothing at all.
@@ -130,7 +136,7 @@ async fn row_level_security_hides_other_organizations_from_the_request_role() {
     assert_eq!(any, 0);
     // And the audit log is append-only for it.
     let update = sqlx::query("UPDATE audit_log SET actor = 'mallory'").execute(&mut *tx).await;
-    assert!(update.is_err(), "the request role may not rewrite the audit log");
+    assert_eq!(sqlstate(update), "42501", "the request role may not rewrite the audit log");
     tx.rollback().await.ok();
 
     // The role really cannot bypass RLS.
