@@ -51,18 +51,13 @@ fn applied_by(output: &Output) -> Vec<i64> {
     stdout.lines().filter_map(|line| line.strip_prefix("applied ")?.split_whitespace().next()?.parse().ok()).collect()
 }
 
-/// What `_sqlx_migrations` records: version → (rows, all succeeded).
-async fn recorded_postgres(url: &str) -> BTreeMap<i64, (usize, bool)> {
+/// What `_sqlx_migrations` records: version → succeeded (the version is its primary key, so each
+/// is recorded once at most; a second application would fail its command instead).
+async fn recorded_postgres(url: &str) -> BTreeMap<i64, bool> {
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     let rows: Vec<(i64, bool)> =
         sqlx::query_as("SELECT version, success FROM _sqlx_migrations").fetch_all(&mut conn).await.expect("read");
-    let mut recorded = BTreeMap::new();
-    for (version, success) in rows {
-        let entry = recorded.entry(version).or_insert((0, true));
-        entry.0 += 1;
-        entry.1 &= success;
-    }
-    recorded
+    rows.into_iter().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -79,8 +74,8 @@ async fn concurrent_migrate_commands_and_starts_apply_each_migration_once_on_pos
     let expected = carried("postgres");
     let recorded = recorded_postgres(&db.url).await;
     assert_eq!(recorded.keys().copied().collect::<Vec<_>>(), expected, "every migration is recorded");
-    for (version, (rows, succeeded)) in &recorded {
-        assert_eq!((*rows, *succeeded), (1, true), "migration {version} is applied once and succeeded");
+    for (version, succeeded) in &recorded {
+        assert!(succeeded, "migration {version} succeeded");
     }
     let announced = printed.len();
     printed.sort_unstable();

@@ -100,19 +100,24 @@ async fn connections_terminated_by_an_administrator_answer_503_not_500() {
     let terminate = tokio::spawn(async move {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect as admin");
+        let mut terminated = 0;
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            sqlx::query(
+            let done: Vec<bool> = sqlx::query_scalar(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
             )
             .bind(&name)
-            .execute(&mut conn)
+            .fetch_all(&mut conn)
             .await
             .expect("terminate");
+            terminated += done.into_iter().filter(|d| *d).count();
         }
+        terminated
     });
     let seen = load(&org, provider, 6, Instant::now() + Duration::from_millis(1500)).await;
-    terminate.await.expect("terminate");
+    let terminated = terminate.await.expect("terminate");
+    assert!(terminated > 0, "no connection of the service was terminated");
     assert_never_500(&seen);
+    assert!(seen.iter().any(|s| matches!(s, Ok(503))), "no request in flight met a terminated connection: {seen:?}");
     recovers(&app, &org, provider).await;
 }

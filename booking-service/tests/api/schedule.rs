@@ -434,21 +434,38 @@ async fn concurrent_buffered_bookings_never_overlap_their_blocked_ranges(backend
     }
 }
 
+/// Books `inputs` one every 3 ms, each on a task of its own, so that they are in flight before,
+/// during and after what a test does meanwhile; their statuses, in order.
+async fn staggered(client: shared::ApiClient, inputs: Vec<BookingInput>) -> Vec<u16> {
+    let tasks = inputs.into_iter().enumerate().map(|(i, input)| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(3 * i as u64)).await;
+            match client.book(&input).await {
+                Ok(_) => 201,
+                Err(e) => e.status().map_or(0, |s| s.as_u16()),
+            }
+        })
+    });
+    futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect()
+}
+
 /// Bookings racing the creation of time off over the same hours: once the time off has
 /// answered, every active appointment meeting it is one of its conflicts (it committed first),
 /// and no booking meeting it succeeds afterwards.
 async fn bookings_racing_time_off_are_either_its_conflicts_or_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "UTC").await;
+    let mut interleaved = 0;
+    let mut tally = Vec::new();
     for round in 0..6 {
         let date = days_ahead(30 + round);
         let (from, to) = (utc(date, "09:00"), utc(date, "17:00"));
         let inputs: Vec<BookingInput> =
             (0..16).map(|i| booking(provider.id, date, &format!("{:02}:{:02}", 9 + i / 2, (i % 2) * 30))).collect();
-        let staff = org.staff.clone();
-        let racers = tokio::spawn(async move { race(&[staff], inputs).await });
-        // Released together, or a little after the bookings start.
-        tokio::time::sleep(std::time::Duration::from_millis(2 * (round % 3) as u64)).await;
+        let racers = tokio::spawn(staggered(org.staff.clone(), inputs));
+        // Among the bookings, a little later each round.
+        tokio::time::sleep(std::time::Duration::from_millis(10 + 8 * (round % 3) as u64)).await;
         let away = org.admin.create_time_off(provider.id, &time_off(from, to)).await.expect("time off");
         let after = org.staff.book(&booking(provider.id, date, "12:00")).await;
         assert_error(after, 409, "slot_unavailable");
@@ -462,7 +479,11 @@ async fn bookings_racing_time_off_are_either_its_conflicts_or_refused(backend: B
             .collect();
         let conflicts: BTreeSet<Uuid> = away.conflicts.expect("conflicts").into_iter().collect();
         assert_eq!(overlapping, conflicts, "round {round}: statuses {statuses:?}");
+        // Booked before the time off (its conflicts) and refused after it, in one round.
+        interleaved += usize::from(statuses.contains(&201) && statuses.contains(&409));
+        tally.push((statuses.iter().filter(|s| **s == 201).count(), statuses.len()));
     }
+    assert!(interleaved > 0, "no round raced: every round's bookings all came before or all after: {tally:?}");
 }
 
 /// A closure racing bookings of two providers: the same rule, for the whole clinic.
@@ -476,28 +497,38 @@ async fn bookings_racing_a_closure_are_either_its_conflicts_or_refused(backend: 
             ..Default::default()
         })
         .await;
-    let date = days_ahead(45);
-    let inputs: Vec<BookingInput> = (0..16)
-        .map(|i| {
-            let provider = if i % 2 == 0 { first.id } else { second.id };
-            booking(provider, date, &format!("{:02}:00", 9 + i / 2))
-        })
-        .collect();
-    let staff = org.staff.clone();
-    let racers = tokio::spawn(async move { race(&[staff], inputs).await });
-    let closure = org
-        .admin
-        .create_closure(&CreateClosure { date: date_str(date), end_date: None, reason: None })
-        .await
-        .expect("closed");
-    assert_error(org.staff.book(&booking(second.id, date, "16:30")).await, 409, "slot_unavailable");
-    racers.await.expect("racers");
-    let mut overlapping: BTreeSet<Uuid> = BTreeSet::new();
-    for provider in [first.id, second.id] {
-        overlapping.extend(active(&org, provider).await.into_iter().map(|(id, _, _)| id));
+    let mut interleaved = 0;
+    let mut tally = Vec::new();
+    for round in 0..4 {
+        let date = days_ahead(45 + round);
+        let inputs: Vec<BookingInput> = (0..16)
+            .map(|i| {
+                let provider = if i % 2 == 0 { first.id } else { second.id };
+                booking(provider, date, &format!("{:02}:00", 9 + i / 2))
+            })
+            .collect();
+        let racers = tokio::spawn(staggered(org.staff.clone(), inputs));
+        tokio::time::sleep(std::time::Duration::from_millis(10 + 8 * (round % 2) as u64)).await;
+        let closure = org
+            .admin
+            .create_closure(&CreateClosure { date: date_str(date), end_date: None, reason: None })
+            .await
+            .expect("closed");
+        assert_error(org.staff.book(&booking(second.id, date, "16:30")).await, 409, "slot_unavailable");
+        let statuses = racers.await.expect("racers");
+        assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+        let mut overlapping: BTreeSet<Uuid> = BTreeSet::new();
+        for provider in [first.id, second.id] {
+            let on_the_day =
+                active(&org, provider).await.into_iter().filter(|(_, start, _)| start.date_naive() == date);
+            overlapping.extend(on_the_day.map(|(id, _, _)| id));
+        }
+        let conflicts: BTreeSet<Uuid> = closure.conflicts.expect("conflicts").into_iter().collect();
+        assert_eq!(overlapping, conflicts, "round {round}: statuses {statuses:?}");
+        interleaved += usize::from(statuses.contains(&201) && statuses.contains(&409));
+        tally.push((statuses.iter().filter(|s| **s == 201).count(), statuses.len()));
     }
-    let conflicts: BTreeSet<Uuid> = closure.conflicts.expect("conflicts").into_iter().collect();
-    assert_eq!(overlapping, conflicts);
+    assert!(interleaved > 0, "no round raced: every round's bookings all came before or all after: {tally:?}");
 }
 
 /// The attack from a review: time off that has just ended no longer counted against the limit of

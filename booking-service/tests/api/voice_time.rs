@@ -224,25 +224,32 @@ async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
     assert_ne!(before, after, "the clocks changed between them");
     assert_eq!((before, after), (noon_offset(AUCKLAND, eve), noon_offset(AUCKLAND, change)));
 
-    // Los Angeles on the eve of its change, late in the evening (already the next day in UTC):
-    // the night's 2:30 AM does not exist when the clocks spring forward, and is the first of two
-    // when they fall back.
-    let change = clocks_change_after(LOS_ANGELES, 7);
-    let eve = change.pred_opt().expect("a day before");
-    clock.set(at(LOS_ANGELES, eve, "21:00"));
-    let west = app.org(LOS_ANGELES).await;
-    west.provider().await;
-    let forward = noon_offset(LOS_ANGELES, change) > noon_offset(LOS_ANGELES, eve);
-    let night = ask(&west, "book_appointment", book("Smith", "tomorrow", "1:30 AM")).await;
-    let spring = ask(&west, "book_appointment", book("Smith", "tomorrow", "2:30 am")).await;
-    if forward {
-        assert!(night.is_ok(), "{night:?}");
-        assert!(spring.as_ref().is_err_and(|e| e.contains("clocks change")), "{spring:?}");
-    } else {
+    // Los Angeles on the eve of each of its next two changes (one forward, one back), late in the
+    // evening (already the next day in UTC): the night's 2:30 AM does not exist when the clocks
+    // spring forward, and 1:30 AM is the first of two when they fall back.
+    let first = clocks_change_after(LOS_ANGELES, 7);
+    let second = clocks_change_after(LOS_ANGELES, (first - days_ahead(0)).num_days() + 1);
+    let mut directions = Vec::new();
+    for change in [first, second] {
+        let eve = change.pred_opt().expect("a day before");
+        clock.set(at(LOS_ANGELES, eve, "21:00"));
+        let west = app.org(LOS_ANGELES).await;
+        west.provider().await;
+        let forward = noon_offset(LOS_ANGELES, change) > noon_offset(LOS_ANGELES, eve);
+        directions.push(forward);
+        let night = ask(&west, "book_appointment", book("Smith", "tomorrow", "1:30 AM")).await;
         assert!(night.as_ref().is_ok_and(|a| a.contains(&format!("on {} at 1:30 AM", spoken(change)))), "{night:?}");
         let stored = booked(&west).await;
         assert_eq!(stored[0].starts_at.offset().local_minus_utc(), noon_offset(LOS_ANGELES, eve), "the earlier 1:30");
+        let spring = ask(&west, "book_appointment", book("Smith", "tomorrow", "2:30 am")).await;
+        if forward {
+            assert!(spring.as_ref().is_err_and(|e| e.contains("clocks change")), "{spring:?}");
+        } else {
+            assert!(spring.is_ok(), "{spring:?}");
+        }
     }
+    directions.sort_unstable();
+    assert_eq!(directions, [false, true], "one change of each kind was tried");
 }
 
 async fn times_are_read_in_every_accepted_form(backend: Backend) {
