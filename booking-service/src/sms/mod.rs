@@ -1,7 +1,8 @@
 //! Outgoing SMS and what Twilio tells us of incoming ones (docs/API.md, "Reminders and SMS" and "SMS").
 //!
-//! With a Twilio account (`TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`) each message is one
-//! `POST {TWILIO_API_BASE}/2010-04-01/Accounts/{sid}/Messages.json`; without one it is a JSON file
+//! With a Twilio account (`TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN`) and a sender number (the
+//! clinic's `sms_from`, else `SMS_FROM`) each message is one
+//! `POST {TWILIO_API_BASE}/2010-04-01/Accounts/{sid}/Messages.json`; without them it is a JSON file
 //! `{"to", "from", "body"}` under `SMS_DIR`, named after its outbox job so a retry overwrites it.
 //! The auth token is also the key of the signature Twilio puts on the inbound messages it
 //! forwards ([`signature`]); without it nothing can be checked, which is safe only because no SMS
@@ -35,20 +36,15 @@ pub enum SmsError {
     Unreachable(String),
     #[error("cannot write the SMS file: {0}")]
     File(String),
-    /// Twilio needs a sender number, and neither the clinic's `sms_from` nor `SMS_FROM` is set.
-    #[error("no SMS sender (set SMS_FROM or the clinic's sms_from)")]
-    NoSender,
 }
 
 impl SmsError {
     /// Whether sending the same message again cannot succeed: Twilio refused the message itself
     /// (a 4xx such as an invalid or unreachable number), not our credentials (401, 403, fixable
     /// by the operator while the retries run), its rate (429) or its own health (5xx).
-    /// A message without a sender cannot be sent either (a sender set later serves the next ones).
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Rejected { status, .. } => (400..500).contains(status) && !matches!(status, 401 | 403 | 408 | 429),
-            Self::NoSender => true,
             Self::Unreachable(_) | Self::File(_) => false,
         }
     }
@@ -57,16 +53,11 @@ impl SmsError {
 /// Where SMS go, and the key inbound ones are checked with. Cheap to clone (one HTTP client).
 #[derive(Clone)]
 pub struct Sms {
-    route: Route,
+    twilio: Option<Arc<Twilio>>,
+    /// One JSON file per message under this folder, for what Twilio does not send.
+    dir: PathBuf,
     /// `SMS_FROM`, in E.164.
     from: Option<String>,
-}
-
-#[derive(Clone)]
-enum Route {
-    Twilio(Arc<Twilio>),
-    /// One JSON file per message under this folder.
-    Files(PathBuf),
 }
 
 struct Twilio {
@@ -96,9 +87,9 @@ pub enum Origin {
 }
 
 impl Sms {
-    /// Twilio when both `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` are set, files under
-    /// `SMS_DIR` when neither is; one without the other is refused, as is an `SMS_FROM` that is
-    /// not a phone number.
+    /// Twilio when both `TWILIO_ACCOUNT_SID` and `TWILIO_AUTH_TOKEN` are set (for messages with a
+    /// sender), files under `SMS_DIR` when neither is; one without the other is refused, as is an
+    /// `SMS_FROM` that is not a phone number.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         let from = config
             .sms_from
@@ -107,16 +98,16 @@ impl Sms {
             .map(|s| PhoneNumber::parse("SMS_FROM", s).map(|p| p.as_str().to_owned()))
             .transpose()?;
         let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
-        let route = match (present(&config.twilio_account_sid), present(&config.twilio_auth_token)) {
+        let twilio = match (present(&config.twilio_account_sid), present(&config.twilio_auth_token)) {
             (Some(account_sid), Some(auth_token)) => {
-                Route::Twilio(Arc::new(Twilio::new(&config.twilio_api_base, account_sid, auth_token)?))
+                Some(Arc::new(Twilio::new(&config.twilio_api_base, account_sid, auth_token)?))
             }
-            (None, None) => Route::Files(config.sms_dir.clone()),
+            (None, None) => None,
             _ => anyhow::bail!(
                 "set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send SMS through Twilio, or neither"
             ),
         };
-        Ok(Self { route, from })
+        Ok(Self { twilio, dir: config.sms_dir.clone(), from })
     }
 
     /// `SMS_FROM`: the sender of clinics without their own `sms_from`.
@@ -126,23 +117,29 @@ impl Sms {
 
     /// Where SMS go, for the start-up banner (no credentials).
     pub fn describe(&self) -> String {
-        let target = match &self.route {
-            Route::Twilio(t) => format!("Twilio at {}", crate::config::redact(&t.base)),
-            Route::Files(dir) => format!("JSON files in {}", dir.display()),
-        };
-        match &self.from {
-            Some(from) => format!("{target}, from {from}"),
-            None => format!("{target}, from each clinic's sms_from (no SMS_FROM)"),
+        let files = format!("JSON files in {}", self.dir.display());
+        match (&self.twilio, &self.from) {
+            (Some(t), Some(from)) => format!("Twilio at {}, from {from}", crate::config::redact(&t.base)),
+            (Some(t), None) => format!(
+                "Twilio at {}, from each clinic's sms_from (no SMS_FROM; a clinic without one: {files})",
+                crate::config::redact(&t.base)
+            ),
+            (None, Some(from)) => format!("{files}, from {from}"),
+            (None, None) => format!("{files}, from each clinic's sms_from (no SMS_FROM)"),
         }
     }
 
-    /// Hands one SMS over: to Twilio, or to the file `{job}.json` (written whole, then renamed
-    /// into place, so a reader never sees half of it and a retry overwrites it; `from` is null
-    /// there when no sender is set).
+    /// Hands one SMS over: to Twilio when it has an account and the message a sender, else to the
+    /// file `{job}.json` (written whole, then renamed into place, so a reader never sees half of
+    /// it and a retry overwrites it; `from` is null there when no sender is set).
     pub async fn send(&self, job: uuid::Uuid, from: Option<&str>, to: &str, body: &str) -> Result<(), SmsError> {
-        match &self.route {
-            Route::Twilio(twilio) => twilio.send(from.ok_or(SmsError::NoSender)?, to, body).await,
-            Route::Files(dir) => {
+        match (&self.twilio, from) {
+            (Some(twilio), Some(from)) => twilio.send(from, to, body).await,
+            (twilio, _) => {
+                if twilio.is_some() {
+                    tracing::warn!(%job, "an SMS without a sender number (no sms_from, no SMS_FROM) is written to SMS_DIR");
+                }
+                let dir = &self.dir;
                 tokio::fs::create_dir_all(dir).await.map_err(|e| SmsError::File(format!("{}: {e}", dir.display())))?;
                 let json = serde_json::json!({ "to": to, "from": from, "body": body });
                 let path = dir.join(format!("{job}.json"));
@@ -156,7 +153,7 @@ impl Sms {
     /// Whether a POST of `params` to `url` (the full public URL Twilio requested, query
     /// included) carrying `signature` comes from Twilio.
     pub fn origin(&self, url: &str, params: &[(String, String)], signature: Option<&str>) -> Origin {
-        let Route::Twilio(twilio) = &self.route else { return Origin::Unchecked };
+        let Some(twilio) = &self.twilio else { return Origin::Unchecked };
         match signature {
             Some(signature) if signature::verify(&twilio.auth_token, url, params, signature) => Origin::Twilio,
             _ => Origin::Forged,

@@ -5,7 +5,8 @@ use super::Tool;
 use serde_json::{json, Value};
 
 /// How every date argument is described: the caller's words are sent as said, and the backend
-/// resolves them in the clinic's time zone, so the model never has to work out a date or a year.
+/// resolves them in the provider's time zone (else the clinic's), so the model never has to work
+/// out a date or a year.
 const DATE: &str = "The day as the caller said it, in English: \"today\", \"tomorrow\", a weekday such as \"friday\" or \"next friday\" (the nearest one after today), \"in 3 days\", or \"January 15\". Prefer the caller's own words. Only write YYYY-MM-DD when you are sure of it, counting from today's date {{today}} ({{weekday}}); never guess a year, and never send a date before today.";
 /// How every time argument is described.
 const TIME: &str =

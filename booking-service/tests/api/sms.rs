@@ -53,8 +53,16 @@ async fn twilios_refusals_and_failures_are_errors_naming_the_status() {
     assert!(!err.to_string().contains("another-token"), "{err}");
     let err = sms.send(job, Some(SENDER), "", "hi").await.expect_err("no recipient");
     assert!(matches!(err, SmsError::Rejected { status: 400, .. }) && err.is_permanent(), "{err:?}");
-    let err = sms.send(job, None, PATIENT, "hi").await.expect_err("Twilio needs a sender");
-    assert!(matches!(err, SmsError::NoSender) && err.is_permanent(), "{err:?}");
+
+    // A message without a sender (no clinic sms_from, no SMS_FROM) is not Twilio's: it is a file.
+    let dir = tempfile::tempdir().expect("dir");
+    let files = Sms::from_config(&Config { sms_dir: dir.path().into(), ..twilio_config(&twilio.base_url(), TOKEN) })
+        .expect("Twilio transport");
+    files.send(job, None, PATIENT, "no sender").await.expect("written");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(format!("{job}.json"))).expect("the file"))
+            .expect("JSON");
+    assert_eq!(written, serde_json::json!({ "to": PATIENT, "from": null, "body": "no sender" }));
 
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
