@@ -8,9 +8,10 @@ use super::rows::{
     PROVIDER_COLUMNS, TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
 };
 use super::schedule::type_values;
-use super::sql::{sqlstate, Bind, Dialect, Key, Record, Then, Timestamp, Tx, Values};
+use super::sql::{sqlstate, Bind, Db, Dialect, Key, Record, Then, Timestamp, Tx, Values};
 use super::webhooks::fire;
 use super::*;
+use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -91,13 +92,13 @@ pub(super) struct BookingWrites<'a> {
     pub appointment: &'a Appointment,
     /// The version of the provider the booking was planned from: it must still be stored.
     pub provider_version: i64,
-    pub audit: serde_json::Value,
+    pub audit: Value,
     pub link: Option<&'a IssuedLink>,
-    pub message: Option<serde_json::Value>,
+    pub message: Option<Value>,
     pub manage: &'a IssuedLink,
     /// The confirmation SMS, when the patient has a phone number.
-    pub sms: Option<serde_json::Value>,
-    pub idempotency: Option<(&'a IdempotencyKey, serde_json::Value)>,
+    pub sms: Option<Value>,
+    pub idempotency: Option<(&'a IdempotencyKey, Value)>,
     /// Whether the patient's number is held to the organization's `max_active_per_caller`.
     pub capped: bool,
 }
@@ -118,7 +119,7 @@ pub(super) enum Inserted {
 
 impl SqlStore {
     /// One statement in a transaction of its own: the number of rows it changed.
-    async fn execute<'q>(&self, scope: Scope, sql: &'q str, values: impl Values<'q>) -> Result<u64, sqlx::Error> {
+    async fn execute<'q>(&self, scope: Scope, sql: &'q str, values: impl Values<'q>) -> Db<u64> {
         let mut tx = self.begin(scope).await?;
         let changed = tx.query(sql, values).execute().await?;
         tx.commit().await?;
@@ -126,12 +127,7 @@ impl SqlStore {
     }
 
     /// One query in a transaction of its own: its rows.
-    async fn fetch_all<'q, R: Record>(
-        &self,
-        scope: Scope,
-        sql: &'q str,
-        values: impl Values<'q>,
-    ) -> Result<Vec<R>, sqlx::Error> {
+    async fn fetch_all<'q, R: Record>(&self, scope: Scope, sql: &'q str, values: impl Values<'q>) -> Db<Vec<R>> {
         let mut tx = self.begin(scope).await?;
         let rows = tx.query(sql, values).fetch_all().await?;
         tx.commit().await?;
@@ -144,7 +140,7 @@ impl SqlStore {
         scope: Scope,
         sql: &'q str,
         values: impl Values<'q>,
-    ) -> Result<Option<R>, sqlx::Error> {
+    ) -> Db<Option<R>> {
         Ok(self.fetch_all(scope, sql, values).await?.into_iter().next())
     }
 
@@ -158,7 +154,7 @@ impl SqlStore {
         values: impl Values<'q>,
         page: &'q PageRequest<K>,
         key: impl FnOnce(&'q K) -> V + Send,
-    ) -> Result<Page<R>, sqlx::Error> {
+    ) -> Db<Page<R>> {
         let (after, id) = page.after.as_ref().map(|(k, id)| (key(k), Key(*id))).unzip();
         let rows = self.fetch_all(Scope::Read(org), sql, Then(values, (after, id, i64::from(page.limit) + 1))).await?;
         Ok(Page::of(rows, page.limit))
@@ -233,7 +229,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// The provider's row, read with `lock` (a locking clause of the dialect, or none).
-async fn provider_row(tx: &mut Tx, org: OrgId, id: ProviderId, lock: &str) -> Result<Option<Known>, sqlx::Error> {
+async fn provider_row(tx: &mut Tx, org: OrgId, id: ProviderId, lock: &str) -> Db<Option<Known>> {
     let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.id = $2{lock}");
     tx.query(&sql, (org, id)).fetch_optional().await
 }
@@ -244,7 +240,7 @@ async fn appointment_type_in(
     org: OrgId,
     id: AppointmentTypeId,
     lock: &str,
-) -> Result<Option<AppointmentType>, sqlx::Error> {
+) -> Db<Option<AppointmentType>> {
     let sql = format!("SELECT {APPOINTMENT_TYPE_COLUMNS} WHERE org_id = $1 AND id = $2{lock}");
     tx.query(&sql, (org, id)).fetch_optional().await
 }
@@ -297,7 +293,7 @@ pub(super) async fn busy_in(
     provider: ProviderId,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<Slot>, sqlx::Error> {
+) -> Db<Vec<Slot>> {
     let sql = format!("{} ORDER BY 1", busy_sql(tx.dialect(), ["$1", "$2", "$3", "$4"]));
     let rows: Vec<SlotRow> = tx.query(&sql, (org, provider, Timestamp(from), Timestamp(to))).fetch_all().await?;
     Ok(rows.into_iter().filter_map(|r| Slot::try_from(r).ok()).collect())
@@ -326,7 +322,7 @@ pub(super) async fn overlapping(
     provider: ProviderId,
     blocked: &Slot,
     except: Option<AppointmentId>,
-) -> Result<bool, sqlx::Error> {
+) -> Db<bool> {
     let overlap = tx.dialect().overlaps("blocked_from", "blocked_until", "$3", "$4");
     let sql = format!(
         "SELECT 1 FROM appointments
@@ -342,7 +338,7 @@ pub(super) async fn overlapping(
 }
 
 /// Whether time off of the provider or a closure of its organization meets `blocked`.
-pub(super) async fn closed(tx: &mut Tx, org: OrgId, provider: ProviderId, blocked: &Slot) -> Result<bool, sqlx::Error> {
+pub(super) async fn closed(tx: &mut Tx, org: OrgId, provider: ProviderId, blocked: &Slot) -> Db<bool> {
     let sql = format!("{} LIMIT 1", closed_sql(tx.dialect(), ["$1", "$2", "$3", "$4"]));
     let found: Option<(i32,)> =
         tx.query(&sql, (org, provider, Timestamp(blocked.start()), Timestamp(blocked.end()))).fetch_optional().await?;
@@ -402,7 +398,7 @@ fn quota_caller(org: OrgId, phone: Option<&PhoneNumber>, call: Option<&str>) -> 
 }
 
 async fn replay(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey) -> Result<Option<BookOutcome>, Fault> {
-    let saved: Option<(String, Json<serde_json::Value>)> = tx
+    let saved: Option<(String, Json<Value>)> = tx
         .query("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2", (org, &idem.key))
         .fetch_optional()
         .await?;
@@ -418,37 +414,24 @@ pub(super) async fn audit(
     actor: &Actor,
     subject: Subject,
     action: &str,
-    details: &serde_json::Value,
+    details: &Value,
     at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Db {
     let (kind, id) = subject.parts();
-    tx.query(
-        "INSERT INTO audit_log (org_id, subject, appointment_id, action, actor, details, at, call_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at), &actor.call),
-    )
-    .execute()
-    .await?;
-    Ok(())
+    let sql = "INSERT INTO audit_log (org_id, subject, appointment_id, action, actor, details, at, call_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    tx.run(sql, (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at), &actor.call)).await
 }
 
-pub(super) async fn issue_link(
-    tx: &mut Tx,
-    org: OrgId,
-    id: AppointmentId,
-    link: &IssuedLink,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    tx.query("INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)", (&link.token_hash, org, id, Timestamp(link.expires_at), Timestamp(now)))
-        .execute()
-        .await?;
-    Ok(())
+pub(super) async fn issue_link(tx: &mut Tx, a: &Appointment, link: &IssuedLink, now: DateTime<Utc>) -> Db {
+    let sql = "INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
+               VALUES ($1, $2, $3, $4, $5)";
+    tx.run(sql, (&link.token_hash, a.org_id, a.id, Timestamp(link.expires_at), Timestamp(now))).await
 }
 
 /// Makes the appointment's confirmation link, if any, stop working.
-async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(), sqlx::Error> {
-    tx.query("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2", (org, id)).execute().await?;
-    Ok(())
+async fn withdraw_link(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Db {
+    tx.run("DELETE FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2", (org, id)).await
 }
 
 /// Queues a message about the appointment, due at `due` (`now` for one that goes at once).
@@ -456,18 +439,13 @@ pub(super) async fn enqueue(
     tx: &mut Tx,
     a: &Appointment,
     kind: &str,
-    payload: &serde_json::Value,
+    payload: &Value,
     due: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    tx.query(
-        "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        (Key(Uuid::now_v7()), a.org_id, a.id, kind, Json(payload), Timestamp(due), Timestamp(now)),
-    )
-    .execute()
-    .await?;
-    Ok(())
+) -> Db {
+    let sql = "INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    tx.run(sql, (Key(Uuid::now_v7()), a.org_id, a.id, kind, Json(payload), Timestamp(due), Timestamp(now))).await
 }
 
 /// The ways a message of one of two kinds (by email, by SMS) can reach the patient, where the
@@ -480,26 +458,16 @@ pub(super) fn channels<'a>(
 }
 
 /// The appointment's manage link, issued with it and kept while it lives (a reschedule keeps it).
-pub(super) async fn issue_manage_link(
-    tx: &mut Tx,
-    org: OrgId,
-    id: AppointmentId,
-    link: &IssuedLink,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    tx.query(
-        "INSERT INTO manage_links (token_hash, org_id, appointment_id, nonce, created_at) VALUES ($1, $2, $3, $4, $5)",
-        (&link.token_hash, org, id, &link.nonce, Timestamp(now)),
-    )
-    .execute()
-    .await?;
-    Ok(())
+pub(super) async fn issue_manage_link(tx: &mut Tx, a: &Appointment, link: &IssuedLink, now: DateTime<Utc>) -> Db {
+    let sql =
+        "INSERT INTO manage_links (token_hash, org_id, appointment_id, nonce, created_at) VALUES ($1, $2, $3, $4, $5)";
+    tx.run(sql, (&link.token_hash, a.org_id, a.id, &link.nonce, Timestamp(now))).await
 }
 
 /// Queues the appointment's reminders: one per offset of its organization's settings and per
 /// channel, due at `starts_at − offset`, none that would already be due. (PostgreSQL's booking
 /// statement queues the same rows in SQL, saving the settings read.)
-pub(super) async fn queue_reminders(tx: &mut Tx, a: &Appointment, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub(super) async fn queue_reminders(tx: &mut Tx, a: &Appointment, now: DateTime<Utc>) -> Db {
     let offsets: Option<(Json<Vec<u32>>,)> = tx
         .query("SELECT reminder_offsets_minutes FROM organizations WHERE id = $1", (a.org_id,))
         .fetch_optional()
@@ -520,32 +488,17 @@ pub(super) async fn queue_reminders(tx: &mut Tx, a: &Appointment, now: DateTime<
 
 /// Deletes the appointment's reminders that have not gone out (a cancellation, or a reschedule
 /// that queues them anew).
-pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<(), sqlx::Error> {
+pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Db {
     let [email, sms] = outbox_kind::REMINDERS;
-    tx.query(
-        "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind IN ($3, $4)
-           AND sent_at IS NULL AND dead_at IS NULL",
-        (org, id, email, sms),
-    )
-    .execute()
-    .await?;
-    Ok(())
+    let sql = "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind IN ($3, $4)
+                 AND sent_at IS NULL AND dead_at IS NULL";
+    tx.run(sql, (org, id, email, sms)).await
 }
 
-pub(super) async fn remember(
-    tx: &mut Tx,
-    org: OrgId,
-    idem: &IdempotencyKey,
-    response: &serde_json::Value,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    tx.query(
-        "INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)",
-        (org, &idem.key, &idem.request_hash, Json(response), Timestamp(now)),
-    )
-    .execute()
-    .await?;
-    Ok(())
+pub(super) async fn remember(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey, answer: &Value, now: DateTime<Utc>) -> Db {
+    let sql =
+        "INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)";
+    tx.run(sql, (org, &idem.key, &idem.request_hash, Json(answer), Timestamp(now))).await
 }
 
 #[async_trait]
@@ -967,9 +920,9 @@ impl Store for SqlStore {
             within_reach(&appointment, cutoff)?;
             still_active(&appointment, |status| format!("the appointment is already {status}"))?;
             let now = now();
-            tx.query("UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4 WHERE org_id = $1 AND id = $2", (actor.org, id, reason, Timestamp(now)))
-                .execute()
-                .await?;
+            let sql = "UPDATE appointments SET status = 'cancelled', cancel_reason = $3, updated_at = $4
+                       WHERE org_id = $1 AND id = $2";
+            tx.run(sql, (actor.org, id, reason, Timestamp(now))).await?;
             let details = serde_json::json!({ "reason": reason });
             audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
             withdraw_link(&mut tx, actor.org, id).await?;
@@ -1064,7 +1017,7 @@ impl Store for SqlStore {
             audit(&mut tx, actor, id.into(), action::RESCHEDULED, &details, now).await?;
             withdraw_link(&mut tx, actor.org, id).await?;
             if let Some(to) = &appointment.patient_email {
-                issue_link(&mut tx, actor.org, id, link, now).await?;
+                issue_link(&mut tx, &appointment, link, now).await?;
                 let payload = outbox_kind::moved_from(outbox_kind::with_link(to, link), appointment.slot.start());
                 enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
             }
@@ -1086,11 +1039,11 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>> {
+    async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<Value>> {
         let sql = "SELECT outcome FROM vapi_tool_results
                    WHERE org_id = $1 AND call_id = $2 AND tool_call_id = $3 AND fingerprint = $4";
         let values = (org, key.call_id, key.tool_call_id, key.fingerprint);
-        let saved: Option<(Json<serde_json::Value>,)> = self.fetch_optional(Scope::Read(org), sql, values).await?;
+        let saved: Option<(Json<Value>,)> = self.fetch_optional(Scope::Read(org), sql, values).await?;
         Ok(saved.map(|(Json(v),)| v))
     }
 
@@ -1099,8 +1052,8 @@ impl Store for SqlStore {
         org: OrgId,
         key: &ToolCallKey<'_>,
         tool_name: &str,
-        outcome: &serde_json::Value,
-    ) -> StoreResult<serde_json::Value> {
+        outcome: &Value,
+    ) -> StoreResult<Value> {
         let mut tx = self.begin(Scope::Write(org)).await?;
         let sql =
             "INSERT INTO vapi_tool_results (org_id, call_id, tool_call_id, fingerprint, tool_name, outcome, created_at)
@@ -1147,12 +1100,8 @@ impl Store for SqlStore {
             if appointment.slot.start() > now {
                 return Err(StoreError::InvalidState("the appointment has not started yet".into()).into());
             }
-            tx.query(
-                "UPDATE appointments SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2",
-                (actor.org, id, marked.as_str(), Timestamp(now)),
-            )
-            .execute()
-            .await?;
+            let sql = "UPDATE appointments SET status = $3, updated_at = $4 WHERE org_id = $1 AND id = $2";
+            tx.run(sql, (actor.org, id, marked.as_str(), Timestamp(now))).await?;
             audit(&mut tx, actor, id.into(), marked.as_str(), &serde_json::json!({}), now).await?;
             appointment.status = marked;
             appointment.updated_at = now;
@@ -1187,12 +1136,8 @@ impl Store for SqlStore {
                 let says = "the appointment has started: mark it completed or no-show instead";
                 return Err(StoreError::InvalidState(says.into()).into());
             }
-            tx.query(
-                "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2",
-                (actor.org, id, Timestamp(now)),
-            )
-            .execute()
-            .await?;
+            let sql = "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2";
+            tx.run(sql, (actor.org, id, Timestamp(now))).await?;
             let details = serde_json::json!({ "via": if link.is_some() { "link" } else { "staff" } });
             audit(&mut tx, actor, id.into(), action::CONFIRMED, &details, now).await?;
             appointment.status = AppointmentStatus::Confirmed;
@@ -1300,12 +1245,8 @@ impl Store for SqlStore {
         if count >= MAX_WEBHOOKS {
             return Err(StoreError::InvalidState(format!("a clinic has at most {MAX_WEBHOOKS} webhooks")));
         }
-        tx.query(
-            "INSERT INTO webhooks (id, org_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            (w.id, w.org_id, &w.url, Json(&w.events), &w.secret, Timestamp(w.created_at)),
-        )
-        .execute()
-        .await?;
+        let sql = "INSERT INTO webhooks (id, org_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+        tx.run(sql, (w.id, w.org_id, &w.url, Json(&w.events), &w.secret, Timestamp(w.created_at))).await?;
         tx.commit().await?;
         Ok(())
     }

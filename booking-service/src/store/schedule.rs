@@ -29,16 +29,12 @@ impl SqlStore {
         let since = Timestamp(crate::domain::relevant_since(now));
         let (count,): (i64,) = tx.query(upcoming, (org, t.provider_id, since)).fetch_one().await?;
         refuse_past_limit(count, "time off entries of this provider")?;
-        tx.query("UPDATE providers SET version = version + 1 WHERE org_id = $1 AND id = $2", (org, t.provider_id))
-            .execute()
+        tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1 AND id = $2", (org, t.provider_id))
             .await?;
-        tx.query(
-            "INSERT INTO time_off (id, org_id, provider_id, starts_at, ends_at, reason, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            (t.id, org, t.provider_id, Timestamp(t.span.start()), Timestamp(t.span.end()), &t.reason, Timestamp(now)),
-        )
-        .execute()
-        .await?;
+        let sql = "INSERT INTO time_off (id, org_id, provider_id, starts_at, ends_at, reason, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let (starts, ends) = (Timestamp(t.span.start()), Timestamp(t.span.end()));
+        tx.run(sql, (t.id, org, t.provider_id, starts, ends, &t.reason, Timestamp(now))).await?;
         let details = serde_json::json!({
             "provider_id": t.provider_id, "starts_at": t.span.start(), "ends_at": t.span.end(), "reason": t.reason,
         });
@@ -59,23 +55,11 @@ impl SqlStore {
         let since = Timestamp(crate::domain::relevant_since(now));
         let (count,): (i64,) = tx.query(upcoming, (org, since)).fetch_one().await?;
         refuse_past_limit(count, "closures of this clinic")?;
-        tx.query("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).execute().await?;
-        tx.query(
-            "INSERT INTO closures (id, org_id, first_day, last_day, starts_at, ends_at, reason, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            (
-                c.id,
-                org,
-                c.first_day,
-                c.last_day,
-                Timestamp(c.span.start()),
-                Timestamp(c.span.end()),
-                &c.reason,
-                Timestamp(now),
-            ),
-        )
-        .execute()
-        .await?;
+        tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).await?;
+        let sql = "INSERT INTO closures (id, org_id, first_day, last_day, starts_at, ends_at, reason, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let (starts, ends) = (Timestamp(c.span.start()), Timestamp(c.span.end()));
+        tx.run(sql, (c.id, org, c.first_day, c.last_day, starts, ends, &c.reason, Timestamp(now))).await?;
         let details = serde_json::json!({ "date": c.first_day, "end_date": c.last_day, "reason": c.reason });
         audit(&mut tx, actor, Subject::Closure(c.id), action::CLOSURE_ADDED, &details, now).await?;
         let conflicts = conflicts_in(&mut tx, org, None, &c.span).await?;

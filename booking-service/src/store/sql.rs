@@ -98,6 +98,9 @@ impl Dialect {
     }
 }
 
+/// What a statement or query on either database gives.
+pub type Db<T = ()> = Result<T, sqlx::Error>;
+
 /// A transaction on either database.
 pub enum Tx {
     Pg(Transaction<'static, Postgres>),
@@ -119,6 +122,11 @@ impl Tx {
             Tx::Lite(_) => Args::Lite(SqliteArguments::default()),
         };
         values.bind_into(Query { tx: self, sql, args: Ok(args) })
+    }
+
+    /// Runs a statement whose count of changed rows is not wanted.
+    pub async fn run<'q>(&mut self, sql: &'q str, values: impl Values<'q>) -> Db {
+        self.query(sql, values).execute().await.map(drop)
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {

@@ -119,12 +119,12 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     tx.query(&sql, appointment_values(a)).execute().await?;
     audit(tx, w.actor, a.id.into(), action::BOOKED, &w.audit, a.created_at).await?;
     if let Some(link) = w.link {
-        issue_link(tx, org, a.id, link, a.created_at).await?;
+        issue_link(tx, a, link, a.created_at).await?;
     }
     if let Some(payload) = &w.message {
         enqueue(tx, a, outbox_kind::BOOKING_CONFIRMATION, payload, a.created_at, a.created_at).await?;
     }
-    issue_manage_link(tx, org, a.id, w.manage, a.created_at).await?;
+    issue_manage_link(tx, a, w.manage, a.created_at).await?;
     if let Some(payload) = &w.sms {
         enqueue(tx, a, outbox_kind::BOOKING_SMS, payload, a.created_at, a.created_at).await?;
     }

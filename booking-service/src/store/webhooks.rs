@@ -3,17 +3,12 @@
 //! PostgreSQL does the same in SQL), so a change and its announcements commit together.
 
 use super::rules::enqueue;
-use super::sql::{Dialect, Tx};
+use super::sql::{Db, Dialect, Tx};
 use super::*;
 
 /// Queues one message per webhook of the organization that wants `kind`, announcing `appointment`
 /// as it is now.
-pub(super) async fn fire(
-    tx: &mut Tx,
-    appointment: &Appointment,
-    kind: &str,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+pub(super) async fn fire(tx: &mut Tx, appointment: &Appointment, kind: &str, now: DateTime<Utc>) -> Db {
     let sql = format!("SELECT w.id FROM webhooks w WHERE w.org_id = $1 AND {}", wanting(tx.dialect(), "$2"));
     let hooks: Vec<(WebhookId,)> = tx.query(&sql, (appointment.org_id, kind)).fetch_all().await?;
     let body = event::body(kind, now, appointment);
