@@ -75,6 +75,9 @@ async fn a_message_given_up_on_as_unsettled_is_counted_dead(backend: Backend) {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let [after] = exported(&app, [DEAD_EMAILS]).await;
             assert_eq!(after - before, 1.0, "the message given up on is counted once in {DEAD_EMAILS}");
+            // An instance starting in the same process takes back nothing counted.
+            let _third = app.another_instance().await;
+            assert_eq!(exported(&app, [DEAD_EMAILS]).await, [after], "counted before another instance started");
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

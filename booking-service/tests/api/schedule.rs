@@ -443,7 +443,13 @@ async fn staggered(client: shared::ApiClient, inputs: Vec<BookingInput>) -> Vec<
             tokio::time::sleep(std::time::Duration::from_millis(3 * i as u64)).await;
             match client.book(&input).await {
                 Ok(_) => 201,
-                Err(e) => e.status().map_or(0, |s| s.as_u16()),
+                Err(e) => {
+                    let status = e.status().map_or(0, |s| s.as_u16());
+                    if status == 409 {
+                        assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
+                    }
+                    status
+                }
             }
         })
     });
