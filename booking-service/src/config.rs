@@ -166,7 +166,7 @@ pub struct Config {
     #[arg(long, env = "SMS_FROM")]
     pub sms_from: Option<String>,
 
-    /// Folder for SMS written as JSON files when Twilio is not configured.
+    /// Folder for SMS written as JSON files: without Twilio, or for a message without a sender.
     #[arg(long, env = "SMS_DIR", default_value = DEFAULT_SMS_DIR)]
     pub sms_dir: PathBuf,
 
@@ -422,6 +422,12 @@ impl std::fmt::Debug for Config {
 /// not printed at all, since nothing can tell where a secret in it begins.
 pub fn redact(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
+        // Shown as given when nothing in it can be a credential (a path, a word), so that the
+        // message names what was typed.
+        let lower = url.to_ascii_lowercase();
+        if !url.contains(['@', '?', '=', ' ']) && !SECRET_MARKS.iter().any(|m| lower.contains(m)) {
+            return format!("{url} (not a valid URL)");
+        }
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         let scheme = if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) { scheme } else { "" };
         return format!("{scheme}:*** (not a valid URL)");
@@ -444,10 +450,12 @@ pub fn redact(url: &str) -> String {
 
 /// Whether a query parameter of this name may carry a credential.
 fn secret_name(name: &str) -> bool {
-    const MARKS: [&str; 8] = ["pass", "pwd", "secret", "token", "key", "auth", "credential", "signature"];
     let name = name.to_ascii_lowercase();
-    MARKS.iter().any(|mark| name.contains(mark))
+    SECRET_MARKS.iter().any(|mark| name.contains(mark))
 }
+
+/// What a name or text that may carry a credential contains.
+const SECRET_MARKS: [&str; 8] = ["pass", "pwd", "secret", "token", "key", "auth", "credential", "signature"];
 
 #[cfg(test)]
 mod tests {
@@ -523,10 +531,15 @@ mod tests {
     }
 
     #[test]
-    fn text_that_is_not_a_url_is_not_printed() {
+    fn text_that_is_not_a_url_is_not_printed_when_it_may_hold_a_credential() {
         let shown = redact("postgres://app:hunter2@db:notaport/booking");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.starts_with("postgres:"), "{shown}");
+        for dsn in ["host=db password=hunter2", "db?sslpassword=hunter2", "/data/hunter2 token"] {
+            assert!(!redact(dsn).contains("hunter2"), "{dsn}");
+        }
+        // A path or a word is shown as typed, so the message names the mistake.
+        assert_eq!(redact("/tmp/booking.db"), "/tmp/booking.db (not a valid URL)");
     }
 
     #[test]

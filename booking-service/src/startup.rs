@@ -48,25 +48,22 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.check().map_err(anyhow::Error::msg)?;
         telemetry::init_metrics();
+        // Every setting that needs no database is checked before the database is opened (and,
+        // on SQLite, created), so a refused start says all it can at once and leaves nothing behind.
         if config.jwt_secret.is_none() && config.jwt_public_key_file.is_none() {
-            // Checked before the database is opened, so a refused start leaves no file behind.
             dev_mode_allowed(&config).await?;
         }
-        let store = store::connect(&config.database_url, config.pool_size)
-            .await
-            .with_context(|| format!("cannot open the database {}", crate::config::redact(&config.database_url)))?;
-        let (auth, dev, jwt_secret) = authentication(&config, &store).await?;
-        let listener = TcpListener::bind(&config.bind_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
-        let address = listener.local_addr()?;
-        let ttl = chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1)));
-        let mut links = Links::new(link_key(&config, jwt_secret.as_deref())?, ttl);
-        // Empty as unset: a deployment template may set it to "" between rotations.
-        if let Some(previous) = config.confirm_link_secret_previous.as_deref().filter(|s| !s.is_empty()) {
-            links = links.with_previous(secret_key("CONFIRM_LINK_SECRET_PREVIOUS", previous)?);
+        if let Some(secret) = &config.jwt_secret {
+            long_enough("JWT_SECRET", secret)?;
+            if let Some(algorithm) = config.jwt_algorithm.as_deref().filter(|a| *a != "HS256") {
+                anyhow::bail!("JWT_ALGORITHM {algorithm} does not go with JWT_SECRET, an HS256 key (leave it unset)");
+            }
         }
-        let links = Arc::new(links);
+        // Empty as unset: a deployment template may set it to "" between rotations.
+        let previous_link_key = match config.confirm_link_secret_previous.as_deref().filter(|s| !s.is_empty()) {
+            Some(previous) => Some(secret_key("CONFIRM_LINK_SECRET_PREVIOUS", previous)?),
+            None => None,
+        };
         let transport = Transport::new(
             config.smtp_url.as_deref(),
             config.mail_dir.clone(),
@@ -78,6 +75,29 @@ impl Application {
             .mail_from
             .parse()
             .map_err(|e| anyhow::anyhow!("MAIL_FROM {} is not an address: {e}", config.mail_from))?;
+        let lease = Duration::from_secs(config.mail_lease_secs.max(1));
+        let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
+        outbox::lease_fits(lease, send_deadline).map_err(anyhow::Error::msg)?;
+        let vapi = vapi_settings(&config)?;
+        let metrics_token = match &config.metrics_token {
+            Some(token) => Some(http::metrics_token_digest(metrics_token(token)?)),
+            None => None,
+        };
+        let listener = TcpListener::bind(&config.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
+        let address = listener.local_addr()?;
+
+        let store = store::connect(&config.database_url, config.pool_size)
+            .await
+            .with_context(|| format!("cannot open the database {}", crate::config::redact(&config.database_url)))?;
+        let (auth, dev, jwt_secret) = authentication(&config, &store).await?;
+        let ttl = chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1)));
+        let mut links = Links::new(link_key(&config, jwt_secret.as_deref())?, ttl);
+        if let Some(previous) = previous_link_key {
+            links = links.with_previous(previous);
+        }
+        let links = Arc::new(links);
         let base_url = config
             .public_base_url
             .clone()
@@ -95,9 +115,6 @@ impl Application {
         }
         let webhooks =
             crate::webhooks::Sender { allow_private: config.webhook_allow_private, timeout: crate::webhooks::TIMEOUT };
-        let lease = Duration::from_secs(config.mail_lease_secs.max(1));
-        let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
-        outbox::lease_fits(lease, send_deadline).map_err(anyhow::Error::msg)?;
         let dispatcher = Dispatcher {
             channels: Channels {
                 store: store.clone(),
@@ -124,16 +141,13 @@ impl Application {
             body_read_timeout: Duration::from_secs(config.body_read_timeout_secs.max(1)),
             draining: Draining::default(),
             readiness: Arc::default(),
-            vapi: Arc::new(vapi_settings(&config)?),
+            vapi: Arc::new(vapi),
             links,
             lanes: Arc::default(),
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
             link_guesses: Arc::new(http::LinkGuesses::per_minute(config.link_guesses_per_minute)),
             client_ip: config.client_ip_source.clone(),
-            metrics_token: match &config.metrics_token {
-                Some(token) => Some(http::metrics_token_digest(metrics_token(token)?)),
-                None => None,
-            },
+            metrics_token,
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),
             webhooks,
             sms,
@@ -399,14 +413,11 @@ async fn authentication(
     let audience = config.jwt_audience.as_deref();
     match (&config.jwt_secret, &config.jwt_public_key_file) {
         (Some(_), Some(_)) => anyhow::bail!("set JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both"),
-        (Some(secret), None) => {
-            anyhow::ensure!(
-                secret.len() >= MIN_SECRET_BYTES,
-                "JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes (it is {})",
-                secret.len()
-            );
-            Ok((Authenticator::hs256(secret.as_bytes(), issuer, audience), None, Some(secret.clone())))
-        }
+        (Some(secret), None) => Ok((
+            Authenticator::hs256(long_enough("JWT_SECRET", secret)?.as_bytes(), issuer, audience),
+            None,
+            Some(secret.clone()),
+        )),
         (None, Some(path)) => {
             let pem =
                 std::fs::read(path).with_context(|| format!("cannot read JWT_PUBLIC_KEY_FILE {}", path.display()))?;

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 const REQUEST_SECONDS: &str = "http_request_duration_seconds";
 
-/// Pretty lines for people, JSON lines for log collectors. `RUST_LOG` filters.
+/// Pretty lines for people (coloured on a terminal, unless `NO_COLOR` is set), JSON lines for log
+/// collectors. `RUST_LOG` filters.
 pub fn init_tracing(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 

@@ -43,6 +43,9 @@ pub struct Pg {
 impl Pg {
     pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?.application_name("booking-service");
+        // One connection on its own first, so that a refused or failed one says why: the pool
+        // would only report that it timed out waiting for one.
+        sqlx::Connection::close(sqlx::ConnectOptions::connect(&options).await?).await?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .min_connections(1.min(pool_size))

@@ -150,13 +150,29 @@ async fn postgres_without_a_key_refuses_to_start() {
     assert!(format!("{err:#}").contains("JWT_SECRET"), "{err:#}");
 }
 
+/// Settings that need no database are refused before it is opened: the SQLite file a refused
+/// start names is never created.
 #[tokio::test]
-async fn a_short_secret_is_refused() {
-    let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
-    let mut config = Config::with_database(db.url.clone());
-    config.jwt_secret = Some("short".into());
-    let err = Application::build(config).await.err().expect("refused");
-    assert!(format!("{err:#}").contains("32 bytes"), "{err:#}");
+async fn bad_settings_are_refused_before_the_database_is_created() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("data/booking.db");
+    let refused = |adjust: fn(&mut Config)| {
+        let mut config = Config::with_database(format!("sqlite://{}", file.display()));
+        config.jwt_secret = Some(SECRET.into());
+        adjust(&mut config);
+        async move { format!("{:#}", Application::build(config).await.err().expect("refused")) }
+    };
+    let short = refused(|c| c.jwt_secret = Some("short".into())).await;
+    assert!(short.contains("JWT_SECRET must be at least 32 bytes"), "{short}");
+    let algorithm = refused(|c| c.jwt_algorithm = Some("RS256".into())).await;
+    assert!(algorithm.contains("JWT_ALGORITHM RS256 does not go with JWT_SECRET"), "{algorithm}");
+    let from = refused(|c| c.mail_from = "not an address".into()).await;
+    assert!(from.contains("MAIL_FROM"), "{from}");
+    let bind = refused(|c| c.bind_addr = "nonsense".into()).await;
+    assert!(bind.contains("cannot listen on nonsense"), "{bind}");
+    let token = refused(|c| c.metrics_token = Some("short".into())).await;
+    assert!(token.contains("METRICS_TOKEN"), "{token}");
+    assert!(!file.exists() && !dir.path().join("data").exists(), "a refused start creates nothing");
 }
 
 /// A booking held up by the database when shutdown begins still gets its answer.
