@@ -10,7 +10,7 @@ use uuid::Uuid;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The request did not get an HTTP answer (connection refused, timeout, reset).
-    #[error("transport error: {0}")]
+    #[error("transport error: {}", with_causes(.0))]
     Transport(#[from] reqwest::Error),
     /// The service answered with an error status and the API's error body (and, for 429, when
     /// to ask again: its `Retry-After`).
@@ -19,6 +19,21 @@ pub enum ClientError {
     /// The answer was not the JSON this client expects.
     #[error("unexpected answer {status}: {message}")]
     Decode { status: StatusCode, message: String },
+}
+
+/// An error and the causes behind it, on one line: reqwest's "error sending request" says why
+/// only in its causes ("tcp connect error: Connection refused").
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl ClientError {
@@ -367,6 +382,26 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(value).expect("a header value"));
         retry_after(&headers)
+    }
+
+    #[test]
+    fn an_error_is_told_with_its_causes_once_each() {
+        #[derive(Debug)]
+        struct Sending(std::io::Error);
+        impl std::fmt::Display for Sending {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Sending {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
+        assert_eq!(with_causes(&Sending(refused)), "error sending request: Connection refused");
+        let repeated = std::io::Error::other("error sending request");
+        assert_eq!(with_causes(&Sending(repeated)), "error sending request");
     }
 
     #[test]

@@ -15,6 +15,22 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.persist(path).map(drop).map_err(|e| e.error)
 }
 
+/// Whether a report can later be written at `path`: it is not a folder, and its folder exists
+/// (or is made) and takes a new file. Checked before a run, so that a long run does not end in
+/// "cannot write".
+pub fn can_write(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other(format!("{} is a folder, not a file", path.display())));
+    }
+    can_write_in(path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+}
+
+/// Whether reports can later be written in `folder`: it exists (or is made) and takes a new file.
+pub fn can_write_in(folder: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(folder)?;
+    tempfile::Builder::new().tempfile_in(folder).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +48,18 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "next");
         assert_eq!(std::fs::read_to_string(&held).expect("read"), "previous");
         assert_eq!(std::fs::read_dir(dir.path()).expect("the folder").count(), 2);
+    }
+
+    #[test]
+    fn a_report_path_is_checked_before_a_run() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        can_write(&dir.path().join("new/report.json")).expect("its folder is made");
+        assert!(dir.path().join("new").is_dir());
+        assert_eq!(std::fs::read_dir(dir.path().join("new")).expect("the folder").count(), 0, "nothing left");
+        let folder = can_write(dir.path()).expect_err("a folder is no file");
+        assert!(folder.to_string().contains("is a folder"), "{folder}");
+        std::fs::write(dir.path().join("file"), "x").expect("a file");
+        assert!(can_write_in(&dir.path().join("file/reports")).is_err(), "below a file");
     }
 
     /// Created like a file written in place: readable by others unless the umask says otherwise.

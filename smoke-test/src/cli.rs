@@ -103,7 +103,7 @@ impl Args {
     }
 }
 
-/// `30s`, `500ms`, `2m`, `1.5s` or a bare number of seconds.
+/// `30s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds; from 1 ms to 1 h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
@@ -115,9 +115,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("`{s}`: use the unit ms, s or m")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{s}`: use the unit ms, s, m or h")),
     };
-    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+    if !(0.001..=3600.0).contains(&seconds) {
         return Err(format!("`{s}` must be between 1ms and 1h"));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -133,7 +134,10 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1ms"), Ok(Duration::from_millis(1)));
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("0.0001ms").is_err(), "below the 1 ms it says");
         assert!(parse_duration("3h").is_err());
     }
 

@@ -15,9 +15,8 @@ use std::time::{Duration, Instant};
 /// The success rate a canary needs, in percent, and how far below the baseline's it may be.
 pub const MIN_SUCCESS_RATE: f64 = 95.0;
 pub const SUCCESS_RATE_SLACK: f64 = 1.0;
-/// The canary's p95 may be at most this times the baseline's, plus [`P95_SLACK_MS`].
+/// The canary's p95 may be at most this times the baseline's, plus `--p95-slack-ms`.
 pub const P95_FACTOR: f64 = 1.2;
-pub const P95_SLACK_MS: f64 = 25.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,7 +151,7 @@ fn percent(rate: Option<f64>) -> String {
 }
 
 /// The criteria, mirroring the go/no-go.
-pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64) -> Vec<Criterion> {
+pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> Vec<Criterion> {
     let (b, c) = (&baseline.figures, &canary.figures);
     let mut criteria = Vec::new();
 
@@ -174,11 +173,11 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64) -> Vec<Criterion> {
         canary.success_rate.map(|r| r >= floor),
     ));
 
-    let limit = baseline.p95_ms.map_or(budget_ms as f64, |p| (budget_ms as f64).min(p * P95_FACTOR + P95_SLACK_MS));
+    let limit = baseline.p95_ms.map_or(budget_ms as f64, |p| (budget_ms as f64).min(p * P95_FACTOR + slack_ms as f64));
     let ms = |p: Option<f64>| p.map_or("none".into(), |p| format!("{p:.1} ms"));
     criteria.push(criterion(
         "p95 latency",
-        format!("< {budget_ms} ms and <= {P95_FACTOR} × the baseline's + {P95_SLACK_MS:.0} ms (here {limit:.1} ms)"),
+        format!("< {budget_ms} ms and <= {P95_FACTOR} × the baseline's + {slack_ms} ms (here {limit:.1} ms)"),
         format!("canary {}, baseline {}", ms(canary.p95_ms), ms(baseline.p95_ms)),
         canary.p95_ms.map(|p| p < budget_ms as f64 && p <= limit),
     ));
@@ -203,6 +202,18 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64) -> Vec<Criterion> {
 
 /// Runs the gate, printing as it goes and writing the reports.
 pub async fn run(args: CanaryArgs) -> Decision {
+    // Told at once, not after watching the whole window.
+    let checked = [&args.baseline, &args.canary]
+        .into_iter()
+        .try_for_each(|url| match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+            _ => Err(format!("{url} is not an http(s) URL")),
+        })
+        .and_then(|()| crate::reports_writable(&args.report_dir, args.junit.as_deref()));
+    if let Err(e) = checked {
+        eprintln!("could not judge: {e}");
+        return Decision::CouldNotJudge;
+    }
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
     let http = reqwest::Client::new();
@@ -230,7 +241,7 @@ pub async fn run(args: CanaryArgs) -> Decision {
     let (baseline, canary) = (baseline.side(), canary.side());
     let mut reasons = unjudgeable(&baseline, "baseline", &args, b_saw);
     reasons.extend(unjudgeable(&canary, "canary", &args, c_saw));
-    let criteria = judge(&baseline, &canary, args.budget_ms);
+    let criteria = judge(&baseline, &canary, args.budget_ms, args.p95_slack_ms);
     let decision = if !reasons.is_empty() {
         Decision::CouldNotJudge
     } else {
@@ -408,26 +419,26 @@ mod tests {
     fn the_canary_may_trail_the_baseline_by_one_point_and_its_p95_by_a_fifth_plus_25_ms() {
         let baseline = side(990, 1000, 1, 100.0);
         // 98.0% against 99.0%: one point below; p95 within 1.2 × 95 + 25; as many 5xx.
-        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500)), [Some(true); 3]);
+        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500, 25)), [Some(true); 3]);
         // 97.9%; a p95 of 161.5 ms (interpolated), over 1.2 × 95 + 25 = 139 ms; one 5xx more.
-        assert_eq!(passed(&judge(&baseline, &side(979, 1000, 2, 170.0), 500)), [Some(false); 3]);
+        assert_eq!(passed(&judge(&baseline, &side(979, 1000, 2, 170.0), 500, 25)), [Some(false); 3]);
     }
 
     #[test]
     fn the_absolute_thresholds_hold_whatever_the_baseline() {
         // A baseline as bad as the canary does not excuse it: under 95% and over 500 ms fail.
         let bad = side(900, 1000, 0, 900.0);
-        assert_eq!(passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500)), [Some(false), Some(false), Some(true)]);
+        assert_eq!(passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500, 25)), [Some(false), Some(false), Some(true)]);
         // Without booking attempts the success rate is not judged.
         let quiet = side(0, 0, 0, 10.0);
-        assert_eq!(judge(&quiet, &quiet, 500)[0].passed, None);
+        assert_eq!(judge(&quiet, &quiet, 500, 25)[0].passed, None);
     }
 
     #[test]
     fn the_summary_names_the_decision_and_every_criterion() {
         let baseline = side(990, 1000, 0, 100.0);
         let canary = side(500, 1000, 0, 100.0);
-        let criteria = judge(&baseline, &canary, 500);
+        let criteria = judge(&baseline, &canary, 500, 25);
         let report = CanaryReport {
             tool: "uat-orchestrator",
             command: "canary",

@@ -49,12 +49,12 @@ pub struct Cli {
     pub other_agent_token: Option<String>,
 
     /// In-process only: the database to run on (`postgres://…`); a temporary SQLite file otherwise.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target")]
     pub database_url: Option<String>,
 
     /// Runs the mail sink on this address (e.g. 0.0.0.0:2525) for a remote target whose mail is
     /// pointed at it.
-    #[arg(long)]
+    #[arg(long, requires = "target")]
     pub smtp_listen: Option<String>,
 
     /// Ratings collected from clinic staff: a JSON array of numbers from 1 to 5.
@@ -153,6 +153,10 @@ pub struct CanaryArgs {
     /// The p95 latency budget, in milliseconds.
     #[arg(long, default_value_t = 500)]
     pub budget_ms: u64,
+
+    /// How far past 1.2 × the baseline's p95 the canary's may be, in milliseconds.
+    #[arg(long, default_value_t = 25)]
+    pub p95_slack_ms: u64,
 
     /// Folder of the JSON report.
     #[arg(long, default_value = "reports")]

@@ -69,6 +69,13 @@ pub async fn main(cli: Cli) -> u8 {
     }
 }
 
+/// Whether the reports of a run can be written where its flags say, checked before it starts.
+pub(crate) fn reports_writable(dir: &std::path::Path, junit: Option<&std::path::Path>) -> Result<(), String> {
+    use shared::report_file::{can_write, can_write_in};
+    can_write_in(dir).map_err(|e| format!("cannot write reports in {}: {e}", dir.display()))?;
+    junit.map_or(Ok(()), |path| can_write(path).map_err(|e| format!("cannot write {}: {e}", path.display())))
+}
+
 /// Runs the selected scenarios, printing to the terminal.
 pub async fn run(cli: Cli) -> Exit {
     run_with(cli, &Terminal::new()).await
@@ -76,6 +83,10 @@ pub async fn run(cli: Cli) -> Exit {
 
 /// Runs the selected scenarios, telling `reporter` what happens; the reports are written either way.
 pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
+    if let Err(e) = reports_writable(&cli.report_dir, cli.junit.as_deref()) {
+        eprintln!("could not judge: {e}");
+        return Exit::CouldNotJudge;
+    }
     let feedback = match cli.feedback.as_deref().map(criteria::read_feedback).transpose() {
         Ok(f) => f,
         Err(e) => {

@@ -46,7 +46,7 @@ pub async fn scrape(
         Some(token) => request.bearer_auth(token),
         None => request,
     };
-    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let response = request.send().await.map_err(|e| format!("{url}: {}", shared::client::with_causes(&e)))?;
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }

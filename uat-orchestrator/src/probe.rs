@@ -105,7 +105,7 @@ impl Probe {
                 Ok(Reply { status, body, latency })
             }
             Err(e) => {
-                let why = format!("{label}: {e}");
+                let why = format!("{label}: {}", shared::client::with_causes(&e));
                 if counts {
                     tally.transport_errors.push(why.clone());
                 }

@@ -184,6 +184,11 @@ fn canary_cli(baseline: &str, canary: &str, duration: &str, reports: &Path) -> C
         "20",
         "--min-bookings",
         "10",
+        // Latency is judged by the gate's own runs, not by tests on a noisy machine.
+        "--budget-ms",
+        "30000",
+        "--p95-slack-ms",
+        "30000",
         "--report-dir",
         dir,
         "--junit",
@@ -308,4 +313,21 @@ async fn without_traffic_or_with_an_instance_down_it_cannot_judge() {
     let report = json_report(reports.path());
     assert_eq!(code, 2, "{report:#}");
     assert!(report["reasons"].to_string().contains("the canary did not answer"), "{report:#}");
+}
+
+/// A URL that is not http(s), or a report folder that cannot be written, is told at once instead
+/// of after watching the whole window.
+#[tokio::test]
+async fn bad_urls_and_report_folders_are_refused_before_the_window() {
+    let reports = tempfile::tempdir().expect("dir");
+    let at_once = Duration::from_secs(30);
+    let bad_urls = canary_cli("notaurl", "ftp://127.0.0.1:9", "15m", reports.path());
+    let code = tokio::time::timeout(at_once, uat_orchestrator::main(bad_urls)).await.expect("refused at once");
+    assert_eq!(code, 2);
+    std::fs::write(reports.path().join("a-file"), "x").expect("a file");
+    let below_a_file = reports.path().join("a-file/reports");
+    let unwritable = canary_cli("http://127.0.0.1:9", "http://127.0.0.1:9", "15m", &below_a_file);
+    let code = tokio::time::timeout(at_once, uat_orchestrator::main(unwritable)).await.expect("refused at once");
+    assert_eq!(code, 2);
+    assert_eq!(std::fs::read_dir(reports.path()).expect("the folder").count(), 1, "no report was written");
 }
