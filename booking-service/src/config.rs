@@ -121,7 +121,7 @@ pub struct Config {
     pub jwt_public_key_file: Option<PathBuf>,
 
     /// Pins the algorithm of JWT_PUBLIC_KEY_FILE (RS256, RS384, RS512, PS256, ES256, ES384, EdDSA);
-    /// by default the key's type decides.
+    /// by default the key's type decides. With JWT_SECRET only HS256 (or unset) is accepted.
     #[arg(long, env = "JWT_ALGORITHM")]
     pub jwt_algorithm: Option<String>,
 
@@ -419,14 +419,16 @@ impl std::fmt::Debug for Config {
 
 /// A URL safe to print: its password and the value of every query parameter whose name looks
 /// secret (`password`, `sslpassword`, `token`, `api_key`...) are masked. Text that is not a URL is
-/// not printed at all, since nothing can tell where a secret in it begins.
+/// printed only when it is plainly a file path (a common mistake for `sqlite://PATH`), since
+/// nothing can tell where a secret in other text begins.
 pub fn redact(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        // Shown as given when nothing in it can be a credential (a path, a word), so that the
-        // message names what was typed.
+        let path_like = (url.starts_with(['/', '.'])
+            || [".db", ".sqlite", ".sqlite3"].iter().any(|e| url.ends_with(e)))
+            && !url.contains([':', '@', '?', '=', ' ']);
         let lower = url.to_ascii_lowercase();
-        if !url.contains(['@', '?', '=', ' ']) && !SECRET_MARKS.iter().any(|m| lower.contains(m)) {
-            return format!("{url} (not a valid URL)");
+        if path_like && !SECRET_MARKS.iter().any(|m| lower.contains(m)) {
+            return format!("{url} (not a valid URL; a SQLite file is sqlite://PATH)");
         }
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
         let scheme = if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) { scheme } else { "" };
@@ -539,7 +541,10 @@ mod tests {
             assert!(!redact(dsn).contains("hunter2"), "{dsn}");
         }
         // A path or a word is shown as typed, so the message names the mistake.
-        assert_eq!(redact("/tmp/booking.db"), "/tmp/booking.db (not a valid URL)");
+        assert_eq!(redact("/tmp/booking.db"), "/tmp/booking.db (not a valid URL; a SQLite file is sqlite://PATH)");
+        for not_a_path in ["hunter2", "postgres//app:hunter2/booking", "hunter2.example"] {
+            assert!(!redact(not_a_path).contains("hunter2"), "{not_a_path}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ async fn main() -> std::process::ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shared::client::with_causes(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -48,17 +48,15 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.check().map_err(anyhow::Error::msg)?;
         telemetry::init_metrics();
-        // Every setting that needs no database is checked before the database is opened (and,
-        // on SQLite, created), so a refused start says all it can at once and leaves nothing behind.
-        if config.jwt_secret.is_none() && config.jwt_public_key_file.is_none() {
+        // Every setting is checked before the database is opened (and, on SQLite, created), so a
+        // refused start says what it can at once and leaves nothing behind; only dev mode's key
+        // waits for the database, and the port is bound once the instance can serve.
+        let configured = configured_authentication(&config)?;
+        if configured.is_none() {
             dev_mode_allowed(&config).await?;
         }
-        if let Some(secret) = &config.jwt_secret {
-            long_enough("JWT_SECRET", secret)?;
-            if let Some(algorithm) = config.jwt_algorithm.as_deref().filter(|a| *a != "HS256") {
-                anyhow::bail!("JWT_ALGORITHM {algorithm} does not go with JWT_SECRET, an HS256 key (leave it unset)");
-            }
-        }
+        let link_secret =
+            config.confirm_link_secret.as_deref().map(|s| secret_key("CONFIRM_LINK_SECRET", s)).transpose()?;
         // Empty as unset: a deployment template may set it to "" between rotations.
         let previous_link_key = match config.confirm_link_secret_previous.as_deref().filter(|s| !s.is_empty()) {
             Some(previous) => Some(secret_key("CONFIRM_LINK_SECRET_PREVIOUS", previous)?),
@@ -75,6 +73,9 @@ impl Application {
             .mail_from
             .parse()
             .map_err(|e| anyhow::anyhow!("MAIL_FROM {} is not an address: {e}", config.mail_from))?;
+        if let Some(url) = &config.public_base_url {
+            url::Url::parse(url).with_context(|| format!("PUBLIC_BASE_URL {url} is not a URL"))?;
+        }
         let lease = Duration::from_secs(config.mail_lease_secs.max(1));
         let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
         outbox::lease_fits(lease, send_deadline).map_err(anyhow::Error::msg)?;
@@ -83,17 +84,28 @@ impl Application {
             Some(token) => Some(http::metrics_token_digest(metrics_token(token)?)),
             None => None,
         };
-        let listener = TcpListener::bind(&config.bind_addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind_addr))?;
-        let address = listener.local_addr()?;
+        let cannot_listen = || format!("cannot listen on {}", config.bind_addr);
+        drop(tokio::net::lookup_host(&config.bind_addr).await.with_context(cannot_listen)?);
 
         let store = store::connect(&config.database_url, config.pool_size)
             .await
             .with_context(|| format!("cannot open the database {}", crate::config::redact(&config.database_url)))?;
-        let (auth, dev, jwt_secret) = authentication(&config, &store).await?;
+        let (auth, dev, jwt_secret) = match configured {
+            Some((auth, secret)) => (auth, None, secret),
+            None => {
+                let (secret, dev) = dev_mode(&config, &store).await?;
+                let auth = Authenticator::hs256(
+                    secret.as_bytes(),
+                    config.jwt_issuer.as_deref(),
+                    config.jwt_audience.as_deref(),
+                );
+                (auth, Some(dev), Some(secret))
+            }
+        };
+        let listener = TcpListener::bind(&config.bind_addr).await.with_context(cannot_listen)?;
+        let address = listener.local_addr()?;
         let ttl = chrono::Duration::hours(i64::from(config.confirm_token_ttl_hours.max(1)));
-        let mut links = Links::new(link_key(&config, jwt_secret.as_deref())?, ttl);
+        let mut links = Links::new(link_key(&config, link_secret, jwt_secret.as_deref())?, ttl);
         if let Some(previous) = previous_link_key {
             links = links.with_previous(previous);
         }
@@ -104,7 +116,6 @@ impl Application {
             .unwrap_or_else(|| format!("http://{address}"))
             .trim_end_matches('/')
             .to_owned();
-        url::Url::parse(&base_url).with_context(|| format!("PUBLIC_BASE_URL {base_url} is not a URL"))?;
         if config.public_base_url.is_none() && !address.ip().is_loopback() {
             // Links in emails and SMS would name this address, and Twilio's signature on
             // /sms/inbound (made over the public URL) would never match it: STOP would be lost.
@@ -381,9 +392,9 @@ fn long_enough<'s>(name: &str, secret: &'s str) -> anyhow::Result<&'s str> {
 /// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret
 /// (given or generated in dev mode), else, on SQLite only, a secret generated once and kept beside
 /// the database file.
-fn link_key(config: &Config, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey> {
-    if let Some(secret) = &config.confirm_link_secret {
-        return secret_key("CONFIRM_LINK_SECRET", secret);
+fn link_key(config: &Config, configured: Option<LinkKey>, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey> {
+    if let Some(key) = configured {
+        return Ok(key);
     }
     if let Some(secret) = jwt_secret {
         return Ok(LinkKey::derive(secret.as_bytes()));
@@ -404,20 +415,20 @@ fn link_key(config: &Config, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey
     Ok(LinkKey::derive(secret.as_bytes()))
 }
 
-/// The authenticator, dev mode if it is on, and the HS256 secret if there is one.
-async fn authentication(
-    config: &Config,
-    store: &DynStore,
-) -> anyhow::Result<(Authenticator, Option<DevMode>, Option<String>)> {
+/// The authenticator of the configured key, and the HS256 secret if it is one; `None` without a
+/// key (dev mode, whose key the database keeps).
+fn configured_authentication(config: &Config) -> anyhow::Result<Option<(Authenticator, Option<String>)>> {
     let issuer = config.jwt_issuer.as_deref();
     let audience = config.jwt_audience.as_deref();
     match (&config.jwt_secret, &config.jwt_public_key_file) {
         (Some(_), Some(_)) => anyhow::bail!("set JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both"),
-        (Some(secret), None) => Ok((
-            Authenticator::hs256(long_enough("JWT_SECRET", secret)?.as_bytes(), issuer, audience),
-            None,
-            Some(secret.clone()),
-        )),
+        (Some(secret), None) => {
+            if let Some(algorithm) = config.jwt_algorithm.as_deref().filter(|a| *a != "HS256") {
+                anyhow::bail!("JWT_ALGORITHM {algorithm} does not go with JWT_SECRET, an HS256 key (leave it unset)");
+            }
+            let auth = Authenticator::hs256(long_enough("JWT_SECRET", secret)?.as_bytes(), issuer, audience);
+            Ok(Some((auth, Some(secret.clone()))))
+        }
         (None, Some(path)) => {
             let pem =
                 std::fs::read(path).with_context(|| format!("cannot read JWT_PUBLIC_KEY_FILE {}", path.display()))?;
@@ -436,13 +447,9 @@ async fn authentication(
             }) {
                 anyhow::bail!("JWT_ALGORITHM must be an asymmetric algorithm with JWT_PUBLIC_KEY_FILE");
             }
-            Ok((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None, None))
+            Ok(Some((Authenticator::public_key(&pem, algorithm, issuer, audience)?, None)))
         }
-        (None, None) => {
-            let (secret, dev) = dev_mode(config, store).await?;
-            let auth = Authenticator::hs256(secret.as_bytes(), issuer, audience);
-            Ok((auth, Some(dev), Some(secret)))
-        }
+        (None, None) => Ok(None),
     }
 }
 

@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The request did not get an HTTP answer (connection refused, timeout, reset).
+    /// The request did not get an HTTP answer (connection refused, timeout, reset). Its causes
+    /// are in its message, so it names no source: a chain printed whole would tell them twice.
     #[error("transport error: {}", with_causes(.0))]
-    Transport(#[from] reqwest::Error),
+    Transport(reqwest::Error),
     /// The service answered with an error status and the API's error body (and, for 429, when
     /// to ask again: its `Retry-After`).
     #[error("{status}: {} ({})", body.error.message, body.error.code)]
@@ -19,6 +20,12 @@ pub enum ClientError {
     /// The answer was not the JSON this client expects.
     #[error("unexpected answer {status}: {message}")]
     Decode { status: StatusCode, message: String },
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        Self::Transport(e)
+    }
 }
 
 /// An error and the causes behind it, on one line: reqwest's "error sending request" says why

@@ -15,9 +15,8 @@ pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.persist(path).map(drop).map_err(|e| e.error)
 }
 
-/// Whether a report can later be written at `path`: it is not a folder, and its folder exists
-/// (or is made) and takes a new file. Checked before a run, so that a long run does not end in
-/// "cannot write".
+/// Whether a report can later be written at `path`: it is not a folder, and its folder can be
+/// written in. Checked before a run, so that a long run does not end in "cannot write".
 pub fn can_write(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
         return Err(std::io::Error::other(format!("{} is a folder, not a file", path.display())));
@@ -25,10 +24,15 @@ pub fn can_write(path: &Path) -> std::io::Result<()> {
     can_write_in(path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
 }
 
-/// Whether reports can later be written in `folder`: it exists (or is made) and takes a new file.
+/// Whether reports can later be written in `folder`, without making it: the nearest part of it
+/// that exists is a folder that takes a new file (the rest is made when the report is written).
 pub fn can_write_in(folder: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(folder)?;
-    tempfile::Builder::new().tempfile_in(folder).map(drop)
+    let existing = folder.ancestors().find(|a| a.as_os_str().is_empty() || a.exists()).unwrap_or(Path::new("."));
+    let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
+    if !existing.is_dir() {
+        return Err(std::io::Error::other(format!("{} is a file, not a folder", existing.display())));
+    }
+    tempfile::Builder::new().tempfile_in(existing).map(drop)
 }
 
 #[cfg(test)]
@@ -53,9 +57,8 @@ mod tests {
     #[test]
     fn a_report_path_is_checked_before_a_run() {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        can_write(&dir.path().join("new/report.json")).expect("its folder is made");
-        assert!(dir.path().join("new").is_dir());
-        assert_eq!(std::fs::read_dir(dir.path().join("new")).expect("the folder").count(), 0, "nothing left");
+        can_write(&dir.path().join("new/report.json")).expect("its folder can be made");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("the folder").count(), 0, "nothing made or left");
         let folder = can_write(dir.path()).expect_err("a folder is no file");
         assert!(folder.to_string().contains("is a folder"), "{folder}");
         std::fs::write(dir.path().join("file"), "x").expect("a file");

@@ -130,9 +130,8 @@ fn settings(args: &Args) -> serde_json::Value {
 
 /// Starts the in-process service or checks the remote one's settings. `Err` is "could not judge".
 async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
-    if let Some(path) = &args.report {
-        shared::report_file::can_write(path).map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
-    }
+    let path = args.report.clone().unwrap_or_else(report::default_path);
+    shared::report_file::can_write(&path).map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
     if let Some(rate) = args.rate {
         if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
             return Err(format!("--rate {rate} must be above 0 and at most 100000 per second"));

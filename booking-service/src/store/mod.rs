@@ -333,10 +333,7 @@ impl SqlStore {
         } else if database_url.starts_with("sqlite:") {
             Backend::Sqlite(sqlite::Lite::connect(database_url, pool_size).await?)
         } else {
-            anyhow::bail!(
-                "DATABASE_URL must start with postgres:// or sqlite:// (got {})",
-                crate::config::redact(database_url)
-            )
+            anyhow::bail!("DATABASE_URL must start with postgres:// or sqlite://")
         };
         Ok(Self { backend, known: Default::default() })
     }

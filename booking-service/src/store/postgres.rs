@@ -43,9 +43,6 @@ pub struct Pg {
 impl Pg {
     pub async fn connect(url: &str, pool_size: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?.application_name("booking-service");
-        // One connection on its own first, so that a refused or failed one says why: the pool
-        // would only report that it timed out waiting for one.
-        sqlx::Connection::close(sqlx::ConnectOptions::connect(&options).await?).await?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size)
             .min_connections(1.min(pool_size))
@@ -62,7 +59,19 @@ impl Pg {
                 })
             })
             .connect_with(options.clone())
-            .await?;
+            .await;
+        let pool = match pool {
+            // The pool retries for its 5 s and then says only that it timed out: one connection
+            // of its own says why (refused, no such database, a wrong password).
+            Err(sqlx::Error::PoolTimedOut) => {
+                let why = tokio::time::timeout(Duration::from_secs(5), sqlx::ConnectOptions::connect(&options)).await;
+                return Err(match why {
+                    Ok(Err(e)) => anyhow::Error::new(e),
+                    _ => anyhow::Error::new(sqlx::Error::PoolTimedOut),
+                });
+            }
+            pool => pool?,
+        };
         for migration in crate::migrate::postgres(&pool).await? {
             tracing::info!(%migration, "migration applied");
         }

@@ -172,6 +172,16 @@ async fn bad_settings_are_refused_before_the_database_is_created() {
     assert!(bind.contains("cannot listen on nonsense"), "{bind}");
     let token = refused(|c| c.metrics_token = Some("short".into())).await;
     assert!(token.contains("METRICS_TOKEN"), "{token}");
+    let link = refused(|c| c.confirm_link_secret = Some("short".into())).await;
+    assert!(link.contains("CONFIRM_LINK_SECRET must be at least 32 bytes"), "{link}");
+    let base = refused(|c| c.public_base_url = Some("not a url".into())).await;
+    assert!(base.contains("PUBLIC_BASE_URL"), "{base}");
+    let both = refused(|c| {
+        c.jwt_public_key_file = Some("/nonexistent.pem".into());
+        c.jwt_algorithm = Some("RS256".into());
+    })
+    .await;
+    assert!(both.contains("not both"), "the first thing to fix is named first: {both}");
     assert!(!file.exists() && !dir.path().join("data").exists(), "a refused start creates nothing");
 }
 
