@@ -76,11 +76,11 @@ pub struct Args {
     pub late_ms: u64,
 
     /// Load mode: providers the bookings are spread over.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub providers: u32,
 
     /// Seconds before a single request is given up as a transport error.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_secs: u64,
 
     /// Print no line per booking (the verification block and verdict still print).
@@ -139,6 +139,14 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("0.0001ms").is_err(), "below the 1 ms it says");
         assert!(parse_duration("3h").is_err());
+    }
+
+    #[test]
+    fn values_that_would_be_changed_silently_are_refused() {
+        for (flag, value) in [("--providers", "0"), ("--timeout-secs", "0")] {
+            assert!(Args::try_parse_from(["smoke-test", flag, value]).is_err(), "{flag} {value}");
+        }
+        assert!(Args::try_parse_from(["smoke-test", "--providers", "1", "--timeout-secs", "1"]).is_ok());
     }
 
     #[test]

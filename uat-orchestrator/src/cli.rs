@@ -69,8 +69,8 @@ pub struct Cli {
     #[arg(long)]
     pub junit: Option<PathBuf>,
 
-    /// Simultaneous callers in the concurrent scenario.
-    #[arg(long, default_value_t = 5)]
+    /// Simultaneous callers in the concurrent scenario (2 to 1000: one caller races nobody).
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2..=1000))]
     pub concurrency: usize,
 
     /// The p95 latency budget, in milliseconds.
