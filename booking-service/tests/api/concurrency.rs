@@ -21,18 +21,36 @@ async fn race_answers(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<A
         let barrier = barrier.clone();
         tokio::spawn(async move {
             barrier.wait().await;
-            match client.book(&input).await {
-                Ok(_) => (201, Vec::new()),
-                Err(e) => {
-                    if e.status().map(|s| s.as_u16()) == Some(409) {
-                        assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
-                    }
-                    (e.status().map_or(0, |s| s.as_u16()), e.alternatives().to_vec())
-                }
-            }
+            answer(&client, &input).await
         })
     });
     join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect()
+}
+
+/// Books `inputs` one every 3 ms, each on a task of its own, so that they are in flight before,
+/// during and after what a test does meanwhile; their statuses, in order.
+pub(crate) async fn staggered(client: ApiClient, inputs: Vec<BookingInput>) -> Vec<u16> {
+    let tasks = inputs.into_iter().enumerate().map(|(i, input)| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(3 * i as u64)).await;
+            answer(&client, &input).await.0
+        })
+    });
+    join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect()
+}
+
+/// One racer's booking; a 409 must be `slot_unavailable`.
+async fn answer(client: &ApiClient, input: &BookingInput) -> Answer {
+    match client.book(input).await {
+        Ok(_) => (201, Vec::new()),
+        Err(e) => {
+            if e.status().map(|s| s.as_u16()) == Some(409) {
+                assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
+            }
+            (e.status().map_or(0, |s| s.as_u16()), e.alternatives().to_vec())
+        }
+    }
 }
 
 fn count(statuses: &[u16], status: u16) -> usize {

@@ -2,7 +2,7 @@
 //! notice and horizon, time off and closed days, availability honouring all of it, and the races
 //! between booking and creating time off.
 
-use crate::concurrency::race;
+use crate::concurrency::{race, staggered};
 use crate::helpers::*;
 use booking_service::store::Subject;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
@@ -432,28 +432,6 @@ async fn concurrent_buffered_bookings_never_overlap_their_blocked_ranges(backend
             assert!(apart, "blocked ranges overlap: {a:?} and {b:?}");
         }
     }
-}
-
-/// Books `inputs` one every 3 ms, each on a task of its own, so that they are in flight before,
-/// during and after what a test does meanwhile; their statuses, in order.
-async fn staggered(client: shared::ApiClient, inputs: Vec<BookingInput>) -> Vec<u16> {
-    let tasks = inputs.into_iter().enumerate().map(|(i, input)| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(3 * i as u64)).await;
-            match client.book(&input).await {
-                Ok(_) => 201,
-                Err(e) => {
-                    let status = e.status().map_or(0, |s| s.as_u16());
-                    if status == 409 {
-                        assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
-                    }
-                    status
-                }
-            }
-        })
-    });
-    futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect()
 }
 
 /// Bookings racing the creation of time off over the same hours: once the time off has
