@@ -1,10 +1,12 @@
 //! What the booking service and its clients agree on: the JSON on the wire (`api`), the JWT claims
 //! and how to mint them (`auth`), and a typed HTTP client over both (`client`); for the test
-//! tools, how their report files are written (`report_file`, feature `report-files`).
+//! tools, how their flags read durations (`duration`) and how their report files are written
+//! (`report_file`, feature `report-files`).
 
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod duration;
 #[cfg(any(test, feature = "report-files"))]
 pub mod report_file;
 

@@ -105,23 +105,7 @@ impl Args {
 
 /// `30s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds; from 1 ms to 1 h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let value: f64 = number.trim().parse().map_err(|_| format!("`{s}` is not a duration such as 30s, 500ms or 2m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("`{s}`: use the unit ms, s, m or h")),
-    };
-    if !(0.001..=3600.0).contains(&seconds) {
-        return Err(format!("`{s}` must be between 1ms and 1h"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    shared::duration::parse(s, Duration::from_millis(1)..=Duration::from_secs(3600))
 }
 
 #[cfg(test)]

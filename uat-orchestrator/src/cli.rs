@@ -204,23 +204,10 @@ pub struct DailyArgs {
     pub report_dir: PathBuf,
 }
 
-/// A duration such as `500ms`, `90s`, `15m`, `24h` or `7d` (a bare number is seconds).
+/// A duration such as `500ms`, `90s`, `15m`, `24h` or `7d` (a bare number is seconds), from 1 ms to
+/// 366 days.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
-    let value: f64 = number.trim().parse().map_err(|_| format!("`{s}` is not a duration such as 90s, 15m or 24h"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        _ => return Err(format!("`{s}`: use the unit ms, s, m, h or d")),
-    };
-    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 366.0 * 86_400.0) {
-        return Err(format!("`{s}` must be more than 0 and at most a year"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+    shared::duration::parse(s, Duration::from_millis(1)..=Duration::from_secs(366 * 86_400))
 }
 
 #[cfg(test)]
