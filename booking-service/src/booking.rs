@@ -3,7 +3,7 @@
 //! is not free.
 
 use crate::domain::{
-    self, parse_date, parse_time, AppointmentTypeId, Cutoff, DomainError, Email, Minutes, Notes, PatientName,
+    self, parse_date, parse_time, AppointmentTypeId, Busy, Cutoff, DomainError, Email, Minutes, Notes, PatientName,
     PhoneNumber, Policy, ProviderId, Slot,
 };
 use crate::links::Links;
@@ -387,7 +387,9 @@ pub async fn move_options(
         },
     };
     let today = provider.zone().local(store::now()).date();
-    let mut slots = free_slots_over(store, org, &provider, &cutoff.bound(policy), today, days).await?;
+    // What the appointment blocks now is free to it: a start whose range meets only that is offered.
+    let own = Some(appointment.blocked);
+    let mut slots = free_slots_over(store, org, &provider, &cutoff.bound(policy), today, days, own).await?;
     slots.retain(|s| *s != appointment.slot);
     slots.truncate(max);
     Ok(slots)
@@ -419,10 +421,11 @@ pub async fn free_slots_on(
     policy: &Policy,
     date: NaiveDate,
 ) -> Result<Vec<Slot>, StoreError> {
-    free_slots_over(store, org, provider, policy, date, 1).await
+    free_slots_over(store, org, provider, policy, date, 1, None).await
 }
 
-/// The free slots of `days` local days from `first`, in order, read with one query.
+/// The free slots of `days` local days from `first`, in order, read with one query; `own` is the
+/// range an appointment being moved blocks now, free to it.
 pub async fn free_slots_over(
     store: &DynStore,
     org: domain::OrgId,
@@ -430,26 +433,38 @@ pub async fn free_slots_over(
     policy: &Policy,
     first: NaiveDate,
     days: u32,
+    own: Option<Slot>,
 ) -> Result<Vec<Slot>, StoreError> {
-    if !provider.active || days == 0 {
+    if !provider.active {
         return Ok(Vec::new());
     }
-    // Any zone's local day lies within a day either side of the same date in UTC.
-    let utc_midnight = first.and_time(NaiveTime::MIN).and_utc();
+    let busy = busy_over(store, org, provider, first, days, own).await?;
     let now = store::now();
-    let busy = store
-        .busy(
-            org,
-            provider.id,
-            (utc_midnight - chrono::Duration::days(1)).max(domain::relevant_since(now)),
-            utc_midnight + chrono::Duration::days(i64::from(days) + 1),
-        )
-        .await?;
     Ok(first
         .iter_days()
         .take(days as usize)
         .flat_map(|date| domain::free_slots(&provider.zone(), &provider.hours, date, policy, &busy, now))
         .collect())
+}
+
+/// What is busy for `provider` over `days` local days from `first`, read with one query, less
+/// `own` (the range an appointment being moved blocks now).
+pub async fn busy_over(
+    store: &DynStore,
+    org: domain::OrgId,
+    provider: &Provider,
+    first: NaiveDate,
+    days: u32,
+    own: Option<Slot>,
+) -> Result<Busy, StoreError> {
+    if days == 0 {
+        return Ok(Busy::default());
+    }
+    // Any zone's local day lies within a day either side of the same date in UTC.
+    let utc_midnight = first.and_time(NaiveTime::MIN).and_utc();
+    let from = (utc_midnight - chrono::Duration::days(1)).max(domain::relevant_since(store::now()));
+    let to = utc_midnight + chrono::Duration::days(i64::from(days) + 1);
+    Ok(Busy::new(store.busy(org, provider.id, from, to).await?, own))
 }
 
 /// The free slots under the same policy nearest to `wanted`, from `busy` when the store already
@@ -467,16 +482,14 @@ pub async fn alternatives(
     if !provider.active {
         return Ok(Vec::new());
     }
-    let mut busy = match busy {
+    let busy = match busy {
         Some(busy) => busy,
         None => {
             let (from, to) = domain::alternatives_window(&wanted.slot, store::now());
             store.busy(actor.org, provider.id, from, to).await?
         }
     };
-    if let Some(at) = busy.iter().position(|range| Some(*range) == own) {
-        busy.remove(at);
-    }
+    let busy = Busy::new(busy, own);
     Ok(domain::alternatives(
         &provider.zone(),
         &provider.hours,

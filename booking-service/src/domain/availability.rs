@@ -1,7 +1,44 @@
-//! Free slots of a day, and the nearest free slots to a time that was taken.
+//! What is busy, the free slots of a day, and the nearest free slots to a time that was taken.
 
 use super::{Minutes, Policy, Slot, WeeklyHours, Zone};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+
+/// What is busy for a provider (other appointments' blocked ranges, time off, closures) as
+/// disjoint ranges in order, so that whether a range meets any of it is one binary search however
+/// much is busy: a day's slots cost their number times its logarithm, not times its length.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Busy(Vec<Slot>);
+
+impl Busy {
+    /// `ranges` as one busy set, less `own`: the range an appointment being moved blocks now, which
+    /// is free to it (one copy of it, if several ranges are equal).
+    pub fn new(mut ranges: Vec<Slot>, own: Option<Slot>) -> Self {
+        if let Some(at) = own.and_then(|own| ranges.iter().position(|range| *range == own)) {
+            ranges.remove(at);
+        }
+        ranges.sort();
+        let mut merged: Vec<Slot> = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            match merged.last_mut() {
+                // Half-open ranges that touch or overlap are met by exactly the ranges their union is.
+                Some(last) if range.start() <= last.end() => {
+                    if let Some(joined) = Slot::from_bounds(last.start(), range.end().max(last.end())) {
+                        *last = joined;
+                    }
+                }
+                _ => merged.push(range),
+            }
+        }
+        Self(merged)
+    }
+
+    /// Whether `range` overlaps anything busy.
+    pub fn meets(&self, range: &Slot) -> bool {
+        // The ranges end in order too, so only the first one ending after `range` starts can meet it.
+        let first = self.0.partition_point(|busy| busy.end() <= range.start());
+        self.0.get(first).is_some_and(|busy| busy.overlaps(range))
+    }
+}
 
 /// The most slots one local day yields: one every 5 minutes (the shortest appointment) around the
 /// clock. Well-formed hours never reach it; it bounds the work and the answer whatever is stored.
@@ -15,7 +52,7 @@ pub fn free_slots(
     hours: &WeeklyHours,
     date: NaiveDate,
     policy: &Policy,
-    busy: &[Slot],
+    busy: &Busy,
     now: DateTime<Utc>,
 ) -> Vec<Slot> {
     let length = policy.length;
@@ -53,7 +90,7 @@ pub fn alternatives(
     hours: &WeeklyHours,
     wanted: &Slot,
     policy: &Policy,
-    busy: &[Slot],
+    busy: &Busy,
     now: DateTime<Utc>,
     max: usize,
 ) -> Vec<Slot> {
@@ -123,10 +160,11 @@ mod tests {
         let (zone, hours, friday, half) = setup();
         let now = at(&zone, friday, "00:00") - Duration::days(1);
         let busy = [Slot::new(at(&zone, friday, "10:00"), half)];
-        let starts: Vec<_> = free_slots(&zone, &hours, friday, &Policy::plain(half, half), &busy, now)
-            .iter()
-            .map(|s| zone.local(s.start()).format("%H:%M").to_string())
-            .collect();
+        let starts: Vec<_> =
+            free_slots(&zone, &hours, friday, &Policy::plain(half, half), &Busy::new(busy.to_vec(), None), now)
+                .iter()
+                .map(|s| zone.local(s.start()).format("%H:%M").to_string())
+                .collect();
         assert_eq!(starts, ["09:00", "09:30", "10:30", "11:00", "11:30"]);
     }
 
@@ -137,11 +175,32 @@ mod tests {
         let quarter = Minutes::parse("m", 15).expect("m");
         let policy = Policy { buffer_after: Duration::minutes(15), ..Policy::plain(half, quarter) };
         let busy = [Slot::new(at(&zone, friday, "10:00"), half)];
-        let starts: Vec<_> = free_slots(&zone, &hours, friday, &policy, &busy, now)
+        let starts: Vec<_> = free_slots(&zone, &hours, friday, &policy, &Busy::new(busy.to_vec(), None), now)
             .iter()
             .map(|s| zone.local(s.start()).format("%H:%M").to_string())
             .collect();
         assert_eq!(starts, ["09:00", "09:15", "10:30", "10:45", "11:00", "11:15", "11:30"]);
+    }
+
+    /// Whatever is busy, nested, touching, overlapping or apart, a range meets it exactly when it
+    /// meets one of the ranges it was made of; the own range of a move is left out.
+    #[test]
+    fn a_range_meets_what_is_busy_exactly_when_it_meets_one_of_its_ranges() {
+        let base = Utc::now();
+        let range = |from: i64, to: i64| {
+            Slot::from_bounds(base + Duration::minutes(from), base + Duration::minutes(to)).expect("from < to")
+        };
+        let ranges = vec![range(60, 90), range(0, 30), range(10, 20), range(30, 45), range(100, 101), range(55, 58)];
+        let busy = Busy::new(ranges.clone(), None);
+        for from in -5..110 {
+            for length in 1..40 {
+                let asked = range(from, from + length);
+                assert_eq!(busy.meets(&asked), ranges.iter().any(|b| b.overlaps(&asked)), "{from} +{length}");
+            }
+        }
+        let moving = Busy::new(ranges, Some(range(60, 90)));
+        assert!(!moving.meets(&range(70, 80)), "its own range is free to a move");
+        assert!(moving.meets(&range(44, 56)) && !moving.meets(&range(45, 55)));
     }
 
     #[test]
@@ -150,7 +209,8 @@ mod tests {
         let now = at(&zone, friday, "00:00") - Duration::days(1);
         let wanted = Slot::new(at(&zone, friday, "10:00"), half);
         let busy = [wanted, Slot::new(at(&zone, friday, "10:30"), half)];
-        let alts = alternatives(&zone, &hours, &wanted, &Policy::plain(half, half), &busy, now, 3);
+        let alts =
+            alternatives(&zone, &hours, &wanted, &Policy::plain(half, half), &Busy::new(busy.to_vec(), None), now, 3);
         let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
         assert_eq!(starts, ["09:00", "09:30", "11:00"]);
     }
@@ -163,12 +223,12 @@ mod tests {
         let hours = WeeklyHours::stored(&vec![all_day; 1300]).expect("hours stored before the limits");
         let five = Minutes::parse("m", Minutes::MIN).expect("m");
         let now = zone.resolve(saturday, NaiveTime::MIN).expect("midnight") - Duration::days(1);
-        let slots = free_slots(&zone, &hours, saturday, &Policy::plain(five, five), &[], now);
+        let slots = free_slots(&zone, &hours, saturday, &Policy::plain(five, five), &Busy::default(), now);
         assert_eq!(slots.len(), MAX_SLOTS_PER_DAY);
         assert!(slots.windows(2).all(|w| w[0].start() < w[1].start()), "in order, each once");
         let unmerged = WeeklyHours::default();
         assert_eq!(
-            free_slots(&zone, &unmerged, saturday, &Policy::plain(five, five), &[], now).len(),
+            free_slots(&zone, &unmerged, saturday, &Policy::plain(five, five), &Busy::default(), now).len(),
             MAX_SLOTS_PER_DAY
         );
     }
@@ -179,10 +239,10 @@ mod tests {
         let day = NaiveDate::from_ymd_opt(2027, 3, 14).expect("date");
         let hour = Minutes::parse("m", 60).expect("m");
         let now = Utc::now() - Duration::days(400);
-        let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &[], now);
+        let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &Busy::default(), now);
         assert_eq!(slots.len(), 0, "the whole day lies past the horizon from a year ago");
         let now = zone.resolve(day, NaiveTime::MIN).expect("midnight") - Duration::days(1);
-        let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &[], now);
+        let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &Busy::default(), now);
         assert_eq!(slots.len(), 23, "02:00 does not exist that day");
     }
 }

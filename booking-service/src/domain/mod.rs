@@ -9,7 +9,7 @@ mod patient;
 mod policy;
 mod time;
 
-pub use availability::{alternatives, alternatives_window, free_slots, relevant_since, MAX_BUFFER_MINUTES};
+pub use availability::{alternatives, alternatives_window, free_slots, relevant_since, Busy, MAX_BUFFER_MINUTES};
 pub use code::ConfirmationCode;
 pub use hours::WeeklyHours;
 pub use ids::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId, WebhookId};

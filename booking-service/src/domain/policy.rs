@@ -3,7 +3,7 @@
 //! may be made. An appointment type sets each; without one a booking blocks only its own time, may
 //! start any time in the future, and is offered at the provider's appointment length.
 
-use super::{Minutes, Slot, BOOKING_HORIZON_DAYS};
+use super::{Busy, Minutes, Slot, BOOKING_HORIZON_DAYS};
 use chrono::{DateTime, Duration, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +45,8 @@ impl Policy {
 
     /// Whether a slot is free: admitted, and its blocked range meets none of `busy` (the blocked
     /// ranges of other appointments, time off and closed days).
-    pub fn is_free(&self, slot: &Slot, busy: &[Slot], now: DateTime<Utc>) -> bool {
-        let blocked = self.blocked(slot);
-        self.admits(slot, now) && !busy.iter().any(|b| b.overlaps(&blocked))
+    pub fn is_free(&self, slot: &Slot, busy: &Busy, now: DateTime<Utc>) -> bool {
+        self.admits(slot, now) && !busy.meets(&self.blocked(slot))
     }
 }
 
@@ -138,9 +137,9 @@ mod tests {
         // An appointment ending 5 minutes before the slot's start meets its 10-minute buffer; one
         // ending 10 minutes before only touches it.
         let before = Slot::new(slot.start() - Duration::minutes(35), minutes(30));
-        assert!(!policy.is_free(&slot, &[before], now));
+        assert!(!policy.is_free(&slot, &Busy::new(vec![before], None), now));
         let clear = Slot::new(slot.start() - Duration::minutes(40), minutes(30));
-        assert!(policy.is_free(&slot, &[clear], now));
+        assert!(policy.is_free(&slot, &Busy::new(vec![clear], None), now));
     }
 
     #[test]

@@ -5,10 +5,12 @@
 use crate::attendance::backdate;
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
-use shared::api::{self, AppointmentStatus, BookingInput, CreateAppointmentType, CreateProvider, Weekday};
+use shared::api::{
+    self, AppointmentStatus, BookingInput, CreateAppointmentType, CreateProvider, Weekday, WorkingHours,
+};
 use uuid::Uuid;
 
 const EVERY_DAY: [Weekday; 7] =
@@ -303,6 +305,33 @@ async fn a_typed_appointment_is_offered_and_moved_as_its_type(backend: Backend) 
     assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(60));
 }
 
+/// The times next to the appointment's own, whose ranges meet only what it blocks now, are free to
+/// it: offered, and taken.
+async fn the_times_next_to_its_own_are_offered(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("Europe/Paris").await;
+    let day = days_ahead(3);
+    let weekday = EVERY_DAY[day.weekday().num_days_from_monday() as usize];
+    let morning = WorkingHours { weekday, start: "09:00".into(), end: "12:00".into() };
+    let provider = org
+        .provider_with(CreateProvider {
+            name: "Dr. Smith".into(),
+            working_hours: Some(vec![morning]),
+            ..Default::default()
+        })
+        .await;
+    let hour = BookingInput { duration_minutes: Some(60), ..booking(provider.id, day, "10:00") };
+    let booked = org.staff.book(&hour).await.expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    let first: Vec<String> = times.iter().take(4).map(|t| instant(t).format("%Y-%m-%d %H:%M").to_string()).collect();
+    assert_eq!(first, ["09:00", "09:30", "10:30", "11:00"].map(|hm| format!("{day} {hm}")), "{times:?}");
+    let answer = move_by_json(&link, &times[1]).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let moved: api::Appointment = answer.json().await.expect("json");
+    assert_eq!((moved.starts_at, moved.ends_at - moved.starts_at), (instant(&times[1]), Duration::minutes(60)));
+}
+
 async fn a_taken_time_is_refused_with_alternatives(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
@@ -513,6 +542,7 @@ on_both_backends!(
     the_patient_cancels_through_the_link,
     the_patient_moves_to_an_offered_time_by_form_and_by_json,
     a_typed_appointment_is_offered_and_moved_as_its_type,
+    the_times_next_to_its_own_are_offered,
     a_taken_time_is_refused_with_alternatives,
     within_the_cutoff_the_patient_is_sent_to_the_clinic,
     after_the_start_the_link_is_gone,

@@ -405,6 +405,35 @@ async fn the_earliest_times_come_from_every_active_provider(backend: Backend) {
     );
 }
 
+/// Across providers, each provider's earliest times start from its own today: in Honolulu it is
+/// still the day before Auckland's (where the clinic is), and that day's free times come first.
+async fn each_providers_earliest_times_start_from_its_own_today(backend: Backend) {
+    const HONOLULU: &str = "Pacific/Honolulu";
+    let hawaii_today = days_ahead(5);
+    let now = at(HONOLULU, hawaii_today, "10:10");
+    assert_eq!(zone(AUCKLAND).local(now).date(), next_day(hawaii_today), "Auckland is a day ahead");
+    let (app, _clock) = app_at(backend, now).await;
+    let org = app.org(AUCKLAND).await;
+    let kai = CreateProvider {
+        name: "Dr. Kai".into(),
+        timezone: Some(HONOLULU.into()),
+        appointment_minutes: Some(30),
+        working_hours: Some(every_day("09:00", "17:00")),
+    };
+    org.provider_with(kai).await;
+    // Auckland's evenings are Honolulu's next night: later than all of Dr. Kai's day.
+    provider(&org, "Dr. Ngata", every_day("18:00", "19:00")).await;
+
+    let earliest = ask(&org, "check_availability", json!({})).await.expect("earliest");
+    assert_eq!(
+        earliest,
+        format!(
+            "The earliest free times are {} at 10:30 AM with Dr. Kai, 11:00 AM with Dr. Kai or 11:30 AM with Dr. Kai.",
+            spoken(hawaii_today)
+        )
+    );
+}
+
 async fn time_windows_split_a_providers_day(backend: Backend) {
     let today = days_ahead(5);
     let tomorrow = next_day(today);
@@ -531,6 +560,7 @@ on_both_backends!(
     times_are_read_in_every_accepted_form,
     past_days_and_times_are_refused_saying_todays_date,
     the_earliest_times_come_from_every_active_provider,
+    each_providers_earliest_times_start_from_its_own_today,
     time_windows_split_a_providers_day,
     clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours,
     the_definitions_describe_the_new_arguments,

@@ -9,9 +9,9 @@ use super::providers::{active, WhichProvider};
 use super::refusal::{Answer, Refusal};
 use super::{speech, spoken_date, Context};
 use crate::booking;
-use crate::domain::Slot;
+use crate::domain::{self, Slot};
 use crate::store::{AppointmentType, Provider};
-use chrono::{Duration, NaiveDate, NaiveTime, Timelike};
+use chrono::{Days, Duration, NaiveDate, NaiveTime, Timelike};
 use serde::Deserialize;
 
 /// How far ahead the earliest free times, or the next opening after a full day, are looked for.
@@ -88,22 +88,46 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
-    /// The free slots of `days` local days from `first`, of every provider searched, still ahead
-    /// of now and in the window, earliest first.
-    async fn free(&self, first: NaiveDate, days: u32) -> Result<Vec<(&Provider, Slot)>, Refusal> {
-        let mut found = Vec::new();
-        for provider in &self.providers {
-            let policy = booking::policy_for(provider, self.kind.as_ref());
+    /// The free slots of every provider searched over `days` of its local days from `first` (else
+    /// from its own today), still ahead of now and in the window, earliest first: at least the
+    /// `wanted` earliest of them, when there are that many.
+    ///
+    /// Each provider's busy times are read once; its days are then cut into slots one day at a time
+    /// for every provider together, stopping two days after the day that brought `wanted`: any
+    /// provider's later days start after those slots end, whatever the providers' zones.
+    async fn free(
+        &self,
+        first: Option<NaiveDate>,
+        days: u32,
+        wanted: usize,
+    ) -> Result<Vec<(&Provider, Slot)>, Refusal> {
+        let mut searched = Vec::new();
+        for provider in self.providers.iter().filter(|p| p.active) {
             let zone = provider.zone();
-            let slots =
-                booking::free_slots_over(self.ctx.store, self.ctx.actor.org, provider, &policy, first, days).await?;
-            found.extend(
-                slots
-                    .into_iter()
-                    .filter(|s| s.start() > self.ctx.now)
-                    .filter(|s| self.window.is_none_or(|w| w.holds(zone.local(s.start()).time())))
-                    .map(|s| (provider, s)),
-            );
+            let first = first.unwrap_or_else(|| zone.local(self.ctx.now).date());
+            let busy = booking::busy_over(self.ctx.store, self.ctx.actor.org, provider, first, days, None).await?;
+            searched.push((provider, zone, first, booking::policy_for(provider, self.kind.as_ref()), busy));
+        }
+        // Slots are offered by the real time, as the store books by it; the agent's clock (a test's)
+        // only holds back what lies before it.
+        let (now, mut found, mut enough_on) = (crate::store::now(), Vec::new(), None);
+        for day in 0..u64::from(days) {
+            if enough_on.is_some_and(|on| day > on + 2) {
+                break;
+            }
+            for (provider, zone, first, policy, busy) in &searched {
+                let Some(date) = first.checked_add_days(Days::new(day)) else { continue };
+                found.extend(
+                    domain::free_slots(zone, &provider.hours, date, policy, busy, now)
+                        .into_iter()
+                        .filter(|s| s.start() > self.ctx.now)
+                        .filter(|s| self.window.is_none_or(|w| w.holds(zone.local(s.start()).time())))
+                        .map(|s| (*provider, s)),
+                );
+            }
+            if enough_on.is_none() && found.len() >= wanted {
+                enough_on = Some(day);
+            }
         }
         found.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
         Ok(found)
@@ -163,7 +187,7 @@ impl CheckAvailability {
         let who = one.as_ref().map(|p| format!("{}{what}", p.name));
 
         let Some(date) = date else {
-            let earliest = search.free(today, SEARCH_DAYS).await?;
+            let earliest = search.free(None, SEARCH_DAYS, EARLIEST).await?;
             let earliest = &earliest[..earliest.len().min(EARLIEST)];
             return Ok(match (&who, earliest.is_empty()) {
                 (Some(who), true) => format!("{who} has no free times{during} in the next two weeks."),
@@ -175,11 +199,11 @@ impl CheckAvailability {
             });
         };
 
-        let on_day = search.free(date, 1).await?;
+        let on_day = search.free(Some(date), 1, usize::MAX).await?;
         let day = speech::day(date);
         if on_day.is_empty() {
             let next = match date.checked_add_signed(Duration::days(1)) {
-                Some(next) => search.free(next, SEARCH_DAYS).await?,
+                Some(next) => search.free(Some(next), SEARCH_DAYS, 1).await?,
                 None => Vec::new(),
             };
             let none = match &who {
