@@ -234,7 +234,7 @@ impl Dispatcher {
             tracing::error!(
                 abandoned = claimed.abandoned.len(),
                 max_claims,
-                "gave up on messages claimed again and again with no outcome recorded"
+                "gave up on messages claimed as often as MAIL_MAX_ATTEMPTS allows (with no outcome recorded, or tried that often before the limit was lowered)"
             );
         }
         for kind in &claimed.abandoned {

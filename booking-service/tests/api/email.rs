@@ -681,6 +681,34 @@ async fn a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead(ba
     assert!(store.outbox_backlog(at).await.expect("backlog").dead >= 1, "the dead-letter alert sees it");
 }
 
+/// A message already tried as often as the attempt limit allows once it was lowered (a redeploy
+/// with a smaller MAIL_MAX_ATTEMPTS) is given up with its last error, instead of waiting forever
+/// neither claimed nor dead (and counted as due).
+async fn a_message_tried_as_often_as_a_lowered_limit_allows_ends_dead(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below wait for the claims here.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    let store = &app.store;
+    let start = booking_service::store::now();
+    let confirmation = |jobs: &[OutboxJob]| jobs.iter().find(|j| j.kind == "booking_confirmation").cloned();
+    for failure in 0..2 {
+        let at = start + chrono::Duration::minutes(3 * failure);
+        let job = confirmation(&claim_every(store, at, chrono::Duration::minutes(2), 100, 5).await.jobs).expect("due");
+        let retry = Delivery::Retry { error: format!("refused {failure}"), at: at + chrono::Duration::minutes(1) };
+        assert!(store.record_delivery(&job, &retry).await.expect("recorded"));
+    }
+    let at = start + chrono::Duration::minutes(6);
+    let claimed = claim_every(store, at, chrono::Duration::minutes(2), 100, 2).await;
+    assert!(claimed.abandoned.iter().any(|kind| kind == "booking_confirmation"), "{:?}", claimed.abandoned);
+    assert!(confirmation(&claimed.jobs).is_none(), "tried a third time: {claimed:?}");
+    let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
+    let dead = confirmation(&outbox).expect("kept");
+    assert!(dead.dead_at.is_some() && dead.sent_at.is_none(), "{dead:?}");
+    assert_eq!((dead.attempts, dead.last_error.as_deref()), (2, Some("refused 1")));
+}
+
 /// A dispatcher whose lease ran out while it was sending cannot record a failure over a message
 /// another dispatcher has claimed since (it would hand it to a third while the second sends); a
 /// sending it records is kept.
@@ -776,6 +804,7 @@ async fn links_issued_before_a_key_rotation_work_with_the_previous_key(backend: 
 on_both_backends!(
     the_outbox_is_counted_and_pruned_through_indexes,
     a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead,
+    a_message_tried_as_often_as_a_lowered_limit_allows_ends_dead,
     a_failure_from_an_ended_claim_is_not_recorded,
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
     a_claim_shares_its_places_between_clinics,
