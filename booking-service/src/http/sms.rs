@@ -6,13 +6,15 @@
 //! With `TWILIO_AUTH_TOKEN` set, only a request carrying Twilio's `X-Twilio-Signature` over
 //! `PUBLIC_BASE_URL/sms/inbound` (and the request's query) and every form field is taken; else 403.
 //! Without it no SMS leaves the machine (they are files) and nothing can be checked, so to bound
-//! what anyone may write, only messages to `SMS_FROM` are taken (else 422).
+//! what anyone may write, only messages to `SMS_FROM` are taken (else 422), and each one spends one
+//! of the client address's guesses (`LINK_GUESSES_PER_MINUTE`; beyond them 429): an unsigned
+//! message is a claim about a phone that nothing backs, as an unknown link token is.
 //!
 //! Public like the confirmation pages, and limited like them: no token to count requests by, a
 //! small body, the request deadline; with Twilio, the signature.
 
 use super::error::ApiError;
-use super::extract::{is_form, RawBody};
+use super::extract::{is_form, ClientAddress, RawBody};
 use super::AppState;
 use crate::domain::{DomainError, PhoneNumber};
 use crate::sms::{Keyword, Origin};
@@ -66,11 +68,13 @@ impl InboundSms {
     responses((status = 200, description = "taken: empty TwiML", content_type = "text/xml"),
               (status = 403, description = "missing or wrong signature", body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-              (status = 422, description = "From or To is not a phone number, or (without TWILIO_AUTH_TOKEN) To is not SMS_FROM", body = ErrorBody)))]
+              (status = 422, description = "From or To is not a phone number, or (without TWILIO_AUTH_TOKEN) To is not SMS_FROM", body = ErrorBody),
+              (status = 429, description = "without TWILIO_AUTH_TOKEN: the client address has no guesses left (LINK_GUESSES_PER_MINUTE)", body = ErrorBody)))]
 pub async fn inbound(
     State(state): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
+    ClientAddress(client): ClientAddress,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     if !is_form(&headers) {
@@ -101,6 +105,8 @@ pub async fn inbound(
         )
         .into());
     }
+    // Spent whatever the message says: an unsigned one is never given back.
+    let _spent = (origin == Origin::Unchecked).then(|| state.link_guesses.hold(client)).transpose()?;
     match Keyword::of(form.body.as_deref().unwrap_or_default()) {
         Some(Keyword::OptOut) => {
             state.store.sms_opt_out(&sender, &phone).await?;

@@ -107,12 +107,16 @@ async fn without_twilio_each_sms_is_a_json_file_named_after_its_job() {
 /// The service with a Twilio account (and `PUBLIC_BASE_URL` when given).
 async fn with_twilio(backend: Backend, public_base_url: Option<&str>) -> TestApp {
     spawn_app_with(backend, |c| {
-        c.twilio_account_sid = Some(SID.into());
-        c.twilio_auth_token = Some(TOKEN.into());
-        c.sms_from = Some(SENDER.into());
+        twilio_account(c);
         c.public_base_url = public_base_url.map(str::to_owned);
     })
     .await
+}
+
+fn twilio_account(c: &mut Config) {
+    c.twilio_account_sid = Some(SID.into());
+    c.twilio_auth_token = Some(TOKEN.into());
+    c.sms_from = Some(SENDER.into());
 }
 
 /// Twilio's inbound form for a message, with some of the fields it sends besides.
@@ -286,6 +290,35 @@ async fn without_an_auth_token_only_messages_to_sms_from_are_taken(backend: Back
     assert!(!opted_out(&bare, SENDER, PATIENT).await);
 }
 
+/// Without an auth token each message taken spends one of the client address's link guesses:
+/// past them 429, and nothing kept; signed messages are never limited.
+async fn unsigned_messages_are_limited_per_client_address(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.sms_from = Some(SENDER.into());
+        c.link_guesses_per_minute = 2;
+    })
+    .await;
+    for patient in ["+15550002001", "+15550002002"] {
+        let (status, content_type, body) =
+            answer(post_inbound(&app, &inbound(patient, SENDER, "STOP"), None).await).await;
+        assert_twiml(status, &content_type, &body);
+    }
+    let (status, _, body) = answer(post_inbound(&app, &inbound(PATIENT, SENDER, "STOP"), None).await).await;
+    assert_error_body(status, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(!opted_out(&app, SENDER, PATIENT).await);
+
+    let signed = spawn_app_with(backend, |c| {
+        twilio_account(c);
+        c.link_guesses_per_minute = 1;
+    })
+    .await;
+    for text in ["STOP", "START", "STOP"] {
+        let (status, content_type, body) = answer(post_signed(&signed, &inbound(PATIENT, SENDER, text)).await).await;
+        assert_twiml(status, &content_type, &body);
+    }
+    assert!(opted_out(&signed, SENDER, PATIENT).await);
+}
+
 /// On a machine with neither Twilio nor any sender number set (the first session's), a booking's
 /// SMS is still written as a file, `from` null, not given up.
 async fn without_any_sender_the_bookings_sms_is_still_a_file(backend: Backend) {
@@ -313,4 +346,5 @@ on_both_backends!(
     other_messages_are_acknowledged_and_change_nothing,
     an_oversized_or_unformed_body_is_refused,
     without_an_auth_token_only_messages_to_sms_from_are_taken,
+    unsigned_messages_are_limited_per_client_address,
 );
