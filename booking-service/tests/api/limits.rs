@@ -2,7 +2,7 @@
 //! patients' links per client address, and upcoming appointments per caller.
 
 use crate::helpers::*;
-use crate::vapi::{book_call, message, only, post};
+use crate::vapi::{book_call, call, message, only, post};
 use reqwest::Method;
 use shared::{Claims, Role};
 
@@ -27,6 +27,34 @@ async fn a_token_past_its_rate_is_refused_while_others_go_on(backend: Backend) {
     app.client(other_sub.expect("a token")).providers().await.expect("another subject is not limited");
     let other_org = app.org("UTC").await;
     other_org.agent.providers().await.expect("another clinic is not limited");
+}
+
+/// A Vapi message counts once per tool call it runs, as each is a request's worth of work: at 6 a
+/// minute, a message of 5 calls leaves room for no message of 2 (its request is counted, its
+/// second call is not), and then for nothing. A message of more calls than may run (none runs)
+/// counts once.
+async fn a_vapi_message_counts_once_per_tool_call_it_runs(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.rate_limit_per_minute = 6).await;
+    let infos = |n: usize| -> Vec<serde_json::Value> {
+        (0..n).map(|i| call(&format!("tc-{i}"), "get_clinic_info", serde_json::json!({}))).collect()
+    };
+    let send = async |org: &TestOrg, calls| {
+        let body = message(calls, None, "call-1");
+        org.agent.request(Method::POST, "/api/vapi/tools").json(&body).send().await.expect("an answer")
+    };
+    let org = app.org("UTC").await;
+    assert_eq!(post(&org.agent, &message(infos(5), None, "call-1")).await["results"].as_array().map(Vec::len), Some(5));
+    let refused = send(&org, infos(2)).await;
+    assert_eq!(refused.status(), 429, "5 + 2 calls");
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(org.agent.providers().await, 429, "rate_limited");
+
+    let other = app.org("UTC").await;
+    assert_eq!(send(&other, infos(17)).await.status(), 200, "17 calls: every one refused, none run");
+    for n in 0..5 {
+        assert!(other.agent.providers().await.is_ok(), "request {n} after a message counted once");
+    }
+    assert_error(other.agent.providers().await, 429, "rate_limited");
 }
 
 /// A patient's links have no token subject: the confirmation link and the manage link of one
@@ -265,6 +293,7 @@ on_both_backends!(
     an_admin_sets_the_per_caller_limit_and_the_notification_settings,
     a_token_past_its_rate_is_refused_while_others_go_on,
     a_patients_links_share_one_rate,
+    a_vapi_message_counts_once_per_tool_call_it_runs,
     guesses_at_links_are_limited_per_client_address,
     without_a_proxy_the_peer_is_the_client,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
