@@ -438,7 +438,8 @@ pub async fn free_slots_over(
     if !provider.active {
         return Ok(Vec::new());
     }
-    let busy = busy_over(store, org, provider, first, days, own).await?;
+    let busy = busy_over(store, org, &[provider.id], first, days).await?.pop().unwrap_or_default();
+    let busy = Busy::new(busy, own);
     let now = store::now();
     Ok(first
         .iter_days()
@@ -447,24 +448,23 @@ pub async fn free_slots_over(
         .collect())
 }
 
-/// What is busy for `provider` over `days` local days from `first`, read with one query, less
-/// `own` (the range an appointment being moved blocks now).
+/// What is busy for each of `providers` over `days` local days from `first` (in any zone), read
+/// in one transaction.
 pub async fn busy_over(
     store: &DynStore,
     org: domain::OrgId,
-    provider: &Provider,
+    providers: &[ProviderId],
     first: NaiveDate,
     days: u32,
-    own: Option<Slot>,
-) -> Result<Busy, StoreError> {
+) -> Result<Vec<Vec<Slot>>, StoreError> {
     if days == 0 {
-        return Ok(Busy::default());
+        return Ok(vec![Vec::new(); providers.len()]);
     }
     // Any zone's local day lies within a day either side of the same date in UTC.
     let utc_midnight = first.and_time(NaiveTime::MIN).and_utc();
     let from = (utc_midnight - chrono::Duration::days(1)).max(domain::relevant_since(store::now()));
     let to = utc_midnight + chrono::Duration::days(i64::from(days) + 1);
-    Ok(Busy::new(store.busy(org, provider.id, from, to).await?, own))
+    store.busy(org, providers, from, to).await
 }
 
 /// The free slots under the same policy nearest to `wanted`, from `busy` when the store already
@@ -486,7 +486,7 @@ pub async fn alternatives(
         Some(busy) => busy,
         None => {
             let (from, to) = domain::alternatives_window(&wanted.slot, store::now());
-            store.busy(actor.org, provider.id, from, to).await?
+            store.busy(actor.org, &[provider.id], from, to).await?.pop().unwrap_or_default()
         }
     };
     let busy = Busy::new(busy, own);

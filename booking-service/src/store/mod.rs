@@ -183,15 +183,16 @@ pub trait Store: Send + Sync {
     async fn closures(&self, org: OrgId, page: &PageRequest<NaiveDate>) -> StoreResult<Page<Closure>>;
     async fn delete_closure(&self, actor: &Actor, id: ClosureId) -> StoreResult<bool>;
 
-    /// What no booking of the provider may meet over `[from, to)`: the blocked ranges of its active
-    /// appointments, its time off and the organization's closed days.
+    /// What no booking of each provider may meet over `[from, to)`, in the providers' order, read
+    /// in one transaction: the blocked ranges of its active appointments, its time off and the
+    /// organization's closed days.
     async fn busy(
         &self,
         org: OrgId,
-        provider: ProviderId,
+        providers: &[ProviderId],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> StoreResult<Vec<Slot>>;
+    ) -> StoreResult<Vec<Vec<Slot>>>;
 
     /// Books atomically: the slot is free and inside the provider's hours when the transaction
     /// commits, with its audit row and outbox message, or nothing is written.

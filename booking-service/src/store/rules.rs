@@ -768,12 +768,15 @@ impl Store for SqlStore {
     async fn busy(
         &self,
         org: OrgId,
-        provider: ProviderId,
+        providers: &[ProviderId],
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> StoreResult<Vec<Slot>> {
+    ) -> StoreResult<Vec<Vec<Slot>>> {
         let mut tx = self.begin(Scope::Read(org)).await?;
-        let busy = busy_in(&mut tx, org, provider, from, to).await?;
+        let mut busy = Vec::with_capacity(providers.len());
+        for &provider in providers {
+            busy.push(busy_in(&mut tx, org, provider, from, to).await?);
+        }
         tx.commit().await?;
         Ok(busy)
     }

@@ -9,7 +9,7 @@ use super::providers::{active, WhichProvider};
 use super::refusal::{Answer, Refusal};
 use super::{speech, spoken_date, Context};
 use crate::booking;
-use crate::domain::{self, Slot};
+use crate::domain::{self, Busy, ProviderId, Slot};
 use crate::store::{AppointmentType, Provider};
 use chrono::{Days, Duration, NaiveDate, NaiveTime, Timelike};
 use serde::Deserialize;
@@ -101,13 +101,25 @@ impl Search<'_> {
         days: u32,
         wanted: usize,
     ) -> Result<Vec<(&Provider, Slot)>, Refusal> {
-        let mut searched = Vec::new();
-        for provider in self.providers.iter().filter(|p| p.active) {
-            let zone = provider.zone();
-            let first = first.unwrap_or_else(|| zone.local(self.ctx.now).date());
-            let busy = booking::busy_over(self.ctx.store, self.ctx.actor.org, provider, first, days, None).await?;
-            searched.push((provider, zone, first, booking::policy_for(provider, self.kind.as_ref()), busy));
-        }
+        let providers: Vec<&Provider> = self.providers.iter().filter(|p| p.active).collect();
+        let firsts: Vec<NaiveDate> =
+            providers.iter().map(|p| first.unwrap_or_else(|| p.zone().local(self.ctx.now).date())).collect();
+        // One read for all of them, over every provider's days (their todays differ by two at most).
+        let (Some(&earliest), Some(&latest)) = (firsts.iter().min(), firsts.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let span = days + u32::try_from((latest - earliest).num_days()).unwrap_or(0);
+        let ids: Vec<ProviderId> = providers.iter().map(|p| p.id).collect();
+        let busy = booking::busy_over(self.ctx.store, self.ctx.actor.org, &ids, earliest, span).await?;
+        let searched: Vec<_> = providers
+            .into_iter()
+            .zip(firsts)
+            .zip(busy)
+            .map(|((provider, first), busy)| {
+                let policy = booking::policy_for(provider, self.kind.as_ref());
+                (provider, provider.zone(), first, policy, Busy::new(busy, None))
+            })
+            .collect();
         // Slots are offered by the real time, as the store books by it; the agent's clock (a test's)
         // only holds back what lies before it.
         let (now, mut found, mut enough_on) = (crate::store::now(), Vec::new(), None);
