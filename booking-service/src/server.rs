@@ -9,6 +9,11 @@
 //! connection after the header timeout, and hyper-util's version detection has no timeout at all.
 //! Each connection instead keeps an [`Activity`] record that a watchdog in its task reads.
 //! Slow bodies are the router's business (`http::deadline`), answered 408.
+//!
+//! A client that arrives while every connection slot is taken has one connection kept alive
+//! between requests close for it (nginx frees its idle keep-alive connections the same way when it
+//! runs out), so a client holding thousands of idle sockets cannot keep others waiting; the closed
+//! one's client reconnects when it needs to. With none kept alive, it waits for a slot.
 
 use axum::http::{header, HeaderValue, Request, Version};
 use axum::Router;
@@ -112,8 +117,16 @@ pub async fn serve(
     builder.http2().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let server = Server {
         slots: Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS))),
-        shared: Arc::new(Shared { builder, router, settings, draining, requests: InFlight::default() }),
+        shared: Arc::new(Shared {
+            builder,
+            router,
+            settings,
+            draining,
+            requests: InFlight::default(),
+            reclaim: Reclaim::default(),
+        }),
         close: watch::channel(false).0,
+        waiting: Mutex::default(),
     };
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -166,6 +179,9 @@ struct Server {
     slots: Arc<Semaphore>,
     /// Turns true when every connection is to finish its answer and close.
     close: watch::Sender<bool>,
+    /// A client accepted while every slot was taken, waiting for one: kept here rather than in the
+    /// accept future, which the serve loop drops whenever another of its branches is ready.
+    waiting: Mutex<Option<TcpStream>>,
 }
 
 /// What every connection's task reads.
@@ -175,23 +191,71 @@ struct Shared {
     settings: ServerSettings,
     draining: Draining,
     requests: InFlight,
+    reclaim: Reclaim,
+}
+
+/// A slot wanted by a client waiting for one, given up by the first connection found kept alive
+/// between requests. The want stays until a connection takes it or a slot frees, so a connection
+/// busy when it was made takes it once its answer is sent.
+struct Reclaim {
+    wanted: AtomicBool,
+    /// Wakes every connection to look at the want.
+    wake: watch::Sender<()>,
+}
+
+impl Default for Reclaim {
+    fn default() -> Self {
+        Self { wanted: AtomicBool::new(false), wake: watch::channel(()).0 }
+    }
+}
+
+impl Reclaim {
+    fn want(&self) {
+        self.wanted.store(true, Ordering::SeqCst);
+        self.wake.send_replace(());
+    }
+
+    fn withdraw(&self) {
+        self.wanted.store(false, Ordering::SeqCst);
+    }
+
+    /// Takes the want, if there is one: the caller is to close.
+    fn take(&self) -> bool {
+        self.wanted.swap(false, Ordering::SeqCst)
+    }
 }
 
 impl Server {
-    /// The next connection, once there is room for it; until then clients wait in the kernel's
-    /// listen queue. `None` after an accept error (logged; the loop goes on).
+    /// The next connection, once there is room for it: a client accepted while every slot is
+    /// taken has a kept-alive connection close for it, or waits (the clients after it in the
+    /// kernel's listen queue). `None` after an accept error (logged; the loop goes on).
     async fn accept(&self, listener: &TcpListener) -> Option<(TcpStream, OwnedSemaphorePermit)> {
-        let permit = self.slots.clone().acquire_owned().await.ok()?;
-        match listener.accept().await {
-            Ok((stream, _)) => Some((stream, permit)),
-            Err(e) => {
-                // Out of descriptors or a connection reset before it was taken: wait a moment
-                // rather than spin, as hyper and axum do.
-                tracing::warn!(error = %e, "accepting a connection failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                None
-            }
+        let waiting = self.waiting().take();
+        let stream = match waiting {
+            Some(stream) => stream,
+            None => match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was taken: wait a moment
+                    // rather than spin, as hyper and axum do.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return None;
+                }
+            },
+        };
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some((stream, permit));
         }
+        *self.waiting() = Some(stream);
+        self.shared.reclaim.want();
+        let permit = self.slots.clone().acquire_owned().await.ok()?;
+        self.shared.reclaim.withdraw();
+        Some((self.waiting().take()?, permit))
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Option<TcpStream>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn spawn(&self, connections: &mut JoinSet<()>, accepted: Option<(TcpStream, OwnedSemaphorePermit)>) {
@@ -241,7 +305,15 @@ async fn connection(
     let conn = shared.builder.serve_connection(io, service);
     tokio::pin!(conn);
     let mut closing = false;
+    let mut reclaim = shared.reclaim.wake.subscribe();
     loop {
+        // Looked at after every wake-up, once `conn` has read what the client sent: a request
+        // already read makes the connection busy, not kept alive.
+        if !closing && activity.kept_alive() && shared.reclaim.take() {
+            tracing::debug!("closing a kept-alive connection for a client waiting for a slot");
+            closing = true;
+            conn.as_mut().graceful_shutdown();
+        }
         // Made before the state is read, so a change in between still wakes this loop.
         let changed = activity.changed.notified();
         let cut_at = activity.cut_at(settings);
@@ -252,6 +324,7 @@ async fn connection(
             }
         };
         tokio::select! {
+            biased;
             served = conn.as_mut() => {
                 if let Err(e) = served {
                     tracing::debug!(error = %e, "connection ended with an error");
@@ -269,6 +342,7 @@ async fn connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
+            Ok(()) = reclaim.changed() => {}
         }
     }
     drop(permit);
@@ -327,6 +401,13 @@ impl Activity {
         }
         let idle = state.last_io + settings.idle_timeout;
         Some(state.request_begun.map_or(idle, |begun| idle.min(begun + settings.header_read_timeout)))
+    }
+
+    /// Whether the connection sits between requests, having answered one (not one still owing its
+    /// first request's headers: the header timeout bounds those).
+    fn kept_alive(&self) -> bool {
+        let state = self.state();
+        state.in_flight == 0 && state.request_begun.is_none()
     }
 
     fn read(&self) {

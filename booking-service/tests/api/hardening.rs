@@ -289,6 +289,42 @@ async fn connections_beyond_the_limit_wait_for_a_free_one(backend: Backend) {
     assert_eq!(status, 200);
 }
 
+/// A client arriving while every slot is taken has one connection kept alive between requests
+/// close for it, so it is served at once rather than after the idle timeout; the other kept-alive
+/// one stays, and one still owing its first request (bounded by the header timeout) is left alone.
+async fn kept_alive_connections_make_room_when_every_slot_is_taken(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.max_connections = 3;
+        c.idle_timeout_secs = 60;
+    })
+    .await;
+    const HEALTH: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: clinic\r\n\r\n";
+    let mut kept = Vec::new();
+    for _ in 0..2 {
+        let mut socket = connect(&app).await;
+        socket.write_all(HEALTH).await.expect("request");
+        assert_eq!(read_answer(&mut socket, Duration::from_secs(5)).await.map(|(status, _)| status), Some(200));
+        kept.push(socket);
+    }
+    let mut silent = connect(&app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut fourth = connect(&app).await;
+    fourth.write_all(HEALTH).await.expect("request");
+    let answered = read_answer(&mut fourth, Duration::from_secs(5)).await;
+    assert_eq!(answered.map(|(status, _)| status), Some(200), "not served while two connections sat idle");
+    let mut open = Vec::new();
+    for mut socket in kept {
+        if !closed_within(&mut socket, Duration::from_millis(500)).await {
+            open.push(socket);
+        }
+    }
+    assert_eq!(open.len(), 1, "one kept-alive connection closed for the new client, not both");
+    for socket in [&mut open[0], &mut silent] {
+        socket.write_all(HEALTH).await.expect("a request");
+        assert_eq!(read_answer(socket, Duration::from_secs(5)).await.map(|(status, _)| status), Some(200));
+    }
+}
+
 async fn shutdown_ends_within_its_grace_with_slow_clients_connected(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.shutdown_grace_secs = 1;
@@ -565,6 +601,7 @@ on_both_backends!(
     a_slow_body_is_answered_408_not_503,
     a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline,
     connections_beyond_the_limit_wait_for_a_free_one,
+    kept_alive_connections_make_room_when_every_slot_is_taken,
     an_http2_connection_carries_a_bounded_number_of_requests_at_once,
     shutdown_ends_within_its_grace_with_slow_clients_connected,
     readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,
