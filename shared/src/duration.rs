@@ -9,7 +9,7 @@ pub fn parse(s: &str, range: RangeInclusive<Duration>) -> Result<Duration, Strin
     let s = s.trim();
     let (number, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
     let value: f64 =
-        number.trim().parse().map_err(|_| format!("`{s}` is not a duration such as 500ms, 90s, 15m or 24h"))?;
+        number.trim().parse().map_err(|_| format!("`{s}` is not a duration: a number and ms, s, m, h or d"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,

@@ -103,7 +103,8 @@ impl Args {
     }
 }
 
-/// `30s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds; from 1 ms to 1 h.
+/// `30s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds (units ms, s, m, h, d); from 1 ms
+/// to 1 h.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     shared::duration::parse(s, Duration::from_millis(1)..=Duration::from_secs(3600))
 }

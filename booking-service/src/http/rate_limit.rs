@@ -33,12 +33,13 @@ impl RateLimit {
     }
 
     /// Counts `more` requests of the caller's at once (a Vapi message's tool calls beyond the
-    /// first, which its request counted), at most a whole burst, so a burst's worth always fits.
+    /// first, which its request counted): at most a burst less that request, so that a message
+    /// always fits in a whole burst.
     pub fn charge(&self, caller: &Caller, more: usize) -> Result<(), ApiError> {
-        let (Some((_, burst)), Some(more)) = (&self.limiter, u32::try_from(more).ok().and_then(NonZeroU32::new)) else {
-            return Ok(());
-        };
-        self.check_key((caller.org, caller.sub.clone()), more.min(*burst))
+        let Some((_, burst)) = &self.limiter else { return Ok(()) };
+        let more = u32::try_from(more).unwrap_or(u32::MAX).min(burst.get() - 1);
+        let Some(more) = NonZeroU32::new(more) else { return Ok(()) };
+        self.check_key((caller.org, caller.sub.clone()), more)
     }
 
     /// A patient's links (confirm and manage) count as one caller of their own (their tokens are
@@ -56,7 +57,7 @@ impl RateLimit {
         match limiter.check_key_n(&key, n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(ApiError::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))),
-            // More than a burst at once; `charge` never asks for that.
+            // More than a burst at once: `charge` never asks for that.
             Err(_) => Err(ApiError::RateLimited(std::time::Duration::from_secs(60))),
         }
     }

@@ -1154,8 +1154,9 @@ impl Store for SqlStore {
 
     async fn claim_mail(&self, c: &MailClaim<'_>) -> StoreResult<ClaimedMail> {
         // In one write transaction (one turn of SQLite's writer per claim), giving up through the
-        // `outbox_due` index. A claim that ended unsettled is one more claim than failures recorded;
-        // a message already tried as often as now allowed (the limit lowered since) keeps its error.
+        // `outbox_due` index on what was claimed as often as allowed: a claim that ended unsettled
+        // is one more claim than failures recorded; a message whose claims were all recorded
+        // failures (it reached a limit lowered since) keeps its last error.
         let kinds = self.dialect().json_elements("$3");
         let abandon = format!(
             "UPDATE outbox SET dead_at = $1, claimed_until = NULL, last_error = CASE WHEN claims > attempts
@@ -1163,7 +1164,7 @@ impl Store for SqlStore {
                     ELSE last_error END
              WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
                AND (claimed_until IS NULL OR claimed_until <= $1)
-               AND claims >= $2 AND (claims > attempts OR attempts >= $2) AND kind IN (SELECT value FROM {kinds})
+               AND claims >= $2 AND kind IN (SELECT value FROM {kinds})
              RETURNING kind"
         );
         // Each organization's due messages numbered oldest first (read in that order from the

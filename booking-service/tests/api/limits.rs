@@ -32,7 +32,8 @@ async fn a_token_past_its_rate_is_refused_while_others_go_on(backend: Backend) {
 /// A Vapi message counts once per tool call it runs, as each is a request's worth of work: at 6 a
 /// minute, a message of 5 calls leaves room for no message of 2 (its request is counted, its
 /// second call is not), and then for nothing. A message of more calls than may run (none runs)
-/// counts once.
+/// counts once; one of more calls than the rate allows, but not more than may run, takes the
+/// whole burst.
 async fn a_vapi_message_counts_once_per_tool_call_it_runs(backend: Backend) {
     let app = spawn_app_with(backend, |c| c.rate_limit_per_minute = 6).await;
     let infos = |n: usize| -> Vec<serde_json::Value> {
@@ -55,6 +56,14 @@ async fn a_vapi_message_counts_once_per_tool_call_it_runs(backend: Backend) {
         assert!(other.agent.providers().await.is_ok(), "request {n} after a message counted once");
     }
     assert_error(other.agent.providers().await, 429, "rate_limited");
+
+    // A message of more calls than the rate, but at most 16, always fits in a whole burst.
+    let third = app.org("UTC").await;
+    assert_eq!(
+        post(&third.agent, &message(infos(8), None, "call-1")).await["results"].as_array().map(Vec::len),
+        Some(8)
+    );
+    assert_error(third.agent.providers().await, 429, "rate_limited");
 }
 
 /// A patient's links have no token subject: the confirmation link and the manage link of one

@@ -434,6 +434,41 @@ async fn each_providers_earliest_times_start_from_its_own_today(backend: Backend
     );
 }
 
+/// After a full day, the next opening is the earliest instant across providers however far apart
+/// their zones: one at UTC+14 opens at midnight two of its days after the full one's next day, an
+/// hour before one at UTC-12 opens late on that next day.
+async fn the_next_opening_is_the_earliest_across_zones_a_day_apart(backend: Backend) {
+    let full = days_ahead(5);
+    let later = |days| full + chrono::Days::new(days);
+    let only_on = |day: NaiveDate, start: &str, end: &str| {
+        let weekday = WEEK[day.weekday().num_days_from_monday() as usize];
+        Some(vec![WorkingHours { weekday, start: start.into(), end: end.into() }])
+    };
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    for (name, zone, hours) in [
+        ("Dr. East", "Etc/GMT-14", only_on(later(3), "00:00", "01:00")),
+        ("Dr. West", "Etc/GMT+12", only_on(later(1), "23:00", "24:00")),
+    ] {
+        let provider = CreateProvider {
+            name: name.into(),
+            timezone: Some(zone.into()),
+            appointment_minutes: Some(30),
+            working_hours: hours,
+        };
+        org.provider_with(provider).await;
+    }
+    let answer = ask(&org, "check_availability", json!({"date": full.to_string()})).await.expect("an answer");
+    assert_eq!(
+        answer,
+        format!(
+            "No one has free times on {}. The next opening is {} at 12:00 AM with Dr. East.",
+            spoken(full),
+            spoken(later(3))
+        )
+    );
+}
+
 async fn time_windows_split_a_providers_day(backend: Backend) {
     let today = days_ahead(5);
     let tomorrow = next_day(today);
@@ -561,6 +596,7 @@ on_both_backends!(
     past_days_and_times_are_refused_saying_todays_date,
     the_earliest_times_come_from_every_active_provider,
     each_providers_earliest_times_start_from_its_own_today,
+    the_next_opening_is_the_earliest_across_zones_a_day_apart,
     time_windows_split_a_providers_day,
     clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours,
     the_definitions_describe_the_new_arguments,
