@@ -252,6 +252,11 @@ pub struct Config {
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// A metrics token still taken beside `METRICS_TOKEN` while scrapers move to the new one
+    /// (empty: none).
+    #[arg(long, env = "METRICS_TOKEN_PREVIOUS", hide_env_values = true)]
+    pub metrics_token_previous: Option<String>,
+
     /// Header carrying Vapi's HMAC signature.
     #[arg(long, env = "VAPI_SIGNATURE_HEADER", default_value = DEFAULT_VAPI_SIGNATURE_HEADER)]
     pub vapi_signature_header: String,
@@ -347,6 +352,7 @@ impl Config {
             shutdown_grace_secs: DEFAULT_SHUTDOWN_GRACE_SECS,
             vapi_hmac_secret: None,
             metrics_token: None,
+            metrics_token_previous: None,
             vapi_signature_header: DEFAULT_VAPI_SIGNATURE_HEADER.into(),
             vapi_timestamp_header: DEFAULT_VAPI_TIMESTAMP_HEADER.into(),
             vapi_hmac_tolerance_secs: DEFAULT_VAPI_HMAC_TOLERANCE_SECS,
@@ -413,6 +419,7 @@ impl std::fmt::Debug for Config {
             .field("pool_size", &self.pool_size)
             .field("vapi_hmac_secret", &self.vapi_hmac_secret.as_ref().map(|_| "***"))
             .field("metrics_token", &self.metrics_token.as_ref().map(|_| "***"))
+            .field("metrics_token_previous", &self.metrics_token_previous.as_ref().map(|_| "***"))
             .finish_non_exhaustive()
     }
 }

@@ -80,10 +80,7 @@ impl Application {
         let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
         outbox::lease_fits(lease, send_deadline).map_err(anyhow::Error::msg)?;
         let vapi = vapi_settings(&config)?;
-        let metrics_token = match &config.metrics_token {
-            Some(token) => Some(http::metrics_token_digest(metrics_token(token)?)),
-            None => None,
-        };
+        let metrics_tokens = metrics_tokens(&config)?;
         let cannot_listen = || format!("cannot listen on {}", config.bind_addr);
         drop(tokio::net::lookup_host(&config.bind_addr).await.with_context(cannot_listen)?);
 
@@ -158,7 +155,7 @@ impl Application {
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
             link_guesses: Arc::new(http::LinkGuesses::per_minute(config.link_guesses_per_minute)),
             client_ip: config.client_ip_source.clone(),
-            metrics_token,
+            metrics_tokens,
             clock: config.clock.clone().unwrap_or_else(crate::clock::system),
             webhooks,
             sms,
@@ -369,14 +366,29 @@ fn secret_key(name: &str, secret: &str) -> anyhow::Result<LinkKey> {
     Ok(LinkKey::derive(long_enough(name, secret)?.as_bytes()))
 }
 
-/// `METRICS_TOKEN`: long enough, and of the characters a header carries as they are (a token with
+/// The digests of `METRICS_TOKEN` and, while scrapers move to it, `METRICS_TOKEN_PREVIOUS` (empty
+/// as unset, as a deployment template may leave it between rotations); none: `/metrics` is open.
+fn metrics_tokens(config: &Config) -> anyhow::Result<Vec<[u8; 32]>> {
+    let previous = config.metrics_token_previous.as_deref().filter(|t| !t.is_empty());
+    anyhow::ensure!(
+        previous.is_none() || config.metrics_token.is_some(),
+        "METRICS_TOKEN_PREVIOUS is set without METRICS_TOKEN: /metrics would be open to anyone"
+    );
+    [("METRICS_TOKEN", config.metrics_token.as_deref()), ("METRICS_TOKEN_PREVIOUS", previous)]
+        .into_iter()
+        .filter_map(|(name, token)| Some((name, token?)))
+        .map(|(name, token)| Ok(http::metrics_token_digest(metrics_token(name, token)?)))
+        .collect()
+}
+
+/// A metrics token: long enough, and of the characters a header carries as they are (a token with
 /// a space or a line break in it would never match, and every scrape would fail).
-fn metrics_token(token: &str) -> anyhow::Result<&str> {
+fn metrics_token<'t>(name: &str, token: &'t str) -> anyhow::Result<&'t str> {
     anyhow::ensure!(
         token.bytes().all(|b| b.is_ascii_graphic()),
-        "METRICS_TOKEN must be printable ASCII without spaces or line breaks"
+        "{name} must be printable ASCII without spaces or line breaks"
     );
-    long_enough("METRICS_TOKEN", token)
+    long_enough(name, token)
 }
 
 /// A configured secret, which must be at least [`MIN_SECRET_BYTES`] long.

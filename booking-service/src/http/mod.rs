@@ -90,8 +90,9 @@ pub struct Services {
     pub rate_limit: Arc<RateLimit>,
     /// Guesses at patients' links, per client address (`LINK_GUESSES_PER_MINUTE`).
     pub link_guesses: Arc<LinkGuesses>,
-    /// The SHA-256 of the bearer token `/metrics` requires, if any (`METRICS_TOKEN`).
-    pub metrics_token: Option<[u8; 32]>,
+    /// The SHA-256 of each bearer token `/metrics` takes (`METRICS_TOKEN`, and
+    /// `METRICS_TOKEN_PREVIOUS` while scrapers move); none: open.
+    pub metrics_tokens: Vec<[u8; 32]>,
     /// Where a client's address is read (`CLIENT_IP_SOURCE`).
     pub client_ip: axum_client_ip::ClientIpSource,
     /// The voice agent's "now" (the system clock outside tests).

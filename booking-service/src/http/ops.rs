@@ -44,23 +44,26 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition; with `METRICS_TOKEN` set, only for a request bearing it.
+/// Prometheus text exposition; with `METRICS_TOKEN` set, only for a request bearing it (or
+/// `METRICS_TOKEN_PREVIOUS`).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain"),
               (status = 401, description = "`METRICS_TOKEN` is set and the request does not bear it", body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
-    if let Some(wanted) = &state.metrics_token {
-        // Digests compared in constant time: the answer's timing tells nothing of the token, not
-        // even its length.
+    if !state.metrics_tokens.is_empty() {
+        // Digests compared in constant time, each of them: the answer's timing tells nothing of a
+        // token, not even its length, nor which one matched.
         let given: [u8; 32] = metrics_token_digest(super::auth::bearer(&headers).unwrap_or_default());
-        if !bool::from(given[..].ct_eq(&wanted[..])) {
+        let matched =
+            state.metrics_tokens.iter().fold(subtle::Choice::from(0), |any, wanted| any | given.ct_eq(wanted));
+        if !bool::from(matched) {
             return Err(ApiError::Unauthorized("/metrics needs METRICS_TOKEN as a bearer token".into()));
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], telemetry::render_metrics()))
 }
 
-/// The digest `/metrics` compares a bearer token by (`Services::metrics_token`).
+/// The digest `/metrics` compares a bearer token by (`AppState::metrics_tokens`).
 pub fn metrics_token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }

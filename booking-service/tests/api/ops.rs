@@ -104,6 +104,18 @@ async fn with_a_metrics_token_only_its_bearer_reads_the_metrics(backend: Backend
         assert!(answer.text().await.expect("text").contains("http_requests_total"));
     }
     assert_eq!(app.anon.healthz().await.expect("healthz").status, "ok", "the other operations routes stay open");
+
+    // While scrapers move to a new token, the previous one is taken beside it, and nothing else.
+    const NEW: &str = "the-next-metrics-token-of-at-least-32-bytes";
+    let rotating = spawn_app_with(backend, |c| {
+        c.metrics_token = Some(NEW.into());
+        c.metrics_token_previous = Some(TOKEN.into());
+    })
+    .await;
+    for (token, status) in [(NEW, 200), (TOKEN, 200), ("another-token-of-at-least-32-bytes", 401)] {
+        let answer = rotating.anon.request(Method::GET, "/metrics").bearer_auth(token).send().await.expect("an answer");
+        assert_eq!(answer.status(), status, "{token}");
+    }
 }
 
 /// A metrics token shorter than the service's other secrets, or one no header could carry as it is,
@@ -117,8 +129,17 @@ async fn a_short_metrics_token_stops_the_service_at_start() {
     let err = booking_service::startup::Application::build(config.clone()).await.err().expect("refused");
     assert!(format!("{err:#}").contains("METRICS_TOKEN must be at least 32 bytes"), "{err:#}");
     config.metrics_token = Some("a-metrics-token-of-at-least-32-bytes\n".into());
-    let err = booking_service::startup::Application::build(config).await.err().expect("refused");
+    let err = booking_service::startup::Application::build(config.clone()).await.err().expect("refused");
     assert!(format!("{err:#}").contains("METRICS_TOKEN must be printable ASCII"), "{err:#}");
+    // The previous token is held to the same, and never stands alone (that would leave /metrics open).
+    config.metrics_token = Some("a-metrics-token-of-at-least-32-bytes".into());
+    config.metrics_token_previous = Some("too-short".into());
+    let err = booking_service::startup::Application::build(config.clone()).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("METRICS_TOKEN_PREVIOUS must be at least 32 bytes"), "{err:#}");
+    config.metrics_token = None;
+    config.metrics_token_previous = Some("a-previous-metrics-token-of-32-bytes".into());
+    let err = booking_service::startup::Application::build(config).await.err().expect("refused");
+    assert!(format!("{err:#}").contains("METRICS_TOKEN_PREVIOUS is set without METRICS_TOKEN"), "{err:#}");
 }
 
 on_both_backends!(
