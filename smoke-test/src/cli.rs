@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, env = "SMOKE_AGENT_TOKEN", hide_env_values = true)]
     pub agent_token: Option<String>,
 
-    /// Concurrent identical bookings per slot.
+    /// Concurrent conflicting bookings per slot (its start, for 30, 25 or 20 minutes in turn).
     #[arg(long, short = 'c', default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 

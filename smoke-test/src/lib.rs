@@ -260,7 +260,7 @@ async fn exercise(
             let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots)).map_err(|e| format!("{e:#}"))?;
             say!(
                 out,
-                "smoke-test: {} concurrent identical bookings of each of {} slot(s) ({} requests) against {} ({})",
+                "smoke-test: {} concurrent conflicting bookings of each of {} slot(s) ({} requests) against {} ({})",
                 args.concurrency,
                 slots.len(),
                 slots.len() as u64 * u64::from(args.concurrency),

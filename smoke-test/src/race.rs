@@ -1,5 +1,10 @@
-//! The race: N identical bookings of each of K slots, sent over connections opened beforehand
+//! The race: N conflicting bookings of each of K slots, sent over connections opened beforehand
 //! and released together by a barrier, then checked against the rules the service promises.
+//!
+//! A slot's racers all ask for its start, for 30, 25 or 20 minutes in turn: every one overlaps
+//! every other, and none reaches the next slot. The service queues identical bookings in one lane
+//! and asks the database about each lane, so the three lengths make the database itself decide
+//! between bookings racing in three lanes, not only the lane between identical ones.
 
 use crate::report::{Check, RequestRecord};
 use crate::setup::{PlannedSlot, SLOT_MINUTES};
@@ -107,7 +112,10 @@ fn one_connection_client(timeout: Duration) -> reqwest::Result<reqwest::Client> 
         .build()
 }
 
-/// Sends `concurrency` identical bookings of every slot at once. Each racer opens and warms its
+/// The lengths a slot's racers ask for, in turn (every one within the slot's 30 minutes).
+pub const LENGTHS: [i64; 3] = [30, 25, 20];
+
+/// Sends `concurrency` conflicting bookings of every slot at once. Each racer opens and warms its
 /// own connection first; a barrier then releases all of them together. Fails (could not judge)
 /// only when the connections cannot be opened.
 pub async fn run(
@@ -130,7 +138,8 @@ pub async fn run(
             let (barrier, release, abort) = (barrier.clone(), release.clone(), abort.clone());
             let base = base_url.to_owned();
             let token = agent_token.to_owned();
-            let input = slot.input(s as u64 * u64::from(concurrency) + u64::from(w));
+            let mut input = slot.input(s as u64 * u64::from(concurrency) + u64::from(w));
+            input.duration_minutes = Some(LENGTHS[w as usize % LENGTHS.len()]);
             handles.push(tokio::spawn(async move {
                 let prepared = async {
                     let client = one_connection_client(timeout).map_err(|e| e.to_string())?;
@@ -270,14 +279,16 @@ pub async fn verify(
     let k = slots.len();
     let n = concurrency as u64;
     let mut winners = vec![0u64; k];
+    let mut winner_ids: Vec<Option<uuid::Uuid>> = vec![None; k];
     let mut conflicts = 0u64;
     let mut unexpected: BTreeMap<String, u64> = BTreeMap::new();
     let mut transport: BTreeMap<String, u64> = BTreeMap::new();
     let mut codes = Vec::new();
     for s in &result.samples {
         match &s.answer {
-            Answer::Created { confirmation_code, .. } => {
+            Answer::Created { appointment_id, confirmation_code, .. } => {
                 winners[s.slot as usize] += 1;
+                winner_ids[s.slot as usize] = Some(*appointment_id);
                 codes.push(confirmation_code.clone());
             }
             Answer::Conflict => conflicts += 1,
@@ -345,7 +356,10 @@ pub async fn verify(
         },
     ));
 
-    checks.push(stored_appointments(staff, slots).await);
+    // The winner's appointment where a slot had exactly one (else the check above failed already).
+    let winner_ids: Vec<Option<uuid::Uuid>> =
+        winner_ids.into_iter().zip(&winners).map(|(id, &count)| id.filter(|_| count == 1)).collect();
+    checks.push(stored_appointments(staff, slots, &winner_ids).await);
 
     let distinct: HashSet<&String> = codes.iter().collect();
     checks.push(Check::new(
@@ -367,14 +381,15 @@ pub async fn verify(
     checks
 }
 
-/// Through the API: exactly one active appointment in each contested slot.
-async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot]) -> Check {
+/// Through the API: exactly one active appointment in each contested slot, and where the slot had
+/// one winner, the winner's (not a booking answered 409 and stored all the same).
+async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot], winners: &[Option<uuid::Uuid>]) -> Check {
     let name = "one_active_appointment_per_slot";
     let mut by_provider: HashMap<uuid::Uuid, Vec<&PlannedSlot>> = HashMap::new();
     for s in slots {
         by_provider.entry(s.provider).or_default().push(s);
     }
-    let mut counts: HashMap<(uuid::Uuid, chrono::DateTime<chrono::Utc>), u64> = HashMap::new();
+    let mut stored: HashMap<(uuid::Uuid, chrono::DateTime<chrono::Utc>), Vec<uuid::Uuid>> = HashMap::new();
     for (provider, mine) in by_provider {
         let from = mine.iter().map(|s| s.starts_at()).min().unwrap_or_default();
         let to = mine.iter().map(|s| s.starts_at()).max().unwrap_or_default() + chrono::Duration::minutes(SLOT_MINUTES);
@@ -400,22 +415,31 @@ async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot]) -> Check 
             }
         };
         for a in appointments.iter().filter(|a| a.status.is_active()) {
-            *counts.entry((provider, a.starts_at.with_timezone(&chrono::Utc))).or_default() += 1;
+            stored.entry((provider, a.starts_at.with_timezone(&chrono::Utc))).or_default().push(a.id);
         }
     }
-    let per_slot: Vec<u64> =
-        slots.iter().map(|s| counts.get(&(s.provider, s.starts_at())).copied().unwrap_or(0)).collect();
-    let bad = per_slot.iter().filter(|c| **c != 1).count();
-    let (min, max) = (per_slot.iter().copied().min().unwrap_or(0), per_slot.iter().copied().max().unwrap_or(0));
+    let none = Vec::new();
+    let per_slot: Vec<&Vec<uuid::Uuid>> =
+        slots.iter().map(|s| stored.get(&(s.provider, s.starts_at())).unwrap_or(&none)).collect();
+    let counts: Vec<u64> = per_slot.iter().map(|ids| ids.len() as u64).collect();
+    let bad = counts.iter().filter(|c| **c != 1).count();
+    let not_the_winners = per_slot
+        .iter()
+        .zip(winners)
+        .filter(|(ids, winner)| matches!((ids.as_slice(), winner), ([id], Some(w)) if id != w))
+        .count();
+    let (min, max) = (counts.iter().copied().min().unwrap_or(0), counts.iter().copied().max().unwrap_or(0));
     Check::new(
         name,
-        json!({"active_per_slot": 1}),
-        json!({"min": min, "max": max, "total": per_slot.iter().sum::<u64>()}),
-        bad == 0,
-        if bad == 0 {
-            format!("the API lists exactly one active appointment in each of the {} slot(s)", slots.len())
-        } else {
+        json!({"active_per_slot": 1, "the_winners": true}),
+        json!({"min": min, "max": max, "total": counts.iter().sum::<u64>(), "not_the_winners": not_the_winners}),
+        bad == 0 && not_the_winners == 0,
+        if bad > 0 {
             format!("the API lists {min} to {max} active appointments per slot in {bad} slot(s), expected exactly 1")
+        } else if not_the_winners > 0 {
+            format!("in {not_the_winners} slot(s) the one active appointment is not the one answered 201")
+        } else {
+            format!("the API lists exactly one active appointment in each of the {} slot(s), the winner's", slots.len())
         },
     )
 }

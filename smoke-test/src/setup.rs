@@ -179,16 +179,20 @@ async fn patiently<T, F: Future<Output = ClientResult<T>>>(send: impl Fn() -> F)
     }
 }
 
-/// One bookable slot: a provider, a local date and time.
+/// One bookable slot: a provider, a local date and time; `patients_from` numbers this run's
+/// patients (random per run, so that runs against one organization do not give its patients'
+/// numbers more upcoming appointments than `max_active_per_caller` allows).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedSlot {
     pub provider: Uuid,
     pub date: NaiveDate,
     pub time: NaiveTime,
+    pub patients_from: u64,
 }
 
 impl PlannedSlot {
     pub fn input(&self, patient: u64) -> BookingInput {
+        let patient = self.patients_from.wrapping_add(patient);
         BookingInput {
             provider_id: Some(self.provider),
             appointment_date: Some(self.date.format("%Y-%m-%d").to_string()),
@@ -214,6 +218,7 @@ impl PlannedSlot {
 pub fn plan_slots(providers: &[Uuid], count: u64) -> anyhow::Result<Vec<PlannedSlot>> {
     anyhow::ensure!(!providers.is_empty(), "no provider to book");
     let first_day = Utc::now().date_naive() + Days::days(rand::thread_rng().gen_range(20..120));
+    let patients_from = rand::thread_rng().gen_range(0..10_000_000);
     let per_provider = count.div_ceil(providers.len() as u64);
     let days = per_provider.div_ceil(u64::from(SLOTS_PER_DAY));
     anyhow::ensure!(
@@ -231,6 +236,7 @@ pub fn plan_slots(providers: &[Uuid], count: u64) -> anyhow::Result<Vec<PlannedS
                 provider,
                 date: day,
                 time: NaiveTime::from_hms_opt(minutes / 60, minutes % 60, 0).unwrap_or_default(),
+                patients_from,
             }
         })
         .collect())
