@@ -81,6 +81,18 @@ pub async fn run(cli: Cli) -> Exit {
     run_with(cli, &Terminal::new()).await
 }
 
+/// Says why the run could not judge, and with `--junit` writes it there (replacing an earlier
+/// run's file, which a CI would otherwise read as this run's).
+fn could_not_judge(cli: &Cli, why: &str) -> Exit {
+    eprintln!("could not judge: {why}");
+    if let Some(path) = &cli.junit {
+        if let Err(e) = report::junit_could_not_judge(path, why) {
+            eprintln!("could not write the JUnit report {}: {e}", path.display());
+        }
+    }
+    Exit::CouldNotJudge
+}
+
 /// Runs the selected scenarios, telling `reporter` what happens; the reports are written either way.
 pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     if let Err(e) = reports_writable(&cli.report_dir, cli.junit.as_deref()) {
@@ -89,17 +101,11 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     }
     let feedback = match cli.feedback.as_deref().map(criteria::read_feedback).transpose() {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("could not judge: {e}");
-            return Exit::CouldNotJudge;
-        }
+        Err(e) => return could_not_judge(&cli, &e.to_string()),
     };
     let target = match Target::start(&cli).await {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("could not judge: {e}");
-            return Exit::CouldNotJudge;
-        }
+        Err(e) => return could_not_judge(&cli, &format!("{e:#}")),
     };
     reporter.banner(&target.base, target.is_in_process());
     let probe = Probe::new(&target.base);
@@ -107,9 +113,8 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
         Ok(detail) => reporter.environment(true, &detail),
         Err(why) => {
             reporter.environment(false, &why);
-            eprintln!("could not judge: {why}");
             target.stop().await;
-            return Exit::CouldNotJudge;
+            return could_not_judge(&cli, &why);
         }
     }
     let started = Instant::now();
@@ -149,7 +154,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     }
     if interrupted {
         target.stop().await;
-        return Exit::CouldNotJudge;
+        return could_not_judge(&cli, "interrupted");
     }
 
     let tally = probe.snapshot();

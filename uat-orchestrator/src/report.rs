@@ -129,6 +129,20 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
     write_junit(path, &report)
 }
 
+/// The JUnit report of a run that could not judge (a bad setting, a target down, an interruption):
+/// one erroring case that says why, so a CI reading the file sees this run, not an earlier one's.
+pub fn junit_could_not_judge(path: &Path, why: &str) -> std::io::Result<()> {
+    let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+    status.set_message(format!("could not judge: {why}"));
+    let mut case = TestCase::new("could_not_judge", status);
+    case.set_classname("uat");
+    let mut suite = TestSuite::new("uat-orchestrator");
+    suite.add_test_case(case);
+    let mut report = JunitReport::new("uat");
+    report.add_test_suite(suite);
+    write_junit(path, &report)
+}
+
 /// A step's outcome in a report's words: passed, failed, or skipped (which does not fail its
 /// scenario, yet was not checked).
 fn outcome<'w>(step: &Step, passed: &'w str, failed: &'w str, skipped: &'w str) -> &'w str {

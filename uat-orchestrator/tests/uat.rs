@@ -110,15 +110,29 @@ async fn the_notifications_scenario_needs_the_in_process_service() {
     assert!(step["error"] == true && step["measured"].as_str().is_some_and(|m| m.contains("in-process")), "{step}");
 }
 
+/// A target that is down cannot be judged; the JUnit file says so, replacing an earlier run's.
 #[tokio::test]
 async fn a_target_that_is_down_cannot_be_judged() {
     let reports = tempfile::tempdir().expect("dir");
+    let junit = reports.path().join("junit.xml");
+    std::fs::write(&junit, "an earlier run's GO").expect("a stale report");
     let outcome = uat_orchestrator::run(cli(
-        &["--target", "http://127.0.0.1:9", "--jwt-secret", SECRET, "--scenario", "basic"],
+        &[
+            "--target",
+            "http://127.0.0.1:9",
+            "--jwt-secret",
+            SECRET,
+            "--scenario",
+            "basic",
+            "--junit",
+            junit.to_str().expect("path"),
+        ],
         reports.path(),
     ))
     .await;
     assert_eq!(outcome, Exit::CouldNotJudge);
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("could_not_judge") && xml.contains("127.0.0.1:9") && xml.contains("<error"), "{xml}");
     let no_secret =
         uat_orchestrator::run(cli(&["--target", "http://127.0.0.1:9", "--scenario", "basic"], reports.path())).await;
     assert_eq!(no_secret, Exit::CouldNotJudge);
