@@ -197,6 +197,24 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
         ),
         Some(canary.server_error_rate.unwrap_or(0.0) <= allowed + 1e-9),
     ));
+
+    // A canary down for part of the window (a crash loop, say) loses requests its /metrics never
+    // counts: it must have stayed up as well as the baseline did.
+    let missed = |s: &Side| s.scrapes_tried.saturating_sub(s.scrapes);
+    criteria.push(criterion(
+        "stayed up",
+        "no more missed scrapes and restarts than the baseline's".into(),
+        format!(
+            "canary answered {} of {} scrapes, restarted {} times; baseline {} of {}, {} times",
+            canary.scrapes,
+            canary.scrapes_tried,
+            canary.restarts,
+            baseline.scrapes,
+            baseline.scrapes_tried,
+            baseline.restarts
+        ),
+        Some(missed(canary) <= missed(baseline) && canary.restarts <= baseline.restarts),
+    ));
     criteria
 }
 
@@ -419,16 +437,31 @@ mod tests {
     fn the_canary_may_trail_the_baseline_by_one_point_and_its_p95_by_a_fifth_plus_25_ms() {
         let baseline = side(990, 1000, 1, 100.0);
         // 98.0% against 99.0%: one point below; p95 within 1.2 × 95 + 25; as many 5xx.
-        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500, 25)), [Some(true); 3]);
+        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500, 25)), [Some(true); 4]);
         // 97.9%; a p95 of 161.5 ms (interpolated), over 1.2 × 95 + 25 = 139 ms; one 5xx more.
-        assert_eq!(passed(&judge(&baseline, &side(979, 1000, 2, 170.0), 500, 25)), [Some(false); 3]);
+        assert_eq!(passed(&judge(&baseline, &side(979, 1000, 2, 170.0), 500, 25))[..3], [Some(false); 3]);
+    }
+
+    /// A canary that missed a scrape the baseline answered, or restarted more often, was down for
+    /// part of the window: it is rolled back however good its counters look.
+    #[test]
+    fn a_canary_that_went_down_in_the_window_is_rolled_back() {
+        let baseline = side(990, 1000, 0, 100.0);
+        let stayed_up = |canary: &Side| judge(&baseline, canary, 500, 25)[3].passed;
+        let healthy = side(990, 1000, 0, 100.0);
+        assert_eq!(stayed_up(&healthy), Some(true));
+        assert_eq!(stayed_up(&Side { scrapes: 2, ..side(990, 1000, 0, 100.0) }), Some(false), "a missed scrape");
+        assert_eq!(stayed_up(&Side { restarts: 1, ..side(990, 1000, 0, 100.0) }), Some(false), "a restart");
     }
 
     #[test]
     fn the_absolute_thresholds_hold_whatever_the_baseline() {
         // A baseline as bad as the canary does not excuse it: under 95% and over 500 ms fail.
         let bad = side(900, 1000, 0, 900.0);
-        assert_eq!(passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500, 25)), [Some(false), Some(false), Some(true)]);
+        assert_eq!(
+            passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500, 25)),
+            [Some(false), Some(false), Some(true), Some(true)]
+        );
         // Without booking attempts the success rate is not judged.
         let quiet = side(0, 0, 0, 10.0);
         assert_eq!(judge(&quiet, &quiet, 500, 25)[0].passed, None);

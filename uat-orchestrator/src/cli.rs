@@ -141,8 +141,9 @@ pub struct CanaryArgs {
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
-    /// Fewer requests than this on either side in the window: could not judge.
-    #[arg(long, default_value_t = 50)]
+    /// Fewer requests than this on either side in the window: could not judge (at least 1: a
+    /// window without traffic shows nothing to promote on).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_requests: u64,
 
     /// Fewer booking attempts than this on either side: could not judge. With 0, a window without
