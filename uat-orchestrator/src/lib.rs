@@ -58,6 +58,27 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     Err(format!("the target is not ready: {last}"))
 }
 
+/// Whether the target takes the run's credentials: an admin token (minted with `--jwt-secret`
+/// for a clinic that does not exist, or the first given clinic's) lists providers. A refusal is the
+/// configuration (another key, a target that requires an issuer or audience, an expired token),
+/// not the service failing every scenario.
+async fn credentials_check(target: &Target, probe: &Probe) -> Result<(), String> {
+    let token = match target.given_clinic(0) {
+        Ok(Some(clinic)) => clinic.admin.clone(),
+        _ => target.token(shared::Role::Admin, Some(uuid::Uuid::new_v4())).unwrap_or_default(),
+    };
+    let reply =
+        probe.send_during_outage("credentials", probe.request(Method::GET, "/api/providers", Some(&token))).await?;
+    match reply.status {
+        401 | 403 => Err(format!(
+            "the target refused the run's admin token ({}): check --jwt-secret (and the target's JWT_ISSUER and \
+             JWT_AUDIENCE) or the given tokens",
+            reply.status
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Runs the command, or without one the selected scenarios, printing to the terminal. Returns the
 /// process exit code.
 pub async fn main(cli: Cli) -> u8 {
@@ -116,6 +137,10 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
             target.stop().await;
             return could_not_judge(&cli, &why);
         }
+    }
+    if let Err(why) = credentials_check(&target, &probe).await {
+        target.stop().await;
+        return could_not_judge(&cli, &why);
     }
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();

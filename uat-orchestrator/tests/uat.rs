@@ -110,6 +110,24 @@ async fn the_notifications_scenario_needs_the_in_process_service() {
     assert!(step["error"] == true && step["measured"].as_str().is_some_and(|m| m.contains("in-process")), "{step}");
 }
 
+/// A key the target does not take is the run's configuration, not the service failing every
+/// scenario: the run cannot judge, and says which credentials were refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_the_target_refuses_cannot_be_judged() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let reports = tempfile::tempdir().expect("dir");
+    let junit = reports.path().join("junit.xml");
+    let other_key = "another-key-than-the-services-of-32-bytes";
+    let junit_arg = junit.to_str().expect("path");
+    let args = ["--target", &app.base, "--jwt-secret", other_key, "--scenario", "basic", "--junit", junit_arg];
+    assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(
+        xml.contains("refused the run&apos;s admin token (401)") || xml.contains("refused the run's admin token (401)"),
+        "{xml}"
+    );
+}
+
 /// A target that is down cannot be judged; the JUnit file says so, replacing an earlier run's.
 #[tokio::test]
 async fn a_target_that_is_down_cannot_be_judged() {
