@@ -287,6 +287,7 @@ async fn exercise(
             report.throughput_rps = figures.throughput_rps;
             report.wall_ms = round1(result.wall.as_secs_f64() * 1000.0);
             report.request_log = race::records(&result);
+            race::rate_limited(&result, &report.checks)?;
         }
     }
     Ok(())

@@ -444,6 +444,30 @@ async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot], winners: 
     )
 }
 
+/// Could not judge when the target's rate limit refused racers (429 `rate_limited`): that is its
+/// configuration, not the service failing, unless what did get through already broke atomicity
+/// (more than one 201, or more than one stored appointment, in a slot), which fails the run.
+pub fn rate_limited(result: &RaceResult, checks: &[Check]) -> Result<(), String> {
+    let refused = result
+        .samples
+        .iter()
+        .filter(|s| matches!(&s.answer, Answer::Unexpected { status: 429, error } if error == "rate_limited"))
+        .count();
+    let broken = checks.iter().any(|c| {
+        !c.passed
+            && matches!(c.name.as_str(), "one_201_per_slot" | "one_active_appointment_per_slot")
+            && c.measured["max"].as_u64().is_some_and(|max| max > 1)
+    });
+    if refused == 0 || broken {
+        return Ok(());
+    }
+    Err(format!(
+        "the target's rate limit refused {refused} of {} requests (429 rate_limited): its RATE_LIMIT_PER_MINUTE must \
+         allow the burst (or be 0 there)",
+        result.samples.len()
+    ))
+}
+
 /// The request log of the report.
 pub fn records(result: &RaceResult) -> Vec<RequestRecord> {
     result

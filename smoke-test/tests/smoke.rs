@@ -213,6 +213,20 @@ async fn a_remote_target_with_its_secret_passes() {
     assert_eq!(run.report.target_kind, "remote");
 }
 
+/// A target whose rate limit refuses part of the burst is configured for less than the run, not
+/// failing: could not judge (exit 2), saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_whose_rate_limit_refuses_the_burst_gives_exit_2() {
+    let app = spawn_app_with(Backend::Sqlite, |config| config.rate_limit_per_minute = 20).await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let argv =
+        ["--target", &app.base, "--jwt-secret", SECRET, "--concurrency", "30", "--slots", "1", "--budget-ms", "30000"];
+    let run = run(args(&dir, &argv)).await;
+    assert_eq!(run.exit_code(), 2, "{:?}", run.report.reason);
+    let reason = run.report.reason.unwrap_or_default();
+    assert!(reason.contains("rate limit refused") && reason.contains("RATE_LIMIT_PER_MINUTE"), "{reason}");
+}
+
 /// How a fake service misbehaves on `POST /api/vapi/booking`.
 #[derive(Clone, Copy)]
 enum Broken {
