@@ -58,11 +58,16 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     Err(format!("the target is not ready: {last}"))
 }
 
-/// Whether the target takes the run's credentials: an admin token (minted with `--jwt-secret`
-/// for a clinic that does not exist, or the first given clinic's) lists providers. A refusal is the
+/// Whether a remote target takes the run's credentials: an admin token (minted with `--jwt-secret`
+/// for a clinic that does not exist, or the first given clinic's) lists providers. A 401 is the
 /// configuration (another key, a target that requires an issuer or audience, an expired token),
-/// not the service failing every scenario.
+/// not the service failing every scenario; anything else (a 403 included: the token was taken)
+/// is for the scenarios to judge, as is every answer of the in-process service, whose key the run
+/// holds.
 async fn credentials_check(target: &Target, probe: &Probe) -> Result<(), String> {
+    if target.is_in_process() {
+        return Ok(());
+    }
     let token = match target.given_clinic(0) {
         Ok(Some(clinic)) => clinic.admin.clone(),
         _ => target.token(shared::Role::Admin, Some(uuid::Uuid::new_v4())).unwrap_or_default(),
@@ -70,11 +75,9 @@ async fn credentials_check(target: &Target, probe: &Probe) -> Result<(), String>
     let reply =
         probe.send_during_outage("credentials", probe.request(Method::GET, "/api/providers", Some(&token))).await?;
     match reply.status {
-        401 | 403 => Err(format!(
-            "the target refused the run's admin token ({}): check --jwt-secret (and the target's JWT_ISSUER and \
-             JWT_AUDIENCE) or the given tokens",
-            reply.status
-        )),
+        401 => Err("the target refused the run's admin token (401): check --jwt-secret (and the target's \
+                    JWT_ISSUER and JWT_AUDIENCE) or the given tokens"
+            .into()),
         _ => Ok(()),
     }
 }
@@ -117,8 +120,7 @@ fn could_not_judge(cli: &Cli, why: &str) -> Exit {
 /// Runs the selected scenarios, telling `reporter` what happens; the reports are written either way.
 pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     if let Err(e) = reports_writable(&cli.report_dir, cli.junit.as_deref()) {
-        eprintln!("could not judge: {e}");
-        return Exit::CouldNotJudge;
+        return could_not_judge(&cli, &e);
     }
     let feedback = match cli.feedback.as_deref().map(criteria::read_feedback).transpose() {
         Ok(f) => f,
@@ -218,6 +220,6 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     match (judgement.decision, wrote_all) {
         (Decision::NoGo, _) => Exit::NoGo,
         (Decision::Go, true) => Exit::Go,
-        (Decision::Go, false) => Exit::CouldNotJudge,
+        (Decision::Go, false) => could_not_judge(&cli, "the reports could not all be written"),
     }
 }

@@ -48,7 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// `METRICS_TOKEN_PREVIOUS`).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain"),
-              (status = 401, description = "`METRICS_TOKEN` is set and the request does not bear it", body = ErrorBody)))]
+              (status = 401, description = "`METRICS_TOKEN` is set and the request bears neither it nor `METRICS_TOKEN_PREVIOUS`", body = ErrorBody)))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     if !state.metrics_tokens.is_empty() {
         // Digests compared in constant time, each of them: the answer's timing tells nothing of a
