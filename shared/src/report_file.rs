@@ -27,8 +27,12 @@ pub fn can_write(path: &Path) -> std::io::Result<()> {
 /// Whether reports can later be written in `folder`, without making it: the nearest part of it
 /// that exists is a folder that takes a new file (the rest is made when the report is written).
 pub fn can_write_in(folder: &Path) -> std::io::Result<()> {
-    let existing = folder.ancestors().find(|a| a.as_os_str().is_empty() || a.exists()).unwrap_or(Path::new("."));
-    let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
+    // A relative path's last ancestor is "", the current folder.
+    let existing = folder
+        .ancestors()
+        .map(|a| if a.as_os_str().is_empty() { Path::new(".") } else { a })
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
     if !existing.is_dir() {
         return Err(std::io::Error::other(format!("{} is a file, not a folder", existing.display())));
     }

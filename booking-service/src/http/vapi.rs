@@ -71,10 +71,8 @@ pub async fn tools(
     match message {
         VapiMessage::Other(_) | VapiMessage::EndOfCallReport(None) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
-            // Each call run is a request's worth of work (over the limit none runs): the message's
-            // own request counted the first.
-            let runs = Some(message.calls.len()).filter(|&n| n <= vapi::MAX_CALLS_PER_MESSAGE).unwrap_or(0);
-            state.rate_limit.charge(&caller, runs.saturating_sub(1))?;
+            // Each call run is a request's worth of work: the message's own request counted the first.
+            state.rate_limit.charge(&caller, vapi::calls_run(&message).saturating_sub(1))?;
             let now = state.clock.now();
             // What its tool calls change is audited under the call's id (GET /api/calls).
             let actor = Actor { call: message.call_id.clone(), ..actor };

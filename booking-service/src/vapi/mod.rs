@@ -11,4 +11,4 @@ pub use definitions::tool_definitions;
 pub use server_message::{CallReport, ToolCall, ToolCalls, VapiMessage};
 pub use signature::{SignatureCheck, SignatureError};
 pub use speech::{assistant_variables, opening_hours};
-pub use tools::{answer, Tool, ToolAnswer, ToolOutcome, MAX_CALLS_PER_MESSAGE};
+pub use tools::{answer, calls_run, Tool, ToolAnswer, ToolOutcome};

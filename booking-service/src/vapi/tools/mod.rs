@@ -117,6 +117,12 @@ struct Context<'a> {
 /// The most tool calls one message may hold (docs/API.md, limits): with more, every call is
 /// answered with an `error` and none runs, so one message cannot queue unbounded work.
 pub const MAX_CALLS_PER_MESSAGE: usize = 16;
+/// How many of a message's calls run: every one, or none when it holds more than
+/// [`MAX_CALLS_PER_MESSAGE`].
+pub fn calls_run(message: &ToolCalls) -> usize {
+    Some(message.calls.len()).filter(|&n| n <= MAX_CALLS_PER_MESSAGE).unwrap_or(0)
+}
+
 /// How many calls of one message run at once. A few overlap a slow database round trip; more
 /// would let one message hold many connections of a pool every clinic shares.
 const CALLS_AT_ONCE: usize = 4;
@@ -132,7 +138,7 @@ pub async fn answer(
     now: DateTime<Utc>,
     until: Instant,
 ) -> Vec<ToolAnswer> {
-    if message.calls.len() > MAX_CALLS_PER_MESSAGE {
+    if calls_run(&message) < message.calls.len() {
         let refusal = refusal::too_many(message.calls.len(), MAX_CALLS_PER_MESSAGE);
         return message
             .calls
