@@ -33,6 +33,10 @@ fn handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; then ours stays unused.
         let _ = metrics::set_global_recorder(recorder);
+        // Set once per process, as Prometheus' client libraries do: a change between two scrapes
+        // is a restart even when the counters have grown back past their old values.
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        metrics::gauge!("process_start_time_seconds").set(started.as_secs_f64());
         handle
     })
 }

@@ -14,6 +14,8 @@ pub const REQUESTS: &str = "http_requests_total";
 pub const LATENCY_BUCKETS: &str = "http_request_duration_seconds_bucket";
 pub const BOOKINGS: &str = "bookings_total";
 pub const TOOL_CALLS: &str = "vapi_tool_calls_total";
+/// When the process started (a gauge): read to notice restarts, not counted.
+pub const STARTED: &str = "process_start_time_seconds";
 /// The booking route, as the `route` label names it.
 pub const BOOKING_ROUTE: &str = "/api/vapi/booking";
 /// Routes of the operations surface (probes and scrapes), left out of the traffic figures.
@@ -121,10 +123,10 @@ fn parse_line(line: &str) -> Result<Sample, &'static str> {
 
 type Series = (String, BTreeMap<String, String>);
 
-/// How much each counter grew over a window of scrapes. A counter that went down, or a series
-/// that vanished, means the process restarted: every series then counts from zero again (as
-/// Prometheus' `increase` does), so a restart in the window loses only what happened between the
-/// last scrape before it and the restart.
+/// How much each counter grew over a window of scrapes. A start time that changed, a counter that
+/// went down, or a series that vanished, means the process restarted: every series then counts
+/// from zero again (as Prometheus' `increase` does), so a restart in the window loses only what
+/// happened between the last scrape before it and the restart.
 #[derive(Debug, Default)]
 pub struct Window {
     last: Option<BTreeMap<Series, f64>>,
@@ -142,9 +144,13 @@ impl Window {
         let now: BTreeMap<Series, f64> = relevant(samples).into_iter().map(|s| ((s.name, s.labels), s.value)).collect();
         self.saw_service_metrics |= now.keys().any(|(name, _)| name == REQUESTS);
         if let Some(last) = &self.last {
-            let restarted = last.iter().any(|(series, before)| now.get(series).is_none_or(|v| v < before));
+            let restarted = last.iter().any(|(series, before)| match now.get(series) {
+                // An instance without the gauge (an older release) says nothing by its absence.
+                now if series.0 == STARTED => now.is_some_and(|v| v != before),
+                now => now.is_none_or(|v| v < before),
+            });
             self.restarts += u32::from(restarted);
-            for (series, value) in &now {
+            for (series, value) in now.iter().filter(|((name, _), _)| name != STARTED) {
                 let grew = match last.get(series) {
                     Some(before) if !restarted => value - before,
                     // New since the last scrape (the exporter adds a series at its first event),
@@ -180,7 +186,9 @@ impl Window {
 pub fn relevant(samples: Vec<Sample>) -> Vec<Sample> {
     samples
         .into_iter()
-        .filter(|s| [REQUESTS, LATENCY_BUCKETS, BOOKINGS, TOOL_CALLS].contains(&s.name.as_str()) && s.value.is_finite())
+        .filter(|s| {
+            [REQUESTS, LATENCY_BUCKETS, BOOKINGS, TOOL_CALLS, STARTED].contains(&s.name.as_str()) && s.value.is_finite()
+        })
         .collect()
 }
 
@@ -397,6 +405,23 @@ odd{path="C:\\dir, \"quoted\"",x="a}b"} 1 1700000000000
         assert_eq!(w.restarts, 1);
         assert!(w.saw_service_metrics);
         assert_eq!((f.bookings_succeeded, f.bookings_failed), (30 + 5 + 10, 2 + 1));
+    }
+
+    /// A restart whose counters grew back past their old values before the next scrape is told
+    /// by the start time: what the new process counted is counted whole.
+    #[test]
+    fn a_changed_start_time_is_a_restart_even_when_the_counters_grew_back() {
+        let started = |at: u32| parse(&format!("{STARTED} {at}.25")).expect("parses");
+        let mut w = Window::default();
+        w.observe(requests(100, 0).into_iter().chain(started(1_000)).collect());
+        w.observe(requests(130, 2).into_iter().chain(started(1_000)).collect());
+        w.observe(requests(150, 3).into_iter().chain(started(2_000)).collect());
+        // A scrape without the gauge (an older release) is not a restart by itself.
+        w.observe(requests(160, 3));
+        assert_eq!(w.restarts, 1);
+        let f = w.figures();
+        assert_eq!((f.bookings_succeeded, f.bookings_failed), (30 + 150 + 10, 2 + 3));
+        assert!(w.increases().all(|s| s.name != STARTED), "the start time is not a counter");
     }
 
     #[test]

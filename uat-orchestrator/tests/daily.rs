@@ -99,6 +99,26 @@ async fn the_daily_report_counts_the_day_and_judges_it_against_the_thresholds() 
     );
     assert!(day["metrics_since"].is_string(), "{day:#}");
 
+    // Counted from a report of a process that has since restarted (its start time differs):
+    // everything this process counted is new, though each counter is past the earlier report's.
+    let mut earlier: Value = serde_json::from_slice(&std::fs::read(&yesterday).expect("read")).expect("JSON");
+    let instances = earlier["metrics_snapshot"]["instances"].as_object_mut().expect("a snapshot");
+    for sample in instances.values_mut().flat_map(|samples| samples.as_array_mut().expect("samples")) {
+        if sample["name"] == "process_start_time_seconds" {
+            sample["value"] = serde_json::json!(1.0);
+        }
+    }
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let restarted = elsewhere.path().join("before-a-restart.json");
+    std::fs::write(&restarted, earlier.to_string()).expect("write");
+    let previous = restarted.to_str().expect("utf-8 path");
+    let (_, day, _) = report(&app.base, &staff, dir.path(), &["--previous", previous]).await;
+    assert_eq!(
+        (day["metrics"]["bookings_succeeded"].as_u64(), day["metrics"]["bookings_failed"].as_u64()),
+        (Some(6), Some(2)),
+        "{day:#}"
+    );
+
     // A token the service refuses: the report cannot judge the day.
     let (code, day, _) = report(&app.base, "not-a-token", dir.path(), &[]).await;
     assert_eq!(code, 2, "{day:#}");

@@ -218,6 +218,25 @@ fn metric_names_are_found_in_expressions() {
     assert_eq!(recorded.into_iter().collect::<Vec<_>>(), ["a:b"]);
 }
 
+/// Each alert's runbook is a heading of docs/OPERATIONS.md, named as the alert is.
+#[test]
+fn every_alert_has_its_section_in_the_operations_guide() {
+    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/OPERATIONS.md"))
+        .expect("docs/OPERATIONS.md");
+    let sections: BTreeSet<String> =
+        guide.lines().filter_map(|l| l.strip_prefix("### ")).map(|h| h.trim().to_lowercase()).collect();
+    let alerts = deploy_file("prometheus/alerts.yml");
+    let mut names = alerts.lines().filter_map(|l| l.trim().strip_prefix("- alert: ")).peekable();
+    let runbooks: Vec<&str> = alerts.lines().filter_map(|l| l.trim().strip_prefix("runbook: ")).collect();
+    assert!(names.peek().is_some(), "no alert found in alerts.yml");
+    for (name, runbook) in names.zip(&runbooks) {
+        let anchor = name.to_lowercase();
+        assert_eq!(*runbook, format!("docs/OPERATIONS.md#{anchor}"), "{name}'s runbook");
+        assert!(sections.contains(&anchor), "docs/OPERATIONS.md has no section \"### {name}\"");
+    }
+    assert_eq!(runbooks.len(), alerts.matches("- alert: ").count(), "an alert without a runbook");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_the_alerts_and_the_dashboard_name_is_exported() {
     let app = spawn_app(Backend::Sqlite).await;
