@@ -381,9 +381,9 @@ pub async fn verify(
     checks
 }
 
-/// Through the API: exactly one active appointment in each contested slot, and where the slot had
-/// one winner, the winner's (not a booking answered 409 and stored all the same).
-async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot], winners: &[Option<uuid::Uuid>]) -> Check {
+/// Through the API: exactly one active appointment in each of `slots`, and where the slot had one
+/// winner, the winner's (not a booking answered 409 and stored all the same).
+pub async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot], winners: &[Option<uuid::Uuid>]) -> Check {
     let name = "one_active_appointment_per_slot";
     let mut by_provider: HashMap<uuid::Uuid, Vec<&PlannedSlot>> = HashMap::new();
     for s in slots {
@@ -499,4 +499,79 @@ pub fn records(result: &RaceResult) -> Vec<RequestRecord> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A race of one slot and four racers answered `answers`, in order.
+    fn race(answers: Vec<Answer>) -> RaceResult {
+        let sample = |(worker, answer)| Sample {
+            slot: 0,
+            worker,
+            answer,
+            from_release: Duration::from_millis(5),
+            per_request: Duration::from_millis(5),
+        };
+        RaceResult { samples: (0..).zip(answers).map(sample).collect(), wall: Duration::from_millis(5) }
+    }
+
+    fn won(id: u128) -> Answer {
+        let appointment_id = uuid::Uuid::from_u128(id);
+        Answer::Created { appointment_id, confirmation_code: format!("C{id}"), service_ms: 1.0 }
+    }
+
+    fn limited() -> Answer {
+        Answer::Unexpected { status: 429, error: "rate_limited".into() }
+    }
+
+    fn failed(name: &str, measured: serde_json::Value) -> Check {
+        Check::new(name, json!(null), measured, false, "")
+    }
+
+    /// The checks a race of one slot fails when 429s took the place of 409s: the losers' answers
+    /// and "no other status", and, when the winner was refused too, the slot's one 201 and its one
+    /// stored appointment.
+    fn explained_by_429s(created: u64, stored: u64) -> Vec<Check> {
+        let mut checks = vec![failed("others_409_slot_unavailable", json!(1)), failed("no_other_status", json!(2))];
+        if created == 0 {
+            checks.push(failed("one_201_per_slot", json!({"min": 0, "max": 0})));
+        }
+        if stored == 0 {
+            checks.push(failed("one_active_appointment_per_slot", json!({"max": 0, "not_the_winners": 0})));
+        }
+        checks
+    }
+
+    #[test]
+    fn refused_racers_cannot_be_judged_when_the_429s_explain_every_failed_check() {
+        let refused = race(vec![won(1), Answer::Conflict, limited(), limited()]);
+        assert!(rate_limited(&refused, &explained_by_429s(1, 1)).is_err());
+        let all_refused = race(vec![limited(), limited(), limited(), limited()]);
+        let why = rate_limited(&all_refused, &explained_by_429s(0, 0)).expect_err("could not judge");
+        assert!(why.contains("refused 4 of 4 requests"), "{why}");
+    }
+
+    #[test]
+    fn anything_the_429s_do_not_explain_still_fails_the_run() {
+        let refused = race(vec![won(1), Answer::Conflict, limited(), limited()]);
+        let with = |check: Check| -> Vec<Check> { explained_by_429s(1, 1).into_iter().chain([check]).collect() };
+        let double = failed("one_201_per_slot", json!({"min": 2, "max": 2}));
+        let stored_twice = failed("one_active_appointment_per_slot", json!({"max": 2, "not_the_winners": 0}));
+        let not_the_winner = failed("one_active_appointment_per_slot", json!({"max": 1, "not_the_winners": 1}));
+        let repeated_code = failed("winners_codes_unique", json!(1));
+        let slow = failed("p95_within_budget_ms", json!(900.0));
+        for check in [double, stored_twice, not_the_winner, repeated_code, slow] {
+            let name = format!("{} {}", check.name, check.measured);
+            assert_eq!(rate_limited(&refused, &with(check)), Ok(()), "{name} must fail the run");
+        }
+        let other_status = Answer::Unexpected { status: 503, error: "unavailable".into() };
+        for other in [other_status, Answer::Transport("connection reset".into())] {
+            let troubled = race(vec![won(1), other, limited(), limited()]);
+            assert_eq!(rate_limited(&troubled, &explained_by_429s(1, 1)), Ok(()), "{:?}", troubled.samples[1].answer);
+        }
+        let no_429 = race(vec![won(1), Answer::Conflict, Answer::Conflict, Answer::Conflict]);
+        assert_eq!(rate_limited(&no_429, &explained_by_429s(1, 1)), Ok(()), "failed without a 429");
+    }
 }
