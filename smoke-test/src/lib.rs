@@ -25,7 +25,7 @@ pub mod target;
 
 use crate::cli::Args;
 use crate::report::{Report, Verdict};
-use crate::setup::Fixture;
+use crate::setup::{Fixture, PlannedSlot};
 use crate::target::{Credentials, Target};
 use serde_json::json;
 use shared::ApiClient;
@@ -255,6 +255,14 @@ async fn exercise(
             report.throughput_rps = round1(result.figures.completed as f64 / result.wall.as_secs_f64().max(1e-9));
             report.load = Some(result.figures);
             report.checks = result.checks;
+            // Read back: every booking answered 201 is stored, once, as answered (a slot whose
+            // booking failed or timed out is not judged: it may have committed all the same).
+            let (won, ids): (Vec<PlannedSlot>, Vec<_>) = slots
+                .iter()
+                .zip(&result.created)
+                .filter_map(|(slot, id)| id.map(|id| (slot.clone(), Some(id))))
+                .unzip();
+            report.checks.push(race::stored_appointments(&staff, &won, &ids).await);
         }
         _ => {
             let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots)).map_err(|e| format!("{e:#}"))?;

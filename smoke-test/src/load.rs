@@ -35,6 +35,7 @@ impl LoadSettings {
 }
 
 struct Sample {
+    slot: usize,
     answer: Answer,
     from_intended: Duration,
     per_request: Duration,
@@ -48,6 +49,8 @@ pub struct LoadResult {
     pub per_request: Summary,
     pub service: Summary,
     pub outcomes: BTreeMap<String, u64>,
+    /// The appointment each slot's booking created (by the slot's index), for the read-back.
+    pub created: Vec<Option<uuid::Uuid>>,
     pub wall: Duration,
     pub checks: Vec<Check>,
 }
@@ -105,11 +108,11 @@ pub async fn run(
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let stopped = stop.0.clone();
     let scheduler = std::thread::Builder::new().name("smoke-test-schedule".into()).spawn(move || {
-        for (i, request) in requests.into_iter().enumerate() {
+        for (slot, request) in requests.into_iter().enumerate() {
             if stopped.load(Ordering::Relaxed) {
                 break;
             }
-            let intended = start + Duration::from_secs_f64(i as f64 * interval);
+            let intended = start + Duration::from_secs_f64(slot as f64 * interval);
             if let Some(wait) = intended.checked_duration_since(std::time::Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -136,6 +139,7 @@ pub async fn run(
                 drop(permit);
                 bar.inc(1);
                 let _ = tx.send(Sample {
+                    slot,
                     answer,
                     from_intended: done - intended,
                     per_request: done - sent,
@@ -149,6 +153,7 @@ pub async fn run(
     let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let (mut completed, mut created, mut late) = (0u64, 0u64, 0u64);
+    let mut created_ids = vec![None; slots.len()];
     let mut max_delay = Duration::ZERO;
     let bar = bar_for_results;
     while let Some(s) = rx.recv().await {
@@ -161,8 +166,9 @@ pub async fn run(
         max_delay = max_delay.max(s.send_delay);
         *outcomes.entry(s.answer.kind().into()).or_default() += 1;
         match &s.answer {
-            Answer::Created { service_ms, .. } => {
+            Answer::Created { service_ms, appointment_id, .. } => {
                 created += 1;
+                created_ids[s.slot] = Some(*appointment_id);
                 stats::record(&mut service, Duration::from_secs_f64(service_ms.max(0.0) / 1000.0));
             }
             Answer::Conflict => *errors.entry("409 slot_unavailable".into()).or_default() += 1,
@@ -245,6 +251,7 @@ pub async fn run(
         per_request: Summary::of(&own),
         service: Summary::of(&service),
         outcomes,
+        created: created_ids,
         wall,
         checks,
     })

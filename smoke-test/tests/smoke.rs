@@ -234,6 +234,8 @@ enum Broken {
     DoubleBooks,
     /// 500 to every booking.
     Answers500,
+    /// 201 to every booking, and keeps none of them: a lost write.
+    Forgets,
 }
 
 #[derive(Clone)]
@@ -278,9 +280,9 @@ async fn spawn_fake(broken: Broken) -> String {
         .route("/api/vapi/booking", post(book))
         .route(
             "/api/appointments",
-            get(
-                |State(fake): State<Fake>| async move { Json(Value::Array(fake.booked.lock().expect("lock").clone())) },
-            ),
+            get(|State(fake): State<Fake>| async move {
+                Json(json!({"items": fake.booked.lock().expect("lock").clone(), "next": null}))
+            }),
         )
         .with_state(fake);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
@@ -295,7 +297,7 @@ async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode,
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"success": false, "error": {"code": "internal", "message": "boom"}})),
         ),
-        Broken::DoubleBooks => {
+        Broken::DoubleBooks | Broken::Forgets => {
             let input = &body["tool_input"];
             let starts = format!(
                 "{}T{}:00Z",
@@ -306,12 +308,13 @@ async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode,
             let ends_at = starts_at + chrono::Duration::minutes(30);
             let id = Uuid::new_v4();
             let code = format!("C{}", &id.simple().to_string()[..6]);
-            fake.booked.lock().expect("lock").push(json!({
+            let kept = matches!(fake.broken, Broken::DoubleBooks).then_some(json!({
                 "id": id, "org_id": Uuid::new_v4(), "provider_id": input["provider_id"],
                 "starts_at": starts_at, "ends_at": ends_at, "status": "pending",
                 "confirmation_code": code, "patient": {"name": null, "phone": null, "email": null},
                 "notes": null, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"
             }));
+            fake.booked.lock().expect("lock").extend(kept);
             (
                 StatusCode::CREATED,
                 Json(json!({"success": true, "appointment_id": id, "status": "pending",
@@ -341,6 +344,8 @@ async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
     let reason = report["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("DOUBLE BOOKING"), "{reason}");
     assert_eq!(report["checks"][0]["measured"]["max"], json!(5));
+    // Read back through the API: the five bookings of the one slot are all stored.
+    assert_eq!(report["checks"][4]["measured"]["max"], json!(5), "{:#}", report["checks"][4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -380,6 +385,20 @@ async fn load_mode_runs_briefly_and_reports(backend: Backend) {
     // What the throughput came to is the gate runs' to judge, not a test's on a noisy machine.
     assert!(report["throughput_rps"].as_f64().is_some_and(|rate| rate > 0.0), "{report:#}");
     assert_eq!(run.report.verdict, Verdict::Pass);
+}
+
+/// Load mode reads back what it booked: a service that answers 201 and keeps nothing fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_mode_fails_a_service_that_loses_what_it_answered_201() {
+    let base = spawn_fake(Broken::Forgets).await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let argv = ["--target", &base, "--jwt-secret", SECRET, "--rate", "10", "--duration", "1s", "--budget-ms", "30000"];
+    let run = run(args(&dir, &[&argv[..], &["--late-ms", "1000"]].concat())).await;
+    assert_eq!(run.exit_code(), 1);
+    let report = read_report(&dir);
+    assert_eq!(report["load"]["created"], json!(10));
+    assert_eq!(failed_checks(&report), ["one_active_appointment_per_slot"]);
+    assert_eq!(report["checks"][3]["measured"]["total"], json!(0), "{:#}", report["checks"][3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
