@@ -989,32 +989,17 @@ impl Store for SqlStore {
             if refused {
                 return Ok(MoveOutcome::Unavailable { provider, wanted, own });
             }
-            let kind = wanted.kind;
-            let moved = tx
-                .query(
-                    "UPDATE appointments SET starts_at = $3, ends_at = $4, blocked_from = $5, blocked_until = $6,
-                            appointment_type_id = $7, status = 'pending', updated_at = $8
-                     WHERE org_id = $1 AND id = $2",
-                    (
-                        actor.org,
-                        id,
-                        Timestamp(wanted.slot.start()),
-                        Timestamp(wanted.slot.end()),
-                        Timestamp(blocked.start()),
-                        Timestamp(blocked.end()),
-                        kind,
-                        Timestamp(now),
-                    ),
-                )
-                .execute()
-                .await;
-            match moved {
-                Ok(_) => {}
+            let sql = "UPDATE appointments SET starts_at = $3, ends_at = $4, blocked_from = $5, blocked_until = $6,
+                              appointment_type_id = $7, status = 'pending', updated_at = $8
+                       WHERE org_id = $1 AND id = $2";
+            let (start, end) = (Timestamp(wanted.slot.start()), Timestamp(wanted.slot.end()));
+            let (from, until) = (Timestamp(blocked.start()), Timestamp(blocked.end()));
+            match tx.run(sql, (actor.org, id, start, end, from, until, wanted.kind, Timestamp(now))).await {
                 // PostgreSQL's exclusion constraint: a booking committed since the check above.
                 Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => {
                     return Ok(MoveOutcome::Unavailable { provider, wanted, own })
                 }
-                Err(e) => return Err(e.into()),
+                result => result?,
             }
             let details = action::moved(&appointment.slot, &wanted.slot);
             audit(&mut tx, actor, id.into(), action::RESCHEDULED, &details, now).await?;
@@ -1030,7 +1015,7 @@ impl Store for SqlStore {
             }
             appointment.slot = wanted.slot;
             appointment.blocked = blocked;
-            appointment.appointment_type = kind;
+            appointment.appointment_type = wanted.kind;
             appointment.status = AppointmentStatus::Pending;
             appointment.updated_at = now;
             withdraw_reminders(&mut tx, actor.org, id).await?;
