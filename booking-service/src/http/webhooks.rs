@@ -45,6 +45,10 @@ pub async fn create(
     }
     let (url, _) =
         state.webhooks.check(body.url.trim()).await.map_err(|e| ApiError::Validation(format!("url: {e}")))?;
+    // As stored: parsing percent-encodes what needs it, three characters for each byte sent.
+    if url.as_str().len() > 2000 {
+        return Err(ApiError::Validation("url: at most 2000 characters once percent-encoded".into()));
+    }
     let mut events = body.events.unwrap_or_default();
     if let Some(unknown) = events.iter().find(|e| !event::ALL.contains(&e.as_str())) {
         let known = event::ALL.join(", ");

@@ -257,6 +257,10 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
     let org = open.org("UTC").await;
     let unknown = CreateWebhook { url: loopback.clone(), events: Some(vec!["appointment.exploded".into()]) };
     assert_error(org.admin.create_webhook(&unknown).await, 422, "validation_failed");
+    // Under 2000 bytes as sent, over 2000 characters once percent-encoded as it would be stored.
+    let long = CreateWebhook { url: format!("{loopback}{}", "é".repeat(900)), events: None };
+    let said = assert_error(org.admin.create_webhook(&long).await, 422, "validation_failed").to_string();
+    assert!(said.contains("at most 2000 characters"), "{said}");
     assert_error(
         org.staff.create_webhook(&CreateWebhook { url: loopback.clone(), events: None }).await,
         403,
