@@ -32,10 +32,10 @@ WITH provider AS (
      WHERE o.id = :org::uuid AND o.max_active_per_caller > 0
        AND (SELECT count(*) FROM appointments
              WHERE org_id = :org::uuid AND patient_phone = '+1' || lpad(:code::text, 14, '0')
-               AND status IN ('pending', 'confirmed') AND ends_at > now())
+               AND status IN ('pending', 'confirmed') AND starts_at > now())
          + (SELECT count(*) FROM appointments
              WHERE org_id = :org::uuid AND ('+1' || lpad(:code::text, 14, '0')) IS NULL AND patient_phone IS NULL
-               AND status IN ('pending', 'confirmed') AND ends_at > now()
+               AND status IN ('pending', 'confirmed') AND starts_at > now()
                AND id IN (SELECT appointment_id FROM audit_log
                           WHERE org_id = :org::uuid AND call_id = NULL AND action = 'booked')) >= o.max_active_per_caller
 ), slot AS (

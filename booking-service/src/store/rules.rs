@@ -378,9 +378,9 @@ pub(super) fn quota_sql([org, phone, call, now]: [&str; 4]) -> String {
         "SELECT o.max_active_per_caller AS most FROM organizations o
          WHERE o.id = {org} AND o.max_active_per_caller > 0
            AND (SELECT count(*) FROM appointments
-                WHERE org_id = {org} AND patient_phone = {phone} AND {HOLDS_TIME} AND ends_at > {now})
+                WHERE org_id = {org} AND patient_phone = {phone} AND {HOLDS_TIME} AND starts_at > {now})
              + (SELECT count(*) FROM appointments
-                WHERE org_id = {org} AND {phone} IS NULL AND patient_phone IS NULL AND {HOLDS_TIME} AND ends_at > {now}
+                WHERE org_id = {org} AND {phone} IS NULL AND patient_phone IS NULL AND {HOLDS_TIME} AND starts_at > {now}
                   AND id IN (SELECT appointment_id FROM audit_log
                              WHERE org_id = {org} AND call_id = {call} AND action = '{booked}'))
                >= o.max_active_per_caller"

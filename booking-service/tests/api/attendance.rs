@@ -8,25 +8,22 @@ use uuid::Uuid;
 /// Moves an appointment two days into the past, straight in the database: the API books only in
 /// the future, and the tests do not wait for time to pass.
 pub(crate) async fn backdate(app: &TestApp, id: Uuid) {
-    let two_days_us: i64 = 2 * 24 * 3600 * 1_000_000;
+    shift(app, id, chrono::Duration::days(2)).await;
+}
+
+/// Moves an appointment `by` earlier, straight in the database.
+pub(crate) async fn shift(app: &TestApp, id: Uuid, by: chrono::Duration) {
+    let sql = "UPDATE appointments SET starts_at = starts_at - $2, ends_at = ends_at - $2,
+               blocked_from = blocked_from - $2, blocked_until = blocked_until - $2 WHERE id = $1";
+    // Instants are kept to the microsecond.
+    let by_us = by.num_microseconds().expect("a shift of less than 292,000 years");
     let changed = if app.db.url.starts_with("sqlite:") {
-        let sql = "UPDATE appointments SET starts_at = starts_at - $2, ends_at = ends_at - $2,
-                   blocked_from = blocked_from - $2, blocked_until = blocked_until - $2 WHERE id = $1";
         let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
-        sqlx::query(sql)
-            .bind(id.to_string())
-            .bind(two_days_us)
-            .execute(&mut conn)
-            .await
-            .expect("update")
-            .rows_affected()
+        sqlx::query(sql).bind(id.to_string()).bind(by_us).execute(&mut conn).await.expect("update").rows_affected()
     } else {
-        let sql =
-            "UPDATE appointments SET starts_at = starts_at - interval '2 days', ends_at = ends_at - interval '2 days',
-                   blocked_from = blocked_from - interval '2 days', blocked_until = blocked_until - interval '2 days'
-                   WHERE id = $1";
         let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
-        sqlx::query(sql).bind(id).execute(&mut conn).await.expect("update").rows_affected()
+        let by = sqlx::postgres::types::PgInterval { months: 0, days: 0, microseconds: by_us };
+        sqlx::query(sql).bind(id).bind(by).execute(&mut conn).await.expect("update").rows_affected()
     };
     assert_eq!(changed, 1);
 }

@@ -183,6 +183,12 @@ async fn a_voice_agent_books_at_most_three_upcoming_appointments_per_caller(back
     assert_error(org.agent.book(&for_caller(provider, 3)).await, 409, "invalid_state");
     org.staff.cancel(by_staff.appointment_id, None).await.expect("cancelled");
     org.agent.book(&for_caller(provider, 3)).await.expect("a place was freed");
+    assert_error(org.agent.book(&for_caller(provider, 5)).await, 409, "invalid_state");
+    // An appointment that has started is no longer upcoming: it frees its place while it runs.
+    let second = org.staff.appointment(booked[1]).await.expect("read");
+    let into_it = second.starts_at.with_timezone(&chrono::Utc) - chrono::Utc::now() + chrono::Duration::minutes(5);
+    crate::attendance::shift(&app, booked[1], into_it).await;
+    org.agent.book(&for_caller(provider, 5)).await.expect("a place freed by the start");
 }
 
 /// A voice call without the caller's number (withheld, or a web call) is held to the same limit,
@@ -214,6 +220,9 @@ async fn the_quota_of_a_call_without_a_number_holds_when_it_books_many_times_at_
     let attempts =
         futures::future::join_all((0..10).map(|day| book_by_voice(&org, provider, day, "call-racing"))).await;
     assert_eq!(attempts.iter().filter(|r| r.is_ok()).count(), 3, "{attempts:?}");
+    for refused in attempts.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(refused.contains("this call has already booked 3 upcoming appointments"), "{refused}");
+    }
 }
 
 /// A `book_appointment` tool call, `day` days after the third from now at 10:00, in a voice call
