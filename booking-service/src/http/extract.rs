@@ -37,9 +37,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             e.body_text().replace("Failed to deserialize the JSON body into the target type: ", ""),
         ),
         JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("the request body is not valid JSON".into()),
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::UnsupportedMediaType("expected a body with Content-Type: application/json".into())
-        }
+        JsonRejection::MissingJsonContentType(_) => not_json(),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest(other.body_text()),
     }
@@ -48,6 +46,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 /// The request's `Content-Type`, when it is readable text.
 pub(crate) fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the body is JSON: `application/json`, or a `+json` type.
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    content_type(headers).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
 }
 
 /// Whether the body is an HTML form, `application/x-www-form-urlencoded` (a media type's case does
@@ -158,14 +161,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json =
-            content_type(req.headers()).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        let is_json = is_json(req.headers());
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
         if bytes.is_empty() {
             return Ok(Self(None));
         }
         if !is_json {
-            return Err(ApiError::UnsupportedMediaType("expected a body with Content-Type: application/json".into()));
+            return Err(not_json());
         }
         axum::Json::<T>::from_bytes(&bytes).map(|axum::Json(v)| Self(Some(v))).map_err(json_rejection)
     }
@@ -184,6 +186,29 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         axum::body::Bytes::from_request(req, state).await.map(Self).map_err(bytes_rejection)
     }
+}
+
+/// A JSON body as bytes, for a route that checks a signature over them before parsing: 415
+/// without `application/json`, else as [`RawBody`].
+#[derive(Debug, Clone, Default)]
+pub struct RawJson(pub axum::body::Bytes);
+
+impl<S> FromRequest<S> for RawJson
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(not_json());
+        }
+        RawBody::from_request(req, state).await.map(|RawBody(bytes)| Self(bytes))
+    }
+}
+
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType("expected a body with Content-Type: application/json".into())
 }
 
 /// 408 for a body that did not arrive in time, 413 for one over the limit.

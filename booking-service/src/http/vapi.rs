@@ -5,7 +5,7 @@
 use super::auth::Caller;
 use super::deadline::Arrived;
 use super::error::{ApiError, ApiResult};
-use super::extract::{self, RawBody};
+use super::extract::{self, RawJson};
 use super::AppState;
 use crate::domain::PhoneNumber;
 use crate::store::{self, Actor, CallRecord};
@@ -45,13 +45,13 @@ pub fn router() -> Router<AppState> {
     request_body(content = Object, description = "A Vapi server message: {\"message\": {\"type\": \"tool-calls\", \"toolCallList\": [...], \"call\": {...}}}"),
     responses((status = 200, description = "{\"results\": [{\"name\", \"toolCallId\", \"result\" | \"error\"}]}, or {} for other message types"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn tools(
     State(state): State<AppState>,
     caller: Caller,
     arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     let actor = caller.actor(&[Role::Agent])?;
     if let Some(check) = &state.vapi.signature {

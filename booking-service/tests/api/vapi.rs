@@ -693,6 +693,14 @@ async fn bad_requests_get_speakable_errors_never_a_5xx(backend: Backend) {
     let not_json =
         org.agent.request(Method::POST, "/api/vapi/tools").header("content-type", "application/json").body("{oops");
     assert_error(org.agent.send::<Value>(not_json).await, 400, "bad_request");
+    let status_update = json!({"message": {"type": "status-update"}}).to_string();
+    for content_type in [None, Some("text/plain")] {
+        let mut request = org.agent.request(Method::POST, "/api/vapi/tools").body(status_update.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        assert_error(org.agent.send::<Value>(request).await, 415, "unsupported_media_type");
+    }
     let no_message = org.agent.request(Method::POST, "/api/vapi/tools").json(&json!({"type": "tool-calls"}));
     assert_error(org.agent.send::<Value>(no_message).await, 422, "validation_failed");
     let staff = org.staff.request(Method::POST, "/api/vapi/tools").json(&message(vec![], Some(CALLER), "c"));
