@@ -11,6 +11,7 @@ use axum::response::Response;
 use clap::Parser;
 use serde_json::Value;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use test_kit::{postgres_admin_url, spawn_app, spawn_app_with, token, Backend, TestApp, TestDatabase, SECRET};
@@ -180,6 +181,11 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
     ))
     .await;
     assert_eq!(outcome, Exit::Go);
+    let criteria = json_report(reports.path())["verdict"]["criteria"].clone();
+    let satisfaction = criteria.as_array().into_iter().flatten().find(|c| c["name"] == "user satisfaction");
+    let satisfaction = satisfaction.unwrap_or_else(|| panic!("no user satisfaction criterion: {criteria:#}"));
+    assert_eq!(satisfaction["passed"], true, "assessed and met: {satisfaction}");
+    assert!(satisfaction["measured"].as_str().is_some_and(|m| m.contains("4.50 / 5")), "{satisfaction}");
     let bad = ratings.path().join("bad.json");
     std::fs::write(&bad, "[9]").expect("write");
     let outcome =
@@ -193,7 +199,8 @@ async fn satisfaction_below_four_is_no_go_and_above_is_assessed() {
 enum Breakage {
     /// Tells every caller the slot is theirs.
     DoubleBooks,
-    /// Serves a 404'd appointment with credentials it saw earlier (a cache keyed without tenant).
+    /// Serves a 404'd appointment with the first credentials it saw that read it (a cache keyed
+    /// without the tenant).
     LeaksAcrossClinics,
     /// Takes 1.2 s for every booking.
     AnswersSlowly,
@@ -211,7 +218,8 @@ struct Proxy {
     upstream: String,
     breakage: Breakage,
     http: reqwest::Client,
-    seen_token: Arc<Mutex<Option<String>>>,
+    /// Answers of another caller's credentials served in place of a 404.
+    leaked: Arc<AtomicUsize>,
     /// Every token seen, in order.
     tokens: Arc<Mutex<Vec<String>>>,
     /// The clinics created through it.
@@ -324,12 +332,17 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         return list_every_clinic(&proxy, &path).await;
     }
     if matches!(proxy.breakage, Breakage::LeaksAcrossClinics) && path.starts_with("/api/appointments/") {
-        if response.status() == 200 {
-            *proxy.seen_token.lock().expect("lock") = auth;
-        } else if response.status() == 404 {
-            let remembered = proxy.seen_token.lock().expect("lock").clone();
-            if let Ok(leaked) = send(remembered).await {
-                response = leaked;
+        if response.status() == 404 {
+            let others: Vec<String> =
+                proxy.tokens.lock().expect("lock").iter().filter(|t| Some(*t) != auth.as_ref()).cloned().collect();
+            for other in others {
+                if let Ok(leaked) = send(Some(other)).await {
+                    if leaked.status() == 200 {
+                        proxy.leaked.fetch_add(1, Ordering::SeqCst);
+                        response = leaked;
+                        break;
+                    }
+                }
             }
         }
     }
@@ -365,7 +378,7 @@ async fn broken_service(breakage: Breakage) -> (String, TestApp, Proxy) {
         upstream: app.base.clone(),
         breakage,
         http: reqwest::Client::new(),
-        seen_token: Arc::new(Mutex::new(None)),
+        leaked: Arc::default(),
         tokens: Arc::default(),
         created_clinics: Arc::default(),
         dropped_removals: Arc::default(),
@@ -377,8 +390,8 @@ async fn broken_service(breakage: Breakage) -> (String, TestApp, Proxy) {
     (format!("http://{address}"), app, proxy)
 }
 
-async fn judged_no_go(breakage: Breakage, scenario: &str, reason: &str) {
-    let (url, _app, _) = broken_service(breakage).await;
+async fn judged_no_go(breakage: Breakage, scenario: &str, reason: &str) -> Proxy {
+    let (url, _app, proxy) = broken_service(breakage).await;
     let reports = tempfile::tempdir().expect("dir");
     let outcome =
         uat_orchestrator::run(cli(&["--target", &url, "--jwt-secret", SECRET, "--scenario", scenario], reports.path()))
@@ -389,6 +402,7 @@ async fn judged_no_go(breakage: Breakage, scenario: &str, reason: &str) {
     assert!(reasons(&report).contains(reason), "the reason names {reason:?}: {}", reasons(&report));
     let failed = report["scenarios"][0]["passed"].as_bool();
     assert_eq!(failed, Some(false), "the {scenario} scenario itself fails");
+    proxy
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,7 +412,8 @@ async fn a_service_that_double_books_is_no_go() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_leaks_across_clinics_is_no_go() {
-    judged_no_go(Breakage::LeaksAcrossClinics, "isolation", "cross-clinic leak").await;
+    let proxy = judged_no_go(Breakage::LeaksAcrossClinics, "isolation", "cross-clinic leak").await;
+    assert!(proxy.leaked.load(Ordering::SeqCst) > 0, "the proxy served no other clinic's appointment");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -534,6 +549,13 @@ async fn a_service_that_never_sends_mail_is_no_go() {
     assert_eq!(outcome, Exit::NoGo, "{}", reasons(&report));
     // The criterion is named after the time it was judged against.
     assert!(reasons(&report).contains("email delivered within 3 s"), "{}", reasons(&report));
+    // Booked, and then no mail: not a booking or a set-up that failed first.
+    let steps = &report["scenarios"][0]["steps"];
+    assert_eq!(steps[0]["title"], "a booking with an email address is accepted", "{steps:#}");
+    assert_eq!(steps[0]["passed"], true, "{steps:#}");
+    assert_eq!(steps[1]["title"], "the confirmation email arrives in time", "{steps:#}");
+    assert_eq!(steps[1]["passed"], false, "{steps:#}");
+    assert!(steps[1]["measured"].as_str().is_some_and(|m| m.starts_with("nothing for")), "{steps:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,12 +45,26 @@ fn judge(run: &mut Run<'_>, what: &str, held: bool, failures: &mut Vec<String>) 
     }
 }
 
-/// A step's checks in plain words: every attempt refused, or which ones got through.
+/// Records one attempt the service answered `got`: 404 refuses it; a 2xx got through, and so did
+/// a 403, which tells that the resource exists (another clinic's is answered 404, never 403). Any
+/// other answer proves nothing either way: the check fails without naming a leak.
+fn judge_status(run: &mut Run<'_>, what: &str, got: u16, failures: &mut Vec<String>) {
+    match got {
+        404 => judge(run, what, true, failures),
+        200..=299 | 403 => judge(run, &format!("{what} (HTTP {got})"), false, failures),
+        _ => {
+            run.findings.isolation_checks += 1;
+            failures.push(format!("{what}? answered HTTP {got}, not 404"));
+        }
+    }
+}
+
+/// A step's checks in plain words: every attempt refused, or which ones were not.
 fn refused(failures: &[String]) -> String {
     if failures.is_empty() {
         "every attempt refused".into()
     } else {
-        format!("got through: {}", failures.join("; "))
+        format!("not refused: {}", failures.join("; "))
     }
 }
 
@@ -124,7 +138,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     let mut failures = Vec::new();
     let got =
         status(run, "B reads A's appointment", Method::GET, &format!("/api/appointments/{id}"), &b.staff, None).await?;
-    judge(run, "B read A's appointment by id", got == 404, &mut failures);
+    judge_status(run, "B read A's appointment by id", got, &mut failures);
     let listed = list_around(run, &b.staff, &booked.body).await?;
     judge(run, "B's list shows A's appointment", !listed.contains(&id), &mut failures);
     steps.check("the second clinic cannot read the first's appointments", failures.is_empty(), refused(&failures));
@@ -132,7 +146,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     let mut failures = Vec::new();
     let got =
         status(run, "B reads A's provider", Method::GET, &format!("/api/providers/{provider}"), &b.admin, None).await?;
-    judge(run, "B read A's provider", got == 404, &mut failures);
+    judge_status(run, "B read A's provider", got, &mut failures);
     let got = status(
         run,
         "B reads A's availability",
@@ -142,7 +156,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
         None,
     )
     .await?;
-    judge(run, "B read A's availability", got == 404, &mut failures);
+    judge_status(run, "B read A's availability", got, &mut failures);
     let got = status(
         run,
         "B renames A's provider",
@@ -152,7 +166,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
         Some(json!({"name": "Taken over"})),
     )
     .await?;
-    judge(run, "B changed A's provider", got == 404, &mut failures);
+    judge_status(run, "B changed A's provider", got, &mut failures);
     steps.check(
         "the second clinic cannot see or change the first's providers",
         failures.is_empty(),
@@ -162,7 +176,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     let mut failures = Vec::new();
     let body = json!({"tool_name": "book_appointment", "tool_input": {"provider_id": provider, "appointment_date": date, "appointment_time": "12:00"}});
     let got = status(run, "B books A's provider", Method::POST, "/api/vapi/booking", &b.agent, Some(body)).await?;
-    judge(run, "B booked A's provider", got == 404, &mut failures);
+    judge_status(run, "B booked A's provider", got, &mut failures);
     let via_vapi = vapi(run, "B books A's provider by voice", &b.agent, &vapi_message("uat-iso-b", &phone, &[("i1", "book_appointment", json!({"provider_id": provider, "appointment_date": date, "appointment_time": "13:00", "patient_name": "Eve"}))])).await?;
     judge(run, "B booked A's provider by voice", matches!(via_vapi.first(), Some(Err(_))), &mut failures);
     steps.check("the second clinic cannot book the first's providers", failures.is_empty(), refused(&failures));
@@ -177,7 +191,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
         Some(json!({})),
     )
     .await?;
-    judge(run, "B cancelled A's appointment by id", got == 404, &mut failures);
+    judge_status(run, "B cancelled A's appointment by id", got, &mut failures);
     let got = status(
         run,
         "B moves A's appointment",
@@ -187,7 +201,7 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
         Some(json!({"appointment_date": date, "appointment_time": "15:00"})),
     )
     .await?;
-    judge(run, "B moved A's appointment by id", got == 404, &mut failures);
+    judge_status(run, "B moved A's appointment by id", got, &mut failures);
     let by_code = vapi(
         run,
         "B cancels by code",
