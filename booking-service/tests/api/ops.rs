@@ -186,7 +186,9 @@ async fn readiness_does_not_wait_behind_a_busy_pool() {
             tokio::spawn(async move { staff.providers().await })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Past the second an answer is kept, so that this one asks the database.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert!(waiting.iter().all(|r| !r.is_finished()), "the two requests still hold the pool");
     assert_eq!(app.anon.readyz().await.expect("ready while the pool is busy").status, "ready");
     sqlx::query("ROLLBACK").execute(&mut holder).await.expect("release");
     for request in waiting {

@@ -318,8 +318,10 @@ async fn a_closure_shuts_whole_local_days_for_every_provider(backend: Backend) {
     // Auckland's day starts 11 to 13 hours before UTC's: the closure follows the clinic's clock.
     let org = app.org("Pacific/Auckland").await;
     let provider = org.provider().await;
+    let second = org.provider_with(CreateProvider { name: "Dr. Second".into(), ..Default::default() }).await;
     let day = days_ahead(20);
     let on_the_day = org.staff.book(&booking(provider.id, day, "08:00")).await.expect("booked");
+    let seconds = org.staff.book(&booking(second.id, day + Duration::days(1), "12:00")).await.expect("booked");
     let eve = org.staff.book(&booking(provider.id, day - Duration::days(1), "23:00")).await.expect("booked");
     let closure = org
         .admin
@@ -330,11 +332,17 @@ async fn a_closure_shuts_whole_local_days_for_every_provider(backend: Backend) {
         })
         .await
         .expect("closed");
-    assert_eq!(closure.conflicts, Some(vec![on_the_day.appointment_id]), "not the eve's 23:00");
+    let mut conflicts = closure.conflicts.clone().expect("conflicts");
+    conflicts.sort();
+    let mut expected = vec![on_the_day.appointment_id, seconds.appointment_id];
+    expected.sort();
+    assert_eq!(conflicts, expected, "both providers' on the closed days, not the eve's 23:00");
     assert_eq!((closure.date, closure.end_date), (day, day + Duration::days(1)));
 
-    for (date, time) in [(day, "00:00"), (day + Duration::days(1), "23:30")] {
-        let err = assert_error(org.staff.book(&booking(provider.id, date, time)).await, 409, "slot_unavailable");
+    for (who, date, time) in
+        [(&provider, day, "00:00"), (&provider, day + Duration::days(1), "23:30"), (&second, day, "10:00")]
+    {
+        let err = assert_error(org.staff.book(&booking(who.id, date, time)).await, 409, "slot_unavailable");
         for alt in err.alternatives() {
             let local = alt.starts_at.date_naive();
             assert!(local < day || local > day + Duration::days(1), "an alternative on a closed day: {alt:?}");
