@@ -145,8 +145,10 @@ impl Window {
         self.saw_service_metrics |= now.keys().any(|(name, _)| name == REQUESTS);
         if let Some(last) = &self.last {
             let restarted = last.iter().any(|(series, before)| match now.get(series) {
-                // An instance without the gauge (an older release) says nothing by its absence.
-                now if series.0 == STARTED => now.is_some_and(|v| v != before),
+                // An instance without the gauge (an older release) says nothing by its absence. A
+                // millisecond apart at least: a value read back from a report's JSON may differ in
+                // its last bit.
+                now if series.0 == STARTED => now.is_some_and(|v| (v - before).abs() >= 1e-3),
                 now => now.is_none_or(|v| v < before),
             });
             self.restarts += u32::from(restarted);
@@ -411,11 +413,13 @@ odd{path="C:\\dir, \"quoted\"",x="a}b"} 1 1700000000000
     /// by the start time: what the new process counted is counted whole.
     #[test]
     fn a_changed_start_time_is_a_restart_even_when_the_counters_grew_back() {
-        let started = |at: u32| parse(&format!("{STARTED} {at}.25")).expect("parses");
+        let started = |at: f64| parse(&format!("{STARTED} {at}")).expect("parses");
         let mut w = Window::default();
-        w.observe(requests(100, 0).into_iter().chain(started(1_000)).collect());
-        w.observe(requests(130, 2).into_iter().chain(started(1_000)).collect());
-        w.observe(requests(150, 3).into_iter().chain(started(2_000)).collect());
+        w.observe(requests(100, 0).into_iter().chain(started(1_764_950_000.123_456)).collect());
+        // The same start, read back from JSON with its last bit changed.
+        let same = f64::from_bits(1_764_950_000.123_456_f64.to_bits() + 1);
+        w.observe(requests(130, 2).into_iter().chain(started(same)).collect());
+        w.observe(requests(150, 3).into_iter().chain(started(1_764_950_000.125)).collect());
         // A scrape without the gauge (an older release) is not a restart by itself.
         w.observe(requests(160, 3));
         assert_eq!(w.restarts, 1);

@@ -331,17 +331,18 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     {
         return list_every_clinic(&proxy, &path).await;
     }
-    if matches!(proxy.breakage, Breakage::LeaksAcrossClinics) && path.starts_with("/api/appointments/") {
-        if response.status() == 404 {
-            let others: Vec<String> =
-                proxy.tokens.lock().expect("lock").iter().filter(|t| Some(*t) != auth.as_ref()).cloned().collect();
-            for other in others {
-                if let Ok(leaked) = send(Some(other)).await {
-                    if leaked.status() == 200 {
-                        proxy.leaked.fetch_add(1, Ordering::SeqCst);
-                        response = leaked;
-                        break;
-                    }
+    if matches!(proxy.breakage, Breakage::LeaksAcrossClinics)
+        && path.starts_with("/api/appointments/")
+        && response.status() == 404
+    {
+        let others: Vec<String> =
+            proxy.tokens.lock().expect("lock").iter().filter(|t| Some(*t) != auth.as_ref()).cloned().collect();
+        for other in others {
+            if let Ok(leaked) = send(Some(other)).await {
+                if leaked.status() == 200 {
+                    proxy.leaked.fetch_add(1, Ordering::SeqCst);
+                    response = leaked;
+                    break;
                 }
             }
         }
