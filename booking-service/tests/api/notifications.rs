@@ -157,7 +157,11 @@ async fn a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link(backe
     assert!(text.body.contains(&booked.confirmation_code), "{}", text.body);
     assert!(text.body.contains(&format!("{}/manage/", app.base)), "{}", text.body);
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-    assert_eq!(wait_eml(&app, 2).await.len(), 2, "the email sent once");
+    assert_eq!(wait_eml(&app, 2).await.len(), 2, "no other email");
+    // A message delivered again would overwrite its own file: its claims say it was sent once.
+    let jobs = reminders(&app, org.id, booked.appointment_id).await;
+    let reminder = jobs.iter().find(|j| j.kind == "reminder_email").expect("the email reminder");
+    assert_eq!((reminder.claims, reminder.attempts), (1, 0), "the email sent once: {reminder:?}");
     assert_eq!(twilio.messages().len(), 2, "the SMS sent once");
 }
 

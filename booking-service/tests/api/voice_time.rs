@@ -32,7 +32,7 @@ async fn ask(org: &TestOrg, tool: &str, arguments: Value) -> Result<String, Stri
 // ---- Time --------------------------------------------------------------------------------------
 
 /// The service, its clock standing at `now`.
-async fn app_at(backend: Backend, now: DateTime<Utc>) -> (TestApp, Arc<SettableClock>) {
+pub(crate) async fn app_at(backend: Backend, now: DateTime<Utc>) -> (TestApp, Arc<SettableClock>) {
     let clock = SettableClock::at(now);
     let shared: SharedClock = clock.clone();
     let app = spawn_app_with(backend, move |c| c.clock = Some(shared)).await;
@@ -44,7 +44,7 @@ fn zone(name: &str) -> Zone {
 }
 
 /// The instant of a local wall-clock time in `tz`.
-fn at(tz: &str, date: NaiveDate, time: &str) -> DateTime<Utc> {
+pub(crate) fn at(tz: &str, date: NaiveDate, time: &str) -> DateTime<Utc> {
     let time = NaiveTime::parse_from_str(time, "%H:%M").expect("a time");
     zone(tz).resolve(date, time).expect("an instant")
 }
