@@ -7,7 +7,7 @@
 //! between bookings racing in three lanes, not only the lane between identical ones.
 
 use crate::report::{Check, RequestRecord};
-use crate::setup::{PlannedSlot, SLOT_MINUTES};
+use crate::setup::{Patience, PlannedSlot, SLOT_MINUTES};
 use crate::stats::{self, Summary};
 use anyhow::Context;
 use reqwest::StatusCode;
@@ -393,15 +393,15 @@ pub async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot], winne
     for (provider, mine) in by_provider {
         let from = mine.iter().map(|s| s.starts_at()).min().unwrap_or_default();
         let to = mine.iter().map(|s| s.starts_at()).max().unwrap_or_default() + chrono::Duration::minutes(SLOT_MINUTES);
-        let listed = staff
-            .appointments(&AppointmentQuery {
-                provider_id: Some(provider),
-                from: Some(from.to_rfc3339()),
-                to: Some(to.to_rfc3339()),
-                limit: Some(500),
-                ..Default::default()
-            })
-            .await;
+        let query = AppointmentQuery {
+            provider_id: Some(provider),
+            from: Some(from.to_rfc3339()),
+            to: Some(to.to_rfc3339()),
+            limit: Some(500),
+            ..Default::default()
+        };
+        // The tool's own requests wait out the target's rate limit, as the clean-up does.
+        let listed = Patience::default().send(|| staff.appointments(&query)).await;
         let appointments = match listed {
             Ok(a) => a,
             Err(e) => {

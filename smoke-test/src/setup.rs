@@ -9,6 +9,7 @@ use rand::Rng;
 use shared::api::{AppointmentQuery, BookingInput, CreateOrganization, CreateProvider};
 use shared::{ApiClient, ClientResult, Role};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -101,21 +102,27 @@ impl Fixture {
             return Ok("nothing to remove".into());
         };
         let admin = base.with_token(admin.clone());
+        let patience = Patience::default();
         let (mut cancelled, mut left) = (0, Vec::new());
         for provider in &self.providers {
             // Deactivated first, so no booking still on its way (its client gave up, the server
             // not yet) lands after the list below was read.
-            if let Err(e) = patiently(|| admin.deactivate_provider(*provider)).await {
+            if let Err(e) = patience.send(|| admin.deactivate_provider(*provider)).await {
                 left.push(format!("provider {provider}: {e}"));
             }
             // The providers are the run's own, so everything booked with them is the run's: listing
             // them also finds a booking whose answer was lost (a timeout, an interruption).
-            match cancel_bookings(&admin, *provider).await {
+            match cancel_bookings(&admin, *provider, &patience).await {
                 Ok(n) => cancelled += n,
                 Err(e) => left.push(format!("appointments of provider {provider}: {e}")),
             }
         }
-        let done = format!("{cancelled} appointment(s) cancelled, {} provider(s) deactivated", self.providers.len());
+        let mut done =
+            format!("{cancelled} appointment(s) cancelled, {} provider(s) deactivated", self.providers.len());
+        let waited = patience.waited();
+        if !waited.is_zero() {
+            done.push_str(&format!(", after waiting {} s for the rate limit", waited.as_secs()));
+        }
         if left.is_empty() {
             Ok(done)
         } else {
@@ -125,9 +132,10 @@ impl Fixture {
 }
 
 /// Cancels the active appointments of `provider`, a few at a time; returns how many it cancelled.
-async fn cancel_bookings(admin: &ApiClient, provider: Uuid) -> Result<usize, String> {
+async fn cancel_bookings(admin: &ApiClient, provider: Uuid, patience: &Patience) -> Result<usize, String> {
     let query = AppointmentQuery { provider_id: Some(provider), limit: Some(500), ..Default::default() };
-    let active: Vec<Uuid> = patiently(|| admin.appointments(&query))
+    let active: Vec<Uuid> = patience
+        .send(|| admin.appointments(&query))
         .await
         .map_err(|e| format!("listing them failed: {e}"))?
         .into_iter()
@@ -135,7 +143,7 @@ async fn cancel_bookings(admin: &ApiClient, provider: Uuid) -> Result<usize, Str
         .map(|a| a.id)
         .collect();
     let outcomes: Vec<_> = futures::stream::iter(active)
-        .map(|id| async move { (id, patiently(|| admin.cancel(id, Some("smoke-test clean-up"))).await) })
+        .map(|id| async move { (id, patience.send(|| admin.cancel(id, Some("smoke-test clean-up"))).await) })
         .buffer_unordered(8)
         .collect()
         .await;
@@ -155,27 +163,41 @@ async fn cancel_bookings(admin: &ApiClient, provider: Uuid) -> Result<usize, Str
     }
 }
 
-/// The longest clean-up waits in all for one request the service refuses as too many (429).
+/// The longest one request waits in all when the service refuses it as too many (429).
 const PATIENCE: Duration = Duration::from_secs(300);
 
-/// Sends a clean-up request again when the service refuses it as too many (429), after the wait
-/// it asks for: a run that booked more than the admin token's rate limit still removes everything.
-async fn patiently<T, F: Future<Output = ClientResult<T>>>(send: impl Fn() -> F) -> ClientResult<T> {
-    let mut waited = Duration::ZERO;
-    loop {
-        let refused = match send().await {
-            Err(refused) => refused,
-            answered => return answered,
-        };
-        // At least a second: a `Retry-After: 0` (from a proxy, say) must not spin.
-        let wait = refused.retry_after().map(|wait| wait.max(Duration::from_secs(1)));
-        match wait.filter(|wait| waited + *wait <= PATIENCE) {
-            Some(wait) => {
-                tokio::time::sleep(wait).await;
-                waited += wait;
+/// Sends the tool's own requests (the read-back, the clean-up) again when the service refuses
+/// them as too many (429), after the wait it asks for, and adds up the waits: a run that booked
+/// more than the admin token's rate limit still reads back and removes everything.
+#[derive(Debug, Default)]
+pub struct Patience {
+    waited_ms: AtomicU64,
+}
+
+impl Patience {
+    pub async fn send<T, F: Future<Output = ClientResult<T>>>(&self, send: impl Fn() -> F) -> ClientResult<T> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let refused = match send().await {
+                Err(refused) => refused,
+                answered => return answered,
+            };
+            // At least a second: a `Retry-After: 0` (from a proxy, say) must not spin.
+            let wait = refused.retry_after().map(|wait| wait.max(Duration::from_secs(1)));
+            match wait.filter(|wait| waited + *wait <= PATIENCE) {
+                Some(wait) => {
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                    self.waited_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                }
+                None => return Err(refused),
             }
-            None => return Err(refused),
         }
+    }
+
+    /// The waits so far, added up (those of requests sent side by side each counted).
+    pub fn waited(&self) -> Duration {
+        Duration::from_millis(self.waited_ms.load(Ordering::Relaxed))
     }
 }
 

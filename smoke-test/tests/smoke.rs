@@ -440,8 +440,9 @@ async fn given_tokens_of_an_existing_organization_it_races_there_cancels_its_boo
 
 /// A load run with given tokens, `rate` bookings a second for a second on two providers, against
 /// a service allowing each token `per_minute` requests (0: no limit) of which the admin token has
-/// already spent `spent`: its clean-up cancels every booking it made.
-async fn given_tokens_a_load_run_cancels_every_booking(per_minute: u32, spent: u32, rate: u32) {
+/// already spent `spent`: its clean-up cancels every booking it made (waiting out the rate limit
+/// when `waits`, and saying so).
+async fn given_tokens_a_load_run_cancels_every_booking(per_minute: u32, spent: u32, rate: u32, waits: bool) {
     use shared::Role;
     let app = spawn_app_with(Backend::Sqlite, |config| config.rate_limit_per_minute = per_minute).await;
     let org = app.org_named("Staging Clinic", "Europe/Paris").await;
@@ -471,13 +472,22 @@ async fn given_tokens_a_load_run_cancels_every_booking(per_minute: u32, spent: u
     ];
     let run = run(args(&dir, &argv)).await;
     assert_eq!(run.exit_code(), 0, "{:?}", run.report.reason);
-    assert_eq!(run.report.cleanup, format!("done: {rate} appointment(s) cancelled, 2 provider(s) deactivated"));
+    let done = format!("done: {rate} appointment(s) cancelled, 2 provider(s) deactivated");
+    if waits {
+        let said = &run.report.cleanup;
+        assert!(
+            said.starts_with(&format!("{done}, after waiting ")) && said.ends_with(" s for the rate limit"),
+            "{said}"
+        );
+    } else {
+        assert_eq!(run.report.cleanup, done);
+    }
     assert_eq!(active_appointments(&org).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
-    given_tokens_a_load_run_cancels_every_booking(0, 0, 10).await;
+    given_tokens_a_load_run_cancels_every_booking(0, 0, 10, false).await;
 }
 
 /// A run that booked more than the admin token may send in a minute still cancels every booking:
@@ -488,7 +498,7 @@ async fn given_tokens_in_load_mode_it_cancels_every_booking_it_made() {
 /// clean-up meets 429s and must wait them out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_tokens_the_clean_up_waits_out_the_rate_limit() {
-    given_tokens_a_load_run_cancels_every_booking(60, 53, 15).await;
+    given_tokens_a_load_run_cancels_every_booking(60, 53, 15, true).await;
 }
 
 /// Another clinic's agent token has every booking refused: that is the configuration, not the
