@@ -48,9 +48,11 @@ pub(crate) fn content_type(headers: &HeaderMap) -> Option<&str> {
     headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 
-/// Whether the body is JSON: `application/json`, or a `+json` type.
+/// Whether the body is JSON: `application/json` or an `application/…+json` type, in any case and
+/// with any parameters (as axum's `Json` takes it).
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
-    content_type(headers).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
+    let essence = content_type(headers).and_then(|v| v.split(';').next()).map(|v| v.trim().to_ascii_lowercase());
+    essence.is_some_and(|v| v.strip_prefix("application/").is_some_and(|sub| sub == "json" || sub.ends_with("+json")))
 }
 
 /// Whether the body is an HTML form, `application/x-www-form-urlencoded` (a media type's case does
@@ -224,12 +226,27 @@ fn bytes_rejection(rejection: BytesRejection) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::is_form;
+    use super::{is_form, is_json};
     use axum::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
+
+    fn with(value: &'static str) -> HeaderMap {
+        HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static(value))])
+    }
+
+    #[test]
+    fn json_is_known_by_its_media_type_in_any_case() {
+        for json in ["application/json", "Application/JSON; charset=utf-8", "application/vnd.api+json"] {
+            assert!(is_json(&with(json)), "{json}");
+        }
+        for other in ["application/jsonl", "text/plain; x=+json", "text/json", "application/x-www-form-urlencoded", ""]
+        {
+            assert!(!is_json(&with(other)), "{other}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
 
     #[test]
     fn a_form_is_known_by_its_media_type_in_any_case() {
-        let with = |value: &'static str| HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static(value))]);
         assert!(is_form(&with("application/x-www-form-urlencoded")));
         assert!(is_form(&with("Application/X-WWW-Form-Urlencoded; charset=UTF-8")), "as Twilio may send it");
         for other in ["application/json", "multipart/form-data", "application/x-www-form", ""] {
