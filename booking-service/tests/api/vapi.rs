@@ -491,7 +491,13 @@ async fn a_caller_cannot_cancel_or_move_a_visit_that_has_begun(backend: Backend)
     let input =
         shared::api::BookingInput { patient_phone: Some(CALLER.into()), ..booking(smith.id, days_ahead(1), "09:00") };
     let booked = org.staff.book(&input).await.expect("booked");
-    crate::attendance::backdate(&app, booked.appointment_id).await;
+    // Begun five minutes ago, and not over.
+    let into_it = booked.starts_at.with_timezone(&chrono::Utc) - chrono::Utc::now() + chrono::Duration::minutes(5);
+    crate::attendance::shift(&app, booked.appointment_id, into_it).await;
+    let found = only(
+        &post(&org.agent, &message(vec![call("x0", "find_appointments", json!({}))], Some(CALLER), "call-late")).await,
+    );
+    assert_eq!(found.as_deref(), Ok("You have no upcoming appointments."), "a visit under way is not upcoming");
     let code = json!({"confirmation_code": booked.confirmation_code});
     let moved = json!({"confirmation_code": booked.confirmation_code, "appointment_date": date_str(days_ahead(5)),
                        "appointment_time": "10:00"});

@@ -23,7 +23,8 @@ impl FindAppointments {
             .await?
             .items
             .into_iter()
-            .filter(|a| a.status.is_active())
+            // Upcoming: not started yet (as the per-caller limit counts them).
+            .filter(|a| a.status.is_active() && a.slot.start() > ctx.now)
             .collect();
         if upcoming.is_empty() {
             return Ok("You have no upcoming appointments.".into());
