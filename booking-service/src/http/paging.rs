@@ -65,7 +65,7 @@ pub fn request<K: SortKey>(limit: Option<u32>, cursor: Option<&str>) -> ApiResul
 }
 
 fn decode<K: SortKey>(cursor: &str) -> ApiResult<(K, Uuid)> {
-    let invalid = || ApiError::Validation("cursor: not a cursor this list gave".into());
+    let invalid = || ApiError::Validation("cursor: not a place in this list (pass back a `next` it gave)".into());
     if cursor.len() > MAX_CURSOR {
         return Err(invalid());
     }

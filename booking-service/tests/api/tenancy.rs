@@ -47,8 +47,9 @@ async fn every_route_answers_404_for_another_organizations_resources(backend: Ba
     b.agent.book(&booking(own.id, days_ahead(3), "10:00")).await.expect("B books its own provider");
 }
 
-/// How many rows of `org` each table with an `org_id` column holds, read as the database's owner
-/// (past row-level security), the tables found in the catalogue so that a new one is counted too.
+/// How many rows of `org` each table with an `org_id` column holds, read through the test
+/// database's own URL (a superuser on PostgreSQL, past the row-level security forced on the
+/// tables' owner too), the tables found in the catalogue so that a new one is counted too.
 async fn rows_of(app: &TestApp, backend: Backend, org: uuid::Uuid) -> Vec<(String, i64)> {
     let mut counts = Vec::new();
     match backend {
