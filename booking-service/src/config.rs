@@ -1,5 +1,6 @@
 //! Settings from flags or environment variables (docs/API.md §1). Secrets never print.
 
+use clap::builder::BoolishValueParser;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -97,7 +98,7 @@ pub struct MigrateArgs {
     pub database_url: String,
 
     /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    #[arg(long, env = "LOG_JSON", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub log_json: bool,
 }
 
@@ -120,8 +121,9 @@ pub struct Config {
     #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<PathBuf>,
 
-    /// Pins the algorithm of JWT_PUBLIC_KEY_FILE (RS256, RS384, RS512, PS256, ES256, ES384, EdDSA);
-    /// by default the key's type decides. With JWT_SECRET only HS256 (or unset) is accepted.
+    /// Pins the algorithm of JWT_PUBLIC_KEY_FILE (RS256, RS384, RS512, PS256, PS384, PS512, ES256,
+    /// ES384, EdDSA); unset, RS256 for an RSA key, ES256 for an EC key (set ES384 for a P-384 one),
+    /// EdDSA for an Ed25519 key. With JWT_SECRET only HS256 (or unset) is accepted.
     #[arg(long, env = "JWT_ALGORITHM")]
     pub jwt_algorithm: Option<String>,
 
@@ -137,7 +139,8 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
-    /// `smtp://host:port` or `smtps://user:pass@host:port`; without it mail goes to MAIL_DIR.
+    /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:port` (TLS); without it mail goes to MAIL_DIR.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
 
@@ -211,8 +214,10 @@ pub struct Config {
     #[arg(long, env = "SMTP_TIMEOUT_SECS", value_parser = seconds(), default_value_t = DEFAULT_SMTP_TIMEOUT_SECS)]
     pub smtp_timeout_secs: u64,
 
-    /// Database connections of this process.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = DEFAULT_POOL_SIZE)]
+    /// Database connections of this process (on SQLite its readers, beside one writer and one
+    /// readiness check).
+    #[arg(long = "database-pool-size", visible_alias = "pool-size", env = "DATABASE_POOL_SIZE")]
+    #[arg(default_value_t = DEFAULT_POOL_SIZE)]
     #[arg(value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub pool_size: u32,
 
@@ -278,6 +283,7 @@ pub struct Config {
     /// Lets webhooks go to loopback, private and link-local addresses (a clinic's own network;
     /// tests). Off: such URLs are refused when created and when delivered.
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(value_parser = BoolishValueParser::new())]
     pub webhook_allow_private: bool,
 
     /// Requests per minute of one token subject in one organization (0: no limit); beyond it 429.
@@ -305,7 +311,7 @@ pub struct Config {
     pub retention_days: u32,
 
     /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    #[arg(long, env = "LOG_JSON", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub log_json: bool,
 
     /// Where the voice agent's "now" comes from: the system clock unless a test sets one.
@@ -477,7 +483,7 @@ mod tests {
         let parse = |args: &[&str]| Config::try_parse_from([&["booking-service"], args].concat());
         assert!(parse(&[]).is_ok());
         for (flag, value) in [
-            ("--pool-size", "0"),
+            ("--database-pool-size", "0"),
             ("--confirm-token-ttl-hours", "3000000000"),
             ("--mail-retry-max-ms", "9000000000000000"),
             ("--idle-timeout-secs", "18446744073709551615"),
@@ -511,6 +517,21 @@ mod tests {
             let refused = parse(args).check().expect_err("refused");
             assert!(names.iter().all(|name| refused.contains(name)), "{args:?}: {refused}");
         }
+    }
+
+    /// A yes-or-no setting reads the words people write for it, not only `true` and `false`.
+    #[test]
+    fn a_yes_or_no_setting_takes_the_usual_words() {
+        let allows = |value: &str| {
+            Config::try_parse_from(["booking-service", "--webhook-allow-private", value])
+                .map(|c| c.webhook_allow_private)
+        };
+        for (value, meant) in [("true", true), ("1", true), ("yes", true), ("on", true), ("0", false), ("no", false)] {
+            assert_eq!(allows(value).ok(), Some(meant), "{value}");
+        }
+        assert!(allows("maybe").is_err());
+        let json = Config::try_parse_from(["booking-service", "--log-json"]).expect("parsed");
+        assert!(json.log_json, "the bare flag");
     }
 
     #[test]
