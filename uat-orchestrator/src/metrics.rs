@@ -44,7 +44,8 @@ pub async fn scrape(
     timeout: Duration,
 ) -> Result<Vec<Sample>, String> {
     let request = http.get(url).timeout(timeout);
-    let request = match token {
+    // An empty token (an unset CI secret) is no token.
+    let request = match token.filter(|t| !t.is_empty()) {
         Some(token) => request.bearer_auth(token),
         None => request,
     };

@@ -12,9 +12,10 @@ use std::path::Path;
 pub struct Terminal(());
 
 impl Terminal {
-    /// Turns colors off when stdout is not a terminal or `NO_COLOR` is set.
+    /// Turns colors off when stdout is not a terminal or `NO_COLOR` is set (and not empty, as
+    /// no-color.org asks).
     pub fn new() -> Self {
-        if !std::io::stdout().is_terminal() || std::env::var_os("NO_COLOR").is_some() {
+        if !std::io::stdout().is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
             colored::control::set_override(false);
         }
         Self(())

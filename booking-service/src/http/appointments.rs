@@ -94,7 +94,7 @@ pub async fn audit(
     let actor = caller.actor(MANAGERS)?;
     let page = paging::request::<i64>(query.limit, query.cursor.as_deref())?;
     if page.after.as_ref().is_some_and(|(_, of)| *of != id) {
-        return Err(ApiError::Validation("cursor: not a place in this list (pass back a `next` it gave)".into()));
+        return Err(paging::not_a_cursor());
     }
     let id = AppointmentId(id);
     // Not the clinic's, or no such appointment: 404, not an empty trail.

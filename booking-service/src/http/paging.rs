@@ -65,7 +65,7 @@ pub fn request<K: SortKey>(limit: Option<u32>, cursor: Option<&str>) -> ApiResul
 }
 
 fn decode<K: SortKey>(cursor: &str) -> ApiResult<(K, Uuid)> {
-    let invalid = || ApiError::Validation("cursor: not a place in this list (pass back a `next` it gave)".into());
+    let invalid = not_a_cursor;
     if cursor.len() > MAX_CURSOR {
         return Err(invalid());
     }
@@ -79,6 +79,11 @@ fn decode<K: SortKey>(cursor: &str) -> ApiResult<(K, Uuid)> {
         return Err(invalid());
     }
     Ok((key, id))
+}
+
+/// The refusal of a cursor that is not a place in the list asked for.
+pub fn not_a_cursor() -> ApiError {
+    ApiError::Validation("cursor: not a place in this list (pass back a `next` it gave)".into())
 }
 
 /// Whether a string in `v` holds a control character: no sort key this service gives does (names
