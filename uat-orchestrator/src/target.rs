@@ -145,12 +145,20 @@ impl Target {
                             "first clinic's",
                         )?];
                         if let Some(other) = &cli.other_admin_token {
-                            clinics.push(ClinicTokens::from_flags(
+                            let other = ClinicTokens::from_flags(
                                 other,
                                 cli.other_staff_token.as_deref().unwrap_or_default(),
                                 cli.other_agent_token.as_deref().unwrap_or_default(),
                                 "second clinic's",
-                            )?);
+                            )?;
+                            // Isolation would find the "other" clinic's data readable: its own.
+                            if other.org == clinics[0].org {
+                                return Err(format!(
+                                    "the --other-* tokens are of the first clinic's organization ({}): give another's",
+                                    other.org
+                                ));
+                            }
+                            clinics.push(other);
                         }
                         Credentials::Given(clinics)
                     }

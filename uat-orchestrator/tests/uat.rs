@@ -559,6 +559,24 @@ async fn a_service_that_never_sends_mail_is_no_go() {
     assert!(steps[1]["measured"].as_str().is_some_and(|m| m.starts_with("nothing for")), "{steps:#}");
 }
 
+/// The same clinic given as both: isolation would read "the other's" data, its own, as a leak. It
+/// is the configuration, not the service: could not judge, saying so.
+#[tokio::test]
+async fn the_same_clinic_given_twice_cannot_be_judged() {
+    use shared::Role;
+    let org = uuid::Uuid::new_v4();
+    let [admin, staff, agent] = [Role::Admin, Role::Staff, Role::Agent].map(|role| token(role, Some(org)));
+    let reports = tempfile::tempdir().expect("dir");
+    let junit = reports.path().join("junit.xml");
+    let mut args = vec!["--target", "http://127.0.0.1:9", "--scenario", "isolation"];
+    args.extend(["--admin-token", &admin, "--staff-token", &staff, "--agent-token", &agent]);
+    args.extend(["--other-admin-token", &admin, "--other-staff-token", &staff, "--other-agent-token", &agent]);
+    args.extend(["--junit", junit.to_str().expect("path")]);
+    assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("are of the first clinic&apos;s organization"), "{xml}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_tidies_up() {
     use shared::Role;

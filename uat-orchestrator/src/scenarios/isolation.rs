@@ -52,11 +52,32 @@ fn judge_status(run: &mut Run<'_>, what: &str, got: u16, failures: &mut Vec<Stri
     match got {
         404 => judge(run, what, true, failures),
         200..=299 | 403 => judge(run, &format!("{what} (HTTP {got})"), false, failures),
-        _ => {
-            run.findings.isolation_checks += 1;
-            failures.push(format!("{what}? answered HTTP {got}, not 404"));
-        }
+        _ => unclear(run, format!("{what}? answered HTTP {got}, not 404"), failures),
     }
+}
+
+/// Records a spoken attempt: refused when the agent said the `refusal` it says for what is not
+/// there; through when it answered with a result; any other error (too slow, a failure) proves
+/// nothing either way.
+fn judge_spoken(
+    run: &mut Run<'_>,
+    what: &str,
+    said: Option<&Result<String, String>>,
+    refusal: &str,
+    failures: &mut Vec<String>,
+) {
+    match said {
+        Some(Err(error)) if error.starts_with(refusal) => judge(run, what, true, failures),
+        Some(Ok(result)) => judge(run, &format!("{what} (answered \"{result}\")"), false, failures),
+        Some(Err(error)) => unclear(run, format!("{what}? answered \"{error}\""), failures),
+        None => unclear(run, format!("{what}? no answer"), failures),
+    }
+}
+
+/// An attempt whose answer neither refuses nor lets it through: the check fails, naming no leak.
+fn unclear(run: &mut Run<'_>, failure: String, failures: &mut Vec<String>) {
+    run.findings.isolation_checks += 1;
+    failures.push(failure);
 }
 
 /// A step's checks in plain words: every attempt refused, or which ones were not.
@@ -178,7 +199,8 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     let got = status(run, "B books A's provider", Method::POST, "/api/vapi/booking", &b.agent, Some(body)).await?;
     judge_status(run, "B booked A's provider", got, &mut failures);
     let via_vapi = vapi(run, "B books A's provider by voice", &b.agent, &vapi_message("uat-iso-b", &phone, &[("i1", "book_appointment", json!({"provider_id": provider, "appointment_date": date, "appointment_time": "13:00", "patient_name": "Eve"}))])).await?;
-    judge(run, "B booked A's provider by voice", matches!(via_vapi.first(), Some(Err(_))), &mut failures);
+    let not_found = "I couldn't find that provider.";
+    judge_spoken(run, "B booked A's provider by voice", via_vapi.first(), not_found, &mut failures);
     steps.check("the second clinic cannot book the first's providers", failures.is_empty(), refused(&failures));
 
     let mut failures = Vec::new();
@@ -213,13 +235,17 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
         ),
     )
     .await?;
-    judge(run, "B cancelled A's appointment by code", matches!(by_code.first(), Some(Err(_))), &mut failures);
-    judge(
-        run,
-        "B found A's appointment by the caller's number",
-        matches!(by_code.get(1), Some(Ok(t)) if t.contains("no upcoming")),
-        &mut failures,
-    );
+    let no_such_code = "I couldn't find an appointment with the code";
+    judge_spoken(run, "B cancelled A's appointment by code", by_code.first(), no_such_code, &mut failures);
+    match by_code.get(1) {
+        Some(Ok(said)) => {
+            judge(run, "B found A's appointment by the caller's number", said.contains("no upcoming"), &mut failures)
+        }
+        other => {
+            let said = other.map_or_else(|| "no answer".to_owned(), |e| format!("{e:?}"));
+            unclear(run, format!("B found A's appointment by the caller's number? {said}"), &mut failures);
+        }
+    }
     steps.check(
         "the second clinic cannot cancel, move or find the first's appointments",
         failures.is_empty(),
@@ -240,19 +266,25 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     let expired = run.target.expired_token(Role::Staff, Some(a.id));
     let expired_checked = expired.is_some();
     kinds.extend(expired.map(|t| ("expired", t)));
+    let mut other = Vec::new();
     for (kind, token) in kinds {
         let got = status(run, &format!("{kind} token"), Method::GET, &format!("/api/appointments/{id}"), &token, None)
             .await?;
-        if got != 401 {
-            bypass.push(format!("{kind} token answered {got}"));
+        match got {
+            401 => {}
+            // Past authentication: answered, or refused only by the role or tenant checks after it.
+            200..=299 | 403 | 404 => bypass.push(format!("{kind} token answered {got}")),
+            // A gateway's refusal or a failure: the check fails, but nothing got past.
+            _ => other.push(format!("{kind} token answered {got}, not 401")),
         }
     }
     run.findings.token_bypass.extend(bypass.iter().map(|b| format!("isolation: {b}")));
     let note = if expired_checked { "" } else { " (expired not checked: needs --jwt-secret)" };
+    let wrong: Vec<String> = bypass.iter().chain(&other).cloned().collect();
     steps.check(
         "forged, expired and unsigned tokens are refused with 401",
-        bypass.is_empty(),
-        format!("{}{note}", plain::list(&bypass, "every token refused with 401")),
+        wrong.is_empty(),
+        format!("{}{note}", plain::list(&wrong, "every token refused with 401")),
     );
 
     let role_check = status(run, "agent lists appointments", Method::GET, "/api/appointments", &a.agent, None).await?;
@@ -268,7 +300,8 @@ async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'
     let intact = still.status == 200
         && still.body["status"] == "pending"
         && still.body["starts_at"].as_str().is_some_and(|s| s.contains("T10:00:00"));
-    if !intact {
+    // Changed only when read: a failed read fails the step without calling the booking lost.
+    if !intact && still.status == 200 {
         run.findings.lost_or_duplicate.push(format!("isolation: clinic A's appointment changed: {}", still.body));
     }
     steps.check(
