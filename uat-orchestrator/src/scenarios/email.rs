@@ -57,6 +57,12 @@ async fn scenario(
     )
     .await?;
     let ok = matches!(booked.first(), Some(Ok(_)));
+    // Read back: a booking answered made must be there.
+    let appointments = clinic.appointments(run).await?;
+    if ok && appointments.is_empty() {
+        run.findings.lost_or_duplicate.push("email: a booking answered made is not there".into());
+    }
+    let ok = ok && appointments.len() == 1;
     if ok {
         run.findings.bookings_succeeded += 1;
     }
@@ -81,11 +87,10 @@ async fn scenario(
     let text = message.searchable();
     let day = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| e.to_string())?;
     let link = link_in(&text, "/confirm/");
-    let complete = text.contains(clinic.provider_name())
-        && text.contains(&day.format("%B").to_string())
-        && text.contains(&day.format("%Y").to_string())
-        && text.contains("14:00")
-        && link.is_some();
+    // The whole local date and the start as the message writes them ("Friday 15 January 2027,
+    // 14:00 to 14:30"), which the Date: header cannot match by chance.
+    let when = format!("{}, 14:00 to ", day.format("%A %-d %B %Y"));
+    let complete = text.contains(clinic.provider_name()) && text.contains(&when) && link.is_some();
     steps.check(
         "it names the provider, the local date and time, and carries the confirm link",
         complete,
@@ -95,7 +100,6 @@ async fn scenario(
         return Ok(());
     };
 
-    let appointments = clinic.appointments(run).await?;
     let id = appointments.first().and_then(|a| a["id"].as_str()).unwrap_or_default().to_owned();
     let opened = run.probe.send("open the link", run.probe.request_url(Method::GET, &link)).await?;
     let after = super::expect(clinic.appointment(run, &id).await?, 200, "read the appointment")?;
