@@ -140,7 +140,7 @@ async fn scenario(
     );
 
     // After STOP: the email of the next booking goes, its SMS does not.
-    let later = start.with_timezone(&zone) + chrono::Duration::days(2);
+    let later = unrepeated(start.with_timezone(&zone) + chrono::Duration::days(2));
     if let Some(second) = book(run, clinic, &phone, &address, later, steps).await? {
         let email = poll(Instant::now(), run.email_timeout, || {
             mail.messages().into_iter().find(|m| m.searchable().contains(&second.code))
@@ -159,7 +159,7 @@ async fn scenario(
 
     // After START: SMS again.
     let started = inbound(run, peers, &phone, "START", true).await?;
-    let again = later + chrono::Duration::hours(1);
+    let again = unrepeated(later + chrono::Duration::hours(1));
     if let Some(third) = book(run, clinic, &phone, &address, again, steps).await? {
         let sms = poll(Instant::now(), run.email_timeout, || {
             peers.twilio.messages().into_iter().find(|m| m.to == phone && m.body.contains(&third.code))
@@ -202,6 +202,16 @@ async fn set_up(run: &Run<'_>, peers: &Peers, clinic: &Clinic) -> Result<String,
     let post = run.probe.request(Method::POST, "/api/webhooks", Some(&clinic.admin)).json(&hook);
     let created = expect(run.probe.send("add a webhook", post).await?, 201, "add a webhook")?;
     created.body["secret"].as_str().map(str::to_owned).ok_or_else(|| format!("no secret in {}", created.body))
+}
+
+/// `t`, or the first hour after it whose wall-clock time names one instant: a local time in the
+/// hour the clocks repeat is read as its first pass, which may be a time already booked or gone.
+fn unrepeated(mut t: DateTime<Tz>) -> DateTime<Tz> {
+    use chrono::TimeZone;
+    while !matches!(t.timezone().from_local_datetime(&t.naive_local()), chrono::LocalResult::Single(_)) {
+        t += chrono::Duration::hours(1);
+    }
+    t
 }
 
 /// Books `start` through the voice agent for `phone` and `address`, recording the step; `None`
@@ -263,4 +273,22 @@ async fn inbound(
 fn verify(secret: &str, request: &ReceivedRequest) -> Result<(), String> {
     let check = standardwebhooks::Webhook::new(secret).map_err(|e| format!("the secret is refused: {e:?}"))?;
     check.verify(&request.body, &request.header_map()).map_err(|e| format!("{e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// On the night New York's clocks go back, 01:30 happens twice; the time after it is the
+    /// first that names one instant.
+    #[test]
+    fn a_wall_clock_time_the_clocks_repeat_is_moved_past_the_repeat() {
+        let zone: Tz = chrono_tz::America::New_York;
+        let second_pass = chrono::Utc.with_ymd_and_hms(2027, 11, 7, 6, 30, 0).unwrap().with_timezone(&zone);
+        assert_eq!(second_pass.format("%H:%M %Z").to_string(), "01:30 EST");
+        assert_eq!(unrepeated(second_pass).format("%H:%M %Z").to_string(), "02:30 EST");
+        let plain = chrono::Utc.with_ymd_and_hms(2027, 11, 8, 15, 0, 0).unwrap().with_timezone(&zone);
+        assert_eq!(unrepeated(plain), plain);
+    }
 }
