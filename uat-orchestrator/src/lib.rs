@@ -18,10 +18,11 @@ pub mod target;
 use cli::{Cli, Command};
 use output::Terminal;
 use probe::Probe;
-use record::{Decision, Findings};
+use record::{Decision, Findings, Scenario};
 use reporter::Reporter;
 use reqwest::Method;
 use scenarios::{run_scenario, Run};
+use shared::Role;
 use std::time::{Duration, Instant};
 use target::Target;
 
@@ -58,28 +59,63 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     Err(format!("the target is not ready: {last}"))
 }
 
-/// Whether a remote target takes the run's credentials: an admin token (minted with `--jwt-secret`
-/// for a clinic that does not exist, or the first given clinic's) lists providers. A 401 is the
-/// configuration (another key, a target that requires an issuer or audience, an expired token),
-/// not the service failing every scenario; anything else (a 403 included: the token was taken)
-/// is for the scenarios to judge, as is every answer of the in-process service, whose key the run
-/// holds.
-async fn credentials_check(target: &Target, probe: &Probe) -> Result<(), String> {
+/// What a remote target must allow before the scenarios run, checked with one request per
+/// token: its refusal is the run's configuration (a wrong key or token, a Vapi signature the run
+/// cannot make, no mail sink for the email scenario), not the service failing: could not judge.
+/// The in-process service is the run's own.
+async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenario]) -> Result<(), String> {
     if target.is_in_process() {
         return Ok(());
     }
-    let token = match target.given_clinic(0) {
-        Ok(Some(clinic)) => clinic.admin.clone(),
-        _ => target.token(shared::Role::Admin, Some(uuid::Uuid::new_v4())).unwrap_or_default(),
-    };
-    let reply =
-        probe.send_during_outage("credentials", probe.request(Method::GET, "/api/providers", Some(&token))).await?;
-    match reply.status {
-        401 => Err("the target refused the run's admin token (401): check --jwt-secret (and the target's \
-                    JWT_ISSUER and JWT_AUDIENCE) or the given tokens"
-            .into()),
-        _ => Ok(()),
+    if scenarios.contains(&Scenario::Email) && target.mail().is_none() {
+        return Err("the email scenario needs a mail sink against a remote target: pass --smtp-listen and point \
+                    the target's SMTP_URL at it"
+            .into());
     }
+    let mut tokens = Vec::new();
+    match target.given_clinic(0) {
+        Ok(Some(_)) => {
+            for (index, which) in [(0, "first clinic's"), (1, "second clinic's")] {
+                match target.given_clinic(index) {
+                    Ok(Some(c)) => tokens.extend([
+                        (format!("the {which} admin token"), c.admin.clone(), Role::Admin),
+                        (format!("the {which} staff token"), c.staff.clone(), Role::Staff),
+                        (format!("the {which} agent token"), c.agent.clone(), Role::Agent),
+                    ]),
+                    Ok(None) => {}
+                    Err(e) if scenarios.contains(&Scenario::Isolation) => return Err(e),
+                    Err(_) => {}
+                }
+            }
+        }
+        _ => {
+            let org = Some(uuid::Uuid::new_v4());
+            for role in [Role::Admin, Role::Agent] {
+                let minted = target.token(role, org).unwrap_or_default();
+                tokens.push((format!("the {} token the run makes with --jwt-secret", role.as_str()), minted, role));
+            }
+        }
+    }
+    for (which, token, role) in tokens {
+        // A request each role may make and that changes nothing; the agent's passes the Vapi
+        // route's signature check, when the target has one.
+        let request = match role {
+            Role::Agent => probe
+                .request(Method::POST, "/api/vapi/tools", Some(&token))
+                .json(&serde_json::json!({"message": {"type": "status-update"}})),
+            Role::Staff => probe.request(Method::GET, "/api/appointments?limit=1", Some(&token)),
+            _ => probe.request(Method::GET, "/api/providers?limit=1", Some(&token)),
+        };
+        let reply = probe.send_during_outage("credentials", request).await?;
+        if reply.status == 401 {
+            let said = reply.body["error"]["message"].as_str().unwrap_or_default().to_owned();
+            return Err(format!(
+                "the target refused {which} (401: {said}): check --jwt-secret (and the target's JWT_ISSUER and \
+                 JWT_AUDIENCE) or the given tokens; a target with VAPI_HMAC_SECRET set cannot be tested by this run"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs the command, or without one the selected scenarios, printing to the terminal. Returns the
@@ -140,7 +176,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
             return could_not_judge(&cli, &why);
         }
     }
-    if let Err(why) = credentials_check(&target, &probe).await {
+    if let Err(why) = configuration_check(&target, &probe, &cli.scenario.scenarios()).await {
         target.stop().await;
         return could_not_judge(&cli, &why);
     }

@@ -123,10 +123,27 @@ async fn credentials_the_target_refuses_cannot_be_judged() {
     let args = ["--target", &app.base, "--jwt-secret", other_key, "--scenario", "basic", "--junit", junit_arg];
     assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
     let xml = std::fs::read_to_string(&junit).expect("junit");
-    assert!(
-        xml.contains("refused the run&apos;s admin token (401)") || xml.contains("refused the run's admin token (401)"),
-        "{xml}"
-    );
+    assert!(xml.contains("refused the admin token the run makes with --jwt-secret (401"), "{xml}");
+}
+
+/// What the run cannot do against a remote target is its configuration, said before any scenario:
+/// the email scenario without a mail sink, and a Vapi route behind a signature the run cannot make.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_target_the_run_cannot_test_fully_cannot_be_judged() {
+    let signed = spawn_app_with(Backend::Sqlite, |c| c.vapi_hmac_secret = Some("a-vapi-secret".into())).await;
+    let reports = tempfile::tempdir().expect("dir");
+    let junit = reports.path().join("junit.xml");
+    let junit_arg = junit.to_str().expect("path");
+    let args = ["--target", &signed.base, "--jwt-secret", SECRET, "--scenario", "basic", "--junit", junit_arg];
+    assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("refused the agent token") && xml.contains("VAPI_HMAC_SECRET"), "{xml}");
+
+    let app = spawn_app(Backend::Sqlite).await;
+    let args = ["--target", &app.base, "--jwt-secret", SECRET, "--scenario", "email", "--junit", junit_arg];
+    assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("the email scenario needs a mail sink"), "{xml}");
 }
 
 /// A target that is down cannot be judged; the JUnit file says so, replacing an earlier run's.
@@ -476,9 +493,8 @@ async fn assert_removed(app: &TestApp, proxy: &Proxy) {
 async fn clinics_whose_set_up_failed_half_way_are_removed() {
     let (url, app, proxy) = broken_service(Breakage::RefusesProviders).await;
     let reports = tempfile::tempdir().expect("dir");
-    let outcome =
-        uat_orchestrator::run(cli(&["--target", &url, "--jwt-secret", SECRET, "--scenario", "all"], reports.path()))
-            .await;
+    let args = ["--target", &url, "--jwt-secret", SECRET, "--scenario", "all", "--smtp-listen", "127.0.0.1:0"];
+    let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     assert_eq!(outcome, Exit::NoGo);
     assert_removed(&app, &proxy).await;
 }
