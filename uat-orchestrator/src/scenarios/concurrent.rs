@@ -46,11 +46,14 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         match reply {
             Ok(r) => {
                 slowest = slowest.max(r.latency);
-                match vapi_results(r)?.into_iter().next() {
-                    Some(Ok(_)) => winners += 1,
-                    Some(Err(e)) if e.contains("isn't free") && e.contains("nearest free times") => offered += 1,
-                    Some(outcome) => other.push(plain::answer(&outcome)),
-                    None => other.push("no answer".into()),
+                // A racer the route refused (a 429 when --concurrency is over the target's rate
+                // limit) fails the step, naming it; the race's outcome is still read back below.
+                match vapi_results(r).map(|results| results.into_iter().next()) {
+                    Ok(Some(Ok(_))) => winners += 1,
+                    Ok(Some(Err(e))) if e.contains("isn't free") && e.contains("nearest free times") => offered += 1,
+                    Ok(Some(outcome)) => other.push(plain::answer(&outcome)),
+                    Ok(None) => other.push("no answer".into()),
+                    Err(refused) => other.push(refused),
                 }
             }
             Err(e) => other.push(e.clone()),
