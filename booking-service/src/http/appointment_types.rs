@@ -1,7 +1,7 @@
 //! Appointment types (`admin` manages; `staff` and `agent` read): what each kind of visit lasts,
 //! the buffers around it, how soon and how far ahead it may be booked, and who offers it.
 
-use super::auth::Caller;
+use super::auth::{Admins, Allowed, Readers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
@@ -13,10 +13,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use shared::api::{self, CreateAppointmentType, ErrorBody, PageQuery, UpdateAppointmentType};
-use shared::Role;
 use uuid::Uuid;
 
-const READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Agent];
 /// The most providers one type may name (a clinic with more offers it from all).
 const MAX_PROVIDERS: usize = 100;
 
@@ -60,10 +58,10 @@ async fn providers(store: &DynStore, org: OrgId, ids: &[Uuid]) -> ApiResult<Vec<
               (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Json(body): Json<CreateAppointmentType>,
 ) -> ApiResult<(StatusCode, axum::Json<api::AppointmentType>)> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let duration = Minutes::parse("duration_minutes", body.duration_minutes)?;
     let kind = AppointmentType {
         id: AppointmentTypeId::new(),
@@ -92,10 +90,10 @@ pub async fn create(
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Readers>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::AppointmentType>>> {
-    let actor = caller.actor(READERS)?;
+    let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let types = state.store.appointment_types(actor.org, &page).await?;
     Ok(axum::Json(paging::answer(types, |t| (t.name.clone(), t.id.0), wire::appointment_type)))
@@ -107,10 +105,10 @@ pub async fn list(
               (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Readers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::AppointmentType>> {
-    let actor = caller.actor(READERS)?;
+    let actor = caller.actor()?;
     let kind = state.store.appointment_type(actor.org, AppointmentTypeId(id)).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::appointment_type(&kind)))
 }
@@ -121,11 +119,11 @@ pub async fn show(
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateAppointmentType>,
 ) -> ApiResult<axum::Json<api::AppointmentType>> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let provider_ids = match body.provider_ids.as_deref() {
         Some(ids) => Some(providers(&state.store, actor.org, ids).await?),
         None => None,
@@ -154,8 +152,12 @@ pub async fn update(
 #[utoipa::path(delete, path = "/api/appointment-types/{id}", tag = "appointment types", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
-    let actor = caller.actor(&[Role::Admin])?;
+pub async fn deactivate(
+    State(state): State<AppState>,
+    caller: Allowed<Admins>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let actor = caller.actor()?;
     let changes = AppointmentTypeChanges { active: Some(false), ..Default::default() };
     state.store.update_appointment_type(actor.org, AppointmentTypeId(id), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)

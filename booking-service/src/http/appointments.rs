@@ -1,7 +1,7 @@
 //! Appointments (`staff`, `admin`): list, read, confirm, cancel, reschedule, mark attendance,
 //! read the audit trail.
 
-use super::auth::Caller;
+use super::auth::{Allowed, Managers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, AppState};
@@ -13,10 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use shared::api::{self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, PageQuery, RescheduleRequest};
-use shared::Role;
 use uuid::Uuid;
-
-const MANAGERS: &[Role] = &[Role::Staff, Role::Admin];
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,10 +36,10 @@ pub(super) fn instant(field: &'static str, s: Option<&str>) -> ApiResult<Option<
               (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Query(query): Query<AppointmentQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::Appointment>>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let status = query
         .status
@@ -71,10 +68,10 @@ pub async fn list(
               (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let appointment = state.store.appointment(actor.org, AppointmentId(id)).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(appointment.to_api()))
 }
@@ -87,11 +84,11 @@ pub async fn show(
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::AuditEntry>>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let page = paging::request::<i64>(query.limit, query.cursor.as_deref())?;
     if page.after.as_ref().is_some_and(|(_, of)| *of != id) {
         return Err(paging::not_a_cursor());
@@ -119,10 +116,10 @@ pub async fn audit(
               (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: cancelled, over, or started", body = ErrorBody)))]
 pub async fn confirm(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let (Confirmed::Now(appointment) | Confirmed::Already(appointment)) =
         state.store.confirm(&actor, AppointmentId(id), None).await?;
     Ok(axum::Json(appointment.to_api()))
@@ -134,11 +131,11 @@ pub async fn confirm(
               (status = 404, body = ErrorBody), (status = 409, description = "invalid_state", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let reason = Reason::parse("reason", body.and_then(|b| b.reason).as_deref())?;
     let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_ref().map(Reason::as_str), None).await?;
     Ok(axum::Json(appointment.to_api()))
@@ -152,11 +149,11 @@ pub async fn cancel(
               (status = 422, body = ErrorBody)))]
 pub async fn reschedule(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
     Json(body): Json<RescheduleRequest>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let when =
         LocalStart::parse(body.appointment_date.as_deref(), body.appointment_time.as_deref(), body.duration_minutes)?;
     let kind = body.appointment_type_id.map(AppointmentTypeId);
@@ -173,10 +170,10 @@ pub async fn reschedule(
               (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: not started, or over", body = ErrorBody)))]
 pub async fn complete(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let appointment = state.store.attend(&actor, AppointmentId(id), Attendance::Completed).await?;
     Ok(axum::Json(appointment.to_api()))
 }
@@ -189,10 +186,10 @@ pub async fn complete(
               (status = 404, body = ErrorBody), (status = 409, description = "invalid_state: not started, or over", body = ErrorBody)))]
 pub async fn no_show(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::Appointment>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let appointment = state.store.attend(&actor, AppointmentId(id), Attendance::NoShow).await?;
     Ok(axum::Json(appointment.to_api()))
 }

@@ -1,6 +1,6 @@
 //! The seed's booking call, `POST /api/vapi/booking`, with optional `Idempotency-Key`.
 
-use super::auth::Caller;
+use super::auth::{Allowed, Readers};
 use super::error::{ApiError, ApiResult};
 use super::extract::Json;
 use super::AppState;
@@ -48,12 +48,12 @@ fn idempotency_key(headers: &HeaderMap, body: &BookingRequest) -> ApiResult<Opti
               (status = 503, body = ErrorBody)))]
 pub async fn book(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Readers>,
     headers: HeaderMap,
     Json(body): Json<BookingRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<BookingResponse>)> {
     let started = Instant::now();
-    let actor = caller.actor(&[Role::Agent, Role::Staff, Role::Admin])?;
+    let actor = caller.actor()?;
     let result = async {
         let tool = Tool::BookAppointment.name();
         if body.tool_name != tool {
@@ -61,7 +61,7 @@ pub async fn book(
         }
         let idempotency = idempotency_key(&headers, &body)?;
         let mut request = booking::BookingRequest::try_from(&body.tool_input)?;
-        request.by_agent = caller.role == Role::Agent;
+        request.by_agent = caller.caller.role == Role::Agent;
         let booked = booking::book(&state.store, &state.links, &state.lanes, &actor, request, idempotency).await?;
         let outcome = if booked.replayed { "replayed" } else { "booked" };
         Ok((outcome, booked.answer))

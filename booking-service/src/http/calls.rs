@@ -2,7 +2,7 @@
 //! with the appointments its tool calls booked, moved or cancelled.
 
 use super::appointments::instant;
-use super::auth::Caller;
+use super::auth::{Allowed, Managers};
 use super::error::ApiResult;
 use super::extract::Query;
 use super::{paging, AppState};
@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use shared::api::{self, CallQuery, ErrorBody};
-use shared::Role;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -35,10 +34,10 @@ fn wire(c: &CallRecord) -> api::Call {
               (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Query(query): Query<CallQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::Call>>> {
-    let actor = caller.actor(&[Role::Staff, Role::Admin])?;
+    let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let within = (instant("from", query.from.as_deref())?, instant("to", query.to.as_deref())?);
     let calls = state.store.calls(actor.org, within, &page).await?;

@@ -1,6 +1,6 @@
 //! Organizations (role `platform`).
 
-use super::auth::Caller;
+use super::auth::{Allowed, Operators};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path};
 use super::{wire, AppState};
@@ -11,7 +11,6 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::Router;
 use shared::api::{self, CreateOrganization, ErrorBody};
-use shared::Role;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -32,10 +31,9 @@ pub(super) fn check_name(field: &'static str, name: &str) -> ApiResult<String> {
               (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    _operator: Allowed<Operators>,
     Json(body): Json<CreateOrganization>,
 ) -> ApiResult<(StatusCode, axum::Json<api::Organization>)> {
-    caller.require(&[Role::Platform])?;
     let org = Organization {
         id: OrgId::new(),
         name: check_name("name", &body.name)?,
@@ -51,8 +49,11 @@ pub async fn create(
 #[utoipa::path(delete, path = "/api/orgs/{id}", tag = "organizations", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
-    caller.require(&[Role::Platform])?;
+pub async fn remove(
+    State(state): State<AppState>,
+    _operator: Allowed<Operators>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
     if state.store.delete_organization(OrgId(id)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -1,6 +1,6 @@
 //! Providers (`admin` manages; `staff` and `agent` read) and their availability.
 
-use super::auth::Caller;
+use super::auth::{Admins, Allowed, Readers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
@@ -13,10 +13,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use shared::api::{self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, PageQuery, UpdateProvider};
-use shared::Role;
 use uuid::Uuid;
 
-const READERS: &[Role] = &[Role::Admin, Role::Staff, Role::Agent];
 const DEFAULT_MINUTES: i64 = 30;
 
 pub fn router() -> Router<AppState> {
@@ -35,10 +33,10 @@ fn zone_of(field: &'static str, tz: Option<&str>) -> ApiResult<Option<Zone>> {
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Json(body): Json<CreateProvider>,
 ) -> ApiResult<(StatusCode, axum::Json<api::Provider>)> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let name = check_name("name", &body.name)?;
     let own_zone = zone_of("timezone", body.timezone.as_deref())?;
     let appointment_minutes =
@@ -64,10 +62,10 @@ pub async fn create(
               (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Readers>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::Provider>>> {
-    let actor = caller.actor(READERS)?;
+    let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let providers = state.store.providers(actor.org, &page).await?;
     Ok(axum::Json(paging::answer(providers, |p| (p.name.clone(), p.id.0), wire::provider)))
@@ -78,10 +76,10 @@ pub async fn list(
               (status = 404, body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Readers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<axum::Json<api::Provider>> {
-    let actor = caller.actor(READERS)?;
+    let actor = caller.actor()?;
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::provider(&provider)))
 }
@@ -92,11 +90,11 @@ pub async fn show(
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateProvider>,
 ) -> ApiResult<axum::Json<api::Provider>> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let changes = ProviderChanges {
         name: body.name.as_deref().map(|n| check_name("name", n)).transpose()?,
         own_zone: body.timezone.as_ref().map(|tz| zone_of("timezone", tz.as_deref())).transpose()?,
@@ -111,8 +109,12 @@ pub async fn update(
 /// Deactivates the provider: its appointments stay, new bookings are refused.
 #[utoipa::path(delete, path = "/api/providers/{id}", tag = "providers", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
-    let actor = caller.actor(&[Role::Admin])?;
+pub async fn deactivate(
+    State(state): State<AppState>,
+    caller: Allowed<Admins>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let actor = caller.actor()?;
     let changes =
         ProviderChanges { name: None, own_zone: None, appointment_minutes: None, hours: None, active: Some(false) };
     state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
@@ -127,11 +129,11 @@ pub async fn deactivate(State(state): State<AppState>, caller: Caller, Path(id):
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn availability(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Readers>,
     Path(id): Path<Uuid>,
     Query(query): Query<AvailabilityQuery>,
 ) -> ApiResult<axum::Json<Availability>> {
-    let actor = caller.actor(READERS)?;
+    let actor = caller.actor()?;
     let date = parse_date("date", &query.date)?;
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     let kind = match query.appointment_type_id {

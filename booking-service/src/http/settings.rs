@@ -1,7 +1,7 @@
 //! A clinic's settings (`admin`): reminders, the manage link's cut-off, the per-caller limit of
 //! voice-agent bookings and the SMS sender.
 
-use super::auth::Caller;
+use super::auth::{Admins, Allowed};
 use super::error::{ApiError, ApiResult};
 use super::extract::Json;
 use super::AppState;
@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use shared::api::{self, ErrorBody};
-use shared::Role;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/settings", get(show).put(replace))
@@ -33,8 +32,8 @@ fn count(field: &'static str, n: i64) -> ApiResult<u32> {
 
 #[utoipa::path(get, path = "/api/settings", tag = "settings", security(("bearer" = [])),
     responses((status = 200, body = api::Settings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn show(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<api::Settings>> {
-    let actor = caller.actor(&[Role::Admin])?;
+pub async fn show(State(state): State<AppState>, caller: Allowed<Admins>) -> ApiResult<axum::Json<api::Settings>> {
+    let actor = caller.actor()?;
     let settings = state.store.settings(actor.org).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire(&settings)))
 }
@@ -45,10 +44,10 @@ pub async fn show(State(state): State<AppState>, caller: Caller) -> ApiResult<ax
               (status = 422, body = ErrorBody)))]
 pub async fn replace(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Json(body): Json<api::Settings>,
 ) -> ApiResult<axum::Json<api::Settings>> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     // Bounds the work before the offsets are read (repeats count once, so a few more may come).
     if body.reminder_offsets_minutes.len() > 100 {
         let most = ClinicSettings::MAX_REMINDERS;

@@ -3,7 +3,7 @@
 //! answered no overlapping booking can succeed (`store::schedule`).
 
 use super::appointments::instant;
-use super::auth::Caller;
+use super::auth::{Admins, Allowed, Managers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::{paging, wire, AppState};
@@ -15,10 +15,8 @@ use axum::routing::{delete, post};
 use axum::Router;
 use chrono::Duration;
 use shared::api::{self, CreateClosure, CreateTimeOff, ErrorBody, PageQuery, TimeOffQuery};
-use shared::Role;
 use uuid::Uuid;
 
-const MANAGERS: &[Role] = &[Role::Admin, Role::Staff];
 /// The longest time off or closure one entry may cover.
 const MAX_SPAN_DAYS: i64 = 366;
 /// How far ahead time off or a closure may start.
@@ -60,11 +58,11 @@ fn check_span(span: Slot, length: Duration, end_field: &'static str) -> ApiResul
               (status = 409, description = "too many upcoming entries", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_time_off(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
     Json(body): Json<CreateTimeOff>,
 ) -> ApiResult<(StatusCode, axum::Json<api::TimeOff>)> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let (start, end) = (parse_instant("starts_at", &body.starts_at)?, parse_instant("ends_at", &body.ends_at)?);
     let span = Slot::from_bounds(start, end)
         .ok_or_else(|| ApiError::Validation("ends_at: must be after starts_at".into()))
@@ -87,11 +85,11 @@ pub async fn create_time_off(
               (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_time_off(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
     Query(query): Query<TimeOffQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::TimeOff>>> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let within = (instant("from", query.from.as_deref())?, instant("to", query.to.as_deref())?);
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
@@ -104,10 +102,10 @@ pub async fn list_time_off(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_time_off(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Managers>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let actor = caller.actor(MANAGERS)?;
+    let actor = caller.actor()?;
     if !state.store.delete_time_off(&actor, TimeOffId(id)).await? {
         return Err(ApiError::NotFound);
     }
@@ -120,10 +118,10 @@ pub async fn delete_time_off(
               (status = 409, description = "too many upcoming closures", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_closure(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Json(body): Json<CreateClosure>,
 ) -> ApiResult<(StatusCode, axum::Json<api::Closure>)> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let first_day = parse_date("date", &body.date)?;
     let last_day = body.end_date.as_deref().map(|d| parse_date("end_date", d)).transpose()?.unwrap_or(first_day);
     let after_last = last_day
@@ -151,10 +149,10 @@ pub async fn create_closure(
               (status = 422, body = ErrorBody)))]
 pub async fn list_closures(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::Closure>>> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let items = state.store.closures(actor.org, &page).await?;
     Ok(axum::Json(paging::answer(items, |c| (c.first_day, c.id.0), |c| wire::closure(c, None))))
@@ -164,10 +162,10 @@ pub async fn list_closures(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_closure(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     if !state.store.delete_closure(&actor, ClosureId(id)).await? {
         return Err(ApiError::NotFound);
     }

@@ -2,7 +2,7 @@
 //! assistant. Vapi ignores any status but 200, so every tool failure is a 200 with an `error`
 //! string; only a request that is not Vapi's (bad token or signature, not JSON) gets an error status.
 
-use super::auth::Caller;
+use super::auth::{Admins, Agents, Allowed};
 use super::deadline::Arrived;
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, RawJson};
@@ -16,7 +16,6 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use shared::api::{self, ErrorBody};
-use shared::Role;
 use std::time::Duration;
 
 /// The Vapi route's body limit: an end-of-call report carries the call's transcript and messages,
@@ -48,12 +47,12 @@ pub fn router() -> Router<AppState> {
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn tools(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Agents>,
     arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
-    let actor = caller.actor(&[Role::Agent])?;
+    let actor = caller.actor()?;
     if let Some(check) = &state.vapi.signature {
         check
             .verify(&headers, &body, chrono::Utc::now().timestamp())
@@ -72,7 +71,7 @@ pub async fn tools(
         VapiMessage::Other(_) | VapiMessage::EndOfCallReport(None) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
             // Each call run is a request's worth of work: the message's own request counted the first.
-            state.rate_limit.charge(&caller, vapi::calls_run(&message).saturating_sub(1))?;
+            state.rate_limit.charge(&caller.caller, vapi::calls_run(&message).saturating_sub(1))?;
             let now = state.clock.now();
             // What its tool calls change is audited under the call's id (GET /api/calls).
             let actor = Actor { call: message.call_id.clone(), ..actor };
@@ -136,7 +135,7 @@ async fn transfer(state: &AppState, actor: &Actor) -> ApiResult<Value> {
 /// The seven tools' function schemas in Vapi's format.
 #[utoipa::path(get, path = "/api/vapi/tool-definitions", tag = "vapi", security(("bearer" = [])),
     responses((status = 200, description = "An array of Vapi function tools"), (status = 401, body = ErrorBody)))]
-pub async fn definitions(_caller: Caller) -> Json<Value> {
+pub async fn definitions(_caller: super::auth::Caller) -> Json<Value> {
     Json(vapi::tool_definitions())
 }
 
@@ -147,8 +146,8 @@ fn wire_settings(s: &store::VapiSettings) -> api::VapiSettings {
 /// The clinic's Vapi assistant and front-desk number.
 #[utoipa::path(get, path = "/api/vapi/settings", tag = "vapi", security(("bearer" = [])),
     responses((status = 200, body = api::VapiSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn settings(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<api::VapiSettings>> {
-    let actor = caller.actor(&[Role::Admin])?;
+pub async fn settings(State(state): State<AppState>, caller: Allowed<Admins>) -> ApiResult<Json<api::VapiSettings>> {
+    let actor = caller.actor()?;
     let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(wire_settings(&org.vapi)))
 }
@@ -159,10 +158,10 @@ pub async fn settings(State(state): State<AppState>, caller: Caller) -> ApiResul
               (status = 422, body = ErrorBody)))]
 pub async fn set_settings(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     extract::Json(body): extract::Json<api::VapiSettings>,
 ) -> ApiResult<Json<api::VapiSettings>> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let assistant_id = body.assistant_id.as_deref().map(str::trim).filter(|a| !a.is_empty());
     if assistant_id
         .is_some_and(|a| a.len() > 100 || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))

@@ -2,7 +2,7 @@
 //! that makes it (REST, the voice agent, the confirm link, attendance), signed as Standard Webhooks
 //! have it (`crate::webhooks`).
 
-use super::auth::Caller;
+use super::auth::{Admins, Allowed};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::{paging, AppState};
@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::Router;
 use shared::api::{self, CreateWebhook, ErrorBody, PageQuery};
-use shared::Role;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -36,10 +35,10 @@ fn wire(w: &Webhook, secret: bool) -> api::Webhook {
               (status = 409, description = "the clinic has 10 webhooks", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Json(body): Json<CreateWebhook>,
 ) -> ApiResult<(StatusCode, axum::Json<api::Webhook>)> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     if body.url.len() > 2000 {
         return Err(ApiError::Validation("url: at most 2000 characters".into()));
     }
@@ -73,10 +72,10 @@ pub async fn create(
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    caller: Allowed<Admins>,
     Query(query): Query<PageQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::Webhook>>> {
-    let actor = caller.actor(&[Role::Admin])?;
+    let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let hooks = state.store.webhooks(actor.org, &page).await?;
     Ok(axum::Json(paging::answer(hooks, |w| (w.created_at, w.id.0), |w| wire(w, false))))
@@ -85,8 +84,12 @@ pub async fn list(
 /// Removes the webhook; messages still queued for it are dropped.
 #[utoipa::path(delete, path = "/api/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<Uuid>) -> ApiResult<StatusCode> {
-    let actor = caller.actor(&[Role::Admin])?;
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Allowed<Admins>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<StatusCode> {
+    let actor = caller.actor()?;
     if !state.store.delete_webhook(actor.org, WebhookId(id)).await? {
         return Err(ApiError::NotFound);
     }

@@ -2,6 +2,7 @@ use crate::helpers::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use reqwest::Method;
 use serde_json::json;
 use shared::Role;
 
@@ -85,6 +86,25 @@ async fn roles_outside_a_route_get_403(backend: Backend) {
     assert_error(org.agent.appointments(&Default::default()).await, 403, "forbidden");
     assert_error(platform_in_org.book(&booking(provider.id, days_ahead(2), "10:00")).await, 403, "forbidden");
     assert_error(org.agent.deactivate_provider(provider.id).await, 403, "forbidden");
+    // A role the route refuses learns nothing of what it would read: 403 before a body that is
+    // not JSON or lacks a field, a path that is not an id, a query out of range.
+    let refused = [
+        (&org.staff, Method::POST, "/api/providers", Some(("application/json", "{}"))),
+        (&org.staff, Method::POST, "/api/providers", Some(("text/plain", "x"))),
+        (&org.agent, Method::GET, "/api/appointments/not-an-id", None),
+        (&org.agent, Method::GET, "/api/appointments?limit=0", None),
+        (&platform_in_org, Method::POST, "/api/vapi/booking", Some(("application/json", r#"{"tool_name": 1}"#))),
+        (&org.staff, Method::POST, "/api/vapi/tools", Some(("application/json", "not json"))),
+        (&org.admin, Method::POST, "/api/orgs", Some(("application/json", "{}"))),
+    ];
+    for (client, method, path, body) in refused {
+        let mut request = client.request(method.clone(), path);
+        if let Some((content_type, body)) = body {
+            request = request.header("content-type", content_type).body(body);
+        }
+        let answer = client.send::<serde_json::Value>(request).await;
+        assert_error(answer, 403, "forbidden");
+    }
     // Reads are open to staff and agents.
     org.staff.provider(provider.id).await.expect("staff reads providers");
     org.agent.availability(provider.id, &date_str(days_ahead(2))).await.expect("agent reads availability");
