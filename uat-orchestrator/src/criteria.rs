@@ -82,6 +82,7 @@ pub fn judge(
         match findings.atomicity {
             Some(true) => "verified",
             Some(false) => "violated",
+            None if ran("concurrent") => "not judged: the race did not take place (see its steps)",
             None => "not run",
         },
         if ran("concurrent") { Some(findings.atomicity == Some(true)) } else { None },

@@ -75,7 +75,9 @@ async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenar
     let mut tokens = Vec::new();
     match target.given_clinic(0) {
         Ok(Some(_)) => {
-            for (index, which) in [(0, "first clinic's"), (1, "second clinic's")] {
+            // The second clinic only serves isolation.
+            let clinics = if scenarios.contains(&Scenario::Isolation) { 2 } else { 1 };
+            for (index, which) in [(0, "first clinic's"), (1, "second clinic's")].into_iter().take(clinics) {
                 match target.given_clinic(index) {
                     Ok(Some(c)) => tokens.extend([
                         (format!("the {which} admin token"), c.admin.clone(), Role::Admin),
@@ -109,10 +111,12 @@ async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenar
         let reply = probe.send_during_outage("credentials", request).await?;
         if reply.status == 401 {
             let said = reply.body["error"]["message"].as_str().unwrap_or_default().to_owned();
-            return Err(format!(
-                "the target refused {which} (401: {said}): check --jwt-secret (and the target's JWT_ISSUER and \
-                 JWT_AUDIENCE) or the given tokens; a target with VAPI_HMAC_SECRET set cannot be tested by this run"
-            ));
+            let why = if said.starts_with("invalid Vapi signature") {
+                "the target checks a Vapi signature (VAPI_HMAC_SECRET) that this run cannot make"
+            } else {
+                "check --jwt-secret (and the target's JWT_ISSUER and JWT_AUDIENCE) or the given tokens"
+            };
+            return Err(format!("the target refused {which} (401: {said}): {why}"));
         }
     }
     Ok(())

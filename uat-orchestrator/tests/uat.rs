@@ -137,7 +137,10 @@ async fn a_remote_target_the_run_cannot_test_fully_cannot_be_judged() {
     let args = ["--target", &signed.base, "--jwt-secret", SECRET, "--scenario", "basic", "--junit", junit_arg];
     assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
     let xml = std::fs::read_to_string(&junit).expect("junit");
-    assert!(xml.contains("refused the agent token") && xml.contains("VAPI_HMAC_SECRET"), "{xml}");
+    assert!(
+        xml.contains("refused the agent token") && xml.contains("VAPI_HMAC_SECRET") && !xml.contains("JWT_ISSUER"),
+        "{xml}"
+    );
 
     let app = spawn_app(Backend::Sqlite).await;
     let args = ["--target", &app.base, "--jwt-secret", SECRET, "--scenario", "email", "--junit", junit_arg];

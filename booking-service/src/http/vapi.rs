@@ -2,7 +2,7 @@
 //! assistant. Vapi ignores any status but 200, so every tool failure is a 200 with an `error`
 //! string; only a request that is not Vapi's (bad token or signature, not JSON) gets an error status.
 
-use super::auth::{Admins, Agents, Allowed};
+use super::auth::{Admins, Agents, Allowed, Caller};
 use super::deadline::Arrived;
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, RawJson};
@@ -135,7 +135,7 @@ async fn transfer(state: &AppState, actor: &Actor) -> ApiResult<Value> {
 /// The seven tools' function schemas in Vapi's format.
 #[utoipa::path(get, path = "/api/vapi/tool-definitions", tag = "vapi", security(("bearer" = [])),
     responses((status = 200, description = "An array of Vapi function tools"), (status = 401, body = ErrorBody)))]
-pub async fn definitions(_caller: super::auth::Caller) -> Json<Value> {
+pub async fn definitions(_caller: Caller) -> Json<Value> {
     Json(vapi::tool_definitions())
 }
 

@@ -90,10 +90,13 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     .await?;
     let offers = matches!(taken.first(), Some(Err(e)) if e.contains("nearest free times"));
     steps.check("a taken slot is answered with alternatives", offers, plain::answers(&taken));
-    let after = clinic.appointments(run).await?.len();
-    if after != appointments.len() {
-        let before = appointments.len();
-        run.findings.lost_or_duplicate.push(format!("basic: a refused booking took {before} appointments to {after}"));
+    // A booking answered refused must have written nothing: no appointment for that caller.
+    let theirs =
+        clinic.appointments(run).await?.into_iter().filter(|a| a["patient"]["phone"] == other.as_str()).count();
+    if taken.first().is_some_and(Result::is_err) && theirs > 0 {
+        run.findings
+            .lost_or_duplicate
+            .push(format!("basic: a booking answered refused stored {theirs} appointment(s)"));
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     let mut winners = 0;
     let mut offered = 0;
     let mut other = Vec::new();
+    let mut unanswered = 0;
     let mut slowest = std::time::Duration::ZERO;
     for reply in &replies {
         match reply {
@@ -53,10 +54,16 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
                     Ok(Some(Err(e))) if e.contains("isn't free") && e.contains("nearest free times") => offered += 1,
                     Ok(Some(outcome)) => other.push(plain::answer(&outcome)),
                     Ok(None) => other.push("no answer".into()),
-                    Err(refused) => other.push(refused),
+                    Err(refused) => {
+                        unanswered += 1;
+                        other.push(refused);
+                    }
                 }
             }
-            Err(e) => other.push(e.clone()),
+            Err(e) => {
+                unanswered += 1;
+                other.push(e.clone());
+            }
         }
     }
     run.findings.bookings_expected += 1;
@@ -71,7 +78,16 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     );
     let appointments = clinic.appointments(run).await?;
     let atomic = appointments.len() == 1;
-    run.findings.atomicity = Some(atomic && winners == 1);
+    // Judged on a race that happened (two racers answered by the tools at least): violated when more
+    // than one won or more than one is stored, verified when one won and one is stored; a race
+    // nobody won, or whose winner is lost, is left to the steps and the lost-booking finding.
+    run.findings.atomicity = if n - unanswered < 2 {
+        None
+    } else if winners > 1 || appointments.len() > 1 {
+        Some(false)
+    } else {
+        (winners == 1 && atomic).then_some(true)
+    };
     // Lost when someone was answered booked and nothing is there, doubled when more won or more
     // is there; a race nobody won (every answer slow, say) is judged by the steps, not as a loss.
     let lost = winners >= 1 && appointments.is_empty();

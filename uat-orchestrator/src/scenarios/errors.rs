@@ -7,6 +7,11 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// The outage steps' titles, the same whether they run or are skipped (a remote target).
+const OUTAGE_503: &str = "with the database unreachable, booking answers 503 unavailable";
+const OUTAGE_SPOKEN: &str = "the voice agent hears a speakable error that asks to try again, not a 5xx";
+const RECOVERS: &str = "the service recovers when the database returns";
+
 pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
     let mut steps = Steps::new(run, 7);
     Clinic::around(run, "errors", &mut steps, scenario).await;
@@ -98,12 +103,9 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     steps.check("no 5xx answer to the bad requests", server_errors == 0, format!("{server_errors} server errors"));
 
     let Some(outage) = run.target.cut_database().await else {
-        steps.skip(
-            "with the database unreachable, booking answers 503",
-            "remote target: the run cannot take its database away",
-        );
-        steps.skip("the voice agent hears a speakable error", "remote target");
-        steps.skip("the service recovers when the database returns", "remote target");
+        steps.skip(OUTAGE_503, "remote target: the run cannot take its database away");
+        steps.skip(OUTAGE_SPOKEN, "remote target");
+        steps.skip(RECOVERS, "remote target");
         return Ok(());
     };
     let outage = outage.map_err(|e| format!("could not take the database away: {e}"))?;
@@ -123,7 +125,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         ),
         Err(e) => (false, e.clone()),
     };
-    steps.check("with the database unreachable, booking answers 503 unavailable", ok_503, seen);
+    steps.check(OUTAGE_503, ok_503, seen);
     let phone = caller(9);
     let message = vapi_message(
         "uat-outage",
@@ -146,7 +148,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     // service that took the outage for a missing provider would say "I couldn't find ...").
     let speakable = matches!(spoken.as_deref(), Ok([Err(e)]) if !e.contains('\n') && e.contains("try again"));
     steps.check(
-        "the voice agent hears a speakable error that asks to try again, not a 5xx",
+        OUTAGE_SPOKEN,
         speakable,
         match &spoken {
             Ok(answers) => plain::answers(answers),
@@ -180,7 +182,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         run.findings.bookings_succeeded += 1;
     }
     steps.check(
-        "the service recovers when the database returns",
+        RECOVERS,
         recovered.is_some(),
         recovered.map_or("no booking within 30 s".into(), |d| {
             format!("booking accepted {} ms after the database returned", d.as_millis())
