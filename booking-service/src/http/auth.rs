@@ -46,24 +46,6 @@ pub struct Caller {
     pub org: Option<OrgId>,
 }
 
-impl Caller {
-    /// Refuses roles not in `allowed` with 403.
-    pub fn require(&self, allowed: &[Role]) -> Result<(), ApiError> {
-        if allowed.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden)
-        }
-    }
-
-    /// The caller acting inside its organization, if its role is one of `allowed`.
-    pub fn actor(&self, allowed: &[Role]) -> Result<Actor, ApiError> {
-        self.require(allowed)?;
-        let org = self.org.ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
-        Ok(Actor::new(org, self.sub.clone()))
-    }
-}
-
 impl Authenticator {
     pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Self {
         Self::new(DecodingKey::from_secret(secret), Algorithm::HS256, issuer, audience)
@@ -224,9 +206,10 @@ pub struct Allowed<R: Roles> {
 }
 
 impl<R: Roles> Allowed<R> {
-    /// The caller acting inside its organization.
+    /// The caller acting inside its organization (401 for a token without one).
     pub fn actor(&self) -> Result<Actor, ApiError> {
-        self.caller.actor(R::ALLOWED)
+        let org = self.caller.org.ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
+        Ok(Actor::new(org, self.caller.sub.clone()))
     }
 }
 
@@ -235,7 +218,9 @@ impl<R: Roles> FromRequestParts<AppState> for Allowed<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require(R::ALLOWED)?;
+        if !R::ALLOWED.contains(&caller.role) {
+            return Err(ApiError::Forbidden);
+        }
         Ok(Self { caller, roles: std::marker::PhantomData })
     }
 }
