@@ -72,30 +72,24 @@ async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenar
                     the target's SMTP_URL at it"
             .into());
     }
+    // Given clinics' tokens (the second only serves isolation, and must be given for it), else
+    // the ones the run mints with the key.
+    let clinics = if scenarios.contains(&Scenario::Isolation) { 2 } else { 1 };
     let mut tokens = Vec::new();
-    match target.given_clinic(0) {
-        Ok(Some(_)) => {
-            // The second clinic only serves isolation.
-            let clinics = if scenarios.contains(&Scenario::Isolation) { 2 } else { 1 };
-            for (index, which) in [(0, "first clinic's"), (1, "second clinic's")].into_iter().take(clinics) {
-                match target.given_clinic(index) {
-                    Ok(Some(c)) => tokens.extend([
-                        (format!("the {which} admin token"), c.admin.clone(), Role::Admin),
-                        (format!("the {which} staff token"), c.staff.clone(), Role::Staff),
-                        (format!("the {which} agent token"), c.agent.clone(), Role::Agent),
-                    ]),
-                    Ok(None) => {}
-                    Err(e) if scenarios.contains(&Scenario::Isolation) => return Err(e),
-                    Err(_) => {}
-                }
-            }
+    for (index, which) in [(0, "first clinic's"), (1, "second clinic's")].into_iter().take(clinics) {
+        if let Some(c) = target.given_clinic(index)? {
+            tokens.extend([
+                (format!("the {which} admin token"), c.admin.clone(), Role::Admin),
+                (format!("the {which} staff token"), c.staff.clone(), Role::Staff),
+                (format!("the {which} agent token"), c.agent.clone(), Role::Agent),
+            ]);
         }
-        _ => {
-            let org = Some(uuid::Uuid::new_v4());
-            for role in [Role::Admin, Role::Agent] {
-                let minted = target.token(role, org).unwrap_or_default();
-                tokens.push((format!("the {} token the run makes with --jwt-secret", role.as_str()), minted, role));
-            }
+    }
+    if tokens.is_empty() {
+        let org = Some(uuid::Uuid::new_v4());
+        for role in [Role::Admin, Role::Agent] {
+            let minted = target.token(role, org).unwrap_or_default();
+            tokens.push((format!("the {} token the run makes with --jwt-secret", role.as_str()), minted, role));
         }
     }
     for (which, token, role) in tokens {
