@@ -17,6 +17,11 @@ pub const MIN_SUCCESS_RATE: f64 = 95.0;
 pub const SUCCESS_RATE_SLACK: f64 = 1.0;
 /// The canary's p95 may be at most this times the baseline's, plus `--p95-slack-ms`.
 pub const P95_FACTOR: f64 = 1.2;
+/// A share of the canary's answers that should match the baseline's (bookings refused 409, voice
+/// bookings answered with an error) may exceed it by this many points, or by more only as far as
+/// chance explains: a one-sided two-proportion z-test at 99% on the pooled share.
+pub const SHARE_SLACK: f64 = 5.0;
+const Z_ONE_SIDED_99: f64 = 2.326;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,10 +141,10 @@ fn unjudgeable(side: &Side, which: &str, args: &CanaryArgs, saw_metrics: bool) -
             "too little traffic: the {which} served {} requests in the window (at least {} needed)",
             side.figures.requests, args.min_requests
         ));
-    } else if args.min_bookings > 0 && side.figures.booking_attempts() < args.min_bookings {
+    } else if args.min_bookings > 0 && side.figures.booking_requests() < args.min_bookings {
         why.push(format!(
-            "too little booking traffic: the {which} had {} booking attempts in the window (at least {} needed)",
-            side.figures.booking_attempts(),
+            "too little booking traffic: the {which} had {} booking requests in the window (at least {} needed)",
+            side.figures.booking_requests(),
             args.min_bookings
         ));
     }
@@ -148,6 +153,33 @@ fn unjudgeable(side: &Side, which: &str, args: &CanaryArgs, saw_metrics: bool) -
 
 fn percent(rate: Option<f64>) -> String {
     rate.map_or("none".into(), |r| format!("{r:.1}%"))
+}
+
+/// Whether the canary's share `hits / of` is no higher than the baseline's beyond `SHARE_SLACK`
+/// points and chance; `None` when either side has nothing to take a share of.
+fn share_holds((canary_hits, canary_of): (u64, u64), (baseline_hits, baseline_of): (u64, u64)) -> Option<bool> {
+    if canary_of == 0 || baseline_of == 0 {
+        return None;
+    }
+    let (c, b) = (canary_hits as f64 / canary_of as f64, baseline_hits as f64 / baseline_of as f64);
+    let pooled = (canary_hits + baseline_hits) as f64 / (canary_of + baseline_of) as f64;
+    let chance =
+        Z_ONE_SIDED_99 * (pooled * (1.0 - pooled) * (1.0 / canary_of as f64 + 1.0 / baseline_of as f64)).sqrt();
+    Some(c - b <= (SHARE_SLACK / 100.0).max(chance) + 1e-9)
+}
+
+/// A criterion on a share both instances should show alike, their traffic coming from one stream.
+fn share_criterion(name: &str, what: &str, canary: (u64, u64), baseline: (u64, u64)) -> Criterion {
+    let share = |(hits, of): (u64, u64)| {
+        let rate = (of > 0).then(|| hits as f64 * 100.0 / of as f64);
+        format!("{} ({hits} of {of} {what})", percent(rate))
+    };
+    criterion(
+        name,
+        format!("at most {SHARE_SLACK:.0} points above the baseline's, or more only as far as chance explains (99%)"),
+        format!("canary {}, baseline {}", share(canary), share(baseline)),
+        share_holds(canary, baseline),
+    )
 }
 
 /// The criteria, mirroring the go/no-go.
@@ -216,6 +248,18 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
         ),
         Some(missed(canary) <= missed(baseline) + 1 && canary.restarts <= baseline.restarts),
     ));
+
+    // Refusals are the service doing its job, so the success rate leaves them out; but a canary
+    // that refuses what the baseline books (every slot "taken", say) must not be promoted on that.
+    criteria.push(share_criterion(
+        "bookings refused (409)",
+        "booking requests",
+        (c.bookings_refused, c.booking_requests()),
+        (b.bookings_refused, b.booking_requests()),
+    ));
+    // A tool's error is also how a taken slot is spoken, so the voice path is judged the same way.
+    let voice = |f: &Figures| (f.voice_booking_errors, f.voice_bookings + f.voice_booking_errors);
+    criteria.push(share_criterion("voice booking errors", "book_appointment tool calls", voice(c), voice(b)));
     criteria
 }
 
@@ -438,7 +482,7 @@ mod tests {
     fn the_canary_may_trail_the_baseline_by_one_point_and_its_p95_by_a_fifth_plus_25_ms() {
         let baseline = side(990, 1000, 1, 100.0);
         // 98.0% against 99.0%: one point below; p95 within 1.2 × 95 + 25; as many 5xx.
-        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500, 25)), [Some(true); 4]);
+        assert_eq!(passed(&judge(&baseline, &side(980, 1000, 1, 140.0), 500, 25))[..4], [Some(true); 4]);
         // 97.9%; a p95 of 161.5 ms (interpolated), over 1.2 × 95 + 25 = 139 ms; one 5xx more.
         assert_eq!(passed(&judge(&baseline, &side(979, 1000, 2, 170.0), 500, 25))[..3], [Some(false); 3]);
     }
@@ -461,12 +505,43 @@ mod tests {
         // A baseline as bad as the canary does not excuse it: under 95% and over 500 ms fail.
         let bad = side(900, 1000, 0, 900.0);
         assert_eq!(
-            passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500, 25)),
+            passed(&judge(&bad, &side(900, 1000, 0, 900.0), 500, 25))[..4],
             [Some(false), Some(false), Some(true), Some(true)]
         );
         // Without booking attempts the success rate is not judged.
         let quiet = side(0, 0, 0, 10.0);
         assert_eq!(judge(&quiet, &quiet, 500, 25)[0].passed, None);
+    }
+
+    /// A side that refused `refused` of its booking requests (and booked the rest) and answered
+    /// `errors` of `calls` voice bookings with an error.
+    fn refusing(refused: u64, requests: u64, errors: u64, calls: u64) -> Side {
+        let mut side = side(requests - refused, requests - refused, 0, 100.0);
+        side.figures.bookings_refused = refused;
+        side.figures.voice_booking_errors = errors;
+        side.figures.voice_bookings = calls - errors;
+        side
+    }
+
+    /// The success rate leaves refusals out: a canary that refuses what the baseline books is
+    /// caught by comparing shares, five points allowed, more only where the counts are too small
+    /// to tell a difference from chance.
+    #[test]
+    fn a_canary_refusing_more_than_the_baseline_is_rolled_back() {
+        let shares = |canary: &Side, baseline: &Side| passed(&judge(baseline, canary, 500, 25)[4..]);
+        let baseline = refusing(100, 1000, 100, 1000);
+        assert_eq!(shares(&refusing(140, 1000, 140, 1000), &baseline), [Some(true); 2], "4 points more");
+        assert_eq!(shares(&refusing(200, 1000, 200, 1000), &baseline), [Some(false); 2], "10 points more");
+        // The success rate alone promotes that canary: all it did not refuse, it booked.
+        assert_eq!(judge(&baseline, &refusing(200, 1000, 200, 1000), 500, 25)[0].passed, Some(true));
+        // 1 of 20 against 4 of 20 is chance (the 99% bound is 24 points there); 20 of 20 is not.
+        let (few, slack) = (refusing(1, 20, 1, 20), refusing(4, 20, 4, 20));
+        assert_eq!(shares(&slack, &few), [Some(true); 2]);
+        assert_eq!(shares(&refusing(20, 20, 20, 20), &few), [Some(false); 2]);
+        // Fewer refusals than the baseline's is no fault; without voice bookings on a side the
+        // voice share is not judged.
+        assert_eq!(shares(&refusing(0, 1000, 0, 1000), &baseline), [Some(true); 2]);
+        assert_eq!(shares(&refusing(100, 1000, 0, 0), &baseline), [Some(true), None]);
     }
 
     #[test]

@@ -146,8 +146,8 @@ pub struct CanaryArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_requests: u64,
 
-    /// Fewer booking attempts than this on either side: could not judge. With 0, a window without
-    /// bookings leaves the success rate unjudged.
+    /// Fewer booking requests (booked, refused or failed) than this on either side: could not
+    /// judge. With 0, a window without bookings leaves the booking criteria unjudged.
     #[arg(long, default_value_t = 10)]
     pub min_bookings: u64,
 

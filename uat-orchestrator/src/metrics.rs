@@ -212,7 +212,8 @@ pub struct Figures {
     /// `bookings_total` by `outcome` (booked, replayed, or the error code).
     pub booking_outcomes: BTreeMap<String, u64>,
     /// Voice-agent `book_appointment` tool calls answered with a result, and with an error
-    /// (which is also how a taken slot is spoken, so they are reported, not judged).
+    /// (which is also how a taken slot is spoken: never counted as failures; the canary gate
+    /// compares their share with the baseline's).
     pub voice_bookings: u64,
     pub voice_booking_errors: u64,
     /// `[upper bound in seconds, cumulative count]` of the request latency histogram, summed over
@@ -285,6 +286,11 @@ impl Figures {
     /// Booking attempts the success rate counts: succeeded and failed (refusals left out).
     pub fn booking_attempts(&self) -> u64 {
         self.bookings_succeeded + self.bookings_failed
+    }
+
+    /// Every answer of the booking route: succeeded, refused and failed.
+    pub fn booking_requests(&self) -> u64 {
+        self.booking_attempts() + self.bookings_refused
     }
 
     /// Percent of booking attempts that succeeded; `None` without attempts.

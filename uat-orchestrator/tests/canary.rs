@@ -1,6 +1,6 @@
 //! The canary gate against real instances of the service, with traffic driven against both during
-//! the window: a healthy pair is promoted, a canary whose database is unreachable is rolled back,
-//! a canary restarted in the window is judged on the whole window, and a window without traffic
+//! the window: a healthy pair is promoted, a canary whose database is unreachable, or that refuses
+//! what the baseline books, is rolled back, a canary restarted in the window is judged on the whole window, and a window without traffic
 //! (or an instance that is down) cannot be judged.
 //!
 //! Each instance runs in a process of its own, as in production: the service's metrics are
@@ -217,7 +217,7 @@ async fn a_healthy_canary_is_promoted() {
     let report = json_report(reports.path());
     assert_eq!(code, 0, "promote: {report:#}");
     assert_eq!(report["decision"], "promote");
-    for name in ["booking success rate", "p95 latency", "server errors (5xx)"] {
+    for name in ["booking success rate", "p95 latency", "server errors (5xx)", "stayed up", "bookings refused (409)"] {
         assert_eq!(criterion(&report, name)["passed"], true, "{name}: {report:#}");
     }
     for side in ["baseline", "canary"] {
@@ -228,7 +228,7 @@ async fn a_healthy_canary_is_promoted() {
         assert!(report[side]["scrapes"].as_u64() >= Some(3), "scraped at the start, between and at the end");
     }
     let xml = std::fs::read_to_string(reports.path().join("canary.xml")).expect("junit written");
-    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 6, "{xml}");
     assert!(!xml.contains("<failure"), "{xml}");
 }
 
@@ -260,6 +260,33 @@ async fn a_canary_that_lost_its_database_is_rolled_back() {
     assert!(reasons.contains("booking success rate") && reasons.contains("server errors"), "{reasons}");
     let xml = std::fs::read_to_string(reports.path().join("canary.xml")).expect("junit written");
     assert!(xml.contains("<failure"), "{xml}");
+}
+
+/// A canary that refuses half its bookings books everything it does not refuse: its success rate
+/// holds, and only comparing its share of refusals with the baseline's rolls it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_refusing_what_the_baseline_books_is_rolled_back() {
+    let (baseline, canary) = tokio::join!(Instance::start(), Instance::start());
+    let stop = Arc::new(AtomicBool::new(false));
+    // Two drivers walk the canary's slots in the same order: one of them finds each slot taken.
+    let traffic = [
+        drive(&baseline, 2, Duration::from_millis(25), stop.clone()),
+        drive(&canary, 1, Duration::from_millis(25), stop.clone()),
+        drive(&canary, 1, Duration::from_millis(25), stop.clone()),
+    ];
+    let reports = tempfile::tempdir().expect("dir");
+    let code = uat_orchestrator::main(canary_cli(&baseline.base, &canary.base, "3s", reports.path())).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in traffic {
+        t.await.expect("traffic");
+    }
+    let report = json_report(reports.path());
+    assert_eq!(code, 1, "roll back: {report:#}");
+    assert_eq!(criterion(&report, "bookings refused (409)")["passed"], false, "{report:#}");
+    for held in ["booking success rate", "server errors (5xx)", "stayed up"] {
+        assert_eq!(criterion(&report, held)["passed"], true, "{held}: {report:#}");
+    }
+    assert_eq!(criterion(&report, "voice booking errors")["passed"], Value::Null, "no voice traffic: {report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
