@@ -772,6 +772,11 @@ impl Store for SqlStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> StoreResult<Vec<Vec<Slot>>> {
+        // A span that ends before it starts (a past day's, clamped to what is still relevant)
+        // holds nothing; PostgreSQL would refuse to build its range.
+        if from >= to {
+            return Ok(vec![Vec::new(); providers.len()]);
+        }
         let mut tx = self.begin(Scope::Read(org)).await?;
         let mut busy = Vec::with_capacity(providers.len());
         for &provider in providers {
