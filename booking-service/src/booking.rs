@@ -179,21 +179,6 @@ fn remembered(a: &Appointment) -> serde_json::Value {
     serde_json::to_value(answer(a)).unwrap_or_default()
 }
 
-/// The active type a request names, if it is one the caller may book.
-async fn appointment_type(
-    store: &DynStore,
-    actor: &Actor,
-    id: Option<AppointmentTypeId>,
-    by_agent: bool,
-) -> Result<Option<AppointmentType>, BookingError> {
-    let Some(id) = id else {
-        return Ok(None);
-    };
-    let kind = store.appointment_type(actor.org, id).await?;
-    usable(kind.as_ref(), by_agent)?;
-    Ok(kind)
-}
-
 /// A type a booking or move asks for, as read (`None`: not one of the clinic's): active, and
 /// bookable by a voice agent when one asks.
 fn usable(kind: Option<&AppointmentType>, by_agent: bool) -> Result<&AppointmentType, StoreError> {
@@ -216,11 +201,20 @@ pub async fn book(
     request: BookingRequest,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
-    let kind = appointment_type(store, actor, request.kind, request.by_agent).await?;
+    // The type is read here, but judged (active, bookable by the caller) in the plan, which the
+    // store asks only after looking for an earlier answer to the same key: a retry gets its first
+    // answer even when the type has changed since.
+    let kind = match request.kind {
+        Some(id) => Some(store.appointment_type(actor.org, id).await?),
+        None => None,
+    };
     let lane = idempotency.is_none().then_some((actor.org, request.provider, request.kind, request.when));
     let attempt = async move {
-        let when = request.when;
-        let plan = |p: &Provider| when.plan(p, kind.as_ref(), p.appointment_minutes);
+        let (when, by_agent) = (request.when, request.by_agent);
+        let plan = |p: &Provider| {
+            let kind = kind.as_ref().map(|kind| usable(kind.as_ref(), by_agent)).transpose()?;
+            Ok(when.plan(p, kind, p.appointment_minutes)?)
+        };
         let outcome = store
             .book(
                 actor,

@@ -4,8 +4,7 @@
 
 use super::{Appointment, AppointmentType, Provider, StoreResult};
 use crate::domain::{
-    AppointmentId, AppointmentTypeId, DomainError, Email, Notes, OrgId, PatientName, PhoneNumber, Policy, ProviderId,
-    Slot,
+    AppointmentId, AppointmentTypeId, Email, Notes, OrgId, PatientName, PhoneNumber, Policy, ProviderId, Slot,
 };
 use crate::links::IssuedLink;
 use chrono::{DateTime, Utc};
@@ -92,7 +91,7 @@ impl Planned {
 }
 
 /// Computes the slot of a booking from the provider as the transaction sees it.
-pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> Result<Planned, DomainError> + Send + Sync);
+pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> StoreResult<Planned> + Send + Sync);
 /// Computes the new slot of an appointment being moved, from its provider, the appointment and the
 /// type it moves as, each as the move's transaction reads it: `None` when it moves as no type,
 /// `Some(None)` when the type it moves as is not the organization's.

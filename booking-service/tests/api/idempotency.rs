@@ -1,6 +1,6 @@
 use crate::helpers::*;
 use futures::future::join_all;
-use shared::api::AppointmentQuery;
+use shared::api::{AppointmentQuery, BookingInput, CreateAppointmentType, UpdateAppointmentType};
 
 async fn a_retry_with_the_same_key_returns_the_first_answer(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -53,4 +53,44 @@ async fn concurrent_retries_with_one_key_book_once(backend: Backend) {
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 }
 
-on_both_backends!(a_retry_with_the_same_key_returns_the_first_answer, concurrent_retries_with_one_key_book_once);
+/// A retry whose first answer was lost finds it even when the type it booked has since been
+/// closed to voice agents or retired: the client must learn it holds the slot, not that it
+/// failed (it was refused 403, then 422, while its booking stood and its messages went out).
+async fn a_retry_finds_its_first_answer_after_its_type_changed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let kind = org
+        .admin
+        .create_appointment_type(&CreateAppointmentType {
+            name: "Check-up".into(),
+            duration_minutes: 30,
+            ..Default::default()
+        })
+        .await
+        .expect("type");
+    let input = BookingInput { appointment_type_id: Some(kind.id), ..booking(provider.id, days_ahead(4), "10:00") };
+    let first = org.agent.book_idempotent(&input, "call-9-turn-2").await.expect("first");
+
+    let staff_only = UpdateAppointmentType { bookable_by_agent: Some(false), ..Default::default() };
+    org.admin.update_appointment_type(kind.id, &staff_only).await.expect("staff only now");
+    let retry = org.agent.book_idempotent(&input, "call-9-turn-2").await.expect("the first answer");
+    assert_eq!(
+        (retry.appointment_id, retry.confirmation_code),
+        (first.appointment_id, first.confirmation_code.clone())
+    );
+    org.admin.deactivate_appointment_type(kind.id).await.expect("retired");
+    let retry = org.agent.book_idempotent(&input, "call-9-turn-2").await.expect("the first answer");
+    assert_eq!(retry.appointment_id, first.appointment_id);
+
+    // A new request is judged by the type as it is now.
+    let later = BookingInput { appointment_type_id: Some(kind.id), ..booking(provider.id, days_ahead(4), "11:00") };
+    assert_error(org.agent.book_idempotent(&later, "call-9-turn-3").await, 422, "validation_failed");
+    assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
+}
+
+on_both_backends!(
+    a_retry_with_the_same_key_returns_the_first_answer,
+    concurrent_retries_with_one_key_book_once,
+    a_retry_finds_its_first_answer_after_its_type_changed
+);
