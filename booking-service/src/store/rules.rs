@@ -281,6 +281,24 @@ fn within_reach(appointment: &Appointment, cutoff: Option<Cutoff>) -> StoreResul
     }
 }
 
+/// The moves one caller may make of one appointment under a cut-off (the patient through the
+/// manage link, the voice agent for the calling number): each move sends the patient an email and
+/// an SMS, which a loop of moves would turn into a flood paid by the clinic. Staff are not capped.
+pub const MAX_MOVES_BY_CALLER: i64 = 5;
+
+/// Refuses a move past [`MAX_MOVES_BY_CALLER`] by the same actor, counted in the audit log.
+async fn within_moves(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Result<(), Fault> {
+    let sql = "SELECT count(*) FROM audit_log WHERE org_id = $1 AND appointment_id = $2 AND action = $3 AND actor = $4";
+    let (moves,): (i64,) = tx.query(sql, (actor.org, id, action::RESCHEDULED, &actor.sub)).fetch_one().await?;
+    if moves >= MAX_MOVES_BY_CALLER {
+        return Err(StoreError::InvalidState(format!(
+            "this appointment has been moved {moves} times already: please call the clinic to move it again"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// The condition of an appointment that holds its time (`AppointmentStatus::is_active`), as the
 /// queries and the migrations' partial indexes write it.
 pub(super) const HOLDS_TIME: &str = "status IN ('pending', 'confirmed')";
@@ -984,6 +1002,9 @@ impl Store for SqlStore {
                 // Already there: a repeated request (a double-clicked form, a retry) moves nothing
                 // and notifies no one again.
                 return Ok(MoveOutcome::Moved(appointment));
+            }
+            if cutoff.is_some() {
+                within_moves(&mut tx, actor, id).await?;
             }
             let refused = !provider.active
                 || !wanted.allowed_by(&provider, now)

@@ -9,7 +9,8 @@ use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use shared::api::{
-    self, AppointmentStatus, BookingInput, CreateAppointmentType, CreateProvider, Weekday, WorkingHours,
+    self, AppointmentStatus, BookingInput, CreateAppointmentType, CreateProvider, RescheduleRequest, Weekday,
+    WorkingHours,
 };
 use uuid::Uuid;
 
@@ -369,6 +370,39 @@ async fn a_taken_time_is_refused_with_alternatives(backend: Backend) {
     assert_eq!(audit(&app, &org, booked.appointment_id).await.len(), 1, "nothing written");
 }
 
+/// Each move sends the patient an email and an SMS: a loop of moves through one link (an attack
+/// found it pumping 600 SMS a minute on the clinic's account) stops at five, counted in the audit
+/// log; a repeated request where it already is still answers, and staff can still move it.
+async fn the_patient_moves_one_appointment_five_times_at_most(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org.agent.book(&booking(provider.id, days_ahead(9), "14:00")).await.expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    for n in 0..5 {
+        let answer = move_by_json(&link, &times[n % 2]).await;
+        assert_eq!(answer.status(), StatusCode::OK, "move {}", n + 1);
+    }
+    let again = move_by_json(&link, &times[1]).await;
+    let (status, code) = error_code(again).await;
+    assert_eq!((status, code.as_str()), (StatusCode::CONFLICT, "invalid_state"), "a sixth move");
+    let page = move_by_form(&link, &times[1]).await;
+    assert_eq!(page.status(), StatusCode::CONFLICT);
+    assert!(page.text().await.expect("html").contains("call the clinic"), "the page says what to do");
+    let read = org.staff.appointment(booked.appointment_id).await.expect("read");
+    assert_eq!(read.starts_at, instant(&times[0]), "the sixth moved nothing");
+    assert_eq!(move_by_json(&link, &times[0]).await.status(), StatusCode::OK, "already there: nothing to count");
+    let sent = outbox_kinds(&app, &org, booked.appointment_id).await;
+    assert_eq!(sent.iter().filter(|k| *k == "reschedule_sms").count(), 5, "{sent:?}");
+
+    let by_staff = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(10))),
+        appointment_time: Some("10:00".into()),
+        ..Default::default()
+    };
+    org.staff.reschedule(booked.appointment_id, &by_staff).await.expect("staff are not capped");
+}
+
 async fn within_the_cutoff_the_patient_is_sent_to_the_clinic(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
@@ -547,6 +581,7 @@ on_both_backends!(
     a_typed_appointment_is_offered_and_moved_as_its_type,
     the_times_next_to_its_own_are_offered,
     a_taken_time_is_refused_with_alternatives,
+    the_patient_moves_one_appointment_five_times_at_most,
     within_the_cutoff_the_patient_is_sent_to_the_clinic,
     after_the_start_the_link_is_gone,
     unknown_and_malformed_links_are_not_found,
