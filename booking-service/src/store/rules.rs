@@ -639,7 +639,11 @@ impl Store for SqlStore {
         let sql = "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
         let values = (p.id, p.org_id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
-        self.execute(Scope::Write(p.org_id), sql, values).await?;
+        let mut tx = self.begin(Scope::Write(p.org_id)).await?;
+        // A closure being created waits for this provider, or this one for it (schedule.rs).
+        super::schedule::lock_organization(&mut tx, p.org_id).await?;
+        tx.run(sql, values).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -8,7 +8,9 @@
 //! the single write lock). Creating time off locks that row for update, so it waits for bookings in
 //! flight and then sees them, and raises the provider's version, so a booking that waited for it
 //! finds its provider changed and plans again, seeing the time off. A closure does the same for
-//! every provider of the organization, locked in id order.
+//! every provider of the organization, locked in id order, after locking the organization's row
+//! against providers being created (`lock_organization`): a provider committed after the closure
+//! read the list could otherwise be booked past it, unlocked and unseen.
 
 use super::rules::{audit, stored_count, Fault, Scope, HOLDS_TIME};
 use super::sql::{Timestamp, Tx, Values};
@@ -47,6 +49,7 @@ impl SqlStore {
     pub(super) async fn try_add_closure(&self, actor: &Actor, c: &Closure) -> Result<Vec<AppointmentId>, Fault> {
         let (org, now) = (actor.org, now());
         let mut tx = self.begin(Scope::Write(org)).await?;
+        lock_organization(&mut tx, org).await?;
         let lock = tx.dialect().lock("p");
         // Every provider, in one order, so that two closures created at once cannot deadlock.
         let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 ORDER BY p.id{lock}");
@@ -66,6 +69,14 @@ impl SqlStore {
         tx.commit().await?;
         Ok(conflicts)
     }
+}
+
+/// Waits for a closure or a provider being created in the organization, and holds the next one
+/// back until this transaction ends (bookings are not held).
+pub(super) async fn lock_organization(tx: &mut Tx, org: OrgId) -> Result<(), sqlx::Error> {
+    let sql = format!("SELECT 1 FROM organizations o WHERE o.id = $1{}", tx.dialect().lock_keeping_key("o"));
+    let _: Option<(i32,)> = tx.query(&sql, (org,)).fetch_optional().await?;
+    Ok(())
 }
 
 /// The values of an appointment type's row, in the placeholder order of its INSERT and UPDATE.

@@ -39,6 +39,17 @@ impl Dialect {
         }
     }
 
+    /// Locks the rows of `alias` against each other's holders and against updates, but not
+    /// against foreign-key checks (`FOR NO KEY UPDATE`): what creating a closure and creating a
+    /// provider take on their organization's row, so that each waits for the other while bookings,
+    /// whose inserts check that row's key, go on.
+    pub fn lock_keeping_key(self, alias: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(" FOR NO KEY UPDATE OF {alias}"),
+            Dialect::Sqlite => String::new(),
+        }
+    }
+
     /// Whether a write must look for overlapping appointments itself: PostgreSQL's exclusion
     /// constraint refuses them, SQLite has none and checks inside its single write transaction.
     pub fn checks_overlaps(self) -> bool {

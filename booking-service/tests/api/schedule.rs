@@ -582,6 +582,41 @@ async fn a_closure_of_366_days_is_counted_in_days_not_hours(backend: Backend) {
     assert_error(org.admin.create_closure(&longer).await, 422, "validation_failed");
 }
 
+/// PostgreSQL: a closure being created locks its organization's row against providers being
+/// created (a provider committed after the closure read its list could be booked past it, unlocked
+/// and missing from its conflicts), but not against bookings. A transaction holding that lock as
+/// the closure does stands in for one in flight: provider creation waits for it, a booking does not.
+/// (On SQLite every write holds the one write lock, so nothing slips between.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closure_in_flight_holds_back_new_providers_but_not_bookings_on_postgres() {
+    use sqlx::Connection;
+    let app = spawn_app(Backend::Postgres).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let mut closure = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    sqlx::query("BEGIN").execute(&mut closure).await.expect("begin");
+    sqlx::query("SELECT 1 FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE OF o")
+        .bind(org.id)
+        .execute(&mut closure)
+        .await
+        .expect("the closure's lock");
+
+    let booked = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        org.agent.book(&booking(provider.id, days_ahead(3), "10:00")),
+    )
+    .await;
+    assert!(matches!(booked, Ok(Ok(_))), "a booking goes on: {booked:?}");
+    let admin = org.admin.clone();
+    let created = tokio::spawn(async move {
+        admin.create_provider(&CreateProvider { name: "Dr. New".into(), ..Default::default() }).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!created.is_finished(), "a new provider waits for the closure");
+    sqlx::query("COMMIT").execute(&mut closure).await.expect("commit");
+    let created = tokio::time::timeout(std::time::Duration::from_secs(5), created).await;
+    assert!(matches!(created, Ok(Ok(Ok(_)))), "then it is created: {created:?}");
+}
+
 on_both_backends!(
     a_closure_of_366_days_is_counted_in_days_not_hours,
     time_off_that_just_ended_still_counts_against_the_limit,
