@@ -586,6 +586,14 @@ async fn a_slot_asked_for_again_after_its_booking_was_cancelled_is_booked_anew(b
         .collect();
     assert_eq!(active.len(), 1);
     assert!(again.contains(&spoken(&active[0].confirmation_code)), "{again}");
+    // Asked once more, it is that new booking the caller holds (it was "not free" once).
+    let once_more = only(&post(&org.agent, &book("c")).await).expect("the new booking");
+    assert_eq!(once_more, again);
+    // And a third booking after cancelling the second is found the same way.
+    org.staff.cancel(active[0].id, None).await.expect("cancelled");
+    let third = only(&post(&org.agent, &book("d")).await).expect("booked a third time");
+    assert!(third != first && third != again, "{third}");
+    assert_eq!(only(&post(&org.agent, &book("e")).await).expect("the third booking"), third);
 }
 
 async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Backend) {

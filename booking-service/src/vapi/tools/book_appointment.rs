@@ -13,6 +13,10 @@ use crate::store::{IdempotencyKey, Patient, StoreError};
 use serde::Deserialize;
 use shared::api::BookingResponse;
 
+/// Times one call may book a slot again after cancelling or moving its booking of it, each found
+/// through the key chain (every re-ask walks it).
+const MAX_REBOOKINGS: u32 = 5;
+
 #[derive(Debug, Deserialize)]
 pub struct BookAppointment {
     #[serde(flatten)]
@@ -51,15 +55,14 @@ impl BookAppointment {
         let notes = Notes::parse("notes", self.notes.as_deref())?;
         // The same slot asked for again within one call (the model re-asking under a new tool
         // call id) gives back the booking already made, while it still stands.
-        let idempotency = ctx.call_id.as_ref().map(|call| {
-            let key = format!(
+        let mut key = ctx.call_id.as_ref().map(|call| {
+            format!(
                 "vapi-call:{call}:{}:{}:{date}:{time}:{}:{}",
                 provider.id,
                 kind.as_ref().map_or("-".to_owned(), |k| k.id.to_string()),
                 minutes.map_or("-".to_owned(), |m| m.to_string()),
                 ctx.caller.as_ref().map_or("-", |c| c.as_str())
-            );
-            IdempotencyKey::for_request(key.clone(), key.as_bytes())
+            )
         });
         let request = BookingRequest {
             provider: provider.id,
@@ -69,12 +72,22 @@ impl BookAppointment {
             notes,
             by_agent: true,
         };
-        let mut booked =
-            booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request.clone(), idempotency).await?;
-        if booked.replayed && !still_stands(ctx, &booked.answer).await? {
-            // Cancelled or moved since, earlier in the call: the caller wants that time again.
-            booked = booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request, None).await?;
-        }
+        let mut rebookings = 0;
+        let booked = loop {
+            let idempotency = key.as_ref().map(|k| IdempotencyKey::for_request(k.clone(), k.as_bytes()));
+            let booked =
+                booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request.clone(), idempotency).await?;
+            if !booked.replayed || still_stands(ctx, &booked.answer).await? {
+                break booked;
+            }
+            // Cancelled or moved since, earlier in the call: the caller wants that time again. The
+            // new booking is kept under a key naming the one it replaces, so that asking once more
+            // finds it; past a few such rebookings in one call, a new booking is simply made.
+            rebookings += 1;
+            key = key
+                .filter(|_| rebookings < MAX_REBOOKINGS)
+                .map(|k| format!("{k}:after:{}", booked.answer.appointment_id));
+        };
         let what = kind.map_or_else(String::new, |k| format!(" for {}", speech::a(&k.name)));
         Ok(format!(
             "You're booked{what} with {} on {}. Your confirmation code is {}.",
