@@ -19,6 +19,8 @@ pub struct AppointmentFilter {
     /// Only appointments booked from this number (E.164).
     pub patient_phone: Option<String>,
     pub confirmation_code: Option<String>,
+    /// Only appointments that hold their time (pending or confirmed).
+    pub active: bool,
 }
 
 /// The longest page a list gives.

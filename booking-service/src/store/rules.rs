@@ -928,12 +928,13 @@ impl Store for SqlStore {
                AND ($5 IS NULL OR a.status = $5)
                AND ($6 IS NULL OR a.patient_phone = $6)
                AND ($7 IS NULL OR a.confirmation_code = $7)
-               AND ($8 IS NULL OR (a.starts_at, a.id) > ($8, $9))
+               AND (NOT $8 OR a.{HOLDS_TIME})
+               AND ($9 IS NULL OR (a.starts_at, a.id) > ($9, $10))
              ORDER BY a.starts_at, a.id
-             LIMIT $10"
+             LIMIT $11"
         );
         let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
-        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code);
+        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code, f.active);
         Ok(self.page(org, &sql, values, page, |at| Timestamp(*at)).await?)
     }
 

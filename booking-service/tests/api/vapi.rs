@@ -2,7 +2,7 @@ use crate::helpers::*;
 use booking_service::vapi::SignatureCheck;
 use reqwest::Method;
 use serde_json::{json, Value};
-use shared::api::{AppointmentQuery, AppointmentStatus, CreateAppointmentType, CreateProvider};
+use shared::api::{AppointmentQuery, AppointmentStatus, BookingInput, CreateAppointmentType, CreateProvider};
 use shared::ApiClient;
 
 pub(crate) const CALLER: &str = "+15551234567";
@@ -829,7 +829,37 @@ async fn a_day_without_openings_is_answered_with_the_next_one(backend: Backend) 
     assert!(answer.starts_with("Dr. Monday has no free times on") && answer.ends_with(&expected), "{answer}");
 }
 
+/// find_appointments asks the database for the caller's active appointments: read from a page of
+/// every status (500 at most), one that stands behind more than a page of cancelled ones was cut
+/// off, and the caller heard they had none while their limit counted it.
+async fn a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs(backend: Backend) {
+    use futures::stream::{self, StreamExt};
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let cancelled = stream::iter(0..501i64)
+        .map(|i| {
+            let staff = org.staff.clone();
+            let day = days_ahead(2 + i / 16);
+            let time = format!("{:02}:{:02}", 9 + (i % 16) / 2, (i % 2) * 30);
+            async move {
+                let input = BookingInput { patient_phone: Some(CALLER.into()), ..booking(smith.id, day, &time) };
+                let booked = staff.book(&input).await.expect("booked");
+                staff.cancel(booked.appointment_id, None).await.expect("cancelled");
+            }
+        })
+        .buffer_unordered(4)
+        .count()
+        .await;
+    assert_eq!(cancelled, 501);
+    let book = book_call("b", smith.id, &date_str(days_ahead(40)), "10:00", "Ada");
+    only(&post(&org.agent, &message(vec![book], Some(CALLER), "call-p")).await).expect("booked");
+    let find = call("f", "find_appointments", json!({}));
+    let found = only(&post(&org.agent, &message(vec![find], Some(CALLER), "call-p")).await).expect("answered");
+    assert!(found.starts_with("You have one upcoming appointment: with Dr."), "{found}");
+}
+
 on_both_backends!(
+    a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs,
     a_caller_books_a_kind_of_visit_by_its_name,
     a_caller_cannot_move_a_visit_only_staff_book,
     a_caller_cannot_cancel_or_move_a_visit_that_has_begun,

@@ -15,16 +15,15 @@ impl FindAppointments {
         let filter = AppointmentFilter {
             patient_phone: Some(caller.as_str().to_owned()),
             from: Some(ctx.now),
+            active: true,
             ..Default::default()
         };
-        let upcoming: Vec<Appointment> = ctx
-            .store
-            .appointments(ctx.actor.org, &filter, &PageRequest::first(store::MAX_PAGE))
-            .await?
+        let found = ctx.store.appointments(ctx.actor.org, &filter, &PageRequest::first(store::MAX_PAGE)).await?;
+        let upcoming: Vec<Appointment> = found
             .items
             .into_iter()
             // Upcoming: not started yet (as the per-caller limit counts them).
-            .filter(|a| a.status.is_active() && a.slot.start() > ctx.now)
+            .filter(|a| a.slot.start() > ctx.now)
             .collect();
         if upcoming.is_empty() {
             return Ok("You have no upcoming appointments.".into());
@@ -44,12 +43,18 @@ impl FindAppointments {
                 )
             })
             .collect();
-        let count = match upcoming.len() {
-            1 => "one upcoming appointment".to_owned(),
-            n => format!("{n} upcoming appointments"),
+        // A page's worth is more than anyone listens to: past it, the count says so.
+        let count = match (upcoming.len(), found.more) {
+            (1, false) => "one upcoming appointment".to_owned(),
+            (n, false) => format!("{n} upcoming appointments"),
+            (n, true) => format!("more than {n} upcoming appointments"),
         };
         let more = upcoming.len() - described.len();
-        let rest = if more > 0 { format!(", and {more} more") } else { String::new() };
+        let rest = match (more, found.more) {
+            (0, _) => String::new(),
+            (more, false) => format!(", and {more} more"),
+            (more, true) => format!(", and more than {more} others"),
+        };
         Ok(format!("You have {count}: {}{rest}.", speech::join(&described, "and")))
     }
 }
