@@ -22,6 +22,9 @@ use std::time::Duration;
 /// which outgrow the 64 KiB of the other routes on a long call.
 pub const VAPI_BODY_LIMIT: usize = 1024 * 1024;
 
+/// An `assistant-request` is answered within this (Vapi's own limit is 7.5 s), or with a sentence.
+pub const ASSISTANT_REQUEST_DEADLINE: Duration = Duration::from_millis(6_000);
+
 /// How the Vapi route checks and times its calls.
 #[derive(Debug, Clone)]
 pub struct VapiSettings {
@@ -67,6 +70,8 @@ pub async fn tools(
         VapiMessage::parse(&value).map_err(ApiError::Validation)?
     };
     drop(body);
+    // From the request's arrival (stamped by the deadline layer every route is behind).
+    let arrived = arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at);
     match message {
         VapiMessage::Other(_) | VapiMessage::EndOfCallReport(None) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
@@ -75,13 +80,21 @@ pub async fn tools(
             let now = state.clock.now();
             // What its tool calls change is audited under the call's id (GET /api/calls).
             let actor = Actor { call: message.call_id.clone(), ..actor };
-            // From the request's arrival (stamped by the deadline layer every route is behind).
-            let arrived = arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at);
             let until = arrived + state.vapi.deadline;
             let results = vapi::answer(&state.store, &state.links, &state.lanes, &actor, message, now, until).await;
             Ok(Json(json!({ "results": results })))
         }
-        VapiMessage::AssistantRequest => Ok(Json(assistant(&state, &actor).await?)),
+        VapiMessage::AssistantRequest => {
+            // Vapi waits 7.5 s for this answer whatever its server timeout, then fails the call
+            // without a word: a sentence it can speak is better.
+            let until = arrived + state.vapi.deadline.min(ASSISTANT_REQUEST_DEADLINE);
+            match tokio::time::timeout_at(until, assistant(&state, &actor)).await {
+                Ok(answer) => Ok(Json(answer?)),
+                Err(_) => Ok(Json(
+                    json!({"error": "I'm sorry, the clinic's booking system is slow to answer right now. Please call again in a few minutes."}),
+                )),
+            }
+        }
         VapiMessage::TransferDestinationRequest => Ok(Json(transfer(&state, &actor).await?)),
         VapiMessage::EndOfCallReport(Some(report)) => {
             state.store.record_call(actor.org, &record(report)).await?;

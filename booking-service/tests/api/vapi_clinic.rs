@@ -154,6 +154,32 @@ async fn a_long_calls_report_is_read_and_an_anonymous_one_ignored(backend: Backe
     assert_eq!(calls.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(), ["call-long"]);
 }
 
+/// Vapi waits 7.5 s for an assistant-request, then fails the call without a word: a database too
+/// slow to answer within the deadline gets a sentence Vapi can speak instead. (PostgreSQL: a
+/// table lock holds the read back; SQLite's readers are never held.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_assistant_request_is_answered_with_a_sentence_in_time_on_postgres() {
+    use sqlx::Connection;
+    let app = spawn_app_with(Backend::Postgres, |c| c.vapi_deadline_ms = 1000).await;
+    let (org, _) = clinic(&app).await;
+    let settings = VapiSettings { assistant_id: Some("asst-1".into()), transfer_number: None };
+    org.admin.set_vapi_settings(&settings).await.expect("saved");
+    let mut lock = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    sqlx::query("BEGIN").execute(&mut lock).await.expect("begin");
+    sqlx::query("LOCK TABLE providers IN ACCESS EXCLUSIVE MODE").execute(&mut lock).await.expect("lock");
+    let started = std::time::Instant::now();
+    let answer = post(&org.agent, &bare("assistant-request", "call-slow")).await;
+    let waited = started.elapsed();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.expect("unlock");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("slow to answer")), "{answer}");
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "answered at the deadline, not the request timeout: {waited:?}"
+    );
+    let answer = post(&org.agent, &bare("assistant-request", "call-slow")).await;
+    assert_eq!(answer["assistantId"], "asst-1", "and in full once the database answers");
+}
+
 on_both_backends!(
     an_admin_sets_the_assistant_and_the_front_desk_number,
     an_assistant_request_is_answered_with_the_clinics_own_today,
