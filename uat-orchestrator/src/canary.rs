@@ -141,10 +141,10 @@ fn unjudgeable(side: &Side, which: &str, args: &CanaryArgs, saw_metrics: bool) -
             "too little traffic: the {which} served {} requests in the window (at least {} needed)",
             side.figures.requests, args.min_requests
         ));
-    } else if args.min_bookings > 0 && side.figures.booking_requests() < args.min_bookings {
+    } else if args.min_bookings > 0 && side.figures.booking_attempts() < args.min_bookings {
         why.push(format!(
-            "too little booking traffic: the {which} had {} booking requests in the window (at least {} needed)",
-            side.figures.booking_requests(),
+            "too little booking traffic: the {which} had {} booking attempts in the window (at least {} needed)",
+            side.figures.booking_attempts(),
             args.min_bookings
         ));
     }
@@ -156,16 +156,34 @@ fn percent(rate: Option<f64>) -> String {
 }
 
 /// Whether the canary's share `hits / of` is no higher than the baseline's beyond `SHARE_SLACK`
-/// points and chance; `None` when either side has nothing to take a share of.
+/// points and chance; `None` when either side has nothing to take a share of. The difference is
+/// taken less Yates' continuity correction, without which the normal approximation calls small,
+/// uneven counts (a canary on a tenth of the traffic) significant far too often.
 fn share_holds((canary_hits, canary_of): (u64, u64), (baseline_hits, baseline_of): (u64, u64)) -> Option<bool> {
     if canary_of == 0 || baseline_of == 0 {
         return None;
     }
-    let (c, b) = (canary_hits as f64 / canary_of as f64, baseline_hits as f64 / baseline_of as f64);
-    let pooled = (canary_hits + baseline_hits) as f64 / (canary_of + baseline_of) as f64;
-    let chance =
-        Z_ONE_SIDED_99 * (pooled * (1.0 - pooled) * (1.0 / canary_of as f64 + 1.0 / baseline_of as f64)).sqrt();
-    Some(c - b <= (SHARE_SLACK / 100.0).max(chance) + 1e-9)
+    let (cn, bn) = (canary_of as f64, baseline_of as f64);
+    let (c, b) = (canary_hits as f64 / cn, baseline_hits as f64 / bn);
+    let pooled = (canary_hits + baseline_hits) as f64 / (cn + bn);
+    let chance = Z_ONE_SIDED_99 * (pooled * (1.0 - pooled) * (1.0 / cn + 1.0 / bn)).sqrt();
+    let corrected = c - b - 0.5 * (1.0 / cn + 1.0 / bn);
+    Some(corrected <= (SHARE_SLACK / 100.0).max(chance) + 1e-9)
+}
+
+/// Why the window cannot be judged for the voice path: one side answered voice bookings and the
+/// other none (a canary refusing every Vapi message, say, shows no tool calls at all).
+fn voice_unjudgeable(baseline: &Side, canary: &Side, min_bookings: u64) -> Option<String> {
+    let calls = |s: &Side| s.figures.voice_bookings + s.figures.voice_booking_errors;
+    let (b, c) = (calls(baseline), calls(canary));
+    let (which, other, n) = match (b, c) {
+        (0, n) if n >= min_bookings.max(1) => ("baseline", "canary", n),
+        (n, 0) if n >= min_bookings.max(1) => ("canary", "baseline", n),
+        _ => return None,
+    };
+    Some(format!(
+        "the {which} answered no voice booking while the {other} answered {n}: is its Vapi route refusing them?"
+    ))
 }
 
 /// A criterion on a share both instances should show alike, their traffic coming from one stream.
@@ -304,6 +322,7 @@ pub async fn run(args: CanaryArgs) -> Decision {
     let (baseline, canary) = (baseline.side(), canary.side());
     let mut reasons = unjudgeable(&baseline, "baseline", &args, b_saw);
     reasons.extend(unjudgeable(&canary, "canary", &args, c_saw));
+    reasons.extend(voice_unjudgeable(&baseline, &canary, args.min_bookings));
     let criteria = judge(&baseline, &canary, args.budget_ms, args.p95_slack_ms);
     let decision = if !reasons.is_empty() {
         Decision::CouldNotJudge
@@ -542,6 +561,23 @@ mod tests {
         // voice share is not judged.
         assert_eq!(shares(&refusing(0, 1000, 0, 1000), &baseline), [Some(true); 2]);
         assert_eq!(shares(&refusing(100, 1000, 0, 0), &baseline), [Some(true), None]);
+        // A canary on a tenth of the traffic: one refusal of ten against none of a hundred is
+        // chance (it lands on the canary 9% of the time); five of ten is not.
+        let (quiet, tenth) = (refusing(0, 100, 0, 100), refusing(1, 10, 1, 10));
+        assert_eq!(shares(&tenth, &quiet), [Some(true); 2]);
+        assert_eq!(shares(&refusing(5, 10, 5, 10), &quiet), [Some(false); 2]);
+    }
+
+    /// A side without voice bookings beside one with enough is not promoted on an unjudged
+    /// voice path: the canary may be refusing every Vapi message.
+    #[test]
+    fn voice_bookings_on_one_side_only_cannot_be_judged() {
+        let (calls, silent) = (refusing(0, 100, 5, 50), refusing(0, 100, 0, 0));
+        assert!(voice_unjudgeable(&calls, &silent, 10).is_some_and(|w| w.starts_with("the canary answered no")));
+        assert!(voice_unjudgeable(&silent, &calls, 10).is_some_and(|w| w.starts_with("the baseline answered no")));
+        assert_eq!(voice_unjudgeable(&silent, &silent, 10), None, "no voice traffic at all");
+        assert_eq!(voice_unjudgeable(&calls, &refusing(0, 100, 0, 3), 10), None, "a few on the canary");
+        assert_eq!(voice_unjudgeable(&refusing(0, 100, 0, 9), &silent, 10), None, "too few to tell");
     }
 
     #[test]
