@@ -86,13 +86,20 @@ pub async fn tools(
         }
         VapiMessage::AssistantRequest => {
             // Vapi waits 7.5 s for this answer whatever its server timeout, then fails the call
-            // without a word: a sentence it can speak is better.
+            // without a word, as it does on any status but 200: a sentence it can speak is better.
+            let sorry =
+                "I'm sorry, the clinic's booking system isn't answering right now. Please call again in a few minutes.";
             let until = arrived + state.vapi.deadline.min(ASSISTANT_REQUEST_DEADLINE);
             match tokio::time::timeout_at(until, assistant(&state, &actor)).await {
-                Ok(answer) => Ok(Json(answer?)),
-                Err(_) => Ok(Json(
-                    json!({"error": "I'm sorry, the clinic's booking system is slow to answer right now. Please call again in a few minutes."}),
-                )),
+                Ok(Ok(answer)) => Ok(Json(answer)),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not answer an assistant-request");
+                    Ok(Json(json!({ "error": sorry })))
+                }
+                Err(_) => {
+                    tracing::warn!("an assistant-request was not answered within its deadline");
+                    Ok(Json(json!({ "error": sorry })))
+                }
             }
         }
         VapiMessage::TransferDestinationRequest => Ok(Json(transfer(&state, &actor).await?)),

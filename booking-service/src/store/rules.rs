@@ -292,7 +292,7 @@ async fn within_moves(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Result<(
     let (moves,): (i64,) = tx.query(sql, (actor.org, id, action::RESCHEDULED, &actor.sub)).fetch_one().await?;
     if moves >= MAX_MOVES_BY_CALLER {
         return Err(StoreError::InvalidState(format!(
-            "this appointment has been moved {moves} times already: please call the clinic to move it again"
+            "this appointment has been moved {moves} times already; to move it again, please speak to the clinic's staff"
         ))
         .into());
     }

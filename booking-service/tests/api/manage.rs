@@ -388,7 +388,7 @@ async fn the_patient_moves_one_appointment_five_times_at_most(backend: Backend) 
     assert_eq!((status, code.as_str()), (StatusCode::CONFLICT, "invalid_state"), "a sixth move");
     let page = move_by_form(&link, &times[1]).await;
     assert_eq!(page.status(), StatusCode::CONFLICT);
-    assert!(page.text().await.expect("html").contains("call the clinic"), "the page says what to do");
+    assert!(page.text().await.expect("html").contains("please speak to the clinic"), "the page says what to do");
     let read = org.staff.appointment(booked.appointment_id).await.expect("read");
     assert_eq!(read.starts_at, instant(&times[0]), "the sixth moved nothing");
     assert_eq!(move_by_json(&link, &times[0]).await.status(), StatusCode::OK, "already there: nothing to count");

@@ -584,11 +584,12 @@ async fn a_closure_of_366_days_is_counted_in_days_not_hours(backend: Backend) {
 
 /// PostgreSQL: a closure being created locks its organization's row against providers being
 /// created (a provider committed after the closure read its list could be booked past it, unlocked
-/// and missing from its conflicts), but not against bookings. A transaction holding that lock as
-/// the closure does stands in for one in flight: provider creation waits for it, a booking does not.
+/// and missing from its conflicts), but not against bookings. A transaction holding that lock
+/// stands in for a closure in flight (a provider waits for it, a booking does not), then for a
+/// provider being created (a closure waits for it).
 /// (On SQLite every write holds the one write lock, so nothing slips between.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_closure_in_flight_holds_back_new_providers_but_not_bookings_on_postgres() {
+async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_postgres() {
     use sqlx::Connection;
     let app = spawn_app(Backend::Postgres).await;
     let (org, provider) = clinic(&app, "UTC").await;
@@ -615,6 +616,24 @@ async fn a_closure_in_flight_holds_back_new_providers_but_not_bookings_on_postgr
     sqlx::query("COMMIT").execute(&mut closure).await.expect("commit");
     let created = tokio::time::timeout(std::time::Duration::from_secs(5), created).await;
     assert!(matches!(created, Ok(Ok(Ok(_)))), "then it is created: {created:?}");
+
+    // And a closure takes that lock: it waits for a provider being created (held here likewise).
+    sqlx::query("BEGIN").execute(&mut closure).await.expect("begin");
+    sqlx::query("SELECT 1 FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE OF o")
+        .bind(org.id)
+        .execute(&mut closure)
+        .await
+        .expect("a provider's lock");
+    let admin = org.admin.clone();
+    let closing = tokio::spawn(async move {
+        let day = CreateClosure { date: date_str(days_ahead(20)), end_date: None, reason: None };
+        admin.create_closure(&day).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!closing.is_finished(), "a closure waits for the provider being created");
+    sqlx::query("COMMIT").execute(&mut closure).await.expect("commit");
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), closing).await;
+    assert!(matches!(closed, Ok(Ok(Ok(_)))), "then it is created: {closed:?}");
 }
 
 on_both_backends!(

@@ -858,7 +858,31 @@ async fn a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs(bac
     assert!(found.starts_with("You have one upcoming appointment: with Dr."), "{found}");
 }
 
+/// Each move sends the caller an email and an SMS: the voice agent moves one appointment five
+/// times at most, as the manage link does, and the sixth is sent to the clinic's staff.
+async fn a_caller_moves_one_appointment_five_times_at_most(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let book = book_call("b", smith.id, &date_str(days_ahead(12)), "09:00", "Ada");
+    only(&post(&org.agent, &message(vec![book], Some(CALLER), "call-m")).await).expect("booked");
+    let code = org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].confirmation_code.clone();
+    let move_to = |n: usize, time: &str| {
+        let args =
+            json!({"confirmation_code": code, "appointment_date": date_str(days_ahead(12)), "appointment_time": time});
+        message(vec![call(&format!("m{n}"), "reschedule_appointment", args)], Some(CALLER), "call-m")
+    };
+    for n in 0..5 {
+        let time = if n % 2 == 0 { "10:00" } else { "11:00" };
+        only(&post(&org.agent, &move_to(n, time)).await).unwrap_or_else(|e| panic!("move {}: {e}", n + 1));
+    }
+    let refused = only(&post(&org.agent, &move_to(5, "11:00")).await).expect_err("a sixth move");
+    assert!(refused.contains("moved 5 times") && refused.contains("clinic's staff"), "{refused}");
+    let read = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
+    assert_eq!(read[0].starts_at.format("%H:%M").to_string(), "10:00", "where the fifth move left it");
+}
+
 on_both_backends!(
+    a_caller_moves_one_appointment_five_times_at_most,
     a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs,
     a_caller_books_a_kind_of_visit_by_its_name,
     a_caller_cannot_move_a_visit_only_staff_book,

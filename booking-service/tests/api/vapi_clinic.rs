@@ -154,8 +154,8 @@ async fn a_long_calls_report_is_read_and_an_anonymous_one_ignored(backend: Backe
     assert_eq!(calls.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(), ["call-long"]);
 }
 
-/// Vapi waits 7.5 s for an assistant-request, then fails the call without a word: a database too
-/// slow to answer within the deadline gets a sentence Vapi can speak instead. (PostgreSQL: a
+/// Vapi waits 7.5 s for an assistant-request, then fails the call without a word (as on any status
+/// but 200): a database too slow to answer within the deadline gets a sentence Vapi can speak. (PostgreSQL: a
 /// table lock holds the read back; SQLite's readers are never held.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_assistant_request_is_answered_with_a_sentence_in_time_on_postgres() {
@@ -171,13 +171,17 @@ async fn a_slow_assistant_request_is_answered_with_a_sentence_in_time_on_postgre
     let answer = post(&org.agent, &bare("assistant-request", "call-slow")).await;
     let waited = started.elapsed();
     sqlx::query("ROLLBACK").execute(&mut lock).await.expect("unlock");
-    assert!(answer["error"].as_str().is_some_and(|e| e.contains("slow to answer")), "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("isn't answering right now")), "{answer}");
     assert!(
         waited < std::time::Duration::from_secs(5),
         "answered at the deadline, not the request timeout: {waited:?}"
     );
     let answer = post(&org.agent, &bare("assistant-request", "call-slow")).await;
     assert_eq!(answer["assistantId"], "asst-1", "and in full once the database answers");
+    // A failure (here, the clinic deleted under its agent's token) is a sentence too.
+    app.platform.delete_organization(org.id).await.expect("deleted");
+    let answer = post(&org.agent, &bare("assistant-request", "call-gone")).await;
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("isn't answering right now")), "{answer}");
 }
 
 on_both_backends!(

@@ -85,7 +85,7 @@ impl BookAppointment {
             // finds it; past a few such rebookings in one call, a new booking is simply made.
             rebookings += 1;
             key = key
-                .filter(|_| rebookings < MAX_REBOOKINGS)
+                .filter(|_| rebookings <= MAX_REBOOKINGS)
                 .map(|k| format!("{k}:after:{}", booked.answer.appointment_id));
         };
         let what = kind.map_or_else(String::new, |k| format!(" for {}", speech::a(&k.name)));
