@@ -1044,13 +1044,18 @@ impl Store for SqlStore {
                 let payload = outbox_kind::moved_from(outbox_kind::plain(phone), appointment.slot.start());
                 enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
             }
+            // The same start with another length or type keeps its reminders: queued anew, one
+            // already due (waiting on a retry) would be lost.
+            let start_moved = wanted.slot.start() != appointment.slot.start();
             appointment.slot = wanted.slot;
             appointment.blocked = blocked;
             appointment.appointment_type = wanted.kind;
             appointment.status = AppointmentStatus::Pending;
             appointment.updated_at = now;
-            withdraw_reminders(&mut tx, actor.org, id).await?;
-            queue_reminders(&mut tx, &appointment, now).await?;
+            if start_moved {
+                withdraw_reminders(&mut tx, actor.org, id).await?;
+                queue_reminders(&mut tx, &appointment, now).await?;
+            }
             fire(&mut tx, &appointment, event::RESCHEDULED, now).await?;
             tx.commit().await?;
             Ok(MoveOutcome::Moved(appointment))
