@@ -1,7 +1,8 @@
 //! A stand-in for Twilio's Messages API, speaking real HTTP on an [`HttpSink`]: it answers
 //! `POST /2010-04-01/Accounts/{sid}/Messages.json` as Twilio does (basic auth `sid:token`, form
 //! fields `To`, `From`, `Body`; 201 with the message's JSON, Twilio's error bodies otherwise), keeps
-//! every request, and can fail the next ones with 500 to exercise retries. [`sign`] signs an
+//! every request, can fail the next ones with 500 to exercise retries, and refuses a phone that
+//! opted out of a sender (error 21610), as Twilio's own STOP list does. [`sign`] signs an
 //! inbound request the way Twilio does, written apart from the service's own check so that each
 //! tests the other.
 //!
@@ -20,9 +21,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde_json::json;
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One message as Twilio's API received it.
@@ -38,6 +40,8 @@ pub struct FakeTwilio {
     sink: HttpSink,
     /// How many of the next well-formed, authenticated requests to fail.
     failures: Arc<AtomicU32>,
+    /// (From, To) pairs whose phone opted out at Twilio: sending is refused with error 21610.
+    opted_out: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl std::fmt::Debug for FakeTwilio {
@@ -59,12 +63,13 @@ impl FakeTwilio {
         let authorization = format!("Basic {}", STANDARD.encode(format!("{account_sid}:{auth_token}")));
         let (sid, sent) = (account_sid.to_owned(), AtomicU64::new(0));
         let failures = Arc::new(AtomicU32::new(0));
-        let fail = failures.clone();
+        let opted_out = Arc::new(Mutex::new(HashSet::new()));
+        let (fail, blocked) = (failures.clone(), opted_out.clone());
         let sink = HttpSink::answering_on(address, move |request| {
-            answer(request, &messages, &authorization, &sid, &sent, &fail)
+            answer(request, &messages, &authorization, &sid, &sent, &fail, &blocked)
         })
         .await?;
-        Ok(Self { sink, failures })
+        Ok(Self { sink, failures, opted_out })
     }
 
     /// `http://127.0.0.1:PORT`, for `TWILIO_API_BASE`.
@@ -81,6 +86,12 @@ impl FakeTwilio {
     /// does when it is in trouble.
     pub fn fail_next(&self, count: u32) {
         self.failures.store(count, Ordering::Relaxed);
+    }
+
+    /// Keeps `to` opted out of SMS from `from`, as Twilio does when the phone texts it STOP (also
+    /// before anyone else hears of it): sending is then refused with 400 and error 21610.
+    pub fn opt_out(&self, from: &str, to: &str) {
+        self.opted_out.lock().unwrap_or_else(|e| e.into_inner()).insert((from.to_owned(), to.to_owned()));
     }
 
     /// Waits until at least `count` messages were accepted and returns them all, or returns what
@@ -130,6 +141,7 @@ fn answer(
     sid: &str,
     sent: &AtomicU64,
     failures: &AtomicU32,
+    opted_out: &Mutex<HashSet<(String, String)>>,
 ) -> Answer {
     if request.method != "POST" || request.path != messages {
         return error(StatusCode::NOT_FOUND, 20404, "The requested resource was not found");
@@ -147,6 +159,9 @@ fn answer(
     let (Some(to), Some(from), Some(body)) = (field("To"), field("From"), field("Body")) else {
         return error(StatusCode::BAD_REQUEST, 21604, "A 'To', 'From' and 'Body' are required.");
     };
+    if opted_out.lock().unwrap_or_else(|e| e.into_inner()).contains(&(from.clone(), to.clone())) {
+        return error(StatusCode::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient");
+    }
     if failures.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
         return error(StatusCode::INTERNAL_SERVER_ERROR, 20500, "Internal Server Error");
     }

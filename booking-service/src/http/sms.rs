@@ -45,17 +45,21 @@ pub struct InboundSms {
     /// The sender number of ours the patient texted (E.164).
     #[serde(rename = "To")]
     pub to: Option<String>,
-    /// The text: `STOP`, `STOPALL`, `UNSUBSCRIBE`, `CANCEL`, `END`, `QUIT`, or `START`, `UNSTOP`,
-    /// `YES` (any case); anything else is ignored.
+    /// The text: `STOP`, `STOPALL`, `UNSUBSCRIBE`, `CANCEL`, `END`, `QUIT`, `REVOKE`, `OPTOUT`, or
+    /// `START`, `UNSTOP`, `YES` (any case); anything else is ignored.
     #[serde(rename = "Body")]
     pub body: Option<String>,
+    /// Twilio's reading of it with Advanced Opt-Out (`STOP`, `START`, `HELP`): when given, it
+    /// decides, so keywords a clinic set up in Twilio count too.
+    #[serde(rename = "OptOutType")]
+    pub opt_out_type: Option<String>,
 }
 
 impl InboundSms {
     /// The first value of each field read.
     fn from_params(params: &[(String, String)]) -> Self {
         let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        Self { from: field("From"), to: field("To"), body: field("Body") }
+        Self { from: field("From"), to: field("To"), body: field("Body"), opt_out_type: field("OptOutType") }
     }
 }
 
@@ -107,7 +111,11 @@ pub async fn inbound(
     }
     // Spent whatever the message says: an unsigned one is never given back.
     let _spent = (origin == Origin::Unchecked).then(|| state.link_guesses.hold(client)).transpose()?;
-    match Keyword::of(form.body.as_deref().unwrap_or_default()) {
+    let keyword = match form.opt_out_type.as_deref() {
+        Some(kind) => Keyword::of_opt_out_type(kind),
+        None => Keyword::of(form.body.as_deref().unwrap_or_default()),
+    };
+    match keyword {
         Some(Keyword::OptOut) => {
             state.store.sms_opt_out(&sender, &phone).await?;
             tracing::info!("an SMS opt-out was kept");

@@ -3,7 +3,7 @@
 //! as it is when the message goes out, after [`why_not_send`] agreed to send it.
 
 use super::{why_not_send, DeliveryError};
-use crate::domain::WebhookId;
+use crate::domain::{PhoneNumber, WebhookId};
 use crate::links::{LinkToken, Links};
 use crate::mail::email::{EmailMessage, Kind};
 use crate::mail::Transport;
@@ -161,7 +161,19 @@ impl Channels {
         .ok_or_else(|| DeliveryError::Render(format!("no SMS text for {}", job.kind)))?;
         match self.sms.send(job.id, from, to, &body).await {
             Ok(()) => {}
-            Err(e) if e.is_permanent() => return Ok(Delivery::Dead { error: format!("not sent: {e}") }),
+            Err(e) if e.opted_out() => {
+                // Kept here too, so the phone's next messages from this sender are not tried.
+                if let (Some(Ok(sender)), Ok(phone)) =
+                    (from.map(|f| PhoneNumber::parse("From", f)), PhoneNumber::parse("To", to))
+                {
+                    self.store.sms_opt_out(&sender, &phone).await?;
+                }
+                return Ok(Delivery::Dropped { reason: "the phone opted out of this sender at Twilio" });
+            }
+            Err(e) if e.is_permanent() => {
+                tracing::warn!(job = %job.id, kind = %job.kind, error = %e, "Twilio refused an SMS for good");
+                return Ok(Delivery::Dead { error: format!("not sent: {e}") });
+            }
             Err(e) => return Err(DeliveryError::Sms(e.to_string())),
         }
         tracing::info!(job = %job.id, kind = %job.kind, "SMS delivered");

@@ -10,7 +10,9 @@ const NAME_CHARS: usize = 40;
 fn short(name: &str) -> String {
     let name = one_line(name.trim());
     match name.char_indices().nth(NAME_CHARS) {
-        Some((cut, _)) => format!("{}…", name[..cut].trim_end()),
+        // Three dots, not "…": that one character is outside GSM-7 and would turn the whole
+        // message into UCS-2, 70 characters a segment instead of 160.
+        Some((cut, _)) => format!("{}...", name[..cut].trim_end()),
         None => name,
     }
 }
@@ -129,6 +131,10 @@ mod tests {
         let a = appointment();
         let body = sms_body(outbox_kind::REMINDER_SMS, &"Ø".repeat(500), "Dr. Who", &a, None, None).expect("a body");
         assert!(body.chars().count() < 160, "{body}");
-        assert!(body.starts_with(&format!("{}…:", "Ø".repeat(40))), "{body}");
+        assert!(body.starts_with(&format!("{}...:", "Ø".repeat(40))), "{body}");
+        // A plain name cut short stays plain ASCII (the "…" it was cut with is outside GSM-7).
+        let plain = "Northside Family Dental and Orthodontics Clinic of Springfield";
+        let body = sms_body(outbox_kind::REMINDER_SMS, plain, "Dr. Who", &a, None, None).expect("a body");
+        assert!(body.is_ascii(), "{body}");
     }
 }

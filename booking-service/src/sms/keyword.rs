@@ -7,7 +7,8 @@ pub enum Keyword {
     OptIn,
 }
 
-const OPT_OUT: [&str; 6] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
+/// Twilio's default opt-out keywords (its Advanced Opt-Out lists the same).
+const OPT_OUT: [&str; 8] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"];
 const OPT_IN: [&str; 3] = ["START", "UNSTOP", "YES"];
 
 impl Keyword {
@@ -24,6 +25,16 @@ impl Keyword {
             None
         }
     }
+
+    /// Twilio's own reading of the message (`OptOutType`, sent with Advanced Opt-Out, where a
+    /// clinic may have set keywords of its own): `STOP` or `START`; `HELP` and others are none.
+    pub fn of_opt_out_type(kind: &str) -> Option<Self> {
+        match kind.trim() {
+            k if k.eq_ignore_ascii_case("STOP") => Some(Self::OptOut),
+            k if k.eq_ignore_ascii_case("START") => Some(Self::OptIn),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -32,7 +43,7 @@ mod tests {
 
     #[test]
     fn keywords_are_read_whatever_their_case_and_surrounding_space() {
-        for stop in ["STOP", " stop\n", "Stop", "stopall", "UNSUBSCRIBE", "cancel", "End", "quit"] {
+        for stop in ["STOP", " stop\n", "Stop", "stopall", "UNSUBSCRIBE", "cancel", "End", "quit", "revoke", "OptOut"] {
             assert_eq!(Keyword::of(stop), Some(Keyword::OptOut), "{stop:?}");
         }
         for start in ["START", "start ", "unstop", "Yes"] {

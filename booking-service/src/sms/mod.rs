@@ -29,9 +29,9 @@ const ERROR_MESSAGE_CHARS: usize = 200;
 /// Why an SMS was not handed over; the dispatcher keeps the text as the job's `last_error`.
 #[derive(Debug, thiserror::Error)]
 pub enum SmsError {
-    /// Twilio answered, but not with a 2xx.
+    /// Twilio answered, but not with a 2xx; `code` is Twilio's error code when it gave one.
     #[error("Twilio answered {status}{}", if .message.is_empty() { String::new() } else { format!(": {}", .message) })]
-    Rejected { status: u16, message: String },
+    Rejected { status: u16, code: Option<i64>, message: String },
     #[error("Twilio could not be reached: {0}")]
     Unreachable(String),
     #[error("cannot write the SMS file: {0}")]
@@ -48,7 +48,16 @@ impl SmsError {
             Self::Unreachable(_) | Self::File(_) => false,
         }
     }
+
+    /// Whether Twilio refused it because the phone opted out of the sender (error 21610): a STOP
+    /// Twilio heard and this service did not (texted before, or a word only Twilio reads).
+    pub fn opted_out(&self) -> bool {
+        matches!(self, Self::Rejected { code: Some(UNSUBSCRIBED_RECIPIENT), .. })
+    }
 }
+
+/// Twilio's "Attempt to send to unsubscribed recipient".
+const UNSUBSCRIBED_RECIPIENT: i64 = 21610;
 
 /// Where SMS go, and the key inbound ones are checked with. Cheap to clone (one HTTP client).
 #[derive(Clone)]
@@ -195,13 +204,14 @@ impl Twilio {
         if status.is_success() {
             return Ok(());
         }
-        Err(SmsError::Rejected { status: status.as_u16(), message: error_message(response).await })
+        let (code, message) = error_message(response).await;
+        Err(SmsError::Rejected { status: status.as_u16(), code, message })
     }
 }
 
 /// Twilio's explanation of an error answer (`{"code", "message", ...}`), cut short; empty when
 /// the answer is not Twilio's JSON. At most [`ERROR_BODY_BYTES`] of it are read.
-async fn error_message(mut response: reqwest::Response) -> String {
+async fn error_message(mut response: reqwest::Response) -> (Option<i64>, String) {
     let mut body = Vec::new();
     while body.len() < ERROR_BODY_BYTES {
         match response.chunk().await {
@@ -209,11 +219,11 @@ async fn error_message(mut response: reqwest::Response) -> String {
             _ => break,
         }
     }
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return String::new() };
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return (None, String::new()) };
     let message: String = json["message"].as_str().unwrap_or_default().chars().take(ERROR_MESSAGE_CHARS).collect();
     match json["code"].as_i64() {
-        Some(code) => format!("{message} (Twilio error {code})"),
-        None => message,
+        Some(code) => (Some(code), format!("{message} (Twilio error {code})")),
+        None => (None, message),
     }
 }
 
@@ -276,7 +286,7 @@ mod tests {
 
     #[test]
     fn only_twilios_own_refusals_of_a_message_are_permanent() {
-        let rejected = |status| SmsError::Rejected { status, message: String::new() };
+        let rejected = |status| SmsError::Rejected { status, code: None, message: String::new() };
         assert!(rejected(400).is_permanent());
         for status in [401, 403, 429, 500, 503] {
             assert!(!rejected(status).is_permanent(), "{status}");

@@ -110,6 +110,19 @@ async fn a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them(back
     assert_eq!(schedule(&jobs, new_start), want, "only the new start's reminders remain: {jobs:?}");
     assert!(jobs.iter().all(|j| j.payload["starts_at"].as_str().is_some()));
 
+    // Made longer at the same start, it keeps the very reminders it had: withdrawn and queued
+    // anew, one already due and waiting on a retry was lost (none is queued for a past time).
+    let longer = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(5))),
+        appointment_time: Some("15:30".into()),
+        duration_minutes: Some(60),
+        ..Default::default()
+    };
+    org.staff.reschedule(booked.appointment_id, &longer).await.expect("longer");
+    let kept = reminders(&app, org.id, booked.appointment_id).await;
+    let ids = |jobs: &[OutboxJob]| jobs.iter().map(|j| j.id).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(ids(&kept), ids(&jobs), "the same reminders");
+
     org.staff.cancel(booked.appointment_id, None).await.expect("cancelled");
     assert_eq!(reminders(&app, org.id, booked.appointment_id).await.len(), 0, "withdrawn");
 }
@@ -202,6 +215,28 @@ async fn the_booking_sms_goes_through_twilio_and_never_after_stop(backend: Backe
     assert_eq!(twilio.messages().len(), 1, "nothing after STOP");
 }
 
+/// A phone that opted out at Twilio without this service hearing of it (a STOP texted before, or
+/// a word only Twilio reads) is refused by Twilio (error 21610): the message leaves the outbox as
+/// withheld, not as a dead letter paging someone, and the opt-out is kept for the next ones.
+async fn a_phone_twilio_knows_opted_out_is_kept_so_and_not_a_dead_letter(backend: Backend) {
+    let (app, twilio) = with_twilio(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let input = booking(provider.id, days_ahead(3), "10:00");
+    let phone = input.patient_phone.clone().expect("a phone");
+    twilio.opt_out(SENDER, &phone);
+    let booked = org.agent.book(&input).await.expect("booked");
+    let jobs = wait_until(
+        async || app.store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox"),
+        |jobs| !jobs.iter().any(|j| j.kind == "booking_sms"),
+    )
+    .await;
+    assert!(jobs.iter().all(|j| j.dead_at.is_none()), "no dead letter: {jobs:?}");
+    assert!(app.store.sms_opted_out(SENDER, &phone).await.expect("read"), "the opt-out is kept");
+    assert_eq!(app.store.outbox_backlog(Utc::now()).await.expect("backlog").dead, 0);
+    assert!(twilio.messages().is_empty(), "Twilio took nothing");
+}
+
 /// A patient reached only by phone hears of a move (with the manage link) and of a cancellation
 /// (without it) by SMS, as an email patient does by email.
 async fn a_move_and_a_cancellation_reach_the_phone_by_sms(backend: Backend) {
@@ -275,4 +310,5 @@ on_both_backends!(
     a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
     a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link,
     the_booking_sms_goes_through_twilio_and_never_after_stop,
+    a_phone_twilio_knows_opted_out_is_kept_so_and_not_a_dead_letter,
 );

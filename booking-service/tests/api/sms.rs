@@ -199,6 +199,25 @@ async fn stop_then_start_from_twilio_opts_the_phone_out_and_back_in(backend: Bac
     assert_twiml(status, &content_type, &body);
     assert!(!opted_out(&app, SENDER, PATIENT).await, "START resumes");
     assert!(opted_out(&app, clinic_number, PATIENT).await, "from that sender only");
+
+    // REVOKE is one of Twilio's own opt-out words: Twilio blocks the pair, so must we.
+    post_signed(&app, &inbound(PATIENT, SENDER, "Revoke")).await;
+    assert!(opted_out(&app, SENDER, PATIENT).await, "REVOKE stops");
+    post_signed(&app, &inbound(PATIENT, SENDER, "yes")).await;
+
+    // With Advanced Opt-Out, Twilio's reading decides: a clinic's own keyword, and not the body.
+    let mut own_word = inbound(PATIENT, SENDER, "ARRET");
+    own_word.push(("OptOutType", "STOP"));
+    post_signed(&app, &own_word).await;
+    assert!(opted_out(&app, SENDER, PATIENT).await, "OptOutType STOP stops");
+    let mut resume = inbound(PATIENT, SENDER, "JE REVIENS");
+    resume.push(("OptOutType", "START"));
+    post_signed(&app, &resume).await;
+    assert!(!opted_out(&app, SENDER, PATIENT).await, "OptOutType START resumes");
+    let mut help = inbound(PATIENT, SENDER, "STOP");
+    help.push(("OptOutType", "HELP"));
+    post_signed(&app, &help).await;
+    assert!(!opted_out(&app, SENDER, PATIENT).await, "Twilio read it as HELP: nothing stops");
 }
 
 async fn a_missing_or_wrong_signature_is_refused_and_nothing_kept(backend: Backend) {
