@@ -171,6 +171,14 @@ fn share_holds((canary_hits, canary_of): (u64, u64), (baseline_hits, baseline_of
     Some(corrected <= (SHARE_SLACK / 100.0).max(chance) + 1e-9)
 }
 
+/// Why the window cannot be judged: either side's own reasons, then the voice path's.
+fn unjudgeable_window(baseline: &Side, canary: &Side, args: &CanaryArgs, (b_saw, c_saw): (bool, bool)) -> Vec<String> {
+    let mut why = unjudgeable(baseline, "baseline", args, b_saw);
+    why.extend(unjudgeable(canary, "canary", args, c_saw));
+    why.extend(voice_unjudgeable(baseline, canary, args.min_bookings));
+    why
+}
+
 /// Why the window cannot be judged for the voice path: one side answered voice bookings and the
 /// other none (a canary refusing every Vapi message, say, shows no tool calls at all).
 fn voice_unjudgeable(baseline: &Side, canary: &Side, min_bookings: u64) -> Option<String> {
@@ -320,9 +328,7 @@ pub async fn run(args: CanaryArgs) -> Decision {
 
     let (b_saw, c_saw) = (baseline.window.saw_service_metrics, canary.window.saw_service_metrics);
     let (baseline, canary) = (baseline.side(), canary.side());
-    let mut reasons = unjudgeable(&baseline, "baseline", &args, b_saw);
-    reasons.extend(unjudgeable(&canary, "canary", &args, c_saw));
-    reasons.extend(voice_unjudgeable(&baseline, &canary, args.min_bookings));
+    let mut reasons = unjudgeable_window(&baseline, &canary, &args, (b_saw, c_saw));
     let criteria = judge(&baseline, &canary, args.budget_ms, args.p95_slack_ms);
     let decision = if !reasons.is_empty() {
         Decision::CouldNotJudge
@@ -566,6 +572,38 @@ mod tests {
         let (quiet, tenth) = (refusing(0, 100, 0, 100), refusing(1, 10, 1, 10));
         assert_eq!(shares(&tenth, &quiet), [Some(true); 2]);
         assert_eq!(shares(&refusing(5, 10, 5, 10), &quiet), [Some(false); 2]);
+    }
+
+    fn args() -> CanaryArgs {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from([
+            "uat-orchestrator",
+            "canary",
+            "--baseline",
+            "http://a",
+            "--canary",
+            "http://b",
+            "--duration",
+            "1m",
+        ]);
+        match cli.command {
+            Some(crate::cli::Command::Canary(args)) => args,
+            other => panic!("not the canary command: {other:?}"),
+        }
+    }
+
+    /// Refusals are judged by their share, not counted as booking attempts: a side that only
+    /// refused (every slot taken) has no success rate to promote on, and cannot be judged.
+    #[test]
+    fn a_window_of_refusals_only_cannot_be_judged() {
+        let (baseline, only_refused) = (refusing(0, 100, 0, 0), refusing(50, 50, 0, 0));
+        let why = unjudgeable_window(&baseline, &only_refused, &args(), (true, true));
+        assert_eq!(why.len(), 1, "{why:?}");
+        assert!(why[0].starts_with("too little booking traffic: the canary had 0 booking attempts"), "{why:?}");
+        // Voice bookings on the baseline only: the canary's voice path cannot be judged.
+        let why = unjudgeable_window(&refusing(0, 100, 0, 20), &baseline, &args(), (true, true));
+        assert!(why.iter().any(|w| w.starts_with("the canary answered no voice booking")), "{why:?}");
+        assert!(unjudgeable_window(&baseline, &baseline, &args(), (true, true)).is_empty());
     }
 
     /// A side without voice bookings beside one with enough is not promoted on an unjudged

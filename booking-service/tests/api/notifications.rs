@@ -113,12 +113,13 @@ async fn a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them(back
     // Made longer at the same start, it keeps the very reminders it had: withdrawn and queued
     // anew, one already due and waiting on a retry was lost (none is queued for a past time).
     let longer = RescheduleRequest {
-        appointment_date: Some(date_str(days_ahead(5))),
+        appointment_date: Some(date_str(new_start.date_naive())),
         appointment_time: Some("15:30".into()),
         duration_minutes: Some(60),
         ..Default::default()
     };
-    org.staff.reschedule(booked.appointment_id, &longer).await.expect("longer");
+    let longer = org.staff.reschedule(booked.appointment_id, &longer).await.expect("longer");
+    assert_eq!((longer.starts_at, longer.ends_at - longer.starts_at), (moved.starts_at, Duration::minutes(60)));
     let kept = reminders(&app, org.id, booked.appointment_id).await;
     let ids = |jobs: &[OutboxJob]| jobs.iter().map(|j| j.id).collect::<std::collections::BTreeSet<_>>();
     assert_eq!(ids(&kept), ids(&jobs), "the same reminders");

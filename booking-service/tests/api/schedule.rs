@@ -591,16 +591,23 @@ async fn a_closure_of_366_days_is_counted_in_days_not_hours(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_postgres() {
     use sqlx::Connection;
+    if test_kit::postgres_admin_url().is_none() {
+        return;
+    }
     let app = spawn_app(Backend::Postgres).await;
     let (org, provider) = clinic(&app, "UTC").await;
-    let mut closure = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
-    sqlx::query("BEGIN").execute(&mut closure).await.expect("begin");
-    sqlx::query("SELECT 1 FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE OF o")
-        .bind(org.id)
-        .execute(&mut closure)
-        .await
-        .expect("the closure's lock");
+    let mut holder = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    let mut watcher = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    let hold = async |holder: &mut sqlx::PgConnection| {
+        sqlx::query("BEGIN").execute(&mut *holder).await.expect("begin");
+        sqlx::query("SELECT 1 FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE OF o")
+            .bind(org.id)
+            .execute(&mut *holder)
+            .await
+            .expect("the organization's lock");
+    };
 
+    hold(&mut holder).await;
     let booked = tokio::time::timeout(
         std::time::Duration::from_secs(5),
         org.agent.book(&booking(provider.id, days_ahead(3), "10:00")),
@@ -611,29 +618,39 @@ async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_po
     let created = tokio::spawn(async move {
         admin.create_provider(&CreateProvider { name: "Dr. New".into(), ..Default::default() }).await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    until_one_waits_on_a_lock(&mut watcher).await;
     assert!(!created.is_finished(), "a new provider waits for the closure");
-    sqlx::query("COMMIT").execute(&mut closure).await.expect("commit");
+    sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
     let created = tokio::time::timeout(std::time::Duration::from_secs(5), created).await;
     assert!(matches!(created, Ok(Ok(Ok(_)))), "then it is created: {created:?}");
 
     // And a closure takes that lock: it waits for a provider being created (held here likewise).
-    sqlx::query("BEGIN").execute(&mut closure).await.expect("begin");
-    sqlx::query("SELECT 1 FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE OF o")
-        .bind(org.id)
-        .execute(&mut closure)
-        .await
-        .expect("a provider's lock");
+    hold(&mut holder).await;
     let admin = org.admin.clone();
     let closing = tokio::spawn(async move {
         let day = CreateClosure { date: date_str(days_ahead(20)), end_date: None, reason: None };
         admin.create_closure(&day).await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    until_one_waits_on_a_lock(&mut watcher).await;
     assert!(!closing.is_finished(), "a closure waits for the provider being created");
-    sqlx::query("COMMIT").execute(&mut closure).await.expect("commit");
+    sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), closing).await;
     assert!(matches!(closed, Ok(Ok(Ok(_)))), "then it is created: {closed:?}");
+}
+
+/// Waits until a session of the test's database waits on a lock (the request under test, held
+/// back), or fails after 10 s: a request merely slow to arrive is not taken for one held.
+async fn until_one_waits_on_a_lock(watcher: &mut sqlx::PgConnection) {
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(sql).fetch_one(&mut *watcher).await.expect("pg_stat_activity");
+        if waiting > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no request waited on the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 on_both_backends!(

@@ -204,6 +204,7 @@ async fn stop_then_start_from_twilio_opts_the_phone_out_and_back_in(backend: Bac
     post_signed(&app, &inbound(PATIENT, SENDER, "Revoke")).await;
     assert!(opted_out(&app, SENDER, PATIENT).await, "REVOKE stops");
     post_signed(&app, &inbound(PATIENT, SENDER, "yes")).await;
+    assert!(!opted_out(&app, SENDER, PATIENT).await, "YES resumes");
 
     // With Advanced Opt-Out, Twilio's reading decides: a clinic's own keyword, and not the body.
     let mut own_word = inbound(PATIENT, SENDER, "ARRET");

@@ -160,6 +160,9 @@ async fn a_long_calls_report_is_read_and_an_anonymous_one_ignored(backend: Backe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_assistant_request_is_answered_with_a_sentence_in_time_on_postgres() {
     use sqlx::Connection;
+    if test_kit::postgres_admin_url().is_none() {
+        return;
+    }
     let app = spawn_app_with(Backend::Postgres, |c| c.vapi_deadline_ms = 1000).await;
     let (org, _) = clinic(&app).await;
     let settings = VapiSettings { assistant_id: Some("asst-1".into()), transfer_number: None };
@@ -172,9 +175,10 @@ async fn a_slow_assistant_request_is_answered_with_a_sentence_in_time_on_postgre
     let waited = started.elapsed();
     sqlx::query("ROLLBACK").execute(&mut lock).await.expect("unlock");
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("isn't answering right now")), "{answer}");
+    let at_the_deadline = std::time::Duration::from_millis(900)..std::time::Duration::from_secs(5);
     assert!(
-        waited < std::time::Duration::from_secs(5),
-        "answered at the deadline, not the request timeout: {waited:?}"
+        at_the_deadline.contains(&waited),
+        "held by the lock until the deadline, not the request timeout: {waited:?}"
     );
     let answer = post(&org.agent, &bare("assistant-request", "call-slow")).await;
     assert_eq!(answer["assistantId"], "asst-1", "and in full once the database answers");
