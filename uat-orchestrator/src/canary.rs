@@ -574,36 +574,25 @@ mod tests {
         assert_eq!(shares(&refusing(5, 10, 5, 10), &quiet), [Some(false); 2]);
     }
 
-    fn args() -> CanaryArgs {
-        use clap::Parser;
-        let cli = crate::cli::Cli::parse_from([
-            "uat-orchestrator",
-            "canary",
-            "--baseline",
-            "http://a",
-            "--canary",
-            "http://b",
-            "--duration",
-            "1m",
-        ]);
-        match cli.command {
-            Some(crate::cli::Command::Canary(args)) => args,
-            other => panic!("not the canary command: {other:?}"),
-        }
-    }
-
     /// Refusals are judged by their share, not counted as booking attempts: a side that only
     /// refused (every slot taken) has no success rate to promote on, and cannot be judged.
     #[test]
     fn a_window_of_refusals_only_cannot_be_judged() {
         let (baseline, only_refused) = (refusing(0, 100, 0, 0), refusing(50, 50, 0, 0));
-        let why = unjudgeable_window(&baseline, &only_refused, &args(), (true, true));
+        let why = unjudgeable_window(&baseline, &only_refused, &crate::cli::tests::canary_args("1m"), (true, true));
         assert_eq!(why.len(), 1, "{why:?}");
         assert!(why[0].starts_with("too little booking traffic: the canary had 0 booking attempts"), "{why:?}");
         // Voice bookings on the baseline only: the canary's voice path cannot be judged.
-        let why = unjudgeable_window(&refusing(0, 100, 0, 20), &baseline, &args(), (true, true));
+        let why = unjudgeable_window(
+            &refusing(0, 100, 0, 20),
+            &baseline,
+            &crate::cli::tests::canary_args("1m"),
+            (true, true),
+        );
         assert!(why.iter().any(|w| w.starts_with("the canary answered no voice booking")), "{why:?}");
-        assert!(unjudgeable_window(&baseline, &baseline, &args(), (true, true)).is_empty());
+        assert!(
+            unjudgeable_window(&baseline, &baseline, &crate::cli::tests::canary_args("1m"), (true, true)).is_empty()
+        );
     }
 
     /// A side without voice bookings beside one with enough is not promoted on an unjudged

@@ -213,8 +213,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The canary command's arguments for `--baseline http://a --canary http://b --duration D`.
+    pub(crate) fn canary_args(duration: &str) -> CanaryArgs {
+        let cli = Cli::parse_from([
+            "uat-orchestrator",
+            "canary",
+            "--baseline",
+            "http://a",
+            "--canary",
+            "http://b",
+            "--duration",
+            duration,
+        ]);
+        match cli.command {
+            Some(Command::Canary(args)) => args,
+            other => panic!("not the canary command: {other:?}"),
+        }
+    }
 
     #[test]
     fn durations_read_as_people_write_them() {
@@ -245,17 +263,7 @@ mod tests {
     fn the_acceptance_run_stays_the_default_and_the_commands_parse() {
         let run = Cli::parse_from(["uat-orchestrator", "--scenario", "basic"]);
         assert!(run.command.is_none());
-        let canary = Cli::parse_from([
-            "uat-orchestrator",
-            "canary",
-            "--baseline",
-            "http://a",
-            "--canary",
-            "http://b",
-            "--duration",
-            "10m",
-        ]);
-        assert!(matches!(canary.command, Some(Command::Canary(c)) if c.duration == Duration::from_secs(600)));
+        assert_eq!(canary_args("10m").duration, Duration::from_secs(600));
         let report = Cli::parse_from(["uat-orchestrator", "report", "--target", "http://a", "--staff-token", "t"]);
         assert!(matches!(report.command, Some(Command::Report(r)) if r.since == Duration::from_secs(86_400)));
     }

@@ -90,17 +90,13 @@ pub async fn tools(
             let sorry =
                 "I'm sorry, the clinic's booking system isn't answering right now. Please call again in a few minutes.";
             let until = arrived + state.vapi.deadline.min(ASSISTANT_REQUEST_DEADLINE);
-            match tokio::time::timeout_at(until, assistant(&state, &actor)).await {
-                Ok(Ok(answer)) => Ok(Json(answer)),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "could not answer an assistant-request");
-                    Ok(Json(json!({ "error": sorry })))
-                }
-                Err(_) => {
-                    tracing::warn!("an assistant-request was not answered within its deadline");
-                    Ok(Json(json!({ "error": sorry })))
-                }
-            }
+            let why = match tokio::time::timeout_at(until, assistant(&state, &actor)).await {
+                Ok(Ok(answer)) => return Ok(Json(answer)),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "not answered within its deadline".to_owned(),
+            };
+            tracing::warn!(error = %why, "could not answer an assistant-request");
+            Ok(Json(json!({ "error": sorry })))
         }
         VapiMessage::TransferDestinationRequest => Ok(Json(transfer(&state, &actor).await?)),
         VapiMessage::EndOfCallReport(Some(report)) => {
