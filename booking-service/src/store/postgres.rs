@@ -285,6 +285,21 @@ mod tests {
             .expect("read the session")
     }
 
+    /// A server that only reads (a standby, or a primary demoted by a failover, until traffic
+    /// moves) is unavailable, not a fault: 503, never 500.
+    #[tokio::test]
+    async fn a_server_that_only_reads_is_unavailable() {
+        let Some(db) = TestDatabase::create(Backend::Postgres).await else {
+            return;
+        };
+        let store = Pg::connect(&db.url, 1).await.expect("connect");
+        let mut tx = store.pool.begin().await.expect("begin");
+        sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.expect("read only");
+        let refused = sqlx::query("CREATE TABLE written (x int)").execute(&mut *tx).await.expect_err("read only");
+        let error = crate::store::StoreError::from(refused);
+        assert!(matches!(error, crate::store::StoreError::Unavailable(_)), "{error:?}");
+    }
+
     /// The switch that travels with BEGIN takes effect, and ends with the transaction.
     #[tokio::test]
     async fn transactions_run_as_the_role_and_organization_they_name() {

@@ -59,7 +59,8 @@ where
             Err(Fault::Retry) => continue,
         }
     }
-    Err(StoreError::Internal("the transaction kept losing races".into()))
+    // Contention, not a fault: a later request can succeed (503).
+    Err(StoreError::Unavailable("the transaction kept losing races".into()))
 }
 
 /// Which transaction a method needs: the database decides what each may touch (on PostgreSQL, a

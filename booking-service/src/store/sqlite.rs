@@ -141,6 +141,23 @@ mod tests {
     use super::*;
     use test_kit::{Backend, TestDatabase};
 
+    /// SQLite's write lock held by another process past the busy timeout is unavailable, not a
+    /// fault: 503, never 500.
+    #[tokio::test]
+    async fn a_write_lock_held_elsewhere_is_unavailable() {
+        use sqlx::{ConnectOptions, Connection};
+        let db = TestDatabase::create(Backend::Sqlite).await.expect("a database");
+        let options: SqliteConnectOptions = db.url.parse().expect("url");
+        let options = options.create_if_missing(true).busy_timeout(Duration::ZERO);
+        let mut holder = options.connect().await.expect("connect");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("the other writer");
+        let mut writer = options.connect().await.expect("connect");
+        let refused = sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.expect_err("busy");
+        let error = crate::store::StoreError::from(refused);
+        assert!(matches!(error, crate::store::StoreError::Unavailable(_)), "{error:?}");
+        holder.close().await.expect("close");
+    }
+
     /// Every write connection syncs each commit to disk before it is acknowledged (FULL is 2):
     /// NORMAL, in WAL mode, may lose the last commits on power loss.
     #[tokio::test]
