@@ -222,17 +222,20 @@ async fn show_page(
             html_escape(&cutoff.spoken())
         ),
         AppointmentStatus::Pending | AppointmentStatus::Confirmed => {
-            let options = booking::move_options(&state.store, a, cutoff, DAYS, OFFERED).await?;
             let token = html_escape(token);
-            let times = if options.is_empty() {
-                format!("<p>There is no free time in the next {DAYS} days. Please call the clinic to move it.</p>")
+            let patient = Actor::new(a.org_id, PATIENT);
+            let times = if state.store.moves_left(&patient, a.id).await? == 0 {
+                "<p>It has been moved online as often as it can be. Please call the clinic to move it again.</p>"
+                    .to_owned()
             } else {
-                let starts: Vec<_> = options.iter().map(|s| a.zone.localize(s.start())).collect();
-                format!(
-                    "<p>Times are in {}.</p>{}",
-                    html_escape(a.zone.name()),
-                    slot_forms(&format!("{token}/reschedule"), &starts)
-                )
+                let options = booking::move_options(&state.store, a, cutoff, DAYS, OFFERED).await?;
+                if options.is_empty() {
+                    format!("<p>There is no free time in the next {DAYS} days. Please call the clinic to move it.</p>")
+                } else {
+                    let starts: Vec<_> = options.iter().map(|s| a.zone.localize(s.start())).collect();
+                    let forms = slot_forms(&format!("{token}/reschedule"), &starts);
+                    format!("<p>Times are in {}.</p>{forms}", html_escape(a.zone.name()))
+                }
             };
             format!(
                 "{details}<p><a class=\"danger\" href=\"{token}/cancel\">Cancel this appointment</a></p>\

@@ -257,6 +257,8 @@ pub trait Store: Send + Sync {
     /// Which organization and appointment a manage link's token hash belongs to (any
     /// organization: the token is the credential).
     async fn manage_target(&self, token_hash: &str) -> StoreResult<Option<(OrgId, AppointmentId)>>;
+    /// How many more times `actor` may move the appointment under a cut-off (five in all).
+    async fn moves_left(&self, actor: &Actor, id: AppointmentId) -> StoreResult<i64>;
     /// The nonce of an appointment's manage link, from which the link key recomputes its token.
     async fn manage_nonce(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Option<String>>;
     /// Marks a pending or confirmed appointment that has started as attended or not, with its

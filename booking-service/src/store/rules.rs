@@ -287,10 +287,16 @@ fn within_reach(appointment: &Appointment, cutoff: Option<Cutoff>) -> StoreResul
 /// an SMS, which a loop of moves would turn into a flood paid by the clinic. Staff are not capped.
 pub const MAX_MOVES_BY_CALLER: i64 = 5;
 
-/// Refuses a move past [`MAX_MOVES_BY_CALLER`] by the same actor, counted in the audit log.
-async fn within_moves(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Result<(), Fault> {
+/// How many times the actor moved the appointment, counted in the audit log.
+async fn moves_in(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Db<i64> {
     let sql = "SELECT count(*) FROM audit_log WHERE org_id = $1 AND appointment_id = $2 AND action = $3 AND actor = $4";
     let (moves,): (i64,) = tx.query(sql, (actor.org, id, action::RESCHEDULED, &actor.sub)).fetch_one().await?;
+    Ok(moves)
+}
+
+/// Refuses a move past [`MAX_MOVES_BY_CALLER`] by the same actor.
+async fn within_moves(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Result<(), Fault> {
+    let moves = moves_in(tx, actor, id).await?;
     if moves >= MAX_MOVES_BY_CALLER {
         return Err(StoreError::InvalidState(format!(
             "this appointment has been moved {moves} times already; to move it again, please speak to the clinic's staff"
@@ -1104,6 +1110,13 @@ impl Store for SqlStore {
     async fn manage_target(&self, token_hash: &str) -> StoreResult<Option<(OrgId, AppointmentId)>> {
         let sql = "SELECT org_id, appointment_id FROM manage_links WHERE token_hash = $1";
         Ok(self.fetch_optional(Scope::Links, sql, (token_hash,)).await?)
+    }
+
+    async fn moves_left(&self, actor: &Actor, id: AppointmentId) -> StoreResult<i64> {
+        let mut tx = self.begin(Scope::Read(actor.org)).await?;
+        let moves = moves_in(&mut tx, actor, id).await?;
+        tx.commit().await?;
+        Ok((MAX_MOVES_BY_CALLER - moves).max(0))
     }
 
     async fn manage_nonce(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Option<String>> {

@@ -372,7 +372,8 @@ async fn a_taken_time_is_refused_with_alternatives(backend: Backend) {
 
 /// Each move sends the patient an email and an SMS: a loop of moves through one link (an attack
 /// found it pumping 600 SMS a minute on the clinic's account) stops at five, counted in the audit
-/// log; a repeated request where it already is still answers, and staff can still move it.
+/// log, and the page then offers no times but still a Cancel; a repeated request where it
+/// already is still answers, and staff can still move it.
 async fn the_patient_moves_one_appointment_five_times_at_most(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
@@ -389,6 +390,9 @@ async fn the_patient_moves_one_appointment_five_times_at_most(backend: Backend) 
     let page = move_by_form(&link, &times[1]).await;
     assert_eq!(page.status(), StatusCode::CONFLICT);
     assert!(page.text().await.expect("html").contains("please speak to the clinic"), "the page says what to do");
+    let html = get(&link, false).await.text().await.expect("html");
+    assert!(offered(&html).is_empty(), "no times offered once the moves are spent: {html}");
+    assert!(html.contains("call the clinic to move it again") && html.contains("/cancel\""), "{html}");
     let read = org.staff.appointment(booked.appointment_id).await.expect("read");
     assert_eq!(read.starts_at, instant(&times[0]), "the sixth moved nothing");
     assert_eq!(move_by_json(&link, &times[0]).await.status(), StatusCode::OK, "already there: nothing to count");
