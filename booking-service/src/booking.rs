@@ -118,14 +118,20 @@ impl TryFrom<&api::BookingInput> for BookingRequest {
             )?,
             patient: Patient {
                 name: PatientName::parse("patient_name", input.patient_name.as_deref())?,
-                phone: input.patient_phone.as_deref().map(|p| PhoneNumber::parse("patient_phone", p)).transpose()?,
-                email: input.patient_email.as_deref().map(|e| Email::parse("patient_email", e)).transpose()?,
+                // Blank is absent, as for the name and the notes (a form's empty field).
+                phone: given(&input.patient_phone).map(|p| PhoneNumber::parse("patient_phone", p)).transpose()?,
+                email: given(&input.patient_email).map(|e| Email::parse("patient_email", e)).transpose()?,
             },
             notes: Notes::parse("notes", input.notes.as_deref())?,
             kind: input.appointment_type_id.map(AppointmentTypeId),
             by_agent: false,
         })
     }
+}
+
+/// A field given with more than blanks.
+fn given(field: &Option<String>) -> Option<&str> {
+    field.as_deref().filter(|v| !v.trim().is_empty())
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

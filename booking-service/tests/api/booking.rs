@@ -40,6 +40,23 @@ async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
     assert_eq!((trail[0].action.as_str(), trail[0].actor.as_str()), ("booked", "test-agent"));
 }
 
+/// A form's empty phone and email are absent, as an empty name and notes are: the booking stands
+/// without them (no SMS or email queued), while a malformed one is still refused.
+async fn blank_optional_fields_are_absent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("America/New_York").await;
+    let provider = org.provider().await;
+    let mut input = booking(provider.id, days_ahead(10), "14:00");
+    input.patient_phone = Some("".into());
+    input.patient_email = Some("  ".into());
+    let booked = org.staff.book(&input).await.expect("booked without phone or email");
+    let stored = org.staff.appointment(booked.appointment_id).await.expect("readable");
+    assert_eq!((stored.patient.phone, stored.patient.email), (None, None));
+    input.appointment_time = Some("15:00".into());
+    input.patient_phone = Some("not a number".into());
+    assert_error(org.staff.book(&input).await, 422, "validation_failed");
+}
+
 /// A refused move is offered times that overlap only the appointment's own current time: the move
 /// would free it.
 async fn a_refused_move_is_offered_times_its_own_appointment_frees(backend: Backend) {
@@ -392,6 +409,7 @@ async fn staff_confirm_an_appointment_for_the_patient(backend: Backend) {
 }
 
 on_both_backends!(
+    blank_optional_fields_are_absent,
     the_audit_trail_of_an_appointment_is_read_page_by_page,
     staff_confirm_an_appointment_for_the_patient,
     a_refused_move_is_offered_times_its_own_appointment_frees,
