@@ -345,7 +345,14 @@ async fn move_appointment(
 ) -> Result<Appointment, BookingError> {
     // The type it moves as, the one asked for or else its own, is read in the move's transaction.
     let plan = |p: &Provider, a: &Appointment, kind: Option<Option<&AppointmentType>>| {
-        let kind = kind.map(|kind| usable(kind, to.by_agent)).transpose()?;
+        let own;
+        let kind = match (to.kind, kind) {
+            (None, Some(Some(kind))) => {
+                own = as_its_own(kind);
+                Some(usable(Some(&own), to.by_agent)?)
+            }
+            (_, kind) => kind.map(|kind| usable(kind, to.by_agent)).transpose()?,
+        };
         Ok(to.start.plan(p, kind, own_length(a)?)?)
     };
     match store.reschedule(actor, id, to.kind, &plan, &links.issue(), to.cutoff).await? {
@@ -356,6 +363,13 @@ async fn move_appointment(
     }
 }
 
+/// An appointment's own type as it moves: a move is no new booking of it, so the type may have
+/// been withdrawn since, or no longer be offered by the appointment's provider; its length,
+/// buffers, notice, horizon and interval still apply, and who may book it.
+fn as_its_own(kind: &AppointmentType) -> AppointmentType {
+    AppointmentType { active: true, provider_ids: Vec::new(), ..kind.clone() }
+}
+
 /// An appointment's own length.
 fn own_length(a: &Appointment) -> Result<Minutes, DomainError> {
     Minutes::parse("duration_minutes", (a.slot.end() - a.slot.start()).num_minutes())
@@ -363,8 +377,8 @@ fn own_length(a: &Appointment) -> Result<Minutes, DomainError> {
 
 /// The free starts an appointment may move to, its patient choosing on the manage page: over the
 /// provider's next `days` local days, at most `max`, earliest first; under its type's policy
-/// (else its own length at the provider's step), none within the cut-off. None when it could not
-/// be moved anyway: its provider inactive, its type withdrawn or no longer offered by the provider.
+/// (else its own length at the provider's step), none within the cut-off. None when its provider
+/// is inactive or gone.
 pub async fn move_options(
     store: &DynStore,
     appointment: &Appointment,
@@ -378,8 +392,9 @@ pub async fn move_options(
     };
     let policy = match appointment.appointment_type {
         Some(id) => match store.appointment_type(org, id).await? {
-            Some(kind) if kind.active && kind.offered_by(provider.id) => kind.policy(),
-            _ => return Ok(Vec::new()),
+            // Its own type, even withdrawn since (`as_its_own`).
+            Some(kind) => kind.policy(),
+            None => return Ok(Vec::new()),
         },
         None => match own_length(appointment) {
             Ok(length) => Policy::plain(length, provider.appointment_minutes),

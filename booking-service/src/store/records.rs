@@ -259,7 +259,14 @@ impl AppointmentType {
         self.provider_ids.is_empty() || self.provider_ids.contains(&provider)
     }
 
+    /// Applies the changes. A new duration moves an interval that was the old duration along
+    /// with it (the interval left out at creation is "its duration"), unless an interval is given.
     pub fn apply(&mut self, c: &AppointmentTypeChanges) {
+        if let (Some(duration), None) = (c.duration, c.slot_interval) {
+            if self.slot_interval == self.duration {
+                self.slot_interval = duration;
+            }
+        }
         take!(
             self,
             c,

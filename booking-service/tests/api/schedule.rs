@@ -66,6 +66,31 @@ async fn active(org: &TestOrg, provider: Uuid) -> Vec<(Uuid, DateTime<Utc>, Date
         .collect()
 }
 
+/// An interval left out is "its duration", and stays so when the duration changes; one given
+/// stays as given.
+async fn an_interval_left_out_follows_the_duration(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, _) = clinic(&app, "UTC").await;
+    let follows = org.admin.create_appointment_type(&kind("Check-up", 30)).await.expect("type");
+    let longer = UpdateAppointmentType { duration_minutes: Some(60), ..Default::default() };
+    let patched = org.admin.update_appointment_type(follows.id, &longer).await.expect("patched");
+    assert_eq!((patched.duration_minutes, patched.slot_interval_minutes), (60, 60));
+    let given = CreateAppointmentType { slot_interval_minutes: Some(15), ..kind("Vaccination", 15) };
+    let given = org.admin.create_appointment_type(&given).await.expect("type");
+    let patched = org.admin.update_appointment_type(given.id, &longer).await.expect("patched");
+    assert_eq!((patched.duration_minutes, patched.slot_interval_minutes), (60, 60), "15 was its duration too");
+    let own = CreateAppointmentType { slot_interval_minutes: Some(20), ..kind("Consultation", 40) };
+    let own = org.admin.create_appointment_type(&own).await.expect("type");
+    let patched = org.admin.update_appointment_type(own.id, &longer).await.expect("patched");
+    assert_eq!((patched.duration_minutes, patched.slot_interval_minutes), (60, 20), "an interval of its own stays");
+    let both =
+        UpdateAppointmentType { duration_minutes: Some(45), slot_interval_minutes: Some(15), ..Default::default() };
+    let patched = org.admin.update_appointment_type(follows.id, &both).await.expect("patched");
+    assert_eq!((patched.duration_minutes, patched.slot_interval_minutes), (45, 15), "one given wins");
+    let read = org.admin.appointment_type(follows.id).await.expect("read");
+    assert_eq!(read.slot_interval_minutes, 15, "as stored");
+}
+
 async fn a_type_sets_the_length_and_blocks_its_buffers(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "UTC").await;
@@ -144,7 +169,7 @@ async fn notice_horizon_and_who_may_book_are_the_types(backend: Backend) {
     let first = &err.alternatives()[0];
     let pick = typed(provider.id, first.starts_at.date_naive(), &hm(&first.starts_at), planned.id);
     org.staff.book(&pick).await.expect("an alternative offered is bookable");
-    org.staff.book(&typed(provider.id, days_ahead(5), "10:00", planned.id)).await.expect("past the notice");
+    let kept = org.staff.book(&typed(provider.id, days_ahead(5), "10:00", planned.id)).await.expect("past the notice");
     let far = org.staff.book(&typed(provider.id, days_ahead(40), "10:00", planned.id)).await;
     assert_error(far, 422, "validation_failed");
     org.staff.book(&booking(provider.id, days_ahead(40), "10:00")).await.expect("untyped keeps the 365 days");
@@ -166,6 +191,20 @@ async fn notice_horizon_and_who_may_book_are_the_types(backend: Backend) {
     org.admin.deactivate_appointment_type(planned.id).await.expect("deactivated");
     let gone = org.staff.book(&typed(provider.id, days_ahead(8), "10:00", planned.id)).await;
     assert_error(gone, 422, "validation_failed");
+    // What was booked of it still moves as its own type (a move is no new booking of it), keeping
+    // its length; asked for by id, the type is refused.
+    let later = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(7))),
+        appointment_time: Some("11:00".into()),
+        ..Default::default()
+    };
+    let moved = org.staff.reschedule(kept.appointment_id, &later).await.expect("moved as its own type");
+    assert_eq!(
+        (moved.appointment_type_id, moved.ends_at - moved.starts_at),
+        (Some(planned.id), kept.ends_at - kept.starts_at)
+    );
+    let as_withdrawn = RescheduleRequest { appointment_type_id: Some(planned.id), ..later.clone() };
+    assert_error(org.staff.reschedule(kept.appointment_id, &as_withdrawn).await, 422, "validation_failed");
     let listed = org.agent.appointment_types().await.expect("agents read types");
     assert_eq!(listed.len(), 2);
     assert_error(org.staff.create_appointment_type(&kind("Not mine", 30)).await, 403, "forbidden");
@@ -654,6 +693,7 @@ async fn until_one_waits_on_a_lock(watcher: &mut sqlx::PgConnection) {
 }
 
 on_both_backends!(
+    an_interval_left_out_follows_the_duration,
     a_closure_of_366_days_is_counted_in_days_not_hours,
     time_off_that_just_ended_still_counts_against_the_limit,
     a_type_sets_the_length_and_blocks_its_buffers,
