@@ -506,21 +506,48 @@ fn data_dir(database_url: &str) -> PathBuf {
     }
 }
 
+/// The value kept in `path`, or `create`'s, kept there first. The file appears whole and private
+/// (written to a file of its own, mode 0600 from the start, flushed, then linked into place), and
+/// when two processes start at once the first link wins and both use its value. A file that
+/// cannot be read, or is empty, refuses the start: replacing it would change a key in use.
 fn read_or_create(path: &Path, create: impl FnOnce() -> String) -> anyhow::Result<String> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        return Ok(existing.trim().to_owned());
+    use std::io::{ErrorKind, Write};
+    let read = |path: &Path| -> anyhow::Result<Option<String>> {
+        match std::fs::read_to_string(path) {
+            Ok(kept) if kept.trim().is_empty() => {
+                anyhow::bail!(
+                    "{} is empty: restore it from a backup, or remove it to generate a new one",
+                    path.display()
+                )
+            }
+            Ok(kept) => Ok(Some(kept.trim().to_owned())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {}", path.display()))),
+        }
+    };
+    if let Some(kept) = read(path)? {
+        return Ok(kept);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let value = create();
-    std::fs::write(path, &value).with_context(|| format!("cannot write {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(value)
+    let draft = path.with_extension(format!("new-{}", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&draft)?;
+        file.write_all(create().as_bytes())?;
+        file.sync_all()?;
+        match std::fs::hard_link(&draft, path) {
+            Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
+            _ => Ok(()),
+        }
+    })();
+    let _ = std::fs::remove_file(&draft);
+    written.with_context(|| format!("cannot write {}", path.display()))?;
+    read(path)?.with_context(|| format!("{} vanished as it was written", path.display()))
 }
 
 /// Returns the generated (or kept) secret and what was set up with it.
@@ -548,4 +575,44 @@ async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, 
         tokens.push((role, claims.mint_hs256(secret.as_bytes())?));
     }
     Ok((secret, DevMode { secret_file, org_id, tokens }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated key is kept whole and private, found again on the next start, and the same for
+    /// two processes starting at once; an empty file (a crash mid-write before this was atomic)
+    /// refuses the start rather than becoming an empty key.
+    #[test]
+    fn a_generated_key_is_kept_once_privately_and_never_replaced() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("data").join("dev-jwt-secret");
+        let barrier = std::sync::Barrier::new(8);
+        let kept: Vec<String> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        read_or_create(&path, random_secret).expect("kept")
+                    })
+                })
+                .collect();
+            starts.into_iter().map(|t| t.join().expect("thread")).collect()
+        });
+        assert!(kept.iter().all(|k| *k == kept[0] && k.len() == 64), "{kept:?}");
+        assert_eq!(read_or_create(&path, || "another".into()).expect("read"), kept[0], "found again");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let left: Vec<_> = std::fs::read_dir(path.parent().expect("dir")).expect("list").collect();
+        assert_eq!(left.len(), 1, "no draft left beside it: {left:?}");
+
+        std::fs::write(&path, "").expect("emptied");
+        let refused = read_or_create(&path, random_secret).expect_err("an empty key file refuses the start");
+        assert!(refused.to_string().contains("is empty"), "{refused}");
+    }
 }
