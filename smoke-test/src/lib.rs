@@ -263,6 +263,9 @@ async fn exercise(
                 .filter_map(|(slot, id)| id.map(|id| (slot.clone(), Some(id))))
                 .unzip();
             report.checks.push(race::stored_appointments(&staff, &won, &ids).await);
+            if let Some(figures) = &report.load {
+                load::rate_limited(figures, &report.checks)?;
+            }
         }
         _ => {
             let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots)).map_err(|e| format!("{e:#}"))?;

@@ -257,6 +257,26 @@ pub async fn run(
     })
 }
 
+/// Could not judge when the target's rate limit refused bookings (429 `rate_limited`), they are
+/// every error, and they are why every failed check failed: that is the target's configuration,
+/// not the service failing. Any other error or failed check fails the run as it stands.
+pub fn rate_limited(figures: &LoadFigures, checks: &[Check]) -> Result<(), String> {
+    let refused = figures.errors_by_class.get(RATE_LIMITED).copied().unwrap_or(0);
+    let only_refusals = figures.errors_by_class.keys().all(|class| class == RATE_LIMITED);
+    let explained = checks.iter().filter(|c| !c.passed).all(|c| c.name == "every_booking_201");
+    if refused == 0 || !only_refusals || !explained {
+        return Ok(());
+    }
+    Err(format!(
+        "the target's rate limit refused {refused} of {} bookings (429 rate_limited): its RATE_LIMIT_PER_MINUTE must \
+         allow --rate (or be 0 there)",
+        figures.completed
+    ))
+}
+
+/// The error class of a booking the target's rate limit refused.
+const RATE_LIMITED: &str = "429 rate_limited";
+
 struct StopOnDrop(Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
@@ -274,5 +294,46 @@ fn class_of(e: &reqwest::Error) -> String {
         "body".into()
     } else {
         "request".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(errors: &[(&str, u64)]) -> LoadFigures {
+        LoadFigures {
+            target_rate: 10.0,
+            duration_s: 1.0,
+            planned: 10,
+            sent: 10,
+            completed: 10,
+            created: 10 - errors.iter().map(|(_, n)| n).sum::<u64>(),
+            late: 0,
+            late_after_ms: 100,
+            max_send_delay_us: 0,
+            send_rate: 10.0,
+            success_rate: 10.0,
+            errors_by_class: errors.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            max_in_flight: 4,
+            providers: 1,
+        }
+    }
+
+    fn failed(name: &str) -> Check {
+        Check::new(name, json!(null), json!(null), false, "")
+    }
+
+    #[test]
+    fn bookings_refused_by_the_rate_limit_alone_cannot_be_judged() {
+        let why = rate_limited(&figures(&[(RATE_LIMITED, 4)]), &[failed("every_booking_201")]).expect_err("no verdict");
+        assert!(why.contains("refused 4 of 10 bookings"), "{why}");
+        assert_eq!(rate_limited(&figures(&[]), &[]), Ok(()), "nothing refused");
+        let other = figures(&[(RATE_LIMITED, 4), ("503 unavailable", 1)]);
+        assert_eq!(rate_limited(&other, &[failed("every_booking_201")]), Ok(()), "a 503 fails the run");
+        let lost = [failed("every_booking_201"), failed("one_active_appointment_per_slot")];
+        assert_eq!(rate_limited(&figures(&[(RATE_LIMITED, 4)]), &lost), Ok(()), "a lost booking fails the run");
+        let slow = [failed("every_booking_201"), failed("p95_within_budget_ms")];
+        assert_eq!(rate_limited(&figures(&[(RATE_LIMITED, 4)]), &slow), Ok(()), "so does the latency");
     }
 }

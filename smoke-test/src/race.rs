@@ -418,19 +418,27 @@ pub async fn stored_appointments(staff: &ApiClient, slots: &[PlannedSlot], winne
             stored.entry((provider, a.starts_at.with_timezone(&chrono::Utc))).or_default().push(a.id);
         }
     }
+    slots_as_answered(slots, &stored, winners)
+}
+
+/// Exactly one active appointment in each slot, the one answered 201 where there was one.
+fn slots_as_answered(
+    slots: &[PlannedSlot],
+    stored: &HashMap<(uuid::Uuid, chrono::DateTime<chrono::Utc>), Vec<uuid::Uuid>>,
+    winners: &[Option<uuid::Uuid>],
+) -> Check {
     let none = Vec::new();
     let per_slot: Vec<&Vec<uuid::Uuid>> =
         slots.iter().map(|s| stored.get(&(s.provider, s.starts_at())).unwrap_or(&none)).collect();
     let counts: Vec<u64> = per_slot.iter().map(|ids| ids.len() as u64).collect();
     let bad = counts.iter().filter(|c| **c != 1).count();
-    let not_the_winners = per_slot
-        .iter()
-        .zip(winners)
-        .filter(|(ids, winner)| matches!((ids.as_slice(), winner), ([id], Some(w)) if id != w))
-        .count();
+    // Slots whose stored appointments are not exactly the one answered 201: another one stored, or
+    // a 201 with nothing stored (lost), or one stored while every racer was refused.
+    let not_the_winners =
+        per_slot.iter().zip(winners).filter(|(ids, winner)| ids.len() > 1 || ids.first() != winner.as_ref()).count();
     let (min, max) = (counts.iter().copied().min().unwrap_or(0), counts.iter().copied().max().unwrap_or(0));
     Check::new(
-        name,
+        "one_active_appointment_per_slot",
         json!({"active_per_slot": 1, "the_winners": true}),
         json!({"min": min, "max": max, "total": counts.iter().sum::<u64>(), "not_the_winners": not_the_winners}),
         bad == 0 && not_the_winners == 0,
@@ -571,6 +579,16 @@ mod tests {
             let troubled = race(vec![won(1), other, limited(), limited()]);
             assert_eq!(rate_limited(&troubled, &explained_by_429s(1, 1)), Ok(()), "{:?}", troubled.samples[1].answer);
         }
+        // A 201 with nothing stored is a lost booking, whatever else was refused.
+        let slot = crate::setup::PlannedSlot {
+            provider: uuid::Uuid::from_u128(9),
+            date: chrono::NaiveDate::from_ymd_opt(2030, 1, 7).expect("date"),
+            time: chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("time"),
+            patients_from: 0,
+        };
+        let lost = slots_as_answered(&[slot], &HashMap::new(), &[Some(uuid::Uuid::from_u128(1))]);
+        assert_eq!((lost.passed, lost.measured["not_the_winners"].as_u64()), (false, Some(1)), "{}", lost.measured);
+        assert_eq!(rate_limited(&refused, &with(lost)), Ok(()), "a lost booking must fail the run");
         let no_429 = race(vec![won(1), Answer::Conflict, Answer::Conflict, Answer::Conflict]);
         assert_eq!(rate_limited(&no_429, &explained_by_429s(1, 1)), Ok(()), "failed without a 429");
     }
