@@ -127,6 +127,11 @@ pub fn judge(
             ));
         }
     }
-    let pending = criteria.iter().filter(|c| c.passed.is_none()).map(|c| c.name.clone()).collect();
+    // Not assessed: a criterion without its scenario or ratings, and every step skipped (the
+    // database outage against a remote target, say), so a GO says what it did not check.
+    let mut pending: Vec<String> = criteria.iter().filter(|c| c.passed.is_none()).map(|c| c.name.clone()).collect();
+    for s in scenarios {
+        pending.extend(s.steps.iter().filter(|st| st.skipped).map(|st| format!("{}: {}", s.name, st.title)));
+    }
     Judgement { decision: if reasons.is_empty() { Decision::Go } else { Decision::NoGo }, criteria, reasons, pending }
 }

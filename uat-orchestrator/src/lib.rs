@@ -93,16 +93,24 @@ async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenar
         }
     }
     for (which, token, role) in tokens {
-        // A request each role may make and that changes nothing; the agent's passes the Vapi
-        // route's signature check, when the target has one.
+        // A request that changes nothing and that the role may make but the roles below it may
+        // not (a staff token given as the admin's is refused here, not when a scenario sets up);
+        // the agent's passes the Vapi route's signature check, when the target has one.
         let request = match role {
             Role::Agent => probe
                 .request(Method::POST, "/api/vapi/tools", Some(&token))
                 .json(&serde_json::json!({"message": {"type": "status-update"}})),
             Role::Staff => probe.request(Method::GET, "/api/appointments?limit=1", Some(&token)),
-            _ => probe.request(Method::GET, "/api/providers?limit=1", Some(&token)),
+            _ => probe.request(Method::GET, "/api/settings", Some(&token)),
         };
         let reply = probe.send_during_outage("credentials", request).await?;
+        if reply.status == 403 {
+            let said = reply.body["error"]["message"].as_str().unwrap_or_default().to_owned();
+            return Err(format!(
+                "the target refused {which} (403: {said}): is it a token of the {} role?",
+                role.as_str()
+            ));
+        }
         if reply.status == 401 {
             let said = reply.body["error"]["message"].as_str().unwrap_or_default().to_owned();
             let why = if said.starts_with("invalid Vapi signature") {
@@ -143,6 +151,9 @@ pub async fn run(cli: Cli) -> Exit {
 /// run's file, which a CI would otherwise read as this run's).
 fn could_not_judge(cli: &Cli, why: &str) -> Exit {
     eprintln!("could not judge: {why}");
+    if let Err(e) = report::write_could_not_judge(&cli.report_dir, why) {
+        eprintln!("could not write the report to {}: {e}", cli.report_dir.display());
+    }
     if let Some(path) = &cli.junit {
         if let Err(e) = report::junit_could_not_judge(path, why) {
             eprintln!("could not write the JUnit report {}: {e}", path.display());
@@ -224,6 +235,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     reporter.summary(&reports, &judgement);
     let report = report::Report {
         tool: "uat-orchestrator",
+        version: env!("CARGO_PKG_VERSION"),
         target: &target.base,
         started_at,
         duration_ms: started.elapsed().as_millis(),
@@ -234,6 +246,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
         server_errors: &tally.server_errors,
         transport_errors: &tally.transport_errors,
         slow_requests: &tally.slow,
+        left_behind: &left,
     };
     let mut wrote_all = true;
     match report::write(&cli.report_dir, &report) {
@@ -244,7 +257,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
         }
     }
     if let Some(path) = &cli.junit {
-        if let Err(e) = report::junit(path, &reports) {
+        if let Err(e) = report::junit(path, &reports, &judgement) {
             eprintln!("could not write the JUnit report {}: {e}", path.display());
             wrote_all = false;
         }

@@ -57,6 +57,8 @@ impl Latency {
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
     pub tool: &'static str,
+    /// The tool's version.
+    pub version: &'static str,
     pub target: &'a str,
     pub started_at: String,
     pub duration_ms: u128,
@@ -67,6 +69,8 @@ pub struct Report<'a> {
     pub server_errors: &'a [String],
     pub transport_errors: &'a [String],
     pub slow_requests: &'a [String],
+    /// What the run made and could not remove (empty when it tidied up).
+    pub left_behind: &'a [String],
 }
 
 /// Writes `uat-report-<unix_ms>.json` and `.html` into `dir`; returns their paths.
@@ -80,7 +84,9 @@ pub fn write(dir: &Path, report: &Report<'_>) -> std::io::Result<(PathBuf, PathB
     Ok((json, html))
 }
 
-pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
+/// One test case per scenario, then the verdict's: a NO-GO that no scenario explains (the p95, a
+/// 5xx during clean-up, satisfaction) still fails the file.
+pub fn junit(path: &Path, scenarios: &[ScenarioReport], judgement: &Judgement) -> std::io::Result<()> {
     let mut suite = TestSuite::new("uat-orchestrator");
     for s in scenarios {
         let failed: Vec<_> = s.steps.iter().filter(|st| !st.passed).collect();
@@ -124,9 +130,34 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport]) -> std::io::Result<()> {
         case.set_system_out(out.join("\n"));
         suite.add_test_case(case);
     }
+    let status = match judgement.decision {
+        Decision::Go => TestCaseStatus::success(),
+        Decision::NoGo => {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_message(format!("NO-GO: {}", judgement.reasons.join("; ")));
+            status
+        }
+    };
+    let mut verdict = TestCase::new("verdict", status);
+    verdict.set_classname("uat");
+    suite.add_test_case(verdict);
     let mut report = JunitReport::new("uat");
     report.add_test_suite(suite);
     write_junit(path, &report)
+}
+
+/// The JSON report of a run that could not judge, `uat-report-<unix_ms>.json` in `dir` like any
+/// other, so that a CI reading the newest report reads this run's.
+pub fn write_could_not_judge(dir: &Path, why: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let json = dir.join(format!("uat-report-{}.json", chrono::Utc::now().timestamp_millis()));
+    let report = serde_json::json!({
+        "tool": "uat-orchestrator",
+        "version": env!("CARGO_PKG_VERSION"),
+        "verdict": {"decision": "COULD-NOT-JUDGE", "reasons": [why]},
+    });
+    write_whole(&json, &serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?)?;
+    Ok(json)
 }
 
 /// The JUnit report of a run that could not judge (a bad setting, a target down, an interruption):
@@ -321,6 +352,7 @@ mod tests {
         };
         let report = Report {
             tool: "uat-orchestrator",
+            version: "0",
             target: "http://target",
             started_at: String::new(),
             duration_ms: 5,
@@ -331,9 +363,10 @@ mod tests {
             server_errors: &[],
             transport_errors: &[],
             slow_requests: &[],
+            left_behind: &[],
         };
         let junit_path = dir.join("junit.xml");
-        junit(&junit_path, &scenarios).expect("JUnit written");
+        junit(&junit_path, &scenarios, &verdict).expect("JUnit written");
         (junit_path, markdown(&report), html_page(&report))
     }
 
@@ -348,6 +381,26 @@ mod tests {
         assert!(html.contains("<li class=ok>step 1") && html.contains("<li class=skipped>– step 2"), "{html}");
     }
 
+    /// A NO-GO that no scenario explains (here, the p95 alone) fails the JUnit file too.
+    #[test]
+    fn a_no_go_fails_the_junit_file_whatever_the_scenarios() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("junit.xml");
+        let scenarios = [ScenarioReport {
+            name: "basic",
+            title: "A voice booking",
+            passed: true,
+            duration_ms: 5,
+            steps: vec![step(1, true, false)],
+        }];
+        let reasons = vec!["p95 latency: 812.0 ms over 40 requests (threshold < 500 ms)".to_owned()];
+        let no_go = Judgement { decision: Decision::NoGo, criteria: Vec::new(), reasons, pending: Vec::new() };
+        junit(&path, &scenarios, &no_go).expect("written");
+        let xml = std::fs::read_to_string(&path).expect("read");
+        assert!(xml.contains("testcase name=\"verdict\"") && xml.contains("<failure"), "{xml}");
+        assert!(xml.contains("NO-GO: p95 latency: 812.0 ms"), "{xml}");
+    }
+
     /// A report is written whole to a new file and renamed into place, never truncated and written
     /// again: whoever holds the previous file (here, a second name of it) still reads it whole.
     #[test]
@@ -357,7 +410,8 @@ mod tests {
         std::fs::write(&path, "previous").expect("a previous report");
         let held = dir.path().join("held.xml");
         std::fs::hard_link(&path, &held).expect("a second name");
-        junit(&path, &[]).expect("written");
+        let go = Judgement { decision: Decision::Go, criteria: Vec::new(), reasons: Vec::new(), pending: Vec::new() };
+        junit(&path, &[], &go).expect("written");
         assert!(std::fs::read_to_string(&path).expect("read").contains("<testsuites"));
         assert_eq!(std::fs::read_to_string(&held).expect("read"), "previous");
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 2, "no temporary file left");

@@ -59,7 +59,7 @@ async fn passes_in_process(backend: Backend) {
     }
     assert!(report["latency"]["p95_ms"].as_f64().is_some_and(|p| p > 0.0));
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert_eq!(xml.matches("<testcase ").count(), 5, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 6, "five scenarios and the verdict: {xml}");
     assert!(!xml.contains("<failure") && !xml.contains("<error"), "{xml}");
     let html = std::fs::read_dir(reports.path())
         .expect("dir")
@@ -126,6 +126,36 @@ async fn credentials_the_target_refuses_cannot_be_judged() {
     assert!(xml.contains("refused the admin token the run makes with --jwt-secret (401"), "{xml}");
 }
 
+/// A staff token given as the admin's is the run's configuration too (its set-up would be
+/// refused), not a NO-GO of the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_the_wrong_role_cannot_be_judged() {
+    use shared::Role;
+    let app = spawn_app(Backend::Sqlite).await;
+    let org = app.org_named("Clinic One", "Europe/Paris").await;
+    let (staff, agent) = (token(Role::Staff, Some(org.id)), token(Role::Agent, Some(org.id)));
+    let reports = tempfile::tempdir().expect("dir");
+    let junit = reports.path().join("junit.xml");
+    let junit_arg = junit.to_str().expect("path");
+    let args = [
+        "--target",
+        &app.base,
+        "--scenario",
+        "basic",
+        "--junit",
+        junit_arg,
+        "--admin-token",
+        &staff,
+        "--staff-token",
+        &staff,
+        "--agent-token",
+        &agent,
+    ];
+    assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("refused the first clinic&apos;s admin token (403") && xml.contains("admin role"), "{xml}");
+}
+
 /// What the run cannot do against a remote target is its configuration, said before any scenario:
 /// the email scenario without a mail sink, and a Vapi route behind a signature the run cannot make.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +179,8 @@ async fn a_remote_target_the_run_cannot_test_fully_cannot_be_judged() {
     assert!(xml.contains("the email scenario needs a mail sink"), "{xml}");
 }
 
-/// A target that is down cannot be judged; the JUnit file says so, replacing an earlier run's.
+/// A target that is down cannot be judged; the JUnit file says so, replacing an earlier run's, and
+/// a JSON report says so (a CI reading the newest one reads this run's).
 #[tokio::test]
 async fn a_target_that_is_down_cannot_be_judged() {
     let reports = tempfile::tempdir().expect("dir");
@@ -172,6 +203,9 @@ async fn a_target_that_is_down_cannot_be_judged() {
     assert_eq!(outcome, Exit::CouldNotJudge);
     let xml = std::fs::read_to_string(&junit).expect("junit");
     assert!(xml.contains("could_not_judge") && xml.contains("127.0.0.1:9") && xml.contains("<error"), "{xml}");
+    let report = json_report(reports.path());
+    assert_eq!(report["verdict"]["decision"], "COULD-NOT-JUDGE", "a JSON report too: {report}");
+    assert!(report["verdict"]["reasons"][0].as_str().is_some_and(|r| r.contains("127.0.0.1:9")), "{report}");
     let no_secret =
         uat_orchestrator::run(cli(&["--target", "http://127.0.0.1:9", "--scenario", "basic"], reports.path())).await;
     assert_eq!(no_secret, Exit::CouldNotJudge);
@@ -654,6 +688,11 @@ async fn given_the_tokens_of_two_existing_clinics_it_runs_without_the_key_and_ti
     let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     let report = json_report(reports.path());
     assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
+    // A GO says what it could not check: the expired token (it needs the key) and the outage.
+    let pending: Vec<&str> =
+        report["verdict"]["pending"].as_array().expect("pending").iter().flat_map(Value::as_str).collect();
+    assert!(pending.contains(&"isolation: an expired token is refused with 401"), "{pending:?}");
+    assert_eq!(pending.iter().filter(|p| p.starts_with("error-handling: ")).count(), 3, "{pending:?}");
     // What the run added is gone from the clinics' working set (providers inactive, bookings
     // cancelled); what the clinics had stands.
     for (org, (own_provider, own_booking)) in orgs.iter().zip(own) {

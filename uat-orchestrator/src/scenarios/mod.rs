@@ -41,8 +41,8 @@ impl Leftover {
         }
     }
 
-    /// Removes it: deletes the clinic, or cancels what the run booked with the provider and
-    /// deactivates it. It leaves the list only once that DELETE succeeded, so what an interruption
+    /// Removes it: deletes the clinic, or deactivates the provider and cancels what the run booked
+    /// with it. It leaves the list only once all that succeeded, so what an interruption
     /// or a failed request left is still removed at the end. `counted`: whether its requests count
     /// in the run's tallies (not at the end, which may follow an interruption during the
     /// deliberate outage).
@@ -63,21 +63,24 @@ impl Leftover {
                 None => false,
             },
             Leftover::Provider { id, staff, admin } => {
+                // Deactivated first, so that nothing is booked with it after its list is read; a
+                // deactivated provider keeps its appointments (with their reminders), so each is
+                // cancelled, and the provider leaves the list only once every one is.
+                let provider = format!("/api/providers/{id}");
+                let deactivated =
+                    gone(send("deactivate the provider", probe.request(Method::DELETE, &provider, Some(admin))).await);
                 // A scenario books a handful at most: one page holds them all.
                 let path = format!("/api/appointments?provider_id={id}&limit=500");
-                if let Ok(reply) =
-                    send("list what the run booked", probe.request(Method::GET, &path, Some(staff))).await
-                {
-                    for a in reply.body["items"].as_array().into_iter().flatten().filter(|a| a["status"] != "cancelled")
-                    {
-                        let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
-                        let request =
-                            probe.request(Method::POST, &cancel, Some(staff)).json(&json!({"reason": "UAT clean-up"}));
-                        let _ = send("cancel what the run booked", request).await;
-                    }
+                let listed = send("list what the run booked", probe.request(Method::GET, &path, Some(staff))).await;
+                let mut cancelled = listed.as_ref().is_ok_and(|r| r.status == 200);
+                let booked = listed.iter().flat_map(|r| r.body["items"].as_array().into_iter().flatten());
+                for a in booked.filter(|a| a["status"].as_str().is_some_and(|s| s == "pending" || s == "confirmed")) {
+                    let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
+                    let request =
+                        probe.request(Method::POST, &cancel, Some(staff)).json(&json!({"reason": "UAT clean-up"}));
+                    cancelled &= gone(send("cancel what the run booked", request).await);
                 }
-                let provider = format!("/api/providers/{id}");
-                gone(send("deactivate the provider", probe.request(Method::DELETE, &provider, Some(admin))).await)
+                deactivated && cancelled
             }
         };
         if removed {
