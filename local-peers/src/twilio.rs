@@ -159,6 +159,9 @@ fn answer(
     let (Some(to), Some(from), Some(body)) = (field("To"), field("From"), field("Body")) else {
         return error(StatusCode::BAD_REQUEST, 21604, "A 'To', 'From' and 'Body' are required.");
     };
+    if !to.starts_with('+') {
+        return error(StatusCode::BAD_REQUEST, 21211, &format!("The 'To' number {to} is not a valid phone number."));
+    }
     if opted_out.lock().unwrap_or_else(|e| e.into_inner()).contains(&(from.clone(), to.clone())) {
         return error(StatusCode::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient");
     }

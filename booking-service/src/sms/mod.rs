@@ -39,14 +39,13 @@ pub enum SmsError {
 }
 
 impl SmsError {
-    /// Whether sending the same message again cannot succeed: Twilio refused the message itself
-    /// (a 4xx such as an invalid or unreachable number), not our credentials (401, 403, fixable
-    /// by the operator while the retries run), its rate (429) or its own health (5xx).
+    /// Whether sending the same message again cannot succeed, whatever the operator fixes meanwhile:
+    /// Twilio refused the message itself ([`UNSENDABLE`]). Anything else it refuses (credentials, a
+    /// sender number the account does not own, a region it does not send to yet, a wrong
+    /// `TWILIO_API_BASE` answering 404), its rate (429) or its own health (5xx) are retried with the
+    /// outbox's backoff, like email, until `MAIL_MAX_ATTEMPTS`.
     pub fn is_permanent(&self) -> bool {
-        match self {
-            Self::Rejected { status, .. } => (400..500).contains(status) && !matches!(status, 401 | 403 | 408 | 429),
-            Self::Unreachable(_) | Self::File(_) => false,
-        }
+        matches!(self, Self::Rejected { status: 400, code: Some(code), .. } if UNSENDABLE.contains(code))
     }
 
     /// Whether Twilio refused it because the phone opted out of the sender (error 21610): a STOP
@@ -55,6 +54,10 @@ impl SmsError {
         matches!(self, Self::Rejected { code: Some(UNSUBSCRIBED_RECIPIENT), .. })
     }
 }
+
+/// Twilio's error codes for a message that cannot be sent as it is: no recipient (21604), an
+/// invalid one (21211), one that is no mobile (21614), no text (21602) or one too long (21617).
+const UNSENDABLE: [i64; 5] = [21604, 21211, 21614, 21602, 21617];
 
 /// Twilio's "Attempt to send to unsubscribed recipient".
 const UNSUBSCRIBED_RECIPIENT: i64 = 21610;
@@ -285,11 +288,19 @@ mod tests {
     }
 
     #[test]
-    fn only_twilios_own_refusals_of_a_message_are_permanent() {
-        let rejected = |status| SmsError::Rejected { status, code: None, message: String::new() };
-        assert!(rejected(400).is_permanent());
+    fn only_twilios_refusals_of_the_message_itself_are_permanent() {
+        let rejected = |status, code| SmsError::Rejected { status, code, message: String::new() };
+        for code in UNSENDABLE {
+            assert!(rejected(400, Some(code)).is_permanent(), "{code}");
+        }
+        // A sender the account does not own, a region not enabled yet, a wrong base URL, a code
+        // this release does not know: the operator may fix them while the retries run.
+        for (status, code) in [(400, Some(21606)), (400, Some(21408)), (404, Some(20404)), (400, None), (400, Some(1))]
+        {
+            assert!(!rejected(status, code).is_permanent(), "{status} {code:?}");
+        }
         for status in [401, 403, 429, 500, 503] {
-            assert!(!rejected(status).is_permanent(), "{status}");
+            assert!(!rejected(status, Some(21211)).is_permanent(), "{status}");
         }
         assert!(!SmsError::Unreachable("timeout".into()).is_permanent());
     }

@@ -52,7 +52,15 @@ async fn twilios_refusals_and_failures_are_errors_naming_the_status() {
     assert!(matches!(err, SmsError::Rejected { status: 401, .. }), "{err:?}");
     assert!(!err.to_string().contains("another-token"), "{err}");
     let err = sms.send(job, Some(SENDER), "", "hi").await.expect_err("no recipient");
-    assert!(matches!(err, SmsError::Rejected { status: 400, .. }) && err.is_permanent(), "{err:?}");
+    assert!(matches!(err, SmsError::Rejected { status: 400, code: Some(21604), .. }) && err.is_permanent(), "{err:?}");
+    let err = sms.send(job, Some(SENDER), "5551234", "hi").await.expect_err("not a number");
+    assert!(matches!(err, SmsError::Rejected { status: 400, code: Some(21211), .. }) && err.is_permanent(), "{err:?}");
+    // Another account's path (a wrong TWILIO_ACCOUNT_SID) answers 404: the operator's to fix, retried.
+    let mut other_account = twilio_config(&twilio.base_url(), TOKEN);
+    other_account.twilio_account_sid = Some("AC0000".into());
+    let err = Sms::from_config(&other_account).expect("transport").send(job, Some(SENDER), PATIENT, "hi").await;
+    let err = err.expect_err("no such account");
+    assert!(matches!(err, SmsError::Rejected { status: 404, .. }) && !err.is_permanent(), "{err:?}");
 
     // A message without a sender (no clinic sms_from, no SMS_FROM) is not Twilio's: it is a file.
     let dir = tempfile::tempdir().expect("dir");
