@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod retention;
 pub mod server;
 pub mod sms;
+pub mod spool;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -59,11 +59,7 @@ impl Transport {
                 smtp.send(message.clone()).await.map(|_| ()).map_err(|e| MailError::Smtp(e.to_string()))
             }
             Self::Files(dir) => {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| MailError::File(format!("{}: {e}", dir.display())))?;
-                let path = dir.join(format!("{job}.eml"));
-                let partial = dir.join(format!(".{job}.eml.partial"));
-                tokio::fs::write(&partial, message.formatted()).await.map_err(|e| MailError::File(e.to_string()))?;
-                tokio::fs::rename(&partial, &path).await.map_err(|e| MailError::File(e.to_string()))
+                crate::spool::write(dir, format!("{job}.eml"), message.formatted()).await.map_err(MailError::File)
             }
         }
     }

@@ -142,8 +142,7 @@ impl Sms {
     }
 
     /// Hands one SMS over: to Twilio when it has an account and the message a sender, else to the
-    /// file `{job}.json` (written whole, then renamed into place, so a reader never sees half of
-    /// it and a retry overwrites it; `from` is null there when no sender is set).
+    /// file `{job}.json` (`spool::write`; `from` is null there when no sender is set).
     pub async fn send(&self, job: uuid::Uuid, from: Option<&str>, to: &str, body: &str) -> Result<(), SmsError> {
         match (&self.twilio, from) {
             (Some(twilio), Some(from)) => twilio.send(from, to, body).await,
@@ -151,13 +150,10 @@ impl Sms {
                 if twilio.is_some() {
                     tracing::warn!(%job, "an SMS without a sender number (no sms_from, no SMS_FROM) is written to SMS_DIR");
                 }
-                let dir = &self.dir;
-                tokio::fs::create_dir_all(dir).await.map_err(|e| SmsError::File(format!("{}: {e}", dir.display())))?;
                 let json = serde_json::json!({ "to": to, "from": from, "body": body });
-                let path = dir.join(format!("{job}.json"));
-                let partial = dir.join(format!(".{job}.json.partial"));
-                tokio::fs::write(&partial, json.to_string()).await.map_err(|e| SmsError::File(e.to_string()))?;
-                tokio::fs::rename(&partial, &path).await.map_err(|e| SmsError::File(e.to_string()))
+                crate::spool::write(&self.dir, format!("{job}.json"), json.to_string().into_bytes())
+                    .await
+                    .map_err(SmsError::File)
             }
         }
     }
