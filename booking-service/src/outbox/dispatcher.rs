@@ -11,7 +11,7 @@
 
 use super::{Channels, DeliveryError};
 use crate::domain::OrgId;
-use crate::store::{self, outbox_kind, Delivery, MailClaim, OutboxJob};
+use crate::store::{self, outbox_kind, Delivery, MailClaim, OutboxJob, StoreError};
 use rand::Rng;
 use std::collections::HashMap;
 use std::future::Future;
@@ -192,7 +192,11 @@ impl Dispatcher {
                 continue;
             }
             let skip = in_hand.holding(lane.share());
-            match self.claim(lane, room, &skip).await {
+            // No store call of the dispatcher outlasts a lease: a connection gone silent (a
+            // black-holed network holds a statement until the kernel gives up, many minutes)
+            // would otherwise hold up the lane's mail.
+            let claim = tokio::time::timeout(self.settings.lease, self.claim(lane, room, &skip)).await;
+            match claim.unwrap_or(Err(DeliveryError::TooSlow(self.settings.lease))) {
                 Ok(jobs) => {
                     let taken = per_org(jobs.iter().map(|job| job.org));
                     filled = jobs.len() == room || taken.values().any(|&n| n >= lane.share());
@@ -257,7 +261,9 @@ impl Dispatcher {
             tracing::info!(job = %job.id, kind = %job.kind, reason, "a message is not sent");
         }
         crate::telemetry::record_delivery(channel, &delivery);
-        match self.channels.store.record_delivery(job, &delivery).await {
+        // Past the lease the message is another claim's anyway.
+        let recorded = tokio::time::timeout(self.settings.lease, self.channels.store.record_delivery(job, &delivery));
+        match recorded.await.unwrap_or(Err(StoreError::Unavailable("no answer within the lease".into()))) {
             Ok(true) => {}
             // The claim ended before this try did: the message is another dispatcher's now (or
             // gone), and what that one records stands.
