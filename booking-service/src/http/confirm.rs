@@ -74,16 +74,14 @@ pub async fn confirm(
         let body = ConfirmationResponse { success: true, appointment_id: appointment.id.0, status: appointment.status };
         return secured((StatusCode::OK, axum::Json(body)).into_response());
     }
-    match details(&state, &appointment, "").await {
-        Ok(details) => page(
-            StatusCode::OK,
-            document(
-                "Appointment confirmed",
-                &format!("{details}<p role=\"status\"><strong>Thank you: your appointment is confirmed.</strong></p>"),
-            ),
+    let details = details(&state, &appointment, "").await;
+    page(
+        StatusCode::OK,
+        document(
+            "Appointment confirmed",
+            &format!("{details}<p role=\"status\"><strong>Thank you: your appointment is confirmed.</strong></p>"),
         ),
-        Err(e) => error(e, json),
-    }
+    )
 }
 
 /// The link's target, if the token is well formed, known (`pages::follow`) and unexpired.
@@ -100,7 +98,7 @@ async fn resolve(state: &AppState, token: &str, client: ClientAddress) -> Result
 async fn show_page(state: &AppState, token: &str, client: ClientAddress) -> Result<String, ApiError> {
     let (_, target) = resolve(state, token, client).await?;
     let appointment = state.store.appointment(target.org, target.appointment).await?.ok_or(ApiError::NotFound)?;
-    let details = details(state, &appointment, "").await?;
+    let details = details(state, &appointment, "").await;
     Ok(match appointment.status {
         AppointmentStatus::Pending => document(
             "Confirm your appointment",

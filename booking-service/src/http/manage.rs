@@ -98,7 +98,7 @@ async fn show_asking(
             return Ok(secured(axum::Json(appointment.to_api()).into_response()));
         }
         if asking && appointment.status.is_active() && reach == Reach::Open {
-            return Ok(page(StatusCode::OK, ask_page(&state, &token, &appointment).await?));
+            return Ok(page(StatusCode::OK, ask_page(&state, &token, &appointment).await));
         }
         Ok(page(StatusCode::OK, show_page(&state, &token, &appointment, link.cutoff, reach).await?))
     };
@@ -107,17 +107,17 @@ async fn show_asking(
 
 /// The question whether to cancel, at `/manage/{token}/cancel`: its form posts there, and the way
 /// back is the appointment's page (both relative, as every link of these pages).
-async fn ask_page(state: &AppState, token: &str, a: &Appointment) -> Result<String, ApiError> {
-    let details = details(state, a, &status_row(a.status)).await?;
+async fn ask_page(state: &AppState, token: &str, a: &Appointment) -> String {
+    let details = details(state, a, &status_row(a.status)).await;
     let token = html_escape(token);
-    Ok(document(
+    document(
         "Cancel this appointment?",
         &format!(
             "{details}<p>The time will be given to someone else.</p>\
              <form method=\"post\" action=\"cancel\"><button type=\"submit\" class=\"danger\">Yes, cancel it</button></form>\
              <p><a href=\"../{token}\">No, keep it</a></p>"
         ),
-    ))
+    )
 }
 
 /// Cancels the appointment (no body needed); within the clinic's cut-off 409, from its start 410.
@@ -207,7 +207,7 @@ async fn show_page(
     cutoff: Cutoff,
     reach: Reach,
 ) -> Result<String, ApiError> {
-    let details = details(state, a, &status_row(a.status)).await?;
+    let details = details(state, a, &status_row(a.status)).await;
     let title = "Your appointment";
     let body = match a.status {
         AppointmentStatus::Cancelled => {
@@ -277,20 +277,18 @@ fn slot_forms(action: &str, starts: &[DateTime<FixedOffset>]) -> String {
 
 /// The page after a change: the appointment as it is now, what happened, the way back.
 async fn changed(state: &AppState, token: &str, a: &Appointment, title: &str, done: &str) -> Response {
-    match details(state, a, &status_row(a.status)).await {
-        Ok(details) => page(
-            StatusCode::OK,
-            document(
-                title,
-                &format!(
-                    "{details}<p role=\"status\"><strong>{done}</strong></p>\
-                     <p><a href=\"../{}\">Back to your appointment</a></p>",
-                    html_escape(token)
-                ),
+    let details = details(state, a, &status_row(a.status)).await;
+    page(
+        StatusCode::OK,
+        document(
+            title,
+            &format!(
+                "{details}<p role=\"status\"><strong>{done}</strong></p>\
+                 <p><a href=\"../{}\">Back to your appointment</a></p>",
+                html_escape(token)
             ),
         ),
-        Err(e) => error(token, e, false),
-    }
+    )
 }
 
 /// The error as the API's JSON error body, or as a page that says what the patient can do.

@@ -8,7 +8,7 @@ use super::extract::ClientAddress;
 use super::AppState;
 use crate::links::LinkToken;
 use crate::mail::email::{html_escape, local_time};
-use crate::store::{Appointment, StoreResult};
+use crate::store::{Appointment, StoreError, StoreResult};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::future::Future;
@@ -38,17 +38,26 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
 
 /// Clinic, provider, local time and code, escaped, then `rows` (already escaped `<dt>`/`<dd>`
 /// pairs).
-pub async fn details(state: &AppState, a: &Appointment, rows: &str) -> Result<String, ApiError> {
-    let clinic = state.store.organization(a.org_id).await?.map(|o| o.name).unwrap_or_default();
-    let provider = state.store.provider(a.org_id, a.provider_id).await?.map(|p| p.name).unwrap_or_default();
-    Ok(format!(
+pub async fn details(state: &AppState, a: &Appointment, rows: &str) -> String {
+    // Shown also after a change has committed: a failed read of the names leaves them out rather
+    // than answering the patient that the change failed.
+    let (clinic, provider) =
+        tokio::join!(state.store.organization(a.org_id), state.store.provider(a.org_id, a.provider_id));
+    let named = |name: Result<Option<String>, StoreError>| {
+        name.unwrap_or_else(|e| {
+            tracing::warn!(appointment = %a.id.0, error = %e, "a page is shown without a name it could not read");
+            None
+        })
+        .unwrap_or_default()
+    };
+    format!(
         "<dl><dt>Clinic</dt><dd>{}</dd><dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
          <dt>Confirmation code</dt><dd><strong>{}</strong></dd>{rows}</dl>",
-        html_escape(&clinic),
-        html_escape(&provider),
+        html_escape(&named(clinic.map(|o| o.map(|o| o.name)))),
+        html_escape(&named(provider.map(|p| p.map(|p| p.name)))),
         html_escape(&local_time(&a.zone, &a.slot)),
         html_escape(&a.confirmation_code),
-    ))
+    )
 }
 
 /// A small, accessible, mobile-friendly page; `title` and `body` are already escaped.
