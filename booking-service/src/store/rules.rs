@@ -893,7 +893,10 @@ impl Store for SqlStore {
                         None => "this call has already booked",
                     };
                     let s = if most == 1 { "" } else { "s" };
-                    let says = format!("{who} {most} upcoming appointment{s} here, the most one caller can book");
+                    let says = format!(
+                        "{who} {most} upcoming appointment{s} here, the most one caller can book: one of them can be \
+                         moved or cancelled instead"
+                    );
                     Err(StoreError::InvalidState(says).into())
                 }
                 Ok(Inserted::Refused) => {

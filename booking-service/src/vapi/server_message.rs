@@ -55,6 +55,12 @@ pub struct ToolCall {
     pub arguments: Result<Map<String, Value>, String>,
 }
 
+/// What the telephony layer reports as the number of a caller who withheld it: words spelled on
+/// a keypad (ANONYMOUS, RESTRICTED, UNAVAILABLE, UNKNOWN, BLOCKED, PRIVATE), the same for every
+/// such caller. Read as no number: else every hidden caller would share one, and hear the others'
+/// appointments.
+const WITHHELD: [&str; 6] = ["+266696687", "+7378742833", "+86282452253", "+8656696", "+2562533", "+7748283"];
+
 impl VapiMessage {
     /// Reads a server message; `Err` names what is missing when the body is not one.
     pub fn parse(body: &Value) -> Result<Self, String> {
@@ -66,7 +72,8 @@ impl VapiMessage {
         let caller = [&message["call"]["customer"]["number"], &message["customer"]["number"]]
             .into_iter()
             .filter_map(Value::as_str)
-            .find_map(|n| PhoneNumber::parse("caller", n).ok());
+            .find_map(|n| PhoneNumber::parse("caller", n).ok())
+            .filter(|n| !WITHHELD.contains(&n.as_str()));
         // An id longer than any of Vapi's is no id: it names the audit rows of the call's changes.
         let call_id =
             message["call"]["id"].as_str().filter(|id| an_id(id) && id.len() <= MAX_CALL_ID).map(str::to_owned);

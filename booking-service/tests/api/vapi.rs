@@ -101,6 +101,31 @@ pub(crate) async fn clinic(app: &TestApp) -> (TestOrg, shared::api::Provider) {
     (org, smith)
 }
 
+/// Which provider a booking is with: asked among several, the only one without asking, the name
+/// the caller said over an id the model guessed; and a time of either half of the day is asked
+/// about, not read as the morning.
+async fn the_provider_and_the_half_of_the_day_are_asked_only_when_unclear(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let date = date_str(days_ahead(10));
+    let book = |id: &str, args: Value| message(vec![call(id, "book_appointment", args)], Some(CALLER), id);
+    let unnamed = json!({"appointment_date": date, "appointment_time": "10:00", "patient_name": "Ada"});
+    let asked = only(&post(&org.agent, &book("p1", unnamed.clone())).await).expect_err("asked");
+    assert!(asked.starts_with("Which provider would you like?") && asked.contains("Dr. Jane Jones"), "{asked}");
+    let guessed = json!({"provider_id": "1", "provider_name": "Smith", "appointment_date": date, "appointment_time": "11:00", "patient_name": "Ada"});
+    let booked = only(&post(&org.agent, &book("p2", guessed)).await).expect("the name said wins");
+    assert!(booked.contains("Dr. John Smith"), "{booked}");
+    let half =
+        json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "2:30", "patient_name": "Ada"});
+    let asked = only(&post(&org.agent, &book("p3", half)).await).expect_err("which half of the day");
+    assert!(asked.contains("2:30 in the morning or in the afternoon"), "{asked}");
+
+    let single = app.org("UTC").await;
+    let only_one = single.provider().await;
+    let booked = only(&post(&single.agent, &book("p4", unnamed)).await).expect("the only provider, unasked");
+    assert!(booked.contains(&only_one.name), "{booked}");
+}
+
 async fn a_caller_lists_checks_books_finds_moves_and_cancels(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -637,7 +662,18 @@ async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Back
     assert!(only(&post(&org.agent, &message(vec![moved], Some(OTHER_CALLER), "call-2")).await).is_err());
     let anonymous =
         only(&post(&org.agent, &message(vec![call("o4", "find_appointments", json!({}))], None, "call-3")).await);
-    assert!(anonymous.expect_err("no number").contains("phone number"));
+    assert!(anonymous.expect_err("no number").contains("without hiding your number"));
+    // A withheld number as the telephony layer reports it (ANONYMOUS on a keypad) is no number:
+    // every hidden caller would share it, and hear the others' appointments.
+    let hidden = |id: &str| message(vec![book_call(id, smith.id, &date, "11:00", "Hidden")], Some("+266696687"), id);
+    let booked = only(&post(&org.agent, &hidden("h1")).await).expect("a hidden caller books");
+    assert!(booked.contains("number is hidden") && booked.contains("clinic's staff"), "{booked}");
+    let find = call("h2", "find_appointments", json!({}));
+    let heard = only(&post(&org.agent, &message(vec![find], Some("+266696687"), "call-h2")).await);
+    assert!(heard.expect_err("no number").contains("without hiding your number"));
+    let booked = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
+    let hidden_one = booked.iter().find(|a| a.patient.name.as_deref() == Some("Hidden")).expect("booked");
+    assert_eq!(hidden_one.patient.phone, None, "no placeholder kept as the patient's number");
     let still = &org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0];
     assert_eq!(
         (still.status, still.starts_at.format("%H:%M").to_string()),
@@ -891,6 +927,7 @@ async fn a_caller_moves_one_appointment_five_times_at_most(backend: Backend) {
 }
 
 on_both_backends!(
+    the_provider_and_the_half_of_the_day_are_asked_only_when_unclear,
     a_caller_moves_one_appointment_five_times_at_most,
     a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs,
     a_caller_books_a_kind_of_visit_by_its_name,

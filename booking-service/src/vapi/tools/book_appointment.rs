@@ -89,8 +89,14 @@ impl BookAppointment {
                 .map(|k| format!("{k}:after:{}", booked.answer.appointment_id));
         };
         let what = kind.map_or_else(String::new, |k| format!(" for {}", speech::a(&k.name)));
+        // Without the caller's number the appointment cannot be found by phone later: say so now.
+        let hidden = if ctx.caller.is_none() {
+            " Your number is hidden on this call, so to change it, please ask the clinic's staff."
+        } else {
+            ""
+        };
         Ok(format!(
-            "You're booked{what} with {} on {}. Your confirmation code is {}.",
+            "You're booked{what} with {} on {}. Your confirmation code is {}.{hidden}",
             provider.name,
             speech::moment(&provider.zone(), booked.answer.starts_at.to_utc()),
             speech::code(&booked.answer.confirmation_code)

@@ -9,7 +9,8 @@ use crate::domain::{ConfirmationCode, PhoneNumber};
 use crate::store::{Appointment, AppointmentFilter, PageRequest, Provider, StoreError};
 use shared::api::AppointmentStatus;
 
-const NO_CALLER: &str = "I can only look up appointments when you call from your own phone number.";
+const NO_CALLER: &str = "I can only look up appointments by the number you're calling from, and I can't \
+                         see it on this call: please call again without hiding your number, or ask the clinic's staff.";
 
 /// The number the call comes from, without which no appointment is looked up.
 pub fn number<'a>(ctx: &'a Context<'_>) -> Result<&'a PhoneNumber, Refusal> {

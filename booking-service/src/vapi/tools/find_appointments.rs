@@ -4,6 +4,7 @@ use super::refusal::Answer;
 use super::{caller, speech, Context};
 use crate::store::{self, Appointment, AppointmentFilter, PageRequest};
 use serde::Deserialize;
+use shared::api::AppointmentStatus;
 
 /// No arguments: the number is the only key, so a model cannot ask about someone else.
 #[derive(Debug, Deserialize)]
@@ -35,11 +36,13 @@ impl FindAppointments {
             .map(|a| {
                 let name =
                     providers.iter().find(|p| p.id == a.provider_id).map_or("your provider", |p| p.name.as_str());
+                // Statuses in words a caller knows: "pending" sounds like not booked.
+                let confirmed =
+                    if a.status == AppointmentStatus::Confirmed { "confirmed" } else { "not yet confirmed" };
                 format!(
-                    "with {name} on {} (code {}, {})",
+                    "with {name} on {} ({confirmed}, code {})",
                     speech::moment(&a.zone, a.slot.start()),
                     speech::code(&a.confirmation_code),
-                    a.status.as_str()
                 )
             })
             .collect();

@@ -1,5 +1,6 @@
 //! Which provider the caller means: by id when the model has one from `list_providers`, else by a
-//! forgiving match of the name as spoken ("smith", "Dr Smith"; "J" only when one name fits).
+//! forgiving match of the name as spoken ("smith", "Dr Smith"; "J" only when one name fits), else
+//! the clinic's only provider.
 //! Titles are ignored because callers and models add or drop them at will.
 
 use super::arguments::text;
@@ -30,15 +31,21 @@ impl WhichProvider {
         if providers.is_empty() {
             return Err(Refusal::spoken("There are no providers to book with yet."));
         }
-        let Some(wanted) = self.provider_id.as_ref().or(self.provider_name.as_ref()) else {
-            return Err(which(&providers));
-        };
-        if let Ok(id) = Uuid::parse_str(wanted) {
+        if let Some(id) = self.provider_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) {
             return providers
                 .into_iter()
                 .find(|p| p.id.0 == id)
                 .ok_or_else(|| Refusal::spoken("I couldn't find that provider."));
         }
+        // An id that is no id ("1", a name) is what the model guessed: the name, when given, is
+        // what the caller said.
+        let Some(wanted) = self.provider_name.as_ref().or(self.provider_id.as_ref()) else {
+            // With one provider there is nothing to ask.
+            return match <[Provider; 1]>::try_from(providers) {
+                Ok([only]) => Ok(only),
+                Err(providers) => Err(which(&providers)),
+            };
+        };
         match_name(providers, wanted)
     }
 }

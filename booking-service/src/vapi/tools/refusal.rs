@@ -52,7 +52,7 @@ impl From<StoreError> for Refusal {
             StoreError::InvalidState(m) => Self::spoken(format!("I couldn't do that: {m}.")),
             StoreError::IdempotencyConflict => Self::spoken("That conflicts with an earlier request in this call."),
             StoreError::StaffOnly(name) => Self::spoken(format!(
-                "{} is booked by the clinic's staff, not over this line. I can have them call you back, or you can call the front desk.",
+                "{} is booked by the clinic's staff, not over this line: please call the front desk to book it.",
                 crate::domain::sentence(&speech::a(&name))
             )),
             StoreError::Invalid(d) => d.into(),

@@ -28,7 +28,11 @@ impl SpokenStart {
         ask_time: &str,
     ) -> Result<(NaiveDate, String), Refusal> {
         let said = required(self.appointment_date, ask_day)?;
-        let time = normalize_time(&required(self.appointment_time, ask_time)?);
+        let said_time = required(self.appointment_time, ask_time)?;
+        if let Some(question) = morning_or_afternoon(&said_time) {
+            return Err(Refusal::spoken(question));
+        }
+        let time = normalize_time(&said_time);
         let date = spoken_date::resolve(&said, zone.local(now).date()).map_err(|e| Refusal::spoken(e.spoken()))?;
         let start = NaiveTime::parse_from_str(&time, "%H:%M").ok().and_then(|t| zone.instant(date.and_time(t)));
         if start.is_some_and(|start| start <= now) {
@@ -42,12 +46,33 @@ impl SpokenStart {
     }
 }
 
+/// The question to ask of a time that could be either half of the day: an hour alone ("2"), or
+/// one to six o'clock with minutes but without AM or PM ("2:30", which a model writes for "two
+/// thirty" and which would read as 02:30). A zero-padded "02:30" or an hour past six is meant as
+/// written.
+fn morning_or_afternoon(said: &str) -> Option<String> {
+    let said = said.trim();
+    let (hour, minutes) = said.split_once(':').map_or((said, None), |(h, m)| (h, Some(m)));
+    let hour: u32 = hour.parse().ok().filter(|_| !hour.starts_with('0'))?;
+    let ambiguous = match minutes {
+        None => (1..=11).contains(&hour),
+        Some(m) => (1..=6).contains(&hour) && m.len() == 2 && m.bytes().all(|b| b.is_ascii_digit()),
+    };
+    ambiguous.then(|| {
+        let at = minutes.map_or_else(|| hour.to_string(), |m| format!("{hour}:{m}"));
+        format!("Did you mean {at} in the morning or in the afternoon? Please say it with AM or PM.")
+    })
+}
+
 /// Reads the times people and models say ("2 PM", "2:30pm", "noon", "14:00", "9:00") as `HH:MM`;
 /// anything else is passed on unchanged for the domain to refuse.
 pub fn normalize_time(s: &str) -> String {
     let lower = s.trim().to_lowercase().replace('.', "");
     if matches!(lower.as_str(), "noon" | "12 noon" | "midday" | "12 midday") {
         return "12:00".into();
+    }
+    if matches!(lower.as_str(), "midnight" | "12 midnight") {
+        return "00:00".into();
     }
     let (clock, meridiem) = if let Some(c) = lower.strip_suffix("am") {
         (c.trim(), Some(false))
@@ -94,11 +119,23 @@ mod tests {
             ("12 noon", "12:00"),
             ("midday", "12:00"),
             ("11:45 AM", "11:45"),
+            ("midnight", "00:00"),
         ] {
             assert_eq!(normalize_time(said), meant, "{said}");
         }
         for unusable in ["25:99", "13 pm", "afternoon", "2", "14:5", "0 am"] {
             assert!(crate::domain::parse_time("t", &normalize_time(unusable)).is_err(), "{unusable}");
+        }
+    }
+
+    #[test]
+    fn a_time_of_either_half_of_the_day_is_asked_about() {
+        for said in ["2", "2:30", " 6:45 ", "11", "1:00"] {
+            let asked = morning_or_afternoon(said).unwrap_or_else(|| panic!("{said} is not asked about"));
+            assert!(asked.contains(said.trim()) && asked.contains("AM or PM"), "{asked}");
+        }
+        for meant in ["02:30", "7:30", "9:00", "14:00", "12", "2 PM", "2:30 pm", "noon", "0", "13", "2:3"] {
+            assert_eq!(morning_or_afternoon(meant), None, "{meant}");
         }
     }
 }
