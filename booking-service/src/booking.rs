@@ -364,10 +364,10 @@ async fn move_appointment(
 }
 
 /// An appointment's own type as it moves: a move is no new booking of it, so the type may have
-/// been withdrawn since, or no longer be offered by the appointment's provider; its length,
-/// buffers, notice, horizon and interval still apply, and who may book it.
+/// been withdrawn since; its length, buffers, notice, horizon and interval still apply, and who
+/// may book it and with which providers.
 fn as_its_own(kind: &AppointmentType) -> AppointmentType {
-    AppointmentType { active: true, provider_ids: Vec::new(), ..kind.clone() }
+    AppointmentType { active: true, ..kind.clone() }
 }
 
 /// An appointment's own length.
@@ -377,8 +377,8 @@ fn own_length(a: &Appointment) -> Result<Minutes, DomainError> {
 
 /// The free starts an appointment may move to, its patient choosing on the manage page: over the
 /// provider's next `days` local days, at most `max`, earliest first; under its type's policy
-/// (else its own length at the provider's step), none within the cut-off. None when its provider
-/// is inactive or gone.
+/// (else its own length at the provider's step), none within the cut-off. None when it could not
+/// be moved anyway: its provider inactive or gone, or no longer offering its type.
 pub async fn move_options(
     store: &DynStore,
     appointment: &Appointment,
@@ -393,8 +393,8 @@ pub async fn move_options(
     let policy = match appointment.appointment_type {
         Some(id) => match store.appointment_type(org, id).await? {
             // Its own type, even withdrawn since (`as_its_own`).
-            Some(kind) => kind.policy(),
-            None => return Ok(Vec::new()),
+            Some(kind) if kind.offered_by(provider.id) => kind.policy(),
+            _ => return Ok(Vec::new()),
         },
         None => match own_length(appointment) {
             Ok(length) => Policy::plain(length, provider.appointment_minutes),

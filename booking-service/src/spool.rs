@@ -17,7 +17,11 @@ pub async fn write(dir: &Path, name: String, bytes: Vec<u8>) -> Result<(), Strin
         file.write_all(&bytes)?;
         file.sync_all()?;
         std::fs::rename(&partial, dir.join(&name))?;
-        std::fs::File::open(&dir)?.sync_all()
+        // A filesystem that cannot flush a folder (some network mounts) still has the message.
+        match std::fs::File::open(&dir)?.sync_all() {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::Unsupported) => Ok(()),
+            done => done,
+        }
     })
     .await
     .map_err(|e| e.to_string())?

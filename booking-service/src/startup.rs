@@ -507,9 +507,10 @@ fn data_dir(database_url: &str) -> PathBuf {
 }
 
 /// The value kept in `path`, or `create`'s, kept there first. The file appears whole and private
-/// (written to a file of its own, mode 0600 from the start, flushed, then linked into place), and
-/// when two processes start at once the first link wins and both use its value. A file that
-/// cannot be read, or is empty, refuses the start: replacing it would change a key in use.
+/// (written to a file of its own, mode 0600 from the start, flushed, then linked into place and
+/// its folder flushed), and when two processes start at once the first link wins and both use its
+/// value. A file that cannot be read, or is empty, refuses the start: replacing it would change a
+/// key in use.
 fn read_or_create(path: &Path, create: impl FnOnce() -> String) -> anyhow::Result<String> {
     use std::io::{ErrorKind, Write};
     let read = |path: &Path| -> anyhow::Result<Option<String>> {
@@ -541,7 +542,15 @@ fn read_or_create(path: &Path, create: impl FnOnce() -> String) -> anyhow::Resul
         file.write_all(create().as_bytes())?;
         file.sync_all()?;
         match std::fs::hard_link(&draft, path) {
-            Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+            // A filesystem without hard links (FAT, some network mounts): renamed instead, the
+            // race between two first starts left to chance there.
+            Err(_) => std::fs::rename(&draft, path)?,
+        }
+        // The new name on disk too, before anything is signed with the key.
+        match path.parent().map(std::fs::File::open) {
+            Some(Ok(dir)) => dir.sync_all(),
             _ => Ok(()),
         }
     })();

@@ -36,13 +36,21 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
 }
 
+/// How long a page waits for the clinic's and provider's names.
+const NAMES_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Clinic, provider, local time and code, escaped, then `rows` (already escaped `<dt>`/`<dd>`
 /// pairs).
 pub async fn details(state: &AppState, a: &Appointment, rows: &str) -> String {
-    // Shown also after a change has committed: a failed read of the names leaves them out rather
-    // than answering the patient that the change failed.
-    let (clinic, provider) =
-        tokio::join!(state.store.organization(a.org_id), state.store.provider(a.org_id, a.provider_id));
+    // Shown also after a change has committed: a failed or slow read of the names leaves them out
+    // rather than answering the patient (or the request deadline's 503) that the change failed.
+    let names = async {
+        let (clinic, provider) =
+            tokio::join!(state.store.organization(a.org_id), state.store.provider(a.org_id, a.provider_id));
+        (clinic.map(|c| c.map(|c| c.name)), provider.map(|p| p.map(|p| p.name)))
+    };
+    let late = || Err(StoreError::Unavailable(format!("no answer within {NAMES_WITHIN:?}")));
+    let (clinic, provider) = tokio::time::timeout(NAMES_WITHIN, names).await.unwrap_or_else(|_| (late(), late()));
     let named = |name: Result<Option<String>, StoreError>| {
         name.unwrap_or_else(|e| {
             tracing::warn!(appointment = %a.id.0, error = %e, "a page is shown without a name it could not read");
@@ -53,8 +61,8 @@ pub async fn details(state: &AppState, a: &Appointment, rows: &str) -> String {
     format!(
         "<dl><dt>Clinic</dt><dd>{}</dd><dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
          <dt>Confirmation code</dt><dd><strong>{}</strong></dd>{rows}</dl>",
-        html_escape(&named(clinic.map(|o| o.map(|o| o.name)))),
-        html_escape(&named(provider.map(|p| p.map(|p| p.name)))),
+        html_escape(&named(clinic)),
+        html_escape(&named(provider)),
         html_escape(&local_time(&a.zone, &a.slot)),
         html_escape(&a.confirmation_code),
     )

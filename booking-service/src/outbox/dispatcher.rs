@@ -192,18 +192,20 @@ impl Dispatcher {
                 continue;
             }
             let skip = in_hand.holding(lane.share());
-            // No store call of the dispatcher outlasts a lease: a connection gone silent (a
-            // black-holed network holds a statement until the kernel gives up, many minutes)
-            // would otherwise hold up the lane's mail.
-            let claim = tokio::time::timeout(self.settings.lease, self.claim(lane, room, &skip)).await;
-            match claim.unwrap_or(Err(DeliveryError::TooSlow(self.settings.lease))) {
+            // No store call of the dispatcher outlasts the claim's lease: a connection gone silent
+            // (a black-holed network holds a statement until the kernel gives up, many minutes)
+            // would otherwise hold up the lane's mail. Past it the messages are another claim's.
+            let lease_ends = tokio::time::Instant::now() + self.settings.lease;
+            let claim = tokio::time::timeout_at(lease_ends, self.claim(lane, room, &skip)).await;
+            let late = || Err(StoreError::Unavailable("no answer to the claim within its lease".into()).into());
+            match claim.unwrap_or_else(|_| late()) {
                 Ok(jobs) => {
                     let taken = per_org(jobs.iter().map(|job| job.org));
                     filled = jobs.len() == room || taken.values().any(|&n| n >= lane.share());
                     (passed_over, claimed, ended_since) = (skip, jobs.len(), 0);
                     // Also when the stop came meanwhile: the drain below sends them.
                     for job in jobs {
-                        in_hand.spawn(job.org, Arc::clone(&self).handle(job));
+                        in_hand.spawn(job.org, Arc::clone(&self).handle(job, lease_ends));
                     }
                 }
                 Err(e) => {
@@ -247,8 +249,9 @@ impl Dispatcher {
         Ok(claimed.jobs)
     }
 
-    /// Sends one claimed message within the deadline and records how it went.
-    async fn handle(self: Arc<Self>, job: OutboxJob) {
+    /// Sends one claimed message within the deadline and records how it went before its claim's
+    /// lease ends.
+    async fn handle(self: Arc<Self>, job: OutboxJob, lease_ends: tokio::time::Instant) {
         let job = &job;
         let channel = super::Channel::of(&job.kind);
         let sent = tokio::time::timeout(self.settings.send_deadline, self.channels.deliver(channel, job)).await;
@@ -262,8 +265,8 @@ impl Dispatcher {
         }
         crate::telemetry::record_delivery(channel, &delivery);
         // Past the lease the message is another claim's anyway.
-        let recorded = tokio::time::timeout(self.settings.lease, self.channels.store.record_delivery(job, &delivery));
-        match recorded.await.unwrap_or(Err(StoreError::Unavailable("no answer within the lease".into()))) {
+        let recorded = tokio::time::timeout_at(lease_ends, self.channels.store.record_delivery(job, &delivery));
+        match recorded.await.unwrap_or_else(|_| Err(StoreError::Unavailable("no answer within the lease".into()))) {
             Ok(true) => {}
             // The claim ended before this try did: the message is another dispatcher's now (or
             // gone), and what that one records stands.

@@ -73,7 +73,7 @@ impl From<sqlx::Error> for StoreError {
 /// Whether the database went away or cannot write now, rather than refused the statement: a
 /// lost or refused connection, an administrator's shutdown or termination, too many connections,
 /// a server that only reads (a standby, or a primary demoted by a failover, until traffic moves),
-/// or SQLite's write lock held by another process past the busy timeout, or its file failing.
+/// or SQLite's write lock held by another process past the busy timeout, or its file or disk failing.
 /// The request did not happen (or its outcome is unknown) and a later one can succeed: 503, never
 /// 500.
 fn is_connection_loss(e: &sqlx::Error) -> bool {
@@ -83,10 +83,10 @@ fn is_connection_loss(e: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        // SQLite, whatever the extended code: SQLITE_BUSY (5), SQLITE_IOERR (10, the disk failing
-        // under it), SQLITE_CANTOPEN (14, its file gone).
+        // SQLite, whatever the extended code: SQLITE_BUSY (5), SQLITE_READONLY (8, its file moved
+        // or made read-only under it), SQLITE_IOERR (10), SQLITE_FULL (13), SQLITE_CANTOPEN (14).
         sqlx::Error::Database(d) if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
-            d.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 10 | 14))
+            d.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 8 | 10 | 13 | 14))
         }
         // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown,
         // cannot connect now), 53300 (too many connections), 25006 (read-only transaction).

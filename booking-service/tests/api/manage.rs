@@ -299,6 +299,11 @@ async fn a_typed_appointment_is_offered_and_moved_as_its_type(backend: Backend) 
         let local = instant(t).format("%H:%M").to_string();
         assert!(["09:00", "10:30", "12:00", "13:30", "15:00"].contains(&local.as_str()), "{t}");
     }
+    // Withdrawn since it was booked, the type still moves the appointment (a move is no new
+    // booking of it): offered and moved as before.
+    org.admin.deactivate_appointment_type(kind.id).await.expect("withdrawn");
+    let times = offered(&get(&link, false).await.text().await.expect("html"));
+    assert_eq!(times.len(), 10, "still offered");
     let answer = move_by_json(&link, &times[0]).await;
     assert_eq!(answer.status(), StatusCode::OK);
     let moved: api::Appointment = answer.json().await.expect("json");
