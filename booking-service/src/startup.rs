@@ -623,5 +623,9 @@ mod tests {
         std::fs::write(&path, "").expect("emptied");
         let refused = read_or_create(&path, random_secret).expect_err("an empty key file refuses the start");
         assert!(refused.to_string().contains("is empty"), "{refused}");
+        // One that cannot be read (here, not text) is refused and left as it is, not replaced.
+        std::fs::write(&path, [0xff, 0xfe]).expect("damaged");
+        read_or_create(&path, random_secret).expect_err("an unreadable key file refuses the start");
+        assert_eq!(std::fs::read(&path).expect("read"), [0xff, 0xfe], "left as it was");
     }
 }

@@ -326,14 +326,15 @@ mod tests {
 
     #[test]
     fn bookings_refused_by_the_rate_limit_alone_cannot_be_judged() {
-        let why = rate_limited(&figures(&[(RATE_LIMITED, 4)]), &[failed("every_booking_201")]).expect_err("no verdict");
+        let why =
+            rate_limited(&figures(&[("429 rate_limited", 4)]), &[failed("every_booking_201")]).expect_err("no verdict");
         assert!(why.contains("refused 4 of 10 bookings"), "{why}");
         assert_eq!(rate_limited(&figures(&[]), &[]), Ok(()), "nothing refused");
-        let other = figures(&[(RATE_LIMITED, 4), ("503 unavailable", 1)]);
+        let other = figures(&[("429 rate_limited", 4), ("503 unavailable", 1)]);
         assert_eq!(rate_limited(&other, &[failed("every_booking_201")]), Ok(()), "a 503 fails the run");
         let lost = [failed("every_booking_201"), failed("one_active_appointment_per_slot")];
-        assert_eq!(rate_limited(&figures(&[(RATE_LIMITED, 4)]), &lost), Ok(()), "a lost booking fails the run");
+        assert_eq!(rate_limited(&figures(&[("429 rate_limited", 4)]), &lost), Ok(()), "a lost booking fails the run");
         let slow = [failed("every_booking_201"), failed("p95_within_budget_ms")];
-        assert_eq!(rate_limited(&figures(&[(RATE_LIMITED, 4)]), &slow), Ok(()), "so does the latency");
+        assert_eq!(rate_limited(&figures(&[("429 rate_limited", 4)]), &slow), Ok(()), "so does the latency");
     }
 }

@@ -586,9 +586,14 @@ mod tests {
             time: chrono::NaiveTime::from_hms_opt(9, 0, 0).expect("time"),
             patients_from: 0,
         };
-        let lost = slots_as_answered(&[slot], &HashMap::new(), &[Some(uuid::Uuid::from_u128(1))]);
+        let lost = slots_as_answered(std::slice::from_ref(&slot), &HashMap::new(), &[Some(uuid::Uuid::from_u128(1))]);
         assert_eq!((lost.passed, lost.measured["not_the_winners"].as_u64()), (false, Some(1)), "{}", lost.measured);
         assert_eq!(rate_limited(&refused, &with(lost)), Ok(()), "a lost booking must fail the run");
+        // One stored where every racer was refused is no booking anyone was answered.
+        let stored = HashMap::from([((slot.provider, slot.starts_at()), vec![uuid::Uuid::from_u128(2)])]);
+        let unanswered = slots_as_answered(std::slice::from_ref(&slot), &stored, &[None]);
+        assert_eq!(unanswered.measured["not_the_winners"].as_u64(), Some(1), "{}", unanswered.measured);
+        assert_eq!(rate_limited(&refused, &with(unanswered)), Ok(()), "it fails the run");
         let no_429 = race(vec![won(1), Answer::Conflict, Answer::Conflict, Answer::Conflict]);
         assert_eq!(rate_limited(&no_429, &explained_by_429s(1, 1)), Ok(()), "failed without a 429");
     }

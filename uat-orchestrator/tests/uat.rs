@@ -44,6 +44,8 @@ async fn passes_in_process(backend: Backend) {
     let report = json_report(reports.path());
     assert_eq!(outcome, Exit::Go, "{}", reasons(&report));
     assert_eq!(report["verdict"]["decision"], "GO");
+    assert!(report["version"].is_string(), "{}", report["version"]);
+    assert_eq!(report["left_behind"], serde_json::json!([]), "it tidied up");
     let scenarios: Vec<&str> =
         report["scenarios"].as_array().expect("scenarios").iter().map(|s| s["name"].as_str().expect("name")).collect();
     assert_eq!(scenarios, ["basic", "concurrent", "isolation", "error-handling", "email"]);
@@ -186,6 +188,8 @@ async fn a_target_that_is_down_cannot_be_judged() {
     let reports = tempfile::tempdir().expect("dir");
     let junit = reports.path().join("junit.xml");
     std::fs::write(&junit, "an earlier run's GO").expect("a stale report");
+    let earlier = r#"{"tool": "uat-orchestrator", "verdict": {"decision": "GO"}}"#;
+    std::fs::write(reports.path().join("uat-report-1.json"), earlier).expect("an earlier run's report");
     let outcome = uat_orchestrator::run(cli(
         &[
             "--target",
@@ -203,7 +207,17 @@ async fn a_target_that_is_down_cannot_be_judged() {
     assert_eq!(outcome, Exit::CouldNotJudge);
     let xml = std::fs::read_to_string(&junit).expect("junit");
     assert!(xml.contains("could_not_judge") && xml.contains("127.0.0.1:9") && xml.contains("<error"), "{xml}");
-    let report = json_report(reports.path());
+    // The newest report, by the time in its name, is this run's.
+    let newest = std::fs::read_dir(reports.path())
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max_by_key(|p| {
+            let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
+            name.trim_start_matches("uat-report-").parse::<u64>().unwrap_or(0)
+        })
+        .expect("a JSON report");
+    let report: Value = serde_json::from_slice(&std::fs::read(newest).expect("read")).expect("JSON");
     assert_eq!(report["verdict"]["decision"], "COULD-NOT-JUDGE", "a JSON report too: {report}");
     assert!(report["verdict"]["reasons"][0].as_str().is_some_and(|r| r.contains("127.0.0.1:9")), "{report}");
     let no_secret =

@@ -141,10 +141,10 @@ mod tests {
     use super::*;
     use test_kit::{Backend, TestDatabase};
 
-    /// SQLite's write lock held by another process past the busy timeout is unavailable, not a
-    /// fault: 503, never 500.
+    /// SQLite's write lock held by another process past the busy timeout, or a file it cannot
+    /// write, is unavailable, not a fault: 503, never 500.
     #[tokio::test]
-    async fn a_write_lock_held_elsewhere_is_unavailable() {
+    async fn a_write_lock_held_elsewhere_or_a_read_only_file_is_unavailable() {
         use sqlx::{ConnectOptions, Connection};
         let db = TestDatabase::create(Backend::Sqlite).await.expect("a database");
         let options: SqliteConnectOptions = db.url.parse().expect("url");
@@ -156,6 +156,12 @@ mod tests {
         let error = crate::store::StoreError::from(refused);
         assert!(matches!(error, crate::store::StoreError::Unavailable(_)), "{error:?}");
         holder.close().await.expect("close");
+        // A file that cannot be written (SQLITE_READONLY) is unavailable too.
+        let mut reader = options.read_only(true).connect().await.expect("connect");
+        let refused =
+            sqlx::query("CREATE TABLE written (x INTEGER)").execute(&mut reader).await.expect_err("read only");
+        let error = crate::store::StoreError::from(refused);
+        assert!(matches!(error, crate::store::StoreError::Unavailable(_)), "{error:?}");
     }
 
     /// Every write connection syncs each commit to disk before it is acknowledged (FULL is 2):

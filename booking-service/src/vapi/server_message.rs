@@ -56,10 +56,10 @@ pub struct ToolCall {
 }
 
 /// What the telephony layer reports as the number of a caller who withheld it: words spelled on
-/// a keypad (ANONYMOUS, RESTRICTED, UNAVAILABLE, UNKNOWN, BLOCKED, PRIVATE), the same for every
-/// such caller. Read as no number: else every hidden caller would share one, and hear the others'
-/// appointments.
-const WITHHELD: [&str; 6] = ["+266696687", "+7378742833", "+86282452253", "+8656696", "+2562533", "+7748283"];
+/// a keypad (ANONYMOUS, RESTRICTED, UNAVAILABLE), the same for every such caller. Read as no
+/// number: else every hidden caller would share one, and hear the others' appointments. (UNKNOWN,
+/// BLOCKED and PRIVATE spell seven digits, too few for a phone number anyway.)
+const WITHHELD: [&str; 3] = ["+266696687", "+7378742833", "+86282452253"];
 
 impl VapiMessage {
     /// Reads a server message; `Err` names what is missing when the body is not one.
@@ -175,6 +175,22 @@ mod tests {
             VapiMessage::ToolCalls(t) => t.calls,
             other => panic!("not tool calls: {other:?}"),
         }
+    }
+
+    /// Every spelling Twilio uses for a withheld number is no caller, whichever field carries it.
+    #[test]
+    fn a_withheld_number_is_no_caller() {
+        let caller_of = |message: Value| match VapiMessage::parse(&json!({ "message": message })) {
+            Ok(VapiMessage::ToolCalls(t)) => t.caller,
+            other => panic!("not tool calls: {other:?}"),
+        };
+        for withheld in ["+266696687", "+7378742833", "+86282452253", "+8656696", "+2562533", "+7748283", "anonymous"] {
+            let on_call = json!({"type": "tool-calls", "call": {"customer": {"number": withheld}}});
+            let on_message = json!({"type": "tool-calls", "customer": {"number": withheld}});
+            assert_eq!((caller_of(on_call), caller_of(on_message)), (None, None), "{withheld}");
+        }
+        let real = caller_of(json!({"type": "tool-calls", "call": {"customer": {"number": "+15551234567"}}}));
+        assert_eq!(real.map(|n| n.as_str().to_owned()).as_deref(), Some("+15551234567"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 use crate::helpers::*;
 use booking_service::domain::AppointmentId;
+use booking_service::store::outbox_kind;
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
 use shared::api::{AppointmentStatus, CreateProvider, RescheduleRequest, UpdateProvider, Weekday};
 
@@ -52,9 +53,14 @@ async fn blank_optional_fields_are_absent(backend: Backend) {
     let booked = org.staff.book(&input).await.expect("booked without phone or email");
     let stored = org.staff.appointment(booked.appointment_id).await.expect("readable");
     assert_eq!((stored.patient.phone, stored.patient.email), (None, None));
+    let queued = app.store.outbox(org.id.into(), AppointmentId(booked.appointment_id)).await.expect("outbox");
+    let to_patient: Vec<&str> =
+        queued.iter().map(|m| m.kind.as_str()).filter(|k| outbox_kind::TO_PATIENTS.contains(k)).collect();
+    assert!(to_patient.is_empty(), "nothing to send the patient: {to_patient:?}");
     input.appointment_time = Some("15:00".into());
     input.patient_phone = Some("not a number".into());
-    assert_error(org.staff.book(&input).await, 422, "validation_failed");
+    let refused = assert_error(org.staff.book(&input).await, 422, "validation_failed");
+    assert!(refused.to_string().contains("patient_phone"), "{refused}");
 }
 
 /// A refused move is offered times that overlap only the appointment's own current time: the move

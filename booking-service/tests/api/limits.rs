@@ -303,6 +303,7 @@ async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backen
     org.agent.book(&for_caller(provider, 0)).await.expect("the first");
     let refused = assert_error(org.agent.book(&for_caller(provider, 1)).await, 409, "invalid_state");
     assert!(refused.to_string().contains("has 1 upcoming appointment here"), "{refused}");
+    assert!(refused.to_string().contains("moved or cancelled instead"), "what to do: {refused}");
     lift_caller_quota(&org).await;
     org.agent.book(&for_caller(provider, 1)).await.expect("no limit");
 }

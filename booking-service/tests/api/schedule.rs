@@ -205,6 +205,9 @@ async fn notice_horizon_and_who_may_book_are_the_types(backend: Backend) {
     );
     let as_withdrawn = RescheduleRequest { appointment_type_id: Some(planned.id), ..later.clone() };
     assert_error(org.staff.reschedule(kept.appointment_id, &as_withdrawn).await, 422, "validation_failed");
+    // Its notice still holds (no plain move by its own length).
+    let too_soon = RescheduleRequest { appointment_date: Some(date_str(days_ahead(1))), ..later.clone() };
+    assert_error(org.staff.reschedule(kept.appointment_id, &too_soon).await, 409, "slot_unavailable");
     let listed = org.agent.appointment_types().await.expect("agents read types");
     assert_eq!(listed.len(), 2);
     assert_error(org.staff.create_appointment_type(&kind("Not mine", 30)).await, 403, "forbidden");
@@ -226,10 +229,20 @@ async fn a_type_is_booked_only_with_the_providers_offering_it(backend: Backend) 
         .await
         .expect("type");
     let date = days_ahead(9);
-    org.staff.book(&typed(smith.id, date, "10:00", only_smith.id)).await.expect("Smith offers it");
+    let smiths = org.staff.book(&typed(smith.id, date, "10:00", only_smith.id)).await.expect("Smith offers it");
     assert_error(org.staff.book(&typed(jones.id, date, "10:00", only_smith.id)).await, 422, "validation_failed");
     let query = AvailabilityQuery { date: date_str(date), appointment_type_id: Some(only_smith.id) };
     assert_error(org.staff.availability_for(jones.id, &query).await, 422, "validation_failed");
+    // Once Smith no longer offers it, what was booked with Smith does not move as it, even as its
+    // own type (only a withdrawn type is let through for a move).
+    let to_jones = UpdateAppointmentType { provider_ids: Some(vec![jones.id]), ..Default::default() };
+    org.admin.update_appointment_type(only_smith.id, &to_jones).await.expect("patched");
+    let later = RescheduleRequest {
+        appointment_date: Some(date_str(date)),
+        appointment_time: Some("11:00".into()),
+        ..Default::default()
+    };
+    assert_error(org.staff.reschedule(smiths.appointment_id, &later).await, 422, "validation_failed");
     let stranger = CreateAppointmentType { provider_ids: Some(vec![Uuid::new_v4()]), ..kind("Ghost", 20) };
     assert_error(org.admin.create_appointment_type(&stranger).await, 422, "validation_failed");
     for bad in [

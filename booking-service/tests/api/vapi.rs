@@ -177,6 +177,7 @@ async fn a_caller_lists_checks_books_finds_moves_and_cancels(backend: Backend) {
     )
     .expect("found");
     assert!(found.contains("one upcoming appointment") && found.contains("2:00 PM"), "{found}");
+    assert!(found.contains("not yet confirmed") && !found.contains("pending"), "words a caller knows: {found}");
 
     let spoken_code = code.chars().map(String::from).collect::<Vec<_>>().join(" ").to_lowercase();
     let moved = only(
@@ -506,6 +507,7 @@ async fn a_caller_cannot_move_a_visit_only_staff_book(backend: Backend) {
         only(&post(&org.agent, &message(vec![call("q", "check_availability", args)], Some(CALLER), "c1")).await)
             .expect_err("staff only");
     assert!(refused.starts_with("A Surgery consult is booked by the clinic's staff"), "{refused}");
+    assert!(refused.contains("call the front desk") && !refused.contains("call you back"), "{refused}");
 }
 
 /// A visit that has begun (here: missed, not yet marked) is not the voice agent's to cancel or

@@ -281,9 +281,17 @@ async fn times_are_read_in_every_accepted_form(backend: Backend) {
         .map(|(i, (_, meant))| format!("{} {meant}", today + Duration::days(i as i64 + 1)))
         .collect();
     assert_eq!(local, expected);
-    for unusable in ["25:99", "13 pm", "teatime", "2"] {
+    for unusable in ["25:99", "13 pm", "teatime"] {
         let answer = ask(&org, "book_appointment", book("Smith", "tomorrow", unusable)).await;
         assert!(answer.as_ref().is_err_and(|e| e.contains("valid time")), "{unusable}: {answer:?}");
+    }
+    // Either half of the day: asked about, not read as the night.
+    for either in ["2", "2:30"] {
+        let answer = ask(&org, "book_appointment", book("Smith", "tomorrow", either)).await;
+        assert!(
+            answer.as_ref().is_err_and(|e| e.contains("in the morning or in the afternoon")),
+            "{either}: {answer:?}"
+        );
     }
 }
 
