@@ -129,9 +129,8 @@ async fn assistant(state: &AppState, actor: &Actor) -> ApiResult<Value> {
         );
     };
     let providers = state.store.providers(actor.org, &store::PageRequest::first(store::MAX_PAGE)).await?;
-    let hours: Vec<&crate::domain::WeeklyHours> =
-        providers.items.iter().filter(|p| p.active).map(|p| &p.hours).collect();
-    let variables = vapi::assistant_variables(&org.name, &org.zone, state.clock.now(), &vapi::opening_hours(&hours));
+    let hours = vapi::clinic_hours(&providers.items, &org.zone);
+    let variables = vapi::assistant_variables(&org.name, &org.zone, state.clock.now(), &hours);
     Ok(json!({"assistantId": assistant_id, "assistantOverrides": {"variableValues": variables}}))
 }
 

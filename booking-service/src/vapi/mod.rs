@@ -10,5 +10,5 @@ mod tools;
 pub use definitions::tool_definitions;
 pub use server_message::{CallReport, ToolCall, ToolCalls, VapiMessage};
 pub use signature::{SignatureCheck, SignatureError};
-pub use speech::{assistant_variables, opening_hours};
+pub use speech::{assistant_variables, clinic_hours};
 pub use tools::{answer, calls_run, Tool, ToolAnswer, ToolOutcome};

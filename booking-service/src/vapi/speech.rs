@@ -2,6 +2,7 @@
 //! way people say them, and every answer on one line.
 
 use crate::domain::{sentence, DomainError, Slot, WeeklyHours, Zone};
+use crate::store::Provider;
 use chrono::{DateTime, NaiveDate, Utc};
 
 /// How many items of a list (free times, appointments) are read out: more is hard to follow by ear.
@@ -76,7 +77,16 @@ fn clock(minutes: u32) -> String {
     }
 }
 
-/// The clinic's opening hours in one line, from its providers' working hours: each weekday from
+/// The clinic's opening hours in one line, from the working hours of its active providers who
+/// keep the clinic's clock: a provider in another zone (one working remotely) keeps hours that
+/// are not the clinic's.
+pub fn clinic_hours<'a>(providers: impl IntoIterator<Item = &'a Provider>, clinic: &Zone) -> String {
+    let hours: Vec<&WeeklyHours> =
+        providers.into_iter().filter(|p| p.active && p.zone() == *clinic).map(|p| &p.hours).collect();
+    opening_hours(&hours)
+}
+
+/// Opening hours in one line, from providers' working hours: each weekday from
 /// the earliest start to the latest end among them (a provider without hours is open all day),
 /// runs of days with the same hours said once: "Monday to Friday 9 AM to 5 PM, Saturday 9 AM to
 /// noon; closed Sunday".

@@ -527,6 +527,15 @@ async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_openi
     provider(&org, "Dr. Aroha Ngata", weekdays).await;
     let saturday = vec![WorkingHours { weekday: Weekday::Sat, start: "09:00".into(), end: "12:00".into() }];
     provider(&org, "Dr. Ben Tane", saturday).await;
+    // A provider working remotely, on London's clock: its Sunday is not the clinic's opening.
+    let sunday = vec![WorkingHours { weekday: Weekday::Sun, start: "09:00".into(), end: "12:00".into() }];
+    org.provider_with(CreateProvider {
+        name: "Dr. Remote".into(),
+        timezone: Some("Europe/London".into()),
+        working_hours: Some(sunday),
+        ..Default::default()
+    })
+    .await;
     let info = ask(&org, "get_clinic_info", json!({})).await;
     assert_eq!(
         info,

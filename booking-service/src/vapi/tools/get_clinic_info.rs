@@ -16,7 +16,7 @@ impl GetClinicInfo {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let org = ctx.store.organization(ctx.actor.org).await?.ok_or(StoreError::NotFound)?;
         let providers = active(ctx).await?;
-        let hours = speech::opening_hours(&providers.iter().map(|p| &p.hours).collect::<Vec<_>>());
+        let hours = speech::clinic_hours(&providers, &org.zone);
         let local = org.zone.local(ctx.now);
         Ok(format!(
             "This is {}. Today is {}, and it is {} here. Opening hours: {}.",
