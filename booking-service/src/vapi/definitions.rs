@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 /// How every date argument is described: the caller's words are sent as said, and the backend
 /// resolves them in the provider's time zone (else the clinic's), so the model never has to work
 /// out a date or a year.
-const DATE: &str = "The day as the caller said it, in English: \"today\", \"tomorrow\", a weekday such as \"friday\" or \"next friday\" (the nearest one after today), \"in 3 days\", or \"January 15\". Prefer the caller's own words. Only write YYYY-MM-DD when you are sure of it, counting from today's date {{today}} ({{weekday}}); never guess a year, and never send a date before today.";
+const DATE: &str = "The day as the caller said it, in English: \"today\", \"tomorrow\", a weekday such as \"friday\" or \"next friday\" (the nearest one after today), \"in 3 days\", \"January 15\", or \"the 15th\". Prefer the caller's own words. Only write YYYY-MM-DD when you are sure of it, counting from today's date {{today}} ({{weekday}}); never guess a year, and never send a date before today.";
 /// How every time argument is described.
 const TIME: &str =
     "The local time in digits, with AM or PM as the caller meant it: \"2 PM\", \"2:30 pm\", \"noon\", or 24-hour HH:MM such as 14:00. Write \"two thirty in the afternoon\" as \"2:30 PM\"; if the caller did not say which half of the day, ask.";

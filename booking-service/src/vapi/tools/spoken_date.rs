@@ -96,8 +96,17 @@ fn read(said: &str, today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
 }
 
 /// "January 15", "15 January", "Jan 15th", with an optional year: the next such date from today
-/// when no year is said.
+/// when no year is said. "The 15th" alone: the next date with that day of the month (this month's
+/// while it is still ahead; a month without a 31st is passed over).
 fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
+    if let [d] = words {
+        let day = ordinal(d).filter(|_| d.ends_with(|c: char| c.is_ascii_alphabetic()))?;
+        let first = today.with_day(1)?;
+        return (0..12)
+            .filter_map(|k| first.checked_add_months(chrono::Months::new(k))?.with_day(day))
+            .find(|date| *date >= today)
+            .map(Ok);
+    }
     let (month, day, year) = match words {
         [m, d] if month(m).is_some() => (month(m)?, ordinal(d)?, None),
         [d, m] if month(m).is_some() => (month(m)?, ordinal(d)?, None),
@@ -226,6 +235,10 @@ mod tests {
             ("January 30", "2028-01-30"),
             ("February 29", "2028-02-29"),
             ("March 1, 2027", "2027-03-01"),
+            ("the 31st", "2027-01-31"),
+            ("on the 3rd", "2027-02-03"),
+            ("the 30th", "2027-03-30"),
+            ("Wednesday the 3rd", "2027-02-03"),
         ] {
             assert_eq!(resolve(said, today), Ok(d(meant)), "{said}");
         }
@@ -250,6 +263,15 @@ mod tests {
         assert!(err.spoken().contains("today is Thursday, December 3, 2026"), "{}", err.spoken());
         assert!(resolve("December 2, 2026", today).is_err());
         assert_eq!(resolve("2026-12-03", today), Ok(today));
+    }
+
+    #[test]
+    fn a_day_of_the_month_alone_needs_its_ordinal() {
+        let today = d("2027-01-31");
+        assert_eq!(resolve("the 15", today).ok(), None, "a bare number is no day");
+        assert_eq!(resolve("the 32nd", today).ok(), None);
+        let err = resolve("Friday the 3rd", today).expect_err("a Wednesday");
+        assert!(err.spoken().starts_with("February 3 is a Wednesday, not a Friday"), "{}", err.spoken());
     }
 
     #[test]
