@@ -185,10 +185,11 @@ fn remembered(a: &Appointment) -> serde_json::Value {
     serde_json::to_value(answer(a)).unwrap_or_default()
 }
 
-/// A type a booking or move asks for, as read (`None`: not one of the clinic's): active, and
-/// bookable by a voice agent when one asks.
-fn usable(kind: Option<&AppointmentType>, by_agent: bool) -> Result<&AppointmentType, StoreError> {
-    let kind = kind.filter(|t| t.active).ok_or_else(|| {
+/// A type a booking or move asks for, as read (`None`: not one of the clinic's): active, unless it
+/// is the appointment's own as it moves (`its_own`: a move is no new booking of it, so it may have
+/// been withdrawn since), and bookable by a voice agent when one asks.
+fn usable(kind: Option<&AppointmentType>, by_agent: bool, its_own: bool) -> Result<&AppointmentType, StoreError> {
+    let kind = kind.filter(|t| t.active || its_own).ok_or_else(|| {
         DomainError::invalid("appointment_type_id", "is not an active appointment type of this clinic")
     })?;
     if by_agent && !kind.bookable_by_agent {
@@ -218,7 +219,7 @@ pub async fn book(
     let attempt = async move {
         let (when, by_agent) = (request.when, request.by_agent);
         let plan = |p: &Provider| {
-            let kind = kind.as_ref().map(|kind| usable(kind.as_ref(), by_agent)).transpose()?;
+            let kind = kind.as_ref().map(|kind| usable(kind.as_ref(), by_agent, false)).transpose()?;
             Ok(when.plan(p, kind, p.appointment_minutes)?)
         };
         let outcome = store
@@ -345,14 +346,7 @@ async fn move_appointment(
 ) -> Result<Appointment, BookingError> {
     // The type it moves as, the one asked for or else its own, is read in the move's transaction.
     let plan = |p: &Provider, a: &Appointment, kind: Option<Option<&AppointmentType>>| {
-        let own;
-        let kind = match (to.kind, kind) {
-            (None, Some(Some(kind))) => {
-                own = as_its_own(kind);
-                Some(usable(Some(&own), to.by_agent)?)
-            }
-            (_, kind) => kind.map(|kind| usable(kind, to.by_agent)).transpose()?,
-        };
+        let kind = kind.map(|kind| usable(kind, to.by_agent, to.kind.is_none())).transpose()?;
         Ok(to.start.plan(p, kind, own_length(a)?)?)
     };
     match store.reschedule(actor, id, to.kind, &plan, &links.issue(), to.cutoff).await? {
@@ -361,13 +355,6 @@ async fn move_appointment(
             Err(unavailable(store, actor, provider, wanted, None, Some(own)).await?)
         }
     }
-}
-
-/// An appointment's own type as it moves: a move is no new booking of it, so the type may have
-/// been withdrawn since; its length, buffers, notice, horizon and interval still apply, and who
-/// may book it and with which providers.
-fn as_its_own(kind: &AppointmentType) -> AppointmentType {
-    AppointmentType { active: true, ..kind.clone() }
 }
 
 /// An appointment's own length.
@@ -392,7 +379,7 @@ pub async fn move_options(
     };
     let policy = match appointment.appointment_type {
         Some(id) => match store.appointment_type(org, id).await? {
-            // Its own type, even withdrawn since (`as_its_own`).
+            // Its own type, even withdrawn since (`usable`).
             Some(kind) if kind.offered_by(provider.id) => kind.policy(),
             _ => return Ok(Vec::new()),
         },
