@@ -75,13 +75,18 @@ pub struct Report<'a> {
 
 /// Writes `uat-report-<unix_ms>.json` and `.html` into `dir`; returns their paths.
 pub fn write(dir: &Path, report: &Report<'_>) -> std::io::Result<(PathBuf, PathBuf)> {
-    std::fs::create_dir_all(dir)?;
-    let stamp = chrono::Utc::now().timestamp_millis();
-    let json = dir.join(format!("uat-report-{stamp}.json"));
-    write_whole(&json, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
-    let html = dir.join(format!("uat-report-{stamp}.html"));
+    let json = write_json(dir, report)?;
+    let html = json.with_extension("html");
     write_whole(&html, html_page(report).as_bytes())?;
     Ok((json, html))
+}
+
+/// Writes `report` as `uat-report-<unix_ms>.json` in `dir`, making it; returns its path.
+fn write_json(dir: &Path, report: &impl Serialize) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let json = dir.join(format!("uat-report-{}.json", chrono::Utc::now().timestamp_millis()));
+    write_whole(&json, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    Ok(json)
 }
 
 /// One test case per scenario, then the verdict's: a NO-GO that no scenario explains (the p95, a
@@ -149,15 +154,12 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport], judgement: &Judgement) -
 /// The JSON report of a run that could not judge, `uat-report-<unix_ms>.json` in `dir` like any
 /// other, so that a CI reading the newest report reads this run's.
 pub fn write_could_not_judge(dir: &Path, why: &str) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let json = dir.join(format!("uat-report-{}.json", chrono::Utc::now().timestamp_millis()));
     let report = serde_json::json!({
         "tool": "uat-orchestrator",
         "version": env!("CARGO_PKG_VERSION"),
         "verdict": {"decision": "COULD-NOT-JUDGE", "reasons": [why]},
     });
-    write_whole(&json, &serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?)?;
-    Ok(json)
+    write_json(dir, &report)
 }
 
 /// The JUnit report of a run that could not judge (a bad setting, a target down, an interruption):
