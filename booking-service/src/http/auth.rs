@@ -2,7 +2,7 @@
 //! taken from the token; `exp` is required, `nbf` and `iat` honoured, with at most 60 s of leeway.
 
 use super::error::ApiError;
-use super::AppState;
+use super::{AppState, RateLimit};
 use crate::domain::OrgId;
 use crate::store::Actor;
 use axum::extract::FromRequestParts;
@@ -153,18 +153,49 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+impl Caller {
+    /// The caller the request's token names, not yet counted against any rate.
+    fn verified(parts: &Parts, state: &AppState) -> Result<Self, ApiError> {
         if !parts.headers.contains_key(AUTHORIZATION) {
             return Err(ApiError::Unauthorized("missing Authorization: Bearer token".into()));
         }
         let token = bearer(&parts.headers)
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into()))?;
-        let caller = state.auth.verify(token)?;
-        state.rate_limit.check(&caller)?;
+        state.auth.verify(token)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Self::verified(parts, state)?;
+        Requests::spend(&state.rate_limit, &caller)?;
         Ok(caller)
+    }
+}
+
+/// The allowance a route's requests spend (docs/API.md §6), named by a type as [`Roles`] are.
+pub trait Allowance: Send + Sync + 'static {
+    fn spend(limit: &RateLimit, caller: &Caller) -> Result<(), ApiError>;
+}
+
+/// `RATE_LIMIT_PER_MINUTE`: every route's but Vapi's server URL's.
+pub struct Requests;
+
+impl Allowance for Requests {
+    fn spend(limit: &RateLimit, caller: &Caller) -> Result<(), ApiError> {
+        limit.check(caller)
+    }
+}
+
+/// Vapi's server URL: every message spends the messages' own allowance, and the route charges
+/// the requests' one for what a message asks (its tool calls, an assistant, a transfer, a report).
+pub struct VapiMessages;
+
+impl Allowance for VapiMessages {
+    fn spend(limit: &RateLimit, caller: &Caller) -> Result<(), ApiError> {
+        limit.check_vapi_message(caller)
     }
 }
 
@@ -198,14 +229,14 @@ roles! {
     Operators = [Platform];
 }
 
-/// A caller whose role is one of `R`'s: the first extractor of a route, so that a refused role
-/// learns nothing of what the route would have read.
-pub struct Allowed<R: Roles> {
+/// A caller whose role is one of `R`'s, counted against `A`: the first extractor of a route, so
+/// that a refused role learns nothing of what the route would have read.
+pub struct Allowed<R: Roles, A: Allowance = Requests> {
     pub caller: Caller,
-    roles: std::marker::PhantomData<R>,
+    roles: std::marker::PhantomData<(R, A)>,
 }
 
-impl<R: Roles> Allowed<R> {
+impl<R: Roles, A: Allowance> Allowed<R, A> {
     /// The caller acting inside its organization (401 for a token without one).
     pub fn actor(&self) -> Result<Actor, ApiError> {
         let org = self.caller.org.ok_or_else(|| ApiError::Unauthorized("the token carries no org_id".into()))?;
@@ -213,11 +244,12 @@ impl<R: Roles> Allowed<R> {
     }
 }
 
-impl<R: Roles> FromRequestParts<AppState> for Allowed<R> {
+impl<R: Roles, A: Allowance> FromRequestParts<AppState> for Allowed<R, A> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
+        let caller = Caller::verified(parts, state)?;
+        A::spend(&state.rate_limit, &caller)?;
         if !R::ALLOWED.contains(&caller.role) {
             return Err(ApiError::Forbidden);
         }

@@ -2,7 +2,7 @@
 //! assistant. Vapi ignores any status but 200, so every tool failure is a 200 with an `error`
 //! string; only a request that is not Vapi's (bad token or signature, not JSON) gets an error status.
 
-use super::auth::{Admins, Agents, Allowed, Caller};
+use super::auth::{Admins, Agents, Allowed, Caller, VapiMessages};
 use super::deadline::Arrived;
 use super::error::{ApiError, ApiResult};
 use super::extract::{self, RawJson};
@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn tools(
     State(state): State<AppState>,
-    caller: Allowed<Agents>,
+    caller: Allowed<Agents, VapiMessages>,
     arrived: Option<Extension<Arrived>>,
     headers: HeaderMap,
     RawJson(body): RawJson,
@@ -73,10 +73,11 @@ pub async fn tools(
     // From the request's arrival (stamped by the deadline layer every route is behind).
     let arrived = arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at);
     match message {
+        // Informational: it spent only the messages' allowance, at the door.
         VapiMessage::Other(_) | VapiMessage::EndOfCallReport(None) => Ok(Json(json!({}))),
         VapiMessage::ToolCalls(message) => {
-            // Each call run is a request's worth of work: the message's own request counted the first.
-            state.rate_limit.charge(&caller.caller, vapi::calls_run(&message).saturating_sub(1))?;
+            // Each call run is a request's worth of work; a message of which none runs, one.
+            state.rate_limit.charge(&caller.caller, vapi::calls_run(&message).max(1))?;
             let now = state.clock.now();
             // What its tool calls change is audited under the call's id (GET /api/calls).
             let actor = Actor { call: message.call_id.clone(), ..actor };
@@ -90,7 +91,11 @@ pub async fn tools(
             let sorry =
                 "I'm sorry, the clinic's booking system isn't answering right now. Please call again in a few minutes.";
             let until = arrived + state.vapi.deadline.min(ASSISTANT_REQUEST_DEADLINE);
-            let why = match tokio::time::timeout_at(until, assistant(&state, &actor)).await {
+            let answer = async {
+                state.rate_limit.check(&caller.caller)?;
+                assistant(&state, &actor).await
+            };
+            let why = match tokio::time::timeout_at(until, answer).await {
                 Ok(Ok(answer)) => return Ok(Json(answer)),
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "not answered within its deadline".to_owned(),
@@ -98,8 +103,12 @@ pub async fn tools(
             tracing::warn!(error = %why, "could not answer an assistant-request");
             Ok(Json(json!({ "error": sorry })))
         }
-        VapiMessage::TransferDestinationRequest => Ok(Json(transfer(&state, &actor).await?)),
+        VapiMessage::TransferDestinationRequest => {
+            state.rate_limit.check(&caller.caller)?;
+            Ok(Json(transfer(&state, &actor).await?))
+        }
         VapiMessage::EndOfCallReport(Some(report)) => {
+            state.rate_limit.check(&caller.caller)?;
             state.store.record_call(actor.org, &record(report)).await?;
             Ok(Json(json!({})))
         }

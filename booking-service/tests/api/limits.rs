@@ -30,8 +30,8 @@ async fn a_token_past_its_rate_is_refused_while_others_go_on(backend: Backend) {
 }
 
 /// A Vapi message counts once per tool call it runs, as each is a request's worth of work: at 6 a
-/// minute, a message of 5 calls leaves room for no message of 2 (its request is counted, its
-/// second call is not), and then for nothing. A message of more calls than may run (none runs)
+/// minute, a message of 5 calls leaves room for no message of 2 (which needs two of the one
+/// left, and spends nothing when refused), then for one request. A message of more calls than may run (none runs)
 /// counts once; one of more calls than the rate allows, but not more than may run, takes the
 /// whole burst.
 async fn a_vapi_message_counts_once_per_tool_call_it_runs(backend: Backend) {
@@ -48,6 +48,7 @@ async fn a_vapi_message_counts_once_per_tool_call_it_runs(backend: Backend) {
     let refused = send(&org, infos(2)).await;
     assert_eq!(refused.status(), 429, "5 + 2 calls");
     assert!(refused.headers().contains_key("retry-after"));
+    org.agent.providers().await.expect("the one left");
     assert_error(org.agent.providers().await, 429, "rate_limited");
 
     let other = app.org("UTC").await;
@@ -64,6 +65,33 @@ async fn a_vapi_message_counts_once_per_tool_call_it_runs(backend: Backend) {
         Some(8)
     );
     assert_error(third.agent.providers().await, 429, "rate_limited");
+}
+
+/// Vapi sends informational messages (speech, status and conversation updates) several times a
+/// second on every call unless the assistant is told not to. They spend an allowance of their
+/// own, ten times the rate, so that a busy clinic's chatter never refuses its tool calls; past
+/// that allowance they are refused too (Vapi wants no answer to them).
+async fn vapi_chatter_spends_an_allowance_of_its_own(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.rate_limit_per_minute = 3).await;
+    let org = app.org("UTC").await;
+    let chatter = serde_json::json!({"message": {"type": "speech-update", "status": "started", "role": "user",
+                                                 "call": {"id": "call-1"}}});
+    let send = async |body: &serde_json::Value| {
+        let sent = org.agent.request(Method::POST, "/api/vapi/tools").json(body).send().await;
+        sent.expect("an answer").status()
+    };
+    for n in 0..20 {
+        assert_eq!(send(&chatter).await, 200, "update {n}: three times the rate and more");
+    }
+    let calls = (0..3).map(|i| call(&format!("tc-{i}"), "get_clinic_info", serde_json::json!({}))).collect();
+    let answered = post(&org.agent, &message(calls, None, "call-1")).await;
+    assert_eq!(answered["results"].as_array().map(Vec::len), Some(3), "the tool calls run: {answered}");
+    assert_error(org.agent.providers().await, 429, "rate_limited");
+    // 21 messages so far, of an allowance of 30.
+    for n in 21..30 {
+        assert_eq!(send(&chatter).await, 200, "message {n}");
+    }
+    assert_eq!(send(&chatter).await, 429, "past ten times the rate");
 }
 
 /// A patient's links have no token subject: the confirmation link and the manage link of one
@@ -313,6 +341,7 @@ on_both_backends!(
     a_token_past_its_rate_is_refused_while_others_go_on,
     a_patients_links_share_one_rate,
     a_vapi_message_counts_once_per_tool_call_it_runs,
+    vapi_chatter_spends_an_allowance_of_its_own,
     guesses_at_links_are_limited_per_client_address,
     without_a_proxy_the_peer_is_the_client,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
