@@ -126,7 +126,9 @@ impl Sender {
         let mut client =
             reqwest::Client::builder().timeout(self.timeout).redirect(reqwest::redirect::Policy::none()).no_proxy();
         if let Some(host) = url.host_str() {
-            client = client.resolve(host, addrs[0]);
+            // Every address was checked: the connection may try each, as a host without IPv6
+            // needs when the name has both.
+            client = client.resolve_to_addrs(host, &addrs);
         }
         let client = client.build().map_err(|e| e.to_string())?;
         let timestamp = chrono::Utc::now().timestamp();
@@ -139,7 +141,8 @@ impl Sender {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| format!("could not deliver: {e}"))?;
+            // Without the URL, which may hold the endpoint's own secret in its query.
+            .map_err(|e| format!("could not deliver: {}", e.without_url()))?;
         if response.status().is_success() {
             Ok(())
         } else {
