@@ -51,6 +51,10 @@ pub fn init_metrics() {
             metrics::counter!(counter, "outcome" => outcome).increment(0);
         }
     }
+    // So too the tool calls the service could not answer, which an alert counts from 0.
+    for tool in crate::vapi::Tool::ALL {
+        record_tool_call_n(tool.name(), "failed", 0);
+    }
 }
 
 /// The delivery counters, one per channel, each by `outcome`.
@@ -107,11 +111,15 @@ pub fn record_booking(outcome: &str) {
     metrics::counter!("bookings_total", "outcome" => outcome.to_owned()).increment(1);
 }
 
-/// One voice-agent tool call, answered with a result or an error. `tool` is a known tool's name or
-/// `unknown`, never the name a caller sent.
-pub fn record_tool_call(tool: &'static str, succeeded: bool) {
-    let outcome = if succeeded { "result" } else { "error" };
-    metrics::counter!("vapi_tool_calls_total", "tool" => tool.to_owned(), "outcome" => outcome).increment(1);
+/// One voice-agent tool call: `outcome` is `result`, `error` (a refusal, spoken: a taken slot,
+/// an unknown appointment) or `failed` (the service could not answer: its database, or too
+/// slow). `tool` is a known tool's name or `unknown`, never the name a caller sent.
+pub fn record_tool_call(tool: &'static str, outcome: &'static str) {
+    record_tool_call_n(tool, outcome, 1);
+}
+
+fn record_tool_call_n(tool: &'static str, outcome: &'static str, n: u64) {
+    metrics::counter!("vapi_tool_calls_total", "tool" => tool, "outcome" => outcome).increment(n);
 }
 
 /// How often the service samples what no request measures: readiness, the database pools and the

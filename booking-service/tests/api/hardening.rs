@@ -439,6 +439,16 @@ async fn a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline(backend: 
     .await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
+    let failed = async || {
+        let text = metrics(&app).await;
+        let line = text.lines().find(|l| {
+            l.starts_with("vapi_tool_calls_total{")
+                && l.contains(r#"tool="book_appointment""#)
+                && l.contains(r#"outcome="failed""#)
+        });
+        line.and_then(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let failed_before = failed().await;
     let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_secs(6));
     locked.await.expect("the lock is held");
     let calls = vec![crate::vapi::book_call("c1", provider.id, &date_str(days_ahead(3)), "10:00", "Ada")];
@@ -460,6 +470,9 @@ async fn a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline(backend: 
     let answer: Value = serde_json::from_str(&answer).expect("JSON");
     let said = crate::vapi::only(&answer).expect_err("the booking did not finish");
     assert!(said.contains("taking too long"), "{said}");
+    // Counted as a call the service could not answer (what VoiceToolsFailing alerts on), not as a
+    // refusal.
+    assert!(failed().await > failed_before, "counted as failed");
     blocker.await.expect("blocker");
 }
 

@@ -144,7 +144,7 @@ pub async fn answer(
             .calls
             .iter()
             .map(|call| {
-                telemetry::record_tool_call(Tool::from_name(&call.name).map_or("unknown", Tool::name), false);
+                telemetry::record_tool_call(Tool::from_name(&call.name).map_or("unknown", Tool::name), "error");
                 ToolAnswer {
                     name: call.name.clone(),
                     tool_call_id: call.id.clone(),
@@ -170,16 +170,17 @@ async fn a_few_at_a_time<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 async fn answer_one(ctx: &Context<'_>, call: &ToolCall, until: Instant) -> ToolAnswer {
     let tool = Tool::from_name(&call.name);
     let fresh = run(ctx, tool, call);
-    let outcome = tokio::time::timeout_at(until, remembered::remembered(ctx, call, fresh))
-        .await
-        .unwrap_or_else(|_| ToolOutcome::Error(refusal::TOO_SLOW.into()));
-    let outcome = match outcome {
-        ToolOutcome::Result(s) => ToolOutcome::Result(speech::one_line(&s)),
-        ToolOutcome::Error(s) => ToolOutcome::Error(speech::one_line(&s)),
+    // `failed`: the service could not answer (its database, or too slow), as opposed to an
+    // answer that is a refusal; what operators are alerted on.
+    let (outcome, label) = match tokio::time::timeout_at(until, remembered::remembered(ctx, call, fresh)).await {
+        Ok(Some(ToolOutcome::Result(s))) => (ToolOutcome::Result(speech::one_line(&s)), "result"),
+        Ok(Some(ToolOutcome::Error(s))) => (ToolOutcome::Error(speech::one_line(&s)), "error"),
+        Ok(None) => (ToolOutcome::Error(refusal::SORRY.into()), "failed"),
+        Err(_) => (ToolOutcome::Error(refusal::TOO_SLOW.into()), "failed"),
     };
     // Names outside the enum share one label, so a model inventing names cannot grow the metric
     // without bound.
-    telemetry::record_tool_call(tool.map_or("unknown", Tool::name), matches!(outcome, ToolOutcome::Result(_)));
+    telemetry::record_tool_call(tool.map_or("unknown", Tool::name), label);
     ToolAnswer { name: call.name.clone(), tool_call_id: call.id.clone(), outcome }
 }
 

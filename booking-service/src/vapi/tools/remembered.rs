@@ -12,7 +12,7 @@
 //! have been given (another caller's appointments or confirmation code) cannot be reached, since
 //! the lookup itself names the fingerprint.
 
-use super::refusal::{Answer, Refusal, SORRY};
+use super::refusal::{Answer, Refusal};
 use super::{Context, Tool, ToolOutcome};
 use crate::domain::PhoneNumber;
 use crate::store::ToolCallKey;
@@ -25,8 +25,13 @@ use std::future::Future;
 /// a database index holds.
 const MAX_ID_LEN: usize = 256;
 
-/// The kept answer of this same request, else the `fresh` one, kept unless transient.
-pub async fn remembered(ctx: &Context<'_>, call: &ToolCall, fresh: impl Future<Output = Answer>) -> ToolOutcome {
+/// The kept answer of this same request, else the `fresh` one, kept; `None` when the service
+/// could not work (transient: nothing kept).
+pub async fn remembered(
+    ctx: &Context<'_>,
+    call: &ToolCall,
+    fresh: impl Future<Output = Answer>,
+) -> Option<ToolOutcome> {
     let org = ctx.actor.org;
     let fingerprint = fingerprint(call, ctx.caller.as_ref());
     let key = ToolCallKey {
@@ -38,31 +43,31 @@ pub async fn remembered(ctx: &Context<'_>, call: &ToolCall, fresh: impl Future<O
     if keep {
         if let Ok(Some(saved)) = ctx.store.tool_result(org, &key).await {
             if let Ok(outcome) = serde_json::from_value(saved) {
-                return outcome;
+                return Some(outcome);
             }
         }
     }
     let outcome = match fresh.await {
         Ok(text) => ToolOutcome::Result(text),
         Err(Refusal::Spoken(text)) => ToolOutcome::Error(text),
-        Err(Refusal::Transient) => return ToolOutcome::Error(SORRY.into()),
+        Err(Refusal::Transient) => return None,
     };
     if !keep {
-        return outcome;
+        return Some(outcome);
     }
     let Ok(value) = serde_json::to_value(&outcome) else {
-        return outcome;
+        return Some(outcome);
     };
     // Two instances may answer the same request at once: the answer the store kept first wins, so
     // both give the same one.
     let tool_name = Tool::from_name(&call.name).map_or("unknown", Tool::name);
-    match ctx.store.save_tool_result(org, &key, tool_name, &value).await {
+    Some(match ctx.store.save_tool_result(org, &key, tool_name, &value).await {
         Ok(standing) => serde_json::from_value(standing).unwrap_or(outcome),
         Err(e) => {
             tracing::warn!(error = %e, tool_call_id = %call.id, "could not keep a tool answer");
             outcome
         }
-    }
+    })
 }
 
 /// Whether an answer may be kept under `key`. Without a call id or a caller's number nothing
