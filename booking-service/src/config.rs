@@ -244,7 +244,8 @@ pub struct Config {
     #[arg(value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_connections: usize,
 
-    /// Seconds from SIGTERM within which requests in flight finish; then the process exits anyway.
+    /// Seconds from SIGTERM within which requests in flight finish (new ones are taken until it
+    /// less the request timeout); then the process exits anyway.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_parser = seconds(), default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 

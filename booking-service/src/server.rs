@@ -49,6 +49,9 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// From the shutdown signal to the end of serving.
     pub shutdown_grace: Duration,
+    /// The longest a request may take: the drain takes no new one later than this before the
+    /// grace ends, so that every request taken is answered within it.
+    pub request_timeout: Duration,
 }
 
 /// Set once shutdown begins: `/readyz` answers 503 from then on, so load balancers drain the
@@ -101,9 +104,11 @@ impl Readiness {
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains: `/readyz` turns 503,
 /// new connections are still taken while requests are in flight (so a load balancer sees the
-/// 503), and when none is left, or the grace has passed, the listener closes, every connection
-/// is asked to finish its answer and close, and whatever is still open at the end of the grace is
-/// cut. Returns the instant the grace ends, which bounds what the caller still does.
+/// 503), and when none is left, or at the last call (the grace less the request timeout: under
+/// steady traffic none is ever left), the listener closes and every connection is asked to
+/// finish its answer and close. Whatever is still open at the end of the grace is cut; a request
+/// taken before the last call has ended by then. Returns the instant the grace ends, which
+/// bounds what the caller still does.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -140,10 +145,12 @@ pub async fn serve(
     }
 
     server.shared.draining.begin();
-    let deadline = Instant::now() + server.shared.settings.shutdown_grace;
+    let (settings, now) = (&server.shared.settings, Instant::now());
+    let deadline = now + settings.shutdown_grace;
+    let last_call = now + settings.shutdown_grace.saturating_sub(settings.request_timeout);
     tracing::info!(
         in_flight = server.shared.requests.count(),
-        grace_secs = server.shared.settings.shutdown_grace.as_secs_f64(),
+        grace_secs = settings.shutdown_grace.as_secs_f64(),
         "shutting down: /readyz answers 503; finishing requests in flight"
     );
     while server.shared.requests.count() > 0 {
@@ -152,7 +159,7 @@ pub async fn serve(
             break;
         }
         tokio::select! {
-            () = tokio::time::sleep_until(deadline) => break,
+            () = tokio::time::sleep_until(last_call) => break,
             () = idle => {}
             accepted = server.accept(&listener) => server.spawn(&mut connections, accepted),
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

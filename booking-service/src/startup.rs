@@ -166,6 +166,7 @@ impl Application {
             idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
             max_connections: config.max_connections,
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            request_timeout: config.request_timeout(),
         };
         let retention_days = config.retention_days;
         Ok(Self { listener, address, state, dev, dispatcher, mail_target, retention_days, server })

@@ -364,6 +364,8 @@ async fn the_dispatcher_claims_nothing_once_shutdown_begins(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.body_read_timeout_secs = 60;
         c.request_timeout_secs = 60;
+        // New requests are taken until the grace less the request timeout.
+        c.shutdown_grace_secs = 90;
     })
     .await;
     let org = app.org("UTC").await;
@@ -394,6 +396,52 @@ async fn the_dispatcher_claims_nothing_once_shutdown_begins(backend: Backend) {
 
     drop(slow_body);
     stopped.await.expect("task").expect("the server stopped cleanly");
+}
+
+/// Under steady traffic the requests in flight never run out: the drain takes new ones until its
+/// last call (the grace less the request timeout), then closes the listener, and every request it
+/// took is answered before the grace ends rather than cut there. Here an upload that takes 600 ms
+/// starts every 150 ms; the grace is 3 s and the request timeout 2 s.
+async fn under_steady_traffic_every_request_taken_is_answered(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.shutdown_grace_secs = 3;
+        c.request_timeout_secs = 2;
+        c.vapi_deadline_ms = 1500;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let (address, token) = (host(&app), token(Role::Agent, Some(org.id)));
+    // `None`: refused before it was taken; else its answer's status, if any.
+    async fn upload(address: String, token: String) -> Option<Option<u16>> {
+        let mut socket = TcpStream::connect(&address).await.ok()?;
+        let body = r#"{"provider_id": "not a uuid"}"#;
+        let head = format!(
+            "POST /api/vapi/booking HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        socket.write_all(head.as_bytes()).await.ok()?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Refused while the headers were all that came: the request was never taken.
+        if socket.write_all(body.as_bytes()).await.is_err() {
+            return None;
+        }
+        Some(read_answer(&mut socket, Duration::from_secs(5)).await.map(|(status, _)| status))
+    }
+    let traffic = tokio::spawn(async move {
+        let mut uploads = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            uploads.spawn(upload(address.clone(), token.clone()));
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        uploads.join_all().await
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.stop().await.expect("stopped cleanly");
+    let answered: Vec<Option<Option<u16>>> = traffic.await.expect("traffic");
+    let taken: Vec<Option<u16>> = answered.into_iter().flatten().collect();
+    assert!(taken.len() >= 10, "uploads during the drain were taken: {taken:?}");
+    assert!(taken.iter().all(|status| *status == Some(422)), "every upload taken is answered: {taken:?}");
 }
 
 /// A booking held up by the database when shutdown begins still gets its answer, while `/readyz`
@@ -618,6 +666,7 @@ on_both_backends!(
     an_http2_connection_carries_a_bounded_number_of_requests_at_once,
     shutdown_ends_within_its_grace_with_slow_clients_connected,
     readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,
+    under_steady_traffic_every_request_taken_is_answered,
     the_dispatcher_claims_nothing_once_shutdown_begins,
     an_unfit_request_id_is_replaced_by_a_fresh_one,
 );
