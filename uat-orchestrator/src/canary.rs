@@ -59,6 +59,8 @@ pub struct Side {
     pub restarts: u32,
     /// The last scrape's error, if it failed.
     pub last_error: Option<String>,
+    /// The scrapes that failed at the end of the window, one after another.
+    pub failed_in_a_row: u32,
     pub figures: Figures,
     pub success_rate: Option<f64>,
     pub server_error_rate: Option<f64>,
@@ -84,11 +86,13 @@ struct Watch {
     window: Window,
     tried: u32,
     last_error: Option<String>,
+    failed_in_a_row: u32,
 }
 
 impl Watch {
     fn new(url: &str) -> Self {
-        Self { url: url.trim_end_matches('/').to_owned(), window: Window::default(), tried: 0, last_error: None }
+        let url = url.trim_end_matches('/').to_owned();
+        Self { url, window: Window::default(), tried: 0, last_error: None, failed_in_a_row: 0 }
     }
 
     /// Scrapes the instance's `/metrics`.
@@ -98,10 +102,12 @@ impl Watch {
             Ok(samples) => {
                 self.window.observe(samples);
                 self.last_error = None;
+                self.failed_in_a_row = 0;
                 true
             }
             Err(e) => {
                 self.last_error = Some(e);
+                self.failed_in_a_row += 1;
                 false
             }
         }
@@ -118,6 +124,7 @@ impl Watch {
             scrapes_tried: self.tried,
             restarts: self.window.restarts,
             last_error: self.last_error,
+            failed_in_a_row: self.failed_in_a_row,
             figures,
         }
     }
@@ -125,6 +132,20 @@ impl Watch {
 
 fn criterion(name: &str, threshold: String, measured: String, passed: Option<bool>) -> Criterion {
     Criterion { name: name.to_owned(), threshold, measured, passed }
+}
+
+/// Why the canary is down, if it is: it failed its last two scrapes or more while the baseline
+/// answered its last (and enough to judge it). That is a roll back, not a window that cannot be
+/// judged, which would hold the step with its share of traffic on a release that is not there.
+fn down(baseline: &Side, canary: &Side) -> Option<String> {
+    let baseline_up = baseline.last_error.is_none() && baseline.scrapes >= 2;
+    (canary.failed_in_a_row >= 2 && baseline_up).then(|| {
+        let error = canary.last_error.as_deref().unwrap_or_default();
+        format!(
+            "the canary is down: its last {} scrapes failed ({error}) while the baseline answered",
+            canary.failed_in_a_row
+        )
+    })
 }
 
 /// Why the window cannot be judged, if it cannot.
@@ -330,7 +351,10 @@ pub async fn run(args: CanaryArgs) -> Decision {
     let (baseline, canary) = (baseline.side(), canary.side());
     let mut reasons = unjudgeable_window(&baseline, &canary, &args, (b_saw, c_saw));
     let criteria = judge(&baseline, &canary, args.budget_ms, args.p95_slack_ms);
-    let decision = if !reasons.is_empty() {
+    let decision = if let Some(why) = down(&baseline, &canary) {
+        reasons = vec![why];
+        Decision::Rollback
+    } else if !reasons.is_empty() {
         Decision::CouldNotJudge
     } else {
         reasons = criteria
@@ -492,6 +516,7 @@ mod tests {
             scrapes_tried: 3,
             restarts: 0,
             last_error: None,
+            failed_in_a_row: 0,
             success_rate: figures.success_rate(),
             server_error_rate: figures.server_error_rate(),
             p95_ms: figures.p95().map(|d| d.as_secs_f64() * 1000.0),
@@ -523,6 +548,27 @@ mod tests {
         assert_eq!(stayed_up(&Side { scrapes: 2, ..side(990, 1000, 0, 100.0) }), Some(true), "one missed scrape");
         assert_eq!(stayed_up(&Side { scrapes: 1, ..side(990, 1000, 0, 100.0) }), Some(false), "two missed scrapes");
         assert_eq!(stayed_up(&Side { restarts: 1, ..side(990, 1000, 0, 100.0) }), Some(false), "a restart");
+    }
+
+    /// A canary that stopped answering while the baseline answers is rolled back; one failed
+    /// last scrape is not enough to say, nor is a baseline that stopped answering too.
+    #[test]
+    fn a_canary_that_stopped_answering_is_rolled_back_not_left_unjudged() {
+        let baseline = side(990, 1000, 0, 100.0);
+        let failing = |n: u32| Side {
+            failed_in_a_row: n,
+            last_error: Some("connection refused".into()),
+            ..side(990, 1000, 0, 100.0)
+        };
+        let why = down(&baseline, &failing(2)).expect("down");
+        assert!(why.contains("last 2 scrapes failed (connection refused)"), "{why}");
+        assert_eq!(down(&baseline, &failing(1)), None, "one failed scrape");
+        assert_eq!(down(&failing(1), &failing(3)), None, "the baseline stopped answering too");
+        assert_eq!(
+            down(&Side { scrapes: 1, ..side(990, 1000, 0, 100.0) }, &failing(3)),
+            None,
+            "nothing to compare with"
+        );
     }
 
     #[test]

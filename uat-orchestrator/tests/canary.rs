@@ -321,7 +321,7 @@ async fn a_canary_restarted_in_the_window_is_counted_whole_and_rolled_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_traffic_or_with_an_instance_down_it_cannot_judge() {
+async fn without_traffic_it_cannot_judge_and_a_canary_down_is_rolled_back() {
     let (baseline, canary) = tokio::join!(Instance::start(), Instance::start());
     let reports = tempfile::tempdir().expect("dir");
     let code = uat_orchestrator::main(canary_cli(&baseline.base, &canary.base, "1s", reports.path())).await;
@@ -330,8 +330,19 @@ async fn without_traffic_or_with_an_instance_down_it_cannot_judge() {
     assert_eq!(report["decision"], "could_not_judge");
     assert!(report["reasons"].to_string().contains("too little traffic"), "{report:#}");
 
+    // A canary that answers no scrape while the baseline does is down: a roll back, not a step
+    // held with its traffic on a release that is not there.
     let reports = tempfile::tempdir().expect("dir");
     let code = uat_orchestrator::main(canary_cli(&baseline.base, "http://127.0.0.1:9", "1s", reports.path())).await;
+    let report = json_report(reports.path());
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["decision"], "rollback");
+    assert!(report["reasons"].to_string().contains("the canary is down: its last 2 scrapes failed"), "{report:#}");
+
+    // With neither answering, nothing says which is at fault.
+    let reports = tempfile::tempdir().expect("dir");
+    let code =
+        uat_orchestrator::main(canary_cli("http://127.0.0.1:9", "http://127.0.0.1:9", "1s", reports.path())).await;
     let report = json_report(reports.path());
     assert_eq!(code, 2, "{report:#}");
     assert!(report["reasons"].to_string().contains("the canary did not answer"), "{report:#}");
