@@ -40,6 +40,27 @@ impl Kind {
     }
 }
 
+/// How a patient may cancel or move an appointment, as a message tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manage {
+    /// `PUBLIC_BASE_URL/manage/{token}`: online, while the clinic's cut-off is ahead.
+    Online(String),
+    /// Within the cut-off (or after the start) the link would refuse: only by calling the clinic.
+    CallTheClinic,
+}
+
+impl Manage {
+    fn link(&self) -> Option<&str> {
+        match self {
+            Self::Online(link) => Some(link),
+            Self::CallTheClinic => None,
+        }
+    }
+}
+
+/// What a message says when the appointment is too close to change online.
+const CALL_THE_CLINIC: &str = "It is too close to its time to cancel or move it online: please call the clinic.\n";
+
 /// One email to a patient: everything it shows.
 #[derive(Debug)]
 pub struct EmailMessage<'a> {
@@ -49,8 +70,8 @@ pub struct EmailMessage<'a> {
     pub appointment: &'a Appointment,
     /// `PUBLIC_BASE_URL/confirm/{token}`, for the kinds that carry one.
     pub link: Option<&'a str>,
-    /// `PUBLIC_BASE_URL/manage/{token}`: where the patient cancels or moves it.
-    pub manage: Option<&'a str>,
+    /// How the patient may cancel or move it, if the message says.
+    pub manage: Option<&'a Manage>,
     /// A move's notice: the start it was moved from.
     pub moved_from: Option<DateTime<Utc>>,
 }
@@ -165,8 +186,10 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
              The link works for a limited time. If you did not book this, ignore this message.\n\n"
         ));
     }
-    if let Some(manage) = email.manage {
-        out.push_str(&format!("To cancel it or move it to another time:\n\n{manage}\n"));
+    match email.manage {
+        Some(Manage::Online(link)) => out.push_str(&format!("To cancel it or move it to another time:\n\n{link}\n")),
+        Some(Manage::CallTheClinic) => out.push_str(CALL_THE_CLINIC),
+        None => {}
     }
     out
 }
@@ -181,9 +204,10 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
         Kind::Reminder => "Your appointment is coming up",
     };
     let manage = match email.manage {
-        Some(link) => {
+        Some(Manage::Online(link)) => {
             format!("<p><a href=\"{href}\">Cancel or move this appointment</a></p>", href = html_escape(link))
         }
+        Some(Manage::CallTheClinic) => format!("<p>{}</p>", CALL_THE_CLINIC.trim_end()),
         None => String::new(),
     };
     let action = match email.link {
@@ -258,7 +282,7 @@ fn ics(email: &EmailMessage<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -
     if let Some(link) = email.link {
         description.push_str(&format!(" Confirm: {link}"));
     }
-    if let Some(manage) = email.manage {
+    if let Some(manage) = email.manage.and_then(Manage::link) {
         description.push_str(&format!(" Cancel or move: {manage}"));
     }
     let lines = [

@@ -3,11 +3,11 @@
 //! as it is when the message goes out, after [`why_not_send`] agreed to send it.
 
 use super::{why_not_send, DeliveryError};
-use crate::domain::{PhoneNumber, WebhookId};
+use crate::domain::{Cutoff, PhoneNumber, Reach, WebhookId};
 use crate::links::{LinkToken, Links};
-use crate::mail::email::{EmailMessage, Kind};
+use crate::mail::email::{EmailMessage, Kind, Manage};
 use crate::mail::Transport;
-use crate::store::{self, outbox_kind, Appointment, Delivery, DynStore, OutboxJob};
+use crate::store::{self, outbox_kind, Appointment, ClinicSettings, Delivery, DynStore, OutboxJob};
 use lettre::message::Mailbox;
 use std::sync::Arc;
 
@@ -47,8 +47,10 @@ struct About {
     appointment: Appointment,
     clinic: String,
     provider: String,
-    /// `PUBLIC_BASE_URL/manage/{token}`.
-    manage: Option<String>,
+    /// How the patient may cancel or move it: the manage link while the clinic's cut-off is
+    /// ahead, then by calling the clinic (the link would refuse).
+    manage: Option<Manage>,
+    settings: ClinicSettings,
 }
 
 impl Channels {
@@ -73,15 +75,22 @@ impl Channels {
         }
         let provider = self.store.provider(job.org, appointment.provider_id).await?;
         let provider = provider.map(|p| p.name).unwrap_or_else(|| "your provider".into());
-        let Some(clinic) = self.store.organization(job.org).await?.map(|o| o.name) else {
+        // A clinic deleted meanwhile sends nothing (not a text from `SMS_FROM` in its name).
+        let (Some(clinic), Some(settings)) =
+            (self.store.organization(job.org).await?.map(|o| o.name), self.store.settings(job.org).await?)
+        else {
             return Ok(Err(Delivery::Dropped { reason: "the clinic no longer exists" }));
         };
-        let manage = match self.store.manage_nonce(job.org, job.appointment).await? {
-            Some(nonce) => self.manage_token(&nonce).await?,
-            None => None,
+        let cutoff = Cutoff::minutes(settings.manage_cutoff_minutes);
+        let manage = match cutoff.reach(appointment.slot.start(), store::now()) {
+            Reach::Open => match self.store.manage_nonce(job.org, job.appointment).await? {
+                Some(nonce) => self.manage_token(&nonce).await?,
+                None => None,
+            }
+            .map(|token| Manage::Online(format!("{}/manage/{}", self.base_url, token.as_str()))),
+            Reach::TooSoon | Reach::Started => Some(Manage::CallTheClinic),
         };
-        let manage = manage.map(|token| format!("{}/manage/{}", self.base_url, token.as_str()));
-        Ok(Ok(About { appointment, clinic, provider, manage }))
+        Ok(Ok(About { appointment, clinic, provider, manage, settings }))
     }
 
     /// The manage link's token: under the current key, or, after a rotation, under the previous
@@ -123,7 +132,7 @@ impl Channels {
             provider: &about.provider,
             appointment: &about.appointment,
             link: link.as_deref(),
-            manage: if kind == Kind::Cancelled { None } else { about.manage.as_deref() },
+            manage: if kind == Kind::Cancelled { None } else { about.manage.as_ref() },
             moved_from: outbox_kind::moved_from_of(&job.payload),
         }
         .build(job.id, &self.from, to)?;
@@ -140,11 +149,7 @@ impl Channels {
             Ok(about) => about,
             Err(dropped) => return Ok(dropped),
         };
-        // A clinic deleted since `about` sends nothing, not a text from `SMS_FROM` in its name.
-        let Some(settings) = self.store.settings(job.org).await? else {
-            return Ok(Delivery::Dropped { reason: "the clinic no longer exists" });
-        };
-        let from = settings.sms_from.as_deref().or(self.sms.default_from());
+        let from = about.settings.sms_from.as_deref().or(self.sms.default_from());
         if let Some(from) = from {
             if self.store.sms_opted_out(from, to).await? {
                 return Ok(Delivery::Dropped { reason: "the phone texted STOP to this sender" });
@@ -155,7 +160,7 @@ impl Channels {
             &about.clinic,
             &about.provider,
             &about.appointment,
-            about.manage.as_deref(),
+            about.manage.as_ref(),
             outbox_kind::moved_from_of(&job.payload),
         )
         .ok_or_else(|| DeliveryError::Render(format!("no SMS text for {}", job.kind)))?;

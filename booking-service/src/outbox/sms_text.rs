@@ -1,7 +1,7 @@
 //! The words of the SMS a patient receives: one line each, names cut short, so that a message
 //! stays within a few segments whatever a clinic or provider is called.
 
-use crate::mail::email::one_line;
+use crate::mail::email::{one_line, Manage};
 use crate::store::{outbox_kind, Appointment};
 
 /// The most characters of a clinic's or provider's name an SMS shows.
@@ -35,7 +35,7 @@ pub fn sms_body(
     clinic: &str,
     provider: &str,
     a: &Appointment,
-    manage: Option<&str>,
+    manage: Option<&Manage>,
     moved_from: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Option<String> {
     let (clinic, provider, when, code) = (short(clinic), short(provider), when(a), &a.confirmation_code);
@@ -58,8 +58,10 @@ pub fn sms_body(
         }
         _ => return None,
     };
-    if let Some(link) = manage {
-        body.push_str(&format!(" To cancel or change it: {link}"));
+    match manage {
+        Some(Manage::Online(link)) => body.push_str(&format!(" To cancel or change it: {link}")),
+        Some(Manage::CallTheClinic) => body.push_str(" To cancel or change it, please call the clinic."),
+        None => {}
     }
     if kind == outbox_kind::BOOKING_SMS {
         body.push_str(" Reply STOP to opt out.");
@@ -99,9 +101,9 @@ mod tests {
     #[test]
     fn a_booking_sms_says_when_with_the_code_and_the_link_in_one_line() {
         let a = appointment();
+        let link = Manage::Online("https://x/manage/t".into());
         let body =
-            sms_body(outbox_kind::BOOKING_SMS, "Smile\nClinic", "Dr. Smith", &a, Some("https://x/manage/t"), None)
-                .expect("a body");
+            sms_body(outbox_kind::BOOKING_SMS, "Smile\nClinic", "Dr. Smith", &a, Some(&link), None).expect("a body");
         assert_eq!(
             body,
             "Smile Clinic: you're booked with Dr. Smith on Fri 15 Jan, 2:00 PM (America/New_York). Code K7P2QX. \
@@ -113,7 +115,8 @@ mod tests {
     #[test]
     fn a_move_carries_the_link_and_a_cancellation_does_not() {
         let a = appointment();
-        let link = Some("https://x/manage/t");
+        let online = Manage::Online("https://x/manage/t".into());
+        let link = Some(&online);
         let from = a.slot.start() - chrono::Duration::days(1) - chrono::Duration::minutes(30);
         let moved = sms_body(outbox_kind::RESCHEDULE_SMS, "Smile", "Dr. Smith", &a, link, Some(from)).expect("a body");
         assert_eq!(
@@ -124,6 +127,16 @@ mod tests {
         let cancelled = sms_body(outbox_kind::CANCELLATION_SMS, "Smile", "Dr. Smith", &a, link, None).expect("a body");
         assert!(cancelled.contains("is cancelled") && cancelled.contains("K7P2QX"), "{cancelled}");
         assert!(!cancelled.contains("manage"), "nothing left to manage: {cancelled}");
+    }
+
+    /// Within the clinic's cut-off the link would refuse: the text says to call instead.
+    #[test]
+    fn a_reminder_too_close_to_change_online_says_to_call() {
+        let a = appointment();
+        let body = sms_body(outbox_kind::REMINDER_SMS, "Smile", "Dr. Smith", &a, Some(&Manage::CallTheClinic), None)
+            .expect("a body");
+        assert!(body.ends_with("Code K7P2QX. To cancel or change it, please call the clinic."), "{body}");
+        assert!(!body.contains("http"), "{body}");
     }
 
     #[test]

@@ -179,6 +179,27 @@ async fn a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link(backe
     assert_eq!(twilio.messages().len(), 2, "the SMS sent once");
 }
 
+/// Within the clinic's cut-off the manage link would only refuse (409, "call the clinic"): the
+/// messages say to call instead of offering it. Here the cut-off is 7 days and the appointment 2
+/// days ahead; the confirmation link stays, confirming is not changing.
+async fn messages_too_close_to_change_online_say_to_call_the_clinic(backend: Backend) {
+    let (app, twilio) = with_twilio(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let settings = org.admin.settings().await.expect("settings");
+    org.admin.set_settings(&Settings { manage_cutoff_minutes: 7 * 24 * 60, ..settings }).await.expect("saved");
+    let booked = org.agent.book(&with_email(booking(provider.id, days_ahead(2), "10:00"))).await.expect("booked");
+    let files = wait_eml(&app, 1).await;
+    let email = searchable(&files[0]);
+    assert!(email.contains(&booked.confirmation_code), "{email}");
+    assert!(email.contains("please call the clinic"), "{email}");
+    assert!(!email.contains("/manage/"), "{email}");
+    assert!(email.contains(&format!("{}/confirm/", app.base)), "{email}");
+    let sent = twilio.wait_for(1, std::time::Duration::from_secs(20)).await.expect("the SMS arrives");
+    assert!(sent[0].body.contains("please call the clinic"), "{}", sent[0].body);
+    assert!(!sent[0].body.contains("/manage/"), "{}", sent[0].body);
+}
+
 /// A booking's SMS goes through Twilio's Messages API (a local fake speaking it) from the clinic's
 /// sender with the code and the manage link; after the phone texts STOP, the next booking's SMS is
 /// not sent: it leaves the outbox, not kept as a dead letter for a person to look at.
@@ -310,6 +331,7 @@ on_both_backends!(
     reminders_are_queued_per_offset_and_channel_none_already_due,
     a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
     a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link,
+    messages_too_close_to_change_online_say_to_call_the_clinic,
     the_booking_sms_goes_through_twilio_and_never_after_stop,
     a_phone_twilio_knows_opted_out_is_kept_so_and_not_a_dead_letter,
 );
