@@ -5,7 +5,7 @@
 //! that asks `Accept: application/json` gets JSON, errors in the API's error body. Every answer
 //! carries `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
 
-use super::error::ApiError;
+use super::error::{ApiError, STARTED};
 use super::extract::{ClientAddress, Path};
 use super::pages::{details, document, error_page, follow, page, secured, wants_json};
 use super::AppState;
@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, description = "the appointment and a Confirm button", content_type = "text/html"),
               (status = 404, description = "unknown link", content_type = "text/html"),
               (status = 429, description = "too many unknown links from this address, or requests on this link", content_type = "text/html"),
-              (status = 410, description = "expired link", content_type = "text/html")))]
+              (status = 410, description = "expired link, or a pending appointment whose start has passed", content_type = "text/html")))]
 pub async fn show(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -52,7 +52,7 @@ pub async fn show(
               (status = 404, body = ErrorBody),
               (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
               (status = 409, description = "the appointment is over (completed or marked no-show)", body = ErrorBody),
-              (status = 410, description = "expired link", body = ErrorBody)))]
+              (status = 410, description = "expired link, or the appointment has started", body = ErrorBody)))]
 pub async fn confirm(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -98,6 +98,9 @@ async fn resolve(state: &AppState, token: &str, client: ClientAddress) -> Result
 async fn show_page(state: &AppState, token: &str, client: ClientAddress) -> Result<String, ApiError> {
     let (_, target) = resolve(state, token, client).await?;
     let appointment = state.store.appointment(target.org, target.appointment).await?.ok_or(ApiError::NotFound)?;
+    if appointment.status == AppointmentStatus::Pending && appointment.slot.start() <= store::now() {
+        return Err(store::StoreError::Started.into());
+    }
     let details = details(state, &appointment, "").await;
     Ok(match appointment.status {
         AppointmentStatus::Pending => document(
@@ -126,9 +129,12 @@ fn error(e: ApiError, json: bool) -> Response {
     let (title, text) = match e.status() {
         StatusCode::NOT_FOUND => (
             "Link not found",
-            "This confirmation link is not valid. It may have been replaced by a newer one: \
-             please use the link in your most recent email.",
+            "This confirmation link does not work: the appointment was moved (the email about the \
+             move has a new link) or cancelled, or the link is incomplete.",
         ),
+        StatusCode::GONE if matches!(&e, ApiError::Gone(m) if m == STARTED) => {
+            ("Appointment passed", "This appointment's time has come, so it can no longer be confirmed.")
+        }
         StatusCode::GONE => (
             "Link expired",
             "This confirmation link has expired. Please contact the clinic to confirm your appointment.",

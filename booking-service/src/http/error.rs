@@ -126,6 +126,9 @@ impl From<DomainError> for ApiError {
     }
 }
 
+/// The 410 of a patient's link whose appointment has started.
+pub const STARTED: &str = "the appointment has already started: this link can no longer change it";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -133,9 +136,7 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidState(m) => Self::InvalidState(m),
             StoreError::IdempotencyConflict => Self::IdempotencyConflict,
             StoreError::Expired => Self::Gone("this confirmation link has expired".into()),
-            StoreError::Started => {
-                Self::Gone("the appointment has already started: this link can no longer change it".into())
-            }
+            StoreError::Started => Self::Gone(STARTED.into()),
             StoreError::StaffOnly(name) => {
                 Self::ForbiddenHere(format!("{name} is booked by the clinic's staff, not by a voice agent"))
             }

@@ -1173,9 +1173,11 @@ impl Store for SqlStore {
                 return Ok(Confirmed::Already(appointment));
             }
             still_active(&appointment, |status| format!("the appointment is {status}"))?;
-            if link.is_none() && appointment.slot.start() <= now {
+            // Confirming is for before the visit: afterwards staff mark how it went, and the
+            // patient's link is gone (a `confirmed` event after the fact would mislead).
+            if appointment.slot.start() <= now {
                 let says = "the appointment has started: mark it completed or no-show instead";
-                return Err(StoreError::InvalidState(says.into()).into());
+                return Err(if link.is_some() { StoreError::Started } else { StoreError::InvalidState(says.into()) }.into());
             }
             let sql = "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2";
             tx.run(sql, (actor.org, id, Timestamp(now))).await?;

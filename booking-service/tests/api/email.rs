@@ -455,6 +455,25 @@ async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backen
     assert_eq!(post_confirm(&malformed, false).await.status(), StatusCode::NOT_FOUND);
 }
 
+/// A pending appointment whose start has passed can no longer be confirmed by its link (a
+/// `confirmed` after the visit would mislead the clinic): the page says so, with no button, and
+/// the POST is 410, changing nothing. A confirmed one still reads as confirmed.
+async fn a_link_cannot_confirm_an_appointment_whose_time_has_come(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 1, "15:00")).await.expect("booked");
+    let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
+    crate::attendance::backdate(&app, booked.appointment_id).await;
+    let page = get_page(&link).await;
+    assert_eq!(page.status(), StatusCode::GONE);
+    let html = page.text().await.expect("html");
+    assert!(html.contains("can no longer be confirmed") && !html.contains("<button"), "{html}");
+    let json = post_confirm(&link, true).await;
+    assert_eq!(json.status(), StatusCode::GONE);
+    assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Pending);
+}
+
 async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
@@ -864,6 +883,7 @@ on_both_backends!(
     dispatchers_claiming_at_once_take_each_message_once,
     the_raw_token_appears_nowhere_in_the_database,
     an_expired_link_is_gone_and_an_unknown_one_is_not_found,
+    a_link_cannot_confirm_an_appointment_whose_time_has_come,
     rescheduling_sends_a_fresh_link_and_the_old_one_stops_working,
     a_confirmation_superseded_before_delivery_is_not_sent,
     cancelling_queues_a_notice_and_withdraws_the_link,
