@@ -178,7 +178,17 @@ pub async fn reschedule(
     };
     match moved.await {
         Ok(a) if json => secured(axum::Json(a.to_api()).into_response()),
-        Ok(a) => changed(&state, &token, &a, "Appointment moved", "Your appointment is moved to the time above.").await,
+        Ok(a) => {
+            // A move asks for confirming anew (the status above says so): with an email, its
+            // new link is on the way.
+            let done = match a.patient_email {
+                Some(_) => {
+                    "Your appointment is moved to the time above. Please confirm it with the link we are emailing you."
+                }
+                None => "Your appointment is moved to the time above.",
+            };
+            changed(&state, &token, &a, "Appointment moved", done).await
+        }
         Err(e) => error(&token, e, json),
     }
 }
@@ -315,7 +325,8 @@ fn error(token: &str, e: ApiError, json: bool) -> Response {
             let offer = if starts.is_empty() {
                 String::new()
             } else {
-                format!("<p>These nearby times are free:</p>{}", slot_forms("reschedule", &starts))
+                let forms = slot_forms("reschedule", &starts);
+                format!("<p>These nearby times are free, in your appointment's time zone:</p>{forms}")
             };
             (
                 "That time is no longer free",
@@ -326,7 +337,12 @@ fn error(token: &str, e: ApiError, json: bool) -> Response {
             ("This appointment cannot be changed here", format!("<p>{}.</p>{back}", html_escape(&sentence(message))))
         }
         ApiError::Validation(message) | ApiError::BadRequest(message) | ApiError::UnsupportedMediaType(message) => {
-            ("Please pick another time", format!("<p>{}.</p>{back}", html_escape(&sentence(message))))
+            // Without the field's name ("starts_at: ..."), which means nothing to a patient.
+            let said = message
+                .split_once(": ")
+                .filter(|(field, _)| !field.contains(' '))
+                .map_or(message.as_str(), |(_, rest)| rest);
+            ("Please pick another time", format!("<p>{}.</p>{back}", html_escape(&sentence(said))))
         }
         ApiError::PayloadTooLarge => ("Please pick another time", back),
         ApiError::RateLimited(_) => ("Too many requests", "<p>Please wait a minute, then try again.</p>".to_owned()),

@@ -77,7 +77,7 @@ pub fn document(title: &str, body: &str) -> String {
          body{{font-family:system-ui,sans-serif;line-height:1.5;max-width:32rem;margin:0 auto;padding:1rem;color:#111}}\
          h1{{font-size:1.5rem}}h2{{font-size:1.2rem;margin-top:2rem}}dt{{font-weight:600}}dd{{margin:0 0 .75rem}}\
          button{{font-size:1.1rem;padding:.75rem 1.5rem;border:0;border-radius:.4rem;background:#1d4ed8;color:#fff;cursor:pointer}}\
-         button.danger{{background:#b91c1c}}button:focus{{outline:3px solid #f59e0b;outline-offset:2px}}\
+         button.danger{{background:#b91c1c}}button:focus,a:focus{{outline:3px solid #b45309;outline-offset:2px}}\
          a.danger{{display:inline-block;font-size:1.1rem;padding:.75rem 1.5rem;border-radius:.4rem;background:#b91c1c;color:#fff}}\
          ul.slots{{list-style:none;padding:0}}ul.slots li{{margin:0 0 .5rem}}ul.slots button{{width:100%;text-align:left}}\
          </style></head><body><main><h1>{title}</h1>{body}</main></body></html>"

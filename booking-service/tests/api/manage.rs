@@ -564,10 +564,13 @@ async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
     let body: serde_json::Value = answer.json().await.expect("json");
     assert_eq!(body["error"]["code"], "validation_failed");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("must be in the future")), "{body}");
-    // A page for a person, not JSON, when the form is wrong.
+    // A page for a person, not JSON, when the form is wrong, in words without the field's name
+    // (a page left open until its times passed).
     let page = move_by_form(&link, "soon").await;
     assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    let page = move_by_form(&link, &past).await.text().await.expect("html");
+    assert!(page.contains("The appointment must be in the future.") && !page.contains("tarts_at"), "{page}");
     assert_eq!(audit(&app, &org, booked.appointment_id).await.len(), 1, "nothing written");
 }
 
