@@ -7,7 +7,7 @@
 
 use super::error::{ApiError, STARTED};
 use super::extract::{ClientAddress, Path};
-use super::pages::{details, document, error_page, follow, page, secured, wants_json};
+use super::pages::{details, document, error_page, follow, page, wants_json};
 use super::AppState;
 use crate::links::LinkToken;
 use crate::store::{self, Actor, Confirmed, LinkTarget};
@@ -72,7 +72,7 @@ pub async fn confirm(
     };
     if json {
         let body = ConfirmationResponse { success: true, appointment_id: appointment.id.0, status: appointment.status };
-        return secured((StatusCode::OK, axum::Json(body)).into_response());
+        return (StatusCode::OK, axum::Json(body)).into_response();
     }
     let details = details(&state, &appointment, "").await;
     page(
@@ -124,7 +124,7 @@ async fn show_page(state: &AppState, token: &str, client: ClientAddress) -> Resu
 /// The error as the API's JSON error body, or as a page.
 fn error(e: ApiError, json: bool) -> Response {
     if json {
-        return secured(e.into_response());
+        return e.into_response();
     }
     let (title, text) = match e.status() {
         StatusCode::NOT_FOUND => (

@@ -8,12 +8,12 @@
 //! as the actor `patient` under the clinic's `manage_cutoff_minutes`, checked in the change's own
 //! transaction: within the cut-off 409 `invalid_state`, from the start on 410. Pages are plain HTML
 //! forms (no JavaScript); `Accept: application/json` gets the appointment JSON, errors in the API's
-//! error body. Every answer is private (`pages::secured`).
+//! error body. Every answer is private (`pages::secure_links`).
 
 use super::confirm::PATIENT;
 use super::error::ApiError;
 use super::extract::{ClientAddress, FormOrJson, Path};
-use super::pages::{details, document, error_page, follow, page, secured, wants_json};
+use super::pages::{details, document, error_page, follow, page, wants_json};
 use super::AppState;
 use crate::booking;
 use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
@@ -95,7 +95,7 @@ async fn show_asking(
             return Err(StoreError::Started.into());
         }
         if json {
-            return Ok(secured(axum::Json(appointment.to_api()).into_response()));
+            return Ok(axum::Json(appointment.to_api()).into_response());
         }
         if asking && appointment.status.is_active() && reach == Reach::Open {
             return Ok(page(StatusCode::OK, ask_page(&state, &token, &appointment).await));
@@ -142,7 +142,7 @@ pub async fn cancel(
         Ok::<_, ApiError>(state.store.cancel(&actor, link.id, reason, Some(link.cutoff)).await?)
     };
     match cancelled.await {
-        Ok(a) if json => secured(axum::Json(a.to_api()).into_response()),
+        Ok(a) if json => axum::Json(a.to_api()).into_response(),
         Ok(a) => changed(&state, &token, &a, "Appointment cancelled", "Your appointment is cancelled.").await,
         Err(e) => error(&token, e, json),
     }
@@ -177,7 +177,7 @@ pub async fn reschedule(
         )
     };
     match moved.await {
-        Ok(a) if json => secured(axum::Json(a.to_api()).into_response()),
+        Ok(a) if json => axum::Json(a.to_api()).into_response(),
         Ok(a) => {
             // A move asks for confirming anew (the status above says so): with an email, its
             // new link is on the way.
@@ -305,7 +305,7 @@ async fn changed(state: &AppState, token: &str, a: &Appointment, title: &str, do
 /// The pages with a form are served under `/manage/{token}/…`, so their actions are relative to it.
 fn error(token: &str, e: ApiError, json: bool) -> Response {
     if json {
-        return secured(e.into_response());
+        return e.into_response();
     }
     let back = format!("<p><a href=\"../{}\">Back to your appointment</a></p>", html_escape(token));
     let (title, body) = match &e {

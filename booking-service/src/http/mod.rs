@@ -131,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .layer(state.client_ip.clone().into_extension())
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))
         .layer(CatchPanicLayer::custom(panic_as_internal_error))
+        .layer(middleware::from_fn(pages::secure_links))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -168,10 +169,14 @@ async fn drop_unfit_request_id(mut req: Request) -> Request {
     req
 }
 
-/// The request's path for the logs, with the credential of a link (`/confirm/{token}`) masked.
+/// The request's path for the logs, with the credential of a link (`/confirm/{token}`) masked,
+/// also in a link's path that matches no route (a segment added to it).
 fn logged_path(path: &str, route: Option<&MatchedPath>) -> String {
     match route.map(MatchedPath::as_str) {
         Some(template) if template.contains("{token}") => masked(path, template),
+        None if pages::is_link_path(path) => {
+            path.split('/').enumerate().map(|(i, part)| if i == 2 { "***" } else { part }).collect::<Vec<_>>().join("/")
+        }
         _ => path.to_owned(),
     }
 }
@@ -234,5 +239,9 @@ mod tests {
     fn a_link_token_is_masked_in_the_logged_path() {
         assert_eq!(masked("/confirm/s3cret-token", "/confirm/{token}"), "/confirm/***");
         assert_eq!(masked("/manage/s3cret/cancel", "/manage/{token}/cancel"), "/manage/***/cancel");
+        // Matching no route: the segment after the link's prefix is the token all the same.
+        assert_eq!(logged_path("/manage/s3cret/nothing/here", None), "/manage/***/nothing/here");
+        assert_eq!(logged_path("/confirm/s3cret/x", None), "/confirm/***/x");
+        assert_eq!(logged_path("/api/providers/x", None), "/api/providers/x");
     }
 }

@@ -85,7 +85,7 @@ pub fn document(title: &str, body: &str) -> String {
 }
 
 pub fn page(status: StatusCode, body: String) -> Response {
-    secured((status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response())
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 /// The page of an error `e` of a link: `page` at its status, with the `Retry-After` of a 429. An
@@ -100,9 +100,26 @@ pub fn error_page(e: ApiError, title: &str, body: &str) -> Response {
     response
 }
 
+/// Whether `path` is under a patient's link, whose token is in the path.
+pub fn is_link_path(path: &str) -> bool {
+    path.starts_with("/confirm/") || path.starts_with("/manage/")
+}
+
+/// Gives every answer under a patient's link [`secured`]'s headers: the pages' and the JSON's, and
+/// as well the request deadline's 503, a panic's 500, a method's 400 and an unknown path's 404.
+pub async fn secure_links(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let link = is_link_path(req.uri().path());
+    let response = next.run(req).await;
+    if link {
+        secured(response)
+    } else {
+        response
+    }
+}
+
 /// The headers every answer of a link carries: the token must not leak to another site
 /// (`no-referrer`) nor stay in a cache (`no-store`), and the page runs no script at all.
-pub fn secured(mut response: Response) -> Response {
+fn secured(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

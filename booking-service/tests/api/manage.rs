@@ -496,6 +496,12 @@ async fn unknown_and_malformed_links_are_not_found(backend: Backend) {
     }
     // The manage token is not a confirmation token (one purpose each).
     let link = app.manage_link(org.id, booked.appointment_id).await;
+    // Answers the router gives rather than the pages (a path with a segment added, a move's
+    // address opened by GET) are private too: the token is in their address.
+    for answer in [get(&format!("{link}/nothing-here"), false).await, get(&format!("{link}/reschedule"), false).await] {
+        assert!(answer.status().is_client_error(), "{}", answer.status());
+        assert_private(&answer);
+    }
     let token = link.rsplit('/').next().expect("token");
     let as_confirm = client().post(format!("{}/confirm/{token}", app.base)).send().await.expect("POST");
     assert_eq!(as_confirm.status(), StatusCode::NOT_FOUND);
