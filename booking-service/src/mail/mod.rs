@@ -55,9 +55,11 @@ impl Transport {
 
     pub async fn send(&self, job: uuid::Uuid, message: &lettre::Message) -> Result<(), MailError> {
         match self {
-            Self::Smtp(smtp) => {
-                smtp.send(message.clone()).await.map(|_| ()).map_err(|e| MailError::Smtp(e.to_string()))
-            }
+            Self::Smtp(smtp) => smtp
+                .send(message.clone())
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Smtp(without_addresses(&e.to_string()))),
             Self::Files(dir) => {
                 crate::spool::write(dir, format!("{job}.eml"), message.formatted()).await.map_err(MailError::File)
             }
@@ -65,9 +67,21 @@ impl Transport {
     }
 }
 
+/// An SMTP server's words with every email address left out: servers repeat the recipient's in
+/// their refusals, and the error goes to the logs and the outbox's `last_error`.
+fn without_addresses(said: &str) -> String {
+    said.split(' ').map(|word| if word.contains('@') { "<address>" } else { word }).collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_smtp_refusal_is_kept_without_the_patients_address() {
+        let said = "permanent error (550): 5.1.1 <ada.lovelace@example.com>: Recipient address rejected";
+        assert_eq!(without_addresses(said), "permanent error (550): 5.1.1 <address> Recipient address rejected");
+    }
 
     fn transport(url: &str) -> anyhow::Result<Transport> {
         Transport::new(Some(url), PathBuf::from("unused"), Duration::from_secs(5))
