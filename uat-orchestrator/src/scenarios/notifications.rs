@@ -192,6 +192,8 @@ async fn set_up(run: &Run<'_>, peers: &Peers, clinic: &Clinic) -> Result<String,
     let mut wanted = settings.body.clone();
     wanted["reminder_offsets_minutes"] = json!([OFFSET_MINUTES]);
     wanted["max_active_per_caller"] = json!(0);
+    // Changes online up to the start, so the messages of bookings minutes ahead carry the link.
+    wanted["manage_cutoff_minutes"] = json!(0);
     let put = run.probe.request(Method::PUT, "/api/settings", Some(&clinic.admin)).json(&wanted);
     expect(run.probe.send("set the reminders", put).await?, 200, "set the reminders")?;
     let path = format!("/api/providers/{}", clinic.provider_id());
