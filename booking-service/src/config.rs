@@ -245,7 +245,7 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Seconds from SIGTERM within which requests in flight finish (new ones are taken until it
-    /// less the request timeout); then the process exits anyway.
+    /// less the request timeout and 2 s); then the process exits anyway.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", value_parser = seconds(), default_value_t = DEFAULT_SHUTDOWN_GRACE_SECS)]
     pub shutdown_grace_secs: u64,
 

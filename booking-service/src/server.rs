@@ -102,10 +102,14 @@ impl Readiness {
     }
 }
 
+/// What the drain leaves after a request's timeout for its answer (a 503 at the timeout included)
+/// to be written before the grace ends.
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+
 /// Serves `router` on `listener` until `shutdown` completes, then drains: `/readyz` turns 503,
 /// new connections are still taken while requests are in flight (so a load balancer sees the
-/// 503), and when none is left, or at the last call (the grace less the request timeout: under
-/// steady traffic none is ever left), the listener closes and every connection is asked to
+/// 503), and when none is left, or at the last call (the grace less the request timeout and
+/// [`ANSWER_MARGIN`]: under steady traffic none is ever left), the listener closes and every connection is asked to
 /// finish its answer and close. Whatever is still open at the end of the grace is cut; a request
 /// taken before the last call has ended by then. Returns the instant the grace ends, which
 /// bounds what the caller still does.
@@ -147,7 +151,7 @@ pub async fn serve(
     server.shared.draining.begin();
     let (settings, now) = (&server.shared.settings, Instant::now());
     let deadline = now + settings.shutdown_grace;
-    let last_call = now + settings.shutdown_grace.saturating_sub(settings.request_timeout);
+    let last_call = now + settings.shutdown_grace.saturating_sub(settings.request_timeout + ANSWER_MARGIN);
     tracing::info!(
         in_flight = server.shared.requests.count(),
         grace_secs = settings.shutdown_grace.as_secs_f64(),

@@ -168,6 +168,14 @@ impl Application {
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             request_timeout: config.request_timeout(),
         };
+        if server.shutdown_grace < server.request_timeout + crate::server::ANSWER_MARGIN {
+            tracing::warn!(
+                grace_secs = config.shutdown_grace_secs,
+                request_timeout_secs = config.request_timeout_secs,
+                "SHUTDOWN_GRACE_SECS is shorter than REQUEST_TIMEOUT_SECS plus 2 s: a busy instance that is stopped \
+                 takes no new request at all, and one it took may be cut"
+            );
+        }
         let retention_days = config.retention_days;
         Ok(Self { listener, address, state, dev, dispatcher, mail_target, retention_days, server })
     }

@@ -5,7 +5,7 @@
 //! that asks `Accept: application/json` gets JSON, errors in the API's error body. Every answer
 //! carries `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
 
-use super::error::{ApiError, STARTED};
+use super::error::ApiError;
 use super::extract::{ClientAddress, Path};
 use super::pages::{details, document, error_page, follow, page, wants_json};
 use super::AppState;
@@ -130,9 +130,9 @@ fn error(e: ApiError, json: bool) -> Response {
         StatusCode::NOT_FOUND => (
             "Link not found",
             "This confirmation link does not work: the appointment was moved (the email about the \
-             move has a new link) or cancelled, or the link is incomplete.",
+             move has a new link) or cancelled, or the link is incomplete or too old.",
         ),
-        StatusCode::GONE if matches!(&e, ApiError::Gone(m) if m == STARTED) => {
+        StatusCode::GONE if matches!(e, ApiError::Started) => {
             ("Appointment passed", "This appointment's time has come, so it can no longer be confirmed.")
         }
         StatusCode::GONE => (

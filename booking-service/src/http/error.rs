@@ -28,8 +28,12 @@ pub enum ApiError {
     SlotUnavailable { message: String, alternatives: Vec<Slot> },
     #[error("{0}")]
     InvalidState(String),
-    #[error("{0}")]
-    Gone(String),
+    /// An expired confirmation link.
+    #[error("this confirmation link has expired")]
+    Expired,
+    /// A patient's link whose appointment has started.
+    #[error("the appointment has already started: this link can no longer change it")]
+    Started,
     #[error("the request body is larger than this route takes (64 KiB; 1 MiB for the Vapi server URL, 16 KiB for inbound SMS, 1 KiB for manage links)")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -56,7 +60,7 @@ impl ApiError {
             Self::Forbidden | Self::ForbiddenHere(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::SlotUnavailable { .. } | Self::InvalidState(_) => StatusCode::CONFLICT,
-            Self::Gone(_) => StatusCode::GONE,
+            Self::Expired | Self::Started => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
@@ -75,7 +79,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::SlotUnavailable { .. } => "slot_unavailable",
             Self::InvalidState(_) => "invalid_state",
-            Self::Gone(_) => "gone",
+            Self::Expired | Self::Started => "gone",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
@@ -126,17 +130,14 @@ impl From<DomainError> for ApiError {
     }
 }
 
-/// The 410 of a patient's link whose appointment has started.
-pub const STARTED: &str = "the appointment has already started: this link can no longer change it";
-
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound,
             StoreError::InvalidState(m) => Self::InvalidState(m),
             StoreError::IdempotencyConflict => Self::IdempotencyConflict,
-            StoreError::Expired => Self::Gone("this confirmation link has expired".into()),
-            StoreError::Started => Self::Gone(STARTED.into()),
+            StoreError::Expired => Self::Expired,
+            StoreError::Started => Self::Started,
             StoreError::StaffOnly(name) => {
                 Self::ForbiddenHere(format!("{name} is booked by the clinic's staff, not by a voice agent"))
             }

@@ -314,7 +314,7 @@ fn error(token: &str, e: ApiError, json: bool) -> Response {
             "<p>This link is not valid. Please use the link in your most recent message from the clinic.</p>"
                 .to_owned(),
         ),
-        ApiError::Gone(_) => (
+        ApiError::Started => (
             "Appointment started",
             "<p>This appointment has already started, so this link can no longer change it. \
              Please contact the clinic.</p>"

@@ -174,18 +174,17 @@ async fn drop_unfit_request_id(mut req: Request) -> Request {
 fn logged_path(path: &str, route: Option<&MatchedPath>) -> String {
     match route.map(MatchedPath::as_str) {
         Some(template) if template.contains("{token}") => masked(path, template),
-        None if pages::is_link_path(path) => {
-            path.split('/').enumerate().map(|(i, part)| if i == 2 { "***" } else { part }).collect::<Vec<_>>().join("/")
-        }
+        None if pages::is_link_path(path) => masked(path, "/link/{token}"),
         _ => path.to_owned(),
     }
 }
 
+/// `path` with the parts that `template` names `{token}` masked; parts past the template's end
+/// are kept as they are.
 fn masked(path: &str, template: &str) -> String {
-    template
-        .split('/')
-        .zip(path.split('/'))
-        .map(|(part, given)| if part == "{token}" { "***" } else { given })
+    let mut template = template.split('/');
+    path.split('/')
+        .map(|given| if template.next() == Some("{token}") { "***" } else { given })
         .collect::<Vec<_>>()
         .join("/")
 }

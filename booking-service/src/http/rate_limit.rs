@@ -28,6 +28,10 @@ pub struct RateLimit {
     limiters: Option<[Limiter; 2]>,
 }
 
+/// The limiters' places in [`RateLimit::limiters`].
+const REQUESTS: usize = 0;
+const MESSAGES: usize = 1;
+
 /// A limiter and its burst.
 struct Limiter(DefaultKeyedRateLimiter<Key>, NonZeroU32);
 
@@ -48,7 +52,7 @@ impl Limiter {
         match limiter.check_key_n(&key, n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(ApiError::RateLimited(not_until.wait_time_from(DefaultClock::default().now()))),
-            // More than a burst at once: never asked for, as `n` is at most one.
+            // More than a burst at once: never asked for, as `n` is at most one burst.
             Err(_) => Err(ApiError::RateLimited(std::time::Duration::from_secs(60))),
         }
     }
@@ -69,20 +73,24 @@ impl RateLimit {
     /// Counts `n` requests of the caller's at once (a Vapi message's tool calls), at most a
     /// whole burst.
     pub fn charge(&self, caller: &Caller, n: usize) -> Result<(), ApiError> {
-        self.limiters.as_ref().map_or(Ok(()), |[requests, _]| requests.check((caller.org, caller.sub.clone()), n))
+        self.spend(REQUESTS, (caller.org, caller.sub.clone()), n)
     }
 
     /// A Vapi server message, at the door: it spends the messages' own allowance; what it then
     /// asks for is charged as requests.
     pub fn check_vapi_message(&self, caller: &Caller) -> Result<(), ApiError> {
-        self.limiters.as_ref().map_or(Ok(()), |[_, messages]| messages.check((caller.org, caller.sub.clone()), 1))
+        self.spend(MESSAGES, (caller.org, caller.sub.clone()), 1)
     }
 
     /// A patient's links (confirm and manage) count as one caller of their own (their tokens are
     /// the credential), keyed by their appointment once a token is known, so an unknown token
     /// adds no key.
     pub fn check_link(&self, org: OrgId, appointment: AppointmentId) -> Result<(), ApiError> {
-        let key = (Some(org), format!("patient-links:{}", appointment.0));
-        self.limiters.as_ref().map_or(Ok(()), |[requests, _]| requests.check(key, 1))
+        self.spend(REQUESTS, (Some(org), format!("patient-links:{}", appointment.0)), 1)
+    }
+
+    /// Counts `n` against `key` in the limiter `which` ([`REQUESTS`] or [`MESSAGES`]).
+    fn spend(&self, which: usize, key: Key, n: usize) -> Result<(), ApiError> {
+        self.limiters.as_ref().map_or(Ok(()), |limiters| limiters[which].check(key, n))
     }
 }

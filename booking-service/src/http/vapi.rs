@@ -91,11 +91,8 @@ pub async fn tools(
             let sorry =
                 "I'm sorry, the clinic's booking system isn't answering right now. Please call again in a few minutes.";
             let until = arrived + state.vapi.deadline.min(ASSISTANT_REQUEST_DEADLINE);
-            let answer = async {
-                state.rate_limit.check(&caller.caller)?;
-                assistant(&state, &actor).await
-            };
-            let why = match tokio::time::timeout_at(until, answer).await {
+            state.rate_limit.check(&caller.caller)?;
+            let why = match tokio::time::timeout_at(until, assistant(&state, &actor)).await {
                 Ok(Ok(answer)) => return Ok(Json(answer)),
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "not answered within its deadline".to_owned(),

@@ -58,6 +58,9 @@ impl Manage {
     }
 }
 
+/// What the email says under its confirmation link, in both parts.
+const LINK_NOTE: &str = "The link works for a limited time. If you did not book this, ignore this message.";
+
 /// What a message says when the appointment is too close to change online.
 const CALL_THE_CLINIC: &str = "It is too close to its time to cancel or move it online: please call the clinic.\n";
 
@@ -182,8 +185,7 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
     out.push_str(&format!("Confirmation code: {}\n\n", email.appointment.confirmation_code));
     if let Some(link) = email.link {
         out.push_str(&format!(
-            "Please confirm it by opening this link and pressing Confirm:\n\n{link}\n\n\
-             The link works for a limited time. If you did not book this, ignore this message.\n\n"
+            "Please confirm it by opening this link and pressing Confirm:\n\n{link}\n\n{LINK_NOTE}\n\n"
         ));
     }
     match email.manage {
@@ -214,8 +216,9 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
         Some(link) => format!(
             "<p><a href=\"{href}\" style=\"display:inline-block;padding:12px 20px;background:#1d4ed8;color:#fff;\
              text-decoration:none;border-radius:6px\">Confirm my appointment</a></p>\
-             <p style=\"font-size:14px\">Or open this link: {href}</p>",
-            href = html_escape(link)
+             <p style=\"font-size:14px\">Or open this link: {href}</p><p style=\"font-size:14px\">{note}</p>",
+            href = html_escape(link),
+            note = LINK_NOTE
         ),
         None => String::new(),
     };

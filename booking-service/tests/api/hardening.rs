@@ -399,49 +399,69 @@ async fn the_dispatcher_claims_nothing_once_shutdown_begins(backend: Backend) {
 }
 
 /// Under steady traffic the requests in flight never run out: the drain takes new ones until its
-/// last call (the grace less the request timeout), then closes the listener, and every request it
-/// took is answered before the grace ends rather than cut there. Here an upload that takes 600 ms
-/// starts every 150 ms; the grace is 3 s and the request timeout 2 s.
+/// last call (the grace less the request timeout and 2 s), then closes the listener, and every
+/// request it took is answered before the grace ends rather than cut there. Here an upload that
+/// takes 600 ms starts every 150 ms for 7 s; the grace is 5 s (the last call 1 s after the stop)
+/// and the request timeout 2 s. A connection the last call closes before its request was read
+/// ends then, about 1 s after the stop; one cut at the grace's end would end 5 s after it.
 async fn under_steady_traffic_every_request_taken_is_answered(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
-        c.shutdown_grace_secs = 3;
+        c.shutdown_grace_secs = 5;
         c.request_timeout_secs = 2;
         c.vapi_deadline_ms = 1500;
     })
     .await;
     let org = app.org("UTC").await;
     let (address, token) = (host(&app), token(Role::Agent, Some(org.id)));
-    // `None`: refused before it was taken; else its answer's status, if any.
-    async fn upload(address: String, token: String) -> Option<Option<u16>> {
-        let mut socket = TcpStream::connect(&address).await.ok()?;
+    enum Upload {
+        /// Refused, or reset before its body went: never taken.
+        NotTaken,
+        Answered(u16),
+        /// Closed without an answer, at that instant.
+        Closed(Instant),
+    }
+    async fn upload(address: String, token: String) -> Upload {
+        let Ok(mut socket) = TcpStream::connect(&address).await else { return Upload::NotTaken };
         let body = r#"{"provider_id": "not a uuid"}"#;
         let head = format!(
             "POST /api/vapi/booking HTTP/1.1\r\nHost: clinic\r\nAuthorization: Bearer {token}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        socket.write_all(head.as_bytes()).await.ok()?;
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        // Refused while the headers were all that came: the request was never taken.
-        if socket.write_all(body.as_bytes()).await.is_err() {
-            return None;
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return Upload::NotTaken;
         }
-        Some(read_answer(&mut socket, Duration::from_secs(5)).await.map(|(status, _)| status))
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        if socket.write_all(body.as_bytes()).await.is_err() {
+            return Upload::NotTaken;
+        }
+        match read_answer(&mut socket, Duration::from_secs(8)).await {
+            Some((status, _)) => Upload::Answered(status),
+            None => Upload::Closed(Instant::now()),
+        }
     }
     let traffic = tokio::spawn(async move {
         let mut uploads = tokio::task::JoinSet::new();
-        for _ in 0..30 {
+        for _ in 0..47 {
             uploads.spawn(upload(address.clone(), token.clone()));
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
         uploads.join_all().await
     });
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    let stopped_at = Instant::now();
     app.stop().await.expect("stopped cleanly");
-    let answered: Vec<Option<Option<u16>>> = traffic.await.expect("traffic");
-    let taken: Vec<Option<u16>> = answered.into_iter().flatten().collect();
-    assert!(taken.len() >= 10, "uploads during the drain were taken: {taken:?}");
-    assert!(taken.iter().all(|status| *status == Some(422)), "every upload taken is answered: {taken:?}");
+    let uploads = traffic.await.expect("traffic");
+    let answered: Vec<u16> =
+        uploads.iter().filter_map(|u| if let Upload::Answered(s) = u { Some(*s) } else { None }).collect();
+    assert!(answered.len() >= 10, "uploads during the drain were taken: {answered:?}");
+    assert!(answered.iter().all(|status| *status == 422), "every upload read is answered: {answered:?}");
+    let cut: Vec<Duration> = uploads
+        .iter()
+        .filter_map(|u| if let Upload::Closed(at) = u { Some(at.duration_since(stopped_at)) } else { None })
+        .filter(|after| *after >= Duration::from_secs(3))
+        .collect();
+    assert!(cut.is_empty(), "requests cut near the grace's end, this long after the stop: {cut:?}");
 }
 
 /// A booking held up by the database when shutdown begins still gets its answer, while `/readyz`
