@@ -45,15 +45,16 @@ impl Kind {
 pub enum Manage {
     /// `PUBLIC_BASE_URL/manage/{token}`: online, while the clinic's cut-off is ahead.
     Online(String),
-    /// Within the cut-off (or after the start) the link would refuse: only by calling the clinic.
-    CallTheClinic,
+    /// Within the cut-off (or after the start) the link would refuse: only by calling the clinic,
+    /// at its front-desk number (Vapi's transfer number) when it has one.
+    CallTheClinic(Option<String>),
 }
 
 impl Manage {
     fn link(&self) -> Option<&str> {
         match self {
             Self::Online(link) => Some(link),
-            Self::CallTheClinic => None,
+            Self::CallTheClinic(_) => None,
         }
     }
 }
@@ -61,8 +62,18 @@ impl Manage {
 /// What the email says under its confirmation link, in both parts.
 const LINK_NOTE: &str = "The link works for a limited time. If you did not book this, ignore this message.";
 
-/// What a message says when the appointment is too close to change online.
-const CALL_THE_CLINIC: &str = "It is too close to its time to cancel or move it online: please call the clinic.\n";
+/// "please call the clinic", at its number when it has one.
+pub fn call_the_clinic(phone: Option<&str>) -> String {
+    match phone {
+        Some(phone) => format!("please call the clinic at {phone}"),
+        None => "please call the clinic".to_owned(),
+    }
+}
+
+/// What an email says when the appointment is too close to change online.
+fn too_close(phone: Option<&str>) -> String {
+    format!("It is too close to its time to cancel or move it online: {}.", call_the_clinic(phone))
+}
 
 /// One email to a patient: everything it shows.
 #[derive(Debug)]
@@ -190,7 +201,7 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
     }
     match email.manage {
         Some(Manage::Online(link)) => out.push_str(&format!("To cancel it or move it to another time:\n\n{link}\n")),
-        Some(Manage::CallTheClinic) => out.push_str(CALL_THE_CLINIC),
+        Some(Manage::CallTheClinic(phone)) => out.push_str(&format!("{}\n", too_close(phone.as_deref()))),
         None => {}
     }
     out
@@ -209,7 +220,7 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
         Some(Manage::Online(link)) => {
             format!("<p><a href=\"{href}\">Cancel or move this appointment</a></p>", href = html_escape(link))
         }
-        Some(Manage::CallTheClinic) => format!("<p>{}</p>", CALL_THE_CLINIC.trim_end()),
+        Some(Manage::CallTheClinic(phone)) => format!("<p>{}</p>", html_escape(&too_close(phone.as_deref()))),
         None => String::new(),
     };
     let action = match email.link {

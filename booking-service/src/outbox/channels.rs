@@ -76,8 +76,8 @@ impl Channels {
         let provider = self.store.provider(job.org, appointment.provider_id).await?;
         let provider = provider.map(|p| p.name).unwrap_or_else(|| "your provider".into());
         // A clinic deleted meanwhile sends nothing (not a text from `SMS_FROM` in its name).
-        let (Some(clinic), Some(settings)) =
-            (self.store.organization(job.org).await?.map(|o| o.name), self.store.settings(job.org).await?)
+        let (Some(org), Some(settings)) =
+            (self.store.organization(job.org).await?, self.store.settings(job.org).await?)
         else {
             return Ok(Err(Delivery::Dropped { reason: "the clinic no longer exists" }));
         };
@@ -88,9 +88,9 @@ impl Channels {
                 None => None,
             }
             .map(|token| Manage::Online(format!("{}/manage/{}", self.base_url, token.as_str()))),
-            Reach::TooSoon | Reach::Started => Some(Manage::CallTheClinic),
+            Reach::TooSoon | Reach::Started => Some(Manage::CallTheClinic(org.vapi.transfer_number)),
         };
-        Ok(Ok(About { appointment, clinic, provider, manage, settings }))
+        Ok(Ok(About { appointment, clinic: org.name, provider, manage, settings }))
     }
 
     /// The manage link's token: under the current key, or, after a rotation, under the previous

@@ -1,7 +1,7 @@
 //! The words of the SMS a patient receives: one line each, names cut short, so that a message
 //! stays within a few segments whatever a clinic or provider is called.
 
-use crate::mail::email::{one_line, Manage};
+use crate::mail::email::{call_the_clinic, one_line, Manage};
 use crate::store::{outbox_kind, Appointment};
 
 /// The most characters of a clinic's or provider's name an SMS shows.
@@ -60,7 +60,9 @@ pub fn sms_body(
     };
     match manage {
         Some(Manage::Online(link)) => body.push_str(&format!(" To cancel or change it: {link}")),
-        Some(Manage::CallTheClinic) => body.push_str(" To cancel or change it, please call the clinic."),
+        Some(Manage::CallTheClinic(phone)) => {
+            body.push_str(&format!(" To cancel or change it, {}.", call_the_clinic(phone.as_deref())))
+        }
         None => {}
     }
     if kind == outbox_kind::BOOKING_SMS {
@@ -133,10 +135,15 @@ mod tests {
     #[test]
     fn a_reminder_too_close_to_change_online_says_to_call() {
         let a = appointment();
-        let body = sms_body(outbox_kind::REMINDER_SMS, "Smile", "Dr. Smith", &a, Some(&Manage::CallTheClinic), None)
-            .expect("a body");
+        let call = |phone: Option<&str>| {
+            let manage = Manage::CallTheClinic(phone.map(str::to_owned));
+            sms_body(outbox_kind::REMINDER_SMS, "Smile", "Dr. Smith", &a, Some(&manage), None).expect("a body")
+        };
+        let body = call(None);
         assert!(body.ends_with("Code K7P2QX. To cancel or change it, please call the clinic."), "{body}");
         assert!(!body.contains("http"), "{body}");
+        let body = call(Some("+15550102000"));
+        assert!(body.ends_with("please call the clinic at +15550102000."), "{body}");
     }
 
     #[test]

@@ -180,8 +180,9 @@ async fn a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link(backe
 }
 
 /// Within the clinic's cut-off the manage link would only refuse (409, "call the clinic"): the
-/// messages say to call instead of offering it. Here the cut-off is 7 days and the appointment 2
-/// days ahead; the confirmation link stays, confirming is not changing.
+/// messages say to call instead of offering it, at the clinic's front-desk number (its Vapi
+/// transfer number) once it has one. Here the cut-off is 7 days and the appointments 2 and 3 days
+/// ahead; the confirmation link stays, confirming is not changing.
 async fn messages_too_close_to_change_online_say_to_call_the_clinic(backend: Backend) {
     let (app, twilio) = with_twilio(backend).await;
     let org = app.org("UTC").await;
@@ -196,8 +197,14 @@ async fn messages_too_close_to_change_online_say_to_call_the_clinic(backend: Bac
     assert!(!email.contains("/manage/"), "{email}");
     assert!(email.contains(&format!("{}/confirm/", app.base)), "{email}");
     let sent = twilio.wait_for(1, std::time::Duration::from_secs(20)).await.expect("the SMS arrives");
-    assert!(sent[0].body.contains("please call the clinic"), "{}", sent[0].body);
+    assert!(sent[0].body.contains("please call the clinic."), "{}", sent[0].body);
     assert!(!sent[0].body.contains("/manage/"), "{}", sent[0].body);
+
+    let front_desk = shared::api::VapiSettings { transfer_number: Some("+15550102000".into()), ..Default::default() };
+    org.admin.set_vapi_settings(&front_desk).await.expect("saved");
+    org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
+    let sent = twilio.wait_for(2, std::time::Duration::from_secs(20)).await.expect("the second SMS arrives");
+    assert!(sent[1].body.contains("please call the clinic at +15550102000."), "{}", sent[1].body);
 }
 
 /// A booking's SMS goes through Twilio's Messages API (a local fake speaking it) from the clinic's
