@@ -7,7 +7,7 @@ use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId, Reason};
-use crate::store::{Appointment, AppointmentFilter, Attendance, AuditEntry, Confirmed};
+use crate::store::{Appointment, AppointmentFilter, Attendance, AuditEntry, Confirmed, ConfirmedVia};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -121,7 +121,7 @@ pub async fn confirm(
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor()?;
     let (Confirmed::Now(appointment) | Confirmed::Already(appointment)) =
-        state.store.confirm(&actor, AppointmentId(id), None).await?;
+        state.store.confirm(&actor, AppointmentId(id), ConfirmedVia::Staff).await?;
     Ok(axum::Json(appointment.to_api()))
 }
 

@@ -63,7 +63,9 @@ pub async fn confirm(
     let confirmed = async {
         let (token, target) = resolve(&state, &token, client).await?;
         let actor = Actor::new(target.org, PATIENT);
-        Ok::<_, ApiError>(state.store.confirm(&actor, target.appointment, Some(&token.hash())).await?)
+        Ok::<_, ApiError>(
+            state.store.confirm(&actor, target.appointment, store::ConfirmedVia::ConfirmLink(&token.hash())).await?,
+        )
     }
     .await;
     let appointment = match confirmed {

@@ -4,7 +4,9 @@
 //! `GET /manage/{token}` shows the appointment, a Cancel button and up to [`OFFERED`] free slots of
 //! the next [`DAYS`] days to move to, each a form posting to `/reschedule`; it changes nothing (mail
 //! scanners open links). `POST /manage/{token}/cancel` cancels; `POST /manage/{token}/reschedule`
-//! moves, keeping the appointment's length and type. Both are the booking rules of the store, run
+//! moves, keeping the appointment's length and type; `POST /manage/{token}/confirm` confirms a
+//! pending one, for a patient with no confirmation link (booked by phone, or after a move). The
+//! changes are the booking rules of the store, run
 //! as the actor `patient` under the clinic's `manage_cutoff_minutes`, checked in the change's own
 //! transaction: within the cut-off 409 `invalid_state`, from the start on 410. Pages are plain HTML
 //! forms (no JavaScript); `Accept: application/json` gets the appointment JSON, errors in the API's
@@ -18,7 +20,7 @@ use super::AppState;
 use crate::booking;
 use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
 use crate::mail::email::html_escape;
-use crate::store::{self, Actor, Appointment, StoreError};
+use crate::store::{self, Actor, Appointment, Confirmed, ConfirmedVia, StoreError};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/manage/{token}", get(show))
         .route("/manage/{token}/cancel", get(ask_to_cancel).post(cancel))
         .route("/manage/{token}/reschedule", post(reschedule))
+        .route("/manage/{token}/confirm", post(confirm))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
@@ -148,6 +151,37 @@ pub async fn cancel(
     }
 }
 
+/// Confirms a pending appointment (`pending` to `confirmed`; confirming again is harmless), as
+/// its confirmation link does, also within the clinic's cut-off (confirming changes nothing of
+/// the clinic's day); from its start 410.
+#[utoipa::path(post, path = "/manage/{token}/confirm", tag = "manage",
+    params(("token" = String, Path, description = "the token of the patient's manage link")),
+    responses((status = 200, description = "confirmed: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
+              (status = 404, body = ErrorBody),
+              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 409, description = "invalid_state: cancelled, or over", body = ErrorBody),
+              (status = 410, description = "the appointment has started", body = ErrorBody)))]
+pub async fn confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+) -> Response {
+    let json = wants_json(&headers);
+    let confirmed = async {
+        let link = resolve(&state, &token, client).await?;
+        let actor = Actor::new(link.org, PATIENT);
+        Ok::<_, ApiError>(state.store.confirm(&actor, link.id, ConfirmedVia::ManageLink).await?)
+    };
+    match confirmed.await {
+        Ok(Confirmed::Now(a) | Confirmed::Already(a)) if json => axum::Json(a.to_api()).into_response(),
+        Ok(Confirmed::Now(a) | Confirmed::Already(a)) => {
+            changed(&state, &token, &a, "Appointment confirmed", "Your appointment is confirmed.").await
+        }
+        Err(e) => error(&token, e, json),
+    }
+}
+
 /// Moves the appointment to `starts_at` (a form field or JSON), keeping its length and type; the
 /// new time must be free and outside the clinic's cut-off too.
 #[utoipa::path(post, path = "/manage/{token}/reschedule", tag = "manage",
@@ -181,12 +215,7 @@ pub async fn reschedule(
         Ok(a) => {
             // A move asks for confirming anew (the status above says so): with an email, its
             // new link is on the way.
-            let done = match a.patient_email {
-                Some(_) => {
-                    "Your appointment is moved to the time above. Please confirm it with the link we are emailing you."
-                }
-                None => "Your appointment is moved to the time above.",
-            };
+            let done = "Your appointment is moved to the time above. Please confirm it on its page.";
             changed(&state, &token, &a, "Appointment moved", done).await
         }
         Err(e) => error(&token, e, json),
@@ -227,8 +256,9 @@ async fn show_page(
             format!("{details}<p role=\"status\">This appointment is over.</p>")
         }
         AppointmentStatus::Pending | AppointmentStatus::Confirmed if reach != Reach::Open => format!(
-            "{details}<p role=\"status\">It starts within {}, too soon to change it online. \
+            "{details}{}<p role=\"status\">It starts within {}, too soon to change it online. \
              Please call the clinic to cancel or move it.</p>",
+            confirm_form(token, a, reach),
             html_escape(&cutoff.spoken())
         ),
         AppointmentStatus::Pending | AppointmentStatus::Confirmed => {
@@ -248,12 +278,25 @@ async fn show_page(
                 }
             };
             format!(
-                "{details}<p><a class=\"danger\" href=\"{token}/cancel\">Cancel this appointment</a></p>\
-                 <h2>Move it to another time</h2>{times}"
+                "{details}{}<p><a class=\"danger\" href=\"{token}/cancel\">Cancel this appointment</a></p>\
+                 <h2>Move it to another time</h2>{times}",
+                confirm_form(&token, a, reach),
             )
         }
     };
     Ok(document(title, &body))
+}
+
+/// The Confirm button of a pending appointment that has not started, posting to
+/// `/manage/{token}/confirm` (relative to the page, as every form of these pages).
+fn confirm_form(token: &str, a: &Appointment, reach: Reach) -> String {
+    if a.status != AppointmentStatus::Pending || reach == Reach::Started {
+        return String::new();
+    }
+    format!(
+        "<form method=\"post\" action=\"{}/confirm\"><button type=\"submit\">Confirm this appointment</button></form>",
+        html_escape(token)
+    )
 }
 
 fn status_row(status: AppointmentStatus) -> String {

@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi};
         webhooks::create, webhooks::list, webhooks::remove,
         appointments::list, appointments::show, appointments::audit, appointments::confirm, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
         confirm::show, confirm::confirm, sms::inbound,
-        manage::show, manage::ask_to_cancel, manage::cancel, manage::reschedule,
+        manage::show, manage::ask_to_cancel, manage::cancel, manage::reschedule, manage::confirm,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::Slot, api::CreateOrganization, api::Organization, api::Weekday,

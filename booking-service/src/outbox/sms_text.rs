@@ -3,6 +3,7 @@
 
 use crate::mail::email::{call_the_clinic, one_line, Manage};
 use crate::store::{outbox_kind, Appointment};
+use shared::api::AppointmentStatus;
 
 /// The most characters of a clinic's or provider's name an SMS shows.
 const NAME_CHARS: usize = 40;
@@ -59,6 +60,10 @@ pub fn sms_body(
         _ => return None,
     };
     match manage {
+        // A pending appointment is confirmed there too: a patient by phone has no other link.
+        Some(Manage::Online(link)) if a.status == AppointmentStatus::Pending => {
+            body.push_str(&format!(" To confirm, cancel or change it: {link}"))
+        }
         Some(Manage::Online(link)) => body.push_str(&format!(" To cancel or change it: {link}")),
         Some(Manage::CallTheClinic(phone)) => {
             body.push_str(&format!(" To cancel or change it, {}.", call_the_clinic(phone.as_deref())))
@@ -109,8 +114,12 @@ mod tests {
         assert_eq!(
             body,
             "Smile Clinic: you're booked with Dr. Smith on Fri 15 Jan, 2:00 PM (America/New_York). Code K7P2QX. \
-             To cancel or change it: https://x/manage/t Reply STOP to opt out."
+             To confirm, cancel or change it: https://x/manage/t Reply STOP to opt out."
         );
+        // Once confirmed, nothing is left to confirm.
+        let confirmed = Appointment { status: AppointmentStatus::Confirmed, ..appointment() };
+        let reminder = sms_body(outbox_kind::REMINDER_SMS, "Smile", "Dr. Smith", &confirmed, Some(&link), None);
+        assert!(reminder.expect("a body").ends_with("Code K7P2QX. To cancel or change it: https://x/manage/t"));
         assert!(sms_body(outbox_kind::BOOKING_CONFIRMATION, "c", "p", &a, None, None).is_none());
     }
 
@@ -124,7 +133,7 @@ mod tests {
         assert_eq!(
             moved,
             "Smile: your appointment with Dr. Smith on Thu 14 Jan, 1:30 PM is now on Fri 15 Jan, 2:00 PM \
-             (America/New_York). Code K7P2QX. To cancel or change it: https://x/manage/t"
+             (America/New_York). Code K7P2QX. To confirm, cancel or change it: https://x/manage/t"
         );
         let cancelled = sms_body(outbox_kind::CANCELLATION_SMS, "Smile", "Dr. Smith", &a, link, None).expect("a body");
         assert!(cancelled.contains("is cancelled") && cancelled.contains("K7P2QX"), "{cancelled}");

@@ -264,11 +264,9 @@ pub trait Store: Send + Sync {
     /// Marks a pending or confirmed appointment that has started as attended or not, with its
     /// audit row (`completed` or `no_show`); `InvalidState` before its start or when it is over.
     async fn attend(&self, actor: &Actor, id: AppointmentId, outcome: Attendance) -> StoreResult<Appointment>;
-    /// Confirms a pending appointment, with its audit row: through its link (`link`, the token's
-    /// hash; `NotFound` when the link is no longer the appointment's, `Expired` past its expiry),
-    /// or by the clinic's staff (`None`, only before its start). `InvalidState` when it is
-    /// cancelled or over, or when staff confirm it after its start.
-    async fn confirm(&self, actor: &Actor, id: AppointmentId, link: Option<&str>) -> StoreResult<Confirmed>;
+    /// Confirms a pending appointment, with its audit row, as `via` may (see [`ConfirmedVia`]);
+    /// `InvalidState` when it is cancelled or over.
+    async fn confirm(&self, actor: &Actor, id: AppointmentId, via: ConfirmedVia<'_>) -> StoreResult<Confirmed>;
 
     /// Claims due messages as `claim` asks until its `lease_until`: no other dispatcher takes
     /// them before then, and they come back if this one dies. Oldest due first, but no more of one

@@ -159,6 +159,29 @@ pub struct LinkTarget {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Who confirms an appointment, and through what.
+#[derive(Debug, Clone, Copy)]
+pub enum ConfirmedVia<'a> {
+    /// The clinic's staff: only before the start (else `InvalidState`: attendance is theirs).
+    Staff,
+    /// The patient's emailed confirmation link, by its token's hash: `NotFound` when the link is no
+    /// longer the appointment's, `Expired` past its expiry, `Started` from the start.
+    ConfirmLink(&'a str),
+    /// The patient's manage link (its token already resolved): `Started` from the start.
+    ManageLink,
+}
+
+impl ConfirmedVia<'_> {
+    /// As the audit row names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Staff => "staff",
+            Self::ConfirmLink(_) => "link",
+            Self::ManageLink => "manage_link",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Confirmed {
     /// Pending until now.

@@ -1153,12 +1153,12 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn confirm(&self, actor: &Actor, id: AppointmentId, link: Option<&str>) -> StoreResult<Confirmed> {
+    async fn confirm(&self, actor: &Actor, id: AppointmentId, via: ConfirmedVia<'_>) -> StoreResult<Confirmed> {
         retrying(|| async move {
             let mut tx = self.begin(Scope::Write(actor.org)).await?;
             let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
             let now = now();
-            if let Some(token_hash) = link {
+            if let ConfirmedVia::ConfirmLink(token_hash) = via {
                 let expires_at: Option<(Timestamp,)> = tx
                     .query("SELECT expires_at FROM confirmation_tokens WHERE org_id = $1 AND appointment_id = $2 AND token_hash = $3", (actor.org, id, token_hash))
                     .fetch_optional()
@@ -1177,11 +1177,15 @@ impl Store for SqlStore {
             // patient's link is gone (a `confirmed` event after the fact would mislead).
             if appointment.slot.start() <= now {
                 let says = "the appointment has started: mark it completed or no-show instead";
-                return Err(if link.is_some() { StoreError::Started } else { StoreError::InvalidState(says.into()) }.into());
+                let refused = match via {
+                    ConfirmedVia::Staff => StoreError::InvalidState(says.into()),
+                    ConfirmedVia::ConfirmLink(_) | ConfirmedVia::ManageLink => StoreError::Started,
+                };
+                return Err(refused.into());
             }
             let sql = "UPDATE appointments SET status = 'confirmed', updated_at = $3 WHERE org_id = $1 AND id = $2";
             tx.run(sql, (actor.org, id, Timestamp(now))).await?;
-            let details = serde_json::json!({ "via": if link.is_some() { "link" } else { "staff" } });
+            let details = serde_json::json!({ "via": via.name() });
             audit(&mut tx, actor, id.into(), action::CONFIRMED, &details, now).await?;
             appointment.status = AppointmentStatus::Confirmed;
             appointment.updated_at = now;

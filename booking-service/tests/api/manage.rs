@@ -170,6 +170,51 @@ async fn the_page_shows_the_appointment_and_up_to_ten_times_and_changes_nothing(
     assert_eq!(outbox_kinds(&app, &org, booked.appointment_id).await, outbox_before);
 }
 
+/// A patient booked by phone has no confirmation link: the manage page offers Confirm while the
+/// appointment is pending, within the cut-off too, audited as the patient's; confirming again is
+/// harmless, and from the start it is 410.
+async fn the_patient_confirms_through_the_manage_link(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
+    let booked = org.agent.book(&booking(provider.id, days_ahead(3), "11:00")).await.expect("booked");
+    let link = app.manage_link(org.id, booked.appointment_id).await;
+    let token = link.rsplit('/').next().expect("the token");
+    let page = get(&link, false).await.text().await.expect("html");
+    assert!(page.contains(&format!("<form method=\"post\" action=\"{token}/confirm\">")), "{page}");
+    // Within the cut-off too (a week's, here), where nothing else may change online.
+    set_cutoff(&org, 7 * 24 * 60).await;
+
+    let confirm = async |json: bool| {
+        let mut request = client().post(format!("{link}/confirm"));
+        if json {
+            request = request.header(ACCEPT, "application/json");
+        }
+        request.send().await.expect("POST confirm")
+    };
+    let answer = confirm(false).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_private(&answer);
+    assert!(answer.text().await.expect("html").contains("Your appointment is confirmed."));
+    let again = confirm(true).await;
+    assert_eq!(again.status(), StatusCode::OK, "confirming again is harmless");
+    let again: api::Appointment = again.json().await.expect("appointment json");
+    assert_eq!(again.status, AppointmentStatus::Confirmed);
+    assert_eq!(
+        audit(&app, &org, booked.appointment_id).await,
+        [("booked".to_owned(), "test-agent".to_owned()), ("confirmed".to_owned(), "patient".to_owned())]
+    );
+    let page = get(&link, false).await.text().await.expect("html");
+    assert!(!page.contains("/confirm\""), "no Confirm button once confirmed: {page}");
+
+    // Moved two days back: yesterday's.
+    let later = org.agent.book(&booking(provider.id, days_ahead(1), "11:00")).await.expect("booked");
+    let link = app.manage_link(org.id, later.appointment_id).await;
+    crate::attendance::backdate(&app, later.appointment_id).await;
+    let started = client().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
+    assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
+    assert_eq!(org.staff.appointment(later.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
+}
+
 async fn the_patient_cancels_through_the_link(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
@@ -427,7 +472,10 @@ async fn within_the_cutoff_the_patient_is_sent_to_the_clinic(backend: Backend) {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
     assert!(html.contains("call the clinic") && html.contains("7 days"), "{html}");
-    assert!(!html.contains("<form"), "no buttons within the cut-off: {html}");
+    // Nothing to cancel or move with; confirming changes nothing of the clinic's day.
+    assert_eq!(html.matches("<form").count(), 1, "only Confirm within the cut-off: {html}");
+    assert!(html.contains("/confirm\"><button"), "{html}");
+    assert!(!html.contains("/cancel") && !html.contains("/reschedule"), "{html}");
     assert_eq!(error_code(cancel(&link, true).await).await, (StatusCode::CONFLICT, "invalid_state".into()));
     let refused = cancel(&link, false).await;
     assert_eq!(refused.status(), StatusCode::CONFLICT);
@@ -588,6 +636,7 @@ async fn the_openapi_document_lists_the_manage_routes_as_public(backend: Backend
         ("/manage/{token}/cancel", "get"),
         ("/manage/{token}/cancel", "post"),
         ("/manage/{token}/reschedule", "post"),
+        ("/manage/{token}/confirm", "post"),
     ] {
         let operation = &doc["paths"][path][method];
         assert!(operation.is_object(), "{path} {method}");
@@ -598,6 +647,7 @@ async fn the_openapi_document_lists_the_manage_routes_as_public(backend: Backend
 on_both_backends!(
     the_page_shows_the_appointment_and_up_to_ten_times_and_changes_nothing,
     the_patient_cancels_through_the_link,
+    the_patient_confirms_through_the_manage_link,
     the_patient_moves_to_an_offered_time_by_form_and_by_json,
     a_typed_appointment_is_offered_and_moved_as_its_type,
     the_times_next_to_its_own_are_offered,

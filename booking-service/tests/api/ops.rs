@@ -60,6 +60,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/manage/{token}/cancel", "get"),
         ("/manage/{token}/cancel", "post"),
         ("/manage/{token}/reschedule", "post"),
+        ("/manage/{token}/confirm", "post"),
         ("/sms/inbound", "post"),
     ];
     for (path, method) in expected {
