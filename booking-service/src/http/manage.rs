@@ -137,18 +137,12 @@ pub async fn cancel(
     client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let json = wants_json(&headers);
-    let cancelled = async {
-        let link = resolve(&state, &token, client).await?;
-        let actor = Actor::new(link.org, PATIENT);
+    let said = ("Appointment cancelled", "Your appointment is cancelled.");
+    by_patient(&state, &token, client, &headers, said, async |link, patient| {
         let reason = Some("cancelled by the patient through the manage link");
-        Ok::<_, ApiError>(state.store.cancel(&actor, link.id, reason, Some(link.cutoff)).await?)
-    };
-    match cancelled.await {
-        Ok(a) if json => axum::Json(a.to_api()).into_response(),
-        Ok(a) => changed(&state, &token, &a, "Appointment cancelled", "Your appointment is cancelled.").await,
-        Err(e) => error(&token, e, json),
-    }
+        Ok(state.store.cancel(&patient, link.id, reason, Some(link.cutoff)).await?)
+    })
+    .await
 }
 
 /// Confirms a pending appointment (`pending` to `confirmed`; confirming again is harmless), as
@@ -167,19 +161,13 @@ pub async fn confirm(
     client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let json = wants_json(&headers);
-    let confirmed = async {
-        let link = resolve(&state, &token, client).await?;
-        let actor = Actor::new(link.org, PATIENT);
-        Ok::<_, ApiError>(state.store.confirm(&actor, link.id, ConfirmedVia::ManageLink).await?)
-    };
-    match confirmed.await {
-        Ok(Confirmed::Now(a) | Confirmed::Already(a)) if json => axum::Json(a.to_api()).into_response(),
-        Ok(Confirmed::Now(a) | Confirmed::Already(a)) => {
-            changed(&state, &token, &a, "Appointment confirmed", "Your appointment is confirmed.").await
+    let said = ("Appointment confirmed", "Your appointment is confirmed.");
+    by_patient(&state, &token, client, &headers, said, async |link, patient| {
+        match state.store.confirm(&patient, link.id, ConfirmedVia::ManageLink).await? {
+            Confirmed::Now(a) | Confirmed::Already(a) => Ok(a),
         }
-        Err(e) => error(&token, e, json),
-    }
+    })
+    .await
 }
 
 /// Moves the appointment to `starts_at` (a form field or JSON), keeping its length and type; the
@@ -200,25 +188,36 @@ pub async fn reschedule(
     headers: HeaderMap,
     body: Result<FormOrJson<ManageRescheduleRequest>, ApiError>,
 ) -> Response {
-    let json = wants_json(&headers);
-    let moved = async {
-        let link = resolve(&state, &token, client).await?;
+    // A move asks for confirming anew (the status the page shows says so).
+    let said = ("Appointment moved", "Your appointment is moved to the time above. Please confirm it on its page.");
+    by_patient(&state, &token, client, &headers, said, async |link, patient| {
         let FormOrJson(body) = body?;
         let start = parse_instant("starts_at", &body.starts_at)?;
-        let actor = Actor::new(link.org, PATIENT);
-        Ok::<_, ApiError>(
-            booking::reschedule_by_patient(&state.store, &state.links, &actor, link.id, start, link.cutoff).await?,
-        )
+        Ok(booking::reschedule_by_patient(&state.store, &state.links, &patient, link.id, start, link.cutoff).await?)
+    })
+    .await
+}
+
+/// A change the patient makes through the link: the link resolved, then `change` run as the actor
+/// `patient`; answered with the appointment JSON, or the page saying `(title, done)`, or the error.
+async fn by_patient(
+    state: &AppState,
+    token: &str,
+    client: ClientAddress,
+    headers: &HeaderMap,
+    (title, done): (&str, &str),
+    change: impl AsyncFnOnce(Link, Actor) -> Result<Appointment, ApiError>,
+) -> Response {
+    let json = wants_json(headers);
+    let made = async {
+        let link = resolve(state, token, client).await?;
+        let patient = Actor::new(link.org, PATIENT);
+        change(link, patient).await
     };
-    match moved.await {
+    match made.await {
         Ok(a) if json => axum::Json(a.to_api()).into_response(),
-        Ok(a) => {
-            // A move asks for confirming anew (the status above says so): with an email, its
-            // new link is on the way.
-            let done = "Your appointment is moved to the time above. Please confirm it on its page.";
-            changed(&state, &token, &a, "Appointment moved", done).await
-        }
-        Err(e) => error(&token, e, json),
+        Ok(a) => changed(state, token, &a, title, done).await,
+        Err(e) => error(token, e, json),
     }
 }
 
