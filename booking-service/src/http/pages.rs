@@ -39,30 +39,33 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
 /// How long a page waits for the clinic's and provider's names.
 const NAMES_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Clinic, provider, local time and code, escaped, then `rows` (already escaped `<dt>`/`<dd>`
-/// pairs).
+/// Clinic, its phone (its Vapi transfer number, when set: the pages that say to call the clinic
+/// stand beside it), provider, local time and code, escaped, then `rows` (already escaped
+/// `<dt>`/`<dd>` pairs).
 pub async fn details(state: &AppState, a: &Appointment, rows: &str) -> String {
     // Shown also after a change has committed: a failed or slow read of the names leaves them out
     // rather than answering the patient (or the request deadline's 503) that the change failed.
-    let names = async {
-        let (clinic, provider) =
-            tokio::join!(state.store.organization(a.org_id), state.store.provider(a.org_id, a.provider_id));
-        (clinic.map(|c| c.map(|c| c.name)), provider.map(|p| p.map(|p| p.name)))
-    };
-    let late = || Err(StoreError::Unavailable(format!("no answer within {NAMES_WITHIN:?}")));
-    let (clinic, provider) = tokio::time::timeout(NAMES_WITHIN, names).await.unwrap_or_else(|_| (late(), late()));
-    let named = |name: Result<Option<String>, StoreError>| {
-        name.unwrap_or_else(|e| {
+    let names =
+        async { tokio::join!(state.store.organization(a.org_id), state.store.provider(a.org_id, a.provider_id)) };
+    let late = || StoreError::Unavailable(format!("no answer within {NAMES_WITHIN:?}"));
+    let (clinic, provider) =
+        tokio::time::timeout(NAMES_WITHIN, names).await.unwrap_or_else(|_| (Err(late()), Err(late())));
+    fn read<T>(a: &Appointment, row: Result<Option<T>, StoreError>) -> Option<T> {
+        row.unwrap_or_else(|e| {
             tracing::warn!(appointment = %a.id.0, error = %e, "a page is shown without a name it could not read");
             None
         })
-        .unwrap_or_default()
-    };
+    }
+    let (clinic, provider) = (read(a, clinic), read(a, provider));
+    let phone = clinic.as_ref().and_then(|c| c.vapi.transfer_number.as_deref()).map_or(String::new(), |phone| {
+        let phone = html_escape(phone);
+        format!("<dt>Clinic phone</dt><dd><a href=\"tel:{phone}\">{phone}</a></dd>")
+    });
     format!(
-        "<dl><dt>Clinic</dt><dd>{}</dd><dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
+        "<dl><dt>Clinic</dt><dd>{}</dd>{phone}<dt>With</dt><dd>{}</dd><dt>When</dt><dd>{}</dd>\
          <dt>Confirmation code</dt><dd><strong>{}</strong></dd>{rows}</dl>",
-        html_escape(&named(clinic)),
-        html_escape(&named(provider)),
+        html_escape(&clinic.map(|c| c.name).unwrap_or_default()),
+        html_escape(&provider.map(|p| p.name).unwrap_or_default()),
         html_escape(&local_time(&a.zone, &a.slot)),
         html_escape(&a.confirmation_code),
     )

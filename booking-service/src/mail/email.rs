@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::Message;
+use shared::api::AppointmentStatus;
 
 /// What a message announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,9 +289,11 @@ fn fold(line: &str) -> String {
 /// when it moves or is cancelled.
 fn ics(email: &EmailMessage<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -> String {
     let a = email.appointment;
-    let (method, status) = match email.kind {
-        Kind::Cancelled => ("CANCEL", "CANCELLED"),
-        _ => ("REQUEST", "CONFIRMED"),
+    // A pending appointment is tentative until the patient confirms it (RFC 5545 §3.8.1.11).
+    let (method, status) = match (email.kind, a.status) {
+        (Kind::Cancelled, _) => ("CANCEL", "CANCELLED"),
+        (_, AppointmentStatus::Confirmed) => ("REQUEST", "CONFIRMED"),
+        _ => ("REQUEST", "TENTATIVE"),
     };
     let mut description = format!("Confirmation code {}.", a.confirmation_code);
     if let Some(link) = email.link {

@@ -472,6 +472,7 @@ async fn within_the_cutoff_the_patient_is_sent_to_the_clinic(backend: Backend) {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.expect("html");
     assert!(html.contains("call the clinic") && html.contains("7 days"), "{html}");
+    assert!(!html.contains("Clinic phone"), "no number set, none shown: {html}");
     // Nothing to cancel or move with; confirming changes nothing of the clinic's day.
     assert_eq!(html.matches("<form").count(), 1, "only Confirm within the cut-off: {html}");
     assert!(html.contains("/confirm\"><button"), "{html}");
@@ -484,6 +485,11 @@ async fn within_the_cutoff_the_patient_is_sent_to_the_clinic(backend: Backend) {
     assert_eq!(error_code(move_by_json(&link, &elsewhere).await).await, (StatusCode::CONFLICT, "invalid_state".into()));
     let read = org.staff.appointment(soon.appointment_id).await.expect("read");
     assert_eq!((read.status, read.starts_at), (AppointmentStatus::Pending, soon.starts_at));
+    // With a front-desk number (the Vapi transfer number) the page gives it to call.
+    let front_desk = api::VapiSettings { transfer_number: Some("+15550102000".into()), ..Default::default() };
+    org.admin.set_vapi_settings(&front_desk).await.expect("saved");
+    let html = get(&link, false).await.text().await.expect("html");
+    assert!(html.contains("<a href=\"tel:+15550102000\">+15550102000</a>"), "{html}");
 
     // Two days' cut-off: the later one may move, but not to a time within two days.
     set_cutoff(&org, 2 * 24 * 60).await;

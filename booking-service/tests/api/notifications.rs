@@ -2,7 +2,7 @@
 //! reaching the patient, queued with the booking and due at its start minus the offset, moved by
 //! a reschedule, withdrawn by a cancellation, and delivered once when due.
 
-use crate::email::{searchable, wait_eml, wait_until};
+use crate::email::{link_in, post_confirm, searchable, wait_eml, wait_until};
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId, WebhookId};
 use booking_service::store::{event, outbox_kind, OutboxJob};
@@ -151,11 +151,17 @@ async fn a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link(backe
     let provider = org.provider().await;
     set_offsets(&org, &[120]).await;
     let booked = org.agent.book(&with_email(booking(provider.id, days_ahead(2), "10:00"))).await.expect("booked");
+    // The booking's email puts it in the calendar as tentative; confirmed, the reminder's as confirmed.
+    let confirmation = searchable(&wait_eml(&app, 1).await[0]);
+    assert!(confirmation.contains("STATUS:TENTATIVE"), "{confirmation}");
+    let confirmed = post_confirm(&link_in(&confirmation, &app.base), true).await;
+    assert_eq!(confirmed.status(), reqwest::StatusCode::OK);
     make_due(&app, booked.appointment_id).await;
     // The confirmation and the reminder.
     let files = wait_eml(&app, 2).await;
     let reminder = files.iter().map(|f| searchable(f)).find(|m| m.contains("Reminder: your appointment"));
     let reminder = reminder.unwrap_or_else(|| panic!("no reminder among {files:?}"));
+    assert!(reminder.contains("STATUS:CONFIRMED"), "{reminder}");
     assert!(reminder.contains(&booked.confirmation_code), "{reminder}");
     assert!(reminder.contains(&format!("{}/manage/", app.base)), "{reminder}");
     assert!(!reminder.contains("/confirm/"), "a reminder confirms nothing: {reminder}");
