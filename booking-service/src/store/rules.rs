@@ -39,12 +39,6 @@ impl From<StoreError> for Fault {
     }
 }
 
-impl From<DomainError> for Fault {
-    fn from(e: DomainError) -> Self {
-        Fault::Fail(e.into())
-    }
-}
-
 /// Runs `attempt` until it answers, trying a transaction that lost a race again a bounded number
 /// of times.
 pub(super) async fn retrying<T, F, Fut>(mut attempt: F) -> StoreResult<T>
@@ -222,6 +216,11 @@ pub(super) fn appointment_values(a: &Appointment) -> impl Values<'_> {
     )
 }
 
+/// An outbox message a dispatcher may take at `$1`: unsent, not given up on, due, and in no
+/// dispatcher's hands.
+const DUE: &str = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until <= $1)";
+
 /// PostgreSQL's SQLSTATE for an exclusion constraint violation (`appointments_no_overlap`).
 pub(super) const EXCLUSION_VIOLATION: &str = "23P01";
 
@@ -251,11 +250,11 @@ pub(super) fn stored_count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// The appointment, locked until the transaction ends.
-async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<Option<Appointment>, Fault> {
+/// The appointment, locked until the transaction ends, or `NotFound`.
+async fn lock_appointment(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Result<Appointment, Fault> {
     let lock = tx.dialect().lock("a");
     let sql = format!("SELECT {APPOINTMENT_COLUMNS} WHERE a.org_id = $1 AND a.id = $2{lock}");
-    Ok(tx.query(&sql, (org, id)).fetch_optional().await?)
+    Ok(tx.query(&sql, (org, id)).fetch_optional().await?.ok_or(StoreError::NotFound)?)
 }
 
 /// `InvalidState` unless the appointment is pending or confirmed, saying so with `says` and its
@@ -285,18 +284,15 @@ fn within_reach(appointment: &Appointment, cutoff: Option<Cutoff>) -> StoreResul
 /// The moves one caller may make of one appointment under a cut-off (the patient through the
 /// manage link, the voice agent for the calling number): each move sends the patient an email and
 /// an SMS, which a loop of moves would turn into a flood paid by the clinic. Staff are not capped.
-pub const MAX_MOVES_BY_CALLER: i64 = 5;
+const MAX_MOVES_BY_CALLER: i64 = 5;
 
-/// How many times the actor moved the appointment, counted in the audit log.
-async fn moves_in(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Db<i64> {
-    let sql = "SELECT count(*) FROM audit_log WHERE org_id = $1 AND appointment_id = $2 AND action = $3 AND actor = $4";
-    let (moves,): (i64,) = tx.query(sql, (actor.org, id, action::RESCHEDULED, &actor.sub)).fetch_one().await?;
-    Ok(moves)
-}
+/// How many times the actor (`$4`) moved the appointment, counted in the audit log.
+const MOVES: &str =
+    "SELECT count(*) FROM audit_log WHERE org_id = $1 AND appointment_id = $2 AND action = $3 AND actor = $4";
 
 /// Refuses a move past [`MAX_MOVES_BY_CALLER`] by the same actor.
 async fn within_moves(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Result<(), Fault> {
-    let moves = moves_in(tx, actor, id).await?;
+    let (moves,): (i64,) = tx.query(MOVES, (actor.org, id, action::RESCHEDULED, &actor.sub)).fetch_one().await?;
     if moves >= MAX_MOVES_BY_CALLER {
         return Err(StoreError::InvalidState(format!(
             "this appointment has been moved {moves} times already; to move it again, please speak to the clinic's staff"
@@ -422,7 +418,9 @@ fn quota_caller(org: OrgId, phone: Option<&PhoneNumber>, call: Option<&str>) -> 
     }
 }
 
-async fn replay(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey) -> Result<Option<BookOutcome>, Fault> {
+/// The answer already given to the request with this idempotency key, if any.
+async fn replay(tx: &mut Tx, org: OrgId, idem: Option<&IdempotencyKey>) -> Result<Option<BookOutcome>, Fault> {
+    let Some(idem) = idem else { return Ok(None) };
     let saved: Option<(String, Json<Value>)> = tx
         .query("SELECT request_hash, response FROM idempotency_keys WHERE org_id = $1 AND key = $2", (org, &idem.key))
         .fetch_optional()
@@ -526,6 +524,10 @@ pub(super) async fn remember(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey, ans
     tx.run(sql, (org, &idem.key, &idem.request_hash, Json(answer), Timestamp(now))).await
 }
 
+/// The answer saved for a tool call: its organization, call, tool call and fingerprint `$1` to `$4`.
+const TOOL_RESULT: &str = "SELECT outcome FROM vapi_tool_results
+                           WHERE org_id = $1 AND call_id = $2 AND tool_call_id = $3 AND fingerprint = $4";
+
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
@@ -545,9 +547,7 @@ impl Store for SqlStore {
             "SELECT COUNT(*), MIN(next_attempt_at),
                     (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NOT NULL)
              FROM outbox
-             WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-               AND (claimed_until IS NULL OR claimed_until <= $1)
-               AND kind IN (SELECT value FROM {known})"
+             WHERE {DUE} AND kind IN (SELECT value FROM {known})"
         );
         let row: Option<(i64, Option<Timestamp>, i64)> =
             self.fetch_optional(Scope::Backlog, &sql, (Timestamp(now), Json(outbox_kind::ALL))).await?;
@@ -825,10 +825,8 @@ impl Store for SqlStore {
                 None => Scope::Write(actor.org),
             };
             let mut tx = self.begin(scope).await?;
-            if let Some(idem) = &b.idempotency {
-                if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
-                    return Ok(replayed);
-                }
+            if let Some(replayed) = replay(&mut tx, actor.org, b.idempotency.as_ref()).await? {
+                return Ok(replayed);
             }
             let (known, wanted) = match self.plan_booking(&mut tx, actor.org, b).await? {
                 Ok(planned) => planned,
@@ -867,10 +865,8 @@ impl Store for SqlStore {
                 }
                 Ok(Inserted::Taken(read)) => {
                     // A concurrent request with the same key may be the one that took the slot.
-                    if let Some(idem) = &b.idempotency {
-                        if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
-                            return Ok(replayed);
-                        }
+                    if let Some(replayed) = replay(&mut tx, actor.org, b.idempotency.as_ref()).await? {
+                        return Ok(replayed);
                     }
                     let busy = match read {
                         Some(busy) => busy,
@@ -903,7 +899,7 @@ impl Store for SqlStore {
                     drop(tx);
                     if let Some(idem) = &b.idempotency {
                         let mut tx = self.begin(Scope::Read(actor.org)).await?;
-                        if let Some(replayed) = replay(&mut tx, actor.org, idem).await? {
+                        if let Some(replayed) = replay(&mut tx, actor.org, Some(idem)).await? {
                             return Ok(replayed);
                         }
                     }
@@ -957,7 +953,7 @@ impl Store for SqlStore {
     ) -> StoreResult<Appointment> {
         retrying(|| async move {
             let mut tx = self.begin(Scope::Write(actor.org)).await?;
-            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?;
             within_reach(&appointment, cutoff)?;
             still_active(&appointment, |status| format!("the appointment is already {status}"))?;
             let now = now();
@@ -993,7 +989,7 @@ impl Store for SqlStore {
     ) -> StoreResult<MoveOutcome> {
         retrying(|| async move {
             let mut tx = self.begin(Scope::Write(actor.org)).await?;
-            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?;
             within_reach(&appointment, cutoff)?;
             still_active(&appointment, |status| format!("a {status} appointment cannot be rescheduled"))?;
             // Locked against time off and closures being created until this transaction ends, so
@@ -1074,10 +1070,8 @@ impl Store for SqlStore {
     }
 
     async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<Value>> {
-        let sql = "SELECT outcome FROM vapi_tool_results
-                   WHERE org_id = $1 AND call_id = $2 AND tool_call_id = $3 AND fingerprint = $4";
         let values = (org, key.call_id, key.tool_call_id, key.fingerprint);
-        let saved: Option<(Json<Value>,)> = self.fetch_optional(Scope::Read(org), sql, values).await?;
+        let saved: Option<(Json<Value>,)> = self.fetch_optional(Scope::Read(org), TOOL_RESULT, values).await?;
         Ok(saved.map(|(Json(v),)| v))
     }
 
@@ -1094,11 +1088,9 @@ impl Store for SqlStore {
                    VALUES ($1, $2, $3, $4, $5, $6, $7)
                    ON CONFLICT (org_id, call_id, tool_call_id, fingerprint) DO NOTHING";
         let values = (org, key.call_id, key.tool_call_id, key.fingerprint, tool_name, Json(outcome), Timestamp(now()));
-        tx.query(sql, values).execute().await?;
-        let sql = "SELECT outcome FROM vapi_tool_results
-                   WHERE org_id = $1 AND call_id = $2 AND tool_call_id = $3 AND fingerprint = $4";
+        tx.run(sql, values).await?;
         let (Json(standing),) =
-            tx.query(sql, (org, key.call_id, key.tool_call_id, key.fingerprint)).fetch_one().await?;
+            tx.query(TOOL_RESULT, (org, key.call_id, key.tool_call_id, key.fingerprint)).fetch_one().await?;
         tx.commit().await?;
         Ok(standing)
     }
@@ -1116,10 +1108,9 @@ impl Store for SqlStore {
     }
 
     async fn moves_left(&self, actor: &Actor, id: AppointmentId) -> StoreResult<i64> {
-        let mut tx = self.begin(Scope::Read(actor.org)).await?;
-        let moves = moves_in(&mut tx, actor, id).await?;
-        tx.commit().await?;
-        Ok((MAX_MOVES_BY_CALLER - moves).max(0))
+        let values = (actor.org, id, action::RESCHEDULED, &actor.sub);
+        let moves: Option<(i64,)> = self.fetch_optional(Scope::Read(actor.org), MOVES, values).await?;
+        Ok((MAX_MOVES_BY_CALLER - moves.map_or(0, |(n,)| n)).max(0))
     }
 
     async fn manage_nonce(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Option<String>> {
@@ -1135,7 +1126,7 @@ impl Store for SqlStore {
         };
         retrying(|| async move {
             let mut tx = self.begin(Scope::Write(actor.org)).await?;
-            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?;
             still_active(&appointment, |status| format!("the appointment is already {status}"))?;
             let now = now();
             if appointment.slot.start() > now {
@@ -1156,7 +1147,7 @@ impl Store for SqlStore {
     async fn confirm(&self, actor: &Actor, id: AppointmentId, via: ConfirmedVia<'_>) -> StoreResult<Confirmed> {
         retrying(|| async move {
             let mut tx = self.begin(Scope::Write(actor.org)).await?;
-            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?.ok_or(StoreError::NotFound)?;
+            let mut appointment = lock_appointment(&mut tx, actor.org, id).await?;
             let now = now();
             if let ConfirmedVia::ConfirmLink(token_hash) = via {
                 let expires_at: Option<(Timestamp,)> = tx
@@ -1206,9 +1197,7 @@ impl Store for SqlStore {
             "UPDATE outbox SET dead_at = $1, claimed_until = NULL, last_error = CASE WHEN claims > attempts
                     THEN 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
                     ELSE last_error END
-             WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-               AND (claimed_until IS NULL OR claimed_until <= $1)
-               AND claims >= $2 AND kind IN (SELECT value FROM {kinds})
+             WHERE {DUE} AND claims >= $2 AND kind IN (SELECT value FROM {kinds})
              RETURNING kind"
         );
         // Each organization's due messages numbered oldest first (read in that order from the
@@ -1218,20 +1207,18 @@ impl Store for SqlStore {
         // exclusive; on PostgreSQL the row locks do: SKIP LOCKED passes over what another
         // dispatcher is claiming, and the due test is asked again of each row locked (it may have
         // just been claimed).
-        let due = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-                   AND (claimed_until IS NULL OR claimed_until <= $1)";
         let skip = self.dialect().json_elements("$7");
         let skip_locked = self.dialect().skip_locked();
         let claim = format!(
             "UPDATE outbox SET claimed_until = $2, claims = claims + 1
              WHERE id IN (
                  SELECT id FROM outbox
-                 WHERE {due} AND id IN (
+                 WHERE {DUE} AND id IN (
                      SELECT id FROM (
                          SELECT id, next_attempt_at,
                                 row_number() OVER (PARTITION BY org_id ORDER BY next_attempt_at, id) AS nth
                          FROM outbox
-                         WHERE {due} AND kind IN (SELECT value FROM {kinds}) AND claims < $5
+                         WHERE {DUE} AND kind IN (SELECT value FROM {kinds}) AND claims < $5
                            AND CAST(org_id AS TEXT) NOT IN (SELECT value FROM {skip})
                      ) AS fair
                      WHERE nth <= $6
