@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use shared::api;
 
 mod lanes;
-pub use lanes::{Lanes, Shared};
+pub use lanes::{Lanes, SharedFailure};
 
 /// Identical bookings without an idempotency key queue in one lane per organization, provider,
 /// appointment type and requested local start, so a burst for one slot asks the database about
@@ -27,7 +27,7 @@ pub const ALTERNATIVES: usize = 3;
 
 /// A booking request whose every field has been checked.
 #[derive(Debug, Clone)]
-pub struct BookingRequest {
+pub struct CheckedBooking {
     pub provider: ProviderId,
     pub kind: Option<AppointmentTypeId>,
     pub when: LocalStart,
@@ -104,7 +104,7 @@ impl LocalStart {
     }
 }
 
-impl TryFrom<&api::BookingInput> for BookingRequest {
+impl TryFrom<&api::BookingInput> for CheckedBooking {
     type Error = DomainError;
 
     fn try_from(input: &api::BookingInput) -> Result<Self, DomainError> {
@@ -146,7 +146,7 @@ pub enum BookingError {
 /// A time that is taken or outside the hours is so for every request for it, and a database that
 /// cannot be reached is so for everyone; anything else (a caller's quota above all) answers only
 /// the request that met it.
-impl Shared for BookingError {
+impl SharedFailure for BookingError {
     fn is_shared(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Store(StoreError::Unavailable(_)))
     }
@@ -205,7 +205,7 @@ pub async fn book(
     links: &Links,
     lanes: &BookingLanes,
     actor: &Actor,
-    request: BookingRequest,
+    request: CheckedBooking,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
     // The type is read here, but judged (active, bookable by the caller) in the plan, which the

@@ -1,4 +1,4 @@
-//! Settings from flags or environment variables (docs/API.md §1). Secrets never print.
+//! Settings from flags or environment variables (README.md, Configuration). Secrets never print.
 
 use clap::builder::BoolishValueParser;
 use clap::builder::RangedU64ValueParser;
@@ -135,7 +135,8 @@ pub struct Config {
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
-    /// Base of links put in emails; `http://` + the bound address by default.
+    /// Base of the links sent to patients (email, SMS) and the URL Twilio signs for `/sms/inbound`;
+    /// `http://` + the bound address by default.
     #[arg(long, env = "PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
 
@@ -189,11 +190,11 @@ pub struct Config {
     #[arg(long, env = "CONFIRM_LINK_SECRET_PREVIOUS", hide_env_values = true)]
     pub confirm_link_secret_previous: Option<String>,
 
-    /// How often the mail dispatcher looks for due messages, in milliseconds.
+    /// How often the outbox dispatcher (email, SMS, webhooks) looks for due messages, in milliseconds.
     #[arg(long, env = "MAIL_POLL_MS", value_parser = millis(10), default_value_t = DEFAULT_MAIL_POLL_MS)]
     pub mail_poll_ms: u64,
 
-    /// Delivery attempts of one message before it is marked dead.
+    /// Delivery attempts of one outbox message (email, SMS, webhook) before it is marked dead.
     #[arg(long, env = "MAIL_MAX_ATTEMPTS", default_value_t = DEFAULT_MAIL_MAX_ATTEMPTS)]
     #[arg(value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub mail_max_attempts: u32,
@@ -239,7 +240,8 @@ pub struct Config {
     #[arg(value_parser = seconds())]
     pub body_read_timeout_secs: u64,
 
-    /// Open client connections at most; further clients wait in the listen queue.
+    /// Open client connections at most; a client arriving when all are taken has an idle kept-alive
+    /// one closed for it, else waits in the listen queue.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     #[arg(value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_connections: usize,
@@ -253,8 +255,8 @@ pub struct Config {
     #[arg(long, env = "VAPI_HMAC_SECRET", hide_env_values = true)]
     pub vapi_hmac_secret: Option<String>,
 
-    /// When set (at least 32 bytes), `/metrics` answers only a request bearing it
-    /// (`Authorization: Bearer …`, as Prometheus' `authorization` scrape setting sends it).
+    /// When set (at least 32 printable ASCII bytes, no spaces), `/metrics` answers only a request
+    /// bearing it (`Authorization: Bearer …`, as Prometheus' `authorization` scrape setting sends it).
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 

@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use url::Url;
 
-/// How long one delivery may take.
+/// How long each step of a delivery may take: the name's lookup, then the POST.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 const SECRET_PREFIX: &str = "whsec_";
 

@@ -144,7 +144,7 @@ pub struct Availability {
     pub slots: Vec<Slot>,
 }
 
-/// The seed's booking call: `POST /api/vapi/booking`.
+/// The first booking call, kept for the voice agents built on it: `POST /api/vapi/booking`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BookingRequest {
     pub tool_name: String,

@@ -1,4 +1,5 @@
-//! A typed client for the booking service: one method per route, the API's errors as values.
+//! A typed client for the booking service: a method for each route its tools and tests call (not
+//! the Vapi route, whose messages are Vapi's, nor the links' pages), the API's errors as values.
 
 use crate::api::*;
 use reqwest::{Method, RequestBuilder, StatusCode};

@@ -1,7 +1,16 @@
 //! Report files written whole: a run killed mid-write leaves the previous file or none, never a
 //! truncated report that a CI step would then fail to parse.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Writes `report` as JSON to `<prefix>-<unix ms>.json` in `folder`, making the folder; returns
+/// the file's path.
+pub fn write_json(folder: &Path, prefix: &str, report: &impl serde::Serialize) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(folder)?;
+    let path = folder.join(format!("{prefix}-{}.json", chrono::Utc::now().timestamp_millis()));
+    write_whole(&path, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
+    Ok(path)
+}
 
 /// Writes `bytes` to a temporary file beside `path` and renames it over `path`.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

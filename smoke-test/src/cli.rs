@@ -1,4 +1,5 @@
-//! The command line: every flag also reads an environment variable, so CI can configure it either way.
+//! The command line: the flags a CI job sets per environment (target, tokens, concurrency, budget)
+//! also read an environment variable, so CI can configure them either way.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -34,7 +35,8 @@ pub struct Args {
     #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true)]
     pub platform_token: Option<String>,
 
-    /// Admin token of an existing organization (used when no platform token is given).
+    /// Admin token of an existing organization, with --agent-token (instead of --jwt-secret): the
+    /// run works there.
     #[arg(long, env = "SMOKE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 

@@ -82,7 +82,8 @@ pub async fn run(args: Args) -> Run {
 
 /// [`run`], printing to `out`.
 pub async fn run_with_output(args: Args, out: Out) -> Run {
-    let tty = output::init_color();
+    // `colored` itself colors only a terminal, and follows `NO_COLOR` and `CLICOLOR_FORCE`.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mode = if args.is_load() { "load" } else { "race" };
     let settings = settings(&args);
     let mut report = match prepare_target(&args, &out).await {

@@ -1,20 +1,10 @@
-//! What a person reads: one line per booking in the seed's shape, the verification block and the
+//! What a person reads: one line per booking (as the README shows it), the verification block and the
 //! verdict. Colored on a terminal, plain text otherwise (pipes, CI logs, files).
 
 use crate::race::{Answer, Sample};
 use crate::report::{Check, Report, Verdict};
 use crate::stats::ms;
 use colored::Colorize;
-use std::io::IsTerminal;
-
-/// Turns color off unless stdout is a terminal; returns whether it is one.
-pub fn init_color() -> bool {
-    let tty = std::io::stdout().is_terminal();
-    if !tty {
-        colored::control::set_override(false);
-    }
-    tty
-}
 
 pub fn booking_line(s: &Sample) -> String {
     let at = format!("[slot {} #{}]", s.slot + 1, s.worker + 1);

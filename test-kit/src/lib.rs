@@ -4,9 +4,9 @@
 //! speaks SMTP ([`smtp::SmtpSink`]), an HTTP endpoint ([`http::HttpSink`]) and a stand-in for
 //! Twilio's Messages API ([`twilio::FakeTwilio`]).
 //!
-//! A dev-dependency only. `booking-service` uses it too, for a unit test that needs a PostgreSQL
-//! database: that test gets a second build of `booking-service` through this crate, which is
-//! harmless because it takes nothing from the kit but a database URL.
+//! A dev-dependency only. `booking-service` uses it too, for the store's unit tests that need a
+//! database of each kind: they get a second build of `booking-service` through this crate, which
+//! is harmless because they take nothing from the kit but a database URL.
 
 mod app;
 pub mod browser;

@@ -130,10 +130,6 @@ impl Watch {
     }
 }
 
-fn criterion(name: &str, threshold: String, measured: String, passed: Option<bool>) -> Criterion {
-    Criterion { name: name.to_owned(), threshold, measured, passed }
-}
-
 /// Why the canary is down, if it is: it failed its last two scrapes or more while the baseline
 /// answered its last (and enough to judge it). That is a roll back, not a window that cannot be
 /// judged, which would hold the step with its share of traffic on a release that is not there.
@@ -221,7 +217,7 @@ fn share_criterion(name: &str, what: &str, canary: (u64, u64), baseline: (u64, u
         let rate = (of > 0).then(|| hits as f64 * 100.0 / of as f64);
         format!("{} ({hits} of {of} {what})", percent(rate))
     };
-    criterion(
+    Criterion::new(
         name,
         format!("at most {SHARE_SLACK:.0} points above the baseline's, or more only as far as chance explains (99%)"),
         format!("canary {}, baseline {}", share(canary), share(baseline)),
@@ -235,7 +231,7 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
     let mut criteria = Vec::new();
 
     let floor = baseline.success_rate.map_or(MIN_SUCCESS_RATE, |r| MIN_SUCCESS_RATE.max(r - SUCCESS_RATE_SLACK));
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "booking success rate",
         format!(
             ">= {MIN_SUCCESS_RATE:.0}% and at most {SUCCESS_RATE_SLACK:.0} point below the baseline (here >= {floor:.1}%)"
@@ -254,7 +250,7 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
 
     let limit = baseline.p95_ms.map_or(budget_ms as f64, |p| (budget_ms as f64).min(p * P95_FACTOR + slack_ms as f64));
     let ms = |p: Option<f64>| p.map_or("none".into(), |p| format!("{p:.1} ms"));
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "p95 latency",
         format!("< {budget_ms} ms and <= {P95_FACTOR} × the baseline's + {slack_ms} ms (here {limit:.1} ms)"),
         format!("canary {}, baseline {}", ms(canary.p95_ms), ms(baseline.p95_ms)),
@@ -262,7 +258,7 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
     ));
 
     let allowed = baseline.server_error_rate.unwrap_or(0.0);
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "server errors (5xx)",
         format!("a rate no higher than the baseline's ({allowed:.2}%)"),
         format!(
@@ -281,9 +277,9 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
     // counts: it must have restarted no more often than the baseline, and missed at most one scrape
     // more (one slow answer, or a first scrape before it was up, loses nothing: counters add up).
     let missed = |s: &Side| s.scrapes_tried.saturating_sub(s.scrapes);
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "stayed up",
-        "no more restarts than the baseline's, at most one missed scrape more".into(),
+        "no more restarts than the baseline's, at most one missed scrape more",
         format!(
             "canary answered {} of {} scrapes, restarted {} times; baseline {} of {}, {} times",
             canary.scrapes,
@@ -442,10 +438,7 @@ fn print_summary(report: &CanaryReport) {
 
 /// Writes `canary-report-<unix_ms>.json` into `dir`.
 pub fn write(dir: &Path, report: &CanaryReport) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("canary-report-{}.json", chrono::Utc::now().timestamp_millis()));
-    shared::report_file::write_whole(&path, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
-    Ok(path)
+    shared::report_file::write_json(dir, "canary-report", report)
 }
 
 /// One test case per criterion; a window that could not be judged is one erroring case.

@@ -109,8 +109,9 @@ fn scenario_choice() -> impl TypedValueParser<Value = ScenarioChoice> {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Compares a canary with the baseline from their /metrics over a window: promote or roll back.
-    #[command(after_help = "Exit codes: 0 promote, 1 roll back, 2 could not judge (too little traffic, \
-                            an instance unreachable, no metrics).")]
+    #[command(after_help = "Exit codes: 0 promote, 1 roll back (a criterion failed, or the canary is down \
+                            while the baseline answers), 2 could not judge (too little traffic, the baseline \
+                            unreachable or one missed last scrape, no metrics).")]
     Canary(CanaryArgs),
     /// The figures of the last day (or --since) against the go/no-go thresholds.
     #[command(after_help = "Exit codes: 0 every figure within its threshold, 1 a threshold missed, 2 could \

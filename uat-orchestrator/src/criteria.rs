@@ -1,13 +1,9 @@
-//! The go/no-go criteria of the seed, each with its threshold, measured value and `passed`, and
-//! the triggers that force NO-GO whatever else passed.
+//! The go/no-go criteria (README.md, "The verdict"), each with its threshold, measured value and
+//! `passed`, and the triggers that force NO-GO whatever else passed.
 
 use crate::probe::Tally;
 use crate::record::{Criterion, Decision, Findings, Judgement, ScenarioReport};
 use std::path::Path;
-
-fn criterion(name: &str, threshold: impl Into<String>, measured: impl Into<String>, passed: Option<bool>) -> Criterion {
-    Criterion { name: name.to_owned(), threshold: threshold.into(), measured: measured.into(), passed }
-}
 
 fn percent(part: u32, whole: u32) -> Option<f64> {
     (whole > 0).then(|| f64::from(part) * 100.0 / f64::from(whole))
@@ -17,7 +13,7 @@ fn percent(part: u32, whole: u32) -> Option<f64> {
 /// and checked nothing.
 fn all_passed(name: &str, passed: u32, total: u32, ran: bool) -> Criterion {
     let share = percent(passed, total);
-    criterion(
+    Criterion::new(
         name,
         "100%",
         share.map_or("not run".into(), |r| format!("{r:.0}% ({passed}/{total})")),
@@ -48,7 +44,7 @@ pub fn judge(
     let mut criteria = Vec::new();
 
     let rate = percent(findings.bookings_succeeded, findings.bookings_expected);
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "booking success rate",
         ">= 95%",
         rate.map_or("no bookings attempted".into(), |r| {
@@ -57,26 +53,26 @@ pub fn judge(
         rate.map(|r| r >= 95.0),
     ));
     let p95_ms = (!tally.latencies.is_empty()).then(|| tally.latencies.value_at_quantile(0.95) as f64 / 1000.0);
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "p95 latency",
         format!("< {budget_ms} ms"),
         p95_ms.map_or("no requests".into(), |p| format!("{p:.1} ms over {} requests", tally.latencies.len())),
         p95_ms.map(|p| p < budget_ms as f64),
     ));
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "server errors (5xx)",
         "0",
         tally.server_errors.len().to_string(),
         Some(tally.server_errors.is_empty()),
     ));
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "transport errors",
         "0",
         tally.transport_errors.len().to_string(),
         Some(tally.transport_errors.is_empty()),
     ));
     criteria.push(all_passed("isolation", findings.isolation_passed, findings.isolation_checks, ran("isolation")));
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "atomicity",
         "exactly one booking per contested slot",
         match findings.atomicity {
@@ -95,7 +91,7 @@ pub fn judge(
         ran("email"),
     ));
     let satisfaction = feedback.map(|r| r.iter().sum::<f64>() / r.len() as f64);
-    criteria.push(criterion(
+    criteria.push(Criterion::new(
         "user satisfaction",
         ">= 4.0 / 5",
         satisfaction.map_or("not assessed: no --feedback given".into(), |s| {

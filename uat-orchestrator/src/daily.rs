@@ -126,17 +126,13 @@ fn previous_snapshot(path: &Path) -> Result<Snapshot, String> {
     Ok(earlier.metrics_snapshot)
 }
 
-fn criterion(name: &str, threshold: String, measured: String, passed: Option<bool>) -> Criterion {
-    Criterion { name: name.to_owned(), threshold, measured, passed }
-}
-
 pub fn judge(figures: &Figures, budget_ms: u64) -> Vec<Criterion> {
     let rate = figures.success_rate();
     let p95 = figures.p95().map(|d| d.as_secs_f64() * 1000.0);
     vec![
-        criterion(
+        Criterion::new(
             "booking success rate",
-            ">= 95%".into(),
+            ">= 95%",
             rate.map_or("no booking attempts".into(), |r| {
                 format!(
                     "{r:.1}% ({} booked, {} failed; {} refused as taken, not counted)",
@@ -145,15 +141,15 @@ pub fn judge(figures: &Figures, budget_ms: u64) -> Vec<Criterion> {
             }),
             rate.map(|r| r >= 95.0),
         ),
-        criterion(
+        Criterion::new(
             "p95 latency",
             format!("< {budget_ms} ms"),
             p95.map_or("no requests".into(), |p| format!("{p:.1} ms over {} requests", figures.requests)),
             p95.map(|p| p < budget_ms as f64),
         ),
-        criterion(
+        Criterion::new(
             "server errors (5xx)",
-            "0".into(),
+            "0",
             format!("{} of {} requests", figures.server_errors, figures.requests),
             Some(figures.server_errors == 0),
         ),
@@ -346,10 +342,7 @@ pub fn markdown(report: &DailyReport) -> String {
 
 /// Writes `daily-report-<unix_ms>.json` into `dir`.
 pub fn write(dir: &Path, report: &DailyReport) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("daily-report-{}.json", Utc::now().timestamp_millis()));
-    shared::report_file::write_whole(&path, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
-    Ok(path)
+    shared::report_file::write_json(dir, "daily-report", report)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `uat-orchestrator`: drives the booking service the way the voice agent and the patient do,
-//! through five scenarios, and decides go or no-go from what it measured.
+//! through five release scenarios (and a notifications one run on its own), and decides go or no-go
+//! from what it measured; `canary` judges a staged rollout and `report` the last day's figures.
 
 pub mod canary;
 pub mod cli;

@@ -1,23 +1,18 @@
-//! Terminal output as in the seed: a header per scenario, numbered steps with ✓/✗ and the measured
-//! figure, the criteria, the verdict and "N passed, N failed". Colored on a terminal, plain
-//! otherwise.
+//! Terminal output in the shape the manual (README.md) shows: a header per scenario, numbered
+//! steps with ✓/✗ and the measured figure, the criteria, the verdict and "N passed, N failed".
+//! Colored on a terminal, plain otherwise.
 
 use crate::record::{Decision, Judgement, Scenario, ScenarioReport, Step};
 use crate::reporter::Reporter;
 use colored::Colorize;
-use std::io::IsTerminal;
 use std::path::Path;
 
 /// Prints to stdout.
 pub struct Terminal(());
 
 impl Terminal {
-    /// Turns colors off when stdout is not a terminal or `NO_COLOR` is set (and not empty, as
-    /// no-color.org asks).
+    /// `colored` itself colors only a terminal, and follows `NO_COLOR` and `CLICOLOR_FORCE`.
     pub fn new() -> Self {
-        if !std::io::stdout().is_terminal() || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
-            colored::control::set_override(false);
-        }
         Self(())
     }
 }

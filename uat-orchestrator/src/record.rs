@@ -92,6 +92,10 @@ pub struct Criterion {
 }
 
 impl Criterion {
+    pub fn new(name: &str, threshold: impl Into<String>, measured: impl Into<String>, passed: Option<bool>) -> Self {
+        Self { name: name.to_owned(), threshold: threshold.into(), measured: measured.into(), passed }
+    }
+
     /// The criteria as a Markdown table for a step summary; `first` heads the name column and
     /// `judged` the last one.
     pub fn markdown_table(criteria: &[Criterion], first: &str, judged: &str) -> String {

@@ -83,10 +83,7 @@ pub fn write(dir: &Path, report: &Report<'_>) -> std::io::Result<(PathBuf, PathB
 
 /// Writes `report` as `uat-report-<unix_ms>.json` in `dir`, making it; returns its path.
 fn write_json(dir: &Path, report: &impl Serialize) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let json = dir.join(format!("uat-report-{}.json", chrono::Utc::now().timestamp_millis()));
-    write_whole(&json, &serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?)?;
-    Ok(json)
+    shared::report_file::write_json(dir, "uat-report", report)
 }
 
 /// One test case per scenario, then the verdict's: a NO-GO that no scenario explains (the p95, a

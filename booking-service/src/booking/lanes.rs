@@ -6,7 +6,8 @@
 //! a shared answer was read from the database during the lifetime of each request it is given to,
 //! so every answer stays one the request could have got on its own. A success is never shared; the
 //! next request in the lane makes its own attempt, and so does every request after a failure that
-//! answers only the request that met it ([`Shared`]). A lane disappears with its last request.
+//! answers only the request that met it ([`SharedFailure`]). A lane disappears with its last
+//! request.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 
 /// Whether a failure answers every request of its lane (a taken slot is taken for everyone), or
 /// only the one that met it (a limit of that caller's own).
-pub trait Shared {
+pub trait SharedFailure {
     fn is_shared(&self) -> bool;
 }
 
@@ -48,7 +49,7 @@ impl<K: Hash + Eq + Clone, E: Clone> Default for Lanes<K, E> {
     }
 }
 
-impl<K: Hash + Eq + Clone, E: Clone + Shared> Lanes<K, E> {
+impl<K: Hash + Eq + Clone, E: Clone + SharedFailure> Lanes<K, E> {
     /// Runs `attempt` in the lane of `key`, or answers with the failure of an attempt that started
     /// after this call did.
     pub async fn run<T>(&self, key: K, attempt: impl Future<Output = Result<T, E>>) -> Result<T, E> {
@@ -192,7 +193,7 @@ mod tests {
     }
 
     /// In these tests a failure is the caller's own when it says so.
-    impl Shared for String {
+    impl SharedFailure for String {
         fn is_shared(&self) -> bool {
             !self.starts_with("own:")
         }

@@ -1,4 +1,5 @@
-//! The seed's booking call, `POST /api/vapi/booking`, with optional `Idempotency-Key`.
+//! The first booking call, kept for the voice agents built on it: `POST /api/vapi/booking`, with
+//! an optional `Idempotency-Key`.
 
 use super::auth::{Allowed, Readers};
 use super::error::{ApiError, ApiResult};
@@ -60,7 +61,7 @@ pub async fn book(
             return Err(ApiError::Validation(format!("tool_name: must be {tool}")));
         }
         let idempotency = idempotency_key(&headers, &body)?;
-        let mut request = booking::BookingRequest::try_from(&body.tool_input)?;
+        let mut request = booking::CheckedBooking::try_from(&body.tool_input)?;
         request.by_agent = caller.caller.role == Role::Agent;
         let booked = booking::book(&state.store, &state.links, &state.lanes, &actor, request, idempotency).await?;
         let outcome = if booked.replayed { "replayed" } else { "booked" };

@@ -34,7 +34,12 @@ pub enum ApiError {
     /// A patient's link whose appointment has started.
     #[error("the appointment has already started: this link can no longer change it")]
     Started,
-    #[error("the request body is larger than this route takes (64 KiB; 1 MiB for the Vapi server URL, 16 KiB for inbound SMS, 1 KiB for manage links)")]
+    #[error(
+        "the request body is larger than this route takes ({} KiB; {} KiB for the Vapi server URL, {} KiB for \
+         inbound SMS, {} KiB for manage links)",
+        super::BODY_LIMIT / 1024, super::vapi::VAPI_BODY_LIMIT / 1024, super::sms::SMS_BODY_LIMIT / 1024,
+        super::manage::BODY_LIMIT / 1024
+    )]
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),

@@ -1,9 +1,9 @@
 //! The patient's manage link (`PUBLIC_BASE_URL/manage/{token}`, docs/API.md, "Manage link"); the token in the
 //! path is the credential.
 //!
-//! `GET /manage/{token}` shows the appointment, a Cancel button and up to [`OFFERED`] free slots of
-//! the next [`DAYS`] days to move to, each a form posting to `/reschedule`; it changes nothing (mail
-//! scanners open links). `POST /manage/{token}/cancel` cancels; `POST /manage/{token}/reschedule`
+//! `GET /manage/{token}` shows the appointment, a Confirm button while it is pending, a Cancel
+//! button and up to [`OFFERED`] free slots of the next [`DAYS`] days to move to, each a form
+//! posting to `/reschedule`; it changes nothing (mail scanners open links). `POST /manage/{token}/cancel` cancels; `POST /manage/{token}/reschedule`
 //! moves, keeping the appointment's length and type; `POST /manage/{token}/confirm` confirms a
 //! pending one, for a patient with no confirmation link (booked by phone, or after a move). The
 //! changes are the booking rules of the store, run
@@ -34,7 +34,7 @@ pub const DAYS: u32 = 14;
 /// The most times the page offers.
 pub const OFFERED: usize = 10;
 /// The only body these routes take is one instant, as a form or JSON.
-const BODY_LIMIT: usize = 1024;
+pub const BODY_LIMIT: usize = 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,7 +45,8 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
-/// Shows the appointment with a Cancel button and the times it can move to. Changes nothing.
+/// Shows the appointment with a Confirm button (pending), a Cancel button and the times it can move
+/// to. Changes nothing.
 #[utoipa::path(get, path = "/manage/{token}", tag = "manage",
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "the appointment, a Cancel button and free times to move to (HTML), or the appointment JSON with `Accept: application/json`", body = api::Appointment),

@@ -1,6 +1,9 @@
 //! The Vapi server URL, `POST /api/vapi/tools`, and the tool definitions to paste into an
 //! assistant. Vapi ignores any status but 200, so every tool failure is a 200 with an `error`
-//! string; only a request that is not Vapi's (bad token or signature, not JSON) gets an error status.
+//! string, and an assistant request the service cannot answer a sentence to speak. An error status
+//! goes only to a request that is not Vapi's (bad token or signature, not JSON), to one over the
+//! rate limit (429, which the VoiceAgentRateLimited alert counts) and to a transfer request or call
+//! report the database did not take (503).
 
 use super::auth::{Admins, Agents, Allowed, Caller, VapiMessages};
 use super::deadline::Arrived;
@@ -41,13 +44,16 @@ pub fn router() -> Router<AppState> {
         .route("/api/vapi/settings", get(settings).put(set_settings))
 }
 
-/// Vapi's server messages: `tool-calls` are answered with one result per call, in order; any
-/// other message type with `{}`.
+/// Vapi's server messages: `tool-calls` are answered with one result per call, in order,
+/// `assistant-request` with the clinic's assistant, `transfer-destination-request` with its
+/// number; any other message type with `{}`.
 #[utoipa::path(post, path = "/api/vapi/tools", tag = "vapi", security(("bearer" = [])),
     request_body(content = Object, description = "A Vapi server message: {\"message\": {\"type\": \"tool-calls\", \"toolCallList\": [...], \"call\": {...}}}"),
-    responses((status = 200, description = "{\"results\": [{\"name\", \"toolCallId\", \"result\" | \"error\"}]}, or {} for other message types"),
+    responses((status = 200, description = "{\"results\": [{\"name\", \"toolCallId\", \"result\" | \"error\"}]}, the assistant or transfer destination asked for, or {} for other message types"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, description = "rate_limited: the token's requests, or its informational messages", body = ErrorBody),
+              (status = 503, description = "unavailable: a transfer request or call report the database did not take", body = ErrorBody)))]
 pub async fn tools(
     State(state): State<AppState>,
     caller: Allowed<Agents, VapiMessages>,

@@ -7,7 +7,7 @@ use super::providers::WhichProvider;
 use super::refusal::Answer;
 use super::spoken_time::SpokenStart;
 use super::{speech, Context};
-use crate::booking::{self, BookingRequest, LocalStart};
+use crate::booking::{self, CheckedBooking, LocalStart};
 use crate::domain::{AppointmentId, Email, Notes, PatientName};
 use crate::store::{IdempotencyKey, Patient, StoreError};
 use serde::Deserialize;
@@ -64,7 +64,7 @@ impl BookAppointment {
                 ctx.caller.as_ref().map_or("-", |c| c.as_str())
             )
         });
-        let request = BookingRequest {
+        let request = CheckedBooking {
             provider: provider.id,
             kind: kind.as_ref().map(|k| k.id),
             when,
