@@ -127,7 +127,10 @@ fn record_tool_call_n(tool: &'static str, outcome: &'static str, n: u64) {
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Samples readiness, the pools and the outbox into gauges every [`SAMPLE_EVERY`] until the task
-/// is aborted: ready as `/readyz` answers, from the same [`Readiness`] and [`Draining`].
+/// is aborted: ready as `/readyz` answers, from the same [`Readiness`] and [`Draining`]. Also folds
+/// the histograms' recorded samples into their buckets (the recorder's upkeep), which otherwise
+/// only a scrape does: with no scrape (no Prometheus, or a wrong `METRICS_TOKEN`), every
+/// request's latency sample was kept, memory growing with the traffic until the process died.
 pub fn spawn_sampler(
     store: crate::store::DynStore,
     readiness: Arc<Readiness>,
@@ -138,6 +141,7 @@ pub fn spawn_sampler(
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
+            handle().run_upkeep();
             sample(&store, &readiness, &draining).await;
         }
     })
