@@ -7,6 +7,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
+    group = clap::ArgGroup::new("kept_database").args(["target", "database_url"]),
     name = "smoke-test",
     version,
     about = "Races conflicting bookings against the booking service and proves exactly one wins per slot.",
@@ -27,21 +28,23 @@ pub struct Args {
     pub database_url: Option<String>,
 
     /// HS256 secret of the target; the tool mints the platform, admin and agent tokens it needs.
-    #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true)]
+    /// Only with --target: a secret given without one means a target was meant, and a run
+    /// in-process instead would pass without testing it.
+    #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true, requires = "target")]
     pub jwt_secret: Option<String>,
 
     /// Platform token, accepted beside --admin-token and --agent-token (instead of --jwt-secret);
     /// the run still works in their organization and creates none.
-    #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true, requires = "target")]
     pub platform_token: Option<String>,
 
     /// Admin token of an existing organization, with --agent-token (instead of --jwt-secret): the
     /// run works there.
-    #[arg(long, env = "SMOKE_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SMOKE_ADMIN_TOKEN", hide_env_values = true, requires = "target")]
     pub admin_token: Option<String>,
 
     /// Agent token of the same organization as --admin-token.
-    #[arg(long, env = "SMOKE_AGENT_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "SMOKE_AGENT_TOKEN", hide_env_values = true, requires = "target")]
     pub agent_token: Option<String>,
 
     /// Concurrent conflicting bookings per slot (its start, for 30, 25 or 20 minutes in turn).
@@ -89,8 +92,9 @@ pub struct Args {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
-    /// Leave the test organization in place (for inspection).
-    #[arg(long)]
+    /// Leave the test organization in place (for inspection): with --target or --database-url, as
+    /// the in-process default database is deleted anyway.
+    #[arg(long, requires = "kept_database")]
     pub keep: bool,
 }
 
@@ -134,6 +138,18 @@ mod tests {
             assert!(Args::try_parse_from(["smoke-test", flag, value]).is_err(), "{flag} {value}");
         }
         assert!(Args::try_parse_from(["smoke-test", "--providers", "1", "--timeout-secs", "1"]).is_ok());
+    }
+
+    /// A credential without --target means a target was meant: run in-process, the run would pass
+    /// without testing it. So does --keep of the temporary database, which goes anyway.
+    #[test]
+    fn credentials_and_keep_without_a_target_are_refused() {
+        for flags in [&["--jwt-secret", "k"][..], &["--admin-token", "a", "--agent-token", "b"], &["--keep"]] {
+            let refused = Args::try_parse_from(std::iter::once("smoke-test").chain(flags.iter().copied()));
+            assert!(refused.is_err(), "{flags:?}");
+        }
+        assert!(Args::try_parse_from(["smoke-test", "--target", "http://x", "--jwt-secret", "k", "--keep"]).is_ok());
+        assert!(Args::try_parse_from(["smoke-test", "--database-url", "sqlite://x.db", "--keep"]).is_ok());
     }
 
     #[test]

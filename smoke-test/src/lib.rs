@@ -86,9 +86,17 @@ pub async fn run_with_output(args: Args, out: Out) -> Run {
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mode = if args.is_load() { "load" } else { "race" };
     let settings = settings(&args);
+    let path = args.report.clone().unwrap_or_else(report::default_path);
     let mut report = match prepare_target(&args, &out).await {
         Err(reason) => Report::could_not_judge(mode, args.target.as_deref().unwrap_or("in-process"), settings, reason),
         Ok(target) => {
+            // Until this run's report replaces it, the file says the run did not finish: a run
+            // killed outright (SIGKILL, a runner's timeout) leaves that, never an earlier verdict.
+            let unfinished = "the run did not finish: it was stopped before it wrote its report".to_owned();
+            let placeholder = Report::could_not_judge(mode, &target.base_url, settings.clone(), unfinished);
+            if let Err(e) = placeholder.write(&path) {
+                eprintln!("smoke-test: {e:#}");
+            }
             let report = judge(&args, &target, settings, tty, &out).await;
             target.stop().await;
             report
@@ -97,7 +105,6 @@ pub async fn run_with_output(args: Args, out: Out) -> Run {
     if report.verdict == Verdict::CouldNotJudge {
         report.exit_code = Verdict::CouldNotJudge.exit_code();
     }
-    let path = args.report.clone().unwrap_or_else(report::default_path);
     let report_path = match report.write(&path) {
         Ok(()) => Some(path),
         Err(e) => {
@@ -146,9 +153,7 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
             if let Some(url) = &args.database_url {
                 say!(out, "starting the booking service in-process on {}", booking_service::config::redact(url));
             }
-            Target::in_process(args.database_url.as_deref(), args.jwt_secret.clone())
-                .await
-                .map_err(|e| format!("{e:#}"))
+            Target::in_process(args.database_url.as_deref()).await.map_err(|e| format!("{e:#}"))
         }
         Some(url) => {
             let credentials = match (&args.jwt_secret, &args.admin_token, &args.agent_token) {
@@ -169,7 +174,8 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
     }
 }
 
-/// Sets up, runs and checks, and cleans up whatever happens, Ctrl-C included.
+/// Sets up, runs and checks, and cleans up whatever happens, an interruption included (a second
+/// one gives the cleanup up, saying what is left behind).
 async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: bool, out: &Out) -> Report {
     let mode = if args.is_load() { "load" } else { "race" };
     let mut report = Report::could_not_judge(mode, &target.base_url, settings, String::new());
@@ -178,7 +184,7 @@ async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: b
     let mut fixture = Fixture::default();
     let outcome = tokio::select! {
         outcome = exercise(args, target, &base, &mut fixture, &mut report, tty, out) => outcome,
-        _ = tokio::signal::ctrl_c() => Err("interrupted (Ctrl-C)".to_owned()),
+        signal = shared::interrupt::interrupted() => Err(format!("interrupted ({signal})")),
     };
     match outcome {
         Ok(()) => report.conclude(),
@@ -189,13 +195,14 @@ async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: b
         }
     }
     report.cleanup = if args.keep {
-        format!("kept (--keep): organization {:?}, providers {:?}", fixture.created_org, fixture.providers)
+        format!("kept (--keep): {}", fixture.made())
     } else if fixture.created_org.is_none() && fixture.providers.is_empty() {
         "nothing to remove".into()
     } else {
-        match fixture.cleanup(&base).await {
-            Ok(done) => format!("done: {done}"),
-            Err(e) => e,
+        let made = fixture.made();
+        tokio::select! {
+            cleaned = fixture.cleanup(&base) => cleaned.map_or_else(|e| e, |done| format!("done: {done}")),
+            signal = shared::interrupt::interrupted() => format!("given up ({signal}): {made} left behind"),
         }
     };
     report
@@ -300,6 +307,7 @@ async fn exercise(
             report.wall_ms = round1(result.wall.as_secs_f64() * 1000.0);
             report.request_log = race::records(&result);
             race::rate_limited(&result, &report.checks)?;
+            race::unread(&report.checks)?;
         }
     }
     Ok(())

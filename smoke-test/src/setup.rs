@@ -85,6 +85,15 @@ impl Fixture {
     /// what was booked with the run's providers and deactivates them (a deactivated provider keeps
     /// its appointments, which would stay in a real clinic's calendar and get their reminders).
     /// Returns what was done, or what could not be removed.
+    /// What the run made, in words: its organization, else the providers it made in a given one.
+    pub fn made(&self) -> String {
+        let providers = self.providers.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ");
+        match self.created_org {
+            Some(org) => format!("organization {org} (providers {providers})"),
+            None => format!("providers {providers}"),
+        }
+    }
+
     pub async fn cleanup(&self, base: &ApiClient) -> Result<String, String> {
         if let Some(org) = self.created_org {
             let token = self

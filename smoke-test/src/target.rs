@@ -69,8 +69,8 @@ impl Target {
     }
 
     /// Starts the booking service in this process on port 0: on `database_url`, else on a
-    /// temporary SQLite file; with a generated secret unless one is given.
-    pub async fn in_process(database_url: Option<&str>, secret: Option<String>) -> anyhow::Result<Self> {
+    /// temporary SQLite file; with a generated secret.
+    pub async fn in_process(database_url: Option<&str>) -> anyhow::Result<Self> {
         let (url, dir, kind) = match database_url {
             Some(url) => {
                 let kind = if url.starts_with("postgres") { "postgres" } else { "sqlite" };
@@ -82,7 +82,7 @@ impl Target {
                 (url, Some(dir), "sqlite, temporary".to_owned())
             }
         };
-        let secret = secret.unwrap_or_else(booking_service::startup::random_secret);
+        let secret = booking_service::startup::random_secret();
         let mut config = Config::with_database(url);
         config.jwt_secret = Some(secret.clone());
         // The race is thousands of requests from one agent token; the per-token rate limit is a

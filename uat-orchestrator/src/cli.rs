@@ -28,6 +28,7 @@ pub struct Cli {
     pub target: Option<String>,
 
     /// The target's HS256 key, to mint the platform, admin, staff and agent tokens the run needs.
+    /// Credentials are taken only with --target ([`Cli::stray_credential`]).
     #[arg(long, env = "UAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
@@ -54,7 +55,7 @@ pub struct Cli {
 
     /// Runs the mail sink on this address (e.g. 0.0.0.0:2525) for a remote target whose mail is
     /// pointed at it.
-    #[arg(long, requires = "target")]
+    #[arg(long)]
     pub smtp_listen: Option<String>,
 
     /// Ratings collected from clinic staff: a JSON array of numbers from 1 to 5.
@@ -78,8 +79,30 @@ pub struct Cli {
     pub budget_ms: u64,
 
     /// How long a confirmation email may take to arrive, in seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub email_timeout_secs: u64,
+}
+
+impl Cli {
+    /// A credential given without --target: a target was meant, and a run in-process instead
+    /// would pass without testing it. Checked when the run starts, not by clap: the `report`
+    /// command reads `UAT_STAFF_TOKEN` too, and a CI that sets it for that must not be refused.
+    pub fn stray_credential(&self) -> Option<&'static str> {
+        if self.target.is_some() {
+            return None;
+        }
+        [
+            (self.jwt_secret.is_some(), "--jwt-secret (UAT_JWT_SECRET)"),
+            (self.admin_token.is_some(), "--admin-token (UAT_ADMIN_TOKEN)"),
+            (self.staff_token.is_some(), "--staff-token (UAT_STAFF_TOKEN)"),
+            (self.agent_token.is_some(), "--agent-token (UAT_AGENT_TOKEN)"),
+            (self.other_admin_token.is_some(), "--other-admin-token (UAT_OTHER_ADMIN_TOKEN)"),
+            (self.other_staff_token.is_some(), "--other-staff-token (UAT_OTHER_STAFF_TOKEN)"),
+            (self.other_agent_token.is_some(), "--other-agent-token (UAT_OTHER_AGENT_TOKEN)"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+    }
 }
 
 /// Which scenarios a run takes: `all` (the five a release needs) or one by name.

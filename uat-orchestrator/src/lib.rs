@@ -45,13 +45,21 @@ impl Exit {
     }
 }
 
-/// Waits up to `patience` for `/readyz` to answer 200.
+/// Waits up to `patience` for `/readyz` to answer 200 with the service's health JSON (a 200 from
+/// something else, a web site behind the URL, is not the booking service being ready).
 async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, String> {
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < patience {
         match probe.send_during_outage("readyz", probe.request(Method::GET, "/readyz", None)).await {
-            Ok(r) if r.status == 200 => return Ok(format!("ready ({} ms)", r.latency.as_millis())),
+            Ok(r) if r.status == 200 && r.body["status"].is_string() => {
+                return Ok(format!("ready ({} ms)", r.latency.as_millis()))
+            }
+            Ok(r) if r.status == 200 => {
+                return Err("/readyz answered 200 without the booking service's health JSON: is --target the \
+                            booking service?"
+                    .into())
+            }
             Ok(r) => last = format!("/readyz answered {}", r.status),
             Err(e) => last = e,
         }
@@ -67,6 +75,11 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
 async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenario]) -> Result<(), String> {
     if target.is_in_process() {
         return Ok(());
+    }
+    if scenarios.contains(&Scenario::Notifications) {
+        return Err("the notifications scenario runs only in-process (without --target): its Twilio and webhook \
+                    endpoint are the run's own"
+            .into());
     }
     if scenarios.contains(&Scenario::Email) && target.mail().is_none() {
         return Err("the email scenario needs a mail sink against a remote target: pass --smtp-listen and point \
@@ -121,6 +134,15 @@ async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenar
             };
             return Err(format!("the target refused {which} (401: {said}): {why}"));
         }
+        // The service answers JSON, errors included: an answer without it is from something else
+        // behind the URL (a web site, a proxy's error page), which no scenario could judge. A
+        // failing service (a 5xx with the API's error body) is left to the scenarios: NO-GO.
+        if reply.body.is_null() {
+            return Err(format!(
+                "{which} was answered {} without JSON: is --target the booking service?",
+                reply.status
+            ));
+        }
     }
     Ok(())
 }
@@ -148,12 +170,17 @@ pub async fn run(cli: Cli) -> Exit {
     run_with(cli, &Terminal::new()).await
 }
 
-/// Says why the run could not judge, and with `--junit` writes it there (replacing an earlier
-/// run's file, which a CI would otherwise read as this run's).
+/// Says why the run could not judge (and what it left behind), and with `--junit` writes it there
+/// (replacing an earlier run's file, which a CI would otherwise read as this run's).
 fn could_not_judge(cli: &Cli, why: &str) -> Exit {
+    could_not_judge_leaving(cli, why, &[])
+}
+
+fn could_not_judge_leaving(cli: &Cli, why: &str, left_behind: &[String]) -> Exit {
     eprintln!("could not judge: {why}");
-    if let Err(e) = report::write_could_not_judge(&cli.report_dir, why) {
-        eprintln!("could not write the report to {}: {e}", cli.report_dir.display());
+    match report::write_could_not_judge(&cli.report_dir, why, left_behind) {
+        Ok(path) => eprintln!("report: {}", path.display()),
+        Err(e) => eprintln!("could not write the report to {}: {e}", cli.report_dir.display()),
     }
     if let Some(path) = &cli.junit {
         if let Err(e) = report::junit_could_not_judge(path, why) {
@@ -167,6 +194,21 @@ fn could_not_judge(cli: &Cli, why: &str) -> Exit {
 pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     if let Err(e) = reports_writable(&cli.report_dir, cli.junit.as_deref()) {
         return could_not_judge(&cli, &e);
+    }
+    if let Some(credential) = cli.stray_credential() {
+        return could_not_judge(
+            &cli,
+            &format!(
+                "{credential} is given without --target: a target was meant, and a run in-process would not test it"
+            ),
+        );
+    }
+    // Until this run's JUnit report replaces it, the file says the run did not finish: a run
+    // killed outright (SIGKILL, a runner's timeout) leaves that, never an earlier verdict.
+    if let Some(path) = &cli.junit {
+        if let Err(e) = report::junit_could_not_judge(path, "the run did not finish: it was stopped before its end") {
+            return could_not_judge(&cli, &format!("cannot write {}: {e}", path.display()));
+        }
     }
     let feedback = match cli.feedback.as_deref().map(criteria::read_feedback).transpose() {
         Ok(f) => f,
@@ -213,21 +255,28 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
         }
     };
     let interrupted = tokio::select! {
-        _ = all => false,
-        _ = tokio::signal::ctrl_c() => true,
+        _ = all => None,
+        signal = shared::interrupt::interrupted() => Some(signal),
     };
     // A scenario that stopped after creating its clinic (its provider refused, say) leaves it
-    // listed; so does a removal that failed or was interrupted.
-    if interrupted {
-        eprintln!("\ninterrupted: cleaning up the test clinics");
+    // listed; so does a removal that failed or was interrupted. A second signal gives the removal
+    // up: what it would have removed is left behind, and said so.
+    if let Some(signal) = interrupted {
+        eprintln!("\ninterrupted ({signal}): cleaning up the test clinics (a second signal gives up)");
     }
-    let left = scenarios::remove_leftovers(&target, &probe, &leftovers).await;
+    let left = tokio::select! {
+        left = scenarios::remove_leftovers(&target, &probe, &leftovers) => left,
+        signal = shared::interrupt::interrupted() => {
+            eprintln!("cleaning up given up ({signal})");
+            leftovers.listed()
+        }
+    };
     if !left.is_empty() {
         eprintln!("could not remove what the run made: {}", left.join(", "));
     }
-    if interrupted {
+    if let Some(signal) = interrupted {
         target.stop().await;
-        return could_not_judge(&cli, "interrupted");
+        return could_not_judge_leaving(&cli, &format!("interrupted ({signal})"), &left);
     }
 
     let tally = probe.snapshot();

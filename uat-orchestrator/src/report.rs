@@ -150,11 +150,12 @@ pub fn junit(path: &Path, scenarios: &[ScenarioReport], judgement: &Judgement) -
 
 /// The JSON report of a run that could not judge, `uat-report-<unix_ms>.json` in `dir` like any
 /// other, so that a CI reading the newest report reads this run's.
-pub fn write_could_not_judge(dir: &Path, why: &str) -> std::io::Result<PathBuf> {
+pub fn write_could_not_judge(dir: &Path, why: &str, left_behind: &[String]) -> std::io::Result<PathBuf> {
     let report = serde_json::json!({
         "tool": "uat-orchestrator",
         "version": env!("CARGO_PKG_VERSION"),
         "verdict": {"decision": "COULD-NOT-JUDGE", "reasons": [why]},
+        "left_behind": left_behind,
     });
     write_json(dir, &report)
 }

@@ -300,9 +300,16 @@ impl Target {
     }
 
     /// Stops an in-process service, letting it finish its requests.
+    /// Stops the in-process service, giving it ten seconds: a run being stopped must still write
+    /// its report.
     pub async fn stop(mut self) {
+        const WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
         if let Some(p) = self.in_process.take() {
-            let _ = p.running.stop().await;
+            match tokio::time::timeout(WITHIN, p.running.stop()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => eprintln!("the in-process service stopped with an error: {e:#}"),
+                Err(_) => eprintln!("the in-process service did not stop within {WITHIN:?}; it ends with the run"),
+            }
         }
     }
 }

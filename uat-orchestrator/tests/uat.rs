@@ -99,8 +99,9 @@ async fn the_notifications_scenario_passes_in_process() {
     assert!(steps.iter().all(|s| s["passed"] == true && s["skipped"] == false), "{steps:?}");
 }
 
-/// Against a deployed service the run's receivers are not the service's: the scenario says so and
-/// fails rather than passing unchecked.
+/// Against a deployed service the run's receivers are not the service's: asking for the scenario
+/// there is the run's configuration, as the email scenario without a mail sink is: it cannot
+/// judge, and says so, rather than failing (or passing) unchecked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_notifications_scenario_needs_the_in_process_service() {
     let app = spawn_app(Backend::Sqlite).await;
@@ -108,9 +109,40 @@ async fn the_notifications_scenario_needs_the_in_process_service() {
     let args = ["--target", &app.base, "--jwt-secret", SECRET, "--scenario", "notifications"];
     let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
     let report = json_report(reports.path());
-    assert_eq!(outcome, Exit::NoGo, "{}", reasons(&report));
-    let step = &report["scenarios"][0]["steps"][0];
-    assert!(step["error"] == true && step["measured"].as_str().is_some_and(|m| m.contains("in-process")), "{step}");
+    assert_eq!(outcome, Exit::CouldNotJudge, "{}", reasons(&report));
+    assert!(reasons(&report).contains("runs only in-process"), "{}", reasons(&report));
+}
+
+/// A credential without --target means a target was meant (its variable lost, say): the run
+/// refuses to pass in-process in its place, and with --junit the file says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_without_a_target_cannot_be_judged() {
+    let reports = tempfile::tempdir().expect("dir");
+    let junit = reports.path().join("junit.xml");
+    let junit_arg = junit.to_str().expect("path");
+    let args = ["--jwt-secret", SECRET, "--scenario", "basic", "--junit", junit_arg];
+    assert_eq!(uat_orchestrator::run(cli(&args, reports.path())).await, Exit::CouldNotJudge);
+    let report = json_report(reports.path());
+    assert!(reasons(&report).contains("--jwt-secret (UAT_JWT_SECRET) is given without --target"), "{report}");
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("without --target"), "{xml}");
+}
+
+/// A URL that answers 200 with something other than the service (a web site, a proxy's page) is
+/// not a release failing every scenario: the run cannot judge, and asks whether it is the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_is_not_the_booking_service_cannot_be_judged() {
+    use axum::routing::any;
+    let site = axum::Router::new().fallback(any(|| async { axum::response::Html("<h1>Welcome</h1>") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move { axum::serve(listener, site).await });
+    let reports = tempfile::tempdir().expect("dir");
+    let args = ["--target", &url, "--jwt-secret", SECRET, "--scenario", "basic"];
+    let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
+    let report = json_report(reports.path());
+    assert_eq!(outcome, Exit::CouldNotJudge, "{}", reasons(&report));
+    assert!(reasons(&report).contains("is --target the booking service?"), "{}", reasons(&report));
 }
 
 /// A key the target does not take is the run's configuration, not the service failing every

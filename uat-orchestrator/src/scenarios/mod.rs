@@ -98,14 +98,21 @@ pub async fn remove_leftovers(target: &Target, probe: &Probe, leftovers: &Leftov
     for leftover in left {
         leftover.remove(target, probe, leftovers, false).await;
     }
-    let still = leftovers.0.lock().map(|l| l.clone()).unwrap_or_default();
-    still
-        .iter()
-        .map(|l| match l {
-            Leftover::Clinic(id) => format!("clinic {id}"),
-            Leftover::Provider { id, .. } => format!("provider {id}"),
-        })
-        .collect()
+    leftovers.listed()
+}
+
+impl Leftovers {
+    /// What is still listed, in words.
+    pub fn listed(&self) -> Vec<String> {
+        let still = self.0.lock().map(|l| l.clone()).unwrap_or_default();
+        still
+            .iter()
+            .map(|l| match l {
+                Leftover::Clinic(id) => format!("clinic {id}"),
+                Leftover::Provider { id, .. } => format!("provider {id}"),
+            })
+            .collect()
+    }
 }
 
 /// What a scenario works with.
