@@ -1,5 +1,6 @@
-//! The command line: the flags a CI job sets per environment (target, tokens, concurrency, budget)
-//! also read an environment variable, so CI can configure them either way.
+//! The command line: the flags a CI job sets per environment (the target or database, the
+//! credentials, the report's path) also read an environment variable, so CI can configure them
+//! either way.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -7,7 +8,6 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
-    group = clap::ArgGroup::new("kept_database").args(["target", "database_url"]),
     name = "smoke-test",
     version,
     about = "Races conflicting bookings against the booking service and proves exactly one wins per slot.",
@@ -28,23 +28,22 @@ pub struct Args {
     pub database_url: Option<String>,
 
     /// HS256 secret of the target; the tool mints the platform, admin and agent tokens it needs.
-    /// Only with --target: a secret given without one means a target was meant, and a run
-    /// in-process instead would pass without testing it.
-    #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true, requires = "target")]
+    /// Credentials are taken only with --target ([`Args::stray`]).
+    #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// Platform token, accepted beside --admin-token and --agent-token (instead of --jwt-secret);
     /// the run still works in their organization and creates none.
-    #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true, requires = "target")]
+    #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true)]
     pub platform_token: Option<String>,
 
     /// Admin token of an existing organization, with --agent-token (instead of --jwt-secret): the
     /// run works there.
-    #[arg(long, env = "SMOKE_ADMIN_TOKEN", hide_env_values = true, requires = "target")]
+    #[arg(long, env = "SMOKE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
     /// Agent token of the same organization as --admin-token.
-    #[arg(long, env = "SMOKE_AGENT_TOKEN", hide_env_values = true, requires = "target")]
+    #[arg(long, env = "SMOKE_AGENT_TOKEN", hide_env_values = true)]
     pub agent_token: Option<String>,
 
     /// Concurrent conflicting bookings per slot (its start, for 30, 25 or 20 minutes in turn).
@@ -84,7 +83,8 @@ pub struct Args {
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub providers: u32,
 
-    /// Seconds before a single request is given up as a transport error.
+    /// Seconds before one racing or load request is given up as a transport error (set-up,
+    /// read-back and clean-up requests wait 30 s, the health probe 5 s).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout_secs: u64,
 
@@ -94,11 +94,30 @@ pub struct Args {
 
     /// Leave the test organization in place (for inspection): with --target or --database-url, as
     /// the in-process default database is deleted anyway.
-    #[arg(long, requires = "kept_database")]
+    #[arg(long)]
     pub keep: bool,
 }
 
 impl Args {
+    /// What was given that only a target (or a kept database) gives sense to: a credential without
+    /// --target means a target was meant (its variable lost, say), and a run in-process would pass
+    /// without testing it; --keep of the temporary database, which goes anyway. Checked when the
+    /// run starts, not by clap, so that the refusal is a could-not-judge report like any other.
+    pub fn stray(&self) -> Option<&'static str> {
+        if self.target.is_some() {
+            return None;
+        }
+        [
+            (self.jwt_secret.is_some(), "--jwt-secret (SMOKE_JWT_SECRET) is given without --target"),
+            (self.platform_token.is_some(), "--platform-token (SMOKE_PLATFORM_TOKEN) is given without --target"),
+            (self.admin_token.is_some(), "--admin-token (SMOKE_ADMIN_TOKEN) is given without --target"),
+            (self.agent_token.is_some(), "--agent-token (SMOKE_AGENT_TOKEN) is given without --target"),
+            (self.keep && self.database_url.is_none(), "--keep needs --target or --database-url"),
+        ]
+        .into_iter()
+        .find_map(|(given, why)| given.then_some(why))
+    }
+
     /// The defaults, as `smoke-test` with no argument would run.
     pub fn defaults() -> Self {
         Self::parse_from(["smoke-test"])
@@ -143,13 +162,14 @@ mod tests {
     /// A credential without --target means a target was meant: run in-process, the run would pass
     /// without testing it. So does --keep of the temporary database, which goes anyway.
     #[test]
-    fn credentials_and_keep_without_a_target_are_refused() {
+    fn credentials_and_keep_without_a_target_are_stray() {
+        let stray =
+            |flags: &[&str]| Args::parse_from(std::iter::once("smoke-test").chain(flags.iter().copied())).stray();
         for flags in [&["--jwt-secret", "k"][..], &["--admin-token", "a", "--agent-token", "b"], &["--keep"]] {
-            let refused = Args::try_parse_from(std::iter::once("smoke-test").chain(flags.iter().copied()));
-            assert!(refused.is_err(), "{flags:?}");
+            assert!(stray(flags).is_some(), "{flags:?}");
         }
-        assert!(Args::try_parse_from(["smoke-test", "--target", "http://x", "--jwt-secret", "k", "--keep"]).is_ok());
-        assert!(Args::try_parse_from(["smoke-test", "--database-url", "sqlite://x.db", "--keep"]).is_ok());
+        assert_eq!(stray(&["--target", "http://x", "--jwt-secret", "k", "--keep"]), None);
+        assert_eq!(stray(&["--database-url", "sqlite://x.db", "--keep"]), None);
     }
 
     #[test]

@@ -28,9 +28,10 @@ use crate::report::{Report, Verdict};
 use crate::setup::{Fixture, PlannedSlot};
 use crate::target::{Credentials, Target};
 use serde_json::json;
+use shared::interrupt::Interrupts;
 use shared::ApiClient;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,17 +88,12 @@ pub async fn run_with_output(args: Args, out: Out) -> Run {
     let mode = if args.is_load() { "load" } else { "race" };
     let settings = settings(&args);
     let path = args.report.clone().unwrap_or_else(report::default_path);
-    let mut report = match prepare_target(&args, &out).await {
-        Err(reason) => Report::could_not_judge(mode, args.target.as_deref().unwrap_or("in-process"), settings, reason),
+    let shown = args.target.as_deref().unwrap_or("in-process");
+    let interrupts = Interrupts::listen();
+    let mut report = match prepare_target(&args, &path, (mode, shown, &settings), &out).await {
+        Err(reason) => Report::could_not_judge(mode, shown, settings, reason),
         Ok(target) => {
-            // Until this run's report replaces it, the file says the run did not finish: a run
-            // killed outright (SIGKILL, a runner's timeout) leaves that, never an earlier verdict.
-            let unfinished = "the run did not finish: it was stopped before it wrote its report".to_owned();
-            let placeholder = Report::could_not_judge(mode, &target.base_url, settings.clone(), unfinished);
-            if let Err(e) = placeholder.write(&path) {
-                eprintln!("smoke-test: {e:#}");
-            }
-            let report = judge(&args, &target, settings, tty, &out).await;
+            let report = judge(&args, &target, settings, tty, &interrupts, &out).await;
             target.stop().await;
             report
         }
@@ -137,9 +133,20 @@ fn settings(args: &Args) -> serde_json::Value {
 }
 
 /// Starts the in-process service or checks the remote one's settings. `Err` is "could not judge".
-async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
-    let path = args.report.clone().unwrap_or_else(report::default_path);
-    shared::report_file::can_write(&path).map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+async fn prepare_target(
+    args: &Args,
+    path: &Path,
+    (mode, shown, settings): (&str, &str, &serde_json::Value),
+    out: &Out,
+) -> Result<Target, String> {
+    shared::report_file::can_write(path).map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
+    // Until this run's report replaces it, the file says the run did not finish: a run killed
+    // outright (SIGKILL, a runner's timeout) leaves that, never an earlier verdict.
+    let unfinished = "the run did not finish: it was stopped before it wrote its report".to_owned();
+    Report::could_not_judge(mode, shown, settings.clone(), unfinished).write(path).map_err(|e| format!("{e:#}"))?;
+    if let Some(stray) = args.stray() {
+        return Err(format!("{stray}: a target was meant, and a run in-process would not test it"));
+    }
     if let Some(rate) = args.rate {
         if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
             return Err(format!("--rate {rate} must be above 0 and at most 100000 per second"));
@@ -147,6 +154,10 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
     }
     if args.max_in_flight == 0 {
         return Err("--max-in-flight must be at least 1".into());
+    }
+    if let (Some(rate), Some(duration)) = (args.rate, args.duration) {
+        let planned = load::LoadSettings::planned_for(rate, duration);
+        setup::within_horizon(planned, u64::from(args.providers.max(1)))?;
     }
     match &args.target {
         None => {
@@ -175,8 +186,15 @@ async fn prepare_target(args: &Args, out: &Out) -> Result<Target, String> {
 }
 
 /// Sets up, runs and checks, and cleans up whatever happens, an interruption included (a second
-/// one gives the cleanup up, saying what is left behind).
-async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: bool, out: &Out) -> Report {
+/// signal gives the cleanup up, saying what is left behind).
+async fn judge(
+    args: &Args,
+    target: &Target,
+    settings: serde_json::Value,
+    tty: bool,
+    interrupts: &Interrupts,
+    out: &Out,
+) -> Report {
     let mode = if args.is_load() { "load" } else { "race" };
     let mut report = Report::could_not_judge(mode, &target.base_url, settings, String::new());
     report.target_kind = target.description.clone();
@@ -184,7 +202,7 @@ async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: b
     let mut fixture = Fixture::default();
     let outcome = tokio::select! {
         outcome = exercise(args, target, &base, &mut fixture, &mut report, tty, out) => outcome,
-        signal = shared::interrupt::interrupted() => Err(format!("interrupted ({signal})")),
+        signal = interrupts.nth(1) => Err(format!("interrupted ({signal})")),
     };
     match outcome {
         Ok(()) => report.conclude(),
@@ -202,7 +220,7 @@ async fn judge(args: &Args, target: &Target, settings: serde_json::Value, tty: b
         let made = fixture.made();
         tokio::select! {
             cleaned = fixture.cleanup(&base) => cleaned.map_or_else(|e| e, |done| format!("done: {done}")),
-            signal = shared::interrupt::interrupted() => format!("given up ({signal}): {made} left behind"),
+            signal = interrupts.nth(2) => format!("given up ({signal}): {made} left behind"),
         }
     };
     report
@@ -274,6 +292,7 @@ async fn exercise(
             if let Some(figures) = &report.load {
                 load::rate_limited(figures, &report.checks)?;
             }
+            report::unread(&report.checks)?;
         }
         _ => {
             let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots)).map_err(|e| format!("{e:#}"))?;
@@ -307,7 +326,7 @@ async fn exercise(
             report.wall_ms = round1(result.wall.as_secs_f64() * 1000.0);
             report.request_log = race::records(&result);
             race::rate_limited(&result, &report.checks)?;
-            race::unread(&report.checks)?;
+            report::unread(&report.checks)?;
         }
     }
     Ok(())

@@ -30,7 +30,12 @@ pub struct LoadSettings {
 
 impl LoadSettings {
     pub fn planned(&self) -> u64 {
-        (self.rate * self.duration.as_secs_f64()).round().max(1.0) as u64
+        Self::planned_for(self.rate, self.duration)
+    }
+
+    /// The bookings a run at `rate` for `duration` plans.
+    pub fn planned_for(rate: f64, duration: Duration) -> u64 {
+        (rate * duration.as_secs_f64()).round().max(1.0) as u64
     }
 }
 

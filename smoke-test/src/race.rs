@@ -481,19 +481,6 @@ pub fn rate_limited(result: &RaceResult, checks: &[Check]) -> Result<(), String>
     ))
 }
 
-/// Could not judge when the stored appointments could not be read back and nothing else failed:
-/// no double booking was seen, and none could be ruled out (a listing refused or cut by the
-/// target is not a failed release).
-pub fn unread(checks: &[Check]) -> Result<(), String> {
-    let mut failed = checks.iter().filter(|c| !c.passed);
-    match (failed.next(), failed.next()) {
-        (Some(c), None) if c.name == "one_active_appointment_per_slot" && c.measured.is_null() => {
-            Err(format!("the race passed its other checks, but {}", c.detail))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The request log of the report.
 pub fn records(result: &RaceResult) -> Vec<RequestRecord> {
     result
@@ -525,18 +512,6 @@ pub fn records(result: &RaceResult) -> Vec<RequestRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A read-back that failed alone cannot judge; beside another failure, the run fails as it stands.
-    #[test]
-    fn a_failed_read_back_alone_cannot_be_judged() {
-        let unread =
-            Check::new("one_active_appointment_per_slot", json!({}), serde_json::Value::Null, false, "listing failed");
-        let passed = Check::new("one_201_per_slot", json!({}), json!({"max": 1}), true, "");
-        assert!(super::unread(&[passed.clone(), unread.clone()]).is_err_and(|e| e.contains("listing failed")));
-        let twice = Check::new("one_201_per_slot", json!({}), json!({"max": 2}), false, "two 201s");
-        assert_eq!(super::unread(&[twice, unread]), Ok(()));
-        assert_eq!(super::unread(&[passed]), Ok(()));
-    }
 
     /// A race of one slot and four racers answered `answers`, in order.
     fn race(answers: Vec<Answer>) -> RaceResult {

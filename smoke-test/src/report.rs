@@ -185,6 +185,19 @@ impl Report {
     }
 }
 
+/// Could not judge when the stored appointments could not be read back and nothing else failed:
+/// no double booking was seen, and none could be ruled out (a listing refused or cut by the
+/// target is not a failed release).
+pub fn unread(checks: &[Check]) -> Result<(), String> {
+    let mut failed = checks.iter().filter(|c| !c.passed);
+    match (failed.next(), failed.next()) {
+        (Some(c), None) if c.name == "one_active_appointment_per_slot" && c.measured.is_null() => {
+            Err(format!("the run passed its other checks, but {}", c.detail))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `reports/smoke-<unix_ms>.json`.
 pub fn default_path() -> PathBuf {
     let ms =
@@ -199,6 +212,18 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+    /// A read-back that failed alone cannot judge; beside another failure, the run fails as it stands.
+    #[test]
+    fn a_failed_read_back_alone_cannot_be_judged() {
+        let failed_read =
+            Check::new("one_active_appointment_per_slot", json!({}), Value::Null, false, "listing failed");
+        let passed = Check::new("one_201_per_slot", json!({}), json!({"max": 1}), true, "");
+        assert!(unread(&[passed.clone(), failed_read.clone()]).is_err_and(|e| e.contains("listing failed")));
+        let twice = Check::new("one_201_per_slot", json!({}), json!({"max": 2}), false, "two 201s");
+        assert_eq!(unread(&[twice, failed_read]), Ok(()));
+        assert_eq!(unread(&[passed]), Ok(()));
+    }
 
     /// A report is written whole to a new file and renamed into place, never truncated and written
     /// again: whoever holds the previous file (here, a second name of it) still reads it whole.

@@ -81,10 +81,6 @@ impl Fixture {
         Ok(())
     }
 
-    /// Removes what setup created: the organization (everything in it goes with it), else cancels
-    /// what was booked with the run's providers and deactivates them (a deactivated provider keeps
-    /// its appointments, which would stay in a real clinic's calendar and get their reminders).
-    /// Returns what was done, or what could not be removed.
     /// What the run made, in words: its organization, else the providers it made in a given one.
     pub fn made(&self) -> String {
         let providers = self.providers.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ");
@@ -94,6 +90,10 @@ impl Fixture {
         }
     }
 
+    /// Removes what setup created: the organization (everything in it goes with it), else cancels
+    /// what was booked with the run's providers and deactivates them (a deactivated provider keeps
+    /// its appointments, which would stay in a real clinic's calendar and get their reminders).
+    /// Returns what was done, or what could not be removed.
     pub async fn cleanup(&self, base: &ApiClient) -> Result<String, String> {
         if let Some(org) = self.created_org {
             let token = self
@@ -243,20 +243,28 @@ impl PlannedSlot {
     }
 }
 
+/// Whether `count` distinct slots over `providers` providers fit the booking horizon: the plan
+/// starts up to 120 days ahead, and the service books up to 365. Checked before anything is set
+/// up, so a run too large says so at once rather than after creating its providers.
+pub fn within_horizon(count: u64, providers: u64) -> Result<(), String> {
+    let days = count.div_ceil(providers.max(1)).div_ceil(u64::from(SLOTS_PER_DAY));
+    if days > 230 {
+        return Err(format!(
+            "{count} distinct slots over {providers} providers would reach beyond the 365-day booking horizon: \
+             use more --providers, or a lower --rate or shorter --duration"
+        ));
+    }
+    Ok(())
+}
+
 /// Plans `count` distinct slots spread round-robin over `providers`, 30 minutes each, from a
 /// random day 20 to 120 days ahead, so reruns and runs against the same organization do not
 /// collide. Fails when they would reach beyond the service's 365-day horizon.
 pub fn plan_slots(providers: &[Uuid], count: u64) -> anyhow::Result<Vec<PlannedSlot>> {
     anyhow::ensure!(!providers.is_empty(), "no provider to book");
+    within_horizon(count, providers.len() as u64).map_err(anyhow::Error::msg)?;
     let first_day = Utc::now().date_naive() + Days::days(rand::thread_rng().gen_range(20..120));
     let patients_from = rand::thread_rng().gen_range(0..10_000_000);
-    let per_provider = count.div_ceil(providers.len() as u64);
-    let days = per_provider.div_ceil(u64::from(SLOTS_PER_DAY));
-    anyhow::ensure!(
-        days <= 230,
-        "{count} distinct slots over {} providers would reach beyond the 365-day booking horizon: use more --providers",
-        providers.len()
-    );
     Ok((0..count)
         .map(|i| {
             let provider = providers[(i % providers.len() as u64) as usize];

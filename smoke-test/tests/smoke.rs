@@ -196,6 +196,55 @@ async fn an_unreachable_target_gives_exit_2() {
     assert!(reason.contains("target down"), "{reason}");
 }
 
+/// A load run too large for the booking horizon is told at once, before anything is set up (a
+/// target down would otherwise be reported first: the check comes before the health probe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_beyond_the_booking_horizon_gives_exit_2_before_any_set_up() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let argv = ["--target", "http://127.0.0.1:9", "--jwt-secret", SECRET, "--rate", "5000", "--duration", "1h"];
+    let run = run(args(&dir, &argv)).await;
+    assert_eq!(run.exit_code(), 2);
+    let reason = run.report.reason.unwrap_or_default();
+    assert!(reason.contains("booking horizon") && reason.contains("--rate"), "{reason}");
+}
+
+/// From the run's start its report file says it could not judge, the run not finished (an earlier
+/// run's passing report, there before, is gone at once): a run killed outright leaves that. Here
+/// the target takes the connection and never answers, so the run is seen mid-way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_says_could_not_judge_until_the_run_replaces_it() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("report.json"), r#"{"verdict": "pass"}"#).expect("an earlier report");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let target = format!("http://{}", silent.local_addr().expect("address"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let running = tokio::spawn(run(args(&dir, &["--target", &target, "--jwt-secret", SECRET])));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let midway = read_report(&dir);
+    assert_eq!(midway["verdict"], json!("could_not_judge"), "{midway}");
+    assert!(midway["reason"].as_str().is_some_and(|r| r.contains("did not finish")), "{midway}");
+    let done = running.await.expect("the run ends");
+    assert_eq!(done.exit_code(), 2);
+    assert!(read_report(&dir)["reason"].as_str().is_some_and(|r| r.contains("target down")));
+    held.abort();
+}
+
+/// A credential without --target means a target was meant (its variable lost, say): the run does
+/// not pass in-process in its place, and its report says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_without_a_target_gives_exit_2() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let run = run(args(&dir, &["--jwt-secret", SECRET])).await;
+    assert_eq!(run.exit_code(), 2);
+    let reason = read_report(&dir)["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("--jwt-secret (SMOKE_JWT_SECRET) is given without --target"), "{reason}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_remote_target_without_credentials_gives_exit_2() {
     let dir = tempfile::tempdir().expect("a temporary folder");

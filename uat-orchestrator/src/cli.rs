@@ -55,7 +55,7 @@ pub struct Cli {
 
     /// Runs the mail sink on this address (e.g. 0.0.0.0:2525) for a remote target whose mail is
     /// pointed at it.
-    #[arg(long)]
+    #[arg(long, requires = "target")]
     pub smtp_listen: Option<String>,
 
     /// Ratings collected from clinic staff: a JSON array of numbers from 1 to 5.

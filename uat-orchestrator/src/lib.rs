@@ -51,7 +51,13 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < patience {
-        match probe.send_during_outage("readyz", probe.request(Method::GET, "/readyz", None)).await {
+        let asked = probe.send_during_outage("readyz", probe.request(Method::GET, "/readyz", None));
+        // A target that takes the connection and never answers is waited for `patience` in all.
+        let Ok(answered) = tokio::time::timeout(patience.saturating_sub(started.elapsed()), asked).await else {
+            last = format!("/readyz did not answer within {patience:?}");
+            break;
+        };
+        match answered {
             Ok(r) if r.status == 200 && r.body["status"].is_string() => {
                 return Ok(format!("ready ({} ms)", r.latency.as_millis()))
             }
@@ -192,6 +198,7 @@ fn could_not_judge_leaving(cli: &Cli, why: &str, left_behind: &[String]) -> Exit
 
 /// Runs the selected scenarios, telling `reporter` what happens; the reports are written either way.
 pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
+    let interrupts = shared::interrupt::Interrupts::listen();
     if let Err(e) = reports_writable(&cli.report_dir, cli.junit.as_deref()) {
         return could_not_judge(&cli, &e);
     }
@@ -256,7 +263,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     };
     let interrupted = tokio::select! {
         _ = all => None,
-        signal = shared::interrupt::interrupted() => Some(signal),
+        signal = interrupts.nth(1) => Some(signal),
     };
     // A scenario that stopped after creating its clinic (its provider refused, say) leaves it
     // listed; so does a removal that failed or was interrupted. A second signal gives the removal
@@ -266,7 +273,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     }
     let left = tokio::select! {
         left = scenarios::remove_leftovers(&target, &probe, &leftovers) => left,
-        signal = shared::interrupt::interrupted() => {
+        signal = interrupts.nth(2) => {
             eprintln!("cleaning up given up ({signal})");
             leftovers.listed()
         }

@@ -299,7 +299,6 @@ impl Target {
         })
     }
 
-    /// Stops an in-process service, letting it finish its requests.
     /// Stops the in-process service, giving it ten seconds: a run being stopped must still write
     /// its report.
     pub async fn stop(mut self) {

@@ -128,21 +128,63 @@ async fn a_credential_without_a_target_cannot_be_judged() {
     assert!(xml.contains("without --target"), "{xml}");
 }
 
+/// From the run's start its JUnit file says it could not judge, the run not finished (an earlier
+/// run's file is gone at once): a run killed outright leaves that. Here the target takes the
+/// connection and never answers, so the run is seen mid-way; it then cannot judge, within the
+/// readiness check's ten seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_junit_file_says_could_not_judge_until_the_run_replaces_it() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("address"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let reports = tempfile::tempdir().expect("dir");
+    let junit = reports.path().join("junit.xml");
+    std::fs::write(&junit, "<testsuites tests=\"1\" failures=\"0\"/>").expect("an earlier file");
+    let junit_arg = junit.to_str().expect("path").to_owned();
+    let args = ["--target", &url, "--jwt-secret", SECRET, "--scenario", "basic", "--junit", &junit_arg];
+    let started = std::time::Instant::now();
+    let midway = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        std::fs::read_to_string(&junit).expect("junit")
+    };
+    let (outcome, midway) = tokio::join!(uat_orchestrator::run(cli(&args, reports.path())), midway);
+    assert!(midway.contains("the run did not finish"), "{midway}");
+    assert_eq!(outcome, Exit::CouldNotJudge);
+    assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
+    let after = std::fs::read_to_string(&junit).expect("junit");
+    assert!(after.contains("did not answer within"), "{after}");
+    held.abort();
+}
+
 /// A URL that answers 200 with something other than the service (a web site, a proxy's page) is
 /// not a release failing every scenario: the run cannot judge, and asks whether it is the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_is_not_the_booking_service_cannot_be_judged() {
-    use axum::routing::any;
-    let site = axum::Router::new().fallback(any(|| async { axum::response::Html("<h1>Welcome</h1>") }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(async move { axum::serve(listener, site).await });
-    let reports = tempfile::tempdir().expect("dir");
-    let args = ["--target", &url, "--jwt-secret", SECRET, "--scenario", "basic"];
-    let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
-    let report = json_report(reports.path());
-    assert_eq!(outcome, Exit::CouldNotJudge, "{}", reasons(&report));
-    assert!(reasons(&report).contains("is --target the booking service?"), "{}", reasons(&report));
+    use axum::routing::{any, get};
+    let page = || async { axum::response::Html("<h1>Welcome</h1>") };
+    // A site, and one whose /readyz answers as the service's does but nothing else does.
+    let health = || async { axum::Json(serde_json::json!({"status": "ready"})) };
+    let sites = [
+        (axum::Router::new().fallback(any(page)), "/readyz answered 200 without the booking service's health JSON"),
+        (axum::Router::new().route("/readyz", get(health)).fallback(any(page)), "answered 200 without JSON"),
+    ];
+    for (site, said) in sites {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, site).await });
+        let reports = tempfile::tempdir().expect("dir");
+        let args = ["--target", &url, "--jwt-secret", SECRET, "--scenario", "basic"];
+        let outcome = uat_orchestrator::run(cli(&args, reports.path())).await;
+        let report = json_report(reports.path());
+        assert_eq!(outcome, Exit::CouldNotJudge, "{}", reasons(&report));
+        assert!(reasons(&report).contains(said), "{said}: {}", reasons(&report));
+        assert!(reasons(&report).contains("is --target the booking service?"), "{}", reasons(&report));
+    }
 }
 
 /// A key the target does not take is the run's configuration, not the service failing every
