@@ -215,14 +215,7 @@ async fn a_load_beyond_the_booking_horizon_gives_exit_2_before_any_set_up() {
 async fn the_report_says_could_not_judge_until_the_run_replaces_it() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     std::fs::write(dir.path().join("report.json"), r#"{"verdict": "pass"}"#).expect("an earlier report");
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let target = format!("http://{}", silent.local_addr().expect("address"));
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            open.push(socket);
-        }
-    });
+    let (target, held) = test_kit::silent_server().await;
     let running = tokio::spawn(run(args(&dir, &["--target", &target, "--jwt-secret", SECRET])));
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let midway = read_report(&dir);

@@ -134,14 +134,7 @@ async fn a_credential_without_a_target_cannot_be_judged() {
 /// readiness check's ten seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_junit_file_says_could_not_judge_until_the_run_replaces_it() {
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", silent.local_addr().expect("address"));
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            open.push(socket);
-        }
-    });
+    let (url, held) = test_kit::silent_server().await;
     let reports = tempfile::tempdir().expect("dir");
     let junit = reports.path().join("junit.xml");
     std::fs::write(&junit, "<testsuites tests=\"1\" failures=\"0\"/>").expect("an earlier file");

@@ -136,15 +136,8 @@ async fn an_endpoint_gets_only_the_events_it_asked_for(backend: Backend) {
 
 /// An endpoint that takes every connection and never answers; aborting the task lets them go.
 async fn hanging_endpoint() -> (String, tokio::task::JoinHandle<()>) {
-    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let url = format!("http://{}/hook", hanging.local_addr().expect("address"));
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = hanging.accept().await {
-            open.push(socket);
-        }
-    });
-    (url, held)
+    let (base, held) = test_kit::silent_server().await;
+    (format!("{base}/hook"), held)
 }
 
 /// Endpoints that take the connection and never answer hold up no other delivery: the messages in
