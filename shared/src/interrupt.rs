@@ -8,7 +8,9 @@ use tokio::sync::watch;
 /// The signals a tool has received since it began listening, counted by one task installed at
 /// its start, so that none is missed between two waits: the first stops the run, the second gives
 /// up its cleanup, and the third ends the process at once (its report files already say that it
-/// could not judge).
+/// could not judge; a temporary database is left behind). Two signals of one kind that arrive
+/// before the task runs count as one, as Tokio delivers them. The task ends with the last
+/// `Interrupts` of it dropped.
 #[derive(Clone)]
 pub struct Interrupts {
     heard: watch::Receiver<(u32, &'static str)>,
@@ -27,6 +29,8 @@ impl Interrupts {
             use tokio::signal::unix::{signal, SignalKind};
             signal(SignalKind::interrupt()).and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
         };
+        #[cfg(not(unix))]
+        let handlers = tokio::signal::windows::ctrl_c();
         tokio::spawn(async move {
             // Without handlers the default action stays, and no wait ever resolves.
             #[cfg(unix)]
@@ -34,16 +38,22 @@ impl Interrupts {
             else {
                 return;
             };
+            #[cfg(not(unix))]
+            let Ok(mut ctrl_c) = handlers
+            else {
+                return;
+            };
             loop {
                 #[cfg(unix)]
                 let name = tokio::select! {
+                    () = tell.closed() => return,
                     _ = int.recv() => "SIGINT",
                     _ = term.recv() => "SIGTERM",
                 };
                 #[cfg(not(unix))]
-                let name = match tokio::signal::ctrl_c().await {
-                    Ok(()) => "Ctrl-C",
-                    Err(_) => return,
+                let name = tokio::select! {
+                    () = tell.closed() => return,
+                    _ = ctrl_c.recv() => "Ctrl-C",
                 };
                 let mut count = 0;
                 tell.send_modify(|(n, last)| {

@@ -28,7 +28,7 @@ pub struct Args {
     pub database_url: Option<String>,
 
     /// HS256 secret of the target; the tool mints the platform, admin and agent tokens it needs.
-    /// Credentials are taken only with --target ([`Args::stray`]).
+    /// Credentials are taken only with --target.
     #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 

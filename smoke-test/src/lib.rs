@@ -142,7 +142,7 @@ async fn prepare_target(
     shared::report_file::can_write(path).map_err(|e| format!("cannot write the report {}: {e}", path.display()))?;
     // Until this run's report replaces it, the file says the run did not finish: a run killed
     // outright (SIGKILL, a runner's timeout) leaves that, never an earlier verdict.
-    let unfinished = "the run did not finish: it was stopped before it wrote its report".to_owned();
+    let unfinished = "the run did not finish, or could not write its report".to_owned();
     Report::could_not_judge(mode, shown, settings.clone(), unfinished).write(path).map_err(|e| format!("{e:#}"))?;
     if let Some(stray) = args.stray() {
         return Err(format!("{stray}: a target was meant, and a run in-process would not test it"));

@@ -28,7 +28,7 @@ pub struct Cli {
     pub target: Option<String>,
 
     /// The target's HS256 key, to mint the platform, admin, staff and agent tokens the run needs.
-    /// Credentials are taken only with --target ([`Cli::stray_credential`]).
+    /// Credentials are taken only with --target.
     #[arg(long, env = "UAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 

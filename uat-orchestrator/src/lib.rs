@@ -53,8 +53,12 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     while started.elapsed() < patience {
         let asked = probe.send_during_outage("readyz", probe.request(Method::GET, "/readyz", None));
         // A target that takes the connection and never answers is waited for `patience` in all.
-        let Ok(answered) = tokio::time::timeout(patience.saturating_sub(started.elapsed()), asked).await else {
-            last = format!("/readyz did not answer within {patience:?}");
+        let remaining = patience.saturating_sub(started.elapsed());
+        let Ok(answered) = tokio::time::timeout(remaining, asked).await else {
+            // Cut short by the patience's end, a try says nothing beside an earlier answer.
+            if last.is_empty() {
+                last = format!("/readyz did not answer within {patience:?}");
+            }
             break;
         };
         match answered {
@@ -69,7 +73,7 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
             Ok(r) => last = format!("/readyz answered {}", r.status),
             Err(e) => last = e,
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(500).min(patience.saturating_sub(started.elapsed()))).await;
     }
     Err(format!("the target is not ready: {last}"))
 }
