@@ -126,6 +126,15 @@ impl Args {
     pub fn is_load(&self) -> bool {
         self.rate.is_some()
     }
+
+    /// The mode as the report names it.
+    pub fn mode(&self) -> &'static str {
+        if self.is_load() {
+            "load"
+        } else {
+            "race"
+        }
+    }
 }
 
 /// `30s`, `500ms`, `2m`, `1h`, `1.5s` or a bare number of seconds (units ms, s, m, h, d); from 1 ms

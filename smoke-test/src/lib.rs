@@ -85,7 +85,7 @@ pub async fn run(args: Args) -> Run {
 pub async fn run_with_output(args: Args, out: Out) -> Run {
     // `colored` itself colors only a terminal, and follows `NO_COLOR` and `CLICOLOR_FORCE`.
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let mode = if args.is_load() { "load" } else { "race" };
+    let mode = args.mode();
     let settings = settings(&args);
     let path = args.report.clone().unwrap_or_else(report::default_path);
     let shown = args.target.as_deref().unwrap_or("in-process");
@@ -195,7 +195,7 @@ async fn judge(
     interrupts: &Interrupts,
     out: &Out,
 ) -> Report {
-    let mode = if args.is_load() { "load" } else { "race" };
+    let mode = args.mode();
     let mut report = Report::could_not_judge(mode, &target.base_url, settings, String::new());
     report.target_kind = target.description.clone();
     let base = ApiClient::new(target.base_url.clone());
