@@ -238,10 +238,11 @@ mod tests {
         let zone = Zone::parse("tz", "America/New_York").expect("zone");
         let day = NaiveDate::from_ymd_opt(2027, 3, 14).expect("date");
         let hour = Minutes::parse("m", 60).expect("m");
-        let now = Utc::now() - Duration::days(400);
+        let midnight = zone.resolve(day, NaiveTime::MIN).expect("midnight");
+        let now = midnight - Duration::days(400);
         let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &Busy::default(), now);
-        assert_eq!(slots.len(), 0, "the whole day lies past the horizon from a year ago");
-        let now = zone.resolve(day, NaiveTime::MIN).expect("midnight") - Duration::days(1);
+        assert_eq!(slots.len(), 0, "the whole day lies past the horizon from 400 days before");
+        let now = midnight - Duration::days(1);
         let slots = free_slots(&zone, &WeeklyHours::default(), day, &Policy::plain(hour, hour), &Busy::default(), now);
         assert_eq!(slots.len(), 23, "02:00 does not exist that day");
     }

@@ -495,7 +495,7 @@ async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: 
     let files = wait_eml(&app, 2).await;
     let notice = searchable(&files[1]);
     // From the time it had to the new one.
-    let from = days_ahead(5).format("%A %-d %B %Y, 10:00").to_string();
+    let from = booked.starts_at.format("%A %-d %B %Y, %H:%M").to_string();
     assert!(notice.contains(&format!("was moved from {from} to")), "{notice}");
     assert!(notice.contains(&format!("<dt>Was</dt><dd>{from}</dd>")), "{notice}");
     let fresh = link_in(&notice, &app.base);

@@ -93,6 +93,21 @@ fn clocks_change_after(tz: &str, days: i64) -> NaiveDate {
     panic!("{tz} changes its clocks within a year");
 }
 
+/// The first day from tomorrow on which `tz`'s clocks go forward (`forward`) or back. Within a
+/// year, so within the booking horizon: 364 days on, except where the change is today and next
+/// year's falls a week later (371 days), when there is none to try (`None`).
+fn next_change(tz: &str, forward: bool) -> Option<NaiveDate> {
+    let mut d = days_ahead(0);
+    for _ in 0..364 {
+        let offsets = (noon_offset(tz, d), noon_offset(tz, next_day(d)));
+        if offsets.0 != offsets.1 && (offsets.1 > offsets.0) == forward {
+            return Some(next_day(d));
+        }
+        d = next_day(d);
+    }
+    None
+}
+
 // ---- Clinics -----------------------------------------------------------------------------------
 
 fn every_day(start: &str, end: &str) -> Vec<WorkingHours> {
@@ -224,19 +239,21 @@ async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
     assert_ne!(before, after, "the clocks changed between them");
     assert_eq!((before, after), (noon_offset(AUCKLAND, eve), noon_offset(AUCKLAND, change)));
 
-    // Los Angeles on the eve of each of its next two changes (one forward, one back), late in the
-    // evening (already the next day in UTC): the night's 2:30 AM does not exist when the clocks
-    // spring forward, and 1:30 AM is the first of two when they fall back.
-    let first = clocks_change_after(LOS_ANGELES, 7);
-    let second = clocks_change_after(LOS_ANGELES, (first - days_ahead(0)).num_days() + 1);
-    let mut directions = Vec::new();
-    for change in [first, second] {
+    // Los Angeles on the eve of its next change of each kind (forward, back), late in the evening
+    // (already the next day in UTC): the night's 2:30 AM does not exist when the clocks spring
+    // forward, and 1:30 AM is the first of two when they fall back. Each is the next of its kind,
+    // not the one after the other's, which can lie past the booking horizon.
+    let changes = [true, false].map(|forward| (forward, next_change(LOS_ANGELES, forward)));
+    for (forward, change) in changes {
+        let Some(change) = change else {
+            eprintln!("no change forward={forward} within 364 days from today: not tried this run");
+            continue;
+        };
         let eve = change.pred_opt().expect("a day before");
         clock.set(at(LOS_ANGELES, eve, "21:00"));
         let west = app.org(LOS_ANGELES).await;
         west.provider().await;
-        let forward = noon_offset(LOS_ANGELES, change) > noon_offset(LOS_ANGELES, eve);
-        directions.push(forward);
+        assert_eq!(noon_offset(LOS_ANGELES, change) > noon_offset(LOS_ANGELES, eve), forward);
         let night = ask(&west, "book_appointment", book("Smith", "tomorrow", "1:30 AM")).await;
         assert!(night.as_ref().is_ok_and(|a| a.contains(&format!("on {} at 1:30 AM", spoken(change)))), "{night:?}");
         let stored = booked(&west).await;
@@ -248,8 +265,7 @@ async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
             assert!(spring.is_ok(), "{spring:?}");
         }
     }
-    directions.sort_unstable();
-    assert_eq!(directions, [false, true], "one change of each kind was tried");
+    assert!(changes.iter().any(|(_, change)| change.is_some()), "a change of some kind was tried");
 }
 
 async fn times_are_read_in_every_accepted_form(backend: Backend) {
