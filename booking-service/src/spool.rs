@@ -1,5 +1,6 @@
 //! The folders mail and SMS go to when no SMTP server or Twilio account is set (`MAIL_DIR`,
-//! `SMS_DIR`): one file per message, named by its outbox id, so a retry replaces it.
+//! `SMS_DIR`): one file per message, named by its outbox id, so a retry replaces it. Files are
+//! made readable by the service's user alone (0600, in a folder it makes 0700).
 
 use std::io::Write;
 use std::path::Path;
@@ -11,9 +12,19 @@ pub async fn write(dir: &Path, name: String, bytes: Vec<u8>) -> Result<(), Strin
     let dir = dir.to_path_buf();
     let shown = dir.display().to_string();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
+        let mut folder = std::fs::DirBuilder::new();
+        let mut file = std::fs::OpenOptions::new();
+        file.write(true).create(true).truncate(true);
+        // Messages hold patients' addresses and live link tokens: the service's user alone reads them.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            folder.mode(0o700);
+            file.mode(0o600);
+        }
+        folder.recursive(true).create(&dir)?;
         let partial = dir.join(format!(".{name}.partial"));
-        let mut file = std::fs::File::create(&partial)?;
+        let mut file = file.open(&partial)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         std::fs::rename(&partial, dir.join(&name))?;
@@ -26,4 +37,20 @@ pub async fn write(dir: &Path, name: String, bytes: Vec<u8>) -> Result<(), Strin
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("{shown}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_message_is_readable_by_the_service_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().expect("dir");
+        let dir = root.path().join("sms");
+        super::write(&dir, "job.json".into(), b"{}".to_vec()).await.expect("written");
+        let mode = |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("job.json")), 0o600);
+        assert_eq!(std::fs::read(dir.join("job.json")).expect("read"), b"{}");
+    }
 }

@@ -55,6 +55,8 @@ async fn twilios_refusals_and_failures_are_errors_naming_the_status() {
     assert!(matches!(err, SmsError::Rejected { status: 400, code: Some(21604), .. }) && err.is_permanent(), "{err:?}");
     let err = sms.send(job, Some(SENDER), "5551234", "hi").await.expect_err("not a number");
     assert!(matches!(err, SmsError::Rejected { status: 400, code: Some(21211), .. }) && err.is_permanent(), "{err:?}");
+    // Twilio's refusal names the number; the error (logged, kept in last_error) does not.
+    assert!(err.to_string().contains("<number>") && !err.to_string().contains("5551234"), "{err}");
     // Another account's path (a wrong TWILIO_ACCOUNT_SID) answers 404: the operator's to fix, retried.
     let mut other_account = twilio_config(&twilio.base_url(), TOKEN);
     other_account.twilio_account_sid = Some("AC0000".into());
