@@ -127,6 +127,7 @@ pub struct Provider {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct AvailabilityQuery {
     /// Local date `YYYY-MM-DD` in the provider's zone.
     pub date: String,
@@ -258,6 +259,7 @@ pub struct Appointment {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct AppointmentQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_id: Option<Uuid>,
@@ -280,6 +282,7 @@ pub struct AppointmentQuery {
 
 /// Paging of a list route without other filters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Items per page: 1 to 500, default 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,6 +416,7 @@ pub struct TimeOff {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct TimeOffQuery {
     /// RFC 3339 instant; time off ending after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -525,6 +529,7 @@ pub struct AuditEntry {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct CallQuery {
     /// RFC 3339 instant; calls started at or after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

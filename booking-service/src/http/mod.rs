@@ -1,5 +1,5 @@
 //! The HTTP surface: one router per feature, merged here under one stack of layers (request id,
-//! trace, metrics, deadlines, body limit).
+//! trace, metrics, deadlines, body limit, `Cache-Control: no-store`).
 
 mod appointment_types;
 mod appointments;
@@ -39,7 +39,7 @@ use crate::store::DynStore;
 use crate::telemetry;
 use auth::Authenticator;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::response::Response;
@@ -49,6 +49,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 /// Bodies larger than this are refused with 413 (docs/API.md §3).
@@ -132,6 +133,8 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), deadline::deadline))
         .layer(CatchPanicLayer::custom(panic_as_internal_error))
         .layer(middleware::from_fn(pages::secure_links))
+        // Answers carry patients' data and change with every booking: no cache keeps one.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(middleware::from_fn(record_metrics))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -295,6 +295,18 @@ async fn the_appointment_list_filters_by_provider_time_and_status(backend: Backe
         422,
         "validation_failed",
     );
+    // A filter the list does not have (or a misspelt one) is refused, never ignored: the front
+    // desk taking the first of an unfiltered list would act on another patient's appointment.
+    for (path, named) in [
+        (format!("/api/appointments?confirmation_code={}", kept.confirmation_code), "confirmation_code"),
+        (format!("/api/appointments?provider={}", a.id), "provider"),
+        ("/api/providers?active=true".to_owned(), "active"),
+    ] {
+        let refused: Result<serde_json::Value, _> =
+            org.staff.send(org.staff.request(reqwest::Method::GET, &path)).await;
+        let message = assert_error(refused, 422, "validation_failed").to_string();
+        assert!(message.contains(named), "{path}: {message}");
+    }
 }
 
 /// An instance plans bookings from the copy of a provider it read for an earlier booking; a change

@@ -575,6 +575,24 @@ fn hold_the_write_lock(
     (task, locked)
 }
 
+async fn no_answer_is_kept_in_a_cache(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let cache_control = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.expect("answered");
+        let kept = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(String::from);
+        (response.status().as_u16(), kept)
+    };
+    for (request, status) in [
+        (org.staff.request(Method::GET, "/api/appointments"), 200),
+        (org.staff.request(Method::GET, "/api/providers"), 200),
+        (app.anon.request(Method::GET, "/api/appointments"), 401),
+        (app.anon.request(Method::GET, "/healthz"), 200),
+    ] {
+        assert_eq!(cache_control(request).await, (status, Some("no-store".to_owned())));
+    }
+}
+
 async fn an_unfit_request_id_is_replaced_by_a_fresh_one(backend: Backend) {
     let app = spawn_app(backend).await;
     let echoed = |sent: String| {
@@ -689,4 +707,5 @@ on_both_backends!(
     under_steady_traffic_every_request_taken_is_answered,
     the_dispatcher_claims_nothing_once_shutdown_begins,
     an_unfit_request_id_is_replaced_by_a_fresh_one,
+    no_answer_is_kept_in_a_cache,
 );
