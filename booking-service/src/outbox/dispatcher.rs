@@ -35,8 +35,11 @@ pub struct DispatcherSettings {
     pub send_deadline: Duration,
 }
 
-/// Time one message may need besides sending it (reading its appointment, recording the delivery).
+/// Time one message may need besides sending it: the claim's answer and recording the delivery.
 const BESIDES_SENDING: Duration = Duration::from_secs(5);
+/// Of [`BESIDES_SENDING`], what recording a delivery keeps: a claim that answers later than the
+/// rest has its messages left for a later claim.
+const TO_RECORD: Duration = Duration::from_secs(1);
 
 /// The longest one delivery may take: the slowest channel's, of an email (`SMTP_TIMEOUT_SECS`,
 /// which lettre applies to each step of the conversation: the deadline bounds the whole), an SMS,
@@ -198,6 +201,22 @@ impl Dispatcher {
             let lease_ends = tokio::time::Instant::now() + self.settings.lease;
             let claim = tokio::time::timeout_at(lease_ends, self.claim(lane, room, &skip)).await;
             let late = || Err(StoreError::Unavailable("no answer to the claim within its lease".into()).into());
+            // A claim that came back late (a saturated pool or PgBouncer queue) leaves less of the
+            // lease than one delivery takes: sent now, a message could still be on its way when
+            // the lease ends and another instance claims and sends it again. Left alone, it comes
+            // back when its lease ends.
+            let latest_start = lease_ends - (self.settings.send_deadline + TO_RECORD);
+            let claim = claim.map(|claimed| match claimed {
+                Ok(jobs) if !jobs.is_empty() && tokio::time::Instant::now() > latest_start => {
+                    tracing::warn!(
+                        ?lane,
+                        messages = jobs.len(),
+                        "a claim came back too late in its lease to send: left for a later one"
+                    );
+                    Ok(Vec::new())
+                }
+                claimed => claimed,
+            });
             match claim.unwrap_or_else(|_| late()) {
                 Ok(jobs) => {
                     let taken = per_org(jobs.iter().map(|job| job.org));
