@@ -67,9 +67,11 @@ impl Zone {
 
 /// An RFC 3339 instant with its offset, e.g. `2027-01-15T14:00:00-05:00`.
 pub fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, DomainError> {
-    DateTime::parse_from_rfc3339(s.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| DomainError::invalid(field, format!("'{s}' is not an RFC 3339 instant")))
+    DateTime::parse_from_rfc3339(s.trim()).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+        // A `+01:00` offset put in a query string unencoded arrives as a space.
+        let hint = if s.trim().contains(' ') { " (in a URL, write the offset's + as %2B)" } else { "" };
+        DomainError::invalid(field, format!("'{s}' is not an RFC 3339 instant{hint}"))
+    })
 }
 
 /// `YYYY-MM-DD`.
@@ -171,6 +173,16 @@ impl Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_whose_plus_a_url_turned_into_a_space_is_explained() {
+        let at = parse_instant("from", "2027-01-15T00:00:00+01:00").expect("an instant");
+        assert_eq!(at.to_rfc3339(), "2027-01-14T23:00:00+00:00");
+        let refused = parse_instant("from", "2027-01-15T00:00:00 01:00").expect_err("a space").to_string();
+        assert!(refused.contains("from") && refused.contains("%2B"), "{refused}");
+        let refused = parse_instant("from", "yesterday").expect_err("not an instant").to_string();
+        assert!(!refused.contains("%2B"), "{refused}");
+    }
 
     fn ny() -> Zone {
         Zone::parse("timezone", "America/New_York").expect("zone")

@@ -36,17 +36,20 @@ fn reason(reason: Option<&str>) -> ApiResult<Option<String>> {
 
 /// A span that ends in the future, starts within `MAX_AHEAD_DAYS` and lasts at most
 /// `MAX_SPAN_DAYS`, its length as `length` tells (closures count days on the calendar: a year of
-/// them can hold an hour more or less, across a change of the clocks).
-fn check_span(span: Slot, length: Duration, end_field: &'static str) -> ApiResult<Slot> {
+/// them can hold an hour more or less, across a change of the clocks). Errors name the field the
+/// client sent its start (`start_field`) or end (`end_field`) in.
+fn check_span(span: Slot, length: Duration, start_field: &str, end_field: &str) -> ApiResult<Slot> {
     let now = store::now();
     if span.end() <= now {
         return Err(ApiError::Validation(format!("{end_field}: must be in the future")));
     }
     if span.start() > now + Duration::days(MAX_AHEAD_DAYS) {
-        return Err(ApiError::Validation(format!("it may start at most {MAX_AHEAD_DAYS} days ahead")));
+        return Err(ApiError::Validation(format!("{start_field}: may be at most {MAX_AHEAD_DAYS} days ahead")));
     }
     if length > Duration::days(MAX_SPAN_DAYS) {
-        return Err(ApiError::Validation(format!("it may last at most {MAX_SPAN_DAYS} days")));
+        return Err(ApiError::Validation(format!(
+            "{end_field}: may be at most {MAX_SPAN_DAYS} days after {start_field}"
+        )));
     }
     Ok(span)
 }
@@ -66,7 +69,7 @@ pub async fn create_time_off(
     let (start, end) = (parse_instant("starts_at", &body.starts_at)?, parse_instant("ends_at", &body.ends_at)?);
     let span = Slot::from_bounds(start, end)
         .ok_or_else(|| ApiError::Validation("ends_at: must be after starts_at".into()))
-        .and_then(|span| check_span(span, span.end() - span.start(), "ends_at"))?;
+        .and_then(|span| check_span(span, span.end() - span.start(), "starts_at", "ends_at"))?;
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     let time_off = TimeOff {
         id: TimeOffId::new(),
@@ -124,6 +127,8 @@ pub async fn create_closure(
     let actor = caller.actor()?;
     let first_day = parse_date("date", &body.date)?;
     let last_day = body.end_date.as_deref().map(|d| parse_date("end_date", d)).transpose()?.unwrap_or(first_day);
+    // A closure of one day was sent without end_date: what is wrong with its end is its date's.
+    let end_field = if body.end_date.is_some() { "end_date" } else { "date" };
     let after_last = last_day
         .succ_opt()
         .filter(|_| first_day <= last_day)
@@ -131,7 +136,7 @@ pub async fn create_closure(
     let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
     let span = Slot::from_bounds(org.zone.start_of_day(first_day), org.zone.start_of_day(after_last))
         .ok_or_else(|| ApiError::Validation("end_date: must be on or after date".into()))
-        .and_then(|span| check_span(span, Duration::days((after_last - first_day).num_days()), "end_date"))?;
+        .and_then(|span| check_span(span, Duration::days((after_last - first_day).num_days()), "date", end_field))?;
     let closure = Closure {
         id: ClosureId::new(),
         org_id: actor.org,

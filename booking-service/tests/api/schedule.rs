@@ -631,7 +631,30 @@ async fn a_closure_of_366_days_is_counted_in_days_not_hours(backend: Backend) {
     org.admin.create_closure(&closure).await.expect("366 days");
     let longer =
         CreateClosure { date: date_str(start), end_date: Some(date_str(end + Duration::days(1))), reason: None };
-    assert_error(org.admin.create_closure(&longer).await, 422, "validation_failed");
+    let refused = assert_error(org.admin.create_closure(&longer).await, 422, "validation_failed");
+    assert!(refused.to_string().contains("end_date: may be at most 366 days after date"), "{refused}");
+}
+
+/// What is wrong with a span is said of the field the client sent: a closure of one day sent
+/// without `end_date` is told about its `date`; time off too far ahead about its `starts_at`.
+async fn a_span_out_of_bounds_names_the_field_sent(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let past = CreateClosure { date: date_str(days_ahead(-3)), end_date: None, reason: None };
+    let refused = assert_error(org.admin.create_closure(&past).await, 422, "validation_failed");
+    assert!(refused.to_string().contains("date: must be in the future"), "{refused}");
+    assert!(!refused.to_string().contains("end_date"), "{refused}");
+    let far = CreateClosure { date: date_str(days_ahead(800)), end_date: None, reason: None };
+    let refused = assert_error(org.admin.create_closure(&far).await, 422, "validation_failed");
+    assert!(refused.to_string().contains("date: may be at most 732 days ahead"), "{refused}");
+    let far = days_ahead(800);
+    let refused = org.staff.create_time_off(provider.id, &time_off(utc(far, "09:00"), utc(far, "10:00"))).await;
+    let refused = assert_error(refused, 422, "validation_failed");
+    assert!(refused.to_string().contains("starts_at: may be at most 732 days ahead"), "{refused}");
+    let (from, to) = (days_ahead(1), days_ahead(400));
+    let refused = org.staff.create_time_off(provider.id, &time_off(utc(from, "09:00"), utc(to, "10:00"))).await;
+    let refused = assert_error(refused, 422, "validation_failed");
+    assert!(refused.to_string().contains("ends_at: may be at most 366 days after starts_at"), "{refused}");
 }
 
 /// PostgreSQL: a closure being created locks its organization's row against providers being
@@ -708,6 +731,7 @@ async fn until_one_waits_on_a_lock(watcher: &mut sqlx::PgConnection) {
 on_both_backends!(
     an_interval_left_out_follows_the_duration,
     a_closure_of_366_days_is_counted_in_days_not_hours,
+    a_span_out_of_bounds_names_the_field_sent,
     time_off_that_just_ended_still_counts_against_the_limit,
     a_type_sets_the_length_and_blocks_its_buffers,
     notice_horizon_and_who_may_book_are_the_types,
