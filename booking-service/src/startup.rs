@@ -69,6 +69,13 @@ impl Application {
         )?;
         let mail_target = transport.describe(config.smtp_url.as_deref());
         let sms = crate::sms::Sms::from_config(&config)?;
+        if !config.is_sqlite() && config.smtp_url.is_none() {
+            // Every instance on the database claims its share of every clinic's messages.
+            tracing::warn!(
+                mail_dir = %config.mail_dir.display(),
+                "no SMTP_URL on a shared database: the mail this instance claims is written to files on its own disk, not sent"
+            );
+        }
         let from: lettre::message::Mailbox = config
             .mail_from
             .parse()
