@@ -37,8 +37,8 @@ pub struct DispatcherSettings {
 
 /// Time one message may need besides sending it: the claim's answer and recording the delivery.
 const BESIDES_SENDING: Duration = Duration::from_secs(5);
-/// Of [`BESIDES_SENDING`], what recording a delivery keeps: a claim that answers later than the
-/// rest has its messages left for a later claim.
+/// Of [`BESIDES_SENDING`], what recording a delivery keeps: a claim that has not answered within
+/// the rest is given up.
 const TO_RECORD: Duration = Duration::from_secs(1);
 
 /// The longest one delivery may take: the slowest channel's, of an email (`SMTP_TIMEOUT_SECS`,
@@ -198,25 +198,18 @@ impl Dispatcher {
             // No store call of the dispatcher outlasts the claim's lease: a connection gone silent
             // (a black-holed network holds a statement until the kernel gives up, many minutes)
             // would otherwise hold up the lane's mail. Past it the messages are another claim's.
+            // The claim itself must answer in time for its messages to be sent and recorded within
+            // the lease: one held up (a saturated pool, PgBouncer's queue) and answered later
+            // would send a message that may still be on its way when the lease ends and another
+            // instance claims and sends it again. Given up then, it is rolled back, counts no
+            // claim, and its messages stay due for the next claim, here or elsewhere.
             let lease_ends = tokio::time::Instant::now() + self.settings.lease;
-            let claim = tokio::time::timeout_at(lease_ends, self.claim(lane, room, &skip)).await;
-            let late = || Err(StoreError::Unavailable("no answer to the claim within its lease".into()).into());
-            // A claim that came back late (a saturated pool or PgBouncer queue) leaves less of the
-            // lease than one delivery takes: sent now, a message could still be on its way when
-            // the lease ends and another instance claims and sends it again. Left alone, it comes
-            // back when its lease ends.
-            let latest_start = lease_ends - (self.settings.send_deadline + TO_RECORD);
-            let claim = claim.map(|claimed| match claimed {
-                Ok(jobs) if !jobs.is_empty() && tokio::time::Instant::now() > latest_start => {
-                    tracing::warn!(
-                        ?lane,
-                        messages = jobs.len(),
-                        "a claim came back too late in its lease to send: left for a later one"
-                    );
-                    Ok(Vec::new())
-                }
-                claimed => claimed,
-            });
+            let answer_by = lease_ends - (self.settings.send_deadline + TO_RECORD);
+            let claim = tokio::time::timeout_at(answer_by, self.claim(lane, room, &skip)).await;
+            let late = || {
+                let why = "no answer to the claim in time to send within its lease";
+                Err(StoreError::Unavailable(why.into()).into())
+            };
             match claim.unwrap_or_else(|_| late()) {
                 Ok(jobs) => {
                     let taken = per_org(jobs.iter().map(|job| job.org));

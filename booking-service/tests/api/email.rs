@@ -951,46 +951,6 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
     assert!(jobs[0].sent_at.is_some() && jobs[0].attempts == 0, "{jobs:?}");
 }
 
-/// A claim that answers late in its lease (here: held up behind a lock on the outbox, as it is in
-/// a saturated pool or PgBouncer's queue) sends nothing: with less of the lease left than one
-/// delivery takes, a message could still be on its way when the lease ends and another instance
-/// claims and sends it again. Its messages go out once, after the lease. PostgreSQL only: on
-/// SQLite the lock would hold up the instance's start as well.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_claim_answered_late_in_its_lease_leaves_its_messages_until_the_lease_ends() {
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
-    // The first instance looked for mail once, at start: the booking's message waits for the second.
-    let app = spawn_app_with(Backend::Postgres, |c| c.mail_poll_ms = 3_600_000).await;
-    let org = app.org("UTC").await;
-    let provider = org.provider().await;
-    org.agent.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
-
-    let mut locker = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
-    let mut held = locker.begin().await.expect("begin");
-    sqlx::query("LOCK TABLE outbox IN EXCLUSIVE MODE").execute(&mut *held).await.expect("lock");
-    let sink = SmtpSink::start().await.expect("SMTP sink");
-    // A delivery may take 20 s (a webhook's lookup and POST), so a 25 s lease leaves a claim 4 s.
-    let lease = Duration::from_secs(25);
-    let second = app
-        .another_instance_with(|c| {
-            c.smtp_url = Some(sink.url());
-            c.mail_lease_secs = lease.as_secs();
-        })
-        .await;
-    let claimed_at = tokio::time::Instant::now();
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    held.commit().await.expect("unlock");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(sink.messages().is_empty(), "sent from a claim answered 6 s into its lease: {:?}", sink.messages());
-    let mails = sink.wait_for(1, lease + WAIT).await.expect("the mail goes once the lease ends");
-    assert!(claimed_at.elapsed() >= lease, "not before the lease ended");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sink.messages().len(), 1, "{mails:?}");
-    drop(second);
-}
-
 /// On PostgreSQL the dispatcher and the link lookup work across organizations, each under a role
 /// that reaches exactly what it needs and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -280,6 +280,70 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
     assert_eq!(org.admin.webhooks().await.expect("listed").len(), 9);
 }
 
+/// A claim must answer in time for its messages to be sent and recorded within its lease. One held
+/// up (here behind a lock on the outbox, as in a saturated pool or PgBouncer's queue) and answered
+/// late would send a message still on its way when the lease ends, and the next claim would send
+/// it again. Given up in time instead, it claims nothing, and the message goes once. PostgreSQL
+/// only: on SQLite the lock would hold up the instance's start as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_held_up_past_its_time_sends_nothing_so_no_message_goes_twice() {
+    use sqlx::Connection;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if test_kit::postgres_admin_url().is_none() {
+        return;
+    }
+    // An endpoint that takes 9 s to answer (the webhook's timeout is 10 s), counting what arrives.
+    let arrived = std::sync::Arc::new(AtomicUsize::new(0));
+    let slow = axum::Router::new().fallback({
+        let arrived = arrived.clone();
+        move || async move {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(9)).await;
+            reqwest::StatusCode::NO_CONTENT
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}/hook", listener.local_addr().expect("its address"));
+    let endpoint = tokio::spawn(async move { axum::serve(listener, slow).await });
+    // The first instance looked for messages once, at start: the booking's wait for the second.
+    let app = spawn_app_with(Backend::Postgres, |c| {
+        c.mail_poll_ms = 3_600_000;
+        c.webhook_allow_private = true;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let booked_only = CreateWebhook { url, events: Some(vec!["appointment.booked".into()]) };
+    org.admin.create_webhook(&booked_only).await.expect("created");
+    let provider = org.provider().await;
+    org.agent.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
+
+    let mut locker = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
+    let mut held = locker.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE outbox IN EXCLUSIVE MODE").execute(&mut *held).await.expect("lock");
+    // A delivery may take 20 s (a webhook's lookup and POST): a claim with a 25 s lease has 4 s.
+    let second = app
+        .another_instance_with(|c| {
+            c.mail_lease_secs = 25;
+            c.webhook_allow_private = true;
+        })
+        .await;
+    // Held 17 s: a claim answered then would post until 26 s, past its lease.
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    held.commit().await.expect("unlock");
+    tokio::time::sleep(Duration::from_secs(18)).await;
+    assert_eq!(arrived.load(Ordering::SeqCst), 1, "the message went once");
+    // The claims given up were rolled back: every message sent was claimed once, by its sender.
+    let claims: Vec<(String, i32)> =
+        sqlx::query_as("SELECT kind, claims FROM outbox WHERE sent_at IS NOT NULL ORDER BY kind")
+            .fetch_all(&mut locker)
+            .await
+            .expect("the outbox");
+    assert!(claims.iter().any(|(kind, _)| kind.starts_with("webhook")), "{claims:?}");
+    assert!(claims.iter().all(|(_, n)| *n == 1), "{claims:?}");
+    drop(second);
+    endpoint.abort();
+}
+
 on_both_backends!(
     every_change_reaches_the_endpoint_signed_and_retried_with_one_id,
     an_endpoint_gets_only_the_events_it_asked_for,
