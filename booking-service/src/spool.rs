@@ -24,6 +24,11 @@ pub async fn write(dir: &Path, name: String, bytes: Vec<u8>) -> Result<(), Strin
         }
         folder.recursive(true).create(&dir)?;
         let partial = dir.join(format!(".{name}.partial"));
+        // One a crash left behind would keep the mode it was made with.
+        match std::fs::remove_file(&partial) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut file = file.open(&partial)?;
         file.write_all(&bytes)?;
         file.sync_all()?;

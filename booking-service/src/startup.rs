@@ -69,11 +69,17 @@ impl Application {
         )?;
         let mail_target = transport.describe(config.smtp_url.as_deref());
         let sms = crate::sms::Sms::from_config(&config)?;
+        // Every instance on a shared database claims its share of every clinic's messages.
         if !config.is_sqlite() && config.smtp_url.is_none() {
-            // Every instance on the database claims its share of every clinic's messages.
             tracing::warn!(
                 mail_dir = %config.mail_dir.display(),
                 "no SMTP_URL on a shared database: the mail this instance claims is written to files on its own disk, not sent"
+            );
+        }
+        if !config.is_sqlite() && config.twilio_account_sid.is_none() {
+            tracing::warn!(
+                sms_dir = %config.sms_dir.display(),
+                "no Twilio account on a shared database: the SMS this instance claims are written to files on its own disk, not sent"
             );
         }
         let from: lettre::message::Mailbox = config

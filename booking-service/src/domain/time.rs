@@ -69,7 +69,11 @@ impl Zone {
 pub fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, DomainError> {
     DateTime::parse_from_rfc3339(s.trim()).map(|t| t.with_timezone(&Utc)).map_err(|_| {
         // A `+01:00` offset put in a query string unencoded arrives as a space.
-        let hint = if s.trim().contains(' ') { " (in a URL, write the offset's + as %2B)" } else { "" };
+        let plus = s.trim().rsplit_once(' ').map(|(time, offset)| format!("{time}+{offset}"));
+        let hint = match plus.is_some_and(|s| DateTime::parse_from_rfc3339(&s).is_ok()) {
+            true => " (in a URL, write the offset's + as %2B)",
+            false => "",
+        };
         DomainError::invalid(field, format!("'{s}' is not an RFC 3339 instant{hint}"))
     })
 }
@@ -180,8 +184,10 @@ mod tests {
         assert_eq!(at.to_rfc3339(), "2027-01-14T23:00:00+00:00");
         let refused = parse_instant("from", "2027-01-15T00:00:00 01:00").expect_err("a space").to_string();
         assert!(refused.contains("from") && refused.contains("%2B"), "{refused}");
-        let refused = parse_instant("from", "yesterday").expect_err("not an instant").to_string();
-        assert!(!refused.contains("%2B"), "{refused}");
+        for other in ["yesterday", "2027-01-15 14:00"] {
+            let refused = parse_instant("from", other).expect_err("not an instant").to_string();
+            assert!(!refused.contains("%2B"), "{refused}");
+        }
     }
 
     fn ny() -> Zone {
