@@ -544,37 +544,6 @@ async fn a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline(backend: 
     blocker.await.expect("blocker");
 }
 
-/// Holds the database's write lock for `hold`, so bookings have to wait; the receiver hears when
-/// the lock is taken.
-fn hold_the_write_lock(
-    backend: Backend,
-    url: String,
-    hold: Duration,
-) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
-    use sqlx::Connection;
-    let (taken, locked) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(async move {
-        match backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
-                let _ = taken.send(());
-                tokio::time::sleep(hold).await;
-                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-                let mut tx = conn.begin().await.expect("begin");
-                sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
-                let _ = taken.send(());
-                tokio::time::sleep(hold).await;
-                tx.commit().await.expect("unlock");
-            }
-        }
-    });
-    (task, locked)
-}
-
 async fn no_answer_is_kept_in_a_cache(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;

@@ -93,3 +93,34 @@ pub fn sqlstate<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> String {
 pub fn every<K>() -> booking_service::store::PageRequest<K> {
     booking_service::store::PageRequest::first(booking_service::store::MAX_PAGE)
 }
+
+/// Holds the database's write lock for `hold`, so bookings have to wait; the receiver hears when
+/// the lock is taken.
+pub fn hold_the_write_lock(
+    backend: Backend,
+    url: String,
+    hold: std::time::Duration,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
+    use sqlx::Connection;
+    let (taken, locked) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
+                let _ = taken.send(());
+                tokio::time::sleep(hold).await;
+                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+                let mut tx = conn.begin().await.expect("begin");
+                sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+                let _ = taken.send(());
+                tokio::time::sleep(hold).await;
+                tx.commit().await.expect("unlock");
+            }
+        }
+    });
+    (task, locked)
+}

@@ -2,7 +2,6 @@ use crate::helpers::*;
 use booking_service::config::Config;
 use booking_service::startup::Application;
 use shared::ApiClient;
-use sqlx::Connection;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -190,26 +189,9 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let url = app.db.url.clone();
     // Hold the database's write lock so the booking has to wait.
-    let blocker = tokio::spawn(async move {
-        match backend {
-            Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("connect");
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.expect("lock");
-                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-                sqlx::query("COMMIT").execute(&mut conn).await.expect("unlock");
-            }
-            Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
-                let mut tx = conn.begin().await.expect("begin");
-                sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
-                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-                tx.commit().await.expect("unlock");
-            }
-        }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_millis(1500));
+    locked.await.expect("the lock is taken");
     let agent = org.agent.clone();
     let input = booking(provider.id, days_ahead(3), "10:00");
     let in_flight = tokio::spawn(async move { agent.book(&input).await });
