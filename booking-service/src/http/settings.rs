@@ -38,16 +38,37 @@ pub async fn show(State(state): State<AppState>, caller: Allowed<Admins>) -> Api
     Ok(axum::Json(wire(&settings)))
 }
 
-/// Replaces every setting (send them all; `sms_from` null uses the service's sender).
+/// The body of a `PUT`: [`api::Settings`], with a `sms_from` left out told apart from a null one.
+#[derive(Debug, serde::Deserialize)]
+pub struct Replacement {
+    reminder_offsets_minutes: Vec<i64>,
+    manage_cutoff_minutes: i64,
+    max_active_per_caller: i64,
+    /// `None`: left out (kept); `Some(None)`: null (cleared).
+    #[serde(default, deserialize_with = "present")]
+    sms_from: Option<Option<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Option<String>>, D::Error> {
+    <Option<String> as serde::Deserialize>::deserialize(value).map(Some)
+}
+
+/// Replaces the settings sent (all but `sms_from` must be; `sms_from` null uses the service's
+/// sender). A `sms_from` left out is kept: a client that omits null fields must not move the
+/// clinic's SMS to the shared sender, to which its patients' STOPs do not apply.
 #[utoipa::path(put, path = "/api/settings", tag = "settings", request_body = api::Settings, security(("bearer" = [])),
     responses((status = 200, body = api::Settings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn replace(
     State(state): State<AppState>,
     caller: Allowed<Admins>,
-    Json(body): Json<api::Settings>,
+    Json(body): Json<Replacement>,
 ) -> ApiResult<axum::Json<api::Settings>> {
     let actor = caller.actor()?;
+    let sms_from = match body.sms_from {
+        Some(given) => given,
+        None => state.store.settings(actor.org).await?.ok_or(ApiError::NotFound)?.sms_from,
+    };
     // Bounds the work before the offsets are read (repeats count once, so a few more may come).
     if body.reminder_offsets_minutes.len() > 100 {
         let most = ClinicSettings::MAX_REMINDERS;
@@ -61,8 +82,7 @@ pub async fn replace(
             .collect::<ApiResult<_>>()?,
         manage_cutoff_minutes: count("manage_cutoff_minutes", body.manage_cutoff_minutes)?,
         max_active_per_caller: count("max_active_per_caller", body.max_active_per_caller)?,
-        sms_from: body
-            .sms_from
+        sms_from: sms_from
             .as_deref()
             .filter(|n| !n.trim().is_empty())
             .map(|n| PhoneNumber::parse("sms_from", n))

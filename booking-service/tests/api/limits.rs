@@ -329,6 +329,21 @@ async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backen
     org.admin.set_settings(&saved).await.expect("its own number again");
     let own = shared::api::Settings { sms_from: Some("+15550103001".into()), ..defaults.clone() };
     other.admin.set_settings(&own).await.expect("a number of its own");
+    // A client that leaves out null fields keeps the clinic's sender (its patients' STOPs are
+    // kept per sender); an explicit null clears it.
+    let put = |body: serde_json::Value| {
+        let admin = other.admin.clone();
+        async move {
+            let request = admin.request(reqwest::Method::PUT, "/api/settings").json(&body);
+            admin.send::<shared::api::Settings>(request).await.expect("saved").sms_from
+        }
+    };
+    let without =
+        serde_json::json!({"reminder_offsets_minutes": [60], "manage_cutoff_minutes": 60, "max_active_per_caller": 3});
+    assert_eq!(put(without.clone()).await.as_deref(), Some("+15550103001"), "left out: kept");
+    let mut cleared = without;
+    cleared["sms_from"] = serde_json::Value::Null;
+    assert_eq!(put(cleared).await, None, "null: cleared");
 
     org.agent.book(&for_caller(provider, 0)).await.expect("the first");
     let refused = assert_error(org.agent.book(&for_caller(provider, 1)).await, 409, "invalid_state");
