@@ -486,7 +486,8 @@ pub struct Settings {
     /// Upcoming active appointments one caller's number may hold when a voice agent books (0: no
     /// limit; at most 100).
     pub max_active_per_caller: i64,
-    /// The SMS sender number (E.164), else the service's `SMS_FROM`.
+    /// The SMS sender number (E.164), else (null) the service's `SMS_FROM`. Left out of a `PUT`,
+    /// the clinic's is kept.
     #[serde(default)]
     pub sms_from: Option<String>,
 }

@@ -202,7 +202,8 @@ impl Dispatcher {
             // the lease: one held up (a saturated pool, PgBouncer's queue) and answered later
             // would send a message that may still be on its way when the lease ends and another
             // instance claims and sends it again. Given up then, it is rolled back, counts no
-            // claim, and its messages stay due for the next claim, here or elsewhere.
+            // claim, and its messages stay due for the next claim, here or elsewhere (given up
+            // just as it committed, its messages wait for its lease to end, as a crashed one's).
             let lease_ends = tokio::time::Instant::now() + self.settings.lease;
             let answer_by = lease_ends - (self.settings.send_deadline + TO_RECORD);
             let claim = tokio::time::timeout_at(answer_by, self.claim(lane, room, &skip)).await;

@@ -292,13 +292,13 @@ async fn a_claim_held_up_past_its_time_sends_nothing_so_no_message_goes_twice() 
     if test_kit::postgres_admin_url().is_none() {
         return;
     }
-    // An endpoint that takes 9 s to answer (the webhook's timeout is 10 s), counting what arrives.
+    // An endpoint that takes 5 s to answer (well within the webhook's 10 s), counting what arrives.
     let arrived = std::sync::Arc::new(AtomicUsize::new(0));
     let slow = axum::Router::new().fallback({
         let arrived = arrived.clone();
         move || async move {
             arrived.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_secs(9)).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
             reqwest::StatusCode::NO_CONTENT
         }
     });
@@ -327,19 +327,14 @@ async fn a_claim_held_up_past_its_time_sends_nothing_so_no_message_goes_twice() 
             c.webhook_allow_private = true;
         })
         .await;
-    // Held 17 s: a claim answered then would post until 26 s, past its lease.
-    tokio::time::sleep(Duration::from_secs(17)).await;
+    // Held 21 s: the first claim, answered then, would post until 26 s, past its 25 s lease.
+    let started = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(21)).await;
     held.commit().await.expect("unlock");
-    tokio::time::sleep(Duration::from_secs(18)).await;
+    // Until 50 s: also a claim given up just as it committed (its messages then wait for its
+    // lease, past 42 s) has posted by then.
+    tokio::time::sleep_until(started + Duration::from_secs(50)).await;
     assert_eq!(arrived.load(Ordering::SeqCst), 1, "the message went once");
-    // The claims given up were rolled back: every message sent was claimed once, by its sender.
-    let claims: Vec<(String, i32)> =
-        sqlx::query_as("SELECT kind, claims FROM outbox WHERE sent_at IS NOT NULL ORDER BY kind")
-            .fetch_all(&mut locker)
-            .await
-            .expect("the outbox");
-    assert!(claims.iter().any(|(kind, _)| kind.starts_with("webhook")), "{claims:?}");
-    assert!(claims.iter().all(|(_, n)| *n == 1), "{claims:?}");
     drop(second);
     endpoint.abort();
 }
