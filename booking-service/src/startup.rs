@@ -70,16 +70,14 @@ impl Application {
         let mail_target = transport.describe(config.smtp_url.as_deref());
         let sms = crate::sms::Sms::from_config(&config)?;
         // Every instance on a shared database claims its share of every clinic's messages.
-        if !config.is_sqlite() && config.smtp_url.is_none() {
+        let to_files = [
+            (config.smtp_url.is_none(), "no SMTP_URL", "mail", &config.mail_dir),
+            (config.twilio_account_sid.is_none(), "no Twilio account", "SMS", &config.sms_dir),
+        ];
+        for (_, missing, what, dir) in to_files.into_iter().filter(|(unset, ..)| *unset && !config.is_sqlite()) {
             tracing::warn!(
-                mail_dir = %config.mail_dir.display(),
-                "no SMTP_URL on a shared database: the mail this instance claims is written to files on its own disk, not sent"
-            );
-        }
-        if !config.is_sqlite() && config.twilio_account_sid.is_none() {
-            tracing::warn!(
-                sms_dir = %config.sms_dir.display(),
-                "no Twilio account on a shared database: the SMS this instance claims are written to files on its own disk, not sent"
+                dir = %dir.display(),
+                "{missing} on a shared database: the {what} this instance claims is written to files on its own disk, not sent"
             );
         }
         let from: lettre::message::Mailbox = config

@@ -219,7 +219,7 @@ async fn error_message(mut response: reqwest::Response) -> (Option<i64>, String)
         }
     }
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return (None, String::new()) };
-    let message: String = without_numbers(json["message"].as_str().unwrap_or_default());
+    let message = without_numbers(json["message"].as_str().unwrap_or_default());
     let message: String = message.chars().take(ERROR_MESSAGE_CHARS).collect();
     match json["code"].as_i64() {
         Some(code) => (Some(code), format!("{message} (Twilio error {code})")),

@@ -470,7 +470,8 @@ async fn readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_millis(2000));
+    let (blocker, locked) =
+        hold_the_write_lock(backend, app.db.url.clone(), "appointments", Duration::from_millis(2000));
     locked.await.expect("the lock is held");
     let agent = org.agent.clone();
     let input = booking(provider.id, days_ahead(3), "10:00");
@@ -517,7 +518,7 @@ async fn a_tool_call_with_a_slow_body_is_answered_by_the_tool_deadline(backend: 
         line.and_then(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok()).unwrap_or(0.0)
     };
     let failed_before = failed().await;
-    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_secs(6));
+    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), "appointments", Duration::from_secs(6));
     locked.await.expect("the lock is held");
     let calls = vec![crate::vapi::book_call("c1", provider.id, &date_str(days_ahead(3)), "10:00", "Ada")];
     let body = crate::vapi::message(calls, Some("+15551230000"), "call-slow").to_string();

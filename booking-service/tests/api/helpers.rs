@@ -94,11 +94,12 @@ pub fn every<K>() -> booking_service::store::PageRequest<K> {
     booking_service::store::PageRequest::first(booking_service::store::MAX_PAGE)
 }
 
-/// Holds the database's write lock for `hold`, so bookings have to wait; the receiver hears when
-/// the lock is taken.
+/// Holds the database's write lock for `hold` (on PostgreSQL, writes to `table`), so they have to
+/// wait; the receiver hears when the lock is taken.
 pub fn hold_the_write_lock(
     backend: Backend,
     url: String,
+    table: &'static str,
     hold: std::time::Duration,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::oneshot::Receiver<()>) {
     use sqlx::Connection;
@@ -115,7 +116,7 @@ pub fn hold_the_write_lock(
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
                 let mut tx = conn.begin().await.expect("begin");
-                sqlx::query("LOCK TABLE appointments IN EXCLUSIVE MODE").execute(&mut *tx).await.expect("lock");
+                sqlx::query(&format!("LOCK TABLE {table} IN EXCLUSIVE MODE")).execute(&mut *tx).await.expect("lock");
                 let _ = taken.send(());
                 tokio::time::sleep(hold).await;
                 tx.commit().await.expect("unlock");

@@ -190,7 +190,8 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     // Hold the database's write lock so the booking has to wait.
-    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), Duration::from_millis(1500));
+    let (blocker, locked) =
+        hold_the_write_lock(backend, app.db.url.clone(), "appointments", Duration::from_millis(1500));
     locked.await.expect("the lock is taken");
     let agent = org.agent.clone();
     let input = booking(provider.id, days_ahead(3), "10:00");

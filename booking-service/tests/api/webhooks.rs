@@ -287,7 +287,6 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
 /// only: on SQLite the lock would hold up the instance's start as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_held_up_past_its_time_sends_nothing_so_no_message_goes_twice() {
-    use sqlx::Connection;
     use std::sync::atomic::{AtomicUsize, Ordering};
     if test_kit::postgres_admin_url().is_none() {
         return;
@@ -317,9 +316,10 @@ async fn a_claim_held_up_past_its_time_sends_nothing_so_no_message_goes_twice() 
     let provider = org.provider().await;
     org.agent.book(&booking(provider.id, days_ahead(4), "10:00")).await.expect("booked");
 
-    let mut locker = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
-    let mut held = locker.begin().await.expect("begin");
-    sqlx::query("LOCK TABLE outbox IN EXCLUSIVE MODE").execute(&mut *held).await.expect("lock");
+    // Held 21 s: the first claim, answered then, would post until 26 s, past its 25 s lease.
+    let (held, locked) = hold_the_write_lock(Backend::Postgres, app.db.url.clone(), "outbox", Duration::from_secs(21));
+    locked.await.expect("the outbox is locked");
+    let started = tokio::time::Instant::now();
     // A delivery may take 20 s (a webhook's lookup and POST): a claim with a 25 s lease has 4 s.
     let second = app
         .another_instance_with(|c| {
@@ -327,10 +327,7 @@ async fn a_claim_held_up_past_its_time_sends_nothing_so_no_message_goes_twice() 
             c.webhook_allow_private = true;
         })
         .await;
-    // Held 21 s: the first claim, answered then, would post until 26 s, past its 25 s lease.
-    let started = tokio::time::Instant::now();
-    tokio::time::sleep(Duration::from_secs(21)).await;
-    held.commit().await.expect("unlock");
+    held.await.expect("unlocked");
     // Until 50 s: also a claim given up just as it committed (its messages then wait for its
     // lease, past 42 s) has posted by then.
     tokio::time::sleep_until(started + Duration::from_secs(50)).await;
