@@ -516,10 +516,16 @@ pub struct Call {
     pub appointment_ids: Vec<Uuid>,
 }
 
-/// One row of an appointment's audit trail: what was done, by whom (the token's `sub`, `patient`
-/// for the patient's links), when, with its details (a move's times, a cancellation's reason).
+/// One row of the audit log (an appointment's trail, or the clinic's whole log): what was done
+/// to what, by whom (the token's `sub`, `patient` for the patient's links), when, with its details
+/// (a move's times, a cancellation's reason, what a change to the clinic asked for).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct AuditEntry {
+    /// What the change was to: `appointment`, `time_off`, `closure`, `provider`,
+    /// `appointment_type`, `webhook` or `settings` (the clinic's, and its Vapi settings).
+    pub subject: String,
+    /// Its id (the organization's for `settings`).
+    pub subject_id: Uuid,
     pub action: String,
     pub actor: String,
     pub at: DateTime<Utc>,
@@ -529,13 +535,14 @@ pub struct AuditEntry {
     pub call_id: Option<String>,
 }
 
+/// A list read by time (`GET /api/calls` by start, `GET /api/audit` by when each change was made).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct CallQuery {
-    /// RFC 3339 instant; calls started at or after it.
+pub struct WindowQuery {
+    /// RFC 3339 instant; at or after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    /// RFC 3339 instant; calls started before it.
+    /// RFC 3339 instant; before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// Items per page: 1 to 500, default 100.

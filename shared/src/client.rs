@@ -247,9 +247,15 @@ impl ApiClient {
     }
 
     /// Every call matching `query`, page after page.
-    pub async fn calls(&self, query: &CallQuery) -> ClientResult<Vec<Call>> {
-        let query = CallQuery { cursor: None, ..query.clone() };
+    pub async fn calls(&self, query: &WindowQuery) -> ClientResult<Vec<Call>> {
+        let query = WindowQuery { cursor: None, ..query.clone() };
         self.every_page("/api/calls", &query).await
+    }
+
+    /// The clinic's whole audit log within `query`'s window, page after page.
+    pub async fn audit_log(&self, query: &WindowQuery) -> ClientResult<Vec<AuditEntry>> {
+        let query = WindowQuery { cursor: None, ..query.clone() };
+        self.every_page("/api/audit", &query).await
     }
 
     pub async fn create_closure(&self, body: &CreateClosure) -> ClientResult<Closure> {

@@ -7,7 +7,7 @@ use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
 use super::{paging, wire, AppState};
 use crate::domain::{bounded, AppointmentTypeId, Minutes, OrgId, ProviderId};
-use crate::store::{AppointmentType, AppointmentTypeChanges, DynStore, PageRequest, MAX_PAGE};
+use crate::store::{AppointmentType, AppointmentTypeChanges, Change, DynStore, PageRequest, MAX_PAGE};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -88,8 +88,9 @@ pub async fn create(
         provider_ids: providers(&state.store, actor.org, body.provider_ids.as_deref().unwrap_or_default()).await?,
         active: true,
     };
-    state.store.create_appointment_type(&kind).await?;
-    Ok((StatusCode::CREATED, axum::Json(wire::appointment_type(&kind))))
+    let created = wire::appointment_type(&kind);
+    state.store.create_appointment_type(&Change::new(&actor, &created), &kind).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
 #[utoipa::path(get, path = "/api/appointment-types", tag = "appointment types", security(("bearer" = [])), params(PageQuery),
@@ -149,7 +150,7 @@ pub async fn update(
     };
     let kind = state
         .store
-        .update_appointment_type(actor.org, AppointmentTypeId(id), &changes)
+        .update_appointment_type(&Change::new(&actor, &body), AppointmentTypeId(id), &changes)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::appointment_type(&kind)))
@@ -166,6 +167,7 @@ pub async fn deactivate(
 ) -> ApiResult<StatusCode> {
     let actor = caller.actor()?;
     let changes = AppointmentTypeChanges { active: Some(false), ..Default::default() };
-    state.store.update_appointment_type(actor.org, AppointmentTypeId(id), &changes).await?.ok_or(ApiError::NotFound)?;
+    let change = Change::new(&actor, &UpdateAppointmentType { active: Some(false), ..Default::default() });
+    state.store.update_appointment_type(&change, AppointmentTypeId(id), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,10 +4,10 @@
 use super::auth::{Allowed, Managers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, OptionalJson, Path, Query};
-use super::{paging, AppState};
+use super::{paging, wire, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId, Reason};
-use crate::store::{Appointment, AppointmentFilter, Attendance, AuditEntry, Confirmed, ConfirmedVia};
+use crate::store::{Appointment, AppointmentFilter, Attendance, Confirmed, ConfirmedVia};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
@@ -97,15 +97,8 @@ pub async fn audit(
     // Not the clinic's, or no such appointment: 404, not an empty trail.
     state.store.appointment(actor.org, id).await?.ok_or(ApiError::NotFound)?;
     let trail = state.store.audit_trail(actor.org, id.into(), &page).await?;
-    let wire = |e: &AuditEntry| api::AuditEntry {
-        action: e.action.clone(),
-        actor: e.actor.clone(),
-        at: e.at,
-        details: e.details.clone(),
-        call_id: e.call_id.clone(),
-    };
     // Paged by each row's place in the trail; the cursor names the appointment it belongs to.
-    Ok(axum::Json(paging::answer(trail, |e| (e.position, id.0), wire)))
+    Ok(axum::Json(paging::answer(trail, |e| (e.position, id.0), wire::audit_entry)))
 }
 
 /// Confirms a pending appointment for the patient (who confirmed on the phone, say), as the link

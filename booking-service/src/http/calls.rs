@@ -10,7 +10,7 @@ use crate::store::CallRecord;
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
-use shared::api::{self, CallQuery, ErrorBody};
+use shared::api::{self, ErrorBody, WindowQuery};
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -29,13 +29,13 @@ fn wire(c: &CallRecord) -> api::Call {
     }
 }
 
-#[utoipa::path(get, path = "/api/calls", tag = "vapi", security(("bearer" = [])), params(CallQuery),
+#[utoipa::path(get, path = "/api/calls", tag = "vapi", security(("bearer" = [])), params(WindowQuery),
     responses((status = 200, body = api::Page<api::Call>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Allowed<Managers>,
-    Query(query): Query<CallQuery>,
+    Query(query): Query<WindowQuery>,
 ) -> ApiResult<axum::Json<api::Page<api::Call>>> {
     let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;

@@ -3,6 +3,7 @@
 
 mod appointment_types;
 mod appointments;
+mod audit;
 pub mod auth;
 mod booking;
 mod calls;
@@ -119,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(appointments::router())
         .merge(vapi::router())
         .merge(calls::router())
+        .merge(audit::router())
         .merge(settings::router())
         .merge(webhooks::router())
         .merge(confirm::router())

@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of every route, generated from the handlers' annotations.
 
 use super::{
-    appointment_types, appointments, booking, calls, confirm, manage, ops, orgs, providers, settings, sms, time_off,
-    vapi, webhooks,
+    appointment_types, appointments, audit, booking, calls, confirm, manage, ops, orgs, providers, settings, sms,
+    time_off, vapi, webhooks,
 };
 use shared::api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
         appointment_types::deactivate,
         time_off::create_time_off, time_off::list_time_off, time_off::delete_time_off,
         time_off::create_closure, time_off::list_closures, time_off::delete_closure,
-        booking::book, vapi::tools, vapi::definitions, vapi::settings, vapi::set_settings, calls::list, settings::show, settings::replace,
+        booking::book, vapi::tools, vapi::definitions, vapi::settings, vapi::set_settings, calls::list, audit::list, settings::show, settings::replace,
         webhooks::create, webhooks::list, webhooks::remove,
         appointments::list, appointments::show, appointments::audit, appointments::confirm, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
         confirm::show, confirm::confirm, sms::inbound,

@@ -7,7 +7,7 @@ use super::orgs::check_name;
 use super::{paging, wire, AppState};
 use crate::booking;
 use crate::domain::{parse_date, AppointmentTypeId, Minutes, ProviderId, WeeklyHours, Zone};
-use crate::store::{Provider, ProviderChanges};
+use crate::store::{Change, Provider, ProviderChanges};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -53,8 +53,9 @@ pub async fn create(
         hours,
         active: true,
     };
-    state.store.create_provider(&provider).await?;
-    Ok((StatusCode::CREATED, axum::Json(wire::provider(&provider))))
+    let created = wire::provider(&provider);
+    state.store.create_provider(&Change::new(&actor, &created), &provider).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
 #[utoipa::path(get, path = "/api/providers", tag = "providers", security(("bearer" = [])), params(PageQuery),
@@ -102,7 +103,8 @@ pub async fn update(
         hours: body.working_hours.as_deref().map(WeeklyHours::parse).transpose()?,
         active: body.active,
     };
-    let provider = state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    let change = Change::new(&actor, &body);
+    let provider = state.store.update_provider(&change, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::provider(&provider)))
 }
 
@@ -117,7 +119,8 @@ pub async fn deactivate(
     let actor = caller.actor()?;
     let changes =
         ProviderChanges { name: None, own_zone: None, appointment_minutes: None, hours: None, active: Some(false) };
-    state.store.update_provider(actor.org, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    let change = Change::new(&actor, &UpdateProvider { active: Some(false), ..Default::default() });
+    state.store.update_provider(&change, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

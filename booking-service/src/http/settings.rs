@@ -6,7 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::Json;
 use super::AppState;
 use crate::domain::PhoneNumber;
-use crate::store::ClinicSettings;
+use crate::store::{Change, ClinicSettings};
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -90,8 +90,9 @@ pub async fn replace(
             .map(|n| n.as_str().to_owned()),
     }
     .check()?;
-    if !state.store.set_settings(actor.org, &settings).await? {
+    let saved = wire(&settings);
+    if !state.store.set_settings(&Change::new(&actor, &saved), &settings).await? {
         return Err(ApiError::NotFound);
     }
-    Ok(axum::Json(wire(&settings)))
+    Ok(axum::Json(saved))
 }

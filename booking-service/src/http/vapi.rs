@@ -11,7 +11,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{self, RawJson};
 use super::AppState;
 use crate::domain::PhoneNumber;
-use crate::store::{self, Actor, CallRecord};
+use crate::store::{self, Actor, CallRecord, Change};
 use crate::vapi::{self, CallReport, SignatureCheck, VapiMessage};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
@@ -207,8 +207,9 @@ pub async fn set_settings(
         assistant_id: assistant_id.map(str::to_owned),
         transfer_number: transfer_number.map(|n| n.as_str().to_owned()),
     };
-    if !state.store.set_vapi_settings(actor.org, &settings).await? {
+    let saved = wire_settings(&settings);
+    if !state.store.set_vapi_settings(&Change::new(&actor, &saved), &settings).await? {
         return Err(ApiError::NotFound);
     }
-    Ok(Json(wire_settings(&settings)))
+    Ok(Json(saved))
 }

@@ -62,3 +62,15 @@ pub fn closure(c: &store::Closure, conflicts: Option<&[AppointmentId]>) -> api::
         conflicts: conflicts.map(|ids| ids.iter().map(|a| a.0).collect()),
     }
 }
+
+pub fn audit_entry(e: &store::AuditEntry) -> api::AuditEntry {
+    api::AuditEntry {
+        subject: e.subject.clone(),
+        subject_id: e.subject_id,
+        action: e.action.clone(),
+        actor: e.actor.clone(),
+        at: e.at,
+        details: e.details.clone(),
+        call_id: e.call_id.clone(),
+    }
+}

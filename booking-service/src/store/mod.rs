@@ -129,10 +129,12 @@ pub trait Store: Send + Sync {
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
     async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>>;
-    /// Replaces the organization's settings; false when there is no such organization.
-    async fn set_settings(&self, org: OrgId, settings: &ClinicSettings) -> StoreResult<bool>;
-    /// Replaces the organization's Vapi settings; false when there is no such organization.
-    async fn set_vapi_settings(&self, org: OrgId, settings: &VapiSettings) -> StoreResult<bool>;
+    /// Replaces the organization's settings, with the audit row; false when there is no such
+    /// organization.
+    async fn set_settings(&self, change: &Change<'_>, settings: &ClinicSettings) -> StoreResult<bool>;
+    /// Replaces the organization's Vapi settings, with the audit row; false when there is no such
+    /// organization.
+    async fn set_vapi_settings(&self, change: &Change<'_>, settings: &VapiSettings) -> StoreResult<bool>;
     /// Keeps a call's record unless one is kept already (a repeated report changes nothing);
     /// true when this one was kept.
     async fn record_call(&self, org: OrgId, call: &CallRecord) -> StoreResult<bool>;
@@ -148,24 +150,28 @@ pub trait Store: Send + Sync {
     /// Removes the organization and everything of it; false when there was none.
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool>;
 
-    async fn create_provider(&self, provider: &Provider) -> StoreResult<()>;
+    /// Adds a provider, with its audit row.
+    async fn create_provider(&self, change: &Change<'_>, provider: &Provider) -> StoreResult<()>;
     /// The organization's providers by name, a page at a time.
     async fn providers(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<Provider>>;
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>>;
+    /// Changes a provider, with its audit row; `None` without such a provider.
     async fn update_provider(
         &self,
-        org: OrgId,
+        change: &Change<'_>,
         id: ProviderId,
         changes: &ProviderChanges,
     ) -> StoreResult<Option<Provider>>;
 
-    async fn create_appointment_type(&self, kind: &AppointmentType) -> StoreResult<()>;
+    /// Adds an appointment type, with its audit row.
+    async fn create_appointment_type(&self, change: &Change<'_>, kind: &AppointmentType) -> StoreResult<()>;
     /// The organization's appointment types by name, a page at a time.
     async fn appointment_types(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<AppointmentType>>;
     async fn appointment_type(&self, org: OrgId, id: AppointmentTypeId) -> StoreResult<Option<AppointmentType>>;
+    /// Changes an appointment type, with its audit row; `None` without such a type.
     async fn update_appointment_type(
         &self,
-        org: OrgId,
+        change: &Change<'_>,
         id: AppointmentTypeId,
         changes: &AppointmentTypeChanges,
     ) -> StoreResult<Option<AppointmentType>>;
@@ -284,12 +290,14 @@ pub trait Store: Send + Sync {
     /// The messages queued for an appointment, oldest first.
     async fn outbox(&self, org: OrgId, appointment: AppointmentId) -> StoreResult<Vec<OutboxJob>>;
 
-    /// Adds a webhook; `InvalidState` when the clinic has [`MAX_WEBHOOKS`] already.
-    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Adds a webhook, with its audit row; `InvalidState` when the clinic has [`MAX_WEBHOOKS`]
+    /// already.
+    async fn create_webhook(&self, change: &Change<'_>, webhook: &Webhook) -> StoreResult<()>;
     /// The organization's webhooks by creation, a page at a time.
     async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>>;
     async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<Webhook>>;
-    async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool>;
+    /// Removes a webhook, with its audit row; false when there was none.
+    async fn delete_webhook(&self, change: &Change<'_>, id: WebhookId) -> StoreResult<bool>;
 
     /// Stops SMS from `sender` to `phone` (the phone texted STOP); already stopped is no change.
     async fn sms_opt_out(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<()>;
@@ -307,6 +315,15 @@ pub trait Store: Send + Sync {
     /// key is the row's place in the trail; the UUID of the page request is the caller's to check).
     async fn audit_trail(&self, org: OrgId, subject: Subject, page: &PageRequest<i64>)
         -> StoreResult<Page<AuditEntry>>;
+    /// The organization's whole audit log written within `[from, to)`, by time and row id (the
+    /// sort key, each row's `position` being its id; the UUID of the page request is not used), a
+    /// page at a time.
+    async fn audit_log(
+        &self,
+        org: OrgId,
+        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<(DateTime<Utc>, i64)>,
+    ) -> StoreResult<Page<AuditEntry>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -44,6 +44,14 @@ pub mod action {
     pub const TIME_OFF_REMOVED: &str = "time_off_removed";
     pub const CLOSURE_ADDED: &str = "closure_added";
     pub const CLOSURE_REMOVED: &str = "closure_removed";
+    pub const PROVIDER_ADDED: &str = "provider_added";
+    pub const PROVIDER_CHANGED: &str = "provider_changed";
+    pub const APPOINTMENT_TYPE_ADDED: &str = "appointment_type_added";
+    pub const APPOINTMENT_TYPE_CHANGED: &str = "appointment_type_changed";
+    pub const WEBHOOK_ADDED: &str = "webhook_added";
+    pub const WEBHOOK_REMOVED: &str = "webhook_removed";
+    pub const SETTINGS_CHANGED: &str = "settings_changed";
+    pub const VAPI_SETTINGS_CHANGED: &str = "vapi_settings_changed";
 
     /// The details of a `booked` row.
     pub fn booked(slot: &Slot) -> Value {

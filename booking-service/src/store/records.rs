@@ -374,6 +374,11 @@ pub enum Subject {
     Appointment(AppointmentId),
     TimeOff(TimeOffId),
     Closure(ClosureId),
+    Provider(ProviderId),
+    AppointmentType(AppointmentTypeId),
+    Webhook(WebhookId),
+    /// The organization's settings (its clinic and Vapi settings).
+    Settings(OrgId),
 }
 
 impl Subject {
@@ -382,6 +387,10 @@ impl Subject {
             Subject::Appointment(id) => ("appointment", id.0),
             Subject::TimeOff(id) => ("time_off", id.0),
             Subject::Closure(id) => ("closure", id.0),
+            Subject::Provider(id) => ("provider", id.0),
+            Subject::AppointmentType(id) => ("appointment_type", id.0),
+            Subject::Webhook(id) => ("webhook", id.0),
+            Subject::Settings(id) => ("settings", id.0),
         }
     }
 }
@@ -392,12 +401,34 @@ impl From<AppointmentId> for Subject {
     }
 }
 
+/// A change the clinic makes to itself (a provider, an appointment type, a webhook, its
+/// settings): who makes it and what they asked for, kept in the audit log with it.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub actor: &'a Actor,
+    pub details: serde_json::Value,
+}
+
+impl<'a> Change<'a> {
+    /// The change `actor` makes, with `details`: what the API was sent, or what it answers.
+    pub fn new(actor: &'a Actor, details: &impl serde::Serialize) -> Self {
+        // The API's own types, whose maps all have string keys, are always a JSON value.
+        Self { actor, details: serde_json::to_value(details).unwrap_or_default() }
+    }
+}
+
 /// One row of the audit log: what was done, by whom, when, and with what details.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditEntry {
-    /// Its place in its subject's trail, from 1 (the order of the changes): the key the trail is
-    /// paged by, which says nothing of other subjects' rows.
+    /// Its place: in its subject's trail, from 1 (the order of the changes; the key the trail is
+    /// paged by, which says nothing of other subjects' rows); in the organization's whole log, the
+    /// row's id (which increases as rows are written).
     pub position: i64,
+    /// What it is about (`Subject`'s names: `appointment`, `provider`, `settings`, …) and its id
+    /// (the organization's for `settings`).
+    pub subject: String,
+    #[sqlx(rename = "appointment_id", try_from = "sql::Key")]
+    pub subject_id: uuid::Uuid,
     pub action: String,
     pub actor: String,
     #[sqlx(try_from = "sql::Timestamp")]

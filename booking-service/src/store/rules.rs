@@ -446,6 +446,17 @@ pub(super) async fn audit(
     tx.run(sql, (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at), &actor.call)).await
 }
 
+/// Ends a clinic's change to itself: when it changed a row (`changed`), its audit row is written
+/// and the transaction committed; else it is rolled back. Whether it changed one.
+async fn audited(mut tx: Tx, changed: u64, change: &Change<'_>, subject: Subject, what: &str) -> StoreResult<bool> {
+    if changed == 0 {
+        return Ok(false);
+    }
+    audit(&mut tx, change.actor, subject, what, &change.details, now()).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
 pub(super) async fn issue_link(tx: &mut Tx, a: &Appointment, link: &IssuedLink, now: DateTime<Utc>) -> Db {
     let sql = "INSERT INTO confirmation_tokens (token_hash, org_id, appointment_id, expires_at, created_at)
                VALUES ($1, $2, $3, $4, $5)";
@@ -569,25 +580,31 @@ impl Store for SqlStore {
         Ok(self.fetch_optional(Scope::Read(org), sql, (org,)).await?)
     }
 
-    async fn set_settings(&self, org: OrgId, s: &ClinicSettings) -> StoreResult<bool> {
+    async fn set_settings(&self, change: &Change<'_>, s: &ClinicSettings) -> StoreResult<bool> {
+        let org = change.actor.org;
         let sql = "UPDATE organizations SET reminder_offsets_minutes = $2, manage_cutoff_minutes = $3,
                           max_active_per_caller = $4, sms_from = $5
                    WHERE id = $1";
         let (cutoff, most) = (stored_count(s.manage_cutoff_minutes), stored_count(s.max_active_per_caller));
         let values = (org, Json(&s.reminder_offsets_minutes), cutoff, most, &s.sms_from);
-        match self.execute(Scope::Write(org), sql, values).await {
-            Ok(changed) => Ok(changed > 0),
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        let changed = match tx.query(sql, values).execute().await {
+            Ok(changed) => changed,
             // organizations_sms_from: another clinic sends from that number.
             Err(e) if is_unique_violation(&e) => {
-                Err(DomainError::invalid("sms_from", "is the sender number of another clinic").into())
+                return Err(DomainError::invalid("sms_from", "is the sender number of another clinic").into())
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        audited(tx, changed, change, Subject::Settings(org), action::SETTINGS_CHANGED).await
     }
 
-    async fn set_vapi_settings(&self, org: OrgId, v: &VapiSettings) -> StoreResult<bool> {
+    async fn set_vapi_settings(&self, change: &Change<'_>, v: &VapiSettings) -> StoreResult<bool> {
+        let org = change.actor.org;
         let sql = "UPDATE organizations SET vapi_assistant_id = $2, vapi_transfer_number = $3 WHERE id = $1";
-        Ok(self.execute(Scope::Write(org), sql, (org, &v.assistant_id, &v.transfer_number)).await? > 0)
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        let changed = tx.query(sql, (org, &v.assistant_id, &v.transfer_number)).execute().await?;
+        audited(tx, changed, change, Subject::Settings(org), action::VAPI_SETTINGS_CHANGED).await
     }
 
     async fn record_call(&self, org: OrgId, c: &CallRecord) -> StoreResult<bool> {
@@ -642,7 +659,7 @@ impl Store for SqlStore {
         Ok(deleted > 0)
     }
 
-    async fn create_provider(&self, p: &Provider) -> StoreResult<()> {
+    async fn create_provider(&self, change: &Change<'_>, p: &Provider) -> StoreResult<()> {
         let sql = "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
         let values = (p.id, p.org_id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
@@ -650,7 +667,7 @@ impl Store for SqlStore {
         // A closure being created waits for this provider, or this one for it (schedule.rs).
         super::schedule::lock_organization(&mut tx, p.org_id).await?;
         tx.run(sql, values).await?;
-        tx.commit().await?;
+        audited(tx, 1, change, Subject::Provider(p.id), action::PROVIDER_ADDED).await?;
         Ok(())
     }
 
@@ -667,7 +684,13 @@ impl Store for SqlStore {
         Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
-    async fn update_provider(&self, org: OrgId, id: ProviderId, c: &ProviderChanges) -> StoreResult<Option<Provider>> {
+    async fn update_provider(
+        &self,
+        change: &Change<'_>,
+        id: ProviderId,
+        c: &ProviderChanges,
+    ) -> StoreResult<Option<Provider>> {
+        let org = change.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("p");
         let Some(Known { provider: mut p, .. }) = provider_row(&mut tx, org, id, &lock).await? else {
@@ -679,18 +702,20 @@ impl Store for SqlStore {
                                      updated_at = $8, version = version + 1
                    WHERE org_id = $1 AND id = $2";
         let values = (org, id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
-        tx.query(sql, values).execute().await?;
-        tx.commit().await?;
+        let changed = tx.query(sql, values).execute().await?;
+        let changed = audited(tx, changed, change, Subject::Provider(id), action::PROVIDER_CHANGED).await?;
         self.known.forget(org, id);
-        Ok(Some(p))
+        Ok(changed.then_some(p))
     }
 
-    async fn create_appointment_type(&self, t: &AppointmentType) -> StoreResult<()> {
+    async fn create_appointment_type(&self, change: &Change<'_>, t: &AppointmentType) -> StoreResult<()> {
         let sql = "INSERT INTO appointment_types (id, org_id, name, duration_minutes, buffer_before_minutes,
                         buffer_after_minutes, min_notice_minutes, max_advance_days, slot_interval_minutes,
                         bookable_by_agent, provider_ids, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
-        self.execute(Scope::Write(t.org_id), sql, type_values(t, now())).await?;
+        let mut tx = self.begin(Scope::Write(t.org_id)).await?;
+        tx.run(sql, type_values(t, now())).await?;
+        audited(tx, 1, change, Subject::AppointmentType(t.id), action::APPOINTMENT_TYPE_ADDED).await?;
         Ok(())
     }
 
@@ -709,10 +734,11 @@ impl Store for SqlStore {
 
     async fn update_appointment_type(
         &self,
-        org: OrgId,
+        change: &Change<'_>,
         id: AppointmentTypeId,
         changes: &AppointmentTypeChanges,
     ) -> StoreResult<Option<AppointmentType>> {
+        let org = change.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("appointment_types");
         let Some(mut t) = appointment_type_in(&mut tx, org, id, &lock).await? else {
@@ -724,9 +750,10 @@ impl Store for SqlStore {
                         slot_interval_minutes = $9, bookable_by_agent = $10, provider_ids = $11, active = $12,
                         updated_at = $13
                    WHERE id = $1 AND org_id = $2";
-        tx.query(sql, type_values(&t, now())).execute().await?;
-        tx.commit().await?;
-        Ok(Some(t))
+        let changed = tx.query(sql, type_values(&t, now())).execute().await?;
+        let changed =
+            audited(tx, changed, change, Subject::AppointmentType(id), action::APPOINTMENT_TYPE_CHANGED).await?;
+        Ok(changed.then_some(t))
     }
 
     async fn create_time_off(&self, actor: &Actor, time_off: &TimeOff) -> StoreResult<Vec<AppointmentId>> {
@@ -1273,7 +1300,7 @@ impl Store for SqlStore {
         Ok(self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?)
     }
 
-    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+    async fn create_webhook(&self, change: &Change<'_>, w: &Webhook) -> StoreResult<()> {
         // Counted under the organization's webhook lock, so that two created at once cannot both
         // find room for one.
         let mut tx = self.begin(Scope::WriteLocked(w.org_id, lock_key(&format!("webhooks:{}", w.org_id)))).await?;
@@ -1284,7 +1311,7 @@ impl Store for SqlStore {
         }
         let sql = "INSERT INTO webhooks (id, org_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
         tx.run(sql, (w.id, w.org_id, &w.url, Json(&w.events), &w.secret, Timestamp(w.created_at))).await?;
-        tx.commit().await?;
+        audited(tx, 1, change, Subject::Webhook(w.id), action::WEBHOOK_ADDED).await?;
         Ok(())
     }
 
@@ -1301,9 +1328,11 @@ impl Store for SqlStore {
         Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
-    async fn delete_webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<bool> {
-        let sql = "DELETE FROM webhooks WHERE org_id = $1 AND id = $2";
-        Ok(self.execute(Scope::Write(org), sql, (org, id)).await? > 0)
+    async fn delete_webhook(&self, change: &Change<'_>, id: WebhookId) -> StoreResult<bool> {
+        let org = change.actor.org;
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        let removed = tx.query("DELETE FROM webhooks WHERE org_id = $1 AND id = $2", (org, id)).execute().await?;
+        audited(tx, removed, change, Subject::Webhook(id), action::WEBHOOK_REMOVED).await
     }
 
     // SMS opt-outs belong to a pair of numbers, not to a clinic (a sender number may serve
@@ -1352,8 +1381,9 @@ impl Store for SqlStore {
         page: &PageRequest<i64>,
     ) -> StoreResult<Page<AuditEntry>> {
         let (kind, id) = subject.parts();
-        let sql = "SELECT position, action, actor, at, details, call_id FROM (
-                       SELECT row_number() OVER (ORDER BY id) AS position, action, actor, at, details, call_id
+        let sql = "SELECT position, subject, appointment_id, action, actor, at, details, call_id FROM (
+                       SELECT row_number() OVER (ORDER BY id) AS position, subject, appointment_id, action, actor,
+                              at, details, call_id
                        FROM audit_log WHERE org_id = $1 AND subject = $2 AND appointment_id = $3
                    ) AS trail
                    WHERE ($4 IS NULL OR position > $4)
@@ -1362,6 +1392,29 @@ impl Store for SqlStore {
         let after = page.after.as_ref().map(|(at, _)| *at);
         let values = (org, kind, Key(id), after, i64::from(page.limit) + 1);
         Ok(Page::of(self.fetch_all(Scope::Read(org), sql, values).await?, page.limit))
+    }
+
+    async fn audit_log(
+        &self,
+        org: OrgId,
+        (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        page: &PageRequest<(DateTime<Utc>, i64)>,
+    ) -> StoreResult<Page<AuditEntry>> {
+        // Every bound is a value (no `$n IS NULL OR`), so each is a range of the index on
+        // (org_id, at, id) on both databases and a page costs its own rows, however deep.
+        let sql = "SELECT id AS position, subject, appointment_id, action, actor, at, details, call_id
+                   FROM audit_log
+                   WHERE org_id = $1 AND at >= $2 AND at < $3 AND (at, id) > ($4, $5)
+                   ORDER BY at, id LIMIT $6";
+        // Bounds past any instant a change is made at, which both databases store.
+        let year = |y| {
+            Timestamp(NaiveDate::from_ymd_opt(y, 1, 1).unwrap_or_default().and_time(chrono::NaiveTime::MIN).and_utc())
+        };
+        let (first, last) = (year(1), year(10_000));
+        let (after, id) = page.after.as_ref().map_or((first, 0), |((at, id), _)| (Timestamp(*at), *id));
+        let values = (org, from.map_or(first, Timestamp), to.map_or(last, Timestamp), after, id);
+        let rows = self.fetch_all(Scope::Read(org), sql, Then(values, (i64::from(page.limit) + 1,))).await?;
+        Ok(Page::of(rows, page.limit))
     }
 }
 

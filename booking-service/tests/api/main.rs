@@ -5,6 +5,7 @@
 mod helpers;
 
 mod attendance;
+mod audit;
 mod auth;
 mod booking;
 mod browser;

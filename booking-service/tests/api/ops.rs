@@ -41,6 +41,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/api/vapi/settings", "get"),
         ("/api/vapi/settings", "put"),
         ("/api/calls", "get"),
+        ("/api/audit", "get"),
         ("/api/settings", "get"),
         ("/api/settings", "put"),
         ("/api/webhooks", "post"),

@@ -6,7 +6,7 @@ use crate::helpers::*;
 use crate::vapi::{call, clinic, message, only, post, CALLER};
 use chrono::Utc;
 use serde_json::{json, Value};
-use shared::api::{CallQuery, VapiSettings};
+use shared::api::{VapiSettings, WindowQuery};
 
 fn bare(kind: &str, call_id: &str) -> Value {
     json!({"message": {"type": kind, "timestamp": 1767201234567u64,
@@ -121,7 +121,7 @@ async fn a_call_is_recorded_once_with_the_appointments_it_changed(backend: Backe
     assert_eq!(post(&org.agent, &report("call-1", "Booked twice.", "2027-01-15T14:00:00.000Z")).await, json!({}));
     post(&org.agent, &report("call-1", "A second report changes nothing.", "2027-01-15T15:00:00Z")).await;
     post(&org.agent, &report("call-3", "Cancelled one.", "2027-01-15T16:00:00Z")).await;
-    let calls = org.staff.calls(&CallQuery::default()).await.expect("calls");
+    let calls = org.staff.calls(&WindowQuery::default()).await.expect("calls");
     assert_eq!(calls.len(), 2, "call-2 sent no report");
     assert_eq!(calls[0].call_id, "call-1");
     assert_eq!(calls[0].summary.as_deref(), Some("Booked twice."));
@@ -131,13 +131,13 @@ async fn a_call_is_recorded_once_with_the_appointments_it_changed(backend: Backe
     assert_eq!(calls[1].appointment_ids, vec![second.id], "the call that cancelled it");
     assert!(!calls.iter().any(|c| c.appointment_ids.contains(&third.id)));
 
-    let page = org.staff.calls(&CallQuery { limit: Some(1), ..Default::default() }).await.expect("paged");
+    let page = org.staff.calls(&WindowQuery { limit: Some(1), ..Default::default() }).await.expect("paged");
     assert_eq!(page.len(), 2, "every page followed");
-    let later = CallQuery { from: Some("2027-01-15T15:30:00Z".into()), ..Default::default() };
+    let later = WindowQuery { from: Some("2027-01-15T15:30:00Z".into()), ..Default::default() };
     assert_eq!(org.staff.calls(&later).await.expect("filtered").len(), 1);
-    assert_error(org.agent.calls(&CallQuery::default()).await, 403, "forbidden");
+    assert_error(org.agent.calls(&WindowQuery::default()).await, 403, "forbidden");
     let other = app.org("UTC").await;
-    assert!(other.staff.calls(&CallQuery::default()).await.expect("calls").is_empty());
+    assert!(other.staff.calls(&WindowQuery::default()).await.expect("calls").is_empty());
 }
 
 /// An end-of-call report carries the call's transcript: a long call's is read (up to 1 MiB), and
@@ -150,7 +150,7 @@ async fn a_long_calls_report_is_read_and_an_anonymous_one_ignored(backend: Backe
     assert_eq!(post(&org.agent, &long).await, json!({}));
     let anonymous = json!({"message": {"type": "end-of-call-report", "summary": "who?"}});
     assert_eq!(post(&org.agent, &anonymous).await, json!({}));
-    let calls = org.staff.calls(&CallQuery::default()).await.expect("calls");
+    let calls = org.staff.calls(&WindowQuery::default()).await.expect("calls");
     assert_eq!(calls.iter().map(|c| c.call_id.as_str()).collect::<Vec<_>>(), ["call-long"]);
 }
 
