@@ -206,7 +206,7 @@ impl Dispatcher {
             // just as it committed, its messages wait for its lease to end, as a crashed one's).
             let lease_ends = tokio::time::Instant::now() + self.settings.lease;
             let answer_by = lease_ends - (self.settings.send_deadline + TO_RECORD);
-            let claim = tokio::time::timeout_at(answer_by, self.claim(lane, room, &skip)).await;
+            let claim = tokio::time::timeout_at(answer_by, self.claim(lane, room, &skip, answer_by)).await;
             let late = || {
                 let why = "no answer to the claim in time to send within its lease";
                 Err(StoreError::Unavailable(why.into()).into())
@@ -234,7 +234,13 @@ impl Dispatcher {
 
     /// Claims up to `room` due messages of the lane: of each clinic at most its share, and none of
     /// the clinics in `skip` (those with their share in hand already).
-    async fn claim(&self, lane: Lane, room: usize, skip: &[OrgId]) -> Result<Vec<OutboxJob>, DeliveryError> {
+    async fn claim(
+        &self,
+        lane: Lane,
+        room: usize,
+        skip: &[OrgId],
+        answer_by: tokio::time::Instant,
+    ) -> Result<Vec<OutboxJob>, DeliveryError> {
         let share = lane.share();
         let now = store::now();
         let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or_else(|_| chrono::Duration::minutes(2));
@@ -247,6 +253,9 @@ impl Dispatcher {
             kinds: lane.kinds(),
             per_org: i64::try_from(share).unwrap_or(i64::MAX),
             skip,
+            // Given up then (above), its statements end then too, and with them their connection's
+            // wait (a lock, a saturated server).
+            within: Some(answer_by.saturating_duration_since(tokio::time::Instant::now())),
         };
         let claimed = self.channels.store.claim_mail(&claim).await?;
         if !claimed.abandoned.is_empty() {

@@ -131,7 +131,13 @@ impl Pg {
             Scope::WriteLocked(org, key) => format!(
                 "SET LOCAL ROLE {REQUEST_ROLE}; SET LOCAL app.org_id = '{org}'; SELECT pg_advisory_xact_lock({key})"
             ),
-            Scope::Dispatch | Scope::Backlog => format!("SET LOCAL ROLE {WORKER_ROLE}"),
+            Scope::Dispatch | Scope::Backlog | Scope::Claim(None) => format!("SET LOCAL ROLE {WORKER_ROLE}"),
+            // Its two statements share the time (a cancelled COMMIT only warns: it commits); at
+            // least 1 ms, as 0 would mean no timeout at all.
+            Scope::Claim(Some(within)) => {
+                let ms = (within / 2).as_millis().max(1);
+                format!("SET LOCAL ROLE {WORKER_ROLE}; SET LOCAL statement_timeout = {ms}")
+            }
             Scope::Links | Scope::OptOuts => format!("SET LOCAL ROLE {LINK_ROLE}"),
             Scope::Retention => format!("SET LOCAL ROLE {RETENTION_ROLE}"),
         };
@@ -315,6 +321,7 @@ mod tests {
         }
         for (scope, role) in [
             (Scope::Dispatch, WORKER_ROLE),
+            (Scope::Claim(Some(std::time::Duration::from_secs(5))), WORKER_ROLE),
             (Scope::Backlog, WORKER_ROLE),
             (Scope::Links, LINK_ROLE),
             (Scope::OptOuts, LINK_ROLE),
@@ -331,5 +338,28 @@ mod tests {
             ![REQUEST_ROLE, WORKER_ROLE, LINK_ROLE, RETENTION_ROLE].contains(&login.as_str()) && org.is_none(),
             "{login} {org:?}"
         );
+    }
+
+    async fn statement_timeout(tx: &mut Tx) -> String {
+        let (timeout,): (String,) =
+            tx.query("SELECT current_setting('statement_timeout')", ()).fetch_one().await.expect("read");
+        timeout
+    }
+
+    /// A claim's statements are cancelled once they have taken its time (half of it each), and
+    /// only the claim's: the connection goes back to the pool without the timeout.
+    #[tokio::test]
+    async fn a_claims_statements_end_within_its_time() {
+        let Some(db) = TestDatabase::create(Backend::Postgres).await else {
+            return;
+        };
+        let store = Pg::connect(&db.url, 1).await.expect("connect");
+        let mut tx = store.begin(Scope::Claim(Some(std::time::Duration::from_secs(5)))).await.expect("begin");
+        assert_eq!(statement_timeout(&mut tx).await, "2500ms");
+        let slept = tx.query("SELECT pg_sleep(3)", ()).execute().await.expect_err("cancelled");
+        assert_eq!(sqlstate(&slept).as_deref(), Some("57014"), "{slept}");
+        drop(tx);
+        let mut tx = store.begin(Scope::Dispatch).await.expect("begin");
+        assert_eq!(statement_timeout(&mut tx).await, "0");
     }
 }

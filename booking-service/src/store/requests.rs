@@ -261,13 +261,18 @@ pub struct MailClaim<'a> {
     pub kinds: &'a [&'a str],
     pub per_org: i64,
     pub skip: &'a [OrgId],
+    /// How long the claim may take (the dispatcher gives up on it then): on PostgreSQL its
+    /// statements are cancelled once they have taken it, so one given up does not keep its
+    /// connection waiting.
+    pub within: Option<std::time::Duration>,
 }
 
 impl MailClaim<'static> {
     /// Every kind this release delivers, of every organization, in due order (`per_org` no tighter
     /// than `limit`).
     pub fn every(now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64, max_claims: i32) -> Self {
-        Self { now, lease_until, limit, max_claims, kinds: &super::outbox_kind::ALL, per_org: limit, skip: &[] }
+        let (kinds, skip) = (&super::outbox_kind::ALL[..], &[][..]);
+        Self { now, lease_until, limit, max_claims, kinds, per_org: limit, skip, within: None }
     }
 }
 

@@ -68,6 +68,9 @@ pub(super) enum Scope {
     WriteLocked(OrgId, i64),
     /// The outbox dispatcher, across organizations, on the outbox's delivery columns only.
     Dispatch,
+    /// The dispatcher's claim, which PostgreSQL cancels once it has taken the time given (each of
+    /// its two statements, past half of it).
+    Claim(Option<std::time::Duration>),
     /// The metrics sampler counting the outbox across organizations: the dispatcher's role, but
     /// only reading (on SQLite it does not queue for the writer).
     Backlog,
@@ -1256,7 +1259,7 @@ impl Store for SqlStore {
              RETURNING {OUTBOX_COLUMNS}"
         );
         let (now, kinds) = (Timestamp(c.now), Json(c.kinds));
-        let mut tx = self.begin(Scope::Dispatch).await?;
+        let mut tx = self.begin(Scope::Claim(c.within)).await?;
         let abandoned: Vec<(String,)> = tx.query(&abandon, (now, c.max_claims, kinds)).fetch_all().await?;
         let values = (now, Timestamp(c.lease_until), kinds, c.limit, c.max_claims, c.per_org, Json(c.skip));
         let jobs = tx.query(&claim, values).fetch_all().await?;

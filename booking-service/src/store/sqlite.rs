@@ -82,9 +82,12 @@ impl Lite {
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let tx = match scope {
             Scope::Read(_) | Scope::Links | Scope::Backlog => self.reader.begin().await?,
-            Scope::Write(_) | Scope::WriteLocked(..) | Scope::Dispatch | Scope::Retention | Scope::OptOuts => {
-                self.writer.begin_with("BEGIN IMMEDIATE").await?
-            }
+            Scope::Write(_)
+            | Scope::WriteLocked(..)
+            | Scope::Dispatch
+            | Scope::Claim(_)
+            | Scope::Retention
+            | Scope::OptOuts => self.writer.begin_with("BEGIN IMMEDIATE").await?,
         };
         Ok(Tx::Lite(tx))
     }

@@ -327,6 +327,16 @@ async fn a_claim_held_up_past_its_time_sends_nothing_so_no_message_goes_twice() 
             c.webhook_allow_private = true;
         })
         .await;
+    // Meanwhile each claim given up ends its statement too (its statement_timeout is the time it
+    // had), so none is still waiting on the lock long past its 4 s: a claim given up does not keep
+    // a connection out of the pool until the lock goes.
+    tokio::time::sleep_until(started + Duration::from_secs(15)).await;
+    let mut watcher = <sqlx::PgConnection as sqlx::Connection>::connect(&app.db.url).await.expect("connect");
+    let waiting = "SELECT count(*) FROM pg_stat_activity
+                   WHERE datname = current_database() AND state = 'active'
+                     AND query LIKE 'UPDATE outbox SET dead_at%' AND now() - query_start > interval '9 seconds'";
+    let (stale,): (i64,) = sqlx::query_as(waiting).fetch_one(&mut watcher).await.expect("activity");
+    assert_eq!(stale, 0, "a claim given up still waits on the lock");
     held.await.expect("unlocked");
     // Until 50 s: also a claim given up just as it committed (its messages then wait for its
     // lease, past 42 s) has posted by then.
