@@ -65,10 +65,8 @@ pub async fn replace(
     Json(body): Json<Replacement>,
 ) -> ApiResult<axum::Json<api::Settings>> {
     let actor = caller.actor()?;
-    let sms_from = match body.sms_from {
-        Some(given) => given,
-        None => state.store.settings(actor.org).await?.ok_or(ApiError::NotFound)?.sms_from,
-    };
+    let keep_sms_from = body.sms_from.is_none();
+    let sms_from = body.sms_from.flatten();
     // Bounds the work before the offsets are read (repeats count once, so a few more may come).
     if body.reminder_offsets_minutes.len() > 100 {
         let most = ClinicSettings::MAX_REMINDERS;
@@ -90,9 +88,11 @@ pub async fn replace(
             .map(|n| n.as_str().to_owned()),
     }
     .check()?;
-    let saved = wire(&settings);
-    if !state.store.set_settings(&Change::new(&actor, &saved), &settings).await? {
-        return Err(ApiError::NotFound);
+    // Audited as sent: `sms_from` only when it was.
+    let mut change = Change::new(&actor, &wire(&settings));
+    if let Some(asked) = change.details.as_object_mut().filter(|_| keep_sms_from) {
+        asked.remove("sms_from");
     }
-    Ok(axum::Json(saved))
+    let kept = state.store.set_settings(&change, &settings, keep_sms_from).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(wire(&kept)))
 }

@@ -129,9 +129,15 @@ pub trait Store: Send + Sync {
 
     async fn create_organization(&self, org: &Organization) -> StoreResult<()>;
     async fn settings(&self, org: OrgId) -> StoreResult<Option<ClinicSettings>>;
-    /// Replaces the organization's settings, with the audit row; false when there is no such
-    /// organization.
-    async fn set_settings(&self, change: &Change<'_>, settings: &ClinicSettings) -> StoreResult<bool>;
+    /// Replaces the organization's settings, with the audit row, but for the SMS sender when
+    /// `keep_sms_from` (kept as stored at that moment); the settings as kept, `None` when there is
+    /// no such organization.
+    async fn set_settings(
+        &self,
+        change: &Change<'_>,
+        settings: &ClinicSettings,
+        keep_sms_from: bool,
+    ) -> StoreResult<Option<ClinicSettings>>;
     /// Replaces the organization's Vapi settings, with the audit row; false when there is no such
     /// organization.
     async fn set_vapi_settings(&self, change: &Change<'_>, settings: &VapiSettings) -> StoreResult<bool>;

@@ -583,23 +583,33 @@ impl Store for SqlStore {
         Ok(self.fetch_optional(Scope::Read(org), sql, (org,)).await?)
     }
 
-    async fn set_settings(&self, change: &Change<'_>, s: &ClinicSettings) -> StoreResult<bool> {
+    async fn set_settings(
+        &self,
+        change: &Change<'_>,
+        s: &ClinicSettings,
+        keep_sms_from: bool,
+    ) -> StoreResult<Option<ClinicSettings>> {
         let org = change.actor.org;
+        // A sender kept is the one the row holds as this statement writes it: one read before
+        // would write back an older number over an admin's change made meanwhile.
         let sql = "UPDATE organizations SET reminder_offsets_minutes = $2, manage_cutoff_minutes = $3,
-                          max_active_per_caller = $4, sms_from = $5
-                   WHERE id = $1";
+                          max_active_per_caller = $4, sms_from = CASE WHEN $6 THEN sms_from ELSE $5 END
+                   WHERE id = $1
+                   RETURNING reminder_offsets_minutes, manage_cutoff_minutes, max_active_per_caller, sms_from";
         let (cutoff, most) = (stored_count(s.manage_cutoff_minutes), stored_count(s.max_active_per_caller));
-        let values = (org, Json(&s.reminder_offsets_minutes), cutoff, most, &s.sms_from);
+        let values = (org, Json(&s.reminder_offsets_minutes), cutoff, most, &s.sms_from, keep_sms_from);
         let mut tx = self.begin(Scope::Write(org)).await?;
-        let changed = match tx.query(sql, values).execute().await {
-            Ok(changed) => changed,
+        let kept = match tx.query(sql, values).fetch_optional::<ClinicSettings>().await {
+            Ok(kept) => kept,
             // organizations_sms_from: another clinic sends from that number.
             Err(e) if is_unique_violation(&e) => {
                 return Err(DomainError::invalid("sms_from", "is the sender number of another clinic").into())
             }
             Err(e) => return Err(e.into()),
         };
-        audited(tx, changed, change, Subject::Settings(org), action::SETTINGS_CHANGED).await
+        let changed = u64::from(kept.is_some());
+        audited(tx, changed, change, Subject::Settings(org), action::SETTINGS_CHANGED).await?;
+        Ok(kept)
     }
 
     async fn set_vapi_settings(&self, change: &Change<'_>, v: &VapiSettings) -> StoreResult<bool> {

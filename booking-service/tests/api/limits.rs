@@ -341,9 +341,19 @@ async fn an_admin_sets_the_per_caller_limit_and_the_notification_settings(backen
     let without =
         serde_json::json!({"reminder_offsets_minutes": [60], "manage_cutoff_minutes": 60, "max_active_per_caller": 3});
     assert_eq!(put(without.clone()).await.as_deref(), Some("+15550103001"), "left out: kept");
-    let mut cleared = without;
+    let mut cleared = without.clone();
     cleared["sms_from"] = serde_json::Value::Null;
     assert_eq!(put(cleared).await, None, "null: cleared");
+    // One leaving it out while another admin changes it never writes the older number back.
+    for round in 0..30 {
+        let number = format!("+1555011{round:04}");
+        let mut changed = without.clone();
+        changed["sms_from"] = serde_json::json!(number);
+        let (set, kept) = tokio::join!(put(changed), put(without.clone()));
+        assert_eq!(set.as_deref(), Some(number.as_str()));
+        let now = other.admin.settings().await.expect("read").sms_from;
+        assert_eq!(now.as_deref(), Some(number.as_str()), "round {round}: the other PUT answered {kept:?}");
+    }
 
     org.agent.book(&for_caller(provider, 0)).await.expect("the first");
     let refused = assert_error(org.agent.book(&for_caller(provider, 1)).await, 409, "invalid_state");
