@@ -12,10 +12,30 @@ pub const BOOKING_HORIZON_DAYS: i64 = 365;
 pub struct Zone(Tz);
 
 impl Zone {
+    /// A zone a clinic or a provider is given: the IANA name of a place (`America/New_York`, as
+    /// the zone of a place follows its clocks' changes) or `UTC`. The database's legacy names are
+    /// refused: `EST`, `MST` and `HST` keep one offset all year (a New York clinic set to `EST`
+    /// would have every summer appointment an hour off), `Etc/GMT+5` is five hours *behind* UTC,
+    /// and `EST5EDT`, `NZ` or `Japan` name no place.
     pub fn parse(field: &'static str, name: &str) -> Result<Self, DomainError> {
-        name.trim().parse::<Tz>().map(Self).map_err(|_| {
+        let name = name.trim();
+        let zone = Self::named(name).ok_or_else(|| {
             DomainError::invalid(field, format!("'{name}' is not an IANA time zone name such as America/New_York"))
-        })
+        })?;
+        let place = name.contains('/') && !name.starts_with("Etc/");
+        if !place && !matches!(name, "UTC" | "Etc/UTC") {
+            return Err(DomainError::invalid(
+                field,
+                format!("'{name}' is not the zone of a place: name one such as America/New_York (or UTC)"),
+            ));
+        }
+        Ok(zone)
+    }
+
+    /// Any zone of the IANA database by name, as a stored one is read (kept before `parse`
+    /// refused legacy names).
+    pub fn named(name: &str) -> Option<Self> {
+        name.parse::<Tz>().ok().map(Self)
     }
 
     pub fn name(&self) -> &'static str {
