@@ -33,14 +33,40 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         return ApiError::RequestTimeout;
     }
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::Validation(
-            e.body_text().replace("Failed to deserialize the JSON body into the target type: ", ""),
-        ),
+        JsonRejection::JsonDataError(e) => ApiError::Validation(in_json_terms(
+            &e.body_text().replace("Failed to deserialize the JSON body into the target type: ", ""),
+        )),
         JsonRejection::JsonSyntaxError(_) => ApiError::BadRequest("the request body is not valid JSON".into()),
         JsonRejection::MissingJsonContentType(_) => not_json(),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest(other.body_text()),
     }
+}
+
+/// serde's message with what it expected in JSON's words, not Rust's (`i64` is an integer, a
+/// sequence an array, `struct CreateProvider` an object).
+fn in_json_terms(message: &str) -> String {
+    const WORDS: [(&str, &str); 12] = [
+        ("expected i64", "expected an integer"),
+        ("expected i32", "expected an integer"),
+        ("expected i16", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u16", "expected a non-negative integer"),
+        ("expected u8", "expected a non-negative integer"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected an object"),
+        ("expected a borrowed string", "expected a string"),
+        ("expected unit", "expected null"),
+    ];
+    let mut message = WORDS.iter().fold(message.to_owned(), |m, (rust, json)| m.replace(rust, json));
+    while let Some(at) = message.find("expected struct ") {
+        let name = &message[at + "expected struct ".len()..];
+        let end = name.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(name.len());
+        message.replace_range(at..at + "expected struct ".len() + end, "expected an object");
+    }
+    message
 }
 
 /// The request's `Content-Type`, when it is readable text.
@@ -146,7 +172,9 @@ where
             .await
             .map(|axum::extract::Query(v)| Self(v))
             .map_err(|e: QueryRejection| {
-                ApiError::Validation(e.body_text().replace("Failed to deserialize query string: ", "query: "))
+                ApiError::Validation(in_json_terms(
+                    &e.body_text().replace("Failed to deserialize query string: ", "query: "),
+                ))
             })
     }
 }
@@ -226,11 +254,25 @@ fn bytes_rejection(rejection: BytesRejection) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_form, is_json};
+    use super::{in_json_terms, is_form, is_json};
     use axum::http::{header::CONTENT_TYPE, HeaderMap, HeaderValue};
 
     fn with(value: &'static str) -> HeaderMap {
         HeaderMap::from_iter([(CONTENT_TYPE, HeaderValue::from_static(value))])
+    }
+
+    #[test]
+    fn serdes_rust_words_are_said_in_jsons() {
+        let said = in_json_terms("appointment_minutes: invalid type: string \"30\", expected i64 at line 1 column 30");
+        assert_eq!(said, "appointment_minutes: invalid type: string \"30\", expected an integer at line 1 column 30");
+        let said =
+            in_json_terms("working_hours[0]: invalid type: string \"x\", expected struct WorkingHours at line 1");
+        assert_eq!(said, "working_hours[0]: invalid type: string \"x\", expected an object at line 1");
+        assert_eq!(in_json_terms("limit: invalid digit found in string"), "limit: invalid digit found in string");
+        assert_eq!(
+            in_json_terms("x: invalid type: map, expected a sequence"),
+            "x: invalid type: map, expected an array"
+        );
     }
 
     #[test]

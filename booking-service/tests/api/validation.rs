@@ -138,6 +138,14 @@ async fn bad_organization_and_provider_fields_are_named(backend: Backend) {
         .request(Method::POST, "/api/providers")
         .json(&json!({"name": "A", "working_hours": [{"weekday": "someday", "start": "09:00", "end": "17:00"}]}));
     assert_error(org.admin.send::<serde_json::Value>(unknown_weekday).await, 422, "validation_failed");
+    // What was expected, in JSON's words: an integer, not serde's i64.
+    let quoted =
+        org.admin.request(Method::POST, "/api/providers").json(&json!({"name": "A", "appointment_minutes": "30"}));
+    let err = assert_error(org.admin.send::<serde_json::Value>(quoted).await, 422, "validation_failed").to_string();
+    assert!(
+        err.contains("appointment_minutes") && err.contains("expected an integer") && !err.contains("i64"),
+        "{err}"
+    );
     assert!(org.admin.providers().await.expect("list").is_empty(), "no invalid provider was written");
     let provider = org.provider().await;
     assert_error(org.agent.availability(provider.id, "tomorrow").await, 422, "validation_failed");
