@@ -2,7 +2,9 @@
 //! not exist (a DST gap) is refused, an ambiguous one (a DST overlap) takes the earlier instant.
 
 use super::DomainError;
-use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 
 /// How far ahead a booking may be made.
@@ -12,24 +14,33 @@ pub const BOOKING_HORIZON_DAYS: i64 = 365;
 pub struct Zone(Tz);
 
 impl Zone {
-    /// A zone a clinic or a provider is given: the IANA name of a place (`America/New_York`, as
-    /// the zone of a place follows its clocks' changes) or `UTC`. The database's legacy names are
-    /// refused: `EST`, `MST` and `HST` keep one offset all year (a New York clinic set to `EST`
-    /// would have every summer appointment an hour off), `Etc/GMT+5` is five hours *behind* UTC,
-    /// and `EST5EDT`, `NZ` or `Japan` name no place.
+    /// A zone a clinic or a provider is given: the IANA name of a place (Area/Location, not under
+    /// `Etc/`: `America/New_York`, as the zone of a place follows its clocks' changes) or UTC by
+    /// any of its names. The database's other names are refused: `EST`, `MST` and `HST` keep one
+    /// offset all year (a New York clinic set to `EST` would have every summer appointment an hour
+    /// off), `Etc/GMT+5` is five hours *behind* UTC, and `EST5EDT`, `NZ` or `Japan` name no place.
     pub fn parse(field: &'static str, name: &str) -> Result<Self, DomainError> {
         let name = name.trim();
         let zone = Self::named(name).ok_or_else(|| {
             DomainError::invalid(field, format!("'{name}' is not an IANA time zone name such as America/New_York"))
         })?;
         let place = name.contains('/') && !name.starts_with("Etc/");
-        if !place && !matches!(name, "UTC" | "Etc/UTC") {
+        if !place && !zone.is_utc() {
             return Err(DomainError::invalid(
                 field,
                 format!("'{name}' is not the zone of a place: name one such as America/New_York (or UTC)"),
             ));
         }
         Ok(zone)
+    }
+
+    /// Whether it is UTC under another name (`GMT`, `Zulu`, `Etc/Universal`): UTC in winter and
+    /// in summer alike.
+    fn is_utc(&self) -> bool {
+        [(2001, 1), (2001, 7)].into_iter().all(|(year, month)| {
+            let day = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or_default().and_time(NaiveTime::MIN);
+            self.0.offset_from_utc_datetime(&day).fix().local_minus_utc() == 0
+        })
     }
 
     /// Any zone of the IANA database by name, as a stored one is read (kept before `parse`

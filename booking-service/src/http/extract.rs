@@ -44,9 +44,14 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 }
 
 /// serde's message with what it expected in JSON's words, not Rust's (`i64` is an integer, a
-/// sequence an array, `struct CreateProvider` an object).
+/// sequence an array, `struct CreateProvider` an object). Only the words after the last
+/// ", expected " are serde's own: a value the client sent, quoted before them, is left as sent.
 fn in_json_terms(message: &str) -> String {
-    const WORDS: [(&str, &str); 12] = [
+    let Some(at) = message.rfind(", expected ") else {
+        return message.to_owned();
+    };
+    let (sent, expected) = message.split_at(at);
+    const WORDS: [(&str, &str); 11] = [
         ("expected i64", "expected an integer"),
         ("expected i32", "expected an integer"),
         ("expected i16", "expected an integer"),
@@ -58,15 +63,14 @@ fn in_json_terms(message: &str) -> String {
         ("expected a sequence", "expected an array"),
         ("expected a map", "expected an object"),
         ("expected a borrowed string", "expected a string"),
-        ("expected unit", "expected null"),
     ];
-    let mut message = WORDS.iter().fold(message.to_owned(), |m, (rust, json)| m.replace(rust, json));
-    while let Some(at) = message.find("expected struct ") {
-        let name = &message[at + "expected struct ".len()..];
+    let mut expected = WORDS.iter().fold(expected.to_owned(), |m, (rust, json)| m.replace(rust, json));
+    // `expected struct WorkingHours`, not `expected struct variant Kind::Visit`.
+    if let Some(name) = expected.strip_prefix(", expected struct ").filter(|n| !n.starts_with("variant ")) {
         let end = name.find(|c: char| !c.is_alphanumeric() && c != '_').unwrap_or(name.len());
-        message.replace_range(at..at + "expected struct ".len() + end, "expected an object");
+        expected = format!(", expected an object{}", &name[end..]);
     }
-    message
+    format!("{sent}{expected}")
 }
 
 /// The request's `Content-Type`, when it is readable text.
@@ -112,9 +116,9 @@ where
         match axum::Form::<T>::from_request(req, state).await {
             Ok(axum::Form(value)) => Ok(Self(value)),
             Err(rejection) if timed_out(&rejection) => Err(ApiError::RequestTimeout),
-            Err(FormRejection::FailedToDeserializeFormBody(e)) => {
-                Err(ApiError::Validation(e.body_text().replace("Failed to deserialize form body: ", "")))
-            }
+            Err(FormRejection::FailedToDeserializeFormBody(e)) => Err(ApiError::Validation(in_json_terms(
+                &e.body_text().replace("Failed to deserialize form body: ", ""),
+            ))),
             Err(other) if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
@@ -273,6 +277,9 @@ mod tests {
             in_json_terms("x: invalid type: map, expected a sequence"),
             "x: invalid type: map, expected an array"
         );
+        // What the client sent is echoed as sent.
+        let said = in_json_terms("n: invalid type: string \"expected i64, expected u32\", expected i64 at line 1");
+        assert_eq!(said, "n: invalid type: string \"expected i64, expected u32\", expected an integer at line 1");
     }
 
     #[test]

@@ -73,7 +73,7 @@ async fn every_change_the_clinic_makes_to_itself_is_kept_with_who_made_it(backen
     let subjects = [smith.id, smith.id, kind.id, kind.id, kind.id, hook.id, hook.id, org.id, org.id];
     assert_eq!(log.iter().take(9).map(|e| e.subject_id).collect::<Vec<_>>(), subjects);
     // What each asked for: the new provider, the rename, the deactivation, the endpoint (never
-    // its secret), the settings as saved.
+    // its secret), the settings as checked.
     assert_eq!(log[0].details["name"], "Dr. Smith");
     assert_eq!(log[1].details, serde_json::json!({ "name": "Dr. Jane Smith" }));
     assert_eq!(log[4].details, serde_json::json!({ "active": false }));

@@ -93,12 +93,12 @@ async fn bad_organization_and_provider_fields_are_named(backend: Backend) {
     assert!(err.to_string().contains("timezone"));
     // Names the zone database keeps for old times: one offset all year (EST is never EDT), a sign
     // read the other way round (Etc/GMT+5 is UTC-5), no place at all.
-    for legacy in ["EST", "MST", "HST", "Etc/GMT+5", "EST5EDT", "NZ"] {
+    for legacy in ["EST", "MST", "HST", "Etc/GMT+5", "EST5EDT", "NZ", "WET"] {
         let body = CreateOrganization { name: "Clinic".into(), timezone: legacy.into() };
         let err = assert_error(app.platform.create_organization(&body).await, 422, "validation_failed");
         assert!(err.to_string().contains("America/New_York"), "{legacy}: {err}");
     }
-    for fine in ["UTC", "Etc/UTC", "America/Argentina/Buenos_Aires", "US/Eastern"] {
+    for fine in ["UTC", "Etc/UTC", "GMT", "Zulu", "America/Argentina/Buenos_Aires", "US/Eastern"] {
         let body = CreateOrganization { name: "Clinic".into(), timezone: fine.into() };
         assert_eq!(app.platform.create_organization(&body).await.expect(fine).timezone, fine);
     }

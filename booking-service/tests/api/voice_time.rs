@@ -459,8 +459,8 @@ async fn each_providers_earliest_times_start_from_its_own_today(backend: Backend
 }
 
 /// After a full day, the next opening is the earliest instant across providers however far apart
-/// their zones: one at UTC+14 opens at midnight two of its days after the full one's next day, an
-/// hour before one at UTC-12 opens late on that next day.
+/// their zones: one at UTC+14 opens at midnight two of its days after the full one's next day, half
+/// an hour before one at UTC-11 opens late on that next day.
 async fn the_next_opening_is_the_earliest_across_zones_a_day_apart(backend: Backend) {
     let full = days_ahead(5);
     let later = |days| full + chrono::Days::new(days);
@@ -471,8 +471,8 @@ async fn the_next_opening_is_the_earliest_across_zones_a_day_apart(backend: Back
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     for (name, zone, hours) in [
-        ("Dr. East", "Etc/GMT-14", only_on(later(3), "00:00", "01:00")),
-        ("Dr. West", "Etc/GMT+12", only_on(later(1), "23:00", "24:00")),
+        ("Dr. East", "Pacific/Kiritimati", only_on(later(3), "00:00", "01:00")),
+        ("Dr. West", "Pacific/Pago_Pago", only_on(later(1), "23:30", "24:00")),
     ] {
         let provider = CreateProvider {
             name: name.into(),
