@@ -32,7 +32,7 @@ pub struct Slot {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateOrganization {
     pub name: String,
-    /// IANA time zone name, e.g. `America/New_York`.
+    /// The IANA name of a place (Area/Location, not under `Etc/`), e.g. `America/New_York`, or UTC.
     pub timezone: String,
 }
 
@@ -75,7 +75,7 @@ pub struct WorkingHours {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateProvider {
     pub name: String,
-    /// IANA zone; the organization's zone when absent.
+    /// The IANA name of a place, or UTC (as the organization's); the organization's zone when absent.
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default)]

@@ -7,7 +7,7 @@ use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
 use super::{paging, wire, AppState};
 use crate::domain::{bounded, AppointmentTypeId, Minutes, OrgId, ProviderId};
-use crate::store::{AppointmentType, AppointmentTypeChanges, Change, DynStore, PageRequest, MAX_PAGE};
+use crate::store::{AppointmentType, AppointmentTypeChanges, AuditNote, DynStore, PageRequest, MAX_PAGE};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -89,7 +89,7 @@ pub async fn create(
         active: true,
     };
     let created = wire::appointment_type(&kind);
-    state.store.create_appointment_type(&Change::new(&actor, &created), &kind).await?;
+    state.store.create_appointment_type(&AuditNote::new(&actor, &created), &kind).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -150,7 +150,7 @@ pub async fn update(
     };
     let kind = state
         .store
-        .update_appointment_type(&Change::new(&actor, &body), AppointmentTypeId(id), &changes)
+        .update_appointment_type(&AuditNote::new(&actor, &body), AppointmentTypeId(id), &changes)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::appointment_type(&kind)))
@@ -167,7 +167,7 @@ pub async fn deactivate(
 ) -> ApiResult<StatusCode> {
     let actor = caller.actor()?;
     let changes = AppointmentTypeChanges { active: Some(false), ..Default::default() };
-    let change = Change::new(&actor, &UpdateAppointmentType { active: Some(false), ..Default::default() });
-    state.store.update_appointment_type(&change, AppointmentTypeId(id), &changes).await?.ok_or(ApiError::NotFound)?;
+    let note = AuditNote::new(&actor, &UpdateAppointmentType { active: Some(false), ..Default::default() });
+    state.store.update_appointment_type(&note, AppointmentTypeId(id), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use super::orgs::check_name;
 use super::{paging, wire, AppState};
 use crate::booking;
 use crate::domain::{parse_date, AppointmentTypeId, Minutes, ProviderId, WeeklyHours, Zone};
-use crate::store::{Change, Provider, ProviderChanges};
+use crate::store::{AuditNote, Provider, ProviderChanges};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -54,7 +54,7 @@ pub async fn create(
         active: true,
     };
     let created = wire::provider(&provider);
-    state.store.create_provider(&Change::new(&actor, &created), &provider).await?;
+    state.store.create_provider(&AuditNote::new(&actor, &created), &provider).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }
 
@@ -103,8 +103,8 @@ pub async fn update(
         hours: body.working_hours.as_deref().map(WeeklyHours::parse).transpose()?,
         active: body.active,
     };
-    let change = Change::new(&actor, &body);
-    let provider = state.store.update_provider(&change, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    let note = AuditNote::new(&actor, &body);
+    let provider = state.store.update_provider(&note, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire::provider(&provider)))
 }
 
@@ -119,8 +119,8 @@ pub async fn deactivate(
     let actor = caller.actor()?;
     let changes =
         ProviderChanges { name: None, own_zone: None, appointment_minutes: None, hours: None, active: Some(false) };
-    let change = Change::new(&actor, &UpdateProvider { active: Some(false), ..Default::default() });
-    state.store.update_provider(&change, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    let note = AuditNote::new(&actor, &UpdateProvider { active: Some(false), ..Default::default() });
+    state.store.update_provider(&note, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,7 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::Json;
 use super::AppState;
 use crate::domain::PhoneNumber;
-use crate::store::{Change, ClinicSettings};
+use crate::store::{AuditNote, ClinicSettings};
 use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
@@ -89,10 +89,10 @@ pub async fn replace(
     }
     .check()?;
     // Audited as sent: `sms_from` only when it was.
-    let mut change = Change::new(&actor, &wire(&settings));
-    if let Some(asked) = change.details.as_object_mut().filter(|_| keep_sms_from) {
+    let mut note = AuditNote::new(&actor, &wire(&settings));
+    if let Some(asked) = note.details.as_object_mut().filter(|_| keep_sms_from) {
         asked.remove("sms_from");
     }
-    let kept = state.store.set_settings(&change, &settings, keep_sms_from).await?.ok_or(ApiError::NotFound)?;
+    let kept = state.store.set_settings(&note, &settings, keep_sms_from).await?.ok_or(ApiError::NotFound)?;
     Ok(axum::Json(wire(&kept)))
 }

@@ -11,7 +11,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{self, RawJson};
 use super::AppState;
 use crate::domain::PhoneNumber;
-use crate::store::{self, Actor, CallRecord, Change};
+use crate::store::{self, Actor, AuditNote, CallRecord};
 use crate::vapi::{self, CallReport, SignatureCheck, VapiMessage};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
@@ -208,7 +208,7 @@ pub async fn set_settings(
         transfer_number: transfer_number.map(|n| n.as_str().to_owned()),
     };
     let saved = wire_settings(&settings);
-    if !state.store.set_vapi_settings(&Change::new(&actor, &saved), &settings).await? {
+    if !state.store.set_vapi_settings(&AuditNote::new(&actor, &saved), &settings).await? {
         return Err(ApiError::NotFound);
     }
     Ok(Json(saved))

@@ -7,7 +7,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::{paging, AppState};
 use crate::domain::WebhookId;
-use crate::store::{self, event, Change, Webhook};
+use crate::store::{self, event, AuditNote, Webhook};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
@@ -67,8 +67,8 @@ pub async fn create(
     // Kept in the audit log by its origin alone: neither its secret nor a path or query that may
     // hold the endpoint's own credential stays in the append-only log.
     let origin = url.origin().ascii_serialization();
-    let change = Change::new(&actor, &json!({ "origin": origin, "events": webhook.events }));
-    state.store.create_webhook(&change, &webhook).await?;
+    let note = AuditNote::new(&actor, &json!({ "origin": origin, "events": webhook.events }));
+    state.store.create_webhook(&note, &webhook).await?;
     Ok((StatusCode::CREATED, axum::Json(wire(&webhook, true))))
 }
 
@@ -95,7 +95,7 @@ pub async fn remove(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     let actor = caller.actor()?;
-    if !state.store.delete_webhook(&Change::new(&actor, &json!({})), WebhookId(id)).await? {
+    if !state.store.delete_webhook(&AuditNote::new(&actor, &json!({})), WebhookId(id)).await? {
         return Err(ApiError::NotFound);
     }
     Ok(StatusCode::NO_CONTENT)

@@ -253,8 +253,6 @@ impl Dispatcher {
             kinds: lane.kinds(),
             per_org: i64::try_from(share).unwrap_or(i64::MAX),
             skip,
-            // Given up then (above), its statements end then too, and with them their connection's
-            // wait (a lock, a saturated server).
             within: Some(answer_by.saturating_duration_since(tokio::time::Instant::now())),
         };
         let claimed = self.channels.store.claim_mail(&claim).await?;

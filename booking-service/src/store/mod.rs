@@ -134,13 +134,13 @@ pub trait Store: Send + Sync {
     /// no such organization.
     async fn set_settings(
         &self,
-        change: &Change<'_>,
+        note: &AuditNote<'_>,
         settings: &ClinicSettings,
         keep_sms_from: bool,
     ) -> StoreResult<Option<ClinicSettings>>;
     /// Replaces the organization's Vapi settings, with the audit row; false when there is no such
     /// organization.
-    async fn set_vapi_settings(&self, change: &Change<'_>, settings: &VapiSettings) -> StoreResult<bool>;
+    async fn set_vapi_settings(&self, note: &AuditNote<'_>, settings: &VapiSettings) -> StoreResult<bool>;
     /// Keeps a call's record unless one is kept already (a repeated report changes nothing);
     /// true when this one was kept.
     async fn record_call(&self, org: OrgId, call: &CallRecord) -> StoreResult<bool>;
@@ -157,27 +157,27 @@ pub trait Store: Send + Sync {
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool>;
 
     /// Adds a provider, with its audit row.
-    async fn create_provider(&self, change: &Change<'_>, provider: &Provider) -> StoreResult<()>;
+    async fn create_provider(&self, note: &AuditNote<'_>, provider: &Provider) -> StoreResult<()>;
     /// The organization's providers by name, a page at a time.
     async fn providers(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<Provider>>;
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>>;
     /// Changes a provider, with its audit row; `None` without such a provider.
     async fn update_provider(
         &self,
-        change: &Change<'_>,
+        note: &AuditNote<'_>,
         id: ProviderId,
         changes: &ProviderChanges,
     ) -> StoreResult<Option<Provider>>;
 
     /// Adds an appointment type, with its audit row.
-    async fn create_appointment_type(&self, change: &Change<'_>, kind: &AppointmentType) -> StoreResult<()>;
+    async fn create_appointment_type(&self, note: &AuditNote<'_>, kind: &AppointmentType) -> StoreResult<()>;
     /// The organization's appointment types by name, a page at a time.
     async fn appointment_types(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<AppointmentType>>;
     async fn appointment_type(&self, org: OrgId, id: AppointmentTypeId) -> StoreResult<Option<AppointmentType>>;
     /// Changes an appointment type, with its audit row; `None` without such a type.
     async fn update_appointment_type(
         &self,
-        change: &Change<'_>,
+        note: &AuditNote<'_>,
         id: AppointmentTypeId,
         changes: &AppointmentTypeChanges,
     ) -> StoreResult<Option<AppointmentType>>;
@@ -298,12 +298,12 @@ pub trait Store: Send + Sync {
 
     /// Adds a webhook, with its audit row; `InvalidState` when the clinic has [`MAX_WEBHOOKS`]
     /// already.
-    async fn create_webhook(&self, change: &Change<'_>, webhook: &Webhook) -> StoreResult<()>;
+    async fn create_webhook(&self, note: &AuditNote<'_>, webhook: &Webhook) -> StoreResult<()>;
     /// The organization's webhooks by creation, a page at a time.
     async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>>;
     async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<Webhook>>;
     /// Removes a webhook, with its audit row; false when there was none.
-    async fn delete_webhook(&self, change: &Change<'_>, id: WebhookId) -> StoreResult<bool>;
+    async fn delete_webhook(&self, note: &AuditNote<'_>, id: WebhookId) -> StoreResult<bool>;
 
     /// Stops SMS from `sender` to `phone` (the phone texted STOP); already stopped is no change.
     async fn sms_opt_out(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<()>;
@@ -322,8 +322,7 @@ pub trait Store: Send + Sync {
     async fn audit_trail(&self, org: OrgId, subject: Subject, page: &PageRequest<i64>)
         -> StoreResult<Page<AuditEntry>>;
     /// The organization's whole audit log written within `[from, to)`, by time and row id (the
-    /// sort key, each row's `position` being its id; the UUID of the page request is not used), a
-    /// page at a time.
+    /// sort key; the UUID of the page request is not used), a page at a time.
     async fn audit_log(
         &self,
         org: OrgId,

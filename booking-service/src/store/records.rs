@@ -404,12 +404,12 @@ impl From<AppointmentId> for Subject {
 /// A change the clinic makes to itself (a provider, an appointment type, a webhook, its
 /// settings): who makes it and what they asked for, kept in the audit log with it.
 #[derive(Debug, Clone)]
-pub struct Change<'a> {
+pub struct AuditNote<'a> {
     pub actor: &'a Actor,
     pub details: serde_json::Value,
 }
 
-impl<'a> Change<'a> {
+impl<'a> AuditNote<'a> {
     /// The change `actor` makes, with `details`: what the API was sent, or what it answers.
     pub fn new(actor: &'a Actor, details: &impl serde::Serialize) -> Self {
         // The API's own types, whose maps all have string keys, are always a JSON value.
@@ -420,10 +420,12 @@ impl<'a> Change<'a> {
 /// One row of the audit log: what was done, by whom, when, and with what details.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditEntry {
-    /// Its place: in its subject's trail, from 1 (the order of the changes; the key the trail is
-    /// paged by, which says nothing of other subjects' rows); in the organization's whole log, the
-    /// row's id (which increases as rows are written).
+    /// Its place in its subject's trail, from 1 (the order of the changes): the key the trail is
+    /// paged by, which says nothing of other subjects' rows (0 when read from the whole log).
+    #[sqlx(default)]
     pub position: i64,
+    /// The row's id, increasing as rows are written: the whole log is paged by `(at, id)`.
+    pub id: i64,
     /// What it is about (`Subject`'s names: `appointment`, `provider`, `settings`, …) and its id
     /// (the organization's for `settings`).
     pub subject: String,

@@ -68,8 +68,7 @@ pub(super) enum Scope {
     WriteLocked(OrgId, i64),
     /// The outbox dispatcher, across organizations, on the outbox's delivery columns only.
     Dispatch,
-    /// The dispatcher's claim, which PostgreSQL cancels once it has taken the time given (each of
-    /// its two statements, past half of it).
+    /// The dispatcher's claim, bounded by `MailClaim::within`.
     Claim(Option<std::time::Duration>),
     /// The metrics sampler counting the outbox across organizations: the dispatcher's role, but
     /// only reading (on SQLite it does not queue for the writer).
@@ -449,13 +448,19 @@ pub(super) async fn audit(
     tx.run(sql, (actor.org, kind, Key(id), action, &actor.sub, Json(details), Timestamp(at), &actor.call)).await
 }
 
-/// Ends a clinic's change to itself: when it changed a row (`changed`), its audit row is written
-/// and the transaction committed; else it is rolled back. Whether it changed one.
-async fn audited(mut tx: Tx, changed: u64, change: &Change<'_>, subject: Subject, what: &str) -> StoreResult<bool> {
-    if changed == 0 {
+/// Ends a clinic's change to itself: when it changed a row, its audit row is written and the
+/// transaction committed; else it is rolled back. Whether it changed one.
+async fn commit_audited(
+    mut tx: Tx,
+    changed: bool,
+    note: &AuditNote<'_>,
+    subject: Subject,
+    what: &str,
+) -> StoreResult<bool> {
+    if !changed {
         return Ok(false);
     }
-    audit(&mut tx, change.actor, subject, what, &change.details, now()).await?;
+    audit(&mut tx, note.actor, subject, what, &note.details, now()).await?;
     tx.commit().await?;
     Ok(true)
 }
@@ -585,11 +590,11 @@ impl Store for SqlStore {
 
     async fn set_settings(
         &self,
-        change: &Change<'_>,
+        note: &AuditNote<'_>,
         s: &ClinicSettings,
         keep_sms_from: bool,
     ) -> StoreResult<Option<ClinicSettings>> {
-        let org = change.actor.org;
+        let org = note.actor.org;
         // A sender kept is the one the row holds as this statement writes it: one read before
         // would write back an older number over an admin's change made meanwhile.
         let sql = "UPDATE organizations SET reminder_offsets_minutes = $2, manage_cutoff_minutes = $3,
@@ -607,17 +612,16 @@ impl Store for SqlStore {
             }
             Err(e) => return Err(e.into()),
         };
-        let changed = u64::from(kept.is_some());
-        audited(tx, changed, change, Subject::Settings(org), action::SETTINGS_CHANGED).await?;
+        commit_audited(tx, kept.is_some(), note, Subject::Settings(org), action::SETTINGS_CHANGED).await?;
         Ok(kept)
     }
 
-    async fn set_vapi_settings(&self, change: &Change<'_>, v: &VapiSettings) -> StoreResult<bool> {
-        let org = change.actor.org;
+    async fn set_vapi_settings(&self, note: &AuditNote<'_>, v: &VapiSettings) -> StoreResult<bool> {
+        let org = note.actor.org;
         let sql = "UPDATE organizations SET vapi_assistant_id = $2, vapi_transfer_number = $3 WHERE id = $1";
         let mut tx = self.begin(Scope::Write(org)).await?;
         let changed = tx.query(sql, (org, &v.assistant_id, &v.transfer_number)).execute().await?;
-        audited(tx, changed, change, Subject::Settings(org), action::VAPI_SETTINGS_CHANGED).await
+        commit_audited(tx, changed > 0, note, Subject::Settings(org), action::VAPI_SETTINGS_CHANGED).await
     }
 
     async fn record_call(&self, org: OrgId, c: &CallRecord) -> StoreResult<bool> {
@@ -672,7 +676,7 @@ impl Store for SqlStore {
         Ok(deleted > 0)
     }
 
-    async fn create_provider(&self, change: &Change<'_>, p: &Provider) -> StoreResult<()> {
+    async fn create_provider(&self, note: &AuditNote<'_>, p: &Provider) -> StoreResult<()> {
         let sql = "INSERT INTO providers (id, org_id, name, timezone, appointment_minutes, working_hours, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)";
         let values = (p.id, p.org_id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
@@ -680,7 +684,7 @@ impl Store for SqlStore {
         // A closure being created waits for this provider, or this one for it (schedule.rs).
         super::schedule::lock_organization(&mut tx, p.org_id).await?;
         tx.run(sql, values).await?;
-        audited(tx, 1, change, Subject::Provider(p.id), action::PROVIDER_ADDED).await?;
+        commit_audited(tx, true, note, Subject::Provider(p.id), action::PROVIDER_ADDED).await?;
         Ok(())
     }
 
@@ -699,11 +703,11 @@ impl Store for SqlStore {
 
     async fn update_provider(
         &self,
-        change: &Change<'_>,
+        note: &AuditNote<'_>,
         id: ProviderId,
         c: &ProviderChanges,
     ) -> StoreResult<Option<Provider>> {
-        let org = change.actor.org;
+        let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("p");
         let Some(Known { provider: mut p, .. }) = provider_row(&mut tx, org, id, &lock).await? else {
@@ -716,19 +720,19 @@ impl Store for SqlStore {
                    WHERE org_id = $1 AND id = $2";
         let values = (org, id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
         let changed = tx.query(sql, values).execute().await?;
-        let changed = audited(tx, changed, change, Subject::Provider(id), action::PROVIDER_CHANGED).await?;
+        let changed = commit_audited(tx, changed > 0, note, Subject::Provider(id), action::PROVIDER_CHANGED).await?;
         self.known.forget(org, id);
         Ok(changed.then_some(p))
     }
 
-    async fn create_appointment_type(&self, change: &Change<'_>, t: &AppointmentType) -> StoreResult<()> {
+    async fn create_appointment_type(&self, note: &AuditNote<'_>, t: &AppointmentType) -> StoreResult<()> {
         let sql = "INSERT INTO appointment_types (id, org_id, name, duration_minutes, buffer_before_minutes,
                         buffer_after_minutes, min_notice_minutes, max_advance_days, slot_interval_minutes,
                         bookable_by_agent, provider_ids, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
         let mut tx = self.begin(Scope::Write(t.org_id)).await?;
         tx.run(sql, type_values(t, now())).await?;
-        audited(tx, 1, change, Subject::AppointmentType(t.id), action::APPOINTMENT_TYPE_ADDED).await?;
+        commit_audited(tx, true, note, Subject::AppointmentType(t.id), action::APPOINTMENT_TYPE_ADDED).await?;
         Ok(())
     }
 
@@ -747,11 +751,11 @@ impl Store for SqlStore {
 
     async fn update_appointment_type(
         &self,
-        change: &Change<'_>,
+        note: &AuditNote<'_>,
         id: AppointmentTypeId,
         changes: &AppointmentTypeChanges,
     ) -> StoreResult<Option<AppointmentType>> {
-        let org = change.actor.org;
+        let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
         let lock = tx.dialect().lock("appointment_types");
         let Some(mut t) = appointment_type_in(&mut tx, org, id, &lock).await? else {
@@ -765,7 +769,8 @@ impl Store for SqlStore {
                    WHERE id = $1 AND org_id = $2";
         let changed = tx.query(sql, type_values(&t, now())).execute().await?;
         let changed =
-            audited(tx, changed, change, Subject::AppointmentType(id), action::APPOINTMENT_TYPE_CHANGED).await?;
+            commit_audited(tx, changed > 0, note, Subject::AppointmentType(id), action::APPOINTMENT_TYPE_CHANGED)
+                .await?;
         Ok(changed.then_some(t))
     }
 
@@ -1313,7 +1318,7 @@ impl Store for SqlStore {
         Ok(self.fetch_all(Scope::Read(org), &sql, (org, appointment)).await?)
     }
 
-    async fn create_webhook(&self, change: &Change<'_>, w: &Webhook) -> StoreResult<()> {
+    async fn create_webhook(&self, note: &AuditNote<'_>, w: &Webhook) -> StoreResult<()> {
         // Counted under the organization's webhook lock, so that two created at once cannot both
         // find room for one.
         let mut tx = self.begin(Scope::WriteLocked(w.org_id, lock_key(&format!("webhooks:{}", w.org_id)))).await?;
@@ -1324,7 +1329,7 @@ impl Store for SqlStore {
         }
         let sql = "INSERT INTO webhooks (id, org_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
         tx.run(sql, (w.id, w.org_id, &w.url, Json(&w.events), &w.secret, Timestamp(w.created_at))).await?;
-        audited(tx, 1, change, Subject::Webhook(w.id), action::WEBHOOK_ADDED).await?;
+        commit_audited(tx, true, note, Subject::Webhook(w.id), action::WEBHOOK_ADDED).await?;
         Ok(())
     }
 
@@ -1341,11 +1346,11 @@ impl Store for SqlStore {
         Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
-    async fn delete_webhook(&self, change: &Change<'_>, id: WebhookId) -> StoreResult<bool> {
-        let org = change.actor.org;
+    async fn delete_webhook(&self, note: &AuditNote<'_>, id: WebhookId) -> StoreResult<bool> {
+        let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
         let removed = tx.query("DELETE FROM webhooks WHERE org_id = $1 AND id = $2", (org, id)).execute().await?;
-        audited(tx, removed, change, Subject::Webhook(id), action::WEBHOOK_REMOVED).await
+        commit_audited(tx, removed > 0, note, Subject::Webhook(id), action::WEBHOOK_REMOVED).await
     }
 
     // SMS opt-outs belong to a pair of numbers, not to a clinic (a sender number may serve
@@ -1394,9 +1399,9 @@ impl Store for SqlStore {
         page: &PageRequest<i64>,
     ) -> StoreResult<Page<AuditEntry>> {
         let (kind, id) = subject.parts();
-        let sql = "SELECT position, subject, appointment_id, action, actor, at, details, call_id FROM (
-                       SELECT row_number() OVER (ORDER BY id) AS position, subject, appointment_id, action, actor,
-                              at, details, call_id
+        let sql = "SELECT position, id, subject, appointment_id, action, actor, at, details, call_id FROM (
+                       SELECT row_number() OVER (ORDER BY id) AS position, id, subject, appointment_id, action,
+                              actor, at, details, call_id
                        FROM audit_log WHERE org_id = $1 AND subject = $2 AND appointment_id = $3
                    ) AS trail
                    WHERE ($4 IS NULL OR position > $4)
@@ -1414,9 +1419,8 @@ impl Store for SqlStore {
         page: &PageRequest<(DateTime<Utc>, i64)>,
     ) -> StoreResult<Page<AuditEntry>> {
         // Every bound is a value (no `$n IS NULL OR`), so each is a range of the index on
-        // (org_id, at, id) on both databases and a page costs its own rows, however deep.
-        let sql = "SELECT id AS position, subject, appointment_id, action, actor, at, details, call_id
-                   FROM audit_log
+        // (org_id, at, id) on both databases, and a page costs its own rows however deep.
+        let sql = "SELECT id, subject, appointment_id, action, actor, at, details, call_id FROM audit_log
                    WHERE org_id = $1 AND at >= $2 AND at < $3 AND (at, id) > ($4, $5)
                    ORDER BY at, id LIMIT $6";
         // Bounds past any instant a change is made at, which both databases store.
