@@ -7,7 +7,7 @@ use super::extract::{Json, Path, Query};
 use super::orgs::check_name;
 use super::{paging, wire, AppState};
 use crate::domain::{bounded, AppointmentTypeId, Minutes, OrgId, ProviderId};
-use crate::store::{AppointmentType, AppointmentTypeChanges, AuditNote, DynStore, PageRequest, MAX_PAGE};
+use crate::store::{Actor, AppointmentType, AppointmentTypeChanges, AuditNote, DynStore, PageRequest, MAX_PAGE};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -132,6 +132,12 @@ pub async fn update(
     Json(body): Json<UpdateAppointmentType>,
 ) -> ApiResult<axum::Json<api::AppointmentType>> {
     let actor = caller.actor()?;
+    let kind = change(&state, &actor, id, &body).await?;
+    Ok(axum::Json(wire::appointment_type(&kind)))
+}
+
+/// Applies a `PATCH` body (checked field by field), audited as sent.
+async fn change(state: &AppState, actor: &Actor, id: Uuid, body: &UpdateAppointmentType) -> ApiResult<AppointmentType> {
     let provider_ids = match body.provider_ids.as_deref() {
         Some(ids) => Some(providers(&state.store, actor.org, ids).await?),
         None => None,
@@ -148,12 +154,8 @@ pub async fn update(
         provider_ids,
         active: body.active,
     };
-    let kind = state
-        .store
-        .update_appointment_type(&AuditNote::new(&actor, &body), AppointmentTypeId(id), &changes)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(wire::appointment_type(&kind)))
+    let note = AuditNote::new(actor, body);
+    state.store.update_appointment_type(&note, AppointmentTypeId(id), &changes).await?.ok_or(ApiError::NotFound)
 }
 
 /// Deactivates the type: appointments of it stay, new bookings of it are refused.
@@ -166,8 +168,6 @@ pub async fn deactivate(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     let actor = caller.actor()?;
-    let changes = AppointmentTypeChanges { active: Some(false), ..Default::default() };
-    let note = AuditNote::new(&actor, &UpdateAppointmentType { active: Some(false), ..Default::default() });
-    state.store.update_appointment_type(&note, AppointmentTypeId(id), &changes).await?.ok_or(ApiError::NotFound)?;
+    change(&state, &actor, id, &UpdateAppointmentType { active: Some(false), ..Default::default() }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use super::orgs::check_name;
 use super::{paging, wire, AppState};
 use crate::booking;
 use crate::domain::{parse_date, AppointmentTypeId, Minutes, ProviderId, WeeklyHours, Zone};
-use crate::store::{AuditNote, Provider, ProviderChanges};
+use crate::store::{Actor, AuditNote, Provider, ProviderChanges};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -96,6 +96,12 @@ pub async fn update(
     Json(body): Json<UpdateProvider>,
 ) -> ApiResult<axum::Json<api::Provider>> {
     let actor = caller.actor()?;
+    let provider = change(&state, &actor, id, &body).await?;
+    Ok(axum::Json(wire::provider(&provider)))
+}
+
+/// Applies a `PATCH` body (checked field by field), audited as sent.
+async fn change(state: &AppState, actor: &Actor, id: Uuid, body: &UpdateProvider) -> ApiResult<Provider> {
     let changes = ProviderChanges {
         name: body.name.as_deref().map(|n| check_name("name", n)).transpose()?,
         own_zone: body.timezone.as_ref().map(|tz| zone_of("timezone", tz.as_deref())).transpose()?,
@@ -103,9 +109,8 @@ pub async fn update(
         hours: body.working_hours.as_deref().map(WeeklyHours::parse).transpose()?,
         active: body.active,
     };
-    let note = AuditNote::new(&actor, &body);
-    let provider = state.store.update_provider(&note, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(wire::provider(&provider)))
+    let note = AuditNote::new(actor, body);
+    state.store.update_provider(&note, id.into(), &changes).await?.ok_or(ApiError::NotFound)
 }
 
 /// Deactivates the provider: its appointments stay, new bookings are refused.
@@ -117,10 +122,7 @@ pub async fn deactivate(
     Path(id): Path<Uuid>,
 ) -> ApiResult<StatusCode> {
     let actor = caller.actor()?;
-    let changes =
-        ProviderChanges { name: None, own_zone: None, appointment_minutes: None, hours: None, active: Some(false) };
-    let note = AuditNote::new(&actor, &UpdateProvider { active: Some(false), ..Default::default() });
-    state.store.update_provider(&note, id.into(), &changes).await?.ok_or(ApiError::NotFound)?;
+    change(&state, &actor, id, &UpdateProvider { active: Some(false), ..Default::default() }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
