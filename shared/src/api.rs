@@ -30,6 +30,7 @@ pub struct Slot {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
     pub name: String,
     /// The IANA name of a place (Area/Location, not under `Etc/`), e.g. `America/New_York`, or UTC.
@@ -73,6 +74,7 @@ pub struct WorkingHours {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateProvider {
     pub name: String,
     /// The IANA name of a place, or UTC (as the organization's); the organization's zone when absent.
@@ -88,6 +90,7 @@ pub struct CreateProvider {
 /// Fields to change; absent fields stay as they are. `timezone: null` falls back to the
 /// organization's zone.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateProvider {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -301,12 +304,14 @@ pub struct Page<T> {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RescheduleRequest {
     #[serde(default)]
     pub appointment_date: Option<String>,
@@ -329,6 +334,7 @@ pub struct ManageRescheduleRequest {
 
 /// `POST /api/appointment-types`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateAppointmentType {
     pub name: String,
     pub duration_minutes: i64,
@@ -352,6 +358,7 @@ pub struct CreateAppointmentType {
 
 /// `PATCH /api/appointment-types/{id}`: absent fields stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateAppointmentType {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -393,6 +400,7 @@ pub struct AppointmentType {
 
 /// `POST /api/providers/{id}/time-off`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateTimeOff {
     /// RFC 3339 instant.
     pub starts_at: String,
@@ -434,6 +442,7 @@ pub struct TimeOffQuery {
 
 /// `POST /api/closures`: whole local days of the clinic's zone, `date` to `end_date` inclusive.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateClosure {
     pub date: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -455,6 +464,7 @@ pub struct Closure {
 
 /// `POST /api/webhooks`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// An http(s) URL resolving to public addresses (unless the service allows private ones).
     pub url: String,
@@ -476,6 +486,7 @@ pub struct Webhook {
 
 /// `GET`/`PUT /api/settings`: the clinic's notification and limit settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Minutes before an appointment's start at which reminders are due (at most 5, each 5 to
     /// 43200).
@@ -494,6 +505,7 @@ pub struct Settings {
 
 /// `GET`/`PUT /api/vapi/settings`: the clinic's Vapi assistant and front-desk number.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VapiSettings {
     /// The Vapi assistant an `assistant-request` is answered with.
     #[serde(default)]

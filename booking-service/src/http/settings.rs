@@ -40,6 +40,7 @@ pub async fn show(State(state): State<AppState>, caller: Allowed<Admins>) -> Api
 
 /// The body of a `PUT`: [`api::Settings`], with a `sms_from` left out told apart from a null one.
 #[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Replacement {
     reminder_offsets_minutes: Vec<i64>,
     manage_cutoff_minutes: i64,

@@ -1,7 +1,9 @@
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::json;
-use shared::api::{AppointmentQuery, BookingInput, CreateOrganization, CreateProvider, Weekday, WorkingHours};
+use shared::api::{
+    self as api, AppointmentQuery, BookingInput, CreateOrganization, CreateProvider, Weekday, WorkingHours,
+};
 
 async fn every_bad_input_gets_its_code_and_writes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -155,4 +157,51 @@ async fn bad_organization_and_provider_fields_are_named(backend: Backend) {
     assert_error(org.agent.send::<serde_json::Value>(not_a_uuid).await, 404, "not_found");
 }
 
-on_both_backends!(every_bad_input_gets_its_code_and_writes_nothing, bad_organization_and_provider_fields_are_named);
+/// A misspelt field is refused, naming it, rather than read as absent: absent in a PATCH keeps the
+/// value (the change meant is silently not made), absent in a PUT resets it.
+async fn a_field_a_route_does_not_know_is_refused_by_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let sent = |method: Method, path: &str, body: serde_json::Value| {
+        let request = org.admin.request(method, path).json(&body);
+        async { org.admin.send::<serde_json::Value>(request).await }
+    };
+    let refused = |result, field: &str| {
+        let err = assert_error(result, 422, "validation_failed").to_string();
+        assert!(err.contains(&format!("unknown field `{field}`")), "{field}: {err}");
+    };
+
+    let path = format!("/api/providers/{}", provider.id);
+    refused(sent(Method::PATCH, &path, json!({"actve": false})).await, "actve");
+    assert!(org.admin.provider(provider.id).await.expect("provider").active, "the provider was not deactivated");
+
+    let vapi = api::VapiSettings { assistant_id: Some("asst_front_desk".into()), transfer_number: None };
+    org.admin.set_vapi_settings(&vapi).await.expect("vapi settings");
+    refused(sent(Method::PUT, "/api/vapi/settings", json!({"assistantId": "asst_other"})).await, "assistantId");
+    assert_eq!(org.admin.vapi_settings().await.expect("vapi settings"), vapi, "the assistant was not cleared");
+
+    let settings = org.admin.settings().await.expect("settings");
+    let mut body = serde_json::to_value(&settings).expect("settings as JSON");
+    body["reminder_offset_minutes"] = json!([30]);
+    refused(sent(Method::PUT, "/api/settings", body).await, "reminder_offset_minutes");
+    assert_eq!(org.admin.settings().await.expect("settings"), settings);
+
+    let kind = json!({"name": "Check-up", "duration_minutes": 20, "bookable_by_agents": false});
+    refused(sent(Method::POST, "/api/appointment-types", kind).await, "bookable_by_agents");
+    assert!(org.admin.appointment_types().await.expect("types").is_empty(), "no type was written");
+
+    // The seed booking body is the voice agent's tool input: what the service does not read is
+    // left alone.
+    let mut input = serde_json::to_value(booking(provider.id, days_ahead(3), "10:00")).expect("booking as JSON");
+    input["caller_mood"] = json!("cheerful");
+    let seed = json!({"tool_name": "book_appointment", "tool_input": input, "call_id": "c-1"});
+    let booked = org.agent.send::<serde_json::Value>(org.agent.request(Method::POST, "/api/vapi/booking").json(&seed));
+    assert_eq!(booked.await.expect("booked")["status"], "pending");
+}
+
+on_both_backends!(
+    every_bad_input_gets_its_code_and_writes_nothing,
+    bad_organization_and_provider_fields_are_named,
+    a_field_a_route_does_not_know_is_refused_by_name
+);
