@@ -144,6 +144,15 @@ impl ApiClient {
         self.send_empty(self.request(Method::DELETE, &format!("/api/orgs/{id}"))).await
     }
 
+    /// The caller's own organization.
+    pub async fn organization(&self) -> ClientResult<Organization> {
+        self.send(self.request(Method::GET, "/api/org")).await
+    }
+
+    pub async fn update_organization(&self, body: &UpdateOrganization) -> ClientResult<Organization> {
+        self.send(self.request(Method::PATCH, "/api/org").json(body)).await
+    }
+
     pub async fn create_provider(&self, body: &CreateProvider) -> ClientResult<Provider> {
         self.send(self.request(Method::POST, "/api/providers").json(body)).await
     }

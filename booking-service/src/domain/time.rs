@@ -91,6 +91,13 @@ impl Zone {
             .unwrap_or_else(|| midnight.and_utc())
     }
 
+    /// The local days `first` to `last`, inclusive, as instants: from the start of `first` to the
+    /// start of the day after `last`; `None` when `last` is before `first` or past the calendar.
+    pub fn whole_days(&self, first: NaiveDate, last: NaiveDate) -> Option<Slot> {
+        let after_last = last.succ_opt().filter(|_| first <= last)?;
+        Slot::from_bounds(self.start_of_day(first), self.start_of_day(after_last))
+    }
+
     pub fn today(&self) -> NaiveDate {
         self.local(Utc::now()).date()
     }

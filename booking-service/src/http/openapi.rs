@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Booking service", description = "Appointment booking for clinics' voice agents."),
     paths(
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
-        orgs::create, orgs::remove,
+        orgs::create, orgs::remove, orgs::show_own, orgs::change_own,
         providers::create, providers::list, providers::show, providers::update, providers::deactivate, providers::availability,
         appointment_types::create, appointment_types::list, appointment_types::show, appointment_types::update,
         appointment_types::deactivate,
@@ -26,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         manage::show, manage::ask_to_cancel, manage::cancel, manage::reschedule, manage::confirm,
     ),
     components(schemas(
-        api::ErrorBody, api::ErrorDetail, api::Slot, api::CreateOrganization, api::Organization, api::Weekday,
+        api::ErrorBody, api::ErrorDetail, api::Slot, api::CreateOrganization, api::UpdateOrganization, api::Organization, api::Weekday,
         api::WorkingHours, api::CreateProvider, api::UpdateProvider, api::Provider, api::Availability,
         api::BookingRequest, api::BookingInput, api::BookingResponse, api::AppointmentStatus, api::Patient,
         api::Appointment, api::CancelRequest, api::RescheduleRequest, api::Health, api::ConfirmationResponse,

@@ -1,20 +1,24 @@
-//! Organizations (role `platform`).
+//! Organizations: the platform's operators create and delete them; a clinic reads its own (any of
+//! its roles) and renames it or moves it to another zone (`admin`).
 
-use super::auth::{Allowed, Operators};
+use super::auth::{Admins, Allowed, Operators, Readers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path};
 use super::{wire, AppState};
 use crate::domain::{OrgId, Zone};
-use crate::store::{self, Organization};
+use crate::store::{self, AuditNote, Organization, OrganizationChanges};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
-use shared::api::{self, CreateOrganization, ErrorBody};
+use shared::api::{self, CreateOrganization, ErrorBody, UpdateOrganization};
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/orgs", post(create)).route("/api/orgs/{id}", delete(remove))
+    Router::new()
+        .route("/api/orgs", post(create))
+        .route("/api/orgs/{id}", delete(remove))
+        .route("/api/org", get(show_own).patch(change_own))
 }
 
 pub(super) fn check_name(field: &'static str, name: &str) -> ApiResult<String> {
@@ -59,4 +63,37 @@ pub async fn remove(
     } else {
         Err(ApiError::NotFound)
     }
+}
+
+/// The caller's own organization.
+#[utoipa::path(get, path = "/api/org", tag = "organizations", security(("bearer" = [])),
+    responses((status = 200, body = api::Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn show_own(
+    State(state): State<AppState>,
+    caller: Allowed<Readers>,
+) -> ApiResult<axum::Json<api::Organization>> {
+    let actor = caller.actor()?;
+    let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(wire::organization(&org)))
+}
+
+/// Renames the caller's organization or moves it to another zone: its providers without a zone of
+/// their own, and its upcoming closed days, follow; appointments keep their instants.
+#[utoipa::path(patch, path = "/api/org", tag = "organizations", request_body = UpdateOrganization,
+    security(("bearer" = [])),
+    responses((status = 200, body = api::Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn change_own(
+    State(state): State<AppState>,
+    caller: Allowed<Admins>,
+    Json(body): Json<UpdateOrganization>,
+) -> ApiResult<axum::Json<api::Organization>> {
+    let actor = caller.actor()?;
+    let changes = OrganizationChanges {
+        name: body.name.as_deref().map(|n| check_name("name", n)).transpose()?,
+        zone: body.timezone.as_deref().map(|tz| Zone::parse("timezone", tz)).transpose()?,
+    };
+    let note = AuditNote::new(&actor, &body);
+    let org = state.store.update_organization(&note, &changes).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(wire::organization(&org)))
 }

@@ -129,14 +129,12 @@ pub async fn create_closure(
     let last_day = body.end_date.as_deref().map(|d| parse_date("end_date", d)).transpose()?.unwrap_or(first_day);
     // A closure of one day was sent without end_date: what is wrong with its end is its date's.
     let end_field = if body.end_date.is_some() { "end_date" } else { "date" };
-    let after_last = last_day
-        .succ_opt()
-        .filter(|_| first_day <= last_day)
-        .ok_or_else(|| ApiError::Validation("end_date: must be on or after date".into()))?;
     let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
-    let span = Slot::from_bounds(org.zone.start_of_day(first_day), org.zone.start_of_day(after_last))
+    let span = org
+        .zone
+        .whole_days(first_day, last_day)
         .ok_or_else(|| ApiError::Validation("end_date: must be on or after date".into()))
-        .and_then(|span| check_span(span, Duration::days((after_last - first_day).num_days()), "date", end_field))?;
+        .and_then(|span| check_span(span, Duration::days((last_day - first_day).num_days() + 1), "date", end_field))?;
     let closure = Closure {
         id: ClosureId::new(),
         org_id: actor.org,

@@ -51,6 +51,7 @@ pub mod action {
     pub const WEBHOOK_ADDED: &str = "webhook_added";
     pub const WEBHOOK_REMOVED: &str = "webhook_removed";
     pub const SETTINGS_CHANGED: &str = "settings_changed";
+    pub const ORGANIZATION_CHANGED: &str = "organization_changed";
     pub const VAPI_SETTINGS_CHANGED: &str = "vapi_settings_changed";
 
     /// The details of a `booked` row.

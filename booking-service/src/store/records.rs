@@ -22,6 +22,13 @@ pub struct Organization {
     pub vapi: VapiSettings,
 }
 
+/// What a clinic changes of itself; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct OrganizationChanges {
+    pub name: Option<String>,
+    pub zone: Option<Zone>,
+}
+
 /// A clinic's notification and limit settings, each checked by [`ClinicSettings::check`].
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClinicSettings {

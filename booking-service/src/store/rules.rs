@@ -450,7 +450,7 @@ pub(super) async fn audit(
 
 /// Ends a clinic's change to itself: when it changed a row, its audit row is written and the
 /// transaction committed; else it is rolled back. Whether it changed one.
-async fn commit_audited(
+pub(super) async fn commit_audited(
     mut tx: Tx,
     changed: bool,
     note: &AuditNote<'_>,
@@ -662,6 +662,16 @@ impl Store for SqlStore {
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>> {
         let sql = format!("SELECT {ORG_COLUMNS} WHERE id = $1");
         Ok(self.fetch_optional(Scope::Read(id), &sql, (id,)).await?)
+    }
+
+    async fn update_organization(
+        &self,
+        note: &AuditNote<'_>,
+        changes: &OrganizationChanges,
+    ) -> StoreResult<Option<Organization>> {
+        let changed = retrying(|| self.try_change_organization(note, changes)).await?;
+        self.known.forget_organization(note.actor.org);
+        Ok(changed)
     }
 
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {

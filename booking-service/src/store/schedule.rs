@@ -10,11 +10,15 @@
 //! finds its provider changed and plans again, seeing the time off. A closure does the same for
 //! every provider of the organization, locked in id order, after locking the organization's row
 //! against providers being created (`lock_organization`): a provider committed after the closure
-//! read the list could otherwise be booked past it, unlocked and unseen.
+//! read the list could otherwise be booked past it, unlocked and unseen. A closure's instants are
+//! its days in the zone read under that lock, and moving the organization to another zone takes
+//! the same locks and moves every upcoming closure with it, so neither can keep the other's zone.
 
-use super::rules::{audit, stored_count, Fault, Scope, HOLDS_TIME};
+use super::rows::ORG_COLUMNS;
+use super::rules::{audit, commit_audited, stored_count, Fault, Scope, HOLDS_TIME};
 use super::sql::{Timestamp, Tx, Values};
 use super::*;
+use crate::domain::Zone;
 use sqlx::types::Json;
 
 impl SqlStore {
@@ -49,34 +53,75 @@ impl SqlStore {
     pub(super) async fn try_add_closure(&self, actor: &Actor, c: &Closure) -> Result<Vec<AppointmentId>, Fault> {
         let (org, now) = (actor.org, now());
         let mut tx = self.begin(Scope::Write(org)).await?;
-        lock_organization(&mut tx, org).await?;
-        let lock = tx.dialect().lock("p");
-        // Every provider, in one order, so that two closures created at once cannot deadlock.
-        let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 ORDER BY p.id{lock}");
-        let _: Vec<(i32,)> = tx.query(&sql, (org,)).fetch_all().await?;
+        let zone = hold_every_provider(&mut tx, org).await?.ok_or(StoreError::NotFound)?;
+        // Its days in the zone as locked: the clinic may have moved since `c.span` was worked out.
+        let span = zone.whole_days(c.first_day, c.last_day).unwrap_or(c.span);
         let upcoming = "SELECT count(*) FROM closures WHERE org_id = $1 AND ends_at > $2";
         let since = Timestamp(crate::domain::relevant_since(now));
         let (count,): (i64,) = tx.query(upcoming, (org, since)).fetch_one().await?;
         refuse_past_limit(count, "closures of this clinic")?;
-        tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).await?;
         let sql = "INSERT INTO closures (id, org_id, first_day, last_day, starts_at, ends_at, reason, created_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-        let (starts, ends) = (Timestamp(c.span.start()), Timestamp(c.span.end()));
+        let (starts, ends) = (Timestamp(span.start()), Timestamp(span.end()));
         tx.run(sql, (c.id, org, c.first_day, c.last_day, starts, ends, &c.reason, Timestamp(now))).await?;
         let details = serde_json::json!({ "date": c.first_day, "end_date": c.last_day, "reason": c.reason });
         audit(&mut tx, actor, Subject::Closure(c.id), action::CLOSURE_ADDED, &details, now).await?;
-        let conflicts = conflicts_in(&mut tx, org, None, &c.span).await?;
+        let conflicts = conflicts_in(&mut tx, org, None, &span).await?;
         tx.commit().await?;
         Ok(conflicts)
     }
+
+    /// Renames the organization and moves it to another zone, as `c` asks: a new zone holds every
+    /// provider as a closure does (a booking planned in the old zone plans again) and moves each
+    /// upcoming closure to its days in the new zone, so no closed day is left at the old zone's
+    /// hours.
+    pub(super) async fn try_change_organization(
+        &self,
+        note: &AuditNote<'_>,
+        c: &OrganizationChanges,
+    ) -> Result<Option<Organization>, Fault> {
+        let org = note.actor.org;
+        let mut tx = self.begin(Scope::Write(org)).await?;
+        let Some(zone) = hold_every_provider(&mut tx, org).await? else { return Ok(None) };
+        let sql = format!("SELECT {ORG_COLUMNS} WHERE id = $1");
+        let mut o: Organization = tx.query(&sql, (org,)).fetch_one().await?;
+        o.name = c.name.clone().unwrap_or(o.name);
+        o.zone = c.zone.unwrap_or(zone);
+        if o.zone != zone {
+            let upcoming = "SELECT id, first_day, last_day FROM closures WHERE org_id = $1 AND ends_at > $2";
+            let since = Timestamp(crate::domain::relevant_since(now()));
+            let closures: Vec<(ClosureId, NaiveDate, NaiveDate)> = tx.query(upcoming, (org, since)).fetch_all().await?;
+            for (id, first, last) in closures {
+                let Some(span) = o.zone.whole_days(first, last) else { continue };
+                let sql = "UPDATE closures SET starts_at = $3, ends_at = $4 WHERE org_id = $1 AND id = $2";
+                tx.run(sql, (org, id, Timestamp(span.start()), Timestamp(span.end()))).await?;
+            }
+        }
+        tx.run("UPDATE organizations SET name = $2, timezone = $3 WHERE id = $1", (org, &o.name, o.zone)).await?;
+        commit_audited(tx, true, note, Subject::Settings(org), action::ORGANIZATION_CHANGED).await?;
+        Ok(Some(o))
+    }
 }
 
-/// Waits for a closure or a provider being created in the organization, and holds the next one
-/// back until this transaction ends (bookings are not held).
-pub(super) async fn lock_organization(tx: &mut Tx, org: OrgId) -> Result<(), sqlx::Error> {
-    let sql = format!("SELECT 1 FROM organizations o WHERE o.id = $1{}", tx.dialect().lock_keeping_key("o"));
-    let _: Option<(i32,)> = tx.query(&sql, (org,)).fetch_optional().await?;
-    Ok(())
+/// Waits for a closure, a zone change or a provider being created in the organization, and holds
+/// the next one back until this transaction ends (bookings are not held): the organization's
+/// zone as locked, `None` without the organization.
+pub(super) async fn lock_organization(tx: &mut Tx, org: OrgId) -> Result<Option<Zone>, sqlx::Error> {
+    let sql = format!("SELECT o.timezone FROM organizations o WHERE o.id = $1{}", tx.dialect().lock_keeping_key("o"));
+    let zone: Option<(Zone,)> = tx.query(&sql, (org,)).fetch_optional().await?;
+    Ok(zone.map(|(zone,)| zone))
+}
+
+/// [`lock_organization`], then every provider of it, in one order (so that two such changes at
+/// once cannot deadlock), their versions raised: a booking in flight commits first and is seen,
+/// one that waited plans again.
+async fn hold_every_provider(tx: &mut Tx, org: OrgId) -> Result<Option<Zone>, sqlx::Error> {
+    let zone = lock_organization(tx, org).await?;
+    let lock = tx.dialect().lock("p");
+    let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 ORDER BY p.id{lock}");
+    let _: Vec<(i32,)> = tx.query(&sql, (org,)).fetch_all().await?;
+    tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).await?;
+    Ok(zone)
 }
 
 /// The values of an appointment type's row, in the placeholder order of its INSERT and UPDATE.

@@ -20,6 +20,7 @@ mod manage;
 mod migrate;
 mod notifications;
 mod ops;
+mod organization;
 mod outage;
 mod paging;
 mod providers;

@@ -18,6 +18,8 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/openapi.json", "get"),
         ("/api/orgs", "post"),
         ("/api/orgs/{id}", "delete"),
+        ("/api/org", "get"),
+        ("/api/org", "patch"),
         ("/api/providers", "post"),
         ("/api/providers", "get"),
         ("/api/providers/{id}", "get"),

@@ -1,0 +1,103 @@
+//! A clinic reads its own organization and renames it or moves it to another zone: what is read
+//! in the clinic's zone (working hours, closed days) follows it, on every instance.
+
+use crate::helpers::*;
+use booking_service::domain::{ClosureId, OrgId, Zone};
+use booking_service::store::{Actor, Closure};
+use chrono::Duration;
+use reqwest::Method;
+use shared::api::{CreateClosure, UpdateOrganization, WindowQuery};
+
+async fn a_clinic_reads_its_organization_and_only_its_admin_changes_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let other = app.org_named("Other Clinic", "Europe/Paris").await;
+    for reader in [&org.admin, &org.staff, &org.agent] {
+        let own = reader.organization().await.expect("its own organization");
+        assert_eq!((own.id, own.name.as_str(), own.timezone.as_str()), (org.id, "Test Clinic", "UTC"));
+    }
+    let rename = UpdateOrganization { name: Some("Harbour Clinic".into()), ..Default::default() };
+    assert_error(org.staff.update_organization(&rename).await, 403, "forbidden");
+    assert_error(org.agent.update_organization(&rename).await, 403, "forbidden");
+    assert_error(app.platform.organization().await, 403, "forbidden");
+    for (field, body) in [
+        ("name", UpdateOrganization { name: Some(" ".into()), ..Default::default() }),
+        ("timezone", UpdateOrganization { timezone: Some("EST".into()), ..Default::default() }),
+    ] {
+        let err = assert_error(org.admin.update_organization(&body).await, 422, "validation_failed").to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+    let unknown = org.admin.request(Method::PATCH, "/api/org").json(&serde_json::json!({"time_zone": "Asia/Tokyo"}));
+    assert_error(org.admin.send::<serde_json::Value>(unknown).await, 422, "validation_failed");
+    assert_eq!(org.admin.organization().await.expect("unchanged").timezone, "UTC", "nothing refused was written");
+
+    let renamed = org.admin.update_organization(&rename).await.expect("renamed");
+    assert_eq!((renamed.name.as_str(), renamed.timezone.as_str()), ("Harbour Clinic", "UTC"));
+    assert_eq!(org.staff.organization().await.expect("read"), renamed);
+    let untouched = other.admin.organization().await.expect("the other clinic");
+    assert_eq!((untouched.name.as_str(), untouched.timezone.as_str()), ("Other Clinic", "Europe/Paris"));
+
+    let log = org.admin.audit_log(&WindowQuery::default()).await.expect("log");
+    let changed: Vec<_> = log.iter().filter(|e| e.action == "organization_changed").collect();
+    assert_eq!(changed.len(), 1, "{log:?}");
+    assert_eq!((changed[0].subject.as_str(), changed[0].subject_id), ("settings", org.id));
+    assert_eq!(changed[0].details, serde_json::json!({"name": "Harbour Clinic"}));
+}
+
+/// A clinic created in UTC that is really in Tokyo (UTC+9, no DST) moves there: a provider
+/// without a zone of its own is booked in Tokyo's hours at once, even through an instance that had
+/// planned bookings from the UTC copy of it, and a closed day is closed from Tokyo's midnight to
+/// the next, not UTC's.
+async fn a_clinic_moved_to_another_zone_books_and_closes_in_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    lift_caller_quota(&org).await;
+    let provider = org.provider().await;
+    let closed = days_ahead(10);
+    org.admin
+        .create_closure(&CreateClosure { date: date_str(closed), end_date: None, reason: None })
+        .await
+        .expect("closed");
+    let other = app.another_instance().await;
+    let agent_there = other.client(token(shared::Role::Agent, Some(org.id)));
+    let before = agent_there.book(&booking(provider.id, closed + Duration::days(3), "10:00")).await;
+    assert_eq!(
+        before.expect("booked: that instance now knows the provider").starts_at.to_rfc3339()[10..],
+        *"T10:00:00+00:00"
+    );
+
+    let tokyo = UpdateOrganization { timezone: Some("Asia/Tokyo".into()), ..Default::default() };
+    assert_eq!(org.admin.update_organization(&tokyo).await.expect("moved").timezone, "Asia/Tokyo");
+    assert_eq!(org.admin.provider(provider.id).await.expect("provider").timezone, "Asia/Tokyo");
+
+    let later = agent_there.book(&booking(provider.id, closed + Duration::days(4), "10:00")).await.expect("booked");
+    assert_eq!(later.starts_at.to_rfc3339()[10..], *"T10:00:00+09:00", "planned in the clinic's new zone");
+
+    // 05:00 in Tokyo on the closed day is 20:00 UTC the day before: outside the day as UTC
+    // closed it, inside it as Tokyo closes it.
+    assert_error(org.agent.book(&booking(provider.id, closed, "05:00")).await, 409, "slot_unavailable");
+    // 03:00 in Tokyo the day after is 18:00 UTC on the closed day: inside the UTC day, past Tokyo's.
+    let after = org.agent.book(&booking(provider.id, closed + Duration::days(1), "03:00")).await;
+    assert_eq!(after.expect("open the day after").starts_at.to_rfc3339()[10..], *"T03:00:00+09:00");
+
+    // A closure worked out in UTC by a request that read the zone just before the move is kept at
+    // its date in Tokyo: the store takes the zone it locks, not the one it was given.
+    let late = closed + Duration::days(7);
+    let stale = Closure {
+        id: ClosureId::new(),
+        org_id: OrgId(org.id),
+        first_day: late,
+        last_day: late,
+        span: Zone::parse("timezone", "UTC").expect("UTC").whole_days(late, late).expect("a day"),
+        reason: None,
+    };
+    app.store.create_closure(&Actor::new(OrgId(org.id), "admin"), &stale).await.expect("closed");
+    assert_error(org.agent.book(&booking(provider.id, late, "05:00")).await, 409, "slot_unavailable");
+    let closures = org.admin.closures().await.expect("closures");
+    assert_eq!(closures.iter().map(|c| (c.date, c.end_date)).collect::<Vec<_>>(), vec![(closed, closed), (late, late)]);
+}
+
+on_both_backends!(
+    a_clinic_reads_its_organization_and_only_its_admin_changes_it,
+    a_clinic_moved_to_another_zone_books_and_closes_in_it
+);
