@@ -7,6 +7,7 @@ mod hours;
 mod ids;
 mod patient;
 mod policy;
+pub mod spoken;
 mod time;
 
 pub use availability::{alternatives, alternatives_window, free_slots, relevant_since, Busy, MAX_BUFFER_MINUTES};

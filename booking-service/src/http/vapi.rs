@@ -140,8 +140,8 @@ async fn assistant(state: &AppState, actor: &Actor) -> ApiResult<Value> {
             json!({"error": "I'm sorry, this clinic's phone assistant isn't set up yet. Please call back later."}),
         );
     };
-    let providers = state.store.providers(actor.org, &store::PageRequest::first(store::MAX_PAGE)).await?;
-    let hours = vapi::clinic_hours(&providers.items, &org.zone);
+    let providers = state.store.active_providers(actor.org).await?;
+    let hours = vapi::clinic_hours(&providers, &org.zone);
     let variables = vapi::assistant_variables(&org.name, &org.zone, state.clock.now(), &hours);
     Ok(json!({"assistantId": assistant_id, "assistantOverrides": {"variableValues": variables}}))
 }

@@ -169,6 +169,9 @@ pub trait Store: Send + Sync {
     /// The organization's providers by name, a page at a time.
     async fn providers(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<Provider>>;
     async fn provider(&self, org: OrgId, id: ProviderId) -> StoreResult<Option<Provider>>;
+    /// The organization's active providers by name, every one (at most [`MAX_ACTIVE_NAMED`]):
+    /// those the voice agent offers, however many were deactivated.
+    async fn active_providers(&self, org: OrgId) -> StoreResult<Vec<Provider>>;
     /// Changes a provider, with its audit row; `None` without such a provider.
     async fn update_provider(
         &self,
@@ -182,6 +185,8 @@ pub trait Store: Send + Sync {
     /// The organization's appointment types by name, a page at a time.
     async fn appointment_types(&self, org: OrgId, page: &PageRequest<String>) -> StoreResult<Page<AppointmentType>>;
     async fn appointment_type(&self, org: OrgId, id: AppointmentTypeId) -> StoreResult<Option<AppointmentType>>;
+    /// The organization's active appointment types by name, as [`Store::active_providers`].
+    async fn active_appointment_types(&self, org: OrgId) -> StoreResult<Vec<AppointmentType>>;
     /// Changes an appointment type, with its audit row; `None` without such a type.
     async fn update_appointment_type(
         &self,

@@ -333,6 +333,10 @@ pub struct Closure {
 /// booking and availability query reads.
 pub const MAX_UPCOMING_BLOCKS: i64 = 500;
 
+/// The most active providers, and the most active appointment types, one clinic may have: the
+/// voice agent reads each list whole and tells its names apart.
+pub const MAX_ACTIVE_NAMED: usize = 200;
+
 /// A clinic's webhook endpoint: the events it wants (empty: every one) and its signing secret.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Webhook {

@@ -7,10 +7,11 @@ use super::rows::{
     SlotRow, APPOINTMENT_COLUMNS, APPOINTMENT_TYPE_COLUMNS, CLOSURE_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS,
     PROVIDER_COLUMNS, TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
 };
-use super::schedule::type_values;
+use super::schedule::{lock_organization, type_values};
 use super::sql::{sqlstate, Bind, Db, Dialect, Key, Record, Then, Timestamp, Tx, Values};
 use super::webhooks::fire;
 use super::*;
+use crate::domain::spoken;
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -245,6 +246,36 @@ async fn appointment_type_in(
 ) -> Db<Option<AppointmentType>> {
     let sql = format!("SELECT {APPOINTMENT_TYPE_COLUMNS} WHERE org_id = $1 AND id = $2{lock}");
     tx.query(&sql, (org, id)).fetch_optional().await
+}
+
+/// What a clinic names for the voice agent to tell apart.
+#[derive(Debug, Clone, Copy)]
+enum Named {
+    Provider,
+    AppointmentType,
+}
+
+/// Refuses `name` for an active provider or type (`id`, new or changed) that a caller could not
+/// tell from another active one of the clinic (the same words, titles or filler aside:
+/// [`spoken::words`]), and one more active past [`MAX_ACTIVE_NAMED`]. The transaction holds the
+/// organization's lock, so two changes at once cannot both find the name or the room free.
+async fn told_apart(tx: &mut Tx, org: OrgId, kind: Named, id: Uuid, name: &str) -> StoreResult<()> {
+    let (table, ignored, what) = match kind {
+        Named::Provider => ("providers", spoken::TITLES, "provider"),
+        Named::AppointmentType => ("appointment_types", spoken::FILLER, "appointment type"),
+    };
+    let sql = format!("SELECT name FROM {table} WHERE org_id = $1 AND active AND id <> $2");
+    let others: Vec<(String,)> = tx.query(&sql, (org, Key(id))).fetch_all().await?;
+    if others.len() >= MAX_ACTIVE_NAMED {
+        return Err(StoreError::InvalidState(format!("a clinic has at most {MAX_ACTIVE_NAMED} active {what}s")));
+    }
+    let words = spoken::words(name, ignored);
+    match others.iter().find(|(other,)| spoken::words(other, ignored) == words) {
+        Some((other,)) => Err(StoreError::InvalidState(format!(
+            "name: the clinic has an active {what} called \"{other}\" already, which a caller could not tell apart from \"{name}\""
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// A count kept in an `integer` column (the settings' checks keep it far below the limit).
@@ -692,7 +723,8 @@ impl Store for SqlStore {
         let values = (p.id, p.org_id, &p.name, p.own_zone, p.appointment_minutes, &p.hours, p.active, Timestamp(now()));
         let mut tx = self.begin(Scope::Write(p.org_id)).await?;
         // A closure being created waits for this provider, or this one for it (schedule.rs).
-        super::schedule::lock_organization(&mut tx, p.org_id).await?;
+        lock_organization(&mut tx, p.org_id).await?;
+        told_apart(&mut tx, p.org_id, Named::Provider, p.id.0, &p.name).await?;
         tx.run(sql, values).await?;
         commit_audited(tx, true, note, Subject::Provider(p.id), action::PROVIDER_ADDED).await?;
         Ok(())
@@ -711,6 +743,11 @@ impl Store for SqlStore {
         Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
+    async fn active_providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
+        let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.active ORDER BY p.name, p.id LIMIT $2");
+        Ok(self.fetch_all(Scope::Read(org), &sql, (org, MAX_ACTIVE_NAMED as i64)).await?)
+    }
+
     async fn update_provider(
         &self,
         note: &AuditNote<'_>,
@@ -719,11 +756,19 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<Provider>> {
         let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
+        // The organization first, as a closure locks it before its providers.
+        let naming = c.name.is_some() || c.active == Some(true);
+        if naming {
+            lock_organization(&mut tx, org).await?;
+        }
         let lock = tx.dialect().lock("p");
         let Some(Known { provider: mut p, .. }) = provider_row(&mut tx, org, id, &lock).await? else {
             return Ok(None);
         };
         p.apply(c);
+        if naming && p.active {
+            told_apart(&mut tx, org, Named::Provider, id.0, &p.name).await?;
+        }
         let sql =
             "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7,
                                      updated_at = $8, version = version + 1
@@ -741,6 +786,8 @@ impl Store for SqlStore {
                         bookable_by_agent, provider_ids, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
         let mut tx = self.begin(Scope::Write(t.org_id)).await?;
+        lock_organization(&mut tx, t.org_id).await?;
+        told_apart(&mut tx, t.org_id, Named::AppointmentType, t.id.0, &t.name).await?;
         tx.run(sql, type_values(t, now())).await?;
         commit_audited(tx, true, note, Subject::AppointmentType(t.id), action::APPOINTMENT_TYPE_ADDED).await?;
         Ok(())
@@ -759,6 +806,11 @@ impl Store for SqlStore {
         Ok(self.fetch_optional(Scope::Read(org), &sql, (org, id)).await?)
     }
 
+    async fn active_appointment_types(&self, org: OrgId) -> StoreResult<Vec<AppointmentType>> {
+        let sql = format!("SELECT {APPOINTMENT_TYPE_COLUMNS} WHERE org_id = $1 AND active ORDER BY name, id LIMIT $2");
+        Ok(self.fetch_all(Scope::Read(org), &sql, (org, MAX_ACTIVE_NAMED as i64)).await?)
+    }
+
     async fn update_appointment_type(
         &self,
         note: &AuditNote<'_>,
@@ -767,11 +819,18 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<AppointmentType>> {
         let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
+        let naming = changes.name.is_some() || changes.active == Some(true);
+        if naming {
+            lock_organization(&mut tx, org).await?;
+        }
         let lock = tx.dialect().lock("appointment_types");
         let Some(mut t) = appointment_type_in(&mut tx, org, id, &lock).await? else {
             return Ok(None);
         };
         t.apply(changes);
+        if naming && t.active {
+            told_apart(&mut tx, org, Named::AppointmentType, id.0, &t.name).await?;
+        }
         let sql = "UPDATE appointment_types SET name = $3, duration_minutes = $4, buffer_before_minutes = $5,
                         buffer_after_minutes = $6, min_notice_minutes = $7, max_advance_days = $8,
                         slot_interval_minutes = $9, bookable_by_agent = $10, provider_ids = $11, active = $12,

@@ -256,7 +256,7 @@ async fn the_appointment_list_filters_by_provider_time_and_status(backend: Backe
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let a = org.provider().await;
-    let b = org.provider().await;
+    let b = org.provider_with(shared::api::CreateProvider { name: "Dr. Jones".into(), ..Default::default() }).await;
     let date = days_ahead(4);
     let kept = org.agent.book(&booking(a.id, date, "10:00")).await.expect("a");
     let cancelled = org.agent.book(&booking(a.id, date, "12:00")).await.expect("a2");

@@ -1,5 +1,5 @@
 use crate::helpers::*;
-use shared::api::{CreateProvider, UpdateProvider, Weekday, WorkingHours};
+use shared::api::{CreateAppointmentType, CreateProvider, UpdateProvider, Weekday, WorkingHours};
 
 async fn providers_are_created_read_changed_and_deactivated(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -213,7 +213,65 @@ async fn an_inactive_providers_appointment_is_offered_no_other_time(backend: Bac
     assert!(err.alternatives().is_empty(), "{err}");
 }
 
+/// Two active providers, or two active appointment types, whose names have the same words (titles,
+/// case, punctuation and filler aside) would leave the voice agent asking "Dr. Smith or Smith?"
+/// for ever: the second is refused, whether created, renamed or reactivated, and two created at
+/// once are not both kept.
+async fn names_a_caller_could_not_tell_apart_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let named = |name: &str| CreateProvider { name: name.into(), ..Default::default() };
+    let smith = org.provider_with(named("Dr. Smith")).await;
+    for same in ["smith", "Doctor SMITH", "Smith."] {
+        let err = assert_error(org.admin.create_provider(&named(same)).await, 409, "invalid_state").to_string();
+        assert!(err.contains("\"Dr. Smith\""), "{same}: {err}");
+    }
+    let jane = org.provider_with(named("Dr. Jane Smith")).await;
+    let rename = UpdateProvider { name: Some("Smith".into()), ..Default::default() };
+    assert_error(org.admin.update_provider(jane.id, &rename).await, 409, "invalid_state");
+    let longer = UpdateProvider { appointment_minutes: Some(45), ..Default::default() };
+    org.admin.update_provider(smith.id, &longer).await.expect("a change that names nothing");
+
+    org.admin.deactivate_provider(smith.id).await.expect("deactivated");
+    let successor = org.provider_with(named("Smith")).await;
+    let back = UpdateProvider { active: Some(true), ..Default::default() };
+    assert_error(org.admin.update_provider(smith.id, &back).await, 409, "invalid_state");
+    assert!(!org.admin.provider(smith.id).await.expect("read").active);
+    let names: Vec<String> = org.admin.providers().await.expect("list").into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["Dr. Jane Smith", "Dr. Smith", "Smith"]);
+    assert!(org.admin.provider(successor.id).await.expect("read").active);
+
+    let kind = |name: &str| CreateAppointmentType { name: name.into(), duration_minutes: 20, ..Default::default() };
+    org.admin.create_appointment_type(&kind("Follow-up")).await.expect("a type");
+    assert_error(org.admin.create_appointment_type(&kind("a follow up visit")).await, 409, "invalid_state");
+    org.admin.create_appointment_type(&kind("New patient")).await.expect("another type");
+
+    for round in 0..8 {
+        let (titled, plain) = (named(&format!("Dr. Lee {round}")), named(&format!("lee {round}")));
+        let (a, b) = tokio::join!(org.admin.create_provider(&titled), org.admin.create_provider(&plain));
+        assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "round {round}: {a:?} {b:?}");
+    }
+}
+
+/// Every active provider is a name the voice agent reads out: a clinic has at most 200 at once.
+async fn a_clinic_has_at_most_200_active_providers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let named = |n: usize| CreateProvider { name: format!("Provider {n}"), ..Default::default() };
+    let mut first = None;
+    for n in 0..200 {
+        let created = org.admin.create_provider(&named(n)).await.expect("room for it");
+        first.get_or_insert(created.id);
+    }
+    let err = assert_error(org.admin.create_provider(&named(200)).await, 409, "invalid_state").to_string();
+    assert!(err.contains("200 active providers"), "{err}");
+    org.admin.deactivate_provider(first.expect("created")).await.expect("deactivated");
+    org.admin.create_provider(&named(200)).await.expect("room again");
+}
+
 on_both_backends!(
+    names_a_caller_could_not_tell_apart_are_refused,
+    a_clinic_has_at_most_200_active_providers,
     an_inactive_providers_appointment_is_offered_no_other_time,
     hours_stored_before_the_limits_still_read_and_yield_a_bounded_day,
     providers_are_created_read_changed_and_deactivated,

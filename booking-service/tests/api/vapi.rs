@@ -904,6 +904,38 @@ async fn a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs(bac
     assert!(found.starts_with("You have one upcoming appointment: with Dr."), "{found}");
 }
 
+/// Providers who left stay on the clinic's list, inactive: behind a whole page of them (by name),
+/// the voice agent still offers and books the provider who did not.
+async fn a_clinic_behind_a_page_of_departed_providers_still_offers_its_own(backend: Backend) {
+    use futures::stream::{self, StreamExt};
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let page = booking_service::store::MAX_PAGE;
+    let departed = stream::iter(0..=page)
+        .map(|i| {
+            let admin = org.admin.clone();
+            async move {
+                let body = shared::api::CreateProvider { name: format!("Aaron {i}"), ..Default::default() };
+                let created = admin.create_provider(&body).await.expect("created");
+                admin.deactivate_provider(created.id).await.expect("departed");
+            }
+        })
+        .buffer_unordered(4)
+        .count()
+        .await;
+    assert_eq!(departed, page as usize + 1);
+    let listed =
+        only(&post(&org.agent, &message(vec![call("l", "list_providers", json!({}))], Some(CALLER), "c")).await)
+            .expect("listed");
+    assert!(listed.contains(&smith.name) && !listed.contains("Aaron"), "{listed}");
+    let book = call(
+        "b",
+        "book_appointment",
+        json!({"provider_name": "Smith", "appointment_date": date_str(days_ahead(6)), "appointment_time": "10:00", "patient_name": "Ada"}),
+    );
+    only(&post(&org.agent, &message(vec![book], Some(CALLER), "c")).await).expect("booked by name");
+}
+
 /// Each move sends the caller an email and an SMS: the voice agent moves one appointment five
 /// times at most, as the manage link does, and the sixth is sent to the clinic's staff.
 async fn a_caller_moves_one_appointment_five_times_at_most(backend: Backend) {
@@ -929,6 +961,7 @@ async fn a_caller_moves_one_appointment_five_times_at_most(backend: Backend) {
 }
 
 on_both_backends!(
+    a_clinic_behind_a_page_of_departed_providers_still_offers_its_own,
     the_provider_and_the_half_of_the_day_are_asked_only_when_unclear,
     a_caller_moves_one_appointment_five_times_at_most,
     a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs,

@@ -5,12 +5,10 @@ use super::arguments::text;
 use super::providers::{match_spoken, Matched};
 use super::refusal::Refusal;
 use super::{speech, Context};
-use crate::store::{self, AppointmentType, PageRequest, Provider};
+use crate::domain::spoken::FILLER;
+use crate::store::{self, AppointmentType, Provider};
 use serde::Deserialize;
 use uuid::Uuid;
-
-/// Words that say nothing about which type is meant.
-const FILLER: [&str; 6] = ["a", "an", "the", "appointment", "visit", "for"];
 
 /// The appointment-type argument shared by the tools that take one.
 #[derive(Debug, Default, Deserialize)]
@@ -39,7 +37,7 @@ impl WhichType {
         let types = active(ctx).await?;
         let found = match Uuid::parse_str(wanted) {
             Ok(id) => types.iter().find(|t| t.id.0 == id),
-            Err(_) => match match_spoken(&types, wanted, &FILLER, |t| &t.name) {
+            Err(_) => match match_spoken(&types, wanted, FILLER, |t| &t.name) {
                 Matched::One(one) => Some(one),
                 Matched::None => None,
                 Matched::Many(many) => {
@@ -64,8 +62,7 @@ impl WhichType {
 
 /// The clinic's active types.
 async fn active(ctx: &Context<'_>) -> Result<Vec<AppointmentType>, Refusal> {
-    let page = ctx.store.appointment_types(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?;
-    Ok(page.items.into_iter().filter(|t| t.active).collect())
+    Ok(ctx.store.active_appointment_types(ctx.actor.org).await?)
 }
 
 /// The active types a voice agent may book.

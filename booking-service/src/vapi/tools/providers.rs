@@ -6,7 +6,8 @@
 use super::arguments::text;
 use super::refusal::Refusal;
 use super::{speech, Context};
-use crate::store::{self, PageRequest, Provider};
+use crate::domain::spoken::{self, TITLES};
+use crate::store::Provider;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -52,8 +53,7 @@ impl WhichProvider {
 
 /// The providers one can book with now.
 pub async fn active(ctx: &Context<'_>) -> Result<Vec<Provider>, Refusal> {
-    let page = ctx.store.providers(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?;
-    Ok(page.items.into_iter().filter(|p| p.active).collect())
+    Ok(ctx.store.active_providers(ctx.actor.org).await?)
 }
 
 /// "Dr. A, Dr. B and Dr. C" (with `and` or `or`).
@@ -64,16 +64,6 @@ pub fn names<'a>(providers: impl IntoIterator<Item = &'a Provider>, word: &str) 
 
 fn which(providers: &[Provider]) -> Refusal {
     Refusal::spoken(format!("Which provider would you like? We have {}.", names(providers, "and")))
-}
-
-/// The words of a name as matched: lower-case, without the `ignored` words callers and models add
-/// or drop at will.
-fn name_tokens(name: &str, ignored: &[&str]) -> Vec<String> {
-    name.to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty() && !ignored.contains(t))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// What a spoken name matched.
@@ -90,18 +80,18 @@ pub fn match_spoken<'a, T>(
     ignored: &[&str],
     name: impl Fn(&T) -> &str,
 ) -> Matched<'a, T> {
-    let query = name_tokens(wanted, ignored);
+    let query = spoken::words(wanted, ignored);
     if query.is_empty() {
         return Matched::None;
     }
-    let exact: Vec<&T> = items.iter().filter(|i| name_tokens(name(i), ignored) == query).collect();
+    let exact: Vec<&T> = items.iter().filter(|i| spoken::words(name(i), ignored) == query).collect();
     if let [one] = exact.as_slice() {
         return Matched::One(one);
     }
     let partial: Vec<&T> = items
         .iter()
         .filter(|i| {
-            let tokens = name_tokens(name(i), ignored);
+            let tokens = spoken::words(name(i), ignored);
             query.iter().all(|q| tokens.iter().any(|t| t.starts_with(q.as_str())))
         })
         .collect();
@@ -113,11 +103,10 @@ pub fn match_spoken<'a, T>(
 }
 
 fn match_name(providers: Vec<Provider>, wanted: &str) -> Result<Provider, Refusal> {
-    const TITLES: [&str; 8] = ["dr", "doctor", "doc", "prof", "mr", "mrs", "ms", "miss"];
-    if name_tokens(wanted, &TITLES).is_empty() {
+    if spoken::words(wanted, TITLES).is_empty() {
         return Err(which(&providers));
     }
-    match match_spoken(&providers, wanted, &TITLES, |p| &p.name) {
+    match match_spoken(&providers, wanted, TITLES, |p| &p.name) {
         Matched::One(one) => Ok(one.clone()),
         Matched::None => Err(Refusal::spoken(format!(
             "I couldn't find a provider called {}. We have {}.",
