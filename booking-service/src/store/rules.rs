@@ -1318,27 +1318,29 @@ impl Store for SqlStore {
         // `outbox_due_per_org` index) and taken in turn: every organization's oldest, then every
         // one's second, and so on up to `per_org`, so no backlog, however long, keeps another
         // organization's message waiting behind it. On SQLite the one writer makes claims
-        // exclusive; on PostgreSQL the row locks do: SKIP LOCKED passes over what another
-        // dispatcher is claiming, and the due test is asked again of each row locked (it may have
-        // just been claimed).
+        // exclusive; on PostgreSQL the row locks do: the rows are locked in that order, SKIP
+        // LOCKED passing over those another dispatcher is claiming and going on to the next, within
+        // each organization's share, until the claim has its `limit` (dispatchers claiming at
+        // once take the next messages, not nothing), and the due test is asked again of each row
+        // locked (it may have just been claimed; the ranking renames its columns, so `{DUE}` there
+        // reads `o`'s). The ranks count what another dispatcher holds: when that fills a clinic's
+        // share, this claim takes none of that clinic's this time.
         let skip = self.dialect().json_elements("$7");
-        let skip_locked = self.dialect().skip_locked();
+        let skip_locked = self.dialect().skip_locked("o");
         let claim = format!(
             "UPDATE outbox SET claimed_until = $2, claims = claims + 1
              WHERE id IN (
-                 SELECT id FROM outbox
-                 WHERE {DUE} AND id IN (
-                     SELECT id FROM (
-                         SELECT id, next_attempt_at,
-                                row_number() OVER (PARTITION BY org_id ORDER BY next_attempt_at, id) AS nth
-                         FROM outbox
-                         WHERE {DUE} AND kind IN (SELECT value FROM {kinds}) AND claims < $5
-                           AND CAST(org_id AS TEXT) NOT IN (SELECT value FROM {skip})
-                     ) AS fair
-                     WHERE nth <= $6
-                     ORDER BY nth, next_attempt_at, id
-                     LIMIT $4
-                 ){skip_locked}
+                 SELECT o.id FROM outbox o
+                 JOIN (
+                     SELECT id AS fair_id, next_attempt_at AS due_at,
+                            row_number() OVER (PARTITION BY org_id ORDER BY next_attempt_at, id) AS nth
+                     FROM outbox
+                     WHERE {DUE} AND kind IN (SELECT value FROM {kinds}) AND claims < $5
+                       AND CAST(org_id AS TEXT) NOT IN (SELECT value FROM {skip})
+                 ) AS fair ON fair_id = o.id
+                 WHERE nth <= $6 AND {DUE}
+                 ORDER BY nth, due_at, fair_id
+                 LIMIT $4{skip_locked}
              )
              RETURNING {OUTBOX_COLUMNS}"
         );

@@ -57,10 +57,10 @@ impl Dialect {
     }
 
     /// Lets concurrent dispatchers pass over each other's claims instead of waiting.
-    pub fn skip_locked(self) -> &'static str {
+    pub fn skip_locked(self, alias: &str) -> String {
         match self {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
+            Dialect::Postgres => format!(" FOR UPDATE OF {alias} SKIP LOCKED"),
+            Dialect::Sqlite => String::new(),
         }
     }
 

@@ -951,6 +951,35 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
     assert!(jobs[0].sent_at.is_some() && jobs[0].attempts == 0, "{jobs:?}");
 }
 
+/// A dispatcher claiming while another holds the oldest messages (PostgreSQL: the other's claim
+/// has locked them and not yet committed) takes the next ones its clinics' shares allow, not
+/// nothing: under a backlog, instances claiming at once each come away with work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_passes_over_messages_another_is_claiming_to_the_next() {
+    if test_kit::postgres_admin_url().is_none() {
+        return;
+    }
+    let app = spawn_app_with(Backend::Postgres, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    for time in ["09:00", "10:00", "11:00", "12:00"] {
+        org.agent.book(&with_email(provider.id, 5, time)).await.expect("booked");
+    }
+    let mut other = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
+    let mut claiming = other.begin().await.expect("begin");
+    let oldest = "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY next_attempt_at, id LIMIT 2 FOR UPDATE";
+    let held: Vec<Uuid> = sqlx::query_scalar(oldest).fetch_all(&mut *claiming).await.expect("locked");
+    assert_eq!(held.len(), 2);
+    let now = booking_service::store::now();
+    // Two places, and room for the clinic's four in its share.
+    let claim = MailClaim { per_org: 4, ..MailClaim::every(now, now + chrono::Duration::minutes(2), 2, 10) };
+    let claimed = app.store.claim_mail(&claim).await.expect("claimed").jobs;
+    let ids: Vec<Uuid> = claimed.iter().map(|j| j.id).collect();
+    assert_eq!(ids.len(), 2, "the next two: {claimed:?}");
+    assert!(ids.iter().all(|id| !held.contains(id)), "{ids:?} {held:?}");
+    claiming.rollback().await.expect("rolled back");
+}
+
 /// On PostgreSQL the dispatcher and the link lookup work across organizations, each under a role
 /// that reaches exactly what it needs and nothing else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
