@@ -54,6 +54,10 @@ pub struct Organization {
     pub name: String,
     pub timezone: String,
     pub created_at: DateTime<Utc>,
+    /// The answer to a `PATCH /api/org` that sent `timezone`: the active appointments its closed
+    /// days, moved to the new zone, now meet. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<Vec<Uuid>>,
 }
 
 /// The JSON answer of `POST /confirm/{token}` (with `Accept: application/json`).
@@ -78,6 +82,7 @@ pub enum Weekday {
 
 /// One opening of a provider on a weekday, local wall-clock `HH:MM` (end may be `24:00`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct WorkingHours {
     pub weekday: Weekday,
     pub start: String,
@@ -497,7 +502,6 @@ pub struct Webhook {
 
 /// `GET`/`PUT /api/settings`: the clinic's notification and limit settings.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Minutes before an appointment's start at which reminders are due (at most 5, each 5 to
     /// 43200).
@@ -516,7 +520,6 @@ pub struct Settings {
 
 /// `GET`/`PUT /api/vapi/settings`: the clinic's Vapi assistant and front-desk number.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct VapiSettings {
     /// The Vapi assistant an `assistant-request` is answered with.
     #[serde(default)]

@@ -67,7 +67,8 @@ pub async fn remove(
 
 /// The caller's own organization.
 #[utoipa::path(get, path = "/api/org", tag = "organizations", security(("bearer" = [])),
-    responses((status = 200, body = api::Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = api::Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, description = "the token's organization is gone", body = ErrorBody)))]
 pub async fn show_own(
     State(state): State<AppState>,
     caller: Allowed<Readers>,
@@ -78,11 +79,12 @@ pub async fn show_own(
 }
 
 /// Renames the caller's organization or moves it to another zone: its providers without a zone of
-/// their own, and its upcoming closed days, follow; appointments keep their instants.
+/// their own, and its closed days not yet over, follow; appointments keep their instants, and
+/// those the moved closed days now meet are answered in `conflicts`.
 #[utoipa::path(patch, path = "/api/org", tag = "organizations", request_body = UpdateOrganization,
     security(("bearer" = [])),
     responses((status = 200, body = api::Organization), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 404, description = "the token's organization is gone", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn change_own(
     State(state): State<AppState>,
     caller: Allowed<Admins>,
@@ -94,6 +96,7 @@ pub async fn change_own(
         zone: body.timezone.as_deref().map(|tz| Zone::parse("timezone", tz)).transpose()?,
     };
     let note = AuditNote::new(&actor, &body);
-    let org = state.store.update_organization(&note, &changes).await?.ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(wire::organization(&org)))
+    let (org, conflicts) = state.store.update_organization(&note, &changes).await?.ok_or(ApiError::NotFound)?;
+    let conflicts = changes.zone.map(|_| conflicts.into_iter().map(|id| id.0).collect());
+    Ok(axum::Json(api::Organization { conflicts, ..wire::organization(&org) }))
 }

@@ -180,13 +180,24 @@ pub async fn settings(State(state): State<AppState>, caller: Allowed<Admins>) ->
 }
 
 /// Replaces the clinic's Vapi settings: absent or null fields are cleared.
+/// The body of a `PUT`: [`api::VapiSettings`], refusing any other field (a misspelt one would
+/// clear the setting meant).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replacement {
+    #[serde(default)]
+    assistant_id: Option<String>,
+    #[serde(default)]
+    transfer_number: Option<String>,
+}
+
 #[utoipa::path(put, path = "/api/vapi/settings", tag = "vapi", request_body = api::VapiSettings, security(("bearer" = [])),
     responses((status = 200, body = api::VapiSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn set_settings(
     State(state): State<AppState>,
     caller: Allowed<Admins>,
-    extract::Json(body): extract::Json<api::VapiSettings>,
+    extract::Json(body): extract::Json<Replacement>,
 ) -> ApiResult<Json<api::VapiSettings>> {
     let actor = caller.actor()?;
     let assistant_id = body.assistant_id.as_deref().map(str::trim).filter(|a| !a.is_empty());

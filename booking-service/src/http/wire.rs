@@ -9,7 +9,13 @@ pub fn slot(zone: &Zone, s: &DomainSlot) -> api::Slot {
 }
 
 pub fn organization(o: &store::Organization) -> api::Organization {
-    api::Organization { id: o.id.0, name: o.name.clone(), timezone: o.zone.name().to_owned(), created_at: o.created_at }
+    api::Organization {
+        id: o.id.0,
+        name: o.name.clone(),
+        timezone: o.zone.name().to_owned(),
+        created_at: o.created_at,
+        conflicts: None,
+    }
 }
 
 pub fn provider(p: &store::Provider) -> api::Provider {

@@ -154,13 +154,14 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<Page<CallRecord>>;
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>>;
     /// Renames the organization or moves it to another zone, with its audit row (`Settings`):
-    /// every upcoming closure moves to its days in the new zone, and every booking planned in the
-    /// old one plans again. `None` when there is no such organization.
+    /// every closure not yet over moves to its dates in the new zone, and every booking planned
+    /// in the old one plans again. The organization as changed, with the active appointments the
+    /// moved closures now meet; `None` when there is no such organization.
     async fn update_organization(
         &self,
         note: &AuditNote<'_>,
         changes: &OrganizationChanges,
-    ) -> StoreResult<Option<Organization>>;
+    ) -> StoreResult<Option<(Organization, Vec<AppointmentId>)>>;
     /// Removes the organization and everything of it; false when there was none.
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool>;
 

@@ -255,21 +255,45 @@ enum Named {
     AppointmentType,
 }
 
+/// Whether a change names a provider or type (a new name, or `active` set): if so, the
+/// organization is locked first, as a closure locks it before its rows, for
+/// [`refuse_indistinct_name`].
+async fn lock_for_naming(tx: &mut Tx, org: OrgId, name: Option<&String>, active: Option<bool>) -> Db<bool> {
+    let naming = name.is_some() || active == Some(true);
+    if naming {
+        lock_organization(tx, org).await?;
+    }
+    Ok(naming)
+}
+
 /// Refuses `name` for an active provider or type (`id`, new or changed) that a caller could not
-/// tell from another active one of the clinic (the same words, titles or filler aside:
-/// [`spoken::words`]), and one more active past [`MAX_ACTIVE_NAMED`]. The transaction holds the
-/// organization's lock, so two changes at once cannot both find the name or the room free.
-async fn told_apart(tx: &mut Tx, org: OrgId, kind: Named, id: Uuid, name: &str) -> StoreResult<()> {
+/// say (only a title or filler) or tell from another active one of the clinic (the same words:
+/// [`spoken::words`]), and, when it `joins` the active ones, one past [`MAX_ACTIVE_NAMED`]. The
+/// transaction holds the organization's lock, so two changes at once cannot both find the name
+/// or the room free.
+async fn refuse_indistinct_name(
+    tx: &mut Tx,
+    org: OrgId,
+    kind: Named,
+    id: Uuid,
+    name: &str,
+    joins: bool,
+) -> StoreResult<()> {
     let (table, ignored, what) = match kind {
         Named::Provider => ("providers", spoken::TITLES, "provider"),
         Named::AppointmentType => ("appointment_types", spoken::FILLER, "appointment type"),
     };
+    let words = spoken::words(name, ignored);
+    if words.is_empty() {
+        return Err(
+            DomainError::invalid("name", "must hold a word a caller can say, not only a title or filler").into()
+        );
+    }
     let sql = format!("SELECT name FROM {table} WHERE org_id = $1 AND active AND id <> $2");
     let others: Vec<(String,)> = tx.query(&sql, (org, Key(id))).fetch_all().await?;
-    if others.len() >= MAX_ACTIVE_NAMED {
+    if joins && others.len() >= MAX_ACTIVE_NAMED {
         return Err(StoreError::InvalidState(format!("a clinic has at most {MAX_ACTIVE_NAMED} active {what}s")));
     }
-    let words = spoken::words(name, ignored);
     match others.iter().find(|(other,)| spoken::words(other, ignored) == words) {
         Some((other,)) => Err(StoreError::InvalidState(format!(
             "name: the clinic has an active {what} called \"{other}\" already, which a caller could not tell apart from \"{name}\""
@@ -699,8 +723,8 @@ impl Store for SqlStore {
         &self,
         note: &AuditNote<'_>,
         changes: &OrganizationChanges,
-    ) -> StoreResult<Option<Organization>> {
-        let changed = retrying(|| self.try_change_organization(note, changes)).await?;
+    ) -> StoreResult<Option<(Organization, Vec<AppointmentId>)>> {
+        let changed = retrying(|| self.try_update_organization(note, changes)).await?;
         self.known.forget_organization(note.actor.org);
         Ok(changed)
     }
@@ -724,7 +748,7 @@ impl Store for SqlStore {
         let mut tx = self.begin(Scope::Write(p.org_id)).await?;
         // A closure being created waits for this provider, or this one for it (schedule.rs).
         lock_organization(&mut tx, p.org_id).await?;
-        told_apart(&mut tx, p.org_id, Named::Provider, p.id.0, &p.name).await?;
+        refuse_indistinct_name(&mut tx, p.org_id, Named::Provider, p.id.0, &p.name, true).await?;
         tx.run(sql, values).await?;
         commit_audited(tx, true, note, Subject::Provider(p.id), action::PROVIDER_ADDED).await?;
         Ok(())
@@ -756,18 +780,15 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<Provider>> {
         let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
-        // The organization first, as a closure locks it before its providers.
-        let naming = c.name.is_some() || c.active == Some(true);
-        if naming {
-            lock_organization(&mut tx, org).await?;
-        }
+        let naming = lock_for_naming(&mut tx, org, c.name.as_ref(), c.active).await?;
         let lock = tx.dialect().lock("p");
         let Some(Known { provider: mut p, .. }) = provider_row(&mut tx, org, id, &lock).await? else {
             return Ok(None);
         };
+        let was_active = p.active;
         p.apply(c);
         if naming && p.active {
-            told_apart(&mut tx, org, Named::Provider, id.0, &p.name).await?;
+            refuse_indistinct_name(&mut tx, org, Named::Provider, id.0, &p.name, !was_active).await?;
         }
         let sql =
             "UPDATE providers SET name = $3, timezone = $4, appointment_minutes = $5, working_hours = $6, active = $7,
@@ -787,7 +808,7 @@ impl Store for SqlStore {
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
         let mut tx = self.begin(Scope::Write(t.org_id)).await?;
         lock_organization(&mut tx, t.org_id).await?;
-        told_apart(&mut tx, t.org_id, Named::AppointmentType, t.id.0, &t.name).await?;
+        refuse_indistinct_name(&mut tx, t.org_id, Named::AppointmentType, t.id.0, &t.name, true).await?;
         tx.run(sql, type_values(t, now())).await?;
         commit_audited(tx, true, note, Subject::AppointmentType(t.id), action::APPOINTMENT_TYPE_ADDED).await?;
         Ok(())
@@ -819,17 +840,15 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<AppointmentType>> {
         let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
-        let naming = changes.name.is_some() || changes.active == Some(true);
-        if naming {
-            lock_organization(&mut tx, org).await?;
-        }
+        let naming = lock_for_naming(&mut tx, org, changes.name.as_ref(), changes.active).await?;
         let lock = tx.dialect().lock("appointment_types");
         let Some(mut t) = appointment_type_in(&mut tx, org, id, &lock).await? else {
             return Ok(None);
         };
+        let was_active = t.active;
         t.apply(changes);
         if naming && t.active {
-            told_apart(&mut tx, org, Named::AppointmentType, id.0, &t.name).await?;
+            refuse_indistinct_name(&mut tx, org, Named::AppointmentType, id.0, &t.name, !was_active).await?;
         }
         let sql = "UPDATE appointment_types SET name = $3, duration_minutes = $4, buffer_before_minutes = $5,
                         buffer_after_minutes = $6, min_notice_minutes = $7, max_advance_days = $8,

@@ -18,7 +18,6 @@ use super::rows::ORG_COLUMNS;
 use super::rules::{audit, commit_audited, stored_count, Fault, Scope, HOLDS_TIME};
 use super::sql::{Timestamp, Tx, Values};
 use super::*;
-use crate::domain::Zone;
 use sqlx::types::Json;
 
 impl SqlStore {
@@ -53,9 +52,10 @@ impl SqlStore {
     pub(super) async fn try_add_closure(&self, actor: &Actor, c: &Closure) -> Result<Vec<AppointmentId>, Fault> {
         let (org, now) = (actor.org, now());
         let mut tx = self.begin(Scope::Write(org)).await?;
-        let zone = hold_every_provider(&mut tx, org).await?.ok_or(StoreError::NotFound)?;
+        let locked = lock_organization(&mut tx, org).await?.ok_or(StoreError::NotFound)?;
+        hold_every_provider(&mut tx, org).await?;
         // Its days in the zone as locked: the clinic may have moved since `c.span` was worked out.
-        let span = zone.whole_days(c.first_day, c.last_day).unwrap_or(c.span);
+        let span = locked.zone.whole_days(c.first_day, c.last_day).unwrap_or(c.span);
         let upcoming = "SELECT count(*) FROM closures WHERE org_id = $1 AND ends_at > $2";
         let since = Timestamp(crate::domain::relevant_since(now));
         let (count,): (i64,) = tx.query(upcoming, (org, since)).fetch_one().await?;
@@ -71,57 +71,61 @@ impl SqlStore {
         Ok(conflicts)
     }
 
-    /// Renames the organization and moves it to another zone, as `c` asks: a new zone holds every
+    /// Renames the organization and moves it to another zone, as `c` asks. A new zone holds every
     /// provider as a closure does (a booking planned in the old zone plans again) and moves each
-    /// upcoming closure to its days in the new zone, so no closed day is left at the old zone's
-    /// hours.
-    pub(super) async fn try_change_organization(
+    /// closure not yet over anywhere to its dates in the new zone, so no closed day is left at
+    /// the old zone's hours; the active appointments the moved closures now meet are answered.
+    pub(super) async fn try_update_organization(
         &self,
         note: &AuditNote<'_>,
         c: &OrganizationChanges,
-    ) -> Result<Option<Organization>, Fault> {
+    ) -> Result<Option<(Organization, Vec<AppointmentId>)>, Fault> {
         let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
-        let Some(zone) = hold_every_provider(&mut tx, org).await? else { return Ok(None) };
-        let sql = format!("SELECT {ORG_COLUMNS} WHERE id = $1");
-        let mut o: Organization = tx.query(&sql, (org,)).fetch_one().await?;
+        let Some(mut o) = lock_organization(&mut tx, org).await? else { return Ok(None) };
+        let was = o.zone;
         o.name = c.name.clone().unwrap_or(o.name);
-        o.zone = c.zone.unwrap_or(zone);
-        if o.zone != zone {
-            let upcoming = "SELECT id, first_day, last_day FROM closures WHERE org_id = $1 AND ends_at > $2";
-            let since = Timestamp(crate::domain::relevant_since(now()));
-            let closures: Vec<(ClosureId, NaiveDate, NaiveDate)> = tx.query(upcoming, (org, since)).fetch_all().await?;
+        o.zone = c.zone.unwrap_or(o.zone);
+        let mut conflicts = Vec::new();
+        if o.zone != was {
+            hold_every_provider(&mut tx, org).await?;
+            // Every closure whose last date is today or later somewhere on Earth (dates run at
+            // most a day apart), chosen by date: by its old instants one still under way in the
+            // new zone could pass for over.
+            let sql = "SELECT id, first_day, last_day FROM closures WHERE org_id = $1 AND last_day >= $2";
+            let yesterday = now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
+            let closures: Vec<(ClosureId, NaiveDate, NaiveDate)> = tx.query(sql, (org, yesterday)).fetch_all().await?;
             for (id, first, last) in closures {
                 let Some(span) = o.zone.whole_days(first, last) else { continue };
                 let sql = "UPDATE closures SET starts_at = $3, ends_at = $4 WHERE org_id = $1 AND id = $2";
                 tx.run(sql, (org, id, Timestamp(span.start()), Timestamp(span.end()))).await?;
+                conflicts.extend(conflicts_in(&mut tx, org, None, &span).await?);
             }
+            conflicts.sort();
+            conflicts.dedup();
         }
         tx.run("UPDATE organizations SET name = $2, timezone = $3 WHERE id = $1", (org, &o.name, o.zone)).await?;
         commit_audited(tx, true, note, Subject::Settings(org), action::ORGANIZATION_CHANGED).await?;
-        Ok(Some(o))
+        Ok(Some((o, conflicts)))
     }
 }
 
 /// Waits for a closure, a zone change or a provider being created in the organization, and holds
-/// the next one back until this transaction ends (bookings are not held): the organization's
-/// zone as locked, `None` without the organization.
-pub(super) async fn lock_organization(tx: &mut Tx, org: OrgId) -> Result<Option<Zone>, sqlx::Error> {
-    let sql = format!("SELECT o.timezone FROM organizations o WHERE o.id = $1{}", tx.dialect().lock_keeping_key("o"));
-    let zone: Option<(Zone,)> = tx.query(&sql, (org,)).fetch_optional().await?;
-    Ok(zone.map(|(zone,)| zone))
+/// the next one back until this transaction ends (bookings are not held): the organization as
+/// locked, `None` without it.
+pub(super) async fn lock_organization(tx: &mut Tx, org: OrgId) -> Result<Option<Organization>, sqlx::Error> {
+    let lock = tx.dialect().lock_keeping_key("organizations");
+    tx.query(&format!("SELECT {ORG_COLUMNS} WHERE id = $1{lock}"), (org,)).fetch_optional().await
 }
 
-/// [`lock_organization`], then every provider of it, in one order (so that two such changes at
-/// once cannot deadlock), their versions raised: a booking in flight commits first and is seen,
-/// one that waited plans again.
-async fn hold_every_provider(tx: &mut Tx, org: OrgId) -> Result<Option<Zone>, sqlx::Error> {
-    let zone = lock_organization(tx, org).await?;
+/// Every provider of the organization, locked in one order (so that two such changes at once
+/// cannot deadlock) after [`lock_organization`], their versions raised: a booking in flight
+/// commits first and is seen, one that waited plans again.
+async fn hold_every_provider(tx: &mut Tx, org: OrgId) -> Result<(), sqlx::Error> {
     let lock = tx.dialect().lock("p");
     let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 ORDER BY p.id{lock}");
     let _: Vec<(i32,)> = tx.query(&sql, (org,)).fetch_all().await?;
-    tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).await?;
-    Ok(zone)
+    tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).await
 }
 
 /// The values of an appointment type's row, in the placeholder order of its INSERT and UPDATE.

@@ -2,7 +2,7 @@
 //! in the clinic's zone (working hours, closed days) follows it, on every instance.
 
 use crate::helpers::*;
-use booking_service::domain::{ClosureId, OrgId, Zone};
+use booking_service::domain::{ClosureId, OrgId, ProviderId, Zone};
 use booking_service::store::{Actor, Closure};
 use chrono::Duration;
 use reqwest::Method;
@@ -60,6 +60,8 @@ async fn a_clinic_moved_to_another_zone_books_and_closes_in_it(backend: Backend)
         .expect("closed");
     let other = app.another_instance().await;
     let agent_there = other.client(token(shared::Role::Agent, Some(org.id)));
+    // 21:00 UTC the day before the closed day is 06:00 in Tokyo on it.
+    let eve = org.agent.book(&booking(provider.id, closed - Duration::days(1), "21:00")).await.expect("open in UTC");
     let before = agent_there.book(&booking(provider.id, closed + Duration::days(3), "10:00")).await;
     assert_eq!(
         before.expect("booked: that instance now knows the provider").starts_at.to_rfc3339()[10..],
@@ -67,7 +69,9 @@ async fn a_clinic_moved_to_another_zone_books_and_closes_in_it(backend: Backend)
     );
 
     let tokyo = UpdateOrganization { timezone: Some("Asia/Tokyo".into()), ..Default::default() };
-    assert_eq!(org.admin.update_organization(&tokyo).await.expect("moved").timezone, "Asia/Tokyo");
+    let moved = org.admin.update_organization(&tokyo).await.expect("moved");
+    assert_eq!(moved.timezone, "Asia/Tokyo");
+    assert_eq!(moved.conflicts, Some(vec![eve.appointment_id]), "the closed day, moved, now meets it");
     assert_eq!(org.admin.provider(provider.id).await.expect("provider").timezone, "Asia/Tokyo");
 
     let later = agent_there.book(&booking(provider.id, closed + Duration::days(4), "10:00")).await.expect("booked");
@@ -97,7 +101,37 @@ async fn a_clinic_moved_to_another_zone_books_and_closes_in_it(backend: Backend)
     assert_eq!(closures.iter().map(|c| (c.date, c.end_date)).collect::<Vec<_>>(), vec![(closed, closed), (late, late)]);
 }
 
+/// A closure is moved by its dates, not by its instants: today's, closed in Kiritimati (UTC+14),
+/// is over there, yet today in Pago Pago (UTC-11, the same date 25 hours later) is not, and
+/// moving the clinic there must close the rest of it. (Chosen by the instants that matter to a
+/// booking, from four hours back, it would be missed whenever Kiritimati's day ended more than
+/// four hours ago: 21 hours of every 24, so this test says so on most runs.)
+async fn a_closure_over_in_the_old_zone_but_not_in_the_new_moves_with_the_clinic(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("Pacific/Kiritimati").await;
+    let provider = org.provider().await;
+    let pago_pago = Zone::parse("timezone", "Pacific/Pago_Pago").expect("a zone");
+    let today = pago_pago.today();
+    let kiritimati = Zone::parse("timezone", "Pacific/Kiritimati").expect("a zone");
+    let closure = Closure {
+        id: ClosureId::new(),
+        org_id: OrgId(org.id),
+        first_day: today,
+        last_day: today,
+        span: kiritimati.whole_days(today, today).expect("a day"),
+        reason: None,
+    };
+    let (store, actor) = (&app.store, Actor::new(OrgId(org.id), "admin"));
+    store.create_closure(&actor, &closure).await.expect("closed");
+    let pago = UpdateOrganization { timezone: Some("Pacific/Pago_Pago".into()), ..Default::default() };
+    org.admin.update_organization(&pago).await.expect("moved");
+    let day = pago_pago.whole_days(today, today).expect("a day");
+    let busy = store.busy(OrgId(org.id), &[ProviderId(provider.id)], day.start(), day.end()).await.expect("busy");
+    assert!(busy[0].contains(&day), "Pago Pago's {today} is closed whole: {busy:?}");
+}
+
 on_both_backends!(
+    a_closure_over_in_the_old_zone_but_not_in_the_new_moves_with_the_clinic,
     a_clinic_reads_its_organization_and_only_its_admin_changes_it,
     a_clinic_moved_to_another_zone_books_and_closes_in_it
 );

@@ -226,6 +226,8 @@ async fn names_a_caller_could_not_tell_apart_are_refused(backend: Backend) {
         let err = assert_error(org.admin.create_provider(&named(same)).await, 409, "invalid_state").to_string();
         assert!(err.contains("\"Dr. Smith\""), "{same}: {err}");
     }
+    let err = assert_error(org.admin.create_provider(&named("Dr.")).await, 422, "validation_failed").to_string();
+    assert!(err.contains("name"), "{err}");
     let jane = org.provider_with(named("Dr. Jane Smith")).await;
     let rename = UpdateProvider { name: Some("Smith".into()), ..Default::default() };
     assert_error(org.admin.update_provider(jane.id, &rename).await, 409, "invalid_state");

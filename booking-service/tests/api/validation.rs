@@ -187,6 +187,10 @@ async fn a_field_a_route_does_not_know_is_refused_by_name(backend: Backend) {
     refused(sent(Method::PUT, "/api/settings", body).await, "reminder_offset_minutes");
     assert_eq!(org.admin.settings().await.expect("settings"), settings);
 
+    let hours = json!({"working_hours": [{"weekday": "sat", "start": "09:00", "end": "12:00", "closed": true}]});
+    refused(sent(Method::PATCH, &path, hours).await, "closed");
+    assert!(org.admin.provider(provider.id).await.expect("provider").working_hours.is_empty(), "hours unchanged");
+
     let kind = json!({"name": "Check-up", "duration_minutes": 20, "bookable_by_agents": false});
     refused(sent(Method::POST, "/api/appointment-types", kind).await, "bookable_by_agents");
     assert!(org.admin.appointment_types().await.expect("types").is_empty(), "no type was written");
