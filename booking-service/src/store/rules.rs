@@ -302,6 +302,19 @@ async fn refuse_indistinct_name(
     }
 }
 
+/// How many active rows a list reads: one past [`MAX_ACTIVE_NAMED`], to tell a clinic over it.
+const ACTIVE_READ: i64 = MAX_ACTIVE_NAMED as i64 + 1;
+
+/// The first [`MAX_ACTIVE_NAMED`] of a clinic's active `what`, with a warning when it has more
+/// (kept from before the limit): the voice agent does not offer the rest.
+fn at_most_active<T>(org: OrgId, what: &str, mut rows: Vec<T>) -> Vec<T> {
+    if rows.len() > MAX_ACTIVE_NAMED {
+        tracing::warn!(%org, what, most = MAX_ACTIVE_NAMED, "a clinic has more active {what} than the voice agent offers");
+        rows.truncate(MAX_ACTIVE_NAMED);
+    }
+    rows
+}
+
 /// A count kept in an `integer` column (the settings' checks keep it far below the limit).
 pub(super) fn stored_count(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
@@ -769,7 +782,7 @@ impl Store for SqlStore {
 
     async fn active_providers(&self, org: OrgId) -> StoreResult<Vec<Provider>> {
         let sql = format!("SELECT {PROVIDER_COLUMNS} WHERE p.org_id = $1 AND p.active ORDER BY p.name, p.id LIMIT $2");
-        Ok(self.fetch_all(Scope::Read(org), &sql, (org, MAX_ACTIVE_NAMED as i64)).await?)
+        Ok(at_most_active(org, "providers", self.fetch_all(Scope::Read(org), &sql, (org, ACTIVE_READ)).await?))
     }
 
     async fn update_provider(
@@ -829,7 +842,8 @@ impl Store for SqlStore {
 
     async fn active_appointment_types(&self, org: OrgId) -> StoreResult<Vec<AppointmentType>> {
         let sql = format!("SELECT {APPOINTMENT_TYPE_COLUMNS} WHERE org_id = $1 AND active ORDER BY name, id LIMIT $2");
-        Ok(self.fetch_all(Scope::Read(org), &sql, (org, MAX_ACTIVE_NAMED as i64)).await?)
+        let rows = self.fetch_all(Scope::Read(org), &sql, (org, ACTIVE_READ)).await?;
+        Ok(at_most_active(org, "appointment types", rows))
     }
 
     async fn update_appointment_type(

@@ -905,7 +905,7 @@ async fn a_caller_behind_a_page_of_cancelled_appointments_still_hears_theirs(bac
 }
 
 /// Providers who left stay on the clinic's list, inactive: behind a whole page of them (by name),
-/// the voice agent still offers and books the provider who did not.
+/// the voice agent still offers, books and names the provider who did not.
 async fn a_clinic_behind_a_page_of_departed_providers_still_offers_its_own(backend: Backend) {
     use futures::stream::{self, StreamExt};
     let app = spawn_app(backend).await;
@@ -934,6 +934,9 @@ async fn a_clinic_behind_a_page_of_departed_providers_still_offers_its_own(backe
         json!({"provider_name": "Smith", "appointment_date": date_str(days_ahead(6)), "appointment_time": "10:00", "patient_name": "Ada"}),
     );
     only(&post(&org.agent, &message(vec![book], Some(CALLER), "c")).await).expect("booked by name");
+    let find = call("f", "find_appointments", json!({}));
+    let found = only(&post(&org.agent, &message(vec![find], Some(CALLER), "c")).await).expect("found");
+    assert!(found.contains(&format!("with {} on", smith.name)), "{found}");
 }
 
 /// Each move sends the caller an email and an SMS: the voice agent moves one appointment five

@@ -2,7 +2,7 @@
 
 use super::refusal::Answer;
 use super::{caller, speech, Context};
-use crate::store::{self, Appointment, AppointmentFilter, PageRequest};
+use crate::store::{self, Appointment, AppointmentFilter, PageRequest, Provider};
 use serde::Deserialize;
 use shared::api::AppointmentStatus;
 
@@ -29,10 +29,16 @@ impl FindAppointments {
         if upcoming.is_empty() {
             return Ok("You have no upcoming appointments.".into());
         }
-        let providers = ctx.store.providers(ctx.actor.org, &PageRequest::first(store::MAX_PAGE)).await?.items;
-        let described: Vec<String> = upcoming
+        let read_out = &upcoming[..upcoming.len().min(speech::MAX_READ_OUT)];
+        // The providers of those read out, each read once (however many the clinic has had).
+        let mut providers: Vec<Provider> = Vec::new();
+        for a in read_out {
+            if !providers.iter().any(|p| p.id == a.provider_id) {
+                providers.extend(ctx.store.provider(ctx.actor.org, a.provider_id).await?);
+            }
+        }
+        let described: Vec<String> = read_out
             .iter()
-            .take(speech::MAX_READ_OUT)
             .map(|a| {
                 let name =
                     providers.iter().find(|p| p.id == a.provider_id).map_or("your provider", |p| p.name.as_str());
