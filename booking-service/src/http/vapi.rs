@@ -179,7 +179,6 @@ pub async fn settings(State(state): State<AppState>, caller: Allowed<Admins>) ->
     Ok(Json(wire_settings(&org.vapi)))
 }
 
-/// Replaces the clinic's Vapi settings: absent or null fields are cleared.
 /// The body of a `PUT`: [`api::VapiSettings`], refusing any other field (a misspelt one would
 /// clear the setting meant).
 #[derive(Debug, serde::Deserialize)]
@@ -191,6 +190,7 @@ pub struct Replacement {
     transfer_number: Option<String>,
 }
 
+/// Replaces the clinic's Vapi settings: absent or null fields are cleared.
 #[utoipa::path(put, path = "/api/vapi/settings", tag = "vapi", request_body = api::VapiSettings, security(("bearer" = [])),
     responses((status = 200, body = api::VapiSettings), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
