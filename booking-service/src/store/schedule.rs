@@ -99,10 +99,16 @@ impl SqlStore {
                 let Some(span) = o.zone.whole_days(first, last) else { continue };
                 let sql = "UPDATE closures SET starts_at = $3, ends_at = $4 WHERE org_id = $1 AND id = $2";
                 tx.run(sql, (org, id, Timestamp(span.start()), Timestamp(span.end()))).await?;
-                conflicts.extend(conflicts_in(&mut tx, org, None, &span).await?);
             }
-            conflicts.sort();
-            conflicts.dedup();
+            let overlap = tx.dialect().overlaps("a.blocked_from", "a.blocked_until", "c.starts_at", "c.ends_at");
+            let sql = format!(
+                "SELECT a.id FROM appointments a
+                 WHERE a.org_id = $1 AND a.{HOLDS_TIME}
+                   AND EXISTS (SELECT 1 FROM closures c WHERE c.org_id = $1 AND c.last_day >= $2 AND {overlap})
+                 ORDER BY a.starts_at, a.id"
+            );
+            let rows: Vec<(AppointmentId,)> = tx.query(&sql, (org, yesterday)).fetch_all().await?;
+            conflicts = rows.into_iter().map(|(id,)| id).collect();
         }
         tx.run("UPDATE organizations SET name = $2, timezone = $3 WHERE id = $1", (org, &o.name, o.zone)).await?;
         commit_audited(tx, true, note, Subject::Settings(org), action::ORGANIZATION_CHANGED).await?;
