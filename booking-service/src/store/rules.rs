@@ -1111,8 +1111,10 @@ impl Store for SqlStore {
             audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
             withdraw_link(&mut tx, actor.org, id).await?;
             withdraw_reminders(&mut tx, actor.org, id).await?;
+            // A time already past (staff tidying up yesterday) is not announced to the patient.
+            let upcoming = appointment.slot.start() > now;
             for (kind, to) in channels(&appointment, outbox_kind::CANCELLATIONS) {
-                if let Some(to) = to {
+                if let Some(to) = to.filter(|_| upcoming) {
                     enqueue(&mut tx, &appointment, kind, &outbox_kind::plain(to), now, now).await?;
                 }
             }

@@ -2,7 +2,9 @@
 //! `no_show`, once, from `pending` or `confirmed` only; before its start, never.
 
 use crate::helpers::*;
-use shared::api::{AppointmentQuery, AppointmentStatus, RescheduleRequest};
+use booking_service::domain::{AppointmentId, OrgId};
+use booking_service::store::outbox_kind;
+use shared::api::{AppointmentQuery, AppointmentStatus, BookingInput, RescheduleRequest};
 use uuid::Uuid;
 
 /// Moves an appointment two days into the past, straight in the database: the API books only in
@@ -68,4 +70,30 @@ async fn attendance_is_marked_once_after_the_start(backend: Backend) {
     assert_error(org.staff.complete(Uuid::new_v4()).await, 404, "not_found");
 }
 
-on_both_backends!(attendance_is_marked_once_after_the_start);
+/// A clinic tidying up an appointment whose time has passed (never marked) cancels it without
+/// telling the patient, by email or SMS, of a cancelled time already behind them.
+async fn a_past_appointment_cancelled_is_not_announced_to_the_patient(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let mut input = booking(provider.id, days_ahead(1), "10:00");
+    input.patient_email = Some("ada@example.com".into());
+    let past = org.staff.book(&input).await.expect("booked").appointment_id;
+    let upcoming = org.staff.book(&BookingInput { appointment_time: Some("11:00".into()), ..input }).await;
+    let upcoming = upcoming.expect("booked").appointment_id;
+    backdate(&app, past).await;
+    for id in [past, upcoming] {
+        org.staff.cancel(id, None).await.expect("cancelled");
+    }
+    let notices = async |id| {
+        let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
+        let mut kinds: Vec<_> =
+            jobs.into_iter().map(|j| j.kind).filter(|k| outbox_kind::CANCELLATIONS.contains(&k.as_str())).collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(notices(upcoming).await.len(), 2, "an upcoming one is announced by email and SMS");
+    assert_eq!(notices(past).await, Vec::<String>::new());
+}
+
+on_both_backends!(attendance_is_marked_once_after_the_start, a_past_appointment_cancelled_is_not_announced_to_the_patient);
