@@ -208,18 +208,14 @@ pub async fn book(
     request: CheckedBooking,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
-    // The type is read here, but judged (active, bookable by the caller) in the plan, which the
-    // store asks only after looking for an earlier answer to the same key: a retry gets its first
-    // answer even when the type has changed since.
-    let kind = match request.kind {
-        Some(id) => Some(store.appointment_type(actor.org, id).await?),
-        None => None,
-    };
     let lane = idempotency.is_none().then_some((actor.org, request.provider, request.kind, request.when));
     let attempt = async move {
-        let (when, by_agent) = (request.when, request.by_agent);
-        let plan = |p: &Provider| {
-            let kind = kind.as_ref().map(|kind| usable(kind.as_ref(), by_agent, false)).transpose()?;
+        let (when, by_agent, asked) = (request.when, request.by_agent, request.kind);
+        // The type is judged (active, bookable by the caller) in the plan, which the store asks
+        // only after looking for an earlier answer to the same key: a retry gets its first answer
+        // even when the type has changed since.
+        let plan = |p: &Provider, kind: Option<&AppointmentType>| {
+            let kind = asked.map(|_| usable(kind, by_agent, false)).transpose()?;
             Ok(when.plan(p, kind, p.appointment_minutes)?)
         };
         let outcome = store
@@ -227,6 +223,7 @@ pub async fn book(
                 actor,
                 NewBooking {
                     provider: request.provider,
+                    kind: asked,
                     plan: &plan,
                     patient: request.patient,
                     notes: request.notes,

@@ -87,6 +87,7 @@ pub async fn create(
         bookable_by_agent: body.bookable_by_agent.unwrap_or(true),
         provider_ids: providers(&state.store, actor.org, body.provider_ids.as_deref().unwrap_or_default()).await?,
         active: true,
+        version: 0,
     };
     let created = wire::appointment_type(&kind);
     state.store.create_appointment_type(&AuditNote::new(&actor, &created), &kind).await?;

@@ -153,7 +153,7 @@ type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<U
 
 /// The booking statement: the same text on every booking, built once.
 static BOOKING: LazyLock<String> = LazyLock::new(|| {
-    let planned = planned_provider_sql(Dialect::Postgres, ["$2", "$3", "$26"]);
+    let planned = planned_provider_sql(Dialect::Postgres, ["$2", "$3", "$26", "$8", "$42"]);
     let quota = quota_sql(["$2", "$11", "$30", "$14"]);
     let closed = closed_sql(Dialect::Postgres, ["$2", "$3", "$6", "$7"]);
     let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
@@ -259,6 +259,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         sms_kind,
         email_reminder,
         sms_reminder,
+        w.kind_version,
     );
     let inserted: Result<Answer, sqlx::Error> =
         tx.query(&BOOKING, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;

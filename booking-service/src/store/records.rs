@@ -247,6 +247,8 @@ pub struct AppointmentType {
     #[sqlx(json)]
     pub provider_ids: Vec<ProviderId>,
     pub active: bool,
+    /// Raised by every change: a booking planned from this copy is made only while it is stored.
+    pub version: i64,
 }
 
 impl AppointmentType {

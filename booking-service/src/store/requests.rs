@@ -92,8 +92,9 @@ impl Planned {
     }
 }
 
-/// Computes the slot of a booking from the provider as the transaction sees it.
-pub type PlanSlot<'a> = &'a (dyn Fn(&Provider) -> StoreResult<Planned> + Send + Sync);
+/// Computes the slot of a booking from the provider and the type asked for (`None` without one,
+/// or when it is not the organization's) as the transaction sees them.
+pub type PlanSlot<'a> = &'a (dyn Fn(&Provider, Option<&AppointmentType>) -> StoreResult<Planned> + Send + Sync);
 /// Computes the new slot of an appointment being moved, from its provider, the appointment and the
 /// type it moves as, each as the move's transaction reads it: `None` when it moves as no type,
 /// `Some(None)` when the type it moves as is not the organization's.
@@ -111,6 +112,9 @@ pub struct Patient {
 
 pub struct NewBooking<'a> {
     pub provider: ProviderId,
+    /// The type asked for: the store reads it in the booking's transaction for `plan` (`None`
+    /// there when it is not the clinic's).
+    pub kind: Option<AppointmentTypeId>,
     pub plan: PlanSlot<'a>,
     pub patient: Patient,
     pub notes: Option<Notes>,

@@ -48,7 +48,8 @@ pub const OUTBOX_COLUMNS: &str =
 
 pub const APPOINTMENT_TYPE_COLUMNS: &str =
     "id, org_id, name, duration_minutes, buffer_before_minutes, buffer_after_minutes,
-            min_notice_minutes, max_advance_days, slot_interval_minutes, bookable_by_agent, provider_ids, active
+            min_notice_minutes, max_advance_days, slot_interval_minutes, bookable_by_agent, provider_ids, active,
+            version
      FROM appointment_types";
 
 pub const TIME_OFF_COLUMNS: &str = "id, org_id, provider_id, starts_at, ends_at, reason FROM time_off";

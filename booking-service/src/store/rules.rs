@@ -90,6 +90,8 @@ pub(super) struct BookingWrites<'a> {
     pub appointment: &'a Appointment,
     /// The version of the provider the booking was planned from: it must still be stored.
     pub provider_version: i64,
+    /// Likewise of its appointment type, when it has one.
+    pub kind_version: Option<i64>,
     pub audit: Value,
     pub link: Option<&'a IssuedLink>,
     pub message: Option<Value>,
@@ -158,32 +160,37 @@ impl SqlStore {
         Ok(Page::of(rows, page.limit))
     }
 
-    /// The provider and slot to insert, or the refusal. A booking is planned from the copy of its
-    /// provider in `known` when it has one, saving a round trip: the insert itself checks that
-    /// the copy is current. Every refusal rests on the provider as stored now.
-    async fn plan_booking(
-        &self,
-        tx: &mut Tx,
-        org: OrgId,
-        b: &NewBooking<'_>,
-    ) -> Result<Result<(Arc<Known>, Planned), BookOutcome>, Fault> {
+    /// The provider, the version of the type asked for and the slot to insert, or the refusal. A
+    /// booking is planned from the copy of its provider in `known` when it has one, saving a round
+    /// trip, and from its type as read in this transaction: the insert itself checks that both
+    /// are still the versions planned from. Every refusal rests on the provider as stored now.
+    async fn plan_booking(&self, tx: &mut Tx, org: OrgId, b: &NewBooking<'_>) -> Result<PlannedOrNot, Fault> {
+        let kind = match b.kind {
+            Some(id) => appointment_type_in(tx, org, id, "").await?,
+            None => None,
+        };
+        let version = kind.as_ref().map(|t| t.version);
         if let Some(known) = self.known.get(org, b.provider) {
-            if let Ok(wanted) = (b.plan)(&known.provider) {
+            if let Ok(wanted) = (b.plan)(&known.provider, kind.as_ref()) {
                 if wanted.allowed_by(&known.provider, now()) {
-                    return Ok(Ok((known, wanted)));
+                    return Ok(Ok((known, version, wanted)));
                 }
             }
         }
         let known = provider_row(tx, org, b.provider, "").await?;
         let known = Arc::new(known.filter(|k| k.provider.active).ok_or(StoreError::NotFound)?);
         self.known.put(known.clone());
-        let wanted = (b.plan)(&known.provider)?;
+        let wanted = (b.plan)(&known.provider, kind.as_ref())?;
         if !wanted.allowed_by(&known.provider, now()) {
             return Ok(Err(BookOutcome::Unavailable { provider: known.provider.clone(), wanted, busy: None }));
         }
-        Ok(Ok((known, wanted)))
+        Ok(Ok((known, version, wanted)))
     }
 }
+
+/// What [`SqlStore::plan_booking`] gives: the provider, the type's version and the slot, or the
+/// refusal.
+type PlannedOrNot = Result<(Arc<Known>, Option<i64>, Planned), BookOutcome>;
 
 /// The key of the lock `name` stands for (`Scope::WriteLocked`): the same on every instance.
 fn lock_key(name: &str) -> i64 {
@@ -448,13 +455,16 @@ pub(super) fn closed_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> St
 }
 
 /// A row while the provider is active and still the version a booking was planned from, held
-/// against time off and closures being created until the transaction ends (`Dialect::key_share`):
-/// what both databases' booking insert asks first, its organization, provider and version the
-/// placeholders given.
-pub(super) fn planned_provider_sql(d: Dialect, [org, id, version]: [&str; 3]) -> String {
-    let hold = d.key_share("p");
+/// against time off and closures being created until the transaction ends (`Dialect::key_share`),
+/// and its type, when it has one, likewise still the version planned from and held against a
+/// change: what both databases' booking insert asks first, its organization, provider and
+/// version, type and type's version the placeholders given.
+pub(super) fn planned_provider_sql(d: Dialect, [org, id, version, kind, kind_version]: [&str; 5]) -> String {
+    let (hold, hold_kind) = (d.key_share("p"), d.key_share("t"));
     format!(
-        "SELECT 1 FROM providers p WHERE p.org_id = {org} AND p.id = {id} AND p.version = {version} AND p.active{hold}"
+        "SELECT 1 FROM providers p WHERE p.org_id = {org} AND p.id = {id} AND p.version = {version} AND p.active
+           AND ({kind} IS NULL OR EXISTS (SELECT 1 FROM appointment_types t
+                WHERE t.org_id = {org} AND t.id = {kind} AND t.version = {kind_version}{hold_kind})){hold}"
     )
 }
 
@@ -867,12 +877,13 @@ impl Store for SqlStore {
         let sql = "UPDATE appointment_types SET name = $3, duration_minutes = $4, buffer_before_minutes = $5,
                         buffer_after_minutes = $6, min_notice_minutes = $7, max_advance_days = $8,
                         slot_interval_minutes = $9, bookable_by_agent = $10, provider_ids = $11, active = $12,
-                        updated_at = $13
+                        updated_at = $13, version = version + 1
                    WHERE id = $1 AND org_id = $2";
         let changed = tx.query(sql, type_values(&t, now())).execute().await?;
         let changed =
             commit_audited(tx, changed > 0, note, Subject::AppointmentType(id), action::APPOINTMENT_TYPE_CHANGED)
                 .await?;
+        t.version += 1;
         Ok(changed.then_some(t))
     }
 
@@ -975,7 +986,7 @@ impl Store for SqlStore {
             if let Some(replayed) = replay(&mut tx, actor.org, b.idempotency.as_ref()).await? {
                 return Ok(replayed);
             }
-            let (known, wanted) = match self.plan_booking(&mut tx, actor.org, b).await? {
+            let (known, kind_version, wanted) = match self.plan_booking(&mut tx, actor.org, b).await? {
                 Ok(planned) => planned,
                 Err(refusal) => return Ok(refusal),
             };
@@ -987,6 +998,7 @@ impl Store for SqlStore {
                 actor,
                 appointment: &appointment,
                 provider_version: known.version,
+                kind_version,
                 audit: action::booked(&wanted.slot),
                 link: email.map(|_| &b.link),
                 message: email.map(|to| outbox_kind::with_link(to, &b.link)),
@@ -1005,8 +1017,8 @@ impl Store for SqlStore {
                     Ok(BookOutcome::Booked(appointment))
                 }
                 Ok(Inserted::Stale) => {
-                    // Planned from a copy of the provider older than the stored one: plan again
-                    // from a fresh read.
+                    // Planned from a copy of the provider or type older than the stored one: plan
+                    // again from a fresh read.
                     self.known.forget(actor.org, b.provider);
                     Err(Fault::Retry)
                 }
@@ -1146,8 +1158,10 @@ impl Store for SqlStore {
             let key_share = tx.dialect().key_share("p");
             let provider = provider_row(&mut tx, actor.org, appointment.provider_id, &key_share).await?;
             let provider = provider.ok_or(StoreError::NotFound)?.provider;
+            // The type likewise, against its change: one that has answered is what this move sees.
+            let key_share = tx.dialect().key_share("appointment_types");
             let moved_as = match kind.or(appointment.appointment_type) {
-                Some(kind) => Some(appointment_type_in(&mut tx, actor.org, kind, "").await?),
+                Some(kind) => Some(appointment_type_in(&mut tx, actor.org, kind, &key_share).await?),
                 None => None,
             };
             let mut wanted = plan(&provider, &appointment, moved_as.as_ref().map(Option::as_ref))?;

@@ -95,14 +95,16 @@ impl Lite {
 
 /// The insert's first two questions (the rules' text, with this statement's placeholders), built
 /// once like PostgreSQL's booking statement.
-static PLANNED: LazyLock<String> = LazyLock::new(|| planned_provider_sql(Dialect::Sqlite, ["$1", "$2", "$3"]));
+static PLANNED: LazyLock<String> =
+    LazyLock::new(|| planned_provider_sql(Dialect::Sqlite, ["$1", "$2", "$3", "$4", "$5"]));
 static QUOTA: LazyLock<String> = LazyLock::new(|| quota_sql(["$1", "$2", "$3", "$4"]));
 
 /// The booking as a few statements in the write transaction: no other writer can book between
 /// the overlap check and the insert.
 pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Inserted, sqlx::Error> {
     let (a, org) = (w.appointment, w.actor.org);
-    let current: Option<(i32,)> = tx.query(&PLANNED, (org, a.provider_id, w.provider_version)).fetch_optional().await?;
+    let planned = (org, a.provider_id, w.provider_version, a.appointment_type, w.kind_version);
+    let current: Option<(i32,)> = tx.query(&PLANNED, planned).fetch_optional().await?;
     if current.is_none() {
         return Ok(Inserted::Stale);
     }

@@ -713,6 +713,57 @@ async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_po
     assert!(matches!(closed, Ok(Ok(Ok(_)))), "then it is created: {closed:?}");
 }
 
+/// PostgreSQL: a change of an appointment type that has answered stops every booking and move
+/// planned from the type before it. A transaction holding the type's row as a change does (locked,
+/// changed, its version raised) stands in for a change in flight: a booking and a move of the type
+/// wait for it, then meet the type as changed.
+/// (On SQLite every write holds the one write lock, and both read the type under it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_or_move_in_flight_meets_its_type_as_changed_on_postgres() {
+    use sqlx::Connection;
+    if test_kit::postgres_admin_url().is_none() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let (org, provider) = clinic(&app, "UTC").await;
+    let consult = org.admin.create_appointment_type(&kind("Consult", 30)).await.expect("type");
+    let booked = org.staff.book(&booking(provider.id, days_ahead(2), "10:00")).await.expect("booked");
+    let mut holder = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    let mut watcher = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    for change in ["bookable_by_agent = false", "active = false"] {
+        sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
+        sqlx::query("SELECT 1 FROM appointment_types t WHERE t.id = $1 FOR UPDATE OF t")
+            .bind(consult.id)
+            .execute(&mut holder)
+            .await
+            .expect("the type's lock");
+        let sql = format!("UPDATE appointment_types SET {change}, version = version + 1 WHERE id = $1");
+        sqlx::query(&sql).bind(consult.id).execute(&mut holder).await.expect("changed");
+        let (agent, staff) = (org.agent.clone(), org.staff.clone());
+        let input = typed(provider.id, days_ahead(3), "10:00", consult.id);
+        let as_consult = RescheduleRequest {
+            appointment_date: Some(date_str(days_ahead(4))),
+            appointment_time: Some("10:00".into()),
+            appointment_type_id: Some(consult.id),
+            ..Default::default()
+        };
+        let asked = tokio::spawn(async move {
+            match change {
+                "bookable_by_agent = false" => agent.book(&input).await.map(|_| ()),
+                _ => staff.reschedule(booked.appointment_id, &as_consult).await.map(|_| ()),
+            }
+        });
+        until_one_waits_on_a_lock(&mut watcher).await;
+        sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(5), asked).await;
+        let Ok(Ok(answered)) = answered else { panic!("no answer: {answered:?}") };
+        match change {
+            "bookable_by_agent = false" => assert_error(answered, 403, "forbidden"),
+            _ => assert_error(answered, 422, "validation_failed"),
+        };
+    }
+}
+
 /// Waits until a session of the test's database waits on a lock (the request under test, held
 /// back), or fails after 10 s: a request merely slow to arrive is not taken for one held.
 async fn until_one_waits_on_a_lock(watcher: &mut sqlx::PgConnection) {
