@@ -1189,12 +1189,19 @@ impl Store for SqlStore {
             if refused {
                 return Ok(MoveOutcome::Unavailable { provider, wanted, own });
             }
+            // A new start is a new time for the patient: pending again, with a notice and a new
+            // confirmation link. The same start with another length or type is no move for them:
+            // its status, link and reminders stay (queued anew, one already due waiting on a
+            // retry would be lost), and they are not told it "moved" to the time it has.
+            let start_moved = wanted.slot.start() != appointment.slot.start();
             let sql = "UPDATE appointments SET starts_at = $3, ends_at = $4, blocked_from = $5, blocked_until = $6,
-                              appointment_type_id = $7, status = 'pending', updated_at = $8
+                              appointment_type_id = $7, updated_at = $8,
+                              status = CASE WHEN $9 THEN 'pending' ELSE status END
                        WHERE org_id = $1 AND id = $2";
             let (start, end) = (Timestamp(wanted.slot.start()), Timestamp(wanted.slot.end()));
             let (from, until) = (Timestamp(blocked.start()), Timestamp(blocked.end()));
-            match tx.run(sql, (actor.org, id, start, end, from, until, wanted.kind, Timestamp(now))).await {
+            let values = (actor.org, id, start, end, from, until, wanted.kind, Timestamp(now), start_moved);
+            match tx.run(sql, values).await {
                 // PostgreSQL's exclusion constraint: a booking committed since the check above.
                 Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => {
                     return Ok(MoveOutcome::Unavailable { provider, wanted, own })
@@ -1203,23 +1210,22 @@ impl Store for SqlStore {
             }
             let details = action::moved(&appointment.slot, &wanted.slot);
             audit(&mut tx, actor, id.into(), action::RESCHEDULED, &details, now).await?;
-            withdraw_link(&mut tx, actor.org, id).await?;
-            if let Some(to) = &appointment.patient_email {
-                issue_link(&mut tx, &appointment, link, now).await?;
-                let payload = outbox_kind::moved_from(outbox_kind::with_link(to, link), appointment.slot.start());
-                enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
+            if start_moved {
+                withdraw_link(&mut tx, actor.org, id).await?;
+                if let Some(to) = &appointment.patient_email {
+                    issue_link(&mut tx, &appointment, link, now).await?;
+                    let payload = outbox_kind::moved_from(outbox_kind::with_link(to, link), appointment.slot.start());
+                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
+                }
+                if let Some(phone) = &appointment.patient_phone {
+                    let payload = outbox_kind::moved_from(outbox_kind::plain(phone), appointment.slot.start());
+                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
+                }
+                appointment.status = AppointmentStatus::Pending;
             }
-            if let Some(phone) = &appointment.patient_phone {
-                let payload = outbox_kind::moved_from(outbox_kind::plain(phone), appointment.slot.start());
-                enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
-            }
-            // The same start with another length or type keeps its reminders: queued anew, one
-            // already due (waiting on a retry) would be lost.
-            let start_moved = wanted.slot.start() != appointment.slot.start();
             appointment.slot = wanted.slot;
             appointment.blocked = blocked;
             appointment.appointment_type = wanted.kind;
-            appointment.status = AppointmentStatus::Pending;
             appointment.updated_at = now;
             if start_moved {
                 withdraw_reminders(&mut tx, actor.org, id).await?;

@@ -8,7 +8,7 @@ use booking_service::domain::{AppointmentId, OrgId, WebhookId};
 use booking_service::store::{event, outbox_kind, OutboxJob};
 use chrono::{DateTime, Duration, Timelike, Utc};
 use serde_json::Value;
-use shared::api::{BookingInput, CreateWebhook, RescheduleRequest, Settings};
+use shared::api::{AppointmentStatus, BookingInput, CreateWebhook, RescheduleRequest, Settings};
 use test_kit::twilio::{sign, FakeTwilio};
 use uuid::Uuid;
 
@@ -338,7 +338,40 @@ async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(back
     assert_eq!(queued, want);
 }
 
+/// A longer visit at the same start is no move for the patient: a confirmed appointment stays
+/// confirmed, with no "moved" email or SMS (which said it moved from 2 PM to 2 PM) and its
+/// confirmation link kept; a new start makes it pending again and tells them.
+async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.staff.book(&with_email(booking(provider.id, days_ahead(3), "14:00"))).await.expect("booked");
+    let id = booked.appointment_id;
+    let confirm = org.staff.request(reqwest::Method::POST, &format!("/api/appointments/{id}/confirm"));
+    org.staff.send::<shared::api::Appointment>(confirm).await.expect("confirmed");
+    let notices = async || {
+        let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
+        let moved = [outbox_kind::RESCHEDULE_NOTICE, outbox_kind::RESCHEDULE_SMS];
+        jobs.into_iter().filter(|j| moved.contains(&j.kind.as_str())).count()
+    };
+    let longer = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(3))),
+        appointment_time: Some("14:00".into()),
+        duration_minutes: Some(60),
+        ..Default::default()
+    };
+    org.staff.reschedule(id, &longer).await.expect("lengthened");
+    let kept = org.staff.appointment(id).await.expect("read");
+    assert_eq!((kept.status, kept.ends_at - kept.starts_at), (AppointmentStatus::Confirmed, Duration::minutes(60)));
+    assert_eq!(notices().await, 0, "no notice of a move");
+    let later = RescheduleRequest { appointment_time: Some("15:00".into()), ..longer };
+    org.staff.reschedule(id, &later).await.expect("moved");
+    assert_eq!(org.staff.appointment(id).await.expect("read").status, AppointmentStatus::Pending);
+    assert_eq!(notices().await, 2, "told by email and SMS");
+}
+
 on_both_backends!(
+    a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one,
     a_move_and_a_cancellation_reach_the_phone_by_sms,
     a_bookings_reminders_and_webhook_messages_say_what_the_rules_build,
     reminders_are_queued_per_offset_and_channel_none_already_due,
