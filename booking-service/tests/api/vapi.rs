@@ -593,6 +593,36 @@ async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(back
 
 /// The same slot asked for again in the call after the booking was cancelled (or moved away) is
 /// booked anew: the earlier answer no longer holds.
+/// A caller at the clinic's limit says "cancel that one and book Thursday instead": the model
+/// sends both calls in one message, and the booking follows the cancellation, seeing it (the calls
+/// of a message that writes run one after the other). Run concurrently, the booking counted the
+/// appointment being cancelled and was refused as over the limit.
+async fn a_cancellation_and_a_booking_in_one_message_run_in_order(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let settings = org.admin.settings().await.expect("settings");
+    org.admin.set_settings(&shared::api::Settings { max_active_per_caller: 1, ..settings }).await.expect("saved");
+    let held = message(vec![book_call("h1", smith.id, &date_str(days_ahead(5)), "10:00", "Ada")], Some(CALLER), "c-1");
+    only(&post(&org.agent, &held).await).expect("booked");
+    let mut code =
+        org.staff.appointments(&AppointmentQuery::default()).await.expect("list")[0].confirmation_code.clone();
+    for round in 0..3 {
+        let instead = date_str(days_ahead(6 + round));
+        let calls = vec![
+            call(&format!("x{round}"), "cancel_appointment", json!({"confirmation_code": code})),
+            book_call(&format!("y{round}"), smith.id, &instead, "14:00", "Ada"),
+        ];
+        let answer = results(&post(&org.agent, &message(calls, Some(CALLER), &format!("c-2-{round}"))).await);
+        let [(_, _, cancelled), (_, _, booked)] = &answer[..] else { panic!("{answer:?}") };
+        assert!(cancelled.is_ok(), "round {round}: {cancelled:?}");
+        let booked = booked.as_ref().unwrap_or_else(|e| panic!("round {round}: the booking after it: {e}"));
+        let listed = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
+        let standing = listed.into_iter().find(|a| a.status == AppointmentStatus::Pending).expect("the new one");
+        assert!(booked.contains(&spoken(&standing.confirmation_code)), "{booked}");
+        code = standing.confirmation_code;
+    }
+}
+
 async fn a_slot_asked_for_again_after_its_booking_was_cancelled_is_booked_anew(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -964,6 +994,7 @@ async fn a_caller_moves_one_appointment_five_times_at_most(backend: Backend) {
 }
 
 on_both_backends!(
+    a_cancellation_and_a_booking_in_one_message_run_in_order,
     a_clinic_behind_a_page_of_departed_providers_still_offers_its_own,
     the_provider_and_the_half_of_the_day_are_asked_only_when_unclear,
     a_caller_moves_one_appointment_five_times_at_most,

@@ -81,6 +81,12 @@ impl Tool {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.name() == name)
     }
+
+    /// Whether it changes the caller's appointments, so that a later call of the same message
+    /// may depend on it ("cancel Tuesday's and book Thursday").
+    fn writes(self) -> bool {
+        matches!(self, Tool::BookAppointment | Tool::CancelAppointment | Tool::RescheduleAppointment)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,12 +129,14 @@ pub fn calls_run(message: &ToolCalls) -> usize {
     Some(message.calls.len()).filter(|&n| n <= MAX_CALLS_PER_MESSAGE).unwrap_or(0)
 }
 
-/// How many calls of one message run at once. A few overlap a slow database round trip; more
-/// would let one message hold many connections of a pool every clinic shares.
+/// How many calls of one message that only reads run at once. A few overlap a slow database
+/// round trip; more would let one message hold many connections of a pool every clinic shares.
 const CALLS_AT_ONCE: usize = 4;
 
-/// Answers every call of the message, a few at a time, in the calls' order, all by `until` (a
-/// call still waiting then is answered as too slow).
+/// Answers every call of the message, all by `until` (a call still waiting then is answered as
+/// too slow), in the calls' order: a few at a time when none of them writes, else one after the
+/// other, each seeing what those before it changed (the voice agent sends "cancel Tuesday's, book
+/// Thursday" as one message, and at the caller's limit the booking must follow the cancellation).
 pub async fn answer(
     store: &DynStore,
     links: &Links,
@@ -157,13 +165,14 @@ pub async fn answer(
     let ctx = &ctx;
     // Made up front and only run as `buffered` polls them: a closure kept inside the stream would
     // tie the route's future to a lifetime the router cannot name.
+    let writes = message.calls.iter().any(|call| Tool::from_name(&call.name).is_some_and(Tool::writes));
     let answers: Vec<_> = message.calls.iter().map(|call| answer_one(ctx, call, until)).collect();
-    a_few_at_a_time(answers).await
+    at_most_at_once(if writes { 1 } else { CALLS_AT_ONCE }, answers).await
 }
 
-/// Runs the futures at most [`CALLS_AT_ONCE`] at a time; their outputs in the futures' order.
-async fn a_few_at_a_time<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    stream::iter(futures).buffered(CALLS_AT_ONCE).collect().await
+/// Runs the futures at most `n` at a time; their outputs in the futures' order.
+async fn at_most_at_once<F: Future>(n: usize, futures: Vec<F>) -> Vec<F::Output> {
+    stream::iter(futures).buffered(n).collect().await
 }
 
 /// One call: its kept answer or a fresh one, by `until`, as one line.
@@ -228,7 +237,7 @@ mod tests {
                 }
             })
             .collect();
-        let answered = a_few_at_a_time(calls).await;
+        let answered = at_most_at_once(CALLS_AT_ONCE, calls).await;
         assert_eq!(answered, (0..MAX_CALLS_PER_MESSAGE).collect::<Vec<_>>());
         assert_eq!(most.load(Ordering::SeqCst), CALLS_AT_ONCE, "never more at once, and not one by one");
     }
