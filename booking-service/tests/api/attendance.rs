@@ -96,4 +96,7 @@ async fn a_past_appointment_cancelled_is_not_announced_to_the_patient(backend: B
     assert_eq!(notices(past).await, Vec::<String>::new());
 }
 
-on_both_backends!(attendance_is_marked_once_after_the_start, a_past_appointment_cancelled_is_not_announced_to_the_patient);
+on_both_backends!(
+    attendance_is_marked_once_after_the_start,
+    a_past_appointment_cancelled_is_not_announced_to_the_patient
+);
