@@ -139,17 +139,20 @@ pub fn spawn_sampler(
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SAMPLE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut outbox_sampled = true;
         loop {
             every.tick().await;
             handle().run_upkeep();
-            sample(&store, &readiness, &draining).await;
+            outbox_sampled = sample(&store, &readiness, &draining, outbox_sampled).await;
         }
     })
 }
 
 /// One sample. Each database read has a second: a slow database shows as not ready, not as a
-/// sampler that stops.
-async fn sample(store: &crate::store::DynStore, readiness: &Readiness, draining: &Draining) {
+/// sampler that stops. Whether the outbox was sampled: its gauges stay at their last values when
+/// it was not, so the first failure after a success is a warning (the readiness ping may pass
+/// while the backlog query fails, for a grant missing or a backlog too large to count in time).
+async fn sample(store: &crate::store::DynStore, readiness: &Readiness, draining: &Draining, was_sampled: bool) -> bool {
     for pool in store.pool_usage() {
         let busy = pool.open.saturating_sub(pool.idle);
         metrics::gauge!("db_pool_connections", "pool" => pool.pool, "state" => "in_use").set(f64::from(busy));
@@ -158,14 +161,23 @@ async fn sample(store: &crate::store::DynStore, readiness: &Readiness, draining:
     }
     let ready = !draining.is_draining() && readiness.database(store).await;
     metrics::gauge!("service_ready").set(if ready { 1.0 } else { 0.0 });
-    match tokio::time::timeout(Duration::from_secs(1), store.outbox_backlog(crate::store::now())).await {
+    let failed = match tokio::time::timeout(Duration::from_secs(1), store.outbox_backlog(crate::store::now())).await {
         Ok(Ok(backlog)) => {
             metrics::gauge!("outbox_due_messages").set(backlog.due as f64);
             metrics::gauge!("outbox_oldest_due_seconds").set(backlog.oldest_due_seconds);
             metrics::gauge!("outbox_dead_messages").set(backlog.dead as f64);
+            if !was_sampled {
+                tracing::info!("the outbox is sampled again");
+            }
+            return true;
         }
-        // The figures stay at their last value; `service_ready` says why.
-        Ok(Err(e)) => tracing::debug!(error = %e, "cannot sample the outbox"),
-        Err(_) => tracing::debug!("sampling the outbox took over a second"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "it took over a second".to_owned(),
+    };
+    if was_sampled {
+        tracing::warn!(error = %failed, "cannot sample the outbox: its gauges keep their last values until it can");
+    } else {
+        tracing::debug!(error = %failed, "cannot sample the outbox");
     }
+    false
 }
