@@ -154,7 +154,7 @@ type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<U
 /// The booking statement: the same text on every booking, built once.
 static BOOKING: LazyLock<String> = LazyLock::new(|| {
     let planned = planned_provider_sql(Dialect::Postgres, ["$2", "$3", "$26", "$8", "$42"]);
-    let quota = quota_sql(["$2", "$11", "$30", "$14"]);
+    let quota = quota_sql(["$2", "$11", "$30", "$14", "$43"]);
     let closed = closed_sql(Dialect::Postgres, ["$2", "$3", "$6", "$7"]);
     let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
     let wanting = wanting(Dialect::Postgres, "$32::text");
@@ -260,13 +260,14 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
         email_reminder,
         sms_reminder,
         w.kind_version,
+        Timestamp(a.created_at - chrono::Duration::days(1)),
     );
     let inserted: Result<Answer, sqlx::Error> =
         tx.query(&BOOKING, Then(appointment_values(a), Then(rest, notifications))).fetch_one().await;
     match inserted {
         Ok((1, _, _, _)) => Ok(Inserted::Booked),
         Ok((_, 0, _, _)) => Ok(Inserted::Stale),
-        Ok((_, _, Some(most), _)) => Ok(Inserted::OverQuota(most)),
+        Ok((_, _, Some(most), _)) => Ok(Inserted::over_quota(most)),
         // The exclusion constraint, time off or a closure (or, rarely, the confirmation code)
         // turned the insert into nothing, and the transaction is still usable. What is busy
         // around the wanted time comes back with it, for the alternatives, saving the refusal a

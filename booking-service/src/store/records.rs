@@ -335,6 +335,12 @@ pub struct Closure {
 /// booking and availability query reads.
 pub const MAX_UPCOMING_BLOCKS: i64 = 500;
 
+/// The most appointments one caller (a number, or a voice call without one) may book with a
+/// voice agent in a clinic limiting its callers (`max_active_per_caller` above 0) over a day,
+/// cancelled ones included: each booking and cancellation texts and emails the patient, so a
+/// loop of them would be a flood the clinic pays for.
+pub const MAX_BOOKINGS_PER_CALLER_PER_DAY: i64 = 10;
+
 /// The most active providers, and the most active appointment types, one clinic may have: the
 /// voice agent reads each list whole and tells its names apart.
 pub const MAX_ACTIVE_NAMED: usize = 200;

@@ -115,6 +115,20 @@ pub(super) enum Inserted {
     Refused,
     /// The caller's number already holds this many upcoming active appointments, the most allowed.
     OverQuota(i32),
+    /// The caller booked [`MAX_BOOKINGS_PER_CALLER_PER_DAY`] appointments in the last day.
+    BookedTooOften,
+}
+
+impl Inserted {
+    /// What the quota query ([`quota_sql`]) answered: the most allowed, or 0 for too many
+    /// bookings lately.
+    pub(super) fn over_quota(most: i32) -> Self {
+        if most == 0 {
+            Inserted::BookedTooOften
+        } else {
+            Inserted::OverQuota(most)
+        }
+    }
 }
 
 impl SqlStore {
@@ -469,22 +483,30 @@ pub(super) fn planned_provider_sql(d: Dialect, [org, id, version, kind, kind_ver
 }
 
 /// The most upcoming active appointments the organization allows one caller, when the caller
-/// already holds that many (no row otherwise): what both databases' booking insert asks of a
-/// capped caller, its organization, number, voice call and instant the placeholders given. The
-/// caller is its number; without one (withheld, or a web call), the voice call it books from, its
-/// bookings found through their audit rows.
-pub(super) fn quota_sql([org, phone, call, now]: [&str; 4]) -> String {
+/// already holds that many, or 0 when it booked [`MAX_BOOKINGS_PER_CALLER_PER_DAY`] since a day
+/// ago (no row otherwise, nor in a clinic not limiting its callers): what both databases' booking
+/// insert asks of a capped caller, its organization, number, voice call, instant and the instant
+/// a day before the placeholders given. The caller is its number; without one (withheld, or a web
+/// call), the voice call it books from, its bookings found through their audit rows.
+pub(super) fn quota_sql([org, phone, call, now, day_ago]: [&str; 5]) -> String {
     let booked = action::BOOKED;
+    let most = MAX_BOOKINGS_PER_CALLER_PER_DAY;
     format!(
-        "SELECT o.max_active_per_caller AS most FROM organizations o
+        "SELECT CASE WHEN c.churned THEN 0 ELSE o.max_active_per_caller END AS most
+         FROM organizations o,
+              (SELECT (SELECT count(*) FROM appointments
+                       WHERE org_id = {org} AND patient_phone = {phone} AND created_at > {day_ago}) >= {most}
+                   OR (SELECT count(*) FROM audit_log
+                       WHERE org_id = {org} AND call_id = {call} AND action = '{booked}' AND at > {day_ago}) >= {most}
+                   AS churned) AS c
          WHERE o.id = {org} AND o.max_active_per_caller > 0
-           AND (SELECT count(*) FROM appointments
+           AND (c.churned OR (SELECT count(*) FROM appointments
                 WHERE org_id = {org} AND patient_phone = {phone} AND {HOLDS_TIME} AND starts_at > {now})
              + (SELECT count(*) FROM appointments
                 WHERE org_id = {org} AND {phone} IS NULL AND patient_phone IS NULL AND {HOLDS_TIME} AND starts_at > {now}
                   AND id IN (SELECT appointment_id FROM audit_log
                              WHERE org_id = {org} AND call_id = {call} AND action = '{booked}'))
-               >= o.max_active_per_caller"
+               >= o.max_active_per_caller)"
     )
 }
 
@@ -1051,6 +1073,17 @@ impl Store for SqlStore {
                     let says = format!(
                         "{who} {most} upcoming appointment{s} here, the most one caller can book: one of them can be \
                          moved or cancelled instead"
+                    );
+                    Err(StoreError::InvalidState(says).into())
+                }
+                Ok(Inserted::BookedTooOften) => {
+                    let who = match b.patient.phone {
+                        Some(_) => "the number you're calling from has",
+                        None => "this call has",
+                    };
+                    let says = format!(
+                        "{who} booked {MAX_BOOKINGS_PER_CALLER_PER_DAY} appointments here in the last day, the most one \
+                         caller can: please call the clinic's front desk"
                     );
                     Err(StoreError::InvalidState(says).into())
                 }

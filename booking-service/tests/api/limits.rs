@@ -255,6 +255,38 @@ async fn the_quota_of_a_call_without_a_number_holds_when_it_books_many_times_at_
     }
 }
 
+/// A caller booking and cancelling in a loop (each booking and each cancellation texts and emails
+/// the patient, at the clinic's cost) books at most ten appointments a day, cancelled ones
+/// included; a call without a number likewise; another caller, and staff, book on.
+async fn a_caller_books_at_most_ten_times_a_day_cancellations_included(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await.id;
+    let cancel_pending = async || {
+        let all = org.staff.appointments(&Default::default()).await.expect("listed");
+        for a in all.iter().filter(|a| a.status == shared::api::AppointmentStatus::Pending) {
+            org.staff.cancel(a.id, None).await.expect("cancelled");
+        }
+    };
+    for day in 0..10 {
+        org.agent.book(&for_caller(provider, day)).await.expect("booked");
+        cancel_pending().await;
+    }
+    let refused = assert_error(org.agent.book(&for_caller(provider, 10)).await, 409, "invalid_state");
+    assert!(refused.to_string().contains("has booked 10 appointments here in the last day"), "{refused}");
+    org.staff.book(&for_caller(provider, 10)).await.expect("staff are not capped");
+    org.agent.book(&booking(provider, days_ahead(20), "10:00")).await.expect("another caller books on");
+    cancel_pending().await;
+
+    for day in 0..10 {
+        book_by_voice(&org, provider, 30 + day, "call-looping").await.expect("booked");
+        cancel_pending().await;
+    }
+    let refused = book_by_voice(&org, provider, 40, "call-looping").await.expect_err("too often");
+    assert!(refused.contains("this call has booked 10 appointments here in the last day"), "{refused}");
+    book_by_voice(&org, provider, 40, "call-another").await.expect("another call books on");
+}
+
 /// A `book_appointment` tool call, `day` days after the third from now at 10:00, in a voice call
 /// `call_id` without the caller's number: what the agent said.
 async fn book_by_voice(org: &TestOrg, provider: uuid::Uuid, day: i64, call_id: &str) -> Result<String, String> {
@@ -380,5 +412,6 @@ on_both_backends!(
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
     a_call_without_a_number_books_at_most_three_upcoming_appointments,
     the_quota_of_a_call_without_a_number_holds_when_it_books_many_times_at_once,
-    the_quota_holds_when_one_caller_books_many_times_at_once
+    the_quota_holds_when_one_caller_books_many_times_at_once,
+    a_caller_books_at_most_ten_times_a_day_cancellations_included
 );
