@@ -4,8 +4,8 @@
 --   begin and switch to the request role and organization (one round trip: the service sends both
 --   in one simple query, pgbench in one pipeline) and take the caller's lock (an agent books for a
 --   caller whose upcoming appointments are capped); one statement that checks the provider is still
---   the version the booking was planned from (held FOR KEY SHARE), the caller's quota, time off and
---   closures, and inserts the appointment (exclusion constraint in play) and with it everything the
+--   the version the booking was planned from (held FOR KEY SHARE; its type's too, but these
+--   bookings have none), the caller's quota and recent bookings, time off and closures, and inserts the appointment (exclusion constraint in play) and with it everything the
 --   service writes for such a booking: the audit row, the confirmation email and its link, the manage
 --   link, the confirmation SMS, one reminder per offset (the default 1440 and 120 minutes) and
 --   channel (email, SMS), and a message per webhook (the bench clinic has none, as in the service's
@@ -28,16 +28,26 @@ WITH provider AS (
      WHERE org_id = :org::uuid AND id = ('00000000-0000-0000-0000-' || lpad(:p::text, 12, '0'))::uuid AND version = 1 AND active
        FOR KEY SHARE
 ), quota AS (
-    SELECT o.max_active_per_caller AS most FROM organizations o
+    SELECT CASE WHEN c.churned THEN 0 ELSE o.max_active_per_caller END AS most
+      FROM organizations o,
+           (SELECT (SELECT count(*) FROM appointments ap
+                    JOIN audit_log l ON l.org_id = ap.org_id AND l.appointment_id = ap.id
+                    WHERE ap.org_id = :org::uuid AND ap.patient_phone = '+1' || lpad(:code::text, 14, '0')
+                      AND ap.created_at > now() - interval '1 day' AND l.action = 'booked'
+                      AND l.actor = 'bench-agent') >= 10
+                OR (SELECT count(*) FROM audit_log
+                    WHERE org_id = :org::uuid AND call_id = NULL AND action = 'booked'
+                      AND at > now() - interval '1 day') >= 10
+                AS churned) AS c
      WHERE o.id = :org::uuid AND o.max_active_per_caller > 0
-       AND (SELECT count(*) FROM appointments
+       AND (c.churned OR (SELECT count(*) FROM appointments
              WHERE org_id = :org::uuid AND patient_phone = '+1' || lpad(:code::text, 14, '0')
                AND status IN ('pending', 'confirmed') AND starts_at > now())
          + (SELECT count(*) FROM appointments
              WHERE org_id = :org::uuid AND ('+1' || lpad(:code::text, 14, '0')) IS NULL AND patient_phone IS NULL
                AND status IN ('pending', 'confirmed') AND starts_at > now()
                AND id IN (SELECT appointment_id FROM audit_log
-                          WHERE org_id = :org::uuid AND call_id = NULL AND action = 'booked')) >= o.max_active_per_caller
+                          WHERE org_id = :org::uuid AND call_id = NULL AND action = 'booked')) >= o.max_active_per_caller)
 ), slot AS (
     SELECT timestamptz '2030-01-01 00:00:00+00' + :slot * interval '30 minutes' AS starts_at,
            timestamptz '2030-01-01 00:30:00+00' + :slot * interval '30 minutes' AS ends_at

@@ -254,8 +254,9 @@ pub async fn book(
 }
 
 /// Moves an appointment to a new local start, as `kind` if given, else as its own type; without
-/// a type and a length it keeps its own length. A patient with an email address gets a notice
-/// with a fresh confirmation link; the old link stops working.
+/// a type and a length it keeps its own length. At a new start, a patient with an email address
+/// gets a notice with a fresh confirmation link (the old link stops working), and one with a phone
+/// an SMS; at the same start (another length or type) nothing is sent.
 pub async fn reschedule(
     store: &DynStore,
     links: &Links,

@@ -240,7 +240,8 @@ pub trait Store: Send + Sync {
         filter: &AppointmentFilter,
         page: &PageRequest<DateTime<Utc>>,
     ) -> StoreResult<Page<Appointment>>;
-    /// Cancels, withdraws its confirmation link and queues the notice, in one transaction. With
+    /// Cancels, withdraws its confirmation link and queues the notice (none for a time already
+    /// past), in one transaction. With
     /// the patient's `cutoff` (the manage link), checked against the appointment as locked:
     /// `Started` from its start on, `InvalidState` within the cut-off.
     async fn cancel(
@@ -251,8 +252,8 @@ pub trait Store: Send + Sync {
         cutoff: Option<Cutoff>,
     ) -> StoreResult<Appointment>;
     /// Moves an active appointment as the type `kind` (else as its own), re-checking overlap and
-    /// hours atomically; replaces its confirmation link with `link` and queues the notice in the
-    /// same transaction. With the patient's `cutoff`, the appointment is checked as `cancel` does
+    /// hours atomically; at a new start, replaces its confirmation link with `link` and queues the
+    /// notices in the same transaction. With the patient's `cutoff`, the appointment is checked as `cancel` does
     /// and the new start must be outside the cut-off too (else `Unavailable`, its alternatives
     /// outside it).
     async fn reschedule(

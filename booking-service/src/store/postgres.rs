@@ -154,7 +154,7 @@ type Answer = (i64, i64, Option<i32>, Option<Json<Vec<(DateTime<Utc>, DateTime<U
 /// The booking statement: the same text on every booking, built once.
 static BOOKING: LazyLock<String> = LazyLock::new(|| {
     let planned = planned_provider_sql(Dialect::Postgres, ["$2", "$3", "$26", "$8", "$42"]);
-    let quota = quota_sql(["$2", "$11", "$30", "$14", "$43"]);
+    let quota = quota_sql(["$2", "$11", "$30", "$14", "$43", "$16"]);
     let closed = closed_sql(Dialect::Postgres, ["$2", "$3", "$6", "$7"]);
     let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
     let wanting = wanting(Dialect::Postgres, "$32::text");

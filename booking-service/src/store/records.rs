@@ -335,7 +335,7 @@ pub struct Closure {
 /// booking and availability query reads.
 pub const MAX_UPCOMING_BLOCKS: i64 = 500;
 
-/// The most appointments one caller (a number, or a voice call without one) may book with a
+/// The most appointments one caller (a number, or a voice call without one) may book through the
 /// voice agent in a clinic limiting its callers (`max_active_per_caller` above 0) over a day,
 /// cancelled ones included: each booking and cancellation texts and emails the patient, so a
 /// loop of them would be a flood the clinic pays for.

@@ -485,17 +485,21 @@ pub(super) fn planned_provider_sql(d: Dialect, [org, id, version, kind, kind_ver
 /// The most upcoming active appointments the organization allows one caller, when the caller
 /// already holds that many, or 0 when it booked [`MAX_BOOKINGS_PER_CALLER_PER_DAY`] since a day
 /// ago (no row otherwise, nor in a clinic not limiting its callers): what both databases' booking
-/// insert asks of a capped caller, its organization, number, voice call, instant and the instant
-/// a day before the placeholders given. The caller is its number; without one (withheld, or a web
-/// call), the voice call it books from, its bookings found through their audit rows.
-pub(super) fn quota_sql([org, phone, call, now, day_ago]: [&str; 5]) -> String {
+/// insert asks of a capped caller, its organization, number, voice call, instant, the instant a
+/// day before and the voice agent's token subject the placeholders given. The caller is its
+/// number; without one (withheld, or a web call), the voice call it books from, its bookings found
+/// through their audit rows (a number's recent bookings too: those the voice agent made, not the
+/// clinic's staff).
+pub(super) fn quota_sql([org, phone, call, now, day_ago, agent]: [&str; 6]) -> String {
     let booked = action::BOOKED;
     let most = MAX_BOOKINGS_PER_CALLER_PER_DAY;
     format!(
         "SELECT CASE WHEN c.churned THEN 0 ELSE o.max_active_per_caller END AS most
          FROM organizations o,
-              (SELECT (SELECT count(*) FROM appointments
-                       WHERE org_id = {org} AND patient_phone = {phone} AND created_at > {day_ago}) >= {most}
+              (SELECT (SELECT count(*) FROM appointments ap
+                       JOIN audit_log l ON l.org_id = ap.org_id AND l.appointment_id = ap.id
+                       WHERE ap.org_id = {org} AND ap.patient_phone = {phone} AND ap.created_at > {day_ago}
+                         AND l.action = '{booked}' AND l.actor = {agent}) >= {most}
                    OR (SELECT count(*) FROM audit_log
                        WHERE org_id = {org} AND call_id = {call} AND action = '{booked}' AND at > {day_ago}) >= {most}
                    AS churned) AS c

@@ -8,9 +8,11 @@
 //! the single write lock). Creating time off locks that row for update, so it waits for bookings in
 //! flight and then sees them, and raises the provider's version, so a booking that waited for it
 //! finds its provider changed and plans again, seeing the time off. A closure does the same for
-//! every provider of the organization, locked in id order, after locking the organization's row
-//! against providers being created (`lock_organization`): a provider committed after the closure
-//! read the list could otherwise be booked past it, unlocked and unseen. A closure's instants are
+//! every active provider of the organization, locked in id order, after locking the organization's
+//! row against providers being created or coming back (`lock_organization`): a provider committed
+//! after the closure read the list could otherwise be booked past it, unlocked and unseen. A
+//! departed provider cannot be booked, so its row is left alone: a clinic's departed providers,
+//! however many, add nothing to a closure's work. A closure's instants are
 //! its days in the zone read under that lock, and moving the organization to another zone takes
 //! the same locks and moves every upcoming closure with it, so neither can keep the other's zone.
 
@@ -95,20 +97,26 @@ impl SqlStore {
             let sql = "SELECT id, first_day, last_day FROM closures WHERE org_id = $1 AND last_day >= $2";
             let yesterday = now().date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
             let closures: Vec<(ClosureId, NaiveDate, NaiveDate)> = tx.query(sql, (org, yesterday)).fetch_all().await?;
+            let mut earliest = None;
             for (id, first, last) in closures {
                 let Some(span) = o.zone.whole_days(first, last) else { continue };
                 let sql = "UPDATE closures SET starts_at = $3, ends_at = $4 WHERE org_id = $1 AND id = $2";
                 tx.run(sql, (org, id, Timestamp(span.start()), Timestamp(span.end()))).await?;
+                earliest = Some(earliest.map_or(span.start(), |e: DateTime<Utc>| e.min(span.start())));
             }
-            let overlap = tx.dialect().overlaps("a.blocked_from", "a.blocked_until", "c.starts_at", "c.ends_at");
-            let sql = format!(
-                "SELECT a.id FROM appointments a
-                 WHERE a.org_id = $1 AND a.{HOLDS_TIME}
-                   AND EXISTS (SELECT 1 FROM closures c WHERE c.org_id = $1 AND c.last_day >= $2 AND {overlap})
-                 ORDER BY a.starts_at, a.id"
-            );
-            let rows: Vec<(AppointmentId,)> = tx.query(&sql, (org, yesterday)).fetch_all().await?;
-            conflicts = rows.into_iter().map(|(id,)| id).collect();
+            // The appointments they meet, in one query: only those ending after the first begins.
+            if let Some(earliest) = earliest {
+                let overlap = tx.dialect().overlaps("a.blocked_from", "a.blocked_until", "c.starts_at", "c.ends_at");
+                let sql = format!(
+                    "SELECT a.id FROM appointments a
+                     WHERE a.org_id = $1 AND a.{HOLDS_TIME} AND a.blocked_until > $3
+                       AND EXISTS (SELECT 1 FROM closures c WHERE c.org_id = $1 AND c.last_day >= $2 AND {overlap})
+                     ORDER BY a.starts_at, a.id"
+                );
+                let rows: Vec<(AppointmentId,)> =
+                    tx.query(&sql, (org, yesterday, Timestamp(earliest))).fetch_all().await?;
+                conflicts = rows.into_iter().map(|(id,)| id).collect();
+            }
         }
         tx.run("UPDATE organizations SET name = $2, timezone = $3 WHERE id = $1", (org, &o.name, o.zone)).await?;
         commit_audited(tx, true, note, Subject::Settings(org), action::ORGANIZATION_CHANGED).await?;
@@ -124,14 +132,15 @@ pub(super) async fn lock_organization(tx: &mut Tx, org: OrgId) -> Result<Option<
     tx.query(&format!("SELECT {ORG_COLUMNS} WHERE id = $1{lock}"), (org,)).fetch_optional().await
 }
 
-/// Every provider of the organization, locked in one order (so that two such changes at once
-/// cannot deadlock) after [`lock_organization`], their versions raised: a booking in flight
-/// commits first and is seen, one that waited plans again.
+/// Every active provider of the organization (one coming back waits for the organization's
+/// lock), locked in one order (so that two such changes at once cannot deadlock) after
+/// [`lock_organization`], their versions raised: a booking in flight commits first and is seen,
+/// one that waited plans again.
 async fn hold_every_provider(tx: &mut Tx, org: OrgId) -> Result<(), sqlx::Error> {
     let lock = tx.dialect().lock("p");
-    let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 ORDER BY p.id{lock}");
+    let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 AND p.active ORDER BY p.id{lock}");
     let _: Vec<(i32,)> = tx.query(&sql, (org,)).fetch_all().await?;
-    tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1", (org,)).await
+    tx.run("UPDATE providers SET version = version + 1 WHERE org_id = $1 AND active", (org,)).await
 }
 
 /// The values of an appointment type's row, in the placeholder order of its INSERT and UPDATE.

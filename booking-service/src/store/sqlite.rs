@@ -97,7 +97,7 @@ impl Lite {
 /// once like PostgreSQL's booking statement.
 static PLANNED: LazyLock<String> =
     LazyLock::new(|| planned_provider_sql(Dialect::Sqlite, ["$1", "$2", "$3", "$4", "$5"]));
-static QUOTA: LazyLock<String> = LazyLock::new(|| quota_sql(["$1", "$2", "$3", "$4", "$5"]));
+static QUOTA: LazyLock<String> = LazyLock::new(|| quota_sql(["$1", "$2", "$3", "$4", "$5", "$6"]));
 
 /// The booking as a few statements in the write transaction: no other writer can book between
 /// the overlap check and the insert.
@@ -110,7 +110,7 @@ pub async fn insert_booking(tx: &mut Tx, w: &BookingWrites<'_>) -> Result<Insert
     }
     if w.capped {
         let day_ago = Timestamp(a.created_at - chrono::Duration::days(1));
-        let values = (org, &a.patient_phone, &w.actor.call, Timestamp(a.created_at), day_ago);
+        let values = (org, &a.patient_phone, &w.actor.call, Timestamp(a.created_at), day_ago, &w.actor.sub);
         let most: Option<(i32,)> = tx.query(&QUOTA, values).fetch_optional().await?;
         if let Some((most,)) = most {
             return Ok(Inserted::over_quota(most));

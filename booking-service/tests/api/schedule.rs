@@ -764,6 +764,51 @@ async fn a_booking_or_move_in_flight_meets_its_type_as_changed_on_postgres() {
     }
 }
 
+/// PostgreSQL: a closure locks the clinic's active providers only. A departed provider cannot be
+/// booked, and bringing one back waits for the organization's lock the closure holds, so its row
+/// is left alone: a clinic's departed providers, however many, add nothing to a closure's work,
+/// and one held by another transaction does not hold the closure up; one coming back waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closure_passes_over_departed_providers_on_postgres() {
+    use sqlx::Connection;
+    if test_kit::postgres_admin_url().is_none() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let (org, _) = clinic(&app, "UTC").await;
+    let gone = CreateProvider { name: "Dr. Gone".into(), ..Default::default() };
+    let departed = org.admin.create_provider(&gone).await.expect("created").id;
+    org.admin.deactivate_provider(departed).await.expect("departed");
+    let mut holder = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
+    sqlx::query("SELECT 1 FROM providers p WHERE p.id = $1 FOR UPDATE OF p")
+        .bind(departed)
+        .execute(&mut holder)
+        .await
+        .expect("the departed provider's row, held");
+    let day = CreateClosure { date: date_str(days_ahead(20)), end_date: None, reason: None };
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), org.admin.create_closure(&day)).await;
+    assert!(matches!(closed, Ok(Ok(_))), "the closure does not wait for it: {closed:?}");
+    sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
+
+    // Coming back waits for a closure in flight (the organization's lock, held here likewise).
+    let mut watcher = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
+    sqlx::query("SELECT 1 FROM organizations o WHERE o.id = $1 FOR NO KEY UPDATE OF o")
+        .bind(org.id)
+        .execute(&mut holder)
+        .await
+        .expect("the organization's lock");
+    let admin = org.admin.clone();
+    let back = shared::api::UpdateProvider { active: Some(true), ..Default::default() };
+    let back = tokio::spawn(async move { admin.update_provider(departed, &back).await });
+    until_one_waits_on_a_lock(&mut watcher).await;
+    assert!(!back.is_finished(), "a provider coming back waits for the closure");
+    sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
+    let back = tokio::time::timeout(std::time::Duration::from_secs(5), back).await;
+    assert!(matches!(back, Ok(Ok(Ok(_)))), "then it is back: {back:?}");
+}
+
 /// Waits until a session of the test's database waits on a lock (the request under test, held
 /// back), or fails after 10 s: a request merely slow to arrive is not taken for one held.
 async fn until_one_waits_on_a_lock(watcher: &mut sqlx::PgConnection) {

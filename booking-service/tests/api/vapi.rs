@@ -591,8 +591,6 @@ async fn rebooking_the_same_slot_within_a_call_returns_the_existing_booking(back
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 }
 
-/// The same slot asked for again in the call after the booking was cancelled (or moved away) is
-/// booked anew: the earlier answer no longer holds.
 /// A caller at the clinic's limit says "cancel that one and book Thursday instead": the model
 /// sends both calls in one message, and the booking follows the cancellation, seeing it (the calls
 /// of a message that writes run one after the other). Run concurrently, the booking counted the
@@ -623,6 +621,8 @@ async fn a_cancellation_and_a_booking_in_one_message_run_in_order(backend: Backe
     }
 }
 
+/// The same slot asked for again in the call after the booking was cancelled (or moved away) is
+/// booked anew: the earlier answer no longer holds.
 async fn a_slot_asked_for_again_after_its_booking_was_cancelled_is_booked_anew(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
