@@ -67,6 +67,8 @@ impl ReceivedMail {
 struct Shared {
     messages: Mutex<Vec<ReceivedMail>>,
     refusal: Mutex<Option<u16>>,
+    /// Recipients answered with a code at RCPT TO, as a server refuses a mailbox.
+    refused_recipients: Mutex<Vec<(String, u16)>>,
     arrived: Notify,
 }
 
@@ -129,6 +131,12 @@ impl SmtpSink {
     /// Accepts mail again.
     pub fn accept(&self) {
         *lock(&self.shared.refusal) = None;
+    }
+
+    /// Answers RCPT TO for `address` with `code` (e.g. 550 for an unknown mailbox), as long as the
+    /// sink runs.
+    pub fn refuse_recipient(&self, address: &str, code: u16) {
+        lock(&self.shared.refused_recipients).push((address.to_owned(), code));
     }
 
     /// Waits until at least `count` messages have arrived and returns them all, or returns what
@@ -214,8 +222,16 @@ async fn converse(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                 } else if argument.len() < 3 || !argument[..3].eq_ignore_ascii_case("TO:") {
                     "501 syntax: RCPT TO:<address>\r\n".into()
                 } else {
-                    to.push(path(&argument[3..]));
-                    "250 OK\r\n".into()
+                    let recipient = path(&argument[3..]);
+                    let refused =
+                        lock(&shared.refused_recipients).iter().find(|(a, _)| *a == recipient).map(|(_, c)| *c);
+                    match refused {
+                        Some(code) => format!("{code} 5.1.1 <{recipient}>: mailbox unknown to the test sink\r\n"),
+                        None => {
+                            to.push(recipient);
+                            "250 OK\r\n".into()
+                        }
+                    }
                 }
             }
             "DATA" => {

@@ -55,16 +55,33 @@ impl Transport {
 
     pub async fn send(&self, job: uuid::Uuid, message: &lettre::Message) -> Result<(), MailError> {
         match self {
-            Self::Smtp(smtp) => smtp
-                .send(message.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Smtp(without_addresses(&e.to_string()))),
+            Self::Smtp(smtp) => smtp.send(message.clone()).await.map(|_| ()).map_err(|e| {
+                let said = without_addresses(&e.to_string());
+                if refused_for_good(&e) {
+                    MailError::SmtpRefused(said)
+                } else {
+                    MailError::Smtp(said)
+                }
+            }),
             Self::Files(dir) => {
                 crate::spool::write(dir, format!("{job}.eml"), message.formatted()).await.map_err(MailError::File)
             }
         }
     }
+}
+
+/// Whether the server refused the message for good in a way trying again cannot mend: a
+/// permanent mail-system reply about the mailbox (550 unavailable, 551 not local, 552 over its
+/// storage, 553 a name not allowed). 554 (transaction failed) and every other reply, an
+/// authentication refusal (535) included, are retried: a server refusing everything is the
+/// operator's to mend while the messages wait.
+fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    use lettre::transport::smtp::response::{Category, Detail, Severity};
+    e.status().is_some_and(|code| {
+        code.severity == Severity::PermanentNegativeCompletion
+            && code.category == Category::MailSystem
+            && matches!(code.detail, Detail::Zero | Detail::One | Detail::Two | Detail::Three)
+    })
 }
 
 /// An SMTP server's words with every email address left out: servers repeat the recipient's in

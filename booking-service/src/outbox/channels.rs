@@ -100,7 +100,8 @@ impl Channels {
         if tokens.len() == 1 {
             return Ok(tokens.into_iter().next());
         }
-        first_stored(tokens, |hash| async move { Ok(self.store.manage_target(&hash).await?.is_some()) }).await
+        let stored = first_stored(tokens, |hash| async move { Ok(self.store.manage_target(&hash).await?) }).await?;
+        Ok(stored.map(|(token, _)| token))
     }
 
     async fn email(&self, job: &OutboxJob, kind: Kind) -> Result<Delivery, DeliveryError> {
@@ -117,12 +118,13 @@ impl Channels {
             // None stored: a reschedule replaced this link before it went out, and the newer
             // message carries the working one, so this one would only confuse.
             let tokens = self.links.confirm_tokens(nonce);
-            let stored =
-                first_stored(tokens, |hash| async move { Ok(self.store.link_target(&hash).await?.is_some()) }).await?;
-            let Some(token) = stored else {
+            let stored = first_stored(tokens, |hash| async move { Ok(self.store.link_target(&hash).await?) }).await?;
+            let Some((token, target)) = stored else {
                 return Ok(Delivery::Dropped { reason: "superseded by a newer confirmation link" });
             };
-            Some(format!("{}/confirm/{}", self.base_url, token.as_str()))
+            // Held up past its expiry (an outage longer than CONFIRM_TOKEN_TTL_HOURS), the link
+            // would only answer 410: the email goes without it (the manage link confirms too).
+            (target.expires_at > store::now()).then(|| format!("{}/confirm/{}", self.base_url, token.as_str()))
         } else {
             None
         };
@@ -136,7 +138,14 @@ impl Channels {
             moved_from: outbox_kind::moved_from_of(&job.payload),
         }
         .build(job.id, &self.from, to)?;
-        self.mail.send(job.id, &mail).await?;
+        match self.mail.send(job.id, &mail).await {
+            Ok(()) => {}
+            Err(DeliveryError::SmtpRefused(e)) => {
+                tracing::warn!(job = %job.id, kind = %job.kind, error = %e, "the SMTP server refused an email for good");
+                return Ok(Delivery::Dead { error: format!("not sent: {e}") });
+            }
+            Err(e) => return Err(e),
+        }
         tracing::info!(job = %job.id, kind = %job.kind, "email delivered");
         Ok(Delivery::Sent)
     }
@@ -205,17 +214,18 @@ impl Channels {
     }
 }
 
-/// The first of `tokens` (the current key's, then the previous key's) whose hash the store holds.
-async fn first_stored<Fut>(
+/// The first of `tokens` (the current key's, then the previous key's) whose hash the store holds,
+/// with what it holds of it.
+async fn first_stored<T, Fut>(
     tokens: Vec<LinkToken>,
     stored: impl Fn(String) -> Fut,
-) -> Result<Option<LinkToken>, DeliveryError>
+) -> Result<Option<(LinkToken, T)>, DeliveryError>
 where
-    Fut: std::future::Future<Output = Result<bool, DeliveryError>>,
+    Fut: std::future::Future<Output = Result<Option<T>, DeliveryError>>,
 {
     for token in tokens {
-        if stored(token.hash()).await? {
-            return Ok(Some(token));
+        if let Some(found) = stored(token.hash()).await? {
+            return Ok(Some((token, found)));
         }
     }
     Ok(None)

@@ -21,6 +21,9 @@ pub enum DeliveryError {
     Render(String),
     #[error("SMTP delivery failed: {0}")]
     Smtp(String),
+    /// The server refused the mailbox for good (550 to 553): asked again, it would refuse again.
+    #[error("the SMTP server refused the recipient for good: {0}")]
+    SmtpRefused(String),
     #[error("cannot write the message file: {0}")]
     File(String),
     #[error("SMS delivery failed: {0}")]

@@ -268,6 +268,41 @@ async fn a_message_that_keeps_failing_ends_dead_with_its_error(backend: Backend)
     assert_eq!(outbox(&app, org.id, booked.appointment_id).await[0].attempts, 3);
 }
 
+/// A mailbox the server refuses for good (550, unknown: a voice agent mishearing an address is
+/// common) is given up on at its first try, with the server's words, not retried for hours; a
+/// refusal for now (451) is tried again, and the other patient's mail goes.
+async fn a_recipient_refused_for_good_is_given_up_at_once(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    sink.refuse_recipient("nobody@example.com", 550);
+    sink.refuse_recipient("busy@example.com", 451);
+    let app = spawn_app_with(backend, |c| {
+        c.smtp_url = Some(sink.url());
+        c.mail_retry_base_ms = 100;
+        c.mail_retry_max_ms = 100;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let to = |address: &str, time: &str| BookingInput {
+        patient_email: Some(address.into()),
+        ..booking(provider.id, days_ahead(4), time)
+    };
+    let unknown = org.agent.book(&to("nobody@example.com", "10:00")).await.expect("booked").appointment_id;
+    let busy = org.agent.book(&to("busy@example.com", "11:00")).await.expect("booked").appointment_id;
+    org.agent.book(&to("ada@example.com", "12:00")).await.expect("booked");
+    let confirmation = |jobs: &[OutboxJob]| {
+        jobs.iter().find(|j| j.kind == outbox_kind::BOOKING_CONFIRMATION).cloned().expect("the confirmation")
+    };
+    let jobs = wait_outbox(&app, org.id, unknown, |j| confirmation(j).dead_at.is_some()).await;
+    let dead = confirmation(&jobs);
+    assert_eq!(dead.attempts, 1, "{dead:?}");
+    assert!(dead.last_error.as_deref().is_some_and(|e| e.contains("550")), "{dead:?}");
+    let jobs = wait_outbox(&app, org.id, busy, |j| confirmation(j).attempts >= 3).await;
+    assert!(confirmation(&jobs).dead_at.is_none(), "a refusal for now is retried: {jobs:?}");
+    let arrived = sink.wait_for(1, WAIT).await.expect("the other patient's mail");
+    assert!(arrived.iter().all(|m| m.to == ["ada@example.com"]), "{arrived:?}");
+}
+
 async fn two_instances_on_one_database_send_each_message_once(backend: Backend) {
     let sink = SmtpSink::start().await.expect("SMTP sink");
     let url = sink.url();
@@ -410,12 +445,8 @@ async fn the_raw_token_appears_nowhere_in_the_database(backend: Backend) {
     assert_eq!(post_confirm(&link, true).await.status(), StatusCode::OK);
 }
 
-async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let org = app.org("UTC").await;
-    let provider = org.provider().await;
-    let booked = org.agent.book(&with_email(provider.id, 5, "15:00")).await.expect("booked");
-    let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
+/// Makes every confirmation link of the test's database expired, straight in the database.
+async fn expire_confirmation_links(app: &TestApp, backend: Backend) {
     match backend {
         Backend::Sqlite => {
             let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("sqlite");
@@ -429,6 +460,41 @@ async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backen
                 .expect("expire");
         }
     }
+}
+
+/// A confirmation email held up past its link's expiry (an SMTP outage longer than
+/// `CONFIRM_TOKEN_TTL_HOURS`) goes without that link, which would only answer 410, and with the
+/// manage link, which confirms too.
+async fn an_email_held_up_past_its_links_expiry_goes_without_it(backend: Backend) {
+    let sink = SmtpSink::start().await.expect("SMTP sink");
+    sink.refuse_with(451);
+    let app = spawn_app_with(backend, |c| {
+        c.smtp_url = Some(sink.url());
+        c.mail_retry_base_ms = 100;
+        c.mail_retry_max_ms = 100;
+        c.mail_max_attempts = 1000;
+    })
+    .await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 4, "11:00")).await.expect("booked");
+    let tried =
+        |jobs: &[OutboxJob]| jobs.iter().any(|j| j.kind == outbox_kind::BOOKING_CONFIRMATION && j.attempts >= 1);
+    wait_outbox(&app, org.id, booked.appointment_id, tried).await;
+    expire_confirmation_links(&app, backend).await;
+    sink.accept();
+    let mail = sink.wait_for(1, WAIT).await.expect("the confirmation goes")[0].searchable();
+    assert!(!mail.contains("/confirm/"), "no expired link: {mail}");
+    assert!(mail.contains(&format!("{}/manage/", app.base)), "the manage link: {mail}");
+}
+
+async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 5, "15:00")).await.expect("booked");
+    let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
+    expire_confirmation_links(&app, backend).await;
     let page = get_page(&link).await;
     assert_eq!(page.status(), StatusCode::GONE);
     assert_private(&page);
@@ -866,6 +932,8 @@ async fn links_issued_before_a_key_rotation_work_with_the_previous_key(backend: 
 }
 
 on_both_backends!(
+    a_recipient_refused_for_good_is_given_up_at_once,
+    an_email_held_up_past_its_links_expiry_goes_without_it,
     the_outbox_is_counted_and_pruned_through_indexes,
     a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead,
     a_message_tried_as_often_as_a_lowered_limit_allows_ends_dead,
