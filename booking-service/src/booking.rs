@@ -469,7 +469,7 @@ pub async fn busy_over(
 
 /// The free slots under the same policy nearest to `wanted`, from `busy` when the store already
 /// read what is busy around it; for a move, `own` is the range the appointment blocks now, free
-/// to it.
+/// to it, and the time it has now no alternative (moving there would change nothing).
 pub async fn alternatives(
     store: &DynStore,
     actor: &Actor,

@@ -7,7 +7,11 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 /// disjoint ranges in order, so that whether a range meets any of it is one binary search however
 /// much is busy: a day's slots cost their number times its logarithm, not times its length.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Busy(Vec<Slot>);
+pub struct Busy {
+    ranges: Vec<Slot>,
+    /// The range of the appointment being moved, free to it.
+    own: Option<Slot>,
+}
 
 impl Busy {
     /// `ranges` as one busy set, less `own`: the range an appointment being moved blocks now, which
@@ -29,14 +33,19 @@ impl Busy {
                 _ => merged.push(range),
             }
         }
-        Self(merged)
+        Self { ranges: merged, own }
+    }
+
+    /// Whether `range` is what the appointment being moved blocks now: moving there changes nothing.
+    pub fn is_own(&self, range: &Slot) -> bool {
+        self.own.as_ref() == Some(range)
     }
 
     /// Whether `range` overlaps anything busy.
     pub fn meets(&self, range: &Slot) -> bool {
         // The ranges end in order too, so only the first one ending after `range` starts can meet it.
-        let first = self.0.partition_point(|busy| busy.end() <= range.start());
-        self.0.get(first).is_some_and(|busy| busy.overlaps(range))
+        let first = self.ranges.partition_point(|busy| busy.end() <= range.start());
+        self.ranges.get(first).is_some_and(|busy| busy.overlaps(range))
     }
 }
 
@@ -84,7 +93,8 @@ pub fn free_slots(
 pub const ALTERNATIVE_WINDOW_DAYS: i64 = 7;
 
 /// Up to `max` free slots of the policy nearest to `wanted`, searching its local day and the
-/// `ALTERNATIVE_WINDOW_DAYS` either side. `busy` must cover that window.
+/// `ALTERNATIVE_WINDOW_DAYS` either side, none the time an appointment being moved has now.
+/// `busy` must cover that window.
 pub fn alternatives(
     zone: &Zone,
     hours: &WeeklyHours,
@@ -98,7 +108,7 @@ pub fn alternatives(
     let mut candidates: Vec<Slot> = (-ALTERNATIVE_WINDOW_DAYS..=ALTERNATIVE_WINDOW_DAYS)
         .filter_map(|offset| day.checked_add_signed(Duration::days(offset)))
         .flat_map(|date| free_slots(zone, hours, date, policy, busy, now))
-        .filter(|slot| slot != wanted)
+        .filter(|slot| slot != wanted && !busy.is_own(&policy.blocked(slot)))
         .collect();
     candidates.sort_by_key(|slot| ((slot.start() - wanted.start()).num_seconds().abs(), slot.start()));
     candidates.truncate(max);
@@ -213,6 +223,13 @@ mod tests {
             alternatives(&zone, &hours, &wanted, &Policy::plain(half, half), &Busy::new(busy.to_vec(), None), now, 3);
         let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
         assert_eq!(starts, ["09:00", "09:30", "11:00"]);
+        // Moving the 9:30 appointment to the taken 10:00: its own time is free to it, but no
+        // alternative (it would change nothing).
+        let own = Slot::new(at(&zone, friday, "09:30"), half);
+        let moving = Busy::new([&busy[..], &[own]].concat(), Some(own));
+        let alts = alternatives(&zone, &hours, &wanted, &Policy::plain(half, half), &moving, now, 3);
+        let starts: Vec<_> = alts.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
+        assert_eq!(starts, ["09:00", "11:00", "11:30"]);
     }
 
     #[test]

@@ -476,8 +476,36 @@ async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
     let refused =
         only(&post(&org.agent, &message(vec![call("u", "book_appointment", unknown)], Some(CALLER), "c3")).await)
             .expect_err("unknown");
-    assert!(refused.contains("We offer New patient visit (60 minutes) and Surgery consult (45 minutes)"), "{refused}");
+    // What the caller can book, not the kind only staff book.
+    assert!(refused.contains("We offer New patient visit (60 minutes).") && !refused.contains("Surgery"), "{refused}");
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
+}
+
+/// A day past the booking window is answered with the window, as booking it would be, not as a
+/// day with no free times.
+async fn a_day_past_the_booking_window_is_answered_with_the_window(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, _) = clinic(&app).await;
+    let checkup = CreateAppointmentType {
+        name: "Checkup".into(),
+        duration_minutes: 30,
+        max_advance_days: Some(30),
+        ..Default::default()
+    };
+    org.admin.create_appointment_type(&checkup).await.expect("type");
+    let ask = async |id: &str, days: i64, kind: Option<&str>| {
+        let mut args = json!({"provider_name": "Smith", "date": date_str(days_ahead(days))});
+        if let Some(kind) = kind {
+            args["appointment_type"] = json!(kind);
+        }
+        only(&post(&org.agent, &message(vec![call(id, "check_availability", args)], Some(CALLER), "c-w")).await)
+    };
+    let far = ask("a", 40, Some("checkup")).await.expect_err("past the type's window");
+    assert!(far.contains("Checkup can be booked at most 30 days ahead. Could you pick an earlier date?"), "{far}");
+    let plain = ask("b", 40, None).await.expect("within every booking's 365 days");
+    assert!(plain.contains("is free"), "{plain}");
+    let beyond = ask("c", 400, None).await.expect_err("past every booking's window");
+    assert!(beyond.contains("at most 365 days ahead"), "{beyond}");
 }
 
 /// A move keeps the appointment's own type, which the store reads in the move's transaction: a
@@ -995,6 +1023,7 @@ async fn a_caller_moves_one_appointment_five_times_at_most(backend: Backend) {
 
 on_both_backends!(
     a_cancellation_and_a_booking_in_one_message_run_in_order,
+    a_day_past_the_booking_window_is_answered_with_the_window,
     a_clinic_behind_a_page_of_departed_providers_still_offers_its_own,
     the_provider_and_the_half_of_the_day_are_asked_only_when_unclear,
     a_caller_moves_one_appointment_five_times_at_most,

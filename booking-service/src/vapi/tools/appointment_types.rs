@@ -46,10 +46,12 @@ impl WhichType {
             },
         };
         let Some(kind) = found else {
-            return Err(Refusal::spoken(if types.is_empty() {
+            // What the caller can book here: a kind only staff book is not offered.
+            let offered: Vec<_> = types.iter().filter(|t| t.bookable_by_agent).collect();
+            return Err(Refusal::spoken(if offered.is_empty() {
                 "This clinic books only standard appointments; I'll book one of those if that's all right.".to_owned()
             } else {
-                format!("I couldn't find that kind of visit. We offer {}.", type_names(&types, "and"))
+                format!("I couldn't find that kind of visit. We offer {}.", type_names(offered, "and"))
             }));
         };
         if !kind.bookable_by_agent {
