@@ -8,8 +8,9 @@ use shared::{Claims, Role};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-/// How long minted tokens stay valid: longer than any run.
-const TOKEN_TTL_SECS: i64 = 3600;
+/// How long minted tokens stay valid: longer than any run, its load (`--duration`, an hour at
+/// most), read-back (waiting out rate limits) and clean-up together.
+const TOKEN_TTL_SECS: i64 = 4 * 3600;
 
 /// How the tool gets its tokens.
 #[derive(Clone)]

@@ -480,6 +480,41 @@ async fn given_tokens_of_an_existing_organization_it_races_there_cancels_its_boo
     assert!(!providers[0].active);
 }
 
+/// In a live clinic the run's provider, bookable at any time, may be offered to a real caller
+/// meanwhile: the clean-up cancels the run's bookings (its notes) and leaves that one active,
+/// saying so, never cancelling a real patient's appointment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_tokens_the_clean_up_cancels_only_what_the_run_booked() {
+    use shared::Role;
+    use smoke_test::setup::{Fixture, PlannedSlot};
+    use smoke_test::target::Credentials;
+    let app = spawn_app(Backend::Sqlite).await;
+    let org = app.org_named("Live Clinic", "UTC").await;
+    let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
+    let base = shared::ApiClient::new(app.base.clone());
+    let mut fixture = Fixture::default();
+    let credentials = Credentials::Tokens { platform: None, admin, agent };
+    fixture.setup(&base, &credentials, 1).await.expect("set up");
+    let provider = fixture.providers[0];
+    let day = chrono::Utc::now().date_naive() + chrono::Days::new(3);
+    let slot = |hour| PlannedSlot {
+        provider,
+        date: day,
+        time: chrono::NaiveTime::from_hms_opt(hour, 0, 0).expect("a time"),
+        patients_from: 0,
+    };
+    let runs = org.agent.book(&slot(10).input(1)).await.expect("the run's booking");
+    let real =
+        shared::api::BookingInput { notes: None, patient_name: Some("Real Patient".into()), ..slot(11).input(2) };
+    let real = org.agent.book(&real).await.expect("a real caller's booking");
+    let said = fixture.cleanup(&base).await.expect_err("a booking not the run's is said");
+    assert!(said.contains(&format!("1 not the run's left active, e.g. {}", real.appointment_id)), "{said}");
+    assert!(said.contains("1 appointment(s) cancelled"), "{said}");
+    let status = async |id| org.staff.appointment(id).await.expect("read").status;
+    assert!(!status(runs.appointment_id).await.is_active(), "the run's booking is cancelled");
+    assert!(status(real.appointment_id).await.is_active(), "the real patient's stands");
+}
+
 /// A load run with given tokens, `rate` bookings a second for a second on two providers, against
 /// a service allowing each token `per_minute` requests (0: no limit) of which the admin token has
 /// already spent `spent`: its clean-up cancels every booking it made (waiting out the rate limit
