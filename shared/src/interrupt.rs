@@ -70,6 +70,12 @@ impl Interrupts {
         Self { heard }
     }
 
+    /// The last signal received, if any was.
+    pub fn heard(&self) -> Option<&'static str> {
+        let (n, last) = *self.heard.borrow();
+        (n > 0).then_some(last)
+    }
+
     /// Resolves once the `nth` signal has been received (at once if it already was), naming the
     /// last one; never, if no handler could be installed.
     pub async fn nth(&self, nth: u32) -> &'static str {
@@ -92,6 +98,7 @@ mod tests {
     #[tokio::test]
     async fn sigterm_is_heard_and_counted() {
         let interrupts = Interrupts::listen();
+        assert_eq!(interrupts.heard(), None);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let pid = std::process::id().to_string();
         let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
@@ -99,6 +106,7 @@ mod tests {
         let within = std::time::Duration::from_secs(5);
         assert_eq!(tokio::time::timeout(within, interrupts.nth(1)).await, Ok("SIGTERM"));
         assert_eq!(tokio::time::timeout(within, interrupts.nth(1)).await, Ok("SIGTERM"), "asked again");
+        assert_eq!(interrupts.heard(), Some("SIGTERM"));
         let second = tokio::time::timeout(std::time::Duration::from_millis(300), interrupts.nth(2)).await;
         assert!(second.is_err(), "one signal counted as two");
     }

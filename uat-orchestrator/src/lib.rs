@@ -285,7 +285,9 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     if !left.is_empty() {
         eprintln!("could not remove what the run made: {}", left.join(", "));
     }
-    if let Some(signal) = interrupted {
+    // A signal heard while removing (CI cancelling the job) ends the run as interrupted too, never
+    // as a GO with the test data given up on.
+    if let Some(signal) = interrupted.or_else(|| interrupts.heard()) {
         target.stop().await;
         return could_not_judge_leaving(&cli, &format!("interrupted ({signal})"), &left);
     }

@@ -70,16 +70,24 @@ impl Probe {
 
     /// Sends and records. `Err` is a transport error (already counted).
     pub async fn send(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
-        self.send_inner(label, request, true).await
+        self.send_inner(label, request, Counted::Everything).await
+    }
+
+    /// Sends one of the run's own arrangements (creating and removing its clinics and providers):
+    /// a server or transport error counts, its latency does not, so the p95 judged is the
+    /// scenarios' requests', not an organization's deletion.
+    pub async fn send_arranging(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
+        self.send_inner(label, request, Counted::Errors).await
     }
 
     /// Sends while the database is deliberately unreachable: 503s there are expected, so they do
     /// not count as server errors (nor their latency).
     pub async fn send_during_outage(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
-        self.send_inner(label, request, false).await
+        self.send_inner(label, request, Counted::Nothing).await
     }
 
-    async fn send_inner(&self, label: &str, request: RequestBuilder, counts: bool) -> Result<Reply, String> {
+    async fn send_inner(&self, label: &str, request: RequestBuilder, counted: Counted) -> Result<Reply, String> {
+        let counts = counted != Counted::Nothing;
         let started = Instant::now();
         let outcome = async {
             let response = request.send().await?;
@@ -92,14 +100,14 @@ impl Probe {
         let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
         match outcome {
             Ok((status, bytes)) => {
-                if counts {
+                if counted == Counted::Everything {
                     let _ = tally.latencies.record((latency.as_micros() as u64).max(1));
-                    if status >= 500 {
-                        tally.server_errors.push(format!("{label}: HTTP {status}"));
-                    }
                     if latency > SLOW {
                         tally.slow.push(format!("{label}: {} ms", latency.as_millis()));
                     }
+                }
+                if counts && status >= 500 {
+                    tally.server_errors.push(format!("{label}: HTTP {status}"));
                 }
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 Ok(Reply { status, body, latency })
@@ -123,4 +131,15 @@ impl Probe {
             slow: tally.slow.clone(),
         }
     }
+}
+
+/// What of a request goes into the run's tallies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    /// Its latency, server and transport errors: a scenario's request.
+    Everything,
+    /// Its server and transport errors only: the run's own arranging.
+    Errors,
+    /// Nothing: a request during the deliberate outage.
+    Nothing,
 }

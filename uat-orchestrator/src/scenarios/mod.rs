@@ -43,12 +43,12 @@ impl Leftover {
 
     /// Removes it: deletes the clinic, or deactivates the provider and cancels what the run booked
     /// with it. It leaves the list only once all that succeeded, so what an interruption
-    /// or a failed request left is still removed at the end. `counted`: whether its requests count
-    /// in the run's tallies (not at the end, which may follow an interruption during the
-    /// deliberate outage).
+    /// or a failed request left is still removed at the end. `counted`: whether its server and transport
+    /// errors count in the run's tallies (its latency never does; not at the end, which may
+    /// follow an interruption during the deliberate outage).
     async fn remove(self, target: &Target, probe: &Probe, leftovers: &Leftovers, counted: bool) {
         let send = async |label: &str, request| match counted {
-            true => probe.send(label, request).await,
+            true => probe.send_arranging(label, request).await,
             false => probe.send_during_outage(label, request).await,
         };
         // 404: removed already (by an earlier attempt whose answer was lost).
@@ -183,7 +183,7 @@ impl Clinic {
                 let platform = run.target.token(Role::Platform, None).ok_or("no platform token")?;
                 let org = expect(
                     run.probe
-                        .send(
+                        .send_arranging(
                             "create clinic",
                             run.probe.request(Method::POST, "/api/orgs", Some(&platform)).json(&json!({
                                 "name": format!("UAT {label} {}", Uuid::new_v4().simple()),
@@ -212,7 +212,7 @@ impl Clinic {
             .collect();
         let provider = expect(
             run.probe
-                .send(
+                .send_arranging(
                     "create provider",
                     run.probe
                         .request(Method::POST, "/api/providers", Some(&admin))
