@@ -226,7 +226,11 @@ async fn converse(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
                     let refused =
                         lock(&shared.refused_recipients).iter().find(|(a, _)| *a == recipient).map(|(_, c)| *c);
                     match refused {
-                        Some(code) => format!("{code} 5.1.1 <{recipient}>: mailbox unknown to the test sink\r\n"),
+                        // With the enhanced status a real server gives: 5.1.1 no such mailbox, 4.2.1 try later.
+                        Some(code) if code >= 500 => {
+                            format!("{code} 5.1.1 <{recipient}>: mailbox unknown to the test sink\r\n")
+                        }
+                        Some(code) => format!("{code} 4.2.1 <{recipient}>: mailbox busy, try later\r\n"),
                         None => {
                             to.push(recipient);
                             "250 OK\r\n".into()

@@ -285,9 +285,7 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     if !left.is_empty() {
         eprintln!("could not remove what the run made: {}", left.join(", "));
     }
-    // A signal heard while removing (CI cancelling the job) ends the run as interrupted too, never
-    // as a GO with the test data given up on.
-    if let Some(signal) = interrupted.or_else(|| interrupts.heard()) {
+    if let Some(signal) = interrupted {
         target.stop().await;
         return could_not_judge_leaving(&cli, &format!("interrupted ({signal})"), &left);
     }
@@ -295,6 +293,13 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
     let tally = probe.snapshot();
     let judgement =
         criteria::judge(&reports, &findings, &tally, cli.budget_ms, cli.email_timeout_secs, feedback.as_deref());
+    // A signal heard while removing (CI cancelling the job) withholds a GO, whose test data may have
+    // been given up on; a NO-GO stands, with its reasons.
+    let heard = interrupts.heard().filter(|_| matches!(judgement.decision, Decision::Go));
+    if let Some(signal) = heard {
+        target.stop().await;
+        return could_not_judge_leaving(&cli, &format!("interrupted while removing the test data ({signal})"), &left);
+    }
     reporter.summary(&reports, &judgement);
     let report = report::Report {
         tool: "uat-orchestrator",

@@ -1,5 +1,5 @@
-//! Every request of the run goes through here, so its latency, its status and any transport error
-//! count toward the verdict.
+//! Every request of the run goes through here, so its status and any transport error count toward
+//! the verdict, and, but for the run's own arranging of clinics and providers, its latency.
 
 use hdrhistogram::Histogram;
 use reqwest::{Method, RequestBuilder};

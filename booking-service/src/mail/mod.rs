@@ -70,18 +70,29 @@ impl Transport {
     }
 }
 
-/// Whether the server refused the message for good in a way trying again cannot mend: a
-/// permanent mail-system reply about the mailbox (550 unavailable, 551 not local, 552 over its
-/// storage, 553 a name not allowed). 554 (transaction failed) and every other reply, an
-/// authentication refusal (535) included, are retried: a server refusing everything is the
-/// operator's to mend while the messages wait.
+/// Whether the server refused the recipient for good, which trying again cannot mend: a permanent
+/// mail-system reply (5yz) whose enhanced status (RFC 3463) is about the destination address
+/// ([`names_a_bad_recipient`]). The same codes at MAIL FROM or after DATA refuse the account or the
+/// sender ("5.7.1 relaying denied", a sending quota, a policy) and are retried like every other
+/// failure: a server refusing everything is the operator's to mend while the messages wait.
 fn refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
-    use lettre::transport::smtp::response::{Category, Detail, Severity};
-    e.status().is_some_and(|code| {
-        code.severity == Severity::PermanentNegativeCompletion
-            && code.category == Category::MailSystem
-            && matches!(code.detail, Detail::Zero | Detail::One | Detail::Two | Detail::Three)
-    })
+    use lettre::transport::smtp::response::{Category, Severity};
+    let permanent = e.status().is_some_and(|code| {
+        code.severity == Severity::PermanentNegativeCompletion && code.category == Category::MailSystem
+    });
+    let said = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
+    permanent && names_a_bad_recipient(&said)
+}
+
+/// Whether a reply's text opens with an enhanced status about the destination address: 5.1.1 bad
+/// mailbox, 5.1.2 bad system, 5.1.3 bad syntax, 5.1.4 ambiguous, 5.1.6 moved, 5.1.10 null MX (not
+/// 5.1.7 or 5.1.8, the sender's).
+fn names_a_bad_recipient(text: &str) -> bool {
+    let status = text.split_whitespace().next().unwrap_or_default();
+    match status.split('.').collect::<Vec<_>>()[..] {
+        ["5", "1", detail] => ["1", "2", "3", "4", "6", "10"].contains(&detail),
+        _ => false,
+    }
 }
 
 /// An SMTP server's words with every email address left out: servers repeat the recipient's in
@@ -144,5 +155,24 @@ mod tests {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(files, [format!("{job}.eml")]);
+    }
+
+    /// Only an enhanced status about the destination address is a refusal of the recipient for
+    /// good; the account's or the sender's, or a bare reply, are retried.
+    #[test]
+    fn only_a_bad_destination_address_is_refused_for_good() {
+        for said in ["5.1.1 <a@b.test>: Recipient address rejected", "5.1.10 null MX", "5.1.2 bad system"] {
+            assert!(names_a_bad_recipient(said), "{said}");
+        }
+        for said in [
+            "5.7.1 Relaying denied",
+            "5.1.8 bad sender's system address",
+            "5.4.5 Daily sending quota exceeded",
+            "5.2.2 mailbox full",
+            "No such user here",
+            "",
+        ] {
+            assert!(!names_a_bad_recipient(said), "{said}");
+        }
     }
 }

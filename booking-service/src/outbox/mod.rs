@@ -21,7 +21,8 @@ pub enum DeliveryError {
     Render(String),
     #[error("SMTP delivery failed: {0}")]
     Smtp(String),
-    /// The server refused the mailbox for good (550 to 553): asked again, it would refuse again.
+    /// The server refused the recipient's address for good (`mail::refused_for_good`): asked
+    /// again, it would refuse again.
     #[error("the SMTP server refused the recipient for good: {0}")]
     SmtpRefused(String),
     #[error("cannot write the message file: {0}")]
