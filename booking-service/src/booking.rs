@@ -95,10 +95,7 @@ impl LocalStart {
         let slot = self.slot(provider, kind.duration)?;
         let policy = kind.policy();
         if slot.start() > store::now() + policy.horizon {
-            return Err(DomainError::invalid(
-                "appointment_date",
-                format!("{} can be booked at most {} days ahead", kind.name, kind.max_advance_days),
-            ));
+            return Err(domain::beyond_horizon(Some(&kind.name), i64::from(kind.max_advance_days)));
         }
         Ok(Planned { slot, policy, kind: Some(kind.id) })
     }

@@ -203,13 +203,20 @@ impl Slot {
             return Err(DomainError::invalid("appointment_date", "the appointment must be in the future"));
         }
         if self.start > now + Duration::days(BOOKING_HORIZON_DAYS) {
-            return Err(DomainError::invalid(
-                "appointment_date",
-                format!("bookings can be made at most {BOOKING_HORIZON_DAYS} days ahead"),
-            ));
+            return Err(beyond_horizon(None, BOOKING_HORIZON_DAYS));
         }
         Ok(())
     }
+}
+
+/// The refusal of a date past the booking window: that of the kind of visit named, else every
+/// booking's, `days` long.
+pub fn beyond_horizon(kind: Option<&str>, days: i64) -> DomainError {
+    let said = match kind {
+        Some(name) => format!("{name} can be booked at most {days} days ahead"),
+        None => format!("bookings can be made at most {days} days ahead"),
+    };
+    DomainError::invalid("appointment_date", said)
 }
 
 #[cfg(test)]

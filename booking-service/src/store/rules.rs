@@ -1247,24 +1247,23 @@ impl Store for SqlStore {
             }
             let details = action::moved(&appointment.slot, &wanted.slot);
             audit(&mut tx, actor, id.into(), action::RESCHEDULED, &details, now).await?;
-            if start_moved {
-                withdraw_link(&mut tx, actor.org, id).await?;
-                if let Some(to) = &appointment.patient_email {
-                    issue_link(&mut tx, &appointment, link, now).await?;
-                    let payload = outbox_kind::moved_from(outbox_kind::with_link(to, link), appointment.slot.start());
-                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
-                }
-                if let Some(phone) = &appointment.patient_phone {
-                    let payload = outbox_kind::moved_from(outbox_kind::plain(phone), appointment.slot.start());
-                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
-                }
-                appointment.status = AppointmentStatus::Pending;
-            }
+            let was = appointment.slot.start();
             appointment.slot = wanted.slot;
             appointment.blocked = blocked;
             appointment.appointment_type = wanted.kind;
             appointment.updated_at = now;
             if start_moved {
+                appointment.status = AppointmentStatus::Pending;
+                withdraw_link(&mut tx, actor.org, id).await?;
+                if let Some(to) = &appointment.patient_email {
+                    issue_link(&mut tx, &appointment, link, now).await?;
+                    let payload = outbox_kind::moved_from(outbox_kind::with_link(to, link), was);
+                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
+                }
+                if let Some(phone) = &appointment.patient_phone {
+                    let payload = outbox_kind::moved_from(outbox_kind::plain(phone), was);
+                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
+                }
                 withdraw_reminders(&mut tx, actor.org, id).await?;
                 queue_reminders(&mut tx, &appointment, now).await?;
             }

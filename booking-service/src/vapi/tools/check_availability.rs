@@ -215,11 +215,8 @@ impl CheckAvailability {
         let horizon = search.kind.as_ref().map_or(domain::BOOKING_HORIZON_DAYS, |k| i64::from(k.max_advance_days));
         let horizon = horizon.min(domain::BOOKING_HORIZON_DAYS);
         if today.checked_add_signed(Duration::days(horizon)).is_some_and(|last| date > last) {
-            let limit = match &search.kind {
-                Some(k) => format!("{} can be booked at most {horizon} days ahead", k.name),
-                None => format!("bookings can be made at most {horizon} days ahead"),
-            };
-            return Err(Refusal::spoken(speech::invalid(&domain::DomainError::invalid("appointment_date", limit))));
+            let limit = domain::beyond_horizon(search.kind.as_ref().map(|k| k.name.as_str()), horizon);
+            return Err(Refusal::spoken(speech::invalid(&limit)));
         }
         let on_day = search.free(Some(date), 1, usize::MAX).await?;
         let day = speech::day(date);
