@@ -481,6 +481,32 @@ async fn a_caller_books_a_kind_of_visit_by_its_name(backend: Backend) {
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 }
 
+/// A name that fits several kinds asks which, naming only kinds the caller can book; one that
+/// fits only kinds staff book is answered as such.
+async fn an_unclear_kind_is_asked_about_among_the_kinds_the_caller_can_book(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    surgery_consult(&org).await;
+    for (name, agent) in [("Phone consult", true), ("Video consult", true), ("Surgery review", false)] {
+        let kind = CreateAppointmentType {
+            name: name.into(),
+            duration_minutes: 20,
+            bookable_by_agent: Some(agent),
+            ..Default::default()
+        };
+        org.admin.create_appointment_type(&kind).await.expect("type");
+    }
+    let ask = async |id: &str, kind: &str| {
+        let args = json!({"provider_id": smith.id, "date": date_str(days_ahead(12)), "appointment_type": kind});
+        only(&post(&org.agent, &message(vec![call(id, "check_availability", args)], Some(CALLER), "c-k")).await)
+            .expect_err("unclear")
+    };
+    let consult = ask("a", "consult").await;
+    assert_eq!(consult, "Did you mean Phone consult (20 minutes) or Video consult (20 minutes)?");
+    let surgery = ask("b", "surgery").await;
+    assert!(surgery.contains("is booked by the clinic's staff"), "{surgery}");
+}
+
 /// A day past the booking window is answered with the window, as booking it would be, not as a
 /// day with no free times.
 async fn a_day_past_the_booking_window_is_answered_with_the_window(backend: Backend) {
@@ -1024,6 +1050,7 @@ async fn a_caller_moves_one_appointment_five_times_at_most(backend: Backend) {
 on_both_backends!(
     a_cancellation_and_a_booking_in_one_message_run_in_order,
     a_day_past_the_booking_window_is_answered_with_the_window,
+    an_unclear_kind_is_asked_about_among_the_kinds_the_caller_can_book,
     a_clinic_behind_a_page_of_departed_providers_still_offers_its_own,
     the_provider_and_the_half_of_the_day_are_asked_only_when_unclear,
     a_caller_moves_one_appointment_five_times_at_most,

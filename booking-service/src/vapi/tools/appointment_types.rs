@@ -41,7 +41,13 @@ impl WhichType {
                 Matched::One(one) => Some(one),
                 Matched::None => None,
                 Matched::Many(many) => {
-                    return Err(Refusal::spoken(format!("Did you mean {}?", type_names(many, "or"))));
+                    // Only kinds the caller can book are offered; a name that fits only kinds
+                    // staff book is answered as such.
+                    let offered: Vec<_> = many.iter().copied().filter(|t| t.bookable_by_agent).collect();
+                    return Err(match offered.first() {
+                        None => store::StoreError::StaffOnly(many[0].name.clone()).into(),
+                        Some(_) => Refusal::spoken(format!("Did you mean {}?", type_names(offered, "or"))),
+                    });
                 }
             },
         };
