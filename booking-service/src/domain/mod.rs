@@ -16,7 +16,9 @@ pub use hours::WeeklyHours;
 pub use ids::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId, WebhookId};
 pub use patient::{Email, Notes, PatientName, PhoneNumber, Reason};
 pub use policy::{Cutoff, Policy, Reach};
-pub use time::{beyond_horizon, parse_date, parse_instant, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS};
+pub use time::{
+    beyond_horizon, parse_date, parse_instant, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS, MAX_CLOSED_DAYS,
+};
 
 /// A value from outside that breaks a rule; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

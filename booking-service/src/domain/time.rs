@@ -135,6 +135,9 @@ pub fn parse_time(field: &'static str, s: &str) -> Result<NaiveTime, DomainError
         .ok_or_else(|| DomainError::invalid(field, format!("'{s}' is not a time in the form HH:MM (00:00 to 23:59)")))
 }
 
+/// The longest time off or closure one entry may cover, in days.
+pub const MAX_CLOSED_DAYS: i64 = 366;
+
 /// An appointment length: 5 to 480 minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Minutes(i64);

@@ -7,7 +7,7 @@ use super::auth::{Admins, Allowed, Managers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::{paging, wire, AppState};
-use crate::domain::{parse_date, parse_instant, ClosureId, Reason, Slot, TimeOffId};
+use crate::domain::{parse_date, parse_instant, ClosureId, Reason, Slot, TimeOffId, MAX_CLOSED_DAYS};
 use crate::store::{self, Closure, TimeOff};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,8 +17,6 @@ use chrono::Duration;
 use shared::api::{self, CreateClosure, CreateTimeOff, ErrorBody, PageQuery, TimeOffQuery};
 use uuid::Uuid;
 
-/// The longest time off or closure one entry may cover.
-const MAX_SPAN_DAYS: i64 = 366;
 /// How far ahead time off or a closure may start.
 const MAX_AHEAD_DAYS: i64 = 2 * 366;
 
@@ -35,7 +33,7 @@ fn reason(reason: Option<&str>) -> ApiResult<Option<String>> {
 }
 
 /// A span that ends in the future, starts within `MAX_AHEAD_DAYS` and lasts at most
-/// `MAX_SPAN_DAYS`, its length as `length` tells (closures count days on the calendar: a year of
+/// `MAX_CLOSED_DAYS`, its length as `length` tells (closures count days on the calendar: a year of
 /// them can hold an hour more or less, across a change of the clocks). Errors name the field the
 /// client sent its start (`start_field`) or end (`end_field`) in.
 fn check_span(span: Slot, length: Duration, start_field: &str, end_field: &str) -> ApiResult<Slot> {
@@ -46,9 +44,9 @@ fn check_span(span: Slot, length: Duration, start_field: &str, end_field: &str) 
     if span.start() > now + Duration::days(MAX_AHEAD_DAYS) {
         return Err(ApiError::Validation(format!("{start_field}: may be at most {MAX_AHEAD_DAYS} days ahead")));
     }
-    if length > Duration::days(MAX_SPAN_DAYS) {
+    if length > Duration::days(MAX_CLOSED_DAYS) {
         return Err(ApiError::Validation(format!(
-            "{end_field}: may be at most {MAX_SPAN_DAYS} days after {start_field}"
+            "{end_field}: may be at most {MAX_CLOSED_DAYS} days after {start_field}"
         )));
     }
     Ok(span)

@@ -8,10 +8,10 @@ use super::rows::{
     PROVIDER_COLUMNS, TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
 };
 use super::schedule::{lock_organization, type_values};
-use super::sql::{sqlstate, Bind, Db, Dialect, Key, Record, Then, Timestamp, Tx, Values};
+use super::sql::{sqlstate, Bind, Db, Dialect, Held, Key, Record, Then, Timestamp, Tx, Values};
 use super::webhooks::fire;
 use super::*;
-use crate::domain::spoken;
+use crate::domain::{spoken, Minutes};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -421,8 +421,8 @@ pub(super) fn busy_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> Stri
          SELECT starts_at, ends_at FROM time_off WHERE org_id = {org} AND provider_id = {provider} AND {span}
          UNION ALL
          SELECT starts_at, ends_at FROM closures WHERE org_id = {org} AND {span}",
-        appointments = d.overlaps("blocked_from", "blocked_until", from, to),
-        span = d.overlaps("starts_at", "ends_at", from, to),
+        appointments = d.overlaps(Held::Appointment, "blocked_from", "blocked_until", from, to),
+        span = d.overlaps(Held::Closed, "starts_at", "ends_at", from, to),
     )
 }
 
@@ -435,7 +435,7 @@ pub(super) async fn overlapping(
     blocked: &Slot,
     except: Option<AppointmentId>,
 ) -> Db<bool> {
-    let overlap = tx.dialect().overlaps("blocked_from", "blocked_until", "$3", "$4");
+    let overlap = tx.dialect().overlaps(Held::Appointment, "blocked_from", "blocked_until", "$3", "$4");
     let sql = format!(
         "SELECT 1 FROM appointments
          WHERE org_id = $1 AND provider_id = $2 AND {HOLDS_TIME} AND {overlap}
@@ -460,7 +460,7 @@ pub(super) async fn closed(tx: &mut Tx, org: OrgId, provider: ProviderId, blocke
 /// The query of [`closed`] (a row for each time off and closure met), its organization, provider
 /// and bounds the placeholders given (the PostgreSQL booking statement asks it too, with its own).
 pub(super) fn closed_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> String {
-    let span = d.overlaps("starts_at", "ends_at", from, to);
+    let span = d.overlaps(Held::Closed, "starts_at", "ends_at", from, to);
     format!(
         "SELECT 1 FROM time_off WHERE org_id = {org} AND provider_id = {provider} AND {span}
          UNION ALL
@@ -1121,22 +1121,26 @@ impl Store for SqlStore {
         f: &AppointmentFilter,
         page: &PageRequest<DateTime<Utc>>,
     ) -> StoreResult<Page<Appointment>> {
+        // A filter given is a plain condition, which an index can serve (the caller's number, the
+        // provider, the times); one not given is only its placeholder, bound as NULL. An
+        // appointment ending after `from` starts at most its longest length before it.
+        let given = |set: bool, condition: &'static str, unset: &'static str| if set { condition } else { unset };
         let sql = format!(
             "SELECT {APPOINTMENT_COLUMNS}
-             WHERE a.org_id = $1
-               AND ($2 IS NULL OR a.provider_id = $2)
-               AND ($3 IS NULL OR a.ends_at > $3)
-               AND ($4 IS NULL OR a.starts_at < $4)
-               AND ($5 IS NULL OR a.status = $5)
-               AND ($6 IS NULL OR a.patient_phone = $6)
-               AND ($7 IS NULL OR a.confirmation_code = $7)
-               AND (NOT $8 OR a.{HOLDS_TIME})
-               AND ($9 IS NULL OR (a.starts_at, a.id) > ($9, $10))
+             WHERE a.org_id = $1 AND {} AND {} AND {} AND {} AND {} AND {} AND (NOT $8 OR a.{HOLDS_TIME}) AND {}
              ORDER BY a.starts_at, a.id
-             LIMIT $11"
+             LIMIT $12",
+            given(f.provider.is_some(), "a.provider_id = $2", "$2 IS NULL"),
+            given(f.from.is_some(), "a.ends_at > $3 AND a.starts_at > $9", "$3 IS NULL AND $9 IS NULL"),
+            given(f.to.is_some(), "a.starts_at < $4", "$4 IS NULL"),
+            given(f.status.is_some(), "a.status = $5", "$5 IS NULL"),
+            given(f.patient_phone.is_some(), "a.patient_phone = $6", "$6 IS NULL"),
+            given(f.confirmation_code.is_some(), "a.confirmation_code = $7", "$7 IS NULL"),
+            given(page.after.is_some(), "(a.starts_at, a.id) > ($10, $11)", "$10 IS NULL AND $11 IS NULL"),
         );
         let (from, to, status) = (f.from.map(Timestamp), f.to.map(Timestamp), f.status.map(|s| s.as_str()));
-        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code, f.active);
+        let earliest = f.from.map(|from| Timestamp(from - chrono::Duration::minutes(Minutes::MAX)));
+        let values = (org, f.provider, from, to, status, &f.patient_phone, &f.confirmation_code, f.active, earliest);
         Ok(self.page(org, &sql, values, page, |at| Timestamp(*at)).await?)
     }
 

@@ -18,7 +18,7 @@
 
 use super::rows::ORG_COLUMNS;
 use super::rules::{audit, commit_audited, stored_count, Fault, Scope, HOLDS_TIME};
-use super::sql::{Timestamp, Tx, Values};
+use super::sql::{Held, Timestamp, Tx, Values};
 use super::*;
 use sqlx::types::Json;
 
@@ -106,7 +106,13 @@ impl SqlStore {
             }
             // The appointments they meet, in one query: only those ending after the first begins.
             if let Some(earliest) = earliest {
-                let overlap = tx.dialect().overlaps("a.blocked_from", "a.blocked_until", "c.starts_at", "c.ends_at");
+                let overlap = tx.dialect().overlaps(
+                    Held::Appointment,
+                    "a.blocked_from",
+                    "a.blocked_until",
+                    "c.starts_at",
+                    "c.ends_at",
+                );
                 let sql = format!(
                     "SELECT a.id FROM appointments a
                      WHERE a.org_id = $1 AND a.{HOLDS_TIME} AND a.blocked_until > $3
@@ -179,7 +185,7 @@ async fn conflicts_in(
     provider: Option<ProviderId>,
     span: &Slot,
 ) -> Result<Vec<AppointmentId>, sqlx::Error> {
-    let overlap = tx.dialect().overlaps("blocked_from", "blocked_until", "$3", "$4");
+    let overlap = tx.dialect().overlaps(Held::Appointment, "blocked_from", "blocked_until", "$3", "$4");
     let sql = format!(
         "SELECT id FROM appointments
          WHERE org_id = $1 AND ($2 IS NULL OR provider_id = $2) AND {HOLDS_TIME} AND {overlap}

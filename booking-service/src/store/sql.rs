@@ -11,6 +11,7 @@
 
 use crate::domain::{
     AppointmentId, AppointmentTypeId, ClosureId, Minutes, OrgId, ProviderId, TimeOffId, WebhookId, WeeklyHours, Zone,
+    MAX_BUFFER_MINUTES, MAX_CLOSED_DAYS,
 };
 use chrono::{DateTime, Utc};
 use shared::api::WorkingHours;
@@ -99,12 +100,36 @@ impl Dialect {
         }
     }
 
-    /// `[from, until)` overlaps `[lo, hi)` (column names or placeholders): on PostgreSQL as
-    /// ranges, which the GiST indexes serve.
-    pub fn overlaps(self, from: &str, until: &str, lo: &str, hi: &str) -> String {
+    /// `[from, until)`, a range of what `held` says, overlaps `[lo, hi)` (column names or
+    /// placeholders): on PostgreSQL as ranges, which the GiST indexes serve; on SQLite with a
+    /// lower bound on `from` as well, so that its index walks only the rows that can reach `lo`,
+    /// not every past one of the provider or the clinic.
+    pub fn overlaps(self, held: Held, from: &str, until: &str, lo: &str, hi: &str) -> String {
         match self {
             Dialect::Postgres => format!("tstzrange({from}, {until}, '[)') && tstzrange({lo}, {hi}, '[)')"),
-            Dialect::Sqlite => format!("{from} < {hi} AND {until} > {lo}"),
+            Dialect::Sqlite => {
+                let longest = held.longest().num_microseconds().unwrap_or(i64::MAX);
+                format!("{from} < {hi} AND {until} > {lo} AND {from} >= {lo} - {longest}")
+            }
+        }
+    }
+}
+
+/// What a compared range holds, and so how long it can be.
+#[derive(Debug, Clone, Copy)]
+pub enum Held {
+    /// An appointment's blocked time: its longest length and the longest buffer on either side.
+    Appointment,
+    /// Time off or a closure: their longest span, and a day for the clocks' changes (a closure
+    /// counts calendar days, in whichever zone its clinic has moved to).
+    Closed,
+}
+
+impl Held {
+    pub fn longest(self) -> chrono::Duration {
+        match self {
+            Held::Appointment => chrono::Duration::minutes(Minutes::MAX + 2 * i64::from(MAX_BUFFER_MINUTES)),
+            Held::Closed => chrono::Duration::days(MAX_CLOSED_DAYS + 1),
         }
     }
 }

@@ -635,6 +635,34 @@ async fn a_closure_of_366_days_is_counted_in_days_not_hours(backend: Backend) {
     assert!(refused.to_string().contains("end_date: may be at most 366 days after date"), "{refused}");
 }
 
+/// The longest blocked range (a 480-minute visit with a 240-minute buffer on each side) and the
+/// longest time off still meet a booking at their far end: how far back an overlap looks (on
+/// SQLite a bound on its index walk) is no shorter than what can be stored.
+async fn the_longest_visit_and_time_off_still_meet_a_booking_at_their_far_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let longest = CreateAppointmentType {
+        buffer_before_minutes: Some(240),
+        buffer_after_minutes: Some(240),
+        ..kind("Long surgery", 480)
+    };
+    let longest = org.admin.create_appointment_type(&longest).await.expect("type");
+    let date = days_ahead(10);
+    org.staff.book(&typed(provider.id, date, "10:00", longest.id)).await.expect("booked");
+    // It blocks 06:00 to 22:00: 21:55 is 955 minutes after the start of that.
+    let short = |time| BookingInput { duration_minutes: Some(5), ..booking(provider.id, date, time) };
+    assert_error(org.staff.book(&short("21:55")).await, 409, "slot_unavailable");
+    org.staff.book(&short("22:00")).await.expect("past its buffer");
+
+    let away = org.provider_with(CreateProvider { name: "Dr. Jones".into(), ..Default::default() }).await;
+    let now = Utc::now();
+    let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let year = time_off(stamp(now - Duration::days(360)), stamp(now + Duration::days(6)));
+    org.staff.create_time_off(away.id, &year).await.expect("366 days of time off");
+    assert_error(org.staff.book(&booking(away.id, days_ahead(4), "10:00")).await, 409, "slot_unavailable");
+}
+
 /// What is wrong with a span is said of the field the client sent: a closure of one day sent
 /// without `end_date` is told about its `date`; time off too far ahead about its `starts_at`.
 async fn a_span_out_of_bounds_names_the_field_sent(backend: Backend) {
@@ -827,6 +855,7 @@ async fn until_one_waits_on_a_lock(watcher: &mut sqlx::PgConnection) {
 on_both_backends!(
     an_interval_left_out_follows_the_duration,
     a_closure_of_366_days_is_counted_in_days_not_hours,
+    the_longest_visit_and_time_off_still_meet_a_booking_at_their_far_end,
     a_span_out_of_bounds_names_the_field_sent,
     time_off_that_just_ended_still_counts_against_the_limit,
     a_type_sets_the_length_and_blocks_its_buffers,

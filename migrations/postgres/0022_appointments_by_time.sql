@@ -1,0 +1,2 @@
+-- Nothing to do here: the SQLite migration of this number adds the index of a clinic's
+-- appointments in time order that PostgreSQL has had since 0001 (appointments_org_starts).
