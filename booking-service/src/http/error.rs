@@ -35,10 +35,9 @@ pub enum ApiError {
     #[error("the appointment has already started: this link can no longer change it")]
     Started,
     #[error(
-        "the request body is larger than this route takes ({} KiB; {} KiB for the Vapi server URL, {} KiB for \
-         inbound SMS, {} KiB for manage links)",
-        super::BODY_LIMIT / 1024, super::vapi::VAPI_BODY_LIMIT / 1024, super::sms::SMS_BODY_LIMIT / 1024,
-        super::manage::BODY_LIMIT / 1024
+        "the request body is larger than this route takes ({} KiB; {} KiB for the Vapi server URL)",
+        super::BODY_LIMIT / 1024,
+        super::vapi::VAPI_BODY_LIMIT / 1024
     )]
     PayloadTooLarge,
     #[error("{0}")]

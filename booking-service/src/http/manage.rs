@@ -21,7 +21,7 @@ use crate::booking;
 use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
 use crate::mail::email::html_escape;
 use crate::store::{self, Actor, Appointment, Confirmed, ConfirmedVia, StoreError};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,8 +33,6 @@ use shared::api::{self, AppointmentStatus, ErrorBody, ManageRescheduleRequest};
 pub const DAYS: u32 = 14;
 /// The most times the page offers.
 pub const OFFERED: usize = 10;
-/// The only body these routes take is one instant, as a form or JSON.
-pub const BODY_LIMIT: usize = 1024;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -42,7 +40,6 @@ pub fn router() -> Router<AppState> {
         .route("/manage/{token}/cancel", get(ask_to_cancel).post(cancel))
         .route("/manage/{token}/reschedule", post(reschedule))
         .route("/manage/{token}/confirm", post(confirm))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// Shows the appointment with a Confirm button (pending), a Cancel button and the times it can move

@@ -6,34 +6,31 @@
 //! With `TWILIO_AUTH_TOKEN` set, only a request carrying Twilio's `X-Twilio-Signature` over
 //! `PUBLIC_BASE_URL/sms/inbound` (and the request's query) and every form field is taken; else 403.
 //! Without it no SMS leaves the machine (they are files) and nothing can be checked, so to bound
-//! what anyone may write, only messages to `SMS_FROM` are taken (else 422), and each one spends one
-//! of the client address's guesses (`LINK_GUESSES_PER_MINUTE`; beyond them 429): an unsigned
+//! what anyone may write, each message spends one of the client address's guesses (`LINK_GUESSES_PER_MINUTE`; beyond them 429): an unsigned
 //! message is a claim about a phone that nothing backs, as an unknown link token is.
 //!
 //! Public like the confirmation pages, and limited like them: no token to count requests by, a
-//! small body, the request deadline; with Twilio, the signature.
+//! the body limit, the request deadline; with Twilio, the signature.
 
 use super::error::ApiError;
 use super::extract::{is_form, ClientAddress, RawBody};
 use super::AppState;
 use crate::domain::{DomainError, PhoneNumber};
 use crate::sms::{Keyword, Origin};
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use shared::api::ErrorBody;
 
-/// Twilio's form is well under 2 KiB; 16 KiB leaves room for its optional fields.
-pub const SMS_BODY_LIMIT: usize = 16 * 1024;
 pub const PATH: &str = "/sms/inbound";
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
 /// The answer that tells Twilio to send nothing back.
 const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, post(inbound).layer(DefaultBodyLimit::max(SMS_BODY_LIMIT)))
+    Router::new().route(PATH, post(inbound))
 }
 
 /// The fields of Twilio's inbound form this route reads; the others are only signed.
@@ -102,13 +99,6 @@ pub async fn inbound(
     };
     let phone = number("From", form.from)?;
     let sender = number("To", form.to)?;
-    if origin == Origin::Unchecked && state.sms.default_from() != Some(sender.as_str()) {
-        return Err(DomainError::invalid(
-            "To",
-            "is not this service's sender number (SMS_FROM); without TWILIO_AUTH_TOKEN only messages to it are taken",
-        )
-        .into());
-    }
     // Spent whatever the message says: an unsigned one is never given back.
     let _spent = (origin == Origin::Unchecked).then(|| state.link_guesses.hold(client)).transpose()?;
     let keyword = match form.opt_out_type.as_deref() {

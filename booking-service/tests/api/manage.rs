@@ -593,7 +593,7 @@ async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
     let url = format!("{link}/reschedule");
     let json = |request: reqwest::RequestBuilder| request.header(ACCEPT, "application/json");
 
-    let huge = format!("starts_at={}", "9".repeat(4096));
+    let huge = format!("starts_at={}", "9".repeat(64 * 1024));
     let answer = json(client().post(&url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(huge));
     assert_eq!(
         error_code(answer.send().await.expect("POST")).await,
