@@ -453,8 +453,11 @@ fn configured_authentication(config: &Config) -> anyhow::Result<Option<(Authenti
     let issuer = config.jwt_issuer.as_deref();
     let audience = config.jwt_audience.as_deref();
     match (&config.jwt_secret, &config.jwt_public_key_file) {
-        (Some(_), Some(_)) => anyhow::bail!("set JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both"),
-        (Some(secret), None) => {
+        (Some(secret), key_file) => {
+            if let Some(path) = key_file {
+                // JWT_SECRET, when set, is the only key accepted (as midway through a change of keys).
+                tracing::warn!(file = %path.display(), "JWT_SECRET is set: JWT_PUBLIC_KEY_FILE is not read");
+            }
             if let Some(algorithm) = config.jwt_algorithm.as_deref().filter(|a| *a != "HS256") {
                 anyhow::bail!("JWT_ALGORITHM {algorithm} does not go with JWT_SECRET, an HS256 key (leave it unset)");
             }

@@ -180,8 +180,20 @@ async fn bad_settings_are_refused_before_the_database_is_created() {
         c.jwt_algorithm = Some("RS256".into());
     })
     .await;
-    assert!(both.contains("not both"), "the first thing to fix is named first: {both}");
+    assert!(both.contains("does not go with JWT_SECRET"), "JWT_SECRET is the key: {both}");
     assert!(!file.exists() && !dir.path().join("data").exists(), "a refused start creates nothing");
+}
+
+/// With JWT_SECRET set it is the only key accepted: a public key file set besides is not read
+/// (here it does not exist), and the start goes on.
+#[tokio::test]
+async fn with_jwt_secret_set_a_public_key_file_is_not_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = Config::with_database(format!("sqlite://{}", dir.path().join("booking.db").display()));
+    config.jwt_secret = Some(SECRET.into());
+    config.jwt_public_key_file = Some("/nonexistent.pem".into());
+    let started = Application::build(config).await;
+    assert!(started.is_ok(), "{:#}", started.err().expect("the error"));
 }
 
 /// A booking held up by the database when shutdown begins still gets its answer.
