@@ -46,16 +46,18 @@ impl Kind {
 pub enum Manage {
     /// `PUBLIC_BASE_URL/manage/{token}`: online, while the clinic's cut-off is ahead.
     Online(String),
-    /// Within the cut-off (or after the start) the link would refuse: only by calling the clinic,
-    /// at its front-desk number (Vapi's transfer number) when it has one.
-    CallTheClinic(Option<String>),
+    /// Within the cut-off: only by calling the clinic, at its front-desk number (Vapi's transfer
+    /// number) when it has one. The link still shows the appointment, and confirms it while it is
+    /// pending (a patient by phone has no other link to).
+    TooSoon { link: Option<String>, phone: Option<String> },
 }
 
 impl Manage {
-    fn link(&self) -> Option<&str> {
+    /// Where the appointment can be cancelled or moved online.
+    fn online(&self) -> Option<&str> {
         match self {
             Self::Online(link) => Some(link),
-            Self::CallTheClinic(_) => None,
+            Self::TooSoon { .. } => None,
         }
     }
 }
@@ -202,7 +204,12 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
     }
     match email.manage {
         Some(Manage::Online(link)) => out.push_str(&format!("To cancel it or move it to another time:\n\n{link}\n")),
-        Some(Manage::CallTheClinic(phone)) => out.push_str(&format!("{}\n", too_close(phone.as_deref()))),
+        Some(Manage::TooSoon { link, phone }) => {
+            out.push_str(&format!("{}\n", too_close(phone.as_deref())));
+            if let Some(link) = link {
+                out.push_str(&format!("\nThe appointment online:\n\n{link}\n"));
+            }
+        }
         None => {}
     }
     out
@@ -221,7 +228,12 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
         Some(Manage::Online(link)) => {
             format!("<p><a href=\"{href}\">Cancel or move this appointment</a></p>", href = html_escape(link))
         }
-        Some(Manage::CallTheClinic(phone)) => format!("<p>{}</p>", html_escape(&too_close(phone.as_deref()))),
+        Some(Manage::TooSoon { link, phone }) => {
+            let shown = link
+                .as_deref()
+                .map(|link| format!("<p><a href=\"{href}\">See this appointment</a></p>", href = html_escape(link)));
+            format!("<p>{}</p>{}", html_escape(&too_close(phone.as_deref())), shown.unwrap_or_default())
+        }
         None => String::new(),
     };
     let action = match email.link {
@@ -299,7 +311,7 @@ fn ics(email: &EmailMessage<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -
     if let Some(link) = email.link {
         description.push_str(&format!(" Confirm: {link}"));
     }
-    if let Some(manage) = email.manage.and_then(Manage::link) {
+    if let Some(manage) = email.manage.and_then(Manage::online) {
         description.push_str(&format!(" Cancel or move: {manage}"));
     }
     let lines = [

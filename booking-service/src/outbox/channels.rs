@@ -48,7 +48,7 @@ struct About {
     clinic: String,
     provider: String,
     /// How the patient may cancel or move it: the manage link while the clinic's cut-off is
-    /// ahead, then by calling the clinic (the link would refuse).
+    /// ahead, then by calling the clinic (the link, still given, would refuse a change).
     manage: Option<Manage>,
     settings: ClinicSettings,
 }
@@ -82,13 +82,14 @@ impl Channels {
             return Ok(Err(Delivery::Dropped { reason: "the clinic no longer exists" }));
         };
         let cutoff = Cutoff::minutes(settings.manage_cutoff_minutes);
+        let link = match self.store.manage_nonce(job.org, job.appointment).await? {
+            Some(nonce) => self.manage_token(&nonce).await?,
+            None => None,
+        }
+        .map(|token| format!("{}/manage/{}", self.base_url, token.as_str()));
         let manage = match cutoff.reach(appointment.slot.start(), store::now()) {
-            Reach::Open => match self.store.manage_nonce(job.org, job.appointment).await? {
-                Some(nonce) => self.manage_token(&nonce).await?,
-                None => None,
-            }
-            .map(|token| Manage::Online(format!("{}/manage/{}", self.base_url, token.as_str()))),
-            Reach::TooSoon | Reach::Started => Some(Manage::CallTheClinic(org.vapi.transfer_number)),
+            Reach::Open => link.map(Manage::Online),
+            Reach::TooSoon | Reach::Started => Some(Manage::TooSoon { link, phone: org.vapi.transfer_number }),
         };
         Ok(Ok(About { appointment, clinic: org.name, provider, manage, settings }))
     }

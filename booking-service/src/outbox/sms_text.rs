@@ -65,7 +65,14 @@ pub fn sms_body(
             body.push_str(&format!(" To confirm, cancel or change it: {link}"))
         }
         Some(Manage::Online(link)) => body.push_str(&format!(" To cancel or change it: {link}")),
-        Some(Manage::CallTheClinic(phone)) => {
+        Some(Manage::TooSoon { link, phone }) => {
+            match link {
+                Some(link) if a.status == AppointmentStatus::Pending => {
+                    body.push_str(&format!(" To confirm it: {link}"))
+                }
+                Some(link) => body.push_str(&format!(" See it: {link}")),
+                None => {}
+            }
             body.push_str(&format!(" To cancel or change it, {}.", call_the_clinic(phone.as_deref())))
         }
         None => {}
@@ -140,19 +147,27 @@ mod tests {
         assert!(!cancelled.contains("manage"), "nothing left to manage: {cancelled}");
     }
 
-    /// Within the clinic's cut-off the link would refuse: the text says to call instead.
+    /// Within the clinic's cut-off the link would refuse a change: the text says to call for
+    /// that, and gives the link to confirm a pending appointment (or see a confirmed one).
     #[test]
     fn a_reminder_too_close_to_change_online_says_to_call() {
-        let a = appointment();
-        let call = |phone: Option<&str>| {
-            let manage = Manage::CallTheClinic(phone.map(str::to_owned));
+        let call = |status, link: Option<&str>, phone: Option<&str>| {
+            let a = Appointment { status, ..appointment() };
+            let manage = Manage::TooSoon { link: link.map(str::to_owned), phone: phone.map(str::to_owned) };
             sms_body(outbox_kind::REMINDER_SMS, "Smile", "Dr. Smith", &a, Some(&manage), None).expect("a body")
         };
-        let body = call(None);
+        let body = call(AppointmentStatus::Pending, None, None);
         assert!(body.ends_with("Code K7P2QX. To cancel or change it, please call the clinic."), "{body}");
         assert!(!body.contains("http"), "{body}");
-        let body = call(Some("+15550102000"));
-        assert!(body.ends_with("please call the clinic at +15550102000."), "{body}");
+        let body = call(AppointmentStatus::Pending, Some("https://x/manage/t"), Some("+15550102000"));
+        assert!(
+            body.ends_with(
+                "To confirm it: https://x/manage/t To cancel or change it, please call the clinic at +15550102000."
+            ),
+            "{body}"
+        );
+        let body = call(AppointmentStatus::Confirmed, Some("https://x/manage/t"), None);
+        assert!(body.ends_with("See it: https://x/manage/t To cancel or change it, please call the clinic."), "{body}");
     }
 
     #[test]

@@ -185,11 +185,12 @@ async fn a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link(backe
     assert_eq!(twilio.messages().len(), 2, "the SMS sent once");
 }
 
-/// Within the clinic's cut-off the manage link would only refuse (409, "call the clinic"): the
-/// messages say to call instead of offering it, at the clinic's front-desk number (its Vapi
-/// transfer number) once it has one. Here the cut-off is 7 days and the appointments 2 and 3 days
-/// ahead; the confirmation link stays, confirming is not changing.
-async fn messages_too_close_to_change_online_say_to_call_the_clinic(backend: Backend) {
+/// Within the clinic's cut-off the manage link refuses a change (409, "call the clinic"): the
+/// messages say to call for that, at the clinic's front-desk number (its Vapi transfer number)
+/// once it has one. They still carry the link, which shows the appointment and confirms it (a
+/// patient by phone has no other way to). Here the cut-off is 7 days and the appointments 2 and 3
+/// days ahead; the email's confirmation link stays too.
+async fn messages_too_close_to_change_online_say_to_call_and_keep_the_link(backend: Backend) {
     let (app, twilio) = with_twilio(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
@@ -200,11 +201,17 @@ async fn messages_too_close_to_change_online_say_to_call_the_clinic(backend: Bac
     let email = searchable(&files[0]);
     assert!(email.contains(&booked.confirmation_code), "{email}");
     assert!(email.contains("please call the clinic"), "{email}");
-    assert!(!email.contains("/manage/"), "{email}");
+    assert!(email.contains(&format!("{}/manage/", app.base)), "{email}");
     assert!(email.contains(&format!("{}/confirm/", app.base)), "{email}");
     let sent = twilio.wait_for(1, std::time::Duration::from_secs(20)).await.expect("the SMS arrives");
     assert!(sent[0].body.contains("please call the clinic."), "{}", sent[0].body);
-    assert!(!sent[0].body.contains("/manage/"), "{}", sent[0].body);
+    let link = format!("To confirm it: {}/manage/", app.base);
+    assert!(sent[0].body.contains(&link), "{}", sent[0].body);
+    let page = reqwest::get(sent[0].body.split(' ').find(|w| w.contains("/manage/")).expect("the link"))
+        .await
+        .expect("GET the link");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Confirm this appointment") && html.contains("too soon to change it online"), "{html}");
 
     let front_desk = shared::api::VapiSettings { transfer_number: Some("+15550102000".into()), ..Default::default() };
     org.admin.set_vapi_settings(&front_desk).await.expect("saved");
@@ -377,7 +384,7 @@ on_both_backends!(
     reminders_are_queued_per_offset_and_channel_none_already_due,
     a_reschedule_moves_the_reminders_and_a_cancellation_withdraws_them,
     a_due_reminder_arrives_once_by_email_and_sms_with_the_manage_link,
-    messages_too_close_to_change_online_say_to_call_the_clinic,
+    messages_too_close_to_change_online_say_to_call_and_keep_the_link,
     the_booking_sms_goes_through_twilio_and_never_after_stop,
     a_phone_twilio_knows_opted_out_is_kept_so_and_not_a_dead_letter,
 );
