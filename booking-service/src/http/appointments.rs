@@ -134,8 +134,8 @@ pub async fn cancel(
     Ok(axum::Json(appointment.to_api()))
 }
 
-/// Moves the appointment to a new local date and time, pending again until confirmed; at the same
-/// start with another length or type it keeps its status and the patient is told nothing.
+/// Moves the appointment to a new local date and time, keeping its status; at the same start with
+/// another length or type the patient is told nothing.
 #[utoipa::path(post, path = "/api/appointments/{id}/reschedule", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = RescheduleRequest,
     responses((status = 200, body = api::Appointment), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

@@ -112,10 +112,12 @@ impl Channels {
             Ok(about) => about,
             Err(dropped) => return Ok(dropped),
         };
-        let link = if kind.has_link() {
-            let nonce = job.payload["nonce"]
-                .as_str()
-                .ok_or_else(|| DeliveryError::Render("the message has no link nonce".into()))?;
+        // A move's notice has a link only while the appointment is pending (a confirmed one stays so).
+        let nonce = job.payload["nonce"].as_str();
+        if kind == Kind::Booked && nonce.is_none() {
+            return Err(DeliveryError::Render("the message has no link nonce".into()));
+        }
+        let link = if let Some(nonce) = nonce.filter(|_| kind.has_link()) {
             // None stored: a reschedule replaced this link before it went out, and the newer
             // message carries the working one, so this one would only confuse.
             let tokens = self.links.confirm_tokens(nonce);

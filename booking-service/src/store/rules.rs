@@ -1230,18 +1230,19 @@ impl Store for SqlStore {
             if refused {
                 return Ok(MoveOutcome::Unavailable { provider, wanted, own });
             }
-            // A new start is a new time for the patient: pending again, with a notice and a new
-            // confirmation link. The same start with another length or type is no move for them:
-            // its status, link and reminders stay (queued anew, one already due waiting on a
-            // retry would be lost), and they are not told it "moved" to the time it has.
+            // A move keeps the status (the contract's statuses go only from pending to confirmed,
+            // and either to cancelled). A new start is a new time for the patient: a notice, its
+            // reminders queued anew, and, while pending, a new confirmation link. The same start
+            // with another length or type is no move for them: its link and reminders stay
+            // (queued anew, one already due waiting on a retry would be lost), and they are not
+            // told it "moved" to the time it has.
             let start_moved = wanted.slot.start() != appointment.slot.start();
             let sql = "UPDATE appointments SET starts_at = $3, ends_at = $4, blocked_from = $5, blocked_until = $6,
-                              appointment_type_id = $7, updated_at = $8,
-                              status = CASE WHEN $9 THEN 'pending' ELSE status END
+                              appointment_type_id = $7, updated_at = $8
                        WHERE org_id = $1 AND id = $2";
             let (start, end) = (Timestamp(wanted.slot.start()), Timestamp(wanted.slot.end()));
             let (from, until) = (Timestamp(blocked.start()), Timestamp(blocked.end()));
-            let values = (actor.org, id, start, end, from, until, wanted.kind, Timestamp(now), start_moved);
+            let values = (actor.org, id, start, end, from, until, wanted.kind, Timestamp(now));
             match tx.run(sql, values).await {
                 // PostgreSQL's exclusion constraint: a booking committed since the check above.
                 Err(e) if sqlstate(&e).as_deref() == Some(EXCLUSION_VIOLATION) => {
@@ -1257,11 +1258,15 @@ impl Store for SqlStore {
             appointment.appointment_type = wanted.kind;
             appointment.updated_at = now;
             if start_moved {
-                appointment.status = AppointmentStatus::Pending;
                 withdraw_link(&mut tx, actor.org, id).await?;
                 if let Some(to) = &appointment.patient_email {
-                    issue_link(&mut tx, &appointment, link, now).await?;
-                    let payload = outbox_kind::moved_from(outbox_kind::with_link(to, link), was);
+                    let payload = if appointment.status == AppointmentStatus::Pending {
+                        issue_link(&mut tx, &appointment, link, now).await?;
+                        outbox_kind::with_link(to, link)
+                    } else {
+                        outbox_kind::plain(to)
+                    };
+                    let payload = outbox_kind::moved_from(payload, was);
                     enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
                 }
                 if let Some(phone) = &appointment.patient_phone {

@@ -576,6 +576,29 @@ async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: 
     assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Confirmed);
 }
 
+/// A move keeps a confirmed appointment confirmed (statuses go only from pending to confirmed,
+/// and either to cancelled): its notice says where it moved and asks for no confirmation.
+async fn a_confirmed_appointment_moved_stays_confirmed_and_is_not_asked_again(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
+    assert_eq!(post_confirm(&link, true).await.status(), StatusCode::OK);
+    let to = RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(6))),
+        appointment_time: Some("11:00".into()),
+        duration_minutes: None,
+        appointment_type_id: None,
+    };
+    let moved = org.staff.reschedule(booked.appointment_id, &to).await.expect("rescheduled");
+    assert_eq!(moved.status, AppointmentStatus::Confirmed);
+    assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Confirmed);
+    let notice = searchable(&wait_eml(&app, 2).await[1]);
+    assert!(notice.contains("was moved from") && notice.contains("STATUS:CONFIRMED"), "{notice}");
+    assert!(!notice.contains("/confirm/") && notice.contains("/manage/"), "{notice}");
+}
+
 async fn cancelling_queues_a_notice_and_withdraws_the_link(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
@@ -953,6 +976,7 @@ on_both_backends!(
     an_expired_link_is_gone_and_an_unknown_one_is_not_found,
     a_link_cannot_confirm_an_appointment_whose_time_has_come,
     rescheduling_sends_a_fresh_link_and_the_old_one_stops_working,
+    a_confirmed_appointment_moved_stays_confirmed_and_is_not_asked_again,
     a_confirmation_superseded_before_delivery_is_not_sent,
     cancelling_queues_a_notice_and_withdraws_the_link,
     a_refused_booking_queues_no_message_and_no_link,

@@ -347,7 +347,7 @@ async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(back
 
 /// A longer visit at the same start is no move for the patient: a confirmed appointment stays
 /// confirmed, with no "moved" email or SMS (which said it moved from 2 PM to 2 PM) and its
-/// confirmation link kept; a new start makes it pending again and tells them.
+/// confirmation link kept; a new start tells them, and it stays confirmed.
 async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
@@ -373,7 +373,7 @@ async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backen
     assert_eq!(notices().await, 0, "no notice of a move");
     let later = RescheduleRequest { appointment_time: Some("15:00".into()), ..longer };
     org.staff.reschedule(id, &later).await.expect("moved");
-    assert_eq!(org.staff.appointment(id).await.expect("read").status, AppointmentStatus::Pending);
+    assert_eq!(org.staff.appointment(id).await.expect("read").status, AppointmentStatus::Confirmed);
     assert_eq!(notices().await, 2, "told by email and SMS");
 }
 
