@@ -107,6 +107,16 @@ mod tests {
         assert_eq!(c.verify(&headers(&format!("sha256={}", c.sign(ms, body)), ms), body, 1_000_000_100), Ok(()));
     }
 
+    /// A signature made outside this code (`printf '%s' '1700000000.{body}' | openssl dgst -sha256
+    /// -hmac vapi-secret`) passes: what is signed and how it is written are Vapi's, not only ours.
+    #[test]
+    fn a_signature_made_elsewhere_passes() {
+        let body = br#"{"message":{"type":"tool-calls"}}"#;
+        let known = "fefc68e2228087be395a292f3a30106ebe76dd178a011f4a58f04303d462dfca";
+        assert_eq!(check().verify(&headers(known, "1700000000"), body, 1_700_000_010), Ok(()));
+        assert_eq!(check().sign("1700000000", body), known);
+    }
+
     #[test]
     fn tampering_staleness_and_absence_are_refused() {
         let c = check();

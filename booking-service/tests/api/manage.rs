@@ -5,7 +5,7 @@
 use crate::attendance::backdate;
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId};
-use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Offset, Utc};
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use shared::api::{
@@ -148,7 +148,8 @@ async fn the_page_shows_the_appointment_and_up_to_ten_times_and_changes_nothing(
         let start = instant(t);
         assert!(start >= now + Duration::hours(24), "outside the cut-off: {t}");
         assert!(start <= now + Duration::days(15), "within 14 days: {t}");
-        assert_eq!(start.offset().local_minus_utc() % 3600, 0, "in Paris' offset: {t}");
+        let paris = start.with_timezone(&chrono_tz::Europe::Paris).offset().fix().local_minus_utc();
+        assert_eq!(start.offset().local_minus_utc(), paris, "in Paris' offset: {t}");
         if i > 0 {
             assert!(instant(&times[i - 1]) < start, "in order: {times:?}");
         }

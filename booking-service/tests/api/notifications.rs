@@ -7,7 +7,7 @@ use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId, WebhookId};
 use booking_service::store::{event, outbox_kind, OutboxJob};
 use chrono::{DateTime, Duration, Timelike, Utc};
-use serde_json::Value;
+use serde_json::{json, Value};
 use shared::api::{AppointmentStatus, BookingInput, CreateWebhook, RescheduleRequest, Settings};
 use test_kit::twilio::{sign, FakeTwilio};
 use uuid::Uuid;
@@ -320,7 +320,8 @@ async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(back
     set_offsets(&org, &[1440, 60]).await;
     let hook = CreateWebhook { url: "http://127.0.0.1:9/hook".into(), events: None };
     let hook = org.admin.create_webhook(&hook).await.expect("created");
-    let booked = org.agent.book(&with_email(booking(provider.id, days_ahead(3), "10:00"))).await.expect("booked");
+    let input = with_email(booking(provider.id, days_ahead(3), "10:00"));
+    let booked = org.agent.book(&input).await.expect("booked");
     let (org_id, id) = (OrgId(org.id), AppointmentId(booked.appointment_id));
     let a = app.store.appointment(org_id, id).await.expect("read").expect("stored");
 
@@ -343,6 +344,34 @@ async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(back
     want.sort_by_key(by_text);
     queued.sort_by_key(by_text);
     assert_eq!(queued, want);
+    // And in plain words, not only as the rules build them (on SQLite they build both sides).
+    let email = input.patient_email.expect("an email");
+    let phone = input.patient_phone.expect("a phone");
+    let mut reminders: Vec<(&str, &str, i64)> = queued
+        .iter()
+        .filter(|(kind, _)| kind != "webhook")
+        .map(|(kind, p)| {
+            (kind.as_str(), p["to"].as_str().unwrap_or_default(), p["offset_minutes"].as_i64().unwrap_or(0))
+        })
+        .collect();
+    reminders.sort();
+    let expected = [
+        ("reminder_email", email.as_str(), 60),
+        ("reminder_email", email.as_str(), 1440),
+        ("reminder_sms", phone.as_str(), 60),
+        ("reminder_sms", phone.as_str(), 1440),
+    ];
+    assert_eq!(reminders, expected);
+    let starts_at = booked.starts_at.to_utc();
+    assert!(queued.iter().filter(|(kind, _)| kind != "webhook").all(|(_, p)| p["starts_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t == starts_at)));
+    let webhook = &queued.iter().find(|(kind, _)| kind == "webhook").expect("the webhook message").1;
+    assert_eq!(
+        (&webhook["type"], &webhook["data"]["id"], &webhook["webhook_id"]),
+        (&json!("appointment.booked"), &json!(booked.appointment_id), &json!(hook.id))
+    );
 }
 
 /// A longer visit at the same start is no move for the patient: a confirmed appointment stays
