@@ -14,13 +14,22 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use url::Url;
 
 /// How long each step of a delivery may take: the name's lookup, then the POST.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 const SECRET_PREFIX: &str = "whsec_";
+
+/// Name lookups running at once, at most. Each holds one of tokio's blocking threads until the
+/// system's resolver answers, which no timeout cuts short: unbounded, names whose servers never
+/// answer (a clinic's admin may create them as fast as the rate limit lets) would take every
+/// blocking thread, which the mail and SMS spools need too.
+const LOOKUPS_AT_ONCE: usize = 16;
+static LOOKUPS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(LOOKUPS_AT_ONCE)));
 
 /// How webhooks are checked and sent.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +53,25 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+}
+
+/// `blocking` run on a blocking thread once one of `permits` is free, which it holds until the
+/// thread ends (whenever that is); `None` when no answer came within `timeout`, waiting included.
+async fn bounded<T: Send + 'static>(
+    permits: &Arc<Semaphore>,
+    timeout: Duration,
+    blocking: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let run = async {
+        let permit = Arc::clone(permits).acquire_owned().await.ok()?;
+        tokio::task::spawn_blocking(move || {
+            let _held = permit;
+            blocking()
+        })
+        .await
+        .ok()
+    };
+    tokio::time::timeout(timeout, run).await.ok().flatten()
 }
 
 /// Whether an address is one the open internet routes to. An IPv6 address that carries an IPv4
@@ -103,12 +131,12 @@ impl Sender {
             true => format!("{host} {why}"),
             false => format!("{host} does not resolve to public addresses only"),
         };
-        let lookup = tokio::time::timeout(self.timeout, tokio::net::lookup_host((host.trim_matches(['[', ']']), port)));
-        let addrs: Vec<SocketAddr> = lookup
+        let name = host.trim_matches(['[', ']']).to_owned();
+        let lookup = move || (name.as_str(), port).to_socket_addrs().map(Iterator::collect::<Vec<_>>);
+        let addrs = bounded(&LOOKUPS, self.timeout, lookup)
             .await
-            .map_err(|_| refused("did not resolve in time"))?
-            .map_err(|_| refused("does not resolve"))?
-            .collect();
+            .ok_or_else(|| refused("did not resolve in time"))?
+            .map_err(|_| refused("does not resolve"))?;
         if addrs.is_empty() {
             return Err(refused("does not resolve"));
         }
@@ -218,5 +246,26 @@ mod tests {
         }
         let open = Sender { allow_private: true, timeout: TIMEOUT };
         assert!(open.check("http://127.0.0.1:9/hook").await.is_ok());
+    }
+
+    /// A lookup that never answers is cut at its timeout but keeps its thread, and its permit,
+    /// until it ends: with none free, the next is refused in time without taking a thread.
+    #[tokio::test]
+    async fn lookups_that_do_not_answer_hold_no_more_threads_than_permits() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let permits = Arc::new(Semaphore::new(1));
+        let started = Arc::new(AtomicUsize::new(0));
+        let hanging = |started: Arc<AtomicUsize>| {
+            move || {
+                started.fetch_add(1, SeqCst);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        };
+        let short = Duration::from_millis(50);
+        assert_eq!(bounded(&permits, short, hanging(Arc::clone(&started))).await, None, "cut at its timeout");
+        assert_eq!(bounded(&permits, short, hanging(Arc::clone(&started))).await, None, "no permit free");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(started.load(SeqCst), 1, "the second lookup never took a thread");
+        assert_eq!(bounded(&permits, TIMEOUT, || 7).await, Some(7), "the permit is back once the thread ended");
     }
 }
