@@ -1,6 +1,6 @@
 use crate::helpers::*;
 use futures::future::join_all;
-use shared::api::{AppointmentQuery, BookingInput};
+use shared::api::{Appointment, AppointmentQuery, AppointmentStatus, BookingInput};
 use shared::ApiClient;
 use std::sync::Arc;
 use tokio::sync::Barrier;
@@ -57,25 +57,45 @@ fn count(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|&&s| s == status).count()
 }
 
+/// The provider's active appointments (pending or confirmed), by start, after asserting that no
+/// two of them overlap.
+async fn active_apart(org: &TestOrg, provider: uuid::Uuid) -> Vec<Appointment> {
+    let mut active: Vec<Appointment> = org
+        .staff
+        .appointments(&AppointmentQuery { provider_id: Some(provider), ..Default::default() })
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|a| matches!(a.status, AppointmentStatus::Pending | AppointmentStatus::Confirmed))
+        .collect();
+    active.sort_by_key(|a| a.starts_at);
+    for pair in active.windows(2) {
+        assert!(pair[0].ends_at <= pair[1].starts_at, "{:?} overlaps {:?}", pair[0], pair[1]);
+    }
+    active
+}
+
+/// Fifty bookings of one start, each of another length (15 to 260 minutes), so that each is a
+/// request of its own lane (organization, provider, type, local start and length: `BookingLanes`)
+/// and all fifty reach the database together: the store alone must let exactly one of them in.
+/// Each refusal is `slot_unavailable` and offers three alternatives clear of the one appointment
+/// stored.
 async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let input = booking(provider.id, days_ahead(7), "10:00");
-    let answers = race_answers(std::slice::from_ref(&org.agent), vec![input; 50]).await;
+    let inputs: Vec<BookingInput> = (0..50)
+        .map(|i| BookingInput { duration_minutes: Some(15 + 5 * i), ..booking(provider.id, days_ahead(7), "10:00") })
+        .collect();
+    let answers = race_answers(std::slice::from_ref(&org.agent), inputs).await;
     let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 49, "{statuses:?}");
-    // Every refusal is a whole answer, also when the service asked the database once for many.
-    let offered: Vec<_> = answers.iter().filter(|(s, _)| *s == 409).collect();
-    let active = org
-        .staff
-        .appointments(&AppointmentQuery { provider_id: Some(provider.id), ..Default::default() })
-        .await
-        .expect("list");
-    assert_eq!(active.len(), 1);
+    let active = active_apart(&org, provider.id).await;
+    assert_eq!(active.len(), 1, "{active:?}");
     let taken = &active[0];
-    for (_, alternatives) in offered {
+    assert_eq!(taken.starts_at.format("%H:%M").to_string(), "10:00");
+    for (_, alternatives) in answers.iter().filter(|(s, _)| *s == 409) {
         assert_eq!(alternatives.len(), 3, "{alternatives:?}");
         assert!(
             alternatives.iter().all(|a| a.ends_at <= taken.starts_at || a.starts_at >= taken.ends_at),
@@ -114,16 +134,28 @@ async fn staggered_overlapping_bookings_never_overlap(backend: Backend) {
     }
 }
 
+/// Four hourly starts contested by ten bookings each, all forty at once, each of another length
+/// (15 to 60 minutes, so none reaches the next hour) and so each a database attempt of its own:
+/// exactly one booking per start wins, and exactly one appointment is stored at each start.
 async fn many_slots_contested_at_once_each_get_one_winner(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let date = days_ahead(9);
-    let inputs: Vec<BookingInput> =
-        (0..40).map(|i| booking(provider.id, date, &format!("{:02}:00", 8 + i % 4))).collect();
+    let start = |i: i64| format!("{:02}:00", 8 + i % 4);
+    let inputs: Vec<BookingInput> = (0..40)
+        .map(|i| BookingInput { duration_minutes: Some(15 + 5 * (i / 4)), ..booking(provider.id, date, &start(i)) })
+        .collect();
     let statuses = race(std::slice::from_ref(&org.agent), inputs).await;
     assert_eq!(count(&statuses, 201), 4, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 36, "{statuses:?}");
+    for slot in 0..4 {
+        let of_slot: Vec<u16> = statuses.iter().skip(slot).step_by(4).copied().collect();
+        assert_eq!(count(&of_slot, 201), 1, "{}: {of_slot:?}", start(slot as i64));
+    }
+    let stored: Vec<String> =
+        active_apart(&org, provider.id).await.iter().map(|a| a.starts_at.format("%H:%M").to_string()).collect();
+    assert_eq!(stored, ["08:00", "09:00", "10:00", "11:00"]);
 }
 
 on_both_backends!(
