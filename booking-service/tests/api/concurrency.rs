@@ -1,7 +1,7 @@
 use crate::helpers::*;
 use chrono::Timelike;
 use futures::future::join_all;
-use shared::api::{Appointment, AppointmentQuery, AppointmentStatus, BookingInput};
+use shared::api::{Appointment, AppointmentQuery, AppointmentStatus, BookingInput, RescheduleRequest};
 use shared::ApiClient;
 use std::sync::Arc;
 use tokio::sync::Barrier;
@@ -169,10 +169,101 @@ async fn many_slots_contested_at_once_each_get_one_winner(backend: Backend) {
     assert_eq!(stored, ["08:00", "09:00", "10:00", "11:00"]);
 }
 
+/// One racer of `a_move_racing_bookings_for_its_new_time_leaves_one_holder`.
+enum Racer {
+    /// Staff moving this appointment.
+    Move(uuid::Uuid),
+    /// The voice agent booking this.
+    Book(BookingInput),
+}
+
+/// Staff move appointment A (14:00) to 10:00 while staff move B (16:00, 45 minutes) to 10:00
+/// too and the voice agent books six ranges of other lengths, each containing the instant 10:00
+/// (so each a database attempt of its own, and any two of the eight overlapping): all eight at
+/// once. Exactly one wins, whichever it is, and holds 10:00: no two active appointments of the
+/// provider overlap, a moved winner is at 10:00 and left its old time, every losing move left its
+/// appointment as it was, and no refused booking was stored.
+async fn a_move_racing_bookings_for_its_new_time_leaves_one_holder(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let date = days_ahead(10);
+    let book =
+        |time: &str, minutes: i64| BookingInput { duration_minutes: Some(minutes), ..booking(provider.id, date, time) };
+    let a = org.agent.book(&book("14:00", 30)).await.expect("A booked").appointment_id;
+    let b = org.agent.book(&book("16:00", 45)).await.expect("B booked").appointment_id;
+    let before = [org.staff.appointment(a).await.expect("A"), org.staff.appointment(b).await.expect("B")];
+    let contested = [("10:00", 15), ("10:00", 25), ("09:50", 20), ("09:40", 35), ("10:00", 50), ("09:55", 10)];
+    let racers: Vec<Racer> = [Racer::Move(a), Racer::Move(b)]
+        .into_iter()
+        .chain(contested.iter().map(|&(time, minutes)| Racer::Book(book(time, minutes))))
+        .collect();
+    let to_ten = RescheduleRequest {
+        appointment_date: Some(date_str(date)),
+        appointment_time: Some("10:00".into()),
+        duration_minutes: None,
+        appointment_type_id: None,
+    };
+    let barrier = Arc::new(Barrier::new(racers.len()));
+    let tasks = racers.into_iter().map(|racer| {
+        let (barrier, staff, agent, to_ten) = (barrier.clone(), org.staff.clone(), org.agent.clone(), to_ten.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            match racer {
+                Racer::Move(id) => match staff.reschedule(id, &to_ten).await {
+                    Ok(moved) => (200, Some(moved.id)),
+                    Err(e) => {
+                        assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
+                        (e.status().map_or(0, |s| s.as_u16()), None)
+                    }
+                },
+                Racer::Book(input) => match agent.book(&input).await {
+                    Ok(booked) => (201, Some(booked.appointment_id)),
+                    Err(e) => {
+                        assert_eq!(e.code(), Some("slot_unavailable"), "{e}");
+                        (e.status().map_or(0, |s| s.as_u16()), None)
+                    }
+                },
+            }
+        })
+    });
+    let answers: Vec<(u16, Option<uuid::Uuid>)> = join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect();
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses.iter().filter(|s| **s != 409).count(), 1, "{statuses:?}");
+    let winner = answers.iter().find_map(|(_, id)| *id).expect("a winner");
+
+    let active = active_apart(&org, provider.id).await;
+    let ten = before[0]
+        .starts_at
+        .with_time(chrono::NaiveTime::from_hms_opt(10, 0, 0).expect("10:00"))
+        .single()
+        .expect("10:00");
+    let holders: Vec<_> = active.iter().filter(|x| x.starts_at <= ten && ten < x.ends_at).collect();
+    assert_eq!(holders.len(), 1, "{active:?}");
+    assert_eq!(holders[0].id, winner, "the winner holds 10:00: {active:?}");
+    // A refused booking stored nothing: A, B and a booking that won.
+    let booking_won = statuses[2..].contains(&201);
+    assert_eq!(active.len(), 2 + usize::from(booking_won), "{active:?}");
+    for (i, was) in before.iter().enumerate() {
+        let now = org.staff.appointment(was.id).await.expect("still there");
+        if statuses[i] == 200 {
+            assert_eq!(now.starts_at, ten, "{now:?}");
+            assert!(!active.iter().any(|x| x.starts_at == was.starts_at), "its old time is free: {active:?}");
+        } else {
+            assert_eq!(
+                (now.starts_at, now.ends_at, now.status, &now.confirmation_code),
+                (was.starts_at, was.ends_at, was.status, &was.confirmation_code),
+                "a losing move leaves its appointment as it was"
+            );
+        }
+    }
+}
+
 on_both_backends!(
     fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment,
     staggered_overlapping_bookings_never_overlap,
     many_slots_contested_at_once_each_get_one_winner,
+    a_move_racing_bookings_for_its_new_time_leaves_one_holder,
 );
 
 /// Two service processes on one database: the database, not a process-local lock, decides.
