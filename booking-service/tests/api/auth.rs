@@ -66,6 +66,9 @@ async fn bad_tokens_are_refused_with_401(backend: Backend) {
     assert_error(app.client(future).providers().await, 401, "unauthorized");
 }
 
+/// A valid token whose role a route does not admit gets 403 `forbidden`, before the route reads
+/// its body, path or query, and changes nothing: among others, the voice agent on the staff
+/// routes that cancel and move appointments.
 async fn roles_outside_a_route_get_403(backend: Backend) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
@@ -86,6 +89,20 @@ async fn roles_outside_a_route_get_403(backend: Backend) {
     assert_error(org.agent.appointments(&Default::default()).await, 403, "forbidden");
     assert_error(platform_in_org.book(&booking(provider.id, days_ahead(2), "10:00")).await, 403, "forbidden");
     assert_error(org.agent.deactivate_provider(provider.id).await, 403, "forbidden");
+    // The voice agent changes bookings only through its tools, for the calling number: the staff
+    // routes refuse it even an appointment it booked itself, with a well-formed body.
+    let booked = org.agent.book(&booking(provider.id, days_ahead(2), "11:00")).await.expect("booked");
+    let id = booked.appointment_id;
+    let move_it = shared::api::RescheduleRequest {
+        appointment_date: Some(date_str(days_ahead(3))),
+        appointment_time: Some("12:00".into()),
+        duration_minutes: None,
+        appointment_type_id: None,
+    };
+    assert_error(org.agent.cancel(id, Some("no longer needed")).await, 403, "forbidden");
+    assert_error(org.agent.reschedule(id, &move_it).await, 403, "forbidden");
+    let (cancel_path, reschedule_path) =
+        (format!("/api/appointments/{id}/cancel"), format!("/api/appointments/{id}/reschedule"));
     // A role the route refuses learns nothing of what it would read: 403 before a body that is
     // not JSON or lacks a field, a path that is not an id, a query out of range.
     let refused = [
@@ -96,6 +113,10 @@ async fn roles_outside_a_route_get_403(backend: Backend) {
         (&platform_in_org, Method::POST, "/api/vapi/booking", Some(("application/json", r#"{"tool_name": 1}"#))),
         (&org.staff, Method::POST, "/api/vapi/tools", Some(("application/json", "not json"))),
         (&org.admin, Method::POST, "/api/orgs", Some(("application/json", "{}"))),
+        (&org.agent, Method::POST, &cancel_path, None),
+        (&org.agent, Method::POST, &cancel_path, Some(("application/json", r#"{"reason": 1}"#))),
+        (&org.agent, Method::POST, &reschedule_path, Some(("application/json", "{}"))),
+        (&org.agent, Method::POST, &reschedule_path, Some(("text/plain", "x"))),
     ];
     for (client, method, path, body) in refused {
         let mut request = client.request(method.clone(), path);
@@ -105,6 +126,10 @@ async fn roles_outside_a_route_get_403(backend: Backend) {
         let answer = client.send::<serde_json::Value>(request).await;
         assert_error(answer, 403, "forbidden");
     }
+    // The refused calls changed nothing.
+    let still = org.staff.appointment(id).await.expect("still there");
+    assert_eq!(still.status, shared::api::AppointmentStatus::Pending);
+    assert_eq!(still.starts_at, booked.starts_at);
     // Reads are open to staff and agents.
     org.staff.provider(provider.id).await.expect("staff reads providers");
     org.agent.availability(provider.id, &date_str(days_ahead(2))).await.expect("agent reads availability");
