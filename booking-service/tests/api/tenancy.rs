@@ -1,9 +1,16 @@
 use crate::helpers::*;
 use booking_service::domain::AppointmentId;
 use booking_service::store::PageRequest;
-use shared::api::{AppointmentQuery, RescheduleRequest, UpdateProvider};
+use shared::api::{
+    AppointmentQuery, CreateAppointmentType, CreateClosure, CreateTimeOff, RescheduleRequest, TimeOffQuery,
+    UpdateAppointmentType, UpdateProvider,
+};
 use sqlx::Connection;
 
+/// Every route naming a resource by id answers 404 `not_found` when the caller's organization (B)
+/// names one of another's (A), for reads and for every kind of write (providers, appointment
+/// types, time off, closures, appointments and their status changes), never 409 or 422, which
+/// would tell B the id exists; and none of A's resources changed.
 async fn every_route_answers_404_for_another_organizations_resources(backend: Backend) {
     let app = spawn_app(backend).await;
     let a = app.org("UTC").await;
@@ -11,6 +18,21 @@ async fn every_route_answers_404_for_another_organizations_resources(backend: Ba
     let provider = a.provider().await;
     let booked = a.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
     let date = date_str(days_ahead(3));
+    let kind = CreateAppointmentType { name: "Checkup".into(), duration_minutes: 30, ..Default::default() };
+    let kind = a.admin.create_appointment_type(&kind).await.expect("type");
+    let away = |day: i64, from: &str, to: &str| CreateTimeOff {
+        starts_at: format!("{}T{from}:00Z", date_str(days_ahead(day))),
+        ends_at: format!("{}T{to}:00Z", date_str(days_ahead(day))),
+        reason: None,
+    };
+    let time_off = a.staff.create_time_off(provider.id, &away(5, "09:00", "10:00")).await.expect("time off");
+    let closure = CreateClosure { date: date_str(days_ahead(20)), end_date: None, reason: None };
+    let closure = a.admin.create_closure(&closure).await.expect("closure");
+    let a_time_off = |client: &shared::ApiClient| {
+        let (client, provider) = (client.clone(), provider.id);
+        async move { client.time_off(provider, &TimeOffQuery::default()).await.expect("time off") }
+    };
+    let time_off_before = a_time_off(&a.staff).await;
 
     assert_error(b.admin.provider(provider.id).await, 404, "not_found");
     assert_error(
@@ -30,6 +52,18 @@ async fn every_route_answers_404_for_another_organizations_resources(backend: Ba
         appointment_type_id: None,
     };
     assert_error(b.staff.reschedule(booked.appointment_id, &move_it).await, 404, "not_found");
+    assert_error(b.staff.no_show(booked.appointment_id).await, 404, "not_found");
+    assert_error(b.staff.complete(booked.appointment_id).await, 404, "not_found");
+    let confirm =
+        b.staff.request(reqwest::Method::POST, &format!("/api/appointments/{}/confirm", booked.appointment_id));
+    assert_error(b.staff.send::<serde_json::Value>(confirm).await, 404, "not_found");
+    let rename = UpdateAppointmentType { name: Some("Mine".into()), duration_minutes: Some(60), ..Default::default() };
+    assert_error(b.admin.update_appointment_type(kind.id, &rename).await, 404, "not_found");
+    assert_error(b.admin.deactivate_appointment_type(kind.id).await, 404, "not_found");
+    assert_error(b.admin.create_time_off(provider.id, &away(6, "09:00", "12:00")).await, 404, "not_found");
+    assert_error(b.staff.time_off(provider.id, &TimeOffQuery::default()).await, 404, "not_found");
+    assert_error(b.admin.delete_time_off(time_off.id).await, 404, "not_found");
+    assert_error(b.admin.delete_closure(closure.id).await, 404, "not_found");
     assert!(b.admin.providers().await.expect("list").is_empty());
     assert!(b.staff.appointments(&AppointmentQuery::default()).await.expect("list").is_empty());
     assert!(b
@@ -42,7 +76,12 @@ async fn every_route_answers_404_for_another_organizations_resources(backend: Ba
     // Nothing of A changed, and B could book the same wall-clock time with its own provider.
     let still = a.staff.appointment(booked.appointment_id).await.expect("still there");
     assert_eq!(still.status, shared::api::AppointmentStatus::Pending);
+    assert_eq!(still.starts_at, booked.starts_at);
     assert_eq!(a.admin.provider(provider.id).await.expect("provider").name, "Dr. Smith");
+    assert_eq!(a.admin.appointment_type(kind.id).await.expect("type"), kind);
+    assert_eq!(a_time_off(&a.staff).await, time_off_before);
+    assert_eq!(time_off_before.iter().map(|t| t.id).collect::<Vec<_>>(), [time_off.id]);
+    assert_eq!(a.admin.closures().await.expect("closures").iter().map(|c| c.id).collect::<Vec<_>>(), [closure.id]);
     let own = b.provider().await;
     b.agent.book(&booking(own.id, days_ahead(3), "10:00")).await.expect("B books its own provider");
 }
