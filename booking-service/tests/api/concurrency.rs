@@ -267,16 +267,22 @@ on_both_backends!(
 );
 
 /// Two service processes on one database: the database, not a process-local lock, decides.
+/// Two instances on one database: fifty bookings of one start, each of another length (so each
+/// is its own lane and reaches the database), alternately through each; one is stored.
 async fn two_service_instances_race_for_one_slot(backend: Backend) {
     let first = spawn_app(backend).await;
     let second = first.another_instance().await;
     let org = first.org("UTC").await;
     let provider = org.provider().await;
     let agent_on_second = second.client(token(shared::Role::Agent, Some(org.id)));
-    let input = booking(provider.id, days_ahead(7), "15:00");
-    let statuses = race(&[org.agent.clone(), agent_on_second], vec![input; 50]).await;
+    let inputs: Vec<BookingInput> = (0..50)
+        .map(|i| BookingInput { duration_minutes: Some(15 + 5 * i), ..booking(provider.id, days_ahead(7), "15:00") })
+        .collect();
+    let statuses = race(&[org.agent.clone(), agent_on_second], inputs).await;
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 49, "{statuses:?}");
+    let stored = active_apart(&org, provider.id).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
 }
 
 mod across_instances {
