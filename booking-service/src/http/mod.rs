@@ -33,6 +33,9 @@ pub use ops::metrics_token_digest;
 pub use rate_limit::RateLimit;
 pub use vapi::VapiSettings;
 
+/// Lookups of patients' links an address may make for each request a token subject may.
+pub const LINK_LOOKUPS_PER_REQUEST: u32 = 10;
+
 use crate::booking::BookingLanes;
 use crate::links::Links;
 use crate::server::Draining;
@@ -92,6 +95,10 @@ pub struct Services {
     pub rate_limit: Arc<RateLimit>,
     /// Guesses at patients' links, per client address (`LINK_GUESSES_PER_MINUTE`).
     pub link_guesses: Arc<LinkGuesses>,
+    /// Every lookup of a patient's link, found or not, per client address (ten times
+    /// `RATE_LIMIT_PER_MINUTE`, for the patients behind one address): one known link sent again
+    /// and again, refused by its own limit only after its lookup, costs no lookups past these.
+    pub link_lookups: Arc<LinkGuesses>,
     /// The SHA-256 of each bearer token `/metrics` takes (`METRICS_TOKEN`, and
     /// `METRICS_TOKEN_PREVIOUS` while scrapers move); none: open.
     pub metrics_tokens: Vec<[u8; 32]>,

@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use std::future::Future;
 
 /// What a patient's link token leads to: `lookup` of the token's hash, asked only while the
-/// client has guesses left (a token no link has spends one, `link_guesses`). A malformed token is
-/// 404 before any of it.
+/// client has guesses left (a token no link has spends one, `link_guesses`) and lookups left
+/// (every one spends one, `link_lookups`: each known link is limited on its own too, but only
+/// once it is found). A malformed token is 404 before any of it.
 pub async fn follow<T, F>(
     state: &AppState,
     token: &str,
@@ -26,6 +27,7 @@ where
     F: Future<Output = StoreResult<Option<T>>>,
 {
     let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
+    let _lookup = state.link_lookups.hold(client)?;
     let guess = state.link_guesses.hold(client)?;
     let found = lookup(token.hash()).await;
     guess.settle(&found);

@@ -126,6 +126,28 @@ async fn a_patients_links_share_one_rate(backend: Backend) {
     assert!(crate::email::post_confirm(theirs, true).await.status().is_success(), "another appointment's link");
 }
 
+/// One known link opened again and again is refused by its own limit, but only after each lookup;
+/// once its address has spent its lookups (ten times the rate) it is refused before any, at the
+/// address's pace (here one lookup every 6 s) rather than the link's (one a minute).
+async fn a_known_link_sent_again_and_again_stops_costing_lookups(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.rate_limit_per_minute = 1).await;
+    let org = app.org("UTC").await;
+    let booked = org.staff.book(&booking(org.provider().await.id, days_ahead(3), "10:00")).await.expect("booked");
+    let manage = app.manage_link(org.id, booked.appointment_id).await;
+    let open = async || {
+        let answer = reqwest::get(&manage).await.expect("GET");
+        let wait = answer.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        (answer.status().as_u16(), wait)
+    };
+    assert_eq!(open().await, (200, None));
+    for n in 2..=10 {
+        let (status, wait) = open().await;
+        assert!(status == 429 && wait.is_some_and(|w| w > 30), "request {n}, the link's own limit: {wait:?}");
+    }
+    let (status, wait) = open().await;
+    assert!(status == 429 && wait.is_some_and(|w| w <= 6), "the address's lookups are spent: {wait:?}");
+}
+
 /// A well-formed link token no link has: the `n`th guess.
 fn guessed(n: usize) -> String {
     format!("{n:A<43}")
@@ -405,6 +427,7 @@ on_both_backends!(
     an_admin_sets_the_per_caller_limit_and_the_notification_settings,
     a_token_past_its_rate_is_refused_while_others_go_on,
     a_patients_links_share_one_rate,
+    a_known_link_sent_again_and_again_stops_costing_lookups,
     a_vapi_message_counts_once_per_tool_call_it_runs,
     vapi_chatter_spends_an_allowance_of_its_own,
     guesses_at_links_are_limited_per_client_address,
