@@ -457,11 +457,19 @@ fn configured_authentication(config: &Config) -> anyhow::Result<Option<(Authenti
     let audience = config.jwt_audience.as_deref();
     match (&config.jwt_secret, &config.jwt_public_key_file) {
         (Some(secret), key_file) => {
+            let mut algorithm = config.jwt_algorithm.as_deref().filter(|a| *a != "HS256");
             if let Some(path) = key_file {
-                // JWT_SECRET, when set, is the only key accepted (as midway through a change of keys).
-                tracing::warn!(file = %path.display(), "JWT_SECRET is set: JWT_PUBLIC_KEY_FILE is not read");
+                // JWT_SECRET, when set, is the only key accepted (as midway through a change of
+                // keys), and the algorithm pinned for the file is the file's.
+                tracing::warn!(
+                    file = %path.display(),
+                    "JWT_SECRET is set, so JWT_PUBLIC_KEY_FILE (and a JWT_ALGORITHM for it) is not used; \
+                     the patients' links are derived from JWT_SECRET unless CONFIRM_LINK_SECRET is set: \
+                     set it before JWT_SECRET is removed, or the links sent stop working"
+                );
+                algorithm = None;
             }
-            if let Some(algorithm) = config.jwt_algorithm.as_deref().filter(|a| *a != "HS256") {
+            if let Some(algorithm) = algorithm {
                 anyhow::bail!("JWT_ALGORITHM {algorithm} does not go with JWT_SECRET, an HS256 key (leave it unset)");
             }
             let auth = Authenticator::hs256(long_enough("JWT_SECRET", secret)?.as_bytes(), issuer, audience);
