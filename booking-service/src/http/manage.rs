@@ -186,8 +186,8 @@ pub async fn reschedule(
     headers: HeaderMap,
     body: Result<FormOrJson<ManageRescheduleRequest>, ApiError>,
 ) -> Response {
-    // A move asks for confirming anew (the status the page shows says so).
-    let said = ("Appointment moved", "Your appointment is moved to the time above. Please confirm it on its page.");
+    // A move keeps the status, which the page shows (a pending one is confirmed from its page).
+    let said = ("Appointment moved", "Your appointment is moved to the time above.");
     by_patient(&state, &token, client, &headers, said, async |link, patient| {
         let FormOrJson(body) = body?;
         let start = parse_instant("starts_at", &body.starts_at)?;

@@ -17,7 +17,7 @@ use shared::api::AppointmentStatus;
 pub enum Kind {
     /// A new booking: please confirm.
     Booked,
-    /// Moved: please confirm the new time (a fresh link).
+    /// Moved: the new time (while pending, please confirm it: a fresh link).
     Rescheduled,
     Cancelled,
     /// The appointment is coming up (one of the clinic's reminder offsets).
@@ -139,9 +139,10 @@ impl EmailMessage<'_> {
         let provider = one_line(self.provider);
         let subject = match self.kind {
             Kind::Booked => format!("Please confirm your appointment with {provider}"),
-            Kind::Rescheduled => {
+            Kind::Rescheduled if self.link.is_some() => {
                 format!("Your appointment with {provider} was moved: please confirm")
             }
+            Kind::Rescheduled => format!("Your appointment with {provider} was moved"),
             Kind::Cancelled => format!("Your appointment with {provider} was cancelled"),
             Kind::Reminder => format!("Reminder: your appointment with {provider}"),
         };

@@ -25,11 +25,15 @@ pub fn why_not_send(
     if appointment.status == AppointmentStatus::Cancelled {
         return Some("the appointment was cancelled before delivery");
     }
-    if outbox_kind::REMINDERS.contains(&kind) {
-        let queued_for = payload["starts_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-        if queued_for.map(|t| t.with_timezone(&Utc)) != Some(appointment.slot.start()) {
-            return Some("the appointment moved after this reminder was queued");
-        }
+    let queued_for = || payload["starts_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let moved_since =
+        |queued_for: DateTime<chrono::FixedOffset>| queued_for.with_timezone(&Utc) != appointment.slot.start();
+    if outbox_kind::REMINDERS.contains(&kind) && queued_for().is_none_or(moved_since) {
+        return Some("the appointment moved after this reminder was queued");
+    }
+    // A move's notice queued by an earlier release has no new start: it goes.
+    if outbox_kind::MOVES.contains(&kind) && queued_for().is_some_and(moved_since) {
+        return Some("the appointment moved again after this notice was queued: the later notice tells");
     }
     None
 }
@@ -78,6 +82,25 @@ mod tests {
         // PostgreSQL writes the start with an offset of its session's zone: the same instant.
         let offset = serde_json::json!({ "to": "x", "starts_at": start.with_timezone(&chrono::FixedOffset::west_opt(5 * 3600).expect("offset")).to_rfc3339() });
         assert_eq!(why_not_send(outbox_kind::REMINDER_SMS, &offset, &a, due), None);
+    }
+
+    /// Moved A to B, then B to C before the first notice went: only the notice of the move to
+    /// the time it has goes (it tells "from B"; "from A to C" would announce a move never made).
+    #[test]
+    fn a_moves_notice_overtaken_by_another_move_is_not_sent() {
+        let (a, b, c) =
+            (Utc::now() + Duration::days(1), Utc::now() + Duration::days(2), Utc::now() + Duration::days(3));
+        let now_at_c = appointment(c, AppointmentStatus::Confirmed);
+        let now = Utc::now();
+        for kind in outbox_kind::MOVES {
+            let first = outbox_kind::moved(serde_json::json!({ "to": "x" }), a, b);
+            let reason = why_not_send(kind, &first, &now_at_c, now).expect("dropped");
+            assert!(reason.contains("moved again"), "{kind}: {reason}");
+            let second = outbox_kind::moved(serde_json::json!({ "to": "x" }), b, c);
+            assert_eq!(why_not_send(kind, &second, &now_at_c, now), None, "{kind}");
+            // Queued by a release before this one, without the new start: sent.
+            assert_eq!(why_not_send(kind, &serde_json::json!({ "to": "x", "moved_from": a }), &now_at_c, now), None);
+        }
     }
 
     #[test]

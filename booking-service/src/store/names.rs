@@ -110,6 +110,8 @@ pub mod outbox_kind {
     };
     /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
     pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
+    /// The kinds that tell of a move.
+    pub const MOVES: [&str; 2] = [RESCHEDULE_NOTICE, RESCHEDULE_SMS];
 
     /// What every reminder to `to` says, whatever its offset: the recipient and the start it was
     /// queued for (so a reminder already claimed when its appointment moved is recognised).
@@ -134,10 +136,16 @@ pub mod outbox_kind {
         serde_json::json!({ "to": to })
     }
 
-    /// A move's notice (email or SMS): `payload` and the start the appointment was moved from,
-    /// which the notice shows beside the new one (a patient with two visits knows which moved).
-    pub fn moved_from(mut payload: serde_json::Value, from: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+    /// A move's notice (email or SMS): `payload`, the start the appointment was moved from, which
+    /// the notice shows beside the new one (a patient with two visits knows which moved), and the
+    /// start it was moved to (a notice overtaken by another move is not sent: the later one is).
+    pub fn moved(
+        mut payload: serde_json::Value,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> serde_json::Value {
         payload["moved_from"] = serde_json::json!(from);
+        payload["starts_at"] = serde_json::json!(to);
         payload
     }
 

@@ -1266,11 +1266,11 @@ impl Store for SqlStore {
                     } else {
                         outbox_kind::plain(to)
                     };
-                    let payload = outbox_kind::moved_from(payload, was);
+                    let payload = outbox_kind::moved(payload, was, wanted.slot.start());
                     enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
                 }
                 if let Some(phone) = &appointment.patient_phone {
-                    let payload = outbox_kind::moved_from(outbox_kind::plain(phone), was);
+                    let payload = outbox_kind::moved(outbox_kind::plain(phone), was, wanted.slot.start());
                     enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
                 }
                 withdraw_reminders(&mut tx, actor.org, id).await?;

@@ -93,12 +93,7 @@ async fn roles_outside_a_route_get_403(backend: Backend) {
     // routes refuse it even an appointment it booked itself, with a well-formed body.
     let booked = org.agent.book(&booking(provider.id, days_ahead(2), "11:00")).await.expect("booked");
     let id = booked.appointment_id;
-    let move_it = shared::api::RescheduleRequest {
-        appointment_date: Some(date_str(days_ahead(3))),
-        appointment_time: Some("12:00".into()),
-        duration_minutes: None,
-        appointment_type_id: None,
-    };
+    let move_it = move_to(days_ahead(3), "12:00");
     assert_error(org.agent.cancel(id, Some("no longer needed")).await, 403, "forbidden");
     assert_error(org.agent.reschedule(id, &move_it).await, 403, "forbidden");
     let (cancel_path, reschedule_path) =

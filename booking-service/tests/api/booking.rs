@@ -2,7 +2,7 @@ use crate::helpers::*;
 use booking_service::domain::AppointmentId;
 use booking_service::store::outbox_kind;
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, TimeZone};
-use shared::api::{AppointmentStatus, CreateProvider, RescheduleRequest, UpdateProvider, Weekday};
+use shared::api::{AppointmentStatus, CreateProvider, UpdateProvider, Weekday};
 
 async fn a_booking_is_pending_with_a_code_and_local_times(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -209,22 +209,12 @@ async fn cancel_frees_the_slot_and_reschedule_moves_atomically(backend: Backend)
     assert_error(org.staff.cancel(first.appointment_id, None).await, 409, "invalid_state");
     let rebooked = org.agent.book(&booking(provider.id, date, "10:00")).await.expect("the slot is free again");
 
-    let onto_other = RescheduleRequest {
-        appointment_date: Some(date_str(date)),
-        appointment_time: Some("11:15".into()),
-        duration_minutes: None,
-        appointment_type_id: None,
-    };
+    let onto_other = move_to(date, "11:15");
     assert_error(org.staff.reschedule(rebooked.appointment_id, &onto_other).await, 409, "slot_unavailable");
     let unchanged = org.staff.appointment(rebooked.appointment_id).await.expect("read");
     assert_eq!(unchanged.starts_at, rebooked.starts_at, "a refused move changes nothing");
 
-    let later = RescheduleRequest {
-        appointment_date: Some(date_str(date)),
-        appointment_time: Some("10:15".into()),
-        duration_minutes: None,
-        appointment_type_id: None,
-    };
+    let later = move_to(date, "10:15");
     let moved = org.staff.reschedule(rebooked.appointment_id, &later).await.expect("moved onto part of its own time");
     assert_eq!(moved.starts_at.format("%H:%M").to_string(), "10:15");
     assert_eq!(moved.ends_at - moved.starts_at, Duration::minutes(30), "keeps its length");
@@ -350,12 +340,7 @@ async fn the_audit_trail_of_an_appointment_is_read_page_by_page(backend: Backend
     let (org, other) = (app.org("UTC").await, app.org("UTC").await);
     let provider = org.provider().await;
     let id = org.agent.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked").appointment_id;
-    let later = RescheduleRequest {
-        appointment_date: Some(date_str(days_ahead(3))),
-        appointment_time: Some("11:00".into()),
-        duration_minutes: None,
-        appointment_type_id: None,
-    };
+    let later = move_to(days_ahead(3), "11:00");
     org.staff.reschedule(id, &later).await.expect("moved");
     org.staff.cancel(id, Some("patient called")).await.expect("cancelled");
 

@@ -1,7 +1,7 @@
 use crate::helpers::*;
 use chrono::Timelike;
 use futures::future::join_all;
-use shared::api::{Appointment, AppointmentQuery, AppointmentStatus, BookingInput, RescheduleRequest};
+use shared::api::{Appointment, AppointmentQuery, AppointmentStatus, BookingInput};
 use shared::ApiClient;
 use std::sync::Arc;
 use tokio::sync::Barrier;
@@ -54,6 +54,15 @@ async fn answer(client: &ApiClient, input: &BookingInput) -> Answer {
     }
 }
 
+/// Fifty bookings at `time` a week ahead, 15 to 260 minutes long: each a lane of its own
+/// (organization, provider, type, local start and length: `BookingLanes`), so each reaches the
+/// database.
+fn fifty_lengths(provider: uuid::Uuid, time: &str) -> Vec<BookingInput> {
+    (0..50)
+        .map(|i| BookingInput { duration_minutes: Some(15 + 5 * i), ..booking(provider, days_ahead(7), time) })
+        .collect()
+}
+
 fn count(statuses: &[u16], status: u16) -> usize {
     statuses.iter().filter(|&&s| s == status).count()
 }
@@ -85,9 +94,7 @@ async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(back
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
-    let inputs: Vec<BookingInput> = (0..50)
-        .map(|i| BookingInput { duration_minutes: Some(15 + 5 * i), ..booking(provider.id, days_ahead(7), "10:00") })
-        .collect();
+    let inputs = fifty_lengths(provider.id, "10:00");
     let answers = race_answers(std::slice::from_ref(&org.agent), inputs).await;
     let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
@@ -198,12 +205,7 @@ async fn a_move_racing_bookings_for_its_new_time_leaves_one_holder(backend: Back
         .into_iter()
         .chain(contested.iter().map(|&(time, minutes)| Racer::Book(book(time, minutes))))
         .collect();
-    let to_ten = RescheduleRequest {
-        appointment_date: Some(date_str(date)),
-        appointment_time: Some("10:00".into()),
-        duration_minutes: None,
-        appointment_type_id: None,
-    };
+    let to_ten = move_to(date, "10:00");
     let barrier = Arc::new(Barrier::new(racers.len()));
     let tasks = racers.into_iter().map(|racer| {
         let (barrier, staff, agent, to_ten) = (barrier.clone(), org.staff.clone(), org.agent.clone(), to_ten.clone());
@@ -267,17 +269,15 @@ on_both_backends!(
 );
 
 /// Two service processes on one database: the database, not a process-local lock, decides.
-/// Two instances on one database: fifty bookings of one start, each of another length (so each
-/// is its own lane and reaches the database), alternately through each; one is stored.
+/// Fifty bookings of one start, each of another length (so each is its own lane and reaches the
+/// database), alternately through each; one is stored.
 async fn two_service_instances_race_for_one_slot(backend: Backend) {
     let first = spawn_app(backend).await;
     let second = first.another_instance().await;
     let org = first.org("UTC").await;
     let provider = org.provider().await;
     let agent_on_second = second.client(token(shared::Role::Agent, Some(org.id)));
-    let inputs: Vec<BookingInput> = (0..50)
-        .map(|i| BookingInput { duration_minutes: Some(15 + 5 * i), ..booking(provider.id, days_ahead(7), "15:00") })
-        .collect();
+    let inputs = fifty_lengths(provider.id, "15:00");
     let statuses = race(&[org.agent.clone(), agent_on_second], inputs).await;
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 49, "{statuses:?}");

@@ -6,7 +6,7 @@ use booking_service::domain::{AppointmentId, OrgId};
 use booking_service::store::{outbox_kind, ClaimedMail, Delivery, DynStore, MailClaim, OutboxJob};
 use reqwest::header::ACCEPT;
 use reqwest::{Method, StatusCode};
-use shared::api::{AppointmentStatus, BookingInput, RescheduleRequest};
+use shared::api::{AppointmentStatus, BookingInput};
 use sqlx::Connection;
 use std::time::Duration;
 use test_kit::smtp::{ReceivedMail, SmtpSink};
@@ -546,18 +546,7 @@ async fn rescheduling_sends_a_fresh_link_and_the_old_one_stops_working(backend: 
     let provider = org.provider().await;
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     let old = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
-    org.staff
-        .reschedule(
-            booked.appointment_id,
-            &RescheduleRequest {
-                appointment_date: Some(date_str(days_ahead(6))),
-                appointment_time: Some("11:00".into()),
-                duration_minutes: None,
-                appointment_type_id: None,
-            },
-        )
-        .await
-        .expect("rescheduled");
+    org.staff.reschedule(booked.appointment_id, &move_to(days_ahead(6), "11:00")).await.expect("rescheduled");
     let files = wait_eml(&app, 2).await;
     let notice = searchable(&files[1]);
     // From the time it had to the new one.
@@ -585,18 +574,14 @@ async fn a_confirmed_appointment_moved_stays_confirmed_and_is_not_asked_again(ba
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     let link = link_in(&searchable(&wait_eml(&app, 1).await[0]), &app.base);
     assert_eq!(post_confirm(&link, true).await.status(), StatusCode::OK);
-    let to = RescheduleRequest {
-        appointment_date: Some(date_str(days_ahead(6))),
-        appointment_time: Some("11:00".into()),
-        duration_minutes: None,
-        appointment_type_id: None,
-    };
+    let to = move_to(days_ahead(6), "11:00");
     let moved = org.staff.reschedule(booked.appointment_id, &to).await.expect("rescheduled");
     assert_eq!(moved.status, AppointmentStatus::Confirmed);
     assert_eq!(status_of(&org, booked.appointment_id).await, AppointmentStatus::Confirmed);
     let notice = searchable(&wait_eml(&app, 2).await[1]);
     assert!(notice.contains("was moved from") && notice.contains("STATUS:CONFIRMED"), "{notice}");
     assert!(!notice.contains("/confirm/") && notice.contains("/manage/"), "{notice}");
+    assert!(!notice.to_lowercase().contains("please confirm"), "{notice}");
 }
 
 async fn cancelling_queues_a_notice_and_withdraws_the_link(backend: Backend) {
@@ -992,18 +977,7 @@ async fn a_confirmation_superseded_before_delivery_is_not_sent(backend: Backend)
     let provider = org.provider().await;
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
     wait_outbox(&app, org.id, booked.appointment_id, |j| j.first().is_some_and(|j| j.attempts >= 1)).await;
-    org.staff
-        .reschedule(
-            booked.appointment_id,
-            &RescheduleRequest {
-                appointment_date: Some(date_str(days_ahead(6))),
-                appointment_time: Some("11:00".into()),
-                duration_minutes: None,
-                appointment_type_id: None,
-            },
-        )
-        .await
-        .expect("rescheduled");
+    org.staff.reschedule(booked.appointment_id, &move_to(days_ahead(6), "11:00")).await.expect("rescheduled");
     sink.accept();
     let mails = sink.wait_for(1, WAIT).await.expect("the notice arrives");
     // The superseded confirmation is dropped (no dead letter), the notice sent.

@@ -2,7 +2,7 @@
 //! error assertions.
 
 use chrono::{Duration, NaiveDate, Utc};
-use shared::api::{BookingInput, Weekday, WorkingHours};
+use shared::api::{BookingInput, RescheduleRequest, Weekday, WorkingHours};
 use uuid::Uuid;
 
 pub use test_kit::{spawn_app, spawn_app_with, spawn_on, token, Backend, TestApp, TestDatabase, TestOrg, SECRET};
@@ -44,6 +44,15 @@ pub fn date_str(date: NaiveDate) -> String {
 /// Weekly hours of 09:00 to 17:00 on every weekday given.
 pub fn nine_to_five(days: &[Weekday]) -> Vec<WorkingHours> {
     days.iter().map(|&weekday| WorkingHours { weekday, start: "09:00".into(), end: "17:00".into() }).collect()
+}
+
+/// A move to `time` on `date`, keeping the appointment's length and type.
+pub fn move_to(date: NaiveDate, time: &str) -> RescheduleRequest {
+    RescheduleRequest {
+        appointment_date: Some(date_str(date)),
+        appointment_time: Some(time.into()),
+        ..Default::default()
+    }
 }
 
 /// A booking for a patient of its own: each has another phone number, so that no story runs into

@@ -425,7 +425,9 @@ async fn a_taken_time_is_refused_with_alternatives(backend: Backend) {
 /// log, and the page then offers no times but still a Cancel; a repeated request where it
 /// already is still answers, and staff can still move it.
 async fn the_patient_moves_one_appointment_five_times_at_most(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // The dispatcher looks for messages only at start: each move's SMS stays queued to be counted
+    // (sent, a notice overtaken by the next move would be dropped, the later one telling).
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
     let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
     let booked = org.agent.book(&booking(provider.id, days_ahead(9), "14:00")).await.expect("booked");
     let link = app.manage_link(org.id, booked.appointment_id).await;
