@@ -24,10 +24,12 @@ use url::Url;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 const SECRET_PREFIX: &str = "whsec_";
 
-/// Name lookups running at once, at most. Each holds one of tokio's blocking threads until the
-/// system's resolver answers, which no timeout cuts short: unbounded, names whose servers never
-/// answer (a clinic's admin may create them as fast as the rate limit lets) would take every
-/// blocking thread, which the mail and SMS spools need too.
+/// Lookups of new endpoints' names running at once, at most. Each holds one of tokio's blocking
+/// threads until the system's resolver answers, which no timeout cuts short: unbounded, names
+/// whose servers never answer (a clinic's admin may create them as fast as the rate limit lets)
+/// would take every blocking thread, which the mail and SMS spools need too. Deliveries' lookups
+/// are bounded by the dispatcher's messages in hand, shared fairly between clinics (a bound of
+/// their own here would let one clinic's silent name hold up every other clinic's webhooks).
 const LOOKUPS_AT_ONCE: usize = 16;
 static LOOKUPS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(LOOKUPS_AT_ONCE)));
 
@@ -55,15 +57,19 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-/// `blocking` run on a blocking thread once one of `permits` is free, which it holds until the
-/// thread ends (whenever that is); `None` when no answer came within `timeout`, waiting included.
+/// `blocking` run on a blocking thread, once one of `permits` (if given) is free, which it holds
+/// until the thread ends (whenever that is); `None` when no answer came within `timeout`, waiting
+/// included.
 async fn bounded<T: Send + 'static>(
-    permits: &Arc<Semaphore>,
+    permits: Option<&Arc<Semaphore>>,
     timeout: Duration,
     blocking: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
     let run = async {
-        let permit = Arc::clone(permits).acquire_owned().await.ok()?;
+        let permit = match permits {
+            Some(permits) => Some(Arc::clone(permits).acquire_owned().await.ok()?),
+            None => None,
+        };
         tokio::task::spawn_blocking(move || {
             let _held = permit;
             blocking()
@@ -111,9 +117,15 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 impl Sender {
-    /// The URL, if it is one webhooks may go to: http(s), with a host, resolving (now) to public
-    /// addresses only unless private ones are allowed. The addresses it resolved to.
+    /// The URL of a new endpoint, if it is one webhooks may go to: http(s), with a host,
+    /// resolving (now) to public addresses only unless private ones are allowed. The addresses
+    /// it resolved to.
     pub async fn check(&self, url: &str) -> Result<(Url, Vec<SocketAddr>), String> {
+        self.checked(url, Some(&LOOKUPS)).await
+    }
+
+    /// [`Self::check`], its lookup waiting for one of `permits` when given.
+    async fn checked(&self, url: &str, permits: Option<&Arc<Semaphore>>) -> Result<(Url, Vec<SocketAddr>), String> {
         let url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("must be an http or https URL".into());
@@ -133,7 +145,7 @@ impl Sender {
         };
         let name = host.trim_matches(['[', ']']).to_owned();
         let lookup = move || (name.as_str(), port).to_socket_addrs().map(Iterator::collect::<Vec<_>>);
-        let addrs = bounded(&LOOKUPS, self.timeout, lookup)
+        let addrs = bounded(permits, self.timeout, lookup)
             .await
             .ok_or_else(|| refused("did not resolve in time"))?
             .map_err(|_| refused("does not resolve"))?;
@@ -149,7 +161,7 @@ impl Sender {
     /// POSTs one message to the endpoint, checked again first and connected to the address
     /// checked; `Ok` on a 2xx answer.
     pub async fn deliver(&self, url: &str, secret: &str, id: &str, body: &[u8]) -> Result<(), String> {
-        let (url, addrs) = self.check(url).await?;
+        let (url, addrs) = self.checked(url, None).await?;
         // No proxy from the environment: a proxy would resolve the host again, past the check.
         let mut client =
             reqwest::Client::builder().timeout(self.timeout).redirect(reqwest::redirect::Policy::none()).no_proxy();
@@ -262,10 +274,10 @@ mod tests {
             }
         };
         let short = Duration::from_millis(50);
-        assert_eq!(bounded(&permits, short, hanging(Arc::clone(&started))).await, None, "cut at its timeout");
-        assert_eq!(bounded(&permits, short, hanging(Arc::clone(&started))).await, None, "no permit free");
+        assert_eq!(bounded(Some(&permits), short, hanging(Arc::clone(&started))).await, None, "cut at its timeout");
+        assert_eq!(bounded(Some(&permits), short, hanging(Arc::clone(&started))).await, None, "no permit free");
         tokio::time::sleep(Duration::from_millis(1000)).await;
         assert_eq!(started.load(SeqCst), 1, "the second lookup never took a thread");
-        assert_eq!(bounded(&permits, TIMEOUT, || 7).await, Some(7), "the permit is back once the thread ended");
+        assert_eq!(bounded(Some(&permits), TIMEOUT, || 7).await, Some(7), "the permit is back once the thread ended");
     }
 }
