@@ -650,10 +650,15 @@ async fn the_longest_visit_and_time_off_still_meet_a_booking_at_their_far_end(ba
     let longest = org.admin.create_appointment_type(&longest).await.expect("type");
     let date = days_ahead(10);
     org.staff.book(&typed(provider.id, date, "10:00", longest.id)).await.expect("booked");
-    // It blocks 06:00 to 22:00: 21:55 is 955 minutes after the start of that.
+    // It blocks 06:00 to 22:00: 21:59 is 959 minutes after the start of that.
     let short = |time| BookingInput { duration_minutes: Some(5), ..booking(provider.id, date, time) };
-    assert_error(org.staff.book(&short("21:55")).await, 409, "slot_unavailable");
+    assert_error(org.staff.book(&short("21:59")).await, 409, "slot_unavailable");
     org.staff.book(&short("22:00")).await.expect("past its buffer");
+    // Listed from a minute before its end: it began 479 minutes before that.
+    let from = format!("{}T17:59:00Z", date_str(date));
+    let listed = org.staff.appointments(&AppointmentQuery { from: Some(from), ..Default::default() }).await;
+    let lengths: Vec<i64> = listed.expect("listed").iter().map(|a| (a.ends_at - a.starts_at).num_minutes()).collect();
+    assert_eq!(lengths, [480, 5]);
 
     let away = org.provider_with(CreateProvider { name: "Dr. Jones".into(), ..Default::default() }).await;
     let now = Utc::now();
