@@ -9,8 +9,8 @@
 //! what anyone may write, each message spends one of the client address's guesses (`LINK_GUESSES_PER_MINUTE`; beyond them 429): an unsigned
 //! message is a claim about a phone that nothing backs, as an unknown link token is.
 //!
-//! Public like the confirmation pages, and limited like them: no token to count requests by, a
-//! the body limit, the request deadline; with Twilio, the signature.
+//! Public like the confirmation pages, and limited like them: no token to count requests by, the
+//! body limit, the request deadline; with Twilio, the signature.
 
 use super::error::ApiError;
 use super::extract::{is_form, ClientAddress, RawBody};
@@ -69,7 +69,7 @@ impl InboundSms {
     responses((status = 200, description = "taken: empty TwiML", content_type = "text/xml"),
               (status = 403, description = "missing or wrong signature", body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-              (status = 422, description = "From or To is not a phone number, or (without TWILIO_AUTH_TOKEN) To is not SMS_FROM", body = ErrorBody),
+              (status = 422, description = "From or To is not a phone number", body = ErrorBody),
               (status = 429, description = "without TWILIO_AUTH_TOKEN: the client address has no guesses left (LINK_GUESSES_PER_MINUTE)", body = ErrorBody)))]
 pub async fn inbound(
     State(state): State<AppState>,

@@ -59,21 +59,18 @@ pub fn sms_body(
         }
         _ => return None,
     };
+    // A pending appointment is confirmed there too: a patient by phone has no other link.
+    let pending = a.status == AppointmentStatus::Pending;
     match manage {
-        // A pending appointment is confirmed there too: a patient by phone has no other link.
-        Some(Manage::Online(link)) if a.status == AppointmentStatus::Pending => {
-            body.push_str(&format!(" To confirm, cancel or change it: {link}"))
+        Some(Manage::Online(link)) => {
+            let does = if pending { "confirm, cancel or change it" } else { "cancel or change it" };
+            body.push_str(&format!(" To {does}: {link}"));
         }
-        Some(Manage::Online(link)) => body.push_str(&format!(" To cancel or change it: {link}")),
         Some(Manage::TooSoon { link, phone }) => {
-            match link {
-                Some(link) if a.status == AppointmentStatus::Pending => {
-                    body.push_str(&format!(" To confirm it: {link}"))
-                }
-                Some(link) => body.push_str(&format!(" See it: {link}")),
-                None => {}
+            if let Some(link) = link {
+                body.push_str(&format!(" {}: {link}", if pending { "To confirm it" } else { "See it" }));
             }
-            body.push_str(&format!(" To cancel or change it, {}.", call_the_clinic(phone.as_deref())))
+            body.push_str(&format!(" To cancel or change it, {}.", call_the_clinic(phone.as_deref())));
         }
         None => {}
     }

@@ -192,7 +192,7 @@ async fn set_up(run: &Run<'_>, peers: &Peers, clinic: &Clinic) -> Result<String,
     let mut wanted = settings.body.clone();
     wanted["reminder_offsets_minutes"] = json!([OFFSET_MINUTES]);
     wanted["max_active_per_caller"] = json!(0);
-    // Changes online up to the start, so the messages of bookings minutes ahead carry the link.
+    // Changes online up to the start, so the manage link of a booking minutes ahead still changes it.
     wanted["manage_cutoff_minutes"] = json!(0);
     let put = run.probe.request(Method::PUT, "/api/settings", Some(&clinic.admin)).json(&wanted);
     expect(run.probe.send("set the reminders", put).await?, 200, "set the reminders")?;

@@ -44,9 +44,10 @@ impl WhichType {
                     // Only kinds the caller can book are offered; a name that fits only kinds
                     // staff book is answered as such.
                     let offered: Vec<_> = many.iter().copied().filter(|t| t.bookable_by_agent).collect();
-                    return Err(match offered.first() {
-                        None => store::StoreError::StaffOnly(many[0].name.clone()).into(),
-                        Some(_) => Refusal::spoken(format!("Did you mean {}?", type_names(offered, "or"))),
+                    return Err(if offered.is_empty() {
+                        store::StoreError::StaffOnly(many[0].name.clone()).into()
+                    } else {
+                        Refusal::spoken(format!("Did you mean {}?", type_names(offered, "or")))
                     });
                 }
             },
