@@ -9,6 +9,7 @@ use crate::mail::email::{EmailMessage, Kind, Manage};
 use crate::mail::Transport;
 use crate::store::{self, outbox_kind, Appointment, ClinicSettings, Delivery, DynStore, OutboxJob};
 use lettre::message::Mailbox;
+use shared::api::AppointmentStatus;
 use std::sync::Arc;
 
 /// Where the outbox's messages go.
@@ -112,12 +113,14 @@ impl Channels {
             Ok(about) => about,
             Err(dropped) => return Ok(dropped),
         };
-        // A move's notice has a link only while the appointment is pending (a confirmed one stays so).
+        // A move's notice has a link only while the appointment is pending, as queued and as sent
+        // (confirmed meanwhile, say while the SMTP server was down, it asks nothing).
         let nonce = job.payload["nonce"].as_str();
         if kind == Kind::Booked && nonce.is_none() {
             return Err(DeliveryError::Render("the message has no link nonce".into()));
         }
-        let link = if let Some(nonce) = nonce.filter(|_| kind.has_link()) {
+        let asks = kind == Kind::Booked || about.appointment.status == AppointmentStatus::Pending;
+        let link = if let Some(nonce) = nonce.filter(|_| kind.has_link() && asks) {
             // None stored: a reschedule replaced this link before it went out, and the newer
             // message carries the working one, so this one would only confuse.
             let tokens = self.links.confirm_tokens(nonce);

@@ -9,7 +9,8 @@ use shared::api::AppointmentStatus;
 /// or `None` to send it. Nothing goes from the appointment's start on (no reminder is ever late,
 /// and a patient is not told of a cancelled time already past); before it, a cancellation notice
 /// (email or SMS) goes and nothing else for a cancelled appointment; a reminder queued for
-/// another start time (claimed while its appointment moved) is dropped, its successor is queued.
+/// another start time (claimed while its appointment moved) is dropped, its successor is queued;
+/// so is a move's notice overtaken by another move while it was claimed (the later one tells).
 pub fn why_not_send(
     kind: &str,
     payload: &serde_json::Value,
@@ -84,8 +85,9 @@ mod tests {
         assert_eq!(why_not_send(outbox_kind::REMINDER_SMS, &offset, &a, due), None);
     }
 
-    /// Moved A to B, then B to C before the first notice went: only the notice of the move to
-    /// the time it has goes (it tells "from B"; "from A to C" would announce a move never made).
+    /// Moved A to B, then B to C while the first notice was being sent: it is dropped, telling of
+    /// a time the appointment no longer has; the later one goes. (One not yet claimed is withdrawn
+    /// by the second move, whose notice tells from A, what the patient last heard.)
     #[test]
     fn a_moves_notice_overtaken_by_another_move_is_not_sent() {
         let (a, b, c) =
@@ -93,10 +95,10 @@ mod tests {
         let now_at_c = appointment(c, AppointmentStatus::Confirmed);
         let now = Utc::now();
         for kind in outbox_kind::MOVES {
-            let first = outbox_kind::moved(serde_json::json!({ "to": "x" }), a, b);
+            let first = outbox_kind::moved(serde_json::json!({ "to": "x" }), Some(a), b);
             let reason = why_not_send(kind, &first, &now_at_c, now).expect("dropped");
             assert!(reason.contains("moved again"), "{kind}: {reason}");
-            let second = outbox_kind::moved(serde_json::json!({ "to": "x" }), b, c);
+            let second = outbox_kind::moved(serde_json::json!({ "to": "x" }), Some(b), c);
             assert_eq!(why_not_send(kind, &second, &now_at_c, now), None, "{kind}");
             // Queued by a release before this one, without the new start: sent.
             assert_eq!(why_not_send(kind, &serde_json::json!({ "to": "x", "moved_from": a }), &now_at_c, now), None);

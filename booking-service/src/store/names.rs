@@ -136,20 +136,23 @@ pub mod outbox_kind {
         serde_json::json!({ "to": to })
     }
 
-    /// A move's notice (email or SMS): `payload`, the start the appointment was moved from, which
-    /// the notice shows beside the new one (a patient with two visits knows which moved), and the
-    /// start it was moved to (a notice overtaken by another move is not sent: the later one is).
+    /// A move's notice (email or SMS): `payload`, the start the patient last heard of, which the
+    /// notice shows beside the new one (a patient with two visits knows which moved), when it is
+    /// another, and the start it was moved to (a notice overtaken by another move is not sent:
+    /// the later one is).
     pub fn moved(
         mut payload: serde_json::Value,
-        from: chrono::DateTime<chrono::Utc>,
+        from: Option<chrono::DateTime<chrono::Utc>>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> serde_json::Value {
-        payload["moved_from"] = serde_json::json!(from);
+        if let Some(from) = from {
+            payload["moved_from"] = serde_json::json!(from);
+        }
         payload["starts_at"] = serde_json::json!(to);
         payload
     }
 
-    /// The start a move's notice says the appointment was moved from ([`moved_from`]).
+    /// The start a move's notice says the appointment was moved from ([`moved`]).
     pub fn moved_from_of(payload: &serde_json::Value) -> Option<chrono::DateTime<chrono::Utc>> {
         let from = payload["moved_from"].as_str()?;
         chrono::DateTime::parse_from_rfc3339(from).ok().map(|t| t.to_utc())

@@ -641,6 +641,24 @@ pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentI
     tx.run(sql, (org, id, email, sms)).await
 }
 
+/// Withdraws the notices of a move of `kind` that are neither sent nor being sent, and gives the
+/// start the earliest of them told the patient the appointment moved from: the one they last
+/// heard of. (One being sent when this commits is dropped as overtaken, `outbox::freshness`.)
+async fn withdraw_move_notices(
+    tx: &mut Tx,
+    org: OrgId,
+    id: AppointmentId,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Db<Option<DateTime<Utc>>> {
+    let sql = "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3
+                 AND sent_at IS NULL AND dead_at IS NULL AND (claimed_until IS NULL OR claimed_until < $4)
+               RETURNING payload, created_at";
+    let rows: Vec<(Json<Value>, Timestamp)> = tx.query(sql, (org, id, kind, Timestamp(now))).fetch_all().await?;
+    let earliest = rows.into_iter().min_by_key(|(_, at)| at.0);
+    Ok(earliest.and_then(|(Json(payload), _)| outbox_kind::moved_from_of(&payload)))
+}
+
 pub(super) async fn remember(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey, answer: &Value, now: DateTime<Utc>) -> Db {
     let sql =
         "INSERT INTO idempotency_keys (org_id, key, request_hash, response, created_at) VALUES ($1, $2, $3, $4, $5)";
@@ -1259,19 +1277,31 @@ impl Store for SqlStore {
             appointment.updated_at = now;
             if start_moved {
                 withdraw_link(&mut tx, actor.org, id).await?;
+                // Each notice tells from the start the patient last heard of: the one an earlier
+                // move's notice, still unsent (withdrawn: this one tells instead), told from, else
+                // the one it had. Back there, there is nothing to tell but a pending one's new link.
+                let (org, moved_to) = (actor.org, wanted.slot.start());
                 if let Some(to) = &appointment.patient_email {
-                    let payload = if appointment.status == AppointmentStatus::Pending {
-                        issue_link(&mut tx, &appointment, link, now).await?;
-                        outbox_kind::with_link(to, link)
-                    } else {
-                        outbox_kind::plain(to)
-                    };
-                    let payload = outbox_kind::moved(payload, was, wanted.slot.start());
-                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
+                    let heard = withdraw_move_notices(&mut tx, org, id, outbox_kind::RESCHEDULE_NOTICE, now).await?;
+                    let from = Some(heard.unwrap_or(was)).filter(|from| *from != moved_to);
+                    let pending = appointment.status == AppointmentStatus::Pending;
+                    if from.is_some() || pending {
+                        let payload = if pending {
+                            issue_link(&mut tx, &appointment, link, now).await?;
+                            outbox_kind::with_link(to, link)
+                        } else {
+                            outbox_kind::plain(to)
+                        };
+                        let payload = outbox_kind::moved(payload, from, moved_to);
+                        enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
+                    }
                 }
                 if let Some(phone) = &appointment.patient_phone {
-                    let payload = outbox_kind::moved(outbox_kind::plain(phone), was, wanted.slot.start());
-                    enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
+                    let heard = withdraw_move_notices(&mut tx, org, id, outbox_kind::RESCHEDULE_SMS, now).await?;
+                    if let Some(from) = Some(heard.unwrap_or(was)).filter(|from| *from != moved_to) {
+                        let payload = outbox_kind::moved(outbox_kind::plain(phone), Some(from), moved_to);
+                        enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
+                    }
                 }
                 withdraw_reminders(&mut tx, actor.org, id).await?;
                 queue_reminders(&mut tx, &appointment, now).await?;

@@ -374,6 +374,38 @@ async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(back
     );
 }
 
+/// Moves made before their notices go out are told as one, from the time the patient last heard
+/// of: A to B to C is one notice "from A" (by email and by SMS); back to A, a confirmed
+/// appointment's patient is told nothing, nothing having changed for them.
+async fn moves_before_their_notices_go_are_told_as_one(backend: Backend) {
+    // The dispatcher looks for messages only at start: what the moves queue stays to be read.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.staff.book(&with_email(booking(provider.id, days_ahead(3), "09:00"))).await.expect("booked");
+    let id = booked.appointment_id;
+    let confirm = org.staff.request(reqwest::Method::POST, &format!("/api/appointments/{id}/confirm"));
+    org.staff.send::<shared::api::Appointment>(confirm).await.expect("confirmed");
+    let notices = async || -> Vec<(String, Value)> {
+        let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
+        let moves = [outbox_kind::RESCHEDULE_NOTICE, outbox_kind::RESCHEDULE_SMS];
+        jobs.into_iter().filter(|j| moves.contains(&j.kind.as_str())).map(|j| (j.kind, j.payload)).collect()
+    };
+    for time in ["10:00", "11:00"] {
+        org.staff.reschedule(id, &move_to(days_ahead(3), time)).await.expect("moved");
+    }
+    let told = notices().await;
+    assert_eq!(told.len(), 2, "one notice a channel: {told:?}");
+    let (from, to) = (booked.starts_at.to_utc(), booked.starts_at.to_utc() + Duration::hours(2));
+    for (kind, payload) in &told {
+        assert_eq!(outbox_kind::moved_from_of(payload), Some(from), "{kind}: from what they heard of");
+        let moved_to = payload["starts_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        assert_eq!(moved_to.map(|t| t.to_utc()), Some(to), "{kind}");
+    }
+    org.staff.reschedule(id, &move_to(days_ahead(3), "09:00")).await.expect("moved back");
+    assert_eq!(notices().await, [], "back where they last heard it is");
+}
+
 /// A longer visit at the same start is no move for the patient: a confirmed appointment stays
 /// confirmed, with no "moved" email or SMS (which said it moved from 2 PM to 2 PM) and its
 /// confirmation link kept; a new start tells them, and it stays confirmed.
@@ -407,6 +439,7 @@ async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backen
 }
 
 on_both_backends!(
+    moves_before_their_notices_go_are_told_as_one,
     a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one,
     a_move_and_a_cancellation_reach_the_phone_by_sms,
     a_bookings_reminders_and_webhook_messages_say_what_the_rules_build,
