@@ -461,12 +461,13 @@ fn configured_authentication(config: &Config) -> anyhow::Result<Option<(Authenti
             if let Some(path) = key_file {
                 // JWT_SECRET, when set, is the only key accepted (as midway through a change of
                 // keys), and the algorithm pinned for the file is the file's.
-                tracing::warn!(
-                    file = %path.display(),
-                    "JWT_SECRET is set, so JWT_PUBLIC_KEY_FILE (and a JWT_ALGORITHM for it) is not used; \
-                     the patients' links are derived from JWT_SECRET unless CONFIRM_LINK_SECRET is set: \
-                     set it before JWT_SECRET is removed, or the links sent stop working"
-                );
+                tracing::warn!(file = %path.display(), "JWT_SECRET is set: JWT_PUBLIC_KEY_FILE (and a JWT_ALGORITHM for it) is not used");
+                if config.confirm_link_secret.is_none() {
+                    tracing::warn!(
+                        "the patients' links are derived from JWT_SECRET: set CONFIRM_LINK_SECRET before removing \
+                         it, or the links of messages still to go (on PostgreSQL, the start) will fail"
+                    );
+                }
                 algorithm = None;
             }
             if let Some(algorithm) = algorithm {

@@ -28,8 +28,9 @@ const SECRET_PREFIX: &str = "whsec_";
 /// threads until the system's resolver answers, which no timeout cuts short: unbounded, names
 /// whose servers never answer (a clinic's admin may create them as fast as the rate limit lets)
 /// would take every blocking thread, which the mail and SMS spools need too. Deliveries' lookups
-/// are bounded by the dispatcher's messages in hand, shared fairly between clinics (a bound of
-/// their own here would let one clinic's silent name hold up every other clinic's webhooks).
+/// wait for none (a bound of their own here would let one clinic's silent name hold up every
+/// other clinic's webhooks): they start at the dispatcher's pace, each message's lookup cut at
+/// its timeout, though its thread lives until the resolver gives up.
 const LOOKUPS_AT_ONCE: usize = 16;
 static LOOKUPS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(LOOKUPS_AT_ONCE)));
 

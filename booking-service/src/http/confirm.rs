@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
     params(("token" = String, Path, description = "the token of the emailed link")),
     responses((status = 200, description = "the appointment and a Confirm button", content_type = "text/html"),
               (status = 404, description = "unknown link", content_type = "text/html"),
-              (status = 429, description = "too many unknown links from this address, or requests on this link", content_type = "text/html"),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", content_type = "text/html"),
               (status = 410, description = "expired link, or a pending appointment whose start has passed", content_type = "text/html")))]
 pub async fn show(
     State(state): State<AppState>,
@@ -50,7 +50,7 @@ pub async fn show(
     params(("token" = String, Path, description = "the token of the emailed link")),
     responses((status = 200, description = "confirmed: an HTML page, or JSON with `Accept: application/json`", body = ConfirmationResponse),
               (status = 404, body = ErrorBody),
-              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", body = ErrorBody),
               (status = 409, description = "the appointment is over (completed or marked no-show)", body = ErrorBody),
               (status = 410, description = "expired link, or the appointment has started", body = ErrorBody)))]
 pub async fn confirm(

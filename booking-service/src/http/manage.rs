@@ -48,7 +48,7 @@ pub fn router() -> Router<AppState> {
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "the appointment, a Cancel button and free times to move to (HTML), or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, description = "unknown link", body = ErrorBody),
-              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -67,7 +67,7 @@ pub async fn show(
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "the question, with a button that cancels (HTML), or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, description = "unknown link", body = ErrorBody),
-              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody)))]
 pub async fn ask_to_cancel(
     State(state): State<AppState>,
@@ -126,7 +126,7 @@ async fn ask_page(state: &AppState, token: &str, a: &Appointment) -> String {
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "cancelled: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, body = ErrorBody),
-              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", body = ErrorBody),
               (status = 409, description = "invalid_state: already cancelled, or within the clinic's cut-off (call the clinic)", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody)))]
 pub async fn cancel(
@@ -150,7 +150,7 @@ pub async fn cancel(
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "confirmed: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, body = ErrorBody),
-              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", body = ErrorBody),
               (status = 409, description = "invalid_state: cancelled, or over", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody)))]
 pub async fn confirm(
@@ -175,7 +175,7 @@ pub async fn confirm(
     request_body(content = ManageRescheduleRequest, description = "as JSON, or as the page's form (`starts_at=`)"),
     responses((status = 200, description = "moved: an HTML page, or the appointment JSON with `Accept: application/json`", body = api::Appointment),
               (status = 404, body = ErrorBody),
-              (status = 429, description = "too many unknown links from this address, or requests on this link", body = ErrorBody),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", body = ErrorBody),
               (status = 409, description = "slot_unavailable (with alternatives), or invalid_state: cancelled, or within the clinic's cut-off", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -27,8 +27,15 @@ where
     F: Future<Output = StoreResult<Option<T>>>,
 {
     let token = LinkToken::parse(token).ok_or(ApiError::NotFound)?;
-    let _lookup = state.link_lookups.hold(client)?;
     let guess = state.link_guesses.hold(client)?;
+    let _lookup = match state.link_lookups.hold(client) {
+        Ok(held) => held,
+        Err(refused) => {
+            // No lookup ran: the guess is given back.
+            guess.settle(&Ok::<_, ()>(Some(())));
+            return Err(refused);
+        }
+    };
     let found = lookup(token.hash()).await;
     guess.settle(&found);
     Ok((token, found?.ok_or(ApiError::NotFound)?))
