@@ -641,22 +641,26 @@ pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentI
     tx.run(sql, (org, id, email, sms)).await
 }
 
-/// Withdraws the notices of a move of `kind` that are neither sent nor being sent, and gives the
-/// start the earliest of them told the patient the appointment moved from: the one they last
-/// heard of. (One being sent when this commits is dropped as overtaken, `outbox::freshness`.)
+/// The start a new notice of a move of `kind` of `a` (now at its new start) tells from: the one the patient last
+/// heard of, which an earlier move's notice still unsent (withdrawn here, neither sent nor being
+/// sent: this one tells instead) told from, else `was`; `None` when that is its new start itself,
+/// nothing having changed for them. (A notice being sent when this commits is dropped as
+/// overtaken, `outbox::freshness`.)
 async fn withdraw_move_notices(
     tx: &mut Tx,
-    org: OrgId,
-    id: AppointmentId,
+    a: &Appointment,
     kind: &str,
+    was: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Db<Option<DateTime<Utc>>> {
+    let (org, id, moved_to) = (a.org_id, a.id, a.slot.start());
     let sql = "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3
                  AND sent_at IS NULL AND dead_at IS NULL AND (claimed_until IS NULL OR claimed_until < $4)
                RETURNING payload, created_at";
     let rows: Vec<(Json<Value>, Timestamp)> = tx.query(sql, (org, id, kind, Timestamp(now))).fetch_all().await?;
     let earliest = rows.into_iter().min_by_key(|(_, at)| at.0);
-    Ok(earliest.and_then(|(Json(payload), _)| outbox_kind::moved_from_of(&payload)))
+    let heard = earliest.and_then(|(Json(payload), _)| outbox_kind::moved_from_of(&payload)).unwrap_or(was);
+    Ok(Some(heard).filter(|from| *from != moved_to))
 }
 
 pub(super) async fn remember(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey, answer: &Value, now: DateTime<Utc>) -> Db {
@@ -1280,10 +1284,10 @@ impl Store for SqlStore {
                 // Each notice tells from the start the patient last heard of: the one an earlier
                 // move's notice, still unsent (withdrawn: this one tells instead), told from, else
                 // the one it had. Back there, there is nothing to tell but a pending one's new link.
-                let (org, moved_to) = (actor.org, wanted.slot.start());
+                let moved_to = wanted.slot.start();
                 if let Some(to) = &appointment.patient_email {
-                    let heard = withdraw_move_notices(&mut tx, org, id, outbox_kind::RESCHEDULE_NOTICE, now).await?;
-                    let from = Some(heard.unwrap_or(was)).filter(|from| *from != moved_to);
+                    let kind = outbox_kind::RESCHEDULE_NOTICE;
+                    let from = withdraw_move_notices(&mut tx, &appointment, kind, was, now).await?;
                     let pending = appointment.status == AppointmentStatus::Pending;
                     if from.is_some() || pending {
                         let payload = if pending {
@@ -1293,14 +1297,14 @@ impl Store for SqlStore {
                             outbox_kind::plain(to)
                         };
                         let payload = outbox_kind::moved(payload, from, moved_to);
-                        enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_NOTICE, &payload, now, now).await?;
+                        enqueue(&mut tx, &appointment, kind, &payload, now, now).await?;
                     }
                 }
                 if let Some(phone) = &appointment.patient_phone {
-                    let heard = withdraw_move_notices(&mut tx, org, id, outbox_kind::RESCHEDULE_SMS, now).await?;
-                    if let Some(from) = Some(heard.unwrap_or(was)).filter(|from| *from != moved_to) {
+                    let kind = outbox_kind::RESCHEDULE_SMS;
+                    if let Some(from) = withdraw_move_notices(&mut tx, &appointment, kind, was, now).await? {
                         let payload = outbox_kind::moved(outbox_kind::plain(phone), Some(from), moved_to);
-                        enqueue(&mut tx, &appointment, outbox_kind::RESCHEDULE_SMS, &payload, now, now).await?;
+                        enqueue(&mut tx, &appointment, kind, &payload, now, now).await?;
                     }
                 }
                 withdraw_reminders(&mut tx, actor.org, id).await?;

@@ -374,6 +374,18 @@ async fn a_bookings_reminders_and_webhook_messages_say_what_the_rules_build(back
     );
 }
 
+/// The staff confirm the appointment.
+async fn staff_confirms(org: &TestOrg, id: Uuid) {
+    let confirm = org.staff.request(reqwest::Method::POST, &format!("/api/appointments/{id}/confirm"));
+    org.staff.send::<shared::api::Appointment>(confirm).await.expect("confirmed");
+}
+
+/// The appointment's queued notices of a move (email and SMS): kind and payload.
+async fn move_notices(app: &TestApp, org: &TestOrg, id: Uuid) -> Vec<(String, Value)> {
+    let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
+    jobs.into_iter().filter(|j| outbox_kind::MOVES.contains(&j.kind.as_str())).map(|j| (j.kind, j.payload)).collect()
+}
+
 /// Moves made before their notices go out are told as one, from the time the patient last heard
 /// of: A to B to C is one notice "from A" (by email and by SMS); back to A, a confirmed
 /// appointment's patient is told nothing, nothing having changed for them.
@@ -384,13 +396,8 @@ async fn moves_before_their_notices_go_are_told_as_one(backend: Backend) {
     let provider = org.provider().await;
     let booked = org.staff.book(&with_email(booking(provider.id, days_ahead(3), "09:00"))).await.expect("booked");
     let id = booked.appointment_id;
-    let confirm = org.staff.request(reqwest::Method::POST, &format!("/api/appointments/{id}/confirm"));
-    org.staff.send::<shared::api::Appointment>(confirm).await.expect("confirmed");
-    let notices = async || -> Vec<(String, Value)> {
-        let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
-        let moves = [outbox_kind::RESCHEDULE_NOTICE, outbox_kind::RESCHEDULE_SMS];
-        jobs.into_iter().filter(|j| moves.contains(&j.kind.as_str())).map(|j| (j.kind, j.payload)).collect()
-    };
+    staff_confirms(&org, id).await;
+    let notices = async || move_notices(&app, &org, id).await;
     for time in ["10:00", "11:00"] {
         org.staff.reschedule(id, &move_to(days_ahead(3), time)).await.expect("moved");
     }
@@ -415,13 +422,8 @@ async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backen
     let provider = org.provider().await;
     let booked = org.staff.book(&with_email(booking(provider.id, days_ahead(3), "14:00"))).await.expect("booked");
     let id = booked.appointment_id;
-    let confirm = org.staff.request(reqwest::Method::POST, &format!("/api/appointments/{id}/confirm"));
-    org.staff.send::<shared::api::Appointment>(confirm).await.expect("confirmed");
-    let notices = async || {
-        let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
-        let moved = [outbox_kind::RESCHEDULE_NOTICE, outbox_kind::RESCHEDULE_SMS];
-        jobs.into_iter().filter(|j| moved.contains(&j.kind.as_str())).count()
-    };
+    staff_confirms(&org, id).await;
+    let notices = async || move_notices(&app, &org, id).await.len();
     let longer = RescheduleRequest {
         appointment_date: Some(date_str(days_ahead(3))),
         appointment_time: Some("14:00".into()),
