@@ -164,8 +164,8 @@ impl Application {
             links,
             lanes: Arc::default(),
             rate_limit: Arc::new(http::RateLimit::per_minute(config.rate_limit_per_minute)),
-            link_guesses: Arc::new(http::LinkGuesses::per_minute(config.link_guesses_per_minute)),
-            link_lookups: Arc::new(http::LinkGuesses::per_minute(
+            link_guesses: Arc::new(http::LinkLimit::per_minute(config.link_guesses_per_minute)),
+            link_lookups: Arc::new(http::LinkLimit::per_minute(
                 config.rate_limit_per_minute.saturating_mul(http::LINK_LOOKUPS_PER_REQUEST),
             )),
             client_ip: config.client_ip_source.clone(),

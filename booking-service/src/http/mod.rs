@@ -11,7 +11,7 @@ mod confirm;
 mod deadline;
 pub mod error;
 mod extract;
-mod link_guesses;
+mod link_limits;
 mod manage;
 mod openapi;
 mod ops;
@@ -27,7 +27,7 @@ mod vapi;
 mod webhooks;
 pub(crate) mod wire;
 
-pub use link_guesses::LinkGuesses;
+pub use link_limits::LinkLimit;
 pub use openapi::ApiDoc;
 pub use ops::metrics_token_digest;
 pub use rate_limit::RateLimit;
@@ -94,11 +94,11 @@ pub struct Services {
     pub lanes: Arc<BookingLanes>,
     pub rate_limit: Arc<RateLimit>,
     /// Guesses at patients' links, per client address (`LINK_GUESSES_PER_MINUTE`).
-    pub link_guesses: Arc<LinkGuesses>,
+    pub link_guesses: Arc<LinkLimit>,
     /// Every lookup of a patient's link, found or not, per client address (ten times
     /// `RATE_LIMIT_PER_MINUTE`, for the patients behind one address): one known link sent again
     /// and again, refused by its own limit only after its lookup, costs no lookups past these.
-    pub link_lookups: Arc<LinkGuesses>,
+    pub link_lookups: Arc<LinkLimit>,
     /// The SHA-256 of each bearer token `/metrics` takes (`METRICS_TOKEN`, and
     /// `METRICS_TOKEN_PREVIOUS` while scrapers move); none: open.
     pub metrics_tokens: Vec<[u8; 32]>,

@@ -31,8 +31,7 @@ where
     let _lookup = match state.link_lookups.hold(client) {
         Ok(held) => held,
         Err(refused) => {
-            // No lookup ran: the guess is given back.
-            guess.settle(&Ok::<_, ()>(Some(())));
+            guess.give_back(); // no lookup ran
             return Err(refused);
         }
     };

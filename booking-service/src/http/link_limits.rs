@@ -1,11 +1,16 @@
-//! Guesses at patients' links, per client address (`LINK_GUESSES_PER_MINUTE`, docs/API.md §6). A
-//! link's token is its credential, so a token no link has is a guess (or a link long withdrawn):
-//! each one costs a lookup. An address may make a minute's worth at once, then one every
-//! `60 s / LINK_GUESSES_PER_MINUTE`; beyond that its links are refused (429) before any lookup.
+//! Limits per client address on following patients' links (docs/API.md §6), GCRA schedules an
+//! address may run a minute ahead of: two of them stand in `AppState`.
 //!
-//! Every lookup holds one of the address's guesses while it runs, so requests sent side by side
-//! cannot outrun the limit, and a token that leads to a link gives its guess back, so only misses
-//! count and patients behind one address do not limit each other's clicks. That is governor's
+//! - Guesses (`LINK_GUESSES_PER_MINUTE`): a link's token is its credential, so a token no link has
+//!   is a guess (or a link long withdrawn). Every lookup holds one of the address's guesses while
+//!   it runs, so requests sent side by side cannot outrun the limit, and a token that leads to a
+//!   link gives its guess back ([`Held::settle`]): only misses count, and patients behind one
+//!   address do not limit each other's clicks.
+//! - Lookups (ten times `RATE_LIMIT_PER_MINUTE`): every lookup spends one, found or not, so one
+//!   known link sent again and again (its own limit is checked only once it is found) costs no
+//!   database work past them.
+//!
+//! Beyond its limit an address's links are refused (429) before any lookup. That is governor's
 //! GCRA with a way to give a cell back, which governor lacks: hence this small one.
 
 use super::error::ApiError;
@@ -14,9 +19,9 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How far ahead of now an address's guesses may be spent: a minute's worth at once.
+/// How far ahead of now an address's allowance may be spent: a minute's worth at once.
 const BURST: Duration = Duration::from_secs(60);
-/// Addresses tracked at most (some 5 MB). Past them, while every one of them still has guesses
+/// Addresses tracked at most (some 5 MB). Past them, while every one of them still has requests
 /// out, a new address is not limited: memory stays bounded, and a flood from that many addresses
 /// at once is not one an allowance per address could stop anyway. Sharing one allowance instead
 /// would let such a flood refuse every new patient's link.
@@ -25,58 +30,62 @@ const MAX_ADDRESSES: usize = 100_000;
 /// come through the proxy, or a header that is not an address).
 const UNKNOWN: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
-pub struct LinkGuesses {
-    /// What one guess adds to an address's schedule; `None`: no limit.
+pub struct LinkLimit {
+    /// What one request adds to an address's schedule; `None`: no limit.
     interval: Option<Duration>,
     schedule: Mutex<Schedule>,
 }
 
 #[derive(Default)]
 struct Schedule {
-    /// When each address has spent its guesses up to (its theoretical arrival time); an address
+    /// When each address has spent its allowance up to (its theoretical arrival time); an address
     /// whose instant has passed has its whole burst again and need not be kept.
     spent_until: HashMap<IpAddr, Instant>,
     /// The last time the past instants were swept out.
     swept: Option<Instant>,
 }
 
-/// One guess held for a lookup: spent unless [`Held::settle`] gives it back (dropped, as when the
-/// client hangs up during the lookup, it is spent).
-#[must_use = "a held guess is spent unless settled"]
+/// One request's share held for a lookup: spent unless given back (dropped, as when the client
+/// hangs up during the lookup, it is spent).
+#[must_use = "a held share is spent unless given back"]
 pub struct Held<'g> {
-    guesses: &'g LinkGuesses,
+    limit: &'g LinkLimit,
     /// The address it is held for; `None`: not tracked (no limit, or past [`MAX_ADDRESSES`]).
     key: Option<IpAddr>,
 }
 
 impl Held<'_> {
-    /// Spends the guess only when the lookup found nothing: a token that led to a link, or a lookup
+    /// A guess: spent only when the lookup found nothing; a token that led to a link, or a lookup
     /// that failed (the database, not the client), gives it back.
     pub fn settle<T, E>(self, looked_up: &Result<Option<T>, E>) {
-        let (Some(interval), Some(key)) = (self.guesses.interval, self.key) else { return };
-        if matches!(looked_up, Ok(None)) {
-            return;
+        if !matches!(looked_up, Ok(None)) {
+            self.give_back();
         }
-        if let Some(until) = self.guesses.schedule().spent_until.get_mut(&key) {
+    }
+
+    /// Gives the share back, as when no lookup ran.
+    pub fn give_back(self) {
+        let (Some(interval), Some(key)) = (self.limit.interval, self.key) else { return };
+        if let Some(until) = self.limit.schedule().spent_until.get_mut(&key) {
             *until = until.checked_sub(interval).unwrap_or(*until);
         }
     }
 }
 
-impl LinkGuesses {
-    /// `per_minute` guesses a minute per address, or no limit for 0.
+impl LinkLimit {
+    /// `per_minute` requests a minute per address, or no limit for 0.
     pub fn per_minute(per_minute: u32) -> Self {
         let interval = (per_minute > 0).then(|| BURST / per_minute);
         Self { interval, schedule: Mutex::default() }
     }
 
-    /// Holds one of the client's guesses for a lookup, or 429 when it has none left.
+    /// Holds one of the client's requests for a lookup, or 429 when it has none left.
     pub fn hold(&self, client: Option<IpAddr>) -> Result<Held<'_>, ApiError> {
         self.hold_at(client, Instant::now())
     }
 
     fn hold_at(&self, client: Option<IpAddr>, now: Instant) -> Result<Held<'_>, ApiError> {
-        let untracked = Held { guesses: self, key: None };
+        let untracked = Held { limit: self, key: None };
         let Some(interval) = self.interval else { return Ok(untracked) };
         let key = network(client);
         let mut schedule = self.schedule();
@@ -90,7 +99,7 @@ impl LinkGuesses {
             return Err(ApiError::RateLimited(ahead - BURST));
         }
         schedule.spent_until.insert(key, next);
-        Ok(Held { guesses: self, key: Some(key) })
+        Ok(Held { limit: self, key: Some(key) })
     }
 
     fn schedule(&self) -> MutexGuard<'_, Schedule> {
@@ -100,7 +109,7 @@ impl LinkGuesses {
 }
 
 impl Schedule {
-    /// Drops the addresses whose guesses are all back, once the map is full, at most once a second
+    /// Drops the addresses whose allowance is all back, once the map is full, at most once a second
     /// (a full map of active guessers is not scanned on every request).
     fn sweep(&mut self, now: Instant) {
         let recently = self.swept.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1));
@@ -147,10 +156,11 @@ mod tests {
     }
 
     /// A minute's guesses at once, then one every 20 s; guesses held side by side count before
-    /// their lookups end; a token found, or a failed lookup, gives its guess back.
+    /// their lookups end; a token found, a failed lookup, or one that did not run gives its guess
+    /// back.
     #[test]
     fn misses_spend_guesses_and_the_rest_give_them_back() {
-        let guesses = LinkGuesses::per_minute(3);
+        let guesses = LinkLimit::per_minute(3);
         let start = Instant::now();
         let held: Vec<Held> = (0..3).map(|_| guesses.hold_at(ip("192.0.2.7"), start).expect("a guess")).collect();
         let refused = guesses.hold_at(ip("192.0.2.7"), start).err().expect("the fourth, while three are out");
@@ -159,6 +169,7 @@ mod tests {
         let mut held = held.into_iter();
         held.next().expect("held").settle(&Ok::<_, ()>(Some("a link")));
         held.next().expect("held").settle(&Err::<Option<()>, _>("the database is down"));
+        guesses.hold_at(ip("192.0.2.7"), start).expect("one given back").give_back();
         for _ in 0..2 {
             guesses.hold_at(ip("192.0.2.7"), start).expect("one given back").settle(&Ok::<Option<()>, ()>(None));
         }
@@ -167,14 +178,14 @@ mod tests {
         let _spent = guesses.hold_at(ip("192.0.2.7"), later).expect("one back 20 s later");
         assert!(guesses.hold_at(ip("192.0.2.7"), later).is_err(), "only one");
         drop(held);
-        assert!(LinkGuesses::per_minute(0).hold(ip("192.0.2.7")).is_ok(), "no limit");
+        assert!(LinkLimit::per_minute(0).hold(ip("192.0.2.7")).is_ok(), "no limit");
     }
 
     /// The addresses whose guesses are all back are forgotten once the map is full; past the
     /// addresses it tracks, a new one is not limited (and not kept).
     #[test]
     fn the_map_stays_bounded() {
-        let guesses = LinkGuesses::per_minute(2);
+        let guesses = LinkLimit::per_minute(2);
         let start = Instant::now();
         for n in 0..MAX_ADDRESSES as u32 {
             let _spent = guesses.hold_at(address(n), start).expect("a guess");
