@@ -68,12 +68,20 @@ impl WeeklyHours {
             .collect()
     }
 
-    /// The local opening ranges (minutes after midnight) of that date, in order.
+    /// The local opening ranges (minutes after midnight) of that date, in order, periods that
+    /// touch (09:00–12:00, 12:00–17:00) as one: the time between is working time like the rest.
     pub fn openings_on(&self, date: NaiveDate) -> Vec<(u32, u32)> {
         if self.0.is_empty() {
             return vec![(0, DAY_MINUTES)];
         }
-        self.day(date.weekday()).iter().map(|o| (o.start, o.end)).collect()
+        let mut spans: Vec<(u32, u32)> = Vec::new();
+        for o in self.day(date.weekday()) {
+            match spans.last_mut() {
+                Some((_, end)) if *end == o.start => *end = o.end,
+                _ => spans.push((o.start, o.end)),
+            }
+        }
+        spans
     }
 
     /// The openings of one weekday, found by halving rather than scanning.
@@ -84,7 +92,7 @@ impl WeeklyHours {
         &self.0[first..after]
     }
 
-    /// Whether the whole slot lies inside one opening of its local day.
+    /// Whether the whole slot lies inside one opening of its local day (periods that touch as one).
     pub fn permits(&self, zone: &Zone, slot: &Slot) -> bool {
         if self.0.is_empty() {
             return true;
@@ -102,12 +110,20 @@ impl WeeklyHours {
         } else {
             return false;
         };
-        // Openings of a day do not overlap: only the last one starting by `start_min` can hold it.
-        // Its start must be inside it too, not only its end: when the clocks fall back, a slot can
-        // end at an earlier wall-clock time than it starts.
+        // Openings of a day do not overlap: only the last one starting by `start_min` can hold its
+        // start, and those touching it in turn its end. Its start must be inside too, not only its
+        // end: when the clocks fall back, a slot can end at an earlier wall-clock time than it starts.
         let openings = self.day(day.weekday());
         let holding = openings.partition_point(|o| o.start <= start_min);
-        holding > 0 && start_min < openings[holding - 1].end && end_min <= openings[holding - 1].end
+        let Some(first) = holding.checked_sub(1).map(|i| openings[i]) else { return false };
+        let mut end = first.end;
+        for o in &openings[holding..] {
+            if o.start != end {
+                break;
+            }
+            end = o.end;
+        }
+        start_min < first.end && end_min <= end
     }
 }
 
@@ -261,17 +277,17 @@ mod tests {
 
         let touching = [hours(api::Weekday::Mon, "12:00", "17:00"), hours(api::Weekday::Mon, "09:00", "12:00")];
         let week = WeeklyHours::parse(&touching).expect("back-to-back periods");
-        assert_eq!(
-            week.openings_on(NaiveDate::from_ymd_opt(2027, 1, 11).expect("a monday")),
-            [(540, 720), (720, 1020)]
-        );
+        assert_eq!(week.to_wire(), [touching[1].clone(), touching[0].clone()], "kept as given, in order");
         let same_times_other_days =
             [hours(api::Weekday::Mon, "09:00", "17:00"), hours(api::Weekday::Tue, "09:00", "17:00")];
         assert!(WeeklyHours::parse(&same_times_other_days).is_ok());
     }
 
+    /// Periods that touch are one working time: a slot across the point where they meet lies in
+    /// the hours (the contract refuses only times outside them), and the day's slots run on
+    /// across it.
     #[test]
-    fn a_slot_across_two_touching_periods_lies_in_neither() {
+    fn a_slot_across_two_touching_periods_lies_in_the_hours() {
         let zone = Zone::parse("tz", "UTC").expect("zone");
         let week = WeeklyHours::parse(&[
             hours(api::Weekday::Mon, "09:00", "12:00"),
@@ -284,9 +300,20 @@ mod tests {
         assert!(week.permits(&zone, &Slot::new(at(11, 0), hour)));
         assert!(week.permits(&zone, &Slot::new(at(12, 0), hour)));
         assert!(week.permits(&zone, &Slot::new(at(16, 0), hour)));
-        assert!(!week.permits(&zone, &Slot::new(at(11, 30), hour)), "it would span both periods");
+        assert!(week.permits(&zone, &Slot::new(at(11, 30), hour)), "across the two periods");
         assert!(!week.permits(&zone, &Slot::new(at(8, 30), hour)));
         assert!(!week.permits(&zone, &Slot::new(at(16, 30), hour)));
+        assert_eq!(week.openings_on(monday), [(540, 1020)]);
+        let apart = WeeklyHours::parse(&[
+            hours(api::Weekday::Mon, "09:00", "12:00"),
+            hours(api::Weekday::Mon, "12:30", "17:00"),
+            hours(api::Weekday::Mon, "17:00", "18:00"),
+        ])
+        .expect("hours");
+        assert!(!apart.permits(&zone, &Slot::new(at(11, 30), hour)), "across the break");
+        assert!(apart.permits(&zone, &Slot::new(at(16, 30), hour)), "across 17:00");
+        assert!(!apart.permits(&zone, &Slot::new(at(17, 30), hour)), "past the day's end");
+        assert_eq!(apart.openings_on(monday), [(540, 720), (750, 1080)]);
     }
 
     /// When the clocks fall back, a slot may end at an earlier wall-clock time than it starts: a
