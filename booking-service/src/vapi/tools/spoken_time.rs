@@ -48,10 +48,11 @@ impl SpokenStart {
 
 /// The question to ask of a time that could be either half of the day: an hour alone ("2"), or
 /// one to six o'clock with minutes but without AM or PM ("2:30", which a model writes for "two
-/// thirty" and which would read as 02:30). A zero-padded "02:30" or an hour past six is meant as
-/// written.
+/// thirty" and which would read as 02:30), with or without seconds ("2:30:00"). A zero-padded
+/// "02:30" or an hour past six is meant as written.
 fn morning_or_afternoon(said: &str) -> Option<String> {
     let said = said.trim();
+    let said = said.strip_suffix(":00").filter(|clock| clock.contains(':')).unwrap_or(said);
     let (hour, minutes) = said.split_once(':').map_or((said, None), |(h, m)| (h, Some(m)));
     let hour: u32 = hour.parse().ok().filter(|_| !hour.starts_with('0'))?;
     let ambiguous = match minutes {
@@ -134,7 +135,13 @@ mod tests {
             let asked = morning_or_afternoon(said).unwrap_or_else(|| panic!("{said} is not asked about"));
             assert!(asked.contains(said.trim()) && asked.contains("AM or PM"), "{asked}");
         }
-        for meant in ["02:30", "7:30", "9:00", "14:00", "12", "2 PM", "2:30 pm", "noon", "0", "13", "2:3"] {
+        for (said, asked_as) in [("2:30:00", "2:30"), ("1:00:00", "1:00")] {
+            let asked = morning_or_afternoon(said).unwrap_or_else(|| panic!("{said} is not asked about"));
+            assert!(asked.contains(&format!("{asked_as} in the morning")), "{asked}");
+        }
+        for meant in [
+            "02:30", "7:30", "9:00", "14:00", "12", "2 PM", "2:30 pm", "noon", "0", "13", "2:3", "02:30:00", "14:00:00",
+        ] {
             assert_eq!(morning_or_afternoon(meant), None, "{meant}");
         }
     }
