@@ -13,7 +13,7 @@ use crate::vapi::SignatureCheck;
 use crate::{retention, telemetry};
 use anyhow::Context;
 use rand::RngCore;
-use shared::{Claims, Role};
+use shared::{Role, Signer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -612,11 +612,11 @@ async fn dev_mode(config: &Config, store: &DynStore) -> anyhow::Result<(String, 
             })
             .await?;
     }
+    let signer = Signer::hs256(&secret).for_service(config.jwt_issuer.clone(), config.jwt_audience.clone());
     let mut tokens = Vec::new();
     for role in [Role::Platform, Role::Admin, Role::Staff, Role::Agent] {
         let org = (role != Role::Platform).then_some(org_id.0);
-        let claims = Claims::new(format!("dev-{}", role.as_str()), role, org, DEV_TOKEN_TTL_SECS);
-        tokens.push((role, claims.mint_hs256(secret.as_bytes())?));
+        tokens.push((role, signer.mint(format!("dev-{}", role.as_str()), role, org, DEV_TOKEN_TTL_SECS)?));
     }
     Ok((secret, DevMode { secret_file, org_id, tokens }))
 }

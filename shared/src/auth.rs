@@ -61,3 +61,46 @@ impl Claims {
         )
     }
 }
+
+/// What tools and dev mode mint tokens with: an HS256 secret, and the `iss` and `aud` a service
+/// that checks them (`JWT_ISSUER`, `JWT_AUDIENCE`) takes.
+#[derive(Clone)]
+pub struct Signer {
+    secret: String,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("secret", &"***")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl Signer {
+    pub fn hs256(secret: impl Into<String>) -> Self {
+        Self { secret: secret.into(), issuer: None, audience: None }
+    }
+
+    /// Tokens that carry `iss` and `aud`, when given.
+    pub fn for_service(self, issuer: Option<String>, audience: Option<String>) -> Self {
+        Self { issuer, audience, ..self }
+    }
+
+    /// A token for `sub` valid from now for `ttl_secs` seconds.
+    pub fn mint(
+        &self,
+        sub: impl Into<String>,
+        role: Role,
+        org_id: Option<Uuid>,
+        ttl_secs: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims =
+            Claims { iss: self.issuer.clone(), aud: self.audience.clone(), ..Claims::new(sub, role, org_id, ttl_secs) };
+        claims.mint_hs256(self.secret.as_bytes())
+    }
+}

@@ -13,5 +13,5 @@ pub mod interrupt;
 #[cfg(any(test, feature = "tools"))]
 pub mod report_file;
 
-pub use auth::{Claims, Role};
+pub use auth::{Claims, Role, Signer};
 pub use client::{ApiClient, ClientError, ClientResult};

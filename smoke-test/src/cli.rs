@@ -32,6 +32,14 @@ pub struct Args {
     #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// The `iss` the target takes (its JWT_ISSUER), put in the tokens minted with --jwt-secret.
+    #[arg(long, env = "SMOKE_JWT_ISSUER", requires = "jwt_secret")]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` the target takes (its JWT_AUDIENCE), put in the tokens minted with --jwt-secret.
+    #[arg(long, env = "SMOKE_JWT_AUDIENCE", requires = "jwt_secret")]
+    pub jwt_audience: Option<String>,
+
     /// Platform token, accepted beside --admin-token and --agent-token (instead of --jwt-secret);
     /// the run still works in their organization and creates none.
     #[arg(long, env = "SMOKE_PLATFORM_TOKEN", hide_env_values = true)]

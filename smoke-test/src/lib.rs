@@ -168,7 +168,9 @@ async fn prepare_target(
         }
         Some(url) => {
             let credentials = match (&args.jwt_secret, &args.admin_token, &args.agent_token) {
-                (Some(secret), _, _) => Credentials::Secret(secret.clone()),
+                (Some(secret), _, _) => Credentials::Secret(
+                    shared::Signer::hs256(secret).for_service(args.jwt_issuer.clone(), args.jwt_audience.clone()),
+                ),
                 (None, Some(admin), Some(agent)) => Credentials::Tokens {
                     platform: args.platform_token.clone(),
                     admin: admin.clone(),

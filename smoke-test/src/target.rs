@@ -4,7 +4,7 @@
 use anyhow::Context;
 use booking_service::config::Config;
 use booking_service::startup::{Application, Running};
-use shared::{Claims, Role};
+use shared::{Role, Signer};
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -15,8 +15,9 @@ const TOKEN_TTL_SECS: i64 = 4 * 3600;
 /// How the tool gets its tokens.
 #[derive(Clone)]
 pub enum Credentials {
-    /// The target's HS256 secret: any role can be minted, so the tool creates its own organization.
-    Secret(String),
+    /// The target's HS256 secret (and the `iss` and `aud` it takes): any role can be minted, so the
+    /// tool creates its own organization.
+    Secret(Signer),
     /// Given tokens of an existing organization: `admin` and `agent` of it. The tool works there
     /// and creates no organization (it could not act in a new one without its admin and agent
     /// tokens), so `platform`, optional, is kept but not used.
@@ -33,9 +34,9 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    pub fn mint(secret: &str, role: Role, org: Option<Uuid>) -> anyhow::Result<String> {
-        Claims::new(format!("smoke-test-{}", role.as_str()), role, org, TOKEN_TTL_SECS)
-            .mint_hs256(secret.as_bytes())
+    pub fn mint(signer: &Signer, role: Role, org: Option<Uuid>) -> anyhow::Result<String> {
+        signer
+            .mint(format!("smoke-test-{}", role.as_str()), role, org, TOKEN_TTL_SECS)
             .context("cannot sign a token with the given secret")
     }
 }
@@ -100,7 +101,7 @@ impl Target {
         Ok(Self {
             base_url: running.base_url().to_owned(),
             description: format!("in-process ({kind})"),
-            credentials: Credentials::Secret(secret),
+            credentials: Credentials::Secret(Signer::hs256(secret)),
             server: Some(InProcess { running, _dir: dir }),
         })
     }

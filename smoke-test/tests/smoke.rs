@@ -255,6 +255,24 @@ async fn a_remote_target_with_its_secret_passes() {
     assert_eq!(run.report.target_kind, "remote");
 }
 
+/// A target that checks `iss` and `aud`: the tokens minted with --jwt-issuer and --jwt-audience
+/// are taken, those without are refused (could not judge).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_checking_issuer_and_audience_takes_the_minted_tokens_given_them() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.jwt_issuer = Some("https://auth.clinic.example".into());
+        config.jwt_audience = Some("booking".into());
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let remote = ["--target", &app.base, "--jwt-secret", SECRET, "--budget-ms", "30000"];
+    let without = run(args(&dir, &remote)).await;
+    assert_eq!(without.exit_code(), 2, "{:?}", without.report.reason);
+    let issued = [&remote[..], &["--jwt-issuer", "https://auth.clinic.example", "--jwt-audience", "booking"]].concat();
+    let with = run(args(&dir, &issued)).await;
+    assert_eq!(with.exit_code(), 0, "{:?}", with.report.reason);
+}
+
 /// A target whose rate limit refuses part of the burst is configured for less than the run, not
 /// failing: could not judge (exit 2), saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,14 @@ pub struct Cli {
     #[arg(long, env = "UAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// The `iss` the target takes (its JWT_ISSUER), put in the tokens minted with --jwt-secret.
+    #[arg(long, env = "UAT_JWT_ISSUER", requires = "jwt_secret")]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` the target takes (its JWT_AUDIENCE), put in the tokens minted with --jwt-secret.
+    #[arg(long, env = "UAT_JWT_AUDIENCE", requires = "jwt_secret")]
+    pub jwt_audience: Option<String>,
+
     /// Without --jwt-secret: the admin, staff and agent tokens of an existing clinic the run may
     /// use (it adds a provider there and deactivates it afterwards).
     #[arg(long, env = "UAT_ADMIN_TOKEN", hide_env_values = true, requires_all = ["staff_token", "agent_token"])]

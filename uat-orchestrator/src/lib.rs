@@ -140,7 +140,7 @@ async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenar
             let why = if said.starts_with("invalid Vapi signature") {
                 "the target checks a Vapi signature (VAPI_HMAC_SECRET) that this run cannot make"
             } else {
-                "check --jwt-secret (and the target's JWT_ISSUER and JWT_AUDIENCE) or the given tokens"
+                "check --jwt-secret (and --jwt-issuer and --jwt-audience against the target's JWT_ISSUER and JWT_AUDIENCE) or the given tokens"
             };
             return Err(format!("the target refused {which} (401: {said}): {why}"));
         }

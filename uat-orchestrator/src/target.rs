@@ -8,7 +8,7 @@ use local_peers::http::HttpSink;
 use local_peers::proxy::TcpProxy;
 use local_peers::smtp::SmtpSink;
 use local_peers::twilio::FakeTwilio;
-use shared::{Claims, Role};
+use shared::{Claims, Role, Signer};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -44,8 +44,9 @@ fn org_of(token: &str) -> Option<Uuid> {
 
 /// How the run gets its tokens.
 enum Credentials {
-    /// The target's HS256 key: the run creates its own clinics and mints their tokens.
-    Key(String),
+    /// The target's HS256 key (and the `iss` and `aud` it takes): the run creates its own clinics
+    /// and mints their tokens.
+    Key(Signer),
     /// Tokens of existing clinics.
     Given(Vec<ClinicTokens>),
 }
@@ -136,7 +137,9 @@ impl Target {
         if let Some(url) = &cli.target {
             let credentials =
                 match (&cli.jwt_secret, &cli.admin_token) {
-                    (Some(secret), _) => Credentials::Key(secret.clone()),
+                    (Some(secret), _) => Credentials::Key(
+                        Signer::hs256(secret).for_service(cli.jwt_issuer.clone(), cli.jwt_audience.clone()),
+                    ),
                     (None, Some(admin)) => {
                         let mut clinics = vec![ClinicTokens::from_flags(
                             admin,
@@ -218,6 +221,9 @@ impl Target {
         config.sms_from = Some(peers.sender.clone());
         // The run's webhook endpoint is on this machine.
         config.webhook_allow_private = true;
+        // The race is up to --concurrency requests from one agent token at once; the per-token
+        // rate limit (a burst of 600) is a defence against one caller, not what the run checks.
+        config.rate_limit_per_minute = 0;
         // Short deadlines, so the outage step answers in seconds.
         config.request_timeout_secs = 3;
         config.vapi_deadline_ms = 2000;
@@ -227,7 +233,7 @@ impl Target {
         let running = app.spawn();
         Ok(Self {
             base: running.base_url().to_owned(),
-            credentials: Credentials::Key(secret),
+            credentials: Credentials::Key(Signer::hs256(secret)),
             in_process: Some(InProcess { running, database, _dir: dir }),
             mail: Some(sink),
             notifications: Some(peers),
@@ -249,10 +255,10 @@ impl Target {
 
     /// A token minted with the target's key; `None` when the run was given tokens instead.
     pub fn token(&self, role: Role, org: Option<Uuid>) -> Option<String> {
-        let Credentials::Key(secret) = &self.credentials else {
+        let Credentials::Key(signer) = &self.credentials else {
             return None;
         };
-        Claims::new(format!("uat-{}", role.as_str()), role, org, 3600).mint_hs256(secret.as_bytes()).ok()
+        signer.mint(format!("uat-{}", role.as_str()), role, org, 3600).ok()
     }
 
     /// The tokens of the `index`-th given clinic, when the run was given tokens.
@@ -274,10 +280,10 @@ impl Target {
 
     /// A correctly signed token that expired an hour ago; `None` without the target's key.
     pub fn expired_token(&self, role: Role, org: Option<Uuid>) -> Option<String> {
-        let Credentials::Key(secret) = &self.credentials else {
+        let Credentials::Key(signer) = &self.credentials else {
             return None;
         };
-        Claims::new("uat-expired", role, org, -3600).mint_hs256(secret.as_bytes()).ok()
+        signer.mint("uat-expired", role, org, -3600).ok()
     }
 
     /// Makes the in-process service's database unreachable; `None` for a remote target.
