@@ -70,6 +70,12 @@ fn seconds() -> RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(1..=DAY_SECS)
 }
 
+/// A path, empty too (clap's own refuses that): an empty optional setting is unset
+/// ([`Config::without_blanks`]).
+fn path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
 /// A number of milliseconds from `least` to a day.
 fn millis(least: u64) -> RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(least..=DAY_MS)
@@ -118,7 +124,7 @@ pub struct Config {
     pub jwt_secret: Option<String>,
 
     /// PEM public key for RS256, ES256 or EdDSA tokens (instead of JWT_SECRET).
-    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_parser = path)]
     pub jwt_public_key_file: Option<PathBuf>,
 
     /// Pins the algorithm of JWT_PUBLIC_KEY_FILE (RS256, RS384, RS512, PS256, PS384, PS512, ES256,
@@ -374,6 +380,32 @@ impl Config {
             log_json: false,
             clock: None,
         }
+    }
+
+    /// Optional settings given empty (`VAR=`, as a deployment template whose value was left out
+    /// writes them) are unset, the same for every one of them, rather than an empty key, issuer or
+    /// URL that starts and then refuses everything.
+    pub fn without_blanks(mut self) -> Self {
+        for setting in [
+            &mut self.jwt_secret,
+            &mut self.jwt_algorithm,
+            &mut self.jwt_issuer,
+            &mut self.jwt_audience,
+            &mut self.public_base_url,
+            &mut self.smtp_url,
+            &mut self.twilio_account_sid,
+            &mut self.twilio_auth_token,
+            &mut self.sms_from,
+            &mut self.confirm_link_secret,
+            &mut self.confirm_link_secret_previous,
+            &mut self.vapi_hmac_secret,
+            &mut self.metrics_token,
+            &mut self.metrics_token_previous,
+        ] {
+            setting.take_if(|value| value.trim().is_empty());
+        }
+        self.jwt_public_key_file.take_if(|path| path.as_os_str().is_empty());
+        self
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -39,11 +39,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let config = cli.config;
+            let config = cli.config.without_blanks();
             telemetry::init_tracing(config.log_json);
             tracing::info!(?config, "starting");
+            let json = config.log_json;
             let app = Application::build(config).await?;
-            println!("{}", app.banner());
+            if json {
+                // One JSON line like the rest, which a log collector can parse.
+                tracing::info!(banner = %app.banner(), "listening");
+            } else {
+                println!("{}", app.banner());
+            }
             app.run().await
         }
     }

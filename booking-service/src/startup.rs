@@ -46,6 +46,7 @@ pub struct DevMode {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let config = config.without_blanks();
         config.check().map_err(anyhow::Error::msg)?;
         telemetry::init_metrics();
         // Every setting is checked before the database is opened (and, on SQLite, created), so a
@@ -57,8 +58,7 @@ impl Application {
         }
         let link_secret =
             config.confirm_link_secret.as_deref().map(|s| secret_key("CONFIRM_LINK_SECRET", s)).transpose()?;
-        // Empty as unset: a deployment template may set it to "" between rotations.
-        let previous_link_key = match config.confirm_link_secret_previous.as_deref().filter(|s| !s.is_empty()) {
+        let previous_link_key = match config.confirm_link_secret_previous.as_deref() {
             Some(previous) => Some(secret_key("CONFIRM_LINK_SECRET_PREVIOUS", previous)?),
             None => None,
         };
@@ -85,7 +85,13 @@ impl Application {
             .parse()
             .map_err(|e| anyhow::anyhow!("MAIL_FROM {} is not an address: {e}", config.mail_from))?;
         if let Some(url) = &config.public_base_url {
-            url::Url::parse(url).with_context(|| format!("PUBLIC_BASE_URL {url} is not a URL"))?;
+            // `clinic.example:8443` parses too, as the scheme `clinic.example`: links in messages
+            // would lead nowhere and no Twilio signature would match.
+            let parsed = url::Url::parse(url).with_context(|| format!("PUBLIC_BASE_URL {url} is not a URL"))?;
+            anyhow::ensure!(
+                ["http", "https"].contains(&parsed.scheme()) && parsed.host().is_some(),
+                "PUBLIC_BASE_URL {url} is not an http:// or https:// URL with a host (as https://clinic.example)"
+            );
         }
         let lease = Duration::from_secs(config.mail_lease_secs.max(1));
         let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
@@ -339,7 +345,6 @@ fn vapi_settings(config: &Config) -> anyhow::Result<VapiSettings> {
     let signature = config
         .vapi_hmac_secret
         .as_deref()
-        .filter(|s| !s.is_empty())
         .map(|secret| {
             SignatureCheck::new(
                 secret.as_bytes(),
@@ -389,10 +394,10 @@ fn secret_key(name: &str, secret: &str) -> anyhow::Result<LinkKey> {
     Ok(LinkKey::derive(long_enough(name, secret)?.as_bytes()))
 }
 
-/// The digests of `METRICS_TOKEN` and, while scrapers move to it, `METRICS_TOKEN_PREVIOUS` (empty
-/// as unset, as a deployment template may leave it between rotations); none: `/metrics` is open.
+/// The digests of `METRICS_TOKEN` and, while scrapers move to it, `METRICS_TOKEN_PREVIOUS`; none:
+/// `/metrics` is open.
 fn metrics_tokens(config: &Config) -> anyhow::Result<Vec<[u8; 32]>> {
-    let previous = config.metrics_token_previous.as_deref().filter(|t| !t.is_empty());
+    let previous = config.metrics_token_previous.as_deref();
     anyhow::ensure!(
         previous.is_none() || config.metrics_token.is_some(),
         "METRICS_TOKEN_PREVIOUS is set without METRICS_TOKEN: /metrics would be open to anyone"

@@ -8,12 +8,25 @@ use std::time::Duration;
 
 const REQUEST_SECONDS: &str = "http_request_duration_seconds";
 
+/// The filter when `RUST_LOG` is unset, empty, or not a filter.
+const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=info";
+
 /// Pretty lines for people (coloured on a terminal, unless `NO_COLOR` is set), JSON lines for log
-/// collectors. `RUST_LOG` filters.
+/// collectors. `RUST_LOG` filters; an empty one (`RUST_LOG=` from a template left blank) would log
+/// nothing at all, errors included, so it counts as unset, and one that does not parse is said so
+/// on stderr before the default is used.
 pub fn init_tracing(json: bool) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    use tracing_subscriber::EnvFilter;
+    let given = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let filter = match given.as_deref().map(EnvFilter::try_new) {
+        Some(Ok(filter)) => filter,
+        Some(Err(e)) => {
+            eprintln!("RUST_LOG is not a log filter ({e}); logging with {DEFAULT_FILTER}");
+            EnvFilter::new(DEFAULT_FILTER)
+        }
+        None => EnvFilter::new(DEFAULT_FILTER),
+    };
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };

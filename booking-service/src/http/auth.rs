@@ -123,6 +123,8 @@ impl Authenticator {
                 ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => unauthorized("algorithm not accepted"),
                 ErrorKind::InvalidSignature => unauthorized("bad signature"),
                 ErrorKind::MissingRequiredClaim(c) => unauthorized(&format!("missing claim {c}")),
+                ErrorKind::InvalidIssuer => unauthorized("iss is not the issuer this service takes (JWT_ISSUER)"),
+                ErrorKind::InvalidAudience => unauthorized("aud is not the audience this service takes (JWT_AUDIENCE)"),
                 _ => unauthorized("malformed"),
             }
         })?;

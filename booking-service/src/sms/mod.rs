@@ -106,7 +106,6 @@ impl Sms {
         let from = config
             .sms_from
             .as_deref()
-            .filter(|s| !s.trim().is_empty())
             .map(|s| PhoneNumber::parse("SMS_FROM", s).map(|p| p.as_str().to_owned()))
             .transpose()?;
         let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);

@@ -21,33 +21,43 @@ fn service_in(dir: &Path, vars: &[(&str, &str)]) -> Command {
     command
 }
 
-/// Starts the binary in dev mode in `dir` and reads its banner: the process, its base URL, the
-/// banner's text.
-async fn start_dev_mode(dir: &Path, vars: &[(&str, &str)]) -> (Child, String, String) {
+/// Starts the binary in `dir` and reads its output up to the line containing `last`: the
+/// process and what it printed.
+async fn start_until(dir: &Path, vars: &[(&str, &str)], last: &str) -> (Child, String) {
     let mut vars = vars.to_vec();
     vars.push(("BIND_ADDR", "127.0.0.1:0"));
     let mut child = service_in(dir, &vars).spawn().expect("the binary starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut banner = String::new();
+    let mut printed = String::new();
     let read = async {
         while let Some(line) = lines.next_line().await.expect("stdout") {
-            banner.push_str(&line);
-            banner.push('\n');
-            if line.contains("/openapi.json") {
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.contains(last) {
                 break;
             }
         }
     };
     if tokio::time::timeout(Duration::from_secs(60), read).await.is_err() {
-        panic!("no dev-mode banner within a minute: {banner}");
+        panic!("no {last:?} within a minute: {printed}");
     }
     // Keep reading what it logs, so it never blocks on (or fails writing to) a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let mut errors = BufReader::new(child.stderr.take().expect("stderr")).lines();
     tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
-    let base =
-        banner.split_whitespace().skip_while(|w| *w != "on").nth(1).expect("the banner names the address").to_owned();
-    (child, base, banner)
+    (child, printed)
+}
+
+/// The base URL the banner names.
+fn listening_on(banner: &str) -> String {
+    banner.split_whitespace().skip_while(|w| *w != "listening").nth(2).expect("the banner names the address").to_owned()
+}
+
+/// Starts the binary in dev mode in `dir` and reads its banner: the process, its base URL, the
+/// banner's text.
+async fn start_dev_mode(dir: &Path, vars: &[(&str, &str)]) -> (Child, String, String) {
+    let (child, banner) = start_until(dir, vars, "/openapi.json").await;
+    (child, listening_on(&banner), banner)
 }
 
 fn printed_token(banner: &str, role: &str) -> String {
@@ -175,7 +185,67 @@ async fn bad_settings_are_refused_before_the_database_is_created() {
     assert!(link.contains("CONFIRM_LINK_SECRET must be at least 32 bytes"), "{link}");
     let base = refused(|c| c.public_base_url = Some("not a url".into())).await;
     assert!(base.contains("PUBLIC_BASE_URL"), "{base}");
+    let schemeless = refused(|c| c.public_base_url = Some("clinic.example:8443".into())).await;
+    assert!(
+        schemeless.contains("PUBLIC_BASE_URL clinic.example:8443 is not an http:// or https:// URL"),
+        "{schemeless}"
+    );
     assert!(!file.exists() && !dir.path().join("data").exists(), "a refused start creates nothing");
+}
+
+/// A setting given empty, as a deployment template writes one whose value was left out, is unset:
+/// an empty `JWT_ISSUER` does not refuse every token, an empty `RUST_LOG` does not silence the
+/// logs, empty Twilio settings and `SMTP_URL` write to files (and say so), an empty
+/// `PUBLIC_BASE_URL` is the default.
+#[tokio::test]
+async fn empty_settings_count_as_unset() {
+    let dir = tempfile::tempdir().expect("dir");
+    let database = format!("sqlite://{}", dir.path().join("booking.db").display());
+    let mut vars = vec![("DATABASE_URL", database.as_str()), ("JWT_SECRET", SECRET)];
+    for unset in [
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWT_ALGORITHM",
+        "JWT_PUBLIC_KEY_FILE",
+        "SMTP_URL",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_AUTH_TOKEN",
+        "SMS_FROM",
+        "PUBLIC_BASE_URL",
+        "CONFIRM_LINK_SECRET",
+        "VAPI_HMAC_SECRET",
+        "METRICS_TOKEN",
+        "RUST_LOG",
+    ] {
+        vars.push((unset, ""));
+    }
+    let (mut child, printed) = start_until(dir.path(), &vars, "SMS:").await;
+    let base = listening_on(&printed);
+    assert!(printed.contains("starting"), "the start is logged: {printed}");
+    assert!(printed.contains(&format!("(links to {base}/confirm/…)")), "{printed}");
+    assert!(printed.contains("mail: .eml files in") && printed.contains("SMS: JSON files in"), "{printed}");
+    let platform = ApiClient::new(base).with_token(token(shared::auth::Role::Platform, None));
+    let org = platform
+        .create_organization(&shared::api::CreateOrganization { name: "Blank Clinic".into(), timezone: "UTC".into() })
+        .await
+        .expect("a token without iss or aud is taken");
+    assert_eq!(org.name, "Blank Clinic");
+    child.kill().await.expect("stopped");
+}
+
+/// With `LOG_JSON` every line on stdout is JSON, the banner too.
+#[tokio::test]
+async fn json_logs_print_only_json_lines() {
+    let dir = tempfile::tempdir().expect("dir");
+    let database = format!("sqlite://{}", dir.path().join("booking.db").display());
+    let vars = [("DATABASE_URL", database.as_str()), ("JWT_SECRET", SECRET), ("LOG_JSON", "true")];
+    let (mut child, printed) = start_until(dir.path(), &vars, "listening").await;
+    for line in printed.lines() {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not JSON: {line}");
+    }
+    assert!(printed.contains("booking-service listening on http://127.0.0.1:"), "{printed}");
+    child.kill().await.expect("stopped");
 }
 
 /// With JWT_SECRET set it is the only key accepted: a public key file set besides is not read
@@ -247,15 +317,17 @@ async fn a_public_key_pins_its_algorithm_and_issuer_and_audience_are_enforced() 
         .await
         .expect("an EdDSA token with the right issuer and audience works");
     assert_eq!(org.name, "Keyed Clinic");
-    for (case, token) in [
+    for (case, token, said) in [
         (
             "foreign issuer",
             encode(&Header::new(Algorithm::EdDSA), &claims("https://evil.example", "booking"), &signing).expect("sign"),
+            "JWT_ISSUER",
         ),
         (
             "foreign audience",
             encode(&Header::new(Algorithm::EdDSA), &claims("https://auth.clinic.example", "other"), &signing)
                 .expect("sign"),
+            "JWT_AUDIENCE",
         ),
         (
             "HS256 signed with the public key as secret",
@@ -265,9 +337,11 @@ async fn a_public_key_pins_its_algorithm_and_issuer_and_audience_are_enforced() 
                 &EncodingKey::from_secret(ED25519_PUBLIC.as_bytes()),
             )
             .expect("sign"),
+            "algorithm not accepted",
         ),
     ] {
         let err = client.with_token(token).providers().await.expect_err(case);
         assert_eq!(err.status().map(|s| s.as_u16()), Some(401), "{case}");
+        assert!(err.to_string().contains(said), "{case}: {err}");
     }
 }
