@@ -94,15 +94,23 @@ pub struct EmailMessage<'a> {
 }
 
 /// A local date and time with its zone, as people read it:
-/// "Friday 15 January 2027, 14:00 to 14:30 (America/New_York, UTC-05:00)".
+/// "Friday 15 January 2027, 14:00 to 14:30 (America/New_York, UTC-05:00)". An end on another day
+/// or at another offset (across midnight, or the clocks changing) says so: "01:30 to 01:30
+/// UTC-05:00", "23:30 to Saturday 00:30".
 pub fn local_time(zone: &Zone, slot: &Slot) -> String {
     let start = zone.localize(slot.start());
     let end = zone.localize(slot.end());
+    let mut until = end.format("%H:%M").to_string();
+    if end.date_naive() != start.date_naive() {
+        until = format!("{} {until}", end.format("%A"));
+    }
+    if end.offset() != start.offset() {
+        until = format!("{until} UTC{}", end.format("%:z"));
+    }
     format!(
-        "{}, {} to {} ({}, UTC{})",
+        "{}, {} to {until} ({}, UTC{})",
         start.format("%A %-d %B %Y"),
         start.format("%H:%M"),
-        end.format("%H:%M"),
         zone.name(),
         start.format("%:z")
     )
@@ -191,7 +199,9 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
             out.push_str(&format!("Your appointment at {clinic} with {provider} was moved{from} to:\n\n  {when}\n\n"))
         }
         Kind::Cancelled => {
-            out.push_str(&format!("Your appointment at {clinic} with {provider} was cancelled:\n\n  {when}\n\n"))
+            // Moved before the patient heard of it: which appointment this was, as they know it.
+            let moved = moved_from(email).map(|from| format!(" (moved from {from})")).unwrap_or_default();
+            out.push_str(&format!("Your appointment at {clinic} with {provider}{moved} was cancelled:\n\n  {when}\n\n"))
         }
         Kind::Reminder => {
             out.push_str(&format!("A reminder of your appointment at {clinic} with {provider}:\n\n  {when}\n\n"))
@@ -355,6 +365,27 @@ mod tests {
             assert!(line.len() <= 75, "{line}");
         }
         assert_eq!(folded.replace("\r\n ", "").trim_end(), format!("SUMMARY:{}", "é".repeat(60)));
+    }
+
+    /// The end says its day or offset when they are not the start's: across midnight, and across
+    /// the clocks falling back (01:30 EDT for an hour ends at 01:30 EST).
+    #[test]
+    fn an_end_on_another_day_or_offset_says_so() {
+        let zone = Zone::parse("tz", "America/New_York").expect("zone");
+        let at = |rfc3339: &str| DateTime::parse_from_rfc3339(rfc3339).expect("instant").with_timezone(&Utc);
+        let minutes = |m| crate::domain::Minutes::parse("m", m).expect("minutes");
+        let plain = Slot::new(at("2027-01-15T14:00:00-05:00"), minutes(30));
+        assert_eq!(local_time(&zone, &plain), "Friday 15 January 2027, 14:00 to 14:30 (America/New_York, UTC-05:00)");
+        let overnight = Slot::new(at("2027-01-15T23:30:00-05:00"), minutes(60));
+        assert_eq!(
+            local_time(&zone, &overnight),
+            "Friday 15 January 2027, 23:30 to Saturday 00:30 (America/New_York, UTC-05:00)"
+        );
+        let falling_back = Slot::new(at("2027-11-07T01:30:00-04:00"), minutes(60));
+        assert_eq!(
+            local_time(&zone, &falling_back),
+            "Sunday 7 November 2027, 01:30 to 01:30 UTC-05:00 (America/New_York, UTC-04:00)"
+        );
     }
 
     #[test]
