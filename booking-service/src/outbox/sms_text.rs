@@ -53,9 +53,14 @@ pub fn sms_body(
             None => format!("{clinic}: your appointment with {provider} is now on {when}. Code {code}."),
         },
         outbox_kind::CANCELLATION_SMS => {
+            // Moved before the patient heard of it: the time they know first.
+            let which = match moved_from {
+                Some(from) => format!("on {}, moved to {when} (code {code}),", at(a, from)),
+                None => format!("on {when} (code {code})"),
+            };
             return Some(format!(
-                "{clinic}: your appointment with {provider} on {when} (code {code}) is cancelled. Call us to book another time."
-            ))
+                "{clinic}: your appointment with {provider} {which} is cancelled. Call us to book another time."
+            ));
         }
         _ => return None,
     };
@@ -142,6 +147,14 @@ mod tests {
         let cancelled = sms_body(outbox_kind::CANCELLATION_SMS, "Smile", "Dr. Smith", &a, link, None).expect("a body");
         assert!(cancelled.contains("is cancelled") && cancelled.contains("K7P2QX"), "{cancelled}");
         assert!(!cancelled.contains("manage"), "nothing left to manage: {cancelled}");
+        // Moved before the patient heard of it: the time they know first.
+        let untold =
+            sms_body(outbox_kind::CANCELLATION_SMS, "Smile", "Dr. Smith", &a, None, Some(from)).expect("a body");
+        assert_eq!(
+            untold,
+            "Smile: your appointment with Dr. Smith on Thu 14 Jan, 1:30 PM, moved to Fri 15 Jan, 2:00 PM \
+             (America/New_York) (code K7P2QX), is cancelled. Call us to book another time."
+        );
     }
 
     /// Within the clinic's cut-off the link would refuse a change: the text says to call for

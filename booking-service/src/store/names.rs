@@ -108,9 +108,9 @@ pub mod outbox_kind {
         }
         all
     };
-    /// The kinds that tell of a cancellation, so go out for a cancelled appointment.
+    /// The kinds that tell of a cancellation, so go out for a cancelled appointment (email, SMS).
     pub const CANCELLATIONS: [&str; 2] = [CANCELLATION_NOTICE, CANCELLATION_SMS];
-    /// The kinds that tell of a move.
+    /// The kinds that tell of a move (email, SMS).
     pub const MOVES: [&str; 2] = [RESCHEDULE_NOTICE, RESCHEDULE_SMS];
 
     /// What every reminder to `to` says, whatever its offset: the recipient and the start it was

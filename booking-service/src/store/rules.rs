@@ -1186,11 +1186,17 @@ impl Store for SqlStore {
             audit(&mut tx, actor, id.into(), action::CANCELLED, &details, now).await?;
             withdraw_link(&mut tx, actor.org, id).await?;
             withdraw_reminders(&mut tx, actor.org, id).await?;
-            // A time already past (staff tidying up yesterday) is not announced to the patient.
-            let upcoming = appointment.slot.start() > now;
-            for (kind, to) in channels(&appointment, outbox_kind::CANCELLATIONS) {
-                if let Some(to) = to.filter(|_| upcoming) {
-                    enqueue(&mut tx, &appointment, kind, &outbox_kind::plain(to), now, now).await?;
+            // A time already past (staff tidying up yesterday) is not announced to the patient. A
+            // move not yet told (its notice withdrawn here) is told with the cancellation: it
+            // names the time the patient last heard of beside the cancelled one.
+            let (upcoming, start) = (appointment.slot.start() > now, appointment.slot.start());
+            let moves = outbox_kind::MOVES;
+            for ((kind, to), move_kind) in channels(&appointment, outbox_kind::CANCELLATIONS).into_iter().zip(moves) {
+                let Some(to) = to else { continue };
+                let heard = withdraw_move_notices(&mut tx, &appointment, move_kind, start, now).await?;
+                if upcoming {
+                    let payload = outbox_kind::moved(outbox_kind::plain(to), heard, start);
+                    enqueue(&mut tx, &appointment, kind, &payload, now, now).await?;
                 }
             }
             appointment.status = AppointmentStatus::Cancelled;

@@ -413,6 +413,28 @@ async fn moves_before_their_notices_go_are_told_as_one(backend: Backend) {
     assert_eq!(notices().await, [], "back where they last heard it is");
 }
 
+/// A move not yet told when the appointment is cancelled is told with the cancellation: the
+/// move's notices are withdrawn, and the cancellation names the time the patient last heard of
+/// (the cancelled time alone, one they never heard, would leave them thinking theirs still stands).
+async fn a_cancellation_after_an_untold_move_names_the_time_the_patient_knew(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let booked = org.staff.book(&with_email(booking(provider.id, days_ahead(3), "09:00"))).await.expect("booked");
+    let id = booked.appointment_id;
+    staff_confirms(&org, id).await;
+    org.staff.reschedule(id, &move_to(days_ahead(3), "11:00")).await.expect("moved");
+    assert_eq!(move_notices(&app, &org, id).await.len(), 2, "queued by email and SMS");
+    org.staff.cancel(id, None).await.expect("cancelled");
+    assert_eq!(move_notices(&app, &org, id).await, [], "withdrawn: the cancellation tells");
+    let jobs = app.store.outbox(OrgId(org.id), AppointmentId(id)).await.expect("outbox");
+    let told: Vec<_> = jobs.iter().filter(|j| outbox_kind::CANCELLATIONS.contains(&j.kind.as_str())).collect();
+    assert_eq!(told.len(), 2, "{jobs:?}");
+    for job in told {
+        assert_eq!(outbox_kind::moved_from_of(&job.payload), Some(booked.starts_at.to_utc()), "{}", job.kind);
+    }
+}
+
 /// A longer visit at the same start is no move for the patient: a confirmed appointment stays
 /// confirmed, with no "moved" email or SMS (which said it moved from 2 PM to 2 PM) and its
 /// confirmation link kept; a new start tells them, and it stays confirmed.
@@ -442,6 +464,7 @@ async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backen
 
 on_both_backends!(
     moves_before_their_notices_go_are_told_as_one,
+    a_cancellation_after_an_untold_move_names_the_time_the_patient_knew,
     a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one,
     a_move_and_a_cancellation_reach_the_phone_by_sms,
     a_bookings_reminders_and_webhook_messages_say_what_the_rules_build,
