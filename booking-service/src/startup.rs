@@ -196,6 +196,14 @@ impl Application {
                  takes no new request at all, and one it took may be cut"
             );
         }
+        if server.shutdown_grace < send_deadline {
+            tracing::warn!(
+                grace_secs = config.shutdown_grace_secs,
+                send_deadline_secs = send_deadline.as_secs(),
+                "SHUTDOWN_GRACE_SECS is shorter than a delivery may take (SMTP_TIMEOUT_SECS): a message being sent when \
+                 the instance is stopped may be cut after the server took it, and go again once its lease ends"
+            );
+        }
         let retention_days = config.retention_days;
         Ok(Self { listener, address, state, dev, dispatcher, mail_target, retention_days, server })
     }

@@ -41,9 +41,9 @@ const BESIDES_SENDING: Duration = Duration::from_secs(5);
 /// the rest is given up.
 const TO_RECORD: Duration = Duration::from_secs(1);
 
-/// The longest one delivery may take: the slowest channel's, of an email (`SMTP_TIMEOUT_SECS`,
-/// which lettre applies to each step of the conversation: the deadline bounds the whole), an SMS,
-/// and a webhook (its address looked up, then the POST).
+/// The longest one delivery may take: the slowest channel's, of an email (`SMTP_TIMEOUT_SECS`:
+/// lettre bounds only the connection with it on tokio, so this deadline bounds the whole
+/// conversation), an SMS, and a webhook (its address looked up, then the POST).
 pub fn send_deadline(smtp_timeout: Duration) -> Duration {
     smtp_timeout.max(crate::sms::TIMEOUT).max(crate::webhooks::TIMEOUT * 2)
 }
