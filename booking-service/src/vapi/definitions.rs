@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 /// How every date argument is described: the caller's words are sent as said, and the backend
 /// resolves them in the provider's time zone (else the clinic's), so the model never has to work
 /// out a date or a year.
-const DATE: &str = "The day as the caller said it, in English: \"today\", \"tomorrow\", a weekday such as \"friday\" or \"next friday\" (the nearest one after today), \"in 3 days\", \"January 15\", or \"the 15th\". Prefer the caller's own words. Only write YYYY-MM-DD when you are sure of it, counting from today's date {{today}} ({{weekday}}); never guess a year, and never send a date before today.";
+const DATE: &str = "The day as the caller said it, in English: \"today\", \"tomorrow\", a weekday such as \"friday\" or \"next friday\" (the nearest one after today: when the caller names today's weekday, ask whether they mean today, and send \"today\" if so), \"in 3 days\", \"January 15\", or \"the 15th\". Prefer the caller's own words. Only write YYYY-MM-DD when you are sure of it, counting from today's date {{today}} ({{weekday}}); never guess a year, and never send a date before today.";
 /// How every time argument is described.
 const TIME: &str =
     "The local time in digits, with AM or PM as the caller meant it: \"2 PM\", \"2:30 pm\", \"noon\", or 24-hour HH:MM such as 14:00. Write \"two thirty in the afternoon\" as \"2:30 PM\"; if the caller did not say which half of the day, ask.";
@@ -77,16 +77,16 @@ fn definition(tool: Tool) -> Value {
         ),
         Tool::CancelAppointment => function(
             tool,
-            "Cancels one of the caller's appointments by its confirmation code.",
+            "Cancels one of the caller's appointments by its confirmation code. Without the code (few callers keep it), the answer lists the caller's appointments with their codes to ask which.",
             json!({ "confirmation_code": code }),
-            &["confirmation_code"],
+            &[],
             "One moment while I cancel that.",
         ),
         Tool::RescheduleAppointment => function(
             tool,
-            "Moves one of the caller's appointments to a new date and time.",
+            "Moves one of the caller's appointments to a new date and time. Without the code (few callers keep it), the answer lists the caller's appointments with their codes to ask which.",
             json!({ "confirmation_code": code, "appointment_type": kind, "appointment_date": date, "appointment_time": time }),
-            &["confirmation_code", "appointment_date", "appointment_time"],
+            &["appointment_date", "appointment_time"],
             "One moment while I move that.",
         ),
         Tool::GetClinicInfo => function(

@@ -8,7 +8,7 @@ use super::refusal::Answer;
 use super::spoken_time::SpokenStart;
 use super::{speech, Context};
 use crate::booking::{self, CheckedBooking, LocalStart};
-use crate::domain::{AppointmentId, Email, Notes, PatientName};
+use crate::domain::{spoken, AppointmentId, Email, Notes, PatientName};
 use crate::store::{IdempotencyKey, Patient, StoreError};
 use serde::Deserialize;
 use shared::api::BookingResponse;
@@ -53,11 +53,14 @@ impl BookAppointment {
             email: self.patient_email.map(|e| Email::parse("patient_email", &e)).transpose()?,
         };
         let notes = Notes::parse("notes", self.notes.as_deref())?;
-        // The same slot asked for again within one call (the model re-asking under a new tool
-        // call id) gives back the booking already made, while it still stands.
+        // The same slot asked for again within one call for the same patient (the model re-asking
+        // under a new tool call id) gives back the booking already made, while it still stands;
+        // for another patient (a parent booking two children) it is a booking of its own, which
+        // finds the time taken rather than being told the first one's booking.
+        let named = patient.name.as_ref().map_or_else(|| "-".to_owned(), |n| spoken::words(n.as_str(), &[]).join(" "));
         let mut key = ctx.call_id.as_ref().map(|call| {
             format!(
-                "vapi-call:{call}:{}:{}:{date}:{time}:{}:{}",
+                "vapi-call:{call}:{}:{}:{date}:{time}:{}:{}:{named}",
                 provider.id,
                 kind.as_ref().map_or("-".to_owned(), |k| k.id.to_string()),
                 minutes.map_or("-".to_owned(), |m| m.to_string()),

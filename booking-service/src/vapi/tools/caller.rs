@@ -2,9 +2,8 @@
 //! number may touch. A code alone is not enough: it must belong to the calling number, so nothing
 //! of other callers (or other clinics) is revealed.
 
-use super::arguments::required;
 use super::refusal::Refusal;
-use super::{speech, Context};
+use super::{find_appointments, speech, Context};
 use crate::domain::{ConfirmationCode, PhoneNumber};
 use crate::store::{Appointment, AppointmentFilter, PageRequest, Provider, StoreError};
 use shared::api::AppointmentStatus;
@@ -23,7 +22,11 @@ pub async fn own_appointment(
     spoken_code: Option<String>,
 ) -> Result<(Appointment, Provider), Refusal> {
     let caller = number(ctx)?;
-    let spoken = required(spoken_code, "What is the confirmation code of the appointment?")?;
+    // Few callers keep the code: without it, or with one not theirs, they hear their appointments
+    // with their codes and are asked which (the model then calls again with its code).
+    let Some(spoken) = spoken_code else {
+        return Err(which(ctx, "").await?);
+    };
     let code = ConfirmationCode::parse(&spoken).ok_or_else(|| {
         Refusal::spoken("That doesn't sound like a confirmation code. It has six letters and digits.")
     })?;
@@ -33,12 +36,13 @@ pub async fn own_appointment(
         ..Default::default()
     };
     let found = ctx.store.appointments(ctx.actor.org, &filter, &PageRequest::first(1)).await?;
-    let appointment = found.items.into_iter().next().ok_or_else(|| {
-        Refusal::spoken(format!(
+    let Some(appointment) = found.items.into_iter().next() else {
+        let missed = format!(
             "I couldn't find an appointment with the code {} for the number you're calling from.",
             speech::code(code.as_str())
-        ))
-    })?;
+        );
+        return Err(which(ctx, &missed).await?);
+    };
     match appointment.status {
         AppointmentStatus::Pending | AppointmentStatus::Confirmed => {}
         AppointmentStatus::Cancelled => return Err(Refusal::spoken("That appointment is already cancelled.")),
@@ -48,4 +52,14 @@ pub async fn own_appointment(
     }
     let provider = ctx.store.provider(ctx.actor.org, appointment.provider_id).await?.ok_or(StoreError::NotFound)?;
     Ok((appointment, provider))
+}
+
+/// `said`, then the caller's upcoming appointments and which one they mean; or, with none, that
+/// there is none under this number.
+async fn which(ctx: &Context<'_>, said: &str) -> Result<Refusal, Refusal> {
+    let sentence = match find_appointments::listing(ctx).await? {
+        Some(listing) => format!("{said} {listing} Which one do you mean?"),
+        None => format!("{said} {}", find_appointments::NONE_FOUND),
+    };
+    Ok(Refusal::spoken(sentence.trim_start()))
 }

@@ -10,60 +10,67 @@ use shared::api::AppointmentStatus;
 #[derive(Debug, Deserialize)]
 pub struct FindAppointments {}
 
+/// What the caller hears when the number has no upcoming appointment.
+pub const NONE_FOUND: &str = "I don't see any upcoming appointments under the number you're calling from. If one \
+                          was booked under another number, the clinic's staff can find it.";
+
 impl FindAppointments {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
-        let caller = caller::number(ctx)?;
-        let filter = AppointmentFilter {
-            patient_phone: Some(caller.as_str().to_owned()),
-            from: Some(ctx.now),
-            active: true,
-            ..Default::default()
-        };
-        let found = ctx.store.appointments(ctx.actor.org, &filter, &PageRequest::first(store::MAX_PAGE)).await?;
-        let upcoming: Vec<Appointment> = found
-            .items
-            .into_iter()
-            // Upcoming: not started yet (as the per-caller limit counts them).
-            .filter(|a| a.slot.start() > ctx.now)
-            .collect();
-        if upcoming.is_empty() {
-            return Ok("You have no upcoming appointments.".into());
-        }
-        let read_out = &upcoming[..upcoming.len().min(speech::MAX_READ_OUT)];
-        // The providers of those read out, each read once (however many the clinic has had).
-        let mut providers: Vec<Provider> = Vec::new();
-        for a in read_out {
-            if !providers.iter().any(|p| p.id == a.provider_id) {
-                providers.extend(ctx.store.provider(ctx.actor.org, a.provider_id).await?);
-            }
-        }
-        let described: Vec<String> = read_out
-            .iter()
-            .map(|a| {
-                let name =
-                    providers.iter().find(|p| p.id == a.provider_id).map_or("your provider", |p| p.name.as_str());
-                // Statuses in words a caller knows: "pending" sounds like not booked.
-                let confirmed =
-                    if a.status == AppointmentStatus::Confirmed { "confirmed" } else { "not yet confirmed" };
-                format!(
-                    "with {name} on {} ({confirmed}, code {})",
-                    speech::moment(&a.zone, a.slot.start()),
-                    speech::code(&a.confirmation_code),
-                )
-            })
-            .collect();
-        // A page's worth is more than anyone listens to: past it, the count says so.
-        let count = match (upcoming.len(), found.more) {
-            (1, false) => "one upcoming appointment".to_owned(),
-            (n, false) => format!("{n} upcoming appointments"),
-            (n, true) => format!("more than {n} upcoming appointments"),
-        };
-        let more = upcoming.len() - described.len();
-        let rest = match (more, found.more) {
-            (0, _) => String::new(),
-            (more, false) => format!(", and {more} more"),
-            (more, true) => format!(", and more than {more} others"),
-        };
-        Ok(format!("You have {count}: {}{rest}.", speech::join(&described, "and")))
+        Ok(listing(ctx).await?.unwrap_or_else(|| NONE_FOUND.into()))
     }
+}
+
+/// The caller's upcoming appointments as spoken, with their codes; `None` when there is none.
+pub async fn listing(ctx: &Context<'_>) -> Result<Option<String>, super::refusal::Refusal> {
+    let caller = caller::number(ctx)?;
+    let filter = AppointmentFilter {
+        patient_phone: Some(caller.as_str().to_owned()),
+        from: Some(ctx.now),
+        active: true,
+        ..Default::default()
+    };
+    let found = ctx.store.appointments(ctx.actor.org, &filter, &PageRequest::first(store::MAX_PAGE)).await?;
+    let upcoming: Vec<Appointment> = found
+        .items
+        .into_iter()
+        // Upcoming: not started yet (as the per-caller limit counts them).
+        .filter(|a| a.slot.start() > ctx.now)
+        .collect();
+    if upcoming.is_empty() {
+        return Ok(None);
+    }
+    let read_out = &upcoming[..upcoming.len().min(speech::MAX_READ_OUT)];
+    // The providers of those read out, each read once (however many the clinic has had).
+    let mut providers: Vec<Provider> = Vec::new();
+    for a in read_out {
+        if !providers.iter().any(|p| p.id == a.provider_id) {
+            providers.extend(ctx.store.provider(ctx.actor.org, a.provider_id).await?);
+        }
+    }
+    let described: Vec<String> = read_out
+        .iter()
+        .map(|a| {
+            let name = providers.iter().find(|p| p.id == a.provider_id).map_or("your provider", |p| p.name.as_str());
+            // Statuses in words a caller knows: "pending" sounds like not booked.
+            let confirmed = if a.status == AppointmentStatus::Confirmed { "confirmed" } else { "not yet confirmed" };
+            format!(
+                "with {name} on {} ({confirmed}, code {})",
+                speech::moment(&a.zone, a.slot.start()),
+                speech::code(&a.confirmation_code),
+            )
+        })
+        .collect();
+    // A page's worth is more than anyone listens to: past it, the count says so.
+    let count = match (upcoming.len(), found.more) {
+        (1, false) => "one upcoming appointment".to_owned(),
+        (n, false) => format!("{n} upcoming appointments"),
+        (n, true) => format!("more than {n} upcoming appointments"),
+    };
+    let more = upcoming.len() - described.len();
+    let rest = match (more, found.more) {
+        (0, _) => String::new(),
+        (more, false) => format!(", and {more} more"),
+        (more, true) => format!(", and more than {more} others"),
+    };
+    Ok(Some(format!("You have {count}: {}{rest}.", speech::join(&described, "and"))))
 }
