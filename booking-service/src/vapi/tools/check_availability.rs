@@ -162,7 +162,10 @@ fn spoken(slots: &[(&Provider, Slot)], one_provider: bool) -> String {
 
 impl CheckAvailability {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
-        let window = Window::read(self.time_window.as_deref())?;
+        let said_date = self.date.or(self.appointment_date);
+        // "Tuesday morning" sent as the day: the morning is the window, unless one is given.
+        let said_part = said_date.as_deref().and_then(spoken_date::part_of_day);
+        let window = Window::read(self.time_window.as_deref().or(said_part))?;
         let (providers, kind) = if self.provider.is_given() {
             let provider = self.provider.find(ctx).await?;
             let kind = self.kind.find(ctx, &provider).await?;
@@ -188,9 +191,7 @@ impl CheckAvailability {
         // "Today" is the one provider's, else the clinic's (every provider carries the clinic's zone).
         let zone = one.as_ref().map_or(providers[0].org_zone, Provider::zone);
         let today = zone.local(ctx.now).date();
-        let date = self
-            .date
-            .or(self.appointment_date)
+        let date = said_date
             .map(|said| spoken_date::resolve(&said, today).map_err(|e| Refusal::spoken(e.spoken())))
             .transpose()?;
         let what = kind.as_ref().map_or_else(String::new, |k| format!(" for {}", speech::a(&k.name)));

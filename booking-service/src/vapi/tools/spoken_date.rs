@@ -2,7 +2,7 @@
 //! clinic): `2027-01-15`, `today`, `tomorrow`, `the day after tomorrow`, a weekday (`friday`,
 //! `this friday`, `next friday`, `on fri`: the nearest such day after today), `in 3 days`,
 //! `in two weeks`, and a month and day without a year (`January 15`, `15 Jan`, `Friday, January 15`:
-//! the next such date from today). Models left to themselves write dates of years gone by, so the
+//! the next such date from today, unless this year's passed within 90 days: refused as past). Models left to themselves write dates of years gone by, so the
 //! words are resolved here, where the clinic's date is known, and a past date is refused saying
 //! today's.
 
@@ -24,7 +24,7 @@ impl DateError {
     pub fn spoken(&self) -> String {
         match self {
             Self::Unreadable => {
-                "I didn't get which day you mean. Could you say it like tomorrow, next Friday or January 15?".into()
+                "I didn't get which day you mean. Could you say it like tomorrow, Friday or January 15?".into()
             }
             Self::Past { today, .. } => {
                 format!("That day has already passed: today is {}. Which day would you like?", with_year(*today))
@@ -44,14 +44,42 @@ pub fn with_year(date: NaiveDate) -> String {
     date.format("%A, %B %-d, %Y").to_string()
 }
 
-/// The day `said` means when today is `today`; never before today.
+/// The day `said` means when today is `today`; never before today. A part of the day said with
+/// it ("tuesday morning", "tomorrow afternoon", "tonight") is left for [`part_of_day`].
 pub fn resolve(said: &str, today: NaiveDate) -> Result<NaiveDate, DateError> {
-    let date = read(said, today).ok_or(DateError::Unreadable)?;
+    let (day, _) = split_part(said);
+    let date = read(&day, today).ok_or(DateError::Unreadable)?;
     let date = date?;
     if date < today {
         return Err(DateError::Past { date, today });
     }
     Ok(date)
+}
+
+/// The part of the day said with the day, as the availability tool's `time_window` names it:
+/// `morning`, `afternoon` or `evening` ("tonight" and "night" are the evening).
+pub fn part_of_day(said: &str) -> Option<&'static str> {
+    split_part(said).1
+}
+
+/// The day's words without a part of the day said after them ("tuesday in the morning": "tuesday";
+/// "this afternoon" and "tonight": "today"), and that part.
+fn split_part(said: &str) -> (String, Option<&'static str>) {
+    let lower = said.trim().to_lowercase();
+    let mut words: Vec<&str> = lower.split_whitespace().collect();
+    let part = match words.last().copied() {
+        Some("morning") => "morning",
+        Some("afternoon") => "afternoon",
+        Some("evening" | "night" | "tonight") => "evening",
+        _ => return (said.to_owned(), None),
+    };
+    let tonight = words.pop() == Some("tonight");
+    while matches!(words.last(), Some(&("in" | "the" | "at"))) {
+        words.pop();
+    }
+    // "This afternoon", "tonight": today. A part alone ("morning") names no day.
+    let day = if words == ["this"] || (tonight && words.is_empty()) { "today".to_owned() } else { words.join(" ") };
+    (day, Some(part))
 }
 
 /// The date the words name, or `None` when no reading fits.
@@ -95,8 +123,11 @@ fn read(said: &str, today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
     }
 }
 
+/// How far back a month and day without a year is taken as a day gone by, not next year's.
+const RECENTLY_PAST_DAYS: i64 = 90;
+
 /// "January 15", "15 January", "Jan 15th", with an optional year: the next such date from today
-/// when no year is said. "The 15th" alone: the next date with that day of the month (this month's
+/// when no year is said (unless this year's passed within [`RECENTLY_PAST_DAYS`]). "The 15th" alone: the next date with that day of the month (this month's
 /// while it is still ahead; a month without a 31st is passed over).
 fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
     if let [d] = words {
@@ -118,7 +149,14 @@ fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateE
         // A year of four digits, as every date the API takes has.
         return (1000..=9999).contains(&year).then(|| NaiveDate::from_ymd_opt(year, month, day).map(Ok)).flatten();
     }
-    // February 29 may be a few years away; any other date is this year's or next year's.
+    // This year's, a few weeks gone: the caller misspoke or was misheard, and next year's, said
+    // back without its year, would sound like a date days away. Else the next such date: February
+    // 29 may be a few years away, any other is this year's or next year's.
+    if let Some(date) = NaiveDate::from_ymd_opt(today.year(), month, day) {
+        if date < today && today - date <= Duration::days(RECENTLY_PAST_DAYS) {
+            return Some(Err(DateError::Past { date, today }));
+        }
+    }
     (today.year()..=today.year() + 8)
         .filter_map(|y| NaiveDate::from_ymd_opt(y, month, day))
         .find(|d| *d >= today)
@@ -232,7 +270,8 @@ mod tests {
             ("Feb 3rd", "2027-02-03"),
             ("Wednesday, February 3", "2027-02-03"),
             ("January 31", "2027-01-31"),
-            ("January 30", "2028-01-30"),
+            ("October 15", "2027-10-15"),
+            ("November 1", "2027-11-01"),
             ("February 29", "2028-02-29"),
             ("March 1, 2027", "2027-03-01"),
             ("the 31st", "2027-01-31"),
@@ -242,6 +281,27 @@ mod tests {
         ] {
             assert_eq!(resolve(said, today), Ok(d(meant)), "{said}");
         }
+    }
+
+    /// A part of the day said with the day is no part of the day's name: "tuesday morning" is
+    /// Tuesday, "this afternoon" and "tonight" today; the part is kept for the time window.
+    #[test]
+    fn a_part_of_the_day_said_with_it_is_left_aside() {
+        let today = d("2027-01-31");
+        for (said, meant, part) in [
+            ("Tuesday morning", "2027-02-02", "morning"),
+            ("tuesday in the morning", "2027-02-02", "morning"),
+            ("tomorrow afternoon", "2027-02-01", "afternoon"),
+            ("this afternoon", "2027-01-31", "afternoon"),
+            ("this evening", "2027-01-31", "evening"),
+            ("tonight", "2027-01-31", "evening"),
+            ("Friday night", "2027-02-05", "evening"),
+            ("February 3 in the evening", "2027-02-03", "evening"),
+        ] {
+            assert_eq!((resolve(said, today), part_of_day(said)), (Ok(d(meant)), Some(part)), "{said}");
+        }
+        assert_eq!(part_of_day("tuesday"), None);
+        assert_eq!(resolve("morning", today), Err(DateError::Unreadable), "no day said");
     }
 
     #[test]
@@ -262,6 +322,14 @@ mod tests {
         assert_eq!(err, DateError::Past { date: d("2024-12-05"), today });
         assert!(err.spoken().contains("today is Thursday, December 3, 2026"), "{}", err.spoken());
         assert!(resolve("December 2, 2026", today).is_err());
+        // A month and day a few weeks gone is refused, not taken as next year's.
+        assert_eq!(resolve("December 2", today), Err(DateError::Past { date: d("2026-12-02"), today }));
+        assert_eq!(resolve("September 5", today), Err(DateError::Past { date: d("2026-09-05"), today }));
+        assert_eq!(resolve("September 3", today), Ok(d("2027-09-03")), "91 days gone: next year's");
+        assert_eq!(
+            resolve("January 30", d("2027-01-31")),
+            Err(DateError::Past { date: d("2027-01-30"), today: d("2027-01-31") })
+        );
         assert_eq!(resolve("2026-12-03", today), Ok(today));
     }
 
