@@ -215,6 +215,10 @@ pub trait Store: Send + Sync {
     async fn create_closure(&self, actor: &Actor, closure: &Closure) -> StoreResult<Vec<AppointmentId>>;
     /// The organization's closures by first day, a page at a time.
     async fn closures(&self, org: OrgId, page: &PageRequest<NaiveDate>) -> StoreResult<Page<Closure>>;
+    /// The organization's closures that meet the local days `from` to `to` (both in), by first
+    /// day, at most `limit`.
+    async fn closures_meeting(&self, org: OrgId, days: (NaiveDate, NaiveDate), limit: u32)
+        -> StoreResult<Vec<Closure>>;
     async fn delete_closure(&self, actor: &Actor, id: ClosureId) -> StoreResult<bool>;
 
     /// What no booking of each provider may meet over `[from, to)`, in the providers' order, read

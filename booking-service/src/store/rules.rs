@@ -987,6 +987,18 @@ impl Store for SqlStore {
         Ok(self.page(org, &sql, (org,), page, |day| *day).await?)
     }
 
+    async fn closures_meeting(
+        &self,
+        org: OrgId,
+        (from, to): (NaiveDate, NaiveDate),
+        limit: u32,
+    ) -> StoreResult<Vec<Closure>> {
+        let sql = format!(
+            "SELECT {CLOSURE_COLUMNS} WHERE org_id = $1 AND last_day >= $2 AND first_day <= $3 ORDER BY first_day, id LIMIT $4"
+        );
+        Ok(self.fetch_all(Scope::Read(org), &sql, (org, from, to, i64::from(limit))).await?)
+    }
+
     async fn delete_closure(&self, actor: &Actor, id: ClosureId) -> StoreResult<bool> {
         let mut tx = self.begin(Scope::Write(actor.org)).await?;
         let sql = "DELETE FROM closures WHERE org_id = $1 AND id = $2 RETURNING first_day, last_day";

@@ -364,7 +364,7 @@ async fn past_days_and_times_are_refused_saying_todays_date(backend: Backend) {
     );
     clock.set(at(AUCKLAND, monday, "15:45"));
     let found = ask(&org, "find_appointments", json!({})).await;
-    assert_eq!(found, Ok("You have no upcoming appointments.".to_owned()));
+    assert_eq!(found, Ok("I don't see any upcoming appointments under the number you're calling from. If one was booked under another number, the clinic's staff can find it.".to_owned()));
 }
 
 async fn the_earliest_times_come_from_every_active_provider(backend: Backend) {
@@ -560,6 +560,17 @@ async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_openi
             first.format("%A, %B %-d, %Y")
         ))
     );
+    // The closures of the coming two weeks are said beside the weekly hours; one later is not.
+    let days = |n| first + Duration::days(n);
+    for (from, to) in [(3, 3), (10, 11), (20, 20)] {
+        let closure =
+            api::CreateClosure { date: date_str(days(from)), end_date: Some(date_str(days(to))), reason: None };
+        org.admin.create_closure(&closure).await.expect("closed");
+    }
+    let info = ask(&org, "get_clinic_info", json!({})).await.expect("info");
+    let closed =
+        format!(" The clinic is closed on {} and {} to {}.", spoken(days(3)), spoken(days(10)), spoken(days(11)));
+    assert!(info.ends_with(&format!("closed Sunday.{closed}")), "{info}");
 
     // The assistant-request, read at the same clock: Auckland's date and time, not UTC's.
     let settings = api::VapiSettings { assistant_id: Some("asst-harbour".into()), transfer_number: None };
