@@ -138,6 +138,12 @@ pub fn one_line(s: &str) -> String {
 }
 
 impl EmailMessage<'_> {
+    /// Confirmed by the time it goes (the staff, say, while the mail server was down): the booking
+    /// email still carries its link, which shows it, but asks nothing.
+    fn confirmed(&self) -> bool {
+        self.appointment.status == AppointmentStatus::Confirmed
+    }
+
     /// The whole message, addressed to `to`, with a Message-ID derived from its outbox job so a
     /// duplicate delivery can be recognised.
     pub fn build(&self, job: uuid::Uuid, from: &Mailbox, to: &str) -> Result<Message, MailError> {
@@ -146,6 +152,7 @@ impl EmailMessage<'_> {
         let when = local_time(&self.appointment.zone, &self.appointment.slot);
         let provider = one_line(self.provider);
         let subject = match self.kind {
+            Kind::Booked if self.confirmed() => format!("Your appointment with {provider} is booked and confirmed"),
             Kind::Booked => format!("Please confirm your appointment with {provider}"),
             Kind::Rescheduled if self.link.is_some() => {
                 format!("Your appointment with {provider} was moved: please confirm")
@@ -208,10 +215,12 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
         }
     }
     out.push_str(&format!("Confirmation code: {}\n\n", email.appointment.confirmation_code));
-    if let Some(link) = email.link {
-        out.push_str(&format!(
+    match email.link {
+        Some(link) if email.confirmed() => out.push_str(&format!("It is confirmed; this link shows it:\n\n{link}\n\n")),
+        Some(link) => out.push_str(&format!(
             "Please confirm it by opening this link and pressing Confirm:\n\n{link}\n\n{LINK_NOTE}\n\n"
-        ));
+        )),
+        None => {}
     }
     match email.manage {
         Some(Manage::Online(link)) => out.push_str(&format!("To cancel it or move it to another time:\n\n{link}\n")),
@@ -230,6 +239,7 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
     let clinic = html_escape(email.clinic);
     let provider = html_escape(email.provider);
     let headline = match email.kind {
+        Kind::Booked if email.confirmed() => "Your appointment is confirmed",
         Kind::Booked => "Please confirm your appointment",
         Kind::Rescheduled => "Your appointment was moved",
         Kind::Cancelled => "Your appointment was cancelled",
@@ -248,6 +258,9 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
         None => String::new(),
     };
     let action = match email.link {
+        Some(link) if email.confirmed() => {
+            format!("<p>It is confirmed. <a href=\"{href}\">See my appointment</a></p>", href = html_escape(link))
+        }
         Some(link) => format!(
             "<p><a href=\"{href}\" style=\"display:inline-block;padding:12px 20px;background:#1d4ed8;color:#fff;\
              text-decoration:none;border-radius:6px\">Confirm my appointment</a></p>\

@@ -245,6 +245,38 @@ async fn smtp_down_at_booking_time_still_books_and_the_mail_arrives_once_it_is_b
     assert_eq!(sink.messages().len(), 1, "sent once");
 }
 
+/// Mail held up while the SMTP server is down goes as things stand when it is back: a booking the
+/// staff confirmed meanwhile is told confirmed (its link shows it, asking nothing), and a
+/// cancellation after a move the patient never heard of names the time they knew.
+async fn mail_held_up_says_what_happened_meanwhile(backend: Backend) {
+    let address = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let app = spawn_app_with(backend, |c| c.smtp_url = Some(format!("smtp://{address}"))).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let confirmed = org.staff.book(&with_email(provider.id, 4, "10:00")).await.expect("booked");
+    let id = confirmed.appointment_id;
+    let confirm = org.staff.request(reqwest::Method::POST, &format!("/api/appointments/{id}/confirm"));
+    org.staff.send::<shared::api::Appointment>(confirm).await.expect("confirmed by the staff");
+    let cancelled = org.staff.book(&with_email(provider.id, 5, "09:00")).await.expect("booked");
+    let moved = org.staff.reschedule(cancelled.appointment_id, &move_to(days_ahead(5), "11:00")).await.expect("moved");
+    org.staff.cancel(moved.id, None).await.expect("cancelled");
+
+    let sink = SmtpSink::start_on(address).await.expect("SMTP is back");
+    // The other booking's email and its move's notice were withdrawn: the cancellation tells.
+    let mails = sink.wait_for(2, WAIT).await.expect("the confirmed booking's email and the cancellation");
+    let about = |code: &str| {
+        let mail = mails.iter().map(|m| m.searchable()).find(|m| m.contains(code) && !m.contains("Please confirm"));
+        mail.unwrap_or_default()
+    };
+    let told = about(&confirmed.confirmation_code);
+    assert!(told.contains("is booked and confirmed") && told.contains("It is confirmed"), "{told}");
+    assert!(told.contains("/confirm/"), "the booking email keeps its link: {told}");
+    let cancellation = about(&cancelled.confirmation_code);
+    assert!(cancellation.contains(", 09:00) was cancelled:") && cancellation.contains("(moved from"), "{cancellation}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 2, "nothing else");
+}
+
 async fn a_message_that_keeps_failing_ends_dead_with_its_error(backend: Backend) {
     let sink = SmtpSink::start().await.expect("SMTP sink");
     sink.refuse_with(451);
@@ -940,6 +972,7 @@ async fn links_issued_before_a_key_rotation_work_with_the_previous_key(backend: 
 }
 
 on_both_backends!(
+    mail_held_up_says_what_happened_meanwhile,
     a_recipient_refused_for_good_is_given_up_at_once,
     an_email_held_up_past_its_links_expiry_goes_without_it,
     the_outbox_is_counted_and_pruned_through_indexes,
