@@ -66,9 +66,10 @@ pub fn free_slots(
 ) -> Vec<Slot> {
     let length = policy.length;
     let mut slots = Vec::new();
-    'openings: for (open, close) in hours.openings_on(date) {
+    // Each period's slots step from its own start; the last may run on into a period it touches.
+    'openings: for (open, close, until) in hours.openings_on(date) {
         let mut minute = open;
-        while i64::from(minute) + length.get() <= i64::from(close) {
+        while minute < close && i64::from(minute) + length.get() <= i64::from(until) {
             let wall = NaiveTime::from_num_seconds_from_midnight_opt(minute * 60, 0);
             if let Some(start) = wall.and_then(|t| zone.instant(date.and_time(t))) {
                 let slot = Slot::new(start, length);
@@ -248,6 +249,22 @@ mod tests {
             free_slots(&zone, &unmerged, saturday, &Policy::plain(five, five), &Busy::default(), now).len(),
             MAX_SLOTS_PER_DAY
         );
+    }
+
+    /// Each period's slots step from its own start, the last of one running on into the period
+    /// it touches: 09:00-12:00 and 12:00-17:00 by 40 minutes offer 11:40 and 12:00.
+    #[test]
+    fn slots_step_from_each_periods_start_and_may_run_on_into_the_next() {
+        let zone = Zone::parse("tz", "UTC").expect("zone");
+        let friday = NaiveDate::from_ymd_opt(2027, 1, 15).expect("date");
+        let period =
+            |start: &str, end: &str| WorkingHours { weekday: Weekday::Fri, start: start.into(), end: end.into() };
+        let hours = WeeklyHours::parse(&[period("09:00", "12:00"), period("12:00", "13:30")]).expect("hours");
+        let forty = Minutes::parse("m", 40).expect("m");
+        let now = zone.resolve(friday, NaiveTime::MIN).expect("midnight") - Duration::days(1);
+        let slots = free_slots(&zone, &hours, friday, &Policy::plain(forty, forty), &Busy::default(), now);
+        let starts: Vec<_> = slots.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
+        assert_eq!(starts, ["09:00", "09:40", "10:20", "11:00", "11:40", "12:00", "12:40"]);
     }
 
     #[test]

@@ -68,20 +68,22 @@ impl WeeklyHours {
             .collect()
     }
 
-    /// The local opening ranges (minutes after midnight) of that date, in order, periods that
-    /// touch (09:00–12:00, 12:00–17:00) as one: the time between is working time like the rest.
-    pub fn openings_on(&self, date: NaiveDate) -> Vec<(u32, u32)> {
+    /// The local periods of that date (minutes after midnight), in order: each one's start and
+    /// end, and the end of the working time it begins, which runs on through the periods that
+    /// touch it (09:00–12:00 runs on to 17:00 with 12:00–17:00): a slot starting in a period may
+    /// end there.
+    pub fn openings_on(&self, date: NaiveDate) -> Vec<(u32, u32, u32)> {
         if self.0.is_empty() {
-            return vec![(0, DAY_MINUTES)];
+            return vec![(0, DAY_MINUTES, DAY_MINUTES)];
         }
-        let mut spans: Vec<(u32, u32)> = Vec::new();
-        for o in self.day(date.weekday()) {
-            match spans.last_mut() {
-                Some((_, end)) if *end == o.start => *end = o.end,
-                _ => spans.push((o.start, o.end)),
+        let day = self.day(date.weekday());
+        let mut periods: Vec<(u32, u32, u32)> = day.iter().map(|o| (o.start, o.end, o.end)).collect();
+        for i in (1..periods.len()).rev() {
+            if periods[i - 1].1 == periods[i].0 {
+                periods[i - 1].2 = periods[i].2;
             }
         }
-        spans
+        periods
     }
 
     /// The openings of one weekday, found by halving rather than scanning.
@@ -303,7 +305,7 @@ mod tests {
         assert!(week.permits(&zone, &Slot::new(at(11, 30), hour)), "across the two periods");
         assert!(!week.permits(&zone, &Slot::new(at(8, 30), hour)));
         assert!(!week.permits(&zone, &Slot::new(at(16, 30), hour)));
-        assert_eq!(week.openings_on(monday), [(540, 1020)]);
+        assert_eq!(week.openings_on(monday), [(540, 720, 1020), (720, 1020, 1020)]);
         let apart = WeeklyHours::parse(&[
             hours(api::Weekday::Mon, "09:00", "12:00"),
             hours(api::Weekday::Mon, "12:30", "17:00"),
@@ -313,7 +315,7 @@ mod tests {
         assert!(!apart.permits(&zone, &Slot::new(at(11, 30), hour)), "across the break");
         assert!(apart.permits(&zone, &Slot::new(at(16, 30), hour)), "across 17:00");
         assert!(!apart.permits(&zone, &Slot::new(at(17, 30), hour)), "past the day's end");
-        assert_eq!(apart.openings_on(monday), [(540, 720), (750, 1080)]);
+        assert_eq!(apart.openings_on(monday), [(540, 720, 720), (750, 1020, 1080), (1020, 1080, 1080)]);
     }
 
     /// When the clocks fall back, a slot may end at an earlier wall-clock time than it starts: a
