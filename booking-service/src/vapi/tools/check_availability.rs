@@ -55,7 +55,7 @@ impl Window {
             "any" | "anytime" | "any time" | "all day" => return Ok(None),
             "morning" | "am" => Self::Morning,
             "afternoon" | "pm" => Self::Afternoon,
-            "evening" | "night" => Self::Evening,
+            "evening" | "night" | "tonight" => Self::Evening,
             _ => return Err(Refusal::spoken("I can look for times in the morning, the afternoon or the evening.")),
         }))
     }

@@ -26,14 +26,19 @@ impl GetClinicInfo {
         // beside them, so "are you open Monday?" is not answered yes on a holiday.
         let today = local.date();
         let days = (today, today + Duration::days(CLOSURES_AHEAD_DAYS));
-        let closures = ctx.store.closures_meeting(org.id, days, speech::MAX_READ_OUT as u32).await?;
-        let closed: Vec<String> = closures
+        let read_out = speech::MAX_READ_OUT;
+        let closures = ctx.store.closures_meeting(org.id, days, read_out as u32 + 1).await?;
+        let mut closed: Vec<String> = closures
             .iter()
+            .take(read_out)
             .map(|c| match (c.first_day.max(today), c.last_day) {
                 (first, last) if first == last => speech::day(first),
                 (first, last) => format!("{} to {}", speech::day(first), speech::day(last)),
             })
             .collect();
+        if closures.len() > read_out {
+            closed.push("more days after those".into());
+        }
         let closed = match closed.as_slice() {
             [] => String::new(),
             _ => format!(" The clinic is closed on {}.", speech::join(&closed, "and")),

@@ -1,10 +1,10 @@
 //! Days as callers and models say them, read against the local `today` of the provider (or the
-//! clinic): `2027-01-15`, `today`, `tomorrow`, `the day after tomorrow`, a weekday (`friday`,
-//! `this friday`, `next friday`, `on fri`: the nearest such day after today), `in 3 days`,
-//! `in two weeks`, and a month and day without a year (`January 15`, `15 Jan`, `Friday, January 15`:
-//! the next such date from today, unless this year's passed within 90 days: refused as past). Models left to themselves write dates of years gone by, so the
-//! words are resolved here, where the clinic's date is known, and a past date is refused saying
-//! today's.
+//! clinic): `2027-01-15`, `today`, `tomorrow`, `the day after tomorrow`, a weekday (`friday`, `this
+//! friday`, `next friday`, `on fri`: the nearest such day after today), `in 3 days`, `in two
+//! weeks`, and a month and day without a year (`January 15`, `15 Jan`, `Friday, January 15`: the
+//! next such date from today, unless this year's passed within 90 days: refused as past). Models
+//! left to themselves write dates of years gone by, so the words are resolved here, where the
+//! clinic's date is known, and a past date is refused saying today's.
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 
@@ -127,8 +127,9 @@ fn read(said: &str, today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
 const RECENTLY_PAST_DAYS: i64 = 90;
 
 /// "January 15", "15 January", "Jan 15th", with an optional year: the next such date from today
-/// when no year is said (unless this year's passed within [`RECENTLY_PAST_DAYS`]). "The 15th" alone: the next date with that day of the month (this month's
-/// while it is still ahead; a month without a 31st is passed over).
+/// when no year is said (unless this year's passed within [`RECENTLY_PAST_DAYS`]). "The 15th"
+/// alone: the next date with that day of the month (this month's while it is still ahead; a month
+/// without a 31st is passed over).
 fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
     if let [d] = words {
         let day = ordinal(d).filter(|_| d.ends_with(|c: char| c.is_ascii_alphabetic()))?;
@@ -149,12 +150,14 @@ fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateE
         // A year of four digits, as every date the API takes has.
         return (1000..=9999).contains(&year).then(|| NaiveDate::from_ymd_opt(year, month, day).map(Ok)).flatten();
     }
-    // This year's, a few weeks gone: the caller misspoke or was misheard, and next year's, said
+    // A few weeks gone (this year's, or last year's in January): the caller misspoke or was misheard, and next year's, said
     // back without its year, would sound like a date days away. Else the next such date: February
     // 29 may be a few years away, any other is this year's or next year's.
-    if let Some(date) = NaiveDate::from_ymd_opt(today.year(), month, day) {
-        if date < today && today - date <= Duration::days(RECENTLY_PAST_DAYS) {
-            return Some(Err(DateError::Past { date, today }));
+    for year in [today.year(), today.year() - 1] {
+        if let Some(date) = NaiveDate::from_ymd_opt(year, month, day) {
+            if date < today && today - date <= Duration::days(RECENTLY_PAST_DAYS) {
+                return Some(Err(DateError::Past { date, today }));
+            }
         }
     }
     (today.year()..=today.year() + 8)
@@ -326,6 +329,8 @@ mod tests {
         assert_eq!(resolve("December 2", today), Err(DateError::Past { date: d("2026-12-02"), today }));
         assert_eq!(resolve("September 5", today), Err(DateError::Past { date: d("2026-09-05"), today }));
         assert_eq!(resolve("September 3", today), Ok(d("2027-09-03")), "91 days gone: next year's");
+        let new_year = d("2027-01-05");
+        assert_eq!(resolve("December 28", new_year), Err(DateError::Past { date: d("2026-12-28"), today: new_year }));
         assert_eq!(
             resolve("January 30", d("2027-01-31")),
             Err(DateError::Past { date: d("2027-01-30"), today: d("2027-01-31") })

@@ -28,7 +28,7 @@ impl SpokenStart {
         ask_time: &str,
     ) -> Result<(NaiveDate, String), Refusal> {
         let said = required(self.appointment_date, ask_day)?;
-        let said_time = required(self.appointment_time, ask_time)?;
+        let said_time = in_part(required(self.appointment_time, ask_time)?, spoken_date::part_of_day(&said));
         if let Some(question) = morning_or_afternoon(&said_time) {
             return Err(Refusal::spoken(question));
         }
@@ -44,6 +44,19 @@ impl SpokenStart {
         }
         Ok((date, time))
     }
+}
+
+/// A time said with a part of the day ("Tuesday evening", "7:30"): one to eleven o'clock without
+/// AM or PM is of that half of the day. A zero-padded hour ("07:30") is meant as written.
+fn in_part(said: String, part: Option<&str>) -> String {
+    let Some(part) = part else { return said };
+    let hour = said.trim().split(':').next().unwrap_or_default();
+    let bare = hour.parse::<u32>().is_ok_and(|h| (1..=11).contains(&h)) && !hour.starts_with('0');
+    let clock_only = said.trim().chars().all(|c| c.is_ascii_digit() || c == ':');
+    if !(bare && clock_only) {
+        return said;
+    }
+    format!("{} {}", said.trim(), if part == "morning" { "am" } else { "pm" })
 }
 
 /// The question to ask of a time that could be either half of the day: an hour alone ("2"), or
@@ -127,6 +140,28 @@ mod tests {
         for unusable in ["25:99", "13 pm", "afternoon", "2", "14:5", "0 am"] {
             assert!(crate::domain::parse_time("t", &normalize_time(unusable)).is_err(), "{unusable}");
         }
+    }
+
+    /// The part of the day said with the day settles a bare hour: "Tuesday evening" at "7:30" is
+    /// 19:30, "tomorrow morning" at "9" 09:00; what says its half, or is zero-padded, is as said.
+    #[test]
+    fn the_part_of_the_day_said_with_the_day_settles_the_half() {
+        for (time, part, meant) in [
+            ("7:30", Some("evening"), "19:30"),
+            ("2", Some("afternoon"), "14:00"),
+            ("9", Some("morning"), "09:00"),
+            ("11:15", Some("morning"), "11:15"),
+            ("7:30 am", Some("evening"), "07:30"),
+            ("07:30", Some("evening"), "07:30"),
+            ("19:30", Some("evening"), "19:30"),
+            ("12:30", Some("afternoon"), "12:30"),
+            ("noon", Some("afternoon"), "12:00"),
+        ] {
+            let read = in_part(time.into(), part);
+            assert_eq!(morning_or_afternoon(&read), None, "{time} {part:?}: not asked");
+            assert_eq!(normalize_time(&read), meant, "{time} {part:?}");
+        }
+        assert_eq!(in_part("7:30".into(), None), "7:30");
     }
 
     #[test]
