@@ -70,7 +70,7 @@ fn seconds() -> RangedU64ValueParser<u64> {
     clap::value_parser!(u64).range(1..=DAY_SECS)
 }
 
-/// A path, empty too (clap's own refuses that): an empty optional setting is unset
+/// A path, empty too (clap's own refuses that): an empty key file is unset
 /// ([`Config::without_blanks`]).
 fn path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
     Ok(PathBuf::from(value))
@@ -383,29 +383,37 @@ impl Config {
     }
 
     /// Optional settings given empty (`VAR=`, as a deployment template whose value was left out
-    /// writes them) are unset, the same for every one of them, rather than an empty key, issuer or
-    /// URL that starts and then refuses everything.
-    pub fn without_blanks(mut self) -> Self {
+    /// writes them): one whose absence only leaves a check or a default as it is (an issuer, an
+    /// algorithm, a previous key, a sender) is unset; one whose absence would quietly weaken the
+    /// service (a key, the mail or SMS server, the metrics token: links keyed otherwise, messages
+    /// written to files, `/metrics` open) stops the start, naming it.
+    pub fn without_blanks(mut self) -> Result<Self, String> {
+        let blank = |value: &Option<String>| value.as_ref().is_some_and(|v| v.trim().is_empty());
+        let refused = [
+            ("JWT_SECRET", &self.jwt_secret),
+            ("SMTP_URL", &self.smtp_url),
+            ("TWILIO_ACCOUNT_SID", &self.twilio_account_sid),
+            ("TWILIO_AUTH_TOKEN", &self.twilio_auth_token),
+            ("CONFIRM_LINK_SECRET", &self.confirm_link_secret),
+            ("METRICS_TOKEN", &self.metrics_token),
+        ];
+        if let Some((name, _)) = refused.iter().find(|(_, value)| blank(value)) {
+            return Err(format!("{name} is set but empty: give it a value, or leave it unset for its default"));
+        }
         for setting in [
-            &mut self.jwt_secret,
             &mut self.jwt_algorithm,
             &mut self.jwt_issuer,
             &mut self.jwt_audience,
             &mut self.public_base_url,
-            &mut self.smtp_url,
-            &mut self.twilio_account_sid,
-            &mut self.twilio_auth_token,
             &mut self.sms_from,
-            &mut self.confirm_link_secret,
             &mut self.confirm_link_secret_previous,
             &mut self.vapi_hmac_secret,
-            &mut self.metrics_token,
             &mut self.metrics_token_previous,
         ] {
             setting.take_if(|value| value.trim().is_empty());
         }
         self.jwt_public_key_file.take_if(|path| path.as_os_str().is_empty());
-        self
+        Ok(self)
     }
 
     pub fn request_timeout(&self) -> Duration {

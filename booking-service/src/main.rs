@@ -39,14 +39,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let config = cli.config.without_blanks();
+            let config = cli.config;
             telemetry::init_tracing(config.log_json);
             tracing::info!(?config, "starting");
             let json = config.log_json;
             let app = Application::build(config).await?;
             if json {
-                // One JSON line like the rest, which a log collector can parse.
-                tracing::info!(banner = %app.banner(), "listening");
+                // One JSON line like the logs, which a log collector can parse, and printed as the
+                // banner always is: no RUST_LOG hides the address it listens on.
+                let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                let line = serde_json::json!({"timestamp": at, "level": "INFO", "fields": {"message": app.banner()}});
+                println!("{line}");
             } else {
                 println!("{}", app.banner());
             }

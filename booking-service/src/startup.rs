@@ -46,7 +46,7 @@ pub struct DevMode {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let config = config.without_blanks();
+        let config = config.without_blanks().map_err(anyhow::Error::msg)?;
         config.check().map_err(anyhow::Error::msg)?;
         telemetry::init_metrics();
         // Every setting is checked before the database is opened (and, on SQLite, created), so a
@@ -200,8 +200,9 @@ impl Application {
             tracing::warn!(
                 grace_secs = config.shutdown_grace_secs,
                 send_deadline_secs = send_deadline.as_secs(),
-                "SHUTDOWN_GRACE_SECS is shorter than a delivery may take (SMTP_TIMEOUT_SECS): a message being sent when \
-                 the instance is stopped may be cut after the server took it, and go again once its lease ends"
+                "SHUTDOWN_GRACE_SECS is shorter than a delivery may take (SMTP_TIMEOUT_SECS, or a webhook's own limit): \
+                 a message being sent when the instance is stopped may be cut after it was taken, and go again once \
+                 its lease ends"
             );
         }
         let retention_days = config.retention_days;

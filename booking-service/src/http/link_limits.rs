@@ -1,11 +1,12 @@
 //! Limits per client address on following patients' links (docs/API.md §6), GCRA schedules an
-//! address may run a minute ahead of: two of them stand in `AppState`.
+//! address may run a minute ahead of: two of them are kept in the router's state.
 //!
 //! - Guesses (`LINK_GUESSES_PER_MINUTE`): a link's token is its credential, so a token no link has
 //!   is a guess (or a link long withdrawn). Every lookup holds one of the address's guesses while
 //!   it runs, so requests sent side by side cannot outrun the limit, and a token that leads to a
 //!   link gives its guess back ([`Held::settle`]): only misses count, and patients behind one
-//!   address do not limit each other's clicks.
+//!   address do not limit each other's clicks. An inbound SMS taken without Twilio's signature
+//!   spends one too, never given back.
 //! - Lookups (ten times `RATE_LIMIT_PER_MINUTE`): every lookup spends one, found or not, so one
 //!   known link sent again and again (its own limit is checked only once it is found) costs no
 //!   database work past them.

@@ -333,7 +333,8 @@ fn ics(email: &EmailMessage<'_>, from: &Mailbox, to: &str, now: DateTime<Utc>) -
     };
     let mut description = format!("Confirmation code {}.", a.confirmation_code);
     if let Some(link) = email.link {
-        description.push_str(&format!(" Confirm: {link}"));
+        let what = if email.confirmed() { "See it" } else { "Confirm" };
+        description.push_str(&format!(" {what}: {link}"));
     }
     if let Some(manage) = email.manage.and_then(Manage::online) {
         description.push_str(&format!(" Cancel or move: {manage}"));

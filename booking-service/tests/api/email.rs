@@ -271,6 +271,7 @@ async fn mail_held_up_says_what_happened_meanwhile(backend: Backend) {
     let told = about(&confirmed.confirmation_code);
     assert!(told.contains("is booked and confirmed") && told.contains("It is confirmed"), "{told}");
     assert!(told.contains("/confirm/"), "the booking email keeps its link: {told}");
+    assert!(!told.contains("Confirm:") && !told.contains("Confirm my"), "asks nothing, the calendar neither: {told}");
     let cancellation = about(&cancelled.confirmation_code);
     assert!(cancellation.contains(", 09:00) was cancelled:") && cancellation.contains("(moved from"), "{cancellation}");
     tokio::time::sleep(Duration::from_millis(300)).await;

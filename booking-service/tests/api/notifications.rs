@@ -386,17 +386,24 @@ async fn move_notices(app: &TestApp, org: &TestOrg, id: Uuid) -> Vec<(String, Va
     jobs.into_iter().filter(|j| outbox_kind::MOVES.contains(&j.kind.as_str())).map(|j| (j.kind, j.payload)).collect()
 }
 
-/// Moves made before their notices go out are told as one, from the time the patient last heard
-/// of: A to B to C is one notice "from A" (by email and by SMS); back to A, a confirmed
-/// appointment's patient is told nothing, nothing having changed for them.
-async fn moves_before_their_notices_go_are_told_as_one(backend: Backend) {
-    // The dispatcher looks for messages only at start: what the moves queue stays to be read.
+/// A clinic whose messages stay queued (the dispatcher looks for them only at start, so what a
+/// change queues stays to be read), and an appointment there three days on at 09:00, with an
+/// email and a phone, booked and confirmed by the staff.
+async fn confirmed_with_messages_held(backend: Backend) -> (TestApp, TestOrg, shared::api::BookingResponse) {
     let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let booked = org.staff.book(&with_email(booking(provider.id, days_ahead(3), "09:00"))).await.expect("booked");
+    staff_confirms(&org, booked.appointment_id).await;
+    (app, org, booked)
+}
+
+/// Moves made before their notices go out are told as one, from the time the patient last heard
+/// of: A to B to C is one notice "from A" (by email and by SMS); back to A, a confirmed
+/// appointment's patient is told nothing, nothing having changed for them.
+async fn moves_before_their_notices_go_are_told_as_one(backend: Backend) {
+    let (app, org, booked) = confirmed_with_messages_held(backend).await;
     let id = booked.appointment_id;
-    staff_confirms(&org, id).await;
     let notices = async || move_notices(&app, &org, id).await;
     for time in ["10:00", "11:00"] {
         org.staff.reschedule(id, &move_to(days_ahead(3), time)).await.expect("moved");
@@ -417,12 +424,8 @@ async fn moves_before_their_notices_go_are_told_as_one(backend: Backend) {
 /// move's notices are withdrawn, and the cancellation names the time the patient last heard of
 /// (the cancelled time alone, one they never heard, would leave them thinking theirs still stands).
 async fn a_cancellation_after_an_untold_move_names_the_time_the_patient_knew(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
-    let org = app.org("UTC").await;
-    let provider = org.provider().await;
-    let booked = org.staff.book(&with_email(booking(provider.id, days_ahead(3), "09:00"))).await.expect("booked");
+    let (app, org, booked) = confirmed_with_messages_held(backend).await;
     let id = booked.appointment_id;
-    staff_confirms(&org, id).await;
     org.staff.reschedule(id, &move_to(days_ahead(3), "11:00")).await.expect("moved");
     assert_eq!(move_notices(&app, &org, id).await.len(), 2, "queued by email and SMS");
     org.staff.cancel(id, None).await.expect("cancelled");

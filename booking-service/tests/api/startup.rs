@@ -193,10 +193,10 @@ async fn bad_settings_are_refused_before_the_database_is_created() {
     assert!(!file.exists() && !dir.path().join("data").exists(), "a refused start creates nothing");
 }
 
-/// A setting given empty, as a deployment template writes one whose value was left out, is unset:
-/// an empty `JWT_ISSUER` does not refuse every token, an empty `RUST_LOG` does not silence the
-/// logs, empty Twilio settings and `SMTP_URL` write to files (and say so), an empty
-/// `PUBLIC_BASE_URL` is the default.
+/// A setting given empty, as a deployment template writes one whose value was left out: one whose
+/// absence leaves a check or a default as it is is unset (an empty `JWT_ISSUER` does not refuse
+/// every token, an empty `RUST_LOG` does not silence the logs, an empty `PUBLIC_BASE_URL` is the
+/// default); one whose absence would weaken the service stops the start, naming it.
 #[tokio::test]
 async fn empty_settings_count_as_unset() {
     let dir = tempfile::tempdir().expect("dir");
@@ -207,23 +207,30 @@ async fn empty_settings_count_as_unset() {
         "JWT_AUDIENCE",
         "JWT_ALGORITHM",
         "JWT_PUBLIC_KEY_FILE",
-        "SMTP_URL",
-        "TWILIO_ACCOUNT_SID",
-        "TWILIO_AUTH_TOKEN",
         "SMS_FROM",
         "PUBLIC_BASE_URL",
-        "CONFIRM_LINK_SECRET",
+        "CONFIRM_LINK_SECRET_PREVIOUS",
         "VAPI_HMAC_SECRET",
-        "METRICS_TOKEN",
+        "METRICS_TOKEN_PREVIOUS",
         "RUST_LOG",
     ] {
         vars.push((unset, ""));
+    }
+    for refused in ["SMTP_URL", "TWILIO_AUTH_TOKEN", "CONFIRM_LINK_SECRET", "METRICS_TOKEN", "JWT_SECRET"] {
+        let mut with = vars.clone();
+        with.retain(|(name, _)| *name != refused);
+        with.push((refused, " "));
+        // Were it not refused, the service would start and serve: the wait ends it.
+        let ran = tokio::time::timeout(Duration::from_secs(30), service_in(dir.path(), &with).output()).await;
+        let out = ran.unwrap_or_else(|_| panic!("{refused} set empty did not stop the start")).expect("the binary ran");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{refused}: {said}");
+        assert!(said.contains(&format!("{refused} is set but empty")), "{refused}: {said}");
     }
     let (mut child, printed) = start_until(dir.path(), &vars, "SMS:").await;
     let base = listening_on(&printed);
     assert!(printed.contains("starting"), "the start is logged: {printed}");
     assert!(printed.contains(&format!("(links to {base}/confirm/…)")), "{printed}");
-    assert!(printed.contains("mail: .eml files in") && printed.contains("SMS: JSON files in"), "{printed}");
     let platform = ApiClient::new(base).with_token(token(shared::auth::Role::Platform, None));
     let org = platform
         .create_organization(&shared::api::CreateOrganization { name: "Blank Clinic".into(), timezone: "UTC".into() })
@@ -233,12 +240,14 @@ async fn empty_settings_count_as_unset() {
     child.kill().await.expect("stopped");
 }
 
-/// With `LOG_JSON` every line on stdout is JSON, the banner too.
+/// With `LOG_JSON` every line on stdout is JSON, the banner too, which no `RUST_LOG` hides.
 #[tokio::test]
 async fn json_logs_print_only_json_lines() {
     let dir = tempfile::tempdir().expect("dir");
     let database = format!("sqlite://{}", dir.path().join("booking.db").display());
-    let vars = [("DATABASE_URL", database.as_str()), ("JWT_SECRET", SECRET), ("LOG_JSON", "true")];
+    // A filter that would hide the banner were it a log line.
+    let vars =
+        [("DATABASE_URL", database.as_str()), ("JWT_SECRET", SECRET), ("LOG_JSON", "true"), ("RUST_LOG", "warn")];
     let (mut child, printed) = start_until(dir.path(), &vars, "listening").await;
     for line in printed.lines() {
         let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
