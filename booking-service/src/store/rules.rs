@@ -642,10 +642,10 @@ pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentI
 }
 
 /// The start a new notice of a move of `kind` of `a` (now at its new start) tells from: the one the patient last
-/// heard of, which an earlier move's notice still unsent (withdrawn here, neither sent nor being
-/// sent: this one tells instead) told from, else `was`; `None` when that is its new start itself,
-/// nothing having changed for them. (A notice being sent when this commits is dropped as
-/// overtaken, `outbox::freshness`.)
+/// heard of, which the earliest of the earlier moves' notices still unsent told from (those not
+/// being sent are withdrawn here: this one tells instead), else `was`; `None` when that is its new
+/// start itself, nothing having changed for them. (A notice being sent when this commits is
+/// dropped as overtaken, `outbox::freshness`.)
 async fn withdraw_move_notices(
     tx: &mut Tx,
     a: &Appointment,
@@ -658,7 +658,12 @@ async fn withdraw_move_notices(
                  AND sent_at IS NULL AND dead_at IS NULL AND (claimed_until IS NULL OR claimed_until < $4)
                RETURNING payload, created_at";
     let rows: Vec<(Json<Value>, Timestamp)> = tx.query(sql, (org, id, kind, Timestamp(now))).fetch_all().await?;
-    let earliest = rows.into_iter().min_by_key(|(_, at)| at.0);
+    // One in a dispatcher's hands is left to it (it is dropped as overtaken unless already gone),
+    // but the patient may not have heard of its move either: it counts for the start told from.
+    let sql = "SELECT payload, created_at FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3
+                 AND sent_at IS NULL AND dead_at IS NULL";
+    let claimed: Vec<(Json<Value>, Timestamp)> = tx.query(sql, (org, id, kind)).fetch_all().await?;
+    let earliest = rows.into_iter().chain(claimed).min_by_key(|(_, at)| at.0);
     let heard = earliest.and_then(|(Json(payload), _)| outbox_kind::moved_from_of(&payload)).unwrap_or(was);
     Ok(Some(heard).filter(|from| *from != moved_to))
 }
