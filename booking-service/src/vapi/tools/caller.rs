@@ -58,8 +58,8 @@ pub async fn own_appointment(
 /// there is none under this number.
 async fn which(ctx: &Context<'_>, said: &str) -> Result<Refusal, Refusal> {
     let sentence = match find_appointments::listing(ctx).await? {
-        Some(listing) if listing.starts_with("You have one ") => format!("{said} {listing} Is that the one?"),
-        Some(listing) => format!("{said} {listing} Which one do you mean?"),
+        Some((1, listing)) => format!("{said} {listing} Is that the one?"),
+        Some((_, listing)) => format!("{said} {listing} Which one do you mean?"),
         None => format!("{said} {}", find_appointments::NONE_FOUND),
     };
     Ok(Refusal::spoken(sentence.trim_start()))

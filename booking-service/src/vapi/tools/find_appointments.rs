@@ -16,12 +16,13 @@ pub const NONE_FOUND: &str = "I don't see any upcoming appointments under the nu
 
 impl FindAppointments {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
-        Ok(listing(ctx).await?.unwrap_or_else(|| NONE_FOUND.into()))
+        Ok(listing(ctx).await?.map_or_else(|| NONE_FOUND.into(), |(_, said)| said))
     }
 }
 
-/// The caller's upcoming appointments as spoken, with their codes; `None` when there is none.
-pub async fn listing(ctx: &Context<'_>) -> Result<Option<String>, super::refusal::Refusal> {
+/// How many upcoming appointments the caller has, and them as spoken with their codes; `None` when
+/// there is none.
+pub async fn listing(ctx: &Context<'_>) -> Result<Option<(usize, String)>, super::refusal::Refusal> {
     let caller = caller::number(ctx)?;
     let filter = AppointmentFilter {
         patient_phone: Some(caller.as_str().to_owned()),
@@ -72,5 +73,5 @@ pub async fn listing(ctx: &Context<'_>) -> Result<Option<String>, super::refusal
         (more, false) => format!(", and {more} more"),
         (more, true) => format!(", and more than {more} others"),
     };
-    Ok(Some(format!("You have {count}: {}{rest}.", speech::join(&described, "and"))))
+    Ok(Some((upcoming.len(), format!("You have {count}: {}{rest}.", speech::join(&described, "and")))))
 }
