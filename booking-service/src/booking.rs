@@ -13,14 +13,90 @@ use crate::store::{
 };
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use shared::api;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 mod lanes;
 pub use lanes::{Lanes, SharedFailure};
 
-/// Identical bookings without an idempotency key queue in one lane per organization, provider,
-/// appointment type and requested local start, so a burst for one slot asks the database about
-/// twice, not once each.
-pub type BookingLanes = Lanes<(domain::OrgId, ProviderId, Option<AppointmentTypeId>, LocalStart), BookingError>;
+/// Bookings without an idempotency key queue in one lane per organization, provider, appointment
+/// type and requested local date and time (whatever length each asks), so a burst for one slot
+/// asks the database about twice, not once each.
+pub type BookingLanes =
+    Lanes<(domain::OrgId, ProviderId, Option<AppointmentTypeId>, NaiveDate, NaiveTime), LaneFailure>;
+
+/// A booking's failure as its lane holds it: with the request that met it and, when that request
+/// found its time taken, what the store read busy then, so a waiter asking another length judges
+/// its own time against that.
+#[derive(Debug, Clone)]
+pub struct LaneFailure {
+    error: BookingError,
+    asked: LocalStart,
+    taken: Option<Arc<Taken>>,
+}
+
+/// What a booking found busy when its time was taken, and what that answers each other length
+/// asked at the same start, judged once per length (alternatives cost a scan of the days around).
+#[derive(Debug)]
+struct Taken {
+    busy: Vec<Slot>,
+    judged: Mutex<HashMap<LocalStart, Option<BookingError>>>,
+}
+
+impl Taken {
+    fn new(busy: Vec<Slot>) -> Self {
+        Self { busy, judged: Mutex::default() }
+    }
+
+    /// The refusal of a booking without a type for `mine` with `provider`, when its own time meets
+    /// what was read busy; `None` when it does not (or cannot be planned), so it must ask itself.
+    fn judge(&self, provider: &Provider, mine: LocalStart) -> Option<BookingError> {
+        let mut judged = self.judged.lock().unwrap_or_else(PoisonError::into_inner);
+        let refusal = judged.entry(mine).or_insert_with(|| {
+            let wanted = mine.plan(provider, None, provider.appointment_minutes).ok()?;
+            let blocked = wanted.blocked();
+            self.busy.iter().any(|s| s.overlaps(&blocked)).then(|| BookingError::Unavailable {
+                alternatives: alternatives_among(provider, &wanted, self.busy.clone(), None),
+                provider: Box::new(provider.clone()),
+                wanted: wanted.slot,
+            })
+        });
+        refusal.clone()
+    }
+}
+
+impl SharedFailure for LaneFailure {
+    fn is_shared(&self) -> bool {
+        self.error.is_shared()
+    }
+}
+
+impl LaneFailure {
+    fn new(error: impl Into<BookingError>, asked: LocalStart) -> Self {
+        Self { error: error.into(), asked, taken: None }
+    }
+
+    /// What this failure answers a waiting request for `mine` (of the same lane, `typed` when it
+    /// names an appointment type), if anything: the same failure for the same request, and a
+    /// database out of reach for anyone. A booking without a type asking another length at the
+    /// same start is refused when its own time meets what was read busy, with alternatives of its
+    /// own length; else it asks the store itself.
+    fn judged_for(&self, mine: LocalStart, typed: bool) -> Option<Self> {
+        if self.asked == mine || matches!(self.error, BookingError::Store(StoreError::Unavailable(_))) {
+            return Some(self.clone());
+        }
+        let (BookingError::Unavailable { provider, .. }, Some(taken)) = (&self.error, &self.taken) else {
+            return None;
+        };
+        // A type's length and buffers are its own, not the request's: a differently worded
+        // request for one asks for itself.
+        if typed {
+            return None;
+        }
+        let error = taken.judge(provider, mine)?;
+        Some(Self { error, asked: mine, taken: Some(taken.clone()) })
+    }
+}
 
 /// How many alternatives a refusal offers.
 pub const ALTERNATIVES: usize = 3;
@@ -205,9 +281,10 @@ pub async fn book(
     request: CheckedBooking,
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
-    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.kind, request.when));
+    let (when, typed) = (request.when, request.kind.is_some());
+    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.kind, when.date, when.time));
     let attempt = async move {
-        let (when, by_agent, asked) = (request.when, request.by_agent, request.kind);
+        let (by_agent, asked) = (request.by_agent, request.kind);
         // The type is judged (active, bookable by the caller) in the plan, which the store asks
         // only after looking for an earlier answer to the same key: a retry gets its first answer
         // even when the type has changed since.
@@ -215,7 +292,7 @@ pub async fn book(
             let kind = asked.map(|_| usable(kind, by_agent, false)).transpose()?;
             Ok(when.plan(p, kind, p.appointment_minutes)?)
         };
-        let outcome = store
+        let booked = store
             .book(
                 actor,
                 NewBooking {
@@ -231,23 +308,29 @@ pub async fn book(
                     capped: request.by_agent,
                 },
             )
-            .await?;
-        match outcome {
+            .await;
+        match booked.map_err(|e| LaneFailure::new(e, when))? {
             BookOutcome::Booked(a) => Ok(Booked { answer: answer(&a), replayed: false }),
             BookOutcome::Replayed(saved) => Ok(Booked {
-                answer: serde_json::from_value(saved)
-                    .map_err(|e| StoreError::Internal(format!("stored idempotent answer unreadable: {e}")))?,
+                answer: serde_json::from_value(saved).map_err(|e| {
+                    LaneFailure::new(StoreError::Internal(format!("stored idempotent answer unreadable: {e}")), when)
+                })?,
                 replayed: true,
             }),
             BookOutcome::Unavailable { provider, wanted, busy } => {
-                Err(unavailable(store, actor, provider, wanted, busy, None).await?)
+                // The store read what is busy only when the time was taken (not when it is outside
+                // the hours): only then can a waiter of another length be judged by it.
+                let taken = busy.clone().map(|busy| Arc::new(Taken::new(busy)));
+                let error = unavailable(store, actor, provider, wanted, busy, None).await;
+                Err(LaneFailure { taken, ..LaneFailure::new(error.unwrap_or_else(Into::into), when) })
             }
         }
     };
-    match lane {
-        Some(lane) => lanes.run(lane, attempt).await,
+    let booked = match lane {
+        Some(lane) => lanes.run(lane, |failure: &LaneFailure| failure.judged_for(when, typed), attempt).await,
         None => attempt.await,
-    }
+    };
+    booked.map_err(|failure| failure.error)
 }
 
 /// Moves an appointment to a new local start, as `kind` if given, else as its own type; without
@@ -475,7 +558,7 @@ pub async fn alternatives(
     busy: Option<Vec<Slot>>,
     own: Option<Slot>,
 ) -> Result<Vec<Slot>, StoreError> {
-    // An inactive provider takes no bookings: none of its times is an alternative.
+    // Nothing to read for an inactive provider: none of its times is an alternative.
     if !provider.active {
         return Ok(Vec::new());
     }
@@ -486,8 +569,18 @@ pub async fn alternatives(
             store.busy(actor.org, &[provider.id], from, to).await?.pop().unwrap_or_default()
         }
     };
+    Ok(alternatives_among(provider, wanted, busy, own))
+}
+
+/// The alternatives to `wanted` given what is busy around it (read over
+/// `domain::alternatives_window`); `own` is free to an appointment being moved.
+fn alternatives_among(provider: &Provider, wanted: &Planned, busy: Vec<Slot>, own: Option<Slot>) -> Vec<Slot> {
+    // An inactive provider takes no bookings: none of its times is an alternative.
+    if !provider.active {
+        return Vec::new();
+    }
     let busy = Busy::new(busy, own);
-    Ok(domain::alternatives(
+    domain::alternatives(
         &provider.zone(),
         &provider.hours,
         &wanted.slot,
@@ -495,5 +588,82 @@ pub async fn alternatives(
         &busy,
         store::now(),
         ALTERNATIVES,
-    ))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{OrgId, WeeklyHours, Zone};
+    use shared::api::{Weekday, WorkingHours};
+
+    fn provider() -> Provider {
+        let days = [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+        let hours: Vec<_> = days
+            .into_iter()
+            .map(|weekday| WorkingHours { weekday, start: "08:00".into(), end: "18:00".into() })
+            .collect();
+        Provider {
+            id: ProviderId::new(),
+            org_id: OrgId::new(),
+            name: "Dr. Lane".into(),
+            own_zone: None,
+            org_zone: Zone::parse("timezone", "UTC").expect("a zone"),
+            appointment_minutes: Minutes::parse("appointment_minutes", 30).expect("a length"),
+            hours: WeeklyHours::parse(&hours).expect("hours"),
+            active: true,
+        }
+    }
+
+    /// A booking a week ahead at `time`, `minutes` long.
+    fn asking(time: &str, minutes: i64) -> LocalStart {
+        let date = (store::now() + chrono::Duration::days(7)).date_naive();
+        LocalStart::parse(Some(&date.to_string()), Some(time), Some(minutes)).expect("a start")
+    }
+
+    /// The refusal a booking of `asked` met when `taken` was busy.
+    fn refusal(provider: &Provider, asked: LocalStart, taken: LocalStart) -> LaneFailure {
+        let wanted = asked.plan(provider, None, provider.appointment_minutes).expect("a plan");
+        let busy = vec![taken.slot(provider, provider.appointment_minutes).expect("a slot")];
+        let alternatives = alternatives_among(provider, &wanted, busy.clone(), None);
+        let error =
+            BookingError::Unavailable { provider: Box::new(provider.clone()), wanted: wanted.slot, alternatives };
+        LaneFailure { error, asked, taken: Some(Arc::new(Taken::new(busy))) }
+    }
+
+    fn alternatives(failure: &LaneFailure) -> &[Slot] {
+        match &failure.error {
+            BookingError::Unavailable { alternatives, .. } => alternatives,
+            other => panic!("not a refusal of the time: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_waiter_of_another_length_is_refused_with_alternatives_of_its_own_length() {
+        let p = provider();
+        let failure = refusal(&p, asking("10:00", 30), asking("10:00", 30));
+        let same = failure.judged_for(asking("10:00", 30), false).expect("the same request");
+        assert_eq!(alternatives(&same), alternatives(&failure));
+        let shorter = failure.judged_for(asking("10:00", 20), false).expect("10:00-10:20 meets 10:00-10:30");
+        let offered = alternatives(&shorter);
+        assert_eq!(offered.len(), ALTERNATIVES);
+        assert!(offered.iter().all(|s| s.end() - s.start() == chrono::Duration::minutes(20)), "{offered:?}");
+        let taken = asking("10:00", 30).slot(&p, p.appointment_minutes).expect("a slot");
+        assert!(offered.iter().all(|s| !s.overlaps(&taken)), "{offered:?}");
+    }
+
+    #[test]
+    fn a_waiter_whose_own_time_is_clear_of_what_was_read_busy_asks_for_itself() {
+        let p = provider();
+        // A 60-minute booking at 10:00 refused for 10:30-11:00: 10:00-10:20 is clear of it.
+        let failure = refusal(&p, asking("10:00", 60), asking("10:30", 30));
+        assert!(failure.judged_for(asking("10:00", 20), false).is_none());
+        assert!(failure.judged_for(asking("10:00", 45), false).is_some(), "10:00-10:45 meets 10:30");
+        // A type's plan is its own: a differently worded request for one asks for itself.
+        assert!(failure.judged_for(asking("10:00", 45), true).is_none());
+        // Refused without a read of what is busy (outside the hours, say): only the same request.
+        let unread = LaneFailure { taken: None, ..failure.clone() };
+        assert!(unread.judged_for(asking("10:00", 45), false).is_none());
+        assert!(unread.judged_for(asking("10:00", 60), false).is_some());
+    }
 }

@@ -1,6 +1,9 @@
-//! One lane per contested request: while an attempt is in flight, identical requests queue behind
-//! it instead of piling onto the database, and a failure (a taken slot, above all) is handed to
-//! every request that was already waiting when the attempt which produced it started.
+//! One lane per contested slot: while an attempt is in flight, requests for the same slot queue
+//! behind it instead of piling onto the database, and a failure (a taken slot, above all) is
+//! offered to every request that was already waiting when the attempt which produced it started.
+//! Each waiter judges the failure against its own request: an identical one takes it as it is,
+//! another (a different length at the same start) takes it only where it answers that request
+//! too, and otherwise makes its own attempt.
 //!
 //! The database still decides every conflict. A lane only saves asking it the same question again:
 //! a shared answer was read from the database during the lifetime of each request it is given to,
@@ -50,28 +53,45 @@ impl<K: Hash + Eq + Clone, E: Clone> Default for Lanes<K, E> {
 }
 
 impl<K: Hash + Eq + Clone, E: Clone + SharedFailure> Lanes<K, E> {
-    /// Runs `attempt` in the lane of `key`, or answers with the failure of an attempt that started
-    /// after this call did.
-    pub async fn run<T>(&self, key: K, attempt: impl Future<Output = Result<T, E>>) -> Result<T, E> {
+    /// Runs `attempt` in the lane of `key`, or answers with what `judge` makes of the failure of
+    /// an attempt that started after this call did (`None`: that failure does not answer this
+    /// request, which then makes its own attempt).
+    pub async fn run<T>(
+        &self,
+        key: K,
+        judge: impl Fn(&E) -> Option<E>,
+        attempt: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         let arrived = self.tick();
         let entered = self.enter(key);
         let lane = entered.lane();
+        // The start of the last failure judged, so that one is not judged again.
+        let mut judged = None;
         let started = loop {
-            let mut ended = {
+            let next = {
                 let mut state = lock(&lane.state);
-                if let Some((started, failure)) = &state.last {
-                    if *started > arrived {
-                        return Err(failure.clone());
+                match &state.last {
+                    Some((started, failure)) if *started > arrived && judged != Some(*started) => {
+                        Next::Judge(*started, failure.clone())
                     }
+                    _ if !state.running => {
+                        state.running = true;
+                        break self.tick();
+                    }
+                    _ => Next::Wait(lane.ended.subscribe()),
                 }
-                if !state.running {
-                    state.running = true;
-                    break self.tick();
-                }
-                lane.ended.subscribe()
             };
-            // The sender lives as long as the lane, which this request holds.
-            let _ = ended.changed().await;
+            // Judged outside the lane's lock: it may compute alternatives.
+            match next {
+                Next::Judge(started, failure) => match judge(&failure) {
+                    Some(answer) => return Err(answer),
+                    None => judged = Some(started),
+                },
+                // The sender lives as long as the lane, which this request holds.
+                Next::Wait(mut ended) => {
+                    let _ = ended.changed().await;
+                }
+            }
         };
         let running = Running { lane, last: None };
         let result = attempt.await;
@@ -102,6 +122,13 @@ impl<K: Hash + Eq + Clone, E: Clone + SharedFailure> Lanes<K, E> {
     }
 }
 
+/// What a waiting request does next: judge a failure it has not judged yet, or wait for the
+/// attempt in flight to end.
+enum Next<E> {
+    Judge(u64, E),
+    Wait(watch::Receiver<()>),
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -122,8 +149,11 @@ impl<E> Drop for Running<'_, E> {
     fn drop(&mut self) {
         let mut state = lock(&self.lane.state);
         state.running = false;
-        // A dropped attempt leaves nothing to share.
-        state.last = self.last.take();
+        // A success, a failure of the caller's own or a dropped attempt leaves nothing to share,
+        // and keeps the last failure for the requests that were waiting before it was read.
+        if let Some(failure) = self.last.take() {
+            state.last = Some(failure);
+        }
         drop(state);
         self.lane.ended.send_replace(());
     }
@@ -174,6 +204,17 @@ mod tests {
     impl Counted {
         /// A request in lane `key` whose attempt waits for `hold` (if any), then answers `answer`.
         fn request(&self, key: u32, hold: Option<oneshot::Receiver<()>>, answer: Answer) -> JoinHandle<Answer> {
+            self.judging(key, |failure| Some(failure.clone()), hold, answer)
+        }
+
+        /// A request that takes another's failure only as `judge` makes it.
+        fn judging(
+            &self,
+            key: u32,
+            judge: fn(&String) -> Option<String>,
+            hold: Option<oneshot::Receiver<()>>,
+            answer: Answer,
+        ) -> JoinHandle<Answer> {
             let this = self.clone();
             tokio::spawn(async move {
                 let attempt = async {
@@ -183,7 +224,7 @@ mod tests {
                     }
                     answer
                 };
-                this.lanes.run(key, attempt).await
+                this.lanes.run(key, judge, attempt).await
             })
         }
 
@@ -284,5 +325,33 @@ mod tests {
             assert_eq!(other.await.ok(), Some(Ok("booked")), "each asked for itself");
         }
         assert_eq!(lanes.attempts(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_given_as_each_waiter_judges_it() {
+        let lanes = Counted::default();
+        let (release, hold) = oneshot::channel();
+        let first = lanes.request(9, Some(hold), Ok("booked"));
+        settle().await;
+        // Six waiters that take a refusal in their own words (each would be refused itself), and
+        // one that no refusal answers.
+        let taken: Vec<_> = (0..6)
+            .map(|_| lanes.judging(9, |f| Some(format!("{f}, in my words")), None, Err("taken".into())))
+            .collect();
+        let clear = lanes.judging(9, |_| None, None, Ok("booked for me"));
+        settle().await;
+        assert_eq!(lanes.attempts(), 1, "the others wait");
+        release.send(()).ok();
+        assert_eq!(first.await.ok(), Some(Ok("booked")));
+        assert_eq!(clear.await.ok(), Some(Ok("booked for me")), "it made its own attempt");
+        let mut answers = Vec::new();
+        for waiter in taken {
+            answers.push(waiter.await.expect("answered").expect_err("refused"));
+        }
+        answers.sort();
+        let wrapped = vec!["taken, in my words".to_owned(); 5];
+        assert_eq!(answers, [vec!["taken".to_owned()], wrapped].concat(), "one was refused itself, five judged it");
+        assert_eq!(lanes.attempts(), 3, "the winner, one refusal, the request it did not answer");
+        assert_eq!(lanes.lanes.open_lanes(), 0);
     }
 }

@@ -12,17 +12,27 @@ type Answer = (u16, Vec<shared::api::Slot>);
 /// Fires `inputs` at once (each task waits at a barrier) through the given clients in turn, and
 /// returns the status codes.
 pub(crate) async fn race(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<u16> {
-    race_answers(clients, inputs).await.into_iter().map(|(status, _)| status).collect()
+    statuses(race_answers(clients, inputs, Lanes::Used).await)
 }
 
-async fn race_answers(clients: &[ApiClient], inputs: Vec<BookingInput>) -> Vec<Answer> {
+/// How racers reach the store: through the service's lanes (`BookingLanes`: one per organization,
+/// provider, type and local start, where a refusal is shared with the requests waiting), or past
+/// them, each with an idempotency key of its own, so that every one of them reaches the database.
+#[derive(Clone, Copy)]
+enum Lanes {
+    Used,
+    Passed,
+}
+
+async fn race_answers(clients: &[ApiClient], inputs: Vec<BookingInput>, lanes: Lanes) -> Vec<Answer> {
     let barrier = Arc::new(Barrier::new(inputs.len()));
     let tasks = inputs.into_iter().enumerate().map(|(i, input)| {
         let client = clients[i % clients.len()].clone();
         let barrier = barrier.clone();
+        let key = matches!(lanes, Lanes::Passed).then(|| uuid::Uuid::new_v4().to_string());
         tokio::spawn(async move {
             barrier.wait().await;
-            answer(&client, &input).await
+            answer(&client, &input, key.as_deref()).await
         })
     });
     join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect()
@@ -35,15 +45,23 @@ pub(crate) async fn staggered(client: ApiClient, inputs: Vec<BookingInput>) -> V
         let client = client.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(3 * i as u64)).await;
-            answer(&client, &input).await.0
+            answer(&client, &input, None).await.0
         })
     });
     join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect()
 }
 
-/// One racer's booking; a 409 must be `slot_unavailable`.
-async fn answer(client: &ApiClient, input: &BookingInput) -> Answer {
-    match client.book(input).await {
+fn statuses(answers: Vec<Answer>) -> Vec<u16> {
+    answers.into_iter().map(|(status, _)| status).collect()
+}
+
+/// One racer's booking, with its idempotency key if given; a 409 must be `slot_unavailable`.
+async fn answer(client: &ApiClient, input: &BookingInput, key: Option<&str>) -> Answer {
+    let booked = match key {
+        Some(key) => client.book_idempotent(input, key).await,
+        None => client.book(input).await,
+    };
+    match booked {
         Ok(_) => (201, Vec::new()),
         Err(e) => {
             if e.status().map(|s| s.as_u16()) == Some(409) {
@@ -54,9 +72,7 @@ async fn answer(client: &ApiClient, input: &BookingInput) -> Answer {
     }
 }
 
-/// Fifty bookings at `time` a week ahead, 15 to 260 minutes long: each a lane of its own
-/// (organization, provider, type, local start and length: `BookingLanes`), so each reaches the
-/// database.
+/// Fifty bookings at `time` a week ahead, 15 to 260 minutes long.
 fn fifty_lengths(provider: uuid::Uuid, time: &str) -> Vec<BookingInput> {
     (0..50)
         .map(|i| BookingInput { duration_minutes: Some(15 + 5 * i), ..booking(provider, days_ahead(7), time) })
@@ -85,17 +101,18 @@ async fn active_apart(org: &TestOrg, provider: uuid::Uuid) -> Vec<Appointment> {
     active
 }
 
-/// Fifty bookings of one start, each of another length (15 to 260 minutes), so that each is a
-/// request of its own lane (organization, provider, type, local start and length: `BookingLanes`)
-/// and all fifty reach the database together: the store alone must let exactly one of them in.
-/// Each refusal is `slot_unavailable` and offers three alternatives clear of the one appointment
-/// stored.
-async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(backend: Backend) {
+/// Fifty bookings of one start, each of another length (15 to 260 minutes), sent at once: exactly
+/// one is stored, and each refusal is `slot_unavailable` with three alternatives of the refused
+/// request's own length, clear of the one appointment stored. Past the lanes (`Lanes::Passed`)
+/// all fifty reach the database together, so the store alone must let one in; through them,
+/// the fifty share one lane, whose waiters judge a refusal of another length by what it read busy.
+async fn fifty_bookings_of_one_start_make_one_appointment(backend: Backend, lanes: Lanes) {
     let app = spawn_app(backend).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let inputs = fifty_lengths(provider.id, "10:00");
-    let answers = race_answers(std::slice::from_ref(&org.agent), inputs).await;
+    let lengths: Vec<i64> = inputs.iter().filter_map(|i| i.duration_minutes).collect();
+    let answers = race_answers(std::slice::from_ref(&org.agent), inputs, lanes).await;
     let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 49, "{statuses:?}");
@@ -103,13 +120,25 @@ async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(back
     assert_eq!(active.len(), 1, "{active:?}");
     let taken = &active[0];
     assert_eq!(taken.starts_at.format("%H:%M").to_string(), "10:00");
-    for (_, alternatives) in answers.iter().filter(|(s, _)| *s == 409) {
+    for ((_, alternatives), minutes) in answers.iter().zip(lengths).filter(|((s, _), _)| *s == 409) {
         assert_eq!(alternatives.len(), 3, "{alternatives:?}");
         assert!(
             alternatives.iter().all(|a| a.ends_at <= taken.starts_at || a.starts_at >= taken.ends_at),
             "an alternative overlaps the taken slot: {alternatives:?}"
         );
+        assert!(
+            alternatives.iter().all(|a| (a.ends_at - a.starts_at).num_minutes() == minutes),
+            "alternatives to a {minutes}-minute booking: {alternatives:?}"
+        );
     }
+}
+
+async fn fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment(backend: Backend) {
+    fifty_bookings_of_one_start_make_one_appointment(backend, Lanes::Passed).await;
+}
+
+async fn fifty_lengths_through_one_lane_are_each_refused_with_their_own_alternatives(backend: Backend) {
+    fifty_bookings_of_one_start_make_one_appointment(backend, Lanes::Used).await;
 }
 
 /// Thirty bookings of 15 to 90 minutes, starting every 5 minutes from 09:00, sent at once (each
@@ -263,13 +292,14 @@ async fn a_move_racing_bookings_for_its_new_time_leaves_one_holder(backend: Back
 
 on_both_backends!(
     fifty_concurrent_bookings_of_one_slot_make_exactly_one_appointment,
+    fifty_lengths_through_one_lane_are_each_refused_with_their_own_alternatives,
     staggered_overlapping_bookings_never_overlap,
     many_slots_contested_at_once_each_get_one_winner,
     a_move_racing_bookings_for_its_new_time_leaves_one_holder,
 );
 
 /// Two service processes on one database: the database, not a process-local lock, decides.
-/// Fifty bookings of one start, each of another length (so each is its own lane and reaches the
+/// Fifty bookings of one start, each of another length and past the lanes (so each reaches the
 /// database), alternately through each; one is stored.
 async fn two_service_instances_race_for_one_slot(backend: Backend) {
     let first = spawn_app(backend).await;
@@ -278,7 +308,7 @@ async fn two_service_instances_race_for_one_slot(backend: Backend) {
     let provider = org.provider().await;
     let agent_on_second = second.client(token(shared::Role::Agent, Some(org.id)));
     let inputs = fifty_lengths(provider.id, "15:00");
-    let statuses = race(&[org.agent.clone(), agent_on_second], inputs).await;
+    let statuses = statuses(race_answers(&[org.agent.clone(), agent_on_second], inputs, Lanes::Passed).await);
     assert_eq!(count(&statuses, 201), 1, "{statuses:?}");
     assert_eq!(count(&statuses, 409), 49, "{statuses:?}");
     let stored = active_apart(&org, provider.id).await;
