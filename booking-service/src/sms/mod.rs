@@ -108,7 +108,8 @@ impl Sms {
             .as_deref()
             .map(|s| PhoneNumber::parse("SMS_FROM", s).map(|p| p.as_str().to_owned()))
             .transpose()?;
-        let present = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        // Blank values were refused with the settings (`Config::without_blanks`).
+        let present = |v: &Option<String>| v.as_deref().map(|s| s.trim().to_owned());
         let twilio = match (present(&config.twilio_account_sid), present(&config.twilio_auth_token)) {
             (Some(account_sid), Some(auth_token)) => {
                 Some(Arc::new(Twilio::new(&config.twilio_api_base, account_sid, auth_token)?))
