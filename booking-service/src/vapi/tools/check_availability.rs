@@ -7,11 +7,12 @@ use super::appointment_types::WhichType;
 use super::arguments::text;
 use super::providers::{active, WhichProvider};
 use super::refusal::{Answer, Refusal};
-use super::{speech, spoken_date, Context};
+use super::spoken_date::{self, PartOfDay};
+use super::{speech, Context};
 use crate::booking;
 use crate::domain::{self, Busy, ProviderId, Slot};
 use crate::store::{AppointmentType, Provider};
-use chrono::{Days, Duration, NaiveDate, NaiveTime, Timelike};
+use chrono::{Days, Duration, NaiveDate};
 use serde::Deserialize;
 
 /// How far ahead the earliest free times, or the next opening after a full day, are looked for.
@@ -34,48 +35,17 @@ pub struct CheckAvailability {
     time_window: Option<String>,
 }
 
-/// A part of the day, in the provider's local time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Window {
-    /// Before 12:00.
-    Morning,
-    /// 12:00 to 17:00.
-    Afternoon,
-    /// From 17:00.
-    Evening,
-}
-
-impl Window {
-    fn read(said: Option<&str>) -> Result<Option<Self>, Refusal> {
-        let Some(said) = said else {
-            return Ok(None);
-        };
-        let said = said.to_lowercase();
-        Ok(Some(match said.trim().trim_start_matches("in the ").trim() {
-            "any" | "anytime" | "any time" | "all day" => return Ok(None),
-            "morning" | "am" => Self::Morning,
-            "afternoon" | "pm" => Self::Afternoon,
-            "evening" | "night" | "tonight" => Self::Evening,
-            _ => return Err(Refusal::spoken("I can look for times in the morning, the afternoon or the evening.")),
-        }))
-    }
-
-    fn holds(self, local: NaiveTime) -> bool {
-        let minute = local.hour() * 60 + local.minute();
-        match self {
-            Self::Morning => minute < 12 * 60,
-            Self::Afternoon => (12 * 60..17 * 60).contains(&minute),
-            Self::Evening => minute >= 17 * 60,
-        }
-    }
-
-    fn phrase(window: Option<Self>) -> &'static str {
-        match window {
-            None => "",
-            Some(Self::Morning) => " in the morning",
-            Some(Self::Afternoon) => " in the afternoon",
-            Some(Self::Evening) => " in the evening",
-        }
+/// The time window asked for: a part of the day ("morning", "in the afternoon", "pm"), or none
+/// for any time.
+fn read_window(said: &str) -> Result<Option<PartOfDay>, Refusal> {
+    let said = said.to_lowercase();
+    match said.trim().trim_start_matches("in the ").trim() {
+        "any" | "anytime" | "any time" | "all day" => Ok(None),
+        "am" => Ok(Some(PartOfDay::Morning)),
+        "pm" => Ok(Some(PartOfDay::Afternoon)),
+        word => PartOfDay::named(word)
+            .map(Some)
+            .ok_or_else(|| Refusal::spoken("I can look for times in the morning, the afternoon or the evening.")),
     }
 }
 
@@ -83,7 +53,7 @@ impl Window {
 struct Search<'a> {
     providers: Vec<Provider>,
     kind: Option<AppointmentType>,
-    window: Option<Window>,
+    window: Option<PartOfDay>,
     ctx: &'a Context<'a>,
 }
 
@@ -164,8 +134,10 @@ impl CheckAvailability {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let said_date = self.date.or(self.appointment_date);
         // "Tuesday morning" sent as the day: the morning is the window, unless one is given.
-        let said_part = said_date.as_deref().and_then(spoken_date::part_of_day);
-        let window = Window::read(self.time_window.as_deref().or(said_part))?;
+        let window = match self.time_window.as_deref() {
+            Some(said) => read_window(said)?,
+            None => said_date.as_deref().and_then(spoken_date::part_of_day),
+        };
         let (providers, kind) = if self.provider.is_given() {
             let provider = self.provider.find(ctx).await?;
             let kind = self.kind.find(ctx, &provider).await?;
@@ -195,7 +167,7 @@ impl CheckAvailability {
             .map(|said| spoken_date::resolve(&said, today).map_err(|e| Refusal::spoken(e.spoken())))
             .transpose()?;
         let what = kind.as_ref().map_or_else(String::new, |k| format!(" for {}", speech::a(&k.name)));
-        let during = Window::phrase(window);
+        let during = PartOfDay::phrase(window);
         let search = Search { providers, kind, window, ctx };
         let who = one.as_ref().map(|p| format!("{}{what}", p.name));
 
@@ -260,21 +232,22 @@ impl CheckAvailability {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveTime;
 
     #[test]
     fn the_windows_split_the_day_at_noon_and_five() {
         let t = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").expect("time");
-        let morning = Window::read(Some("Morning")).ok().flatten();
-        let afternoon = Window::read(Some("in the afternoon")).ok().flatten();
-        let evening = Window::read(Some("evening")).ok().flatten();
+        let morning = read_window("Morning").ok().flatten();
+        let afternoon = read_window("in the afternoon").ok().flatten();
+        let evening = read_window("tonight").ok().flatten();
         assert_eq!(
             (morning, afternoon, evening),
-            (Some(Window::Morning), Some(Window::Afternoon), Some(Window::Evening))
+            (Some(PartOfDay::Morning), Some(PartOfDay::Afternoon), Some(PartOfDay::Evening))
         );
-        assert!(Window::Morning.holds(t("11:59")) && !Window::Morning.holds(t("12:00")));
-        assert!(Window::Afternoon.holds(t("12:00")) && !Window::Afternoon.holds(t("17:00")));
-        assert!(Window::Evening.holds(t("17:00")) && !Window::Evening.holds(t("16:59")));
-        assert!(matches!(Window::read(Some("any time")), Ok(None)));
-        assert!(Window::read(Some("lunchtime")).is_err());
+        assert!(PartOfDay::Morning.holds(t("11:59")) && !PartOfDay::Morning.holds(t("12:00")));
+        assert!(PartOfDay::Afternoon.holds(t("12:00")) && !PartOfDay::Afternoon.holds(t("17:00")));
+        assert!(PartOfDay::Evening.holds(t("17:00")) && !PartOfDay::Evening.holds(t("16:59")));
+        assert!(matches!(read_window("any time"), Ok(None)));
+        assert!(read_window("lunchtime").is_err());
     }
 }

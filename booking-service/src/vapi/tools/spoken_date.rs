@@ -6,7 +6,51 @@
 //! left to themselves write dates of years gone by, so the words are resolved here, where the
 //! clinic's date is known, and a past date is refused saying today's.
 
-use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Timelike, Weekday};
+
+/// A part of the day, in the provider's local time: said with a day ("Tuesday morning"), given as
+/// the availability tool's time window, and settling the half of the day of a bare hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartOfDay {
+    /// Before 12:00.
+    Morning,
+    /// 12:00 to 17:00.
+    Afternoon,
+    /// From 17:00.
+    Evening,
+}
+
+impl PartOfDay {
+    /// The part one word names: "morning", "afternoon", "evening" ("night" and "tonight" are the
+    /// evening).
+    pub fn named(word: &str) -> Option<Self> {
+        match word {
+            "morning" => Some(Self::Morning),
+            "afternoon" => Some(Self::Afternoon),
+            "evening" | "night" | "tonight" => Some(Self::Evening),
+            _ => None,
+        }
+    }
+
+    pub fn holds(self, local: NaiveTime) -> bool {
+        let minute = local.hour() * 60 + local.minute();
+        match self {
+            Self::Morning => minute < 12 * 60,
+            Self::Afternoon => (12 * 60..17 * 60).contains(&minute),
+            Self::Evening => minute >= 17 * 60,
+        }
+    }
+
+    /// " in the morning", or nothing for no part.
+    pub fn phrase(part: Option<Self>) -> &'static str {
+        match part {
+            None => "",
+            Some(Self::Morning) => " in the morning",
+            Some(Self::Afternoon) => " in the afternoon",
+            Some(Self::Evening) => " in the evening",
+        }
+    }
+}
 
 /// Why a spoken day cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,22 +100,18 @@ pub fn resolve(said: &str, today: NaiveDate) -> Result<NaiveDate, DateError> {
     Ok(date)
 }
 
-/// The part of the day said with the day, as the availability tool's `time_window` names it:
-/// `morning`, `afternoon` or `evening` ("tonight" and "night" are the evening).
-pub fn part_of_day(said: &str) -> Option<&'static str> {
+/// The part of the day said with the day.
+pub fn part_of_day(said: &str) -> Option<PartOfDay> {
     split_part(said).1
 }
 
 /// The day's words without a part of the day said after them ("tuesday in the morning": "tuesday";
 /// "this afternoon" and "tonight": "today"), and that part.
-fn split_part(said: &str) -> (String, Option<&'static str>) {
+fn split_part(said: &str) -> (String, Option<PartOfDay>) {
     let lower = said.trim().to_lowercase();
     let mut words: Vec<&str> = lower.split_whitespace().collect();
-    let part = match words.last().copied() {
-        Some("morning") => "morning",
-        Some("afternoon") => "afternoon",
-        Some("evening" | "night" | "tonight") => "evening",
-        _ => return (said.to_owned(), None),
+    let Some(part) = words.last().copied().and_then(PartOfDay::named) else {
+        return (said.to_owned(), None);
     };
     let tonight = words.pop() == Some("tonight");
     while matches!(words.last(), Some(&("in" | "the" | "at"))) {
@@ -292,14 +332,14 @@ mod tests {
     fn a_part_of_the_day_said_with_it_is_left_aside() {
         let today = d("2027-01-31");
         for (said, meant, part) in [
-            ("Tuesday morning", "2027-02-02", "morning"),
-            ("tuesday in the morning", "2027-02-02", "morning"),
-            ("tomorrow afternoon", "2027-02-01", "afternoon"),
-            ("this afternoon", "2027-01-31", "afternoon"),
-            ("this evening", "2027-01-31", "evening"),
-            ("tonight", "2027-01-31", "evening"),
-            ("Friday night", "2027-02-05", "evening"),
-            ("February 3 in the evening", "2027-02-03", "evening"),
+            ("Tuesday morning", "2027-02-02", PartOfDay::Morning),
+            ("tuesday in the morning", "2027-02-02", PartOfDay::Morning),
+            ("tomorrow afternoon", "2027-02-01", PartOfDay::Afternoon),
+            ("this afternoon", "2027-01-31", PartOfDay::Afternoon),
+            ("this evening", "2027-01-31", PartOfDay::Evening),
+            ("tonight", "2027-01-31", PartOfDay::Evening),
+            ("Friday night", "2027-02-05", PartOfDay::Evening),
+            ("February 3 in the evening", "2027-02-03", PartOfDay::Evening),
         ] {
             assert_eq!((resolve(said, today), part_of_day(said)), (Ok(d(meant)), Some(part)), "{said}");
         }

@@ -3,7 +3,8 @@
 
 use super::arguments::{required, text};
 use super::refusal::Refusal;
-use super::{speech, spoken_date};
+use super::speech;
+use super::spoken_date::{self, PartOfDay};
 use crate::domain::Zone;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
@@ -48,7 +49,7 @@ impl SpokenStart {
 
 /// A time said with a part of the day ("Tuesday evening", "7:30"): one to eleven o'clock without
 /// AM or PM is of that half of the day. A zero-padded hour ("07:30") is meant as written.
-fn in_part(said: String, part: Option<&str>) -> String {
+fn in_part(said: String, part: Option<PartOfDay>) -> String {
     let Some(part) = part else { return said };
     let hour = said.trim().split(':').next().unwrap_or_default();
     let bare = hour.parse::<u32>().is_ok_and(|h| (1..=11).contains(&h)) && !hour.starts_with('0');
@@ -56,7 +57,7 @@ fn in_part(said: String, part: Option<&str>) -> String {
     if !(bare && clock_only) {
         return said;
     }
-    format!("{} {}", said.trim(), if part == "morning" { "am" } else { "pm" })
+    format!("{} {}", said.trim(), if part == PartOfDay::Morning { "am" } else { "pm" })
 }
 
 /// The question to ask of a time that could be either half of the day: an hour alone ("2"), or
@@ -147,15 +148,15 @@ mod tests {
     #[test]
     fn the_part_of_the_day_said_with_the_day_settles_the_half() {
         for (time, part, meant) in [
-            ("7:30", Some("evening"), "19:30"),
-            ("2", Some("afternoon"), "14:00"),
-            ("9", Some("morning"), "09:00"),
-            ("11:15", Some("morning"), "11:15"),
-            ("7:30 am", Some("evening"), "07:30"),
-            ("07:30", Some("evening"), "07:30"),
-            ("19:30", Some("evening"), "19:30"),
-            ("12:30", Some("afternoon"), "12:30"),
-            ("noon", Some("afternoon"), "12:00"),
+            ("7:30", Some(PartOfDay::Evening), "19:30"),
+            ("2", Some(PartOfDay::Afternoon), "14:00"),
+            ("9", Some(PartOfDay::Morning), "09:00"),
+            ("11:15", Some(PartOfDay::Morning), "11:15"),
+            ("7:30 am", Some(PartOfDay::Evening), "07:30"),
+            ("07:30", Some(PartOfDay::Evening), "07:30"),
+            ("19:30", Some(PartOfDay::Evening), "19:30"),
+            ("12:30", Some(PartOfDay::Afternoon), "12:30"),
+            ("noon", Some(PartOfDay::Afternoon), "12:00"),
         ] {
             let read = in_part(time.into(), part);
             assert_eq!(morning_or_afternoon(&read), None, "{time} {part:?}: not asked");
