@@ -14,7 +14,7 @@ use crate::store::{
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use shared::api;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 mod lanes;
 pub use lanes::{Lanes, SharedFailure};
@@ -36,11 +36,12 @@ pub struct LaneFailure {
 }
 
 /// What a booking found busy when its time was taken, and what that answers each other length
-/// asked at the same start, judged once per length (alternatives cost a scan of the days around).
+/// asked at the same start, judged once per length (alternatives cost a scan of the days around;
+/// one length's waiters wait for its judgement, other lengths' are judged meanwhile).
 #[derive(Debug)]
 struct Taken {
     busy: Vec<Slot>,
-    judged: Mutex<HashMap<LocalStart, Option<BookingError>>>,
+    judged: Mutex<HashMap<LocalStart, Arc<OnceLock<Option<BookingError>>>>>,
 }
 
 impl Taken {
@@ -51,17 +52,15 @@ impl Taken {
     /// The refusal of a booking without a type for `mine` with `provider`, when its own time meets
     /// what was read busy; `None` when it does not (or cannot be planned), so it must ask itself.
     fn judge(&self, provider: &Provider, mine: LocalStart) -> Option<BookingError> {
-        let mut judged = self.judged.lock().unwrap_or_else(PoisonError::into_inner);
-        let refusal = judged.entry(mine).or_insert_with(|| {
-            let wanted = mine.plan(provider, None, provider.appointment_minutes).ok()?;
-            let blocked = wanted.blocked();
-            self.busy.iter().any(|s| s.overlaps(&blocked)).then(|| BookingError::Unavailable {
-                alternatives: alternatives_among(provider, &wanted, self.busy.clone(), None),
-                provider: Box::new(provider.clone()),
-                wanted: wanted.slot,
+        let judgement = self.judged.lock().unwrap_or_else(PoisonError::into_inner).entry(mine).or_default().clone();
+        judgement
+            .get_or_init(|| {
+                let wanted = mine.plan(provider, None, provider.appointment_minutes).ok()?;
+                let blocked = wanted.blocked();
+                let meets = self.busy.iter().any(|s| s.overlaps(&blocked));
+                meets.then(|| refusal(provider.clone(), wanted, self.busy.clone(), None))
             })
-        });
-        refusal.clone()
+            .clone()
     }
 }
 
@@ -218,7 +217,8 @@ pub enum BookingError {
 
 /// A time that is taken or outside the hours is so for every request for it, and a database that
 /// cannot be reached is so for everyone; anything else (a caller's quota above all) answers only
-/// the request that met it.
+/// the request that met it. (So a voice agent's caller over its quota, waiting in a lane, hears
+/// of a taken time, where alone it would hear of its quota first: the store checks that first.)
 impl SharedFailure for BookingError {
     fn is_shared(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Store(StoreError::Unavailable(_)))
@@ -487,6 +487,12 @@ async fn unavailable(
     Ok(BookingError::Unavailable { provider: Box::new(provider), wanted: wanted.slot, alternatives })
 }
 
+/// The refusal of `wanted`, with its alternatives among what is busy around it.
+fn refusal(provider: Provider, wanted: Planned, busy: Vec<Slot>, own: Option<Slot>) -> BookingError {
+    let alternatives = alternatives_among(&provider, &wanted, busy, own);
+    BookingError::Unavailable { provider: Box::new(provider), wanted: wanted.slot, alternatives }
+}
+
 /// The policy availability is listed under: the type's, else the provider's appointment length.
 pub fn policy_for(provider: &Provider, kind: Option<&AppointmentType>) -> Policy {
     kind.map(AppointmentType::policy)
@@ -622,12 +628,10 @@ mod tests {
     }
 
     /// The refusal a booking of `asked` met when `taken` was busy.
-    fn refusal(provider: &Provider, asked: LocalStart, taken: LocalStart) -> LaneFailure {
+    fn refused(provider: &Provider, asked: LocalStart, taken: LocalStart) -> LaneFailure {
         let wanted = asked.plan(provider, None, provider.appointment_minutes).expect("a plan");
         let busy = vec![taken.slot(provider, provider.appointment_minutes).expect("a slot")];
-        let alternatives = alternatives_among(provider, &wanted, busy.clone(), None);
-        let error =
-            BookingError::Unavailable { provider: Box::new(provider.clone()), wanted: wanted.slot, alternatives };
+        let error = refusal(provider.clone(), wanted, busy.clone(), None);
         LaneFailure { error, asked, taken: Some(Arc::new(Taken::new(busy))) }
     }
 
@@ -641,7 +645,7 @@ mod tests {
     #[test]
     fn a_waiter_of_another_length_is_refused_with_alternatives_of_its_own_length() {
         let p = provider();
-        let failure = refusal(&p, asking("10:00", 30), asking("10:00", 30));
+        let failure = refused(&p, asking("10:00", 30), asking("10:00", 30));
         let same = failure.judged_for(asking("10:00", 30), false).expect("the same request");
         assert_eq!(alternatives(&same), alternatives(&failure));
         let shorter = failure.judged_for(asking("10:00", 20), false).expect("10:00-10:20 meets 10:00-10:30");
@@ -656,7 +660,7 @@ mod tests {
     fn a_waiter_whose_own_time_is_clear_of_what_was_read_busy_asks_for_itself() {
         let p = provider();
         // A 60-minute booking at 10:00 refused for 10:30-11:00: 10:00-10:20 is clear of it.
-        let failure = refusal(&p, asking("10:00", 60), asking("10:30", 30));
+        let failure = refused(&p, asking("10:00", 60), asking("10:30", 30));
         assert!(failure.judged_for(asking("10:00", 20), false).is_none());
         assert!(failure.judged_for(asking("10:00", 45), false).is_some(), "10:00-10:45 meets 10:30");
         // A type's plan is its own: a differently worded request for one asks for itself.

@@ -7,10 +7,11 @@
 //!
 //! The database still decides every conflict. A lane only saves asking it the same question again:
 //! a shared answer was read from the database during the lifetime of each request it is given to,
-//! so every answer stays one the request could have got on its own. A success is never shared; the
-//! next request in the lane makes its own attempt, and so does every request after a failure that
-//! answers only the request that met it ([`SharedFailure`]). A lane disappears with its last
-//! request.
+//! so every answer stays one the request could have got on its own. A success is never shared, nor
+//! does it wipe the last failure (still an answer for the requests that waited before it was
+//! read); a request that no failure answers makes its own attempt, as does every request after a
+//! failure that answers only the request that met it ([`SharedFailure`]). A lane disappears with
+//! its last request.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -353,5 +354,17 @@ mod tests {
         assert_eq!(answers, [vec!["taken".to_owned()], wrapped].concat(), "one was refused itself, five judged it");
         assert_eq!(lanes.attempts(), 3, "the winner, one refusal, the request it did not answer");
         assert_eq!(lanes.lanes.open_lanes(), 0);
+    }
+
+    #[test]
+    fn a_success_keeps_the_last_failure_for_the_requests_that_waited_before_it() {
+        let lane = Lane {
+            state: Mutex::new(LaneState { running: true, last: Some((4, "taken".to_owned())) }),
+            ended: watch::Sender::new(()),
+        };
+        Running { lane: &lane, last: None }.end(None);
+        let state = lock(&lane.state);
+        assert!(!state.running);
+        assert_eq!(state.last, Some((4, "taken".to_owned())));
     }
 }
