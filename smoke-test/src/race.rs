@@ -2,9 +2,10 @@
 //! and released together by a barrier, then checked against the rules the service promises.
 //!
 //! A slot's racers all ask for its start, for 30, 25 or 20 minutes in turn: every one overlaps
-//! every other, and none reaches the next slot. The service queues identical bookings in one lane
-//! and asks the database about each lane, so the three lengths make the database itself decide
-//! between bookings racing in three lanes, not only the lane between identical ones.
+//! every other, and none reaches the next slot. An instance queues the bookings of one start in one
+//! lane, where a refusal answers the waiting racers it holds for, so on one instance the database
+//! refuses each later attempt; racers spread over instances reach it together, and its own
+//! guarantee decides.
 
 use crate::report::{Check, RequestRecord};
 use crate::setup::{Patience, PlannedSlot, SLOT_MINUTES};
@@ -181,16 +182,16 @@ pub async fn run(
                     Err(e) => Answer::Transport(describe(&e)),
                 };
                 let done = Instant::now();
-                Some((
-                    Sample {
-                        slot: s as u32,
-                        worker: w,
-                        answer,
-                        from_release: done - released,
-                        per_request: done - sent,
-                    },
-                    done,
-                ))
+                let sample = Sample {
+                    slot: s as u32,
+                    worker: w,
+                    answer,
+                    from_release: done - released,
+                    per_request: done - sent,
+                };
+                // The client (its connection, its TLS roots) goes back with the sample, to be
+                // dropped once every racer is done, not while others are still being answered.
+                Some((sample, done, client))
             }));
         }
     }
@@ -207,13 +208,16 @@ pub async fn run(
     barrier.wait().await;
     let released = *release.get_or_init(Instant::now);
     let mut samples = Vec::with_capacity(total);
+    let mut clients = Vec::with_capacity(total);
     let mut last = released;
     for h in handles {
-        if let Some((sample, done)) = h.await.context("a racer panicked")? {
+        if let Some((sample, done, client)) = h.await.context("a racer panicked")? {
             last = last.max(done);
             samples.push(sample);
+            clients.push(client);
         }
     }
+    drop(clients);
     if let Some(e) = failure {
         anyhow::bail!(e);
     }
