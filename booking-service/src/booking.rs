@@ -475,6 +475,11 @@ pub async fn move_options(
     Ok(slots)
 }
 
+/// The refusal of `wanted`, with the free slots under the same policy nearest to it: among `busy`
+/// when the store already read what is busy around it, else read here (nothing is read for an
+/// inactive provider, which has no alternatives). For a move, `own` is the range the appointment
+/// blocks now, free to it, and the time it has now no alternative (moving there would change
+/// nothing).
 async fn unavailable(
     store: &DynStore,
     actor: &Actor,
@@ -483,13 +488,35 @@ async fn unavailable(
     busy: Option<Vec<Slot>>,
     own: Option<Slot>,
 ) -> Result<BookingError, StoreError> {
-    let alternatives = alternatives(store, actor, &provider, &wanted, busy, own).await?;
-    Ok(BookingError::Unavailable { provider: Box::new(provider), wanted: wanted.slot, alternatives })
+    let busy = match busy {
+        Some(busy) => busy,
+        None if !provider.active => Vec::new(),
+        None => {
+            let (from, to) = domain::alternatives_window(&wanted.slot, store::now());
+            store.busy(actor.org, &[provider.id], from, to).await?.pop().unwrap_or_default()
+        }
+    };
+    Ok(refusal(provider, wanted, busy, own))
 }
 
-/// The refusal of `wanted`, with its alternatives among what is busy around it.
+/// The refusal of `wanted`, with its alternatives among what is busy around it (read over
+/// `domain::alternatives_window`); `own` is free to an appointment being moved. An inactive
+/// provider takes no bookings: none of its times is an alternative.
 fn refusal(provider: Provider, wanted: Planned, busy: Vec<Slot>, own: Option<Slot>) -> BookingError {
-    let alternatives = alternatives_among(&provider, &wanted, busy, own);
+    let alternatives = if provider.active {
+        let busy = Busy::new(busy, own);
+        domain::alternatives(
+            &provider.zone(),
+            &provider.hours,
+            &wanted.slot,
+            &wanted.policy,
+            &busy,
+            store::now(),
+            ALTERNATIVES,
+        )
+    } else {
+        Vec::new()
+    };
     BookingError::Unavailable { provider: Box::new(provider), wanted: wanted.slot, alternatives }
 }
 
@@ -551,50 +578,6 @@ pub async fn busy_over(
     let from = (utc_midnight - chrono::Duration::days(1)).max(domain::relevant_since(store::now()));
     let to = utc_midnight + chrono::Duration::days(i64::from(days) + 1);
     store.busy(org, providers, from, to).await
-}
-
-/// The free slots under the same policy nearest to `wanted`, from `busy` when the store already
-/// read what is busy around it; for a move, `own` is the range the appointment blocks now, free
-/// to it, and the time it has now no alternative (moving there would change nothing).
-pub async fn alternatives(
-    store: &DynStore,
-    actor: &Actor,
-    provider: &Provider,
-    wanted: &Planned,
-    busy: Option<Vec<Slot>>,
-    own: Option<Slot>,
-) -> Result<Vec<Slot>, StoreError> {
-    // Nothing to read for an inactive provider: none of its times is an alternative.
-    if !provider.active {
-        return Ok(Vec::new());
-    }
-    let busy = match busy {
-        Some(busy) => busy,
-        None => {
-            let (from, to) = domain::alternatives_window(&wanted.slot, store::now());
-            store.busy(actor.org, &[provider.id], from, to).await?.pop().unwrap_or_default()
-        }
-    };
-    Ok(alternatives_among(provider, wanted, busy, own))
-}
-
-/// The alternatives to `wanted` given what is busy around it (read over
-/// `domain::alternatives_window`); `own` is free to an appointment being moved.
-fn alternatives_among(provider: &Provider, wanted: &Planned, busy: Vec<Slot>, own: Option<Slot>) -> Vec<Slot> {
-    // An inactive provider takes no bookings: none of its times is an alternative.
-    if !provider.active {
-        return Vec::new();
-    }
-    let busy = Busy::new(busy, own);
-    domain::alternatives(
-        &provider.zone(),
-        &provider.hours,
-        &wanted.slot,
-        &wanted.policy,
-        &busy,
-        store::now(),
-        ALTERNATIVES,
-    )
 }
 
 #[cfg(test)]
