@@ -131,18 +131,18 @@ fn record(r: CallReport) -> CallRecord {
 }
 
 /// The clinic's assistant, started with the clinic's variables (its local date and time above
-/// all: Vapi's own `{{now}}` is UTC), or a sentence Vapi speaks when none is set up. Two reads,
-/// the organization and its providers.
+/// all: Vapi's own `{{now}}` is UTC), or a sentence Vapi speaks when none is set up. Three reads,
+/// the organization, its providers and its closures.
 async fn assistant(state: &AppState, actor: &Actor) -> ApiResult<Value> {
     let org = state.store.organization(actor.org).await?.ok_or(ApiError::NotFound)?;
-    let Some(assistant_id) = org.vapi.assistant_id else {
+    let Some(assistant_id) = org.vapi.assistant_id.clone() else {
         return Ok(
             json!({"error": "I'm sorry, this clinic's phone assistant isn't set up yet. Please call back later."}),
         );
     };
-    let providers = state.store.active_providers(actor.org).await?;
-    let hours = vapi::clinic_hours(&providers, &org.zone);
-    let variables = vapi::assistant_variables(&org.name, &org.zone, state.clock.now(), &hours);
+    let now = state.clock.now();
+    let hours = vapi::opening_hours(&state.store, &org, now).await?;
+    let variables = vapi::assistant_variables(&org.name, &org.zone, now, &hours);
     Ok(json!({"assistantId": assistant_id, "assistantOverrides": {"variableValues": variables}}))
 }
 

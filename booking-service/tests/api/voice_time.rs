@@ -586,7 +586,7 @@ async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_openi
             "today": date_str(first),
             "weekday": first.format("%A").to_string(),
             "now": "08:05",
-            "opening_hours": "Monday to Friday 9 AM to 5 PM, Saturday 9 AM to noon; closed Sunday"
+            "opening_hours": format!("Monday to Friday 9 AM to 5 PM, Saturday 9 AM to noon; closed Sunday.{}", closed.trim_end_matches('.'))
         }),
         "{answer}"
     );
@@ -606,6 +606,46 @@ async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_openi
     assert!(earliest.contains("with Dr. Maria Lopez") && !earliest.contains("Ngata") && !earliest.contains("Tane"));
     let info = ask(&other, "get_clinic_info", json!({})).await.expect("info");
     assert!(info.ends_with("Opening hours: Monday to Sunday 9 AM to 5 PM."), "{info}");
+}
+
+/// A time asked for on a day the clinic is closed is said to be one, with the nearest free
+/// times, whether it is looked at, booked or moved to; a closure of several days is said whole.
+async fn a_day_the_clinic_is_closed_is_said_to_be_closed(backend: Backend) {
+    let first = days_ahead(5);
+    let (app, _clock) = app_at(backend, at(AUCKLAND, first, "08:05")).await;
+    let org = app.org_named("Harbour Clinic", AUCKLAND).await;
+    lift_caller_quota(&org).await;
+    provider(&org, "Dr. Aroha Ngata", every_day("09:00", "17:00")).await;
+    let days = |n| first + Duration::days(n);
+    for (from, to) in [(3, 3), (10, 11)] {
+        let closure =
+            api::CreateClosure { date: date_str(days(from)), end_date: Some(date_str(days(to))), reason: None };
+        org.admin.create_closure(&closure).await.expect("closed");
+    }
+
+    let look = json!({"provider_name": "Ngata", "date": date_str(days(3))});
+    let answer = ask(&org, "check_availability", look).await;
+    let next = format!("The next opening is {} at 9:00 AM.", spoken(days(4)));
+    assert_eq!(answer, Ok(format!("The clinic is closed on {}. {next}", spoken(days(3)))));
+
+    let answer = ask(&org, "book_appointment", book("Ngata", &date_str(days(3)), "10 AM")).await;
+    let says = format!("The clinic is closed on {}. The nearest free times are ", spoken(days(3)));
+    assert!(answer.as_ref().is_err_and(|e| e.starts_with(&says)), "{answer:?}");
+    let answer = ask(&org, "book_appointment", book("Ngata", &date_str(days(11)), "10 AM")).await;
+    let says = format!("The clinic is closed from {} to {}. ", spoken(days(10)), spoken(days(11)));
+    assert!(answer.as_ref().is_err_and(|e| e.starts_with(&says)), "{answer:?}");
+
+    // A time merely taken on an open day is still said to be taken, and a move onto a closed day
+    // is told the closure too.
+    ask(&org, "book_appointment", book("Ngata", &date_str(days(4)), "10 AM")).await.expect("booked");
+    let answer = ask(&org, "book_appointment", book("Ngata", &date_str(days(4)), "10 AM")).await;
+    assert!(answer.as_ref().is_err_and(|e| e.starts_with("Dr. Aroha Ngata isn't free on ")), "{answer:?}");
+    let code = booked(&org).await[0].confirmation_code.clone();
+    let onto = json!({"confirmation_code": code, "appointment_date": date_str(days(10)), "appointment_time": "2 PM"});
+    let answer = ask(&org, "reschedule_appointment", onto).await;
+    let says = format!("The clinic is closed from {} to {}. ", spoken(days(10)), spoken(days(11)));
+    assert!(answer.as_ref().is_err_and(|e| e.starts_with(&says)), "{answer:?}");
+    assert_eq!(booked(&org).await[0].starts_at.naive_local(), days(4).and_hms_opt(10, 0, 0).expect("local"));
 }
 
 async fn the_definitions_describe_the_new_arguments(backend: Backend) {
@@ -643,5 +683,6 @@ on_both_backends!(
     the_next_opening_is_the_earliest_across_zones_a_day_apart,
     time_windows_split_a_providers_day,
     clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours,
+    a_day_the_clinic_is_closed_is_said_to_be_closed,
     the_definitions_describe_the_new_arguments,
 );

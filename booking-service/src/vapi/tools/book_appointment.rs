@@ -4,7 +4,7 @@
 use super::appointment_types::WhichType;
 use super::arguments::{text, Length};
 use super::providers::WhichProvider;
-use super::refusal::Answer;
+use super::refusal::{self, Answer};
 use super::spoken_time::SpokenStart;
 use super::{speech, Context};
 use crate::booking::{self, CheckedBooking, LocalStart};
@@ -79,7 +79,10 @@ impl BookAppointment {
         let booked = loop {
             let idempotency = key.as_ref().map(|k| IdempotencyKey::for_request(k.clone(), k.as_bytes()));
             let booked =
-                booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request.clone(), idempotency).await?;
+                match booking::book(ctx.store, ctx.links, ctx.lanes, ctx.actor, request.clone(), idempotency).await {
+                    Ok(booked) => booked,
+                    Err(e) => return Err(refusal::refused(ctx, e).await),
+                };
             if !booked.replayed || still_stands(ctx, &booked.answer).await? {
                 break booked;
             }

@@ -12,6 +12,7 @@ use super::{speech, Context};
 use crate::booking;
 use crate::domain::{self, Busy, ProviderId, Slot};
 use crate::store::{AppointmentType, Provider};
+use crate::vapi::clinic;
 use chrono::{Days, Duration, NaiveDate};
 use serde::Deserialize;
 
@@ -198,9 +199,12 @@ impl CheckAvailability {
                 Some(next) => search.free(Some(next), SEARCH_DAYS, 1).await?,
                 None => Vec::new(),
             };
-            let none = match &who {
-                Some(who) => format!("{who} has no free times on {day}{during}."),
-                None => format!("No one has free times{what} on {day}{during}."),
+            // A holiday is said to be one: the caller then knows the whole clinic is shut.
+            let closed = clinic::closed_on(ctx.store, ctx.actor.org, date).await?;
+            let none = match (&who, closed) {
+                (_, Some(_)) => format!("The clinic is closed on {day}."),
+                (Some(who), None) => format!("{who} has no free times on {day}{during}."),
+                (None, None) => format!("No one has free times{what} on {day}{during}."),
             };
             return Ok(match next.first() {
                 Some(first) => format!("{none} The next opening is {}.", spoken(&[*first], who.is_some())),

@@ -2,10 +2,11 @@
 //! is kept for a repeated call id; a service that could not work (database down) is not kept, so
 //! a retry can succeed. The `From` conversions let every tool refuse with `?`.
 
-use super::speech;
+use super::{speech, Context};
 use crate::booking::BookingError;
-use crate::domain::{DomainError, Slot};
+use crate::domain::{DomainError, Slot, Zone};
 use crate::store::{Provider, StoreError};
+use crate::vapi::clinic;
 
 /// Said when the service could not work; nothing about the request was decided.
 pub const SORRY: &str = "I'm sorry, I can't reach the booking system right now. Please try again in a moment.";
@@ -75,6 +76,27 @@ impl From<BookingError> for Refusal {
     }
 }
 
+/// A refused booking or move as the caller hears it: as `From<BookingError>` says, except that a
+/// time on a day the clinic is closed is said to be one (a holiday the caller could not know of
+/// is no "isn't free"). The closure is looked for only here, after the refusal; when it cannot be
+/// read, the plain refusal is said.
+pub async fn refused(ctx: &Context<'_>, e: BookingError) -> Refusal {
+    if let BookingError::Unavailable { provider, wanted, alternatives } = &e {
+        if provider.active {
+            match clinic::closed_over(ctx.store, ctx.actor.org, &provider.org_zone, wanted).await {
+                Ok(Some(closure)) => {
+                    let today = provider.org_zone.local(ctx.now).date();
+                    let closed = format!("The clinic is closed {}.", clinic::closed_days(&closure, today));
+                    return Refusal::Spoken(offer(closed, &provider.zone(), alternatives));
+                }
+                Ok(None) => {}
+                Err(error) => tracing::debug!(%error, "cannot read the clinic's closures for a refusal"),
+            }
+        }
+    }
+    e.into()
+}
+
 /// Taken or outside the provider's hours, with the nearest free times to choose from.
 fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> String {
     let zone = provider.zone();
@@ -90,12 +112,17 @@ fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> Str
     } else {
         format!("{} isn't available on {when}.", provider.name)
     };
+    offer(first, &zone, alternatives)
+}
+
+/// `first`, then the nearest free times to choose from, or a request for another day.
+fn offer(first: String, zone: &Zone, alternatives: &[Slot]) -> String {
     if alternatives.is_empty() {
         format!("{first} I couldn't find a free time near then. Could you try another day?")
     } else {
         format!(
             "{first} The nearest free times are {}. Would one of those work?",
-            speech::slots(&zone, alternatives, "or")
+            speech::slots(zone, alternatives, "or")
         )
     }
 }

@@ -3,7 +3,7 @@
 
 use super::appointment_types::WhichType;
 use super::arguments::text;
-use super::refusal::Answer;
+use super::refusal::{self, Answer};
 use super::spoken_time::SpokenStart;
 use super::{caller, speech, Context};
 use crate::booking::{self, LocalStart};
@@ -30,7 +30,10 @@ impl RescheduleAppointment {
         )?;
         let when = LocalStart::parse(Some(&date.to_string()), Some(&time), None)?;
         let kind = self.kind.find(ctx, &provider).await?.map(|k| k.id);
-        let moved = booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when, kind, true).await?;
+        let moved = match booking::reschedule(ctx.store, ctx.links, ctx.actor, appointment.id, when, kind, true).await {
+            Ok(moved) => moved,
+            Err(e) => return Err(refusal::refused(ctx, e).await),
+        };
         Ok(format!(
             "Done: your appointment with {} is now on {}. Your confirmation code stays {}.",
             provider.name,
