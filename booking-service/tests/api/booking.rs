@@ -149,13 +149,20 @@ fn next_spring_gap() -> NaiveDate {
         .expect("a spring-forward day within a year")
 }
 
-/// The next date from tomorrow on which 01:30 happens twice in New York, if it lies within the
-/// booking horizon: it does but in the week after a fall-back day whose next falls 371 days on.
-fn next_autumn_overlap() -> Option<NaiveDate> {
-    let zone = chrono_tz::America::New_York;
-    (1..=364).map(days_ahead).find(|d| {
-        matches!(zone.from_local_datetime(&d.and_hms_opt(1, 30, 0).expect("t")), chrono::LocalResult::Ambiguous(..))
-    })
+/// The next day within the booking horizon on which a local time happens twice, with that time and
+/// its zone: 01:30 in New York, or, in the week after New York's clocks fell back (its next fall-back
+/// then lies 371 days on, past the horizon), 02:30 in Auckland, whose clocks fall back in April.
+fn next_autumn_overlap() -> (&'static str, NaiveDate, &'static str) {
+    let twice = |zone: chrono_tz::Tz, time: &str| {
+        let time = NaiveTime::parse_from_str(time, "%H:%M").expect("t");
+        (1..=364)
+            .map(days_ahead)
+            .find(|d| matches!(zone.from_local_datetime(&d.and_time(time)), chrono::LocalResult::Ambiguous(..)))
+    };
+    [(chrono_tz::America::New_York, "01:30"), (chrono_tz::Pacific::Auckland, "02:30")]
+        .into_iter()
+        .find_map(|(zone, time)| twice(zone, time).map(|day| (zone.name(), day, time)))
+        .expect("New York or Auckland falls back within any 364 days")
 }
 
 async fn daylight_saving_gaps_are_refused_and_overlaps_take_the_earlier_instant(backend: Backend) {
@@ -165,14 +172,22 @@ async fn daylight_saving_gaps_are_refused_and_overlaps_take_the_earlier_instant(
     let err =
         assert_error(org.agent.book(&booking(provider.id, next_spring_gap(), "02:30")).await, 422, "validation_failed");
     assert!(err.to_string().contains("appointment_time"), "{err}");
-    let Some(fall_back) = next_autumn_overlap() else {
-        eprintln!("no fall-back day within the booking horizon this week: the overlap is not tried");
-        return;
+
+    let (zone, fall_back, time) = next_autumn_overlap();
+    let org = app.org(zone).await;
+    let provider = org.provider().await;
+    let overlap = org.agent.book(&booking(provider.id, fall_back, time)).await.expect("ambiguous time");
+    let tz: chrono_tz::Tz = zone.parse().expect("zone");
+    let local = fall_back.and_time(NaiveTime::parse_from_str(time, "%H:%M").expect("t"));
+    let chrono::LocalResult::Ambiguous(earlier, later) = tz.from_local_datetime(&local) else {
+        panic!("{time} happens twice in {zone} on {fall_back}");
     };
-    let overlap = org.agent.book(&booking(provider.id, fall_back, "01:30")).await.expect("ambiguous time");
-    assert_eq!(overlap.starts_at.offset().local_minus_utc(), -4 * 3600, "the earlier (EDT) instant");
-    // 01:30 EDT + 30 minutes is the instant the clocks fall back: 01:00 EST.
-    assert_eq!(overlap.ends_at.offset().local_minus_utc(), -5 * 3600);
+    use chrono::Offset;
+    let offset = |t: chrono::DateTime<chrono_tz::Tz>| t.offset().fix().local_minus_utc();
+    assert_eq!(overlap.starts_at.offset().local_minus_utc(), offset(earlier), "the earlier instant");
+    // Thirty minutes after the earlier instant is the instant the clocks fall back: the end is on
+    // the later offset (01:30 EDT + 30 minutes is 01:00 EST; 02:30 NZDT + 30 minutes, 02:00 NZST).
+    assert_eq!(overlap.ends_at.offset().local_minus_utc(), offset(later));
     assert_eq!(overlap.ends_at - overlap.starts_at, Duration::minutes(30));
 }
 
