@@ -95,7 +95,7 @@ fn clocks_change_after(tz: &str, days: i64) -> NaiveDate {
 
 /// The first day from tomorrow on which `tz`'s clocks go forward (`forward`) or back. Within a
 /// year, so within the booking horizon: 364 days on, except where the change is today and next
-/// year's falls a week later (371 days), when there is none to try (`None`).
+/// year's falls a week later (371 days), when there is none within it (`None`).
 fn next_change(tz: &str, forward: bool) -> Option<NaiveDate> {
     let mut d = days_ahead(0);
     for _ in 0..364 {
@@ -242,22 +242,23 @@ async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
     // Los Angeles on the eve of its next change of each kind (forward, back), late in the evening
     // (already the next day in UTC): the night's 2:30 AM does not exist when the clocks spring
     // forward, and 1:30 AM is the first of two when they fall back. Each is the next of its kind,
-    // not the one after the other's, which can lie past the booking horizon.
-    let changes = [true, false].map(|forward| (forward, next_change(LOS_ANGELES, forward)));
-    for (forward, change) in changes {
-        let Some(change) = change else {
-            eprintln!("no change forward={forward} within 364 days from today: not tried this run");
-            continue;
-        };
+    // not the one after the other's. In the week after a change, when Los Angeles's next of that
+    // kind lies past the booking horizon, Auckland's is taken (its clocks change at 2 or 3 AM, so
+    // 1:30 AM is before the change there, and 2:30 AM missing or repeated alike).
+    for forward in [true, false] {
+        let (tz, change) = [LOS_ANGELES, AUCKLAND]
+            .into_iter()
+            .find_map(|tz| next_change(tz, forward).map(|change| (tz, change)))
+            .expect("Los Angeles or Auckland changes its clocks each way within any 364 days");
         let eve = change.pred_opt().expect("a day before");
-        clock.set(at(LOS_ANGELES, eve, "21:00"));
-        let west = app.org(LOS_ANGELES).await;
+        clock.set(at(tz, eve, "21:00"));
+        let west = app.org(tz).await;
         west.provider().await;
-        assert_eq!(noon_offset(LOS_ANGELES, change) > noon_offset(LOS_ANGELES, eve), forward);
+        assert_eq!(noon_offset(tz, change) > noon_offset(tz, eve), forward);
         let night = ask(&west, "book_appointment", book("Smith", "tomorrow", "1:30 AM")).await;
         assert!(night.as_ref().is_ok_and(|a| a.contains(&format!("on {} at 1:30 AM", spoken(change)))), "{night:?}");
         let stored = booked(&west).await;
-        assert_eq!(stored[0].starts_at.offset().local_minus_utc(), noon_offset(LOS_ANGELES, eve), "the earlier 1:30");
+        assert_eq!(stored[0].starts_at.offset().local_minus_utc(), noon_offset(tz, eve), "the earlier 1:30");
         let spring = ask(&west, "book_appointment", book("Smith", "tomorrow", "2:30 am")).await;
         if forward {
             assert!(spring.as_ref().is_err_and(|e| e.contains("clocks change")), "{spring:?}");
@@ -265,7 +266,6 @@ async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
             assert!(spring.is_ok(), "{spring:?}");
         }
     }
-    assert!(changes.iter().any(|(_, change)| change.is_some()), "a change of some kind was tried");
 }
 
 async fn times_are_read_in_every_accepted_form(backend: Backend) {
