@@ -641,11 +641,12 @@ pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentI
     tx.run(sql, (org, id, email, sms)).await
 }
 
-/// The start a new notice of a move of `kind` of `a` (now at its new start) tells from: the one the patient last
-/// heard of, which the earliest of the earlier moves' notices still unsent told from (those not
-/// being sent are withdrawn here: this one tells instead), else `was`; `None` when that is its new
-/// start itself, nothing having changed for them. (A notice being sent when this commits is
-/// dropped as overtaken, `outbox::freshness`.)
+/// The start a new notice of a move of `kind` of `a` (now at its new start) tells from: the one
+/// the patient last heard of, which the earliest of the earlier moves' notices still unsent told
+/// from (those not being sent are withdrawn here: this one tells instead), else `was`; `None` when
+/// that is its new start itself and no notice of a move away may still reach them, nothing having
+/// changed for them. (A notice being sent when this commits is dropped as overtaken unless past
+/// its last check, `outbox::freshness`.)
 async fn withdraw_move_notices(
     tx: &mut Tx,
     a: &Appointment,
@@ -663,8 +664,15 @@ async fn withdraw_move_notices(
     let sql = "SELECT payload, created_at FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3
                  AND sent_at IS NULL AND dead_at IS NULL";
     let claimed: Vec<(Json<Value>, Timestamp)> = tx.query(sql, (org, id, kind)).fetch_all().await?;
+    let in_hand = !claimed.is_empty();
     let earliest = rows.into_iter().chain(claimed).min_by_key(|(_, at)| at.0);
     let heard = earliest.and_then(|(Json(payload), _)| outbox_kind::moved_from_of(&payload)).unwrap_or(was);
+    // Back where they last heard it is, there is nothing to tell, unless a notice of the move
+    // away is in a dispatcher's hands: it may be past its last check and reach them, so this move
+    // back is told too (from `was`, where that notice would leave them).
+    if heard == moved_to && in_hand && was != moved_to {
+        return Ok(Some(was));
+    }
     Ok(Some(heard).filter(|from| *from != moved_to))
 }
 

@@ -5,7 +5,7 @@
 use crate::email::{link_in, post_confirm, searchable, wait_eml, wait_until};
 use crate::helpers::*;
 use booking_service::domain::{AppointmentId, OrgId, WebhookId};
-use booking_service::store::{event, outbox_kind, OutboxJob};
+use booking_service::store::{event, outbox_kind, MailClaim, OutboxJob};
 use chrono::{DateTime, Duration, Timelike, Utc};
 use serde_json::{json, Value};
 use shared::api::{AppointmentStatus, BookingInput, CreateWebhook, RescheduleRequest, Settings};
@@ -420,6 +420,34 @@ async fn moves_before_their_notices_go_are_told_as_one(backend: Backend) {
     assert_eq!(notices().await, [], "back where they last heard it is");
 }
 
+/// A move back while the notice of the move away is in a dispatcher's hands (being sent, past its
+/// last check) is told too: that notice may still reach the patient, who would then wait at the
+/// time it named.
+async fn a_move_back_while_the_move_away_is_being_sent_is_told(backend: Backend) {
+    let (app, org, booked) = confirmed_with_messages_held(backend).await;
+    let id = booked.appointment_id;
+    let (first, away) = (booked.starts_at.to_utc(), booked.starts_at.to_utc() + Duration::hours(1));
+    org.staff.reschedule(id, &move_to(days_ahead(3), "10:00")).await.expect("moved");
+    let now = booking_service::store::now();
+    let claim = MailClaim::every(now, now + Duration::minutes(2), 100, 10);
+    let in_hand = app.store.claim_mail(&claim).await.expect("claimed").jobs;
+    assert_eq!(in_hand.iter().filter(|j| outbox_kind::MOVES.contains(&j.kind.as_str())).count(), 2, "{in_hand:?}");
+    org.staff.reschedule(id, &move_to(days_ahead(3), "09:00")).await.expect("moved back");
+    let starts_at = |payload: &Value| {
+        payload["starts_at"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.to_utc())
+    };
+    let back: Vec<_> =
+        move_notices(&app, &org, id).await.into_iter().filter(|(_, p)| starts_at(p) == Some(first)).collect();
+    assert_eq!(back.len(), 2, "told by email and SMS: {back:?}");
+    for (kind, payload) in &back {
+        assert_eq!(
+            outbox_kind::moved_from_of(payload),
+            Some(away),
+            "{kind}: from where the notice in hand leaves them"
+        );
+    }
+}
+
 /// A move not yet told when the appointment is cancelled is told with the cancellation: the
 /// move's notices are withdrawn, and the cancellation names the time the patient last heard of
 /// (the cancelled time alone, one they never heard, would leave them thinking theirs still stands).
@@ -467,6 +495,7 @@ async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backen
 
 on_both_backends!(
     moves_before_their_notices_go_are_told_as_one,
+    a_move_back_while_the_move_away_is_being_sent_is_told,
     a_cancellation_after_an_untold_move_names_the_time_the_patient_knew,
     a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one,
     a_move_and_a_cancellation_reach_the_phone_by_sms,
