@@ -3,6 +3,7 @@
 //! the name from `function.name` or `name`; arguments from `function.arguments`, `arguments` or
 //! `parameters`, each an object or a JSON string. Unknown fields are ignored.
 
+use super::tools::MAX_CALLS_PER_MESSAGE;
 use crate::domain::PhoneNumber;
 use chrono::{DateTime, Datelike, Utc};
 use serde_json::{Map, Value};
@@ -32,6 +33,12 @@ pub struct CallReport {
     pub ended_reason: Option<String>,
     pub summary: Option<String>,
 }
+
+/// The most tool calls (after removing repeated ids) a message may list and still be answered one
+/// result per call: one with more than [`MAX_CALLS_PER_MESSAGE`] is answered with a refusal for
+/// each, and past this it is refused whole (422). Otherwise a 1 MiB message of bare ids
+/// would be answered with a refusal for each of tens of thousands, an answer ten times its size.
+pub const MAX_LISTED_CALLS: usize = 64;
 
 /// The longest call id kept; Vapi's are UUIDs.
 const MAX_CALL_ID: usize = 200;
@@ -78,7 +85,7 @@ impl VapiMessage {
         let call_id =
             message["call"]["id"].as_str().filter(|id| an_id(id) && id.len() <= MAX_CALL_ID).map(str::to_owned);
         Ok(match kind {
-            "tool-calls" => Self::ToolCalls(ToolCalls { calls: tool_calls(message), caller, call_id }),
+            "tool-calls" => Self::ToolCalls(ToolCalls { calls: tool_calls(message)?, caller, call_id }),
             "assistant-request" => Self::AssistantRequest,
             "transfer-destination-request" => Self::TransferDestinationRequest,
             "end-of-call-report" => Self::EndOfCallReport(call_id.map(|call_id| {
@@ -122,7 +129,9 @@ fn an_id(id: &str) -> bool {
     !id.is_empty() && !id.chars().any(char::is_control)
 }
 
-fn tool_calls(message: &Value) -> Vec<ToolCall> {
+/// The calls a message lists, or why it is refused: more than [`MAX_LISTED_CALLS`] of them (read no
+/// further than one past it).
+fn tool_calls(message: &Value) -> Result<Vec<ToolCall>, String> {
     let listed: Vec<&Value> = if let Some(list) = message["toolCallList"].as_array().filter(|l| !l.is_empty()) {
         list.iter().collect()
     } else if let Some(list) = message["toolCalls"].as_array().filter(|l| !l.is_empty()) {
@@ -133,15 +142,19 @@ fn tool_calls(message: &Value) -> Vec<ToolCall> {
             .map(|l| l.iter().map(|t| &t["toolCall"]).filter(|c| c.is_object()).collect())
             .unwrap_or_default()
     };
-    let mut calls: Vec<ToolCall> = Vec::with_capacity(listed.len());
-    // A set, not a scan of `calls`: a message may list thousands of calls before it is refused.
-    let mut seen = HashSet::with_capacity(listed.len());
+    let mut calls: Vec<ToolCall> = Vec::new();
+    let mut seen = HashSet::new();
     for raw in listed {
         let Some(id) = raw["id"].as_str().filter(|id| an_id(id)) else {
             continue;
         };
         if !seen.insert(id) {
             continue;
+        }
+        if calls.len() == MAX_LISTED_CALLS {
+            return Err(format!(
+                "message: lists more than {MAX_LISTED_CALLS} tool calls (a message holds at most {MAX_CALLS_PER_MESSAGE})"
+            ));
         }
         let name = raw["function"]["name"].as_str().or_else(|| raw["name"].as_str()).unwrap_or_default();
         let arguments = [&raw["function"]["arguments"], &raw["arguments"], &raw["parameters"]]
@@ -150,7 +163,7 @@ fn tool_calls(message: &Value) -> Vec<ToolCall> {
             .map_or_else(|| Ok(Map::new()), arguments);
         calls.push(ToolCall { id: id.to_owned(), name: name.to_owned(), arguments });
     }
-    calls
+    Ok(calls)
 }
 
 fn arguments(value: &Value) -> Result<Map<String, Value>, String> {
@@ -203,6 +216,22 @@ mod tests {
         assert_eq!(calls_of(legacy)[0].name, "list_providers");
         let nested = json!({"message": {"type": "tool-calls", "toolWithToolCallList": [{"toolCall": call}]}});
         assert_eq!(calls_of(nested)[0].id, "c1");
+    }
+
+    /// Up to 64 distinct calls are listed (repeats not counted); one more and the message is
+    /// refused whole, however many follow.
+    #[test]
+    fn a_message_listing_more_than_sixty_four_calls_is_refused_whole() {
+        let listing = |n: usize| {
+            let calls: Vec<Value> = (0..n).map(|i| json!({"id": format!("c{i}"), "name": "list_providers"})).collect();
+            let listed = [&calls[..], &calls[..n.min(10)]].concat();
+            json!({"message": {"type": "tool-calls", "toolCallList": listed}})
+        };
+        assert_eq!(calls_of(listing(MAX_LISTED_CALLS)).len(), MAX_LISTED_CALLS);
+        for n in [MAX_LISTED_CALLS + 1, 60_000] {
+            let refused = VapiMessage::parse(&listing(n)).expect_err("refused");
+            assert!(refused.contains("more than 64 tool calls"), "{refused}");
+        }
     }
 
     #[test]

@@ -390,6 +390,15 @@ async fn a_message_of_more_than_sixteen_tool_calls_runs_none_of_them(backend: Ba
     }
     assert!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").is_empty(), "nothing booked");
 
+    // A message of tens of thousands of bare ids (near the 1 MiB limit) is refused whole, with an
+    // answer of its own size, not a refusal for each.
+    let ids: Vec<Value> = (0..60_000).map(|i| json!({"id": format!("c{i}")})).collect();
+    let flood = json!({"message": {"type": "tool-calls", "toolCallList": ids}});
+    let response = org.agent.request(Method::POST, "/api/vapi/tools").json(&flood).send().await.expect("sent");
+    assert_eq!(response.status(), 422);
+    let body = response.text().await.expect("body");
+    assert!(body.len() < 1024 && body.contains("more than 64 tool calls"), "{body}");
+
     let sixteen = message(half_hour_bookings(smith.id, &date, 16), Some(CALLER), "call-16");
     let answer = results(&post(&org.agent, &sixteen).await);
     let ids: Vec<String> = answer.iter().map(|(_, id, _)| id.clone()).collect();
