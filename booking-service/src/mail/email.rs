@@ -144,6 +144,12 @@ impl EmailMessage<'_> {
         self.appointment.status == AppointmentStatus::Confirmed
     }
 
+    /// Pending with no confirmation link in this message (a reminder, or a booking's email held
+    /// past its link's expiry): the manage link is where it is confirmed, and the message says so.
+    fn confirmed_through_manage(&self) -> bool {
+        self.appointment.status == AppointmentStatus::Pending && self.link.is_none()
+    }
+
     /// The whole message, addressed to `to`, with a Message-ID derived from its outbox job so a
     /// duplicate delivery can be recognised.
     pub fn build(&self, job: uuid::Uuid, from: &Mailbox, to: &str) -> Result<Message, MailError> {
@@ -223,11 +229,15 @@ fn text(email: &EmailMessage<'_>, when: &str) -> String {
         None => {}
     }
     match email.manage {
-        Some(Manage::Online(link)) => out.push_str(&format!("To cancel it or move it to another time:\n\n{link}\n")),
+        Some(Manage::Online(link)) => {
+            let what = if email.confirmed_through_manage() { "To confirm it, cancel it" } else { "To cancel it" };
+            out.push_str(&format!("{what} or move it to another time:\n\n{link}\n"))
+        }
         Some(Manage::TooSoon { link, phone }) => {
             out.push_str(&format!("{}\n", too_close(phone.as_deref())));
             if let Some(link) = link {
-                out.push_str(&format!("\nThe appointment online:\n\n{link}\n"));
+                let what = if email.confirmed_through_manage() { "To confirm it" } else { "The appointment online" };
+                out.push_str(&format!("\n{what}:\n\n{link}\n"));
             }
         }
         None => {}
@@ -247,12 +257,14 @@ fn html(email: &EmailMessage<'_>, when: &str) -> String {
     };
     let manage = match email.manage {
         Some(Manage::Online(link)) => {
-            format!("<p><a href=\"{href}\">Cancel or move this appointment</a></p>", href = html_escape(link))
+            let what = if email.confirmed_through_manage() { "Confirm, cancel or move" } else { "Cancel or move" };
+            format!("<p><a href=\"{href}\">{what} this appointment</a></p>", href = html_escape(link))
         }
         Some(Manage::TooSoon { link, phone }) => {
+            let what = if email.confirmed_through_manage() { "Confirm" } else { "See" };
             let shown = link
                 .as_deref()
-                .map(|link| format!("<p><a href=\"{href}\">See this appointment</a></p>", href = html_escape(link)));
+                .map(|link| format!("<p><a href=\"{href}\">{what} this appointment</a></p>", href = html_escape(link)));
             format!("<p>{}</p>{}", html_escape(&too_close(phone.as_deref())), shown.unwrap_or_default())
         }
         None => String::new(),
@@ -400,6 +412,44 @@ mod tests {
             local_time(&zone, &falling_back),
             "Sunday 7 November 2027, 01:30 to 01:30 UTC-05:00 (America/New_York, UTC-04:00)"
         );
+    }
+
+    /// A pending appointment's message without a confirmation link (a reminder, a booking email
+    /// held past its link's expiry) offers to confirm through the manage link, in both parts; a
+    /// confirmed one's, or one with the link, does not.
+    #[test]
+    fn a_pending_appointments_message_without_a_link_confirms_through_the_manage_link() {
+        let start = Utc::now() + chrono::Duration::days(3);
+        let pending = Appointment::sample("UTC", start, AppointmentStatus::Pending);
+        let confirmed = Appointment::sample("UTC", start, AppointmentStatus::Confirmed);
+        let online = Manage::Online("https://x/manage/t".into());
+        let too_soon = Manage::TooSoon { link: Some("https://x/manage/t".into()), phone: None };
+        let says = |appointment: &Appointment, kind, link, manage| {
+            let email = EmailMessage {
+                kind,
+                clinic: "Smile",
+                provider: "Dr. Smith",
+                appointment,
+                link,
+                manage: Some(manage),
+                moved_from: None,
+            };
+            let when = local_time(&appointment.zone, &appointment.slot);
+            (text(&email, &when), html(&email, &when))
+        };
+        for kind in [Kind::Reminder, Kind::Booked] {
+            let (text, html) = says(&pending, kind, None, &online);
+            assert!(text.contains("To confirm it, cancel it or move it to another time:"), "{text}");
+            assert!(html.contains(">Confirm, cancel or move this appointment</a>"), "{html}");
+            let (text, html) = says(&pending, kind, None, &too_soon);
+            assert!(text.contains("To confirm it:\n\nhttps://x/manage/t"), "{text}");
+            assert!(html.contains(">Confirm this appointment</a>"), "{html}");
+            let (text, html) = says(&confirmed, kind, None, &online);
+            assert!(text.contains("\nTo cancel it or move it to another time:"), "{text}");
+            assert!(!html.contains("Confirm, cancel"), "{html}");
+        }
+        let (text, _) = says(&pending, Kind::Booked, Some("https://x/confirm/c"), &online);
+        assert!(text.contains("\nTo cancel it or move it to another time:"), "the link confirms: {text}");
     }
 
     #[test]

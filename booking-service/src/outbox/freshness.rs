@@ -42,28 +42,10 @@ pub fn why_not_send(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AppointmentId, OrgId, ProviderId, Slot, Zone};
     use chrono::Duration;
 
     fn appointment(start: DateTime<Utc>, status: AppointmentStatus) -> Appointment {
-        let slot = Slot::from_bounds(start, start + Duration::minutes(30)).expect("a slot");
-        Appointment {
-            id: AppointmentId::new(),
-            org_id: OrgId::new(),
-            provider_id: ProviderId::new(),
-            zone: Zone::parse("zone", "UTC").expect("UTC"),
-            slot,
-            blocked: slot,
-            appointment_type: None,
-            status,
-            confirmation_code: "ABC123".into(),
-            patient_name: None,
-            patient_phone: Some("+15551234567".into()),
-            patient_email: None,
-            notes: None,
-            created_at: start - Duration::days(3),
-            updated_at: start - Duration::days(3),
-        }
+        Appointment::sample("UTC", start, status)
     }
 
     #[test]

@@ -88,30 +88,12 @@ pub fn sms_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AppointmentId, OrgId, ProviderId, Slot, Zone};
     use chrono::{TimeZone, Utc};
     use shared::api::AppointmentStatus;
 
     fn appointment() -> Appointment {
         let start = Utc.with_ymd_and_hms(2027, 1, 15, 19, 0, 0).single().expect("a time");
-        let slot = Slot::from_bounds(start, start + chrono::Duration::minutes(30)).expect("a slot");
-        Appointment {
-            id: AppointmentId::new(),
-            org_id: OrgId::new(),
-            provider_id: ProviderId::new(),
-            zone: Zone::parse("zone", "America/New_York").expect("a zone"),
-            slot,
-            blocked: slot,
-            appointment_type: None,
-            status: AppointmentStatus::Pending,
-            confirmation_code: "K7P2QX".into(),
-            patient_name: None,
-            patient_phone: Some("+15551234567".into()),
-            patient_email: None,
-            notes: None,
-            created_at: start,
-            updated_at: start,
-        }
+        Appointment::sample("America/New_York", start, AppointmentStatus::Pending)
     }
 
     #[test]

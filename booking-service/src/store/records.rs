@@ -171,6 +171,32 @@ pub struct Appointment {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A half-hour appointment at `start` in `zone` with a phone, for the unit tests of what is
+/// said about one (its messages, whether they may still go).
+#[cfg(test)]
+impl Appointment {
+    pub fn sample(zone: &str, start: DateTime<Utc>, status: AppointmentStatus) -> Self {
+        let slot = Slot::from_bounds(start, start + chrono::Duration::minutes(30)).expect("a slot");
+        Appointment {
+            id: AppointmentId::new(),
+            org_id: OrgId::new(),
+            provider_id: ProviderId::new(),
+            zone: Zone::parse("zone", zone).expect("a zone"),
+            slot,
+            blocked: slot,
+            appointment_type: None,
+            status,
+            confirmation_code: "K7P2QX".into(),
+            patient_name: None,
+            patient_phone: Some("+15551234567".into()),
+            patient_email: None,
+            notes: None,
+            created_at: start - chrono::Duration::days(3),
+            updated_at: start - chrono::Duration::days(3),
+        }
+    }
+}
+
 impl Appointment {
     /// The appointment as the API shows it (and webhooks send it), times in its provider's zone.
     pub fn to_api(&self) -> shared::api::Appointment {
