@@ -21,6 +21,10 @@ const MAX_KEYS: usize = 10_000;
 /// before its body is read: at 600, 100 a second, the chatter of some fifty calls at once.
 pub const VAPI_MESSAGES_PER_REQUEST: NonZeroU32 = NonZeroU32::new(10).expect("not zero");
 
+/// The body a Vapi message may have for the one unit of the messages' allowance it spends at the
+/// door; a longer one spends a unit more for each such part begun (`charge_vapi_body`).
+pub const VAPI_BYTES_PER_MESSAGE: usize = 64 * 1024;
+
 type Key = (Option<OrgId>, String);
 
 pub struct RateLimit {
@@ -80,6 +84,14 @@ impl RateLimit {
     /// asks for is charged as requests.
     pub fn check_vapi_message(&self, caller: &Caller) -> Result<(), ApiError> {
         self.spend(MESSAGES, (caller.org, caller.sub.clone()), 1)
+    }
+
+    /// A Vapi server message's body, once read and before it is parsed: one more of the
+    /// messages' allowance for every [`VAPI_BYTES_PER_MESSAGE`] past the first, so that what a
+    /// token can make the service parse is bounded in bytes, not only in messages (a 1 MiB
+    /// `status-update` costs sixteen).
+    pub fn charge_vapi_body(&self, caller: &Caller, bytes: usize) -> Result<(), ApiError> {
+        self.spend(MESSAGES, (caller.org, caller.sub.clone()), bytes.saturating_sub(1) / VAPI_BYTES_PER_MESSAGE)
     }
 
     /// A patient's links (confirm and manage) count as one caller of their own (their tokens are

@@ -96,6 +96,25 @@ async fn vapi_chatter_spends_an_allowance_of_its_own(backend: Backend) {
     assert_eq!(send(&chatter).await, 429, "past ten times the rate");
 }
 
+/// What a token can make the service parse is bounded in bytes too: a message spends one unit of
+/// the messages' allowance for each 64 KiB it holds, so 1 MiB `status-update`s (sixteen units
+/// each, of an allowance of 60 here) are refused after three, while small ones go on.
+async fn large_vapi_messages_spend_the_allowance_by_their_size(backend: Backend) {
+    let app = spawn_app_with(backend, |c| c.rate_limit_per_minute = 6).await;
+    let org = app.org("UTC").await;
+    let send = async |body: &serde_json::Value| {
+        let sent = org.agent.request(Method::POST, "/api/vapi/tools").json(body).send().await;
+        sent.expect("an answer").status()
+    };
+    let large = serde_json::json!({"message": {"type": "status-update", "padding": "x".repeat(1_000_000)}});
+    for n in 0..3 {
+        assert_eq!(send(&large).await, 200, "large message {n}");
+    }
+    assert_eq!(send(&large).await, 429, "sixteen units each: a fourth is past 60");
+    let small = serde_json::json!({"message": {"type": "status-update", "status": "in-progress"}});
+    assert_eq!(send(&small).await, 200, "a small one still fits");
+}
+
 /// A patient's links have no token subject: the confirmation link and the manage link of one
 /// appointment count together, so a loop on `POST /confirm/{token}` (a write transaction each) is
 /// cut like a token's, and other appointments' links go on.
@@ -430,6 +449,7 @@ on_both_backends!(
     a_known_link_sent_again_and_again_stops_costing_lookups,
     a_vapi_message_counts_once_per_tool_call_it_runs,
     vapi_chatter_spends_an_allowance_of_its_own,
+    large_vapi_messages_spend_the_allowance_by_their_size,
     guesses_at_links_are_limited_per_client_address,
     without_a_proxy_the_peer_is_the_client,
     a_voice_agent_books_at_most_three_upcoming_appointments_per_caller,
