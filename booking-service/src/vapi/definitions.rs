@@ -37,6 +37,7 @@ fn definition(tool: Tool) -> Value {
             let mut properties = provider;
             properties["appointment_type"] = kind;
             properties["date"] = json!({ "type": "string", "description": format!("{DATE} Leave it out to hear the earliest free times of the next two weeks.") });
+            properties["appointment_time"] = json!({ "type": "string", "description": format!("{TIME} Only when the caller asks about one time (\"is 2 PM free?\"), with date: the answer says whether it is free, else the nearest free times that day.") });
             properties["time_window"] = json!({
                 "type": "string",
                 "enum": ["morning", "afternoon", "evening"],

@@ -608,14 +608,55 @@ async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_openi
     assert!(info.ends_with("Opening hours: Monday to Sunday 9 AM to 5 PM."), "{info}");
 }
 
-/// A time asked for on a day the clinic is closed is said to be one, with the nearest free
-/// times, whether it is looked at, booked or moved to; a closure of several days is said whole.
-async fn a_day_the_clinic_is_closed_is_said_to_be_closed(backend: Backend) {
+/// Harbour Clinic in Auckland, its clock at 08:05 five days on (returned), the caller's quota
+/// lifted, and Dr. Aroha Ngata working 09:00 to 17:00 every day.
+async fn harbour_with_ngata(backend: Backend) -> (TestApp, TestOrg, NaiveDate) {
     let first = days_ahead(5);
     let (app, _clock) = app_at(backend, at(AUCKLAND, first, "08:05")).await;
     let org = app.org_named("Harbour Clinic", AUCKLAND).await;
     lift_caller_quota(&org).await;
     provider(&org, "Dr. Aroha Ngata", every_day("09:00", "17:00")).await;
+    (app, org, first)
+}
+
+/// A time asked about ("is 2 PM free?") is answered as a booking would find it, off the offered
+/// starts too: free, or the nearest free times of that day; across providers, who is free then.
+async fn a_time_asked_about_is_said_free_or_the_nearest_free_times(backend: Backend) {
+    let (_app, org, first) = harbour_with_ngata(backend).await;
+    provider(&org, "Dr. Ben Tane", every_day("09:00", "17:00")).await;
+    let day = first + Duration::days(1);
+    ask(&org, "book_appointment", book("Ngata", &date_str(day), "2 PM")).await.expect("booked");
+    let asking = |who: Option<&str>, time: &str| {
+        let mut args = json!({"date": date_str(day), "appointment_time": time});
+        if let Some(who) = who {
+            args["provider_name"] = json!(who);
+        }
+        args
+    };
+
+    let taken = ask(&org, "check_availability", asking(Some("Ngata"), "2 PM")).await;
+    let when = format!("{} at 2:00 PM", spoken(day));
+    let nearest = "The nearest free times that day are 1:00 PM, 1:30 PM or 2:30 PM.";
+    assert_eq!(taken, Ok(format!("Dr. Aroha Ngata isn't free on {when}. {nearest}")));
+    let free = ask(&org, "check_availability", asking(Some("Ngata"), "3 PM")).await;
+    assert_eq!(free, Ok(format!("Yes, Dr. Aroha Ngata is free on {} at 3:00 PM.", spoken(day))));
+    // Off the half hours the day is offered in, as the booking then finds it.
+    let between = ask(&org, "check_availability", asking(Some("Ngata"), "3:10 PM")).await;
+    assert_eq!(between, Ok(format!("Yes, Dr. Aroha Ngata is free on {} at 3:10 PM.", spoken(day))));
+    ask(&org, "book_appointment", book("Ngata", &date_str(day), "3:10 PM")).await.expect("booked as said free");
+    let anyone = ask(&org, "check_availability", asking(None, "2 PM")).await;
+    assert_eq!(anyone, Ok(format!("On {when}, Dr. Ben Tane is free.")));
+
+    let no_day = ask(&org, "check_availability", json!({"provider_name": "Ngata", "appointment_time": "2 PM"})).await;
+    assert_eq!(no_day, Err("Which day should I check that time on?".to_owned()));
+    let half = ask(&org, "check_availability", asking(Some("Ngata"), "2:30")).await;
+    assert!(half.as_ref().is_err_and(|e| e.contains("morning or in the afternoon")), "{half:?}");
+}
+
+/// A time asked for on a day the clinic is closed is said to be one, with the nearest free
+/// times, whether it is looked at, booked or moved to; a closure of several days is said whole.
+async fn a_day_the_clinic_is_closed_is_said_to_be_closed(backend: Backend) {
+    let (_app, org, first) = harbour_with_ngata(backend).await;
     let days = |n| first + Duration::days(n);
     for (from, to) in [(3, 3), (10, 11)] {
         let closure =
@@ -662,6 +703,8 @@ async fn the_definitions_describe_the_new_arguments(backend: Backend) {
     for words in ["tomorrow", "next friday", "never guess a year", "{{today}}"] {
         assert!(date.contains(words), "{words}: {date}");
     }
+    let asked = check["function"]["parameters"]["properties"]["appointment_time"]["description"].as_str();
+    assert!(asked.is_some_and(|t| t.contains("2 PM") && t.contains("nearest free times")), "{asked:?}");
     assert_eq!(
         check["function"]["parameters"]["properties"]["time_window"]["enum"],
         json!(["morning", "afternoon", "evening"])
@@ -684,5 +727,6 @@ on_both_backends!(
     time_windows_split_a_providers_day,
     clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours,
     a_day_the_clinic_is_closed_is_said_to_be_closed,
+    a_time_asked_about_is_said_free_or_the_nearest_free_times,
     the_definitions_describe_the_new_arguments,
 );

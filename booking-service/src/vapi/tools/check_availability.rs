@@ -5,21 +5,24 @@
 
 use super::appointment_types::WhichType;
 use super::arguments::text;
-use super::providers::{active, WhichProvider};
+use super::providers::{self, active, WhichProvider};
 use super::refusal::{Answer, Refusal};
 use super::spoken_date::{self, PartOfDay};
+use super::spoken_time::SpokenStart;
 use super::{speech, Context};
 use crate::booking;
-use crate::domain::{self, Busy, ProviderId, Slot};
+use crate::domain::{self, Busy, Policy, ProviderId, Slot, Zone};
 use crate::store::{AppointmentType, Provider};
 use crate::vapi::clinic;
-use chrono::{Days, Duration, NaiveDate};
+use chrono::{Days, Duration, NaiveDate, NaiveTime};
 use serde::Deserialize;
 
 /// How far ahead the earliest free times, or the next opening after a full day, are looked for.
 const SEARCH_DAYS: u32 = 14;
 /// How many of the earliest free times are offered when no day is named.
 const EARLIEST: usize = 3;
+/// How many of a day's free times nearest a time asked about are offered when it is not free.
+const NEAREST: usize = 3;
 
 #[derive(Debug, Deserialize)]
 pub struct CheckAvailability {
@@ -34,6 +37,9 @@ pub struct CheckAvailability {
     appointment_date: Option<String>,
     #[serde(default, deserialize_with = "text")]
     time_window: Option<String>,
+    /// A time the caller asks about on `date` ("is 2 PM free?"), under the booking tool's name.
+    #[serde(default, alias = "time", deserialize_with = "text")]
+    appointment_time: Option<String>,
 }
 
 /// The time window asked for: a part of the day ("morning", "in the afternoon", "pm"), or none
@@ -58,31 +64,24 @@ struct Search<'a> {
     ctx: &'a Context<'a>,
 }
 
+/// One provider searched: its zone, its first day, the policy it books by and what is busy.
+type Schedule<'a> = (&'a Provider, Zone, NaiveDate, Policy, Busy);
+
 impl Search<'_> {
-    /// The free slots of every provider searched over `days` of its local days from `first` (else
-    /// from its own today), still ahead of now and in the window, earliest first: at least the
-    /// `wanted` earliest of them, when there are that many.
-    ///
-    /// Each provider's busy times are read once; its days are then cut into slots one day at a time
-    /// for every provider together, stopping two days after the day that brought `wanted`: any
-    /// provider's later days start after those slots end, whatever the providers' zones.
-    async fn free(
-        &self,
-        first: Option<NaiveDate>,
-        days: u32,
-        wanted: usize,
-    ) -> Result<Vec<(&Provider, Slot)>, Refusal> {
+    /// Every active provider searched, with its first day (`first`, else its own today) and what
+    /// is busy over `days` of its days from then: one read for all of them (their todays differ
+    /// by two at most).
+    async fn schedules(&self, first: Option<NaiveDate>, days: u32) -> Result<Vec<Schedule<'_>>, Refusal> {
         let providers: Vec<&Provider> = self.providers.iter().filter(|p| p.active).collect();
         let firsts: Vec<NaiveDate> =
             providers.iter().map(|p| first.unwrap_or_else(|| p.zone().local(self.ctx.now).date())).collect();
-        // One read for all of them, over every provider's days (their todays differ by two at most).
         let (Some(&earliest), Some(&latest)) = (firsts.iter().min(), firsts.iter().max()) else {
             return Ok(Vec::new());
         };
         let span = days + u32::try_from((latest - earliest).num_days()).unwrap_or(0);
         let ids: Vec<ProviderId> = providers.iter().map(|p| p.id).collect();
         let busy = booking::busy_over(self.ctx.store, self.ctx.actor.org, &ids, earliest, span).await?;
-        let searched: Vec<_> = providers
+        Ok(providers
             .into_iter()
             .zip(firsts)
             .zip(busy)
@@ -90,7 +89,23 @@ impl Search<'_> {
                 let policy = booking::policy_for(provider, self.kind.as_ref());
                 (provider, provider.zone(), first, policy, Busy::new(busy, None))
             })
-            .collect();
+            .collect())
+    }
+
+    /// The free slots of every provider searched over `days` of its local days from `first` (else
+    /// from its own today), still ahead of now and in the window, earliest first: at least the
+    /// `wanted` earliest of them, when there are that many.
+    ///
+    /// Each provider's days are cut into slots one day at a time for every provider together,
+    /// stopping two days after the day that brought `wanted`: any provider's later days start
+    /// after those slots end, whatever the providers' zones.
+    async fn free(
+        &self,
+        first: Option<NaiveDate>,
+        days: u32,
+        wanted: usize,
+    ) -> Result<Vec<(&Provider, Slot)>, Refusal> {
+        let searched = self.schedules(first, days).await?;
         // Slots are offered by the real time, as the store books by it; the agent's clock (a test's)
         // only holds back what lies before it.
         let (now, mut found, mut enough_on) = (crate::store::now(), Vec::new(), None);
@@ -114,6 +129,24 @@ impl Search<'_> {
         }
         found.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
         Ok(found)
+    }
+
+    /// The providers searched who could be booked at `time` on `date` (each in its own zone), as
+    /// a booking would find them: within their hours, notice and horizon, and clear of what is
+    /// busy, whether or not the time is one of the starts offered.
+    async fn free_at(&self, date: NaiveDate, time: NaiveTime) -> Result<Vec<(&Provider, Slot)>, Refusal> {
+        let now = crate::store::now();
+        let schedules = self.schedules(Some(date), 1).await?;
+        Ok(schedules
+            .into_iter()
+            .filter_map(|(provider, zone, _, policy, busy)| {
+                let slot = Slot::new(zone.instant(date.and_time(time))?, policy.length);
+                let free = slot.start() > self.ctx.now
+                    && provider.hours.permits(&zone, &slot)
+                    && policy.is_free(&slot, &busy, now);
+                free.then_some((provider, slot))
+            })
+            .collect())
     }
 }
 
@@ -164,6 +197,17 @@ impl CheckAvailability {
         // "Today" is the one provider's, else the clinic's (every provider carries the clinic's zone).
         let zone = one.as_ref().map_or(providers[0].org_zone, Provider::zone);
         let today = zone.local(ctx.now).date();
+        // A time asked about is read as a booking reads it (its half of the day asked for when
+        // the caller did not say it), on its day; the window then has no say.
+        let at = match (self.appointment_time, &said_date) {
+            (None, _) => None,
+            (Some(_), None) => return Err(Refusal::spoken("Which day should I check that time on?")),
+            (Some(time), Some(said)) => {
+                let (_, time) = SpokenStart::new(said.clone(), time).read(&zone, ctx.now, "", "")?;
+                Some(domain::parse_time("appointment_time", &time)?)
+            }
+        };
+        let window = window.filter(|_| at.is_none());
         let date = said_date
             .map(|said| spoken_date::resolve(&said, today).map_err(|e| Refusal::spoken(e.spoken())))
             .transpose()?;
@@ -192,8 +236,27 @@ impl CheckAvailability {
             let limit = domain::beyond_horizon(search.kind.as_ref().map(|k| k.name.as_str()), horizon);
             return Err(Refusal::spoken(speech::invalid(&limit)));
         }
-        let on_day = search.free(Some(date), 1, usize::MAX).await?;
+        let mut on_day = search.free(Some(date), 1, usize::MAX).await?;
         let day = speech::day(date);
+        // A time asked about: who is free then, else the nearest free times of that day.
+        let mut asked = None;
+        if let Some(time) = at {
+            let when = format!("{day} at {}", time.format("%-I:%M %p"));
+            let free = search.free_at(date, time).await?;
+            match (&who, free.len()) {
+                (Some(who), 1..) => return Ok(format!("Yes, {who} is free on {when}.")),
+                (None, n @ 1..) => {
+                    let names = providers::names(free.iter().map(|(p, _)| *p), "and");
+                    return Ok(format!("On {when}, {names} {} free{what}.", if n == 1 { "is" } else { "are" }));
+                }
+                (Some(who), 0) => asked = Some(format!("{who} isn't free on {when}.")),
+                (None, 0) => asked = Some(format!("No one is free{what} on {when}.")),
+            }
+            let distance = |(p, s): &(&Provider, Slot)| (p.zone().local(s.start()).time() - time).num_minutes().abs();
+            on_day.sort_by_key(distance);
+            on_day.truncate(NEAREST);
+            on_day.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
+        }
         if on_day.is_empty() {
             let next = match date.checked_add_signed(Duration::days(1)) {
                 Some(next) => search.free(Some(next), SEARCH_DAYS, 1).await?,
@@ -216,19 +279,18 @@ impl CheckAvailability {
             0 => String::new(),
             n => format!(", and {n} more later that day"),
         };
-        Ok(match &who {
-            Some(who) => {
-                let zone = read_out[0].0.zone();
-                let times: Vec<String> = read_out.iter().map(|(_, s)| speech::time(&zone, s.start())).collect();
-                format!("{who} is free on {day}{during} at {}{more}.", speech::join(&times, "or"))
-            }
-            None => {
-                let times: Vec<String> = read_out
-                    .iter()
-                    .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), p.name))
-                    .collect();
-                format!("On {day}{during}, the free times{what} are {}{more}.", speech::join(&times, "or"))
-            }
+        let times: Vec<String> = match &who {
+            Some(_) => read_out.iter().map(|(p, s)| speech::time(&p.zone(), s.start())).collect(),
+            None => read_out
+                .iter()
+                .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), p.name))
+                .collect(),
+        };
+        let times = speech::join(&times, "or");
+        Ok(match (&who, asked) {
+            (_, Some(asked)) => format!("{asked} The nearest free times that day are {times}."),
+            (Some(who), None) => format!("{who} is free on {day}{during} at {times}{more}."),
+            (None, None) => format!("On {day}{during}, the free times{what} are {times}{more}."),
         })
     }
 }

@@ -19,6 +19,11 @@ pub struct SpokenStart {
 }
 
 impl SpokenStart {
+    /// A day and a time as said, from a tool that names them otherwise.
+    pub fn new(appointment_date: String, appointment_time: String) -> Self {
+        Self { appointment_date: Some(appointment_date), appointment_time: Some(appointment_time) }
+    }
+
     /// The day, resolved against today in `zone` at `now`, and the time as `HH:MM` where it can be
     /// read so; or the question for the first one missing, or why the day or the time cannot be.
     pub fn read(
