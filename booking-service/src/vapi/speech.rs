@@ -23,6 +23,19 @@ pub fn moment(zone: &Zone, t: DateTime<Utc>) -> String {
     format!("{} at {}", day(zone.local(t).date()), time(zone, t))
 }
 
+/// " (Honolulu time)" for a provider keeping a zone other than its clinic's: the tools read and
+/// say its times in that zone, which a caller would otherwise take for the clinic's. Empty for
+/// every other provider.
+pub fn zone_note(provider: &Provider) -> String {
+    match provider.own_zone.filter(|zone| *zone != provider.org_zone) {
+        Some(zone) => {
+            let place = zone.name().rsplit('/').next().unwrap_or_default().replace('_', " ");
+            format!(" ({place} time)")
+        }
+        None => String::new(),
+    }
+}
+
 /// "a", "a or b", "a, b or c" (with `and` or `or`).
 pub fn join(items: &[String], word: &str) -> String {
     match items {

@@ -452,10 +452,20 @@ async fn each_providers_earliest_times_start_from_its_own_today(backend: Backend
     assert_eq!(
         earliest,
         format!(
-            "The earliest free times are {} at 10:30 AM with Dr. Kai, 11:00 AM with Dr. Kai or 11:30 AM with Dr. Kai.",
+            "The earliest free times are {} at 10:30 AM with Dr. Kai (Honolulu time), 11:00 AM with Dr. Kai \
+             (Honolulu time) or 11:30 AM with Dr. Kai (Honolulu time).",
             spoken(hawaii_today)
         )
     );
+    // Its times are read and said in its zone, which each answer names for a caller at the clinic.
+    lift_caller_quota(&org).await;
+    let booked = ask(&org, "book_appointment", book("Kai", "today", "11 AM")).await;
+    let at_eleven = format!("{} at 11:00 AM (Honolulu time)", spoken(hawaii_today));
+    assert!(booked.as_ref().is_ok_and(|b| b.contains(&format!("with Dr. Kai on {at_eleven}."))), "{booked:?}");
+    let found = ask(&org, "find_appointments", json!({})).await;
+    assert!(found.as_ref().is_ok_and(|f| f.contains(&format!("with Dr. Kai on {at_eleven} ("))), "{found:?}");
+    let again = ask(&org, "book_appointment", book("Kai", "today", "11 AM")).await;
+    assert!(again.as_ref().is_err_and(|e| e.starts_with(&format!("Dr. Kai isn't free on {at_eleven}."))), "{again:?}");
 }
 
 /// After a full day, the next opening is the earliest instant across providers however far apart
@@ -486,7 +496,7 @@ async fn the_next_opening_is_the_earliest_across_zones_a_day_apart(backend: Back
     assert_eq!(
         answer,
         format!(
-            "No one has free times on {}. The next opening is {} at 12:00 AM with Dr. East.",
+            "No one has free times on {}. The next opening is {} at 12:00 AM with Dr. East (Kiritimati time).",
             spoken(full),
             spoken(later(3))
         )

@@ -102,9 +102,10 @@ impl BookAppointment {
             ""
         };
         Ok(format!(
-            "You're booked{what} with {} on {}. Your confirmation code is {}.{hidden}",
+            "You're booked{what} with {} on {}{}. Your confirmation code is {}.{hidden}",
             provider.name,
             speech::moment(&provider.zone(), booked.answer.starts_at.to_utc()),
+            speech::zone_note(&provider),
             speech::code(&booked.answer.confirmation_code)
         ))
     }

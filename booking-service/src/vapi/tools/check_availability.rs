@@ -5,7 +5,7 @@
 
 use super::appointment_types::WhichType;
 use super::arguments::text;
-use super::providers::{self, active, WhichProvider};
+use super::providers::{active, WhichProvider};
 use super::refusal::{Answer, Refusal};
 use super::spoken_date::{self, PartOfDay};
 use super::spoken_time::SpokenStart;
@@ -150,18 +150,25 @@ impl Search<'_> {
     }
 }
 
-/// The slots as spoken: one provider's by time alone, several providers' each naming its provider.
+/// The slots as spoken: one provider's by time alone, several providers' each naming its provider;
+/// a provider in a zone of its own names it too ([`speech::zone_note`]).
 fn spoken(slots: &[(&Provider, Slot)], one_provider: bool) -> String {
     match slots.first() {
         Some((provider, _)) if one_provider => {
             let only: Vec<Slot> = slots.iter().map(|(_, s)| *s).collect();
-            speech::slots(&provider.zone(), &only, "or")
+            format!("{}{}", speech::slots(&provider.zone(), &only, "or"), speech::zone_note(provider))
         }
         _ => {
-            let named: Vec<_> = slots.iter().map(|(p, s)| (p.zone(), *s, p.name.as_str())).collect();
+            let names: Vec<String> = slots.iter().map(|(p, _)| named(p)).collect();
+            let named: Vec<_> = slots.iter().zip(&names).map(|((p, s), name)| (p.zone(), *s, name.as_str())).collect();
             speech::slots_with(&named, "or")
         }
     }
+}
+
+/// A provider's name, and its zone when it keeps one of its own: "Dr. Kai (Honolulu time)".
+fn named(provider: &Provider) -> String {
+    format!("{}{}", provider.name, speech::zone_note(provider))
 }
 
 impl CheckAvailability {
@@ -241,12 +248,15 @@ impl CheckAvailability {
         // A time asked about: who is free then, else the nearest free times of that day.
         let mut asked = None;
         if let Some(time) = at {
-            let when = format!("{day} at {}", time.format("%-I:%M %p"));
+            // Each provider's in its own zone: one provider's named with it, several each with theirs.
+            let note = one.as_ref().map(speech::zone_note).unwrap_or_default();
+            let when = format!("{day} at {}{note}", time.format("%-I:%M %p"));
             let free = search.free_at(date, time).await?;
             match (&who, free.len()) {
                 (Some(who), 1..) => return Ok(format!("Yes, {who} is free on {when}.")),
                 (None, n @ 1..) => {
-                    let names = providers::names(free.iter().map(|(p, _)| *p), "and");
+                    let names: Vec<String> = free.iter().map(|(p, _)| named(p)).collect();
+                    let names = speech::join(&names, "and");
                     return Ok(format!("On {when}, {names} {} free{what}.", if n == 1 { "is" } else { "are" }));
                 }
                 (Some(who), 0) => asked = Some(format!("{who} isn't free on {when}.")),
@@ -283,10 +293,12 @@ impl CheckAvailability {
             Some(_) => read_out.iter().map(|(p, s)| speech::time(&p.zone(), s.start())).collect(),
             None => read_out
                 .iter()
-                .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), p.name))
+                .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), named(p)))
                 .collect(),
         };
-        let times = speech::join(&times, "or");
+        // One provider's times are all in its zone: named once, after them.
+        let note = one.as_ref().map(speech::zone_note).unwrap_or_default();
+        let times = format!("{}{note}", speech::join(&times, "or"));
         Ok(match (&who, asked) {
             (_, Some(asked)) => format!("{asked} The nearest free times that day are {times}."),
             (Some(who), None) => format!("{who} is free on {day}{during} at {times}{more}."),

@@ -51,11 +51,13 @@ pub async fn listing(ctx: &Context<'_>) -> Result<Option<(usize, String)>, super
     let described: Vec<String> = read_out
         .iter()
         .map(|a| {
-            let name = providers.iter().find(|p| p.id == a.provider_id).map_or("your provider", |p| p.name.as_str());
+            let provider = providers.iter().find(|p| p.id == a.provider_id);
+            let name = provider.map_or("your provider", |p| p.name.as_str());
+            let note = provider.map(speech::zone_note).unwrap_or_default();
             // Statuses in words a caller knows: "pending" sounds like not booked.
             let confirmed = if a.status == AppointmentStatus::Confirmed { "confirmed" } else { "not yet confirmed" };
             format!(
-                "with {name} on {} ({confirmed}, code {})",
+                "with {name} on {}{note} ({confirmed}, code {})",
                 speech::moment(&a.zone, a.slot.start()),
                 speech::code(&a.confirmation_code),
             )

@@ -87,7 +87,8 @@ pub async fn refused(ctx: &Context<'_>, e: BookingError) -> Refusal {
                 Ok(Some(closure)) => {
                     let today = provider.org_zone.local(ctx.now).date();
                     let closed = format!("The clinic is closed {}.", clinic::closed_days(&closure, today));
-                    return Refusal::Spoken(offer(closed, &provider.zone(), alternatives));
+                    let note = speech::zone_note(provider);
+                    return Refusal::Spoken(offer(closed, &provider.zone(), alternatives, &note));
                 }
                 Ok(None) => {}
                 Err(error) => tracing::debug!(%error, "cannot read the clinic's closures for a refusal"),
@@ -100,7 +101,7 @@ pub async fn refused(ctx: &Context<'_>, e: BookingError) -> Refusal {
 /// Taken or outside the provider's hours, with the nearest free times to choose from.
 fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> String {
     let zone = provider.zone();
-    let when = speech::moment(&zone, wanted.start());
+    let when = format!("{}{}", speech::moment(&zone, wanted.start()), speech::zone_note(provider));
     if !provider.active {
         return format!(
             "{} is no longer taking appointments. The front desk can help you find another time.",
@@ -112,16 +113,17 @@ fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> Str
     } else {
         format!("{} isn't available on {when}.", provider.name)
     };
-    offer(first, &zone, alternatives)
+    offer(first, &zone, alternatives, "")
 }
 
-/// `first`, then the nearest free times to choose from, or a request for another day.
-fn offer(first: String, zone: &Zone, alternatives: &[Slot]) -> String {
+/// `first`, then the nearest free times to choose from (`note` after them: the provider's zone
+/// when `first` has not named it), or a request for another day.
+fn offer(first: String, zone: &Zone, alternatives: &[Slot], note: &str) -> String {
     if alternatives.is_empty() {
         format!("{first} I couldn't find a free time near then. Could you try another day?")
     } else {
         format!(
-            "{first} The nearest free times are {}. Would one of those work?",
+            "{first} The nearest free times are {}{note}. Would one of those work?",
             speech::slots(zone, alternatives, "or")
         )
     }

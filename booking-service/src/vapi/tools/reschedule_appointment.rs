@@ -35,9 +35,10 @@ impl RescheduleAppointment {
             Err(e) => return Err(refusal::refused(ctx, e).await),
         };
         Ok(format!(
-            "Done: your appointment with {} is now on {}. Your confirmation code stays {}.",
+            "Done: your appointment with {} is now on {}{}. Your confirmation code stays {}.",
             provider.name,
             speech::moment(&moved.zone, moved.slot.start()),
+            speech::zone_note(&provider),
             speech::code(&moved.confirmation_code)
         ))
     }
