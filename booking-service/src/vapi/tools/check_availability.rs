@@ -105,7 +105,11 @@ impl Search<'_> {
         days: u32,
         wanted: usize,
     ) -> Result<Vec<(&Provider, Slot)>, Refusal> {
-        let searched = self.schedules(first, days).await?;
+        Ok(self.slots_of(&self.schedules(first, days).await?, days, wanted))
+    }
+
+    /// [`Search::free`] over schedules already read.
+    fn slots_of<'p>(&self, searched: &[Schedule<'p>], days: u32, wanted: usize) -> Vec<(&'p Provider, Slot)> {
         // Slots are offered by the real time, as the store books by it; the agent's clock (a test's)
         // only holds back what lies before it.
         let (now, mut found, mut enough_on) = (crate::store::now(), Vec::new(), None);
@@ -113,7 +117,7 @@ impl Search<'_> {
             if enough_on.is_some_and(|on| day > on + 2) {
                 break;
             }
-            for (provider, zone, first, policy, busy) in &searched {
+            for (provider, zone, first, policy, busy) in searched {
                 let Some(date) = first.checked_add_days(Days::new(day)) else { continue };
                 found.extend(
                     domain::free_slots(zone, &provider.hours, date, policy, busy, now)
@@ -127,27 +131,31 @@ impl Search<'_> {
                 enough_on = Some(day);
             }
         }
-        found.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
-        Ok(found)
+        earliest_first(&mut found);
+        found
     }
 
-    /// The providers searched who could be booked at `time` on `date` (each in its own zone), as
-    /// a booking would find them: within their hours, notice and horizon, and clear of what is
-    /// busy, whether or not the time is one of the starts offered.
-    async fn free_at(&self, date: NaiveDate, time: NaiveTime) -> Result<Vec<(&Provider, Slot)>, Refusal> {
+    /// The providers of `searched` (read from `date`) who could be booked at `time` on it (each
+    /// in its own zone), as a booking would find them: within their hours, notice and horizon,
+    /// and clear of what is busy, whether or not the time is one of the starts offered.
+    fn free_at<'p>(&self, searched: &[Schedule<'p>], date: NaiveDate, time: NaiveTime) -> Vec<(&'p Provider, Slot)> {
         let now = crate::store::now();
-        let schedules = self.schedules(Some(date), 1).await?;
-        Ok(schedules
-            .into_iter()
+        searched
+            .iter()
             .filter_map(|(provider, zone, _, policy, busy)| {
                 let slot = Slot::new(zone.instant(date.and_time(time))?, policy.length);
                 let free = slot.start() > self.ctx.now
-                    && provider.hours.permits(&zone, &slot)
-                    && policy.is_free(&slot, &busy, now);
-                free.then_some((provider, slot))
+                    && provider.hours.permits(zone, &slot)
+                    && policy.is_free(&slot, busy, now);
+                free.then_some((*provider, slot))
             })
-            .collect())
+            .collect()
     }
+}
+
+/// Earliest first, providers of one start by name.
+fn earliest_first(slots: &mut [(&Provider, Slot)]) {
+    slots.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
 }
 
 /// The slots as spoken: one provider's by time alone, several providers' each naming its provider;
@@ -243,15 +251,17 @@ impl CheckAvailability {
             let limit = domain::beyond_horizon(search.kind.as_ref().map(|k| k.name.as_str()), horizon);
             return Err(Refusal::spoken(speech::invalid(&limit)));
         }
-        let mut on_day = search.free(Some(date), 1, usize::MAX).await?;
+        // The day's schedules, read once for its free times and for a time asked about.
+        let searched = search.schedules(Some(date), 1).await?;
+        let mut on_day = search.slots_of(&searched, 1, usize::MAX);
         let day = speech::day(date);
+        // One provider's times are all in its zone, named once; several providers' each with theirs.
+        let note = one.as_ref().map(speech::zone_note).unwrap_or_default();
         // A time asked about: who is free then, else the nearest free times of that day.
         let mut asked = None;
         if let Some(time) = at {
-            // Each provider's in its own zone: one provider's named with it, several each with theirs.
-            let note = one.as_ref().map(speech::zone_note).unwrap_or_default();
             let when = format!("{day} at {}{note}", time.format("%-I:%M %p"));
-            let free = search.free_at(date, time).await?;
+            let free = search.free_at(&searched, date, time);
             match (&who, free.len()) {
                 (Some(who), 1..) => return Ok(format!("Yes, {who} is free on {when}.")),
                 (None, n @ 1..) => {
@@ -265,7 +275,7 @@ impl CheckAvailability {
             let distance = |(p, s): &(&Provider, Slot)| (p.zone().local(s.start()).time() - time).num_minutes().abs();
             on_day.sort_by_key(distance);
             on_day.truncate(NEAREST);
-            on_day.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
+            earliest_first(&mut on_day);
         }
         if on_day.is_empty() {
             let next = match date.checked_add_signed(Duration::days(1)) {
@@ -296,8 +306,6 @@ impl CheckAvailability {
                 .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), named(p)))
                 .collect(),
         };
-        // One provider's times are all in its zone: named once, after them.
-        let note = one.as_ref().map(speech::zone_note).unwrap_or_default();
         let times = format!("{}{note}", speech::join(&times, "or"));
         Ok(match (&who, asked) {
             (_, Some(asked)) => format!("{asked} The nearest free times that day are {times}."),
