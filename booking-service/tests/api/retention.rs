@@ -19,7 +19,9 @@ async fn retention_prunes_only_what_has_served_its_time(backend: Backend) {
     let mut later = input.clone();
     later.appointment_time = Some("11:00".into());
     let second = org.agent.book(&later).await.expect("booked");
-    let call = json!({"id": "tc-1", "type": "function", "function": {"name": "list_providers", "arguments": {}}});
+    // A change's answer is remembered (a read's is not), refusal or not.
+    let cancel = json!({"name": "cancel_appointment", "arguments": {"confirmation_code": "ZZZZZZ"}});
+    let call = json!({"id": "tc-1", "type": "function", "function": cancel});
     let message = json!({"message": {"type": "tool-calls", "toolCallList": [call], "call": {"id": "call-1"}}});
     let answered = org.agent.request(Method::POST, "/api/vapi/tools").json(&message).send().await.expect("sent");
     assert_eq!(answered.status(), 200);

@@ -83,7 +83,8 @@ impl Tool {
     }
 
     /// Whether it changes the caller's appointments, so that a later call of the same message
-    /// may depend on it ("cancel Tuesday's and book Thursday").
+    /// may depend on it ("cancel Tuesday's and book Thursday"), and its answer is kept for a
+    /// repeated request (remembered.rs).
     fn writes(self) -> bool {
         matches!(self, Tool::BookAppointment | Tool::CancelAppointment | Tool::RescheduleAppointment)
     }

@@ -1,6 +1,10 @@
 //! Remembered answers. Vapi may send a tool call again under the same `toolCallId` (a retry,
 //! another instance of this service): the first answer is kept in the store and given again, so a
 //! booking or a cancellation is neither done twice nor answered differently the second time.
+//! Only the answers of the tools that change appointments are kept: a tool that only reads
+//! changes nothing when run again, and its kept answer could be stale (a model that numbers its
+//! calls `call_0`, `call_1` asks `find_appointments` as `call_0` again after a cancellation, and
+//! must not hear the cancelled appointment).
 //!
 //! A `toolCallId` is the model's, not ours: it is unique neither across calls nor across clinics'
 //! callers (some models number their calls `call_0`, `call_1`, and an agent token may send any id).
@@ -39,7 +43,8 @@ pub async fn remembered(
         tool_call_id: &call.id,
         fingerprint: &fingerprint,
     };
-    let keep = keepable(&key, ctx.caller.is_some());
+    let tool = Tool::from_name(&call.name);
+    let keep = tool.is_some_and(Tool::writes) && keepable(&key, ctx.caller.is_some());
     if keep {
         if let Ok(Some(saved)) = ctx.store.tool_result(org, &key).await {
             if let Ok(outcome) = serde_json::from_value(saved) {
@@ -60,7 +65,7 @@ pub async fn remembered(
     };
     // Two instances may answer the same request at once: the answer the store kept first wins, so
     // both give the same one.
-    let tool_name = Tool::from_name(&call.name).map_or("unknown", Tool::name);
+    let tool_name = tool.map_or("unknown", Tool::name);
     Some(match ctx.store.save_tool_result(org, &key, tool_name, &value).await {
         Ok(standing) => serde_json::from_value(standing).unwrap_or(outcome),
         Err(e) => {
