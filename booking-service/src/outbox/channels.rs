@@ -120,17 +120,22 @@ impl Channels {
             return Err(DeliveryError::Render("the message has no link nonce".into()));
         }
         let asks = kind == Kind::Booked || about.appointment.status == AppointmentStatus::Pending;
+        let pending = about.appointment.status == AppointmentStatus::Pending;
         let link = if let Some(nonce) = nonce.filter(|_| kind.has_link() && asks) {
-            // None stored: a reschedule replaced this link before it went out, and the newer
-            // message carries the working one, so this one would only confuse.
             let tokens = self.links.confirm_tokens(nonce);
-            let stored = first_stored(tokens, |hash| async move { Ok(self.store.link_target(&hash).await?) }).await?;
-            let Some((token, target)) = stored else {
-                return Ok(Delivery::Dropped { reason: "superseded by a newer confirmation link" });
-            };
-            // Held up past its expiry (an outage longer than CONFIRM_TOKEN_TTL_HOURS), the link
-            // would only answer 410: the email goes without it (the manage link confirms too).
-            (target.expires_at > store::now()).then(|| format!("{}/confirm/{}", self.base_url, token.as_str()))
+            match first_stored(tokens, |hash| async move { Ok(self.store.link_target(&hash).await?) }).await? {
+                // Held up past its expiry (an outage longer than CONFIRM_TOKEN_TTL_HOURS), the link
+                // would only answer 410: the email goes without it (the manage link confirms too).
+                Some((token, target)) => {
+                    (target.expires_at > store::now()).then(|| format!("{}/confirm/{}", self.base_url, token.as_str()))
+                }
+                // A reschedule replaced this link before it went out. While pending, the newer
+                // message carries the working one, so this one would only confuse.
+                None if pending => return Ok(Delivery::Dropped { reason: "superseded by a newer confirmation link" }),
+                // Confirmed, it asks nothing, and the move's notices may be gone (moved back
+                // before they went): the booking email goes without the link.
+                None => None,
+            }
         } else {
             None
         };

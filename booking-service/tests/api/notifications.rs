@@ -448,6 +448,23 @@ async fn a_move_back_while_the_move_away_is_being_sent_is_told(backend: Backend)
     }
 }
 
+/// A confirmed appointment moved away and back before its messages went has nothing to tell of
+/// the moves (their notices withdrawn), while the first move withdrew its confirmation link: its
+/// booking email still goes, without that link, saying it is booked and confirmed.
+async fn a_confirmed_booking_moved_away_and_back_still_gets_its_booking_email(backend: Backend) {
+    let (app, org, booked) = confirmed_with_messages_held(backend).await;
+    let id = booked.appointment_id;
+    for time in ["11:00", "09:00"] {
+        org.staff.reschedule(id, &move_to(days_ahead(3), time)).await.expect("moved");
+    }
+    assert_eq!(move_notices(&app, &org, id).await, [], "nothing to tell of the moves");
+    // A second instance's dispatcher sends what is due (the first looks only at its start).
+    let sender = app.another_instance().await;
+    let mail = searchable(&wait_eml(&sender, 1).await[0]);
+    assert!(mail.contains("is booked and confirmed") && mail.contains(&booked.confirmation_code), "{mail}");
+    assert!(!mail.contains("/confirm/"), "without the withdrawn link: {mail}");
+}
+
 /// A move not yet told when the appointment is cancelled is told with the cancellation: the
 /// move's notices are withdrawn, and the cancellation names the time the patient last heard of
 /// (the cancelled time alone, one they never heard, would leave them thinking theirs still stands).
@@ -496,6 +513,7 @@ async fn a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one(backen
 on_both_backends!(
     moves_before_their_notices_go_are_told_as_one,
     a_move_back_while_the_move_away_is_being_sent_is_told,
+    a_confirmed_booking_moved_away_and_back_still_gets_its_booking_email,
     a_cancellation_after_an_untold_move_names_the_time_the_patient_knew,
     a_new_length_at_the_same_start_keeps_the_status_and_tells_no_one,
     a_move_and_a_cancellation_reach_the_phone_by_sms,
