@@ -131,7 +131,7 @@ impl Pg {
             Scope::WriteLocked(org, key) => format!(
                 "SET LOCAL ROLE {REQUEST_ROLE}; SET LOCAL app.org_id = '{org}'; SELECT pg_advisory_xact_lock({key})"
             ),
-            Scope::Dispatch | Scope::Backlog | Scope::Claim(None) => format!("SET LOCAL ROLE {WORKER_ROLE}"),
+            Scope::Dispatch | Scope::WorkerRead | Scope::Claim(None) => format!("SET LOCAL ROLE {WORKER_ROLE}"),
             // Its two statements share the time (a cancelled COMMIT only warns: it commits); at
             // least 1 ms, as 0 would mean no timeout at all.
             Scope::Claim(Some(within)) => {
@@ -324,7 +324,7 @@ mod tests {
         for (scope, role) in [
             (Scope::Dispatch, WORKER_ROLE),
             (Scope::Claim(Some(std::time::Duration::from_secs(5))), WORKER_ROLE),
-            (Scope::Backlog, WORKER_ROLE),
+            (Scope::WorkerRead, WORKER_ROLE),
             (Scope::Links, LINK_ROLE),
             (Scope::OptOuts, LINK_ROLE),
             (Scope::Retention, RETENTION_ROLE),

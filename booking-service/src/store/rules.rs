@@ -71,9 +71,10 @@ pub(super) enum Scope {
     Dispatch,
     /// The dispatcher's claim, bounded by `MailClaim::within`.
     Claim(Option<std::time::Duration>),
-    /// The metrics sampler counting the outbox across organizations: the dispatcher's role, but
-    /// only reading (on SQLite it does not queue for the writer).
-    Backlog,
+    /// The dispatcher's role, only reading (on SQLite it does not queue for the writer): the
+    /// metrics sampler counting the outbox across organizations, the dispatcher asking whether a
+    /// phone opted out.
+    WorkerRead,
     /// Finding which organization a confirmation link belongs to, and nothing else.
     Links,
     /// The inbound SMS route keeping opt-outs, and nothing else (on PostgreSQL the same role as
@@ -708,7 +709,7 @@ impl Store for SqlStore {
              WHERE {DUE} AND kind IN (SELECT value FROM {known})"
         );
         let row: Option<(i64, Option<Timestamp>, i64)> =
-            self.fetch_optional(Scope::Backlog, &sql, (Timestamp(now), Json(outbox_kind::ALL))).await?;
+            self.fetch_optional(Scope::WorkerRead, &sql, (Timestamp(now), Json(outbox_kind::ALL))).await?;
         let (due, oldest, dead) = row.unwrap_or((0, None, 0));
         let oldest_due_seconds = oldest.map_or(0.0, |t| (now - t.0).to_std().map_or(0.0, |age| age.as_secs_f64()));
         Ok(super::OutboxBacklog { due, oldest_due_seconds, dead })
@@ -1591,7 +1592,7 @@ impl Store for SqlStore {
 
     // SMS opt-outs belong to a pair of numbers, not to a clinic (a sender number may serve
     // several), so they are kept and read outside any organization's scope: written by the inbound
-    // SMS route (`Scope::OptOuts`), read by the dispatcher (`Scope::Dispatch`), each role allowed
+    // SMS route (`Scope::OptOuts`), read by the dispatcher (`Scope::WorkerRead`), each role allowed
     // that table only.
 
     async fn sms_opt_out(&self, sender: &PhoneNumber, phone: &PhoneNumber) -> StoreResult<()> {
@@ -1608,7 +1609,7 @@ impl Store for SqlStore {
 
     async fn sms_opted_out(&self, sender: &str, phone: &str) -> StoreResult<bool> {
         let sql = "SELECT 1 FROM sms_opt_outs WHERE sender = $1 AND phone = $2";
-        let row: Option<(i32,)> = self.fetch_optional(Scope::Dispatch, sql, (sender, phone)).await?;
+        let row: Option<(i32,)> = self.fetch_optional(Scope::WorkerRead, sql, (sender, phone)).await?;
         Ok(row.is_some())
     }
 

@@ -81,7 +81,7 @@ impl Lite {
     /// Readers take a pooled read-only connection; everything that writes queues for the writer.
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let tx = match scope {
-            Scope::Read(_) | Scope::Links | Scope::Backlog => self.reader.begin().await?,
+            Scope::Read(_) | Scope::Links | Scope::WorkerRead => self.reader.begin().await?,
             Scope::Write(_)
             | Scope::WriteLocked(..)
             | Scope::Dispatch
