@@ -1,7 +1,7 @@
 //! A provider's weekly working hours, in local wall-clock minutes.
 
 use super::{DomainError, Slot, Zone};
-use chrono::{Datelike, NaiveDate, Timelike, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Timelike, Weekday};
 use shared::api::{self, WorkingHours};
 
 const DAY_MINUTES: u32 = 24 * 60;
@@ -84,6 +84,18 @@ impl WeeklyHours {
             }
         }
         periods
+    }
+
+    /// The working time of the local `date` as instants: from its first opening's start to its
+    /// last one's end (the whole day without hours); `None` on a day without openings.
+    pub fn working_span(&self, zone: &Zone, date: NaiveDate) -> Option<Slot> {
+        let openings = self.openings_on(date);
+        let at = |minutes: u32| {
+            let local = date.and_time(NaiveTime::MIN) + Duration::minutes(minutes.into());
+            // A bound the clocks skip is where the skipped hour would have put it.
+            zone.instant(local).unwrap_or_else(|| zone.start_of_day(date) + Duration::minutes(minutes.into()))
+        };
+        Slot::from_bounds(at(openings.first()?.0), at(openings.last()?.1))
     }
 
     /// The openings of one weekday, found by halving rather than scanning.

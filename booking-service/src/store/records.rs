@@ -124,6 +124,11 @@ impl Provider {
         self.own_zone.unwrap_or(self.org_zone)
     }
 
+    /// Its own zone when that is not its clinic's: its times are then not the clinic's clock.
+    pub fn other_zone(&self) -> Option<Zone> {
+        self.own_zone.filter(|zone| *zone != self.org_zone)
+    }
+
     pub fn permits(&self, slot: &Slot) -> bool {
         self.hours.permits(&self.zone(), slot)
     }
@@ -169,6 +174,24 @@ pub struct Appointment {
     pub created_at: DateTime<Utc>,
     #[sqlx(try_from = "sql::Timestamp")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// A provider named `name` of a clinic in `clinic`, keeping `own` zone when given, working every
+/// hour, for the unit tests of what is said about one.
+#[cfg(test)]
+impl Provider {
+    pub fn sample(name: &str, clinic: &str, own: Option<&str>) -> Self {
+        Provider {
+            id: ProviderId::new(),
+            org_id: OrgId::new(),
+            name: name.into(),
+            own_zone: own.map(|zone| Zone::parse("timezone", zone).expect("a zone")),
+            org_zone: Zone::parse("timezone", clinic).expect("a zone"),
+            appointment_minutes: Minutes::parse("appointment_minutes", 30).expect("minutes"),
+            hours: WeeklyHours::default(),
+            active: true,
+        }
+    }
 }
 
 /// A half-hour appointment at `start` in `zone` with a phone, for the unit tests of what is

@@ -3,7 +3,7 @@
 
 use crate::domain::{sentence, DomainError, Slot, WeeklyHours, Zone};
 use crate::store::Provider;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 /// How many items of a list (free times, appointments) are read out: more is hard to follow by ear.
 pub const MAX_READ_OUT: usize = 5;
@@ -14,20 +14,33 @@ pub fn day(date: NaiveDate) -> String {
 }
 
 /// "2:00 PM"
-pub fn time(zone: &Zone, t: DateTime<Utc>) -> String {
+fn time(zone: &Zone, t: DateTime<Utc>) -> String {
     zone.local(t).format("%-I:%M %p").to_string()
 }
 
-/// "Friday, January 15 at 2:00 PM"
-pub fn moment(zone: &Zone, t: DateTime<Utc>) -> String {
-    format!("{} at {}", day(zone.local(t).date()), time(zone, t))
+/// "Friday, January 15 at 2:00 PM": an instant in the provider's zone, named when it is one of
+/// its own ([`named`]).
+pub fn moment(provider: &Provider, t: DateTime<Utc>) -> String {
+    let local = provider.zone().local(t);
+    local_moment(local.date(), local.time(), Some(provider))
 }
 
-/// " (Honolulu time)" for a provider keeping a zone other than its clinic's: the tools read and
-/// say its times in that zone, which a caller would otherwise take for the clinic's. Empty for
-/// every other provider.
-pub fn zone_note(provider: &Provider) -> String {
-    match provider.own_zone.filter(|zone| *zone != provider.org_zone) {
+/// "Friday, January 15 at 2:00 PM" for a local day and time: of `provider`'s clock when one is
+/// given, its zone then named like every time of its ([`named`]).
+pub fn local_moment(date: NaiveDate, at: NaiveTime, provider: Option<&Provider>) -> String {
+    format!("{} at {}{}", day(date), at.format("%-I:%M %p"), provider.map(zone_note).unwrap_or_default())
+}
+
+/// A provider's name, and its zone when it keeps one other than its clinic's: "Dr. Kai (Honolulu
+/// time)". The tools read and say such a provider's times in that zone, which a caller at the
+/// clinic would otherwise take for the clinic's: every time of its that is spoken names it.
+pub fn named(provider: &Provider) -> String {
+    format!("{}{}", provider.name, zone_note(provider))
+}
+
+/// " (Honolulu time)" for a provider keeping a zone other than its clinic's, else empty.
+fn zone_note(provider: &Provider) -> String {
+    match provider.other_zone() {
         Some(zone) => {
             let place = zone.name().rsplit('/').next().unwrap_or_default().replace('_', " ");
             format!(" ({place} time)")
@@ -45,24 +58,14 @@ pub fn join(items: &[String], word: &str) -> String {
     }
 }
 
-/// Slots as spoken: times of the same day share it ("Friday, January 15 at 1:30 PM or 2:30 PM").
-pub fn slots(zone: &Zone, slots: &[Slot], word: &str) -> String {
-    by_day(slots.iter().map(|s| (zone.local(s.start()).date(), time(zone, s.start()))), word)
-}
-
-/// Slots of several providers as spoken, each naming its provider, times of the same day sharing
-/// it ("Friday, January 15 at 9:00 AM with Dr. Smith or 9:30 AM with Dr. Jones").
-pub fn slots_with(slots: &[(Zone, Slot, &str)], word: &str) -> String {
-    let times = slots
-        .iter()
-        .map(|(zone, s, name)| (zone.local(s.start()).date(), format!("{} with {name}", time(zone, s.start()))));
-    by_day(times, word)
-}
-
-/// Times as spoken, in order, those of one day sharing it.
-fn by_day(times: impl Iterator<Item = (NaiveDate, String)>, word: &str) -> String {
+/// Free slots as spoken, in the order given, each in its provider's zone, those of one day
+/// sharing it: of one provider by time alone, its zone named once at the end ("Friday, January 15
+/// at 1:30 PM or 2:30 PM (Honolulu time)"); of several, each naming its provider ("Friday,
+/// January 15 at 9:00 AM with Dr. Smith or 9:30 AM with Dr. Kai (Honolulu time)").
+pub fn slots(slots: &[(&Provider, Slot)], one_provider: bool, word: &str) -> String {
     let mut days: Vec<(NaiveDate, Vec<String>)> = Vec::new();
-    for (date, t) in times {
+    for (provider, slot) in slots {
+        let (date, t) = (provider.zone().local(slot.start()).date(), said_time(provider, slot, one_provider));
         match days.last_mut() {
             Some((d, same_day)) if *d == date => same_day.push(t),
             _ => days.push((date, vec![t])),
@@ -70,7 +73,28 @@ fn by_day(times: impl Iterator<Item = (NaiveDate, String)>, word: &str) -> Strin
     }
     let phrases: Vec<String> =
         days.into_iter().map(|(d, times)| format!("{} at {}", day(d), join(&times, word))).collect();
-    join(&phrases, word)
+    format!("{}{}", join(&phrases, word), one_note(slots, one_provider))
+}
+
+/// Free slots of one day as spoken, without the day: "1:30 PM or 2:30 PM", as [`slots`] says them.
+pub fn times(slots: &[(&Provider, Slot)], one_provider: bool, word: &str) -> String {
+    let times: Vec<String> = slots.iter().map(|(p, s)| said_time(p, s, one_provider)).collect();
+    format!("{}{}", join(&times, word), one_note(slots, one_provider))
+}
+
+/// One slot's time, naming its provider among several.
+fn said_time(provider: &Provider, slot: &Slot, one_provider: bool) -> String {
+    let t = time(&provider.zone(), slot.start());
+    if one_provider {
+        t
+    } else {
+        format!("{t} with {}", named(provider))
+    }
+}
+
+/// One provider's zone, said once after all its times.
+fn one_note(slots: &[(&Provider, Slot)], one_provider: bool) -> String {
+    slots.first().filter(|_| one_provider).map(|(p, _)| zone_note(p)).unwrap_or_default()
 }
 
 /// "9 AM", "5:30 PM", "noon", "midnight": minutes after midnight as said aloud.
@@ -222,6 +246,7 @@ pub fn invalid(e: &DomainError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Minutes;
 
     fn hours(periods: &[(shared::api::Weekday, &str, &str)]) -> WeeklyHours {
         let wire: Vec<shared::api::WorkingHours> = periods
@@ -276,6 +301,30 @@ mod tests {
         assert_eq!(join(&s(&["a", "b", "c"]), "and"), "a, b and c");
     }
 
+    /// A provider keeping a zone other than its clinic's has its times said in it and the zone
+    /// named: once after one provider's times, after each name among several; never for a
+    /// provider whose own zone is the clinic's.
+    #[test]
+    fn a_providers_own_zone_is_named_with_its_times() {
+        let kai = Provider::sample("Dr. Kai", "Pacific/Auckland", Some("Pacific/Honolulu"));
+        let ngata = Provider::sample("Dr. Ngata", "Pacific/Auckland", Some("Pacific/Auckland"));
+        let date = NaiveDate::from_ymd_opt(2027, 1, 15).expect("date");
+        let at =
+            |p: &Provider, hour| p.zone().resolve(date, NaiveTime::from_hms_opt(hour, 0, 0).expect("t")).expect("t");
+        let slot = |p: &Provider, hour| Slot::new(at(p, hour), Minutes::parse("m", 30).expect("minutes"));
+        assert_eq!(moment(&kai, at(&kai, 11)), "Friday, January 15 at 11:00 AM (Honolulu time)");
+        assert_eq!(moment(&ngata, at(&ngata, 11)), "Friday, January 15 at 11:00 AM");
+        let kais = [(&kai, slot(&kai, 9)), (&kai, slot(&kai, 10))];
+        assert_eq!(slots(&kais, true, "or"), "Friday, January 15 at 9:00 AM or 10:00 AM (Honolulu time)");
+        assert_eq!(times(&kais, true, "or"), "9:00 AM or 10:00 AM (Honolulu time)");
+        let both = [(&ngata, slot(&ngata, 9)), (&kai, slot(&kai, 9))];
+        assert_eq!(times(&both, false, "or"), "9:00 AM with Dr. Ngata or 9:00 AM with Dr. Kai (Honolulu time)");
+        assert_eq!(
+            local_moment(date, NaiveTime::from_hms_opt(14, 0, 0).expect("t"), None),
+            "Friday, January 15 at 2:00 PM"
+        );
+    }
+
     #[test]
     fn times_read_in_the_zone_on_one_line() {
         let zone = Zone::parse("tz", "America/New_York").expect("zone");
@@ -285,7 +334,10 @@ mod tests {
                 chrono::NaiveTime::from_hms_opt(14, 0, 0).expect("t"),
             )
             .expect("instant");
-        assert_eq!(moment(&zone, t), "Friday, January 15 at 2:00 PM");
+        assert_eq!(
+            moment(&Provider::sample("Dr. Smith", "America/New_York", None), t),
+            "Friday, January 15 at 2:00 PM"
+        );
         assert_eq!(one_line("a\nb\r\n  c"), "a b c");
         assert_eq!(quoted("Dr. Smith"), "Dr. Smith");
         assert_eq!(quoted(&"é".repeat(1_000_000)), format!("{}…", "é".repeat(60)));

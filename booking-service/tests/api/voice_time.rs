@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 const AUCKLAND: &str = "Pacific/Auckland";
 const LOS_ANGELES: &str = "America/Los_Angeles";
+const HONOLULU: &str = "Pacific/Honolulu";
 const WEEK: [Weekday; 7] =
     [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
 
@@ -262,6 +263,9 @@ async fn date_words_across_a_change_of_the_clocks(backend: Backend) {
         let spring = ask(&west, "book_appointment", book("Smith", "tomorrow", "2:30 am")).await;
         if forward {
             assert!(spring.as_ref().is_err_and(|e| e.contains("clocks change")), "{spring:?}");
+            let asked = json!({"provider_name": "Smith", "date": "tomorrow", "appointment_time": "2:30 am"});
+            let looked = ask(&west, "check_availability", asked).await;
+            assert!(looked.as_ref().is_err_and(|e| e.contains("clocks change")), "as the booking says: {looked:?}");
         } else {
             assert!(spring.is_ok(), "{spring:?}");
         }
@@ -329,7 +333,7 @@ async fn past_days_and_times_are_refused_saying_todays_date(backend: Backend) {
         assert!(answer.as_ref().is_err_and(|e| e.contains(&today)), "{tool} {arguments}: {answer:?}");
     }
     let answer = ask(&org, "book_appointment", book("Ngata", "today", "7:30 AM")).await;
-    let passed = format!("already passed: it is 8:00 AM on {}", spoken(first));
+    let passed = format!("already passed: it is now {} at 8:00 AM.", spoken(first));
     assert!(answer.as_ref().is_err_and(|e| e.contains(&passed)), "{answer:?}");
 
     ask(&org, "book_appointment", book("Ngata", "today", "9 AM")).await.expect("later today is fine");
@@ -432,19 +436,7 @@ async fn the_earliest_times_come_from_every_active_provider(backend: Backend) {
 /// Across providers, each provider's earliest times start from its own today: in Honolulu it is
 /// still the day before Auckland's (where the clinic is), and that day's free times come first.
 async fn each_providers_earliest_times_start_from_its_own_today(backend: Backend) {
-    const HONOLULU: &str = "Pacific/Honolulu";
-    let hawaii_today = days_ahead(5);
-    let now = at(HONOLULU, hawaii_today, "10:10");
-    assert_eq!(zone(AUCKLAND).local(now).date(), next_day(hawaii_today), "Auckland is a day ahead");
-    let (app, _clock) = app_at(backend, now).await;
-    let org = app.org(AUCKLAND).await;
-    let kai = CreateProvider {
-        name: "Dr. Kai".into(),
-        timezone: Some(HONOLULU.into()),
-        appointment_minutes: Some(30),
-        working_hours: Some(every_day("09:00", "17:00")),
-    };
-    org.provider_with(kai).await;
+    let (_app, org, hawaii_today) = auckland_with_kai_in_honolulu(backend).await;
     // Auckland's evenings are Honolulu's next night: later than all of Dr. Kai's day.
     provider(&org, "Dr. Ngata", every_day("18:00", "19:00")).await;
 
@@ -466,6 +458,44 @@ async fn each_providers_earliest_times_start_from_its_own_today(backend: Backend
     assert!(found.as_ref().is_ok_and(|f| f.contains(&format!("with Dr. Kai on {at_eleven} ("))), "{found:?}");
     let again = ask(&org, "book_appointment", book("Kai", "today", "11 AM")).await;
     assert!(again.as_ref().is_err_and(|e| e.starts_with(&format!("Dr. Kai isn't free on {at_eleven}."))), "{again:?}");
+}
+
+/// A clinic in Auckland at 10:10 on a day five days on in Honolulu (returned; Auckland is a day
+/// ahead), with Dr. Kai keeping Honolulu's clock, working 09:00 to 17:00 every day.
+async fn auckland_with_kai_in_honolulu(backend: Backend) -> (TestApp, TestOrg, NaiveDate) {
+    let hawaii_today = days_ahead(5);
+    let now = at(HONOLULU, hawaii_today, "10:10");
+    assert_eq!(zone(AUCKLAND).local(now).date(), next_day(hawaii_today), "Auckland is a day ahead");
+    let (app, _clock) = app_at(backend, now).await;
+    let org = app.org(AUCKLAND).await;
+    let kai = CreateProvider {
+        name: "Dr. Kai".into(),
+        timezone: Some(HONOLULU.into()),
+        appointment_minutes: Some(30),
+        working_hours: Some(every_day("09:00", "17:00")),
+    };
+    org.provider_with(kai).await;
+    (app, org, hawaii_today)
+}
+
+/// A closure is whole days of the clinic's. For a provider keeping another zone it closes the
+/// working time it meets: Auckland's day is most of Honolulu's day before, which is said to be
+/// closed, in Dr. Kai's clock, when looked at or booked.
+async fn a_closure_is_said_in_the_clock_of_a_provider_in_another_zone(backend: Backend) {
+    let (_app, org, hawaii_today) = auckland_with_kai_in_honolulu(backend).await;
+    lift_caller_quota(&org).await;
+    let closed = hawaii_today + Duration::days(4);
+    let kais_day = closed - Duration::days(1);
+    let closure = api::CreateClosure { date: date_str(closed), end_date: None, reason: None };
+    org.admin.create_closure(&closure).await.expect("closed");
+
+    let look = ask(&org, "check_availability", json!({"provider_name": "Kai", "date": date_str(kais_day)})).await;
+    let next = format!("The next opening is {} at 9:00 AM (Honolulu time).", spoken(closed));
+    assert_eq!(look, Ok(format!("The clinic is closed on {}. {next}", spoken(kais_day))));
+    let booking = ask(&org, "book_appointment", book("Kai", &date_str(kais_day), "10 AM")).await;
+    let says = format!("The clinic is closed on {} at 10:00 AM (Honolulu time).", spoken(kais_day));
+    assert!(booking.as_ref().is_err_and(|e| e.starts_with(&says)), "{booking:?}");
+    ask(&org, "book_appointment", book("Kai", &date_str(closed), "10 AM")).await.expect("Kai's own day is open");
 }
 
 /// After a full day, the next opening is the earliest instant across providers however far apart
@@ -661,6 +691,12 @@ async fn a_time_asked_about_is_said_free_or_the_nearest_free_times(backend: Back
     assert_eq!(no_day, Err("Which day should I check that time on?".to_owned()));
     let half = ask(&org, "check_availability", asking(Some("Ngata"), "2:30")).await;
     assert!(half.as_ref().is_err_and(|e| e.contains("morning or in the afternoon")), "{half:?}");
+    // "7:30" asked of the evening is 7:30 PM, as the day's words "this evening" would make it.
+    let mut evening = asking(Some("Ngata"), "7:30");
+    evening["time_window"] = json!("evening");
+    let evening = ask(&org, "check_availability", evening).await;
+    let late = format!("Dr. Aroha Ngata isn't free on {} at 7:30 PM.", spoken(day));
+    assert!(evening.as_ref().is_ok_and(|e| e.starts_with(&late)), "{evening:?}");
 }
 
 /// A time asked for on a day the clinic is closed is said to be one, with the nearest free
@@ -733,6 +769,7 @@ on_both_backends!(
     past_days_and_times_are_refused_saying_todays_date,
     the_earliest_times_come_from_every_active_provider,
     each_providers_earliest_times_start_from_its_own_today,
+    a_closure_is_said_in_the_clock_of_a_provider_in_another_zone,
     the_next_opening_is_the_earliest_across_zones_a_day_apart,
     time_windows_split_a_providers_day,
     clinic_info_and_the_assistant_request_tell_the_local_date_and_the_opening_hours,

@@ -39,7 +39,7 @@ impl BookAppointment {
         let provider = self.provider.find(ctx).await?;
         let kind = self.kind.find(ctx, &provider).await?;
         let (date, time) = self.start.read(
-            &provider.zone(),
+            (&provider.zone(), Some(&provider)),
             ctx.now,
             "Which day would you like the appointment?",
             "What time would you like the appointment?",
@@ -102,10 +102,9 @@ impl BookAppointment {
             ""
         };
         Ok(format!(
-            "You're booked{what} with {} on {}{}. Your confirmation code is {}.{hidden}",
+            "You're booked{what} with {} on {}. Your confirmation code is {}.{hidden}",
             provider.name,
-            speech::moment(&provider.zone(), booked.answer.starts_at.to_utc()),
-            speech::zone_note(&provider),
+            speech::moment(&provider, booked.answer.starts_at.to_utc()),
             speech::code(&booked.answer.confirmation_code)
         ))
     }

@@ -17,10 +17,9 @@ impl CancelAppointment {
         let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
         ctx.store.cancel(ctx.actor, appointment.id, Some("cancelled by the caller"), Some(Cutoff::AT_START)).await?;
         Ok(format!(
-            "Your appointment with {} on {}{} is cancelled.",
+            "Your appointment with {} on {} is cancelled.",
             provider.name,
-            speech::moment(&appointment.zone, appointment.slot.start()),
-            speech::zone_note(&provider)
+            speech::moment(&provider, appointment.slot.start())
         ))
     }
 }

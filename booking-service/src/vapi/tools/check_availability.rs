@@ -158,27 +158,6 @@ fn earliest_first(slots: &mut [(&Provider, Slot)]) {
     slots.sort_by(|(a, x), (b, y)| x.start().cmp(&y.start()).then_with(|| a.name.cmp(&b.name)));
 }
 
-/// The slots as spoken: one provider's by time alone, several providers' each naming its provider;
-/// a provider in a zone of its own names it too ([`speech::zone_note`]).
-fn spoken(slots: &[(&Provider, Slot)], one_provider: bool) -> String {
-    match slots.first() {
-        Some((provider, _)) if one_provider => {
-            let only: Vec<Slot> = slots.iter().map(|(_, s)| *s).collect();
-            format!("{}{}", speech::slots(&provider.zone(), &only, "or"), speech::zone_note(provider))
-        }
-        _ => {
-            let names: Vec<String> = slots.iter().map(|(p, _)| named(p)).collect();
-            let named: Vec<_> = slots.iter().zip(&names).map(|((p, s), name)| (p.zone(), *s, name.as_str())).collect();
-            speech::slots_with(&named, "or")
-        }
-    }
-}
-
-/// A provider's name, and its zone when it keeps one of its own: "Dr. Kai (Honolulu time)".
-fn named(provider: &Provider) -> String {
-    format!("{}{}", provider.name, speech::zone_note(provider))
-}
-
 impl CheckAvailability {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let said_date = self.date.or(self.appointment_date);
@@ -213,13 +192,17 @@ impl CheckAvailability {
         let zone = one.as_ref().map_or(providers[0].org_zone, Provider::zone);
         let today = zone.local(ctx.now).date();
         // A time asked about is read as a booking reads it (its half of the day asked for when
-        // the caller did not say it), on its day; the window then has no say.
+        // the caller did not say it: "7:30" of an evening is 7:30 PM), on its day; the window
+        // then has no say. A time the clocks skip is refused as a booking refuses it.
         let at = match (self.appointment_time, &said_date) {
             (None, _) => None,
             (Some(_), None) => return Err(Refusal::spoken("Which day should I check that time on?")),
             (Some(time), Some(said)) => {
-                let (_, time) = SpokenStart::new(said.clone(), time).read(&zone, ctx.now, "", "")?;
-                Some(domain::parse_time("appointment_time", &time)?)
+                let spoken = SpokenStart::new(said.clone(), time, window);
+                let (date, time) = spoken.read((&zone, one.as_ref()), ctx.now, "", "")?;
+                let time = domain::parse_time("appointment_time", &time)?;
+                zone.resolve(date, time)?;
+                Some(time)
             }
         };
         let window = window.filter(|_| at.is_none());
@@ -238,9 +221,11 @@ impl CheckAvailability {
                 (Some(who), true) => format!("{who} has no free times{during} in the next two weeks."),
                 (None, true) => format!("No one has free times{what}{during} in the next two weeks."),
                 (Some(who), false) => {
-                    format!("The earliest free times{during} with {who} are {}.", spoken(earliest, true))
+                    format!("The earliest free times{during} with {who} are {}.", speech::slots(earliest, true, "or"))
                 }
-                (None, false) => format!("The earliest free times{what}{during} are {}.", spoken(earliest, false)),
+                (None, false) => {
+                    format!("The earliest free times{what}{during} are {}.", speech::slots(earliest, false, "or"))
+                }
             });
         };
 
@@ -255,17 +240,15 @@ impl CheckAvailability {
         let searched = search.schedules(Some(date), 1).await?;
         let mut on_day = search.slots_of(&searched, 1, usize::MAX);
         let day = speech::day(date);
-        // One provider's times are all in its zone, named once; several providers' each with theirs.
-        let note = one.as_ref().map(speech::zone_note).unwrap_or_default();
         // A time asked about: who is free then, else the nearest free times of that day.
         let mut asked = None;
         if let Some(time) = at {
-            let when = format!("{day} at {}{note}", time.format("%-I:%M %p"));
+            let when = speech::local_moment(date, time, one.as_ref());
             let free = search.free_at(&searched, date, time);
             match (&who, free.len()) {
                 (Some(who), 1..) => return Ok(format!("Yes, {who} is free on {when}.")),
                 (None, n @ 1..) => {
-                    let names: Vec<String> = free.iter().map(|(p, _)| named(p)).collect();
+                    let names: Vec<String> = free.iter().map(|(p, _)| speech::named(p)).collect();
                     let names = speech::join(&names, "and");
                     return Ok(format!("On {when}, {names} {} free{what}.", if n == 1 { "is" } else { "are" }));
                 }
@@ -282,15 +265,24 @@ impl CheckAvailability {
                 Some(next) => search.free(Some(next), SEARCH_DAYS, 1).await?,
                 None => Vec::new(),
             };
-            // A holiday is said to be one: the caller then knows the whole clinic is shut.
-            let closed = clinic::closed_on(ctx.store, ctx.actor.org, date).await?;
+            // A holiday is said to be one: the caller then knows the whole clinic is shut. One
+            // provider's day is its own, which in a zone of its own is not the clinic's: a
+            // closure (whole days of the clinic's) counts when it meets its working time, or its
+            // day when it has none.
+            let closed = match &one {
+                Some(p) => match p.hours.working_span(&p.zone(), date).or_else(|| p.zone().whole_days(date, date)) {
+                    Some(working) => clinic::closed_over(ctx.store, ctx.actor.org, &p.org_zone, &working).await?,
+                    None => None,
+                },
+                None => clinic::closed_on(ctx.store, ctx.actor.org, date).await?,
+            };
             let none = match (&who, closed) {
                 (_, Some(_)) => format!("The clinic is closed on {day}."),
                 (Some(who), None) => format!("{who} has no free times on {day}{during}."),
                 (None, None) => format!("No one has free times{what} on {day}{during}."),
             };
             return Ok(match next.first() {
-                Some(first) => format!("{none} The next opening is {}.", spoken(&[*first], who.is_some())),
+                Some(first) => format!("{none} The next opening is {}.", speech::slots(&[*first], who.is_some(), "or")),
                 None => format!("{none} There is nothing free in the two weeks after either."),
             });
         }
@@ -299,14 +291,7 @@ impl CheckAvailability {
             0 => String::new(),
             n => format!(", and {n} more later that day"),
         };
-        let times: Vec<String> = match &who {
-            Some(_) => read_out.iter().map(|(p, s)| speech::time(&p.zone(), s.start())).collect(),
-            None => read_out
-                .iter()
-                .map(|(p, s)| format!("{} with {}", speech::time(&p.zone(), s.start()), named(p)))
-                .collect(),
-        };
-        let times = format!("{}{note}", speech::join(&times, "or"));
+        let times = speech::times(read_out, who.is_some(), "or");
         Ok(match (&who, asked) {
             (_, Some(asked)) => format!("{asked} The nearest free times that day are {times}."),
             (Some(who), None) => format!("{who} is free on {day}{during} at {times}{more}."),

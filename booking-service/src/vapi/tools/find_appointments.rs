@@ -53,12 +53,12 @@ pub async fn listing(ctx: &Context<'_>) -> Result<Option<(usize, String)>, super
         .map(|a| {
             let provider = providers.iter().find(|p| p.id == a.provider_id);
             let name = provider.map_or("your provider", |p| p.name.as_str());
-            let note = provider.map(speech::zone_note).unwrap_or_default();
+            let local = a.zone.local(a.slot.start());
             // Statuses in words a caller knows: "pending" sounds like not booked.
             let confirmed = if a.status == AppointmentStatus::Confirmed { "confirmed" } else { "not yet confirmed" };
             format!(
-                "with {name} on {}{note} ({confirmed}, code {})",
-                speech::moment(&a.zone, a.slot.start()),
+                "with {name} on {} ({confirmed}, code {})",
+                speech::local_moment(local.date(), local.time(), provider),
                 speech::code(&a.confirmation_code),
             )
         })

@@ -4,7 +4,7 @@
 
 use super::{speech, Context};
 use crate::booking::BookingError;
-use crate::domain::{DomainError, Slot, Zone};
+use crate::domain::{DomainError, Slot};
 use crate::store::{Provider, StoreError};
 use crate::vapi::clinic;
 
@@ -85,10 +85,16 @@ pub async fn refused(ctx: &Context<'_>, e: BookingError) -> Refusal {
         if provider.active {
             match clinic::closed_over(ctx.store, ctx.actor.org, &provider.org_zone, wanted).await {
                 Ok(Some(closure)) => {
-                    let today = provider.org_zone.local(ctx.now).date();
-                    let closed = format!("The clinic is closed {}.", clinic::closed_days(&closure, today));
-                    let note = speech::zone_note(provider);
-                    return Refusal::Spoken(offer(closed, &provider.zone(), alternatives, &note));
+                    // The clinic's days are not those of a provider in a zone of its own: the time
+                    // asked for is said, in its clock.
+                    let closed = match provider.other_zone() {
+                        Some(_) => format!("The clinic is closed on {}.", speech::moment(provider, wanted.start())),
+                        None => {
+                            let today = provider.org_zone.local(ctx.now).date();
+                            format!("The clinic is closed {}.", clinic::closed_days(&closure, today))
+                        }
+                    };
+                    return Refusal::Spoken(offer(closed, provider, alternatives));
                 }
                 Ok(None) => {}
                 Err(error) => tracing::debug!(%error, "cannot read the clinic's closures for a refusal"),
@@ -100,8 +106,7 @@ pub async fn refused(ctx: &Context<'_>, e: BookingError) -> Refusal {
 
 /// Taken or outside the provider's hours, with the nearest free times to choose from.
 fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> String {
-    let zone = provider.zone();
-    let when = format!("{}{}", speech::moment(&zone, wanted.start()), speech::zone_note(provider));
+    let when = speech::moment(provider, wanted.start());
     if !provider.active {
         return format!(
             "{} is no longer taking appointments. The front desk can help you find another time.",
@@ -113,18 +118,17 @@ fn unavailable(provider: &Provider, wanted: &Slot, alternatives: &[Slot]) -> Str
     } else {
         format!("{} isn't available on {when}.", provider.name)
     };
-    offer(first, &zone, alternatives, "")
+    offer(first, provider, alternatives)
 }
 
-/// `first`, then the nearest free times to choose from (`note` after them: the provider's zone
-/// when `first` has not named it), or a request for another day.
-fn offer(first: String, zone: &Zone, alternatives: &[Slot], note: &str) -> String {
+/// `first`, then the nearest free times to choose from, or a request for another day.
+fn offer(first: String, provider: &Provider, alternatives: &[Slot]) -> String {
     if alternatives.is_empty() {
         format!("{first} I couldn't find a free time near then. Could you try another day?")
     } else {
         format!(
-            "{first} The nearest free times are {}{note}. Would one of those work?",
-            speech::slots(zone, alternatives, "or")
+            "{first} The nearest free times are {}. Would one of those work?",
+            speech::slots(&alternatives.iter().map(|s| (provider, *s)).collect::<Vec<_>>(), true, "or")
         )
     }
 }

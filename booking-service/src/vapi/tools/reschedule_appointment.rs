@@ -23,7 +23,7 @@ impl RescheduleAppointment {
     pub async fn run(self, ctx: &Context<'_>) -> Answer {
         let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
         let (date, time) = self.start.read(
-            &provider.zone(),
+            (&provider.zone(), Some(&provider)),
             ctx.now,
             "Which day would you like to move it to?",
             "What time would you like instead?",
@@ -35,10 +35,9 @@ impl RescheduleAppointment {
             Err(e) => return Err(refusal::refused(ctx, e).await),
         };
         Ok(format!(
-            "Done: your appointment with {} is now on {}{}. Your confirmation code stays {}.",
+            "Done: your appointment with {} is now on {}. Your confirmation code stays {}.",
             provider.name,
-            speech::moment(&moved.zone, moved.slot.start()),
-            speech::zone_note(&provider),
+            speech::moment(&provider, moved.slot.start()),
             speech::code(&moved.confirmation_code)
         ))
     }

@@ -6,6 +6,7 @@ use super::refusal::Refusal;
 use super::speech;
 use super::spoken_date::{self, PartOfDay};
 use crate::domain::Zone;
+use crate::store::Provider;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use serde::Deserialize;
 
@@ -16,25 +17,32 @@ pub struct SpokenStart {
     appointment_date: Option<String>,
     #[serde(default, deserialize_with = "text")]
     appointment_time: Option<String>,
+    /// The part of the day asked about besides the day's words ("evening"), for a time said
+    /// without AM or PM.
+    #[serde(skip)]
+    part: Option<PartOfDay>,
 }
 
 impl SpokenStart {
-    /// A day and a time as said, from a tool that names them otherwise.
-    pub fn new(appointment_date: String, appointment_time: String) -> Self {
-        Self { appointment_date: Some(appointment_date), appointment_time: Some(appointment_time) }
+    /// A day and a time as said, from a tool that names them otherwise, in `part` of the day
+    /// when the day's words do not say one.
+    pub fn new(appointment_date: String, appointment_time: String, part: Option<PartOfDay>) -> Self {
+        Self { appointment_date: Some(appointment_date), appointment_time: Some(appointment_time), part }
     }
 
     /// The day, resolved against today in `zone` at `now`, and the time as `HH:MM` where it can be
     /// read so; or the question for the first one missing, or why the day or the time cannot be.
+    /// `provider`: whose clock `zone` is, named in what is said of it.
     pub fn read(
         self,
-        zone: &Zone,
+        (zone, provider): (&Zone, Option<&Provider>),
         now: DateTime<Utc>,
         ask_day: &str,
         ask_time: &str,
     ) -> Result<(NaiveDate, String), Refusal> {
         let said = required(self.appointment_date, ask_day)?;
-        let said_time = in_part(required(self.appointment_time, ask_time)?, spoken_date::part_of_day(&said));
+        let part = spoken_date::part_of_day(&said).or(self.part);
+        let said_time = in_part(required(self.appointment_time, ask_time)?, part);
         if let Some(question) = morning_or_afternoon(&said_time) {
             return Err(Refusal::spoken(question));
         }
@@ -42,10 +50,10 @@ impl SpokenStart {
         let date = spoken_date::resolve(&said, zone.local(now).date()).map_err(|e| Refusal::spoken(e.spoken()))?;
         let start = NaiveTime::parse_from_str(&time, "%H:%M").ok().and_then(|t| zone.instant(date.and_time(t)));
         if start.is_some_and(|start| start <= now) {
+            let local = zone.local(now);
             return Err(Refusal::spoken(format!(
-                "That time has already passed: it is {} on {} here. Which later time would suit you?",
-                zone.local(now).format("%-I:%M %p"),
-                speech::day(zone.local(now).date())
+                "That time has already passed: it is now {}. Which later time would suit you?",
+                speech::local_moment(local.date(), local.time(), provider)
             )));
         }
         Ok((date, time))
