@@ -5,7 +5,7 @@
 
 use super::rules::{
     appointment_values, busy_sql, channels, closed_sql, planned_provider_sql, quota_sql, BookingWrites, Inserted,
-    Scope, APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
+    Scope, Whose, APPOINTMENT_VALUES, EXCLUSION_VIOLATION, INSERT_APPOINTMENT,
 };
 use super::sql::{sqlstate, Dialect, Key, Then, Timestamp, Tx};
 use super::webhooks::wanting;
@@ -156,7 +156,7 @@ static BOOKING: LazyLock<String> = LazyLock::new(|| {
     let planned = planned_provider_sql(Dialect::Postgres, ["$2", "$3", "$26", "$8", "$42"]);
     let quota = quota_sql(["$2", "$11", "$30", "$14", "$43", "$16"]);
     let closed = closed_sql(Dialect::Postgres, ["$2", "$3", "$6", "$7"]);
-    let busy = busy_sql(Dialect::Postgres, ["$2", "$3", "$28", "$29"]);
+    let busy = busy_sql(Dialect::Postgres, ["$2", "= $3", "$28", "$29"], Whose::Unnamed);
     let wanting = wanting(Dialect::Postgres, "$32::text");
     format!(
         "WITH provider AS (

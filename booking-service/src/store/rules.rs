@@ -4,8 +4,8 @@
 
 use super::known::Known;
 use super::rows::{
-    SlotRow, APPOINTMENT_COLUMNS, APPOINTMENT_TYPE_COLUMNS, CLOSURE_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS,
-    PROVIDER_COLUMNS, TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
+    APPOINTMENT_COLUMNS, APPOINTMENT_TYPE_COLUMNS, CLOSURE_COLUMNS, ORG_COLUMNS, OUTBOX_COLUMNS, PROVIDER_COLUMNS,
+    TIME_OFF_COLUMNS, WEBHOOK_COLUMNS,
 };
 use super::schedule::{lock_organization, type_values};
 use super::sql::{sqlstate, Bind, Db, Dialect, Held, Key, Record, Then, Timestamp, Tx, Values};
@@ -398,30 +398,50 @@ async fn within_moves(tx: &mut Tx, actor: &Actor, id: AppointmentId) -> Result<(
 /// queries and the migrations' partial indexes write it.
 pub(super) const HOLDS_TIME: &str = "status IN ('pending', 'confirmed')";
 
-/// What no booking of the provider may meet over `[from, to)`: the blocked ranges of its active
-/// appointments, its time off and its organization's closures, in order.
-pub(super) async fn busy_in(
+/// What no booking of each provider may meet over `[from, to)`, in one read however many they
+/// are: the blocked ranges of its active appointments, its time off and its organization's
+/// closures, in order, a list a provider in the order given.
+pub(super) async fn busy_of(
     tx: &mut Tx,
     org: OrgId,
-    provider: ProviderId,
+    providers: &[ProviderId],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Db<Vec<Slot>> {
-    let sql = format!("{} ORDER BY 1", busy_sql(tx.dialect(), ["$1", "$2", "$3", "$4"]));
-    let rows: Vec<SlotRow> = tx.query(&sql, (org, provider, Timestamp(from), Timestamp(to))).fetch_all().await?;
-    Ok(rows.into_iter().filter_map(|r| Slot::try_from(r).ok()).collect())
+) -> Db<Vec<Vec<Slot>>> {
+    let d = tx.dialect();
+    let sql = format!("{} ORDER BY 2", busy_sql(d, ["$1", &d.among_ids("$2"), "$3", "$4"], Whose::Named));
+    let values = (org, Json(providers), Timestamp(from), Timestamp(to));
+    let rows: Vec<(Option<ProviderId>, Timestamp, Timestamp)> = tx.query(&sql, values).fetch_all().await?;
+    let mut busy = vec![Vec::new(); providers.len()];
+    for (whose, starts, ends) in rows {
+        let Some(slot) = Slot::from_bounds(starts.0, ends.0) else { continue };
+        // A closure (no provider) keeps every provider from being booked.
+        for (i, _) in providers.iter().enumerate().filter(|(_, p)| whose.is_none_or(|w| w == **p)) {
+            busy[i].push(slot);
+        }
+    }
+    Ok(busy)
 }
 
-/// The query of [`busy_in`], unordered, its organization, provider and bounds the placeholders
-/// given (the PostgreSQL booking statement reads it too, with its own).
-pub(super) fn busy_sql(d: Dialect, [org, provider, from, to]: [&str; 4]) -> String {
+/// Whether [`busy_sql`] names each range's provider (none for a closure) in a first column.
+#[derive(PartialEq)]
+pub(super) enum Whose {
+    Named,
+    Unnamed,
+}
+
+/// The query of [`busy_of`], unordered: its organization, the providers (`= $n`, or
+/// `IN (...)`) and the bounds the placeholders given (the PostgreSQL booking statement reads it
+/// too, for one provider, with its own).
+pub(super) fn busy_sql(d: Dialect, [org, providers, from, to]: [&str; 4], whose: Whose) -> String {
+    let (named, none) = if whose == Whose::Named { ("provider_id, ", "NULL, ") } else { ("", "") };
     format!(
-        "SELECT blocked_from AS starts_at, blocked_until AS ends_at FROM appointments
-         WHERE org_id = {org} AND provider_id = {provider} AND {HOLDS_TIME} AND {appointments}
+        "SELECT {named}blocked_from AS starts_at, blocked_until AS ends_at FROM appointments
+         WHERE org_id = {org} AND provider_id {providers} AND {HOLDS_TIME} AND {appointments}
          UNION ALL
-         SELECT starts_at, ends_at FROM time_off WHERE org_id = {org} AND provider_id = {provider} AND {span}
+         SELECT {named}starts_at, ends_at FROM time_off WHERE org_id = {org} AND provider_id {providers} AND {span}
          UNION ALL
-         SELECT starts_at, ends_at FROM closures WHERE org_id = {org} AND {span}",
+         SELECT {none}starts_at, ends_at FROM closures WHERE org_id = {org} AND {span}",
         appointments = d.overlaps(Held::Appointment, "blocked_from", "blocked_until", from, to),
         span = d.overlaps(Held::Closed, "starts_at", "ends_at", from, to),
     )
@@ -1039,10 +1059,7 @@ impl Store for SqlStore {
             return Ok(vec![Vec::new(); providers.len()]);
         }
         let mut tx = self.begin(Scope::Read(org)).await?;
-        let mut busy = Vec::with_capacity(providers.len());
-        for &provider in providers {
-            busy.push(busy_in(&mut tx, org, provider, from, to).await?);
-        }
+        let busy = busy_of(&mut tx, org, providers, from, to).await?;
         tx.commit().await?;
         Ok(busy)
     }
@@ -1105,7 +1122,7 @@ impl Store for SqlStore {
                         Some(busy) => busy,
                         None => {
                             let (from, to) = crate::domain::alternatives_window(&wanted.slot, now);
-                            busy_in(&mut tx, actor.org, provider.id, from, to).await?
+                            busy_of(&mut tx, actor.org, &[provider.id], from, to).await?.pop().unwrap_or_default()
                         }
                     };
                     let blocked = wanted.blocked();

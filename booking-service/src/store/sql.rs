@@ -82,6 +82,14 @@ impl Dialect {
         }
     }
 
+    /// `IN` the ids of the JSON array `expr`, as an id column compares with them.
+    pub fn among_ids(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("IN (SELECT CAST(value AS uuid) FROM jsonb_array_elements_text({expr}))"),
+            Dialect::Sqlite => format!("IN (SELECT value FROM json_each({expr}))"),
+        }
+    }
+
     /// The column that names a row of any table.
     pub fn row_id(self) -> &'static str {
         match self {
