@@ -385,8 +385,9 @@ impl Config {
     /// Optional settings given empty (`VAR=`, as a deployment template whose value was left out
     /// writes them): one whose absence only leaves a check or a default as it is (an issuer, an
     /// algorithm, a previous key, a sender) is unset; one whose absence would quietly weaken the
-    /// service (a key, the mail or SMS server, the metrics token: links keyed otherwise, messages
-    /// written to files, `/metrics` open) stops the start, naming it.
+    /// service (a key, the mail or SMS server, the metrics token, the Vapi secret: links keyed
+    /// otherwise, messages written to files, `/metrics` open, Vapi's signature unchecked) stops
+    /// the start, naming it.
     pub fn without_blanks(mut self) -> Result<Self, String> {
         let blank = |value: &Option<String>| value.as_ref().is_some_and(|v| v.trim().is_empty());
         let refused = [
@@ -396,6 +397,7 @@ impl Config {
             ("TWILIO_AUTH_TOKEN", &self.twilio_auth_token),
             ("CONFIRM_LINK_SECRET", &self.confirm_link_secret),
             ("METRICS_TOKEN", &self.metrics_token),
+            ("VAPI_HMAC_SECRET", &self.vapi_hmac_secret),
         ];
         if let Some((name, _)) = refused.iter().find(|(_, value)| blank(value)) {
             return Err(format!("{name} is set but empty: give it a value, or leave it unset for its default"));
@@ -407,7 +409,6 @@ impl Config {
             &mut self.public_base_url,
             &mut self.sms_from,
             &mut self.confirm_link_secret_previous,
-            &mut self.vapi_hmac_secret,
             &mut self.metrics_token_previous,
         ] {
             setting.take_if(|value| value.trim().is_empty());

@@ -210,13 +210,14 @@ async fn empty_settings_count_as_unset() {
         "SMS_FROM",
         "PUBLIC_BASE_URL",
         "CONFIRM_LINK_SECRET_PREVIOUS",
-        "VAPI_HMAC_SECRET",
         "METRICS_TOKEN_PREVIOUS",
         "RUST_LOG",
     ] {
         vars.push((unset, ""));
     }
-    for refused in ["SMTP_URL", "TWILIO_AUTH_TOKEN", "CONFIRM_LINK_SECRET", "METRICS_TOKEN", "JWT_SECRET"] {
+    for refused in
+        ["SMTP_URL", "TWILIO_AUTH_TOKEN", "CONFIRM_LINK_SECRET", "METRICS_TOKEN", "VAPI_HMAC_SECRET", "JWT_SECRET"]
+    {
         let mut with = vars.clone();
         with.retain(|(name, _)| *name != refused);
         with.push((refused, " "));
