@@ -122,7 +122,9 @@ impl Pg {
 
     /// A transaction under the role the scope calls for; a tenant's also names its organization.
     /// The switch travels with the BEGIN in one round trip (a simple query: its values are
-    /// constants and a UUID).
+    /// constants and a UUID). READ COMMITTED is named, not left to the server's default: the
+    /// rules count on each statement seeing what committed before it (the quota counted after
+    /// its lock is granted, a deletion's statements after the bookings they waited for).
     pub async fn begin(&self, scope: Scope) -> Result<Tx, sqlx::Error> {
         let switch = match scope {
             Scope::Read(org) | Scope::Write(org) => {
@@ -141,7 +143,7 @@ impl Pg {
             Scope::Links | Scope::OptOuts => format!("SET LOCAL ROLE {LINK_ROLE}"),
             Scope::Retention => format!("SET LOCAL ROLE {RETENTION_ROLE}"),
         };
-        let tx = self.pool.begin_with(format!("BEGIN; {switch}")).await?;
+        let tx = self.pool.begin_with(format!("BEGIN ISOLATION LEVEL READ COMMITTED; {switch}")).await?;
         Ok(Tx::Pg(tx))
     }
 }

@@ -835,15 +835,28 @@ impl Store for SqlStore {
     }
 
     async fn delete_organization(&self, id: OrgId) -> StoreResult<bool> {
-        let mut tx = self.begin(Scope::Write(id)).await?;
-        // Its appointments first: they refer to its appointment types without a cascade, and the
-        // order in which PostgreSQL runs the cascades from the organization (by the names of
-        // their triggers, which hold object ids) must not decide whether the deletion succeeds.
-        tx.query("DELETE FROM appointments WHERE org_id = $1", (id,)).execute().await?;
-        let deleted = tx.query("DELETE FROM organizations WHERE id = $1", (id,)).execute().await?;
-        tx.commit().await?;
+        // A change in flight that deadlocks with the deletion (a move holding its appointment
+        // while it waits for the organization's row) has one of the two tried again.
+        let deleted = retrying(|| async {
+            let mut tx = self.begin(Scope::Write(id)).await?;
+            // The organization's row first, against every key-share its bookings in flight hold:
+            // they commit before the deletion reads its appointments (so none is missed), and
+            // later ones wait for it and then find no organization.
+            let lock = tx.dialect().lock("organizations");
+            let sql = format!("SELECT 1 FROM organizations WHERE id = $1{lock}");
+            tx.query(&sql, (id,)).fetch_optional::<(i32,)>().await?;
+            // Its appointments next: they refer to its appointment types without a cascade, and
+            // the order in which PostgreSQL runs the cascades from the organization (by the names
+            // of their triggers, which hold object ids) must not decide whether the deletion
+            // succeeds.
+            tx.query("DELETE FROM appointments WHERE org_id = $1", (id,)).execute().await?;
+            let deleted = tx.query("DELETE FROM organizations WHERE id = $1", (id,)).execute().await?;
+            tx.commit().await?;
+            Ok(deleted > 0)
+        })
+        .await?;
         self.known.forget_organization(id);
-        Ok(deleted > 0)
+        Ok(deleted)
     }
 
     async fn create_provider(&self, note: &AuditNote<'_>, p: &Provider) -> StoreResult<()> {
