@@ -29,6 +29,16 @@ impl From<reqwest::Error> for ClientError {
     }
 }
 
+/// `url` read as the address of a service: an http:// or https:// URL (`localhost:8080` would
+/// parse as a URL of the scheme `localhost`).
+pub fn http_url(url: &str) -> Result<reqwest::Url, String> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(parsed),
+        Ok(_) => Err(format!("{url} is not an http:// or https:// URL")),
+        Err(e) => Err(format!("{url} is not a URL: {e}")),
+    }
+}
+
 /// An error and the causes behind it, on one line: reqwest's "error sending request" says why
 /// only in its causes ("tcp connect error: Connection refused").
 pub fn with_causes(e: &dyn std::error::Error) -> String {

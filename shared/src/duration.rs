@@ -24,6 +24,12 @@ pub fn parse(s: &str, range: RangeInclusive<Duration>) -> Result<Duration, Strin
     }
 }
 
+/// `seconds` as a duration, whatever a service or a scrape sent: a negative or NaN figure is
+/// none, one past what a `Duration` holds is the longest (`from_secs_f64` would panic on either).
+pub fn seconds(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
+}
+
 /// `d` in the largest unit that writes it whole.
 fn show(d: Duration) -> String {
     let ms = d.as_millis();
@@ -36,6 +42,13 @@ fn show(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_a_duration_cannot_hold_are_none_or_the_longest() {
+        assert_eq!(seconds(1.5), Duration::from_millis(1500));
+        assert_eq!((seconds(-3.0), seconds(f64::NAN)), (Duration::ZERO, Duration::ZERO));
+        assert_eq!((seconds(1e300), seconds(f64::INFINITY)), (Duration::MAX, Duration::MAX));
+    }
 
     const ANY: RangeInclusive<Duration> = Duration::from_millis(1)..=Duration::from_secs(366 * 86_400);
 

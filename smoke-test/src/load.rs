@@ -174,7 +174,7 @@ pub async fn run(
             Answer::Created { service_ms, appointment_id, .. } => {
                 created += 1;
                 created_ids[s.slot] = Some(*appointment_id);
-                stats::record(&mut service, Duration::from_secs_f64(service_ms.max(0.0) / 1000.0));
+                stats::record(&mut service, shared::duration::seconds(service_ms / 1000.0));
             }
             Answer::Conflict => *errors.entry("409 slot_unavailable".into()).or_default() += 1,
             Answer::Unexpected { status, error } => *errors.entry(format!("{status} {error}")).or_default() += 1,

@@ -259,7 +259,7 @@ pub fn figures(result: &RaceResult) -> Figures {
         stats::record(&mut release, s.from_release);
         stats::record(&mut own, s.per_request);
         if let Answer::Created { service_ms, .. } = s.answer {
-            stats::record(&mut service, Duration::from_secs_f64(service_ms.max(0.0) / 1000.0));
+            stats::record(&mut service, shared::duration::seconds(service_ms / 1000.0));
         }
     }
     let secs = result.wall.as_secs_f64();

@@ -108,8 +108,7 @@ impl Target {
 
     /// A running service at `base_url`.
     pub fn remote(base_url: &str, credentials: Credentials) -> anyhow::Result<Self> {
-        let parsed = reqwest::Url::parse(base_url).with_context(|| format!("--target `{base_url}` is not a URL"))?;
-        anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "--target must be an http:// or https:// URL");
+        shared::client::http_url(base_url).map_err(|e| anyhow::anyhow!("--target: {e}"))?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             description: "remote".into(),

@@ -311,10 +311,7 @@ pub async fn run(args: CanaryArgs) -> Decision {
     // Told at once, not after watching the whole window.
     let checked = [&args.baseline, &args.canary]
         .into_iter()
-        .try_for_each(|url| match reqwest::Url::parse(url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-            _ => Err(format!("{url} is not an http(s) URL")),
-        })
+        .try_for_each(|url| shared::client::http_url(url).map(drop))
         .and_then(|()| crate::reports_writable(&args.report_dir, args.junit.as_deref()));
     if let Err(e) = checked {
         eprintln!("could not judge: {e}");

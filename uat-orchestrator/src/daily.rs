@@ -157,6 +157,15 @@ pub fn judge(figures: &Figures, budget_ms: u64) -> Vec<Criterion> {
 }
 
 pub async fn run(args: DailyArgs) -> Outcome {
+    // Told at once, not after all the reading.
+    let checked = std::iter::once(&args.target)
+        .chain(&args.metrics_urls)
+        .try_for_each(|url| shared::client::http_url(url).map(drop))
+        .and_then(|()| crate::reports_writable(&args.report_dir, None));
+    if let Err(e) = checked {
+        eprintln!("could not judge: {e}");
+        return Outcome::CouldNotJudge;
+    }
     let until = Utc::now();
     let since = until - chrono::Duration::from_std(args.since).unwrap_or(chrono::Duration::days(1));
     let target = args.target.trim_end_matches('/').to_owned();

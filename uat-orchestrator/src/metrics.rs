@@ -7,6 +7,7 @@
 //! (`outcome`) and `vapi_tool_calls_total` (`tool`, `outcome`).
 
 use serde::{Deserialize, Serialize};
+use shared::duration::seconds;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -323,15 +324,14 @@ pub fn quantile(buckets: &[(f64, u64)], q: f64) -> Option<Duration> {
     for &(upper, cumulative) in buckets {
         if cumulative as f64 >= rank {
             if !upper.is_finite() {
-                return Some(Duration::from_secs_f64(lower));
+                return Some(seconds(lower));
             }
             let within = (cumulative - below).max(1) as f64;
-            let seconds = lower + (upper - lower) * ((rank - below as f64) / within).clamp(0.0, 1.0);
-            return Some(Duration::from_secs_f64(seconds));
+            return Some(seconds(lower + (upper - lower) * ((rank - below as f64) / within).clamp(0.0, 1.0)));
         }
         (lower, below) = (upper, cumulative);
     }
-    Some(Duration::from_secs_f64(lower))
+    Some(seconds(lower))
 }
 
 #[cfg(test)]

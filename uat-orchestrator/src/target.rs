@@ -171,7 +171,7 @@ impl Target {
                             .into(),
                     ),
                 };
-            url::Url::parse(url).map_err(|e| format!("--target {url} is not a URL: {e}"))?;
+            shared::client::http_url(url).map_err(|e| format!("--target: {e}"))?;
             let mail = match &cli.smtp_listen {
                 Some(address) => {
                     let address =
