@@ -308,6 +308,7 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
 
 /// Runs the gate, printing as it goes and writing the reports.
 pub async fn run(args: CanaryArgs) -> Decision {
+    let interrupts = shared::interrupt::Interrupts::listen();
     // Told at once, not after watching the whole window.
     let checked = [&args.baseline, &args.canary]
         .into_iter()
@@ -316,6 +317,16 @@ pub async fn run(args: CanaryArgs) -> Decision {
     if let Err(e) = checked {
         eprintln!("could not judge: {e}");
         return Decision::CouldNotJudge;
+    }
+    // Until this gate's JUnit report replaces it, the file says the gate did not finish: one
+    // killed outright (SIGKILL, a runner's timeout) leaves that, never an earlier decision.
+    if let Some(path) = &args.junit {
+        if let Err(e) =
+            report::junit_could_not_judge(path, "the canary gate did not finish: it was stopped before its end")
+        {
+            eprintln!("could not judge: cannot write {}: {e}", path.display());
+            return Decision::CouldNotJudge;
+        }
     }
     let started = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339();
@@ -328,6 +339,9 @@ pub async fn run(args: CanaryArgs) -> Decision {
     println!("Window {:.0?}, a scrape every {:.0?}", args.duration, interval);
 
     let end = tokio::time::Instant::now() + args.duration;
+    // A CI job cancelled (SIGINT, SIGTERM) ends the window early: the gate cannot judge, and says
+    // so in its reports.
+    let mut stopped = None;
     loop {
         let token = args.metrics_token.as_deref();
         let (b, c) = tokio::join!(baseline.scrape(&http, token, timeout), canary.scrape(&http, token, timeout));
@@ -337,12 +351,21 @@ pub async fn run(args: CanaryArgs) -> Decision {
         if now >= end {
             break;
         }
-        tokio::time::sleep_until((now + interval).min(end)).await;
+        tokio::select! {
+            () = tokio::time::sleep_until((now + interval).min(end)) => {}
+            signal = interrupts.nth(1) => {
+                stopped = Some(signal);
+                break;
+            }
+        }
     }
 
     let (b_saw, c_saw) = (baseline.window.saw_service_metrics, canary.window.saw_service_metrics);
     let (baseline, canary) = (baseline.side(), canary.side());
     let mut reasons = unjudgeable_window(&baseline, &canary, &args, (b_saw, c_saw));
+    if let Some(signal) = stopped {
+        reasons.insert(0, format!("stopped by {signal} before the window's end"));
+    }
     let criteria = judge(&baseline, &canary, args.budget_ms, args.p95_slack_ms);
     let decision = if let Some(why) = down(&baseline, &canary) {
         reasons = vec![why];
