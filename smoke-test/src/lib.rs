@@ -158,6 +158,13 @@ async fn prepare_target(
     if let (Some(rate), Some(duration)) = (args.rate, args.duration) {
         let planned = load::LoadSettings::planned_for(rate, duration);
         setup::within_horizon(planned, u64::from(args.providers.max(1)))?;
+        if planned > load::MAX_PLANNED {
+            return Err(format!(
+                "--rate {rate} for --duration {duration:?} plans {planned} bookings, more than the {} one run \
+                 makes: each is a real booking on the target, prepared before the first is sent",
+                load::MAX_PLANNED
+            ));
+        }
     }
     match &args.target {
         None => {

@@ -28,6 +28,11 @@ pub struct LoadSettings {
     pub progress: bool,
 }
 
+/// The most bookings one load run plans: each is a real booking on the target, and the run builds
+/// every request before its first send (about a kilobyte each), so that building cannot delay the
+/// schedule.
+pub const MAX_PLANNED: u64 = 500_000;
+
 impl LoadSettings {
     pub fn planned(&self) -> u64 {
         Self::planned_for(self.rate, self.duration)

@@ -202,10 +202,17 @@ async fn an_unreachable_target_gives_exit_2() {
 async fn a_load_beyond_the_booking_horizon_gives_exit_2_before_any_set_up() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let argv = ["--target", "http://127.0.0.1:9", "--jwt-secret", SECRET, "--rate", "5000", "--duration", "1h"];
-    let run = run(args(&dir, &argv)).await;
-    assert_eq!(run.exit_code(), 2);
-    let reason = run.report.reason.unwrap_or_default();
+    let refused = run(args(&dir, &argv)).await;
+    assert_eq!(refused.exit_code(), 2);
+    let reason = refused.report.reason.unwrap_or_default();
     assert!(reason.contains("booking horizon") && reason.contains("--rate"), "{reason}");
+
+    // Past what one run makes at all, however many providers spread it.
+    let argv = ["--target", "http://127.0.0.1:9", "--jwt-secret", SECRET, "--rate", "3000", "--duration", "1h"];
+    let refused = run(args(&dir, &[&argv[..], &["--providers", "1000"]].concat())).await;
+    assert_eq!(refused.exit_code(), 2);
+    let reason = refused.report.reason.unwrap_or_default();
+    assert!(reason.contains("10800000 bookings, more than the 500000"), "{reason}");
 }
 
 /// From the run's start its report file says it could not judge, the run not finished (an earlier
