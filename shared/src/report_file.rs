@@ -3,6 +3,30 @@
 
 use std::path::{Path, PathBuf};
 
+/// The path a raw command line gives `flag` (`--flag PATH` or `--flag=PATH`; the last one counts,
+/// as for clap): where a run whose command line its parser refused must still say that it could
+/// not judge, an earlier run's file standing there otherwise.
+pub fn flag_path(args: &[String], flag: &str) -> Option<PathBuf> {
+    let with_value = format!("{flag}=");
+    let mut found = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == flag {
+            found = args.next().map(PathBuf::from);
+        } else if let Some(value) = arg.strip_prefix(&with_value) {
+            found = Some(PathBuf::from(value));
+        }
+    }
+    found
+}
+
+/// Why a run could not judge when its parser refused the command line: the first line of the
+/// parser's message ("error: invalid value '0' for '--concurrency <N>': ...").
+pub fn refusal(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    format!("the command line was refused: {}", first.strip_prefix("error: ").unwrap_or(first))
+}
+
 /// Writes `report` as JSON to `<prefix>-<unix ms>.json` in `folder`, making the folder; returns
 /// the file's path.
 pub fn write_json(folder: &Path, prefix: &str, report: &impl serde::Serialize) -> std::io::Result<PathBuf> {
@@ -51,6 +75,15 @@ pub fn can_write_in(folder: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flags_path_is_read_from_the_raw_command_line() {
+        let args = |line: &str| line.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(flag_path(&args("tool --junit a.xml -c 0"), "--junit"), Some(PathBuf::from("a.xml")));
+        assert_eq!(flag_path(&args("tool --junit=a.xml --junit b.xml"), "--junit"), Some(PathBuf::from("b.xml")));
+        assert_eq!(flag_path(&args("tool --junit-dir x --junit"), "--junit"), None);
+        assert_eq!(flag_path(&args("tool --report r.json"), "--junit"), None);
+    }
 
     /// The file is replaced, not truncated and written again: whoever holds the previous one
     /// (here, a second name of it) still reads it whole, and no temporary file is left.

@@ -132,6 +132,25 @@ fn settings(args: &Args) -> serde_json::Value {
     })
 }
 
+/// A command line the parser refuses (`--concurrency 0`, an unknown flag): its message and exit
+/// 2, as clap gives them, after the report named by `--report` (or SMOKE_REPORT) is rewritten to
+/// say the run could not judge, so an earlier run's verdict does not stand there as this one's.
+pub fn refused(raw: &[String], e: clap::Error) -> ! {
+    // Help and the version are printed to stdout: no refusal.
+    if e.use_stderr() {
+        let path = shared::report_file::flag_path(raw, "--report")
+            .or_else(|| std::env::var_os("SMOKE_REPORT").map(std::path::PathBuf::from));
+        if let Some(path) = path {
+            let mode = if shared::report_file::flag_path(raw, "--rate").is_some() { "load" } else { "race" };
+            let reason = shared::report_file::refusal(&e.render().to_string());
+            if let Err(error) = Report::could_not_judge(mode, "", serde_json::Value::Null, reason).write(&path) {
+                eprintln!("could not write the report {}: {error:#}", path.display());
+            }
+        }
+    }
+    e.exit()
+}
+
 /// Starts the in-process service or checks the remote one's settings. `Err` is "could not judge".
 async fn prepare_target(
     args: &Args,

@@ -215,6 +215,23 @@ async fn a_load_beyond_the_booking_horizon_gives_exit_2_before_any_set_up() {
     assert!(reason.contains("10800000 bookings, more than the 500000"), "{reason}");
 }
 
+/// A command line the parser refuses still replaces the report it names, which an earlier run's
+/// passing report would otherwise stand in as this run's.
+#[test]
+fn a_refused_command_line_leaves_no_earlier_report_standing() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let report = dir.path().join("report.json");
+    std::fs::write(&report, r#"{"verdict": "pass"}"#).expect("an earlier report");
+    let ran = std::process::Command::new(env!("CARGO_BIN_EXE_smoke-test"))
+        .args(["--report", report.to_str().expect("utf-8 path"), "--concurrency", "0"])
+        .output()
+        .expect("the binary ran");
+    assert_eq!(ran.status.code(), Some(2), "{}", String::from_utf8_lossy(&ran.stderr));
+    let written: Value = serde_json::from_slice(&std::fs::read(&report).expect("the report")).expect("JSON");
+    assert_eq!(written["verdict"], "could_not_judge", "{written}");
+    assert!(written["reason"].as_str().is_some_and(|r| r.contains("--concurrency")), "{written}");
+}
+
 /// From the run's start its report file says it could not judge, the run not finished (an earlier
 /// run's passing report, there before, is gone at once): a run killed outright leaves that. Here
 /// the target takes the connection and never answers, so the run is seen mid-way.

@@ -182,6 +182,22 @@ pub async fn run(cli: Cli) -> Exit {
 
 /// Says why the run could not judge (and what it left behind), and with `--junit` writes it there
 /// (replacing an earlier run's file, which a CI would otherwise read as this run's).
+/// A command line the parser refuses (`--concurrency 1`, an unknown scenario): its message and
+/// exit 2, as clap gives them, after the JUnit file named by `--junit` is rewritten to say the
+/// run could not judge, so an earlier run's result does not stand there as this one's.
+pub fn refused(raw: &[String], e: clap::Error) -> ! {
+    // Help and the version are printed to stdout: no refusal.
+    if e.use_stderr() {
+        if let Some(path) = shared::report_file::flag_path(raw, "--junit") {
+            let why = shared::report_file::refusal(&e.render().to_string());
+            if let Err(error) = report::junit_could_not_judge(&path, &why) {
+                eprintln!("could not write the JUnit report {}: {error}", path.display());
+            }
+        }
+    }
+    e.exit()
+}
+
 fn could_not_judge(cli: &Cli, why: &str) -> Exit {
     could_not_judge_leaving(cli, why, &[])
 }

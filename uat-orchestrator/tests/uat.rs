@@ -128,6 +128,22 @@ async fn a_credential_without_a_target_cannot_be_judged() {
     assert!(xml.contains("without --target"), "{xml}");
 }
 
+/// A command line the parser refuses still replaces the JUnit file it names, which an earlier
+/// run's passing file would otherwise stand in as this run's.
+#[test]
+fn a_refused_command_line_leaves_no_earlier_junit_standing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let junit = dir.path().join("junit.xml");
+    std::fs::write(&junit, "<testsuites tests=\"1\" failures=\"0\"/>").expect("an earlier file");
+    let ran = std::process::Command::new(env!("CARGO_BIN_EXE_uat-orchestrator"))
+        .args(["--junit", junit.to_str().expect("utf-8 path"), "--concurrency", "1"])
+        .output()
+        .expect("the binary ran");
+    assert_eq!(ran.status.code(), Some(2), "{}", String::from_utf8_lossy(&ran.stderr));
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("could not judge") && xml.contains("--concurrency"), "{xml}");
+}
+
 /// From the run's start its JUnit file says it could not judge, the run not finished (an earlier
 /// run's file is gone at once): a run killed outright leaves that. Here the target takes the
 /// connection and never answers, so the run is seen mid-way; it then cannot judge, within the
