@@ -28,10 +28,8 @@ pub struct Args {
     pub database_url: Option<String>,
 
     /// HS256 secret of the target; the tool mints the platform, admin and agent tokens it needs.
-    /// Credentials are taken only with --target, and either this or tokens: the run would
-    /// otherwise mint its own and ignore the tokens' clinic.
-    #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true,
-          conflicts_with_all = ["platform_token", "admin_token", "agent_token"])]
+    /// Credentials are taken only with --target.
+    #[arg(long, env = "SMOKE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// The `iss` the target takes (its JWT_ISSUER), put in the tokens minted with --jwt-secret.
@@ -189,10 +187,6 @@ mod tests {
         }
         assert_eq!(stray(&["--target", "http://x", "--jwt-secret", "k", "--keep"]), None);
         assert_eq!(stray(&["--database-url", "sqlite://x.db", "--keep"]), None);
-        // A key and tokens together: the run would mint its own and ignore the tokens' clinic.
-        let both =
-            ["smoke-test", "--target", "http://x", "--jwt-secret", "k", "--admin-token", "a", "--agent-token", "b"];
-        assert!(Args::try_parse_from(both).is_err());
     }
 
     #[test]

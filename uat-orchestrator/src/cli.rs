@@ -28,11 +28,8 @@ pub struct Cli {
     pub target: Option<String>,
 
     /// The target's HS256 key, to mint the platform, admin, staff and agent tokens the run needs.
-    /// Credentials are taken only with --target, and either this or tokens: the run would
-    /// otherwise mint its own and ignore the tokens' clinics.
-    #[arg(long, env = "UAT_JWT_SECRET", hide_env_values = true, conflicts_with_all = [
-        "admin_token", "staff_token", "agent_token", "other_admin_token", "other_staff_token", "other_agent_token",
-    ])]
+    /// Credentials are taken only with --target.
+    #[arg(long, env = "UAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// The `iss` the target takes (its JWT_ISSUER), put in the tokens minted with --jwt-secret.
@@ -292,18 +289,6 @@ pub(crate) mod tests {
             assert_eq!(choice(&["--scenario", name]).expect(name).scenarios(), vec![*scenario]);
         }
         assert!(choice(&["--scenario", "everything"]).is_err());
-    }
-
-    /// A key and a clinic's tokens together: the run would mint its own and ignore the tokens.
-    #[test]
-    fn a_key_and_tokens_together_are_refused() {
-        let tokens = ["--admin-token", "a", "--staff-token", "s", "--agent-token", "g"];
-        let with = |key: &[&str]| {
-            let args = ["uat-orchestrator", "--target", "http://x"].into_iter().chain(key.iter().copied());
-            Cli::try_parse_from(args.chain(tokens))
-        };
-        assert!(with(&[]).is_ok());
-        assert!(with(&["--jwt-secret", "k"]).is_err());
     }
 
     #[test]
