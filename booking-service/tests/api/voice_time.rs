@@ -697,6 +697,10 @@ async fn a_time_asked_about_is_said_free_or_the_nearest_free_times(backend: Back
     let evening = ask(&org, "check_availability", evening).await;
     let late = format!("Dr. Aroha Ngata isn't free on {} at 7:30 PM.", spoken(day));
     assert!(evening.as_ref().is_ok_and(|e| e.starts_with(&late)), "{evening:?}");
+    // The window given wins over the day's words, as it does for the day's free times.
+    let told = json!({"provider_name": "Ngata", "date": "tomorrow morning", "time_window": "evening", "appointment_time": "7:30"});
+    let told = ask(&org, "check_availability", told).await;
+    assert!(told.as_ref().is_ok_and(|e| e.starts_with(&late)), "{told:?}");
 }
 
 /// A time asked for on a day the clinic is closed is said to be one, with the nearest free

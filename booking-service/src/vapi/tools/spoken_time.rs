@@ -18,14 +18,14 @@ pub struct SpokenStart {
     #[serde(default, deserialize_with = "text")]
     appointment_time: Option<String>,
     /// The part of the day asked about besides the day's words ("evening"), for a time said
-    /// without AM or PM.
+    /// without AM or PM; before the day's words, as `time_window` is.
     #[serde(skip)]
     part: Option<PartOfDay>,
 }
 
 impl SpokenStart {
     /// A day and a time as said, from a tool that names them otherwise, in `part` of the day
-    /// when the day's words do not say one.
+    /// when one is given (else the day's words say it, if they do).
     pub fn new(appointment_date: String, appointment_time: String, part: Option<PartOfDay>) -> Self {
         Self { appointment_date: Some(appointment_date), appointment_time: Some(appointment_time), part }
     }
@@ -41,7 +41,7 @@ impl SpokenStart {
         ask_time: &str,
     ) -> Result<(NaiveDate, String), Refusal> {
         let said = required(self.appointment_date, ask_day)?;
-        let part = spoken_date::part_of_day(&said).or(self.part);
+        let part = self.part.or_else(|| spoken_date::part_of_day(&said));
         let said_time = in_part(required(self.appointment_time, ask_time)?, part);
         if let Some(question) = morning_or_afternoon(&said_time) {
             return Err(Refusal::spoken(question));
