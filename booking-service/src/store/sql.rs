@@ -84,10 +84,11 @@ impl Dialect {
 
     /// `IN` the ids of the JSON array `expr`, as an id column compares with them.
     pub fn among_ids(self, expr: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("IN (SELECT CAST(value AS uuid) FROM jsonb_array_elements_text({expr}))"),
-            Dialect::Sqlite => format!("IN (SELECT value FROM json_each({expr}))"),
-        }
+        let id = match self {
+            Dialect::Postgres => "CAST(value AS uuid)",
+            Dialect::Sqlite => "value",
+        };
+        format!("IN (SELECT {id} FROM {})", self.json_elements(expr))
     }
 
     /// The column that names a row of any table.

@@ -43,9 +43,9 @@ pub async fn remembered(
         tool_call_id: &call.id,
         fingerprint: &fingerprint,
     };
-    let tool = Tool::from_name(&call.name);
-    let keep = tool.is_some_and(Tool::writes) && keepable(&key, ctx.caller.is_some());
-    if keep {
+    // The tool whose answer is kept, if it is kept.
+    let kept = Tool::from_name(&call.name).filter(|t| t.writes() && keepable(&key, ctx.caller.is_some()));
+    if kept.is_some() {
         if let Ok(Some(saved)) = ctx.store.tool_result(org, &key).await {
             if let Ok(outcome) = serde_json::from_value(saved) {
                 return Some(outcome);
@@ -57,16 +57,12 @@ pub async fn remembered(
         Err(Refusal::Spoken(text)) => ToolOutcome::Error(text),
         Err(Refusal::Transient) => return None,
     };
-    if !keep {
-        return Some(outcome);
-    }
-    let Ok(value) = serde_json::to_value(&outcome) else {
+    let (Some(tool), Ok(value)) = (kept, serde_json::to_value(&outcome)) else {
         return Some(outcome);
     };
     // Two instances may answer the same request at once: the answer the store kept first wins, so
     // both give the same one.
-    let tool_name = tool.map_or("unknown", Tool::name);
-    Some(match ctx.store.save_tool_result(org, &key, tool_name, &value).await {
+    Some(match ctx.store.save_tool_result(org, &key, tool.name(), &value).await {
         Ok(standing) => serde_json::from_value(standing).unwrap_or(outcome),
         Err(e) => {
             tracing::warn!(error = %e, tool_call_id = %call.id, "could not keep a tool answer");
