@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 /// The path a raw command line gives `flag` (`--flag PATH` or `--flag=PATH`; the last one counts,
 /// as for clap): where a run whose command line its parser refused must still say that it could
 /// not judge, an earlier run's file standing there otherwise.
-pub fn flag_path(args: &[String], flag: &str) -> Option<PathBuf> {
+pub fn flag_path(args: &[std::ffi::OsString], flag: &str) -> Option<PathBuf> {
     let with_value = format!("{flag}=");
     let mut found = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == flag {
             found = args.next().map(PathBuf::from);
-        } else if let Some(value) = arg.strip_prefix(&with_value) {
+        } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix(&with_value)) {
             found = Some(PathBuf::from(value));
         }
     }
@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn a_flags_path_is_read_from_the_raw_command_line() {
-        let args = |line: &str| line.split(' ').map(String::from).collect::<Vec<_>>();
+        let args = |line: &str| line.split(' ').map(std::ffi::OsString::from).collect::<Vec<_>>();
         assert_eq!(flag_path(&args("tool --junit a.xml -c 0"), "--junit"), Some(PathBuf::from("a.xml")));
         assert_eq!(flag_path(&args("tool --junit=a.xml --junit b.xml"), "--junit"), Some(PathBuf::from("b.xml")));
         assert_eq!(flag_path(&args("tool --junit-dir x --junit"), "--junit"), None);

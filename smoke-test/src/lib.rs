@@ -135,7 +135,7 @@ fn settings(args: &Args) -> serde_json::Value {
 /// A command line the parser refuses (`--concurrency 0`, an unknown flag): its message and exit
 /// 2, as clap gives them, after the report named by `--report` (or SMOKE_REPORT) is rewritten to
 /// say the run could not judge, so an earlier run's verdict does not stand there as this one's.
-pub fn refused(raw: &[String], e: clap::Error) -> ! {
+pub fn refused(raw: &[std::ffi::OsString], e: clap::Error) -> ! {
     // Help and the version are printed to stdout: no refusal.
     if e.use_stderr() {
         let path = shared::report_file::flag_path(raw, "--report")

@@ -10,7 +10,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let raw: Vec<String> = std::env::args().collect();
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let args = smoke_test::cli::Args::try_parse_from(&raw).unwrap_or_else(|e| smoke_test::refused(&raw, e));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -339,36 +339,41 @@ pub async fn run(args: CanaryArgs) -> Decision {
     println!("Window {:.0?}, a scrape every {:.0?}", args.duration, interval);
 
     let end = tokio::time::Instant::now() + args.duration;
-    // A CI job cancelled (SIGINT, SIGTERM) ends the window early: the gate cannot judge, and says
-    // so in its reports.
+    // A CI job cancelled (SIGINT, SIGTERM) ends the window early, a scrape under way too (a
+    // runner's SIGKILL follows within seconds): the gate cannot judge, and says so in its reports.
     let mut stopped = None;
     loop {
-        let token = args.metrics_token.as_deref();
-        let (b, c) = tokio::join!(baseline.scrape(&http, token, timeout), canary.scrape(&http, token, timeout));
-        let mark = |ok: bool| if ok { "✓".green() } else { "✗".red() };
-        println!("  [{:>6.1}s] baseline {} canary {}", started.elapsed().as_secs_f64(), mark(b), mark(c));
-        let now = tokio::time::Instant::now();
-        if now >= end {
-            break;
-        }
-        tokio::select! {
-            () = tokio::time::sleep_until((now + interval).min(end)) => {}
-            signal = interrupts.nth(1) => {
-                stopped = Some(signal);
-                break;
+        let step = async {
+            let token = args.metrics_token.as_deref();
+            let (b, c) = tokio::join!(baseline.scrape(&http, token, timeout), canary.scrape(&http, token, timeout));
+            let mark = |ok: bool| if ok { "✓".green() } else { "✗".red() };
+            println!("  [{:>6.1}s] baseline {} canary {}", started.elapsed().as_secs_f64(), mark(b), mark(c));
+            let now = tokio::time::Instant::now();
+            if now < end {
+                tokio::time::sleep_until((now + interval).min(end)).await;
             }
+            now >= end
+        };
+        let done = tokio::select! {
+            done = step => done,
+            signal = interrupts.nth(1) => {
+                stopped = Some(format!("stopped by {signal} before the window's end"));
+                true
+            }
+        };
+        if done {
+            break;
         }
     }
 
     let (b_saw, c_saw) = (baseline.window.saw_service_metrics, canary.window.saw_service_metrics);
     let (baseline, canary) = (baseline.side(), canary.side());
     let mut reasons = unjudgeable_window(&baseline, &canary, &args, (b_saw, c_saw));
-    if let Some(signal) = stopped {
-        reasons.insert(0, format!("stopped by {signal} before the window's end"));
-    }
+    reasons.splice(0..0, stopped.clone());
     let criteria = judge(&baseline, &canary, args.budget_ms, args.p95_slack_ms);
+    // A canary down is rolled back, even in a window cut short.
     let decision = if let Some(why) = down(&baseline, &canary) {
-        reasons = vec![why];
+        reasons = stopped.into_iter().chain([why]).collect();
         Decision::Rollback
     } else if !reasons.is_empty() {
         Decision::CouldNotJudge

@@ -180,12 +180,10 @@ pub async fn run(cli: Cli) -> Exit {
     run_with(cli, &Terminal::new()).await
 }
 
-/// Says why the run could not judge (and what it left behind), and with `--junit` writes it there
-/// (replacing an earlier run's file, which a CI would otherwise read as this run's).
 /// A command line the parser refuses (`--concurrency 1`, an unknown scenario): its message and
 /// exit 2, as clap gives them, after the JUnit file named by `--junit` is rewritten to say the
 /// run could not judge, so an earlier run's result does not stand there as this one's.
-pub fn refused(raw: &[String], e: clap::Error) -> ! {
+pub fn refused(raw: &[std::ffi::OsString], e: clap::Error) -> ! {
     // Help and the version are printed to stdout: no refusal.
     if e.use_stderr() {
         if let Some(path) = shared::report_file::flag_path(raw, "--junit") {
@@ -198,6 +196,8 @@ pub fn refused(raw: &[String], e: clap::Error) -> ! {
     e.exit()
 }
 
+/// Says why the run could not judge (and what it left behind), and with `--junit` writes it there
+/// (replacing an earlier run's file, which a CI would otherwise read as this run's).
 fn could_not_judge(cli: &Cli, why: &str) -> Exit {
     could_not_judge_leaving(cli, why, &[])
 }
