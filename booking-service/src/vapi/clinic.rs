@@ -5,7 +5,7 @@
 
 use super::speech;
 use crate::domain::{OrgId, Slot, Zone};
-use crate::store::{Closure, DynStore, Organization, StoreResult};
+use crate::store::{Closure, DynStore, Organization, Provider, StoreResult};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// How far ahead the clinic's closures are said beside its opening hours.
@@ -42,9 +42,23 @@ pub async fn closed_over(store: &DynStore, org: OrgId, zone: &Zone, wanted: &Slo
     Ok(closures.into_iter().find(|c| c.span.overlaps(wanted)))
 }
 
-/// The clinic's closure of the whole local day `date`, if any.
-pub async fn closed_on(store: &DynStore, org: OrgId, date: NaiveDate) -> StoreResult<Option<Closure>> {
-    Ok(store.closures_meeting(org, (date, date), 1).await?.into_iter().next())
+/// The clinic's closure of the local day `date`, if any: the clinic's own day, or, asked of one
+/// provider, that provider's. A closure is whole days of the clinic's, which for a provider in a
+/// zone of its own are not its days: it counts when it meets the provider's working time of
+/// `date` (its whole day when it has none).
+pub async fn closed_on(
+    store: &DynStore,
+    org: OrgId,
+    provider: Option<&Provider>,
+    date: NaiveDate,
+) -> StoreResult<Option<Closure>> {
+    let Some(p) = provider else {
+        return Ok(store.closures_meeting(org, (date, date), 1).await?.into_iter().next());
+    };
+    match p.hours.working_span(&p.zone(), date).or_else(|| p.zone().whole_days(date, date)) {
+        Some(working) => closed_over(store, org, &p.org_zone, &working).await,
+        None => Ok(None),
+    }
 }
 
 /// "on Friday, December 25", or "from Thursday, December 24 to Sunday, December 27": the days of

@@ -265,17 +265,8 @@ impl CheckAvailability {
                 Some(next) => search.free(Some(next), SEARCH_DAYS, 1).await?,
                 None => Vec::new(),
             };
-            // A holiday is said to be one: the caller then knows the whole clinic is shut. One
-            // provider's day is its own, which in a zone of its own is not the clinic's: a
-            // closure (whole days of the clinic's) counts when it meets its working time, or its
-            // day when it has none.
-            let closed = match &one {
-                Some(p) => match p.hours.working_span(&p.zone(), date).or_else(|| p.zone().whole_days(date, date)) {
-                    Some(working) => clinic::closed_over(ctx.store, ctx.actor.org, &p.org_zone, &working).await?,
-                    None => None,
-                },
-                None => clinic::closed_on(ctx.store, ctx.actor.org, date).await?,
-            };
+            // A holiday is said to be one: the caller then knows the whole clinic is shut.
+            let closed = clinic::closed_on(ctx.store, ctx.actor.org, one.as_ref(), date).await?;
             let none = match (&who, closed) {
                 (_, Some(_)) => format!("The clinic is closed on {day}."),
                 (Some(who), None) => format!("{who} has no free times on {day}{during}."),
