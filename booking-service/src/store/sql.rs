@@ -65,6 +65,16 @@ impl Dialect {
         }
     }
 
+    /// Joins to each row before it, as `alias`, the rows of `table` that `rest` (a WHERE that
+    /// refers to that row, then an ORDER BY and a LIMIT) selects: LATERAL on PostgreSQL; SQLite,
+    /// which has none, looks them up by id from a list it selects anew for each row.
+    pub fn join_each(self, table: &str, alias: &str, rest: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CROSS JOIN LATERAL (SELECT * FROM {table} {rest}) AS {alias}"),
+            Dialect::Sqlite => format!("JOIN {table} {alias} ON {alias}.id IN (SELECT id FROM {table} {rest})"),
+        }
+    }
+
     /// A JSON array of the distinct values of `expr` over the rows aggregated, in their order
     /// (`[]` for none).
     pub fn json_distinct(self, expr: &str) -> String {
