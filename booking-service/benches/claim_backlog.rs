@@ -1,12 +1,13 @@
 //! How long the dispatcher's claim takes behind a backlog: 200 clinics with 5 messages due each and
 //! reminders queued ahead (1,000 per clinic), then one clinic's backlog of due messages grown to
 //! 100,000, as after an outage of the mail relay. Each step times 20 claims of 10 messages (a
-//! lane's places, 5 of a clinic at most) through the store itself, on SQLite and, when
-//! `TEST_DATABASE_URL` names a server, on PostgreSQL, and prints the median and the slowest.
+//! lane's places, 5 of a clinic at most) through the store itself, and 20 of the webhooks' lane
+//! (none due), on SQLite and, when `TEST_DATABASE_URL` names a server, on PostgreSQL, and prints
+//! the median and the slowest.
 //!
 //! `cargo bench -p booking-service --bench claim_backlog` (figures in bench/README.md).
 
-use booking_service::store::{self, outbox_kind, MailClaim};
+use booking_service::store::{self, outbox_kind, DynStore, MailClaim};
 use std::time::{Duration, Instant};
 use test_kit::{Backend, TestDatabase};
 
@@ -15,7 +16,8 @@ const CLAIMS: usize = 20;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    println!("| database | due of the busiest clinic | claim: median | slowest |\n|---|---|---|---|");
+    println!("| database | due of the busiest clinic | patients' lane: median / slowest | webhooks' lane (none due) |");
+    println!("|---|---|---|---|");
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let Some(db) = TestDatabase::create(backend).await else {
             println!("| PostgreSQL | (no TEST_DATABASE_URL: not measured) | | |");
@@ -40,26 +42,30 @@ async fn main() -> anyhow::Result<()> {
                 Backend::Postgres => db.execute("ANALYZE outbox").await,
                 Backend::Sqlite => db.execute("PRAGMA wal_checkpoint(TRUNCATE)").await,
             };
-            let mut took = Vec::with_capacity(CLAIMS);
-            for _ in 0..CLAIMS {
-                let now = store::now();
-                let claim = MailClaim {
-                    kinds: &outbox_kind::TO_PATIENTS,
-                    per_org: 5,
-                    ..MailClaim::every(now, now + chrono::Duration::minutes(2), 10, 10)
-                };
-                let start = Instant::now();
-                let claimed = store.claim_mail(&claim).await?;
-                took.push(start.elapsed());
-                anyhow::ensure!(claimed.jobs.len() == 10, "a claim took {} messages", claimed.jobs.len());
-            }
-            took.sort();
-            let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
             let name = if backend == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
-            println!("| {name} | {backlog} | {} | {} |", ms(took[CLAIMS / 2]), ms(took[CLAIMS - 1]));
+            let patients = timed(&store, &outbox_kind::TO_PATIENTS, 10).await?;
+            let webhooks = timed(&store, &outbox_kind::TO_WEBHOOKS, 0).await?;
+            println!("| {name} | {backlog} | {patients} | {webhooks} |");
         }
     }
     Ok(())
+}
+
+/// The median and the slowest of `CLAIMS` claims of a lane's `kinds`, each taking `expected` messages.
+async fn timed(store: &DynStore, kinds: &'static [&'static str], expected: usize) -> anyhow::Result<String> {
+    let mut took = Vec::with_capacity(CLAIMS);
+    for _ in 0..CLAIMS {
+        let now = store::now();
+        let claim =
+            MailClaim { kinds, per_org: 5, ..MailClaim::every(now, now + chrono::Duration::minutes(2), 10, 10) };
+        let start = Instant::now();
+        let claimed = store.claim_mail(&claim).await?;
+        took.push(start.elapsed());
+        anyhow::ensure!(claimed.jobs.len() == expected, "a claim took {} messages", claimed.jobs.len());
+    }
+    took.sort();
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    Ok(format!("{} / {}", ms(took[CLAIMS / 2]), ms(took[CLAIMS - 1])))
 }
 
 /// The rows of the backlog, inserted behind the service's back in one statement each.

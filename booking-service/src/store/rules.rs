@@ -247,23 +247,25 @@ const DUE: &str = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
                    AND (claimed_until IS NULL OR claimed_until <= $1)";
 
 /// The organizations with messages pending, found by stepping through the `outbox_due_per_org`
-/// index one look-up each (none when nothing is due at `$1`), for [`oldest_due`].
+/// index one look-up each, for [`oldest_due`]; none when nothing is due at `$1`, which the oldest
+/// due message in `outbox_due` tells (a plain EXISTS may be planned as a scan of the table).
 const PENDING: &str = "WITH RECURSIVE pending(org_id) AS (
         SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL ORDER BY org_id LIMIT 1)
-        WHERE EXISTS (SELECT 1 FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-                          AND (claimed_until IS NULL OR claimed_until <= $1))
+        WHERE (SELECT next_attempt_at FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+               AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY next_attempt_at LIMIT 1) IS NOT NULL
         UNION ALL
         SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND org_id > pending.org_id
                 ORDER BY org_id LIMIT 1)
         FROM pending WHERE pending.org_id IS NOT NULL
     )";
 
-/// Each organization's oldest messages due at `$1` of the kinds in `$3` (and `also`), at most
-/// `share` of each, read from the `outbox_due_per_org` index: the rows `h` beside `pending`.
-fn oldest_due(d: Dialect, share: &str, also: &str) -> String {
+/// Each organization's oldest messages due at `$1` of the kinds in `$3`, claimed fewer than `$5`
+/// times, at most `$6` of each, read from the `outbox_due_per_org` index: the rows `h` beside
+/// `pending`.
+fn oldest_due(d: Dialect) -> String {
     let oldest = format!(
-        "WHERE org_id = pending.org_id AND {DUE} AND kind IN (SELECT value FROM {}){also}
-         ORDER BY next_attempt_at, id LIMIT {share}",
+        "WHERE org_id = pending.org_id AND {DUE} AND kind IN (SELECT value FROM {}) AND claims < $5
+         ORDER BY next_attempt_at, id LIMIT $6",
         d.json_elements("$3")
     );
     format!("pending {}", d.join_each("outbox", "h", &oldest))
@@ -1521,24 +1523,24 @@ impl Store for SqlStore {
     }
 
     async fn claim_mail(&self, c: &MailClaim<'_>) -> StoreResult<ClaimedMail> {
-        // Both statements read each organization's oldest due messages, no more than its share
-        // (`oldest_due`), so a claim costs about the same behind a backlog of a million as behind
-        // none: ranking every due message instead took 104 ms on PostgreSQL at 100,000 and grew
-        // with them (bench/README.md). In one write transaction (one turn of SQLite's writer per
-        // claim), giving up first on those of them claimed as often as allowed (one further back
-        // is given up on when its turn comes; till then no claim takes it): a claim that ended
-        // unsettled is one more claim than failures recorded; a message whose claims were all
-        // recorded failures (it reached a limit lowered since) keeps its last error.
+        // In one write transaction (one turn of SQLite's writer per claim), giving up first on
+        // what was claimed as often as allowed, found through the `outbox_claims` index (few
+        // messages ever are): a claim that ended unsettled is one more claim than failures
+        // recorded; a message whose claims were all recorded failures (it reached a limit lowered
+        // since) keeps its last error.
         let d = self.dialect();
         let abandon = format!(
-            "{PENDING}
-             UPDATE outbox SET dead_at = $1, claimed_until = NULL, last_error = CASE WHEN claims > attempts
+            "UPDATE outbox SET dead_at = $1, claimed_until = NULL, last_error = CASE WHEN claims > attempts
                     THEN 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
                     ELSE last_error END
-             WHERE id IN (SELECT h.id FROM {} WHERE h.claims >= $2)
+             WHERE claims >= $2 AND {DUE} AND kind IN (SELECT value FROM {})
              RETURNING kind",
-            oldest_due(d, "$4", "")
+            d.json_elements("$3")
         );
+        // Then each organization's oldest due messages, no more than its share (`oldest_due`),
+        // so a claim costs about the same behind a backlog of its lane of a million as behind
+        // none: ranking every due message instead took 104 ms on PostgreSQL at 100,000 and grew
+        // with them (bench/README.md).
         // Taken in turn: every organization's oldest, then every one's second, and so on, so no
         // backlog, however long, keeps another organization's message waiting behind it. On
         // SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do: the rows
@@ -1566,13 +1568,13 @@ impl Store for SqlStore {
                  LIMIT $4{}
              )
              RETURNING {OUTBOX_COLUMNS}",
-            oldest_due(d, "$6", " AND claims < $5"),
+            oldest_due(d),
             d.json_elements("$7"),
             d.skip_locked("o")
         );
         let (now, kinds) = (Timestamp(c.now), Json(c.kinds));
         let mut tx = self.begin(Scope::Claim(c.within)).await?;
-        let abandoned: Vec<(String,)> = tx.query(&abandon, (now, c.max_claims, kinds, c.per_org)).fetch_all().await?;
+        let abandoned: Vec<(String,)> = tx.query(&abandon, (now, c.max_claims, kinds)).fetch_all().await?;
         let values = (now, Timestamp(c.lease_until), kinds, c.limit, c.max_claims, c.per_org, Json(c.skip));
         let jobs = tx.query(&claim, values).fetch_all().await?;
         tx.commit().await?;

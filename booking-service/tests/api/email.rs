@@ -852,27 +852,36 @@ async fn a_message_claimed_again_and_again_with_no_outcome_recorded_ends_dead(ba
     assert!(store.outbox_backlog(at).await.expect("backlog").dead >= 1, "the dead-letter alert sees it");
 }
 
-/// A message already tried as often as the attempt limit allows once it was lowered (a redeploy
-/// with a smaller MAIL_MAX_ATTEMPTS) is given up with its last error, instead of waiting forever
-/// neither claimed nor dead (and counted as due).
+/// Messages already tried as often as the attempt limit allows once it was lowered (a redeploy
+/// with a smaller MAIL_MAX_ATTEMPTS) are given up with their last error, instead of waiting
+/// forever neither claimed nor dead (and counted as due): all at the next claim, however many
+/// more than the clinic's share of a claim.
 async fn a_message_tried_as_often_as_a_lowered_limit_allows_ends_dead(backend: Backend) {
     // Mail is looked for only at start, so the messages queued below wait for the claims here.
     let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
     let booked = org.agent.book(&with_email(provider.id, 5, "10:00")).await.expect("booked");
+    org.agent.book(&with_email(provider.id, 5, "11:00")).await.expect("booked");
     let store = &app.store;
     let start = booking_service::store::now();
-    let confirmation = |jobs: &[OutboxJob]| jobs.iter().find(|j| j.kind == "booking_confirmation").cloned();
+    let confirmations =
+        |jobs: &[OutboxJob]| jobs.iter().filter(|j| j.kind == "booking_confirmation").cloned().collect::<Vec<_>>();
     for failure in 0..2 {
         let at = start + chrono::Duration::minutes(3 * failure);
-        let job = confirmation(&claim_every(store, at, chrono::Duration::minutes(2), 100, 5).await.jobs).expect("due");
-        let retry = Delivery::Retry { error: format!("refused {failure}"), at: at + chrono::Duration::minutes(1) };
-        assert!(store.record_delivery(&job, &retry).await.expect("recorded"));
+        let jobs = confirmations(&claim_every(store, at, chrono::Duration::minutes(2), 100, 5).await.jobs);
+        assert_eq!(jobs.len(), 2, "both due: {jobs:?}");
+        for job in jobs {
+            let retry = Delivery::Retry { error: format!("refused {failure}"), at: at + chrono::Duration::minutes(1) };
+            assert!(store.record_delivery(&job, &retry).await.expect("recorded"));
+        }
     }
     let at = start + chrono::Duration::minutes(6);
-    let claimed = claim_every(store, at, chrono::Duration::minutes(2), 100, 2).await;
-    assert!(claimed.abandoned.iter().any(|kind| kind == "booking_confirmation"), "{:?}", claimed.abandoned);
+    let lowered = MailClaim { per_org: 1, ..MailClaim::every(at, at + chrono::Duration::minutes(2), 100, 2) };
+    let claimed = store.claim_mail(&lowered).await.expect("claimed");
+    let given_up = claimed.abandoned.iter().filter(|kind| *kind == "booking_confirmation").count();
+    assert_eq!(given_up, 2, "both at once, with a share of one: {:?}", claimed.abandoned);
+    let confirmation = |jobs: &[OutboxJob]| confirmations(jobs).into_iter().next();
     assert!(confirmation(&claimed.jobs).is_none(), "tried a third time: {claimed:?}");
     let outbox = store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
     let dead = confirmation(&outbox).expect("kept");
