@@ -5,9 +5,12 @@
 //!
 //! With `TWILIO_AUTH_TOKEN` set, only a request carrying Twilio's `X-Twilio-Signature` over
 //! `PUBLIC_BASE_URL/sms/inbound` (and the request's query) and every form field is taken; else 403.
-//! Without it no SMS leaves the machine (they are files) and nothing can be checked, so to bound
-//! what anyone may write, each message spends one of the client address's guesses (`LINK_GUESSES_PER_MINUTE`; beyond them 429): an unsigned
-//! message is a claim about a phone that nothing backs, as an unknown link token is.
+//! Without it no SMS leaves the machine (they are files) and nothing can be checked: a message is
+//! taken only from this machine (a loopback client address; else 403), so no one on the internet
+//! can keep opt-outs of made-up phones in a deployment without Twilio, for it to honour once
+//! Twilio is set, and each spends one of the client address's guesses (`LINK_GUESSES_PER_MINUTE`;
+//! beyond them 429): an unsigned message is a claim about a phone that nothing backs, as an
+//! unknown link token is.
 //!
 //! Public like the confirmation pages, and limited like them: no token to count requests by, the
 //! body limit, the request deadline; with Twilio, the signature.
@@ -67,7 +70,7 @@ impl InboundSms {
     params(("X-Twilio-Signature" = Option<String>, Header,
             description = "Twilio's signature; required when TWILIO_AUTH_TOKEN is set")),
     responses((status = 200, description = "taken: empty TwiML", content_type = "text/xml"),
-              (status = 403, description = "missing or wrong signature", body = ErrorBody),
+              (status = 403, description = "missing or wrong signature; without TWILIO_AUTH_TOKEN, a client that is not this machine", body = ErrorBody),
               (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
               (status = 422, description = "From or To is not a phone number", body = ErrorBody),
               (status = 429, description = "without TWILIO_AUTH_TOKEN: the client address has no guesses left (LINK_GUESSES_PER_MINUTE)", body = ErrorBody)))]
@@ -91,6 +94,11 @@ pub async fn inbound(
     let origin = state.sms.origin(&url, &params, signature);
     if origin == Origin::Forged {
         return Err(ApiError::ForbiddenHere("X-Twilio-Signature is missing or does not match this request".into()));
+    }
+    if origin == Origin::Unchecked && !client.is_some_and(|ip| ip.to_canonical().is_loopback()) {
+        return Err(ApiError::ForbiddenHere(
+            "without TWILIO_AUTH_TOKEN nothing can check who sent this, so only this machine may post it".into(),
+        ));
     }
     let form = InboundSms::from_params(&params);
     let number = |field: &'static str, value: Option<String>| {
