@@ -491,6 +491,12 @@ fn configured_authentication(config: &Config) -> anyhow::Result<Option<(Authenti
             Ok(Some((auth, Some(secret.clone()))))
         }
         (None, Some(path)) => {
+            // A public key is usually an identity provider's, which signs tokens for other
+            // services too: without an audience to check, theirs would be taken (RFC 8725, 3.9).
+            anyhow::ensure!(
+                audience.is_some(),
+                "JWT_AUDIENCE must be set with JWT_PUBLIC_KEY_FILE: the key's other services' tokens would be accepted"
+            );
             let pem =
                 std::fs::read(path).with_context(|| format!("cannot read JWT_PUBLIC_KEY_FILE {}", path.display()))?;
             let algorithm = config

@@ -1181,6 +1181,7 @@ fn public_key_config(db: &TestDatabase, dir: &tempfile::TempDir) -> booking_serv
     std::fs::write(&key, ED25519_PUBLIC_KEY).expect("key file");
     let mut config = booking_service::config::Config::with_database(db.url.clone());
     config.jwt_public_key_file = Some(key);
+    config.jwt_audience = Some("booking".into());
     config.mail_dir = dir.path().join("mail");
     config
 }

@@ -301,7 +301,7 @@ const ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIE
 const ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAf7rewTjknPcFMJK7wzGLmN/5MEqMfwW9HMudgWms640=\n-----END PUBLIC KEY-----\n";
 
 #[tokio::test]
-async fn a_public_key_pins_its_algorithm_and_issuer_and_audience_are_enforced() {
+async fn a_public_key_needs_an_audience_pins_its_algorithm_and_issuer_and_audience_are_enforced() {
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
     let db = TestDatabase::create(Backend::Sqlite).await.expect("sqlite");
     let dir = tempfile::tempdir().expect("dir");
@@ -310,6 +310,10 @@ async fn a_public_key_pins_its_algorithm_and_issuer_and_audience_are_enforced() 
     let mut config = Config::with_database(db.url.clone());
     config.jwt_public_key_file = Some(key_file);
     config.jwt_issuer = Some("https://auth.clinic.example".into());
+    // An identity provider's key signs other services' tokens too: one without an audience to
+    // check does not start.
+    let unbound = Application::build(config.clone()).await.err().expect("refused without JWT_AUDIENCE");
+    assert!(format!("{unbound:#}").contains("JWT_AUDIENCE must be set"), "{unbound:#}");
     config.jwt_audience = Some("booking".into());
     let app = Application::build(config).await.expect("starts with a public key");
     assert!(app.dev_mode().is_none());
