@@ -111,19 +111,33 @@ impl Args {
     /// --target means a target was meant (its variable lost, say), and a run in-process would pass
     /// without testing it; --keep of the temporary database, which goes anyway. Checked when the
     /// run starts, not by clap, so that the refusal is a could-not-judge report like any other.
-    pub fn stray(&self) -> Option<&'static str> {
+    pub fn stray(&self) -> Option<String> {
         if self.target.is_some() {
             return None;
         }
+        let key = (self.jwt_secret.is_some(), "--jwt-secret (SMOKE_JWT_SECRET)");
+        let credential = std::iter::once(key).chain(self.tokens()).find_map(|(given, name)| given.then_some(name));
+        match credential {
+            Some(name) => Some(format!("{name} is given without --target")),
+            None if self.keep && self.database_url.is_none() => Some("--keep needs --target or --database-url".into()),
+            None => None,
+        }
+    }
+
+    /// The tokens given beside --jwt-secret, which the run does not use: with the key it makes an
+    /// organization of its own. Told, not refused: a CI job may set the variables of both.
+    pub fn unused_tokens(&self) -> Vec<&'static str> {
+        let unused = self.tokens().into_iter().filter(|(given, _)| *given && self.jwt_secret.is_some());
+        unused.map(|(_, name)| name).collect()
+    }
+
+    /// Each token, whether it is given, and its names.
+    fn tokens(&self) -> [(bool, &'static str); 3] {
         [
-            (self.jwt_secret.is_some(), "--jwt-secret (SMOKE_JWT_SECRET) is given without --target"),
-            (self.platform_token.is_some(), "--platform-token (SMOKE_PLATFORM_TOKEN) is given without --target"),
-            (self.admin_token.is_some(), "--admin-token (SMOKE_ADMIN_TOKEN) is given without --target"),
-            (self.agent_token.is_some(), "--agent-token (SMOKE_AGENT_TOKEN) is given without --target"),
-            (self.keep && self.database_url.is_none(), "--keep needs --target or --database-url"),
+            (self.platform_token.is_some(), "--platform-token (SMOKE_PLATFORM_TOKEN)"),
+            (self.admin_token.is_some(), "--admin-token (SMOKE_ADMIN_TOKEN)"),
+            (self.agent_token.is_some(), "--agent-token (SMOKE_AGENT_TOKEN)"),
         ]
-        .into_iter()
-        .find_map(|(given, why)| given.then_some(why))
     }
 
     /// The defaults, as `smoke-test` with no argument would run.
@@ -187,6 +201,19 @@ mod tests {
         }
         assert_eq!(stray(&["--target", "http://x", "--jwt-secret", "k", "--keep"]), None);
         assert_eq!(stray(&["--database-url", "sqlite://x.db", "--keep"]), None);
+    }
+
+    /// Tokens given beside --jwt-secret are named as not used (the run makes its own organization).
+    #[test]
+    fn tokens_beside_a_key_are_named_unused() {
+        let unused = |flags: &[&str]| {
+            Args::parse_from(["smoke-test", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
+                .unused_tokens()
+        };
+        let both = unused(&["--jwt-secret", "k", "--admin-token", "a", "--agent-token", "b"]);
+        assert_eq!(both, ["--admin-token (SMOKE_ADMIN_TOKEN)", "--agent-token (SMOKE_AGENT_TOKEN)"]);
+        assert!(unused(&["--admin-token", "a", "--agent-token", "b"]).is_empty());
+        assert!(unused(&["--jwt-secret", "k"]).is_empty());
     }
 
     #[test]

@@ -193,6 +193,14 @@ async fn prepare_target(
             Target::in_process(args.database_url.as_deref()).await.map_err(|e| format!("{e:#}"))
         }
         Some(url) => {
+            let unused = args.unused_tokens();
+            if !unused.is_empty() {
+                say!(
+                    out,
+                    "note: {} not used: with --jwt-secret the run makes an organization of its own",
+                    unused.join(", ")
+                );
+            }
             let credentials = match (&args.jwt_secret, &args.admin_token, &args.agent_token) {
                 (Some(secret), _, _) => Credentials::Secret(
                     shared::Signer::hs256(secret).for_service(args.jwt_issuer.clone(), args.jwt_audience.clone()),

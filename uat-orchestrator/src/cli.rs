@@ -99,8 +99,20 @@ impl Cli {
         if self.target.is_some() {
             return None;
         }
+        let key = (self.jwt_secret.is_some(), "--jwt-secret (UAT_JWT_SECRET)");
+        std::iter::once(key).chain(self.tokens()).find_map(|(given, name)| given.then_some(name))
+    }
+
+    /// The clinic tokens given beside --jwt-secret, which the run does not use: with the key it
+    /// makes clinics of its own. Told, not refused, for the same reason.
+    pub fn unused_tokens(&self) -> Vec<&'static str> {
+        let unused = self.tokens().into_iter().filter(|(given, _)| *given && self.jwt_secret.is_some());
+        unused.map(|(_, name)| name).collect()
+    }
+
+    /// Each clinic token, whether it is given, and its names.
+    fn tokens(&self) -> [(bool, &'static str); 6] {
         [
-            (self.jwt_secret.is_some(), "--jwt-secret (UAT_JWT_SECRET)"),
             (self.admin_token.is_some(), "--admin-token (UAT_ADMIN_TOKEN)"),
             (self.staff_token.is_some(), "--staff-token (UAT_STAFF_TOKEN)"),
             (self.agent_token.is_some(), "--agent-token (UAT_AGENT_TOKEN)"),
@@ -108,8 +120,6 @@ impl Cli {
             (self.other_staff_token.is_some(), "--other-staff-token (UAT_OTHER_STAFF_TOKEN)"),
             (self.other_agent_token.is_some(), "--other-agent-token (UAT_OTHER_AGENT_TOKEN)"),
         ]
-        .into_iter()
-        .find_map(|(given, name)| given.then_some(name))
     }
 }
 
@@ -264,6 +274,22 @@ pub(crate) mod tests {
             Some(Command::Canary(args)) => args,
             other => panic!("not the canary command: {other:?}"),
         }
+    }
+
+    /// Clinic tokens given beside --jwt-secret are named as not used (the run makes its own
+    /// clinics); without a key they are the run's credentials.
+    #[test]
+    fn tokens_beside_a_key_are_named_unused() {
+        let unused = |flags: &[&str]| {
+            Cli::parse_from(["uat-orchestrator", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
+                .unused_tokens()
+        };
+        let given = unused(&["--jwt-secret", "k", "--admin-token", "a", "--staff-token", "s", "--agent-token", "b"]);
+        let named =
+            ["--admin-token (UAT_ADMIN_TOKEN)", "--staff-token (UAT_STAFF_TOKEN)", "--agent-token (UAT_AGENT_TOKEN)"];
+        assert_eq!(given, named);
+        assert!(unused(&["--admin-token", "a", "--staff-token", "s", "--agent-token", "b"]).is_empty());
+        assert!(unused(&["--jwt-secret", "k"]).is_empty());
     }
 
     #[test]
