@@ -1524,16 +1524,17 @@ impl Store for SqlStore {
 
     async fn claim_mail(&self, c: &MailClaim<'_>) -> StoreResult<ClaimedMail> {
         // In one write transaction (one turn of SQLite's writer per claim), giving up first on
-        // what was claimed as often as allowed, found through the `outbox_claims` index (few
-        // messages ever are): a claim that ended unsettled is one more claim than failures
-        // recorded; a message whose claims were all recorded failures (it reached a limit lowered
-        // since) keeps its last error.
+        // what was claimed as often as allowed, found through the `outbox_claims` index of the
+        // messages claimed at least once (`claims > 0` lets it be used; a limit is at least 1):
+        // a claim that ended unsettled is one more claim than failures recorded; a message whose
+        // claims were all recorded failures (it reached a limit lowered since) keeps its last
+        // error.
         let d = self.dialect();
         let abandon = format!(
             "UPDATE outbox SET dead_at = $1, claimed_until = NULL, last_error = CASE WHEN claims > attempts
                     THEN 'claimed ' || claims || ' times with no outcome recorded (it may have been sent)'
                     ELSE last_error END
-             WHERE claims >= $2 AND {DUE} AND kind IN (SELECT value FROM {})
+             WHERE claims >= $2 AND claims > 0 AND {DUE} AND kind IN (SELECT value FROM {})
              RETURNING kind",
             d.json_elements("$3")
         );
