@@ -246,25 +246,41 @@ pub(super) fn appointment_values(a: &Appointment) -> impl Values<'_> {
 const DUE: &str = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
                    AND (claimed_until IS NULL OR claimed_until <= $1)";
 
-/// The organizations with messages pending, found by stepping through the `outbox_due_per_org`
-/// index one look-up each, for [`oldest_due`]; none when nothing is due at `$1`, which the oldest
-/// due message in `outbox_due` tells (a plain EXISTS may be planned as a scan of the table).
-const PENDING: &str = "WITH RECURSIVE pending(org_id) AS (
-        SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL ORDER BY org_id LIMIT 1)
-        WHERE (SELECT next_attempt_at FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-               AND (claimed_until IS NULL OR claimed_until <= $1) ORDER BY next_attempt_at LIMIT 1) IS NOT NULL
-        UNION ALL
-        SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND org_id > pending.org_id
-                ORDER BY org_id LIMIT 1)
-        FROM pending WHERE pending.org_id IS NOT NULL
-    )";
+/// The messages of the lane `kinds` are in, as the indexes `outbox_due_patients` and
+/// `outbox_due_webhooks` split them (in these words, so that each database uses its lane's);
+/// `TRUE` for kinds of both, which no index serves (`MailClaim::every`, for tests).
+fn lane_of(kinds: &[&str]) -> String {
+    let webhook = outbox_kind::WEBHOOK;
+    if kinds.iter().all(|kind| *kind == webhook) {
+        format!("kind = '{webhook}'")
+    } else if !kinds.contains(&webhook) {
+        format!("kind <> '{webhook}'")
+    } else {
+        "TRUE".into()
+    }
+}
 
-/// Each organization's oldest messages due at `$1` of the kinds in `$3`, claimed fewer than `$5`
-/// times, at most `$6` of each, read from the `outbox_due_per_org` index: the rows `h` beside
-/// `pending`.
-fn oldest_due(d: Dialect) -> String {
+/// The organizations with messages of the `lane` pending, found by stepping through its index one
+/// look-up each, for [`oldest_due`]; none when nothing is due at `$1`, which the oldest due
+/// message in `outbox_due` tells (a plain EXISTS may be planned as a scan of the table).
+fn pending(lane: &str) -> String {
+    format!(
+        "WITH RECURSIVE pending(org_id) AS (
+            SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND {lane} ORDER BY org_id LIMIT 1)
+            WHERE (SELECT next_attempt_at FROM outbox WHERE {DUE} ORDER BY next_attempt_at LIMIT 1) IS NOT NULL
+            UNION ALL
+            SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND {lane}
+                    AND org_id > pending.org_id ORDER BY org_id LIMIT 1)
+            FROM pending WHERE pending.org_id IS NOT NULL
+        )"
+    )
+}
+
+/// Each organization's oldest messages of the `lane` due at `$1` of the kinds in `$3`, claimed
+/// fewer than `$5` times, at most `$6` of each, read from its index: the rows `h` beside `pending`.
+fn oldest_due(d: Dialect, lane: &str) -> String {
     let oldest = format!(
-        "WHERE org_id = pending.org_id AND {DUE} AND kind IN (SELECT value FROM {}) AND claims < $5
+        "WHERE org_id = pending.org_id AND {lane} AND {DUE} AND kind IN (SELECT value FROM {}) AND claims < $5
          ORDER BY next_attempt_at, id LIMIT $6",
         d.json_elements("$3")
     );
@@ -1538,10 +1554,11 @@ impl Store for SqlStore {
              RETURNING kind",
             d.json_elements("$3")
         );
-        // Then each organization's oldest due messages, no more than its share (`oldest_due`),
-        // so a claim costs about the same behind a backlog of its lane of a million as behind
-        // none: ranking every due message instead took 104 ms on PostgreSQL at 100,000 and grew
-        // with them (bench/README.md).
+        // Then each organization's oldest due messages of the lane, no more than its share
+        // (`oldest_due`), so a claim costs about the same behind a backlog of a million, of its
+        // lane or the other, as behind none: ranking every due message instead took 104 ms on
+        // PostgreSQL at 100,000 and grew with them (bench/README.md).
+        let lane = lane_of(c.kinds);
         // Taken in turn: every organization's oldest, then every one's second, and so on, so no
         // backlog, however long, keeps another organization's message waiting behind it. On
         // SQLite the one writer makes claims exclusive; on PostgreSQL the row locks do: the rows
@@ -1554,7 +1571,7 @@ impl Store for SqlStore {
         // `o` first). An organization's share counts what another dispatcher holds: when that
         // fills it, this claim takes none of that organization's this time.
         let claim = format!(
-            "{PENDING}
+            "{}
              UPDATE outbox SET claimed_until = $2, claims = claims + 1
              WHERE id IN (
                  SELECT o.id FROM (
@@ -1569,7 +1586,8 @@ impl Store for SqlStore {
                  LIMIT $4{}
              )
              RETURNING {OUTBOX_COLUMNS}",
-            oldest_due(d),
+            pending(&lane),
+            oldest_due(d, &lane),
             d.json_elements("$7"),
             d.skip_locked("o")
         );
