@@ -6,9 +6,9 @@
 //! With `TWILIO_AUTH_TOKEN` set, only a request carrying Twilio's `X-Twilio-Signature` over
 //! `PUBLIC_BASE_URL/sms/inbound` (and the request's query) and every form field is taken; else 403.
 //! Without it no SMS leaves the machine (they are files) and nothing can be checked: a message is
-//! taken only from this machine (a loopback client address; else 403), so no one on the internet
-//! can keep opt-outs of made-up phones in a deployment without Twilio, for it to honour once
-//! Twilio is set, and each spends one of the client address's guesses (`LINK_GUESSES_PER_MINUTE`;
+//! taken only from this machine (a loopback connection no proxy relayed; else 403), so no one on
+//! the internet can keep opt-outs of made-up phones in a deployment without Twilio, for it to
+//! honour once Twilio is set, and each spends one of the client address's guesses (`LINK_GUESSES_PER_MINUTE`;
 //! beyond them 429): an unsigned message is a claim about a phone that nothing backs, as an
 //! unknown link token is.
 //!
@@ -20,12 +20,13 @@ use super::extract::{is_form, ClientAddress, RawBody};
 use super::AppState;
 use crate::domain::{DomainError, PhoneNumber};
 use crate::sms::{Keyword, Origin};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use shared::api::ErrorBody;
+use std::net::SocketAddr;
 
 pub const PATH: &str = "/sms/inbound";
 const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -63,6 +64,15 @@ impl InboundSms {
     }
 }
 
+/// Whether a request was made on this machine: its connection comes from a loopback address and
+/// no proxy relayed it (a proxy on this machine connects from loopback for every client, and says
+/// so in one of these headers, as nginx's usual configuration does). Whatever `CLIENT_IP_SOURCE`
+/// says, so that neither a proxy nor a header a client sets can stand in for the machine.
+fn made_here(peer: SocketAddr, headers: &HeaderMap) -> bool {
+    const RELAYED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+    peer.ip().to_canonical().is_loopback() && RELAYED.iter().all(|name| !headers.contains_key(*name))
+}
+
 /// An SMS a patient sent to one of our sender numbers: opts out on `STOP`, back in on `START`.
 #[utoipa::path(post, path = "/sms/inbound", tag = "sms",
     request_body(content = InboundSms, content_type = "application/x-www-form-urlencoded",
@@ -79,6 +89,7 @@ pub async fn inbound(
     uri: Uri,
     headers: HeaderMap,
     ClientAddress(client): ClientAddress,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     if !is_form(&headers) {
@@ -95,7 +106,7 @@ pub async fn inbound(
     if origin == Origin::Forged {
         return Err(ApiError::ForbiddenHere("X-Twilio-Signature is missing or does not match this request".into()));
     }
-    if origin == Origin::Unchecked && !client.is_some_and(|ip| ip.to_canonical().is_loopback()) {
+    if origin == Origin::Unchecked && !made_here(peer, &headers) {
         return Err(ApiError::ForbiddenHere(
             "without TWILIO_AUTH_TOKEN nothing can check who sent this, so only this machine may post it".into(),
         ));
