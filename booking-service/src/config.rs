@@ -123,7 +123,7 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// PEM public key for RS256, ES256 or EdDSA tokens (instead of JWT_SECRET).
+    /// PEM public key for RS256, ES256 or EdDSA tokens (instead of JWT_SECRET); needs JWT_AUDIENCE.
     #[arg(long, env = "JWT_PUBLIC_KEY_FILE", value_parser = path)]
     pub jwt_public_key_file: Option<PathBuf>,
 
@@ -137,7 +137,8 @@ pub struct Config {
     #[arg(long, env = "JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
-    /// When set, tokens must carry this `aud`.
+    /// When set, tokens must carry this `aud`; required with JWT_PUBLIC_KEY_FILE (an identity
+    /// provider's key signs other services' tokens too).
     #[arg(long, env = "JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
@@ -164,7 +165,8 @@ pub struct Config {
     pub twilio_account_sid: Option<String>,
 
     /// Twilio auth token: the password of its API and the key of the `X-Twilio-Signature` that
-    /// `POST /sms/inbound` then requires.
+    /// `POST /sms/inbound` then requires (without it, only a request made on this machine, that
+    /// no proxy relayed, is taken there).
     #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
     pub twilio_auth_token: Option<String>,
 

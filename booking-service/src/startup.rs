@@ -77,7 +77,8 @@ impl Application {
         for (_, missing, what, dir) in to_files.into_iter().filter(|(unset, ..)| *unset && !config.is_sqlite()) {
             tracing::warn!(
                 dir = %dir.display(),
-                "{missing} on a shared database: the {what} this instance claims is written to files on its own disk, not sent"
+                "{missing} on a shared database: the {what} this instance claims is written to files on its own disk, not sent{}",
+                if what == "SMS" { ", and Twilio's posts of patients' STOP and START to /sms/inbound are refused" } else { "" }
             );
         }
         let from: lettre::message::Mailbox = config
@@ -476,6 +477,9 @@ fn configured_authentication(config: &Config) -> anyhow::Result<Option<(Authenti
                 // JWT_SECRET, when set, is the only key accepted (as midway through a change of
                 // keys), and the algorithm pinned for the file is the file's.
                 tracing::warn!(file = %path.display(), "JWT_SECRET is set: JWT_PUBLIC_KEY_FILE (and a JWT_ALGORITHM for it) is not used");
+                if audience.is_none() {
+                    tracing::warn!("without JWT_SECRET this start would stop: JWT_PUBLIC_KEY_FILE needs JWT_AUDIENCE");
+                }
                 if config.confirm_link_secret.is_none() {
                     tracing::warn!(
                         "the patients' links are derived from JWT_SECRET: set CONFIRM_LINK_SECRET before removing \
