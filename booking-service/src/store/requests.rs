@@ -273,7 +273,8 @@ pub struct MailClaim<'a> {
 
 impl MailClaim<'static> {
     /// Every kind this release delivers, of every organization, in due order (`per_org` no tighter
-    /// than `limit`).
+    /// than `limit`). Both lanes at once have no index of their own, so it reads the whole outbox:
+    /// for tests and tools, not a dispatcher, whose claims are of one lane.
     pub fn every(now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: i64, max_claims: i32) -> Self {
         let (kinds, skip) = (&super::outbox_kind::ALL[..], &[][..]);
         Self { now, lease_until, limit, max_claims, kinds, per_org: limit, skip, within: None }
