@@ -71,14 +71,19 @@ impl Application {
         let sms = crate::sms::Sms::from_config(&config)?;
         // Every instance on a shared database claims its share of every clinic's messages.
         let to_files = [
-            (config.smtp_url.is_none(), "no SMTP_URL", "mail", &config.mail_dir),
-            (config.twilio_account_sid.is_none(), "no Twilio account", "SMS", &config.sms_dir),
+            (config.smtp_url.is_none(), "no SMTP_URL", "mail", &config.mail_dir, ""),
+            (
+                config.twilio_account_sid.is_none(),
+                "no Twilio account",
+                "SMS",
+                &config.sms_dir,
+                ", and Twilio's posts of patients' STOP and START to /sms/inbound are refused",
+            ),
         ];
-        for (_, missing, what, dir) in to_files.into_iter().filter(|(unset, ..)| *unset && !config.is_sqlite()) {
+        for (_, missing, what, dir, also) in to_files.into_iter().filter(|(unset, ..)| *unset && !config.is_sqlite()) {
             tracing::warn!(
                 dir = %dir.display(),
-                "{missing} on a shared database: the {what} this instance claims is written to files on its own disk, not sent{}",
-                if what == "SMS" { ", and Twilio's posts of patients' STOP and START to /sms/inbound are refused" } else { "" }
+                "{missing} on a shared database: the {what} this instance claims is written to files on its own disk, not sent{also}"
             );
         }
         let from: lettre::message::Mailbox = config
