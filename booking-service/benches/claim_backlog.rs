@@ -1,9 +1,10 @@
 //! How long the dispatcher's claim takes behind a backlog: 200 clinics with 5 messages due each and
 //! reminders queued ahead (1,000 per clinic), then one clinic's backlog of due messages grown to
-//! 100,000, as after an outage of the mail relay. Each step times 20 claims of 10 messages (a
-//! lane's places, 5 of a clinic at most) through the store itself, and 20 of the webhooks' lane
-//! (none due), on SQLite and, when `TEST_DATABASE_URL` names a server, on PostgreSQL, and prints
-//! the median and the slowest.
+//! 100,000, as after an outage of the mail relay; and beside many clinics, 1,000 and then 5,000
+//! with reminders queued ahead (20 each) and 500 messages due in all, one each, a deployment's ordinary day.
+//! Each step times 20 claims of 10 messages (a lane's places, 5 of a clinic at most) through the
+//! store itself, and 20 of the webhooks' lane (none due), on SQLite and, when `TEST_DATABASE_URL`
+//! names a server, on PostgreSQL, and prints the median and the slowest.
 //!
 //! `cargo bench -p booking-service --bench claim_backlog` (figures in bench/README.md).
 
@@ -11,7 +12,6 @@ use booking_service::store::{self, outbox_kind, DynStore, MailClaim};
 use std::time::{Duration, Instant};
 use test_kit::{Backend, TestDatabase};
 
-const CLINICS: u32 = 200;
 const CLAIMS: usize = 20;
 
 #[tokio::main]
@@ -25,9 +25,9 @@ async fn main() -> anyhow::Result<()> {
         };
         let store = store::connect(&db.url, 4).await?;
         let fill = Fill(backend);
-        db.execute(&fill.clinics()).await;
-        db.execute(&fill.messages(1, "1 + n % 200", 5 * CLINICS, "booking_sms", -300)).await;
-        db.execute(&fill.messages(2, "1 + n % 200", 1000 * CLINICS, "reminder_email", 86_400)).await;
+        db.execute(&fill.clinics(200)).await;
+        db.execute(&fill.messages(1, "1 + n % 200", 5 * 200, "booking_sms", -300)).await;
+        db.execute(&fill.messages(2, "1 + n % 200", 1000 * 200, "reminder_email", 86_400)).await;
         let mut due = 0;
         for backlog in [0, 10_000, 100_000] {
             if backlog > due {
@@ -35,20 +35,43 @@ async fn main() -> anyhow::Result<()> {
                 db.execute(&fill.messages(3 + backlog, "1", more, "booking_confirmation", -86_400)).await;
                 due = backlog;
             }
-            // What a database running for a while has done since such growth: PostgreSQL's
-            // autovacuum counted the rows anew (a claim would plan on stale counts), SQLite moved
-            // its write-ahead log into the database (each claim's commit would copy it again).
-            match backend {
-                Backend::Postgres => db.execute("ANALYZE outbox").await,
-                Backend::Sqlite => db.execute("PRAGMA wal_checkpoint(TRUNCATE)").await,
-            };
-            let name = if backend == Backend::Sqlite { "SQLite" } else { "PostgreSQL" };
-            let patients = timed(&store, &outbox_kind::TO_PATIENTS, 10).await?;
-            let webhooks = timed(&store, &outbox_kind::TO_WEBHOOKS, 0).await?;
-            println!("| {name} | {backlog} | {patients} | {webhooks} |");
+            let (patients, webhooks) = both_lanes(&db, &store, backend).await?;
+            println!("| {} | {backlog} | {patients} | {webhooks} |", fill.name());
+        }
+    }
+    println!();
+    println!(
+        "| database | clinics with reminders queued | patients' lane: median / slowest | webhooks' lane (none due) |"
+    );
+    println!("|---|---|---|---|");
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(db) = TestDatabase::create(backend).await else { continue };
+        let store = store::connect(&db.url, 4).await?;
+        let fill = Fill(backend);
+        db.execute(&fill.clinics(5_000)).await;
+        db.execute(&fill.messages(1, "1 + n * 97 % 1000", 500, "booking_sms", -300)).await;
+        db.execute(&fill.messages(2, "1 + n % 1000", 20 * 1_000, "reminder_email", 86_400)).await;
+        for clinics in [1_000, 5_000] {
+            if clinics > 1_000 {
+                db.execute(&fill.messages(3, "1001 + n % 4000", 20 * 4_000, "reminder_email", 86_400)).await;
+            }
+            let (patients, webhooks) = both_lanes(&db, &store, backend).await?;
+            println!("| {} | {clinics} | {patients} | {webhooks} |", fill.name());
         }
     }
     Ok(())
+}
+
+/// The claims of both lanes timed, as [`timed`] tells them, once the outbox is as a database
+/// running for a while keeps it: PostgreSQL's autovacuum counted the rows anew (a claim would plan
+/// on stale counts), SQLite moved its write-ahead log into the database (each claim's commit would
+/// copy it again).
+async fn both_lanes(db: &TestDatabase, store: &DynStore, backend: Backend) -> anyhow::Result<(String, String)> {
+    match backend {
+        Backend::Postgres => db.execute("ANALYZE outbox").await,
+        Backend::Sqlite => db.execute("PRAGMA wal_checkpoint(TRUNCATE)").await,
+    };
+    Ok((timed(store, &outbox_kind::TO_PATIENTS, 10).await?, timed(store, &outbox_kind::TO_WEBHOOKS, 0).await?))
 }
 
 /// The median and the slowest of `CLAIMS` claims of a lane's `kinds`, each taking `expected` messages.
@@ -72,6 +95,13 @@ async fn timed(store: &DynStore, kinds: &'static [&'static str], expected: usize
 struct Fill(Backend);
 
 impl Fill {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        }
+    }
+
     fn clinic_id(&self, n: &str) -> String {
         match self.0 {
             Backend::Postgres => {
@@ -91,9 +121,9 @@ impl Fill {
         }
     }
 
-    fn clinics(&self) -> String {
+    fn clinics(&self, count: u32) -> String {
         format!(
-            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {CLINICS})
+            "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {count})
              INSERT INTO organizations (id, name, timezone, created_at) SELECT {}, 'clinic ' || n, 'UTC', {} FROM g",
             self.clinic_id("n"),
             self.instant(0)

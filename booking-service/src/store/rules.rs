@@ -260,19 +260,38 @@ fn lane_of(kinds: &[&str]) -> String {
     }
 }
 
-/// The organizations with messages of the `lane` pending, found by stepping through its index one
-/// look-up each, for [`oldest_due`]; none when nothing is due at `$1`, which the oldest due
-/// message in `outbox_due` tells (a plain EXISTS may be planned as a scan of the table).
+/// How many due messages, of either lane, a claim reads at most to tell the organizations with
+/// any due: fewer, and it takes those organizations; more, and it steps through the organizations
+/// with messages pending instead (a backlog's length does not matter then, their number does).
+const FEW_DUE: u32 = 1000;
+
+/// The organizations that may have messages of the `lane` due at `$1`, for [`oldest_due`]: those
+/// of the due messages when there are no more than [`FEW_DUE`] (read oldest first through
+/// `outbox_due`), else every organization with messages of the lane pending, found by stepping
+/// through its index one look-up each. Either costs about the same behind any backlog; the first
+/// also beside thousands of organizations with reminders queued ahead, each of which the second
+/// would look up.
 fn pending(lane: &str) -> String {
     format!(
-        "WITH RECURSIVE pending(org_id) AS (
+        "WITH RECURSIVE due AS (
+            SELECT org_id, kind FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+            ORDER BY next_attempt_at LIMIT {more}
+        ),
+        few(yes) AS (SELECT count(*) < {more} FROM due),
+        stepped(org_id) AS (
             SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND {lane} ORDER BY org_id LIMIT 1)
-            WHERE (SELECT next_attempt_at FROM outbox WHERE {DUE} ORDER BY next_attempt_at LIMIT 1) IS NOT NULL
+            WHERE NOT (SELECT yes FROM few)
             UNION ALL
             SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND {lane}
-                    AND org_id > pending.org_id ORDER BY org_id LIMIT 1)
-            FROM pending WHERE pending.org_id IS NOT NULL
-        )"
+                    AND org_id > stepped.org_id ORDER BY org_id LIMIT 1)
+            FROM stepped WHERE stepped.org_id IS NOT NULL
+        ),
+        pending(org_id) AS (
+            SELECT DISTINCT org_id FROM due WHERE {lane} AND (SELECT yes FROM few)
+            UNION ALL
+            SELECT org_id FROM stepped WHERE org_id IS NOT NULL
+        )",
+        more = FEW_DUE + 1
     )
 }
 

@@ -769,6 +769,40 @@ async fn a_claim_shares_its_places_between_clinics(backend: Backend) {
     assert!(later.iter().all(|j| j.appointment == AppointmentId(booked.appointment_id)) && !later.is_empty());
 }
 
+/// Behind more due messages than a claim reads to tell the clinics with any due (1,000: it then
+/// steps through every clinic with messages pending instead), a claim still takes each clinic's
+/// oldest in turn: 1,200 of the busy clinic's due keep none of the quiet clinic's waiting.
+async fn behind_thousands_due_a_claim_still_takes_each_clinic_in_turn(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below wait for the claims here.
+    let app = spawn_app_with(backend, |c| c.mail_poll_ms = 3_600_000).await;
+    let (busy, quiet) = (app.org("UTC").await, app.org("UTC").await);
+    let provider = busy.provider().await;
+    busy.agent.book(&with_email(provider.id, 5, "09:00")).await.expect("booked");
+    let theirs = quiet.provider().await;
+    quiet.agent.book(&with_email(theirs.id, 5, "09:00")).await.expect("booked");
+    let id = match backend {
+        Backend::Postgres => "gen_random_uuid()",
+        Backend::Sqlite => "printf('00000000-0000-4000-8000-%012d', n)",
+    };
+    let copies = format!(
+        "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 1200)
+         INSERT INTO outbox (id, org_id, appointment_id, kind, payload, next_attempt_at, created_at)
+         SELECT {id}, org_id, appointment_id, kind, payload, next_attempt_at, created_at FROM outbox CROSS JOIN g
+         WHERE org_id = '{}' AND kind = 'booking_confirmation'",
+        busy.id
+    );
+    assert_eq!(app.db.execute(&copies).await, 1200);
+    let now = booking_service::store::now();
+    let claim = MailClaim {
+        kinds: &outbox_kind::TO_PATIENTS,
+        per_org: 1,
+        ..MailClaim::every(now, now + chrono::Duration::minutes(2), 4, 10)
+    };
+    let jobs = app.store.claim_mail(&claim).await.expect("claimed").jobs;
+    let count = |org: Uuid| jobs.iter().filter(|j| j.org == OrgId(org)).count();
+    assert_eq!((count(busy.id), count(quiet.id)), (1, 1), "{jobs:?}");
+}
+
 /// One clinic's backlog, several times its share of a lane, goes out without waiting for a poll:
 /// a claim that took a clinic's whole share is followed by another as soon as half the places are
 /// free (the polls here are an hour apart, and only the first comes at start).
@@ -991,6 +1025,7 @@ on_both_backends!(
     a_failure_from_an_ended_claim_is_not_recorded,
     a_message_of_a_kind_from_a_newer_release_is_left_for_it,
     a_claim_shares_its_places_between_clinics,
+    behind_thousands_due_a_claim_still_takes_each_clinic_in_turn,
     a_clinics_backlog_goes_out_without_waiting_for_polls,
     links_issued_before_a_key_rotation_work_with_the_previous_key,
     the_backlog_counts_what_a_dispatcher_would_claim,
