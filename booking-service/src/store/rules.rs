@@ -1530,13 +1530,16 @@ impl Store for SqlStore {
                     Some(_) => {}
                 }
             }
-            if appointment.status == AppointmentStatus::Confirmed {
+            // Confirming is for before the visit: afterwards staff mark how it went, and the
+            // patient's link is gone (a `confirmed` event after the fact would mislead). Only the
+            // confirm link, which tells nothing else, confirms again harmlessly after the start.
+            let started = appointment.slot.start() <= now;
+            let again_harmless = !started || matches!(via, ConfirmedVia::ConfirmLink(_));
+            if appointment.status == AppointmentStatus::Confirmed && again_harmless {
                 return Ok(Confirmed::Already(appointment));
             }
             still_active(&appointment, |status| format!("the appointment is {status}"))?;
-            // Confirming is for before the visit: afterwards staff mark how it went, and the
-            // patient's link is gone (a `confirmed` event after the fact would mislead).
-            if appointment.slot.start() <= now {
+            if started {
                 let says = "the appointment has started: mark it completed or no-show instead";
                 let refused = match via {
                     ConfirmedVia::Staff => StoreError::InvalidState(says.into()),

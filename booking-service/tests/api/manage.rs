@@ -173,7 +173,7 @@ async fn the_page_shows_the_appointment_and_up_to_ten_times_and_changes_nothing(
 
 /// A patient booked by phone has no confirmation link: the manage page offers Confirm while the
 /// appointment is pending, within the cut-off too, audited as the patient's; confirming again is
-/// harmless, and from the start it is 410.
+/// harmless, and from the start, confirmed or not, it is 410 (and the staff's route 409).
 async fn the_patient_confirms_through_the_manage_link(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "Test Clinic", "Dr. Smith").await;
@@ -214,6 +214,19 @@ async fn the_patient_confirms_through_the_manage_link(backend: Backend) {
     let started = client().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
     assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
     assert_eq!(org.staff.appointment(later.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
+    // Confirmed before its start, too: from the start the link is gone whatever the status.
+    crate::attendance::shift(&app, booked.appointment_id, Duration::days(5)).await;
+    let started = client().post(format!("{}/confirm", app.manage_link(org.id, booked.appointment_id).await));
+    let started = started.header(ACCEPT, "application/json").send().await;
+    assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
+    let id = booked.appointment_id;
+    let by_staff = org.staff.request(Method::POST, &format!("/api/appointments/{id}/confirm")).send().await;
+    let says = "staff mark a started appointment completed or no-show instead";
+    assert_eq!(
+        error_code(by_staff.expect("POST confirm")).await,
+        (StatusCode::CONFLICT, "invalid_state".into()),
+        "{says}"
+    );
 }
 
 async fn the_patient_cancels_through_the_link(backend: Backend) {
