@@ -83,7 +83,8 @@ async fn bounded<T: Send + 'static>(
 
 /// Whether an address is one the open internet routes to. An IPv6 address that carries an IPv4
 /// one (mapped, NAT64's well-known prefix, 6to4) is judged by the IPv4 address it reaches; any
-/// other IPv6 address must be global unicast (2000::/3), and not Teredo or documentation.
+/// other IPv6 address must be global unicast (2000::/3), and not Teredo, the IETF's
+/// special-purpose block or documentation.
 fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -110,7 +111,11 @@ fn is_public(ip: IpAddr) -> bool {
             match v6.segments() {
                 [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => is_public(carried(hi, lo)),
                 [0x2002, hi, lo, ..] => is_public(carried(hi, lo)),
-                [0x2001, 0, ..] | [0x2001, 0xdb8, ..] => false,
+                // Teredo and the rest of the IETF's special-purpose block (2001::/23), and both
+                // documentation prefixes (2001:db8::/32, 3fff::/20).
+                [0x2001, second, ..] if second < 0x200 => false,
+                [0x2001, 0xdb8, ..] => false,
+                [0x3fff, second, ..] if second < 0x1000 => false,
                 [first, ..] => first & 0xe000 == 0x2000,
             }
         }
@@ -231,6 +236,10 @@ mod tests {
             "2001:db8::1",
             "fec0::1",
             "100::1",
+            "2001:2::1",
+            "2001:1ff::1",
+            "3fff::1",
+            "3fff:fff::1",
         ] {
             assert!(!is_public(inside.parse().expect("ip")), "{inside}");
         }
@@ -240,6 +249,7 @@ mod tests {
             "8.8.8.8",
             "64:ff9b::5db8:d822",
             "2002:5db8:d822::1",
+            "2001:200::1",
         ] {
             assert!(is_public(outside.parse().expect("ip")), "{outside}");
         }

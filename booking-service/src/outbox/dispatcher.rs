@@ -274,7 +274,10 @@ impl Dispatcher {
     async fn handle(self: Arc<Self>, job: OutboxJob, lease_ends: tokio::time::Instant) {
         let job = &job;
         let channel = super::Channel::of(&job.kind);
-        let sent = tokio::time::timeout(self.settings.send_deadline, self.channels.deliver(channel, job)).await;
+        // Timed from the lease, not from now: a task that starts late (a starved runtime) must
+        // still end its try before the lease does, or another instance could send it alongside.
+        let send_by = (tokio::time::Instant::now() + self.settings.send_deadline).min(lease_ends - TO_RECORD);
+        let sent = tokio::time::timeout_at(send_by, self.channels.deliver(channel, job)).await;
         let delivery = match sent {
             Ok(Ok(delivery)) => delivery,
             Ok(Err(e)) => self.failed(job, e),

@@ -1690,6 +1690,16 @@ impl Store for SqlStore {
         let org = note.actor.org;
         let mut tx = self.begin(Scope::Write(org)).await?;
         let removed = tx.query("DELETE FROM webhooks WHERE org_id = $1 AND id = $2", (org, id)).execute().await?;
+        // Its messages still queued go with it, found through the clinic's webhooks' lane index
+        // (a dispatcher would drop each at its turn, up to an hour later, keeping the appointments
+        // they carry till then); one already in a dispatcher's hands still goes. Dead letters are
+        // left to retention.
+        let queued = format!(
+            "DELETE FROM outbox WHERE org_id = $1 AND kind = '{}' AND sent_at IS NULL AND dead_at IS NULL
+             AND payload ->> 'webhook_id' = $2",
+            outbox_kind::WEBHOOK
+        );
+        tx.query(&queued, (org, id.0.to_string())).execute().await?;
         commit_audited(tx, removed > 0, note, Subject::Webhook(id), action::WEBHOOK_REMOVED).await
     }
 

@@ -6,6 +6,7 @@ use crate::attendance::backdate;
 use crate::email::{link_in, post_confirm, searchable, wait_eml};
 use crate::helpers::*;
 use crate::vapi::{call, message, post, CALLER};
+use booking_service::domain::{AppointmentId, OrgId};
 use serde_json::{json, Value};
 use shared::api::{BookingInput, CreateWebhook, RescheduleRequest};
 use std::time::Duration;
@@ -280,6 +281,32 @@ async fn endpoints_inside_the_network_and_bad_requests_are_refused(backend: Back
     assert_eq!(org.admin.webhooks().await.expect("listed").len(), 9);
 }
 
+/// Removing a webhook drops its messages still queued at once, not at their turn: the other
+/// webhook's stay.
+async fn a_removed_webhooks_queued_messages_go_with_it(backend: Backend) {
+    // Mail is looked for only at start, so the messages queued below wait.
+    let app = spawn_app_with(backend, |c| (c.webhook_allow_private, c.mail_poll_ms) = (true, 3_600_000)).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let (_receiver, url) = endpoint(0).await;
+    let hook = CreateWebhook { url, events: None };
+    let (removed, kept) =
+        (org.admin.create_webhook(&hook).await.expect("made"), org.admin.create_webhook(&hook).await.expect("made"));
+    let booked = org.staff.book(&booking(provider.id, days_ahead(6), "10:00")).await.expect("booked");
+    let queued = async || {
+        let all = app.store.outbox(OrgId(org.id), AppointmentId(booked.appointment_id)).await.expect("outbox");
+        let mut of: Vec<String> =
+            all.iter().filter_map(|m| m.payload["webhook_id"].as_str().map(str::to_owned)).collect();
+        of.sort();
+        of
+    };
+    let mut both = vec![removed.id.to_string(), kept.id.to_string()];
+    both.sort();
+    assert_eq!(queued().await, both);
+    org.admin.delete_webhook(removed.id).await.expect("removed");
+    assert_eq!(queued().await, [kept.id.to_string()]);
+}
+
 /// A claim must answer in time for its messages to be sent and recorded within its lease. One held
 /// up (here behind a lock on the outbox, as in a saturated pool or PgBouncer's queue) and answered
 /// late would send a message still on its way when the lease ends, and the next claim would send
@@ -353,4 +380,5 @@ on_both_backends!(
     endpoints_inside_the_network_and_bad_requests_are_refused,
     endpoints_that_hang_delay_no_other_message,
     clinics_whose_endpoints_hang_hold_up_no_other_clinic_and_no_patient,
+    a_removed_webhooks_queued_messages_go_with_it,
 );
