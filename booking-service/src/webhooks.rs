@@ -9,13 +9,15 @@
 //! point it inside. `WEBHOOK_ALLOW_PRIVATE=true` lifts the rule (for a clinic's own network, and
 //! the tests). Redirects are not followed.
 
+use crate::domain::OrgId;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
+use std::collections::hash_map::{Entry, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use url::Url;
@@ -24,15 +26,75 @@ use url::Url;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 const SECRET_PREFIX: &str = "whsec_";
 
-/// Lookups of new endpoints' names running at once, at most. Each holds one of tokio's blocking
-/// threads until the system's resolver answers, which no timeout cuts short: unbounded, names
-/// whose servers never answer (a clinic's admin may create them as fast as the rate limit lets)
-/// would take every blocking thread, which the mail and SMS spools need too. Deliveries' lookups
-/// wait for none (a bound of their own here would let one clinic's silent name hold up every
-/// other clinic's webhooks): they start at the dispatcher's pace, each message's lookup cut at
-/// its timeout, though its thread lives until the resolver gives up.
+/// Lookups of new endpoints' names running at once, at most, and of one clinic's. Each holds one
+/// of tokio's blocking threads until the system's resolver answers, which no timeout cuts short:
+/// unbounded, names whose servers never answer (a clinic's admin may create them as fast as the
+/// rate limit lets) would take every blocking thread, which the mail and SMS spools need too; and
+/// with one bound for all, one clinic could hold every lookup and keep the others from adding
+/// webhooks. Deliveries' lookups wait for none (a bound of their own here would let one clinic's
+/// silent name hold up every other clinic's webhooks): they start at the dispatcher's pace, each
+/// message's lookup cut at its timeout, though its thread lives until the resolver gives up.
 const LOOKUPS_AT_ONCE: usize = 16;
-static LOOKUPS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| Arc::new(Semaphore::new(LOOKUPS_AT_ONCE)));
+const LOOKUPS_PER_CLINIC: usize = 2;
+static LOOKUPS: LazyLock<Arc<Lookups>> = LazyLock::new(|| Lookups::new(LOOKUPS_AT_ONCE));
+
+/// The lookups of new endpoints' names in flight: permits for all, and a count per clinic.
+struct Lookups {
+    permits: Arc<Semaphore>,
+    clinics: Mutex<HashMap<OrgId, usize>>,
+}
+
+impl Lookups {
+    fn new(at_once: usize) -> Arc<Self> {
+        Arc::new(Self { permits: Arc::new(Semaphore::new(at_once)), clinics: Mutex::default() })
+    }
+
+    /// One of the clinic's lookups, unless it has [`LOOKUPS_PER_CLINIC`] in flight: given back
+    /// when dropped, with the thread that holds it.
+    fn share(self: &Arc<Self>, org: OrgId) -> Option<Share> {
+        let mut clinics = self.clinics.lock().unwrap_or_else(PoisonError::into_inner);
+        let in_flight = clinics.entry(org).or_default();
+        if *in_flight >= LOOKUPS_PER_CLINIC {
+            return None;
+        }
+        *in_flight += 1;
+        Some(Share { lookups: Arc::clone(self), org })
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self, org: OrgId) -> usize {
+        self.clinics.lock().unwrap_or_else(PoisonError::into_inner).get(&org).copied().unwrap_or(0)
+    }
+}
+
+/// A clinic's lookup in flight.
+struct Share {
+    lookups: Arc<Lookups>,
+    org: OrgId,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut clinics = self.lookups.clinics.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Entry::Occupied(mut in_flight) = clinics.entry(self.org) {
+            *in_flight.get_mut() -= 1;
+            if *in_flight.get() == 0 {
+                in_flight.remove();
+            }
+        }
+    }
+}
+
+/// Why a new endpoint was not taken.
+#[derive(Debug)]
+pub enum Unchecked {
+    /// Not a URL webhooks may go to: why.
+    Refused(String),
+    /// The clinic's own lookups still in flight fill its share.
+    ClinicBusy,
+    /// Every lookup is taken (by several clinics): none could start in time.
+    Busy,
+}
 
 /// How webhooks are checked and sent.
 #[derive(Debug, Clone, Copy)]
@@ -58,27 +120,18 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
 }
 
-/// `blocking` run on a blocking thread, once one of `permits` (if given) is free, which it holds
-/// until the thread ends (whenever that is); `None` when no answer came within `timeout`, waiting
-/// included.
+/// `blocking` run on a blocking thread, which holds `held` until it ends (whenever that is); `None`
+/// when no answer came within `timeout`.
 async fn bounded<T: Send + 'static>(
-    permits: Option<&Arc<Semaphore>>,
     timeout: Duration,
+    held: impl Send + 'static,
     blocking: impl FnOnce() -> T + Send + 'static,
 ) -> Option<T> {
-    let run = async {
-        let permit = match permits {
-            Some(permits) => Some(Arc::clone(permits).acquire_owned().await.ok()?),
-            None => None,
-        };
-        tokio::task::spawn_blocking(move || {
-            let _held = permit;
-            blocking()
-        })
-        .await
-        .ok()
-    };
-    tokio::time::timeout(timeout, run).await.ok().flatten()
+    let run = tokio::task::spawn_blocking(move || {
+        let _held = held;
+        blocking()
+    });
+    tokio::time::timeout(timeout, run).await.ok().and_then(Result::ok)
 }
 
 /// Whether an address is one the open internet routes to. An IPv6 address that carries an IPv4
@@ -122,25 +175,47 @@ fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// A URL webhooks may be sent to, as far as it tells (http(s), a host, no credentials), with its
+/// host and port.
+fn target(url: &str) -> Result<(Url, String, u16), String> {
+    let url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    let host = url.host_str().ok_or("has no host")?.to_owned();
+    let port = url.port_or_known_default().ok_or("has no port")?;
+    Ok((url, host, port))
+}
+
 impl Sender {
-    /// The URL of a new endpoint, if it is one webhooks may go to: http(s), with a host,
-    /// resolving (now) to public addresses only unless private ones are allowed. The addresses
-    /// it resolved to.
-    pub async fn check(&self, url: &str) -> Result<(Url, Vec<SocketAddr>), String> {
-        self.checked(url, Some(&LOOKUPS)).await
+    /// The URL of a new endpoint of the clinic `org`, if it is one webhooks may go to: http(s),
+    /// with a host, resolving (now) to public addresses only unless private ones are allowed. The
+    /// addresses it resolved to.
+    pub async fn check(&self, org: OrgId, url: &str) -> Result<(Url, Vec<SocketAddr>), Unchecked> {
+        self.check_with(&LOOKUPS, org, url).await
     }
 
-    /// [`Self::check`], its lookup waiting for one of `permits` when given.
-    async fn checked(&self, url: &str, permits: Option<&Arc<Semaphore>>) -> Result<(Url, Vec<SocketAddr>), String> {
-        let url = Url::parse(url).map_err(|_| "not a URL".to_owned())?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("must be an http or https URL".into());
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("must not carry credentials".into());
-        }
-        let host = url.host_str().ok_or("has no host")?.to_owned();
-        let port = url.port_or_known_default().ok_or("has no port")?;
+    /// [`Self::check`], its lookup one of `lookups`.
+    async fn check_with(
+        &self,
+        lookups: &Arc<Lookups>,
+        org: OrgId,
+        url: &str,
+    ) -> Result<(Url, Vec<SocketAddr>), Unchecked> {
+        let (url, host, port) = target(url).map_err(Unchecked::Refused)?;
+        let share = lookups.share(org).ok_or(Unchecked::ClinicBusy)?;
+        let permit = tokio::time::timeout(self.timeout, Arc::clone(&lookups.permits).acquire_owned()).await;
+        let permit = permit.ok().and_then(Result::ok).ok_or(Unchecked::Busy)?;
+        let addrs = self.resolved(&host, port, (share, permit)).await.map_err(Unchecked::Refused)?;
+        Ok((url, addrs))
+    }
+
+    /// The addresses of `host`, looked up on a thread that holds `held`, if they are ones webhooks
+    /// may go to.
+    async fn resolved(&self, host: &str, port: u16, held: impl Send + 'static) -> Result<Vec<SocketAddr>, String> {
         // Unless private addresses are allowed, a name that does not resolve (in time) and one that
         // resolves to the service's own network are refused alike: telling them apart would let
         // a clinic's admin find out which names the service's network knows, and which address
@@ -151,7 +226,7 @@ impl Sender {
         };
         let name = host.trim_matches(['[', ']']).to_owned();
         let lookup = move || (name.as_str(), port).to_socket_addrs().map(Iterator::collect::<Vec<_>>);
-        let addrs = bounded(permits, self.timeout, lookup)
+        let addrs = bounded(self.timeout, held, lookup)
             .await
             .ok_or_else(|| refused("did not resolve in time"))?
             .map_err(|_| refused("does not resolve"))?;
@@ -161,13 +236,14 @@ impl Sender {
         if !self.allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
             return Err(refused("resolves to a private address"));
         }
-        Ok((url, addrs))
+        Ok(addrs)
     }
 
     /// POSTs one message to the endpoint, checked again first and connected to the address
     /// checked; `Ok` on a 2xx answer.
     pub async fn deliver(&self, url: &str, secret: &str, id: &str, body: &[u8]) -> Result<(), String> {
-        let (url, addrs) = self.checked(url, None).await?;
+        let (url, host, port) = target(url)?;
+        let addrs = self.resolved(&host, port, ()).await?;
         // No proxy from the environment: a proxy would resolve the host again, past the check.
         let mut client =
             reqwest::Client::builder().timeout(self.timeout).redirect(reqwest::redirect::Policy::none()).no_proxy();
@@ -257,7 +333,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_url_to_the_inside_is_refused_unless_allowed() {
-        let strict = Sender { allow_private: false, timeout: TIMEOUT };
+        let (strict, org) = (Sender { allow_private: false, timeout: TIMEOUT }, OrgId::new());
         for url in [
             "http://127.0.0.1:9/hook",
             "http://localhost/hook",
@@ -265,30 +341,41 @@ mod tests {
             "ftp://example.com/x",
             "http://user:pw@127.0.0.1/",
         ] {
-            assert!(strict.check(url).await.is_err(), "{url}");
+            assert!(matches!(strict.check(org, url).await, Err(Unchecked::Refused(_))), "{url}");
         }
         let open = Sender { allow_private: true, timeout: TIMEOUT };
-        assert!(open.check("http://127.0.0.1:9/hook").await.is_ok());
+        assert!(open.check(org, "http://127.0.0.1:9/hook").await.is_ok());
     }
 
-    /// A lookup that never answers is cut at its timeout but keeps its thread, and its permit,
-    /// until it ends: with none free, the next is refused in time without taking a thread.
+    /// A lookup that never answers is cut at its timeout but keeps its thread, and what it holds
+    /// (its permit and its clinic's share), until it ends.
     #[tokio::test]
-    async fn lookups_that_do_not_answer_hold_no_more_threads_than_permits() {
-        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-        let permits = Arc::new(Semaphore::new(1));
-        let started = Arc::new(AtomicUsize::new(0));
-        let hanging = |started: Arc<AtomicUsize>| {
-            move || {
-                started.fetch_add(1, SeqCst);
-                std::thread::sleep(Duration::from_millis(300));
-            }
-        };
-        let short = Duration::from_millis(50);
-        assert_eq!(bounded(Some(&permits), short, hanging(Arc::clone(&started))).await, None, "cut at its timeout");
-        assert_eq!(bounded(Some(&permits), short, hanging(Arc::clone(&started))).await, None, "no permit free");
+    async fn a_lookup_cut_at_its_timeout_holds_its_share_until_its_thread_ends() {
+        let (lookups, org) = (Lookups::new(1), OrgId::new());
+        let share = lookups.share(org).expect("a share");
+        let hanging = || std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(bounded(Duration::from_millis(50), share, hanging).await, None, "cut at its timeout");
+        assert_eq!(lookups.in_flight(org), 1, "held by the thread still waiting");
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        assert_eq!(started.load(SeqCst), 1, "the second lookup never took a thread");
-        assert_eq!(bounded(Some(&permits), TIMEOUT, || 7).await, Some(7), "the permit is back once the thread ended");
+        assert_eq!(lookups.in_flight(org), 0, "given back once the thread ended");
+    }
+
+    /// A clinic with its share of lookups in flight gets none more, while another clinic's goes
+    /// ahead; with every lookup taken, a check gives up in time without taking a thread.
+    #[tokio::test]
+    async fn one_clinics_lookups_leave_the_others_theirs() {
+        let open = Sender { allow_private: true, timeout: Duration::from_millis(200) };
+        let (lookups, busy, other) = (Lookups::new(LOOKUPS_PER_CLINIC + 1), OrgId::new(), OrgId::new());
+        let url = "http://127.0.0.1:9/hook";
+        let held: Vec<Share> = (0..LOOKUPS_PER_CLINIC).filter_map(|_| lookups.share(busy)).collect();
+        assert_eq!(held.len(), LOOKUPS_PER_CLINIC);
+        assert!(matches!(open.check_with(&lookups, busy, url).await, Err(Unchecked::ClinicBusy)));
+        assert!(open.check_with(&lookups, other, url).await.is_ok(), "another clinic's lookup goes ahead");
+        drop(held);
+        assert!(open.check_with(&lookups, busy, url).await.is_ok(), "its share is back");
+        let every = Arc::clone(&lookups.permits).acquire_many_owned(3).await.expect("every permit");
+        assert!(matches!(open.check_with(&lookups, other, url).await, Err(Unchecked::Busy)));
+        drop(every);
+        assert!(open.check_with(&lookups, other, url).await.is_ok());
     }
 }

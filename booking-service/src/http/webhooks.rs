@@ -7,7 +7,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
 use super::{paging, AppState};
 use crate::domain::WebhookId;
-use crate::store::{self, event, AuditNote, Webhook};
+use crate::store::{self, event, AuditNote, PageRequest, Webhook, MAX_WEBHOOKS};
+use crate::webhooks::Unchecked;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
@@ -33,7 +34,9 @@ fn wire(w: &Webhook, secret: bool) -> api::Webhook {
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhook, security(("bearer" = [])),
     responses((status = 201, description = "with its secret, shown only here", body = api::Webhook),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-              (status = 409, description = "the clinic has 10 webhooks", body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 409, description = "the clinic has 10 webhooks", body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 429, description = "two of the clinic's lookups of a name are in flight", body = ErrorBody),
+              (status = 503, description = "every lookup of a name is taken", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Allowed<Admins>,
@@ -43,12 +46,6 @@ pub async fn create(
     if body.url.len() > 2000 {
         return Err(ApiError::Validation("url: at most 2000 characters".into()));
     }
-    let (url, _) =
-        state.webhooks.check(body.url.trim()).await.map_err(|e| ApiError::Validation(format!("url: {e}")))?;
-    // As stored: parsing percent-encodes what needs it, three characters for each byte sent.
-    if url.as_str().len() > 2000 {
-        return Err(ApiError::Validation("url: at most 2000 characters once percent-encoded".into()));
-    }
     let mut events = body.events.unwrap_or_default();
     if let Some(unknown) = events.iter().find(|e| !event::ALL.contains(&e.as_str())) {
         let known = event::ALL.join(", ");
@@ -56,6 +53,21 @@ pub async fn create(
     }
     events.sort();
     events.dedup();
+    // Before the name is looked up, which is slow and bounded (the store counts again, under the
+    // clinic's lock, as it adds one).
+    let most = u32::try_from(MAX_WEBHOOKS).unwrap_or(u32::MAX);
+    if state.store.webhooks(actor.org, &PageRequest::first(most)).await?.items.len() >= most as usize {
+        return Err(ApiError::InvalidState(format!("a clinic has at most {most} webhooks")));
+    }
+    let (url, _) = state.webhooks.check(actor.org, body.url.trim()).await.map_err(|e| match e {
+        Unchecked::Refused(why) => ApiError::Validation(format!("url: {why}")),
+        Unchecked::ClinicBusy => ApiError::RateLimited(crate::webhooks::TIMEOUT),
+        Unchecked::Busy => ApiError::Unavailable("too many webhook addresses are being looked up; try again".into()),
+    })?;
+    // As stored: parsing percent-encodes what needs it, three characters for each byte sent.
+    if url.as_str().len() > 2000 {
+        return Err(ApiError::Validation("url: at most 2000 characters once percent-encoded".into()));
+    }
     let webhook = Webhook {
         id: WebhookId::new(),
         org_id: actor.org,
