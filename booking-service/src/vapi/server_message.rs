@@ -76,8 +76,12 @@ impl VapiMessage {
             .filter(|m| m.is_object())
             .ok_or("message: a Vapi server message is an object under \"message\"")?;
         let kind = message.get("type").and_then(Value::as_str).unwrap_or_default();
+        // A web call has no caller's number: one in its customer is what the page that started
+        // it said, anyone's, and would open that number's appointments.
+        let web = matches!(message["call"]["type"].as_str(), Some("webCall" | "vapi.websocketCall"));
         let caller = [&message["call"]["customer"]["number"], &message["customer"]["number"]]
             .into_iter()
+            .filter(|_| !web)
             .filter_map(Value::as_str)
             .find_map(|n| PhoneNumber::parse("caller", n).ok())
             .filter(|n| !WITHHELD.contains(&n.as_str()));

@@ -815,6 +815,11 @@ async fn a_caller_cannot_see_or_touch_another_callers_appointments(backend: Back
     let anonymous =
         only(&post(&org.agent, &message(vec![call("o4", "find_appointments", json!({}))], None, "call-3")).await);
     assert!(anonymous.expect_err("no number").contains("without hiding your number"));
+    // A web call's customer number is the page's word, not the telephone network's: no caller.
+    let mut web = message(vec![call("o5", "find_appointments", json!({}))], Some(CALLER), "call-web");
+    web["message"]["call"]["type"] = json!("webCall");
+    let web = only(&post(&org.agent, &web).await);
+    assert!(web.expect_err("no number").contains("without hiding your number"), "Ada's are not read out");
     // A withheld number as the telephony layer reports it (ANONYMOUS on a keypad) is no number:
     // every hidden caller would share it, and hear the others' appointments.
     let hidden = |id: &str| message(vec![book_call(id, smith.id, &date, "11:00", "Hidden")], Some("+266696687"), id);
@@ -889,6 +894,23 @@ async fn bad_requests_get_speakable_errors_never_a_5xx(backend: Backend) {
             "name",
         ),
         (call("e10", "nonexistent", json!({})), "no tool called nonexistent"),
+        (
+            call(
+                "e11",
+                "book_appointment",
+                json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "10:00"}),
+            ),
+            "What name should I book the appointment under?",
+        ),
+        // More words than a name has: none is matched (each word would be tried on every name).
+        (
+            call(
+                "e12",
+                "book_appointment",
+                json!({"provider_name": "j ".repeat(10_000), "appointment_date": date, "appointment_time": "10:00"}),
+            ),
+            "couldn't find a provider called",
+        ),
     ];
     let calls: Vec<Value> = cases.iter().map(|(c, _)| c.clone()).collect();
     let answer = results(&post(&org.agent, &message(calls, Some(CALLER), "call-e")).await);

@@ -2,7 +2,7 @@
 //! model's arguments.
 
 use super::appointment_types::WhichType;
-use super::arguments::{text, Length};
+use super::arguments::{required, text, Length};
 use super::providers::WhichProvider;
 use super::refusal::{self, Answer};
 use super::spoken_time::SpokenStart;
@@ -12,6 +12,9 @@ use crate::domain::{spoken, AppointmentId, Email, Notes, PatientName};
 use crate::store::{IdempotencyKey, Patient, StoreError};
 use serde::Deserialize;
 use shared::api::BookingResponse;
+
+/// The question for a booking without the patient's name, which the tool's definition requires.
+const ASK_NAME: &str = "What name should I book the appointment under?";
 
 /// Times one call may book a slot again after cancelling or moving its booking of it, each found
 /// through the key chain (every re-ask walks it).
@@ -47,8 +50,9 @@ impl BookAppointment {
         // A type decides its own length: a length the model guessed is not held against it.
         let minutes = if kind.is_some() { None } else { Length::minutes(self.duration_minutes)? };
         let when = LocalStart::parse(Some(&date.to_string()), Some(&time), minutes)?;
+        let name = required(self.patient_name, ASK_NAME)?;
         let patient = Patient {
-            name: PatientName::parse("patient_name", self.patient_name.as_deref())?,
+            name: PatientName::parse("patient_name", Some(name.as_str()))?,
             phone: ctx.caller.clone(),
             email: self.patient_email.map(|e| Email::parse("patient_email", &e)).transpose()?,
         };

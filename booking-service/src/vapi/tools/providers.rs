@@ -73,6 +73,10 @@ pub enum Matched<'a, T> {
     Many(Vec<&'a T>),
 }
 
+/// More words than any name said has: matched against none (each word is tried against every
+/// word of every name, so a megabyte of words would keep a thread busy for seconds).
+const MOST_WORDS: usize = 20;
+
 /// The one item whose name is exactly the words said, else the one each word begins a part of.
 pub fn match_spoken<'a, T>(
     items: &'a [T],
@@ -81,7 +85,7 @@ pub fn match_spoken<'a, T>(
     name: impl Fn(&T) -> &str,
 ) -> Matched<'a, T> {
     let query = spoken::words(wanted, ignored);
-    if query.is_empty() {
+    if query.is_empty() || query.len() > MOST_WORDS {
         return Matched::None;
     }
     let exact: Vec<&T> = items.iter().filter(|i| spoken::words(name(i), ignored) == query).collect();
