@@ -475,7 +475,18 @@ pub fn rate_limited(result: &RaceResult, checks: &[Check]) -> Result<(), String>
         }
         _ => false,
     };
-    if refused == 0 || other_trouble || !checks.iter().filter(|c| !c.passed).all(explained) {
+    // A slot no racer won is explained only when one of its racers was refused: all answered 409,
+    // nobody could book a free slot, and the 429s elsewhere say nothing of it.
+    let (mut won, mut refused_in) = (HashSet::new(), HashSet::new());
+    for sample in &result.samples {
+        match &sample.answer {
+            Answer::Created { .. } => won.insert(sample.slot),
+            answer if limited(answer) => refused_in.insert(sample.slot),
+            _ => false,
+        };
+    }
+    let unwon_unexplained = result.samples.iter().any(|s| !won.contains(&s.slot) && !refused_in.contains(&s.slot));
+    if refused == 0 || other_trouble || unwon_unexplained || !checks.iter().filter(|c| !c.passed).all(explained) {
         return Ok(());
     }
     Err(format!(
@@ -583,6 +594,12 @@ mod tests {
             let troubled = race(vec![won(1), other, limited(), limited()]);
             assert_eq!(rate_limited(&troubled, &explained_by_429s(1, 1)), Ok(()), "{:?}", troubled.samples[1].answer);
         }
+        // A slot whose racers were all answered 409 had no winner that a 429 explains.
+        let mut two_slots = race(vec![won(1), Answer::Conflict, limited(), limited()]);
+        let unbooked = race(vec![Answer::Conflict; 4]).samples.into_iter().map(|s| Sample { slot: 1, ..s });
+        two_slots.samples.extend(unbooked);
+        let unwon = failed("one_201_per_slot", json!({"min": 0, "max": 1}));
+        assert_eq!(rate_limited(&two_slots, &with(unwon)), Ok(()), "a slot nobody could book fails the run");
         // A 201 with nothing stored is a lost booking, whatever else was refused.
         let slot = crate::setup::PlannedSlot {
             provider: uuid::Uuid::from_u128(9),
