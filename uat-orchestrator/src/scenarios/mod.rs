@@ -74,7 +74,13 @@ impl Leftover {
                 let listed = send("list what the run booked", probe.request(Method::GET, &path, Some(staff))).await;
                 let mut cancelled = listed.as_ref().is_ok_and(|r| r.status == 200);
                 let booked = listed.iter().flat_map(|r| r.body["items"].as_array().into_iter().flatten());
-                for a in booked.filter(|a| a["status"].as_str().is_some_and(|s| s == "pending" || s == "confirmed")) {
+                let active =
+                    booked.filter(|a| a["status"].as_str().is_some_and(|s| s == "pending" || s == "confirmed"));
+                // A real patient's (the voice agent may offer the provider while it exists) is
+                // the clinic's to handle: left, and the provider listed as left behind.
+                let (the_runs, theirs): (Vec<&Value>, Vec<&Value>) = active.partition(|a| booked_by_a_run(a));
+                cancelled &= theirs.is_empty();
+                for a in the_runs {
                     let cancel = format!("/api/appointments/{}/cancel", a["id"].as_str().unwrap_or_default());
                     let request =
                         probe.request(Method::POST, &cancel, Some(staff)).json(&json!({"reason": "UAT clean-up"}));
@@ -89,6 +95,15 @@ impl Leftover {
             }
         }
     }
+}
+
+/// Whether an appointment is one a run books: its patient reachable only at the reserved
+/// addresses runs use (a `+1555…` number, an `example.com` email) or not at all (the outage's
+/// recovery booking names nobody), never at a real patient's number or address.
+fn booked_by_a_run(appointment: &Value) -> bool {
+    let patient = &appointment["patient"];
+    patient["phone"].as_str().is_none_or(|phone| phone.starts_with("+1555"))
+        && patient["email"].as_str().is_none_or(|email| email.ends_with("@example.com"))
 }
 
 /// Removes what the run left behind: what a scenario that stopped half-way did not remove, or
@@ -404,5 +419,30 @@ pub async fn run_scenario(scenario: Scenario, run: &mut Run<'_>) -> ScenarioRepo
         passed,
         duration_ms: started.elapsed().as_millis(),
         steps: steps.steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Clean-up cancels on the run's provider only what a run books, never a real patient's.
+    #[test]
+    fn only_what_a_run_books_is_cancelled_at_clean_up() {
+        let with = |phone: Value, email: Value| json!({"patient": {"name": "Ada", "phone": phone, "email": email}});
+        for (phone, email) in [
+            (json!(caller(1)), Value::Null),
+            (json!(caller(2)), json!("uat-1@example.com")),
+            (Value::Null, Value::Null),
+        ] {
+            assert!(booked_by_a_run(&with(phone.clone(), email.clone())), "{phone} {email}");
+        }
+        for (phone, email) in [
+            (json!("+442071234567"), Value::Null),
+            (json!(caller(3)), json!("ada@clinic.example.org")),
+            (Value::Null, json!("ada@gmail.com")),
+        ] {
+            assert!(!booked_by_a_run(&with(phone.clone(), email.clone())), "{phone} {email}");
+        }
     }
 }
