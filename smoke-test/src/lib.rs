@@ -259,6 +259,13 @@ async fn judge(
             signal = interrupts.nth(2) => format!("given up ({signal}): {made} left behind"),
         }
     };
+    // A signal heard while removing (CI cancelling the job) withholds a pass, whose test data may
+    // have been given up on; a failure stands, with its reasons.
+    if let Some(signal) = interrupts.heard().filter(|_| report.verdict == Verdict::Pass) {
+        report.verdict = Verdict::CouldNotJudge;
+        report.exit_code = Verdict::CouldNotJudge.exit_code();
+        report.reason = Some(format!("interrupted while removing the test data ({signal})"));
+    }
     report
 }
 
