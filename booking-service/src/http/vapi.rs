@@ -62,12 +62,14 @@ pub async fn tools(
     RawJson(body): RawJson,
 ) -> ApiResult<Json<Value>> {
     let actor = caller.actor()?;
+    // Charged before the signature is checked, which reads the whole body too: a token's bodies
+    // refused for their signature spend the allowance by their size as well.
+    state.rate_limit.charge_vapi_body(&caller.caller, body.len())?;
     if let Some(check) = &state.vapi.signature {
         check
             .verify(&headers, &body, chrono::Utc::now().timestamp())
             .map_err(|e| ApiError::Unauthorized(format!("invalid Vapi signature: {e}")))?;
     }
-    state.rate_limit.charge_vapi_body(&caller.caller, body.len())?;
     // The parsed body (up to about 16 times the 1 MiB it came in) and the body itself are dropped
     // before the tools run: a request holds only what its message says while it waits on the
     // database, so memory grows with the cores parsing, not with the requests in flight.

@@ -98,21 +98,29 @@ async fn vapi_chatter_spends_an_allowance_of_its_own(backend: Backend) {
 
 /// What a token can make the service parse is bounded in bytes too: a message spends one unit of
 /// the messages' allowance for each 64 KiB it holds, so 1 MiB `status-update`s (sixteen units
-/// each, of an allowance of 60 here) are refused after three, while small ones go on.
+/// each, of an allowance of 60 here) are refused after three, while small ones go on; with a Vapi
+/// secret set, bodies refused for their signature (which is read over the whole body) as well.
 async fn large_vapi_messages_spend_the_allowance_by_their_size(backend: Backend) {
-    let app = spawn_app_with(backend, |c| c.rate_limit_per_minute = 6).await;
-    let org = app.org("UTC").await;
-    let send = async |body: &serde_json::Value| {
-        let sent = org.agent.request(Method::POST, "/api/vapi/tools").json(body).send().await;
-        sent.expect("an answer").status()
-    };
-    let large = serde_json::json!({"message": {"type": "status-update", "padding": "x".repeat(1_000_000)}});
-    for n in 0..3 {
-        assert_eq!(send(&large).await, 200, "large message {n}");
+    for signed in [false, true] {
+        let app = spawn_app_with(backend, |c| {
+            c.rate_limit_per_minute = 6;
+            c.vapi_hmac_secret = signed.then(|| "whsec_test".into());
+        })
+        .await;
+        let org = app.org("UTC").await;
+        let send = async |body: &serde_json::Value| {
+            let sent = org.agent.request(Method::POST, "/api/vapi/tools").json(body).send().await;
+            sent.expect("an answer").status()
+        };
+        let taken = if signed { 401 } else { 200 };
+        let large = serde_json::json!({"message": {"type": "status-update", "padding": "x".repeat(1_000_000)}});
+        for n in 0..3 {
+            assert_eq!(send(&large).await, taken, "large message {n}");
+        }
+        assert_eq!(send(&large).await, 429, "sixteen units each: a fourth is past 60");
+        let small = serde_json::json!({"message": {"type": "status-update", "status": "in-progress"}});
+        assert_eq!(send(&small).await, taken, "a small one still fits");
     }
-    assert_eq!(send(&large).await, 429, "sixteen units each: a fourth is past 60");
-    let small = serde_json::json!({"message": {"type": "status-update", "status": "in-progress"}});
-    assert_eq!(send(&small).await, 200, "a small one still fits");
 }
 
 /// A patient's links have no token subject: the confirmation link and the manage link of one
