@@ -52,7 +52,7 @@ pub struct Target {
 
 struct InProcess {
     running: Running,
-    _dir: Option<TempDir>,
+    _dir: TempDir,
 }
 
 impl std::fmt::Debug for Target {
@@ -73,16 +73,12 @@ impl Target {
     /// Starts the booking service in this process on port 0: on `database_url`, else on a
     /// temporary SQLite file; with a generated secret.
     pub async fn in_process(database_url: Option<&str>) -> anyhow::Result<Self> {
-        let (url, dir, kind) = match database_url {
-            Some(url) => {
-                let kind = if url.starts_with("postgres") { "postgres" } else { "sqlite" };
-                (url.to_owned(), None, kind.to_owned())
-            }
-            None => {
-                let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
-                let url = format!("sqlite://{}", dir.path().join("smoke.db").display());
-                (url, Some(dir), "sqlite, temporary".to_owned())
-            }
+        // The run's own folder, removed when it stops: the temporary database's, and the mail and
+        // SMS the service writes (a folder shared between runs would keep every run's).
+        let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+        let (url, kind) = match database_url {
+            Some(url) => (url.to_owned(), if url.starts_with("postgres") { "postgres" } else { "sqlite" }),
+            None => (format!("sqlite://{}", dir.path().join("smoke.db").display()), "sqlite, temporary"),
         };
         let secret = booking_service::startup::random_secret();
         let mut config = Config::with_database(url);
@@ -90,10 +86,7 @@ impl Target {
         // The race is thousands of requests from one agent token; the per-token rate limit is a
         // defence against one caller, not what this run measures.
         config.rate_limit_per_minute = 0;
-        config.mail_dir = match &dir {
-            Some(dir) => dir.path().join("mail"),
-            None => std::env::temp_dir().join("smoke-test-mail"),
-        };
+        config.mail_dir = dir.path().join("mail");
         // The racers' confirmation SMS go beside the mail, not into the folder the tool runs in.
         config.sms_dir = config.mail_dir.join("sms");
         let app = Application::build(config).await.context("the in-process booking service did not start")?;

@@ -232,6 +232,32 @@ fn a_refused_command_line_leaves_no_earlier_report_standing() {
     assert!(written["reason"].as_str().is_some_and(|r| r.contains("--concurrency")), "{written}");
 }
 
+/// The in-process service's mail and SMS files (a load run's confirmations) go with the run on a
+/// database it was given too, not into a folder of the machine's that every run adds to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_on_a_given_database_leaves_no_files_behind() {
+    let Some(db) = TestDatabase::create(Backend::Sqlite).await else {
+        return;
+    };
+    let (tmp, dir) = (tempfile::tempdir().expect("a temporary folder"), tempfile::tempdir().expect("another"));
+    let report = dir.path().join("report.json");
+    let (url, tmp_path) = (db.url.clone(), tmp.path().to_owned());
+    let ran = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_smoke-test"))
+            // A load run, long enough for the service to send confirmations.
+            .args(["--database-url", &url, "--rate", "20", "--duration", "3s", "--budget-ms", "30000"])
+            .args(["--report", report.to_str().expect("utf-8")])
+            .env("TMPDIR", &tmp_path)
+            .output()
+            .expect("the binary ran")
+    })
+    .await
+    .expect("joined");
+    assert_eq!(ran.status.code(), Some(0), "{}", String::from_utf8_lossy(&ran.stderr));
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("the folder").flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// From the run's start its report file says it could not judge, the run not finished (an earlier
 /// run's passing report, there before, is gone at once): a run killed outright leaves that. Here
 /// the target takes the connection and never answers, so the run is seen mid-way.
