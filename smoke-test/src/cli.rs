@@ -33,11 +33,11 @@ pub struct Args {
     pub jwt_secret: Option<String>,
 
     /// The `iss` the target takes (its JWT_ISSUER), put in the tokens minted with --jwt-secret.
-    #[arg(long, env = "SMOKE_JWT_ISSUER", requires = "jwt_secret")]
+    #[arg(long, env = "SMOKE_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
     /// The `aud` the target takes (its JWT_AUDIENCE), put in the tokens minted with --jwt-secret.
-    #[arg(long, env = "SMOKE_JWT_AUDIENCE", requires = "jwt_secret")]
+    #[arg(long, env = "SMOKE_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
     /// Platform token, accepted beside --admin-token and --agent-token (instead of --jwt-secret);
@@ -131,6 +131,17 @@ impl Args {
         unused.map(|(_, name)| name).collect()
     }
 
+    /// The claims given without --jwt-secret, which no token of the run carries (the given tokens
+    /// carry their own): told, not refused, so a CI job that sets them for every run may pass
+    /// tokens in some.
+    pub fn unused_claims(&self) -> Vec<&'static str> {
+        let given = [
+            (self.jwt_issuer.is_some(), "--jwt-issuer (SMOKE_JWT_ISSUER)"),
+            (self.jwt_audience.is_some(), "--jwt-audience (SMOKE_JWT_AUDIENCE)"),
+        ];
+        given.into_iter().filter(|(given, _)| *given && self.jwt_secret.is_none()).map(|(_, name)| name).collect()
+    }
+
     /// Each token, whether it is given, and its names.
     fn tokens(&self) -> [(bool, &'static str); 3] {
         [
@@ -214,6 +225,14 @@ mod tests {
         assert_eq!(both, ["--admin-token (SMOKE_ADMIN_TOKEN)", "--agent-token (SMOKE_AGENT_TOKEN)"]);
         assert!(unused(&["--admin-token", "a", "--agent-token", "b"]).is_empty());
         assert!(unused(&["--jwt-secret", "k"]).is_empty());
+        // Claims set beside tokens (a CI job's variables for every run) are named, not refused.
+        let claims = |flags: &[&str]| {
+            Args::parse_from(["smoke-test", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
+                .unused_claims()
+        };
+        let beside_tokens = claims(&["--agent-token", "b", "--jwt-issuer", "i", "--jwt-audience", "a"]);
+        assert_eq!(beside_tokens, ["--jwt-issuer (SMOKE_JWT_ISSUER)", "--jwt-audience (SMOKE_JWT_AUDIENCE)"]);
+        assert!(claims(&["--jwt-secret", "k", "--jwt-issuer", "i"]).is_empty());
     }
 
     #[test]

@@ -201,6 +201,10 @@ async fn prepare_target(
                     unused.join(", ")
                 );
             }
+            let unused = args.unused_claims();
+            if !unused.is_empty() {
+                say!(out, "note: {} not used: only tokens minted with --jwt-secret carry them", unused.join(", "));
+            }
             let credentials = match (&args.jwt_secret, &args.admin_token, &args.agent_token) {
                 (Some(secret), _, _) => Credentials::Secret(
                     shared::Signer::hs256(secret).for_service(args.jwt_issuer.clone(), args.jwt_audience.clone()),

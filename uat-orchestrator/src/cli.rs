@@ -33,11 +33,11 @@ pub struct Cli {
     pub jwt_secret: Option<String>,
 
     /// The `iss` the target takes (its JWT_ISSUER), put in the tokens minted with --jwt-secret.
-    #[arg(long, env = "UAT_JWT_ISSUER", requires = "jwt_secret")]
+    #[arg(long, env = "UAT_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
 
     /// The `aud` the target takes (its JWT_AUDIENCE), put in the tokens minted with --jwt-secret.
-    #[arg(long, env = "UAT_JWT_AUDIENCE", requires = "jwt_secret")]
+    #[arg(long, env = "UAT_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
     /// Without --jwt-secret: the admin, staff and agent tokens of an existing clinic the run may
@@ -108,6 +108,17 @@ impl Cli {
     pub fn unused_tokens(&self) -> Vec<&'static str> {
         let unused = self.tokens().into_iter().filter(|(given, _)| *given && self.jwt_secret.is_some());
         unused.map(|(_, name)| name).collect()
+    }
+
+    /// The claims given without --jwt-secret, which no token of the run carries (the given tokens
+    /// carry their own): told, not refused, so a CI job that sets them for every run may pass
+    /// tokens in some.
+    pub fn unused_claims(&self) -> Vec<&'static str> {
+        let given = [
+            (self.jwt_issuer.is_some(), "--jwt-issuer (UAT_JWT_ISSUER)"),
+            (self.jwt_audience.is_some(), "--jwt-audience (UAT_JWT_AUDIENCE)"),
+        ];
+        given.into_iter().filter(|(given, _)| *given && self.jwt_secret.is_none()).map(|(_, name)| name).collect()
     }
 
     /// Each clinic token, whether it is given, and its names.
@@ -290,6 +301,14 @@ pub(crate) mod tests {
         assert_eq!(given, named);
         assert!(unused(&["--admin-token", "a", "--staff-token", "s", "--agent-token", "b"]).is_empty());
         assert!(unused(&["--jwt-secret", "k"]).is_empty());
+        // Claims set beside tokens (a CI job's variables for every run) are named, not refused.
+        let claims = |flags: &[&str]| {
+            Cli::parse_from(["uat-orchestrator", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
+                .unused_claims()
+        };
+        let beside_tokens = claims(&["--agent-token", "b", "--jwt-issuer", "i", "--jwt-audience", "a"]);
+        assert_eq!(beside_tokens, ["--jwt-issuer (UAT_JWT_ISSUER)", "--jwt-audience (UAT_JWT_AUDIENCE)"]);
+        assert!(claims(&["--jwt-secret", "k", "--jwt-issuer", "i"]).is_empty());
     }
 
     #[test]
