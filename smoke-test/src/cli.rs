@@ -217,19 +217,16 @@ mod tests {
     /// Tokens given beside --jwt-secret are named as not used (the run makes its own organization).
     #[test]
     fn tokens_beside_a_key_are_named_unused() {
-        let unused = |flags: &[&str]| {
+        let remote = |flags: &[&str]| {
             Args::parse_from(["smoke-test", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
-                .unused_tokens()
         };
+        let unused = |flags: &[&str]| remote(flags).unused_tokens();
         let both = unused(&["--jwt-secret", "k", "--admin-token", "a", "--agent-token", "b"]);
         assert_eq!(both, ["--admin-token (SMOKE_ADMIN_TOKEN)", "--agent-token (SMOKE_AGENT_TOKEN)"]);
         assert!(unused(&["--admin-token", "a", "--agent-token", "b"]).is_empty());
         assert!(unused(&["--jwt-secret", "k"]).is_empty());
         // Claims set beside tokens (a CI job's variables for every run) are named, not refused.
-        let claims = |flags: &[&str]| {
-            Args::parse_from(["smoke-test", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
-                .unused_claims()
-        };
+        let claims = |flags: &[&str]| remote(flags).unused_claims();
         let beside_tokens = claims(&["--agent-token", "b", "--jwt-issuer", "i", "--jwt-audience", "a"]);
         assert_eq!(beside_tokens, ["--jwt-issuer (SMOKE_JWT_ISSUER)", "--jwt-audience (SMOKE_JWT_AUDIENCE)"]);
         assert!(claims(&["--jwt-secret", "k", "--jwt-issuer", "i"]).is_empty());

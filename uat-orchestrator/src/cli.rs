@@ -291,10 +291,10 @@ pub(crate) mod tests {
     /// clinics); without a key they are the run's credentials.
     #[test]
     fn tokens_beside_a_key_are_named_unused() {
-        let unused = |flags: &[&str]| {
+        let remote = |flags: &[&str]| {
             Cli::parse_from(["uat-orchestrator", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
-                .unused_tokens()
         };
+        let unused = |flags: &[&str]| remote(flags).unused_tokens();
         let given = unused(&["--jwt-secret", "k", "--admin-token", "a", "--staff-token", "s", "--agent-token", "b"]);
         let named =
             ["--admin-token (UAT_ADMIN_TOKEN)", "--staff-token (UAT_STAFF_TOKEN)", "--agent-token (UAT_AGENT_TOKEN)"];
@@ -302,10 +302,7 @@ pub(crate) mod tests {
         assert!(unused(&["--admin-token", "a", "--staff-token", "s", "--agent-token", "b"]).is_empty());
         assert!(unused(&["--jwt-secret", "k"]).is_empty());
         // Claims set beside tokens (a CI job's variables for every run) are named, not refused.
-        let claims = |flags: &[&str]| {
-            Cli::parse_from(["uat-orchestrator", "--target", "http://x"].into_iter().chain(flags.iter().copied()))
-                .unused_claims()
-        };
+        let claims = |flags: &[&str]| remote(flags).unused_claims();
         let beside_tokens = claims(&["--agent-token", "b", "--jwt-issuer", "i", "--jwt-audience", "a"]);
         assert_eq!(beside_tokens, ["--jwt-issuer (UAT_JWT_ISSUER)", "--jwt-audience (UAT_JWT_AUDIENCE)"]);
         assert!(claims(&["--jwt-secret", "k", "--jwt-issuer", "i"]).is_empty());
