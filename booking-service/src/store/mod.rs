@@ -318,6 +318,9 @@ pub trait Store: Send + Sync {
     /// Adds a webhook, with its audit row; `InvalidState` when the clinic has [`MAX_WEBHOOKS`]
     /// already.
     async fn create_webhook(&self, note: &AuditNote<'_>, webhook: &Webhook) -> StoreResult<()>;
+    /// `InvalidState` when the clinic has [`MAX_WEBHOOKS`] already, as `create_webhook` would
+    /// answer: a first look, before a new endpoint's slow checks (that counts again, under lock).
+    async fn webhook_room(&self, org: OrgId) -> StoreResult<()>;
     /// The organization's webhooks by creation, a page at a time.
     async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>>;
     async fn webhook(&self, org: OrgId, id: WebhookId) -> StoreResult<Option<Webhook>>;

@@ -241,10 +241,17 @@ pub(super) fn appointment_values(a: &Appointment) -> impl Values<'_> {
     )
 }
 
-/// An outbox message a dispatcher may take at `$1`: unsent, not given up on, due, and in no
-/// dispatcher's hands.
-const DUE: &str = "sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
-                   AND (claimed_until IS NULL OR claimed_until <= $1)";
+/// An outbox message still to go: unsent and not given up on, in the words of the outbox indexes'
+/// partial predicate (SQLite uses a partial index only for a query that repeats its terms).
+macro_rules! pending {
+    () => {
+        "sent_at IS NULL AND dead_at IS NULL"
+    };
+}
+const PENDING: &str = pending!();
+
+/// An outbox message a dispatcher may take at `$1`: [`PENDING`], due, and in no dispatcher's hands.
+const DUE: &str = concat!(pending!(), " AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)");
 
 /// The messages of the lane `kinds` are in, as the indexes `outbox_due_patients` and
 /// `outbox_due_webhooks` split them (in these words, so that each database uses its lane's);
@@ -274,15 +281,15 @@ const FEW_DUE: u32 = 1000;
 fn pending(lane: &str) -> String {
     format!(
         "WITH RECURSIVE due AS (
-            SELECT org_id, kind FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $1
+            SELECT org_id, kind FROM outbox WHERE {PENDING} AND next_attempt_at <= $1
             ORDER BY next_attempt_at LIMIT {more}
         ),
         few(yes) AS (SELECT count(*) < {more} FROM due),
         stepped(org_id) AS (
-            SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND {lane} ORDER BY org_id LIMIT 1)
+            SELECT (SELECT org_id FROM outbox WHERE {PENDING} AND {lane} ORDER BY org_id LIMIT 1)
             WHERE NOT (SELECT yes FROM few)
             UNION ALL
-            SELECT (SELECT org_id FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL AND {lane}
+            SELECT (SELECT org_id FROM outbox WHERE {PENDING} AND {lane}
                     AND org_id > stepped.org_id ORDER BY org_id LIMIT 1)
             FROM stepped WHERE stepped.org_id IS NOT NULL
         ),
@@ -304,6 +311,15 @@ fn oldest_due(d: Dialect, lane: &str) -> String {
         d.json_elements("$3")
     );
     format!("pending {}", d.join_each("outbox", "h", &oldest))
+}
+
+/// `InvalidState` when the organization has [`MAX_WEBHOOKS`] already.
+async fn room_for_a_webhook(tx: &mut Tx, org: OrgId) -> StoreResult<()> {
+    let (count,): (i64,) = tx.query("SELECT count(*) FROM webhooks WHERE org_id = $1", (org,)).fetch_one().await?;
+    if count >= MAX_WEBHOOKS {
+        return Err(StoreError::InvalidState(format!("a clinic has at most {MAX_WEBHOOKS} webhooks")));
+    }
+    Ok(())
 }
 
 /// PostgreSQL's SQLSTATE for an exclusion constraint violation (`appointments_no_overlap`).
@@ -717,8 +733,8 @@ pub(super) async fn queue_reminders(tx: &mut Tx, a: &Appointment, now: DateTime<
 /// that queues them anew).
 pub(super) async fn withdraw_reminders(tx: &mut Tx, org: OrgId, id: AppointmentId) -> Db {
     let [email, sms] = outbox_kind::REMINDERS;
-    let sql = "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind IN ($3, $4)
-                 AND sent_at IS NULL AND dead_at IS NULL";
+    let sql =
+        concat!("DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind IN ($3, $4) AND ", pending!());
     tx.run(sql, (org, id, email, sms)).await
 }
 
@@ -736,14 +752,18 @@ async fn withdraw_move_notices(
     now: DateTime<Utc>,
 ) -> Db<Option<DateTime<Utc>>> {
     let (org, id, moved_to) = (a.org_id, a.id, a.slot.start());
-    let sql = "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3
-                 AND sent_at IS NULL AND dead_at IS NULL AND (claimed_until IS NULL OR claimed_until < $4)
-               RETURNING payload, created_at";
+    let sql = concat!(
+        "DELETE FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3 AND ",
+        pending!(),
+        " AND (claimed_until IS NULL OR claimed_until < $4) RETURNING payload, created_at"
+    );
     let rows: Vec<(Json<Value>, Timestamp)> = tx.query(sql, (org, id, kind, Timestamp(now))).fetch_all().await?;
     // One in a dispatcher's hands is left to it (it is dropped as overtaken unless already gone),
     // but the patient may not have heard of its move either: it counts for the start told from.
-    let sql = "SELECT payload, created_at FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3
-                 AND sent_at IS NULL AND dead_at IS NULL";
+    let sql = concat!(
+        "SELECT payload, created_at FROM outbox WHERE org_id = $1 AND appointment_id = $2 AND kind = $3 AND ",
+        pending!()
+    );
     let claimed: Vec<(Json<Value>, Timestamp)> = tx.query(sql, (org, id, kind)).fetch_all().await?;
     let in_hand = !claimed.is_empty();
     let earliest = rows.into_iter().chain(claimed).min_by_key(|(_, at)| at.0);
@@ -1662,15 +1682,15 @@ impl Store for SqlStore {
         // Counted under the organization's webhook lock, so that two created at once cannot both
         // find room for one.
         let mut tx = self.begin(Scope::WriteLocked(w.org_id, lock_key(&format!("webhooks:{}", w.org_id)))).await?;
-        let (count,): (i64,) =
-            tx.query("SELECT count(*) FROM webhooks WHERE org_id = $1", (w.org_id,)).fetch_one().await?;
-        if count >= MAX_WEBHOOKS {
-            return Err(StoreError::InvalidState(format!("a clinic has at most {MAX_WEBHOOKS} webhooks")));
-        }
+        room_for_a_webhook(&mut tx, w.org_id).await?;
         let sql = "INSERT INTO webhooks (id, org_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
         tx.run(sql, (w.id, w.org_id, &w.url, Json(&w.events), &w.secret, Timestamp(w.created_at))).await?;
         commit_audited(tx, true, note, Subject::Webhook(w.id), action::WEBHOOK_ADDED).await?;
         Ok(())
+    }
+
+    async fn webhook_room(&self, org: OrgId) -> StoreResult<()> {
+        room_for_a_webhook(&mut self.begin(Scope::Read(org)).await?, org).await
     }
 
     async fn webhooks(&self, org: OrgId, page: &PageRequest<DateTime<Utc>>) -> StoreResult<Page<Webhook>> {
@@ -1695,8 +1715,7 @@ impl Store for SqlStore {
         // they carry till then); one already in a dispatcher's hands still goes. Dead letters are
         // left to retention.
         let queued = format!(
-            "DELETE FROM outbox WHERE org_id = $1 AND kind = '{}' AND sent_at IS NULL AND dead_at IS NULL
-             AND payload ->> 'webhook_id' = $2",
+            "DELETE FROM outbox WHERE org_id = $1 AND kind = '{}' AND {PENDING} AND payload ->> 'webhook_id' = $2",
             outbox_kind::WEBHOOK
         );
         tx.query(&queued, (org, id.0.to_string())).execute().await?;
