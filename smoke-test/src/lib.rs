@@ -193,17 +193,13 @@ async fn prepare_target(
             Target::in_process(args.database_url.as_deref()).await.map_err(|e| format!("{e:#}"))
         }
         Some(url) => {
-            let unused = args.unused_tokens();
-            if !unused.is_empty() {
-                say!(
-                    out,
-                    "note: {} not used: with --jwt-secret the run makes an organization of its own",
-                    unused.join(", ")
-                );
-            }
-            let unused = args.unused_claims();
-            if !unused.is_empty() {
-                say!(out, "note: {} not used: only tokens minted with --jwt-secret carry them", unused.join(", "));
+            for (unused, why) in [
+                (args.unused_tokens(), "with --jwt-secret the run makes an organization of its own"),
+                (args.unused_claims(), "only tokens minted with --jwt-secret carry them"),
+            ] {
+                if !unused.is_empty() {
+                    say!(out, "note: {} not used: {why}", unused.join(", "));
+                }
             }
             let credentials = match (&args.jwt_secret, &args.admin_token, &args.agent_token) {
                 (Some(secret), _, _) => Credentials::Secret(

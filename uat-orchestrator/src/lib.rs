@@ -230,13 +230,13 @@ pub async fn run_with(cli: Cli, reporter: &dyn Reporter) -> Exit {
             ),
         );
     }
-    let unused = cli.unused_tokens();
-    if !unused.is_empty() {
-        eprintln!("note: {} not used: with --jwt-secret the run makes clinics of its own", unused.join(", "));
-    }
-    let unused = cli.unused_claims();
-    if !unused.is_empty() {
-        eprintln!("note: {} not used: only tokens minted with --jwt-secret carry them", unused.join(", "));
+    for (unused, why) in [
+        (cli.unused_tokens(), "with --jwt-secret the run makes clinics of its own"),
+        (cli.unused_claims(), "only tokens minted with --jwt-secret carry them"),
+    ] {
+        if !unused.is_empty() {
+            eprintln!("note: {} not used: {why}", unused.join(", "));
+        }
     }
     // Until this run's JUnit report replaces it, the file says the run did not finish: a run
     // killed outright (SIGKILL, a runner's timeout) leaves that, never an earlier verdict.
