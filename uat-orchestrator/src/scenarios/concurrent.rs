@@ -33,6 +33,9 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
         );
         let request = probe.request(Method::POST, "/api/vapi/tools", Some(&clinic.agent)).json(&message);
         async move {
+            // Each racer first opens a connection of its own, left idle in the pool, so that the
+            // barrier releases requests, not handshakes spread over time.
+            let _ = probe.send_arranging("a racer's connection", probe.request(Method::GET, "/healthz", None)).await;
             barrier.wait().await;
             probe.send("vapi race", request).await
         }
