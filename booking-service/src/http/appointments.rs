@@ -130,7 +130,8 @@ pub async fn cancel(
 ) -> ApiResult<axum::Json<api::Appointment>> {
     let actor = caller.actor()?;
     let reason = Reason::parse("reason", body.and_then(|b| b.reason).as_deref())?;
-    let appointment = state.store.cancel(&actor, AppointmentId(id), reason.as_ref().map(Reason::as_str), None).await?;
+    let appointment =
+        state.store.cancel(&actor, AppointmentId(id), reason.as_ref().map(Reason::as_str), None, None).await?;
     Ok(axum::Json(appointment.to_api()))
 }
 

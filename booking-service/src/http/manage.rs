@@ -138,7 +138,7 @@ pub async fn cancel(
     let said = ("Appointment cancelled", "Your appointment is cancelled.");
     by_patient(&state, &token, client, &headers, said, async |link, patient| {
         let reason = Some("cancelled by the patient through the manage link");
-        Ok(state.store.cancel(&patient, link.id, reason, Some(link.cutoff)).await?)
+        Ok(state.store.cancel(&patient, link.id, reason, Some(link.cutoff), None).await?)
     })
     .await
 }

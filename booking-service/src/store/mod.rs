@@ -245,15 +245,17 @@ pub trait Store: Send + Sync {
         page: &PageRequest<DateTime<Utc>>,
     ) -> StoreResult<Page<Appointment>>;
     /// Cancels, withdraws its confirmation link and queues the notice (none for a time already
-    /// past), in one transaction. With
-    /// the patient's `cutoff` (the manage link), checked against the appointment as locked:
-    /// `Started` from its start on, `InvalidState` within the cut-off.
+    /// past), in one transaction, which also keeps the voice agent's `answer` telling of it (so a
+    /// retry of the tool call hears it, not "already cancelled"). With the patient's `cutoff` (the
+    /// manage link), checked against the appointment as locked: `Started` from its start on,
+    /// `InvalidState` within the cut-off.
     async fn cancel(
         &self,
         actor: &Actor,
         id: AppointmentId,
         reason: Option<&str>,
         cutoff: Option<Cutoff>,
+        answer: Option<&KeptAnswer<'_>>,
     ) -> StoreResult<Appointment>;
     /// Moves an active appointment as the type `kind` (else as its own), re-checking overlap and
     /// hours atomically; at a new start, replaces its confirmation link with `link` and queues the
@@ -273,15 +275,9 @@ pub trait Store: Send + Sync {
     /// The answer first given to exactly this voice-agent tool call (same call, id and
     /// fingerprint), if any.
     async fn tool_result(&self, org: OrgId, key: &ToolCallKey<'_>) -> StoreResult<Option<serde_json::Value>>;
-    /// Keeps `outcome` as the answer to the tool call unless another was kept first, and returns
-    /// the answer that stands.
-    async fn save_tool_result(
-        &self,
-        org: OrgId,
-        key: &ToolCallKey<'_>,
-        tool_name: &str,
-        outcome: &serde_json::Value,
-    ) -> StoreResult<serde_json::Value>;
+    /// Keeps the answer to the tool call unless another was kept first, and returns the answer
+    /// that stands.
+    async fn save_tool_result(&self, org: OrgId, answer: &KeptAnswer<'_>) -> StoreResult<serde_json::Value>;
     /// Which organization and appointment a token hash belongs to (any organization: the token is
     /// the credential).
     async fn link_target(&self, token_hash: &str) -> StoreResult<Option<LinkTarget>>;

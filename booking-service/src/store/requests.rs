@@ -212,6 +212,14 @@ pub struct ToolCallKey<'a> {
     pub fingerprint: &'a str,
 }
 
+/// A voice-agent tool's answer, kept under `key` unless another was kept first.
+#[derive(Debug, Clone, Copy)]
+pub struct KeptAnswer<'a> {
+    pub key: ToolCallKey<'a>,
+    pub tool_name: &'a str,
+    pub outcome: &'a serde_json::Value,
+}
+
 /// What became of a delivery attempt.
 #[derive(Debug, Clone)]
 pub enum Delivery {

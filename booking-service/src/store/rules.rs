@@ -783,6 +783,15 @@ pub(super) async fn remember(tx: &mut Tx, org: OrgId, idem: &IdempotencyKey, ans
     tx.run(sql, (org, &idem.key, &idem.request_hash, Json(answer), Timestamp(now))).await
 }
 
+/// Keeps a voice-agent tool's answer unless another was kept first under its key.
+async fn keep_answer(tx: &mut Tx, org: OrgId, answer: &KeptAnswer<'_>, now: DateTime<Utc>) -> Db {
+    let sql =
+        "INSERT INTO vapi_tool_results (org_id, call_id, tool_call_id, fingerprint, tool_name, outcome, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, call_id, tool_call_id, fingerprint) DO NOTHING";
+    let KeptAnswer { key, tool_name, outcome } = *answer;
+    tx.run(sql, (org, key.call_id, key.tool_call_id, key.fingerprint, tool_name, Json(outcome), Timestamp(now))).await
+}
+
 /// The answer saved for a tool call: its organization, call, tool call and fingerprint `$1` to `$4`.
 const TOOL_RESULT: &str = "SELECT outcome FROM vapi_tool_results
                            WHERE org_id = $1 AND call_id = $2 AND tool_call_id = $3 AND fingerprint = $4";
@@ -1308,6 +1317,7 @@ impl Store for SqlStore {
         id: AppointmentId,
         reason: Option<&str>,
         cutoff: Option<Cutoff>,
+        answer: Option<&KeptAnswer<'_>>,
     ) -> StoreResult<Appointment> {
         retrying(|| async move {
             let mut tx = self.begin(Scope::Write(actor.org)).await?;
@@ -1338,6 +1348,9 @@ impl Store for SqlStore {
             appointment.status = AppointmentStatus::Cancelled;
             appointment.updated_at = now;
             fire(&mut tx, &appointment, event::CANCELLED, now).await?;
+            if let Some(answer) = answer {
+                keep_answer(&mut tx, actor.org, answer, now).await?;
+            }
             tx.commit().await?;
             Ok(appointment)
         })
@@ -1465,20 +1478,10 @@ impl Store for SqlStore {
         Ok(saved.map(|(Json(v),)| v))
     }
 
-    async fn save_tool_result(
-        &self,
-        org: OrgId,
-        key: &ToolCallKey<'_>,
-        tool_name: &str,
-        outcome: &Value,
-    ) -> StoreResult<Value> {
+    async fn save_tool_result(&self, org: OrgId, answer: &KeptAnswer<'_>) -> StoreResult<Value> {
         let mut tx = self.begin(Scope::Write(org)).await?;
-        let sql =
-            "INSERT INTO vapi_tool_results (org_id, call_id, tool_call_id, fingerprint, tool_name, outcome, created_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (org_id, call_id, tool_call_id, fingerprint) DO NOTHING";
-        let values = (org, key.call_id, key.tool_call_id, key.fingerprint, tool_name, Json(outcome), Timestamp(now()));
-        tx.run(sql, values).await?;
+        keep_answer(&mut tx, org, answer, now()).await?;
+        let key = answer.key;
         let (Json(standing),) =
             tx.query(TOOL_RESULT, (org, key.call_id, key.tool_call_id, key.fingerprint)).fetch_one().await?;
         tx.commit().await?;

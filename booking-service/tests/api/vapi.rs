@@ -274,6 +274,28 @@ async fn a_repeated_tool_call_id_gets_its_first_answer_on_any_instance(backend: 
     assert_eq!(only(&post(&agent_there, &cancel).await).expect("same"), cancelled);
 }
 
+/// A cancellation keeps the voice agent's answer in its own transaction, so a retry of the call
+/// after it committed hears "cancelled" even when nothing after the commit ran (the answer lost on
+/// its way, the message's deadline, another instance answering at once); a cancellation refused
+/// keeps nothing, and the refusal the tool then says is kept as usual.
+async fn a_cancellation_keeps_its_answer_with_it(backend: Backend) {
+    use booking_service::domain::{AppointmentId, OrgId};
+    use booking_service::store::{Actor, KeptAnswer, ToolCallKey};
+    let app = spawn_app(backend).await;
+    let (org, smith) = clinic(&app).await;
+    let booked = org.agent.book(&booking(smith.id, days_ahead(12), "11:00")).await.expect("booked");
+    let (store, actor, id) = (&app.store, Actor::new(OrgId(org.id), "agent"), AppointmentId(booked.appointment_id));
+    let key = |tool_call_id| ToolCallKey { call_id: "call-k", tool_call_id, fingerprint: "f" };
+    let said = json!({"result": "Your appointment is cancelled."});
+    let answer = KeptAnswer { key: key("first"), tool_name: "cancel_appointment", outcome: &said };
+    store.cancel(&actor, id, None, None, Some(&answer)).await.expect("cancelled");
+    assert_eq!(store.tool_result(OrgId(org.id), &key("first")).await.expect("read"), Some(said.clone()));
+
+    let again = KeptAnswer { key: key("second"), ..answer };
+    assert!(store.cancel(&actor, id, None, None, Some(&again)).await.is_err(), "already cancelled");
+    assert_eq!(store.tool_result(OrgId(org.id), &key("second")).await.expect("read"), None, "rolled back with it");
+}
+
 /// The code as the tools speak it, `A-B-C-1-2-3`.
 fn spoken(code: &str) -> String {
     code.chars().map(String::from).collect::<Vec<_>>().join("-")
@@ -1151,6 +1173,7 @@ on_both_backends!(
     a_caller_lists_checks_books_finds_moves_and_cancels,
     every_list_form_is_read_and_parallel_calls_answer_in_order,
     a_repeated_tool_call_id_gets_its_first_answer_on_any_instance,
+    a_cancellation_keeps_its_answer_with_it,
     a_tool_call_id_reused_by_another_call_or_caller_gets_its_own_answer,
     a_reused_tool_call_id_is_replayed_only_for_the_same_arguments,
     the_same_slot_for_another_patient_in_the_call_is_not_the_first_ones_booking,

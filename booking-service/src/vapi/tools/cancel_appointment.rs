@@ -2,7 +2,8 @@
 
 use super::arguments::text;
 use super::refusal::Answer;
-use super::{caller, speech, Context};
+use super::remembered::Keeping;
+use super::{caller, speech, Context, ToolOutcome};
 use crate::domain::Cutoff;
 use serde::Deserialize;
 
@@ -13,13 +14,19 @@ pub struct CancelAppointment {
 }
 
 impl CancelAppointment {
-    pub async fn run(self, ctx: &Context<'_>) -> Answer {
+    pub async fn run(self, ctx: &Context<'_>, keeping: Option<&Keeping<'_>>) -> Answer {
         let (appointment, provider) = caller::own_appointment(ctx, self.confirmation_code).await?;
-        ctx.store.cancel(ctx.actor, appointment.id, Some("cancelled by the caller"), Some(Cutoff::AT_START)).await?;
-        Ok(format!(
+        let said = format!(
             "Your appointment with {} on {} is cancelled.",
             provider.name,
             speech::moment(&provider, appointment.slot.start())
-        ))
+        );
+        // Kept with the cancellation: a retry of this call after it committed (the answer lost on
+        // its way, or another instance answering at once) hears this, not "already cancelled".
+        let outcome = serde_json::to_value(ToolOutcome::Result(said.clone())).ok();
+        let answer = keeping.zip(outcome.as_ref()).map(|(keeping, outcome)| keeping.answer(outcome));
+        let reason = Some("cancelled by the caller");
+        ctx.store.cancel(ctx.actor, appointment.id, reason, Some(Cutoff::AT_START), answer.as_ref()).await?;
+        Ok(said)
     }
 }

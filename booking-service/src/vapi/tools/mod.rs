@@ -28,6 +28,7 @@ use self::find_appointments::FindAppointments;
 use self::get_clinic_info::GetClinicInfo;
 use self::list_providers::ListProviders;
 use self::refusal::{Answer, Refusal};
+use self::remembered::Keeping;
 use self::reschedule_appointment::RescheduleAppointment;
 use super::server_message::{ToolCall, ToolCalls};
 use super::speech;
@@ -179,10 +180,12 @@ async fn at_most_at_once<F: Future>(n: usize, futures: Vec<F>) -> Vec<F::Output>
 /// One call: its kept answer or a fresh one, by `until`, as one line.
 async fn answer_one(ctx: &Context<'_>, call: &ToolCall, until: Instant) -> ToolAnswer {
     let tool = Tool::from_name(&call.name);
-    let fresh = run(ctx, tool, call);
+    let keeping = remembered::keeping(ctx, call);
+    let fresh = run(ctx, tool, call, keeping.as_ref());
     // `failed`: the service could not answer (its database, or too slow), as opposed to an
     // answer that is a refusal; what operators are alerted on.
-    let (outcome, label) = match tokio::time::timeout_at(until, remembered::remembered(ctx, call, fresh)).await {
+    let remembered = remembered::remembered(ctx, keeping.as_ref(), fresh);
+    let (outcome, label) = match tokio::time::timeout_at(until, remembered).await {
         Ok(Some(ToolOutcome::Result(s))) => (ToolOutcome::Result(speech::one_line(&s)), "result"),
         Ok(Some(ToolOutcome::Error(s))) => (ToolOutcome::Error(speech::one_line(&s)), "error"),
         Ok(None) => (ToolOutcome::Error(refusal::SORRY.into()), "failed"),
@@ -195,8 +198,8 @@ async fn answer_one(ctx: &Context<'_>, call: &ToolCall, until: Instant) -> ToolA
 }
 
 /// Runs one call. Unreadable arguments are refused before the name is looked at, whatever tool
-/// was asked for.
-async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
+/// was asked for. A cancellation keeps its answer itself, as `keeping` says.
+async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall, keeping: Option<&Keeping<'_>>) -> Answer {
     let args = call.arguments.as_ref().map_err(|why| arguments::unreadable(why))?;
     let Some(tool) = tool else {
         return Err(match call.name.as_str() {
@@ -209,7 +212,7 @@ async fn run(ctx: &Context<'_>, tool: Option<Tool>, call: &ToolCall) -> Answer {
         Tool::CheckAvailability => read::<CheckAvailability>(args)?.run(ctx).await,
         Tool::BookAppointment => read::<BookAppointment>(args)?.run(ctx).await,
         Tool::FindAppointments => read::<FindAppointments>(args)?.run(ctx).await,
-        Tool::CancelAppointment => read::<CancelAppointment>(args)?.run(ctx).await,
+        Tool::CancelAppointment => read::<CancelAppointment>(args)?.run(ctx, keeping).await,
         Tool::RescheduleAppointment => read::<RescheduleAppointment>(args)?.run(ctx).await,
         Tool::GetClinicInfo => read::<GetClinicInfo>(args)?.run(ctx).await,
     }

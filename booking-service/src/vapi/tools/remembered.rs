@@ -19,7 +19,7 @@
 use super::refusal::{Answer, Refusal};
 use super::{Context, Tool, ToolOutcome};
 use crate::domain::PhoneNumber;
-use crate::store::ToolCallKey;
+use crate::store::{KeptAnswer, ToolCallKey};
 use crate::vapi::ToolCall;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
@@ -29,24 +29,50 @@ use std::future::Future;
 /// a database index holds.
 const MAX_ID_LEN: usize = 256;
 
-/// The kept answer of this same request, else the `fresh` one, kept; `None` when the service
-/// could not work (transient: nothing kept).
+/// What the answer to one call is kept under, when it is kept ([`keeping`]).
+pub struct Keeping<'a> {
+    tool: Tool,
+    call_id: &'a str,
+    tool_call_id: &'a str,
+    fingerprint: String,
+}
+
+impl Keeping<'_> {
+    fn key(&self) -> ToolCallKey<'_> {
+        ToolCallKey { call_id: self.call_id, tool_call_id: self.tool_call_id, fingerprint: &self.fingerprint }
+    }
+
+    /// `outcome` (a serialised [`ToolOutcome`]) as the answer to keep for this call: a tool that
+    /// writes keeps it in the transaction of its change, so that a retry of the call hears it even
+    /// when the change committed and nothing after it ran.
+    pub fn answer<'k>(&'k self, outcome: &'k Value) -> KeptAnswer<'k> {
+        KeptAnswer { key: self.key(), tool_name: self.tool.name(), outcome }
+    }
+}
+
+/// How the answer to `call` is kept, if it is: only a tool's that changes appointments, and only
+/// where [`keepable`].
+pub fn keeping<'a>(ctx: &'a Context<'_>, call: &'a ToolCall) -> Option<Keeping<'a>> {
+    let tool = Tool::from_name(&call.name).filter(|t| t.writes())?;
+    let call_id = ctx.call_id.as_deref().unwrap_or_default();
+    keepable(call_id, &call.id, ctx.caller.is_some()).then(|| Keeping {
+        tool,
+        call_id,
+        tool_call_id: &call.id,
+        fingerprint: fingerprint(call, ctx.caller.as_ref()),
+    })
+}
+
+/// The kept answer of this same request, else the `fresh` one, kept when `keeping`; `None` when
+/// the service could not work (transient: nothing kept).
 pub async fn remembered(
     ctx: &Context<'_>,
-    call: &ToolCall,
+    keeping: Option<&Keeping<'_>>,
     fresh: impl Future<Output = Answer>,
 ) -> Option<ToolOutcome> {
     let org = ctx.actor.org;
-    let fingerprint = fingerprint(call, ctx.caller.as_ref());
-    let key = ToolCallKey {
-        call_id: ctx.call_id.as_deref().unwrap_or_default(),
-        tool_call_id: &call.id,
-        fingerprint: &fingerprint,
-    };
-    // The tool whose answer is kept, if it is kept.
-    let kept = Tool::from_name(&call.name).filter(|t| t.writes() && keepable(&key, ctx.caller.is_some()));
-    if kept.is_some() {
-        if let Ok(Some(saved)) = ctx.store.tool_result(org, &key).await {
+    if let Some(keeping) = keeping {
+        if let Ok(Some(saved)) = ctx.store.tool_result(org, &keeping.key()).await {
             if let Ok(outcome) = serde_json::from_value(saved) {
                 return Some(outcome);
             }
@@ -57,25 +83,25 @@ pub async fn remembered(
         Err(Refusal::Spoken(text)) => ToolOutcome::Error(text),
         Err(Refusal::Transient) => return None,
     };
-    let (Some(tool), Ok(value)) = (kept, serde_json::to_value(&outcome)) else {
+    let (Some(keeping), Ok(value)) = (keeping, serde_json::to_value(&outcome)) else {
         return Some(outcome);
     };
     // Two instances may answer the same request at once: the answer the store kept first wins, so
     // both give the same one.
-    Some(match ctx.store.save_tool_result(org, &key, tool.name(), &value).await {
+    Some(match ctx.store.save_tool_result(org, &keeping.answer(&value)).await {
         Ok(standing) => serde_json::from_value(standing).unwrap_or(outcome),
         Err(e) => {
-            tracing::warn!(error = %e, tool_call_id = %call.id, "could not keep a tool answer");
+            tracing::warn!(error = %e, tool_call_id = %keeping.tool_call_id, "could not keep a tool answer");
             outcome
         }
     })
 }
 
-/// Whether an answer may be kept under `key`. Without a call id or a caller's number nothing
+/// Whether an answer may be kept under these ids. Without a call id or a caller's number nothing
 /// ties it to one conversation: two anonymous messages reusing an id and arguments would share
 /// it, so it is not kept (Vapi names the call in every message, so its retries are still caught).
-fn keepable(key: &ToolCallKey<'_>, has_caller: bool) -> bool {
-    (!key.call_id.is_empty() || has_caller) && key.call_id.len() <= MAX_ID_LEN && key.tool_call_id.len() <= MAX_ID_LEN
+fn keepable(call_id: &str, tool_call_id: &str, has_caller: bool) -> bool {
+    (!call_id.is_empty() || has_caller) && call_id.len() <= MAX_ID_LEN && tool_call_id.len() <= MAX_ID_LEN
 }
 
 /// The SHA-256 (hex) of what makes a request the same request: the tool name as asked, the
@@ -138,12 +164,11 @@ mod tests {
 
     #[test]
     fn only_answers_tied_to_a_call_or_a_caller_and_of_sane_ids_are_kept() {
-        let key = |call_id, tool_call_id| ToolCallKey { call_id, tool_call_id, fingerprint: "f" };
-        assert!(keepable(&key("call-1", "t1"), false));
-        assert!(keepable(&key("", "t1"), true));
-        assert!(!keepable(&key("", "t1"), false), "nothing ties it to one conversation");
+        assert!(keepable("call-1", "t1", false));
+        assert!(keepable("", "t1", true));
+        assert!(!keepable("", "t1", false), "nothing ties it to one conversation");
         let long = "x".repeat(MAX_ID_LEN + 1);
-        assert!(!keepable(&key("call-1", &long), true));
-        assert!(!keepable(&key(&long, "t1"), true));
+        assert!(!keepable("call-1", &long, true));
+        assert!(!keepable(&long, "t1", true));
     }
 }
