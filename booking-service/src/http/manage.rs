@@ -23,7 +23,7 @@ use crate::mail::email::html_escape;
 use crate::store::{self, Actor, Appointment, Confirmed, ConfirmedVia, StoreError};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, FixedOffset};
@@ -61,11 +61,12 @@ pub async fn show(
 
 /// Asks whether to cancel, the appointment shown above a "Yes, cancel it" button (posting to this
 /// URL) and a way back: the page's Cancel button leads here, so one tap does not cancel. Changes
-/// nothing; once it can no longer be cancelled online, the appointment's page as `GET
-/// /manage/{token}` shows it.
+/// nothing; once it can no longer be cancelled online, 303 to the appointment's page (`GET
+/// /manage/{token}`), which says why.
 #[utoipa::path(get, path = "/manage/{token}/cancel", tag = "manage",
     params(("token" = String, Path, description = "the token of the patient's manage link")),
     responses((status = 200, description = "the question, with a button that cancels (HTML), or the appointment JSON with `Accept: application/json`", body = api::Appointment),
+              (status = 303, description = "HTML, when it can no longer be cancelled online: to the appointment's page, `../{token}`"),
               (status = 404, description = "unknown link", body = ErrorBody),
               (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", body = ErrorBody),
               (status = 410, description = "the appointment has started", body = ErrorBody)))]
@@ -98,8 +99,13 @@ async fn show_asking(
         if json {
             return Ok(axum::Json(appointment.to_api()).into_response());
         }
-        if asking && appointment.status.is_active() && reach == Reach::Open {
-            return Ok(page(StatusCode::OK, ask_page(&state, &token, &appointment).await));
+        if asking {
+            if appointment.status.is_active() && reach == Reach::Open {
+                return Ok(page(StatusCode::OK, ask_page(&state, &token, &appointment).await));
+            }
+            // To the appointment's own address: its page's forms and links are relative to it
+            // (one level deeper, its Confirm button would post to `/manage/{token}/{token}/confirm`).
+            return Ok(Redirect::to(&format!("../{token}")).into_response());
         }
         Ok(page(StatusCode::OK, show_page(&state, &token, &appointment, link.cutoff, reach).await?))
     };

@@ -191,12 +191,16 @@ fn logged_path(path: &str, route: Option<&MatchedPath>) -> String {
     }
 }
 
-/// `path` with the parts that `template` names `{token}` masked; parts past the template's end
-/// are kept as they are.
+/// `path` with the parts that `template` names `{token}` masked, and every part past the
+/// template's end: an unknown path under a link may hold the token again (a relative address
+/// resolved one level too deep, `/manage/{token}/{token}/confirm`).
 fn masked(path: &str, template: &str) -> String {
     let mut template = template.split('/');
     path.split('/')
-        .map(|given| if template.next() == Some("{token}") { "***" } else { given })
+        .map(|given| match template.next() {
+            Some("{token}") | None => "***",
+            Some(_) => given,
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -250,9 +254,11 @@ mod tests {
     fn a_link_token_is_masked_in_the_logged_path() {
         assert_eq!(masked("/confirm/s3cret-token", "/confirm/{token}"), "/confirm/***");
         assert_eq!(masked("/manage/s3cret/cancel", "/manage/{token}/cancel"), "/manage/***/cancel");
-        // Matching no route: the segment after the link's prefix is the token all the same.
-        assert_eq!(logged_path("/manage/s3cret/nothing/here", None), "/manage/***/nothing/here");
-        assert_eq!(logged_path("/confirm/s3cret/x", None), "/confirm/***/x");
+        // Matching no route: the segment after the link's prefix is the token all the same, and
+        // any later one may be it again.
+        assert_eq!(logged_path("/manage/s3cret/nothing/here", None), "/manage/***/***/***");
+        assert_eq!(logged_path("/manage/s3cret/s3cret/confirm", None), "/manage/***/***/***");
+        assert_eq!(logged_path("/confirm/s3cret/x", None), "/confirm/***/***");
         assert_eq!(logged_path("/api/providers/x", None), "/api/providers/x");
     }
 }

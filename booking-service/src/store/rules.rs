@@ -1557,6 +1557,10 @@ impl Store for SqlStore {
             // patient's link is gone (a `confirmed` event after the fact would mislead). Only the
             // confirm link, which tells nothing else, confirms again harmlessly after the start.
             let started = appointment.slot.start() <= now;
+            if started && matches!(via, ConfirmedVia::ManageLink) {
+                // As on every manage route, whatever became of it.
+                return Err(StoreError::Started.into());
+            }
             let again_harmless = !started || matches!(via, ConfirmedVia::ConfirmLink(_));
             if appointment.status == AppointmentStatus::Confirmed && again_harmless {
                 return Ok(Confirmed::Already(appointment));

@@ -214,6 +214,10 @@ async fn the_patient_confirms_through_the_manage_link(backend: Backend) {
     let started = client().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
     assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
     assert_eq!(org.staff.appointment(later.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
+    // Marked no-show since, as every manage route answers it (not the 409 of an ended visit).
+    org.staff.no_show(later.appointment_id).await.expect("marked");
+    let started = client().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
+    assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
     // Confirmed before its start, too: from the start the link is gone whatever the status.
     crate::attendance::shift(&app, booked.appointment_id, Duration::days(5)).await;
     let started = client().post(format!("{}/confirm", app.manage_link(org.id, booked.appointment_id).await));
@@ -494,6 +498,18 @@ async fn within_the_cutoff_the_patient_is_sent_to_the_clinic(backend: Backend) {
     assert_eq!(html.matches("<form").count(), 1, "only Confirm within the cut-off: {html}");
     assert!(html.contains("/confirm\"><button"), "{html}");
     assert!(!html.contains("/cancel") && !html.contains("/reschedule"), "{html}");
+    // The question, asked for once the cut-off has come (its page opened before): the patient is
+    // sent to the appointment's own page, where its relative Confirm button posts to the link's.
+    let not_following = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let asked = not_following.get(format!("{link}/cancel")).send().await.expect("GET the question");
+    assert_eq!(asked.status(), StatusCode::SEE_OTHER);
+    let token = link.rsplit('/').next().expect("the token");
+    assert_eq!(asked.headers()[reqwest::header::LOCATION], format!("../{token}").as_str());
+    let followed = get(&format!("{link}/cancel"), false).await;
+    let at = followed.url().clone();
+    let html = followed.text().await.expect("html");
+    let action = html.split("action=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("the Confirm form");
+    assert_eq!(at.join(action).expect("an address").as_str(), format!("{link}/confirm"), "{html}");
     assert_eq!(error_code(cancel(&link, true).await).await, (StatusCode::CONFLICT, "invalid_state".into()));
     let refused = cancel(&link, false).await;
     assert_eq!(refused.status(), StatusCode::CONFLICT);
