@@ -29,11 +29,23 @@ pub(super) async fn deadline(State(state): State<AppState>, mut req: Request, ne
         let watch = waiting_for_client.clone();
         req.map(|body| Body::new(DeadlineBody::new(body, state.body_read_timeout, watch)))
     };
-    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+    let answer_by = Instant::now() + state.request_timeout;
+    match tokio::time::timeout_at(answer_by, ANSWER_BY.scope(answer_by, next.run(req))).await {
         Ok(response) => response,
         Err(_) if waiting_for_client.load(Ordering::Relaxed) => ApiError::RequestTimeout.into_response(),
         Err(_) => ApiError::Unavailable("request deadline exceeded".into()).into_response(),
     }
+}
+
+tokio::task_local! {
+    static ANSWER_BY: Instant;
+}
+
+/// When the answer to the request being handled is due (`None` outside one): a handler that has
+/// committed a change waits for nothing optional past it, lest the deadline answer 503, "try
+/// again", for a change that was made.
+pub fn answer_by() -> Option<Instant> {
+    ANSWER_BY.try_with(|at| *at).ok()
 }
 
 /// When the request's headers had arrived: the deadlines of what it asks for run from then, not

@@ -3,6 +3,7 @@
 //! JavaScript, private headers on every answer, and JSON for a client that asks
 //! `Accept: application/json`.
 
+use super::deadline::answer_by;
 use super::error::ApiError;
 use super::extract::ClientAddress;
 use super::AppState;
@@ -12,6 +13,8 @@ use crate::store::{Appointment, StoreError, StoreResult};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// What a patient's link token leads to: `lookup` of the token's hash, asked only while the
 /// client has guesses left (a token no link has spends one, `link_guesses`) and lookups left
@@ -45,7 +48,17 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 /// How long a page waits for the clinic's and provider's names.
-const NAMES_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+const NAMES_WITHIN: Duration = Duration::from_secs(2);
+/// What a page leaves itself, past its wait for the names, to be written and sent before the
+/// request's deadline.
+const TO_ANSWER: Duration = Duration::from_millis(100);
+
+/// Until when a page waits for the names, from `now`: [`NAMES_WITHIN`], cut to leave
+/// [`TO_ANSWER`] before the request's deadline `answer_by`.
+fn names_until(now: Instant, answer_by: Option<Instant>) -> Instant {
+    let by = answer_by.map(|by| by.checked_sub(TO_ANSWER).unwrap_or(now));
+    by.map_or(now + NAMES_WITHIN, |by| by.min(now + NAMES_WITHIN))
+}
 
 /// Clinic, its phone (its Vapi transfer number, when set: the pages that say to call the clinic
 /// stand beside it), provider, local time and code, escaped, then `rows` (already escaped
@@ -55,9 +68,10 @@ pub async fn details(state: &AppState, a: &Appointment, rows: &str) -> String {
     // rather than answering the patient (or the request deadline's 503) that the change failed.
     let names =
         async { tokio::join!(state.store.organization(a.org_id), state.store.provider(a.org_id, a.provider_id)) };
-    let late = || StoreError::Unavailable(format!("no answer within {NAMES_WITHIN:?}"));
-    let (clinic, provider) =
-        tokio::time::timeout(NAMES_WITHIN, names).await.unwrap_or_else(|_| (Err(late()), Err(late())));
+    let late = || StoreError::Unavailable("no answer in the time the page had".into());
+    let (clinic, provider) = tokio::time::timeout_at(names_until(Instant::now(), answer_by()), names)
+        .await
+        .unwrap_or_else(|_| (Err(late()), Err(late())));
     fn read<T>(a: &Appointment, row: Result<Option<T>, StoreError>) -> Option<T> {
         row.unwrap_or_else(|e| {
             tracing::warn!(appointment = %a.id.0, error = %e, "a page is shown without a name it could not read");
@@ -142,4 +156,20 @@ fn secured(mut response: Response) -> Response {
         ),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_waits_for_the_names_only_while_its_request_has_time() {
+        let now = Instant::now();
+        assert_eq!(names_until(now, None), now + NAMES_WITHIN);
+        let later = now + NAMES_WITHIN * 3;
+        assert_eq!(names_until(now, Some(later)), now + NAMES_WITHIN, "time enough");
+        let soon = now + Duration::from_millis(700);
+        assert_eq!(names_until(now, Some(soon)), soon - TO_ANSWER);
+        assert_eq!(names_until(now, Some(now + TO_ANSWER / 2)), now - TO_ANSWER / 2, "no wait at all");
+    }
 }
