@@ -10,11 +10,25 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What the runtime waits, once the service has stopped, for its blocking threads: a webhook's
+/// name lookup may hold one until the system's resolver gives up (many seconds), and the
+/// shutdown's grace is over by then.
+const LEFT_BEHIND: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A refused start prints its reason and the causes behind it on one line, and exits 1 (no
 /// backtrace: it is a setting or a database to fix, not a bug).
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run(Cli::parse()).await {
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let ran = runtime.block_on(run(cli));
+    runtime.shutdown_timeout(LEFT_BEHIND);
+    match ran {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", shared::client::with_causes(e.as_ref()));

@@ -206,7 +206,12 @@ impl Dispatcher {
             // just as it committed, its messages wait for its lease to end, as a crashed one's).
             let lease_ends = tokio::time::Instant::now() + self.settings.lease;
             let answer_by = lease_ends - (self.settings.send_deadline + TO_RECORD);
-            let claim = tokio::time::timeout_at(answer_by, self.claim(lane, room, &skip, answer_by)).await;
+            // Nor does it wait for a claim once stopped: given up, the claim is rolled back.
+            let claim = tokio::select! {
+                biased;
+                _ = stopped.changed() => break,
+                claim = tokio::time::timeout_at(answer_by, self.claim(lane, room, &skip, answer_by)) => claim,
+            };
             let late = || {
                 let why = "no answer to the claim in time to send within its lease";
                 Err(StoreError::Unavailable(why.into()).into())
@@ -216,7 +221,6 @@ impl Dispatcher {
                     let taken = per_org(jobs.iter().map(|job| job.org));
                     filled = jobs.len() == room || taken.values().any(|&n| n >= lane.share());
                     (passed_over, claimed, ended_since) = (skip, jobs.len(), 0);
-                    // Also when the stop came meanwhile: the drain below sends them.
                     for job in jobs {
                         in_hand.spawn(job.org, Arc::clone(&self).handle(job, lease_ends));
                     }

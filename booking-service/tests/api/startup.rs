@@ -294,7 +294,24 @@ async fn shutdown_finishes_requests_in_flight(backend: Backend) {
     blocker.await.expect("blocker");
 }
 
-on_both_backends!(shutdown_finishes_requests_in_flight);
+/// Once stopped, the mail dispatcher waits for no claim (held up by the database here): a claim
+/// answered late in the grace would have its messages cut mid-send at its end, to go again once
+/// their lease ended.
+async fn shutdown_waits_for_no_claim_of_mail(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let second = app.another_instance_with(|c| c.shutdown_grace_secs = 8).await;
+    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), "outbox", Duration::from_secs(10));
+    locked.await.expect("the lock is taken");
+    // Its dispatcher claims every 50 ms: a claim is now waiting on the lock.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = tokio::time::Instant::now();
+    second.stop().await.expect("the server stopped cleanly");
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(4), "the stop waited {took:?} for a claim");
+    blocker.await.expect("blocker");
+}
+
+on_both_backends!(shutdown_finishes_requests_in_flight, shutdown_waits_for_no_claim_of_mail);
 
 /// A key pair made for this test only.
 const ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHNnKVqYRVb77lcB3RnL3N50x1jFAviEUYLqOzocLMLU\n-----END PRIVATE KEY-----\n";
