@@ -78,6 +78,12 @@ impl Zone {
         t.with_timezone(&self.0).fixed_offset()
     }
 
+    /// Whether the wall-clock time of `t` occurs twice in the zone (the hour the clocks go back),
+    /// so that only with its offset does it name `t`.
+    pub fn occurs_twice(&self, t: DateTime<Utc>) -> bool {
+        matches!(self.0.from_local_datetime(&self.local(t)), LocalResult::Ambiguous(..))
+    }
+
     pub fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         t.with_timezone(&self.0).naive_local()
     }

@@ -23,9 +23,12 @@ fn when(a: &Appointment) -> String {
     format!("{} ({})", at(a, a.slot.start()), a.zone.name())
 }
 
-/// "Fri 15 Jan, 2:00 PM": an instant, local to the appointment's zone.
+/// "Fri 15 Jan, 2:00 PM": an instant, local to the appointment's zone; with its offset when the
+/// clocks go back and that time occurs twice ("Sun 7 Nov, 1:30 AM UTC-05:00").
 fn at(a: &Appointment, t: chrono::DateTime<chrono::Utc>) -> String {
-    a.zone.localize(t).format("%a %-d %b, %-I:%M %p").to_string()
+    let local = a.zone.localize(t);
+    let offset = if a.zone.occurs_twice(t) { " UTC%:z" } else { "" };
+    local.format(&format!("%a %-d %b, %-I:%M %p{offset}")).to_string()
 }
 
 /// The body of an SMS of `kind` (one of `outbox_kind::SMS`), or `None` for another kind. The
@@ -160,6 +163,18 @@ mod tests {
         );
         let body = call(AppointmentStatus::Confirmed, Some("https://x/manage/t"), None);
         assert!(body.ends_with("See it: https://x/manage/t To cancel or change it, please call the clinic."), "{body}");
+    }
+
+    #[test]
+    fn a_time_the_clocks_go_back_over_says_which_of_the_two_it_is() {
+        let at = |utc_hour| {
+            let start = Utc.with_ymd_and_hms(2027, 11, 7, utc_hour, 30, 0).single().expect("a time");
+            let a = Appointment::sample("America/New_York", start, AppointmentStatus::Pending);
+            sms_body(outbox_kind::BOOKING_SMS, "Smile", "Dr. Smith", &a, None, None).expect("a body")
+        };
+        assert!(at(5).contains("on Sun 7 Nov, 1:30 AM UTC-04:00 (America/New_York)"), "{}", at(5));
+        assert!(at(6).contains("on Sun 7 Nov, 1:30 AM UTC-05:00 (America/New_York)"), "{}", at(6));
+        assert!(at(7).contains("on Sun 7 Nov, 2:30 AM (America/New_York)"), "once, plain: {}", at(7));
     }
 
     #[test]
