@@ -148,7 +148,8 @@ pub struct Config {
     pub public_base_url: Option<String>,
 
     /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS) or
-    /// `smtps://user:pass@host:port` (TLS); without it mail goes to MAIL_DIR.
+    /// `smtps://user:pass@host:port` (TLS; a password is warned about over a connection that may
+    /// be plain); without it mail goes to MAIL_DIR.
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
 

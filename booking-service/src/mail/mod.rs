@@ -33,6 +33,13 @@ impl Transport {
     pub fn new(smtp_url: Option<&str>, mail_dir: PathBuf, timeout: Duration) -> anyhow::Result<Self> {
         match smtp_url {
             Some(url) => {
+                if url::Url::parse(url).is_ok_and(|url| credentials_in_clear(&url)) {
+                    tracing::warn!(
+                        smtp_url = %crate::config::redact(url),
+                        "SMTP_URL sends its password to a relay over a connection that may not be encrypted: \
+                         use smtps:// or ?tls=required"
+                    );
+                }
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| anyhow::anyhow!("SMTP_URL {} is not usable: {e}", crate::config::redact(url)))?
                     .timeout(Some(timeout))
@@ -70,6 +77,25 @@ impl Transport {
     }
 }
 
+/// Whether an SMTP URL's password may cross the network unencrypted: `smtp://` with one but
+/// without `tls=required` (without it, lettre speaks in clear, or, `opportunistic`, lets anyone in
+/// the middle strip STARTTLS), to a relay other than this machine.
+fn credentials_in_clear(url: &url::Url) -> bool {
+    use url::Host;
+    // `smtp` is no scheme the URL standard knows, so an IPv4 address stays a name here.
+    let here = match url.host() {
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let encrypted = url.query_pairs().any(|(key, value)| key == "tls" && value == "required");
+    url.scheme() == "smtp" && url.password().is_some() && !encrypted && !here
+}
+
 /// Whether the server refused the recipient for good, which trying again cannot mend: a permanent
 /// mail-system reply (5yz) whose enhanced status (RFC 3463) is about the destination address
 /// ([`names_a_bad_recipient`]). The same codes at MAIL FROM or after DATA refuse the account or the
@@ -104,6 +130,19 @@ fn without_addresses(said: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_for_a_relay_over_a_connection_maybe_in_clear_is_told() {
+        let told = |url: &str| credentials_in_clear(&url::Url::parse(url).expect("a URL"));
+        assert!(told("smtp://user:pass@mail.example.com:587"));
+        assert!(told("smtp://user:pass@mail.example.com:587?tls=opportunistic"));
+        assert!(!told("smtp://user:pass@mail.example.com:587?tls=required"));
+        assert!(!told("smtps://user:pass@mail.example.com:465"));
+        assert!(!told("smtp://mail.example.com:25"), "no password to give away");
+        assert!(!told("smtp://user:pass@127.0.0.1:1025"), "this machine");
+        assert!(!told("smtp://user:pass@localhost:1025"));
+        assert!(!told("smtp://user:pass@[::1]:1025"));
+    }
 
     #[test]
     fn an_smtp_refusal_is_kept_without_the_patients_address() {
