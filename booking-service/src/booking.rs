@@ -20,10 +20,22 @@ mod lanes;
 pub use lanes::{Lanes, SharedFailure};
 
 /// Bookings without an idempotency key queue in one lane per organization, provider, appointment
-/// type and requested local date and time (whatever length each asks), so a burst for one slot
-/// asks the database about twice, not once each.
-pub type BookingLanes =
-    Lanes<(domain::OrgId, ProviderId, Option<AppointmentTypeId>, NaiveDate, NaiveTime), LaneFailure>;
+/// type, requested local date and time (whatever length each asks) and kind of caller, so a burst
+/// for one slot asks the database about twice, not once each.
+pub type BookingLanes = Lanes<LaneKey, LaneFailure>;
+
+/// Which lane a booking queues in. A voice agent's bookings have lanes of their own: a type only
+/// staff book is refused to it (403) where a staff member's refusal, shared, would say the time is
+/// taken.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LaneKey {
+    org: domain::OrgId,
+    provider: ProviderId,
+    kind: Option<AppointmentTypeId>,
+    date: NaiveDate,
+    time: NaiveTime,
+    by_agent: bool,
+}
 
 /// A booking's failure as its lane holds it: with the request that met it and, when that request
 /// found its time taken, what the store read busy then, so a waiter asking another length judges
@@ -282,7 +294,14 @@ pub async fn book(
     idempotency: Option<IdempotencyKey>,
 ) -> Result<Booked, BookingError> {
     let (when, typed) = (request.when, request.kind.is_some());
-    let lane = idempotency.is_none().then_some((actor.org, request.provider, request.kind, when.date, when.time));
+    let lane = idempotency.is_none().then_some(LaneKey {
+        org: actor.org,
+        provider: request.provider,
+        kind: request.kind,
+        date: when.date,
+        time: when.time,
+        by_agent: request.by_agent,
+    });
     let attempt = async move {
         let (by_agent, asked) = (request.by_agent, request.kind);
         // The type is judged (active, bookable by the caller) in the plan, which the store asks

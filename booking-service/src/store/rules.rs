@@ -586,7 +586,8 @@ pub(super) fn planned_provider_sql(d: Dialect, [org, id, version, kind, kind_ver
 /// day before and the voice agent's token subject the placeholders given. The caller is its
 /// number; without one (withheld, or a web call), the voice call it books from, its bookings found
 /// through their audit rows (a number's recent bookings too: those the voice agent made, not the
-/// clinic's staff).
+/// clinic's staff; read through the number's index from a day ago, as nothing starts before it
+/// was booked, not through its whole history).
 pub(super) fn quota_sql([org, phone, call, now, day_ago, agent]: [&str; 6]) -> String {
     let booked = action::BOOKED;
     let most = MAX_BOOKINGS_PER_CALLER_PER_DAY;
@@ -596,7 +597,7 @@ pub(super) fn quota_sql([org, phone, call, now, day_ago, agent]: [&str; 6]) -> S
               (SELECT (SELECT count(*) FROM appointments ap
                        JOIN audit_log l ON l.org_id = ap.org_id AND l.appointment_id = ap.id
                        WHERE ap.org_id = {org} AND ap.patient_phone = {phone} AND ap.created_at > {day_ago}
-                         AND l.action = '{booked}' AND l.actor = {agent}) >= {most}
+                         AND ap.starts_at > {day_ago} AND l.action = '{booked}' AND l.actor = {agent}) >= {most}
                    OR (SELECT count(*) FROM audit_log
                        WHERE org_id = {org} AND call_id = {call} AND action = '{booked}' AND at > {day_ago}) >= {most}
                    AS churned) AS c

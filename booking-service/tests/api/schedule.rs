@@ -146,6 +146,43 @@ async fn a_type_sets_the_length_and_blocks_its_buffers(backend: Backend) {
     assert_error(org.staff.book(&booking(provider.id, date, "13:00")).await, 409, "slot_unavailable");
 }
 
+/// Voice agents asking for a type only staff book, waiting for the same taken time beside staff
+/// members, are each refused as agents (403), never given a staff member's "taken" (agents'
+/// bookings queue in lanes of their own). Four of each wait behind a staff booking held up by the
+/// database, in turn: in one lane, a staff member's attempt after it would answer the agents.
+async fn agents_are_refused_a_staff_only_type_even_beside_staff_bookings(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let staff_only = CreateAppointmentType { bookable_by_agent: Some(false), ..kind("Surgery consult", 45) };
+    let staff_only = org.admin.create_appointment_type(&staff_only).await.expect("type");
+    let asked = typed(provider.id, days_ahead(6), "10:00", staff_only.id);
+    org.staff.book(&asked).await.expect("the time is taken");
+    let (blocker, locked) =
+        hold_the_write_lock(backend, app.db.url.clone(), "appointments", std::time::Duration::from_secs(3));
+    locked.await.expect("the lock is taken");
+    let (staff, input) = (org.staff.clone(), asked.clone());
+    let first = tokio::spawn(async move { staff.book(&input).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!first.is_finished(), "the first staff booking is waiting for the lock");
+    let mut waiting = Vec::new();
+    for (agent, client) in std::iter::repeat_n([(true, &org.agent), (false, &org.staff)], 4).flatten() {
+        let (client, input) = (client.clone(), asked.clone());
+        waiting.push((agent, tokio::spawn(async move { client.book(&input).await })));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_error(first.await.expect("task"), 409, "slot_unavailable");
+    for (agent, answer) in waiting {
+        let answer = answer.await.expect("task");
+        if agent {
+            assert_error(answer, 403, "forbidden");
+        } else {
+            assert_error(answer, 409, "slot_unavailable");
+        }
+    }
+    blocker.await.expect("blocker");
+}
+
 async fn notice_horizon_and_who_may_book_are_the_types(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, provider) = clinic(&app, "UTC").await;
@@ -865,6 +902,7 @@ on_both_backends!(
     time_off_that_just_ended_still_counts_against_the_limit,
     a_type_sets_the_length_and_blocks_its_buffers,
     notice_horizon_and_who_may_book_are_the_types,
+    agents_are_refused_a_staff_only_type_even_beside_staff_bookings,
     a_type_is_booked_only_with_the_providers_offering_it,
     availability_steps_by_the_interval_around_buffers_time_off_and_closed_days,
     time_off_lists_its_conflicts_and_refuses_what_meets_it,
