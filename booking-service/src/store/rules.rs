@@ -1373,10 +1373,17 @@ impl Store for SqlStore {
             within_reach(&appointment, cutoff)?;
             still_active(&appointment, |status| format!("a {status} appointment cannot be rescheduled"))?;
             // Locked against time off and closures being created until this transaction ends, so
-            // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races").
+            // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races"); then
+            // read. Read by the locking statement, the clinic's zone would be as that statement
+            // began when the lock waited for a change of zone (which holds every provider).
             let key_share = tx.dialect().key_share("p");
-            let provider = provider_row(&mut tx, actor.org, appointment.provider_id, &key_share).await?;
+            if !key_share.is_empty() {
+                let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 AND p.id = $2{key_share}");
+                tx.query(&sql, (actor.org, appointment.provider_id)).fetch_optional::<(i32,)>().await?;
+            }
+            let provider = provider_row(&mut tx, actor.org, appointment.provider_id, "").await?;
             let provider = provider.ok_or(StoreError::NotFound)?.provider;
+            appointment.zone = provider.zone();
             // The type likewise, against its change: one that has answered is what this move sees.
             let key_share = tx.dialect().key_share("appointment_types");
             let moved_as = match kind.or(appointment.appointment_type) {

@@ -134,3 +134,19 @@ pub fn hold_the_write_lock(
     });
     (task, locked)
 }
+
+/// Waits until `sessions` sessions of the test's PostgreSQL database wait on a lock (the requests
+/// under test, held back), or fails after 10 s: a request merely slow to arrive is not taken for
+/// one held.
+pub async fn until_waiting_on_locks(watcher: &mut sqlx::PgConnection, sessions: i64) {
+    let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(sql).fetch_one(&mut *watcher).await.expect("pg_stat_activity");
+        if waiting >= sessions {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "fewer than {sessions} requests waited on a lock");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

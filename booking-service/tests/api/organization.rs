@@ -130,6 +130,43 @@ async fn a_closure_over_in_the_old_zone_but_not_in_the_new_moves_with_the_clinic
     assert!(busy[0].contains(&day), "Pago Pago's {today} is closed whole: {busy:?}");
 }
 
+/// A move asked for while the clinic changes its zone, and held back by that change, is planned in
+/// the new zone: the local time asked for is that time there, not in the zone the move's first
+/// read saw. PostgreSQL only: SQLite takes one writer at a time, so there the move begins after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_held_back_by_a_change_of_zone_is_planned_in_the_new_zone() {
+    use sqlx::Connection;
+    if test_kit::postgres_admin_url().is_none() {
+        return;
+    }
+    let app = spawn_app(Backend::Postgres).await;
+    let org = app.org("America/New_York").await;
+    let provider = org.provider().await;
+    let booked = org.staff.book(&booking(provider.id, days_ahead(10), "10:00")).await.expect("booked");
+    let day = CreateClosure { date: date_str(days_ahead(30)), end_date: None, reason: None };
+    org.admin.create_closure(&day).await.expect("closed");
+    // The change of zone, held once it has locked every provider: at the closure it moves.
+    let mut holder = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
+    let hold = "SELECT 1 FROM closures WHERE org_id = $1 FOR UPDATE";
+    sqlx::query(hold).bind(org.id).execute(&mut holder).await.expect("the closure, held");
+    let mut watcher = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
+    let admin = org.admin.clone();
+    let los_angeles = UpdateOrganization { timezone: Some("America/Los_Angeles".into()), ..Default::default() };
+    let clinic_moving = tokio::spawn(async move { admin.update_organization(&los_angeles).await });
+    until_waiting_on_locks(&mut watcher, 1).await;
+    let (staff, date) = (org.staff.clone(), days_ahead(11));
+    let moving = tokio::spawn(async move { staff.reschedule(booked.appointment_id, &move_to(date, "14:00")).await });
+    until_waiting_on_locks(&mut watcher, 2).await;
+    sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
+    clinic_moving.await.expect("task").expect("the clinic moved");
+    let moved = moving.await.expect("task").expect("moved");
+    let zone = Zone::parse("timezone", "America/Los_Angeles").expect("a zone");
+    let two_pm = zone.resolve(date, chrono::NaiveTime::from_hms_opt(14, 0, 0).expect("a time")).expect("an instant");
+    assert_eq!(moved.starts_at.to_utc(), two_pm, "{moved:?}");
+    assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").starts_at, moved.starts_at);
+}
+
 on_both_backends!(
     a_closure_over_in_the_old_zone_but_not_in_the_new_moves_with_the_clinic,
     a_clinic_reads_its_organization_and_only_its_admin_changes_it,

@@ -763,7 +763,7 @@ async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_po
     let created = tokio::spawn(async move {
         admin.create_provider(&CreateProvider { name: "Dr. New".into(), ..Default::default() }).await
     });
-    until_one_waits_on_a_lock(&mut watcher).await;
+    until_waiting_on_locks(&mut watcher, 1).await;
     assert!(!created.is_finished(), "a new provider waits for the closure");
     sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
     let created = tokio::time::timeout(std::time::Duration::from_secs(5), created).await;
@@ -776,7 +776,7 @@ async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_po
         let day = CreateClosure { date: date_str(days_ahead(20)), end_date: None, reason: None };
         admin.create_closure(&day).await
     });
-    until_one_waits_on_a_lock(&mut watcher).await;
+    until_waiting_on_locks(&mut watcher, 1).await;
     assert!(!closing.is_finished(), "a closure waits for the provider being created");
     sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), closing).await;
@@ -823,7 +823,7 @@ async fn a_booking_or_move_in_flight_meets_its_type_as_changed_on_postgres() {
                 _ => staff.reschedule(booked.appointment_id, &as_consult).await.map(|_| ()),
             }
         });
-        until_one_waits_on_a_lock(&mut watcher).await;
+        until_waiting_on_locks(&mut watcher, 1).await;
         sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
         let answered = tokio::time::timeout(std::time::Duration::from_secs(5), asked).await;
         let Ok(Ok(answered)) = answered else { panic!("no answer: {answered:?}") };
@@ -872,26 +872,11 @@ async fn a_closure_passes_over_departed_providers_on_postgres() {
     let admin = org.admin.clone();
     let back = shared::api::UpdateProvider { active: Some(true), ..Default::default() };
     let back = tokio::spawn(async move { admin.update_provider(departed, &back).await });
-    until_one_waits_on_a_lock(&mut watcher).await;
+    until_waiting_on_locks(&mut watcher, 1).await;
     assert!(!back.is_finished(), "a provider coming back waits for the closure");
     sqlx::query("COMMIT").execute(&mut holder).await.expect("commit");
     let back = tokio::time::timeout(std::time::Duration::from_secs(5), back).await;
     assert!(matches!(back, Ok(Ok(Ok(_)))), "then it is back: {back:?}");
-}
-
-/// Waits until a session of the test's database waits on a lock (the request under test, held
-/// back), or fails after 10 s: a request merely slow to arrive is not taken for one held.
-async fn until_one_waits_on_a_lock(watcher: &mut sqlx::PgConnection) {
-    let sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (waiting,): (i64,) = sqlx::query_as(sql).fetch_one(&mut *watcher).await.expect("pg_stat_activity");
-        if waiting > 0 {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "no request waited on the lock");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
 
 on_both_backends!(
