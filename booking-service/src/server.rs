@@ -387,13 +387,26 @@ struct ActivityState {
     /// begun), or, until its first request, when the connection was accepted: a client that
     /// connects owes its first header within the header timeout, whether it sends a byte or none.
     request_begun: Option<Instant>,
+    /// What its first read said: HTTP/2 (its first bytes the client preface), HTTP/1, or not yet.
+    /// An HTTP/2 client sends frames between requests (a PING, a WINDOW_UPDATE after a large
+    /// answer) that begin none, so between its requests only the idle timeout applies: cut at the
+    /// header timeout, a proxy reusing the connection just then would meet a reset.
+    http2: Option<bool>,
 }
+
+/// How an HTTP/2 connection with prior knowledge begins (RFC 9113, 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl Activity {
     fn new() -> Self {
         let accepted = Instant::now();
         Self {
-            state: Mutex::new(ActivityState { in_flight: 0, last_io: accepted, request_begun: Some(accepted) }),
+            state: Mutex::new(ActivityState {
+                in_flight: 0,
+                last_io: accepted,
+                request_begun: Some(accepted),
+                http2: None,
+            }),
             changed: Notify::new(),
         }
     }
@@ -421,10 +434,13 @@ impl Activity {
         state.in_flight == 0 && state.request_begun.is_none()
     }
 
-    fn read(&self) {
+    /// `bytes` were read. A first read shorter than the preface counts as HTTP/1 (a real HTTP/2
+    /// client sends the preface in one write).
+    fn read(&self, bytes: &[u8]) {
         let mut state = self.state();
         state.last_io = Instant::now();
-        if state.in_flight == 0 && state.request_begun.is_none() {
+        let http2 = *state.http2.get_or_insert_with(|| bytes.starts_with(HTTP2_PREFACE));
+        if state.in_flight == 0 && state.request_begun.is_none() && !http2 {
             state.request_begun = Some(state.last_io);
             drop(state);
             self.changed.notify_waiters();
@@ -487,7 +503,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read();
+            self.activity.read(&buf.filled()[before..]);
         }
         polled
     }

@@ -267,6 +267,29 @@ async fn an_http2_connection_carries_a_bounded_number_of_requests_at_once(backen
     assert_eq!(client.current_max_send_streams(), most as usize, "hyper's default would be 200");
 }
 
+/// Between the requests of an HTTP/2 connection only the idle timeout applies: the frames a client
+/// sends between them (here a PING; a WINDOW_UPDATE after a large answer likewise) begin no
+/// request, and cut at the header timeout the connection would reset a proxy reusing it just then.
+async fn an_http2_connection_between_requests_waits_for_the_idle_timeout(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.header_read_timeout_secs = 1;
+        c.idle_timeout_secs = 60;
+    })
+    .await;
+    let (client, mut connection) = h2::client::handshake(connect(&app).await).await.expect("an HTTP/2 connection");
+    let mut ping_pong = connection.ping_pong().expect("the connection's pings");
+    tokio::spawn(connection);
+    let health = || axum::http::Request::get(format!("{}/healthz", app.base)).body(()).expect("a request");
+    let mut client = client.ready().await.expect("ready for a request");
+    let (answer, _) = client.send_request(health(), true).expect("sent");
+    assert_eq!(answer.await.expect("answered").status(), 200);
+    ping_pong.ping(h2::Ping::opaque()).await.expect("a pong");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut client = client.ready().await.expect("still open past the header timeout");
+    let (answer, _) = client.send_request(health(), true).expect("sent");
+    assert_eq!(answer.await.expect("answered on the same connection").status(), 200);
+}
+
 async fn connections_beyond_the_limit_wait_for_a_free_one(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.max_connections = 4;
@@ -672,6 +695,7 @@ on_both_backends!(
     connections_beyond_the_limit_wait_for_a_free_one,
     kept_alive_connections_make_room_when_every_slot_is_taken,
     an_http2_connection_carries_a_bounded_number_of_requests_at_once,
+    an_http2_connection_between_requests_waits_for_the_idle_timeout,
     shutdown_ends_within_its_grace_with_slow_clients_connected,
     readyz_answers_503_once_shutdown_begins_while_requests_in_flight_finish,
     under_steady_traffic_every_request_taken_is_answered,
