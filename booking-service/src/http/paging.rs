@@ -13,8 +13,10 @@ use uuid::Uuid;
 
 pub const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = crate::store::MAX_PAGE;
-/// Longer than any cursor this service gives.
-const MAX_CURSOR: usize = 512;
+/// Longer than any cursor this service gives: a key of at most 200 characters (a name, a call
+/// id) of up to 4 bytes each, beside an id and the JSON around them, in base64 (4 characters for
+/// 3 bytes).
+const MAX_CURSOR: usize = (200 * 4 + 64) * 4 / 3;
 
 /// A list's sort key, as a cursor carries it back.
 pub trait SortKey: DeserializeOwned {

@@ -81,6 +81,23 @@ async fn providers_page_by_name(backend: Backend) {
     let names: Vec<_> = first.items.iter().chain(&second.items).map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["Dr. A", "Dr. A", "Dr. B", "Dr. C"]);
     assert!(second.next.is_none());
+    // After the longest name, of two-byte characters: its cursor is taken back too.
+    let longest = "Ж".repeat(200);
+    org.provider_with(CreateProvider { name: longest.clone(), ..Default::default() }).await;
+    org.provider_with(CreateProvider { name: "Я".into(), ..Default::default() }).await;
+    let mut names = Vec::new();
+    let mut one = PageQuery { limit: Some(1), cursor: None };
+    loop {
+        let page = org.agent.providers_page(&one).await.expect("a page, from every cursor given");
+        names.extend(page.items.into_iter().map(|p| p.name));
+        match page.next {
+            Some(next) => one.cursor = Some(next),
+            None => break,
+        }
+    }
+    names.sort();
+    assert_eq!(names[3..], ["Dr. C".to_owned(), longest, "Я".to_owned()], "each once: {names:?}");
+    assert_eq!(names.len(), 6);
     // A cursor reads only its own organization's rows.
     let other = app.org("UTC").await;
     let foreign = other.agent.providers_page(&query).await.expect("a page");
