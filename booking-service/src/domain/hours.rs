@@ -1,7 +1,7 @@
 //! A provider's weekly working hours, in local wall-clock minutes.
 
 use super::{DomainError, Slot, Zone};
-use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Timelike, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Timelike, Utc, Weekday};
 use shared::api::{self, WorkingHours};
 
 const DAY_MINUTES: u32 = 24 * 60;
@@ -90,12 +90,7 @@ impl WeeklyHours {
     /// last one's end (the whole day without hours); `None` on a day without openings.
     pub fn working_span(&self, zone: &Zone, date: NaiveDate) -> Option<Slot> {
         let openings = self.openings_on(date);
-        let at = |minutes: u32| {
-            let local = date.and_time(NaiveTime::MIN) + Duration::minutes(minutes.into());
-            // A bound the clocks skip is where the skipped hour would have put it.
-            zone.instant(local).unwrap_or_else(|| zone.start_of_day(date) + Duration::minutes(minutes.into()))
-        };
-        Slot::from_bounds(at(openings.first()?.0), at(openings.last()?.1))
+        Slot::from_bounds(bound(zone, date, openings.first()?.0), bound(zone, date, openings.last()?.1))
     }
 
     /// The openings of one weekday, found by halving rather than scanning.
@@ -137,8 +132,23 @@ impl WeeklyHours {
             }
             end = o.end;
         }
-        start_min < first.end && end_min <= end
+        // The end by the clock, and as an instant: where the clocks fall back, a slot can end in
+        // the repeated hour at a wall-clock time inside the hours, an hour after they ended.
+        start_min < first.end && end_min <= end && slot.end() <= bound(zone, day, end)
     }
+}
+
+/// The instant `minutes` into the local `date`, as hours name it: the earlier one of a time the
+/// clocks fall back over, where the skipped hour would have put one they skip, and 24:00 the next
+/// day's first instant.
+fn bound(zone: &Zone, date: NaiveDate, minutes: u32) -> DateTime<Utc> {
+    let offset = Duration::minutes(minutes.into());
+    if minutes == DAY_MINUTES {
+        if let Some(next) = date.succ_opt() {
+            return zone.start_of_day(next);
+        }
+    }
+    zone.instant(date.and_time(NaiveTime::MIN) + offset).unwrap_or_else(|| zone.start_of_day(date) + offset)
 }
 
 /// Each period read and checked to be a range, sorted by weekday and start.
@@ -346,6 +356,20 @@ mod tests {
         assert!(!week.permits(&zone, &Slot::new(in_the_break, half_hour)));
         let in_the_second_period = "2027-11-07T05:45:00Z".parse().expect("instant");
         assert!(week.permits(&zone, &Slot::new(in_the_second_period, half_hour)));
+    }
+
+    /// When the clocks fall back, a slot may end in the repeated hour at a wall-clock time inside
+    /// the hours although, as an instant, past them (the hours' end taken as its earlier instant).
+    #[test]
+    fn a_slot_ending_in_the_repeated_hour_past_the_hours_is_refused() {
+        let zone = Zone::parse("tz", "America/New_York").expect("zone");
+        let week = WeeklyHours::parse(&[hours(api::Weekday::Sun, "00:00", "01:15")]).expect("hours");
+        // Sunday, November 7, 2027: 01:00 EDT (05:00Z); the hours end at 01:15 EDT (05:15Z).
+        let one_am = "2027-11-07T05:00:00Z".parse().expect("instant");
+        let minutes = |m| Minutes::parse("m", m).expect("m");
+        assert!(week.permits(&zone, &Slot::new(one_am, minutes(15))));
+        assert!(!week.permits(&zone, &Slot::new(one_am, minutes(60))), "ends at 01:00 EST, 45 minutes past");
+        assert!(!week.permits(&zone, &Slot::new(one_am, minutes(30))), "ends at 01:30 EDT");
     }
 
     /// Where the clocks spring forward at midnight, a day ends at 01:00 of the next: hours until
