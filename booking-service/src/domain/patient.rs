@@ -2,8 +2,15 @@
 
 use super::DomainError;
 
+/// The text trimmed and checked; where line breaks are allowed, a form's `\r\n` is kept as `\n`.
 fn check_text(field: &'static str, s: &str, max_chars: usize, allow_newlines: bool) -> Result<String, DomainError> {
-    let s = s.trim();
+    let unix;
+    let s = if allow_newlines && s.contains("\r\n") {
+        unix = s.replace("\r\n", "\n");
+        unix.trim()
+    } else {
+        s.trim()
+    };
     if s.chars().count() > max_chars {
         return Err(DomainError::invalid(field, format!("must be at most {max_chars} characters")));
     }
@@ -133,6 +140,14 @@ mod tests {
         ] {
             assert!(Email::parse("e", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_forms_line_breaks_are_kept_as_line_feeds() {
+        assert_eq!(Reason::parse("r", Some("a\r\nb")), Ok(Some(Reason("a\nb".into()))));
+        assert_eq!(Notes::parse("n", Some(" a\r\n\r\nb\r\n")), Ok(Some(Notes("a\n\nb".into()))));
+        assert!(Reason::parse("r", Some("a\rb")).is_err(), "a lone carriage return is no line break");
+        assert!(PatientName::parse("n", Some("Ada\r\nLovelace")).is_err());
     }
 
     #[test]
