@@ -40,7 +40,8 @@ pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
 /// Well below the usual open-file limit of a service (65,536), so sockets never starve the
 /// database pool and the mail dispatcher of descriptors.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// Kubernetes' default termination grace period: SIGKILL comes only after it.
+/// As long as Kubernetes' default termination grace period, which must then be raised to hold it,
+/// a `preStop` sleep and a few seconds more (docs/OPERATIONS.md, Rollback).
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 
 /// The command line: with no command the service migrates the database and serves. (No `Debug`:
