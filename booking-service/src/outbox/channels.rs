@@ -7,7 +7,7 @@ use crate::domain::{Cutoff, PhoneNumber, Reach, WebhookId};
 use crate::links::{LinkToken, Links};
 use crate::mail::email::{EmailMessage, Kind, Manage};
 use crate::mail::Transport;
-use crate::store::{self, outbox_kind, Appointment, ClinicSettings, Delivery, DynStore, OutboxJob};
+use crate::store::{self, outbox_kind, Appointment, ClinicSettings, Delivery, DynStore, LinkTarget, OutboxJob};
 use lettre::message::Mailbox;
 use shared::api::AppointmentStatus;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ impl Channels {
         };
         let cutoff = Cutoff::minutes(settings.manage_cutoff_minutes);
         let link = match self.store.manage_nonce(job.org, job.appointment).await? {
-            Some(nonce) => self.manage_token(&nonce).await?,
+            Some(nonce) => self.manage_token(job, &nonce).await?,
             None => None,
         }
         .map(|token| format!("{}/manage/{}", self.base_url, token.as_str()));
@@ -96,13 +96,17 @@ impl Channels {
     }
 
     /// The manage link's token: under the current key, or, after a rotation, under the previous
-    /// key it was issued with (asked of the store only when there are two to choose from).
-    async fn manage_token(&self, nonce: &str) -> Result<Option<LinkToken>, DeliveryError> {
+    /// key it was issued with (asked of the store only when there are two to choose from), and
+    /// only the one stored for the job's own appointment.
+    async fn manage_token(&self, job: &OutboxJob, nonce: &str) -> Result<Option<LinkToken>, DeliveryError> {
         let tokens = self.links.manage_tokens(nonce);
         if tokens.len() == 1 {
             return Ok(tokens.into_iter().next());
         }
-        let stored = first_stored(tokens, |hash| async move { Ok(self.store.manage_target(&hash).await?) }).await?;
+        let stored = first_stored(tokens, |hash| async move {
+            Ok(self.store.manage_target(&hash).await?.filter(|&target| target == (job.org, job.appointment)))
+        })
+        .await?;
         Ok(stored.map(|(token, _)| token))
     }
 
@@ -123,7 +127,12 @@ impl Channels {
         let pending = about.appointment.status == AppointmentStatus::Pending;
         let link = if let Some(nonce) = nonce.filter(|_| kind.has_link() && asks) {
             let tokens = self.links.confirm_tokens(nonce);
-            match first_stored(tokens, |hash| async move { Ok(self.store.link_target(&hash).await?) }).await? {
+            // A token is looked up by its hash across clinics: only one stored for this very
+            // appointment is its link.
+            let ours = |t: &LinkTarget| (t.org, t.appointment) == (job.org, job.appointment);
+            match first_stored(tokens, |hash| async move { Ok(self.store.link_target(&hash).await?.filter(ours)) })
+                .await?
+            {
                 // Held up past its expiry (an outage longer than CONFIRM_TOKEN_TTL_HOURS), the link
                 // would only answer 410: the email goes without it (the manage link confirms too).
                 Some((token, target)) => {
