@@ -1098,11 +1098,7 @@ async fn a_crashed_dispatchers_messages_come_back_when_its_lease_ends(backend: B
 /// A dispatcher claiming while another holds the oldest messages (PostgreSQL: the other's claim
 /// has locked them and not yet committed) takes the next ones its clinics' shares allow, not
 /// nothing: under a backlog, instances claiming at once each come away with work.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_passes_over_messages_another_is_claiming_to_the_next() {
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app_with(Backend::Postgres, |c| c.mail_poll_ms = 3_600_000).await;
     let org = app.org("UTC").await;
     let provider = org.provider().await;
@@ -1126,11 +1122,7 @@ async fn a_claim_passes_over_messages_another_is_claiming_to_the_next() {
 
 /// On PostgreSQL the dispatcher and the link lookup work across organizations, each under a role
 /// that reaches exactly what it needs and nothing else.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_and_link_roles_reach_only_what_they_need() {
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app(Backend::Postgres).await;
     for _ in 0..2 {
         let org = app.org("UTC").await;
@@ -1224,11 +1216,7 @@ fn public_key_config(db: &TestDatabase, dir: &tempfile::TempDir) -> booking_serv
 /// With a public JWT key there is no shared secret to derive links from: on PostgreSQL, where
 /// several instances share the database, a per-host key would break the links another instance
 /// issued, so the service asks for CONFIRM_LINK_SECRET.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_public_key_on_postgres_a_shared_link_secret_is_required() {
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let db = TestDatabase::create(Backend::Postgres).await.expect("postgres");
     let dir = tempfile::tempdir().expect("dir");
     let mut config = public_key_config(&db, &dir);
@@ -1251,3 +1239,9 @@ async fn with_a_public_key_on_sqlite_the_link_secret_is_kept_beside_the_database
     assert!(beside.is_file(), "{}", beside.display());
     drop(app);
 }
+
+on_postgres_only!(
+    a_claim_passes_over_messages_another_is_claiming_to_the_next,
+    the_dispatcher_and_link_roles_reach_only_what_they_need,
+    with_a_public_key_on_postgres_a_shared_link_secret_is_required
+);

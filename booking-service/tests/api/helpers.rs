@@ -32,6 +32,23 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Tests of what only PostgreSQL has (its locks, roles and policies), each run when a PostgreSQL
+/// server is configured, as `on_both_backends!` runs its PostgreSQL half.
+macro_rules! on_postgres_only {
+    ($($name:ident),* $(,)?) => {
+        mod postgres_only {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if test_kit::postgres_admin_url().is_some() {
+                        super::$name().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// A local date `days` ahead of today (in UTC; tests keep a margin of more than a day).
 pub fn days_ahead(days: i64) -> NaiveDate {
     (Utc::now() + Duration::days(days)).date_naive()

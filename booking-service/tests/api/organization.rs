@@ -133,12 +133,8 @@ async fn a_closure_over_in_the_old_zone_but_not_in_the_new_moves_with_the_clinic
 /// A move asked for while the clinic changes its zone, and held back by that change, is planned in
 /// the new zone: the local time asked for is that time there, not in the zone the move's first
 /// read saw. PostgreSQL only: SQLite takes one writer at a time, so there the move begins after.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_held_back_by_a_change_of_zone_is_planned_in_the_new_zone() {
     use sqlx::Connection;
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app(Backend::Postgres).await;
     let org = app.org("America/New_York").await;
     let provider = org.provider().await;
@@ -172,3 +168,5 @@ on_both_backends!(
     a_clinic_reads_its_organization_and_only_its_admin_changes_it,
     a_clinic_moved_to_another_zone_books_and_closes_in_it
 );
+
+on_postgres_only!(a_move_held_back_by_a_change_of_zone_is_planned_in_the_new_zone);

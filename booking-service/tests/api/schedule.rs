@@ -733,12 +733,8 @@ async fn a_span_out_of_bounds_names_the_field_sent(backend: Backend) {
 /// stands in for a closure in flight (a provider waits for it, a booking does not), then for a
 /// provider being created (a closure waits for it).
 /// (On SQLite every write holds the one write lock, so nothing slips between.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_postgres() {
     use sqlx::Connection;
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app(Backend::Postgres).await;
     let (org, provider) = clinic(&app, "UTC").await;
     let mut holder = sqlx::PgConnection::connect(&app.db.url).await.expect("postgres");
@@ -788,12 +784,8 @@ async fn a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_po
 /// changed, its version raised) stands in for a change in flight: a booking and a move of the type
 /// wait for it, then meet the type as changed.
 /// (On SQLite every write holds the one write lock, and both read the type under it.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_or_move_in_flight_meets_its_type_as_changed_on_postgres() {
     use sqlx::Connection;
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app(Backend::Postgres).await;
     let (org, provider) = clinic(&app, "UTC").await;
     let consult = org.admin.create_appointment_type(&kind("Consult", 30)).await.expect("type");
@@ -838,12 +830,8 @@ async fn a_booking_or_move_in_flight_meets_its_type_as_changed_on_postgres() {
 /// booked, and bringing one back waits for the organization's lock the closure holds, so its row
 /// is left alone: a clinic's departed providers, however many, add nothing to a closure's work,
 /// and one held by another transaction does not hold the closure up; one coming back waits for it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closure_passes_over_departed_providers_on_postgres() {
     use sqlx::Connection;
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app(Backend::Postgres).await;
     let (org, _) = clinic(&app, "UTC").await;
     let gone = CreateProvider { name: "Dr. Gone".into(), ..Default::default() };
@@ -896,4 +884,10 @@ on_both_backends!(
     concurrent_buffered_bookings_never_overlap_their_blocked_ranges,
     bookings_racing_time_off_are_either_its_conflicts_or_refused,
     bookings_racing_a_closure_are_either_its_conflicts_or_refused,
+);
+
+on_postgres_only!(
+    a_closure_and_a_new_provider_wait_for_each_other_but_not_bookings_on_postgres,
+    a_booking_or_move_in_flight_meets_its_type_as_changed_on_postgres,
+    a_closure_passes_over_departed_providers_on_postgres
 );

@@ -157,12 +157,8 @@ async fn a_long_calls_report_is_read_and_an_anonymous_one_ignored(backend: Backe
 /// Vapi waits 7.5 s for an assistant-request, then fails the call without a word (as on any status
 /// but 200): a database too slow to answer within the deadline gets a sentence Vapi can speak. (PostgreSQL: a
 /// table lock holds the read back; SQLite's readers are never held.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_assistant_request_is_answered_with_a_sentence_in_time_on_postgres() {
     use sqlx::Connection;
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app_with(Backend::Postgres, |c| c.vapi_deadline_ms = 1000).await;
     let (org, _) = clinic(&app).await;
     let settings = VapiSettings { assistant_id: Some("asst-1".into()), transfer_number: None };
@@ -195,3 +191,5 @@ on_both_backends!(
     a_call_is_recorded_once_with_the_appointments_it_changed,
     a_long_calls_report_is_read_and_an_anonymous_one_ignored,
 );
+
+on_postgres_only!(a_slow_assistant_request_is_answered_with_a_sentence_in_time_on_postgres);
