@@ -178,11 +178,7 @@ on_both_backends!(
 /// unseen by the deletion's first statement) is waited for and deleted with the rest, an
 /// appointment of a type among them: 204 and nothing left, whatever order PostgreSQL runs the
 /// cascades from the organization in (the type's foreign key from the appointment has none).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_in_flight_is_deleted_with_its_organization() {
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app(Backend::Postgres).await;
     let a = app.org("UTC").await;
     let provider = a.provider().await;
@@ -220,11 +216,7 @@ async fn a_booking_in_flight_is_deleted_with_its_organization() {
 
 /// Row-level security proven, not assumed: under the request role with organization A set, a
 /// query that names organization B explicitly still sees nothing of it, and cannot write into it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_level_security_hides_other_organizations_from_the_request_role() {
-    if test_kit::postgres_admin_url().is_none() {
-        return;
-    }
     let app = spawn_app(Backend::Postgres).await;
     let a = app.org("UTC").await;
     let b = app.org("UTC").await;
@@ -316,5 +308,83 @@ async fn the_audit_log_is_append_only(backend: Backend) {
 
 mod audit {
     use super::*;
-    on_both_backends!(the_audit_log_is_append_only);
+    on_both_backends!(the_audit_log_is_append_only, an_appointment_is_only_of_its_own_clinics_type);
 }
+
+/// The database itself keeps an appointment to a type of its own clinic (PostgreSQL by its key,
+/// SQLite by a trigger): a write that does not go through the store's checks still cannot file one
+/// clinic's appointment under another's type.
+async fn an_appointment_is_only_of_its_own_clinics_type(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let a = app.org("UTC").await;
+    let b = app.org("UTC").await;
+    let ours = booked_as_a_type(&a, a.provider().await.id).await;
+    let theirs = booked_as_a_type(&b, b.provider().await.id).await;
+    let own_type = "SELECT appointment_type_id FROM appointments WHERE id = $1";
+    let file_under = "UPDATE appointments SET appointment_type_id = $1 WHERE id = $2";
+    let (refused, kept) = match backend {
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
+            let kind: uuid::Uuid =
+                sqlx::query_scalar(own_type).bind(theirs.appointment_id).fetch_one(&mut conn).await.expect("type");
+            let update = sqlx::query(file_under).bind(kind).bind(ours.appointment_id).execute(&mut conn).await;
+            let ok = sqlx::query(file_under).bind(kind).bind(theirs.appointment_id).execute(&mut conn).await;
+            (refusal(update.map(drop)), refusal(ok.map(drop)))
+        }
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("connect");
+            let kind: String = sqlx::query_scalar(own_type)
+                .bind(theirs.appointment_id.to_string())
+                .fetch_one(&mut conn)
+                .await
+                .expect("type");
+            let update =
+                sqlx::query(file_under).bind(&kind).bind(ours.appointment_id.to_string()).execute(&mut conn).await;
+            let ok =
+                sqlx::query(file_under).bind(&kind).bind(theirs.appointment_id.to_string()).execute(&mut conn).await;
+            (refusal(update.map(drop)), refusal(ok.map(drop)))
+        }
+    };
+    let said = if backend == Backend::Postgres { "foreign key" } else { "an appointment type of another organization" };
+    assert!(refused.contains(said), "{refused}");
+    assert_eq!(kept, "allowed", "its own clinic's type is kept");
+}
+
+/// Retention's role may delete only messages that have gone: even a statement without the
+/// retention query's predicate leaves a message still to be sent.
+async fn retention_cannot_delete_a_message_still_to_go() {
+    let app = spawn_app(Backend::Postgres).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let input = shared::api::BookingInput {
+        patient_email: Some("ada@example.com".into()),
+        ..booking(provider.id, days_ahead(3), "10:00")
+    };
+    org.agent.book(&input).await.expect("booked");
+    // With the service stopped, its dispatcher sends nothing more: one message is marked sent, one
+    // given up on, the rest (a reminder at least) still to go.
+    let db = app.db.clone();
+    app.stop().await.expect("stopped");
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let states = "UPDATE outbox SET sent_at = NULL, dead_at = NULL;
+                  UPDATE outbox SET sent_at = now() WHERE id = (SELECT min(id::text)::uuid FROM outbox);
+                  UPDATE outbox SET dead_at = now() WHERE id = (SELECT max(id::text)::uuid FROM outbox)";
+    sqlx::raw_sql(states).execute(&mut conn).await.expect("states set");
+    let messages = "SELECT count(*) FROM outbox";
+    let queued: i64 = sqlx::query_scalar(messages).fetch_one(&mut conn).await.expect("count");
+    assert!(queued >= 3, "the booking queued a message to be sent and its reminders: {queued}");
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("SET LOCAL ROLE booking_janitor").execute(&mut *tx).await.expect("role");
+    let deleted = sqlx::query("DELETE FROM outbox").execute(&mut *tx).await.expect("delete").rows_affected();
+    tx.commit().await.expect("commit");
+    assert_eq!(deleted, 2, "only the sent message and the one given up on");
+    let pending = "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL";
+    let left: i64 = sqlx::query_scalar(pending).fetch_one(&mut conn).await.expect("count");
+    assert_eq!(left, queued - 2);
+}
+
+on_postgres_only!(
+    a_booking_in_flight_is_deleted_with_its_organization,
+    row_level_security_hides_other_organizations_from_the_request_role,
+    retention_cannot_delete_a_message_still_to_go
+);
