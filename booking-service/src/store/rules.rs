@@ -1376,8 +1376,8 @@ impl Store for SqlStore {
             // the check for them below stays true (docs/ARCHITECTURE.md, "Time off races"); then
             // read. Read by the locking statement, the clinic's zone would be as that statement
             // began when the lock waited for a change of zone (which holds every provider).
-            let key_share = tx.dialect().key_share("p");
-            if !key_share.is_empty() {
+            if tx.dialect().locks_rows() {
+                let key_share = tx.dialect().key_share("p");
                 let sql = format!("SELECT 1 FROM providers p WHERE p.org_id = $1 AND p.id = $2{key_share}");
                 tx.query(&sql, (actor.org, appointment.provider_id)).fetch_optional::<(i32,)>().await?;
             }

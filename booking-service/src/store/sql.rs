@@ -57,6 +57,11 @@ impl Dialect {
         self == Dialect::Sqlite
     }
 
+    /// Whether a statement locks rows: SQLite's one writer already holds them all.
+    pub fn locks_rows(self) -> bool {
+        self == Dialect::Postgres
+    }
+
     /// Lets concurrent dispatchers pass over each other's claims instead of waiting.
     pub fn skip_locked(self, alias: &str) -> String {
         match self {
