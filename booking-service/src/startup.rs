@@ -287,9 +287,10 @@ impl Application {
         // the drain, which may have used up the grace its messages in hand need.
         let shutdown = {
             let stop_dispatcher = dispatcher.stop_signal();
+            let grace = self.server.shutdown_grace;
             async move {
                 shutdown.await;
-                stop_dispatcher();
+                stop_dispatcher(tokio::time::Instant::now() + grace);
             }
         };
         let router = http::router(self.state);

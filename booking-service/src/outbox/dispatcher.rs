@@ -113,26 +113,28 @@ pub struct Dispatcher {
     pub settings: DispatcherSettings,
 }
 
+/// The instant the service's shutdown grace ends, once it is stopping.
+type Stop = Option<tokio::time::Instant>;
+
 /// A running dispatcher; `stop` ends it once the messages in hand are done.
 pub struct DispatcherHandle {
-    stop: Arc<watch::Sender<bool>>,
+    stop: Arc<watch::Sender<Stop>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl DispatcherHandle {
     /// Tells the dispatcher to claim nothing more, without waiting for it: for the moment
-    /// shutdown begins, so the messages in hand have the whole grace to finish.
-    pub fn stop_signal(&self) -> impl FnOnce() + Send + 'static {
+    /// shutdown begins, so the messages in hand have the whole grace to finish. Given the instant
+    /// the grace ends: a message still being sent shortly before it is given up as a try.
+    pub fn stop_signal(&self) -> impl FnOnce(tokio::time::Instant) + Send + 'static {
         let stop = self.stop.clone();
-        move || {
-            let _ = stop.send(true);
-        }
+        move |grace_ends| stopping(&stop, grace_ends)
     }
 
     /// Stops it and waits for the messages in hand until `deadline`; what is still being sent
     /// then is cut (it comes back to a dispatcher when its lease ends). Whether all finished.
     pub async fn stop_by(self, deadline: tokio::time::Instant) -> bool {
-        let _ = self.stop.send(true);
+        stopping(&self.stop, deadline);
         let mut finished = true;
         for mut task in self.tasks {
             match tokio::time::timeout_at(deadline, &mut task).await {
@@ -149,9 +151,28 @@ impl DispatcherHandle {
     }
 }
 
+/// Stops the dispatcher by `grace_ends`, unless it already is.
+fn stopping(stop: &watch::Sender<Stop>, grace_ends: tokio::time::Instant) {
+    stop.send_if_modified(|stop| stop.is_none() && stop.replace(grace_ends).is_none());
+}
+
+/// Ready once the dispatcher is stopping and its grace is about to end: [`TO_RECORD`] before, so
+/// that a message still being sent is recorded as a try, not cut with nothing recorded, to go
+/// again only when its claim's lease ends.
+async fn grace_ending(mut stopped: watch::Receiver<Stop>) {
+    let grace_ends = match stopped.wait_for(Option::is_some).await {
+        Ok(stop) => *stop,
+        Err(_) => None,
+    };
+    match grace_ends {
+        Some(grace_ends) => tokio::time::sleep_until(grace_ends - TO_RECORD).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Dispatcher {
     pub fn spawn(self) -> DispatcherHandle {
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(None);
         let this = Arc::new(self);
         let tasks = Lane::ALL.map(|lane| tokio::spawn(Arc::clone(&this).run(lane, stopped.clone())));
         DispatcherHandle { stop: Arc::new(stop), tasks: tasks.into() }
@@ -162,7 +183,7 @@ impl Dispatcher {
     /// claim filled the room or took a clinic's whole share; at once when a message ends of a
     /// clinic that claim passed over. Once stopped, it claims nothing more and lets the messages
     /// in hand finish, each within its deadline.
-    async fn run(self: Arc<Self>, lane: Lane, mut stopped: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, lane: Lane, mut stopped: watch::Receiver<Stop>) {
         tracing::info!(?lane, "outbox dispatcher started");
         let mut in_hand = InHand::default();
         let mut poll = tokio::time::interval(self.settings.poll);
@@ -178,7 +199,7 @@ impl Dispatcher {
                 Some(one) = in_hand.set.join_next_with_id(), if !in_hand.set.is_empty() => ended.push(one),
                 _ = poll.tick() => claim_now = true,
             }
-            if *stopped.borrow() {
+            if stopped.borrow().is_some() {
                 break;
             }
             while let Some(one) = in_hand.set.try_join_next_with_id() {
@@ -222,7 +243,7 @@ impl Dispatcher {
                     filled = jobs.len() == room || taken.values().any(|&n| n >= lane.share());
                     (passed_over, claimed, ended_since) = (skip, jobs.len(), 0);
                     for job in jobs {
-                        in_hand.spawn(job.org, Arc::clone(&self).handle(job, lease_ends));
+                        in_hand.spawn(job.org, Arc::clone(&self).handle(job, lease_ends, stopped.clone()));
                     }
                 }
                 Err(e) => {
@@ -274,14 +295,17 @@ impl Dispatcher {
     }
 
     /// Sends one claimed message within the deadline and records how it went before its claim's
-    /// lease ends.
-    async fn handle(self: Arc<Self>, job: OutboxJob, lease_ends: tokio::time::Instant) {
+    /// lease ends, or before the shutdown grace does.
+    async fn handle(self: Arc<Self>, job: OutboxJob, lease_ends: tokio::time::Instant, stopped: watch::Receiver<Stop>) {
         let job = &job;
         let channel = super::Channel::of(&job.kind);
         // Timed from the lease, not from now: a task that starts late (a starved runtime) must
         // still end its try before the lease does, or another instance could send it alongside.
         let send_by = (tokio::time::Instant::now() + self.settings.send_deadline).min(lease_ends - TO_RECORD);
-        let sent = tokio::time::timeout_at(send_by, self.channels.deliver(channel, job)).await;
+        let sent = tokio::select! {
+            sent = tokio::time::timeout_at(send_by, self.channels.deliver(channel, job)) => sent,
+            () = grace_ending(stopped.clone()) => Ok(Err(DeliveryError::Stopped)),
+        };
         let delivery = match sent {
             Ok(Ok(delivery)) => delivery,
             Ok(Err(e)) => self.failed(job, e),
@@ -291,8 +315,9 @@ impl Dispatcher {
             tracing::info!(job = %job.id, kind = %job.kind, reason, "a message is not sent");
         }
         crate::telemetry::record_delivery(channel, &delivery);
-        // Past the lease the message is another claim's anyway.
-        let recorded = tokio::time::timeout_at(lease_ends, self.channels.store.record_delivery(job, &delivery));
+        // Past the lease the message is another claim's anyway; past the grace, this is cut.
+        let record_by = stopped.borrow().map_or(lease_ends, |grace_ends| grace_ends.min(lease_ends));
+        let recorded = tokio::time::timeout_at(record_by, self.channels.store.record_delivery(job, &delivery));
         match recorded.await.unwrap_or_else(|_| Err(StoreError::Unavailable("no answer within the lease".into()))) {
             Ok(true) => {}
             // The claim ended before this try did: the message is another dispatcher's now (or

@@ -33,6 +33,9 @@ pub enum DeliveryError {
     Webhook(String),
     #[error("the delivery took longer than {0:?}")]
     TooSlow(std::time::Duration),
+    /// The service stopped before the delivery ended, in time to record it as a try.
+    #[error("the service stopped while it was being sent")]
+    Stopped,
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
 }

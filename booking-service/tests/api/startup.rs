@@ -1,5 +1,6 @@
 use crate::helpers::*;
 use booking_service::config::Config;
+use booking_service::domain::{AppointmentId, OrgId};
 use booking_service::startup::Application;
 use shared::ApiClient;
 use std::path::Path;
@@ -311,7 +312,50 @@ async fn shutdown_waits_for_no_claim_of_mail(backend: Backend) {
     blocker.await.expect("blocker");
 }
 
-on_both_backends!(shutdown_finishes_requests_in_flight, shutdown_waits_for_no_claim_of_mail);
+/// A message still being sent as the grace ends is recorded as a try before it does, so that it
+/// goes again after its backoff (from another instance, or this one restarted), not cut with
+/// nothing recorded, to wait for its claim's lease to end.
+async fn a_message_still_being_sent_when_the_grace_ends_is_recorded_as_a_try(backend: Backend) {
+    // An endpoint that takes the message and answers long after the grace.
+    let slow = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        reqwest::StatusCode::NO_CONTENT
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let url = format!("http://{}/hook", listener.local_addr().expect("its address"));
+    tokio::spawn(async move { axum::serve(listener, slow).await });
+    let app = spawn_app_with(backend, |c| (c.webhook_allow_private, c.shutdown_grace_secs) = (true, 4)).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let hook = shared::api::CreateWebhook { url, events: None };
+    org.admin.create_webhook(&hook).await.expect("made");
+    let booked = org.staff.book(&booking(provider.id, days_ahead(3), "10:00")).await.expect("booked");
+    // The database outlives the service (the last holder of it drops it).
+    let (_db, store) = (app.db.clone(), app.store.clone());
+    let (org_id, id) = (OrgId(org.id), AppointmentId(booked.appointment_id));
+    let webhook = async || {
+        let all = store.outbox(org_id, id).await.expect("outbox");
+        all.into_iter().find(|m| m.kind == "webhook").expect("the webhook's message")
+    };
+    let claimed = tokio::time::Instant::now();
+    while webhook().await.claims == 0 {
+        assert!(claimed.elapsed() < Duration::from_secs(10), "the message was never claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = tokio::time::Instant::now();
+    app.stop().await.expect("the server stopped cleanly");
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "the stop took {took:?}, past its grace");
+    let tried = webhook().await;
+    assert_eq!((tried.attempts, tried.sent_at, tried.dead_at), (1, None, None), "{tried:?}");
+    assert_eq!(tried.last_error.as_deref(), Some("the service stopped while it was being sent"));
+}
+
+on_both_backends!(
+    shutdown_finishes_requests_in_flight,
+    shutdown_waits_for_no_claim_of_mail,
+    a_message_still_being_sent_when_the_grace_ends_is_recorded_as_a_try
+);
 
 /// A key pair made for this test only.
 const ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIHNnKVqYRVb77lcB3RnL3N50x1jFAviEUYLqOzocLMLU\n-----END PRIVATE KEY-----\n";
