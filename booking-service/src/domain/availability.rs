@@ -67,9 +67,11 @@ pub fn free_slots(
     let length = policy.length;
     let mut slots = Vec::new();
     // Each period's slots step from its own start; the last may run on into a period it touches.
-    'openings: for (open, close, until) in hours.openings_on(date) {
+    // Where a slot ends is judged as an instant (`permits`), not by adding minutes to the wall
+    // clock: the night the clocks go back, a slot ends an hour earlier on it than that sum.
+    'openings: for (open, close) in hours.openings_on(date) {
         let mut minute = open;
-        while minute < close && i64::from(minute) + length.get() <= i64::from(until) {
+        while minute < close {
             let wall = NaiveTime::from_num_seconds_from_midnight_opt(minute * 60, 0);
             if let Some(start) = wall.and_then(|t| zone.instant(date.and_time(t))) {
                 let slot = Slot::new(start, length);
@@ -265,6 +267,23 @@ mod tests {
         let slots = free_slots(&zone, &hours, friday, &Policy::plain(forty, forty), &Busy::default(), now);
         let starts: Vec<_> = slots.iter().map(|s| zone.local(s.start()).format("%H:%M").to_string()).collect();
         assert_eq!(starts, ["09:00", "09:40", "10:20", "11:00", "11:40", "12:00", "12:40"]);
+    }
+
+    /// The night the clocks go back, hours to 02:00 hold 90 minutes from 01:00 and 01:30 (EDT),
+    /// which end at 01:30 and 02:00 EST: offered, as a booking of them is accepted.
+    #[test]
+    fn the_night_the_clocks_go_back_offers_every_slot_the_hours_hold() {
+        let zone = Zone::parse("tz", "America/New_York").expect("zone");
+        let sunday = NaiveDate::from_ymd_opt(2027, 11, 7).expect("date");
+        let hours =
+            WeeklyHours::parse(&[WorkingHours { weekday: Weekday::Sun, start: "00:00".into(), end: "02:00".into() }])
+                .expect("hours");
+        let policy = Policy::plain(Minutes::parse("m", 90).expect("m"), Minutes::parse("m", 30).expect("m"));
+        let now = zone.resolve(sunday, NaiveTime::MIN).expect("midnight") - Duration::days(1);
+        let slots = free_slots(&zone, &hours, sunday, &policy, &Busy::default(), now);
+        let starts: Vec<_> = slots.iter().map(|s| s.start().format("%H:%M").to_string()).collect();
+        assert_eq!(starts, ["04:00", "04:30", "05:00", "05:30"], "UTC: 00:00, 00:30, 01:00 and 01:30 EDT");
+        assert!(slots.iter().all(|slot| hours.permits(&zone, slot)));
     }
 
     #[test]

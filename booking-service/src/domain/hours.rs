@@ -69,21 +69,13 @@ impl WeeklyHours {
     }
 
     /// The local periods of that date (minutes after midnight), in order: each one's start and
-    /// end, and the end of the working time it begins, which runs on through the periods that
-    /// touch it (09:00–12:00 runs on to 17:00 with 12:00–17:00): a slot starting in a period may
-    /// end there.
-    pub fn openings_on(&self, date: NaiveDate) -> Vec<(u32, u32, u32)> {
+    /// end (the whole day without hours). A slot starting in one may end in a period it touches,
+    /// as [`WeeklyHours::permits`] judges.
+    pub fn openings_on(&self, date: NaiveDate) -> Vec<(u32, u32)> {
         if self.0.is_empty() {
-            return vec![(0, DAY_MINUTES, DAY_MINUTES)];
+            return vec![(0, DAY_MINUTES)];
         }
-        let day = self.day(date.weekday());
-        let mut periods: Vec<(u32, u32, u32)> = day.iter().map(|o| (o.start, o.end, o.end)).collect();
-        for i in (1..periods.len()).rev() {
-            if periods[i - 1].1 == periods[i].0 {
-                periods[i - 1].2 = periods[i].2;
-            }
-        }
-        periods
+        self.day(date.weekday()).iter().map(|o| (o.start, o.end)).collect()
     }
 
     /// The working time of the local `date` as instants: from its first opening's start to its
@@ -327,7 +319,7 @@ mod tests {
         assert!(week.permits(&zone, &Slot::new(at(11, 30), hour)), "across the two periods");
         assert!(!week.permits(&zone, &Slot::new(at(8, 30), hour)));
         assert!(!week.permits(&zone, &Slot::new(at(16, 30), hour)));
-        assert_eq!(week.openings_on(monday), [(540, 720, 1020), (720, 1020, 1020)]);
+        assert_eq!(week.openings_on(monday), [(540, 720), (720, 1020)]);
         let apart = WeeklyHours::parse(&[
             hours(api::Weekday::Mon, "09:00", "12:00"),
             hours(api::Weekday::Mon, "12:30", "17:00"),
@@ -337,7 +329,7 @@ mod tests {
         assert!(!apart.permits(&zone, &Slot::new(at(11, 30), hour)), "across the break");
         assert!(apart.permits(&zone, &Slot::new(at(16, 30), hour)), "across 17:00");
         assert!(!apart.permits(&zone, &Slot::new(at(17, 30), hour)), "past the day's end");
-        assert_eq!(apart.openings_on(monday), [(540, 720, 720), (750, 1020, 1080), (1020, 1080, 1080)]);
+        assert_eq!(apart.openings_on(monday), [(540, 720), (750, 1020), (1020, 1080)]);
     }
 
     /// When the clocks fall back, a slot may end at an earlier wall-clock time than it starts: a

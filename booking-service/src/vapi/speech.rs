@@ -134,7 +134,7 @@ pub fn opening_hours(providers: &[&WeeklyHours]) -> String {
         .iter_days()
         .take(7)
         .map(|date| {
-            let spans = providers.iter().flat_map(|h| h.openings_on(date)).map(|(start, end, _)| (start, end));
+            let spans = providers.iter().flat_map(|h| h.openings_on(date));
             let span = spans.fold(None, |acc: Option<(u32, u32)>, (start, end)| match acc {
                 None => Some((start, end)),
                 Some((s, e)) => Some((s.min(start), e.max(end))),
