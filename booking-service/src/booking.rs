@@ -273,7 +273,7 @@ fn remembered(a: &Appointment) -> serde_json::Value {
 /// A type a booking or move asks for, as read (`None`: not one of the clinic's): active, unless it
 /// is the appointment's own as it moves (`its_own`: a move is no new booking of it, so it may have
 /// been withdrawn since), and bookable by a voice agent when one asks.
-fn usable(kind: Option<&AppointmentType>, by_agent: bool, its_own: bool) -> Result<&AppointmentType, StoreError> {
+pub fn usable(kind: Option<&AppointmentType>, by_agent: bool, its_own: bool) -> Result<&AppointmentType, StoreError> {
     let kind = kind.filter(|t| t.active || its_own).ok_or_else(|| {
         DomainError::invalid("appointment_type_id", "is not an active appointment type of this clinic")
     })?;

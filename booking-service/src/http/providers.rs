@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use shared::api::{self, Availability, AvailabilityQuery, CreateProvider, ErrorBody, PageQuery, UpdateProvider};
+use shared::Role;
 use uuid::Uuid;
 
 const DEFAULT_MINUTES: i64 = 30;
@@ -143,10 +144,9 @@ pub async fn availability(
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     let kind = match query.appointment_type_id {
         Some(kind) => {
-            let kind = state.store.appointment_type(actor.org, AppointmentTypeId(kind)).await?.filter(|t| t.active);
-            let kind = kind.ok_or_else(|| {
-                ApiError::Validation("appointment_type_id: is not an active appointment type of this clinic".into())
-            })?;
+            // Offered only to whom may book it (a staff-only type's times not to a voice agent).
+            let kind = state.store.appointment_type(actor.org, AppointmentTypeId(kind)).await?;
+            let kind = booking::usable(kind.as_ref(), caller.caller.role == Role::Agent, false)?.clone();
             if !kind.offered_by(provider.id) {
                 return Err(ApiError::Validation(format!(
                     "appointment_type_id: {} does not offer {}",

@@ -222,6 +222,11 @@ async fn notice_horizon_and_who_may_book_are_the_types(backend: Backend) {
     let by_agent = org.agent.book(&typed(provider.id, days_ahead(6), "10:00", staff_only.id)).await;
     let err = assert_error(by_agent, 403, "forbidden");
     assert!(err.to_string().contains("Surgery consult"), "{err}");
+    // Nor are its times offered to an agent, only to the staff.
+    let its_times = AvailabilityQuery { date: date_str(days_ahead(6)), appointment_type_id: Some(staff_only.id) };
+    assert_error(org.agent.availability_for(provider.id, &its_times).await, 403, "forbidden");
+    let offered = org.staff.availability_for(provider.id, &its_times).await.expect("offered to the staff");
+    assert!(!offered.slots.is_empty());
     org.staff.book(&typed(provider.id, days_ahead(6), "10:00", staff_only.id)).await.expect("staff books it");
 
     // A deactivated type books nothing more; agents and staff still read the types.
