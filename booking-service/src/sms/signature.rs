@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use url::Position;
 
 fn mac(auth_token: &str, url: &str, params: &[(String, String)]) -> Hmac<Sha1> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
@@ -26,10 +27,27 @@ pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String 
     STANDARD.encode(mac(auth_token, url, params).finalize().into_bytes())
 }
 
-/// Whether `signature` is Twilio's for this request; compared in constant time.
+/// Whether `signature` is Twilio's for this request; compared in constant time. Twilio signs
+/// some URLs with their port and some without it (an https one without, whatever was configured;
+/// its own libraries check both), so `url` is tried as given, without its port and with it said
+/// (the scheme's default when it names none).
 pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
     let Ok(given) = STANDARD.decode(signature.trim()) else { return false };
-    mac(auth_token, url, params).verify_slice(&given).is_ok()
+    signed_forms(url).iter().any(|url| mac(auth_token, url, params).verify_slice(&given).is_ok())
+}
+
+/// `url`, and it without a port and with one, each once.
+fn signed_forms(url: &str) -> Vec<String> {
+    let mut forms = vec![url.to_owned()];
+    if let Some((parsed, port)) = url::Url::parse(url).ok().and_then(|u| u.port_or_known_default().map(|p| (u, p))) {
+        let (head, tail) = (&parsed[..Position::AfterHost], &parsed[Position::BeforePath..]);
+        for form in [format!("{head}{tail}"), format!("{head}:{port}{tail}")] {
+            if !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms
 }
 
 #[cfg(test)]
@@ -75,5 +93,32 @@ mod tests {
         for bad in ["", "not base64!", "0/KCTR6DLpKmkAf8muzZqo1nDgQ", "1/KCTR6DLpKmkAf8muzZqo1nDgQ="] {
             assert!(!verify("12345", URL, &params("+12349013030"), bad), "{bad}");
         }
+    }
+
+    /// Signed with the port or without it, the request is Twilio's either way; another host,
+    /// scheme or port is not the same URL.
+    #[test]
+    fn a_url_is_checked_with_its_port_and_without() {
+        let form = params("+12349013030");
+        let path = "/sms/inbound?x=1";
+        for (configured, signed, same) in [
+            ("https://clinic.example", "https://clinic.example:443", true),
+            ("https://clinic.example:443", "https://clinic.example", true),
+            ("https://clinic.example:8443", "https://clinic.example", true),
+            ("https://clinic.example:8443", "https://clinic.example:8443", true),
+            ("http://clinic.example", "http://clinic.example:80", true),
+            ("https://clinic.example", "https://clinic.example:8443", false),
+            ("https://clinic.example", "http://clinic.example", false),
+            ("https://clinic.example", "https://other.example", false),
+            ("https://clinic.example:8443", "https://clinic.example:9443", false),
+        ] {
+            let signature = sign("12345", &format!("{signed}{path}"), &form);
+            let taken = verify("12345", &format!("{configured}{path}"), &form, &signature);
+            assert_eq!(taken, same, "{configured} signed as {signed}");
+        }
+        assert_eq!(
+            signed_forms("https://clinic.example/a?b"),
+            ["https://clinic.example/a?b", "https://clinic.example:443/a?b"]
+        );
     }
 }
