@@ -18,7 +18,7 @@ pub fn tool_definitions() -> Value {
 
 fn definition(tool: Tool) -> Value {
     let provider = json!({
-        "provider_id": { "type": "string", "description": format!("The provider's id from {}, if known.", Tool::ListProviders.name()) },
+        "provider_id": { "type": "string", "description": "The provider's id, only if the clinic's instructions give it; else provider_name." },
         "provider_name": { "type": "string", "description": "The provider's name as the caller said it, e.g. \"Dr. Smith\"." }
     });
     let date = json!({ "type": "string", "description": DATE });

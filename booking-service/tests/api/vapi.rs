@@ -102,7 +102,7 @@ pub(crate) async fn clinic(app: &TestApp) -> (TestOrg, shared::api::Provider) {
 }
 
 /// Which provider a booking is with: asked among several, the only one without asking, the name
-/// the caller said over an id the model guessed; and a time of either half of the day is asked
+/// the caller said over an id the model guessed or made up; and a time of either half of the day is asked
 /// about, not read as the morning.
 async fn the_provider_and_the_half_of_the_day_are_asked_only_when_unclear(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -115,6 +115,15 @@ async fn the_provider_and_the_half_of_the_day_are_asked_only_when_unclear(backen
     let guessed = json!({"provider_id": "1", "provider_name": "Smith", "appointment_date": date, "appointment_time": "11:00", "patient_name": "Ada"});
     let booked = only(&post(&org.agent, &book("p2", guessed)).await).expect("the name said wins");
     assert!(booked.contains("Dr. John Smith"), "{booked}");
+    // So is an id of no provider here (list_providers says names, not ids).
+    let made_up = uuid::Uuid::new_v4();
+    let invented = json!({"provider_id": made_up, "provider_name": "Smith", "appointment_date": date, "appointment_time": "11:30", "patient_name": "Ada"});
+    let booked = only(&post(&org.agent, &book("p2b", invented)).await).expect("the name said wins");
+    assert!(booked.contains("Dr. John Smith"), "{booked}");
+    let alone =
+        json!({"provider_id": made_up, "appointment_date": date, "appointment_time": "11:30", "patient_name": "Ada"});
+    let asked = only(&post(&org.agent, &book("p2c", alone)).await).expect_err("no such provider");
+    assert!(asked.contains("We have") && asked.contains("Dr. Jane Jones"), "{asked}");
     let half =
         json!({"provider_id": smith.id, "appointment_date": date, "appointment_time": "2:30", "patient_name": "Ada"});
     let asked = only(&post(&org.agent, &book("p3", half)).await).expect_err("which half of the day");

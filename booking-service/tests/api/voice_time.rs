@@ -641,7 +641,7 @@ async fn clinic_info_and_the_assistant_request_tell_the_local_date_and_the_openi
     provider(&other, "Dr. Maria Lopez", every_day("09:00", "17:00")).await;
     let theirs = org.staff.providers().await.expect("providers");
     let foreign = ask(&other, "check_availability", json!({"provider_id": theirs[0].id})).await;
-    assert_eq!(foreign, Err("I couldn't find that provider.".to_owned()));
+    assert_eq!(foreign, Err("I couldn't find that provider. We have Dr. Maria Lopez.".to_owned()), "its own only");
     let earliest = ask(&other, "check_availability", json!({})).await.expect("earliest");
     assert!(earliest.contains("with Dr. Maria Lopez") && !earliest.contains("Ngata") && !earliest.contains("Tane"));
     let info = ask(&other, "get_clinic_info", json!({})).await.expect("info");

@@ -28,19 +28,26 @@ impl WhichProvider {
 
     /// The active provider meant, or a question naming the ones there are.
     pub async fn find(&self, ctx: &Context<'_>) -> Result<Provider, Refusal> {
-        let providers = active(ctx).await?;
+        let mut providers = active(ctx).await?;
         if providers.is_empty() {
             return Err(Refusal::spoken("There are no providers to book with yet."));
         }
-        if let Some(id) = self.provider_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) {
-            return providers
-                .into_iter()
-                .find(|p| p.id.0 == id)
-                .ok_or_else(|| Refusal::spoken("I couldn't find that provider."));
+        let id = self.provider_id.as_deref().and_then(|id| Uuid::parse_str(id).ok());
+        if let Some(id) = id {
+            if let Some(at) = providers.iter().position(|p| p.id.0 == id) {
+                return Ok(providers.swap_remove(at));
+            }
         }
-        // An id that is no id ("1", a name) is what the model guessed: the name, when given, is
-        // what the caller said.
-        let Some(wanted) = self.provider_name.as_ref().or(self.provider_id.as_ref()) else {
+        // An id of no provider here, or no id at all ("1", a name), is what the model guessed
+        // (list_providers says names, not ids): the name, when given, is what the caller said.
+        let guessed = self.provider_id.as_ref().filter(|_| id.is_none());
+        let Some(wanted) = self.provider_name.as_ref().or(guessed) else {
+            if id.is_some() {
+                return Err(Refusal::spoken(format!(
+                    "I couldn't find that provider. We have {}.",
+                    names(&providers, "and")
+                )));
+            }
             // With one provider there is nothing to ask.
             return match <[Provider; 1]>::try_from(providers) {
                 Ok([only]) => Ok(only),
