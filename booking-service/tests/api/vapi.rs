@@ -759,7 +759,8 @@ async fn a_slot_asked_for_again_after_its_booking_was_cancelled_is_booked_anew(b
 
 /// A parent booking two children at the same time in one call: the second is a booking of its
 /// own, which finds the time taken, not the first child's booking told again as theirs; the
-/// first child's asked again (another tool call id) is still its booking.
+/// first child's asked again (another tool call id) is still its booking, and says so when asked
+/// with an email it was not booked with.
 async fn the_same_slot_for_another_patient_in_the_call_is_not_the_first_ones_booking(backend: Backend) {
     let app = spawn_app(backend).await;
     let (org, smith) = clinic(&app).await;
@@ -775,6 +776,14 @@ async fn the_same_slot_for_another_patient_in_the_call_is_not_the_first_ones_boo
     assert_eq!(again, ada);
     let booked = org.staff.appointments(&AppointmentQuery::default()).await.expect("list");
     assert_eq!(booked.len(), 1, "{booked:?}");
+    // Asked again with an email put right, it is still the booking as made, and the caller is
+    // told so rather than led to think the email changed.
+    let args = json!({"provider_id": smith.id, "appointment_date": date_str(days_ahead(12)), "appointment_time": "13:00", "patient_name": "Ada Ngata", "patient_email": "ada@example.com"});
+    let corrected = message(vec![call("d", "book_appointment", args)], Some(CALLER), "call-family");
+    let told = only(&post(&org.agent, &corrected).await).expect("the first booking");
+    assert!(told.starts_with(&ada) && told.contains("stands as first made"), "{told}");
+    let kept = org.staff.appointment(booked[0].id).await.expect("read");
+    assert_eq!((kept.patient.email, kept.confirmation_code), (None, booked[0].confirmation_code.clone()));
 }
 
 /// A caller who does not know the code hears their appointments with their codes and is asked

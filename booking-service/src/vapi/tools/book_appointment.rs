@@ -9,7 +9,7 @@ use super::spoken_time::SpokenStart;
 use super::{speech, Context};
 use crate::booking::{self, CheckedBooking, LocalStart};
 use crate::domain::{spoken, AppointmentId, Email, Notes, PatientName};
-use crate::store::{IdempotencyKey, Patient, StoreError};
+use crate::store::{Appointment, IdempotencyKey, Patient, StoreError};
 use serde::Deserialize;
 use shared::api::BookingResponse;
 
@@ -80,6 +80,7 @@ impl BookAppointment {
             by_agent: true,
         };
         let mut rebookings = 0;
+        let mut kept_as_made = "";
         let booked = loop {
             let idempotency = key.as_ref().map(|k| IdempotencyKey::for_request(k.clone(), k.as_bytes()));
             let booked =
@@ -87,7 +88,15 @@ impl BookAppointment {
                     Ok(booked) => booked,
                     Err(e) => return Err(refusal::refused(ctx, e).await),
                 };
-            if !booked.replayed || still_stands(ctx, &booked.answer).await? {
+            if !booked.replayed {
+                break booked;
+            }
+            if let Some(standing) = standing(ctx, &booked.answer).await? {
+                // Asked again with another email or notes (a typo put right): the booking is
+                // the one made, and the caller must not think it was changed.
+                if !holds(&standing, &request) {
+                    kept_as_made = " That booking stands as first made; to change its email or notes, please ask the clinic's staff.";
+                }
                 break booked;
             }
             // Cancelled or moved since, earlier in the call: the caller wants that time again. The
@@ -106,7 +115,7 @@ impl BookAppointment {
             ""
         };
         Ok(format!(
-            "You're booked{what} with {} on {}. Your confirmation code is {}.{hidden}",
+            "You're booked{what} with {} on {}. Your confirmation code is {}.{kept_as_made}{hidden}",
             provider.name,
             speech::moment(&provider, booked.answer.starts_at.to_utc()),
             speech::code(&booked.answer.confirmation_code)
@@ -114,8 +123,16 @@ impl BookAppointment {
     }
 }
 
-/// Whether the booking a replayed answer names is still active at the time the answer gives.
-async fn still_stands(ctx: &Context<'_>, answer: &BookingResponse) -> Result<bool, StoreError> {
+/// The booking a replayed answer names, while it is still active at the time the answer gives.
+async fn standing(ctx: &Context<'_>, answer: &BookingResponse) -> Result<Option<Appointment>, StoreError> {
     let stored = ctx.store.appointment(ctx.actor.org, AppointmentId::from(answer.appointment_id)).await?;
-    Ok(stored.is_some_and(|a| a.status.is_active() && a.slot.start() == answer.starts_at))
+    Ok(stored.filter(|a| a.status.is_active() && a.slot.start() == answer.starts_at))
+}
+
+/// Whether `booked` holds the email and notes `asked` gives (those it leaves out, it keeps).
+fn holds(booked: &Appointment, asked: &CheckedBooking) -> bool {
+    let email = asked.patient.email.as_ref().map(Email::as_str);
+    let notes = asked.notes.as_ref().map(Notes::as_str);
+    email.is_none_or(|e| booked.patient_email.as_deref() == Some(e))
+        && notes.is_none_or(|n| booked.notes.as_deref() == Some(n))
 }
