@@ -218,6 +218,10 @@ pub struct KeptAnswer<'a> {
     pub key: ToolCallKey<'a>,
     pub tool_name: &'a str,
     pub outcome: &'a serde_json::Value,
+    /// The start of the appointment the answer names, read before the change it is kept with:
+    /// kept with that change only while the appointment still starts there (else the answer is
+    /// of a time it no longer has, and the tool tells again).
+    pub names_start: Option<DateTime<Utc>>,
 }
 
 /// What became of a delivery attempt.

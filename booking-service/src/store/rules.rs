@@ -789,7 +789,7 @@ async fn keep_answer(tx: &mut Tx, org: OrgId, answer: &KeptAnswer<'_>, now: Date
     let sql =
         "INSERT INTO vapi_tool_results (org_id, call_id, tool_call_id, fingerprint, tool_name, outcome, created_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id, call_id, tool_call_id, fingerprint) DO NOTHING";
-    let KeptAnswer { key, tool_name, outcome } = *answer;
+    let KeptAnswer { key, tool_name, outcome, .. } = *answer;
     tx.run(sql, (org, key.call_id, key.tool_call_id, key.fingerprint, tool_name, Json(outcome), Timestamp(now))).await
 }
 
@@ -1349,7 +1349,7 @@ impl Store for SqlStore {
             appointment.status = AppointmentStatus::Cancelled;
             appointment.updated_at = now;
             fire(&mut tx, &appointment, event::CANCELLED, now).await?;
-            if let Some(answer) = answer {
+            if let Some(answer) = answer.filter(|a| a.names_start.is_none_or(|at| at == start)) {
                 keep_answer(&mut tx, actor.org, answer, now).await?;
             }
             tx.commit().await?;

@@ -286,7 +286,8 @@ async fn a_repeated_tool_call_id_gets_its_first_answer_on_any_instance(backend: 
 /// A cancellation keeps the voice agent's answer in its own transaction, so a retry of the call
 /// after it committed hears "cancelled" even when nothing after the commit ran (the answer lost on
 /// its way, the message's deadline, another instance answering at once); a cancellation refused
-/// keeps nothing, and the refusal the tool then says is kept as usual.
+/// keeps nothing, and the refusal the tool then says is kept as usual; nor is an answer kept that
+/// names a time the appointment no longer has.
 async fn a_cancellation_keeps_its_answer_with_it(backend: Backend) {
     use booking_service::domain::{AppointmentId, OrgId};
     use booking_service::store::{Actor, KeptAnswer, ToolCallKey};
@@ -296,13 +297,21 @@ async fn a_cancellation_keeps_its_answer_with_it(backend: Backend) {
     let (store, actor, id) = (&app.store, Actor::new(OrgId(org.id), "agent"), AppointmentId(booked.appointment_id));
     let key = |tool_call_id| ToolCallKey { call_id: "call-k", tool_call_id, fingerprint: "f" };
     let said = json!({"result": "Your appointment is cancelled."});
-    let answer = KeptAnswer { key: key("first"), tool_name: "cancel_appointment", outcome: &said };
+    let start = Some(booked.starts_at.to_utc());
+    let answer = KeptAnswer { key: key("first"), tool_name: "cancel_appointment", outcome: &said, names_start: start };
     store.cancel(&actor, id, None, None, Some(&answer)).await.expect("cancelled");
     assert_eq!(store.tool_result(OrgId(org.id), &key("first")).await.expect("read"), Some(said.clone()));
 
     let again = KeptAnswer { key: key("second"), ..answer };
     assert!(store.cancel(&actor, id, None, None, Some(&again)).await.is_err(), "already cancelled");
     assert_eq!(store.tool_result(OrgId(org.id), &key("second")).await.expect("read"), None, "rolled back with it");
+
+    // An answer naming a time the appointment no longer has (moved between the tool's read and
+    // the cancellation) is not kept with it: the tool tells the time it had.
+    let other = org.agent.book(&booking(smith.id, days_ahead(12), "14:00")).await.expect("booked");
+    let stale = KeptAnswer { key: key("third"), names_start: start, ..answer };
+    store.cancel(&actor, AppointmentId(other.appointment_id), None, None, Some(&stale)).await.expect("cancelled");
+    assert_eq!(store.tool_result(OrgId(org.id), &key("third")).await.expect("read"), None, "not kept");
 }
 
 /// The code as the tools speak it, `A-B-C-1-2-3`.

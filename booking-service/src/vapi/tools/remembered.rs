@@ -21,6 +21,7 @@ use super::{Context, Tool, ToolOutcome};
 use crate::domain::PhoneNumber;
 use crate::store::{KeptAnswer, ToolCallKey};
 use crate::vapi::ToolCall;
+use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -44,9 +45,9 @@ impl Keeping<'_> {
 
     /// `outcome` (a serialised [`ToolOutcome`]) as the answer to keep for this call: a tool that
     /// writes keeps it in the transaction of its change, so that a retry of the call hears it even
-    /// when the change committed and nothing after it ran.
-    pub fn answer<'k>(&'k self, outcome: &'k Value) -> KeptAnswer<'k> {
-        KeptAnswer { key: self.key(), tool_name: self.tool.name(), outcome }
+    /// when the change committed and nothing after it ran; `names_start` as [`KeptAnswer`] says.
+    pub fn answer<'k>(&'k self, outcome: &'k Value, names_start: Option<DateTime<Utc>>) -> KeptAnswer<'k> {
+        KeptAnswer { key: self.key(), tool_name: self.tool.name(), outcome, names_start }
     }
 }
 
@@ -88,7 +89,7 @@ pub async fn remembered(
     };
     // Two instances may answer the same request at once: the answer the store kept first wins, so
     // both give the same one.
-    Some(match ctx.store.save_tool_result(org, &keeping.answer(&value)).await {
+    Some(match ctx.store.save_tool_result(org, &keeping.answer(&value, None)).await {
         Ok(standing) => serde_json::from_value(standing).unwrap_or(outcome),
         Err(e) => {
             tracing::warn!(error = %e, tool_call_id = %keeping.tool_call_id, "could not keep a tool answer");
