@@ -164,6 +164,9 @@ fn unjudgeable(side: &Side, which: &str, args: &CanaryArgs, saw_metrics: bool) -
             side.figures.booking_attempts(),
             args.min_bookings
         ));
+    } else if side.p95_ms.is_none() {
+        // Its requests are counted but not timed: a p95 not measured is not a p95 that holds.
+        why.push(format!("the {which}'s /metrics holds no {} for its requests: no p95", metrics::LATENCY_BUCKETS));
     }
     why
 }
@@ -587,6 +590,25 @@ mod tests {
             None,
             "nothing to compare with"
         );
+    }
+
+    /// Requests counted but not timed (the latency histogram renamed or gone) leave the window
+    /// unjudged, never promoted on the criteria that could be judged.
+    #[test]
+    fn a_side_without_latencies_cannot_be_judged() {
+        #[derive(clap::Parser)]
+        struct Gate {
+            #[command(flatten)]
+            args: CanaryArgs,
+        }
+        let words = ["canary", "--baseline", "http://b", "--canary", "http://c", "--duration", "1m"];
+        let args = <Gate as clap::Parser>::try_parse_from(words).expect("args").args;
+        let mut untimed = side(1000, 1000, 0, 100.0);
+        untimed.figures.latency_buckets.clear();
+        untimed.p95_ms = untimed.figures.p95().map(|d| d.as_secs_f64() * 1000.0);
+        assert_eq!(unjudgeable(&side(1000, 1000, 0, 100.0), "canary", &args, true), Vec::<String>::new());
+        let why = unjudgeable(&untimed, "canary", &args, true);
+        assert!(why.len() == 1 && why[0].contains("no p95"), "{why:?}");
     }
 
     #[test]
