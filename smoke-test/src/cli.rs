@@ -87,8 +87,8 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub late_ms: u64,
 
-    /// Load mode: providers the bookings are spread over.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Load mode: providers the bookings are spread over (a clinic has at most 200 active).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub providers: u32,
 
     /// Seconds before one racing or load request is given up as a transport error (set-up,
