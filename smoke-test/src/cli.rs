@@ -156,6 +156,15 @@ impl Args {
         Self::parse_from(["smoke-test"])
     }
 
+    /// The connections the run holds open at once: every racer's, or the load's most in flight.
+    pub fn connections(&self) -> usize {
+        if self.is_load() {
+            self.max_in_flight
+        } else {
+            self.concurrency as usize * self.slots as usize
+        }
+    }
+
     pub fn is_load(&self) -> bool {
         self.rate.is_some()
     }

@@ -190,7 +190,7 @@ async fn prepare_target(
             if let Some(url) = &args.database_url {
                 say!(out, "starting the booking service in-process on {}", booking_service::config::redact(url));
             }
-            Target::in_process(args.database_url.as_deref()).await.map_err(|e| format!("{e:#}"))
+            Target::in_process(args.database_url.as_deref(), args.connections()).await.map_err(|e| format!("{e:#}"))
         }
         Some(url) => {
             for (unused, why) in [

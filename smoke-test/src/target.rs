@@ -71,8 +71,8 @@ impl Target {
     }
 
     /// Starts the booking service in this process on port 0: on `database_url`, else on a
-    /// temporary SQLite file; with a generated secret.
-    pub async fn in_process(database_url: Option<&str>) -> anyhow::Result<Self> {
+    /// temporary SQLite file; with a generated secret, and room for `connections` at once.
+    pub async fn in_process(database_url: Option<&str>, connections: usize) -> anyhow::Result<Self> {
         // The run's own folder, removed when it stops: the temporary database's, and the mail and
         // SMS the service writes (a folder shared between runs would keep every run's).
         let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
@@ -86,6 +86,9 @@ impl Target {
         // The race is thousands of requests from one agent token; the per-token rate limit is a
         // defence against one caller, not what this run measures.
         config.rate_limit_per_minute = 0;
+        // Past its connection cap the service closes an idle connection for each new one: a race
+        // of more racers would see warmed connections closed and opened again at the release.
+        config.max_connections = config.max_connections.max(connections + 64);
         config.mail_dir = dir.path().join("mail");
         // The racers' confirmation SMS go beside the mail, not into the folder the tool runs in.
         config.sms_dir = config.mail_dir.join("sms");
