@@ -29,6 +29,9 @@ impl From<reqwest::Error> for ClientError {
     }
 }
 
+/// The most pages [`ApiClient::every_page`] follows: a million items at 100 a page.
+pub const MAX_PAGES: usize = 10_000;
+
 /// `url` read as the address of a service: an http:// or https:// URL (`localhost:8080` would
 /// parse as a URL of the scheme `localhost`).
 pub fn http_url(url: &str) -> Result<reqwest::Url, String> {
@@ -346,9 +349,11 @@ impl ApiClient {
 
     /// Every item of a list route, following its `next` cursors to the end; the query's `limit`
     /// sets the page size. `T` may be `serde_json::Value` to read items without a fixed shape.
+    /// A list that hands out the cursor it was asked with, or goes on past [`MAX_PAGES`], is an
+    /// answer not understood: a broken cursor must not hold the caller for ever.
     pub async fn every_page<T: DeserializeOwned>(&self, path: &str, query: &impl Serialize) -> ClientResult<Vec<T>> {
         let (mut all, mut cursor) = (Vec::new(), None::<String>);
-        loop {
+        for _ in 0..MAX_PAGES {
             let mut request = self.request(Method::GET, path).query(query);
             if let Some(cursor) = &cursor {
                 request = request.query(&[("cursor", cursor)]);
@@ -356,10 +361,16 @@ impl ApiClient {
             let page: Page<T> = self.send(request).await?;
             all.extend(page.items);
             match page.next {
+                Some(next) if cursor.as_ref() == Some(&next) => {
+                    let message = format!("{path} answered a page with the cursor it was asked for");
+                    return Err(ClientError::Decode { status: StatusCode::OK, message });
+                }
                 Some(next) => cursor = Some(next),
                 None => return Ok(all),
             }
         }
+        let message = format!("{path} went on past {MAX_PAGES} pages");
+        Err(ClientError::Decode { status: StatusCode::OK, message })
     }
 
     /// Sends a request and decodes a success body as `T`, or the API's error body.

@@ -346,6 +346,8 @@ enum Broken {
     Answers500,
     /// 201 to every booking, and keeps none of them: a lost write.
     Forgets,
+    /// Books as DoubleBooks does, and its list hands out the cursor it was asked with, for ever.
+    EndlessList,
 }
 
 #[derive(Clone)]
@@ -391,7 +393,8 @@ async fn spawn_fake(broken: Broken) -> String {
         .route(
             "/api/appointments",
             get(|State(fake): State<Fake>| async move {
-                Json(json!({"items": fake.booked.lock().expect("lock").clone(), "next": null}))
+                let next = matches!(fake.broken, Broken::EndlessList).then_some("the same cursor");
+                Json(json!({"items": fake.booked.lock().expect("lock").clone(), "next": next}))
             }),
         )
         .with_state(fake);
@@ -407,7 +410,7 @@ async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode,
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"success": false, "error": {"code": "internal", "message": "boom"}})),
         ),
-        Broken::DoubleBooks | Broken::Forgets => {
+        Broken::DoubleBooks | Broken::Forgets | Broken::EndlessList => {
             let input = &body["tool_input"];
             let starts = format!(
                 "{}T{}:00Z",
@@ -418,7 +421,7 @@ async fn book(State(fake): State<Fake>, Json(body): Json<Value>) -> (StatusCode,
             let ends_at = starts_at + chrono::Duration::minutes(30);
             let id = Uuid::new_v4();
             let code = format!("C{}", &id.simple().to_string()[..6]);
-            let kept = matches!(fake.broken, Broken::DoubleBooks).then_some(json!({
+            let kept = matches!(fake.broken, Broken::DoubleBooks | Broken::EndlessList).then_some(json!({
                 "id": id, "org_id": Uuid::new_v4(), "provider_id": input["provider_id"],
                 "starts_at": starts_at, "ends_at": ends_at, "status": "pending",
                 "confirmation_code": code, "patient": {"name": null, "phone": null, "email": null},
@@ -456,6 +459,22 @@ async fn a_service_that_double_books_fails_with_exit_1_and_says_why() {
     assert_eq!(report["checks"][0]["measured"]["max"], json!(5));
     // Read back through the API: the five bookings of the one slot are all stored.
     assert_eq!(report["checks"][4]["measured"]["max"], json!(5), "{:#}", report["checks"][4]);
+}
+
+/// A list whose cursor never ends cannot hold the run for ever: its read-back gives up, and the
+/// run cannot be judged as passing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_never_ends_does_not_hold_the_run() {
+    let base = spawn_fake(Broken::EndlessList).await;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let ran = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        run(args(&dir, &["--target", &base, "--jwt-secret", SECRET])),
+    );
+    let ran = ran.await.expect("the run ended");
+    assert_ne!(ran.exit_code(), 0);
+    let report = read_report(&dir);
+    assert!(report.to_string().contains("the cursor it was asked for"), "{report:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

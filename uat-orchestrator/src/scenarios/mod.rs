@@ -292,7 +292,8 @@ impl Clinic {
     /// given clinic, its own appointments are not the run's).
     pub async fn appointments(&self, run: &Run<'_>) -> Result<Vec<Value>, String> {
         let (mut all, mut cursor) = (Vec::new(), None::<String>);
-        loop {
+        // A bound, so a list whose cursor never ends cannot hold the run forever.
+        for _ in 0..shared::client::MAX_PAGES {
             let mut request = run
                 .probe
                 .request(Method::GET, "/api/appointments", Some(&self.staff))
@@ -304,10 +305,14 @@ impl Clinic {
             let items = reply.body["items"].as_array().ok_or("the list has no items")?;
             all.extend(items.iter().filter(|a| a["status"] != "cancelled").cloned());
             match reply.body["next"].as_str() {
+                Some(next) if cursor.as_deref() == Some(next) => {
+                    return Err("the list of appointments answered the cursor it was asked for".into())
+                }
                 Some(next) => cursor = Some(next.to_owned()),
                 None => return Ok(all),
             }
         }
+        Err(format!("the list of appointments went on past {} pages", shared::client::MAX_PAGES))
     }
 
     /// One appointment, as staff read it.
