@@ -37,8 +37,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
 /// 64 KiB in 10 s is 6.4 KB/s: only a client holding the request open on purpose is slower.
 pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
-/// Well below the usual open-file limit of a service (65,536), so sockets never starve the
-/// database pool and the mail dispatcher of descriptors.
+/// Below the open-file limit the service raises itself to at start (up to the hard limit; fewer
+/// connections where that is lower), so sockets never starve the database pool and the mail
+/// dispatcher of descriptors.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// As long as Kubernetes' default termination grace period, which must then be raised to hold it,
 /// a `preStop` sleep and a few seconds more (docs/OPERATIONS.md, Rollback).

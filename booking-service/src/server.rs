@@ -39,6 +39,35 @@ use tower::ServiceExt;
 /// `MAX_CONNECTIONS` bounds the connections, this what each one adds.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
 
+/// Descriptors an instance keeps for what is not a client's connection: its database pools, the
+/// mail and SMS files being written, webhook and Twilio sockets, the runtime's own.
+const OTHER_DESCRIPTORS: u64 = 1024;
+
+/// The connections this process can hold: `wanted` (`MAX_CONNECTIONS`), once the soft open-file
+/// limit is raised (up to the hard one) to hold them and the instance's other descriptors; fewer,
+/// said at start, where the hard limit is lower. Past the open-file limit accepting fails, and
+/// the pool, the spool files and webhooks with it, while a cap above it never engages to close an
+/// idle connection for a new one.
+pub fn connection_cap(wanted: usize) -> usize {
+    let needed = (wanted as u64).saturating_add(OTHER_DESCRIPTORS);
+    let limit = match rlimit::increase_nofile_limit(needed) {
+        Ok(limit) if limit >= needed => return wanted,
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-file limit; MAX_CONNECTIONS is taken as set");
+            return wanted;
+        }
+    };
+    let cap = usize::try_from(limit.saturating_sub(OTHER_DESCRIPTORS.min(limit / 4))).unwrap_or(wanted).max(1);
+    tracing::warn!(
+        max_connections = wanted,
+        open_file_limit = limit,
+        connections = cap,
+        "the open-file limit holds fewer connections than MAX_CONNECTIONS: raise it (LimitNOFILE, ulimit -n) or lower MAX_CONNECTIONS"
+    );
+    cap
+}
+
 /// How connections are bounded (README, Configuration).
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -565,5 +594,21 @@ mod tests {
         tokio::time::sleep(Readiness::FRESH).await;
         assert!(readiness.check(ping()).await);
         assert_eq!(pings.load(Ordering::SeqCst), 2, "an aged answer is asked again");
+    }
+
+    /// The open-file limit is raised to hold the connections and the rest; past the hard limit,
+    /// the cap is what it allows, with room left for the pool, files and webhooks.
+    #[test]
+    fn the_connection_cap_fits_the_open_file_limit() {
+        assert_eq!(connection_cap(100), 100);
+        let (soft, _) = rlimit::Resource::NOFILE.get().expect("getrlimit");
+        assert!(soft >= 100 + OTHER_DESCRIPTORS, "raised to {soft}");
+        let (_, hard) = rlimit::Resource::NOFILE.get().expect("getrlimit");
+        let Ok(beyond) = usize::try_from(hard) else { return };
+        if beyond == usize::MAX {
+            return; // no hard limit to pass
+        }
+        let cap = connection_cap(beyond);
+        assert!(cap < beyond && (cap as u64) < hard, "{cap} of {hard}");
     }
 }

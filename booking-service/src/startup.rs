@@ -190,7 +190,7 @@ impl Application {
         let server = ServerSettings {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(config.idle_timeout_secs.max(1)),
-            max_connections: config.max_connections,
+            max_connections: crate::server::connection_cap(config.max_connections),
             shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
             request_timeout: config.request_timeout(),
         };
