@@ -68,6 +68,10 @@ pub fn connection_cap(wanted: usize) -> usize {
     cap
 }
 
+/// The most an HTTP/1 request's line and headers may hold (431 past it; hyper's default is about
+/// 400 KiB, which every open connection could be made to hold).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// How connections are bounded (README, Configuration).
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -151,7 +155,7 @@ pub async fn serve(
 ) -> Instant {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The watchdog times headers instead (see the module's comment).
-    builder.http1().header_read_timeout(None);
+    builder.http1().header_read_timeout(None).max_buf_size(MAX_HEAD_BYTES);
     builder.http2().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     let server = Server {
         slots: Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS))),

@@ -172,6 +172,19 @@ async fn a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series(backend:
     assert!(seen.is_subset(&tools), "tool labels that are no tool: {:?}", seen.difference(&tools));
 }
 
+/// A request's line and headers are bounded (each open connection could be made to hold them):
+/// past 64 KiB the answer is 431, under it the request is served.
+async fn an_oversized_request_head_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (pad, status) in [(60_000, 200), (100_000, 431)] {
+        let mut socket = connect(&app).await;
+        let head = format!("GET /healthz HTTP/1.1\r\nHost: clinic\r\nX-Pad: {}\r\n\r\n", "a".repeat(pad));
+        socket.write_all(head.as_bytes()).await.ok();
+        let answer = read_answer(&mut socket, Duration::from_secs(5)).await;
+        assert_eq!(answer.map(|(s, _)| s), Some(status), "{pad} bytes of header");
+    }
+}
+
 async fn half_sent_headers_are_cut_after_the_header_timeout(backend: Backend) {
     let app = spawn_app_with(backend, |c| {
         c.header_read_timeout_secs = 1;
@@ -688,6 +701,7 @@ on_both_backends!(
     a_token_of_a_deleted_clinic_writes_nothing_and_gets_404,
     a_nul_byte_in_any_text_is_refused_or_cleaned_never_a_500,
     a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series,
+    an_oversized_request_head_is_refused,
     half_sent_headers_are_cut_after_the_header_timeout,
     idle_connections_are_closed_after_the_idle_timeout,
     a_slow_body_is_answered_408_not_503,
