@@ -243,7 +243,7 @@ struct Shared {
 /// busy when it was made takes it once its answer is sent.
 struct Reclaim {
     wanted: AtomicBool,
-    /// Wakes every connection to look at the want.
+    /// Wakes the connections kept alive between requests to look at the want.
     wake: watch::Sender<()>,
 }
 
@@ -386,7 +386,10 @@ async fn connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            Ok(()) = reclaim.changed() => {}
+            // Only a connection that could give its slot up looks: a want would otherwise wake
+            // every open connection, and one client re-connecting in a loop, all of them each time.
+            // One that becomes kept alive later is woken by that change and looks then.
+            Ok(()) = reclaim.changed(), if activity.kept_alive() => {}
         }
     }
     drop(permit);
