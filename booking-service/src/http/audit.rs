@@ -30,5 +30,5 @@ pub async fn list(
     let page = paging::request(query.limit, query.cursor.as_deref())?;
     let within = (instant("from", query.from.as_deref())?, instant("to", query.to.as_deref())?);
     let log = state.store.audit_log(actor.org, within, &page).await?;
-    Ok(axum::Json(paging::answer(log, |e| ((e.at, e.id), Uuid::nil()), wire::audit_entry)))
+    Ok(axum::Json(paging::answer(log, |e| ((e.at, e.position), Uuid::nil()), wire::audit_entry)))
 }

@@ -339,8 +339,9 @@ pub trait Store: Send + Sync {
     /// key is the row's place in the trail; the UUID of the page request is the caller's to check).
     async fn audit_trail(&self, org: OrgId, subject: Subject, page: &PageRequest<i64>)
         -> StoreResult<Page<AuditEntry>>;
-    /// The organization's whole audit log written within `[from, to)`, by time and row id (the
-    /// sort key; the UUID of the page request is not used), a page at a time.
+    /// The organization's whole audit log written within `[from, to)`, by time and row id, a page
+    /// at a time (the sort key is the time and the row's place among the clinic's rows of that
+    /// time, `AuditEntry::position`; the UUID of the page request is not used).
     async fn audit_log(
         &self,
         org: OrgId,

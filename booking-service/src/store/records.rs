@@ -488,11 +488,13 @@ impl<'a> AuditNote<'a> {
 /// One row of the audit log: what was done, by whom, when, and with what details.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditEntry {
-    /// Its place in its subject's trail, from 1 (the order of the changes): the key the trail is
-    /// paged by, which says nothing of other subjects' rows (0 when read from the whole log).
+    /// Its place, from 1: in its subject's trail (the order of the changes), the key the trail is
+    /// paged by; read from the whole log, among its clinic's rows written at the same instant,
+    /// with `at` the key the whole log is paged by. Neither says anything of other clinics' rows,
+    /// as the id, one sequence for every clinic's rows, would (how many they wrote in between).
     #[sqlx(default)]
     pub position: i64,
-    /// The row's id, increasing as rows are written: the whole log is paged by `(at, id)`.
+    /// The row's id, increasing as rows are written: the order of rows written at one instant.
     pub id: i64,
     /// What it is about (`Subject`'s names: `appointment`, `provider`, `settings`, …) and its id
     /// (the organization's for `settings`).

@@ -1803,17 +1803,25 @@ impl Store for SqlStore {
         page: &PageRequest<(DateTime<Utc>, i64)>,
     ) -> StoreResult<Page<AuditEntry>> {
         // Every bound is a value (no `$n IS NULL OR`), so each is a range of the index on
-        // (org_id, at, id) on both databases, and a page costs its own rows however deep.
-        let sql = "SELECT id, subject, appointment_id, action, actor, at, details, call_id FROM audit_log
-                   WHERE org_id = $1 AND at >= $2 AND at < $3 AND (at, id) > ($4, $5)
-                   ORDER BY at, id LIMIT $6";
+        // (org_id, at, id) on both databases, and a page costs its own rows however deep. The
+        // cursor names a row by its instant and its place among the clinic's rows of that instant
+        // (`AuditEntry::position`): found again here, past the last of them when it is gone.
+        let sql = "SELECT id, subject, appointment_id, action, actor, at, details, call_id,
+                          (SELECT count(*) FROM audit_log s WHERE s.org_id = a.org_id AND s.at = a.at AND s.id <= a.id)
+                              AS position
+                   FROM audit_log a
+                   WHERE a.org_id = $1 AND a.at >= $2 AND a.at < $3
+                     AND (a.at, a.id) > ($4, CASE WHEN $5 = 0 THEN 0 ELSE COALESCE(
+                         (SELECT s.id FROM audit_log s WHERE s.org_id = $1 AND s.at = $4 ORDER BY s.id LIMIT 1 OFFSET $5 - 1),
+                         9223372036854775807) END)
+                   ORDER BY a.at, a.id LIMIT $6";
         // Bounds past any instant a change is made at, which both databases store.
         let year = |y| {
             Timestamp(NaiveDate::from_ymd_opt(y, 1, 1).unwrap_or_default().and_time(chrono::NaiveTime::MIN).and_utc())
         };
         let (first, last) = (year(1), year(10_000));
-        let (after, id) = page.after.as_ref().map_or((first, 0), |((at, id), _)| (Timestamp(*at), *id));
-        let values = (org, from.map_or(first, Timestamp), to.map_or(last, Timestamp), after, id);
+        let (after, place) = page.after.as_ref().map_or((first, 0), |((at, place), _)| (Timestamp(*at), *place));
+        let values = (org, from.map_or(first, Timestamp), to.map_or(last, Timestamp), after, place);
         let rows = self.fetch_all(Scope::Read(org), sql, Then(values, (i64::from(page.limit) + 1,))).await?;
         Ok(Page::of(rows, page.limit))
     }

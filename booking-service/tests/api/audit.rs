@@ -7,6 +7,7 @@ use shared::api::{
     AuditEntry, CreateAppointmentType, CreateProvider, CreateWebhook, Settings, UpdateAppointmentType, UpdateProvider,
     VapiSettings, WindowQuery,
 };
+use sqlx::Connection;
 
 fn actions(log: &[AuditEntry]) -> Vec<(&str, &str)> {
     log.iter().map(|e| (e.subject.as_str(), e.action.as_str())).collect()
@@ -102,4 +103,68 @@ async fn every_change_the_clinic_makes_to_itself_is_kept_with_who_made_it(backen
     assert_error(org.admin.audit_log(&unknown).await, 422, "validation_failed");
 }
 
-on_both_backends!(every_change_the_clinic_makes_to_itself_is_kept_with_who_made_it);
+/// The cursors of a clinic's log carry nothing of other clinics' writes (the row id, one sequence
+/// for every clinic, told how many rows they wrote between two pages); rows written at one
+/// instant are paged through each once, in order, whatever the page size.
+async fn the_logs_cursors_tell_nothing_of_other_clinics(backend: Backend) {
+    use base64::Engine;
+    let app = spawn_app(backend).await;
+    let (org, other) = (app.org("UTC").await, app.org("UTC").await);
+    let changes = |names: &'static [&'static str], clinic: &TestOrg| {
+        let admin = clinic.admin.clone();
+        async move {
+            for name in names {
+                let name = CreateProvider { name: format!("Dr. {name}"), ..Default::default() };
+                admin.create_provider(&name).await.expect("a provider");
+            }
+        }
+    };
+    changes(&["Ngata"], &org).await;
+    changes(&["Adams", "Brown", "Clark", "Davis", "Evans"], &other).await;
+    changes(&["Jones", "Smith"], &org).await;
+    // Three more rows of one instant, as one transaction writes them.
+    let first = org.admin.audit_log(&WindowQuery::default()).await.expect("log")[0].clone();
+    let same_instant = "INSERT INTO audit_log (org_id, appointment_id, subject, action, actor, details, at)
+                        SELECT org_id, appointment_id, subject, action, actor, details, at FROM audit_log
+                        WHERE id = (SELECT min(id) FROM audit_log WHERE org_id = $1)";
+    for _ in 0..3 {
+        match backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
+                sqlx::query(same_instant).bind(org.id).execute(&mut conn).await.expect("copied");
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&app.db.url).await.expect("connect");
+                sqlx::query(same_instant).bind(org.id.to_string()).execute(&mut conn).await.expect("copied");
+            }
+        }
+    }
+    let log = org.admin.audit_log(&WindowQuery::default()).await.expect("log");
+    assert_eq!(log.len(), 4 + 2, "the first provider's row, three copies of it, the two others: {log:?}");
+    assert_eq!(log[0], first);
+    for limit in [1, 2, 3] {
+        let paged = org.admin.audit_log(&WindowQuery { limit: Some(limit), ..Default::default() }).await;
+        assert_eq!(paged.expect("paged"), log, "{limit} a page");
+    }
+    let (mut cursor, mut places) = (None::<String>, Vec::new());
+    loop {
+        let mut request = org.admin.request(reqwest::Method::GET, "/api/audit").query(&[("limit", "1")]);
+        if let Some(cursor) = &cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        let page: shared::api::Page<AuditEntry> = org.admin.send(request).await.expect("a page");
+        let Some(next) = page.next else { break };
+        let key: serde_json::Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&next).expect("base64"))
+                .expect("json");
+        places.push(key[0][1].as_i64().expect("a place"));
+        cursor = Some(next);
+    }
+    // The last row hands out no cursor.
+    assert_eq!(places, [1, 2, 3, 4, 1], "each row's place among its clinic's rows of its instant");
+}
+
+on_both_backends!(
+    every_change_the_clinic_makes_to_itself_is_kept_with_who_made_it,
+    the_logs_cursors_tell_nothing_of_other_clinics
+);
