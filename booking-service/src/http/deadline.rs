@@ -33,7 +33,7 @@ pub(super) async fn deadline(State(state): State<AppState>, mut req: Request, ne
     match tokio::time::timeout_at(answer_by, ANSWER_BY.scope(answer_by, next.run(req))).await {
         Ok(response) => response,
         Err(_) if waiting_for_client.load(Ordering::Relaxed) => ApiError::RequestTimeout.into_response(),
-        Err(_) => ApiError::Unavailable("request deadline exceeded".into()).into_response(),
+        Err(_) => ApiError::Busy("the request took longer than its deadline; try again shortly".into()).into_response(),
     }
 }
 

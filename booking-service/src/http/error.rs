@@ -48,8 +48,14 @@ pub enum ApiError {
     IdempotencyConflict,
     #[error("too many requests; try again in {} s", retry_after_secs(.0))]
     RateLimited(std::time::Duration),
+    /// The database cannot be reached or cannot write now: logged with its detail, shown as a
+    /// general message.
     #[error("{0}")]
     Unavailable(String),
+    /// Too much of one kind of work at once, not the database (a request past its deadline, the
+    /// webhook address lookups all taken): 503 as `Unavailable`, its message shown and logged.
+    #[error("{0}")]
+    Busy(String),
     /// A bug or an unexpected failure: logged in full, shown as a generic message.
     #[error("{0}")]
     Internal(String),
@@ -69,7 +75,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::IdempotencyConflict => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,7 +95,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::RateLimited(_) => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::Busy(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -106,6 +112,10 @@ impl IntoResponse for ApiError {
             Self::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
                 "the service cannot reach its database; try again shortly".to_owned()
+            }
+            Self::Busy(why) => {
+                tracing::warn!(reason = %why, "too busy to answer");
+                why.clone()
             }
             other => other.to_string(),
         };

@@ -58,7 +58,7 @@ pub async fn create(
     let (url, _) = state.webhooks.check(actor.org, body.url.trim()).await.map_err(|e| match e {
         Unchecked::Refused(why) => ApiError::Validation(format!("url: {why}")),
         Unchecked::ClinicBusy => ApiError::RateLimited(crate::webhooks::TIMEOUT),
-        Unchecked::Busy => ApiError::Unavailable("too many webhook addresses are being looked up; try again".into()),
+        Unchecked::Busy => ApiError::Busy("too many webhook addresses are being looked up; try again".into()),
     })?;
     // As stored: parsing percent-encodes what needs it, three characters for each byte sent.
     if url.as_str().len() > 2000 {

@@ -172,6 +172,20 @@ async fn a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series(backend:
     assert!(seen.is_subset(&tools), "tool labels that are no tool: {:?}", seen.difference(&tools));
 }
 
+/// A request that outlives its deadline (held up by the database here) is answered 503
+/// `unavailable` saying so, not as if the database could not be reached.
+async fn a_request_past_its_deadline_says_so(backend: Backend) {
+    let app = spawn_app_with(backend, |c| (c.request_timeout_secs, c.vapi_deadline_ms) = (1, 500)).await;
+    let org = app.org("UTC").await;
+    let provider = org.provider().await;
+    let (blocker, locked) = hold_the_write_lock(backend, app.db.url.clone(), "appointments", Duration::from_secs(3));
+    locked.await.expect("the lock is taken");
+    let late = org.staff.book(&booking(provider.id, days_ahead(3), "10:00")).await;
+    let err = assert_error(late, 503, "unavailable");
+    assert!(err.to_string().contains("longer than its deadline"), "{err}");
+    blocker.await.expect("blocker");
+}
+
 /// A request's line and headers are bounded (each open connection could be made to hold them):
 /// past 64 KiB the answer is 431, under it the request is served.
 async fn an_oversized_request_head_is_refused(backend: Backend) {
@@ -702,6 +716,7 @@ on_both_backends!(
     a_nul_byte_in_any_text_is_refused_or_cleaned_never_a_500,
     a_flood_of_made_up_methods_paths_and_tool_names_adds_no_series,
     an_oversized_request_head_is_refused,
+    a_request_past_its_deadline_says_so,
     half_sent_headers_are_cut_after_the_header_timeout,
     idle_connections_are_closed_after_the_idle_timeout,
     a_slow_body_is_answered_408_not_503,
