@@ -417,7 +417,9 @@ struct Activity {
 
 struct ActivityState {
     in_flight: usize,
-    /// The last byte read or written, or the end of the last request.
+    /// The last byte read, or the end of the last request. Bytes written do not count: an answer
+    /// is to be taken within the idle timeout of its end, or a client reading a byte a minute
+    /// would hold its connection (and the slot a waiting client could have) for ever.
     last_io: Instant,
     /// The first byte read since the connection last had no request in flight (a request has
     /// begun), or, until its first request, when the connection was accepted: a client that
@@ -452,8 +454,8 @@ impl Activity {
     }
 
     /// When the connection is to be cut if nothing changes: none while a request is in flight
-    /// (its body and deadline are the router's), else the idle timeout from the last byte moved,
-    /// and, once a request has begun, the header timeout from its beginning if that comes first.
+    /// (its body and deadline are the router's), else the idle timeout from the last byte read or
+    /// the last request's end (its answer still being taken included), and, once a request has begun, the header timeout from its beginning if that comes first.
     fn cut_at(&self, settings: &ServerSettings) -> Option<Instant> {
         let state = self.state();
         if state.in_flight > 0 {
@@ -481,11 +483,6 @@ impl Activity {
             drop(state);
             self.changed.notify_waiters();
         }
-    }
-
-    fn wrote(&self) {
-        // A later idle deadline needs no wake-up: the watchdog looks again when it fires.
-        self.state().last_io = Instant::now();
     }
 }
 
@@ -547,11 +544,7 @@ impl AsyncRead for Watched {
 
 impl AsyncWrite for Watched {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.wrote();
-        }
-        polled
+        Pin::new(&mut self.inner).poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -559,11 +552,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.wrote();
-        }
-        polled
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
