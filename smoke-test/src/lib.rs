@@ -278,9 +278,7 @@ async fn exercise(
     tty: bool,
     out: &Out,
 ) -> Result<(), String> {
-    let connections =
-        if args.is_load() { args.max_in_flight as u64 } else { u64::from(args.concurrency) * u64::from(args.slots) };
-    limits::ensure_room_for(connections, if target.runs_here() { 2 } else { 1 })?;
+    limits::ensure_room_for(args.connections() as u64, if target.runs_here() { 2 } else { 1 })?;
     let probe = ApiClient::with_http(
         reqwest::Client::builder().timeout(Duration::from_secs(5)).build().map_err(|e| e.to_string())?,
         target.base_url.clone(),
@@ -302,7 +300,9 @@ async fn exercise(
                 late_after: Duration::from_millis(args.late_ms),
                 progress: tty && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let slots = setup::plan_slots(&fixture.providers, settings.planned()).map_err(|e| format!("{e:#}"))?;
+            let closed = closed_days(&staff).await?;
+            let slots =
+                setup::plan_slots(&fixture.providers, settings.planned(), &closed).map_err(|e| format!("{e:#}"))?;
             say!(
                 out,
                 "smoke-test load: {} distinct-slot bookings at {rate}/s for {:.1}s over {} provider(s) against {} ({})",
@@ -338,7 +338,9 @@ async fn exercise(
             report::unread(&report.checks)?;
         }
         _ => {
-            let slots = setup::plan_slots(&fixture.providers, u64::from(args.slots)).map_err(|e| format!("{e:#}"))?;
+            let closed = closed_days(&staff).await?;
+            let slots =
+                setup::plan_slots(&fixture.providers, u64::from(args.slots), &closed).map_err(|e| format!("{e:#}"))?;
             say!(
                 out,
                 "smoke-test: {} concurrent conflicting bookings of each of {} slot(s) ({} requests) against {} ({})",
@@ -373,6 +375,14 @@ async fn exercise(
         }
     }
     Ok(())
+}
+
+/// The days the clinic is closed (none in one the run made): bookings there would be refused as
+/// taken, failing a healthy service.
+async fn closed_days(staff: &ApiClient) -> Result<Vec<(chrono::NaiveDate, chrono::NaiveDate)>, String> {
+    let closures =
+        staff.closures().await.map_err(|e| format!("setup failed: cannot read the clinic's closures: {e}"))?;
+    Ok(closures.iter().map(|c| (c.date, c.end_date)).collect())
 }
 
 fn round1(x: f64) -> f64 {

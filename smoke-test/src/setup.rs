@@ -17,6 +17,8 @@ use uuid::Uuid;
 pub const ZONE: &str = "UTC";
 pub const SLOT_MINUTES: i64 = 30;
 const SLOTS_PER_DAY: u32 = (24 * 60 / SLOT_MINUTES) as u32;
+/// The last day ahead a plan may use: the service books up to 365 days ahead.
+const HORIZON_DAYS: i64 = 360;
 
 /// What setup created and the tokens to act for it. Filled in step by step, so cleanup removes
 /// whatever exists even when setup stopped half-way.
@@ -277,17 +279,37 @@ pub fn within_horizon(count: u64, providers: u64) -> Result<(), String> {
 
 /// Plans `count` distinct slots spread round-robin over `providers`, 30 minutes each, from a
 /// random day 20 to 120 days ahead, so reruns and runs against the same organization do not
-/// collide. Fails when they would reach beyond the service's 365-day horizon.
-pub fn plan_slots(providers: &[Uuid], count: u64) -> anyhow::Result<Vec<PlannedSlot>> {
+/// collide, and on no day the clinic is `closed` (its closures' first and last local days; the
+/// days beside one are passed over too, as the clinic's zone may put part of a UTC day there).
+/// Fails when they would reach beyond the service's 365-day horizon.
+pub fn plan_slots(
+    providers: &[Uuid],
+    count: u64,
+    closed: &[(NaiveDate, NaiveDate)],
+) -> anyhow::Result<Vec<PlannedSlot>> {
     anyhow::ensure!(!providers.is_empty(), "no provider to book");
     within_horizon(count, providers.len() as u64).map_err(anyhow::Error::msg)?;
-    let first_day = Utc::now().date_naive() + Days::days(rand::thread_rng().gen_range(20..120));
+    let today = Utc::now().date_naive();
+    let first_day = today + Days::days(rand::thread_rng().gen_range(20..120));
+    let shut =
+        |day: NaiveDate| closed.iter().any(|&(from, to)| day + Days::days(1) >= from && day - Days::days(1) <= to);
+    let needed = count.div_ceil(providers.len() as u64).div_ceil(u64::from(SLOTS_PER_DAY)) as usize;
+    let days: Vec<NaiveDate> = first_day
+        .iter_days()
+        .take_while(|day| *day <= today + Days::days(HORIZON_DAYS))
+        .filter(|day| !shut(*day))
+        .take(needed)
+        .collect();
+    anyhow::ensure!(
+        days.len() == needed,
+        "the clinic's closures leave too few open days within the booking horizon for {count} slots"
+    );
     let patients_from = rand::thread_rng().gen_range(0..10_000_000);
     Ok((0..count)
         .map(|i| {
             let provider = providers[(i % providers.len() as u64) as usize];
             let j = i / providers.len() as u64;
-            let day = first_day + Days::days((j / u64::from(SLOTS_PER_DAY)) as i64);
+            let day = days[(j / u64::from(SLOTS_PER_DAY)) as usize];
             let minutes = (j % u64::from(SLOTS_PER_DAY)) as u32 * SLOT_MINUTES as u32;
             PlannedSlot {
                 provider,
@@ -306,7 +328,7 @@ mod tests {
     #[test]
     fn planned_slots_are_distinct_and_spread_over_providers() {
         let providers: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
-        let slots = plan_slots(&providers, 500).expect("a plan");
+        let slots = plan_slots(&providers, 500, &[]).expect("a plan");
         let mut seen = std::collections::HashSet::new();
         for s in &slots {
             assert!(seen.insert((s.provider, s.starts_at())), "{s:?} twice");
@@ -317,6 +339,24 @@ mod tests {
 
     #[test]
     fn a_plan_beyond_the_booking_horizon_is_refused() {
-        assert!(plan_slots(&[Uuid::new_v4()], 48 * 300).is_err());
+        assert!(plan_slots(&[Uuid::new_v4()], 48 * 300, &[]).is_err());
+    }
+
+    /// A clinic closed for months in the planned range (a holiday, a refit): no slot falls on a
+    /// closed day or beside one, and the plan still fits.
+    #[test]
+    fn no_slot_falls_on_a_closed_day() {
+        let today = Utc::now().date_naive();
+        let closed =
+            [(today + Days::days(10), today + Days::days(100)), (today + Days::days(130), today + Days::days(130))];
+        let slots = plan_slots(&[Uuid::new_v4()], 48 * 20, &closed).expect("a plan");
+        for s in &slots {
+            assert!(
+                closed.iter().all(|&(from, to)| s.date < from - Days::days(1) || s.date > to + Days::days(1)),
+                "{s:?}"
+            );
+        }
+        let shut_all_year = [(today, today + Days::days(400))];
+        assert!(plan_slots(&[Uuid::new_v4()], 1, &shut_all_year).is_err());
     }
 }

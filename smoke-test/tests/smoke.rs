@@ -361,6 +361,7 @@ async fn spawn_fake(broken: Broken) -> String {
     let fake = Fake { broken, booked: Arc::default() };
     let app = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/api/closures", get(|| async { Json(json!({"items": [], "next": null})) }))
         .route(
             "/api/orgs",
             post(|Json(body): Json<Value>| async move {
@@ -552,6 +553,11 @@ async fn given_tokens_of_an_existing_organization_it_races_there_cancels_its_boo
     use shared::Role;
     let app = spawn_app(Backend::Sqlite).await;
     let org = app.org_named("Staging Clinic", "America/New_York").await;
+    // Closed over every day the run may pick first (20 to 120 days ahead): it races on open days.
+    let today = chrono::Utc::now().date_naive();
+    let day = |n| (today + chrono::Days::new(n)).to_string();
+    let closed = shared::api::CreateClosure { date: day(15), end_date: Some(day(125)), reason: Some("refit".into()) };
+    org.admin.create_closure(&closed).await.expect("closed");
     let (admin, agent) = (token(Role::Admin, Some(org.id)), token(Role::Agent, Some(org.id)));
     let dir = tempfile::tempdir().expect("a temporary folder");
     let run = run(args(
