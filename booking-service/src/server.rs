@@ -455,7 +455,8 @@ impl Activity {
 
     /// When the connection is to be cut if nothing changes: none while a request is in flight
     /// (its body and deadline are the router's), else the idle timeout from the last byte read or
-    /// the last request's end (its answer still being taken included), and, once a request has begun, the header timeout from its beginning if that comes first.
+    /// the last request's end (its answer still being taken included), and, once a request has
+    /// begun, the header timeout from its beginning if that comes first.
     fn cut_at(&self, settings: &ServerSettings) -> Option<Instant> {
         let state = self.state();
         if state.in_flight > 0 {
