@@ -289,6 +289,8 @@ async fn exercise(
     let agent_token = fixture.agent_token.clone().unwrap_or_default();
     let staff = base.with_token(fixture.admin_token.clone().unwrap_or_default());
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    // Either mode plans its slots around the clinic's closed days.
+    let closed = closed_days(&staff).await?;
     match (args.rate, args.duration) {
         (Some(rate), Some(duration)) => {
             let settings = load::LoadSettings {
@@ -300,7 +302,6 @@ async fn exercise(
                 late_after: Duration::from_millis(args.late_ms),
                 progress: tty && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let closed = closed_days(&staff).await?;
             let slots =
                 setup::plan_slots(&fixture.providers, settings.planned(), &closed).map_err(|e| format!("{e:#}"))?;
             say!(
@@ -338,7 +339,6 @@ async fn exercise(
             report::unread(&report.checks)?;
         }
         _ => {
-            let closed = closed_days(&staff).await?;
             let slots =
                 setup::plan_slots(&fixture.providers, u64::from(args.slots), &closed).map_err(|e| format!("{e:#}"))?;
             say!(
