@@ -14,10 +14,14 @@ pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
 }
 
 async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
-    // A weekday name three days ahead of the clinic's own today: the nearest such day after today.
-    let zone: chrono_tz::Tz =
-        clinic.provider["timezone"].as_str().and_then(|z| z.parse().ok()).ok_or("the provider has no time zone")?;
-    let day = chrono::Utc::now().with_timezone(&zone).date_naive() + chrono::Duration::days(3);
+    // A weekday's name, of a day the clinic is open three to six days after its own today: the
+    // nearest such day after today.
+    let within_the_week = clinic.today() + chrono::Duration::days(7);
+    let day = clinic
+        .open_days(3)
+        .take_while(|day| *day < within_the_week)
+        .next()
+        .ok_or("the clinic is closed every day from 3 to 6 days ahead: no weekday's name says a day it is open")?;
     let said = day.format("%A").to_string().to_lowercase();
     let date = day.format("%Y-%m-%d").to_string();
     let phone = caller(1);

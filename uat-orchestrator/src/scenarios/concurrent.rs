@@ -1,7 +1,7 @@
 //! N callers ask the voice agent for the same slot at the same instant: exactly one gets it, the
 //! rest are offered alternatives, one appointment exists, all within the latency budget.
 
-use super::{caller, date_in, vapi_message, vapi_results, Clinic, Run, Steps};
+use super::{caller, vapi_message, vapi_results, Clinic, Run, Steps};
 use crate::plain;
 use futures::future::join_all;
 use reqwest::Method;
@@ -17,7 +17,7 @@ pub async fn run<'r>(run: &mut Run<'r>) -> Steps<'r> {
 
 async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
     let n = run.concurrency.max(2);
-    let date = date_in(10);
+    let date = clinic.open_date(10)?;
     let barrier = Arc::new(Barrier::new(n));
     let requests = (0..n).map(|i| {
         let probe = run.probe.clone();

@@ -3,7 +3,7 @@
 //! scanners open links); confirming makes the appointment confirmed. When the message carries the
 //! patient's manage link (`/manage/{token}`), opening it shows that appointment.
 
-use super::{caller, date_in, poll, vapi, vapi_message, Clinic, Run, Seen, Steps};
+use super::{caller, poll, vapi, vapi_message, Clinic, Run, Seen, Steps};
 use crate::plain;
 use reqwest::Method;
 use serde_json::json;
@@ -43,7 +43,7 @@ async fn scenario(
     steps: &mut Steps<'_>,
 ) -> Result<(), String> {
     let address = format!("uat-{}@example.com", Uuid::new_v4().simple());
-    let date = date_in(13);
+    let date = clinic.open_date(13)?;
     let args = json!({"provider_name": clinic.provider_name(), "appointment_date": date, "appointment_time": "14:00",
                       "patient_name": "Ada Lovelace", "patient_email": address});
     run.findings.bookings_expected += 1;

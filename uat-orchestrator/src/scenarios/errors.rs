@@ -26,7 +26,7 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     // This scenario's own 5xx, not those of the scenarios before it (the criteria count those).
     let server_errors_before = run.probe.snapshot().server_errors.len();
     let provider = clinic.provider_id().to_owned();
-    let date = date_in(12);
+    let date = clinic.open_date(12)?;
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         (
             "a past date",

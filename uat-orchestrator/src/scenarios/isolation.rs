@@ -1,7 +1,7 @@
 //! Two clinics: the second sees, books, cancels and moves nothing of the first, by any route, by
 //! id or by code; forged, expired and unsigned tokens are refused.
 
-use super::{caller, date_in, expect, vapi, vapi_message, Clinic, Run, Steps};
+use super::{caller, expect, vapi, vapi_message, Clinic, Run, Steps};
 use crate::plain;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -138,7 +138,7 @@ async fn list_around(run: &Run<'_>, token: &str, booked: &serde_json::Value) -> 
 }
 
 async fn scenario(run: &mut Run<'_>, a: &Clinic, b: &Clinic, steps: &mut Steps<'_>) -> Result<(), String> {
-    let date = date_in(11);
+    let date = a.open_date(11)?;
     let phone = caller(7);
     let booked = expect(
         run.probe

@@ -12,6 +12,8 @@ use crate::probe::{Probe, Reply};
 use crate::record::{Findings, Scenario, ScenarioReport, Step};
 use crate::reporter::Reporter;
 use crate::target::Target;
+use chrono::{NaiveDate, Utc};
+use chrono_tz::Tz;
 use local_peers::smtp::SmtpSink;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -184,6 +186,10 @@ pub struct Clinic {
     pub staff: String,
     pub agent: String,
     pub provider: Value,
+    /// The clinic's zone, whose local days its closures and bookings name.
+    pub zone: Tz,
+    /// The days it is closed, first and last: none in a clinic the run made.
+    closed: Vec<(NaiveDate, NaiveDate)>,
     /// Created by the run (and deleted after it), rather than given.
     owned: bool,
 }
@@ -215,6 +221,15 @@ impl Clinic {
                 (id, mint(Role::Admin), mint(Role::Staff), mint(Role::Agent), true)
             }
         };
+        let closed = match owned {
+            true => Vec::new(),
+            false => every_item(run, "read the clinic's closures", "/api/closures", &[], &admin)
+                .await?
+                .iter()
+                .map(|c| Some((c["date"].as_str()?.parse().ok()?, c["end_date"].as_str()?.parse().ok()?)))
+                .collect::<Option<_>>()
+                .ok_or("a closure without its days")?,
+        };
         // In a given clinic the name must not collide with its real providers.
         let name = if owned {
             "Dr. Smith".to_owned()
@@ -237,10 +252,14 @@ impl Clinic {
             201,
             "create provider",
         )?;
-        let clinic = Self { id, admin, staff, agent, provider: provider.body, owned };
+        let zone = provider.body["timezone"].as_str().and_then(|z| z.parse().ok());
+        let clinic =
+            Self { id, admin, staff, agent, provider: provider.body, zone: zone.unwrap_or(Tz::UTC), closed, owned };
         if !owned {
             clinic.leftover().keep(run.leftovers);
         }
+        // Left to the end of the run to remove, which the list of leftovers sees to.
+        zone.ok_or("the provider has no time zone")?;
         Ok(clinic)
     }
 
@@ -288,31 +307,30 @@ impl Clinic {
         self.leftover().remove(run.target, run.probe, run.leftovers, true).await;
     }
 
-    /// The active appointments of the run's provider, as staff see them, page after page (in a
-    /// given clinic, its own appointments are not the run's).
+    /// The active appointments of the run's provider, as staff see them (in a given clinic, its
+    /// own appointments are not the run's).
     pub async fn appointments(&self, run: &Run<'_>) -> Result<Vec<Value>, String> {
-        let (mut all, mut cursor) = (Vec::new(), None::<String>);
-        // A bound, so a list whose cursor never ends cannot hold the run forever.
-        for _ in 0..shared::client::MAX_PAGES {
-            let mut request = run
-                .probe
-                .request(Method::GET, "/api/appointments", Some(&self.staff))
-                .query(&[("limit", "500"), ("provider_id", self.provider_id())]);
-            if let Some(cursor) = &cursor {
-                request = request.query(&[("cursor", cursor)]);
-            }
-            let reply = expect(run.probe.send("list appointments", request).await?, 200, "list appointments")?;
-            let items = reply.body["items"].as_array().ok_or("the list has no items")?;
-            all.extend(items.iter().filter(|a| a["status"] != "cancelled").cloned());
-            match reply.body["next"].as_str() {
-                Some(next) if cursor.as_deref() == Some(next) => {
-                    return Err("the list of appointments answered the cursor it was asked for".into())
-                }
-                Some(next) => cursor = Some(next.to_owned()),
-                None => return Ok(all),
-            }
-        }
-        Err(format!("the list of appointments went on past {} pages", shared::client::MAX_PAGES))
+        let query = [("limit", "500"), ("provider_id", self.provider_id())];
+        let all = every_item(run, "list appointments", "/api/appointments", &query, &self.staff).await?;
+        Ok(all.into_iter().filter(|a| a["status"] != "cancelled").collect())
+    }
+
+    /// The clinic's today, in its own zone.
+    pub fn today(&self) -> NaiveDate {
+        Utc::now().with_timezone(&self.zone).date_naive()
+    }
+
+    /// The clinic's days from `ahead` days after its today on, within a year, less those it is
+    /// closed: a booking there would be refused, failing a healthy service.
+    pub fn open_days(&self, ahead: i64) -> impl Iterator<Item = NaiveDate> + '_ {
+        let shut = |day: &NaiveDate| self.closed.iter().any(|(from, to)| (from..=to).contains(&day));
+        (self.today() + chrono::Duration::days(ahead)).iter_days().take(366).filter(move |day| !shut(day))
+    }
+
+    /// The first day the clinic is open from `ahead` days after its today on, `YYYY-MM-DD`.
+    pub fn open_date(&self, ahead: i64) -> Result<String, String> {
+        let day = self.open_days(ahead).next().ok_or("the clinic is closed every day of the coming year")?;
+        Ok(day.format("%Y-%m-%d").to_string())
     }
 
     /// One appointment, as staff read it.
@@ -332,6 +350,35 @@ pub fn expect(reply: Reply, status: u16, what: &str) -> Result<Reply, String> {
     } else {
         Err(format!("{what}: expected {status}, got {} {}", reply.status, reply.body))
     }
+}
+
+/// Every item of the list at `path`, page after page, as `token` reads it; like the client's
+/// `every_page`, it stops at a cursor answered again and past a bound, so a list that never ends
+/// cannot hold the run.
+async fn every_item(
+    run: &Run<'_>,
+    label: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    token: &str,
+) -> Result<Vec<Value>, String> {
+    let (mut all, mut cursor) = (Vec::new(), None::<String>);
+    for _ in 0..shared::client::MAX_PAGES {
+        let mut request = run.probe.request(Method::GET, path, Some(token)).query(query);
+        if let Some(cursor) = &cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        let reply = expect(run.probe.send(label, request).await?, 200, label)?;
+        all.extend(reply.body["items"].as_array().ok_or_else(|| format!("{label}: the list has no items"))?.clone());
+        match reply.body["next"].as_str() {
+            Some(next) if cursor.as_deref() == Some(next) => {
+                return Err(format!("{label}: {path} answered the cursor it was asked for"))
+            }
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Ok(all),
+        }
+    }
+    Err(format!("{label}: {path} went on past {} pages", shared::client::MAX_PAGES))
 }
 
 /// A `tool-calls` message as Vapi sends it.
@@ -396,7 +443,8 @@ pub async fn poll<T>(started: Instant, timeout: Duration, find: impl Fn() -> Opt
     None
 }
 
-/// A local date `days` from now, `YYYY-MM-DD`.
+/// The UTC date `days` from now, `YYYY-MM-DD`: for days gone by (a clinic's open days are its
+/// [`Clinic::open_date`]).
 pub fn date_in(days: i64) -> String {
     (chrono::Utc::now() + chrono::Duration::days(days)).format("%Y-%m-%d").to_string()
 }
