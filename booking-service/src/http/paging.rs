@@ -31,10 +31,11 @@ impl SortKey for String {
     }
 }
 
-/// A row's place in a list that only grows (an appointment's audit trail).
+/// A row's place in a list that only grows (an appointment's audit trail, the clinic's rows of
+/// one instant): counted from 1, so never below 0 (an offset below 0 PostgreSQL refuses).
 impl SortKey for i64 {
     fn comparable(&self) -> bool {
-        true
+        *self >= 0
     }
 }
 

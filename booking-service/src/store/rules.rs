@@ -1805,16 +1805,22 @@ impl Store for SqlStore {
         // Every bound is a value (no `$n IS NULL OR`), so each is a range of the index on
         // (org_id, at, id) on both databases, and a page costs its own rows however deep. The
         // cursor names a row by its instant and its place among the clinic's rows of that instant
-        // (`AuditEntry::position`): found again here, past the last of them when it is gone.
+        // (`AuditEntry::position`): found again here, past the last of them when it is gone. On
+        // the page, a row's place is its place among the page's rows of its instant, after the
+        // cursor's place when it is the cursor's instant (the page takes up where the cursor left).
         let sql = "SELECT id, subject, appointment_id, action, actor, at, details, call_id,
-                          (SELECT count(*) FROM audit_log s WHERE s.org_id = a.org_id AND s.at = a.at AND s.id <= a.id)
+                          row_number() OVER (PARTITION BY at ORDER BY id) + CASE WHEN at = $4 THEN $5 ELSE 0 END
                               AS position
-                   FROM audit_log a
-                   WHERE a.org_id = $1 AND a.at >= $2 AND a.at < $3
-                     AND (a.at, a.id) > ($4, CASE WHEN $5 = 0 THEN 0 ELSE COALESCE(
-                         (SELECT s.id FROM audit_log s WHERE s.org_id = $1 AND s.at = $4 ORDER BY s.id LIMIT 1 OFFSET $5 - 1),
-                         9223372036854775807) END)
-                   ORDER BY a.at, a.id LIMIT $6";
+                   FROM (
+                       SELECT id, subject, appointment_id, action, actor, at, details, call_id
+                       FROM audit_log a
+                       WHERE a.org_id = $1 AND a.at >= $2 AND a.at < $3
+                         AND (a.at, a.id) > ($4, CASE WHEN $5 = 0 THEN 0 ELSE COALESCE(
+                             (SELECT s.id FROM audit_log s WHERE s.org_id = $1 AND s.at = $4 ORDER BY s.id LIMIT 1 OFFSET $5 - 1),
+                             9223372036854775807) END)
+                       ORDER BY a.at, a.id LIMIT $6
+                   ) AS page
+                   ORDER BY at, id";
         // Bounds past any instant a change is made at, which both databases store.
         let year = |y| {
             Timestamp(NaiveDate::from_ymd_opt(y, 1, 1).unwrap_or_default().and_time(chrono::NaiveTime::MIN).and_utc())

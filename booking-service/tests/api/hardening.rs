@@ -693,9 +693,16 @@ async fn a_forged_cursor_of_a_far_date_is_refused_never_a_500(backend: Backend) 
         assert_eq!(status(&org.staff, "/api/calls", json!([far, "call-1"])).await, 422, "{far}");
     }
     assert_eq!(status(&org.admin, "/api/closures", json!("-5000-01-01")).await, 422);
+    // Nor a place before the first (an offset below 0, which PostgreSQL refuses).
+    let trail = format!("/api/appointments/{}/audit", uuid::Uuid::new_v4());
+    for place in [-1, i64::MIN] {
+        assert_eq!(status(&org.admin, "/api/audit", json!(["2027-01-01T00:00:00Z", place])).await, 422, "{place}");
+        assert_eq!(status(&org.staff, &trail, json!(place)).await, 422, "{place}");
+    }
     // A cursor of a date a database keeps still pages.
     assert_eq!(status(&org.admin, "/api/closures", json!("2027-01-01")).await, 200);
     assert_eq!(status(&org.staff, "/api/appointments", json!("2027-01-01T00:00:00Z")).await, 200);
+    assert_eq!(status(&org.admin, "/api/audit", json!(["2027-01-01T00:00:00Z", 2])).await, 200);
 }
 
 /// A signed token whose organization is gone (deleted while the token lives) finds nothing to
