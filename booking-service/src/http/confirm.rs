@@ -2,12 +2,13 @@
 //!
 //! `GET /confirm/{token}` only shows the appointment and a Confirm button (mail scanners open
 //! links; a GET must change nothing). `POST /confirm/{token}` confirms. Pages are HTML; a request
-//! that asks `Accept: application/json` gets JSON, errors in the API's error body. Every answer
+//! that asks `Accept: application/json` gets JSON. Errors are pages to a browser (`Accept:
+//! text/html`), the API's error body to any other client. Every answer
 //! carries `Referrer-Policy: no-referrer` (the token must not leak to another site) and `no-store`.
 
 use super::error::ApiError;
 use super::extract::{ClientAddress, Path};
-use super::pages::{details, document, error_page, follow, page, wants_json};
+use super::pages::{details, document, error_page, follow, page, Answer};
 use super::AppState;
 use crate::links::LinkToken;
 use crate::store::{self, Actor, Confirmed, LinkTarget};
@@ -29,19 +30,19 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/confirm/{token}", tag = "confirmation",
     params(("token" = String, Path, description = "the token of the emailed link")),
     responses((status = 200, description = "the appointment and a Confirm button", content_type = "text/html"),
-              (status = 404, description = "unknown link", content_type = "text/html"),
-              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link", content_type = "text/html"),
-              (status = 410, description = "expired link, or a pending appointment whose start has passed", content_type = "text/html")))]
+              (status = 404, description = "unknown link (a page to a browser)", body = ErrorBody),
+              (status = 429, description = "too many links (or unknown ones) from this address, or requests on this link (a page to a browser)", body = ErrorBody),
+              (status = 410, description = "expired link, or a pending appointment whose start has passed (a page to a browser)", body = ErrorBody)))]
 pub async fn show(
     State(state): State<AppState>,
     Path(token): Path<String>,
     client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let json = wants_json(&headers);
+    let answer = Answer::asked(&headers);
     match show_page(&state, &token, client).await {
         Ok(body) => page(StatusCode::OK, body),
-        Err(e) => error(e, json),
+        Err(e) => error(e, answer),
     }
 }
 
@@ -59,7 +60,7 @@ pub async fn confirm(
     client: ClientAddress,
     headers: HeaderMap,
 ) -> Response {
-    let json = wants_json(&headers);
+    let answer = Answer::asked(&headers);
     let confirmed = async {
         let (token, target) = resolve(&state, &token, client).await?;
         let actor = Actor::new(target.org, PATIENT);
@@ -70,9 +71,9 @@ pub async fn confirm(
     .await;
     let appointment = match confirmed {
         Ok(Confirmed::Now(a) | Confirmed::Already(a)) => a,
-        Err(e) => return error(e, json),
+        Err(e) => return error(e, answer),
     };
-    if json {
+    if answer.json {
         let body = ConfirmationResponse { success: true, appointment_id: appointment.id.0, status: appointment.status };
         return (StatusCode::OK, axum::Json(body)).into_response();
     }
@@ -123,9 +124,9 @@ async fn show_page(state: &AppState, token: &str, client: ClientAddress) -> Resu
     })
 }
 
-/// The error as the API's JSON error body, or as a page.
-fn error(e: ApiError, json: bool) -> Response {
-    if json {
+/// The error as the API's JSON error body, or as a page to a browser.
+fn error(e: ApiError, answer: Answer) -> Response {
+    if answer.errors_as_json {
         return e.into_response();
     }
     let (title, text) = match e.status() {

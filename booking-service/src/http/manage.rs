@@ -9,13 +9,14 @@
 //! changes are the booking rules of the store, run
 //! as the actor `patient` under the clinic's `manage_cutoff_minutes`, checked in the change's own
 //! transaction: within the cut-off 409 `invalid_state`, from the start on 410. Pages are plain HTML
-//! forms (no JavaScript); `Accept: application/json` gets the appointment JSON, errors in the API's
-//! error body. Every answer is private (`pages::secure_links`).
+//! forms (no JavaScript); `Accept: application/json` gets the appointment JSON. Errors are pages to
+//! a browser (`Accept: text/html`), the API's error body to any other client. Every answer is
+//! private (`pages::secure_links`).
 
 use super::confirm::PATIENT;
 use super::error::ApiError;
 use super::extract::{ClientAddress, FormOrJson, Path};
-use super::pages::{details, document, error_page, follow, page, wants_json};
+use super::pages::{details, document, error_page, follow, page, Answer};
 use super::AppState;
 use crate::booking;
 use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
@@ -88,7 +89,7 @@ async fn show_asking(
     headers: HeaderMap,
     asking: bool,
 ) -> Response {
-    let json = wants_json(&headers);
+    let answer = Answer::asked(&headers);
     let shown = async {
         let link = resolve(&state, &token, client).await?;
         let appointment = state.store.appointment(link.org, link.id).await?.ok_or(ApiError::NotFound)?;
@@ -96,7 +97,7 @@ async fn show_asking(
         if reach == Reach::Started {
             return Err(StoreError::Started.into());
         }
-        if json {
+        if answer.json {
             return Ok(axum::Json(appointment.to_api()).into_response());
         }
         if asking {
@@ -109,7 +110,7 @@ async fn show_asking(
         }
         Ok(page(StatusCode::OK, show_page(&state, &token, &appointment, link.cutoff, reach).await?))
     };
-    shown.await.unwrap_or_else(|e| error(&token, e, json))
+    shown.await.unwrap_or_else(|e| error(&token, e, answer))
 }
 
 /// The question whether to cancel, at `/manage/{token}/cancel`: its form posts there, and the way
@@ -212,16 +213,16 @@ async fn by_patient(
     (title, done): (&str, &str),
     change: impl AsyncFnOnce(Link, Actor) -> Result<Appointment, ApiError>,
 ) -> Response {
-    let json = wants_json(headers);
+    let answer = Answer::asked(headers);
     let made = async {
         let link = resolve(state, token, client).await?;
         let patient = Actor::new(link.org, PATIENT);
         change(link, patient).await
     };
     match made.await {
-        Ok(a) if json => axum::Json(a.to_api()).into_response(),
+        Ok(a) if answer.json => axum::Json(a.to_api()).into_response(),
         Ok(a) => changed(state, token, &a, title, done).await,
-        Err(e) => error(token, e, json),
+        Err(e) => error(token, e, answer),
     }
 }
 
@@ -349,8 +350,8 @@ async fn changed(state: &AppState, token: &str, a: &Appointment, title: &str, do
 
 /// The error as the API's JSON error body, or as a page that says what the patient can do.
 /// The pages with a form are served under `/manage/{token}/…`, so their actions are relative to it.
-fn error(token: &str, e: ApiError, json: bool) -> Response {
-    if json {
+fn error(token: &str, e: ApiError, answer: Answer) -> Response {
+    if answer.errors_as_json {
         return e.into_response();
     }
     let back = format!("<p><a href=\"../{}\">Back to your appointment</a></p>", html_escape(token));

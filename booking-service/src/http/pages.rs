@@ -1,7 +1,7 @@
 //! What the patient's public pages share (the confirm and manage links, whose token in the path is
 //! the credential): following a token to its link, a small, accessible HTML document without
 //! JavaScript, private headers on every answer, and JSON for a client that asks
-//! `Accept: application/json`.
+//! `Accept: application/json` (errors for any client but a browser, [`Answer`]).
 
 use super::deadline::answer_by;
 use super::error::ApiError;
@@ -43,8 +43,21 @@ where
     Ok((token, found?.ok_or(ApiError::NotFound)?))
 }
 
-pub fn wants_json(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"))
+/// How a link answers: its pages, or JSON for a client that asks `Accept: application/json`; its
+/// errors as pages only to a client that asks for HTML (a browser), to any other in the API's
+/// error body, as every error of the API is.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer {
+    pub json: bool,
+    pub errors_as_json: bool,
+}
+
+impl Answer {
+    pub fn asked(headers: &HeaderMap) -> Self {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let json = accept.contains("application/json");
+        Self { json, errors_as_json: json || !accept.contains("text/html") }
+    }
 }
 
 /// How long a page waits for the clinic's and provider's names.

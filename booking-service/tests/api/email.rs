@@ -91,11 +91,12 @@ pub(crate) fn searchable(eml: &str) -> String {
 }
 
 async fn get_page(link: &str) -> reqwest::Response {
-    reqwest::Client::new().get(link).send().await.expect("GET page")
+    browser().get(link).send().await.expect("GET page")
 }
 
+/// Confirms as a browser does, or asking for JSON.
 pub(crate) async fn post_confirm(link: &str, json: bool) -> reqwest::Response {
-    let mut request = reqwest::Client::new().post(link);
+    let mut request = browser().post(link);
     if json {
         request = request.header(ACCEPT, "application/json");
     }
@@ -550,6 +551,13 @@ async fn an_expired_link_is_gone_and_an_unknown_one_is_not_found(backend: Backen
     assert_eq!(json.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = json.json().await.expect("json");
     assert_eq!(body["error"]["code"], "not_found");
+    // A client that is not a browser gets the API's error body, asked for JSON or not.
+    for (link, status, code) in [(&unknown, StatusCode::NOT_FOUND, "not_found"), (&link, StatusCode::GONE, "gone")] {
+        let answer = reqwest::Client::new().post(link).header(ACCEPT, "*/*").send().await.expect("POST");
+        assert_eq!(answer.status(), status);
+        let body: serde_json::Value = answer.json().await.expect("json");
+        assert_eq!(body["error"]["code"], code);
+    }
     let malformed = format!("{}/confirm/not-a-token", app.base);
     assert_eq!(post_confirm(&malformed, false).await.status(), StatusCode::NOT_FOUND);
 }

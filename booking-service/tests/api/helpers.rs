@@ -50,6 +50,14 @@ macro_rules! on_postgres_only {
 }
 
 /// A local date `days` ahead of today (in UTC; tests keep a margin of more than a day).
+/// A client that asks for pages as a browser does (`Accept: text/html…`): the patient's links
+/// answer it pages, their errors too; to any other client they answer errors in the API's body.
+pub fn browser() -> reqwest::Client {
+    let accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let headers = [(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static(accept))];
+    reqwest::Client::builder().default_headers(headers.into_iter().collect()).build().expect("a client")
+}
+
 pub fn days_ahead(days: i64) -> NaiveDate {
     (Utc::now() + Duration::days(days)).date_naive()
 }

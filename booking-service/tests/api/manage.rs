@@ -30,12 +30,8 @@ async fn clinic(app: &TestApp, name: &str, provider: &str) -> (TestOrg, api::Pro
     (org, provider)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
-
 async fn get(link: &str, json: bool) -> reqwest::Response {
-    let mut request = client().get(link);
+    let mut request = browser().get(link);
     if json {
         request = request.header(ACCEPT, "application/json");
     }
@@ -43,7 +39,7 @@ async fn get(link: &str, json: bool) -> reqwest::Response {
 }
 
 async fn cancel(link: &str, json: bool) -> reqwest::Response {
-    let mut request = client().post(format!("{link}/cancel"));
+    let mut request = browser().post(format!("{link}/cancel"));
     if json {
         request = request.header(ACCEPT, "application/json");
     }
@@ -52,12 +48,12 @@ async fn cancel(link: &str, json: bool) -> reqwest::Response {
 
 /// Posts a new start as the page's form does (HTML answer).
 async fn move_by_form(link: &str, starts_at: &str) -> reqwest::Response {
-    client().post(format!("{link}/reschedule")).form(&[("starts_at", starts_at)]).send().await.expect("POST form")
+    browser().post(format!("{link}/reschedule")).form(&[("starts_at", starts_at)]).send().await.expect("POST form")
 }
 
 /// Posts a new start as JSON, asking for JSON.
 async fn move_by_json(link: &str, starts_at: &str) -> reqwest::Response {
-    client()
+    browser()
         .post(format!("{link}/reschedule"))
         .header(ACCEPT, "application/json")
         .json(&serde_json::json!({ "starts_at": starts_at }))
@@ -186,7 +182,7 @@ async fn the_patient_confirms_through_the_manage_link(backend: Backend) {
     set_cutoff(&org, 7 * 24 * 60).await;
 
     let confirm = async |json: bool| {
-        let mut request = client().post(format!("{link}/confirm"));
+        let mut request = browser().post(format!("{link}/confirm"));
         if json {
             request = request.header(ACCEPT, "application/json");
         }
@@ -211,16 +207,16 @@ async fn the_patient_confirms_through_the_manage_link(backend: Backend) {
     let later = org.agent.book(&booking(provider.id, days_ahead(1), "11:00")).await.expect("booked");
     let link = app.manage_link(org.id, later.appointment_id).await;
     crate::attendance::backdate(&app, later.appointment_id).await;
-    let started = client().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
+    let started = browser().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
     assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
     assert_eq!(org.staff.appointment(later.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
     // Marked no-show since, as every manage route answers it (not the 409 of an ended visit).
     org.staff.no_show(later.appointment_id).await.expect("marked");
-    let started = client().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
+    let started = browser().post(format!("{link}/confirm")).header(ACCEPT, "application/json").send().await;
     assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
     // Confirmed before its start, too: from the start the link is gone whatever the status.
     crate::attendance::shift(&app, booked.appointment_id, Duration::days(5)).await;
-    let started = client().post(format!("{}/confirm", app.manage_link(org.id, booked.appointment_id).await));
+    let started = browser().post(format!("{}/confirm", app.manage_link(org.id, booked.appointment_id).await));
     let started = started.header(ACCEPT, "application/json").send().await;
     assert_eq!(error_code(started.expect("POST confirm")).await, (StatusCode::GONE, "gone".into()));
     let id = booked.appointment_id;
@@ -573,6 +569,11 @@ async fn unknown_and_malformed_links_are_not_found(backend: Backend) {
     assert_private(&page);
     assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
     assert_eq!(error_code(get(&unknown, true).await).await, (StatusCode::NOT_FOUND, "not_found".into()));
+    // A client that is not a browser (curl's `*/*`, none at all) gets the API's error body.
+    for accept in ["*/*", ""] {
+        let answer = reqwest::Client::new().get(&unknown).header(ACCEPT, accept).send().await.expect("GET");
+        assert_eq!(error_code(answer).await, (StatusCode::NOT_FOUND, "not_found".into()), "{accept:?}");
+    }
     assert_eq!(error_code(cancel(&unknown, true).await).await, (StatusCode::NOT_FOUND, "not_found".into()));
     let later = (Utc::now() + Duration::days(9)).to_rfc3339();
     assert_eq!(error_code(move_by_json(&unknown, &later).await).await, (StatusCode::NOT_FOUND, "not_found".into()));
@@ -590,7 +591,7 @@ async fn unknown_and_malformed_links_are_not_found(backend: Backend) {
         assert_private(&answer);
     }
     let token = link.rsplit('/').next().expect("token");
-    let as_confirm = client().post(format!("{}/confirm/{token}", app.base)).send().await.expect("POST");
+    let as_confirm = browser().post(format!("{}/confirm/{token}", app.base)).send().await.expect("POST");
     assert_eq!(as_confirm.status(), StatusCode::NOT_FOUND);
     assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
 }
@@ -628,25 +629,25 @@ async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
 
     // Up to the 64 KiB every route takes, a body is read (and this one's value refused).
     let large = format!("starts_at={}", "9".repeat(32 * 1024));
-    let answer = json(client().post(&url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(large));
+    let answer = json(browser().post(&url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(large));
     assert_eq!(error_code(answer.send().await.expect("POST")).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     let huge = format!("starts_at={}", "9".repeat(64 * 1024));
-    let answer = json(client().post(&url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(huge));
+    let answer = json(browser().post(&url).header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(huge));
     assert_eq!(
         error_code(answer.send().await.expect("POST")).await,
         (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
     );
-    let answer = json(client().post(&url).header(CONTENT_TYPE, "text/plain").body("starts_at=x"));
+    let answer = json(browser().post(&url).header(CONTENT_TYPE, "text/plain").body("starts_at=x"));
     assert_eq!(
         error_code(answer.send().await.expect("POST")).await,
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".into())
     );
-    let answer = json(client().post(&url).form(&[("starts_at", "next tuesday")])).send().await.expect("POST");
+    let answer = json(browser().post(&url).form(&[("starts_at", "next tuesday")])).send().await.expect("POST");
     assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: serde_json::Value = answer.json().await.expect("json");
     assert_eq!(body["error"]["code"], "validation_failed");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("starts_at")), "{body}");
-    let answer = json(client().post(&url).form(&[("when", "x")])).send().await.expect("POST");
+    let answer = json(browser().post(&url).form(&[("when", "x")])).send().await.expect("POST");
     assert_eq!(error_code(answer).await, (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()));
     // Seconds past a minute would run the appointment past closing time, or over two slots.
     let times = offered(&get(&link, false).await.text().await.expect("html"));
