@@ -20,6 +20,7 @@ use super::pages::{details, document, error_page, follow, page, Answer};
 use super::AppState;
 use crate::booking;
 use crate::domain::{parse_instant, AppointmentId, Cutoff, OrgId, Reach};
+use crate::links::LinkToken;
 use crate::mail::email::html_escape;
 use crate::store::{self, Actor, Appointment, Confirmed, ConfirmedVia, StoreError};
 use axum::extract::State;
@@ -39,8 +40,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/manage/{token}", get(show))
         .route("/manage/{token}/cancel", get(ask_to_cancel).post(cancel))
-        .route("/manage/{token}/reschedule", post(reschedule))
-        .route("/manage/{token}/confirm", post(confirm))
+        .route("/manage/{token}/reschedule", get(reschedule_opened).post(reschedule))
+        .route("/manage/{token}/confirm", get(confirm_opened).post(confirm))
 }
 
 /// Shows the appointment with a Confirm button (pending), a Cancel button and the times it can move
@@ -173,6 +174,35 @@ pub async fn confirm(
         }
     })
     .await
+}
+
+/// The address a confirmation was posted to, opened again (the browser's history, a bookmark):
+/// changes nothing; 303 to the appointment's page, which shows where it stands.
+#[utoipa::path(get, path = "/manage/{token}/confirm", tag = "manage",
+    params(("token" = String, Path, description = "the token of the patient's manage link")),
+    responses((status = 303, description = "to the appointment's page, `../{token}`"),
+              (status = 404, description = "a malformed token", body = ErrorBody)))]
+pub async fn confirm_opened(Path(token): Path<String>, headers: HeaderMap) -> Response {
+    to_the_page(&token, &headers)
+}
+
+/// The address a move was posted to, opened again: changes nothing; 303 to the appointment's
+/// page, which shows where it stands.
+#[utoipa::path(get, path = "/manage/{token}/reschedule", tag = "manage",
+    params(("token" = String, Path, description = "the token of the patient's manage link")),
+    responses((status = 303, description = "to the appointment's page, `../{token}`"),
+              (status = 404, description = "a malformed token", body = ErrorBody)))]
+pub async fn reschedule_opened(Path(token): Path<String>, headers: HeaderMap) -> Response {
+    to_the_page(&token, &headers)
+}
+
+/// 303 to the appointment's page (relative, so it stays on this site), which looks the token up;
+/// a malformed token is 404 here (it could not be put in the address).
+fn to_the_page(token: &str, headers: &HeaderMap) -> Response {
+    match LinkToken::parse(token) {
+        Some(token) => Redirect::to(&format!("../{}", token.as_str())).into_response(),
+        None => error(token, ApiError::NotFound, Answer::asked(headers)),
+    }
 }
 
 /// Moves the appointment to `starts_at` (a form field or JSON), keeping its length and type; the

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         appointments::list, appointments::show, appointments::audit, appointments::confirm, appointments::cancel, appointments::reschedule, appointments::complete, appointments::no_show,
         confirm::show, confirm::confirm, sms::inbound,
         manage::show, manage::ask_to_cancel, manage::cancel, manage::reschedule, manage::confirm,
+        manage::reschedule_opened, manage::confirm_opened,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::Slot, api::CreateOrganization, api::UpdateOrganization, api::Organization, api::Weekday,

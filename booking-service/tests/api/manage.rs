@@ -584,13 +584,23 @@ async fn unknown_and_malformed_links_are_not_found(backend: Backend) {
     }
     // The manage token is not a confirmation token (one purpose each).
     let link = app.manage_link(org.id, booked.appointment_id).await;
-    // Answers the router gives rather than the pages (a path with a segment added, a move's
-    // address opened by GET) are private too: the token is in their address.
-    for answer in [get(&format!("{link}/nothing-here"), false).await, get(&format!("{link}/reschedule"), false).await] {
-        assert!(answer.status().is_client_error(), "{}", answer.status());
-        assert_private(&answer);
-    }
+    // Answers the router gives rather than the pages (a path with a segment added) are private
+    // too: the token is in their address.
+    let answer = get(&format!("{link}/nothing-here"), false).await;
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    assert_private(&answer);
+    // A change's address opened again (from the history) leads back to the appointment's page,
+    // changing nothing; with a malformed token, nowhere.
     let token = link.rsplit('/').next().expect("token");
+    let unfollowed = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    for change in ["reschedule", "confirm"] {
+        let answer = unfollowed.get(format!("{link}/{change}")).send().await.expect("GET");
+        assert_eq!(answer.status(), StatusCode::SEE_OTHER, "{change}");
+        assert_eq!(answer.headers()["location"], format!("../{token}").as_str(), "{change}");
+        assert_private(&answer);
+        let malformed = format!("{}/manage/not-a-token/{change}", app.base);
+        assert_eq!(error_code(unfollowed.get(malformed).send().await.expect("GET")).await.0, StatusCode::NOT_FOUND);
+    }
     let as_confirm = browser().post(format!("{}/confirm/{token}", app.base)).send().await.expect("POST");
     assert_eq!(as_confirm.status(), StatusCode::NOT_FOUND);
     assert_eq!(org.staff.appointment(booked.appointment_id).await.expect("read").status, AppointmentStatus::Pending);
@@ -680,7 +690,9 @@ async fn the_openapi_document_lists_the_manage_routes_as_public(backend: Backend
         ("/manage/{token}/cancel", "get"),
         ("/manage/{token}/cancel", "post"),
         ("/manage/{token}/reschedule", "post"),
+        ("/manage/{token}/reschedule", "get"),
         ("/manage/{token}/confirm", "post"),
+        ("/manage/{token}/confirm", "get"),
     ] {
         let operation = &doc["paths"][path][method];
         assert!(operation.is_object(), "{path} {method}");
