@@ -317,6 +317,21 @@ impl AppointmentType {
         self.provider_ids.is_empty() || self.provider_ids.contains(&provider)
     }
 
+    /// Refuses a type no time could be booked as: its notice as long as its horizon or longer.
+    pub fn check_bookable(&self) -> Result<(), DomainError> {
+        let horizon = u64::from(self.max_advance_days) * 24 * 60;
+        if u64::from(self.min_notice_minutes) >= horizon {
+            return Err(DomainError::invalid(
+                "min_notice_minutes",
+                format!(
+                    "{} minutes is not less than max_advance_days ({} days, {horizon} minutes): no time could be booked",
+                    self.min_notice_minutes, self.max_advance_days
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Applies the changes. A new duration moves an interval that was the old duration along
     /// with it (the interval left out at creation is "its duration"), unless an interval is given.
     pub fn apply(&mut self, c: &AppointmentTypeChanges) {

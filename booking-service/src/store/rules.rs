@@ -1014,6 +1014,7 @@ impl Store for SqlStore {
                         buffer_after_minutes, min_notice_minutes, max_advance_days, slot_interval_minutes,
                         bookable_by_agent, provider_ids, active, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)";
+        t.check_bookable()?;
         let mut tx = self.begin(Scope::Write(t.org_id)).await?;
         lock_organization(&mut tx, t.org_id).await?;
         refuse_indistinct_name(&mut tx, t.org_id, Named::AppointmentType, t.id.0, &t.name, true).await?;
@@ -1056,6 +1057,7 @@ impl Store for SqlStore {
         };
         let was_active = t.active;
         t.apply(changes);
+        t.check_bookable()?;
         if naming && t.active {
             refuse_indistinct_name(&mut tx, org, Named::AppointmentType, id.0, &t.name, !was_active).await?;
         }

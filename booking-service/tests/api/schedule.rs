@@ -291,11 +291,24 @@ async fn a_type_is_booked_only_with_the_providers_offering_it(backend: Backend) 
         CreateAppointmentType { buffer_before_minutes: Some(-1), ..kind("Bad", 30) },
         CreateAppointmentType { max_advance_days: Some(0), ..kind("Bad", 30) },
         CreateAppointmentType { slot_interval_minutes: Some(1), ..kind("Bad", 30) },
+        // A notice as long as the horizon: no time could ever be booked.
+        CreateAppointmentType { min_notice_minutes: Some(7 * 24 * 60), max_advance_days: Some(7), ..kind("Bad", 30) },
         kind("Bad", 481),
         kind("", 30),
     ] {
         assert_error(org.admin.create_appointment_type(&bad).await, 422, "validation_failed");
     }
+    // Nor may a change make it so, on either side; what stands is unchanged.
+    let week =
+        CreateAppointmentType { min_notice_minutes: Some(24 * 60), max_advance_days: Some(7), ..kind("Week", 30) };
+    let week = org.admin.create_appointment_type(&week).await.expect("a notice shorter than the horizon");
+    for change in [
+        UpdateAppointmentType { min_notice_minutes: Some(7 * 24 * 60), ..Default::default() },
+        UpdateAppointmentType { max_advance_days: Some(1), ..Default::default() },
+    ] {
+        assert_error(org.admin.update_appointment_type(week.id, &change).await, 422, "validation_failed");
+    }
+    assert_eq!(org.admin.appointment_type(week.id).await.expect("read"), week);
 }
 
 async fn availability_steps_by_the_interval_around_buffers_time_off_and_closed_days(backend: Backend) {
