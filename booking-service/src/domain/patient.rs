@@ -2,8 +2,18 @@
 
 use super::DomainError;
 
-/// The text trimmed and checked; where line breaks are allowed, a form's `\r\n` is kept as `\n`.
-fn check_text(field: &'static str, s: &str, max_chars: usize, allow_newlines: bool) -> Result<String, DomainError> {
+/// A character that hides or reorders the text around it unseen: the bidirectional embeddings,
+/// overrides and isolates (a name stored as "Ada\u{202E}ecalevoL" reads "Ada Lovelace" in an
+/// email), the zero-width space, the word joiners and the byte-order mark. The marks that only set
+/// a direction (U+200E, U+200F, U+061C) and the joiners scripts need (U+200C, U+200D) stay.
+pub fn hides_or_reorders(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+}
+
+/// The text trimmed and checked; a name is one line holding a letter or digit, other text may
+/// break lines (a form's `\r\n` kept as `\n`).
+fn check_text(field: &'static str, s: &str, max_chars: usize, name: bool) -> Result<String, DomainError> {
+    let allow_newlines = !name;
     let unix;
     let s = if allow_newlines && s.contains("\r\n") {
         unix = s.replace("\r\n", "\n");
@@ -14,8 +24,15 @@ fn check_text(field: &'static str, s: &str, max_chars: usize, allow_newlines: bo
     if s.chars().count() > max_chars {
         return Err(DomainError::invalid(field, format!("must be at most {max_chars} characters")));
     }
-    if s.chars().any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t'))) {
+    let line_break = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if s.chars().any(|c| line_break(c) && !(allow_newlines && (c == '\n' || c == '\t'))) {
         return Err(DomainError::invalid(field, "must not contain control characters"));
+    }
+    if s.chars().any(hides_or_reorders) {
+        return Err(DomainError::invalid(field, "must not contain invisible or text-reversing characters"));
+    }
+    if name && !s.is_empty() && !s.chars().any(char::is_alphanumeric) {
+        return Err(DomainError::invalid(field, "must hold a letter or digit"));
     }
     Ok(s.to_owned())
 }
@@ -44,8 +61,10 @@ impl PhoneNumber {
 }
 
 /// An email address of a plain, deliverable shape: no spaces or line breaks (so it can never
-/// smuggle a header), one `@`, a dotted domain, and one the mailer (lettre) can send to, so that
-/// no booking is accepted whose confirmation could never go out.
+/// smuggle a header), one `@`, a dotted domain name (not an address in brackets, which would have
+/// the clinic's relay deliver to a host it names), and one the mailer (lettre) can send to through
+/// any relay, so that no booking is accepted whose confirmation could never go out: the part before
+/// the `@` is ASCII, and a domain written in another script is kept in its ASCII form (IDNA).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -59,13 +78,25 @@ impl Email {
             return Err(invalid());
         }
         let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
+        let domain = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
         let domain_ok = domain.contains('.')
-            && !domain.contains('@')
-            && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
-        if local.is_empty() || local.len() > 64 || !domain_ok || s.parse::<lettre::Address>().is_err() {
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        let address = format!("{local}@{domain}");
+        if local.is_empty()
+            || local.len() > 64
+            || !local.is_ascii()
+            || !domain_ok
+            || address.len() > 254
+            || address.parse::<lettre::Address>().is_err()
+        {
             return Err(invalid());
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(address))
     }
 
     pub fn as_str(&self) -> &str {
@@ -75,7 +106,7 @@ impl Email {
 
 /// Free-text types, each read by `parse` (trimmed; absent or empty is none) and kept as checked.
 macro_rules! free_text {
-    ($($(#[$doc:meta])* $name:ident, at most $max:literal characters, line breaks allowed: $breaks:literal;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident, at most $max:literal characters, a name: $is_name:literal;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name(String);
@@ -83,7 +114,7 @@ macro_rules! free_text {
         impl $name {
             pub fn parse(field: &'static str, s: Option<&str>) -> Result<Option<Self>, DomainError> {
                 let Some(s) = s else { return Ok(None) };
-                let text = check_text(field, s, $max, $breaks)?;
+                let text = check_text(field, s, $max, $is_name)?;
                 Ok((!text.is_empty()).then_some(Self(text)))
             }
 
@@ -100,11 +131,11 @@ macro_rules! free_text {
 
 free_text! {
     /// A patient's name.
-    PatientName, at most 200 characters, line breaks allowed: false;
+    PatientName, at most 200 characters, a name: true;
     /// Free-text notes.
-    Notes, at most 2000 characters, line breaks allowed: true;
+    Notes, at most 2000 characters, a name: false;
     /// Why something changed: a cancellation, time off, a closure.
-    Reason, at most 500 characters, line breaks allowed: true;
+    Reason, at most 500 characters, a name: false;
 }
 
 #[cfg(test)]
@@ -137,9 +168,38 @@ mod tests {
             "ada@localhost",
             "a b@example.com",
             "a@b@c.com",
+            // A host named by its address: the relay would deliver to it.
+            "ada@[10.0.0.5]",
+            "ada@[IPv6:::ffff:127.0.0.1]",
+            // Outside ASCII before the @: only a relay speaking SMTPUTF8 takes it.
+            "josé@example.com",
         ] {
             assert!(Email::parse("e", bad).is_err(), "{bad:?}");
         }
+        // A domain in another script is kept as the relay is asked for it.
+        assert_eq!(Email::parse("e", "ada@münchen.de").map(|e| e.0), Ok("ada@xn--mnchen-3ya.de".into()));
+    }
+
+    #[test]
+    fn text_that_hides_or_reverses_itself_is_refused_and_a_name_holds_a_letter() {
+        for hidden in ["Ada\u{202E}ecalevoL", "\u{2066}Ada", "Ada\u{200B}", "\u{FEFF}Ada"] {
+            assert!(PatientName::parse("n", Some(hidden)).is_err(), "{hidden:?}");
+            assert!(Notes::parse("notes", Some(hidden)).is_err(), "{hidden:?}");
+        }
+        assert!(PatientName::parse("n", Some("Ada\u{2028}Bcc: x")).is_err(), "a line separator ends a line");
+        for nameless in ["...", "-", "\u{200D}"] {
+            assert!(PatientName::parse("n", Some(nameless)).is_err(), "{nameless:?}");
+        }
+        // Names of every script, with the marks and joiners they use, stand.
+        for name in [
+            "Zoë O'Brien-Smith",
+            "\u{5E9}\u{5E8}\u{5D4} \u{200F}(Sara)",
+            "\u{645}\u{6CC}\u{200C}\u{62E}\u{648}\u{627}\u{647}\u{645}",
+            "李 2",
+        ] {
+            assert!(PatientName::parse("n", Some(name)).is_ok_and(|n| n.is_some()), "{name:?}");
+        }
+        assert!(Notes::parse("notes", Some("...")).is_ok(), "notes need no letter");
     }
 
     #[test]
