@@ -343,6 +343,7 @@ pub struct RescheduleRequest {
 /// `POST /manage/{token}/reschedule`, as JSON or as the manage page's form: the new start, one of
 /// the free slots the page offered (any free start outside the clinic's cut-off is taken).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ManageRescheduleRequest {
     /// RFC 3339 instant with its offset, e.g. `2027-01-15T14:00:00+01:00`.
     pub starts_at: String,

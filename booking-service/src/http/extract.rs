@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
 
 /// A JSON body: 415 without `application/json`, 413 over the limit, 400 when it is not JSON,
 /// 422 naming the field when it does not fit the expected shape.
@@ -93,28 +94,32 @@ pub(crate) fn is_form(headers: &HeaderMap) -> bool {
 }
 
 /// A body that is either an HTML form (`application/x-www-form-urlencoded`, as a page without
-/// JavaScript posts it) or JSON; anything else is 415. Errors as for [`Json`].
+/// JavaScript posts it), read as `F`, or JSON, read as `T` (which may refuse fields a form may
+/// carry besides); anything else is 415. Errors as for [`Json`].
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FormOrJson<T>(pub T);
+pub struct FormOrJson<T, F = T>(pub T, pub PhantomData<F>);
 
-impl<S, T> FromRequest<S> for FormOrJson<T>
+impl<S, T, F> FromRequest<S> for FormOrJson<T, F>
 where
     T: DeserializeOwned,
+    F: DeserializeOwned + Into<T>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_form(req.headers()) {
-            return Json::<T>::from_request(req, state).await.map(|Json(v)| Self(v)).map_err(|e| match e {
-                ApiError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(
-                    "expected a form (application/x-www-form-urlencoded) or JSON (application/json)".into(),
-                ),
-                other => other,
-            });
+            return Json::<T>::from_request(req, state).await.map(|Json(v)| Self(v, PhantomData)).map_err(
+                |e| match e {
+                    ApiError::UnsupportedMediaType(_) => ApiError::UnsupportedMediaType(
+                        "expected a form (application/x-www-form-urlencoded) or JSON (application/json)".into(),
+                    ),
+                    other => other,
+                },
+            );
         }
-        match axum::Form::<T>::from_request(req, state).await {
-            Ok(axum::Form(value)) => Ok(Self(value)),
+        match axum::Form::<F>::from_request(req, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value.into(), PhantomData)),
             Err(rejection) if timed_out(&rejection) => Err(ApiError::RequestTimeout),
             Err(FormRejection::FailedToDeserializeFormBody(e)) => Err(ApiError::Validation(in_json_terms(
                 &e.body_text().replace("Failed to deserialize form body: ", ""),

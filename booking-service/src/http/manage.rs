@@ -26,7 +26,7 @@ use crate::store::{self, Actor, Appointment, Confirmed, ConfirmedVia, StoreError
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, FixedOffset};
 use shared::api::{self, AppointmentStatus, ErrorBody, ManageRescheduleRequest};
@@ -221,16 +221,29 @@ pub async fn reschedule(
     Path(token): Path<String>,
     client: ClientAddress,
     headers: HeaderMap,
-    body: Result<FormOrJson<ManageRescheduleRequest>, ApiError>,
+    body: Result<FormOrJson<ManageRescheduleRequest, MoveForm>, ApiError>,
 ) -> Response {
     // A move keeps the status, which the page shows (a pending one is confirmed from its page).
     let said = ("Appointment moved", "Your appointment is moved to the time above.");
     by_patient(&state, &token, client, &headers, said, async |link, patient| {
-        let FormOrJson(body) = body?;
+        let FormOrJson(body, _) = body?;
         let start = parse_instant("starts_at", &body.starts_at)?;
         Ok(booking::reschedule_by_patient(&state.store, &state.links, &patient, link.id, start, link.cutoff).await?)
     })
     .await
+}
+
+/// The manage page's move form, which may carry more than the new start (a browser's, an
+/// extension's fields); the JSON body takes `starts_at` alone.
+#[derive(Debug, serde::Deserialize)]
+pub struct MoveForm {
+    starts_at: String,
+}
+
+impl From<MoveForm> for ManageRescheduleRequest {
+    fn from(form: MoveForm) -> Self {
+        Self { starts_at: form.starts_at }
+    }
 }
 
 /// A change the patient makes through the link: the link resolved, then `change` run as the actor

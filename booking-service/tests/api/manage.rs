@@ -661,6 +661,10 @@ async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
     assert_eq!(error_code(answer).await, (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()));
     // Seconds past a minute would run the appointment past closing time, or over two slots.
     let times = offered(&get(&link, false).await.text().await.expect("html"));
+    // A JSON body takes the new start alone: a length sent beside it would be ignored unsaid.
+    let longer = serde_json::json!({"starts_at": times[0], "duration_minutes": 90});
+    let answer = json(browser().post(&url).json(&longer)).send().await.expect("POST");
+    assert_eq!(error_code(answer).await, (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()));
     for off_the_minute in [Duration::seconds(59), Duration::milliseconds(1)] {
         let answer = move_by_json(&link, &(instant(&times[0]) + off_the_minute).to_rfc3339()).await;
         assert_eq!(error_code(answer).await, (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed".into()));
@@ -671,6 +675,10 @@ async fn the_reschedule_body_is_bounded_and_checked(backend: Backend) {
     assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: serde_json::Value = answer.json().await.expect("json");
     assert_eq!(body["error"]["code"], "validation_failed");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("must be in the future")), "{body}");
+    // The page's form may carry more: the start is what it reads.
+    let answer = json(browser().post(&url).form(&[("starts_at", past.as_str()), ("submit", "Move")]));
+    let body: serde_json::Value = answer.send().await.expect("POST").json().await.expect("json");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("must be in the future")), "{body}");
     // A page for a person, not JSON, when the form is wrong, in words without the field's name
     // (a page left open until its times passed).
