@@ -289,6 +289,10 @@ impl Server {
             },
         };
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            // A want an accept given up while it waited left (the loop served a connection's end
+            // first) is this client's, and met: left, it would close the next kept-alive
+            // connection for nobody.
+            self.shared.reclaim.withdraw();
             return Some((stream, permit));
         }
         *self.waiting() = Some(stream);
@@ -591,6 +595,40 @@ mod tests {
         tokio::time::sleep(Readiness::FRESH).await;
         assert!(readiness.check(ping()).await);
         assert_eq!(pings.load(Ordering::SeqCst), 2, "an aged answer is asked again");
+    }
+
+    /// An accept given up while it waited for a slot leaves its want; once its client finds a
+    /// slot free, the want goes, so no kept-alive connection is closed for nobody.
+    #[tokio::test]
+    async fn a_client_finding_a_slot_free_withdraws_the_want_it_left() {
+        let settings = ServerSettings {
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_connections: 1,
+            shutdown_grace: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+        };
+        let server = Server {
+            slots: Arc::new(Semaphore::new(1)),
+            shared: Arc::new(Shared {
+                builder: auto::Builder::new(TokioExecutor::new()),
+                router: Router::new(),
+                settings,
+                draining: Draining::default(),
+                requests: InFlight::default(),
+                reclaim: Reclaim::default(),
+            }),
+            close: watch::channel(false).0,
+            waiting: Mutex::default(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let _client = TcpStream::connect(listener.local_addr().expect("address")).await.expect("connect");
+        let taken = server.slots.clone().try_acquire_owned().expect("the one slot");
+        let given_up = tokio::time::timeout(Duration::from_millis(200), server.accept(&listener)).await;
+        assert!(given_up.is_err() && server.shared.reclaim.wanted.load(Ordering::SeqCst), "waiting, wanting a slot");
+        drop(taken);
+        assert!(server.accept(&listener).await.is_some(), "the waiting client gets the freed slot");
+        assert!(!server.shared.reclaim.take(), "no want left behind");
     }
 
     /// The open-file limit is raised to hold the connections and the rest; past the hard limit,
