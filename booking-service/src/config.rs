@@ -286,7 +286,7 @@ pub struct Config {
 
     /// Largest accepted difference, in seconds, between the signature's timestamp and now.
     #[arg(long, env = "VAPI_HMAC_TOLERANCE_SECS", default_value_t = DEFAULT_VAPI_HMAC_TOLERANCE_SECS)]
-    #[arg(value_parser = clap::value_parser!(i64).range(0..=DAY_SECS as i64))]
+    #[arg(value_parser = clap::value_parser!(i64).range(1..=DAY_SECS as i64))]
     pub vapi_hmac_tolerance_secs: i64,
 
     /// Milliseconds within which every tool call is answered (below Vapi's own timeout and below
@@ -404,7 +404,12 @@ impl Config {
             ("METRICS_TOKEN", &self.metrics_token),
             ("VAPI_HMAC_SECRET", &self.vapi_hmac_secret),
         ];
-        if let Some((name, _)) = refused.iter().find(|(_, value)| blank(value)) {
+        // The folders have defaults: one given empty would write patients' messages to the
+        // working directory and fail to send each (retried to the end).
+        let folders = [("MAIL_DIR", &self.mail_dir), ("SMS_DIR", &self.sms_dir)];
+        let blank_folder = folders.iter().find(|(_, dir)| dir.to_str().is_some_and(|d| d.trim().is_empty()));
+        let blank_secret = refused.iter().find(|(_, value)| blank(value));
+        if let Some(name) = blank_secret.map(|(name, _)| name).or(blank_folder.map(|(name, _)| name)) {
             return Err(format!("{name} is set but empty: give it a value, or leave it unset for its default"));
         }
         for setting in [

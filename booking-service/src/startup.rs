@@ -98,12 +98,22 @@ impl Application {
                 ["http", "https"].contains(&parsed.scheme()) && parsed.host().is_some(),
                 "PUBLIC_BASE_URL {url} is not an http:// or https:// URL with a host (as https://clinic.example)"
             );
+            // Links are the base and a path: after a query or a fragment they would lead nowhere.
+            anyhow::ensure!(
+                parsed.query().is_none() && parsed.fragment().is_none(),
+                "PUBLIC_BASE_URL {url} has a query or a fragment: links are made by adding a path to it"
+            );
         }
         let lease = Duration::from_secs(config.mail_lease_secs.max(1));
         let send_deadline = outbox::send_deadline(Duration::from_secs(config.smtp_timeout_secs.max(1)));
         outbox::lease_fits(lease, send_deadline).map_err(anyhow::Error::msg)?;
         let vapi = vapi_settings(&config)?;
         let metrics_tokens = metrics_tokens(&config)?;
+        // Links keyed by a secret the instances share, known before the database is opened (so a
+        // misconfigured instance migrates nothing): with a public key there is none to derive.
+        if matches!(configured, Some((_, None))) && link_secret.is_none() && !config.is_sqlite() {
+            anyhow::bail!(no_link_secret());
+        }
         let cannot_listen = || format!("cannot listen on {}", config.bind_addr);
         drop(tokio::net::lookup_host(&config.bind_addr).await.with_context(cannot_listen)?);
 
@@ -448,6 +458,13 @@ fn long_enough<'s>(name: &str, secret: &'s str) -> anyhow::Result<&'s str> {
 /// The key confirmation links are derived from: `CONFIRM_LINK_SECRET`, else the HS256 secret
 /// (given or generated in dev mode), else, on SQLite only, a secret generated once and kept beside
 /// the database file.
+fn no_link_secret() -> String {
+    format!(
+        "set CONFIRM_LINK_SECRET (at least {MIN_SECRET_BYTES} bytes, the same on every instance): \
+         with JWT_PUBLIC_KEY_FILE there is no shared secret to derive confirmation links from"
+    )
+}
+
 fn link_key(config: &Config, configured: Option<LinkKey>, jwt_secret: Option<&str>) -> anyhow::Result<LinkKey> {
     if let Some(key) = configured {
         return Ok(key);
@@ -457,11 +474,7 @@ fn link_key(config: &Config, configured: Option<LinkKey>, jwt_secret: Option<&st
     }
     // Every instance on a shared database must derive the same links; a key generated per host
     // would silently break the links another instance issued.
-    anyhow::ensure!(
-        config.is_sqlite(),
-        "set CONFIRM_LINK_SECRET (at least {MIN_SECRET_BYTES} bytes, the same on every instance): \
-         with JWT_PUBLIC_KEY_FILE there is no shared secret to derive confirmation links from"
-    );
+    anyhow::ensure!(config.is_sqlite(), "{}", no_link_secret());
     let file = data_dir(&config.database_url).join("confirm-link-secret");
     tracing::warn!(
         file = %file.display(),

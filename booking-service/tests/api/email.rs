@@ -1230,6 +1230,11 @@ async fn with_a_public_key_on_postgres_a_shared_link_secret_is_required() {
     let mut config = public_key_config(&db, &dir);
     let err = booking_service::startup::Application::build(config.clone()).await.err().expect("refused");
     assert!(format!("{err:#}").contains("CONFIRM_LINK_SECRET"), "{err:#}");
+    // Refused before the database is opened: a misconfigured instance migrates nothing.
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    let (table,): (Option<String>,) =
+        sqlx::query_as("SELECT to_regclass('appointments')::text").fetch_one(&mut conn).await.expect("asked");
+    assert_eq!(table, None, "migrated before refusing");
     config.confirm_link_secret = Some("a-shared-link-secret-of-at-least-32-bytes".into());
     assert!(booking_service::startup::Application::build(config).await.is_ok());
 }

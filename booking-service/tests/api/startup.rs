@@ -191,6 +191,10 @@ async fn bad_settings_are_refused_before_the_database_is_created() {
         schemeless.contains("PUBLIC_BASE_URL clinic.example:8443 is not an http:// or https:// URL"),
         "{schemeless}"
     );
+    let query = refused(|c| c.public_base_url = Some("https://clinic.example/?x=1".into())).await;
+    assert!(query.contains("has a query or a fragment"), "{query}");
+    let fragment = refused(|c| c.public_base_url = Some("https://clinic.example/#".into())).await;
+    assert!(fragment.contains("has a query or a fragment"), "{fragment}");
     assert!(!file.exists() && !dir.path().join("data").exists(), "a refused start creates nothing");
 }
 
@@ -216,9 +220,16 @@ async fn empty_settings_count_as_unset() {
     ] {
         vars.push((unset, ""));
     }
-    for refused in
-        ["SMTP_URL", "TWILIO_AUTH_TOKEN", "CONFIRM_LINK_SECRET", "METRICS_TOKEN", "VAPI_HMAC_SECRET", "JWT_SECRET"]
-    {
+    for refused in [
+        "SMTP_URL",
+        "TWILIO_AUTH_TOKEN",
+        "CONFIRM_LINK_SECRET",
+        "METRICS_TOKEN",
+        "VAPI_HMAC_SECRET",
+        "JWT_SECRET",
+        "MAIL_DIR",
+        "SMS_DIR",
+    ] {
         let mut with = vars.clone();
         with.retain(|(name, _)| *name != refused);
         with.push((refused, " "));
