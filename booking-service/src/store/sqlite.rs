@@ -12,8 +12,8 @@ use super::webhooks::fire;
 use super::{action, event, outbox_kind};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct Lite {
@@ -26,7 +26,14 @@ pub struct Lite {
     /// write lock itself, held a few milliseconds per transaction, not behind every request queued
     /// for the writer: under load the instance stays ready.
     pinger: SqlitePool,
+    /// When the writer last took the write lock: taken a moment ago, the database is writable,
+    /// and a check of its own might wait in vain for a lock the queued writes keep taking back
+    /// (SQLite queues no waiter: it retries now and then, and under load finds it taken).
+    locked_at: Arc<Mutex<Option<Instant>>>,
 }
+
+/// How lately the writer must have taken the write lock for the readiness check to count it.
+const LOCKED_LATELY: Duration = Duration::from_secs(1);
 
 /// How every connection to a SQLite file is opened (the service's and `booking-service migrate`'s),
 /// the file and its folder created when missing.
@@ -64,11 +71,16 @@ impl Lite {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { reader, writer, pinger })
+        Ok(Self { reader, writer, pinger, locked_at: Arc::default() })
     }
 
-    /// Ready when the database reads and a writer can take the write lock.
+    /// Ready when the database reads and a writer can take the write lock, or took it lately.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        let locked_at = *self.locked_at.lock().unwrap_or_else(PoisonError::into_inner);
+        if locked_at.is_some_and(|at| at.elapsed() < LOCKED_LATELY) {
+            sqlx::query("SELECT 1").execute(&self.reader).await?;
+            return Ok(());
+        }
         let mut tx = self.pinger.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query("SELECT 1").execute(&mut *tx).await?;
         tx.rollback().await
@@ -87,7 +99,11 @@ impl Lite {
             | Scope::Dispatch
             | Scope::Claim(_)
             | Scope::Retention
-            | Scope::OptOuts => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            | Scope::OptOuts => {
+                let tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+                *self.locked_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                tx
+            }
         };
         Ok(Tx::Lite(tx))
     }
@@ -168,6 +184,27 @@ mod tests {
             sqlx::query("CREATE TABLE written (x INTEGER)").execute(&mut reader).await.expect_err("read only");
         let error = crate::store::StoreError::from(refused);
         assert!(matches!(error, crate::store::StoreError::Unavailable(_)), "{error:?}");
+    }
+
+    /// Under writes that keep the lock taken the instance stays ready (the writer took the lock a
+    /// moment ago); a lock held by another past that moment, with no write of ours, is not ready.
+    #[tokio::test]
+    async fn a_write_lock_the_writer_took_lately_is_ready_one_held_elsewhere_is_not() {
+        use sqlx::{ConnectOptions, Connection};
+        let db = TestDatabase::create(Backend::Sqlite).await.expect("a database");
+        let store = Lite::connect(&db.url, 2).await.expect("connect");
+        let ready =
+            || async { matches!(tokio::time::timeout(Duration::from_millis(500), store.ping()).await, Ok(Ok(()))) };
+        let write = store.begin(Scope::Retention).await.expect("the writer takes the lock");
+        assert!(ready().await, "the writer holds the lock it just took");
+        drop(write);
+        tokio::time::sleep(LOCKED_LATELY).await;
+        assert!(ready().await, "no one holds it");
+        let options: SqliteConnectOptions = db.url.parse().expect("url");
+        let mut holder = options.connect().await.expect("connect");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.expect("another writer");
+        assert!(!ready().await, "held elsewhere, not by a write of ours");
+        holder.close().await.expect("close");
     }
 
     /// Every write connection syncs each commit to disk before it is acknowledged (FULL is 2):
