@@ -2,7 +2,10 @@
 
 use rand::Rng;
 
-/// No 0/O, 1/I/L, so a caller reading it aloud cannot be misheard.
+/// No 0/O, 1/I/L, so no character is read as another. Letters that sound alike on a phone line
+/// (B/D/P, M/N, F/S) remain: the voice agent reads a code character by character
+/// (`vapi::speech`), looks one up among the caller's own appointments only, and when a code
+/// heard wrong finds none, reads those out with their codes and asks which.
 const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 const LEN: usize = 6;
 
