@@ -62,7 +62,9 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("/manage/{token}", "get"),
         ("/manage/{token}/cancel", "get"),
         ("/manage/{token}/cancel", "post"),
+        ("/manage/{token}/reschedule", "get"),
         ("/manage/{token}/reschedule", "post"),
+        ("/manage/{token}/confirm", "get"),
         ("/manage/{token}/confirm", "post"),
         ("/sms/inbound", "post"),
     ];
