@@ -1057,7 +1057,12 @@ impl Store for SqlStore {
         };
         let was_active = t.active;
         t.apply(changes);
-        t.check_bookable()?;
+        // Judged when a change could make it so: a type saved unbookable before the rule can
+        // still be renamed or withdrawn.
+        let rebounded = changes.min_notice_minutes.is_some() || changes.max_advance_days.is_some();
+        if t.active && (rebounded || !was_active) {
+            t.check_bookable()?;
+        }
         if naming && t.active {
             refuse_indistinct_name(&mut tx, org, Named::AppointmentType, id.0, &t.name, !was_active).await?;
         }

@@ -309,6 +309,13 @@ async fn a_type_is_booked_only_with_the_providers_offering_it(backend: Backend) 
         assert_error(org.admin.update_appointment_type(week.id, &change).await, 422, "validation_failed");
     }
     assert_eq!(org.admin.appointment_type(week.id).await.expect("read"), week);
+    // One saved so before the rule can still be renamed and withdrawn, not made active again.
+    app.db.execute("UPDATE appointment_types SET min_notice_minutes = 10080 WHERE name = 'Week'").await;
+    let renamed = UpdateAppointmentType { name: Some("Week (old)".into()), ..Default::default() };
+    org.admin.update_appointment_type(week.id, &renamed).await.expect("renamed");
+    org.admin.deactivate_appointment_type(week.id).await.expect("withdrawn");
+    let again = UpdateAppointmentType { active: Some(true), ..Default::default() };
+    assert_error(org.admin.update_appointment_type(week.id, &again).await, 422, "validation_failed");
 }
 
 async fn availability_steps_by_the_interval_around_buffers_time_off_and_closed_days(backend: Backend) {
