@@ -78,7 +78,8 @@ impl Lite {
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         let locked_at = *self.locked_at.lock().unwrap_or_else(PoisonError::into_inner);
         if locked_at.is_some_and(|at| at.elapsed() < LOCKED_LATELY) {
-            sqlx::query("SELECT 1").execute(&self.reader).await?;
+            // On its own connection still, not behind the requests' reads.
+            sqlx::query("SELECT 1").execute(&self.pinger).await?;
             return Ok(());
         }
         let mut tx = self.pinger.begin_with("BEGIN IMMEDIATE").await?;
