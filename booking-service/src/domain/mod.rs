@@ -14,7 +14,7 @@ pub use availability::{alternatives, alternatives_window, free_slots, relevant_s
 pub use code::ConfirmationCode;
 pub use hours::WeeklyHours;
 pub use ids::{AppointmentId, AppointmentTypeId, ClosureId, OrgId, ProviderId, TimeOffId, WebhookId};
-pub use patient::{hides_or_reorders, Email, Notes, PatientName, PhoneNumber, Reason};
+pub use patient::{breaks_line, hides_or_reorders, Email, Notes, PatientName, PhoneNumber, Reason};
 pub use policy::{Cutoff, Policy, Reach};
 pub use time::{
     beyond_horizon, parse_date, parse_instant, parse_time, Minutes, Slot, Zone, BOOKING_HORIZON_DAYS, MAX_CLOSED_DAYS,

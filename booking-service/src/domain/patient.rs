@@ -10,13 +10,19 @@ pub fn hides_or_reorders(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
 }
 
+/// A control character or a line or paragraph separator: what text on one line holds none of.
+pub fn breaks_line(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
 /// The text trimmed and checked; a name is one line holding a letter or digit, other text may
-/// break lines (a form's `\r\n` kept as `\n`).
+/// break lines (a form's `\r\n`, and the line and paragraph separators text pasted from apps
+/// carries, kept as `\n`).
 fn check_text(field: &'static str, s: &str, max_chars: usize, name: bool) -> Result<String, DomainError> {
     let allow_newlines = !name;
     let unix;
-    let s = if allow_newlines && s.contains("\r\n") {
-        unix = s.replace("\r\n", "\n");
+    let s = if allow_newlines && s.contains(['\r', '\u{2028}', '\u{2029}']) {
+        unix = s.replace("\r\n", "\n").replace(['\u{2028}', '\u{2029}'], "\n");
         unix.trim()
     } else {
         s.trim()
@@ -24,8 +30,7 @@ fn check_text(field: &'static str, s: &str, max_chars: usize, name: bool) -> Res
     if s.chars().count() > max_chars {
         return Err(DomainError::invalid(field, format!("must be at most {max_chars} characters")));
     }
-    let line_break = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
-    if s.chars().any(|c| line_break(c) && !(allow_newlines && (c == '\n' || c == '\t'))) {
+    if s.chars().any(|c| breaks_line(c) && !(allow_newlines && (c == '\n' || c == '\t'))) {
         return Err(DomainError::invalid(field, "must not contain control characters"));
     }
     if s.chars().any(hides_or_reorders) {
@@ -85,7 +90,9 @@ impl Email {
                     && !label.starts_with('-')
                     && !label.ends_with('-')
                     && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
+            })
+            // A host named by its address (no top-level domain is all digits).
+            && !domain.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
         let address = format!("{local}@{domain}");
         if local.is_empty()
             || local.len() > 64
@@ -170,6 +177,7 @@ mod tests {
             "a@b@c.com",
             // A host named by its address: the relay would deliver to it.
             "ada@[10.0.0.5]",
+            "ada@10.0.0.5",
             "ada@[IPv6:::ffff:127.0.0.1]",
             // Outside ASCII before the @: only a relay speaking SMTPUTF8 takes it.
             "josé@example.com",
@@ -187,6 +195,8 @@ mod tests {
             assert!(Notes::parse("notes", Some(hidden)).is_err(), "{hidden:?}");
         }
         assert!(PatientName::parse("n", Some("Ada\u{2028}Bcc: x")).is_err(), "a line separator ends a line");
+        let pasted = Notes::parse("notes", Some("first\u{2028}second\u{2029}third"));
+        assert_eq!(pasted, Ok(Some(Notes("first\nsecond\nthird".into()))), "kept as line breaks");
         for nameless in ["...", "-", "\u{200D}"] {
             assert!(PatientName::parse("n", Some(nameless)).is_err(), "{nameless:?}");
         }

@@ -23,9 +23,8 @@ pub fn router() -> Router<AppState> {
 
 pub(super) fn check_name(field: &'static str, name: &str) -> ApiResult<String> {
     let name = name.trim();
-    let hidden =
-        |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') || crate::domain::hides_or_reorders(c);
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(hidden) {
+    let unfit = |c: char| crate::domain::breaks_line(c) || crate::domain::hides_or_reorders(c);
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(unfit) {
         return Err(ApiError::Validation(format!(
             "{field}: must be 1 to 200 characters on one line, none invisible or text-reversing"
         )));
