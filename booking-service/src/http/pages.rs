@@ -46,7 +46,7 @@ where
 /// How a link answers: its pages, or JSON for a client that asks `Accept: application/json`; its
 /// errors as pages only to a client that asks for HTML (a browser), to any other in the API's
 /// error body, as every error of the API is.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Answer {
     pub json: bool,
     pub errors_as_json: bool,
@@ -54,9 +54,17 @@ pub struct Answer {
 
 impl Answer {
     pub fn asked(headers: &HeaderMap) -> Self {
-        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let json = accept.contains("application/json");
-        Self { json, errors_as_json: json || !accept.contains("text/html") }
+        let accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
+        // The media types asked for, each as `mime` reads it (case aside), less those refused
+        // (`q=0`).
+        let wanted: Vec<mime::Mime> = accept
+            .flat_map(|v| v.split(','))
+            .filter_map(|range| range.trim().parse::<mime::Mime>().ok())
+            .filter(|m| m.get_param("q").is_none_or(|q| q.as_str().parse::<f32>().is_ok_and(|q| q > 0.0)))
+            .collect();
+        let names = |kind: mime::Name, sub: mime::Name| wanted.iter().any(|m| m.type_() == kind && m.subtype() == sub);
+        let json = names(mime::APPLICATION, mime::JSON);
+        Self { json, errors_as_json: json || !names(mime::TEXT, mime::HTML) }
     }
 }
 
@@ -174,6 +182,25 @@ fn secured(mut response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page to a browser, JSON to whoever asks for it, errors as JSON to any other client; the
+    /// media types read as HTTP has them (case aside, `q=0` refusing one).
+    #[test]
+    fn the_accept_header_chooses_a_page_or_json() {
+        let asked = |accept: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT, HeaderValue::from_str(accept).expect("a header value"));
+            Answer::asked(&headers)
+        };
+        let answer = |json, errors_as_json| Answer { json, errors_as_json };
+        assert_eq!(asked("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"), answer(false, false));
+        assert_eq!(asked("application/json"), answer(true, true));
+        assert_eq!(asked("application/json; charset=utf-8"), answer(true, true));
+        assert_eq!(asked("*/*"), answer(false, true));
+        assert_eq!(asked(""), answer(false, true));
+        assert_eq!(asked("TEXT/HTML"), answer(false, false));
+        assert_eq!(asked("application/json;q=0, text/html"), answer(false, false));
+    }
 
     #[test]
     fn a_page_waits_for_the_names_only_while_its_request_has_time() {
