@@ -186,10 +186,12 @@ impl EmailMessage<'_> {
     }
 }
 
-/// "Thursday 14 January 2027, 13:30": the start a move's notice says it was moved from.
+/// "Thursday 14 January 2027, 13:30": the start a move's notice says it was moved from; with its
+/// offset when the clocks go back and that time occurs twice (as the SMS says it).
 fn moved_from(email: &EmailMessage<'_>) -> Option<String> {
-    let from = email.appointment.zone.localize(email.moved_from?);
-    Some(from.format("%A %-d %B %Y, %H:%M").to_string())
+    let (zone, at) = (&email.appointment.zone, email.moved_from?);
+    let offset = if zone.occurs_twice(at) { " UTC%:z" } else { "" };
+    Some(zone.localize(at).format(&format!("%A %-d %B %Y, %H:%M{offset}")).to_string())
 }
 
 fn greeting(email: &EmailMessage<'_>) -> String {
@@ -450,6 +452,31 @@ mod tests {
         }
         let (text, _) = says(&pending, Kind::Booked, Some("https://x/confirm/c"), &online);
         assert!(text.contains("\nTo cancel it or move it to another time:"), "the link confirms: {text}");
+    }
+
+    /// A move from a time the night the clocks go back says which of the two it was.
+    #[test]
+    fn a_move_from_the_repeated_hour_says_its_offset() {
+        let zone = "America/New_York";
+        let start = Utc::now() + chrono::Duration::days(3);
+        let appointment = Appointment::sample(zone, start, AppointmentStatus::Pending);
+        let says = |from: DateTime<Utc>| {
+            let email = EmailMessage {
+                kind: Kind::Rescheduled,
+                clinic: "Smile",
+                provider: "Dr. Smith",
+                appointment: &appointment,
+                link: None,
+                manage: None,
+                moved_from: Some(from),
+            };
+            moved_from(&email).expect("a time")
+        };
+        // 01:30 the night of 7 November 2027, first in EDT (05:30 UTC), then in EST (06:30 UTC).
+        let first = chrono::TimeZone::with_ymd_and_hms(&Utc, 2027, 11, 7, 5, 30, 0).single().expect("a time");
+        assert_eq!(says(first), "Sunday 7 November 2027, 01:30 UTC-04:00");
+        assert_eq!(says(first + chrono::Duration::hours(1)), "Sunday 7 November 2027, 01:30 UTC-05:00");
+        assert_eq!(says(first + chrono::Duration::hours(4)), "Sunday 7 November 2027, 04:30");
     }
 
     #[test]
