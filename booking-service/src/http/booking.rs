@@ -8,7 +8,7 @@ use super::AppState;
 use crate::booking;
 use crate::store::IdempotencyKey;
 use crate::telemetry;
-use crate::vapi::Tool;
+use crate::vapi::{Tool, TOOL_KEYS};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -35,6 +35,11 @@ fn idempotency_key(headers: &HeaderMap, body: &BookingRequest) -> ApiResult<Opti
         .map(|k| k.trim().trim_matches('"'))
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| ApiError::Validation("Idempotency-Key: must be 1 to 255 visible ASCII characters".into()))?;
+    if key.starts_with(TOOL_KEYS) {
+        return Err(ApiError::Validation(format!(
+            "Idempotency-Key: keys beginning {TOOL_KEYS} are the voice tools' own"
+        )));
+    }
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Some(IdempotencyKey::for_request(key, &canonical)))
 }

@@ -13,4 +13,4 @@ pub use definitions::tool_definitions;
 pub use server_message::{CallReport, ToolCall, ToolCalls, VapiMessage};
 pub use signature::{SignatureCheck, SignatureError};
 pub use speech::assistant_variables;
-pub use tools::{answer, calls_run, Tool, ToolAnswer, ToolOutcome};
+pub use tools::{answer, calls_run, Tool, ToolAnswer, ToolOutcome, TOOL_KEYS};

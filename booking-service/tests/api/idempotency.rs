@@ -19,6 +19,11 @@ async fn a_retry_with_the_same_key_returns_the_first_answer(backend: Backend) {
     assert_error(org.agent.book_idempotent(&other_body, "call-123-turn-4").await, 422, "idempotency_conflict");
     assert_eq!(org.staff.appointments(&AppointmentQuery::default()).await.expect("list").len(), 1);
 
+    // The voice tools' own keys are not a client's to take (a caller's booking would find its key
+    // taken and be refused).
+    let tools_key = "vapi-call:call-1:x";
+    assert_error(org.staff.book_idempotent(&other_body, tools_key).await, 422, "validation_failed");
+
     // Keys are scoped by organization: another clinic's identical key is its own.
     let other = app.org("UTC").await;
     let theirs = other.provider().await;

@@ -13,6 +13,10 @@ use crate::store::{Appointment, IdempotencyKey, Patient, StoreError};
 use serde::Deserialize;
 use shared::api::BookingResponse;
 
+/// How the keys this tool books under begin: a key of the REST route may not (it would take the
+/// tool's key first and have the caller's booking refused as a key reused).
+pub const TOOL_KEYS: &str = "vapi-call:";
+
 /// The question for a booking without the patient's name, which the tool's definition requires.
 const ASK_NAME: &str = "What name should I book the appointment under?";
 
@@ -64,7 +68,7 @@ impl BookAppointment {
         let named = patient.name.as_ref().map_or_else(|| "-".to_owned(), |n| spoken::words(n.as_str(), &[]).join(" "));
         let mut key = ctx.call_id.as_ref().map(|call| {
             format!(
-                "vapi-call:{call}:{}:{}:{date}:{time}:{}:{}:{named}",
+                "{TOOL_KEYS}{call}:{}:{}:{date}:{time}:{}:{}:{named}",
                 provider.id,
                 kind.as_ref().map_or("-".to_owned(), |k| k.id.to_string()),
                 minutes.map_or("-".to_owned(), |m| m.to_string()),

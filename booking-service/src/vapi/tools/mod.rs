@@ -22,6 +22,7 @@ mod spoken_time;
 
 use self::arguments::read;
 use self::book_appointment::BookAppointment;
+pub use self::book_appointment::TOOL_KEYS;
 use self::cancel_appointment::CancelAppointment;
 use self::check_availability::CheckAvailability;
 use self::find_appointments::FindAppointments;
