@@ -267,14 +267,18 @@ impl PlannedSlot {
 /// starts up to 120 days ahead, and the service books up to 365. Checked before anything is set
 /// up, so a run too large says so at once rather than after creating its providers.
 pub fn within_horizon(count: u64, providers: u64) -> Result<(), String> {
-    let days = count.div_ceil(providers.max(1)).div_ceil(u64::from(SLOTS_PER_DAY));
-    if days > 230 {
+    if days_needed(count, providers) > 230 {
         return Err(format!(
             "{count} distinct slots over {providers} providers would reach beyond the 365-day booking horizon: \
              use more --providers, or a lower --rate or shorter --duration"
         ));
     }
     Ok(())
+}
+
+/// The days `count` slots take, spread round-robin over `providers` providers.
+fn days_needed(count: u64, providers: u64) -> u64 {
+    count.div_ceil(providers.max(1)).div_ceil(u64::from(SLOTS_PER_DAY))
 }
 
 /// Plans `count` distinct slots spread round-robin over `providers`, 30 minutes each, from a
@@ -293,7 +297,7 @@ pub fn plan_slots(
     let first_day = today + Days::days(rand::thread_rng().gen_range(20..120));
     let shut =
         |day: NaiveDate| closed.iter().any(|&(from, to)| day + Days::days(1) >= from && day - Days::days(1) <= to);
-    let needed = count.div_ceil(providers.len() as u64).div_ceil(u64::from(SLOTS_PER_DAY)) as usize;
+    let needed = days_needed(count, providers.len() as u64) as usize;
     let days: Vec<NaiveDate> = first_day
         .iter_days()
         .take_while(|day| *day <= today + Days::days(HORIZON_DAYS))

@@ -33,10 +33,8 @@ impl WhichProvider {
             return Err(Refusal::spoken("There are no providers to book with yet."));
         }
         let id = self.provider_id.as_deref().and_then(|id| Uuid::parse_str(id).ok());
-        if let Some(id) = id {
-            if let Some(at) = providers.iter().position(|p| p.id.0 == id) {
-                return Ok(providers.swap_remove(at));
-            }
+        if let Some(at) = id.and_then(|id| providers.iter().position(|p| p.id.0 == id)) {
+            return Ok(providers.swap_remove(at));
         }
         // An id of no provider here, or no id at all ("1", a name), is what the model guessed
         // (list_providers says names, not ids): the name, when given, is what the caller said.
