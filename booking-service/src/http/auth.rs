@@ -14,6 +14,8 @@ use shared::Role;
 use uuid::Uuid;
 
 const LEEWAY_SECS: u64 = 60;
+/// The longest token subject taken: an identity provider's ids are far shorter.
+const MAX_SUB_CHARS: usize = 256;
 
 pub struct Authenticator {
     key: DecodingKey,
@@ -135,6 +137,11 @@ impl Authenticator {
         }
         if claims.sub.trim().is_empty() {
             return Err(unauthorized("empty sub"));
+        }
+        // The subject is written as the actor of every change the caller makes (a NUL is text
+        // PostgreSQL cannot store) and spoken of in the audit trail.
+        if claims.sub.chars().count() > MAX_SUB_CHARS || claims.sub.chars().any(crate::domain::breaks_line) {
+            return Err(unauthorized(&format!("sub must be at most {MAX_SUB_CHARS} characters on one line")));
         }
         let org = match claims.org_id.as_deref().map(Uuid::parse_str) {
             Some(Ok(id)) => Some(OrgId(id)),

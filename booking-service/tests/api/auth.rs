@@ -46,6 +46,9 @@ async fn bad_tokens_are_refused_with_401(backend: Backend) {
         ("missing org_id", sign(&with(json!({"org_id": null})), Algorithm::HS256, SECRET.as_bytes())),
         ("non-UUID org_id", sign(&with(json!({"org_id": "clinic-1"})), Algorithm::HS256, SECRET.as_bytes())),
         ("missing sub", sign(&with(json!({"sub": null})), Algorithm::HS256, SECRET.as_bytes())),
+        // Written as the actor of each change: a NUL is text PostgreSQL cannot store (a 500).
+        ("sub with a NUL", sign(&with(json!({"sub": "a\0b"})), Algorithm::HS256, SECRET.as_bytes())),
+        ("sub of 257 characters", sign(&with(json!({"sub": "u".repeat(257)})), Algorithm::HS256, SECRET.as_bytes())),
         ("unknown role", sign(&with(json!({"role": "root"})), Algorithm::HS256, SECRET.as_bytes())),
         ("garbage", "not-a-jwt".into()),
     ];
@@ -56,6 +59,12 @@ async fn bad_tokens_are_refused_with_401(backend: Backend) {
         assert_eq!(err.code(), Some("unauthorized"), "{case}");
     }
     assert_error(app.anon.providers().await, 401, "unauthorized");
+    // A subject of 256 characters writes as any other.
+    let long_sub = app.client(sign(&with(json!({"sub": "u".repeat(256)})), Algorithm::HS256, SECRET.as_bytes()));
+    long_sub
+        .create_provider(&shared::api::CreateProvider { name: "Dr. Long".into(), ..Default::default() })
+        .await
+        .expect("256");
     // Within the 60 s leeway an expired token still passes; the valid one does.
     let lenient = sign(&with(json!({"exp": now() - 30})), Algorithm::HS256, SECRET.as_bytes());
     app.client(lenient).providers().await.expect("within leeway");
