@@ -158,10 +158,12 @@ fn unjudgeable(side: &Side, which: &str, args: &CanaryArgs, saw_metrics: bool) -
             "too little traffic: the {which} served {} requests in the window (at least {} needed)",
             side.figures.requests, args.min_requests
         ));
-    } else if args.min_bookings > 0 && side.figures.booking_attempts() < args.min_bookings {
+    } else if args.min_bookings > 0 && side.figures.booking_requests() < args.min_bookings {
+        // Refusals count: a canary refusing every booking is judged (and rolled back) on its
+        // refused share, not held as a window without bookings.
         why.push(format!(
-            "too little booking traffic: the {which} had {} booking attempts in the window (at least {} needed)",
-            side.figures.booking_attempts(),
+            "too little booking traffic: the {which} answered {} booking requests in the window (at least {} needed)",
+            side.figures.booking_requests(),
             args.min_bookings
         ));
     } else if side.p95_ms.is_none() {
@@ -309,6 +311,46 @@ pub fn judge(baseline: &Side, canary: &Side, budget_ms: u64, slack_ms: u64) -> V
     criteria
 }
 
+/// The decision on a window, its reasons and the criteria it was judged by (none when it could
+/// not be judged); `stopped` says why the window was cut short, if it was.
+fn decide(
+    baseline: &Side,
+    canary: &Side,
+    args: &CanaryArgs,
+    saw_metrics: (bool, bool),
+    stopped: Option<String>,
+) -> (Decision, Vec<String>, Vec<Criterion>) {
+    let criteria = judge(baseline, canary, args.budget_ms, args.p95_slack_ms);
+    // A canary down is rolled back, even in a window cut short.
+    if let Some(why) = down(baseline, canary) {
+        return (Decision::Rollback, stopped.into_iter().chain([why]).collect(), criteria);
+    }
+    let unjudged: Vec<String> =
+        stopped.into_iter().chain(unjudgeable_window(baseline, canary, args, saw_metrics)).collect();
+    if !unjudged.is_empty() {
+        return (Decision::CouldNotJudge, unjudged, Vec::new());
+    }
+    let failed: Vec<String> = criteria
+        .iter()
+        .filter(|c| c.passed == Some(false))
+        .map(|c| format!("{}: {} (threshold {})", c.name, c.measured, c.threshold))
+        .collect();
+    if !failed.is_empty() {
+        return (Decision::Rollback, failed, criteria);
+    }
+    // Refusals alone meet the booking minimum, but a side that booked nothing it did not refuse
+    // has no success rate: unless its refusals already roll it back, nothing promotes it.
+    let unbooked: Vec<String> = [("baseline", baseline), ("canary", canary)]
+        .into_iter()
+        .filter(|(_, side)| args.min_bookings > 0 && side.success_rate.is_none())
+        .map(|(which, _)| format!("the {which} refused every booking asked of it: no success rate to judge"))
+        .collect();
+    if !unbooked.is_empty() {
+        return (Decision::CouldNotJudge, unbooked, Vec::new());
+    }
+    (Decision::Promote, failed, criteria)
+}
+
 /// Runs the gate, printing as it goes and writing the reports.
 pub async fn run(args: CanaryArgs) -> Decision {
     let interrupts = shared::interrupt::Interrupts::listen();
@@ -371,34 +413,14 @@ pub async fn run(args: CanaryArgs) -> Decision {
 
     let (b_saw, c_saw) = (baseline.window.saw_service_metrics, canary.window.saw_service_metrics);
     let (baseline, canary) = (baseline.side(), canary.side());
-    let mut reasons = unjudgeable_window(&baseline, &canary, &args, (b_saw, c_saw));
-    reasons.splice(0..0, stopped.clone());
-    let criteria = judge(&baseline, &canary, args.budget_ms, args.p95_slack_ms);
-    // A canary down is rolled back, even in a window cut short.
-    let decision = if let Some(why) = down(&baseline, &canary) {
-        reasons = stopped.into_iter().chain([why]).collect();
-        Decision::Rollback
-    } else if !reasons.is_empty() {
-        Decision::CouldNotJudge
-    } else {
-        reasons = criteria
-            .iter()
-            .filter(|c| c.passed == Some(false))
-            .map(|c| format!("{}: {} (threshold {})", c.name, c.measured, c.threshold))
-            .collect();
-        if reasons.is_empty() {
-            Decision::Promote
-        } else {
-            Decision::Rollback
-        }
-    };
+    let (decision, reasons, criteria) = decide(&baseline, &canary, &args, (b_saw, c_saw), stopped);
     let report = CanaryReport {
         tool: "uat-orchestrator",
         command: "canary",
         started_at,
         window_secs: started.elapsed().as_secs_f64(),
         decision,
-        criteria: if decision == Decision::CouldNotJudge { Vec::new() } else { criteria },
+        criteria,
         reasons,
         baseline,
         canary,
@@ -469,14 +491,10 @@ pub fn write(dir: &Path, report: &CanaryReport) -> std::io::Result<PathBuf> {
     shared::report_file::write_json(dir, "canary-report", report)
 }
 
-/// One test case per criterion; a window that could not be judged is one erroring case.
+/// One test case per criterion, then the decision's: a roll back no criterion explains (the
+/// canary down) still fails the file, and a window that could not be judged is an error.
 pub fn junit(path: &Path, report: &CanaryReport) -> std::io::Result<()> {
     let mut suite = TestSuite::new("canary-gate");
-    if report.decision == Decision::CouldNotJudge {
-        let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
-        status.set_message(report.reasons.join("; "));
-        suite.add_test_case(TestCase::new("the window can be judged", status));
-    }
     for c in &report.criteria {
         let status = match c.passed {
             Some(false) => {
@@ -491,6 +509,17 @@ pub fn junit(path: &Path, report: &CanaryReport) -> std::io::Result<()> {
         case.set_classname("canary").set_system_out(format!("{} (threshold {})", c.measured, c.threshold));
         suite.add_test_case(case);
     }
+    let mut status = match report.decision {
+        Decision::Promote => TestCaseStatus::success(),
+        Decision::Rollback => TestCaseStatus::non_success(NonSuccessKind::Failure),
+        Decision::CouldNotJudge => TestCaseStatus::non_success(NonSuccessKind::Error),
+    };
+    if report.decision != Decision::Promote {
+        status.set_message(report.reasons.join("; "));
+    }
+    let mut decision = TestCase::new("decision", status);
+    decision.set_classname("canary");
+    suite.add_test_case(decision);
     let mut junit = JunitReport::new("canary");
     junit.add_test_suite(suite);
     report::write_junit(path, &junit)
@@ -590,6 +619,32 @@ mod tests {
             None,
             "nothing to compare with"
         );
+        // Every criterion may pass on what it served before it went down (the baseline missed a
+        // scrape too): the JUnit file still fails, on the decision.
+        let (baseline, down_late) = (Side { scrapes: 4, scrapes_tried: 5, ..baseline }, failing(2));
+        let args = crate::cli::tests::canary_args("1m");
+        let (decision, reasons, criteria) = decide(&baseline, &down_late, &args, (true, true), None);
+        assert_eq!(decision, Decision::Rollback);
+        assert!(criteria.iter().all(|c| c.passed != Some(false)), "{criteria:?}");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("junit.xml");
+        let (tool, command, started_at) = ("uat-orchestrator", "canary", String::new());
+        let (baseline, canary) = (baseline, down_late);
+        let report = CanaryReport {
+            tool,
+            command,
+            started_at,
+            window_secs: 60.0,
+            decision,
+            criteria,
+            reasons,
+            baseline,
+            canary,
+        };
+        junit(&path, &report).expect("written");
+        let xml = std::fs::read_to_string(&path).expect("read");
+        assert!(xml.contains("testcase name=\"decision\"") && xml.contains("<failure"), "{xml}");
+        assert!(xml.contains("the canary is down: its last 2 scrapes failed"), "{xml}");
     }
 
     /// Requests counted but not timed (the latency histogram renamed or gone) leave the window
@@ -660,14 +715,24 @@ mod tests {
         assert_eq!(shares(&refusing(5, 10, 5, 10), &quiet), [Some(false); 2]);
     }
 
-    /// Refusals are judged by their share, not counted as booking attempts: a side that only
-    /// refused (every slot taken) has no success rate to promote on, and cannot be judged.
+    /// Refusals count as booking traffic and are judged by their share: a canary refusing every
+    /// booking the baseline books is rolled back, not held as a window without bookings.
     #[test]
-    fn a_window_of_refusals_only_cannot_be_judged() {
+    fn a_canary_refusing_every_booking_is_rolled_back() {
+        let args = crate::cli::tests::canary_args("1m");
         let (baseline, only_refused) = (refusing(0, 100, 0, 0), refusing(50, 50, 0, 0));
-        let why = unjudgeable_window(&baseline, &only_refused, &crate::cli::tests::canary_args("1m"), (true, true));
-        assert_eq!(why.len(), 1, "{why:?}");
-        assert!(why[0].starts_with("too little booking traffic: the canary had 0 booking attempts"), "{why:?}");
+        let (decision, why, _) = decide(&baseline, &only_refused, &args, (true, true), None);
+        assert_eq!(decision, Decision::Rollback, "{why:?}");
+        assert!(why.len() == 1 && why[0].starts_with("bookings refused (409): canary 100.0% (50 of 50"), "{why:?}");
+        // Refusing everything where the baseline refuses most, by chance no more, promotes nothing.
+        let (mostly, all) = (refusing(90, 100, 0, 0), refusing(12, 12, 0, 0));
+        let (decision, why, _) = decide(&mostly, &all, &args, (true, true), None);
+        assert_eq!(decision, Decision::CouldNotJudge, "{why:?}");
+        assert_eq!(why, ["the canary refused every booking asked of it: no success rate to judge"]);
+        // Too few booking requests, refused or not, is still too little to judge.
+        let (decision, why, _) = decide(&baseline, &refusing(5, 5, 0, 0), &args, (true, true), None);
+        assert_eq!(decision, Decision::CouldNotJudge, "{why:?}");
+        assert!(why[0].starts_with("too little booking traffic: the canary answered 5 booking requests"), "{why:?}");
         // Voice bookings on the baseline only: the canary's voice path cannot be judged.
         let why = unjudgeable_window(
             &refusing(0, 100, 0, 20),

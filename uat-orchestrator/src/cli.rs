@@ -199,9 +199,9 @@ pub struct CanaryArgs {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
     pub min_requests: u64,
 
-    /// Fewer booking attempts (booked or failed; refusals are judged apart) than this on either
-    /// side, or voice bookings on one side only: could not judge. With 0, a window without
-    /// bookings leaves the booking criteria unjudged.
+    /// Fewer booking requests (booked, refused or failed) than this on either side, or voice
+    /// bookings on one side only: could not judge. With 0, a window without bookings leaves the
+    /// booking criteria unjudged.
     #[arg(long, default_value_t = 10)]
     pub min_bookings: u64,
 

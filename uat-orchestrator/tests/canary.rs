@@ -239,7 +239,8 @@ async fn a_healthy_canary_is_promoted() {
         assert!(report[side]["scrapes"].as_u64() >= Some(3), "scraped at the start, between and at the end");
     }
     let xml = std::fs::read_to_string(reports.path().join("canary.xml")).expect("junit written");
-    assert_eq!(xml.matches("<testcase ").count(), 6, "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 7, "{xml}");
+    assert!(xml.contains("<testcase name=\"decision\" classname=\"canary\"/>"), "the decision, passed: {xml}");
     assert!(!xml.contains("<failure"), "{xml}");
 }
 
