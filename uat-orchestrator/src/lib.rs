@@ -51,7 +51,7 @@ async fn environment_check(probe: &Probe, patience: Duration) -> Result<String, 
     let started = Instant::now();
     let mut last = String::new();
     while started.elapsed() < patience {
-        let asked = probe.send_during_outage("readyz", probe.request(Method::GET, "/readyz", None));
+        let asked = probe.send_uncounted("readyz", probe.request(Method::GET, "/readyz", None));
         // A target that takes the connection and never answers is waited for `patience` in all.
         let remaining = patience.saturating_sub(started.elapsed());
         let Ok(answered) = tokio::time::timeout(remaining, asked).await else {
@@ -127,7 +127,7 @@ async fn configuration_check(target: &Target, probe: &Probe, scenarios: &[Scenar
             Role::Staff => probe.request(Method::GET, "/api/appointments?limit=1", Some(&token)),
             _ => probe.request(Method::GET, "/api/settings", Some(&token)),
         };
-        let reply = probe.send_during_outage("credentials", request).await?;
+        let reply = probe.send_uncounted("credentials", request).await?;
         if reply.status == 403 {
             let said = reply.body["error"]["message"].as_str().unwrap_or_default().to_owned();
             return Err(format!(

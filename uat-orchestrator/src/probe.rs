@@ -80,14 +80,21 @@ impl Probe {
         self.send_inner(label, request, Counted::Errors).await
     }
 
-    /// Sends while the database is deliberately unreachable: 503s there are expected, so they do
-    /// not count as server errors (nor their latency).
+    /// Sends while the database is deliberately unreachable, or just back: a 503 `unavailable` is
+    /// expected there, so it does not count as a server error (nor does any latency); any other
+    /// 5xx does (the contract: a lost database is 503, never 500).
     pub async fn send_during_outage(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
+        self.send_inner(label, request, Counted::OtherServerErrors).await
+    }
+
+    /// Sends what the verdict does not judge: the wait for `/readyz` before the run (a target not
+    /// ready yet answers 503), the check of the credentials, the clean-up after an interruption.
+    pub async fn send_uncounted(&self, label: &str, request: RequestBuilder) -> Result<Reply, String> {
         self.send_inner(label, request, Counted::Nothing).await
     }
 
     async fn send_inner(&self, label: &str, request: RequestBuilder, counted: Counted) -> Result<Reply, String> {
-        let counts = counted != Counted::Nothing;
+        let counts = matches!(counted, Counted::Everything | Counted::Errors);
         let started = Instant::now();
         let outcome = async {
             let response = request.send().await?;
@@ -106,11 +113,14 @@ impl Probe {
                         tally.slow.push(format!("{label}: {} ms", latency.as_millis()));
                     }
                 }
-                if counts && status >= 500 {
-                    tally.server_errors.push(format!("{label}: HTTP {status}"));
-                }
                 let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                Ok(Reply { status, body, latency })
+                let reply = Reply { status, body, latency };
+                let unavailable = status == 503 && reply.code() == "unavailable";
+                let excused = counted == Counted::Nothing || (counted == Counted::OtherServerErrors && unavailable);
+                if status >= 500 && !excused {
+                    tally.server_errors.push(format!("{label}: HTTP {status} {}", reply.code()));
+                }
+                Ok(reply)
             }
             Err(e) => {
                 let why = format!("{label}: {}", shared::client::with_causes(&e));
@@ -140,6 +150,42 @@ enum Counted {
     Everything,
     /// Its server and transport errors only: the run's own arranging.
     Errors,
-    /// Nothing: a request during the deliberate outage.
+    /// Server errors other than 503 `unavailable`: a request during the deliberate outage.
+    OtherServerErrors,
+    /// Nothing: a request the verdict does not judge.
     Nothing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{http::StatusCode, routing::get, Json, Router};
+
+    /// During an outage a 503 `unavailable` is the contract's answer and not counted; a 500 (or a
+    /// 503 of another kind) is a server error all the same, and the verdict hears of it.
+    #[tokio::test]
+    async fn an_outage_excuses_only_the_contracts_503() {
+        let error = |status: StatusCode, code: &'static str| {
+            move || async move { (status, Json(serde_json::json!({"error": {"code": code, "message": "m"}}))) }
+        };
+        let site = Router::new()
+            .route("/unavailable", get(error(StatusCode::SERVICE_UNAVAILABLE, "unavailable")))
+            .route("/internal", get(error(StatusCode::INTERNAL_SERVER_ERROR, "internal")))
+            .route("/other", get(error(StatusCode::SERVICE_UNAVAILABLE, "rate_limited")));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, site).await });
+        let probe = Probe::new(&base);
+        for path in ["/unavailable", "/internal", "/other"] {
+            let reply = probe.send_during_outage(path, probe.request(Method::GET, path, None)).await;
+            assert!(reply.is_ok_and(|r| r.status >= 500), "{path}");
+        }
+        let tally = probe.snapshot();
+        assert_eq!(tally.server_errors, ["/internal: HTTP 500 internal", "/other: HTTP 503 rate_limited"]);
+        assert_eq!(tally.latencies.len(), 0, "no latency of an outage is judged");
+        // Before the run (a target not ready yet), nothing counts.
+        let reply = probe.send_uncounted("/internal", probe.request(Method::GET, "/internal", None)).await;
+        assert!(reply.is_ok_and(|r| r.status == 500));
+        assert_eq!(probe.snapshot().server_errors.len(), 2);
+    }
 }

@@ -157,6 +157,8 @@ async fn scenario(run: &mut Run<'_>, clinic: &Clinic, steps: &mut Steps<'_>) -> 
     );
     outage.restore().await;
 
+    // A 5xx other than 503 `unavailable` on the way back counts as a server error (the probe),
+    // failing the run however soon a booking is taken.
     let started = Instant::now();
     let mut recovered = None;
     while started.elapsed() < Duration::from_secs(30) {

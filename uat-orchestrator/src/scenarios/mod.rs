@@ -51,7 +51,7 @@ impl Leftover {
     async fn remove(self, target: &Target, probe: &Probe, leftovers: &Leftovers, counted: bool) {
         let send = async |label: &str, request| match counted {
             true => probe.send_arranging(label, request).await,
-            false => probe.send_during_outage(label, request).await,
+            false => probe.send_uncounted(label, request).await,
         };
         // 404: removed already (by an earlier attempt whose answer was lost).
         let gone =
