@@ -54,12 +54,17 @@ impl Claims {
 
     /// Signs the claims with an HS256 secret.
     pub fn mint_hs256(&self, secret: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            self,
-            &jsonwebtoken::EncodingKey::from_secret(secret),
-        )
+        sign_hs256(self, secret)
     }
+}
+
+/// Signs any claims with an HS256 secret (those of another issuer's shape, such as an `aud` list).
+pub fn sign_hs256(claims: &impl Serialize, secret: &[u8]) -> Result<String, jsonwebtoken::errors::Error> {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
 }
 
 /// What tools and dev mode mint tokens with: an HS256 secret, and the `iss` and `aud` a service
@@ -91,6 +96,12 @@ impl Signer {
         Self { issuer, audience, ..self }
     }
 
+    /// The claims of a token for `sub` valid from now for `ttl_secs` seconds, with the `iss` and
+    /// `aud` the service takes.
+    pub fn claims(&self, sub: impl Into<String>, role: Role, org_id: Option<Uuid>, ttl_secs: i64) -> Claims {
+        Claims { iss: self.issuer.clone(), aud: self.audience.clone(), ..Claims::new(sub, role, org_id, ttl_secs) }
+    }
+
     /// A token for `sub` valid from now for `ttl_secs` seconds.
     pub fn mint(
         &self,
@@ -99,8 +110,6 @@ impl Signer {
         org_id: Option<Uuid>,
         ttl_secs: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let claims =
-            Claims { iss: self.issuer.clone(), aud: self.audience.clone(), ..Claims::new(sub, role, org_id, ttl_secs) };
-        claims.mint_hs256(self.secret.as_bytes())
+        self.claims(sub, role, org_id, ttl_secs).mint_hs256(self.secret.as_bytes())
     }
 }

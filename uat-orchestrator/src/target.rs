@@ -2,6 +2,8 @@
 //! SQLite database (or `--database-url`) whose database the run can make unreachable for real.
 
 use crate::cli::Cli;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use booking_service::config::Config;
 use booking_service::startup::{Application, Running};
 use local_peers::http::HttpSink;
@@ -33,13 +35,15 @@ impl ClinicTokens {
     }
 }
 
-/// The `org_id` claim of a token, read without verifying it (the target does that).
-fn org_of(token: &str) -> Option<Uuid> {
-    use base64::Engine;
+/// The claims of a token, read without verifying it (the target does that).
+fn claims_of(token: &str) -> Option<serde_json::Value> {
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims["org_id"].as_str()?.parse().ok()
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+/// The `org_id` claim of a token, read without verifying it.
+fn org_of(token: &str) -> Option<Uuid> {
+    claims_of(token)?["org_id"].as_str()?.parse().ok()
 }
 
 /// How the run gets its tokens.
@@ -271,11 +275,37 @@ impl Target {
         }
     }
 
+    /// Claims the target would take from a valid signature: the `iss` and `aud` of the run's key,
+    /// or of the tokens it was given. A token of these refused proves its signature was checked,
+    /// not its claims.
+    fn impostor_claims(&self, role: Role, org: Option<Uuid>) -> serde_json::Value {
+        let (sub, ttl) = ("uat-impostor", 3600);
+        match &self.credentials {
+            Credentials::Key(signer) => serde_json::to_value(signer.claims(sub, role, org, ttl)).unwrap_or_default(),
+            Credentials::Given(clinics) => {
+                let mut claims = serde_json::to_value(Claims::new(sub, role, org, ttl)).unwrap_or_default();
+                // As given: an `aud` may be a list.
+                let given = clinics.first().and_then(|c| claims_of(&c.staff)).unwrap_or_default();
+                for name in ["iss", "aud"] {
+                    if let Some(value) = given.get(name) {
+                        claims[name] = value.clone();
+                    }
+                }
+                claims
+            }
+        }
+    }
+
     /// A token signed with another key.
     pub fn forged_token(&self, role: Role, org: Option<Uuid>) -> String {
-        Claims::new("uat-forger", role, org, 3600)
-            .mint_hs256(b"not-the-service-key-but-32-bytes-long!")
+        shared::auth::sign_hs256(&self.impostor_claims(role, org), b"not-the-service-key-but-32-bytes-long!")
             .unwrap_or_default()
+    }
+
+    /// A token that says it needs no signature (`alg: none`) and has none.
+    pub fn unsigned_token(&self, role: Role, org: Option<Uuid>) -> String {
+        let claims = serde_json::to_vec(&self.impostor_claims(role, org)).unwrap_or_default();
+        format!("{}.{}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#), URL_SAFE_NO_PAD.encode(claims))
     }
 
     /// A correctly signed token that expired an hour ago; `None` without the target's key.
@@ -315,6 +345,46 @@ impl Target {
                 Ok(Err(e)) => eprintln!("the in-process service stopped with an error: {e:#}"),
                 Err(_) => eprintln!("the in-process service did not stop within {WITHIN:?}; it ends with the run"),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The forged and unsigned tokens carry the `iss` and `aud` the target takes (of the run's
+    /// key, or of the tokens given), so a refusal of them can only be their signature's.
+    #[tokio::test]
+    async fn impostor_tokens_carry_the_claims_the_target_takes() {
+        let claims = |token: &str| claims_of(token).expect("claims");
+        let remote = ["uat-orchestrator", "--target", "http://127.0.0.1:9"];
+        let keyed = ["--jwt-secret", "k", "--jwt-issuer", "https://idp", "--jwt-audience", "booking"];
+        let target = Target::start(&Cli::parse_from(remote.iter().chain(&keyed))).await.expect("target");
+        let org = Uuid::new_v4();
+        for token in [target.forged_token(Role::Staff, Some(org)), target.unsigned_token(Role::Staff, Some(org))] {
+            let c = claims(&token);
+            assert_eq!((&c["iss"], &c["aud"], &c["role"]), (&"https://idp".into(), &"booking".into(), &"staff".into()));
+            assert_eq!(c["org_id"], org.to_string());
+        }
+        assert!(target.unsigned_token(Role::Staff, None).ends_with('.'), "no signature");
+        // Given tokens: theirs, an audience list as a list.
+        let audiences = serde_json::json!(["booking", "ehr"]);
+        let mint = |role: Role| {
+            let claims = serde_json::json!({"sub": "x", "role": role.as_str(), "org_id": org, "exp": 4102444800u64,
+                                            "iss": "https://given", "aud": audiences});
+            shared::auth::sign_hs256(&claims, b"k").expect("minted")
+        };
+        let (admin, staff, agent) = (mint(Role::Admin), mint(Role::Staff), mint(Role::Agent));
+        let given = ["--admin-token", &admin, "--staff-token", &staff, "--agent-token", &agent];
+        let target = Target::start(&Cli::parse_from(remote.iter().chain(&given))).await.expect("target");
+        for token in [target.forged_token(Role::Staff, Some(org)), target.unsigned_token(Role::Staff, Some(org))] {
+            let c = claims(&token);
+            assert_eq!(
+                (&c["iss"], &c["aud"], &c["sub"]),
+                (&"https://given".into(), &audiences, &"uat-impostor".into())
+            );
         }
     }
 }
