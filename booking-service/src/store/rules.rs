@@ -1407,7 +1407,12 @@ impl Store for SqlStore {
                 == (appointment.slot, appointment.blocked, appointment.appointment_type)
             {
                 // Already there: a repeated request (a double-clicked form, a retry) moves nothing
-                // and notifies no one again.
+                // and notifies no one again; unless the provider is no longer there (deactivated,
+                // away or closed since), which is refused as any move to that time is.
+                let own = appointment.blocked;
+                if !provider.active || closed(&mut tx, actor.org, provider.id, &blocked).await? {
+                    return Ok(MoveOutcome::Unavailable { provider, wanted, own });
+                }
                 return Ok(MoveOutcome::Moved(appointment));
             }
             if cutoff.is_some() {

@@ -387,6 +387,15 @@ async fn time_off_lists_its_conflicts_and_refuses_what_meets_it(backend: Backend
         ..Default::default()
     };
     assert_error(org.staff.reschedule(afternoon.appointment_id, &into).await, 409, "slot_unavailable");
+    // Its conflict "moved" to the time it has is not told that time stands: refused, unchanged.
+    let stay = RescheduleRequest {
+        appointment_date: Some(date_str(date)),
+        appointment_time: Some("10:00".into()),
+        ..Default::default()
+    };
+    assert_error(org.staff.reschedule(morning.appointment_id, &stay).await, 409, "slot_unavailable");
+    let standing = org.staff.appointment(morning.appointment_id).await.expect("read");
+    assert_eq!((standing.status, standing.starts_at), (morning.status, morning.starts_at));
 
     let listed = org.staff.time_off(provider.id, &TimeOffQuery::default()).await.expect("listed");
     assert_eq!(listed.len(), 1);
