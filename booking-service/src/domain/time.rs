@@ -206,6 +206,11 @@ impl Slot {
         self.start < other.end && other.start < self.end
     }
 
+    /// Whether the whole of `other` lies within this range.
+    pub fn covers(&self, other: &Slot) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+
     /// Refuses a start in the past or beyond the booking horizon.
     pub fn check_bookable(&self, now: DateTime<Utc>) -> Result<(), DomainError> {
         if self.start <= now {

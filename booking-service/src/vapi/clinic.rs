@@ -34,18 +34,23 @@ pub async fn opening_hours(store: &DynStore, org: &Organization, now: DateTime<U
 /// The closure that keeps the clinic shut over any of `wanted`, a time asked for (closures are
 /// whole local days of the clinic's `zone`).
 pub async fn closed_over(store: &DynStore, org: OrgId, zone: &Zone, wanted: &Slot) -> StoreResult<Option<Closure>> {
+    Ok(closures_meeting(store, org, zone, wanted).await?.into_iter().find(|c| c.span.overlaps(wanted)))
+}
+
+/// The closures meeting the local days of the clinic's `zone` that `wanted` falls on.
+async fn closures_meeting(store: &DynStore, org: OrgId, zone: &Zone, wanted: &Slot) -> StoreResult<Vec<Closure>> {
     let last_instant = wanted.end() - Duration::microseconds(1);
     let days = (zone.local(wanted.start()).date(), zone.local(last_instant).date());
     // Its start's day and its end's are one or two days: a closure meeting them is found within
     // a few, even where closures overlap.
-    let closures = store.closures_meeting(org, days, 4).await?;
-    Ok(closures.into_iter().find(|c| c.span.overlaps(wanted)))
+    store.closures_meeting(org, days, 4).await
 }
 
 /// The clinic's closure of the local day `date`, if any: the clinic's own day, or, asked of one
 /// provider, that provider's. A closure is whole days of the clinic's, which for a provider in a
-/// zone of its own are not its days: it counts when it meets the provider's working time of
-/// `date` (its whole day when it has none).
+/// zone of its own are not its days: it counts when it covers the provider's whole working time
+/// of `date` (its whole day when it has none); one that shuts part of it leaves a day that is
+/// open, if full.
 pub async fn closed_on(
     store: &DynStore,
     org: OrgId,
@@ -56,7 +61,10 @@ pub async fn closed_on(
         return Ok(store.closures_meeting(org, (date, date), 1).await?.into_iter().next());
     };
     match p.hours.working_span(&p.zone(), date).or_else(|| p.zone().whole_days(date, date)) {
-        Some(working) => closed_over(store, org, &p.org_zone, &working).await,
+        Some(working) => {
+            let closures = closures_meeting(store, org, &p.org_zone, &working).await?;
+            Ok(closures.into_iter().find(|c| c.span.covers(&working)))
+        }
         None => Ok(None),
     }
 }

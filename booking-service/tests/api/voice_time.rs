@@ -496,6 +496,23 @@ async fn a_closure_is_said_in_the_clock_of_a_provider_in_another_zone(backend: B
     let says = format!("The clinic is closed on {} at 10:00 AM (Honolulu time).", spoken(kais_day));
     assert!(booking.as_ref().is_err_and(|e| e.starts_with(&says)), "{booking:?}");
     ask(&org, "book_appointment", book("Kai", &date_str(closed), "10 AM")).await.expect("Kai's own day is open");
+
+    // Dr. Nalu works Honolulu's small hours, which Auckland's closed day meets only in part
+    // (from 01:00, or 02:00 outside New Zealand's summer): the open part taken, that day is
+    // full, not closed.
+    let nalu = CreateProvider {
+        name: "Dr. Nalu".into(),
+        timezone: Some(HONOLULU.into()),
+        appointment_minutes: Some(30),
+        working_hours: Some(every_day("00:00", "04:00")),
+    };
+    let nalu = org.provider_with(nalu).await;
+    for time in ["00:00", "00:30", "01:00", "01:30"] {
+        let _ = org.staff.book(&crate::helpers::booking(nalu.id, kais_day, time)).await;
+    }
+    let look = ask(&org, "check_availability", json!({"provider_name": "Nalu", "date": date_str(kais_day)})).await;
+    let full = format!("Dr. Nalu has no free times on {}.", spoken(kais_day));
+    assert!(look.as_ref().is_ok_and(|l| l.starts_with(&full)), "{look:?}");
 }
 
 /// After a full day, the next opening is the earliest instant across providers however far apart
