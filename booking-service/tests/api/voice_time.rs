@@ -697,6 +697,11 @@ async fn a_time_asked_about_is_said_free_or_the_nearest_free_times(backend: Back
     assert_eq!(taken, Ok(format!("Dr. Aroha Ngata isn't free on {when}. {nearest}")));
     let free = ask(&org, "check_availability", asking(Some("Ngata"), "3 PM")).await;
     assert_eq!(free, Ok(format!("Yes, Dr. Aroha Ngata is free on {} at 3:00 PM.", spoken(day))));
+    // Under the short name `time` too, alone or beside `appointment_time` (which wins).
+    let short = json!({"provider_name": "Ngata", "date": date_str(day), "time": "3 PM"});
+    assert_eq!(ask(&org, "check_availability", short).await, free);
+    let both = json!({"provider_name": "Ngata", "date": date_str(day), "time": "2 PM", "appointment_time": "3 PM"});
+    assert_eq!(ask(&org, "check_availability", both).await, free);
     // Off the half hours the day is offered in, as the booking then finds it.
     let between = ask(&org, "check_availability", asking(Some("Ngata"), "3:10 PM")).await;
     assert_eq!(between, Ok(format!("Yes, Dr. Aroha Ngata is free on {} at 3:10 PM.", spoken(day))));

@@ -38,8 +38,11 @@ pub struct CheckAvailability {
     #[serde(default, deserialize_with = "text")]
     time_window: Option<String>,
     /// A time the caller asks about on `date` ("is 2 PM free?"), under the booking tool's name.
-    #[serde(default, alias = "time", deserialize_with = "text")]
+    #[serde(default, deserialize_with = "text")]
     appointment_time: Option<String>,
+    /// The same time, under the short name some models send (beside it, it gives way).
+    #[serde(default, deserialize_with = "text")]
+    time: Option<String>,
 }
 
 /// The time window asked for: a part of the day ("morning", "in the afternoon", "pm"), or none
@@ -194,7 +197,7 @@ impl CheckAvailability {
         // A time asked about is read as a booking reads it (its half of the day asked for when
         // the caller did not say it: "7:30" of an evening is 7:30 PM), on its day; the window
         // then has no say. A time the clocks skip is refused as a booking refuses it.
-        let at = match (self.appointment_time, &said_date) {
+        let at = match (self.appointment_time.or(self.time), &said_date) {
             (None, _) => None,
             (Some(_), None) => return Err(Refusal::spoken("Which day should I check that time on?")),
             (Some(time), Some(said)) => {

@@ -2,7 +2,7 @@
 //! clinic): `2027-01-15`, `today`, `tomorrow`, `the day after tomorrow`, a weekday (`friday`, `this
 //! friday`, `next friday`, `on fri`: the nearest such day after today), `in 3 days`, `in two
 //! weeks`, and a month and day without a year (`January 15`, `15 Jan`, `Friday, January 15`: the
-//! next such date from today, unless this year's passed within 90 days: refused as past). Models
+//! next such date from today, unless its last one passed within 90 days: refused as past). Models
 //! left to themselves write dates of years gone by, so the words are resolved here, where the
 //! clinic's date is known, and a past date is refused saying today's.
 
@@ -167,7 +167,9 @@ fn read(said: &str, today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
 const RECENTLY_PAST_DAYS: i64 = 90;
 
 /// "January 15", "15 January", "Jan 15th", with an optional year: the next such date from today
-/// when no year is said (unless this year's passed within [`RECENTLY_PAST_DAYS`]). "The 15th"
+/// when no year is said (unless its last one, this year's or last year's, passed within
+/// [`RECENTLY_PAST_DAYS`]: "December 15" said on March 1 is refused, not taken as nine months
+/// away). "The 15th"
 /// alone: the next date with that day of the month (this month's while it is still ahead; a month
 /// without a 31st is passed over).
 fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateError>> {
@@ -190,9 +192,10 @@ fn month_day(words: &[&str], today: NaiveDate) -> Option<Result<NaiveDate, DateE
         // A year of four digits, as every date the API takes has.
         return (1000..=9999).contains(&year).then(|| NaiveDate::from_ymd_opt(year, month, day).map(Ok)).flatten();
     }
-    // A few weeks gone (this year's, or last year's in January): the caller misspoke or was misheard, and next year's, said
-    // back without its year, would sound like a date days away. Else the next such date: February
-    // 29 may be a few years away, any other is this year's or next year's.
+    // Gone within the last 90 days (this year's, or last year's early in the year): the caller
+    // misspoke or was misheard, and next year's, said back without its year, would sound like a
+    // date days away. Else the next such date: February 29 may be a few years away, any other is
+    // this year's or next year's.
     for year in [today.year(), today.year() - 1] {
         if let Some(date) = NaiveDate::from_ymd_opt(year, month, day) {
             if date < today && today - date <= Duration::days(RECENTLY_PAST_DAYS) {
@@ -371,6 +374,9 @@ mod tests {
         assert_eq!(resolve("September 3", today), Ok(d("2027-09-03")), "91 days gone: next year's");
         let new_year = d("2027-01-05");
         assert_eq!(resolve("December 28", new_year), Err(DateError::Past { date: d("2026-12-28"), today: new_year }));
+        let spring = d("2027-03-01");
+        assert_eq!(resolve("December 15", spring), Err(DateError::Past { date: d("2026-12-15"), today: spring }));
+        assert_eq!(resolve("November 30", spring), Ok(d("2027-11-30")), "91 days gone: this year's");
         assert_eq!(
             resolve("January 30", d("2027-01-31")),
             Err(DateError::Past { date: d("2027-01-30"), today: d("2027-01-31") })
