@@ -194,8 +194,10 @@ impl Sender {
     /// The URL of a new endpoint of the clinic `org`, if it is one webhooks may go to: http(s),
     /// with a host, resolving (now) to public addresses only unless private ones are allowed. The
     /// addresses it resolved to.
-    pub async fn check(&self, org: OrgId, url: &str) -> Result<(Url, Vec<SocketAddr>), Unchecked> {
-        self.check_with(&LOOKUPS, org, url).await
+    /// All within `within` (and the sender's timeout): a request must answer, 422 for a name
+    /// that did not resolve in time, before its own deadline answers 503, "try again".
+    pub async fn check(&self, org: OrgId, url: &str, within: Duration) -> Result<(Url, Vec<SocketAddr>), Unchecked> {
+        self.check_with(&LOOKUPS, org, url, within).await
     }
 
     /// [`Self::check`], its lookup one of `lookups`.
@@ -204,18 +206,27 @@ impl Sender {
         lookups: &Arc<Lookups>,
         org: OrgId,
         url: &str,
+        within: Duration,
     ) -> Result<(Url, Vec<SocketAddr>), Unchecked> {
+        let until = tokio::time::Instant::now() + within.min(self.timeout);
         let (url, host, port) = target(url).map_err(Unchecked::Refused)?;
         let share = lookups.share(org).ok_or(Unchecked::ClinicBusy)?;
-        let permit = tokio::time::timeout(self.timeout, Arc::clone(&lookups.permits).acquire_owned()).await;
+        let permit = tokio::time::timeout_at(until, Arc::clone(&lookups.permits).acquire_owned()).await;
         let permit = permit.ok().and_then(Result::ok).ok_or(Unchecked::Busy)?;
-        let addrs = self.resolved(&host, port, (share, permit)).await.map_err(Unchecked::Refused)?;
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let addrs = self.resolved(&host, port, (share, permit), left).await.map_err(Unchecked::Refused)?;
         Ok((url, addrs))
     }
 
-    /// The addresses of `host`, looked up on a thread that holds `held`, if they are ones webhooks
-    /// may go to.
-    async fn resolved(&self, host: &str, port: u16, held: impl Send + 'static) -> Result<Vec<SocketAddr>, String> {
+    /// The addresses of `host`, looked up within `within` on a thread that holds `held`, if they are
+    /// ones webhooks may go to.
+    async fn resolved(
+        &self,
+        host: &str,
+        port: u16,
+        held: impl Send + 'static,
+        within: Duration,
+    ) -> Result<Vec<SocketAddr>, String> {
         // Unless private addresses are allowed, a name that does not resolve (in time) and one that
         // resolves to the service's own network are refused alike: telling them apart would let
         // a clinic's admin find out which names the service's network knows, and which address
@@ -226,7 +237,7 @@ impl Sender {
         };
         let name = host.trim_matches(['[', ']']).to_owned();
         let lookup = move || (name.as_str(), port).to_socket_addrs().map(Iterator::collect::<Vec<_>>);
-        let addrs = bounded(self.timeout, held, lookup)
+        let addrs = bounded(within, held, lookup)
             .await
             .ok_or_else(|| refused("did not resolve in time"))?
             .map_err(|_| refused("does not resolve"))?;
@@ -243,7 +254,7 @@ impl Sender {
     /// checked; `Ok` on a 2xx answer.
     pub async fn deliver(&self, url: &str, secret: &str, id: &str, body: &[u8]) -> Result<(), String> {
         let (url, host, port) = target(url)?;
-        let addrs = self.resolved(&host, port, ()).await?;
+        let addrs = self.resolved(&host, port, (), self.timeout).await?;
         // No proxy from the environment: a proxy would resolve the host again, past the check.
         let mut client =
             reqwest::Client::builder().timeout(self.timeout).redirect(reqwest::redirect::Policy::none()).no_proxy();
@@ -341,10 +352,10 @@ mod tests {
             "ftp://example.com/x",
             "http://user:pw@127.0.0.1/",
         ] {
-            assert!(matches!(strict.check(org, url).await, Err(Unchecked::Refused(_))), "{url}");
+            assert!(matches!(strict.check(org, url, TIMEOUT).await, Err(Unchecked::Refused(_))), "{url}");
         }
         let open = Sender { allow_private: true, timeout: TIMEOUT };
-        assert!(open.check(org, "http://127.0.0.1:9/hook").await.is_ok());
+        assert!(open.check(org, "http://127.0.0.1:9/hook", TIMEOUT).await.is_ok());
     }
 
     /// A lookup that never answers is cut at its timeout but keeps its thread, and what it holds
@@ -364,18 +375,22 @@ mod tests {
     /// ahead; with every lookup taken, a check gives up in time without taking a thread.
     #[tokio::test]
     async fn one_clinics_lookups_leave_the_others_theirs() {
-        let open = Sender { allow_private: true, timeout: Duration::from_millis(200) };
+        let open = Sender { allow_private: true, timeout: TIMEOUT };
+        let check_with = |lookups, org, url| open.check_with(lookups, org, url, Duration::from_millis(200));
         let (lookups, busy, other) = (Lookups::new(LOOKUPS_PER_CLINIC + 1), OrgId::new(), OrgId::new());
         let url = "http://127.0.0.1:9/hook";
         let held: Vec<Share> = (0..LOOKUPS_PER_CLINIC).filter_map(|_| lookups.share(busy)).collect();
         assert_eq!(held.len(), LOOKUPS_PER_CLINIC);
-        assert!(matches!(open.check_with(&lookups, busy, url).await, Err(Unchecked::ClinicBusy)));
-        assert!(open.check_with(&lookups, other, url).await.is_ok(), "another clinic's lookup goes ahead");
+        assert!(matches!(check_with(&lookups, busy, url).await, Err(Unchecked::ClinicBusy)));
+        assert!(check_with(&lookups, other, url).await.is_ok(), "another clinic's lookup goes ahead");
         drop(held);
-        assert!(open.check_with(&lookups, busy, url).await.is_ok(), "its share is back");
+        assert!(check_with(&lookups, busy, url).await.is_ok(), "its share is back");
         let every = Arc::clone(&lookups.permits).acquire_many_owned(3).await.expect("every permit");
-        assert!(matches!(open.check_with(&lookups, other, url).await, Err(Unchecked::Busy)));
+        // Given up within the time given, not the sender's ten seconds.
+        let asked = tokio::time::Instant::now();
+        assert!(matches!(check_with(&lookups, other, url).await, Err(Unchecked::Busy)));
+        assert!(asked.elapsed() < Duration::from_secs(5), "waited {:?}", asked.elapsed());
         drop(every);
-        assert!(open.check_with(&lookups, other, url).await.is_ok());
+        assert!(check_with(&lookups, other, url).await.is_ok());
     }
 }

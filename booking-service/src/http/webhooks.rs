@@ -5,7 +5,7 @@
 use super::auth::{Admins, Allowed};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
-use super::{paging, AppState};
+use super::{deadline, paging, AppState};
 use crate::domain::WebhookId;
 use crate::store::{self, event, AuditNote, Webhook};
 use crate::webhooks::Unchecked;
@@ -15,6 +15,7 @@ use axum::routing::{delete, post};
 use axum::Router;
 use serde_json::json;
 use shared::api::{self, CreateWebhook, ErrorBody, PageQuery};
+use std::time::Duration;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -29,6 +30,12 @@ fn wire(w: &Webhook, secret: bool) -> api::Webhook {
         created_at: w.created_at,
         secret: secret.then(|| w.secret.clone()),
     }
+}
+
+/// The time a new webhook's name may take to look up, of the `left` its request has: all but a
+/// tenth, at most a second, kept to store it (the shortest deadline, a second, still leaves 900 ms).
+fn lookup_time(left: Duration) -> Duration {
+    left - (left / 10).min(Duration::from_secs(1))
 }
 
 #[utoipa::path(post, path = "/api/webhooks", tag = "webhooks", request_body = CreateWebhook, security(("bearer" = [])),
@@ -53,9 +60,13 @@ pub async fn create(
     }
     events.sort();
     events.dedup();
-    // Before the name is looked up, which is slow and bounded.
+    // Before the name is looked up, which is slow and bounded: by the time the request has left,
+    // less a tenth (at most a second) to store it in, so a name that does not resolve in time is
+    // a 422, not the deadline's 503 "try again", which would answer the same again.
     state.store.webhook_room(actor.org).await?;
-    let (url, _) = state.webhooks.check(actor.org, body.url.trim()).await.map_err(|e| match e {
+    let left = deadline::answer_by()
+        .map_or(crate::webhooks::TIMEOUT, |at| lookup_time(at.saturating_duration_since(tokio::time::Instant::now())));
+    let (url, _) = state.webhooks.check(actor.org, body.url.trim(), left).await.map_err(|e| match e {
         Unchecked::Refused(why) => ApiError::Validation(format!("url: {why}")),
         Unchecked::ClinicBusy => ApiError::RateLimited(crate::webhooks::TIMEOUT),
         Unchecked::Busy => ApiError::Busy("too many webhook addresses are being looked up; try again".into()),
@@ -107,4 +118,18 @@ pub async fn remove(
         return Err(ApiError::NotFound);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lookup_leaves_the_request_time_to_store_the_webhook() {
+        let secs = Duration::from_secs;
+        assert_eq!(lookup_time(secs(10)), secs(9));
+        assert_eq!(lookup_time(secs(30)), secs(29));
+        assert_eq!(lookup_time(secs(1)), Duration::from_millis(900), "the shortest deadline leaves it time");
+        assert_eq!(lookup_time(Duration::ZERO), Duration::ZERO);
+    }
 }
