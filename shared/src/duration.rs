@@ -35,7 +35,7 @@ fn show(d: Duration) -> String {
     let ms = d.as_millis();
     [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
         .into_iter()
-        .find(|&(_, unit)| ms >= unit && ms % unit == 0)
+        .find(|&(_, unit)| ms >= unit && ms.is_multiple_of(unit))
         .map_or_else(|| format!("{ms}ms"), |(name, unit)| format!("{}{name}", ms / unit))
 }
 
