@@ -424,6 +424,16 @@ impl Config {
             setting.take_if(|value| value.trim().is_empty());
         }
         self.jwt_public_key_file.take_if(|path| path.as_os_str().is_empty());
+        // Settings with a default: set empty, the default.
+        for (setting, default) in [
+            (&mut self.twilio_api_base, DEFAULT_TWILIO_API_BASE),
+            (&mut self.vapi_signature_header, DEFAULT_VAPI_SIGNATURE_HEADER),
+            (&mut self.vapi_timestamp_header, DEFAULT_VAPI_TIMESTAMP_HEADER),
+        ] {
+            if setting.trim().is_empty() {
+                *setting = default.to_owned();
+            }
+        }
         Ok(self)
     }
 
@@ -529,6 +539,18 @@ const SECRET_MARKS: [&str; 8] = ["pass", "pwd", "secret", "token", "key", "auth"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A setting with a default, set empty, takes its default (as the README says of every
+    /// optional one), rather than an empty Twilio address or Vapi header name.
+    #[test]
+    fn settings_with_a_default_set_empty_take_it() {
+        let empty = ["--twilio-api-base", " ", "--vapi-signature-header", "", "--vapi-timestamp-header", ""];
+        let config = Config::try_parse_from([&["booking-service"], &empty[..]].concat()).expect("parsed");
+        let config = config.without_blanks().expect("no setting refused");
+        assert_eq!(config.twilio_api_base, DEFAULT_TWILIO_API_BASE);
+        assert_eq!(config.vapi_signature_header, DEFAULT_VAPI_SIGNATURE_HEADER);
+        assert_eq!(config.vapi_timestamp_header, DEFAULT_VAPI_TIMESTAMP_HEADER);
+    }
 
     /// Settings that would overflow the clock arithmetic, or leave no connection, are refused by
     /// name when the service starts, and a password in DATABASE_URL stays out of `--help`.
