@@ -7,11 +7,10 @@ use super::extract::{Json, OptionalJson, Path, Query};
 use super::{paging, wire, AppState};
 use crate::booking::{self, LocalStart};
 use crate::domain::{parse_instant, AppointmentId, AppointmentTypeId, Reason};
-use crate::store::{Appointment, AppointmentFilter, Attendance, Confirmed, ConfirmedVia};
+use crate::store::{Appointment, AppointmentFilter, Attendance, Confirmed, ConfirmedVia, Window};
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
 use shared::api::{self, AppointmentQuery, AppointmentStatus, CancelRequest, ErrorBody, PageQuery, RescheduleRequest};
 use uuid::Uuid;
 
@@ -27,8 +26,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/appointments/{id}/no-show", post(no_show))
 }
 
-pub(super) fn instant(field: &'static str, s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
-    Ok(s.map(|s| parse_instant(field, s)).transpose()?)
+/// A list's `from` and `to` (RFC 3339, either may be absent); a `to` before `from` is refused, not
+/// answered with an empty page (a dashboard that swapped them would show "nothing booked"). Equal,
+/// they ask what is under way at that instant (the lists of spans) or nothing (of instants).
+pub(super) fn window(from: Option<&str>, to: Option<&str>) -> ApiResult<Window> {
+    let instant = |field, s: Option<&str>| s.map(|s| parse_instant(field, s)).transpose();
+    let (from, to) = (instant("from", from)?, instant("to", to)?);
+    if let (Some(from), Some(to)) = (from, to) {
+        if to < from {
+            return Err(ApiError::Validation("to: must not be before from".into()));
+        }
+    }
+    Ok((from, to))
 }
 
 #[utoipa::path(get, path = "/api/appointments", tag = "appointments", security(("bearer" = [])), params(AppointmentQuery),
@@ -52,13 +61,9 @@ pub async fn list(
             })
         })
         .transpose()?;
-    let filter = AppointmentFilter {
-        provider: query.provider_id.map(Into::into),
-        from: instant("from", query.from.as_deref())?,
-        to: instant("to", query.to.as_deref())?,
-        status,
-        ..Default::default()
-    };
+    let (from, to) = window(query.from.as_deref(), query.to.as_deref())?;
+    let filter =
+        AppointmentFilter { provider: query.provider_id.map(Into::into), from, to, status, ..Default::default() };
     let appointments = state.store.appointments(actor.org, &filter, &page).await?;
     Ok(axum::Json(paging::answer(appointments, |a| (a.slot.start(), a.id.0), Appointment::to_api)))
 }

@@ -1,7 +1,7 @@
 //! The clinic's whole audit log (`admin`): every change to its appointments and to the clinic
 //! itself (providers, appointment types, time off, closures, webhooks, settings), by time.
 
-use super::appointments::instant;
+use super::appointments::window;
 use super::auth::{Admins, Allowed};
 use super::error::ApiResult;
 use super::extract::Query;
@@ -28,7 +28,7 @@ pub async fn list(
 ) -> ApiResult<axum::Json<api::Page<api::AuditEntry>>> {
     let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
-    let within = (instant("from", query.from.as_deref())?, instant("to", query.to.as_deref())?);
+    let within = window(query.from.as_deref(), query.to.as_deref())?;
     let log = state.store.audit_log(actor.org, within, &page).await?;
     Ok(axum::Json(paging::answer(log, |e| ((e.at, e.position), Uuid::nil()), wire::audit_entry)))
 }

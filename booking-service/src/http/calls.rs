@@ -1,7 +1,7 @@
 //! The voice agent's calls (`staff`, `admin`): one record per call from its end-of-call report,
 //! with the appointments its tool calls booked, moved or cancelled.
 
-use super::appointments::instant;
+use super::appointments::window;
 use super::auth::{Allowed, Managers};
 use super::error::ApiResult;
 use super::extract::Query;
@@ -39,7 +39,7 @@ pub async fn list(
 ) -> ApiResult<axum::Json<api::Page<api::Call>>> {
     let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
-    let within = (instant("from", query.from.as_deref())?, instant("to", query.to.as_deref())?);
+    let within = window(query.from.as_deref(), query.to.as_deref())?;
     let calls = state.store.calls(actor.org, within, &page).await?;
     // Calls are named by Vapi's text ids, kept in the sort key; the cursor's UUID is unused.
     Ok(axum::Json(paging::answer(calls, |c| ((c.started_at, c.call_id.clone()), Uuid::nil()), wire)))

@@ -2,7 +2,7 @@
 //! booking may meet. Creating either answers the active appointments it overlaps, and once it has
 //! answered no overlapping booking can succeed (`store::schedule`).
 
-use super::appointments::instant;
+use super::appointments::window;
 use super::auth::{Admins, Allowed, Managers};
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path, Query};
@@ -92,7 +92,7 @@ pub async fn list_time_off(
 ) -> ApiResult<axum::Json<api::Page<api::TimeOff>>> {
     let actor = caller.actor()?;
     let page = paging::request(query.limit, query.cursor.as_deref())?;
-    let within = (instant("from", query.from.as_deref())?, instant("to", query.to.as_deref())?);
+    let within = window(query.from.as_deref(), query.to.as_deref())?;
     let provider = state.store.provider(actor.org, id.into()).await?.ok_or(ApiError::NotFound)?;
     let items = state.store.time_off(actor.org, provider.id, within, &page).await?;
     let zone = provider.zone();

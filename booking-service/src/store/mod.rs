@@ -116,6 +116,9 @@ impl Actor {
     }
 }
 
+/// A list's window: its `from` and `to`, either of them absent.
+pub type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Whether the database answers.
@@ -149,7 +152,7 @@ pub trait Store: Send + Sync {
     async fn calls(
         &self,
         org: OrgId,
-        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        within: Window,
         page: &PageRequest<(DateTime<Utc>, String)>,
     ) -> StoreResult<Page<CallRecord>>;
     async fn organization(&self, id: OrgId) -> StoreResult<Option<Organization>>;
@@ -205,7 +208,7 @@ pub trait Store: Send + Sync {
         &self,
         org: OrgId,
         provider: ProviderId,
-        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        within: Window,
         page: &PageRequest<DateTime<Utc>>,
     ) -> StoreResult<Page<TimeOff>>;
     /// Removes time off, with its audit row; false when there was none.
@@ -345,7 +348,7 @@ pub trait Store: Send + Sync {
     async fn audit_log(
         &self,
         org: OrgId,
-        within: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        within: Window,
         page: &PageRequest<(DateTime<Utc>, i64)>,
     ) -> StoreResult<Page<AuditEntry>>;
 }

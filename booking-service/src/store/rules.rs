@@ -890,7 +890,7 @@ impl Store for SqlStore {
     async fn calls(
         &self,
         org: OrgId,
-        (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        (from, to): super::Window,
         page: &PageRequest<(DateTime<Utc>, String)>,
     ) -> StoreResult<Page<CallRecord>> {
         let ids = self.dialect().json_distinct("a.appointment_id");
@@ -1089,7 +1089,7 @@ impl Store for SqlStore {
         &self,
         org: OrgId,
         provider: ProviderId,
-        (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        (from, to): super::Window,
         page: &PageRequest<DateTime<Utc>>,
     ) -> StoreResult<Page<TimeOff>> {
         let sql = format!(
@@ -1811,7 +1811,7 @@ impl Store for SqlStore {
     async fn audit_log(
         &self,
         org: OrgId,
-        (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+        (from, to): super::Window,
         page: &PageRequest<(DateTime<Utc>, i64)>,
     ) -> StoreResult<Page<AuditEntry>> {
         // Every bound is a value (no `$n IS NULL OR`), so each is a range of the index on

@@ -101,6 +101,9 @@ async fn every_change_the_clinic_makes_to_itself_is_kept_with_who_made_it(backen
     assert_eq!(theirs[0].subject_id, other.id);
     let unknown = WindowQuery { from: Some("last week".into()), ..Default::default() };
     assert_error(org.admin.audit_log(&unknown).await, 422, "validation_failed");
+    let (from, to) = ("2027-01-15T15:30:00Z".to_owned(), "2027-01-15T15:29:59Z".to_owned());
+    let swapped = WindowQuery { from: Some(from), to: Some(to), ..Default::default() };
+    assert_error(org.admin.audit_log(&swapped).await, 422, "validation_failed");
 }
 
 /// The cursors of a clinic's log carry nothing of other clinics' writes (the row id, one sequence

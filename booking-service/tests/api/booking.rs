@@ -293,6 +293,17 @@ async fn the_appointment_list_filters_by_provider_time_and_status(backend: Backe
         .await
         .expect("list");
     assert_eq!(morning.len(), 2, "both 10:00 appointments");
+    // Swapped, the window is refused, not answered with nothing booked.
+    let swapped = shared::api::AppointmentQuery {
+        from: Some(kept.ends_at.to_rfc3339()),
+        to: Some(kept.starts_at.to_rfc3339()),
+        ..Default::default()
+    };
+    assert_error(org.staff.appointments(&swapped).await, 422, "validation_failed");
+    // Equal, they ask what is under way at that instant.
+    let at = (kept.starts_at + chrono::Duration::minutes(1)).to_rfc3339();
+    let now_on = shared::api::AppointmentQuery { from: Some(at.clone()), to: Some(at), ..Default::default() };
+    assert_eq!(org.staff.appointments(&now_on).await.expect("list").len(), 2, "both under way");
     assert_error(
         org.staff
             .appointments(&shared::api::AppointmentQuery { status: Some("lost".into()), ..Default::default() })
