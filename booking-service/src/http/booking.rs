@@ -24,17 +24,28 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The key of a retry-safe request and the fingerprint of its body. Keys are 1 to 255 visible
-/// ASCII characters; a quoted key (RFC 8941 string) is taken without its quotes.
+/// ASCII characters; a quoted key (an RFC 8941 string, as the IETF's draft has it) is taken
+/// without its pair of quotes, and may hold no quote or backslash of its own (no escapes to
+/// undo). Any other key is taken as sent: `abc"` is not `abc`.
 fn idempotency_key(headers: &HeaderMap, body: &BookingRequest) -> ApiResult<Option<IdempotencyKey>> {
     let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
+    let unquoted = |k: &str| match k.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
+        Some(inner) => (!inner.contains(['"', '\\'])).then(|| inner.to_owned()),
+        None => Some(k.to_owned()),
+    };
     let key = value
         .to_str()
         .ok()
-        .map(|k| k.trim().trim_matches('"'))
+        .and_then(|k| unquoted(k.trim()))
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
-        .ok_or_else(|| ApiError::Validation("Idempotency-Key: must be 1 to 255 visible ASCII characters".into()))?;
+        .ok_or_else(|| {
+            ApiError::Validation(
+                "Idempotency-Key: must be 1 to 255 visible ASCII characters, or those in quotes (none a quote or backslash)"
+                    .into(),
+            )
+        })?;
     if key.starts_with(TOOL_KEYS) {
         return Err(ApiError::Validation(format!(
             "Idempotency-Key: keys beginning {TOOL_KEYS} are the voice tools' own"

@@ -24,6 +24,14 @@ async fn a_retry_with_the_same_key_returns_the_first_answer(backend: Backend) {
     let tools_key = "vapi-call:call-1:x";
     assert_error(org.staff.book_idempotent(&other_body, tools_key).await, 422, "validation_failed");
 
+    // A quoted key (RFC 8941) is its inner text; a stray quote is part of the key sent, which is
+    // then another key than the one without it.
+    let quoted = org.agent.book_idempotent(&input, "\"call-123-turn-4\"").await.expect("the same key, quoted");
+    assert_eq!(quoted.appointment_id, first.appointment_id);
+    let stray = org.agent.book_idempotent(&other_body, "call-123-turn-4\"").await.expect("another key");
+    assert_ne!(stray.appointment_id, first.appointment_id);
+    assert_error(org.agent.book_idempotent(&input, "\"a\\\"b\"").await, 422, "validation_failed");
+
     // Keys are scoped by organization: another clinic's identical key is its own.
     let other = app.org("UTC").await;
     let theirs = other.provider().await;
