@@ -186,9 +186,11 @@ async fn conflicts_in(
     span: &Slot,
 ) -> Result<Vec<AppointmentId>, sqlx::Error> {
     let overlap = tx.dialect().overlaps(Held::Appointment, "blocked_from", "blocked_until", "$3", "$4");
+    // Not "($2 IS NULL OR provider_id = $2)": SQLite would then read no index past the clinic.
+    let whose = if provider.is_some() { "provider_id = $2" } else { "$2 IS NULL" };
     let sql = format!(
         "SELECT id FROM appointments
-         WHERE org_id = $1 AND ($2 IS NULL OR provider_id = $2) AND {HOLDS_TIME} AND {overlap}
+         WHERE org_id = $1 AND {whose} AND {HOLDS_TIME} AND {overlap}
          ORDER BY starts_at, id"
     );
     let rows: Vec<(AppointmentId,)> =

@@ -963,14 +963,36 @@ async fn a_failure_from_an_ended_claim_is_not_recorded(backend: Backend) {
 }
 
 /// The dead letters and the messages sent are found through indexes of their own, not by reading
-/// the whole outbox: the gauge's count of dead letters every 5 s, and retention's pruning of both.
+/// the whole outbox: the gauge's count of dead letters every 5 s, and retention's pruning of both;
+/// so are the idempotency records and the voice tools' answers retention prunes. On SQLite, a time
+/// off's conflicts are read through its provider's appointments by time, a closure's through the
+/// clinic's (PostgreSQL's exclusion constraint's index serves both).
 async fn the_outbox_is_counted_and_pruned_through_indexes(backend: Backend) {
     let app = spawn_app(backend).await;
+    let conflicts = |whose: &str| {
+        format!(
+            "SELECT id FROM appointments WHERE org_id = ?1 AND {whose} AND status IN ('pending', 'confirmed')
+             AND blocked_from < ?4 AND blocked_until > ?3 AND blocked_from >= ?3 - 57600000000 ORDER BY starts_at, id"
+        )
+    };
+    let sqlite_only = [
+        (conflicts("provider_id = ?2"), "appointments_provider_blocked"),
+        (conflicts("?2 IS NULL"), "appointments_org_blocked"),
+    ];
+    let sqlite_only = sqlite_only.iter().filter(|_| backend == Backend::Sqlite).map(|(q, i)| (q.as_str(), *i));
     for (query, index) in [
         ("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NOT NULL", "outbox_dead"),
         ("SELECT id FROM outbox WHERE dead_at < '2026-01-01' LIMIT 500", "outbox_dead"),
         ("SELECT id FROM outbox WHERE sent_at < '2026-01-01' LIMIT 500", "outbox_sent"),
-    ] {
+        ("SELECT key FROM idempotency_keys WHERE created_at < '2026-01-01' LIMIT 500", "idempotency_keys_created"),
+        (
+            "SELECT call_id FROM vapi_tool_results WHERE created_at < '2026-01-01' LIMIT 500",
+            "vapi_tool_results_created",
+        ),
+    ]
+    .into_iter()
+    .chain(sqlite_only)
+    {
         let plan: Vec<String> = match backend {
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&app.db.url).await.expect("connect");
